@@ -1,0 +1,30 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Both create .venv as needed.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PLUGINS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml))
+
+.PHONY: demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml requirements/dev.txt constraints/dev.txt $(wildcard plugins/*/pyproject.toml)
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints/dev.txt torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints/dev.txt -r requirements/dev.txt \
+		-e . $(foreach p,$(PLUGINS),-e $(p))
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/python examples/demo.py
+
+test: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/executor.py
+
+clean:
+	rm -rf $(VENV) output

@@ -1,0 +1,1 @@
+"""The `comfy` command: thin commands over the libraries."""

@@ -1,0 +1,80 @@
+"""Entry point of the ``comfy`` command: the command groups, and one error style for every command."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+
+class UserError(click.ClickException):
+    """An error the user can fix: printed as one line, exit code 2, no traceback (unless ``--debug``)."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class HearthGroup(click.Group):
+    """Turns any unexpected exception into one line (exit 2); ``--debug`` shows the traceback."""
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:
+            if ctx.find_root().params.get("debug"):
+                traceback.print_exc()
+            raise UserError(f"{type(exc).__name__}: {exc}") from exc
+
+
+@click.group(cls=HearthGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="comfy-hearth", prog_name="comfy")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Hearth: run diffusion-model node graphs and share the nodes that make them."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+@cli.group(cls=HearthGroup)
+def node() -> None:
+    """Author node packs: scan (and, later, init and publish)."""
+
+
+@cli.group(cls=HearthGroup)
+def models() -> None:
+    """Model files: make tiny test checkpoints."""
+
+
+def _add_commands() -> None:
+    from cli import info, run
+
+    cli.add_command(run.run)
+    cli.add_command(info.nodes)
+    cli.add_command(info.plugins)
+
+
+_add_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="comfy", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

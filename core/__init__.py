@@ -1,0 +1,1 @@
+"""Hearth core: plugin manager, hook specs, node contract and shared types."""

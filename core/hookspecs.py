@@ -1,0 +1,189 @@
+"""Every hook spec of Hearth: the extension points that plugins implement.
+
+Naming follows the shape of a hook: ``register_*`` hooks collect lists (every implementation is called),
+``*_for_*`` / ``resolve_*`` hooks are ``firstresult`` (the first non-None answer wins), and ``on_*`` hooks are
+notifications whose return value is ignored. Hook arguments are never renamed or removed; new ones are added
+(an implementation may accept fewer arguments than the spec names).
+
+The docstrings below are the reference for plugin authors; ``tests/core/test_hookspecs.py`` fails if one is
+missing or if a hook has no ``test_hook_<name>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from core.models.formats import ModelFormat
+    from core.nodes import NodeDefinition
+    from core.types import DataType, Route
+
+PROJECT_NAME = "hearth"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Nodes and types
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_nodes() -> Mapping[str, type] | Iterable[NodeDefinition] | None:
+    """Contribute node classes to the node registry.
+
+    :return: either a mapping of node name to node class (a ComfyUI V1 class with ``INPUT_TYPES`` /
+        ``RETURN_TYPES`` / ``FUNCTION``, or a Hearth schema node made with :func:`core.schema.node`), or an
+        iterable of :class:`core.nodes.NodeDefinition` when the plugin wants to set the display name itself.
+        Every implementation is called; results are merged.
+
+    Called once when the node registry is built (at start of ``comfy run``, ``comfy serve`` and ``comfy nodes``).
+    When two plugins claim one name, the plugin of the higher tier wins (installed over default over
+    essential), then the plugin whose name sorts first; the loser is reported as a warning.
+
+    Example::
+
+        @hookimpl
+        def register_nodes():
+            return {"MyInvert": MyInvert}
+    """
+
+
+@hookspec
+def register_types() -> Iterable[DataType] | None:
+    """Declare data types that flow along links, and which other types each one accepts.
+
+    :return: an iterable of :class:`core.types.DataType`. Every implementation is called.
+
+    Called once when the node registry is built. Types are plain strings in node definitions (``"IMAGE"``,
+    ``"LATENT"``); declaring one gives it a description for ``/object_info`` consumers and lets validation accept
+    a link whose output type is listed in ``accepts`` (for example ``DataType("FLOAT", accepts={"INT"})``).
+    Undeclared types still work: two equal type names always match, and ``"*"`` matches everything.
+
+    Example::
+
+        @hookimpl
+        def register_types():
+            return [DataType("LATENT", "A batch of latent images: {'samples': tensor}")]
+    """
+
+
+@hookspec
+def register_model_formats() -> Iterable[ModelFormat] | None:
+    """Declare checkpoint formats that the model manager can detect and load.
+
+    :return: an iterable of :class:`core.models.formats.ModelFormat`, each a table of sentinel keys (and
+        optionally expected shapes) that identify one model family in a state dict. Every implementation is
+        called.
+
+    Called when the model manager first detects the architecture of a file. Detection picks the format with
+    the most matching sentinels; an unknown checkpoint gets an error naming the file and the closest formats.
+
+    Example::
+
+        @hookimpl
+        def register_model_formats():
+            return [ModelFormat("sd1", sentinels={"model.diffusion_model.input_blocks.0.0.weight": (320, 4, 3, 3)})]
+    """
+
+
+@hookspec
+def register_samplers() -> Mapping[str, Any] | None:
+    """Contribute samplers, by name.
+
+    :return: a mapping of sampler name (as users pick it in ``KSampler``) to a callable with the k-diffusion
+        signature ``sample(model, x, sigmas, *, extra_args=None, callback=None, disable=None, **opts) -> x``.
+        Every implementation is called; on a name clash the higher tier, then the first plugin name, wins.
+
+    Called when the sampler list is first needed (building node info, or running a sampler node).
+
+    Example::
+
+        @hookimpl
+        def register_samplers():
+            return {"euler": sample_euler}
+    """
+
+
+@hookspec
+def register_schedulers() -> Mapping[str, Any] | None:
+    """Contribute noise schedules, by name.
+
+    :return: a mapping of scheduler name to a callable ``get_sigmas(n, sigma_min, sigma_max, device) -> sigmas``.
+        Every implementation is called; clashes resolve as for :func:`register_samplers`.
+
+    Called when the scheduler list is first needed.
+
+    Example::
+
+        @hookimpl
+        def register_schedulers():
+            return {"karras": get_sigmas_karras}
+    """
+
+
+@hookspec
+def register_routes() -> Iterable[Route] | None:
+    """Contribute HTTP routes to ``comfy serve``.
+
+    :return: an iterable of :class:`core.types.Route` (method, path, async handler). Every implementation is
+        called.
+
+    Called once when the web server starts; routes are mounted both bare and under ``/api`` as ComfyUI does.
+
+    Example::
+
+        @hookimpl
+        def register_routes():
+            return [Route("GET", "/my-pack/status", status_handler)]
+    """
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Execution notifications
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def on_prompt_start(prompt_id: str, prompt: Mapping[str, Any], extra_data: Mapping[str, Any]) -> None:
+    """Notification that a prompt (one queued workflow) starts executing.
+
+    :param prompt_id: the id the queue gave the prompt.
+    :param prompt: the API-format prompt, ``{node_id: {"class_type", "inputs"}}``.
+    :param extra_data: the submitter's extra data (``extra_pnginfo``, ``client_id``).
+
+    Called by the executor before the first node runs, after ``execution_start`` is emitted. The return value is
+    ignored; an exception is reported and does not stop the prompt.
+    """
+
+
+@hookspec
+def on_prompt_end(prompt_id: str, status: str, outputs: Mapping[str, Any]) -> None:
+    """Notification that a prompt finished.
+
+    :param prompt_id: the id the queue gave the prompt.
+    :param status: ``"success"``, ``"error"`` or ``"interrupted"``.
+    :param outputs: the UI outputs of output nodes that ran, ``{node_id: {"images": [...]}}``.
+
+    Called once per prompt after the last node, whatever the outcome. The return value is ignored.
+    """
+
+
+@hookspec
+def on_node_error(
+    prompt_id: str, node_id: str, class_type: str, error: BaseException, traceback: list[str]
+) -> None:
+    """Notification that a node raised while executing.
+
+    :param prompt_id: the prompt being executed.
+    :param node_id: the id of the failing node in the prompt.
+    :param class_type: the node's class name.
+    :param error: the exception the node raised.
+    :param traceback: the formatted traceback lines, as sent in ``execution_error``.
+
+    Called before ``execution_error`` is emitted. The return value is ignored.
+    """

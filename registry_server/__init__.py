@@ -1,0 +1,1 @@
+"""The registry server: publishers, tokens, packs, versions, uploads, search, simple index and verification."""

@@ -1,0 +1,1 @@
+"""Verification of untrusted node packs: archive safety, static scan and isolated import."""

@@ -1,0 +1,1 @@
+"""The executor's HTTP/WebSocket server (ComfyUI-compatible API) and the browser UI."""
