@@ -60,6 +60,7 @@ class NodeDefinition:
     cls: type
     display_name: str | None = None
     plugin: str = ""
+    python_module: str | None = None
 
     def __post_init__(self) -> None:
         cls = self.cls
@@ -81,7 +82,8 @@ class NodeDefinition:
         self.is_async: bool = inspect.iscoroutinefunction(getattr(cls, cls.FUNCTION))
         if self.display_name is None:
             self.display_name = getattr(cls, "DISPLAY_NAME", None) or self.name
-        self.python_module: str = getattr(cls, "RELATIVE_PYTHON_MODULE", None) or cls.__module__ or "nodes"
+        if self.python_module is None:
+            self.python_module = getattr(cls, "RELATIVE_PYTHON_MODULE", None) or cls.__module__ or "nodes"
 
     def inputs(self) -> NodeInputs:
         """Read ``INPUT_TYPES`` and normalize it."""

@@ -150,7 +150,7 @@ class PluginManager:
                 name, tier, version, module, error=f"failed to import: {type(exc).__name__}: {exc}",
                 traceback=traceback.format_exc(),
             )
-            log.warning("plugin %s failed to import: %s", name, exc)
+            log.debug("plugin %s failed to import", name, exc_info=True)
             return
         self.register(plugin, name, tier, module=module, version=version)
 

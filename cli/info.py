@@ -1,0 +1,51 @@
+"""``comfy nodes`` and ``comfy plugins``: what the loaded plugins provide, as tables or JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from cli.common import custom_nodes_option, echo_json, plugins_for
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print node info in the shape of ComfyUI's /object_info.")
+@custom_nodes_option
+def nodes(as_json: bool, custom_nodes: tuple[Path, ...]) -> None:
+    """List every node type the loaded plugins provide."""
+    registry = plugins_for(custom_nodes).nodes()
+    info = registry.object_info()
+    if as_json:
+        echo_json(info)
+        return
+    table = Table("node", "category", "inputs", "outputs", "plugin")
+    for name, entry in info.items():
+        required = list(entry["input"].get("required", {}))
+        optional = [f"{n}?" for n in entry["input"].get("optional", {})]
+        table.add_row(name, entry["category"], ", ".join(required + optional), ", ".join(entry["output"]),
+                      registry[name].plugin)
+    Console().print(table)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable records.")
+@custom_nodes_option
+def plugins(as_json: bool, custom_nodes: tuple[Path, ...]) -> None:
+    """List loaded plugins with their tier, node count and any load error."""
+    manager = plugins_for(custom_nodes, quiet=True)
+    manager.nodes()  # counts nodes per plugin and surfaces name clashes
+    records = sorted(manager.records.values(), key=lambda r: (r.tier != "essential", r.tier != "default", r.name))
+    if as_json:
+        echo_json({"plugins": [r.as_dict() for r in records], "warnings": manager.warnings})
+        return
+    table = Table("plugin", "version", "tier", "kind", "nodes", "error")
+    for record in records:
+        table.add_row(record.name, record.version, record.tier, record.kind, str(record.node_count),
+                      record.error or "")
+    console = Console()
+    console.print(table)
+    for warning in manager.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")

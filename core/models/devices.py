@@ -1,0 +1,136 @@
+"""Devices: which one to compute on, its memory and compute dtype, and handing freed memory back to the system."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import sys
+from dataclasses import dataclass
+
+import psutil
+import torch
+from torch import nn
+
+
+def default_device() -> torch.device:
+    """The device models run on when nobody says otherwise: the first CUDA GPU, else Apple's MPS, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def as_device(device: str | torch.device | None) -> torch.device:
+    """A device with its index filled in (``"cuda"`` -> ``cuda:0``), so two spellings of one device compare equal."""
+    device = default_device() if device is None else torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device() if torch.cuda.is_available() else 0)
+    return device
+
+
+def supports_dtype(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether ``device`` computes in ``dtype`` at full speed, not whether it merely can."""
+    if dtype == torch.float32:
+        return True
+    if device.type == "cuda":
+        major, _ = torch.cuda.get_device_capability(device)
+        if dtype == torch.float16:
+            return major >= 7  # Pascal has fp16 storage but crippled fp16 arithmetic
+        if dtype == torch.bfloat16:
+            return major >= 8 and torch.cuda.is_bf16_supported()
+        return False
+    if device.type == "mps":
+        return dtype == torch.float16
+    # CPUs run fp16/bf16 matmuls through slow paths or emulation; fp32 is both faster and exact enough.
+    return False
+
+
+def compute_dtype(
+    device: str | torch.device,
+    preferred: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16, torch.float32),
+) -> torch.dtype:
+    """The dtype a model should compute in on ``device``: the first of ``preferred`` that the device runs well.
+
+    A model family passes its own order (SDXL's VAE, which overflows in fp16, would pass ``(bf16, fp32)``).
+    Weights stay in their stored dtype; layers cast them to this one as they run.
+    """
+    device = as_device(device)
+    for dtype in preferred:
+        if supports_dtype(device, dtype):
+            return dtype
+    return torch.float32
+
+
+@dataclass(frozen=True)
+class DeviceMemory:
+    """Memory of one device in bytes: as the driver sees it, and as torch's caching allocator holds it."""
+
+    total: int
+    free: int
+    torch_total: int
+    torch_free: int
+
+
+def memory_info(device: str | torch.device) -> DeviceMemory:
+    device = as_device(device)
+    if device.type == "cuda":
+        free, total = torch.cuda.mem_get_info(device)
+        stats = torch.cuda.memory_stats(device)
+        reserved = stats.get("reserved_bytes.all.current", 0)
+        active = stats.get("active_bytes.all.current", 0)
+        # Memory torch reserved but is not using is free to us even though the driver counts it as taken.
+        return DeviceMemory(total, free + reserved - active, reserved, reserved - active)
+    vm = psutil.virtual_memory()
+    return DeviceMemory(vm.total, vm.available, vm.total, vm.available)
+
+
+def device_name(device: str | torch.device) -> str:
+    """The name ``/system_stats`` shows: ``cuda:0 NVIDIA H200`` or ``cpu``."""
+    device = as_device(device)
+    if device.type == "cuda":
+        return f"{device} {torch.cuda.get_device_name(device)}"
+    return str(device)
+
+
+def module_bytes(module: nn.Module) -> int:
+    """Bytes of a module's parameters and buffers, counting storage shared between tensors (tied weights) once."""
+    seen: set[tuple[str, int]] = set()
+    total = 0
+    for tensor in [*module.parameters(), *module.buffers()]:
+        key = (str(tensor.device), tensor.untyped_storage().data_ptr())
+        if key in seen and key[1] != 0:
+            continue
+        seen.add(key)
+        total += tensor.numel() * tensor.element_size()
+    return total
+
+
+_libc = None
+
+
+def _malloc_trim() -> None:
+    # glibc keeps small freed blocks in its heap; a model made of 1 MB tensors can leave hundreds of MB there
+    # after it is dropped. malloc_trim hands those pages back to the system.
+    global _libc
+    if not sys.platform.startswith("linux"):
+        return
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):  # musl and friends have no malloc_trim; nothing to hand back then
+            _libc = False
+    if _libc:
+        _libc.malloc_trim(0)
+
+
+def release_memory(device: str | torch.device | None = None) -> None:
+    """Hand memory that dropped tensors leave behind back to the system (and to other processes on a GPU)."""
+    gc.collect()
+    if torch.cuda.is_available() and (device is None or as_device(device).type == "cuda"):
+        torch.cuda.empty_cache()
+        torch.cuda.ipc_collect()
+    _malloc_trim()

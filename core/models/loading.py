@@ -1,0 +1,292 @@
+"""Checkpoint loading: safetensors memory-mapped without a copy, pickled checkpoints through safe ``torch.load``.
+
+Two rules shape this module. Weights are never copied into process memory on the way in: a ``.safetensors`` file is
+mapped once (copy-on-write, so a tensor patched in place never writes back to the file) and every tensor is a view
+over the mapping, which the kernel pages in on first use and may drop again under pressure. Checkpoints are never
+allowed to run code: pickles go through ``torch.load(weights_only=True)``.
+
+Reading a header needs no torch and reads no tensor data, so architecture detection is cheap even for a 7 GB file.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import struct
+import sys
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from math import prod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+SAFETENSORS = "safetensors"
+TORCH_ZIP = "torch-zip"  # torch.save's default format since 1.6: can be memory-mapped
+TORCH_LEGACY = "torch-legacy"  # older pickles: read whole, there is no zip to map
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+# A safetensors header larger than this is corrupt rather than large: real ones are a few hundred KB.
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+
+ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8, "I32": 4,
+            "I16": 2, "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1}
+
+
+class CheckpointError(Exception):
+    """A checkpoint could not be read. The message names the file, what is wrong, and what to do."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str, hint: str = "") -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" + (f"; {hint}" if hint else ""))
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor as its file declares it: dtype (safetensors spelling, e.g. ``"F16"``), shape, byte range."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    offsets: tuple[int, int] | None = None  # within the data section; None for pickles
+
+    @property
+    def nbytes(self) -> int:
+        return prod(self.shape) * ITEMSIZE.get(self.dtype, 0)
+
+
+@dataclass(frozen=True)
+class CheckpointHeader:
+    """What a checkpoint holds, known without loading its tensors."""
+
+    path: Path
+    kind: str  # SAFETENSORS, TORCH_ZIP or TORCH_LEGACY
+    tensors: Mapping[str, TensorInfo]
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    data_start: int = 0  # safetensors: file offset of the first tensor byte
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {key: info.shape for key, info in self.tensors.items()}
+
+    @property
+    def nbytes(self) -> int:
+        return sum(info.nbytes for info in self.tensors.values())
+
+    def keys_under(self, prefix: str) -> list[str]:
+        return [key for key in self.tensors if key.startswith(prefix)]
+
+
+def _open(path: Path):
+    """Every read of a checkpoint goes through here: one place to count or fake file opens in tests."""
+    return open(path, "rb")
+
+
+def sniff(path: str | os.PathLike[str]) -> str:
+    """Tell a checkpoint's format from its first bytes (suffixes lie: ``.bin`` and ``.pt`` are both in use)."""
+    path = Path(path)
+    if not path.is_file():
+        what = "is a folder, not a checkpoint file" if path.is_dir() else "does not exist"
+        raise CheckpointError(path, f"checkpoint {what}", "check the file name and the models folder")
+    with _open(path) as f:
+        head = f.read(9)
+    if head[:2] == b"PK":
+        return TORCH_ZIP
+    if len(head) == 9 and head[8:9] == b"{":
+        return SAFETENSORS
+    if head[:1] == b"\x80":  # pickle protocol marker
+        return TORCH_LEGACY
+    if path.suffix.lower() in (".safetensors", ".sft"):
+        return SAFETENSORS  # let the header parser say precisely what is wrong
+    if not head:
+        raise CheckpointError(path, "file is empty", "the download or copy did not finish; fetch it again")
+    raise CheckpointError(path, "not a safetensors or PyTorch checkpoint (unrecognised first bytes)",
+                          "Hearth reads .safetensors, .ckpt, .pt and .pth files")
+
+
+def read_header(path: str | os.PathLike[str]) -> CheckpointHeader:
+    """Keys, dtypes, shapes and metadata of a checkpoint, without loading tensor data.
+
+    For safetensors this reads the JSON header only (no torch import). A zip pickle is opened memory-mapped, which
+    reads its small pickle but no tensor bytes; a legacy pickle has to be read whole.
+    """
+    path = Path(path)
+    kind = sniff(path)
+    if kind == SAFETENSORS:
+        return _safetensors_header(path)
+    state, metadata = _torch_load(path, kind)
+    tensors = {key: TensorInfo(dtype_name(t.dtype), tuple(t.shape)) for key, t in state.items()}
+    return CheckpointHeader(path, kind, tensors, metadata)
+
+
+def _safetensors_header(path: Path) -> CheckpointHeader:
+    size = path.stat().st_size
+    with _open(path) as f:
+        raw_len = f.read(8)
+        if len(raw_len) < 8:
+            raise CheckpointError(path, f"truncated: {size} bytes is too short for a safetensors header",
+                                  "the download or copy did not finish; fetch it again")
+        (header_len,) = struct.unpack("<Q", raw_len)
+        if header_len > MAX_HEADER_BYTES:
+            raise CheckpointError(path, f"corrupt safetensors header (claims {header_len} bytes)",
+                                  "the file is damaged or not a safetensors file")
+        if 8 + header_len > size:
+            raise CheckpointError(path, f"truncated: header needs {8 + header_len} bytes, file has {size}",
+                                  "the download or copy did not finish; fetch it again")
+        raw = f.read(header_len)
+    try:
+        doc = json.loads(raw)
+        if not isinstance(doc, dict):
+            raise ValueError("header is not a JSON object")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(path, f"corrupt safetensors header ({exc})", "the file is damaged; fetch it again") from None
+    metadata = {str(k): str(v) for k, v in (doc.pop("__metadata__", None) or {}).items()}
+    data_start, data_len = 8 + header_len, size - 8 - header_len
+    tensors: dict[str, TensorInfo] = {}
+    for key, entry in doc.items():
+        try:
+            dtype, shape, (begin, end) = entry["dtype"], tuple(int(n) for n in entry["shape"]), entry["data_offsets"]
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(path, f"corrupt safetensors header: bad entry for tensor {key!r}",
+                                  "the file is damaged; fetch it again") from None
+        if dtype not in ITEMSIZE:
+            raise CheckpointError(path, f"tensor {key!r} has dtype {dtype}, which Hearth cannot load",
+                                  f"supported dtypes: {', '.join(ITEMSIZE)}")
+        info = TensorInfo(dtype, shape, (int(begin), int(end)))
+        if end - begin != info.nbytes or begin < 0:
+            raise CheckpointError(path, f"corrupt safetensors header: tensor {key!r} spans {end - begin} bytes "
+                                  f"but {dtype}{list(shape)} needs {info.nbytes}", "the file is damaged; fetch it again")
+        if end > data_len:
+            raise CheckpointError(path, f"truncated: tensor {key!r} ends at byte {data_start + end}, file has {size}",
+                                  "the download or copy did not finish; fetch it again")
+        tensors[key] = info
+    return CheckpointHeader(path, SAFETENSORS, tensors, metadata, data_start)
+
+
+# -- tensors ------------------------------------------------------------------------------------------------
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype of a safetensors dtype name."""
+    import torch
+
+    return {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+            "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2, "I64": torch.int64,
+            "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U64": torch.uint64, "U32": torch.uint32,
+            "U16": torch.uint16, "U8": torch.uint8, "BOOL": torch.bool}[name]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """The safetensors name of a torch dtype (``"?"`` for ones safetensors cannot hold)."""
+    return next((name for name in ITEMSIZE if torch_dtype(name) == dtype), "?")
+
+
+def load_state_dict(
+    path: str | os.PathLike[str],
+    *,
+    keys: Iterable[str] | None = None,
+    prefix: str = "",
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> dict[str, torch.Tensor]:
+    """Load a checkpoint's tensors.
+
+    :param keys: load only these keys (default: all, or all under ``prefix``).
+    :param prefix: load only keys starting with it; the returned keys keep the prefix.
+    :param device: where tensors go; default CPU, where safetensors stay memory-mapped (no copy in RAM).
+    :param dtype: cast floating-point tensors to it; default keeps the stored dtype, so an fp16 checkpoint costs
+        fp16 bytes and the model decides its compute dtype per layer.
+
+    Raises :class:`CheckpointError` naming the file when it is missing, truncated, corrupt or unsafe.
+    """
+    path = Path(path)
+    kind = sniff(path)
+    if kind == SAFETENSORS:
+        header = _safetensors_header(path)
+        wanted = _select(path, header.tensors, keys, prefix)
+        state = _map_safetensors(header, wanted)
+    else:
+        full, _ = _torch_load(path, kind)
+        wanted = _select(path, full, keys, prefix)
+        state = {key: full[key] for key in wanted}
+    if device is None and dtype is None:
+        return state
+    # One tensor at a time, so a load to the GPU never holds a second full copy of the weights in RAM.
+    for key, tensor in state.items():
+        cast = dtype if dtype is not None and tensor.is_floating_point() else None
+        state[key] = tensor.to(device=device, dtype=cast)
+    return state
+
+
+def _select(path: Path, available: Mapping[str, Any], keys: Iterable[str] | None, prefix: str) -> list[str]:
+    if keys is None:
+        return [key for key in available if key.startswith(prefix)]
+    wanted = list(keys)
+    missing = [key for key in wanted if key not in available]
+    if missing:
+        shown = ", ".join(repr(k) for k in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise CheckpointError(path, f"missing tensor(s) {shown}", "is this the right model file for this loader?")
+    return wanted
+
+
+def _map_safetensors(header: CheckpointHeader, keys: list[str]) -> dict[str, torch.Tensor]:
+    import torch
+
+    if sys.byteorder != "little":
+        raise CheckpointError(header.path, "safetensors data is little-endian and this machine is not")
+    state: dict[str, torch.Tensor] = {}
+    if not keys:
+        return state
+    with _open(header.path) as f:
+        # ACCESS_COPY (MAP_PRIVATE) gives a writable buffer, so torch.frombuffer needs no copy and an in-place
+        # write lands in private pages instead of the file. Each tensor holds the mapping alive; the last one to
+        # go unmaps it, which is what lets a dropped model give its memory back.
+        mapping = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    for key in keys:
+        info = header.tensors[key]
+        dtype = torch_dtype(info.dtype)
+        begin, _ = info.offsets or (0, 0)
+        count = prod(info.shape)
+        if count == 0:
+            state[key] = torch.empty(info.shape, dtype=dtype)
+            continue
+        flat = torch.frombuffer(mapping, dtype=dtype, count=count, offset=header.data_start + begin)
+        state[key] = flat.view(info.shape)
+    return state
+
+
+def _torch_load(path: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    import pickle
+
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=kind == TORCH_ZIP)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            path, f"holds Python objects besides tensors ({str(exc).splitlines()[0]})",
+            "Hearth loads pickles with weights_only=True and never runs their code; "
+            "use a .safetensors version of this model") from None
+    except (EOFError, zipfile.BadZipFile, RuntimeError, OSError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(path, f"truncated or corrupt PyTorch checkpoint ({first})",
+                              "the download or copy did not finish; fetch it again") from None
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        outer, obj = obj, obj["state_dict"]
+    else:
+        outer = {}
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(path, f"holds a {type(obj).__name__}, not a state dict", "save model.state_dict()")
+    state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    metadata = {str(k): str(v) for k, v in outer.items() if isinstance(v, str | int | float | bool)}
+    if not state:
+        raise CheckpointError(path, "holds no tensors", "is this a model checkpoint?")
+    return state, metadata
+
+
+def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors under ``prefix``, with the prefix removed (``model.diffusion_model.x`` -> ``x``)."""
+    return {key[len(prefix):]: t for key, t in state.items() if key.startswith(prefix)}
