@@ -71,7 +71,7 @@ class Executor:
                  plugins: Any = None) -> None:
         self.registry = registry
         self.cache = make_cache(cache) if isinstance(cache, str) else cache
-        self.folders = folders or Folders()
+        self.folders = folders or node_context.folders()
         self.plugins = plugins
         self.interrupt_event = threading.Event()
         self.validator = Validator(registry)
