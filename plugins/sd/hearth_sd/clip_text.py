@@ -1,0 +1,176 @@
+"""OpenAI CLIP-L text encoder in the Hugging Face ``CLIPTextModel`` layout, as SD1 and SDXL checkpoints store it.
+
+SD1 keeps it under ``cond_stage_model.transformer.text_model.*``, SDXL under
+``conditioner.embedders.0.transformer.text_model.*``. :class:`TextEncoderConfig` and :func:`select_output` are
+shared with the OpenCLIP layout in :mod:`hearth_sd.open_clip_text`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TextEncoderConfig:
+    """Shape of a CLIP text transformer. ``projection_dim`` is None when the checkpoint has no text projection."""
+
+    vocab_size: int = 49408
+    width: int = 768
+    layers: int = 12
+    heads: int = 12
+    intermediate: int = 3072
+    max_positions: int = 77
+    activation: str = "quick_gelu"
+    projection_dim: int | None = None
+    eps: float = 1e-5
+
+
+@dataclass
+class TextEncoderOutput:
+    """``hidden``: the chosen layer's states ``[B, T, width]``; ``pooled``: the EOS token's final state
+    (projected when the model has a projection) ``[B, dim]``."""
+
+    hidden: torch.Tensor
+    pooled: torch.Tensor
+
+
+def activation(name: str):
+    if name == "quick_gelu":
+        return lambda x: x * torch.sigmoid(1.702 * x)
+    if name == "gelu":
+        return F.gelu
+    raise ValueError(f"unknown text encoder activation {name!r} (expected 'quick_gelu' or 'gelu')")
+
+
+def select_output(
+    states: list[torch.Tensor],
+    final: torch.Tensor,
+    final_norm: nn.LayerNorm,
+    layer: int | None,
+    norm_hidden: bool,
+) -> torch.Tensor:
+    """The hidden states a caller asked for, with ``CLIPSetLastLayer`` semantics.
+
+    :param states: the output of every layer, first to last.
+    :param final: the last layer's output after the final layer norm.
+    :param layer: None for the final-normed last layer; otherwise a negative index counted from the end
+        (-1 = last layer, -2 = penultimate). An index past the first layer means the final-normed last layer.
+    :param norm_hidden: apply the final layer norm to a chosen intermediate layer too (SD1 does; SD2/SDXL don't).
+    """
+    if layer is None or -layer > len(states):
+        return final
+    if layer >= 0:
+        raise ValueError(f"clip layer must be negative (counted from the end), got {layer}")
+    hidden = states[layer]
+    return final_norm(hidden) if norm_hidden else hidden
+
+
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+    b, n, width = q.shape
+    q, k, v = (t.view(b, n, heads, width // heads).transpose(1, 2) for t in (q, k, v))
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    return out.transpose(1, 2).reshape(b, n, width)
+
+
+class _SelfAttention(nn.Module):
+    def __init__(self, c: TextEncoderConfig):
+        super().__init__()
+        self.heads = c.heads
+        self.q_proj = nn.Linear(c.width, c.width)
+        self.k_proj = nn.Linear(c.width, c.width)
+        self.v_proj = nn.Linear(c.width, c.width)
+        self.out_proj = nn.Linear(c.width, c.width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(causal_attention(self.q_proj(x), self.k_proj(x), self.v_proj(x), self.heads))
+
+
+class _MLP(nn.Module):
+    def __init__(self, c: TextEncoderConfig):
+        super().__init__()
+        self.act = activation(c.activation)
+        self.fc1 = nn.Linear(c.width, c.intermediate)
+        self.fc2 = nn.Linear(c.intermediate, c.width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class _Layer(nn.Module):
+    def __init__(self, c: TextEncoderConfig):
+        super().__init__()
+        self.self_attn = _SelfAttention(c)
+        self.layer_norm1 = nn.LayerNorm(c.width, eps=c.eps)
+        self.mlp = _MLP(c)
+        self.layer_norm2 = nn.LayerNorm(c.width, eps=c.eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.self_attn(self.layer_norm1(x))
+        return x + self.mlp(self.layer_norm2(x))
+
+
+class _Embeddings(nn.Module):
+    def __init__(self, c: TextEncoderConfig):
+        super().__init__()
+        self.token_embedding = nn.Embedding(c.vocab_size, c.width)
+        self.position_embedding = nn.Embedding(c.max_positions, c.width)
+
+
+class _Encoder(nn.Module):
+    def __init__(self, c: TextEncoderConfig):
+        super().__init__()
+        self.layers = nn.ModuleList(_Layer(c) for _ in range(c.layers))
+
+
+class _TextModel(nn.Module):
+    def __init__(self, c: TextEncoderConfig):
+        super().__init__()
+        self.embeddings = _Embeddings(c)
+        self.encoder = _Encoder(c)
+        self.final_layer_norm = nn.LayerNorm(c.width, eps=c.eps)
+
+
+class CLIPTextEncoder(nn.Module):
+    """CLIP text transformer whose ``state_dict`` reads ``text_model.*`` (and ``text_projection.weight`` if any)."""
+
+    def __init__(self, config: TextEncoderConfig):
+        super().__init__()
+        self.config = config
+        self.text_model = _TextModel(config)
+        if config.projection_dim:
+            self.text_projection = nn.Linear(config.width, config.projection_dim, bias=False)
+
+    @property
+    def token_embedding(self) -> nn.Embedding:
+        return self.text_model.embeddings.token_embedding
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        input_embeds: torch.Tensor | None = None,
+        layer: int | None = None,
+        norm_hidden: bool = True,
+    ) -> TextEncoderOutput:
+        """Encode ``tokens`` ``[B, T]``; ``input_embeds`` replaces the token lookup (textual inversion).
+
+        The pooled output is read at each row's first end-of-text token (the largest id in the vocabulary).
+        """
+        tm = self.text_model
+        if input_embeds is None:
+            input_embeds = tm.embeddings.token_embedding(tokens)
+        n = tokens.shape[1]
+        x = input_embeds.to(tm.final_layer_norm.weight.dtype) + tm.embeddings.position_embedding.weight[:n]
+        states = []
+        for block in tm.encoder.layers:
+            x = block(x)
+            states.append(x)
+        final = tm.final_layer_norm(x)
+        pooled = final[torch.arange(final.shape[0], device=final.device), tokens.argmax(dim=-1)]
+        if self.config.projection_dim:
+            pooled = self.text_projection(pooled)
+        hidden = select_output(states, final, tm.final_layer_norm, layer, norm_hidden)
+        return TextEncoderOutput(hidden, pooled)

@@ -1,0 +1,72 @@
+"""Checkpoint formats of the SD families as sentinel-key tables, for ``register_model_formats`` (no torch here).
+
+Sentinels are keys only (shape None): the same tables must recognise a full checkpoint and a ``make-tiny`` one,
+and the layout (which prefixes exist) is what tells the families apart, not the widths. SD2's v-prediction and
+eps models share one layout exactly; keys cannot tell them apart, so the ``sd2`` format says v (the 768-v models
+most people use) in ``extra["prediction"]`` and the loader takes the answer from, in order: the caller's
+``prediction=`` option, the file's ``modelspec.prediction_type`` metadata, then this default.
+"""
+
+from __future__ import annotations
+
+from core.models.formats import ModelFormat
+
+UNET_PREFIX = "model.diffusion_model."
+VAE_PREFIX = "first_stage_model."
+SD1_CLIP_PREFIX = "cond_stage_model.transformer."
+SD2_CLIP_PREFIX = "cond_stage_model.model."
+SDXL_CLIP_L_PREFIX = "conditioner.embedders.0.transformer."
+SDXL_CLIP_G_PREFIX = "conditioner.embedders.1.model."
+REFINER_CLIP_G_PREFIX = "conditioner.embedders.0.model."
+
+_UNET_IN = UNET_PREFIX + "input_blocks.0.0.weight"
+_UNET_ADM = UNET_PREFIX + "label_emb.0.0.weight"
+_VAE = VAE_PREFIX + "decoder.conv_in.weight"
+_HF_TOKENS = "text_model.embeddings.token_embedding.weight"
+_OPEN_CLIP_TOKENS = "token_embedding.weight"
+
+
+def sd_formats() -> list[ModelFormat]:
+    """The checkpoint formats this plugin loads; ``extra["family"]`` names the :mod:`hearth_sd.families` entry."""
+    return [
+        ModelFormat(
+            "sd1",
+            sentinels={_UNET_IN: None, SD1_CLIP_PREFIX + _HF_TOKENS: None, _VAE: None},
+            description="Stable Diffusion 1.x checkpoint (UNet, CLIP-L, VAE)",
+            prefixes=(UNET_PREFIX, VAE_PREFIX, SD1_CLIP_PREFIX),
+            extra={"family": "sd1", "prediction": "eps"},
+        ),
+        ModelFormat(
+            "sd2",
+            sentinels={_UNET_IN: None, SD2_CLIP_PREFIX + _OPEN_CLIP_TOKENS: None, _VAE: None},
+            description="Stable Diffusion 2.x checkpoint (UNet, OpenCLIP ViT-H, VAE); v or eps prediction",
+            prefixes=(UNET_PREFIX, VAE_PREFIX, SD2_CLIP_PREFIX),
+            extra={"family": "sd2", "prediction": "v", "predictions": ("v", "eps")},
+        ),
+        ModelFormat(
+            "sdxl",
+            sentinels={
+                _UNET_ADM: None,
+                SDXL_CLIP_L_PREFIX + _HF_TOKENS: None,
+                SDXL_CLIP_G_PREFIX + _OPEN_CLIP_TOKENS: None,
+                _VAE: None,
+            },
+            description="Stable Diffusion XL base checkpoint (UNet, CLIP-L + OpenCLIP ViT-bigG, VAE)",
+            prefixes=(UNET_PREFIX, VAE_PREFIX, SDXL_CLIP_L_PREFIX, SDXL_CLIP_G_PREFIX),
+            extra={"family": "sdxl", "prediction": "eps"},
+        ),
+        ModelFormat(
+            "sdxl_refiner",
+            sentinels={_UNET_ADM: None, REFINER_CLIP_G_PREFIX + _OPEN_CLIP_TOKENS: None, _VAE: None},
+            description="Stable Diffusion XL refiner checkpoint (UNet, OpenCLIP ViT-bigG, VAE)",
+            prefixes=(UNET_PREFIX, VAE_PREFIX, REFINER_CLIP_G_PREFIX),
+            extra={"family": "sdxl_refiner", "prediction": "eps"},
+        ),
+        ModelFormat(
+            "sd_vae",
+            sentinels={"encoder.conv_in.weight": None, "decoder.conv_in.weight": None, "quant_conv.weight": None},
+            description="Stable Diffusion KL autoencoder (a standalone VAE file, as VAELoader reads)",
+            prefixes=("",),
+            extra={"part": "vae"},
+        ),
+    ]

@@ -1,0 +1,316 @@
+"""The latent-diffusion UNet of SD1.x, SD2.x and SDXL, with parameter names in the original LDM checkpoint layout.
+
+The module tree mirrors ``model.diffusion_model.*`` of a real checkpoint (``input_blocks.N.M``, ``middle_block``,
+``output_blocks``, ``time_embed``, ``label_emb``) so a checkpoint section loads with a plain ``load_state_dict``.
+Attention runs through ``torch.nn.functional.scaled_dot_product_attention``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Shape of a UNet. ``transformer_depth[level] == 0`` means that level has no attention.
+
+    Attention heads are set either by count (``num_heads``, SD1: the width per head grows with the level) or by
+    width (``num_head_channels``, SD2/SDXL: the count grows with the level); exactly one of them is used.
+    """
+
+    in_channels: int = 4
+    out_channels: int = 4
+    model_channels: int = 320
+    channel_mult: tuple[int, ...] = (1, 2, 4, 4)
+    num_res_blocks: int = 2
+    transformer_depth: tuple[int, ...] = (1, 1, 1, 0)
+    transformer_depth_middle: int = 1
+    context_dim: int = 768
+    num_heads: int | None = 8
+    num_head_channels: int | None = None
+    use_linear_in_transformer: bool = False
+    adm_in_channels: int | None = None
+
+    def heads_for(self, channels: int) -> tuple[int, int]:
+        """(number of heads, width of a head) for an attention layer of ``channels`` channels."""
+        if self.num_head_channels:
+            if channels % self.num_head_channels:
+                raise ValueError(f"{channels} channels do not split into heads of {self.num_head_channels}")
+            return channels // self.num_head_channels, self.num_head_channels
+        if not self.num_heads or channels % self.num_heads:
+            raise ValueError(f"{channels} channels do not split into {self.num_heads} heads")
+        return self.num_heads, channels // self.num_heads
+
+
+def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding ``[cos(t f_i), sin(t f_i)]`` of a batch of (possibly fractional) timesteps, in fp32."""
+    half = dim // 2
+    freqs = torch.exp(
+        -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=timesteps.device) / half
+    )
+    args = timesteps.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    if dim % 2:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
+def _norm(channels: int, eps: float = 1e-5) -> nn.GroupNorm:
+    return nn.GroupNorm(32, channels, eps=eps)
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 convolutions with the timestep embedding added in between, and a residual path."""
+
+    def __init__(self, channels: int, emb_channels: int, out_channels: int):
+        super().__init__()
+        # Index gaps (in_layers.1 = SiLU, out_layers.2 = dropout) keep the checkpoint's numbering.
+        self.in_layers = nn.Sequential(_norm(channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1))
+        self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, out_channels))
+        self.out_layers = nn.Sequential(
+            _norm(out_channels), nn.SiLU(), nn.Identity(), nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        )
+        self.skip_connection = (
+            nn.Identity() if channels == out_channels else nn.Conv2d(channels, out_channels, 1)
+        )
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.in_layers(x)
+        h = h + self.emb_layers(emb)[:, :, None, None]
+        h = self.out_layers(h)
+        return self.skip_connection(x) + h
+
+
+class Attention(nn.Module):
+    """Multi-head attention; self-attention when ``context`` is None, cross-attention to the text otherwise."""
+
+    def __init__(self, query_dim: int, context_dim: int, heads: int, head_dim: int):
+        super().__init__()
+        inner = heads * head_dim
+        self.heads = heads
+        self.to_q = nn.Linear(query_dim, inner, bias=False)
+        self.to_k = nn.Linear(context_dim, inner, bias=False)
+        self.to_v = nn.Linear(context_dim, inner, bias=False)
+        self.to_out = nn.ModuleList([nn.Linear(inner, query_dim)])
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        context = x if context is None else context
+        b, n, _ = x.shape
+        q, k, v = self.to_q(x), self.to_k(context), self.to_v(context)
+        q, k, v = (t.view(b, -1, self.heads, t.shape[-1] // self.heads).transpose(1, 2) for t in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.to_out[0](out.transpose(1, 2).reshape(b, n, -1))
+
+
+class GEGLU(nn.Module):
+    """Gated GELU: half of the projection gates the other half."""
+
+    def __init__(self, dim_in: int, dim_out: int):
+        super().__init__()
+        self.proj = nn.Linear(dim_in, dim_out * 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, gate = self.proj(x).chunk(2, dim=-1)
+        return x * F.gelu(gate)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim: int, mult: int = 4):
+        super().__init__()
+        # net.1 is dropout in the original; Identity keeps net.2's index.
+        self.net = nn.Sequential(GEGLU(dim, dim * mult), nn.Identity(), nn.Linear(dim * mult, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class BasicTransformerBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, head_dim: int, context_dim: int):
+        super().__init__()
+        self.attn1 = Attention(dim, dim, heads, head_dim)
+        self.ff = FeedForward(dim)
+        self.attn2 = Attention(dim, context_dim, heads, head_dim)
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.norm3 = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn1(self.norm1(x))
+        x = x + self.attn2(self.norm2(x), context)
+        return x + self.ff(self.norm3(x))
+
+
+class SpatialTransformer(nn.Module):
+    """Transformer over the pixels of a feature map; SD1 projects in and out with 1x1 convs, SD2/SDXL with linears."""
+
+    def __init__(self, channels: int, heads: int, head_dim: int, depth: int, context_dim: int, linear: bool):
+        super().__init__()
+        inner = heads * head_dim
+        self.linear = linear
+        self.norm = nn.GroupNorm(32, channels, eps=1e-6)
+        self.proj_in = nn.Linear(channels, inner) if linear else nn.Conv2d(channels, inner, 1)
+        self.transformer_blocks = nn.ModuleList(
+            BasicTransformerBlock(inner, heads, head_dim, context_dim) for _ in range(depth)
+        )
+        self.proj_out = nn.Linear(inner, channels) if linear else nn.Conv2d(inner, channels, 1)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        residual = x
+        x = self.norm(x)
+        if not self.linear:
+            x = self.proj_in(x)
+        x = x.permute(0, 2, 3, 1).reshape(b, h * w, -1)
+        if self.linear:
+            x = self.proj_in(x)
+        for block in self.transformer_blocks:
+            x = block(x, context)
+        if self.linear:
+            x = self.proj_out(x)
+        x = x.reshape(b, h, w, -1).permute(0, 3, 1, 2)
+        if not self.linear:
+            x = self.proj_out(x)
+        return x + residual
+
+
+class Downsample(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.op = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(x)
+
+
+class Upsample(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        # Upsample to the skip connection's size so odd latent sizes (e.g. 65x65) still line up.
+        if size is None:
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        else:
+            x = F.interpolate(x, size=size, mode="nearest")
+        return self.conv(x)
+
+
+class TimestepBlock(nn.Sequential):
+    """A sequence of layers, each given what it needs: the embedding (ResBlock) or the text (SpatialTransformer)."""
+
+    def forward(  # type: ignore[override]
+        self,
+        x: torch.Tensor,
+        emb: torch.Tensor,
+        context: torch.Tensor,
+        size: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
+        for layer in self:
+            if isinstance(layer, ResBlock):
+                x = layer(x, emb)
+            elif isinstance(layer, SpatialTransformer):
+                x = layer(x, context)
+            elif isinstance(layer, Upsample):
+                x = layer(x, size)
+            else:
+                x = layer(x)
+        return x
+
+
+class UNetModel(nn.Module):
+    """The denoising UNet: ``forward(x, timesteps, context, y=None)`` returns the eps (or v) prediction.
+
+    ``context`` is the text conditioning ``[B, tokens, context_dim]``; ``y`` is SDXL's ADM vector
+    ``[B, adm_in_channels]`` (pooled text plus size/crop embeddings, see :mod:`hearth_sd.sdxl_conditioning`).
+    """
+
+    def __init__(self, config: UNetConfig):
+        super().__init__()
+        c = self.config = config
+        if len(c.transformer_depth) != len(c.channel_mult):
+            raise ValueError("transformer_depth needs one entry per channel_mult level")
+        ch = c.model_channels
+        time_dim = ch * 4
+        self.time_embed = nn.Sequential(nn.Linear(ch, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
+        if c.adm_in_channels:
+            self.label_emb = nn.Sequential(
+                nn.Sequential(nn.Linear(c.adm_in_channels, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
+            )
+
+        self.input_blocks = nn.ModuleList([TimestepBlock(nn.Conv2d(c.in_channels, ch, 3, padding=1))])
+        skip_channels = [ch]
+        cur = ch
+        last_level = len(c.channel_mult) - 1
+        for level, mult in enumerate(c.channel_mult):
+            for _ in range(c.num_res_blocks):
+                layers: list[nn.Module] = [ResBlock(cur, time_dim, mult * ch)]
+                cur = mult * ch
+                if c.transformer_depth[level]:
+                    layers.append(self._transformer(cur, c.transformer_depth[level]))
+                self.input_blocks.append(TimestepBlock(*layers))
+                skip_channels.append(cur)
+            if level != last_level:
+                self.input_blocks.append(TimestepBlock(Downsample(cur)))
+                skip_channels.append(cur)
+
+        middle: list[nn.Module] = [ResBlock(cur, time_dim, cur)]
+        if c.transformer_depth_middle:
+            middle.append(self._transformer(cur, c.transformer_depth_middle))
+        middle.append(ResBlock(cur, time_dim, cur))
+        self.middle_block = TimestepBlock(*middle)
+
+        self.output_blocks = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(c.channel_mult))):
+            for i in range(c.num_res_blocks + 1):
+                layers = [ResBlock(cur + skip_channels.pop(), time_dim, mult * ch)]
+                cur = mult * ch
+                if c.transformer_depth[level]:
+                    layers.append(self._transformer(cur, c.transformer_depth[level]))
+                if level and i == c.num_res_blocks:
+                    layers.append(Upsample(cur))
+                self.output_blocks.append(TimestepBlock(*layers))
+
+        self.out = nn.Sequential(_norm(cur), nn.SiLU(), nn.Conv2d(cur, c.out_channels, 3, padding=1))
+
+    def _transformer(self, channels: int, depth: int) -> SpatialTransformer:
+        heads, head_dim = self.config.heads_for(channels)
+        return SpatialTransformer(
+            channels, heads, head_dim, depth, self.config.context_dim, self.config.use_linear_in_transformer
+        )
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        timesteps: torch.Tensor,
+        context: torch.Tensor,
+        y: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        c = self.config
+        if (y is None) != (c.adm_in_channels is None):
+            raise ValueError("y (the ADM vector) is required exactly when the UNet has adm_in_channels")
+        dtype = self.time_embed[0].weight.dtype
+        if timesteps.ndim == 0:
+            timesteps = timesteps[None]
+        t_emb = timestep_embedding(timesteps.expand(x.shape[0]), c.model_channels).to(dtype)
+        emb = self.time_embed(t_emb)
+        if y is not None:
+            emb = emb + self.label_emb(y.to(dtype))
+        context = context.to(dtype)
+
+        h = x.to(dtype)
+        skips = []
+        for block in self.input_blocks:
+            h = block(h, emb, context)
+            skips.append(h)
+        h = self.middle_block(h, emb, context)
+        for block in self.output_blocks:
+            h = torch.cat([h, skips.pop()], dim=1)
+            size = skips[-1].shape[-2:] if skips else None
+            h = block(h, emb, context, size)
+        return self.out(h).to(x.dtype)
