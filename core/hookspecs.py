@@ -91,6 +91,32 @@ def register_model_formats() -> Iterable[ModelFormat] | None:
     """
 
 
+@hookspec(firstresult=True)
+def resolve_model_format(
+    path: str, shapes: Mapping[str, tuple[int, ...]], metadata: Mapping[str, str], formats: list[ModelFormat]
+) -> ModelFormat | None:
+    """Name the format of a checkpoint when a sentinel table cannot tell it alone.
+
+    :param path: the checkpoint file (or ``"state dict"`` when detecting from tensors in memory).
+    :param shapes: every key of the checkpoint with its shape, read from the header; no tensor is loaded.
+    :param metadata: the file's metadata (safetensors ``__metadata__``, or a pickle's top-level scalars).
+    :param formats: every format declared through :func:`register_model_formats`, to pick from.
+    :return: the :class:`core.models.formats.ModelFormat` of the file, or ``None`` to let the next plugin, and
+        finally the sentinel tables, decide. First non-None result wins.
+
+    Called by :func:`core.models.detection.detect_with_plugins` before the sentinel tables are scored, each time
+    a checkpoint's architecture is detected. Use it for families that share every key and shape (SD2 v-prediction
+    and eps) and differ by metadata or by a file beside the checkpoint.
+
+    Example::
+
+        @hookimpl
+        def resolve_model_format(path, metadata, formats):
+            if metadata.get("modelspec.prediction_type") == "v":
+                return next(f for f in formats if f.name == "sd2-v")
+    """
+
+
 @hookspec
 def register_samplers() -> Mapping[str, Any] | None:
     """Contribute samplers, by name.

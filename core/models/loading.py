@@ -290,3 +290,25 @@ def _torch_load(path: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[st
 def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """The tensors under ``prefix``, with the prefix removed (``model.diffusion_model.x`` -> ``x``)."""
     return {key[len(prefix):]: t for key, t in state.items() if key.startswith(prefix)}
+
+
+def load_into(module: Any, state: Mapping[str, torch.Tensor], *, prefix: str = "", strict: bool = True,
+              source: str | os.PathLike[str] = "state dict") -> Any:
+    """Give ``module`` the tensors of ``state`` (keys under ``prefix``) without copying them, and return it.
+
+    The module's parameters become the loaded tensors themselves (``load_state_dict(assign=True)``), so a module
+    built on the ``meta`` device costs no memory until this call, and a memory-mapped checkpoint stays mapped,
+    in its stored dtype. With ``strict``, missing or unexpected keys raise :class:`CheckpointError` naming
+    ``source`` (pass the checkpoint path) and the first few keys.
+    """
+    tensors = strip_prefix(state, prefix) if prefix else dict(state)
+    result = module.load_state_dict(tensors, strict=False, assign=True)
+    if strict and (result.missing_keys or result.unexpected_keys):
+        problems = []
+        for label, keys in (("missing", result.missing_keys), ("unexpected", result.unexpected_keys)):
+            if keys:
+                shown = ", ".join(repr(prefix + k) for k in keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+                problems.append(f"{len(keys)} {label} key(s): {shown}")
+        raise CheckpointError(source, f"does not fit {type(module).__name__}: " + "; ".join(problems),
+                              "is this checkpoint the model family it was detected as?")
+    return module
