@@ -1,1 +1,107 @@
-"""Verification of untrusted node packs: archive safety, static scan and isolated import."""
+"""Verification of untrusted node packs: archive safety, static scan and isolated import.
+
+The registry server calls :func:`verify` on every upload; authors run the same check with ``comfy node scan``::
+
+    from sandbox import verify
+
+    report = verify("my-pack-1.0.0.tar.gz")
+    report.verdict        # "pass", "flag" or "reject"
+    report.findings       # [Finding(rule, severity, path, line, snippet, message), ...]
+    report.nodes          # [{"name", "category", "inputs", "outputs", "kind"}, ...]
+    report.to_dict()      # JSON-able
+
+Three stages, cheapest first: archive checks (any finding rejects, and nothing further runs), the static scan
+(reads files, never runs them), and the isolated import (the only stage that runs pack code, in a separate
+process with no network, see :mod:`sandbox.isolate`). Suppressions come from registry admins only (see
+:mod:`sandbox.findings`). This package uses the standard library alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+
+from sandbox.archive import (
+    DEFAULT_LIMITS,
+    ArchiveRejected,
+    ArchiveUnreadable,
+    Limits,
+    archive_format,
+    check_archive,
+    pack_root,
+    safe_extract,
+)
+from sandbox.findings import Finding, Report, Suppression
+from sandbox.isolate import ImportLimits, import_pack
+from sandbox.static import scan_folder
+
+__all__ = [
+    "ArchiveRejected", "ArchiveUnreadable", "Finding", "ImportLimits", "Limits", "Report", "Suppression",
+    "check_archive", "safe_extract", "verify",
+]
+
+
+def verify(
+    path: str | os.PathLike[str],
+    *,
+    isolate_import: bool = True,
+    suppressions: Iterable[Suppression] = (),
+    limits: Limits = DEFAULT_LIMITS,
+    import_limits: ImportLimits = ImportLimits(),
+) -> Report:
+    """Check a pack (a folder, .zip, .tar or .tar.gz) and return its :class:`Report`.
+
+    :param isolate_import: import the pack in the sandbox to list its nodes; without it, nodes stay unknown.
+    :param suppressions: admin decisions to apply (the registry records each in its audit log).
+    :raises ArchiveUnreadable: the path does not exist or is not a folder or archive of a known kind.
+    """
+    path = Path(path)
+    kind = archive_format(path)
+    findings = check_archive(path, limits)
+    if findings:
+        report = Report(findings=findings, stats={"format": kind})
+        report.apply(list(suppressions))
+        return report
+    with tempfile.TemporaryDirectory(prefix="hearth-verify-") as tmp:
+        if kind == "folder":
+            root = path
+        else:
+            try:
+                root = pack_root(safe_extract(path, Path(tmp) / "unpacked", limits))
+            except ArchiveRejected as exc:
+                return Report(findings=exc.findings, stats={"format": kind})
+            root = _named(root, Path(tmp), _pack_name(root, path))
+        static = scan_folder(root)
+        findings = static.findings
+        nodes, import_ok, isolation = [], False, {"skipped": True}
+        if isolate_import:
+            imported = import_pack(root, import_limits)
+            findings = findings + imported.findings
+            nodes, import_ok, isolation = imported.nodes, imported.import_ok, imported.isolation
+    stats = {"format": kind, "files": static.files, "bytes": static.bytes, "python_files": static.python_files}
+    report = Report(findings=findings, nodes=nodes, import_ok=import_ok, isolation=isolation, stats=stats)
+    report.apply(list(suppressions))
+    return report
+
+
+def _pack_name(root: Path, archive: Path) -> str:
+    """The import name of an unpacked pack: its project name, else the archive's name without version."""
+    try:
+        name = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["name"]
+    except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        name = re.sub(r"(\.tar\.gz|\.tgz|\.tar|\.zip)$", "", archive.name)
+        name = re.sub(r"[-_]v?\d+(\.\d+)*.*$", "", name)
+    return re.sub(r"\W", "_", str(name)) or "pack"
+
+
+def _named(root: Path, tmp: Path, name: str) -> Path:
+    # ComfyUI packs import under their folder's name; give the unpacked folder the pack's own name.
+    if root.name == name:
+        return root
+    target = tmp / "named" / name
+    target.parent.mkdir()
+    return root.rename(target)

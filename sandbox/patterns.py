@@ -1,0 +1,103 @@
+"""The vocabulary of the static scan: which calls, strings and paths count as risky, kept apart from the walker.
+
+Each set names fully qualified callables (as resolved through a file's imports); each regular expression is
+matched against string literals. Widening the scan is usually a one-line change here.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+EXECUTORS = frozenset({"eval", "exec", "compile", "builtins.eval", "builtins.exec", "builtins.compile"})
+
+DECODERS = frozenset({
+    "base64.b64decode", "base64.b32decode", "base64.b16decode", "base64.b85decode", "base64.a85decode",
+    "base64.decodebytes", "base64.urlsafe_b64decode", "base64.standard_b64decode",
+    "zlib.decompress", "gzip.decompress", "bz2.decompress", "lzma.decompress", "marshal.loads",
+    "codecs.decode", "binascii.unhexlify", "binascii.a2b_hex", "binascii.a2b_base64", "bytes.fromhex",
+})
+
+PROCESS = frozenset({
+    "subprocess.Popen", "subprocess.run", "subprocess.call", "subprocess.check_call", "subprocess.check_output",
+    "subprocess.getoutput", "subprocess.getstatusoutput",
+    "os.system", "os.popen", "os.startfile", "os.fork", "os.forkpty", "os.posix_spawn", "os.posix_spawnp",
+    *(f"os.exec{s}" for s in ("l", "le", "lp", "lpe", "v", "ve", "vp", "vpe")),
+    *(f"os.spawn{s}" for s in ("l", "le", "lp", "lpe", "v", "ve", "vp", "vpe")),
+    "pty.spawn", "pty.fork", "asyncio.create_subprocess_exec", "asyncio.create_subprocess_shell",
+    "commands.getoutput", "runpy.run_module",
+})
+
+# Prefixes: a call to anything under these names opens a connection (or resolves a host).
+NETWORK = (
+    "urllib.request.urlopen", "urllib.request.urlretrieve", "urllib.urlopen", "urllib2.urlopen",
+    "requests", "httpx", "aiohttp.ClientSession", "urllib3", "http.client.HTTPConnection",
+    "http.client.HTTPSConnection", "socket.socket", "socket.create_connection", "socket.getaddrinfo",
+    "socket.gethostbyname", "ftplib.FTP", "smtplib.SMTP", "telnetlib.Telnet", "websocket.create_connection",
+    "websockets.connect", "huggingface_hub.hf_hub_download", "huggingface_hub.snapshot_download",
+    "git.Repo.clone_from",
+)
+
+# Calls that return a namespace, so indexing them by a computed name reaches any global or builtin.
+NAMESPACE_CALLS = frozenset({"globals", "locals", "vars", "builtins.__dict__.get", "__import__"})
+
+COPY_CALLS = frozenset({
+    "shutil.copy", "shutil.copy2", "shutil.copyfile", "shutil.copytree", "shutil.move", "os.rename",
+    "os.replace", "os.link", "os.symlink",
+})
+
+# Lookups whose result is a place outside the pack: the user's home, the interpreter, site-packages.
+HOME_LOOKUPS = frozenset({
+    "os.path.expanduser", "os.path.expandvars", "pathlib.Path.home", "Path.home", "pathlib.Path.expanduser",
+    "site.getsitepackages", "site.getusersitepackages", "sysconfig.get_paths", "sysconfig.get_path",
+    "sys.prefix", "sys.exec_prefix", "sys.base_prefix", "os.environ.get", "os.getenv",
+})
+
+OUTSIDE_PATH = re.compile(
+    r"^(/|~|[A-Za-z]:[\\/]|%\w+%|\$HOME)|site-packages|Start Menu|[\\/]Startup\b|\.bashrc|\.profile|\.zshrc"
+    r"|crontab|autostart|LaunchAgents",
+    re.IGNORECASE,
+)
+HARMLESS_PATH = re.compile(r"^/(tmp|dev/null)(/|$)")
+
+SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSW(OR)?D|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|COOKIE", re.IGNORECASE)
+
+_CREDENTIAL_PATHS = re.compile(
+    r"(^|[\\/~])\.ssh([\\/]|$)|\bid_(rsa|dsa|ecdsa|ed25519)\b|authorized_keys"
+    r"|(^|[\\/~])\.aws([\\/]|$)|\.config[\\/]gcloud|application_default_credentials\.json|(^|[\\/~])\.azure([\\/]|$)"
+    r"|\.kube[\\/]config|\.docker[\\/]config\.json|(^|[\\/~])\.netrc$|\.git-credentials|\.pypirc|\.npmrc"
+    r"|Login Data|Web Data|Local State|User Data[\\/]|logins\.json|key4\.db|cookies\.sqlite"
+    r"|Google[\\/]Chrome|BraveSoftware|Mozilla[\\/]Firefox|Microsoft[\\/]Edge|Opera Software"
+    r"|wallet\.dat|(^|[\\/])(Exodus|Electrum|Ethereum[\\/]keystore|Monero|Armory)([\\/]|$)"
+    r"|nkbihfbeogaeaoehlefnkodbefgpgknn|Telegram Desktop|(^|[\\/])tdata([\\/]|$)",
+    re.IGNORECASE,
+)
+_WEBHOOKS = re.compile(
+    r"discord(app)?\.com/api/webhooks|api\.telegram\.org/bot|hooks\.slack\.com/services", re.IGNORECASE
+)
+
+# (rule, pattern) pairs matched against every string literal that is not a docstring.
+STRING_RULES = (("network.webhook", _WEBHOOKS), ("credentials.path", _CREDENTIAL_PATHS))
+
+_EXECUTABLE_SUFFIXES = (
+    ".exe", ".dll", ".so", ".dylib", ".sh", ".bat", ".cmd", ".ps1", ".vbs", ".py", ".pyc", ".pyw", ".jar",
+    ".msi", ".scr", ".elf", ".deb", ".rpm", ".apk", ".whl",
+)
+_PASTE_HOSTS = (
+    "pastebin.com", "paste.ee", "hastebin.com", "rentry.co", "transfer.sh", "termbin.com", "0x0.st", "ix.io",
+    "pastes.io", "ghostbin.co", "gofile.io", "anonfiles.com",
+)
+
+
+def is_download(text: str) -> bool:
+    """True for a URL that fetches code or a binary, or anything from a paste or anonymous file host."""
+    if not text.startswith(("http://", "https://", "ftp://")) or any(c.isspace() for c in text):
+        return False
+    try:
+        url = urlsplit(text)
+    except ValueError:
+        return False
+    host = (url.hostname or "").lower()
+    if any(host == h or host.endswith("." + h) for h in _PASTE_HOSTS):
+        return True
+    return url.path.lower().endswith(_EXECUTABLE_SUFFIXES)

@@ -1,0 +1,349 @@
+"""The static scan of one Python file: walks its syntax tree (never runs it) and reports risky code shapes.
+
+Names are resolved through the file's imports (``from subprocess import Popen as P`` makes ``P(...)`` a
+``subprocess.Popen`` call, ``__import__("os").system`` is ``os.system``), so renaming an import does not hide a
+call. The checks are deliberately shape-based and local: no cross-file data flow, one light pass of taint
+tracking for "decoded, then executed".
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from collections import Counter
+from collections.abc import Iterator
+
+from sandbox import patterns
+from sandbox.findings import Finding
+from sandbox.rules import finding
+
+LONG_LINE = 1000
+ENTROPY_MIN_LENGTH = 200
+
+
+class _Imports:
+    """Local name -> dotted module path, from every import statement in the file."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.aliases: dict[str, str] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.asname:
+                        self.aliases[alias.asname] = alias.name
+                    else:
+                        root = alias.name.split(".")[0]
+                        self.aliases[root] = root
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                for alias in node.names:
+                    self.aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        self.modules = {name.split(".")[0] for name in self.aliases.values()}
+
+
+class Scanner(ast.NodeVisitor):
+    """Visits one module; ``findings`` holds what it saw."""
+
+    def __init__(self, path: str, source: str, tree: ast.Module) -> None:
+        self.path = path
+        self.lines = source.splitlines()
+        self.imports = _Imports(tree)
+        self.defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+        self.docstrings = _docstrings(tree)
+        self.tainted = _decoded_names(tree, self)
+        self.findings: list[Finding] = []
+        self.depth = 0  # > 0 inside a function or lambda: code there does not run at import
+        self._reported: set[int] = set()
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+
+    def qualname(self, node: ast.AST) -> str | None:
+        """The dotted name an expression refers to, resolved through imports; None when it is not a name."""
+        if isinstance(node, ast.Name):
+            if node.id in self.defined and node.id not in self.imports.aliases:
+                return f"<local>.{node.id}"
+            return self.imports.aliases.get(node.id, node.id)
+        if isinstance(node, ast.Attribute):
+            base = self.qualname(node.value)
+            return f"{base}.{node.attr}" if base else None
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "__import__":
+            if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+                return node.args[0].value
+        return None
+
+    def report(self, rule: str, node: ast.AST, detail: str = "") -> None:
+        line = getattr(node, "lineno", 0)
+        key = hash((rule, line))
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        snippet = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        self.findings.append(finding(rule, self.path, line, snippet, detail))
+
+    # -- scopes ---------------------------------------------------------------------------------------------
+
+    def _in_function(self, node: ast.AST) -> None:
+        self.depth += 1
+        self.generic_visit(node)
+        self.depth -= 1
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = _in_function
+
+    def visit_If(self, node: ast.If) -> None:
+        # `if __name__ == "__main__":` runs only as a script, not on import.
+        if _is_main_guard(node.test):
+            self.depth += 1
+            self.generic_visit(node)
+            self.depth -= 1
+        else:
+            self.generic_visit(node)
+
+    # -- calls ------------------------------------------------------------------------------------------------
+
+    def visit_Call(self, node: ast.Call) -> None:
+        name = self.qualname(node.func) or ""
+        args = [*node.args, *(k.value for k in node.keywords)]
+        if name in patterns.EXECUTORS:
+            if args and any(self._is_decoded(a) for a in args[:1]):
+                self.report("exec.decoded", node)
+            elif args and not _is_literal(args[0]):
+                self.report("exec.dynamic", node, name)
+        if name == "types.FunctionType" and any(self._is_decoded(a) for a in args):
+            self.report("exec.decoded", node)
+        if name in patterns.PROCESS or name.startswith("pip."):
+            words = " ".join(_strings(node)).lower()
+            if "pip" in words and "install" in words or name.startswith("pip.") and "install" in words:
+                self.report("process.pip-install", node)
+            elif name in patterns.PROCESS:
+                self.report("process.spawn", node, name)
+        if self.depth == 0 and any(name == p or name.startswith(p + ".") for p in patterns.NETWORK):
+            self.report("network.import-time", node, name)
+        self._check_env(node, name)
+        self._check_dynamic_name(node, name)
+        self._check_chr(node, name)
+        self._check_write(node, name)
+        self.generic_visit(node)
+
+    def _is_decoded(self, node: ast.AST) -> bool:
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name) and sub.id in self.tainted:
+                return True
+            if isinstance(sub, ast.Call) and _is_decoder(self.qualname(sub.func) or "", sub):
+                return True
+        return False
+
+    def _check_env(self, node: ast.Call, name: str) -> None:
+        if name in ("os.getenv", "os.environ.get", "os.environ.pop", "os.environ.setdefault") and node.args:
+            key = node.args[0]
+            if isinstance(key, ast.Constant) and isinstance(key.value, str) and patterns.SECRET_ENV.search(key.value):
+                self.report("credentials.env", node, key.value)
+        elif name in ("os.environ.items", "os.environ.keys", "os.environ.values"):
+            self.report("credentials.env-dump", node)
+        elif name in ("dict", "str", "repr", "json.dumps", "list") and any(self.qualname(a) == "os.environ" for a in node.args):
+            self.report("credentials.env-dump", node)
+
+    def _check_dynamic_name(self, node: ast.Call, name: str) -> None:
+        if not node.args:
+            return
+        if name in ("__import__", "builtins.__import__") and not _is_literal(node.args[0]):
+            self.report("obfuscation.dynamic-name", node)
+        elif name in ("importlib.import_module", "importlib.__import__") and not _is_literal(node.args[0]):
+            self.report("obfuscation.computed-import", node)
+        elif name == "getattr" and len(node.args) >= 2 and not _is_literal(node.args[1]):
+            target = node.args[0]
+            base = self.qualname(target) or ""
+            module_like = base.split(".")[0] in self.imports.modules | {"builtins", "__builtins__"}
+            if module_like or (isinstance(target, ast.Call) and self.qualname(target.func) in patterns.NAMESPACE_CALLS):
+                self.report("obfuscation.dynamic-name", node)
+
+    def _check_chr(self, node: ast.Call, name: str) -> None:
+        if name == "map" and node.args and isinstance(node.args[0], ast.Name) and node.args[0].id == "chr":
+            self.report("obfuscation.chr-build", node)
+        elif isinstance(node.func, ast.Attribute) and node.func.attr == "join" and node.args:
+            if any(_is_chr_call(sub) for sub in ast.walk(node.args[0])):
+                self.report("obfuscation.chr-build", node)
+            elif isinstance(node.args[0], ast.Call) and self.qualname(node.args[0].func) == "reversed" \
+                    and node.args[0].args and _is_str(node.args[0].args[0]):
+                self.report("obfuscation.reversed", node)
+
+    def _check_write(self, node: ast.Call, name: str) -> None:
+        target: ast.AST | None = None
+        if name in ("open", "io.open", "builtins.open") and node.args:
+            mode = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "mode"), None)
+            if isinstance(mode, ast.Constant) and isinstance(mode.value, str) and set(mode.value) & set("wax+"):
+                target = node.args[0]
+        elif name in patterns.COPY_CALLS and len(node.args) >= 2:
+            target = node.args[1]
+        elif isinstance(node.func, ast.Attribute) and node.func.attr in ("write_text", "write_bytes"):
+            target = node.func.value
+        if target is not None and self._outside_pack(target):
+            self.report("fs.write-outside", node)
+
+    def _outside_pack(self, node: ast.AST) -> bool:
+        for sub in ast.walk(node):
+            if _is_str(sub) and patterns.OUTSIDE_PATH.search(sub.value) and not patterns.HARMLESS_PATH.match(sub.value):
+                return True
+            if isinstance(sub, (ast.Call, ast.Attribute)):
+                qual = self.qualname(sub.func if isinstance(sub, ast.Call) else sub) or ""
+                if qual in patterns.HOME_LOOKUPS:
+                    return True
+        return False
+
+    # -- other shapes ---------------------------------------------------------------------------------------------
+
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        base = self.qualname(node.value)
+        key = node.slice
+        if base == "os.environ" and _is_str(key) and patterns.SECRET_ENV.search(key.value):
+            self.report("credentials.env", node, key.value)
+        if _is_str(node.value) and isinstance(key, ast.Slice) and _is_minus_one(key.step):
+            self.report("obfuscation.reversed", node)
+        if not _is_literal(key) and (base in ("sys.modules", "__builtins__", "builtins.__dict__")
+                                     or isinstance(node.value, ast.Call) and self.qualname(node.value.func) in patterns.NAMESPACE_CALLS):
+            self.report("obfuscation.dynamic-name", node)
+        self.generic_visit(node)
+
+    def visit_For(self, node: ast.For) -> None:
+        if self.qualname(node.iter) == "os.environ":
+            self.report("credentials.env-dump", node)
+        self.generic_visit(node)
+
+    def visit_Dict(self, node: ast.Dict) -> None:
+        if any(k is None and self.qualname(v) == "os.environ" for k, v in zip(node.keys, node.values, strict=True)):
+            self.report("credentials.env-dump", node)
+        self.generic_visit(node)
+
+    def visit_BinOp(self, node: ast.BinOp) -> None:
+        if isinstance(node.op, ast.Add) and sum(_is_chr_call(n) for n in _add_chain(node)) >= 3:
+            self.report("obfuscation.chr-build", node)
+            return  # the inner additions are the same string
+        self.generic_visit(node)
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        value = node.value
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        if not isinstance(value, str) or id(node) in self.docstrings:
+            return
+        for rule, pattern in patterns.STRING_RULES:
+            if pattern.search(value):
+                self.report(rule, node)
+        if patterns.is_download(value):
+            self.report("network.download", node)
+        if _looks_encoded(value):
+            self.report("obfuscation.entropy", node, f"{len(value)} characters")
+
+
+# -- small predicates -----------------------------------------------------------------------------------------
+
+
+def _is_str(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str)
+
+
+def _is_literal(node: ast.AST) -> bool:
+    """A constant, or a container of constants: code in it is visible to the reviewer."""
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return all(_is_literal(e) for e in node.elts)
+    return False
+
+
+def _is_minus_one(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant) \
+        and node.operand.value == 1
+
+
+def _is_chr_call(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "chr"
+
+
+def _add_chain(node: ast.AST) -> Iterator[ast.AST]:
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, ast.BinOp) and isinstance(item.op, ast.Add):
+            stack += [item.left, item.right]
+        else:
+            yield item
+
+
+def _is_decoder(name: str, call: ast.Call) -> bool:
+    if name in patterns.DECODERS or any(name.startswith(p) for p in ("base64.", "zlib.decompress", "marshal.loads")):
+        return True
+    # bytes.fromhex("..") and "..".decode("hex")-style calls on literals
+    func = call.func
+    return isinstance(func, ast.Attribute) and func.attr in ("fromhex", "unhexlify", "decompress")
+
+
+def _is_main_guard(test: ast.AST) -> bool:
+    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
+            and any(_is_str(c) and c.value == "__main__" for c in test.comparators))
+
+
+def _strings(node: ast.AST) -> Iterator[str]:
+    for sub in ast.walk(node):
+        if _is_str(sub):
+            yield sub.value
+
+
+def _docstrings(tree: ast.Module) -> set[int]:
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and _is_str(first.value):
+                ids.add(id(first.value))
+    return ids
+
+
+def _decoded_names(tree: ast.Module, scanner: Scanner) -> set[str]:
+    """Names that hold decoded data somewhere in the file (flow-insensitive, so `a = b64decode(..); exec(a)`)."""
+    tainted: set[str] = set()
+    assigns = [n for n in ast.walk(tree) if isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None]
+    for _ in range(3):  # a few rounds follow chains such as `a = decode(x); b = a.decode()`
+        scanner.tainted = tainted
+        before = len(tainted)
+        for node in assigns:
+            if scanner._is_decoded(node.value):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                tainted |= {t.id for target in targets for t in ast.walk(target) if isinstance(t, ast.Name)}
+        if len(tainted) == before:
+            break
+    return tainted
+
+
+def entropy(text: str) -> float:
+    """Shannon entropy in bits per character."""
+    counts = Counter(text)
+    total = len(text)
+    return -sum(n / total * math.log2(n / total) for n in counts.values())
+
+
+_ENCODED_ALPHABET = re.compile(r"^[A-Za-z0-9+/=_\-]+$")
+
+
+def _looks_encoded(value: str) -> bool:
+    # Prose has spaces and sits near 4 bits per character; base64 and hex blobs have neither spaces nor words.
+    if len(value) < ENTROPY_MIN_LENGTH or any(c.isspace() for c in value):
+        return False
+    bits = entropy(value)
+    return bits >= 5.0 or (bits >= 3.5 and bool(_ENCODED_ALPHABET.match(value)))
+
+
+def scan_python(path: str, source: bytes) -> list[Finding]:
+    """Findings for one Python file; a file that does not parse gets ``code.unparsable`` and nothing else."""
+    text = source.decode("utf-8", "replace")
+    findings = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if len(line) > LONG_LINE:
+            findings.append(finding("obfuscation.long-line", path, number, line, f"{len(line)} characters"))
+            break  # one is enough to make the point
+    try:
+        tree = ast.parse(source, filename=path)
+    except (SyntaxError, ValueError) as exc:
+        return findings + [finding("code.unparsable", path, getattr(exc, "lineno", 0) or 0, str(exc))]
+    scanner = Scanner(path, text, tree)
+    scanner.visit(tree)
+    return findings + scanner.findings
