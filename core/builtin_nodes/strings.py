@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace as replace_flag
 
 from core.schema import Input, Output, Schema, node
 
@@ -109,10 +110,14 @@ def regex_extract(string: str, regex_pattern: str, mode: str, case_insensitive: 
         found = pattern.search(string)
         return found.group(0) if found else ""
     if mode == "All Matches":
-        return "\n".join(m.group(0) for m in pattern.finditer(string))
+        # As ComfyUI (re.findall): a pattern with capture groups contributes each match's first group.
+        whole = 1 if pattern.groups else 0
+        return "\n".join(m.group(whole) or "" for m in pattern.finditer(string))
     groups = []
     for found in pattern.finditer(string):
-        if group_index <= (found.re.groups or 0):
+        if mode == "All Groups" and not pattern.groups:
+            break
+        if group_index <= pattern.groups:
             groups.append(found.group(group_index) or "")
         if mode == "First Group":
             break
@@ -121,11 +126,13 @@ def regex_extract(string: str, regex_pattern: str, mode: str, case_insensitive: 
 
 @node(Schema("RegexReplace", category=CATEGORY, display_name="Regex Replace",
              inputs=[Input.string("string", multiline=True), Input.string("regex_pattern", multiline=True),
-                     Input.string("replace", multiline=True), *_REGEX_FLAGS,
-                     Input.int("count", default=0, min=0, max=100, tooltip="0 replaces every match")],
+                     Input.string("replace", multiline=True),
+                     *(replace_flag(flag, optional=True) for flag in _REGEX_FLAGS),
+                     Input.int("count", default=0, min=0, max=100, optional=True,
+                               tooltip="0 replaces every match")],
              outputs=[Output("STRING")]))
-def regex_replace(string: str, regex_pattern: str, replace: str, case_insensitive: bool, multiline: bool,
-                  dotall: bool, count: int) -> str:
+def regex_replace(string: str, regex_pattern: str, replace: str, case_insensitive: bool = True,
+                  multiline: bool = False, dotall: bool = False, count: int = 0) -> str:
     return _compile(regex_pattern, _flags(case_insensitive, multiline, dotall)).sub(replace, string, count=count)
 
 

@@ -1,0 +1,53 @@
+"""Helpers for the builtin node tests: call a node the way the executor does, and tiny test images."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import torch
+
+from core import context
+from core.builtin_nodes import MODULES
+from core.context import Folders
+
+NODES: dict[str, type] = {name: cls for module in MODULES for name, cls in module.NODES.items()}
+
+
+def call(name: str, **inputs: Any) -> Any:
+    """Instantiate builtin node ``name`` and run its FUNCTION; returns what the node returns."""
+    cls = NODES[name]
+    return getattr(cls(), cls.FUNCTION)(**inputs)
+
+
+def gradient(height: int = 8, width: int = 12, batch: int = 1) -> torch.Tensor:
+    """A ``[B, H, W, 3]`` image whose every pixel differs: red ramps along x, green along y, blue per batch."""
+    ys = torch.linspace(0, 1, height)[:, None].expand(height, width)
+    xs = torch.linspace(0, 1, width)[None, :].expand(height, width)
+    frames = [torch.stack([xs, ys, torch.full_like(xs, b / max(batch, 1))], dim=-1) for b in range(batch)]
+    return torch.stack(frames).contiguous()
+
+
+@pytest.fixture(autouse=True)
+def _two_threads() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(before, 2))
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def folders(hearth_folders: Folders) -> Iterator[Folders]:
+    """This test's input/output/temp folders, set as the process default (as ``comfy run`` does)."""
+    previous = context.folders()
+    context.set_default_folders(hearth_folders)
+    try:
+        yield hearth_folders
+    finally:
+        context.set_default_folders(previous)
+
+
+@pytest.fixture
+def node() -> Callable[..., Any]:
+    return call
