@@ -57,6 +57,8 @@ def _add_commands() -> None:
     cli.add_command(run.run)
     cli.add_command(info.nodes)
     cli.add_command(info.plugins)
+    from cli import scan
+    node.add_command(scan.scan)
 
 
 _add_commands()

@@ -50,6 +50,7 @@ class Scanner(ast.NodeVisitor):
         self.imports = _Imports(tree)
         self.defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
         self.docstrings = _docstrings(tree)
+        self.literal_names = _names_over_literals(tree)
         self.tainted = _decoded_names(tree, self)
         self.findings: list[Finding] = []
         self.depth = 0  # > 0 inside a function or lambda: code there does not run at import
@@ -149,12 +150,16 @@ class Scanner(ast.NodeVisitor):
             self.report("obfuscation.dynamic-name", node)
         elif name in ("importlib.import_module", "importlib.__import__") and not _is_literal(node.args[0]):
             self.report("obfuscation.computed-import", node)
-        elif name == "getattr" and len(node.args) >= 2 and not _is_literal(node.args[1]):
+        elif name == "getattr" and len(node.args) >= 2 and not self._is_known(node.args[1]):
             target = node.args[0]
             base = self.qualname(target) or ""
             module_like = base.split(".")[0] in self.imports.modules | {"builtins", "__builtins__"}
             if module_like or (isinstance(target, ast.Call) and self.qualname(target.func) in patterns.NAMESPACE_CALLS):
                 self.report("obfuscation.dynamic-name", node)
+
+    def _is_known(self, node: ast.AST) -> bool:
+        """A literal, or a loop variable that only takes values from a literal list written in the file."""
+        return _is_literal(node) or isinstance(node, ast.Name) and node.id in self.literal_names
 
     def _check_chr(self, node: ast.Call, name: str) -> None:
         if name == "map" and node.args and isinstance(node.args[0], ast.Name) and node.args[0].id == "chr":
@@ -296,6 +301,16 @@ def _docstrings(tree: ast.Module) -> set[int]:
             if isinstance(first, ast.Expr) and _is_str(first.value):
                 ids.add(id(first.value))
     return ids
+
+
+def _names_over_literals(tree: ast.Module) -> set[str]:
+    """Loop variables (for statements and comprehensions) that iterate over a literal tuple, list or set."""
+    names: dict[str, bool] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)) and isinstance(node.target, ast.Name):
+            literal = _is_literal(node.iter)
+            names[node.target.id] = names.get(node.target.id, True) and literal
+    return {name for name, literal in names.items() if literal}
 
 
 def _decoded_names(tree: ast.Module, scanner: Scanner) -> set[str]:

@@ -252,9 +252,11 @@ def _comfyui_nodes(module: str, pack: str) -> list[dict]:
     mod = importlib.util.module_from_spec(spec)
     sys.modules[module] = mod
     spec.loader.exec_module(mod)
-    mappings = getattr(mod, "NODE_CLASS_MAPPINGS", None) or {}
+    mappings = getattr(mod, "NODE_CLASS_MAPPINGS", None)
+    if mappings is None and callable(getattr(mod, "register_nodes", None)):
+        return _from_hook(mod, module)  # a Hearth plugin module at the top of the pack
     names = getattr(mod, "NODE_DISPLAY_NAME_MAPPINGS", None) or {}
-    return [_describe(str(name), cls, "comfyui", names.get(name)) for name, cls in dict(mappings).items()]
+    return [_describe(str(name), cls, "comfyui", names.get(name)) for name, cls in dict(mappings or {}).items()]
 
 
 def _hearth_nodes(name: str, target: str, pack: str) -> list[dict]:
@@ -267,6 +269,10 @@ def _hearth_nodes(name: str, target: str, pack: str) -> list[dict]:
     obj = importlib.import_module(module_name.strip())
     for part in filter(None, attr.strip().split(".")):
         obj = getattr(obj, part)
+    return _from_hook(obj, name)
+
+
+def _from_hook(obj: object, name: str) -> list[dict]:
     hook = getattr(obj, "register_nodes", None)
     if hook is None:
         return []
