@@ -115,6 +115,7 @@ class PluginManager:
             return allowed is None or name in allowed
 
         for name, module in ESSENTIAL_PLUGINS.items():
+            wanted(name, "essential")
             self._load_module(name, module, "essential")
         for name, module in DEFAULT_PLUGINS.items():
             if wanted(name, "default"):

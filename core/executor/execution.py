@@ -334,6 +334,10 @@ class _Run:
         if node_id in self.expansions:
             self.finish(node_id, definition, self.expansions.pop(node_id), expanded=True)
             return
+        entry = self.cache.get(self.sigs[node_id]) if node_id in self.sigs else None
+        if entry is not None:  # an identical node earlier in this prompt already produced it
+            self.resolve(node_id, entry, cached=True)
+            return
         self.current = node_id
         display = self.dyn.get_display_node_id(node_id)
         ctx = node_context.ExecutionContext(self.prompt_id, node_id, display, node.class_type, self.ex.folders,

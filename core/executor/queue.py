@@ -55,16 +55,16 @@ class History:
                 self._entries.popitem(last=False)
         return entry
 
-    def get(self, prompt_id: str | None = None, max_items: int | None = None, offset: int = 0) -> dict[str, Any]:
+    def get(self, prompt_id: str | None = None, max_items: int | None = None, offset: int = -1) -> dict[str, Any]:
+        """One entry by id, or a page: the newest ``max_items`` by default, or from ``offset`` (oldest is 0)."""
         with self._lock:
             if prompt_id is not None:
                 return {prompt_id: self._entries[prompt_id]} if prompt_id in self._entries else {}
             items = list(self._entries.items())
-        if offset:
-            items = items[offset:]
-        if max_items is not None:
-            items = items[-max_items:] if not offset else items[:max_items]
-        return dict(items)
+        count = len(items) if max_items is None else max_items
+        if offset < 0:
+            offset = max(0, len(items) - count)
+        return dict(items[offset:offset + count])
 
     def delete(self, prompt_ids: Iterable[str]) -> None:
         with self._lock:
@@ -83,7 +83,7 @@ class PromptQueue:
     """Pending prompts ordered by number (lower first); ``front=True`` goes ahead of everything pending."""
 
     def __init__(self, history: History | None = None) -> None:
-        self.history = history or History()
+        self.history = history if history is not None else History()
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, QueueItem]] = []
         self._seq = itertools.count()

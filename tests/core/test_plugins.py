@@ -1,0 +1,181 @@
+"""Plugin loading: tiers, allow and deny lists, entry points, broken plugins, name clashes, ComfyUI-format packs."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.executor import Executor
+from core.plugins import PluginManager, load_plugins
+
+CUSTOM_NODES = Path(__file__).resolve().parents[1] / "fixtures" / "custom_nodes"
+
+
+@pytest.fixture
+def dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Install fake distributions (a module plus a .dist-info with entry points) onto sys.path."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    created: list[str] = []
+
+    def make(name: str, version: str, entry_points: str, module: str | None = None, source: str = "") -> None:
+        info = tmp_path / f"{name}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        (info / "entry_points.txt").write_text(textwrap.dedent(entry_points))
+        if module:
+            (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
+            created.append(module)
+
+    yield make
+    for module in created:
+        sys.modules.pop(module, None)
+
+
+GOOD_PLUGIN = """
+    from core.hookspecs import hookimpl
+
+    class Hello:
+        RETURN_TYPES = ("STRING",)
+        FUNCTION = "run"
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {}}
+        def run(self):
+            return ("hello",)
+
+    @hookimpl
+    def register_nodes():
+        return {"Hello": Hello}
+"""
+
+
+def test_tiers_of_a_plain_load() -> None:
+    pm = load_plugins(environ={}, entry_points=False)
+    assert pm.records["executor"].tier == "essential"
+    assert pm.records["builtin_nodes"].tier == "default"
+    assert "SaveImage" in pm.nodes()
+
+
+def test_entry_point_plugin_loads_with_its_version(dist: Any) -> None:
+    dist("hello-pack", "1.2.3", "[hearth]\nhello = hello_plugin\n", "hello_plugin", GOOD_PLUGIN)
+    pm = load_plugins(environ={})
+    record = pm.records["hello"]
+    assert (record.tier, record.version, record.error) == ("installed", "1.2.3", None)
+    assert pm.nodes()["Hello"].plugin == "hello"
+    assert record.node_count == 1
+
+
+def test_plugin_that_fails_to_import_is_reported_and_the_rest_load(dist: Any) -> None:
+    dist("bad-pack", "0.1.0", "[hearth]\nbad = bad_plugin\n", "bad_plugin", "raise ImportError('needs libfoo')\n")
+    dist("hello-pack", "1.0.0", "[hearth]\nhello = hello_plugin\n", "hello_plugin", GOOD_PLUGIN)
+    pm = load_plugins(environ={})
+    assert pm.records["bad"].error == "failed to import: ImportError: needs libfoo"
+    assert "raise ImportError('needs libfoo')" in pm.records["bad"].traceback
+    assert "Hello" in pm.nodes()
+
+
+def test_misspelled_hook_fails_that_plugin_with_a_suggestion(dist: Any) -> None:
+    source = "from core.hookspecs import hookimpl\n\n@hookimpl\ndef register_node():\n    return {}\n"
+    dist("typo-pack", "0.1.0", "[hearth]\ntypo = typo_plugin\n", "typo_plugin", source)
+    pm = load_plugins(environ={})
+    assert pm.records["typo"].error == "implements unknown hook 'register_node' (did you mean 'register_nodes'?)"
+    assert pm.pm.get_plugin("typo") is None
+
+
+def test_hook_with_an_argument_the_spec_lacks_is_rejected(dist: Any) -> None:
+    source = "from core.hookspecs import hookimpl\n\n@hookimpl\ndef register_nodes(registry):\n    return {}\n"
+    dist("args-pack", "0.1.0", "[hearth]\nargs = args_plugin\n", "args_plugin", source)
+    pm = load_plugins(environ={})
+    assert "invalid hook implementation" in pm.records["args"].error
+    assert "registry" in pm.records["args"].error
+
+
+def test_allow_list_and_disable_list(dist: Any) -> None:
+    dist("hello-pack", "1.0.0", "[hearth]\nhello = hello_plugin\n", "hello_plugin", GOOD_PLUGIN)
+    only = load_plugins(environ={"HEARTH_PLUGINS": "hello"})
+    assert set(only.records) == {"executor", "hello"}
+    assert list(only.nodes()) == ["Hello"]
+    without = load_plugins(environ={"HEARTH_DISABLE_PLUGINS": "builtin_nodes, hello"})
+    assert "hello" not in without.records and "builtin_nodes" not in without.records
+    assert len(without.nodes()) == 0
+
+
+def test_essential_plugin_cannot_be_disabled() -> None:
+    pm = load_plugins(environ={"HEARTH_DISABLE_PLUGINS": "executor"}, entry_points=False)
+    assert "executor" in pm.records
+    assert "INT" in pm.nodes().types
+    assert "plugin 'executor' is essential and cannot be disabled" in pm.warnings
+
+
+def test_register_nodes_that_raises_is_reported() -> None:
+    from core.hookspecs import hookimpl
+
+    class Exploding:
+        @hookimpl
+        def register_nodes(self) -> dict[str, type]:
+            raise RuntimeError("INPUT_TYPES scan failed")
+
+    pm = load_plugins(environ={}, entry_points=False)
+    pm.register(Exploding(), "exploding")
+    assert "SaveImage" in pm.nodes()
+    assert pm.records["exploding"].error == "register_nodes raised RuntimeError: INPUT_TYPES scan failed"
+
+
+@pytest.fixture(scope="module")
+def packs() -> PluginManager:
+    return load_plugins(environ={}, entry_points=False, custom_nodes=[CUSTOM_NODES])
+
+
+class TestCustomNodes:
+    @pytest.fixture
+    def pm(self, packs: PluginManager) -> PluginManager:
+        return packs
+
+    def test_every_pack_is_a_plugin_of_the_installed_tier(self, pm: PluginManager) -> None:
+        packs = {name: r for name, r in pm.records.items() if r.kind == "comfyui"}
+        assert sorted(packs) == ["broken_pack", "clash_pack", "empty_pack", "good_pack", "single_file_pack"]
+        assert all(r.tier == "installed" for r in packs.values())
+        assert pm.records["good_pack"].version == "1.0.2"
+
+    def test_broken_pack_is_reported_with_its_traceback(self, pm: PluginManager) -> None:
+        record = pm.records["broken_pack"]
+        assert record.error == "failed to import: ModuleNotFoundError: No module named 'a_library_that_is_not_installed'"
+        assert "broken_pack/__init__.py" in record.traceback
+
+    def test_pack_without_mappings_is_noted(self, pm: PluginManager) -> None:
+        assert pm.records["empty_pack"].notes == ["no NODE_CLASS_MAPPINGS: the pack defines no nodes"]
+
+    def test_nodes_display_names_and_module(self, pm: PluginManager) -> None:
+        registry = pm.nodes()
+        info = registry["GoodNode"].object_info()
+        assert info["display_name"] == "Good Node"
+        assert info["python_module"] == "custom_nodes.good_pack"
+        assert registry["SingleFileNode"].plugin == "single_file_pack"
+        assert pm.records["good_pack"].node_count == 2
+
+    def test_clash_with_a_builtin_is_won_by_the_pack_and_reported(self, pm: PluginManager) -> None:
+        assert pm.nodes()["ImageInvert"].plugin == "clash_pack"
+        assert "node 'ImageInvert' from plugin 'builtin_nodes' is shadowed by plugin 'clash_pack'" in pm.warnings
+
+    def test_web_directory(self) -> None:
+        from core.custom_nodes import CustomNodesLoader
+
+        loader = CustomNodesLoader([CUSTOM_NODES])
+        loader.load()
+        assert loader.web_directories["good_pack"] == (CUSTOM_NODES / "good_pack" / "web").resolve()
+
+    def test_pack_nodes_run(self, pm: PluginManager) -> None:
+        prompt = {"1": {"class_type": "GoodNode", "inputs": {"text": "hey"}},
+                  "2": {"class_type": "GoodRepeat", "inputs": {"text": ["1", 0], "times": 2}}}
+        result = Executor(pm.nodes()).run(prompt)
+        assert result.outputs == {"2": {"text": ["hey!hey!"]}}
+
+    def test_disable_one_pack(self) -> None:
+        pm = load_plugins(environ={"HEARTH_DISABLE_PLUGINS": "good_pack"}, entry_points=False,
+                          custom_nodes=[CUSTOM_NODES])
+        assert "good_pack" not in pm.records and "GoodNode" not in pm.nodes()
+        assert "SingleFileNode" in pm.nodes()
