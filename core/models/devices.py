@@ -111,7 +111,7 @@ def module_bytes(module: nn.Module) -> int:
 _libc = None
 
 
-def _malloc_trim() -> None:
+def trim_heap() -> None:
     # glibc keeps small freed blocks in its heap; a model made of 1 MB tensors can leave hundreds of MB there
     # after it is dropped. malloc_trim hands those pages back to the system.
     global _libc
@@ -133,4 +133,4 @@ def release_memory(device: str | torch.device | None = None) -> None:
     if torch.cuda.is_available() and (device is None or as_device(device).type == "cuda"):
         torch.cuda.empty_cache()
         torch.cuda.ipc_collect()
-    _malloc_trim()
+    trim_heap()

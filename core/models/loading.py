@@ -15,7 +15,6 @@ import mmap
 import os
 import struct
 import sys
-import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from math import prod
@@ -97,10 +96,10 @@ def sniff(path: str | os.PathLike[str]) -> str:
         return TORCH_ZIP
     if len(head) == 9 and head[8:9] == b"{":
         return SAFETENSORS
-    if head[:1] == b"\x80":  # pickle protocol marker
-        return TORCH_LEGACY
     if path.suffix.lower() in (".safetensors", ".sft"):
         return SAFETENSORS  # let the header parser say precisely what is wrong
+    if head[:1] == b"\x80":  # pickle protocol marker
+        return TORCH_LEGACY
     if not head:
         raise CheckpointError(path, "file is empty", "the download or copy did not finish; fetch it again")
     raise CheckpointError(path, "not a safetensors or PyTorch checkpoint (unrecognised first bytes)",
@@ -270,7 +269,9 @@ def _torch_load(path: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[st
             path, f"holds Python objects besides tensors ({str(exc).splitlines()[0]})",
             "Hearth loads pickles with weights_only=True and never runs their code; "
             "use a .safetensors version of this model") from None
-    except (EOFError, zipfile.BadZipFile, RuntimeError, OSError, ValueError) as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the unpickler trips on, the file is at fault
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(path, f"truncated or corrupt PyTorch checkpoint ({first})",
                               "the download or copy did not finish; fetch it again") from None
@@ -302,7 +303,12 @@ def load_into(module: Any, state: Mapping[str, torch.Tensor], *, prefix: str = "
     ``source`` (pass the checkpoint path) and the first few keys.
     """
     tensors = strip_prefix(state, prefix) if prefix else dict(state)
-    result = module.load_state_dict(tensors, strict=False, assign=True)
+    try:
+        result = module.load_state_dict(tensors, strict=False, assign=True)
+    except RuntimeError as exc:  # shape mismatches raise even with strict=False
+        detail = "; ".join(line.strip() for line in str(exc).splitlines()[1:4])
+        raise CheckpointError(source, f"does not fit {type(module).__name__}: {detail}",
+                              "is this checkpoint the model family it was detected as?") from None
     if strict and (result.missing_keys or result.unexpected_keys):
         problems = []
         for label, keys in (("missing", result.missing_keys), ("unexpected", result.unexpected_keys)):

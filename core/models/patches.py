@@ -19,10 +19,24 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.models.devices import as_device, module_bytes
+from core.models.devices import as_device, module_bytes, trim_heap
 
 PatchFunction = Callable[[torch.Tensor, float], torch.Tensor]
 _patch_ids = itertools.count(1)
+
+
+class _TrimHeapWhenDropped:
+    """Hands freed heap pages back to the system when the model that owns it is dropped.
+
+    It is the last field of :class:`ModelWeights`, and CPython releases an instance's attributes in the order they
+    were set, so this runs right after the module (and with it the weights) was released: a cache that drops a
+    model and then reads the machine's free memory sees the model gone, not parked in glibc's free lists.
+    """
+
+    __slots__ = ()
+
+    def __del__(self) -> None:
+        trim_heap()
 
 
 class PatchError(ValueError):
@@ -54,6 +68,7 @@ class ModelWeights:
     backup: dict[str, torch.Tensor] = field(default_factory=dict)
     applied: int | None = None  # patch_id of the patch set on the weights, None when they are the originals
     nbytes: int = 0
+    _trim: _TrimHeapWhenDropped = field(default_factory=_TrimHeapWhenDropped, repr=False)  # keep it last
 
     def tensor(self, key: str) -> tuple[dict[str, Any], str, torch.Tensor]:
         """The dict holding ``key`` (a module's ``_parameters`` or ``_buffers``), the attribute name, the tensor."""
@@ -127,6 +142,10 @@ class PatchedModel:
     @property
     def nbytes(self) -> int:
         """Bytes of the weights (as stored; patches do not change dtypes or shapes)."""
+        return self.weights.nbytes
+
+    def memory_bytes(self) -> int:
+        """Bytes this model holds, for the executor's ``ram`` cache when it weighs outputs to evict."""
         return self.weights.nbytes
 
     def memory_required(self, input_shape: tuple[int, ...] | None = None, dtype: torch.dtype | None = None) -> int:
