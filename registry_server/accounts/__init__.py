@@ -1,0 +1,1 @@
+"""Accounts: users, publishers and their members, API tokens."""

@@ -1,0 +1,1 @@
+"""Administration: moderation (approve, ban, yank), and the audit log of every publisher and admin action."""

@@ -1,0 +1,21 @@
+"""The audit log: one row per publisher or admin action, never updated or deleted."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+from registry_server.db import utcnow
+
+
+class AuditEntry(SQLModel, table=True):
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str  # "user:NAME", "token:PREFIX", "cli", "system"
+    action: str = Field(index=True)
+    target: str = ""
+    detail: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -1,0 +1,90 @@
+"""The registry's FastAPI application: wiring of settings, database, storage, verification worker and routes."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from registry_server.db import make_engine, run_migrations
+from registry_server.deps import Registry
+from registry_server.errors import install_handlers
+from registry_server.settings import Settings
+from registry_server.storage.services import make_storage
+
+log = logging.getLogger("hearth.registry")
+
+
+def open_registry(settings: Settings, migrate: bool = True) -> Registry:
+    """Database (migrated to the newest schema) and storage for these settings; used by the server and CLI."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    if migrate:
+        run_migrations(engine)
+    return Registry(settings=settings, engine=engine, storage=make_storage(settings.storage))
+
+
+def create_app(settings: Settings | None = None, start_worker: bool = True) -> FastAPI:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from registry_server.publishing.services import recover
+        from registry_server.verification.services import verifier_name
+        from registry_server.verification.worker import VerificationWorker
+
+        registry = open_registry(settings)
+        app.state.registry = registry
+        cleaned = recover(registry)
+        log.info("registry ready: db %s, storage %s, verifier %s, cleaned %s", registry.engine.url.render_as_string(),
+                 registry.storage.describe(), verifier_name(), cleaned)
+        worker = VerificationWorker(registry)
+        app.state.worker = worker
+        if start_worker:
+            worker.start()
+        try:
+            yield
+        finally:
+            worker.stop()
+            registry.engine.dispose()
+
+    app = FastAPI(title="Hearth registry", version="1", lifespan=lifespan,
+                  description="Node-pack registry: ComfyUI registry API, PEP 691 simple index and Hearth's API.")
+    install_handlers(app)
+
+    from registry_server.admin.routes import router as admin_router
+    from registry_server.packs.routes import api, comfy
+    from registry_server.publishing.routes import router as publishing_router
+    from registry_server.simple.routes import router as simple_router
+    from registry_server.storage.routes import router as storage_router
+    from registry_server.web.routes import auth_pages, pages
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict:
+        return {"ok": True, "private": settings.private, "upstream": settings.upstream}
+
+    for router in (publishing_router, comfy, api, admin_router, storage_router, simple_router, auth_pages, pages):
+        app.include_router(router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory: `uvicorn --factory registry_server.app:app_from_env` with HEARTH_REGISTRY_* set."""
+    return create_app(Settings.from_env())
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers: int = 1,
+          log_level: str = "info") -> None:
+    import os
+
+    import uvicorn
+
+    if workers > 1:
+        # Several processes need an import string; they read the same settings from the environment.
+        os.environ.update(settings.to_env())
+        uvicorn.run("registry_server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level)
+    else:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)

@@ -1,0 +1,86 @@
+"""Request dependencies: the registry context (settings, database, storage), sessions and token checks."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from fastapi import Depends, Request
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from registry_server.accounts.models import Token
+from registry_server.accounts.services import authenticate
+from registry_server.settings import Settings
+from registry_server.storage.services import Storage
+
+
+@dataclass
+class Registry:
+    """What every service needs, built once at start from settings."""
+
+    settings: Settings
+    engine: Engine
+    storage: Storage
+    wake_verifier: threading.Event = field(default_factory=threading.Event)
+    # Install counts are batched in memory and flushed by the worker: a read must not become a write.
+    downloads: Counter = field(default_factory=Counter)
+    downloads_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count_download(self, pack_id: str) -> None:
+        with self.downloads_lock:
+            self.downloads[pack_id] += 1
+
+    def base_url(self, request: Request | None) -> str:
+        if self.settings.public_url:
+            return self.settings.public_url.rstrip("/")
+        if request is None:
+            return "http://localhost:8080"
+        return str(request.base_url).rstrip("/")
+
+
+def get_registry(request: Request) -> Registry:
+    return request.app.state.registry
+
+
+def get_session(registry: Registry = Depends(get_registry)) -> Iterator[Session]:
+    with Session(registry.engine, expire_on_commit=False) as session:
+        yield session
+
+
+def token_from_request(request: Request) -> str | None:
+    """A token from `Authorization: Bearer`, HTTP Basic (password, as uv and pip send it), or the web cookie."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value:
+        return value.strip()
+    if scheme.lower() == "basic" and value:
+        try:
+            user, _, password = base64.b64decode(value).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return password or user
+    return request.headers.get("x-hearth-token") or request.cookies.get("hearth_token")
+
+
+def read_access(request: Request, registry: Registry = Depends(get_registry),
+                session: Session = Depends(get_session)) -> Token | None:
+    """In private mode every read needs a token of scope read or above; otherwise reads are open."""
+    if not registry.settings.private:
+        return None
+    return authenticate(session, token_from_request(request), "read")
+
+
+def admin_access(request: Request, session: Session = Depends(get_session)) -> Token:
+    token = authenticate(session, token_from_request(request), "admin")
+    from registry_server.accounts.models import User
+
+    user = session.get(User, token.user_id)
+    if user is None or not user.is_admin:
+        from registry_server.errors import ApiError
+
+        raise ApiError(403, "not_admin", "this needs an admin user's admin token")
+    return token

@@ -1,0 +1,1 @@
+"""Publishing: version reservations, signed single-use upload URLs and accepting archives."""

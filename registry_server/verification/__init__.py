@@ -1,0 +1,1 @@
+"""Verification: archive safety at upload, then a job that scans and imports each pending version."""

@@ -1,0 +1,161 @@
+"""Verification of a stored version: sandbox checks (or Hearth's own fallback), findings, node classes, wheel."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import delete, or_, update
+from sqlmodel import Session, select
+
+from registry_server.db import utcnow
+from registry_server.settings import Settings
+from registry_server.verification import checks
+
+log = logging.getLogger("hearth.registry.verify")
+# A claim older than this belongs to a worker that died; another worker may take the version over.
+CLAIM_TIMEOUT = timedelta(minutes=10)
+SEVERITY_ERRORS = {"error", "critical", "high"}
+
+
+def _sandbox():  # noqa: ANN202
+    """The sandbox package's entry points, or None when it is not installed (then our own checks run)."""
+    try:
+        from sandbox import verify
+        from sandbox.archive import check_archive
+    except ImportError:
+        return None
+    return verify, check_archive
+
+
+def verifier_name() -> str:
+    return "sandbox" if _sandbox() else "hearth-builtin (sandbox not installed: archive checks and static scan only)"
+
+
+def _limits(settings: Settings) -> checks.Limits:
+    return checks.Limits(settings.max_archive_files, settings.max_unpacked_bytes, settings.max_compression_ratio)
+
+
+def _finding(obj) -> checks.Finding:  # noqa: ANN001
+    if isinstance(obj, checks.Finding):
+        return obj
+    get = obj.get if isinstance(obj, dict) else lambda k, d=None: getattr(obj, k, d)
+    return checks.Finding(str(get("rule", "")), str(get("severity", "warning")), str(get("path", "") or ""),
+                          get("line"), str(get("snippet", "") or "")[:500], str(get("message", "") or ""))
+
+
+def archive_problems(path: Path, settings: Settings) -> list[checks.Finding]:
+    """Errors that make an upload unacceptable (traversal, links, bombs, not a zip); empty when it is fine.
+
+    Our own structural checks always run, so these guarantees hold whether or not the sandbox is installed.
+    """
+    problems = [f for f in checks.check_archive(str(path), _limits(settings)) if f.severity == "error"]
+    sb = _sandbox()
+    if sb and not problems:
+        problems = [f for f in map(_finding, sb[1](str(path))) if f.severity.lower() in SEVERITY_ERRORS]
+    return problems
+
+
+def run_checks(archive: Path, settings: Settings) -> tuple[checks.Report, str]:
+    """Verify an archive; returns the report and the name of the verifier that made it."""
+    sb = _sandbox()
+    if sb is None:
+        return checks.scan_archive(str(archive), _limits(settings)), verifier_name()
+    verify = sb[0]
+    try:
+        report = verify(str(archive), isolate_import=settings.isolate_import)
+    except (IsADirectoryError, NotADirectoryError, TypeError, ValueError):
+        # A sandbox that wants a folder: extract with its own safe extractor, then verify the folder.
+        from sandbox.archive import safe_extract
+
+        folder = Path(tempfile.mkdtemp(prefix="verify-", dir=settings.tmp_dir))
+        try:
+            safe_extract(str(archive), str(folder), None)
+            report = verify(str(folder), isolate_import=settings.isolate_import)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return checks.Report(verdict=str(report.verdict), findings=[_finding(f) for f in report.findings],
+                         nodes=[dict(n) for n in report.nodes], import_ok=bool(report.import_ok)), "sandbox"
+
+
+def claim_next(session: Session) -> str | None:
+    """Atomically claim one pending version for this worker (works across processes and databases)."""
+    from registry_server.packs.models import PENDING, Version
+
+    now = utcnow()
+    stale = now - CLAIM_TIMEOUT
+    claimable = (Version.status == PENDING, or_(Version.verify_claimed_at.is_(None), Version.verify_claimed_at < stale))
+    for vid in session.exec(select(Version.id).where(*claimable).order_by(Version.uploaded_at).limit(5)).all():
+        won = session.execute(update(Version).where(Version.id == vid, *claimable)
+                              .values(verify_claimed_at=now)).rowcount
+        session.commit()
+        if won == 1:
+            return vid
+    return None
+
+
+def verify_version(registry, version_id: str) -> str:  # noqa: ANN001 - Registry (import cycle)
+    """Run the checks on one claimed version and record the outcome; returns the new status."""
+    from registry_server.admin.services import audit
+    from registry_server.packs.models import ACTIVE, FLAGGED, PENDING, Finding, NodeClass, Pack, Version
+    from registry_server.packs.services import refresh_pack
+    from registry_server.simple.services import build_wheel
+    from registry_server.storage.services import download_to_temp, wheel_key
+
+    settings = registry.settings
+    work = Path(tempfile.mkdtemp(prefix=f"verify-{os.getpid()}-{version_id[:8]}-", dir=settings.tmp_dir))
+    try:
+        with Session(registry.engine, expire_on_commit=False) as session:
+            version = session.get(Version, version_id)
+            if version is None or version.status != PENDING:
+                return version.status if version else "missing"
+            pack = session.get(Pack, version.pack_id)
+            archive = download_to_temp(registry.storage, version.blob_key, work, ".zip")
+            try:
+                report, verifier = run_checks(archive, settings)
+            except Exception as exc:  # a crashing verifier flags the version instead of wedging the queue
+                log.exception("verification of %s %s crashed", pack.id, version.version)
+                report = checks.Report("flag", [checks.Finding("verifier.crashed", "error",
+                                                               message=f"verification failed: {exc}")])
+                verifier = verifier_name()
+            if report.verdict != "reject":
+                wheel = build_wheel(archive, pack.id, version.version, version.manifest, version.dependencies, work)
+                wkey = wheel_key(wheel.sha256, wheel.filename)
+                registry.storage.put_file(wkey, wheel.path)
+                meta = work / "METADATA"
+                meta.write_bytes(wheel.metadata)
+                registry.storage.put_file(wkey + ".metadata", meta)  # PEP 658: resolvers skip the download
+                version.wheel_filename, version.wheel_sha256, version.wheel_size = (
+                    wheel.filename, wheel.sha256, wheel.size)
+                version.wheel_key, version.wheel_metadata_sha256 = wkey, wheel.metadata_sha256
+            session.execute(delete(Finding).where(Finding.version_id == version_id))
+            session.execute(delete(NodeClass).where(NodeClass.version_id == version_id))
+            for f in report.findings:
+                session.add(Finding(version_id=version_id, rule=f.rule, severity=f.severity, path=f.path,
+                                    line=f.line, snippet=f.snippet, message=f.message))
+            seen = set()
+            for n in report.nodes:
+                name = str(n.get("name", ""))[:200]
+                if name and name not in seen:
+                    seen.add(name)
+                    session.add(NodeClass(version_id=version_id, name=name, category=str(n.get("category") or ""),
+                                          kind=str(n.get("kind") or ""), definition=n))
+            version.status = ACTIVE if report.verdict == "pass" else FLAGGED
+            version.status_reason = {"pass": "verified", "flag": "flagged for review",
+                                     "reject": "rejected by verification"}.get(report.verdict, report.verdict)
+            version.verdict, version.verifier, version.import_ok = report.verdict, verifier, report.import_ok
+            version.verified_at = utcnow()
+            session.add(version)
+            session.flush()
+            refresh_pack(session, pack)
+            audit(session, "system:verifier", "version.verify", f"{pack.id}@{version.version}",
+                  {"verdict": report.verdict, "verifier": verifier, "findings": len(report.findings)})
+            session.commit()
+            log.info("verified %s %s: %s", pack.id, version.version, version.status)
+            return version.status
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
