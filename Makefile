@@ -14,7 +14,8 @@ $(VENV)/.installed: pyproject.toml requirements/dev.txt constraints/dev.txt $(wi
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/python examples/demo.py
+	$(BIN)/comfy run examples/workflows/builtin_demo_api.json --out output/demo
+	$(BIN)/comfy run examples/workflows/builtin_demo_ui.json --out output/demo
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
