@@ -79,6 +79,9 @@ class CustomNodesLoader:
 
     @staticmethod
     def _import(name: str, path: Path) -> Any:
+        # As ComfyUI does, the module is named after the pack's full path, so a pack called "email" or "utils"
+        # cannot shadow (or be shadowed by) an installed module of that name.
+        name = str(path.resolve().with_suffix("") if path.is_file() else path.resolve()).replace(".", "_x_")
         if path.is_dir():
             spec = importlib.util.spec_from_file_location(name, path / "__init__.py",
                                                           submodule_search_locations=[str(path)])

@@ -179,3 +179,26 @@ class TestCustomNodes:
                           custom_nodes=[CUSTOM_NODES])
         assert "good_pack" not in pm.records and "GoodNode" not in pm.nodes()
         assert "SingleFileNode" in pm.nodes()
+
+
+def test_pack_named_like_a_stdlib_module_does_not_shadow_it(tmp_path: Path) -> None:
+    import string
+
+    pack = tmp_path / "string"
+    pack.mkdir()
+    (pack / "__init__.py").write_text("from .impl import NODE_CLASS_MAPPINGS\n")
+    (pack / "impl.py").write_text(textwrap.dedent("""
+        class Upper:
+            RETURN_TYPES = ("STRING",)
+            FUNCTION = "run"
+            @classmethod
+            def INPUT_TYPES(cls):
+                return {"required": {"text": ("STRING",)}}
+            def run(self, text):
+                return (text.upper(),)
+
+        NODE_CLASS_MAPPINGS = {"Upper": Upper}
+    """))
+    pm = load_plugins(environ={}, entry_points=False, custom_nodes=[tmp_path])
+    assert pm.records["string"].error is None and "Upper" in pm.nodes()
+    assert sys.modules["string"] is string and hasattr(sys.modules["string"], "ascii_letters")
