@@ -79,7 +79,10 @@ def _convert(kind: str, value: Any) -> Any:
 
 
 class Validator:
-    """Validates prompts against one node registry; ``INPUT_TYPES`` is read once per class per prompt."""
+    """Validates prompts against one node registry; ``INPUT_TYPES`` is read once per class per prompt.
+
+    Safe to call from several threads at once: all per-prompt state is local to :meth:`validate`.
+    """
 
     def __init__(self, registry: NodeRegistry) -> None:
         self.registry = registry
@@ -102,7 +105,7 @@ class Validator:
         if not outputs:
             return ValidationResult(error=error("prompt_no_outputs", "Prompt has no outputs"))
 
-        self._inputs: dict[str, NodeInputs | Exception] = {}
+        declared: dict[str, NodeInputs | Exception] = {}  # INPUT_TYPES read once per class in this call
         valid: dict[str, bool] = {}
         errors: dict[str, list[dict[str, Any]]] = {}
         good, bad = [], []
@@ -110,7 +113,7 @@ class Validator:
             order = self._ancestors_in_order(nodes, output, errors, valid)
             for node_id in order:
                 if node_id not in valid:
-                    node_errors, parents_ok = self._check(nodes, nodes[node_id], valid)
+                    node_errors, parents_ok = self._check(nodes, nodes[node_id], valid, declared)
                     if node_errors:
                         errors[node_id] = node_errors
                     valid[node_id] = parents_ok and not node_errors
@@ -184,21 +187,21 @@ class Validator:
 
     # -- one node --------------------------------------------------------------------------------------------
 
-    def _node_inputs(self, class_type: str) -> NodeInputs | Exception:
-        found = self._inputs.get(class_type)
+    def _node_inputs(self, class_type: str, cache: dict[str, NodeInputs | Exception]) -> NodeInputs | Exception:
+        found = cache.get(class_type)
         if found is None:
             try:
                 found = self.registry[class_type].inputs()
             except NodeDefinitionError as exc:
                 found = exc
-            self._inputs[class_type] = found
+            cache[class_type] = found
         return found
 
-    def _check(self, nodes: Mapping[str, PromptNode], node: PromptNode,
-               valid: dict[str, bool]) -> tuple[list[dict[str, Any]], bool]:
+    def _check(self, nodes: Mapping[str, PromptNode], node: PromptNode, valid: dict[str, bool],
+               cache: dict[str, NodeInputs | Exception]) -> tuple[list[dict[str, Any]], bool]:
         registry = self.registry
         definition = registry[node.class_type]
-        declared = self._node_inputs(node.class_type)
+        declared = self._node_inputs(node.class_type, cache)
         if isinstance(declared, Exception):
             return [error("exception_during_validation", "Exception when validating node", str(declared))], True
         errs: list[dict[str, Any]] = []
