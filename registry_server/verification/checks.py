@@ -65,8 +65,9 @@ def check_archive(path: str, limits: Limits | None = None) -> list[Finding]:
             elif ".." in p.parts:
                 out.append(Finding("archive.path_traversal", "error", name,
                                    message="entry escapes the extraction folder with '..'"))
-            mode = info.external_attr >> 16
-            if mode and (stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))):
+            # Many zip writers set permission bits without a file type; only a type we can see is judged.
+            kind = stat.S_IFMT(info.external_attr >> 16)
+            if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
                 out.append(Finding("archive.special_file", "error", name,
                                    message="symbolic links and device files are not allowed"))
             key = name.lower().rstrip("/")
