@@ -29,6 +29,8 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
                                                "tan", "asin", "acos", "atan", "atan2", "hypot", "trunc")},
 }
 _CONSTANTS = {"pi": math.pi, "e": math.e, "tau": math.tau}
+MAX_EXPONENT = 1000
+MAX_POWER_BITS = 100_000
 OPERATIONS = ["add", "subtract", "multiply", "divide", "floor_divide", "modulo", "power", "min", "max"]
 
 
@@ -55,8 +57,8 @@ def evaluate(expression: str, variables: dict[str, float]) -> float:
             return names[item.id]
         if isinstance(item, ast.BinOp) and type(item.op) in _BINARY:
             left, right = walk(item.left), walk(item.right)
-            if isinstance(item.op, ast.Pow) and abs(right) > 1000:
-                raise ExpressionError("exponent too large (limit 1000)")
+            if isinstance(item.op, ast.Pow):
+                return _power(left, right)
             return _BINARY[type(item.op)](left, right)
         if isinstance(item, ast.UnaryOp) and type(item.op) in _UNARY:
             return _UNARY[type(item.op)](walk(item.operand))
@@ -78,6 +80,23 @@ def evaluate(expression: str, variables: dict[str, float]) -> float:
     return walk(tree)
 
 
+def _power(base: Any, exponent: Any) -> Any:
+    """``base ** exponent``, refusing the few powers that would take minutes or gigabytes to compute."""
+    if abs(exponent) > MAX_EXPONENT:
+        raise ExpressionError(f"exponent {exponent} is too large (limit {MAX_EXPONENT})")
+    # Exponents are bounded, but nested powers of integers still grow without bound: (9**999)**999.
+    if isinstance(base, int) and isinstance(exponent, int) and base.bit_length() * abs(exponent) > MAX_POWER_BITS:
+        raise ExpressionError(f"result of {_short(base)} ** {exponent} is too large (limit {MAX_POWER_BITS} bits)")
+    result = operator.pow(base, exponent)
+    if isinstance(result, complex):
+        raise ExpressionError(f"{_short(base)} ** {exponent} is not a real number")
+    return result
+
+
+def _short(value: Any) -> str:
+    return f"<{value.bit_length()}-bit int>" if isinstance(value, int) and value.bit_length() > 64 else str(value)
+
+
 def _apply(op: str, a: Any, b: Any) -> Any:
     if op in ("divide", "floor_divide", "modulo") and b == 0:
         raise ZeroDivisionError(f"{op} by zero (b is 0)")
@@ -91,6 +110,9 @@ def _apply(op: str, a: Any, b: Any) -> Any:
                      Input.combo("operation", OPERATIONS, default="add")],
              outputs=[Output("INT")]))
 def int_math(a: int, b: int, operation: str) -> int:
+    if operation == "power" and abs(b) > MAX_EXPONENT:
+        # 3 ** 10**9 would run for minutes and fill memory; ComfyUI has no guard here.
+        raise ValueError(f"power: exponent {b} is too large (limit {MAX_EXPONENT})")
     return int(_apply(operation, a, b))
 
 
