@@ -29,6 +29,9 @@ WORKER = Path(__file__).with_name("worker.py")
 GiB, MiB = 1024**3, 1024**2
 _GRACE_SECONDS = 15  # how long the warden may take beyond the wall limit before this side kills it
 _MAX_NODES = 5000
+# Findings that mean the import did not complete (a network attempt that failed, say, does not).
+_FATAL = frozenset({"import.timeout", "import.cpu-limit", "import.memory-limit", "import.file-size-limit",
+                    "import.process-limit", "import.crash"})
 
 
 @dataclass(frozen=True)
@@ -201,7 +204,7 @@ def interpret(raw: str, limits: ImportLimits = ImportLimits()) -> ImportResult:
             if not any(f.rule == rule for f in findings):
                 findings.append(finding(rule, ".", 0, example, f"{counts[kind]} attempt(s)"))
     result.nodes = _valid_nodes(inner.get("nodes"))
-    result.import_ok = bool(inner) and error is None and not findings
+    result.import_ok = bool(inner) and error is None and not any(f.rule in _FATAL for f in findings)
     return result
 
 

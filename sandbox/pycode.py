@@ -41,8 +41,12 @@ class _Imports:
         self.modules = {name.split(".")[0] for name in self.aliases.values()}
 
 
-class Scanner(ast.NodeVisitor):
-    """Visits one module; ``findings`` holds what it saw."""
+class Scanner:
+    """Walks one module; ``findings`` holds what it saw.
+
+    The walk is iterative, not :class:`ast.NodeVisitor`: a recursive walk would let a deeply nested expression
+    crash the scanner and slip past it.
+    """
 
     def __init__(self, path: str, source: str, tree: ast.Module) -> None:
         self.path = path
@@ -54,50 +58,51 @@ class Scanner(ast.NodeVisitor):
         self.tainted = _decoded_names(tree, self)
         self.findings: list[Finding] = []
         self.depth = 0  # > 0 inside a function or lambda: code there does not run at import
-        self._reported: set[int] = set()
+        self._reported: set[tuple[str, int]] = set()
+        self._covered: set[int] = set()  # inner nodes of a chain already reported as a whole
+
+    def run(self, tree: ast.Module) -> list[Finding]:
+        stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+        while stack:
+            node, depth = stack.pop()
+            self.depth = depth
+            check = getattr(self, f"visit_{type(node).__name__}", None)
+            if check is not None:
+                check(node)
+            # Code in a function body, a lambda or an `if __name__ == "__main__":` block does not run on import.
+            inner = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) or (
+                isinstance(node, ast.If) and _is_main_guard(node.test))
+            stack.extend((child, depth + inner) for child in ast.iter_child_nodes(node))
+        return self.findings
 
     # -- helpers ------------------------------------------------------------------------------------------------
 
     def qualname(self, node: ast.AST) -> str | None:
         """The dotted name an expression refers to, resolved through imports; None when it is not a name."""
+        attrs = []
+        while isinstance(node, ast.Attribute):
+            attrs.append(node.attr)
+            node = node.value
         if isinstance(node, ast.Name):
             if node.id in self.defined and node.id not in self.imports.aliases:
-                return f"<local>.{node.id}"
-            return self.imports.aliases.get(node.id, node.id)
-        if isinstance(node, ast.Attribute):
-            base = self.qualname(node.value)
-            return f"{base}.{node.attr}" if base else None
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "__import__":
-            if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
-                return node.args[0].value
-        return None
+                base = f"<local>.{node.id}"
+            else:
+                base = self.imports.aliases.get(node.id, node.id)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "__import__" \
+                and node.args and _is_str(node.args[0]):
+            base = node.args[0].value
+        else:
+            return None
+        return ".".join([base, *reversed(attrs)])
 
     def report(self, rule: str, node: ast.AST, detail: str = "") -> None:
         line = getattr(node, "lineno", 0)
-        key = hash((rule, line))
+        key = (rule, line)
         if key in self._reported:
             return
         self._reported.add(key)
         snippet = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
         self.findings.append(finding(rule, self.path, line, snippet, detail))
-
-    # -- scopes ---------------------------------------------------------------------------------------------
-
-    def _in_function(self, node: ast.AST) -> None:
-        self.depth += 1
-        self.generic_visit(node)
-        self.depth -= 1
-
-    visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = _in_function
-
-    def visit_If(self, node: ast.If) -> None:
-        # `if __name__ == "__main__":` runs only as a script, not on import.
-        if _is_main_guard(node.test):
-            self.depth += 1
-            self.generic_visit(node)
-            self.depth -= 1
-        else:
-            self.generic_visit(node)
 
     # -- calls ------------------------------------------------------------------------------------------------
 
@@ -123,7 +128,6 @@ class Scanner(ast.NodeVisitor):
         self._check_dynamic_name(node, name)
         self._check_chr(node, name)
         self._check_write(node, name)
-        self.generic_visit(node)
 
     def _is_decoded(self, node: ast.AST) -> bool:
         for sub in ast.walk(node):
@@ -206,23 +210,22 @@ class Scanner(ast.NodeVisitor):
         if not _is_literal(key) and (base in ("sys.modules", "__builtins__", "builtins.__dict__")
                                      or isinstance(node.value, ast.Call) and self.qualname(node.value.func) in patterns.NAMESPACE_CALLS):
             self.report("obfuscation.dynamic-name", node)
-        self.generic_visit(node)
 
     def visit_For(self, node: ast.For) -> None:
         if self.qualname(node.iter) == "os.environ":
             self.report("credentials.env-dump", node)
-        self.generic_visit(node)
 
     def visit_Dict(self, node: ast.Dict) -> None:
         if any(k is None and self.qualname(v) == "os.environ" for k, v in zip(node.keys, node.values, strict=True)):
             self.report("credentials.env-dump", node)
-        self.generic_visit(node)
 
     def visit_BinOp(self, node: ast.BinOp) -> None:
-        if isinstance(node.op, ast.Add) and sum(_is_chr_call(n) for n in _add_chain(node)) >= 3:
+        if id(node) in self._covered or not isinstance(node.op, ast.Add):
+            return
+        chain = list(_add_chain(node))
+        self._covered |= {id(n) for n in chain}  # the inner additions are the same string
+        if sum(_is_chr_call(n) for n in chain) >= 3:
             self.report("obfuscation.chr-build", node)
-            return  # the inner additions are the same string
-        self.generic_visit(node)
 
     def visit_Constant(self, node: ast.Constant) -> None:
         value = node.value
@@ -248,11 +251,8 @@ def _is_str(node: ast.AST | None) -> bool:
 
 def _is_literal(node: ast.AST) -> bool:
     """A constant, or a container of constants: code in it is visible to the reviewer."""
-    if isinstance(node, ast.Constant):
-        return True
-    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
-        return all(_is_literal(e) for e in node.elts)
-    return False
+    return isinstance(node, (ast.Constant, ast.Tuple, ast.List, ast.Set)) and all(
+        isinstance(n, (ast.Constant, ast.Tuple, ast.List, ast.Set, ast.expr_context)) for n in ast.walk(node))
 
 
 def _is_minus_one(node: ast.AST | None) -> bool:
@@ -265,13 +265,13 @@ def _is_chr_call(node: ast.AST) -> bool:
 
 
 def _add_chain(node: ast.AST) -> Iterator[ast.AST]:
+    """Every node of a chain of additions: the inner BinOps and the operands."""
     stack = [node]
     while stack:
         item = stack.pop()
+        yield item
         if isinstance(item, ast.BinOp) and isinstance(item.op, ast.Add):
             stack += [item.left, item.right]
-        else:
-            yield item
 
 
 def _is_decoder(name: str, call: ast.Call) -> bool:
@@ -359,6 +359,6 @@ def scan_python(path: str, source: bytes) -> list[Finding]:
         tree = ast.parse(source, filename=path)
     except (SyntaxError, ValueError) as exc:
         return findings + [finding("code.unparsable", path, getattr(exc, "lineno", 0) or 0, str(exc))]
-    scanner = Scanner(path, text, tree)
-    scanner.visit(tree)
-    return findings + scanner.findings
+    except (RecursionError, MemoryError) as exc:
+        return findings + [finding("obfuscation.deep-nesting", path, 0, str(exc))]
+    return findings + Scanner(path, text, tree).run(tree)

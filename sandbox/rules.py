@@ -30,6 +30,7 @@ RULES: dict[str, tuple[str, str]] = {
     "obfuscation.chr-build": ("medium", "Builds a string from chr() codes, a way to hide names and URLs from review."),
     "obfuscation.reversed": ("medium", "Reverses a string literal, a way to hide names and URLs from review."),
     "obfuscation.dynamic-name": ("medium", "Imports a module or takes a module attribute by a computed name, hiding what is called."),
+    "obfuscation.deep-nesting": ("medium", "A Python file is nested too deeply to parse, a way to slip code past scanners."),
     "obfuscation.computed-import": ("low", "Imports a module by a computed name through importlib; common in loaders, so shown for review only."),
     # -- files and installation
     "fs.write-outside": ("medium", "Writes outside the pack's folder (home, system, startup or site-packages paths)."),

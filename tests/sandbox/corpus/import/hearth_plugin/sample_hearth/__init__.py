@@ -1,0 +1,1 @@
+"""Inert sample Hearth plugin for the sandbox tests."""

@@ -1,0 +1,4 @@
+# ruff: noqa
+# Inert sample pack for the sandbox tests. It is only ever imported inside the isolated child.
+while True:
+    pass

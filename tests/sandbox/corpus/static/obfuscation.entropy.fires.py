@@ -1,0 +1,3 @@
+# ruff: noqa
+# Inert sample for the sandbox scanner; it is parsed, never run. Imitates an encoded blob (random bytes, no code).
+BLOB = 'KfiFEgBK8L+jC4v6ZdMwYoct2asvudGA4zBklTEXZrj5Yw65fdybtj0tZTuJn2TC93JGawZgVgiqnL/Bx5RA+hte2Msx4X0t5OTCJ9rxm9ErYojn+VgJCz+AuGCD56iC0tf4ifP1+0jB/pzvpbtTwIijy/lQlAPmHV0POb25/h9iT4kH2Psm8HYzvblKfKJJEzE1F/TsIw9BKlKH5/8KRmDh9eHkjfQglbqSuBEqjY+M8tzjvhArf3oQWKy9EBpr3a8nUDrMRe39JkElsw9fTF6QTcZycUDWU6J7AsVgpsPhBMtFd76LXkxURMQmHwYU8R46M7wQHnPQc5Yv8SceVuA9OVsZD9mSguN2Z22OBoKpLxC5uztzDriu3xqwRw8FrCL4Ae2HLIt1Q0DWXXzE2/WKgUaZEGLlNVo3AVI9Tcny+PBuxk/qBazVgKNEkr25cgKcWirQdi1jwtJASxn5uqjHiyKFQxU4TzosLD9us61RfVlec0D16jhF6WS+SqqGIowAHw/16aIfBYwzxKw0vw=='

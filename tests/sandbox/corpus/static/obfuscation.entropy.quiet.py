@@ -1,0 +1,4 @@
+# ruff: noqa
+# Inert sample for the sandbox scanner; it is parsed, never run. Look-alike: long prose and a long repeated separator.
+HELP = 'This node blends two images with a soft mask. This node blends two images with a soft mask. This node blends two images with a soft mask. This node blends two images with a soft mask. This node blends two images with a soft mask. This node blends two images with a soft mask. This node blends two images with a soft mask. This node blends two images with a soft mask. '
+RULE = '============================================================================================================================================================================================================================================================================================================'

@@ -1,0 +1,138 @@
+"""The static scan against the corpus: every rule fires on its sample and stays quiet on its look-alike.
+
+Samples are parsed, never run. Binary samples (fake executables, bytecode, archives) are written at test time
+so the repository holds no binary files; they are a few header bytes, not programs.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import struct
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from sandbox.findings import SEVERITIES
+from sandbox.pycode import scan_python
+from sandbox.rules import RULES
+from sandbox.static import MAX_FINDINGS_PER_RULE_AND_FILE, scan_folder
+
+STATIC = Path(__file__).parent / "corpus" / "static"
+STATIC_RULES = sorted(rule for rule in RULES if not rule.startswith("import."))
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+def _zip_bytes() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("inner/readme.txt", "inert")
+    return buffer.getvalue()
+
+
+def _fake_pe() -> bytes:
+    head = bytearray(b"MZ" + b"\x00" * 0x3E)
+    struct.pack_into("<I", head, 0x3C, 0x40)
+    return bytes(head) + b"PE\x00\x00" + b"\x00" * 16
+
+
+# Generated samples, binary or large: {rule: (files that fire, files of the look-alike)}, paths in a pack.
+GENERATED = {
+    "binary.compiled": (
+        {"lib/helper.so": b"\x7fELF\x02\x01\x01" + b"\x00" * 57, "tool.dat": _fake_pe()},
+        {"notes.txt": b"MZ is how the notes start, with no PE header after it." + b" " * 64, "icon.png": PNG},
+    ),
+    "binary.pyc": (
+        {"__pycache__/hidden.cpython-311.pyc": b"\xa7\r\r\n" + b"\x00" * 12, "loose.pyc": b"\xa7\r\r\n"},
+        {"nodes.py": b"X = 1\n", "__pycache__/nodes.cpython-311.pyc": b"\xa7\r\r\n" + b"\x00" * 12},
+    ),
+    "code.unparsable": ({"broken.py": b"def broken(:\n"}, {"soft_keywords.py": b"match = 1\ntype = 2\n"}),
+    "obfuscation.deep-nesting": (
+        {"deep.py": b"x = " + b"+".join([b"1"] * 20000) + b"\n"},
+        {"long_sum.py": b"x = " + b"+".join([b"1"] * 900) + b"\n"},
+    ),
+    "binary.nested-archive": (
+        {"assets/extra.zip": _zip_bytes(), "weights.bin": _zip_bytes()},
+        {"vocab.txt.gz": gzip.compress(b"hello world\n" * 100), "preview.png": PNG},
+    ),
+}
+
+
+def corpus_cases(rule: str, kind: str) -> list[Path]:
+    return sorted(STATIC.glob(f"{rule}.{kind}*"))
+
+
+def findings_for(case: Path) -> list:
+    if case.is_dir():
+        return scan_folder(case).findings
+    return scan_python(case.name, case.read_bytes())
+
+
+def write_pack(root: Path, files: dict[str, bytes]) -> Path:
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def test_every_static_rule_has_a_sample_that_fires_and_a_look_alike():
+    missing = [rule for rule in STATIC_RULES if rule not in GENERATED
+               and not (corpus_cases(rule, "fires") and corpus_cases(rule, "quiet"))]
+    assert not missing, f"rules without corpus cases: {missing}"
+
+
+def test_every_rule_has_a_valid_severity_and_a_one_sentence_explanation():
+    for rule, (severity, message) in RULES.items():
+        assert severity in SEVERITIES, rule
+        assert message.endswith(".") and message.count(". ") == 0, rule
+
+
+@pytest.mark.parametrize("rule", [r for r in STATIC_RULES if r not in GENERATED])
+def test_rule_fires_on_its_sample(rule):
+    for case in corpus_cases(rule, "fires"):
+        hits = [f for f in findings_for(case) if f.rule == rule]
+        assert hits, f"{case.name} should fire {rule}"
+        assert all(f.line > 0 for f in hits) or rule.startswith("binary."), f"{rule} findings need a line"
+        assert all(f.severity == RULES[rule][0] and f.message and f.path for f in hits)
+
+
+@pytest.mark.parametrize("rule", [r for r in STATIC_RULES if r not in GENERATED])
+def test_rule_stays_quiet_on_its_look_alike(rule):
+    for case in corpus_cases(rule, "quiet"):
+        hits = [f for f in findings_for(case) if f.rule == rule]
+        assert not hits, f"{case.name} should not fire {rule}: {hits}"
+
+
+@pytest.mark.parametrize("rule", sorted(GENERATED))
+def test_generated_samples_fire_and_their_look_alikes_stay_quiet(rule, tmp_path):
+    fires, quiet = GENERATED[rule]
+    found = scan_folder(write_pack(tmp_path / "fires", fires)).findings
+    assert {f.path for f in found if f.rule == rule} == set(fires)
+    found = scan_folder(write_pack(tmp_path / "quiet", quiet)).findings
+    assert not [f for f in found if f.rule == rule]
+
+
+def test_findings_point_at_file_line_and_offending_text():
+    case = STATIC / "exec.dynamic.fires.py"
+    (hit,) = [f for f in findings_for(case) if f.rule == "exec.dynamic"]
+    assert hit.path == case.name and hit.line == 4 and hit.snippet == "return eval(user_text)"
+
+
+def test_renamed_imports_do_not_hide_calls():
+    source = b"from subprocess import Popen as launch\nimport os as o\nlaunch(['x'])\n__import__('os').system('x')\n"
+    rules = [(f.rule, f.line) for f in scan_python("n.py", source)]
+    assert ("process.spawn", 3) in rules and ("process.spawn", 4) in rules
+
+
+def test_docstrings_are_not_scanned_as_payloads():
+    source = b'"""Posts results to https://discord.com/api/webhooks/1/x when asked."""\n'
+    assert scan_python("n.py", source) == []
+
+
+def test_repeated_findings_in_one_file_are_capped(tmp_path):
+    body = "".join(f"eval(x{i})\n" for i in range(MAX_FINDINGS_PER_RULE_AND_FILE + 10))
+    write_pack(tmp_path, {"many.py": body.encode()})
+    result = scan_folder(tmp_path)
+    assert len(result.findings) == MAX_FINDINGS_PER_RULE_AND_FILE
+    assert result.files == 1 and result.python_files == 1
