@@ -50,6 +50,7 @@ def input_images() -> list[str]:
 class LoadImage:
     """Load an image from the input folder; the mask comes from its alpha channel (1 where transparent)."""
 
+    DISPLAY_NAME = "Load Image"
     CATEGORY = "image"
     RETURN_TYPES = ("IMAGE", "MASK")
     FUNCTION = "load_image"
@@ -129,6 +130,7 @@ def save_path(prefix: str, folder: Path, width: int, height: int) -> tuple[Path,
 class SaveImage:
     """Save images as PNG in the output folder, with the workflow embedded."""
 
+    DISPLAY_NAME = "Save Image"
     CATEGORY = "image"
     RETURN_TYPES = ()
     FUNCTION = "save_images"
@@ -172,6 +174,7 @@ class SaveImage:
 class PreviewImage(SaveImage):
     """Save images to the temp folder for viewing, without keeping them."""
 
+    DISPLAY_NAME = "Preview Image"
     DESCRIPTION = "Previews the input images (written to the temp folder)."
 
     def __init__(self) -> None:

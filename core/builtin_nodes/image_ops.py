@@ -30,6 +30,7 @@ class EmptyImage:
 
 
 class ImageInvert:
+    DISPLAY_NAME = "Invert Image"
     CATEGORY = "image"
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "invert"
@@ -43,6 +44,7 @@ class ImageInvert:
 
 
 class ImageScale:
+    DISPLAY_NAME = "Upscale Image"
     CATEGORY = "image/upscaling"
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "upscale"
@@ -63,6 +65,7 @@ class ImageScale:
 
 
 class ImageScaleBy:
+    DISPLAY_NAME = "Upscale Image By"
     CATEGORY = "image/upscaling"
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "upscale"
@@ -82,6 +85,7 @@ class ImageScaleBy:
 
 
 class ImageBatch:
+    DISPLAY_NAME = "Batch Images"
     CATEGORY = "image"
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "batch"
@@ -99,6 +103,7 @@ class ImageBatch:
 
 
 class ImageCrop:
+    DISPLAY_NAME = "Image Crop"
     CATEGORY = "image/transform"
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "crop"
@@ -121,6 +126,7 @@ class ImageCrop:
 
 
 class ImagePadForOutpaint:
+    DISPLAY_NAME = "Pad Image for Outpainting"
     CATEGORY = "image"
     RETURN_TYPES = ("IMAGE", "MASK")
     FUNCTION = "expand_image"

@@ -1,0 +1,180 @@
+"""Image operations: output shapes and pixel values, against ComfyUI's behaviour for the same node names."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from core.builtin_nodes.imaging import UPSCALE_METHODS
+from core.nodes import NodeDefinition
+from tests.builtin_nodes.conftest import NODES, call, gradient
+
+
+def test_empty_image_has_the_requested_size_and_colour() -> None:
+    (image,) = call("EmptyImage", width=5, height=3, batch_size=2, color=0xFF8000)
+    assert image.shape == (2, 3, 5, 3) and image.dtype == torch.float32
+    assert torch.equal(image[1, 2, 4], torch.tensor([1.0, 128 / 255, 0.0]))
+    assert torch.all(image == image[0, 0, 0])
+
+
+def test_empty_image_default_is_black() -> None:
+    (image,) = call("EmptyImage", width=2, height=2)
+    assert image.shape == (1, 2, 2, 3) and float(image.abs().max()) == 0.0
+
+
+def test_invert() -> None:
+    image = gradient()
+    (out,) = call("ImageInvert", image=image)
+    assert out.shape == image.shape
+    assert torch.allclose(out, 1.0 - image)
+
+
+@pytest.mark.parametrize("method", UPSCALE_METHODS)
+def test_scale_gives_the_requested_size_with_every_method(method: str) -> None:
+    (out,) = call("ImageScale", image=gradient(8, 12, batch=2), upscale_method=method, width=7, height=5,
+                  crop="disabled")
+    assert out.shape == (2, 5, 7, 3)
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+
+
+@pytest.mark.parametrize("method", UPSCALE_METHODS)
+def test_scale_keeps_a_flat_colour(method: str) -> None:
+    image = torch.full((1, 6, 6, 3), 0.25)
+    image[..., 1] = 0.75
+    (out,) = call("ImageScale", image=image, upscale_method=method, width=9, height=4, crop="disabled")
+    assert torch.allclose(out, torch.tensor([0.25, 0.75, 0.25]).expand(1, 4, 9, 3), atol=1 / 255)
+
+
+def test_scale_nearest_by_two_repeats_pixels() -> None:
+    image = gradient(2, 3)
+    (out,) = call("ImageScale", image=image, upscale_method="nearest-exact", width=6, height=4, crop="disabled")
+    assert torch.equal(out, image.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2))
+
+
+@pytest.mark.parametrize(("width", "height", "expected"), [(0, 4, (4, 6)), (6, 0, (4, 6)), (0, 0, (8, 12)),
+                                                          (0, 1, (1, 2))])
+def test_scale_zero_side_keeps_the_aspect_ratio(width: int, height: int, expected: tuple[int, int]) -> None:
+    (out,) = call("ImageScale", image=gradient(8, 12), upscale_method="bilinear", width=width, height=height,
+                  crop="disabled")
+    assert tuple(out.shape[1:3]) == expected
+
+
+def test_scale_both_zero_returns_the_image_unchanged() -> None:
+    image = gradient(8, 12)
+    (out,) = call("ImageScale", image=image, upscale_method="bicubic", width=0, height=0, crop="center")
+    assert torch.equal(out, image)
+
+
+def test_scale_center_crop_cuts_the_sides_of_a_wide_image() -> None:
+    image = torch.full((1, 8, 16, 3), 0.5)
+    image[:, :, :4] = 1.0  # the outer quarters go when a 2:1 image is cropped to a square
+    image[:, :, 12:] = 0.0
+    (out,) = call("ImageScale", image=image, upscale_method="bilinear", width=4, height=4, crop="center")
+    assert out.shape == (1, 4, 4, 3)
+    assert torch.allclose(out, torch.full_like(out, 0.5))
+    (uncropped,) = call("ImageScale", image=image, upscale_method="bilinear", width=4, height=4, crop="disabled")
+    assert float(uncropped[0, 0, 0, 0]) == pytest.approx(1.0) and float(uncropped[0, 0, 3, 0]) == pytest.approx(0.0)
+
+
+def test_scale_center_crop_cuts_top_and_bottom_of_a_tall_image() -> None:
+    image = torch.full((1, 12, 4, 3), 0.5)
+    image[:, :4] = 1.0
+    image[:, 8:] = 0.0
+    (out,) = call("ImageScale", image=image, upscale_method="nearest-exact", width=2, height=2, crop="center")
+    assert torch.allclose(out, torch.full((1, 2, 2, 3), 0.5))
+
+
+@pytest.mark.parametrize(("scale", "expected"), [(0.5, (4, 6)), (1.5, (12, 18)), (0.01, (1, 1)), (1.0, (8, 12))])
+def test_scale_by(scale: float, expected: tuple[int, int]) -> None:
+    (out,) = call("ImageScaleBy", image=gradient(8, 12), upscale_method="area", scale_by=scale)
+    assert tuple(out.shape) == (1, *expected, 3)
+
+
+def test_scale_rejects_an_unknown_method() -> None:
+    with pytest.raises(ValueError, match="unknown upscale method 'bislerp'"):
+        call("ImageScale", image=gradient(), upscale_method="bislerp", width=4, height=4, crop="disabled")
+
+
+def test_batch_of_same_size_images_concatenates() -> None:
+    a, b = gradient(4, 6), 1.0 - gradient(4, 6, batch=2)
+    (out,) = call("ImageBatch", image1=a, image2=b)
+    assert out.shape == (3, 4, 6, 3)
+    assert torch.equal(out[0], a[0]) and torch.equal(out[1:], b)
+
+
+def test_batch_resizes_the_second_image_to_the_first() -> None:
+    a = gradient(4, 6)
+    b = torch.full((1, 8, 8, 3), 0.3)
+    (out,) = call("ImageBatch", image1=a, image2=b)
+    assert out.shape == (2, 4, 6, 3)
+    assert torch.allclose(out[1], torch.full((4, 6, 3), 0.3))
+
+
+def test_batch_keeps_the_common_channels() -> None:
+    rgba = torch.rand(1, 4, 4, 4)
+    rgb = torch.rand(1, 4, 4, 3)
+    (out,) = call("ImageBatch", image1=rgba, image2=rgb)
+    assert out.shape == (2, 4, 4, 3) and torch.equal(out[0], rgba[0, ..., :3])
+
+
+def test_crop_takes_the_region() -> None:
+    image = gradient(8, 12, batch=2)
+    (out,) = call("ImageCrop", image=image, width=5, height=3, x=2, y=4)
+    assert out.shape == (2, 3, 5, 3)
+    assert torch.equal(out, image[:, 4:7, 2:7])
+
+
+def test_crop_region_past_the_edge_is_clipped() -> None:
+    image = gradient(8, 12)
+    (out,) = call("ImageCrop", image=image, width=512, height=512, x=10, y=0)
+    assert out.shape == (1, 8, 2, 3)
+    # As ComfyUI: an origin beyond the image is pulled back to its last pixel.
+    (out,) = call("ImageCrop", image=image, width=4, height=4, x=100, y=100)
+    assert out.shape == (1, 1, 1, 3) and torch.equal(out[0, 0, 0], image[0, 7, 11])
+
+
+def test_pad_for_outpaint_places_the_image_on_grey() -> None:
+    image = gradient(8, 12, batch=2)
+    out, mask = call("ImagePadForOutpaint", image=image, left=2, top=1, right=3, bottom=4, feathering=0)
+    assert out.shape == (2, 13, 17, 3) and mask.shape == (1, 13, 17)
+    assert torch.equal(out[:, 1:9, 2:14], image)
+    assert torch.all(out[:, 0] == 0.5) and torch.all(out[:, 9:] == 0.5)
+    assert torch.all(out[:, :, :2] == 0.5) and torch.all(out[:, :, 14:] == 0.5)
+    expected = torch.ones(13, 17)
+    expected[1:9, 2:14] = 0.0
+    assert torch.equal(mask[0], expected)
+
+
+def test_pad_for_outpaint_feathers_only_towards_padded_sides() -> None:
+    image = torch.zeros(1, 16, 16, 3)
+    _, mask = call("ImagePadForOutpaint", image=image, left=8, top=0, right=0, bottom=0, feathering=4)
+    inner = mask[0, :, 8:]
+    # ComfyUI's ramp: ((feathering - distance) / feathering) ** 2 within `feathering` pixels of a padded side.
+    ramp = torch.tensor([1.0, 0.5625, 0.25, 0.0625] + [0.0] * 12)
+    assert torch.allclose(inner, ramp.expand(16, 16))
+    assert torch.all(mask[0, :, :8] == 1.0)
+
+
+def test_pad_for_outpaint_feathers_corners_by_nearest_side() -> None:
+    _, mask = call("ImagePadForOutpaint", image=torch.zeros(1, 10, 10, 3), left=2, top=2, right=2, bottom=2,
+                   feathering=2)
+    inner = mask[0, 2:12, 2:12]
+    assert float(inner[0, 0]) == 1.0 and float(inner[1, 1]) == 0.25 and float(inner[1, 5]) == 0.25
+    # The far side counts its distance from the edge as (size - index), so the last row is 1 away.
+    assert float(inner[9, 5]) == 0.25 and float(inner[5, 5]) == 0.0
+
+
+def test_pad_for_outpaint_skips_feathering_wider_than_half_the_image() -> None:
+    _, mask = call("ImagePadForOutpaint", image=torch.zeros(1, 8, 8, 3), left=8, top=0, right=0, bottom=0,
+                   feathering=4)
+    assert torch.all(mask[0, :, 8:] == 0.0)
+
+
+def test_image_nodes_use_comfyui_display_names() -> None:
+    names = {name: NodeDefinition(name, NODES[name]).object_info()["display_name"] for name in (
+        "LoadImage", "SaveImage", "PreviewImage", "ImageScale", "ImageScaleBy", "ImageInvert", "ImageBatch",
+        "ImagePadForOutpaint", "EmptyImage", "ImageCrop")}
+    assert names == {"LoadImage": "Load Image", "SaveImage": "Save Image", "PreviewImage": "Preview Image",
+                     "ImageScale": "Upscale Image", "ImageScaleBy": "Upscale Image By", "ImageInvert": "Invert Image",
+                     "ImageBatch": "Batch Images", "ImagePadForOutpaint": "Pad Image for Outpainting",
+                     "EmptyImage": "EmptyImage", "ImageCrop": "Image Crop"}
