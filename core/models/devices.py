@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import sys
 from dataclasses import dataclass
@@ -108,23 +107,25 @@ def module_bytes(module: nn.Module) -> int:
     return total
 
 
-_libc = None
+def _find_malloc_trim():
+    # glibc keeps small freed blocks in its heap; a model made of 1 MB tensors can leave hundreds of MB there
+    # after it is dropped, and malloc_trim hands those pages back. Looked up once, at import: it is called from
+    # finalizers, which may run while the interpreter shuts down and can import nothing.
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)  # None on musl, which has nothing to hand back
+    except OSError:
+        return None
+
+
+_malloc_trim = _find_malloc_trim()
 
 
 def trim_heap() -> None:
-    # glibc keeps small freed blocks in its heap; a model made of 1 MB tensors can leave hundreds of MB there
-    # after it is dropped. malloc_trim hands those pages back to the system.
-    global _libc
-    if not sys.platform.startswith("linux"):
-        return
-    if _libc is None:
-        try:
-            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            _libc.malloc_trim.argtypes = [ctypes.c_size_t]
-        except (OSError, AttributeError):  # musl and friends have no malloc_trim; nothing to hand back then
-            _libc = False
-    if _libc:
-        _libc.malloc_trim(0)
+    """Return the C heap's free pages to the system (glibc only; a no-op elsewhere)."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 def release_memory(device: str | torch.device | None = None) -> None:

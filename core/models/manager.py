@@ -225,8 +225,8 @@ class ModelManager:
             self._unload(record)
             self.stats.evictions += 1
             log.info("evicted %s from %s to make room for %.0f MiB", record.name, device, nbytes / MiB)
-        if freed:
-            release_memory(device)
+        # Nothing to release here: evicted weights went to the offload device and their device copies were freed
+        # by reference counting into torch's caching allocator, which the next load reuses.
         return freed
 
     def unload(self, model: PatchedModel) -> bool:
@@ -296,7 +296,7 @@ class ModelManager:
         for device in self._devices():
             mem = memory_info(device)
             entries.append({"name": device_name(device), "type": device.type,
-                            "index": device.index if device.index is not None else 0,
+                            "index": device.index,  # None for the CPU, as ComfyUI reports it
                             "vram_total": mem.total, "vram_free": mem.free,
                             "torch_vram_total": mem.torch_total, "torch_vram_free": mem.torch_free})
         return entries
