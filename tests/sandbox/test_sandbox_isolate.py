@@ -1,0 +1,127 @@
+"""The isolated import: sample packs run only inside the sandbox child; what they try becomes findings, and
+the caller always gets an answer within the limits."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sandbox.isolate import ImportLimits, hearth_entry_points, import_pack, interpret
+
+IMPORTS = Path(__file__).parent / "corpus" / "import"
+FAST = ImportLimits(wall_seconds=3, cpu_seconds=1, memory_bytes=4 * 1024**3, file_size_bytes=1024 * 1024)
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="isolation needs Linux namespaces")
+
+
+def imported(name: str, limits: ImportLimits = FAST):
+    started = time.monotonic()
+    result = import_pack(IMPORTS / name, limits)
+    if result.isolation.get("available") is False:
+        pytest.skip(f"this machine cannot isolate: {result.isolation.get('reason')}")
+    assert time.monotonic() - started < limits.wall_seconds + 5, "the caller must never wait past the limit"
+    return result
+
+
+def rules(result) -> set[str]:
+    return {f.rule for f in result.findings}
+
+
+def test_comfyui_pack_lists_its_nodes_with_types_and_categories():
+    result = imported("benign_comfy")
+    assert result.import_ok and result.findings == []
+    nodes = {n["name"]: n for n in result.nodes}
+    assert set(nodes) == {"SampleBlend", "SampleCaption"}
+    blend = nodes["SampleBlend"]
+    assert blend["kind"] == "comfyui" and blend["category"] == "sample/image"
+    assert blend["display_name"] == "Blend (sample)"
+    assert blend["inputs"]["required"] == {"a": "IMAGE", "b": "IMAGE", "mode": "COMBO"}
+    assert blend["inputs"]["optional"] == {"factor": "FLOAT"} and blend["outputs"] == ["IMAGE"]
+    caption = nodes["SampleCaption"]
+    assert caption["outputs"] == ["STRING", "INT"] and caption["output_names"] == ["text", "length"]
+    assert caption["inputs"]["hidden"] == {"id": "UNIQUE_ID"}
+
+
+def test_hearth_plugin_is_found_through_its_entry_point():
+    assert hearth_entry_points(IMPORTS / "hearth_plugin") == [("sample", "sample_hearth.plugin")]
+    result = imported("hearth_plugin")
+    assert result.import_ok, result.findings
+    assert [(n["name"], n["kind"], n["outputs"]) for n in result.nodes] == [("SampleUpper", "hearth", ["STRING"])]
+
+
+def test_the_pack_sees_no_network_no_secrets_no_privileges_and_only_a_private_home(monkeypatch):
+    monkeypatch.setenv("HEARTH_SAMPLE_SECRET_TOKEN", "must-not-leak")
+    result = imported("probe")
+    assert result.import_ok, result.findings
+    seen = json.loads(result.nodes[0]["category"])
+    assert seen["env"] == ["HOME", "LANG", "PATH", "TMPDIR"]
+    assert seen["write_own_folder"] is False and seen["write_tmp"] is False
+    assert seen["write_home"] is True
+    assert seen["interfaces"] == ["lo"]
+    assert seen["capabilities"] == "0000000000000000"
+    assert seen["pid"] == 1  # pid 1 of its own namespace: when it dies, everything it started dies
+    assert not os.path.exists("/tmp/hearth-sandbox-probe-marker")
+    assert not (IMPORTS / "probe" / "marker.txt").exists()
+
+
+@pytest.mark.parametrize(("pack", "expected"), [
+    ("hang", "import.timeout"),
+    ("spin", "import.cpu-limit"),
+    ("forkbomb", "import.process-limit"),
+    ("crash", "import.crash"),
+    ("memory", "import.memory-limit"),
+    ("bigfile", "import.file-size-limit"),
+])
+def test_misbehaving_imports_become_findings(pack, expected):
+    result = imported(pack)
+    assert expected in rules(result), result.findings
+    assert not result.import_ok
+
+
+def test_network_and_process_attempts_are_reported():
+    assert "import.network" in rules(imported("network"))
+    assert "import.subprocess" in rules(imported("spawn"))
+
+
+def test_an_import_error_is_a_low_finding_with_the_reason():
+    result = imported("failing")
+    (finding,) = result.findings
+    assert finding.rule == "import.failed" and finding.severity == "low"
+    assert "needs a dependency" in finding.message and not result.import_ok
+
+
+# -- reading the child's answer (no child needed) ----------------------------------------------------------------
+
+
+def warden_output(result: object, **outer: object) -> str:
+    return json.dumps({"isolation": {"available": True}, "exit_code": 0, "timed_out": False,
+                       "result": result if isinstance(result, str) else json.dumps(result), **outer})
+
+
+def test_forged_or_malformed_child_output_is_validated():
+    forged = {"nodes": [{"name": "X", "kind": "root", "inputs": {"required": {"a": ["IMAGE"]}}, "outputs": "IMAGE"},
+                        "not a node", {"name": 7}], "error": None}
+    result = interpret(warden_output(forged))
+    assert [(n["name"], n["kind"], n["outputs"]) for n in result.nodes] == [("X", "comfyui", [])]
+    assert result.nodes[0]["inputs"] == {"required": {"a": "['IMAGE']"}}
+    garbage = interpret(warden_output("{not json"))
+    assert [f.rule for f in garbage.findings] == ["import.crash"] and not garbage.import_ok
+    assert [f.rule for f in interpret("nonsense").findings] == ["import.crash"]
+
+
+def test_unavailable_isolation_is_reported_and_nothing_is_imported():
+    result = interpret(json.dumps({"isolation": {"available": False, "reason": "unshare(CLONE_NEWNET) failed"}}))
+    (finding,) = result.findings
+    assert finding.rule == "import.isolation-unavailable" and "CLONE_NEWNET" in finding.message
+    assert not result.import_ok and result.nodes == []
+
+
+def test_platforms_without_namespaces_refuse_to_import(monkeypatch):
+    monkeypatch.setattr(sys, "platform", "darwin")
+    result = import_pack(IMPORTS / "benign_comfy", FAST)
+    assert [f.rule for f in result.findings] == ["import.isolation-unavailable"] and result.nodes == []
