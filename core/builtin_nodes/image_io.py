@@ -122,7 +122,9 @@ def save_path(prefix: str, folder: Path, width: int, height: int) -> tuple[Path,
     if directory != root and root not in directory.parents:
         raise ValueError(f"filename_prefix {prefix!r} would save outside the output folder {folder}")
     directory.mkdir(parents=True, exist_ok=True)
-    pattern = re.compile(re.escape(base) + r"_(\d+)_?\.")
+    # %batch_num% is filled in per image, so it matches any number here; counting it literally (as ComfyUI
+    # does) found no files and overwrote the previous run's images.
+    pattern = re.compile(re.escape(base).replace(re.escape("%batch_num%"), r"\d+") + r"_(\d+)_?\.")
     counters = [int(m.group(1)) for name in os.listdir(directory) if (m := pattern.match(name))]
     return directory, base, max(counters, default=0) + 1
 
