@@ -51,8 +51,9 @@ def get_session(registry: Registry = Depends(get_registry)) -> Iterator[Session]
         yield session
 
 
-def token_from_request(request: Request) -> str | None:
-    """A token from `Authorization: Bearer`, HTTP Basic (password, as uv and pip send it), or the web cookie."""
+def token_from_request(request: Request, allow_cookie: bool = False) -> str | None:
+    """A token from `Authorization: Bearer`, HTTP Basic (password, as uv and pip send it), or, for reads and
+    the web pages only, the sign-in cookie: API writes never act on a cookie a browser attaches by itself."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value:
@@ -63,7 +64,7 @@ def token_from_request(request: Request) -> str | None:
         except (ValueError, UnicodeDecodeError):
             return None
         return password or user
-    return request.headers.get("x-hearth-token") or request.cookies.get("hearth_token")
+    return request.headers.get("x-hearth-token") or (request.cookies.get("hearth_token") if allow_cookie else None)
 
 
 def read_access(request: Request, registry: Registry = Depends(get_registry),
@@ -71,11 +72,11 @@ def read_access(request: Request, registry: Registry = Depends(get_registry),
     """In private mode every read needs a token of scope read or above; otherwise reads are open."""
     if not registry.settings.private:
         return None
-    return authenticate(session, token_from_request(request), "read")
+    return authenticate(session, token_from_request(request, allow_cookie=True), "read")
 
 
-def admin_access(request: Request, session: Session = Depends(get_session)) -> Token:
-    token = authenticate(session, token_from_request(request), "admin")
+def admin_access(request: Request, session: Session = Depends(get_session), allow_cookie: bool = False) -> Token:
+    token = authenticate(session, token_from_request(request, allow_cookie), "admin")
     from registry_server.accounts.models import User
 
     user = session.get(User, token.user_id)

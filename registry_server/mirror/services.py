@@ -88,7 +88,7 @@ def _pull(session: Session, registry, upstream: str, pack_id: str, version: str 
         meta = _get(client, f"{upstream}/nodes/{pack_id}")
         node = meta.json() if meta is not None else {}
         settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f"upload-{os.getpid()}-mirror-", dir=settings.tmp_dir)
+        fd, name = tempfile.mkstemp(prefix=f"upload-{os.getpid()}-mirror-", suffix=".zip", dir=settings.tmp_dir)
         tmp = Path(name)
         try:
             h, size = hashlib.sha256(), 0

@@ -23,13 +23,13 @@ SEVERITY_ERRORS = {"error", "critical", "high"}
 
 
 def _sandbox():  # noqa: ANN202
-    """The sandbox package's entry points, or None when it is not installed (then our own checks run)."""
+    """The sandbox package, or None when it is not installed (then Hearth's own minimal checks run)."""
     try:
-        from sandbox import verify
-        from sandbox.archive import check_archive
+        import sandbox
+        from sandbox import verify  # noqa: F401 - the entry point we need
     except ImportError:
         return None
-    return verify, check_archive
+    return sandbox
 
 
 def verifier_name() -> str:
@@ -40,23 +40,29 @@ def _limits(settings: Settings) -> checks.Limits:
     return checks.Limits(settings.max_archive_files, settings.max_unpacked_bytes, settings.max_compression_ratio)
 
 
+def _sandbox_limits(sb, settings: Settings):  # noqa: ANN001, ANN202
+    return sb.Limits(max_files=settings.max_archive_files, max_total_bytes=settings.max_unpacked_bytes,
+                     max_ratio=float(settings.max_compression_ratio))
+
+
 def _finding(obj) -> checks.Finding:  # noqa: ANN001
     if isinstance(obj, checks.Finding):
         return obj
     get = obj.get if isinstance(obj, dict) else lambda k, d=None: getattr(obj, k, d)
-    return checks.Finding(str(get("rule", "")), str(get("severity", "warning")), str(get("path", "") or ""),
-                          get("line"), str(get("snippet", "") or "")[:500], str(get("message", "") or ""))
+    return checks.Finding(str(get("rule", "")), str(get("severity", "medium")), str(get("path", "") or ""),
+                          get("line") or None, str(get("snippet", "") or "")[:500], str(get("message", "") or ""))
 
 
 def archive_problems(path: Path, settings: Settings) -> list[checks.Finding]:
-    """Errors that make an upload unacceptable (traversal, links, bombs, not a zip); empty when it is fine.
+    """Reasons an upload is unacceptable (traversal, links, bombs, not a zip); empty when it is fine.
 
-    Our own structural checks always run, so these guarantees hold whether or not the sandbox is installed.
+    Our own structural checks always run, so these guarantees hold whether or not the sandbox is installed;
+    when it is, its archive checks run too and every one of its findings rejects (as the sandbox defines them).
     """
     problems = [f for f in checks.check_archive(str(path), _limits(settings)) if f.severity == "error"]
     sb = _sandbox()
-    if sb and not problems:
-        problems = [f for f in map(_finding, sb[1](str(path))) if f.severity.lower() in SEVERITY_ERRORS]
+    if sb is not None and not problems:
+        problems = [_finding(f) for f in sb.check_archive(str(path), _sandbox_limits(sb, settings))]
     return problems
 
 
@@ -65,19 +71,11 @@ def run_checks(archive: Path, settings: Settings) -> tuple[checks.Report, str]:
     sb = _sandbox()
     if sb is None:
         return checks.scan_archive(str(archive), _limits(settings)), verifier_name()
-    verify = sb[0]
     try:
-        report = verify(str(archive), isolate_import=settings.isolate_import)
-    except (IsADirectoryError, NotADirectoryError, TypeError, ValueError):
-        # A sandbox that wants a folder: extract with its own safe extractor, then verify the folder.
-        from sandbox.archive import safe_extract
-
-        folder = Path(tempfile.mkdtemp(prefix="verify-", dir=settings.tmp_dir))
-        try:
-            safe_extract(str(archive), str(folder), None)
-            report = verify(str(folder), isolate_import=settings.isolate_import)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        report = sb.verify(str(archive), isolate_import=settings.isolate_import,
+                           limits=_sandbox_limits(sb, settings))
+    except sb.ArchiveUnreadable as exc:
+        return checks.Report("reject", [checks.Finding("archive.unreadable", "high", message=str(exc))]), "sandbox"
     return checks.Report(verdict=str(report.verdict), findings=[_finding(f) for f in report.findings],
                          nodes=[dict(n) for n in report.nodes], import_ok=bool(report.import_ok)), "sandbox"
 

@@ -80,7 +80,7 @@ def login(request: Request, token: str = Form(""), next: str = Form("/"), sessio
 
 def _admin_or_login(request: Request, session: Session):  # noqa: ANN202
     try:
-        return admin_access(request, session), None
+        return admin_access(request, session, allow_cookie=True), None
     except ApiError as exc:
         return None, RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303) \
             if exc.status == 401 else exc
