@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cli.main import UserError
 from sandbox import ArchiveUnreadable, ImportLimits, Report, verify
 
 EXIT_CODES = {"pass": 0, "flag": 1, "reject": 2}
@@ -29,6 +28,8 @@ def scan(target: Path, as_json: bool, no_import: bool, timeout: float) -> None:
 
     Prints the verdict (pass, flag or reject) and the findings; exit code 0 for pass, 1 for flag, 2 for reject.
     """
+    from cli.main import UserError  # here, not at the top: cli.main imports this module while it loads
+
     if not target.exists():
         raise UserError(f"{target}: no such file or folder")
     limits = ImportLimits(wall_seconds=timeout, cpu_seconds=max(1, int(timeout)))
