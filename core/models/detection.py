@@ -27,9 +27,11 @@ class UnknownModelError(ValueError):
         if closest:
             near = ", ".join(f"{fmt.name} ({score:.0%} of its sentinel keys)" for fmt, score in closest)
             hint = f"closest known families: {near}"
+            if detail:
+                hint += f" ({closest[0][0].name}: {detail})"
         else:
             hint = "no installed plugin declares a family with any of its keys"
-        super().__init__(f"{source}: unknown model architecture{detail}; {hint}. Install the plugin for this "
+        super().__init__(f"{source}: unknown model architecture; {hint}. Install the plugin for this "
                          "model family, or check that the file is a complete checkpoint.")
 
 
@@ -71,7 +73,9 @@ def detect(
     ranked = rank(shapes, formats)
     matches = [fmt for fmt, score in ranked if score >= 1.0]
     if not matches:
-        raise UnknownModelError(name, [(fmt, score) for fmt, score in ranked[:3] if score > 0])
+        closest = [(fmt, score) for fmt, score in ranked[:3] if score > 0]
+        detail = "; ".join(closest[0][0].mismatches(shapes)[:2]) if closest else ""
+        raise UnknownModelError(name, closest, detail)
     if len(matches) > 1 and len(matches[0].sentinels) == len(matches[1].sentinels):
         raise AmbiguousModelError(
             f"{name}: formats {matches[0].name!r} and {matches[1].name!r} both match with "

@@ -32,3 +32,14 @@ class ModelFormat:
             if found is not None and (shape is None or tuple(found) == tuple(shape)):
                 hits += 1
         return hits / len(self.sentinels)
+
+    def mismatches(self, shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
+        """Why the checkpoint is not this format, one line per failed sentinel (for error messages)."""
+        problems = []
+        for key, shape in self.sentinels.items():
+            found = shapes.get(key)
+            if found is None:
+                problems.append(f"{key} is missing")
+            elif shape is not None and tuple(found) != tuple(shape):
+                problems.append(f"{key} has shape {tuple(found)}, expected {tuple(shape)}")
+        return problems

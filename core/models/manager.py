@@ -11,8 +11,10 @@ leftovers are trimmed on the manager's next call (or :meth:`ModelManager.free`).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
+import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +35,17 @@ DEFAULT_CUDA_RESERVE = 512 * MiB
 
 class ModelTooLargeError(MemoryError):
     """Not even a partial load fits: the message names the model, what it needs and the budget."""
+
+
+def _locked(method):
+    """Run a manager method under its lock: the web server's /free and the executor may call from two threads."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 @dataclass(eq=False)
@@ -102,6 +115,7 @@ class ModelManager:
         self._records: dict[int, LoadedModel] = {}  # id(ModelWeights) -> record, in no particular order
         self._clock = itertools.count(1)
         self._trim_pending = False
+        self._lock = threading.RLock()
         self.stats = ManagerStats()
 
     # -- budgets -------------------------------------------------------------------------------------------
@@ -135,8 +149,17 @@ class ModelManager:
         device = as_device(device) if device is not None else self.device
         return self.budget(device) - self.used_bytes(device)
 
+    def manages(self, device: torch.device, offload_device: torch.device) -> bool:
+        """Whether budgets mean anything for models moving between these two places.
+
+        Computing on the CPU with weights "offloaded" to the CPU moves nothing, so evicting or streaming would
+        only cost time; the manager then just tracks the model. A fixed budget (tests, ``--vram``) always counts.
+        """
+        return device != offload_device or device in self._budgets
+
     # -- loading -------------------------------------------------------------------------------------------
 
+    @_locked
     def load(self, models: PatchedModel | Sequence[PatchedModel], *, memory_required: int | None = None) -> None:
         """Make ``models`` ready to run on their load devices, with their patches on.
 
@@ -162,6 +185,14 @@ class ModelManager:
 
     def _load_group(self, device: torch.device, group: list[PatchedModel], memory_required: int,
                     keep: set[int]) -> None:
+        unmanaged = [m for m in group if not self.manages(device, m.offload_device)]
+        for model in unmanaged:
+            if id(model.weights) not in self._records:
+                self._record(model, device, place(model.module, device, model.offload_device, None), None)
+            self._ensure_patches(model)
+        group = [m for m in group if m not in unmanaged]
+        if not group:
+            return
         missing = sum(m.nbytes - self._resident(m) for m in group)
         self.make_room(missing + memory_required, device, keep=keep)
         if memory_required > self.budget(device):
@@ -184,16 +215,19 @@ class ModelManager:
                 old.placement.remove()
             full = model.nbytes <= room
             placement = place(model.module, device, model.offload_device, None if full else max(room, 0))
-            record = LoadedModel(weakref.ref(model.weights, self._forget), model.name, device, model.nbytes,
-                                 placement, last_used=next(self._clock), loads=(old.loads + 1) if old else 1)
-            self._records[id(model.weights)] = record
-            self.stats.loads += 1
-            self.stats.by_model[model.name] = self.stats.by_model.get(model.name, 0) + 1
+            self._record(model, device, placement, old)
             if placement.partial:
                 self.stats.partial_loads += 1
                 log.info("loaded %s partially on %s: %.0f MiB resident, %.0f MiB streamed", model.name, device,
                          placement.resident_bytes / MiB, placement.streamed_bytes / MiB)
             model.patch_weights()
+
+    def _record(self, model: PatchedModel, device: torch.device, placement: Placement, old: LoadedModel | None) -> None:
+        record = LoadedModel(weakref.ref(model.weights, self._forget), model.name, device, model.nbytes,
+                             placement, last_used=next(self._clock), loads=(old.loads + 1) if old else 1)
+        self._records[id(model.weights)] = record
+        self.stats.loads += 1
+        self.stats.by_model[model.name] = self.stats.by_model.get(model.name, 0) + 1
 
     def _ensure_patches(self, model: PatchedModel) -> None:
         # Another clone's patches are on the shared weights: swap patch sets in place, from the backup in memory.
@@ -205,6 +239,7 @@ class ModelManager:
         record = self._records.get(id(model.weights))
         return record.resident_bytes if record is not None else 0
 
+    @_locked
     def make_room(self, nbytes: int, device: str | torch.device | None = None, *,
                   keep: Iterable[int] = ()) -> int:
         """Unload least-recently-used models from ``device`` until ``nbytes`` are free. Returns bytes freed.
@@ -229,6 +264,7 @@ class ModelManager:
         # by reference counting into torch's caching allocator, which the next load reuses.
         return freed
 
+    @_locked
     def unload(self, model: PatchedModel) -> bool:
         """Move a model's weights off its device and take its patches off. Returns whether it was loaded."""
         record = self._records.get(id(model.weights))
@@ -254,6 +290,7 @@ class ModelManager:
             records = [r for r in records if r.device == as_device(device)]
         return sorted(records, key=lambda r: r.last_used, reverse=True)
 
+    @_locked
     def free(self, unload_models: bool = True, free_memory: bool = True) -> dict[str, Any]:
         """What ComfyUI's ``POST /free`` asks for: unload every model, and/or give cached memory back."""
         unloaded = []
@@ -301,6 +338,7 @@ class ModelManager:
                             "torch_vram_total": mem.torch_total, "torch_vram_free": mem.torch_free})
         return entries
 
+    @_locked
     def status(self) -> dict[str, Any]:
         """Devices (as ``/system_stats`` shows them, plus Hearth's budget figures), loaded models and counters."""
         self._collect()

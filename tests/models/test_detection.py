@@ -51,6 +51,7 @@ def test_unknown_checkpoint_names_file_and_closest_families(tmp_path):
     assert "closest known families: sd1 (50% of its sentinel keys), sd2 (50%" in message
     assert [fmt.name for fmt, _ in info.value.closest] == ["sd1", "sd2", "sdxl"]
     assert "sd1-inpaint" not in message  # it matches nothing, so it is not "close"
+    assert f"(sd1: {CROSS_K} has shape (320, 512), expected (320, 768))" in message
 
 
 def test_nothing_close_says_so():

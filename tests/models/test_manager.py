@@ -149,3 +149,17 @@ def test_free_unloads_everything_and_status_reports_it():
 def test_automatic_cpu_budget_is_what_the_machine_has():
     manager = ModelManager("cpu")
     assert 0 < manager.budget() <= manager.system_stats_devices()[0]["vram_total"]
+
+
+def test_cpu_to_cpu_without_a_fixed_budget_never_evicts_or_streams(monkeypatch):
+    from core.models import manager as manager_module
+    from core.models.devices import DeviceMemory
+
+    # A machine that claims to be out of RAM: evicting or streaming CPU weights to the CPU would not help it.
+    monkeypatch.setattr(manager_module, "memory_info", lambda device: DeviceMemory(2**30, 1024, 2**30, 1024))
+    a, b = model("a"), model("b")
+    manager = ModelManager("cpu")
+    manager.load(a)
+    manager.load(b)
+    assert sorted(names(manager)) == ["a", "b"]
+    assert manager.stats.evictions == 0 and manager.stats.partial_loads == 0
