@@ -69,6 +69,17 @@ def select_output(
     return final_norm(hidden) if norm_hidden else hidden
 
 
+def normal_init(*shape: int, std: float = 1.0) -> torch.Tensor:
+    """A normally initialised tensor on the current default device; left empty on "meta", where the loader
+    builds modules only to fill them from a checkpoint (and where ``normal_`` costs seconds on first use)."""
+    t = torch.empty(*shape)
+    return t if t.is_meta else t.normal_(0.0, std)
+
+
+def embedding(num: int, dim: int) -> nn.Embedding:
+    return nn.Embedding(num, dim, _weight=normal_init(num, dim))
+
+
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
     b, n, width = q.shape
     q, k, v = (t.view(b, n, heads, width // heads).transpose(1, 2) for t in (q, k, v))
@@ -116,8 +127,8 @@ class _Layer(nn.Module):
 class _Embeddings(nn.Module):
     def __init__(self, c: TextEncoderConfig):
         super().__init__()
-        self.token_embedding = nn.Embedding(c.vocab_size, c.width)
-        self.position_embedding = nn.Embedding(c.max_positions, c.width)
+        self.token_embedding = embedding(c.vocab_size, c.width)
+        self.position_embedding = embedding(c.max_positions, c.width)
 
 
 class _Encoder(nn.Module):

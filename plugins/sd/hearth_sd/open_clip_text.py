@@ -11,7 +11,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .clip_text import TextEncoderConfig, TextEncoderOutput, activation, causal_attention, select_output
+from .clip_text import (
+    TextEncoderConfig,
+    TextEncoderOutput,
+    activation,
+    causal_attention,
+    embedding,
+    normal_init,
+    select_output,
+)
 
 
 class _Attention(nn.Module):
@@ -66,15 +74,13 @@ class OpenCLIPTextEncoder(nn.Module):
     def __init__(self, config: TextEncoderConfig):
         super().__init__()
         self.config = config
-        self.token_embedding = nn.Embedding(config.vocab_size, config.width)
-        self.positional_embedding = nn.Parameter(torch.empty(config.max_positions, config.width))
+        self.token_embedding = embedding(config.vocab_size, config.width)
+        self.positional_embedding = nn.Parameter(normal_init(config.max_positions, config.width, std=0.01))
         self.transformer = _Transformer(config)
         self.ln_final = nn.LayerNorm(config.width, eps=config.eps)
         proj = config.projection_dim or config.width
-        self.text_projection = nn.Parameter(torch.empty(config.width, proj))
+        self.text_projection = nn.Parameter(normal_init(config.width, proj, std=config.width**-0.5))
         self.logit_scale = nn.Parameter(torch.tensor(4.6052))
-        nn.init.normal_(self.positional_embedding, std=0.01)
-        nn.init.normal_(self.text_projection, std=config.width**-0.5)
 
     def forward(
         self,

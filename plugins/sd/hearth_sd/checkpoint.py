@@ -1,0 +1,271 @@
+"""Loading an SD checkpoint: detect the family, infer each part's config from key shapes, build and fill modules.
+
+``load_checkpoint(path)`` returns a :class:`Checkpoint` with the diffusion model, the CLIP text side and the VAE.
+Configs come from the weights themselves (channels, depths, widths), so a fine-tune, an inpainting model (9 input
+channels) or a ``make-tiny`` file loads through the same code as the original; only attention head counts cannot
+be read from shapes: they come from the family (SD1: 8 heads; the rest: 64-wide heads) or from the file's
+``hearth.sd.config`` metadata, which the tiny files carry.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .clip_text import CLIPTextEncoder, TextEncoderConfig
+from .embeddings import EmbeddingLibrary
+from .families import Family, TextEncoderSpec, get_family
+from .formats import UNET_PREFIX, VAE_PREFIX, sd_formats
+from .model import VAE, DiffusionModel
+from .open_clip_text import OpenCLIPTextEncoder
+from .sampling import PREDICTIONS, ModelSampling
+from .text_encoding import CLIP
+from .unet import UNetConfig, UNetModel
+from .vae import AutoencoderKL, VAEConfig
+
+CONFIG_METADATA_KEY = "hearth.sd.config"
+PREDICTION_METADATA_KEY = "modelspec.prediction_type"  # Stability's ModelSpec: "epsilon" or "v"
+# Keys that some checkpoints carry and the modules rightly do not have.
+_IGNORED = re.compile(r"(^|\.)(position_ids|attn_mask)$")
+
+
+def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and header metadata of a checkpoint file.
+
+    The one place that touches the file format; it moves to ``core.models`` loading (memory-mapped, with the
+    model manager's accounting) once that lands.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    data = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    if isinstance(data, Mapping) and isinstance(data.get("state_dict"), Mapping):
+        data = data["state_dict"]
+    return {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}, {}
+
+
+def detect_family(keys: Iterable[str], where: str = "checkpoint") -> Family:
+    """The family whose format's sentinels the keys satisfy best; an error naming the closest ones otherwise."""
+    shapes = {k: () for k in keys}
+    scored = sorted(((f.score(shapes), f) for f in sd_formats() if "family" in f.extra), key=lambda s: -s[0])
+    best_score, best = scored[0]
+    if best_score < 1.0:
+        closest = ", ".join(f"{f.name} ({score:.0%})" for score, f in scored[:3])
+        raise ValueError(f"{where} is not an SD1/SD2/SDXL checkpoint; closest formats: {closest}")
+    return get_family(best.extra["family"])
+
+
+def section(state_dict: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The keys under ``prefix``, with the prefix removed."""
+    return {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
+
+def _count(keys: Iterable[str], pattern: str) -> int:
+    rx = re.compile(pattern)
+    found = {int(m.group(1)) for k in keys if (m := rx.match(k))}
+    return max(found) + 1 if found else 0
+
+
+def unet_config_from_state_dict(sd: Mapping[str, torch.Tensor], family: Family, overrides: Mapping = {}) -> UNetConfig:
+    """The UNet config that the shapes of a ``model.diffusion_model.*`` section (prefix removed) describe."""
+    conv_in = sd["input_blocks.0.0.weight"]
+    mc = conv_in.shape[0]
+    mult, depth = [], []
+    num_res = 0
+    level_blocks = 0
+    for k in range(1, _count(sd, r"input_blocks\.(\d+)\.")):
+        if f"input_blocks.{k}.0.op.weight" in sd:
+            num_res = num_res or level_blocks
+            level_blocks = 0
+            continue
+        if level_blocks == 0:
+            mult.append(sd[f"input_blocks.{k}.0.in_layers.2.weight"].shape[0] // mc)
+            depth.append(_count(sd, rf"input_blocks\.{k}\.1\.transformer_blocks\.(\d+)\."))
+        level_blocks += 1
+    num_res = num_res or level_blocks
+    to_k = next(v for k, v in sd.items() if k.endswith("attn2.to_k.weight"))
+    proj_in = next(v for k, v in sd.items() if k.endswith("proj_in.weight"))
+    heads = {"num_heads": family.unet.num_heads, "num_head_channels": family.unet.num_head_channels}
+    heads.update(overrides)
+    return UNetConfig(
+        in_channels=conv_in.shape[1],
+        out_channels=sd["out.2.weight"].shape[0],
+        model_channels=mc,
+        channel_mult=tuple(mult),
+        num_res_blocks=num_res,
+        transformer_depth=tuple(depth),
+        transformer_depth_middle=_count(sd, r"middle_block\.1\.transformer_blocks\.(\d+)\."),
+        context_dim=to_k.shape[1],
+        use_linear_in_transformer=proj_in.ndim == 2,
+        adm_in_channels=sd["label_emb.0.0.weight"].shape[1] if "label_emb.0.0.weight" in sd else None,
+        **heads,
+    )
+
+
+def vae_config_from_state_dict(sd: Mapping[str, torch.Tensor]) -> VAEConfig:
+    """The VAE config that the shapes of a ``first_stage_model.*`` section (prefix removed) describe."""
+    ch = sd["encoder.conv_in.weight"].shape[0]
+    levels = _count(sd, r"encoder\.down\.(\d+)\.")
+    return VAEConfig(
+        in_channels=sd["encoder.conv_in.weight"].shape[1],
+        out_channels=sd["decoder.conv_out.weight"].shape[0],
+        ch=ch,
+        ch_mult=tuple(sd[f"encoder.down.{i}.block.0.conv1.weight"].shape[0] // ch for i in range(levels)),
+        num_res_blocks=_count(sd, r"encoder\.down\.0\.block\.(\d+)\."),
+        z_channels=sd["post_quant_conv.weight"].shape[0],
+    )
+
+
+def text_config_from_state_dict(
+    sd: Mapping[str, torch.Tensor], spec: TextEncoderSpec, heads: int | None = None
+) -> TextEncoderConfig:
+    """The text encoder config that a section's shapes describe (layout per ``spec``; prefix removed)."""
+    if spec.layout == "hf":
+        tokens = sd["text_model.embeddings.token_embedding.weight"]
+        positions = sd["text_model.embeddings.position_embedding.weight"].shape[0]
+        layers = _count(sd, r"text_model\.encoder\.layers\.(\d+)\.")
+        intermediate = sd["text_model.encoder.layers.0.mlp.fc1.weight"].shape[0]
+        projection = sd["text_projection.weight"].shape[0] if "text_projection.weight" in sd else None
+    else:
+        tokens = sd["token_embedding.weight"]
+        positions = sd["positional_embedding"].shape[0]
+        layers = _count(sd, r"transformer\.resblocks\.(\d+)\.")
+        intermediate = sd["transformer.resblocks.0.mlp.c_fc.weight"].shape[0]
+        projection = sd["text_projection"].shape[1] if "text_projection" in sd else None
+    width = tokens.shape[1]
+    if heads is None:
+        # Every released CLIP text tower uses 64-wide heads.
+        heads = spec.config.heads if width == spec.config.width else max(1, width // 64)
+    return replace(
+        spec.config,
+        vocab_size=tokens.shape[0],
+        width=width,
+        layers=layers,
+        heads=heads,
+        intermediate=intermediate,
+        max_positions=positions,
+        projection_dim=projection,
+    )
+
+
+def _fix_vae_attention(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # Checkpoints re-saved from diffusers store the mid-block attention as linear [C, C]; ours are 1x1 convs.
+    return {
+        k: v[:, :, None, None] if ".attn_1." in k and k.endswith("weight") and v.ndim == 2 else v
+        for k, v in sd.items()
+    }
+
+
+def build(module_type: type[nn.Module], config: Any, sd: Mapping[str, torch.Tensor], what: str) -> nn.Module:
+    """Make a module without initialising it (on the meta device) and adopt the checkpoint tensors directly."""
+    with torch.device("meta"):
+        module = module_type(config)
+    wanted = set(module.state_dict())
+    extra = [k for k in sd if k not in wanted and not _IGNORED.search(k)]
+    missing = [k for k in wanted if k not in sd and k != "logit_scale"]
+    if extra or missing:
+        raise ValueError(
+            f"{what}: weights do not fit the inferred {type(module).__name__} "
+            f"(missing: {missing[:5]}{'...' if len(missing) > 5 else ''}; "
+            f"unexpected: {extra[:5]}{'...' if len(extra) > 5 else ''})"
+        )
+    module.load_state_dict({k: v for k, v in sd.items() if k in wanted}, strict=False, assign=True)
+    if "logit_scale" in wanted and "logit_scale" not in sd:
+        module.logit_scale = nn.Parameter(torch.tensor(4.6052))
+    return module.eval().requires_grad_(False)
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """float16 on accelerators, float32 on the CPU (where half precision is slow and less exact)."""
+    return torch.float32 if device.type == "cpu" else torch.float16
+
+
+@dataclass
+class Checkpoint:
+    """What ``CheckpointLoaderSimple`` outputs: ``(model, clip, vae)``, plus the family and the file's metadata."""
+
+    family: Family
+    model: DiffusionModel
+    clip: CLIP
+    vae: VAE
+    metadata: dict[str, str]
+
+
+def _prediction(family: Family, metadata: Mapping[str, str], prediction: str | None) -> str:
+    if prediction is None and PREDICTION_METADATA_KEY in metadata:
+        prediction = {"epsilon": "eps", "eps": "eps", "v": "v", "v_prediction": "v"}.get(
+            metadata[PREDICTION_METADATA_KEY].lower()
+        )
+    prediction = prediction or family.prediction
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+    return prediction
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    prediction: str | None = None,
+    embeddings: Iterable[str | Path] = (),
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    state_dict: Mapping[str, torch.Tensor] | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> Checkpoint:
+    """Load an SD1/SD2/SDXL/SDXL-refiner checkpoint file into ready-to-run modules.
+
+    :param prediction: ``"eps"`` or ``"v"``; by default the file's ``modelspec.prediction_type`` metadata, else the
+        family's (v for SD2: keys cannot tell SD2-v from SD2-base, pass ``"eps"`` for the 512 base models).
+    :param embeddings: folders searched for ``embedding:name`` in prompts.
+    :param state_dict: tensors already read (by the model manager); the file is then only named in messages.
+    """
+    device = torch.device(device)
+    dtype = dtype or default_dtype(device)
+    if state_dict is None:
+        state_dict, metadata = read_state_dict(path)
+    metadata = dict(metadata or {})
+    family = detect_family(state_dict, where=str(path))
+    overrides = json.loads(metadata.get(CONFIG_METADATA_KEY, "{}"))
+
+    unet_sd = section(state_dict, UNET_PREFIX)
+    unet_cfg = unet_config_from_state_dict(unet_sd, family, overrides.get("unet", {}))
+    unet = build(UNetModel, unet_cfg, unet_sd, f"{path}: UNet").to(device, dtype)
+
+    vae_sd = _fix_vae_attention(section(state_dict, VAE_PREFIX))
+    vae = build(AutoencoderKL, vae_config_from_state_dict(vae_sd), vae_sd, f"{path}: VAE")
+    # The VAE decodes in float32 unless bfloat16 is native: SDXL's VAE overflows in float16.
+    vae_dtype = torch.bfloat16 if dtype != torch.float32 and device.type == "cuda" else torch.float32
+    vae = vae.to(device, vae_dtype)
+
+    encoders = {}
+    for spec in family.text_encoders:
+        text_sd = section(state_dict, spec.prefix)
+        config = text_config_from_state_dict(text_sd, spec, overrides.get("text_heads", {}).get(spec.name))
+        module_type = CLIPTextEncoder if spec.layout == "hf" else OpenCLIPTextEncoder
+        encoders[spec.name] = build(module_type, config, text_sd, f"{path}: text encoder {spec.name}").to(
+            device, dtype
+        )
+
+    clip = CLIP(family, encoders, embeddings=EmbeddingLibrary(embeddings), vocab_near=path)
+    sampling = ModelSampling(prediction=_prediction(family, metadata, prediction))
+    return Checkpoint(family, DiffusionModel(unet, family, sampling), clip, VAE(vae), metadata)
+
+
+def load_vae(path: str | Path, device: str | torch.device = "cpu") -> VAE:
+    """A standalone VAE file (``VAELoader``): keys without prefix, or with ``first_stage_model.``."""
+    sd, _ = read_state_dict(path)
+    if any(k.startswith(VAE_PREFIX) for k in sd):
+        sd = section(sd, VAE_PREFIX)
+    sd = _fix_vae_attention({k: v for k, v in sd.items() if not k.startswith("model_ema.")})
+    vae = build(AutoencoderKL, vae_config_from_state_dict(sd), sd, f"{path}: VAE")
+    return VAE(vae.to(torch.device(device), torch.float32))

@@ -1,0 +1,92 @@
+"""Tiny SD checkpoints for tests and demos: random weights in the real key layout, a few MB, no download.
+
+A tiny file loads through :func:`hearth_sd.checkpoint.load_checkpoint` like a real one. Its text encoders keep
+the real 49,408-token vocabulary (so the real tokenizer drives them) with 32-wide embeddings; what shapes cannot
+say (attention heads) is written to the ``hearth.sd.config`` metadata, and SD2's v prediction to ModelSpec's
+``modelspec.prediction_type``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .checkpoint import CONFIG_METADATA_KEY, PREDICTION_METADATA_KEY
+from .clip_text import CLIPTextEncoder
+from .families import FAMILIES, get_family
+from .formats import UNET_PREFIX, VAE_PREFIX
+from .open_clip_text import OpenCLIPTextEncoder
+from .unet import UNetModel
+from .vae import AutoencoderKL
+
+TINY_FAMILIES = tuple(FAMILIES)
+
+
+def tiny_state_dict(family_name: str, seed: int = 0) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors (float16, contiguous) and metadata of a tiny checkpoint of ``family_name``."""
+    family = get_family(family_name)
+    parts: list[tuple[str, torch.nn.Module]] = []
+    # A private RNG stream: the weights depend on the seed only, and the caller's global RNG is left alone.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        parts.append((UNET_PREFIX, UNetModel(family.unet_tiny)))
+        parts.append((VAE_PREFIX, AutoencoderKL(family.vae_tiny)))
+        for spec in family.text_encoders:
+            module_type = CLIPTextEncoder if spec.layout == "hf" else OpenCLIPTextEncoder
+            parts.append((spec.prefix, module_type(spec.tiny)))
+    tensors = {
+        prefix + key: value.detach().to(torch.float16).contiguous()
+        for prefix, module in parts
+        for key, value in module.state_dict().items()
+    }
+    unet = family.unet_tiny
+    config = {
+        "unet": {"num_heads": unet.num_heads, "num_head_channels": unet.num_head_channels},
+        "text_heads": {spec.name: spec.tiny.heads for spec in family.text_encoders},
+    }
+    metadata = {
+        CONFIG_METADATA_KEY: json.dumps(config, sort_keys=True),
+        PREDICTION_METADATA_KEY: "v" if family.prediction == "v" else "epsilon",
+        "hearth.sd.family": family.name,
+        "hearth.sd.tiny": "random weights, for tests and demos only",
+    }
+    return tensors, metadata
+
+
+def write_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """A .safetensors file whose bytes depend on its content only.
+
+    ``safetensors.save_file`` writes the metadata in hash-map order, which changes from run to run; fixtures are
+    better with a stable sha256. The format: an 8-byte little-endian header size, a JSON header (space-padded to
+    8 bytes) of dtype, shape and byte range per tensor, then the raw data.
+    """
+    dtypes = {torch.float16: "F16", torch.float32: "F32", torch.bfloat16: "BF16"}
+    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
+    blobs, offset = [], 0
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        data = t.reshape(-1).view(torch.uint8).numpy().tobytes()
+        header[name] = {"dtype": dtypes[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    with open(path, "wb") as f:
+        f.write(len(encoded).to_bytes(8, "little"))
+        f.write(encoded)
+        for data in blobs:
+            f.write(data)
+
+
+def make_tiny_checkpoint(family: str, path: str | Path, seed: int = 0) -> Path:
+    """Write a tiny ``family`` checkpoint (``sd1``, ``sd2``, ``sdxl`` or ``sdxl_refiner``) to ``path``.
+
+    :return: the path written. The same ``(family, seed)`` always gives the same bytes.
+    """
+    tensors, metadata = tiny_state_dict(family, seed)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_safetensors(tensors, path, metadata)
+    return path

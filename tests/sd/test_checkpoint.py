@@ -1,0 +1,124 @@
+"""make-tiny files load through the same code as real checkpoints; detection, configs, prediction, CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+
+import pytest
+import torch
+from click.testing import CliRunner
+from hearth_sd import plugin
+from hearth_sd.checkpoint import detect_family, load_checkpoint, load_vae, read_state_dict
+from hearth_sd.cli import make_tiny
+from hearth_sd.families import FAMILIES
+from hearth_sd.sdxl_conditioning import sdxl_adm, sdxl_refiner_adm
+from hearth_sd.tiny import make_tiny_checkpoint
+from safetensors.torch import load_file, save_file
+
+
+@pytest.fixture(scope="module")
+def tiny_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    return {name: make_tiny_checkpoint(name, folder / f"{name}.safetensors") for name in FAMILIES}
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_tiny_checkpoint_loads_as_its_family(tiny_files, name):
+    path = tiny_files[name]
+    assert path.stat().st_size < 20e6
+    family = FAMILIES[name]
+    ckpt = load_checkpoint(path)
+    assert ckpt.family is family
+    assert ckpt.model.unet.config == family.unet_tiny
+    assert ckpt.vae.model.config == family.vae_tiny
+    for spec in family.text_encoders:
+        assert ckpt.clip.encoders[spec.name].config == spec.tiny
+    assert ckpt.model.sampling.prediction == family.prediction  # sd2: v, from the file's ModelSpec metadata
+
+    # Every tensor in the file is in a module, unchanged (float16 in the file, float32 on the CPU).
+    tensors = load_file(str(path))
+    modules = {"model.diffusion_model.": ckpt.model.unet, "first_stage_model.": ckpt.vae.model}
+    modules.update({spec.prefix: ckpt.clip.encoders[spec.name] for spec in family.text_encoders})
+    loaded = {p + k: v for p, m in modules.items() for k, v in m.state_dict().items()}
+    assert loaded.keys() == tensors.keys()
+    assert all(torch.equal(loaded[k], tensors[k].float()) for k in tensors)
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_tiny_checkpoint_runs_end_to_end(tiny_files, name):
+    ckpt = load_checkpoint(tiny_files[name])
+    cond, pooled = ckpt.clip.encode("a (tiny:1.2) test, " * 30)
+    assert cond.shape == (1, 154, ckpt.model.unet.config.context_dim)
+    y = None
+    if ckpt.family.adm == "sdxl":
+        y = sdxl_adm(pooled, 64, 48)
+    elif ckpt.family.adm == "sdxl_refiner":
+        y = sdxl_refiner_adm(pooled, 64, 48)
+    image = torch.rand(1, 48, 64, 3)
+    latent = ckpt.vae.encode(image)
+    assert latent.shape == (1, 4, 24, 32)
+    x = ckpt.model.process_latent_in(latent)
+    denoised = ckpt.model(x, torch.tensor(3.0), cond, y)
+    decoded = ckpt.vae.decode(ckpt.model.process_latent_out(denoised))
+    assert decoded.shape == (1, 48, 64, 3) and torch.isfinite(decoded).all()
+    assert 0 <= decoded.min() and decoded.max() <= 1
+
+
+def test_same_seed_same_bytes(tmp_path):
+    a = make_tiny_checkpoint("sd1", tmp_path / "a.safetensors", seed=3)
+    b = make_tiny_checkpoint("sd1", tmp_path / "b.safetensors", seed=3)
+    c = make_tiny_checkpoint("sd1", tmp_path / "c.safetensors", seed=4)
+    digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (a, b, c)]
+    assert digest[0] == digest[1] != digest[2]
+
+
+def test_prediction_option_wins_over_metadata(tiny_files):
+    assert load_checkpoint(tiny_files["sd2"], prediction="eps").model.sampling.prediction == "eps"
+    with pytest.raises(ValueError, match="prediction"):
+        load_checkpoint(tiny_files["sd2"], prediction="x0")
+
+
+def test_formats_detect_each_family_and_name_the_closest(tiny_files):
+    formats = plugin.register_model_formats()
+    for name, path in tiny_files.items():
+        shapes = {k: tuple(v.shape) for k, v in load_file(str(path)).items()}
+        best = max(formats, key=lambda f: f.score(shapes))
+        assert best.name == name and best.score(shapes) == 1.0
+    with pytest.raises(ValueError, match=r"odd\.safetensors.*closest formats: sd1"):
+        detect_family(["model.diffusion_model.input_blocks.0.0.weight", "first_stage_model.decoder.conv_in.weight"],
+                      where="odd.safetensors")
+
+
+def test_entry_point_is_declared():
+    names = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="hearth")}
+    assert names.get("sd") == "hearth_sd.plugin"
+
+
+def test_wrong_weights_are_named(tiny_files, tmp_path):
+    tensors, metadata = read_state_dict(tiny_files["sd1"])
+    del tensors["model.diffusion_model.out.0.bias"]
+    broken = tmp_path / "broken.safetensors"
+    save_file(tensors, str(broken), metadata=metadata)
+    with pytest.raises(ValueError, match=r"broken\.safetensors: UNet.*out\.0\.bias"):
+        load_checkpoint(broken)
+
+
+def test_standalone_vae_file(tiny_files, tmp_path):
+    tensors, _ = read_state_dict(tiny_files["sdxl"])
+    vae_only = {k.removeprefix("first_stage_model."): v for k, v in tensors.items() if k.startswith("first_stage")}
+    path = tmp_path / "vae.safetensors"
+    save_file(vae_only, str(path))
+    vae = load_vae(path)
+    same = load_checkpoint(tiny_files["sdxl"]).vae
+    image = torch.rand(1, 16, 16, 3)
+    assert torch.equal(vae.encode(image), same.encode(image))
+
+
+def test_cli_make_tiny(tmp_path):
+    out = tmp_path / "m.safetensors"
+    result = CliRunner().invoke(make_tiny, ["sdxl", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output and load_checkpoint(out).family.name == "sdxl"
+    bad = CliRunner().invoke(make_tiny, ["sd1", "--out", str(tmp_path / "m.ckpt")])
+    assert bad.exit_code == 2 and ".safetensors" in bad.output
