@@ -2,6 +2,22 @@
 
 The public names below import lazily, so ``import core.models.formats`` (which plugins do to declare formats, and
 which the executor may do at start) never imports torch.
+
+How a model plugin uses it::
+
+    header = read_header(path)                          # keys, shapes, metadata; no tensor read
+    family = detect_with_plugins(header, plugins)       # resolve_model_format, then the sentinel tables
+    state = load_state_dict(path)                       # memory-mapped, in the stored dtype
+    with torch.device("meta"):
+        unet = UNet(config)                             # no memory until the weights are assigned
+    load_into(unet, state, prefix="model.diffusion_model.", source=path)
+    model = PatchedModel(unet, name=path.name, memory_estimate=estimate)   # what MODEL outputs carry
+
+    lora = model.clone()                                # a LoRA node: no weight copied
+    lora.add_patches({"input_blocks.1.1.proj_in.weight": delta}, strength=0.8, source="style.safetensors")
+
+    default_manager().load(lora, memory_required=lora.memory_required(x.shape, dtype))
+    out = lora.module(x, ...)                           # weights patched, on the device or streamed
 """
 
 from __future__ import annotations

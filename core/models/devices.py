@@ -95,15 +95,20 @@ def device_name(device: str | torch.device) -> str:
 
 
 def module_bytes(module: nn.Module) -> int:
-    """Bytes of a module's parameters and buffers, counting storage shared between tensors (tied weights) once."""
-    seen: set[tuple[str, int]] = set()
+    """Bytes of a module's parameters and buffers, counting a tensor reachable twice (tied weights) once.
+
+    Tensors are told apart by where their data starts and how long it is, not by storage: views into one shared
+    storage (a fused qkv buffer, a whole checkpoint mapped as one storage) are each counted.
+    """
+    seen: set[tuple[str, int, int]] = set()
     total = 0
     for tensor in [*module.parameters(), *module.buffers()]:
-        key = (str(tensor.device), tensor.untyped_storage().data_ptr())
+        nbytes = tensor.numel() * tensor.element_size()
+        key = (str(tensor.device), tensor.data_ptr(), nbytes)
         if key in seen and key[1] != 0:
             continue
         seen.add(key)
-        total += tensor.numel() * tensor.element_size()
+        total += nbytes
     return total
 
 

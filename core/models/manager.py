@@ -275,10 +275,12 @@ class ModelManager:
 
     def _unload(self, record: LoadedModel) -> None:
         self._records.pop(id(record.weights_ref()), None)
-        record.placement.remove()
         weights = record.weights_ref()
         if weights is not None:
-            weights.restore()  # after the move: originals are back on the offload device, so this is a swap
+            # Originals first, straight from their backups on the offload device: the patched device copies are
+            # dropped instead of being copied back only to be thrown away.
+            weights.restore(to_offload=True)
+        record.placement.remove()
 
     def is_loaded(self, model: PatchedModel) -> bool:
         return id(model.weights) in self._records

@@ -86,11 +86,14 @@ class ModelWeights:
         else:
             holder[attr] = value
 
-    def restore(self) -> None:
-        """Put the original tensors back, each on the device its key lives on now."""
+    def restore(self, *, to_offload: bool = False) -> None:
+        """Put the original tensors back: on the device each key lives on now, or with ``to_offload`` where the
+        backups already are (an unload about to move everything there anyway: no copy in either direction)."""
         for key, original in self.backup.items():
             current = self.tensor(key)[2]
-            self.set_tensor(key, original if original.device == current.device else original.to(current.device))
+            if not to_offload and original.device != current.device:
+                original = original.to(current.device)
+            self.set_tensor(key, original)
         self.backup.clear()
         self.applied = None
 

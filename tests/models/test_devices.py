@@ -67,3 +67,11 @@ def test_module_bytes_counts_tied_weights_once():
     assert module_bytes(tied) == 100 * 8 * 4
     assert module_bytes(nn.Linear(4, 4).half()) == (16 + 4) * 2
 
+
+def test_module_bytes_counts_views_of_one_storage_each():
+    fused = torch.zeros(3, 8, 8)  # q, k and v of an attention layer, kept as views of one buffer
+    attn = nn.Module()
+    for name, view in zip("qkv", fused.unbind(0), strict=True):
+        setattr(attn, name, nn.Parameter(view))
+    assert module_bytes(attn) == 3 * 8 * 8 * 4
+
