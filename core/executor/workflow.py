@@ -40,9 +40,10 @@ class _Flat:
     def __init__(self) -> None:
         self.nodes: dict[str, dict[str, Any]] = {}
         self.links: dict[str, tuple[str, int, str, int, str]] = {}  # id -> (origin, slot, target, slot, type)
+        self.values: dict[str, Any] = {}  # link id -> value of a subgraph instance's promoted widget
 
     def add(self, nodes: list[Mapping[str, Any]], links: list[Any], prefix: str,
-            subgraphs: Mapping[str, Mapping[str, Any]], depth: int = 0) -> None:
+            subgraphs: Mapping[str, Mapping[str, Any]], depth: int = 0, outer_mode: Any = None) -> None:
         if depth > 32:
             raise PromptFormatError("subgraphs nest more than 32 levels deep (a subgraph that contains itself?)")
         for raw in links or []:
@@ -50,25 +51,37 @@ class _Flat:
             self.links[f"{prefix}{link_id}"] = (f"{prefix}{origin}", o_slot, f"{prefix}{target}", t_slot, kind)
         for node in nodes:
             node_id = f"{prefix}{node['id']}"
+            # Muting or bypassing a subgraph instance mutes or bypasses everything inside it, as in the frontend.
+            mode = node.get("mode")
+            if outer_mode == MODE_MUTED or (outer_mode == MODE_BYPASS and mode != MODE_MUTED):
+                mode = outer_mode
             definition = subgraphs.get(str(node.get("type")))
             if definition is None:
-                self.nodes[node_id] = dict(node, id=node_id, _prefix=prefix)
+                self.nodes[node_id] = dict(node, id=node_id, mode=mode, _prefix=prefix)
                 continue
             inner = f"{node_id}:"
-            self.add(definition.get("nodes", []), definition.get("links", []), inner, subgraphs, depth + 1)
+            self.add(definition.get("nodes", []), definition.get("links", []), inner, subgraphs, depth + 1, mode)
             self._wire_boundary(node, node_id, inner, prefix)
 
     def _wire_boundary(self, node: Mapping[str, Any], node_id: str, inner: str, prefix: str) -> None:
         """Replace the subgraph's input/output pseudo-nodes with the instance's outside links."""
         outside_in = {}
+        promoted = {}  # slot -> the instance's own value for a widget input with no outside link
+        values = node.get("widgets_values")
+        widget_slots = [slot for slot, item in enumerate(node.get("inputs") or []) if item.get("widget")]
         for slot, item in enumerate(node.get("inputs") or []):
             if item.get("link") is not None:
                 outside_in[slot] = self.links.get(f"{prefix}{item['link']}")
+            elif slot in widget_slots and isinstance(values, list) and widget_slots.index(slot) < len(values):
+                promoted[slot] = values[widget_slots.index(slot)]
         for link_id, (origin, o_slot, target, t_slot, kind) in list(self.links.items()):
             if origin == f"{inner}{SUBGRAPH_INPUT}":
                 source = outside_in.get(o_slot)
                 if source is None:
+                    # Unlinked outside: the instance's widget value if it has one, else the inner widget's own.
                     del self.links[link_id]
+                    if o_slot in promoted:
+                        self.values[link_id] = promoted[o_slot]
                 else:
                     self.links[link_id] = (source[0], source[1], target, t_slot, kind)
         inner_out = {t_slot: (origin, o_slot) for origin, o_slot, target, t_slot, _ in self.links.values()
@@ -121,8 +134,14 @@ def ui_to_api(workflow: Mapping[str, Any], registry: NodeRegistry) -> dict[str, 
             if link is None:
                 continue
             name = (item.get("widget") or {}).get("name") or item.get("name")
-            source = link_by_id.get(f"{node['_prefix']}{link}")
-            found = resolve(*source) if source else None
+            link_key = f"{node['_prefix']}{link}"
+            if link_key in flat.values:
+                inputs[name] = flat.values[link_key]
+                continue
+            source = link_by_id.get(link_key)
+            if source is None:
+                continue  # a link the workflow does not list: unconnected, so a widget keeps its value
+            found = resolve(*source)
             if found is None:
                 inputs.pop(name, None)
             else:
