@@ -8,14 +8,12 @@ from pathlib import Path
 
 import click
 
-try:
-    from cli.main import UserError
-except ImportError:  # cli.main imports every command module; keep this group usable on its own meanwhile
-    class UserError(click.ClickException):
-        exit_code = 2
 
-        def show(self, file=None) -> None:  # noqa: ANN001
-            click.echo(f"error: {self.format_message()}", err=True)
+def UserError(message: str) -> click.ClickException:  # noqa: N802 - stands in for the class
+    """cli.main's UserError (one line, exit 2), imported late: cli.main imports this module while it loads."""
+    from cli.main import UserError as _UserError
+
+    return _UserError(message)
 
 
 def _store_options(f):  # noqa: ANN001, ANN201

@@ -1,0 +1,95 @@
+"""Private mode (every read needs a read token) and mirror mode (pull-through cache of an upstream)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.registry.packs import make_pack
+from tests.registry_server.helpers import unique
+
+
+def test_private_mode_needs_read_tokens(make_server, tmp_path: Path):
+    _, hub = make_server("sqlite", private=True)
+    pub, token = hub.new_publisher()
+    name = unique("secret-")
+    read = hub.token(pub, "read")
+    auth = {"Authorization": f"Bearer {read}"}
+    hub.publish_dir_headers = auth
+    r = hub.reserve(pub, token, name, "1.0.0")
+    assert r.status_code == 201  # publishing authenticates with the publish token as before
+    from registry.archive import build_archive
+
+    arc = build_archive(make_pack(tmp_path, name, "1.0.0", pub), tmp_path / "a.zip")
+    assert hub.upload(r.json()["signedUrl"], arc.path.read_bytes()).status_code == 200
+    hub.wait(name, "1.0.0", headers=auth)
+
+    for path in ("/nodes", f"/nodes/{name}", f"/nodes/{name}/install", "/api/v1/search?q=x", "/simple/",
+                 f"/simple/{name}/", f"/files/{arc.sha256}/x.zip", "/", f"/packs/{name}"):
+        r = hub.http.get(path)
+        assert r.status_code == 401, path
+        assert r.json()["error"]["code"] == "token_required"
+        assert hub.http.get(path, headers=auth).status_code == 200, path
+    assert hub.http.get("/nodes", headers={"Authorization": "Bearer hth_bad"}).status_code == 401
+    # uv and pip send the token as HTTP Basic credentials embedded in the index URL.
+    assert httpx.get(f"{hub.url}/simple/{name}/", auth=("__token__", read)).status_code == 200
+    assert hub.http.get("/healthz").status_code == 200
+
+
+@pytest.mark.slow
+def test_mirror_serves_upstream_packs_and_keeps_them_when_upstream_is_down(make_server, tmp_path: Path):
+    upstream_server, upstream = make_server("sqlite")
+    pub, token = upstream.new_publisher()
+    name, cls = unique("far-"), unique("FarNode")
+    upstream.publish_dir(make_pack(tmp_path, name, "1.0.0", pub, node_class=cls), token)
+    upstream.publish_dir(make_pack(tmp_path / "b", name, "1.1.0", pub, node_class=cls), token)
+    _, mirror = make_server("sqlite", upstream=upstream.url)
+
+    inst = mirror.http.get(f"/nodes/{name}/install").json()
+    assert inst["version"] == "1.1.0" and inst["downloadUrl"].startswith(mirror.url)
+    assert mirror.http.get(f"/nodes/{name}/install", params={"version": "1.0.0"}).json()["version"] == "1.0.0"
+    detail = mirror.http.get(f"/api/v1/packs/{name}").json()
+    assert {v["version"] for v in detail["versions"]} == {"1.0.0", "1.1.0"}
+    assert detail["versions"][0]["node_classes"][0]["name"] == cls  # verified locally too
+
+    upstream_server.kill()
+    inst = mirror.http.get(f"/nodes/{name}/install").json()
+    assert inst["version"] == "1.1.0"
+    assert httpx.get(inst["downloadUrl"]).status_code == 200
+    r = mirror.http.get("/nodes/never-cached-pack/install")
+    assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_unavailable"
+
+
+def test_local_packs_shadow_upstream_names(make_server, tmp_path: Path):
+    _, upstream = make_server("sqlite")
+    name = unique("shadowed-")
+    pub, token = upstream.new_publisher()
+    upstream.publish_dir(make_pack(tmp_path / "up", name, "9.0.0", pub), token)
+    _, mirror = make_server("sqlite", upstream=upstream.url)
+    local_pub, local_token = mirror.new_publisher()
+    mirror.publish_dir(make_pack(tmp_path / "local", name, "1.0.0", local_pub), local_token)
+    assert mirror.http.get(f"/nodes/{name}/install").json()["version"] == "1.0.0"
+    assert mirror.http.get(f"/nodes/{name}/install", params={"version": "9.0.0"}).status_code == 404
+
+
+def test_serve_command_starts_a_registry(tmp_path: Path):
+    """`comfy registry serve` itself (through the click group) answers on loopback."""
+    from tests.registry_server.servers import ROOT, _wait_http, free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from cli.registry import registry; registry()", "serve", "--port", str(port),
+         "--data", str(tmp_path / "d"), "--no-isolate-import"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+        assert httpx.get(f"http://127.0.0.1:{port}/nodes").json()["total"] == 0
+        assert (tmp_path / "d" / "registry.db").exists()
+    finally:
+        proc.terminate()
+        proc.wait(10)
