@@ -68,3 +68,19 @@ def test_two_equally_specific_matches_are_a_reported_bug():
 def test_rank_orders_by_score():
     ranked = rank({UNET_IN: (320, 4, 3, 3), LABEL: (1280, 2816)}, FORMATS)
     assert [(fmt.name, score) for fmt, score in ranked][:3] == [("sdxl", 1.0), ("sd1", 0.5), ("sd2", 0.5)]
+
+
+def test_detecting_a_safetensors_file_needs_no_torch(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = write_safetensors(tmp_path / "v1.safetensors", {UNET_IN: torch.zeros(320, 4, 3, 3),
+                                                          CROSS_K: torch.zeros(320, 768)})
+    code = ("import sys; import core.executor; from core.models import ModelFormat, detect; "
+            f"fmt = ModelFormat('sd1', {{{UNET_IN!r}: (320, 4, 3, 3)}}); "
+            f"print(detect({str(path)!r}, [fmt]).name, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["sd1", "False"]
