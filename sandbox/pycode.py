@@ -12,7 +12,7 @@ import ast
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from sandbox import patterns
 from sandbox.findings import Finding
@@ -25,9 +25,9 @@ ENTROPY_MIN_LENGTH = 200
 class _Imports:
     """Local name -> dotted module path, from every import statement in the file."""
 
-    def __init__(self, tree: ast.Module) -> None:
+    def __init__(self, nodes: list[ast.AST]) -> None:
         self.aliases: dict[str, str] = {}
-        for node in ast.walk(tree):
+        for node in nodes:
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.asname:
@@ -51,28 +51,26 @@ class Scanner:
     def __init__(self, path: str, source: str, tree: ast.Module) -> None:
         self.path = path
         self.lines = source.splitlines()
-        self.imports = _Imports(tree)
-        self.defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
-        self.docstrings = _docstrings(tree)
-        self.literal_names = _names_over_literals(tree)
-        self.tainted = _decoded_names(tree, self)
+        # One walk, shared by every collection below: on big files the walk is most of the cost.
+        self.walk = _walk_with_depth(tree)
+        nodes = [node for node, _ in self.walk]
+        self.imports = _Imports(nodes)
+        self.defined = {n.name for n in nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+        self.docstrings = _docstrings(nodes)
+        self.literal_names = _names_over_literals(nodes)
+        self.tainted: set[str] = set()
+        self.tainted = _decoded_names(nodes, self)
         self.findings: list[Finding] = []
         self.depth = 0  # > 0 inside a function or lambda: code there does not run at import
         self._reported: set[tuple[str, int]] = set()
         self._covered: set[int] = set()  # inner nodes of a chain already reported as a whole
 
-    def run(self, tree: ast.Module) -> list[Finding]:
-        stack: list[tuple[ast.AST, int]] = [(tree, 0)]
-        while stack:
-            node, depth = stack.pop()
+    def run(self) -> list[Finding]:
+        for node, depth in self.walk:
             self.depth = depth
             check = getattr(self, f"visit_{type(node).__name__}", None)
             if check is not None:
                 check(node)
-            # Code in a function body, a lambda or an `if __name__ == "__main__":` block does not run on import.
-            inner = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) or (
-                isinstance(node, ast.If) and _is_main_guard(node.test))
-            stack.extend((child, depth + inner) for child in ast.iter_child_nodes(node))
         return self.findings
 
     # -- helpers ------------------------------------------------------------------------------------------------
@@ -293,9 +291,34 @@ def _strings(node: ast.AST) -> Iterator[str]:
             yield sub.value
 
 
-def _docstrings(tree: ast.Module) -> set[int]:
+def _walk_with_depth(tree: ast.Module) -> list[tuple[ast.AST, int]]:
+    """Every node with its depth in import-time terms, iteratively (no recursion limit to hit).
+
+    Depth grows inside a function body, a lambda or an `if __name__ == "__main__":` block: code there does not
+    run when the module is imported.
+    """
+    out: list[tuple[ast.AST, int]] = []
+    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        out.append((node, depth))
+        inner = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) or (
+            isinstance(node, ast.If) and _is_main_guard(node.test))
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, _LEAVES):  # nothing below them: skip the costly child lookup
+                out.append((child, depth + inner))
+            elif not isinstance(child, _IGNORED):
+                stack.append((child, depth + inner))
+    return out
+
+
+_LEAVES = (ast.Constant, ast.Name)
+_IGNORED = (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
+
+
+def _docstrings(nodes: list[ast.AST]) -> set[int]:
     ids = set()
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body:
             first = node.body[0]
             if isinstance(first, ast.Expr) and _is_str(first.value):
@@ -303,20 +326,22 @@ def _docstrings(tree: ast.Module) -> set[int]:
     return ids
 
 
-def _names_over_literals(tree: ast.Module) -> set[str]:
+def _names_over_literals(nodes: list[ast.AST]) -> set[str]:
     """Loop variables (for statements and comprehensions) that iterate over a literal tuple, list or set."""
     names: dict[str, bool] = {}
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)) and isinstance(node.target, ast.Name):
             literal = _is_literal(node.iter)
             names[node.target.id] = names.get(node.target.id, True) and literal
     return {name for name, literal in names.items() if literal}
 
 
-def _decoded_names(tree: ast.Module, scanner: Scanner) -> set[str]:
+def _decoded_names(nodes: list[ast.AST], scanner: Scanner) -> set[str]:
     """Names that hold decoded data somewhere in the file (flow-insensitive, so `a = b64decode(..); exec(a)`)."""
     tainted: set[str] = set()
-    assigns = [n for n in ast.walk(tree) if isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None]
+    if not any(isinstance(n, ast.Call) and _is_decoder(scanner.qualname(n.func) or "", n) for n in nodes):
+        return tainted
+    assigns = [n for n in nodes if isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None]
     for _ in range(3):  # a few rounds follow chains such as `a = decode(x); b = a.decode()`
         scanner.tainted = tainted
         before = len(tainted)
@@ -350,15 +375,42 @@ def _looks_encoded(value: str) -> bool:
 def scan_python(path: str, source: bytes) -> list[Finding]:
     """Findings for one Python file; a file that does not parse gets ``code.unparsable`` and nothing else."""
     text = source.decode("utf-8", "replace")
-    findings = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if len(line) > LONG_LINE:
-            findings.append(finding("obfuscation.long-line", path, number, line, f"{len(line)} characters"))
-            break  # one is enough to make the point
+    long_lines = [n for n, line in enumerate(text.splitlines(), 1) if len(line) > LONG_LINE]
     try:
         tree = ast.parse(source, filename=path)
     except (SyntaxError, ValueError) as exc:
-        return findings + [finding("code.unparsable", path, getattr(exc, "lineno", 0) or 0, str(exc))]
+        problem = finding("code.unparsable", path, getattr(exc, "lineno", 0) or 0, str(exc))
     except (RecursionError, MemoryError) as exc:
-        return findings + [finding("obfuscation.deep-nesting", path, 0, str(exc))]
-    return findings + Scanner(path, text, tree).run(tree)
+        problem = finding("obfuscation.deep-nesting", path, 0, str(exc))
+    else:
+        scanner = Scanner(path, text, tree)
+        data = _data_lines(node for node, _ in scanner.walk) if long_lines else set()
+        return _long_line(path, text, long_lines, data) + scanner.run()
+    return _long_line(path, text, long_lines, set()) + [problem]
+
+
+def _long_line(path: str, text: str, numbers: list[int], data: set[int]) -> list[Finding]:
+    """The first long line that is code; one is enough to make the point."""
+    lines = text.splitlines()
+    for number in numbers:
+        if number not in data:
+            line = lines[number - 1]
+            return [finding("obfuscation.long-line", path, number, line, f"{len(line)} characters")]
+    return []
+
+
+def _data_lines(nodes: Iterable[ast.AST]) -> set[int]:
+    """Lines of statements that only assign literal data (a table of numbers is long, not packed code).
+
+    Encoded blobs in such literals are still caught by the entropy rule.
+    """
+    lines: set[int] = set()
+    for node in nodes:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None and _is_data(node.value):
+            lines.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    return lines
+
+
+def _is_data(node: ast.AST) -> bool:
+    return all(isinstance(n, (ast.Constant, ast.Tuple, ast.List, ast.Set, ast.Dict, ast.expr_context, ast.UnaryOp,
+                              ast.USub, ast.UAdd)) for n in ast.walk(node))

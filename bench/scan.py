@@ -1,0 +1,137 @@
+"""Benchmark of pack verification: static-scan throughput on a large generated pack, archive-check speed on
+its zip, and the time an isolated import of a small pack takes. Prints figures; not a test.
+
+    .venv/bin/python bench/scan.py [--files 4000] [--imports 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sandbox.archive import check_archive  # noqa: E402
+from sandbox.isolate import import_pack  # noqa: E402
+from sandbox.static import scan_folder  # noqa: E402
+
+SMALL_PACK = Path(__file__).resolve().parents[1] / "tests" / "sandbox" / "corpus" / "import" / "benign_comfy"
+
+MODULE = '''"""Generated node module {index}: image helpers of the size and shape real packs have."""
+
+import math
+import os
+
+import numpy as np
+
+from .common import clamp, to_tensor
+
+PRESETS = {presets}
+
+
+class {name}:
+    """{doc}"""
+
+    CATEGORY = "generated/{category}"
+    RETURN_TYPES = ("IMAGE", "MASK")
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {{
+            "required": {{
+                "image": ("IMAGE",),
+                "strength": ("FLOAT", {{"default": {strength}, "min": 0.0, "max": 1.0, "step": 0.01}}),
+                "preset": (list(PRESETS),),
+            }},
+            "optional": {{"mask": ("MASK",)}},
+        }}
+
+    def run(self, image, strength, preset, mask=None):
+        weights = PRESETS[preset]
+        out = np.asarray(image, dtype=np.float32)
+        for i, w in enumerate(weights):
+            out = out * (1 - strength) + clamp(out * w + i / {divisor}, 0.0, 1.0) * strength
+        if mask is not None:
+            out = out * mask + image * (1 - mask)
+        cache = os.path.join(os.path.dirname(__file__), "cache", "{name}.npy")
+        return to_tensor(out), math.sqrt(strength) * (mask if mask is not None else 1.0), cache
+'''
+
+
+def generate_pack(root: Path, files: int, seed: int = 6) -> tuple[int, int]:
+    rng = random.Random(seed)
+    words = "blend soft light mask edge glow sharpen blur noise tone curve level hue shadow detail".split()
+    for index in range(files):
+        folder = root / f"group_{index // 200:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        presets = {rng.choice(words) + str(k): [round(rng.random(), 3) for _ in range(rng.randint(3, 12))]
+                   for k in range(rng.randint(4, 30))}
+        text = MODULE.format(index=index, name=f"Node{index}", category=rng.choice(words), strength=rng.random(),
+                             divisor=rng.randint(2, 99), presets=presets,
+                             doc=" ".join(rng.choice(words) for _ in range(rng.randint(8, 40))))
+        (folder / f"node_{index}.py").write_text(text)
+    (root / "requirements.txt").write_text("numpy>=1.26\npillow\nopencv-python-headless\n")
+    (root / "pyproject.toml").write_text('[project]\nname = "generated-pack"\nversion = "1.0.0"\n'
+                                         'dependencies = ["numpy", "pillow"]\n')
+    paths = [p for p in root.rglob("*") if p.is_file()]
+    return len(paths), sum(p.stat().st_size for p in paths)
+
+
+def best_of(runs: int, fn):  # noqa: ANN001, ANN201
+    times, result = [], None
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - started)
+    return min(times), result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=4000, help="Python files in the generated pack")
+    parser.add_argument("--imports", type=int, default=10, help="isolated imports to time")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="hearth-bench-") as tmp:
+        pack = Path(tmp) / "pack"
+        count, size = generate_pack(pack, args.files)
+        mib = size / 2**20
+        print(f"generated pack: {count} files, {mib:.1f} MiB")
+
+        seconds, result = best_of(3, lambda: scan_folder(pack))
+        print(f"static scan:    {seconds:6.2f} s  {count / seconds:8.0f} files/s  {mib / seconds:6.2f} MiB/s"
+              f"  ({len(result.findings)} findings)")
+
+        archive = Path(tmp) / "pack.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(pack.rglob("*")):
+                zf.write(path, path.relative_to(pack).as_posix())
+        seconds, findings = best_of(3, lambda: check_archive(archive))
+        print(f"archive check:  {seconds:6.2f} s  {count / seconds:8.0f} files/s  ({archive.stat().st_size / 2**20:.1f} MiB zip,"
+              f" {len(findings)} findings)")
+
+    if not sys.platform.startswith("linux"):
+        print("isolated import: skipped (needs Linux namespaces)")
+        return 0
+    times = []
+    for _ in range(args.imports):
+        started = time.perf_counter()
+        imported = import_pack(SMALL_PACK)
+        times.append(time.perf_counter() - started)
+        if not imported.import_ok:
+            print(f"isolated import failed: {[f.rule for f in imported.findings]}")
+            return 1
+    print(f"isolated import of a small pack ({len(imported.nodes)} nodes): median {statistics.median(times) * 1000:.0f} ms,"
+          f" min {min(times) * 1000:.0f} ms over {len(times)} runs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
