@@ -72,17 +72,21 @@ def _module_name(pack: Path) -> str:
 
 
 def _readonly_copy(src: Path, dest: Path) -> None:
-    """Copy regular files and folders only; files 0444 and folders 0555, so the pack cannot change itself."""
-    shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns(".git", ".hg", ".svn"))
-    for folder, dirs, files in os.walk(dest, topdown=False):
+    """Copy regular files and folders only; files 0444 and folders 0555, so the pack cannot change itself.
+
+    Links and special files are left out even though the archive checks already refuse them: import_pack may
+    be handed a folder nobody checked, and a link would let the pack read outside itself.
+    """
+    def skipped(folder: str, names: list[str]) -> list[str]:
+        paths = [(name, os.path.join(folder, name)) for name in names]
+        return [name for name, path in paths if name in (".git", ".hg", ".svn") or os.path.islink(path)
+                or not (os.path.isfile(path) or os.path.isdir(path))]
+
+    shutil.copytree(src, dest, ignore=skipped)
+    for folder, _, files in os.walk(dest, topdown=False):
         for name in files:
-            path = os.path.join(folder, name)
-            if os.path.islink(path) or not os.path.isfile(path):
-                os.unlink(path)  # the archive checks already refused these; never copy one into the sandbox
-            else:
-                os.chmod(path, 0o444)
+            os.chmod(os.path.join(folder, name), 0o444)
         os.chmod(folder, 0o555)
-        del dirs
 
 
 def _remove(path: Path) -> None:

@@ -125,3 +125,20 @@ def test_platforms_without_namespaces_refuse_to_import(monkeypatch):
     monkeypatch.setattr(sys, "platform", "darwin")
     result = import_pack(IMPORTS / "benign_comfy", FAST)
     assert [f.rule for f in result.findings] == ["import.isolation-unavailable"] and result.nodes == []
+
+
+def test_links_in_an_unchecked_folder_are_not_copied_into_the_sandbox(tmp_path):
+    pack = tmp_path / "linked"
+    pack.mkdir()
+    (tmp_path / "secret.txt").write_text("outside the pack")
+    (pack / "secret").symlink_to(tmp_path / "secret.txt")
+    (pack / "outside").symlink_to(tmp_path, target_is_directory=True)
+    (pack / "__init__.py").write_text(
+        "import os\nhere = os.path.dirname(__file__)\n"
+        "class Seen:\n    CATEGORY = ','.join(sorted(os.listdir(here)))\n    RETURN_TYPES = ()\n    FUNCTION = 'f'\n"
+        "    @classmethod\n    def INPUT_TYPES(cls):\n        return {}\n"
+        "NODE_CLASS_MAPPINGS = {'Seen': Seen}\n")
+    result = import_pack(pack, FAST)
+    if result.isolation.get("available") is False:
+        pytest.skip("this machine cannot isolate")
+    assert result.nodes[0]["category"] == "__init__.py"
