@@ -59,6 +59,8 @@ def _add_commands() -> None:
     cli.add_command(info.plugins)
     from cli import scan
     node.add_command(scan.scan)
+    from cli import serve
+    cli.add_command(serve.serve)
     from cli import registry
     cli.add_command(registry.registry)
 

@@ -245,6 +245,11 @@ class PluginManager:
     def routes(self) -> list[Any]:
         return [route for _, routes in self.collect("register_routes") for route in routes]
 
+    def web_directories(self) -> dict[str, Path]:
+        """Each ComfyUI-format pack's ``WEB_DIRECTORY`` as ``{pack: folder}`` (served under /extensions/<pack>/)."""
+        loader = self.pm.get_plugin(CUSTOM_NODES_PLUGIN)
+        return dict(getattr(loader, "web_directories", {}))
+
     def model_formats(self) -> list[Any]:
         return [fmt for _, formats in self.collect("register_model_formats") for fmt in formats]
 

@@ -1,0 +1,235 @@
+"""The event hub: WebSocket clients, and executor events turned into ComfyUI's JSON and binary frames.
+
+The executor runs in a worker thread and emits through a plain callback; :class:`EventHub` hops each message onto
+the server's event loop, serializes it once, and queues it for every client it is meant for. Execution events go
+to the client that submitted the prompt (all clients when it gave no ``client_id``, as ComfyUI does); ``status``
+goes to everyone. A client that stops reading loses progress frames first and is disconnected when its backlog
+fills with anything else, so one slow browser never holds up the worker or the other clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import struct
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.websockets import WebSocket
+
+log = logging.getLogger("hearth.web")
+
+BACKLOG = 4096  # messages queued per client before it counts as stuck
+DROPPABLE = frozenset({"progress", "progress_state", "preview"})  # what a slow client can miss without harm
+
+# Binary frame types and image types (ComfyUI's numbering).
+PREVIEW_IMAGE = 1
+PREVIEW_IMAGE_WITH_METADATA = 4
+IMAGE_TYPES = {"JPEG": (1, "image/jpeg"), "PNG": (2, "image/png")}
+
+
+@dataclass(eq=False)
+class Client:
+    sid: str
+    websocket: WebSocket
+    queue: asyncio.Queue[str | bytes | None] = field(default_factory=lambda: asyncio.Queue(BACKLOG))
+    features: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def wants_preview_metadata(self) -> bool:
+        return bool(self.features.get("supports_preview_metadata"))
+
+
+class EventHub:
+    """Connected clients by id, and thread-safe publishing to them."""
+
+    def __init__(self) -> None:
+        self.clients: dict[str, Client] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.sent = 0
+        self.dropped = 0
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    # -- clients ---------------------------------------------------------------------------------------------
+
+    def add(self, sid: str, websocket: WebSocket) -> Client:
+        old = self.clients.get(sid)
+        if old is not None and not old.queue.full():  # a reconnect under the same id replaces the stale socket
+            old.queue.put_nowait(None)
+        client = Client(sid, websocket)
+        self.clients[sid] = client
+        return client
+
+    def remove(self, client: Client) -> None:
+        if self.clients.get(client.sid) is client:
+            del self.clients[client.sid]
+
+    async def pump(self, client: Client) -> None:
+        """Send what is queued for ``client`` until it disconnects or is dropped."""
+        while True:
+            message = await client.queue.get()
+            if message is None:  # replaced by a reconnect, or dropped for not reading
+                with contextlib.suppress(Exception):
+                    await client.websocket.close(code=1008)
+                return
+            if isinstance(message, str):
+                await client.websocket.send_text(message)
+            else:
+                await client.websocket.send_bytes(message)
+            self.sent += 1
+
+    # -- publishing (any thread) -----------------------------------------------------------------------------
+
+    def publish(self, event: str, data: Any, sid: str | None = None) -> None:
+        """Send ``{"type": event, "data": data}`` to client ``sid``, or to every client when ``sid`` is None."""
+        text = json.dumps({"type": event, "data": data}, default=str)
+        self._from_any_thread(self._deliver, text, event, sid)
+
+    def publish_with(self, build: Callable[[Client], str | bytes | None], kind: str, sid: str | None) -> None:
+        """Send a per-client message (binary previews differ by what the client said it supports)."""
+        self._from_any_thread(self._deliver_built, build, kind, sid)
+
+    def _from_any_thread(self, fn: Callable[..., None], *args: Any) -> None:
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            fn(*args)
+        else:
+            loop.call_soon_threadsafe(fn, *args)
+
+    def _targets(self, sid: str | None) -> list[Client]:
+        if sid is None:
+            return list(self.clients.values())
+        client = self.clients.get(sid)
+        return [client] if client is not None else []
+
+    def _deliver(self, message: str | bytes, kind: str, sid: str | None) -> None:
+        for client in self._targets(sid):
+            self._offer(client, message, kind)
+
+    def _deliver_built(self, build: Callable[[Client], str | bytes | None], kind: str, sid: str | None) -> None:
+        for client in self._targets(sid):
+            message = build(client)
+            if message is not None:
+                self._offer(client, message, kind)
+
+    def _offer(self, client: Client, message: str | bytes, kind: str) -> None:
+        if client.queue.qsize() < BACKLOG - 1:
+            client.queue.put_nowait(message)
+            return
+        self.dropped += 1
+        if kind not in DROPPABLE:
+            log.warning("websocket client %s is not reading; disconnecting it", client.sid)
+            self.remove(client)
+            client.queue.put_nowait(None)  # the last free slot is kept for this
+
+
+def encode_preview(preview: Any) -> tuple[str, bytes] | None:
+    """(mime type, encoded bytes) of a node's preview: a PIL image, ComfyUI's ``(format, image, max_size)``
+    tuple, or already-encoded PNG/JPEG bytes; ``None`` for anything else."""
+    if isinstance(preview, (bytes, bytearray)):
+        data = bytes(preview)
+        if data.startswith(b"\x89PNG"):
+            return "image/png", data
+        if data.startswith(b"\xff\xd8"):
+            return "image/jpeg", data
+        return None
+    fmt, image, max_size = "JPEG", preview, None
+    if isinstance(preview, (tuple, list)) and len(preview) >= 2:
+        fmt, image = str(preview[0]).upper(), preview[1]
+        max_size = preview[2] if len(preview) > 2 else None
+    if fmt not in IMAGE_TYPES or not hasattr(image, "save"):
+        return None
+    if max_size:
+        image = image.copy()
+        image.thumbnail((int(max_size), int(max_size)))
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format=fmt, quality=95) if fmt == "JPEG" else image.save(buffer, format=fmt)
+    return IMAGE_TYPES[fmt][1], buffer.getvalue()
+
+
+def preview_frame(client: Client, mime: str, image: bytes, meta: dict[str, Any]) -> bytes:
+    """The binary frame for one preview, with metadata when the client announced it understands it."""
+    if client.wants_preview_metadata:
+        header = json.dumps({**meta, "image_type": mime}).encode()
+        return struct.pack(">II", PREVIEW_IMAGE_WITH_METADATA, len(header)) + header + image
+    image_type = 2 if mime == "image/png" else 1
+    return struct.pack(">II", PREVIEW_IMAGE, image_type) + image
+
+
+class ExecutionEvents:
+    """The executor's ``emit`` callback for the server: routes events to the submitting client.
+
+    Also keeps the ``progress_state`` map (every node of the running prompt with its state and progress) that
+    ComfyUI's newer frontend reads to draw per-node progress.
+    """
+
+    def __init__(self, hub: EventHub, client_of: Callable[[str], str | None]) -> None:
+        self.hub = hub
+        self.client_of = client_of
+        self._lock = threading.Lock()
+        self._prompt: str | None = None
+        self._sid: str | None = None
+        self._nodes: dict[str, dict[str, Any]] = {}
+
+    def emit(self, event: str, data: dict[str, Any]) -> None:
+        prompt_id = data.get("prompt_id")
+        with self._lock:
+            if prompt_id != self._prompt:
+                self._prompt, self._sid, self._nodes = prompt_id, self.client_of(prompt_id), {}
+            sid = self._sid
+        if event == "progress" and "preview" in data:
+            data = dict(data)
+            self._preview(data.pop("preview"), data, sid)
+        self.hub.publish(event, data, sid)
+        state = self._track(event, data)
+        if state is not None:
+            self.hub.publish("progress_state", state, sid)
+
+    def _preview(self, preview: Any, data: dict[str, Any], sid: str | None) -> None:
+        try:
+            encoded = encode_preview(preview)
+        except Exception:  # a broken preview must not fail the node that sent it
+            log.warning("could not encode a preview from node %s", data.get("node"), exc_info=True)
+            return
+        if encoded is None:
+            return
+        mime, image = encoded
+        node = data.get("node")
+        meta = {"node_id": node, "prompt_id": data.get("prompt_id"), "display_node_id": node,
+                "parent_node_id": None, "real_node_id": node}
+        self.hub.publish_with(lambda client: preview_frame(client, mime, image, meta), "preview", sid)
+
+    def _track(self, event: str, data: dict[str, Any]) -> dict[str, Any] | None:
+        nodes = self._nodes
+        if event == "executing":
+            node = data.get("node")
+            for entry in nodes.values():
+                if entry["state"] == "running":
+                    entry["state"] = "finished"
+            if node is None:
+                return None
+            nodes[node] = {"value": 0, "max": 1, "state": "running", "node_id": node,
+                           "display_node_id": data.get("display_node") or node, "parent_node_id": None,
+                           "real_node_id": node, "prompt_id": data.get("prompt_id")}
+        elif event == "progress" and data.get("node") in nodes:
+            nodes[data["node"]].update(value=data.get("value"), max=data.get("max"))
+        elif event == "executed" and data.get("node") in nodes:
+            nodes[data["node"]]["state"] = "finished"
+        elif event == "execution_error" and data.get("node_id") in nodes:
+            nodes[data["node_id"]]["state"] = "error"
+        else:
+            return None
+        return {"prompt_id": data.get("prompt_id"), "nodes": {k: dict(v) for k, v in nodes.items()}}

@@ -1,0 +1,151 @@
+"""Request guards: token, same-origin check, body size limit, and safe joining of user-given paths.
+
+The guards are one plain ASGI middleware so they cover HTTP routes, static files and the WebSocket alike.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+TOKEN_COOKIE = "hearth_token"
+
+
+def api_error(kind: str, message: str, details: str = "") -> dict[str, Any]:
+    """ComfyUI's error shape, as ``/prompt`` answers it; Hearth uses it for every JSON error."""
+    return {"error": {"type": kind, "message": message, "details": details, "extra_info": {}}, "node_errors": {}}
+
+
+class UnsafePath(ValueError):
+    """A user-given file name or folder that would leave its root."""
+
+
+def safe_join(root: Path, *parts: str) -> Path:
+    """``root / parts`` resolved, refusing anything that ends outside ``root`` (``..``, absolute paths, links)."""
+    base = root.resolve()
+    for part in parts:
+        if part and (Path(part).is_absolute() or "\x00" in part or part.startswith(("/", "\\"))):
+            raise UnsafePath(f"{part!r} is not a relative path")
+    target = base.joinpath(*[p.replace("\\", "/") for p in parts if p]).resolve()
+    if target != base and base not in target.parents:
+        raise UnsafePath(f"{'/'.join(p for p in parts if p)!r} is outside the folder")
+    return target
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class Guard:
+    """ASGI middleware: token (header, query or cookie), same-origin, and a request body limit."""
+
+    def __init__(self, app: Any, *, token: str | None, max_body: int, allowed_origins: list[str]) -> None:
+        self.app = app
+        self.token = token
+        self.max_body = max_body
+        self.allowed_origins = {o.rstrip("/").lower() for o in allowed_origins}
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if not self.origin_ok(headers):
+            await self.refuse(scope, receive, send, 403, "forbidden_origin",
+                              "Cross-origin request refused: the Origin header does not match the Host.")
+            return
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        set_cookie = False
+        if self.token is not None:
+            given = self.token_from(headers, query)
+            if given is None or not hmac.compare_digest(given.encode(), self.token.encode()):
+                await self.refuse(scope, receive, send, 401, "unauthorized",
+                                  "This server needs a token: send 'Authorization: Bearer TOKEN', or open the page "
+                                  "once with ?token=TOKEN.")
+                return
+            set_cookie = "token" in query
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            await self.refuse(scope, receive, send, 413, "request_too_large", self.too_large_message())
+            return
+        await self.limited(scope, receive, send, set_cookie)
+
+    async def limited(self, scope: dict[str, Any], receive: Any, send: Any, set_cookie: bool) -> None:
+        seen = 0
+        started = False
+
+        async def counting_receive() -> dict[str, Any]:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise BodyTooLarge
+            return message
+
+        async def marked_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if set_cookie:
+                    cookie = f"{TOKEN_COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+                    message = {**message, "headers": [*message.get("headers", []),
+                                                      (b"set-cookie", cookie.encode("latin-1"))]}
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, marked_send)
+        except BodyTooLarge:
+            if not started:
+                await self.refuse(scope, receive, send, 413, "request_too_large", self.too_large_message())
+
+    def too_large_message(self) -> str:
+        return f"Request body is larger than the server's limit of {self.max_body / 1024 / 1024:g} MB."
+
+    def origin_ok(self, headers: dict[str, str]) -> bool:
+        # ComfyUI's rule: a browser request whose Origin names another host than the one it was sent to is a
+        # cross-site request (a page elsewhere driving this server) and is refused. Non-browser clients send none.
+        origin = headers.get("origin")
+        host = headers.get("host")
+        if not origin or not host:
+            return True
+        if origin.rstrip("/").lower() in self.allowed_origins:
+            return True
+        return urlsplit(origin).netloc.lower() == host.lower()
+
+    @staticmethod
+    def token_from(headers: dict[str, str], query: dict[str, list[str]]) -> str | None:
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip()
+        if query.get("token"):
+            return query["token"][0]
+        if "cookie" in headers:
+            cookie = SimpleCookie()
+            try:
+                cookie.load(headers["cookie"])
+            except Exception:
+                return None
+            if TOKEN_COOKIE in cookie:
+                return cookie[TOKEN_COOKIE].value
+        return None
+
+    @staticmethod
+    async def refuse(scope: dict[str, Any], receive: Any, send: Any, status: int, kind: str, message: str) -> None:
+        if scope["type"] == "websocket":
+            # Closing before accept makes the server answer the handshake with 403.
+            await receive()
+            await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
+            return
+        body = json.dumps(api_error(kind, message)).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
