@@ -6,8 +6,11 @@ pre-hook copies their tensors in just before the unit runs, a forward hook puts 
 after. The model's arithmetic is unchanged, so a partially offloaded model gives the same output as a resident one,
 only slower.
 
-A unit's tensors must be used inside that unit's own ``forward`` (the normal case). A parent that reads a child's
-``weight`` directly, without calling the child, would see the offload copy: such a model must fit whole.
+Only units whose tensors are used inside their own ``forward`` can stream. torch's standard layers (Linear, Conv,
+Embedding, the norms) are such units; any other module that owns tensors (a root ``pos_embed``, a custom block)
+stays resident whatever the budget, because a parent may read its tensors without calling it. A plugin marks
+its own layer class (or one instance) with ``hearth_streamable = True``, or ``False`` for a standard layer whose
+``weight`` a parent reads directly.
 """
 
 from __future__ import annotations
@@ -19,6 +22,14 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
+
+STREAMABLE = (nn.Linear, nn.modules.conv._ConvNd, nn.Embedding, nn.GroupNorm, nn.LayerNorm,
+              nn.modules.batchnorm._NormBase)
+
+
+def streamable(module: nn.Module) -> bool:
+    """Whether a unit may stay on the offload device and be copied in for each of its forwards."""
+    return bool(getattr(module, "hearth_streamable", isinstance(module, STREAMABLE)))
 
 
 @dataclass(frozen=True)
@@ -132,15 +143,18 @@ class Placement:
 def place(module: nn.Module, device: torch.device, offload_device: torch.device, budget: int | None) -> Placement:
     """Move as much of ``module`` to ``device`` as ``budget`` bytes allow (all of it when ``budget`` is None).
 
-    Units are taken in registration order and each one that still fits goes resident; the rest stream.
+    Units that cannot stream go resident first, whatever the budget; then each streamable unit, in registration
+    order, goes resident if it still fits, and streams otherwise.
     """
     placement = Placement(device, offload_device, _module=weakref.ref(module))
-    room = budget
-    for name, sub, nbytes in units(module):
-        if room is None or nbytes <= room:
+    found = units(module)
+    fixed = {id(sub) for _, sub, _ in found if budget is None or not streamable(sub)}
+    room = None if budget is None else budget - sum(n for _, sub, n in found if id(sub) in fixed)
+    for name, sub, nbytes in found:
+        if id(sub) in fixed or (room is not None and nbytes <= room):
             _move(sub, device)
             placement.resident.append(Unit(name, nbytes))
-            if room is not None:
+            if room is not None and id(sub) not in fixed:
                 room -= nbytes
         else:
             _move(sub, offload_device)

@@ -163,3 +163,22 @@ def test_cpu_to_cpu_without_a_fixed_budget_never_evicts_or_streams(monkeypatch):
     manager.load(b)
     assert sorted(names(manager)) == ["a", "b"]
     assert manager.stats.evictions == 0 and manager.stats.partial_loads == 0
+
+
+def test_only_standard_layers_or_marked_ones_stream():
+    class Block(torch.nn.Module):  # owns a tensor, may be read by anyone: never streamed
+        def __init__(self):
+            super().__init__()
+            self.pos = torch.nn.Parameter(torch.zeros(64, 64))
+
+    class Marked(Block):
+        hearth_streamable = True
+
+    net = torch.nn.Sequential(Block(), Marked(), torch.nn.Linear(64, 64), torch.nn.Linear(64, 64))
+    net[3].hearth_streamable = False  # a parent reads its weight directly: keep it resident
+    model = PatchedModel(net, name="mixed", load_device="cpu")
+    manager = ModelManager("cpu", budgets={"cpu": 0})
+    manager.load(model)
+    placement = manager.loaded_models()[0].placement
+    assert [u.name for u in placement.resident] == ["0", "3"]
+    assert [u.name for u in placement.streamed] == ["1", "2"]
