@@ -10,8 +10,9 @@ from hearth_sd.open_clip_text import OpenCLIPTextEncoder
 from hearth_sd.sdxl_conditioning import sdxl_adm, sdxl_refiner_adm
 from hearth_sd.unet import UNetConfig, UNetModel
 from hearth_sd.vae import AutoencoderKL
-from ldm_to_diffusers import convert_open_clip, convert_unet, convert_vae
-from sd_testing import randomize_
+
+from .ldm_to_diffusers import convert_open_clip, convert_unet, convert_vae
+from .sd_testing import randomize_
 
 diffusers = pytest.importorskip("diffusers", reason="diffusers is a test dependency (requirements/dev.txt)")
 transformers = pytest.importorskip("transformers", reason="transformers is a test dependency")

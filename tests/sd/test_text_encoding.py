@@ -12,8 +12,9 @@ from hearth_sd.open_clip_text import OpenCLIPTextEncoder
 from hearth_sd.prompt_weights import parse_prompt_weights
 from hearth_sd.text_encoding import CLIP
 from hearth_sd.tokenizer import get_tokenizer
-from ldm_to_diffusers import convert_open_clip
-from sd_testing import randomize_
+
+from .ldm_to_diffusers import convert_open_clip
+from .sd_testing import randomize_
 
 transformers = pytest.importorskip("transformers", reason="transformers is a test dependency")
 

@@ -1,0 +1,1 @@
+"""Tests of the Stable Diffusion plugin (plugins/sd)."""
