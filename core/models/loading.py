@@ -203,21 +203,17 @@ def load_state_dict(
     """
     path = Path(path)
     kind = sniff(path)
+    convert = None
+    if device is not None or dtype is not None:
+        def convert(tensor: torch.Tensor) -> torch.Tensor:
+            cast = dtype if dtype is not None and tensor.is_floating_point() else None
+            return tensor.to(device=device, dtype=cast)
+
     if kind == SAFETENSORS:
         header = _safetensors_header(path)
-        wanted = _select(path, header.tensors, keys, prefix)
-        state = _map_safetensors(header, wanted)
-    else:
-        full, _ = _torch_load(path, kind)
-        wanted = _select(path, full, keys, prefix)
-        state = {key: full[key] for key in wanted}
-    if device is None and dtype is None:
-        return state
-    # One tensor at a time, so a load to the GPU never holds a second full copy of the weights in RAM.
-    for key, tensor in state.items():
-        cast = dtype if dtype is not None and tensor.is_floating_point() else None
-        state[key] = tensor.to(device=device, dtype=cast)
-    return state
+        return _map_safetensors(header, _select(path, header.tensors, keys, prefix), convert)
+    full, _ = _torch_load(path, kind)
+    return {key: convert(full[key]) if convert else full[key] for key in _select(path, full, keys, prefix)}
 
 
 def _select(path: Path, available: Mapping[str, Any], keys: Iterable[str] | None, prefix: str) -> list[str]:
@@ -231,7 +227,7 @@ def _select(path: Path, available: Mapping[str, Any], keys: Iterable[str] | None
     return wanted
 
 
-def _map_safetensors(header: CheckpointHeader, keys: list[str]) -> dict[str, torch.Tensor]:
+def _map_safetensors(header: CheckpointHeader, keys: list[str], convert=None) -> dict[str, torch.Tensor]:
     import torch
 
     if sys.byteorder != "little":
@@ -253,8 +249,23 @@ def _map_safetensors(header: CheckpointHeader, keys: list[str]) -> dict[str, tor
             state[key] = torch.empty(info.shape, dtype=dtype)
             continue
         flat = torch.frombuffer(mapping, dtype=dtype, count=count, offset=header.data_start + begin)
-        state[key] = flat.view(info.shape)
+        tensor = flat.view(info.shape)
+        if convert is not None:
+            converted = convert(tensor)
+            if converted.data_ptr() != tensor.data_ptr():
+                # Copied to the GPU or to another dtype: the mapped pages are read and done with. Dropping them
+                # now keeps a load's peak RSS at one copy of the weights, not the file plus the copy. (A private
+                # mapping nobody wrote to re-reads the file if a page is touched again, so this is always safe.)
+                _drop_pages(mapping, header.data_start + begin, info.nbytes)
+            tensor = converted
+        state[key] = tensor
     return state
+
+
+def _drop_pages(mapping: mmap.mmap, offset: int, length: int) -> None:
+    start = offset - offset % mmap.PAGESIZE
+    if hasattr(mapping, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED, start, offset + length - start)
 
 
 def _torch_load(path: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

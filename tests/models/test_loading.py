@@ -203,3 +203,25 @@ def test_load_into_assigns_without_copy_and_names_bad_keys(tmp_path):
         wider = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 3))
     with pytest.raises(CheckpointError, match=r"unet\.safetensors: does not fit Sequential: size mismatch for 1\.weight"):
         load_into(wider, state, prefix="model.diffusion_model.", source=path)
+
+
+def test_casting_on_load_holds_one_copy_at_a_time(tmp_path):
+    # 128 MiB of fp16 cast to 256 MiB of fp32: each mapped page is dropped once copied, so the peak stays near
+    # the fp32 bytes instead of the fp32 bytes plus the whole mapped file.
+    path = write_safetensors(tmp_path / "half.safetensors", {f"w{i}": torch.zeros(1024, 1024, dtype=torch.float16)
+                                                             for i in range(64)})
+    code = f"""
+import resource, torch
+from core.models.loading import load_state_dict
+def rss():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+before = rss()
+state = load_state_dict({str(path)!r}, dtype=torch.float32)
+assert all(t.dtype == torch.float32 for t in state.values())
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    fp32_bytes = 64 * 1024 * 1024 * 4
+    assert int(out.stdout) < 1.2 * fp32_bytes, f"peak {int(out.stdout) / 2**20:.0f} MiB above baseline"
