@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandbox import rules
 from sandbox.findings import Finding
 
 MiB = 1024 * 1024
@@ -66,8 +67,9 @@ class Entry:
     utf8: bool = True
 
 
-def _finding(rule: str, severity: str, name: str, message: str) -> Finding:
-    return Finding(rule, severity, printable(name), 0, printable(name), message)
+def finding(rule: str, name: str, detail: str = "") -> Finding:
+    """An archive finding about member ``name`` (shown escaped: it may hold any bytes)."""
+    return rules.finding(rule, printable(name), 0, printable(name), detail)
 
 
 def printable(name: str) -> str:
@@ -111,7 +113,7 @@ def _zip_entries(path: Path) -> Iterator[Entry | Finding]:
             mode = info.external_attr >> 16 if info.create_system == 3 else 0
             if stat.S_ISLNK(mode):
                 kind = "symlink"
-            elif mode and (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+            elif stat.S_IFMT(mode) in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK):
                 kind = "device"
             elif info.is_dir():
                 kind = "dir"
@@ -127,8 +129,7 @@ def _zip_overlaps(infos: list[zipfile.ZipInfo]) -> Iterator[Finding]:
     for a, b in zip(ordered, ordered[1:], strict=False):
         end_of_a = a.header_offset + 30 + len(a.orig_filename.encode("utf-8", "surrogateescape")) + a.compress_size
         if end_of_a > b.header_offset:
-            yield _finding("archive.overlap", "critical", b.filename,
-                           f"its data overlaps {printable(a.filename)!r}, a trick of zip bombs.")
+            yield finding("archive.overlap", b.filename, detail=f"its data overlaps {printable(a.filename)!r}")
             return
 
 
@@ -138,15 +139,14 @@ def _tar_entries(path: Path, limits: Limits) -> Iterator[Entry | Finding]:
         while True:
             # Each step may decompress a member's data; stop before a gzip bomb fills memory or time.
             if tf.offset > limits.max_total_bytes + limits.max_files * 1024:
-                yield _finding("archive.too-large", "high", path.name,
-                               f"unpacks to more than {limits.max_total_bytes // MiB} MiB.")
+                yield finding("archive.too-large", path.name, detail=f"over {limits.max_total_bytes // MiB} MiB")
                 return
             member = tf.next()
             if member is None:
                 break
             count += 1
             if count > limits.max_files:
-                yield _finding("archive.too-many-files", "high", path.name, f"it holds more than {limits.max_files} files.")
+                yield finding("archive.too-many-files", path.name, detail=f"over {limits.max_files}")
                 return
             if member.issym():
                 kind = "symlink"
@@ -212,7 +212,7 @@ def check_archive(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS)
         else:
             items = list(_folder_entries(path))
     except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError, ValueError, UnicodeDecodeError) as exc:
-        return [_finding("archive.unreadable", "high", path.name, f"the archive cannot be read ({exc}).")]
+        return [finding("archive.unreadable", path.name, detail=str(exc))]
     findings = [item for item in items if isinstance(item, Finding)]
     entries = [item for item in items if isinstance(item, Entry)]
     findings += _check_entries(entries, limits, whole_archive=path.stat().st_size if kind == "zip" else None)
@@ -224,7 +224,7 @@ def _check_entries(entries: list[Entry], limits: Limits, whole_archive: int | No
     stream = [e for e in entries if e.kind == "stream"]
     members = [e for e in entries if e.kind != "stream"]
     if len(members) > limits.max_files:
-        findings.append(_finding("archive.too-many-files", "high", "", f"it holds more than {limits.max_files} files."))
+        findings.append(finding("archive.too-many-files", "", detail=f"over {limits.max_files}"))
     seen: dict[str, str] = {}
     folded: dict[str, str] = {}
     total = 0
@@ -232,55 +232,60 @@ def _check_entries(entries: list[Entry], limits: Limits, whole_archive: int | No
         name = entry.name
         findings += _check_name(entry)
         if entry.kind == "symlink":
-            findings.append(_finding("archive.link", "critical", name, "it is a symbolic link, which can point outside the pack."))
+            findings.append(finding("archive.link", name, detail="symbolic link"))
         elif entry.kind == "hardlink":
-            findings.append(_finding("archive.link", "critical", name, "it is a hard link, which can alias a file outside the pack."))
+            findings.append(finding("archive.link", name, detail="hard link"))
         elif entry.kind in ("device", "other"):
-            findings.append(_finding("archive.device", "critical", name, "it is a device, pipe or special file, not a regular file."))
+            findings.append(finding("archive.device", name))
         key = name.rstrip("/")
         if key in seen:
-            findings.append(_finding("archive.duplicate-name", "high", name, "the name appears twice, so one copy silently replaces the other."))
+            findings.append(finding("archive.duplicate-name", name))
         else:
             fold = unicodedata.normalize("NFC", key).casefold()
             if fold in folded:
-                findings.append(_finding("archive.case-collision", "high", name,
-                                         f"it differs from {printable(folded[fold])!r} only in case or Unicode form, so they collide on Windows and macOS."))
+                findings.append(finding("archive.case-collision", name, detail=f"with {printable(folded[fold])!r}"))
             folded.setdefault(fold, key)
         seen.setdefault(key, name)
         total += entry.size
         if entry.size > limits.max_file_bytes:
-            findings.append(_finding("archive.too-large", "high", name, f"it unpacks to {entry.size // MiB} MiB, over the {limits.max_file_bytes // MiB} MiB limit."))
-        if entry.compressed and entry.size >= limits.ratio_floor and entry.size / entry.compressed > limits.max_ratio:
-            findings.append(_finding("archive.bomb", "critical", name,
-                                     f"it expands {entry.size // entry.compressed}x, over the {limits.max_ratio:g}x limit for zip bombs."))
+            limit = limits.max_file_bytes // MiB
+            findings.append(finding("archive.too-large", name, detail=f"{entry.size // MiB} MiB, limit {limit} MiB a file"))
+        if _too_compressed(entry.size, entry.compressed, limits):
+            findings.append(finding("archive.bomb", name, detail=f"{entry.size // entry.compressed}x, limit {limits.max_ratio:g}x"))
     if total > limits.max_total_bytes:
-        findings.append(_finding("archive.too-large", "high", "", f"it unpacks to {total // MiB} MiB, over the {limits.max_total_bytes // MiB} MiB limit."))
+        findings.append(finding("archive.too-large", "", detail=f"{total // MiB} MiB, limit {limits.max_total_bytes // MiB} MiB"))
     packed = stream[0].compressed if stream else whole_archive
     unpacked = stream[0].size if stream else total
-    if packed and unpacked >= limits.ratio_floor and unpacked / packed > limits.max_ratio:
-        findings.append(_finding("archive.bomb", "critical", "",
-                                 f"the archive expands {unpacked // packed}x, over the {limits.max_ratio:g}x limit for zip bombs."))
+    if _too_compressed(unpacked, packed, limits):
+        findings.append(finding("archive.bomb", "", detail=f"{unpacked // packed}x, limit {limits.max_ratio:g}x"))
     return findings
+
+
+def _too_compressed(unpacked: int, packed: int | None, limits: Limits) -> bool:
+    # Small files compress well legitimately; the ratio matters only once there is something to fill a disk.
+    return bool(packed) and unpacked >= limits.ratio_floor and unpacked / packed > limits.max_ratio
 
 
 def _check_name(entry: Entry) -> list[Finding]:
     name = entry.name
     if not entry.utf8:
-        return [_finding("archive.bad-name", "high", name, "the name is not valid UTF-8, so tools disagree on what it is.")]
+        return [finding("archive.bad-name", name, detail="not UTF-8")]
     if not name or "\x00" in name or any(unicodedata.category(c) == "Cc" for c in name):
-        return [_finding("archive.bad-name", "high", name, "the name is empty or holds control characters.")]
+        return [finding("archive.bad-name", name, detail="empty or control characters")]
     parts = re.split(r"[/\\]", name)
     if name.startswith(("/", "\\")) or _DRIVE.match(name):
-        return [_finding("archive.traversal", "critical", name, "the path is absolute, so unpacking would write outside the target folder.")]
+        return [finding("archive.traversal", name, detail="absolute path")]
     if ".." in parts:
-        return [_finding("archive.traversal", "critical", name, "the path climbs out with '..', so unpacking would write outside the target folder.")]
+        return [finding("archive.traversal", name, detail="'..' in the path")]
     return []
 
 
 # -- extraction -------------------------------------------------------------------------------------------------
 
 
-def safe_extract(archive: str | os.PathLike[str], dest: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Path:
+def safe_extract(
+    archive: str | os.PathLike[str], dest: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS
+) -> Path:
     """Unpack an archive (or copy a folder) into ``dest`` after :func:`check_archive` passes.
 
     Only regular files and folders are written, with plain permissions (no set-uid, no executable bits), and the
@@ -322,14 +327,13 @@ class _Budget:
     def spend(self, name: str, written: int, chunk: int) -> None:
         self.total += chunk
         if written > self.limits.max_file_bytes or self.total > self.limits.max_total_bytes:
-            raise ArchiveRejected([_finding("archive.bomb", "critical", name,
-                                            "it unpacks to more bytes than it declares, past the size limit.")])
+            raise ArchiveRejected([finding("archive.bomb", name, detail="more bytes than it declares, past the limit")])
 
 
 def _write(dest: Path, name: str, is_dir: bool, opener, budget: _Budget) -> None:  # noqa: ANN001
     target = (dest / name).resolve()
     if not target.is_relative_to(dest.resolve()):  # check_archive already refused this; never rely on one check
-        raise ArchiveRejected([_finding("archive.traversal", "critical", name, "the path leads outside the target folder.")])
+        raise ArchiveRejected([finding("archive.traversal", name, detail="leads outside the target folder")])
     if is_dir:
         target.mkdir(parents=True, exist_ok=True)
         return

@@ -2,7 +2,7 @@
 
 Keeping every rule in one table makes the rule set reviewable at a glance, lets the docs and the CLI list it,
 and lets the tests check that each rule has a sample pack that fires it and a look-alike that does not.
-Archive rules (``archive.*``) live with their checks in :mod:`sandbox.archive`; they always reject.
+Archive rules (``archive.*``) always reject; the others flag from severity ``medium`` up.
 """
 
 from __future__ import annotations
@@ -10,6 +10,18 @@ from __future__ import annotations
 from sandbox.findings import Finding
 
 RULES: dict[str, tuple[str, str]] = {
+    # -- archive safety (always reject; checked in sandbox.archive)
+    "archive.traversal": ("critical", "A member's path is absolute or climbs out with '..', so unpacking it would write outside the target folder."),
+    "archive.link": ("critical", "A member is a symbolic or hard link, which can point at files outside the pack."),
+    "archive.device": ("critical", "A member is a device, pipe or other special file, not a regular file or folder."),
+    "archive.bomb": ("critical", "The archive expands far beyond its own size, the mark of a zip bomb."),
+    "archive.overlap": ("critical", "Members of the zip share their compressed data, a zip-bomb trick."),
+    "archive.too-large": ("high", "The archive unpacks to more bytes than a node pack may hold."),
+    "archive.too-many-files": ("high", "The archive holds more files than a node pack may."),
+    "archive.duplicate-name": ("high", "Two members have the same name, so one silently replaces the other."),
+    "archive.case-collision": ("high", "Two member names differ only in case or Unicode form, so they collide on Windows and macOS."),
+    "archive.bad-name": ("high", "A member's name is not valid UTF-8 or holds control characters, so tools disagree on what it is."),
+    "archive.unreadable": ("high", "The archive cannot be read, so it cannot be checked."),
     # -- running hidden code
     "exec.dynamic": ("high", "Runs code assembled at run time with eval/exec/compile, so what runs is not what was reviewed."),
     "exec.decoded": ("critical", "Runs code decoded from base64, zlib, marshal, codecs or hex, the usual wrapping of a hidden payload."),

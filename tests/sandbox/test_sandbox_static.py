@@ -20,7 +20,7 @@ from sandbox.rules import RULES
 from sandbox.static import MAX_FINDINGS_PER_RULE_AND_FILE, scan_folder
 
 STATIC = Path(__file__).parent / "corpus" / "static"
-STATIC_RULES = sorted(rule for rule in RULES if not rule.startswith("import."))
+STATIC_RULES = sorted(rule for rule in RULES if not rule.startswith(("import.", "archive.")))
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 
