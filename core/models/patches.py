@@ -232,11 +232,16 @@ class PatchedModel:
         if weights.applied == self.patch_id:
             return
         weights.restore()
-        for key in self.patches:
-            current = weights.tensor(key)[2].data
-            weights.backup[key] = current if current.device == weights.offload_device else current.to(weights.offload_device)
-            patched = self.patched_weight(key, current, weights.load_device)
-            weights.set_tensor(key, patched.to(current.device))
+        try:
+            for key in self.patches:
+                current = weights.tensor(key)[2].data
+                offload = weights.offload_device
+                weights.backup[key] = current if current.device == offload else current.to(offload)
+                patched = self.patched_weight(key, current, weights.load_device)
+                weights.set_tensor(key, patched.to(current.device))
+        except BaseException:
+            weights.restore()  # never leave half a patch set on the weights
+            raise
         weights.applied = self.patch_id
 
     def unpatch_weights(self) -> None:

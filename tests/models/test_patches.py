@@ -66,9 +66,12 @@ def test_patch_shape_errors_name_the_model_and_key():
     with pytest.raises(PatchError, match=r"my-unet: patch for '0.weight' has shape \(3, 3\), the weight has \(4, 4\) "
                                          r"\(from lora.safetensors\)"):
         model.add_patches({"0.weight": torch.zeros(3, 3)}, source="lora.safetensors")
+    before = snapshot(model.module)
+    model.add_patches({"0.bias": torch.ones(4)})
     model.add_patches({"0.weight": lambda w, s: w[:2]})
     with pytest.raises(PatchError, match="my-unet: patch function for '0.weight' returned shape"):
         model.patch_weights()
+    assert all(snapshot(model.module)[k].equal(v) for k, v in before.items()), "a failed patch set leaves nothing"
 
 
 def test_switching_clones_swaps_patch_sets_without_touching_the_file(tmp_path, monkeypatch):
