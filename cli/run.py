@@ -106,11 +106,13 @@ def run(workflow: Path, out_dir: Path, input_dir: Path, assignments: tuple[str, 
         raise click.ClickException("interrupted")
     if not result.ok:
         err = result.error or {}
-        if click.get_current_context().find_root().params.get("debug"):
+        debug = click.get_current_context().find_root().params.get("debug")
+        if debug:
             click.echo("".join(err.get("traceback") or []), err=True)
-        failure = click.ClickException(
+        # The same one-line "error: ..." as every other failure; exit 1 tells a node failure from bad input (2).
+        failure = UserError(
             f"node {err.get('node_id')} ({err.get('node_type')}) failed: {err.get('exception_type', '').rsplit('.', 1)[-1]}: "
-            f"{err.get('exception_message')} (run with --debug for the traceback)")
+            f"{err.get('exception_message')}" + ("" if debug else " (run with --debug for the traceback)"))
         failure.exit_code = 1
         raise failure
     for path in output_files(result.outputs, folders):
