@@ -172,6 +172,8 @@ def interpret(raw: str, limits: ImportLimits = ImportLimits()) -> ImportResult:
         inner = None
     if not isinstance(inner, dict):
         inner = {}
+    if inner.get("isolation_failed"):
+        return _unavailable(str(inner["isolation_failed"]))
     counts = inner.get("counts") if isinstance(inner.get("counts"), dict) else {}
     events = [e for e in inner.get("events", []) if isinstance(e, list) and len(e) == 2]
     error = inner.get("error") if isinstance(inner.get("error"), dict) else None

@@ -34,6 +34,7 @@ MS_NOSUID, MS_NODEV, MS_PRIVATE = 0x2, 0x4, 1 << 18
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 38, 47, 4
 SYS_MOUNT_SETATTR = 442  # the same number on every architecture that has the call
 MOUNT_ATTR_RDONLY, AT_RECURSIVE, AT_FDCWD = 0x1, 0x8000, -100
+_CAPABILITY_VERSION_3 = 0x20080522
 RESULT_FD = 3
 PID_MAX_FLOOR = 301  # the smallest pid_max the kernel accepts
 
@@ -103,29 +104,27 @@ def warden(config: dict) -> int:
         finally:
             os._exit(127)
     os.close(write_fd)
-    data, status, timed_out, crowd = _supervise(pid, read_fd, limits)
-    info["pid_limit"] = limits["max_processes"]
-    _emit({"isolation": info, "timed_out": timed_out, "processes_at_timeout": crowd, "cpu_used": limits.get("cpu_used"),
-           "exit_code": os.waitstatus_to_exitcode(status) if status is not None else None,
-           "result": data.decode("utf-8", "replace")})
+    outcome = _supervise(pid, read_fd, limits)
+    _emit(dict(outcome, isolation=info))
     return 0
 
 
-def _supervise(pid: int, fd: int, limits: dict) -> tuple[bytes, int | None, bool, int]:
+def _supervise(pid: int, fd: int, limits: dict) -> dict:
+    """Collect pid 1's report until it exits or the wall-clock limit passes; then describe how it ended."""
     deadline = time.monotonic() + limits["wall_seconds"]
-    chunks, size, open_pipe = [], 0, True
-    status = None
+    chunks: list[bytes] = []
+    size, open_pipe = 0, True
     while True:
         done, status, usage = os.wait4(pid, os.WNOHANG)
         if done:
-            limits["cpu_used"] = round(usage.ru_utime + usage.ru_stime, 2)
             break
         left = deadline - time.monotonic()
         if left <= 0:
             crowd = _processes_in_namespace_of(pid)
             os.kill(pid, signal.SIGKILL)  # pid 1 of the namespace: the kernel kills the rest with it
             os.waitpid(pid, 0)
-            return b"".join(chunks), None, True, crowd
+            return {"timed_out": True, "processes_at_timeout": crowd, "exit_code": None,
+                    "result": b"".join(chunks).decode("utf-8", "replace")}
         if open_pipe:
             ready, _, _ = select.select([fd], [], [], min(left, 0.05))
             if ready:
@@ -144,7 +143,8 @@ def _supervise(pid: int, fd: int, limits: dict) -> tuple[bytes, int | None, bool
             break
         chunks.append(chunk)
         size += len(chunk)
-    return b"".join(chunks), status, False, 0
+    return {"timed_out": False, "exit_code": os.waitstatus_to_exitcode(status),
+            "cpu_used": round(usage.ru_utime + usage.ru_stime, 2), "result": b"".join(chunks).decode("utf-8", "replace")}
 
 
 def _processes_in_namespace_of(pid: int) -> int:
@@ -184,6 +184,9 @@ def _exec_import(config: dict, write_fd: int) -> None:
     while _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
         cap += 1
     _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    # Root keeps inheritable capabilities across exec even with an empty bounding set: clear them all.
+    header = (ctypes.c_uint32 * 2)(_CAPABILITY_VERSION_3, 0)
+    _libc.capset(ctypes.byref(header), ctypes.byref((ctypes.c_uint32 * 6)()))
     if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise OSError("no_new_privs refused")
     null = os.open(os.devnull, os.O_RDONLY)
@@ -224,6 +227,9 @@ def import_stage(config: dict) -> None:
                 events.append([event, repr(args)[:200]])
 
     sys.addaudithook(audit)
+    unsafe = _privileges_left()
+    if unsafe:  # never import with privileges: report and stop
+        _write_result({"isolation_failed": unsafe})
     # pid 1 of a namespace ignores signals it has no handler for, so the CPU limit needs one to take effect.
     signal.signal(signal.SIGXCPU, lambda *_: os._exit(128 + signal.SIGXCPU))
     result: dict = {"nodes": [], "events": events, "counts": counts, "error": None}
@@ -238,10 +244,25 @@ def import_stage(config: dict) -> None:
                            "traceback": traceback.format_exc()[-3000:]}
     if os.getpid() != me:  # a fork of the pack's reached here: only pid 1 reports
         os._exit(0)
+    _write_result(result)
+
+
+def _write_result(result: dict) -> None:
     data = json.dumps(result, default=repr).encode()
     while data:
         data = data[os.write(RESULT_FD, data):]
     os._exit(0)
+
+
+def _privileges_left() -> str | None:
+    """Why this process is not safe to run pack code in, or None: checked, not assumed."""
+    status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+    for field in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
+        if int(status.get(field, "0").strip() or "0", 16):
+            return f"{field} is {status[field].strip()} after dropping capabilities"
+    if status.get("NoNewPrivs", "0").strip() != "1":
+        return "no_new_privs is not set"
+    return None
 
 
 def _comfyui_nodes(module: str, pack: str) -> list[dict]:

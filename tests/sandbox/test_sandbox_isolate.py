@@ -142,3 +142,9 @@ def test_links_in_an_unchecked_folder_are_not_copied_into_the_sandbox(tmp_path):
     if result.isolation.get("available") is False:
         pytest.skip("this machine cannot isolate")
     assert result.nodes[0]["category"] == "__init__.py"
+
+
+def test_a_child_that_still_holds_privileges_refuses_to_import():
+    result = interpret(warden_output({"isolation_failed": "CapInh is 00000000a80425fb after dropping capabilities"}))
+    assert [f.rule for f in result.findings] == ["import.isolation-unavailable"]
+    assert "CapInh" in result.findings[0].message and result.nodes == []
