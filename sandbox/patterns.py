@@ -28,15 +28,24 @@ PROCESS = frozenset({
     "commands.getoutput", "runpy.run_module",
 })
 
-# Prefixes: a call to anything under these names opens a connection (or resolves a host).
+_HTTP_VERBS = ("get", "post", "put", "patch", "delete", "head", "options", "request", "stream")
+
+# Calls that open a connection or resolve a host (prefixes: methods of what they return count too).
 NETWORK = (
     "urllib.request.urlopen", "urllib.request.urlretrieve", "urllib.urlopen", "urllib2.urlopen",
-    "requests", "httpx", "aiohttp.ClientSession", "urllib3", "http.client.HTTPConnection",
-    "http.client.HTTPSConnection", "socket.socket", "socket.create_connection", "socket.getaddrinfo",
-    "socket.gethostbyname", "ftplib.FTP", "smtplib.SMTP", "telnetlib.Telnet", "websocket.create_connection",
-    "websockets.connect", "huggingface_hub.hf_hub_download", "huggingface_hub.snapshot_download",
-    "git.Repo.clone_from",
+    *(f"requests.{verb}" for verb in _HTTP_VERBS), *(f"httpx.{verb}" for verb in _HTTP_VERBS),
+    "urllib3.request", "http.client.HTTPConnection", "http.client.HTTPSConnection", "socket.socket",
+    "socket.create_connection", "socket.getaddrinfo", "socket.gethostbyname", "ftplib.FTP", "smtplib.SMTP",
+    "telnetlib.Telnet", "websocket.create_connection", "websockets.connect", "huggingface_hub.hf_hub_download",
+    "huggingface_hub.snapshot_download", "git.Repo.clone_from",
 )
+
+# Modules whose attributes reach processes, files, the network or code loading: fetching one of their
+# attributes by a computed name hides a dangerous call (getattr(torch, dtype_name) hides nothing).
+SENSITIVE_MODULES = frozenset({
+    "builtins", "__builtins__", "os", "sys", "subprocess", "importlib", "socket", "ctypes", "shutil", "pty",
+    "marshal", "pickle", "base64", "codecs", "zlib", "urllib", "requests", "httpx", "http", "runpy", "types",
+})
 
 # Calls that return a namespace, so indexing them by a computed name reaches any global or builtin.
 NAMESPACE_CALLS = frozenset({"globals", "locals", "vars", "builtins.__dict__.get", "__import__"})

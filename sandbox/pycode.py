@@ -38,7 +38,6 @@ class _Imports:
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 for alias in node.names:
                     self.aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-        self.modules = {name.split(".")[0] for name in self.aliases.values()}
 
 
 class Scanner:
@@ -155,8 +154,7 @@ class Scanner:
         elif name == "getattr" and len(node.args) >= 2 and not self._is_known(node.args[1]):
             target = node.args[0]
             base = self.qualname(target) or ""
-            module_like = base.split(".")[0] in self.imports.modules | {"builtins", "__builtins__"}
-            if module_like or (isinstance(target, ast.Call) and self.qualname(target.func) in patterns.NAMESPACE_CALLS):
+            if base.split(".")[0] in patterns.SENSITIVE_MODULES or (isinstance(target, ast.Call) and self.qualname(target.func) in patterns.NAMESPACE_CALLS):
                 self.report("obfuscation.dynamic-name", node)
 
     def _is_known(self, node: ast.AST) -> bool:

@@ -1,8 +1,14 @@
 # ruff: noqa
-# Inert sample for the sandbox scanner; it is parsed, never run. Look-alike: getattr on an object and over a literal list of names.
+# Inert sample for the sandbox scanner; it is parsed, never run. Look-alike: getattr on an object, on numpy by dtype name, and over a literal list of names.
 import math
+
+import numpy as np
 
 FUNCS = {name: getattr(math, name) for name in ("floor", "ceil")}
 
 def option(node, name):
     return getattr(node, name, None)
+
+
+def dtype(name):
+    return getattr(np, name)
