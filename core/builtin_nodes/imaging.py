@@ -61,10 +61,11 @@ def upscale(images: Any, width: int, height: int, method: str, crop: str = "disa
         x, y, w, h = center_crop_box(images.shape[2], images.shape[1], width, height)
         samples = images[:, y:y + h, x:x + w, :]
     if method == "lanczos":
-        resized = [pil_to_tensor(tensor_to_pil(img).resize((width, height), Image.Resampling.LANCZOS))[0]
+        # Through PIL in the image's own mode (L, RGB or RGBA), so no channel is lost, as in ComfyUI.
+        resized = [np.asarray(tensor_to_pil(img).resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32)
                    for img in samples]
-        out = torch.stack(resized)
-        return out if images.shape[-1] == out.shape[-1] else out[..., : images.shape[-1]]
+        out = torch.from_numpy(np.stack(resized) / 255.0)
+        return out if out.ndim == 4 else out[..., None]
     chw = samples.movedim(-1, 1)
     kwargs = {"align_corners": False} if method in ("bilinear", "bicubic") else {}
     out = torch.nn.functional.interpolate(chw, size=(height, width), mode=method, **kwargs)

@@ -251,3 +251,15 @@ def test_load_then_save_through_the_executor(run_prompt: Any, hearth_folders: Fo
     assert result.ok, result.error
     with Image.open(hearth_folders.output / "inv" / "out_00001_.png") as png:
         assert png.mode == "RGB" and png.getpixel((0, 0)) == (55, 255, 255)
+
+
+def test_rgba_round_trip_keeps_alpha_as_the_mask(folders: Folders) -> None:
+    image = torch.zeros(1, 2, 3, 4)
+    image[..., 0] = 1.0
+    image[0, :, :, 3] = torch.tensor([[1.0, 0.5, 0.0], [0.0, 1.0, 1.0]])
+    (item,) = save(image, "alpha")
+    with Image.open(folders.output / item["filename"]) as png:
+        assert png.mode == "RGBA"
+    loaded, mask = call("LoadImage", image=f"{item['filename']} [output]")
+    assert loaded.shape == (1, 2, 3, 3) and torch.allclose(loaded[..., 0], torch.ones(1, 2, 3))
+    assert torch.allclose(mask, 1.0 - image[..., 3], atol=1 / 255)

@@ -33,7 +33,7 @@ def test_invert() -> None:
 def test_scale_gives_the_requested_size_with_every_method(method: str) -> None:
     (out,) = call("ImageScale", image=gradient(8, 12, batch=2), upscale_method=method, width=7, height=5,
                   crop="disabled")
-    assert out.shape == (2, 5, 7, 3)
+    assert out.shape == (2, 5, 7, 3) and out.dtype == torch.float32
     assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
 
 
@@ -178,3 +178,18 @@ def test_image_nodes_use_comfyui_display_names() -> None:
                      "ImageScale": "Upscale Image", "ImageScaleBy": "Upscale Image By", "ImageInvert": "Invert Image",
                      "ImageBatch": "Batch Images", "ImagePadForOutpaint": "Pad Image for Outpainting",
                      "EmptyImage": "EmptyImage", "ImageCrop": "Image Crop"}
+
+
+@pytest.mark.parametrize("method", UPSCALE_METHODS)
+def test_scale_keeps_the_alpha_channel(method: str) -> None:
+    image = torch.full((1, 4, 4, 4), 0.5)
+    image[..., 3] = 0.25
+    (out,) = call("ImageScale", image=image, upscale_method=method, width=8, height=2, crop="disabled")
+    assert out.shape == (1, 2, 8, 4)
+    assert torch.allclose(out[..., 3], torch.full((1, 2, 8), 0.25), atol=1 / 255)
+
+
+def test_scale_single_channel_image() -> None:
+    (out,) = call("ImageScale", image=torch.full((1, 4, 4, 1), 0.5), upscale_method="lanczos", width=2, height=2,
+                  crop="disabled")
+    assert out.shape == (1, 2, 2, 1) and torch.allclose(out, torch.full_like(out, 0.5), atol=1 / 255)
