@@ -320,3 +320,24 @@ def test_process_bad_input_exit_code_and_single_line(workdir: Path) -> None:
     assert lines == ["error: node 1 (EmptyImage) input 'width': value_bigger_than_max: "
                      "Value 100000 bigger than max of 16384: width"]
     assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_set_on_a_node_inside_a_subgraph(comfy: Any, workdir: Path) -> None:
+    shutil.copy(UI_FIXTURES / "subgraph.json", workdir / "wf.json")
+    out = comfy("run", "wf.json", "--set", "2:11.scale_by=0.25", "--set", "3.filename_prefix=small")
+    assert out.exit_code == 0, out.stderr_lines
+    with Image.open(workdir / "output" / "small_00001_.png") as png:
+        assert png.size == (4, 2)
+
+
+def test_input_dir(comfy: Any, write_json: Any, workdir: Path) -> None:
+    (workdir / "pictures").mkdir()
+    Image.new("RGBA", (5, 4), (10, 20, 30, 0)).save(workdir / "pictures" / "in.png")
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "in.png"}},
+              "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "copy"}}}
+    out = comfy("run", str(write_json("wf.json", prompt)), "--input-dir", "pictures")
+    assert out.exit_code == 0, out.stderr_lines
+    with Image.open(workdir / "output" / "copy_00001_.png") as png:
+        assert png.size == (5, 4) and png.getpixel((0, 0)) == (10, 20, 30)
+    out = comfy("run", "wf.json")  # ./input has no in.png
+    assert out.exit_code == 2 and "Invalid image file: in.png" in out.stderr_lines[0]

@@ -316,3 +316,20 @@ def test_api_prompt_is_not_a_ui_workflow() -> None:
     assert not is_ui_workflow({"1": {"class_type": "EmptyImage", "inputs": {}}})
     assert not is_ui_workflow([])
     assert is_ui_workflow({"nodes": [], "links": []})
+
+
+def test_load_image_upload_widget_value_is_not_an_input(registry: Any) -> None:
+    wf = workflow([node(1, "LoadImage", outputs=[image_out(), {"name": "MASK", "type": "MASK", "links": []}],
+                        widgets=["cat.png", "image"])], [])
+    assert ui_to_api(wf, registry) == {"1": {"class_type": "LoadImage", "inputs": {"image": "cat.png"}}}
+
+
+def test_optional_widgets_follow_the_required_ones(registry: Any) -> None:
+    wf = workflow([node(1, "MathExpression", outputs=[{"name": "FLOAT", "type": "FLOAT", "links": []}],
+                        widgets=["a * b + c", 1.5, 2.0, 0.25])], [])
+    assert ui_to_api(wf, registry)["1"]["inputs"] == {"expression": "a * b + c", "a": 1.5, "b": 2.0, "c": 0.25}
+
+
+def test_fewer_widget_values_than_widgets(registry: Any) -> None:
+    wf = workflow([node(1, "EmptyImage", outputs=[image_out()], widgets=[9, 7])], [])
+    assert ui_to_api(wf, registry)["1"]["inputs"] == {"width": 9, "height": 7}
