@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from core.plugins import PluginManager
@@ -57,6 +57,7 @@ def create_app(config: ServerConfig, plugins: PluginManager | None = None) -> Fa
             app.mount(f"/extensions/{pack}", StaticFiles(directory=folder), name=f"extension-{pack}")
         else:
             log.warning("pack %s names WEB_DIRECTORY %s, which is not a folder", pack, folder)
+    app.add_api_route("/hearth", _to_hearth_ui, include_in_schema=False)
     app.mount("/hearth", StaticFiles(directory=frontend.HEARTH_STATIC, html=True), name="hearth-ui")
     comfy_frontend = frontend.static_folder() if config.serve_frontend else None
     state.frontend = "comfyui" if comfy_frontend is not None else "hearth"
@@ -64,6 +65,10 @@ def create_app(config: ServerConfig, plugins: PluginManager | None = None) -> Fa
     app.add_middleware(Guard, token=state.token, max_body=config.max_upload_bytes,
                        allowed_origins=config.allowed_origins)
     return app
+
+
+async def _to_hearth_ui() -> Response:
+    return RedirectResponse("/hearth/")
 
 
 def _plugin_endpoint(handler: Callable[[Request], Awaitable[Any]]) -> Callable[[Request], Awaitable[Response]]:
