@@ -16,6 +16,8 @@ from hearth_sd.sdxl_conditioning import sdxl_adm, sdxl_refiner_adm
 from hearth_sd.tiny import make_tiny_checkpoint
 from safetensors.torch import load_file, save_file
 
+from core.models import CheckpointError, UnknownModelError
+
 
 @pytest.fixture(scope="module")
 def tiny_files(tmp_path_factory):
@@ -85,9 +87,15 @@ def test_formats_detect_each_family_and_name_the_closest(tiny_files):
         shapes = {k: tuple(v.shape) for k, v in load_file(str(path)).items()}
         best = max(formats, key=lambda f: f.score(shapes))
         assert best.name == name and best.score(shapes) == 1.0
-    with pytest.raises(ValueError, match=r"odd\.safetensors.*closest formats: sd1"):
-        detect_family(["model.diffusion_model.input_blocks.0.0.weight", "first_stage_model.decoder.conv_in.weight"],
-                      where="odd.safetensors")
+
+def test_unknown_checkpoint_names_the_file_and_closest_families(tmp_path):
+    odd = tmp_path / "odd.safetensors"
+    save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(1),
+               "first_stage_model.decoder.conv_in.weight": torch.zeros(1)}, str(odd))
+    with pytest.raises(UnknownModelError, match=r"odd\.safetensors.*closest known families: sd1 \(67%"):
+        load_checkpoint(odd)
+    with pytest.raises(UnknownModelError, match="not a checkpoint"):
+        detect_family({"encoder.conv_in.weight": (1,), "decoder.conv_in.weight": (1,), "quant_conv.weight": (1,)})
 
 
 def test_entry_point_is_declared():
@@ -100,7 +108,7 @@ def test_wrong_weights_are_named(tiny_files, tmp_path):
     del tensors["model.diffusion_model.out.0.bias"]
     broken = tmp_path / "broken.safetensors"
     save_file(tensors, str(broken), metadata=metadata)
-    with pytest.raises(ValueError, match=r"broken\.safetensors: UNet.*out\.0\.bias"):
+    with pytest.raises(CheckpointError, match=r"broken\.safetensors \(UNet\).*missing.*'out\.0\.bias'"):
         load_checkpoint(broken)
 
 
@@ -122,3 +130,27 @@ def test_cli_make_tiny(tmp_path):
     assert "wrote" in result.output and load_checkpoint(out).family.name == "sdxl"
     bad = CliRunner().invoke(make_tiny, ["sd1", "--out", str(tmp_path / "m.ckpt")])
     assert bad.exit_code == 2 and ".safetensors" in bad.output
+
+
+def test_hook_register_model_formats(hearth_plugins, tiny_files):
+    """Through the real plugin manager: core's detection finds every tiny file's family from its header."""
+    from core.models import detect_with_plugins
+
+    assert {"sd1", "sd2", "sdxl", "sdxl_refiner", "sd_vae"} <= {f.name for f in hearth_plugins.model_formats()}
+    for name, path in tiny_files.items():
+        assert detect_with_plugins(path, hearth_plugins).extra["family"] == name
+
+
+def test_hook_resolve_model_format(hearth_plugins, tiny_files, tmp_path):
+    """SD2 files that say their prediction type in ModelSpec metadata get it; others keep the default (v)."""
+    from core.models import detect_with_plugins
+
+    tensors, metadata = read_state_dict(tiny_files["sd2"])
+    eps = tmp_path / "sd2-base.safetensors"
+    save_file(tensors, str(eps), metadata={**metadata, "modelspec.prediction_type": "epsilon"})
+    assert detect_with_plugins(eps, hearth_plugins).extra["prediction"] == "eps"
+    assert load_checkpoint(eps).model.sampling.prediction == "eps"
+    plain = tmp_path / "sd2-unknown.safetensors"
+    save_file(tensors, str(plain))
+    assert detect_with_plugins(plain, hearth_plugins).extra["prediction"] == "v"
+    assert detect_with_plugins(tiny_files["sd1"], hearth_plugins).name == "sd1"  # other families untouched

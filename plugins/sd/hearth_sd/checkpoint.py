@@ -19,10 +19,21 @@ from typing import Any
 import torch
 from torch import nn
 
+from core.models import (
+    CheckpointHeader,
+    ModelFormat,
+    UnknownModelError,
+    compute_dtype,
+    detect,
+    load_into,
+    load_state_dict,
+    read_header,
+)
+
 from .clip_text import CLIPTextEncoder, TextEncoderConfig
 from .embeddings import EmbeddingLibrary
 from .families import Family, TextEncoderSpec, get_family
-from .formats import UNET_PREFIX, VAE_PREFIX, sd_formats
+from .formats import UNET_PREFIX, VAE_PREFIX, prediction_from_metadata, sd_formats
 from .model import VAE, DiffusionModel
 from .open_clip_text import OpenCLIPTextEncoder
 from .sampling import PREDICTIONS, ModelSampling
@@ -31,38 +42,30 @@ from .unet import UNetConfig, UNetModel
 from .vae import AutoencoderKL, VAEConfig
 
 CONFIG_METADATA_KEY = "hearth.sd.config"
-PREDICTION_METADATA_KEY = "modelspec.prediction_type"  # Stability's ModelSpec: "epsilon" or "v"
 # Keys that some checkpoints carry and the modules rightly do not have.
 _IGNORED = re.compile(r"(^|\.)(position_ids|attn_mask)$")
 
 
 def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and header metadata of a checkpoint file.
+    """Tensors (memory-mapped, in their stored dtype) and metadata of a checkpoint file, through ``core.models``."""
+    return load_state_dict(path), dict(read_header(path).metadata)
 
-    The one place that touches the file format; it moves to ``core.models`` loading (memory-mapped, with the
-    model manager's accounting) once that lands.
+
+def detect_format(source: Mapping[str, Any] | CheckpointHeader | str | Path) -> ModelFormat:
+    """The SD format of a checkpoint (path, header, or keys to tensors/shapes), from this plugin's tables.
+
+    :raises core.models.UnknownModelError: naming the file and the closest formats.
     """
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
-    data = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    if isinstance(data, Mapping) and isinstance(data.get("state_dict"), Mapping):
-        data = data["state_dict"]
-    return {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}, {}
+    return detect(source, sd_formats())
 
 
-def detect_family(keys: Iterable[str], where: str = "checkpoint") -> Family:
-    """The family whose format's sentinels the keys satisfy best; an error naming the closest ones otherwise."""
-    shapes = {k: () for k in keys}
-    scored = sorted(((f.score(shapes), f) for f in sd_formats() if "family" in f.extra), key=lambda s: -s[0])
-    best_score, best = scored[0]
-    if best_score < 1.0:
-        closest = ", ".join(f"{f.name} ({score:.0%})" for score, f in scored[:3])
-        raise ValueError(f"{where} is not an SD1/SD2/SDXL checkpoint; closest formats: {closest}")
-    return get_family(best.extra["family"])
+def detect_family(source: Mapping[str, Any] | CheckpointHeader | str | Path) -> Family:
+    """The :class:`Family` of a checkpoint; see :func:`detect_format`."""
+    fmt = detect_format(source)
+    if "family" not in fmt.extra:
+        where = str(getattr(source, "path", source)) if not isinstance(source, Mapping) else "state dict"
+        raise UnknownModelError(where, [(fmt, 1.0)], f"{fmt.name} is a part (load it with load_vae), not a checkpoint")
+    return get_family(fmt.extra["family"])
 
 
 def section(state_dict: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -166,28 +169,17 @@ def _fix_vae_attention(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     }
 
 
-def build(module_type: type[nn.Module], config: Any, sd: Mapping[str, torch.Tensor], what: str) -> nn.Module:
-    """Make a module without initialising it (on the meta device) and adopt the checkpoint tensors directly."""
+def build(module_type: type[nn.Module], config: Any, sd: Mapping[str, torch.Tensor], source: str) -> nn.Module:
+    """Make a module without initialising it (on the meta device) and adopt the checkpoint tensors directly.
+
+    :raises core.models.CheckpointError: naming ``source`` and the keys that do not fit the inferred config.
+    """
     with torch.device("meta"):
         module = module_type(config)
-    wanted = set(module.state_dict())
-    extra = [k for k in sd if k not in wanted and not _IGNORED.search(k)]
-    missing = [k for k in wanted if k not in sd and k != "logit_scale"]
-    if extra or missing:
-        raise ValueError(
-            f"{what}: weights do not fit the inferred {type(module).__name__} "
-            f"(missing: {missing[:5]}{'...' if len(missing) > 5 else ''}; "
-            f"unexpected: {extra[:5]}{'...' if len(extra) > 5 else ''})"
-        )
-    module.load_state_dict({k: v for k, v in sd.items() if k in wanted}, strict=False, assign=True)
-    if "logit_scale" in wanted and "logit_scale" not in sd:
-        module.logit_scale = nn.Parameter(torch.tensor(4.6052))
-    return module.eval().requires_grad_(False)
-
-
-def default_dtype(device: torch.device) -> torch.dtype:
-    """float16 on accelerators, float32 on the CPU (where half precision is slow and less exact)."""
-    return torch.float32 if device.type == "cpu" else torch.float16
+    sd = {k: v for k, v in sd.items() if not _IGNORED.search(k)}
+    if "logit_scale" in module.state_dict() and "logit_scale" not in sd:
+        sd["logit_scale"] = torch.tensor(4.6052)  # unused by text encoding; some exports drop it
+    return load_into(module, sd, source=source).eval().requires_grad_(False)
 
 
 @dataclass
@@ -202,11 +194,7 @@ class Checkpoint:
 
 
 def _prediction(family: Family, metadata: Mapping[str, str], prediction: str | None) -> str:
-    if prediction is None and PREDICTION_METADATA_KEY in metadata:
-        prediction = {"epsilon": "eps", "eps": "eps", "v": "v", "v_prediction": "v"}.get(
-            metadata[PREDICTION_METADATA_KEY].lower()
-        )
-    prediction = prediction or family.prediction
+    prediction = prediction or prediction_from_metadata(metadata) or family.prediction
     if prediction not in PREDICTIONS:
         raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
     return prediction
@@ -230,29 +218,31 @@ def load_checkpoint(
     :param state_dict: tensors already read (by the model manager); the file is then only named in messages.
     """
     device = torch.device(device)
-    dtype = dtype or default_dtype(device)
+    dtype = dtype or compute_dtype(device)
     if state_dict is None:
-        state_dict, metadata = read_state_dict(path)
+        header = read_header(path)
+        family = detect_family(header)  # from the header alone: an unknown file costs no tensor read
+        state_dict, metadata = load_state_dict(path), header.metadata
+    else:
+        family = detect_family(state_dict)
     metadata = dict(metadata or {})
-    family = detect_family(state_dict, where=str(path))
     overrides = json.loads(metadata.get(CONFIG_METADATA_KEY, "{}"))
 
     unet_sd = section(state_dict, UNET_PREFIX)
     unet_cfg = unet_config_from_state_dict(unet_sd, family, overrides.get("unet", {}))
-    unet = build(UNetModel, unet_cfg, unet_sd, f"{path}: UNet").to(device, dtype)
+    unet = build(UNetModel, unet_cfg, unet_sd, f"{path} (UNet)").to(device, dtype)
 
     vae_sd = _fix_vae_attention(section(state_dict, VAE_PREFIX))
-    vae = build(AutoencoderKL, vae_config_from_state_dict(vae_sd), vae_sd, f"{path}: VAE")
-    # The VAE decodes in float32 unless bfloat16 is native: SDXL's VAE overflows in float16.
-    vae_dtype = torch.bfloat16 if dtype != torch.float32 and device.type == "cuda" else torch.float32
-    vae = vae.to(device, vae_dtype)
+    vae = build(AutoencoderKL, vae_config_from_state_dict(vae_sd), vae_sd, f"{path} (VAE)")
+    # Never float16 for the VAE: SDXL's overflows in it. bfloat16 where the device runs it well, else float32.
+    vae = vae.to(device, compute_dtype(device, (torch.bfloat16, torch.float32)))
 
     encoders = {}
     for spec in family.text_encoders:
         text_sd = section(state_dict, spec.prefix)
         config = text_config_from_state_dict(text_sd, spec, overrides.get("text_heads", {}).get(spec.name))
         module_type = CLIPTextEncoder if spec.layout == "hf" else OpenCLIPTextEncoder
-        encoders[spec.name] = build(module_type, config, text_sd, f"{path}: text encoder {spec.name}").to(
+        encoders[spec.name] = build(module_type, config, text_sd, f"{path} (text encoder {spec.name})").to(
             device, dtype
         )
 
@@ -267,5 +257,6 @@ def load_vae(path: str | Path, device: str | torch.device = "cpu") -> VAE:
     if any(k.startswith(VAE_PREFIX) for k in sd):
         sd = section(sd, VAE_PREFIX)
     sd = _fix_vae_attention({k: v for k, v in sd.items() if not k.startswith("model_ema.")})
-    vae = build(AutoencoderKL, vae_config_from_state_dict(sd), sd, f"{path}: VAE")
-    return VAE(vae.to(torch.device(device), torch.float32))
+    vae = build(AutoencoderKL, vae_config_from_state_dict(sd), sd, f"{path} (VAE)")
+    device = torch.device(device)
+    return VAE(vae.to(device, compute_dtype(device, (torch.bfloat16, torch.float32))))

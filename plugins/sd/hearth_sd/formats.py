@@ -3,13 +3,21 @@
 Sentinels are keys only (shape None): the same tables must recognise a full checkpoint and a ``make-tiny`` one,
 and the layout (which prefixes exist) is what tells the families apart, not the widths. SD2's v-prediction and
 eps models share one layout exactly; keys cannot tell them apart, so the ``sd2`` format says v (the 768-v models
-most people use) in ``extra["prediction"]`` and the loader takes the answer from, in order: the caller's
-``prediction=`` option, the file's ``modelspec.prediction_type`` metadata, then this default.
+most people use) in ``extra["prediction"]``, and :func:`resolve_sd2_prediction` (the plugin's
+``resolve_model_format``) corrects it from the file's ``modelspec.prediction_type`` metadata when present. The
+loader takes the answer from, in order: the caller's ``prediction=`` option, that metadata, this default.
+ComfyUI instead runs the UNet once on a probe input; we do not guess from outputs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+
 from core.models.formats import ModelFormat
+
+PREDICTION_METADATA_KEY = "modelspec.prediction_type"  # Stability's ModelSpec: "epsilon" or "v"
+_PREDICTION_NAMES = {"epsilon": "eps", "eps": "eps", "v": "v", "v_prediction": "v", "v-prediction": "v"}
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
@@ -70,3 +78,19 @@ def sd_formats() -> list[ModelFormat]:
             extra={"part": "vae"},
         ),
     ]
+
+
+def prediction_from_metadata(metadata: Mapping[str, str]) -> str | None:
+    """``"eps"`` / ``"v"`` from a file's ModelSpec metadata, None when it does not say (or says something else)."""
+    return _PREDICTION_NAMES.get(str(metadata.get(PREDICTION_METADATA_KEY, "")).strip().lower())
+
+
+def resolve_sd2_prediction(
+    shapes: Mapping[str, tuple[int, ...]], metadata: Mapping[str, str], formats: Iterable[ModelFormat]
+) -> ModelFormat | None:
+    """The ``sd2`` format with ``extra["prediction"]`` taken from the metadata, for an SD2 file that declares it."""
+    prediction = prediction_from_metadata(metadata)
+    sd2 = next((f for f in formats if f.name == "sd2" and f.extra.get("family") == "sd2"), None)
+    if prediction is None or sd2 is None or sd2.score(shapes) < 1.0:
+        return None
+    return replace(sd2, extra={**sd2.extra, "prediction": prediction})

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CONFIG_METADATA_KEY, PREDICTION_METADATA_KEY
+from .checkpoint import CONFIG_METADATA_KEY
 from .clip_text import CLIPTextEncoder
 from .families import FAMILIES, get_family
-from .formats import UNET_PREFIX, VAE_PREFIX
+from .formats import PREDICTION_METADATA_KEY, UNET_PREFIX, VAE_PREFIX
 from .open_clip_text import OpenCLIPTextEncoder
 from .unet import UNetModel
 from .vae import AutoencoderKL
