@@ -125,6 +125,7 @@ def _store(session: Session, registry, node: dict, nv: dict, pack_id: str, ver: 
         registry.storage.put_file(key, tmp)
     if session.get(Publisher, MIRROR_PUBLISHER) is None:
         session.add(Publisher(id=MIRROR_PUBLISHER, name="Upstream mirror"))
+        session.flush()  # no ORM relationships: write parents before children
     pack = services.find_pack(session, pack_id)
     if pack is None:
         pack = Pack(id=node.get("id") or pack_id, key=normalize_name(pack_id), publisher_id=MIRROR_PUBLISHER,
@@ -134,6 +135,7 @@ def _store(session: Session, registry, node: dict, nv: dict, pack_id: str, ver: 
     pack.repository = node.get("repository") or pack.repository
     pack.license = node.get("license") or pack.license
     session.add(pack)
+    session.flush()
     from registry_server.publishing.services import read_archive_manifest
 
     try:

@@ -54,8 +54,11 @@ def install_version(session: Session, pack: Pack, version: str | None, allow_fla
         if row.status not in (ACTIVE, FLAGGED):
             raise ApiError(409, "version_pending", f"{pack.id} {version} is still being verified; try again shortly")
         return row  # an explicit pin may install a yanked version (PEP 592 semantics)
-    latest = latest_of(versions_of(session, pack, (ACTIVE,)))
-    if latest is None:
+    # pack.latest_version is kept current by refresh_pack on every change: one indexed lookup, no sorting.
+    latest = session.exec(select(Version).where(Version.pack_id == pack.id,
+                                                Version.version == pack.latest_version)).first() \
+        if pack.latest_version else None
+    if latest is None or latest.status != ACTIVE or latest.yanked:
         raise ApiError(404, "no_installable_version",
                        f"pack {pack.id!r} has no active, non-yanked version; ask for one with ?version=")
     return latest
@@ -79,11 +82,13 @@ def refresh_pack(session: Session, pack: Pack) -> None:
     session.add(pack)
 
 
-def _score(pack: Pack, terms: list[str], query: str) -> float:
+def _score(row, terms: list[str], query: str) -> float:  # noqa: ANN001 - a row of _RANK_COLUMNS
     """Rank: exact id > id prefix > name > node class > publisher > description; ties broken by downloads."""
-    pid, name = pack.id.lower(), (pack.name or "").lower()
-    lines = pack.search_text.split("\n")
+    pid, name = row.id.lower(), (row.name or "").lower()
+    lines = row.search_text.split("\n")
     classes = lines[5].split() if len(lines) > 5 else []
+    publisher = lines[4] if len(lines) > 4 else ""
+    description = (row.description or "").lower()
     score = 0.0
     if pid == query or name == query:
         score += 100
@@ -96,11 +101,15 @@ def _score(pack: Pack, terms: list[str], query: str) -> float:
             score += 25
         elif any(t in c for c in classes):
             score += 12
-        if t == pack.publisher_id or t in (lines[4] if len(lines) > 4 else ""):
+        if t == row.publisher_id or t in publisher:
             score += 8
-        if t in (pack.description or "").lower():
+        if t in description:
             score += 4
-    return score + min(pack.downloads, 10_000) / 10_000
+    return score + min(row.downloads, 10_000) / 10_000
+
+
+# Ranking reads these columns only; full rows are loaded for the page that is returned.
+_RANK_COLUMNS = (Pack.id, Pack.name, Pack.description, Pack.publisher_id, Pack.search_text, Pack.downloads)
 
 
 def search(session: Session, query: str, limit: int = 20, offset: int = 0,
@@ -108,19 +117,22 @@ def search(session: Session, query: str, limit: int = 20, offset: int = 0,
     """Packs matching every term (in id, name, description, publisher or node classes), best first."""
     query = " ".join(query.lower().split())
     terms = query.split()[:8]
-    stmt = select(Pack).where(Pack.banned == False)  # noqa: E712 - SQL expression
+    conditions = [Pack.banned == False]  # noqa: E712 - SQL expression
     if require_latest:
-        stmt = stmt.where(Pack.latest_version.is_not(None))
+        conditions.append(Pack.latest_version.is_not(None))
     for t in terms:
         escaped = t.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        stmt = stmt.where(Pack.search_text.like(f"%{escaped}%", escape="\\"))
+        conditions.append(Pack.search_text.like(f"%{escaped}%", escape="\\"))
     if not terms:
+        stmt = select(Pack).where(*conditions)
         total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
         rows = session.exec(stmt.order_by(Pack.downloads.desc(), Pack.id).offset(offset).limit(limit)).all()
         return list(rows), total
-    rows = session.exec(stmt.limit(2000)).all()
-    ranked = sorted(rows, key=lambda p: (-_score(p, terms, query), p.id))
-    return ranked[offset:offset + limit], len(ranked)
+    candidates = session.exec(select(*_RANK_COLUMNS).where(*conditions).limit(5000)).all()
+    ranked = sorted(candidates, key=lambda r: (-_score(r, terms, query), r.id))
+    page = [r.id for r in ranked[offset:offset + limit]]
+    packs = {p.id: p for p in session.exec(select(Pack).where(Pack.id.in_(page))).all()} if page else {}
+    return [packs[i] for i in page if i in packs], len(ranked)
 
 
 def list_packs(session: Session, page: int, limit: int) -> tuple[list[Pack], int]:

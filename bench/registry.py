@@ -1,0 +1,228 @@
+"""Registry server load: 1,000 packs x 5 versions on SQLite; 50 concurrent clients reading; publish throughput.
+
+Reads: each client loops over a mix of search (`/api/v1/search` and `/nodes/search`), detail (`/nodes/{id}`) and
+install metadata (`/nodes/{id}/install`) for --duration seconds (closed loop: a client sends its next request
+as soon as the last answer arrives, so latency includes queueing behind the other 49). The clients run in
+separate processes from the server, on the same machine. Publishing: --publishes real POST + PUT publishes by
+8 concurrent publishers, then the time until the verification job has made them all active.
+
+Run:   .venv/bin/python bench/registry.py [--duration 60] [--clients 50] [--workers 1] [--publishes 100]
+Target: p99 < 50 ms for reads on SQLite on the 2-core reference machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx  # noqa: E402
+
+WORDS = ["image", "latent", "mask", "video", "upscale", "prompt", "noise", "color", "depth", "pose", "face",
+         "style", "tile", "blend", "crop", "sampler", "lora", "audio", "text", "batch"]
+
+
+def seed(settings, packs: int, versions: int) -> list[dict]:  # noqa: ANN001
+    """Fill the database directly (publishing 5,000 versions over HTTP would take most of the run)."""
+    from sqlmodel import Session
+
+    from registry.archive import build_archive
+    from registry_server.accounts.models import Publisher
+    from registry_server.accounts.services import create_publisher, create_user
+    from registry_server.app import open_registry
+    from registry_server.packs.models import NodeClass, Pack, Version
+    from registry_server.packs.services import refresh_pack
+    from registry_server.storage.services import archive_key
+    from tests.registry.packs import make_pack
+
+    reg = open_registry(settings)
+    work = Path(tempfile.mkdtemp(prefix="bench-seed-"))
+    arc = build_archive(make_pack(work, "seed", "1.0.0", "bench"), work / "seed.zip")
+    reg.storage.put_file(archive_key(arc.sha256), arc.path)
+    rng = random.Random(7)
+    catalogue = []
+    with Session(reg.engine) as s:
+        create_user(s, "bench-owner")
+        for p in range(20):
+            create_publisher(s, f"pub-{p}", "bench-owner")
+        for i in range(packs):
+            a, b = rng.sample(WORDS, 2)
+            pid = f"comfyui-{a}-{b}-{i}"
+            classes = [f"{a.title()}{b.title()}{i}Node{k}" for k in range(3)]
+            pack = Pack(id=pid, key=pid, publisher_id=f"pub-{i % 20}", name=f"{a.title()} {b.title()} {i}",
+                        description=f"Nodes for {a} and {b} workflows, pack number {i}.", downloads=rng.randint(0, 5000))
+            s.add(pack)
+            s.flush()
+            for v in range(versions):
+                vid = str(uuid.uuid4())
+                s.add(Version(id=vid, pack_id=pid, version=f"1.{v}.0", status="active", sha256=arc.sha256,
+                              size=arc.size, blob_key=archive_key(arc.sha256), requires_python=">=3.9",
+                              dependencies=[], manifest={"name": pid}))
+                s.flush()
+                if v == versions - 1:
+                    for c in classes:
+                        s.add(NodeClass(version_id=vid, name=c, category=a, kind="comfyui"))
+            catalogue.append({"id": pid, "classes": classes, "words": [a, b]})
+            if i % 100 == 99:
+                s.commit()
+        s.commit()
+        for pack in s.exec(__import__("sqlmodel").select(Pack)).all():
+            refresh_pack(s, pack)
+        s.commit()
+        assert s.get(Publisher, "pub-0") is not None
+    reg.engine.dispose()
+    return catalogue
+
+
+def _request(rng: random.Random, catalogue: list[dict]) -> tuple[str, str, dict]:
+    item = rng.choice(catalogue)
+    roll = rng.random()
+    if roll < 0.2:
+        return "search", "/api/v1/search", {"q": rng.choice(item["words"] + item["classes"][:1])}
+    if roll < 0.35:
+        return "search", "/nodes/search", {"search": rng.choice(item["words"])}
+    if roll < 0.65:
+        return "detail", f"/nodes/{item['id']}", {}
+    return "install", f"/nodes/{item['id']}/install", {}
+
+
+async def _client(url: str, catalogue: list[dict], until: float, seed_: int, out: list) -> None:
+    rng = random.Random(seed_)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        while time.monotonic() < until:
+            kind, path, params = _request(rng, catalogue)
+            t = time.perf_counter()
+            r = await client.get(path, params=params)
+            out.append((kind, time.perf_counter() - t, r.status_code))
+
+
+def _load_process(url: str, catalogue: list[dict], clients: int, duration: float, idx: int, q: mp.Queue) -> None:
+    results: list = []
+
+    async def main() -> None:
+        until = time.monotonic() + duration
+        await asyncio.gather(*[_client(url, catalogue, until, idx * 1000 + c, results) for c in range(clients)])
+
+    asyncio.run(main())
+    q.put(results)
+
+
+def run_reads(url: str, catalogue: list[dict], clients: int, duration: float, procs: int) -> list:
+    q: mp.Queue = mp.Queue()
+    shares = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
+    ps = [mp.Process(target=_load_process, args=(url, catalogue, n, duration, i, q)) for i, n in enumerate(shares)]
+    for p in ps:
+        p.start()
+    results = []
+    for _ in ps:
+        results.extend(q.get())
+    for p in ps:
+        p.join()
+    return results
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] * 1000 if values else 0.0
+
+
+def run_publishes(url: str, settings, n: int, concurrency: int = 8) -> tuple[float, float]:  # noqa: ANN001
+    """Returns (accepted publishes per second, seconds until all are active)."""
+    from sqlmodel import Session
+
+    from registry.archive import build_archive
+    from registry_server.accounts.services import create_token
+    from registry_server.app import open_registry
+    from tests.registry.packs import make_pack
+
+    reg = open_registry(settings, migrate=False)
+    with Session(reg.engine) as s:
+        token = create_token(s, None, "pub-0", "publish")[0]
+    work = Path(tempfile.mkdtemp(prefix="bench-pub-"))
+    jobs = []
+    for i in range(n):
+        name = f"fresh-pack-{i}"
+        arc = build_archive(make_pack(work, name, "1.0.0", "pub-0"), work / f"{name}.zip")
+        jobs.append((name, arc.path.read_bytes()))
+
+    async def publish_all() -> None:
+        sem = asyncio.Semaphore(concurrency)
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            async def one(name: str, data: bytes) -> None:
+                async with sem:
+                    r = await client.post(f"/publishers/pub-0/nodes/{name}/versions", json={
+                        "personal_access_token": token, "node": {"id": name}, "node_version": {"version": "1.0.0"}})
+                    r.raise_for_status()
+                    up = await client.put(r.json()["signedUrl"], content=data,
+                                          headers={"Content-Type": "application/zip"})
+                    up.raise_for_status()
+            await asyncio.gather(*[one(n_, d) for n_, d in jobs])
+
+    t0 = time.perf_counter()
+    asyncio.run(publish_all())
+    accepted = time.perf_counter() - t0
+    with httpx.Client(base_url=url, timeout=30) as client:
+        while True:
+            # Search lists only packs with an active version, so the count says how many are verified.
+            if client.get("/api/v1/search", params={"q": "fresh-pack"}).json()["total"] >= n:
+                break
+            time.sleep(0.2)
+    reg.engine.dispose()
+    return n / accepted, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds of read load (default 60)")
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--packs", type=int, default=1000)
+    ap.add_argument("--versions", type=int, default=5)
+    ap.add_argument("--workers", type=int, default=1, help="server processes")
+    ap.add_argument("--load-procs", type=int, default=2, help="client processes")
+    ap.add_argument("--publishes", type=int, default=100)
+    args = ap.parse_args()
+
+    from registry_server.settings import Settings
+    from tests.registry_server.servers import RegistryProcess
+
+    data = Path(tempfile.mkdtemp(prefix="bench-registry-"))
+    settings = Settings(data_dir=data)
+    t = time.perf_counter()
+    catalogue = seed(settings, args.packs, args.versions)
+    print(f"seeded {args.packs} packs x {args.versions} versions in {time.perf_counter() - t:.1f}s")
+    server = RegistryProcess(settings)
+    if args.workers > 1:
+        server.extra_env = {"WEB_CONCURRENCY": str(args.workers)}
+    server.start()
+    try:
+        run_reads(server.url, catalogue, 4, 2, 1)  # warm-up
+        results = run_reads(server.url, catalogue, args.clients, args.duration, args.load_procs)
+        errors = sum(1 for _, _, status in results if status != 200)
+        print(f"\nreads: {args.clients} clients, {args.duration:.0f}s, SQLite, {args.workers} server process(es)")
+        print(f"{'kind':10} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+        for kind in ("search", "detail", "install", "all"):
+            lat = [d for k, d, _ in results if kind in (k, "all")]
+            print(f"{kind:10} {len(lat):9d} {len(lat) / args.duration:8.0f} {pct(lat, 50):8.1f} {pct(lat, 99):8.1f}")
+        lat = [d for _, d, _ in results]
+        print(f"errors: {errors}; mean {statistics.mean(lat) * 1000:.1f} ms; target p99 < 50 ms: "
+              f"{'met' if pct(lat, 99) < 50 else 'NOT met'}")
+        if args.publishes:
+            rate, until_active = run_publishes(server.url, settings, args.publishes)
+            print(f"\npublish: {args.publishes} publishes (POST + PUT, 8 concurrent): {rate:.1f}/s accepted; "
+                  f"all verified and active after {until_active:.1f}s "
+                  f"({args.publishes / until_active:.1f}/s end to end)")
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
