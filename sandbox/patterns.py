@@ -50,6 +50,10 @@ SENSITIVE_MODULES = frozenset({
 # Calls that return a namespace, so indexing them by a computed name reaches any global or builtin.
 NAMESPACE_CALLS = frozenset({"globals", "locals", "vars", "builtins.__dict__.get", "__import__"})
 
+# Calls that turn a value into text or bytes: given the whole environment, they package it for sending.
+SERIALIZERS = frozenset({"str", "repr", "print", "json.dumps", "json.dump", "pickle.dumps", "pickle.dump",
+                         "marshal.dumps", "base64.b64encode", "zlib.compress"})
+
 COPY_CALLS = frozenset({
     "shutil.copy", "shutil.copy2", "shutil.copyfile", "shutil.copytree", "shutil.move", "os.rename",
     "os.replace", "os.link", "os.symlink",

@@ -141,13 +141,13 @@ class Scanner:
                 self.report("credentials.env", node, key.value)
         elif name in ("os.environ.items", "os.environ.keys", "os.environ.values"):
             self.report("credentials.env-dump", node)
-        elif name in ("dict", "str", "repr", "json.dumps", "list") and any(self.qualname(a) == "os.environ" for a in node.args):
-            self.report("credentials.env-dump", node)
+        elif name in patterns.SERIALIZERS and any(self.qualname(sub) == "os.environ" for sub in _walk_args(node)):
+            self.report("credentials.env-dump", node)  # dict(os.environ) alone is how a child gets its env
 
     def _check_dynamic_name(self, node: ast.Call, name: str) -> None:
         if not node.args:
             return
-        if name in ("__import__", "builtins.__import__") and not _is_literal(node.args[0]):
+        if name in ("__import__", "builtins.__import__") and not self._is_known(node.args[0]):
             self.report("obfuscation.dynamic-name", node)
         elif name in ("importlib.import_module", "importlib.__import__") and not _is_literal(node.args[0]):
             self.report("obfuscation.computed-import", node)
@@ -162,14 +162,19 @@ class Scanner:
         return _is_literal(node) or isinstance(node, ast.Name) and node.id in self.literal_names
 
     def _check_chr(self, node: ast.Call, name: str) -> None:
+        # chr() over a range builds a character table; over stored codes it spells a hidden string.
         if name == "map" and node.args and isinstance(node.args[0], ast.Name) and node.args[0].id == "chr":
-            self.report("obfuscation.chr-build", node)
+            if not self._over_range(node):
+                self.report("obfuscation.chr-build", node)
         elif isinstance(node.func, ast.Attribute) and node.func.attr == "join" and node.args:
-            if any(_is_chr_call(sub) for sub in ast.walk(node.args[0])):
+            if any(_is_chr_call(sub) for sub in ast.walk(node.args[0])) and not self._over_range(node):
                 self.report("obfuscation.chr-build", node)
             elif isinstance(node.args[0], ast.Call) and self.qualname(node.args[0].func) == "reversed" \
                     and node.args[0].args and _is_str(node.args[0].args[0]):
                 self.report("obfuscation.reversed", node)
+
+    def _over_range(self, node: ast.AST) -> bool:
+        return any(isinstance(sub, ast.Call) and self.qualname(sub.func) == "range" for sub in ast.walk(node))
 
     def _check_write(self, node: ast.Call, name: str) -> None:
         target: ast.AST | None = None
@@ -203,8 +208,10 @@ class Scanner:
             self.report("credentials.env", node, key.value)
         if _is_str(node.value) and isinstance(key, ast.Slice) and _is_minus_one(key.step):
             self.report("obfuscation.reversed", node)
-        if not _is_literal(key) and (base in ("sys.modules", "__builtins__", "builtins.__dict__")
-                                     or isinstance(node.value, ast.Call) and self.qualname(node.value.func) in patterns.NAMESPACE_CALLS):
+        # Reading globals()[name] or builtins by a computed name hides what is called; storing does not.
+        namespace = base in ("__builtins__", "builtins.__dict__") or (
+            isinstance(node.value, ast.Call) and self.qualname(node.value.func) in patterns.NAMESPACE_CALLS)
+        if namespace and isinstance(node.ctx, ast.Load) and not self._is_known(key):
             self.report("obfuscation.dynamic-name", node)
 
     def visit_For(self, node: ast.For) -> None:
@@ -234,7 +241,7 @@ class Scanner:
                 self.report(rule, node)
         if patterns.is_download(value):
             self.report("network.download", node)
-        if _looks_encoded(value):
+        if _looks_encoded(value, isinstance(node.value, bytes)):
             self.report("obfuscation.entropy", node, f"{len(value)} characters")
 
 
@@ -281,6 +288,11 @@ def _is_decoder(name: str, call: ast.Call) -> bool:
 def _is_main_guard(test: ast.AST) -> bool:
     return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
             and any(_is_str(c) and c.value == "__main__" for c in test.comparators))
+
+
+def _walk_args(call: ast.Call) -> Iterator[ast.AST]:
+    for arg in [*call.args, *(k.value for k in call.keywords)]:
+        yield from ast.walk(arg)
 
 
 def _strings(node: ast.AST) -> Iterator[str]:
@@ -362,9 +374,12 @@ def entropy(text: str) -> float:
 _ENCODED_ALPHABET = re.compile(r"^[A-Za-z0-9+/=_\-]+$")
 
 
-def _looks_encoded(value: str) -> bool:
+def _looks_encoded(value: str, raw_bytes: bool = False) -> bool:
     # Prose has spaces and sits near 4 bits per character; base64 and hex blobs have neither spaces nor words.
+    # Text in other scripts (CJK, Braille spinners) is dense too, so a str must be ASCII to count.
     if len(value) < ENTROPY_MIN_LENGTH or any(c.isspace() for c in value):
+        return False
+    if not raw_bytes and not value.isascii():
         return False
     bits = entropy(value)
     return bits >= 5.0 or (bits >= 3.5 and bool(_ENCODED_ALPHABET.match(value)))

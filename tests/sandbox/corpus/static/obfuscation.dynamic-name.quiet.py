@@ -1,5 +1,5 @@
 # ruff: noqa
-# Inert sample for the sandbox scanner; it is parsed, never run. Look-alike: getattr on an object, on numpy by dtype name, and over a literal list of names.
+# Inert sample for the sandbox scanner; it is parsed, never run. Look-alike: getattr on an object, on numpy by dtype name, over a literal list of names; registering a module.
 import math
 
 import numpy as np
@@ -12,3 +12,9 @@ def option(node, name):
 
 def dtype(name):
     return getattr(np, name)
+
+
+def register(sys_modules, name, module):
+    import sys
+    sys.modules[name] = module
+    globals()[name] = module

@@ -1,4 +1,6 @@
 # ruff: noqa
-# Inert sample for the sandbox scanner; it is parsed, never run. Look-alike: long prose and a long repeated separator.
+# Inert sample for the sandbox scanner; it is parsed, never run. Look-alike: long prose, a long repeated separator, and dense non-Latin text.
 HELP = 'This node blends two images with a soft mask. This node blends two images with a soft mask. This node blends two images with a soft mask. This node blends two images with a soft mask. This node blends two images with a soft mask. This node blends two images with a soft mask. This node blends two images with a soft mask. This node blends two images with a soft mask. '
 RULE = '============================================================================================================================================================================================================================================================================================================'
+SPINNER = "⠀⠁⠂⠃⠄⠅⠆⠇⠈⠉⠊⠋⠌⠍⠎⠏⠐⠑⠒⠓⠔⠕⠖⠗⠘⠙⠚⠛⠜⠝⠞⠟⠠⠡⠢⠣⠤⠥⠦⠧⠨⠩⠪⠫⠬⠭⠮⠯⠰⠱⠲⠳⠴⠵⠶⠷⠸⠹⠺⠻⠼⠽⠾⠿⡀⡁⡂⡃⡄⡅⡆⡇⡈⡉⡊⡋⡌⡍⡎⡏⡐⡑⡒⡓⡔⡕⡖⡗⡘⡙⡚⡛⡜⡝⡞⡟⡠⡡⡢⡣⡤⡥⡦⡧⡨⡩⡪⡫⡬⡭⡮⡯⡰⡱⡲⡳⡴⡵⡶⡷⡸⡹⡺⡻⡼⡽⡾⡿⢀⢁⢂⢃⢄⢅⢆⢇⢈⢉⢊⢋⢌⢍⢎⢏⢐⢑⢒⢓⢔⢕⢖⢗⢘⢙⢚⢛⢜⢝⢞⢟⢠⢡⢢⢣⢤⢥⢦⢧⢨⢩⢪⢫⢬⢭⢮⢯⢰⢱⢲⢳⢴⢵⢶⢷⢸⢹⢺⢻⢼⢽⢾⢿⣀⣁⣂⣃⣄⣅⣆⣇⣈⣉⣊⣋⣌⣍⣎⣏⣐⣑⣒⣓⣔⣕⣖⣗⣘⣙⣚⣛⣜⣝⣞⣟⣠⣡⣢⣣⣤⣥⣦⣧⣨⣩⣪⣫⣬⣭⣮⣯⣰⣱⣲⣳⣴⣵⣶⣷⣸⣹⣺⣻⣼⣽⣾⣿"
+LABEL_ZH = "图像混合节点使用柔和遮罩把两张图片按比例融合在一起并保留边缘细节图像混合节点使用柔和遮罩把两张图片按比例融合在一起并保留边缘细节图像混合节点使用柔和遮罩把两张图片按比例融合在一起并保留边缘细节图像混合节点使用柔和遮罩把两张图片按比例融合在一起并保留边缘细节图像混合节点使用柔和遮罩把两张图片按比例融合在一起并保留边缘细节图像混合节点使用柔和遮罩把两张图片按比例融合在一起并保留边缘细节图像混合节点使用柔和遮罩把两张图片按比例融合在一起并保留边缘细节图像混合节点使用柔和遮罩把两张图片按比例融合在一起并保留边缘细节"
