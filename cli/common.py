@@ -44,7 +44,7 @@ def plugins_for(custom_nodes: tuple[Path, ...], quiet: bool = False) -> PluginMa
 
 def read_json(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # tolerate the BOM some Windows editors write
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except IsADirectoryError:

@@ -81,7 +81,9 @@ def test_set_overrides_inputs_with_json_and_plain_values(comfy: Any, write_json:
     saved = workdir / "output" / "runs" / "a b_00001_.png"
     assert out.stdout.splitlines() == [str(Path("output") / "runs" / "a b_00001_.png")]
     with Image.open(saved) as png:
+        png.load()
         assert png.size == (7, 3) and png.getpixel((0, 0)) == (0, 255, 255)
+        assert json.loads(png.text["prompt"])["1"]["inputs"]["width"] == 7  # the prompt as run
     assert json.loads(path.read_text()) == api_prompt(), "--set must not rewrite the workflow file"
 
 
@@ -155,8 +157,39 @@ def test_check_json_has_comfyui_prompt_response_shape(comfy: Any, write_json: An
 def test_check_json_for_an_unknown_node(comfy: Any, write_json: Any) -> None:
     out = comfy("run", "--check", "--json", str(write_json("wf.json", {"5": {"class_type": "Nope", "inputs": {}}})))
     assert out.exit_code == 2
-    response = json.loads(out.stdout)
-    assert response["error"]["type"] == "invalid_prompt" and response["node_errors"] == {}
+    assert json.loads(out.stdout) == {
+        "error": {"type": "invalid_prompt", "message": "Cannot execute because node Nope does not exist.",
+                  "details": "Node ID '#5'", "extra_info": {}},
+        "node_errors": {}}
+
+
+def test_check_json_without_outputs(comfy: Any, write_json: Any) -> None:
+    out = comfy("run", "--check", "--json", str(write_json("wf.json", {"1": {"class_type": "PrimitiveInt",
+                                                                               "inputs": {"value": 1}}})))
+    assert out.exit_code == 2
+    assert json.loads(out.stdout) == {
+        "error": {"type": "prompt_no_outputs", "message": "Prompt has no outputs", "details": "", "extra_info": {}},
+        "node_errors": {}}
+
+
+def test_check_text_failure_is_one_line(comfy: Any, write_json: Any) -> None:
+    out = comfy("run", "--check", str(write_json("wf.json", api_prompt(width=0))))
+    assert out.exit_code == 2 and out.stdout == ""
+    assert out.stderr_lines == ["error: node 1 (EmptyImage) input 'width': value_smaller_than_min: "
+                                "Value 0 smaller than min of 1: width"]
+
+
+def test_workflow_file_with_a_byte_order_mark(comfy: Any, workdir: Path) -> None:
+    (workdir / "bom.json").write_text(json.dumps(api_prompt()), encoding="utf-8-sig")
+    out = comfy("run", "bom.json")
+    assert out.exit_code == 0, out.stderr_lines
+
+
+def test_workflow_file_that_is_not_text(comfy: Any, workdir: Path) -> None:
+    (workdir / "image.json").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    out = comfy("run", "image.json")
+    assert out.exit_code == 2 and len(out.stderr_lines) == 1
+    assert out.stderr_lines[0].startswith("error: image.json: not UTF-8 text")
 
 
 def test_check_json_partial_failure_still_ok(comfy: Any, write_json: Any) -> None:
