@@ -263,3 +263,20 @@ def test_rgba_round_trip_keeps_alpha_as_the_mask(folders: Folders) -> None:
     loaded, mask = call("LoadImage", image=f"{item['filename']} [output]")
     assert loaded.shape == (1, 2, 3, 3) and torch.allclose(loaded[..., 0], torch.ones(1, 2, 3))
     assert torch.allclose(mask, 1.0 - image[..., 3], atol=1 / 255)
+
+
+def test_changed_input_file_reruns_load_image(hearth_plugins: Any, folders: Folders) -> None:
+    from core.executor import Executor
+
+    executor = Executor(hearth_plugins.nodes(), folders=folders)
+    path = folders.input / "frame.png"
+    Image.new("RGB", (2, 2), (255, 0, 0)).save(path)
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "frame.png"}},
+              "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "f"}}}
+    assert executor.run(prompt).executed == ["1", "2"]
+    assert executor.run(prompt).executed == []  # same file: everything cached, nothing saved again
+    Image.new("RGB", (2, 2), (0, 0, 255)).save(path)
+    assert executor.run(prompt).executed == ["1", "2"]
+    assert saved_names(folders.output) == ["f_00001_.png", "f_00002_.png"]
+    with Image.open(folders.output / "f_00002_.png") as png:
+        assert png.getpixel((0, 0)) == (0, 0, 255)
