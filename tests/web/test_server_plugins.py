@@ -1,0 +1,60 @@
+"""Plugins extend the server: register_routes adds routes (bare and /api); the ComfyUI frontend takes / when present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import HearthServer
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.testclient import TestClient
+
+from core.hookspecs import hookimpl
+from core.plugins import load_plugins
+from core.types import Route
+from web import frontend
+from web.app import create_app
+from web.config import ServerConfig
+
+
+class StatusRoutes:
+    @hookimpl
+    def register_routes(self) -> list[Route]:
+        async def status(request: Request) -> dict[str, Any]:
+            return {"pack": "toy", "query": request.query_params.get("q")}
+
+        async def echo(request: Request) -> PlainTextResponse:
+            return PlainTextResponse((await request.body()).decode().upper())
+
+        return [Route("GET", "/toy/status", status), Route("post", "/toy/echo", echo)]
+
+
+def test_register_routes_mounts_plugin_routes_bare_and_under_api(tmp_path: Path) -> None:
+    plugins = load_plugins(environ={})
+    plugins.register(StatusRoutes(), "toy-routes")
+    app = create_app(ServerConfig(data=tmp_path), plugins=plugins)
+    with TestClient(app) as client:
+        for prefix in ("", "/api"):
+            assert client.get(f"{prefix}/toy/status", params={"q": "1"}).json() == {"pack": "toy", "query": "1"}
+            assert client.post(f"{prefix}/toy/echo", content=b"hi").text == "HI"
+        assert client.get("/api/features").status_code == 200  # the builtin API is still there
+
+
+def test_hearth_ui_takes_root_without_the_frontend(client: httpx.Client) -> None:
+    if frontend.static_folder() is not None:
+        pytest.skip("comfyui-frontend-package is installed: / serves it instead")
+    assert "<title>Hearth</title>" in client.get("/").text
+
+
+def test_comfyui_frontend_is_served_at_root_when_installed(server: HearthServer, client: httpx.Client) -> None:
+    folder = frontend.static_folder()
+    if folder is None:
+        pytest.skip("comfyui-frontend-package is not installed (optional extra: pip install comfy-hearth[frontend])")
+    root = client.get("/")
+    assert root.status_code == 200 and root.text == (folder / "index.html").read_text()
+    assert "<title>Hearth</title>" in client.get("/hearth/").text  # Hearth's UI stays at /hearth/
+    stats = client.get("/api/system_stats").json()
+    assert stats["system"]["required_frontend_version"] == frontend.version()
