@@ -211,8 +211,8 @@ class ModelManager:
                 continue
             old = self._records.pop(id(model.weights), None)
             room = spare + (old.resident_bytes if old is not None else 0)
-            if old is not None:  # re-place from scratch: grow a partial load, or shrink one to make room
-                old.placement.remove()
+            if old is not None:  # grow a partial load, or shrink one to make room: only the difference moves
+                old.placement.detach()
             full = model.nbytes <= room
             placement = place(model.module, device, model.offload_device, None if full else max(room, 0))
             self._record(model, device, placement, old)

@@ -126,25 +126,33 @@ class Placement:
             else:
                 holder[name] = offloaded
 
-    def remove(self) -> None:
-        """Take the hooks off and move every tensor of the model to the offload device."""
+    def detach(self) -> nn.Module | None:
+        """Take the hooks off, leaving every tensor where it is; returns the module if it is still alive."""
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
         module = self._module() if self._module is not None else None
-        if module is not None:
+        if module is not None and self._parked:
             for sub in module.modules():
                 self._stream_out(sub, None, None)  # a forward that raised leaves its unit streamed in
-                _move(sub, self.offload_device)
         self._parked.clear()
         self.resident, self.streamed = [], []
+        return module
+
+    def remove(self) -> None:
+        """Take the hooks off and move every tensor of the model to the offload device."""
+        module = self.detach()
+        if module is not None:
+            for sub in module.modules():
+                _move(sub, self.offload_device)
 
 
 def place(module: nn.Module, device: torch.device, offload_device: torch.device, budget: int | None) -> Placement:
     """Move as much of ``module`` to ``device`` as ``budget`` bytes allow (all of it when ``budget`` is None).
 
     Units that cannot stream go resident first, whatever the budget; then each streamable unit, in registration
-    order, goes resident if it still fits, and streams otherwise.
+    order, goes resident if it still fits, and streams otherwise. Tensors already where they belong do not move,
+    so placing a detached model again with a larger or smaller budget moves only the difference.
     """
     placement = Placement(device, offload_device, _module=weakref.ref(module))
     found = units(module)
