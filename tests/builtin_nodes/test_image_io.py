@@ -280,3 +280,20 @@ def test_changed_input_file_reruns_load_image(hearth_plugins: Any, folders: Fold
     assert saved_names(folders.output) == ["f_00001_.png", "f_00002_.png"]
     with Image.open(folders.output / "f_00002_.png") as png:
         assert png.getpixel((0, 0)) == (0, 0, 255)
+
+
+def test_load_transparent_animated_gif_masks_every_frame(folders: Folders) -> None:
+    frames = []
+    for index in range(3):
+        frame = Image.new("P", (4, 3), index + 1)
+        frame.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * 756)
+        frame.putpixel((0, 0), 0)  # the transparent palette entry
+        frames.append(frame)
+    frames[0].save(folders.input / "t.gif", save_all=True, append_images=frames[1:], transparency=0, duration=50,
+                   disposal=2)
+    image, mask = call("LoadImage", image="t.gif")
+    assert image.shape == (3, 3, 4, 3) and mask.shape == (3, 3, 4)
+    expected = torch.zeros(3, 3, 4)
+    expected[:, 0, 0] = 1.0
+    assert torch.equal(mask, expected)
+    assert torch.allclose(image[2, 1, 1], torch.tensor([0.0, 0.0, 1.0]))
