@@ -322,7 +322,8 @@ class ModelManager:
             release_memory()
 
     def _live_records(self) -> list[LoadedModel]:
-        return [r for r in self._records.values() if r.weights_ref() is not None]
+        # A snapshot first: a model dropped in another thread runs _forget, which edits the dict, at any moment.
+        return [r for r in list(self._records.values()) if r.weights_ref() is not None]
 
     # -- status --------------------------------------------------------------------------------------------
 
