@@ -154,3 +154,32 @@ def test_hook_resolve_model_format(hearth_plugins, tiny_files, tmp_path):
     save_file(tensors, str(plain))
     assert detect_with_plugins(plain, hearth_plugins).extra["prediction"] == "v"
     assert detect_with_plugins(tiny_files["sd1"], hearth_plugins).name == "sd1"  # other families untouched
+
+
+def test_export_variants_load(tiny_files, tmp_path):
+    """Layouts that other tools write: linear VAE attention, a Linear-style text projection, VAE loss keys,
+    position_ids buffers. Each must give the same model as the plain file."""
+    tensors, metadata = read_state_dict(tiny_files["sdxl"])
+    variant = dict(tensors)
+    for key in [k for k in variant if ".mid.attn_1." in k and k.endswith("weight") and variant[k].ndim == 4]:
+        variant[key] = variant[key][:, :, 0, 0].contiguous()
+    proj = "conditioner.embedders.1.model.text_projection"
+    variant[proj + ".weight"] = variant.pop(proj).t().contiguous()
+    variant["first_stage_model.loss.logvar"] = torch.zeros(())
+    variant["conditioner.embedders.0.transformer.text_model.embeddings.position_ids"] = torch.arange(77)[None]
+    path = tmp_path / "variant.safetensors"
+    save_file(variant, str(path), metadata=metadata)
+
+    plain, other = load_checkpoint(tiny_files["sdxl"]), load_checkpoint(path)
+    image = torch.rand(1, 16, 16, 3)
+    assert torch.equal(plain.vae.encode(image), other.vae.encode(image))
+    assert all(torch.equal(a, b) for a, b in zip(plain.clip.encode("a fox"), other.clip.encode("a fox"), strict=True))
+
+
+def test_plugin_entry_point_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, hearth_sd.plugin; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

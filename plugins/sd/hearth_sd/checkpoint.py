@@ -42,8 +42,9 @@ from .unet import UNetConfig, UNetModel
 from .vae import AutoencoderKL, VAEConfig
 
 CONFIG_METADATA_KEY = "hearth.sd.config"
-# Keys that some checkpoints carry and the modules rightly do not have.
-_IGNORED = re.compile(r"(^|\.)(position_ids|attn_mask)$")
+# Keys that some checkpoints carry and the modules rightly do not have: buffers older exports saved, and the VAE's
+# training loss (LPIPS and discriminator) that some VAE files still hold.
+_IGNORED = re.compile(r"(^|\.)(position_ids|attn_mask)$|^loss\.")
 
 
 def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -169,6 +170,15 @@ def _fix_vae_attention(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     }
 
 
+def _fix_text_projection(sd: dict[str, torch.Tensor], spec: TextEncoderSpec) -> dict[str, torch.Tensor]:
+    # Some OpenCLIP exports store the projection as a Linear (``text_projection.weight``, [out, in]); open_clip
+    # applies it as ``x @ text_projection`` ([in, out]).
+    if spec.layout == "open_clip" and "text_projection.weight" in sd and "text_projection" not in sd:
+        sd = dict(sd)
+        sd["text_projection"] = sd.pop("text_projection.weight").t().contiguous()
+    return sd
+
+
 def build(module_type: type[nn.Module], config: Any, sd: Mapping[str, torch.Tensor], source: str) -> nn.Module:
     """Make a module without initialising it (on the meta device) and adopt the checkpoint tensors directly.
 
@@ -239,7 +249,7 @@ def load_checkpoint(
 
     encoders = {}
     for spec in family.text_encoders:
-        text_sd = section(state_dict, spec.prefix)
+        text_sd = _fix_text_projection(section(state_dict, spec.prefix), spec)
         config = text_config_from_state_dict(text_sd, spec, overrides.get("text_heads", {}).get(spec.name))
         module_type = CLIPTextEncoder if spec.layout == "hf" else OpenCLIPTextEncoder
         encoders[spec.name] = build(module_type, config, text_sd, f"{path} (text encoder {spec.name})").to(

@@ -180,12 +180,12 @@ class CLIP:
         if weighted:
             rows.append(chunk_words([], spec.pad_token)[0])  # the empty prompt, for interpolation
         ids = torch.tensor([c.tokens for c in rows], device=param.device)
-        embeds = model.token_embedding(ids)
-        for r, chunk in enumerate(rows):
-            for pos, vector in chunk.vectors.items():
-                embeds[r, pos] = vector.to(embeds)
         layer = spec.default_layer if self.layer is None else self.layer
         with torch.no_grad():
+            embeds = model.token_embedding(ids)
+            for r, chunk in enumerate(rows):
+                for pos, vector in chunk.vectors.items():
+                    embeds[r, pos] = vector.to(embeds)
             out = model(ids, input_embeds=embeds, layer=layer, norm_hidden=spec.norm_hidden)
         z = out.hidden.float()
         if weighted:
