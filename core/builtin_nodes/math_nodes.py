@@ -44,6 +44,8 @@ def evaluate(expression: str, variables: dict[str, float]) -> float:
         tree = ast.parse(expression.strip() or "0", mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(f"cannot parse expression {expression!r}: {exc.msg}") from None
+    except (RecursionError, MemoryError):
+        raise ExpressionError("expression nests too deeply") from None
     names = {**_CONSTANTS, **variables}
 
     def walk(item: ast.AST) -> Any:
@@ -77,7 +79,15 @@ def evaluate(expression: str, variables: dict[str, float]) -> float:
             return _FUNCTIONS[item.func.id](*(walk(arg) for arg in item.args))
         raise ExpressionError(f"{type(item).__name__} is not allowed in a math expression")
 
-    return walk(tree)
+    try:
+        return walk(tree)
+    except ExpressionError:
+        raise
+    except (ArithmeticError, ValueError, TypeError) as exc:
+        # "math range error" alone does not say which expression; the user typed it, so name it.
+        raise ExpressionError(f"cannot evaluate {expression!r}: {exc}") from None
+    except RecursionError:
+        raise ExpressionError("expression nests too deeply") from None
 
 
 def _power(base: Any, exponent: Any) -> Any:
@@ -100,9 +110,13 @@ def _short(value: Any) -> str:
 def _apply(op: str, a: Any, b: Any) -> Any:
     if op in ("divide", "floor_divide", "modulo") and b == 0:
         raise ZeroDivisionError(f"{op} by zero (b is 0)")
-    return {"add": operator.add, "subtract": operator.sub, "multiply": operator.mul, "divide": operator.truediv,
-            "floor_divide": operator.floordiv, "modulo": operator.mod, "power": operator.pow, "min": min,
-            "max": max}[op](a, b)
+    function = {"add": operator.add, "subtract": operator.sub, "multiply": operator.mul, "divide": operator.truediv,
+                "floor_divide": operator.floordiv, "modulo": operator.mod, "power": operator.pow, "min": min,
+                "max": max}[op]
+    try:
+        return function(a, b)
+    except OverflowError:
+        raise OverflowError(f"{op} of {a} and {b}: the result is too large for a float") from None
 
 
 @node(Schema("IntMath", category=CATEGORY, display_name="Int Math",

@@ -102,3 +102,21 @@ def test_math_expression_node_reports_expression_errors() -> None:
 def test_math_expression_complex_result_is_an_expression_error() -> None:
     with pytest.raises(ExpressionError, match="not a real number"):
         call("MathExpression", expression="(0 - 8) ** 0.5", a=0.0, b=0.0, c=0.0)
+
+
+@pytest.mark.parametrize(("expression", "message"), [
+    ("a / 0", "cannot evaluate 'a / 0': float division by zero"),
+    ("exp(1000)", "cannot evaluate 'exp\\(1000\\)': math range error"),
+    ("sqrt(-1)", "math domain error"),
+    ("max()", "max expected at least 1 argument"),
+    ("10.0 ** 400", "cannot evaluate"),
+    ("-" * 2000 + "1", "nests too deeply"),
+])
+def test_evaluate_errors_name_the_expression(expression: str, message: str) -> None:
+    with pytest.raises(ExpressionError, match=message):
+        evaluate(expression, {"a": 1.0})
+
+
+def test_float_overflow_names_the_operation() -> None:
+    with pytest.raises(OverflowError, match="^power of 10.0 and 400.0: the result is too large for a float$"):
+        call("FloatMath", a=10.0, b=400.0, operation="power")
