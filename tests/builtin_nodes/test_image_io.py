@@ -216,10 +216,11 @@ def test_validate_inputs_names_a_missing_file(folders: Folders) -> None:
 def test_image_name_cannot_leave_the_input_folder(folders: Folders, name: str) -> None:
     (folders.input.parent / "secret.png").write_bytes(b"")
     message = NODES["LoadImage"].VALIDATE_INPUTS(image=name)
-    assert isinstance(message, str)
-    assert "leaves the" in message or "Invalid image file" in message
-    with pytest.raises((ValueError, FileNotFoundError)):
+    assert isinstance(message, str) and message.startswith(f"image path {name!r} leaves the ")
+    with pytest.raises(ValueError, match="leaves the"):
         call("LoadImage", image=name)
+    with pytest.raises(ValueError, match="leaves the"):
+        NODES["LoadImage"].IS_CHANGED(image=name)
 
 
 def test_image_name_traversal_is_refused_at_validation(run_prompt: Any, hearth_folders: Folders) -> None:
@@ -297,3 +298,9 @@ def test_load_transparent_animated_gif_masks_every_frame(folders: Folders) -> No
     expected[:, 0, 0] = 1.0
     assert torch.equal(mask, expected)
     assert torch.allclose(image[2, 1, 1], torch.tensor([0.0, 0.0, 1.0]))
+
+
+def test_annotated_image_name_cannot_leave_its_folder(folders: Folders) -> None:
+    message = NODES["LoadImage"].VALIDATE_INPUTS(image="../input/x.png [output]")
+    assert message == f"image path '../input/x.png' leaves the {folders.output} folder"
+    assert NODES["LoadImage"].VALIDATE_INPUTS(image="x.png [temp]").startswith("Invalid image file: x.png [temp]")
