@@ -128,21 +128,24 @@ def list_pack_files(pack_dir: str | Path, includes: Iterable[str] = ()) -> list[
     `includes` ([tool.comfy] includes) adds folders that are built rather than tracked, e.g. a compiled web UI.
     """
     pack_dir = Path(pack_dir)
+    root = pack_dir.resolve()
     tracked = _git_files(pack_dir)
     files = set(tracked if tracked is not None else _walk_files(pack_dir))
+    # Like comfy-cli, `includes` win over .comfyignore: they name build output that is ignored on purpose.
+    forced: set[str] = set()
     for inc in includes:
-        target = (pack_dir / inc).resolve()
-        if not target.is_relative_to(pack_dir.resolve()):
+        target = (pack_dir / inc.lstrip("/")).resolve()
+        if not target.is_relative_to(root):
             raise ArchiveError(f"{pack_dir}: includes entry {inc!r} points outside the pack")
         if target.is_dir():
-            files.update(p.relative_to(pack_dir.resolve()).as_posix() for p in target.rglob("*") if p.is_file())
+            forced.update(p.relative_to(root).as_posix() for p in target.rglob("*") if p.is_file())
         elif target.is_file():
-            files.add(target.relative_to(pack_dir.resolve()).as_posix())
+            forced.add(target.relative_to(root).as_posix())
     ignore_file = pack_dir / ".comfyignore"
     rules = parse_ignore(ignore_file.read_text(encoding="utf-8").splitlines()) if ignore_file.is_file() else []
     kept = []
-    for rel in sorted(files):
-        if set(rel.split("/")) & ALWAYS_EXCLUDED or is_ignored(rel, rules):
+    for rel in sorted(files | forced):
+        if set(rel.split("/")) & ALWAYS_EXCLUDED or (rel not in forced and is_ignored(rel, rules)):
             continue
         full = pack_dir / rel
         if full.is_symlink():

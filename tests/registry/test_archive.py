@@ -28,10 +28,11 @@ def test_archive_is_reproducible(tmp_path: Path):
 
 
 def test_includes_add_untracked_build_output(tmp_path: Path):
-    pack = make_pack(tmp_path, "p", git=True)
+    pack = make_pack(tmp_path, "p", git=True, extra_files={".comfyignore": "dist/\n"})
     (pack / "dist").mkdir()
     (pack / "dist" / "ui.js").write_text("ui")
-    assert "dist/ui.js" in list_pack_files(pack, includes=["dist"])
+    assert "dist/ui.js" not in list_pack_files(pack)
+    assert "dist/ui.js" in list_pack_files(pack, includes=["dist"])  # includes win over .comfyignore
     with pytest.raises(ArchiveError, match="outside the pack"):
         list_pack_files(pack, includes=["../.."])
 
