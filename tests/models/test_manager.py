@@ -182,3 +182,15 @@ def test_only_standard_layers_or_marked_ones_stream():
     placement = manager.loaded_models()[0].placement
     assert [u.name for u in placement.resident] == ["0", "3"]
     assert [u.name for u in placement.streamed] == ["1", "2"]
+
+
+def test_a_group_too_big_for_the_budget_loads_the_rest_partially():
+    a, b = model("a"), model("b", seed=1)
+    x = torch.randn(3, 32)
+    expected = b.module(x)
+    manager = ModelManager("cpu", budgets={"cpu": int(1.5 * a.nbytes)})
+    manager.load([a, b])
+    records = {r.name: r for r in manager.loaded_models()}
+    assert not records["a"].partial and records["b"].partial
+    assert manager.used_bytes("cpu") <= manager.budget()
+    assert torch.equal(b.module(x), expected)
