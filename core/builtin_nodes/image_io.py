@@ -103,7 +103,7 @@ class LoadImage:
         except ValueError as exc:
             return str(exc)
         if not path.is_file():
-            return f"Invalid image file: {image} (not found in {context.folders().input})"
+            return f"Invalid image file: {image} (no file at {path})"
         return True
 
 

@@ -303,4 +303,5 @@ def test_load_transparent_animated_gif_masks_every_frame(folders: Folders) -> No
 def test_annotated_image_name_cannot_leave_its_folder(folders: Folders) -> None:
     message = NODES["LoadImage"].VALIDATE_INPUTS(image="../input/x.png [output]")
     assert message == f"image path '../input/x.png' leaves the {folders.output} folder"
-    assert NODES["LoadImage"].VALIDATE_INPUTS(image="x.png [temp]").startswith("Invalid image file: x.png [temp]")
+    message = NODES["LoadImage"].VALIDATE_INPUTS(image="x.png [temp]")
+    assert message == f"Invalid image file: x.png [temp] (no file at {(folders.temp / 'x.png').resolve()})"
