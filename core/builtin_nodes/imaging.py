@@ -38,17 +38,18 @@ def tensor_to_pil(image: Any) -> Image.Image:
 
 
 def center_crop_box(width: int, height: int, target_w: int, target_h: int) -> tuple[int, int, int, int]:
-    """The (x, y, w, h) region of a width x height image with the target's aspect ratio, centred."""
+    """The (x, y, w, h) region of a width x height image with the target's aspect ratio, centred.
+
+    As ComfyUI: the margin on each side is rounded and the same on both, so the region can be one pixel off
+    the exact aspect ratio; matching it keeps results pixel-identical to ComfyUI's.
+    """
     old, new = width / height, target_w / target_h
     x = y = 0
-    w, h = width, height
     if old > new:
-        w = round(width * new / old)
-        x = (width - w) // 2
+        x = round((width - width * new / old) / 2)
     elif old < new:
-        h = round(height * old / new)
-        y = (height - h) // 2
-    return x, y, w, h
+        y = round((height - height * old / new) / 2)
+    return x, y, width - 2 * x, height - 2 * y
 
 
 def upscale(images: Any, width: int, height: int, method: str, crop: str = "disabled") -> Any:

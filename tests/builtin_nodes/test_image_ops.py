@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.builtin_nodes.imaging import UPSCALE_METHODS
+from core.builtin_nodes.imaging import UPSCALE_METHODS, center_crop_box
 from core.nodes import NodeDefinition
 from tests.builtin_nodes.conftest import NODES, call, gradient
 
@@ -193,3 +193,13 @@ def test_scale_single_channel_image() -> None:
     (out,) = call("ImageScale", image=torch.full((1, 4, 4, 1), 0.5), upscale_method="lanczos", width=2, height=2,
                   crop="disabled")
     assert out.shape == (1, 2, 2, 1) and torch.allclose(out, torch.full_like(out, 0.5), atol=1 / 255)
+
+
+@pytest.mark.parametrize(("size", "target", "box"), [
+    ((16, 8), (4, 4), (4, 0, 8, 8)), ((4, 12), (2, 2), (0, 4, 4, 4)), ((8, 8), (3, 3), (0, 0, 8, 8)),
+    # Equal margins rounded as ComfyUI rounds them: 2.5 -> 2 on each side leaves 11 columns, not 10.
+    ((15, 10), (10, 10), (2, 0, 11, 10)), ((10, 15), (10, 10), (0, 2, 10, 11)),
+])
+def test_center_crop_region_matches_comfyui(size: tuple[int, int], target: tuple[int, int],
+                                            box: tuple[int, int, int, int]) -> None:
+    assert center_crop_box(*size, *target) == box
