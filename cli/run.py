@@ -61,6 +61,8 @@ def load_workflow(path: Path, registry: Any) -> tuple[dict[str, Any], dict[str, 
 def run(workflow: Path, out_dir: Path, input_dir: Path, assignments: tuple[str, ...], cache_spec: str, check: bool,
         as_json: bool, custom_nodes: tuple[Path, ...]) -> None:
     """Run WORKFLOW.json and print the paths of the files it saved."""
+    if as_json and not check:
+        raise UserError("--json works with --check only (comfy run --check --json WORKFLOW.json)")
     try:
         cache = make_cache(cache_spec)
     except ValueError as exc:

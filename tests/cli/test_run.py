@@ -374,3 +374,9 @@ def test_input_dir(comfy: Any, write_json: Any, workdir: Path) -> None:
         assert png.size == (5, 4) and png.getpixel((0, 0)) == (10, 20, 30)
     out = comfy("run", "wf.json")  # ./input has no in.png
     assert out.exit_code == 2 and "Invalid image file: in.png" in out.stderr_lines[0]
+
+
+def test_json_without_check_is_refused(comfy: Any, write_json: Any, workdir: Path) -> None:
+    out = comfy("run", "--json", str(write_json("wf.json", api_prompt())))
+    assert out.exit_code == 2 and len(out.stderr_lines) == 1 and "--json works with --check only" in out.stderr_lines[0]
+    assert not (workdir / "output").exists()
