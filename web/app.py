@@ -21,12 +21,13 @@ from fastapi.staticfiles import StaticFiles
 from core.plugins import PluginManager
 from web import frontend
 from web.config import ServerConfig
-from web.routes import BadRequest, error_response, files, hearth, history, nodes, prompt, users, ws
+from web.routes import BadRequest, error_response, files, hearth, history, nodes, prompt, templates, users, ws
 from web.runtime import ServerState
 from web.security import Guard, api_error
 
 log = logging.getLogger("hearth.web")
-API_ROUTERS = (prompt.router, history.router, nodes.router, files.router, users.router, hearth.router)
+API_ROUTERS = (prompt.router, history.router, nodes.router, files.router, users.router, templates.router,
+               hearth.router)
 
 
 def create_app(config: ServerConfig, plugins: PluginManager | None = None) -> FastAPI:

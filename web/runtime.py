@@ -80,7 +80,8 @@ class ServerState:
         self.started_at = time.time()
         folders = config.folders
         assert folders is not None
-        for folder in (folders.output, folders.input, folders.temp, config.user_dir / "workflows", config.models_dir):
+        for folder in (folders.output, folders.input, folders.temp, config.user_dir / "workflows",
+                       config.user_dir / "subgraphs", config.models_dir):
             folder.mkdir(parents=True, exist_ok=True)
         context.set_default_folders(folders)
         self.plugins = plugins if plugins is not None else load_plugins(custom_nodes=config.custom_nodes)

@@ -15,6 +15,8 @@ def test_frontend_boot_routes(client: httpx.Client, prefix: str) -> None:
     assert isinstance(client.get(f"{prefix}/settings").json(), dict)
     assert client.get(f"{prefix}/i18n").status_code in (200, 404)
     assert client.get(f"{prefix}/global_subgraphs").json() == {}
+    assert client.get(f"{prefix}/workflow_templates").status_code == 200
+    assert client.get(f"{prefix}/userdata", params={"dir": "subgraphs", "recurse": "true"}).json() == []
     assert client.get(f"{prefix}/embeddings").json() == ["style"]
     features = client.get(f"{prefix}/features").json()
     assert features["supports_preview_metadata"] is True and features["max_upload_size"] == 2 * 1024 * 1024
@@ -170,7 +172,7 @@ def test_free_is_accepted(client: httpx.Client) -> None:
 def test_hearth_ui_api(client: httpx.Client) -> None:
     plugins = client.get("/api/hearth/plugins").json()
     names = {p["name"]: p for p in plugins["plugins"]}
-    assert names["hearth_test_pack"]["node_count"] == 2 and names["builtin_nodes"]["tier"] == "default"
+    assert names["hearth_test_pack"]["node_count"] == 3 and names["builtin_nodes"]["tier"] == "default"
     assert plugins["nodes"]["HearthTestSlow"] == "hearth_test_pack"
     ui = (REPO / "examples/workflows/builtin_demo_ui.json").read_text()
     converted = client.post("/api/hearth/workflow", content=ui).json()
@@ -186,3 +188,18 @@ def test_ui_served_at_hearth_and_root(client: httpx.Client) -> None:
     assert client.get("/hearth", follow_redirects=True).status_code == 200
     root = client.get("/")
     assert root.status_code == 200 and "<html" in root.text.lower()
+
+
+def test_workflow_templates_of_packs(client: httpx.Client) -> None:
+    assert client.get("/api/workflow_templates").json() == {"hearth_test_pack": ["demo"]}
+    template = client.get("/api/workflow_templates/hearth_test_pack/demo.json")
+    assert template.status_code == 200 and template.json()["nodes"]
+    assert client.get("/api/workflow_templates/hearth_test_pack/..%2F__init__.py").status_code in (403, 404)
+    assert client.get("/api/workflow_templates/nope/demo.json").status_code == 404
+
+
+def test_experiment_models(client: httpx.Client) -> None:
+    folders = {f["name"]: f["folders"] for f in client.get("/api/experiment/models").json()}
+    assert "checkpoints" in folders
+    files = client.get("/api/experiment/models/checkpoints").json()
+    assert [(f["name"], f["pathIndex"]) for f in files] == [("sd/tiny.safetensors", 0)]

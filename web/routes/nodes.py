@@ -84,6 +84,27 @@ async def models_in(folder: str, state: ServerState = Depends(get_state)) -> Any
     return await run_in_threadpool(model_files, state.config.models_dir / folder)
 
 
+@router.get("/experiment/models")
+async def experiment_models(state: ServerState = Depends(get_state)) -> list[dict[str, Any]]:
+    """The frontend's model library: each folder with the paths it is read from."""
+    root = state.config.models_dir
+    return [{"name": name, "folders": [str(root / name)]} for name in model_folders(state)]
+
+
+@router.get("/experiment/models/{folder}")
+async def experiment_models_in(folder: str, state: ServerState = Depends(get_state)) -> Any:
+    if folder not in model_folders(state):
+        return JSONResponse({"error": {"type": "not_found", "message": f"No model folder {folder!r}",
+                                       "details": "", "extra_info": {}}}, status_code=404)
+    root = state.config.models_dir / folder
+
+    def describe() -> list[dict[str, Any]]:
+        return [{"name": name, "pathIndex": 0, "modified": (root / name).stat().st_mtime,
+                 "size": (root / name).stat().st_size} for name in model_files(root)]
+
+    return await run_in_threadpool(describe)
+
+
 @router.get("/embeddings")
 async def embeddings(state: ServerState = Depends(get_state)) -> list[str]:
     files = await run_in_threadpool(model_files, state.config.models_dir / "embeddings")
