@@ -12,6 +12,7 @@ from hearth_sd import plugin
 from hearth_sd.checkpoint import detect_family, load_checkpoint, load_vae, read_state_dict
 from hearth_sd.cli import make_tiny
 from hearth_sd.families import FAMILIES
+from hearth_sd.ops import compute_dtype_of
 from hearth_sd.sdxl_conditioning import sdxl_adm, sdxl_refiner_adm
 from hearth_sd.tiny import make_tiny_checkpoint
 from safetensors.torch import load_file, save_file
@@ -38,13 +39,15 @@ def test_tiny_checkpoint_loads_as_its_family(tiny_files, name):
         assert ckpt.clip.encoders[spec.name].config == spec.tiny
     assert ckpt.model.sampling.prediction == family.prediction  # sd2: v, from the file's ModelSpec metadata
 
-    # Every tensor in the file is in a module, unchanged (float16 in the file, float32 on the CPU).
+    # Every tensor in the file is in a module, unchanged: still float16 (memory-mapped, not copied), computing in
+    # float32 on the CPU through casting layers.
     tensors = load_file(str(path))
     modules = {"model.diffusion_model.": ckpt.model.unet, "first_stage_model.": ckpt.vae.model}
     modules.update({spec.prefix: ckpt.clip.encoders[spec.name] for spec in family.text_encoders})
     loaded = {p + k: v for p, m in modules.items() for k, v in m.state_dict().items()}
     assert loaded.keys() == tensors.keys()
-    assert all(torch.equal(loaded[k], tensors[k].float()) for k in tensors)
+    assert all(loaded[k].dtype == torch.float16 and torch.equal(loaded[k], tensors[k]) for k in tensors)
+    assert all(compute_dtype_of(m) == torch.float32 for m in modules.values())
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))
@@ -183,3 +186,25 @@ def test_plugin_entry_point_does_not_import_torch():
     code = "import sys, hearth_sd.plugin; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("name", ["sd1", "sdxl"])
+def test_casting_layers_equal_converted_weights(tiny_files, name):
+    """float16 weights cast per layer give exactly what the same weights converted to float32 up front give."""
+    kept = load_checkpoint(tiny_files[name])
+    converted = load_checkpoint(tiny_files[name])
+    for module in [converted.model.unet, converted.vae.model, *converted.clip.encoders.values()]:
+        module.float()
+        module.compute_dtype = None
+        for layer in module.modules():  # back to plain layers
+            for base in (torch.nn.Linear, torch.nn.Conv2d, torch.nn.GroupNorm, torch.nn.LayerNorm):
+                if isinstance(layer, base):
+                    layer.__class__ = base
+    assert next(converted.model.unet.parameters()).dtype == torch.float32
+    cond, pooled = kept.clip.encode("a (fox:1.3)")
+    assert all(torch.equal(a, b) for a, b in zip((cond, pooled), converted.clip.encode("a (fox:1.3)"), strict=True))
+    y = sdxl_adm(pooled, 64, 64) if name == "sdxl" else None
+    x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(kept.model(x, torch.tensor(2.0), cond, y), converted.model(x, torch.tensor(2.0), cond, y))
+    image = torch.rand(1, 16, 16, 3, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(kept.vae.decode(kept.vae.encode(image)), converted.vae.decode(converted.vae.encode(image)))

@@ -36,6 +36,7 @@ from .families import Family, TextEncoderSpec, get_family
 from .formats import UNET_PREFIX, VAE_PREFIX, prediction_from_metadata, sd_formats
 from .model import VAE, DiffusionModel
 from .open_clip_text import OpenCLIPTextEncoder
+from .ops import place
 from .sampling import PREDICTIONS, ModelSampling
 from .text_encoding import CLIP
 from .unet import UNetConfig, UNetModel
@@ -240,20 +241,20 @@ def load_checkpoint(
 
     unet_sd = section(state_dict, UNET_PREFIX)
     unet_cfg = unet_config_from_state_dict(unet_sd, family, overrides.get("unet", {}))
-    unet = build(UNetModel, unet_cfg, unet_sd, f"{path} (UNet)").to(device, dtype)
+    unet = place(build(UNetModel, unet_cfg, unet_sd, f"{path} (UNet)"), device, dtype)
 
     vae_sd = _fix_vae_attention(section(state_dict, VAE_PREFIX))
     vae = build(AutoencoderKL, vae_config_from_state_dict(vae_sd), vae_sd, f"{path} (VAE)")
     # Never float16 for the VAE: SDXL's overflows in it. bfloat16 where the device runs it well, else float32.
-    vae = vae.to(device, compute_dtype(device, (torch.bfloat16, torch.float32)))
+    vae = place(vae, device, compute_dtype(device, (torch.bfloat16, torch.float32)))
 
     encoders = {}
     for spec in family.text_encoders:
         text_sd = _fix_text_projection(section(state_dict, spec.prefix), spec)
         config = text_config_from_state_dict(text_sd, spec, overrides.get("text_heads", {}).get(spec.name))
         module_type = CLIPTextEncoder if spec.layout == "hf" else OpenCLIPTextEncoder
-        encoders[spec.name] = build(module_type, config, text_sd, f"{path} (text encoder {spec.name})").to(
-            device, dtype
+        encoders[spec.name] = place(
+            build(module_type, config, text_sd, f"{path} (text encoder {spec.name})"), device, dtype
         )
 
     clip = CLIP(family, encoders, embeddings=EmbeddingLibrary(embeddings), vocab_near=path)
@@ -269,4 +270,4 @@ def load_vae(path: str | Path, device: str | torch.device = "cpu") -> VAE:
     sd = _fix_vae_attention({k: v for k, v in sd.items() if not k.startswith("model_ema.")})
     vae = build(AutoencoderKL, vae_config_from_state_dict(sd), sd, f"{path} (VAE)")
     device = torch.device(device)
-    return VAE(vae.to(device, compute_dtype(device, (torch.bfloat16, torch.float32))))
+    return VAE(place(vae, device, compute_dtype(device, (torch.bfloat16, torch.float32))))

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .ops import compute_dtype_of
+
 
 @dataclass(frozen=True)
 class TextEncoderConfig:
@@ -174,7 +176,8 @@ class CLIPTextEncoder(nn.Module):
         if input_embeds is None:
             input_embeds = tm.embeddings.token_embedding(tokens)
         n = tokens.shape[1]
-        x = input_embeds.to(tm.final_layer_norm.weight.dtype) + tm.embeddings.position_embedding.weight[:n]
+        dtype = compute_dtype_of(self)
+        x = input_embeds.to(dtype) + tm.embeddings.position_embedding.weight[:n].to(dtype)
         states = []
         for block in tm.encoder.layers:
             x = block(x)

@@ -20,6 +20,7 @@ from .clip_text import (
     normal_init,
     select_output,
 )
+from .ops import cast_to, compute_dtype_of
 
 
 class _Attention(nn.Module):
@@ -34,7 +35,8 @@ class _Attention(nn.Module):
         nn.init.xavier_uniform_(self.in_proj_weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, k, v = nn.functional.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
+        weight, bias = cast_to(self.in_proj_weight, x), cast_to(self.in_proj_bias, x)
+        q, k, v = nn.functional.linear(x, weight, bias).chunk(3, dim=-1)
         return self.out_proj(causal_attention(q, k, v, self.heads))
 
 
@@ -93,13 +95,14 @@ class OpenCLIPTextEncoder(nn.Module):
         if input_embeds is None:
             input_embeds = self.token_embedding(tokens)
         n = tokens.shape[1]
-        x = input_embeds.to(self.ln_final.weight.dtype) + self.positional_embedding[:n]
+        dtype = compute_dtype_of(self)
+        x = input_embeds.to(dtype) + self.positional_embedding[:n].to(dtype)
         states = []
         for block in self.transformer.resblocks:
             x = block(x)
             states.append(x)
         final = self.ln_final(x)
         pooled = final[torch.arange(final.shape[0], device=final.device), tokens.argmax(dim=-1)]
-        pooled = pooled @ self.text_projection
+        pooled = pooled @ self.text_projection.to(pooled.dtype)
         hidden = select_output(states, final, self.ln_final, layer, norm_hidden)
         return TextEncoderOutput(hidden, pooled)

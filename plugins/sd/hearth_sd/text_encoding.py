@@ -27,6 +27,7 @@ from torch import nn
 
 from .embeddings import EmbeddingLibrary
 from .families import END_TOKEN, START_TOKEN, Family, TextEncoderSpec
+from .ops import compute_dtype_of
 from .prompt_weights import parse_prompt_weights
 from .tokenizer import CLIPTokenizer, find_vocab, get_tokenizer
 
@@ -182,7 +183,7 @@ class CLIP:
         ids = torch.tensor([c.tokens for c in rows], device=param.device)
         layer = spec.default_layer if self.layer is None else self.layer
         with torch.no_grad():
-            embeds = model.token_embedding(ids)
+            embeds = model.token_embedding(ids).to(compute_dtype_of(model))
             for r, chunk in enumerate(rows):
                 for pos, vector in chunk.vectors.items():
                     embeds[r, pos] = vector.to(embeds)

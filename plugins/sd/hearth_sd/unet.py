@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .ops import compute_dtype_of
+
 
 @dataclass(frozen=True)
 class UNetConfig:
@@ -294,7 +296,7 @@ class UNetModel(nn.Module):
         c = self.config
         if (y is None) != (c.adm_in_channels is None):
             raise ValueError("y (the ADM vector) is required exactly when the UNet has adm_in_channels")
-        dtype = self.time_embed[0].weight.dtype
+        dtype = compute_dtype_of(self)
         if timesteps.ndim == 0:
             timesteps = timesteps[None]
         t_emb = timestep_embedding(timesteps.expand(x.shape[0]), c.model_channels).to(dtype)

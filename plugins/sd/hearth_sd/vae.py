@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .ops import compute_dtype_of
+
 
 @dataclass(frozen=True)
 class VAEConfig:
@@ -181,7 +183,7 @@ class AutoencoderKL(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.post_quant_conv.weight.dtype
+        return compute_dtype_of(self)
 
     def encode_moments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of the latent distribution for images ``x`` in ``[-1, 1]``, ``[B, 3, H, W]``."""

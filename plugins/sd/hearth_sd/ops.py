@@ -1,0 +1,81 @@
+"""Layers that compute in a chosen dtype whatever their weights are stored in (cast as each layer runs).
+
+A checkpoint stored in float16 keeps its weights in float16 (memory-mapped from the file, costing no copy) while
+the CPU computes in float32: :func:`cast_layers` switches a module's Linear, Conv2d, GroupNorm and LayerNorm
+layers to variants that cast their weights to the input's dtype on the fly. Casting float16 to float32 is exact,
+so the results equal those of a model converted up front. This is the contract of ``core.models``: weights stay
+in their stored dtype; layers cast them as they run.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def cast_to(t: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
+    return None if t is None else t.to(dtype=like.dtype)
+
+
+class CastLinear(nn.Linear):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, cast_to(self.weight, x), cast_to(self.bias, x))
+
+
+class CastConv2d(nn.Conv2d):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, cast_to(self.weight, x), cast_to(self.bias, x))
+
+
+class CastGroupNorm(nn.GroupNorm):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.group_norm(x, self.num_groups, cast_to(self.weight, x), cast_to(self.bias, x), self.eps)
+
+
+class CastLayerNorm(nn.LayerNorm):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, self.normalized_shape, cast_to(self.weight, x), cast_to(self.bias, x), self.eps)
+
+
+_CASTING = {nn.Linear: CastLinear, nn.Conv2d: CastConv2d, nn.GroupNorm: CastGroupNorm, nn.LayerNorm: CastLayerNorm}
+
+
+def weights_dtype(module: nn.Module) -> torch.dtype:
+    """The dtype of a module's first floating-point parameter (float32 for a module without any)."""
+    return next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
+
+
+def compute_dtype_of(module: nn.Module) -> torch.dtype:
+    """The dtype a model computes in: the one :func:`cast_layers` set, else its weights' dtype."""
+    return getattr(module, "compute_dtype", None) or weights_dtype(module)
+
+
+def cast_layers(module: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """Make ``module`` compute in ``dtype`` without converting its weights; returns the same module.
+
+    The layers' classes change in place (same parameters, same ``state_dict``); the top-level model reads
+    ``compute_dtype`` to cast its inputs and the few raw parameters it uses directly.
+    """
+    for layer in module.modules():
+        casting = _CASTING.get(type(layer))
+        if casting is not None:
+            layer.__class__ = casting
+    module.compute_dtype = dtype
+    return module
+
+
+def place(module: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """Put a loaded model on ``device`` to compute in ``dtype``, copying weights only where that saves something.
+
+    Weights stored wider than ``dtype`` (float32 weights, float16 compute) are converted: smaller, and no cast per
+    forward. Weights stored narrower (float16 weights, float32 compute on a CPU) stay as they are and are cast
+    layer by layer, so a memory-mapped checkpoint is not duplicated in RAM.
+    """
+    module = module.to(device)
+    stored = weights_dtype(module)
+    if stored == dtype:
+        return module
+    if torch.finfo(stored).bits > torch.finfo(dtype).bits:
+        return module.to(dtype)
+    return cast_layers(module, dtype)
