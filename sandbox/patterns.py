@@ -66,11 +66,14 @@ HOME_LOOKUPS = frozenset({
     "sys.prefix", "sys.exec_prefix", "sys.base_prefix", "os.environ.get", "os.getenv",
 })
 
-OUTSIDE_PATH = re.compile(
-    r"^(/|~|[A-Za-z]:[\\/]|%\w+%|\$HOME)|site-packages|Start Menu|[\\/]Startup\b|\.bashrc|\.profile|\.zshrc"
-    r"|crontab|autostart|LaunchAgents",
+# A path is outside the pack when it starts at the root, the home folder or an environment variable...
+ABSOLUTE_PATH = re.compile(r"^(/|~|[A-Za-z]:[\\/]|%\w+%|\$HOME)")
+# ...or names a place that makes code run later (shell profiles, autostart, site-packages), wherever it appears.
+SENSITIVE_TARGETS = re.compile(
+    r"site-packages|Start Menu|[\\/]Startup\b|\.bashrc|\.profile|\.zshrc|crontab|autostart|LaunchAgents",
     re.IGNORECASE,
 )
+PATH_BUILDERS = frozenset({"os.path.join", "pathlib.Path", "Path", "pathlib.PurePath", "os.fspath", "str"})
 HARMLESS_PATH = re.compile(r"^/(tmp|dev/null)(/|$)")
 
 SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSW(OR)?D|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|COOKIE", re.IGNORECASE)

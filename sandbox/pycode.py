@@ -12,7 +12,7 @@ import ast
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 from sandbox import patterns
 from sandbox.findings import Finding
@@ -52,21 +52,23 @@ class Scanner:
         self.lines = source.splitlines()
         # One walk, shared by every collection below: on big files the walk is most of the cost.
         self.walk = _walk_with_depth(tree)
-        nodes = [node for node, _ in self.walk]
+        nodes = [node for node, _, _ in self.walk]
         self.imports = _Imports(nodes)
         self.defined = {n.name for n in nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
         self.docstrings = _docstrings(nodes)
         self.literal_names = _names_over_literals(nodes)
-        self.tainted: set[str] = set()
-        self.tainted = _decoded_names(nodes, self)
+        self.int_lists = _int_list_names(nodes)
+        self.scope = 0  # id() of the function being walked; 0 for module level
+        self.tainted: set[tuple[int, str]] = set()
+        self.tainted = _decoded_names(self.walk, self)
         self.findings: list[Finding] = []
         self.depth = 0  # > 0 inside a function or lambda: code there does not run at import
         self._reported: set[tuple[str, int]] = set()
         self._covered: set[int] = set()  # inner nodes of a chain already reported as a whole
 
     def run(self) -> list[Finding]:
-        for node, depth in self.walk:
-            self.depth = depth
+        for node, depth, scope in self.walk:
+            self.depth, self.scope = depth, scope
             check = getattr(self, f"visit_{type(node).__name__}", None)
             if check is not None:
                 check(node)
@@ -128,7 +130,7 @@ class Scanner:
 
     def _is_decoded(self, node: ast.AST) -> bool:
         for sub in ast.walk(node):
-            if isinstance(sub, ast.Name) and sub.id in self.tainted:
+            if isinstance(sub, ast.Name) and ((self.scope, sub.id) in self.tainted or (0, sub.id) in self.tainted):
                 return True
             if isinstance(sub, ast.Call) and _is_decoder(self.qualname(sub.func) or "", sub):
                 return True
@@ -162,19 +164,20 @@ class Scanner:
         return _is_literal(node) or isinstance(node, ast.Name) and node.id in self.literal_names
 
     def _check_chr(self, node: ast.Call, name: str) -> None:
-        # chr() over a range builds a character table; over stored codes it spells a hidden string.
+        # chr() over literal codes spells a hidden string; over a range or decoded bytes it is a table or a codec.
         if name == "map" and node.args and isinstance(node.args[0], ast.Name) and node.args[0].id == "chr":
-            if not self._over_range(node):
+            if self._over_codes(node):
                 self.report("obfuscation.chr-build", node)
         elif isinstance(node.func, ast.Attribute) and node.func.attr == "join" and node.args:
-            if any(_is_chr_call(sub) for sub in ast.walk(node.args[0])) and not self._over_range(node):
+            if any(_is_chr_call(sub) for sub in ast.walk(node.args[0])) and self._over_codes(node):
                 self.report("obfuscation.chr-build", node)
             elif isinstance(node.args[0], ast.Call) and self.qualname(node.args[0].func) == "reversed" \
                     and node.args[0].args and _is_str(node.args[0].args[0]):
                 self.report("obfuscation.reversed", node)
 
-    def _over_range(self, node: ast.AST) -> bool:
-        return any(isinstance(sub, ast.Call) and self.qualname(sub.func) == "range" for sub in ast.walk(node))
+    def _over_codes(self, node: ast.AST) -> bool:
+        """True when the expression reads literal character codes (written inline or in a named list)."""
+        return any(_is_code_list(sub) or isinstance(sub, ast.Name) and sub.id in self.int_lists for sub in ast.walk(node))
 
     def _check_write(self, node: ast.Call, name: str) -> None:
         target: ast.AST | None = None
@@ -190,14 +193,31 @@ class Scanner:
             self.report("fs.write-outside", node)
 
     def _outside_pack(self, node: ast.AST) -> bool:
+        lead = self._leading_string(node)
+        if lead is not None and patterns.ABSOLUTE_PATH.match(lead) and not patterns.HARMLESS_PATH.match(lead):
+            return True
         for sub in ast.walk(node):
-            if _is_str(sub) and patterns.OUTSIDE_PATH.search(sub.value) and not patterns.HARMLESS_PATH.match(sub.value):
+            if _is_str(sub) and patterns.SENSITIVE_TARGETS.search(sub.value):
                 return True
             if isinstance(sub, (ast.Call, ast.Attribute)):
                 qual = self.qualname(sub.func if isinstance(sub, ast.Call) else sub) or ""
                 if qual in patterns.HOME_LOOKUPS:
                     return True
         return False
+
+    def _leading_string(self, node: ast.AST) -> str | None:
+        """The literal a path expression starts with: only a leading "/" or "~" makes a path absolute."""
+        while True:
+            if _is_str(node):
+                return node.value
+            if isinstance(node, ast.JoinedStr) and node.values:
+                node = node.values[0]
+            elif isinstance(node, ast.BinOp):
+                node = node.left
+            elif isinstance(node, ast.Call) and node.args and self.qualname(node.func) in patterns.PATH_BUILDERS:
+                node = node.args[0]
+            else:
+                return None
 
     # -- other shapes ---------------------------------------------------------------------------------------------
 
@@ -301,24 +321,25 @@ def _strings(node: ast.AST) -> Iterator[str]:
             yield sub.value
 
 
-def _walk_with_depth(tree: ast.Module) -> list[tuple[ast.AST, int]]:
-    """Every node with its depth in import-time terms, iteratively (no recursion limit to hit).
+def _walk_with_depth(tree: ast.Module) -> list[tuple[ast.AST, int, int]]:
+    """Every node with its import-time depth and its scope, iteratively (no recursion limit to hit).
 
     Depth grows inside a function body, a lambda or an `if __name__ == "__main__":` block: code there does not
-    run when the module is imported.
+    run when the module is imported. The scope is the id() of the innermost function (0 at module level).
     """
-    out: list[tuple[ast.AST, int]] = []
-    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    out: list[tuple[ast.AST, int, int]] = []
+    stack: list[tuple[ast.AST, int, int]] = [(tree, 0, 0)]
     while stack:
-        node, depth = stack.pop()
-        out.append((node, depth))
-        inner = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) or (
-            isinstance(node, ast.If) and _is_main_guard(node.test))
+        node, depth, scope = stack.pop()
+        out.append((node, depth, scope))
+        function = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        inner = function or (isinstance(node, ast.If) and _is_main_guard(node.test))
+        child_scope = id(node) if function else scope
         for child in ast.iter_child_nodes(node):
             if isinstance(child, _LEAVES):  # nothing below them: skip the costly child lookup
-                out.append((child, depth + inner))
+                out.append((child, depth + inner, child_scope))
             elif not isinstance(child, _IGNORED):
-                stack.append((child, depth + inner))
+                stack.append((child, depth + inner, child_scope))
     return out
 
 
@@ -346,22 +367,39 @@ def _names_over_literals(nodes: list[ast.AST]) -> set[str]:
     return {name for name, literal in names.items() if literal}
 
 
-def _decoded_names(nodes: list[ast.AST], scanner: Scanner) -> set[str]:
-    """Names that hold decoded data somewhere in the file (flow-insensitive, so `a = b64decode(..); exec(a)`)."""
-    tainted: set[str] = set()
-    if not any(isinstance(n, ast.Call) and _is_decoder(scanner.qualname(n.func) or "", n) for n in nodes):
+def _decoded_names(walk: list[tuple[ast.AST, int, int]], scanner: Scanner) -> set[tuple[int, str]]:
+    """(scope, name) pairs that hold decoded data: `a = b64decode(..); exec(a)` in one function or at module level.
+
+    Flow-insensitive within a scope, so the order of statements does not matter; scoped, so a short name
+    decoded in one function does not taint the same name elsewhere.
+    """
+    tainted: set[tuple[int, str]] = set()
+    if not any(isinstance(n, ast.Call) and _is_decoder(scanner.qualname(n.func) or "", n) for n, _, _ in walk):
         return tainted
-    assigns = [n for n in nodes if isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None]
+    assigns = [(n, scope) for n, _, scope in walk if isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None]
     for _ in range(3):  # a few rounds follow chains such as `a = decode(x); b = a.decode()`
         scanner.tainted = tainted
         before = len(tainted)
-        for node in assigns:
+        for node, scope in assigns:
+            scanner.scope = scope
             if scanner._is_decoded(node.value):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                tainted |= {t.id for target in targets for t in ast.walk(target) if isinstance(t, ast.Name)}
+                tainted |= {(scope, t.id) for target in targets for t in ast.walk(target) if isinstance(t, ast.Name)}
         if len(tainted) == before:
             break
+    scanner.scope = 0
     return tainted
+
+
+def _int_list_names(nodes: list[ast.AST]) -> set[str]:
+    """Names assigned a literal list of character codes, which chr() can turn into a hidden string."""
+    return {target.id for node in nodes if isinstance(node, ast.Assign) and _is_code_list(node.value)
+            for target in node.targets if isinstance(target, ast.Name)}
+
+
+def _is_code_list(node: ast.AST) -> bool:
+    return isinstance(node, (ast.List, ast.Tuple)) and len(node.elts) >= 4 and all(
+        isinstance(e, ast.Constant) and isinstance(e.value, int) for e in node.elts)
 
 
 def entropy(text: str) -> float:
@@ -397,7 +435,7 @@ def scan_python(path: str, source: bytes) -> list[Finding]:
         problem = finding("obfuscation.deep-nesting", path, 0, str(exc))
     else:
         scanner = Scanner(path, text, tree)
-        data = _data_lines(node for node, _ in scanner.walk) if long_lines else set()
+        data = _data_lines([node for node, _, _ in scanner.walk], text) if long_lines else set()
         return _long_line(path, text, long_lines, data) + scanner.run()
     return _long_line(path, text, long_lines, set()) + [problem]
 
@@ -412,15 +450,25 @@ def _long_line(path: str, text: str, numbers: list[int], data: set[int]) -> list
     return []
 
 
-def _data_lines(nodes: Iterable[ast.AST]) -> set[int]:
-    """Lines of statements that only assign literal data (a table of numbers is long, not packed code).
+def _data_lines(nodes: list[ast.AST], text: str) -> set[int]:
+    """Lines that hold data rather than code: a statement assigning only literals (a table of numbers), or a
+    line that is mostly one string (a long prompt). Long, but not packed code.
 
     Encoded blobs in such literals are still caught by the entropy rule.
     """
     lines: set[int] = set()
+    literal_bytes: Counter[int] = Counter()
     for node in nodes:
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None and _is_data(node.value):
             lines.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+        elif isinstance(node, ast.Constant) and node.end_lineno is not None and node.end_col_offset is not None:
+            if node.lineno == node.end_lineno:
+                literal_bytes[node.lineno] += node.end_col_offset - node.col_offset
+            else:  # a string over several lines: every line of it is text
+                lines.update(range(node.lineno, node.end_lineno + 1))
+    for number, line in enumerate(text.splitlines(), 1):
+        if literal_bytes[number] >= 0.8 * len(line.encode("utf-8", "surrogateescape")):
+            lines.add(number)
     return lines
 
 
