@@ -67,6 +67,7 @@ class Version(SQLModel, table=True):
     manifest: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # Verification: who claimed it and when (so a crashed worker's claim expires), result and verifier used.
     verify_claimed_at: datetime | None = None
+    verify_claimed_by: str = Field(default="", sa_column_kwargs={"server_default": ""})  # "host:pid"
     verified_at: datetime | None = None
     verdict: str = ""
     verifier: str = ""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 import shutil
 import tomllib
@@ -211,30 +210,24 @@ def accept_upload(registry: Registry, secret: str, tmp: Path, sha256: str, size:
     return version
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def recover(registry: Registry) -> dict[str, int]:
     """Clean up after a crash: temporary files of dead processes, blobs no version refers to (older than the
-    grace period, so another live process's blob about to be committed is safe), and long-expired tickets."""
-    removed = {"temp": 0, "blobs": 0, "tickets": 0}
+    grace period, so another live process's blob about to be committed is safe), verification claims of dead
+    processes, and long-expired tickets."""
+    from registry_server.verification.services import pid_alive, release_dead_claims
+
+    removed = {"temp": 0, "blobs": 0, "tickets": 0, "claims": 0}
     tmp_dir = registry.settings.tmp_dir
     if tmp_dir.is_dir():
         for entry in tmp_dir.iterdir():
             parts = entry.name.split("-")
-            if len(parts) > 1 and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+            if len(parts) > 1 and parts[1].isdigit() and not pid_alive(int(parts[1])):
                 shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
                 removed["temp"] += 1
     removed["blobs"] = collect_garbage(registry, registry.settings.gc_grace_s)
     cutoff = utcnow() - timedelta(days=1)
     with Session(registry.engine) as session:
+        removed["claims"] = release_dead_claims(session)
         removed["tickets"] = session.execute(
             delete(UploadTicket).where(UploadTicket.used_at.is_(None), UploadTicket.expires_at < cutoff)).rowcount
         session.commit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -80,6 +81,39 @@ def run_checks(archive: Path, settings: Settings) -> tuple[checks.Report, str]:
                          nodes=[dict(n) for n in report.nodes], import_ok=bool(report.import_ok)), "sandbox"
 
 
+def claimant() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def release_dead_claims(session: Session) -> int:
+    """Give back claims held by processes of this host that no longer exist (a crash mid-verification), so
+    their versions are verified now rather than when the claim times out."""
+    from registry_server.packs.models import PENDING, Version
+
+    host = socket.gethostname() + ":"
+    released = 0
+    rows = session.exec(select(Version.id, Version.verify_claimed_by).where(
+        Version.status == PENDING, Version.verify_claimed_at.is_not(None),
+        Version.verify_claimed_by.startswith(host))).all()
+    for vid, by in rows:
+        pid = by.rsplit(":", 1)[-1]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            released += session.execute(update(Version).where(Version.id == vid, Version.verify_claimed_by == by)
+                                        .values(verify_claimed_at=None, verify_claimed_by="")).rowcount
+    session.commit()
+    return released
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def claim_next(session: Session) -> str | None:
     """Atomically claim one pending version for this worker (works across processes and databases)."""
     from registry_server.packs.models import PENDING, Version
@@ -89,7 +123,7 @@ def claim_next(session: Session) -> str | None:
     claimable = (Version.status == PENDING, or_(Version.verify_claimed_at.is_(None), Version.verify_claimed_at < stale))
     for vid in session.exec(select(Version.id).where(*claimable).order_by(Version.uploaded_at).limit(5)).all():
         won = session.execute(update(Version).where(Version.id == vid, *claimable)
-                              .values(verify_claimed_at=now)).rowcount
+                              .values(verify_claimed_at=now, verify_claimed_by=claimant())).rowcount
         session.commit()
         if won == 1:
             return vid

@@ -93,3 +93,35 @@ def test_orphan_blobs_are_collected_at_start(make_server, tmp_path: Path):
     hub.http = httpx.Client(base_url=server.url, timeout=30)
     assert hub.http.get(f"/api/v1/files/{kept['sha256']}").status_code == 200
     assert hub.http.get(f"/api/v1/files/{kept['wheel'].split('/')[-2]}").status_code == 200
+
+
+def test_claim_of_a_dead_verifier_is_released_at_start(make_server, tmp_path: Path):
+    """A server killed mid-verification leaves a claimed, pending version; the restart verifies it at once."""
+    import socket
+
+    from sqlalchemy import update
+
+    from registry_server.db import utcnow
+
+    server, hub = make_server("sqlite")
+    pub, token = hub.new_publisher()
+    name = unique("claimed-")
+    hub.publish_dir(make_pack(tmp_path, name, "1.0.0", pub), token)
+    server.kill()
+    dead = subprocess_pid_that_exited()
+    with hub.session() as s:
+        s.execute(update(Version).where(Version.pack_id == name).values(
+            status="pending", verify_claimed_at=utcnow(), verify_claimed_by=f"{socket.gethostname()}:{dead}"))
+        s.commit()
+    server.start()
+    hub.http = httpx.Client(base_url=server.url, timeout=30)
+    assert hub.wait(name, "1.0.0", timeout=10)["status"] == "active"
+
+
+def subprocess_pid_that_exited() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
