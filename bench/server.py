@@ -1,0 +1,247 @@
+"""``comfy serve`` end to end: 200 queued prompts of builtin nodes, and 50 WebSocket clients receiving progress.
+
+Starts a real server process on a free loopback port with a throwaway data folder, then:
+
+1. queues 200 prompts (the builtin demo workflow, each with its own colour, so every node runs) over HTTP and
+   follows them on one WebSocket: submission latency, end-to-end throughput, and event latency (receive time
+   minus the server's ``timestamp`` on ``execution_start``/``execution_success``; both clocks are this machine's).
+   The baseline is the same 200 prompts through the executor in-process, with no server, queue or database.
+2. connects 50 WebSocket clients and queues 20 prompts of a node that reports 50 progress steps, sent to every
+   client (no ``client_id``): messages delivered, delivery rate, and ``execution_success`` latency per client.
+
+Run: .venv/bin/python bench/server.py [--prompts 200] [--clients 50]
+Everything stays on 127.0.0.1 and every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import connect
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+DEMO = REPO / "examples" / "workflows" / "builtin_demo_api.json"
+LAUNCH = "import sys; from cli.main import main; sys.exit(main(sys.argv[1:]))"
+PROGRESS_PACK = '''
+from core import context
+
+
+class BenchProgress:
+    CATEGORY = "bench"
+    RETURN_TYPES = ()
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"label": ("STRING", {"default": ""}), "steps": ("INT", {"default": 50})}}
+
+    def run(self, label, steps):
+        for step in range(steps):
+            context.progress(step + 1, steps)
+        return {"ui": {"text": [label]}}
+
+
+NODE_CLASS_MAPPINGS = {"BenchProgress": BenchProgress}
+'''
+TIMEOUT = 300.0  # seconds any one phase may take before the benchmark gives up
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def demo(index: int) -> dict[str, Any]:
+    prompt = json.loads(DEMO.read_text())
+    prompt["1"]["inputs"]["color"] = index * 7919 % 0xFFFFFF  # a distinct colour: nothing is served from cache
+    return prompt
+
+
+def percentiles(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+    return f"p50 {statistics.median(ordered):7.1f}  p95 {p95:7.1f}  max {ordered[-1]:7.1f}"
+
+
+def start_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    packs = root / "custom_nodes"
+    (packs / "bench_progress").mkdir(parents=True)
+    (packs / "bench_progress" / "__init__.py").write_text(PROGRESS_PACK)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
+    env["PYTHONPATH"] = str(REPO)
+    log = open(root / "server.log", "wb")  # noqa: SIM115 - lives as long as the process
+    proc = subprocess.Popen([sys.executable, "-c", LAUNCH, "serve", "--port", str(port), "--data",
+                             str(root / "data"), "--custom-nodes", str(packs)], stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {(root / 'server.log').read_text()}")
+        try:
+            if httpx.get(f"{base}/api/features", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("server did not start within 60 s")
+
+
+async def queued_prompts(base: str, count: int) -> None:
+    client_id = "bench-queue"
+    ws_url = base.replace("http", "ws", 1) + f"/ws?clientId={client_id}"
+    start_latency: list[float] = []
+    success_latency: list[float] = []
+    finished: dict[str, float] = {}
+    async with connect(ws_url, max_size=None) as ws, httpx.AsyncClient(base_url=base, timeout=60) as http:
+        await ws.recv()  # the status greeting
+
+        async def listen() -> None:
+            while len(finished) < count:
+                message = json.loads(await ws.recv())
+                now = time.time() * 1000
+                kind, data = message["type"], message["data"]
+                if kind == "execution_start":
+                    start_latency.append(now - data["timestamp"])
+                elif kind == "execution_success":
+                    success_latency.append(now - data["timestamp"])
+                elif kind == "executing" and data["node"] is None:
+                    finished[data["prompt_id"]] = time.perf_counter()
+
+        listener = asyncio.create_task(listen())
+        submit: list[float] = []
+        submitted: dict[str, float] = {}
+        began = time.perf_counter()
+        for index in range(count):
+            t0 = time.perf_counter()
+            response = await http.post("/prompt", json={"prompt": demo(index), "client_id": client_id})
+            response.raise_for_status()
+            submit.append((time.perf_counter() - t0) * 1000)
+            submitted[response.json()["prompt_id"]] = t0
+        queued_at = time.perf_counter()
+        await asyncio.wait_for(listener, TIMEOUT)
+        elapsed = max(finished.values()) - began
+        turnaround = [(finished[p] - t) * 1000 for p, t in submitted.items()]
+        history = (await http.get("/history", params={"max_items": count})).json()
+    ok = sum(1 for entry in history.values() if entry["status"]["status_str"] == "success")
+    print(f"  {count} prompts queued in {queued_at - began:.2f} s, all done in {elapsed:.2f} s: "
+          f"{count / elapsed:.1f} prompts/s ({ok}/{count} succeeded)")
+    print(f"  POST /prompt latency ms        {percentiles(submit)}")
+    print(f"  execution_start event ms       {percentiles(start_latency)}")
+    print(f"  execution_success event ms     {percentiles(success_latency)}")
+    print(f"  submit -> finished ms          {percentiles(turnaround)}")
+
+
+def in_process_baseline(count: int, root: Path) -> None:
+    from core.context import Folders
+    from core.executor import Executor
+    from core.plugins import load_plugins
+
+    registry = load_plugins(environ={}).nodes()
+    executor = Executor(registry, folders=Folders(root / "base-out", root / "base-in", root / "base-tmp"))
+    executor.run(demo(count + 1))  # imports and first-call costs, as the server's first prompt pays them
+    began = time.perf_counter()
+    for index in range(count):
+        result = executor.run(demo(index))
+        assert result.ok, result.error
+    elapsed = time.perf_counter() - began
+    print(f"  {count / elapsed:.1f} prompts/s ({elapsed:.2f} s)")
+
+
+async def many_clients(base: str, clients: int, prompts: int, steps: int = 50) -> None:
+    ws_base = base.replace("http", "ws", 1)
+    counts = [0] * clients
+    progress = [0] * clients
+    latency: list[float] = []
+    done = [0] * clients
+
+    async def client(index: int, ready: asyncio.Event, opened: list[int]) -> None:
+        async with connect(f"{ws_base}/ws?clientId=bench-{index}", max_size=None) as ws:
+            await ws.recv()
+            opened.append(index)
+            if len(opened) == clients:
+                ready.set()
+            while done[index] < prompts:
+                message = json.loads(await ws.recv())
+                counts[index] += 1
+                if message["type"] == "progress":
+                    progress[index] += 1
+                elif message["type"] == "execution_success":
+                    latency.append(time.time() * 1000 - message["data"]["timestamp"])
+                elif message["type"] == "executing" and message["data"]["node"] is None:
+                    done[index] += 1
+
+    ready = asyncio.Event()
+    opened: list[int] = []
+    tasks = [asyncio.create_task(client(i, ready, opened)) for i in range(clients)]
+    await asyncio.wait_for(ready.wait(), 60)
+    began = time.perf_counter()
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        for index in range(prompts):
+            prompt = {"1": {"class_type": "BenchProgress", "inputs": {"label": f"p{index}", "steps": steps}}}
+            (await http.post("/prompt", json={"prompt": prompt})).raise_for_status()
+    await asyncio.wait_for(asyncio.gather(*tasks), TIMEOUT)
+    elapsed = time.perf_counter() - began
+    total = sum(counts)
+    expected = prompts * steps
+    print(f"  {clients} clients x {prompts} prompts x {steps} steps: {total} messages in {elapsed:.2f} s "
+          f"({total / elapsed:,.0f} messages/s delivered)")
+    print(f"  progress events per client: min {min(progress)}, max {max(progress)} (expected {expected})")
+    print(f"  execution_success event ms     {percentiles(latency)}")
+
+
+def warm_up(base: str) -> None:
+    """One prompt first, so imports (torch, PIL) are not billed to the first measured prompt."""
+    prompt_id = httpx.post(f"{base}/prompt", json={"prompt": demo(10**6)}, timeout=30).json()["prompt_id"]
+    deadline = time.monotonic() + 60
+    while prompt_id not in httpx.get(f"{base}/history/{prompt_id}", timeout=10).json():
+        if time.monotonic() > deadline:
+            raise SystemExit("the warm-up prompt did not finish within 60 s")
+        time.sleep(0.1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=50)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="hearth-bench-"))
+    print(f"0. baseline: the same {args.prompts} prompts through the executor in-process (no server)")
+    in_process_baseline(args.prompts, root)  # first, so the idle server process is not competing for the CPU
+    proc, base = start_server(root)
+    try:
+        warm_up(base)
+        print(f"comfy serve at {base} (data in {root})")
+        print(f"1. {args.prompts} queued prompts of builtin nodes (7 nodes each, one PNG saved)")
+        asyncio.run(queued_prompts(base, args.prompts))
+        print(f"2. {args.clients} WebSocket clients receiving progress")
+        asyncio.run(many_clients(base, args.clients, prompts=20))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
