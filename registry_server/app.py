@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, start_worker: bool = True) -> F
                   description="Node-pack registry: ComfyUI registry API, PEP 691 simple index and Hearth's API.")
     install_handlers(app)
 
+    from registry_server.accounts.routes import router as accounts_router
     from registry_server.admin.routes import router as admin_router
     from registry_server.packs.routes import api, comfy
     from registry_server.publishing.routes import router as publishing_router
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None, start_worker: bool = True) -> F
     def healthz() -> dict:
         return {"ok": True, "private": settings.private, "upstream": settings.upstream}
 
-    for router in (publishing_router, comfy, api, admin_router, storage_router, simple_router, auth_pages, pages):
+    for router in (publishing_router, comfy, api, accounts_router, admin_router, storage_router, simple_router, auth_pages, pages):
         app.include_router(router)
     return app
 

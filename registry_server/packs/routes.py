@@ -176,15 +176,3 @@ def api_node_class(class_name: str, request: Request, session: Session = Depends
     base = registry.base_url(request)
     return {"node_class": class_name,
             "packs": [{**PackSummary.of(p, base).model_dump(), "category": n.category} for p, n in rows]}
-
-
-@api.get("/publishers/{publisher_id}")
-def api_publisher(publisher_id: str, request: Request, session: Session = Depends(get_session),
-                  registry: Registry = Depends(get_registry)) -> dict:
-    from registry_server.accounts.services import get_publisher
-
-    publisher = get_publisher(session, publisher_id)
-    base = registry.base_url(request)
-    return {"id": publisher.id, "name": publisher.name, "description": publisher.description,
-            "banned": publisher.banned,
-            "packs": [PackSummary.of(p, base).model_dump() for p in services.publisher_packs(session, publisher_id)]}

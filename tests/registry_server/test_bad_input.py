@@ -60,6 +60,10 @@ def test_token_problems(hub: Hub):
         revoke_token(s, revoked[:12])
     r = hub.reserve(pub, revoked, name, "1.0.0")
     assert (r.status_code, _err(r)["code"]) == (401, "token_revoked")
+    who = hub.http.get("/api/v1/whoami", headers={"Authorization": f"Bearer {token}"}).json()
+    assert (who["publisher"], who["scope"], who["prefix"]) == (pub, "publish", token[:12])
+    assert "hth_" not in str({k: v for k, v in who.items() if k != "prefix"})
+    assert hub.http.get("/api/v1/whoami", headers={"Authorization": f"Bearer {revoked}"}).status_code == 401
     # The token still works when sent as a header instead of in the body.
     r = hub.http.post(f"/publishers/{pub}/nodes/{name}/versions", json={"node_version": {"version": "1.0.0"}},
                       headers={"Authorization": f"Bearer {token}"})

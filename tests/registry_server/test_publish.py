@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -39,6 +40,12 @@ def test_publish_verify_install_roundtrip(hub: Hub, tmp_path: Path):
         {"node_id": name, "version": "1.0.0"}, {"node_id": name, "version": "9.9.9"}]}).json()["node_versions"]
     assert [b["status"] for b in bulk] == ["success", "not_found"]
     assert bulk[0]["node_version"]["downloadUrl"] == inst["downloadUrl"]
+
+    # Installs are counted (batched in memory, written by the background job).
+    deadline = time.monotonic() + 10
+    while hub.http.get(f"/api/v1/packs/{name}").json()["downloads"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert hub.http.get(f"/api/v1/packs/{name}").json()["downloads"] == 1
 
 
 def test_pack_ids_are_case_insensitive(hub: Hub, tmp_path: Path):
