@@ -26,12 +26,25 @@ def tiny_files(tmp_path_factory):
     return {name: make_tiny_checkpoint(name, folder / f"{name}.safetensors") for name in FAMILIES}
 
 
+@pytest.fixture(scope="module")
+def loaded(tiny_files):
+    """Each tiny checkpoint loaded once, for the tests that only read from it."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = load_checkpoint(tiny_files[name])
+        return cache[name]
+
+    return get
+
+
 @pytest.mark.parametrize("name", list(FAMILIES))
-def test_tiny_checkpoint_loads_as_its_family(tiny_files, name):
+def test_tiny_checkpoint_loads_as_its_family(tiny_files, loaded, name):
     path = tiny_files[name]
     assert path.stat().st_size < 20e6
     family = FAMILIES[name]
-    ckpt = load_checkpoint(path)
+    ckpt = loaded(name)
     assert ckpt.family is family
     assert ckpt.model.unet.config == family.unet_tiny
     assert ckpt.vae.model.config == family.vae_tiny
@@ -51,9 +64,9 @@ def test_tiny_checkpoint_loads_as_its_family(tiny_files, name):
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))
-def test_tiny_checkpoint_runs_end_to_end(tiny_files, name):
-    ckpt = load_checkpoint(tiny_files[name])
-    cond, pooled = ckpt.clip.encode("a (tiny:1.2) test, " * 30)
+def test_tiny_checkpoint_runs_end_to_end(loaded, name):
+    ckpt = loaded(name)
+    cond, pooled = ckpt.clip.encode("a (tiny:1.2) test, " * 20)
     assert cond.shape == (1, 154, ckpt.model.unet.config.context_dim)
     y = None
     if ckpt.family.adm == "sdxl":
@@ -115,13 +128,13 @@ def test_wrong_weights_are_named(tiny_files, tmp_path):
         load_checkpoint(broken)
 
 
-def test_standalone_vae_file(tiny_files, tmp_path):
+def test_standalone_vae_file(tiny_files, loaded, tmp_path):
     tensors, _ = read_state_dict(tiny_files["sdxl"])
     vae_only = {k.removeprefix("first_stage_model."): v for k, v in tensors.items() if k.startswith("first_stage")}
     path = tmp_path / "vae.safetensors"
     save_file(vae_only, str(path))
     vae = load_vae(path)
-    same = load_checkpoint(tiny_files["sdxl"]).vae
+    same = loaded("sdxl").vae
     image = torch.rand(1, 16, 16, 3)
     assert torch.equal(vae.encode(image), same.encode(image))
 
@@ -159,7 +172,7 @@ def test_hook_resolve_model_format(hearth_plugins, tiny_files, tmp_path):
     assert detect_with_plugins(tiny_files["sd1"], hearth_plugins).name == "sd1"  # other families untouched
 
 
-def test_export_variants_load(tiny_files, tmp_path):
+def test_export_variants_load(tiny_files, loaded, tmp_path):
     """Layouts that other tools write: linear VAE attention, a Linear-style text projection, VAE loss keys,
     position_ids buffers. Each must give the same model as the plain file."""
     tensors, metadata = read_state_dict(tiny_files["sdxl"])
@@ -173,7 +186,7 @@ def test_export_variants_load(tiny_files, tmp_path):
     path = tmp_path / "variant.safetensors"
     save_file(variant, str(path), metadata=metadata)
 
-    plain, other = load_checkpoint(tiny_files["sdxl"]), load_checkpoint(path)
+    plain, other = loaded("sdxl"), load_checkpoint(path)
     image = torch.rand(1, 16, 16, 3)
     assert torch.equal(plain.vae.encode(image), other.vae.encode(image))
     assert all(torch.equal(a, b) for a, b in zip(plain.clip.encode("a fox"), other.clip.encode("a fox"), strict=True))
@@ -189,9 +202,9 @@ def test_plugin_entry_point_does_not_import_torch():
 
 
 @pytest.mark.parametrize("name", ["sd1", "sdxl"])
-def test_casting_layers_equal_converted_weights(tiny_files, name):
+def test_casting_layers_equal_converted_weights(tiny_files, loaded, name):
     """float16 weights cast per layer give exactly what the same weights converted to float32 up front give."""
-    kept = load_checkpoint(tiny_files[name])
+    kept = loaded(name)
     converted = load_checkpoint(tiny_files[name])
     for module in [converted.model.unet, converted.vae.model, *converted.clip.encoders.values()]:
         module.float()
