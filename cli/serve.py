@@ -72,6 +72,7 @@ def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: st
 
     from web.app import create_app
     from web.config import ServerConfig, is_loopback
+    from web.store import DataFolderInUse
 
     folders = Folders(output=out_dir or data_dir / "output", input=input_dir or data_dir / "input",
                       temp=temp_dir or data_dir / "temp")
@@ -82,6 +83,8 @@ def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: st
     check_port(host, port)
     try:
         app = create_app(config)
+    except DataFolderInUse as exc:
+        raise UserError(f"--data: {exc}") from None
     except OSError as exc:
         raise UserError(f"--data {data_dir}: {exc}") from None
     state = app.state.hearth

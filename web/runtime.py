@@ -19,7 +19,7 @@ from core.executor.queue import QueueItem, Worker
 from core.plugins import PluginManager, load_plugins
 from web.config import ServerConfig
 from web.events import EventHub, ExecutionEvents
-from web.store import Database, PersistentHistory, PersistentQueue
+from web.store import Database, PersistentHistory, PersistentQueue, lock_data_folder
 
 log = logging.getLogger("hearth.web")
 
@@ -76,6 +76,7 @@ class ServerState:
 
     def __init__(self, config: ServerConfig, plugins: PluginManager | None = None) -> None:
         self.config = config
+        self.lock = lock_data_folder(config.data)  # first: nothing may touch the data of a running server
         self.token = config.require_token()
         self.started_at = time.time()
         folders = config.folders
@@ -108,6 +109,7 @@ class ServerState:
     def stop(self) -> None:
         self.worker.stop()
         self.db.close()
+        self.lock.close()
 
     # -- queue helpers ---------------------------------------------------------------------------------------
 

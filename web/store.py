@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one server per data folder is then up to the user
+    fcntl = None  # type: ignore[assignment]
 
 from core.executor.execution import ExecutionResult
 from core.executor.queue import History, PromptQueue, QueueItem
@@ -44,6 +50,30 @@ CREATE TABLE IF NOT EXISTS history (
 
 CRASH_MESSAGE = ("the server stopped while this prompt was running (the process exited or crashed); "
                  "it did not finish. Queue it again to run it.")
+
+
+class DataFolderInUse(Exception):
+    """Another server holds the data folder: two workers on one queue would run every prompt twice."""
+
+
+def lock_data_folder(folder: Path) -> IO[str]:
+    """Hold ``<folder>/hearth.lock`` for the life of the process (the OS drops the lock if it dies)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / "hearth.lock", "a+")  # noqa: SIM115 - held open on purpose until the server stops
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            handle.close()
+            raise DataFolderInUse(f"{folder} is in use by another comfy serve (pid {owner}); stop it or pass "
+                                  f"another --data folder") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 class Database:

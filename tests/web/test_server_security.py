@@ -96,6 +96,16 @@ def test_an_app_for_a_public_host_refuses_requests_without_its_token(tmp_path: P
         assert client.get("/api/queue", headers={"Authorization": f"Bearer {token}"}).status_code == 200
 
 
+def test_a_second_server_on_the_same_data_folder_is_refused(server: HearthServer,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert main(["serve", "--port", str(port), "--data", str(server.data)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "in use by another comfy serve" in err and str(server.proc.pid) in err
+
+
 def test_cli_refuses_env_bad_cache_and_a_busy_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--env", "gpu", "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()

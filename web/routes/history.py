@@ -75,25 +75,27 @@ def _finished_job(prompt_id: str, entry: dict[str, Any], started: float | None, 
             "execution_error": error}
 
 
-def all_jobs(state: ServerState) -> list[dict[str, Any]]:
+def all_jobs(state: ServerState, finished: bool = True) -> list[dict[str, Any]]:
+    """Every job; ``finished=False`` skips reading history (the queue panel polls for pending and running)."""
     running = [_queued_job(i, "in_progress", state.queue.started.get(i.prompt_id)) for i in state.queue.running()]
     pending = [_queued_job(i, "pending", None) for i in state.queue.pending()]
-    finished = [_finished_job(pid, entry, started, done) for pid, _, started, done, entry in state.history.records()]
-    return running + pending + finished
+    if not finished:
+        return running + pending
+    done = [_finished_job(pid, entry, started, end) for pid, _, started, end, entry in state.history.records()]
+    return running + pending + done
 
 
 @router.get("/jobs")
 async def get_jobs(status: str | None = None, limit: int | None = Query(None, ge=0), offset: int = Query(0, ge=0),
                    sort_by: str = "create_time", sort_order: str = "desc",
                    state: ServerState = Depends(get_state)) -> dict[str, Any]:
-    jobs = all_jobs(state)
-    if status:
-        wanted = {s.strip() for s in status.split(",") if s.strip()}
-        unknown = wanted - set(JOB_STATUSES)
-        if unknown:
-            raise BadRequest("invalid_request", f"Unknown job status {', '.join(sorted(unknown))}",
-                             f"Use any of {', '.join(JOB_STATUSES)}.")
-        jobs = [job for job in jobs if job["status"] in wanted]
+    wanted = {s.strip() for s in (status or "").split(",") if s.strip()} or set(JOB_STATUSES)
+    unknown = wanted - set(JOB_STATUSES)
+    if unknown:
+        raise BadRequest("invalid_request", f"Unknown job status {', '.join(sorted(unknown))}",
+                         f"Use any of {', '.join(JOB_STATUSES)}.")
+    jobs = [job for job in all_jobs(state, finished=bool(wanted - {"pending", "in_progress"}))
+            if job["status"] in wanted]
     if sort_by not in ("create_time", "execution_duration"):
         raise BadRequest("invalid_request", f"Unknown sort_by {sort_by!r}", "Use create_time or execution_duration.")
 
