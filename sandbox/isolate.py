@@ -113,15 +113,16 @@ def import_pack(pack: str | os.PathLike[str], limits: ImportLimits = ImportLimit
         home.mkdir(mode=0o700)
         config = {"pack": str(copy), "module": module, "home": str(home), "limits": asdict(limits),
                   "entry_points": hearth_entry_points(pack)}
-        raw, crashed = _run_warden(config, tmp, limits)
+        raw, problem = _run_warden(config, tmp, limits)
     finally:
         _remove(tmp)
-    if crashed:
-        return ImportResult(findings=[finding("import.timeout", ".", 0, crashed)])
+    if problem is not None:
+        return ImportResult(findings=[problem])
     return interpret(raw, limits)
 
 
-def _run_warden(config: dict, tmp: Path, limits: ImportLimits) -> tuple[str, str]:
+def _run_warden(config: dict, tmp: Path, limits: ImportLimits) -> tuple[str, Finding | None]:
+    """Start the warden and wait for its JSON; a warden that hangs or dies silently is a finding."""
     env = {"PATH": "/usr/bin:/bin", "HOME": config["home"], "TMPDIR": config["home"], "LANG": "C.UTF-8"}
     argv = [sys.executable, "-I", "-B", str(WORKER), "warden", json.dumps(config)]
     with open(tmp / "stderr.log", "w+b") as err:
@@ -132,14 +133,14 @@ def _run_warden(config: dict, tmp: Path, limits: ImportLimits) -> tuple[str, str
         except subprocess.TimeoutExpired:
             _kill_group(proc.pid)
             proc.wait()
-            return "", "the sandbox itself did not answer in time"
+            return "", finding("import.timeout", ".", 0, "", "the sandbox itself did not answer in time")
         finally:
             _kill_group(proc.pid)
         err.seek(max(0, err.seek(0, os.SEEK_END) - 4000))
         tail = err.read().decode("utf-8", "replace")
     if not out:
-        return "", f"the sandbox exited with {proc.returncode}: {tail.strip()[-300:]}"
-    return out.decode("utf-8", "replace"), ""
+        return "", finding("import.crash", ".", 0, tail.strip()[-300:], f"the sandbox exited with {proc.returncode}")
+    return out.decode("utf-8", "replace"), None
 
 
 def _kill_group(pid: int) -> None:

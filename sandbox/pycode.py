@@ -238,10 +238,6 @@ class Scanner:
         if self.qualname(node.iter) == "os.environ":
             self.report("credentials.env-dump", node)
 
-    def visit_Dict(self, node: ast.Dict) -> None:
-        if any(k is None and self.qualname(v) == "os.environ" for k, v in zip(node.keys, node.values, strict=True)):
-            self.report("credentials.env-dump", node)
-
     def visit_BinOp(self, node: ast.BinOp) -> None:
         if id(node) in self._covered or not isinstance(node.op, ast.Add):
             return

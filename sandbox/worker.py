@@ -31,7 +31,7 @@ import traceback
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_NOSUID, MS_NODEV, MS_PRIVATE = 0x2, 0x4, 1 << 18
-PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 38, 47, 4
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 1, 24, 38, 47, 4
 SYS_MOUNT_SETATTR = 442  # the same number on every architecture that has the call
 MOUNT_ATTR_RDONLY, AT_RECURSIVE, AT_FDCWD = 0x1, 0x8000, -100
 _CAPABILITY_VERSION_3 = 0x20080522
@@ -180,6 +180,8 @@ def _exec_import(config: dict, write_fd: int) -> None:
                         ("RLIMIT_NPROC", limits["max_processes"]), ("RLIMIT_CORE", 0)):
         hard = value + 2 if name == "RLIMIT_CPU" else value  # SIGXCPU first, so the cause is visible
         resource.setrlimit(getattr(resource, name), (value, hard))
+    # Should the warden itself be killed, take pid 1 (and with it the whole namespace) along.
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     cap = 0
     while _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
         cap += 1

@@ -148,3 +148,13 @@ def test_a_child_that_still_holds_privileges_refuses_to_import():
     result = interpret(warden_output({"isolation_failed": "CapInh is 00000000a80425fb after dropping capabilities"}))
     assert [f.rule for f in result.findings] == ["import.isolation-unavailable"]
     assert "CapInh" in result.findings[0].message and result.nodes == []
+
+
+def test_a_warden_that_dies_without_answering_is_a_crash_finding(monkeypatch, tmp_path):
+    broken = tmp_path / "worker.py"
+    broken.write_text("import sys\nsys.stderr.write('warden broke')\nsys.exit(5)\n")
+    monkeypatch.setattr("sandbox.isolate.WORKER", broken)
+    result = import_pack(IMPORTS / "benign_comfy", FAST)
+    (finding,) = result.findings
+    assert finding.rule == "import.crash" and "exited with 5" in finding.message
+    assert finding.snippet == "warden broke" and not result.import_ok

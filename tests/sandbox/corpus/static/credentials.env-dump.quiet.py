@@ -7,3 +7,4 @@ threads = os.environ.get("OMP_NUM_THREADS", "1")
 
 child_env = dict(os.environ)
 child_env["PYTHONUNBUFFERED"] = "1"
+child_env_too = {**os.environ, "PYTHONUNBUFFERED": "1"}
