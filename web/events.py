@@ -198,6 +198,17 @@ class ExecutionEvents:
         if state is not None:
             self.hub.publish("progress_state", state, sid)
 
+    def resume_for(self, sid: str) -> dict[str, Any] | None:
+        """The ``executing`` event to replay to a client that reconnects while its prompt runs, as ComfyUI does."""
+        with self._lock:
+            if self._sid != sid or self._prompt is None:
+                return None
+            running = [n for n, entry in self._nodes.items() if entry["state"] == "running"]
+            if not running:
+                return None
+            entry = self._nodes[running[-1]]
+            return {"node": running[-1], "display_node": entry["display_node_id"], "prompt_id": self._prompt}
+
     def _preview(self, preview: Any, data: dict[str, Any], sid: str | None) -> None:
         try:
             encoded = encode_preview(preview)

@@ -167,3 +167,16 @@ def test_a_failing_node_reports_execution_error_and_the_queue_goes_on(server: He
     entry = wait_history(client, failing)
     assert entry["status"]["status_str"] == "error" and entry["status"]["completed"] is False
     assert client.get(f"/api/jobs/{failing}").json()["status"] == "failed"
+
+
+def test_reconnecting_mid_prompt_replays_the_running_node(server: HearthServer, client: httpx.Client) -> None:
+    sid = new_id()
+    with server.ws(sid) as ws:
+        ws.recv(timeout=5)
+        prompt_id = queue(client, slow_prompt(f"reconnect-{sid}", seconds=2, steps=20), client_id=sid)
+        receive_until(ws, lambda m: isinstance(m, dict) and m["type"] == "progress")
+    with server.ws(sid) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "status"
+        resumed = json.loads(ws.recv(timeout=5))
+        assert resumed == {"type": "executing", "data": {"node": "1", "display_node": "1", "prompt_id": prompt_id}}
+        assert "execution_success" in types(receive_until(ws, finished(prompt_id)))

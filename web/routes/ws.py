@@ -29,6 +29,9 @@ async def websocket(ws: WebSocket) -> None:
     # Every send goes through the client's queue and its one pump task: Starlette sockets are not safe to send
     # on from two tasks at once.
     client.queue.put_nowait(json.dumps({"type": "status", "data": {**state.status(), "sid": sid}}))
+    resumed = state.events.resume_for(sid)
+    if resumed is not None:  # a page reload mid-prompt picks the running node up again
+        client.queue.put_nowait(json.dumps({"type": "executing", "data": resumed}))
     pump = asyncio.create_task(state.hub.pump(client))
     try:
         while True:
