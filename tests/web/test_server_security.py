@@ -16,6 +16,7 @@ from websockets.exceptions import InvalidStatus
 from cli.main import main
 from web.app import create_app
 from web.config import ServerConfig, is_loopback
+from web.security import Guard, UnsafePath, safe_join
 
 TOKEN = "s3cret-token"
 
@@ -119,3 +120,31 @@ def test_cli_refuses_env_bad_cache_and_a_busy_port(tmp_path: Path, capsys: pytes
         assert main(["serve", "--port", str(port), "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "already in use" in err
+
+
+@pytest.mark.parametrize(("origin", "host", "ok"), [
+    (None, "127.0.0.1:8188", True),  # curl, Python clients: no Origin header
+    ("http://127.0.0.1:8188", "127.0.0.1:8188", True),
+    ("http://localhost:8188", "127.0.0.1:8188", False),  # another site name is another origin
+    ("http://evil.example", "127.0.0.1:8188", False),
+    ("null", "127.0.0.1:8188", False),  # sandboxed iframes and file:// pages
+    ("https://ui.example", "127.0.0.1:8188", True),  # --allow-origin https://ui.example
+])
+def test_origin_rule(origin: str | None, host: str, ok: bool) -> None:
+    guard = Guard(None, token=None, max_body=1, allowed_origins=["https://ui.example/"])
+    headers = {"host": host} | ({"origin": origin} if origin else {})
+    assert guard.origin_ok(headers) is ok
+
+
+@pytest.mark.parametrize("parts", [("..",), ("a", "../../b"), ("/etc/passwd",), ("a\x00b",), ("\\\\server\\share",)])
+def test_safe_join_refuses_escapes(tmp_path: Path, parts: tuple[str, ...]) -> None:
+    with pytest.raises(UnsafePath):
+        safe_join(tmp_path, *parts)
+
+
+def test_safe_join_refuses_a_link_out(tmp_path: Path) -> None:
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "out").symlink_to(tmp_path)
+    with pytest.raises(UnsafePath):
+        safe_join(tmp_path / "root", "out", "secret.txt")
+    assert safe_join(tmp_path / "root", "sub/../file.png") == (tmp_path / "root" / "file.png").resolve()
