@@ -21,7 +21,10 @@ def nodes(as_json: bool, custom_nodes: tuple[Path, ...]) -> None:
     if as_json:
         echo_json(info)
         return
-    table = Table("node", "category", "inputs", "outputs", "plugin")
+    table = Table()
+    table.add_column("node", no_wrap=True)  # whole names, so `comfy nodes | grep NAME` finds them at 80 columns
+    for column in ("category", "inputs", "outputs", "plugin"):
+        table.add_column(column)
     for name, entry in info.items():
         required = list(entry["input"].get("required", {}))
         optional = [f"{n}?" for n in entry["input"].get("optional", {})]
