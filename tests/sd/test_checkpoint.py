@@ -221,3 +221,29 @@ def test_casting_layers_equal_converted_weights(tiny_files, loaded, name):
     assert torch.equal(kept.model(x, torch.tensor(2.0), cond, y), converted.model(x, torch.tensor(2.0), cond, y))
     image = torch.rand(1, 16, 16, 3, generator=torch.Generator().manual_seed(1))
     assert torch.equal(kept.vae.decode(kept.vae.encode(image)), converted.vae.decode(converted.vae.encode(image)))
+
+
+def test_tiling_blends_back_to_the_untiled_result():
+    """With a position-wise fn (nearest upscale, average pooling) every tile agrees where tiles overlap, so the
+    blend must give exactly the untiled result: this checks the windows, offsets and weights."""
+    from hearth_sd.model import tiled
+
+    x = torch.randn(2, 4, 37, 50, generator=torch.Generator().manual_seed(0))
+    up = lambda t: t.repeat_interleave(8, -1).repeat_interleave(8, -2)  # noqa: E731
+    assert torch.allclose(tiled(up, x, tile=16, overlap=6, up=8, down=1), up(x), atol=1e-6)
+    pixels = torch.randn(1, 3, 200, 136, generator=torch.Generator().manual_seed(1))
+    pool = lambda t: torch.nn.functional.avg_pool2d(t, 8)  # noqa: E731
+    assert torch.allclose(tiled(pool, pixels, tile=64, overlap=16, up=1, down=8), pool(pixels), atol=1e-6)
+    with pytest.raises(ValueError, match="overlap"):
+        tiled(up, x, tile=8, overlap=8, up=8, down=1)
+
+
+def test_vae_tiled_matches_whole_when_one_tile_covers_it(loaded):
+    vae = loaded("sd1").vae
+    latent = torch.randn(1, 4, 6, 10, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(vae.decode_tiled(latent, tile=16, overlap=4), vae.decode(latent))
+    image = torch.rand(1, 40, 56, 3, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(vae.encode_tiled(image, tile=64, overlap=16), vae.encode(image))
+    f = vae.downscale  # 2 for the tiny VAE's two levels
+    assert vae.decode_tiled(latent, tile=4, overlap=2).shape == (1, 6 * f, 10 * f, 3)
+    assert vae.encode_tiled(image, tile=16, overlap=8).shape == (1, 4, 40 // f, 56 // f)

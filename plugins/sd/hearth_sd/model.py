@@ -7,6 +7,7 @@ converts between ComfyUI's IMAGE tensors (``[B, H, W, 3]`` in ``[0, 1]``) and ra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -57,6 +58,53 @@ class DiffusionModel:
         return self.sampling.calculate_denoised(sigma, out.float().to(x.device), x)
 
 
+def tiled(
+    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int, overlap: int, up: int, down: int
+) -> torch.Tensor:
+    """``fn`` applied to overlapping ``tile``-sized windows of ``x`` (``[B, C, H, W]``), blended into one result.
+
+    ``fn`` maps a window of size ``(h, w)`` to ``(h * up // down, w * up // down)``. Where windows overlap, their
+    outputs are mixed with weights that fall linearly towards each window's inner edges, so seams fade instead of
+    showing. Peak memory follows the tile size, not the image size (VAEDecodeTiled / VAEEncodeTiled).
+    """
+    if overlap >= tile:
+        raise ValueError(f"tile overlap ({overlap}) must be smaller than the tile ({tile})")
+    b, _, h, w = x.shape
+
+    def starts(size: int) -> list[int]:
+        if size <= tile:
+            return [0]
+        step = tile - overlap
+        out = list(range(0, size - tile, step))
+        return out + [size - tile]
+
+    result = weight = None
+    ramp = max(1, overlap * up // down)
+    for y0 in starts(h):
+        for x0 in starts(w):
+            out = fn(x[:, :, y0 : y0 + tile, x0 : x0 + tile])
+            if result is None:
+                result = out.new_zeros(b, out.shape[1], h * up // down, w * up // down)
+                weight = out.new_zeros(1, 1, *result.shape[2:])
+            oh, ow = out.shape[2:]
+            mask = out.new_ones(1, 1, oh, ow)
+            # Feather only the edges that another window overlaps; the image border keeps full weight.
+            fade = torch.linspace(1.0 / (ramp + 1), 1.0, ramp, device=out.device, dtype=out.dtype)
+            n = min(ramp, oh, ow)
+            if y0 > 0:
+                mask[:, :, :n, :] *= fade[:n].view(1, 1, -1, 1)
+            if y0 + tile < h:
+                mask[:, :, -n:, :] *= fade[:n].flip(0).view(1, 1, -1, 1)
+            if x0 > 0:
+                mask[:, :, :, :n] *= fade[:n].view(1, 1, 1, -1)
+            if x0 + tile < w:
+                mask[:, :, :, -n:] *= fade[:n].flip(0).view(1, 1, 1, -1)
+            ty, tx = y0 * up // down, x0 * up // down
+            result[:, :, ty : ty + oh, tx : tx + ow] += out * mask
+            weight[:, :, ty : ty + oh, tx : tx + ow] += mask
+    return result / weight
+
+
 class VAE:
     """Image <-> latent, in ComfyUI's tensor conventions."""
 
@@ -90,3 +138,19 @@ class VAE:
         with torch.no_grad():
             x = self.model.decode(latent.to(self.device, torch.float32)).float()
         return ((x + 1) / 2).clamp(0, 1).movedim(1, -1).cpu()
+
+    def decode_tiled(self, latent: torch.Tensor, tile: int = 64, overlap: int = 8) -> torch.Tensor:
+        """:meth:`decode` in overlapping latent tiles of ``tile`` x ``tile`` (``VAEDecodeTiled``: tile_size / 8)."""
+        with torch.no_grad():
+            x = tiled(self.model.decode, latent.to(self.device, torch.float32), tile, overlap, self.downscale, 1)
+        return ((x.float() + 1) / 2).clamp(0, 1).movedim(1, -1).cpu()
+
+    def encode_tiled(self, pixels: torch.Tensor, tile: int = 512, overlap: int = 64) -> torch.Tensor:
+        """:meth:`encode` in overlapping pixel tiles (``VAEEncodeTiled``); tile and overlap are multiples of 8."""
+        f = self.downscale
+        if tile % f or overlap % f:
+            raise ValueError(f"tile ({tile}) and overlap ({overlap}) must be multiples of {f} pixels")
+        h, w = pixels.shape[1] // f * f, pixels.shape[2] // f * f
+        x = pixels[:, :h, :w, :3].movedim(-1, 1).to(self.device, torch.float32) * 2 - 1
+        with torch.no_grad():
+            return tiled(self.model.encode, x, tile, overlap, 1, f).float().cpu()
