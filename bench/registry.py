@@ -4,7 +4,8 @@ Reads: each client loops over a mix of search (`/api/v1/search` and `/nodes/sear
 install metadata (`/nodes/{id}/install`) for --duration seconds (closed loop: a client sends its next request
 as soon as the last answer arrives, so latency includes queueing behind the other 49). The clients run in
 separate processes from the server, on the same machine. Publishing: --publishes real POST + PUT publishes by
-8 concurrent publishers, then the time until the verification job has made them all active.
+8 concurrent publishers, then the time until the verification job has made them all active. A baseline row
+runs the same clients against /healthz (no database), which shows what the framework and machine allow.
 
 Run:   .venv/bin/python bench/registry.py [--duration 60] [--clients 50] [--workers 1] [--publishes 100]
 Target: p99 < 50 ms for reads on SQLite on the 2-core reference machine.
@@ -84,6 +85,8 @@ def seed(settings, packs: int, versions: int) -> list[dict]:  # noqa: ANN001
 
 
 def _request(rng: random.Random, catalogue: list[dict]) -> tuple[str, str, dict]:
+    if not catalogue:  # the baseline: an endpoint that touches neither the database nor storage
+        return "healthz", "/healthz", {}
     item = rng.choice(catalogue)
     roll = rng.random()
     if roll < 0.2:
@@ -206,12 +209,17 @@ def main() -> None:
     try:
         run_reads(server.url, catalogue, 4, 2, 1)  # warm-up
         results = run_reads(server.url, catalogue, args.clients, args.duration, args.load_procs)
+        baseline_s = min(args.duration, 15.0)
+        baseline = run_reads(server.url, [], args.clients, baseline_s, args.load_procs)
         errors = sum(1 for _, _, status in results if status != 200)
         print(f"\nreads: {args.clients} clients, {args.duration:.0f}s, SQLite, {args.workers} server process(es)")
         print(f"{'kind':10} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
         for kind in ("search", "detail", "install", "all"):
             lat = [d for k, d, _ in results if kind in (k, "all")]
             print(f"{kind:10} {len(lat):9d} {len(lat) / args.duration:8.0f} {pct(lat, 50):8.1f} {pct(lat, 99):8.1f}")
+        lat = [d for _, d, _ in baseline]
+        print(f"{'baseline':10} {len(lat):9d} {len(lat) / baseline_s:8.0f} {pct(lat, 50):8.1f} {pct(lat, 99):8.1f}"
+              "   (GET /healthz: framework and machine ceiling, no database)")
         lat = [d for _, d, _ in results]
         print(f"errors: {errors}; mean {statistics.mean(lat) * 1000:.1f} ms; target p99 < 50 ms: "
               f"{'met' if pct(lat, 99) < 50 else 'NOT met'}")

@@ -389,3 +389,11 @@ def test_debug_shows_a_traceback_for_bad_input(comfy: Any) -> None:
     assert out.exit_code == 2
     assert "Traceback (most recent call last)" in out.stderr
     assert out.stderr_lines[-1] == "error: missing.json: no such file"
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in (REPO / "examples" / "workflows").glob("*.json")))
+def test_example_workflows_run(comfy: Any, workdir: Path, example: str) -> None:
+    out = comfy("run", str(REPO / "examples" / "workflows" / example), "--out", "demo")
+    assert out.exit_code == 0, out.stderr_lines
+    saved = [workdir / line for line in out.stdout.splitlines()]
+    assert saved and all(path.suffix == ".png" and path.is_file() for path in saved)
