@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from conftest import HearthServer, demo_prompt, queue, slow_prompt, wait_history, wait_running
+from conftest import HearthServer, queue, slow_prompt, wait_history, wait_running
 
 from web.store import CRASH_MESSAGE
 
@@ -14,7 +14,7 @@ def test_crash_mid_prompt_fails_that_prompt_and_the_queue_goes_on(tmp_path: Path
     server = HearthServer(tmp_path / "data").start()
     try:
         with server.http() as client:
-            done = queue(client, demo_prompt())
+            done = queue(client, slow_prompt("before-crash", seconds=0, steps=1))
             wait_history(client, done)
             cut_short = queue(client, slow_prompt("crash-victim", seconds=60, steps=600))
             wait_running(client, cut_short)
