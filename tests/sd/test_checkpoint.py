@@ -247,3 +247,12 @@ def test_vae_tiled_matches_whole_when_one_tile_covers_it(loaded):
     f = vae.downscale  # 2 for the tiny VAE's two levels
     assert vae.decode_tiled(latent, tile=4, overlap=2).shape == (1, 6 * f, 10 * f, 3)
     assert vae.encode_tiled(image, tile=16, overlap=8).shape == (1, 4, 40 // f, 56 // f)
+
+
+def test_memory_estimate_grows_with_the_batch_and_area(loaded):
+    model = loaded("sdxl").model
+    small = model.memory_required((1, 4, 32, 32), torch.float16)
+    assert 0 < small < model.memory_required((2, 4, 32, 32), torch.float16)
+    assert model.memory_required((1, 4, 64, 64), torch.float16) > 4 * small  # attention grows with area squared
+    assert model.memory_required((1, 4, 32, 32), torch.float32) == 2 * small
+    assert model.memory_required(None) > 0

@@ -46,6 +46,30 @@ class DiffusionModel:
         """Scaled latent -> raw VAE latent."""
         return latent / self.latent_scale
 
+    def memory_required(self, input_shape: tuple[int, ...] | None, dtype: torch.dtype | None = None) -> int:
+        """Bytes one forward needs beyond the weights, for a latent batch of ``input_shape`` ``[B, C, H, W]``.
+
+        The ``memory_estimate`` to give ``core.models.PatchedModel``. Counted: the skip connections the UNet
+        keeps, a working set of ~16 feature maps at full latent resolution (GEGLU's 8x-wide projection and the
+        tensors around it), and one attention matrix at the first attention level (what a kernel without
+        memory-efficient attention materialises), plus half again for the allocator.
+        """
+        if input_shape is None:
+            input_shape = (2, self.latent_channels, 128, 128)  # two 1024px images (CFG): a generous default
+        c = self.unet.config
+        b, _, h, w = input_shape
+        size = torch.finfo(dtype or torch.float16).bits // 8
+        skips = 0
+        attention = 0
+        for level, mult in enumerate(c.channel_mult):
+            area = (h >> level) * (w >> level)
+            skips += (c.num_res_blocks + 1) * c.model_channels * mult * area
+            if c.transformer_depth[level] and not attention:
+                heads, _ = c.heads_for(c.model_channels * mult)
+                attention = heads * area * area
+        working = 16 * c.model_channels * h * w
+        return int(1.5 * b * size * (skips + working + attention))
+
     def __call__(
         self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor, y: torch.Tensor | None = None
     ) -> torch.Tensor:
