@@ -68,6 +68,10 @@ class LoadImage:
             size = None
             for frame in ImageSequence.Iterator(opened):
                 frame = ImageOps.exif_transpose(frame)
+                if frame.mode.startswith("I;16"):
+                    # Pillow opens 16-bit PNGs (depth maps, for one) as I;16, which convert("RGB") clips to
+                    # white; as 32-bit "I" they take the same 16-to-8-bit scaling as ComfyUI's "I" images.
+                    frame = frame.convert("I")
                 if frame.mode == "I":
                     frame = frame.point(lambda v: v * (1 / 255))
                 rgb = frame.convert("RGB")

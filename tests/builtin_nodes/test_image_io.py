@@ -305,3 +305,13 @@ def test_annotated_image_name_cannot_leave_its_folder(folders: Folders) -> None:
     assert message == f"image path '../input/x.png' leaves the {folders.output} folder"
     message = NODES["LoadImage"].VALIDATE_INPUTS(image="x.png [temp]")
     assert message == f"Invalid image file: x.png [temp] (no file at {(folders.temp / 'x.png').resolve()})"
+
+
+def test_load_16_bit_grayscale_png(folders: Folders) -> None:
+    levels = np.array([[0, 16384, 32768, 65535]], dtype=np.uint16)
+    Image.fromarray(levels).save(folders.input / "depth.png")
+    image, mask = call("LoadImage", image="depth.png")
+    assert image.shape == (1, 1, 4, 3) and mask.shape == (1, 64, 64)
+    expected = torch.tensor([0.0, 0.25, 0.5, 1.0])
+    for channel in range(3):
+        assert torch.allclose(image[0, 0, :, channel], expected, atol=2 / 255)
