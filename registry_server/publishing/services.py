@@ -57,7 +57,8 @@ def reserve_version(session: Session, registry: Registry, publisher_id: str, pac
     key = normalize_name(pack_id)
     pack = session.exec(select(Pack).where(Pack.key == key)).first()
     if pack is not None:
-        if pack.publisher_id != publisher_id:
+        # A pack only cached from the upstream (mirror mode) does not block a local publisher: local shadows it.
+        if pack.publisher_id != publisher_id and pack.origin != "upstream":
             raise ApiError(409, "pack_id_taken", f"pack id {pack_id!r} belongs to publisher {pack.publisher_id!r}")
         if pack.banned:
             raise ApiError(403, "pack_banned", f"pack {pack.id!r} is banned")
@@ -171,6 +172,10 @@ def accept_upload(registry: Registry, secret: str, tmp: Path, sha256: str, size:
         pack = session.exec(select(Pack).where(Pack.key == ticket.pack_key)).first()
         if pack is None:
             pack = Pack(id=ticket.pack_id, key=ticket.pack_key, publisher_id=ticket.publisher_id)
+        elif pack.origin == "upstream":
+            # The first local version takes the name over: from now on the upstream is never asked about it.
+            pack.origin, pack.publisher_id = "local", ticket.publisher_id
+            audit(session, f"publisher:{ticket.publisher_id}", "pack.shadow_upstream", pack.id)
         elif pack.publisher_id != ticket.publisher_id:
             session.rollback()
             raise ApiError(409, "pack_id_taken", f"pack id {ticket.pack_id!r} belongs to {pack.publisher_id!r}")

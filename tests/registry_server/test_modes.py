@@ -76,6 +76,15 @@ def test_local_packs_shadow_upstream_names(make_server, tmp_path: Path):
     assert mirror.http.get(f"/nodes/{name}/install").json()["version"] == "1.0.0"
     assert mirror.http.get(f"/nodes/{name}/install", params={"version": "9.0.0"}).status_code == 404
 
+    # A name cached from the upstream first is taken over by the first local publish.
+    cached = unique("cached-")
+    upstream.publish_dir(make_pack(tmp_path / "up", cached, "2.0.0", pub), token)
+    assert mirror.http.get(f"/nodes/{cached}/install").json()["version"] == "2.0.0"
+    mirror.publish_dir(make_pack(tmp_path / "local", cached, "2.1.0", local_pub), local_token)
+    upstream.publish_dir(make_pack(tmp_path / "up", cached, "3.0.0", pub), token)
+    assert mirror.http.get(f"/nodes/{cached}/install", params={"version": "3.0.0"}).status_code == 404
+    assert mirror.http.get(f"/api/v1/packs/{cached}").json()["publisher"] == local_pub
+
 
 def test_serve_command_starts_a_registry(tmp_path: Path):
     """`comfy registry serve` itself (through the click group) answers on loopback."""
