@@ -333,3 +333,23 @@ def test_optional_widgets_follow_the_required_ones(registry: Any) -> None:
 def test_fewer_widget_values_than_widgets(registry: Any) -> None:
     wf = workflow([node(1, "EmptyImage", outputs=[image_out()], widgets=[9, 7])], [])
     assert ui_to_api(wf, registry)["1"]["inputs"] == {"width": 9, "height": 7}
+
+
+def test_primitive_node_feeding_a_subgraph_input(registry: Any) -> None:
+    wf = load("subgraph.json")
+    primitive = next(n for n in wf["nodes"] if n["id"] == 5)
+    primitive.update(type="PrimitiveNode", properties={"Run widget replace on values": False})
+    primitive["outputs"][0]["widget"] = {"name": "scale_by"}
+    prompt = ui_to_api(wf, registry)
+    assert "5" not in prompt
+    assert prompt["4:11"]["inputs"]["scale_by"] == 2.0
+
+
+def test_reroute_between_a_subgraph_output_and_its_consumer(registry: Any) -> None:
+    wf = load("subgraph_nested.json")
+    wf["nodes"].append(node(9, "Reroute", inputs=[{"name": "", "type": "*", "link": 5}],
+                            outputs=[{"name": "", "type": "IMAGE", "links": [6]}]))
+    wf["nodes"].append(node(10, "SaveImage", inputs=[image_in(6, "images")], widgets=["via_reroute"]))
+    wf["links"] += [[5, 2, 0, 9, 0, "IMAGE"], [6, 9, 0, 10, 0, "IMAGE"]]
+    assert ui_to_api(wf, registry)["10"] == {"class_type": "SaveImage",
+                                             "inputs": {"images": ["2:21", 0], "filename_prefix": "via_reroute"}}
