@@ -1,5 +1,6 @@
-"""Checks on files as files: compiled binaries, bytecode without source, archives inside the pack, and the
-install scripts (install.py, setup.py) that package managers run before anyone has looked at them.
+"""Checks on files as files: compiled binaries, bytecode without source, archives inside the pack, URLs in the
+web extension and scripts, and the install scripts (install.py, setup.py) that package managers run before
+anyone has looked at them.
 
 Binary checks read only a file's first bytes (magic numbers), never trust its extension, and never load it.
 """
@@ -10,10 +11,12 @@ import ast
 import bz2
 import gzip
 import lzma
+import re
 import struct
 import zlib
 from pathlib import PurePosixPath
 
+from sandbox import patterns
 from sandbox.findings import Finding
 from sandbox.rules import finding
 
@@ -99,6 +102,24 @@ def _source_of(pyc: PurePosixPath) -> str:
     if pyc.parent.name == "__pycache__":  # __pycache__/mod.cpython-311.pyc -> mod.py
         return str(pyc.parent.parent / (pyc.name.split(".")[0] + ".py"))
     return str(pyc.with_suffix(".py"))
+
+
+# Text files that ship with packs and can carry an exfiltration URL: the web extension (JavaScript runs in
+# the user's browser), shell scripts, configuration.
+TEXT_SUFFIXES = frozenset({".js", ".mjs", ".cjs", ".ts", ".html", ".htm", ".sh", ".bat", ".cmd", ".ps1",
+                           ".json", ".cfg", ".ini", ".toml", ".yaml", ".yml"})
+_URL = re.compile(r"""https?://[^\s"'`<>)]+""")
+
+
+def check_text(path: str, data: bytes) -> list[Finding]:
+    """Webhooks and code downloads in a non-Python text file, found line by line."""
+    findings = []
+    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+        if patterns.WEBHOOKS.search(line):
+            findings.append(finding("network.webhook", path, number, line))
+        elif any(patterns.is_download(url) for url in _URL.findall(line)):
+            findings.append(finding("network.download", path, number, line))
+    return findings
 
 
 def check_install_script(path: str, source: bytes) -> list[Finding]:

@@ -88,12 +88,12 @@ _CREDENTIAL_PATHS = re.compile(
     r"|nkbihfbeogaeaoehlefnkodbefgpgknn|Telegram Desktop|(^|[\\/])tdata([\\/]|$)",
     re.IGNORECASE,
 )
-_WEBHOOKS = re.compile(
+WEBHOOKS = re.compile(
     r"discord(app)?\.com/api/webhooks|api\.telegram\.org/bot|hooks\.slack\.com/services", re.IGNORECASE
 )
 
 # (rule, pattern) pairs matched against every string literal that is not a docstring.
-STRING_RULES = (("network.webhook", _WEBHOOKS), ("credentials.path", _CREDENTIAL_PATHS))
+STRING_RULES = (("network.webhook", WEBHOOKS), ("credentials.path", _CREDENTIAL_PATHS))
 
 _EXECUTABLE_SUFFIXES = (
     ".exe", ".dll", ".so", ".dylib", ".sh", ".bat", ".cmd", ".ps1", ".vbs", ".py", ".pyc", ".pyw", ".jar",

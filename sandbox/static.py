@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from sandbox.files import HEAD_BYTES, check_file, check_install_script
+from sandbox.files import HEAD_BYTES, TEXT_SUFFIXES, check_file, check_install_script, check_text
 from sandbox.findings import Finding
 from sandbox.pycode import scan_python
 from sandbox.requirements import is_requirements_file, scan_pyproject, scan_requirements_file
 from sandbox.rules import finding
 
 MAX_SOURCE_BYTES = 16 * 1024 * 1024  # a Python file larger than this is not parsed (and is itself suspicious)
+MAX_TEXT_BYTES = 4 * 1024 * 1024  # web bundles larger than this are read for nothing else either
 MAX_FINDINGS_PER_RULE_AND_FILE = 20  # enough to show a pattern without burying the rest
 
 
@@ -71,6 +72,8 @@ def scan_folder(root: str | os.PathLike[str]) -> ScanResult:
                 findings += scan_requirements_file(name, head + fh.read(1024 * 1024))
             elif name == "pyproject.toml":
                 findings += scan_pyproject(name, head + fh.read(1024 * 1024))
+            if PurePosixPath(lower).suffix in TEXT_SUFFIXES and size <= MAX_TEXT_BYTES:
+                findings += check_text(name, head + fh.read())
         result.findings += _capped(findings)
     return result
 
