@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None, start_worker: bool = True) -> F
     from registry_server.web.routes import auth_pages, pages
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict:
+    async def healthz() -> dict:
         return {"ok": True, "private": settings.private, "upstream": settings.upstream}
 
     for router in (publishing_router, comfy, api, accounts_router, admin_router, storage_router, simple_router, auth_pages, pages):
