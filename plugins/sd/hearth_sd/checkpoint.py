@@ -24,11 +24,14 @@ from core.models import (
     ModelFormat,
     UnknownModelError,
     compute_dtype,
+    default_device,
     detect,
     load_into,
     load_state_dict,
     read_header,
+    strip_prefix,
 )
+from core.models.devices import as_device
 
 from .clip_text import CLIPTextEncoder, TextEncoderConfig
 from .embeddings import EmbeddingLibrary
@@ -68,11 +71,6 @@ def detect_family(source: Mapping[str, Any] | CheckpointHeader | str | Path) -> 
         where = str(getattr(source, "path", source)) if not isinstance(source, Mapping) else "state dict"
         raise UnknownModelError(where, [(fmt, 1.0)], f"{fmt.name} is a part (load it with load_vae), not a checkpoint")
     return get_family(fmt.extra["family"])
-
-
-def section(state_dict: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """The keys under ``prefix``, with the prefix removed."""
-    return {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
 
 
 def _count(keys: Iterable[str], pattern: str) -> int:
@@ -216,7 +214,8 @@ def load_checkpoint(
     *,
     prediction: str | None = None,
     embeddings: Iterable[str | Path] = (),
-    device: str | torch.device = "cpu",
+    load_device: str | torch.device | None = None,
+    offload_device: str | torch.device = "cpu",
     dtype: torch.dtype | None = None,
     state_dict: Mapping[str, torch.Tensor] | None = None,
     metadata: Mapping[str, str] | None = None,
@@ -226,10 +225,16 @@ def load_checkpoint(
     :param prediction: ``"eps"`` or ``"v"``; by default the file's ``modelspec.prediction_type`` metadata, else the
         family's (v for SD2: keys cannot tell SD2-v from SD2-base, pass ``"eps"`` for the 512 base models).
     :param embeddings: folders searched for ``embedding:name`` in prompts.
+    :param load_device: where the models will compute (default: ``core.models.default_device()``); it decides the
+        compute dtype (``dtype`` overrides it for the UNet and text encoders).
+    :param offload_device: where the weights are left (default the CPU, memory-mapped from the file); the model
+        manager moves each module to ``load_device`` when it runs (wrap it in ``core.models.PatchedModel``).
     :param state_dict: tensors already read (by the model manager); the file is then only named in messages.
     """
-    device = torch.device(device)
+    device = as_device(load_device) if load_device is not None else default_device()
     dtype = dtype or compute_dtype(device)
+    vae_dtype = compute_dtype(device, (torch.bfloat16, torch.float32))
+    offload = torch.device(offload_device)
     if state_dict is None:
         header = read_header(path)
         family = detect_family(header)  # from the header alone: an unknown file costs no tensor read
@@ -239,22 +244,22 @@ def load_checkpoint(
     metadata = dict(metadata or {})
     overrides = json.loads(metadata.get(CONFIG_METADATA_KEY, "{}"))
 
-    unet_sd = section(state_dict, UNET_PREFIX)
+    unet_sd = strip_prefix(state_dict, UNET_PREFIX)
     unet_cfg = unet_config_from_state_dict(unet_sd, family, overrides.get("unet", {}))
-    unet = place(build(UNetModel, unet_cfg, unet_sd, f"{path} (UNet)"), device, dtype)
+    unet = place(build(UNetModel, unet_cfg, unet_sd, f"{path} (UNet)"), offload, dtype)
 
-    vae_sd = _fix_vae_attention(section(state_dict, VAE_PREFIX))
+    vae_sd = _fix_vae_attention(strip_prefix(state_dict, VAE_PREFIX))
     vae = build(AutoencoderKL, vae_config_from_state_dict(vae_sd), vae_sd, f"{path} (VAE)")
     # Never float16 for the VAE: SDXL's overflows in it. bfloat16 where the device runs it well, else float32.
-    vae = place(vae, device, compute_dtype(device, (torch.bfloat16, torch.float32)))
+    vae = place(vae, offload, vae_dtype)
 
     encoders = {}
     for spec in family.text_encoders:
-        text_sd = _fix_text_projection(section(state_dict, spec.prefix), spec)
+        text_sd = _fix_text_projection(strip_prefix(state_dict, spec.prefix), spec)
         config = text_config_from_state_dict(text_sd, spec, overrides.get("text_heads", {}).get(spec.name))
         module_type = CLIPTextEncoder if spec.layout == "hf" else OpenCLIPTextEncoder
         encoders[spec.name] = place(
-            build(module_type, config, text_sd, f"{path} (text encoder {spec.name})"), device, dtype
+            build(module_type, config, text_sd, f"{path} (text encoder {spec.name})"), offload, dtype
         )
 
     clip = CLIP(family, encoders, embeddings=EmbeddingLibrary(embeddings), vocab_near=path)
@@ -262,12 +267,14 @@ def load_checkpoint(
     return Checkpoint(family, DiffusionModel(unet, family, sampling), clip, VAE(vae), metadata)
 
 
-def load_vae(path: str | Path, device: str | torch.device = "cpu") -> VAE:
+def load_vae(
+    path: str | Path, load_device: str | torch.device | None = None, offload_device: str | torch.device = "cpu"
+) -> VAE:
     """A standalone VAE file (``VAELoader``): keys without prefix, or with ``first_stage_model.``."""
     sd, _ = read_state_dict(path)
     if any(k.startswith(VAE_PREFIX) for k in sd):
-        sd = section(sd, VAE_PREFIX)
+        sd = strip_prefix(sd, VAE_PREFIX)
     sd = _fix_vae_attention({k: v for k, v in sd.items() if not k.startswith("model_ema.")})
     vae = build(AutoencoderKL, vae_config_from_state_dict(sd), sd, f"{path} (VAE)")
-    device = torch.device(device)
-    return VAE(place(vae, device, compute_dtype(device, (torch.bfloat16, torch.float32))))
+    device = as_device(load_device) if load_device is not None else default_device()
+    return VAE(place(vae, torch.device(offload_device), compute_dtype(device, (torch.bfloat16, torch.float32))))
