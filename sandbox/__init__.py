@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import os
 import re
+import tarfile
 import tempfile
 import tomllib
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from sandbox.archive import (
     Limits,
     archive_format,
     check_archive,
+    finding,
     pack_root,
     safe_extract,
 )
@@ -74,6 +77,10 @@ def verify(
                 root = pack_root(safe_extract(path, Path(tmp) / "unpacked", limits))
             except ArchiveRejected as exc:
                 return Report(findings=exc.findings, stats={"format": kind})
+            except (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, RuntimeError) as exc:
+                # Damage the directory did not show (a corrupt member, a write the system refuses).
+                unreadable = finding("archive.unreadable", path.name, detail=f"unpacking failed: {exc}")
+                return Report(findings=[unreadable], stats={"format": kind})
             root = _named(root, Path(tmp), _pack_name(root, path))
         static = scan_folder(root)
         findings = static.findings

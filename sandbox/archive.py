@@ -26,6 +26,8 @@ MiB = 1024 * 1024
 SKIPPED_DIRS = frozenset({".git", ".hg", ".svn"})
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _CHUNK = 1024 * 1024
+_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+_MAX_NAME_BYTES, _MAX_PATH_BYTES = 255, 1024
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,10 @@ def _zip_entries(path: Path) -> Iterator[Entry | Finding]:
                     name = raw.decode("utf-8")
                 except UnicodeDecodeError:
                     utf8, name = False, raw.decode("utf-8", "surrogateescape")
+            if info.flag_bits & 0x1:  # encrypted: its contents cannot be scanned
+                yield finding("archive.unreadable", name, detail="encrypted member")
+            elif info.compress_type not in _ZIP_METHODS:
+                yield finding("archive.unreadable", name, detail=f"unsupported compression {info.compress_type}")
             mode = info.external_attr >> 16 if info.create_system == 3 else 0
             if stat.S_ISLNK(mode):
                 kind = "symlink"
@@ -277,6 +283,8 @@ def _check_name(entry: Entry) -> list[Finding]:
         return [finding("archive.traversal", name, detail="absolute path")]
     if ".." in parts:
         return [finding("archive.traversal", name, detail="'..' in the path")]
+    if len(name.encode("utf-8")) > _MAX_PATH_BYTES or any(len(p.encode("utf-8")) > _MAX_NAME_BYTES for p in parts):
+        return [finding("archive.bad-name", name, detail="too long to unpack on common file systems")]
     return []
 
 

@@ -217,3 +217,24 @@ def test_safe_extract_stops_when_real_bytes_exceed_the_budget(tmp_path, monkeypa
     with pytest.raises(ArchiveRejected, match="more bytes than it declares"):
         safe_extract(archive, tmp_path / "out", SMALL)
     assert not (tmp_path / "out").exists()
+
+
+def test_members_that_cannot_be_scanned_or_unpacked_are_rejected(tmp_path):
+    data = bytearray(make_zip(tmp_path / "e.zip", {"a.py": b"x = 1\n"}, zipfile.ZIP_STORED).read_bytes())
+    for signature in (b"PK\x03\x04", b"PK\x01\x02"):  # set the "encrypted" flag in both headers
+        at = data.index(signature) + (6 if signature == b"PK\x03\x04" else 8)
+        data[at] |= 0x1
+    (tmp_path / "e.zip").write_bytes(bytes(data))
+    assert rules(tmp_path / "e.zip") == {"archive.unreadable"}
+    assert rules(make_zip(tmp_path / "long.zip", {"a" * 300 + ".py": b"x"})) == {"archive.bad-name"}
+
+
+def test_a_member_corrupt_beyond_its_directory_makes_verify_reject_not_crash(tmp_path):
+    from sandbox import verify
+
+    data = bytearray(make_zip(tmp_path / "c.zip", {"pack/a.py": b"x = 1\n" * 50}, zipfile.ZIP_STORED).read_bytes())
+    body = data.index(b"x = 1")
+    data[body:body + 5] = b"y = 2"  # the CRC no longer matches
+    (tmp_path / "c.zip").write_bytes(bytes(data))
+    report = verify(tmp_path / "c.zip", isolate_import=False)
+    assert report.verdict == "reject" and [f.rule for f in report.findings] == ["archive.unreadable"]
