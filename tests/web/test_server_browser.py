@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DEMO, REPO, HearthServer
+from hearth_server import DEMO, REPO, HearthServer
 
 # pitfalls.md: without the networking flags Chromium floods the closed network with refused connections.
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

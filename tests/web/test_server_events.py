@@ -8,7 +8,7 @@ import time
 
 import httpx
 import pytest
-from conftest import (
+from hearth_server import (
     HearthServer,
     demo_prompt,
     finished,

@@ -7,7 +7,7 @@ import json
 
 import httpx
 import pytest
-from conftest import HearthServer, new_id, queue, wait_history
+from hearth_server import HearthServer, new_id, queue, wait_history
 from PIL import Image
 
 

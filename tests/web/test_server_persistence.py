@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from conftest import HearthServer, queue, slow_prompt, wait_history, wait_running
+from hearth_server import HearthServer, queue, slow_prompt, wait_history, wait_running
 
 from web.store import CRASH_MESSAGE
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import HearthServer
+from hearth_server import HearthServer
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.testclient import TestClient

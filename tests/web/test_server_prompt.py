@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import demo_prompt, queue, slow_prompt, wait_history, wait_running
+from hearth_server import demo_prompt, queue, slow_prompt, wait_history, wait_running
 
 
 def assert_error_shape(body: dict[str, Any], kind: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import REPO, demo_prompt, queue, slow_prompt, wait_history, wait_running
+from hearth_server import REPO, demo_prompt, queue, slow_prompt, wait_history, wait_running
 
 BOTH = pytest.mark.parametrize("prefix", ["", "/api"])
 

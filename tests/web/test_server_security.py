@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import HearthServer, new_id
+from hearth_server import HearthServer, new_id
 from starlette.testclient import TestClient
 from websockets.exceptions import InvalidStatus
 
