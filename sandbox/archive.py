@@ -150,6 +150,9 @@ def _tar_entries(path: Path, limits: Limits) -> Iterator[Entry | Finding]:
             member = tf.next()
             if member is None:
                 break
+            if member.offset_data + member.size > limits.max_total_bytes:  # before the next step reads past it
+                yield finding("archive.too-large", member.name, detail=f"over {limits.max_total_bytes // MiB} MiB")
+                return
             count += 1
             if count > limits.max_files:
                 yield finding("archive.too-many-files", path.name, detail=f"over {limits.max_files}")

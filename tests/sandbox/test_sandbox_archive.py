@@ -3,10 +3,12 @@ writes nothing until the checks pass. Archives are built here, byte by byte wher
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import stat
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -238,3 +240,13 @@ def test_a_member_corrupt_beyond_its_directory_makes_verify_reject_not_crash(tmp
     (tmp_path / "c.zip").write_bytes(bytes(data))
     report = verify(tmp_path / "c.zip", isolate_import=False)
     assert report.verdict == "reject" and [f.rule for f in report.findings] == ["archive.unreadable"]
+
+
+def test_a_tar_member_that_claims_to_be_huge_is_refused_without_reading_it(tmp_path):
+    info = tarfile.TarInfo("huge.bin")
+    info.size = 50 * 1024**3  # the header claims 50 GiB; the stream ends long before
+    with gzip.open(tmp_path / "huge.tar.gz", "wb") as fh:
+        fh.write(info.tobuf() + b"\0" * (64 * 1024 * 1024))  # compresses to ~64 KiB
+    started = time.monotonic()
+    assert rules(tmp_path / "huge.tar.gz") == {"archive.too-large"}
+    assert time.monotonic() - started < 5
