@@ -12,8 +12,15 @@ The registry server calls :func:`verify` on every upload; authors run the same c
 
 Three stages, cheapest first: archive checks (any finding rejects, and nothing further runs), the static scan
 (reads files, never runs them), and the isolated import (the only stage that runs pack code, in a separate
-process with no network, see :mod:`sandbox.isolate`). Suppressions come from registry admins only (see
-:mod:`sandbox.findings`). This package uses the standard library alone.
+process with no network, see :mod:`sandbox.isolate`). This package uses the standard library alone.
+
+Suppressions come from registry admins only, never from a pack's author, and the registry records each one
+(who, why, which finding) in its audit log. A suppression names a rule and a place; it hides matching findings
+and the verdict is recomputed. Archive findings cannot be suppressed::
+
+    report.suppress("process.spawn", "nodes.py", 12, by="admin@example", reason="runs ffmpeg, reviewed")
+    # re-verifying a new upload with the decisions already on record:
+    verify(path, suppressions=[Suppression("process.spawn", "nodes.py", None, by=..., reason=...)])
 """
 
 from __future__ import annotations
