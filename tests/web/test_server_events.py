@@ -180,3 +180,21 @@ def test_reconnecting_mid_prompt_replays_the_running_node(server: HearthServer, 
         resumed = json.loads(ws.recv(timeout=5))
         assert resumed == {"type": "executing", "data": {"node": "1", "display_node": "1", "prompt_id": prompt_id}}
         assert "execution_success" in types(receive_until(ws, finished(prompt_id)))
+
+
+def test_free_memory_drops_the_output_cache(server: HearthServer, client: httpx.Client) -> None:
+    sid = new_id()
+    prompt = slow_prompt(f"free-{sid}", seconds=0, steps=1)
+
+    def cached_nodes(ws: object) -> list[str]:
+        prompt_id = queue(client, prompt, client_id=sid)
+        messages = receive_until(ws, finished(prompt_id))
+        return next(m["data"]["nodes"] for m in messages if isinstance(m, dict) and m["type"] == "execution_cached")
+
+    with server.ws(sid) as ws:
+        ws.recv(timeout=5)
+        assert cached_nodes(ws) == []
+        assert cached_nodes(ws) == ["1"]
+        assert client.post("/api/free", json={"free_memory": True}).status_code == 200
+        time.sleep(0.5)  # applied by the worker between prompts, as ComfyUI does
+        assert cached_nodes(ws) == []
