@@ -125,6 +125,10 @@ class EventHub:
             if message is not None:
                 self._offer(client, message, kind)
 
+    def send(self, client: Client, event: str, data: Any) -> None:
+        """Queue one message for one client (from the event loop), with the usual backlog rule."""
+        self._offer(client, json.dumps({"type": event, "data": data}, default=str), event)
+
     def _offer(self, client: Client, message: str | bytes, kind: str) -> None:
         if client.queue.qsize() < BACKLOG - 1:
             client.queue.put_nowait(message)

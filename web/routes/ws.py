@@ -28,10 +28,10 @@ async def websocket(ws: WebSocket) -> None:
     client = state.hub.add(sid, ws)
     # Every send goes through the client's queue and its one pump task: Starlette sockets are not safe to send
     # on from two tasks at once.
-    client.queue.put_nowait(json.dumps({"type": "status", "data": {**state.status(), "sid": sid}}))
+    state.hub.send(client, "status", {**state.status(), "sid": sid})
     resumed = state.events.resume_for(sid)
     if resumed is not None:  # a page reload mid-prompt picks the running node up again
-        client.queue.put_nowait(json.dumps({"type": "executing", "data": resumed}))
+        state.hub.send(client, "executing", resumed)
     pump = asyncio.create_task(state.hub.pump(client))
     try:
         while True:
@@ -48,7 +48,7 @@ async def websocket(ws: WebSocket) -> None:
                 continue
             if isinstance(data, dict) and data.get("type") == "feature_flags" and isinstance(data.get("data"), dict):
                 client.features = data["data"]
-                client.queue.put_nowait(json.dumps({"type": "feature_flags", "data": server_features(state)}))
+                state.hub.send(client, "feature_flags", server_features(state))
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
