@@ -74,3 +74,20 @@ def test_first_party_packs_scan_clean():
         if pack == builtin and isolate:
             assert report.import_ok and len(report.nodes) > 10, "the builtin nodes must be listed"
             assert {n["kind"] for n in report.nodes} == {"hearth"}
+
+
+def test_pack_code_runs_only_inside_the_sandbox(tmp_path):
+    # The pack leaves a marker wherever its code runs with access to the test's folder: it never should.
+    marker = tmp_path / "ran-here"
+    pack = tmp_path / "marker_pack"
+    pack.mkdir()
+    for name in ("__init__.py", "setup.py", "install.py"):
+        (pack / name).write_text(f"open({str(marker)!r}, 'w').write('pack code ran outside the sandbox')\n")
+    (pack / "pyproject.toml").write_text('[project]\nname = "marker-pack"\nversion = "0.1.0"\n'
+                                         '[project.entry-points.hearth]\nmarker = "setup"\n')
+    verify(pack, isolate_import=False)
+    assert not marker.exists()
+    if sys.platform.startswith("linux"):
+        report = verify(pack)
+        assert not marker.exists()
+        assert "import.isolation-unavailable" in {f.rule for f in report.findings} or report.isolation["available"]
