@@ -8,6 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cli.scan import scan
@@ -56,6 +57,8 @@ def test_bad_input_is_one_line_without_traceback(tmp_path):
 
 def test_the_comfy_command_wires_scan_into_the_node_group():
     comfy = Path(sys.executable).with_name("comfy")
+    if not comfy.exists():
+        pytest.skip("the comfy command is not installed beside this Python")
     done = subprocess.run([str(comfy), "node", "scan", str(STATIC / "deps.vcs.fires"), "--no-import", "--json"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr
