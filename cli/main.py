@@ -17,16 +17,36 @@ class UserError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
+def _one_line_usage_error(exc: click.UsageError) -> UserError:
+    where = exc.ctx.command_path if exc.ctx is not None else "comfy"
+    return UserError(f"{exc.format_message()} (see `{where} --help`)")
+
+
 class HearthGroup(click.Group):
-    """Turns any unexpected exception into one line (exit 2); ``--debug`` shows the traceback."""
+    """Every failure becomes one line with exit code 2; ``--debug`` adds the traceback."""
+
+    def make_context(self, info_name, args, parent=None, **extra):  # noqa: ANN001, ANN201 - click's signature
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            raise _one_line_usage_error(exc) from exc
 
     def invoke(self, ctx: click.Context):  # noqa: ANN201
+        debug = bool(ctx.find_root().params.get("debug"))
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except click.UsageError as exc:
+            if debug:
+                traceback.print_exc()
+            raise _one_line_usage_error(exc) from exc
+        except click.ClickException:
+            if debug:
+                traceback.print_exc()
             raise
         except Exception as exc:
-            if ctx.find_root().params.get("debug"):
+            if debug:
                 traceback.print_exc()
             raise UserError(f"{type(exc).__name__}: {exc}") from exc
 

@@ -49,12 +49,18 @@ def hearth_folders(tmp_path: Path) -> Folders:
 
 @pytest.fixture
 def run_prompt(hearth_plugins: PluginManager, hearth_folders: Folders) -> Iterator[Callable[..., Any]]:
-    """``run_prompt(prompt, **execute_kwargs) -> ExecutionResult`` with this test's folders and plugins."""
+    """``run_prompt(prompt, cache="classic", **run_kwargs) -> ExecutionResult``: one executor per test and cache."""
     from core import context
     from core.executor import Executor
 
+    executors: dict[str, Executor] = {}
+
     def run(prompt: dict[str, Any], cache: str = "classic", **kwargs: Any) -> Any:
-        executor = Executor(hearth_plugins.nodes(), cache=cache, folders=hearth_folders, plugins=hearth_plugins)
+        # One executor per cache strategy for the whole test, so caching across runs can be tested too.
+        executor = executors.get(cache)
+        if executor is None:
+            executor = executors[cache] = Executor(hearth_plugins.nodes(), cache=cache, folders=hearth_folders,
+                                                   plugins=hearth_plugins)
         return executor.run(prompt, **kwargs)
 
     previous = context.folders()

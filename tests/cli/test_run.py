@@ -382,8 +382,6 @@ def test_json_without_check_is_refused(comfy: Any, write_json: Any, workdir: Pat
     assert not (workdir / "output").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="cli/main.py's HearthGroup re-raises ClickException (UserError) before "
-                                       "looking at --debug, so bad input never shows a traceback; reported")
 def test_debug_shows_a_traceback_for_bad_input(comfy: Any) -> None:
     out = comfy("--debug", "run", "missing.json")
     assert out.exit_code == 2
