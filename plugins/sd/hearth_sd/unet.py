@@ -174,7 +174,7 @@ class SpatialTransformer(nn.Module):
             x = block(x, context)
         if self.linear:
             x = self.proj_out(x)
-        x = x.reshape(b, h, w, -1).permute(0, 3, 1, 2)
+        x = x.reshape(b, h, w, -1).permute(0, 3, 1, 2).contiguous()
         if not self.linear:
             x = self.proj_out(x)
         return x + residual
