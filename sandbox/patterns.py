@@ -105,6 +105,11 @@ _PASTE_HOSTS = (
 )
 
 
+def names_code(text: str) -> bool:
+    """True for a file name of code or a binary (the place a download is saved to, say)."""
+    return text.lower().endswith(_EXECUTABLE_SUFFIXES) and not any(c.isspace() for c in text)
+
+
 def is_download(text: str) -> bool:
     """True for a URL that fetches code or a binary, or anything from a paste or anonymous file host."""
     if not text.startswith(("http://", "https://", "ftp://")) or any(c.isspace() for c in text):

