@@ -9,6 +9,9 @@ Starts a real server process on a free loopback port with a throwaway data folde
 2. connects 50 WebSocket clients and queues 20 prompts of a node that reports 50 progress steps, sent to every
    client (no ``client_id``): messages delivered, delivery rate, and ``execution_success`` latency per client.
 
+Wall-clock figures swing with other load on a shared machine; CPU time per prompt (server process versus the
+in-process baseline) is the steadier comparison of what the server adds.
+
 Run: .venv/bin/python bench/server.py [--prompts 200] [--clients 50]
 Everything stays on 127.0.0.1 and every wait is bounded.
 """
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from websockets.asyncio.client import connect
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,7 +109,12 @@ def start_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("server did not start within 60 s")
 
 
-async def queued_prompts(base: str, count: int) -> None:
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+async def queued_prompts(base: str, count: int, pid: int) -> None:
     client_id = "bench-queue"
     ws_url = base.replace("http", "ws", 1) + f"/ws?clientId={client_id}"
     start_latency: list[float] = []
@@ -127,6 +136,7 @@ async def queued_prompts(base: str, count: int) -> None:
                     finished[data["prompt_id"]] = time.perf_counter()
 
         listener = asyncio.create_task(listen())
+        cpu_before = cpu_seconds(pid)
         submit: list[float] = []
         submitted: dict[str, float] = {}
         began = time.perf_counter()
@@ -139,11 +149,13 @@ async def queued_prompts(base: str, count: int) -> None:
         queued_at = time.perf_counter()
         await asyncio.wait_for(listener, TIMEOUT)
         elapsed = max(finished.values()) - began
+        cpu = cpu_seconds(pid) - cpu_before
         turnaround = [(finished[p] - t) * 1000 for p, t in submitted.items()]
         history = (await http.get("/history", params={"max_items": count})).json()
     ok = sum(1 for entry in history.values() if entry["status"]["status_str"] == "success")
     print(f"  {count} prompts queued in {queued_at - began:.2f} s, all done in {elapsed:.2f} s: "
           f"{count / elapsed:.1f} prompts/s ({ok}/{count} succeeded)")
+    print(f"  server CPU time {cpu * 1000 / count:.1f} ms per prompt (all threads: HTTP, worker, events, SQLite)")
     print(f"  POST /prompt latency ms        {percentiles(submit)}")
     print(f"  execution_start event ms       {percentiles(start_latency)}")
     print(f"  execution_success event ms     {percentiles(success_latency)}")
@@ -158,12 +170,12 @@ def in_process_baseline(count: int, root: Path) -> None:
     registry = load_plugins(environ={}).nodes()
     executor = Executor(registry, folders=Folders(root / "base-out", root / "base-in", root / "base-tmp"))
     executor.run(demo(count + 1))  # imports and first-call costs, as the server's first prompt pays them
-    began = time.perf_counter()
+    began, cpu_before = time.perf_counter(), time.process_time()
     for index in range(count):
         result = executor.run(demo(index))
         assert result.ok, result.error
-    elapsed = time.perf_counter() - began
-    print(f"  {count / elapsed:.1f} prompts/s ({elapsed:.2f} s)")
+    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_before
+    print(f"  {count / elapsed:.1f} prompts/s ({elapsed:.2f} s); CPU time {cpu * 1000 / count:.1f} ms per prompt")
 
 
 async def many_clients(base: str, clients: int, prompts: int, steps: int = 50) -> None:
@@ -231,7 +243,7 @@ def main() -> None:
         warm_up(base)
         print(f"comfy serve at {base} (data in {root})")
         print(f"1. {args.prompts} queued prompts of builtin nodes (7 nodes each, one PNG saved)")
-        asyncio.run(queued_prompts(base, args.prompts))
+        asyncio.run(queued_prompts(base, args.prompts, proc.pid))
         print(f"2. {args.clients} WebSocket clients receiving progress")
         asyncio.run(many_clients(base, args.clients, prompts=20))
     finally:
