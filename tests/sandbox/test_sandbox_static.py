@@ -93,7 +93,7 @@ def test_rule_fires_on_its_sample(rule):
     for case in corpus_cases(rule, "fires"):
         hits = [f for f in findings_for(case) if f.rule == rule]
         assert hits, f"{case.name} should fire {rule}"
-        assert all(f.line > 0 for f in hits) or rule.startswith("binary."), f"{rule} findings need a line"
+        assert all(f.line > 0 for f in hits), f"{rule} findings need a line"
         assert all(f.severity == RULES[rule][0] and f.message and f.path for f in hits)
 
 
