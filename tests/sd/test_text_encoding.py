@@ -3,6 +3,8 @@ token ids from the tokenizer, states from transformers' CLIP loaded with the sam
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from hearth_sd.clip_text import CLIPTextEncoder
@@ -249,3 +251,16 @@ def test_set_last_layer_leaves_the_original_alone():
     assert clip.layer is None and skipped.layer == -2 and skipped.encoders["l"] is clip.encoders["l"]
     with pytest.raises(ValueError, match="negative"):
         clip.set_last_layer(1)
+
+
+def test_embedding_of_another_width_is_dropped_for_that_encoder(tmp_path):
+    """An SD1-style (single width) embedding on SDXL: CLIP-L takes its vectors, bigG (another width) drops it."""
+    from safetensors.torch import save_file
+
+    save_file({"emb_params": torch.ones(2, 32)}, str(tmp_path / "one.safetensors"))
+    clip, _ = make_clip("sdxl", EmbeddingLibrary([tmp_path]))
+    clip.encoders["g"] = OpenCLIPTextEncoder(replace(clip.family.text_encoders[1].tiny, width=16, heads=2)).eval()
+    tokens = clip.tokenize("embedding:one cat")
+    l_tokens, g_tokens = tokens["l"][0].tokens, tokens["g"][0].tokens
+    assert l_tokens[: l_tokens.index(EOS) + 1] == [BOS, 0, 0, *ids("cat"), EOS]
+    assert g_tokens[: g_tokens.index(EOS) + 1] == [BOS, *ids("cat"), EOS]

@@ -144,16 +144,19 @@ class CLIP:
                 if not word:
                     continue
                 if word.startswith(EMBEDDING_PREFIX):
-                    vectors, rest = self._embedding(word[len(EMBEDDING_PREFIX) :], spec)
-                    if vectors is not None:
-                        words.append([(v, weight) for v in vectors])
+                    found, vectors, rest = self._embedding(word[len(EMBEDDING_PREFIX) :], spec)
+                    if found:
+                        # An embedding without vectors for this encoder is dropped (with a warning), not spelled.
+                        if vectors is not None:
+                            words.append([(v, weight) for v in vectors])
                         if rest:
                             words.append([(t, weight) for t in self.tokenizer.encode(rest)])
                         continue
                 words.append([(t, weight) for t in self.tokenizer.encode(word)])
         return words
 
-    def _embedding(self, name: str, spec: TextEncoderSpec) -> tuple[torch.Tensor | None, str]:
+    def _embedding(self, name: str, spec: TextEncoderSpec) -> tuple[bool, torch.Tensor | None, str]:
+        """(found, vectors for this encoder or None, text left after the name)."""
         rest = ""
         if self.embeddings.find(name) is None:
             # "embedding:name," -- trailing punctuation belongs to the prompt, not to the name.
@@ -161,11 +164,11 @@ class CLIP:
             name, rest = stripped, name[len(stripped) :]
         found = self.embeddings.get(name)
         if found is None:
-            return None, ""
+            return False, None, ""
         vectors = found.vectors_for(spec.name, spec_width(self.encoders[spec.name]))
         if vectors is None:
             log.warning("embedding %r has no vectors for text encoder %r (width mismatch); ignored", name, spec.name)
-        return vectors, rest
+        return True, vectors, rest
 
     def tokenize(self, text: str) -> dict[str, list[Chunk]]:
         """Chunks per text encoder (they differ in padding and in which embedding vectors they take)."""
