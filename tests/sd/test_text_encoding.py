@@ -264,3 +264,17 @@ def test_embedding_of_another_width_is_dropped_for_that_encoder(tmp_path):
     l_tokens, g_tokens = tokens["l"][0].tokens, tokens["g"][0].tokens
     assert l_tokens[: l_tokens.index(EOS) + 1] == [BOS, 0, 0, *ids("cat"), EOS]
     assert g_tokens[: g_tokens.index(EOS) + 1] == [BOS, *ids("cat"), EOS]
+
+
+def test_sdxl_separate_prompts_pad_to_the_same_length():
+    """CLIPTextEncodeSDXL: text_l and text_g are tokenized apart; the shorter gets empty-prompt chunks."""
+    clip, refs = make_clip("sdxl")
+    tokens = clip.tokenize_each({"g": "cat " * 80, "l": "a dog"})
+    assert len(tokens["g"]) == len(tokens["l"]) == 2
+    assert tokens["l"][1].tokens == chunk_row([], EOS)
+    cond, pooled = clip.encode_from_tokens(tokens)
+    assert cond.shape == (1, 154, 64)
+    l_states, _ = refs["l"].run([chunk_row(ids("a dog"), EOS), chunk_row([], EOS)])
+    assert (cond[..., :32] - refs["l"].layer(l_states, None).reshape(1, -1, 32)).abs().max().item() <= TOL
+    with pytest.raises(ValueError, match="no text encoder"):
+        clip.tokenize_each({"h": "x"})

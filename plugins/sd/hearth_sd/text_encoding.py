@@ -174,6 +174,25 @@ class CLIP:
         """Chunks per text encoder (they differ in padding and in which embedding vectors they take)."""
         return {spec.name: chunk_words(self._words(text, spec), spec.pad_token) for spec in self.family.text_encoders}
 
+    def tokenize_each(self, texts: Mapping[str, str]) -> dict[str, list[Chunk]]:
+        """A different prompt per encoder (``CLIPTextEncodeSDXL``'s ``text_l`` / ``text_g``), others get ``""``.
+
+        The encoders' states are joined position by position, so the shorter token list is padded with empty-prompt
+        chunks to the longer one's count.
+        """
+        unknown = set(texts) - {spec.name for spec in self.family.text_encoders}
+        if unknown:
+            raise ValueError(f"{self.family.name} has no text encoder(s) {sorted(unknown)}")
+        tokens = {
+            spec.name: chunk_words(self._words(texts.get(spec.name, ""), spec), spec.pad_token)
+            for spec in self.family.text_encoders
+        }
+        count = max(len(chunks) for chunks in tokens.values())
+        for spec in self.family.text_encoders:
+            chunks = tokens[spec.name]
+            chunks.extend(chunk_words([], spec.pad_token)[0] for _ in range(count - len(chunks)))
+        return tokens
+
     # --- encoding --------------------------------------------------------------------------------------------
 
     def _encode_chunks(self, spec: TextEncoderSpec, chunks: list[Chunk]) -> tuple[torch.Tensor, torch.Tensor]:
