@@ -90,7 +90,8 @@ _add_commands()
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        cli.main(args=argv, prog_name="comfy", standalone_mode=False)
+        # Without standalone mode click returns ctx.exit(n)'s code instead of exiting: pass it on.
+        code = cli.main(args=argv, prog_name="comfy", standalone_mode=False)
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

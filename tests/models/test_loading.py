@@ -224,4 +224,5 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     fp32_bytes = 64 * 1024 * 1024 * 4
-    assert int(out.stdout) < 1.2 * fp32_bytes, f"peak {int(out.stdout) / 2**20:.0f} MiB above baseline"
+    # One fp32 copy plus allocator slack; two copies at once (the bug this guards against) would be >= 2x.
+    assert int(out.stdout) < 1.5 * fp32_bytes, f"peak {int(out.stdout) / 2**20:.0f} MiB above baseline"
