@@ -20,6 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "sd"))
 
 from hearth_sd.families import FAMILIES  # noqa: E402
+from hearth_sd.sdxl_conditioning import sdxl_adm  # noqa: E402
 from hearth_sd.unet import UNetModel  # noqa: E402
 from ldm_to_diffusers import convert_unet  # noqa: E402
 
@@ -86,10 +87,12 @@ def main() -> None:
     context = torch.randn(args.batch, 77, cfg.context_dim, generator=gen)
     y, added = None, None
     if cfg.adm_in_channels:
-        y = torch.randn(args.batch, cfg.adm_in_channels, generator=gen)
-        # diffusers builds the same vector from text_embeds + time_ids; equal timing work, different inputs.
-        pooled = y[:, : cfg.adm_in_channels - 6 * 256]
-        added = {"text_embeds": pooled, "time_ids": torch.full((args.batch, 6), 512.0)}
+        # The same size conditioning both ways: ours takes the ADM vector, diffusers builds it from time_ids.
+        pooled = torch.randn(args.batch, cfg.adm_in_channels - 6 * 256, generator=gen)
+        pixels = args.size * 8
+        y = sdxl_adm(pooled, width=pixels, height=pixels)
+        time_ids = torch.tensor([[pixels, pixels, 0, 0, pixels, pixels]] * args.batch, dtype=torch.float32)
+        added = {"text_embeds": pooled, "time_ids": time_ids}
 
     runs = {
         "hearth": lambda: ours(x, t, context, y),
