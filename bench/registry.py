@@ -183,6 +183,21 @@ def run_publishes(url: str, settings, n: int, concurrency: int = 8) -> tuple[flo
     return n / accepted, time.perf_counter() - t0
 
 
+def _server_cpu(server) -> float:  # noqa: ANN001
+    """CPU seconds (user + system) used so far by the server process and its children."""
+    import psutil
+
+    proc = psutil.Process(server.proc.pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of read load (default 60)")
@@ -208,9 +223,13 @@ def main() -> None:
     server.start()
     try:
         run_reads(server.url, catalogue, 4, 2, 1)  # warm-up
+        cpu0 = _server_cpu(server)
         results = run_reads(server.url, catalogue, args.clients, args.duration, args.load_procs)
+        cpu_read = _server_cpu(server) - cpu0
         baseline_s = min(args.duration, 15.0)
+        cpu0 = _server_cpu(server)
         baseline = run_reads(server.url, [], args.clients, baseline_s, args.load_procs)
+        cpu_base = (_server_cpu(server) - cpu0) / max(len(baseline), 1) * 1000
         errors = sum(1 for _, _, status in results if status != 200)
         print(f"\nreads: {args.clients} clients, {args.duration:.0f}s, SQLite, {args.workers} server process(es)")
         print(f"{'kind':10} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
@@ -221,6 +240,10 @@ def main() -> None:
         print(f"{'baseline':10} {len(lat):9d} {len(lat) / baseline_s:8.0f} {pct(lat, 50):8.1f} {pct(lat, 99):8.1f}"
               "   (GET /healthz: framework and machine ceiling, no database)")
         lat = [d for _, d, _ in results]
+        # CPU seconds the server spent per request do not depend on what else the machine is running.
+        per_req = cpu_read / max(len(results), 1) * 1000
+        print(f"server CPU: {per_req:.2f} ms per read request ({1000 / per_req:.0f} req/s per fully available core); "
+              f"baseline {cpu_base:.2f} ms")
         print(f"errors: {errors}; mean {statistics.mean(lat) * 1000:.1f} ms; target p99 < 50 ms: "
               f"{'met' if pct(lat, 99) < 50 else 'NOT met'}")
         if args.publishes:

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from registry_server.cache import CacheMiddleware, ResponseCache
 from registry_server.db import make_engine, run_migrations
 from registry_server.deps import Registry
 from registry_server.errors import install_handlers
@@ -28,6 +29,8 @@ def open_registry(settings: Settings, migrate: bool = True) -> Registry:
 
 def create_app(settings: Settings | None = None, start_worker: bool = True) -> FastAPI:
     settings = settings or Settings.from_env()
+    # Private registries never cache: every read must pass its token check.
+    cache = ResponseCache(0 if settings.private else settings.cache_ttl_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -36,6 +39,7 @@ def create_app(settings: Settings | None = None, start_worker: bool = True) -> F
         from registry_server.verification.worker import VerificationWorker
 
         registry = open_registry(settings)
+        registry.cache = cache
         app.state.registry = registry
         cleaned = recover(registry)
         log.info("registry ready: db %s, storage %s, verifier %s, cleaned %s", registry.engine.url.render_as_string(),
@@ -53,6 +57,11 @@ def create_app(settings: Settings | None = None, start_worker: bool = True) -> F
     app = FastAPI(title="Hearth registry", version="1", lifespan=lifespan,
                   description="Node-pack registry: ComfyUI registry API, PEP 691 simple index and Hearth's API.")
     install_handlers(app)
+
+    def count_cached_install(path: str) -> None:
+        app.state.registry.count_download(path.split("/")[2])
+
+    app.add_middleware(CacheMiddleware, cache=cache, on_install=count_cached_install)
 
     from registry_server.accounts.routes import router as accounts_router
     from registry_server.admin.routes import router as admin_router

@@ -5,15 +5,18 @@ from __future__ import annotations
 import base64
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from registry.manifest import normalize_name
 from registry_server.accounts.models import Token
 from registry_server.accounts.services import authenticate
+from registry_server.cache import ResponseCache
 from registry_server.settings import Settings
 from registry_server.storage.services import Storage
 
@@ -29,10 +32,12 @@ class Registry:
     # Install counts are batched in memory and flushed by the worker: a read must not become a write.
     downloads: Counter = field(default_factory=Counter)
     downloads_lock: threading.Lock = field(default_factory=threading.Lock)
+    cache: ResponseCache = field(default_factory=lambda: ResponseCache(0))
 
     def count_download(self, pack_id: str) -> None:
+        """Count an install of a pack, by its normalised key (a cached answer knows only the URL's spelling)."""
         with self.downloads_lock:
-            self.downloads[pack_id] += 1
+            self.downloads[normalize_name(pack_id)] += 1
 
     def base_url(self, request: Request | None) -> str:
         if self.settings.public_url:
@@ -42,13 +47,19 @@ class Registry:
         return str(request.base_url).rstrip("/")
 
 
-def get_registry(request: Request) -> Registry:
+# Dependencies are `async def` on purpose: FastAPI runs a sync dependency in the thread pool, and three thread
+# hops per request cost more CPU than the queries. None of them blocks: a Session connects lazily, in the
+# endpoint's own thread.
+async def get_registry(request: Request) -> Registry:
     return request.app.state.registry
 
 
-def get_session(registry: Registry = Depends(get_registry)) -> Iterator[Session]:
-    with Session(registry.engine, expire_on_commit=False) as session:
+async def get_session(registry: Registry = Depends(get_registry)) -> AsyncIterator[Session]:
+    session = Session(registry.engine, expire_on_commit=False)
+    try:
         yield session
+    finally:
+        session.close()  # returns the connection to the pool: a rollback, too short to be worth a thread hop
 
 
 def token_from_request(request: Request, allow_cookie: bool = False) -> str | None:
@@ -67,12 +78,16 @@ def token_from_request(request: Request, allow_cookie: bool = False) -> str | No
     return request.headers.get("x-hearth-token") or (request.cookies.get("hearth_token") if allow_cookie else None)
 
 
-def read_access(request: Request, registry: Registry = Depends(get_registry),
-                session: Session = Depends(get_session)) -> Token | None:
+async def read_access(request: Request, registry: Registry = Depends(get_registry)) -> Token | None:
     """In private mode every read needs a token of scope read or above; otherwise reads are open."""
     if not registry.settings.private:
         return None
-    return authenticate(session, token_from_request(request, allow_cookie=True), "read")
+    return await run_in_threadpool(_authenticate_read, registry, token_from_request(request, allow_cookie=True))
+
+
+def _authenticate_read(registry: Registry, secret: str | None) -> Token:
+    with Session(registry.engine, expire_on_commit=False) as session:
+        return authenticate(session, secret, "read")
 
 
 def admin_access(request: Request, session: Session = Depends(get_session), allow_cookie: bool = False) -> Token:

@@ -33,6 +33,8 @@ class Settings:
     max_unpacked_bytes: int = 1024 * 1024 * 1024
     max_compression_ratio: int = 200
     upstream_timeout_s: float = 10.0
+    # Seconds a public read response may be served from memory; writes through this process clear it at once.
+    cache_ttl_s: float = 2.0
     # Run the sandbox's isolated import (slower, finds node classes by importing in a subprocess).
     isolate_import: bool = True
 
@@ -64,8 +66,9 @@ class Settings:
         for name in ("max_upload_bytes", "upload_url_ttl_s", "gc_grace_s", "verify_workers"):
             if f"HEARTH_REGISTRY_{name.upper()}" in env:
                 setattr(s, name, int(env[f"HEARTH_REGISTRY_{name.upper()}"]))
-        if "HEARTH_REGISTRY_VERIFY_POLL_S" in env:
-            s.verify_poll_s = float(env["HEARTH_REGISTRY_VERIFY_POLL_S"])
+        for name in ("verify_poll_s", "cache_ttl_s"):
+            if f"HEARTH_REGISTRY_{name.upper()}" in env:
+                setattr(s, name, float(env[f"HEARTH_REGISTRY_{name.upper()}"]))
         if "HEARTH_REGISTRY_ISOLATE_IMPORT" in env:
             s.isolate_import = env["HEARTH_REGISTRY_ISOLATE_IMPORT"] not in ("0", "false", "no")
         return s
@@ -78,6 +81,7 @@ class Settings:
                            ("PUBLIC_URL", self.public_url)):
             if value:
                 env[f"HEARTH_REGISTRY_{key}"] = value
-        for name in ("max_upload_bytes", "upload_url_ttl_s", "gc_grace_s", "verify_workers", "verify_poll_s"):
+        for name in ("max_upload_bytes", "upload_url_ttl_s", "gc_grace_s", "verify_workers", "verify_poll_s",
+                     "cache_ttl_s"):
             env[f"HEARTH_REGISTRY_{name.upper()}"] = str(getattr(self, name))
         return env

@@ -39,7 +39,9 @@ def resolve_pack(session: Session, registry, pack_id: str, version: str | None =
     """The pack for a read: local first; in mirror mode, fetched from (or refreshed against) the upstream."""
     pack = services.find_pack(session, pack_id)
     upstream = registry.settings.upstream
-    if upstream and (pack is None or pack.origin == "upstream") and PACK_ID_RE.match(pack_id):
+    if not upstream or (pack is not None and pack.origin == "local"):
+        return services.get_pack(session, pack_id, pack)
+    if PACK_ID_RE.match(pack_id):
         key = (normalize_name(pack_id), version)
         with _lock:
             due = time.monotonic() - _last_checked.get(key, -REFRESH_S) >= REFRESH_S

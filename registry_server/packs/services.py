@@ -16,8 +16,9 @@ def find_pack(session: Session, pack_id: str) -> Pack | None:
     return session.exec(select(Pack).where(Pack.key == normalize_name(pack_id))).first()
 
 
-def get_pack(session: Session, pack_id: str) -> Pack:
-    pack = find_pack(session, pack_id)
+def get_pack(session: Session, pack_id: str, pack: Pack | None = None) -> Pack:
+    """The pack, or a 404 naming it; pass an already loaded `pack` to skip the lookup."""
+    pack = pack or find_pack(session, pack_id)
     if pack is None:
         raise ApiError(404, "pack_not_found", f"pack {pack_id!r} not found")
     if pack.banned:

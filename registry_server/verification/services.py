@@ -187,6 +187,7 @@ def verify_version(registry, version_id: str) -> str:  # noqa: ANN001 - Registry
             audit(session, "system:verifier", "version.verify", f"{pack.id}@{version.version}",
                   {"verdict": report.verdict, "verifier": verifier, "findings": len(report.findings)})
             session.commit()
+            registry.cache.clear()  # the version's status, the pack's latest and search results changed
             log.info("verified %s %s: %s", pack.id, version.version, version.status)
             return version.status
     finally:

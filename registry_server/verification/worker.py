@@ -58,8 +58,8 @@ class VerificationWorker:
         if not counts:
             return
         with Session(reg.engine) as session:
-            for pack_id, n in counts.items():
-                session.execute(update(Pack).where(Pack.id == pack_id).values(downloads=Pack.downloads + n))
+            for key, n in counts.items():
+                session.execute(update(Pack).where(Pack.key == key).values(downloads=Pack.downloads + n))
             session.commit()
 
     def _loop(self) -> None:
