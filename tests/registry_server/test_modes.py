@@ -20,7 +20,6 @@ def test_private_mode_needs_read_tokens(make_server, tmp_path: Path):
     name = unique("secret-")
     read = hub.token(pub, "read")
     auth = {"Authorization": f"Bearer {read}"}
-    hub.publish_dir_headers = auth
     r = hub.reserve(pub, token, name, "1.0.0")
     assert r.status_code == 201  # publishing authenticates with the publish token as before
     from registry.archive import build_archive
