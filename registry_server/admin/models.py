@@ -19,3 +19,19 @@ class AuditEntry(SQLModel, table=True):
     action: str = Field(index=True)
     target: str = ""
     detail: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Suppression(SQLModel, table=True):
+    """An admin's ruling that a verification finding is a false positive for a pack; later versions of the pack
+    are verified with it applied (the sandbox hides matching findings and recomputes the verdict)."""
+
+    __tablename__ = "suppressions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    pack_id: str = Field(foreign_key="packs.id", index=True)
+    rule: str
+    path: str = "*"  # "*" = any file
+    line: int | None = None  # None = anywhere in the file
+    by: str
+    reason: str
+    created_at: datetime = Field(default_factory=utcnow)

@@ -8,7 +8,7 @@ from sqlmodel import Session
 from registry_server.accounts.models import Token
 from registry_server.accounts.services import actor_for
 from registry_server.admin import services
-from registry_server.admin.schemas import AuditOut, ModerationAction
+from registry_server.admin.schemas import AuditOut, ModerationAction, SuppressionIn
 from registry_server.deps import Registry, admin_access, get_registry, get_session
 from registry_server.errors import ApiError
 from registry_server.packs.models import Pack
@@ -29,6 +29,14 @@ def queue(request: Request, session: Session = Depends(get_session), token: Toke
         pack = session.get(Pack, v.pack_id)
         out.append({"pack": pack.id, **version_out(session, v, pack, registry.base_url(request)).model_dump()})
     return out
+
+
+@router.post("/suppress")
+def suppress(body: SuppressionIn, session: Session = Depends(get_session), token: Token = Depends(admin_access)) -> dict:
+    """Rule a finding a false positive for the pack's later versions."""
+    row = services.suppress(session, body.pack, body.rule, actor_for(session, token), body.reason, body.path,
+                            body.line)
+    return {"ok": True, "id": row.id, "pack": row.pack_id, "rule": row.rule, "path": row.path, "line": row.line}
 
 
 @router.post("/{action}")

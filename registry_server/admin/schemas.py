@@ -17,3 +17,11 @@ class AuditOut(BaseModel):
     action: str
     target: str
     detail: dict
+
+
+class SuppressionIn(BaseModel):
+    pack: str
+    rule: str
+    reason: str
+    path: str = "*"
+    line: int | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from registry_server.admin.models import AuditEntry
+from registry_server.admin.models import AuditEntry, Suppression
 from registry_server.errors import ApiError
 
 
@@ -114,3 +114,27 @@ def moderation_queue(session: Session, limit: int = 200) -> list:
 
     return list(session.exec(select(Version).where(Version.status.in_(("flagged", "pending")))
                              .order_by(Version.uploaded_at).limit(limit)).all())
+
+
+def suppress(session: Session, pack_target: str, rule: str, actor: str, reason: str, path: str = "*",
+             line: int | None = None) -> Suppression:
+    """Rule a finding a false positive for a pack's later versions (archive findings can never be suppressed)."""
+    pack, _ = _locate(session, pack_target.partition("@")[0])
+    if not rule:
+        raise ApiError(422, "invalid_rule", "name the finding's rule, e.g. process.spawn")
+    if rule.startswith("archive."):
+        raise ApiError(422, "not_suppressible", f"{rule}: archive findings cannot be suppressed; the archive is "
+                                                "unsafe to unpack")
+    if not reason.strip():
+        raise ApiError(422, "reason_required", "a suppression needs a reason (it is shown to reviewers later)")
+    row = Suppression(pack_id=pack.id, rule=rule, path=path or "*", line=line or None, by=actor, reason=reason)
+    session.add(row)
+    audit(session, actor, "finding.suppress", pack.id, {"rule": rule, "path": row.path, "line": row.line,
+                                                         "reason": reason})
+    session.commit()
+    return row
+
+
+def suppressions_for(session: Session, pack_id: str) -> list[Suppression]:
+    return list(session.exec(select(Suppression).where(Suppression.pack_id == pack_id)
+                             .order_by(Suppression.id)).all())

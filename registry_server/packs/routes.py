@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlmodel import Session, and_, or_, select
 
 from registry_server.accounts.models import Publisher
+from registry_server.admin.services import suppressions_for
 from registry_server.deps import Registry, get_registry, get_session, read_access
 from registry_server.errors import ApiError
 from registry_server.mirror.services import resolve_pack
@@ -158,6 +159,8 @@ def api_pack(pack_id: str, request: Request, session: Session = Depends(get_sess
         id=pack.id, name=pack.name or pack.id, description=pack.description, publisher=pack.publisher_id,
         license=pack.license, repository=pack.repository, icon=pack.icon, downloads=pack.downloads,
         latest_version=pack.latest_version, versions=versions,
+        suppressions=[{"rule": x.rule, "path": x.path, "line": x.line, "by": x.by, "reason": x.reason,
+                       "at": x.created_at.isoformat()} for x in suppressions_for(session, pack.id)],
         install={"comfy": f"comfy node registry-install {pack.id}",
                  "uv": f"uv pip install --index-url {base}/simple/ {pack.key}"})
 

@@ -154,3 +154,4 @@ class PackDetail(BaseModel):
     latest_version: str | None
     install: dict[str, str]
     versions: list[VersionOut]
+    suppressions: list[dict] = []  # admin rulings applied when verifying this pack, with who and why

@@ -105,8 +105,11 @@ def test_moderation_commands(run, tmp_path: Path):
     with Session(reg.engine, expire_on_commit=False) as s:
         assert s.get(Version, "v1").status == "banned"
     run("unban", "demo@1.0.0")
+    run("suppress", "demo", "process.spawn", "--path", "tools.py", "--reason", "reviewed")
+    assert run("suppress", "demo", "archive.symlink", "--reason", "x", ok=False).exit_code == 2
     run("delete", "demo@1.0.0")
     with Session(reg.engine) as s:
         assert s.get(Version, "v1").status == "deleted"
     actions = [json.loads(x)["action"] for x in run("audit", "--json").stdout.splitlines()]
-    assert actions[:6] == ["version.delete", "unban", "ban", "version.unyank", "version.yank", "version.approve"]
+    assert actions[:7] == ["version.delete", "finding.suppress", "unban", "ban", "version.unyank", "version.yank",
+                           "version.approve"]

@@ -63,3 +63,28 @@ def test_admin_api_needs_admin_token(hub: Hub):
     r = hub.http.post("/api/v1/admin/frobnicate", json={"target": "x"},
                       headers={"Authorization": f"Bearer {hub.admin_token()}"})
     assert r.status_code == 404 and "approve" in r.json()["message"]
+
+
+def test_suppressed_findings_do_not_flag_later_versions(hub: Hub, tmp_path: Path):
+    pub, token = hub.new_publisher()
+    name = unique("supp-")
+    first = hub.publish_dir(make_pack(tmp_path, name, "1.0.0", pub, extra_files={"tools.py": SHELL_OUT}), token)
+    assert first["status"] == "flagged"
+    finding = next(f for f in first["findings"] if f["path"] == "tools.py")
+    admin = {"Authorization": f"Bearer {hub.admin_token()}"}
+    r = hub.http.post("/api/v1/admin/suppress", json={"pack": name, "rule": "archive.path_traversal",
+                                                      "reason": "no"}, headers=admin)
+    assert r.status_code == 422 and "cannot be suppressed" in r.json()["message"]
+    r = hub.http.post("/api/v1/admin/suppress", json={"pack": name, "rule": finding["rule"], "path": "tools.py",
+                                                      "reason": "cache cleanup, reviewed"}, headers=admin)
+    assert r.status_code == 200, r.text
+    second = hub.publish_dir(make_pack(tmp_path / "b", name, "1.0.1", pub, extra_files={"tools.py": SHELL_OUT}),
+                             token)
+    assert second["status"] == "active", second["findings"]
+    assert all(f["rule"] != finding["rule"] or f["path"] != "tools.py" for f in second["findings"])
+    audit = hub.http.get("/api/v1/admin/audit", params={"action": "finding.suppress", "target": name},
+                         headers=admin).json()
+    assert audit[0]["detail"]["reason"] == "cache cleanup, reviewed"
+    shown = hub.http.get(f"/api/v1/packs/{name}").json()["suppressions"]
+    assert [(x["rule"], x["path"], x["reason"]) for x in shown] == [(finding["rule"], "tools.py",
+                                                                    "cache cleanup, reviewed")]
