@@ -188,3 +188,14 @@ def test_open_clip_matches_transformers(family):
     assert (last.hidden - out.hidden_states[-1]).abs().max().item() <= TOL
     assert (got.pooled - out.text_embeds).abs().max().item() <= TOL
     assert out.text_embeds.std() > 0.1
+
+
+@pytest.mark.parametrize("family", ["sd1", "sdxl"])
+def test_unet_backward_runs(family):
+    """The in-place residual adds are on fresh layer outputs only: gradients still flow (training, LoRA)."""
+    config = FAMILIES[family].unet_tiny
+    unet = UNetModel(config)
+    y = torch.randn(1, config.adm_in_channels) if config.adm_in_channels else None
+    out = unet(torch.randn(1, 4, 8, 8), torch.tensor([3.0]), torch.randn(1, 5, config.context_dim), y)
+    out.square().mean().backward()
+    assert all(p.grad is not None for p in unet.parameters())

@@ -83,9 +83,10 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.in_layers(x)
-        h = h + self.emb_layers(emb)[:, :, None, None]
+        # In-place adds onto fresh layer outputs (never needed by autograd): no new activation-sized buffers.
+        h += self.emb_layers(emb)[:, :, None, None]
         h = self.out_layers(h)
-        return self.skip_connection(x) + h
+        return h.add_(self.skip_connection(x))
 
 
 class Attention(nn.Module):
@@ -142,9 +143,9 @@ class BasicTransformerBlock(nn.Module):
         self.norm3 = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn1(self.norm1(x))
-        x = x + self.attn2(self.norm2(x), context)
-        return x + self.ff(self.norm3(x))
+        x = self.attn1(self.norm1(x)).add_(x)
+        x = self.attn2(self.norm2(x), context).add_(x)
+        return self.ff(self.norm3(x)).add_(x)
 
 
 class SpatialTransformer(nn.Module):
@@ -177,7 +178,7 @@ class SpatialTransformer(nn.Module):
         x = x.reshape(b, h, w, -1).permute(0, 3, 1, 2).contiguous()
         if not self.linear:
             x = self.proj_out(x)
-        return x + residual
+        return x.add_(residual)
 
 
 class Downsample(nn.Module):
