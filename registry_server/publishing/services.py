@@ -187,7 +187,11 @@ def accept_upload(registry: Registry, secret: str, tmp: Path, sha256: str, size:
         pack.banner_url = manifest.get("banner") or node.get("banner_url") or ""
         pack.updated_at = now
         session.add(pack)
-        session.flush()  # tables have no ORM relationships, so the pack must be written before its version
+        try:
+            session.flush()  # tables have no ORM relationships, so the pack must be written before its version
+        except IntegrityError:  # another publisher's first upload of this new pack id committed first
+            session.rollback()
+            raise ApiError(409, "pack_id_taken", f"pack id {ticket.pack_id!r} was just taken") from None
         deps = manifest.get("dependencies") or []
         dep_keys = {normalize_name(Requirement(d).name): d for d in deps} if deps else {}
         known = set(session.exec(select(Pack.key).where(Pack.key.in_(dep_keys))).all()) if dep_keys else set()

@@ -128,3 +128,31 @@ def test_concurrent_uploads_to_one_url_exactly_one_wins(hub: Hub, tmp_path: Path
         t.join()
     assert sorted(results) == [200] + [409] * 5
     assert len(hub.http.get(f"/nodes/{name}/versions").json()) == 1
+
+
+def test_two_publishers_racing_for_a_new_pack_id_one_wins(hub: Hub, tmp_path: Path):
+    from registry.archive import build_archive
+
+    name = unique("contested-")
+    (pub_a, tok_a), (pub_b, tok_b) = hub.new_publisher(), hub.new_publisher()
+    jobs = []
+    for pub, tok, ver in ((pub_a, tok_a, "1.0.0"), (pub_b, tok_b, "1.0.1")):
+        arc = build_archive(make_pack(tmp_path / pub, name, ver, pub), tmp_path / f"{pub}.zip")
+        r = hub.reserve(pub, tok, name, ver)
+        assert r.status_code == 201, r.text
+        jobs.append((r.json()["signedUrl"], arc.path.read_bytes()))
+    results: list[int] = []
+    barrier = threading.Barrier(2)
+
+    def go(url: str, data: bytes) -> None:
+        barrier.wait()
+        results.append(hub.upload(url, data).status_code)
+
+    threads = [threading.Thread(target=go, args=job) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [200, 409]
+    owner = hub.http.get(f"/api/v1/packs/{name}").json()
+    assert owner["publisher"] in (pub_a, pub_b) and len(owner["versions"]) == 1
