@@ -101,3 +101,26 @@ def test_uv_installs_pack_and_its_pack_dependencies(hub: Hub, tmp_path: Path):
     freeze = subprocess.run([uv, "pip", "freeze", "--python", str(venv / "bin" / "python")], capture_output=True,
                             text=True, env=env).stdout
     assert f"{base}==1.1.0" in freeze and f"{top}==0.1.0" in freeze and "torch" not in freeze
+
+
+@pytest.mark.slow
+def test_uv_installs_from_a_private_registry_with_a_read_token(make_server, tmp_path: Path):
+    uv = _uv()
+    _, hub = make_server("sqlite", private=True)
+    pub, token = hub.new_publisher()
+    name = unique("private-")
+    read = hub.token(pub, "read")
+    hub.publish_dir(make_pack(tmp_path, name, "1.0.0", pub), token, wait=False)
+    hub.wait(name, "1.0.0", headers={"Authorization": f"Bearer {read}"})
+    env = {**os.environ, "UV_CACHE_DIR": str(tmp_path / "uv-cache"), "UV_NO_CONFIG": "1",
+           "UV_PYTHON_DOWNLOADS": "never"}
+    venv = tmp_path / "venv"
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, env=env)
+    host = hub.url.removeprefix("http://")
+    base = [uv, "pip", "install", "--python", str(venv / "bin" / "python")]
+    denied = subprocess.run([*base, "--index-url", f"{hub.url}/simple/", name], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert denied.returncode != 0
+    r = subprocess.run([*base, "--index-url", f"http://__token__:{read}@{host}/simple/", name],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
