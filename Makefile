@@ -11,6 +11,9 @@ $(VENV)/.installed: pyproject.toml requirements/dev.txt constraints/dev.txt $(wi
 	$(BIN)/pip install -q --disable-pip-version-check -c constraints/dev.txt torch==2.13.0
 	$(BIN)/pip install -q --disable-pip-version-check -c constraints/dev.txt -r requirements/dev.txt \
 		-e . $(foreach p,$(PLUGINS),-e $(p))
+	# open-clip-torch is the tokenizer oracle of tests/sd; its declared dependencies pull torchvision, which
+	# breaks beside the CPU torch wheel, so it goes in alone (its tokenizer needs only ftfy and regex).
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps open-clip-torch
 	touch $@
 
 demo: $(VENV)/.installed
