@@ -256,3 +256,13 @@ def test_memory_estimate_grows_with_the_batch_and_area(loaded):
     assert model.memory_required((1, 4, 64, 64), torch.float16) > 4 * small  # attention grows with area squared
     assert model.memory_required((1, 4, 32, 32), torch.float32) == 2 * small
     assert model.memory_required(None) > 0
+
+
+def test_make_tiny_models_fills_the_checkpoints_folder(tmp_path):
+    from hearth_sd.tiny import make_tiny_models
+
+    paths = make_tiny_models(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "tiny-sd1.safetensors", "tiny-sd2.safetensors", "tiny-sdxl-refiner.safetensors", "tiny-sdxl.safetensors"
+    ]
+    assert paths["sdxl_refiner"].name == "tiny-sdxl-refiner.safetensors"

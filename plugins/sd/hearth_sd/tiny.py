@@ -90,3 +90,17 @@ def make_tiny_checkpoint(family: str, path: str | Path, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_safetensors(tensors, path, metadata)
     return path
+
+
+def tiny_checkpoint_name(family: str) -> str:
+    """The file name ``make-tiny all`` gives a family's checkpoint (``tiny-sd1.safetensors``...)."""
+    return f"tiny-{family.replace('_', '-')}.safetensors"
+
+
+def make_tiny_models(models_dir: str | Path, seed: int = 0) -> dict[str, Path]:
+    """Every tiny SD checkpoint into ``models_dir/checkpoints/`` under :func:`tiny_checkpoint_name`.
+
+    For ``comfy models make-tiny all --models-dir DIR``; example workflows name these files.
+    """
+    folder = Path(models_dir) / "checkpoints"
+    return {name: make_tiny_checkpoint(name, folder / tiny_checkpoint_name(name), seed) for name in TINY_FAMILIES}
