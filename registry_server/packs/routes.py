@@ -8,7 +8,6 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import Session, and_, or_, select
 
-from registry_server.accounts.models import Publisher
 from registry_server.admin.services import suppressions_for
 from registry_server.deps import Registry, get_registry, get_session, read_access
 from registry_server.errors import ApiError
@@ -66,10 +65,10 @@ def search_nodes(request: Request, search: str = "", page: int = Query(1, ge=1),
 @comfy.get("/nodes/{pack_id}")
 def get_node(pack_id: str, request: Request, session: Session = Depends(get_session),
              registry: Registry = Depends(get_registry)) -> JSONResponse:
-    pack = resolve_pack(session, registry, pack_id)
-    latest = services.get_version(session, pack, pack.latest_version) if pack.latest_version else None
-    publisher = session.get(Publisher, pack.publisher_id)
-    return JSONResponse(comfy_node(pack, latest, registry.base_url(request), publisher.name if publisher else ""))
+    if registry.settings.upstream:
+        resolve_pack(session, registry, pack_id)  # mirror mode: fetch or refresh from the upstream first
+    pack, latest, publisher_name = services.pack_with_latest(session, pack_id)
+    return JSONResponse(comfy_node(pack, latest, registry.base_url(request), publisher_name))
 
 
 @comfy.get("/nodes/{pack_id}/versions")
@@ -90,8 +89,13 @@ def node_version(pack_id: str, version: str, request: Request, session: Session 
 @comfy.get("/nodes/{pack_id}/install")
 def install_node(pack_id: str, request: Request, version: str | None = None, allow_flagged: bool = False,
                  session: Session = Depends(get_session), registry: Registry = Depends(get_registry)) -> JSONResponse:
-    pack = resolve_pack(session, registry, pack_id, version)
-    row = services.install_version(session, pack, version, allow_flagged)
+    if version is None and not registry.settings.upstream:
+        pack, row, _ = services.pack_with_latest(session, pack_id)
+        if row is None or row.status != "active" or row.yanked:
+            row = services.install_version(session, pack, None)  # raises the explanatory 404
+    else:
+        pack = resolve_pack(session, registry, pack_id, version)
+        row = services.install_version(session, pack, version, allow_flagged)
     registry.count_download(pack.id)
     return JSONResponse(comfy_version(row, pack, registry.base_url(request)))
 
