@@ -199,3 +199,30 @@ def test_unet_backward_runs(family):
     out = unet(torch.randn(1, 4, 8, 8), torch.tensor([3.0]), torch.randn(1, 5, config.context_dim), y)
     out.square().mean().backward()
     assert all(p.grad is not None for p in unet.parameters())
+
+
+# Parameter counts of the released models (UNet, text encoders, VAE), as their model cards and diffusers report.
+RELEASED = {"sd1": 859_520_964, "sd2": 865_910_724, "sdxl": 2_567_463_684}
+TEXT_RELEASED = {"l": 123_060_480, "g": 694_659_840 + 1}  # + logit_scale, which the checkpoints carry
+
+
+@pytest.mark.parametrize("family", ["sd1", "sd2", "sdxl", "sdxl_refiner"])
+def test_full_size_configs_are_the_released_architectures(family):
+    """Built on the meta device (no memory): our full-size UNet has diffusers' keys and shapes for the same
+    released config, and the released parameter counts."""
+    fam = FAMILIES[family]
+    with torch.device("meta"):
+        ours = UNetModel(fam.unet)
+        ref = _diffusers_unet(fam.unet)
+        encoders = {
+            s.name: (CLIPTextEncoder if s.layout == "hf" else OpenCLIPTextEncoder)(s.config) for s in fam.text_encoders
+        }
+        vae = AutoencoderKL(fam.vae)
+    converted = {k: tuple(v.shape) for k, v in convert_unet(ours.state_dict(), fam.unet).items()}
+    assert converted == {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+    if family in RELEASED:
+        assert sum(p.numel() for p in ours.parameters()) == RELEASED[family]
+    for name, encoder in encoders.items():
+        if name in TEXT_RELEASED:
+            assert sum(p.numel() for p in encoder.parameters()) == TEXT_RELEASED[name]
+    assert sum(p.numel() for p in vae.parameters()) == 83_653_863
