@@ -14,6 +14,12 @@ import torch
 from .families import SDXL_FOURIER_DIM
 from .unet import timestep_embedding
 
+# What ComfyUI assumes when a conditioning does not carry a size (it came from plain CLIPTextEncode), and the
+# refiner's aesthetic scores for positive and negative prompts. Workflows port with the same numbers.
+DEFAULT_SIZE = 768
+DEFAULT_AESTHETIC_SCORE = 6.0
+DEFAULT_NEGATIVE_AESTHETIC_SCORE = 2.5
+
 
 def _fourier(values: Sequence[float], batch: int, device: torch.device) -> torch.Tensor:
     flat = torch.tensor([float(v) for v in values], device=device)
@@ -47,9 +53,9 @@ def sdxl_refiner_adm(
     height: int,
     crop_w: int = 0,
     crop_h: int = 0,
-    aesthetic_score: float = 6.0,
+    aesthetic_score: float = DEFAULT_AESTHETIC_SCORE,
 ) -> torch.Tensor:
-    """The refiner's ADM vector ``[B, pooled_dim + 1280]``; ComfyUI's default scores are 6.0 / 2.5 (negative)."""
+    """The refiner's ADM vector ``[B, pooled_dim + 1280]`` (negative prompts conventionally score 2.5)."""
     values = (height, width, crop_h, crop_w, aesthetic_score)
     emb = _fourier(values, pooled.shape[0], pooled.device)
     return torch.cat([pooled.float(), emb], dim=1).to(pooled.dtype)
