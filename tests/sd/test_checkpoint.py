@@ -146,6 +146,10 @@ def test_cli_make_tiny(tmp_path):
     assert "wrote" in result.output and load_checkpoint(out).family.name == "sdxl"
     bad = CliRunner().invoke(make_tiny, ["sd1", "--out", str(tmp_path / "m.ckpt")])
     assert bad.exit_code == 2 and ".safetensors" in bad.output
+    every = CliRunner().invoke(make_tiny, ["all", "--models-dir", str(tmp_path / "models")])
+    assert every.exit_code == 0 and every.output.count("wrote") == 4
+    assert (tmp_path / "models" / "checkpoints" / "tiny-sdxl-refiner.safetensors").is_file()
+    assert CliRunner().invoke(make_tiny, ["all", "--out", str(out)]).exit_code == 2
 
 
 def test_hook_register_model_formats(hearth_plugins, tiny_files):
