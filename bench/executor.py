@@ -121,7 +121,7 @@ def baseline(prompt: dict[str, Any]) -> float:
     for node_id in order:
         node = prompt[node_id]
         kwargs = {k: values[v[0]][v[1]] if isinstance(v, list) else v for k, v in node["inputs"].items()}
-        values[node_id] = getattr(classes[node["class_type"]](), "run")(**kwargs)
+        values[node_id] = classes[node["class_type"]]().run(**kwargs)
     return time.perf_counter() - start
 
 
