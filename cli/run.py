@@ -55,10 +55,13 @@ def load_workflow(path: Path, registry: Any) -> tuple[dict[str, Any], dict[str, 
 @click.option("--set", "assignments", multiple=True, metavar="NODE.INPUT=VALUE", help="Override an input.")
 @click.option("--cache", "cache_spec", default="classic", show_default=True,
               help="Cache strategy: classic, lru:N, ram:GB or none.")
+@click.option("--vram", "vram_mb", type=click.IntRange(min=1), default=None, metavar="MB",
+              help="Memory budget for models on the compute device (default: what the device has free).")
 @click.option("--check", is_flag=True, help="Parse and validate only.")
 @click.option("--json", "as_json", is_flag=True, help="With --check: print the result as ComfyUI's /prompt would.")
 @custom_nodes_option
-def run(workflow: Path, out_dir: Path, input_dir: Path, assignments: tuple[str, ...], cache_spec: str, check: bool,
+def run(workflow: Path, out_dir: Path, input_dir: Path, assignments: tuple[str, ...], cache_spec: str,
+        vram_mb: int | None, check: bool,
         as_json: bool, custom_nodes: tuple[Path, ...]) -> None:
     """Run WORKFLOW.json and print the paths of the files it saved."""
     if as_json and not check:
@@ -100,6 +103,7 @@ def run(workflow: Path, out_dir: Path, input_dir: Path, assignments: tuple[str, 
         click.echo(f"warning: outputs {', '.join(entry['dependent_outputs'])} skipped: node {node_id} "
                    f"({entry['class_type']}): {entry['errors'][0]['message']}", err=True)
 
+    use_model_manager(plugins, vram_mb)
     extra = {"extra_pnginfo": {"workflow": ui_workflow}} if ui_workflow is not None else {}
     with _ProgressView(len(nodes)) as view:
         result = executor.execute(nodes, validation.outputs, prompt_id=workflow.stem, extra_data=extra,
@@ -119,6 +123,15 @@ def run(workflow: Path, out_dir: Path, input_dir: Path, assignments: tuple[str, 
         raise failure
     for path in output_files(result.outputs, folders):
         click.echo(str(path))
+
+
+def use_model_manager(plugins: Any, vram_mb: int | None) -> None:
+    """Set up the process's model manager: the ``--vram`` budget, and plugins' memory estimates."""
+    from core.models.manager import ModelManager, default_manager, set_default_manager
+
+    if vram_mb is not None:
+        set_default_manager(ModelManager(vram_mb=vram_mb))
+    default_manager().use_plugins(plugins)
 
 
 def output_files(outputs: dict[str, dict[str, Any]], folders: Folders) -> list[Path]:

@@ -117,6 +117,29 @@ def resolve_model_format(
     """
 
 
+@hookspec(firstresult=True)
+def memory_estimate_for_model(model: Any, input_shape: tuple[int, ...] | None, dtype: Any) -> int | None:
+    """Estimate the working memory one forward of a model needs beyond its weights.
+
+    :param model: the :class:`core.models.PatchedModel` about to run.
+    :param input_shape: the shape of the batch it will run on (``[B, C, H, W]`` latents for a UNet), or None.
+    :param dtype: the compute dtype (a ``torch.dtype``), or None when not known yet.
+    :return: bytes; the first non-None answer wins. Return None for models you do not know, and the model's
+        own declared estimate (``PatchedModel(memory_estimate=...)``) is used.
+
+    Called by the model manager before it loads models for a computation, to decide how much to evict or
+    offload so that the computation fits the device's budget.
+
+    Example::
+
+        @hookimpl
+        def memory_estimate_for_model(model, input_shape):
+            if isinstance(model.module, MyUNet) and input_shape is not None:
+                b, c, h, w = input_shape
+                return b * h * w * 64 * 1024
+    """
+
+
 @hookspec
 def register_samplers() -> Mapping[str, Any] | None:
     """Contribute samplers, by name.

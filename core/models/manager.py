@@ -97,6 +97,8 @@ class ModelManager:
     :param budgets: fixed budgets in bytes per device string (``{"cpu": 2 * 2**30}``); a CPU "device" with a
         budget makes all the eviction and offload logic run (and testable) without a GPU.
     :param reserve_bytes: kept free on the device beyond every estimate (default 512 MiB on CUDA, 0 elsewhere).
+    :param plugins: a plugin manager whose ``memory_estimate_for_model`` hook is asked first for each model's
+        working memory (see :meth:`use_plugins`).
     """
 
     def __init__(
@@ -106,6 +108,7 @@ class ModelManager:
         vram_mb: int | None = None,
         budgets: Mapping[str, int] | None = None,
         reserve_bytes: int | None = None,
+        plugins: Any = None,
     ) -> None:
         self.device = as_device(device) if device is not None else default_device()
         self._budgets: dict[torch.device, int] = {as_device(d): int(b) for d, b in (budgets or {}).items()}
@@ -117,6 +120,20 @@ class ModelManager:
         self._trim_pending = False
         self._lock = threading.RLock()
         self.stats = ManagerStats()
+        self._plugins = plugins
+
+    def use_plugins(self, plugins: Any) -> None:
+        """Ask ``plugins``' ``memory_estimate_for_model`` hook for working-memory estimates from now on."""
+        self._plugins = plugins
+
+    def memory_estimate(self, model: PatchedModel, input_shape: tuple[int, ...] | None = None,
+                        dtype: torch.dtype | None = None) -> int:
+        """Bytes one forward of ``model`` needs beyond its weights: a plugin's answer, else the model's own."""
+        if self._plugins is not None:
+            answer = self._plugins.hook.memory_estimate_for_model(model=model, input_shape=input_shape, dtype=dtype)
+            if answer is not None:
+                return int(answer)
+        return model.memory_required(input_shape, dtype)
 
     # -- budgets -------------------------------------------------------------------------------------------
 
@@ -160,11 +177,14 @@ class ModelManager:
     # -- loading -------------------------------------------------------------------------------------------
 
     @_locked
-    def load(self, models: PatchedModel | Sequence[PatchedModel], *, memory_required: int | None = None) -> None:
+    def load(self, models: PatchedModel | Sequence[PatchedModel], *, memory_required: int | None = None,
+             input_shape: tuple[int, ...] | None = None, dtype: torch.dtype | None = None) -> None:
         """Make ``models`` ready to run on their load devices, with their patches on.
 
-        :param memory_required: bytes the coming computation needs beyond the weights; default: the sum of the
-            models' own :meth:`~PatchedModel.memory_required` estimates.
+        :param memory_required: bytes the coming computation needs beyond the weights; default: the sum of
+            :meth:`memory_estimate` for each model (plugins first, then the model's own estimate).
+        :param input_shape: the batch shape the models will run on, passed to the estimates.
+        :param dtype: the compute dtype, passed to the estimates.
 
         Models already resident stay (and become most recently used). Others are loaded after evicting
         least-recently-used models that are not in ``models``; if a model still does not fit whole, it is
@@ -173,7 +193,7 @@ class ModelManager:
         wanted = [models] if isinstance(models, PatchedModel) else list(models)
         self._collect()
         if memory_required is None:
-            memory_required = sum(m.memory_required() for m in wanted)
+            memory_required = sum(self.memory_estimate(m, input_shape, dtype) for m in wanted)
         keep = {id(m.weights) for m in wanted}
         for model in wanted:
             record = self._records.get(id(model.weights))
