@@ -264,6 +264,19 @@ class PluginManager:
                 log.warning("plugin %s: %s raised", impl.plugin_name, hook_name, exc_info=True)
 
 
+# The manager the process runs with. Node classes are plain classes and ComfyUI calls INPUT_TYPES without
+# arguments, so a node that lists what other plugins registered (KSampler's sampler names) has no other way to
+# reach the merged registry.
+_active: PluginManager | None = None
+
+
 def load_plugins(**kwargs: Any) -> PluginManager:
-    """Create a plugin manager and load every tier (see :meth:`PluginManager.load`)."""
-    return PluginManager().load(**kwargs)
+    """Create a plugin manager, load every tier (see :meth:`PluginManager.load`) and make it the active one."""
+    global _active
+    _active = PluginManager().load(**kwargs)
+    return _active
+
+
+def active_plugins() -> PluginManager | None:
+    """The plugin manager most recently made by :func:`load_plugins`, or ``None`` before any was loaded."""
+    return _active
