@@ -13,11 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cli.common import custom_nodes_option, echo_json, plugins_for, read_json
 from cli.main import UserError
+from cli.models import model_folder_options, model_folders_from
 from core import context
 from core.context import Folders
 from core.executor import Executor, PromptFormatError, parse_prompt
 from core.executor.cache import make_cache
 from core.executor.workflow import is_ui_workflow, ui_to_api
+from core.model_folders import set_default_model_folders
 
 
 def parse_assignment(text: str) -> tuple[str, str, Any]:
@@ -59,10 +61,11 @@ def load_workflow(path: Path, registry: Any) -> tuple[dict[str, Any], dict[str, 
               help="Memory budget for models on the compute device (default: what the device has free).")
 @click.option("--check", is_flag=True, help="Parse and validate only.")
 @click.option("--json", "as_json", is_flag=True, help="With --check: print the result as ComfyUI's /prompt would.")
+@model_folder_options
 @custom_nodes_option
 def run(workflow: Path, out_dir: Path, input_dir: Path, assignments: tuple[str, ...], cache_spec: str,
-        vram_mb: int | None, check: bool,
-        as_json: bool, custom_nodes: tuple[Path, ...]) -> None:
+        vram_mb: int | None, check: bool, as_json: bool, models_dir: Path, extra_model_paths: tuple[Path, ...],
+        custom_nodes: tuple[Path, ...]) -> None:
     """Run WORKFLOW.json and print the paths of the files it saved."""
     if as_json and not check:
         raise UserError("--json works with --check only (comfy run --check --json WORKFLOW.json)")
@@ -70,6 +73,8 @@ def run(workflow: Path, out_dir: Path, input_dir: Path, assignments: tuple[str, 
         cache = make_cache(cache_spec)
     except ValueError as exc:
         raise UserError(f"--cache: {exc}") from None
+    # Before the node registry is built: loader nodes list these folders in their inputs.
+    set_default_model_folders(model_folders_from(models_dir, extra_model_paths))
     plugins = plugins_for(custom_nodes)
     registry = plugins.nodes()
     prompt, ui_workflow = load_workflow(workflow, registry)

@@ -10,8 +10,10 @@ import click
 
 from cli.common import custom_nodes_folders, custom_nodes_option
 from cli.main import UserError
+from cli.models import model_folder_options, model_folders_from
 from core.context import Folders
 from core.executor.cache import make_cache
+from core.model_folders import set_default_model_folders
 
 
 def check_port(host: str, port: int) -> None:
@@ -44,8 +46,6 @@ def check_port(host: str, port: int) -> None:
               help="Folder for inputs and uploads [default: DATA/input].")
 @click.option("--temp-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for previews [default: DATA/temp].")
-@click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder of model files listed by /models [default: DATA/models].")
 @click.option("--max-upload-mb", default=100.0, show_default=True, type=click.FloatRange(min=0.001),
               help="Largest request body accepted (uploads and prompts).")
 @click.option("--allow-origin", "allowed_origins", multiple=True, metavar="URL",
@@ -53,11 +53,12 @@ def check_port(host: str, port: int) -> None:
 @click.option("--no-frontend", is_flag=True, help="Serve Hearth's UI at / even when the ComfyUI frontend is installed.")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@model_folder_options
 @custom_nodes_option
 def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: str | None, data_dir: Path,
-          out_dir: Path | None, input_dir: Path | None, temp_dir: Path | None, models_dir: Path | None,
-          max_upload_mb: float, allowed_origins: tuple[str, ...], no_frontend: bool, log_level: str,
-          custom_nodes: tuple[Path, ...]) -> None:
+          out_dir: Path | None, input_dir: Path | None, temp_dir: Path | None, max_upload_mb: float,
+          allowed_origins: tuple[str, ...], no_frontend: bool, log_level: str, models_dir: Path,
+          extra_model_paths: tuple[Path, ...], custom_nodes: tuple[Path, ...]) -> None:
     """Serve the ComfyUI HTTP/WebSocket API, a persisted queue and the browser UI."""
     if env_name is not None:
         raise UserError(f"--env {env_name}: environments are not available yet (issue 7); "
@@ -68,6 +69,8 @@ def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: st
         raise UserError(f"--cache: {exc}") from None
     if token is not None and not token.strip():
         raise UserError("--token: the token must not be empty")
+    # Before plugins load: loader nodes list these folders in their inputs. /models lists the base folder.
+    set_default_model_folders(model_folders_from(models_dir, extra_model_paths))
     import uvicorn
 
     from web.app import create_app

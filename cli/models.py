@@ -1,0 +1,89 @@
+"""``comfy models``: ``make-tiny`` over the ``register_tiny_models`` hook, and the model-folder options of run/serve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.common import custom_nodes_option, plugins_for
+from cli.main import UserError
+from core.model_folders import ModelFolders, TinyModel
+
+
+def model_folder_options(fn: Any) -> Any:
+    """``--models-dir`` and ``--extra-model-paths-config``, for every command that runs nodes."""
+    fn = click.option("--extra-model-paths-config", "extra_model_paths", multiple=True, metavar="FILE",
+                      type=click.Path(dir_okay=False, path_type=Path),
+                      help="ComfyUI's extra_model_paths.yaml: more folders per model kind (repeatable).")(fn)
+    return click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("models"),
+                        show_default=True,
+                        help="Base folder of model files (checkpoints/, vae/, loras/... as in ComfyUI).")(fn)
+
+
+def model_folders_from(models_dir: Path, extra_model_paths: tuple[Path, ...]) -> ModelFolders:
+    """The :class:`ModelFolders` the options describe; a bad YAML file is a one-line user error."""
+    for config in extra_model_paths:
+        if not config.is_file():
+            raise UserError(f"--extra-model-paths-config {config}: no such file")
+    try:
+        return ModelFolders(models_dir.resolve(), extra_configs=extra_model_paths)
+    except ValueError as exc:
+        raise UserError(f"--extra-model-paths-config: {exc}") from None
+
+
+def tiny_models(custom_nodes: tuple[Path, ...] = ()) -> dict[str, TinyModel]:
+    """Every tiny model the loaded plugins offer, by name."""
+    return dict(sorted(plugins_for(custom_nodes).resolve_named("register_tiny_models", "tiny model").items()))
+
+
+def write_all(models_dir: Path, models: dict[str, TinyModel], seed: int = 0) -> list[tuple[str, Path]]:
+    """Write every tiny model into its kind's standard subfolder of ``models_dir``."""
+    folders = ModelFolders(models_dir)
+    written = []
+    for name, model in models.items():
+        path = folders.folders(model.kind)[0] / model.filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.write(path, seed)
+        written.append((name, path))
+    return written
+
+
+@click.command("make-tiny")
+@click.argument("name", required=False)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write one model to this file.")
+@click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write into this models folder, under the standard subfolder and file name.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the random weights.")
+@custom_nodes_option
+def make_tiny(name: str | None, out: Path | None, models_dir: Path | None, seed: int,
+              custom_nodes: tuple[Path, ...]) -> None:
+    """Write a tiny model NAME (random weights, real layout, a few MB) for tests and demos; "all" writes every
+    one into --models-dir under the file names the example workflows use. Without NAME, list them."""
+    models = tiny_models(custom_nodes)
+    if name is None:
+        for key, model in models.items():
+            click.echo(f"{key:<16} {model.kind}/{model.filename}  {model.description}")
+        return
+    if name != "all" and name not in models:
+        raise UserError(f"no tiny model {name!r}; choose one of: all, {', '.join(models) or '(none installed)'}")
+    if (out is None) == (models_dir is None):
+        raise UserError("give exactly one of --out FILE or --models-dir DIR")
+    if name == "all":
+        if out is not None:
+            raise UserError("make-tiny all writes several files: use --models-dir DIR")
+        written = write_all(models_dir, models, seed)
+    else:
+        model = models[name]
+        suffix = Path(model.filename).suffix
+        if out is not None and out.suffix != suffix:
+            raise UserError(f"--out {out}: a {name} model is a {suffix} file; name it so")
+        if out is None:
+            written = write_all(models_dir, {name: model}, seed)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            model.write(out, seed)
+            written = [(name, out)]
+    for name, path in written:
+        click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {name}, seed {seed})")
