@@ -76,6 +76,15 @@ class ModelSampling:
         log_sigmas = self.log_sigmas.to(timestep.device)
         return ((1 - frac) * log_sigmas[low] + frac * log_sigmas[high]).exp()
 
+    def percent_to_sigma(self, percent: float) -> float:
+        """The sigma at a fraction of the schedule (0 = start, 1 = end): where ``start_percent`` /
+        ``end_percent`` of a conditioning fall. Past either end: a sigma above every real one, or 0."""
+        if percent <= 0.0:
+            return 999999999.9
+        if percent >= 1.0:
+            return 0.0
+        return float(self.sigma(torch.tensor((1.0 - percent) * (self.timesteps - 1))))
+
     def calculate_input(self, sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """What the network is fed for a noisy latent ``x`` at ``sigma``."""
         return x / (sigma**2 + self.sigma_data**2).sqrt().view(-1, *([1] * (x.ndim - 1)))
