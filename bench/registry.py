@@ -8,6 +8,7 @@ separate processes from the server, on the same machine. Publishing: --publishes
 runs the same clients against /healthz (no database), which shows what the framework and machine allow.
 
 Run:   .venv/bin/python bench/registry.py [--duration 60] [--clients 50] [--workers 1] [--publishes 100]
+       [--think-ms 0]   (a think time makes the clients paced users instead of a closed loop)
 Target: p99 < 50 ms for reads on SQLite on the 2-core reference machine.
 """
 
@@ -23,6 +24,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -98,31 +100,63 @@ def _request(rng: random.Random, catalogue: list[dict]) -> tuple[str, str, dict]
     return "install", f"/nodes/{item['id']}/install", {}
 
 
-async def _client(url: str, catalogue: list[dict], until: float, seed_: int, out: list) -> None:
+class _Connection:
+    """A minimal keep-alive HTTP/1.1 GET client. httpx costs the load generator about as much CPU per request as
+    the server spends answering it; on a 2-core machine that would measure the clients, not the server."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, target: str) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.writer.write(f"GET {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n\r\n".encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        await self.reader.readexactly(length)
+        return status
+
+
+async def _client(url: str, catalogue: list[dict], until: float, seed_: int, out: list, think: float) -> None:
     rng = random.Random(seed_)
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-        while time.monotonic() < until:
-            kind, path, params = _request(rng, catalogue)
-            t = time.perf_counter()
-            r = await client.get(path, params=params)
-            out.append((kind, time.perf_counter() - t, r.status_code))
+    host, port = url.removeprefix("http://").split(":")
+    conn = _Connection(host, int(port))
+    if think:
+        await asyncio.sleep(rng.uniform(0, think))  # spread the first requests out
+    while time.monotonic() < until:
+        kind, path, params = _request(rng, catalogue)
+        target = path + ("?" + urlencode(params) if params else "")
+        t = time.perf_counter()
+        status = await conn.get(target)
+        out.append((kind, time.perf_counter() - t, status))
+        if think:
+            await asyncio.sleep(rng.expovariate(1 / think))
 
 
-def _load_process(url: str, catalogue: list[dict], clients: int, duration: float, idx: int, q: mp.Queue) -> None:
+def _load_process(url: str, catalogue: list[dict], clients: int, duration: float, idx: int, q: mp.Queue,
+                  think: float = 0.0) -> None:
     results: list = []
 
     async def main() -> None:
         until = time.monotonic() + duration
-        await asyncio.gather(*[_client(url, catalogue, until, idx * 1000 + c, results) for c in range(clients)])
+        await asyncio.gather(*[_client(url, catalogue, until, idx * 1000 + c, results, think) for c in range(clients)])
 
     asyncio.run(main())
     q.put(results)
 
 
-def run_reads(url: str, catalogue: list[dict], clients: int, duration: float, procs: int) -> list:
+def run_reads(url: str, catalogue: list[dict], clients: int, duration: float, procs: int, think: float = 0.0
+              ) -> list:
     q: mp.Queue = mp.Queue()
     shares = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
-    ps = [mp.Process(target=_load_process, args=(url, catalogue, n, duration, i, q)) for i, n in enumerate(shares)]
+    ps = [mp.Process(target=_load_process, args=(url, catalogue, n, duration, i, q, think))
+          for i, n in enumerate(shares)]
     for p in ps:
         p.start()
     results = []
@@ -207,6 +241,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="server processes")
     ap.add_argument("--load-procs", type=int, default=2, help="client processes")
     ap.add_argument("--publishes", type=int, default=100)
+    ap.add_argument("--think-ms", type=float, default=0.0,
+                    help="mean pause between a client's requests (0: closed loop, the default)")
     args = ap.parse_args()
 
     from registry_server.settings import Settings
@@ -224,14 +260,17 @@ def main() -> None:
     try:
         run_reads(server.url, catalogue, 4, 2, 1)  # warm-up
         cpu0 = _server_cpu(server)
-        results = run_reads(server.url, catalogue, args.clients, args.duration, args.load_procs)
+        think = args.think_ms / 1000
+        results = run_reads(server.url, catalogue, args.clients, args.duration, args.load_procs, think)
         cpu_read = _server_cpu(server) - cpu0
         baseline_s = min(args.duration, 15.0)
         cpu0 = _server_cpu(server)
-        baseline = run_reads(server.url, [], args.clients, baseline_s, args.load_procs)
+        baseline = run_reads(server.url, [], args.clients, baseline_s, args.load_procs, think)
         cpu_base = (_server_cpu(server) - cpu0) / max(len(baseline), 1) * 1000
         errors = sum(1 for _, _, status in results if status != 200)
-        print(f"\nreads: {args.clients} clients, {args.duration:.0f}s, SQLite, {args.workers} server process(es)")
+        pacing = f"{args.think_ms:.0f} ms mean think time" if think else "closed loop"
+        print(f"\nreads: {args.clients} clients ({pacing}), {args.duration:.0f}s, SQLite, "
+              f"{args.workers} server process(es)")
         print(f"{'kind':10} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
         for kind in ("search", "detail", "install", "all"):
             lat = [d for k, d, _ in results if kind in (k, "all")]

@@ -65,20 +65,21 @@ def registry() -> None:
 @click.option("--public-url", metavar="URL", help="Base URL for links handed out (default: the request's host).")
 @click.option("--max-upload-mb", type=float, default=100, show_default=True, help="Largest archive accepted.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Server processes.")
-@click.option("--cache-ttl", type=float, default=2.0, show_default=True, metavar="SECONDS",
-              help="Serve public reads from memory this long (0: off). Writes through the server clear it; "
-                   "admin commands and other processes show within this time.")
+@click.option("--cache-ttl", type=float, default=60.0, show_default=True, metavar="SECONDS",
+              help="Serve public reads from memory at most this long (0: off). Any write clears it: through "
+                   "this server at once, by admin commands or other servers within half a second.")
+@click.option("--threads", type=int, default=8, show_default=True, help="Request handler threads.")
 @click.option("--no-isolate-import", is_flag=True, help="Verify without importing packs (static checks only).")
 @_friendly
 def serve(host: str, port: int, data_dir: Path, db_url: str | None, storage_url: str | None, private: bool,
-          upstream: str | None, public_url: str | None, max_upload_mb: float, workers: int, cache_ttl: float,
+          upstream: str | None, public_url: str | None, max_upload_mb: float, workers: int, cache_ttl: float, threads: int,
           no_isolate_import: bool) -> None:
     """Serve the registry. Migrations run at start; Ctrl-C stops it."""
     from registry_server.app import serve as run_server
 
     settings = _settings(data_dir, db_url, storage_url, private=private, upstream=upstream, public_url=public_url,
                          max_upload_bytes=int(max_upload_mb * 1024 * 1024), isolate_import=not no_isolate_import,
-                         cache_ttl_s=cache_ttl)
+                         cache_ttl_s=cache_ttl, threads=threads)
     run_server(settings, host=host, port=port, workers=workers)
 
 

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from registry_server.cache import CacheMiddleware, ResponseCache
+from registry_server.cache import AuditWatcher, CacheMiddleware, ResponseCache
 from registry_server.db import make_engine, run_migrations
 from registry_server.deps import Registry
 from registry_server.errors import install_handlers
@@ -34,12 +34,18 @@ def create_app(settings: Settings | None = None, start_worker: bool = True) -> F
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        import anyio.to_thread
+
         from registry_server.publishing.services import recover
         from registry_server.verification.services import verifier_name
         from registry_server.verification.worker import VerificationWorker
 
+        # Reads are CPU-bound: a few threads finish sooner than anyio's default forty fighting over the GIL
+        # (measured with bench/registry.py: p99 halves), and eight still overlap PostgreSQL and S3 round trips.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         registry = open_registry(settings)
         registry.cache = cache
+        watcher = AuditWatcher(registry.engine, cache, settings.cache_watch_s) if cache.ttl > 0 else None
         app.state.registry = registry
         cleaned = recover(registry)
         log.info("registry ready: db %s, storage %s, verifier %s, cleaned %s", registry.engine.url.render_as_string(),
@@ -48,9 +54,13 @@ def create_app(settings: Settings | None = None, start_worker: bool = True) -> F
         app.state.worker = worker
         if start_worker:
             worker.start()
+        if watcher:
+            watcher.start()
         try:
             yield
         finally:
+            if watcher:
+                watcher.stop()
             worker.stop()
             registry.engine.dispose()
 

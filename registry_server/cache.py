@@ -1,18 +1,23 @@
-"""A short-lived in-process cache of public read responses, so hot reads skip routing, the database and JSON.
+"""An in-process cache of public read responses, so hot reads skip routing, the database and JSON encoding.
 
 Why it is safe: only anonymous GETs of public read routes are cached, and only when the registry is not
-private; every write that goes through this process (publish, upload, moderation, verification) clears the
-whole cache at once, so its own clients never see stale data. Writes made elsewhere (another server process,
-`comfy registry admin` on the database) show within `ttl` seconds, as behind any CDN. `ttl = 0` turns it off.
+private. Every write through this process (publish, upload, moderation, verification) clears the whole cache
+before its response is sent, so a client never reads its own write stale. Writes made elsewhere (another
+server process, `comfy registry admin` on the database) all add an audit-log row; `AuditWatcher` polls the
+newest row id and clears the cache when it moves, so they show within the watch interval. `ttl` bounds
+everything else (download counts). `ttl = 0` turns caching off.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+
+log = logging.getLogger("hearth.registry.cache")
 
 # Read routes whose answer depends only on the URL (and Accept, for the simple index).
 CACHEABLE = re.compile(r"^/(nodes(/|$)|comfy-nodes/|simple/|api/v1/(search|packs/|node-classes/|publishers/))")
@@ -110,3 +115,46 @@ class CacheMiddleware:
             await send(message)
 
         return await self.app(scope, receive, capture)
+
+
+class AuditWatcher:
+    """Clears the cache when another process writes: every visible change adds an audit-log row."""
+
+    def __init__(self, engine, cache: ResponseCache, interval: float):  # noqa: ANN001
+        self.engine, self.cache, self.interval = engine, cache, interval
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="cache-watch", daemon=True)
+        self.last: int | None = None
+
+    def newest(self) -> int:
+        from sqlalchemy import func, select
+
+        from registry_server.admin.models import AuditEntry
+
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.max(AuditEntry.id))).scalar() or 0
+
+    def check(self) -> bool:
+        """Clear the cache if the audit log moved since the last check; returns whether it did."""
+        newest = self.newest()
+        moved = self.last is not None and newest != self.last
+        self.last = newest
+        if moved:
+            self.cache.clear()
+        return moved
+
+    def start(self) -> None:
+        self.check()
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self.stop_event.wait(self.interval):
+            try:
+                self.check()
+            except Exception:  # a database hiccup must not end cache invalidation for the process's life
+                log.exception("audit watch failed; clearing the cache to be safe")
+                self.cache.clear()

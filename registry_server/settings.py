@@ -33,8 +33,13 @@ class Settings:
     max_unpacked_bytes: int = 1024 * 1024 * 1024
     max_compression_ratio: int = 200
     upstream_timeout_s: float = 10.0
-    # Seconds a public read response may be served from memory; writes through this process clear it at once.
-    cache_ttl_s: float = 2.0
+    # Seconds a public read response may be served from memory. Writes through this process clear it at once;
+    # writes by other processes (CLI admin, other servers) are noticed through the audit log within
+    # cache_watch_s, since every change a reader can see is audited.
+    cache_ttl_s: float = 60.0
+    cache_watch_s: float = 0.5
+    # Threads for request handlers (see app.py for why few).
+    threads: int = 8
     # Run the sandbox's isolated import (slower, finds node classes by importing in a subprocess).
     isolate_import: bool = True
 
@@ -63,10 +68,10 @@ class Settings:
         s.private = env.get("HEARTH_REGISTRY_PRIVATE", "") in ("1", "true", "yes")
         s.upstream = env.get("HEARTH_REGISTRY_UPSTREAM") or None
         s.public_url = env.get("HEARTH_REGISTRY_PUBLIC_URL") or None
-        for name in ("max_upload_bytes", "upload_url_ttl_s", "gc_grace_s", "verify_workers"):
+        for name in ("max_upload_bytes", "upload_url_ttl_s", "gc_grace_s", "verify_workers", "threads"):
             if f"HEARTH_REGISTRY_{name.upper()}" in env:
                 setattr(s, name, int(env[f"HEARTH_REGISTRY_{name.upper()}"]))
-        for name in ("verify_poll_s", "cache_ttl_s"):
+        for name in ("verify_poll_s", "cache_ttl_s", "cache_watch_s"):
             if f"HEARTH_REGISTRY_{name.upper()}" in env:
                 setattr(s, name, float(env[f"HEARTH_REGISTRY_{name.upper()}"]))
         if "HEARTH_REGISTRY_ISOLATE_IMPORT" in env:
@@ -82,6 +87,6 @@ class Settings:
             if value:
                 env[f"HEARTH_REGISTRY_{key}"] = value
         for name in ("max_upload_bytes", "upload_url_ttl_s", "gc_grace_s", "verify_workers", "verify_poll_s",
-                     "cache_ttl_s"):
+                     "cache_ttl_s", "cache_watch_s", "threads"):
             env[f"HEARTH_REGISTRY_{name.upper()}"] = str(getattr(self, name))
         return env

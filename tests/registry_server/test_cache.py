@@ -1,4 +1,5 @@
-"""The read cache: writes through the server are seen at once, writes elsewhere within the TTL, installs counted."""
+"""The read cache: writes through the server are seen at once, writes elsewhere within the audit-watch interval,
+and installs answered from the cache are still counted."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from tests.registry.packs import make_pack
 from tests.registry_server.helpers import Hub, unique
 
 
-def test_write_elsewhere_shows_within_ttl_and_cached_installs_count(hub: Hub, tmp_path: Path):
+def test_write_elsewhere_shows_within_the_watch_interval_and_cached_installs_count(hub: Hub, tmp_path: Path):
     if hub.backend != "sqlite":
         return  # cache logic does not depend on the backend
     pub, token = hub.new_publisher()
@@ -22,16 +23,24 @@ def test_write_elsewhere_shows_within_ttl_and_cached_installs_count(hub: Hub, tm
     assert hub.http.get(f"/nodes/{name}").status_code == 200
     with hub.session() as s:  # as `comfy registry admin ban` would, straight into the database
         admin.ban(s, name, "test")
-    assert hub.http.get(f"/nodes/{name}").status_code == 200  # still the cached answer
-    deadline = time.monotonic() + 10
+    started = time.monotonic()
     while hub.http.get(f"/nodes/{name}").status_code != 404:
-        assert time.monotonic() < deadline, "a ban made outside the server never showed"
-        time.sleep(0.2)
+        assert time.monotonic() - started < 5, "a ban made outside the server never showed"
+        time.sleep(0.05)
     with hub.session() as s:
         admin.unban(s, name, "test")
+    started = time.monotonic()
+    while hub.http.get(f"/nodes/{name}").status_code != 200:
+        assert time.monotonic() - started < 5, "an unban made outside the server never showed"
+        time.sleep(0.05)
+    # Counts are written by the background job without an audit row, so the database is the place to look.
+    from registry_server.packs.models import Pack
+
     deadline = time.monotonic() + 10
-    while hub.http.get(f"/api/v1/packs/{name}").status_code != 200 or \
-            hub.http.get(f"/api/v1/packs/{name}").json()["downloads"] < 5:
+    while True:
+        with hub.session() as s:
+            if s.get(Pack, name).downloads >= 5:
+                break
         assert time.monotonic() < deadline, "installs answered from the cache were not counted"
         time.sleep(0.2)
 
