@@ -89,6 +89,9 @@ def test_average_pooled_rules_follow_comfyui() -> None:
     (out,) = ConditioningAverage().addWeighted([entry(embedding(1, 0.0))], [entry(embedding(1, 1.0),
                                                                                  pooled_output=pooled)], 0.7)
     assert torch.allclose(out[0][1]["pooled_output"], pooled)
+    (out,) = ConditioningAverage().addWeighted([entry(embedding(1, 0.0), pooled_output=None)],
+                                               [entry(embedding(1, 1.0), pooled_output=pooled)], 0.7)
+    assert torch.allclose(out[0][1]["pooled_output"], pooled)
     # A source without one leaves the entry's own as it was.
     (out,) = ConditioningAverage().addWeighted([entry(embedding(1, 0.0), pooled_output=pooled)],
                                                [entry(embedding(1, 1.0))], 0.7)

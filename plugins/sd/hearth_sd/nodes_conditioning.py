@@ -79,7 +79,9 @@ class ConditioningAverage:
             options = dict(options_to)
             if pooled_from is not None:
                 # An entry without a pooled output takes the source's whole (ComfyUI's rule).
-                pooled_to = options_to.get("pooled_output", pooled_from)
+                pooled_to = options_to.get("pooled_output")
+                if pooled_to is None:
+                    pooled_to = pooled_from
                 options["pooled_output"] = pooled_to * weight + pooled_from.to(pooled_to) * (1.0 - weight)
             out.append([cond_to * weight + source * (1.0 - weight), options])
         return (out,)
