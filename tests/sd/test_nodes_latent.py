@@ -133,6 +133,15 @@ def test_bislerp_of_parallel_vectors_is_the_linear_blend() -> None:
     assert torch.allclose(out, torch.tensor([1.0, 1.5, 2.5, 3.0]))
 
 
+def test_bislerp_samples_where_bilinear_does() -> None:
+    # One channel: every pair of neighbours is parallel or opposite, so bislerp is the linear blend throughout
+    # and must equal torch's bilinear resize, up and down, position for position.
+    samples = torch.randn(2, 1, 5, 7, generator=torch.Generator().manual_seed(1))
+    for width, height in ((13, 11), (4, 3), (7, 9)):
+        expected = torch.nn.functional.interpolate(samples, size=(height, width), mode="bilinear")
+        assert torch.allclose(bislerp(samples, width, height), expected, atol=1e-5)
+
+
 def test_bislerp_keeps_a_constant_field_and_the_size_unchanged_when_asked() -> None:
     constant = torch.tensor([0.3, -1.2, 0.5, 2.0]).reshape(1, 4, 1, 1).expand(2, 4, 3, 5)
     assert torch.allclose(bislerp(constant, 11, 7), constant[:, :, :1, :1].expand(2, 4, 7, 11), atol=1e-6)
