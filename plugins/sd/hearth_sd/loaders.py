@@ -1,0 +1,141 @@
+"""Loading checkpoint, VAE and text-encoder files once per process, as MODEL / CLIP / VAE values for nodes.
+
+Two loader nodes naming one file (or one node run again after a downstream change) share one set of weights:
+loads are remembered by file (resolved path, size, modification time) and options. The memory is held weakly:
+the node outputs (:mod:`hearth_sd.sd_model` values) keep a :class:`Loaded` record alive, and when the executor's
+cache drops the last of them, the weights are freed and the next load reads the file again.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import weakref
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.models import (
+    PatchedModel,
+    compute_dtype,
+    default_device,
+    load_state_dict,
+    read_header,
+    strip_prefix,
+)
+
+from .checkpoint import CONFIG_METADATA_KEY, build, load_checkpoint, load_vae, text_config_from_state_dict
+from .clip_text import CLIPTextEncoder
+from .embeddings import EmbeddingLibrary
+from .families import FAMILIES
+from .open_clip_text import OpenCLIPTextEncoder
+from .ops import place
+from .sd_model import SDVAE, SDClip, SDModel
+from .text_encoding import CLIP
+
+# Prefixes a standalone text-encoder file may carry around the layouts the encoders read.
+_TEXT_PREFIXES = ("cond_stage_model.transformer.", "cond_stage_model.model.", "transformer.", "")
+
+
+class Loaded:
+    """What one file gave: the node values made from it. Node outputs hold it; the cache below holds it weakly."""
+
+    def __init__(self, path: Path, **parts: Any) -> None:
+        self.path = path
+        self.__dict__.update(parts)
+
+
+_cache: weakref.WeakValueDictionary[tuple, Loaded] = weakref.WeakValueDictionary()
+_lock = threading.Lock()
+loads = {"checkpoint": 0, "vae": 0, "text_encoder": 0}  # file reads, for tests and status
+
+
+def _key(kind: str, path: Path, *options: Any) -> tuple:
+    stat = path.stat()
+    return (kind, str(path.resolve()), stat.st_size, stat.st_mtime_ns, *options)
+
+
+def _shared(key: tuple, make: Callable[[], Loaded]) -> Loaded:
+    with _lock:  # one thread loads a file while the others wait for it, instead of loading it again
+        found = _cache.get(key)
+        if found is None:
+            found = make()
+            _cache[key] = found
+            loads[key[0]] += 1
+        return found
+
+
+def checkpoint(path: str | Path, embeddings: Iterable[str | Path] = (), prediction: str | None = None) -> Loaded:
+    """A checkpoint's ``model`` (:class:`SDModel`), ``clip`` (:class:`SDClip`) and ``vae`` (:class:`SDVAE`)."""
+    path = Path(path)
+    embeddings = tuple(str(e) for e in embeddings)
+    device = default_device()
+
+    def make() -> Loaded:
+        ckpt = load_checkpoint(path, prediction=prediction, embeddings=embeddings, load_device=device)
+        record = Loaded(path, metadata=ckpt.metadata, family=ckpt.family.name)
+        unet = PatchedModel(ckpt.model.unet, name=path.name, load_device=device,
+                            memory_estimate=ckpt.model.memory_required)
+        record.model = SDModel(ckpt.model, unet, record)
+        record.clip = SDClip(ckpt.clip, {name: PatchedModel(module, name=f"{path.name} (text {name})",
+                                                             load_device=device)
+                                         for name, module in ckpt.clip.encoders.items()}, record)
+        record.vae = SDVAE(ckpt.vae, PatchedModel(ckpt.vae.model, name=f"{path.name} (VAE)", load_device=device),
+                           record)
+        return record
+
+    return _shared(_key("checkpoint", path, embeddings, prediction, str(device)), make)
+
+
+def vae(path: str | Path) -> SDVAE:
+    """A standalone VAE file as a VAE value (VAELoader)."""
+    path = Path(path)
+    device = default_device()
+
+    def make() -> Loaded:
+        loaded = load_vae(path, load_device=device)
+        record = Loaded(path)
+        record.vae = SDVAE(loaded, PatchedModel(loaded.model, name=path.name, load_device=device), record)
+        return record
+
+    return _shared(_key("vae", path, str(device)), make).vae
+
+
+def text_encoder(path: str | Path, embeddings: Iterable[str | Path] = (), device: str | None = None) -> SDClip:
+    """A standalone text-encoder file (CLIPLoader, type ``stable_diffusion``): CLIP-L (HF layout) gives an SD1
+    CLIP, OpenCLIP ViT-H (open_clip layout) an SD2 one. ``device="cpu"`` keeps it computing on the CPU.
+
+    :raises ValueError: naming the file when it holds neither.
+    """
+    path = Path(path)
+    embeddings = tuple(str(e) for e in embeddings)
+    device = torch.device(device) if device is not None else default_device()
+
+    def make() -> Loaded:
+        header = read_header(path)
+        keys = set(header.tensors)
+        for prefix in _TEXT_PREFIXES:
+            if prefix + "text_model.embeddings.token_embedding.weight" in keys:
+                family, module_type = FAMILIES["sd1"], CLIPTextEncoder
+                break
+            if prefix + "token_embedding.weight" in keys and prefix + "transformer.resblocks.0.ln_1.weight" in keys:
+                family, module_type = FAMILIES["sd2"], OpenCLIPTextEncoder
+                break
+        else:
+            raise ValueError(f"{path}: not a CLIP-L or OpenCLIP ViT-H text encoder (no token embedding under the "
+                             f"usual keys); CLIPLoader type stable_diffusion loads SD1 and SD2 text encoders")
+        spec = family.text_encoders[0]
+        state = strip_prefix(load_state_dict(path), prefix) if prefix else load_state_dict(path)
+        heads = json.loads(header.metadata.get(CONFIG_METADATA_KEY, "{}")).get("text_heads", {}).get(spec.name)
+        config = text_config_from_state_dict(state, spec, heads)
+        module = place(build(module_type, config, state, f"{path} (text encoder)"), torch.device("cpu"),
+                       compute_dtype(device))
+        clip = CLIP(family, {spec.name: module}, embeddings=EmbeddingLibrary(embeddings), vocab_near=path)
+        record = Loaded(path)
+        record.clip = SDClip(clip, {spec.name: PatchedModel(module, name=path.name, load_device=device)}, record)
+        return record
+
+    return _shared(_key("text_encoder", path, embeddings, str(device)), make).clip
+

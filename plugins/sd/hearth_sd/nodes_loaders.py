@@ -1,0 +1,81 @@
+"""Loader nodes with ComfyUI's names, inputs and outputs: CheckpointLoaderSimple, VAELoader, CLIPLoader.
+
+Each lists its model folder (``core.model_folders``) in a combo input and resolves the chosen name there; the
+file is loaded once per process (:mod:`hearth_sd.loaders`), so re-running a workflow whose downstream inputs
+changed never reads the weights again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.model_folders import model_folders
+
+CLIP_TYPES = ["stable_diffusion"]  # ComfyUI's other types are other model families, not in this plugin
+
+
+class CheckpointLoaderSimple:
+    DISPLAY_NAME = "Load Checkpoint"
+    CATEGORY = "loaders"
+    DESCRIPTION = "Loads a diffusion model checkpoint; diffusion models are used to denoise latents."
+    RETURN_TYPES = ("MODEL", "CLIP", "VAE")
+    OUTPUT_TOOLTIPS = ("The model used for denoising latents.",
+                       "The CLIP model used for encoding text prompts.",
+                       "The VAE model used for encoding and decoding images to and from latent space.")
+    FUNCTION = "load_checkpoint"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {
+            "ckpt_name": (model_folders().list("checkpoints"), {"tooltip": "The name of the checkpoint (model) to load."}),
+        }}
+
+    def load_checkpoint(self, ckpt_name: str) -> tuple[Any, Any, Any]:
+        from . import loaders
+
+        folders = model_folders()
+        loaded = loaders.checkpoint(folders.find("checkpoints", ckpt_name), embeddings=folders.folders("embeddings"))
+        return loaded.model, loaded.clip, loaded.vae
+
+
+class VAELoader:
+    DISPLAY_NAME = "Load VAE"
+    CATEGORY = "loaders"
+    RETURN_TYPES = ("VAE",)
+    FUNCTION = "load_vae"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"vae_name": (model_folders().list("vae"),)}}
+
+    def load_vae(self, vae_name: str) -> tuple[Any]:
+        from . import loaders
+
+        return (loaders.vae(model_folders().find("vae", vae_name)),)
+
+
+class CLIPLoader:
+    DISPLAY_NAME = "Load CLIP"
+    CATEGORY = "advanced/loaders"
+    DESCRIPTION = "Loads a text encoder on its own: stable_diffusion takes CLIP-L (SD1.x) or OpenCLIP ViT-H (SD2.x)."
+    RETURN_TYPES = ("CLIP",)
+    FUNCTION = "load_clip"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {
+            "clip_name": (model_folders().list("text_encoders"),),
+            "type": (CLIP_TYPES,),
+        }, "optional": {
+            "device": (["default", "cpu"], {"advanced": True}),
+        }}
+
+    def load_clip(self, clip_name: str, type: str = "stable_diffusion", device: str = "default") -> tuple[Any]:
+        from . import loaders
+
+        folders = model_folders()
+        return (loaders.text_encoder(folders.find("text_encoders", clip_name), folders.folders("embeddings"),
+                                     device="cpu" if device == "cpu" else None),)
+
+
+NODES = {cls.__name__: cls for cls in (CheckpointLoaderSimple, VAELoader, CLIPLoader)}
