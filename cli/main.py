@@ -83,6 +83,8 @@ def _add_commands() -> None:
     cli.add_command(serve.serve)
     from cli import registry
     cli.add_command(registry.registry)
+    from cli import models as model_commands
+    models.add_command(model_commands.make_tiny)
 
 
 _add_commands()

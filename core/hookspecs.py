@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from core.model_folders import TinyModel
     from core.models.formats import ModelFormat
     from core.nodes import NodeDefinition
     from core.types import DataType, Route
@@ -137,6 +138,28 @@ def memory_estimate_for_model(model: Any, input_shape: tuple[int, ...] | None, d
             if isinstance(model.module, MyUNet) and input_shape is not None:
                 b, c, h, w = input_shape
                 return b * h * w * 64 * 1024
+    """
+
+
+@hookspec
+def register_tiny_models() -> Mapping[str, TinyModel] | None:
+    """Contribute tiny models (random weights, real file layout) that ``comfy models make-tiny`` writes.
+
+    :return: a mapping of name (what users type: ``comfy models make-tiny sd1 --out F``) to a
+        :class:`core.model_folders.TinyModel`, which says the folder kind and file name the model gets under
+        ``make-tiny all --models-dir DIR`` and writes the file. Every implementation is called; on a name clash
+        the higher tier, then the first plugin name, wins.
+
+    Called by ``comfy models make-tiny`` (and the tests that run the example workflows) to list and write the
+    tiny models. A plugin that adds a model family adds its tiny models here, under the file names its example
+    workflows load, so ``make-tiny all`` gives every example what it needs.
+
+    Example::
+
+        @hookimpl
+        def register_tiny_models():
+            return {"my-family": TinyModel("checkpoints", "tiny-my-family.safetensors", write_tiny_checkpoint,
+                                           "My family, 2 MB")}
     """
 
 

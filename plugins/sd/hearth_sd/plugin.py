@@ -1,10 +1,27 @@
-"""The ``hearth`` entry point of the SD plugin: checkpoint formats and SD2 prediction (nodes come with the node API)."""
+"""The ``hearth`` entry point of the SD plugin: checkpoint formats, SD2 prediction, the nodes and the tiny models.
+
+Imported when plugins load, so it must not import torch: node modules defer it to their functions, and the tiny
+model writers import their module when called.
+"""
 
 from __future__ import annotations
 
-from core.hookspecs import hookimpl
+from pathlib import Path
 
+from core.hookspecs import hookimpl
+from core.model_folders import TinyModel
+
+from . import nodes_conditioning, nodes_latent, nodes_loaders, nodes_text, nodes_vae
 from .formats import resolve_sd2_prediction, sd_formats
+
+NODE_MODULES = (nodes_loaders, nodes_text, nodes_vae, nodes_latent, nodes_conditioning)
+
+TINY_FAMILIES = {
+    "sd1": "SD1.x checkpoint (CLIP-L, eps)",
+    "sd2": "SD2.x checkpoint (OpenCLIP-H, v prediction)",
+    "sdxl": "SDXL base checkpoint (CLIP-L + bigG)",
+    "sdxl_refiner": "SDXL refiner checkpoint (bigG, aesthetic score)",
+}
 
 
 @hookimpl
@@ -16,3 +33,44 @@ def register_model_formats():
 def resolve_model_format(shapes, metadata, formats):
     # SD2 v-prediction and eps files have identical keys; only metadata (when present) tells them apart.
     return resolve_sd2_prediction(shapes, metadata, formats)
+
+
+@hookimpl
+def register_nodes():
+    nodes: dict[str, type] = {}
+    for module in NODE_MODULES:
+        nodes.update(module.NODES)
+    return nodes
+
+
+def _checkpoint_writer(family: str):
+    def write(path: Path, seed: int) -> None:
+        from .tiny import make_tiny_checkpoint
+
+        make_tiny_checkpoint(family, path, seed)
+
+    return write
+
+
+def _part_writer(name: str):
+    def write(path: Path, seed: int) -> None:
+        from . import tiny_parts
+
+        getattr(tiny_parts, name)(path, seed)
+
+    return write
+
+
+@hookimpl
+def register_tiny_models():
+    # File names are the ones examples/workflows/ load (tiny.tiny_checkpoint_name's rule for checkpoints).
+    models = {family: TinyModel("checkpoints", f"tiny-{family.replace('_', '-')}.safetensors",
+                                _checkpoint_writer(family), description)
+              for family, description in TINY_FAMILIES.items()}
+    models["sd-vae"] = TinyModel("vae", "tiny-vae.safetensors", _part_writer("write_tiny_vae"),
+                                 "standalone SD VAE (VAELoader)")
+    models["clip-l"] = TinyModel("text_encoders", "tiny-clip-l.safetensors", _part_writer("write_tiny_text_encoder"),
+                                 "standalone CLIP-L text encoder (CLIPLoader, SD1)")
+    models["embedding"] = TinyModel("embeddings", "tiny-embedding.safetensors", _part_writer("write_tiny_embedding"),
+                                    "textual inversion, 2 vectors (embedding:tiny-embedding)")
+    return models
