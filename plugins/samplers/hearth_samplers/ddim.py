@@ -1,0 +1,31 @@
+"""DDIM (Song et al. 2021, arXiv:2010.02502, eq. 12) in k-diffusion's sigma form, with its eta for stochasticity."""
+
+from __future__ import annotations
+
+import torch
+
+from .stepping import ancestral_step, gaussian_noise, report
+
+
+@torch.no_grad()
+def sample_ddim(model, x, sigmas, *, extra_args=None, callback=None, disable=None, eta=0.0, s_noise=1.0,
+                noise_sampler=None):
+    """Song et al. 2021, eq. 12: keep the predicted noise direction, rescaled to the next sigma.
+
+    With ``eta = 0`` (the default, ComfyUI's ``ddim``) this is the deterministic DDIM and equals an Euler step of
+    the probability-flow ODE in sigma; ``eta = 1`` gives DDPM's variance, split as in ancestral sampling.
+    """
+    extra_args = {} if extra_args is None else extra_args
+    if eta:
+        noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
+    s_in = x.new_ones([x.shape[0]])
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        denoised = model(x, sigma * s_in, **extra_args)
+        report(callback, x, i, sigma, sigma, denoised)
+        sigma_down, sigma_up = ancestral_step(sigma, sigma_next, eta)
+        # x0 + sigma_down * eps, with eps = (x - x0) / sigma the model's noise estimate.
+        x = denoised + (x - denoised) * (sigma_down / sigma)
+        if eta and sigma_next > 0:
+            x = x + noise_sampler(sigma, sigma_next) * s_noise * sigma_up
+    return x

@@ -1,0 +1,46 @@
+"""Euler samplers: the first-order step of the probability-flow ODE, and its ancestral (stochastic) variant."""
+
+from __future__ import annotations
+
+import torch
+
+from .stepping import add_churn_noise, ancestral_step, churn, gaussian_noise, report, to_d
+
+
+@torch.no_grad()
+def sample_euler(model, x, sigmas, *, extra_args=None, callback=None, disable=None, s_churn=0.0, s_tmin=0.0,
+                 s_tmax=float("inf"), s_noise=1.0, noise_sampler=None):
+    """Euler steps with optional churn: Algorithm 2 of Karras et al. 2022 without the second-order correction."""
+    extra_args = {} if extra_args is None else extra_args
+    s_in = x.new_ones([x.shape[0]])
+    for i in range(len(sigmas) - 1):
+        gamma, sigma_hat = churn(sigmas, i, s_churn, s_tmin, s_tmax)
+        if gamma > 0:
+            x = add_churn_noise(x, sigmas[i], sigma_hat, s_noise, noise_sampler)
+        denoised = model(x, sigma_hat * s_in, **extra_args)
+        d = to_d(x, sigma_hat, denoised)
+        report(callback, x, i, sigmas[i], sigma_hat, denoised)
+        x = x + d * (sigmas[i + 1] - sigma_hat)
+    return x
+
+
+@torch.no_grad()
+def sample_euler_ancestral(model, x, sigmas, *, extra_args=None, callback=None, disable=None, eta=1.0, s_noise=1.0,
+                           noise_sampler=None):
+    """Euler steps down to sigma_down plus fresh noise up to the next sigma: ancestral sampling of Ho et al. 2020
+    in the form of k-diffusion (Crowson 2022)."""
+    extra_args = {} if extra_args is None else extra_args
+    noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
+    s_in = x.new_ones([x.shape[0]])
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        sigma_down, sigma_up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
+        report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        if sigma_down == 0:
+            # The last step lands on the clean estimate; an Euler step would only add rounding.
+            x = denoised
+            continue
+        x = x + to_d(x, sigmas[i], denoised) * (sigma_down - sigmas[i])
+        if sigmas[i + 1] > 0:
+            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * sigma_up
+    return x
