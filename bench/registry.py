@@ -241,6 +241,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="server processes")
     ap.add_argument("--load-procs", type=int, default=2, help="client processes")
     ap.add_argument("--publishes", type=int, default=100)
+    ap.add_argument("--cache-ttl", type=float, default=60.0,
+                    help="server read cache TTL in seconds (0: no cache, every read hits the database)")
     ap.add_argument("--think-ms", type=float, default=0.0,
                     help="mean pause between a client's requests (0: closed loop, the default)")
     args = ap.parse_args()
@@ -249,7 +251,7 @@ def main() -> None:
     from tests.registry_server.servers import RegistryProcess
 
     data = Path(tempfile.mkdtemp(prefix="bench-registry-"))
-    settings = Settings(data_dir=data)
+    settings = Settings(data_dir=data, cache_ttl_s=args.cache_ttl)
     t = time.perf_counter()
     catalogue = seed(settings, args.packs, args.versions)
     print(f"seeded {args.packs} packs x {args.versions} versions in {time.perf_counter() - t:.1f}s")
@@ -269,7 +271,8 @@ def main() -> None:
         cpu_base = (_server_cpu(server) - cpu0) / max(len(baseline), 1) * 1000
         errors = sum(1 for _, _, status in results if status != 200)
         pacing = f"{args.think_ms:.0f} ms mean think time" if think else "closed loop"
-        print(f"\nreads: {args.clients} clients ({pacing}), {args.duration:.0f}s, SQLite, "
+        cache = f"read cache {args.cache_ttl:.0f}s" if args.cache_ttl else "no read cache"
+        print(f"\nreads: {args.clients} clients ({pacing}), {args.duration:.0f}s, SQLite, {cache}, "
               f"{args.workers} server process(es)")
         print(f"{'kind':10} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
         for kind in ("search", "detail", "install", "all"):
