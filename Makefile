@@ -19,6 +19,8 @@ $(VENV)/.installed: pyproject.toml requirements/dev.txt constraints/dev.txt $(wi
 demo: $(VENV)/.installed
 	$(BIN)/comfy run examples/workflows/builtin_demo_api.json --out output/demo
 	$(BIN)/comfy run examples/workflows/builtin_demo_ui.json --out output/demo
+	$(BIN)/comfy models make-tiny all --models-dir output/demo/models
+	$(BIN)/comfy run examples/workflows/sd_vae_roundtrip_api.json --models-dir output/demo/models --out output/demo
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
