@@ -1,0 +1,29 @@
+"""A cheap preview of a latent as a small RGB image: a fixed linear map from latent channels to colour."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+# Least-squares fits of RGB on SD latents (scaled as the UNet sees them), the approximation ComfyUI's
+# "latent2rgb" previews also use; SDXL's VAE has its own.
+SD1_LATENT_RGB = ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350), (-0.2829, 0.1762, 0.2721),
+                  (-0.2120, -0.2616, -0.7177))
+PREVIEW_SIZE = 512
+
+
+def latent_to_image(latent: torch.Tensor, factors=SD1_LATENT_RGB, bias=(0.0, 0.0, 0.0)) -> Image.Image | None:
+    """The first item of a ``[B, C, h, w]`` latent as a PIL image (h x w pixels), or None for other channel counts."""
+    if latent.ndim != 4 or latent.shape[1] != len(factors):
+        return None
+    weights = torch.tensor(factors, dtype=torch.float32, device=latent.device)
+    rgb = torch.einsum("chw,cr->hwr", latent[0].float(), weights) + torch.tensor(bias, device=latent.device)
+    pixels = ((rgb + 1) * 127.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
+    return Image.fromarray(np.ascontiguousarray(pixels))
+
+
+def progress_preview(latent: torch.Tensor):
+    """The ``preview`` value for ``core.context.progress``: ComfyUI's ``(format, image, max size)``."""
+    image = latent_to_image(latent)
+    return None if image is None else ("JPEG", image, PREVIEW_SIZE)

@@ -1,0 +1,192 @@
+"""Running a sampler on a MODEL: SAMPLER and GUIDER objects, KSampler's sigmas, noise, inpainting and progress.
+
+The flow follows ComfyUI's so that one workflow takes the same steps in both: sigmas from a schedule (the tail
+of a longer one for ``denoise < 1``, cut at ``start``/``end`` steps), the start latent ``latent + noise *
+sigma_0`` (``sqrt(1 + sigma_0**2)`` at full denoise), a guided denoiser, masked by the LATENT's ``noise_mask``
+when inpainting, and one progress event with a preview per step.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from core import context
+
+from .guidance import Guidance
+from .noise import latent_mask, prepare_noise
+from .preview import progress_preview
+from .regions import resolve
+from .registry import get_sampler, get_scheduler
+from .schedules import compute_sigmas
+from .stepping import append_dims, gaussian_noise
+
+# Samplers that evaluate the model between two sigmas: ComfyUI gives them one step more and drops the last
+# sigma before 0, so their final step is not wasted on a tiny interval.
+DISCARD_PENULTIMATE_SIGMA = frozenset({"dpm_2", "dpm_2_ancestral", "uni_pc", "uni_pc_bh2"})
+
+
+class Sampler:
+    """SAMPLER: a sampler function with its options, called with k-diffusion's signature."""
+
+    def __init__(self, function: Callable[..., torch.Tensor], name: str = "", options: dict[str, Any] | None = None):
+        self.function, self.name, self.options = function, name, dict(options or {})
+        parameters = inspect.signature(function).parameters
+        self.takes_noise = "noise_sampler" in parameters or any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+    def sample(self, model_fn, x, sigmas, *, extra_args=None, callback=None, disable=None, noise_sampler=None):
+        kwargs = dict(self.options)
+        if noise_sampler is not None and self.takes_noise:
+            kwargs["noise_sampler"] = noise_sampler
+        return self.function(model_fn, x, sigmas, extra_args=extra_args, callback=callback, disable=disable, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Sampler {self.name or self.function.__name__}>"
+
+
+def sampler_object(name: str) -> Sampler:
+    return Sampler(get_sampler(name), name)
+
+
+def calculate_sigmas(model_sampling: Any, scheduler: str, steps: int, sampler: str | None = None) -> torch.Tensor:
+    """``steps + 1`` sigmas of the named schedule for a model (``sampler`` decides the penultimate-sigma rule)."""
+    discard = sampler in DISCARD_PENULTIMATE_SIGMA
+    sigmas = compute_sigmas(get_scheduler(scheduler), model_sampling, steps + discard)
+    return torch.cat([sigmas[:-2], sigmas[-1:]]) if discard else sigmas
+
+
+def ksampler_sigmas(model_sampling: Any, scheduler: str, sampler: str, steps: int, denoise: float = 1.0,
+                    start_step: int | None = None, last_step: int | None = None,
+                    force_full_denoise: bool = False) -> torch.Tensor:
+    """KSampler's sigmas: with ``denoise < 1`` the last ``steps`` of a ``steps / denoise`` schedule."""
+    if denoise > 0.9999:
+        sigmas = calculate_sigmas(model_sampling, scheduler, steps, sampler)
+    elif denoise <= 0.0:
+        return torch.zeros(0)
+    else:
+        sigmas = calculate_sigmas(model_sampling, scheduler, int(steps / denoise), sampler)[-(steps + 1):]
+    if last_step is not None and last_step < len(sigmas) - 1:
+        sigmas = sigmas[:last_step + 1].clone()
+        if force_full_denoise:
+            sigmas[-1] = 0
+    if start_step is not None:
+        # Starting at or past the end leaves nothing to do: the caller returns its latent unchanged.
+        sigmas = sigmas[start_step:] if start_step < len(sigmas) - 1 else torch.zeros(0)
+    return sigmas
+
+
+class Inpainting:
+    """The denoiser restricted to ``mask`` (1 = regenerate): outside it the original latent, noised to the current
+    sigma going in and clean coming out, so the sampler sees a consistent image at every step."""
+
+    def __init__(self, denoiser: Callable[..., torch.Tensor], latent: torch.Tensor, noise: torch.Tensor,
+                 mask: torch.Tensor) -> None:
+        self.denoiser, self.latent, self.noise, self.mask = denoiser, latent, noise, mask
+        self.keep = 1.0 - mask
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **extra: Any) -> torch.Tensor:
+        noised = self.latent + self.noise * append_dims(sigma.reshape(-1).to(x.dtype), x.ndim)
+        out = self.denoiser(x * self.mask + noised * self.keep, sigma, **extra)
+        return out * self.mask + self.latent * self.keep
+
+
+def fix_empty_latent_channels(model: Any, latent: torch.Tensor) -> torch.Tensor:
+    """An empty latent made for another channel count becomes an empty latent of the model's."""
+    channels = getattr(model, "latent_channels", latent.shape[1])
+    if latent.shape[1] != channels and not torch.count_nonzero(latent):
+        return torch.zeros((latent.shape[0], channels, *latent.shape[2:]), dtype=latent.dtype, device=latent.device)
+    return latent
+
+
+class Guider:
+    """GUIDER: a model with its conditionings and guidance scales, which samples a latent with any sampler."""
+
+    def __init__(self, model: Any, positive: list, negative: list | None = None, cfg: float = 1.0,
+                 middle: list | None = None, cfg_2: float = 1.0, style: str = "regular") -> None:
+        self.model, self.positive, self.negative, self.middle = model, positive, negative, middle
+        self.cfg, self.cfg_2, self.style = cfg, cfg_2, style
+
+    def _model_calls(self) -> int:
+        return 1 + (self.negative is not None and not math.isclose(self.cfg, 1.0)) + (self.middle is not None)
+
+    def sample(self, noise: torch.Tensor, latent_image: torch.Tensor, sampler: Sampler, sigmas: torch.Tensor,
+               denoise_mask: torch.Tensor | None = None, callback: Callable[..., None] | None = None,
+               disable_pbar: bool = False, seed: int | None = None) -> torch.Tensor:
+        """Sample from ``latent_image`` (raw) plus ``noise`` along ``sigmas``; returns a raw latent."""
+        if len(sigmas) == 0:
+            return latent_image
+        model = self.model
+        shape = tuple(noise.shape)
+        device = model.prepare((shape[0] * self._model_calls(), *shape[1:]))
+        sampling = model.sampling
+        sigmas = sigmas.to(device, torch.float32)
+        latent = model.process_latent_in(latent_image.to(device, torch.float32))
+        noise = noise.to(device, torch.float32)
+
+        def regions(conditioning, **override):
+            if conditioning is None:
+                return None
+            found = resolve(conditioning, noise.shape, sampling, device)
+            for region in found:
+                region.model_options.update(override)
+            return found
+
+        denoiser: Callable[..., torch.Tensor] = Guidance(
+            model, regions(self.positive), regions(self.negative), self.cfg,
+            regions(self.middle, prompt_type="negative"), self.cfg_2, self.style)
+        if denoise_mask is not None:
+            denoiser = Inpainting(denoiser, latent, noise, latent_mask(denoise_mask, noise.shape, device))
+        sigma_0 = float(sigmas[0])
+        full = sigma_0 > float(sampling.sigma_max) or math.isclose(sigma_0, float(sampling.sigma_max), rel_tol=1e-5)
+        x = latent + noise * (math.sqrt(1.0 + sigma_0**2) if full else sigma_0)
+        # Step noise from its own CPU generator: seed + 1 so it is not the initial noise drawn again.
+        generator = torch.Generator("cpu").manual_seed((0 if seed is None else seed) + 1)
+        total = len(sigmas) - 1
+
+        def on_step(info: dict[str, Any]) -> None:
+            if callback is not None:
+                callback(info["i"], info["denoised"], info["x"], total)
+
+        samples = sampler.sample(denoiser, x, sigmas, extra_args={}, callback=on_step, disable=disable_pbar,
+                                 noise_sampler=gaussian_noise(x, generator))
+        return model.process_latent_out(samples).to(latent_image.device)
+
+
+def progress_callback(x0_output: dict[str, torch.Tensor] | None = None) -> Callable[..., None]:
+    """A sampling callback that reports progress (with a latent preview) and keeps the last clean estimate.
+
+    ``core.context.progress`` raises when the user interrupted, which stops sampling at that step.
+    """
+
+    def report(step: int, x0: torch.Tensor, x: torch.Tensor, total: int) -> None:
+        if x0_output is not None:
+            x0_output["x0"] = x0
+        preview = progress_preview(x0) if context.current() is not None else None
+        context.progress(step + 1, total, preview)
+
+    return report
+
+
+def common_ksampler(model: Any, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,
+                    positive: list, negative: list, latent: dict[str, Any], denoise: float = 1.0,
+                    disable_noise: bool = False, start_step: int | None = None, last_step: int | None = None,
+                    force_full_denoise: bool = False) -> dict[str, Any]:
+    """What KSampler and KSamplerAdvanced run: a LATENT in, the sampled LATENT (same keys) out."""
+    latent_image = fix_empty_latent_channels(model, latent["samples"])
+    if disable_noise:
+        noise = torch.zeros(latent_image.shape, dtype=latent_image.dtype)
+    else:
+        noise = prepare_noise(latent_image, seed, latent.get("batch_index"))
+    sigmas = ksampler_sigmas(model.sampling, scheduler, sampler_name, steps, denoise, start_step, last_step,
+                             force_full_denoise)
+    guider = Guider(model, positive, negative, cfg)
+    samples = guider.sample(noise, latent_image, sampler_object(sampler_name), sigmas,
+                            denoise_mask=latent.get("noise_mask"), callback=progress_callback(), seed=seed)
+    out = dict(latent)
+    out["samples"] = samples
+    return out
