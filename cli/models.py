@@ -9,7 +9,7 @@ import click
 
 from cli.common import custom_nodes_option, plugins_for
 from cli.main import UserError
-from core.model_folders import ModelFolders, TinyModel
+from core.model_folders import ModelFolders, TinyModel, write_tiny_models
 
 
 def model_folder_options(fn: Any) -> Any:
@@ -38,18 +38,6 @@ def tiny_models(custom_nodes: tuple[Path, ...] = ()) -> dict[str, TinyModel]:
     return dict(sorted(plugins_for(custom_nodes).resolve_named("register_tiny_models", "tiny model").items()))
 
 
-def write_all(models_dir: Path, models: dict[str, TinyModel], seed: int = 0) -> list[tuple[str, Path]]:
-    """Write every tiny model into its kind's standard subfolder of ``models_dir``."""
-    folders = ModelFolders(models_dir)
-    written = []
-    for name, model in models.items():
-        path = folders.folders(model.kind)[0] / model.filename
-        path.parent.mkdir(parents=True, exist_ok=True)
-        model.write(path, seed)
-        written.append((name, path))
-    return written
-
-
 @click.command("make-tiny")
 @click.argument("name", required=False)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write one model to this file.")
@@ -73,14 +61,14 @@ def make_tiny(name: str | None, out: Path | None, models_dir: Path | None, seed:
     if name == "all":
         if out is not None:
             raise UserError("make-tiny all writes several files: use --models-dir DIR")
-        written = write_all(models_dir, models, seed)
+        written = write_tiny_models(models_dir, models, seed)
     else:
         model = models[name]
         suffix = Path(model.filename).suffix
         if out is not None and out.suffix != suffix:
             raise UserError(f"--out {out}: a {name} model is a {suffix} file; name it so")
         if out is None:
-            written = write_all(models_dir, {name: model}, seed)
+            written = write_tiny_models(models_dir, {name: model}, seed)
         else:
             out.parent.mkdir(parents=True, exist_ok=True)
             model.write(out, seed)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -247,3 +247,15 @@ class TinyModel:
     filename: str
     write: Callable[[Path, int], None]
     description: str = ""
+
+
+def write_tiny_models(models_dir: str | Path, models: Mapping[str, TinyModel], seed: int = 0) -> list[tuple[str, Path]]:
+    """Write tiny models into their kinds' standard subfolders of ``models_dir`` (``make-tiny all``)."""
+    folders = ModelFolders(models_dir)
+    written = []
+    for name, model in models.items():
+        path = folders.folders(model.kind)[0] / model.filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.write(path, seed)
+        written.append((name, path))
+    return written

@@ -7,9 +7,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from cli.main import cli
-from cli.models import write_all
 from core.hookspecs import hookimpl
-from core.model_folders import TinyModel
+from core.model_folders import TinyModel, write_tiny_models
 
 
 def write_text(path: Path, seed: int) -> None:
@@ -26,7 +25,7 @@ def test_hook_register_tiny_models(hearth_plugins, register_plugin, tmp_path):
     register_plugin(ToyModels(), "toy-models")
     models = hearth_plugins.resolve_named("register_tiny_models", "tiny model")
     assert models["toy"].kind == "upscale_models"
-    written = dict(write_all(tmp_path, {"toy": models["toy"]}, seed=7))
+    written = dict(write_tiny_models(tmp_path, {"toy": models["toy"]}, seed=7))
     assert written["toy"] == tmp_path / "upscale_models" / "tiny-toy.pth"
     assert written["toy"].read_text() == "tiny toy model, seed 7"
 

@@ -40,7 +40,11 @@ _TEXT_PREFIXES = ("cond_stage_model.transformer.", "cond_stage_model.model.", "t
 
 
 class Loaded:
-    """What one file gave: the node values made from it. Node outputs hold it; the cache below holds it weakly."""
+    """The parts one file gave, with the ``PatchedModel`` owning each part's weights.
+
+    Node values (:mod:`hearth_sd.sd_model`) hold it strongly, the cache below weakly; nothing in it points back
+    at a value, so reference counting alone frees the weights when the last value goes (no cycle to wait for).
+    """
 
     def __init__(self, path: Path, **parts: Any) -> None:
         self.path = path
@@ -67,26 +71,26 @@ def _shared(key: tuple, make: Callable[[], Loaded]) -> Loaded:
         return found
 
 
-def checkpoint(path: str | Path, embeddings: Iterable[str | Path] = (), prediction: str | None = None) -> Loaded:
-    """A checkpoint's ``model`` (:class:`SDModel`), ``clip`` (:class:`SDClip`) and ``vae`` (:class:`SDVAE`)."""
+def checkpoint(path: str | Path, embeddings: Iterable[str | Path] = (),
+               prediction: str | None = None) -> tuple[SDModel, SDClip, SDVAE]:
+    """A checkpoint file as CheckpointLoaderSimple outputs it: ``(MODEL, CLIP, VAE)``."""
     path = Path(path)
     embeddings = tuple(str(e) for e in embeddings)
     device = default_device()
 
     def make() -> Loaded:
         ckpt = load_checkpoint(path, prediction=prediction, embeddings=embeddings, load_device=device)
-        record = Loaded(path, metadata=ckpt.metadata, family=ckpt.family.name)
         unet = PatchedModel(ckpt.model.unet, name=path.name, load_device=device,
                             memory_estimate=ckpt.model.memory_required)
-        record.model = SDModel(ckpt.model, unet, record)
-        record.clip = SDClip(ckpt.clip, {name: PatchedModel(module, name=f"{path.name} (text {name})",
-                                                             load_device=device)
-                                         for name, module in ckpt.clip.encoders.items()}, record)
-        record.vae = SDVAE(ckpt.vae, PatchedModel(ckpt.vae.model, name=f"{path.name} (VAE)", load_device=device),
-                           record)
-        return record
+        text = {name: PatchedModel(module, name=f"{path.name} (text {name})", load_device=device)
+                for name, module in ckpt.clip.encoders.items()}
+        vae = PatchedModel(ckpt.vae.model, name=f"{path.name} (VAE)", load_device=device)
+        return Loaded(path, checkpoint=ckpt, unet=unet, text=text, vae=vae)
 
-    return _shared(_key("checkpoint", path, embeddings, prediction, str(device)), make)
+    record = _shared(_key("checkpoint", path, embeddings, prediction, str(device)), make)
+    ckpt = record.checkpoint
+    return (SDModel(ckpt.model, record.unet, record), SDClip(ckpt.clip, record.text, record),
+            SDVAE(ckpt.vae, record.vae, record))
 
 
 def vae(path: str | Path) -> SDVAE:
@@ -96,11 +100,10 @@ def vae(path: str | Path) -> SDVAE:
 
     def make() -> Loaded:
         loaded = load_vae(path, load_device=device)
-        record = Loaded(path)
-        record.vae = SDVAE(loaded, PatchedModel(loaded.model, name=path.name, load_device=device), record)
-        return record
+        return Loaded(path, vae=loaded, patcher=PatchedModel(loaded.model, name=path.name, load_device=device))
 
-    return _shared(_key("vae", path, str(device)), make).vae
+    record = _shared(_key("vae", path, str(device)), make)
+    return SDVAE(record.vae, record.patcher, record)
 
 
 def text_encoder(path: str | Path, embeddings: Iterable[str | Path] = (), device: str | None = None) -> SDClip:
@@ -133,9 +136,8 @@ def text_encoder(path: str | Path, embeddings: Iterable[str | Path] = (), device
         module = place(build(module_type, config, state, f"{path} (text encoder)"), torch.device("cpu"),
                        compute_dtype(device))
         clip = CLIP(family, {spec.name: module}, embeddings=EmbeddingLibrary(embeddings), vocab_near=path)
-        record = Loaded(path)
-        record.clip = SDClip(clip, {spec.name: PatchedModel(module, name=path.name, load_device=device)}, record)
-        return record
+        return Loaded(path, clip=clip, text={spec.name: PatchedModel(module, name=path.name, load_device=device)})
 
-    return _shared(_key("text_encoder", path, embeddings, str(device)), make).clip
+    record = _shared(_key("text_encoder", path, embeddings, str(device)), make)
+    return SDClip(record.clip, record.text, record)
 

@@ -34,8 +34,7 @@ class CheckpointLoaderSimple:
         from . import loaders
 
         folders = model_folders()
-        loaded = loaders.checkpoint(folders.find("checkpoints", ckpt_name), embeddings=folders.folders("embeddings"))
-        return loaded.model, loaded.clip, loaded.vae
+        return loaders.checkpoint(folders.find("checkpoints", ckpt_name), embeddings=folders.folders("embeddings"))
 
 
 class VAELoader:

@@ -5,8 +5,9 @@ importing this plugin. Each wraps one part of a loaded file with the ``PatchedMo
 ``clone()`` copies patch lists, never weights; every computation first asks the process's model manager
 (:func:`core.models.default_manager`) to make the weights resident on the compute device, patches applied.
 
-Each value also holds the :class:`~hearth_sd.loaders.Loaded` record it came from, so the file's weights live
-exactly as long as some node output uses them: when the executor's cache drops the last one, they are freed.
+Each value also holds the :class:`~hearth_sd.loaders.Loaded` record of the file it came from (``source``), so the
+file's weights live exactly as long as some node output uses them: when the executor's cache drops the last one,
+they are freed.
 """
 
 from __future__ import annotations

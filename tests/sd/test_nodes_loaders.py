@@ -1,0 +1,115 @@
+"""Loader nodes: combos list the model folders, errors name them, outputs equal a direct load, loads are shared."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hearth_sd import load_checkpoint, load_vae, loaders
+from hearth_sd.nodes_loaders import CheckpointLoaderSimple, CLIPLoader, VAELoader
+from hearth_sd.sdxl_conditioning import sdxl_adm
+
+from core.model_folders import ModelFileNotFound, ModelFolders
+from tests.sd.nodes_testing import default_folders, make_models
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    return make_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def folders(models):
+    with default_folders(ModelFolders(models)) as f:
+        yield f
+
+
+def test_combos_list_the_folders(folders, models, tmp_path):
+    ckpts = CheckpointLoaderSimple.INPUT_TYPES()["required"]["ckpt_name"][0]
+    assert ckpts == ["tiny-sd1.safetensors", "tiny-sd2.safetensors", "tiny-sdxl-refiner.safetensors",
+                     "tiny-sdxl.safetensors"]
+    assert VAELoader.INPUT_TYPES()["required"]["vae_name"][0] == ["tiny-vae.safetensors"]
+    assert CLIPLoader.INPUT_TYPES()["required"]["clip_name"][0] == ["tiny-clip-l.safetensors"]
+    # A file added later shows up (the list is read each time), in a subfolder with a '/' name.
+    extra = tmp_path / "more"
+    (extra / "sub").mkdir(parents=True)
+    (extra / "sub" / "other.safetensors").write_bytes((models / "checkpoints" / "tiny-sd1.safetensors").read_bytes())
+    folders.add("checkpoints", extra)
+    assert "sub/other.safetensors" in CheckpointLoaderSimple.INPUT_TYPES()["required"]["ckpt_name"][0]
+    model, _, _ = CheckpointLoaderSimple().load_checkpoint("sub/other.safetensors")
+    assert model.family == "sd1"
+
+
+def test_missing_file_names_the_folders_searched(folders, models):
+    with pytest.raises(ModelFileNotFound) as info:
+        CheckpointLoaderSimple().load_checkpoint("tiny-sd3.safetensors")
+    assert str(models / "checkpoints") in str(info.value) and "tiny-sd1.safetensors" in str(info.value)
+    with pytest.raises(ModelFileNotFound, match=str(models / "text_encoders")):
+        CLIPLoader().load_clip("nope.safetensors", "stable_diffusion")
+
+
+def test_checkpoint_outputs_equal_a_direct_load(folders, models):
+    model, clip, vae = CheckpointLoaderSimple().load_checkpoint("tiny-sdxl.safetensors")
+    ckpt = load_checkpoint(models / "checkpoints" / "tiny-sdxl.safetensors", embeddings=[models / "embeddings"])
+    cond, pooled = clip.encode("a red fox, embedding:tiny-embedding")
+    want_cond, want_pooled = ckpt.clip.encode("a red fox, embedding:tiny-embedding")
+    torch.testing.assert_close(cond, want_cond, rtol=0, atol=0)
+    torch.testing.assert_close(pooled, want_pooled, rtol=0, atol=0)
+    x, sigma = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(1)), torch.tensor([3.0, 0.5])
+    options = {"pooled_output": pooled, "width": 512, "height": 768, "crop_w": 16, "crop_h": 0}
+    got = model.denoise(x, sigma, cond.repeat(2, 1, 1), options)
+    want = ckpt.model(x, sigma, want_cond.repeat(2, 1, 1), sdxl_adm(pooled.repeat(2, 1), 512, 768, 16, 0))
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    latent = torch.randn(1, 4, 8, 8)
+    torch.testing.assert_close(vae.decode(latent), ckpt.vae.decode(latent), rtol=0, atol=0)
+    assert model.latent_channels == vae.latent_channels == 4 and vae.downscale_ratio == 2  # tiny VAE: 2 levels
+    torch.testing.assert_close(model.process_latent_out(model.process_latent_in(latent)), latent)
+    assert model.sampling.prediction == "eps" and len(model.sampling.sigmas) == 1000
+
+
+def test_vae_and_clip_loaders_equal_direct_loads(folders, models):
+    (vae,) = VAELoader().load_vae("tiny-vae.safetensors")
+    latent = torch.randn(1, 4, 8, 8)
+    torch.testing.assert_close(vae.decode(latent), load_vae(models / "vae" / "tiny-vae.safetensors").decode(latent))
+    (clip,) = CLIPLoader().load_clip("tiny-clip-l.safetensors", "stable_diffusion")
+    assert clip.family == "sd1" and list(clip.patchers) == ["l"]
+    cond, pooled = clip.encode("a lighthouse")
+    assert cond.shape == (1, 77, 32) and pooled.shape == (1, 32)
+    # The embedding is a real word to it: the prompt with it differs from the one without.
+    assert not torch.equal(clip.encode("a embedding:tiny-embedding")[0], clip.encode("a")[0])
+
+
+def test_a_file_is_loaded_once_while_its_outputs_live(folders, models):
+    before = loaders.loads["checkpoint"]
+    first = CheckpointLoaderSimple().load_checkpoint("tiny-sd2.safetensors")
+    second = CheckpointLoaderSimple().load_checkpoint("tiny-sd2.safetensors")
+    assert loaders.loads["checkpoint"] == before + 1
+    assert first[0].patcher is second[0].patcher and first[0].source is second[0].source
+    # A changed file (new mtime) is read again.
+    path = models / "checkpoints" / "tiny-sd2.safetensors"
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    third = CheckpointLoaderSimple().load_checkpoint("tiny-sd2.safetensors")
+    assert loaders.loads["checkpoint"] == before + 2 and third[0].source is not first[0].source
+    # When no output holds it any more, the next load reads the file again.
+    del first, second, third
+    CheckpointLoaderSimple().load_checkpoint("tiny-sd2.safetensors")
+    assert loaders.loads["checkpoint"] == before + 3
+
+
+def test_weights_are_not_reloaded_when_a_downstream_input_changes(folders, run_prompt):
+    prompt = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny-sd1.safetensors"}},
+        "2": {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 32, "batch_size": 1, "color": 0}},
+        "3": {"class_type": "VAEEncode", "inputs": {"pixels": ["2", 0], "vae": ["1", 2]}},
+        "4": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["1", 2]}},
+        "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
+    }
+    before = loaders.loads["checkpoint"]
+    assert run_prompt(prompt).ok
+    prompt["2"]["inputs"]["color"] = 0xFF8000
+    result = run_prompt(prompt)
+    assert result.ok and "1" in result.cached and "3" in result.executed
+    assert loaders.loads["checkpoint"] == before + 1
