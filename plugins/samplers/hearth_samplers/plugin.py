@@ -1,17 +1,35 @@
-"""The ``hearth`` entry point of the samplers pack: its samplers, schedules and nodes."""
+"""The ``hearth`` entry point of the samplers pack: its samplers, schedules and nodes.
+
+Imported when plugins load, so it must not import torch: the sampler modules load when their hooks are called,
+and node modules defer torch to their functions.
+"""
 
 from __future__ import annotations
 
 from core.hookspecs import hookimpl
 
-from .registry import SAMPLERS, SCHEDULERS
+from . import nodes_custom_sampling, nodes_ksampler, nodes_sigmas
+
+NODE_MODULES = (nodes_ksampler, nodes_custom_sampling, nodes_sigmas)
 
 
 @hookimpl
 def register_samplers():
+    from .registry import SAMPLERS
+
     return dict(SAMPLERS)
 
 
 @hookimpl
 def register_schedulers():
+    from .registry import SCHEDULERS
+
     return dict(SCHEDULERS)
+
+
+@hookimpl
+def register_nodes():
+    nodes: dict[str, type] = {}
+    for module in NODE_MODULES:
+        nodes.update(module.NODES)
+    return nodes

@@ -1,4 +1,4 @@
-"""This pack's samplers and schedules by their ComfyUI names, and lookups in the merged registry of all packs."""
+"""This pack's samplers and schedules by their ComfyUI names (what its ``register_*`` hooks return)."""
 
 from __future__ import annotations
 
@@ -59,38 +59,3 @@ SCHEDULERS: dict[str, Callable[..., Any]] = {
     "kl_optimal": schedules.get_sigmas_kl_optimal,
 }
 
-
-def _merged(kind: str) -> dict[str, Callable[..., Any]]:
-    # The process's plugin manager holds every pack's contributions; without one (this pack used as a library)
-    # only its own are known.
-    from core.plugins import active_plugins
-
-    manager = active_plugins()
-    if manager is None:
-        return dict(SAMPLERS if kind == "sampler" else SCHEDULERS)
-    return manager.samplers() if kind == "sampler" else manager.schedulers()
-
-
-def sampler_names() -> list[str]:
-    return list(_merged("sampler"))
-
-
-def scheduler_names() -> list[str]:
-    return list(_merged("scheduler"))
-
-
-def _lookup(kind: str, name: str) -> Callable[..., Any]:
-    found = _merged(kind)
-    if name not in found:
-        raise ValueError(f"unknown {kind} {name!r}; installed: {', '.join(sorted(found))}")
-    return found[name]
-
-
-def get_sampler(name: str) -> Callable[..., Any]:
-    """The sampler function registered under ``name`` by any pack."""
-    return _lookup("sampler", name)
-
-
-def get_scheduler(name: str) -> Callable[..., Any]:
-    """The schedule function registered under ``name`` by any pack."""
-    return _lookup("scheduler", name)

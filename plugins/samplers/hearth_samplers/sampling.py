@@ -18,10 +18,10 @@ import torch
 from core import context
 
 from .guidance import Guidance
+from .names import lookup
 from .noise import latent_mask, prepare_noise
 from .preview import progress_preview
 from .regions import resolve
-from .registry import get_sampler, get_scheduler
 from .schedules import compute_sigmas
 from .stepping import append_dims, gaussian_noise
 
@@ -50,13 +50,13 @@ class Sampler:
 
 
 def sampler_object(name: str) -> Sampler:
-    return Sampler(get_sampler(name), name)
+    return Sampler(lookup("sampler", name), name)
 
 
 def calculate_sigmas(model_sampling: Any, scheduler: str, steps: int, sampler: str | None = None) -> torch.Tensor:
     """``steps + 1`` sigmas of the named schedule for a model (``sampler`` decides the penultimate-sigma rule)."""
     discard = sampler in DISCARD_PENULTIMATE_SIGMA
-    sigmas = compute_sigmas(get_scheduler(scheduler), model_sampling, steps + discard)
+    sigmas = compute_sigmas(lookup("scheduler", scheduler), model_sampling, steps + discard)
     return torch.cat([sigmas[:-2], sigmas[-1:]]) if discard else sigmas
 
 
@@ -145,7 +145,7 @@ class Guider:
         full = sigma_0 > float(sampling.sigma_max) or math.isclose(sigma_0, float(sampling.sigma_max), rel_tol=1e-5)
         x = latent + noise * (math.sqrt(1.0 + sigma_0**2) if full else sigma_0)
         # Step noise from its own CPU generator: seed + 1 so it is not the initial noise drawn again.
-        generator = torch.Generator("cpu").manual_seed((0 if seed is None else seed) + 1)
+        generator = torch.Generator("cpu").manual_seed(((0 if seed is None else seed) + 1) % 2**64)
         total = len(sigmas) - 1
 
         def on_step(info: dict[str, Any]) -> None:

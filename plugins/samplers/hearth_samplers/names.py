@@ -1,0 +1,37 @@
+"""Sampler and scheduler names as nodes list them: every pack's, through the process's plugin manager.
+
+Torch-free, so node modules can build their input lists without importing the samplers themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def _merged(kind: str) -> dict[str, Callable[..., Any]]:
+    from core.plugins import active_plugins
+
+    manager = active_plugins()
+    if manager is None:
+        # This pack used as a library, without a loaded plugin manager: only its own are known.
+        from .registry import SAMPLERS, SCHEDULERS
+
+        return dict(SAMPLERS if kind == "sampler" else SCHEDULERS)
+    return manager.samplers() if kind == "sampler" else manager.schedulers()
+
+
+def sampler_names() -> list[str]:
+    return list(_merged("sampler"))
+
+
+def scheduler_names() -> list[str]:
+    return list(_merged("scheduler"))
+
+
+def lookup(kind: str, name: str) -> Callable[..., Any]:
+    """The ``kind`` ("sampler" or "scheduler") registered under ``name`` by any pack."""
+    found = _merged(kind)
+    if name not in found:
+        raise ValueError(f"unknown {kind} {name!r}; installed {kind}s: {', '.join(sorted(found))}")
+    return found[name]
