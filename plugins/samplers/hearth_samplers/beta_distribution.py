@@ -38,18 +38,20 @@ def beta_cdf(x: float, a: float, b: float) -> float:
 
 
 def beta_ppf(q: float, a: float, b: float) -> float:
-    """The x with ``beta_cdf(x, a, b) == q``, by bisection (the cdf is monotonic; 100 halvings reach 1e-16)."""
+    """The x with ``beta_cdf(x, a, b) == q``, by bisection down to adjacent floats (the cdf is monotonic).
+
+    Halving until the midpoint no longer moves keeps full relative precision even for quantiles near 0.
+    """
     if q <= 0.0:
         return 0.0
     if q >= 1.0:
         return 1.0
     lo, hi = 0.0, 1.0
-    for _ in range(100):
+    while True:
         mid = (lo + hi) / 2
+        if mid in (lo, hi):
+            return mid
         if beta_cdf(mid, a, b) < q:
             lo = mid
         else:
             hi = mid
-        if hi - lo < 1e-16:
-            break
-    return (lo + hi) / 2

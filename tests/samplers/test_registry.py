@@ -1,0 +1,44 @@
+"""The pack registers its samplers and schedules through hooks; node lists follow the active plugin manager."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from hearth_samplers import names
+from hearth_samplers.registry import SAMPLERS, SCHEDULERS
+
+from core import plugins
+from core.hookspecs import hookimpl
+
+COMFY_SAMPLERS = ("euler euler_ancestral heun heunpp2 dpm_2 dpm_2_ancestral lms dpm_fast dpm_adaptive "
+                  "dpmpp_2s_ancestral dpmpp_sde dpmpp_2m dpmpp_2m_sde dpmpp_3m_sde ddpm lcm ipndm deis ddim uni_pc "
+                  "uni_pc_bh2").split()
+COMFY_SCHEDULERS = "simple sgm_uniform karras exponential ddim_uniform beta normal linear_quadratic kl_optimal".split()
+
+
+def test_every_comfyui_name_is_registered_through_the_hooks(hearth_plugins) -> None:
+    assert list(SAMPLERS) == COMFY_SAMPLERS and list(SCHEDULERS) == COMFY_SCHEDULERS
+    assert hearth_plugins.records["samplers"].error is None
+    assert {k: hearth_plugins.samplers()[k] for k in COMFY_SAMPLERS} == SAMPLERS
+    assert {k: hearth_plugins.schedulers()[k] for k in COMFY_SCHEDULERS} == SCHEDULERS
+
+
+def test_load_plugins_makes_the_manager_active_and_names_follow_it(register_plugin, hearth_plugins) -> None:
+    assert plugins.active_plugins() is hearth_plugins
+
+    class Extra:
+        @hookimpl
+        def register_schedulers(self):
+            return {"toy_linear": lambda n, sigma_min, sigma_max, device="cpu": None}
+
+    assert "toy_linear" not in names.scheduler_names()
+    register_plugin(Extra(), "extra")
+    assert "toy_linear" in names.scheduler_names()
+
+
+def test_loading_the_plugin_does_not_import_torch() -> None:
+    # Plugins load at every start (comfy nodes, comfy serve); torch comes only when sampling needs it.
+    code = "import sys; import hearth_samplers.plugin; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
