@@ -90,13 +90,17 @@ def _authenticate_read(registry: Registry, secret: str | None) -> Token:
         return authenticate(session, secret, "read")
 
 
-def admin_access(request: Request, session: Session = Depends(get_session), allow_cookie: bool = False) -> Token:
-    token = authenticate(session, token_from_request(request, allow_cookie), "admin")
-    from registry_server.accounts.models import User
+def admin_access(request: Request, session: Session = Depends(get_session)) -> Token:
+    """The JSON admin API: an admin user's admin token in a header, never the browser's cookie."""
+    return check_admin(request, session, allow_cookie=False)
 
+
+def check_admin(request: Request, session: Session, allow_cookie: bool) -> Token:
+    from registry_server.accounts.models import User
+    from registry_server.errors import ApiError
+
+    token = authenticate(session, token_from_request(request, allow_cookie), "admin")
     user = session.get(User, token.user_id)
     if user is None or not user.is_admin:
-        from registry_server.errors import ApiError
-
         raise ApiError(403, "not_admin", "this needs an admin user's admin token")
     return token

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from registry_server.accounts.services import actor_for, authenticate, get_publisher
 from registry_server.admin import services as admin
-from registry_server.deps import Registry, admin_access, get_registry, get_session, read_access
+from registry_server.deps import Registry, check_admin, get_registry, get_session, read_access
 from registry_server.errors import ApiError
 from registry_server.mirror.services import resolve_pack
 from registry_server.packs import services
@@ -80,7 +80,7 @@ def login(request: Request, token: str = Form(""), next: str = Form("/"), sessio
 
 def _admin_or_login(request: Request, session: Session):  # noqa: ANN202
     try:
-        return admin_access(request, session, allow_cookie=True), None
+        return check_admin(request, session, allow_cookie=True), None
     except ApiError as exc:
         return None, RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303) \
             if exc.status == 401 else exc

@@ -90,6 +90,8 @@ def test_moderation_pages_with_forms(hub: Hub, tmp_path: Path):
     assert name in queue and "os.system" in queue
     # The cookie works for the web pages but never for the JSON API's writes.
     assert browser.post("/api/v1/admin/approve", json={"target": f"{name}@1.0.0"}).status_code == 401
+    assert browser.post("/api/v1/admin/approve", params={"allow_cookie": "true"},
+                        json={"target": f"{name}@1.0.0"}).status_code == 401
     r = browser.post("/admin/action", data={"target": f"{name}@1.0.0", "action": "approve", "reason": "fine"},
                      follow_redirects=False)
     assert r.status_code == 303
