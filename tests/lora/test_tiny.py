@@ -16,10 +16,11 @@ from core.models import CheckpointError
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny")
-    return {family: make_tiny_checkpoint(family, folder / f"tiny-{family}.safetensors") for family in ("sd1", "sdxl")}
+    return {family: make_tiny_checkpoint(family, folder / f"tiny-{family}.safetensors") for family in ("sd1", "sd2", "sdxl", "sdxl_refiner")}
 
 
-@pytest.mark.parametrize("family, parts", [("sd1", {"unet", "te"}), ("sdxl", {"unet", "te1", "te2"})])
+@pytest.mark.parametrize("family, parts", [("sd1", {"unet", "te"}), ("sd2", {"unet", "te"}),
+                                           ("sdxl", {"unet", "te1", "te2"}), ("sdxl_refiner", {"unet", "te"})])
 def test_every_key_maps_to_a_real_module_weight(checkpoints, tmp_path, family, parts):
     path = make_tiny_lora(checkpoints[family], tmp_path / "tiny-lora.safetensors")
     model, clip, _ = loaders.checkpoint(checkpoints[family])
@@ -29,8 +30,9 @@ def test_every_key_maps_to_a_real_module_weight(checkpoints, tmp_path, family, p
     assert not report.unmatched and not report.mismatched and not report.warnings()
     assert set(report.applied) == parts
     # Each module patches its own weight: q, k and v of OpenCLIP land on one fused key, everything else on one each.
-    fused = sum(1 for name in lora.parsed.adapters if name.startswith("lora_te2_") and "_self_attn_" in name
-                and not name.endswith("out_proj"))
+    open_clip = "lora_te2_" if family == "sdxl" else "lora_te_" if family in ("sd2", "sdxl_refiner") else None
+    fused = sum(1 for name in lora.parsed.adapters if open_clip and name.startswith(open_clip)
+                and "_self_attn_" in name and not name.endswith("out_proj"))
     assert report.patched == len(lora.parsed.adapters) - fused + fused // 3
     before = {name: {k: v.clone() for k, v in p.module.state_dict().items()} for name, p in new_clip.patchers.items()}
     cond_before, _ = clip.encode("a photo of a cat")
