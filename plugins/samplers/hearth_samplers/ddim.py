@@ -19,13 +19,14 @@ def sample_ddim(model, x, sigmas, *, extra_args=None, callback=None, disable=Non
     if eta:
         noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
     s_in = x.new_ones([x.shape[0]])
-    for i in range(len(sigmas) - 1):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = model(x, sigma * s_in, **extra_args)
-        report(callback, x, i, sigma, sigma, denoised)
+    levels = sigmas.tolist()
+    for i in range(len(levels) - 1):
+        sigma, sigma_next = levels[i], levels[i + 1]
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        report(callback, x, i, sigmas[i], sigmas[i], denoised)
         sigma_down, sigma_up = ancestral_step(sigma, sigma_next, eta)
         # x0 + sigma_down * eps, with eps = (x - x0) / sigma the model's noise estimate.
-        x = denoised + (x - denoised) * (sigma_down / sigma)
+        x = torch.lerp(denoised, x, sigma_down / sigma)
         if eta and sigma_next > 0:
-            x = x + noise_sampler(sigma, sigma_next) * s_noise * sigma_up
+            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
     return x

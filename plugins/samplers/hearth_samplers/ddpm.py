@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .stepping import gaussian_noise, report
@@ -17,20 +19,21 @@ def sample_ddpm(model, x, sigmas, *, extra_args=None, callback=None, disable=Non
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
     s_in = x.new_ones([x.shape[0]])
-    for i in range(len(sigmas) - 1):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = model(x, sigma * s_in, **extra_args)
-        report(callback, x, i, sigma, sigma, denoised)
+    levels = sigmas.tolist()
+    for i in range(len(levels) - 1):
+        sigma, sigma_next = levels[i], levels[i + 1]
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        report(callback, x, i, sigmas[i], sigmas[i], denoised)
         eps = (x - denoised) / sigma
         alpha_bar = 1 / (sigma * sigma + 1)
         alpha_bar_next = 1 / (sigma_next * sigma_next + 1)
         alpha = alpha_bar / alpha_bar_next
-        x_vp = x / torch.sqrt(1.0 + sigma**2)
-        mean = (1.0 / alpha).sqrt() * (x_vp - (1 - alpha) * eps / (1 - alpha_bar).sqrt())
+        x_vp = x / math.sqrt(1.0 + sigma**2)
+        mean = (x_vp - eps * ((1 - alpha) / math.sqrt(1 - alpha_bar))) * math.sqrt(1.0 / alpha)
         if sigma_next > 0:
             # The posterior's variance, beta tilde of eq. 7.
-            std = ((1 - alpha) * (1 - alpha_bar_next) / (1 - alpha_bar)).sqrt()
-            x = (mean + std * noise_sampler(sigma, sigma_next)) * torch.sqrt(1.0 + sigma_next**2)
+            std = math.sqrt((1 - alpha) * (1 - alpha_bar_next) / (1 - alpha_bar))
+            x = (mean + noise_sampler(sigmas[i], sigmas[i + 1]) * std) * math.sqrt(1.0 + sigma_next**2)
         else:
             x = mean
     return x

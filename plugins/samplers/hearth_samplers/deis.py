@@ -61,10 +61,11 @@ def sample_deis(model, x, sigmas, *, extra_args=None, callback=None, disable=Non
     s_in = x.new_ones([x.shape[0]])
     ts = vp_time(sigmas.detach().cpu().double().numpy())
     history: list[torch.Tensor] = []  # derivatives, newest first
-    for i in range(len(sigmas) - 1):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = model(x, sigma * s_in, **extra_args)
-        report(callback, x, i, sigma, sigma, denoised)
+    levels = sigmas.tolist()
+    for i in range(len(levels) - 1):
+        sigma, sigma_next = levels[i], levels[i + 1]
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        report(callback, x, i, sigmas[i], sigmas[i], denoised)
         history.insert(0, (x - denoised) / sigma)
         del history[max_order:]
         order = len(history) if sigma_next > 0 else 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .stepping import add_churn_noise, ancestral_step, churn, gaussian_noise, report, to_d
@@ -13,14 +15,14 @@ def sample_dpm_2(model, x, sigmas, *, extra_args=None, callback=None, disable=No
     """DPM-Solver-2 (Lu et al. 2022, Algorithm 1 with r = 1/2) inside Algorithm 2 of Karras et al. 2022."""
     extra_args = {} if extra_args is None else extra_args
     s_in = x.new_ones([x.shape[0]])
-    for i in range(len(sigmas) - 1):
-        gamma, sigma_hat = churn(sigmas, i, s_churn, s_tmin, s_tmax)
+    levels = sigmas.tolist()
+    for i in range(len(levels) - 1):
+        gamma, sigma_hat = churn(levels, i, s_churn, s_tmin, s_tmax)
         if gamma > 0:
             x = add_churn_noise(x, sigmas[i], sigma_hat, s_noise, noise_sampler)
         denoised = model(x, sigma_hat * s_in, **extra_args)
-        d = to_d(x, sigma_hat, denoised)
         report(callback, x, i, sigmas[i], sigma_hat, denoised)
-        x = _dpm2_step(model, x, d, sigma_hat, sigmas[i + 1], s_in, extra_args)
+        x = _dpm2_step(model, x, to_d(x, sigma_hat, denoised), sigma_hat, levels[i + 1], s_in, extra_args)
     return x
 
 
@@ -31,22 +33,22 @@ def sample_dpm_2_ancestral(model, x, sigmas, *, extra_args=None, callback=None, 
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
     s_in = x.new_ones([x.shape[0]])
-    for i in range(len(sigmas) - 1):
+    levels = sigmas.tolist()
+    for i in range(len(levels) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
-        sigma_down, sigma_up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
+        sigma_down, sigma_up = ancestral_step(levels[i], levels[i + 1], eta)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        d = to_d(x, sigmas[i], denoised)
-        x = _dpm2_step(model, x, d, sigmas[i], sigma_down, s_in, extra_args)
+        x = _dpm2_step(model, x, to_d(x, levels[i], denoised), levels[i], sigma_down, s_in, extra_args)
         if sigma_down != 0:
-            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * sigma_up
+            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
     return x
 
 
-def _dpm2_step(model, x, d, sigma, sigma_next, s_in, extra_args):
+def _dpm2_step(model, x, d, sigma: float, sigma_next: float, s_in, extra_args):
     if sigma_next == 0:
         return x + d * (sigma_next - sigma)
     # The midpoint in log sigma, where the ODE in lambda = -log sigma is evaluated a second time.
-    sigma_mid = sigma.log().lerp(torch.as_tensor(sigma_next).log(), 0.5).exp()
+    sigma_mid = math.exp((math.log(sigma) + math.log(sigma_next)) / 2)
     x_2 = x + d * (sigma_mid - sigma)
     d_2 = to_d(x_2, sigma_mid, model(x_2, sigma_mid * s_in, **extra_args))
     return x + d_2 * (sigma_next - sigma)

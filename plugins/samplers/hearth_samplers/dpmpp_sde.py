@@ -2,10 +2,12 @@
 
 Each step solves the data-prediction SDE exactly in its linear part; ``eta`` scales the injected noise
 (0 gives the ODE solver). Noise comes from ``noise_sampler(sigma, sigma_next)``, ideally a Brownian bridge so that
-results barely change with the step count.
+results barely change with the step count. Scalar coefficients are computed in Python floats.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -19,28 +21,26 @@ def sample_dpmpp_sde(model, x, sigmas, *, extra_args=None, callback=None, disabl
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
     s_in = x.new_ones([x.shape[0]])
+    levels = sigmas.tolist()
     fac = 1 / (2 * r)
-    for i in range(len(sigmas) - 1):
+    for i in range(len(levels) - 1):
+        sigma, sigma_next = levels[i], levels[i + 1]
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        if sigmas[i + 1] == 0:
+        if sigma_next == 0:
             x = denoised
             continue
-        t, t_next = -sigmas[i].log(), -sigmas[i + 1].log()
-        s = t + (t_next - t) * r
-        sigma_s = s.neg().exp()
-        # Stage 1: to the intermediate lambda s, with its share of noise.
-        sd, su = ancestral_step(sigmas[i], sigma_s, eta)
-        s_ = -torch.as_tensor(sd).log()
-        x_2 = (s_ - t).neg().exp() * x - (t - s_).expm1() * denoised
-        x_2 = x_2 + noise_sampler(sigmas[i], sigma_s) * s_noise * su
+        # Stage 1: to the intermediate lambda (a fraction r of the step), with its share of noise.
+        sigma_s = sigma * (sigma_next / sigma) ** r
+        sigma_down, sigma_up = ancestral_step(sigma, sigma_s, eta)
+        x_2 = torch.lerp(denoised, x, sigma_down / sigma)
+        x_2 = x_2 + noise_sampler(sigmas[i], sigma_s) * (s_noise * sigma_up)
         denoised_2 = model(x_2, sigma_s * s_in, **extra_args)
         # Stage 2: the full step with the two denoised estimates combined.
-        sd, su = ancestral_step(sigmas[i], sigmas[i + 1], eta)
-        t_next_ = -torch.as_tensor(sd).log()
-        denoised_d = (1 - fac) * denoised + fac * denoised_2
-        x = (t_next_ - t).neg().exp() * x - (t - t_next_).expm1() * denoised_d
-        x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * su
+        sigma_down, sigma_up = ancestral_step(sigma, sigma_next, eta)
+        denoised_d = torch.lerp(denoised, denoised_2, fac)
+        x = torch.lerp(denoised_d, x, sigma_down / sigma)
+        x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
     return x
 
 
@@ -53,24 +53,25 @@ def sample_dpmpp_2m_sde(model, x, sigmas, *, extra_args=None, callback=None, dis
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
     s_in = x.new_ones([x.shape[0]])
+    levels = sigmas.tolist()
     old_denoised = h_last = h = None
-    for i in range(len(sigmas) - 1):
+    for i in range(len(levels) - 1):
+        sigma, sigma_next = levels[i], levels[i + 1]
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        if sigmas[i + 1] == 0:
+        if sigma_next == 0:
             x = denoised
         else:
-            h = sigmas[i].log() - sigmas[i + 1].log()
+            h = math.log(sigma / sigma_next)
             eta_h = eta * h
-            x = sigmas[i + 1] / sigmas[i] * (-eta_h).exp() * x + (-h - eta_h).expm1().neg() * denoised
+            phi_1 = -math.expm1(-h - eta_h)
+            x = x * (sigma_next / sigma * math.exp(-eta_h)) + denoised * phi_1
             if old_denoised is not None:
-                r = h_last / h
-                if solver_type == "heun":
-                    x = x + ((-h - eta_h).expm1().neg() / (-h - eta_h) + 1) * (1 / r) * (denoised - old_denoised)
-                else:
-                    x = x + 0.5 * (-h - eta_h).expm1().neg() * (1 / r) * (denoised - old_denoised)
+                scale = phi_1 / (-h - eta_h) + 1 if solver_type == "heun" else 0.5 * phi_1
+                x = x + (denoised - old_denoised) * (scale * h / h_last)
             if eta:
-                x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * sigmas[i + 1] * (-2 * eta_h).expm1().neg().sqrt() * s_noise
+                x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * (
+                    sigma_next * math.sqrt(-math.expm1(-2 * eta_h)) * s_noise)
         old_denoised, h_last = denoised, h
     return x
 
@@ -82,29 +83,32 @@ def sample_dpmpp_3m_sde(model, x, sigmas, *, extra_args=None, callback=None, dis
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
     s_in = x.new_ones([x.shape[0]])
+    levels = sigmas.tolist()
     denoised_1 = denoised_2 = None
     h = h_1 = h_2 = None
-    for i in range(len(sigmas) - 1):
+    for i in range(len(levels) - 1):
+        sigma, sigma_next = levels[i], levels[i + 1]
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        if sigmas[i + 1] == 0:
+        if sigma_next == 0:
             x = denoised
         else:
-            h = sigmas[i].log() - sigmas[i + 1].log()
+            h = math.log(sigma / sigma_next)
             h_eta = h * (eta + 1)
-            x = torch.exp(-h_eta) * x + (-h_eta).expm1().neg() * denoised
-            phi_2 = h_eta.neg().expm1() / h_eta + 1
+            x = torch.lerp(denoised, x, math.exp(-h_eta))
+            phi_2 = math.expm1(-h_eta) / h_eta + 1
             if h_2 is not None:
                 r0, r1 = h_1 / h, h_2 / h
                 d1_0 = (denoised - denoised_1) / r0
                 d1_1 = (denoised_1 - denoised_2) / r1
-                d1 = d1_0 + (d1_0 - d1_1) * r0 / (r0 + r1)
+                d1 = d1_0 + (d1_0 - d1_1) * (r0 / (r0 + r1))
                 d2 = (d1_0 - d1_1) / (r0 + r1)
-                x = x + phi_2 * d1 - (phi_2 / h_eta - 0.5) * d2
+                x = x + d1 * phi_2 - d2 * (phi_2 / h_eta - 0.5)
             elif h_1 is not None:
-                x = x + phi_2 * (denoised - denoised_1) / (h_1 / h)
+                x = x + (denoised - denoised_1) * (phi_2 * h / h_1)
             if eta:
-                x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * sigmas[i + 1] * (-2 * h * eta).expm1().neg().sqrt() * s_noise
+                x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * (
+                    sigma_next * math.sqrt(-math.expm1(-2 * h * eta)) * s_noise)
         denoised_1, denoised_2 = denoised, denoised_1
         h_1, h_2 = h, h_1
     return x

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .stepping import add_churn_noise, ancestral_step, churn, gaussian_noise, report, to_d
+from .stepping import add_churn_noise, ancestral_step, churn, gaussian_noise, report
 
 
 @torch.no_grad()
@@ -13,14 +13,17 @@ def sample_euler(model, x, sigmas, *, extra_args=None, callback=None, disable=No
     """Euler steps with optional churn: Algorithm 2 of Karras et al. 2022 without the second-order correction."""
     extra_args = {} if extra_args is None else extra_args
     s_in = x.new_ones([x.shape[0]])
-    for i in range(len(sigmas) - 1):
-        gamma, sigma_hat = churn(sigmas, i, s_churn, s_tmin, s_tmax)
+    levels = sigmas.tolist()
+    for i in range(len(levels) - 1):
+        gamma, sigma_hat = churn(levels, i, s_churn, s_tmin, s_tmax)
         if gamma > 0:
             x = add_churn_noise(x, sigmas[i], sigma_hat, s_noise, noise_sampler)
-        denoised = model(x, sigma_hat * s_in, **extra_args)
-        d = to_d(x, sigma_hat, denoised)
+            denoised = model(x, sigma_hat * s_in, **extra_args)
+        else:
+            denoised = model(x, sigmas[i] * s_in, **extra_args)
         report(callback, x, i, sigmas[i], sigma_hat, denoised)
-        x = x + d * (sigmas[i + 1] - sigma_hat)
+        # x + d * dt with d = (x - denoised) / sigma_hat, as one fused update.
+        x = torch.lerp(denoised, x, levels[i + 1] / sigma_hat)
     return x
 
 
@@ -32,15 +35,16 @@ def sample_euler_ancestral(model, x, sigmas, *, extra_args=None, callback=None, 
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
     s_in = x.new_ones([x.shape[0]])
-    for i in range(len(sigmas) - 1):
+    levels = sigmas.tolist()
+    for i in range(len(levels) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
-        sigma_down, sigma_up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
+        sigma_down, sigma_up = ancestral_step(levels[i], levels[i + 1], eta)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
         if sigma_down == 0:
             # The last step lands on the clean estimate; an Euler step would only add rounding.
             x = denoised
             continue
-        x = x + to_d(x, sigmas[i], denoised) * (sigma_down - sigmas[i])
-        if sigmas[i + 1] > 0:
-            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * sigma_up
+        x = torch.lerp(denoised, x, sigma_down / levels[i])
+        if levels[i + 1] > 0:
+            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
     return x

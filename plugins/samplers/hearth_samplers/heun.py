@@ -13,21 +13,22 @@ def sample_heun(model, x, sigmas, *, extra_args=None, callback=None, disable=Non
     """Heun steps with optional churn: Algorithm 2 of Karras et al. 2022 (arXiv:2206.00364)."""
     extra_args = {} if extra_args is None else extra_args
     s_in = x.new_ones([x.shape[0]])
-    for i in range(len(sigmas) - 1):
-        gamma, sigma_hat = churn(sigmas, i, s_churn, s_tmin, s_tmax)
+    levels = sigmas.tolist()
+    for i in range(len(levels) - 1):
+        gamma, sigma_hat = churn(levels, i, s_churn, s_tmin, s_tmax)
         if gamma > 0:
             x = add_churn_noise(x, sigmas[i], sigma_hat, s_noise, noise_sampler)
         denoised = model(x, sigma_hat * s_in, **extra_args)
         d = to_d(x, sigma_hat, denoised)
         report(callback, x, i, sigmas[i], sigma_hat, denoised)
-        dt = sigmas[i + 1] - sigma_hat
-        if sigmas[i + 1] == 0:
+        dt = levels[i + 1] - sigma_hat
+        if levels[i + 1] == 0:
             # The ODE is singular at sigma 0: the last step stays first order (Algorithm 2, line 9).
             x = x + d * dt
             continue
         x_2 = x + d * dt
-        d_2 = to_d(x_2, sigmas[i + 1], model(x_2, sigmas[i + 1] * s_in, **extra_args))
-        x = x + (d + d_2) / 2 * dt
+        d_2 = to_d(x_2, levels[i + 1], model(x_2, sigmas[i + 1] * s_in, **extra_args))
+        x = x + (d + d_2) * (dt / 2)
     return x
 
 
@@ -40,27 +41,28 @@ def sample_heunpp2(model, x, sigmas, *, extra_args=None, callback=None, disable=
     """
     extra_args = {} if extra_args is None else extra_args
     s_in = x.new_ones([x.shape[0]])
-    s_end = sigmas[-1]
-    for i in range(len(sigmas) - 1):
-        gamma, sigma_hat = churn(sigmas, i, s_churn, s_tmin, s_tmax)
+    levels = sigmas.tolist()
+    s_end = levels[-1]
+    for i in range(len(levels) - 1):
+        gamma, sigma_hat = churn(levels, i, s_churn, s_tmin, s_tmax)
         if gamma > 0:
             x = add_churn_noise(x, sigmas[i], sigma_hat, s_noise, noise_sampler)
         denoised = model(x, sigma_hat * s_in, **extra_args)
         d = to_d(x, sigma_hat, denoised)
         report(callback, x, i, sigmas[i], sigma_hat, denoised)
-        dt = sigmas[i + 1] - sigma_hat
-        if sigmas[i + 1] == s_end:
+        dt = levels[i + 1] - sigma_hat
+        if levels[i + 1] == s_end:
             x = x + d * dt
             continue
         x_2 = x + d * dt
-        d_2 = to_d(x_2, sigmas[i + 1], model(x_2, sigmas[i + 1] * s_in, **extra_args))
-        if sigmas[i + 2] == s_end:
-            w2 = sigmas[i + 1] / (2 * sigmas[0])
+        d_2 = to_d(x_2, levels[i + 1], model(x_2, sigmas[i + 1] * s_in, **extra_args))
+        if levels[i + 2] == s_end:
+            w2 = levels[i + 1] / (2 * levels[0])
             x = x + (d * (1 - w2) + d_2 * w2) * dt
             continue
-        x_3 = x_2 + d_2 * (sigmas[i + 2] - sigmas[i + 1])
-        d_3 = to_d(x_3, sigmas[i + 2], model(x_3, sigmas[i + 2] * s_in, **extra_args))
-        w2 = sigmas[i + 1] / (3 * sigmas[0])
-        w3 = sigmas[i + 2] / (3 * sigmas[0])
+        x_3 = x_2 + d_2 * (levels[i + 2] - levels[i + 1])
+        d_3 = to_d(x_3, levels[i + 2], model(x_3, sigmas[i + 2] * s_in, **extra_args))
+        w2 = levels[i + 1] / (3 * levels[0])
+        w3 = levels[i + 2] / (3 * levels[0])
         x = x + (d * (1 - w2 - w3) + d_2 * w2 + d_3 * w3) * dt
     return x

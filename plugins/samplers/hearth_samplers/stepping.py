@@ -22,24 +22,24 @@ def append_dims(value: torch.Tensor, ndim: int) -> torch.Tensor:
     return value[(...,) + (None,) * missing]
 
 
-def to_d(x: torch.Tensor, sigma: torch.Tensor, denoised: torch.Tensor) -> torch.Tensor:
+def to_d(x: torch.Tensor, sigma: torch.Tensor | float, denoised: torch.Tensor) -> torch.Tensor:
     """dx/dsigma of the probability-flow ODE, from the denoiser output (Karras et al. 2022, eq. 3)."""
+    if isinstance(sigma, float):
+        return (x - denoised) / sigma
     return (x - denoised) / append_dims(sigma, x.ndim)
 
 
-def ancestral_step(sigma_from: torch.Tensor, sigma_to: torch.Tensor, eta: float = 1.0):
+def ancestral_step(sigma_from: float, sigma_to: float, eta: float = 1.0) -> tuple[float, float]:
     """Split a step into a deterministic part down to ``sigma_down`` and fresh noise of std ``sigma_up``.
 
     ``sigma_down**2 + sigma_up**2 == sigma_to**2``; ``eta = 1`` is DDPM's posterior variance, 0 no noise.
+    Plain floats: the samplers do their per-step scalar arithmetic in Python, not in one-element tensors,
+    which would cost a kernel launch per operation.
     """
     if not eta:
         return sigma_to, 0.0
-    sigma_up = torch.minimum(
-        torch.as_tensor(sigma_to),
-        eta * (sigma_to**2 * (sigma_from**2 - sigma_to**2) / sigma_from**2) ** 0.5,
-    )
-    sigma_down = (sigma_to**2 - sigma_up**2) ** 0.5
-    return sigma_down, sigma_up
+    sigma_up = min(sigma_to, eta * (sigma_to**2 * (sigma_from**2 - sigma_to**2) / sigma_from**2) ** 0.5)
+    return (sigma_to**2 - sigma_up**2) ** 0.5, sigma_up
 
 
 def gaussian_noise(x: torch.Tensor, generator: torch.Generator | None = None) -> NoiseSampler:
@@ -57,7 +57,7 @@ def gaussian_noise(x: torch.Tensor, generator: torch.Generator | None = None) ->
     return sample
 
 
-def churn(sigmas: torch.Tensor, i: int, s_churn: float, s_tmin: float, s_tmax: float) -> tuple[float, torch.Tensor]:
+def churn(sigmas: list[float], i: int, s_churn: float, s_tmin: float, s_tmax: float) -> tuple[float, float]:
     """Karras et al. 2022, Algorithm 2, lines 4-5: how far to raise sigma before step ``i`` (gamma, sigma_hat)."""
     gamma = 0.0
     if s_churn > 0 and s_tmin <= sigmas[i] <= s_tmax:
@@ -65,7 +65,7 @@ def churn(sigmas: torch.Tensor, i: int, s_churn: float, s_tmin: float, s_tmax: f
     return gamma, sigmas[i] * (gamma + 1)
 
 
-def add_churn_noise(x: torch.Tensor, sigma: torch.Tensor, sigma_hat: torch.Tensor, s_noise: float,
+def add_churn_noise(x: torch.Tensor, sigma: float, sigma_hat: float, s_noise: float,
                     noise_sampler: NoiseSampler | None) -> torch.Tensor:
     """Raise ``x`` from ``sigma`` to ``sigma_hat`` with fresh noise (Algorithm 2, line 6)."""
     noise = torch.randn_like(x) if noise_sampler is None else noise_sampler(sigma, sigma_hat)
