@@ -106,3 +106,16 @@ def test_ksampler_turns_noise_into_the_models_image(name: str) -> None:
     assert torch.allclose(out, torch.full_like(out, 0.75 / 0.5), atol=2e-2)  # process_latent_out of 0.75
     assert len(model.calls) == 12  # one model call per step at cfg 1, UniPC's corrector included
     assert all(call["shape"][0] == 2 for call in model.calls)
+
+
+def test_preview_is_a_small_rgb_image_of_the_first_item() -> None:
+    from hearth_samplers.preview import progress_preview
+
+    latent = torch.zeros(2, 4, 16, 8)
+    latent[1] = 5.0  # the second item must not show
+    fmt, image, max_size = progress_preview(latent)
+    assert fmt == "JPEG" and image.mode == "RGB" and image.size == (8, 16) and max_size == 512
+    assert image.getpixel((0, 0)) == (127, 127, 127)  # zero latent: mid grey
+    _, sdxl, _ = progress_preview(latent, "sdxl")
+    assert sdxl.getpixel((0, 0))[0] == int((1 + 0.1084) * 127.5)  # SDXL's factors carry a bias
+    assert progress_preview(torch.zeros(1, 16, 8, 8)) is None  # unknown latent layouts get no preview

@@ -20,7 +20,7 @@ def _run(noise, guider, sampler, sigmas, latent: dict[str, Any]) -> tuple[dict[s
     latent["samples"] = fix_empty_latent_channels(model, latent["samples"])
     x0_output: dict[str, Any] = {}
     samples = guider.sample(noise.generate_noise(latent), latent["samples"], sampler, sigmas,
-                            denoise_mask=latent.get("noise_mask"), callback=progress_callback(x0_output),
+                            denoise_mask=latent.get("noise_mask"), callback=progress_callback(model, x0_output),
                             seed=noise.seed)
     out = {**latent, "samples": samples}
     denoised = out

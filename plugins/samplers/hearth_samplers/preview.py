@@ -6,10 +6,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-# Least-squares fits of RGB on SD latents (scaled as the UNet sees them), the approximation ComfyUI's
-# "latent2rgb" previews also use; SDXL's VAE has its own.
+# Linear fits of RGB on latents as the UNet sees them (scaled), the approximation ComfyUI's "latent2rgb"
+# previews use: SD1/SD2's VAE, and SDXL's, which has its own factors and a bias.
 SD1_LATENT_RGB = ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350), (-0.2829, 0.1762, 0.2721),
                   (-0.2120, -0.2616, -0.7177))
+SDXL_LATENT_RGB = ((0.3651, 0.4232, 0.4341), (-0.2533, -0.0042, 0.1068), (0.1076, 0.1111, -0.0362),
+                   (-0.3165, -0.2492, -0.2188))
+SDXL_LATENT_RGB_BIAS = (0.1084, -0.0175, -0.0011)
 PREVIEW_SIZE = 512
 
 
@@ -23,7 +26,13 @@ def latent_to_image(latent: torch.Tensor, factors=SD1_LATENT_RGB, bias=(0.0, 0.0
     return Image.fromarray(np.ascontiguousarray(pixels))
 
 
-def progress_preview(latent: torch.Tensor):
-    """The ``preview`` value for ``core.context.progress``: ComfyUI's ``(format, image, max size)``."""
-    image = latent_to_image(latent)
+def progress_preview(latent: torch.Tensor, family: str = ""):
+    """The ``preview`` value for ``core.context.progress``: ComfyUI's ``(format, image, max size)``.
+
+    ``family`` is the model's (an SD MODEL names it); SDXL latents get SDXL's factors, others SD1's.
+    """
+    if family.startswith("sdxl"):
+        image = latent_to_image(latent, SDXL_LATENT_RGB, SDXL_LATENT_RGB_BIAS)
+    else:
+        image = latent_to_image(latent)
     return None if image is None else ("JPEG", image, PREVIEW_SIZE)

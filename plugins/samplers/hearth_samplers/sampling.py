@@ -157,16 +157,18 @@ class Guider:
         return model.process_latent_out(samples).to(latent_image.device)
 
 
-def progress_callback(x0_output: dict[str, torch.Tensor] | None = None) -> Callable[..., None]:
+def progress_callback(model: Any = None, x0_output: dict[str, torch.Tensor] | None = None) -> Callable[..., None]:
     """A sampling callback that reports progress (with a latent preview) and keeps the last clean estimate.
 
     ``core.context.progress`` raises when the user interrupted, which stops sampling at that step.
     """
+    family = str(getattr(model, "family", "") or "")
 
     def report(step: int, x0: torch.Tensor, x: torch.Tensor, total: int) -> None:
         if x0_output is not None:
             x0_output["x0"] = x0
-        preview = progress_preview(x0) if context.current() is not None else None
+        # Outside a running prompt nobody receives the preview: skip making it.
+        preview = progress_preview(x0, family) if context.current() is not None else None
         context.progress(step + 1, total, preview)
 
     return report
@@ -186,7 +188,7 @@ def common_ksampler(model: Any, seed: int, steps: int, cfg: float, sampler_name:
                              force_full_denoise)
     guider = Guider(model, positive, negative, cfg)
     samples = guider.sample(noise, latent_image, sampler_object(sampler_name), sigmas,
-                            denoise_mask=latent.get("noise_mask"), callback=progress_callback(), seed=seed)
+                            denoise_mask=latent.get("noise_mask"), callback=progress_callback(model), seed=seed)
     out = dict(latent)
     out["samples"] = samples
     return out
