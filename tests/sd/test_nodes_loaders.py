@@ -113,3 +113,21 @@ def test_weights_are_not_reloaded_when_a_downstream_input_changes(folders, run_p
     result = run_prompt(prompt)
     assert result.ok and "1" in result.cached and "3" in result.executed
     assert loaders.loads["checkpoint"] == before + 1
+
+
+def test_model_and_clip_clones_share_weights_and_keep_their_own_patches(folders):
+    model, clip, _ = CheckpointLoaderSimple().load_checkpoint("tiny-sd1.safetensors")
+    cond, _ = clip.encode("a fox")
+    x, sigma = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(5)), torch.tensor([1.5])
+    base = model.denoise(x, sigma, cond)
+    lora = model.clone()
+    assert lora.patcher.shares_weights(model.patcher) and lora.model_options is not model.model_options
+    keys = ["out.2.weight", "out.2.bias"]  # the UNet's last convolution: doubling it doubles the predicted noise
+    assert lora.patcher.add_patches(dict.fromkeys(keys, lambda weight, strength: weight * (1 + strength)), 1.0) == keys
+    torch.testing.assert_close(lora.denoise(x, sigma, cond), x - (x - base) * 2, rtol=1e-5, atol=1e-5)
+    # The original takes its own (unpatched) weights back: the manager re-patches when the other clone runs.
+    torch.testing.assert_close(model.denoise(x, sigma, cond), base, rtol=0, atol=0)
+    clip_lora = clip.clone()
+    clip_lora.patchers["l"].add_patches({"text_model.final_layer_norm.bias": torch.ones(32)}, 1.0)
+    assert not torch.allclose(clip_lora.encode("a fox")[0], cond)
+    torch.testing.assert_close(clip.encode("a fox")[0], cond, rtol=0, atol=0)

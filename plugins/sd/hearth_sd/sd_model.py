@@ -20,6 +20,7 @@ import torch
 from core.models import PatchedModel, default_manager
 
 from .model import VAE, DiffusionModel
+from .ops import compute_dtype_of
 from .sampling import ModelSampling
 from .sdxl_conditioning import (
     DEFAULT_AESTHETIC_SCORE,
@@ -31,11 +32,14 @@ from .sdxl_conditioning import (
 from .text_encoding import CLIP
 
 
+def _is_ready(patcher: PatchedModel) -> bool:
+    # Loaded with another clone's patches (a LoRA strength changed) is not ready: load() re-patches.
+    return default_manager().is_loaded(patcher) and patcher.weights.applied == patcher.patch_id
+
+
 def _ensure_loaded(patchers: list[PatchedModel], memory_required: int | None = None) -> None:
-    manager = default_manager()
-    # Loaded with another clone's patches (a LoRA strength changed) counts as not loaded: load() re-patches.
-    if any(not manager.is_loaded(p) or p.weights.applied != p.patch_id for p in patchers):
-        manager.load(patchers, memory_required=memory_required)
+    if not all(_is_ready(p) for p in patchers):
+        default_manager().load(patchers, memory_required=memory_required)
 
 
 class SDModel:
@@ -75,8 +79,8 @@ class SDModel:
 
     def prepare(self, batch_shape: tuple[int, ...]) -> torch.device:
         """Make the UNet resident for a batch of ``batch_shape`` (patches applied); returns the compute device."""
-        shape = tuple(batch_shape)
-        default_manager().load(self.patcher, memory_required=self.patcher.memory_required(shape, None))
+        # The manager asks plugins' memory_estimate_for_model first, then the UNet's own estimate.
+        default_manager().load(self.patcher, input_shape=tuple(batch_shape), dtype=compute_dtype_of(self.diffusion.unet))
         return self.patcher.load_device
 
     def adm(self, options: Mapping[str, Any], batch: int) -> torch.Tensor | None:
@@ -103,7 +107,8 @@ class SDModel:
                 options: Mapping[str, Any] | None = None) -> torch.Tensor:
         """One evaluation: the denoised prediction for scaled latents ``x`` at ``sigma`` ``[B]`` (k-diffusion)."""
         options = options or {}
-        _ensure_loaded([self.patcher], self.patcher.memory_required(tuple(x.shape), None))
+        if not _is_ready(self.patcher):  # samplers call prepare() first; this covers callers that did not
+            self.prepare(tuple(x.shape))
         device = self.patcher.load_device
         sampling = self.sampling
         sigma = sigma.reshape(-1).expand(x.shape[0]).to(x.device, torch.float32)
