@@ -103,3 +103,30 @@ def make_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Call
     for server, h in started:
         h.close()
         server.stop()
+
+
+def _shared(request: pytest.FixtureRequest, label: str, **overrides) -> tuple[RegistryProcess, Hub]:
+    data_dir = Path(tempfile.mkdtemp(prefix=f"hearth-reg-{label}-"))
+    settings, env = _backend_settings(request, "sqlite", data_dir, **overrides)
+    server = RegistryProcess(settings, env).start()
+    return server, Hub(server.url, settings)
+
+
+@pytest.fixture(scope="session")
+def private_hub(request: pytest.FixtureRequest) -> Iterator[Hub]:
+    """One private-mode registry (SQLite) shared by the private-mode tests."""
+    server, h = _shared(request, "private", private=True)
+    yield h
+    h.close()
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def mirror_pair(request: pytest.FixtureRequest) -> Iterator[tuple[RegistryProcess, Hub, Hub]]:
+    """An upstream registry and a mirror of it; a test that stops the upstream must start it again."""
+    upstream_server, upstream = _shared(request, "upstream")
+    mirror_server, mirror = _shared(request, "mirror", upstream=upstream.url)
+    yield upstream_server, upstream, mirror
+    for server, h in ((mirror_server, mirror), (upstream_server, upstream)):
+        h.close()
+        server.stop()

@@ -25,11 +25,18 @@ def comfy_cli() -> str:
     venv = Path(tempfile.gettempdir()) / f"hearth-{COMFY_CLI.replace('==', '-')}-venv"
     exe = venv / "bin" / "comfy"
     if not exe.exists():
+        uv = Path(sys.executable).parent / "uv"
         try:
-            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, capture_output=True,
-                           timeout=120)
-            subprocess.run([str(venv / "bin" / "pip"), "install", "-q", COMFY_CLI], check=True, capture_output=True,
-                           timeout=600)
+            if uv.exists():  # several times faster than venv + pip, which matters in a fresh CI run
+                subprocess.run([str(uv), "venv", "-q", "--python", sys.executable, str(venv)], check=True,
+                               capture_output=True, timeout=120)
+                subprocess.run([str(uv), "pip", "install", "-q", "--python", str(venv / "bin" / "python"), COMFY_CLI],
+                               check=True, capture_output=True, timeout=600)
+            else:
+                subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, capture_output=True,
+                               timeout=120)
+                subprocess.run([str(venv / "bin" / "pip"), "install", "-q", COMFY_CLI], check=True,
+                               capture_output=True, timeout=600)
         except (subprocess.SubprocessError, OSError) as exc:
             detail = getattr(exc, "stderr", b"") or b""
             pytest.skip(f"could not install {COMFY_CLI} from PyPI: {exc} {detail[-300:]!r}")

@@ -104,9 +104,9 @@ def test_uv_installs_pack_and_its_pack_dependencies(hub: Hub, tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_uv_installs_from_a_private_registry_with_a_read_token(make_server, tmp_path: Path):
+def test_uv_installs_from_a_private_registry_with_a_read_token(private_hub, tmp_path: Path):
     uv = _uv()
-    _, hub = make_server("sqlite", private=True)
+    hub = private_hub
     pub, token = hub.new_publisher()
     name = unique("private-")
     read = hub.token(pub, "read")

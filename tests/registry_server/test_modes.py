@@ -14,8 +14,8 @@ from tests.registry.packs import make_pack
 from tests.registry_server.helpers import unique
 
 
-def test_private_mode_needs_read_tokens(make_server, tmp_path: Path):
-    _, hub = make_server("sqlite", private=True)
+def test_private_mode_needs_read_tokens(private_hub, tmp_path: Path):
+    hub = private_hub
     pub, token = hub.new_publisher()
     name = unique("secret-")
     read = hub.token(pub, "read")
@@ -41,13 +41,12 @@ def test_private_mode_needs_read_tokens(make_server, tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_mirror_serves_upstream_packs_and_keeps_them_when_upstream_is_down(make_server, tmp_path: Path):
-    upstream_server, upstream = make_server("sqlite")
+def test_mirror_serves_upstream_packs_and_keeps_them_when_upstream_is_down(mirror_pair, tmp_path: Path):
+    upstream_server, upstream, mirror = mirror_pair
     pub, token = upstream.new_publisher()
     name, cls = unique("far-"), unique("FarNode")
     upstream.publish_dir(make_pack(tmp_path, name, "1.0.0", pub, node_class=cls), token)
     upstream.publish_dir(make_pack(tmp_path / "b", name, "1.1.0", pub, node_class=cls), token)
-    _, mirror = make_server("sqlite", upstream=upstream.url)
 
     inst = mirror.http.get(f"/nodes/{name}/install").json()
     assert inst["version"] == "1.1.0" and inst["downloadUrl"].startswith(mirror.url)
@@ -57,19 +56,22 @@ def test_mirror_serves_upstream_packs_and_keeps_them_when_upstream_is_down(make_
     assert detail["versions"][0]["node_classes"][0]["name"] == cls  # verified locally too
 
     upstream_server.kill()
-    inst = mirror.http.get(f"/nodes/{name}/install").json()
-    assert inst["version"] == "1.1.0"
-    assert httpx.get(inst["downloadUrl"]).status_code == 200
-    r = mirror.http.get("/nodes/never-cached-pack/install")
-    assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_unavailable"
+    try:
+        inst = mirror.http.get(f"/nodes/{name}/install").json()
+        assert inst["version"] == "1.1.0"
+        assert httpx.get(inst["downloadUrl"]).status_code == 200
+        r = mirror.http.get(f"/nodes/{unique('never-cached-')}/install")
+        assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_unavailable"
+    finally:
+        upstream_server.start()  # same port and data: the mirror finds it again
+        upstream.http = httpx.Client(base_url=upstream.url, timeout=30)  # no pooled connection to the dead one
 
 
-def test_local_packs_shadow_upstream_names(make_server, tmp_path: Path):
-    _, upstream = make_server("sqlite")
+def test_local_packs_shadow_upstream_names(mirror_pair, tmp_path: Path):
+    _, upstream, mirror = mirror_pair
     name = unique("shadowed-")
     pub, token = upstream.new_publisher()
     upstream.publish_dir(make_pack(tmp_path / "up", name, "9.0.0", pub), token)
-    _, mirror = make_server("sqlite", upstream=upstream.url)
     local_pub, local_token = mirror.new_publisher()
     mirror.publish_dir(make_pack(tmp_path / "local", name, "1.0.0", local_pub), local_token)
     assert mirror.http.get(f"/nodes/{name}/install").json()["version"] == "1.0.0"
