@@ -2,7 +2,7 @@
 
 Each step solves the data-prediction SDE exactly in its linear part; ``eta`` scales the injected noise
 (0 gives the ODE solver). Noise comes from ``noise_sampler(sigma, sigma_next)``, ideally a Brownian bridge so that
-results barely change with the step count. Scalar coefficients are computed in Python floats.
+results barely change with the step count (the samplers are marked for :class:`brownian.BrownianNoise`). Scalar coefficients are computed in Python floats.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ import math
 
 import torch
 
+from .brownian import uses_brownian_noise
 from .stepping import ancestral_step, gaussian_noise, report
 
 
+@uses_brownian_noise
 @torch.no_grad()
 def sample_dpmpp_sde(model, x, sigmas, *, extra_args=None, callback=None, disable=None, eta=1.0, s_noise=1.0,
                      noise_sampler=None, r=1 / 2):
@@ -44,6 +46,7 @@ def sample_dpmpp_sde(model, x, sigmas, *, extra_args=None, callback=None, disabl
     return x
 
 
+@uses_brownian_noise
 @torch.no_grad()
 def sample_dpmpp_2m_sde(model, x, sigmas, *, extra_args=None, callback=None, disable=None, eta=1.0, s_noise=1.0,
                         noise_sampler=None, solver_type="midpoint"):
@@ -76,6 +79,7 @@ def sample_dpmpp_2m_sde(model, x, sigmas, *, extra_args=None, callback=None, dis
     return x
 
 
+@uses_brownian_noise
 @torch.no_grad()
 def sample_dpmpp_3m_sde(model, x, sigmas, *, extra_args=None, callback=None, disable=None, eta=1.0, s_noise=1.0,
                         noise_sampler=None):

@@ -17,6 +17,7 @@ import torch
 
 from core import context
 
+from .brownian import BrownianNoise
 from .guidance import Guidance
 from .names import lookup
 from .noise import latent_mask, prepare_noise
@@ -35,6 +36,7 @@ class Sampler:
 
     def __init__(self, function: Callable[..., torch.Tensor], name: str = "", options: dict[str, Any] | None = None):
         self.function, self.name, self.options = function, name, dict(options or {})
+        self.noise = getattr(function, "noise", "gaussian")  # "brownian" for the SDE solvers
         parameters = inspect.signature(function).parameters
         self.takes_noise = "noise_sampler" in parameters or any(
             p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
@@ -144,8 +146,7 @@ class Guider:
         sigma_0 = float(sigmas[0])
         full = sigma_0 > float(sampling.sigma_max) or math.isclose(sigma_0, float(sampling.sigma_max), rel_tol=1e-5)
         x = latent + noise * (math.sqrt(1.0 + sigma_0**2) if full else sigma_0)
-        # Step noise from its own CPU generator: seed + 1 so it is not the initial noise drawn again.
-        generator = torch.Generator("cpu").manual_seed(((0 if seed is None else seed) + 1) % 2**64)
+        noise_sampler = _noise_sampler(sampler, x, sigmas, seed)
         total = len(sigmas) - 1
 
         def on_step(info: dict[str, Any]) -> None:
@@ -153,8 +154,19 @@ class Guider:
                 callback(info["i"], info["denoised"], info["x"], total)
 
         samples = sampler.sample(denoiser, x, sigmas, extra_args={}, callback=on_step, disable=disable_pbar,
-                                 noise_sampler=gaussian_noise(x, generator))
+                                 noise_sampler=noise_sampler)
         return model.process_latent_out(samples).to(latent_image.device)
+
+
+def _noise_sampler(sampler: Any, x: torch.Tensor, sigmas: torch.Tensor, seed: int | None):
+    # Step noise from the seed + 1, so it is not the initial noise drawn again; CPU generators, so the seed gives
+    # the same noise on any device.
+    step_seed = ((0 if seed is None else seed) + 1) % 2**64
+    positive = sigmas[sigmas > 0]
+    if getattr(sampler, "noise", "gaussian") == "brownian" and len(positive) and float(positive.min()) < float(
+            sigmas.max()):
+        return BrownianNoise(x, float(positive.min()), float(sigmas.max()), step_seed)
+    return gaussian_noise(x, torch.Generator("cpu").manual_seed(step_seed))
 
 
 def progress_callback(model: Any = None, x0_output: dict[str, torch.Tensor] | None = None) -> Callable[..., None]:
