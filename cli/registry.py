@@ -167,6 +167,38 @@ def create_token(publisher_id: str | None, user_name: str | None, scope: str, ex
                                                          if token.expires_at else ""), err=True)
 
 
+@admin.command("tokens")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@_store_options
+@_friendly
+def tokens(as_json: bool, data_dir: Path, db_url: str | None, storage_url: str | None) -> None:
+    """List tokens (never their secrets): prefix, owner, publisher, scope, expiry, last use, revocation."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from registry_server.accounts.models import User
+    from registry_server.accounts.services import list_tokens
+
+    with _session(_open(data_dir, db_url, storage_url)) as s:
+        rows = [(t, s.get(User, t.user_id)) for t in list_tokens(s)]
+
+    def when(dt) -> str:  # noqa: ANN001
+        return f"{dt:%Y-%m-%d %H:%M}" if dt else ""
+
+    if as_json:
+        for t, u in rows:
+            click.echo(json.dumps({"prefix": t.prefix, "user": u.name if u else None, "publisher": t.publisher_id,
+                                   "scope": t.scope, "expires_at": when(t.expires_at) or None,
+                                   "last_used_at": when(t.last_used_at) or None,
+                                   "revoked_at": when(t.revoked_at) or None}))
+        return
+    table = Table("prefix", "user", "publisher", "scope", "expires", "last used", "revoked")
+    for t, u in rows:
+        table.add_row(t.prefix, u.name if u else "?", t.publisher_id or "", t.scope, when(t.expires_at),
+                      when(t.last_used_at), when(t.revoked_at))
+    Console().print(table)
+
+
 @admin.command("revoke-token")
 @click.argument("token")
 @_store_options

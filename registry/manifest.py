@@ -244,11 +244,6 @@ def load_manifest(pack_dir: str | Path) -> Manifest:
     return parse_manifest(data, path)
 
 
-def split_requirement_name(requirement: str) -> str:
-    """The normalised project name a requirement string names."""
-    return normalize_name(Requirement(requirement).name)
-
-
 def check_version_text(version: str) -> None:
     """Raise ValueError for a version that is not both semver and expressible in PEP 440."""
     if not is_semver(version):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, create_engine
+from sqlmodel import create_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -58,11 +57,6 @@ def run_migrations(engine: Engine) -> None:
             conn.execute(text("SELECT pg_advisory_xact_lock(804211)"))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
-
-
-def session_scope(engine: Engine) -> Iterator[Session]:
-    with Session(engine, expire_on_commit=False) as session:
-        yield session
 
 
 def import_all_models() -> None:

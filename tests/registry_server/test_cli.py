@@ -49,6 +49,10 @@ def test_accounts_and_tokens(run):
         with pytest.raises(Exception, match="revoked"):
             authenticate(s, token, "read")
         assert authenticate(s, admin_token, "admin").scope == "admin"
+    listed = [json.loads(line) for line in run("tokens", "--json").stdout.splitlines()]
+    assert [(t["prefix"], t["scope"], bool(t["revoked_at"])) for t in listed] == [
+        (token[:12], "publish", True), (admin_token[:12], "admin", False)]
+    assert token not in run("tokens").stdout and token[4:] not in run("tokens", "--json").stdout
     lines = [json.loads(line) for line in run("audit", "--json").stdout.splitlines()]
     assert [e["action"] for e in lines][:2] == ["token.revoke", "token.create"]
     table = run("audit").stdout
