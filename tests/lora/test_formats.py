@@ -241,3 +241,16 @@ def test_linear_lora_patches_a_1x1_conv_weight():
     before, after, *_ = apply({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": up,
                                "lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": down})
     close(after[proj_in], np64(before[proj_in]) + (np64(up) @ np64(down))[:, :, None, None])
+
+
+def test_dora_on_one_third_of_a_fused_projection():
+    name = "text_encoder_2.text_model.encoder.layers.0.self_attn.v_proj"
+    a, b, m = rand(2, 32, seed=90), rand(32, 2, seed=91), rand(32, seed=92).abs() + 0.5
+    _, _, before, after, _ = apply({f"{name}.lora_A.weight": a, f"{name}.lora_B.weight": b,
+                                    f"{name}.lora_magnitude_vector": m}, family="sdxl")
+    fused = "transformer.resblocks.0.attn.in_proj_weight"
+    w = np64(before["g"][fused])
+    v = w[64:] + np64(b) @ np64(a)
+    expected = w.copy()
+    expected[64:] = np64(m)[:, None] * v / np.sqrt((v ** 2).sum(axis=1, keepdims=True))
+    close(after["g"][fused], expected)

@@ -47,7 +47,9 @@ class Adapter:
         raise NotImplementedError
 
     def __call__(self, weight: torch.Tensor, strength: float) -> torch.Tensor:
-        return weight + strength * self.delta(weight)
+        # In place: PatchedModel hands each patch function a float32 copy of the weight that it owns, and a
+        # full-size temporary per patched weight is what makes patching a large model slow.
+        return weight.add_(self.delta(weight), alpha=strength)
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,9 +69,11 @@ class Rows(Adapter):
             (self.stop - self.start, *weight_shape[1:]))
 
     def __call__(self, weight: torch.Tensor, strength: float) -> torch.Tensor:
-        out = weight.clone()
-        out[self.start:self.stop] = self.inner(weight[self.start:self.stop], strength)
-        return out
+        rows = weight[self.start:self.stop]
+        patched = self.inner(rows, strength)
+        if patched.data_ptr() != rows.data_ptr():  # an adapter that returned a new tensor (DoRA)
+            rows.copy_(patched)
+        return weight
 
 
 @dataclass(frozen=True, eq=False)

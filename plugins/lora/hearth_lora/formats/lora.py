@@ -31,6 +31,15 @@ class LowRank(Adapter):
             return (self.up.shape[0], self.down.shape[1], *self.mid.shape[2:])
         return (self.up.shape[0], *self.down.shape[1:])
 
+    def __call__(self, weight: torch.Tensor, strength: float) -> torch.Tensor:
+        flat = weight.view(weight.shape[0], -1)
+        if self.mid is not None or flat.shape[1] != self.down[0].numel():
+            return super().__call__(weight, strength)
+        # One fused multiply-add into the weight: no full-size delta is ever allocated.
+        up, down = as_float(self.up, weight).flatten(1), as_float(self.down, weight).flatten(1)
+        flat.addmm_(up, down, alpha=strength * self.scale)
+        return weight
+
     def delta(self, weight: torch.Tensor) -> torch.Tensor:
         up, down = as_float(self.up, weight).flatten(1), as_float(self.down, weight).flatten(1)
         if self.mid is None:
