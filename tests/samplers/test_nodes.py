@@ -6,15 +6,8 @@ from typing import Any
 
 import pytest
 import torch
-from hearth_samplers.nodes_custom_sampling import (
-    BasicGuider,
-    CFGGuider,
-    DualCFGGuider,
-    KSamplerSelect,
-    RandomNoise,
-    SamplerCustom,
-    SamplerCustomAdvanced,
-)
+from hearth_samplers.nodes_custom_sampling import KSamplerSelect, SamplerCustom, SamplerCustomAdvanced
+from hearth_samplers.nodes_guiders import BasicGuider, CFGGuider, DualCFGGuider, RandomNoise
 from hearth_samplers.nodes_ksampler import KSampler, KSamplerAdvanced
 from hearth_samplers.nodes_sigmas import BasicScheduler, FlipSigmas, SplitSigmas
 

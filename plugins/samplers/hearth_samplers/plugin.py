@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from core.hookspecs import hookimpl
 
-from . import nodes_custom_sampling, nodes_ksampler, nodes_sigmas
+from . import nodes_custom_sampling, nodes_guiders, nodes_ksampler, nodes_sigmas
 
-NODE_MODULES = (nodes_ksampler, nodes_custom_sampling, nodes_sigmas)
+NODE_MODULES = (nodes_ksampler, nodes_custom_sampling, nodes_guiders, nodes_sigmas)
 
 
 @hookimpl
