@@ -6,9 +6,11 @@ as soon as the last answer arrives, so latency includes queueing behind the othe
 separate processes from the server, on the same machine. Publishing: --publishes real POST + PUT publishes by
 8 concurrent publishers, then the time until the verification job has made them all active. A baseline row
 runs the same clients against /healthz (no database), which shows what the framework and machine allow.
+The server runs as shipped, read cache included (keys are uniform over all packs, so the first minute is
+largely cold); `--cache-ttl 0` measures every read against the database.
 
 Run:   .venv/bin/python bench/registry.py [--duration 60] [--clients 50] [--workers 1] [--publishes 100]
-       [--think-ms 0]   (a think time makes the clients paced users instead of a closed loop)
+       [--cache-ttl 60] [--think-ms 0]   (a think time makes the clients paced users, not a closed loop)
 Target: p99 < 50 ms for reads on SQLite on the 2-core reference machine.
 """
 
