@@ -101,3 +101,9 @@ def test_encode_for_inpaint_resizes_the_mask_to_the_image(vaes):
     (latent,) = VAEEncodeForInpaint().encode(vae, pixels, small, grow_mask_by=0)
     assert latent["noise_mask"].shape == (1, 1, 64, 64)
     assert latent["noise_mask"][0, 0, :31].eq(1).all() and latent["noise_mask"][0, 0, 33:].eq(0).all()
+
+
+def test_a_latent_of_another_family_is_refused_by_name(vaes):
+    vae, _ = vaes
+    with pytest.raises(ValueError, match=r"tiny-vae.safetensors\) decodes \[B, 4, h, w\] latents, got \[1, 16, 8, 8\]"):
+        VAEDecode().decode(vae, {"samples": torch.zeros(1, 16, 8, 8)})

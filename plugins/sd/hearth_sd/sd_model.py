@@ -112,6 +112,8 @@ class SDModel:
         device = self.patcher.load_device
         sampling = self.sampling
         sigma = sigma.reshape(-1).expand(x.shape[0]).to(x.device, torch.float32)
+        if cond.shape[0] != x.shape[0]:  # one prompt for the whole batch
+            cond = cond.repeat(-(-x.shape[0] // cond.shape[0]), 1, 1)[: x.shape[0]]
         y = self.adm(options, x.shape[0])
         x_in = sampling.calculate_input(sigma, x).to(device)
         t = sampling.timestep(sigma).to(device)
@@ -225,7 +227,13 @@ class SDVAE:
         self._prepare(image.shape[0] * image.shape[1] * image.shape[2])
         return self.vae.encode(image)
 
+    def _check_latent(self, latent: torch.Tensor) -> None:
+        if latent.ndim != 4 or latent.shape[1] != self.latent_channels:
+            raise ValueError(f"this VAE ({self.patcher.name}) decodes [B, {self.latent_channels}, h, w] latents, got "
+                             f"{list(latent.shape)}: decode with the VAE of the model family that made the latent")
+
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        self._check_latent(latent)
         f = self.downscale_ratio
         self._prepare(latent.shape[0] * latent.shape[-2] * latent.shape[-1] * f * f)
         return self.vae.decode(latent)
@@ -237,6 +245,7 @@ class SDVAE:
 
     def decode_tiled(self, latent: torch.Tensor, tile: int = 64, overlap: int = 8) -> torch.Tensor:
         """:meth:`decode` in ``tile``-latent-pixel windows overlapping by ``overlap`` latent pixels."""
+        self._check_latent(latent)
         f = self.downscale_ratio
         self._prepare(latent.shape[0] * tile * tile * f * f)
         return self.vae.decode_tiled(latent, tile, overlap)
