@@ -131,3 +131,19 @@ def test_model_and_clip_clones_share_weights_and_keep_their_own_patches(folders)
     clip_lora.patchers["l"].add_patches({"text_model.final_layer_norm.bias": torch.ones(32)}, 1.0)
     assert not torch.allclose(clip_lora.encode("a fox")[0], cond)
     torch.testing.assert_close(clip.encode("a fox")[0], cond, rtol=0, atol=0)
+
+
+def test_clip_loader_takes_an_sd2_text_encoder_with_its_checkpoint_prefix(folders, models, tmp_path):
+    from hearth_sd.tiny import tiny_state_dict, write_safetensors
+
+    tensors, metadata = tiny_state_dict("sd2")
+    encoder = {k: v for k, v in tensors.items() if k.startswith("cond_stage_model.model.")}
+    folders.add("text_encoders", tmp_path)
+    write_safetensors(encoder, tmp_path / "open-clip-h.safetensors", metadata)
+    (clip,) = CLIPLoader().load_clip("open-clip-h.safetensors", "stable_diffusion")
+    assert clip.family == "sd2" and list(clip.patchers) == ["h"]
+    _, want_clip, _ = CheckpointLoaderSimple().load_checkpoint("tiny-sd2.safetensors")
+    torch.testing.assert_close(clip.encode("a fox")[0], want_clip.encode("a fox")[0], rtol=0, atol=0)
+    (tmp_path / "unet-only.safetensors").write_bytes((models / "vae" / "tiny-vae.safetensors").read_bytes())
+    with pytest.raises(ValueError, match="unet-only.safetensors: not a CLIP-L or OpenCLIP ViT-H text encoder"):
+        CLIPLoader().load_clip("unet-only.safetensors", "stable_diffusion")
