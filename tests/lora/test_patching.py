@@ -165,3 +165,17 @@ def test_strength_zero_leaves_that_side_alone(tmp_path):
     assert same_model is model and not model.patcher.patches
     assert report.applied == {"te": [Q]} and not report.unmatched
     assert new_clip is not clip and new_clip.patchers["l"].patched_keys() == [Q]
+
+
+def test_two_spellings_of_one_module_apply_once_and_are_reported(tmp_path):
+    model, clip = fake_model_and_clip("sd1")
+    original = weights(model.patcher)[ATTN].double().numpy()
+    tensors = lora_tensors(12)
+    dotted = "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_v"
+    tensors |= {f"{dotted}.lora_B.weight": tensors[f"{NAME}.lora_up.weight"].clone(),
+                f"{dotted}.lora_A.weight": tensors[f"{NAME}.lora_down.weight"].clone()}
+    lora = load_lora(write_lora(tmp_path / "a.safetensors", tensors)).parsed
+    patched, _, report = load_lora_for_models(model, clip, lora, 1.0, 1.0)
+    patched.patcher.patch_weights()
+    assert report.duplicates == {dotted: NAME} and dotted in report.warnings()[0]
+    assert np.abs(weights(patched.patcher)[ATTN].double().numpy() - (original + delta(tensors))).max() <= 1e-5

@@ -26,13 +26,16 @@ MAX_NAMES_SHOWN = 20  # a warning lists this many names, then a count
 class LoraReport:
     """What applying one LoRA did. ``applied``: part -> weight keys patched; ``unmatched``: module names that name
     no weight of this model; ``mismatched``: modules whose weight has another shape; ``skipped``: text encoder
-    modules when no CLIP was given; ``problems``: tensors the file reader could not use, with the reason."""
+    modules when no CLIP was given; ``duplicates``: modules naming a weight (and rows) another module of the file
+    already patches, as converted files that keep two spellings of one module do; ``problems``: tensors the file
+    reader could not use, with the reason."""
 
     source: str
     applied: dict[str, list[str]] = field(default_factory=dict)
     unmatched: list[str] = field(default_factory=list)
     mismatched: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    duplicates: dict[str, str] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -45,6 +48,8 @@ class LoraReport:
         for what, names in (("match no weight of this model", self.unmatched),
                             ("have shapes this model's weights do not",
                              [f"{k} ({why})" for k, why in self.mismatched.items()]),
+                            ("patch a weight another key of this file patches",
+                             [f"{k} (same as {other})" for k, other in self.duplicates.items()]),
                             ("could not be read", [f"{k} ({why})" for k, why in self.problems.items()])):
             if names:
                 shown = ", ".join(names[:MAX_NAMES_SHOWN])
@@ -92,11 +97,16 @@ def patch_parts(lora: ParsedLora, parts: Mapping[str, Any], strengths: Mapping[s
     names = key_map(shapes)
     has_text = any(part != UNET for part in parts)
     by_weight: dict[tuple[str, str], list[Adapter]] = {}
+    claimed: dict[Target, str] = {}
     for name, adapter in lora.adapters.items():
         target = resolve(name, names)
         if target is None:
             (report.skipped if not has_text and is_text_encoder_name(name) else report.unmatched).append(name)
             continue
+        if target in claimed:  # applying both would double the update
+            report.duplicates[name] = claimed[target]
+            continue
+        claimed[target] = name
         placed = _placed(adapter, target)
         weight_shape = shapes[target.part][target.key]
         if not placed.fits(weight_shape):
