@@ -238,6 +238,7 @@ _moderation("ban", "Ban a pack (PACK) or one version (PACK@VERSION): hidden and 
 _moderation("unban", "Lift a ban; an unbanned version becomes active.")
 _moderation("yank", "Yank a version: still installable when pinned, never chosen as latest.", undo_flag=True)
 _moderation("approve", "Approve a flagged or pending version: it becomes active.")
+_moderation("reverify", "Verify a flagged version again (e.g. after `suppress`); a running server picks it up.")
 
 
 @admin.command("suppress")

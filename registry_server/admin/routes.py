@@ -14,7 +14,7 @@ from registry_server.errors import ApiError
 from registry_server.packs.models import Pack
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
-ACTIONS = {"approve": services.approve, "ban": services.ban, "unban": services.unban, "yank": services.yank,
+ACTIONS = {"approve": services.approve, "reverify": services.reverify, "ban": services.ban, "unban": services.unban, "yank": services.yank,
            "delete": lambda s, t, a, r="": services.delete_version(s, t, a)}
 
 
@@ -41,11 +41,13 @@ def suppress(body: SuppressionIn, session: Session = Depends(get_session), token
 
 @router.post("/{action}")
 def moderate(action: str, body: ModerationAction, session: Session = Depends(get_session),
-             token: Token = Depends(admin_access)) -> dict:
+             token: Token = Depends(admin_access), registry: Registry = Depends(get_registry)) -> dict:
     if action == "unyank":
         services.yank(session, body.target, actor_for(session, token), body.reason, undo=True)
     elif action in ACTIONS:
         ACTIONS[action](session, body.target, actor_for(session, token), body.reason)
+        if action == "reverify":
+            registry.wake_verifier.set()
     else:
         raise ApiError(404, "unknown_action", f"unknown action {action!r}; use one of "
                                               f"{', '.join([*ACTIONS, 'unyank'])}")

@@ -67,6 +67,20 @@ def approve(session: Session, target: str, actor: str, reason: str = "") -> None
     _finish(session, pack, actor, "version.approve", target, {"reason": reason})
 
 
+def reverify(session: Session, target: str, actor: str, reason: str = "") -> None:
+    """Queue a flagged version for verification again (after a suppression or a verifier update)."""
+    pack, version = _locate(session, target)
+    if version is None:
+        raise ApiError(422, "version_required", "reverify takes PACK@VERSION")
+    if version.status != "flagged":
+        raise ApiError(409, "not_flagged", f"{target} is {version.status}; only flagged versions are re-verified "
+                                           "(an active one would stop being installable meanwhile)")
+    version.status, version.status_reason = "pending", "queued for re-verification"
+    version.verify_claimed_at, version.verify_claimed_by = None, ""
+    session.add(version)
+    _finish(session, pack, actor, "version.reverify", target, {"reason": reason})
+
+
 def ban(session: Session, target: str, actor: str, reason: str = "") -> None:
     pack, version = _locate(session, target)
     if version is None:

@@ -81,6 +81,12 @@ def test_suppressed_findings_do_not_flag_later_versions(hub: Hub, tmp_path: Path
     second = hub.publish_dir(make_pack(tmp_path / "b", name, "1.0.1", pub, extra_files={"tools.py": SHELL_OUT}),
                              token)
     assert second["status"] == "active", second["findings"]
+    # The version flagged before the ruling can be verified again instead of approved by hand.
+    r = hub.http.post("/api/v1/admin/reverify", json={"target": f"{name}@1.0.1"}, headers=admin)
+    assert r.status_code == 409 and "only flagged" in r.json()["message"]
+    assert hub.http.post("/api/v1/admin/reverify", json={"target": f"{name}@1.0.0"},
+                         headers=admin).status_code == 200
+    assert hub.wait(name, "1.0.0")["status"] == "active"
     assert all(f["rule"] != finding["rule"] or f["path"] != "tools.py" for f in second["findings"])
     audit = hub.http.get("/api/v1/admin/audit", params={"action": "finding.suppress", "target": name},
                          headers=admin).json()
