@@ -174,4 +174,4 @@ def resolve(name: str, names: Mapping[str, Target]) -> Target | None:
 
 def is_text_encoder_name(name: str) -> bool:
     """Whether a module name addresses a text encoder (for model-only loading, which skips those on purpose)."""
-    return name.startswith(("lora_te", "text_encoder", "text_model", "te_", "te1_", "te2_"))
+    return name.startswith(("lora_te", "text_encoder", "text_model"))
