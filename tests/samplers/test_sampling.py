@@ -119,3 +119,22 @@ def test_preview_is_a_small_rgb_image_of_the_first_item() -> None:
     _, sdxl, _ = progress_preview(latent, "sdxl")
     assert sdxl.getpixel((0, 0))[0] == int((1 + 0.1084) * 127.5)  # SDXL's factors carry a bias
     assert progress_preview(torch.zeros(1, 16, 8, 8)) is None  # unknown latent layouts get no preview
+
+
+def test_partial_denoise_starts_from_the_latent_noised_to_the_first_sigma() -> None:
+    model = ToyModel()
+    latent = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(9))
+    sigmas = ksampler_sigmas(model.sampling, "normal", "euler", 4, denoise=0.5)
+    seen = {}
+
+    def capture(model_fn, x, sigmas, **kwargs):
+        seen["x"] = x
+        return x
+
+    noise = prepare_noise(latent, 3)
+    Guider(model, POSITIVE).sample(noise, latent, sampler_object("euler").__class__(capture), sigmas)
+    assert sigmas[0] < model.sampling.sigma_max * 0.5
+    assert torch.allclose(seen["x"], latent * 0.5 + noise * sigmas[0])  # process_latent_in, then + noise * sigma
+    unchanged = common_ksampler(model, 3, 4, 5.0, "euler", "normal", POSITIVE, NEGATIVE, {"samples": latent},
+                                denoise=0.0)
+    assert torch.equal(unchanged["samples"], latent) and not model.calls
