@@ -181,7 +181,8 @@ def progress_callback(model: Any = None, x0_output: dict[str, torch.Tensor] | No
             x0_output["x0"] = x0
         # Outside a running prompt nobody receives the preview: skip making it.
         preview = progress_preview(x0, family) if context.current() is not None else None
-        context.progress(step + 1, total, preview)
+        # Adaptive samplers choose their own step count; the bar stops at full rather than running past it.
+        context.progress(min(step + 1, total), total, preview)
 
     return report
 
