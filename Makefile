@@ -14,6 +14,9 @@ $(VENV)/.installed: pyproject.toml requirements/dev.txt constraints/dev.txt $(wi
 	# open-clip-torch is the tokenizer oracle of tests/sd; its declared dependencies pull torchvision, which
 	# breaks beside the CPU torch wheel, so it goes in alone (its tokenizer needs only ftfy and regex).
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps open-clip-torch
+	# k-diffusion is the samplers' test oracle; its package imports torchvision, so the tests load its
+	# sampling.py by path and it goes in without dependencies (torchsde, scipy... are in requirements/dev.txt).
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps k-diffusion
 	touch $@
 
 demo: $(VENV)/.installed
@@ -31,6 +34,7 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/executor.py
+	$(BIN)/python bench/samplers.py
 
 clean:
 	rm -rf $(VENV) output
