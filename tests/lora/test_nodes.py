@@ -104,3 +104,23 @@ def test_make_tiny_lora_command(tmp_path):
     bad = runner.invoke(make_tiny_lora_command, ["--base", str(tmp_path / "none.safetensors"),
                                                  "--out", str(tmp_path / "m.safetensors")])
     assert bad.exit_code == 2 and "none.safetensors" in bad.output and "Traceback" not in bad.output
+
+
+def test_a_file_that_is_no_lora_is_an_error_naming_it(models, tmp_path):
+    model, clip, _ = loaders.checkpoint(models)
+    (tmp_path / "loras" / "ckpt.safetensors").write_bytes(models.read_bytes())  # a checkpoint in the wrong folder
+    with pytest.raises(ValueError, match=r"LoRA ckpt.safetensors: no tensor .* is it a LoRA\?"):
+        LoraLoader().load_lora(model, clip, "ckpt.safetensors", 1.0, 1.0)
+
+
+def test_a_lora_for_another_family_says_so(models, tmp_path):
+    make_tiny_lora(make_tiny_checkpoint("sdxl", tmp_path / "xl.safetensors"), tmp_path / "loras" / "xl.safetensors")
+    model, clip, _ = loaders.checkpoint(models)
+    events = []
+    token = context.enter(ExecutionContext("p", "3", "3", "LoraLoader", Folders(),
+                                           lambda e, d: events.append(d["text"]), threading.Event()))
+    try:
+        LoraLoader().load_lora(model, clip, "xl.safetensors", 1.0, 1.0)
+    finally:
+        context.leave(token)
+    assert "is it made for another model family?" in events[0]

@@ -36,6 +36,7 @@ class LoraReport:
     mismatched: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     duplicates: dict[str, str] = field(default_factory=dict)
+    fitted: list[str] = field(default_factory=list)  # modules that fit a weight (applied unless strength is 0)
     problems: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -45,6 +46,10 @@ class LoraReport:
     def warnings(self) -> list[str]:
         """One line per kind of trouble, naming the keys (the first :data:`MAX_NAMES_SHOWN` of them)."""
         lines = []
+        misfits = len(self.unmatched) + len(self.mismatched)
+        if misfits > len(self.fitted):
+            lines.append(f"LoRA {self.source}: only {len(self.fitted)} of its {misfits + len(self.fitted)} modules "
+                         "fit this model; is it made for another model family?")
         for what, names in (("match no weight of this model", self.unmatched),
                             ("have shapes this model's weights do not",
                              [f"{k} ({why})" for k, why in self.mismatched.items()]),
@@ -113,6 +118,7 @@ def patch_parts(lora: ParsedLora, parts: Mapping[str, Any], strengths: Mapping[s
             report.mismatched[name] = f"LoRA {list(adapter.shape)}, weight {target.key} {list(weight_shape)}"
             continue
         by_weight.setdefault((target.part, target.key), []).append(placed)
+        report.fitted.append(name)
     for part, patcher in parts.items():
         strength = strengths.get(part, 0.0)
         patches = {key: adapters[0] if len(adapters) == 1 else Chain(tuple(adapters))
