@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.table import Table
 
-from cli.common import custom_nodes_option, plugins_for
+from cli.common import custom_nodes_option, echo_json, plugins_for
 from cli.main import UserError
 from core.model_folders import ModelFolders, TinyModel, write_tiny_models
 
@@ -44,15 +46,24 @@ def tiny_models(custom_nodes: tuple[Path, ...] = ()) -> dict[str, TinyModel]:
 @click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write into this models folder, under the standard subfolder and file name.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random weights.")
+@click.option("--json", "as_json", is_flag=True, help="Without NAME: list the tiny models as JSON.")
 @custom_nodes_option
-def make_tiny(name: str | None, out: Path | None, models_dir: Path | None, seed: int,
+def make_tiny(name: str | None, out: Path | None, models_dir: Path | None, seed: int, as_json: bool,
               custom_nodes: tuple[Path, ...]) -> None:
     """Write a tiny model NAME (random weights, real layout, a few MB) for tests and demos; "all" writes every
     one into --models-dir under the file names the example workflows use. Without NAME, list them."""
     models = tiny_models(custom_nodes)
     if name is None:
+        if as_json:
+            echo_json({key: {"kind": m.kind, "filename": m.filename, "description": m.description}
+                       for key, m in models.items()})
+            return
+        table = Table("name", "file under --models-dir", "what it is")
+        for column in table.columns[:2]:
+            column.no_wrap = True  # whole names, so `comfy models make-tiny | grep NAME` finds them at 80 columns
         for key, model in models.items():
-            click.echo(f"{key:<16} {model.kind}/{model.filename}  {model.description}")
+            table.add_row(key, f"{model.kind}/{model.filename}", model.description)
+        Console().print(table)
         return
     if name != "all" and name not in models:
         raise UserError(f"no tiny model {name!r}; choose one of: all, {', '.join(models) or '(none installed)'}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -32,8 +33,12 @@ def test_hook_register_tiny_models(hearth_plugins, register_plugin, tmp_path):
 
 def test_make_tiny_lists_writes_one_and_checks_its_arguments(tmp_path):
     runner = CliRunner()
-    listing = runner.invoke(cli, ["models", "make-tiny"])
-    assert listing.exit_code == 0 and "checkpoints/tiny-sd1.safetensors" in listing.output
+    listing = runner.invoke(cli, ["models", "make-tiny", "--json"])
+    assert listing.exit_code == 0, listing.output
+    assert json.loads(listing.stdout)["sd1"] == {"kind": "checkpoints", "filename": "tiny-sd1.safetensors",
+                                                 "description": "SD1.x checkpoint (CLIP-L, eps)"}
+    table = runner.invoke(cli, ["models", "make-tiny"])
+    assert table.exit_code == 0 and "tiny-sdxl-refiner.safetensors" in table.output
     out = tmp_path / "one.safetensors"
     result = runner.invoke(cli, ["models", "make-tiny", "sd1", "--out", str(out)])
     assert result.exit_code == 0, result.output
