@@ -88,20 +88,18 @@ def refresh_pack(session: Session, pack: Pack) -> None:
     pack.latest_version = latest.version if latest else None
     classes = [n.name for n in node_classes(session, latest.id)] if latest else []
     publisher = session.get(Publisher, pack.publisher_id)
-    pack.search_text = "\n".join([pack.id.lower(), (pack.name or "").lower(), (pack.description or "").lower(),
-                                  pack.publisher_id, (publisher.name if publisher else "").lower(),
-                                  " ".join(classes).lower()])
+    # One field per line, in this order (_score relies on it); whitespace folded so no field spans lines.
+    fields = [pack.id, pack.name or "", pack.description or "", pack.publisher_id,
+              publisher.name if publisher else "", " ".join(classes)]
+    pack.search_text = "\n".join(" ".join(f.lower().split()) for f in fields)
     pack.updated_at = utcnow()
     session.add(pack)
 
 
-def _score(row, terms: list[str], query: str) -> float:  # noqa: ANN001 - a row of _RANK_COLUMNS
+def _score(search_text: str, downloads: int, terms: list[str], query: str) -> float:
     """Rank: exact id > id prefix > name > node class > publisher > description; ties broken by downloads."""
-    pid, name = row.id.lower(), (row.name or "").lower()
-    lines = row.search_text.split("\n")
-    classes = lines[5].split() if len(lines) > 5 else []
-    publisher = lines[4] if len(lines) > 4 else ""
-    description = (row.description or "").lower()
+    pid, name, description, publisher_id, publisher, classes_line = (search_text.split("\n") + [""] * 6)[:6]
+    classes = classes_line.split()
     score = 0.0
     if pid == query or name == query:
         score += 100
@@ -114,15 +112,16 @@ def _score(row, terms: list[str], query: str) -> float:  # noqa: ANN001 - a row 
             score += 25
         elif any(t in c for c in classes):
             score += 12
-        if t == row.publisher_id or t in publisher:
+        if t == publisher_id or t in publisher:
             score += 8
         if t in description:
             score += 4
-    return score + min(row.downloads, 10_000) / 10_000
+    return score + min(downloads, 10_000) / 10_000
 
 
-# Ranking reads these columns only; full rows are loaded for the page that is returned.
-_RANK_COLUMNS = (Pack.id, Pack.name, Pack.description, Pack.publisher_id, Pack.search_text, Pack.downloads)
+# Ranking reads these columns only (search_text holds every lowercased field); full rows are loaded for the
+# page that is returned.
+_RANK_COLUMNS = (Pack.id, Pack.search_text, Pack.downloads)
 
 
 def search(session: Session, query: str, limit: int = 20, offset: int = 0,
@@ -141,8 +140,9 @@ def search(session: Session, query: str, limit: int = 20, offset: int = 0,
         total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
         rows = session.exec(stmt.order_by(Pack.downloads.desc(), Pack.id).offset(offset).limit(limit)).all()
         return list(rows), total
-    candidates = session.exec(select(*_RANK_COLUMNS).where(*conditions).limit(5000)).all()
-    ranked = sorted(candidates, key=lambda r: (-_score(r, terms, query), r.id))
+    # Core rows, not ORM objects: ranking touches hundreds of rows to return twenty.
+    candidates = session.connection().execute(select(*_RANK_COLUMNS).where(*conditions).limit(5000)).all()
+    ranked = sorted(candidates, key=lambda r: (-_score(r.search_text, r.downloads, terms, query), r.id))
     page = [r.id for r in ranked[offset:offset + limit]]
     packs = {p.id: p for p in session.exec(select(Pack).where(Pack.id.in_(page))).all()} if page else {}
     return [packs[i] for i in page if i in packs], len(ranked)
