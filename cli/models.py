@@ -46,10 +46,12 @@ def tiny_models(custom_nodes: tuple[Path, ...] = ()) -> dict[str, TinyModel]:
 @click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write into this models folder, under the standard subfolder and file name.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random weights.")
+@click.option("--base", type=click.Path(dir_okay=False, path_type=Path),
+              help="Make the model fit this existing model file (for example a LoRA for a checkpoint).")
 @click.option("--json", "as_json", is_flag=True, help="Without NAME: list the tiny models as JSON.")
 @custom_nodes_option
-def make_tiny(name: str | None, out: Path | None, models_dir: Path | None, seed: int, as_json: bool,
-              custom_nodes: tuple[Path, ...]) -> None:
+def make_tiny(name: str | None, out: Path | None, models_dir: Path | None, seed: int, base: Path | None,
+              as_json: bool, custom_nodes: tuple[Path, ...]) -> None:
     """Write a tiny model NAME (random weights, real layout, a few MB) for tests and demos; "all" writes every
     one into --models-dir under the file names the example workflows use. Without NAME, list them."""
     models = tiny_models(custom_nodes)
@@ -69,10 +71,21 @@ def make_tiny(name: str | None, out: Path | None, models_dir: Path | None, seed:
         raise UserError(f"no tiny model {name!r}; choose one of: all, {', '.join(models) or '(none installed)'}")
     if (out is None) == (models_dir is None):
         raise UserError("give exactly one of --out FILE or --models-dir DIR")
+    if base is not None:
+        if name == "all" or models[name].write_for is None:
+            raise UserError(f"--base: the tiny model {name!r} is not made to fit another file")
+        if not base.is_file():
+            raise UserError(f"--base {base}: no such file")
     if name == "all":
         if out is not None:
             raise UserError("make-tiny all writes several files: use --models-dir DIR")
         written = write_tiny_models(models_dir, models, seed)
+    elif base is not None:
+        model = models[name]
+        target = out or (ModelFolders(models_dir).folders(model.kind)[0] / model.filename)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        model.write_for(base, target, seed)
+        written = [(name, target)]
     else:
         model = models[name]
         suffix = Path(model.filename).suffix

@@ -241,12 +241,15 @@ class TinyModel:
     :param filename: its file name there under ``make-tiny all``, the name example workflows use.
     :param write: ``write(path, seed) -> None`` writes the file; the same seed always gives the same bytes.
     :param description: one line for ``comfy models make-tiny --help`` and its output.
+    :param write_for: ``write_for(base, path, seed) -> None`` writes a model made to fit the existing model file
+        ``base`` (``make-tiny lora --base FILE``); None when the model does not depend on another.
     """
 
     kind: str
     filename: str
     write: Callable[[Path, int], None]
     description: str = ""
+    write_for: Callable[[Path, Path, int], None] | None = None
 
 
 def write_tiny_models(models_dir: str | Path, models: Mapping[str, TinyModel], seed: int = 0) -> list[tuple[str, Path]]:

@@ -32,7 +32,8 @@ def stderr_lines(text: str) -> list[str]:
 @pytest.fixture(autouse=True)
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HEARTH_DISABLE_PLUGINS", "sd")
+    # The CLI tests are about the builtin nodes: the first-party model packs have their own tests.
+    monkeypatch.setenv("HEARTH_DISABLE_PLUGINS", "sd,samplers,lora")
     for name in ("HEARTH_PLUGINS", "HEARTH_CUSTOM_NODES"):
         monkeypatch.delenv(name, raising=False)
     previous = context.folders()  # `comfy run` sets the process default folders

@@ -65,3 +65,21 @@ def test_a_base_that_is_not_a_checkpoint_is_named(tmp_path):
     bad.write_bytes(b"hello")
     with pytest.raises(CheckpointError, match="notes.safetensors"):
         make_tiny_lora(bad, tmp_path / "out.safetensors")
+
+
+def test_comfy_models_make_tiny_lora_for_a_given_checkpoint(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+    from core.models import read_header
+
+    runner = CliRunner()
+    base, lora = tmp_path / "base.safetensors", tmp_path / "lora.safetensors"
+    assert runner.invoke(cli, ["models", "make-tiny", "sdxl", "--out", str(base)]).exit_code == 0
+    result = runner.invoke(cli, ["models", "make-tiny", "lora", "--base", str(base), "--out", str(lora)])
+    assert result.exit_code == 0, result.output
+    keys = read_header(lora).shapes
+    assert any(k.startswith("lora_unet_") for k in keys)
+    assert any(k.startswith("lora_te2_") for k in keys)  # fitted to the SDXL base: both text encoders
+    refused = runner.invoke(cli, ["models", "make-tiny", "sdxl", "--base", str(base), "--out", str(lora)])
+    assert refused.exit_code == 2 and "not made to fit another file" in refused.output

@@ -41,5 +41,11 @@ def register_tiny_models():
     if importlib.util.find_spec("hearth_sd") is None:
         return None
     return {name: TinyModel("loras", filename, _tiny_lora_writer(family),
-                            f"kohya LoRA for the tiny {family} checkpoint (LoraLoader)")
+                            f"kohya LoRA for the tiny {family} checkpoint (LoraLoader)", write_for=_write_for)
             for name, (family, filename) in TINY_LORAS.items()}
+
+
+def _write_for(base: Path, path: Path, seed: int) -> None:
+    from .tiny import make_tiny_lora
+
+    make_tiny_lora(base, path, seed)
