@@ -11,6 +11,7 @@ import click
 from cli.common import custom_nodes_folders, custom_nodes_option
 from cli.main import UserError
 from cli.models import model_folder_options, model_folders_from
+from cli.run import use_model_manager
 from core.context import Folders
 from core.executor.cache import make_cache
 from core.model_folders import set_default_model_folders
@@ -50,6 +51,8 @@ def check_port(host: str, port: int) -> None:
               help="Largest request body accepted (uploads and prompts).")
 @click.option("--allow-origin", "allowed_origins", multiple=True, metavar="URL",
               help="Also accept browser requests from this origin (repeatable).")
+@click.option("--vram", "vram_mb", type=click.IntRange(min=1), default=None, metavar="MB",
+              help="Memory budget for models on the compute device (default: what the device has free).")
 @click.option("--no-frontend", is_flag=True, help="Serve Hearth's UI at / even when the ComfyUI frontend is installed.")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
@@ -57,7 +60,7 @@ def check_port(host: str, port: int) -> None:
 @custom_nodes_option
 def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: str | None, data_dir: Path,
           out_dir: Path | None, input_dir: Path | None, temp_dir: Path | None, max_upload_mb: float,
-          allowed_origins: tuple[str, ...], no_frontend: bool, log_level: str, models_dir: Path,
+          allowed_origins: tuple[str, ...], vram_mb: int | None, no_frontend: bool, log_level: str, models_dir: Path,
           extra_model_paths: tuple[Path, ...], custom_nodes: tuple[Path, ...]) -> None:
     """Serve the ComfyUI HTTP/WebSocket API, a persisted queue and the browser UI."""
     if env_name is not None:
@@ -91,6 +94,7 @@ def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: st
     except OSError as exc:
         raise UserError(f"--data {data_dir}: {exc}") from None
     state = app.state.hearth
+    use_model_manager(state.plugins, vram_mb)
     for record in state.plugins.records.values():
         if record.error:
             click.echo(f"warning: plugin {record.name} not loaded: {record.error} (see `comfy plugins`)", err=True)
