@@ -1,0 +1,1 @@
+"""Tests of the registry server, run against real server processes on loopback."""
