@@ -1,3 +1,5 @@
+"""Pack archives: git-tracked files minus .comfyignore, includes, reproducible bytes, refused links."""
+
 import zipfile
 from pathlib import Path
 

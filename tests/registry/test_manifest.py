@@ -1,3 +1,5 @@
+"""Pack manifests: fields read from pyproject.toml, errors naming file and field, semver order and PEP 440 form."""
+
 from pathlib import Path
 
 import pytest
