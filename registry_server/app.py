@@ -102,7 +102,9 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers
     import uvicorn
 
     if workers > 1:
-        # Several processes need an import string; they read the same settings from the environment.
+        # Several processes need an import string; they read the same settings from the environment. Migrate
+        # once here, so the workers start on an up-to-date schema instead of racing to create it.
+        open_registry(settings).engine.dispose()
         os.environ.update(settings.to_env())
         uvicorn.run("registry_server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                     log_level=log_level)

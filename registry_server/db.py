@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def run_migrations(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
+    with _sqlite_file_lock(engine), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # Two processes starting at once must not both create tables: serialise on an advisory lock.
             conn.execute(text("SELECT pg_advisory_xact_lock(804211)"))
@@ -65,3 +66,20 @@ def import_all_models() -> None:
     from registry_server.admin import models as _admin  # noqa: F401
     from registry_server.packs import models as _packs  # noqa: F401
     from registry_server.publishing import models as _publishing  # noqa: F401
+
+
+@contextlib.contextmanager
+def _sqlite_file_lock(engine: Engine):  # noqa: ANN202
+    """Serialise migrations of one SQLite file across processes (`serve --workers N` starts them together)."""
+    database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{database}.migrate-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

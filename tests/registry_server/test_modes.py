@@ -87,18 +87,21 @@ def test_local_packs_shadow_upstream_names(mirror_pair, tmp_path: Path):
     assert mirror.http.get(f"/api/v1/packs/{cached}").json()["publisher"] == local_pub
 
 
-def test_serve_command_starts_a_registry(tmp_path: Path):
-    """`comfy registry serve` itself (through the click group) answers on loopback."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_command_starts_a_registry(tmp_path: Path, workers: int):
+    """`comfy registry serve` itself (through the click group) answers on loopback, with one or more processes
+    starting on a fresh database together."""
     from tests.registry_server.servers import ROOT, _wait_http, free_port
 
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-c", "from cli.registry import registry; registry()", "serve", "--port", str(port),
-         "--data", str(tmp_path / "d"), "--no-isolate-import"],
+         "--data", str(tmp_path / "d"), "--no-isolate-import", "--workers", str(workers)],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _wait_http(f"http://127.0.0.1:{port}/healthz", proc)
-        assert httpx.get(f"http://127.0.0.1:{port}/nodes").json()["total"] == 0
+        for _ in range(4 * workers):  # several connections, so every worker answers at least once, likely
+            assert httpx.get(f"http://127.0.0.1:{port}/nodes").json()["total"] == 0
         assert (tmp_path / "d" / "registry.db").exists()
     finally:
         proc.terminate()
