@@ -24,6 +24,9 @@ demo: $(VENV)/.installed
 	$(BIN)/comfy run examples/workflows/builtin_demo_ui.json --out output/demo
 	$(BIN)/comfy models make-tiny all --models-dir output/demo/models
 	$(BIN)/comfy run examples/workflows/sd_vae_roundtrip_api.json --models-dir output/demo/models --out output/demo
+	$(BIN)/comfy run examples/workflows/txt2img_lora_sd1_api.json --models-dir output/demo/models --out output/demo
+	$(BIN)/comfy run examples/workflows/txt2img_lora_sd1_api.json --models-dir output/demo/models --out output/demo \
+		--set 10.strength_model=0.3
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
