@@ -19,7 +19,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HearthServer]:
     (models / "checkpoints" / "notes.txt").write_text("not a model")
     (models / "embeddings").mkdir()
     (models / "embeddings" / "style.pt").write_bytes(b"\0")
-    instance = HearthServer(root / "data", "--models-dir", str(models), "--max-upload-mb", "2")
+    # A second folder of LoRAs from an extra_model_paths.yaml, as a ComfyUI install shares its models.
+    (root / "shared" / "my-loras").mkdir(parents=True)
+    (root / "shared" / "my-loras" / "extra-style.safetensors").write_bytes(b"\0")
+    (root / "extra_model_paths.yaml").write_text("shared:\n  base_path: shared\n  loras: my-loras\n")
+    instance = HearthServer(root / "data", "--models-dir", str(models), "--max-upload-mb", "2",
+                            "--extra-model-paths-config", str(root / "extra_model_paths.yaml"))
     instance.start()
     yield instance
     instance.stop()

@@ -50,7 +50,7 @@ def test_models_lists_folders_and_model_files(client: httpx.Client) -> None:
     folders = client.get("/api/models").json()
     assert "checkpoints" in folders and "loras" in folders
     assert client.get("/api/models/checkpoints").json() == ["sd/tiny.safetensors"]
-    assert client.get("/api/models/loras").json() == []
+    assert client.get("/api/models/loras").json() == ["extra-style.safetensors"]  # from extra_model_paths.yaml
     assert client.get("/api/models/nonsense").status_code == 404
 
 
@@ -201,5 +201,8 @@ def test_workflow_templates_of_packs(client: httpx.Client) -> None:
 def test_experiment_models(client: httpx.Client) -> None:
     folders = {f["name"]: f["folders"] for f in client.get("/api/experiment/models").json()}
     assert "checkpoints" in folders
+    assert folders["loras"][-1].endswith("shared/my-loras")
+    assert [(f["name"], f["pathIndex"]) for f in client.get("/api/experiment/models/loras").json()] == [
+        ("extra-style.safetensors", len(folders["loras"]) - 1)]
     files = client.get("/api/experiment/models/checkpoints").json()
     assert [(f["name"], f["pathIndex"]) for f in files] == [("sd/tiny.safetensors", 0)]

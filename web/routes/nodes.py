@@ -6,7 +6,6 @@ import os
 import platform
 import sys
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -14,6 +13,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from core.model_folders import ModelFolders
+from core.model_folders import model_folders as process_model_folders
 from web import frontend
 from web.routes import get_state
 from web.runtime import ServerState, memory_manager
@@ -22,11 +23,6 @@ router = APIRouter()
 
 # The API level Hearth matches; ComfyUI clients read this field to decide which features to use.
 COMFYUI_API_VERSION = "0.3.64"
-MODEL_FOLDERS = ("audio_encoders", "checkpoints", "classifiers", "clip_vision", "configs", "controlnet",
-                 "diffusers", "diffusion_models", "embeddings", "gligen", "hypernetworks", "latent_upscale_models",
-                 "loras", "model_patches", "photomaker", "style_models", "text_encoders", "upscale_models", "vae",
-                 "vae_approx")
-MODEL_EXTENSIONS = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft", ".gguf"}
 
 
 def hearth_version() -> str:
@@ -55,59 +51,60 @@ async def object_info_one(node_class: str, state: ServerState = Depends(get_stat
     return {node_class: await run_in_threadpool(definition.object_info)}
 
 
-def model_files(root: Path) -> list[str]:
-    found = []
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if Path(name).suffix.lower() in MODEL_EXTENSIONS:
-                found.append((Path(folder) / name).relative_to(root).as_posix())
-    return sorted(found)
+def folders_of(state: ServerState) -> ModelFolders:
+    """The model folders ``comfy serve`` set up (``--models-dir``, ``--extra-model-paths-config``); a server built
+    in-process for another models folder gets that folder's standard layout."""
+    current = process_model_folders()
+    if current.base.resolve() == state.config.models_dir:
+        return current
+    return ModelFolders(state.config.models_dir)
 
 
-def model_folders(state: ServerState) -> list[str]:
-    root = state.config.models_dir
-    existing = {p.name for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
-    return sorted(set(MODEL_FOLDERS) | existing)
+def _not_found(folder: str) -> JSONResponse:
+    return JSONResponse({"error": {"type": "not_found", "message": f"No model folder {folder!r}", "details": "",
+                                   "extra_info": {}}}, status_code=404)
 
 
 @router.get("/models")
 async def models(state: ServerState = Depends(get_state)) -> list[str]:
-    return model_folders(state)
+    return folders_of(state).kinds()
 
 
 @router.get("/models/{folder}")
 async def models_in(folder: str, state: ServerState = Depends(get_state)) -> Any:
-    if folder not in model_folders(state):
-        return JSONResponse({"error": {"type": "not_found", "message": f"No model folder {folder!r}",
-                                       "details": "", "extra_info": {}}}, status_code=404)
-    return await run_in_threadpool(model_files, state.config.models_dir / folder)
+    folders = folders_of(state)
+    if folder not in folders.kinds():
+        return _not_found(folder)
+    return await run_in_threadpool(folders.list, folder)
 
 
 @router.get("/experiment/models")
 async def experiment_models(state: ServerState = Depends(get_state)) -> list[dict[str, Any]]:
-    """The frontend's model library: each folder with the paths it is read from."""
-    root = state.config.models_dir
-    return [{"name": name, "folders": [str(root / name)]} for name in model_folders(state)]
+    """The frontend's model library: each folder kind with the paths it is read from."""
+    return [{"name": kind, "folders": paths} for kind, paths in folders_of(state).describe().items()]
 
 
 @router.get("/experiment/models/{folder}")
 async def experiment_models_in(folder: str, state: ServerState = Depends(get_state)) -> Any:
-    if folder not in model_folders(state):
-        return JSONResponse({"error": {"type": "not_found", "message": f"No model folder {folder!r}",
-                                       "details": "", "extra_info": {}}}, status_code=404)
-    root = state.config.models_dir / folder
+    folders = folders_of(state)
+    if folder not in folders.kinds():
+        return _not_found(folder)
 
     def describe() -> list[dict[str, Any]]:
-        return [{"name": name, "pathIndex": 0, "modified": (root / name).stat().st_mtime,
-                 "size": (root / name).stat().st_size} for name in model_files(root)]
+        roots = folders.folders(folder)
+        found = []
+        for name in folders.list(folder):
+            index, path = next((i, root / name) for i, root in enumerate(roots) if (root / name).is_file())
+            info = path.stat()
+            found.append({"name": name, "pathIndex": index, "modified": info.st_mtime, "size": info.st_size})
+        return found
 
     return await run_in_threadpool(describe)
 
 
 @router.get("/embeddings")
 async def embeddings(state: ServerState = Depends(get_state)) -> list[str]:
-    files = await run_in_threadpool(model_files, state.config.models_dir / "embeddings")
+    files = await run_in_threadpool(folders_of(state).list, "embeddings")
     return [name.rsplit(".", 1)[0] for name in files]
 
 
