@@ -332,7 +332,7 @@ class _Run:
         node = self.dyn.node(node_id)
         definition = self.registry[node.class_type]
         if node_id in self.expansions:
-            self.finish(node_id, definition, self.expansions.pop(node_id), expanded=True)
+            self.finish(node_id, definition, self.expansions.pop(node_id))
             return
         entry = self.cache.get(self.sigs[node_id]) if node_id in self.sigs else None
         if entry is not None:  # an identical node earlier in this prompt already produced it
@@ -402,10 +402,10 @@ class _Run:
         return found
 
     def lazy_requests(self, node: PromptNode, instance: Any, inputs: dict[str, list[Any]]) -> set[str]:
-        kwargs = {k: v if self.node_inputs(node.class_type).specs.get(k) is None else _first(v)
-                  for k, v in inputs.items()}
         if self.registry[node.class_type].input_is_list:
-            kwargs = dict(inputs)
+            kwargs: dict[str, Any] = dict(inputs)
+        else:
+            kwargs = {k: _first(v) for k, v in inputs.items()}
         wanted = instance.check_lazy_status(**kwargs) or []
         return self.needed_links(node, set(wanted))
 
@@ -477,7 +477,7 @@ class _Run:
         self.expansions[node_id] = templates
         self.wait_for(node_id, deps)
 
-    def finish(self, node_id: str, definition: NodeDefinition, results: list[Any], expanded: bool = False) -> None:
+    def finish(self, node_id: str, definition: NodeDefinition, results: list[Any]) -> None:
         n = len(definition.return_types)
         outputs: tuple[list[Any], ...] = tuple([] for _ in range(n))
         ui: dict[str, Any] | None = None
