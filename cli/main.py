@@ -63,7 +63,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 @cli.group(cls=HearthGroup)
 def node() -> None:
-    """Author node packs: scan (and, later, init and publish)."""
+    """Author node packs: init, validate, scan, pack and publish."""
 
 
 @cli.group(cls=HearthGroup)
@@ -85,6 +85,10 @@ def _add_commands() -> None:
     cli.add_command(registry.registry)
     from cli import models as model_commands
     models.add_command(model_commands.make_tiny)
+    from cli import author
+    cli.add_command(author.login)
+    for command in (author.init, author.validate, author.pack, author.publish):
+        node.add_command(command)
 
 
 _add_commands()

@@ -1,0 +1,1 @@
+"""Tests of the author commands: login, node init / validate / pack / publish, and the registry config."""
