@@ -291,6 +291,10 @@ def publish(directory: Path, token: str | None, registry_url: str | None, change
         worst = report.findings[0] if report.findings else None
         detail = f": {worst.rule} {worst.location}: {worst.message}" if worst else ""
         raise UserError(f"{directory}: the scan rejects this pack{detail} (see `comfy node validate`)")
+    if report.verdict == "flag":
+        # The registry runs the same scan and holds a flagged version for review; publishing still makes sense.
+        click.echo(f"warning: the scan flags {len(report.findings)} finding(s); the registry may hold this version "
+                   "for review (see `comfy node validate`)", err=True)
     with tempfile.TemporaryDirectory(prefix="hearth-publish-") as tmp:
         archive = _build(directory, manifest, Path(tmp) / f"{manifest.name}-{manifest.version}.zip")
         try:

@@ -78,3 +78,21 @@ def test_no_registry_and_no_token(comfy, pack: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("COMFY_REGISTRY_URL", "http://127.0.0.1:9")
     line = _one_line_error(comfy("node", "publish", pack))
     assert "no token for http://127.0.0.1:9" in line
+
+
+def test_validate_exit_codes_follow_the_scan(comfy, pack: Path):
+    import json
+
+    nodes = next(pack.glob("*/nodes.py"))
+    nodes.write_text(nodes.read_text() + '\nimport os\nos.system("true")\n')
+    r = comfy("node", "validate", pack, "--json")
+    assert r.exit_code == 1, r.output
+    report = json.loads(r.stdout)
+    assert report["manifest"]["publisher"] == "acme" and report["scan"]["verdict"] == "flag"
+    assert any(f["rule"] == "process.spawn" for f in report["scan"]["findings"])
+
+    (pack / "link.txt").symlink_to("/etc/passwd")
+    r = comfy("node", "validate", pack)
+    assert r.exit_code == 2 and r.stdout.startswith("REJECT"), r.output
+    line = _one_line_error(comfy("node", "publish", pack, "--registry", "http://127.0.0.1:9", "--token", "t"))
+    assert "rejects" in line and "link.txt" in line  # refused before any network call

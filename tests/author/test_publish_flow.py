@@ -9,6 +9,8 @@ import zipfile
 from pathlib import Path
 
 from registry.archive import file_digest
+from registry.client import RegistryClient
+from registry.config import PackNotFound, Registry, source_for_pack
 from tests.registry_server.helpers import Hub, unique
 
 
@@ -46,6 +48,12 @@ def test_init_validate_pack_login_publish_then_the_registry_serves_it(comfy, hub
     assert detail["status"] == "active", detail
     assert detail["sha256"] == sha  # the archive is reproducible: publish uploaded exactly what pack built
     assert hub.http.get(f"/api/v1/packs/{name}").json()["publisher"] == publisher
+
+    # The client the install commands will use finds it through the priority lookup.
+    with RegistryClient(hub.url) as client:
+        found = source_for_pack(name, [Registry(hub.url)], lambda reg, n: client.pack(n))
+        assert not isinstance(found, PackNotFound) and found[1]["publisher"] == publisher
+        assert client.pack(unique("absent-")) is None
 
     r = comfy("node", "publish", pack)  # the same version again
     assert r.exit_code == 2
