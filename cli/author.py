@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import tomllib
 from pathlib import Path
 
 import click
@@ -14,9 +15,9 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 
 from cli.main import UserError
 from registry.archive import Archive, ArchiveError, build_archive
-from registry.client import NotFound, RegistryClient, RegistryError
+from registry.client import NotFound, RegistryClient, RegistryError, Unauthorized
 from registry.config import ConfigError, load_config, primary_registry, save_config
-from registry.manifest import Manifest, ManifestError, check_version_text, load_manifest
+from registry.manifest import Manifest, ManifestError, check_version_text, load_manifest, parse_manifest
 
 _VERDICT_STYLE = {"pass": "bold green", "flag": "bold yellow", "reject": "bold red"}
 
@@ -51,6 +52,9 @@ def login(registry_url: str | None, token: str | None) -> None:
             who = client.whoami()
     except NotFound:
         pass  # a registry without /api/v1/whoami (ComfyUI's): the token is checked on first use instead
+    except Unauthorized as exc:
+        raise UserError(f"{url} refused the token ({exc.status}); nothing was saved: check it, or create a new one "
+                        "with `comfy registry admin create-token`") from None
     except RegistryError as exc:
         raise UserError(str(exc)) from None
     config = load_config()
@@ -194,9 +198,6 @@ def init(directory: Path, name: str | None, publisher: str) -> None:
         "README.md": _README.format(title=title, name=name, publisher=publisher),
     }
     # Check the manifest before writing anything, so a bad --name or --publisher leaves no half-made pack.
-    import tomllib
-
-    from registry.manifest import parse_manifest
     try:
         parse_manifest(tomllib.loads(files["pyproject.toml"]), directory / "pyproject.toml")
     except ManifestError as exc:
