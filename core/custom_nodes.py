@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from core import comfy_compat
 from core.hookspecs import hookimpl
 from core.nodes import NodeDefinition
 from core.plugins import PluginRecord
@@ -49,6 +50,9 @@ class CustomNodesLoader:
         for name, path in self.candidates():
             if not self.wanted(name):
                 continue
+            # Packs import ComfyUI's internals (folder_paths, comfy.utils...) at load and inside their nodes.
+            comfy_compat.install()
+            comfy_compat.register_pack(name, path)
             record = PluginRecord(name, "installed", module=str(path), kind="comfyui")
             records.append(record)
             try:

@@ -1,0 +1,118 @@
+"""ComfyUI's ``comfy.utils`` module: progress bars feeding Hearth's progress events, checkpoint IO, resizing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from core import context
+from core.builtin_nodes import imaging
+
+PROGRESS_BAR_ENABLED = True
+
+
+class ProgressBar:
+    """Progress of the node that made it, reported as Hearth ``progress`` events (and checked for interrupts).
+
+    The node's context is taken when the bar is made, so a pack that updates the bar from a worker thread still
+    reports against its node.
+    """
+
+    def __init__(self, total: int, node_id: Any = None) -> None:
+        self.total = total
+        self.current = 0
+        self.node_id = node_id
+        self._context = context.current()
+
+    def update_absolute(self, value: int, total: int | None = None, preview: Any = None) -> None:
+        if total is not None:
+            self.total = total
+        self.current = min(value, self.total)
+        if not PROGRESS_BAR_ENABLED:
+            return
+        if self._context is not None:
+            self._context.progress(self.current, self.total, preview)
+        else:
+            context.progress(self.current, self.total, preview)
+
+    def update(self, value: int) -> None:
+        self.update_absolute(self.current + value)
+
+
+def load_torch_file(ckpt: str, safe_load: bool = False, device: Any = None,
+                    return_metadata: bool = False) -> Any:
+    """A checkpoint's tensors through Hearth's loader (safetensors memory-mapped; pickles loaded weights-only,
+    whatever ``safe_load`` says)."""
+    from core.models.loading import load_state_dict, read_header
+
+    state = load_state_dict(ckpt, device=device)
+    if return_metadata:
+        return state, dict(read_header(ckpt).metadata) or None
+    return state
+
+
+def save_torch_file(sd: Mapping[str, torch.Tensor], ckpt: str, metadata: Mapping[str, str] | None = None) -> None:
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in sd.items()}, ckpt, metadata=dict(metadata) if metadata else None)
+
+
+def state_dict_prefix_replace(state_dict: dict[str, Any], replace_prefix: Mapping[str, str],
+                              filter_keys: bool = False) -> dict[str, Any]:
+    """Rename keys starting with each old prefix to start with its new one. The renamed keys move out of
+    ``state_dict``; the result is ``state_dict`` itself, or with ``filter_keys`` a new dict of only those keys."""
+    out = {} if filter_keys else state_dict
+    for old, new in replace_prefix.items():
+        for key in [k for k in state_dict if k.startswith(old)]:
+            out[new + key[len(old):]] = state_dict.pop(key)
+    return out
+
+
+def state_dict_key_replace(state_dict: dict[str, Any], keys_to_replace: Mapping[str, str]) -> dict[str, Any]:
+    for old, new in keys_to_replace.items():
+        if old in state_dict:
+            state_dict[new] = state_dict.pop(old)
+    return state_dict
+
+
+def lanczos(samples: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Lanczos resize of channels-first ``[B, C, H, W]`` samples (through PIL, as the image nodes do)."""
+    out = imaging.upscale(samples.movedim(1, -1).clamp(0, 1), width, height, "lanczos")
+    return out.movedim(-1, 1).to(device=samples.device, dtype=samples.dtype)
+
+
+def common_upscale(samples: torch.Tensor, width: int, height: int, upscale_method: str,
+                   crop: str) -> torch.Tensor:
+    """Resize channels-first ``[B, C, H, W]`` samples (images moved to channels-first, or latents) with one of
+    the image nodes' methods, optionally center-cropping to the target aspect first."""
+    if upscale_method == "lanczos":
+        if crop == "center":
+            x, y, w, h = imaging.center_crop_box(samples.shape[3], samples.shape[2], width, height)
+            samples = samples[:, :, y:y + h, x:x + w]
+        return lanczos(samples, width, height)
+    if upscale_method == "bislerp":
+        upscale_method = "bilinear"  # Hearth's bislerp lives in the SD plugin, which core must not import
+    return imaging.upscale(samples.movedim(1, -1), width, height, upscale_method, crop).movedim(-1, 1)
+
+
+def get_tiled_scale_steps(width: int, height: int, tile_x: int, tile_y: int, overlap: int) -> int:
+    rows = -(height // -(tile_y - overlap))
+    cols = -(width // -(tile_x - overlap))
+    return rows * cols
+
+
+def repeat_to_batch_size(tensor: torch.Tensor, batch_size: int, dim: int = 0) -> torch.Tensor:
+    if tensor.shape[dim] > batch_size:
+        return tensor.narrow(dim, 0, batch_size)
+    if tensor.shape[dim] < batch_size:
+        repeats = [1] * tensor.ndim
+        repeats[dim] = -(batch_size // -tensor.shape[dim])
+        return tensor.repeat(*repeats).narrow(dim, 0, batch_size)
+    return tensor
+
+
+def set_progress_bar_enabled(enabled: bool) -> None:
+    global PROGRESS_BAR_ENABLED
+    PROGRESS_BAR_ENABLED = enabled
