@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from core import context
+from core.comfy_compat.hook import custom_nodes_folders
 from core.model_folders import ALIASES, MODEL_EXTENSIONS, ModelFileNotFound, UnknownFolderKind, model_folders
 
 # ComfyUI's set, as a mutable set: packs union it with their own extensions.
@@ -32,12 +33,12 @@ class _Paths(list):
         self._kind = kind
 
     def append(self, path: Any) -> None:
-        super().append(str(path))
-        model_folders().add(self._kind, path)
+        self.insert(len(self), path)
 
     def insert(self, index: Any, path: Any) -> None:
         super().insert(index, str(path))
-        model_folders().add(self._kind, path, first=index == 0)
+        declared = folder_names_and_paths._empty.pop(self._kind, None)  # a kind declared with no folder till now
+        model_folders().add(self._kind, path, first=index == 0 and len(self) > 1, extensions=declared or None)
 
     def extend(self, paths: Iterable[Any]) -> None:
         for path in paths:
@@ -52,6 +53,9 @@ class _Extensions(set):
         self._kind = kind
 
     def _apply(self) -> None:
+        if self._kind not in model_folders().kinds():
+            folder_names_and_paths[self._kind] = ([], set(self))
+            return
         folders = model_folders().folders(self._kind)
         if folders:  # ModelFolders takes extensions with a folder; re-adding the first keeps the order
             model_folders().add(self._kind, folders[0], first=True, extensions=set(self))
@@ -67,34 +71,59 @@ class _Extensions(set):
 
 class FolderNamesAndPaths(MutableMapping):
     """ComfyUI's ``folder_names_and_paths``: kind -> (folder list, extension set), read from and written to
-    Hearth's model folders rather than kept as a second copy that could disagree with them."""
+    Hearth's model folders rather than kept as a second copy that could disagree with them.
+
+    Two kinds are kept here instead: ``custom_nodes`` (the folders packs load from, which are not model folders)
+    and a kind a pack declares with no folder yet (``folder_names_and_paths["prompts"] = ([], {".txt"})``), which
+    Hearth's model folders only learn of when the pack adds a folder to it.
+    """
+
+    def __init__(self) -> None:
+        self._empty: dict[str, set[str]] = {}
 
     def __getitem__(self, kind: str) -> tuple[list[str], set[str]]:
+        kind = map_legacy(kind)
+        if kind == "custom_nodes":
+            return [str(p) for p in custom_nodes_folders()], set()
         folders = model_folders()
         try:
             paths, extensions = folders.folders(kind), folders.extensions(kind)
         except UnknownFolderKind:
-            raise KeyError(kind) from None
-        return _Paths(map_legacy(kind), (str(p) for p in paths)), _Extensions(map_legacy(kind), extensions)
+            if kind not in self._empty:
+                raise KeyError(kind) from None
+            paths, extensions = [], self._empty[kind]
+        return _Paths(kind, (str(p) for p in paths)), _Extensions(kind, extensions)
 
     def __setitem__(self, kind: str, value: Any) -> None:
         paths, extensions = value
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
+        kind = map_legacy(kind)
+        if not paths and kind not in model_folders().kinds():
+            self._empty[kind] = set(extensions)
         for path in paths:
-            model_folders().add(kind, path, extensions=set(extensions) or None)
+            model_folders().add(kind, path, extensions=set(extensions) or self._empty.pop(kind, None) or None)
+
+    def setdefault(self, kind: str, default: Any = None) -> tuple[list[str], set[str]]:
+        # MutableMapping's would hand back the default itself, whose edits would reach nothing.
+        if kind not in self:
+            self[kind] = default
+        return self[kind]
 
     def __delitem__(self, kind: str) -> None:
         raise TypeError(f"cannot remove the model folder kind {kind!r}: Hearth's loaders may depend on it")
 
+    def _kinds(self) -> list[str]:
+        return sorted({*model_folders().kinds(), *self._empty, "custom_nodes"})
+
     def __iter__(self) -> Iterator[str]:
-        return iter(model_folders().kinds())
+        return iter(self._kinds())
 
     def __len__(self) -> int:
-        return len(model_folders().kinds())
+        return len(self._kinds())
 
     def __contains__(self, kind: object) -> bool:
-        return isinstance(kind, str) and map_legacy(kind) in model_folders().kinds()
+        return isinstance(kind, str) and map_legacy(kind) in self._kinds()
 
 
 folder_names_and_paths = FolderNamesAndPaths()
@@ -139,6 +168,8 @@ def get_folder_paths(folder_name: str) -> list[str]:
 
 
 def get_filename_list(folder_name: str) -> list[str]:
+    if folder_name not in model_folders().kinds() and folder_name in folder_names_and_paths:
+        return []  # a kind declared with no folder yet
     return model_folders().list(folder_name)
 
 

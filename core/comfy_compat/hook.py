@@ -57,6 +57,12 @@ def register_pack(name: str, path: str | Path) -> None:
         _packs[Path(path).resolve()] = name
 
 
+def custom_nodes_folders() -> list[Path]:
+    """The folders packs were loaded from (ComfyUI's ``custom_nodes`` folder kind), in load order."""
+    with _lock:
+        return list(dict.fromkeys(path.parent for path in _packs))
+
+
 def missing_names() -> dict[str, list[str]]:
     """Pack name -> the ComfyUI internals it used that Hearth lacks, sorted (for ``comfy plugins``)."""
     with _lock:

@@ -173,3 +173,14 @@ def test_uninstall_forgets_served_modules(pm: PluginManager) -> None:
             import folder_paths  # noqa: F401, F811
     finally:
         comfy_compat.install()
+
+
+def test_model_kinds_registered_the_ways_real_packs_do(pm: PluginManager, models: ModelFolders) -> None:
+    import folder_paths
+
+    assert pm.records["folders_pack"].error is None, pm.records["folders_pack"].traceback
+    assert models.list("saved_prompts") == ["cat.txt"]
+    assert models.list("inpaint") == ["fill.patch"]
+    assert models.list("pack_upscalers") == ["x4.pth"]
+    assert folder_paths.get_folder_paths("custom_nodes") == [str(PACKS)]
+    assert "custom_nodes" in folder_paths.folder_names_and_paths
