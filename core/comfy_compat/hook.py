@@ -111,7 +111,13 @@ class _ServedModule(types.ModuleType):
 
     def __getattr__(self, attr: str) -> Any:
         target = self.__dict__.get("__hearth_target__")
-        if attr.startswith("__") or target is None:
+        if attr.startswith("__"):
+            raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r}")
+        if f"{self.__name__}.{attr}" in SERVED:
+            # `import comfy` then `comfy.model_management.x`: works in ComfyUI because something else imported
+            # the submodule first; here nothing may have.
+            return importlib.import_module(f"{self.__name__}.{attr}")
+        if target is None:
             raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r}")
         try:
             return getattr(importlib.import_module(target), attr)

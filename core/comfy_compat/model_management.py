@@ -119,8 +119,23 @@ def soft_empty_cache(force: bool = False) -> None:
 
 def free_memory(memory_required: int, device: Any, keep_loaded: Any = ()) -> int:
     """Unload least-recently-used models until ``memory_required`` bytes are free on ``device``."""
-    keep = [id(getattr(getattr(m, "patcher", m), "weights", m)) for m in keep_loaded]
+    keep = [id(getattr(_weights_of(m), "weights", m)) for m in keep_loaded]
     return default_manager().make_room(int(memory_required), device, keep=keep)
+
+
+def _weights_of(model: Any) -> Any:
+    # ComfyUI passes ModelPatchers; a Hearth MODEL/CLIP/VAE carries its PatchedModel as ``patcher``.
+    return getattr(model, "patcher", model)
+
+
+def load_models_gpu(models: Any, memory_required: int = 0, force_patch_weights: bool = False,
+                    minimum_memory_required: Any = None, force_full_load: bool = False) -> None:
+    """Make the models resident (patches applied) through Hearth's manager, evicting others as needed."""
+    default_manager().load([_weights_of(m) for m in models], memory_required=memory_required or None)
+
+
+def load_model_gpu(model: Any) -> None:
+    load_models_gpu([model])
 
 
 def unload_all_models() -> None:

@@ -184,3 +184,35 @@ def test_model_kinds_registered_the_ways_real_packs_do(pm: PluginManager, models
     assert models.list("pack_upscalers") == ["x4.pth"]
     assert folder_paths.get_folder_paths("custom_nodes") == [str(PACKS)]
     assert "custom_nodes" in folder_paths.folder_names_and_paths
+
+
+def test_submodule_reached_through_the_package(pm: PluginManager) -> None:
+    code = ("from core.plugins import load_plugins\n"
+            f"load_plugins(environ={{}}, entry_points=False, custom_nodes=[{str(PACKS)!r}])\n"
+            "import sys\nimport comfy\nsys.modules.pop('comfy.model_management')\n"
+            "del comfy.model_management\n"
+            "print(comfy.model_management.intermediate_device())\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["cpu"]
+
+
+def test_load_models_gpu_makes_the_model_resident(pm: PluginManager) -> None:
+    import comfy.model_management as mm
+    import torch
+
+    from core.models import ModelManager, PatchedModel, set_default_manager
+
+    manager = ModelManager("cpu", budgets={"cpu": 2**30})
+    set_default_manager(manager)
+    try:
+        weights = PatchedModel(torch.nn.Linear(4, 4), name="tiny")
+
+        class Model:  # a MODEL value: the weights are its patcher
+            patcher = weights
+
+        mm.load_models_gpu([Model()])
+        assert manager.is_loaded(weights)
+        mm.unload_all_models()
+        assert not manager.is_loaded(weights)
+    finally:
+        set_default_manager(None)
