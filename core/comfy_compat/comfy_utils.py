@@ -97,10 +97,51 @@ def common_upscale(samples: torch.Tensor, width: int, height: int, upscale_metho
     return imaging.upscale(samples.movedim(1, -1), width, height, upscale_method, crop).movedim(-1, 1)
 
 
+def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    # The last tile is aligned to the far edge rather than hanging over it, so every tile has the full size.
+    if size <= tile:
+        return [0]
+    return [*range(0, size - tile, max(tile - overlap, 1)), size - tile]
+
+
 def get_tiled_scale_steps(width: int, height: int, tile_x: int, tile_y: int, overlap: int) -> int:
-    rows = -(height // -(tile_y - overlap))
-    cols = -(width // -(tile_x - overlap))
-    return rows * cols
+    """How many tiles :func:`tiled_scale` runs (packs size their ProgressBar with it)."""
+    return len(_tile_starts(height, tile_y, overlap)) * len(_tile_starts(width, tile_x, overlap))
+
+
+def _feather(height: int, width: int, border: int, device: Any) -> torch.Tensor:
+    # Weights ramp up over `border` pixels from every edge and never reach 0, so overlapping tiles blend and an
+    # edge covered by one tile alone normalizes back to that tile's value.
+    def ramp(n: int) -> torch.Tensor:
+        steps = torch.arange(n, device=device, dtype=torch.float32)
+        edge = torch.minimum(steps, steps.flip(0)) + 1
+        return (edge / (border + 1)).clamp(max=1.0) if border > 0 else torch.ones(n, device=device)
+
+    return ramp(height)[:, None] * ramp(width)[None, :]
+
+
+@torch.inference_mode()
+def tiled_scale(samples: torch.Tensor, function: Any, tile_x: int = 64, tile_y: int = 64, overlap: int = 8,
+                upscale_amount: float = 4, out_channels: int = 3, output_device: Any = "cpu",
+                pbar: ProgressBar | None = None) -> torch.Tensor:
+    """Run ``function`` (an upscaler, a VAE decode) over overlapping tiles of ``[B, C, H, W]`` samples and blend
+    the ``upscale_amount``-times larger results, so large images fit in memory."""
+    batch, _, height, width = samples.shape
+    out_h, out_w = round(height * upscale_amount), round(width * upscale_amount)
+    output = torch.zeros(batch, out_channels, out_h, out_w, device=output_device)
+    weight = torch.zeros(batch, 1, out_h, out_w, device=output_device)
+    border = round(overlap * upscale_amount)
+    for y in _tile_starts(height, tile_y, overlap):
+        for x in _tile_starts(width, tile_x, overlap):
+            result = function(samples[:, :, y:y + tile_y, x:x + tile_x]).to(output_device, torch.float32)
+            th, tw = result.shape[-2:]
+            oy, ox = round(y * upscale_amount), round(x * upscale_amount)
+            mask = _feather(th, tw, border, output.device)
+            output[:, :, oy:oy + th, ox:ox + tw] += result * mask
+            weight[:, :, oy:oy + th, ox:ox + tw] += mask
+            if pbar is not None:
+                pbar.update(1)
+    return output / weight.clamp(min=1e-8)
 
 
 def repeat_to_batch_size(tensor: torch.Tensor, batch_size: int, dim: int = 0) -> torch.Tensor:

@@ -216,3 +216,19 @@ def test_load_models_gpu_makes_the_model_resident(pm: PluginManager) -> None:
         assert not manager.is_loaded(weights)
     finally:
         set_default_manager(None)
+
+
+def test_tiled_scale_matches_the_whole_image_and_counts_its_steps(pm: PluginManager) -> None:
+    import comfy.utils
+    import torch
+
+    image = torch.rand(2, 3, 40, 56, generator=torch.Generator().manual_seed(0))
+
+    def upscale(tile: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(tile, scale_factor=2, mode="nearest")
+
+    bar = comfy.utils.ProgressBar(comfy.utils.get_tiled_scale_steps(56, 40, 16, 16, 4))
+    out = comfy.utils.tiled_scale(image, upscale, tile_x=16, tile_y=16, overlap=4, upscale_amount=2, pbar=bar)
+    assert out.shape == (2, 3, 80, 112)
+    assert torch.allclose(out, upscale(image), atol=1e-5)
+    assert bar.current == bar.total == 3 * 5  # rows at y = 0, 12, 24; columns at x = 0, 12, 24, 36, 40
