@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 import sys
 from pathlib import Path
 
@@ -232,3 +233,31 @@ def test_tiled_scale_matches_the_whole_image_and_counts_its_steps(pm: PluginMana
     assert out.shape == (2, 3, 80, 112)
     assert torch.allclose(out, upscale(image), atol=1e-5)
     assert bar.current == bar.total == 3 * 5  # rows at y = 0, 12, 24; columns at x = 0, 12, 24, 36, 40
+
+
+def test_interrupt_stops_a_progress_bar_loop(executor: Executor) -> None:
+    def emit(event: str, data: dict) -> None:
+        if event == "progress" and data["value"] == 1:
+            executor.interrupt()
+
+    result = executor.run({"1": node("CountTo", steps=5)}, targets=["1"], emit=emit)
+    assert result.status == "interrupted"
+
+
+def test_progress_bar_switch_and_preview(pm: PluginManager) -> None:
+    import comfy.utils
+
+    from core import context
+
+    events = []
+    ctx = context.ExecutionContext("p", "7", "7", "X", Folders(), lambda e, d: events.append(d),
+                                   threading.Event())
+    token = context.enter(ctx)
+    try:
+        comfy.utils.ProgressBar(2).update_absolute(1, preview=("JPEG", "an image", 512))
+        comfy.utils.PROGRESS_BAR_ENABLED = False
+        comfy.utils.ProgressBar(2).update(1)
+    finally:
+        comfy.utils.PROGRESS_BAR_ENABLED = True
+        context.leave(token)
+    assert events == [{"value": 1, "max": 2, "prompt_id": "p", "node": "7", "preview": ("JPEG", "an image", 512)}]
