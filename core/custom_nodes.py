@@ -51,7 +51,7 @@ class CustomNodesLoader:
             if not self.wanted(name):
                 continue
             # Packs import ComfyUI's internals (folder_paths, comfy.utils...) at load and inside their nodes.
-            comfy_compat.install()
+            comfy_compat.install(self.folders)
             comfy_compat.register_pack(name, path)
             record = PluginRecord(name, "installed", module=str(path), kind="comfyui")
             records.append(record)

@@ -24,6 +24,7 @@ import sys
 import threading
 import types
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ SERVED: dict[str, str | None] = {
 _IMPORT_FROM = dis.opmap["IMPORT_FROM"]
 _lock = threading.Lock()
 _packs: dict[Path, str] = {}  # a pack's folder (or single file) -> its name
+_custom_nodes: list[Path] = []  # the folders the latest loader reads packs from
 _missing: dict[str, set[str]] = defaultdict(set)  # pack name -> "comfy.utils.tiled_scale"...
 
 
@@ -58,9 +60,9 @@ def register_pack(name: str, path: str | Path) -> None:
 
 
 def custom_nodes_folders() -> list[Path]:
-    """The folders packs were loaded from (ComfyUI's ``custom_nodes`` folder kind), in load order."""
+    """The folders packs are loaded from (ComfyUI's ``custom_nodes`` folder kind)."""
     with _lock:
-        return list(dict.fromkeys(path.parent for path in _packs))
+        return list(_custom_nodes)
 
 
 def missing_names() -> dict[str, list[str]]:
@@ -183,9 +185,14 @@ def installed() -> bool:
     return _finder in sys.meta_path
 
 
-def install() -> None:
-    """Serve ComfyUI's module names from here on; first in ``sys.meta_path``, so Hearth's always win."""
+def install(custom_nodes: Sequence[str | Path] = ()) -> None:
+    """Serve ComfyUI's module names from here on; first in ``sys.meta_path``, so Hearth's always win.
+
+    :param custom_nodes: the folders packs load from, which ``folder_paths`` reports as the ``custom_nodes`` kind.
+    """
     with _lock:
+        if custom_nodes:
+            _custom_nodes[:] = [Path(p) for p in custom_nodes]
         if _finder not in sys.meta_path:
             sys.meta_path.insert(0, _finder)
 
