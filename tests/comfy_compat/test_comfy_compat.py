@@ -261,3 +261,15 @@ def test_progress_bar_switch_and_preview(pm: PluginManager) -> None:
         comfy.utils.PROGRESS_BAR_ENABLED = True
         context.leave(token)
     assert events == [{"value": 1, "max": 2, "prompt_id": "p", "node": "7", "preview": ("JPEG", "an image", 512)}]
+
+
+def test_node_helpers(pm: PluginManager, tmp_path: Path) -> None:
+    import node_helpers
+    from PIL import Image
+
+    Image.new("RGB", (4, 2)).save(tmp_path / "a.png")
+    assert node_helpers.pillow(Image.open, tmp_path / "a.png").size == (4, 2)
+    original = [["cond", {"strength": 1.0}]]
+    changed = node_helpers.conditioning_set_values(original, {"strength": 0.5, "start_percent": 0.2})
+    assert changed == [["cond", {"strength": 0.5, "start_percent": 0.2}]]
+    assert original == [["cond", {"strength": 1.0}]]
