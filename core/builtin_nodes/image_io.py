@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, ImageSequence, PngImagePlugin
 
 from core import context
-from core.builtin_nodes.imaging import tensor_to_pil, torch_module
+from core.images import tensor_to_pil, torch_module
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.builtin_nodes.imaging import MAX_RESOLUTION, UPSCALE_METHODS, target_size, torch_module, upscale
+from core.images import MAX_RESOLUTION, UPSCALE_METHODS, target_size, torch_module, upscale
 
 CROP_METHODS = ["disabled", "center"]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from core.builtin_nodes import register_nodes as builtin_nodes
 from core.builtin_nodes.image_io import LoadImage, PreviewImage, SaveImage
-from core.builtin_nodes.imaging import MAX_RESOLUTION
+from core.images import MAX_RESOLUTION
 from core.plugins import ENTRY_POINT_GROUP, active_plugins
 
 __all__ = ["MAX_RESOLUTION", "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS",

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from core import context
-from core.builtin_nodes import imaging
+from core import images as imaging
 
 PROGRESS_BAR_ENABLED = True
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.builtin_nodes.imaging import UPSCALE_METHODS, center_crop_box
+from core.images import UPSCALE_METHODS, center_crop_box
 from core.nodes import NodeDefinition
 from tests.builtin_nodes.conftest import NODES, call, gradient
 

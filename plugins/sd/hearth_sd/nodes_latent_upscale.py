@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from core.builtin_nodes.imaging import MAX_RESOLUTION, center_crop_box
+from core.images import MAX_RESOLUTION, center_crop_box
 
 if TYPE_CHECKING:
     import torch

@@ -1,4 +1,4 @@
-"""Image helpers for the builtin nodes: PIL <-> IMAGE tensors, and resizing as ComfyUI's nodes resize.
+"""Image helpers shared by nodes and plugins: PIL <-> IMAGE tensors, ComfyUI's resizing rules, MAX_RESOLUTION.
 
 IMAGE values are float32 tensors ``[batch, height, width, channels]`` in 0..1 and MASK values ``[batch, height,
 width]``, the layout ComfyUI's custom nodes expect. torch is imported when a node runs, not when the registry
