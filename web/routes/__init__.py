@@ -45,3 +45,17 @@ async def json_body(request: Request, *, kind: str = "invalid_request", default:
                          f"line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except RecursionError:
         raise BadRequest(kind, "Request body is nested too deeply.") from None
+
+
+async def clear_or_delete(request: Request, clear: Any, delete: Any) -> None:
+    """``POST /queue`` and ``POST /history``: ``{"clear": true}`` and/or ``{"delete": [prompt_id, ...]}``."""
+    body = await json_body(request, default={})
+    if not isinstance(body, dict):
+        raise BadRequest("invalid_request", "Expected {\"clear\": true} or {\"delete\": [prompt_id, ...]}.")
+    if body.get("clear"):
+        clear()
+    ids = body.get("delete")
+    if ids is not None:
+        if not isinstance(ids, list):
+            raise BadRequest("invalid_request", "'delete' must be a list of prompt ids.")
+        delete(str(p) for p in ids)

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from core.executor.queue import QueueItem
-from web.routes import BadRequest, error_response, get_state, json_body
+from web.routes import BadRequest, clear_or_delete, error_response, get_state
 from web.runtime import ServerState
 
 router = APIRouter()
@@ -28,16 +28,7 @@ async def get_history_entry(prompt_id: str, state: ServerState = Depends(get_sta
 
 @router.post("/history")
 async def post_history(request: Request, state: ServerState = Depends(get_state)) -> Response:
-    body = await json_body(request, default={})
-    if not isinstance(body, dict):
-        raise BadRequest("invalid_request", "Expected {\"clear\": true} or {\"delete\": [prompt_id, ...]}.")
-    if body.get("clear"):
-        state.history.clear()
-    delete = body.get("delete")
-    if delete is not None:
-        if not isinstance(delete, list):
-            raise BadRequest("invalid_request", "'delete' must be a list of prompt ids.")
-        state.history.delete(str(p) for p in delete)
+    await clear_or_delete(request, state.history.clear, state.history.delete)
     return Response(status_code=200)
 
 

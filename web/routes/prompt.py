@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from core.executor import PromptFormatError, parse_prompt
-from web.routes import BadRequest, get_state, json_body
+from web.routes import BadRequest, clear_or_delete, get_state, json_body
 from web.runtime import ServerState
 
 router = APIRouter()
@@ -72,16 +72,7 @@ async def get_queue(state: ServerState = Depends(get_state)) -> dict[str, Any]:
 
 @router.post("/queue")
 async def post_queue(request: Request, state: ServerState = Depends(get_state)) -> Response:
-    body = await json_body(request, default={})
-    if not isinstance(body, dict):
-        raise BadRequest("invalid_request", "Expected {\"clear\": true} or {\"delete\": [prompt_id, ...]}.")
-    if body.get("clear"):
-        state.queue.clear()
-    delete = body.get("delete")
-    if delete is not None:
-        if not isinstance(delete, list):
-            raise BadRequest("invalid_request", "'delete' must be a list of prompt ids.")
-        state.queue.delete(str(p) for p in delete)
+    await clear_or_delete(request, state.queue.clear, state.queue.delete)
     state.broadcast_status()
     return Response(status_code=200)
 
