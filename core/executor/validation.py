@@ -278,7 +278,9 @@ def _check_literal(spec: Any, value: Any) -> tuple[dict[str, Any] | None, Any]:
             bad = [] if _in_choices(value, spec.choices) else [value]
         if bad:
             shown = list(spec.choices[:20]) + (["..."] if len(spec.choices) > 20 else [])
-            return error("value_not_in_list", "Value not in list", f"{spec.name}: '{bad[0]}' not in {shown}"), value
+            hint = "" if spec.choices else " (the list is empty: are the files it lists, e.g. models, in place?)"
+            return error("value_not_in_list", "Value not in list",
+                         f"{spec.name}: '{bad[0]}' not in {shown}{hint}"), value
     return None, value
 
 

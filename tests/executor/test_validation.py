@@ -138,3 +138,25 @@ def test_first_problem_names_node_input_and_type(check: Any) -> None:
     result = check({"1": {"class_type": "Int", "inputs": {"value": 5000}}, "2": {"class_type": "Show", "inputs": {"value": ["1", 0]}}})
     assert result.first_problem() == ("node 1 (Int) input 'value': value_bigger_than_max: "
                                       "Value 5000 bigger than max of 1000: value")
+
+
+def test_value_not_in_an_empty_list_says_the_list_is_empty() -> None:
+    from core.node_registry import NodeRegistry
+
+    class Loader:
+        RETURN_TYPES = ("INT",)
+        FUNCTION = "run"
+        OUTPUT_NODE = True
+
+        @classmethod
+        def INPUT_TYPES(cls) -> dict[str, Any]:
+            return {"required": {"ckpt_name": ([],)}}
+
+        def run(self, ckpt_name: str) -> tuple[int]:
+            return (0,)
+
+    result = Executor(NodeRegistry.from_classes({"Loader": Loader})).validate(
+        {"1": {"class_type": "Loader", "inputs": {"ckpt_name": "sd15.safetensors"}}})
+    err = only_error(result, "1")
+    assert err["type"] == "value_not_in_list"
+    assert err["details"].startswith("ckpt_name: 'sd15.safetensors' not in [] (the list is empty")
