@@ -12,13 +12,14 @@ they are freed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 
 from core.models import PatchedModel, default_manager
 
+from . import model_options as options_
 from .model import VAE, DiffusionModel
 from .ops import compute_dtype_of
 from .sampling import ModelSampling
@@ -30,6 +31,81 @@ from .sdxl_conditioning import (
     sdxl_refiner_adm,
 )
 from .text_encoding import CLIP
+
+_UNET_PREFIX = "diffusion_model."  # ComfyUI's key prefix for the UNet's weights inside a MODEL
+
+
+def _weight_patch(key: Any, value: Any) -> torch.Tensor | Callable[[torch.Tensor, float], torch.Tensor]:
+    """A ComfyUI weight patch value as a ``PatchedModel`` patch (a delta tensor or ``fn(weight, strength)``)."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], torch.Tensor):
+        return value[0]  # get_key_patches of another model: a merge
+    if isinstance(value, tuple) and len(value) == 1 and isinstance(value[0], torch.Tensor):
+        return value[0]
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
+        kind, args = value
+        if kind == "diff":
+            return args[0]
+        if kind == "set":
+            replacement = args[0]
+            return lambda weight, strength: replacement.to(weight.device, weight.dtype).reshape(weight.shape)
+        if kind == "lora" and (len(args) < 4 or args[3] is None):
+            up, down, alpha = args[0], args[1], args[2]
+
+            def lora(weight: torch.Tensor, strength: float) -> torch.Tensor:
+                u = up.to(weight.device, torch.float32).flatten(1)
+                d = down.to(weight.device, torch.float32).flatten(1)
+                scale = 1.0 if alpha is None else float(alpha) / d.shape[0]
+                return weight + (u @ d).reshape(weight.shape) * (scale * strength)
+
+            return lora
+    kind = value[0] if isinstance(value, tuple) and value and isinstance(value[0], str) else type(value).__name__
+    raise ValueError(f"weight patch for {key!r}: Hearth applies tensor deltas, 'diff', 'set' and plain 'lora' "
+                     f"patches (up, down, alpha), not {kind!r}")
+
+
+class _LatentFormat:
+    """ComfyUI's ``model.latent_format``: the latent scale and channel count of the model's VAE latents."""
+
+    def __init__(self, diffusion: DiffusionModel) -> None:
+        self.scale_factor = diffusion.latent_scale
+        self.latent_channels = diffusion.latent_channels
+        self._diffusion = diffusion
+
+    def process_in(self, latent: torch.Tensor) -> torch.Tensor:
+        return self._diffusion.process_latent_in(latent)
+
+    def process_out(self, latent: torch.Tensor) -> torch.Tensor:
+        return self._diffusion.process_latent_out(latent)
+
+
+class _BaseModelView:
+    """ComfyUI's ``model_patcher.model`` (its BaseModel), as much of it as custom nodes read from an SD MODEL."""
+
+    def __init__(self, owner: SDModel) -> None:
+        self._owner = owner
+        self.diffusion_model = owner.diffusion.unet
+        self.latent_format = _LatentFormat(owner.diffusion)
+
+    @property
+    def model_sampling(self) -> ModelSampling:
+        return self._owner.sampling
+
+    def get_dtype(self) -> torch.dtype:
+        return self._owner.model_dtype()
+
+    def memory_required(self, input_shape: tuple[int, ...]) -> int:
+        return self._owner.diffusion.memory_required(tuple(input_shape))
+
+    def process_latent_in(self, latent: torch.Tensor) -> torch.Tensor:
+        return self._owner.process_latent_in(latent)
+
+    def process_latent_out(self, latent: torch.Tensor) -> torch.Tensor:
+        return self._owner.process_latent_out(latent)
+
+    def __repr__(self) -> str:
+        return f"<{self._owner.family} model of {self._owner!r}>"
 
 
 def _is_ready(patcher: PatchedModel) -> bool:
@@ -46,15 +122,16 @@ class SDModel:
     """MODEL: the denoiser of an SD1/SD2/SDXL/refiner checkpoint (the MODEL protocol of docs/data-types.md)."""
 
     def __init__(self, diffusion: DiffusionModel, patcher: PatchedModel, source: Any = None,
-                 model_options: dict[str, Any] | None = None) -> None:
+                 model_options: dict[str, Any] | None = None, object_patches: dict[str, Any] | None = None) -> None:
         self.diffusion = diffusion
         self.patcher = patcher
         self.source = source
         self.model_options: dict[str, Any] = model_options if model_options is not None else {}
+        self.object_patches: dict[str, Any] = object_patches if object_patches is not None else {}
 
     def clone(self) -> SDModel:
-        options = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.model_options.items()}
-        return SDModel(self.diffusion, self.patcher.clone(), self.source, options)
+        return SDModel(self.diffusion, self.patcher.clone(), self.source, options_.copy_options(self.model_options),
+                       dict(self.object_patches))
 
     @property
     def family(self) -> str:
@@ -62,7 +139,7 @@ class SDModel:
 
     @property
     def sampling(self) -> ModelSampling:
-        return self.diffusion.sampling
+        return self.object_patches.get("model_sampling", self.diffusion.sampling)
 
     @property
     def latent_channels(self) -> int:
@@ -115,11 +192,174 @@ class SDModel:
         if cond.shape[0] != x.shape[0]:  # one prompt for the whole batch
             cond = cond.repeat(-(-x.shape[0] // cond.shape[0]), 1, 1)[: x.shape[0]]
         y = self.adm(options, x.shape[0])
-        x_in = sampling.calculate_input(sigma, x).to(device)
-        t = sampling.timestep(sigma).to(device)
-        with torch.no_grad():
-            out = self.diffusion.unet(x_in, t, cond.to(device), None if y is None else y.to(device))
-        return sampling.calculate_denoised(sigma, out.float().to(x.device), x)
+        if not self.model_options and not self.object_patches:
+            x_in = sampling.calculate_input(sigma, x).to(device)
+            t = sampling.timestep(sigma).to(device)
+            with torch.no_grad():
+                out = self.diffusion.unet(x_in, t, cond.to(device), None if y is None else y.to(device))
+            return sampling.calculate_denoised(sigma, out.float().to(x.device), x)
+        return self._denoise_with_options(x, sigma, cond, y, device)
+
+    # -- ComfyUI's ModelPatcher surface, for custom nodes written against it ----------------------------------
+
+    def _denoise_with_options(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor,
+                              y: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+        # One evaluation with the custom nodes' patches of model_options and object_patches (see model_options).
+        options_.warn_unapplied(self.model_options)
+        sampling = self.sampling
+        transformer_options = self.model_options.get("transformer_options", {})
+        view = self.model
+        objects = {k: v for k, v in self.object_patches.items() if k.startswith("diffusion_model.")}
+
+        def apply_model(input: torch.Tensor, timestep: torch.Tensor, **c: Any) -> torch.Tensor:
+            context, adm = c.get("c_crossattn", cond), c.get("y", y)
+            extra = {"sigmas": timestep, "cond_or_uncond": [0], **c.get("transformer_options", {})}
+            extra.pop("patches", None)
+            extra.pop("patches_replace", None)
+            x_in = sampling.calculate_input(timestep, input).to(device)
+            t = sampling.timestep(timestep).to(device)
+            with torch.no_grad(), options_.object_patches(view, objects), \
+                    options_.attention_patches(self.diffusion.unet, transformer_options, extra):
+                out = self.diffusion.unet(x_in, t, context.to(device), None if adm is None else adm.to(device))
+            return sampling.calculate_denoised(timestep, out.float().to(input.device), input)
+
+        wrapper = self.model_options.get("model_function_wrapper")
+        if wrapper is None:
+            return apply_model(x, sigma)
+        # The batch is one chunk here: cond and uncond may share it (the guidance batches them), so
+        # cond_or_uncond cannot say which is which.
+        c = {"c_crossattn": cond, "transformer_options": transformer_options}
+        if y is not None:
+            c["y"] = y
+        return wrapper(apply_model, {"input": x, "timestep": sigma, "c": c, "cond_or_uncond": [0]})
+
+    @property
+    def model(self) -> _BaseModelView:
+        """ComfyUI's ``model_patcher.model``: ``model_sampling``, ``diffusion_model``, ``latent_format``..."""
+        return _BaseModelView(self)
+
+    @property
+    def load_device(self) -> torch.device:
+        return self.patcher.load_device
+
+    @property
+    def offload_device(self) -> torch.device:
+        return self.patcher.offload_device
+
+    @property
+    def patches(self) -> dict[str, list[Any]]:
+        return self.patcher.patches
+
+    def model_dtype(self) -> torch.dtype:
+        return compute_dtype_of(self.diffusion.unet)
+
+    def model_size(self) -> int:
+        return self.patcher.nbytes
+
+    def model_state_dict(self, filter_prefix: str | None = None) -> dict[str, torch.Tensor]:
+        """The UNet's weights under ComfyUI's key names (``diffusion_model.`` + the UNet's key)."""
+        found = {f"{_UNET_PREFIX}{k}": v for k, v in self.diffusion.unet.state_dict().items()}
+        return {k: v for k, v in found.items() if filter_prefix is None or k.startswith(filter_prefix)}
+
+    def get_key_patches(self, filter_prefix: str | None = None) -> dict[str, list[torch.Tensor]]:
+        """Each weight as ComfyUI's model-merge nodes read it: ``{key: [weight with this clone's patches]}``."""
+        found = {}
+        for key, weight in self.model_state_dict(filter_prefix).items():
+            inner = key[len(_UNET_PREFIX):]
+            if inner in self.patcher.patches:
+                weight = self.patcher.patched_weight(inner, weight.detach(), torch.device("cpu"))
+            found[key] = [weight.detach()]
+        return found
+
+    def add_patches(self, patches: Mapping[Any, Any], strength_patch: float = 1.0,
+                    strength_model: float = 1.0) -> list[Any]:
+        """ComfyUI's weight patches: ``weight * strength_model + strength_patch * patch``; returns the keys that
+        exist in this model (others are skipped, as ComfyUI skips them).
+
+        Keys are ComfyUI's (``diffusion_model.<unet key>``; the bare UNet key also works). A value is a tensor
+        delta, ``(delta,)``, ``("diff", (delta,))``, ``("set", (weight,))``, ``("lora", (up, down, alpha, mid))``
+        or a ``[weight]`` list from :meth:`get_key_patches` (a model merge).
+        """
+        wanted: dict[str, Any] = {}
+        names: dict[str, Any] = {}
+        for key, value in patches.items():
+            if isinstance(key, tuple):
+                raise ValueError(f"weight patch {key!r}: patches on part of a weight (offset keys) are not "
+                                 f"supported by Hearth; patch the whole weight")
+            inner = key[len(_UNET_PREFIX):] if key.startswith(_UNET_PREFIX) else key
+            wanted[inner] = _weight_patch(key, value)
+            names[inner] = key
+        applied = self.patcher.add_patches(wanted, strength_patch, strength_model=strength_model)
+        return [names[k] for k in applied]
+
+    def add_object_patch(self, name: str, obj: Any) -> None:
+        """Replace ``model.<name>`` for this clone: ``model_sampling``, or a module under ``diffusion_model.``."""
+        if name != "model_sampling" and not name.startswith("diffusion_model."):
+            raise ValueError(f"object patch {name!r}: Hearth's SD model takes 'model_sampling' or a name under "
+                             f"'diffusion_model.'")
+        self.object_patches[name] = obj
+
+    def get_model_object(self, name: str) -> Any:
+        """``model.<name>`` as this clone sees it (object patches first), e.g. ``"model_sampling"``."""
+        if name in self.object_patches:
+            return self.object_patches[name]
+        target: Any = self.model
+        for part in name.split("."):
+            target = target[int(part)] if part.isdigit() else getattr(target, part)
+        return target
+
+    def set_model_unet_function_wrapper(self, wrapper: Callable[..., torch.Tensor]) -> None:
+        self.model_options["model_function_wrapper"] = wrapper
+
+    def set_model_sampler_cfg_function(self, fn: Callable[..., Any], disable_cfg1_optimization: bool = False) -> None:
+        self.model_options["sampler_cfg_function"] = fn
+        if disable_cfg1_optimization:
+            self.model_options["disable_cfg1_optimization"] = True
+
+    def set_model_sampler_post_cfg_function(self, fn: Callable[..., Any],
+                                            disable_cfg1_optimization: bool = False) -> None:
+        self.model_options.setdefault("sampler_post_cfg_function", []).append(fn)
+        if disable_cfg1_optimization:
+            self.model_options["disable_cfg1_optimization"] = True
+
+    def set_model_denoise_mask_function(self, fn: Callable[..., Any]) -> None:
+        self.model_options["denoise_mask_function"] = fn
+
+    def set_model_patch(self, patch: Callable[..., Any], name: str) -> None:
+        options_.add_patch(self.model_options, patch, name)
+
+    def set_model_patch_replace(self, patch: Callable[..., Any], name: str, block_name: str, number: int,
+                                transformer_index: int | None = None) -> None:
+        options_.set_patch_replace(self.model_options, patch, name, block_name, number, transformer_index)
+
+    def set_model_attn1_patch(self, patch: Callable[..., Any]) -> None:
+        self.set_model_patch(patch, "attn1_patch")
+
+    def set_model_attn2_patch(self, patch: Callable[..., Any]) -> None:
+        self.set_model_patch(patch, "attn2_patch")
+
+    def set_model_attn1_output_patch(self, patch: Callable[..., Any]) -> None:
+        self.set_model_patch(patch, "attn1_output_patch")
+
+    def set_model_attn2_output_patch(self, patch: Callable[..., Any]) -> None:
+        self.set_model_patch(patch, "attn2_output_patch")
+
+    def set_model_attn1_replace(self, patch: Callable[..., Any], block_name: str, number: int,
+                                transformer_index: int | None = None) -> None:
+        self.set_model_patch_replace(patch, "attn1", block_name, number, transformer_index)
+
+    def set_model_attn2_replace(self, patch: Callable[..., Any], block_name: str, number: int,
+                                transformer_index: int | None = None) -> None:
+        self.set_model_patch_replace(patch, "attn2", block_name, number, transformer_index)
+
+    def set_model_input_block_patch(self, patch: Callable[..., Any]) -> None:
+        self.set_model_patch(patch, "input_block_patch")
+
+    def set_model_input_block_patch_after_skip(self, patch: Callable[..., Any]) -> None:
+        self.set_model_patch(patch, "input_block_patch_after_skip")
+
+    def set_model_output_block_patch(self, patch: Callable[..., Any]) -> None:
+        self.set_model_patch(patch, "output_block_patch")
 
     def __repr__(self) -> str:
         return f"<SDModel {self.family} {self.patcher.name!r}, {len(self.patcher.patches)} patched keys>"
@@ -177,6 +417,12 @@ class SDClip:
             return {"cond": cond, "pooled_output": pooled}
         return (cond, pooled) if return_pooled else cond
 
+    def encode_from_tokens_scheduled(self, tokens: Mapping[str, Any],
+                                     add_dict: Mapping[str, Any] | None = None) -> list[list[Any]]:
+        """The CONDITIONING of ``tokens``: ``[[cond, {"pooled_output": pooled, **add_dict}]]`` (ComfyUI's form)."""
+        cond, pooled = self.encode_from_tokens(tokens, return_pooled=True)
+        return [[cond, {"pooled_output": pooled, **(add_dict or {})}]]
+
     def encode(self, text: str) -> tuple[torch.Tensor, torch.Tensor]:
         """``(cond [1, 77*k, D], pooled [1, D])``, float32 on the CPU."""
         return self.encode_from_tokens(self.tokenize(text), return_pooled=True)
@@ -186,6 +432,11 @@ class SDClip:
 
     def __repr__(self) -> str:
         return f"<SDClip {self.family} encoders {','.join(self.patchers)} layer {self.clip.layer}>"
+
+
+def _square_tile(tile: int, tile_x: int | None, tile_y: int | None) -> int:
+    given = [t for t in (tile_x, tile_y) if t is not None]
+    return min(given) if given else tile
 
 
 class SDVAE:
@@ -238,13 +489,25 @@ class SDVAE:
         self._prepare(latent.shape[0] * latent.shape[-2] * latent.shape[-1] * f * f)
         return self.vae.decode(latent)
 
-    def encode_tiled(self, image: torch.Tensor, tile: int = 512, overlap: int = 64) -> torch.Tensor:
-        """:meth:`encode` in ``tile``-pixel windows overlapping by ``overlap`` pixels."""
+    def encode_tiled(self, image: torch.Tensor, tile: int = 512, overlap: int = 64, *, tile_x: int | None = None,
+                     tile_y: int | None = None) -> torch.Tensor:
+        """:meth:`encode` in ``tile``-pixel windows overlapping by ``overlap`` pixels.
+
+        ``tile_x`` / ``tile_y``: ComfyUI's names; tiles are square here, so the smaller one is the tile.
+        """
+        tile = _square_tile(tile, tile_x, tile_y)
         self._prepare(image.shape[0] * tile * tile)
         return self.vae.encode_tiled(self.crop(image), tile, overlap)
 
-    def decode_tiled(self, latent: torch.Tensor, tile: int = 64, overlap: int = 8) -> torch.Tensor:
-        """:meth:`decode` in ``tile``-latent-pixel windows overlapping by ``overlap`` latent pixels."""
+    def decode_tiled(self, latent: torch.Tensor, tile: int = 64, overlap: int = 8, *, tile_x: int | None = None,
+                     tile_y: int | None = None, tile_t: int | None = None,
+                     overlap_t: int | None = None) -> torch.Tensor:
+        """:meth:`decode` in ``tile``-latent-pixel windows overlapping by ``overlap`` latent pixels.
+
+        ``tile_x`` / ``tile_y`` (latent pixels): ComfyUI's names; tiles are square here, so the smaller one is the
+        tile. ComfyUI's ``tile_t`` / ``overlap_t`` are for video VAEs and are ignored for an image latent.
+        """
+        tile = _square_tile(tile, tile_x, tile_y)
         self._check_latent(latent)
         f = self.downscale_ratio
         self._prepare(latent.shape[0] * tile * tile * f * f)

@@ -1,0 +1,182 @@
+"""ComfyUI's ``model_options`` on an SD MODEL: where custom nodes put their patches, and the UNet run that honours them.
+
+Custom nodes written for ComfyUI change a MODEL by cloning it and calling ``set_model_*`` methods, which store
+functions in ``model.model_options`` in ComfyUI's layout::
+
+    {"transformer_options": {"patches": {"attn1_patch": [fn, ...], ...},
+                             "patches_replace": {"attn2": {("input", 4, 0): fn, ...}}},
+     "model_function_wrapper": fn, "sampler_cfg_function": fn, ...}
+
+What the SD UNet applies, with ComfyUI's call signatures:
+
+* ``model_function_wrapper(apply_model, {"input", "timestep", "c", "cond_or_uncond"})`` around each evaluation;
+  ``apply_model(x, sigma, **c)`` returns the denoised latent.
+* ``attn1_patch`` / ``attn2_patch`` ``(n, context, value, extra_options) -> (n, context, value)`` before the
+  self / cross attention of every transformer block, ``attn1_output_patch`` / ``attn2_output_patch``
+  ``(n, extra_options) -> n`` after it, and ``patches_replace["attn1" | "attn2"][(block, id, index)]``
+  ``(q, k, v, extra_options) -> out`` instead of it.
+
+Other keys are stored as ComfyUI stores them, but the SD UNet and the samplers do not read them yet; the first
+evaluation that meets one logs which, so a user sees why a node had no effect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .unet import BasicTransformerBlock, UNetModel
+
+log = logging.getLogger("hearth.sd")
+
+ATTENTION_PATCHES = ("attn1_patch", "attn2_patch", "attn1_output_patch", "attn2_output_patch")
+# model_options keys (and transformer_options patch names) that are kept but not applied by the SD UNet.
+UNAPPLIED_OPTIONS = ("sampler_cfg_function", "sampler_post_cfg_function", "sampler_pre_cfg_function",
+                     "denoise_mask_function")
+UNAPPLIED_PATCHES = ("input_block_patch", "input_block_patch_after_skip", "output_block_patch", "middle_patch")
+_warned: set[str] = set()
+
+
+def copy_options(value: Any) -> Any:
+    """A copy of ``model_options`` deep in its dicts and lists, sharing the functions and tensors they hold:
+    a clone's ``set_model_*`` calls must not reach the model it was cloned from (ComfyUI copies the same way)."""
+    if isinstance(value, dict):
+        return {key: copy_options(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [copy_options(item) for item in value]
+    return value
+
+
+def add_patch(options: dict[str, Any], patch: Callable[..., Any], name: str) -> None:
+    """Append ``patch`` to ``transformer_options["patches"][name]``."""
+    patches = options.setdefault("transformer_options", {}).setdefault("patches", {})
+    patches.setdefault(name, []).append(patch)
+
+
+def set_patch_replace(options: dict[str, Any], patch: Callable[..., Any], name: str, block_name: str, number: int,
+                      transformer_index: int | None = None) -> None:
+    """Set ``transformer_options["patches_replace"][name][(block_name, number[, transformer_index])]``."""
+    replace = options.setdefault("transformer_options", {}).setdefault("patches_replace", {})
+    key = (block_name, number) if transformer_index is None else (block_name, number, transformer_index)
+    replace.setdefault(name, {})[key] = patch
+
+
+def warn_unapplied(options: Mapping[str, Any]) -> None:
+    """Log, once per kind, each stored option this UNet does not apply."""
+    patches = options.get("transformer_options", {}).get("patches", {})
+    found = [key for key in UNAPPLIED_OPTIONS if options.get(key)]
+    found += [f"transformer_options patch {key}" for key in UNAPPLIED_PATCHES if patches.get(key)]
+    for what in found:
+        if what not in _warned:
+            _warned.add(what)
+            log.warning("a custom node set %s on this SD model; Hearth's SD UNet does not apply it yet", what)
+
+
+def has_attention_patches(transformer_options: Mapping[str, Any]) -> bool:
+    patches = transformer_options.get("patches", {})
+    replace = transformer_options.get("patches_replace", {})
+    return any(patches.get(key) for key in ATTENTION_PATCHES) or bool(replace.get("attn1") or replace.get("attn2"))
+
+
+def transformer_blocks(unet: UNetModel) -> Iterator[tuple[str, int, int, BasicTransformerBlock]]:
+    """Every transformer block with ComfyUI's address: ``("input" | "middle" | "output", block id, index)``."""
+    parts = [("input", i, block) for i, block in enumerate(unet.input_blocks)]
+    parts.append(("middle", 0, unet.middle_block))
+    parts += [("output", i, block) for i, block in enumerate(unet.output_blocks)]
+    for name, number, block in parts:
+        index = 0
+        for module in block.modules():
+            if isinstance(module, BasicTransformerBlock):
+                yield name, number, index, module
+                index += 1
+
+
+def _split_heads(t: torch.Tensor, heads: int) -> torch.Tensor:
+    b = t.shape[0]
+    return t.view(b, -1, heads, t.shape[-1] // heads).transpose(1, 2)
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+    """Multi-head attention on projected ``[B, N, heads * dim]`` tensors, merged back to that layout."""
+    out = F.scaled_dot_product_attention(_split_heads(q, heads), _split_heads(k, heads), _split_heads(v, heads))
+    return out.transpose(1, 2).reshape(q.shape[0], q.shape[1], -1)
+
+
+def _patched_forward(block: BasicTransformerBlock, where: tuple[str, int, int],
+                     transformer_options: Mapping[str, Any], extra: dict[str, Any]) -> Callable[..., torch.Tensor]:
+    patches = transformer_options.get("patches", {})
+    replace = transformer_options.get("patches_replace", {})
+    name, number, index = where
+    heads = block.attn1.heads
+    extra = {**extra, "block": (name, number), "block_index": index, "transformer_index": index,
+             "n_heads": heads, "dim_head": block.attn1.to_q.out_features // heads}
+
+    def attention(which: str, x: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+        attn = getattr(block, which)
+        n = getattr(block, "norm1" if which == "attn1" else "norm2")(x)
+        context = n if context is None else context
+        value = context
+        for patch in patches.get(f"{which}_patch", ()):
+            n, context, value = patch(n, context, value, extra)
+        swap = replace.get(which, {})
+        fn = swap.get((name, number, index)) or swap.get((name, number))
+        if fn is not None:
+            out = attn.to_out[0](fn(attn.to_q(n), attn.to_k(context), attn.to_v(value), extra))
+        else:
+            out = attn.to_out[0](_attend(attn.to_q(n), attn.to_k(context), attn.to_v(value), heads))
+        for patch in patches.get(f"{which}_output_patch", ()):
+            out = patch(out, extra)
+        return out
+
+    def forward(x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        x = attention("attn1", x, None) + x
+        x = attention("attn2", x, context) + x
+        return block.ff(block.norm3(x)) + x
+
+    return forward
+
+
+@contextlib.contextmanager
+def attention_patches(unet: UNetModel, transformer_options: Mapping[str, Any],
+                      extra: dict[str, Any]) -> Iterator[None]:
+    """While inside, every transformer block of ``unet`` runs with the attention patches of
+    ``transformer_options`` (``extra`` goes into their ``extra_options``). Nothing changes without such patches.
+
+    The blocks are shared by every clone of the model; the executor runs one prompt at a time, so one clone's
+    patches are on them only while that clone evaluates.
+    """
+    if not has_attention_patches(transformer_options):
+        yield
+        return
+    blocks = []
+    try:
+        for name, number, index, block in transformer_blocks(unet):
+            block.forward = _patched_forward(block, (name, number, index), transformer_options, extra)
+            blocks.append(block)
+        yield
+    finally:
+        for block in blocks:
+            del block.forward
+
+
+@contextlib.contextmanager
+def object_patches(root: Any, patches: Mapping[str, Any]) -> Iterator[None]:
+    """Attributes under ``root`` (dotted names, ``diffusion_model.out.2``) replaced while inside, then restored."""
+    saved = []
+    try:
+        for name, value in patches.items():
+            owner_path, _, attr = name.rpartition(".")
+            owner = root
+            for part in owner_path.split(".") if owner_path else ():
+                owner = owner[int(part)] if part.isdigit() else getattr(owner, part)
+            saved.append((owner, attr, getattr(owner, attr)))
+            setattr(owner, attr, value)
+        yield
+    finally:
+        for owner, attr, value in reversed(saved):
+            setattr(owner, attr, value)
