@@ -8,15 +8,16 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import custom_nodes_option, echo_json, plugins_for
+from cli.common import custom_nodes_option, echo_json, env_option, plugins_for
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print node info in the shape of ComfyUI's /object_info.")
 @custom_nodes_option
-def nodes(as_json: bool, custom_nodes: tuple[Path, ...]) -> None:
+@env_option
+def nodes(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None) -> None:
     """List every node type the loaded plugins provide."""
-    registry = plugins_for(custom_nodes).nodes()
+    registry = plugins_for(custom_nodes, env_name=env_name).nodes()
     info = registry.object_info()
     if as_json:
         echo_json(info)
@@ -36,9 +37,10 @@ def nodes(as_json: bool, custom_nodes: tuple[Path, ...]) -> None:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable records.")
 @custom_nodes_option
-def plugins(as_json: bool, custom_nodes: tuple[Path, ...]) -> None:
+@env_option
+def plugins(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None) -> None:
     """List loaded plugins with their tier, node count and any load error."""
-    manager = plugins_for(custom_nodes, quiet=True)
+    manager = plugins_for(custom_nodes, quiet=True, env_name=env_name)
     manager.nodes()  # counts nodes per plugin and surfaces name clashes
     records = sorted(manager.records.values(), key=lambda r: (r.tier != "essential", r.tier != "default", r.name))
     if as_json:

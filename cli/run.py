@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli.common import custom_nodes_option, echo_json, plugins_for, read_json
+from cli.common import custom_nodes_option, echo_json, env_option, plugins_for, read_json
 from cli.main import UserError
 from cli.models import model_folder_options, model_folders_from
 from core import context
@@ -63,9 +63,10 @@ def load_workflow(path: Path, registry: Any) -> tuple[dict[str, Any], dict[str, 
 @click.option("--json", "as_json", is_flag=True, help="With --check: print the result as ComfyUI's /prompt would.")
 @model_folder_options
 @custom_nodes_option
+@env_option
 def run(workflow: Path, out_dir: Path, input_dir: Path, assignments: tuple[str, ...], cache_spec: str,
         vram_mb: int | None, check: bool, as_json: bool, models_dir: Path, extra_model_paths: tuple[Path, ...],
-        custom_nodes: tuple[Path, ...]) -> None:
+        custom_nodes: tuple[Path, ...], env_name: str | None) -> None:
     """Run WORKFLOW.json and print the paths of the files it saved."""
     if as_json and not check:
         raise UserError("--json works with --check only (comfy run --check --json WORKFLOW.json)")
@@ -75,7 +76,7 @@ def run(workflow: Path, out_dir: Path, input_dir: Path, assignments: tuple[str, 
         raise UserError(f"--cache: {exc}") from None
     # Before the node registry is built: loader nodes list these folders in their inputs.
     set_default_model_folders(model_folders_from(models_dir, extra_model_paths))
-    plugins = plugins_for(custom_nodes)
+    plugins = plugins_for(custom_nodes, env_name=env_name)
     registry = plugins.nodes()
     prompt, ui_workflow = load_workflow(workflow, registry)
     for node_id, name, value in map(parse_assignment, assignments):

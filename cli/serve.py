@@ -8,13 +8,14 @@ from pathlib import Path
 
 import click
 
-from cli.common import custom_nodes_folders, custom_nodes_option
+from cli.common import custom_nodes_option, env_option, plugin_source
 from cli.main import UserError
 from cli.models import model_folder_options, model_folders_from
 from cli.run import use_model_manager
 from core.context import Folders
 from core.executor.cache import make_cache
 from core.model_folders import set_default_model_folders
+from core.plugins import load_plugins
 
 
 def check_port(host: str, port: int) -> None:
@@ -35,7 +36,6 @@ def check_port(host: str, port: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Anything but loopback requires a token.")
 @click.option("--port", default=8188, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--env", "env_name", metavar="NAME", help="Run in the named environment (issue 7).")
 @click.option("--cache", "cache_spec", default="classic", show_default=True,
               help="Cache strategy: classic, lru:N, ram:GB or none.")
 @click.option("--token", help="Require this token on every request (generated when listening beyond loopback).")
@@ -58,20 +58,19 @@ def check_port(host: str, port: int) -> None:
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 @model_folder_options
 @custom_nodes_option
+@env_option
 def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: str | None, data_dir: Path,
           out_dir: Path | None, input_dir: Path | None, temp_dir: Path | None, max_upload_mb: float,
           allowed_origins: tuple[str, ...], vram_mb: int | None, no_frontend: bool, log_level: str, models_dir: Path,
           extra_model_paths: tuple[Path, ...], custom_nodes: tuple[Path, ...]) -> None:
     """Serve the ComfyUI HTTP/WebSocket API, a persisted queue and the browser UI."""
-    if env_name is not None:
-        raise UserError(f"--env {env_name}: environments are not available yet (issue 7); "
-                        f"run without --env to use this Python environment")
     try:
         make_cache(cache_spec)
     except ValueError as exc:
         raise UserError(f"--cache: {exc}") from None
     if token is not None and not token.strip():
         raise UserError("--token: the token must not be empty")
+    source = plugin_source(custom_nodes, env_name)  # a missing environment fails here, before anything starts
     # Before plugins load: loader nodes list these folders in their inputs. /models lists the base folder.
     set_default_model_folders(model_folders_from(models_dir, extra_model_paths))
     import uvicorn
@@ -83,12 +82,15 @@ def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: st
     folders = Folders(output=out_dir or data_dir / "output", input=input_dir or data_dir / "input",
                       temp=temp_dir or data_dir / "temp")
     config = ServerConfig(host=host, port=port, data=data_dir, folders=folders, cache=cache_spec, token=token,
-                          custom_nodes=custom_nodes_folders(custom_nodes), models_dir=models_dir,
+                          custom_nodes=source.custom_nodes, models_dir=models_dir,
                           max_upload_mb=max_upload_mb, allowed_origins=list(allowed_origins),
                           serve_frontend=not no_frontend)
     check_port(host, port)
+    # Loaded here rather than by the app only when an environment is named, so the plain path stays as it was.
+    plugins = load_plugins(custom_nodes=source.custom_nodes, site_packages=source.site_packages) \
+        if source.site_packages is not None else None
     try:
-        app = create_app(config)
+        app = create_app(config, plugins)
     except DataFolderInUse as exc:
         raise UserError(f"--data: {exc}") from None
     except OSError as exc:

@@ -10,15 +10,25 @@ Tiers, as in pytest:
 ``HEARTH_PLUGINS`` (comma-separated allow-list) and ``HEARTH_DISABLE_PLUGINS`` choose what loads. A plugin that
 fails to import, or that implements a hook that does not exist, is recorded with its error and left out; the rest
 load.
+
+By default the installed tier is every ``hearth`` entry point this Python can see. Given ``site_packages`` (an
+environment's folders, for ``--env``), it is exactly the entry points of the distributions installed there: the
+folders join the import path after this Python's own, so the base (torch above all) stays single, and each of
+those distributions' top-level packages is imported from the environment even when another copy is importable.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.metadata
 import logging
 import os
+import re
+import site
+import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -99,8 +109,13 @@ class PluginManager:
         custom_nodes: Sequence[str | os.PathLike[str]] = (),
         entry_points: bool = True,
         environ: dict[str, str] | None = None,
+        site_packages: Sequence[str | os.PathLike[str]] | None = None,
     ) -> PluginManager:
-        """Load every tier. ``allow``/``disable`` default to ``HEARTH_PLUGINS``/``HEARTH_DISABLE_PLUGINS``."""
+        """Load every tier. ``allow``/``disable`` default to ``HEARTH_PLUGINS``/``HEARTH_DISABLE_PLUGINS``.
+
+        ``site_packages``: take the installed tier only from the distributions in these folders (an
+        environment's), instead of from every entry point this Python sees.
+        """
         env = os.environ if environ is None else environ
         allowed = set(allow) if allow is not None else _names_from_env(env.get("HEARTH_PLUGINS"))
         disabled = set(disable) if disable is not None else (_names_from_env(env.get("HEARTH_DISABLE_PLUGINS")) or set())
@@ -121,7 +136,11 @@ class PluginManager:
             if wanted(name, "default"):
                 self._load_module(name, module, "default")
         if entry_points:
-            for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if site_packages is None:
+                found = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+            else:
+                found = self._use_site_packages([Path(p) for p in site_packages])
+            for ep in sorted(found, key=lambda e: e.name):
                 if ep.name in self.records:
                     self.warnings.append(f"entry point {ep.name!r} ({ep.value}) has the name of a plugin already loaded; skipped")
                     continue
@@ -137,6 +156,30 @@ class PluginManager:
                 self.records[record.name] = record
         self.pm.check_pending()
         return self
+
+    def _use_site_packages(self, folders: list[Path]) -> list[importlib.metadata.EntryPoint]:
+        """Make ``folders`` importable and return the ``hearth`` entry points of the distributions in them."""
+        for folder in folders:
+            if not folder.is_dir():
+                self.warnings.append(f"site-packages folder {folder} does not exist; no plugins from it")
+            elif str(folder) not in sys.path:
+                site.addsitedir(str(folder))  # appended after the base, with its .pth files processed
+        found: list[importlib.metadata.EntryPoint] = []
+        preferred: set[str] = set()
+        for dist in distributions_in(folders):
+            eps = list(dist.entry_points.select(group=ENTRY_POINT_GROUP))
+            if not eps:
+                continue
+            found += eps
+            preferred |= top_level_names(dist) | {ep.module.partition(".")[0] for ep in eps}
+        _PreferFolders.install(preferred, folders)
+        for name in sorted(preferred):
+            module = sys.modules.get(name)
+            origin = getattr(module, "__file__", None) if module is not None else None
+            if origin and not any(Path(origin).resolve().is_relative_to(f.resolve()) for f in folders):
+                self.warnings.append(f"module {name!r} was already imported from {origin}; the environment's "
+                                     "copy is not used in this process")
+        return found
 
     def _load_module(self, name: str, module: str, tier: str) -> None:
         self._load(name, tier, lambda: importlib.import_module(module), module=module)
@@ -262,6 +305,62 @@ class PluginManager:
             except Exception as exc:
                 self.warnings.append(f"plugin {impl.plugin_name!r}: {hook_name} raised {type(exc).__name__}: {exc}")
                 log.warning("plugin %s: %s raised", impl.plugin_name, hook_name, exc_info=True)
+
+
+# -- environments ------------------------------------------------------------------------------------------------
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def distributions_in(folders: Sequence[str | os.PathLike[str]]) -> list[importlib.metadata.Distribution]:
+    """The distributions installed in ``folders`` (first folder wins a name found twice), by name."""
+    seen: dict[str, importlib.metadata.Distribution] = {}
+    for dist in importlib.metadata.distributions(path=[str(f) for f in folders]):
+        name = dist.metadata["Name"]
+        if name and _normalize(name) not in seen:
+            seen[_normalize(name)] = dist
+    return [seen[k] for k in sorted(seen)]
+
+
+def top_level_names(dist: importlib.metadata.Distribution) -> set[str]:
+    """The importable top-level names a distribution installs (from top_level.txt, else its RECORD)."""
+    text = dist.read_text("top_level.txt")
+    if text:
+        return {line.strip() for line in text.splitlines() if line.strip()}
+    names = set()
+    for file in dist.files or ():
+        parts = file.parts
+        if not parts or parts[0].endswith((".dist-info", ".data", ".egg-info")) or parts[0] in ("..", "__pycache__"):
+            continue
+        if len(parts) > 1:
+            names.add(parts[0])
+        elif parts[0].endswith(".py"):
+            names.add(parts[0][:-3])
+    return {n for n in names if n.isidentifier()}
+
+
+class _PreferFolders(importlib.abc.MetaPathFinder):
+    """Finds the named top-level packages in an environment's folders before anywhere else on the import path.
+
+    An environment's packs may also be importable from the base (an editable first-party plugin in Hearth's own
+    virtual environment, say); ``--env`` means the environment's copy.
+    """
+
+    def __init__(self, names: set[str], folders: list[Path]) -> None:
+        self.names = frozenset(names)
+        self.folders = [str(f) for f in folders]
+
+    @classmethod
+    def install(cls, names: set[str], folders: list[Path]) -> None:
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, cls)]
+        if names:
+            sys.meta_path.insert(0, cls(names, folders))
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if path is not None or fullname not in self.names:
+            return None  # submodules follow their package's __path__, which is already in the environment
+        return importlib.machinery.PathFinder.find_spec(fullname, self.folders)
 
 
 # The manager the process runs with. Node classes are plain classes and ComfyUI calls INPUT_TYPES without

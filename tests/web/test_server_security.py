@@ -107,10 +107,12 @@ def test_a_second_server_on_the_same_data_folder_is_refused(server: HearthServer
     assert err.count("\n") == 0 and "in use by another comfy serve" in err and str(server.proc.pid) in err
 
 
-def test_cli_refuses_env_bad_cache_and_a_busy_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_refuses_env_bad_cache_and_a_busy_port(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEARTH_HOME", str(tmp_path / "home"))
     assert main(["serve", "--env", "gpu", "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "environments are not available yet" in err
+    assert err.count("\n") == 0 and "no environment named 'gpu'" in err
     assert main(["serve", "--cache", "bogus", "--data", str(tmp_path)]) == 2
     assert "--cache" in capsys.readouterr().err
     with socket.socket() as busy:
