@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from core.plugins import PluginManager
-from web import frontend
+from web import compat_routes, frontend
 from web.config import ServerConfig
 from web.routes import BadRequest, error_response, files, hearth, history, nodes, prompt, templates, users, ws
 from web.runtime import ServerState
@@ -40,6 +40,7 @@ def create_app(config: ServerConfig, plugins: PluginManager | None = None) -> Fa
         try:
             yield
         finally:
+            compat_routes.uninstall(state)
             await run_in_threadpool(state.stop)
 
     app = FastAPI(title="Hearth", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -53,6 +54,7 @@ def create_app(config: ServerConfig, plugins: PluginManager | None = None) -> Fa
         for prefix in ("", "/api"):
             app.add_api_route(prefix + route.path, _plugin_endpoint(route.handler), methods=[route.method.upper()],
                               include_in_schema=False)
+    compat_routes.install(app, state)  # ComfyUI packs' PromptServer routes; after the API, before static folders
     for pack, folder in sorted(state.web_directories().items()):
         if folder.is_dir():
             app.mount(f"/extensions/{pack}", StaticFiles(directory=folder), name=f"extension-{pack}")

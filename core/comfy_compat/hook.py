@@ -20,6 +20,7 @@ import dis
 import importlib
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import sys
 import threading
 import types
@@ -40,7 +41,15 @@ SERVED: dict[str, str | None] = {
     "comfy_execution": None,
     "comfy_execution.graph": "core.comfy_compat.execution_graph",
     "comfy_execution.graph_utils": "core.comfy_compat.execution_graph",
+    "server": "core.comfy_compat.server",
+    "comfy_api": None,
+    "comfy_api.latest": "core.comfy_compat.comfy_api",
+    "comfy_api.v0_0_2": "core.comfy_compat.comfy_api",
 }
+# Packs add routes with `from aiohttp import web`; without aiohttp installed they get the part of aiohttp.web
+# they use. An installed aiohttp is never shadowed: packs also use its client.
+if importlib.util.find_spec("aiohttp") is None:
+    SERVED.update({"aiohttp": None, "aiohttp.web": "core.comfy_compat.aiohttp_web"})
 
 _IMPORT_FROM = dis.opmap["IMPORT_FROM"]
 _lock = threading.Lock()

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from core.comfy_compat.server import PromptServer
 from core.executor import PromptFormatError, parse_prompt
 from web.routes import BadRequest, clear_or_delete, get_state, json_body
 from web.runtime import ServerState
@@ -27,6 +28,7 @@ async def post_prompt(request: Request, state: ServerState = Depends(get_state))
     body = await json_body(request, kind="invalid_prompt")
     if not isinstance(body, dict):
         raise BadRequest("invalid_prompt", "Request body must be a JSON object with a 'prompt' key.")
+    body = PromptServer.instance.trigger_on_prompt(body)  # custom-node packs may rewrite the prompt first
     if body.get("prompt") is None:
         raise BadRequest("no_prompt", "No prompt provided", "No prompt provided")
     prompt = body["prompt"]

@@ -1,0 +1,126 @@
+"""ComfyUI packs' server side on Hearth: PromptServer routes, on-prompt handlers, send_sync and pack web folders."""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from core.comfy_compat import aiohttp_web
+from core.comfy_compat.server import BinaryEventTypes, PromptServer
+from core.plugins import load_plugins
+from web.app import create_app
+from web.compat_routes import starlette_path
+from web.config import ServerConfig
+
+PACKS = Path(__file__).parent / "packs"
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    data = tmp_path_factory.mktemp("data")
+    plugins = load_plugins(environ={}, custom_nodes=[PACKS])
+    for name in ("routes_pack", "webdir_pack"):
+        assert plugins.records[name].error is None, plugins.records[name].traceback
+    with TestClient(create_app(ServerConfig(data=data), plugins=plugins)) as http:
+        yield http
+
+
+def test_module_level_routes_are_served_bare_and_under_api(client: TestClient) -> None:
+    for prefix in ("", "/api"):
+        name = f"shopping{prefix.strip('/')}"
+        saved = client.post(f"{prefix}/routes_pack/notes/{name}", json={"text": "eggs"})
+        assert saved.status_code == 201 and saved.json() == {"saved": name}
+        note = client.get(f"{prefix}/routes_pack/notes/{name}")
+        assert note.status_code == 200 and note.text == "eggs"
+        assert note.headers["content-type"].startswith("text/plain")
+    assert client.get("/routes_pack/notes", params={"prefix": "shop"}).json() == {
+        "notes": ["shopping", "shoppingapi"]}
+    assert client.post("/routes_pack/notes/x", json={}).status_code == 400
+
+
+def test_raised_http_errors_and_regex_path_parameters(client: TestClient) -> None:
+    missing = client.get("/routes_pack/notes/nothing")
+    assert missing.status_code == 404 and missing.text == "no note nothing"
+    assert client.get("/api/routes_pack/version/12").json() == {"major": 12}
+    assert client.get("/routes_pack/version/twelve").status_code in (404, 405)  # \d+ refuses letters
+
+
+def test_multipart_upload_reaches_the_handler_as_file_fields(client: TestClient) -> None:
+    response = client.post("/routes_pack/upload", files={"image": ("up.png", b"\x89PNG-bytes", "image/png")},
+                           data={"label": "mine"})
+    assert response.json() == {"name": "up.png", "size": 10, "label": "mine"}
+
+
+def test_send_sync_reaches_the_named_websocket_client(client: TestClient) -> None:
+    with client.websocket_connect("/ws?clientId=alice") as alice:
+        assert alice.receive_json()["type"] == "status"
+        assert client.post("/routes_pack/broadcast", json={"text": "hi", "sid": "alice"}).status_code == 204
+        assert alice.receive_json() == {"type": "routes_pack.message", "data": {"text": "hi"}}
+
+
+def test_on_prompt_handler_rewrites_the_prompt_and_nodes_send_events(client: TestClient) -> None:
+    with client.websocket_connect("/ws?clientId=bob") as ws:
+        ws.receive_json()
+        prompt = {"1": {"class_type": "RoutesPackEcho", "inputs": {"text": "__tag__"}}}
+        queued = client.post("/prompt", json={"prompt": prompt, "client_id": "bob"})
+        assert queued.status_code == 200, queued.text
+        prompt_id = queued.json()["prompt_id"]
+        echo, text_frame, deadline = None, None, time.monotonic() + 30
+        while (echo is None or text_frame is None) and time.monotonic() < deadline:
+            message = ws.receive()
+            if message.get("bytes") is not None:
+                text_frame = message["bytes"]
+            elif message.get("text"):
+                event = json.loads(message["text"])
+                if event["type"] == "routes_pack.echo":
+                    echo = event["data"]
+    assert echo == {"text": "tagged by routes_pack", "node": "1"}
+    kind, length = struct.unpack(">II", text_frame[:8])
+    assert kind == BinaryEventTypes.TEXT and text_frame[8:8 + length] == b"1"
+    assert text_frame[8 + length:] == b"echo: tagged by routes_pack"
+    history = {}
+    while prompt_id not in history and time.monotonic() < deadline:
+        history = client.get(f"/history/{prompt_id}").json()
+    assert history[prompt_id]["outputs"]["1"]["text"] == ["tagged by routes_pack"]
+
+
+def test_pack_web_directory_is_served_and_listed(client: TestClient) -> None:
+    script = client.get("/extensions/webdir_pack/widgets.js")
+    assert script.status_code == 200 and "webdir_pack.widgets" in script.text
+    assert client.get("/extensions/webdir_pack/css/style.css").text.startswith(".webdir-pack")
+    assert "/extensions/webdir_pack/widgets.js" in client.get("/api/extensions").json()
+    assert client.get("/extensions/webdir_pack/../__init__.py").status_code == 404
+
+
+def test_prompt_server_without_a_server_drops_events() -> None:
+    server = PromptServer()
+    server.send_sync("nobody.listens", {"x": 1})  # no server attached: no error, nothing sent
+    assert server.client_id is None and server.last_node_id is None
+    with pytest.raises(RuntimeError, match="not running"):
+        server.prompt_queue.get_current_queue()
+
+
+def test_aiohttp_path_patterns_become_starlette_patterns() -> None:
+    assert starlette_path("/a/{name}/b") == "/a/{name}/b"
+    assert starlette_path("/files/{path:.*}") == "/files/{path:path}"
+    assert starlette_path(r"/v/{n:\d+}").startswith("/v/{n:aiohttp_")
+
+
+def test_reloaded_pack_routes_replace_the_old_ones() -> None:
+    server = PromptServer()
+
+    async def old(request):
+        return aiohttp_web.Response(text="old")
+
+    async def new(request):
+        return aiohttp_web.Response(text="new")
+
+    server.routes.get("/p")(old)
+    server.routes.get("/p")(new)
+    assert [d.handler for d, _ in server.route_definitions()] == [new]
