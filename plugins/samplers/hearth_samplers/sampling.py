@@ -82,17 +82,30 @@ def ksampler_sigmas(model_sampling: Any, scheduler: str, sampler: str, steps: in
     return sigmas
 
 
+def noised_latent(sampling: Any, sigma: torch.Tensor, noise: torch.Tensor, latent: torch.Tensor,
+                  max_denoise: bool = False) -> torch.Tensor:
+    """``latent`` noised to ``sigma``: the model sampling's ``noise_scaling(sigma, noise, latent, max_denoise)`` when
+    it has one taking ``max_denoise`` (a flow model's ``sigma * noise + (1 - sigma) * latent``), else k-diffusion's
+    ``latent + sigma * noise``, with ``sqrt(1 + sigma**2)`` for the noise at full denoise."""
+    scaling = getattr(sampling, "noise_scaling", None)
+    if scaling is not None and "max_denoise" in inspect.signature(scaling).parameters:
+        return scaling(sigma, noise, latent, max_denoise=max_denoise)
+    if max_denoise:
+        return latent + noise * math.sqrt(1.0 + float(sigma.reshape(-1)[0]) ** 2)
+    return latent + noise * append_dims(sigma.reshape(-1).to(noise.dtype), noise.ndim)
+
+
 class Inpainting:
     """The denoiser restricted to ``mask`` (1 = regenerate): outside it the original latent, noised to the current
     sigma going in and clean coming out, so the sampler sees a consistent image at every step."""
 
     def __init__(self, denoiser: Callable[..., torch.Tensor], latent: torch.Tensor, noise: torch.Tensor,
-                 mask: torch.Tensor) -> None:
-        self.denoiser, self.latent, self.noise, self.mask = denoiser, latent, noise, mask
+                 mask: torch.Tensor, sampling: Any = None) -> None:
+        self.denoiser, self.latent, self.noise, self.mask, self.sampling = denoiser, latent, noise, mask, sampling
         self.keep = 1.0 - mask
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **extra: Any) -> torch.Tensor:
-        noised = self.latent + self.noise * append_dims(sigma.reshape(-1).to(x.dtype), x.ndim)
+        noised = noised_latent(self.sampling, sigma.reshape(-1).to(x.dtype), self.noise, self.latent)
         out = self.denoiser(x * self.mask + noised * self.keep, sigma, **extra)
         return out * self.mask + self.latent * self.keep
 
@@ -142,10 +155,10 @@ class Guider:
             model, regions(self.positive), regions(self.negative), self.cfg,
             regions(self.middle, prompt_type="negative"), self.cfg_2, self.style)
         if denoise_mask is not None:
-            denoiser = Inpainting(denoiser, latent, noise, latent_mask(denoise_mask, noise.shape, device))
+            denoiser = Inpainting(denoiser, latent, noise, latent_mask(denoise_mask, noise.shape, device), sampling)
         sigma_0 = float(sigmas[0])
         full = sigma_0 > float(sampling.sigma_max) or math.isclose(sigma_0, float(sampling.sigma_max), rel_tol=1e-5)
-        x = latent + noise * (math.sqrt(1.0 + sigma_0**2) if full else sigma_0)
+        x = noised_latent(sampling, sigmas[:1], noise, latent, max_denoise=full)
         noise_sampler = _noise_sampler(sampler, x, sigmas, seed)
         total = len(sigmas) - 1
 
