@@ -85,6 +85,9 @@ def _add_commands() -> None:
     cli.add_command(registry.registry)
     from cli import models as model_commands
     models.add_command(model_commands.make_tiny)
+    from cli import search
+    cli.add_command(search.search)
+    cli.add_command(search.info)
     from cli import author
     cli.add_command(author.login)
     for command in (author.init, author.validate, author.pack, author.publish):

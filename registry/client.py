@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 
@@ -47,6 +48,15 @@ def _server_message(response: httpx.Response) -> tuple[str, str]:
         if body.get("detail"):
             return "", str(body["detail"])
     return "", str(body)[:200]
+
+
+def _summary_of_comfy_node(node: dict) -> dict:
+    """A ComfyUI registry Node in the shape of Hearth's pack summary."""
+    latest = node.get("latest_version") or {}
+    publisher = node.get("publisher") or {}
+    return {"id": node.get("id", ""), "name": node.get("name") or node.get("id", ""),
+            "description": node.get("description") or "", "publisher": publisher.get("id") or node.get("author", ""),
+            "latest_version": latest.get("version"), "downloads": node.get("downloads") or 0}
 
 
 class RegistryClient:
@@ -97,6 +107,51 @@ class RegistryClient:
             return self._request("GET", f"/api/v1/packs/{name}").json()
         except NotFound:
             return None
+
+    def search(self, query: str, limit: int = 20) -> list[dict]:
+        """Packs matching `query`, best first, as {id, name, description, publisher, latest_version, downloads}.
+
+        Hearth's ranked /api/v1/search; a registry without it (ComfyUI's own) is asked through /nodes/search.
+        """
+        try:
+            return list(self._request("GET", "/api/v1/search", params={"q": query, "limit": limit}).json()["results"])
+        except NotFound:
+            pass
+        body = self._request("GET", "/nodes/search", params={"search": query, "limit": limit}).json()
+        return [_summary_of_comfy_node(n) for n in body.get("nodes", [])]
+
+    def packs_for_node_class(self, class_name: str) -> list[dict]:
+        """The packs whose latest version provides node class `class_name` (empty when none does)."""
+        try:
+            body = self._request("GET", f"/api/v1/node-classes/{quote(class_name, safe='')}").json()
+            return list(body.get("packs", []))
+        except NotFound:
+            pass  # not a Hearth registry (Hearth answers an unknown class with an empty list): ComfyUI's route
+        try:
+            node = self._request("GET", f"/comfy-nodes/{quote(class_name, safe='')}/node").json()
+        except NotFound:
+            return []
+        return [_summary_of_comfy_node(node)]
+
+    def pack_details(self, name: str) -> dict | None:
+        """:meth:`pack`, or for a registry without Hearth's API (ComfyUI's own) the same shape built from its
+        /nodes routes; None when the registry does not have the pack."""
+        try:
+            return self._request("GET", f"/api/v1/packs/{quote(name, safe='')}").json()
+        except NotFound as exc:
+            if exc.code == "pack_not_found":
+                return None
+        try:
+            node = self._request("GET", f"/nodes/{quote(name, safe='')}").json()
+            versions = self._request("GET", f"/nodes/{quote(name, safe='')}/versions").json()
+        except NotFound:
+            return None
+        summary = _summary_of_comfy_node(node)
+        return {**summary, "license": node.get("license") or "", "repository": node.get("repository") or "",
+                "versions": [{"version": v.get("version"), "status": v.get("status") or "",
+                              "yanked": bool(v.get("yanked")), "uploaded_at": v.get("createdAt"),
+                              "dependencies": v.get("dependencies") or [], "download_url": v.get("downloadUrl"),
+                              "sha256": v.get("sha256") or "", "node_classes": []} for v in versions]}
 
     def pack_version(self, name: str, version: str) -> dict | None:
         try:
