@@ -1,4 +1,4 @@
-"""The ``hearth`` entry point of the video plugin: the nodes and tiny models of each of its parts."""
+"""The ``hearth`` entry point of the video plugin: the nodes, tiny models and checkpoint formats of its parts."""
 
 from __future__ import annotations
 
@@ -23,3 +23,15 @@ def register_tiny_models():
     for part in _PARTS:
         models.update(part.TINY_MODELS)
     return models or None
+
+
+@hookimpl
+def register_model_formats():
+    # A part declares its checkpoint formats in a model_formats() function. It may import torch: detection runs
+    # when a file is loaded, never while plugins load.
+    formats: list = []
+    for part in _PARTS:
+        declare = getattr(part, "model_formats", None)
+        if declare is not None:
+            formats.extend(declare())
+    return formats or None
