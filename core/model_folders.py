@@ -50,6 +50,8 @@ _STANDARD: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
     "classifiers": (("classifiers",), MODEL_EXTENSIONS),
     "model_patches": (("model_patches",), MODEL_EXTENSIONS),
     "audio_encoders": (("audio_encoders",), MODEL_EXTENSIONS),
+    # Not in ComfyUI's own list: AnimateDiff-Evolved adds it, and its users' motion modules live there.
+    "animatediff_models": (("animatediff_models",), MODEL_EXTENSIONS),
 }
 # Older names ComfyUI still accepts in workflows and YAML files; they share the list of the newer name.
 ALIASES = {"clip": "text_encoders", "unet": "diffusion_models"}
