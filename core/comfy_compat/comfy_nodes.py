@@ -2,7 +2,8 @@
 
 ``SaveImage``, ``PreviewImage`` and ``LoadImage`` are Hearth's own classes, so a pack that subclasses them gets
 Hearth's saving. Other names (``VAEDecode``, ``KSampler``, ``CLIPTextEncode``...) resolve to whatever class the
-node registry holds under that name, the plugin's real node.
+node registry holds under that name, the plugin's real node. ``common_ksampler`` is KSampler's body, as custom
+sampler nodes call it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from core.images import MAX_RESOLUTION
 from core.plugins import ENTRY_POINT_GROUP, active_plugins
 
 __all__ = ["MAX_RESOLUTION", "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS",
-           "LoadImage", "PreviewImage", "SaveImage"]
+           "LoadImage", "PreviewImage", "SaveImage", "common_ksampler"]
 
 _plugin_classes: dict[str, type] | None = None
 
@@ -108,6 +109,21 @@ class _DisplayNames(MutableMapping):
 
     def __len__(self) -> int:
         return len(self._all())
+
+
+def common_ksampler(model: Any, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,
+                    positive: list, negative: list, latent: dict[str, Any], denoise: float = 1.0,
+                    disable_noise: bool = False, start_step: int | None = None, last_step: int | None = None,
+                    force_full_denoise: bool = False) -> tuple[dict[str, Any]]:
+    """KSampler's body: ``(LATENT,)`` sampled from ``latent`` with the samplers plugin, progress and previews
+    going to the running node."""
+    from core.comfy_compat.comfy_samplers import _lookup, _sampling
+
+    _lookup("sampler", sampler_name)
+    _lookup("scheduler", scheduler)
+    return (_sampling().common_ksampler(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent,
+                                        denoise=denoise, disable_noise=disable_noise, start_step=start_step,
+                                        last_step=last_step, force_full_denoise=force_full_denoise),)
 
 
 NODE_CLASS_MAPPINGS = _ClassMappings()

@@ -45,6 +45,13 @@ SERVED: dict[str, str | None] = {
     "comfy_api": None,
     "comfy_api.latest": "core.comfy_compat.comfy_api",
     "comfy_api.v0_0_2": "core.comfy_compat.comfy_api",
+    "comfy.samplers": "core.comfy_compat.comfy_samplers",
+    "comfy.sample": "core.comfy_compat.comfy_sample",
+    "comfy.sd": "core.comfy_compat.comfy_sd",
+    "comfy.comfy_types": "core.comfy_compat.comfy_types",
+    "comfy.comfy_types.node_typing": "core.comfy_compat.comfy_types",
+    "latent_preview": "core.comfy_compat.latent_preview",
+    "execution": "core.comfy_compat.execution",
 }
 # Packs add routes with `from aiohttp import web`; without aiohttp installed they get the part of aiohttp.web
 # they use. An installed aiohttp is never shadowed: packs also use its client.
@@ -181,7 +188,9 @@ class ComfyModuleFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         if fullname not in SERVED:
             return None
-        spec = importlib.machinery.ModuleSpec(fullname, self.loader, is_package=SERVED[fullname] is None)
+        # A module with served submodules (comfy.comfy_types.node_typing) is a package even when it has a target.
+        package = SERVED[fullname] is None or any(name.startswith(fullname + ".") for name in SERVED)
+        spec = importlib.machinery.ModuleSpec(fullname, self.loader, is_package=package)
         if spec.submodule_search_locations is not None:
             spec.submodule_search_locations = []  # submodules come from this finder only
         return spec

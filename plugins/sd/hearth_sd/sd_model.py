@@ -69,6 +69,7 @@ class _LatentFormat:
     """ComfyUI's ``model.latent_format``: the latent scale and channel count of the model's VAE latents."""
 
     def __init__(self, diffusion: DiffusionModel) -> None:
+        self.family = diffusion.family.name  # which latent-to-RGB preview map fits
         self.scale_factor = diffusion.latent_scale
         self.latent_channels = diffusion.latent_channels
         self._diffusion = diffusion
