@@ -88,6 +88,12 @@ def _add_commands() -> None:
     from cli import search
     cli.add_command(search.search)
     cli.add_command(search.info)
+    from cli import env as env_commands
+    from cli import install as install_commands
+    cli.add_command(env_commands.env)
+    for command in (install_commands.install, install_commands.uninstall, install_commands.update,
+                    install_commands.list_, install_commands.lock, install_commands.sync):
+        cli.add_command(command)
     from cli import author
     cli.add_command(author.login)
     for command in (author.init, author.validate, author.pack, author.publish):

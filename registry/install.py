@@ -1,0 +1,617 @@
+"""Installing packs into an environment: resolve with uv, lock, fetch with hash checks, build a generation, switch.
+
+Every change builds a complete new generation beside the current one and switches to it only at the end, so a
+failed, refused or killed install leaves the environment exactly as it was. Torch and the rest of the base are
+pinned by URL constraints to empty stand-in wheels: uv resolves against their exact versions, never looks them
+up on an index, and they are left out of the lock, so an environment never downloads a second torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlparse
+
+import httpx
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from registry.config import PackNotFound, Registry, source_for_pack
+from registry.envs import (
+    Environment,
+    EnvironmentError_,
+    hearth_home,
+    make_venv,
+    read_generation,
+    uv_binary,
+    venv_site_packages,
+    write_generation,
+)
+from registry.lock import Lock, LockedPackage, LockError, conflict_message, lock_text, parse_lock
+
+ENV_PYPI = "COMFY_PYPI_URL"  # the index after the registries; "none" for none
+ENV_FIND_LINKS = "COMFY_FIND_LINKS"  # extra folders or pages of wheels, os.pathsep-separated
+ENV_PAUSE = "HEARTH_TEST_PAUSE_BEFORE_SWITCH"  # tests: write this file, then wait, just before the switch
+DEFAULT_PYPI = "https://pypi.org/simple"
+CUSTOM_NODES_GROUP = "comfyui.custom_nodes"
+
+
+class InstallError(EnvironmentError_):
+    """An install, lock or sync could not be done; the environment is unchanged. One line."""
+
+
+class Progress:
+    """What an install reports as it goes; the CLI shows it with rich, the library default says nothing."""
+
+    def step(self, text: str) -> None:
+        pass
+
+    def download(self, name: str, total: int | None) -> Callable[[int], None]:
+        """Called when a download starts; returns the callable that is given each chunk's size."""
+        return lambda n: None
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where packages come from, in priority order: the registries, then PyPI (or none), plus find-links."""
+
+    registries: tuple[Registry, ...] = ()
+    pypi: str | None = DEFAULT_PYPI
+    find_links: tuple[str, ...] = ()
+    offline: bool = False
+
+    @classmethod
+    def from_environment(cls, registries: Iterable[Registry] = (), offline: bool = False) -> Sources:
+        pypi = os.environ.get(ENV_PYPI, DEFAULT_PYPI).strip()
+        links = tuple(p for p in os.environ.get(ENV_FIND_LINKS, "").split(os.pathsep) if p)
+        return cls(tuple(registries), None if pypi.lower() in ("", "none", "off") else pypi, links, offline)
+
+    def registry_for_url(self, url: str) -> str:
+        """The registry an artifact URL belongs to ("" for PyPI and local files)."""
+        for r in self.registries:
+            if url.startswith(r.url + "/"):
+                return r.url
+        if "/files/" in url and url.startswith(("http://", "https://")):
+            return url.split("/files/", 1)[0]
+        return ""
+
+    def token_for_url(self, url: str) -> str | None:
+        return next((r.token for r in self.registries if r.token and url.startswith(r.url + "/")), None)
+
+
+@dataclass
+class Result:
+    """What a change did: the generation it made (None when nothing changed) and the packs before and after."""
+
+    env: Environment
+    generation: int | None
+    packs: dict
+    added: dict = field(default_factory=dict)  # pack -> version
+    removed: dict = field(default_factory=dict)
+    changed: dict = field(default_factory=dict)  # pack -> (old, new)
+    python_packages: int = 0
+    lock_path: Path | None = None
+    seconds: float = 0.0
+    message: str = ""
+
+
+# -- requested specs -----------------------------------------------------------------------------------------------
+
+def parse_spec(text: str) -> Requirement:
+    """`PACK`, `PACK==VERSION` or `PACK<SPEC>` as a requirement; a bad one is named."""
+    try:
+        req = Requirement(text.strip())
+    except InvalidRequirement as exc:
+        raise InstallError(f"pack spec {text!r} is not valid ({exc}); write PACK, PACK==1.2.0 or 'PACK>=1.2'") from None
+    if req.url:
+        raise InstallError(f"pack spec {text!r}: direct URLs are not installed; publish the pack to a registry")
+    return req
+
+
+def merge_specs(old: list[str], new: Iterable[str]) -> list[str]:
+    """The requested list with each new spec replacing an old one for the same pack."""
+    merged = {canonicalize_name(parse_spec(s).name): s for s in old}
+    for s in new:
+        merged[canonicalize_name(parse_spec(s).name)] = str(parse_spec(s))
+    return [merged[k] for k in sorted(merged)]
+
+
+def find_sources(specs: Iterable[str], registries: list[Registry]) -> dict[str, str]:
+    """pack -> the registry it comes from (the highest-priority one that has it); every missing pack is named."""
+    from registry.client import RegistryClient
+
+    clients: dict[str, RegistryClient] = {}
+
+    def lookup(registry: Registry, name: str) -> dict | None:
+        if registry.url not in clients:
+            clients[registry.url] = RegistryClient(registry.url, registry.token, timeout=15)
+        return clients[registry.url].pack(name)
+
+    found, missing = {}, []
+    try:
+        for spec in specs:
+            name = parse_spec(spec).name
+            got = source_for_pack(name, registries, lookup)
+            if isinstance(got, PackNotFound):
+                missing.append(got)
+            else:
+                found[canonicalize_name(name)] = got[0].url
+    finally:
+        for c in clients.values():
+            c.http.close()
+    if missing:
+        names = ", ".join(repr(m.name) for m in missing)
+        raise InstallError(f"pack{'s' if len(missing) > 1 else ''} {names} not found on "
+                           f"{', '.join(missing[0].searched)}; check the name with `comfy search`")
+    return found
+
+
+# -- the base: stand-in wheels -------------------------------------------------------------------------------------
+
+def _stub_wheel(folder: Path, name: str, version: str) -> Path:
+    dist = canonicalize_name(name).replace("-", "_")
+    path = folder / f"{dist}-{version}-py3-none-any.whl"
+    if path.exists():
+        return path
+    info = f"{dist}-{version}.dist-info"
+    tmp = path.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w") as zf:
+        for member, text in ((f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"),
+                             (f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"),
+                             (f"{info}/RECORD", "")):
+            zf.writestr(zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0)), text)
+    os.replace(tmp, path)
+    return path
+
+
+def base_constraints(env: Environment) -> Path:
+    """A constraints file pinning each base package to a local stand-in of its exact version (made once)."""
+    folder = env.root / "base"
+    folder.mkdir(exist_ok=True)
+    lines = [f"{name} @ {_stub_wheel(folder, name, version).as_uri()}" for name, version in env.base.items()]
+    path = folder / "constraints.txt"
+    text = "\n".join(lines) + "\n"
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    return path
+
+
+# -- resolving -----------------------------------------------------------------------------------------------------
+
+def cache_dir() -> Path:
+    return Path(os.environ["UV_CACHE_DIR"]) if os.environ.get("UV_CACHE_DIR") else hearth_home() / "cache" / "uv"
+
+
+def artifacts_dir() -> Path:
+    return hearth_home() / "cache" / "artifacts"
+
+
+def _uv_env(sources: Sources) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_INDEX", "PIP_"))}
+    for i, r in enumerate(sources.registries):
+        if r.token:
+            env[f"UV_INDEX_HEARTH{i}_USERNAME"] = "__token__"
+            env[f"UV_INDEX_HEARTH{i}_PASSWORD"] = r.token
+    env["UV_NO_CONFIG"] = "1"  # a user's uv.toml must not add indexes the registries' priority does not know
+    return env
+
+
+def _index_args(sources: Sources) -> list[str]:
+    args = []
+    for i, r in enumerate(sources.registries):
+        args += ["--index", f"hearth{i}={r.url}/simple"]
+    if sources.pypi:
+        args += ["--default-index", sources.pypi]
+    else:
+        empty = hearth_home() / "cache" / "empty-index"
+        empty.mkdir(parents=True, exist_ok=True)
+        args += ["--default-index", empty.as_uri()]
+    for link in sources.find_links:
+        args += ["--find-links", link]
+    args += ["--index-strategy", "first-index"]  # a name is taken only from the first index that has it
+    if sources.offline:
+        args.append("--offline")
+    return args
+
+
+def resolve(env: Environment, specs: list[str], sources: Sources, *, prefer: str | None = None,
+            upgrade: Iterable[str] | bool = (), progress: Progress | None = None) -> str:
+    """pylock.toml text for `specs` under the environment's base (which it leaves out); InstallError on conflict.
+
+    `prefer` is an earlier lock whose versions uv keeps unless a spec or `upgrade` asks otherwise.
+    """
+    (progress or Progress()).step(f"resolving {len(specs)} pack{'s' if len(specs) != 1 else ''}")
+    work = Path(tempfile.mkdtemp(prefix=".resolve-", dir=env.root))
+    try:
+        (work / "requirements.in").write_text("\n".join(specs) + "\n", encoding="utf-8")
+        out = work / "pylock.toml"
+        if prefer:
+            out.write_text(prefer, encoding="utf-8")
+        cmd = [uv_binary(), "pip", "compile", str(work / "requirements.in"), "--quiet", "--no-header",
+               "--format", "pylock.toml", "--generate-hashes", "--output-file", str(out),
+               "--constraints", str(base_constraints(env)), "--python", sys.executable,
+               "--cache-dir", str(cache_dir()), *_index_args(sources)]
+        for name in env.base:
+            cmd += ["--no-emit-package", name]
+        if upgrade is True:
+            cmd.append("--upgrade")
+        elif upgrade:
+            for name in upgrade:
+                cmd += ["--upgrade-package", name]
+        if not specs:
+            return lock_text([])
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=_uv_env(sources), cwd=work)
+        if proc.returncode != 0:
+            raise InstallError(_explain(proc.stderr or proc.stdout, env, sources))
+        return out.read_text(encoding="utf-8")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _explain(uv_error: str, env: Environment, sources: Sources) -> str:
+    message = conflict_message(uv_error, env.base)
+    if sources.offline and "offline" in uv_error.lower():
+        return f"{message} (offline: only what is already cached can be used)"
+    return message
+
+
+# -- fetching ------------------------------------------------------------------------------------------------------
+
+def _cached_path(p: LockedPackage) -> Path:
+    return artifacts_dir() / p.artifact.sha256 / p.artifact.filename
+
+
+def fetch(lock: Lock, sources: Sources, progress: Progress | None = None) -> dict[str, Path]:
+    """Every artifact of the lock in the local cache, each checked against its sha256; name -> path.
+
+    A file whose hash differs is refused (and not kept): "tampered or corrupt" names the package and URL.
+    """
+    progress = progress or Progress()
+    wanted = [p for p in lock.packages if not _cached_path(p).is_file()]
+    if wanted and sources.offline:
+        names = ", ".join(f"{p.name} {p.version}" for p in wanted)
+        raise InstallError(f"offline and not in the cache: {names}; run it once online")
+    if wanted:
+        progress.step(f"downloading {len(wanted)} file{'s' if len(wanted) != 1 else ''}")
+        with httpx.Client(timeout=60, follow_redirects=True) as client, ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda p: _download(client, p, sources, progress), wanted))
+    return {p.name: _cached_path(p) for p in lock.packages}
+
+
+def _download(client: httpx.Client, p: LockedPackage, sources: Sources, progress: Progress) -> None:
+    dest = _cached_path(p)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    digest = hashlib.sha256()
+    url = p.artifact.url
+    try:
+        with open(tmp, "wb") as out:
+            if url.startswith("file://"):
+                src = Path(unquote(urlparse(url).path))
+                advance = progress.download(p.artifact.filename, src.stat().st_size if src.exists() else None)
+                try:
+                    with open(src, "rb") as f:
+                        while block := f.read(1 << 20):
+                            digest.update(block)
+                            out.write(block)
+                            advance(len(block))
+                except OSError as exc:
+                    raise InstallError(f"{p.name} {p.version}: cannot read {src}: {exc.strerror}") from None
+            else:
+                token = sources.token_for_url(url)
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                try:
+                    with client.stream("GET", url, headers=headers) as response:
+                        if response.status_code >= 400:
+                            raise InstallError(f"{p.name} {p.version}: {url} answered {response.status_code}; "
+                                               "run `comfy lock` again if the registry has changed")
+                        size = response.headers.get("content-length")
+                        advance = progress.download(p.artifact.filename, int(size) if size else None)
+                        for block in response.iter_bytes(1 << 20):
+                            digest.update(block)
+                            out.write(block)
+                            advance(len(block))
+                except httpx.TransportError as exc:
+                    raise InstallError(f"{p.name} {p.version}: download from {url} failed "
+                                       f"({type(exc).__name__}: {exc or 'no answer'})") from None
+        if digest.hexdigest() != p.artifact.sha256:
+            raise InstallError(f"{p.name} {p.version}: hash mismatch for {url} (expected sha256 "
+                               f"{p.artifact.sha256[:16]}…, got {digest.hexdigest()[:16]}…); the file is tampered "
+                               "or corrupt and was refused, nothing was installed")
+        os.replace(tmp, dest)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+# -- ComfyUI-format packs ------------------------------------------------------------------------------------------
+
+def comfyui_entry(wheel: Path) -> tuple[str, str] | None:
+    """(pack id, package folder) when the wheel is a ComfyUI-format pack (a `comfyui.custom_nodes` entry point)."""
+    with zipfile.ZipFile(wheel) as zf:
+        eps = [n for n in zf.namelist() if n.endswith(".dist-info/entry_points.txt") and n.count("/") == 1]
+        if not eps:
+            return None
+        group = None
+        for line in zf.read(eps[0]).decode("utf-8", "replace").splitlines():
+            line = line.strip()
+            if line.startswith("["):
+                group = line.strip("[]").strip()
+            elif group == CUSTOM_NODES_GROUP and "=" in line:
+                key, value = (s.strip() for s in line.split("=", 1))
+                return key, value.split(":")[0]
+    return None
+
+
+def extract_custom_node(wheel: Path, pack_id: str, package: str, custom_nodes: Path) -> Path:
+    """The wheel's `package/` folder as custom_nodes/<pack_id>/, refusing any member that escapes it."""
+    if not pack_id or "/" in pack_id or pack_id in (".", "..") or pack_id.startswith("."):
+        raise InstallError(f"{wheel.name}: custom-node name {pack_id!r} is not a safe folder name")
+    target = custom_nodes / pack_id
+    target.mkdir(parents=True)
+    root = target.resolve()
+    with zipfile.ZipFile(wheel) as zf:
+        for info in zf.infolist():
+            if not info.filename.startswith(package + "/") or info.is_dir():
+                continue
+            rel = PurePosixPath(info.filename[len(package) + 1:])
+            mode = info.external_attr >> 16
+            if rel.is_absolute() or ".." in rel.parts or "\\" in info.filename or (mode & 0o170000) == 0o120000:
+                raise InstallError(f"{wheel.name}: member {info.filename!r} would escape custom_nodes/{pack_id} "
+                                   "(absolute path, '..' or a link); refused")
+            dest = (target / rel).resolve()
+            if not dest.is_relative_to(root):
+                raise InstallError(f"{wheel.name}: member {info.filename!r} escapes custom_nodes/{pack_id}; refused")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+    return target
+
+
+# -- generations ---------------------------------------------------------------------------------------------------
+
+def _pause_for_tests() -> None:
+    flag = os.environ.get(ENV_PAUSE)
+    if flag:
+        Path(flag).write_text(str(os.getpid()), encoding="utf-8")
+        time.sleep(120)
+
+
+def build_generation(env: Environment, lock: Lock, files: dict[str, Path], sources: Sources, *, action: str,
+                     requested: list[str], lock_body: str, progress: Progress | None = None) -> int:
+    """Make the next generation from `lock` (artifacts already fetched and checked) and switch to it."""
+    progress = progress or Progress()
+    with env.locked():
+        parent = env.generation
+        gen = env.next_generation_dir()
+        progress.step(f"building generation {gen.name}")
+        make_venv(gen / "venv")
+        custom_nodes = gen / "custom_nodes"
+        custom_nodes.mkdir()
+        layout: dict[str, tuple[str, str] | None] = {p.name: comfyui_entry(files[p.name])
+                                                     if files[p.name].suffix == ".whl" else None
+                                                     for p in lock.packages}
+        python_pkgs = [p for p in lock.packages if layout[p.name] is None]
+        install_lock = gen / "pylock.install.toml"
+        install_lock.write_text(lock_text(python_pkgs, paths={p.name: str(files[p.name]) for p in python_pkgs}),
+                                encoding="utf-8")
+        if python_pkgs:
+            progress.step(f"installing {len(python_pkgs)} package{'s' if len(python_pkgs) != 1 else ''}")
+            proc = subprocess.run(
+                [uv_binary(), "pip", "sync", str(install_lock), "--python", str(gen / "venv" / "bin" / "python"),
+                 "--cache-dir", str(cache_dir()), "--offline", "--quiet", "--preview-features", "pylock",
+                 "--require-hashes"],
+                capture_output=True, text=True, env=_uv_env(sources))
+            if proc.returncode != 0:
+                tail = " ".join((proc.stderr or proc.stdout).split())[-500:]
+                raise InstallError(f"installing into environment {env.name!r} failed, nothing changed: {tail}")
+        install_lock.unlink()
+        packs: dict[str, dict] = {}
+        wanted = {canonicalize_name(parse_spec(s).name): s for s in requested}
+        for p in lock.packages:
+            registry = sources.registry_for_url(p.artifact.url)
+            entry = layout[p.name]
+            if entry is not None:
+                extract_custom_node(files[p.name], entry[0], entry[1], custom_nodes)
+            if registry or entry is not None or p.name in wanted:
+                packs[p.name] = {"version": p.version, "registry": registry,
+                                 "format": "comfyui" if entry else "hearth",
+                                 "folder": entry[0] if entry else "", "requested": wanted.get(p.name, "")}
+        (gen / "pylock.toml").write_text(lock_body, encoding="utf-8")
+        write_generation(gen, action=action, packs=packs, requested=requested, parent=parent)
+        _write_lock_digest(gen, lock_body)
+        _pause_for_tests()
+        env.switch_to(int(gen.name))
+        return int(gen.name)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _write_lock_digest(gen: Path, lock_body: str) -> None:
+    (gen / "lock.sha256").write_text(_digest(lock_body) + "\n", encoding="utf-8")
+
+
+def _diff(old: dict, new: dict, result: Result) -> None:
+    for name, info in new.items():
+        if name not in old:
+            result.added[name] = info["version"]
+        elif old[name]["version"] != info["version"]:
+            result.changed[name] = (old[name]["version"], info["version"])
+    for name, info in old.items():
+        if name not in new:
+            result.removed[name] = info["version"]
+
+
+def _apply(env: Environment, requested: list[str], sources: Sources, *, action: str, upgrade=(),  # noqa: ANN001
+           progress: Progress | None = None, dry_run: bool = False, keep_prefs: bool = True) -> Result:
+    started = time.perf_counter()
+    current = env.current()
+    old_lock = env.lock_path.read_text(encoding="utf-8") if env.lock_path.exists() else None
+    body = resolve(env, requested, sources, prefer=old_lock if keep_prefs else None, upgrade=upgrade,
+                   progress=progress)
+    lock = parse_lock(body, "resolved lock")
+    result = Result(env, None, current.packs, python_packages=len(lock.packages))
+    if dry_run:
+        result.lock_path = None
+        result.message = body
+        return result
+    if old_lock is not None and _digest(old_lock) == _digest(body) and requested == current.requested:
+        result.message = "nothing to change"
+        result.seconds = time.perf_counter() - started
+        return result
+    files = fetch(lock, sources, progress)
+    number = build_generation(env, lock, files, sources, action=action, requested=requested, lock_body=body,
+                              progress=progress)
+    new = read_generation(env.generation_dir(number))
+    result.generation, result.packs, result.lock_path = number, new.packs, env.lock_path
+    _diff(current.packs, new.packs, result)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+# -- the commands' library side ------------------------------------------------------------------------------------
+
+def install(env: Environment, specs: list[str], *, registries: list[Registry], workflow_packs: Iterable[str] | None = None,
+            progress: Progress | None = None, offline: bool = False, sources: Sources | None = None) -> Result:
+    """Add `specs` (and `workflow_packs`) to the environment's packs, resolve everything together, switch."""
+    specs = list(specs) + [p for p in (workflow_packs or ()) if p]
+    if not specs:
+        raise InstallError("nothing to install: name at least one pack (comfy install PACK[==VERSION])")
+    sources = sources or Sources.from_environment(registries, offline)
+    if not offline:
+        find_sources(specs, list(sources.registries))
+    requested = merge_specs(env.current().requested, specs)
+    words = " ".join(specs)
+    return _apply(env, requested, sources, action=f"install {words}", upgrade=[parse_spec(s).name for s in specs],
+                  progress=progress)
+
+
+def uninstall(env: Environment, names: list[str], *, registries: list[Registry], progress: Progress | None = None,
+              offline: bool = False, sources: Sources | None = None) -> Result:
+    current = env.current()
+    have = {canonicalize_name(parse_spec(s).name): s for s in current.requested}
+    gone = [canonicalize_name(n) for n in names]
+    missing = [n for n, key in zip(names, gone, strict=True) if key not in have]
+    if missing:
+        listed = ", ".join(sorted(have)) or "none"
+        raise InstallError(f"{', '.join(missing)} not installed by request in environment {env.name!r} "
+                           f"(requested packs: {listed})")
+    requested = [s for key, s in sorted(have.items()) if key not in gone]
+    sources = sources or Sources.from_environment(registries, offline)
+    return _apply(env, requested, sources, action=f"uninstall {' '.join(names)}", progress=progress)
+
+
+def update(env: Environment, names: list[str] | None = None, *, registries: list[Registry],
+           progress: Progress | None = None, offline: bool = False, sources: Sources | None = None) -> Result:
+    """Re-resolve for newer versions: of `names` (and what they need), or of everything when none are named."""
+    current = env.current()
+    have = {canonicalize_name(parse_spec(s).name) for s in current.requested} | set(current.packs)
+    unknown = [n for n in names or () if canonicalize_name(n) not in have]
+    if unknown:
+        raise InstallError(f"{', '.join(unknown)} not installed in environment {env.name!r}; "
+                           f"install it with `comfy install {unknown[0]}`")
+    sources = sources or Sources.from_environment(registries, offline)
+    upgrade = list(names) if names else True
+    return _apply(env, current.requested, sources, action=f"update {' '.join(names or ['all'])}", upgrade=upgrade,
+                  progress=progress)
+
+
+def lock_only(env: Environment, specs: list[str] = (), *, registries: list[Registry], output: Path | None = None,
+              upgrade: bool = False, progress: Progress | None = None, offline: bool = False,
+              sources: Sources | None = None) -> tuple[str, list[str]]:
+    """Resolve the environment's packs (plus `specs`) without installing; returns (lock text, requested)."""
+    sources = sources or Sources.from_environment(registries, offline)
+    requested = merge_specs(env.current().requested, specs)
+    old = env.lock_path.read_text(encoding="utf-8") if env.lock_path.exists() else None
+    body = resolve(env, requested, sources, prefer=old, upgrade=upgrade, progress=progress)
+    parse_lock(body, "resolved lock")
+    if output is not None:
+        output.write_text(body, encoding="utf-8")
+    return body, requested
+
+
+def in_sync(env: Environment) -> bool:
+    """True when the current generation was built from exactly the lock in the environment (a quick check)."""
+    gen = env.generation_path
+    try:
+        recorded = (gen / "lock.sha256").read_text(encoding="utf-8").strip()
+        body = env.lock_path.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    if recorded != _digest(body) or not env.python.exists():
+        return False
+    site = venv_site_packages(gen / "venv")
+    packs = env.current().packs
+    folders = {info["folder"] for info in packs.values() if info.get("format") == "comfyui"}
+    if any(not (env.custom_nodes / f).is_dir() for f in folders):
+        return False
+    try:
+        lock = parse_lock(body, str(env.lock_path))
+    except LockError:
+        return False
+    names = {p.name: p.version for p in lock.packages}
+    installed = {}
+    for d in site.glob("*.dist-info"):
+        dist, _, version = d.name[:-len(".dist-info")].partition("-")
+        installed[canonicalize_name(dist)] = version
+    comfy = {n for n, info in packs.items() if info.get("format") == "comfyui"}
+    return all(installed.get(n) == v for n, v in names.items() if n not in comfy)
+
+
+def sync(env: Environment, lock_file: Path | None = None, *, registries: list[Registry] = (),
+         progress: Progress | None = None, offline: bool = False, sources: Sources | None = None) -> Result:
+    """Make the environment match a lock exactly (its own by default): a no-op when it already does.
+
+    Works offline when every artifact is in the cache; otherwise downloads them (each hash checked).
+    """
+    started = time.perf_counter()
+    sources = sources or Sources.from_environment(registries, offline)
+    current = env.current()
+    if lock_file is None and in_sync(env):
+        return Result(env, None, current.packs, message="already in sync",
+                      seconds=time.perf_counter() - started, lock_path=env.lock_path)
+    path = lock_file or env.lock_path
+    try:
+        body = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InstallError(f"{path}: cannot read the lock ({exc.strerror})") from None
+    lock = parse_lock(body, str(path))
+    if lock_file is not None and _digest(body) == _digest(env.lock_path.read_text(encoding="utf-8")) \
+            and in_sync(env):
+        return Result(env, None, current.packs, message="already in sync",
+                      seconds=time.perf_counter() - started, lock_path=env.lock_path)
+    base_hit = [p.name for p in lock.packages if p.name in env.base]
+    if base_hit:
+        raise InstallError(f"{path}: the lock would replace base package{'s' if len(base_hit) > 1 else ''} "
+                           f"{', '.join(base_hit)}, which environment {env.name!r} takes from Hearth; "
+                           "run `comfy lock` again")
+    requested = current.requested
+    in_lock = {p.name for p in lock.packages}
+    requested = [s for s in requested if canonicalize_name(parse_spec(s).name) in in_lock]
+    if lock_file is not None:
+        packs = [p.name for p in lock.packages if sources.registry_for_url(p.artifact.url)]
+        requested = merge_specs(requested, [n for n in packs
+                                           if n not in {canonicalize_name(parse_spec(s).name) for s in requested}])
+    files = fetch(lock, sources, progress)
+    number = build_generation(env, lock, files, sources, action="sync" + (f" {path.name}" if lock_file else ""),
+                              requested=requested, lock_body=body, progress=progress)
+    new = read_generation(env.generation_dir(number))
+    result = Result(env, number, new.packs, python_packages=len(lock.packages), lock_path=env.lock_path)
+    _diff(current.packs, new.packs, result)
+    result.seconds = time.perf_counter() - started
+    return result

@@ -1,0 +1,182 @@
+"""Locks (PEP 751 pylock.toml) and uv's resolver output: data in, data out, no IO beyond the text given."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+
+class LockError(ValueError):
+    """A lock file is unusable; the message names the file and the entry at fault."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One file of a locked package: where it comes from and the sha256 it must have."""
+
+    filename: str
+    url: str  # an http(s) URL, or file:// for a local one
+    sha256: str
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    name: str  # canonical
+    version: str
+    artifact: Artifact
+    index: str = ""
+
+
+@dataclass
+class Lock:
+    packages: list[LockedPackage] = field(default_factory=list)
+
+    def by_name(self) -> dict[str, LockedPackage]:
+        return {p.name: p for p in self.packages}
+
+
+def parse_lock(text: str, where: str = "pylock.toml") -> Lock:
+    """The packages of a pylock.toml; every package must name exactly one wheel or sdist with a sha256."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise LockError(f"{where}: not valid TOML ({exc})") from None
+    if str(data.get("lock-version", "")).split(".")[0] != "1":
+        raise LockError(f"{where}: lock-version {data.get('lock-version')!r} is not supported (expected 1.x)")
+    packages = []
+    for i, entry in enumerate(data.get("packages", [])):
+        name, version = entry.get("name"), entry.get("version")
+        if not isinstance(name, str) or not isinstance(version, str):
+            raise LockError(f"{where}: packages[{i}] needs a name and a version")
+        files = list(entry.get("wheels", []))
+        if entry.get("sdist"):
+            files.append(entry["sdist"])
+        if not files:
+            raise LockError(f"{where}: {name} {version} has no wheel or sdist; run `comfy lock` again")
+        # A pure-python wheel is what the registries serve; a platform-specific choice is uv's job at lock time.
+        chosen = files[0]
+        url = chosen.get("url") or ""
+        if not url and chosen.get("path"):
+            url = "file://" + str(chosen["path"])
+        sha = (chosen.get("hashes") or {}).get("sha256", "")
+        if not url or not re.fullmatch(r"[0-9a-f]{64}", sha or ""):
+            raise LockError(f"{where}: {name} {version} lacks a url and a sha256 hash; every artifact must have both")
+        filename = chosen.get("name") or url.rsplit("/", 1)[-1].split("#")[0]
+        packages.append(LockedPackage(canonicalize_name(name), version, Artifact(filename, url, sha),
+                                      str(entry.get("index", ""))))
+    return Lock(packages)
+
+
+def _s(value: str) -> str:
+    # JSON string escapes are valid TOML basic-string escapes.
+    return json.dumps(value)
+
+
+def lock_text(packages: list[LockedPackage], *, paths: dict[str, str] | None = None,
+              header: str = "") -> str:
+    """A pylock.toml for `packages`; with `paths`, wheels point at local files (name -> path) instead of URLs."""
+    lines = [f"# {h}" for h in header.splitlines()] + ['lock-version = "1.0"', 'created-by = "hearth"', ""]
+    if not packages:
+        lines.insert(len(lines) - 1, "packages = []")
+    for p in sorted(packages, key=lambda p: p.name):
+        where = f"path = {_s(paths[p.name])}" if paths and p.name in paths else f"url = {_s(p.artifact.url)}"
+        kind = "wheels" if p.artifact.filename.endswith(".whl") else "sdist"
+        art = f"{{ name = {_s(p.artifact.filename)}, {where}, hashes = {{ sha256 = {_s(p.artifact.sha256)} }} }}"
+        lines += ["[[packages]]", f"name = {_s(p.name)}", f"version = {_s(p.version)}"]
+        if p.index:
+            lines.append(f"index = {_s(p.index)}")
+        lines += [f"wheels = [{art}]" if kind == "wheels" else f"sdist = {art}", ""]
+    return "\n".join(lines)
+
+
+# -- uv's resolver errors -------------------------------------------------------------------------------------------
+
+_DEPENDS = re.compile(
+    r"(?:all versions of |all of:\s*)?(?P<pkg>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<ver>(?:==|>=|<=|!=|~=|>|<)[^\s,]+)?"
+    r" depends? on (?P<req>[A-Za-z0-9][A-Za-z0-9._\-\[\],]*(?:(?:==|>=|<=|!=|~=|>|<)[^\s]*)?)")
+_NOT_FOUND = re.compile(r"(?P<pkg>[A-Za-z0-9][A-Za-z0-9._-]*) was not found in the (?:package registry|provided)")
+_NO_VERSION = re.compile(r"there is no version of (?P<req>[A-Za-z0-9][A-Za-z0-9._-]*(?:[=<>!~]=?[^\s,]+)?)")
+_NO_VERSION_ANY = re.compile(r"there are no versions of (?P<req>[A-Za-z0-9][A-Za-z0-9._-]*(?:[=<>!~]=?[^\s,]+)?)")
+
+
+@dataclass(frozen=True)
+class Need:
+    """"`pack` (at `version`, or every version) needs `requirement`"."""
+
+    pack: str
+    version: str  # "" when uv spoke of every version
+    requirement: str
+
+    @property
+    def who(self) -> str:
+        return f"{self.pack} {self.version}" if self.version else self.pack
+
+    @property
+    def target(self) -> str:
+        try:
+            return canonicalize_name(Requirement(self.requirement).name)
+        except InvalidRequirement:
+            return canonicalize_name(re.split(r"[=<>!~\[ ]", self.requirement)[0])
+
+
+def needs_in(uv_error: str) -> list[Need]:
+    found: list[Need] = []
+    for m in _DEPENDS.finditer(uv_error):
+        req = m.group("req").rstrip(",.")
+        ver = (m.group("ver") or "").removeprefix("==")
+        if m.group("ver") and not m.group("ver").startswith("=="):
+            ver = m.group("ver")  # a range of versions: keep the operator
+        need = Need(m.group("pkg"), ver, req)
+        if need not in found:
+            found.append(need)
+    return found
+
+
+def _satisfies(version: str, requirement: str) -> bool:
+    try:
+        return Requirement(requirement).specifier.contains(Version(version), prereleases=True)
+    except (InvalidRequirement, InvalidVersion):
+        return True
+
+
+def conflict_message(uv_error: str, base: dict[str, str], requested: list[str] | None = None) -> str:
+    """One line naming the packs and requirements that conflict, from uv's resolver explanation.
+
+    "pack-a 1.2 needs torch<2 but the environment's base has torch 2.13.0" when a base package is at fault;
+    "pack-a 1.0 needs dep<1 but pack-b 1.0 needs dep>=1.2" for two packs; uv's own cause, on one line, otherwise.
+    """
+    needs = needs_in(uv_error)
+    parts: list[str] = []
+    for need in needs:
+        if need.target in base and not _satisfies(base[need.target], need.requirement):
+            parts.append(f"{need.who} needs {need.requirement} but the environment's base has "
+                         f"{need.target} {base[need.target]}")
+    if not parts:
+        by_target: dict[str, list[Need]] = {}
+        for need in needs:
+            by_target.setdefault(need.target, []).append(need)
+        for group in by_target.values():
+            if len({n.requirement for n in group}) > 1:
+                parts.append(" but ".join(f"{n.who} needs {n.requirement}" for n in group))
+    if not parts:
+        for m in _NOT_FOUND.finditer(uv_error):
+            who = [n.who for n in needs if n.target == canonicalize_name(m.group("pkg"))]
+            via = f" (needed by {', '.join(who)})" if who else ""
+            parts.append(f"{m.group('pkg')} was not found on any configured registry or index{via}")
+        for m in list(_NO_VERSION.finditer(uv_error)) + list(_NO_VERSION_ANY.finditer(uv_error)):
+            req = m.group("req")
+            who = [n.who for n in needs if n.requirement == req]
+            via = f" (needed by {', '.join(who)})" if who else ""
+            parts.append(f"no version of {req} is available{via}")
+    if not parts:
+        cause = [ln.strip() for ln in uv_error.splitlines() if ln.strip() and not ln.strip().startswith("hint")]
+        text = " ".join(cause).replace("error: ", "").replace("× ", "")
+        return f"cannot resolve: {' '.join(text.split())[:600]}"
+    unique = list(dict.fromkeys(parts))
+    return "conflict: " + "; ".join(unique)
