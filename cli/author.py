@@ -260,8 +260,10 @@ def validate(directory: Path, as_json: bool) -> None:
 
 def _build(directory: Path, manifest: Manifest, out: Path | None) -> Archive:
     dest = out or directory / "dist" / f"{manifest.name}-{manifest.version}.zip"
+    # The default output folder holds earlier archives: outside git nothing else keeps them out of the next one.
+    exclude = [] if out else ["dist"]
     try:
-        return build_archive(directory, dest, manifest.includes)
+        return build_archive(directory, dest, manifest.includes, exclude)
     except ArchiveError as exc:
         raise UserError(str(exc)) from None
 

@@ -122,10 +122,11 @@ def _walk_files(pack_dir: Path) -> list[str]:
     return files
 
 
-def list_pack_files(pack_dir: str | Path, includes: Iterable[str] = ()) -> list[str]:
+def list_pack_files(pack_dir: str | Path, includes: Iterable[str] = (), exclude: Iterable[str] = ()) -> list[str]:
     """The files that go into the archive: git-tracked (or all, outside git) minus .comfyignore, plus includes.
 
     `includes` ([tool.comfy] includes) adds folders that are built rather than tracked, e.g. a compiled web UI.
+    `exclude` names files or folders (relative to the pack) that never go in: where archives are written.
     """
     pack_dir = Path(pack_dir)
     root = pack_dir.resolve()
@@ -143,9 +144,12 @@ def list_pack_files(pack_dir: str | Path, includes: Iterable[str] = ()) -> list[
             forced.add(target.relative_to(root).as_posix())
     ignore_file = pack_dir / ".comfyignore"
     rules = parse_ignore(ignore_file.read_text(encoding="utf-8").splitlines()) if ignore_file.is_file() else []
+    left_out = [e.strip("/") for e in exclude if e.strip("/")]
     kept = []
     for rel in sorted(files | forced):
         if set(rel.split("/")) & ALWAYS_EXCLUDED or (rel not in forced and is_ignored(rel, rules)):
+            continue
+        if any(rel == e or rel.startswith(e + "/") for e in left_out):
             continue
         full = pack_dir / rel
         if full.is_symlink():
@@ -168,13 +172,23 @@ def file_digest(path: str | Path) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def build_archive(pack_dir: str | Path, dest: str | Path, includes: Iterable[str] = ()) -> Archive:
-    """Write the pack's zip to `dest` (reproducibly) and return its path, sha256, size and file list."""
+def build_archive(pack_dir: str | Path, dest: str | Path, includes: Iterable[str] = (),
+                  exclude: Iterable[str] = ()) -> Archive:
+    """Write the pack's zip to `dest` (reproducibly) and return its path, sha256, size and file list.
+
+    `dest` itself (and its partial file) never goes into the archive, even when it is inside the pack.
+    """
     pack_dir = Path(pack_dir)
     if not pack_dir.is_dir():
         raise ArchiveError(f"{pack_dir}: not a folder")
-    files = list_pack_files(pack_dir, includes)
     dest = Path(dest)
+    exclude = list(exclude)
+    root = pack_dir.resolve()
+    target = dest.resolve()
+    if target.is_relative_to(root):
+        rel = target.relative_to(root).as_posix()
+        exclude += [rel, rel + ".part"]
+    files = list_pack_files(pack_dir, includes, exclude)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
