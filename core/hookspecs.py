@@ -164,6 +164,30 @@ def register_tiny_models() -> Mapping[str, TinyModel] | None:
 
 
 @hookspec
+def register_model_loaders() -> Mapping[tuple[str, str], Any] | None:
+    """Contribute loaders that ComfyUI's generic loader nodes dispatch to, for model families they do not know.
+
+    :return: a mapping of ``(kind, name)`` to ``load(path, **options) -> value``. ``kind`` is the model folder
+        kind the node lists: ``"text_encoders"`` (``CLIPLoader``: ``name`` is a ``type`` users pick, such as
+        ``"wan"``; options ``device``), ``"vae"`` (``VAELoader``) or ``"diffusion_models"`` (``UNETLoader``;
+        options ``weight_dtype``), where ``name`` is the format name detection gives the file (see
+        :func:`register_model_formats`). ``value`` is the node's output: a CLIP, VAE or MODEL as
+        ``docs/data-types.md`` describes them. Every implementation is called; on a clash the higher tier, then
+        the first plugin name, wins.
+
+    Called by the loader nodes when they list their choices (``CLIPLoader``'s types) and each time they load a
+    file: ``VAELoader`` and ``UNETLoader`` detect the file's format first and use the loader registered for it, so
+    one node loads every family whose plugin is installed.
+
+    Example::
+
+        @hookimpl
+        def register_model_loaders():
+            return {("text_encoders", "wan"): load_umt5, ("vae", "wan21-vae"): load_wan_vae}
+    """
+
+
+@hookspec
 def register_samplers() -> Mapping[str, Any] | None:
     """Contribute samplers, by name.
 

@@ -11,7 +11,33 @@ from typing import Any
 
 from core.model_folders import model_folders
 
-CLIP_TYPES = ["stable_diffusion"]  # ComfyUI's other types are other model families, not in this plugin
+CLIP_TYPES = ["stable_diffusion"]  # ComfyUI's other types are other families: plugins add them (below)
+
+
+def plugin_loaders(kind: str) -> dict[str, Any]:
+    """Loaders other plugins registered for a folder kind (``register_model_loaders``), by type or format name."""
+    from core.plugins import active_plugins
+
+    plugins = active_plugins()
+    if plugins is None:
+        return {}
+    found = plugins.resolve_named("register_model_loaders", "model loader")
+    return {name: load for (for_kind, name), load in found.items() if for_kind == kind}
+
+
+def format_loader(kind: str, path: Any) -> Any:
+    """The plugin loader for the detected format of ``path``, or None when no plugin claims it (SD's own files)."""
+    loaders = plugin_loaders(kind)
+    if not loaders:
+        return None
+    from core.models import AmbiguousModelError, UnknownModelError, detect_with_plugins
+    from core.plugins import active_plugins
+
+    try:
+        found = detect_with_plugins(path, active_plugins())
+    except (UnknownModelError, AmbiguousModelError):
+        return None  # this plugin's own loader names what is wrong with the file
+    return loaders.get(found.name)
 
 
 class CheckpointLoaderSimple:
@@ -50,13 +76,16 @@ class VAELoader:
     def load_vae(self, vae_name: str) -> tuple[Any]:
         from . import loaders
 
-        return (loaders.vae(model_folders().find("vae", vae_name)),)
+        path = model_folders().find("vae", vae_name)
+        load = format_loader("vae", path)
+        return (load(path) if load is not None else loaders.vae(path),)
 
 
 class CLIPLoader:
     DISPLAY_NAME = "Load CLIP"
     CATEGORY = "advanced/loaders"
-    DESCRIPTION = "Loads a text encoder on its own: stable_diffusion takes CLIP-L (SD1.x) or OpenCLIP ViT-H (SD2.x)."
+    DESCRIPTION = ("Loads a text encoder on its own: stable_diffusion takes CLIP-L (SD1.x) or OpenCLIP ViT-H (SD2.x); "
+                   "other types come from the plugins of their model families.")
     RETURN_TYPES = ("CLIP",)
     FUNCTION = "load_clip"
 
@@ -64,7 +93,7 @@ class CLIPLoader:
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {"required": {
             "clip_name": (model_folders().list("text_encoders"),),
-            "type": (CLIP_TYPES,),
+            "type": (CLIP_TYPES + [t for t in plugin_loaders("text_encoders") if t not in CLIP_TYPES],),
         }, "optional": {
             "device": (["default", "cpu"], {"advanced": True}),
         }}
@@ -73,6 +102,11 @@ class CLIPLoader:
         from . import loaders
 
         folders = model_folders()
+        if type not in CLIP_TYPES:
+            load = plugin_loaders("text_encoders").get(type)
+            if load is None:
+                raise ValueError(f"CLIPLoader: no installed plugin loads text encoders of type {type!r}")
+            return (load(folders.find("text_encoders", clip_name), device="cpu" if device == "cpu" else None),)
         return (loaders.text_encoder(folders.find("text_encoders", clip_name), folders.folders("embeddings"),
                                      device="cpu" if device == "cpu" else None),)
 

@@ -1,0 +1,69 @@
+"""register_model_loaders: a plugin teaches ComfyUI's generic loader nodes (CLIPLoader, VAELoader) a new family."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from core.hookspecs import hookimpl
+from core.model_folders import ModelFolders, model_folders, set_default_model_folders
+from core.models.formats import ModelFormat
+
+loaded: list[tuple[str, str, dict]] = []
+
+
+class ToyFamily:
+    @hookimpl
+    def register_model_formats(self):
+        return [ModelFormat("toy-vae", {"toy.decoder.weight": None})]
+
+    @hookimpl
+    def register_model_loaders(self):
+        def text(path, **options):
+            loaded.append(("text", Path(path).name, options))
+            return "toy clip"
+
+        def vae(path, **options):
+            loaded.append(("vae", Path(path).name, options))
+            return "toy vae"
+
+        return {("text_encoders", "toy"): text, ("vae", "toy-vae"): vae}
+
+
+@pytest.fixture
+def models(tmp_path: Path):
+    before = model_folders()
+    (tmp_path / "text_encoders").mkdir()
+    (tmp_path / "vae").mkdir()
+    save_file({"anything": torch.zeros(1)}, str(tmp_path / "text_encoders" / "toy-text.safetensors"))
+    save_file({"toy.decoder.weight": torch.zeros(2)}, str(tmp_path / "vae" / "toy-vae.safetensors"))
+    set_default_model_folders(ModelFolders(tmp_path))
+    loaded.clear()
+    yield tmp_path
+    set_default_model_folders(before)
+
+
+def test_hook_register_model_loaders(hearth_plugins, register_plugin, models):
+    register_plugin(ToyFamily(), "toy-family")
+    found = hearth_plugins.resolve_named("register_model_loaders", "model loader")
+    assert {("text_encoders", "toy"), ("vae", "toy-vae")} <= set(found)
+
+    nodes = hearth_plugins.nodes()
+    clip_loader = nodes["CLIPLoader"].cls
+    types = clip_loader.INPUT_TYPES()["required"]["type"][0]
+    assert types[0] == "stable_diffusion" and "toy" in types
+    assert clip_loader().load_clip("toy-text.safetensors", type="toy", device="cpu") == ("toy clip",)
+    assert loaded[-1] == ("text", "toy-text.safetensors", {"device": "cpu"})
+
+    # VAELoader detects the file's format and hands it to the loader registered for that format.
+    assert nodes["VAELoader"].cls().load_vae("toy-vae.safetensors") == ("toy vae",)
+    assert loaded[-1][:2] == ("vae", "toy-vae.safetensors")
+
+
+def test_an_unknown_clip_type_names_itself(hearth_plugins, models):
+    clip_loader = hearth_plugins.nodes()["CLIPLoader"].cls
+    with pytest.raises(ValueError, match="'nonesuch'"):
+        clip_loader().load_clip("toy-text.safetensors", type="nonesuch")
