@@ -42,7 +42,8 @@ def tiny_models(custom_nodes: tuple[Path, ...] = ()) -> dict[str, TinyModel]:
 
 @click.command("make-tiny")
 @click.argument("name", required=False)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write one model to this file.")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Write one model to this file (a bundle such as wan: into this folder, as a models folder).")
 @click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write into this models folder, under the standard subfolder and file name.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random weights.")
@@ -64,7 +65,8 @@ def make_tiny(name: str | None, out: Path | None, models_dir: Path | None, seed:
         for column in table.columns[:2]:
             column.no_wrap = True  # whole names, so `comfy models make-tiny | grep NAME` finds them at 80 columns
         for key, model in models.items():
-            table.add_row(key, f"{model.kind}/{model.filename}", model.description)
+            table.add_row(key, " + ".join(models[p].kind + "/" + models[p].filename for p in model.parts if p in models)
+                          if model.parts else f"{model.kind}/{model.filename}", model.description)
         Console().print(table)
         return
     if name != "all" and name not in models:
@@ -79,7 +81,15 @@ def make_tiny(name: str | None, out: Path | None, models_dir: Path | None, seed:
     if name == "all":
         if out is not None:
             raise UserError("make-tiny all writes several files: use --models-dir DIR")
-        written = write_tiny_models(models_dir, models, seed)
+        written = write_tiny_models(models_dir, {k: m for k, m in models.items() if not m.parts}, seed)
+    elif models[name].parts:
+        # A bundle (a model in several files): --out DIR is a models folder of its own, as --models-dir is.
+        missing = [p for p in models[name].parts if p not in models]
+        if missing:
+            raise UserError(f"the tiny model {name!r} needs {', '.join(missing)}, which no installed plugin offers")
+        if out is not None and out.exists() and not out.is_dir():
+            raise UserError(f"--out {out}: a {name} model is several files; give a folder")
+        written = write_tiny_models(out or models_dir, {p: models[p] for p in models[name].parts}, seed)
     elif base is not None:
         model = models[name]
         target = out or (ModelFolders(models_dir).folders(model.kind)[0] / model.filename)
@@ -89,6 +99,8 @@ def make_tiny(name: str | None, out: Path | None, models_dir: Path | None, seed:
     else:
         model = models[name]
         suffix = Path(model.filename).suffix
+        if out is not None and out.is_dir():
+            raise UserError(f"--out {out}: is a folder; a {name} model is one {suffix} file")
         if out is not None and out.suffix != suffix:
             raise UserError(f"--out {out}: a {name} model is a {suffix} file; name it so")
         if out is None:

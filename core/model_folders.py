@@ -245,6 +245,10 @@ class TinyModel:
     :param description: one line for ``comfy models make-tiny --help`` and its output.
     :param write_for: ``write_for(base, path, seed) -> None`` writes a model made to fit the existing model file
         ``base`` (``make-tiny lora --base FILE``); None when the model does not depend on another.
+    :param parts: for a bundle, the names of the tiny models it is made of (a video model's diffusion model,
+        text encoder and VAE): ``make-tiny NAME --out DIR`` writes them into DIR laid out as a models folder, and
+        ``make-tiny all`` writes the parts rather than the bundle. A bundle's ``kind``, ``filename`` and ``write``
+        are not used.
     """
 
     kind: str
@@ -252,6 +256,7 @@ class TinyModel:
     write: Callable[[Path, int], None]
     description: str = ""
     write_for: Callable[[Path, Path, int], None] | None = None
+    parts: tuple[str, ...] = ()
 
 
 def write_tiny_models(models_dir: str | Path, models: Mapping[str, TinyModel], seed: int = 0) -> list[tuple[str, Path]]:
