@@ -35,3 +35,24 @@ def register_model_formats():
         if declare is not None:
             formats.extend(declare())
     return formats or None
+
+
+@hookimpl
+def register_model_loaders():
+    # A part teaches the generic loader nodes (CLIPLoader, VAELoader, UNETLoader) its files in model_loaders().
+    loaders: dict = {}
+    for part in _PARTS:
+        declare = getattr(part, "model_loaders", None)
+        if declare is not None:
+            loaders.update(declare())
+    return loaders or None
+
+
+@hookimpl
+def memory_estimate_for_model(model, input_shape, dtype):
+    for part in _PARTS:
+        estimate = getattr(part, "memory_estimate", None)
+        answer = None if estimate is None else estimate(model, input_shape, dtype)
+        if answer is not None:
+            return answer
+    return None

@@ -1,0 +1,302 @@
+"""Wan 2.1 files as node values: the diffusion model as a MODEL, the UMT5 encoder and its tokenizer as a CLIP.
+
+Both implement the protocols of ``docs/data-types.md``, so the samplers plugin's KSampler and the SD plugin's
+CLIPTextEncode run them without knowing Wan. Weights stay memory-mapped in their stored dtype until the process's
+model manager makes them resident; files are loaded once per process while some node output still holds them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.models import (
+    PatchedModel,
+    compute_dtype,
+    default_device,
+    default_manager,
+    load_state_dict,
+    read_header,
+)
+
+from .wan_model import CONFIG_METADATA_KEY, PREFIXES, WanConfig, WanModel, config_from_shapes
+from .wan_sampling import FlowSampling
+from .wan_text import UMT5Encoder, UMT5Tokenizer, encode, state_for_encoder, tokenizer_path_for
+from .wan_text import config_from_shapes as umt5_config_from_shapes
+
+WEIGHT_DTYPES = {"default": None, "fp8_e4m3fn": torch.float8_e4m3fn, "fp8_e4m3fn_fast": torch.float8_e4m3fn,
+                 "fp8_e5m2": torch.float8_e5m2}
+LATENT_CHANNELS = 16
+TEXT_LENGTH = 512
+
+
+class _Loaded:
+    """What one file gave; node values hold it, the cache below only weakly, so the last value frees it."""
+
+    def __init__(self, **parts: Any) -> None:
+        self.__dict__.update(parts)
+
+
+_cache: weakref.WeakValueDictionary[tuple, _Loaded] = weakref.WeakValueDictionary()
+_lock = threading.Lock()
+loads = {"diffusion_model": 0, "text_encoder": 0}  # file reads, for tests
+
+
+def _shared(kind: str, path: Path, options: tuple, make: Callable[[], _Loaded]) -> _Loaded:
+    stat = path.stat()
+    key = (kind, str(path.resolve()), stat.st_size, stat.st_mtime_ns, *options)
+    with _lock:
+        found = _cache.get(key)
+        if found is None:
+            found = _cache[key] = make()
+            loads[kind] += 1
+        return found
+
+
+def _weights_dtype(module: torch.nn.Module) -> torch.dtype:
+    return next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
+
+
+def _is_ready(patcher: PatchedModel) -> bool:
+    return default_manager().is_loaded(patcher) and patcher.weights.applied == patcher.patch_id
+
+
+# -- the diffusion model -----------------------------------------------------------------------------------------
+
+
+def _latent_stats(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    from .wan_vae import LATENTS_MEAN, LATENTS_STD
+
+    shape = (1, -1) + (1,) * (like.ndim - 2)
+    mean = torch.tensor(LATENTS_MEAN, device=like.device, dtype=like.dtype).view(shape)
+    std = torch.tensor(LATENTS_STD, device=like.device, dtype=like.dtype).view(shape)
+    return mean, std
+
+
+class WanVideoModel:
+    """MODEL: a Wan 2.1 T2V diffusion transformer with flow-matching sampling (shift 8 unless patched)."""
+
+    family = "wan21"
+
+    def __init__(self, module: WanModel, patcher: PatchedModel, source: Any = None,
+                 model_options: dict[str, Any] | None = None, object_patches: dict[str, Any] | None = None) -> None:
+        self.module = module
+        self.patcher = patcher
+        self.source = source
+        self.model_options: dict[str, Any] = model_options if model_options is not None else {}
+        self.object_patches: dict[str, Any] = object_patches if object_patches is not None else {}
+        self._sampling = FlowSampling()
+
+    def clone(self) -> WanVideoModel:
+        options = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.model_options.items()}
+        return WanVideoModel(self.module, self.patcher.clone(), self.source, options, dict(self.object_patches))
+
+    @property
+    def sampling(self) -> Any:
+        return self.object_patches.get("model_sampling", self._sampling)
+
+    def add_object_patch(self, name: str, obj: Any) -> None:
+        """Replace ``model.<name>`` for this clone; Wan takes ``model_sampling`` (ModelSamplingSD3 does)."""
+        if name != "model_sampling":
+            raise ValueError(f"object patch {name!r}: Hearth's Wan model takes 'model_sampling' only")
+        self.object_patches[name] = obj
+
+    def get_model_object(self, name: str) -> Any:
+        if name == "model_sampling":
+            return self.sampling
+        raise AttributeError(f"Hearth's Wan model has no object {name!r}")
+
+    @property
+    def latent_channels(self) -> int:
+        return self.module.config.in_dim
+
+    def process_latent_in(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw VAE latents to the normalised ones the transformer denoises (Wan 2.1's per-channel statistics)."""
+        mean, std = _latent_stats(raw)
+        return (raw - mean) / std
+
+    def process_latent_out(self, scaled: torch.Tensor) -> torch.Tensor:
+        mean, std = _latent_stats(scaled)
+        return scaled * std + mean
+
+    def compute_dtype(self) -> torch.dtype:
+        return self.module.compute_dtype or _weights_dtype(self.module)
+
+    def memory_bytes(self) -> int:
+        return self.patcher.memory_bytes()
+
+    def prepare(self, batch_shape: tuple[int, ...]) -> torch.device:
+        """Make the transformer resident for a batch of ``batch_shape`` ``[B, C, T, H, W]``; the compute device."""
+        default_manager().load(self.patcher, input_shape=tuple(batch_shape), dtype=self.compute_dtype())
+        return self.patcher.load_device
+
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor,
+                options: Mapping[str, Any] | None = None) -> torch.Tensor:
+        """One evaluation: the denoised prediction for normalised latents ``x`` ``[B, 16, T, H, W]`` at ``sigma``."""
+        if x.ndim != 5:
+            raise ValueError(f"a Wan model denoises video latents [B, 16, T, H, W], got {list(x.shape)}: start from "
+                             f"EmptyHunyuanLatentVideo or a Wan VAE encode")
+        if not _is_ready(self.patcher):
+            self.prepare(tuple(x.shape))
+        device = self.patcher.load_device
+        sampling = self.sampling
+        sigma = sigma.reshape(-1).expand(x.shape[0]).to(x.device, torch.float32)
+        if cond.shape[0] != x.shape[0]:
+            cond = cond.repeat(-(-x.shape[0] // cond.shape[0]), 1, 1)[: x.shape[0]]
+        if cond.shape[-1] != self.module.config.text_dim:
+            raise ValueError(f"this Wan model reads {self.module.config.text_dim}-wide text, got "
+                             f"{cond.shape[-1]}: encode the prompt with a UMT5 text encoder (CLIPLoader type wan)")
+        x_in = sampling.calculate_input(sigma, x).to(device)
+        t = sampling.timestep(sigma).to(device)
+        with torch.no_grad():
+            out = self.module(x_in, t, cond.to(device))
+        return sampling.calculate_denoised(sigma, out.float().to(x.device), x)
+
+    def __repr__(self) -> str:
+        return f"<WanVideoModel {self.patcher.name!r} {self.sampling!r}>"
+
+
+def _wan_config(path: Path) -> tuple[WanConfig, str]:
+    header = read_header(path)
+    for prefix in PREFIXES:
+        if prefix + "patch_embedding.weight" in header.shapes:
+            break
+    else:
+        raise ValueError(f"{path}: not a Wan 2.1 diffusion model (no patch_embedding.weight)")
+    shapes = {k[len(prefix):]: v for k, v in header.shapes.items() if k.startswith(prefix)}
+    heads = json.loads(header.metadata.get(CONFIG_METADATA_KEY, "{}")).get("num_heads")
+    return config_from_shapes(shapes, heads, str(path)), prefix
+
+
+def load_diffusion_model(path: str | Path, weight_dtype: str = "default", device: str | None = None
+                         ) -> WanVideoModel:
+    """A Wan 2.1 T2V file (bare keys, or under ``model.diffusion_model.``) as a MODEL (UNETLoader)."""
+    path = Path(path)
+    if weight_dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"weight_dtype {weight_dtype!r}: choose one of {', '.join(WEIGHT_DTYPES)}")
+    load_device = torch.device(device) if device is not None else default_device()
+
+    def make() -> _Loaded:
+        config, prefix = _wan_config(path)
+        state = load_state_dict(path, prefix=prefix)
+        if prefix:
+            state = {k[len(prefix):]: v for k, v in state.items()}
+        store = WEIGHT_DTYPES[weight_dtype]
+        if store is not None:
+            state = {k: v.to(store) if v.is_floating_point() else v for k, v in state.items()}
+        with torch.device("meta"):
+            module = WanModel(config)
+        from core.models import load_into
+
+        load_into(module, state, source=path)
+        module.eval().requires_grad_(False)
+        dtype = compute_dtype(load_device, (torch.bfloat16, torch.float16, torch.float32))
+        stored = _weights_dtype(module)
+        if stored != dtype and torch.finfo(stored).bits > torch.finfo(dtype).bits:
+            module = module.to(dtype)  # smaller, and no cast per layer
+        module.compute_dtype = dtype
+
+        def estimate(input_shape, dtype_):
+            if input_shape is None or len(input_shape) != 5:
+                return 0
+            return module.activation_bytes(tuple(input_shape), dtype_ or dtype, TEXT_LENGTH)
+
+        patcher = PatchedModel(module, name=path.name, load_device=load_device, memory_estimate=estimate)
+        return _Loaded(module=module, patcher=patcher)
+
+    record = _shared("diffusion_model", path, (weight_dtype, str(load_device)), make)
+    return WanVideoModel(record.module, record.patcher.clone(), record)
+
+
+# -- the text encoder --------------------------------------------------------------------------------------------
+
+
+class WanClip:
+    """CLIP: UMT5 and its tokenizer. ``encode`` gives Wan's context ``[1, 512, d_model]`` and no pooled output."""
+
+    family = "wan"
+
+    def __init__(self, encoder: UMT5Encoder, tokenizer: UMT5Tokenizer, patcher: PatchedModel,
+                 source: Any = None) -> None:
+        self.encoder, self.tokenizer, self.patcher, self.source = encoder, tokenizer, patcher, source
+
+    @property
+    def patchers(self) -> dict[str, PatchedModel]:
+        return {"umt5": self.patcher}
+
+    @property
+    def layer(self) -> None:
+        return None
+
+    def clone(self) -> WanClip:
+        return WanClip(self.encoder, self.tokenizer, self.patcher.clone(), self.source)
+
+    def set_last_layer(self, layer: int) -> WanClip:
+        raise ValueError("CLIPSetLastLayer: Wan's UMT5 text encoder always reads its last layer; remove the node")
+
+    clip_layer = set_last_layer
+
+    def tokenize(self, text: str) -> dict[str, Any]:
+        ids, mask = self.tokenizer(text)
+        return {"umt5": {"ids": ids, "mask": mask}}
+
+    def encode_from_tokens(self, tokens: Mapping[str, Any], return_pooled: bool = False,
+                           return_dict: bool = False) -> Any:
+        if "umt5" not in tokens:
+            raise ValueError("these tokens were made by another text encoder's tokenizer; tokenize with this CLIP")
+        if not _is_ready(self.patcher):
+            default_manager().load(self.patcher)
+        cond = encode(self.encoder, tokens["umt5"]["ids"], tokens["umt5"]["mask"], self.patcher.load_device)
+        if return_dict:
+            return {"cond": cond, "pooled_output": None}
+        return (cond, None) if return_pooled else cond
+
+    def encode(self, text: str) -> tuple[torch.Tensor, None]:
+        return self.encode_from_tokens(self.tokenize(text), return_pooled=True)
+
+    def memory_bytes(self) -> int:
+        return self.patcher.memory_bytes()
+
+    def __repr__(self) -> str:
+        return f"<WanClip {self.patcher.name!r}>"
+
+
+def load_text_encoder(path: str | Path, device: str | None = None) -> WanClip:
+    """A UMT5 file and the ``tokenizer.json`` beside it as a CLIP (CLIPLoader type ``wan``)."""
+    path = Path(path)
+    load_device = torch.device(device) if device is not None else default_device()
+
+    def make() -> _Loaded:
+        tokenizer = UMT5Tokenizer(tokenizer_path_for(path))
+        config = umt5_config_from_shapes(read_header(path).shapes, str(path))
+        state = state_for_encoder(load_state_dict(path))
+        with torch.device("meta"):
+            encoder = UMT5Encoder(config)
+        from core.models import load_into
+
+        load_into(encoder, state, source=path)
+        encoder.eval().requires_grad_(False)
+        # UMT5 overflows in float16; bfloat16 where the device runs it well, float32 elsewhere.
+        encoder.compute_dtype = compute_dtype(load_device, (torch.bfloat16, torch.float32))
+        patcher = PatchedModel(encoder, name=path.name, load_device=load_device)
+        return _Loaded(encoder=encoder, tokenizer=tokenizer, patcher=patcher)
+
+    record = _shared("text_encoder", path, (str(load_device),), make)
+    return WanClip(record.encoder, record.tokenizer, record.patcher.clone(), record)
+
+
+def memory_estimate(model: Any, input_shape: tuple[int, ...] | None, dtype: Any) -> int | None:
+    """Working memory of a Wan transformer forward on a video latent batch (the memory_estimate_for_model hook)."""
+    module = getattr(model, "module", None)
+    if not isinstance(module, WanModel) or input_shape is None or len(input_shape) != 5:
+        return None
+    return module.activation_bytes(tuple(input_shape), dtype or module.compute_dtype or torch.float32, TEXT_LENGTH)
+
+
+
