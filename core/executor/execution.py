@@ -487,7 +487,8 @@ class _Run:
                 if result.get("ui"):
                     ui = ui or {}
                     for key, value in result["ui"].items():
-                        ui.setdefault(key, []).extend(value if isinstance(value, list) else [value])
+                        # Tuples too, as ComfyUI merges them: SaveAnimatedWEBP's {"animated": (True,)} -> [True].
+                        ui.setdefault(key, []).extend(value if isinstance(value, (list, tuple)) else [value])
                 values = result.get("result", ())
             if isinstance(values, ExecutionBlocker):
                 values = (values,) * n
