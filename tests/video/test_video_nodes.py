@@ -187,7 +187,9 @@ def test_saving_refuses_what_is_not_frames(folders: Folders) -> None:
         call("SaveVideo", video=frames(2), filename_prefix="x")
 
 
-def test_saved_video_shows_in_history_and_view(tmp_path: Path) -> None:
+def test_saved_video_shows_in_history_and_view(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mimetypes
+
     from starlette.testclient import TestClient
 
     from core.plugins import load_plugins
@@ -201,6 +203,8 @@ def test_saved_video_shows_in_history_and_view(tmp_path: Path) -> None:
               "4": {"class_type": "SaveAnimatedWEBP", "inputs": {"images": ["1", 0], "filename_prefix": "run",
                                                                  "fps": 10.0, "lossless": True, "quality": 80,
                                                                  "method": "fastest"}}}
+    # As on a system without /etc/mime.types, which is where .webp goes unknown.
+    monkeypatch.setattr(mimetypes, "guess_type", mimetypes.MimeTypes(filenames=()).guess_type)
     app = create_app(ServerConfig(data=tmp_path, serve_frontend=False), plugins=load_plugins(environ={}))
     with TestClient(app) as client:
         answer = client.post("/prompt", json={"prompt": prompt})

@@ -23,6 +23,10 @@ router = APIRouter()
 # Served as downloads, never rendered: a saved .html or .svg must not run script in this origin.
 ACTIVE_SUFFIXES = {".html", ".htm", ".xhtml", ".js", ".mjs", ".css", ".svg", ".svgz", ".xml", ".xsl", ".php"}
 PREVIEW_FORMATS = {"webp": "WEBP", "jpeg": "JPEG", "jpg": "JPEG", "png": "PNG"}
+# Output media types that must not depend on the system's mime.types (a slim container has no .webp entry there,
+# and nosniff then stops browsers from showing the file).
+MEDIA_TYPES = {".webp": "image/webp", ".webm": "video/webm", ".mp4": "video/mp4", ".mkv": "video/x-matroska",
+               ".mov": "video/quicktime", ".apng": "image/apng"}
 
 
 def folder_for(state: ServerState, kind: str) -> Path | None:
@@ -62,7 +66,7 @@ async def view(filename: str = "", subfolder: str = "", type: str = "output", pr
             body, media_type = converted
             return Response(body, media_type=media_type,
                             headers={"Content-Disposition": f'inline; filename="{path.stem}"'})
-    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    media_type = MEDIA_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return FileResponse(path, media_type=media_type, content_disposition_type="inline", filename=path.name,
                         headers={"X-Content-Type-Options": "nosniff"})
 
