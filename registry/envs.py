@@ -8,9 +8,10 @@ Layout of ``hearth_home()/envs/<name>/``::
     pylock.toml         symlink to current/pylock.toml: the current generation's lock
     .lock               held (flock) by whoever changes the environment
 
-A generation is written once and never changed. An install builds generation N+1 beside the current one and only
-then switches ``current``; a failed or killed install leaves a half-built folder that is not current, and the next
-change removes it. Rollback switches ``current`` back to an older generation.
+A generation is written once and never changed. An install builds generation N+1 beside the current one with its
+record under a pending name, switches ``current`` to it, and only then gives the record its final name; a failed or
+killed install leaves a folder that is not current and has no final record, and the next change removes it (or, if
+the switch had happened, completes the record). Rollback switches ``current`` back to an older generation.
 
 The base (Hearth itself, torch, and what Hearth's runtime needs) is never installed into an environment: each
 generation's site-packages holds a ``.pth`` file that adds Hearth's own site-packages, and resolution pins the base
@@ -165,7 +166,7 @@ class Environment:
         out = []
         folder = self.root / "generations"
         for entry in folder.iterdir() if folder.is_dir() else ():
-            if entry.name.isdigit() and (entry / "generation.json").is_file():
+            if entry.name.isdigit() and _record(entry) is not None:
                 with contextlib.suppress(EnvironmentError_):
                     out.append(read_generation(entry))
         return sorted(out, key=lambda g: g.number)
@@ -192,8 +193,14 @@ class Environment:
 
     def _clear_unfinished(self) -> None:
         folder = self.root / "generations"
+        try:
+            current = self.generation_path
+        except EnvironmentError_:
+            current = None
         for entry in folder.iterdir() if folder.is_dir() else ():
-            if entry.name.startswith(".") or not (entry / "generation.json").is_file():
+            if entry == current:
+                finish_generation(entry)  # killed after the switch, before the record got its final name
+            elif entry.name.startswith(".") or not (entry / "generation.json").is_file():
                 shutil.rmtree(entry, ignore_errors=True)
 
     def next_generation_dir(self) -> Path:
@@ -208,7 +215,7 @@ class Environment:
     def switch_to(self, number: int) -> None:
         """Make generation `number` current, atomically: a reader sees the old one or the new one, never neither."""
         target = self.generation_dir(number)
-        if not (target / "generation.json").is_file():
+        if _record(target) is None:
             have = ", ".join(str(g.number) for g in self.generations())
             raise EnvironmentError_(f"environment {self.name!r} has no generation {number} (it has: {have})")
         tmp = self.root / f".current.{os.getpid()}"
@@ -227,21 +234,42 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+PENDING = "generation.pending.json"
+
+
+def _record(path: Path) -> Path | None:
+    """A generation's record: final, else pending (a generation being switched to)."""
+    for name in ("generation.json", PENDING):
+        if (path / name).is_file():
+            return path / name
+    return None
+
+
+def finish_generation(path: Path) -> None:
+    """Give a switched-to generation's record its final name: from now on it is one of the history."""
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(path / PENDING, path / "generation.json")
+
+
 def read_generation(path: Path) -> Generation:
+    record = _record(path)
     try:
-        data = json.loads((path / "generation.json").read_text(encoding="utf-8"))
+        if record is None:
+            raise FileNotFoundError("no generation.json")
+        data = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise EnvironmentError_(f"generation record {path / 'generation.json'} unreadable: {exc}") from None
     return Generation(int(path.name), path, float(data.get("created", 0)), str(data.get("action", "")),
                       dict(data.get("packs", {})), list(data.get("requested", [])))
 
 
-def write_generation(path: Path, *, action: str, packs: dict, requested: list, parent: int | None) -> None:
-    """Write generation.json last: its presence is what marks a generation folder complete."""
+def write_generation(path: Path, *, action: str, packs: dict, requested: list, parent: int | None,
+                     pending: bool = False) -> None:
+    """Write the record last; `pending` names it so that it counts only once the switch to it has happened."""
     record = {"created": time.time(), "action": action, "packs": packs, "requested": requested, "parent": parent}
     tmp = path / "generation.json.tmp"
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path / "generation.json")
+    os.replace(tmp, path / (PENDING if pending else "generation.json"))
 
 
 # -- venvs ---------------------------------------------------------------------------------------------------------

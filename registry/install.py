@@ -31,6 +31,7 @@ from registry.config import PackNotFound, Registry, source_for_pack
 from registry.envs import (
     Environment,
     EnvironmentError_,
+    finish_generation,
     hearth_home,
     make_venv,
     read_generation,
@@ -431,10 +432,11 @@ def build_generation(env: Environment, lock: Lock, files: dict[str, Path], sourc
                                  "format": "comfyui" if entry else "hearth",
                                  "folder": entry[0] if entry else "", "requested": wanted.get(p.name, "")}
         (gen / "pylock.toml").write_text(lock_body, encoding="utf-8")
-        write_generation(gen, action=action, packs=packs, requested=requested, parent=parent)
         _write_lock_digest(gen, lock_body)
+        write_generation(gen, action=action, packs=packs, requested=requested, parent=parent, pending=True)
         _pause_for_tests()
         env.switch_to(int(gen.name))
+        finish_generation(gen)
         return int(gen.name)
 
 
