@@ -1,0 +1,178 @@
+"""ComfyUI's V3 node API: a pack exporting comfy_entrypoint loads, shows in /object_info and runs on the executor."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from starlette.testclient import TestClient
+
+from core import comfy_compat
+from core.context import Folders
+from core.executor import Executor
+from core.plugins import PluginManager, load_plugins
+from web.app import create_app
+from web.config import ServerConfig
+
+PACKS = Path(__file__).parent / "packs"
+
+
+@pytest.fixture(scope="module")
+def pm() -> PluginManager:
+    return load_plugins(environ={}, custom_nodes=[PACKS])
+
+
+@pytest.fixture
+def executor(pm: PluginManager, tmp_path: Path) -> Executor:
+    return Executor(pm.nodes(), folders=Folders(tmp_path / "output", tmp_path / "input", tmp_path / "temp"))
+
+
+@pytest.fixture(scope="module")
+def http(pm: PluginManager, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    with TestClient(create_app(ServerConfig(data=tmp_path_factory.mktemp("data")), plugins=pm)) as client:
+        yield client
+
+
+def node(class_type: str, **inputs) -> dict:
+    return {"class_type": class_type, "inputs": inputs}
+
+
+def v3_module():
+    return next(m for name, m in sys.modules.items() if name.endswith("v3_pack") and hasattr(m, "MADE"))
+
+
+def test_pack_with_comfy_entrypoint_registers_its_nodes(pm: PluginManager) -> None:
+    record = pm.records["v3_pack"]
+    assert record.error is None, record.traceback
+    nodes = pm.nodes()
+    for name in ("V3SolidImage", "V3Brightness", "V3RepeatText", "V3WhoAmI", "V3PickThing", "V3PreviewAsync"):
+        assert nodes[name].plugin == "v3_pack"
+    assert nodes["V3Brightness"].display_name == "Brightness (V3)"
+    assert nodes["V3WhoAmI"].display_name == "V3WhoAmI"  # no display name: the node id
+
+
+def test_a_node_using_a_v3_feature_hearth_lacks_is_skipped_and_reported(pm: PluginManager) -> None:
+    assert "V3Growing" not in pm.nodes()
+    notes = " ".join(pm.records["v3_pack"].notes)
+    assert "Hearth does not provide comfy_api.latest.io.Autogrow (used by pack v3_pack)" in notes
+    assert "comfy_api.latest.io.Autogrow" in comfy_compat.missing_names()["v3_pack"]
+
+
+def test_object_info_shows_v3_nodes_in_comfyuis_shape(http: TestClient) -> None:
+    info = http.get("/object_info/V3Brightness").json()["V3Brightness"]
+    assert info["input"]["required"] == {
+        "image": ["IMAGE", {}],
+        "factor": ["FLOAT", {"tooltip": "1.0 keeps the image", "default": 1.0, "min": 0.0, "max": 4.0, "step": 0.05,
+                             "display": "slider"}],
+    }
+    assert info["input_order"] == {"required": ["image", "factor"]}
+    assert (info["output"], info["output_name"], info["output_is_list"]) == (["IMAGE"], ["brighter"], [False])
+    assert info["category"] == "v3_pack/image" and info["description"] == "Multiplies pixel values, clamped to 0..1."
+    assert info["python_module"] == "custom_nodes.v3_pack" and info["output_node"] is False
+
+    text = http.get("/api/object_info/V3RepeatText").json()["V3RepeatText"]
+    assert text["input"]["required"]["text"] == ["STRING", {"default": "hi", "multiline": True}]
+    assert text["input"]["required"]["separator"] == ["COMBO", {"default": "space",
+                                                                "options": ["space", "newline", "none"]}]
+    assert text["input"]["optional"] == {"shout": ["BOOLEAN", {"optional": True, "default": False}]}
+    assert text["output"] == ["STRING", "INT"] and text["output_name"] == ["text", "length"]
+
+    who = http.get("/object_info/V3WhoAmI").json()["V3WhoAmI"]
+    assert who["input"]["hidden"] == {"unique_id": "UNIQUE_ID", "prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}
+    assert who["output_node"] is True
+
+
+def test_v3_nodes_run_and_the_async_preview_saves_the_image(executor: Executor, tmp_path: Path) -> None:
+    prompt = {"1": node("V3SolidImage", width=4, height=2, value=0.25),
+              "2": node("V3Brightness", image=["1", 0], factor=2.0),
+              "3": node("V3PreviewAsync", images=["2", 0])}
+    result = executor.run(prompt)
+    assert result.ok, result.error
+    [saved] = result.outputs["3"]["images"]
+    pixels = np.asarray(Image.open(tmp_path / "temp" / saved["subfolder"] / saved["filename"]))
+    assert pixels.shape == (2, 4, 3) and (pixels == 128).all()  # 0.25 * 2 = 0.5 -> 128
+
+
+def test_outputs_in_order_and_fingerprint_caching(executor: Executor) -> None:
+    prompt = {"1": node("V3RepeatText", text="ab", times=3, separator="none", shout=True),
+              "2": node("V3Gate", value=["1", 0], open=True),
+              "3": node("V3WhoAmI", label=["2", 0])}
+    first = executor.run(prompt)
+    assert first.ok, first.error
+    assert first.outputs["3"]["text"] == ["ABABAB 3 of 3"]
+    again = executor.run(prompt)
+    assert "1" in again.cached  # same fingerprint: not run again
+
+
+def test_validate_inputs_and_combo_choices_are_checked(executor: Executor) -> None:
+    result = executor.run({"1": node("V3RepeatText", text="x", times=20, separator="none"),
+                           "2": node("V3WhoAmI", label=["1", 0])})
+    assert result.status == "error"
+    errors = result.validation.node_errors["1"]["errors"]
+    assert errors[0]["type"] == "custom_validation_failed"
+    assert "more than 10 repeats need a separator" in errors[0]["details"]
+    # Inputs validate_inputs takes are left to it, as in ComfyUI; the others get the usual checks.
+    bad = executor.run({"1": node("V3SolidImage", width=100, height=2, value=0.5),
+                        "2": node("V3Brightness", image=["1", 0], factor=-1.0),
+                        "3": node("V3PreviewAsync", images=["2", 0])})
+    assert [e["type"] for e in bad.validation.node_errors["1"]["errors"]] == ["value_bigger_than_max"]
+    assert [e["type"] for e in bad.validation.node_errors["2"]["errors"]] == ["value_smaller_than_min"]
+
+
+def test_lazy_inputs_run_only_when_asked_for(executor: Executor) -> None:
+    made = v3_module().MADE
+    made.clear()
+    prompt = {"1": node("V3MakeThing", name="left"), "2": node("V3MakeThing", name="right"),
+              "3": node("V3PickThing", use_a=False, a=["1", 0], b=["2", 0]),
+              "4": node("V3WhoAmI", label=["3", 0])}
+    result = executor.run(prompt)
+    assert result.ok, result.error
+    assert made == ["right"]
+    assert result.outputs["4"]["text"] == ["right 4 of 4"]
+
+
+def test_block_execution_stops_the_branch(executor: Executor) -> None:
+    events = []
+    result = executor.run({"1": node("V3Gate", value="x", open=False), "2": node("V3WhoAmI", label=["1", 0])},
+                          emit=lambda event, data: events.append((event, data)))
+    assert "2" not in result.outputs
+    errors = [d["exception_message"] for e, d in events if e == "execution_error"]
+    assert errors == ["Execution Blocked: the gate is closed"]
+
+
+def test_hidden_values_are_not_visible_outside_a_run(pm: PluginManager) -> None:
+    cls = pm.nodes()["V3WhoAmI"].cls
+    assert cls.hidden.unique_id is None and cls.hidden.prompt is None
+
+
+def test_schema_mistakes_get_clear_errors() -> None:
+    from comfy_api.latest import io
+
+    class NoSchema(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            return {"node_id": "x"}
+
+    with pytest.raises(TypeError, match="must return io.Schema"):
+        NoSchema.GET_SCHEMA()
+
+    class Twice(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(node_id="Twice", inputs=[io.Int.Input("n"), io.Float.Input("n")])
+
+    with pytest.raises(ValueError, match="Twice: input id.* n declared twice"):
+        Twice.GET_SCHEMA()
+    with pytest.raises(TypeError, match="options must be a list or an Enum"):
+        io.Combo.Input("mode", options="abc")
+
+
+def test_versioned_aliases_are_the_same_api() -> None:
+    import comfy_api.latest
+    import comfy_api.v0_0_2
+
+    assert comfy_api.v0_0_2.io.ComfyNode is comfy_api.latest.io.ComfyNode
