@@ -1,0 +1,78 @@
+"""prestartup_script.py: every pack's runs before the first pack loads; one that fails is reported on its pack."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core.context import Folders
+from core.executor import Executor
+from core.model_folders import ModelFolders, set_default_model_folders
+from core.plugins import load_plugins
+
+PACKS = Path(__file__).parent / "packs"
+
+
+@pytest.fixture
+def models(tmp_path: Path):
+    set_default_model_folders(ModelFolders(tmp_path / "models"))
+    yield
+    set_default_model_folders(None)
+
+
+def test_prestartup_registered_folder_is_seen_by_the_pack(models: None, tmp_path: Path) -> None:
+    pm = load_plugins(environ={}, custom_nodes=[PACKS])
+    record = pm.records["prestartup_pack"]
+    assert record.error is None and not record.notes, (record.error, record.notes)
+    style = pm.nodes()["PrestartupStyle"]
+    assert style.cls.INPUT_TYPES()["required"]["style"][0] == ["cold.txt", "warm.txt"]
+    executor = Executor(pm.nodes(), folders=Folders(tmp_path / "out", tmp_path / "in", tmp_path / "temp"))
+    result = executor.run({"1": {"class_type": "PrestartupStyle", "inputs": {"style": "warm.txt"}}})
+    assert result.ok, result.error
+    assert result.outputs["1"]["text"] == ["warm light, golden hour"]
+
+
+def test_prestartup_runs_before_packs_that_load_earlier_and_a_failure_stays_with_its_pack(
+        models: None, tmp_path: Path) -> None:
+    folder = tmp_path / "custom_nodes"
+    shutil.copytree(PACKS / "prestartup_pack", folder / "prestartup_pack")
+    # "aaa_reader" loads first in name order, yet sees what prestartup_pack's script registered.
+    (folder / "aaa_reader").mkdir()
+    (folder / "aaa_reader" / "__init__.py").write_text(
+        "import folder_paths\n"
+        "STYLES = folder_paths.get_filename_list('prestartup_styles')\n"
+        "class ReaderStyles:\n"
+        "    @classmethod\n"
+        "    def INPUT_TYPES(cls):\n"
+        "        return {'required': {'style': (STYLES,)}}\n"
+        "    RETURN_TYPES = ('STRING',)\n"
+        "    FUNCTION = 'pick'\n"
+        "    def pick(self, style):\n"
+        "        return (style,)\n"
+        "NODE_CLASS_MAPPINGS = {'ReaderStyles': ReaderStyles}\n")
+    (folder / "broken_start").mkdir()
+    (folder / "broken_start" / "prestartup_script.py").write_text("raise RuntimeError('no GPU driver found')\n")
+    (folder / "broken_start" / "__init__.py").write_text(
+        "class StillLoads:\n"
+        "    @classmethod\n"
+        "    def INPUT_TYPES(cls):\n"
+        "        return {'required': {}}\n"
+        "    RETURN_TYPES = ()\n"
+        "    FUNCTION = 'run'\n"
+        "    def run(self):\n"
+        "        return ()\n"
+        "NODE_CLASS_MAPPINGS = {'StillLoads': StillLoads}\n")
+    (folder / "skipped.disabled").mkdir()
+    (folder / "skipped.disabled" / "prestartup_script.py").write_text("raise SystemExit('must not run')\n")
+    (folder / "skipped.disabled" / "__init__.py").write_text("")
+
+    pm = load_plugins(environ={}, custom_nodes=[folder])
+    assert pm.records["aaa_reader"].error is None, pm.records["aaa_reader"].traceback
+    assert pm.nodes()["ReaderStyles"].cls.INPUT_TYPES()["required"]["style"][0] == ["cold.txt", "warm.txt"]
+    broken = pm.records["broken_start"]
+    assert broken.error is None and "StillLoads" in pm.nodes()
+    assert broken.notes == ["prestartup_script.py failed: RuntimeError: no GPU driver found"]
+    assert not pm.records["prestartup_pack"].notes
+    assert "skipped" not in pm.records
