@@ -134,3 +134,33 @@ def private_hub() -> Iterator[Hub]:
     yield h
     h.close()
     server.stop()
+
+
+def project_pack(root: Path, name: str, node_class: str, publisher: str, version: str = "1.0.0") -> Path:
+    """A Python-project pack (its own package and a hearth entry point), laid out as the first-party packs are."""
+    module = name.replace("-", "_")
+    pack = root / f"{name}-{version}"
+    (pack / module).mkdir(parents=True)
+    (pack / "pyproject.toml").write_text(textwrap.dedent(f"""\
+        [project]
+        name = "{name}"
+        version = "{version}"
+        description = "Test pack {name}"
+        license = {{ text = "Apache-2.0" }}
+        requires-python = ">=3.9"
+        dependencies = []
+
+        [project.urls]
+        Repository = "https://example.com/{publisher}/{name}"
+
+        [project.entry-points.hearth]
+        {module} = "{module}.plugin"
+
+        [tool.comfy]
+        PublisherId = "{publisher}"
+        DisplayName = "{name}"
+        Icon = ""
+        """))
+    (pack / module / "__init__.py").write_text("")
+    (pack / module / "plugin.py").write_text(NODE_PACK.format(cls=node_class, category=name))
+    return pack
