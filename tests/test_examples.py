@@ -16,6 +16,7 @@ from core.plugins import load_plugins
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples" / "workflows").glob("*.json"))
 # Frontend-only nodes of UI-format files: the conversion to the API format drops them.
 UI_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
+VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".mkv"}
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,12 @@ def test_example_runs(workflow: Path, tmp_path: Path, monkeypatch: pytest.Monkey
     assert result.exit_code == 0, result.output
     paths = [Path(line) for line in result.stdout.splitlines() if line.strip()]
     assert paths and all(p.is_file() for p in paths)
+    if paths[0].suffix.lower() in VIDEO_SUFFIXES:  # video files carry the prompt as a container tag
+        import av
+
+        with av.open(str(paths[0])) as container:
+            assert container.streams.video and json.loads(container.metadata["prompt"])
+        return
     with Image.open(paths[0]) as image:
         assert json.loads(image.text["prompt"])
         if "_ui" in workflow.name:

@@ -1,0 +1,146 @@
+"""Wan 2.1 text-to-video end to end: make-tiny wan, the loader nodes, sampling, decoding, and the memory estimate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from hearth_video import wan_loaders
+from hearth_video.wan_nodes import EmptyHunyuanLatentVideo, UNETLoader
+
+from cli.main import cli
+from core.model_folders import ModelFolders, model_folders, set_default_model_folders
+from core.models import ModelManager
+from core.plugins import load_plugins
+
+WORKFLOW = Path(__file__).resolve().parents[2] / "examples" / "workflows" / "txt2video_wan_api.json"
+
+
+@pytest.fixture(autouse=True)
+def _two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(before, 2))  # the suite's budget is two cores
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("wan") / "models"
+    result = CliRunner().invoke(cli, ["models", "make-tiny", "wan", "--out", str(folder)])
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+@pytest.fixture
+def folders(models: Path):
+    before = model_folders()
+    set_default_model_folders(ModelFolders(models))
+    load_plugins(environ={})
+    yield models
+    set_default_model_folders(before)
+
+
+def test_make_tiny_wan_writes_the_three_parts_and_the_tokenizer(models: Path) -> None:
+    names = {p.relative_to(models).as_posix() for p in models.rglob("*") if p.is_file()}
+    assert names == {"unet/tiny-wan.safetensors", "text_encoders/tiny-umt5.safetensors",
+                     "text_encoders/tiny-umt5.tokenizer.json", "vae/tiny-wan-vae.safetensors"}
+
+
+def test_make_tiny_wan_refuses_a_file_as_its_folder(tmp_path: Path) -> None:
+    target = tmp_path / "file.safetensors"
+    target.write_text("x")
+    result = CliRunner().invoke(cli, ["models", "make-tiny", "wan", "--out", str(target)])
+    assert result.exit_code == 2 and "give a folder" in result.output
+
+
+@pytest.mark.parametrize("length,frames", [(1, 1), (9, 3), (81, 21)])
+def test_empty_video_latent_shape(length: int, frames: int) -> None:
+    (latent,) = EmptyHunyuanLatentVideo().generate(width=96, height=64, length=length, batch_size=2)
+    assert latent["samples"].shape == (2, 16, frames, 8, 12)
+    assert not latent["samples"].any()
+
+
+def decoded_frames(path: Path) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
+def run(workflow: dict, models: Path, out: Path) -> Path:
+    path = out / "workflow.json"
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(workflow), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["run", str(path), "--out", str(out / "out"), "--models-dir", str(models)])
+    assert result.exit_code == 0, result.output
+    (video,) = [Path(line) for line in result.stdout.splitlines() if line.strip()]
+    return video
+
+
+def test_example_workflow_same_seed_same_frames(models: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    workflow = json.loads(WORKFLOW.read_text(encoding="utf-8"))
+    first = decoded_frames(run(workflow, models, tmp_path / "a"))
+    again = decoded_frames(run(workflow, models, tmp_path / "b"))
+    assert first.shape == (9, 64, 64, 3)  # 9 frames from 3 latent frames
+    assert np.array_equal(first, again)
+    assert first.std() > 1.0  # not a blank clip
+    workflow["8"]["inputs"]["seed"] = 43
+    other = decoded_frames(run(workflow, models, tmp_path / "c"))
+    assert np.abs(other.astype(int) - first.astype(int)).mean() > 1.0
+
+
+def test_unet_loader_names_what_it_cannot_load(folders: Path) -> None:
+    other = folders / "unet" / "not-wan.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({"some.weight": torch.zeros(2)}, str(other))
+    try:
+        with pytest.raises(ValueError, match="not-wan.safetensors"):
+            UNETLoader().load_unet("not-wan.safetensors")
+        with pytest.raises(ValueError, match="weight_dtype"):
+            wan_loaders.load_diffusion_model(folders / "unet" / "tiny-wan.safetensors", "int3")
+    finally:
+        other.unlink()
+    assert "tiny-wan.safetensors" in UNETLoader.INPUT_TYPES()["required"]["unet_name"][0]
+
+
+def test_text_encoder_without_tokenizer_says_where_to_put_one(folders: Path, tmp_path: Path) -> None:
+    lonely = tmp_path / "umt5.safetensors"
+    lonely.write_bytes((folders / "text_encoders" / "tiny-umt5.safetensors").read_bytes())
+    with pytest.raises(FileNotFoundError, match="tokenizer.json"):
+        wan_loaders.load_text_encoder(lonely)
+
+
+def test_text_context_is_zero_past_the_prompt(folders: Path) -> None:
+    clip = wan_loaders.load_text_encoder(folders / "text_encoders" / "tiny-umt5.safetensors", device="cpu")
+    cond, pooled = clip.encode("a red fox")
+    assert cond.shape == (1, 512, 32) and pooled is None
+    assert cond[0, :4].abs().min() > 0 and not cond[0, 4:].any()  # 3 words and </s>
+    assert not torch.equal(cond, clip.encode("a blue owl")[0])
+    with pytest.raises(ValueError, match="last layer"):
+        clip.clone().set_last_layer(-2)
+
+
+def test_memory_estimate_hook_answers_for_wan_and_grows_with_the_video(folders: Path) -> None:
+    plugins = load_plugins(environ={})
+    model = wan_loaders.load_diffusion_model(folders / "unet" / "tiny-wan.safetensors", device="cpu")
+    manager = ModelManager("cpu", plugins=plugins)
+    short = manager.memory_estimate(model.patcher, (2, 16, 3, 8, 8), torch.float32)
+    long = manager.memory_estimate(model.patcher, (2, 16, 21, 8, 8), torch.float32)
+    assert 0 < short < long
+    assert plugins.hook.memory_estimate_for_model(model=model.patcher, input_shape=(1, 4, 8, 8), dtype=None) is None
+
+
+def test_wan_model_rejects_image_latents_and_foreign_text(folders: Path) -> None:
+    model = wan_loaders.load_diffusion_model(folders / "unet" / "tiny-wan.safetensors", device="cpu")
+    with pytest.raises(ValueError, match="video latents"):
+        model.denoise(torch.zeros(1, 16, 8, 8), torch.ones(1), torch.zeros(1, 77, 32))
+    with pytest.raises(ValueError, match="UMT5"):
+        model.denoise(torch.zeros(1, 16, 1, 8, 8), torch.ones(1), torch.zeros(1, 77, 768))
