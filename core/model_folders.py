@@ -260,10 +260,15 @@ class TinyModel:
 
 
 def write_tiny_models(models_dir: str | Path, models: Mapping[str, TinyModel], seed: int = 0) -> list[tuple[str, Path]]:
-    """Write tiny models into their kinds' standard subfolders of ``models_dir`` (``make-tiny all``)."""
+    """Write tiny models into their kinds' standard subfolders of ``models_dir`` (``make-tiny all``).
+
+    Bundles (models with ``parts``) are skipped: their parts are tiny models of their own, written when listed.
+    """
     folders = ModelFolders(models_dir)
     written = []
     for name, model in models.items():
+        if model.parts:
+            continue
         path = folders.folders(model.kind)[0] / model.filename
         path.parent.mkdir(parents=True, exist_ok=True)
         model.write(path, seed)
