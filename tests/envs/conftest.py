@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli.main import cli
+from registry.manifest import load_manifest
 from tests.registry_server.conftest import settings_for
 from tests.registry_server.helpers import Hub, unique
 from tests.registry_server.servers import RegistryProcess
@@ -44,6 +45,13 @@ class Packs:
         self.hub = hub
         self.work = work
         self.publisher, self.token = hub.new_publisher()
+        self.read_token = hub.token(self.publisher, "read")
+
+    def _publish(self, folder: Path) -> dict:
+        self.hub.publish_dir(folder, self.token, wait=False)
+        m = load_manifest(folder)
+        # A private registry answers reads only with a token.
+        return self.hub.wait(m.name, m.version, headers={"Authorization": f"Bearer {self.read_token}"})
 
     def _pyproject(self, name: str, version: str, deps: list[str], extra: str = "") -> str:
         listed = ", ".join(f'"{d}"' for d in deps)
@@ -74,7 +82,7 @@ class Packs:
         (folder / "README.md").write_text(f"# {name}\n")
         (folder / pkg / "__init__.py").write_text(f"VERSION = {version!r}\n")
         (folder / pkg / "plugin.py").write_text("from core.hookspecs import hookimpl  # noqa: F401\n")
-        return self.hub.publish_dir(folder, self.token)
+        return self._publish(folder)
 
     def comfyui(self, name: str, version: str = "1.0.0", requirements: tuple[str, ...] = (),
                 node_class: str = "") -> dict:
@@ -100,7 +108,7 @@ class Packs:
             NODE_CLASS_MAPPINGS = {{"{cls}": {cls}}}
             """))
         (folder / "requirements.txt").write_text("".join(f"{r}\n" for r in requirements))
-        return self.hub.publish_dir(folder, self.token)
+        return self._publish(folder)
 
 
 @pytest.fixture(scope="session")
