@@ -78,6 +78,10 @@ class CustomNodesLoader:
                 record.traceback = traceback.format_exc()
                 continue
             record.version = str(getattr(module, "__version__", "") or "")
+            web = getattr(module, "WEB_DIRECTORY", None)
+            if web:  # served even for a pack without nodes: frontend-only packs are common
+                base = path if path.is_dir() else path.parent
+                self.web_directories[name] = (base / web).resolve()
             mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
             display = getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None) or {}
             entrypoint = getattr(module, "comfy_entrypoint", None)
@@ -97,10 +101,6 @@ class CustomNodesLoader:
                                                            python_module=f"custom_nodes.{name}"))
                 except Exception as exc:
                     record.notes.append(f"node {node_name!r} skipped: {exc}")
-            web = getattr(module, "WEB_DIRECTORY", None)
-            if web:
-                base = path if path.is_dir() else path.parent
-                self.web_directories[name] = (base / web).resolve()
         return records
 
     def _run_prestartup_scripts(self, packs: Sequence[tuple[str, Path]]) -> dict[str, str]:

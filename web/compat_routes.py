@@ -218,7 +218,7 @@ def mount(app: FastAPI, server: PromptServer | None = None) -> list[str]:
     server = server or PromptServer.instance
     mounted: list[str] = []
     for definition, api_twin in server.route_definitions():
-        if isinstance(definition, aiohttp_web.StaticDef):
+        if getattr(definition, "prefix", None) is not None and getattr(definition, "handler", None) is None:
             folder = Path(definition.path)
             if not folder.is_dir():
                 log.warning("a pack serves %s from %s, which is not a folder; skipped", definition.prefix, folder)

@@ -56,7 +56,7 @@ SERVED: dict[str, str | None] = {
 # Packs add routes with `from aiohttp import web`; without aiohttp installed they get the part of aiohttp.web
 # they use. An installed aiohttp is never shadowed: packs also use its client.
 if importlib.util.find_spec("aiohttp") is None:
-    SERVED.update({"aiohttp": None, "aiohttp.web": "core.comfy_compat.aiohttp_web"})
+    SERVED.update({"aiohttp": "core.comfy_compat.aiohttp_root", "aiohttp.web": "core.comfy_compat.aiohttp_web"})
 
 _IMPORT_FROM = dis.opmap["IMPORT_FROM"]
 _lock = threading.Lock()

@@ -190,7 +190,7 @@ class PromptServer:
         latest: dict[Any, tuple[Any, bool]] = {}
         for definitions, api_twin in ((self.routes, True), (self.app.routes, False)):
             for definition in definitions:
-                if isinstance(definition, web.StaticDef):
+                if getattr(definition, "prefix", None) is not None and getattr(definition, "handler", None) is None:
                     key: Any = ("static", definition.prefix)
                 else:
                     key = (getattr(definition, "method", None), getattr(definition, "path", None), api_twin)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from core import comfy_compat
 from core.comfy_compat import aiohttp_web
 from core.comfy_compat.server import BinaryEventTypes, PromptServer
 from core.plugins import load_plugins
@@ -90,6 +91,16 @@ def test_on_prompt_handler_rewrites_the_prompt_and_nodes_send_events(client: Tes
     assert history[prompt_id]["outputs"]["1"]["text"] == ["tagged by routes_pack"]
 
 
+def test_aiohttp_names_hearth_lacks_fail_where_used_not_at_import(client: TestClient) -> None:
+    if "aiohttp" not in comfy_compat.SERVED:
+        pytest.skip("aiohttp is installed: packs get the real one")
+    quiet = TestClient(client.app, raise_server_exceptions=False)  # the server answers 500, as a user sees it
+    response = quiet.get("/routes_pack/fetch", params={"url": "http://example.invalid/"})
+    assert response.status_code == 500
+    assert "Hearth does not provide aiohttp.ClientSession (used by pack routes_pack)" in response.text
+    assert "aiohttp.ClientSession" in comfy_compat.missing_names()["routes_pack"]
+
+
 def test_pack_web_directory_is_served_and_listed(client: TestClient) -> None:
     script = client.get("/extensions/webdir_pack/widgets.js")
     assert script.status_code == 200 and "webdir_pack.widgets" in script.text
@@ -124,3 +135,60 @@ def test_reloaded_pack_routes_replace_the_old_ones() -> None:
     server.routes.get("/p")(old)
     server.routes.get("/p")(new)
     assert [d.handler for d, _ in server.route_definitions()] == [new]
+
+
+def test_static_folders_packs_add_to_the_app(tmp_path: Path) -> None:
+    from fastapi import FastAPI
+
+    from web.compat_routes import mount
+
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "logo.svg").write_text("<svg/>")
+    server = PromptServer()
+    server.app.router.add_static("/my_pack/assets", tmp_path / "assets")
+
+    async def port(request):
+        return aiohttp_web.json_response({"port": 12345})
+
+    server.app.add_routes([aiohttp_web.get("/my_pack/port", port)])
+    app = FastAPI()
+    assert mount(app, server) == ["/my_pack/assets", "GET /my_pack/port"]
+    with TestClient(app) as http:
+        assert http.get("/my_pack/assets/logo.svg").text == "<svg/>"
+        assert http.get("/my_pack/port").json() == {"port": 12345}
+        assert http.get("/api/my_pack/port").status_code == 404  # added to the app itself: bare only, as ComfyUI
+
+
+def test_real_aiohttp_responses_are_converted() -> None:
+    if "aiohttp" in comfy_compat.SERVED:
+        pytest.skip("aiohttp is not installed (Hearth serves its own aiohttp.web)")
+    from aiohttp import web
+    from fastapi import FastAPI
+
+    from web.compat_routes import mount
+
+    routes = web.RouteTableDef()
+
+    @routes.get("/real/json")
+    async def as_json(request):
+        return web.json_response({"q": request.rel_url.query.get("q")}, status=202)
+
+    @routes.get("/real/text")
+    async def as_text(request):
+        return web.Response(text="plain", headers={"X-Pack": "yes"})
+
+    @routes.get("/real/missing")
+    async def missing(request):
+        raise web.HTTPNotFound(text="nope")
+
+    server = PromptServer()
+    server.app.add_routes(routes)
+    app = FastAPI()
+    mount(app, server)
+    with TestClient(app) as http:
+        answer = http.get("/real/json", params={"q": "1"})
+        assert answer.status_code == 202 and answer.json() == {"q": "1"}
+        assert answer.headers["content-type"].startswith("application/json")
+        text = http.get("/real/text")
+        assert text.text == "plain" and text.headers["x-pack"] == "yes"
+        assert http.get("/real/missing").status_code == 404

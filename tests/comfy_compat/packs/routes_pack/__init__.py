@@ -3,7 +3,7 @@
 import os
 
 import folder_paths
-from aiohttp import web
+from aiohttp import ClientSession, web
 from server import PromptServer
 
 routes = PromptServer.instance.routes
@@ -55,6 +55,12 @@ async def broadcast(request):
     body = await request.json()
     PromptServer.instance.send_sync("routes_pack.message", {"text": body["text"]}, body.get("sid"))
     return web.Response(status=204)
+
+
+@routes.get("/routes_pack/fetch")
+async def fetch(request):
+    async with ClientSession() as session, session.get(request.rel_url.query["url"]) as response:
+        return web.Response(body=await response.read())
 
 
 def tag_prompt(json_data):

@@ -1,6 +1,4 @@
-"""A pack that ships browser code: its WEB_DIRECTORY is served at /extensions/webdir_pack/."""
+"""A frontend-only pack: no nodes, just browser code in WEB_DIRECTORY, served at /extensions/webdir_pack/."""
 
 WEB_DIRECTORY = "./web"
-NODE_CLASS_MAPPINGS = {}
-NODE_DISPLAY_NAME_MAPPINGS = {}
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]
+__all__ = ["WEB_DIRECTORY"]
