@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.common import custom_nodes_option, echo_json, env_option, plugins_for
+from core.comfy_compat import missing_names
 
 
 @click.command()
@@ -39,17 +40,22 @@ def nodes(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None) -
 @custom_nodes_option
 @env_option
 def plugins(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None) -> None:
-    """List loaded plugins with their tier, node count and any load error."""
+    """List loaded plugins with their tier, node count, any load error, and the ComfyUI internals a custom-node
+    pack uses that Hearth lacks (its nodes that touch them fail; the rest work)."""
     manager = plugins_for(custom_nodes, quiet=True, env_name=env_name)
     manager.nodes()  # counts nodes per plugin and surfaces name clashes
     records = sorted(manager.records.values(), key=lambda r: (r.tier != "essential", r.tier != "default", r.name))
+    # Recorded as packs import them; names a pack reaches only inside a node show up once that node has run.
+    missing = missing_names()
     if as_json:
-        echo_json({"plugins": [r.as_dict() for r in records], "warnings": manager.warnings})
+        echo_json({"plugins": [{**r.as_dict(), "missing_internals": missing.get(r.name, []) if r.kind == "comfyui"
+                                else []} for r in records], "warnings": manager.warnings})
         return
-    table = Table("plugin", "version", "tier", "kind", "nodes", "error")
+    table = Table("plugin", "version", "tier", "kind", "nodes", "error", "missing internals")
     for record in records:
+        lacks = missing.get(record.name, []) if record.kind == "comfyui" else []
         table.add_row(record.name, record.version, record.tier, record.kind, str(record.node_count),
-                      record.error or "")
+                      record.error or "", ", ".join(lacks))
     console = Console()
     console.print(table)
     for warning in manager.warnings:

@@ -258,8 +258,10 @@ class SDModel:
         return self.patcher.nbytes
 
     def model_state_dict(self, filter_prefix: str | None = None) -> dict[str, torch.Tensor]:
-        """The UNet's weights under ComfyUI's key names (``diffusion_model.`` + the UNet's key)."""
-        found = {f"{_UNET_PREFIX}{k}": v for k, v in self.diffusion.unet.state_dict().items()}
+        """The UNet's base weights (no clone's patches) under ComfyUI's key names (``diffusion_model.`` + key)."""
+        # The shared module may carry the patches of whichever clone ran last; its originals are in the backup.
+        originals = self.patcher.weights.backup
+        found = {f"{_UNET_PREFIX}{k}": originals.get(k, v) for k, v in self.diffusion.unet.state_dict().items()}
         return {k: v for k, v in found.items() if filter_prefix is None or k.startswith(filter_prefix)}
 
     def get_key_patches(self, filter_prefix: str | None = None) -> dict[str, list[torch.Tensor]]:
