@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -376,6 +377,9 @@ def create_environment(name: str) -> Environment:
         make_venv(gen / "venv")
         (gen / "custom_nodes").mkdir(parents=True)
         (gen / "pylock.toml").write_text(empty_lock_text(), encoding="utf-8")
+        # What `comfy sync` compares with to know the generation matches its lock.
+        (gen / "lock.sha256").write_text(hashlib.sha256(empty_lock_text().encode()).hexdigest() + "\n",
+                                         encoding="utf-8")
         write_generation(gen, action="create", packs={}, requested=[], parent=None)
         info = {"name": name, "created": time.time(), "python": sys.executable,
                 "python_version": ".".join(map(str, sys.version_info[:3])),
