@@ -115,7 +115,10 @@ class Need:
 
     @property
     def who(self) -> str:
-        return f"{self.pack} {self.version}" if self.version else self.pack
+        """"pack 1.2" for one version, "pack>=2.0" for a range, "pack" for every version."""
+        if not self.version:
+            return self.pack
+        return f"{self.pack}{self.version}" if self.version[0] in "<>=!~" else f"{self.pack} {self.version}"
 
     @property
     def target(self) -> str:
