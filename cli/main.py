@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
+from typing import Any
 
 import click
 
@@ -23,7 +25,23 @@ def _one_line_usage_error(exc: click.UsageError) -> UserError:
 
 
 class HearthGroup(click.Group):
-    """Every failure becomes one line with exit code 2; ``--debug`` adds the traceback."""
+    """Every failure becomes one line with exit code 2; ``--debug`` adds the traceback.
+
+    ``lazy`` maps command names to ``"module:attribute"``: the module is imported when the command is first used.
+    """
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, str] = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            module, _, attribute = self.lazy[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def make_context(self, info_name, args, parent=None, **extra):  # noqa: ANN001, ANN201 - click's signature
         try:
@@ -71,33 +89,26 @@ def models() -> None:
     """Model files: make tiny test checkpoints."""
 
 
-def _add_commands() -> None:
-    from cli import info, run
+# Commands import their module on first use: `comfy sync` must not pay for importing the executor, the server or
+# the sandbox. `comfy --help` lists them all (and so imports them all).
+LAZY_COMMANDS = {
+    "run": "cli.run:run", "nodes": "cli.info:nodes", "plugins": "cli.info:plugins", "serve": "cli.serve:serve",
+    "registry": "cli.registry:registry", "search": "cli.search:search", "info": "cli.search:info",
+    "env": "cli.env:env", "install": "cli.install:install", "uninstall": "cli.install:uninstall",
+    "update": "cli.install:update", "list": "cli.install:list_", "lock": "cli.install:lock",
+    "sync": "cli.install:sync", "login": "cli.author:login",
+}
+LAZY_NODE_COMMANDS = {
+    "scan": "cli.scan:scan", "init": "cli.author:init", "validate": "cli.author:validate",
+    "pack": "cli.author:pack", "publish": "cli.author:publish",
+}
+LAZY_MODELS_COMMANDS = {"make-tiny": "cli.models:make_tiny"}
 
-    cli.add_command(run.run)
-    cli.add_command(info.nodes)
-    cli.add_command(info.plugins)
-    from cli import scan
-    node.add_command(scan.scan)
-    from cli import serve
-    cli.add_command(serve.serve)
-    from cli import registry
-    cli.add_command(registry.registry)
-    from cli import models as model_commands
-    models.add_command(model_commands.make_tiny)
-    from cli import search
-    cli.add_command(search.search)
-    cli.add_command(search.info)
-    from cli import env as env_commands
-    from cli import install as install_commands
-    cli.add_command(env_commands.env)
-    for command in (install_commands.install, install_commands.uninstall, install_commands.update,
-                    install_commands.list_, install_commands.lock, install_commands.sync):
-        cli.add_command(command)
-    from cli import author
-    cli.add_command(author.login)
-    for command in (author.init, author.validate, author.pack, author.publish):
-        node.add_command(command)
+
+def _add_commands() -> None:
+    cli.lazy.update(LAZY_COMMANDS)
+    node.lazy.update(LAZY_NODE_COMMANDS)
+    models.lazy.update(LAZY_MODELS_COMMANDS)
 
 
 _add_commands()
