@@ -76,14 +76,15 @@ def test_object_info_shows_v3_nodes_in_comfyuis_shape(http: TestClient) -> None:
 
     text = http.get("/api/object_info/V3RepeatText").json()["V3RepeatText"]
     assert text["input"]["required"]["text"] == ["STRING", {"default": "hi", "multiline": True}]
-    assert text["input"]["required"]["separator"] == ["COMBO", {"default": "space",
+    assert text["input"]["required"]["separator"] == ["COMBO", {"default": "space", "multiselect": False,
                                                                 "options": ["space", "newline", "none"]}]
-    assert text["input"]["optional"] == {"shout": ["BOOLEAN", {"optional": True, "default": False}]}
+    assert text["input"]["required"]["times"] == ["INT", {"default": 2, "min": 0, "max": 100}]
+    assert text["input"]["optional"] == {"shout": ["BOOLEAN", {"default": False}]}  # the section says optional
     assert text["output"] == ["STRING", "INT"] and text["output_name"] == ["text", "length"]
 
     who = http.get("/object_info/V3WhoAmI").json()["V3WhoAmI"]
     assert who["input"]["hidden"] == {"unique_id": "UNIQUE_ID", "prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}
-    assert who["output_node"] is True
+    assert who["output_node"] is True and who["output_name"] == ["STRING"]  # no display name: the type
 
 
 def test_v3_nodes_run_and_the_async_preview_saves_the_image(executor: Executor, tmp_path: Path) -> None:
@@ -176,3 +177,55 @@ def test_versioned_aliases_are_the_same_api() -> None:
     import comfy_api.v0_0_2
 
     assert comfy_api.v0_0_2.io.ComfyNode is comfy_api.latest.io.ComfyNode
+
+
+def test_return_shapes_and_newer_schema_fields(tmp_path: Path) -> None:
+    from comfy_api.latest import io
+
+    from core.hookspecs import hookimpl
+
+    class Pair(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            # search_aliases and essentials_category: fields of newer ComfyUI versions, accepted
+            return io.Schema(node_id="V3Pair", inputs=[io.Int.Input("n", default=1, some_future_flag=True)],
+                             outputs=[io.Int.Output(), io.String.Output()], search_aliases=["two"],
+                             essentials_category="math")
+
+        @classmethod
+        def execute(cls, n):
+            return n * 2, str(n)  # a plain tuple, as V1 nodes return
+
+    class Show(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(node_id="V3Show", inputs=[io.Int.Input("n"), io.String.Input("s")],
+                             is_output_node=True)
+
+        @classmethod
+        def execute(cls, n, s):
+            return {"ui": {"text": [f"{n}/{s}"]}}
+
+    class Wrong(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(node_id="V3Wrong", outputs=[io.Int.Output()])
+
+        @classmethod
+        def execute(cls):
+            return [1]
+
+    class Extra:
+        @hookimpl
+        def register_nodes(self):
+            return {"V3Pair": Pair, "V3Show": Show, "V3Wrong": Wrong}
+
+    pm = load_plugins(environ={})
+    pm.register(Extra(), "v3-extra")
+    executor = Executor(pm.nodes(), folders=Folders(tmp_path / "o", tmp_path / "i", tmp_path / "t"))
+    assert [o.id for o in Pair.GET_SCHEMA().outputs] == ["_0_INT_", "_1_STRING_"]
+    result = executor.run({"1": node("V3Pair", n=21), "2": node("V3Show", n=["1", 0], s=["1", 1])})
+    assert result.ok, result.error
+    assert result.outputs["2"]["text"] == ["42/21"]
+    wrong = executor.run({"1": node("V3Wrong"), "2": node("V3Show", n=["1", 0], s="x")})
+    assert wrong.error["exception_message"] == "node V3Wrong: execute() must return io.NodeOutput(...), got list"

@@ -53,4 +53,17 @@ class ComfyAPI:
         self.execution = _AsyncExecution()
 
 
-__all__ = ["ComfyAPI", "ComfyAPISync", "ComfyExtension", "io", "ui"]
+class Input:
+    """Type names for annotations (``def execute(cls, image: Input.Image)``): Hearth's values are ComfyUI's."""
+
+    Image = Any  # a float tensor [batch, height, width, channels]
+    Mask = Any  # a float tensor [batch, height, width]
+    Latent = dict  # {"samples": tensor, ...}
+    Audio = dict  # {"waveform": tensor, "sample_rate": int}
+    Video = Any
+
+
+IO = io
+UI = ui
+
+__all__ = ["IO", "UI", "ComfyAPI", "ComfyAPISync", "ComfyExtension", "Input", "io", "ui"]

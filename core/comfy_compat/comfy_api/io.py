@@ -27,7 +27,7 @@ import functools
 import inspect
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from core.comfy_compat import hook
@@ -59,6 +59,9 @@ class HiddenHolder:
         self.dynprompt = dynprompt
         self.auth_token_comfy_org = auth_token_comfy_org
         self.api_key_comfy_org = api_key_comfy_org
+
+    def __getattr__(self, name: str) -> Any:
+        return None  # a hidden value of a newer ComfyUI: absent here, as ComfyUI answers for one not asked for
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> HiddenHolder:
@@ -114,7 +117,7 @@ class Input:
 
     def __init__(self, id: str, display_name: str | None = None, optional: bool = False,
                  tooltip: str | None = None, lazy: bool | None = None, extra_dict: Mapping[str, Any] | None = None,
-                 raw_link: bool | None = None, advanced: bool | None = None) -> None:
+                 raw_link: bool | None = None, advanced: bool | None = None, **newer_options: Any) -> None:
         if not isinstance(id, str) or not id:
             raise TypeError(f"{type(self).__qualname__}: the input id must be a non-empty string, got {id!r}")
         self.id = id
@@ -125,18 +128,23 @@ class Input:
         self.extra_dict = dict(extra_dict or {})
         self.raw_link = raw_link
         self.advanced = advanced
+        # Options of ComfyUI versions newer than this layer: accepted (the pack still loads), not shown.
+        self.newer_options = newer_options
 
     def get_io_type(self) -> str:
         return self.io_type
 
     def as_dict(self) -> dict[str, Any]:
-        """The options dict of the V1 ``(TYPE, options)`` pair, as ComfyUI's ``/object_info`` shows it."""
-        return _pruned({"display_name": self.display_name, "optional": self.optional or None,
-                        "tooltip": self.tooltip, "lazy": self.lazy, "rawLink": self.raw_link,
-                        "advanced": self.advanced}) | self.extra_dict
+        """The input's options, as ComfyUI's ``/object_info`` shows them (``None`` values left out)."""
+        return _pruned({"display_name": self.display_name, "optional": self.optional, "tooltip": self.tooltip,
+                        "lazy": self.lazy, "rawLink": self.raw_link, "advanced": self.advanced}) \
+            | _pruned(self.extra_dict)
 
     def v1(self) -> tuple[str, dict[str, Any]]:
-        return self.get_io_type(), self.as_dict()
+        """The V1 ``(TYPE, options)`` pair; the section (required/optional) says what ``optional`` said."""
+        options = self.as_dict()
+        options.pop("optional", None)
+        return self.get_io_type(), options
 
 
 class WidgetInput(Input):
@@ -146,12 +154,15 @@ class WidgetInput(Input):
                  tooltip: str | None = None, lazy: bool | None = None, default: Any = None,
                  socketless: bool | None = None, widget_type: str | None = None, force_input: bool | None = None,
                  extra_dict: Mapping[str, Any] | None = None, raw_link: bool | None = None,
-                 advanced: bool | None = None) -> None:
-        super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link, advanced)
+                 advanced: bool | None = None, **newer_options: Any) -> None:
+        super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link, advanced, **newer_options)
         self.default = default
         self.socketless = socketless
         self.widget_type = widget_type
         self.force_input = force_input
+
+    def get_io_type(self) -> str:
+        return self.widget_type or self.io_type
 
     def as_dict(self) -> dict[str, Any]:
         return super().as_dict() | _pruned({"default": self.default, "socketless": self.socketless,
@@ -164,7 +175,7 @@ class Output:
     io_type = "*"
 
     def __init__(self, id: str | None = None, display_name: str | None = None, tooltip: str | None = None,
-                 is_output_list: bool = False) -> None:
+                 is_output_list: bool = False, **newer_options: Any) -> None:
         self.id = id
         self.display_name = display_name
         self.tooltip = tooltip
@@ -222,9 +233,9 @@ class Boolean(ComfyTypeIO):
                      tooltip: str | None = None, lazy: bool | None = None, default: bool | None = None,
                      label_on: str | None = None, label_off: str | None = None, socketless: bool | None = None,
                      force_input: bool | None = None, extra_dict: Mapping[str, Any] | None = None,
-                     raw_link: bool | None = None, advanced: bool | None = None) -> None:
+                     raw_link: bool | None = None, advanced: bool | None = None, **newer_options: Any) -> None:
             super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input,
-                             extra_dict, raw_link, advanced)
+                             extra_dict, raw_link, advanced, **newer_options)
             self.label_on, self.label_off = label_on, label_off
 
         def as_dict(self) -> dict[str, Any]:
@@ -236,9 +247,10 @@ class _Number(WidgetInput):
                  lazy: bool | None = None, default: Any = None, min: Any = None, max: Any = None, step: Any = None,
                  control_after_generate: Any = None, display_mode: Any = None, socketless: bool | None = None,
                  force_input: bool | None = None, extra_dict: Mapping[str, Any] | None = None,
-                 raw_link: bool | None = None, advanced: bool | None = None, round: Any = None) -> None:
+                 raw_link: bool | None = None, advanced: bool | None = None, round: Any = None,
+                 **newer_options: Any) -> None:
         super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input,
-                         extra_dict, raw_link, advanced)
+                         extra_dict, raw_link, advanced, **newer_options)
         self.min, self.max, self.step, self.round = min, max, step, round
         self.control_after_generate = control_after_generate
         self.display_mode = display_mode
@@ -275,13 +287,13 @@ class String(ComfyTypeIO):
                      placeholder: str | None = None, default: str | None = None,
                      dynamic_prompts: bool | None = None, socketless: bool | None = None,
                      force_input: bool | None = None, extra_dict: Mapping[str, Any] | None = None,
-                     raw_link: bool | None = None, advanced: bool | None = None) -> None:
+                     raw_link: bool | None = None, advanced: bool | None = None, **newer_options: Any) -> None:
             super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input,
-                             extra_dict, raw_link, advanced)
+                             extra_dict, raw_link, advanced, **newer_options)
             self.multiline, self.placeholder, self.dynamic_prompts = multiline, placeholder, dynamic_prompts
 
         def as_dict(self) -> dict[str, Any]:
-            return super().as_dict() | _pruned({"multiline": self.multiline or None, "placeholder": self.placeholder,
+            return super().as_dict() | _pruned({"multiline": self.multiline, "placeholder": self.placeholder,
                                                 "dynamicPrompts": self.dynamic_prompts})
 
 
@@ -304,9 +316,10 @@ class Combo(ComfyTypeIO):
                      tooltip: str | None = None, lazy: bool | None = None, default: Any = None,
                      control_after_generate: Any = None, upload: Any = None, image_folder: Any = None,
                      remote: Any = None, socketless: bool | None = None, extra_dict: Mapping[str, Any] | None = None,
-                     raw_link: bool | None = None, advanced: bool | None = None) -> None:
+                     raw_link: bool | None = None, advanced: bool | None = None, **newer_options: Any) -> None:
             super().__init__(id, display_name, optional, tooltip, lazy, _plain(default), socketless, None, None,
-                             extra_dict, raw_link, advanced)
+                             extra_dict, raw_link, advanced, **newer_options)
+            self.multiselect = False
             self.options = _options(id, options)
             self.control_after_generate = control_after_generate
             self.upload, self.image_folder, self.remote = upload, image_folder, remote
@@ -316,7 +329,7 @@ class Combo(ComfyTypeIO):
                              "remote": self.remote})
             if self.upload is not None:
                 extra[_plain(self.upload)] = True
-            return super().as_dict() | {"options": list(self.options)} | extra
+            return super().as_dict() | {"multiselect": self.multiselect, "options": list(self.options)} | extra
 
 
 @comfytype("COMBO")
@@ -328,11 +341,12 @@ class MultiCombo(ComfyTypeI):
                      tooltip: str | None = None, lazy: bool | None = None, default: Any = None,
                      placeholder: str | None = None, chip: bool | None = None, **kwargs: Any) -> None:
             super().__init__(id, options, display_name, optional, tooltip, lazy, default, **kwargs)
+            self.multiselect = True
             self.placeholder, self.chip = placeholder, chip
 
         def as_dict(self) -> dict[str, Any]:
-            return super().as_dict() | {"multi_select": _pruned({"placeholder": self.placeholder,
-                                                                 "chip": self.chip})}
+            return super().as_dict() | _pruned({"multi_select": True, "placeholder": self.placeholder,
+                                                "chip": self.chip})
 
 
 def _type(name: str, io_type: str) -> type[ComfyTypeIO]:
@@ -389,25 +403,34 @@ class Schema:
     enable_expand: bool = False
     accept_all_inputs: bool = False
     price_badge: Any = None
+    newer_options: dict[str, Any] = field(default_factory=dict)
 
     def finalize(self) -> Schema:
-        """Check the schema and add what ComfyUI adds: output nodes get the prompt and workflow to embed."""
+        """Check the schema and add what ComfyUI adds: output nodes get the prompt and workflow to embed, API
+        nodes the account keys, and outputs without an id one made from their position and type."""
         if not isinstance(self.node_id, str) or not self.node_id:
             raise ValueError(f"io.Schema: node_id must be a non-empty string, got {self.node_id!r}")
+        self.inputs, self.outputs, self.hidden = list(self.inputs or ()), list(self.outputs or ()), list(self.hidden or ())
         for kind, items, base in (("input", self.inputs, Input), ("output", self.outputs, Output)):
             for item in items:
                 if not isinstance(item, base):
                     raise TypeError(f"node {self.node_id}: {kind} {item!r} is not an io.<Type>.{kind.title()}(...); "
                                     f"write e.g. io.Int.{kind.title()}(...)")
-        ids = [i.id for i in self.inputs]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"node {self.node_id}: input id(s) {', '.join(duplicates)} declared twice")
-        self.hidden = [Hidden(h) if not isinstance(h, Hidden) else h for h in self.hidden]
-        if self.is_output_node:
-            for wanted in (Hidden.prompt, Hidden.extra_pnginfo):
-                if wanted not in self.hidden:
-                    self.hidden.append(wanted)
+        for index, output in enumerate(self.outputs):
+            if output.id is None:
+                output.id = f"_{index}_{output.get_io_type()}_"
+        inputs, outputs = [i.id for i in self.inputs], [o.id for o in self.outputs]
+        for kind, ids in (("input", inputs), ("output", outputs)):
+            duplicates = sorted({i for i in ids if ids.count(i) > 1})
+            if duplicates:
+                raise ValueError(f"node {self.node_id}: {kind} id(s) {', '.join(duplicates)} declared twice")
+        shared = sorted(set(inputs) & set(outputs))
+        if shared:
+            raise ValueError(f"node {self.node_id}: id(s) {', '.join(shared)} name both an input and an output")
+        self.hidden = [h if isinstance(h, Hidden) else Hidden(h) for h in self.hidden]
+        wanted = [Hidden.auth_token_comfy_org, Hidden.api_key_comfy_org] if self.is_api_node else []
+        wanted += [Hidden.prompt, Hidden.extra_pnginfo] if self.is_output_node else []
+        self.hidden += [h for h in wanted if h not in self.hidden]
         return self
 
     def input_types(self) -> dict[str, Any]:
@@ -417,6 +440,20 @@ class Schema:
         if self.hidden:
             sections["hidden"] = {h.name: h.value for h in self.hidden}
         return sections
+
+
+_schema_init = Schema.__init__
+
+
+def _schema_init_accepting_newer_fields(self: Schema, *args: Any, **kwargs: Any) -> None:
+    # A pack written for a newer ComfyUI may pass Schema fields this layer does not know; they are kept, unused.
+    known = {f.name for f in fields(Schema)}
+    newer = {k: kwargs.pop(k) for k in list(kwargs) if k not in known}
+    _schema_init(self, *args, **kwargs)
+    self.newer_options.update(newer)
+
+
+Schema.__init__ = _schema_init_accepting_newer_fields  # type: ignore[method-assign]
 
 
 class NodeOutput:
@@ -435,7 +472,10 @@ class NodeOutput:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> NodeOutput:
-        return cls(*(data.get("result") or ()), ui=data.get("ui"), expand=data.get("expand"))
+        result = data.get("result") or ()
+        if isinstance(result, ExecutionBlocker):
+            return cls(block_execution=result.message)
+        return cls(*result, ui=data.get("ui"), expand=data.get("expand"))
 
     def __getitem__(self, index: int) -> Any:
         return self.args[index]
@@ -457,9 +497,9 @@ def _v1(name: str) -> property:
 
 _V1_ATTRIBUTES: dict[str, Callable[[Schema], Any]] = {
     "RETURN_TYPES": lambda s: tuple(o.get_io_type() for o in s.outputs),
-    "RETURN_NAMES": lambda s: tuple(o.display_name or o.id or o.get_io_type() for o in s.outputs),
+    "RETURN_NAMES": lambda s: tuple(o.display_name or o.get_io_type() for o in s.outputs),
     "OUTPUT_IS_LIST": lambda s: tuple(bool(o.is_output_list) for o in s.outputs),
-    "OUTPUT_TOOLTIPS": lambda s: tuple(o.tooltip or "" for o in s.outputs),
+    "OUTPUT_TOOLTIPS": lambda s: tuple(o.tooltip or None for o in s.outputs),
     "CATEGORY": lambda s: s.category,
     "DESCRIPTION": lambda s: s.description,
     "DISPLAY_NAME": lambda s: s.display_name,
@@ -577,22 +617,30 @@ class ComfyNode(metaclass=_ComfyNodeMeta):
 
     @classmethod
     def _result(cls, value: Any) -> Any:
-        """A V3 return value in the executor's V1 shape."""
-        count = len(cls.GET_SCHEMA().outputs)
-        if isinstance(value, NodeOutput):
-            if value.block_execution is not None:
-                return (ExecutionBlocker(value.block_execution),) * count
-            result: dict[str, Any] = {"result": tuple(value.args)}
-            if value.ui is not None:
-                result["ui"] = value.ui.as_dict() if hasattr(value.ui, "as_dict") else dict(value.ui)
-            if value.expand is not None:
-                result["expand"] = value.expand
-            return result
+        """What ``execute`` returned (a NodeOutput, a tuple, a V1 dict, a blocker or None) in the executor's shape."""
+        schema = cls.GET_SCHEMA()
         if value is None:
-            return ()
-        if isinstance(value, (tuple, dict)):
-            return value
-        return (value,)
+            value = NodeOutput()
+        elif isinstance(value, tuple):
+            value = NodeOutput(*value)
+        elif isinstance(value, dict):
+            value = NodeOutput.from_dict(value)
+        elif isinstance(value, ExecutionBlocker):
+            return (value,) * len(schema.outputs)
+        elif not isinstance(value, NodeOutput):
+            raise TypeError(f"node {schema.node_id}: execute() must return io.NodeOutput(...), "
+                            f"got {type(value).__name__}")
+        if value.block_execution is not None:
+            return (ExecutionBlocker(value.block_execution),) * len(schema.outputs)
+        if value.expand is not None and not schema.enable_expand:
+            raise ValueError(f"node {schema.node_id} returned a subgraph to expand but its schema does not say "
+                             f"enable_expand=True")
+        result: dict[str, Any] = {"result": tuple(value.args)}
+        if value.ui is not None:
+            result["ui"] = value.ui.as_dict() if hasattr(value.ui, "as_dict") else dict(value.ui)
+        if value.expand is not None:
+            result["expand"] = value.expand
+        return result
 
     def EXECUTE_NORMALIZED(self, **values: Any) -> Any:  # noqa: N802
         cls = type(self)

@@ -84,6 +84,16 @@ class PreviewMask(PreviewImage):
         super().__init__(images, animated, cls, **kwargs)
 
 
+class PreviewVideo(_UIOutput):
+    """Shows saved video files (``[SavedResult, ...]``) on the node."""
+
+    def __init__(self, values: list[Any], **kwargs: Any) -> None:
+        self.values = list(values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"images": [dict(v) for v in self.values], "animated": [True]}
+
+
 class PreviewText(_UIOutput):
     """Shows text on the node."""
 
