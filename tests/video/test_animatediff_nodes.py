@@ -1,0 +1,177 @@
+"""AnimateDiff end to end: make-tiny, the node graph of the example workflow, seeds, windows, scale, coupling."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from cli.main import cli
+from core import context
+from core.context import Folders
+from core.executor import Executor
+from core.model_folders import ModelFolders, model_folders, set_default_model_folders
+from core.plugins import load_plugins
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "workflows" / "txt2video_animatediff_sd1_api.json"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Any:
+    # The tiny UNet's ops are too small to split: on a busy machine, threads fight over cores (10x slower).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("models")
+    for name in ("sd1", "animatediff"):
+        result = CliRunner().invoke(cli, ["models", "make-tiny", name, "--models-dir", str(folder)])
+        assert result.exit_code == 0, result.output
+    return folder
+
+
+@pytest.fixture
+def executor(models_dir: Path, tmp_path: Path) -> Any:
+    previous_models, previous_folders = model_folders(), context.folders()
+    set_default_model_folders(ModelFolders(models_dir))
+    folders = Folders(output=tmp_path / "out", input=tmp_path / "in", temp=tmp_path / "temp")
+    context.set_default_folders(folders)
+    plugins = load_plugins(environ={})
+    try:
+        yield Executor(plugins.nodes(), cache="classic", folders=folders, plugins=plugins)
+    finally:
+        set_default_model_folders(previous_models)
+        context.set_default_folders(previous_folders)
+
+
+def workflow(steps: int | None = None) -> dict[str, Any]:
+    prompt = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    if steps is not None:  # fewer steps where the test is about something else: this machine's CPUs are shared
+        prompt["3"]["inputs"]["steps"] = steps
+    return prompt
+
+
+def saved_node(prompt: dict[str, Any]) -> str:
+    return next(key for key, node in prompt.items() if node["class_type"] == "SaveImage")
+
+
+def frames_of(result: Any, prompt: dict[str, Any], folders: Folders) -> np.ndarray:
+    assert result.ok, result.error
+    images = result.outputs[saved_node(prompt)]["images"]
+    arrays = []
+    for image in images:
+        with Image.open(folders.output / image["subfolder"] / image["filename"]) as opened:
+            arrays.append(np.asarray(opened.convert("RGB"), dtype=np.int16))
+    return np.stack(arrays)
+
+
+def test_make_tiny_lists_and_writes_the_motion_model(tmp_path: Path) -> None:
+    listed = CliRunner().invoke(cli, ["models", "make-tiny", "--json"])
+    assert listed.exit_code == 0, listed.output
+    entry = json.loads(listed.stdout)["animatediff"]
+    assert (entry["kind"], entry["filename"]) == ("animatediff_models", "tiny-animatediff-sd1.safetensors")
+    out = tmp_path / "mm.safetensors"
+    written = CliRunner().invoke(cli, ["models", "make-tiny", "animatediff", "--out", str(out)])
+    assert written.exit_code == 0, written.output
+    again = tmp_path / "again.safetensors"
+    CliRunner().invoke(cli, ["models", "make-tiny", "animatediff", "--out", str(again)])
+    assert out.read_bytes() == again.read_bytes()  # same seed, same bytes
+
+    from hearth_video.animatediff_module import load_motion_model
+
+    assert load_motion_model(out).config.version == "v2"
+
+
+def test_the_example_makes_16_frames_and_the_same_seed_makes_them_again(executor: Any) -> None:
+    prompt = workflow()
+    first = frames_of(executor.run(prompt), prompt, executor.folders)
+    assert first.shape == (16, 16, 16, 3)  # the tiny VAE upsamples by 2: 64 px asked, 8x8 latents, 16 px
+    assert len({frame.tobytes() for frame in first}) == 16  # 16 frames, not one image repeated
+    plugins = load_plugins(environ={})
+    fresh = Executor(plugins.nodes(), cache="none", folders=executor.folders, plugins=plugins)  # runs every node
+    again = frames_of(fresh.run(copy.deepcopy(prompt)), prompt, executor.folders)
+    assert np.array_equal(first, again)
+
+
+def test_motion_scale_zero_is_the_image_model_and_one_is_not(executor: Any) -> None:
+    prompt = workflow(steps=2)
+    prompt["12"]["inputs"]["motion_scale"] = 0.0
+    still = frames_of(executor.run(prompt), prompt, executor.folders)
+    plain = copy.deepcopy(prompt)
+    plain["3"]["inputs"]["model"] = ["4", 0]  # KSampler straight on the checkpoint's MODEL
+    image_model = frames_of(executor.run(plain), plain, executor.folders)
+    moving = frames_of(executor.run(workflow(steps=2)), prompt, executor.folders)
+    assert np.array_equal(still, image_model)
+    assert np.abs(moving - image_model).max() > 0
+
+
+def test_24_frames_in_windows_of_8_run_and_40_frames_without_windows_is_a_clear_error(executor: Any) -> None:
+    prompt = workflow(steps=1)
+    prompt["5"]["inputs"]["batch_size"] = 24
+    assert frames_of(executor.run(prompt), prompt, executor.folders).shape[0] == 24
+
+    unwindowed = workflow()
+    del unwindowed["12"]["inputs"]["context_options"]
+    unwindowed["5"]["inputs"]["batch_size"] = 40
+    result = executor.run(unwindowed)
+    assert not result.ok
+    assert "at most 32 frames at once, got 40: add AnimateDiffContextOptions" in json.dumps(result.error)
+
+
+def _models(models_dir: Path, context_options: Any = None) -> tuple[Any, Any]:
+    from hearth_sd.loaders import checkpoint
+    from hearth_video.animatediff_nodes import load_motion_model_file
+    from hearth_video.animatediff_sampling import AnimateDiffModel
+
+    sd, _, _ = checkpoint(models_dir / "checkpoints" / "tiny-sd1.safetensors")
+    motion = load_motion_model_file(models_dir / "animatediff_models" / "tiny-animatediff-sd1.safetensors")
+    return sd, AnimateDiffModel(sd.clone(), motion, context=context_options)
+
+
+def test_the_motion_model_couples_the_frames_and_the_image_model_does_not(models_dir: Path) -> None:
+    sd, animated = _models(models_dir)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 4, 8, 8, generator=gen) * 5
+    cond = torch.randn(1, 77, 32, generator=gen)
+    sigma = torch.full((8,), 5.0)
+    nudged = x.clone()
+    nudged[0] += 1.0
+    for model, coupled in ((sd, False), (animated, True)):
+        model.prepare(tuple(x.shape))
+        before, after = model.denoise(x, sigma, cond), model.denoise(nudged, sigma, cond)
+        others = (after[1:] - before[1:]).abs().max().item()
+        assert (others > 1e-4) == coupled, (model, others)
+
+
+def test_windows_matter_only_past_the_context_length(models_dir: Path) -> None:
+    from hearth_video.animatediff_context import ContextOptions
+
+    _, whole = _models(models_dir)
+    _, windowed = _models(models_dir, ContextOptions(8, 2))
+    gen = torch.Generator().manual_seed(1)
+    cond = torch.randn(1, 77, 32, generator=gen)
+    short = torch.randn(8, 4, 8, 8, generator=gen)
+    assert torch.equal(whole.denoise(short, torch.full((8,), 3.0), cond),
+                       windowed.denoise(short, torch.full((8,), 3.0), cond))
+    longer = torch.randn(16, 4, 8, 8, generator=gen)
+    one_pass = whole.denoise(longer, torch.full((16,), 3.0), cond)
+    windows = windowed.denoise(longer, torch.full((16,), 3.0), cond)
+    assert windows.shape == one_pass.shape and (windows - one_pass).abs().max().item() > 1e-4
+
+
+def test_apply_refuses_what_is_not_an_sd_model(executor: Any) -> None:
+    from hearth_video.animatediff_nodes import ApplyAnimateDiffModel
+
+    with pytest.raises(ValueError, match="ApplyAnimateDiffModel needs an SD1.x MODEL"):
+        ApplyAnimateDiffModel().apply(object(), None, 1.0)
