@@ -39,7 +39,7 @@ from registry.envs import (
     venv_site_packages,
     write_generation,
 )
-from registry.lock import Lock, LockedPackage, LockError, conflict_message, lock_text, parse_lock
+from registry.lock import Lock, LockedPackage, LockError, conflict_message, lock_text, needs_in, parse_lock
 
 ENV_PYPI = "COMFY_PYPI_URL"  # the index after the registries; "none" for none
 ENV_FIND_LINKS = "COMFY_FIND_LINKS"  # extra folders or pages of wheels, os.pathsep-separated
@@ -262,8 +262,32 @@ def resolve(env: Environment, specs: list[str], sources: Sources, *, prefer: str
         shutil.rmtree(work, ignore_errors=True)
 
 
+def index_versions(names: Iterable[str], sources: Sources) -> dict[str, list[str]]:
+    """pack -> its versions on the first registry whose simple index has it (best effort: {} when offline)."""
+    found: dict[str, list[str]] = {}
+    if sources.offline:
+        return found
+    with httpx.Client(timeout=5) as client:
+        for name in names:
+            key = canonicalize_name(name)
+            for r in sources.registries:
+                headers = {"Accept": "application/vnd.pypi.simple.v1+json"}
+                if r.token:
+                    headers["Authorization"] = f"Bearer {r.token}"
+                try:
+                    response = client.get(f"{r.url}/simple/{key}/", headers=headers)
+                except httpx.HTTPError:
+                    break
+                if response.status_code == 200:
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        found[key] = list(response.json()["versions"])
+                    break
+    return found
+
+
 def _explain(uv_error: str, env: Environment, sources: Sources) -> str:
-    message = conflict_message(uv_error, env.base)
+    unversioned = {n.pack for n in needs_in(uv_error) if not n.version}
+    message = conflict_message(uv_error, env.base, index_versions(unversioned, sources) if unversioned else None)
     if sources.offline and "offline" in uv_error.lower():
         return f"{message} (offline: only what is already cached can be used)"
     return message

@@ -116,7 +116,16 @@ class Need:
     @property
     def who(self) -> str:
         """"pack 1.2" for one version, "pack>=2.0" for a range, "pack" for every version."""
+        return self.described({})
+
+    def described(self, versions: dict[str, list[str]]) -> str:
+        """`who`, naming the versions when uv spoke of "all versions" and `versions` knows them."""
         if not self.version:
+            known = versions.get(canonicalize_name(self.pack)) or []
+            if len(known) == 1:
+                return f"{self.pack} {known[0]}"
+            if known:
+                return f"every version of {self.pack} ({known[0]} to {known[-1]})"
             return self.pack
         return f"{self.pack}{self.version}" if self.version[0] in "<>=!~" else f"{self.pack} {self.version}"
 
@@ -148,17 +157,19 @@ def _satisfies(version: str, requirement: str) -> bool:
         return True
 
 
-def conflict_message(uv_error: str, base: dict[str, str], requested: list[str] | None = None) -> str:
+def conflict_message(uv_error: str, base: dict[str, str], versions: dict[str, list[str]] | None = None) -> str:
     """One line naming the packs and requirements that conflict, from uv's resolver explanation.
 
     "pack-a 1.2 needs torch<2 but the environment's base has torch 2.13.0" when a base package is at fault;
     "pack-a 1.0 needs dep<1 but pack-b 1.0 needs dep>=1.2" for two packs; uv's own cause, on one line, otherwise.
+    `versions` (pack -> its versions, oldest first) names versions where uv only says "all versions of".
     """
     needs = needs_in(uv_error)
+    versions = versions or {}
     parts: list[str] = []
     for need in needs:
         if need.target in base and not _satisfies(base[need.target], need.requirement):
-            parts.append(f"{need.who} needs {need.requirement} but the environment's base has "
+            parts.append(f"{need.described(versions)} needs {need.requirement} but the environment's base has "
                          f"{need.target} {base[need.target]}")
     if not parts:
         by_target: dict[str, list[Need]] = {}
@@ -166,7 +177,7 @@ def conflict_message(uv_error: str, base: dict[str, str], requested: list[str] |
             by_target.setdefault(need.target, []).append(need)
         for group in by_target.values():
             if len({n.requirement for n in group}) > 1:
-                parts.append(" but ".join(f"{n.who} needs {n.requirement}" for n in group))
+                parts.append(" but ".join(f"{n.described(versions)} needs {n.requirement}" for n in group))
     if not parts:
         for m in _NOT_FOUND.finditer(uv_error):
             who = [n.who for n in needs if n.target == canonicalize_name(m.group("pkg"))]

@@ -88,7 +88,7 @@ def test_a_pack_that_needs_old_torch_is_refused_naming_the_base(packs: Packs, co
     assert r.exit_code == 2
     import torch
 
-    assert f"{old} needs torch<2 but the environment's base has torch {torch.__version__}" in r.output, r.output
+    assert f"{old} 1.0.0 needs torch<2 but the environment's base has torch {torch.__version__}" in r.output, r.output
     assert envs.get_environment().generation == 0
 
 

@@ -39,6 +39,13 @@ def test_a_base_conflict_names_the_pack_its_requirement_and_the_base_version():
         "conflict: pack-c>=2.0 needs torch<2 but the environment's base has torch 2.13.0+cpu"
 
 
+def test_versions_known_from_the_index_replace_all_versions():
+    assert conflict_message(OLD_TORCH, BASE, {"pack-a": ["1.2"]}) == \
+        "conflict: pack-a 1.2 needs torch<2 but the environment's base has torch 2.13.0+cpu"
+    assert conflict_message(OLD_TORCH, BASE, {"pack-a": ["1.0", "1.2"]}).startswith(
+        "conflict: every version of pack-a (1.0 to 1.2) needs torch<2")
+
+
 def test_two_packs_that_disagree_are_both_named():
     assert conflict_message(TWO_PACKS, BASE) == \
         "conflict: pack-d 1.0 needs depx>=1.2,<2 but pack-c 1.0 needs depx<1.1"
