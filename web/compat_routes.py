@@ -247,6 +247,10 @@ class HubTransport:
         self.hub = hub
         self._client_of = client_of
 
+    @property
+    def loop(self) -> Any:
+        return self.hub.loop
+
     def publish(self, event: str, data: Any, sid: str | None) -> None:
         self.hub.publish(event, data, sid)
 

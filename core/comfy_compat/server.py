@@ -21,12 +21,14 @@ import asyncio
 import enum
 import logging
 import struct
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from core import context
 from core.comfy_compat import aiohttp_web as web
+from core.comfy_compat import hook
 
 log = logging.getLogger("hearth.comfy_compat")
 
@@ -88,7 +90,7 @@ class PromptServer:
         self.on_prompt_handlers: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
         self.supports = ["custom_nodes_from_web"]
         self.number = 0
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.queue: Any = None  # the running server's queue (web.store.PersistentQueue)
         self._transport: Transport | None = None
         self._client_id: str | None = None
@@ -99,12 +101,28 @@ class PromptServer:
     def attach(self, transport: Transport, loop: asyncio.AbstractEventLoop | None = None, queue: Any = None) -> None:
         """Called by ``comfy serve`` when it starts: events now reach its WebSocket clients."""
         with self._lock:
-            self._transport, self.loop, self.queue = transport, loop, queue
+            self._transport, self._loop, self.queue = transport, loop, queue
 
     def detach(self, transport: Transport) -> None:
         with self._lock:
             if self._transport is transport:
-                self._transport, self.loop, self.queue = None, None, None
+                self._transport, self._loop, self.queue = None, None, None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The server's event loop (packs schedule work on it from node threads); without a server, the loop
+        running the current prompt, if any."""
+        loop = getattr(self._transport, "loop", None) or self._loop
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+        return loop
+
+    @loop.setter
+    def loop(self, value: asyncio.AbstractEventLoop | None) -> None:
+        self._loop = value
 
     @property
     def client_id(self) -> str | None:
@@ -178,6 +196,17 @@ class PromptServer:
             if isinstance(result, dict):
                 body = result
         return body
+
+    def __getattr__(self, name: str) -> Any:
+        # Parts of ComfyUI's server Hearth does not have (user_manager, internal_routes...): the pack loads, and
+        # the code touching one fails naming it, as for any internal Hearth lacks.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        full = f"server.PromptServer.instance.{name}"
+        pack = hook._pack_of(sys._getframe(1))
+        with hook._lock:
+            hook._missing[pack].add(full)
+        raise hook.HearthDoesNotProvide(f"Hearth does not provide {full} (used by pack {pack})")
 
     # -- routes --------------------------------------------------------------------------------------------
 

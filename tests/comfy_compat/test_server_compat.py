@@ -109,6 +109,24 @@ def test_pack_web_directory_is_served_and_listed(client: TestClient) -> None:
     assert client.get("/extensions/webdir_pack/../__init__.py").status_code == 404
 
 
+def test_server_loop_is_the_running_servers(client: TestClient) -> None:
+    loop = PromptServer.instance.loop
+    assert loop is not None and loop.is_running()  # packs schedule work on it from node threads
+    done = []
+    loop.call_soon_threadsafe(done.append, "ran")
+    deadline = time.monotonic() + 5
+    while not done and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert done == ["ran"]
+
+
+def test_server_parts_hearth_lacks_are_reported() -> None:
+    with pytest.raises(comfy_compat.HearthDoesNotProvide,
+                       match="Hearth does not provide server.PromptServer.instance.user_manager"):
+        PromptServer.instance.user_manager  # noqa: B018
+    assert not hasattr(PromptServer.instance, "internal_routes")
+
+
 def test_prompt_server_without_a_server_drops_events() -> None:
     server = PromptServer()
     server.send_sync("nobody.listens", {"x": 1})  # no server attached: no error, nothing sent

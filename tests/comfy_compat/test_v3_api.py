@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,8 +95,10 @@ def test_v3_nodes_run_and_the_async_preview_saves_the_image(executor: Executor, 
     result = executor.run(prompt)
     assert result.ok, result.error
     [saved] = result.outputs["3"]["images"]
-    pixels = np.asarray(Image.open(tmp_path / "temp" / saved["subfolder"] / saved["filename"]))
+    png = Image.open(tmp_path / "temp" / saved["subfolder"] / saved["filename"])
+    pixels = np.asarray(png)
     assert pixels.shape == (2, 4, 3) and (pixels == 128).all()  # 0.25 * 2 = 0.5 -> 128
+    assert json.loads(png.info["prompt"]) == prompt  # cls.hidden.prompt reached the async node's preview
 
 
 def test_outputs_in_order_and_fingerprint_caching(executor: Executor) -> None:
