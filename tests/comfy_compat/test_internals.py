@@ -93,6 +93,16 @@ def test_common_ksampler_in_a_pack_samples_as_hearths_ksampler(executor: Executo
     assert not np.array_equal(preview_pixels(other, "7", executor.folders), expected)
 
 
+def test_builtin_node_classes_by_comfyui_name_inside_a_pack_node(executor: Executor) -> None:
+    graph = executor.run(decoded(node("KSampler", **sampling_inputs(), denoise=1.0)))
+    one = executor.run({"1": txt2img_parts()["1"],
+                        "5": node("OneNodeTxt2Img", model=["1", 0], clip=["1", 1], vae=["1", 2], positive="a red cat",
+                                  negative="blurry", seed=7, steps=2, size=64),
+                        "7": node("PreviewImage", images=["5", 0])})
+    assert graph.ok and one.ok, (graph.error, one.error)
+    assert np.array_equal(preview_pixels(one, "7", executor.folders), preview_pixels(graph, "7", executor.folders))
+
+
 def test_latent_preview_callback_sends_previews_and_keeps_x0(executor: Executor) -> None:
     events = []
     result = executor.run(decoded(node("PackSampleDirect", **sampling_inputs()), output=1),

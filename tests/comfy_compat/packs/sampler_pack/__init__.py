@@ -9,6 +9,7 @@ import torch
 from comfy.comfy_types import IO, ComfyNodeABC, InputTypeDict
 from comfy.comfy_types.node_typing import IO as NodeTypingIO
 from comfy.samplers import SAMPLER_NAMES, SCHEDULER_NAMES
+from nodes import CLIPTextEncode, EmptyLatentImage, KSampler, VAEDecode
 
 assert NodeTypingIO is IO
 SAMPLERS_AT_IMPORT = list(SAMPLER_NAMES)
@@ -151,7 +152,31 @@ class LatentPreviewOf:
         return (pixels[None],)
 
 
+class OneNodeTxt2Img:
+    """A whole txt2img inside one node, built from ComfyUI's node classes by name (an "efficiency" style pack)."""
+
+    CATEGORY = "test/sampling"
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "clip": ("CLIP",), "vae": ("VAE",),
+                             "positive": ("STRING", {"default": "a red cat"}),
+                             "negative": ("STRING", {"default": "blurry"}),
+                             "seed": ("INT", {"default": 7}), "steps": ("INT", {"default": 2}),
+                             "size": ("INT", {"default": 64, "min": 16, "max": nodes.MAX_RESOLUTION, "step": 8})}}
+
+    def run(self, model, clip, vae, positive, negative, seed, steps, size):
+        (pos,) = CLIPTextEncode().encode(clip, positive)
+        (neg,) = CLIPTextEncode().encode(clip, negative)
+        (latent,) = EmptyLatentImage().generate(size, size, 1)
+        (samples,) = KSampler().sample(model, seed, steps, 4.0, "euler", "normal", pos, neg, latent, denoise=1.0)
+        return VAEDecode().decode(vae, samples)
+
+
 NODE_CLASS_MAPPINGS = {
     "PackKSampler": PackKSampler, "PackSampleDirect": PackSampleDirect, "PackGuidedSampler": PackGuidedSampler,
     "HalfwaySampler": HalfwaySampler, "SamplerNames": SamplerNames, "LatentPreviewOf": LatentPreviewOf,
+    "OneNodeTxt2Img": OneNodeTxt2Img,
 }
