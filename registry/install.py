@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -422,46 +423,67 @@ def build_generation(env: Environment, lock: Lock, files: dict[str, Path], sourc
     with env.locked():
         parent = env.generation
         gen = env.next_generation_dir()
-        progress.step(f"building generation {gen.name}")
-        make_venv(gen / "venv")
-        custom_nodes = gen / "custom_nodes"
-        custom_nodes.mkdir()
-        layout: dict[str, tuple[str, str] | None] = {p.name: comfyui_entry(files[p.name])
-                                                     if files[p.name].suffix == ".whl" else None
-                                                     for p in lock.packages}
-        python_pkgs = [p for p in lock.packages if layout[p.name] is None]
-        install_lock = gen / "pylock.install.toml"
-        install_lock.write_text(lock_text(python_pkgs, paths={p.name: str(files[p.name]) for p in python_pkgs}),
-                                encoding="utf-8")
-        if python_pkgs:
-            progress.step(f"installing {len(python_pkgs)} package{'s' if len(python_pkgs) != 1 else ''}")
-            proc = subprocess.run(
-                [uv_binary(), "pip", "sync", str(install_lock), "--python", str(gen / "venv" / "bin" / "python"),
-                 "--cache-dir", str(cache_dir()), "--offline", "--quiet", "--preview-features", "pylock",
-                 "--require-hashes"],
-                capture_output=True, text=True, env=_uv_env(sources))
-            if proc.returncode != 0:
-                tail = " ".join((proc.stderr or proc.stdout).split())[-500:]
-                raise InstallError(f"installing into environment {env.name!r} failed, nothing changed: {tail}")
-        install_lock.unlink()
-        packs: dict[str, dict] = {}
-        wanted = {canonicalize_name(parse_spec(s).name): s for s in requested}
-        for p in lock.packages:
-            registry = sources.registry_for_url(p.artifact.url)
-            entry = layout[p.name]
-            if entry is not None:
-                extract_custom_node(files[p.name], entry[0], entry[1], custom_nodes)
-            if registry or entry is not None or p.name in wanted:
-                packs[p.name] = {"version": p.version, "registry": registry,
-                                 "format": "comfyui" if entry else "hearth",
-                                 "folder": entry[0] if entry else "", "requested": wanted.get(p.name, "")}
-        (gen / "pylock.toml").write_text(lock_body, encoding="utf-8")
-        _write_lock_digest(gen, lock_body)
-        write_generation(gen, action=action, packs=packs, requested=requested, parent=parent, pending=True)
-        _pause_for_tests()
+        try:
+            _populate(env, gen, lock, files, sources, requested, progress)
+            (gen / "pylock.toml").write_text(lock_body, encoding="utf-8")
+            _write_lock_digest(gen, lock_body)
+            write_generation(gen, action=action, packs=_packs_record(gen, lock, sources, requested),
+                             requested=requested, parent=parent, pending=True)
+            _pause_for_tests()
+        except BaseException:
+            # Not switched to: remove it now (a SIGKILL skips this; the next change's cleanup covers that case).
+            shutil.rmtree(gen, ignore_errors=True)
+            raise
         env.switch_to(int(gen.name))
         finish_generation(gen)
         return int(gen.name)
+
+
+def _populate(env: Environment, gen: Path, lock: Lock, files: dict[str, Path], sources: Sources,
+              requested: list[str], progress: Progress) -> None:
+    """The generation's venv with the lock's Python packages, and its custom_nodes/ with the ComfyUI packs."""
+    progress.step(f"building generation {gen.name}")
+    make_venv(gen / "venv")
+    custom_nodes = gen / "custom_nodes"
+    custom_nodes.mkdir()
+    layout: dict[str, tuple[str, str] | None] = {p.name: comfyui_entry(files[p.name])
+                                                 if files[p.name].suffix == ".whl" else None
+                                                 for p in lock.packages}
+    python_pkgs = [p for p in lock.packages if layout[p.name] is None]
+    install_lock = gen / "pylock.install.toml"
+    install_lock.write_text(lock_text(python_pkgs, paths={p.name: str(files[p.name]) for p in python_pkgs}),
+                            encoding="utf-8")
+    if python_pkgs:
+        progress.step(f"installing {len(python_pkgs)} package{'s' if len(python_pkgs) != 1 else ''}")
+        # Every file is local and hash-checked again by uv; the indexes only serve an sdist's build needs.
+        proc = subprocess.run(
+            [uv_binary(), "pip", "sync", str(install_lock), "--python", str(gen / "venv" / "bin" / "python"),
+             "--cache-dir", str(cache_dir()), "--quiet", "--preview-features", "pylock", "--require-hashes",
+             *_index_args(sources)],
+            capture_output=True, text=True, env=_uv_env(sources))
+        if proc.returncode != 0:
+            tail = " ".join((proc.stderr or proc.stdout).split())[-500:]
+            raise InstallError(f"installing into environment {env.name!r} failed, nothing changed: {tail}")
+    install_lock.unlink()
+    for p in lock.packages:
+        entry = layout[p.name]
+        if entry is not None:
+            extract_custom_node(files[p.name], entry[0], entry[1], custom_nodes)
+    (gen / "layout.json").write_text(json.dumps({k: list(v) for k, v in layout.items() if v}), encoding="utf-8")
+
+
+def _packs_record(gen: Path, lock: Lock, sources: Sources, requested: list[str]) -> dict[str, dict]:
+    """pack -> version, registry, format, folder (ComfyUI packs) and the spec the user asked for ("" if none)."""
+    layout = json.loads((gen / "layout.json").read_text(encoding="utf-8"))
+    wanted = {canonicalize_name(parse_spec(s).name): s for s in requested}
+    packs: dict[str, dict] = {}
+    for p in lock.packages:
+        registry = sources.registry_for_url(p.artifact.url)
+        entry = layout.get(p.name)
+        if registry or entry or p.name in wanted:
+            packs[p.name] = {"version": p.version, "registry": registry, "format": "comfyui" if entry else "hearth",
+                             "folder": entry[0] if entry else "", "requested": wanted.get(p.name, "")}
+    return packs
 
 
 def _digest(text: str) -> str:
