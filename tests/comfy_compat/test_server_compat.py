@@ -120,6 +120,13 @@ def test_server_loop_is_the_running_servers(client: TestClient) -> None:
     assert done == ["ran"]
 
 
+def test_prompt_queue_reads_the_servers_queue(client: TestClient) -> None:
+    queue = PromptServer.instance.prompt_queue
+    running, pending = queue.get_current_queue()
+    assert queue.get_tasks_remaining() == len(running) + len(pending)
+    assert client.get("/queue").json() == {"queue_running": running, "queue_pending": pending}
+
+
 def test_server_parts_hearth_lacks_are_reported() -> None:
     with pytest.raises(comfy_compat.HearthDoesNotProvide,
                        match="Hearth does not provide server.PromptServer.instance.user_manager"):

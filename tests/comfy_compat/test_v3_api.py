@@ -139,6 +139,16 @@ def test_lazy_inputs_run_only_when_asked_for(executor: Executor) -> None:
     assert result.outputs["4"]["text"] == ["right 4 of 4"]
 
 
+def test_output_lists_and_list_inputs(executor: Executor, http: TestClient) -> None:
+    prompt = {"1": node("V3SplitWords", text="red green blue"), "2": node("V3JoinAll", words=["1", 0], sep="+"),
+              "3": node("V3WhoAmI", label=["2", 0])}
+    result = executor.run(prompt)
+    assert result.ok, result.error
+    assert result.outputs["3"]["text"] == ["red+green+blue@2 3 of 3"]
+    split = http.get("/object_info/V3SplitWords").json()["V3SplitWords"]
+    assert split["output_is_list"] == [True] and split["output_name"] == ["words"]
+
+
 def test_block_execution_stops_the_branch(executor: Executor) -> None:
     events = []
     result = executor.run({"1": node("V3Gate", value="x", open=False), "2": node("V3WhoAmI", label=["1", 0])},

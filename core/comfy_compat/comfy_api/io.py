@@ -611,9 +611,13 @@ class ComfyNode(metaclass=_ComfyNodeMeta):
 
     @classmethod
     def _split_hidden(cls, values: Mapping[str, Any]) -> tuple[dict[str, Any], HiddenHolder]:
-        names = {h.name for h in cls.GET_SCHEMA().hidden}
+        schema = cls.GET_SCHEMA()
+        names = {h.name for h in schema.hidden}
         inputs = {k: v for k, v in values.items() if k not in names}
-        return inputs, HiddenHolder.from_dict({k: v for k, v in values.items() if k in names})
+        hidden = {k: v for k, v in values.items() if k in names}
+        if schema.is_input_list:  # list nodes get every input as a list; hidden values stay single, as in ComfyUI
+            hidden = {k: v[0] if isinstance(v, list) and len(v) == 1 else v for k, v in hidden.items()}
+        return inputs, HiddenHolder.from_dict(hidden)
 
     @classmethod
     def _result(cls, value: Any) -> Any:

@@ -155,6 +155,29 @@ class Gate(io.ComfyNode):
         return io.NodeOutput(value) if open else io.NodeOutput(block_execution="the gate is closed")
 
 
+class SplitWords(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(node_id="V3SplitWords", category="v3_pack/text", inputs=[io.String.Input("text")],
+                         outputs=[io.String.Output(display_name="words", is_output_list=True)])
+
+    @classmethod
+    def execute(cls, text) -> io.NodeOutput:
+        return io.NodeOutput(text.split())
+
+
+class JoinAll(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(node_id="V3JoinAll", category="v3_pack/text", is_input_list=True,
+                         inputs=[io.String.Input("words", force_input=True), io.String.Input("sep", default=",")],
+                         outputs=[io.String.Output()], hidden=[io.Hidden.unique_id])
+
+    @classmethod
+    def execute(cls, words, sep) -> io.NodeOutput:
+        return io.NodeOutput(f"{sep[0].join(words)}@{cls.hidden.unique_id}")
+
+
 class GrowingInputs(io.ComfyNode):
     """Uses a V3 feature Hearth lacks: the pack loads, this node is skipped and reported."""
 
@@ -170,7 +193,8 @@ class GrowingInputs(io.ComfyNode):
 class V3PackExtension(ComfyExtension):
     @override
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [SolidImage, Brightness, RepeatText, WhoAmI, MakeThing, PickThing, PreviewAsync, Gate, GrowingInputs]
+        return [SolidImage, Brightness, RepeatText, WhoAmI, MakeThing, PickThing, PreviewAsync, Gate, SplitWords, JoinAll,
+                GrowingInputs]
 
 
 async def comfy_entrypoint() -> V3PackExtension:
