@@ -35,7 +35,7 @@ def one_thread() -> Any:
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("models")
-    for name in ("sd1", "animatediff"):
+    for name in ("sd1", "animatediff", "lora"):
         result = CliRunner().invoke(cli, ["models", "make-tiny", name, "--models-dir", str(folder)])
         assert result.exit_code == 0, result.output
     return folder
@@ -127,6 +127,23 @@ def test_24_frames_in_windows_of_8_run_and_40_frames_without_windows_is_a_clear_
     result = executor.run(unwindowed)
     assert not result.ok
     assert "at most 32 frames at once, got 40: add AnimateDiffContextOptions" in json.dumps(result.error)
+
+
+def test_a_lora_patches_the_unet_under_the_motion_model_in_either_order(executor: Any) -> None:
+    lora = {"class_type": "LoraLoaderModelOnly",
+            "inputs": {"model": ["12", 0], "lora_name": "tiny-lora-sd1.safetensors", "strength_model": 1.0}}
+    after = workflow(steps=1)
+    after["13"] = lora
+    after["3"]["inputs"]["model"] = ["13", 0]
+    before = workflow(steps=1)
+    before["13"] = copy.deepcopy(lora)
+    before["13"]["inputs"]["model"] = ["4", 0]
+    before["12"]["inputs"]["model"] = ["13", 0]
+    without = workflow(steps=1)
+    lora_after = frames_of(executor.run(after), after, executor.folders)
+    lora_before = frames_of(executor.run(before), before, executor.folders)
+    assert np.array_equal(lora_after, lora_before)
+    assert np.abs(lora_after - frames_of(executor.run(without), without, executor.folders)).max() > 0
 
 
 def _models(models_dir: Path, context_options: Any = None) -> tuple[Any, Any]:
