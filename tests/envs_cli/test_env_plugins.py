@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.envs_cli.conftest import COMFY, ROOT, add_distribution, comfy_process, comfyui_pack
 from tests.registry_server.servers import free_port
@@ -69,6 +70,7 @@ def test_the_environments_copy_of_a_pack_wins_over_one_on_the_base_path(make_env
     assert "ShadowFromEnv" in json.loads(done.stdout)
 
 
+@pytest.mark.slow
 def test_run_uses_the_environments_nodes(make_env, tmp_path: Path):
     env = make_env("eps")
     add_distribution(env.site_packages, "echo-nodes", "echo_nodes_probe", "EchoProbe")
@@ -97,6 +99,7 @@ def test_an_unknown_environment_is_one_line_naming_the_ones_that_exist(make_env,
     assert not (home / "envs" / "nope").exists()  # --env never creates an environment
 
 
+@pytest.mark.slow
 def test_serve_with_env_serves_the_environments_nodes(make_env, tmp_path: Path):
     env = make_env("srv")
     add_distribution(env.site_packages, "served-nodes", "served_nodes_probe", "ServedProbe")

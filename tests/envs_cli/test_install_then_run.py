@@ -19,6 +19,7 @@ def offline_registry(home: Path, hub: Hub, monkeypatch: pytest.MonkeyPatch) -> H
     return hub
 
 
+@pytest.mark.slow
 def test_install_by_name_then_nodes_and_run_with_env(offline_registry: Hub, make_env, tmp_path: Path):
     hub = offline_registry
     name, cls = unique("e2e-"), unique("EndToEnd")
@@ -38,6 +39,7 @@ def test_install_by_name_then_nodes_and_run_with_env(offline_registry: Hub, make
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 def test_install_workflow_finds_the_pack_through_the_node_class_index(offline_registry: Hub, make_env,
                                                                       tmp_path: Path):
     hub = offline_registry
