@@ -261,21 +261,22 @@ class WanModel(nn.Module):
         return x[:, :, :frames, :height, :width]
 
     def activation_bytes(self, input_shape: tuple[int, ...], dtype: torch.dtype, text_len: int = 512) -> int:
-        """Working memory of one forward on ``input_shape`` ``[B, C, T, H, W]``: what stays alive at the peak.
+        """Working memory of one forward on ``input_shape`` ``[B, C, T, H, W]``: what is alive at the peak.
 
-        The peak is inside a block: the residual stream, the q/k/v (and rotary copies in float32), the attention
-        output, and the FFN's hidden layer (``ffn_dim`` wide), plus the text context and the output patches.
-        Scaled-dot-product attention on a CPU or without a fused kernel also holds one ``heads x L x L`` score
-        matrix in float32.
+        Per video token, the larger of the self-attention's peak (residual, normed input, q/k/v, their rotary
+        copies and the attention output: about ten ``dim``-wide vectors) and the feed-forward's (three ``dim``-wide
+        and two ``ffn_dim``-wide), plus the unpatchified output; per text token, the embedded context and the
+        cross-attention's keys and values (about six ``dim``-wide vectors). Attention is taken to run fused
+        (``scaled_dot_product_attention``'s flash or memory-efficient kernels, which torch picks on CPUs and GPUs
+        for these shapes), so no ``L x L`` score matrix is counted. ``bench/video_wan.py`` prints this next to
+        the measured peak.
         """
         cfg = self.config
         b, _, frames, height, width = input_shape
         pt, ph, pw = cfg.patch_size
         tokens = -(-frames // pt) * -(-height // ph) * -(-width // pw)
         item = torch.finfo(dtype).bits // 8 if dtype.is_floating_point else 4
-        stream = b * tokens * cfg.dim
-        block = stream * (item * 6 + 4 * 4) + b * tokens * cfg.ffn_dim * item * 2
-        scores = b * cfg.num_heads * tokens * max(tokens, text_len) * 4
-        context = b * text_len * (cfg.text_dim + cfg.dim) * item
-        output = b * tokens * cfg.out_dim * math.prod(cfg.patch_size) * 4 * 3
-        return int(block + scores + context + output)
+        per_token = max(10 * cfg.dim, 3 * cfg.dim + 2 * cfg.ffn_dim) * item + cfg.out_dim * math.prod(cfg.patch_size) * 12
+        per_text_token = (cfg.text_dim + 6 * cfg.dim) * item
+        rope = tokens * cfg.head_dim * 16
+        return int(b * tokens * per_token + b * text_len * per_text_token + rope)

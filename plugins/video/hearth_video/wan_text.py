@@ -13,6 +13,7 @@ and its output there is zero, so the diffusion model sees exactly the published 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -98,6 +99,13 @@ def relative_position_bucket(relative: torch.Tensor, num_buckets: int, max_dista
     return buckets + torch.where(relative < max_exact, relative, large)
 
 
+@functools.lru_cache(maxsize=8)
+def _buckets(length: int, num_buckets: int, max_distance: int) -> torch.Tensor:
+    # Every layer and every prompt of one length share these: computed once (a 512 x 512 table for Wan).
+    positions = torch.arange(length)
+    return relative_position_bucket(positions[None, :] - positions[:, None], num_buckets, max_distance)
+
+
 class SelfAttention(nn.Module):
     def __init__(self, config: UMT5Config) -> None:
         super().__init__()
@@ -110,10 +118,8 @@ class SelfAttention(nn.Module):
         self.relative_attention_bias = nn.Embedding(config.relative_attention_num_buckets, config.num_heads)
 
     def position_bias(self, length: int, device: torch.device) -> torch.Tensor:
-        positions = torch.arange(length, device=device)
-        buckets = relative_position_bucket(positions[None, :] - positions[:, None],
-                                           self.config.relative_attention_num_buckets,
-                                           self.config.relative_attention_max_distance)
+        buckets = _buckets(length, self.config.relative_attention_num_buckets,
+                           self.config.relative_attention_max_distance).to(device)
         return self.relative_attention_bias.weight.float()[buckets].permute(2, 0, 1)[None]  # [1, heads, L, L]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
