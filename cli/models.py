@@ -58,15 +58,16 @@ def make_tiny(name: str | None, out: Path | None, models_dir: Path | None, seed:
     models = tiny_models(custom_nodes)
     if name is None:
         if as_json:
-            echo_json({key: {"kind": m.kind, "filename": m.filename, "description": m.description}
+            echo_json({key: {"kind": m.kind, "filename": m.filename, "description": m.description,
+                             **({"parts": list(m.parts)} if m.parts else {})}
                        for key, m in models.items()})
             return
         table = Table("name", "file under --models-dir", "what it is")
         for column in table.columns[:2]:
             column.no_wrap = True  # whole names, so `comfy models make-tiny | grep NAME` finds them at 80 columns
         for key, model in models.items():
-            table.add_row(key, " + ".join(models[p].kind + "/" + models[p].filename for p in model.parts if p in models)
-                          if model.parts else f"{model.kind}/{model.filename}", model.description)
+            where = f"{len(model.parts)} files: {', '.join(model.parts)}" if model.parts else f"{model.kind}/{model.filename}"
+            table.add_row(key, where, model.description)
         Console().print(table)
         return
     if name != "all" and name not in models:

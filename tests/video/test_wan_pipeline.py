@@ -51,6 +51,24 @@ def test_make_tiny_wan_writes_the_three_parts_and_the_tokenizer(models: Path) ->
                      "text_encoders/tiny-umt5.tokenizer.json", "vae/tiny-wan-vae.safetensors"}
 
 
+def test_make_tiny_lists_the_bundle_with_its_parts() -> None:
+    listing = CliRunner().invoke(cli, ["models", "make-tiny", "--json"])
+    assert listing.exit_code == 0, listing.output
+    found = json.loads(listing.stdout)
+    assert found["wan"]["parts"] == ["wan-dit", "wan-umt5", "wan-vae"]
+    assert found["wan-dit"] == {"kind": "diffusion_models", "filename": "tiny-wan.safetensors",
+                                "description": found["wan-dit"]["description"]}
+
+
+def test_loader_nodes_offer_wan(folders: Path) -> None:
+    nodes = load_plugins(environ={}).nodes()
+    clip = nodes["CLIPLoader"].cls.INPUT_TYPES()["required"]
+    assert "wan" in clip["type"][0] and "tiny-umt5.safetensors" in clip["clip_name"][0]
+    assert "tiny-wan-vae.safetensors" in nodes["VAELoader"].cls.INPUT_TYPES()["required"]["vae_name"][0]
+    (vae,) = nodes["VAELoader"].cls().load_vae("tiny-wan-vae.safetensors")
+    assert vae.latent_channels == 16  # the Wan VAE, not an SD one
+
+
 def test_make_tiny_wan_refuses_a_file_as_its_folder(tmp_path: Path) -> None:
     target = tmp_path / "file.safetensors"
     target.write_text("x")
