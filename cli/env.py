@@ -9,8 +9,6 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from cli.main import HearthGroup, UserError
 from registry import envs
@@ -19,18 +17,26 @@ from registry.envs import Environment, EnvironmentError_
 
 def user_errors(fn: Callable) -> Callable:
     """Environment, lock, config and registry failures become one-line user errors (exit 2)."""
-    from registry.client import RegistryError
-    from registry.config import ConfigError
-    from registry.lock import LockError
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (EnvironmentError_, ConfigError, RegistryError, LockError) as exc:
-            raise UserError(str(exc)) from None
+        except Exception as exc:
+            if _is_user_error(exc):
+                raise UserError(str(exc)) from None
+            raise
 
     return wrapper
+
+
+def _is_user_error(exc: Exception) -> bool:
+    # Imported only when something failed: the registry client pulls in httpx, which a no-op sync never needs.
+    from registry.client import RegistryError
+    from registry.config import ConfigError
+    from registry.lock import LockError
+
+    return isinstance(exc, EnvironmentError_ | ConfigError | RegistryError | LockError)
 
 
 def env_option(fn: Callable) -> Callable:
@@ -84,6 +90,9 @@ def create(name: str, as_json: bool) -> None:
 @user_errors
 def list_(as_json: bool) -> None:
     """The environments, the current one marked."""
+    from rich.console import Console
+    from rich.table import Table
+
     found = envs.list_environments()
     rows = [env_summary(e) for e in found]
     if as_json:
@@ -113,6 +122,9 @@ def use(name: str) -> None:
 @user_errors
 def info(env_name: str | None, as_json: bool) -> None:
     """The environment's generation, packs, base and paths."""
+    from rich.console import Console
+    from rich.table import Table
+
     e = envs.get_environment(env_name)
     data = env_summary(e)
     data["base"] = e.base
@@ -153,6 +165,9 @@ def remove(name: str, yes: bool) -> None:
 @user_errors
 def history(env_name: str | None, as_json: bool) -> None:
     """The environment's generations, oldest first; the current one is marked."""
+    from rich.console import Console
+    from rich.table import Table
+
     e = envs.get_environment(env_name)
     now = e.generation
     rows = [{"generation": g.number, "current": g.number == now, "created": g.created, "action": g.action,

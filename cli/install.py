@@ -6,9 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-from rich.table import Table
 
 from cli.env import _echo_json, env_option, json_option, user_errors
 from cli.main import UserError
@@ -21,9 +18,17 @@ class RichProgress(installer.Progress):
     """Steps as dim lines and one bar per download, on stderr so that --json output stays clean."""
 
     def __init__(self, quiet: bool = False):
-        self.console = Console(stderr=True)
+        self._console = None
         self.quiet = quiet
-        self.bars: Progress | None = None
+        self.bars = None
+
+    @property
+    def console(self):  # noqa: ANN201 - rich's Console, made (and imported) only when there is something to show
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True)
+        return self._console
 
     def __enter__(self) -> RichProgress:
         return self
@@ -40,6 +45,8 @@ class RichProgress(installer.Progress):
         if self.quiet:
             return lambda n: None
         if self.bars is None:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
             self.bars = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                                  TransferSpeedColumn(), console=self.console, transient=False)
             self.bars.start()
@@ -158,6 +165,9 @@ def update(packs: tuple[str, ...], env_name: str | None, registry_url: str | Non
 @user_errors
 def list_(env_name: str | None, show_all: bool, as_json: bool) -> None:
     """The packs in an environment: version, format, registry."""
+    from rich.console import Console
+    from rich.table import Table
+
     from registry.lock import parse_lock
 
     env = envs.get_environment(env_name)

@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
-import httpx
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
@@ -41,6 +41,9 @@ from registry.envs import (
     write_generation,
 )
 from registry.lock import Lock, LockedPackage, LockError, conflict_message, lock_text, needs_in, parse_lock
+
+if TYPE_CHECKING:
+    import httpx
 
 ENV_PYPI = "COMFY_PYPI_URL"  # the index after the registries; "none" for none
 ENV_FIND_LINKS = "COMFY_FIND_LINKS"  # extra folders or pages of wheels, os.pathsep-separated
@@ -265,6 +268,8 @@ def resolve(env: Environment, specs: list[str], sources: Sources, *, prefer: str
 
 def index_versions(names: Iterable[str], sources: Sources) -> dict[str, list[str]]:
     """pack -> its versions on the first registry whose simple index has it (best effort: {} when offline)."""
+    import httpx
+
     found: dict[str, list[str]] = {}
     if sources.offline:
         return found
@@ -311,6 +316,8 @@ def fetch(lock: Lock, sources: Sources, progress: Progress | None = None) -> dic
         names = ", ".join(f"{p.name} {p.version}" for p in wanted)
         raise InstallError(f"offline and not in the cache: {names}; run it once online")
     if wanted:
+        import httpx  # deferred: a no-op `comfy sync` never needs the network stack
+
         progress.step(f"downloading {len(wanted)} file{'s' if len(wanted) != 1 else ''}")
         with httpx.Client(timeout=60, follow_redirects=True) as client, ThreadPoolExecutor(4) as pool:
             list(pool.map(lambda p: _download(client, p, sources, progress), wanted))
@@ -318,6 +325,8 @@ def fetch(lock: Lock, sources: Sources, progress: Progress | None = None) -> dic
 
 
 def _download(client: httpx.Client, p: LockedPackage, sources: Sources, progress: Progress) -> None:
+    import httpx
+
     dest = _cached_path(p)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
