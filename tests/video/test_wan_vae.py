@@ -26,9 +26,10 @@ FRAMES = 9  # 1 + 4 + 4: the first frame alone, then two causal chunks
 
 
 @pytest.fixture(autouse=True)
-def _two_threads():
+def _one_thread():
+    # The suite shares two cores with other jobs; one thread per test process avoids OpenMP barrier stalls there.
     before = torch.get_num_threads()
-    torch.set_num_threads(min(before, 2))
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
 
@@ -85,15 +86,15 @@ def test_tiny_file_is_the_published_layout(tiny_file: Path) -> None:
 
 def test_matches_diffusers_on_encode_and_decode(model: WanVAEModel) -> None:
     reference = diffusers_vae(model)
-    x = clip()
-    latent = torch.randn(1, 16, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    x = clip(size=16)
+    latent = torch.randn(1, 16, 3, 3, 2, generator=torch.Generator().manual_seed(1))  # not square: h and w kept apart
     with torch.no_grad():
         ours = model.encode(x)
         theirs = reference.encode(x).latent_dist.mean
         decoded = model.decode(latent)
         expected = reference.decode(latent).sample
-    assert ours.shape == (1, 16, 3, 4, 4)
-    assert decoded.shape == (1, 3, FRAMES, 32, 32)
+    assert ours.shape == (1, 16, 3, 2, 2)
+    assert decoded.shape == (1, 3, FRAMES, 24, 16)
     assert (ours - theirs).abs().max() <= 1e-4
     assert (decoded - expected).abs().max() <= 1e-4
     assert decoded.std() > 0.05  # not a clamped, constant picture that any network would match
