@@ -119,6 +119,10 @@ def calculate_sigmas(model_sampling: Any, scheduler_name: str, steps: int) -> An
     return _sampling().calculate_sigmas(model_sampling, scheduler_name, steps)
 
 
+# ComfyUI's CFGGuider methods a custom guider overrides to change the guidance; Hearth's has no such steps.
+_UNCALLED_OVERRIDES = ("predict_noise", "outer_sample", "inner_sample")
+
+
 class CFGGuider:
     """ComfyUI's CFGGuider: a MODEL with positive/negative conditioning and a cfg scale that samples a latent.
 
@@ -143,6 +147,13 @@ class CFGGuider:
 
     def sample(self, noise: Any, latent_image: Any, sampler: Any, sigmas: Any, denoise_mask: Any = None,
                callback: Callable[..., None] | None = None, disable_pbar: bool = False, seed: int | None = None) -> Any:
+        cls = type(self)
+        for hook in _UNCALLED_OVERRIDES:
+            if any(hook in vars(k) for k in cls.__mro__ if k not in (CFGGuider, object)):
+                raise NotImplementedError(
+                    f"{cls.__module__}.{cls.__qualname__} overrides CFGGuider.{hook}, which Hearth never calls: "
+                    f"its CFGGuider samples with the samplers plugin's guidance, so this guider would silently do "
+                    f"nothing of its own")
         if "positive" not in self.original_conds:
             raise ValueError("CFGGuider.sample: no conditioning; call set_conds(positive, negative) first")
         guider = _sampling().Guider(self.model_patcher, self.original_conds["positive"],

@@ -88,7 +88,7 @@ def test_common_ksampler_in_a_pack_samples_as_hearths_ksampler(executor: Executo
         # PackGuidedSampler passes no callback to its guider: no progress, as in ComfyUI.
         assert progress == ([] if pack_node == "PackGuidedSampler" else [(1, 2), (2, 2)]), pack_node
     # A different sampler really samples differently: the comparison above can fail.
-    other = executor.run(decoded(node("PackKSampler", **sampling_inputs(sampler_name="dpmpp_2m"), denoise=1.0)))
+    other = executor.run(decoded(node("PackKSampler", **sampling_inputs(sampler_name="heun"), denoise=1.0)))
     assert other.ok, other.error
     assert not np.array_equal(preview_pixels(other, "7", executor.folders), expected)
 
@@ -145,6 +145,17 @@ def test_calculate_sigmas_and_sampler_object(pm: PluginManager) -> None:
         comfy.samplers.sampler_object("nope")
     with pytest.raises(ValueError, match="unknown scheduler 'nope'"):
         comfy.samplers.calculate_sigmas(ModelSampling(), "nope", 4)
+
+
+def test_a_guider_that_overrides_predict_noise_is_refused_not_ignored(pm: PluginManager) -> None:
+    import comfy.samplers
+
+    class MyGuider(comfy.samplers.CFGGuider):
+        def predict_noise(self, x, timestep, model_options=None, seed=None):
+            return x
+
+    with pytest.raises(NotImplementedError, match=r"MyGuider overrides CFGGuider.predict_noise, which Hearth never"):
+        MyGuider(object()).sample(None, None, None, None)
 
 
 def test_comfy_types(pm: PluginManager) -> None:

@@ -214,13 +214,15 @@ class SDModel:
 
         def apply_model(input: torch.Tensor, timestep: torch.Tensor, **c: Any) -> torch.Tensor:
             context, adm = c.get("c_crossattn", cond), c.get("y", y)
-            extra = {"sigmas": timestep, "cond_or_uncond": [0], **c.get("transformer_options", {})}
+            # A wrapper may hand on transformer_options of its own: those are the ones that apply.
+            patches = c.get("transformer_options", transformer_options)
+            extra = {**patches, "sigmas": timestep, "cond_or_uncond": [0]}
             extra.pop("patches", None)
             extra.pop("patches_replace", None)
             x_in = sampling.calculate_input(timestep, input).to(device)
             t = sampling.timestep(timestep).to(device)
             with torch.no_grad(), options_.object_patches(view, objects), \
-                    options_.attention_patches(self.diffusion.unet, transformer_options, extra):
+                    options_.attention_patches(self.diffusion.unet, patches, extra):
                 out = self.diffusion.unet(x_in, t, context.to(device), None if adm is None else adm.to(device))
             return sampling.calculate_denoised(timestep, out.float().to(input.device), input)
 
