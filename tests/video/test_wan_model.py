@@ -90,3 +90,68 @@ def test_odd_sizes_are_padded_and_cropped_back() -> None:
     with torch.no_grad():
         out = model(x, torch.tensor([500.0]), torch.randn(1, 3, TINY.text_dim))
     assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def _file(tmp_path, state, name, metadata=None):
+    from safetensors.torch import save_file
+
+    path = tmp_path / name
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path), metadata=metadata)
+    return path
+
+
+def _reference_output(state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, tuple]:
+    model = WanModel(TINY).eval()
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    torch.manual_seed(5)
+    args = (torch.randn(1, 16, 2, 4, 4), torch.tensor([700.0]), torch.randn(1, 6, TINY.text_dim))
+    with torch.no_grad():
+        return model(*args), args
+
+
+def test_stored_dtypes_and_layouts_load_to_the_same_model(tmp_path) -> None:
+    import json
+
+    from hearth_video.wan_loaders import load_diffusion_model
+    from hearth_video.wan_model import CONFIG_METADATA_KEY
+
+    meta = {CONFIG_METADATA_KEY: json.dumps({"num_heads": TINY.num_heads})}
+    state = random_state(TINY)
+    half = {k: v.to(torch.bfloat16) for k, v in state.items()}
+    expected, args = _reference_output(half)
+    cases = {"bf16.safetensors": half,
+             "ckpt.safetensors": {"model.diffusion_model." + k: v for k, v in half.items()}}
+    for name, stored in cases.items():
+        model = load_diffusion_model(_file(tmp_path, stored, name, meta), device="cpu")
+        assert model.module.patch_embedding.weight.dtype == torch.bfloat16  # stored dtype kept, cast per layer
+        with torch.no_grad():
+            got = model.module(*args)
+        assert (got - expected).abs().max() <= 1e-4, name
+
+
+def test_scaled_fp8_files_are_dequantized_and_fp8_storage_is_close(tmp_path) -> None:
+    import json
+
+    from hearth_video.wan_loaders import load_diffusion_model
+    from hearth_video.wan_model import CONFIG_METADATA_KEY, dequantize_scaled_fp8
+
+    meta = {CONFIG_METADATA_KEY: json.dumps({"num_heads": TINY.num_heads})}
+    state = random_state(TINY)
+    expected, args = _reference_output(state)
+    scaled = dict(state)
+    key = "blocks.0.ffn.0.weight"
+    scale = state[key].abs().max() / 400.0
+    scaled[key] = (state[key] / scale).to(torch.float8_e4m3fn)
+    scaled[key.replace("weight", "scale_weight")] = scale.reshape(1)
+    scaled["scaled_fp8"] = torch.zeros(0, dtype=torch.float8_e4m3fn)
+    plain = dequantize_scaled_fp8(scaled)
+    assert set(plain) == set(state)
+    assert torch.allclose(plain[key].float(), state[key], rtol=0.07, atol=1e-3)
+    model = load_diffusion_model(_file(tmp_path, scaled, "scaled.safetensors", meta), device="cpu")
+    with torch.no_grad():
+        assert (model.module(*args) - expected).abs().max() < 0.1 * expected.abs().max()
+    fp8 = load_diffusion_model(_file(tmp_path, state, "plain.safetensors", meta), "fp8_e4m3fn", device="cpu")
+    assert fp8.module.blocks[0].self_attn.q.weight.dtype == torch.float8_e4m3fn
+    assert fp8.module.blocks[0].modulation.dtype == torch.float32
+    with torch.no_grad():
+        assert (fp8.module(*args) - expected).abs().max() < 0.1 * expected.abs().max()

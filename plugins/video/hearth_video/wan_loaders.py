@@ -25,7 +25,14 @@ from core.models import (
     read_header,
 )
 
-from .wan_model import CONFIG_METADATA_KEY, PREFIXES, WanConfig, WanModel, config_from_shapes
+from .wan_model import (
+    CONFIG_METADATA_KEY,
+    PREFIXES,
+    WanConfig,
+    WanModel,
+    config_from_shapes,
+    dequantize_scaled_fp8,
+)
 from .wan_sampling import FlowSampling
 from .wan_text import UMT5Encoder, UMT5Tokenizer, encode, state_for_encoder, tokenizer_path_for
 from .wan_text import config_from_shapes as umt5_config_from_shapes
@@ -187,9 +194,12 @@ def load_diffusion_model(path: str | Path, weight_dtype: str = "default", device
         state = load_state_dict(path, prefix=prefix)
         if prefix:
             state = {k[len(prefix):]: v for k, v in state.items()}
+        state = dequantize_scaled_fp8(state)
         store = WEIGHT_DTYPES[weight_dtype]
         if store is not None:
-            state = {k: v.to(store) if v.is_floating_point() else v for k, v in state.items()}
+            # Matrices only, as ComfyUI stores them: norms, biases and modulation vectors keep their precision.
+            state = {k: v.to(store) if v.is_floating_point() and v.ndim >= 2 and k.endswith(".weight") else v
+                     for k, v in state.items()}
         with torch.device("meta"):
             module = WanModel(config)
         from core.models import load_into

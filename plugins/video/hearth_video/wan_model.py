@@ -85,6 +85,24 @@ def config_from_shapes(shapes: Mapping[str, tuple[int, ...]], num_heads: int | N
                      cross_attn_norm="blocks.0.norm3.weight" in shapes)
 
 
+def dequantize_scaled_fp8(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A ComfyUI "scaled fp8" state dict (``X.weight`` in fp8 with ``X.scale_weight``) as plain weights.
+
+    Each scaled weight becomes ``weight * scale_weight`` in bfloat16; the ``scaled_fp8`` marker and the
+    ``X.scale_input`` activation scales (which only an fp8 matmul would use) are dropped. Other states pass as
+    they are.
+    """
+    if not any(key.endswith(".scale_weight") for key in state):
+        return {k: v for k, v in state.items() if k != "scaled_fp8"}
+    out = {}
+    for key, value in state.items():
+        if key == "scaled_fp8" or key.endswith(".scale_weight") or key.endswith(".scale_input"):
+            continue
+        scale = state.get(key[: -len("weight")] + "scale_weight") if key.endswith(".weight") else None
+        out[key] = value if scale is None else (value.float() * scale.float()).to(torch.bfloat16)
+    return out
+
+
 # -- layers that cast their weights to the input's dtype --------------------------------------------------------
 
 

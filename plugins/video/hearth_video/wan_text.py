@@ -203,8 +203,11 @@ class UMT5Encoder(nn.Module):
 
 
 def state_for_encoder(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The tensors of a published umt5 file that the encoder reads (extras like ``spiece_model`` dropped)."""
-    return {k: v for k, v in state.items() if k not in _IGNORED_KEYS and not k.endswith(".scale_weight")}
+    """The tensors of a published umt5 file that the encoder reads: extras like ``spiece_model`` dropped, and
+    the weights of a "scaled fp8" file multiplied by their scales."""
+    from .wan_model import dequantize_scaled_fp8
+
+    return dequantize_scaled_fp8({k: v for k, v in state.items() if k not in _IGNORED_KEYS})
 
 
 # -- tokenizer ---------------------------------------------------------------------------------------------------
