@@ -62,18 +62,33 @@ def workflow(steps: int | None = None) -> dict[str, Any]:
     return prompt
 
 
-def saved_node(prompt: dict[str, Any]) -> str:
-    return next(key for key, node in prompt.items() if node["class_type"] == "SaveImage")
+def saved_node(prompt: dict[str, Any], class_type: str = "SaveAnimatedWEBP") -> str:
+    return next(key for key, node in prompt.items() if node["class_type"] == class_type)
+
+
+def output_file(result: Any, prompt: dict[str, Any], folders: Folders, class_type: str) -> Path:
+    assert result.ok, result.error
+    (saved,) = result.outputs[saved_node(prompt, class_type)]["images"]
+    return folders.output / saved["subfolder"] / saved["filename"]
 
 
 def frames_of(result: Any, prompt: dict[str, Any], folders: Folders) -> np.ndarray:
-    assert result.ok, result.error
-    images = result.outputs[saved_node(prompt)]["images"]
+    """The frames of the lossless animated WEBP the workflow saved: the decoded pixels exactly."""
     arrays = []
-    for image in images:
-        with Image.open(folders.output / image["subfolder"] / image["filename"]) as opened:
+    with Image.open(output_file(result, prompt, folders, "SaveAnimatedWEBP")) as opened:
+        for index in range(opened.n_frames):
+            opened.seek(index)
             arrays.append(np.asarray(opened.convert("RGB"), dtype=np.int16))
     return np.stack(arrays)
+
+
+def mp4_frames(path: Path) -> tuple[np.ndarray, float]:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+        return np.stack(frames), float(stream.average_rate)
 
 
 def test_make_tiny_lists_and_writes_the_motion_model(tmp_path: Path) -> None:
@@ -95,13 +110,18 @@ def test_make_tiny_lists_and_writes_the_motion_model(tmp_path: Path) -> None:
 
 def test_the_example_makes_16_frames_and_the_same_seed_makes_them_again(executor: Any) -> None:
     prompt = workflow()
-    first = frames_of(executor.run(prompt), prompt, executor.folders)
+    result = executor.run(prompt)
+    first = frames_of(result, prompt, executor.folders)
     assert first.shape == (16, 16, 16, 3)  # the tiny VAE upsamples by 2: 64 px asked, 8x8 latents, 16 px
     assert len({frame.tobytes() for frame in first}) == 16  # 16 frames, not one image repeated
+    video, fps = mp4_frames(output_file(result, prompt, executor.folders, "SaveVideo"))
+    assert video.shape == (16, 16, 16, 3) and fps == 8.0
+    assert np.abs(video.astype(np.int16) - first).mean() < 24  # H.264 is lossy; the same clip all the same
     plugins = load_plugins(environ={})
     fresh = Executor(plugins.nodes(), cache="none", folders=executor.folders, plugins=plugins)  # runs every node
-    again = frames_of(fresh.run(copy.deepcopy(prompt)), prompt, executor.folders)
-    assert np.array_equal(first, again)
+    second = fresh.run(copy.deepcopy(prompt))
+    assert np.array_equal(first, frames_of(second, prompt, executor.folders))
+    assert np.array_equal(video, mp4_frames(output_file(second, prompt, executor.folders, "SaveVideo"))[0])
 
 
 def test_motion_scale_zero_is_the_image_model_and_one_is_not(executor: Any) -> None:
