@@ -142,11 +142,14 @@ def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub: Hub, wheels: Path, uv_cache: Path) -> Path:
-    """A private HEARTH_HOME and user config naming the test registry; no PyPI, the test wheels instead."""
+def home(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wheels: Path,
+         uv_cache: Path) -> Path:
+    """A private HEARTH_HOME and user config (naming the test registry when the test publishes packs); no PyPI,
+    the test wheels instead."""
     monkeypatch.setenv("HEARTH_HOME", str(tmp_path / "hearth"))
     config = tmp_path / "config.toml"
-    config.write_text(f'[[registries]]\nurl = "{hub.url}"\n')
+    if "packs" in request.fixturenames:  # tests of environments alone need no registry process
+        config.write_text(f'[[registries]]\nurl = "{request.getfixturevalue("hub").url}"\n')
     monkeypatch.setenv("COMFY_CONFIG", str(config))
     for name in ("COMFY_REGISTRY_URL", "COMFY_ENV", "XDG_DATA_HOME"):
         monkeypatch.delenv(name, raising=False)

@@ -20,12 +20,13 @@ def test_default_environment_is_made_on_first_use(comfy, home: Path):
     assert env.python.exists() and env.custom_nodes.is_dir()
     assert Path(os.readlink(env.root / "current")) == Path("generations/0")
     # The base is recorded with exact versions, and the env's interpreter sees Hearth's packages through it.
-    import torch
+    from importlib import metadata, util
 
-    assert info["base"]["torch"] == torch.__version__ and "comfy-hearth" in info["base"]
-    out = subprocess.run([str(env.python), "-c", "import torch, registry.envs; print(torch.__version__)"],
-                         capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip() == torch.__version__, out.stderr
+    assert info["base"]["torch"] == metadata.version("torch") and "comfy-hearth" in info["base"]
+    code = ("from importlib import metadata, util; import registry.envs; "
+            "print(metadata.version('torch'), util.find_spec('torch').origin)")
+    out = subprocess.run([str(env.python), "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == [metadata.version("torch"), util.find_spec("torch").origin], out.stderr
 
 
 def test_create_use_list_remove(comfy, home: Path, monkeypatch):
