@@ -207,6 +207,16 @@ def test_windows_matter_only_past_the_context_length(models_dir: Path) -> None:
     assert windows.shape == one_pass.shape and (windows - one_pass).abs().max().item() > 1e-4
 
 
+def test_the_clip_length_comes_from_the_sampled_latent(models_dir: Path) -> None:
+    _, animated = _models(models_dir)
+    cond = torch.randn(1, 77, 32, generator=torch.Generator().manual_seed(2))
+    animated.process_latent_in(torch.zeros(16, 4, 8, 8))  # a sampler starts on a 16-frame clip
+    with pytest.raises(ValueError, match="a batch of 24 latents is not a whole number of 16-frame clips"):
+        animated.denoise(torch.zeros(24, 4, 8, 8), torch.full((24,), 2.0), cond)
+    animated.process_latent_out(torch.zeros(16, 4, 8, 8))  # ...and ends: a direct call is one clip again
+    assert animated.denoise(torch.zeros(8, 4, 8, 8), torch.full((8,), 2.0), cond).shape == (8, 4, 8, 8)
+
+
 def test_apply_refuses_what_is_not_an_sd_model(executor: Any) -> None:
     from hearth_video.animatediff_nodes import ApplyAnimateDiffModel
 

@@ -7,8 +7,9 @@ the motion model resident with the UNet (one request to the model manager, so ne
 ``clone``, ``patcher`` (LoRA patches the UNet as usual), ``sampling``, ``model_options`` — is the SD model's.
 
 The frames of a clip are the latent batch, as in ComfyUI: a LATENT of ``[16, 4, h, w]`` is 16 frames. The
-sampler hands ``process_latent_in`` the whole clip before it samples, which is where the clip's length is read;
-``denoise`` then gets the clip once per prompt it batches (positive, negative), one after the other.
+sampler hands ``process_latent_in`` the whole clip before it samples (and ``process_latent_out`` the result after),
+which is where the clip's length is read; ``denoise`` then gets the clip once per prompt it batches (positive,
+negative), one after the other. Called outside a sampler, ``denoise`` takes its whole batch as one clip.
 """
 
 from __future__ import annotations
@@ -107,8 +108,12 @@ class AnimateDiffModel:
         return all(manager.is_loaded(p) and p.weights.applied == p.patch_id for p in self._patchers())
 
     def process_latent_in(self, raw: torch.Tensor) -> torch.Tensor:
-        self.frames = int(raw.shape[0])
+        self.frames = int(raw.shape[0])  # a sampler starts: this is its clip
         return self.inner.process_latent_in(raw)
+
+    def process_latent_out(self, scaled: torch.Tensor) -> torch.Tensor:
+        self.frames = None  # the sampler is done; a direct denoise call takes its batch as one clip
+        return self.inner.process_latent_out(scaled)
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor,
                 options: dict[str, Any] | None = None) -> torch.Tensor:
