@@ -39,9 +39,10 @@ def pm(models: ModelFolders):
     yield from plugins_with_packs(models)
 
 
-@pytest.fixture
-def executor(pm: PluginManager, tmp_path: Path) -> Executor:
-    return executor_for(pm, tmp_path)
+@pytest.fixture(scope="module")
+def executor(pm: PluginManager, tmp_path_factory: pytest.TempPathFactory) -> Executor:
+    # One executor for the module: its cache spares re-sampling the reference graph in each test.
+    return executor_for(pm, tmp_path_factory.mktemp("run"))
 
 
 def decoded(sampler_node: dict, output: int = 0) -> dict:
