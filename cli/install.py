@@ -50,7 +50,8 @@ class RichProgress(installer.Progress):
             self.bars = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                                  TransferSpeedColumn(), console=self.console, transient=False)
             self.bars.start()
-        task = self.bars.add_task(name, total=total)
+        label = name if len(name) <= 40 else name[:37] + "..."
+        task = self.bars.add_task(label, total=total)
         bars = self.bars
         return lambda n: bars.advance(task, n)
 

@@ -8,7 +8,8 @@ import tomllib
 from dataclasses import dataclass, field
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.tags import sys_tags
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 
@@ -54,13 +55,13 @@ def parse_lock(text: str, where: str = "pylock.toml") -> Lock:
         name, version = entry.get("name"), entry.get("version")
         if not isinstance(name, str) or not isinstance(version, str):
             raise LockError(f"{where}: packages[{i}] needs a name and a version")
-        files = list(entry.get("wheels", []))
-        if entry.get("sdist"):
-            files.append(entry["sdist"])
-        if not files:
+        wheels = list(entry.get("wheels", []))
+        if not wheels and not entry.get("sdist"):
             raise LockError(f"{where}: {name} {version} has no wheel or sdist; run `comfy lock` again")
-        # A pure-python wheel is what the registries serve; a platform-specific choice is uv's job at lock time.
-        chosen = files[0]
+        chosen = _best_wheel(wheels) or entry.get("sdist")
+        if chosen is None:
+            raise LockError(f"{where}: none of the wheels of {name} {version} fits this Python and platform, "
+                            "and it has no sdist; run `comfy lock` on this machine")
         url = chosen.get("url") or ""
         if not url and chosen.get("path"):
             url = "file://" + str(chosen["path"])
@@ -71,6 +72,33 @@ def parse_lock(text: str, where: str = "pylock.toml") -> Lock:
         packages.append(LockedPackage(canonicalize_name(name), version, Artifact(filename, url, sha),
                                       str(entry.get("index", ""))))
     return Lock(packages)
+
+
+def _best_wheel(wheels: list[dict]) -> dict | None:
+    """The wheel this interpreter prefers most (packaging's tag order), or None when none fits."""
+    if len(wheels) <= 1:
+        return wheels[0] if wheels else None
+    rank = _tag_rank()
+    best, best_rank = None, None
+    for wheel in wheels:
+        filename = wheel.get("name") or str(wheel.get("url") or wheel.get("path") or "").rsplit("/", 1)[-1]
+        try:
+            tags = parse_wheel_filename(filename)[3]
+        except InvalidWheelFilename:
+            continue
+        score = min((rank[t] for t in tags if t in rank), default=None)
+        if score is not None and (best_rank is None or score < best_rank):
+            best, best_rank = wheel, score
+    return best
+
+
+_RANK: dict = {}
+
+
+def _tag_rank() -> dict:
+    if not _RANK:
+        _RANK.update({tag: i for i, tag in enumerate(sys_tags())})
+    return _RANK
 
 
 def _s(value: str) -> str:

@@ -94,3 +94,28 @@ wheels = [{ url = "http://r/files/aa/tiny_dep-1.5-py3-none-any.whl", hashes = { 
 def test_bad_locks_are_named(text: str, words: str):
     with pytest.raises(LockError, match=words):
         parse_lock(text, "my.toml")
+
+
+def test_the_wheel_that_fits_this_interpreter_is_chosen():
+    sha = "b" * 64
+    text = f'''lock-version = "1.0"
+[[packages]]
+name = "fast"
+version = "1.0"
+sdist = {{ url = "http://r/fast-1.0.tar.gz", hashes = {{ sha256 = "{"c" * 64}" }} }}
+wheels = [
+  {{ url = "http://r/fast-1.0-cp311-cp311-win_amd64.whl", hashes = {{ sha256 = "{"d" * 64}" }} }},
+  {{ url = "http://r/fast-1.0-py3-none-any.whl", hashes = {{ sha256 = "{sha}" }} }},
+]
+[[packages]]
+name = "odd"
+version = "1.0"
+sdist = {{ url = "http://r/odd-1.0.tar.gz", hashes = {{ sha256 = "{"e" * 64}" }} }}
+wheels = [
+  {{ url = "http://r/odd-1.0-cp27-cp27m-win32.whl", hashes = {{ sha256 = "{"f" * 64}" }} }},
+  {{ url = "http://r/odd-1.0-cp26-cp26m-win32.whl", hashes = {{ sha256 = "{"f" * 64}" }} }},
+]
+'''
+    lock = parse_lock(text).by_name()
+    assert lock["fast"].artifact.sha256 == sha
+    assert lock["odd"].artifact.filename == "odd-1.0.tar.gz"  # no wheel fits: the sdist
