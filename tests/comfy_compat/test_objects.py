@@ -216,7 +216,7 @@ def test_set_model_patches_are_stored_as_comfyui_stores_them(parts) -> None:
     again = clone.clone()
     again.set_model_input_block_patch(patch)
     assert len(clone.model_options["transformer_options"]["patches"]["input_block_patch"]) == 1
-    assert model.model_options == {}
+    assert model.model_options == {"transformer_options": {}}  # ComfyUI's default, which packs index directly
 
 
 def test_unapplied_patches_are_logged_once(parts, probe, caplog: pytest.LogCaptureFixture) -> None:

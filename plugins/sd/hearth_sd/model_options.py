@@ -52,6 +52,11 @@ def copy_options(value: Any) -> Any:
     return value
 
 
+def is_plain(options: Mapping[str, Any]) -> bool:
+    """True when ``options`` asks for nothing: no key but an empty ``transformer_options``."""
+    return all(key == "transformer_options" and not value for key, value in options.items())
+
+
 def add_patch(options: dict[str, Any], patch: Callable[..., Any], name: str) -> None:
     """Append ``patch`` to ``transformer_options["patches"][name]``."""
     patches = options.setdefault("transformer_options", {}).setdefault("patches", {})

@@ -127,7 +127,8 @@ class SDModel:
         self.diffusion = diffusion
         self.patcher = patcher
         self.source = source
-        self.model_options: dict[str, Any] = model_options if model_options is not None else {}
+        # ComfyUI's default: custom nodes read model_options["transformer_options"] without checking it exists.
+        self.model_options: dict[str, Any] = model_options if model_options is not None else {"transformer_options": {}}
         self.object_patches: dict[str, Any] = object_patches if object_patches is not None else {}
 
     def clone(self) -> SDModel:
@@ -193,7 +194,7 @@ class SDModel:
         if cond.shape[0] != x.shape[0]:  # one prompt for the whole batch
             cond = cond.repeat(-(-x.shape[0] // cond.shape[0]), 1, 1)[: x.shape[0]]
         y = self.adm(options, x.shape[0])
-        if not self.model_options and not self.object_patches:
+        if options_.is_plain(self.model_options) and not self.object_patches:
             x_in = sampling.calculate_input(sigma, x).to(device)
             t = sampling.timestep(sigma).to(device)
             with torch.no_grad():
