@@ -128,6 +128,7 @@ def info(env_name: str | None, as_json: bool) -> None:
     e = envs.get_environment(env_name)
     data = env_summary(e)
     data["base"] = e.base
+    data["base_drift"] = {k: list(v) for k, v in envs.base_drift(e).items()}
     data["pack_details"] = e.current().packs
     if as_json:
         _echo_json(data)
@@ -139,6 +140,11 @@ def info(env_name: str | None, as_json: bool) -> None:
     console.print(f"  base: comfy-hearth {e.base.get('comfy-hearth', '?')}, torch {e.base.get('torch', 'none')}, "
                   f"{len(e.base)} packages in all (fixed; never installed into the environment)", highlight=False,
                   soft_wrap=True)
+    drift = envs.base_drift(e)
+    if drift:
+        changed = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in sorted(drift.items())[:5])
+        console.print(f"  [yellow]warning:[/] Hearth's runtime has changed since this environment was made "
+                      f"({changed}); make a new environment to pin the new base", highlight=False, soft_wrap=True)
     if data["pack_details"]:
         table = Table("pack", "version", "format", "registry", "requested")
         for name, p in sorted(data["pack_details"].items()):
@@ -193,3 +199,15 @@ def rollback(generation: int | None, env_name: str | None) -> None:
     gen = envs.rollback(e, generation)
     packs = ", ".join(f"{k} {v['version']}" for k, v in sorted(gen.packs.items())) or "no packs"
     click.echo(f"environment {e.name!r}: generation {before} -> {gen.number} ({packs})")
+
+
+@env.command("prune")
+@click.option("--keep", type=int, default=3, show_default=True, help="How many of the newest generations to keep.")
+@env_option
+@user_errors
+def prune(keep: int, env_name: str | None) -> None:
+    """Delete all but the newest generations and the current one; rollback can then no longer reach them."""
+    e = envs.get_environment(env_name)
+    gone = envs.prune(e, keep)
+    click.echo(f"environment {e.name!r}: removed generation{'s' if len(gone) != 1 else ''} "
+               f"{', '.join(map(str, gone))}" if gone else f"environment {e.name!r}: nothing to prune")

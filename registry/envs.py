@@ -459,3 +459,33 @@ def rollback(env: Environment, number: int | None = None) -> Generation:
             number = older[-1]
         env.switch_to(number)
     return read_generation(env.generation_dir(number))
+
+
+def prune(env: Environment, keep: int = 3) -> list[int]:
+    """Delete all but the `keep` newest generations and the current one; returns the numbers removed."""
+    if keep < 1:
+        raise EnvironmentError_(f"--keep {keep}: keep at least 1 generation")
+    with env.locked():
+        now = env.generation
+        numbers = [g.number for g in env.generations()]
+        kept = set(numbers[-keep:]) | {now}
+        gone = [n for n in numbers if n not in kept]
+        for n in gone:
+            # Renamed first: a half-deleted folder must never look like a generation.
+            trash = env.root / "generations" / f".pruned-{n}"
+            os.replace(env.generation_dir(n), trash)
+            shutil.rmtree(trash, ignore_errors=True)
+    return gone
+
+
+def base_drift(env: Environment) -> dict[str, tuple[str, str]]:
+    """Base packages whose version in Hearth's runtime now differs from the one recorded: name -> (recorded, now)."""
+    drift = {}
+    for name, recorded in env.base.items():
+        try:
+            now = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            now = "missing"
+        if now != recorded:
+            drift[name] = (recorded, now)
+    return drift

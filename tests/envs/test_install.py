@@ -203,6 +203,11 @@ def test_rollback_switches_back_and_forward(packs: Packs, comfy, home: Path):
     assert [(h["generation"], h["current"]) for h in history] == [(0, False), (1, False), (2, True)]
     r = comfy("env", "rollback", "9")
     assert r.exit_code == 2 and "no generation 9" in r.output
+    assert comfy("env", "rollback", "1").exit_code == 0
+    r = comfy("env", "prune", "--keep", "1")
+    assert r.exit_code == 0 and "removed generation 0" in r.output, r.output  # the newest and the current stay
+    assert [g.number for g in env.generations()] == [1, 2] and env.generation == 1
+    assert set(env.current().packs) == {a}
 
 
 def test_uninstall_and_update(packs: Packs, comfy, home: Path):
