@@ -73,8 +73,8 @@ def pack_layout(names: list[str], pyproject: bytes | None) -> tuple[str, list[st
     ("project", top-level names) for a Python project whose own packages and modules go at the wheel's root.
 
     A project's top-level names are its folders holding ``__init__.py`` (``src/`` layout too) and its root
-    modules, narrowed by ``[tool.setuptools.packages.find] include`` when it has one; packaging clutter
-    (pyproject, README, tests) stays out.
+    modules, narrowed by setuptools' ``packages`` list or ``packages.find.include`` when it has one; packaging
+    clutter (pyproject, README, tests) stays out.
     """
     if "__init__.py" in names:
         return "comfyui", []
@@ -84,8 +84,11 @@ def pack_layout(names: list[str], pyproject: bytes | None) -> tuple[str, list[st
             data = tomllib.loads(pyproject.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError):
             data = {}
-        find = data.get("tool", {}).get("setuptools", {}).get("packages", {})
-        include = [str(p) for p in find.get("include", [])] if isinstance(find, dict) else []
+        packages = data.get("tool", {}).get("setuptools", {}).get("packages", {})
+        if isinstance(packages, list):  # packages = ["a", "a.sub"]: the top-level names listed
+            include = sorted({str(p).split(".")[0] for p in packages})
+        elif isinstance(packages, dict) and isinstance(packages.get("find"), dict):
+            include = [str(p) for p in packages["find"].get("include", [])]
     tops = set()
     for name in names:
         parts = name.split("/")
