@@ -125,3 +125,22 @@ def test_encode_zeroes_the_padding_and_config_comes_from_keys() -> None:
     assert context[0, 3:].abs().max() == 0 and context[0, :3].abs().min() > 0
     with pytest.raises(ValueError, match="not a UMT5"):
         config_from_shapes({"shared.weight": (4, 4)})
+
+
+def test_emphasis_weights_scale_a_tokens_difference_from_the_empty_prompt(tmp_path: Path) -> None:
+    write_tokenizer(tmp_path / "tokenizer.json", ["a", "red", "fox"])
+    tokenizer = UMT5Tokenizer(tmp_path / "tokenizer.json", min_length=8)
+    ids, mask, weights = tokenizer.weighted("a (red:1.5) fox")
+    assert ids == [3, 4, 5, 1, 0, 0, 0, 0] and weights[:4] == [1.0, 1.5, 1.0, 1.0]
+    assert tokenizer.weighted("a red fox")[0] == ids
+    assert sum(tokenizer("a (red:1.5) fox")[1]) > 4  # without emphasis the syntax is text
+    state = random_state(TINY)
+    encoder = UMT5Encoder(TINY).eval()
+    encoder.load_state_dict(state)
+    cpu = torch.device("cpu")
+    plain = encode(encoder, ids, mask, cpu)
+    empty = encode(encoder, [1] + [0] * 7, [1] + [0] * 7, cpu)
+    weighted = encode(encoder, ids, mask, cpu, weights)
+    assert torch.allclose(weighted[0, 1], empty[0, 1] + 1.5 * (plain[0, 1] - empty[0, 1]), atol=1e-5)
+    assert torch.allclose(weighted[0, [0, 2, 3]], plain[0, [0, 2, 3]], atol=1e-6)
+    assert not weighted[0, 4:].any()

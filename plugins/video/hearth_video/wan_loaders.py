@@ -253,8 +253,8 @@ class WanClip:
     clip_layer = set_last_layer
 
     def tokenize(self, text: str) -> dict[str, Any]:
-        ids, mask = self.tokenizer(text)
-        return {"umt5": {"ids": ids, "mask": mask}}
+        ids, mask, weights = self.tokenizer.weighted(text)
+        return {"umt5": {"ids": ids, "mask": mask, "weights": weights}}
 
     def encode_from_tokens(self, tokens: Mapping[str, Any], return_pooled: bool = False,
                            return_dict: bool = False) -> Any:
@@ -262,7 +262,9 @@ class WanClip:
             raise ValueError("these tokens were made by another text encoder's tokenizer; tokenize with this CLIP")
         if not _is_ready(self.patcher):
             default_manager().load(self.patcher)
-        cond = encode(self.encoder, tokens["umt5"]["ids"], tokens["umt5"]["mask"], self.patcher.load_device)
+        found = tokens["umt5"]
+        cond = encode(self.encoder, found["ids"], found["mask"], self.patcher.load_device, found.get("weights"),
+                      self.tokenizer.eos, self.tokenizer.pad)
         if return_dict:
             return {"cond": cond, "pooled_output": None}
         return (cond, None) if return_pooled else cond

@@ -245,16 +245,48 @@ class UMT5Tokenizer:
 
     def __call__(self, text: str) -> tuple[list[int], list[int]]:
         """``(ids, mask)``: mask 1 on the prompt's tokens and ``</s>``, 0 on the padding."""
-        ids = self.tokenizer.encode(text, add_special_tokens=False).ids[: self.max_length - 1] + [self.eos]
+        ids, mask, _ = self.weighted(text, emphasis=False)
+        return ids, mask
+
+    def weighted(self, text: str, emphasis: bool = True) -> tuple[list[int], list[int], list[float]]:
+        """``(ids, mask, weights)``; with ``emphasis`` the prompt's ``(text:1.3)`` / ``[text]`` syntax (the SD
+        plugin's parser, as ComfyUI reads prompts for every text encoder) gives each token its weight."""
+        if emphasis:
+            from hearth_sd import parse_prompt_weights
+
+            segments = parse_prompt_weights(text)
+        else:
+            segments = [(text, 1.0)]
+        ids: list[int] = []
+        weights: list[float] = []
+        for segment, weight in segments:
+            found = self.tokenizer.encode(segment, add_special_tokens=False).ids
+            ids += found
+            weights += [weight] * len(found)
+        ids, weights = ids[: self.max_length - 1] + [self.eos], weights[: self.max_length - 1] + [1.0]
         length = max(len(ids), self.min_length)
-        mask = [1] * len(ids) + [0] * (length - len(ids))
-        return ids + [self.pad] * (length - len(ids)), mask
+        pad = length - len(ids)
+        return ids + [self.pad] * pad, [1] * len(ids) + [0] * pad, weights + [1.0] * pad
 
 
-def encode(encoder: UMT5Encoder, ids: list[int], mask: list[int], device: torch.device) -> torch.Tensor:
-    """Wan's context ``[1, L, d_model]`` float32 on the CPU: the encoder's states, zero on the padding."""
+def encode(encoder: UMT5Encoder, ids: list[int], mask: list[int], device: torch.device,
+           weights: list[float] | None = None, eos: int = 1, pad: int = 0) -> torch.Tensor:
+    """Wan's context ``[1, L, d_model]`` float32 on the CPU: the encoder's states, zero on the padding.
+
+    A token of weight ``w`` becomes ``z_empty + w * (z - z_empty)``, ``z_empty`` being the empty prompt's state
+    at the same position (ComfyUI's rule, shared with the SD plugin), zero past the empty prompt's ``</s>``.
+    """
     ids_t = torch.tensor([ids], device=device)
     mask_t = torch.tensor([mask], device=device)
+    weighted = weights is not None and any(w != 1.0 for w in weights)
+    if weighted:
+        empty = [eos] + [pad] * (len(ids) - 1)
+        ids_t = torch.cat([ids_t, torch.tensor([empty], device=device)])
+        mask_t = torch.cat([mask_t, torch.tensor([[1] + [0] * (len(ids) - 1)], device=device)])
     with torch.no_grad():
-        states = encoder(ids_t, mask_t).float()
-    return (states * mask_t[..., None].float()).cpu()
+        states = encoder(ids_t, mask_t).float() * mask_t[..., None].float()
+    if weighted:
+        # The empty prompt's padding is zero too, as ComfyUI masks both before weighting.
+        w = torch.tensor(weights, device=states.device, dtype=states.dtype)[None, :, None]
+        states = (states[1:] + w * (states[:1] - states[1:])) * mask_t[:1, :, None].float()
+    return states.cpu()
