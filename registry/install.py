@@ -32,6 +32,7 @@ from registry.config import PackNotFound, Registry, source_for_pack
 from registry.envs import (
     Environment,
     EnvironmentError_,
+    base_drift,
     finish_generation,
     hearth_home,
     make_venv,
@@ -518,6 +519,11 @@ def _apply(env: Environment, requested: list[str], sources: Sources, *, action: 
            progress: Progress | None = None, dry_run: bool = False, keep_prefs: bool = True) -> Result:
     started = time.perf_counter()
     current = env.current()
+    drift = base_drift(env)
+    if drift and progress is not None:
+        name, (was, now) = sorted(drift.items())[0]
+        progress.step(f"warning: environment {env.name!r} pins {name} {was} but Hearth now runs {now} "
+                      f"({len(drift)} base package(s) changed); packs are resolved against the recorded base")
     old_lock = env.lock_path.read_text(encoding="utf-8") if env.lock_path.exists() else None
     body = resolve(env, requested, sources, prefer=old_lock if keep_prefs else None, upgrade=upgrade,
                    progress=progress)
