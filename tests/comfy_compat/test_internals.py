@@ -256,8 +256,9 @@ def test_comfy_plugins_lists_the_internals_each_pack_lacks(pm: PluginManager) ->
     assert result.exit_code == 0, result.output
     records = {r["name"]: r for r in json.loads(result.output)["plugins"]}
     lacks = records["missing_pack"]["missing_internals"]
-    assert {"comfy.samplers.sampler_with_a_name_hearth_lacks",
-            "comfy.sd.load_diffusion_model_from_a_place_hearth_lacks"} <= set(lacks)
+    assert {"comfy.samplers.sampler_with_a_name_hearth_lacks", "comfy.sd.load_diffusion_model_from_a_place_hearth_lacks",
+            "nodes.NodeHearthLacks"} <= set(lacks)
+    assert "nodes.KSampler" not in lacks
     assert records["sampler_pack"]["missing_internals"] == []
     assert records["objects_pack"]["missing_internals"] == []
     table = CliRunner().invoke(cli, ["plugins", "--custom-nodes", str(PACKS)], env={"COLUMNS": "400"})

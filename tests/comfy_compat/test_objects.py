@@ -192,6 +192,9 @@ def test_model_sampling_object_patch_and_model_view(parts, probe) -> None:
     assert (evaluate(clone, probe) - evaluate(model, probe)).abs().max() > 1e-3
     with pytest.raises(ValueError, match="object patch 'something_else'"):
         clone.add_object_patch("something_else", 1)
+    assert clone.is_clone(model) and not clone.is_clone(object())
+    assert clone.current_loaded_device() in (clone.load_device, clone.offload_device)
+    assert clone.model_dtype() == clone.model.get_dtype()
 
 
 def test_set_model_patches_are_stored_as_comfyui_stores_them(parts) -> None:
@@ -247,6 +250,8 @@ def test_clip_tokenize_encode_and_clone(pm: PluginManager, parts) -> None:
 def test_vae_encode_decode_and_decode_tiled(pm: PluginManager, parts) -> None:
     vae = parts[2]
     assert vae.downscale_ratio == 2  # the tiny VAE's; real ones have 8
+    assert vae.spacial_compression_decode() == vae.spacial_compression_encode() == vae.upscale_ratio == 2
+    assert vae.first_stage_model is vae.vae.model and vae.device == vae.patcher.load_device
     image = torch.rand(1, 16, 12, 3, generator=torch.Generator().manual_seed(3))
     decoded, latent = run_node(pm, "RoundTrip", vae, image)
     assert latent["samples"].shape == (1, 4, 8, 6) and decoded.shape == (1, 16, 12, 3)

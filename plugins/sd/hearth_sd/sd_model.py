@@ -257,6 +257,15 @@ class SDModel:
     def model_dtype(self) -> torch.dtype:
         return compute_dtype_of(self.diffusion.unet)
 
+    def is_clone(self, other: Any) -> bool:
+        """True when ``other`` is a MODEL over the same weights (a clone of this one or of its source)."""
+        patcher = getattr(other, "patcher", None)
+        return isinstance(patcher, PatchedModel) and self.patcher.shares_weights(patcher)
+
+    def current_loaded_device(self) -> torch.device:
+        """Where the weights are now: the compute device while resident, else the offload device."""
+        return self.load_device if default_manager().is_loaded(self.patcher) else self.offload_device
+
     def model_size(self) -> int:
         return self.patcher.nbytes
 
@@ -460,6 +469,29 @@ class SDVAE:
     @property
     def latent_channels(self) -> int:
         return self.vae.model.config.z_channels
+
+    # ComfyUI's names for the same facts, for custom nodes written against its VAE.
+    @property
+    def upscale_ratio(self) -> int:
+        return self.downscale_ratio
+
+    def spacial_compression_decode(self) -> int:
+        return self.downscale_ratio
+
+    def spacial_compression_encode(self) -> int:
+        return self.downscale_ratio
+
+    @property
+    def first_stage_model(self) -> torch.nn.Module:
+        return self.vae.model
+
+    @property
+    def device(self) -> torch.device:
+        return self.patcher.load_device
+
+    @property
+    def vae_dtype(self) -> torch.dtype:
+        return compute_dtype_of(self.vae.model)
 
     def clone(self) -> SDVAE:
         return SDVAE(self.vae, self.patcher.clone(), self.source)

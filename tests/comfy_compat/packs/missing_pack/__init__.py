@@ -7,6 +7,8 @@ from comfy.samplers import (  # the second one does not exist in Hearth
     sampler_with_a_name_hearth_lacks,
 )
 from comfy.sd import load_diffusion_model_from_a_place_hearth_lacks  # noqa: F401 - imported, never used
+from nodes import KSampler as NodesKSampler  # noqa: F401 - Hearth has it
+from nodes import NodeHearthLacks  # noqa: F401
 
 
 class CountSamplers:
