@@ -242,3 +242,37 @@ def test_return_shapes_and_newer_schema_fields(tmp_path: Path) -> None:
     assert result.outputs["2"]["text"] == ["42/21"]
     wrong = executor.run({"1": node("V3Wrong"), "2": node("V3Show", n=["1", 0], s="x")})
     assert wrong.error["exception_message"] == "node V3Wrong: execute() must return io.NodeOutput(...), got list"
+
+
+def test_entrypoints_run_inside_a_running_event_loop_and_bad_ones_are_reported(tmp_path: Path) -> None:
+    import asyncio
+
+    from core.custom_nodes import CustomNodesLoader
+
+    (tmp_path / "good_v3").mkdir()
+    (tmp_path / "good_v3" / "__init__.py").write_text(
+        "from comfy_api.latest import ComfyExtension, io\n"
+        "class Hello(io.ComfyNode):\n"
+        "    @classmethod\n"
+        "    def define_schema(cls):\n"
+        "        return io.Schema(node_id='GoodHello', display_name='Hello', outputs=[io.String.Output()])\n"
+        "    @classmethod\n"
+        "    def execute(cls):\n"
+        "        return io.NodeOutput('hello')\n"
+        "class Ext(ComfyExtension):\n"
+        "    async def get_node_list(self):\n"
+        "        return [Hello]\n"
+        "def comfy_entrypoint():\n"  # a plain function is accepted too
+        "    return Ext()\n")
+    (tmp_path / "bad_v3").mkdir()
+    (tmp_path / "bad_v3" / "__init__.py").write_text("async def comfy_entrypoint():\n    return 42\n")
+
+    async def load_from_a_coroutine():  # as a server that loads packs after its loop started would
+        loader = CustomNodesLoader([tmp_path])
+        return loader, {r.name: r for r in loader.load()}
+
+    loader, records = asyncio.run(load_from_a_coroutine())
+    assert [(d.name, d.display_name, d.plugin) for d in loader.definitions] == [("GoodHello", "Hello", "good_v3")]
+    assert records["good_v3"].error is None
+    assert records["bad_v3"].error == ("comfy_entrypoint failed: TypeError: comfy_entrypoint() must return a "
+                                       "ComfyExtension, got int")
