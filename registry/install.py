@@ -633,7 +633,8 @@ def in_sync(env: Environment) -> bool:
         dist, _, version = d.name[:-len(".dist-info")].partition("-")
         installed[canonicalize_name(dist)] = version
     comfy = {n for n, info in packs.items() if info.get("format") == "comfyui"}
-    return all(installed.get(n) == v for n, v in names.items() if n not in comfy)
+    wanted = {n: v for n, v in names.items() if n not in comfy}
+    return installed == wanted  # nothing missing, nothing at another version, nothing extra
 
 
 def sync(env: Environment, lock_file: Path | None = None, *, registries: list[Registry] = (),

@@ -7,6 +7,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 
+from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.tags import sys_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
@@ -55,6 +56,8 @@ def parse_lock(text: str, where: str = "pylock.toml") -> Lock:
         name, version = entry.get("name"), entry.get("version")
         if not isinstance(name, str) or not isinstance(version, str):
             raise LockError(f"{where}: packages[{i}] needs a name and a version")
+        if entry.get("marker") and not _marker_applies(str(entry["marker"])):
+            continue  # locked for another platform or Python
         wheels = list(entry.get("wheels", []))
         if not wheels and not entry.get("sdist"):
             raise LockError(f"{where}: {name} {version} has no wheel or sdist; run `comfy lock` again")
@@ -72,6 +75,13 @@ def parse_lock(text: str, where: str = "pylock.toml") -> Lock:
         packages.append(LockedPackage(canonicalize_name(name), version, Artifact(filename, url, sha),
                                       str(entry.get("index", ""))))
     return Lock(packages)
+
+
+def _marker_applies(text: str) -> bool:
+    try:
+        return Marker(text).evaluate()
+    except InvalidMarker:
+        return True
 
 
 def _best_wheel(wheels: list[dict]) -> dict | None:

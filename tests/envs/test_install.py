@@ -246,6 +246,11 @@ def test_sync_restores_the_lock_and_a_noop_sync_is_fast(packs: Packs, comfy, hom
     assert r.exit_code == 0, r.output
     assert env.generation == 2
     assert run_in_env(env, "import tinydep; print(tinydep.VERSION)") == "2.0"
+    extra = env.site_packages / "stray-1.0.dist-info"  # something installed behind the lock's back
+    extra.mkdir()
+    r = comfy("sync", "--offline")
+    assert r.exit_code == 0 and env.generation == 3, r.output
+    assert not (env.site_packages / "stray-1.0.dist-info").exists()
 
 
 def test_sync_from_a_lock_works_offline_from_the_cache(packs: Packs, comfy, home: Path, tmp_path: Path):

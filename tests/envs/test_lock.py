@@ -119,3 +119,19 @@ wheels = [
     lock = parse_lock(text).by_name()
     assert lock["fast"].artifact.sha256 == sha
     assert lock["odd"].artifact.filename == "odd-1.0.tar.gz"  # no wheel fits: the sdist
+
+
+def test_packages_locked_for_another_platform_are_skipped():
+    text = f'''lock-version = "1.0"
+[[packages]]
+name = "winonly"
+version = "1.0"
+marker = "sys_platform == 'win32' and sys_platform != 'linux' and sys_platform != 'darwin'"
+wheels = [{{ url = "http://r/winonly-1.0-py3-none-any.whl", hashes = {{ sha256 = "{"a" * 64}" }} }}]
+[[packages]]
+name = "everywhere"
+version = "1.0"
+marker = "python_version >= '3'"
+wheels = [{{ url = "http://r/everywhere-1.0-py3-none-any.whl", hashes = {{ sha256 = "{"a" * 64}" }} }}]
+'''
+    assert [p.name for p in parse_lock(text).packages] == ["everywhere"]
