@@ -40,6 +40,7 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python bench/executor.py
 	$(BIN)/python bench/samplers.py
+	$(BIN)/python bench/video.py
 
 clean:
 	rm -rf $(VENV) output

@@ -399,21 +399,31 @@ def build_model(state: Mapping[str, torch.Tensor], source: str = "state dict") -
 
 def decode_memory_estimate(latent_shape: tuple[int, ...], config: WanVAEConfig, dtype: torch.dtype = torch.float32,
                            chunked: bool = True) -> int:
-    """Working bytes one decode of ``[B, C, T, h, w]`` latents needs beyond the weights and the output.
+    """Working bytes one decode of ``[B, C, T, h, w]`` latents needs beyond the weights and the decoded frames.
 
-    The widest activations are the last up-block's at full resolution (``base_dim`` channels): a residual block
-    keeps about six of them alive at once (input, normed, padded, convolved), over the frames of one chunk
-    (4 frames) when chunked, over all frames otherwise; the cache adds two frames for each causal conv. Checked
-    against measured peaks by ``bench/video.py``.
+    The unit is one "plane": one output frame of the last up-block's activation (``base_dim`` channels at full
+    resolution). The factors are measured (``bench/video.py``, peak resident set above the start, float32 on a
+    CPU, 64 to 256 pixels): a whole-clip pass peaks near 10 planes per output frame; a chunked one near 20 planes
+    per frame of its 4-frame chunk, half of it the causal cache (two frames per causal conv) and the padded copies
+    each conv makes of its input. Chunked, the figure does not grow with the clip's length.
     """
     b, _, t, h, w = latent_shape
     f = config.spatial_compression
-    frames_out = 1 + config.temporal_compression * (t - 1)
-    frames = config.temporal_compression if chunked else frames_out
     plane = b * h * w * f * f * config.base_dim * torch.finfo(dtype).bits // 8
-    causal_convs = 2 * (config.num_res_blocks + 1) + 1
-    cache = 2 * causal_convs * plane if chunked else 0
-    return 6 * frames * plane + cache
+    if chunked:
+        return 20 * config.temporal_compression * plane
+    return 10 * (1 + config.temporal_compression * (t - 1)) * plane
+
+
+def encode_memory_estimate(frames: int, height: int, width: int, config: WanVAEConfig,
+                           dtype: torch.dtype = torch.float32) -> int:
+    """Working bytes one chunked encode of ``frames`` frames of ``height x width`` pixels needs beyond the weights.
+
+    About 16 planes (``base_dim`` channels at full resolution) per frame of a 4-frame chunk, plus two float32
+    copies of the clip (scaled to -1..1, and laid out channels first); measured by ``bench/video.py``.
+    """
+    plane = height * width * config.base_dim * torch.finfo(dtype).bits // 8
+    return 16 * config.temporal_compression * plane + 2 * frames * height * width * 3 * 4
 
 
 def model_format():
@@ -529,8 +539,7 @@ class WanVAE:
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         """Raw latents ``[1, 16, T, h, w]`` of frames ``[F, H, W, 3]`` in 0..1."""
         video = self._video(image)
-        plane = video.shape[-1] * video.shape[-2] * self.config.base_dim * 4
-        device = self._load(6 * self.temporal_compression * plane)
+        device = self._load(encode_memory_estimate(*video.shape[2:], self.config, self.model.dtype))
         with torch.inference_mode():
             latent = self.model.encode(video.to(device, torch.float32) * 2 - 1)
         return latent.float().to(image.device)
@@ -540,7 +549,7 @@ class WanVAE:
         f = self.downscale_ratio
         tile, overlap = max(f, tile // f * f), overlap // f * f
         video = self._video(image)
-        device = self._load(6 * self.temporal_compression * tile * tile * self.config.base_dim * 4)
+        device = self._load(encode_memory_estimate(video.shape[2], tile, tile, self.config, self.model.dtype))
         with torch.inference_mode():
             latent = _tiled(self.model.encode, video.to(device, torch.float32) * 2 - 1, tile, overlap, 1, f)
         return latent.to(image.device)
