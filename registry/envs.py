@@ -198,6 +198,9 @@ class Environment:
             current = self.generation_path
         except EnvironmentError_:
             current = None
+        for link in self.root.glob(".current.*"):  # a switch killed before its rename
+            with contextlib.suppress(FileNotFoundError):
+                link.unlink()
         for entry in folder.iterdir() if folder.is_dir() else ():
             if entry == current:
                 finish_generation(entry)  # killed after the switch, before the record got its final name
@@ -368,6 +371,7 @@ def create_environment(name: str) -> Environment:
         raise EnvironmentError_(f"environment {name!r} already exists at {root}; "
                                 f"use it with `comfy env use {name}` or pick another name")
     envs_dir().mkdir(parents=True, exist_ok=True)
+    _clear_leftovers()
     # Built under a hidden name and renamed: a killed `env create` leaves nothing that looks like an environment.
     staging = envs_dir() / f".new-{name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -393,6 +397,24 @@ def create_environment(name: str) -> Environment:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return Environment(name, root)
+
+
+def _clear_leftovers() -> None:
+    """Remove what a killed `env create` or `env remove` left (hidden folders of processes no longer running)."""
+    for entry in envs_dir().glob(".*-*"):
+        pid = entry.name.rsplit("-", 1)[-1]
+        if entry.name.startswith((".new-", ".removed-")) and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def empty_lock_text() -> str:
