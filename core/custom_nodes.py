@@ -121,7 +121,8 @@ class CustomNodesLoader:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 failures[name] = f"{PRESTARTUP} failed: {type(exc).__name__}: {exc}"
-                log.warning("pack %s: %s failed", name, PRESTARTUP, exc_info=True)
+                log.warning("pack %s: %s (the pack still loads)", name, failures[name])
+                log.debug("traceback of %s's %s", name, PRESTARTUP, exc_info=True)
         return failures
 
     def _v3_nodes(self, pack: str, entrypoint: Any, record: PluginRecord) -> tuple[dict[str, type], dict[str, str]]:
