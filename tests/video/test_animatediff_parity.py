@@ -28,6 +28,15 @@ TOL = 1e-4
 FRAMES = 16
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Tiny ops split over threads on a busy machine run many times slower than on one.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _diffusers_unet(c: UNetConfig):
     heads = tuple(c.heads_for(c.model_channels * m)[0] for m in c.channel_mult)
     return diffusers.UNet2DConditionModel(
