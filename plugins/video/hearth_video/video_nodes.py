@@ -298,5 +298,5 @@ NODES: dict = {cls.__name__: cls for cls in (SaveAnimatedWEBP, SaveAnimatedPNG, 
                                              GetVideoComponents, LoadVideo)}
 TINY_MODELS: dict = {
     "wan-vae": TinyModel("vae", "tiny-wan-vae.safetensors", _write_tiny_wan_vae,
-                         "Wan 2.1 causal 3D VAE (random weights, 8 base channels), ~1 MB"),
+                         "Wan 2.1 causal 3D VAE (random weights, 8 base channels), ~4 MB"),
 }

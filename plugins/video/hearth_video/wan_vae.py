@@ -631,7 +631,7 @@ def tiny_config() -> WanVAEConfig:
 
 
 def write_tiny_wan_vae(path, seed: int = 0) -> None:
-    """A tiny Wan 2.1 VAE file with random weights in the published key layout (about 1 MB, float32)."""
+    """A tiny Wan 2.1 VAE file with random weights in the published key layout (about 4 MB, float32)."""
     from pathlib import Path
 
     from safetensors.torch import save_file
