@@ -65,6 +65,18 @@ class _RelUrl:
         return self.path + (f"?{self.query_string}" if self.query_string else "")
 
 
+class _Url(_RelUrl):
+    """``request.url``: the absolute URL, with yarl's parts."""
+
+    def __init__(self, url: Any, query: aiohttp_web.MultiDict) -> None:
+        super().__init__(url.path, url.query, query)
+        self.scheme, self.host, self.port = url.scheme, url.hostname, url.port
+        self._text = str(url)
+
+    def __str__(self) -> str:
+        return self._text
+
+
 class AiohttpRequest(aiohttp_web.Request):
     """aiohttp's request interface (``query``, ``match_info``, ``json()``, ``post()``...) over Starlette's."""
 
@@ -79,7 +91,7 @@ class AiohttpRequest(aiohttp_web.Request):
         self.query_string = request.url.query
         self.query = aiohttp_web.MultiDict(request.query_params.multi_items())
         self.rel_url = _RelUrl(self.path, self.query_string, self.query)
-        self.url = request.url
+        self.url = _Url(request.url, self.query)
         self.match_info = dict(request.path_params)
         self.headers = request.headers
         self.cookies = dict(request.cookies)
@@ -220,6 +232,9 @@ def mount(app: FastAPI, server: PromptServer | None = None) -> list[str]:
     for definition, api_twin in server.route_definitions():
         if getattr(definition, "prefix", None) is not None and getattr(definition, "handler", None) is None:
             folder = Path(definition.path)
+            if not definition.prefix.strip("/"):
+                log.warning("a pack asked to serve %s at /, over the UI and the API; refused", folder)
+                continue
             if not folder.is_dir():
                 log.warning("a pack serves %s from %s, which is not a folder; skipped", definition.prefix, folder)
                 continue

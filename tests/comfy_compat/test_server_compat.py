@@ -171,6 +171,7 @@ def test_static_folders_packs_add_to_the_app(tmp_path: Path) -> None:
     (tmp_path / "assets" / "logo.svg").write_text("<svg/>")
     server = PromptServer()
     server.app.router.add_static("/my_pack/assets", tmp_path / "assets")
+    server.app.router.add_static("/", tmp_path / "assets")  # would cover the UI and the API: refused
 
     async def port(request):
         return aiohttp_web.json_response({"port": 12345})
@@ -180,6 +181,7 @@ def test_static_folders_packs_add_to_the_app(tmp_path: Path) -> None:
     assert mount(app, server) == ["/my_pack/assets", "GET /my_pack/port"]
     with TestClient(app) as http:
         assert http.get("/my_pack/assets/logo.svg").text == "<svg/>"
+        assert http.get("/logo.svg").status_code == 404
         assert http.get("/my_pack/port").json() == {"port": 12345}
         assert http.get("/api/my_pack/port").status_code == 404  # added to the app itself: bare only, as ComfyUI
 

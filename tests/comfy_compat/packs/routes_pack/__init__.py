@@ -13,7 +13,7 @@ SEEN_PROMPTS: list[str] = []
 
 @routes.get("/routes_pack/notes")
 async def list_notes(request):
-    prefix = request.rel_url.query.get("prefix", "")
+    prefix = request.url.query.get("prefix", "")
     return web.json_response({"notes": sorted(k for k in NOTES if k.startswith(prefix))})
 
 
