@@ -222,17 +222,34 @@ def test_set_model_patches_are_stored_as_comfyui_stores_them(parts) -> None:
     assert model.model_options == {"transformer_options": {}}  # ComfyUI's default, which packs index directly
 
 
-def test_unapplied_patches_are_logged_once(parts, probe, caplog: pytest.LogCaptureFixture) -> None:
+def test_block_patches_reach_the_unet(pm: PluginManager, parts, probe) -> None:
+    model = parts[0]
+    base = evaluate(model, probe)
+    (same,) = run_node(pm, "ScaleBackbone", model, 1.0)
+    assert torch.equal(evaluate(same, probe), base)  # the patched run is the UNet's own steps
+    assert same.seen_blocks[0] == ("output", 0) and len(same.seen_blocks) == len(model.diffusion.unet.output_blocks)
+    (scaled,) = run_node(pm, "ScaleBackbone", model, 1.5)
+    assert (evaluate(scaled, probe) - base).abs().max() > 1e-3
+    skips = []
+    clone = model.clone()
+    clone.set_model_input_block_patch(lambda h, options: (skips.append(options["block"]), h * 1.0)[1])
+    clone.set_model_input_block_patch_after_skip(lambda h, options: h)
+    assert torch.equal(evaluate(clone, probe), base)
+    assert skips == [("input", i) for i in range(len(model.diffusion.unet.input_blocks))]
+
+
+def test_unapplied_options_are_logged_once(parts, probe, caplog: pytest.LogCaptureFixture) -> None:
+    from hearth_sd import model_options
+
     clone = parts[0].clone()
-    clone.set_model_output_block_patch(lambda h, hsp, extra: (h, hsp))
+    clone.set_model_sampler_post_cfg_function(lambda args: args["denoised"])
+    model_options._warned.discard("sampler_post_cfg_function")
     with caplog.at_level("WARNING", logger="hearth.sd"):
         evaluate(clone, probe)
         evaluate(clone, probe)
-    warnings = [r.getMessage() for r in caplog.records if "output_block_patch" in r.getMessage()]
-    assert len(warnings) <= 1  # another test may already have triggered it
-    from hearth_sd import model_options
-
-    assert "transformer_options patch output_block_patch" in model_options._warned
+    warnings = [r.getMessage() for r in caplog.records if "sampler_post_cfg_function" in r.getMessage()]
+    assert warnings == ["a custom node set sampler_post_cfg_function on this SD model; Hearth does not apply it yet, "
+                        "so it has no effect"]
 
 
 def test_clip_tokenize_encode_and_clone(pm: PluginManager, parts) -> None:

@@ -15,9 +15,13 @@ What the SD UNet applies, with ComfyUI's call signatures:
   self / cross attention of every transformer block, ``attn1_output_patch`` / ``attn2_output_patch``
   ``(n, extra_options) -> n`` after it, and ``patches_replace["attn1" | "attn2"][(block, id, index)]``
   ``(q, k, v, extra_options) -> out`` instead of it.
+* ``input_block_patch`` ``(h, transformer_options) -> h`` after each input block (before its skip is kept),
+  ``input_block_patch_after_skip`` after the skip is kept, and ``output_block_patch``
+  ``(h, skip, transformer_options) -> (h, skip)`` before each output block joins its skip (FreeU's hook).
 
-Other keys are stored as ComfyUI stores them, but the SD UNet and the samplers do not read them yet; the first
-evaluation that meets one logs which, so a user sees why a node had no effect.
+Other keys (the sampler's ``sampler_*_cfg_function``, ``denoise_mask_function``, ``middle_patch``) are stored as
+ComfyUI stores them, but nothing applies them yet; the first evaluation that meets one logs which, so a user sees
+why a node had no effect.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .unet import BasicTransformerBlock, UNetModel
+from .ops import compute_dtype_of
+from .unet import BasicTransformerBlock, UNetModel, timestep_embedding
 
 log = logging.getLogger("hearth.sd")
 
@@ -38,7 +43,8 @@ ATTENTION_PATCHES = ("attn1_patch", "attn2_patch", "attn1_output_patch", "attn2_
 # model_options keys (and transformer_options patch names) that are kept but not applied by the SD UNet.
 UNAPPLIED_OPTIONS = ("sampler_cfg_function", "sampler_post_cfg_function", "sampler_pre_cfg_function",
                      "denoise_mask_function")
-UNAPPLIED_PATCHES = ("input_block_patch", "input_block_patch_after_skip", "output_block_patch", "middle_patch")
+UNAPPLIED_PATCHES = ("middle_patch",)
+BLOCK_PATCHES = ("input_block_patch", "input_block_patch_after_skip", "output_block_patch")
 _warned: set[str] = set()
 
 
@@ -79,7 +85,8 @@ def warn_unapplied(options: Mapping[str, Any]) -> None:
     for what in found:
         if what not in _warned:
             _warned.add(what)
-            log.warning("a custom node set %s on this SD model; Hearth's SD UNet does not apply it yet", what)
+            log.warning("a custom node set %s on this SD model; Hearth does not apply it yet, so it has no effect",
+                        what)
 
 
 def has_attention_patches(transformer_options: Mapping[str, Any]) -> bool:
@@ -185,3 +192,52 @@ def object_patches(root: Any, patches: Mapping[str, Any]) -> Iterator[None]:
     finally:
         for owner, attr, value in reversed(saved):
             setattr(owner, attr, value)
+
+
+def has_block_patches(transformer_options: Mapping[str, Any]) -> bool:
+    patches = transformer_options.get("patches", {})
+    return any(patches.get(key) for key in BLOCK_PATCHES)
+
+
+def run_unet(unet: UNetModel, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
+             y: torch.Tensor | None, transformer_options: Mapping[str, Any]) -> torch.Tensor:
+    """``unet(x, timesteps, context, y)`` with the block patches of ``transformer_options`` applied.
+
+    The same steps as ``UNetModel.forward``, with ComfyUI's hook points between the blocks; without block
+    patches it is ``UNetModel.forward`` itself.
+    """
+    if not has_block_patches(transformer_options):
+        return unet(x, timesteps, context, y)
+    patches = transformer_options.get("patches", {})
+    options = {**transformer_options, "original_shape": list(x.shape), "transformer_index": 0}
+    c = unet.config
+    if (y is None) != (c.adm_in_channels is None):
+        raise ValueError("y (the ADM vector) is required exactly when the UNet has adm_in_channels")
+    dtype = compute_dtype_of(unet)
+    if timesteps.ndim == 0:
+        timesteps = timesteps[None]
+    emb = unet.time_embed(timestep_embedding(timesteps.expand(x.shape[0]), c.model_channels).to(dtype))
+    if y is not None:
+        emb = emb + unet.label_emb(y.to(dtype))
+    context = context.to(dtype)
+    h = x.to(dtype)
+    skips = []
+    for number, block in enumerate(unet.input_blocks):
+        options["block"] = ("input", number)
+        h = block(h, emb, context)
+        for patch in patches.get("input_block_patch", ()):
+            h = patch(h, options)
+        skips.append(h)
+        for patch in patches.get("input_block_patch_after_skip", ()):
+            h = patch(h, options)
+    options["block"] = ("middle", 0)
+    h = unet.middle_block(h, emb, context)
+    for number, block in enumerate(unet.output_blocks):
+        options["block"] = ("output", number)
+        skip = skips.pop()
+        for patch in patches.get("output_block_patch", ()):
+            h, skip = patch(h, skip, options)
+        h = torch.cat([h, skip], dim=1)
+        size = skips[-1].shape[-2:] if skips else None
+        h = block(h, emb, context, size)
+    return unet.out(h).to(x.dtype)

@@ -12,7 +12,9 @@ they are freed.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -88,6 +90,8 @@ class _BaseModelView:
         self._owner = owner
         self.diffusion_model = owner.diffusion.unet
         self.latent_format = _LatentFormat(owner.diffusion)
+        # model_config.unet_config: the UNet's shape as a dict (FreeU reads model_channels from it).
+        self.model_config = SimpleNamespace(unet_config=dataclasses.asdict(owner.diffusion.unet.config))
 
     @property
     def model_sampling(self) -> ModelSampling:
@@ -224,7 +228,8 @@ class SDModel:
             t = sampling.timestep(timestep).to(device)
             with torch.no_grad(), options_.object_patches(view, objects), \
                     options_.attention_patches(self.diffusion.unet, patches, extra):
-                out = self.diffusion.unet(x_in, t, context.to(device), None if adm is None else adm.to(device))
+                out = options_.run_unet(self.diffusion.unet, x_in, t, context.to(device),
+                                        None if adm is None else adm.to(device), patches)
             return sampling.calculate_denoised(timestep, out.float().to(input.device), input)
 
         wrapper = self.model_options.get("model_function_wrapper")

@@ -91,6 +91,34 @@ class ScaleUnetOutput:
         return (m,)
 
 
+class ScaleBackbone:
+    """FreeU's way: an output_block_patch scaling half the backbone features at the widest level."""
+
+    CATEGORY = "test/model"
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "patch"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "scale": ("FLOAT", {"default": 1.1})}}
+
+    def patch(self, model, scale):
+        channels = model.model.model_config.unet_config["model_channels"]
+        seen = []
+
+        def output_block_patch(h, hsp, transformer_options):
+            seen.append(transformer_options["block"])
+            if h.shape[1] == channels * 2:
+                h = h.clone()
+                h[:, : h.shape[1] // 2] *= scale
+            return h, hsp
+
+        m = model.clone()
+        m.set_model_output_block_patch(output_block_patch)
+        m.seen_blocks = seen
+        return (m,)
+
+
 class EncodeTokens:
     CATEGORY = "test/clip"
     RETURN_TYPES = (IO.CONDITIONING,)
@@ -171,6 +199,6 @@ class LoraFromStateDict:
 
 NODE_CLASS_MAPPINGS = {
     "NudgeOutputWeights": NudgeOutputWeights, "MergeModels": MergeModels, "MuteCrossAttention": MuteCrossAttention,
-    "ScaleUnetOutput": ScaleUnetOutput, "EncodeTokens": EncodeTokens, "DecodeTiledPreview": DecodeTiledPreview,
+    "ScaleUnetOutput": ScaleUnetOutput, "ScaleBackbone": ScaleBackbone, "EncodeTokens": EncodeTokens, "DecodeTiledPreview": DecodeTiledPreview,
     "RoundTrip": RoundTrip, "LoadCheckpointByPath": LoadCheckpointByPath, "LoraFromStateDict": LoraFromStateDict,
 }
