@@ -217,8 +217,16 @@ def test_the_clip_length_comes_from_the_sampled_latent(models_dir: Path) -> None
     assert animated.denoise(torch.zeros(8, 4, 8, 8), torch.full((8,), 2.0), cond).shape == (8, 4, 8, 8)
 
 
-def test_apply_refuses_what_is_not_an_sd_model(executor: Any) -> None:
-    from hearth_video.animatediff_nodes import ApplyAnimateDiffModel
+def test_apply_refuses_what_is_not_an_sd1_model(models_dir: Path, tmp_path: Path) -> None:
+    from hearth_sd.loaders import checkpoint
+    from hearth_sd.tiny import make_tiny_checkpoint
+    from hearth_video.animatediff_nodes import ApplyAnimateDiffModel, load_motion_model_file
 
     with pytest.raises(ValueError, match="ApplyAnimateDiffModel needs an SD1.x MODEL"):
         ApplyAnimateDiffModel().apply(object(), None, 1.0)
+    motion = load_motion_model_file(models_dir / "animatediff_models" / "tiny-animatediff-sd1.safetensors")
+    # The tiny SDXL UNet has the tiny SD1 one's widths, so only the family can tell the motion model it is wrong.
+    sdxl, _, _ = checkpoint(make_tiny_checkpoint("sdxl", tmp_path / "tiny-sdxl.safetensors"))
+    with pytest.raises(ValueError, match=r"tiny-animatediff-sd1\.safetensors .* is made for SD1\.x models; this "
+                                         r"MODEL is sdxl: load an SD1\.x checkpoint"):
+        ApplyAnimateDiffModel().apply(sdxl, motion, 1.0)

@@ -25,6 +25,8 @@ from .animatediff_context import ContextOptions, denoise_in_windows
 from .animatediff_inject import check_fits, motion_enabled
 from .animatediff_module import NORMS, MotionModel
 
+FAMILIES = ("sd1",)  # the SD model families the v1/v2/v3 motion modules were trained on
+
 
 class MotionModelFile:
     """MOTION_MODEL: a loaded motion module file and the ``PatchedModel`` that owns its weights."""
@@ -70,6 +72,10 @@ class AnimateDiffModel:
                  context: ContextOptions | None = None, norm: str = "frame") -> None:
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+        family = getattr(inner, "family", "sd1")
+        if family not in FAMILIES:
+            raise ValueError(f"motion model {motion.name} ({motion.model.config.describe()}) is made for SD1.x "
+                             f"models; this MODEL is {family}: load an SD1.x checkpoint")
         check_fits(motion.model, inner.patcher.module, f"motion model {motion.name}")
         self.inner = inner
         self.motion = motion
