@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import wave
 from fractions import Fraction
@@ -72,6 +73,9 @@ def test_animated_webp_has_every_frame_and_its_duration(folders: Folders) -> Non
                   method="fastest", prompt={"1": {"class_type": "X"}}, extra_pnginfo={"workflow": {"nodes": []}})
     path = only_file(result, folders.output)
     assert path.name == "clip_00001_.webp" and result["ui"]["images"][0]["subfolder"] == "anim"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not a private temporary one
     with Image.open(path) as image:
         assert image.format == "WEBP" and image.n_frames == 6
         shown = durations(image)

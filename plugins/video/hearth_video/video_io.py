@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,9 +43,9 @@ class VideoFileError(ValueError):
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary path beside ``path`` (same suffix, so muxers pick the format) moved onto ``path`` on success."""
     path = Path(path)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
-    os.close(fd)
-    temp = Path(name)
+    # The writer creates it (so it gets the usual permissions, not mkstemp's 0600); the random part keeps two
+    # writers of one name apart.
+    temp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.partial{path.suffix}")
     try:
         yield temp
         os.replace(temp, path)

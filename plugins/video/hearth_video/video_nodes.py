@@ -267,7 +267,10 @@ class LoadVideo:
     def IS_CHANGED(cls, file: str) -> float:
         from core.builtin_nodes.image_io import annotated_path
 
-        return os.path.getmtime(annotated_path(file))
+        try:
+            return os.path.getmtime(annotated_path(file))
+        except (OSError, ValueError):
+            return float("nan")  # never equal to itself: run again, and let validation name the problem
 
     @classmethod
     def VALIDATE_INPUTS(cls, file: str) -> bool | str:
