@@ -174,6 +174,8 @@ def test_decode_refuses_an_image_latent_of_another_family(tiny_file: Path) -> No
     vae = load_wan_vae(tiny_file, device="cpu")
     with pytest.raises(ValueError, match=r"decodes \[B, 16, T, h, w\].*got \[1, 4, 8, 8\]"):
         vae.decode(torch.zeros(1, 4, 8, 8))
+    with pytest.raises(ValueError, match=r"encodes IMAGE frames \[F, H, W, 3\] \(at least one\), got shape \[0, 8, 8, 3\]"):
+        vae.encode(torch.zeros(0, 8, 8, 3))
 
 
 def test_bad_files_name_the_file(tmp_path: Path) -> None:

@@ -525,8 +525,9 @@ class WanVAE:
         return self.model.conv2.weight.device
 
     def _video(self, image: torch.Tensor) -> torch.Tensor:
-        if image.ndim != 4:
-            raise ValueError(f"the Wan VAE encodes IMAGE frames [F, H, W, 3], got shape {list(image.shape)}")
+        if image.ndim != 4 or image.shape[0] == 0:
+            raise ValueError(f"the Wan VAE encodes IMAGE frames [F, H, W, 3] (at least one), got shape "
+                             f"{list(image.shape)}")
         f = self.downscale_ratio
         h, w = image.shape[1] // f * f, image.shape[2] // f * f
         if h == 0 or w == 0:
