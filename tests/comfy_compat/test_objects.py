@@ -264,6 +264,26 @@ def test_clip_tokenize_encode_and_clone(pm: PluginManager, parts) -> None:
     assert twin.patcher is not clip.patcher and twin.patcher.shares_weights(clip.patcher)
 
 
+def test_clip_weight_patches_and_merge(parts) -> None:
+    clip = parts[1]
+    base = clip.encode("a red cat")[0]
+    patches = clip.get_key_patches()
+    key = "clip_l.transformer.text_model.final_layer_norm.bias"
+    assert key in patches
+    nudged = clip.clone()
+    assert nudged.add_patches({key: torch.full_like(patches[key][0], 0.5), "clip_g.not.a.key": 1}) == [key]
+    moved = nudged.encode("a red cat")[0]
+    assert (moved - base).abs().max() > 0.1 and torch.equal(clip.encode("a red cat")[0], base)
+    # CLIPMergeSimple's way: every weight of the other CLIP at 1 - ratio.
+    merged = clip.clone()
+    for name, patch in nudged.get_key_patches().items():
+        merged.add_patches({name: patch}, 0.5, 0.5)
+    halfway = clip.clone()
+    halfway.add_patches({key: torch.full_like(patches[key][0], 0.25)})
+    assert torch.allclose(merged.encode("a red cat")[0], halfway.encode("a red cat")[0], atol=1e-2)
+    assert clip.load_model() is clip.patcher
+
+
 def test_vae_encode_decode_and_decode_tiled(pm: PluginManager, parts) -> None:
     vae = parts[2]
     assert vae.downscale_ratio == 2  # the tiny VAE's; real ones have 8

@@ -22,6 +22,7 @@ import torch
 from core.models import PatchedModel, default_manager
 
 from . import model_options as options_
+from .clip_text import CLIPTextEncoder
 from .model import VAE, DiffusionModel
 from .ops import compute_dtype_of
 from .sampling import ModelSampling
@@ -436,6 +437,43 @@ class SDClip:
         if return_dict:
             return {"cond": cond, "pooled_output": pooled}
         return (cond, pooled) if return_pooled else cond
+
+    # -- ComfyUI's CLIP weight patches (CLIPMergeSimple and LoRA-like packs) ------------------------------------
+
+    def _key_prefix(self, name: str) -> str:
+        # ComfyUI names CLIP-L's weights clip_l.transformer.<Hugging Face key>; the OpenCLIP encoders keep their
+        # own layout here, under clip_<name>.
+        return f"clip_{name}.transformer." if isinstance(self.patchers[name].module, CLIPTextEncoder) else f"clip_{name}."
+
+    def get_key_patches(self) -> dict[str, list[torch.Tensor]]:
+        """Each text-encoder weight with this clone's patches, ``{"clip_l.transformer.<key>": [weight]}``."""
+        found = {}
+        for name, patcher in self.patchers.items():
+            originals = patcher.weights.backup
+            for key, weight in patcher.module.state_dict().items():
+                weight = originals.get(key, weight).detach()
+                if key in patcher.patches:
+                    weight = patcher.patched_weight(key, weight, torch.device("cpu"))
+                found[self._key_prefix(name) + key] = [weight]
+        return found
+
+    def add_patches(self, patches: Mapping[str, Any], strength_patch: float = 1.0,
+                    strength_model: float = 1.0) -> list[str]:
+        """Weight patches under :meth:`get_key_patches`' names (the value forms of ``SDModel.add_patches``);
+        returns the keys that exist in these encoders."""
+        applied: list[str] = []
+        for name, patcher in self.patchers.items():
+            prefix = self._key_prefix(name)
+            mine = {key[len(prefix):]: key for key in patches if isinstance(key, str) and key.startswith(prefix)}
+            done = patcher.add_patches({inner: _weight_patch(key, patches[key]) for inner, key in mine.items()},
+                                       strength_patch, strength_model=strength_model)
+            applied += [mine[inner] for inner in done]
+        return applied
+
+    def load_model(self) -> PatchedModel:
+        """Make the encoders resident now; returns the first encoder's ``PatchedModel``."""
+        _ensure_loaded(list(self.patchers.values()))
+        return self.patcher
 
     def encode_from_tokens_scheduled(self, tokens: Mapping[str, Any],
                                      add_dict: Mapping[str, Any] | None = None) -> list[list[Any]]:
