@@ -45,6 +45,9 @@ SERVED: dict[str, str | None] = {
     "comfy_api": None,
     "comfy_api.latest": "core.comfy_compat.comfy_api",
     "comfy_api.v0_0_2": "core.comfy_compat.comfy_api",
+    "comfy_api.input": "core.comfy_compat.comfy_api.media",
+    "comfy_api.input_impl": "core.comfy_compat.comfy_api.media",
+    "comfy_api.util": "core.comfy_compat.comfy_api.media",
     "comfy.samplers": "core.comfy_compat.comfy_samplers",
     "comfy.sample": "core.comfy_compat.comfy_sample",
     "comfy.sd": "core.comfy_compat.comfy_sd",
@@ -115,6 +118,8 @@ class _Missing:
     __getitem__ = _fail
     __iter__ = _fail
     __bool__ = _fail
+    __instancecheck__ = _fail  # isinstance(value, MissingClass) fails naming it, not with a bare TypeError
+    __subclasscheck__ = _fail
 
     def __repr__(self) -> str:
         return f"<missing: {object.__getattribute__(self, '_message')}>"

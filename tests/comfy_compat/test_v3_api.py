@@ -149,6 +149,24 @@ def test_output_lists_and_list_inputs(executor: Executor, http: TestClient) -> N
     assert split["output_is_list"] == [True] and split["output_name"] == ["words"]
 
 
+def test_image_save_helper_writes_to_the_output_folder(executor: Executor, tmp_path: Path) -> None:
+    prompt = {"1": node("V3SolidImage", width=2, height=2, value=1.0),
+              "2": node("V3SaveImage", images=["1", 0], filename_prefix="v3/white")}
+    result = executor.run(prompt)
+    assert result.ok, result.error
+    assert result.outputs["2"]["images"] == [{"filename": "white_00001_.png", "subfolder": "v3", "type": "output"}]
+    assert (np.asarray(Image.open(tmp_path / "output" / "v3" / "white_00001_.png")) == 255).all()
+
+
+def test_media_types_hearth_lacks_fail_in_the_node_that_uses_them(executor: Executor) -> None:
+    result = executor.run({"1": node("V3SolidImage", width=2, height=2, value=0.5),
+                           "2": node("V3Gate", value=["1", 0], open=True),
+                           "3": node("V3VideoFrames", video=["2", 0]), "4": node("V3PreviewAsync", images=["3", 0])})
+    assert result.status == "error"
+    message = result.error["exception_message"]
+    assert message == "Hearth does not provide comfy_api.input.VideoInput (used by pack v3_pack)"
+
+
 def test_block_execution_stops_the_branch(executor: Executor) -> None:
     events = []
     result = executor.run({"1": node("V3Gate", value="x", open=False), "2": node("V3WhoAmI", label=["1", 0])},

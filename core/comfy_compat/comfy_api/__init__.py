@@ -11,7 +11,7 @@ import abc
 from typing import Any
 
 from core import context
-from core.comfy_compat.comfy_api import io, ui
+from core.comfy_compat.comfy_api import io, media, ui
 
 
 class ComfyExtension(abc.ABC):
@@ -56,10 +56,10 @@ class ComfyAPI:
 class Input:
     """Type names for annotations (``def execute(cls, image: Input.Image)``): Hearth's values are ComfyUI's."""
 
-    Image = Any  # a float tensor [batch, height, width, channels]
-    Mask = Any  # a float tensor [batch, height, width]
-    Latent = dict  # {"samples": tensor, ...}
-    Audio = dict  # {"waveform": tensor, "sample_rate": int}
+    Image = media.ImageInput
+    Mask = media.MaskInput
+    Latent = media.LatentInput
+    Audio = media.AudioInput
     Video = Any
 
 

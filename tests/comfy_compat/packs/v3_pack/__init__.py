@@ -1,7 +1,8 @@
 """A pack written for ComfyUI's V3 node API: io.ComfyNode classes listed by comfy_entrypoint()."""
 
 import torch
-from comfy_api.latest import ComfyExtension, io, ui
+from comfy_api.input import VideoInput  # only used by a node Hearth cannot run; the pack must still load
+from comfy_api.latest import ComfyExtension, Input, io, ui
 from typing_extensions import override
 
 THING = io.Custom("V3_THING")
@@ -178,6 +179,30 @@ class JoinAll(io.ComfyNode):
         return io.NodeOutput(f"{sep[0].join(words)}@{cls.hidden.unique_id}")
 
 
+class SaveWithHelper(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(node_id="V3SaveImage", category="v3_pack/image", is_output_node=True,
+                         inputs=[io.Image.Input("images"), io.String.Input("filename_prefix", default="v3")])
+
+    @classmethod
+    def execute(cls, images: Input.Image, filename_prefix) -> io.NodeOutput:
+        return io.NodeOutput(ui=ui.ImageSaveHelper.get_save_images_ui(images, filename_prefix, cls=cls))
+
+
+class VideoFrames(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(node_id="V3VideoFrames", category="v3_pack/video", inputs=[io.Video.Input("video")],
+                         outputs=[io.Image.Output()])
+
+    @classmethod
+    def execute(cls, video) -> io.NodeOutput:
+        if not isinstance(video, VideoInput):
+            raise TypeError("expected a video")
+        return io.NodeOutput(video.get_components().images)
+
+
 class GrowingInputs(io.ComfyNode):
     """Uses a V3 feature Hearth lacks: the pack loads, this node is skipped and reported."""
 
@@ -194,7 +219,7 @@ class V3PackExtension(ComfyExtension):
     @override
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [SolidImage, Brightness, RepeatText, WhoAmI, MakeThing, PickThing, PreviewAsync, Gate, SplitWords, JoinAll,
-                GrowingInputs]
+                SaveWithHelper, VideoFrames, GrowingInputs]
 
 
 async def comfy_entrypoint() -> V3PackExtension:
