@@ -102,6 +102,18 @@ class Generation:
 
 
 @dataclass(frozen=True)
+class GenerationPaths:
+    """Where one generation's parts are: what a process loading an environment needs."""
+
+    number: int
+    root: Path
+    python: Path
+    site_packages: Path
+    custom_nodes: Path
+    lock_path: Path
+
+
+@dataclass(frozen=True)
 class Environment:
     """A named environment: a folder whose ``current`` link names the generation in use."""
 
@@ -144,6 +156,13 @@ class Environment:
     def lock_path(self) -> Path:
         return self.root / "pylock.toml"
 
+    def paths(self) -> GenerationPaths:
+        """The current generation's folders from one reading of ``current``: consistent even if a switch follows."""
+        number = self.generation
+        gen = self.generation_dir(number)
+        return GenerationPaths(number, gen, venv_python(gen / "venv"), venv_site_packages(gen / "venv"),
+                               gen / "custom_nodes", gen / "pylock.toml")
+
     # -- records ---------------------------------------------------------------------------------------------------
     @property
     def info(self) -> dict:
@@ -166,8 +185,14 @@ class Environment:
         """Every complete generation, oldest first."""
         out = []
         folder = self.root / "generations"
+        try:
+            now = self.generation
+        except EnvironmentError_:
+            now = None
         for entry in folder.iterdir() if folder.is_dir() else ():
-            if entry.name.isdigit() and _record(entry) is not None:
+            # A pending record counts only for the current generation: elsewhere it is a killed install's leftover.
+            if entry.name.isdigit() and ((entry / "generation.json").is_file()
+                                         or (int(entry.name) == now and _record(entry) is not None)):
                 with contextlib.suppress(EnvironmentError_):
                     out.append(read_generation(entry))
         return sorted(out, key=lambda g: g.number)

@@ -177,6 +177,7 @@ def test_killed_install_leaves_the_environment_as_it_was(packs: Packs, comfy, ho
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert (env.generation, env.lock_path.read_text(), sorted(site_names(env)), env.current().packs) == before
+    assert [g.number for g in env.generations()] == [0, 1]  # the half-made generation is not history
     assert run_in_env(env, f"import {first.replace('-', '_')}; print('ok')") == "ok"
     r = comfy("install", second)  # the next change clears the half-built generation and succeeds
     assert r.exit_code == 0, r.output
@@ -246,6 +247,8 @@ def test_sync_restores_the_lock_and_a_noop_sync_is_fast(packs: Packs, comfy, hom
     assert r.exit_code == 0, r.output
     assert env.generation == 2
     assert run_in_env(env, "import tinydep; print(tinydep.VERSION)") == "2.0"
+    paths = env.paths()
+    assert (paths.number, paths.site_packages, paths.custom_nodes) == (2, env.site_packages, env.custom_nodes)
     extra = env.site_packages / "stray-1.0.dist-info"  # something installed behind the lock's back
     extra.mkdir()
     r = comfy("sync", "--offline")
