@@ -114,3 +114,30 @@ def test_model_sampling_sd3_patches_a_clone() -> None:
         ModelSamplingSD3().patch(original, 0.0)
     with pytest.raises(ValueError, match="cannot take"):
         ModelSamplingSD3().patch(object(), 5.0)
+
+
+SCHEDULERS = ["simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal",
+              "linear_quadratic", "kl_optimal"]
+# dpm_fast and dpm_adaptive stop at the schedule's last positive sigma (k-diffusion's and ComfyUI's rule), which a
+# flow schedule leaves far from 0; every other sampler ends on the clean latent.
+SAMPLERS = ["euler", "euler_ancestral", "heun", "heunpp2", "dpm_2", "dpm_2_ancestral", "lms", "dpmpp_2s_ancestral",
+            "dpmpp_sde", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde", "ddpm", "lcm", "ipndm", "deis", "ddim", "uni_pc",
+            "uni_pc_bh2"]
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_every_schedule_runs_from_one_to_zero_on_flow_sampling(scheduler: str) -> None:
+    sigmas = ksampler_sigmas(FlowSampling(shift=8.0), scheduler, "euler", 6)
+    assert float(sigmas[0]) == pytest.approx(1.0, abs=1e-3) and float(sigmas[-1]) == 0.0  # ddim_uniform: step 998
+    assert bool((sigmas[:-1] > sigmas[1:]).all())
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_every_sampler_lands_on_the_clean_latent(sampler: str) -> None:
+    torch.manual_seed(2)
+    target = torch.randn(1, 16, 2, 4, 4)
+    model = FlowModel(target, FlowSampling(shift=8.0))
+    sigmas = ksampler_sigmas(model.sampling, "simple", sampler, 6)
+    out = Guider(model, [[torch.zeros(1, 4, 8), {}]]).sample(torch.randn_like(target), torch.zeros_like(target),
+                                                              sampler_object(sampler), sigmas, seed=3)
+    assert (out - target).abs().max() < 0.02
