@@ -66,8 +66,9 @@ def test_send_sync_reaches_the_named_websocket_client(client: TestClient) -> Non
 
 
 def test_on_prompt_handler_rewrites_the_prompt_and_nodes_send_events(client: TestClient) -> None:
-    with client.websocket_connect("/ws?clientId=bob") as ws:
+    with client.websocket_connect("/ws?clientId=bob") as ws, client.websocket_connect("/ws?clientId=carol") as other:
         ws.receive_json()
+        other.receive_json()
         prompt = {"1": {"class_type": "RoutesPackEcho", "inputs": {"text": "__tag__"}}}
         queued = client.post("/prompt", json={"prompt": prompt, "client_id": "bob"})
         assert queued.status_code == 200, queued.text
@@ -81,6 +82,13 @@ def test_on_prompt_handler_rewrites_the_prompt_and_nodes_send_events(client: Tes
                 event = json.loads(message["text"])
                 if event["type"] == "routes_pack.echo":
                     echo = event["data"]
+        # The node sent to PromptServer.instance.client_id, the submitter: carol sees only the later broadcast.
+        client.post("/routes_pack/broadcast", json={"text": "to all"})
+        seen = []
+        while not seen or seen[-1] != "routes_pack.message":
+            message = other.receive()
+            seen.append(json.loads(message["text"])["type"] if message.get("text") else "binary")
+        assert "routes_pack.echo" not in seen and "binary" not in seen
     assert echo == {"text": "tagged by routes_pack", "node": "1"}
     kind, length = struct.unpack(">II", text_frame[:8])
     assert kind == BinaryEventTypes.TEXT and text_frame[8:8 + length] == b"1"

@@ -92,8 +92,10 @@ def test_v3_nodes_run_and_the_async_preview_saves_the_image(executor: Executor, 
     prompt = {"1": node("V3SolidImage", width=4, height=2, value=0.25),
               "2": node("V3Brightness", image=["1", 0], factor=2.0),
               "3": node("V3PreviewAsync", images=["2", 0])}
-    result = executor.run(prompt)
+    events = []
+    result = executor.run(prompt, emit=lambda event, data: events.append((event, data)))
     assert result.ok, result.error
+    assert [(d["node"], d["value"], d["max"]) for e, d in events if e == "progress"] == [("3", 1, 1)]
     [saved] = result.outputs["3"]["images"]
     png = Image.open(tmp_path / "temp" / saved["subfolder"] / saved["filename"])
     pixels = np.asarray(png)

@@ -2,7 +2,7 @@
 
 import torch
 from comfy_api.input import VideoInput  # only used by a node Hearth cannot run; the pack must still load
-from comfy_api.latest import ComfyExtension, Input, io, ui
+from comfy_api.latest import ComfyAPI, ComfyExtension, Input, io, ui
 from typing_extensions import override
 
 THING = io.Custom("V3_THING")
@@ -141,6 +141,9 @@ class PreviewAsync(io.ComfyNode):
 
     @classmethod
     async def execute(cls, images) -> io.NodeOutput:
+        api = ComfyAPI()
+        for done in range(1, len(images) + 1):
+            await api.execution.set_progress(done, len(images))
         return io.NodeOutput(ui=ui.PreviewImage(images, cls=cls))
 
 
