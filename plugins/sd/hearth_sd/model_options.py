@@ -1,4 +1,5 @@
-"""ComfyUI's ``model_options`` on an SD MODEL: where custom nodes put their patches, and the UNet run that honours them.
+"""ComfyUI's ModelPatcher details of the SD MODEL: ``model_options`` patches and the UNet run that honours them,
+weight patch values, and the ``model.model`` view custom nodes read.
 
 Custom nodes written for ComfyUI change a MODEL by cloning it and calling ``set_model_*`` methods, which store
 functions in ``model.model_options`` in ComfyUI's layout::
@@ -27,8 +28,10 @@ why a node had no effect.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Mapping
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -241,3 +244,79 @@ def run_unet(unet: UNetModel, x: torch.Tensor, timesteps: torch.Tensor, context:
         size = skips[-1].shape[-2:] if skips else None
         h = block(h, emb, context, size)
     return unet.out(h).to(x.dtype)
+
+
+def weight_patch(key: Any, value: Any) -> torch.Tensor | Callable[[torch.Tensor, float], torch.Tensor]:
+    """A ComfyUI weight patch value as a ``PatchedModel`` patch (a delta tensor or ``fn(weight, strength)``)."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], torch.Tensor):
+        return value[0]  # get_key_patches of another model: a merge
+    if isinstance(value, tuple) and len(value) == 1 and isinstance(value[0], torch.Tensor):
+        return value[0]
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
+        kind, args = value
+        if kind == "diff":
+            return args[0]
+        if kind == "set":
+            replacement = args[0]
+            return lambda weight, strength: replacement.to(weight.device, weight.dtype).reshape(weight.shape)
+        if kind == "lora" and all(extra is None for extra in args[3:]):  # no mid (LoCon), DoRA or reshape
+            up, down, alpha = args[0], args[1], args[2]
+
+            def lora(weight: torch.Tensor, strength: float) -> torch.Tensor:
+                u = up.to(weight.device, torch.float32).flatten(1)
+                d = down.to(weight.device, torch.float32).flatten(1)
+                scale = 1.0 if alpha is None else float(alpha) / d.shape[0]
+                return weight + (u @ d).reshape(weight.shape) * (scale * strength)
+
+            return lora
+    kind = value[0] if isinstance(value, tuple) and value and isinstance(value[0], str) else type(value).__name__
+    raise ValueError(f"weight patch for {key!r}: Hearth applies tensor deltas, 'diff', 'set' and plain 'lora' "
+                     f"patches (up, down, alpha), not {kind!r}")
+
+
+class LatentFormat:
+    """ComfyUI's ``model.latent_format``: the latent scale and channel count of the model's VAE latents."""
+
+    def __init__(self, diffusion: Any) -> None:  # a DiffusionModel
+        self.family = diffusion.family.name  # which latent-to-RGB preview map fits
+        self.scale_factor = diffusion.latent_scale
+        self.latent_channels = diffusion.latent_channels
+        self._diffusion = diffusion
+
+    def process_in(self, latent: torch.Tensor) -> torch.Tensor:
+        return self._diffusion.process_latent_in(latent)
+
+    def process_out(self, latent: torch.Tensor) -> torch.Tensor:
+        return self._diffusion.process_latent_out(latent)
+
+
+class BaseModelView:
+    """ComfyUI's ``model_patcher.model`` (its BaseModel), as much of it as custom nodes read from an SD MODEL."""
+
+    def __init__(self, owner: Any) -> None:  # an SDModel
+        self._owner = owner
+        self.diffusion_model = owner.diffusion.unet
+        self.latent_format = LatentFormat(owner.diffusion)
+        # model_config.unet_config: the UNet's shape as a dict (FreeU reads model_channels from it).
+        self.model_config = SimpleNamespace(unet_config=dataclasses.asdict(owner.diffusion.unet.config))
+
+    @property
+    def model_sampling(self) -> Any:
+        return self._owner.sampling
+
+    def get_dtype(self) -> torch.dtype:
+        return self._owner.model_dtype()
+
+    def memory_required(self, input_shape: tuple[int, ...]) -> int:
+        return self._owner.diffusion.memory_required(tuple(input_shape))
+
+    def process_latent_in(self, latent: torch.Tensor) -> torch.Tensor:
+        return self._owner.process_latent_in(latent)
+
+    def process_latent_out(self, latent: torch.Tensor) -> torch.Tensor:
+        return self._owner.process_latent_out(latent)
+
+    def __repr__(self) -> str:
+        return f"<{self._owner.family} model of {self._owner!r}>"

@@ -12,9 +12,7 @@ they are freed.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
-from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -36,82 +34,6 @@ from .sdxl_conditioning import (
 from .text_encoding import CLIP
 
 _UNET_PREFIX = "diffusion_model."  # ComfyUI's key prefix for the UNet's weights inside a MODEL
-
-
-def _weight_patch(key: Any, value: Any) -> torch.Tensor | Callable[[torch.Tensor, float], torch.Tensor]:
-    """A ComfyUI weight patch value as a ``PatchedModel`` patch (a delta tensor or ``fn(weight, strength)``)."""
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], torch.Tensor):
-        return value[0]  # get_key_patches of another model: a merge
-    if isinstance(value, tuple) and len(value) == 1 and isinstance(value[0], torch.Tensor):
-        return value[0]
-    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
-        kind, args = value
-        if kind == "diff":
-            return args[0]
-        if kind == "set":
-            replacement = args[0]
-            return lambda weight, strength: replacement.to(weight.device, weight.dtype).reshape(weight.shape)
-        if kind == "lora" and (len(args) < 4 or args[3] is None):
-            up, down, alpha = args[0], args[1], args[2]
-
-            def lora(weight: torch.Tensor, strength: float) -> torch.Tensor:
-                u = up.to(weight.device, torch.float32).flatten(1)
-                d = down.to(weight.device, torch.float32).flatten(1)
-                scale = 1.0 if alpha is None else float(alpha) / d.shape[0]
-                return weight + (u @ d).reshape(weight.shape) * (scale * strength)
-
-            return lora
-    kind = value[0] if isinstance(value, tuple) and value and isinstance(value[0], str) else type(value).__name__
-    raise ValueError(f"weight patch for {key!r}: Hearth applies tensor deltas, 'diff', 'set' and plain 'lora' "
-                     f"patches (up, down, alpha), not {kind!r}")
-
-
-class _LatentFormat:
-    """ComfyUI's ``model.latent_format``: the latent scale and channel count of the model's VAE latents."""
-
-    def __init__(self, diffusion: DiffusionModel) -> None:
-        self.family = diffusion.family.name  # which latent-to-RGB preview map fits
-        self.scale_factor = diffusion.latent_scale
-        self.latent_channels = diffusion.latent_channels
-        self._diffusion = diffusion
-
-    def process_in(self, latent: torch.Tensor) -> torch.Tensor:
-        return self._diffusion.process_latent_in(latent)
-
-    def process_out(self, latent: torch.Tensor) -> torch.Tensor:
-        return self._diffusion.process_latent_out(latent)
-
-
-class _BaseModelView:
-    """ComfyUI's ``model_patcher.model`` (its BaseModel), as much of it as custom nodes read from an SD MODEL."""
-
-    def __init__(self, owner: SDModel) -> None:
-        self._owner = owner
-        self.diffusion_model = owner.diffusion.unet
-        self.latent_format = _LatentFormat(owner.diffusion)
-        # model_config.unet_config: the UNet's shape as a dict (FreeU reads model_channels from it).
-        self.model_config = SimpleNamespace(unet_config=dataclasses.asdict(owner.diffusion.unet.config))
-
-    @property
-    def model_sampling(self) -> ModelSampling:
-        return self._owner.sampling
-
-    def get_dtype(self) -> torch.dtype:
-        return self._owner.model_dtype()
-
-    def memory_required(self, input_shape: tuple[int, ...]) -> int:
-        return self._owner.diffusion.memory_required(tuple(input_shape))
-
-    def process_latent_in(self, latent: torch.Tensor) -> torch.Tensor:
-        return self._owner.process_latent_in(latent)
-
-    def process_latent_out(self, latent: torch.Tensor) -> torch.Tensor:
-        return self._owner.process_latent_out(latent)
-
-    def __repr__(self) -> str:
-        return f"<{self._owner.family} model of {self._owner!r}>"
 
 
 def _is_ready(patcher: PatchedModel) -> bool:
@@ -244,9 +166,9 @@ class SDModel:
         return wrapper(apply_model, {"input": x, "timestep": sigma, "c": c, "cond_or_uncond": [0]})
 
     @property
-    def model(self) -> _BaseModelView:
+    def model(self) -> options_.BaseModelView:
         """ComfyUI's ``model_patcher.model``: ``model_sampling``, ``diffusion_model``, ``latent_format``..."""
-        return _BaseModelView(self)
+        return options_.BaseModelView(self)
 
     @property
     def load_device(self) -> torch.device:
@@ -308,7 +230,7 @@ class SDModel:
                 raise ValueError(f"weight patch {key!r}: patches on part of a weight (offset keys) are not "
                                  f"supported by Hearth; patch the whole weight")
             inner = key[len(_UNET_PREFIX):] if key.startswith(_UNET_PREFIX) else key
-            wanted[inner] = _weight_patch(key, value)
+            wanted[inner] = options_.weight_patch(key, value)
             names[inner] = key
         applied = self.patcher.add_patches(wanted, strength_patch, strength_model=strength_model)
         return [names[k] for k in applied]
@@ -465,7 +387,7 @@ class SDClip:
         for name, patcher in self.patchers.items():
             prefix = self._key_prefix(name)
             mine = {key[len(prefix):]: key for key in patches if isinstance(key, str) and key.startswith(prefix)}
-            done = patcher.add_patches({inner: _weight_patch(key, patches[key]) for inner, key in mine.items()},
+            done = patcher.add_patches({inner: options_.weight_patch(key, patches[key]) for inner, key in mine.items()},
                                        strength_patch, strength_model=strength_model)
             applied += [mine[inner] for inner in done]
         return applied
