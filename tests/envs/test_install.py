@@ -228,6 +228,11 @@ def test_uninstall_and_update(packs: Packs, comfy, home: Path):
     assert lock_of(env)["tinydep"]["version"] == "2.0"
     r = comfy("uninstall", "nope")
     assert r.exit_code == 2 and "nope" in r.output
+    generation = env.generation
+    for again in (("install", a), ("update",)):
+        r = comfy(*again)
+        assert r.exit_code == 0 and "nothing to change" in r.output, r.output
+    assert env.generation == generation
 
 
 def test_sync_restores_the_lock_and_a_noop_sync_is_fast(packs: Packs, comfy, home: Path):
