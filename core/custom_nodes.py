@@ -101,7 +101,15 @@ class CustomNodesLoader:
                                                            python_module=f"custom_nodes.{name}"))
                 except Exception as exc:
                     record.notes.append(f"node {node_name!r} skipped: {exc}")
+        self._add_web_directories_packs_registered()
         return records
+
+    def _add_web_directories_packs_registered(self) -> None:
+        # Packs may register a web folder by writing nodes.EXTENSION_WEB_DIRS[name] = folder instead of
+        # exporting WEB_DIRECTORY; the nodes module exists only if some pack imported it.
+        nodes_module = sys.modules.get("core.comfy_compat.comfy_nodes")
+        for name, folder in getattr(getattr(nodes_module, "EXTENSION_WEB_DIRS", None), "added", {}).items():
+            self.web_directories.setdefault(name, Path(folder).resolve())
 
     def _run_prestartup_scripts(self, packs: Sequence[tuple[str, Path]]) -> dict[str, str]:
         """Run each pack folder's ``prestartup_script.py``; returns ``{pack: what failed}``."""

@@ -126,14 +126,39 @@ def common_ksampler(model: Any, seed: int, steps: int, cfg: float, sampler_name:
                                         last_step=last_step, force_full_denoise=force_full_denoise),)
 
 
+class _WebDirectories(MutableMapping):
+    """``EXTENSION_WEB_DIRS``: each pack's web folder; what packs add here is served at /extensions/<name>/."""
+
+    def __init__(self) -> None:
+        self.added: dict[str, str] = {}
+
+    def _all(self) -> dict[str, str]:
+        plugins = active_plugins()
+        found = {pack: str(path) for pack, path in (plugins.web_directories() if plugins else {}).items()}
+        return found | self.added
+
+    def __getitem__(self, name: str) -> str:
+        return self._all()[name]
+
+    def __setitem__(self, name: str, folder: Any) -> None:
+        self.added[name] = str(folder)
+
+    def __delitem__(self, name: str) -> None:
+        del self.added[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
 NODE_CLASS_MAPPINGS = _ClassMappings()
 NODE_DISPLAY_NAME_MAPPINGS = _DisplayNames()
+EXTENSION_WEB_DIRS = _WebDirectories()
 
 
 def __getattr__(name: str) -> Any:
-    if name == "EXTENSION_WEB_DIRS":
-        plugins = active_plugins()
-        return {pack: str(path) for pack, path in (plugins.web_directories() if plugins else {}).items()}
     cls = node_class(name) if name[:1].isupper() else None
     if cls is None:
         raise AttributeError(name)

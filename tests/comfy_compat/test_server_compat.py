@@ -113,7 +113,9 @@ def test_pack_web_directory_is_served_and_listed(client: TestClient) -> None:
     script = client.get("/extensions/webdir_pack/widgets.js")
     assert script.status_code == 200 and "webdir_pack.widgets" in script.text
     assert client.get("/extensions/webdir_pack/css/style.css").text.startswith(".webdir-pack")
-    assert "/extensions/webdir_pack/widgets.js" in client.get("/api/extensions").json()
+    assert client.get("/extensions/webdir-pack-legacy/menu.js").text.count("webdir_pack.legacy_menu") == 1
+    listed = client.get("/api/extensions").json()
+    assert {"/extensions/webdir_pack/widgets.js", "/extensions/webdir-pack-legacy/menu.js"} <= set(listed)
     assert client.get("/extensions/webdir_pack/../__init__.py").status_code == 404
 
 
