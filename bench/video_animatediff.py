@@ -92,9 +92,9 @@ def bench_animatediff(**options: Any) -> list[dict[str, Any]]:
     row("sampling, image UNet (baseline)", o["frames"], base)
     row("sampling, motion module", o["frames"], _best(sample(animated, o["frames"]), repeat), base)
     row(f"sampling, windows of {o['window']}", o["frames"], _best(sample(windowed, o["frames"]), repeat), base)
-    long_base = _best(sample(sd, o["long"]), 1)
+    long_base = _best(sample(sd, o["long"]), repeat)
     row(f"sampling {o['long']}, image UNet (baseline)", o["long"], long_base)
-    row(f"sampling {o['long']}, windows of {o['window']}", o["long"], _best(sample(windowed, o["long"]), 1),
+    row(f"sampling {o['long']}, windows of {o['window']}", o["long"], _best(sample(windowed, o["long"]), repeat),
         long_base)
     row("decode", o["frames"], _best(lambda: vae.decode(clip_latent), repeat))
 

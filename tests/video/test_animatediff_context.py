@@ -77,12 +77,35 @@ def test_windowed_denoise_cuts_every_clip_alike_and_blends_back() -> None:
 
     def evaluate(x_in, sigma_in, cond_in, options, window):
         calls.append(cond_in[:, 0, 0].long().tolist())
-        assert x_in.shape[0] == clips * window and options["pooled"].shape[0] == x_in.shape[0]
+        assert x_in.shape[0] % (clips * window) == 0 and options["pooled"].shape[0] == x_in.shape[0]
         return x_in * 2  # per frame: blending must give back exactly 2 * x
 
     options = {"pooled": torch.zeros(clips * frames, 7), "width": 64}
-    out = denoise_in_windows(evaluate, x, sigma, cond, options, frames, ContextOptions(8, 2, "sliding"))
+    context = ContextOptions(8, 2, "sliding")  # windows at 0, 6, 12, 16
+    out = denoise_in_windows(evaluate, x, sigma, cond, options, frames, context, windows_per_call=1)
     assert torch.allclose(out, 2 * x, atol=1e-6)
     # Each call holds the same window of both clips: frames 0..7 of the first, then 24..31 (the second's 0..7).
     assert calls[0] == list(range(8)) + list(range(24, 32))
     assert len(calls) == 4 and calls[-1] == list(range(16, 24)) + list(range(40, 48))
+
+    calls.clear()  # by default, as many windows per call as fit in the clip's own batch: 24 // 8 = 3
+    assert torch.allclose(denoise_in_windows(evaluate, x, sigma, cond, options, frames, context), 2 * x, atol=1e-6)
+    assert [len(c) for c in calls] == [3 * 16, 16]
+    assert calls[0][16:32] == list(range(6, 14)) + list(range(30, 38))  # the second window, of each clip
+
+
+def test_windows_batched_together_stay_separate_clips() -> None:
+    # A stand-in for the motion model: each run of `window` items is one clip, mixed within itself only.
+    def evaluate(x_in, sigma_in, cond_in, options, window):
+        runs = x_in.view(-1, window, *x_in.shape[1:])
+        return (runs - runs.mean(dim=1, keepdim=True) + runs.pow(2).mean(dim=1, keepdim=True)).view_as(x_in)
+
+    frames = 40
+    x = torch.randn(2 * frames, 4, 2, 2, generator=torch.Generator().manual_seed(0))
+    sigma, cond = torch.ones(2 * frames), torch.zeros(1, 3, 5)
+    for schedule in SCHEDULES:
+        context = ContextOptions(8, 3, schedule, "pyramid")
+        one_by_one = denoise_in_windows(evaluate, x, sigma, cond, {}, frames, context, windows_per_call=1)
+        for per_call in (2, 3, None, 100):
+            batched = denoise_in_windows(evaluate, x, sigma, cond, {}, frames, context, windows_per_call=per_call)
+            assert torch.allclose(batched, one_by_one, atol=1e-6), (schedule, per_call)

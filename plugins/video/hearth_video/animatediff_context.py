@@ -2,8 +2,8 @@
 
 A motion model attends over at most ``max_frames`` frames (24 or 32) and was trained on 16. A longer clip is cut
 into windows of ``context_length`` frames that overlap by at least ``context_overlap``; each window is denoised on
-its own (its frames are one clip to the motion model) and each frame's result is the weighted average of the
-windows that hold it. The schedules:
+its own (its frames are one clip to the motion model; several windows may share one model call, each still
+its own clip) and each frame's result is the weighted average of the windows that hold it. The schedules:
 
 * ``uniform``: the fewest windows that keep the overlap, spread evenly from the first frame to the last (the
   overlap is shared out, so every seam gets about the same);
@@ -98,26 +98,34 @@ Evaluate = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any], i
 
 
 def denoise_in_windows(evaluate: Evaluate, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor,
-                       options: dict[str, Any], frames: int, context: ContextOptions) -> torch.Tensor:
-    """``evaluate(x, sigma, cond, options, window_frames)`` per window, blended into one result like ``x``.
+                       options: dict[str, Any], frames: int, context: ContextOptions,
+                       windows_per_call: int | None = None) -> torch.Tensor:
+    """``evaluate(x, sigma, cond, options, window_frames)`` over the windows, blended into one result like ``x``.
 
     ``x`` holds ``k`` clips of ``frames`` frames one after another (the sampler batches the positive and negative
-    prompts this way); every clip is cut the same way and a window's call takes its frames from each clip.
-    Per-item tensors in ``options`` (batch ``k * frames``) are cut along with ``x``.
+    prompts this way); every clip is cut the same way. One call takes ``windows_per_call`` windows of every clip
+    as that many times ``k`` clips of ``window_frames`` frames, one after another: by default as many windows as
+    fit in the batch the sampler asked for (``frames // context_length``), so the windows cost no more memory
+    than one pass over the whole clip would, in fewer, fuller calls. Per-item tensors in ``options`` (batch
+    ``k * frames``) are cut along with ``x``.
     """
     clips = x.shape[0] // frames
     windows = context_windows(frames, context)
     weights = window_weights(frames, windows, context.fuse_method)
+    per_call = max(1, windows_per_call or frames // max(len(w) for w in windows))
     sigma = sigma.reshape(-1).expand(x.shape[0])
     if cond.shape[0] != x.shape[0]:
         cond = cond.repeat(-(-x.shape[0] // cond.shape[0]), 1, 1)[: x.shape[0]]
     out = torch.zeros_like(x)
     offsets = torch.arange(clips)[:, None] * frames
-    for window, weight in zip(windows, weights, strict=True):
-        index = (offsets + torch.tensor(window)[None]).reshape(-1).to(x.device)
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    for first in range(0, len(windows), per_call):
+        group = range(first, min(first + per_call, len(windows)))
+        # Window-major, clip-minor: each run of len(window) items is one window of one clip.
+        index = torch.cat([(offsets + torch.tensor(windows[w])[None]).reshape(-1) for w in group]).to(x.device)
+        weight = torch.cat([weights[w].repeat(clips) for w in group])
         part = {key: value[index.to(value.device)] if isinstance(value, torch.Tensor) and value.ndim
                 and value.shape[0] == x.shape[0] else value for key, value in options.items()}
-        result = evaluate(x[index], sigma[index], cond[index], part, len(window))
-        shape = (-1,) + (1,) * (x.ndim - 1)
-        out.index_add_(0, index, result * weight.repeat(clips).to(result).view(shape))
+        result = evaluate(x[index], sigma[index], cond[index], part, len(windows[first]))
+        out.index_add_(0, index, result * weight.to(result).view(shape))
     return out

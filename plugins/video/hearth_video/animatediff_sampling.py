@@ -101,12 +101,9 @@ class AnimateDiffModel:
 
     def prepare(self, batch_shape: tuple[int, ...]) -> torch.device:
         """The UNet and the motion model resident together for a batch of ``batch_shape``; the compute device."""
-        unet = self.inner.patcher.module
-        shape = tuple(batch_shape)
-        if self.context is not None and shape and self.frames and shape[0] % self.frames == 0:
-            # Windows run one at a time: the largest batch is a window of every clip.
-            shape = (shape[0] // self.frames * min(self.frames, self.context.context_length), *shape[1:])
-        default_manager().load(self._patchers(), input_shape=shape, dtype=_compute_dtype(unet))
+        # Context windows never batch more frames per call than the whole clip: the same estimate holds.
+        default_manager().load(self._patchers(), input_shape=tuple(batch_shape),
+                               dtype=_compute_dtype(self.inner.patcher.module))
         return self.inner.patcher.load_device
 
     def _ready(self) -> bool:
