@@ -296,3 +296,22 @@ def test_entrypoints_run_inside_a_running_event_loop_and_bad_ones_are_reported(t
     assert records["good_v3"].error is None
     assert records["bad_v3"].error == ("comfy_entrypoint failed: TypeError: comfy_entrypoint() must return a "
                                        "ComfyExtension, got int")
+
+
+def test_combo_upload_folder_and_remote_options_serialize() -> None:
+    from comfy_api.latest import io
+
+    class Pick(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(node_id="V3Pick", inputs=[
+                io.Combo.Input("image", options=["a.png"], upload=io.UploadType.image, image_folder=io.FolderType.input),
+                io.Combo.Input("voice", options=[], remote=io.RemoteOptions("/voices", refresh_button=True)),
+                io.Mesh.Input("mesh", optional=True)])
+
+    required = Pick.INPUT_TYPES()["required"]
+    assert required["image"] == ("COMBO", {"multiselect": False, "options": ["a.png"], "image_upload": True,
+                                           "image_folder": "input"})
+    assert required["voice"][1]["remote"] == {"route": "/voices", "refresh_button": True,
+                                              "control_after_refresh": "first"}
+    assert Pick.INPUT_TYPES()["optional"]["mesh"] == ("MESH", {})

@@ -102,8 +102,24 @@ class FolderType(enum.StrEnum):
     temp = "temp"
 
 
+class RemoteOptions:
+    """Where a combo loads its choices from at run time in the browser (a route of the pack's)."""
+
+    def __init__(self, route: str, refresh_button: bool, control_after_refresh: str = "first",
+                 timeout: int | None = None, max_retries: int | None = None, refresh: int | None = None) -> None:
+        self.route, self.refresh_button, self.control_after_refresh = route, refresh_button, control_after_refresh
+        self.timeout, self.max_retries, self.refresh = timeout, max_retries, refresh
+
+    def as_dict(self) -> dict[str, Any]:
+        return _pruned({"route": self.route, "refresh_button": self.refresh_button,
+                        "control_after_refresh": self.control_after_refresh, "timeout": self.timeout,
+                        "max_retries": self.max_retries, "refresh": self.refresh})
+
+
 def _plain(value: Any) -> Any:
-    return value.value if isinstance(value, enum.Enum) else value
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value.as_dict() if isinstance(value, RemoteOptions) else value
 
 
 def _pruned(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -376,6 +392,25 @@ Hooks = _type("Hooks", "HOOKS")
 Audio = _type("Audio", "AUDIO")
 Video = _type("Video", "VIDEO")
 Photomaker = _type("Photomaker", "PHOTOMAKER")
+SVG = _type("SVG", "SVG")
+LossMap = _type("LossMap", "LOSS_MAP")
+Voxel = _type("Voxel", "VOXEL")
+Mesh = _type("Mesh", "MESH")
+HookKeyframes = _type("HookKeyframes", "HOOK_KEYFRAMES")
+TimestepsRange = _type("TimestepsRange", "TIMESTEPS_RANGE")
+LatentOperation = _type("LatentOperation", "LATENT_OPERATION")
+FlowControl = _type("FlowControl", "FLOW_CONTROL")
+Accumulation = _type("Accumulation", "ACCUMULATION")
+Load3DCamera = _type("Load3DCamera", "LOAD3D_CAMERA")
+AudioEncoder = _type("AudioEncoder", "AUDIO_ENCODER")
+AudioEncoderOutput = _type("AudioEncoderOutput", "AUDIO_ENCODER_OUTPUT")
+LatentUpscaleModel = _type("LatentUpscaleModel", "LATENT_UPSCALE_MODEL")
+WanCameraEmbedding = _type("WanCameraEmbedding", "WAN_CAMERA_EMBEDDING")
+Tracks = _type("Tracks", "TRACKS")
+Point = _type("Point", "POINT")
+FaceAnalysis = _type("FaceAnalysis", "FACE_ANALYSIS")
+BBOX = _type("BBOX", "BBOX")
+SEGS = _type("SEGS", "SEGS")
 AnyType = _type("AnyType", "*")
 
 
