@@ -63,7 +63,8 @@ def context_windows(frames: int, options: ContextOptions) -> list[list[int]]:
     return [list(range(s, s + length)) for s in starts]
 
 
-def _raw_weights(window: list[int], windows: list[list[int]], fuse: str) -> torch.Tensor:
+def _raw_weights(position: int, windows: list[list[int]], fuse: str) -> torch.Tensor:
+    window = windows[position]
     n = len(window)
     if fuse == "flat":
         return torch.ones(n)
@@ -71,7 +72,6 @@ def _raw_weights(window: list[int], windows: list[list[int]], fuse: str) -> torc
         return torch.tensor([float(min(i + 1, n - i)) for i in range(n)])
     # overlap-linear: ramp over the frames shared with the window before and the one after.
     weights = torch.ones(n)
-    position = windows.index(window)
     if position > 0:
         shared = len(set(windows[position - 1]) & set(window))
         weights[:shared] = torch.linspace(1.0 / (shared + 1), shared / (shared + 1), shared)
@@ -84,7 +84,7 @@ def _raw_weights(window: list[int], windows: list[list[int]], fuse: str) -> torc
 
 def window_weights(frames: int, windows: list[list[int]], fuse: str) -> list[torch.Tensor]:
     """Per window, the weight of each of its frames, normalised so each frame's weights sum to 1."""
-    raw = [_raw_weights(window, windows, fuse) for window in windows]
+    raw = [_raw_weights(position, windows, fuse) for position in range(len(windows))]
     total = torch.zeros(frames)
     for window, weights in zip(windows, raw, strict=True):
         total[window] += weights
