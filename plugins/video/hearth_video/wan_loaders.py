@@ -296,7 +296,12 @@ def load_text_encoder(path: str | Path, device: str | None = None) -> WanClip:
         encoder.eval().requires_grad_(False)
         # UMT5 overflows in float16; bfloat16 where the device runs it well, float32 elsewhere.
         encoder.compute_dtype = compute_dtype(load_device, (torch.bfloat16, torch.float32))
-        patcher = PatchedModel(encoder, name=path.name, load_device=load_device)
+        cfg = config
+        # Two prompts' worth (a weighted prompt encodes the empty one beside it) of 512 tokens: per layer the
+        # position bias and the float32 scores and weights (heads x L x L each), the gated FFN and a few states.
+        length = 2 * TEXT_LENGTH
+        working = 3 * cfg.num_heads * TEXT_LENGTH * length * 4 + length * (3 * cfg.d_ff + 8 * cfg.d_model) * 4
+        patcher = PatchedModel(encoder, name=path.name, load_device=load_device, memory_estimate=working)
         return _Loaded(encoder=encoder, tokenizer=tokenizer, patcher=patcher)
 
     record = _shared("text_encoder", path, (str(load_device),), make)
