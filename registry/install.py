@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,7 +42,16 @@ from registry.envs import (
     venv_site_packages,
     write_generation,
 )
-from registry.lock import Lock, LockedPackage, LockError, conflict_message, lock_text, needs_in, parse_lock
+from registry.lock import (
+    NOT_FOUND,
+    Lock,
+    LockedPackage,
+    LockError,
+    conflict_message,
+    lock_text,
+    needs_in,
+    parse_lock,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -234,7 +244,8 @@ def _index_args(sources: Sources) -> list[str]:
 
 
 def resolve(env: Environment, specs: list[str], sources: Sources, *, prefer: str | None = None,
-            upgrade: Iterable[str] | bool = (), progress: Progress | None = None) -> str:
+            upgrade: Iterable[str] | bool = (), progress: Progress | None = None,
+            known: dict[str, str] | None = None) -> str:
     """pylock.toml text for `specs` under the environment's base (which it leaves out); InstallError on conflict.
 
     `prefer` is an earlier lock whose versions uv keeps unless a spec or `upgrade` asks otherwise.
@@ -261,7 +272,7 @@ def resolve(env: Environment, specs: list[str], sources: Sources, *, prefer: str
             return lock_text([])
         proc = subprocess.run(cmd, capture_output=True, text=True, env=_uv_env(sources), cwd=work)
         if proc.returncode != 0:
-            raise InstallError(_explain(proc.stderr or proc.stdout, env, sources))
+            raise InstallError(_explain(proc.stderr or proc.stdout, env, sources, known or {}))
         return out.read_text(encoding="utf-8")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -292,7 +303,16 @@ def index_versions(names: Iterable[str], sources: Sources) -> dict[str, list[str
     return found
 
 
-def _explain(uv_error: str, env: Environment, sources: Sources) -> str:
+def _explain(uv_error: str, env: Environment, sources: Sources, known: dict[str, str]) -> str:
+    unavailable = [m.group("pkg") for m in NOT_FOUND.finditer(uv_error)]
+    unavailable += [m.group(1) for m in re.finditer(r"there (?:is|are) no versions? of ([A-Za-z0-9][A-Za-z0-9._-]*)"
+                                                    r"(?:[\s,.]|$)", uv_error)]
+    for name in unavailable:
+        registry = known.get(canonicalize_name(name))
+        if registry:  # the registry has the pack, but its simple index offers nothing uv may install
+            return (f"pack {name!r} is on {registry} but none of its versions can be installed from "
+                    f"{registry}/simple/ (pending verification, flagged or yanked: see `comfy info {name}`; "
+                    "a registry without a simple index needs a Hearth registry in mirror mode in front of it)")
     unversioned = {n.pack for n in needs_in(uv_error) if not n.version}
     message = conflict_message(uv_error, env.base, index_versions(unversioned, sources) if unversioned else None)
     if sources.offline and "offline" in uv_error.lower():
@@ -516,7 +536,8 @@ def _diff(old: dict, new: dict, result: Result) -> None:
 
 
 def _apply(env: Environment, requested: list[str], sources: Sources, *, action: str, upgrade=(),  # noqa: ANN001
-           progress: Progress | None = None, dry_run: bool = False, keep_prefs: bool = True) -> Result:
+           progress: Progress | None = None, dry_run: bool = False, keep_prefs: bool = True,
+           known: dict[str, str] | None = None) -> Result:
     started = time.perf_counter()
     current = env.current()
     drift = base_drift(env)
@@ -526,7 +547,7 @@ def _apply(env: Environment, requested: list[str], sources: Sources, *, action: 
                       f"({len(drift)} base package(s) changed); packs are resolved against the recorded base")
     old_lock = env.lock_path.read_text(encoding="utf-8") if env.lock_path.exists() else None
     body = resolve(env, requested, sources, prefer=old_lock if keep_prefs else None, upgrade=upgrade,
-                   progress=progress)
+                   progress=progress, known=known)
     lock = parse_lock(body, "resolved lock")
     result = Result(env, None, current.packs, python_packages=len(lock.packages))
     if dry_run:
@@ -556,12 +577,11 @@ def install(env: Environment, specs: list[str], *, registries: list[Registry], w
     if not specs:
         raise InstallError("nothing to install: name at least one pack (comfy install PACK[==VERSION])")
     sources = sources or Sources.from_environment(registries, offline)
-    if not offline:
-        find_sources(specs, list(sources.registries))
+    known = {} if offline else find_sources(specs, list(sources.registries))
     requested = merge_specs(env.current().requested, specs)
     words = " ".join(specs)
     return _apply(env, requested, sources, action=f"install {words}", upgrade=[parse_spec(s).name for s in specs],
-                  progress=progress)
+                  progress=progress, known=known)
 
 
 def uninstall(env: Environment, names: list[str], *, registries: list[Registry], progress: Progress | None = None,

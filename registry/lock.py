@@ -138,7 +138,7 @@ def lock_text(packages: list[LockedPackage], *, paths: dict[str, str] | None = N
 _DEPENDS = re.compile(
     r"(?:all versions of |all of:\s*)?(?P<pkg>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<ver>(?:==|>=|<=|!=|~=|>|<)[^\s,]+)?"
     r" depends? on (?P<req>[A-Za-z0-9][A-Za-z0-9._\-\[\],]*(?:(?:==|>=|<=|!=|~=|>|<)[^\s]*)?)")
-_NOT_FOUND = re.compile(r"(?P<pkg>[A-Za-z0-9][A-Za-z0-9._-]*) was not found in the (?:package registry|provided)")
+NOT_FOUND = re.compile(r"(?P<pkg>[A-Za-z0-9][A-Za-z0-9._-]*) was not found in the (?:package registry|provided)")
 _NO_VERSION = re.compile(r"there is no version of (?P<req>[A-Za-z0-9][A-Za-z0-9._-]*(?:[=<>!~]=?[^\s,]+)?)")
 _NO_VERSION_ANY = re.compile(r"there are no versions of (?P<req>[A-Za-z0-9][A-Za-z0-9._-]*(?:[=<>!~]=?[^\s,]+)?)")
 
@@ -217,7 +217,7 @@ def conflict_message(uv_error: str, base: dict[str, str], versions: dict[str, li
             if len({n.requirement for n in group}) > 1:
                 parts.append(" but ".join(f"{n.described(versions)} needs {n.requirement}" for n in group))
     if not parts:
-        for m in _NOT_FOUND.finditer(uv_error):
+        for m in NOT_FOUND.finditer(uv_error):
             who = [n.who for n in needs if n.target == canonicalize_name(m.group("pkg"))]
             via = f" (needed by {', '.join(who)})" if who else ""
             parts.append(f"{m.group('pkg')} was not found on any configured registry or index{via}")

@@ -296,3 +296,16 @@ def test_lock_without_installing(packs: Packs, comfy, home: Path):
     data = tomllib.loads(r.output)
     assert {x["name"]: x["version"] for x in data["packages"]} == {p: "1.0.0", "tinydep": "1.0"}
     assert envs.get_environment().generation == 0
+
+
+def test_a_pack_with_no_installable_version_says_so(packs: Packs, comfy, home: Path):
+    name = unique("pflagged-")
+    folder = packs.work / name
+    (folder / name.replace("-", "_")).mkdir(parents=True)
+    (folder / "pyproject.toml").write_text(packs._pyproject(name, "1.0.0", []))
+    (folder / name.replace("-", "_") / "__init__.py").write_text(
+        "exec(__import__('base64').b64decode('cHJpbnQoMSk='))\n")  # the registry's scan flags this
+    assert packs._publish(folder)["status"] == "flagged"
+    r = comfy("install", name)
+    assert r.exit_code == 2
+    assert f"pack {name!r} is on {packs.hub.url} but none of its versions can be installed" in r.output, r.output
