@@ -45,6 +45,8 @@ class BinaryEventTypes(enum.IntEnum):
 class Transport(Protocol):
     """What a running server hands :meth:`PromptServer.attach` (``web/compat_routes.py`` implements it)."""
 
+    loop: asyncio.AbstractEventLoop | None
+
     def publish(self, event: str, data: Any, sid: str | None) -> None: ...
 
     def publish_binary(self, event: int, data: Any, sid: str | None) -> None: ...
@@ -65,7 +67,9 @@ class PromptQueue:
         return queue
 
     def get_tasks_remaining(self) -> int:
-        return self._queue().remaining() if self._server.queue is not None else 0
+        """Prompts running and waiting; 0 without a server."""
+        queue = self._server.queue
+        return queue.remaining() if queue is not None else 0
 
     def get_current_queue(self) -> tuple[list[Any], list[Any]]:
         queue = self._queue()
