@@ -51,7 +51,7 @@ def test_make_tiny_all_writes_every_model_the_examples_load(models_dir: Path) ->
     for workflow in EXAMPLES:
         text = workflow.read_text(encoding="utf-8")
         for name in ("tiny-sd1", "tiny-sd2", "tiny-sdxl.", "tiny-sdxl-refiner", "tiny-vae", "tiny-clip-l",
-                     "tiny-animatediff"):
+                     "tiny-animatediff", "tiny-wan.", "tiny-umt5", "tiny-wan-vae"):
             if name in text:
                 assert any(name in n for n in names), f"{workflow.name} loads {name}*, which make-tiny all lacks"
 
