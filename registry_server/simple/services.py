@@ -84,7 +84,9 @@ def pack_layout(names: list[str], pyproject: bytes | None) -> tuple[str, list[st
             data = tomllib.loads(pyproject.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError):
             data = {}
-        packages = data.get("tool", {}).get("setuptools", {}).get("packages", {})
+        tool = data.get("tool") if isinstance(data.get("tool"), dict) else {}
+        setuptools = tool.get("setuptools") if isinstance(tool.get("setuptools"), dict) else {}
+        packages = setuptools.get("packages", {})
         if isinstance(packages, list):  # packages = ["a", "a.sub"]: the top-level names listed
             include = sorted({str(p).split(".")[0] for p in packages})
         elif isinstance(packages, dict) and isinstance(packages.get("find"), dict):
