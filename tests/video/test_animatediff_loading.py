@@ -11,7 +11,12 @@ from hearth_sd.families import SD1
 from hearth_sd.tiny import make_tiny_checkpoint, write_safetensors
 from hearth_sd.unet import UNetConfig, UNetModel
 from hearth_video.animatediff_inject import MotionModelMismatch, check_fits, injection_sites, motion_enabled
-from hearth_video.animatediff_module import CONFIG_METADATA_KEY, load_motion_model, sinusoidal_table
+from hearth_video.animatediff_module import (
+    CONFIG_METADATA_KEY,
+    MotionModel,
+    load_motion_model,
+    sinusoidal_table,
+)
 from hearth_video.animatediff_tiny import config_for_unet, tiny_state_dict, write_tiny_motion_model
 
 from core.models import CheckpointError
@@ -95,6 +100,19 @@ def test_stray_keys_and_damaged_files_are_named(tmp_path: Path) -> None:
 
     with pytest.raises(CheckpointError, match=r"missing\.safetensors: checkpoint does not exist"):
         load_motion_model(tmp_path / "missing.safetensors")
+
+
+def test_an_sdxl_motion_module_is_named_as_such(tmp_path: Path) -> None:
+    from hearth_video.animatediff_tiny import tiny_config
+
+    # The SDXL beta's layout at its widths, two modules per block: built on the meta device, written as zeros.
+    config = tiny_config("v3", channels=(320, 640, 1280))
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in MotionModel(config).state_dict().items()}
+    path = tmp_path / "mm_sdxl_v10_beta.safetensors"
+    write_safetensors({k: torch.zeros(shape, dtype=torch.float16) for k, shape in shapes.items()}, path, {})
+    with pytest.raises(CheckpointError, match=r"mm_sdxl_v10_beta\.safetensors: an SDXL motion module"):
+        load_motion_model(path)
 
 
 def test_a_motion_model_for_other_channels_does_not_fit(tmp_path: Path) -> None:

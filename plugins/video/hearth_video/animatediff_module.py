@@ -39,6 +39,7 @@ from core.models import CheckpointError, load_into, load_state_dict, read_header
 CONFIG_METADATA_KEY = "hearth.animatediff.config"
 DEFAULT_HEADS = 8
 PUBLISHED_FRAMES = {"v1": 24, "v2": 32, "v3": 32}
+SDXL_CHANNELS = (320, 640, 1280)  # AnimateDiff's SDXL beta: the same key layout, three levels
 # Normalisation of a temporal transformer's input: "frame" is the published code's (each frame's feature map on
 # its own, as the modules were trained and as ComfyUI runs them); "video" normalises each group over all frames
 # of the clip, as diffusers' AnimateDiffTransformer3D does.
@@ -354,6 +355,9 @@ def load_motion_model(path: str | Path) -> MotionModel:
             raise CheckpointError(path, f"bad {CONFIG_METADATA_KEY} metadata ({exc})",
                                   "rewrite the file with comfy models make-tiny animatediff") from None
     config = config_from_state_dict(state, heads, path)
+    if config.channels == SDXL_CHANNELS:
+        raise CheckpointError(path, "an SDXL motion module (AnimateDiff SDXL beta: 320/640/1280 channels)",
+                              "Hearth runs the SD1.x motion modules (v1, v2, v3) only; use one with an SD1.x checkpoint")
     if not config.down or len(config.up) != len(config.down):
         raise _unknown(path, keys, f"{len(config.down)} down and {len(config.up)} up blocks")
     for key, value in state.items():
