@@ -144,3 +144,20 @@ def test_more_frames_than_the_tables_hold_is_a_clear_error(tmp_path: Path) -> No
             pass
     tiny = config_for_unet(SD1.unet_tiny, "v1")
     assert tiny.max_frames == 24
+
+
+@pytest.mark.parametrize(("version", "published_gb"), [("v1", 1.67), ("v2", 1.82), ("v3", 1.67)])
+def test_full_size_shapes_are_the_published_modules_and_fit_the_sd1_unet(version: str, published_gb: float) -> None:
+    from hearth_video.animatediff_module import config_from_state_dict
+    from hearth_video.animatediff_tiny import tiny_config
+
+    with torch.device("meta"):  # shapes only: no memory, no random numbers
+        model = MotionModel(replace(tiny_config(version, (320, 640, 1280, 1280)), heads=8))
+        unet = UNetModel(UNetConfig())  # SD1.x at full size
+    state = model.state_dict()
+    # The fp32 .ckpt files are this size (mm_sd_v15.ckpt, mm_sd_v15_v2.ckpt, v3_sd15_mm.ckpt).
+    assert sum(t.numel() for t in state.values()) * 4 / 1e9 == pytest.approx(published_gb, rel=0.01)
+    config = config_from_state_dict(state)
+    assert config.version == version and config.channels == (320, 640, 1280, 1280)
+    check_fits(model, unet)
+    assert len(injection_sites(unet)) == 4 * 2 + 1 + 4 * 3  # the mid site waits unused for v1 and v3
