@@ -162,3 +162,45 @@ def test_wan_model_rejects_image_latents_and_foreign_text(folders: Path) -> None
         model.denoise(torch.zeros(1, 16, 8, 8), torch.ones(1), torch.zeros(1, 77, 32))
     with pytest.raises(ValueError, match="UMT5"):
         model.denoise(torch.zeros(1, 16, 1, 8, 8), torch.ones(1), torch.zeros(1, 77, 768))
+
+
+def test_ksampler_on_wan_equals_a_hand_written_flow_euler_loop_on_diffusers(folders: Path) -> None:
+    """The whole chain (shifted sigmas, pure-noise start, sigma * 1000 timesteps, CFG, Euler in flow space, latent
+    normalisation) against diffusers' transformer driven by hand with the same weights."""
+    diffusers = pytest.importorskip("diffusers")
+    from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
+    from hearth_samplers.noise import prepare_noise
+    from hearth_samplers.sampling import common_ksampler, ksampler_sigmas
+    from hearth_video.wan_nodes import ModelSamplingSD3
+    from hearth_video.wan_vae import LATENTS_MEAN, LATENTS_STD
+    from safetensors.torch import load_file
+
+    path = folders / "unet" / "tiny-wan.safetensors"
+    model = wan_loaders.load_diffusion_model(path, device="cpu")
+    (model,) = ModelSamplingSD3().patch(model, 8.0)
+    clip = wan_loaders.load_text_encoder(folders / "text_encoders" / "tiny-umt5.safetensors", device="cpu")
+    positive, negative = clip.encode("a red fox in the snow")[0], clip.encode("blurry")[0]
+    latent = {"samples": torch.zeros(1, 16, 2, 4, 6)}
+    seed, steps, cfg = 7, 3, 4.0
+    ours = common_ksampler(model, seed, steps, cfg, "euler", "simple", [[positive, {}]], [[negative, {}]],
+                           latent)["samples"]
+
+    config = model.module.config
+    reference = diffusers.WanTransformer3DModel(
+        patch_size=config.patch_size, num_attention_heads=config.num_heads, attention_head_dim=config.head_dim,
+        in_channels=16, out_channels=16, text_dim=config.text_dim, freq_dim=config.freq_dim, ffn_dim=config.ffn_dim,
+        num_layers=config.num_layers, cross_attn_norm=True, eps=config.eps).eval()
+    reference.load_state_dict(convert_wan_transformer_to_diffusers(load_file(str(path))), strict=True)
+    sigmas = ksampler_sigmas(model.sampling, "simple", "euler", steps)
+    x = prepare_noise(latent["samples"], seed)  # at sigma 1 the start is pure noise
+    context = torch.cat([positive, negative])
+    with torch.no_grad():
+        for s, s_next in zip(sigmas[:-1], sigmas[1:], strict=True):
+            v_pos, v_neg = reference(x.repeat(2, 1, 1, 1, 1), (s * 1000).repeat(2), context, return_dict=False)[0]
+            v = v_neg + cfg * (v_pos - v_neg)
+            x = x + (s_next - s) * v
+    mean = torch.tensor(LATENTS_MEAN).view(1, -1, 1, 1, 1)
+    std = torch.tensor(LATENTS_STD).view(1, -1, 1, 1, 1)
+    expected = x * std + mean
+    assert expected.std() > 0.5
+    assert (ours - expected).abs().max() <= 1e-4
