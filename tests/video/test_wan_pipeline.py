@@ -204,3 +204,16 @@ def test_ksampler_on_wan_equals_a_hand_written_flow_euler_loop_on_diffusers(fold
     expected = x * std + mean
     assert expected.std() > 0.5
     assert (ours - expected).abs().max() <= 1e-4
+
+
+def test_comfyui_views_of_the_wan_values(folders: Path) -> None:
+    model = wan_loaders.load_diffusion_model(folders / "unet" / "tiny-wan.safetensors", device="cpu")
+    view = model.model
+    assert view.model_sampling is model.sampling and view.diffusion_model is model.module
+    raw = torch.randn(1, 16, 2, 4, 4)
+    assert torch.allclose(view.latent_format.process_out(view.latent_format.process_in(raw)), raw, atol=1e-5)
+    assert model.get_model_object("model_sampling").shift == 8.0
+    assert view.memory_required((2, 16, 3, 8, 8)) > 0
+    clip = wan_loaders.load_text_encoder(folders / "text_encoders" / "tiny-umt5.safetensors", device="cpu")
+    ((cond, options),) = clip.encode_from_tokens_scheduled(clip.tokenize("a fox"), add_dict={"strength": 0.5})
+    assert cond.shape == (1, 512, 32) and options == {"pooled_output": None, "strength": 0.5}

@@ -86,6 +86,48 @@ def _latent_stats(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, std
 
 
+class _LatentFormat:
+    """ComfyUI's ``latent_format`` of Wan 2.1: 16 channels, per-channel statistics, scale factor 1."""
+
+    latent_channels = LATENT_CHANNELS
+    latent_dimensions = 3
+    scale_factor = 1.0
+
+    def __init__(self, owner: WanVideoModel) -> None:
+        self._owner = owner
+
+    def process_in(self, latent: torch.Tensor) -> torch.Tensor:
+        return self._owner.process_latent_in(latent)
+
+    def process_out(self, latent: torch.Tensor) -> torch.Tensor:
+        return self._owner.process_latent_out(latent)
+
+
+class _ModelView:
+    """ComfyUI's BaseModel seen through a Wan MODEL: ``model_sampling``, ``diffusion_model``, ``latent_format``."""
+
+    def __init__(self, owner: WanVideoModel) -> None:
+        self._owner = owner
+        self.diffusion_model = owner.module
+        self.latent_format = _LatentFormat(owner)
+
+    @property
+    def model_sampling(self) -> Any:
+        return self._owner.sampling
+
+    def get_dtype(self) -> torch.dtype:
+        return self._owner.compute_dtype()
+
+    def process_latent_in(self, latent: torch.Tensor) -> torch.Tensor:
+        return self._owner.process_latent_in(latent)
+
+    def process_latent_out(self, latent: torch.Tensor) -> torch.Tensor:
+        return self._owner.process_latent_out(latent)
+
+    def memory_required(self, input_shape: tuple[int, ...]) -> int:
+        return self._owner.patcher.memory_required(tuple(input_shape), self._owner.compute_dtype())
+
+
 class WanVideoModel:
     """MODEL: a Wan 2.1 T2V diffusion transformer with flow-matching sampling (shift 8 unless patched)."""
 
@@ -115,9 +157,28 @@ class WanVideoModel:
         self.object_patches[name] = obj
 
     def get_model_object(self, name: str) -> Any:
+        """``model.<name>`` as this clone sees it: ``model_sampling``, ``diffusion_model``, ``latent_format``."""
         if name == "model_sampling":
             return self.sampling
+        if name in ("diffusion_model", "latent_format"):
+            return getattr(self.model, name)
         raise AttributeError(f"Hearth's Wan model has no object {name!r}")
+
+    @property
+    def model(self) -> _ModelView:
+        """ComfyUI's ``model_patcher.model``, as much of it as custom nodes read."""
+        return _ModelView(self)
+
+    @property
+    def load_device(self) -> torch.device:
+        return self.patcher.load_device
+
+    @property
+    def offload_device(self) -> torch.device:
+        return self.patcher.offload_device
+
+    def model_dtype(self) -> torch.dtype:
+        return self.compute_dtype()
 
     @property
     def latent_channels(self) -> int:
@@ -268,6 +329,11 @@ class WanClip:
         if return_dict:
             return {"cond": cond, "pooled_output": None}
         return (cond, None) if return_pooled else cond
+
+    def encode_from_tokens_scheduled(self, tokens: Mapping[str, Any],
+                                     add_dict: Mapping[str, Any] | None = None) -> list[list[Any]]:
+        """The CONDITIONING of ``tokens``: ``[[cond, {"pooled_output": None, **add_dict}]]`` (ComfyUI's form)."""
+        return [[self.encode_from_tokens(tokens), {"pooled_output": None, **(add_dict or {})}]]
 
     def encode(self, text: str) -> tuple[torch.Tensor, None]:
         return self.encode_from_tokens(self.tokenize(text), return_pooled=True)
