@@ -230,3 +230,27 @@ def test_apply_refuses_what_is_not_an_sd1_model(models_dir: Path, tmp_path: Path
     with pytest.raises(ValueError, match=r"tiny-animatediff-sd1\.safetensors .* is made for SD1\.x models; this "
                                          r"MODEL is sdxl: load an SD1\.x checkpoint"):
         ApplyAnimateDiffModel().apply(sdxl, motion, 1.0)
+
+
+def test_a_tight_budget_streams_unet_and_motion_model_with_the_same_result(models_dir: Path) -> None:
+    from core.models import ModelManager, default_manager, set_default_manager
+
+    _, animated = _models(models_dir)
+    gen = torch.Generator().manual_seed(3)
+    x, cond, sigma = torch.randn(8, 4, 8, 8, generator=gen), torch.randn(1, 77, 32, generator=gen), torch.full((8,), 3.0)
+    animated.prepare(tuple(x.shape))
+    want = animated.denoise(x, sigma, cond)
+    roomy = default_manager()
+    shape = tuple(x.shape)
+    working = sum(roomy.memory_estimate(p, shape, torch.float32) for p in animated._patchers())
+    tight = ModelManager(budgets={"cpu": working + 2_000_000})  # less than UNet + motion model weigh together
+    set_default_manager(tight)
+    try:
+        animated.prepare(shape)
+        records = tight.loaded_models()
+        assert {r.name for r in records} == {"tiny-sd1.safetensors", "tiny-animatediff-sd1.safetensors"}
+        assert all(r.partial for r in records)  # both loaded together, both partly streamed
+        assert torch.equal(animated.denoise(x, sigma, cond), want)
+    finally:
+        tight.free()  # takes its streaming hooks off the shared modules
+        set_default_manager(roomy)
