@@ -155,3 +155,19 @@ def test_scaled_fp8_files_are_dequantized_and_fp8_storage_is_close(tmp_path) -> 
     assert fp8.module.blocks[0].modulation.dtype == torch.float32
     with torch.no_grad():
         assert (fp8.module(*args) - expected).abs().max() < 0.1 * expected.abs().max()
+
+
+@pytest.mark.parametrize("dim,ffn,layers,heads", [(1536, 8960, 30, 12), (5120, 13824, 40, 40)])
+def test_published_sizes_read_back_from_their_keys(dim: int, ffn: int, layers: int, heads: int) -> None:
+    # Wan 2.1 T2V 1.3B and 14B, built on the meta device (no memory): the config comes back from shapes alone.
+    published = WanConfig(dim=dim, ffn_dim=ffn, num_heads=heads, num_layers=layers)
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in WanModel(published).state_dict().items()}
+    assert config_from_shapes(shapes) == published
+    assert shapes["blocks.0.modulation"] == (1, 6, dim) and shapes["head.head.weight"] == (64, dim)
+    # 81 frames of 832x480 (21 x 60 x 104 latents), a CFG pair in bfloat16: gigabytes, growing with the clip.
+    with torch.device("meta"):
+        model = WanModel(published)
+    full = model.activation_bytes((2, 16, 21, 60, 104), torch.bfloat16)
+    assert 1 << 30 < full < 64 << 30
+    assert model.activation_bytes((2, 16, 5, 60, 104), torch.bfloat16) < full
