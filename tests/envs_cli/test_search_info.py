@@ -100,3 +100,11 @@ def test_unknown_pack_missing_config_and_offline_registry_are_one_line_errors(co
     assert r.exit_code == 2 and r.output.count("\n") == 1 and "not reachable" in r.output
     r = comfy("search", "x", "--registry", "http://127.0.0.1:9")
     assert r.exit_code == 2 and r.output.count("\n") == 1 and "not reachable" in r.output
+
+
+def test_an_offline_higher_priority_registry_is_an_error_not_skipped(comfy, hub: Hub, tmp_path: Path):
+    name = unique("fallthrough-")
+    publish(hub, tmp_path, name)
+    save_config(Config(Path(os.environ["COMFY_CONFIG"]), [Registry("http://127.0.0.1:9"), Registry(hub.url)]))
+    r = comfy("info", name)  # the lower registry has it, but the offline one might own the name
+    assert r.exit_code == 2 and r.output.count("\n") == 1 and "127.0.0.1:9" in r.output
