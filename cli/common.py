@@ -38,8 +38,8 @@ def custom_nodes_folders(given: tuple[Path, ...]) -> list[Path]:
 def env_option(fn: Any) -> Any:
     return click.option(
         "--env", "env_name", metavar="NAME",
-        help="Load exactly this environment's plugins (its installed packs and its custom_nodes/) instead of "
-             "every plugin this Python sees.")(fn)
+        help="Load exactly this environment's plugins: its installed packs and its custom_nodes/ (or the "
+             "--custom-nodes folders), instead of every plugin this Python sees.")(fn)
 
 
 @dataclass(frozen=True)
