@@ -188,8 +188,7 @@ class PromptServer:
 
     def trigger_on_prompt(self, body: dict[str, Any]) -> dict[str, Any]:
         """Run the on-prompt handlers in order; one that raises is logged and skipped, as ComfyUI does."""
-        latest = {(getattr(h, "__module__", None), getattr(h, "__qualname__", id(h))): h
-                  for h in self.on_prompt_handlers}  # a pack loaded twice registered its handler twice
+        latest = {_identity(h): h for h in self.on_prompt_handlers}  # a pack loaded twice registered twice
         for handler in latest.values():
             try:
                 result = handler(body)
@@ -230,6 +229,15 @@ class PromptServer:
                 latest.pop(key, None)
                 latest[key] = (definition, api_twin)
         return list(latest.values())
+
+
+def _identity(handler: Any) -> Any:
+    """The same for one handler registered by two loads of its pack; different for two handlers."""
+    code = getattr(handler, "__code__", None)
+    if code is None:
+        return id(handler)
+    return (getattr(handler, "__module__", None), code.co_filename, code.co_firstlineno,
+            getattr(handler, "__qualname__", None))
 
 
 PromptServer.instance = PromptServer()

@@ -229,3 +229,15 @@ def test_real_aiohttp_responses_are_converted() -> None:
         text = http.get("/real/text")
         assert text.text == "plain" and text.headers["x-pack"] == "yes"
         assert http.get("/real/missing").status_code == 404
+
+
+def test_on_prompt_handlers_run_in_order_once_each() -> None:
+    server = PromptServer()
+    server.add_on_prompt_handler(lambda body: {**body, "seen": [*body.get("seen", []), "a"]})
+    server.add_on_prompt_handler(lambda body: {**body, "seen": [*body.get("seen", []), "b"]})
+
+    def broken(body):
+        raise ValueError("a pack bug")
+
+    server.add_on_prompt_handler(broken)  # logged and skipped
+    assert server.trigger_on_prompt({"prompt": {}}) == {"prompt": {}, "seen": ["a", "b"]}
