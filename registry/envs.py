@@ -344,7 +344,8 @@ def make_venv(venv: Path) -> None:
     site = venv_site_packages(venv)
     site.mkdir(parents=True, exist_ok=True)
     # An `import` line in a .pth runs at startup; addsitedir also processes Hearth's own .pth files (editables).
-    lines = [f"import site; site.addsitedir({d!r})" for d in hearth_site_dirs()]
+    # Hearth's own process, which loads an environment by adding this folder, already has them: skip it there.
+    lines = [f"import site, sys; {d!r} in sys.path or site.addsitedir({d!r})" for d in hearth_site_dirs()]
     (site / BASE_PTH).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
