@@ -207,6 +207,17 @@ def test_windows_matter_only_past_the_context_length(models_dir: Path) -> None:
     assert windows.shape == one_pass.shape and (windows - one_pass).abs().max().item() > 1e-4
 
 
+def test_the_model_value_is_the_sd_models_but_for_prepare_and_denoise(models_dir: Path) -> None:
+    sd, animated = _models(models_dir)
+    twin = animated.clone()
+    assert twin.patcher is not animated.patcher and twin.patcher.shares_weights(sd.patcher)
+    assert (twin.sampling, twin.latent_channels, twin.family) == (sd.sampling, 4, "sd1")
+    twin.model_options = {"transformer_options": {"marker": 1}}  # as some custom nodes write it
+    assert twin.inner.model_options == {"transformer_options": {"marker": 1}}
+    assert "marker" not in animated.inner.model_options.get("transformer_options", {})
+    assert twin.memory_bytes() == sd.memory_bytes() + twin.motion.memory_bytes()
+
+
 def test_the_clip_length_comes_from_the_sampled_latent(models_dir: Path) -> None:
     _, animated = _models(models_dir)
     cond = torch.randn(1, 77, 32, generator=torch.Generator().manual_seed(2))

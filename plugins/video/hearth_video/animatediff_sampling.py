@@ -26,6 +26,7 @@ from .animatediff_inject import check_fits, motion_enabled
 from .animatediff_module import NORMS, MotionModel
 
 FAMILIES = ("sd1",)  # the SD model families the v1/v2/v3 motion modules were trained on
+_OWN = frozenset({"inner", "motion", "scale", "context", "norm", "frames"})
 
 
 class MotionModelFile:
@@ -89,6 +90,13 @@ class AnimateDiffModel:
         if name.startswith("__") or name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A custom node that sets model.model_options (or another attribute of the SD model) sets the SD model's.
+        if name in _OWN:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.inner, name, value)
 
     def clone(self) -> AnimateDiffModel:
         return AnimateDiffModel(self.inner.clone(), self.motion, self.scale, self.context, self.norm)
