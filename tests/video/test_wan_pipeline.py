@@ -217,3 +217,12 @@ def test_comfyui_views_of_the_wan_values(folders: Path) -> None:
     clip = wan_loaders.load_text_encoder(folders / "text_encoders" / "tiny-umt5.safetensors", device="cpu")
     ((cond, options),) = clip.encode_from_tokens_scheduled(clip.tokenize("a fox"), add_dict={"strength": 0.5})
     assert cond.shape == (1, 512, 32) and options == {"pooled_output": None, "strength": 0.5}
+
+
+def test_clip_loader_wan_on_another_encoder_says_what_it_is_not(folders: Path, tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    other = tmp_path / "clip-l.safetensors"
+    save_file({"text_model.embeddings.token_embedding.weight": torch.zeros(4, 4)}, str(other))
+    with pytest.raises(ValueError, match="not a UMT5 encoder.*type wan"):
+        wan_loaders.load_text_encoder(other)

@@ -351,8 +351,8 @@ def load_text_encoder(path: str | Path, device: str | None = None) -> WanClip:
     load_device = torch.device(device) if device is not None else default_device()
 
     def make() -> _Loaded:
+        config = umt5_config_from_shapes(read_header(path).shapes, str(path))  # the wrong file named first
         tokenizer = UMT5Tokenizer(tokenizer_path_for(path))
-        config = umt5_config_from_shapes(read_header(path).shapes, str(path))
         state = state_for_encoder(load_state_dict(path))
         with torch.device("meta"):
             encoder = UMT5Encoder(config)
