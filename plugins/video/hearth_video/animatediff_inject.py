@@ -14,6 +14,7 @@ registered once per UNet and live as long as it does; they hold no reference to 
 from __future__ import annotations
 
 import contextlib
+import threading
 import weakref
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -39,6 +40,7 @@ class Active:
 
 _active: ContextVar[Active | None] = ContextVar("hearth_video_active_motion", default=None)
 _hooked: weakref.WeakKeyDictionary[nn.Module, dict[Site, nn.Module]] = weakref.WeakKeyDictionary()
+_hooking = threading.Lock()
 
 
 class MotionModelMismatch(ValueError):
@@ -112,13 +114,14 @@ def _hook(unet_ref: weakref.ref, site: Site):
 
 def install_hooks(unet: nn.Module) -> None:
     """Hook every site of ``unet`` once (idempotent; the hooks are inert outside :func:`motion_enabled`)."""
-    if unet in _hooked:
-        return
-    sites = injection_sites(unet)
-    ref = weakref.ref(unet)
-    for site, layer in sites.items():
-        layer.register_forward_hook(_hook(ref, site))
-    _hooked[unet] = sites
+    with _hooking:  # two samplers starting at once must not hook one UNet twice
+        if unet in _hooked:
+            return
+        sites = injection_sites(unet)
+        ref = weakref.ref(unet)
+        for site, layer in sites.items():
+            layer.register_forward_hook(_hook(ref, site))
+        _hooked[unet] = sites
 
 
 @contextlib.contextmanager
