@@ -161,3 +161,12 @@ def test_full_size_shapes_are_the_published_modules_and_fit_the_sd1_unet(version
     assert config.version == version and config.channels == (320, 640, 1280, 1280)
     check_fits(model, unet)
     assert len(injection_sites(unet)) == 4 * 2 + 1 + 4 * 3  # the mid site waits unused for v1 and v3
+
+
+def test_a_unet_is_hooked_once_however_often_motion_runs_on_it(tmp_path: Path) -> None:
+    model = load_motion_model(write_tiny_motion_model(tmp_path / "mm.safetensors"))
+    unet = UNetModel(SD1.unet_tiny)
+    for _ in range(3):
+        with motion_enabled(unet, model, 4):
+            pass
+    assert all(len(layer._forward_hooks) == 1 for layer in injection_sites(unet).values())
