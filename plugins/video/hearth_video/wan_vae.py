@@ -522,7 +522,7 @@ class WanVAE:
         manager = default_manager()
         if not (manager.is_loaded(self.patcher) and self.patcher.weights.applied == self.patcher.patch_id):
             manager.load([self.patcher], memory_required=memory_required)
-        return self.model.conv2.weight.device
+        return self.patcher.load_device  # where it computes, even when some weights are streamed from the CPU
 
     def _video(self, image: torch.Tensor) -> torch.Tensor:
         if image.ndim != 4 or image.shape[0] == 0:
