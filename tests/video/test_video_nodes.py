@@ -125,6 +125,12 @@ def test_mp4_round_trip_keeps_fps_and_frame_count(folders: Folders) -> None:
         assert errors.index(min(errors)) == i and errors[i] < 0.05
     with video_io._open(path) as container:
         assert json.loads(container.metadata["prompt"]) == {"1": {"class_type": "CreateVideo"}}
+    # Saving a loaded MP4 copies its packets: the same frames again, not a second lossy encode.
+    again = only_file(call("SaveVideo", video=loaded, filename_prefix="copy", prompt={"2": {}}), folders.output)
+    copied = video_io.read_video(again)
+    assert torch.equal(copied.images, images) and copied.frame_rate == 12
+    with video_io._open(again) as container:
+        assert json.loads(container.metadata["prompt"]) == {"2": {}}
 
 
 def test_mp4_with_audio_keeps_the_sound(folders: Folders) -> None:

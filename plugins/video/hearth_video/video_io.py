@@ -204,6 +204,28 @@ def write_animated(path: str | os.PathLike[str], images: Any, fps: float, image_
     return Path(path)
 
 
+def remux(source: str | os.PathLike[str], path: str | os.PathLike[str], metadata: Mapping[str, str]) -> Path:
+    """Copy the video and audio packets of ``source`` into a new file at ``path``, with ``metadata`` as its tags."""
+    import av
+
+    source, path = Path(source), Path(path)
+    try:
+        with _open(source) as reader, atomic_path(path) as temp:
+            with av.open(str(temp), mode="w", options={"movflags": "use_metadata_tags"}) as writer:
+                for key, value in metadata.items():
+                    writer.metadata[key] = value
+                streams = [reader.streams.video[0], *reader.streams.audio[:1]]
+                mapped = {stream.index: writer.add_stream_from_template(stream) for stream in streams}
+                for packet in reader.demux(streams):
+                    if packet.dts is None:  # the demuxer's end-of-stream marker
+                        continue
+                    packet.stream = mapped[packet.stream.index]
+                    writer.mux(packet)
+    except av.FFmpegError as exc:
+        raise VideoFileError(f"{path}: could not copy {source.name} into it ({exc})") from exc
+    return path
+
+
 # -- reading -------------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -368,6 +390,13 @@ class VideoFromFile(VideoInput):
 
     def get_stream_source(self) -> str:
         return str(self.path)
+
+    def save_to(self, path: str | os.PathLike[str], format: str = "auto", codec: str = "auto",
+                metadata: Mapping[str, Any] | None = None, progress: Callable[[int, int], None] | None = None) -> Path:
+        """An H.264 MP4 source is copied packet for packet (no second lossy encode); anything else is re-encoded."""
+        if format in CONTAINERS and codec in CODECS and self.info["codec"] == "h264" and "mp4" in self.info["container"]:
+            return remux(self.path, path, {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()})
+        return super().save_to(path, format, codec, metadata, progress)
 
     def __repr__(self) -> str:
         return f"<Video {self.path.name}>"
