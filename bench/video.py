@@ -74,7 +74,7 @@ def child(mode: str, frames: int, size: int, base_dim: int, device: str, threads
             return vae.decode(latent)
         if mode == "decode-whole":
             vae._load(0)
-            with torch.inference_mode():
+            with torch.no_grad():
                 return vae._frames(model.decode(latent.to(device), chunked=False))
         return vae.encode(pixels)
 

@@ -148,7 +148,7 @@ def test_vae_value_encodes_and_decodes_frames(tiny_file: Path, model: WanVAEMode
     assert not torch.allclose(two[9:], frames, atol=1e-2)
 
 
-def test_tiled_decode_with_one_tile_equals_decode(tiny_file: Path) -> None:
+def test_tiled_decode_and_encode_with_one_tile_equal_the_plain_ones(tiny_file: Path) -> None:
     vae = load_wan_vae(tiny_file, device="cpu")
     latent = torch.randn(1, 16, 2, 6, 6, generator=torch.Generator().manual_seed(4))
     frames = vae.decode(latent)
@@ -156,6 +156,25 @@ def test_tiled_decode_with_one_tile_equals_decode(tiny_file: Path) -> None:
     tiled = vae.decode_tiled(latent, tile=4, overlap=2)
     assert tiled.shape == frames.shape == (5, 48, 48, 3)
     assert (tiled - frames).abs().mean() < 0.1  # tiles see less context, but blend into the same picture
+    pixels = (clip(5, 48)[0].permute(1, 2, 3, 0) + 1) / 2
+    latent = vae.encode(pixels)
+    assert torch.allclose(vae.encode_tiled(pixels, tile=64, overlap=16), latent, atol=1e-5)
+    assert vae.encode_tiled(pixels, tile=32, overlap=16).shape == latent.shape == (1, 16, 2, 6, 6)
+    assert not torch.is_inference(latent) and not torch.is_inference(frames)  # later nodes may update them in place
+
+
+def test_tiles_blend_back_into_the_whole() -> None:
+    from hearth_video.wan_vae import _tiled
+
+    x = torch.randn(1, 2, 3, 11, 13, generator=torch.Generator().manual_seed(5))
+
+    def up(window: torch.Tensor) -> torch.Tensor:  # a per-pixel map: tiling must not change it
+        return (2 * window + 1).repeat_interleave(8, dim=-1).repeat_interleave(8, dim=-2)
+
+    assert torch.allclose(_tiled(up, x, 4, 2, 8, 1), up(x), atol=1e-5)
+    assert torch.allclose(_tiled(lambda w: w[..., ::8, ::8], up(x), 32, 16, 1, 8), 2 * x + 1, atol=1e-5)
+    with pytest.raises(ValueError, match="overlap"):
+        _tiled(up, x, 4, 4, 8, 1)
 
 
 def test_sd_vae_nodes_take_video_latents(tiny_file: Path) -> None:

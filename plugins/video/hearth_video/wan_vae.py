@@ -541,7 +541,7 @@ class WanVAE:
         """Raw latents ``[1, 16, T, h, w]`` of frames ``[F, H, W, 3]`` in 0..1."""
         video = self._video(image)
         device = self._load(encode_memory_estimate(*video.shape[2:], self.config, self.model.dtype))
-        with torch.inference_mode():
+        with torch.no_grad():
             latent = self.model.encode(video.to(device, torch.float32) * 2 - 1)
         return latent.float().to(image.device)
 
@@ -551,7 +551,7 @@ class WanVAE:
         tile, overlap = max(f, tile // f * f), overlap // f * f
         video = self._video(image)
         device = self._load(encode_memory_estimate(video.shape[2], tile, tile, self.config, self.model.dtype))
-        with torch.inference_mode():
+        with torch.no_grad():
             latent = _tiled(self.model.encode, video.to(device, torch.float32) * 2 - 1, tile, overlap, 1, f)
         return latent.to(image.device)
 
@@ -575,7 +575,7 @@ class WanVAE:
         f, frames = self.downscale_ratio, 1 + self.temporal_compression * (t - 1)
         device = self._load(self.decode_memory_required(latent.shape))
         out = torch.empty(b * frames, h * f, w * f, 3)
-        with torch.inference_mode():
+        with torch.no_grad():
             for i in range(b):
                 start = i * frames
                 for chunk in self.model.decode_chunks(latent[i:i + 1].to(device, torch.float32)):
@@ -589,7 +589,7 @@ class WanVAE:
         latent = self._check_latent(latent)
         shape = (*latent.shape[:3], min(tile, latent.shape[3]), min(tile, latent.shape[4]))
         device = self._load(self.decode_memory_required(shape))
-        with torch.inference_mode():
+        with torch.no_grad():
             video = _tiled(self.model.decode, latent.to(device, torch.float32), tile, overlap, self.downscale_ratio, 1)
         return self._frames(video)
 
