@@ -62,8 +62,9 @@ def plugin_source(custom_nodes: tuple[Path, ...], env_name: str | None) -> Plugi
     from registry.envs import EnvironmentError_, get_environment
 
     try:
-        env = get_environment(env_name, create=False)
-        site_packages, own_nodes = Path(env.site_packages), Path(env.custom_nodes)
+        # One reading of the current generation: an install switching meanwhile cannot mix two generations.
+        paths = get_environment(env_name, create=False).paths()
+        site_packages, own_nodes = Path(paths.site_packages), Path(paths.custom_nodes)
     except EnvironmentError_ as exc:
         raise UserError(f"--env {env_name}: {exc}") from None
     expected = f"python{sys.version_info.major}.{sys.version_info.minor}"

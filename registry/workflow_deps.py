@@ -95,7 +95,8 @@ print(json.dumps(sorted(manager.nodes().object_info())))
 def environment_node_classes(env: Any) -> set[str]:
     """The node classes an environment provides: Hearth's builtins plus its packs and its custom_nodes/ packs."""
     root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-c", _LIST_NODES, str(env.site_packages), str(env.custom_nodes)],
+    paths = env.paths() if hasattr(env, "paths") else env  # one generation's folders, read once
+    done = subprocess.run([sys.executable, "-c", _LIST_NODES, str(paths.site_packages), str(paths.custom_nodes)],
                           capture_output=True, text=True, cwd=root, timeout=600, env=_child_environ(root))
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
