@@ -38,8 +38,12 @@ class RichProgress(installer.Progress):
             self.bars.stop()
 
     def step(self, text: str) -> None:
-        if not self.quiet:
-            self.console.print(f"[dim]{text}[/]", highlight=False)
+        if self.quiet:
+            return
+        if self.bars is not None:
+            self.console.print(f"[dim]{text}[/]", highlight=False, markup=True)
+        else:  # plain click output: rich is imported only once there is a download to show
+            click.secho(text, dim=True, err=True)
 
     def download(self, name: str, total: int | None) -> Callable[[int], None]:
         if self.quiet:

@@ -156,6 +156,11 @@ class Environment:
     def lock_path(self) -> Path:
         return self.root / "pylock.toml"
 
+    @property
+    def template(self) -> Path:
+        """The uv-made venv that each generation's venv is cloned from."""
+        return self.root / "template"
+
     def paths(self) -> GenerationPaths:
         """The current generation's folders from one reading of ``current``: consistent even if a switch follows."""
         number = self.generation
@@ -334,19 +339,73 @@ def hearth_site_dirs() -> list[str]:
     return dirs
 
 
-def make_venv(venv: Path) -> None:
-    """A uv venv on Hearth's own interpreter, with a .pth that adds Hearth's site-packages (and so its torch)."""
-    result = subprocess.run([uv_binary(), "venv", "--quiet", "--python", sys.executable, str(venv)],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        raise EnvironmentError_(f"uv could not make a virtual environment at {venv}: "
-                                f"{(result.stderr or result.stdout).strip().splitlines()[-1:]}")
+def make_venv(venv: Path, template: Path | None = None) -> None:
+    """A venv on Hearth's own interpreter, with a .pth that adds Hearth's site-packages (and so its torch).
+
+    Made by uv, or cloned from `template` (a uv-made venv): a clone is the same few files and links with the
+    folder's path rewritten, and takes milliseconds where asking uv to inspect the interpreter takes a tenth of
+    a second, paid on every install.
+    """
+    if template is not None and (template / "pyvenv.cfg").is_file():
+        _clone_venv(template, venv)
+    else:
+        result = subprocess.run([uv_binary(), "venv", "--quiet", "--python", sys.executable, str(venv)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise EnvironmentError_(f"uv could not make a virtual environment at {venv}: "
+                                    f"{(result.stderr or result.stdout).strip().splitlines()[-1:]}")
     site = venv_site_packages(venv)
     site.mkdir(parents=True, exist_ok=True)
     # An `import` line in a .pth runs at startup; addsitedir also processes Hearth's own .pth files (editables).
     # Hearth's own process, which loads an environment by adding this folder, already has them: skip it there.
     lines = [f"import site, sys; {d!r} in sys.path or site.addsitedir({d!r})" for d in hearth_site_dirs()]
     (site / BASE_PTH).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+ORIGIN = ".hearth-origin"  # in a template: the path it was made at, which its activate scripts name
+
+
+def _clone_venv(template: Path, venv: Path) -> None:
+    origin = template / ORIGIN
+    old = origin.read_text(encoding="utf-8").strip() if origin.is_file() else str(template)
+    new = str(venv)
+    for src in sorted(template.rglob("*")):
+        if src == origin:
+            continue
+        dest = venv / src.relative_to(template)
+        if src.is_symlink():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.readlink(src), dest)
+        elif src.is_dir():
+            dest.mkdir(parents=True, exist_ok=True)
+        else:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            data = src.read_bytes()
+            dest.write_bytes(data.replace(old.encode(), new.encode()))  # activate scripts name their folder
+            shutil.copymode(src, dest)
+
+
+def _relocate(venv: Path, old: str, new: str) -> None:
+    """Rewrite the venv's own path in its activate scripts after the folder holding it was renamed."""
+    for script in (venv / "bin").iterdir():
+        if script.is_file() and not script.is_symlink():
+            data = script.read_bytes()
+            if old.encode() in data:
+                script.write_bytes(data.replace(old.encode(), new.encode()))
+
+
+def fix_scripts(venv: Path, installed_with: str) -> None:
+    """Point scripts installed for `installed_with` (uv's --prefix mode) at the venv's own interpreter."""
+    bin_dir = venv / "bin"
+    old = f"#!{installed_with}".encode()
+    new = f"#!{venv_python(venv)}".encode()
+    for script in bin_dir.iterdir() if bin_dir.is_dir() else ():
+        if script.is_file() and not script.is_symlink():
+            with open(script, "rb") as f:
+                head = f.read(len(old))
+            if head == old:
+                data = script.read_bytes()
+                script.write_bytes(new + data[len(old):])
 
 
 # -- the base ------------------------------------------------------------------------------------------------------
@@ -404,7 +463,12 @@ def create_environment(name: str) -> Environment:
     try:
         env = Environment(name, staging)
         gen = staging / "generations" / "0"
-        make_venv(gen / "venv")
+        template = staging / "template"
+        make_venv(template)  # made by uv, once; each generation's venv is a clone of it
+        for pth in venv_site_packages(template).glob("*.pth"):
+            pth.unlink()
+        (template / ORIGIN).write_text(str(template), encoding="utf-8")
+        make_venv(gen / "venv", template)
         (gen / "custom_nodes").mkdir(parents=True)
         (gen / "pylock.toml").write_text(empty_lock_text(), encoding="utf-8")
         # What `comfy sync` compares with to know the generation matches its lock.
@@ -420,6 +484,7 @@ def create_environment(name: str) -> Environment:
         if root.exists():  # a folder without env.json: the remains of something unfinished
             shutil.rmtree(root)
         os.replace(staging, root)
+        _relocate(root / "generations" / "0" / "venv", str(staging), str(root))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return Environment(name, root)
@@ -528,12 +593,31 @@ def prune(env: Environment, keep: int = 3) -> list[int]:
 
 def base_drift(env: Environment) -> dict[str, tuple[str, str]]:
     """Base packages whose version in Hearth's runtime now differs from the one recorded: name -> (recorded, now)."""
+    listed = _dist_info_versions()
     drift = {}
     for name, recorded in env.base.items():
-        try:
-            now = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            now = "missing"
+        now = listed.get(name)
+        if now is None:  # not found by folder name (an egg-info, an odd spelling): ask importlib, slower
+            try:
+                now = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                now = "missing"
         if now != recorded:
             drift[name] = (recorded, now)
     return drift
+
+
+def _dist_info_versions() -> dict[str, str]:
+    """Installed distributions by their dist-info folder names (name-version.dist-info): no METADATA parsing."""
+    found: dict[str, str] = {}
+    for folder in sys.path:
+        try:
+            entries = os.scandir(folder or ".")
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                if entry.name.endswith(".dist-info") and "-" in entry.name:
+                    name, _, version = entry.name[:-len(".dist-info")].partition("-")
+                    found.setdefault(canonicalize_name(name), version)
+    return found

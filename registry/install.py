@@ -35,6 +35,7 @@ from registry.envs import (
     EnvironmentError_,
     base_drift,
     finish_generation,
+    fix_scripts,
     hearth_home,
     make_venv,
     read_generation,
@@ -65,6 +66,10 @@ CUSTOM_NODES_GROUP = "comfyui.custom_nodes"
 
 class InstallError(EnvironmentError_):
     """An install, lock or sync could not be done; the environment is unchanged. One line."""
+
+    def __init__(self, message: str, uv_error: str = ""):
+        super().__init__(message)
+        self.uv_error = uv_error  # uv's own explanation, when the resolver refused
 
 
 class Progress:
@@ -272,7 +277,8 @@ def resolve(env: Environment, specs: list[str], sources: Sources, *, prefer: str
             return lock_text([])
         proc = subprocess.run(cmd, capture_output=True, text=True, env=_uv_env(sources), cwd=work)
         if proc.returncode != 0:
-            raise InstallError(_explain(proc.stderr or proc.stdout, env, sources, known or {}))
+            raise InstallError(_explain(proc.stderr or proc.stdout, env, sources, known or {}),
+                               uv_error=proc.stderr or proc.stdout)
         return out.read_text(encoding="utf-8")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -473,7 +479,7 @@ def _populate(env: Environment, gen: Path, lock: Lock, files: dict[str, Path], s
               requested: list[str], progress: Progress) -> None:
     """The generation's venv with the lock's Python packages, and its custom_nodes/ with the ComfyUI packs."""
     progress.step(f"building generation {gen.name}")
-    make_venv(gen / "venv")
+    make_venv(gen / "venv", env.template)
     custom_nodes = gen / "custom_nodes"
     custom_nodes.mkdir()
     layout: dict[str, tuple[str, str] | None] = {p.name: comfyui_entry(files[p.name])
@@ -486,14 +492,17 @@ def _populate(env: Environment, gen: Path, lock: Lock, files: dict[str, Path], s
     if python_pkgs:
         progress.step(f"installing {len(python_pkgs)} package{'s' if len(python_pkgs) != 1 else ''}")
         # Every file is local and hash-checked again by uv; the indexes only serve an sdist's build needs.
+        # --prefix with Hearth's interpreter, which uv knows from its cache, rather than the new venv's, which it
+        # would first have to run to inspect: the same files land in the venv, a tenth of a second sooner.
         proc = subprocess.run(
-            [uv_binary(), "pip", "sync", str(install_lock), "--python", str(gen / "venv" / "bin" / "python"),
-             "--cache-dir", str(cache_dir()), "--quiet", "--preview-features", "pylock", "--require-hashes",
-             *_index_args(sources)],
+            [uv_binary(), "pip", "sync", str(install_lock), "--python", sys.executable, "--prefix",
+             str(gen / "venv"), "--cache-dir", str(cache_dir()), "--quiet", "--preview-features", "pylock",
+             "--require-hashes", *_index_args(sources)],
             capture_output=True, text=True, env=_uv_env(sources))
         if proc.returncode != 0:
             tail = " ".join((proc.stderr or proc.stdout).split())[-500:]
             raise InstallError(f"installing into environment {env.name!r} failed, nothing changed: {tail}")
+        fix_scripts(gen / "venv", sys.executable)
     install_lock.unlink()
     for p in lock.packages:
         entry = layout[p.name]
@@ -537,7 +546,7 @@ def _diff(old: dict, new: dict, result: Result) -> None:
 
 def _apply(env: Environment, requested: list[str], sources: Sources, *, action: str, upgrade=(),  # noqa: ANN001
            progress: Progress | None = None, dry_run: bool = False, keep_prefs: bool = True,
-           known: dict[str, str] | None = None) -> Result:
+           known: dict[str, str] | None = None, resolved: Callable[[], None] | None = None) -> Result:
     started = time.perf_counter()
     current = env.current()
     drift = base_drift(env)
@@ -548,6 +557,8 @@ def _apply(env: Environment, requested: list[str], sources: Sources, *, action: 
     old_lock = env.lock_path.read_text(encoding="utf-8") if env.lock_path.exists() else None
     body = resolve(env, requested, sources, prefer=old_lock if keep_prefs else None, upgrade=upgrade,
                    progress=progress, known=known)
+    if resolved is not None:
+        resolved()  # a last check before anything is fetched or built
     lock = parse_lock(body, "resolved lock")
     result = Result(env, None, current.packs, python_packages=len(lock.packages))
     if dry_run:
@@ -577,11 +588,24 @@ def install(env: Environment, specs: list[str], *, registries: list[Registry], w
     if not specs:
         raise InstallError("nothing to install: name at least one pack (comfy install PACK[==VERSION])")
     sources = sources or Sources.from_environment(registries, offline)
-    known = {} if offline else find_sources(specs, list(sources.registries))
     requested = merge_specs(env.current().requested, specs)
     words = " ".join(specs)
-    return _apply(env, requested, sources, action=f"install {words}", upgrade=[parse_spec(s).name for s in specs],
-                  progress=progress, known=known)
+    if offline:
+        return _apply(env, requested, sources, action=f"install {words}",
+                      upgrade=[parse_spec(s).name for s in specs], progress=progress)
+    # Which registry owns each pack is asked while uv resolves (the answers overlap); the answer still decides:
+    # a pack no registry has, or a registry that cannot answer, stops the install before anything is fetched.
+    with ThreadPoolExecutor(1) as pool:
+        owners = pool.submit(find_sources, specs, list(sources.registries))
+        try:
+            return _apply(env, requested, sources, action=f"install {words}",
+                          upgrade=[parse_spec(s).name for s in specs], progress=progress,
+                          resolved=lambda: owners.result() and None)
+        except InstallError as exc:
+            if not exc.uv_error:
+                raise
+            known = owners.result()  # its own error (not found, offline, refused) outranks uv's
+            raise InstallError(_explain(exc.uv_error, env, sources, known), uv_error=exc.uv_error) from None
 
 
 def uninstall(env: Environment, names: list[str], *, registries: list[Registry], progress: Progress | None = None,

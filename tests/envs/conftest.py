@@ -24,14 +24,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def python_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
-    """A tiny pure-python wheel whose module says its version."""
+    """A tiny pure-python wheel whose module says its version, with a `<name>-version` command."""
     dist = name.replace("-", "_")
     path = folder / f"{dist}-{version}-py3-none-any.whl"
     info = f"{dist}-{version}.dist-info"
     meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
         f"Requires-Dist: {r}\n" for r in requires)
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(f"{dist}/__init__.py", f"VERSION = {version!r}\n")
+        zf.writestr(f"{dist}/__init__.py", f"VERSION = {version!r}\n\n\ndef main():\n    print(VERSION)\n")
+        zf.writestr(f"{info}/entry_points.txt", f"[console_scripts]\n{name}-version = {dist}:main\n")
         zf.writestr(f"{info}/METADATA", meta)
         zf.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
         zf.writestr(f"{info}/RECORD", "")
