@@ -110,25 +110,33 @@ class CausalConv3d(nn.Conv3d):
             cache.put(self, stream[:, :, -past:])
             if earlier is not None:
                 x, past = stream, past - earlier.shape[2]
-        x = F.pad(x, (*self.spatial, past, 0))
         if x.device.type != "cpu":
-            return super().forward(x)
-        return self._by_frames(x)
+            return super().forward(F.pad(x, (*self.spatial, past, 0)))
+        return self._by_frames(x, past)
 
-    def _by_frames(self, x: torch.Tensor) -> torch.Tensor:
+    def _by_frames(self, x: torch.Tensor, past: int) -> torch.Tensor:
         # On CPUs, torch runs Conv3d through an im2col path that is slow and allocates 27x its input. The same
         # sum written as one 2D convolution per temporal tap over a batch of frames runs through oneDNN instead:
-        # several times faster, and no buffer beyond the output.
+        # several times faster, no such buffer, no padded copy (conv2d pads space itself), and the taps that
+        # would fall on the ``past`` zero frames are skipped rather than computed.
         kt, st = self.kernel_size[0], self.stride[0]
         b, c, t, h, w = x.shape
-        t_out = (t - kt) // st + 1
+        t_out = (past + t - kt) // st + 1
         frames = x.transpose(1, 2).contiguous()  # [B, T, C, H, W]: a run of frames is one contiguous batch
+        pad = (self.spatial[2], self.spatial[0])
         out = None
-        for k in range(kt):
-            taps = frames[:, k:k + st * (t_out - 1) + 1:st].reshape(b * t_out, c, h, w)
-            y = F.conv2d(taps, self.weight[:, :, k], self.bias if k == 0 else None, self.stride[1:])
-            out = y if out is None else out.add_(y)
-        return out.view(b, t_out, *out.shape[1:]).transpose(1, 2)
+        for k in reversed(range(kt)):  # the last tap sees a real frame for every output: it starts the sum
+            first = max(0, -(-(past - k) // st))  # the first output whose tap k is a real frame
+            if first >= t_out:
+                continue
+            start = first * st + k - past
+            taps = frames[:, start:start + st * (t_out - first - 1) + 1:st].reshape(-1, c, h, w)
+            y = F.conv2d(taps, self.weight[:, :, k], self.bias if out is None else None, self.stride[1:], pad)
+            if out is None:
+                out = y.view(b, t_out, *y.shape[1:])
+            else:
+                out[:, first:] += y.view(b, t_out - first, *y.shape[1:])
+        return out.transpose(1, 2)
 
 
 class RMSNorm(nn.Module):
@@ -403,27 +411,27 @@ def decode_memory_estimate(latent_shape: tuple[int, ...], config: WanVAEConfig, 
 
     The unit is one "plane": one output frame of the last up-block's activation (``base_dim`` channels at full
     resolution). The factors are measured (``bench/video.py``, peak resident set above the start, float32 on a
-    CPU, 64 to 256 pixels): a whole-clip pass peaks near 10 planes per output frame; a chunked one near 20 planes
-    per frame of its 4-frame chunk, half of it the causal cache (two frames per causal conv) and the padded copies
-    each conv makes of its input. Chunked, the figure does not grow with the clip's length.
+    CPU, 64 to 256 pixels): a whole-clip pass peaks near 8 planes per output frame; a chunked one near 20 planes
+    per frame of its 4-frame chunk, about half of it the causal cache (two frames per causal conv) and the
+    copies each conv makes of its input joined to that cache. Chunked, the figure does not grow with the clip.
     """
     b, _, t, h, w = latent_shape
     f = config.spatial_compression
     plane = b * h * w * f * f * config.base_dim * torch.finfo(dtype).bits // 8
     if chunked:
         return 20 * config.temporal_compression * plane
-    return 10 * (1 + config.temporal_compression * (t - 1)) * plane
+    return 8 * (1 + config.temporal_compression * (t - 1)) * plane
 
 
 def encode_memory_estimate(frames: int, height: int, width: int, config: WanVAEConfig,
                            dtype: torch.dtype = torch.float32) -> int:
     """Working bytes one chunked encode of ``frames`` frames of ``height x width`` pixels needs beyond the weights.
 
-    About 16 planes (``base_dim`` channels at full resolution) per frame of a 4-frame chunk, plus two float32
+    About 14 planes (``base_dim`` channels at full resolution) per frame of a 4-frame chunk, plus two float32
     copies of the clip (scaled to -1..1, and laid out channels first); measured by ``bench/video.py``.
     """
     plane = height * width * config.base_dim * torch.finfo(dtype).bits // 8
-    return 16 * config.temporal_compression * plane + 2 * frames * height * width * 3 * 4
+    return 14 * config.temporal_compression * plane + 2 * frames * height * width * 3 * 4
 
 
 def model_format():
