@@ -149,28 +149,61 @@ def merge_specs(old: list[str], new: Iterable[str]) -> list[str]:
 
 
 def find_sources(specs: Iterable[str], registries: list[Registry]) -> dict[str, str]:
-    """pack -> the registry it comes from (the highest-priority one that has it); every missing pack is named."""
-    from registry.client import RegistryClient
+    """pack -> the registry it comes from (the highest-priority one that has it); every missing pack is named.
 
-    clients: dict[str, RegistryClient] = {}
+    Asks each registry's simple index, the very pages uv resolves from, by priority (`source_for_pack`): a
+    registry that cannot answer (offline, refusing the token) is an error, never a reason to try the next.
+    """
+    return _find_sources(specs, registries, simple_index_lookup)
 
-    def lookup(registry: Registry, name: str) -> dict | None:
-        if registry.url not in clients:
-            clients[registry.url] = RegistryClient(registry.url, registry.token, timeout=15)
-        return clients[registry.url].pack(name)
 
-    found, missing = {}, []
+def simple_index_lookup(registry: Registry, name: str) -> dict | None:
+    """The registry's PEP 691 page for `name`, or None when it has no such project (stdlib only: it is quick)."""
+    import urllib.error
+    import urllib.request
+
+    headers = {"Accept": "application/vnd.pypi.simple.v1+json"}
+    if registry.token:
+        headers["Authorization"] = f"Bearer {registry.token}"
+    url = f"{registry.url}/simple/{canonicalize_name(name)}/"
     try:
-        for spec in specs:
-            name = parse_spec(spec).name
-            got = source_for_pack(name, registries, lookup)
-            if isinstance(got, PackNotFound):
-                missing.append(got)
-            else:
-                found[canonicalize_name(name)] = got[0].url
-    finally:
-        for c in clients.values():
-            c.http.close()
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=15) as response:
+            return json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        said = _error_text(exc.read())
+        hint = f" (run `comfy login --registry {registry.url}`)" if exc.code in (401, 403) else ""
+        raise InstallError(f"registry {registry.url} answered {exc.code}: {said}{hint}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise InstallError(f"registry {registry.url} is not reachable ({reason}); check the URL and that the "
+                           "server is running") from None
+
+
+def _error_text(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace").strip()[:200] or "no detail"
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+        return str(data.get("message") or data.get("detail") or data)[:200]
+    return str(data)[:200]
+
+
+def _find_sources(specs: Iterable[str], registries: list[Registry],
+                  lookup: Callable[[Registry, str], dict | None]) -> dict[str, str]:
+    found, missing = {}, []
+    for spec in specs:
+        name = parse_spec(spec).name
+        got = source_for_pack(name, registries, lookup)
+        if isinstance(got, PackNotFound):
+            missing.append(got)
+        else:
+            found[canonicalize_name(name)] = got[0].url
     if missing:
         names = ", ".join(repr(m.name) for m in missing)
         raise InstallError(f"pack{'s' if len(missing) > 1 else ''} {names} not found on "
@@ -286,26 +319,16 @@ def resolve(env: Environment, specs: list[str], sources: Sources, *, prefer: str
 
 def index_versions(names: Iterable[str], sources: Sources) -> dict[str, list[str]]:
     """pack -> its versions on the first registry whose simple index has it (best effort: {} when offline)."""
-    import httpx
-
     found: dict[str, list[str]] = {}
     if sources.offline:
         return found
-    with httpx.Client(timeout=5) as client:
-        for name in names:
-            key = canonicalize_name(name)
-            for r in sources.registries:
-                headers = {"Accept": "application/vnd.pypi.simple.v1+json"}
-                if r.token:
-                    headers["Authorization"] = f"Bearer {r.token}"
-                try:
-                    response = client.get(f"{r.url}/simple/{key}/", headers=headers)
-                except httpx.HTTPError:
-                    break
-                if response.status_code == 200:
-                    with contextlib.suppress(ValueError, KeyError, TypeError):
-                        found[key] = list(response.json()["versions"])
-                    break
+    for name in names:
+        with contextlib.suppress(InstallError):
+            got = source_for_pack(name, list(sources.registries), simple_index_lookup)
+            if not isinstance(got, PackNotFound):
+                versions = got[1].get("versions")
+                if isinstance(versions, list):
+                    found[canonicalize_name(name)] = [str(v) for v in versions]
     return found
 
 
