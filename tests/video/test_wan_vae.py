@@ -84,6 +84,17 @@ def test_tiny_file_is_the_published_layout(tiny_file: Path) -> None:
     assert config_from_shapes(shapes) == tiny_config()
 
 
+def test_the_published_size_builds_from_its_shapes() -> None:
+    from hearth_video.wan_vae import WanVAEConfig
+
+    with torch.device("meta"):
+        model = WanVAEModel(WanVAEConfig())
+    state = model.state_dict()
+    # The published wan_2.1_vae file: 194 tensors, 126.9M parameters (254 MB in bfloat16).
+    assert len(state) == 194 and round(sum(v.numel() for v in state.values()) / 1e6, 1) == 126.9
+    assert config_from_shapes({k: tuple(v.shape) for k, v in state.items()}) == WanVAEConfig()
+
+
 def test_matches_diffusers_on_encode_and_decode(model: WanVAEModel) -> None:
     reference = diffusers_vae(model)
     x = clip(size=16)
