@@ -581,7 +581,7 @@ class WanVAE:
         latent = self._check_latent(latent)
         b, _, t, h, w = latent.shape
         f, frames = self.downscale_ratio, 1 + self.temporal_compression * (t - 1)
-        device = self._load(self.decode_memory_required(latent.shape))
+        device = self._load(self.decode_memory_required((1, *latent.shape[1:])))  # one clip at a time
         out = torch.empty(b * frames, h * f, w * f, 3)
         with torch.no_grad():
             for i in range(b):
