@@ -227,6 +227,27 @@ def test_memory_estimate_follows_chunking() -> None:
     assert whole > 5 * chunked
 
 
+def test_the_manager_is_asked_for_one_chunk_of_memory(tiny_file: Path) -> None:
+    from core.models import ModelManager, set_default_manager
+
+    class Recording(ModelManager):
+        def load(self, models, *, memory_required=None, **kwargs):
+            asked.append(memory_required)
+            return super().load(models, memory_required=memory_required, **kwargs)
+
+    asked: list[int] = []
+    manager = Recording("cpu")
+    set_default_manager(manager)
+    try:
+        vae = load_wan_vae(tiny_file, device="cpu")
+        vae.decode(torch.zeros(1, 16, 2, 4, 4))
+        manager.unload(vae.patcher)  # so the next decode asks again
+        vae.decode(torch.zeros(3, 16, 9, 4, 4))  # three clips, four times the frames
+    finally:
+        set_default_manager(None)
+    assert len(asked) == 2 and asked[0] == asked[1] == decode_memory_estimate((1, 16, 2, 4, 4), tiny_config()) > 0
+
+
 def test_plugin_declares_the_format_and_the_tiny_model(hearth_plugins, tiny_file: Path) -> None:
     from core.models import detect_with_plugins, read_header
 
