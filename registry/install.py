@@ -344,8 +344,8 @@ def _explain(uv_error: str, env: Environment, sources: Sources, known: dict[str,
                     "a registry without a simple index needs a Hearth registry in mirror mode in front of it)")
     unversioned = {n.pack for n in needs_in(uv_error) if not n.version}
     message = conflict_message(uv_error, env.base, index_versions(unversioned, sources) if unversioned else None)
-    if sources.offline and "offline" in uv_error.lower():
-        return f"{message} (offline: only what is already cached can be used)"
+    if sources.offline:
+        return f"{message} (offline: only what uv has cached from these registries can be used)"
     return message
 
 

@@ -138,7 +138,7 @@ def lock_text(packages: list[LockedPackage], *, paths: dict[str, str] | None = N
 _DEPENDS = re.compile(
     r"(?:all versions of |all of:\s*)?(?P<pkg>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<ver>(?:==|>=|<=|!=|~=|>|<)[^\s,]+)?"
     r" depends? on (?P<req>[A-Za-z0-9][A-Za-z0-9._\-\[\],]*(?:(?:==|>=|<=|!=|~=|>|<)[^\s]*)?)")
-NOT_FOUND = re.compile(r"(?P<pkg>[A-Za-z0-9][A-Za-z0-9._-]*) was not found in the (?:package registry|provided)")
+NOT_FOUND = re.compile(r"(?P<pkg>[A-Za-z0-9][A-Za-z0-9._-]*) was not found in the (?:package registry|provided|cache)")
 _NO_VERSION = re.compile(r"there is no version of (?P<req>[A-Za-z0-9][A-Za-z0-9._-]*(?:[=<>!~]=?[^\s,]+)?)")
 _NO_VERSION_ANY = re.compile(r"there are no versions of (?P<req>[A-Za-z0-9][A-Za-z0-9._-]*(?:[=<>!~]=?[^\s,]+)?)")
 

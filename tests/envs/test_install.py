@@ -315,3 +315,31 @@ def test_a_pack_with_no_installable_version_says_so(packs: Packs, comfy, home: P
     r = comfy("install", name)
     assert r.exit_code == 2
     assert f"pack {name!r} is on {packs.hub.url} but none of its versions can be installed" in r.output, r.output
+
+
+def test_install_offline_from_a_warm_cache(comfy, home: Path, tmp_path: Path):
+    # A registry of its own, stopped halfway: what it served before must still install, offline.
+    from tests.registry_server.conftest import settings_for
+    from tests.registry_server.helpers import Hub
+    from tests.registry_server.servers import RegistryProcess
+
+    server = RegistryProcess(settings_for(tmp_path / "registry")).start()
+    try:
+        own = Packs(Hub(server.url, server.settings), tmp_path / "packs")
+        p = unique("pwarm-")
+        own.hearth(p, deps=("otherdep",))
+        Path(os.environ["COMFY_CONFIG"]).write_text(f'[[registries]]\nurl = "{server.url}"\n')
+        assert comfy("install", p).exit_code == 0
+        assert comfy("env", "create", "offline").exit_code == 0
+    finally:
+        own.hub.close()
+        server.stop()
+    r = comfy("install", p, "--env", "offline", "--offline")
+    assert r.exit_code == 0, r.output
+    offline = envs.get_environment("offline")
+    assert set(offline.current().packs) == {p}
+    assert lock_of(offline) == lock_of(envs.get_environment())
+    r = comfy("uninstall", p, "--env", "offline", "--offline")
+    assert r.exit_code == 0, r.output
+    r = comfy("install", p, "--env", "offline")  # online, the stopped registry is an error that names it
+    assert r.exit_code == 2 and server.url in r.output and "not reachable" in r.output, r.output
