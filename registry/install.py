@@ -289,7 +289,7 @@ def resolve(env: Environment, specs: list[str], sources: Sources, *, prefer: str
     `prefer` is an earlier lock whose versions uv keeps unless a spec or `upgrade` asks otherwise.
     """
     (progress or Progress()).step(f"resolving {len(specs)} pack{'s' if len(specs) != 1 else ''}")
-    work = Path(tempfile.mkdtemp(prefix=".resolve-", dir=env.root))
+    work = Path(tempfile.mkdtemp(prefix="hearth-resolve-"))  # never inside the environment
     try:
         (work / "requirements.in").write_text("\n".join(specs) + "\n", encoding="utf-8")
         out = work / "pylock.toml"
