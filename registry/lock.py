@@ -207,8 +207,10 @@ def conflict_message(uv_error: str, base: dict[str, str], versions: dict[str, li
     parts: list[str] = []
     for need in needs:
         if need.target in base and not _satisfies(base[need.target], need.requirement):
+            via = [n.described(versions) for n in needs if n.target == canonicalize_name(need.pack)]
             parts.append(f"{need.described(versions)} needs {need.requirement} but the environment's base has "
-                         f"{need.target} {base[need.target]}")
+                         f"{need.target} {base[need.target]}" + (f" ({need.pack} is needed by {', '.join(via)})"
+                                                                 if via else ""))
     if not parts:
         by_target: dict[str, list[Need]] = {}
         for need in needs:

@@ -46,6 +46,18 @@ def test_versions_known_from_the_index_replace_all_versions():
         "conflict: every version of pack-a (1.0 to 1.2) needs torch<2")
 
 
+CHAIN = """error: No solution found when resolving dependencies
+  cause: Because only torch>=2 is available and all versions of pack-a depend on torch<2, we can conclude that \
+all versions of pack-a cannot be used.
+         And because all versions of pack-top depend on pack-a and you require pack-top, we can conclude that your \
+requirements are unsatisfiable."""
+
+
+def test_a_base_conflict_deep_in_the_packs_says_which_pack_pulled_it_in():
+    assert conflict_message(CHAIN, BASE) == ("conflict: pack-a needs torch<2 but the environment's base has torch "
+                                             "2.13.0+cpu (pack-a is needed by pack-top)")
+
+
 def test_two_packs_that_disagree_are_both_named():
     assert conflict_message(TWO_PACKS, BASE) == \
         "conflict: pack-d 1.0 needs depx>=1.2,<2 but pack-c 1.0 needs depx<1.1"
