@@ -143,6 +143,8 @@ def test_latent_format_round_trips() -> None:
 def test_vae_value_encodes_and_decodes_frames(tiny_file: Path, model: WanVAEModel) -> None:
     vae = load_wan_vae(tiny_file, device="cpu")
     assert (vae.downscale_ratio, vae.temporal_compression, vae.latent_channels) == (8, 4, 16)
+    assert (vae.spacial_compression_decode(), vae.temporal_compression_decode(), vae.latent_dimensions) == (8, 4, 3)
+    assert vae.first_stage_model is vae.model and vae.device == torch.device("cpu") and vae.vae_dtype == torch.float32
     pixels = ((clip(10, 36)[0].permute(1, 2, 3, 0) + 1) / 2)  # [10, 36, 36, 3]: 10 frames, off the 8-pixel grid
     latent = vae.encode(pixels)
     assert latent.shape == (1, 16, 3, 4, 4)  # frames 0..8 used; 36 px cropped to 32 around the centre

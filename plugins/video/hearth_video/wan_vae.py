@@ -515,6 +515,28 @@ class WanVAE:
     def latent_channels(self) -> int:
         return self.config.z_dim
 
+    # ComfyUI's names for the same facts, for custom nodes written against its VAE.
+    def spacial_compression_decode(self) -> int:
+        return self.downscale_ratio
+
+    def spacial_compression_encode(self) -> int:
+        return self.downscale_ratio
+
+    def temporal_compression_decode(self) -> int:
+        return self.temporal_compression
+
+    @property
+    def first_stage_model(self) -> nn.Module:
+        return self.model
+
+    @property
+    def device(self) -> torch.device:
+        return self.patcher.load_device
+
+    @property
+    def vae_dtype(self) -> torch.dtype:
+        return self.model.dtype
+
     def clone(self) -> WanVAE:
         return WanVAE(self.model, self.patcher.clone(), self.source)
 
