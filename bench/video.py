@@ -47,7 +47,8 @@ def _status_kb(field: str) -> int:
 
 def _make_vae(base_dim: int, device: str) -> Any:
     import torch
-    from hearth_video.wan_vae import WanVAE, WanVAEConfig, WanVAEModel
+    from hearth_video.wan_vae import WanVAEConfig, WanVAEModel
+    from hearth_video.wan_vae_value import WanVAE
 
     from core.models import PatchedModel
 

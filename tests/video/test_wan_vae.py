@@ -177,7 +177,7 @@ def test_tiled_decode_and_encode_with_one_tile_equal_the_plain_ones(tiny_file: P
 
 
 def test_tiles_blend_back_into_the_whole() -> None:
-    from hearth_video.wan_vae import _tiled
+    from hearth_video.wan_vae_value import _tiled
 
     x = torch.randn(1, 2, 3, 11, 13, generator=torch.Generator().manual_seed(5))
 
