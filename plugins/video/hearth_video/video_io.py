@@ -251,6 +251,10 @@ def _open(path: Path) -> Any:
     if not container.streams.video:
         container.close()
         raise VideoFileError(f"{path}: holds no video stream")
+    if container.streams.video[0].codec_context is None:  # FFmpeg knows the container, not this codec
+        container.close()
+        raise VideoFileError(f"{path}: its video codec is not one this PyAV build decodes; convert it to H.264 MP4 "
+                             f"or VP9 WEBM")
     return container
 
 
