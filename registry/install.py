@@ -8,7 +8,6 @@ up on an index, and they are left out of the lock, so an environment never downl
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -22,17 +21,14 @@ import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlparse
+from pathlib import Path
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from registry.config import PackNotFound, Registry, source_for_pack
+from registry.artifacts import Progress, comfyui_entry, extract_custom_node, fetch
+from registry.config import Registry
 from registry.envs import (
     Environment,
-    EnvironmentError_,
     base_drift,
     finish_generation,
     fix_scripts,
@@ -46,69 +42,21 @@ from registry.envs import (
 from registry.lock import (
     NOT_FOUND,
     Lock,
-    LockedPackage,
     LockError,
     conflict_message,
     lock_text,
     needs_in,
     parse_lock,
 )
+from registry.sources import (
+    InstallError,
+    Sources,
+    find_sources,
+    index_versions,
+    parse_spec,
+)
 
-if TYPE_CHECKING:
-    import httpx
-
-ENV_PYPI = "COMFY_PYPI_URL"  # the index after the registries; "none" for none
-ENV_FIND_LINKS = "COMFY_FIND_LINKS"  # extra folders or pages of wheels, os.pathsep-separated
 ENV_PAUSE = "HEARTH_TEST_PAUSE_BEFORE_SWITCH"  # tests: write this file, then wait, just before the switch
-DEFAULT_PYPI = "https://pypi.org/simple"
-CUSTOM_NODES_GROUP = "comfyui.custom_nodes"
-
-
-class InstallError(EnvironmentError_):
-    """An install, lock or sync could not be done; the environment is unchanged. One line."""
-
-    def __init__(self, message: str, uv_error: str = ""):
-        super().__init__(message)
-        self.uv_error = uv_error  # uv's own explanation, when the resolver refused
-
-
-class Progress:
-    """What an install reports as it goes; the CLI shows it with rich, the library default says nothing."""
-
-    def step(self, text: str) -> None:
-        pass
-
-    def download(self, name: str, total: int | None) -> Callable[[int], None]:
-        """Called when a download starts; returns the callable that is given each chunk's size."""
-        return lambda n: None
-
-
-@dataclass(frozen=True)
-class Sources:
-    """Where packages come from, in priority order: the registries, then PyPI (or none), plus find-links."""
-
-    registries: tuple[Registry, ...] = ()
-    pypi: str | None = DEFAULT_PYPI
-    find_links: tuple[str, ...] = ()
-    offline: bool = False
-
-    @classmethod
-    def from_environment(cls, registries: Iterable[Registry] = (), offline: bool = False) -> Sources:
-        pypi = os.environ.get(ENV_PYPI, DEFAULT_PYPI).strip()
-        links = tuple(p for p in os.environ.get(ENV_FIND_LINKS, "").split(os.pathsep) if p)
-        return cls(tuple(registries), None if pypi.lower() in ("", "none", "off") else pypi, links, offline)
-
-    def registry_for_url(self, url: str) -> str:
-        """The registry an artifact URL belongs to ("" for PyPI and local files)."""
-        for r in self.registries:
-            if url.startswith(r.url + "/"):
-                return r.url
-        if "/files/" in url and url.startswith(("http://", "https://")):
-            return url.split("/files/", 1)[0]
-        return ""
-
-    def token_for_url(self, url: str) -> str | None:
-        return next((r.token for r in self.registries if r.token and url.startswith(r.url + "/")), None)
 
 
 @dataclass
@@ -129,86 +77,12 @@ class Result:
 
 # -- requested specs -----------------------------------------------------------------------------------------------
 
-def parse_spec(text: str) -> Requirement:
-    """`PACK`, `PACK==VERSION` or `PACK<SPEC>` as a requirement; a bad one is named."""
-    try:
-        req = Requirement(text.strip())
-    except InvalidRequirement as exc:
-        raise InstallError(f"pack spec {text!r} is not valid ({exc}); write PACK, PACK==1.2.0 or 'PACK>=1.2'") from None
-    if req.url:
-        raise InstallError(f"pack spec {text!r}: direct URLs are not installed; publish the pack to a registry")
-    return req
-
-
 def merge_specs(old: list[str], new: Iterable[str]) -> list[str]:
     """The requested list with each new spec replacing an old one for the same pack."""
     merged = {canonicalize_name(parse_spec(s).name): s for s in old}
     for s in new:
         merged[canonicalize_name(parse_spec(s).name)] = str(parse_spec(s))
     return [merged[k] for k in sorted(merged)]
-
-
-def find_sources(specs: Iterable[str], registries: list[Registry]) -> dict[str, str]:
-    """pack -> the registry it comes from (the highest-priority one that has it); every missing pack is named.
-
-    Asks each registry's simple index, the very pages uv resolves from, by priority (`source_for_pack`): a
-    registry that cannot answer (offline, refusing the token) is an error, never a reason to try the next.
-    """
-    return _find_sources(specs, registries, simple_index_lookup)
-
-
-def simple_index_lookup(registry: Registry, name: str) -> dict | None:
-    """The registry's PEP 691 page for `name`, or None when it has no such project (stdlib only: it is quick)."""
-    import urllib.error
-    import urllib.request
-
-    headers = {"Accept": "application/vnd.pypi.simple.v1+json"}
-    if registry.token:
-        headers["Authorization"] = f"Bearer {registry.token}"
-    url = f"{registry.url}/simple/{canonicalize_name(name)}/"
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=15) as response:
-            return json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
-        said = _error_text(exc.read())
-        hint = f" (run `comfy login --registry {registry.url}`)" if exc.code in (401, 403) else ""
-        raise InstallError(f"registry {registry.url} answered {exc.code}: {said}{hint}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise InstallError(f"registry {registry.url} is not reachable ({reason}); check the URL and that the "
-                           "server is running") from None
-
-
-def _error_text(body: bytes) -> str:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body.decode("utf-8", "replace").strip()[:200] or "no detail"
-    if isinstance(data, dict):
-        err = data.get("error")
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])
-        return str(data.get("message") or data.get("detail") or data)[:200]
-    return str(data)[:200]
-
-
-def _find_sources(specs: Iterable[str], registries: list[Registry],
-                  lookup: Callable[[Registry, str], dict | None]) -> dict[str, str]:
-    found, missing = {}, []
-    for spec in specs:
-        name = parse_spec(spec).name
-        got = source_for_pack(name, registries, lookup)
-        if isinstance(got, PackNotFound):
-            missing.append(got)
-        else:
-            found[canonicalize_name(name)] = got[0].url
-    if missing:
-        names = ", ".join(repr(m.name) for m in missing)
-        raise InstallError(f"pack{'s' if len(missing) > 1 else ''} {names} not found on "
-                           f"{', '.join(missing[0].searched)}; check the name with `comfy search`")
-    return found
 
 
 # -- the base: stand-in wheels -------------------------------------------------------------------------------------
@@ -247,10 +121,6 @@ def base_constraints(env: Environment) -> Path:
 
 def cache_dir() -> Path:
     return Path(os.environ["UV_CACHE_DIR"]) if os.environ.get("UV_CACHE_DIR") else hearth_home() / "cache" / "uv"
-
-
-def artifacts_dir() -> Path:
-    return hearth_home() / "cache" / "artifacts"
 
 
 def _uv_env(sources: Sources) -> dict[str, str]:
@@ -317,21 +187,6 @@ def resolve(env: Environment, specs: list[str], sources: Sources, *, prefer: str
         shutil.rmtree(work, ignore_errors=True)
 
 
-def index_versions(names: Iterable[str], sources: Sources) -> dict[str, list[str]]:
-    """pack -> its versions on the first registry whose simple index has it (best effort: {} when offline)."""
-    found: dict[str, list[str]] = {}
-    if sources.offline:
-        return found
-    for name in names:
-        with contextlib.suppress(InstallError):
-            got = source_for_pack(name, list(sources.registries), simple_index_lookup)
-            if not isinstance(got, PackNotFound):
-                versions = got[1].get("versions")
-                if isinstance(versions, list):
-                    found[canonicalize_name(name)] = [str(v) for v in versions]
-    return found
-
-
 def _explain(uv_error: str, env: Environment, sources: Sources, known: dict[str, str]) -> str:
     unavailable = [m.group("pkg") for m in NOT_FOUND.finditer(uv_error)]
     unavailable += [m.group(1) for m in re.finditer(r"there (?:is|are) no versions? of ([A-Za-z0-9][A-Za-z0-9._-]*)"
@@ -347,123 +202,6 @@ def _explain(uv_error: str, env: Environment, sources: Sources, known: dict[str,
     if sources.offline:
         return f"{message} (offline: only what uv has cached from these registries can be used)"
     return message
-
-
-# -- fetching ------------------------------------------------------------------------------------------------------
-
-def _cached_path(p: LockedPackage) -> Path:
-    return artifacts_dir() / p.artifact.sha256 / p.artifact.filename
-
-
-def fetch(lock: Lock, sources: Sources, progress: Progress | None = None) -> dict[str, Path]:
-    """Every artifact of the lock in the local cache, each checked against its sha256; name -> path.
-
-    A file whose hash differs is refused (and not kept): "tampered or corrupt" names the package and URL.
-    """
-    progress = progress or Progress()
-    wanted = [p for p in lock.packages if not _cached_path(p).is_file()]
-    if wanted and sources.offline:
-        names = ", ".join(f"{p.name} {p.version}" for p in wanted)
-        raise InstallError(f"offline and not in the cache: {names}; run it once online")
-    if wanted:
-        import httpx  # deferred: a no-op `comfy sync` never needs the network stack
-
-        progress.step(f"downloading {len(wanted)} file{'s' if len(wanted) != 1 else ''}")
-        with httpx.Client(timeout=60, follow_redirects=True) as client, ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda p: _download(client, p, sources, progress), wanted))
-    return {p.name: _cached_path(p) for p in lock.packages}
-
-
-def _download(client: httpx.Client, p: LockedPackage, sources: Sources, progress: Progress) -> None:
-    import httpx
-
-    dest = _cached_path(p)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
-    digest = hashlib.sha256()
-    url = p.artifact.url
-    try:
-        with open(tmp, "wb") as out:
-            if url.startswith("file://"):
-                src = Path(unquote(urlparse(url).path))
-                advance = progress.download(p.artifact.filename, src.stat().st_size if src.exists() else None)
-                try:
-                    with open(src, "rb") as f:
-                        while block := f.read(1 << 20):
-                            digest.update(block)
-                            out.write(block)
-                            advance(len(block))
-                except OSError as exc:
-                    raise InstallError(f"{p.name} {p.version}: cannot read {src}: {exc.strerror}") from None
-            else:
-                token = sources.token_for_url(url)
-                headers = {"Authorization": f"Bearer {token}"} if token else {}
-                try:
-                    with client.stream("GET", url, headers=headers) as response:
-                        if response.status_code >= 400:
-                            raise InstallError(f"{p.name} {p.version}: {url} answered {response.status_code}; "
-                                               "run `comfy lock` again if the registry has changed")
-                        size = response.headers.get("content-length")
-                        advance = progress.download(p.artifact.filename, int(size) if size else None)
-                        for block in response.iter_bytes(1 << 20):
-                            digest.update(block)
-                            out.write(block)
-                            advance(len(block))
-                except httpx.TransportError as exc:
-                    raise InstallError(f"{p.name} {p.version}: download from {url} failed "
-                                       f"({type(exc).__name__}: {exc or 'no answer'})") from None
-        if digest.hexdigest() != p.artifact.sha256:
-            raise InstallError(f"{p.name} {p.version}: hash mismatch for {url} (expected sha256 "
-                               f"{p.artifact.sha256[:16]}…, got {digest.hexdigest()[:16]}…); the file is tampered "
-                               "or corrupt and was refused, nothing was installed")
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
-# -- ComfyUI-format packs ------------------------------------------------------------------------------------------
-
-def comfyui_entry(wheel: Path) -> tuple[str, str] | None:
-    """(pack id, package folder) when the wheel is a ComfyUI-format pack (a `comfyui.custom_nodes` entry point)."""
-    with zipfile.ZipFile(wheel) as zf:
-        eps = [n for n in zf.namelist() if n.endswith(".dist-info/entry_points.txt") and n.count("/") == 1]
-        if not eps:
-            return None
-        group = None
-        for line in zf.read(eps[0]).decode("utf-8", "replace").splitlines():
-            line = line.strip()
-            if line.startswith("["):
-                group = line.strip("[]").strip()
-            elif group == CUSTOM_NODES_GROUP and "=" in line:
-                key, value = (s.strip() for s in line.split("=", 1))
-                return key, value.split(":")[0]
-    return None
-
-
-def extract_custom_node(wheel: Path, pack_id: str, package: str, custom_nodes: Path) -> Path:
-    """The wheel's `package/` folder as custom_nodes/<pack_id>/, refusing any member that escapes it."""
-    if not pack_id or "/" in pack_id or pack_id in (".", "..") or pack_id.startswith("."):
-        raise InstallError(f"{wheel.name}: custom-node name {pack_id!r} is not a safe folder name")
-    target = custom_nodes / pack_id
-    target.mkdir(parents=True)
-    root = target.resolve()
-    with zipfile.ZipFile(wheel) as zf:
-        for info in zf.infolist():
-            if not info.filename.startswith(package + "/") or info.is_dir():
-                continue
-            rel = PurePosixPath(info.filename[len(package) + 1:])
-            mode = info.external_attr >> 16
-            if rel.is_absolute() or ".." in rel.parts or "\\" in info.filename or (mode & 0o170000) == 0o120000:
-                raise InstallError(f"{wheel.name}: member {info.filename!r} would escape custom_nodes/{pack_id} "
-                                   "(absolute path, '..' or a link); refused")
-            dest = (target / rel).resolve()
-            if not dest.is_relative_to(root):
-                raise InstallError(f"{wheel.name}: member {info.filename!r} escapes custom_nodes/{pack_id}; refused")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out)
-    return target
 
 
 # -- generations ---------------------------------------------------------------------------------------------------
