@@ -12,6 +12,7 @@ import click
 
 from cli.main import HearthGroup, UserError
 from registry import envs
+from registry.base import base_drift
 from registry.envs import Environment, EnvironmentError_
 
 
@@ -128,7 +129,7 @@ def info(env_name: str | None, as_json: bool) -> None:
     e = envs.get_environment(env_name)
     data = env_summary(e)
     data["base"] = e.base
-    data["base_drift"] = {k: list(v) for k, v in envs.base_drift(e).items()}
+    data["base_drift"] = {k: list(v) for k, v in base_drift(e).items()}
     data["pack_details"] = e.current().packs
     if as_json:
         _echo_json(data)
@@ -140,7 +141,7 @@ def info(env_name: str | None, as_json: bool) -> None:
     console.print(f"  base: comfy-hearth {e.base.get('comfy-hearth', '?')}, torch {e.base.get('torch', 'none')}, "
                   f"{len(e.base)} packages in all (fixed; never installed into the environment)", highlight=False,
                   soft_wrap=True)
-    drift = envs.base_drift(e)
+    drift = base_drift(e)
     if drift:
         changed = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in sorted(drift.items())[:5])
         console.print(f"  [yellow]warning:[/] Hearth's runtime has changed since this environment was made "

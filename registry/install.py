@@ -26,10 +26,10 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from registry.artifacts import Progress, comfyui_entry, extract_custom_node, fetch
+from registry.base import base_drift
 from registry.config import Registry
 from registry.envs import (
     Environment,
-    base_drift,
     finish_generation,
     fix_scripts,
     hearth_home,
