@@ -107,7 +107,13 @@ def _report(result: installer.Result, as_json: bool, verb: str) -> None:
 @user_errors
 def install(packs: tuple[str, ...], workflow: Path | None, env_name: str | None, registry_url: str | None,
             offline: bool, as_json: bool) -> None:
-    """Install PACK[==VERSION|SPEC]... into an environment: resolve, lock, verify hashes, switch atomically."""
+    """Install PACK[==VERSION|SPEC]... into an environment: resolve, lock, verify hashes, switch atomically.
+
+    Packs come from the configured registries, highest priority first (a name a higher registry has is never
+    taken from a lower one); their Python packages from those registries, then PyPI ($COMFY_PYPI_URL, "none"
+    for no PyPI) and any folders in $COMFY_FIND_LINKS. Torch and the rest of Hearth's base are never installed:
+    the environment uses Hearth's own. The result is a new generation; `comfy env rollback` returns to the last.
+    """
     env = envs.get_environment(env_name)
     registries = _registries(registry_url)
     workflow_packs: list[str] = []
