@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from registry.envs import EnvironmentError_
 ENV_PYPI = "COMFY_PYPI_URL"  # the index after the registries; "none" for none
 ENV_FIND_LINKS = "COMFY_FIND_LINKS"  # extra folders or pages of wheels, os.pathsep-separated
 DEFAULT_PYPI = "https://pypi.org/simple"
+_HEARTH_FILE = re.compile(r"^(https?://.+?)/files/[0-9a-f]{64}/[^/]+\.whl$")
 
 
 class InstallError(EnvironmentError_):
@@ -48,9 +50,8 @@ class Sources:
         for r in self.registries:
             if url.startswith(r.url + "/"):
                 return r.url
-        if "/files/" in url and url.startswith(("http://", "https://")):
-            return url.split("/files/", 1)[0]
-        return ""
+        found = _HEARTH_FILE.match(url)  # a Hearth registry's layout, for a lock from a registry not configured here
+        return found.group(1) if found else ""
 
     def token_for_url(self, url: str) -> str | None:
         return next((r.token for r in self.registries if r.token and url.startswith(r.url + "/")), None)
