@@ -268,6 +268,10 @@ def _populate(env: Environment, gen: Path, lock: Lock, files: dict[str, Path], s
     for p in lock.packages:
         entry = layout[p.name]
         if entry is not None:
+            # uv re-checks the hash of every file it installs; these it never sees, so check the cached copy here.
+            if _file_sha256(files[p.name]) != p.artifact.sha256:
+                raise InstallError(f"{p.name} {p.version}: the cached {files[p.name].name} no longer matches the "
+                                   f"lock's sha256 (tampered or corrupt); delete {files[p.name].parent} and retry")
             extract_custom_node(files[p.name], entry[0], entry[1], custom_nodes)
     (gen / "layout.json").write_text(json.dumps({k: list(v) for k, v in layout.items() if v}), encoding="utf-8")
 
@@ -284,6 +288,14 @@ def _packs_record(gen: Path, lock: Lock, sources: Sources, requested: list[str])
             packs[p.name] = {"version": p.version, "registry": registry, "format": "comfyui" if entry else "hearth",
                              "folder": entry[0] if entry else "", "requested": wanted.get(p.name, "")}
     return packs
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _digest(text: str) -> str:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,14 @@ def test_comfyui_pack_goes_to_custom_nodes_with_its_requirements_in_the_lock(pac
     assert not any(n.startswith(c.replace("-", "_")) for n in site_names(env))  # not also in site-packages
     assert run_in_env(env, "import otherdep; print(otherdep.VERSION)") == "0.3"
     assert env.current().packs[c]["format"] == "comfyui"
+    # A cached copy changed behind the cache's back is caught before it is unpacked into another environment.
+    [cached] = (home / "cache" / "artifacts").rglob(f"{c.replace('-', '_')}-*.whl")
+    with zipfile.ZipFile(cached, "a") as zf:
+        zf.writestr(f"{c.replace('-', '_')}/evil.py", "x = 1\n")
+    assert comfy("env", "create", "second").exit_code == 0
+    r = comfy("install", c, "--env", "second")
+    assert r.exit_code == 2 and "tampered or corrupt" in r.output, r.output
+    assert envs.get_environment("second").generation == 0
 
 
 def _tamper_stored_wheel(packs: Packs, detail: dict) -> None:
