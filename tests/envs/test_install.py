@@ -188,6 +188,8 @@ def test_killed_install_leaves_the_environment_as_it_was(packs: Packs, comfy, ho
         assert proc.poll() is None, proc.stdout.read()
         assert time.monotonic() < deadline, "install never reached the switch"
         time.sleep(0.05)
+    r = comfy("install", second)  # while the first holds the environment, a second change is refused
+    assert r.exit_code == 2 and "being changed by another comfy command" in r.output, r.output
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert (env.generation, env.lock_path.read_text(), sorted(site_names(env)), env.current().packs) == before
