@@ -27,6 +27,8 @@ demo: $(VENV)/.installed
 	$(BIN)/comfy run examples/workflows/txt2img_lora_sd1_api.json --models-dir output/demo/models --out output/demo
 	$(BIN)/comfy run examples/workflows/txt2img_lora_sd1_api.json --models-dir output/demo/models --out output/demo \
 		--set 10.strength_model=0.3
+	$(BIN)/comfy run examples/workflows/txt2video_animatediff_sd1_api.json --models-dir output/demo/models --out output/demo
+	$(BIN)/comfy run examples/workflows/txt2video_wan_api.json --models-dir output/demo/models --out output/demo
 	# The first-party plugins through the registry: publish, install into an environment, run there.
 	COMFY=$(abspath $(BIN))/comfy PYTHON=$(abspath $(BIN))/python examples/registry_demo.sh
 
