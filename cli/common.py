@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from cli.main import UserError
+from core.executor.workflow import WorkflowFileError, read_workflow_file
 from core.plugins import PluginManager, load_plugins
 
 
@@ -90,17 +91,9 @@ def plugins_for(custom_nodes: tuple[Path, ...], quiet: bool = False, env_name: s
 
 def read_json(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8-sig")  # tolerate the BOM some Windows editors write
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a folder, not a workflow file") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        return read_workflow_file(path)
+    except WorkflowFileError as exc:
+        raise UserError(str(exc)) from None
 
 
 def echo_json(data: Any) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from core.executor.workflow import DROPPED, is_ui_workflow
+from core.executor.workflow import DROPPED, WorkflowFileError, is_ui_workflow, read_workflow_file
 from registry.client import RegistryClient
 from registry.config import Registry
 
@@ -28,19 +28,10 @@ class WorkflowError(ValueError):
 
 
 def read_workflow(path: str | Path) -> Any:
-    path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise WorkflowError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise WorkflowError(f"{path}: is a folder, not a workflow file") from None
-    except UnicodeDecodeError as exc:
-        raise WorkflowError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise WorkflowError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        return read_workflow_file(path)
+    except WorkflowFileError as exc:
+        raise WorkflowError(str(exc)) from None
 
 
 def workflow_node_classes(data: Any, source: str = "workflow") -> set[str]:

@@ -8,7 +8,9 @@ dropped, Reroute is folded into the link it carries, PrimitiveNode's value is wr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from core.executor.graph import PromptFormatError
@@ -19,6 +21,27 @@ DROPPED = frozenset({"Note", "MarkdownNote"})
 MODE_MUTED, MODE_BYPASS = 2, 4
 CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
 SUBGRAPH_INPUT, SUBGRAPH_OUTPUT = -10, -20
+
+
+class WorkflowFileError(ValueError):
+    """A workflow file could not be read as JSON; ``str()`` is one line naming the file and the problem."""
+
+
+def read_workflow_file(path: str | Path) -> Any:
+    """The JSON in a workflow file (either format), tolerating the BOM some Windows editors write."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise WorkflowFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise WorkflowFileError(f"{path}: is a folder, not a workflow file") from None
+    except UnicodeDecodeError as exc:
+        raise WorkflowFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise WorkflowFileError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
 
 
 def is_ui_workflow(data: Any) -> bool:
