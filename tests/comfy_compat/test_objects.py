@@ -238,20 +238,6 @@ def test_block_patches_reach_the_unet(pm: PluginManager, parts, probe) -> None:
     assert skips == [("input", i) for i in range(len(model.diffusion.unet.input_blocks))]
 
 
-def test_unapplied_options_are_logged_once(parts, probe, caplog: pytest.LogCaptureFixture) -> None:
-    from hearth_sd import model_options
-
-    clone = parts[0].clone()
-    clone.set_model_sampler_post_cfg_function(lambda args: args["denoised"])
-    model_options._warned.discard("sampler_post_cfg_function")
-    with caplog.at_level("WARNING", logger="hearth.sd"):
-        evaluate(clone, probe)
-        evaluate(clone, probe)
-    warnings = [r.getMessage() for r in caplog.records if "sampler_post_cfg_function" in r.getMessage()]
-    assert warnings == ["a custom node set sampler_post_cfg_function on this SD model; Hearth does not apply it yet, "
-                        "so it has no effect"]
-
-
 def test_clip_tokenize_encode_and_clone(pm: PluginManager, parts) -> None:
     clip = parts[1]
     ((cond, options),) = run_node(pm, "EncodeTokens", clip, "a red cat")[0]

@@ -3,12 +3,19 @@
 :func:`predict` evaluates several CONDITIONING lists on one noisy latent and returns one denoised prediction
 per list, each the weighted average of its regions that apply at this sigma. Regions that fit one model call
 (same crop size, same text length, same option keys) run together as one batch, as ComfyUI runs positive and
-negative together.
+negative together; the batch's ``options["cond_index"]`` (a ``[B]`` tensor) tells the model which list each
+item predicts, from which the SD model builds ComfyUI's ``cond_or_uncond``.
+
+:class:`Guidance` combines the predictions as ComfyUI's ``sampling_function`` does, honouring the functions
+custom nodes store in the MODEL's ``model_options`` (read duck-typed, so any model family gets them):
+``sampler_pre_cfg_function`` (list), ``sampler_cfg_function``, ``sampler_post_cfg_function`` (list) and
+``disable_cfg1_optimization``. Their argument dicts carry ComfyUI's keys; see docs/data-types.md.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -59,7 +66,10 @@ def predict(model: Any, conditionings: list[list[Region] | None], x: torch.Tenso
         x_in = torch.cat([region.crop(x) for region in regions])
         cond = torch.cat([_repeat_to(region.cond.to(x.device), batch) for region in regions])
         sigma_in = sigma.reshape(-1).expand(batch).repeat(len(regions))
-        out = model.denoise(x_in, sigma_in, cond, _batched_options(regions, batch, x.device))
+        options = _batched_options(regions, batch, x.device)
+        # Which CONDITIONING list each batch item predicts (0: the first, usually the positive; 1: the negative).
+        options["cond_index"] = torch.tensor([index for index, _ in members], device=x.device).repeat_interleave(batch)
+        out = model.denoise(x_in, sigma_in, cond, options)
         for k, (index, region) in enumerate(members):
             weight = region.weight(x)
             region.crop(sums[index]).add_(out[k * batch:(k + 1) * batch] * weight)
@@ -72,6 +82,59 @@ def cfg(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
     return uncond + (cond - uncond) * scale
 
 
+def model_options_of(model: Any) -> Mapping[str, Any]:
+    """The MODEL's ``model_options`` (ComfyUI's layout), or an empty mapping for a model without them."""
+    options = getattr(model, "model_options", None)
+    return options if isinstance(options, Mapping) else {}
+
+
+def inner_model(model: Any) -> Any:
+    """What ComfyUI passes as ``args["model"]``: its BaseModel, ``model.model`` here (``model_sampling`` ...)."""
+    return getattr(model, "model", model)
+
+
+def _check_prediction(what: str, value: Any, like: torch.Tensor) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor) or value.shape != like.shape:
+        got = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(f"a custom node's {what} returned {got}, not a tensor of shape {list(like.shape)}: "
+                         f"fix or remove the node that patched this MODEL")
+    return value
+
+
+def cfg_function(model: Any, options: Mapping[str, Any], cond_pred: torch.Tensor, uncond_pred: torch.Tensor,
+                 scale: float, x: torch.Tensor, sigma: torch.Tensor, cond: Any = None,
+                 uncond: Any = None) -> torch.Tensor:
+    """ComfyUI's ``cfg_function``: :func:`cfg`, or the model's ``sampler_cfg_function``, then each
+    ``sampler_post_cfg_function``.
+
+    ``sampler_cfg_function`` works in noise space as ComfyUI's does: it receives ``cond = x - cond_pred`` and
+    ``uncond = x - uncond_pred`` and returns a noise ``n``; the guided prediction is ``x - n``. The post-CFG
+    functions receive the guided ``denoised`` and return a new one; their ``cond`` / ``uncond`` are the
+    conditionings (Hearth's region lists; ``uncond`` is None where the negative was skipped).
+    """
+    fn = options.get("sampler_cfg_function")
+    view = inner_model(model)
+    if fn is not None:
+        args = {"cond": x - cond_pred, "uncond": x - uncond_pred, "cond_scale": scale, "timestep": sigma,
+                "input": x, "sigma": sigma, "cond_denoised": cond_pred, "uncond_denoised": uncond_pred,
+                "model": view, "model_options": options}
+        result = x - _check_prediction("sampler_cfg_function", fn(args), x)
+    else:
+        result = cfg(cond_pred, uncond_pred, scale)
+    for post in options.get("sampler_post_cfg_function", ()):
+        args = {"denoised": result, "cond": cond, "uncond": uncond, "cond_scale": scale, "model": view,
+                "uncond_denoised": uncond_pred, "cond_denoised": cond_pred, "sigma": sigma,
+                "model_options": options, "input": x}
+        result = _check_prediction("sampler_post_cfg_function", post(args), x)
+    return result
+
+
+def _batch_sigma(sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    # ComfyUI's functions get sigma per batch item ([B]), as its samplers pass it.
+    sigma = sigma.reshape(-1).to(x.device)
+    return sigma.repeat(x.shape[0]) if sigma.shape[0] == 1 and x.shape[0] != 1 else sigma
+
+
 class Guidance:
     """The denoiser a sampler calls, ``(x, sigma) -> denoised``, for one model and its guidance."""
 
@@ -80,27 +143,50 @@ class Guidance:
         self.model, self.positive, self.negative, self.middle = model, positive, negative, middle
         self.scale, self.scale_2, self.style = scale, scale_2, style
 
-    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **_: Any) -> torch.Tensor:
-        if self.middle is not None:
-            return self._dual(x, sigma)
-        if self.negative is None or math.isclose(self.scale, 1.0):
-            # At scale 1 the negative prediction cancels out: one model call instead of two.
-            return predict(self.model, [self.positive], x, sigma)[0]
-        cond, uncond = predict(self.model, [self.positive, self.negative], x, sigma)
-        return cfg(cond, uncond, self.scale)
+    @property
+    def inner_model(self) -> Any:
+        """ComfyUI's ``guider.inner_model`` (its BaseModel): what ``denoise_mask_function``s read
+        ``model_sampling`` from, via ``extra_options["model"].inner_model``."""
+        return inner_model(self.model)
 
-    def _dual(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        # DualCFGGuider (ComfyUI): "regular" guides the second conditioning from the negative and adds the first
-        # one's difference from the second; "nested" guides the first from the second, then that from the
-        # negative. Predictions a scale of 1 cancels are not computed.
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **_: Any) -> torch.Tensor:
+        options = model_options_of(self.model)
+        if self.middle is not None:
+            return self._dual(x, sigma, options)
+        pre = options.get("sampler_pre_cfg_function", ())
+        patched = bool(pre) or options.get("sampler_cfg_function") is not None or bool(options.get("sampler_post_cfg_function"))
+        skip = math.isclose(self.scale, 1.0) and not options.get("disable_cfg1_optimization", False)
+        uncond = None if skip else self.negative
+        if uncond is None and not patched:
+            # The negative prediction cancels out at scale 1 (or there is none): one model call instead of two.
+            return predict(self.model, [self.positive], x, sigma)[0]
+        conds = [self.positive, uncond]
+        out = [torch.zeros_like(x) if p is None else p for p in predict(self.model, conds, x, sigma)]
+        if not patched:
+            return cfg(out[0], out[1], self.scale)
+        sigma = _batch_sigma(sigma, x)
+        for fn in pre:
+            args = {"conds": conds, "conds_out": out, "cond_scale": self.scale, "timestep": sigma, "input": x,
+                    "sigma": sigma, "model": self.inner_model, "model_options": options}
+            out = list(fn(args))
+        return cfg_function(self.model, options, out[0], out[1], self.scale, x, sigma, self.positive, uncond)
+
+    def _dual(self, x: torch.Tensor, sigma: torch.Tensor, options: Mapping[str, Any]) -> torch.Tensor:
+        # DualCFGGuider (ComfyUI): "regular" guides the second conditioning from the negative (through the model's
+        # CFG functions) and adds the first one's difference from the second; "nested" guides the first from the
+        # second (through them), then that from the negative. Predictions a scale of 1 cancels are not computed
+        # (a skipped one counts as 0, as in ComfyUI), unless the model sets disable_cfg1_optimization.
+        keep = options.get("disable_cfg1_optimization", False)
+        sig = _batch_sigma(sigma, x)
         if self.style == "nested":
-            if math.isclose(self.scale, 1.0):
-                positive, negative = predict(self.model, [self.positive, self.negative], x, sigma)
-                return cfg(positive, negative, self.scale_2)
-            negative, middle, positive = predict(self.model, [self.negative, self.middle, self.positive], x, sigma)
-            return cfg(cfg(positive, middle, self.scale), negative, self.scale_2)
-        if math.isclose(self.scale_2, 1.0):
-            middle, positive = predict(self.model, [self.middle, self.positive], x, sigma)
-            return middle + (positive - middle) * self.scale
-        negative, middle, positive = predict(self.model, [self.negative, self.middle, self.positive], x, sigma)
-        return cfg(middle, negative, self.scale_2) + (positive - middle) * self.scale
+            middle = None if math.isclose(self.scale, 1.0) and not keep else self.middle
+            negative, middle_out, positive = self._predict([self.negative, middle, self.positive], x, sigma)
+            guided = cfg_function(self.model, options, positive, middle_out, self.scale, x, sig, self.positive, middle)
+            return cfg(guided, negative, self.scale_2)
+        negative = None if math.isclose(self.scale_2, 1.0) and not keep else self.negative
+        negative_out, middle, positive = self._predict([negative, self.middle, self.positive], x, sigma)
+        guided = cfg_function(self.model, options, middle, negative_out, self.scale_2, x, sig, self.middle, negative)
+        return guided + (positive - middle) * self.scale
+
+    def _predict(self, conds: list[list[Region] | None], x: torch.Tensor, sigma: torch.Tensor) -> list[torch.Tensor]:
+        return [torch.zeros_like(x) if p is None else p for p in predict(self.model, conds, x, sigma)]

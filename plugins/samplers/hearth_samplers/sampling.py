@@ -18,7 +18,7 @@ import torch
 from core import context
 
 from .brownian import BrownianNoise
-from .guidance import Guidance
+from .guidance import Guidance, model_options_of
 from .names import lookup
 from .noise import latent_mask, prepare_noise
 from .preview import progress_preview
@@ -97,17 +97,32 @@ def noised_latent(sampling: Any, sigma: torch.Tensor, noise: torch.Tensor, laten
 
 class Inpainting:
     """The denoiser restricted to ``mask`` (1 = regenerate): outside it the original latent, noised to the current
-    sigma going in and clean coming out, so the sampler sees a consistent image at every step."""
+    sigma going in and clean coming out, so the sampler sees a consistent image at every step.
+
+    ``mask_function`` is a MODEL's ``denoise_mask_function`` (ComfyUI's): called each step as
+    ``fn(sigma, mask, extra_options={"model": denoiser, "sigmas": sigmas})``, it returns the mask for that step
+    (DifferentialDiffusion thresholds a soft mask by the progress through ``sigmas``).
+    """
 
     def __init__(self, denoiser: Callable[..., torch.Tensor], latent: torch.Tensor, noise: torch.Tensor,
-                 mask: torch.Tensor, sampling: Any = None) -> None:
+                 mask: torch.Tensor, sampling: Any = None, mask_function: Callable[..., torch.Tensor] | None = None,
+                 sigmas: torch.Tensor | None = None) -> None:
         self.denoiser, self.latent, self.noise, self.mask, self.sampling = denoiser, latent, noise, mask, sampling
+        self.mask_function, self.sigmas = mask_function, sigmas
         self.keep = 1.0 - mask
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **extra: Any) -> torch.Tensor:
+        mask, keep = self.mask, self.keep
+        if self.mask_function is not None:
+            mask = self.mask_function(sigma, self.mask, extra_options={"model": self.denoiser, "sigmas": self.sigmas})
+            if not isinstance(mask, torch.Tensor) or mask.shape != self.mask.shape:
+                got = list(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+                raise ValueError(f"the MODEL's denoise_mask_function returned {got}, not a mask of shape "
+                                 f"{list(self.mask.shape)}: fix or remove the node that set it")
+            keep = 1.0 - mask
         noised = noised_latent(self.sampling, sigma.reshape(-1).to(x.dtype), self.noise, self.latent)
-        out = self.denoiser(x * self.mask + noised * self.keep, sigma, **extra)
-        return out * self.mask + self.latent * self.keep
+        out = self.denoiser(x * mask + noised * keep, sigma, **extra)
+        return out * mask + self.latent * keep
 
 
 def fix_empty_latent_channels(model: Any, latent: torch.Tensor) -> torch.Tensor:
@@ -127,7 +142,9 @@ class Guider:
         self.cfg, self.cfg_2, self.style = cfg, cfg_2, style
 
     def _model_calls(self) -> int:
-        return 1 + (self.negative is not None and not math.isclose(self.cfg, 1.0)) + (self.middle is not None)
+        keep = model_options_of(self.model).get("disable_cfg1_optimization", False)
+        negative = self.negative is not None and (keep or not math.isclose(self.cfg, 1.0))
+        return 1 + negative + (self.middle is not None)
 
     def sample(self, noise: torch.Tensor, latent_image: torch.Tensor, sampler: Sampler, sigmas: torch.Tensor,
                denoise_mask: torch.Tensor | None = None, callback: Callable[..., None] | None = None,
@@ -155,7 +172,8 @@ class Guider:
             model, regions(self.positive), regions(self.negative), self.cfg,
             regions(self.middle, prompt_type="negative"), self.cfg_2, self.style)
         if denoise_mask is not None:
-            denoiser = Inpainting(denoiser, latent, noise, latent_mask(denoise_mask, noise.shape, device), sampling)
+            denoiser = Inpainting(denoiser, latent, noise, latent_mask(denoise_mask, noise.shape, device), sampling,
+                                  model_options_of(model).get("denoise_mask_function"), sigmas)
         sigma_0 = float(sigmas[0])
         full = sigma_0 > float(sampling.sigma_max) or math.isclose(sigma_0, float(sampling.sigma_max), rel_tol=1e-5)
         x = noised_latent(sampling, sigmas[:1], noise, latent, max_denoise=full)

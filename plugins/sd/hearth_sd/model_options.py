@@ -14,22 +14,26 @@ What the SD UNet applies, with ComfyUI's call signatures:
   ``apply_model(x, sigma, **c)`` returns the denoised latent.
 * ``attn1_patch`` / ``attn2_patch`` ``(n, context, value, extra_options) -> (n, context, value)`` before the
   self / cross attention of every transformer block, ``attn1_output_patch`` / ``attn2_output_patch``
-  ``(n, extra_options) -> n`` after it, and ``patches_replace["attn1" | "attn2"][(block, id, index)]``
+  ``(n, extra_options) -> n`` after it, ``middle_patch`` ``(x, extra_options) -> x`` between the two (after the
+  self attention's output is added), and ``patches_replace["attn1" | "attn2"][(block, id, index)]``
   ``(q, k, v, extra_options) -> out`` instead of it.
 * ``input_block_patch`` ``(h, transformer_options) -> h`` after each input block (before its skip is kept),
   ``input_block_patch_after_skip`` after the skip is kept, and ``output_block_patch``
   ``(h, skip, transformer_options) -> (h, skip)`` before each output block joins its skip (FreeU's hook).
 
-Other keys (the sampler's ``sampler_*_cfg_function``, ``denoise_mask_function``, ``middle_patch``) are stored as
-ComfyUI stores them, but nothing applies them yet; the first evaluation that meets one logs which, so a user sees
-why a node had no effect.
+``transformer_options`` and ``extra_options`` carry ComfyUI's ``sigmas`` and ``cond_or_uncond`` (per equal chunk
+of the batch, 0 for a positive-prompt chunk and 1 for a negative one), built from the ``cond_index`` the
+samplers put in the evaluation's options.
+
+The sampler's keys (``sampler_cfg_function``, ``sampler_pre_cfg_function``, ``sampler_post_cfg_function``,
+``denoise_mask_function``, ``disable_cfg1_optimization``) are not the UNet's: the samplers plugin reads them from
+``model.model_options`` and applies them around the model calls (docs/data-types.md, the MODEL protocol).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 from collections.abc import Callable, Iterator, Mapping
 from types import SimpleNamespace
 from typing import Any
@@ -40,15 +44,11 @@ import torch.nn.functional as F
 from .ops import compute_dtype_of
 from .unet import BasicTransformerBlock, UNetModel, timestep_embedding
 
-log = logging.getLogger("hearth.sd")
-
-ATTENTION_PATCHES = ("attn1_patch", "attn2_patch", "attn1_output_patch", "attn2_output_patch")
-# model_options keys (and transformer_options patch names) that are kept but not applied by the SD UNet.
-UNAPPLIED_OPTIONS = ("sampler_cfg_function", "sampler_post_cfg_function", "sampler_pre_cfg_function",
-                     "denoise_mask_function")
-UNAPPLIED_PATCHES = ("middle_patch",)
+ATTENTION_PATCHES = ("attn1_patch", "attn2_patch", "attn1_output_patch", "attn2_output_patch", "middle_patch")
+# model_options keys the samplers apply around the model calls: they do not change one UNet evaluation.
+SAMPLER_OPTIONS = ("sampler_cfg_function", "sampler_post_cfg_function", "sampler_pre_cfg_function",
+                   "denoise_mask_function", "disable_cfg1_optimization")
 BLOCK_PATCHES = ("input_block_patch", "input_block_patch_after_skip", "output_block_patch")
-_warned: set[str] = set()
 
 
 def copy_options(value: Any) -> Any:
@@ -62,8 +62,28 @@ def copy_options(value: Any) -> Any:
 
 
 def is_plain(options: Mapping[str, Any]) -> bool:
-    """True when ``options`` asks for nothing: no key but an empty ``transformer_options``."""
-    return all(key == "transformer_options" and not value for key, value in options.items())
+    """True when ``options`` asks nothing of a UNet evaluation: no key but an empty ``transformer_options`` and
+    the sampler's own keys."""
+    return all((key == "transformer_options" and not value) or key in SAMPLER_OPTIONS for key, value in options.items())
+
+
+def cond_or_uncond(cond_index: Any, batch: int) -> list[int]:
+    """ComfyUI's ``cond_or_uncond`` for a batch: one entry per equal chunk, the CONDITIONING list that chunk
+    predicts (0: positive, 1: negative), from the samplers' per-item ``cond_index`` ``[B]``; ``[0]`` without one.
+
+    The chunks are the fewest equal ones that each predict one list: ``[0, 0, 1, 1]`` gives ``[0, 1]``.
+    """
+    if not isinstance(cond_index, torch.Tensor) or cond_index.ndim != 1 or cond_index.shape[0] != batch:
+        return [0]
+    values = [int(v) for v in cond_index.tolist()]
+    for chunks in range(1, batch + 1):
+        if batch % chunks:
+            continue
+        size = batch // chunks
+        parts = [values[i * size:(i + 1) * size] for i in range(chunks)]
+        if all(len(set(part)) == 1 for part in parts):
+            return [part[0] for part in parts]
+    return [0]  # an empty batch
 
 
 def add_patch(options: dict[str, Any], patch: Callable[..., Any], name: str) -> None:
@@ -78,18 +98,6 @@ def set_patch_replace(options: dict[str, Any], patch: Callable[..., Any], name: 
     replace = options.setdefault("transformer_options", {}).setdefault("patches_replace", {})
     key = (block_name, number) if transformer_index is None else (block_name, number, transformer_index)
     replace.setdefault(name, {})[key] = patch
-
-
-def warn_unapplied(options: Mapping[str, Any]) -> None:
-    """Log, once per kind, each stored option this UNet does not apply."""
-    patches = options.get("transformer_options", {}).get("patches", {})
-    found = [key for key in UNAPPLIED_OPTIONS if options.get(key)]
-    found += [f"transformer_options patch {key}" for key in UNAPPLIED_PATCHES if patches.get(key)]
-    for what in found:
-        if what not in _warned:
-            _warned.add(what)
-            log.warning("a custom node set %s on this SD model; Hearth does not apply it yet, so it has no effect",
-                        what)
 
 
 def has_attention_patches(transformer_options: Mapping[str, Any]) -> bool:
@@ -150,6 +158,8 @@ def _patched_forward(block: BasicTransformerBlock, where: tuple[str, int, int],
 
     def forward(x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         x = attention("attn1", x, None) + x
+        for patch in patches.get("middle_patch", ()):
+            x = patch(x, extra)
         x = attention("attn2", x, context) + x
         return block.ff(block.norm3(x)) + x
 

@@ -127,26 +127,26 @@ class SDModel:
             with torch.no_grad():
                 out = self.diffusion.unet(x_in, t, cond.to(device), None if y is None else y.to(device))
             return sampling.calculate_denoised(sigma, out.float().to(x.device), x)
-        return self._denoise_with_options(x, sigma, cond, y, device)
+        return self._denoise_with_options(x, sigma, cond, y, device, options.get("cond_index"))
 
     # -- ComfyUI's ModelPatcher surface, for custom nodes written against it ----------------------------------
 
     def _denoise_with_options(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor,
-                              y: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+                              y: torch.Tensor | None, device: torch.device, cond_index: Any = None) -> torch.Tensor:
         # One evaluation with the custom nodes' patches of model_options and object_patches (see model_options).
-        options_.warn_unapplied(self.model_options)
         sampling = self.sampling
-        transformer_options = self.model_options.get("transformer_options", {})
+        # Which chunks of the batch are positive (0) and negative (1): the guidance batches them together.
+        chunks = options_.cond_or_uncond(cond_index, x.shape[0])
+        transformer_options = {**self.model_options.get("transformer_options", {}), "cond_or_uncond": chunks}
         view = self.model
         objects = {k: v for k, v in self.object_patches.items() if k.startswith("diffusion_model.")}
 
         def apply_model(input: torch.Tensor, timestep: torch.Tensor, **c: Any) -> torch.Tensor:
             context, adm = c.get("c_crossattn", cond), c.get("y", y)
             # A wrapper may hand on transformer_options of its own: those are the ones that apply.
-            patches = c.get("transformer_options", transformer_options)
-            extra = {**patches, "sigmas": timestep, "cond_or_uncond": [0]}
-            extra.pop("patches", None)
-            extra.pop("patches_replace", None)
+            patches = {**c.get("transformer_options", transformer_options), "sigmas": timestep}
+            patches.setdefault("cond_or_uncond", chunks)
+            extra = {k: v for k, v in patches.items() if k not in ("patches", "patches_replace")}
             x_in = sampling.calculate_input(timestep, input).to(device)
             t = sampling.timestep(timestep).to(device)
             with torch.no_grad(), options_.object_patches(view, objects), \
@@ -158,12 +158,10 @@ class SDModel:
         wrapper = self.model_options.get("model_function_wrapper")
         if wrapper is None:
             return apply_model(x, sigma)
-        # The batch is one chunk here: cond and uncond may share it (the guidance batches them), so
-        # cond_or_uncond cannot say which is which.
-        c = {"c_crossattn": cond, "transformer_options": transformer_options}
+        c = {"c_crossattn": cond, "transformer_options": {**transformer_options, "sigmas": sigma}}
         if y is not None:
             c["y"] = y
-        return wrapper(apply_model, {"input": x, "timestep": sigma, "c": c, "cond_or_uncond": [0]})
+        return wrapper(apply_model, {"input": x, "timestep": sigma, "c": c, "cond_or_uncond": chunks})
 
     @property
     def model(self) -> options_.BaseModelView:
@@ -262,6 +260,12 @@ class SDModel:
     def set_model_sampler_post_cfg_function(self, fn: Callable[..., Any],
                                             disable_cfg1_optimization: bool = False) -> None:
         self.model_options.setdefault("sampler_post_cfg_function", []).append(fn)
+        if disable_cfg1_optimization:
+            self.model_options["disable_cfg1_optimization"] = True
+
+    def set_model_sampler_pre_cfg_function(self, fn: Callable[..., Any],
+                                           disable_cfg1_optimization: bool = False) -> None:
+        self.model_options.setdefault("sampler_pre_cfg_function", []).append(fn)
         if disable_cfg1_optimization:
             self.model_options["disable_cfg1_optimization"] = True
 
