@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .stepping import gaussian_noise, report
+from .stepping import gaussian_noise, is_flow, report
 
 
 @torch.no_grad()
@@ -20,6 +20,8 @@ def sample_ddpm(model, x, sigmas, *, extra_args=None, callback=None, disable=Non
     noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
     s_in = x.new_ones([x.shape[0]])
     levels = sigmas.tolist()
+    if is_flow(model):
+        return _ddpm_flow(model, x, sigmas, extra_args, callback, noise_sampler)
     for i in range(len(levels) - 1):
         sigma, sigma_next = levels[i], levels[i + 1]
         denoised = model(x, sigmas[i] * s_in, **extra_args)
@@ -36,4 +38,29 @@ def sample_ddpm(model, x, sigmas, *, extra_args=None, callback=None, disable=Non
             x = (mean + noise_sampler(sigmas[i], sigmas[i + 1]) * std) * math.sqrt(1.0 + sigma_next**2)
         else:
             x = mean
+    return x
+
+
+def _ddpm_flow(model, x, sigmas, extra_args, callback, noise_sampler):
+    """The same posterior step for a flow model, whose latents are ``alpha * x0 + sigma * noise``, alpha = 1 - sigma.
+
+    From ``t`` (this sigma) to ``s`` (the next): with ``a = alpha_t / alpha_s`` and ``v = sigma_t**2 -
+    a**2 * sigma_s**2`` the variance of ``x_t`` given ``x_s``, the posterior of ``x_s`` given ``x_t`` and ``x0`` has
+    mean ``(a * sigma_s**2 * x_t + alpha_s * v * x0) / sigma_t**2`` and variance ``v * sigma_s**2 / sigma_t**2``
+    (Kingma et al. 2021, eq. 28-29).
+    """
+    s_in = x.new_ones([x.shape[0]])
+    levels = sigmas.tolist()
+    for i in range(len(levels) - 1):
+        sigma, sigma_next = levels[i], levels[i + 1]
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        if sigma_next == 0:
+            x = denoised
+            continue
+        alpha, alpha_next = 1.0 - sigma, 1.0 - sigma_next
+        a = alpha / alpha_next
+        v = max(0.0, sigma**2 - (a * sigma_next) ** 2)
+        x = x * (a * sigma_next**2 / sigma**2) + denoised * (alpha_next * v / sigma**2)
+        x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * math.sqrt(v * sigma_next**2 / sigma**2)
     return x

@@ -6,7 +6,16 @@ import math
 
 import torch
 
-from .stepping import add_churn_noise, ancestral_step, churn, gaussian_noise, report, to_d
+from .stepping import (
+    add_churn_noise,
+    ancestral_step,
+    ancestral_step_flow,
+    churn,
+    gaussian_noise,
+    is_flow,
+    report,
+    to_d,
+)
 
 
 @torch.no_grad()
@@ -16,10 +25,11 @@ def sample_dpm_2(model, x, sigmas, *, extra_args=None, callback=None, disable=No
     extra_args = {} if extra_args is None else extra_args
     s_in = x.new_ones([x.shape[0]])
     levels = sigmas.tolist()
+    flow = s_churn > 0 and is_flow(model)
     for i in range(len(levels) - 1):
-        gamma, sigma_hat = churn(levels, i, s_churn, s_tmin, s_tmax)
+        gamma, sigma_hat = churn(levels, i, s_churn, s_tmin, s_tmax, flow)
         if gamma > 0:
-            x = add_churn_noise(x, sigmas[i], sigma_hat, s_noise, noise_sampler)
+            x = add_churn_noise(x, sigmas[i], sigma_hat, s_noise, noise_sampler, flow)
         denoised = model(x, sigma_hat * s_in, **extra_args)
         report(callback, x, i, sigmas[i], sigma_hat, denoised)
         x = _dpm2_step(model, x, to_d(x, sigma_hat, denoised), sigma_hat, levels[i + 1], s_in, extra_args)
@@ -29,17 +39,26 @@ def sample_dpm_2(model, x, sigmas, *, extra_args=None, callback=None, disable=No
 @torch.no_grad()
 def sample_dpm_2_ancestral(model, x, sigmas, *, extra_args=None, callback=None, disable=None, eta=1.0, s_noise=1.0,
                            noise_sampler=None):
-    """DPM-Solver-2 steps to sigma_down, then fresh noise (Lu et al. 2022 with k-diffusion's ancestral split)."""
+    """DPM-Solver-2 steps to sigma_down, then fresh noise (Lu et al. 2022 with k-diffusion's ancestral split; the
+    rectified-flow split of :func:`ancestral_step_flow` for a flow model)."""
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
     s_in = x.new_ones([x.shape[0]])
     levels = sigmas.tolist()
+    flow = is_flow(model)
     for i in range(len(levels) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
-        sigma_down, sigma_up = ancestral_step(levels[i], levels[i + 1], eta)
+        if flow:
+            sigma_down, alpha_ratio, sigma_up = ancestral_step_flow(levels[i], levels[i + 1], eta)
+        else:
+            sigma_down, sigma_up = ancestral_step(levels[i], levels[i + 1], eta)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
         x = _dpm2_step(model, x, to_d(x, levels[i], denoised), levels[i], sigma_down, s_in, extra_args)
-        if sigma_down != 0:
+        if flow:
+            # A flow latent at sigma_down, renoised to the next sigma (signal scaled down, noise topped up).
+            if sigma_up > 0:
+                x = x * alpha_ratio + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
+        elif sigma_down != 0:
             x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
     return x
 

@@ -11,15 +11,27 @@ import math
 
 import torch
 
-from .stepping import ancestral_step, gaussian_noise, report
+from .stepping import (
+    ancestral_step,
+    ancestral_step_flow,
+    flow_half_log_snr,
+    flow_sigma_of,
+    gaussian_noise,
+    is_flow,
+    report,
+)
 
 
 @torch.no_grad()
 def sample_dpmpp_2s_ancestral(model, x, sigmas, *, extra_args=None, callback=None, disable=None, eta=1.0,
                               s_noise=1.0, noise_sampler=None):
-    """DPM-Solver++(2S) (Algorithm 1 of Lu et al. 2022b, r = 1/2) down to sigma_down, then ancestral noise."""
+    """DPM-Solver++(2S) (Algorithm 1 of Lu et al. 2022b, r = 1/2) down to sigma_down, then ancestral noise.
+
+    A flow model takes the midpoint in its own half-log-SNR and the rectified-flow ancestral split."""
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
+    if is_flow(model):
+        return _dpmpp_2s_ancestral_flow(model, x, sigmas, extra_args, callback, eta, s_noise, noise_sampler)
     s_in = x.new_ones([x.shape[0]])
     levels = sigmas.tolist()
     for i in range(len(levels) - 1):
@@ -37,6 +49,30 @@ def sample_dpmpp_2s_ancestral(model, x, sigmas, *, extra_args=None, callback=Non
             x = torch.lerp(denoised_2, x, sigma_down / sigma)
         if levels[i + 1] > 0:
             x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
+    return x
+
+
+def _dpmpp_2s_ancestral_flow(model, x, sigmas, extra_args, callback, eta, s_noise, noise_sampler):
+    s_in = x.new_ones([x.shape[0]])
+    levels = sigmas.tolist()
+    for i in range(len(levels) - 1):
+        sigma, sigma_next = levels[i], levels[i + 1]
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        if sigma_next == 0:
+            x = denoised
+            continue
+        sigma_down, alpha_ratio, sigma_up = ancestral_step_flow(sigma, sigma_next, eta)
+        if sigma >= 1.0:
+            # The half-log-SNR midpoint with pure noise is at sigma 1 itself: step just inside it (as ComfyUI).
+            sigma_mid = 0.9999
+        else:
+            sigma_mid = flow_sigma_of((flow_half_log_snr(sigma) + flow_half_log_snr(sigma_down)) / 2)
+        x_2 = torch.lerp(denoised, x, sigma_mid / sigma)
+        denoised_2 = model(x_2, sigma_mid * s_in, **extra_args)
+        x = torch.lerp(denoised_2, x, sigma_down / sigma)
+        if sigma_up > 0:
+            x = x * alpha_ratio + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
     return x
 
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from .stepping import add_churn_noise, ancestral_step, churn, gaussian_noise, report
+from .stepping import (
+    add_churn_noise,
+    ancestral_step,
+    ancestral_step_flow,
+    churn,
+    gaussian_noise,
+    is_flow,
+    report,
+)
 
 
 @torch.no_grad()
@@ -14,10 +22,11 @@ def sample_euler(model, x, sigmas, *, extra_args=None, callback=None, disable=No
     extra_args = {} if extra_args is None else extra_args
     s_in = x.new_ones([x.shape[0]])
     levels = sigmas.tolist()
+    flow = s_churn > 0 and is_flow(model)
     for i in range(len(levels) - 1):
-        gamma, sigma_hat = churn(levels, i, s_churn, s_tmin, s_tmax)
+        gamma, sigma_hat = churn(levels, i, s_churn, s_tmin, s_tmax, flow)
         if gamma > 0:
-            x = add_churn_noise(x, sigmas[i], sigma_hat, s_noise, noise_sampler)
+            x = add_churn_noise(x, sigmas[i], sigma_hat, s_noise, noise_sampler, flow)
             denoised = model(x, sigma_hat * s_in, **extra_args)
         else:
             denoised = model(x, sigmas[i] * s_in, **extra_args)
@@ -31,11 +40,14 @@ def sample_euler(model, x, sigmas, *, extra_args=None, callback=None, disable=No
 def sample_euler_ancestral(model, x, sigmas, *, extra_args=None, callback=None, disable=None, eta=1.0, s_noise=1.0,
                            noise_sampler=None):
     """Euler steps down to sigma_down plus fresh noise up to the next sigma: ancestral sampling of Ho et al. 2020
-    in the form of k-diffusion (Crowson 2022)."""
+    in the form of k-diffusion (Crowson 2022). A flow model gets the rectified-flow split instead
+    (:func:`ancestral_step_flow`, ComfyUI's ``euler_ancestral`` on ``CONST`` model sampling)."""
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
     s_in = x.new_ones([x.shape[0]])
     levels = sigmas.tolist()
+    if is_flow(model):
+        return _euler_ancestral_flow(model, x, sigmas, extra_args, callback, eta, s_noise, noise_sampler)
     for i in range(len(levels) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         sigma_down, sigma_up = ancestral_step(levels[i], levels[i + 1], eta)
@@ -47,4 +59,21 @@ def sample_euler_ancestral(model, x, sigmas, *, extra_args=None, callback=None, 
         x = torch.lerp(denoised, x, sigma_down / levels[i])
         if levels[i + 1] > 0:
             x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
+    return x
+
+
+def _euler_ancestral_flow(model, x, sigmas, extra_args, callback, eta, s_noise, noise_sampler):
+    """Euler to ``sigma_down``, then the flow renoising ``x = alpha_ratio * x + sigma_up * noise``."""
+    s_in = x.new_ones([x.shape[0]])
+    levels = sigmas.tolist()
+    for i in range(len(levels) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        if levels[i + 1] == 0:
+            x = denoised
+            continue
+        sigma_down, alpha_ratio, sigma_up = ancestral_step_flow(levels[i], levels[i + 1], eta)
+        x = torch.lerp(denoised, x, sigma_down / levels[i])
+        if sigma_up > 0:
+            x = x * alpha_ratio + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
     return x

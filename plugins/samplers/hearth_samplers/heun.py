@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .stepping import add_churn_noise, churn, report, to_d
+from .stepping import add_churn_noise, churn, is_flow, report, to_d
 
 
 @torch.no_grad()
@@ -14,10 +14,11 @@ def sample_heun(model, x, sigmas, *, extra_args=None, callback=None, disable=Non
     extra_args = {} if extra_args is None else extra_args
     s_in = x.new_ones([x.shape[0]])
     levels = sigmas.tolist()
+    flow = s_churn > 0 and is_flow(model)
     for i in range(len(levels) - 1):
-        gamma, sigma_hat = churn(levels, i, s_churn, s_tmin, s_tmax)
+        gamma, sigma_hat = churn(levels, i, s_churn, s_tmin, s_tmax, flow)
         if gamma > 0:
-            x = add_churn_noise(x, sigmas[i], sigma_hat, s_noise, noise_sampler)
+            x = add_churn_noise(x, sigmas[i], sigma_hat, s_noise, noise_sampler, flow)
         denoised = model(x, sigma_hat * s_in, **extra_args)
         d = to_d(x, sigma_hat, denoised)
         report(callback, x, i, sigmas[i], sigma_hat, denoised)
@@ -42,11 +43,12 @@ def sample_heunpp2(model, x, sigmas, *, extra_args=None, callback=None, disable=
     extra_args = {} if extra_args is None else extra_args
     s_in = x.new_ones([x.shape[0]])
     levels = sigmas.tolist()
+    flow = s_churn > 0 and is_flow(model)
     s_end = levels[-1]
     for i in range(len(levels) - 1):
-        gamma, sigma_hat = churn(levels, i, s_churn, s_tmin, s_tmax)
+        gamma, sigma_hat = churn(levels, i, s_churn, s_tmin, s_tmax, flow)
         if gamma > 0:
-            x = add_churn_noise(x, sigmas[i], sigma_hat, s_noise, noise_sampler)
+            x = add_churn_noise(x, sigmas[i], sigma_hat, s_noise, noise_sampler, flow)
         denoised = model(x, sigma_hat * s_in, **extra_args)
         d = to_d(x, sigma_hat, denoised)
         report(callback, x, i, sigmas[i], sigma_hat, denoised)

@@ -2,6 +2,12 @@
 
 Samplers work in k-diffusion's variance-exploding form: a noisy latent is ``x = x0 + sigma * noise`` and the
 model is a denoiser ``model(x, sigma, **extra_args) -> x0 estimate`` (Karras et al. 2022, section 2).
+
+Flow-matching models (rectified flow, ComfyUI's ``CONST`` model sampling: Wan, SD3, Flux) noise a latent as
+``x = (1 - sigma) * x0 + sigma * noise`` with ``sigma`` in 0..1. Their probability-flow ODE written in sigma is the
+same as the variance-exploding one (``x - x0`` is proportional to sigma along an exact trajectory), so deterministic
+steps need no change; only the noise a stochastic sampler injects must follow the flow's marginals. A sampler finds
+out through :func:`is_flow`: the model sampling declares ``prediction = "flow"``.
 """
 
 from __future__ import annotations
@@ -42,6 +48,80 @@ def ancestral_step(sigma_from: float, sigma_to: float, eta: float = 1.0) -> tupl
     return (sigma_to**2 - sigma_up**2) ** 0.5, sigma_up
 
 
+def model_sampling_of(model: object) -> object | None:
+    """The model sampling behind a sampler's denoiser, or None.
+
+    Duck-typed: the first ``sampling`` attribute with a ``sigma_max`` found on the denoiser or on what it wraps
+    (``model``, ``denoiser``, ``inner_model``), so any guider or wrapper that keeps its MODEL reachable works.
+    """
+    obj = model
+    for _ in range(8):
+        if obj is None:
+            return None
+        sampling = getattr(obj, "sampling", None)
+        if sampling is not None and hasattr(sampling, "sigma_max"):
+            return sampling
+        for name in ("model", "denoiser", "inner_model"):
+            inner = getattr(obj, name, None)
+            if inner is not None and inner is not obj:
+                obj = inner
+                break
+        else:
+            return None
+    return None
+
+
+def is_flow(model: object) -> bool:
+    """Whether the denoiser belongs to a flow-matching model (its model sampling has ``prediction == "flow"``)."""
+    return getattr(model_sampling_of(model), "prediction", None) == "flow"
+
+
+def ancestral_step_flow(sigma_from: float, sigma_to: float, eta: float = 1.0) -> tuple[float, float, float]:
+    """The ancestral split of a flow step: ``(sigma_down, alpha_ratio, sigma_up)``.
+
+    The deterministic part goes to ``sigma_down = sigma_to * (1 + (sigma_to / sigma_from - 1) * eta)`` (ComfyUI's
+    rectified-flow rule; ``eta = 1`` gives ``sigma_to**2 / sigma_from``). A latent there,
+    ``(1 - sigma_down) * x0 + sigma_down * noise``, becomes one at ``sigma_to`` by scaling the signal with
+    ``alpha_ratio = (1 - sigma_to) / (1 - sigma_down)`` and adding fresh noise of std
+    ``sigma_up = sqrt(sigma_to**2 - (alpha_ratio * sigma_down)**2)``: ``x = alpha_ratio * x + sigma_up * noise``.
+    """
+    if not eta or sigma_to <= 0:
+        return sigma_to, 1.0, 0.0
+    sigma_down = max(0.0, sigma_to * (1 + (sigma_to / sigma_from - 1) * eta))
+    alpha_ratio = (1 - sigma_to) / (1 - sigma_down)
+    sigma_up = max(0.0, sigma_to**2 - (alpha_ratio * sigma_down) ** 2) ** 0.5
+    return sigma_down, alpha_ratio, sigma_up
+
+
+def flow_offset_first_sigma(model: object, sigmas: torch.Tensor) -> torch.Tensor:
+    """A flow schedule starting at sigma 1 (infinite log-SNR) starts at the sigma 0.01% of the way in instead.
+
+    What ComfyUI does for the solvers working in log-SNR; the model is then asked for its estimate at that sigma.
+    """
+    if len(sigmas) <= 1 or float(sigmas[0]) < 1.0:
+        return sigmas
+    sampling = model_sampling_of(model)
+    to_sigma = getattr(sampling, "percent_to_sigma", None)
+    first = float(to_sigma(1e-4)) if to_sigma is not None else 1.0 - 1e-4
+    if not 0.0 < first < 1.0:
+        first = 1.0 - 1e-4
+    sigmas = sigmas.clone()
+    sigmas[0] = first
+    return sigmas
+
+
+def flow_half_log_snr(sigma: float) -> float:
+    """``log(alpha / sigma)`` of a flow latent: ``log((1 - sigma) / sigma)`` (minus infinity at sigma 1)."""
+    if sigma >= 1.0:
+        return -math.inf
+    return math.log((1.0 - sigma) / sigma)
+
+
+def flow_sigma_of(half_log_snr: float) -> float:
+    """The inverse of :func:`flow_half_log_snr`: ``1 / (1 + exp(half_log_snr))``."""
+    return 1.0 / (1.0 + math.exp(half_log_snr))
+
+
 def gaussian_noise(x: torch.Tensor, generator: torch.Generator | None = None) -> NoiseSampler:
     """A noise sampler drawing independent standard normal noise shaped like ``x`` at every call.
 
@@ -57,18 +137,33 @@ def gaussian_noise(x: torch.Tensor, generator: torch.Generator | None = None) ->
     return sample
 
 
-def churn(sigmas: list[float], i: int, s_churn: float, s_tmin: float, s_tmax: float) -> tuple[float, float]:
-    """Karras et al. 2022, Algorithm 2, lines 4-5: how far to raise sigma before step ``i`` (gamma, sigma_hat)."""
+def churn(sigmas: list[float], i: int, s_churn: float, s_tmin: float, s_tmax: float,
+          flow: bool = False) -> tuple[float, float]:
+    """Karras et al. 2022, Algorithm 2, lines 4-5: how far to raise sigma before step ``i`` (gamma, sigma_hat).
+
+    A flow model's sigma cannot pass 1 (pure noise): there ``sigma_hat`` stops at 1 and gamma shrinks to match.
+    """
     gamma = 0.0
     if s_churn > 0 and s_tmin <= sigmas[i] <= s_tmax:
         gamma = min(s_churn / (len(sigmas) - 1), math.sqrt(2.0) - 1)
+    if flow and gamma > 0 and sigmas[i] * (gamma + 1) > 1.0:
+        gamma = max(0.0, 1.0 / sigmas[i] - 1)
+        return gamma, (1.0 if gamma > 0 else sigmas[i])
     return gamma, sigmas[i] * (gamma + 1)
 
 
 def add_churn_noise(x: torch.Tensor, sigma: float, sigma_hat: float, s_noise: float,
-                    noise_sampler: NoiseSampler | None) -> torch.Tensor:
-    """Raise ``x`` from ``sigma`` to ``sigma_hat`` with fresh noise (Algorithm 2, line 6)."""
+                    noise_sampler: NoiseSampler | None, flow: bool = False) -> torch.Tensor:
+    """Raise ``x`` from ``sigma`` to ``sigma_hat`` with fresh noise (Algorithm 2, line 6).
+
+    For a flow model (``flow``) the signal shrinks by ``(1 - sigma_hat) / (1 - sigma)`` and the added noise tops
+    the std up to ``sigma_hat``, so the result is a flow latent at ``sigma_hat``.
+    """
     noise = torch.randn_like(x) if noise_sampler is None else noise_sampler(sigma, sigma_hat)
+    if flow:
+        sigma, sigma_hat = float(sigma), float(sigma_hat)
+        ratio = (1 - sigma_hat) / (1 - sigma)
+        return x * ratio + noise * s_noise * max(0.0, sigma_hat**2 - (ratio * sigma) ** 2) ** 0.5
     return x + noise * s_noise * (sigma_hat**2 - sigma**2) ** 0.5
 
 
