@@ -118,11 +118,11 @@ def test_model_sampling_sd3_patches_a_clone() -> None:
 
 SCHEDULERS = ["simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal",
               "linear_quadratic", "kl_optimal"]
-# dpm_fast and dpm_adaptive stop at the schedule's last positive sigma (k-diffusion's and ComfyUI's rule), which a
-# flow schedule leaves far from 0; every other sampler ends on the clean latent.
-SAMPLERS = ["euler", "euler_ancestral", "heun", "heunpp2", "dpm_2", "dpm_2_ancestral", "lms", "dpmpp_2s_ancestral",
-            "dpmpp_sde", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde", "ddpm", "lcm", "ipndm", "deis", "ddim", "uni_pc",
-            "uni_pc_bh2"]
+# Every sampler ends on the clean latent, dpm_fast and dpm_adaptive included: on a flow model they finish with a step
+# from the schedule's last positive sigma (far from 0 on a flow schedule) to 0.
+SAMPLERS = ["euler", "euler_ancestral", "heun", "heunpp2", "dpm_2", "dpm_2_ancestral", "lms", "dpm_fast",
+            "dpm_adaptive", "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde", "ddpm", "lcm",
+            "ipndm", "deis", "ddim", "uni_pc", "uni_pc_bh2"]
 
 
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
@@ -141,3 +141,19 @@ def test_every_sampler_lands_on_the_clean_latent(sampler: str) -> None:
     out = Guider(model, [[torch.zeros(1, 4, 8), {}]]).sample(torch.randn_like(target), torch.zeros_like(target),
                                                               sampler_object(sampler), sigmas, seed=3)
     assert (out - target).abs().max() < 0.02
+
+
+@pytest.mark.parametrize("sampler", ["euler_ancestral", "dpmpp_2m_sde", "ddpm"])
+def test_stochastic_samplers_renoise_the_flow_way_through_the_guider(sampler: str) -> None:
+    """Stopped before the end, a stochastic sampler leaves (1 - s) * x0 + s * noise: the guider's model sampling is
+    recognised as flow, so the injected noise follows the flow's marginals (not x0 + s * noise)."""
+    torch.manual_seed(4)
+    target = torch.full((1, 16, 4, 32, 32), 0.9)
+    model = FlowModel(target, FlowSampling(shift=8.0))
+    sigmas = ksampler_sigmas(model.sampling, "simple", sampler, 8, last_step=6)
+    s = float(sigmas[-1])
+    assert 0 < s < 0.9
+    out = Guider(model, [[torch.zeros(1, 4, 8), {}]]).sample(torch.randn_like(target), torch.zeros_like(target),
+                                                              sampler_object(sampler), sigmas, seed=5)
+    noise = (out - (1 - s) * target) / s
+    assert abs(float(noise.mean())) < 0.02 and float(noise.std()) == pytest.approx(1.0, abs=0.02)
