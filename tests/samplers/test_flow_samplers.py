@@ -151,6 +151,18 @@ def test_stochastic_samplers_keep_the_flow_marginal(name: str, sigmas: list[floa
     assert float(out.std()) == pytest.approx(t, rel=0.02), name
 
 
+@pytest.mark.parametrize("name", ["euler_ancestral", "dpm_2_ancestral", "dpmpp_2s_ancestral", "ddim"])
+def test_a_large_eta_still_keeps_the_flow_marginal(name: str) -> None:
+    """eta 2 would put sigma_down below 0: it stops at the clean estimate and all the noise is fresh."""
+    assert ancestral_step_flow(0.6, 0.3, 2.0)[0] == 0.0
+    x0 = torch.full((4, 4, 64, 64), -0.5)
+    x = 0.4 * x0 + 0.6 * torch.randn(x0.shape, generator=torch.Generator().manual_seed(7))
+    out = run(name, TargetModel(x0), x, torch.tensor([0.6, 0.3]),
+              gaussian_noise(x, torch.Generator().manual_seed(8)), eta=2.0)
+    assert float(out.mean()) == pytest.approx(0.7 * -0.5, abs=0.01)
+    assert float(out.std()) == pytest.approx(0.3, rel=0.02)
+
+
 def test_variance_exploding_noise_would_break_the_marginal(monkeypatch) -> None:
     """The marginal test can fail: the variance-exploding renoising keeps too much signal on a flow latent."""
     from hearth_samplers import euler

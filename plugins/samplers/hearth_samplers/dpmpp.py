@@ -63,14 +63,18 @@ def _dpmpp_2s_ancestral_flow(model, x, sigmas, extra_args, callback, eta, s_nois
             x = denoised
             continue
         sigma_down, alpha_ratio, sigma_up = ancestral_step_flow(sigma, sigma_next, eta)
-        if sigma >= 1.0:
-            # The half-log-SNR midpoint with pure noise is at sigma 1 itself: step just inside it (as ComfyUI).
-            sigma_mid = 0.9999
+        if sigma_down == 0:
+            # eta large enough to drop all the way: the clean estimate, then the renoising.
+            x = denoised
         else:
-            sigma_mid = flow_sigma_of((flow_half_log_snr(sigma) + flow_half_log_snr(sigma_down)) / 2)
-        x_2 = torch.lerp(denoised, x, sigma_mid / sigma)
-        denoised_2 = model(x_2, sigma_mid * s_in, **extra_args)
-        x = torch.lerp(denoised_2, x, sigma_down / sigma)
+            # The midpoint in half-log-SNR; from pure noise (sigma 1, where that is minus infinity) a point just
+            # inside it, as ComfyUI.
+            lambda_s = flow_half_log_snr(sigma)
+            sigma_mid = 0.9999 if lambda_s == -math.inf else flow_sigma_of(
+                (lambda_s + flow_half_log_snr(sigma_down)) / 2)
+            x_2 = torch.lerp(denoised, x, sigma_mid / sigma)
+            denoised_2 = model(x_2, sigma_mid * s_in, **extra_args)
+            x = torch.lerp(denoised_2, x, sigma_down / sigma)
         if sigma_up > 0:
             x = x * alpha_ratio + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
     return x

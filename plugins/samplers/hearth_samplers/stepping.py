@@ -114,11 +114,16 @@ def flow_half_log_snr(sigma: float) -> float:
     """``log(alpha / sigma)`` of a flow latent: ``log((1 - sigma) / sigma)`` (minus infinity at sigma 1)."""
     if sigma >= 1.0:
         return -math.inf
+    if sigma <= 0.0:
+        return math.inf
     return math.log((1.0 - sigma) / sigma)
 
 
 def flow_sigma_of(half_log_snr: float) -> float:
     """The inverse of :func:`flow_half_log_snr`: ``1 / (1 + exp(half_log_snr))``."""
+    if half_log_snr > 0:
+        e = math.exp(-half_log_snr)
+        return e / (1.0 + e)
     return 1.0 / (1.0 + math.exp(half_log_snr))
 
 
