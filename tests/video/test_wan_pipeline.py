@@ -226,3 +226,24 @@ def test_clip_loader_wan_on_another_encoder_says_what_it_is_not(folders: Path, t
     save_file({"text_model.embeddings.token_embedding.weight": torch.zeros(4, 4)}, str(other))
     with pytest.raises(ValueError, match="not a UMT5 encoder.*type wan"):
         wan_loaders.load_text_encoder(other)
+
+
+def test_sampler_cfg_functions_set_on_a_wan_model_apply(folders: Path) -> None:
+    """ComfyUI's ModelPatcher setters for the sampler's options work on Wan as on SD: a cfg function that returns
+    the positive prediction alone (in noise space) samples as cfg 1 does, and a clone keeps the original plain."""
+    from hearth_samplers.sampling import common_ksampler
+
+    model = wan_loaders.load_diffusion_model(folders / "unet" / "tiny-wan.safetensors", device="cpu")
+    clip = wan_loaders.load_text_encoder(folders / "text_encoders" / "tiny-umt5.safetensors", device="cpu")
+    positive, negative = [[clip.encode("a red fox")[0], {}]], [[clip.encode("blurry")[0], {}]]
+    latent = {"samples": torch.zeros(1, 16, 2, 4, 4)}
+
+    def sample(m, cfg: float) -> torch.Tensor:
+        return common_ksampler(m, 3, 2, cfg, "euler", "simple", positive, negative, latent)["samples"]
+
+    patched = model.clone()
+    patched.set_model_sampler_cfg_function(lambda args: args["cond"], disable_cfg1_optimization=True)
+    assert "sampler_cfg_function" not in model.model_options
+    plain_cfg4, plain_cfg1 = sample(model, 4.0), sample(model, 1.0)
+    assert not torch.allclose(plain_cfg4, plain_cfg1, atol=1e-4)
+    assert torch.allclose(sample(patched, 4.0), plain_cfg1, atol=1e-5)

@@ -330,3 +330,31 @@ class BaseModelView:
 
     def __repr__(self) -> str:
         return f"<{self._owner.family} model of {self._owner!r}>"
+
+
+class SamplerOptionSetters:
+    """ComfyUI's ModelPatcher setters for the options the sampler (not the model) applies: the cfg, pre-cfg and
+    post-cfg functions and the denoise-mask function. They only write ``self.model_options``, which the samplers
+    plugin's guidance reads from any MODEL, so every model family (SD, the video plugin's) shares them."""
+
+    model_options: dict[str, Any]
+
+    def set_model_sampler_cfg_function(self, fn: Callable[..., Any], disable_cfg1_optimization: bool = False) -> None:
+        self.model_options["sampler_cfg_function"] = fn
+        if disable_cfg1_optimization:
+            self.model_options["disable_cfg1_optimization"] = True
+
+    def set_model_sampler_post_cfg_function(self, fn: Callable[..., Any],
+                                            disable_cfg1_optimization: bool = False) -> None:
+        self.model_options.setdefault("sampler_post_cfg_function", []).append(fn)
+        if disable_cfg1_optimization:
+            self.model_options["disable_cfg1_optimization"] = True
+
+    def set_model_sampler_pre_cfg_function(self, fn: Callable[..., Any],
+                                           disable_cfg1_optimization: bool = False) -> None:
+        self.model_options.setdefault("sampler_pre_cfg_function", []).append(fn)
+        if disable_cfg1_optimization:
+            self.model_options["disable_cfg1_optimization"] = True
+
+    def set_model_denoise_mask_function(self, fn: Callable[..., Any]) -> None:
+        self.model_options["denoise_mask_function"] = fn

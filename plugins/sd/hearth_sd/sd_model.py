@@ -46,7 +46,7 @@ def _ensure_loaded(patchers: list[PatchedModel], memory_required: int | None = N
         default_manager().load(patchers, memory_required=memory_required)
 
 
-class SDModel:
+class SDModel(options_.SamplerOptionSetters):
     """MODEL: the denoiser of an SD1/SD2/SDXL/refiner checkpoint (the MODEL protocol of docs/data-types.md)."""
 
     def __init__(self, diffusion: DiffusionModel, patcher: PatchedModel, source: Any = None,
@@ -251,26 +251,6 @@ class SDModel:
 
     def set_model_unet_function_wrapper(self, wrapper: Callable[..., torch.Tensor]) -> None:
         self.model_options["model_function_wrapper"] = wrapper
-
-    def set_model_sampler_cfg_function(self, fn: Callable[..., Any], disable_cfg1_optimization: bool = False) -> None:
-        self.model_options["sampler_cfg_function"] = fn
-        if disable_cfg1_optimization:
-            self.model_options["disable_cfg1_optimization"] = True
-
-    def set_model_sampler_post_cfg_function(self, fn: Callable[..., Any],
-                                            disable_cfg1_optimization: bool = False) -> None:
-        self.model_options.setdefault("sampler_post_cfg_function", []).append(fn)
-        if disable_cfg1_optimization:
-            self.model_options["disable_cfg1_optimization"] = True
-
-    def set_model_sampler_pre_cfg_function(self, fn: Callable[..., Any],
-                                           disable_cfg1_optimization: bool = False) -> None:
-        self.model_options.setdefault("sampler_pre_cfg_function", []).append(fn)
-        if disable_cfg1_optimization:
-            self.model_options["disable_cfg1_optimization"] = True
-
-    def set_model_denoise_mask_function(self, fn: Callable[..., Any]) -> None:
-        self.model_options["denoise_mask_function"] = fn
 
     def set_model_patch(self, patch: Callable[..., Any], name: str) -> None:
         options_.add_patch(self.model_options, patch, name)

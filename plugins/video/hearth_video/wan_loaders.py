@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hearth_sd.model_options import SamplerOptionSetters
 
 from core.models import (
     PatchedModel,
@@ -128,7 +129,7 @@ class _ModelView:
         return self._owner.patcher.memory_required(tuple(input_shape), self._owner.compute_dtype())
 
 
-class WanVideoModel:
+class WanVideoModel(SamplerOptionSetters):
     """MODEL: a Wan 2.1 T2V diffusion transformer with flow-matching sampling (shift 8 unless patched)."""
 
     family = "wan21"
