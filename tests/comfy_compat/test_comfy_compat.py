@@ -21,9 +21,16 @@ ROOT = Path(__file__).parents[2]
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> ModelFolders:
+    from core import context
+
     folders = ModelFolders(tmp_path_factory.mktemp("models"))
     set_default_model_folders(folders)
+    # Output/input/temp folders of this module's own, whatever an earlier in-process `comfy run` left as default.
+    previous = context.folders()
+    work = tmp_path_factory.mktemp("work")
+    context.set_default_folders(context.Folders(work / "output", work / "input", work / "temp"))
     yield folders
+    context.set_default_folders(previous)
     set_default_model_folders(None)
 
 
