@@ -90,21 +90,45 @@ def _placed(adapter: Adapter, target: Target) -> Adapter:
     return adapter
 
 
+def _bias(target: Target, shapes: Mapping[str, Mapping[str, Any]]) -> Target | None:
+    """The bias beside a target weight (``q.weight`` -> ``q.bias``, ``in_proj_weight`` -> ``in_proj_bias``)."""
+    if target.transposed or not target.key.endswith("weight"):
+        return None
+    key = target.key[: -len("weight")] + "bias"
+    return Target(target.part, key, target.rows) if key in shapes[target.part] else None
+
+
+def lora_key_aliases(model: Any) -> dict[str, str]:
+    """The model's other module names -> its own, from its optional ``lora_key_aliases()`` (docs/data-types.md):
+    how a model family whose LoRAs are also trained on another code base's port (Wan's diffusers port) says so."""
+    method = getattr(model, "lora_key_aliases", None)
+    return dict(method()) if callable(method) else {}
+
+
+def _entries(lora: ParsedLora) -> list[tuple[str, str, Adapter, bool]]:
+    """``(name to report, module name, adapter, is a bias)`` of every update in the file."""
+    return ([(name, name, adapter, False) for name, adapter in lora.adapters.items()]
+            + [(f"{name}.diff_b", name, adapter, True) for name, adapter in lora.biases.items()])
+
+
 def patch_parts(lora: ParsedLora, parts: Mapping[str, Any], strengths: Mapping[str, float],
-                source: str = "") -> LoraReport:
+                source: str = "", aliases: Mapping[str, str] | None = None) -> LoraReport:
     """Add ``lora``'s adapters as patches on the ``PatchedModel`` of each part, at that part's strength.
 
     Names are matched against every part given, so a module of a part at strength 0 is neither applied nor
     reported; ``parts`` lacking text encoders (``LoraLoaderModelOnly``) skips text encoder modules on purpose.
+    ``aliases`` are the diffusion model's other module names (:func:`lora_key_aliases`).
     """
     report = LoraReport(source, problems=dict(lora.problems))
     shapes = {part: _shapes(patcher) for part, patcher in parts.items()}
-    names = key_map(shapes)
+    names = key_map(shapes, aliases)
     has_text = any(part != UNET for part in parts)
     by_weight: dict[tuple[str, str], list[Adapter]] = {}
     claimed: dict[Target, str] = {}
-    for name, adapter in lora.adapters.items():
-        target = resolve(name, names)
+    for name, module, adapter, is_bias in _entries(lora):
+        target = resolve(module, names)
+        if target is not None and is_bias:
+            target = _bias(target, shapes)
         if target is None:
             (report.skipped if not has_text and is_text_encoder_name(name) else report.unmatched).append(name)
             continue
@@ -142,7 +166,8 @@ def load_lora_for_models(model: Any, clip: Any, lora: ParsedLora, strength_model
     if new_clip is not None:
         parts.update(text_encoder_parts(new_clip))
     strengths = {part: (strength_model if part == UNET else strength_clip) for part in parts}
-    report = patch_parts(lora, parts, strengths, source)
+    aliases = lora_key_aliases(new_model) if new_model is not None else None
+    report = patch_parts(lora, parts, strengths, source, aliases)
     return new_model, new_clip, report
 
 

@@ -94,16 +94,27 @@ def unet_diffusers_path(path: str, per_level: int) -> str | None:
     return f"{side}.attentions.{j}.{rest}"
 
 
-def _weights(shapes: Mapping[str, Sequence[int]]) -> list[str]:
-    """Module paths of the matrices and kernels (the weights LoRAs train), without ``.weight``."""
-    return [key[:-7] for key, shape in shapes.items() if key.endswith(".weight") and len(shape) >= 2]
+def _weights(shapes: Mapping[str, Sequence[int]], all_dims: bool = False) -> list[str]:
+    """Module paths of the matrices and kernels (the weights LoRAs train), without ``.weight``; with ``all_dims``
+    the vectors too (norm scales, which only full ``.diff`` updates patch)."""
+    return [key[:-7] for key, shape in shapes.items() if key.endswith(".weight") and (all_dims or len(shape) >= 2)]
 
 
-def unet_names(shapes: Mapping[str, Sequence[int]]) -> dict[str, Target]:
-    """Every spelling of every UNet weight -> its target."""
+# How trainers prefix a diffusion model's own module paths: ComfyUI's state dict, diffusers' pipeline component.
+_DOTTED = ("", "diffusion_model.", "model.diffusion_model.", "transformer.", "model.")
+_UNDERSCORED = ("lora_unet_", "lora_transformer_")
+
+
+def unet_names(shapes: Mapping[str, Sequence[int]], aliases: Mapping[str, str] | None = None) -> dict[str, Target]:
+    """Every spelling of every UNet (diffusion model) weight -> its target.
+
+    :param aliases: other module paths of this model (another code base's names, a diffusers port's) -> the
+        model's own module path; each gets the same prefixes. A model provides them through its
+        ``lora_key_aliases()`` (docs/data-types.md); the model's own names win where the two overlap.
+    """
     per_level = res_blocks_per_level(shapes)
     names: dict[str, Target] = {}
-    for ldm in _weights(shapes):
+    for ldm in _weights(shapes, all_dims=True):
         target = Target(UNET, ldm + ".weight")
         spellings = [ldm, f"diffusion_model.{ldm}", f"model.diffusion_model.{ldm}"]
         diffusers = unet_diffusers_path(ldm, per_level)
@@ -111,7 +122,21 @@ def unet_names(shapes: Mapping[str, Sequence[int]]) -> dict[str, Target]:
             spellings += [diffusers, f"unet.{diffusers}"]
         spellings += ["lora_unet_" + s.replace(".", "_") for s in (ldm, diffusers) if s is not None]
         names.update(dict.fromkeys(spellings, target))
+    # The generic conventions of other diffusion models, never shadowing the above.
+    for path in _weights(shapes, all_dims=True):
+        target = Target(UNET, path + ".weight")
+        for spelling in _spellings(path):
+            names.setdefault(spelling, target)
+    for alias, own in (aliases or {}).items():
+        target = names.get(own)
+        if target is not None:
+            for spelling in _spellings(alias):
+                names.setdefault(spelling, target)
     return names
+
+
+def _spellings(path: str) -> list[str]:
+    return [p + path for p in _DOTTED] + [p + path.replace(".", "_") for p in _UNDERSCORED]
 
 
 def text_encoder_hf_names(shapes: Mapping[str, Sequence[int]]) -> dict[str, tuple[str, tuple[int, int] | None, bool]]:
@@ -149,15 +174,17 @@ def text_encoder_names(part: str, shapes: Mapping[str, Sequence[int]]) -> dict[s
     return names
 
 
-def key_map(parts: Mapping[str, Mapping[str, Sequence[int]]]) -> dict[str, Target]:
+def key_map(parts: Mapping[str, Mapping[str, Sequence[int]]],
+            aliases: Mapping[str, str] | None = None) -> dict[str, Target]:
     """LoRA module name, in every spelling -> target, for a model whose parts have these weight shapes.
 
     :param parts: part name (``unet``, ``te`` for a single text encoder, ``te1`` / ``te2`` for SDXL's two) ->
         that part's state-dict key -> shape.
+    :param aliases: the diffusion model's other module names -> its own (see :func:`unet_names`).
     """
     names: dict[str, Target] = {}
     for part, shapes in parts.items():
-        names.update(unet_names(shapes) if part == UNET else text_encoder_names(part, shapes))
+        names.update(unet_names(shapes, aliases) if part == UNET else text_encoder_names(part, shapes))
     return names
 
 

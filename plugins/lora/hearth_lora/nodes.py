@@ -15,7 +15,7 @@ def _apply(model: Any, clip: Any, lora_name: str, strength_model: float, strengt
     if strength_model == 0 and strength_clip == 0:
         return model, clip  # nothing to do: not even the file is read
     lora = load_lora(lora_path(lora_name))
-    if not lora.parsed.adapters:
+    if not lora.parsed.adapters and not lora.parsed.biases:
         raise ValueError(f"LoRA {lora_name}: no tensor of a LoRA format Hearth reads (kohya, diffusers/PEFT, "
                          f"LyCORIS); is it a LoRA? First keys: {', '.join(list(lora.parsed.problems)[:3])}")
     model, clip, report = load_lora_for_models(model, clip, lora.parsed, strength_model, strength_clip, lora.name)

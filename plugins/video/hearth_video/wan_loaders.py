@@ -8,9 +8,10 @@ model manager makes them resident; files are loaded once per process while some 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,47 @@ class _ModelView:
         return self._owner.patcher.memory_required(tuple(input_shape), self._owner.compute_dtype())
 
 
+# Wan's module paths as diffusers' WanTransformer3DModel names them (the names diffusers-trained LoRAs use).
+_DIFFUSERS_NAMES = tuple((re.compile(ours), theirs) for ours, theirs in (
+    (r"time_embedding\.0", "condition_embedder.time_embedder.linear_1"),
+    (r"time_embedding\.2", "condition_embedder.time_embedder.linear_2"),
+    (r"text_embedding\.0", "condition_embedder.text_embedder.linear_1"),
+    (r"text_embedding\.2", "condition_embedder.text_embedder.linear_2"),
+    (r"time_projection\.1", "condition_embedder.time_proj"),
+    (r"head\.head", "proj_out"),
+    (r"img_emb\.proj\.0", "condition_embedder.image_embedder.norm1"),
+    (r"img_emb\.proj\.1", "condition_embedder.image_embedder.ff.net.0.proj"),
+    (r"img_emb\.proj\.3", "condition_embedder.image_embedder.ff.net.2"),
+    (r"img_emb\.proj\.4", "condition_embedder.image_embedder.norm2"),
+    (r"blocks\.(\d+)\.self_attn\.([qkv])", r"blocks.\1.attn1.to_\2"),
+    (r"blocks\.(\d+)\.self_attn\.o", r"blocks.\1.attn1.to_out.0"),
+    (r"blocks\.(\d+)\.self_attn\.(norm_[qk])", r"blocks.\1.attn1.\2"),
+    (r"blocks\.(\d+)\.cross_attn\.([qkv])", r"blocks.\1.attn2.to_\2"),
+    (r"blocks\.(\d+)\.cross_attn\.o", r"blocks.\1.attn2.to_out.0"),
+    (r"blocks\.(\d+)\.cross_attn\.(norm_[qk])", r"blocks.\1.attn2.\2"),
+    (r"blocks\.(\d+)\.cross_attn\.k_img", r"blocks.\1.attn2.add_k_proj"),
+    (r"blocks\.(\d+)\.cross_attn\.v_img", r"blocks.\1.attn2.add_v_proj"),
+    (r"blocks\.(\d+)\.cross_attn\.norm_k_img", r"blocks.\1.attn2.norm_added_k"),
+    (r"blocks\.(\d+)\.norm3", r"blocks.\1.norm2"),  # diffusers swaps the names of the two block norms
+    (r"blocks\.(\d+)\.ffn\.0", r"blocks.\1.ffn.net.0.proj"),
+    (r"blocks\.(\d+)\.ffn\.2", r"blocks.\1.ffn.net.2"),
+))
+
+
+def diffusers_module_names(keys: Iterable[str]) -> dict[str, str]:
+    """diffusers' name of each module (with a weight or bias) among Wan state-dict ``keys`` -> Wan's own name."""
+    aliases: dict[str, str] = {}
+    for key in keys:
+        path, _, leaf = key.rpartition(".")
+        if leaf not in ("weight", "bias"):
+            continue
+        for pattern, theirs in _DIFFUSERS_NAMES:
+            if pattern.fullmatch(path):
+                aliases[pattern.sub(theirs, path)] = path
+                break
+    return aliases
+
+
 class WanVideoModel(SamplerOptionSetters):
     """MODEL: a Wan 2.1 T2V diffusion transformer with flow-matching sampling (shift 8 unless patched)."""
 
@@ -146,6 +188,10 @@ class WanVideoModel(SamplerOptionSetters):
     def clone(self) -> WanVideoModel:
         options = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.model_options.items()}
         return WanVideoModel(self.module, self.patcher.clone(), self.source, options, dict(self.object_patches))
+
+    def lora_key_aliases(self) -> dict[str, str]:
+        """diffusers' module names -> this model's (docs/data-types.md): LoRAs trained on diffusers' Wan port."""
+        return diffusers_module_names(self.module.state_dict().keys())
 
     @property
     def sampling(self) -> Any:

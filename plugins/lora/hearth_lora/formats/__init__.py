@@ -16,6 +16,7 @@ import torch
 
 from .base import Adapter, Chain, Rows, Transposed
 from .dora import Decomposed, with_magnitude
+from .full import Full, convert_full
 from .loha import ROLES as LOHA_ROLES
 from .loha import Hadamard, convert_loha
 from .lokr import Kronecker, convert_lokr, is_lokr
@@ -23,7 +24,7 @@ from .lora import ROLES as LORA_ROLES
 from .lora import LowRank, convert_lora
 
 __all__ = ["ALGORITHMS", "SUFFIXES", "Adapter", "Chain", "Decomposed", "Hadamard", "Kronecker", "LowRank",
-           "ParsedLora", "Rows", "Transposed", "parse_lora"]
+           "Full", "ParsedLora", "Rows", "Transposed", "parse_lora"]
 
 _UP = ("lora_up.weight", "lora_B.weight", "lora_B.default.weight", "lora.up.weight", "lora_linear_layer.up.weight")
 _DOWN = ("lora_down.weight", "lora_A.weight", "lora_A.default.weight", "lora.down.weight",
@@ -37,6 +38,8 @@ SUFFIXES: dict[str, str] = {
     "_lora.down.weight": "lora_down",
     ".lora_mid.weight": "lora_mid",
     ".alpha": "alpha",
+    ".diff": "diff",
+    ".diff_b": "diff_b",
     ".dora_scale": "dora_scale",
     ".lora_magnitude_vector": "dora_scale",
     ".lora_magnitude_vector.weight": "dora_scale",
@@ -58,15 +61,18 @@ ALGORITHMS: tuple[Algorithm, ...] = (
     Algorithm("loha", lambda roles: LOHA_ROLES <= roles.keys(), convert_loha),
     Algorithm("lokr", is_lokr, convert_lokr),
     Algorithm("lora", lambda roles: LORA_ROLES <= roles.keys(), convert_lora),
+    Algorithm("diff", lambda roles: "diff" in roles, convert_full),
 )
 
 
 @dataclass
 class ParsedLora:
-    """``adapters``: module name (as the file spells it) -> adapter; ``algorithms``: module name -> algorithm
-    name; ``problems``: tensor or module name -> why it could not be used."""
+    """``adapters``: module name (as the file spells it) -> adapter of its weight; ``biases``: module name ->
+    adapter of its bias (``.diff_b``); ``algorithms``: module name -> algorithm name; ``problems``: tensor or
+    module name -> why it could not be used."""
 
     adapters: dict[str, Adapter] = field(default_factory=dict)
+    biases: dict[str, Adapter] = field(default_factory=dict)
     algorithms: dict[str, str] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
 
@@ -90,6 +96,10 @@ def parse_lora(state_dict: Mapping[str, torch.Tensor]) -> ParsedLora:
             continue
         modules.setdefault(split[0], {})[split[1]] = tensor
     for name, roles in modules.items():
+        if "diff_b" in roles:  # a bias update, beside the weight's adapter or alone
+            parsed.biases[name] = Full(roles.pop("diff_b"))
+            if not roles:
+                continue
         algorithm = next((a for a in ALGORITHMS if a.matches(roles)), None)
         if algorithm is None:
             parsed.problems[name] = f"incomplete: has only {', '.join(sorted(roles))}"
