@@ -179,3 +179,19 @@ def test_a_wrong_shape_is_reported_as_mismatched(folder, wan, caplog):
     assert not patched.patcher.patches
     assert any("have shapes this model's weights do not" in r.getMessage() and "blocks.0.self_attn.q.weight"
                in r.getMessage() for r in caplog.records)
+
+
+def test_make_tiny_lora_wan_fits_every_block_matrix_of_the_tiny_wan(folder, wan, caplog):
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    out = folder / "loras" / "tiny-lora-wan.safetensors"
+    result = CliRunner().invoke(cli, ["models", "make-tiny", "lora-wan", "--out", str(out)])
+    assert result.exit_code == 0 and out.is_file(), result.output
+    with caplog.at_level(logging.WARNING, logger="hearth.lora"):
+        (patched,) = LoraLoaderModelOnly().load_lora_model_only(wan, out.name, 1.0)
+    assert not caplog.records, [r.getMessage() for r in caplog.records]
+    matrices = {k for k, v in wan.module.state_dict().items()
+                if k.startswith("blocks.") and k.endswith(".weight") and v.ndim == 2}
+    assert len(matrices) == TINY_DIT.num_layers * 10 and set(patched.patcher.patched_keys()) == matrices

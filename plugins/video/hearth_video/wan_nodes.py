@@ -173,6 +173,27 @@ def _writer(name: str):
     return write
 
 
+def _write_tiny_lora(path: Path, seed: int) -> None:
+    """A rank-4 LoRA in ComfyUI's naming on every attention and FFN matrix of the tiny Wan model (LoraLoaderModelOnly)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from .wan_model import WanModel
+    from .wan_tiny import TINY_DIT
+
+    with torch.device("meta"):
+        shapes = {k[:-7]: v.shape for k, v in WanModel(TINY_DIT).state_dict().items()
+                  if k.endswith(".weight") and v.ndim == 2 and k.startswith("blocks.")}
+    generator = torch.Generator().manual_seed(seed)
+    rank, tensors = 4, {}
+    for module, (out, inner) in shapes.items():
+        name = f"diffusion_model.{module}"
+        tensors[f"{name}.lora_A.weight"] = torch.randn(rank, inner, generator=generator) / inner ** 0.5
+        tensors[f"{name}.lora_B.weight"] = torch.randn(out, rank, generator=generator) * 0.1
+        tensors[f"{name}.alpha"] = torch.tensor(float(rank))
+    save_file(tensors, str(path), metadata={"ss_base_model_version": "wan2.1_t2v_tiny"})
+
+
 def _no_single_file(path: Path, seed: int) -> None:
     raise ValueError("the tiny Wan model is several files: write it with --out DIR or make-tiny all")
 
@@ -182,6 +203,8 @@ TINY_MODELS: dict = {
                          "Wan 2.1 T2V diffusion transformer (UNETLoader), width 32, ~60 KB"),
     "wan-umt5": TinyModel("text_encoders", TINY_TEXT_ENCODER, _writer("write_tiny_umt5"),
                           "UMT5 text encoder (CLIPLoader type wan) + tiny-umt5.tokenizer.json beside it"),
+    "lora-wan": TinyModel("loras", "tiny-lora-wan.safetensors", _write_tiny_lora,
+                          "LoRA for the tiny Wan model (LoraLoaderModelOnly), ComfyUI's diffusion_model.* naming"),
     "wan": TinyModel("diffusion_models", "", _no_single_file,
                      "Wan 2.1 text-to-video: diffusion model, UMT5 + tokenizer, VAE (--out DIR)",
                      parts=("wan-dit", "wan-umt5", "wan-vae")),
