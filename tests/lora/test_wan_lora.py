@@ -1,6 +1,6 @@
-"""LoRAs on a Wan 2.1 MODEL through LoraLoaderModelOnly: ComfyUI, bare, diffusers and kohya/musubi spellings patch
-the same weights by the same amount, full ``.diff`` / ``.diff_b`` updates land on norms and biases, and a LoRA for
-another family is reported, not applied."""
+"""LoRAs on a Wan 2.1 MODEL through LoraLoaderModelOnly: ComfyUI, bare, diffusers, kohya/musubi and VideoX-Fun
+spellings patch the same weights by the same amount, full ``.diff`` / ``.diff_b`` updates land on norms and biases,
+and a LoRA for another family is reported, not applied."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ def lora_file(style: str, seed: int = 0) -> dict[str, torch.Tensor]:
     tensors: dict[str, torch.Tensor] = {}
     for path, (b, a) in factors(seed).items():
         diffusers = TARGETS[path][0]
-        if style == "kohya":
-            name = "lora_unet_" + path.replace(".", "_")
+        if style in ("kohya", "fun"):
+            name = {"kohya": "lora_unet_", "fun": "lora_unet__"}[style] + path.replace(".", "_")
             tensors |= {f"{name}.lora_up.weight": b, f"{name}.lora_down.weight": a}
         else:
             name = {"comfy": f"diffusion_model.{path}", "bare": path, "diffusers": f"transformer.{diffusers}"}[style]
@@ -47,7 +47,7 @@ def lora_file(style: str, seed: int = 0) -> dict[str, torch.Tensor]:
     return tensors
 
 
-STYLES = ("comfy", "bare", "diffusers", "kohya")
+STYLES = ("comfy", "bare", "diffusers", "kohya", "fun")
 
 
 @pytest.fixture
@@ -195,3 +195,18 @@ def test_make_tiny_lora_wan_fits_every_block_matrix_of_the_tiny_wan(folder, wan,
     matrices = {k for k, v in wan.module.state_dict().items()
                 if k.startswith("blocks.") and k.endswith(".weight") and v.ndim == 2}
     assert len(matrices) == TINY_DIT.num_layers * 10 and set(patched.patcher.patched_keys()) == matrices
+
+
+def test_lora_loader_with_a_wan_clip_patches_the_model_and_names_the_text_keys_it_cannot_map(folder, wan, caplog):
+    from hearth_video.wan_tiny import write_tiny_umt5
+
+    write_tiny_umt5(folder / "umt5.safetensors")
+    clip = wan_loaders.load_text_encoder(folder / "umt5.safetensors", device="cpu")
+    text = "lora_te_encoder_block_0_layer_0_SelfAttention_q"  # UMT5 LoRAs are not mapped (yet)
+    name = write(folder, "with-text.safetensors", lora_file("comfy") | {
+        f"{text}.lora_up.weight": torch.zeros(32, 2), f"{text}.lora_down.weight": torch.zeros(2, 32)})
+    with caplog.at_level(logging.WARNING, logger="hearth.lora"):
+        model, new_clip = LoraLoader().load_lora(wan, clip, name, 1.0, 1.0)
+    assert sorted(model.patcher.patched_keys()) == sorted(f"{p}.weight" for p in TARGETS)
+    assert not new_clip.patcher.patches and not clip.patcher.patches
+    assert any("match no weight of this model" in r.getMessage() and text in r.getMessage() for r in caplog.records)

@@ -5,6 +5,10 @@ with dots as underscores for SD1/SD2 and + the LDM path for SDXL, PEFT and diffu
 under ``unet.`` / ``text_encoder.`` / ``text_encoder_2.``, and every trainer names text encoder layers as Hugging
 Face's ``CLIPTextModel`` does, even for OpenCLIP towers, whose q, k and v live in one fused ``in_proj_weight``.
 
+Other diffusion models (Wan 2.1...) are matched against their own module paths under the prefixes their trainers
+use (ComfyUI's ``diffusion_model.``, diffusers' ``transformer.``, kohya/musubi's ``lora_unet_`` with dots as
+underscores), plus the other names a MODEL gives through its optional ``lora_key_aliases()`` (a diffusers port's).
+
 Rather than listing thousands of names, the map is generated from the weights the model actually has: each weight
 key gets its diffusers and Hugging Face names (derived from the block structure the keys themselves show), and each
 of those all its spellings. So a name maps only to a weight that exists, and a model of another layout simply
@@ -102,7 +106,7 @@ def _weights(shapes: Mapping[str, Sequence[int]], all_dims: bool = False) -> lis
 
 # How trainers prefix a diffusion model's own module paths: ComfyUI's state dict, diffusers' pipeline component.
 _DOTTED = ("", "diffusion_model.", "model.diffusion_model.", "transformer.", "model.")
-_UNDERSCORED = ("lora_unet_", "lora_transformer_")
+_UNDERSCORED = ("lora_unet_", "lora_unet__", "lora_transformer_")  # lora_unet__: VideoX-Fun's Wan LoRAs
 
 
 def unet_names(shapes: Mapping[str, Sequence[int]], aliases: Mapping[str, str] | None = None) -> dict[str, Target]:
