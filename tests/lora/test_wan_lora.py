@@ -134,14 +134,21 @@ def test_strength_zero_is_a_no_op(folder, wan):
 def test_full_differences_patch_norms_and_biases(folder, wan):
     g = torch.Generator().manual_seed(3)
     norm_q, bias_q, norm3 = (torch.randn(32, generator=g) for _ in range(3))
+    modulation, head_modulation = torch.randn(1, 6, 32, generator=g), torch.randn(1, 2, 32, generator=g)
+    patch_b, patch_a = torch.randn(32, 2, 1, 1, 1, generator=g), torch.randn(2, 16, 1, 2, 2, generator=g)
     name = write(folder, "diffs.safetensors", {
         "diffusion_model.blocks.0.self_attn.norm_q.diff": norm_q,
         "diffusion_model.blocks.0.self_attn.q.diff_b": bias_q,
         "transformer.blocks.1.norm2.diff": norm3,  # diffusers' norm2 is Wan's norm3
+        "diffusion_model.blocks.1.modulation.diff": modulation,
+        "transformer.scale_shift_table.diff": head_modulation,  # diffusers' name of the head's modulation
+        "lora_unet_patch_embedding.lora_up.weight": patch_b,  # a Conv3d
+        "lora_unet_patch_embedding.lora_down.weight": patch_a,
         **{k: v for k, v in lora_file("comfy").items() if ".self_attn.q." in k},
     })
     original = {k: v.detach().clone() for k, v in wan.module.state_dict().items()}
     (patched,) = LoraLoaderModelOnly().load_lora_model_only(wan, name, 0.5)
+    assert len(patched.patcher.patched_keys()) == 7
     got = patched_state(patched)
     b, a = factors()["blocks.0.self_attn.q"]
     torch.testing.assert_close(got["blocks.0.self_attn.norm_q.weight"],
@@ -149,6 +156,13 @@ def test_full_differences_patch_norms_and_biases(folder, wan):
     torch.testing.assert_close(got["blocks.0.self_attn.q.bias"], original["blocks.0.self_attn.q.bias"] + 0.5 * bias_q,
                                rtol=0, atol=1e-6)
     torch.testing.assert_close(got["blocks.1.norm3.weight"], original["blocks.1.norm3.weight"] + 0.5 * norm3,
+                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(got["blocks.1.modulation"], original["blocks.1.modulation"] + 0.5 * modulation,
+                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(got["head.modulation"], original["head.modulation"] + 0.5 * head_modulation,
+                               rtol=0, atol=1e-6)
+    conv = (patch_b.flatten(1) @ patch_a.flatten(1)).reshape(32, 16, 1, 2, 2)
+    torch.testing.assert_close(got["patch_embedding.weight"], original["patch_embedding.weight"] + 0.5 * conv,
                                rtol=0, atol=1e-6)
     torch.testing.assert_close(got["blocks.0.self_attn.q.weight"],
                                original["blocks.0.self_attn.q.weight"] + 0.5 * (ALPHA / RANK) * (b @ a),
@@ -210,3 +224,14 @@ def test_lora_loader_with_a_wan_clip_patches_the_model_and_names_the_text_keys_i
     assert sorted(model.patcher.patched_keys()) == sorted(f"{p}.weight" for p in TARGETS)
     assert not new_clip.patcher.patches and not clip.patcher.patches
     assert any("match no weight of this model" in r.getMessage() and text in r.getMessage() for r in caplog.records)
+
+
+def test_full_difference_tensors_are_parsed_as_their_own_algorithm():
+    from hearth_lora.formats import Full, parse_lora
+
+    parsed = parse_lora({"a.diff": torch.ones(4), "b.diff_b": torch.ones(4), "c.lora_up.weight": torch.ones(4, 1),
+                         "c.lora_down.weight": torch.ones(1, 4), "c.diff_b": torch.ones(4),
+                         "d.diff_b": torch.ones(4), "d.alpha": torch.tensor(1.0)})
+    assert parsed.algorithms == {"a": "diff", "c": "lora"}
+    assert isinstance(parsed.adapters["a"], Full) and set(parsed.biases) == {"b", "c", "d"}
+    assert parsed.problems == {"d": "incomplete: has only alpha"}

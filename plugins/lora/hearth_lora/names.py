@@ -126,9 +126,11 @@ def unet_names(shapes: Mapping[str, Sequence[int]], aliases: Mapping[str, str] |
             spellings += [diffusers, f"unet.{diffusers}"]
         spellings += ["lora_unet_" + s.replace(".", "_") for s in (ldm, diffusers) if s is not None]
         names.update(dict.fromkeys(spellings, target))
-    # The generic conventions of other diffusion models, never shadowing the above.
-    for path in _weights(shapes, all_dims=True):
-        target = Target(UNET, path + ".weight")
+    # The generic conventions of other diffusion models, never shadowing the above; a bare parameter (a
+    # transformer's modulation table) is named by its whole key, as full .diff updates address it.
+    bare = [key for key in shapes if not key.endswith((".weight", ".bias")) and "." in key]
+    for path, key in [(p, p + ".weight") for p in _weights(shapes, all_dims=True)] + [(k, k) for k in bare]:
+        target = Target(UNET, key)
         for spelling in _spellings(path):
             names.setdefault(spelling, target)
     for alias, own in (aliases or {}).items():

@@ -154,16 +154,19 @@ _DIFFUSERS_NAMES = tuple((re.compile(ours), theirs) for ours, theirs in (
     (r"blocks\.(\d+)\.norm3", r"blocks.\1.norm2"),  # diffusers swaps the names of the two block norms
     (r"blocks\.(\d+)\.ffn\.0", r"blocks.\1.ffn.net.0.proj"),
     (r"blocks\.(\d+)\.ffn\.2", r"blocks.\1.ffn.net.2"),
+    (r"blocks\.(\d+)\.modulation", r"blocks.\1.scale_shift_table"),
+    (r"head\.modulation", "scale_shift_table"),
 ))
 
 
 def diffusers_module_names(keys: Iterable[str]) -> dict[str, str]:
-    """diffusers' name of each module (with a weight or bias) among Wan state-dict ``keys`` -> Wan's own name."""
+    """diffusers' name of each module (with a weight or bias) or bare parameter (a modulation table) among Wan
+    state-dict ``keys`` -> Wan's own name."""
     aliases: dict[str, str] = {}
     for key in keys:
         path, _, leaf = key.rpartition(".")
         if leaf not in ("weight", "bias"):
-            continue
+            path = key
         for pattern, theirs in _DIFFUSERS_NAMES:
             if pattern.fullmatch(path):
                 aliases[pattern.sub(theirs, path)] = path
