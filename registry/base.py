@@ -1,22 +1,30 @@
 """An environment's base: Hearth itself, torch and what Hearth's runtime needs, pinned at their installed versions.
 
 The base is never installed into an environment (each generation reaches Hearth's own site-packages through a
-.pth file); resolution holds it fixed, so no pack can replace or duplicate any of it.
+.pth file); resolution holds it fixed, so no pack can replace or duplicate any of it: a constraints file pins each
+base package to an empty stand-in wheel of its exact version, so uv resolves against it and never looks it up.
+The stand-ins are made once per environment and base, not on every resolve.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
+import shutil
 import sys
-from importlib import metadata
+import zipfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from packaging.markers import default_environment
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 if TYPE_CHECKING:
     from registry.envs import Environment
+
+STAND_INS = ".base-"  # <env root>/.base-<digest>/: the stand-in wheels and constraints.txt for one base
+CONSTRAINTS = "constraints.txt"
 
 
 def base_packages(root: str = "comfy-hearth", always: tuple[str, ...] = ("torch",)) -> dict[str, str]:
@@ -25,6 +33,11 @@ def base_packages(root: str = "comfy-hearth", always: tuple[str, ...] = ("torch"
     Walks the installed requirement graph from `root` (markers evaluated, extras not followed unless asked),
     so a pack can neither replace nor duplicate anything Hearth itself imports.
     """
+    # Imported here: only `comfy env create` walks the graph, and importlib.metadata costs every command 15 ms.
+    from importlib import metadata
+
+    from packaging.markers import default_environment
+    from packaging.requirements import InvalidRequirement, Requirement
     env = default_environment()
     found: dict[str, str] = {}
     queue: list[tuple[str, frozenset[str]]] = [(root, frozenset())] + [(n, frozenset()) for n in always]
@@ -59,6 +72,8 @@ def base_drift(env: Environment) -> dict[str, tuple[str, str]]:
     for name, recorded in env.base.items():
         now = listed.get(name)
         if now is None:  # not found by folder name (an egg-info, an odd spelling): ask importlib, slower
+            from importlib import metadata
+
             try:
                 now = metadata.version(name)
             except metadata.PackageNotFoundError:
@@ -82,3 +97,88 @@ def _dist_info_versions() -> dict[str, str]:
                     name, _, version = entry.name[:-len(".dist-info")].partition("-")
                     found.setdefault(canonicalize_name(name), version)
     return found
+
+
+# -- stand-ins: what resolution pins the base to -------------------------------------------------------------------
+
+def base_digest(base: dict[str, str], folder: Path) -> str:
+    """Names the stand-ins for `base` at `folder`: their constraints name file URLs there, so the place counts."""
+    key = json.dumps({"base": sorted(base.items()), "at": str(folder)}, separators=(",", ":"))
+    return hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+def _stub_name(name: str, version: str) -> str:
+    return f"{canonicalize_name(name).replace('-', '_')}-{version}-py3-none-any.whl"
+
+
+def _write_stub(path: Path, name: str, version: str) -> None:
+    dist = canonicalize_name(name).replace("-", "_")
+    info = f"{dist}-{version}.dist-info"
+    with zipfile.ZipFile(path, "w") as zf:
+        for member, text in ((f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"),
+                             (f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"),
+                             (f"{info}/RECORD", "")):
+            zf.writestr(zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0)), text)
+
+
+def base_constraints(root: Path, base: dict[str, str]) -> Path:
+    """The constraints file pinning each base package to a local stand-in wheel of its exact version.
+
+    Made once per environment and base, in ``<root>/.base-<digest>/``, and reused by every resolve: rebuilt when
+    the base recorded for the environment (or the environment's place) changes, or when a file of it is missing.
+    Built under a temporary name and renamed into place, so a killed build leaves nothing that passes for it.
+    """
+    digest = base_digest(base, root)
+    folder = root / f"{STAND_INS}{digest}"
+    path = folder / CONSTRAINTS
+    wanted = {_stub_name(n, v) for n, v in base.items()} | {CONSTRAINTS}
+    try:
+        if wanted <= set(os.listdir(folder)):
+            return path
+    except OSError:
+        pass
+    root.mkdir(parents=True, exist_ok=True)
+    _clear_stand_ins(root, keep=folder.name)
+    staging = root / f".stand-ins-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        lines = [f"# stand-ins for the base of {root} ({digest}): made by Hearth, do not edit"]
+        for name, version in base.items():
+            stub = _stub_name(name, version)
+            _write_stub(staging / stub, name, version)
+            lines.append(f"{name} @ {(folder / stub).as_uri()}")  # the name it will have once renamed
+        (staging / CONSTRAINTS).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        if folder.exists():  # incomplete (a file was removed): replaced whole
+            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            os.rename(staging, folder)
+        except OSError:  # a concurrent resolve put a complete one there first
+            if not (wanted <= set(os.listdir(folder))):
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def _clear_stand_ins(root: Path, keep: str) -> None:
+    """Remove stand-ins of other bases and what killed builds left (hidden folders of processes not running)."""
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(root / "base")  # the layout before stand-ins were keyed by their base
+    for entry in root.glob(".*"):
+        if entry.name.startswith(STAND_INS) and entry.name != keep:
+            shutil.rmtree(entry, ignore_errors=True)
+        elif entry.name.startswith(".stand-ins-"):
+            pid = entry.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.base import base_packages
+from registry.base import base_constraints, base_packages
 
 ENV_HOME = "HEARTH_HOME"
 ENV_CURRENT = "COMFY_ENV"
@@ -449,6 +449,9 @@ def create_environment(name: str) -> Environment:
         _relocate(root / "generations" / "0" / "venv", str(staging), str(root))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    # The stand-ins resolution pins the base to, made now rather than by the first install (which makes them if
+    # this was killed first). After the rename: their constraints name the files where they finally lie.
+    base_constraints(root, info["base"])
     return Environment(name, root)
 
 

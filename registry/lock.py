@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from packaging.markers import InvalidMarker, Marker
@@ -131,6 +132,32 @@ def lock_text(packages: list[LockedPackage], *, paths: dict[str, str] | None = N
             lines.append(f"index = {_s(p.index)}")
         lines += [f"wheels = [{art}]" if kind == "wheels" else f"sdist = {art}", ""]
     return "\n".join(lines)
+
+
+def unpin(text: str, names: Iterable[str]) -> tuple[str, set[str]]:
+    """`text` (a pylock.toml) less its ``[[packages]]`` entries for `names`, and the names it could not take out.
+
+    uv keeps the versions of an earlier lock given as its output file; a package taken out of it is resolved
+    afresh, as with ``--upgrade-package`` (which costs more: uv then treats its whole cache, the interpreter it
+    knows included, as stale). A lock written another way (an inline ``packages = [...]``) is left as it is and
+    its names are returned, for ``--upgrade-package``.
+    """
+    drop = {canonicalize_name(n) for n in names}
+    parts = re.split(r"(?m)^(?=\[\[packages\]\][ \t]*$)", text)
+    kept = [parts[0]]
+    for part in parts[1:]:
+        m = _PACKAGE_NAME.search(part)
+        if not (m and canonicalize_name(m.group(1)) in drop):
+            kept.append(part)
+    out = "".join(kept)
+    try:
+        left = {canonicalize_name(str(p.get("name", ""))) for p in tomllib.loads(out).get("packages", [])} & drop
+    except (tomllib.TOMLDecodeError, AttributeError, TypeError):
+        return text, drop
+    return out, left
+
+
+_PACKAGE_NAME = re.compile(r"""(?m)^name[ \t]*=[ \t]*["']([^"']+)["']""")
 
 
 # -- uv's resolver errors -------------------------------------------------------------------------------------------

@@ -68,13 +68,15 @@ def parse_spec(text: str) -> Requirement:
     return req
 
 
-def find_sources(specs: Iterable[str], registries: list[Registry]) -> dict[str, str]:
+def find_sources(specs: Iterable[str], registries: list[Registry], pages: dict[str, dict] | None = None
+                 ) -> dict[str, str]:
     """pack -> the registry it comes from (the highest-priority one that has it); every missing pack is named.
 
     Asks each registry's simple index, the very pages uv resolves from, by priority (`source_for_pack`): a
     registry that cannot answer (offline, refusing the token) is an error, never a reason to try the next.
+    `pages`, when given, receives each pack's page as its registry gave it (pack -> PEP 691 data).
     """
-    return _find_sources(specs, registries, simple_index_lookup)
+    return _find_sources(specs, registries, simple_index_lookup, pages)
 
 
 def simple_index_lookup(registry: Registry, name: str) -> dict | None:
@@ -115,7 +117,8 @@ def _error_text(body: bytes) -> str:
 
 
 def _find_sources(specs: Iterable[str], registries: list[Registry],
-                  lookup: Callable[[Registry, str], dict | None]) -> dict[str, str]:
+                  lookup: Callable[[Registry, str], dict | None], pages: dict[str, dict] | None = None
+                  ) -> dict[str, str]:
     found, missing = {}, []
     for spec in specs:
         name = parse_spec(spec).name
@@ -124,11 +127,39 @@ def _find_sources(specs: Iterable[str], registries: list[Registry],
             missing.append(got)
         else:
             found[canonicalize_name(name)] = got[0].url
+            if pages is not None and isinstance(got[1], dict):
+                pages[canonicalize_name(name)] = got[1]
     if missing:
         names = ", ".join(repr(m.name) for m in missing)
         raise InstallError(f"pack{'s' if len(missing) > 1 else ''} {names} not found on "
                            f"{', '.join(missing[0].searched)}; check the name with `comfy search`")
     return found
+
+
+def newer_on_registry(specs: Iterable[str], chosen: dict[str, str], pages: dict[str, dict]) -> list[str]:
+    """The packs of `specs` whose registry page (`pages`, read just now) lists a version their spec allows that is
+    newer than the one `chosen` (pack -> version): a resolve that worked from a stale cached page."""
+    from packaging.version import InvalidVersion, Version
+
+    stale = []
+    for spec in specs:
+        req = parse_spec(spec)
+        name = canonicalize_name(req.name)
+        versions = (pages.get(name) or {}).get("versions")
+        if name not in chosen or not isinstance(versions, list):
+            continue
+        try:
+            have = Version(chosen[name])
+        except InvalidVersion:
+            continue
+        for v in versions:
+            try:
+                if Version(str(v)) > have and req.specifier.contains(str(v)):
+                    stale.append(req.name)
+                    break
+            except InvalidVersion:
+                continue
+    return stale
 
 
 def index_versions(names: Iterable[str], sources: Sources) -> dict[str, list[str]]:

@@ -354,3 +354,27 @@ def test_install_offline_from_a_warm_cache(comfy, home: Path, tmp_path: Path):
     assert r.exit_code == 0, r.output
     r = comfy("install", p, "--env", "offline")  # online, the stopped registry is an error that names it
     assert r.exit_code == 2 and server.url in r.output and "not reachable" in r.output, r.output
+
+
+def test_install_again_takes_a_version_published_since(packs: Packs, comfy, home: Path, monkeypatch):
+    a = unique("pnew-")
+    packs.hearth(a, deps=("tinydep<2",))
+    assert comfy("install", a).exit_code == 0
+    env = envs.get_environment()
+    dep = lock_of(env)["tinydep"]["version"]
+    packs.hearth(a, version="1.1.0", deps=("tinydep<2",))
+    r = comfy("install", a, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["changed"] == {a: ["1.0.0", "1.1.0"]}
+    assert lock_of(env)["tinydep"]["version"] == dep  # what was not named keeps its version
+
+    # A resolve that missed a version the registry's page lists (a cached page) is redone, refreshing the pack.
+    from registry import install as installer
+
+    calls = []
+    real = installer.resolve
+    monkeypatch.setattr(installer, "resolve", lambda *a, **k: calls.append(k.get("refresh")) or real(*a, **k))
+    monkeypatch.setattr(installer, "newer_on_registry", lambda specs, chosen, pages: [a] if len(calls) == 1 else [])
+    r = comfy("install", a)
+    assert r.exit_code == 0 and "nothing to change" in r.output, r.output
+    assert calls == [False, True]
