@@ -95,7 +95,9 @@ def _dist_info_versions() -> dict[str, str]:
             for entry in entries:
                 if entry.name.endswith(".dist-info") and "-" in entry.name:
                     name, _, version = entry.name[:-len(".dist-info")].partition("-")
-                    found.setdefault(canonicalize_name(name), version)
+                    # canonicalize_name without its regex, for hundreds of folders: the same for the names
+                    # installers write (a rare odd spelling misses here and is asked of importlib instead).
+                    found.setdefault(name.replace("_", "-").replace(".", "-").lower(), version)
     return found
 
 

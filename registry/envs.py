@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -313,8 +314,9 @@ def venv_site_packages(venv: Path) -> Path:
     return venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
 
 
+@functools.cache
 def uv_binary() -> str:
-    """The uv that came with Hearth (the `uv` package), else one on PATH."""
+    """The uv that came with Hearth (the `uv` package), else one on PATH (looked up once per process)."""
     try:
         from uv import find_uv_bin
 
