@@ -134,11 +134,8 @@ def base_constraints(root: Path, base: dict[str, str]) -> Path:
     folder = root / f"{STAND_INS}{digest}"
     path = folder / CONSTRAINTS
     wanted = {_stub_name(n, v) for n, v in base.items()} | {CONSTRAINTS}
-    try:
-        if wanted <= set(os.listdir(folder)):
-            return path
-    except OSError:
-        pass
+    if _complete(folder, wanted):
+        return path
     root.mkdir(parents=True, exist_ok=True)
     _clear_stand_ins(root, keep=folder.name)
     staging = root / f".stand-ins-{os.getpid()}"
@@ -151,16 +148,25 @@ def base_constraints(root: Path, base: dict[str, str]) -> Path:
             _write_stub(staging / stub, name, version)
             lines.append(f"{name} @ {(folder / stub).as_uri()}")  # the name it will have once renamed
         (staging / CONSTRAINTS).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        if _complete(folder, wanted):  # a concurrent resolve made them meanwhile, and may be using them
+            return path
         if folder.exists():  # incomplete (a file was removed): replaced whole
             shutil.rmtree(folder, ignore_errors=True)
         try:
             os.rename(staging, folder)
         except OSError:  # a concurrent resolve put a complete one there first
-            if not (wanted <= set(os.listdir(folder))):
+            if not _complete(folder, wanted):
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def _complete(folder: Path, wanted: set[str]) -> bool:
+    try:
+        return wanted <= set(os.listdir(folder))
+    except OSError:
+        return False
 
 
 def _clear_stand_ins(root: Path, keep: str) -> None:

@@ -453,7 +453,8 @@ def create_environment(name: str) -> Environment:
         shutil.rmtree(staging, ignore_errors=True)
     # The stand-ins resolution pins the base to, made now rather than by the first install (which makes them if
     # this was killed first). After the rename: their constraints name the files where they finally lie.
-    base_constraints(root, info["base"])
+    with contextlib.suppress(OSError):
+        base_constraints(root, info["base"])
     return Environment(name, root)
 
 
