@@ -11,7 +11,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
 
 from registry.config import PackNotFound, Registry, source_for_pack
 from registry.envs import EnvironmentError_
@@ -137,29 +144,43 @@ def _find_sources(specs: Iterable[str], registries: list[Registry],
 
 
 def newer_on_registry(specs: Iterable[str], chosen: dict[str, str], pages: dict[str, dict]) -> list[str]:
-    """The packs of `specs` whose registry page (`pages`, read just now) lists a version their spec allows that is
+    """The packs of `specs` whose registry page (`pages`, read just now) offers a version their spec allows that is
     newer than the one `chosen` (pack -> version): a resolve that worked from a stale cached page."""
-    from packaging.version import InvalidVersion, Version
-
     stale = []
     for spec in specs:
         req = parse_spec(spec)
         name = canonicalize_name(req.name)
-        versions = (pages.get(name) or {}).get("versions")
-        if name not in chosen or not isinstance(versions, list):
+        if name not in chosen or name not in pages:
             continue
         try:
             have = Version(chosen[name])
         except InvalidVersion:
             continue
-        for v in versions:
-            try:
-                if Version(str(v)) > have and req.specifier.contains(str(v)):
-                    stale.append(req.name)
-                    break
-            except InvalidVersion:
-                continue
+        # Pre-releases count only where uv would take them: asked for by the spec, or already chosen.
+        pre = bool(have.is_prerelease or req.specifier.prereleases)
+        if any(v > have and req.specifier.contains(v, prereleases=pre) for v in _offered(pages[name])):
+            stale.append(req.name)
     return stale
+
+
+def _offered(page: dict) -> set:
+    """The versions a PEP 691 page offers files of, yanked ones left out (as uv leaves them out)."""
+    files = page.get("files")
+    if not isinstance(files, list):  # no file list: the page's version list, as it is
+        out = set()
+        for v in page.get("versions") or ():
+            with contextlib.suppress(InvalidVersion, TypeError):
+                out.add(Version(str(v)))
+        return out
+    out = set()
+    for f in files:
+        if not isinstance(f, dict) or f.get("yanked") not in (None, False):
+            continue
+        filename = str(f.get("filename", ""))
+        with contextlib.suppress(InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+            out.add(parse_wheel_filename(filename)[1] if filename.endswith(".whl")
+                    else parse_sdist_filename(filename)[1])
+    return out
 
 
 def index_versions(names: Iterable[str], sources: Sources) -> dict[str, list[str]]:

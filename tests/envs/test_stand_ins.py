@@ -125,4 +125,14 @@ def test_newer_on_registry_names_packs_a_stale_resolve_held_back():
     assert newer_on_registry(["pack-a<2"], {"pack-a": "1.0.0"}, pages) == ["pack-a"]
     assert newer_on_registry(["Pack_B", "pack-a"], {"pack-b": "1.0", "pack-a": "2.0.0"}, pages) == []
     assert newer_on_registry(["pack-c"], {"pack-c": "1.0"}, pages) == []  # no page: nothing to compare
+    assert newer_on_registry(["pack-a"], {"pack-a": "1.0.0"}, {"pack-a": {"versions": ["3.0rc1"]}}) == []
+    assert newer_on_registry(["pack-a>=3.0rc1"], {"pack-a": "3.0rc1"}, {"pack-a": {"versions": ["3.0rc2"]}}) \
+        == ["pack-a"]
+    # With a file list, what its files offer counts: a yanked newest version is no reason to resolve again.
+    files = {"pack-a": {"versions": ["1.0.0", "1.1.0", "1.2.0"], "files": [
+        {"filename": "pack_a-1.0.0-py3-none-any.whl", "yanked": False},
+        {"filename": "pack_a-1.2.0-py3-none-any.whl", "yanked": "broken"},
+        {"filename": "pack_a-1.1.0.tar.gz"}]}}
+    assert newer_on_registry(["pack-a"], {"pack-a": "1.1.0"}, files) == []
+    assert newer_on_registry(["pack-a"], {"pack-a": "1.0.0"}, files) == ["pack-a"]
 
