@@ -3,9 +3,13 @@
 Layout of ``hearth_home()/envs/<name>/``::
 
     env.json            name, creation time, the base (Hearth's interpreter, site-packages, pinned packages)
-    generations/<N>/    one complete install: venv/ (made by uv), custom_nodes/, pylock.toml, generation.json
+    template/           the uv-made venv each generation's venv is cloned from
+    generations/<N>/    one complete install: venv/ (a clone of template/), custom_nodes/, pylock.toml,
+                        generation.json
     current             symlink to generations/<N>; replaced with os.replace, so switching is atomic
     pylock.toml         symlink to current/pylock.toml: the current generation's lock
+    .base-<digest>/     stand-in wheels of the base and the constraints file pinning resolution to them
+                        (registry/base.py; made at create, remade when the base recorded in env.json changes)
     .lock               held (flock) by whoever changes the environment
 
 A generation is written once and never changed. An install builds generation N+1 beside the current one with its
