@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
+from registry.pids import pid_alive
+
 if TYPE_CHECKING:
     from registry.envs import Environment
 
@@ -178,15 +180,8 @@ def _clear_stand_ins(root: Path, keep: str) -> None:
             shutil.rmtree(entry, ignore_errors=True)
         elif entry.name.startswith(".stand-ins-"):
             pid = entry.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 shutil.rmtree(entry, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from registry.base import base_constraints, base_packages
+from registry.pids import pid_alive
 
 ENV_HOME = "HEARTH_HOME"
 ENV_CURRENT = "COMFY_ENV"
@@ -466,17 +467,10 @@ def _clear_leftovers() -> None:
     """Remove what a killed `env create` or `env remove` left (hidden folders of processes no longer running)."""
     for entry in envs_dir().glob(".*-*"):
         pid = entry.name.rsplit("-", 1)[-1]
-        if entry.name.startswith((".new-", ".removed-")) and pid.isdigit() and not _alive(int(pid)):
+        if entry.name.startswith((".new-", ".removed-")) and pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 

@@ -223,7 +223,8 @@ def recover(registry: Registry) -> dict[str, int]:
     """Clean up after a crash: temporary files of dead processes, blobs no version refers to (older than the
     grace period, so another live process's blob about to be committed is safe), verification claims of dead
     processes, and long-expired tickets."""
-    from registry_server.verification.services import pid_alive, release_dead_claims
+    from registry.pids import pid_alive
+    from registry_server.verification.services import release_dead_claims
 
     removed = {"temp": 0, "blobs": 0, "tickets": 0, "claims": 0}
     tmp_dir = registry.settings.tmp_dir

@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy import delete, or_, update
 from sqlmodel import Session, select
 
+from registry.pids import pid_alive
 from registry_server.db import utcnow
 from registry_server.settings import Settings
 from registry_server.verification import checks
@@ -114,13 +115,6 @@ def release_dead_claims(session: Session) -> int:
     return released
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
