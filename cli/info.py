@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cli.common import custom_nodes_option, echo_json, env_option, plugins_for
@@ -58,5 +59,9 @@ def plugins(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None)
                       record.error or "", ", ".join(lacks))
     console = Console()
     console.print(table)
+    # What a pack's load skipped or could not run (a failing prestartup script, a node class left out...).
+    for record in records:
+        for note in record.notes:
+            console.print(f"[cyan]note:[/cyan] {escape(record.name)}: {escape(note)}", highlight=False, soft_wrap=True)
     for warning in manager.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")

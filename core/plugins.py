@@ -372,7 +372,12 @@ _active: PluginManager | None = None
 def load_plugins(**kwargs: Any) -> PluginManager:
     """Create a plugin manager, load every tier (see :meth:`PluginManager.load`) and make it the active one."""
     global _active
-    _active = PluginManager().load(**kwargs)
+    previous, _active = _active, None  # while it loads, no older manager answers for it (packs read samplers)
+    try:
+        _active = PluginManager().load(**kwargs)
+    except BaseException:
+        _active = previous
+        raise
     return _active
 
 

@@ -76,3 +76,20 @@ def test_prestartup_runs_before_packs_that_load_earlier_and_a_failure_stays_with
     assert broken.notes == ["prestartup_script.py failed: RuntimeError: no GPU driver found"]
     assert not pm.records["prestartup_pack"].notes
     assert "skipped" not in pm.records
+
+
+def test_comfy_plugins_shows_a_failed_prestartup_script_on_its_pack(models: None, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    folder = tmp_path / "custom_nodes"
+    (folder / "broken_start").mkdir(parents=True)
+    (folder / "broken_start" / "prestartup_script.py").write_text("raise RuntimeError('no [GPU] driver found')\n")
+    (folder / "broken_start" / "__init__.py").write_text("NODE_CLASS_MAPPINGS = {}\n")
+    monkeypatch.setenv("HEARTH_DISABLE_PLUGINS", "sd,samplers,lora,video")
+    result = CliRunner().invoke(cli, ["plugins", "--custom-nodes", str(folder)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if line.startswith("note: broken_start:")]
+    assert notes[0] == "note: broken_start: prestartup_script.py failed: RuntimeError: no [GPU] driver found"
