@@ -26,12 +26,14 @@ import torch  # noqa: E402
 from hearth_lora.apply import patch_parts  # noqa: E402
 from hearth_lora.loading import clear_cache, load_lora  # noqa: E402
 from hearth_lora.names import res_blocks_per_level, unet_diffusers_path  # noqa: E402
-from hearth_lora.tiny import write_safetensors  # noqa: E402
 from hearth_sd.families import SD1  # noqa: E402
 from hearth_sd.unet import UNetModel  # noqa: E402
 
 import core.models.loading  # noqa: E402
-from core.models import PatchedModel  # noqa: E402
+from core.models import (
+    PatchedModel,  # noqa: E402
+    write_safetensors,  # noqa: E402
+)
 
 TRAINED = re.compile(r".*\.(proj_in|proj_out|attn[12]\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.[02](\.proj)?)\.weight")
 

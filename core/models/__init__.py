@@ -33,6 +33,7 @@ _EXPORTS = {
     "read_header": "core.models.loading",
     "load_state_dict": "core.models.loading",
     "strip_prefix": "core.models.loading",
+    "write_safetensors": "core.models.loading",
     "detect": "core.models.detection",
     "detect_with_plugins": "core.models.detection",
     "UnknownModelError": "core.models.detection",
@@ -73,6 +74,7 @@ __all__ = [
     "release_memory",
     "set_default_manager",
     "strip_prefix",
+    "write_safetensors",
 ]
 
 if TYPE_CHECKING:
@@ -87,6 +89,7 @@ if TYPE_CHECKING:
         load_state_dict,
         read_header,
         strip_prefix,
+        write_safetensors,
     )
     from core.models.manager import ModelManager, ModelTooLargeError, default_manager, set_default_manager
     from core.models.patches import PatchedModel, PatchError, WeightPatch

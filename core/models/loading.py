@@ -183,6 +183,41 @@ def dtype_name(dtype: torch.dtype) -> str:
     return next((name for name in ITEMSIZE if torch_dtype(name) == dtype), "?")
 
 
+def write_safetensors(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike[str],
+                      metadata: Mapping[str, str] | None = None) -> Path:
+    """Write a .safetensors file whose bytes depend on its content only, atomically (a temporary name, then a
+    rename: an interrupted write leaves no half file).
+
+    ``safetensors.save_file`` writes the metadata in hash-map order, which changes from run to run; tiny models and
+    fixtures are better with a stable sha256. The format: an 8-byte little-endian header size, a JSON header
+    (space-padded to 8 bytes) of dtype, shape and byte range per tensor, then the raw data.
+    """
+    import torch
+
+    path = Path(path)
+    header: dict[str, object] = {"__metadata__": dict(sorted((metadata or {}).items()))}
+    blobs, offset = [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous().cpu()
+        kind = dtype_name(t.dtype)
+        if kind == "?":
+            raise ValueError(f"{path}: tensor {name!r} has dtype {t.dtype}, which safetensors cannot hold")
+        data = t.reshape(-1).view(torch.uint8).numpy().tobytes()
+        header[name] = {"dtype": kind, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    partial = path.with_name(f".{path.name}.partial")
+    with open(partial, "wb") as f:
+        f.write(len(encoded).to_bytes(8, "little"))
+        f.write(encoded)
+        for data in blobs:
+            f.write(data)
+    os.replace(partial, path)
+    return path
+
+
 def load_state_dict(
     path: str | os.PathLike[str],
     *,

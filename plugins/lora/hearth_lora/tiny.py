@@ -10,14 +10,13 @@ module paths for SD1/SD2 UNets, LDM paths for SDXL's, Hugging Face paths for eve
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 
-from core.models import read_header
+from core.models import read_header, write_safetensors
 
 from .names import TE, TE1, TE2, res_blocks_per_level, text_encoder_hf_names, unet_diffusers_path
 
@@ -78,27 +77,6 @@ def tiny_lora_state_dict(shapes: Mapping[str, Sequence[int]], seed: int = 0,
         tensors[f"{name}.lora_down.weight"] = (torch.randn(RANK, inp, generator=gen) * 0.2).half()
         tensors[f"{name}.alpha"] = torch.tensor(ALPHA, dtype=torch.float16)
     return tensors
-
-
-def write_safetensors(tensors: Mapping[str, torch.Tensor], path: Path, metadata: Mapping[str, str]) -> None:
-    """A .safetensors file whose bytes depend on its content only (sorted keys and metadata; ``safetensors``'
-    own writer orders metadata by hash, which differs between runs)."""
-    names = {torch.float16: "F16", torch.float32: "F32"}
-    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
-    blobs, offset = [], 0
-    for name in sorted(tensors):
-        data = tensors[name].contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-        header[name] = {"dtype": names[tensors[name].dtype], "shape": list(tensors[name].shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    encoded = json.dumps(header, separators=(",", ":")).encode()
-    encoded += b" " * (-len(encoded) % 8)
-    with open(path, "wb") as f:
-        f.write(len(encoded).to_bytes(8, "little"))
-        f.write(encoded)
-        for data in blobs:
-            f.write(data)
 
 
 def write_tiny_lora(shapes: Mapping[str, Sequence[int]], out: str | Path, seed: int = 0, *,

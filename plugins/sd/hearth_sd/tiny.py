@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from core.models import write_safetensors
+
 from .checkpoint import CONFIG_METADATA_KEY
 from .clip_text import CLIPTextEncoder
 from .families import FAMILIES, get_family
@@ -53,31 +55,6 @@ def tiny_state_dict(family_name: str, seed: int = 0) -> tuple[dict[str, torch.Te
         "hearth.sd.tiny": "random weights, for tests and demos only",
     }
     return tensors, metadata
-
-
-def write_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    """A .safetensors file whose bytes depend on its content only.
-
-    ``safetensors.save_file`` writes the metadata in hash-map order, which changes from run to run; fixtures are
-    better with a stable sha256. The format: an 8-byte little-endian header size, a JSON header (space-padded to
-    8 bytes) of dtype, shape and byte range per tensor, then the raw data.
-    """
-    dtypes = {torch.float16: "F16", torch.float32: "F32", torch.bfloat16: "BF16"}
-    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
-    blobs, offset = [], 0
-    for name in sorted(tensors):
-        t = tensors[name].contiguous()
-        data = t.reshape(-1).view(torch.uint8).numpy().tobytes()
-        header[name] = {"dtype": dtypes[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    encoded = json.dumps(header, separators=(",", ":")).encode()
-    encoded += b" " * (-len(encoded) % 8)
-    with open(path, "wb") as f:
-        f.write(len(encoded).to_bytes(8, "little"))
-        f.write(encoded)
-        for data in blobs:
-            f.write(data)
 
 
 def make_tiny_checkpoint(family: str, path: str | Path, seed: int = 0) -> Path:

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import torch
 
+from core.models import write_safetensors
+
 from .checkpoint import CONFIG_METADATA_KEY
 from .clip_text import CLIPTextEncoder
 from .families import SD1
-from .tiny import write_safetensors
 from .vae import AutoencoderKL
 
 TINY_NOTE = {"hearth.sd.tiny": "random weights, for tests and demos only"}

@@ -75,7 +75,8 @@ def write_tiny_motion_model(path: str | Path, seed: int = 0, version: str = "v2"
     """Write a tiny motion module for the tiny SD1 checkpoint to ``path``; the same ``(seed, version)`` always
     gives the same bytes."""
     from hearth_sd.families import SD1
-    from hearth_sd.tiny import write_safetensors
+
+    from core.models import write_safetensors
 
     tensors, metadata = tiny_state_dict(version, seed, config=config_for_unet(SD1.unet_tiny, version))
     path = Path(path)
