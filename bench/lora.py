@@ -30,10 +30,7 @@ from hearth_sd.families import SD1  # noqa: E402
 from hearth_sd.unet import UNetModel  # noqa: E402
 
 import core.models.loading  # noqa: E402
-from core.models import (
-    PatchedModel,  # noqa: E402
-    write_safetensors,  # noqa: E402
-)
+from core.models import PatchedModel, write_safetensors  # noqa: E402
 
 TRAINED = re.compile(r".*\.(proj_in|proj_out|attn[12]\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.[02](\.proj)?)\.weight")
 
