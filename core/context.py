@@ -7,7 +7,10 @@ variable while a node runs; ``core.context.current()`` returns it (``None`` outs
 from __future__ import annotations
 
 import contextvars
+import os
+import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,3 +111,42 @@ def enter(ctx: ExecutionContext) -> contextvars.Token:
 
 def leave(token: contextvars.Token) -> None:
     _current.reset(token)
+
+
+# -- files in the folders (ComfyUI's conventions, for every node that reads or writes them) ---------------------
+
+
+def annotated_path(name: str) -> Path:
+    """Resolve ``"sub/file.png [output]"`` (ComfyUI's annotated names) inside the input, output or temp folder."""
+    folders_ = folders()
+    base = folders_.input
+    match = re.fullmatch(r"(.*) \[(input|output|temp)\]", name)
+    if match:
+        name, base = match.group(1), folders_.for_type(match.group(2))
+    root = base.resolve()
+    path = (root / name).resolve()
+    if root != path and root not in path.parents:
+        raise ValueError(f"image path {name!r} leaves the {base} folder")
+    return path
+
+
+def save_path(prefix: str, folder: Path, width: int, height: int) -> tuple[Path, str, int]:
+    """Where the next files of ``prefix`` go: (directory, base name, first free counter)."""
+    stamp = time.localtime()
+    replacements = {"%width%": str(width), "%height%": str(height), "%year%": f"{stamp.tm_year}",
+                    "%month%": f"{stamp.tm_mon:02}", "%day%": f"{stamp.tm_mday:02}",
+                    "%hour%": f"{stamp.tm_hour:02}", "%minute%": f"{stamp.tm_min:02}",
+                    "%second%": f"{stamp.tm_sec:02}"}
+    for key, value in replacements.items():
+        prefix = prefix.replace(key, value)
+    subfolder, _, base = prefix.replace("\\", "/").rpartition("/")
+    root = folder.resolve()
+    directory = (root / subfolder).resolve()
+    if directory != root and root not in directory.parents:
+        raise ValueError(f"filename_prefix {prefix!r} would save outside the output folder {folder}")
+    directory.mkdir(parents=True, exist_ok=True)
+    # %batch_num% is filled in per image, so it matches any number here; counting it literally (as ComfyUI
+    # does) found no files and overwrote the previous run's images.
+    pattern = re.compile(re.escape(base).replace(re.escape("%batch_num%"), r"\d+") + r"_(\d+)_?\.")
+    counters = [int(m.group(1)) for name in os.listdir(directory) if (m := pattern.match(name))]
+    return directory, base, max(counters, default=0) + 1

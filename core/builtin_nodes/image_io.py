@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import re
 import string
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +17,10 @@ import numpy as np
 from PIL import Image, ImageOps, ImageSequence, PngImagePlugin
 
 from core import context
+from core.context import annotated_path, save_path
 from core.images import tensor_to_pil, torch_module
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-
-
-def annotated_path(name: str) -> Path:
-    """Resolve ``"sub/file.png [output]"`` (ComfyUI's annotated names) inside the input, output or temp folder."""
-    folders = context.folders()
-    base = folders.input
-    match = re.fullmatch(r"(.*) \[(input|output|temp)\]", name)
-    if match:
-        name, base = match.group(1), folders.for_type(match.group(2))
-    root = base.resolve()
-    path = (root / name).resolve()
-    if root != path and root not in path.parents:
-        raise ValueError(f"image path {name!r} leaves the {base} folder")
-    return path
 
 
 def input_images() -> list[str]:
@@ -109,28 +93,6 @@ class LoadImage:
         if not path.is_file():
             return f"Invalid image file: {image} (no file at {path})"
         return True
-
-
-def save_path(prefix: str, folder: Path, width: int, height: int) -> tuple[Path, str, int]:
-    """Where the next files of ``prefix`` go: (directory, base name, first free counter)."""
-    stamp = time.localtime()
-    replacements = {"%width%": str(width), "%height%": str(height), "%year%": f"{stamp.tm_year}",
-                    "%month%": f"{stamp.tm_mon:02}", "%day%": f"{stamp.tm_mday:02}",
-                    "%hour%": f"{stamp.tm_hour:02}", "%minute%": f"{stamp.tm_min:02}",
-                    "%second%": f"{stamp.tm_sec:02}"}
-    for key, value in replacements.items():
-        prefix = prefix.replace(key, value)
-    subfolder, _, base = prefix.replace("\\", "/").rpartition("/")
-    root = folder.resolve()
-    directory = (root / subfolder).resolve()
-    if directory != root and root not in directory.parents:
-        raise ValueError(f"filename_prefix {prefix!r} would save outside the output folder {folder}")
-    directory.mkdir(parents=True, exist_ok=True)
-    # %batch_num% is filled in per image, so it matches any number here; counting it literally (as ComfyUI
-    # does) found no files and overwrote the previous run's images.
-    pattern = re.compile(re.escape(base).replace(re.escape("%batch_num%"), r"\d+") + r"_(\d+)_?\.")
-    counters = [int(m.group(1)) for name in os.listdir(directory) if (m := pattern.match(name))]
-    return directory, base, max(counters, default=0) + 1
 
 
 class SaveImage:

@@ -211,7 +211,7 @@ def get_save_image_path(filename_prefix: str, output_dir: str, image_width: int 
                         image_height: int = 0) -> tuple[str, str, int, str, str]:
     """(folder, file name base, next counter, subfolder, prefix): where the next ``<base>_<counter>_.png`` goes,
     with the same rules as Hearth's SaveImage (so a pack's files and SaveImage's never collide)."""
-    from core.builtin_nodes.image_io import save_path
+    from core.context import save_path
 
     directory, base, counter = save_path(filename_prefix, Path(output_dir), image_width, image_height)
     subfolder = directory.relative_to(Path(output_dir).resolve()).as_posix()

@@ -23,7 +23,7 @@ WEBP_METHODS = {"default": 4, "fastest": 0, "slowest": 6}
 
 def _destination(filename_prefix: str, width: int, height: int) -> tuple[Path, str, int, str]:
     """(directory, base name, counter, subfolder) for the next output of ``filename_prefix``, as SaveImage finds it."""
-    from core.builtin_nodes.image_io import save_path
+    from core.context import save_path
 
     folder = context.folders().output
     directory, base, counter = save_path(filename_prefix, folder, width, height)
@@ -257,7 +257,7 @@ class LoadVideo:
         return {"required": {"file": (input_videos(), {"video_upload": True})}}
 
     def load_video(self, file: str) -> tuple[Any]:
-        from core.builtin_nodes.image_io import annotated_path
+        from core.context import annotated_path
 
         from .video_io import VideoFromFile
 
@@ -265,7 +265,7 @@ class LoadVideo:
 
     @classmethod
     def IS_CHANGED(cls, file: str) -> float:
-        from core.builtin_nodes.image_io import annotated_path
+        from core.context import annotated_path
 
         try:
             return os.path.getmtime(annotated_path(file))
@@ -274,7 +274,7 @@ class LoadVideo:
 
     @classmethod
     def VALIDATE_INPUTS(cls, file: str) -> bool | str:
-        from core.builtin_nodes.image_io import annotated_path
+        from core.context import annotated_path
 
         try:
             path = annotated_path(file)
