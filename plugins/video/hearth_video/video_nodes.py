@@ -23,10 +23,8 @@ WEBP_METHODS = {"default": 4, "fastest": 0, "slowest": 6}
 
 def _destination(filename_prefix: str, width: int, height: int) -> tuple[Path, str, int, str]:
     """(directory, base name, counter, subfolder) for the next output of ``filename_prefix``, as SaveImage finds it."""
-    from core.context import save_path
-
     folder = context.folders().output
-    directory, base, counter = save_path(filename_prefix, folder, width, height)
+    directory, base, counter = context.save_path(filename_prefix, folder, width, height)
     subfolder = directory.relative_to(folder.resolve()).as_posix()
     return directory, base, counter, "" if subfolder == "." else subfolder
 
@@ -257,27 +255,21 @@ class LoadVideo:
         return {"required": {"file": (input_videos(), {"video_upload": True})}}
 
     def load_video(self, file: str) -> tuple[Any]:
-        from core.context import annotated_path
-
         from .video_io import VideoFromFile
 
-        return (VideoFromFile(annotated_path(file)),)
+        return (VideoFromFile(context.annotated_path(file)),)
 
     @classmethod
     def IS_CHANGED(cls, file: str) -> float:
-        from core.context import annotated_path
-
         try:
-            return os.path.getmtime(annotated_path(file))
+            return os.path.getmtime(context.annotated_path(file))
         except (OSError, ValueError):
             return float("nan")  # never equal to itself: run again, and let validation name the problem
 
     @classmethod
     def VALIDATE_INPUTS(cls, file: str) -> bool | str:
-        from core.context import annotated_path
-
         try:
-            path = annotated_path(file)
+            path = context.annotated_path(file)
         except ValueError as exc:
             return str(exc)
         if not path.is_file():
