@@ -115,15 +115,17 @@ def install(packs: tuple[str, ...], workflow: Path | None, env_name: str | None,
     the environment uses Hearth's own. The result is a new generation; `comfy env rollback` returns to the last.
     """
     env = envs.get_environment(env_name)
-    registries = _registries(registry_url)
-    workflow_packs: list[str] = []
-    if workflow is not None:
+    missing: set[str] = set()
+    if workflow is not None:  # a bad workflow file is named before any registry is asked
         from registry import workflow_deps
 
         try:
             missing = workflow_deps.missing_node_classes(workflow, env)
         except workflow_deps.WorkflowError as exc:
             raise UserError(str(exc)) from None
+    registries = _registries(registry_url)
+    workflow_packs: list[str] = []
+    if workflow is not None:
         found, unknown = workflow_deps.packs_for_classes(sorted(missing), registries) if missing else ({}, [])
         if unknown:
             raise UserError(f"{workflow}: no registry has a pack for node class{'es' if len(unknown) > 1 else ''} "

@@ -69,7 +69,9 @@ def parse_spec(text: str) -> Requirement:
     try:
         req = Requirement(text.strip())
     except InvalidRequirement as exc:
-        raise InstallError(f"pack spec {text!r} is not valid ({exc}); write PACK, PACK==1.2.0 or 'PACK>=1.2'") from None
+        reason = str(exc).splitlines()[0].strip()  # packaging adds the spec and a caret on further lines
+        raise InstallError(f"pack spec {text!r} is not valid ({reason}); write PACK, PACK==1.2.0 or 'PACK>=1.2'") \
+            from None
     if req.url:
         raise InstallError(f"pack spec {text!r}: direct URLs are not installed; publish the pack to a registry")
     return req
