@@ -20,8 +20,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.executor import Executor  # noqa: E402
-from core.node_registry import NodeRegistry  # noqa: E402
+from hearth.core.executor import Executor  # noqa: E402
+from hearth.core.node_registry import NodeRegistry  # noqa: E402
 
 
 class Const:

@@ -97,7 +97,7 @@ def make_pack(folder: Path, name: str, requires: list[str]) -> Path:
     (pack / module / "__init__.py").write_text("")
     cls = "".join(p.title() for p in name.split("-")) + "Node"
     (pack / module / "plugin.py").write_text(textwrap.dedent(f'''\
-        from core.hookspecs import hookimpl
+        from hearth.core.hookspecs import hookimpl
 
 
         class {cls}:
@@ -148,7 +148,7 @@ def main() -> None:
     settings.max_upload_bytes = 10 * 1024 * 1024
     server = RegistryProcess(settings).start()
     hub = Hub(server.url, settings)
-    comfy = [sys.executable, "-c", "import sys; from cli.main import main; sys.exit(main(sys.argv[1:]))"]
+    comfy = [sys.executable, "-c", "import sys; from hearth.cli.main import main; sys.exit(main(sys.argv[1:]))"]
     env = {**os.environ, "HEARTH_HOME": str(work / "home"), "COMFY_CONFIG": str(work / "config.toml"),
            "COMFY_REGISTRY_URL": server.url, "COMFY_PYPI_URL": "none", "COMFY_FIND_LINKS": str(wheels),
            "PYTHONPATH": str(ROOT)}
@@ -156,7 +156,7 @@ def main() -> None:
     # Installed software has its bytecode cached; a sandbox that forbids writing it would time the compiler.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     try:
-        from registry_server.accounts import services as accounts
+        from hearth.registry_server.accounts import services as accounts
 
         with hub.session() as s:
             accounts.create_user(s, "bench-owner")

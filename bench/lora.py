@@ -29,8 +29,8 @@ from hearth_lora.names import res_blocks_per_level, unet_diffusers_path  # noqa:
 from hearth_sd.families import SD1  # noqa: E402
 from hearth_sd.unet import UNetModel  # noqa: E402
 
-import core.models.loading  # noqa: E402
-from core.models import PatchedModel, write_safetensors  # noqa: E402
+import hearth.core.models.loading  # noqa: E402
+from hearth.core.models import PatchedModel, write_safetensors  # noqa: E402
 
 TRAINED = re.compile(r".*\.(proj_in|proj_out|attn[12]\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.[02](\.proj)?)\.weight")
 
@@ -78,13 +78,13 @@ def main() -> None:
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
 
     reads = {"n": 0}
-    real_open = core.models.loading._open
+    real_open = hearth.core.models.loading._open
 
     def counting_open(path):
         reads["n"] += 1
         return real_open(path)
 
-    core.models.loading._open = counting_open
+    hearth.core.models.loading._open = counting_open
     unet = random_unet(args.device)
     base = PatchedModel(unet, name="sd1-unet", load_device=args.device, offload_device=args.device)
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,9 +29,9 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from core.models.devices import default_device  # noqa: E402
-from core.models.manager import ModelManager  # noqa: E402
-from core.models.patches import PatchedModel  # noqa: E402
+from hearth.core.models.devices import default_device  # noqa: E402
+from hearth.core.models.manager import ModelManager  # noqa: E402
+from hearth.core.models.patches import PatchedModel  # noqa: E402
 
 
 def make_model(name: str, mb: int, device: torch.device, width: int = 2048) -> PatchedModel:

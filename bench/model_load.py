@@ -1,4 +1,4 @@
-"""Benchmark: load a full-size SD1.5-shaped checkpoint through core.models, beside reading it with safetensors alone.
+"""Benchmark: load a full-size SD1.5-shaped checkpoint through hearth.core.models, beside reading it with safetensors alone.
 
 The bench writes a checkpoint with the real SD1.5 key names and shapes (LDM layout: UNet, VAE, CLIP-L; random
 fp16 weights, about 2.1 GB) into a temporary folder, then loads it several ways, each in a fresh subprocess so that
@@ -178,7 +178,7 @@ def write_checkpoint(path: Path, layout: dict[str, tuple[tuple[int, ...], str]],
     """Stream random weights into a safetensors file one tensor at a time (never the whole 2 GB in memory)."""
     import torch
 
-    from core.models.loading import ITEMSIZE
+    from hearth.core.models.loading import ITEMSIZE
 
     header, offset = {}, 0
     for key, (shape, dtype) in layout.items():
@@ -229,7 +229,7 @@ def worker(mode: str, path: str) -> dict:
 
     if mode.startswith("safetensors"):
         from safetensors.torch import load_file
-    from core.models import loading
+    from hearth.core.models import loading
 
     torch.set_num_threads(1)
     before = _rss_bytes()
@@ -278,7 +278,7 @@ def main() -> None:
         if args.ckpt:
             import torch
 
-            from core.models.loading import load_state_dict
+            from hearth.core.models.loading import load_state_dict
 
             torch.save(load_state_dict(path), folder / "sd15-shaped.ckpt")
             modes.append("hearth-ckpt")

@@ -41,13 +41,13 @@ def seed(settings, packs: int, versions: int) -> list[dict]:  # noqa: ANN001
     """Fill the database directly (publishing 5,000 versions over HTTP would take most of the run)."""
     from sqlmodel import Session
 
-    from registry.archive import build_archive
-    from registry_server.accounts.models import Publisher
-    from registry_server.accounts.services import create_publisher, create_user
-    from registry_server.app import open_registry
-    from registry_server.packs.models import NodeClass, Pack, Version
-    from registry_server.packs.services import refresh_pack
-    from registry_server.storage.services import archive_key
+    from hearth.registry.archive import build_archive
+    from hearth.registry_server.accounts.models import Publisher
+    from hearth.registry_server.accounts.services import create_publisher, create_user
+    from hearth.registry_server.app import open_registry
+    from hearth.registry_server.packs.models import NodeClass, Pack, Version
+    from hearth.registry_server.packs.services import refresh_pack
+    from hearth.registry_server.storage.services import archive_key
     from tests.registry.packs import make_pack
 
     reg = open_registry(settings)
@@ -179,9 +179,9 @@ def run_publishes(url: str, settings, n: int, concurrency: int = 8) -> tuple[flo
     """Returns (accepted publishes per second, seconds until all are active)."""
     from sqlmodel import Session
 
-    from registry.archive import build_archive
-    from registry_server.accounts.services import create_token
-    from registry_server.app import open_registry
+    from hearth.registry.archive import build_archive
+    from hearth.registry_server.accounts.services import create_token
+    from hearth.registry_server.app import open_registry
     from tests.registry.packs import make_pack
 
     reg = open_registry(settings, migrate=False)
@@ -250,7 +250,7 @@ def main() -> None:
                     help="mean pause between a client's requests (0: closed loop, the default)")
     args = ap.parse_args()
 
-    from registry_server.settings import Settings
+    from hearth.registry_server.settings import Settings
     from tests.registry_server.servers import RegistryProcess
 
     data = Path(tempfile.mkdtemp(prefix="bench-registry-"))

@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sandbox.archive import check_archive  # noqa: E402
-from sandbox.isolate import import_pack  # noqa: E402
-from sandbox.static import scan_folder  # noqa: E402
+from hearth.sandbox.archive import check_archive  # noqa: E402
+from hearth.sandbox.isolate import import_pack  # noqa: E402
+from hearth.sandbox.static import scan_folder  # noqa: E402
 
 SMALL_PACK = Path(__file__).resolve().parents[1] / "tests" / "sandbox" / "corpus" / "import" / "benign_comfy"
 

@@ -39,9 +39,9 @@ from websockets.asyncio.client import connect
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 DEMO = REPO / "examples" / "workflows" / "builtin_demo_api.json"
-LAUNCH = "import sys; from cli.main import main; sys.exit(main(sys.argv[1:]))"
+LAUNCH = "import sys; from hearth.cli.main import main; sys.exit(main(sys.argv[1:]))"
 PROGRESS_PACK = '''
-from core import context
+from hearth.core import context
 
 
 class BenchProgress:
@@ -163,9 +163,9 @@ async def queued_prompts(base: str, count: int, pid: int) -> None:
 
 
 def in_process_baseline(count: int, root: Path) -> None:
-    from core.context import Folders
-    from core.executor import Executor
-    from core.plugins import load_plugins
+    from hearth.core.context import Folders
+    from hearth.core.executor import Executor
+    from hearth.core.plugins import load_plugins
 
     registry = load_plugins(environ={}).nodes()
     executor = Executor(registry, folders=Folders(root / "base-out", root / "base-in", root / "base-tmp"))

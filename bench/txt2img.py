@@ -55,12 +55,12 @@ def main() -> None:
 
     from click.testing import CliRunner
 
-    from cli.main import cli
-    from core import context
-    from core.context import Folders
-    from core.executor import Executor
-    from core.model_folders import ModelFolders, set_default_model_folders
-    from core.plugins import load_plugins
+    from hearth.cli.main import cli
+    from hearth.core import context
+    from hearth.core.context import Folders
+    from hearth.core.executor import Executor
+    from hearth.core.model_folders import ModelFolders, set_default_model_folders
+    from hearth.core.plugins import load_plugins
 
     with tempfile.TemporaryDirectory() as tmp:
         models = Path(tmp) / "models"

@@ -50,7 +50,7 @@ def _make_vae(base_dim: int, device: str) -> Any:
     from hearth_video.wan_vae import WanVAEConfig, WanVAEModel
     from hearth_video.wan_vae_value import WanVAE
 
-    from core.models import PatchedModel
+    from hearth.core.models import PatchedModel
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)

@@ -80,12 +80,12 @@ def pipeline(frames: int, size: int, steps: int) -> None:
     import torch
     from click.testing import CliRunner
 
-    from cli.main import cli
-    from core import context
-    from core.context import Folders
-    from core.executor import Executor
-    from core.model_folders import ModelFolders, set_default_model_folders
-    from core.plugins import load_plugins
+    from hearth.cli.main import cli
+    from hearth.core import context
+    from hearth.core.context import Folders
+    from hearth.core.executor import Executor
+    from hearth.core.model_folders import ModelFolders, set_default_model_folders
+    from hearth.core.plugins import load_plugins
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,8 +118,8 @@ def child(frames: int, size: int, device: str) -> dict[str, Any]:
     import torch
     from hearth_video.wan_model import WanConfig, WanModel
 
-    from core.models import ModelManager, PatchedModel
-    from core.plugins import load_plugins
+    from hearth.core.models import ModelManager, PatchedModel
+    from hearth.core.plugins import load_plugins
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     config = WanConfig(**MEMORY_CONFIG)

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import cli
-from core.plugins import load_plugins
+from hearth.cli.main import cli
+from hearth.core.plugins import load_plugins
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples" / "workflows").glob("*.json"))
 # Frontend-only nodes of UI-format files: the conversion to the API format drops them.

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from core import context
-from core.context import Folders
-from core.executor import Executor
-from core.model_folders import ModelFolders, model_folders, set_default_model_folders
-from core.plugins import load_plugins
+from hearth.cli.main import cli
+from hearth.core import context
+from hearth.core.context import Folders
+from hearth.core.executor import Executor
+from hearth.core.model_folders import ModelFolders, model_folders, set_default_model_folders
+from hearth.core.plugins import load_plugins
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "examples" / "workflows"
 CASES = ["txt2img_lora_sd1_api.json", "txt2img_lora_sdxl_api.json"]

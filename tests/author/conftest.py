@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import cli
+from hearth.cli.main import cli
 from tests.registry_server.conftest import settings_for
 from tests.registry_server.helpers import Hub
 from tests.registry_server.servers import RegistryProcess

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.config import load_config
+from hearth.registry.config import load_config
 from tests.registry_server.helpers import Hub, unique
 from tests.registry_server.servers import free_port
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from registry.client import Offline
-from registry.config import (
+from hearth.registry.client import Offline
+from hearth.registry.config import (
     ConfigError,
     PackNotFound,
     Registry,

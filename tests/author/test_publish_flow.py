@@ -8,9 +8,9 @@ import sys
 import zipfile
 from pathlib import Path
 
-from registry.archive import file_digest
-from registry.client import RegistryClient
-from registry.config import PackNotFound, Registry, source_for_pack
+from hearth.registry.archive import file_digest
+from hearth.registry.client import RegistryClient
+from hearth.registry.config import PackNotFound, Registry, source_for_pack
 from tests.registry_server.helpers import Hub, unique
 
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import torch
 
-from core import context
-from core.builtin_nodes import MODULES
-from core.context import Folders
+from hearth.core import context
+from hearth.core.builtin_nodes import MODULES
+from hearth.core.context import Folders
 
 NODES: dict[str, type] = {name: cls for module in MODULES for name, cls in module.NODES.items()}
 

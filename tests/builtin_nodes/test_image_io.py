@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core.context import Folders
+from hearth.core.context import Folders
 from tests.builtin_nodes.conftest import NODES, call, gradient
 
 
@@ -267,7 +267,7 @@ def test_rgba_round_trip_keeps_alpha_as_the_mask(folders: Folders) -> None:
 
 
 def test_changed_input_file_reruns_load_image(hearth_plugins: Any, folders: Folders) -> None:
-    from core.executor import Executor
+    from hearth.core.executor import Executor
 
     executor = Executor(hearth_plugins.nodes(), folders=folders)
     path = folders.input / "frame.png"

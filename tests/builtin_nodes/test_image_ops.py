@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.images import UPSCALE_METHODS, center_crop_box
-from core.nodes import NodeDefinition
+from hearth.core.images import UPSCALE_METHODS, center_crop_box
+from hearth.core.nodes import NodeDefinition
 from tests.builtin_nodes.conftest import NODES, call, gradient
 
 

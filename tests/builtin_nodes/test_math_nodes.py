@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from core.builtin_nodes.math_nodes import ExpressionError, evaluate
+from hearth.core.builtin_nodes.math_nodes import ExpressionError, evaluate
 from tests.builtin_nodes.conftest import call
 
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from core import context
-from core.context import Folders
+from hearth.cli.main import cli
+from hearth.core import context
+from hearth.core.context import Folders
 
 
 @dataclass

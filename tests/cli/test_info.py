@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.builtin_nodes import MODULES
+from hearth.core.builtin_nodes import MODULES
 
 BUILTIN = sorted(name for module in MODULES for name in module.NODES)
 KEYS = {"input", "input_order", "output", "output_is_list", "output_name", "name", "display_name", "description",
@@ -36,7 +36,7 @@ def test_nodes_json_entries(comfy: Any) -> None:
         "input_order": {"required": ["images", "filename_prefix"], "hidden": ["prompt", "extra_pnginfo"]},
         "output": [], "output_is_list": [], "output_name": [], "name": "SaveImage", "display_name": "Save Image",
         "description": "Saves the input images to your output folder.",
-        "python_module": "core.builtin_nodes.image_io", "category": "image", "output_node": True,
+        "python_module": "hearth.core.builtin_nodes.image_io", "category": "image", "output_node": True,
     }
     load = info["LoadImage"]
     assert load["output"] == ["IMAGE", "MASK"] and load["output_node"] is False

@@ -307,12 +307,12 @@ def test_debug_shows_the_node_traceback(comfy: Any, write_json: Any) -> None:
 
 def test_unexpected_error_is_one_line_and_debug_shows_its_traceback(comfy: Any, write_json: Any,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import cli.run
+    import hearth.cli.run
 
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(cli.run, "parse_prompt", explode)
+    monkeypatch.setattr(hearth.cli.run, "parse_prompt", explode)
     path = str(write_json("wf.json", api_prompt()))
     out = comfy("run", path)
     assert out.exit_code == 2 and out.stderr_lines == ["error: RuntimeError: disk on fire"]

@@ -15,9 +15,9 @@ from hearth_samplers.guidance import Guidance, cfg, predict
 from hearth_samplers.regions import resolve
 from hearth_samplers.sampling import common_ksampler
 
-from core.executor import Executor
-from core.model_folders import ModelFolders
-from core.plugins import PluginManager
+from hearth.core.executor import Executor
+from hearth.core.model_folders import ModelFolders
+from hearth.core.plugins import PluginManager
 from tests.comfy_compat.tiny_sd import (
     CHECKPOINT,
     executor_for,

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from core import comfy_compat
-from core.context import Folders
-from core.executor import Executor
-from core.model_folders import ModelFolders, model_folders, set_default_model_folders
-from core.plugins import PluginManager, load_plugins
+from hearth.core import comfy_compat
+from hearth.core.context import Folders
+from hearth.core.executor import Executor
+from hearth.core.model_folders import ModelFolders, model_folders, set_default_model_folders
+from hearth.core.plugins import PluginManager, load_plugins
 
 PACKS = Path(__file__).parent / "packs"
 ROOT = Path(__file__).parents[2]
@@ -21,7 +21,7 @@ ROOT = Path(__file__).parents[2]
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> ModelFolders:
-    from core import context
+    from hearth.core import context
 
     folders = ModelFolders(tmp_path_factory.mktemp("models"))
     set_default_model_folders(folders)
@@ -105,7 +105,7 @@ def test_graph_builder_expansion_runs(pm: PluginManager, executor: Executor) -> 
 def test_subclassed_preview_image_saves_to_temp(executor: Executor, tmp_path: Path) -> None:
     from nodes import PreviewImage
 
-    from core.builtin_nodes.image_io import PreviewImage as Hearths
+    from hearth.core.builtin_nodes.image_io import PreviewImage as Hearths
 
     assert PreviewImage is Hearths
     result = executor.run({"1": node("NoisePreview", size=8)})
@@ -142,7 +142,7 @@ def test_model_management_and_cli_args(pm: PluginManager) -> None:
     import comfy.cli_args
     import comfy.model_management as mm
 
-    from core.context import InterruptProcessing
+    from hearth.core.context import InterruptProcessing
 
     assert mm.InterruptProcessingException is InterruptProcessing
     assert mm.intermediate_device().type == "cpu" and mm.unet_offload_device().type == "cpu"
@@ -163,12 +163,12 @@ def test_state_dict_prefix_replace_and_torch_files(pm: PluginManager, tmp_path: 
 
 
 def test_the_hook_is_only_installed_when_packs_load() -> None:
-    code = ("import sys\nfrom core.plugins import load_plugins\nload_plugins(environ={}, entry_points=False)\n"
+    code = ("import sys\nfrom hearth.core.plugins import load_plugins\nload_plugins(environ={}, entry_points=False)\n"
             "try:\n    import folder_paths\nexcept ModuleNotFoundError:\n    print('absent')\n"
             f"load_plugins(environ={{}}, entry_points=False, custom_nodes=[{str(PACKS)!r}])\n"
             "import folder_paths\nprint(folder_paths.__spec__.loader.__class__.__module__)\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["absent", "core.comfy_compat.hook"]
+    assert out.stdout.split() == ["absent", "hearth.core.comfy_compat.hook"]
 
 
 def test_uninstall_forgets_served_modules(pm: PluginManager) -> None:
@@ -195,7 +195,7 @@ def test_model_kinds_registered_the_ways_real_packs_do(pm: PluginManager, models
 
 
 def test_submodule_reached_through_the_package(pm: PluginManager) -> None:
-    code = ("from core.plugins import load_plugins\n"
+    code = ("from hearth.core.plugins import load_plugins\n"
             f"load_plugins(environ={{}}, entry_points=False, custom_nodes=[{str(PACKS)!r}])\n"
             "import sys\nimport comfy\nsys.modules.pop('comfy.model_management')\n"
             "del comfy.model_management\n"
@@ -208,7 +208,7 @@ def test_load_models_gpu_makes_the_model_resident(pm: PluginManager) -> None:
     import comfy.model_management as mm
     import torch
 
-    from core.models import ModelManager, PatchedModel, set_default_manager
+    from hearth.core.models import ModelManager, PatchedModel, set_default_manager
 
     manager = ModelManager("cpu", budgets={"cpu": 2**30})
     set_default_manager(manager)
@@ -254,7 +254,7 @@ def test_interrupt_stops_a_progress_bar_loop(executor: Executor) -> None:
 def test_progress_bar_switch_and_preview(pm: PluginManager) -> None:
     import comfy.utils
 
-    from core import context
+    from hearth.core import context
 
     events = []
     ctx = context.ExecutionContext("p", "7", "7", "X", Folders(), lambda e, d: events.append(d),

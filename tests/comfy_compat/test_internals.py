@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from core import comfy_compat
-from core.executor import Executor
-from core.model_folders import ModelFolders
-from core.plugins import PluginManager
+from hearth.cli.main import cli
+from hearth.core import comfy_compat
+from hearth.core.executor import Executor
+from hearth.core.model_folders import ModelFolders
+from hearth.core.plugins import PluginManager
 from tests.comfy_compat.tiny_sd import (
     PACKS,
     executor_for,
@@ -180,7 +180,7 @@ def test_latent_preview_get_previewer(pm: PluginManager) -> None:
     import torch
     from hearth_sd import loaders
 
-    from core.model_folders import model_folders
+    from hearth.core.model_folders import model_folders
 
     model = loaders.checkpoint(model_folders().find("checkpoints", "tiny-sd1.safetensors"))[0]
     latent = torch.zeros(1, 4, 6, 10)
@@ -195,7 +195,7 @@ def test_latent_preview_get_previewer(pm: PluginManager) -> None:
 def test_execution_prompt_executor_and_validate_prompt(pm: PluginManager, tmp_path: Path) -> None:
     import execution
 
-    from core import context
+    from hearth.core import context
 
     messages = []
 
@@ -236,7 +236,7 @@ def test_missing_names_fail_only_the_nodes_that_use_them(executor: Executor, pm:
 
 
 def test_comfy_run_reports_the_missing_name(models: ModelFolders, pm: PluginManager, tmp_path: Path) -> None:
-    from core import context
+    from hearth.core import context
 
     workflow = tmp_path / "uses_missing.json"
     workflow.write_text(json.dumps({"1": node("UsesMissingSampler")}))

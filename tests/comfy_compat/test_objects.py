@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.executor import Executor
-from core.model_folders import ModelFolders
-from core.plugins import PluginManager
+from hearth.core.executor import Executor
+from hearth.core.model_folders import ModelFolders
+from hearth.core.plugins import PluginManager
 from tests.comfy_compat.tiny_sd import (
     CHECKPOINT,
     LORA,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from core.context import Folders
-from core.executor import Executor
-from core.model_folders import ModelFolders, set_default_model_folders
-from core.plugins import load_plugins
+from hearth.core.context import Folders
+from hearth.core.executor import Executor
+from hearth.core.model_folders import ModelFolders, set_default_model_folders
+from hearth.core.plugins import load_plugins
 
 PACKS = Path(__file__).parent / "packs"
 
@@ -82,7 +82,7 @@ def test_comfy_plugins_shows_a_failed_prestartup_script_on_its_pack(models: None
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from cli.main import cli
+    from hearth.cli.main import cli
 
     folder = tmp_path / "custom_nodes"
     (folder / "broken_start").mkdir(parents=True)

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from core import comfy_compat
-from core.comfy_compat import aiohttp_web
-from core.comfy_compat.server import BinaryEventTypes, PromptServer
-from core.plugins import load_plugins
-from web.app import create_app
-from web.compat_routes import starlette_path
-from web.config import ServerConfig
+from hearth.core import comfy_compat
+from hearth.core.comfy_compat import aiohttp_web
+from hearth.core.comfy_compat.server import BinaryEventTypes, PromptServer
+from hearth.core.plugins import load_plugins
+from hearth.web.app import create_app
+from hearth.web.compat_routes import starlette_path
+from hearth.web.config import ServerConfig
 
 PACKS = Path(__file__).parent / "packs"
 
@@ -175,7 +175,7 @@ def test_reloaded_pack_routes_replace_the_old_ones() -> None:
 def test_static_folders_packs_add_to_the_app(tmp_path: Path) -> None:
     from fastapi import FastAPI
 
-    from web.compat_routes import mount
+    from hearth.web.compat_routes import mount
 
     (tmp_path / "assets").mkdir()
     (tmp_path / "assets" / "logo.svg").write_text("<svg/>")
@@ -202,7 +202,7 @@ def test_real_aiohttp_responses_are_converted() -> None:
     from aiohttp import web
     from fastapi import FastAPI
 
-    from web.compat_routes import mount
+    from hearth.web.compat_routes import mount
 
     routes = web.RouteTableDef()
 

@@ -12,12 +12,12 @@ import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
-from core import comfy_compat
-from core.context import Folders
-from core.executor import Executor
-from core.plugins import PluginManager, load_plugins
-from web.app import create_app
-from web.config import ServerConfig
+from hearth.core import comfy_compat
+from hearth.core.context import Folders
+from hearth.core.executor import Executor
+from hearth.core.plugins import PluginManager, load_plugins
+from hearth.web.app import create_app
+from hearth.web.config import ServerConfig
 
 PACKS = Path(__file__).parent / "packs"
 
@@ -215,7 +215,7 @@ def test_versioned_aliases_are_the_same_api() -> None:
 def test_return_shapes_and_newer_schema_fields(tmp_path: Path) -> None:
     from comfy_api.latest import io
 
-    from core.hookspecs import hookimpl
+    from hearth.core.hookspecs import hookimpl
 
     class Pair(io.ComfyNode):
         @classmethod
@@ -267,7 +267,7 @@ def test_return_shapes_and_newer_schema_fields(tmp_path: Path) -> None:
 def test_entrypoints_run_inside_a_running_event_loop_and_bad_ones_are_reported(tmp_path: Path) -> None:
     import asyncio
 
-    from core.custom_nodes import CustomNodesLoader
+    from hearth.core.custom_nodes import CustomNodesLoader
 
     (tmp_path / "good_v3").mkdir()
     (tmp_path / "good_v3" / "__init__.py").write_text(

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.context import Folders
-from core.executor import Executor
-from core.model_folders import ModelFolders, set_default_model_folders
-from core.plugins import PluginManager, load_plugins
+from hearth.core.context import Folders
+from hearth.core.executor import Executor
+from hearth.core.model_folders import ModelFolders, set_default_model_folders
+from hearth.core.plugins import PluginManager, load_plugins
 
 PACKS = Path(__file__).parent / "packs"
 CHECKPOINT = "tiny-sd1.safetensors"

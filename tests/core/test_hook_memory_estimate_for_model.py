@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 import torch
 
-from core.hookspecs import hookimpl
-from core.models import ModelManager, PatchedModel
-from core.models.manager import ModelTooLargeError
-from core.plugins import load_plugins
+from hearth.core.hookspecs import hookimpl
+from hearth.core.models import ModelManager, PatchedModel
+from hearth.core.models.manager import ModelTooLargeError
+from hearth.core.plugins import load_plugins
 
 
 class Estimates:

@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from core.hookspecs import hookimpl
-from core.model_folders import ModelFolders, model_folders, set_default_model_folders
-from core.models.formats import ModelFormat
+from hearth.core.hookspecs import hookimpl
+from hearth.core.model_folders import ModelFolders, model_folders, set_default_model_folders
+from hearth.core.models.formats import ModelFormat
 
 loaded: list[tuple[str, str, dict]] = []
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from cli.main import cli
-from core.hookspecs import hookimpl
-from core.model_folders import TinyModel, write_tiny_models
+from hearth.cli.main import cli
+from hearth.core.hookspecs import hookimpl
+from hearth.core.model_folders import TinyModel, write_tiny_models
 
 
 def write_text(path: Path, seed: int) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from core.hookspecs import hookimpl
-from core.models.detection import detect_with_plugins
-from core.models.formats import ModelFormat
+from hearth.core.hookspecs import hookimpl
+from hearth.core.models.detection import detect_with_plugins
+from hearth.core.models.formats import ModelFormat
 
 SHAPES = {"model.diffusion_model.input_blocks.0.0.weight": (320, 4, 3, 3)}
 

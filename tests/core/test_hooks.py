@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.executor import Executor
-from core.hookspecs import hookimpl
-from core.models.formats import ModelFormat
-from core.plugins import PluginManager, load_plugins
-from core.types import DataType, Route
+from hearth.core.executor import Executor
+from hearth.core.hookspecs import hookimpl
+from hearth.core.models.formats import ModelFormat
+from hearth.core.plugins import PluginManager, load_plugins
+from hearth.core.types import DataType, Route
 
 
 class Number:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core import hookdocs
+from hearth.core import hookdocs
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = hookdocs.hook_specs()
@@ -37,7 +37,7 @@ def test_spec_docstring_is_a_reference(name: str) -> None:
 def test_docs_render_every_hook_from_its_docstring() -> None:
     text = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
     assert hookdocs.section(text) == hookdocs.render(), (
-        "docs/plugins.md is out of date: run `python -m core.hookdocs --write docs/plugins.md`")
+        "docs/plugins.md is out of date: run `python -m hearth.core.hookdocs --write docs/plugins.md`")
     for name in SPECS:
         assert f"### `{name}(" in text
 

@@ -7,8 +7,8 @@ import sys
 
 
 def test_executor_and_registry_do_not_import_torch() -> None:
-    code = ("import sys; import core.executor, core.executor.queue, core.plugins; "
-            "pm = core.plugins.load_plugins(entry_points=False); pm.nodes().object_info(); "
+    code = ("import sys; import hearth.core.executor, hearth.core.executor.queue, hearth.core.plugins; "
+            "pm = hearth.core.plugins.load_plugins(entry_points=False); pm.nodes().object_info(); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr

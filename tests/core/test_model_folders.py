@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from core.model_folders import ModelFileNotFound, ModelFolders, UnknownFolderKind, read_extra_model_paths
+from hearth.core.model_folders import (
+    ModelFileNotFound,
+    ModelFolders,
+    UnknownFolderKind,
+    read_extra_model_paths,
+)
 
 
 def touch(path: Path) -> Path:
@@ -102,8 +107,8 @@ def test_bad_yaml_names_the_file_and_section(tmp_path):
 def test_comfy_run_reads_models_through_an_extra_model_paths_file(tmp_path):
     from click.testing import CliRunner
 
-    from cli.main import cli
-    from core import model_folders as mf
+    from hearth.cli.main import cli
+    from hearth.core import model_folders as mf
 
     workflow = Path(__file__).resolve().parents[2] / "examples" / "workflows" / "sd_vae_roundtrip_api.json"
     shared = tmp_path / "shared"

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from core.executor import Executor
-from core.node_registry import NodeRegistry
-from core.nodes import NodeDefinition, NodeDefinitionError
-from core.schema import Input, NodeOutput, Output, Schema, node
+from hearth.core.executor import Executor
+from hearth.core.node_registry import NodeRegistry
+from hearth.core.nodes import NodeDefinition, NodeDefinitionError
+from hearth.core.schema import Input, NodeOutput, Output, Schema, node
 
 
 class Blend:

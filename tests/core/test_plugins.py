@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from core.executor import Executor
-from core.plugins import PluginManager, load_plugins
+from hearth.core.executor import Executor
+from hearth.core.plugins import PluginManager, load_plugins
 
 CUSTOM_NODES = Path(__file__).resolve().parents[1] / "fixtures" / "custom_nodes"
 
@@ -36,7 +36,7 @@ def dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 GOOD_PLUGIN = """
-    from core.hookspecs import hookimpl
+    from hearth.core.hookspecs import hookimpl
 
     class Hello:
         RETURN_TYPES = ("STRING",)
@@ -79,7 +79,7 @@ def test_plugin_that_fails_to_import_is_reported_and_the_rest_load(dist: Any) ->
 
 
 def test_misspelled_hook_fails_that_plugin_with_a_suggestion(dist: Any) -> None:
-    source = "from core.hookspecs import hookimpl\n\n@hookimpl\ndef register_node():\n    return {}\n"
+    source = "from hearth.core.hookspecs import hookimpl\n\n@hookimpl\ndef register_node():\n    return {}\n"
     dist("typo-pack", "0.1.0", "[hearth]\ntypo = typo_plugin\n", "typo_plugin", source)
     pm = load_plugins(environ={})
     assert pm.records["typo"].error == "implements unknown hook 'register_node' (did you mean 'register_nodes'?)"
@@ -87,7 +87,7 @@ def test_misspelled_hook_fails_that_plugin_with_a_suggestion(dist: Any) -> None:
 
 
 def test_hook_with_an_argument_the_spec_lacks_is_rejected(dist: Any) -> None:
-    source = "from core.hookspecs import hookimpl\n\n@hookimpl\ndef register_nodes(registry):\n    return {}\n"
+    source = "from hearth.core.hookspecs import hookimpl\n\n@hookimpl\ndef register_nodes(registry):\n    return {}\n"
     dist("args-pack", "0.1.0", "[hearth]\nargs = args_plugin\n", "args_plugin", source)
     pm = load_plugins(environ={})
     assert "invalid hook implementation" in pm.records["args"].error
@@ -113,7 +113,7 @@ def test_essential_plugin_cannot_be_disabled() -> None:
 
 
 def test_register_nodes_that_raises_is_reported() -> None:
-    from core.hookspecs import hookimpl
+    from hearth.core.hookspecs import hookimpl
 
     class Exploding:
         @hookimpl
@@ -163,7 +163,7 @@ class TestCustomNodes:
         assert "node 'ImageInvert' from plugin 'builtin_nodes' is shadowed by plugin 'clash_pack'" in pm.warnings
 
     def test_web_directory(self) -> None:
-        from core.custom_nodes import CustomNodesLoader
+        from hearth.core.custom_nodes import CustomNodesLoader
 
         loader = CustomNodesLoader([CUSTOM_NODES])
         loader.load()

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import cli
-from registry.manifest import load_manifest
+from hearth.cli.main import cli
+from hearth.registry.manifest import load_manifest
 from tests.registry_server.conftest import settings_for
 from tests.registry_server.helpers import Hub, unique
 from tests.registry_server.servers import RegistryProcess
@@ -82,7 +82,7 @@ class Packs:
             + self._pyproject(name, version, list(deps), extra))
         (folder / "README.md").write_text(f"# {name}\n")
         (folder / pkg / "__init__.py").write_text(f"VERSION = {version!r}\n")
-        (folder / pkg / "plugin.py").write_text("from core.hookspecs import hookimpl  # noqa: F401\n")
+        (folder / pkg / "plugin.py").write_text("from hearth.core.hookspecs import hookimpl  # noqa: F401\n")
         return self._publish(folder)
 
     def comfyui(self, name: str, version: str = "1.0.0", requirements: tuple[str, ...] = (),
@@ -171,7 +171,7 @@ def comfy(home: Path):  # noqa: ANN201
 
 
 def comfy_process(*args: str, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", "import sys; from cli.main import main; sys.exit(main(sys.argv[1:]))", *args], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-c", "import sys; from hearth.cli.main import main; sys.exit(main(sys.argv[1:]))", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from registry.artifacts import comfyui_entry, extract_custom_node
-from registry.sources import InstallError
+from hearth.registry.artifacts import comfyui_entry, extract_custom_node
+from hearth.registry.sources import InstallError
 
 
 def pack_wheel(path: Path, members: dict[str, str], entry: str = "my_pack", symlink: str = "") -> Path:

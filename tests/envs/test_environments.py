@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from registry import envs
+from hearth.registry import envs
 
 
 def test_default_environment_is_made_on_first_use(comfy, home: Path):
@@ -23,7 +23,7 @@ def test_default_environment_is_made_on_first_use(comfy, home: Path):
     from importlib import metadata, util
 
     assert info["base"]["torch"] == metadata.version("torch") and "comfy-hearth" in info["base"]
-    code = ("from importlib import metadata, util; import registry.envs; "
+    code = ("from importlib import metadata, util; import hearth.registry.envs; "
             "print(metadata.version('torch'), util.find_spec('torch').origin)")
     out = subprocess.run([str(env.python), "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == [metadata.version("torch"), util.find_spec("torch").origin], out.stderr

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from registry import envs
-from registry_server.storage.services import wheel_key
+from hearth.registry import envs
+from hearth.registry_server.storage.services import wheel_key
 from tests.envs.conftest import Packs, comfy_process, unique
 
 
@@ -369,7 +369,7 @@ def test_install_again_takes_a_version_published_since(packs: Packs, comfy, home
     assert lock_of(env)["tinydep"]["version"] == dep  # what was not named keeps its version
 
     # A resolve that missed a version the registry's page lists (a cached page) is redone, refreshing the pack.
-    from registry import install as installer
+    from hearth.registry import install as installer
 
     calls = []
     real = installer.resolve

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from registry.lock import LockError, conflict_message, lock_text, parse_lock
+from hearth.registry.lock import LockError, conflict_message, lock_text, parse_lock
 
 BASE = {"torch": "2.13.0+cpu", "numpy": "2.4.6", "comfy-hearth": "0.1.0"}
 

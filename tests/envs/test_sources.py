@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from registry import envs
+from hearth.registry import envs
 from tests.envs.conftest import Packs, unique
 from tests.registry_server.conftest import settings_for
 from tests.registry_server.helpers import Hub

@@ -9,11 +9,11 @@ import zipfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from registry import base as base_mod
-from registry import envs
-from registry import install as installer
-from registry.lock import unpin
-from registry.sources import newer_on_registry
+from hearth.registry import base as base_mod
+from hearth.registry import envs
+from hearth.registry import install as installer
+from hearth.registry.lock import unpin
+from hearth.registry.sources import newer_on_registry
 
 
 def pins(constraints: Path) -> dict[str, Path]:

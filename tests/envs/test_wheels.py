@@ -5,7 +5,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from registry_server.simple.services import build_wheel, pack_layout, requirements_txt
+from hearth.registry_server.simple.services import build_wheel, pack_layout, requirements_txt
 
 
 def archive(path: Path, files: dict[str, str]) -> Path:

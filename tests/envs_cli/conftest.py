@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import cli
+from hearth.cli.main import cli
 from tests.registry_server.conftest import settings_for
 from tests.registry_server.helpers import Hub
 from tests.registry_server.servers import ROOT, RegistryProcess
 
 NODE_PACK = '''
-from core.hookspecs import hookimpl
+from hearth.core.hookspecs import hookimpl
 
 
 class {cls}:
@@ -57,7 +57,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def make_env(home: Path) -> Callable[[str], object]:
     """A real environment (uv venv, generation 0) made through registry.envs."""
-    from registry.envs import create_environment
+    from hearth.registry.envs import create_environment
 
     return create_environment
 
@@ -96,8 +96,8 @@ def comfyui_pack(folder: Path, name: str, node_class: str) -> None:
         '''))
 
 
-# `python -m cli.main` would import cli.main twice (as __main__ and by the commands): call main() instead.
-COMFY = [sys.executable, "-c", "import sys; from cli.main import main; sys.exit(main(sys.argv[1:]))"]
+# `python -m hearth.cli.main` would import hearth.cli.main twice (as __main__ and by the commands): call main() instead.
+COMFY = [sys.executable, "-c", "import sys; from hearth.cli.main import main; sys.exit(main(sys.argv[1:]))"]
 
 
 def comfy_process(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 120

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from registry.client import RegistryClient
+from hearth.registry.client import RegistryClient
 
 NODE = {"id": "comfy-pack", "name": "Comfy Pack", "description": "made for ComfyUI's registry", "downloads": 42,
         "publisher": {"id": "someone", "name": "Someone"}, "license": "MIT", "repository": "https://x/y",

@@ -64,7 +64,7 @@ def test_the_environments_copy_of_a_pack_wins_over_one_on_the_base_path(make_env
     base = tmp_path / "base"
     (base / "shadow_nodes_probe").mkdir(parents=True)
     (base / "shadow_nodes_probe" / "__init__.py").write_text(
-        "from core.hookspecs import hookimpl\n\n\n@hookimpl\ndef register_nodes():\n    return {}\n")
+        "from hearth.core.hookspecs import hookimpl\n\n\n@hookimpl\ndef register_nodes():\n    return {}\n")
     done = comfy_process("nodes", "--env", "delta", "--json", env={"PYTHONPATH": f"{ROOT}:{base}"})
     assert done.returncode == 0, done.stderr
     assert "ShadowFromEnv" in json.loads(done.stdout)

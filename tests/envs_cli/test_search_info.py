@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from registry.config import Config, Registry, save_config
+from hearth.registry.config import Config, Registry, save_config
 from tests.registry.packs import make_pack
 from tests.registry_server.helpers import Hub, unique
 

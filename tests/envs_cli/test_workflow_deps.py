@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from registry.client import Offline
-from registry.config import Registry
-from registry.workflow_deps import (
+from hearth.registry.client import Offline
+from hearth.registry.config import Registry
+from hearth.registry.workflow_deps import (
     WorkflowError,
     missing_node_classes,
     packs_for_classes,

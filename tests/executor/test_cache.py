@@ -9,8 +9,8 @@ import pytest
 import toy_nodes
 from toy_nodes import CALLS
 
-from core.executor import Executor
-from core.executor.cache import CacheEntry, LRUCache, RAMCache, make_cache
+from hearth.core.executor import Executor
+from hearth.core.executor.cache import CacheEntry, LRUCache, RAMCache, make_cache
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +45,7 @@ def test_keys_do_not_depend_on_node_ids() -> None:
 
 
 def test_key_depends_on_which_output_slot_is_linked() -> None:
-    from core.executor.cache import signature
+    from hearth.core.executor.cache import signature
 
     parent = signature("Int", [("value", 1)])
     assert signature("Add", [("a", ("link", parent, 0))]) != signature("Add", [("a", ("link", parent, 1))])

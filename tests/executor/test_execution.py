@@ -9,7 +9,7 @@ import pytest
 import toy_nodes
 from toy_nodes import CALLS
 
-from core.executor import Executor
+from hearth.core.executor import Executor
 
 
 @pytest.fixture(autouse=True)
@@ -130,7 +130,7 @@ def test_node_error_payload(executor: Executor) -> None:
 
 
 def test_wrong_number_of_results_is_a_node_error(executor: Executor) -> None:
-    from core.node_registry import NodeRegistry
+    from hearth.core.node_registry import NodeRegistry
 
     class TooMany:
         RETURN_TYPES = ("INT",)
@@ -194,7 +194,7 @@ def test_identical_nodes_run_once_unless_not_idempotent(executor: Executor) -> N
 
 
 def test_is_changed_controls_reuse() -> None:
-    from core.node_registry import NodeRegistry
+    from hearth.core.node_registry import NodeRegistry
 
     state = {"version": 1, "runs": 0}
 
@@ -228,7 +228,7 @@ def test_is_changed_controls_reuse() -> None:
 
 
 def test_hidden_inputs() -> None:
-    from core.node_registry import NodeRegistry
+    from hearth.core.node_registry import NodeRegistry
 
     class Hidden:
         RETURN_TYPES = ()

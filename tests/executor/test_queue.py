@@ -6,8 +6,8 @@ from typing import Any
 
 import toy_nodes
 
-from core.executor import Executor
-from core.executor.queue import History, PromptQueue, Worker
+from hearth.core.executor import Executor
+from hearth.core.executor.queue import History, PromptQueue, Worker
 
 
 def prompt(value: int, fail: bool = False) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import toy_nodes
 
-from core.executor import Executor
+from hearth.core.executor import Executor
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def test_first_problem_names_node_input_and_type(check: Any) -> None:
 
 
 def test_value_not_in_an_empty_list_says_the_list_is_empty() -> None:
-    from core.node_registry import NodeRegistry
+    from hearth.core.node_registry import NodeRegistry
 
     class Loader:
         RETURN_TYPES = ("INT",)

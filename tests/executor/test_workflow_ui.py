@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from core.executor import PromptFormatError
-from core.executor.workflow import is_ui_workflow, ui_to_api
-from core.hookspecs import hookimpl
+from hearth.core.executor import PromptFormatError
+from hearth.core.executor.workflow import is_ui_workflow, ui_to_api
+from hearth.core.hookspecs import hookimpl
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "workflows" / "ui"
 

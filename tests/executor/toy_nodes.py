@@ -6,9 +6,9 @@ import asyncio
 import time
 from typing import Any
 
-from core import context
-from core.node_registry import NodeRegistry
-from core.types import ExecutionBlocker
+from hearth.core import context
+from hearth.core.node_registry import NodeRegistry
+from hearth.core.types import ExecutionBlocker
 
 CALLS: list[str] = []  # node class names in call order, reset by the tests that read it
 
@@ -155,7 +155,7 @@ NODES = {cls.__name__: cls for cls in (Int, Add, Show, Text, Pick, Fail, Range, 
 
 
 def registry() -> NodeRegistry:
-    from core.executor.essential import register_types
+    from hearth.core.executor.essential import register_types
 
     built = NodeRegistry.from_classes(NODES)
     built.types = {t.name: t for t in register_types()}

@@ -11,7 +11,7 @@ from hearth_sd.open_clip_text import OpenCLIPTextEncoder
 from hearth_sd.unet import UNetModel
 from safetensors.torch import save_file
 
-from core.models import PatchedModel
+from hearth.core.models import PatchedModel
 
 
 def tiny_parts(family: str, seed: int = 0, dtype=torch.float32) -> dict[str, torch.nn.Module]:

@@ -15,10 +15,10 @@ from hearth_lora.tiny import UNMATCHED_MODULE, make_tiny_lora
 from hearth_sd import loaders
 from hearth_sd.tiny import make_tiny_checkpoint
 
-from core import context
-from core.context import ExecutionContext, Folders
-from core.model_folders import ModelFolders, set_default_model_folders
-from core.nodes import NodeDefinition
+from hearth.core import context
+from hearth.core.context import ExecutionContext, Folders
+from hearth.core.model_folders import ModelFolders, set_default_model_folders
+from hearth.core.nodes import NodeDefinition
 
 
 @pytest.fixture

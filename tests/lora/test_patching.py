@@ -13,10 +13,10 @@ from hearth_lora import load_lora, load_lora_for_models
 from hearth_lora.apply import warn
 from hearth_lora.loading import clear_cache
 
-import core.models.loading
-from core import context
-from core.context import ExecutionContext, Folders
-from core.models import ModelManager
+import hearth.core.models.loading
+from hearth.core import context
+from hearth.core.context import ExecutionContext, Folders
+from hearth.core.models import ModelManager
 
 from .lora_testing import fake_model_and_clip, weights, write_lora
 
@@ -47,15 +47,15 @@ def _fresh_cache():
 
 @pytest.fixture
 def opens(monkeypatch):
-    """Counts every file open of a checkpoint reader (the one place core.models.loading opens files)."""
+    """Counts every file open of a checkpoint reader (the one place hearth.core.models.loading opens files)."""
     count = {"n": 0}
-    real = core.models.loading._open
+    real = hearth.core.models.loading._open
 
     def counting(path):
         count["n"] += 1
         return real(path)
 
-    monkeypatch.setattr(core.models.loading, "_open", counting)
+    monkeypatch.setattr(hearth.core.models.loading, "_open", counting)
     return count
 
 

@@ -10,7 +10,7 @@ from hearth_sd import loaders
 from hearth_sd.tiny import make_tiny_checkpoint
 from safetensors import safe_open
 
-from core.models import CheckpointError
+from hearth.core.models import CheckpointError
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +70,8 @@ def test_a_base_that_is_not_a_checkpoint_is_named(tmp_path):
 def test_comfy_models_make_tiny_lora_for_a_given_checkpoint(tmp_path) -> None:
     from click.testing import CliRunner
 
-    from cli.main import cli
-    from core.models import read_header
+    from hearth.cli.main import cli
+    from hearth.core.models import read_header
 
     runner = CliRunner()
     base, lora = tmp_path / "base.safetensors", tmp_path / "lora.safetensors"

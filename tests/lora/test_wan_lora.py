@@ -14,7 +14,7 @@ from hearth_video import wan_loaders
 from hearth_video.wan_tiny import TINY_DIT, write_tiny_wan_diffusion_model
 from safetensors.torch import save_file
 
-from core.model_folders import ModelFolders, set_default_model_folders
+from hearth.core.model_folders import ModelFolders, set_default_model_folders
 
 RANK, ALPHA = 4, 2.0  # scale alpha / rank = 0.5
 # Wan's own module path -> (its diffusers name, the shape of its weight [out, in]).
@@ -198,7 +198,7 @@ def test_a_wrong_shape_is_reported_as_mismatched(folder, wan, caplog):
 def test_make_tiny_lora_wan_fits_every_block_matrix_of_the_tiny_wan(folder, wan, caplog):
     from click.testing import CliRunner
 
-    from cli.main import cli
+    from hearth.cli.main import cli
 
     out = folder / "loras" / "tiny-lora-wan.safetensors"
     result = CliRunner().invoke(cli, ["models", "make-tiny", "lora-wan", "--out", str(out)])

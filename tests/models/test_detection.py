@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.models.detection import AmbiguousModelError, UnknownModelError, detect, rank
-from core.models.formats import ModelFormat
-from core.models.loading import read_header
+from hearth.core.models.detection import AmbiguousModelError, UnknownModelError, detect, rank
+from hearth.core.models.formats import ModelFormat
+from hearth.core.models.loading import read_header
 from tests.models.conftest import write_safetensors
 
 UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
@@ -77,7 +77,7 @@ def test_detecting_a_safetensors_file_needs_no_torch(tmp_path):
 
     path = write_safetensors(tmp_path / "v1.safetensors", {UNET_IN: torch.zeros(320, 4, 3, 3),
                                                           CROSS_K: torch.zeros(320, 768)})
-    code = ("import sys; import core.executor; from core.models import ModelFormat, detect; "
+    code = ("import sys; import hearth.core.executor; from hearth.core.models import ModelFormat, detect; "
             f"fmt = ModelFormat('sd1', {{{UNET_IN!r}: (320, 4, 3, 3)}}); "
             f"print(detect({str(path)!r}, [fmt]).name, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],

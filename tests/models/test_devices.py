@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from core.models.devices import compute_dtype, memory_info, module_bytes
-from core.models.manager import DEFAULT_CUDA_RESERVE, ModelManager
+from hearth.core.models.devices import compute_dtype, memory_info, module_bytes
+from hearth.core.models.manager import DEFAULT_CUDA_RESERVE, ModelManager
 
 
 @pytest.fixture

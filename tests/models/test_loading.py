@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from core.models.loading import CheckpointError, load_into, load_state_dict, read_header, strip_prefix
+from hearth.core.models.loading import CheckpointError, load_into, load_state_dict, read_header, strip_prefix
 from tests.models.conftest import write_safetensors
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +78,7 @@ def test_header_and_metadata_without_tensors(tmp_path, tensors):
 
 def test_reading_a_safetensors_header_does_not_import_torch(tmp_path, tensors):
     path = write_safetensors(tmp_path / "m.safetensors", tensors)
-    code = ("import sys; from core.models.loading import read_header; "
+    code = ("import sys; from hearth.core.models.loading import read_header; "
             f"h = read_header({str(path)!r}); assert 'torch' not in sys.modules, 'torch imported'; print(len(h.tensors))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -213,7 +213,7 @@ def test_casting_on_load_holds_one_copy_at_a_time(tmp_path):
                                                              for i in range(64)})
     probe = """
 import resource, torch
-from core.models.loading import load_state_dict
+from hearth.core.models.loading import load_state_dict
 def rss():
     with open('/proc/self/statm') as f:
         return int(f.read().split()[1]) * resource.getpagesize()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.models.manager import MiB, ModelManager, ModelTooLargeError
-from core.models.patches import PatchedModel
+from hearth.core.models.manager import MiB, ModelManager, ModelTooLargeError
+from hearth.core.models.patches import PatchedModel
 from tests.models.conftest import TinyNet, mlp
 
 
@@ -152,8 +152,8 @@ def test_automatic_cpu_budget_is_what_the_machine_has():
 
 
 def test_cpu_to_cpu_without_a_fixed_budget_never_evicts_or_streams(monkeypatch):
-    from core.models import manager as manager_module
-    from core.models.devices import DeviceMemory
+    from hearth.core.models import manager as manager_module
+    from hearth.core.models.devices import DeviceMemory
 
     # A machine that claims to be out of RAM: evicting or streaming CPU weights to the CPU would not help it.
     monkeypatch.setattr(manager_module, "memory_info", lambda device: DeviceMemory(2**30, 1024, 2**30, 1024))

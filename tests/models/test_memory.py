@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from core.executor.cache import CacheEntry, RAMCache
-from core.models.loading import load_into, load_state_dict
-from core.models.manager import ModelManager
-from core.models.patches import PatchedModel
+from hearth.core.executor.cache import CacheEntry, RAMCache
+from hearth.core.models.loading import load_into, load_state_dict
+from hearth.core.models.manager import ModelManager
+from hearth.core.models.patches import PatchedModel
 from tests.models.conftest import write_safetensors
 
 MB = 1024 * 1024

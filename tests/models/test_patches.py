@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.models import loading
-from core.models.loading import load_into, load_state_dict
-from core.models.manager import ModelManager
-from core.models.patches import PatchedModel, PatchError
+from hearth.core.models import loading
+from hearth.core.models.loading import load_into, load_state_dict
+from hearth.core.models.manager import ModelManager
+from hearth.core.models.patches import PatchedModel, PatchError
 from tests.models.conftest import TinyNet, mlp, write_safetensors
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.archive import ArchiveError, build_archive, is_ignored, list_pack_files, parse_ignore
+from hearth.registry.archive import ArchiveError, build_archive, is_ignored, list_pack_files, parse_ignore
 from tests.registry.packs import make_pack
 
 

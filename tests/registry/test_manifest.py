@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.manifest import (
+from hearth.registry.manifest import (
     ManifestError,
     load_manifest,
     map_classifiers,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from registry_server.settings import Settings
+from hearth.registry_server.settings import Settings
 from tests.registry_server.helpers import Hub, unique
 from tests.registry_server.servers import MotoS3, PostgresCluster, RegistryProcess
 

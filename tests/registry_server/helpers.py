@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 from sqlmodel import Session
 
-from registry.archive import build_archive
-from registry.manifest import load_manifest
-from registry_server.accounts import services as accounts
-from registry_server.app import open_registry
-from registry_server.settings import Settings
+from hearth.registry.archive import build_archive
+from hearth.registry.manifest import load_manifest
+from hearth.registry_server.accounts import services as accounts
+from hearth.registry_server.app import open_registry
+from hearth.registry_server.settings import Settings
 
 
 def unique(prefix: str = "p") -> str:

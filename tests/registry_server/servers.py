@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from registry_server.settings import Settings
+from hearth.registry_server.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,7 +56,7 @@ class RegistryProcess:
         env = {**os.environ, **self.settings.to_env(), **self.extra_env, "PYTHONPATH": str(ROOT)}
         Path(self.settings.data_dir).mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "registry_server.app:app_from_env", "--host", "127.0.0.1",
+            [sys.executable, "-m", "uvicorn", "--factory", "hearth.registry_server.app:app_from_env", "--host", "127.0.0.1",
              "--port", str(self.port), "--log-level", "warning"],
             env=env, cwd=ROOT, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
         _wait_http(self.url + "/healthz", self.proc, log=self.log)

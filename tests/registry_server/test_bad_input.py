@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from registry.archive import build_archive
-from registry_server.db import utcnow
-from registry_server.publishing.models import UploadTicket
+from hearth.registry.archive import build_archive
+from hearth.registry_server.db import utcnow
+from hearth.registry_server.publishing.models import UploadTicket
 from tests.registry.packs import make_pack, pyproject
 from tests.registry_server.conftest import TEST_UPLOAD_LIMIT
 from tests.registry_server.helpers import Hub, unique, zip_bytes
@@ -45,8 +45,8 @@ def test_token_problems(hub: Hub):
     assert (r.status_code, _err(r)["code"]) == (403, "wrong_publisher")
 
     expired = hub.token(pub, "publish", expires_days=1)
-    from registry_server.accounts.models import Token
-    from registry_server.accounts.services import hash_token, revoke_token
+    from hearth.registry_server.accounts.models import Token
+    from hearth.registry_server.accounts.services import hash_token, revoke_token
 
     with hub.session() as s:
         s.execute(update(Token).where(Token.token_hash == hash_token(expired))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from registry_server.admin import services as admin
-from registry_server.cache import ResponseCache, _Entry
+from hearth.registry_server.admin import services as admin
+from hearth.registry_server.cache import ResponseCache, _Entry
 from tests.registry.packs import make_pack
 from tests.registry_server.helpers import Hub, unique
 
@@ -34,7 +34,7 @@ def test_write_elsewhere_shows_within_the_watch_interval_and_cached_installs_cou
         assert time.monotonic() - started < 5, "an unban made outside the server never showed"
         time.sleep(0.05)
     # Counts are written by the background job without an audit row, so the database is the place to look.
-    from registry_server.packs.models import Pack
+    from hearth.registry_server.packs.models import Pack
 
     deadline = time.monotonic() + 10
     while True:

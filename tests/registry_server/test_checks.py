@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from registry_server.settings import Settings
-from registry_server.verification import checks, services
+from hearth.registry_server.settings import Settings
+from hearth.registry_server.verification import checks, services
 from tests.registry_server.helpers import zip_bytes
 
 NODE = '''
@@ -66,9 +66,9 @@ def test_fallback_is_used_and_named_when_sandbox_is_missing(tmp_path: Path, monk
 
 
 def test_sandbox_is_used_when_installed(tmp_path: Path):
-    pytest.importorskip("sandbox", reason="the sandbox package is not importable here")
+    pytest.importorskip("hearth.sandbox", reason="the sandbox package is not importable here")
     if services._sandbox() is None:
-        pytest.skip("sandbox.verify is not available")
+        pytest.skip("hearth.sandbox.verify is not available")
     report, verifier = services.run_checks(_zip(tmp_path, {"__init__.py": NODE,
                                                            "pyproject.toml": "[project]\nname='louder'\n"}),
                                            Settings(data_dir=tmp_path))

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.registry import registry
-from registry_server.accounts.services import authenticate
-from registry_server.app import open_registry
-from registry_server.settings import Settings
+from hearth.cli.registry import registry
+from hearth.registry_server.accounts.services import authenticate
+from hearth.registry_server.app import open_registry
+from hearth.registry_server.settings import Settings
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_moderation_commands(run, tmp_path: Path):
     """approve/ban/unban/yank/delete on a version published straight into the database (no server needed)."""
     from sqlmodel import Session
 
-    from registry_server.packs.models import Pack, Version
+    from hearth.registry_server.packs.models import Pack, Version
 
     run("create-user", "bob")
     run("create-publisher", "acme", "--owner", "bob")

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from registry.archive import build_archive
-from registry_server.packs.models import Version
+from hearth.registry.archive import build_archive
+from hearth.registry_server.packs.models import Version
 from tests.registry.packs import make_pack
 from tests.registry_server.helpers import unique
 
@@ -101,7 +101,7 @@ def test_claim_of_a_dead_verifier_is_released_at_start(make_server, tmp_path: Pa
 
     from sqlalchemy import update
 
-    from registry_server.db import utcnow
+    from hearth.registry_server.db import utcnow
 
     server, hub = make_server("sqlite")
     pub, token = hub.new_publisher()

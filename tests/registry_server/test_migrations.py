@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from registry_server.db import import_all_models, make_engine, run_migrations
+from hearth.registry_server.db import import_all_models, make_engine, run_migrations
 from tests.registry_server.helpers import unique
 
 

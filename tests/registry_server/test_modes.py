@@ -22,7 +22,7 @@ def test_private_mode_needs_read_tokens(private_hub, tmp_path: Path):
     auth = {"Authorization": f"Bearer {read}"}
     r = hub.reserve(pub, token, name, "1.0.0")
     assert r.status_code == 201  # publishing authenticates with the publish token as before
-    from registry.archive import build_archive
+    from hearth.registry.archive import build_archive
 
     arc = build_archive(make_pack(tmp_path, name, "1.0.0", pub), tmp_path / "a.zip")
     assert hub.upload(r.json()["signedUrl"], arc.path.read_bytes()).status_code == 200
@@ -95,14 +95,14 @@ def test_serve_command_starts_a_registry(tmp_path: Path, workers: int):
 
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from cli.registry import registry; registry()", "serve", "--port", str(port),
+        [sys.executable, "-c", "from hearth.cli.registry import registry; registry()", "serve", "--port", str(port),
          "--data", str(tmp_path / "d"), "--no-isolate-import", "--workers", str(workers)],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _wait_http(f"http://127.0.0.1:{port}/healthz", proc)
         for _ in range(4 * workers):  # several connections, so every worker answers at least once, likely
             assert httpx.get(f"http://127.0.0.1:{port}/nodes").json()["total"] == 0
-        assert (tmp_path / "d" / "registry.db").exists()
+        assert (tmp_path / "d" / "hearth.registry.db").exists()
     finally:
         proc.terminate()
         proc.wait(10)

@@ -43,7 +43,7 @@ def test_publish_verify_install_roundtrip(hub: Hub, tmp_path: Path):
 
     # Installs are counted (batched in memory, written by the background job; read from the database, since
     # answers may come from the read cache for up to its TTL).
-    from registry_server.packs.models import Pack
+    from hearth.registry_server.packs.models import Pack
 
     deadline = time.monotonic() + 10
     while True:
@@ -114,7 +114,7 @@ def test_concurrent_identical_publishes_exactly_one_wins(hub: Hub):
 
 
 def test_concurrent_uploads_to_one_url_exactly_one_wins(hub: Hub, tmp_path: Path):
-    from registry.archive import build_archive
+    from hearth.registry.archive import build_archive
 
     pub, token = hub.new_publisher()
     name = unique("race-up-")
@@ -138,7 +138,7 @@ def test_concurrent_uploads_to_one_url_exactly_one_wins(hub: Hub, tmp_path: Path
 
 
 def test_two_publishers_racing_for_a_new_pack_id_one_wins(hub: Hub, tmp_path: Path):
-    from registry.archive import build_archive
+    from hearth.registry.archive import build_archive
 
     name = unique("contested-")
     (pub_a, tok_a), (pub_b, tok_b) = hub.new_publisher(), hub.new_publisher()

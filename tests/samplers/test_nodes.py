@@ -11,8 +11,8 @@ from hearth_samplers.nodes_guiders import BasicGuider, CFGGuider, DualCFGGuider,
 from hearth_samplers.nodes_ksampler import KSampler, KSamplerAdvanced
 from hearth_samplers.nodes_sigmas import BasicScheduler, FlipSigmas, SplitSigmas
 
-from core import context
-from core.hookspecs import hookimpl
+from hearth.core import context
+from hearth.core.hookspecs import hookimpl
 
 from .toy_model import ToyModel, text
 

@@ -8,8 +8,8 @@ import sys
 from hearth_samplers import names
 from hearth_samplers.registry import SAMPLERS, SCHEDULERS
 
-from core import plugins
-from core.hookspecs import hookimpl
+from hearth.core import plugins
+from hearth.core.hookspecs import hookimpl
 
 COMFY_SAMPLERS = ("euler euler_ancestral heun heunpp2 dpm_2 dpm_2_ancestral lms dpm_fast dpm_adaptive "
                   "dpmpp_2s_ancestral dpmpp_sde dpmpp_2m dpmpp_2m_sde dpmpp_3m_sde ddpm lcm ipndm deis ddim uni_pc "

@@ -10,7 +10,7 @@ pytest.importorskip("hearth_sd.tiny", reason="the SD plugin provides the MODEL t
 
 from hearth_sd.tiny import make_tiny_checkpoint  # noqa: E402
 
-from core import model_folders as mf  # noqa: E402
+from hearth.core import model_folders as mf  # noqa: E402
 
 
 @pytest.fixture

@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.archive import ArchiveRejected, ArchiveUnreadable, Limits, check_archive, pack_root, safe_extract
+from hearth.sandbox.archive import (
+    ArchiveRejected,
+    ArchiveUnreadable,
+    Limits,
+    check_archive,
+    pack_root,
+    safe_extract,
+)
 
 SMALL = Limits(max_files=5, max_total_bytes=4000, max_file_bytes=3000, max_ratio=100, ratio_floor=1024)
 
@@ -213,7 +220,7 @@ def test_safe_extract_stops_when_real_bytes_exceed_the_budget(tmp_path, monkeypa
     # Sizes an archive declares can lie; extraction counts what it writes. Simulate a lie by checking
     # against generous limits and extracting against tight ones.
     archive = make_zip(tmp_path / "p.zip", {"a.bin": os.urandom(3000), "b.bin": os.urandom(3000)})
-    import sandbox.archive as archive_module
+    import hearth.sandbox.archive as archive_module
 
     monkeypatch.setattr(archive_module, "check_archive", lambda *_: [])
     with pytest.raises(ArchiveRejected, match="more bytes than it declares"):
@@ -232,7 +239,7 @@ def test_members_that_cannot_be_scanned_or_unpacked_are_rejected(tmp_path):
 
 
 def test_a_member_corrupt_beyond_its_directory_makes_verify_reject_not_crash(tmp_path):
-    from sandbox import verify
+    from hearth.sandbox import verify
 
     data = bytearray(make_zip(tmp_path / "c.zip", {"pack/a.py": b"x = 1\n" * 50}, zipfile.ZIP_STORED).read_bytes())
     body = data.index(b"x = 1")

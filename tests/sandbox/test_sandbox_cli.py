@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.scan import scan
+from hearth.cli.scan import scan
 
 HERE = Path(__file__).parent
 STATIC = HERE / "corpus" / "static"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sandbox.findings import Finding, Report, Suppression, verdict_of
+from hearth.sandbox.findings import Finding, Report, Suppression, verdict_of
 
 
 def make(rule: str, severity: str, path: str = "nodes.py", line: int = 3) -> Finding:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.isolate import ImportLimits, hearth_entry_points, import_pack, interpret
+from hearth.sandbox.isolate import ImportLimits, hearth_entry_points, import_pack, interpret
 
 IMPORTS = Path(__file__).parent / "corpus" / "import"
 # Tight limits so greedy samples fail fast; the wall clock is generous so that on a busy machine the CPU,
@@ -156,7 +156,7 @@ def test_a_child_that_still_holds_privileges_refuses_to_import():
 def test_a_warden_that_dies_without_answering_is_a_crash_finding(monkeypatch, tmp_path):
     broken = tmp_path / "worker.py"
     broken.write_text("import sys\nsys.stderr.write('warden broke')\nsys.exit(5)\n")
-    monkeypatch.setattr("sandbox.isolate.WORKER", broken)
+    monkeypatch.setattr("hearth.sandbox.isolate.WORKER", broken)
     result = import_pack(IMPORTS / "benign_comfy", FAST)
     (finding,) = result.findings
     assert finding.rule == "import.crash" and "exited with 5" in finding.message

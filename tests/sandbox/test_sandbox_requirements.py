@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from sandbox.requirements import DATA, check_requirement, known_bad, normalize, one_typo_apart, popular
+from hearth.sandbox.requirements import DATA, check_requirement, known_bad, normalize, one_typo_apart, popular
 
 
 def rules(line: str) -> list[str]:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.findings import SEVERITIES
-from sandbox.pycode import scan_python
-from sandbox.rules import RULES
-from sandbox.static import MAX_FINDINGS_PER_RULE_AND_FILE, scan_folder
+from hearth.sandbox.findings import SEVERITIES
+from hearth.sandbox.pycode import scan_python
+from hearth.sandbox.rules import RULES
+from hearth.sandbox.static import MAX_FINDINGS_PER_RULE_AND_FILE, scan_folder
 
 STATIC = Path(__file__).parent / "corpus" / "static"
 STATIC_RULES = sorted(rule for rule in RULES if not rule.startswith(("import.", "archive.")))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import Suppression, verify
+from hearth.sandbox import Suppression, verify
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -62,9 +62,9 @@ def test_static_findings_flag_and_an_admin_suppression_clears_them():
 
 
 def test_first_party_packs_scan_clean():
-    builtin = ROOT / "core" / "builtin_nodes"
+    builtin = ROOT / "hearth" / "core" / "builtin_nodes"
     if not (builtin / "__init__.py").exists():
-        pytest.skip("core/builtin_nodes does not exist yet")
+        pytest.skip("hearth/core/builtin_nodes does not exist yet")
     packs = [builtin] + sorted(p for p in (ROOT / "plugins").glob("*") if (p / "pyproject.toml").exists())
     isolate = sys.platform.startswith("linux")
     for pack in packs:

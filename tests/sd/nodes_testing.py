@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from core import model_folders as mf
-from core.model_folders import write_tiny_models
-from core.plugins import load_plugins
+from hearth.core import model_folders as mf
+from hearth.core.model_folders import write_tiny_models
+from hearth.core.plugins import load_plugins
 
 
 def make_models(folder: Path) -> Path:

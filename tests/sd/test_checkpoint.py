@@ -17,7 +17,7 @@ from hearth_sd.sdxl_conditioning import sdxl_adm, sdxl_refiner_adm
 from hearth_sd.tiny import make_tiny_checkpoint
 from safetensors.torch import load_file, save_file
 
-from core.models import CheckpointError, UnknownModelError
+from hearth.core.models import CheckpointError, UnknownModelError
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_cli_make_tiny(tmp_path):
 
 def test_hook_register_model_formats(hearth_plugins, tiny_files):
     """Through the real plugin manager: core's detection finds every tiny file's family from its header."""
-    from core.models import detect_with_plugins
+    from hearth.core.models import detect_with_plugins
 
     assert {"sd1", "sd2", "sdxl", "sdxl_refiner", "sd_vae"} <= {f.name for f in hearth_plugins.model_formats()}
     for name, path in tiny_files.items():
@@ -163,7 +163,7 @@ def test_hook_register_model_formats(hearth_plugins, tiny_files):
 
 def test_hook_resolve_model_format(hearth_plugins, tiny_files, tmp_path):
     """SD2 files that say their prediction type in ModelSpec metadata get it; others keep the default (v)."""
-    from core.models import detect_with_plugins
+    from hearth.core.models import detect_with_plugins
 
     tensors, metadata = read_state_dict(tiny_files["sd2"])
     eps = tmp_path / "sd2-base.safetensors"

@@ -17,9 +17,9 @@ from hearth_sd.nodes_conditioning_area import (
     ConditioningSetMask,
 )
 
-from core.executor import Executor
-from core.executor.essential import register_types
-from core.node_registry import NodeRegistry
+from hearth.core.executor import Executor
+from hearth.core.executor.essential import register_types
+from hearth.core.node_registry import NodeRegistry
 
 COMFYUI_CONDITIONING_NODES = {
     "ConditioningCombine", "ConditioningAverage", "ConditioningConcat", "ConditioningSetArea",

@@ -11,9 +11,9 @@ from hearth_sd.nodes_latent import NODES, EmptyLatentImage, LatentComposite, Set
 from hearth_sd.nodes_latent_batch import LatentFromBatch, RepeatLatentBatch
 from hearth_sd.nodes_latent_upscale import LatentUpscale, LatentUpscaleBy, bislerp
 
-from core.executor import Executor
-from core.executor.essential import register_types
-from core.node_registry import NodeRegistry
+from hearth.core.executor import Executor
+from hearth.core.executor.essential import register_types
+from hearth.core.node_registry import NodeRegistry
 
 COMFYUI_LATENT_NODES = {"EmptyLatentImage", "LatentUpscale", "LatentUpscaleBy", "LatentComposite",
                         "SetLatentNoiseMask", "RepeatLatentBatch", "LatentFromBatch"}

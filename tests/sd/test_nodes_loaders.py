@@ -11,7 +11,7 @@ from hearth_sd import load_checkpoint, load_vae, loaders
 from hearth_sd.nodes_loaders import CheckpointLoaderSimple, CLIPLoader, VAELoader
 from hearth_sd.sdxl_conditioning import sdxl_adm
 
-from core.model_folders import ModelFileNotFound, ModelFolders
+from hearth.core.model_folders import ModelFileNotFound, ModelFolders
 from tests.sd.nodes_testing import default_folders, make_models
 
 
@@ -137,7 +137,7 @@ def test_model_and_clip_clones_share_weights_and_keep_their_own_patches(folders)
 def test_clip_loader_takes_an_sd2_text_encoder_with_its_checkpoint_prefix(folders, models, tmp_path):
     from hearth_sd.tiny import tiny_state_dict
 
-    from core.models import write_safetensors
+    from hearth.core.models import write_safetensors
 
     tensors, metadata = tiny_state_dict("sd2")
     encoder = {k: v for k, v in tensors.items() if k.startswith("cond_stage_model.model.")}

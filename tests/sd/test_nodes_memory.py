@@ -16,9 +16,9 @@ from hearth_sd.nodes_text import CLIPTextEncode
 from hearth_sd.tiny import tiny_state_dict
 from hearth_sd.unet import UNetConfig, UNetModel
 
-from core.executor.cache import CacheEntry, RAMCache
-from core.model_folders import ModelFolders
-from core.models import release_memory, write_safetensors
+from hearth.core.executor.cache import CacheEntry, RAMCache
+from hearth.core.model_folders import ModelFolders
+from hearth.core.models import release_memory, write_safetensors
 from tests.sd.nodes_testing import default_folders
 
 MB = 1024 * 1024

@@ -16,7 +16,7 @@ from hearth_sd.nodes_text import (
 )
 from hearth_sd.sdxl_conditioning import sdxl_refiner_adm
 
-from core.model_folders import ModelFolders
+from hearth.core.model_folders import ModelFolders
 from tests.sd.nodes_testing import default_folders, make_models
 
 

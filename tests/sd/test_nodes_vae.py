@@ -13,8 +13,8 @@ from hearth_sd.nodes_vae import VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeF
 from hearth_sd.sd_model import SDVAE
 from hearth_sd.vae import AutoencoderKL, VAEConfig
 
-from core.model_folders import ModelFolders
-from core.models import PatchedModel
+from hearth.core.model_folders import ModelFolders
+from hearth.core.models import PatchedModel
 from tests.sd.nodes_testing import default_folders, image, make_models
 
 

@@ -19,7 +19,7 @@ from hearth_video.animatediff_module import (
 )
 from hearth_video.animatediff_tiny import config_for_unet, tiny_state_dict, write_tiny_motion_model
 
-from core.models import CheckpointError
+from hearth.core.models import CheckpointError
 
 # Three levels, as SDXL has (its tiny config keeps SD1's two, which a tiny SD1 motion model would fit).
 THREE_LEVELS = UNetConfig(model_channels=32, channel_mult=(1, 2, 4), transformer_depth=(0, 1, 1), context_dim=32,

@@ -13,12 +13,12 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import cli
-from core import context
-from core.context import Folders
-from core.executor import Executor
-from core.model_folders import ModelFolders, model_folders, set_default_model_folders
-from core.plugins import load_plugins
+from hearth.cli.main import cli
+from hearth.core import context
+from hearth.core.context import Folders
+from hearth.core.executor import Executor
+from hearth.core.model_folders import ModelFolders, model_folders, set_default_model_folders
+from hearth.core.plugins import load_plugins
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "workflows" / "txt2video_animatediff_sd1_api.json"
 
@@ -244,7 +244,7 @@ def test_apply_refuses_what_is_not_an_sd1_model(models_dir: Path, tmp_path: Path
 
 
 def test_a_tight_budget_streams_unet_and_motion_model_with_the_same_result(models_dir: Path) -> None:
-    from core.models import ModelManager, default_manager, set_default_manager
+    from hearth.core.models import ModelManager, default_manager, set_default_manager
 
     _, animated = _models(models_dir)
     gen = torch.Generator().manual_seed(3)

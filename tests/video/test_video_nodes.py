@@ -17,8 +17,8 @@ from hearth_video import video_io
 from hearth_video.video_nodes import NODES
 from PIL import Image
 
-from core import context
-from core.context import Folders
+from hearth.core import context
+from hearth.core.context import Folders
 
 
 @pytest.fixture
@@ -202,9 +202,9 @@ def test_saved_video_shows_in_history_and_view(tmp_path: Path, monkeypatch: pyte
 
     from starlette.testclient import TestClient
 
-    from core.plugins import load_plugins
-    from web.app import create_app
-    from web.config import ServerConfig
+    from hearth.core.plugins import load_plugins
+    from hearth.web.app import create_app
+    from hearth.web.config import ServerConfig
 
     prompt = {"1": {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 16, "batch_size": 5, "color": 0xFF8000}},
               "2": {"class_type": "CreateVideo", "inputs": {"images": ["1", 0], "fps": 10.0}},

@@ -6,7 +6,7 @@ import pytest
 import torch
 from hearth_video.wan_model import WanConfig, WanModel, config_from_shapes, wan_formats
 
-from core.models import detect
+from hearth.core.models import detect
 
 
 @pytest.fixture(autouse=True)

@@ -12,10 +12,10 @@ from click.testing import CliRunner
 from hearth_video import wan_loaders
 from hearth_video.wan_nodes import EmptyHunyuanLatentVideo, UNETLoader
 
-from cli.main import cli
-from core.model_folders import ModelFolders, model_folders, set_default_model_folders
-from core.models import ModelManager
-from core.plugins import load_plugins
+from hearth.cli.main import cli
+from hearth.core.model_folders import ModelFolders, model_folders, set_default_model_folders
+from hearth.core.models import ModelManager
+from hearth.core.plugins import load_plugins
 
 WORKFLOW = Path(__file__).resolve().parents[2] / "examples" / "workflows" / "txt2video_wan_api.json"
 

@@ -20,7 +20,7 @@ from hearth_video.wan_vae import (
 )
 from safetensors.torch import save_file
 
-from core.models import CheckpointError
+from hearth.core.models import CheckpointError
 
 FRAMES = 9  # 1 + 4 + 4: the first frame alone, then two causal chunks
 
@@ -43,7 +43,7 @@ def tiny_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def model(tiny_file: Path) -> WanVAEModel:
-    from core.models import load_state_dict
+    from hearth.core.models import load_state_dict
 
     return build_model(load_state_dict(tiny_file), str(tiny_file))
 
@@ -71,7 +71,7 @@ def diffusers_vae(model: WanVAEModel):
 
 
 def test_tiny_file_is_the_published_layout(tiny_file: Path) -> None:
-    from core.models import read_header
+    from hearth.core.models import read_header
 
     shapes = read_header(tiny_file).shapes
     assert shapes["encoder.conv1.weight"] == (8, 3, 3, 3, 3)
@@ -230,7 +230,7 @@ def test_memory_estimate_follows_chunking() -> None:
 
 
 def test_the_manager_is_asked_for_one_chunk_of_memory(tiny_file: Path) -> None:
-    from core.models import ModelManager, set_default_manager
+    from hearth.core.models import ModelManager, set_default_manager
 
     class Recording(ModelManager):
         def load(self, models, *, memory_required=None, **kwargs):
@@ -251,7 +251,7 @@ def test_the_manager_is_asked_for_one_chunk_of_memory(tiny_file: Path) -> None:
 
 
 def test_plugin_declares_the_format_and_the_tiny_model(hearth_plugins, tiny_file: Path) -> None:
-    from core.models import detect_with_plugins, read_header
+    from hearth.core.models import detect_with_plugins, read_header
 
     assert detect_with_plugins(read_header(tiny_file), hearth_plugins).name == "wan21_vae"
     tiny = hearth_plugins.resolve_named("register_tiny_models", "tiny model")

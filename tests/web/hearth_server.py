@@ -22,7 +22,7 @@ from websockets.sync.client import ClientConnection, connect
 REPO = Path(__file__).resolve().parents[2]
 TEST_PACKS = Path(__file__).resolve().parent / "custom_nodes"
 DEMO = REPO / "examples" / "workflows" / "builtin_demo_api.json"
-LAUNCH = "import sys; from cli.main import main; sys.exit(main(sys.argv[1:]))"
+LAUNCH = "import sys; from hearth.cli.main import main; sys.exit(main(sys.argv[1:]))"
 
 
 def free_port() -> int:

@@ -7,7 +7,7 @@ import io
 import json
 from typing import Any
 
-from web.events import BACKLOG, EventHub, encode_preview
+from hearth.web.events import BACKLOG, EventHub, encode_preview
 
 
 class StuckSocket:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hearth_server import HearthServer, queue, slow_prompt, wait_history, wait_running
 
-from web.store import CRASH_MESSAGE
+from hearth.web.store import CRASH_MESSAGE
 
 
 def test_crash_mid_prompt_fails_that_prompt_and_the_queue_goes_on(tmp_path: Path) -> None:

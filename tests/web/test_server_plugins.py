@@ -12,12 +12,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.testclient import TestClient
 
-from core.hookspecs import hookimpl
-from core.plugins import load_plugins
-from core.types import Route
-from web import frontend
-from web.app import create_app
-from web.config import ServerConfig
+from hearth.core.hookspecs import hookimpl
+from hearth.core.plugins import load_plugins
+from hearth.core.types import Route
+from hearth.web import frontend
+from hearth.web.app import create_app
+from hearth.web.config import ServerConfig
 
 
 class StatusRoutes:

@@ -13,10 +13,10 @@ from hearth_server import HearthServer, new_id
 from starlette.testclient import TestClient
 from websockets.exceptions import InvalidStatus
 
-from cli.main import main
-from web.app import create_app
-from web.config import ServerConfig, is_loopback
-from web.security import Guard, UnsafePath, safe_join
+from hearth.cli.main import main
+from hearth.web.app import create_app
+from hearth.web.config import ServerConfig, is_loopback
+from hearth.web.security import Guard, UnsafePath, safe_join
 
 TOKEN = "s3cret-token"
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core import context
+from hearth.core import context
 
 from .formats import Adapter, Chain, ParsedLora, Rows, Transposed
 from .names import TE, TE1, TE2, UNET, Target, is_text_encoder_name, key_map, resolve
@@ -174,7 +174,7 @@ def load_lora_for_models(model: Any, clip: Any, lora: ParsedLora, strength_model
 def warn(report: LoraReport) -> None:
     """Log each warning line and, inside a running prompt, send it to the client as a ``progress_text`` event.
 
-    ``core.context`` has no warning event yet; ComfyUI's frontend shows ``progress_text`` (node id and text) on
+    ``hearth.core.context`` has no warning event yet; ComfyUI's frontend shows ``progress_text`` (node id and text) on
     the node, which is where a user looks for why a LoRA did less than expected.
     """
     ctx = context.current()

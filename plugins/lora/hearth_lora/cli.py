@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from core.models import CheckpointError
+from hearth.core.models import CheckpointError
 
 from .tiny import make_tiny_lora as write
 

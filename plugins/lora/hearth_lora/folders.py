@@ -1,10 +1,10 @@
-"""Where LoRA files are: the ``loras`` model folder, through ``core.model_folders``' process-wide folders."""
+"""Where LoRA files are: the ``loras`` model folder, through ``hearth.core.model_folders``' process-wide folders."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from core.model_folders import model_folders
+from hearth.core.model_folders import model_folders
 
 KIND = "loras"
 

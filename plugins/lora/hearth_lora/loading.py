@@ -14,7 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.models import load_state_dict, read_header
+from hearth.core.models import load_state_dict, read_header
 
 from .formats import ParsedLora, parse_lora
 
@@ -52,7 +52,7 @@ def read_lora(path: str | os.PathLike[str]) -> LoraFile:
 def load_lora(path: str | os.PathLike[str]) -> LoraFile:
     """The parsed LoRA at ``path``, from the cache while the file is unchanged.
 
-    :raises core.models.CheckpointError: naming the file when it is missing or not a readable checkpoint.
+    :raises hearth.core.models.CheckpointError: naming the file when it is missing or not a readable checkpoint.
     """
     path = Path(path).resolve()
     try:

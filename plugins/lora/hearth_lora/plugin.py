@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from core.hookspecs import hookimpl
-from core.model_folders import TinyModel
+from hearth.core.hookspecs import hookimpl
+from hearth.core.model_folders import TinyModel
 
 from .nodes import NODES
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from core.models import read_header, write_safetensors
+from hearth.core.models import read_header, write_safetensors
 
 from .names import TE, TE1, TE2, res_blocks_per_level, text_encoder_hf_names, unet_diffusers_path
 
@@ -96,7 +96,7 @@ def write_tiny_lora(shapes: Mapping[str, Sequence[int]], out: str | Path, seed: 
 def make_tiny_lora(base: str | Path, out: str | Path, seed: int = 0, *, unmatched_key: bool = False) -> Path:
     """Write a tiny kohya LoRA fitting the checkpoint ``base`` (read for its header only) to ``out``.
 
-    :raises core.models.CheckpointError: naming ``base`` when it is not a readable checkpoint.
+    :raises hearth.core.models.CheckpointError: naming ``base`` when it is not a readable checkpoint.
     :raises ValueError: when ``base`` has no SD UNet.
     """
     header = read_header(base)

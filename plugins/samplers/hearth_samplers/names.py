@@ -10,7 +10,7 @@ from typing import Any
 
 
 def _merged(kind: str) -> dict[str, Callable[..., Any]]:
-    from core.plugins import active_plugins
+    from hearth.core.plugins import active_plugins
 
     manager = active_plugins()
     if manager is None:

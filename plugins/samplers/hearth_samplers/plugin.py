@@ -6,7 +6,7 @@ and node modules defer torch to their functions.
 
 from __future__ import annotations
 
-from core.hookspecs import hookimpl
+from hearth.core.hookspecs import hookimpl
 
 from . import nodes_custom_sampling, nodes_guiders, nodes_ksampler, nodes_sigmas
 

@@ -27,7 +27,7 @@ def latent_to_image(latent: torch.Tensor, factors=SD1_LATENT_RGB, bias=(0.0, 0.0
 
 
 def progress_preview(latent: torch.Tensor, family: str = ""):
-    """The ``preview`` value for ``core.context.progress``: ComfyUI's ``(format, image, max size)``.
+    """The ``preview`` value for ``hearth.core.context.progress``: ComfyUI's ``(format, image, max size)``.
 
     ``family`` is the model's (an SD MODEL names it); SDXL latents get SDXL's factors, others SD1's.
     """

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from core import context
+from hearth.core import context
 
 from .brownian import BrownianNoise
 from .guidance import Guidance, model_options_of
@@ -203,7 +203,7 @@ def _noise_sampler(sampler: Any, x: torch.Tensor, sigmas: torch.Tensor, seed: in
 def progress_callback(model: Any = None, x0_output: dict[str, torch.Tensor] | None = None) -> Callable[..., None]:
     """A sampling callback that reports progress (with a latent preview) and keeps the last clean estimate.
 
-    ``core.context.progress`` raises when the user interrupted, which stops sampling at that step.
+    ``hearth.core.context.progress`` raises when the user interrupted, which stops sampling at that step.
     """
     family = str(getattr(model, "family", "") or "")
 

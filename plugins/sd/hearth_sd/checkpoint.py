@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.models import (
+from hearth.core.models import (
     CheckpointHeader,
     ModelFormat,
     UnknownModelError,
@@ -31,7 +31,7 @@ from core.models import (
     read_header,
     strip_prefix,
 )
-from core.models.devices import as_device
+from hearth.core.models.devices import as_device
 
 from .clip_text import CLIPTextEncoder, TextEncoderConfig
 from .embeddings import EmbeddingLibrary
@@ -52,14 +52,14 @@ _IGNORED = re.compile(r"(^|\.)(position_ids|attn_mask)$|^loss\.")
 
 
 def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors (memory-mapped, in their stored dtype) and metadata of a checkpoint file, through ``core.models``."""
+    """Tensors (memory-mapped, in their stored dtype) and metadata of a checkpoint file, through ``hearth.core.models``."""
     return load_state_dict(path), dict(read_header(path).metadata)
 
 
 def detect_format(source: Mapping[str, Any] | CheckpointHeader | str | Path) -> ModelFormat:
     """The SD format of a checkpoint (path, header, or keys to tensors/shapes), from this plugin's tables.
 
-    :raises core.models.UnknownModelError: naming the file and the closest formats.
+    :raises hearth.core.models.UnknownModelError: naming the file and the closest formats.
     """
     return detect(source, sd_formats())
 
@@ -181,7 +181,7 @@ def _fix_text_projection(sd: dict[str, torch.Tensor], spec: TextEncoderSpec) -> 
 def build(module_type: type[nn.Module], config: Any, sd: Mapping[str, torch.Tensor], source: str) -> nn.Module:
     """Make a module without initialising it (on the meta device) and adopt the checkpoint tensors directly.
 
-    :raises core.models.CheckpointError: naming ``source`` and the keys that do not fit the inferred config.
+    :raises hearth.core.models.CheckpointError: naming ``source`` and the keys that do not fit the inferred config.
     """
     with torch.device("meta"):
         module = module_type(config)
@@ -225,10 +225,10 @@ def load_checkpoint(
     :param prediction: ``"eps"`` or ``"v"``; by default the file's ``modelspec.prediction_type`` metadata, else the
         family's (v for SD2: keys cannot tell SD2-v from SD2-base, pass ``"eps"`` for the 512 base models).
     :param embeddings: folders searched for ``embedding:name`` in prompts.
-    :param load_device: where the models will compute (default: ``core.models.default_device()``); it decides the
+    :param load_device: where the models will compute (default: ``hearth.core.models.default_device()``); it decides the
         compute dtype (``dtype`` overrides it for the UNet and text encoders).
     :param offload_device: where the weights are left (default the CPU, memory-mapped from the file); the model
-        manager moves each module to ``load_device`` when it runs (wrap it in ``core.models.PatchedModel``).
+        manager moves each module to ``load_device`` when it runs (wrap it in ``hearth.core.models.PatchedModel``).
     :param state_dict: tensors already read (by the model manager); the file is then only named in messages.
     """
     device = as_device(load_device) if load_device is not None else default_device()

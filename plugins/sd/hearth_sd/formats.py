@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
-from core.models.formats import ModelFormat
+from hearth.core.models.formats import ModelFormat
 
 PREDICTION_METADATA_KEY = "modelspec.prediction_type"  # Stability's ModelSpec: "epsilon" or "v"
 _PREDICTION_NAMES = {"epsilon": "eps", "eps": "eps", "v": "v", "v_prediction": "v", "v-prediction": "v"}

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from core.models import (
+from hearth.core.models import (
     PatchedModel,
     compute_dtype,
     default_device,

@@ -49,7 +49,7 @@ class DiffusionModel:
     def memory_required(self, input_shape: tuple[int, ...] | None, dtype: torch.dtype | None = None) -> int:
         """Bytes one forward needs beyond the weights, for a latent batch of ``input_shape`` ``[B, C, H, W]``.
 
-        The ``memory_estimate`` to give ``core.models.PatchedModel``. Counted: the skip connections the UNet
+        The ``memory_estimate`` to give ``hearth.core.models.PatchedModel``. Counted: the skip connections the UNet
         keeps, a working set of ~16 feature maps at full latent resolution (GEGLU's 8x-wide projection and the
         tensors around it), and one attention matrix at the first attention level (what a kernel without
         memory-efficient attention materialises), plus half again for the allocator.

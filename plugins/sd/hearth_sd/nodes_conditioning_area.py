@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from core.images import MAX_RESOLUTION
+from hearth.core.images import MAX_RESOLUTION
 
 if TYPE_CHECKING:
     import torch

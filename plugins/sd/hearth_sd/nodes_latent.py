@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from core.images import MAX_RESOLUTION
+from hearth.core.images import MAX_RESOLUTION
 
 from . import nodes_latent_batch, nodes_latent_upscale
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from core.images import MAX_RESOLUTION, center_crop_box
+from hearth.core.images import MAX_RESOLUTION, center_crop_box
 
 if TYPE_CHECKING:
     import torch

@@ -1,6 +1,6 @@
 """Loader nodes with ComfyUI's names, inputs and outputs: CheckpointLoaderSimple, VAELoader, CLIPLoader.
 
-Each lists its model folder (``core.model_folders``) in a combo input and resolves the chosen name there; the
+Each lists its model folder (``hearth.core.model_folders``) in a combo input and resolves the chosen name there; the
 file is loaded once per process (:mod:`hearth_sd.loaders`), so re-running a workflow whose downstream inputs
 changed never reads the weights again.
 """
@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.model_folders import model_folders
+from hearth.core.model_folders import model_folders
 
 CLIP_TYPES = ["stable_diffusion"]  # ComfyUI's other types are other families: plugins add them (below)
 
 
 def plugin_loaders(kind: str) -> dict[str, Any]:
     """Loaders other plugins registered for a folder kind (``register_model_loaders``), by type or format name."""
-    from core.plugins import active_plugins
+    from hearth.core.plugins import active_plugins
 
     plugins = active_plugins()
     if plugins is None:
@@ -30,8 +30,8 @@ def format_loader(kind: str, path: Any) -> Any:
     loaders = plugin_loaders(kind)
     if not loaders:
         return None
-    from core.models import AmbiguousModelError, UnknownModelError, detect_with_plugins
-    from core.plugins import active_plugins
+    from hearth.core.models import AmbiguousModelError, UnknownModelError, detect_with_plugins
+    from hearth.core.plugins import active_plugins
 
     try:
         found = detect_with_plugins(path, active_plugins())

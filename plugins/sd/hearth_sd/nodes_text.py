@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.images import MAX_RESOLUTION
+from hearth.core.images import MAX_RESOLUTION
 
 PROMPT = ("STRING", {"multiline": True, "dynamicPrompts": True})
 SIZE = ("INT", {"default": 1024, "min": 0, "max": MAX_RESOLUTION})

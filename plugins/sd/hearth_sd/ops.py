@@ -3,7 +3,7 @@
 A checkpoint stored in float16 keeps its weights in float16 (memory-mapped from the file, costing no copy) while
 the CPU computes in float32: :func:`cast_layers` switches a module's Linear, Conv2d, GroupNorm and LayerNorm
 layers to variants that cast their weights to the input's dtype on the fly. Casting float16 to float32 is exact,
-so the results equal those of a model converted up front. This is the contract of ``core.models``: weights stay
+so the results equal those of a model converted up front. This is the contract of ``hearth.core.models``: weights stay
 in their stored dtype; layers cast them as they run.
 """
 

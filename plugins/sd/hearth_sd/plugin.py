@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.hookspecs import hookimpl
-from core.model_folders import TinyModel
+from hearth.core.hookspecs import hookimpl
+from hearth.core.model_folders import TinyModel
 
 from . import nodes_conditioning, nodes_latent, nodes_loaders, nodes_text, nodes_vae
 from .formats import resolve_sd2_prediction, sd_formats

@@ -1,9 +1,9 @@
-"""The MODEL, CLIP and VAE values SD nodes output: loaded parts behind ``core.models.PatchedModel``s.
+"""The MODEL, CLIP and VAE values SD nodes output: loaded parts behind ``hearth.core.models.PatchedModel``s.
 
 These implement the protocols of ``docs/data-types.md``, which the samplers and LoRA plugins rely on without
 importing this plugin. Each wraps one part of a loaded file with the ``PatchedModel`` that owns its weights:
 ``clone()`` copies patch lists, never weights; every computation first asks the process's model manager
-(:func:`core.models.default_manager`) to make the weights resident on the compute device, patches applied.
+(:func:`hearth.core.models.default_manager`) to make the weights resident on the compute device, patches applied.
 
 Each value also holds the :class:`~hearth_sd.loaders.Loaded` record of the file it came from (``source``), so the
 file's weights live exactly as long as some node output uses them: when the executor's cache drops the last one,
@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from core.models import PatchedModel, default_manager
+from hearth.core.models import PatchedModel, default_manager
 
 from . import model_options as options_
 from .clip_text import CLIPTextEncoder

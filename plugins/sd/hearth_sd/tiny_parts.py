@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from core.models import write_safetensors
+from hearth.core.models import write_safetensors
 
 from .checkpoint import CONFIG_METADATA_KEY
 from .clip_text import CLIPTextEncoder

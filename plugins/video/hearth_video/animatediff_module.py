@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.models import CheckpointError, load_into, load_state_dict, read_header
+from hearth.core.models import CheckpointError, load_into, load_state_dict, read_header
 
 CONFIG_METADATA_KEY = "hearth.animatediff.config"
 DEFAULT_HEADS = 8
@@ -330,7 +330,7 @@ def _unknown(path: Path, keys: list[str], why: str) -> CheckpointError:
 def load_motion_model(path: str | Path) -> MotionModel:
     """Read a motion module file (``.safetensors`` or ``.ckpt``) into a :class:`MotionModel`, weights as stored.
 
-    Raises :class:`core.models.CheckpointError` naming the file when it is unreadable or not a motion module.
+    Raises :class:`hearth.core.models.CheckpointError` naming the file when it is unreadable or not a motion module.
     """
     path = Path(path)
     header = read_header(path)

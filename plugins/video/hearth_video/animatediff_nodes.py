@@ -19,7 +19,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from core.model_folders import TinyModel, model_folders
+from hearth.core.model_folders import TinyModel, model_folders
 
 KIND = "animatediff_models"
 SCHEDULES = ("uniform", "sliding")  # animatediff_context.SCHEDULES, without importing torch here

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from core.models import PatchedModel, default_device, default_manager
+from hearth.core.models import PatchedModel, default_device, default_manager
 
 from .animatediff_context import ContextOptions, denoise_in_windows
 from .animatediff_inject import check_fits, motion_enabled

@@ -76,7 +76,7 @@ def write_tiny_motion_model(path: str | Path, seed: int = 0, version: str = "v2"
     gives the same bytes."""
     from hearth_sd.families import SD1
 
-    from core.models import write_safetensors
+    from hearth.core.models import write_safetensors
 
     tensors, metadata = tiny_state_dict(version, seed, config=config_for_unet(SD1.unet_tiny, version))
     path = Path(path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.hookspecs import hookimpl
+from hearth.core.hookspecs import hookimpl
 
 from . import animatediff_nodes, video_nodes, wan_nodes
 

@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from core import context
-from core.model_folders import TinyModel
+from hearth.core import context
+from hearth.core.model_folders import TinyModel
 
 HIDDEN = {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}
 WEBP_METHODS = {"default": 4, "fastest": 0, "slowest": 6}

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from hearth_sd.model_options import SamplerOptionSetters
 
-from core.models import (
+from hearth.core.models import (
     PatchedModel,
     compute_dtype,
     default_device,
@@ -313,7 +313,7 @@ def load_diffusion_model(path: str | Path, weight_dtype: str = "default", device
                      for k, v in state.items()}
         with torch.device("meta"):
             module = WanModel(config)
-        from core.models import load_into
+        from hearth.core.models import load_into
 
         load_into(module, state, source=path)
         module.eval().requires_grad_(False)
@@ -406,7 +406,7 @@ def load_text_encoder(path: str | Path, device: str | None = None) -> WanClip:
         state = state_for_encoder(load_state_dict(path))
         with torch.device("meta"):
             encoder = UMT5Encoder(config)
-        from core.models import load_into
+        from hearth.core.models import load_into
 
         load_into(encoder, state, source=path)
         encoder.eval().requires_grad_(False)

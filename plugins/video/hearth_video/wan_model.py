@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.models.formats import ModelFormat
+from hearth.core.models.formats import ModelFormat
 
 FORMAT_NAME = "wan21-t2v"
 CONFIG_METADATA_KEY = "hearth.wan.config"  # tiny files record what the keys cannot tell (the head count)

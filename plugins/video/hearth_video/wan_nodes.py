@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.images import MAX_RESOLUTION
-from core.model_folders import TinyModel, model_folders
+from hearth.core.images import MAX_RESOLUTION
+from hearth.core.model_folders import TinyModel, model_folders
 
 WEIGHT_DTYPES = ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
 TINY_DIFFUSION_MODEL = "tiny-wan.safetensors"
@@ -24,7 +24,7 @@ TINY_TEXT_ENCODER = "tiny-umt5.safetensors"
 
 
 def _diffusion_loaders() -> dict[str, Any]:
-    from core.plugins import active_plugins
+    from hearth.core.plugins import active_plugins
 
     plugins = active_plugins()
     if plugins is None:
@@ -49,8 +49,8 @@ class UNETLoader:
         }}
 
     def load_unet(self, unet_name: str, weight_dtype: str = "default") -> tuple[Any]:
-        from core.models import UnknownModelError, detect_with_plugins
-        from core.plugins import active_plugins, load_plugins
+        from hearth.core.models import UnknownModelError, detect_with_plugins
+        from hearth.core.plugins import active_plugins, load_plugins
 
         path = model_folders().find("diffusion_models", unet_name)
         plugins = active_plugins() or load_plugins()

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.models.formats import ModelFormat
+from hearth.core.models.formats import ModelFormat
 
 FORMAT_NAME = "umt5"
 MIN_LENGTH = 512  # Wan pads every prompt to 512 tokens

@@ -364,7 +364,7 @@ SENTINELS: Mapping[str, tuple[int, ...] | None] = {
 
 def config_from_shapes(shapes: Mapping[str, tuple[int, ...]], source: str = "state dict") -> WanVAEConfig:
     """The :class:`WanVAEConfig` a checkpoint's shapes describe (channel widths, blocks, where time is resampled)."""
-    from core.models import CheckpointError
+    from hearth.core.models import CheckpointError
 
     missing = [key for key in SENTINELS if key not in shapes]
     if missing:
@@ -401,7 +401,7 @@ def config_from_shapes(shapes: Mapping[str, tuple[int, ...]], source: str = "sta
 
 def build_model(state: Mapping[str, torch.Tensor], source: str = "state dict") -> WanVAEModel:
     """A :class:`WanVAEModel` holding the tensors of ``state`` (no copy: built on the meta device, then assigned)."""
-    from core.models import load_into
+    from hearth.core.models import load_into
 
     config = config_from_shapes({k: tuple(v.shape) for k, v in state.items()}, source)
     with torch.device("meta"):
@@ -439,8 +439,8 @@ def encode_memory_estimate(frames: int, height: int, width: int, config: WanVAEC
 
 
 def model_format():
-    """The :class:`~core.models.ModelFormat` of a Wan 2.1 VAE file (standalone, keys without prefix)."""
-    from core.models import ModelFormat
+    """The :class:`~hearth.core.models.ModelFormat` of a Wan 2.1 VAE file (standalone, keys without prefix)."""
+    from hearth.core.models import ModelFormat
 
     return ModelFormat("wan21_vae", sentinels=SENTINELS, prefixes=("",),
                        description="Wan 2.1 causal 3D VAE (a standalone VAE file, as VAELoader reads)",
@@ -450,11 +450,11 @@ def model_format():
 def load_wan_vae(path, device=None) -> WanVAE:
     """A Wan 2.1 VAE file as a VAE value (what VAELoader gives for it).
 
-    :raises core.models.CheckpointError: naming the file when it is not a Wan 2.1 VAE.
+    :raises hearth.core.models.CheckpointError: naming the file when it is not a Wan 2.1 VAE.
     """
     from pathlib import Path
 
-    from core.models import PatchedModel, compute_dtype, default_device, load_state_dict, read_header
+    from hearth.core.models import PatchedModel, compute_dtype, default_device, load_state_dict, read_header
 
     path = Path(path)
     header = read_header(path)

@@ -117,7 +117,7 @@ class WanVAE:
         return decode_memory_estimate(tuple(latent_shape), self.config, self.model.dtype, chunked)
 
     def _load(self, memory_required: int) -> torch.device:
-        from core.models import default_manager
+        from hearth.core.models import default_manager
 
         manager = default_manager()
         if not (manager.is_loaded(self.patcher) and self.patcher.weights.applied == self.patcher.patch_id):

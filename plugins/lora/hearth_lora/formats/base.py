@@ -3,7 +3,7 @@
 An adapter keeps the file's small factors (never a full-size delta) and computes its update when the model manager
 patches the weight, in float32 on the weight's device: a 100 MB LoRA stays 100 MB however many clones use it, and a
 strength change only re-runs the arithmetic. ``adapter(weight, strength) -> new weight`` is the
-``core.models.PatchedModel`` patch-function contract.
+``hearth.core.models.PatchedModel`` patch-function contract.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ import time
 
 from PIL import Image
 
-from core import context
+from hearth.core import context
 
 
 class SlowNode:

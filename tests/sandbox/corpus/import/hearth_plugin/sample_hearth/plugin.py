@@ -1,6 +1,6 @@
 # ruff: noqa
 # Inert sample pack for the sandbox tests. It is only ever imported inside the isolated child.
-from core.hookspecs import hookimpl
+from hearth.core.hookspecs import hookimpl
 
 
 class Upper:

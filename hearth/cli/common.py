@@ -1,0 +1,100 @@
+"""Options and helpers shared by the commands that load plugins (run, serve, nodes, plugins)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hearth.cli.main import UserError
+from hearth.core.executor.workflow import WorkflowFileError, read_workflow_file
+from hearth.core.plugins import PluginManager, load_plugins
+
+
+def custom_nodes_option(fn: Any) -> Any:
+    return click.option(
+        "--custom-nodes", "custom_nodes", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+        help="Folder of ComfyUI-format packs to load (repeatable; default ./custom_nodes when it exists, "
+             "or $HEARTH_CUSTOM_NODES).")(fn)
+
+
+def custom_nodes_folders(given: tuple[Path, ...]) -> list[Path]:
+    if given:
+        for folder in given:
+            if not folder.is_dir():
+                raise UserError(f"--custom-nodes {folder}: no such folder")
+        return list(given)
+    env = os.environ.get("HEARTH_CUSTOM_NODES")
+    if env:
+        return [Path(p) for p in env.split(os.pathsep) if p]
+    default = Path("custom_nodes")
+    return [default] if default.is_dir() else []
+
+
+def env_option(fn: Any) -> Any:
+    return click.option(
+        "--env", "env_name", metavar="NAME",
+        help="Load exactly this environment's plugins: its installed packs and its custom_nodes/ (or the "
+             "--custom-nodes folders), instead of every plugin this Python sees.")(fn)
+
+
+@dataclass(frozen=True)
+class PluginSource:
+    """Where a command's plugins come from: this Python's entry points, or one environment's folders."""
+
+    custom_nodes: list[Path]
+    site_packages: list[Path] | None = None
+    env_name: str | None = None
+
+
+def plugin_source(custom_nodes: tuple[Path, ...], env_name: str | None) -> PluginSource:
+    """Without ``--env``: every entry point plus ./custom_nodes (as always). With it: the environment's own.
+
+    ``--custom-nodes`` replaces the environment's custom_nodes/ folder when given. ``--env`` never creates an
+    environment: a name that does not exist is an error naming the ones that do.
+    """
+    if env_name is None:
+        return PluginSource(custom_nodes_folders(custom_nodes))
+    from hearth.registry.envs import EnvironmentError_, get_environment
+
+    try:
+        # One reading of the current generation: an install switching meanwhile cannot mix two generations.
+        paths = get_environment(env_name, create=False).paths()
+        site_packages, own_nodes = Path(paths.site_packages), Path(paths.custom_nodes)
+    except EnvironmentError_ as exc:
+        raise UserError(f"--env {env_name}: {exc}") from None
+    expected = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    if not site_packages.is_dir():
+        lib = site_packages.parent.parent
+        found = sorted(p.name for p in lib.glob("python*")) if lib.is_dir() else []
+        made_for = f" (it was made for {', '.join(found)})" if found else ""
+        raise UserError(f"--env {env_name}: {site_packages} is missing{made_for}; Hearth runs on {expected}: "
+                        f"remove it with `comfy env remove {env_name}` and create it again")
+    folders = custom_nodes_folders(custom_nodes) if custom_nodes else [own_nodes]
+    return PluginSource(folders, [site_packages], env_name)
+
+
+def plugins_for(custom_nodes: tuple[Path, ...], quiet: bool = False, env_name: str | None = None) -> PluginManager:
+    source = plugin_source(custom_nodes, env_name)
+    manager = load_plugins(custom_nodes=source.custom_nodes, site_packages=source.site_packages)
+    if not quiet:
+        for record in manager.records.values():
+            if record.error:
+                click.echo(f"warning: plugin {record.name} not loaded: {record.error} (see `comfy plugins`)", err=True)
+    return manager
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return read_workflow_file(path)
+    except WorkflowFileError as exc:
+        raise UserError(str(exc)) from None
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))

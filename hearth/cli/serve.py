@@ -1,0 +1,116 @@
+"""``comfy serve``: the ComfyUI-compatible HTTP/WebSocket server with a persisted queue and the browser UI."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from pathlib import Path
+
+import click
+
+from hearth.cli.common import custom_nodes_option, env_option, plugin_source
+from hearth.cli.main import UserError
+from hearth.cli.models import model_folder_options, model_folders_from
+from hearth.cli.run import use_model_manager
+from hearth.core.context import Folders
+from hearth.core.executor.cache import make_cache
+from hearth.core.model_folders import set_default_model_folders
+from hearth.core.plugins import load_plugins
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail in one line when the address is taken, before plugins load and uvicorn prints a traceback."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UserError(f"--port {port}: {host}:{port} is already in use (another server?); "
+                                f"choose another port") from None
+            raise UserError(f"--host {host}: cannot listen there: {exc.strerror or exc}") from None
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback requires a token.")
+@click.option("--port", default=8188, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--cache", "cache_spec", default="classic", show_default=True,
+              help="Cache strategy: classic, lru:N, ram:GB or none.")
+@click.option("--token", help="Require this token on every request (generated when listening beyond loopback).")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".hearth"),
+              show_default=True, help="Folder for the queue and history database, settings and user data.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for saved outputs [default: DATA/output].")
+@click.option("--input-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for inputs and uploads [default: DATA/input].")
+@click.option("--temp-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for previews [default: DATA/temp].")
+@click.option("--max-upload-mb", default=100.0, show_default=True, type=click.FloatRange(min=0.001),
+              help="Largest request body accepted (uploads and prompts).")
+@click.option("--allow-origin", "allowed_origins", multiple=True, metavar="URL",
+              help="Also accept browser requests from this origin (repeatable).")
+@click.option("--vram", "vram_mb", type=click.IntRange(min=1), default=None, metavar="MB",
+              help="Memory budget for models on the compute device (default: what the device has free).")
+@click.option("--no-frontend", is_flag=True, help="Serve Hearth's UI at / even when the ComfyUI frontend is installed.")
+@click.option("--log-level", default="warning", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@model_folder_options
+@custom_nodes_option
+@env_option
+def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: str | None, data_dir: Path,
+          out_dir: Path | None, input_dir: Path | None, temp_dir: Path | None, max_upload_mb: float,
+          allowed_origins: tuple[str, ...], vram_mb: int | None, no_frontend: bool, log_level: str, models_dir: Path,
+          extra_model_paths: tuple[Path, ...], custom_nodes: tuple[Path, ...]) -> None:
+    """Serve the ComfyUI HTTP/WebSocket API, a persisted queue and the browser UI."""
+    try:
+        make_cache(cache_spec)
+    except ValueError as exc:
+        raise UserError(f"--cache: {exc}") from None
+    if token is not None and not token.strip():
+        raise UserError("--token: the token must not be empty")
+    source = plugin_source(custom_nodes, env_name)  # a missing environment fails here, before anything starts
+    # Before plugins load: loader nodes list these folders in their inputs. /models lists the base folder.
+    set_default_model_folders(model_folders_from(models_dir, extra_model_paths))
+    import uvicorn
+
+    from hearth.web.app import create_app
+    from hearth.web.config import ServerConfig, is_loopback
+    from hearth.web.store import DataFolderInUse
+
+    folders = Folders(output=out_dir or data_dir / "output", input=input_dir or data_dir / "input",
+                      temp=temp_dir or data_dir / "temp")
+    config = ServerConfig(host=host, port=port, data=data_dir, folders=folders, cache=cache_spec, token=token,
+                          custom_nodes=source.custom_nodes, models_dir=models_dir,
+                          max_upload_mb=max_upload_mb, allowed_origins=list(allowed_origins),
+                          serve_frontend=not no_frontend)
+    check_port(host, port)
+    # Loaded here rather than by the app only when an environment is named, so the plain path stays as it was.
+    plugins = load_plugins(custom_nodes=source.custom_nodes, site_packages=source.site_packages) \
+        if source.site_packages is not None else None
+    try:
+        app = create_app(config, plugins)
+    except DataFolderInUse as exc:
+        raise UserError(f"--data: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"--data {data_dir}: {exc}") from None
+    state = app.state.hearth
+    use_model_manager(state.plugins, vram_mb)
+    for record in state.plugins.records.values():
+        if record.error:
+            click.echo(f"warning: plugin {record.name} not loaded: {record.error} (see `comfy plugins`)", err=True)
+    for prompt_id in state.queue.recovered:
+        click.echo(f"warning: prompt {prompt_id} was running when the server stopped; marked failed", err=True)
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/"
+    click.echo(f"Hearth serving {len(state.registry)} nodes at {url} (UI: {state.frontend}; "
+               f"{len(state.queue.pending())} prompts pending; data in {config.data})")
+    if state.token is not None:
+        if token is None:
+            click.echo(f"Listening beyond loopback ({host}): every request needs this token.")
+        click.echo(f"Open {url}?token={state.token} or send 'Authorization: Bearer {state.token}'.")
+    elif not is_loopback(host):  # unreachable: require_token always sets one; kept as a guard against edits
+        raise UserError("refusing to listen beyond loopback without a token")
+    uvicorn.run(app, host=host, port=port, log_level=log_level, ws="websockets-sansio", ws_max_size=16 * 1024 * 1024,
+                timeout_graceful_shutdown=5)

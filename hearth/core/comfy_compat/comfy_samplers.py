@@ -1,0 +1,233 @@
+"""ComfyUI's ``comfy.samplers`` module: sampler and scheduler names, KSampler, CFGGuider, sigmas, sampler objects.
+
+The names are whatever the loaded plugins register through ``register_samplers`` / ``register_schedulers`` (read
+fresh at each access, so ``KSampler.SAMPLERS`` in a pack's ``INPUT_TYPES`` lists every installed sampler); the
+sampling itself is the samplers plugin's (``hearth_samplers.sampling``), so a pack's own sampling node takes
+the same steps as Hearth's KSampler. Latents go in and come out raw (unscaled), as in ComfyUI.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Callable
+from typing import Any
+
+from hearth.core.plugins import ENTRY_POINT_GROUP, active_plugins
+
+__all__ = ["CFGGuider", "KSAMPLER", "KSampler", "calculate_sigmas", "ksampler", "sample", "sampler_object"]
+
+
+def _registered(kind: str) -> dict[str, Callable[..., Any]]:
+    # While packs load, load_plugins has not made its manager the active one yet: the installed plugins' hooks
+    # are asked directly, so a module-level `SAMPLERS = comfy.samplers.KSampler.SAMPLERS` sees them.
+    manager = active_plugins()
+    if manager is not None:
+        return manager.samplers() if kind == "sampler" else manager.schedulers()
+    found: dict[str, Callable[..., Any]] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            hook = getattr(ep.load(), f"register_{kind}s", None)
+            names = hook() if callable(hook) else None
+        except Exception:  # noqa: BLE001 - a broken plugin is reported by the plugin manager, not here
+            continue
+        for name, fn in (names or {}).items():
+            found.setdefault(name, fn)
+    return found
+
+
+def sampler_names() -> list[str]:
+    return list(_registered("sampler"))
+
+
+def scheduler_names() -> list[str]:
+    return list(_registered("scheduler"))
+
+
+def _sampling() -> Any:
+    """The samplers plugin's sampling module, or a one-line error saying what to install."""
+    try:
+        from hearth_samplers import sampling
+    except ImportError as exc:
+        raise RuntimeError("comfy.samplers needs Hearth's samplers plugin (hearth-samplers): install it with "
+                           "`pip install -e plugins/samplers`") from exc
+    return sampling
+
+
+def _lookup(kind: str, name: str) -> Callable[..., Any]:
+    found = _registered(kind)
+    if name not in found:
+        raise ValueError(f"unknown {kind} {name!r}; installed {kind}s: {', '.join(sorted(found)) or 'none'}")
+    return found[name]
+
+
+def __getattr__(name: str) -> Any:
+    # Module-level lists, fresh at each access (`from comfy.samplers import SAMPLER_NAMES` included).
+    if name in ("SAMPLER_NAMES", "KSAMPLER_NAMES"):
+        return sampler_names()
+    if name == "SCHEDULER_NAMES":
+        return scheduler_names()
+    raise AttributeError(name)
+
+
+class _KSamplerNames(type):
+    """``KSampler.SAMPLERS`` / ``KSampler.SCHEDULERS`` on the class, as packs read them, fresh each time."""
+
+    @property
+    def SAMPLERS(cls) -> list[str]:  # noqa: N802 - ComfyUI's name
+        return sampler_names()
+
+    @property
+    def SCHEDULERS(cls) -> list[str]:  # noqa: N802 - ComfyUI's name
+        return scheduler_names()
+
+
+class KSAMPLER:
+    """A SAMPLER made from a k-diffusion-style function ``fn(model, x, sigmas, extra_args, callback, disable,
+    **extra_options)``, as packs build their own samplers; it plugs into SamplerCustom and CFGGuider."""
+
+    def __init__(self, sampler_function: Callable[..., Any], extra_options: dict[str, Any] | None = None,
+                 inpaint_options: dict[str, Any] | None = None) -> None:
+        self.sampler_function = sampler_function
+        self.extra_options = dict(extra_options or {})
+        self.inpaint_options = dict(inpaint_options or {})
+        self._sampler = _sampling().Sampler(sampler_function, getattr(sampler_function, "__name__", ""),
+                                            self.extra_options)
+        self.noise = self._sampler.noise
+
+    def sample(self, model_fn: Any, x: Any, sigmas: Any, **kwargs: Any) -> Any:
+        return self._sampler.sample(model_fn, x, sigmas, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<KSAMPLER {getattr(self.sampler_function, '__name__', self.sampler_function)!r}>"
+
+
+def ksampler(sampler_name: str, extra_options: dict[str, Any] | None = None,
+             inpaint_options: dict[str, Any] | None = None) -> KSAMPLER:
+    """The registered sampler ``sampler_name`` as a SAMPLER with ``extra_options`` passed to it."""
+    return KSAMPLER(_lookup("sampler", sampler_name), extra_options, inpaint_options)
+
+
+def sampler_object(name: str) -> Any:
+    """The SAMPLER of a registered sampler name (what KSamplerSelect outputs)."""
+    _lookup("sampler", name)  # the clear error for an unknown name
+    return _sampling().sampler_object(name)
+
+
+def calculate_sigmas(model_sampling: Any, scheduler_name: str, steps: int) -> Any:
+    """``steps + 1`` descending sigmas of a registered schedule for a model's ``model_sampling``."""
+    _lookup("scheduler", scheduler_name)
+    return _sampling().calculate_sigmas(model_sampling, scheduler_name, steps)
+
+
+# ComfyUI's CFGGuider methods a custom guider overrides to change the guidance; Hearth's has no such steps.
+_UNCALLED_OVERRIDES = ("predict_noise", "outer_sample", "inner_sample")
+
+
+class CFGGuider:
+    """ComfyUI's CFGGuider: a MODEL with positive/negative conditioning and a cfg scale that samples a latent.
+
+    ``sample(noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None, disable_pbar=False,
+    seed=None)`` takes and returns raw latents, with the samplers plugin's guidance, inpainting and progress.
+    """
+
+    def __init__(self, model_patcher: Any) -> None:
+        self.model_patcher = model_patcher
+        self.model_options = getattr(model_patcher, "model_options", {})
+        self.original_conds: dict[str, Any] = {}
+        self.cfg = 1.0
+
+    def set_conds(self, positive: list, negative: list | None = None) -> None:
+        self.inner_set_conds({"positive": positive, "negative": negative})
+
+    def inner_set_conds(self, conds: dict[str, Any]) -> None:
+        self.original_conds.update(conds)
+
+    def set_cfg(self, cfg: float) -> None:
+        self.cfg = cfg
+
+    def sample(self, noise: Any, latent_image: Any, sampler: Any, sigmas: Any, denoise_mask: Any = None,
+               callback: Callable[..., None] | None = None, disable_pbar: bool = False, seed: int | None = None) -> Any:
+        cls = type(self)
+        for hook in _UNCALLED_OVERRIDES:
+            if any(hook in vars(k) for k in cls.__mro__ if k not in (CFGGuider, object)):
+                raise NotImplementedError(
+                    f"{cls.__module__}.{cls.__qualname__} overrides CFGGuider.{hook}, which Hearth never calls: "
+                    f"its CFGGuider samples with the samplers plugin's guidance, so this guider would silently do "
+                    f"nothing of its own")
+        if "positive" not in self.original_conds:
+            raise ValueError("CFGGuider.sample: no conditioning; call set_conds(positive, negative) first")
+        guider = _sampling().Guider(self.model_patcher, self.original_conds["positive"],
+                                    self.original_conds.get("negative"), self.cfg)
+        return guider.sample(noise, latent_image, sampler, sigmas, denoise_mask=denoise_mask, callback=callback,
+                             disable_pbar=disable_pbar, seed=seed)
+
+
+def sample(model: Any, noise: Any, positive: list, negative: list, cfg: float, device: Any, sampler: Any,
+           sigmas: Any, model_options: dict[str, Any] | None = None, latent_image: Any = None,
+           denoise_mask: Any = None, callback: Callable[..., None] | None = None, disable_pbar: bool = False,
+           seed: int | None = None) -> Any:
+    """Sample with a SAMPLER along ``sigmas`` under CFG (``device`` and ``model_options`` are the model's own)."""
+    guider = CFGGuider(model)
+    guider.set_conds(positive, negative)
+    guider.set_cfg(cfg)
+    return guider.sample(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed)
+
+
+class KSampler(metaclass=_KSamplerNames):
+    """ComfyUI's KSampler object: a model, a sampler name, a schedule and steps; ``sample`` runs it.
+
+    ``KSampler.SAMPLERS`` / ``KSampler.SCHEDULERS`` list the registered names (for a node's ``INPUT_TYPES``).
+    """
+
+    def __init__(self, model: Any, steps: int, device: Any = None, sampler: str | None = None,
+                 scheduler: str | None = None, denoise: float | None = None,
+                 model_options: dict[str, Any] | None = None) -> None:
+        if sampler is None or scheduler is None:
+            raise ValueError("KSampler needs a sampler and a scheduler name (KSampler.SAMPLERS, KSampler.SCHEDULERS)")
+        _lookup("sampler", sampler)
+        _lookup("scheduler", scheduler)
+        self.model = model
+        self.device = device
+        self.sampler = sampler
+        self.scheduler = scheduler
+        self.model_options = model_options if model_options is not None else getattr(model, "model_options", {})
+        self.set_steps(steps, denoise)
+
+    @property
+    def SAMPLERS(self) -> list[str]:  # noqa: N802 - ComfyUI's name, on instances too
+        return sampler_names()
+
+    @property
+    def SCHEDULERS(self) -> list[str]:  # noqa: N802
+        return scheduler_names()
+
+    def calculate_sigmas(self, steps: int) -> Any:
+        return _sampling().calculate_sigmas(self.model.sampling, self.scheduler, steps, self.sampler)
+
+    def set_steps(self, steps: int, denoise: float | None = None) -> None:
+        """``sigmas``: ``steps`` steps; with ``denoise < 1`` the last ``steps`` of a ``steps / denoise`` schedule."""
+        self.steps = steps
+        self.denoise = 1.0 if denoise is None else denoise
+        self.sigmas = _sampling().ksampler_sigmas(self.model.sampling, self.scheduler, self.sampler, steps,
+                                                  self.denoise)
+
+    def sample(self, noise: Any, positive: list, negative: list, cfg: float, latent_image: Any = None,
+               start_step: int | None = None, last_step: int | None = None, force_full_denoise: bool = False,
+               denoise_mask: Any = None, sigmas: Any = None, callback: Callable[..., None] | None = None,
+               disable_pbar: bool = False, seed: int | None = None) -> Any:
+        """Sample ``latent_image`` (raw; zeros when None) plus ``noise``; returns the raw latent."""
+        import torch
+
+        sigmas = self.sigmas if sigmas is None else sigmas
+        if last_step is not None and last_step < len(sigmas) - 1:
+            sigmas = sigmas[:last_step + 1].clone()
+            if force_full_denoise:
+                sigmas[-1] = 0
+        if latent_image is None:
+            latent_image = torch.zeros_like(noise)
+        if start_step is not None:
+            if start_step >= len(sigmas) - 1:
+                return latent_image
+            sigmas = sigmas[start_step:]
+        return sample(self.model, noise, positive, negative, cfg, self.device, sampler_object(self.sampler), sigmas,
+                      self.model_options, latent_image, denoise_mask, callback, disable_pbar, seed)

@@ -1,0 +1,83 @@
+"""ComfyUI's ``execution`` module, the parts that map onto Hearth's executor: ``PromptExecutor``,
+``validate_prompt`` and ``ExecutionResult``.
+
+Packs use these to run or check a whole prompt from inside a node or a route (batch runners, workflow
+validators). Both work on the node registry of the loaded plugins. ComfyUI's internals that patch its own
+execution loop (``execution.get_input_data``, ``IsChangedCache``...) have no Hearth counterpart and are
+reported as missing by the import hook.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+
+class ExecutionResult(enum.Enum):
+    SUCCESS = 0
+    FAILURE = 1
+    PENDING = 2
+
+
+def _registry() -> Any:
+    from hearth.core.plugins import active_plugins
+
+    plugins = active_plugins()
+    if plugins is None:
+        raise RuntimeError("execution: no plugins are loaded in this process, so there is no node to run")
+    return plugins
+
+
+class PromptExecutor:
+    """Runs API-format prompts to completion on the loaded plugins' nodes (ComfyUI's ``PromptExecutor``).
+
+    After :meth:`execute`: ``success``, ``history_result`` (``{"outputs": {node: ui}, "meta": {}}``) and
+    ``status_messages`` (``[(event, data), ...]``). ``server`` (any object with ``send_sync(event, data, sid)``)
+    receives the events as they happen.
+    """
+
+    def __init__(self, server: Any = None, cache_type: Any = False, cache_args: Any = None) -> None:
+        from hearth.core.executor import Executor
+
+        plugins = _registry()
+        self.server = server
+        self.executor = Executor(plugins.nodes(), cache="classic", plugins=plugins)
+        self.reset()
+
+    def reset(self) -> None:
+        self.success = True
+        self.status_messages: list[tuple[str, dict[str, Any]]] = []
+        self.history_result: dict[str, Any] = {}
+
+    def add_message(self, event: str, data: dict[str, Any], broadcast: bool = False) -> None:
+        self.status_messages.append((event, data))
+        send = getattr(self.server, "send_sync", None)
+        if callable(send):
+            send(event, data, getattr(self.server, "client_id", None))
+
+    def execute(self, prompt: Mapping[str, Any], prompt_id: str | None = None,
+                extra_data: Mapping[str, Any] | None = None, execute_outputs: list[str] | None = None) -> None:
+        self.reset()
+        result = self.executor.run(prompt, prompt_id=prompt_id or str(uuid.uuid4()), extra_data=extra_data or {},
+                                   targets=list(execute_outputs) if execute_outputs else None, emit=self.add_message)
+        self.success = result.ok
+        if result.validation is not None and not result.validation.ok:
+            self.add_message("execution_error", {"prompt_id": result.prompt_id, "node_id": None,
+                                                 "exception_message": result.validation.first_problem(),
+                                                 "exception_type": "ValidationError"})
+        self.history_result = {"outputs": result.outputs, "meta": {}}
+
+
+async def validate_prompt(prompt_id: str, prompt: Mapping[str, Any],
+                          partial_execution_list: list[str] | None = None) -> tuple[bool, Any, list[str], dict]:
+    """``(valid, error, outputs that will run, node_errors)`` for an API-format prompt, as ``/prompt`` checks it."""
+    from hearth.core.executor import PromptFormatError, Validator, parse_prompt
+
+    try:
+        nodes = parse_prompt(prompt)
+    except PromptFormatError as exc:
+        return False, {"type": "invalid_prompt", "message": str(exc), "details": "", "extra_info": {}}, [], {}
+    result = Validator(_registry().nodes()).validate(nodes, partial_execution_list or None)
+    return result.ok, result.error, list(result.outputs), result.node_errors

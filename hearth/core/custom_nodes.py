@@ -1,0 +1,220 @@
+"""The ComfyUI custom-node loader (a default-tier plugin): every pack under ``custom_nodes/`` becomes a plugin.
+
+A pack is a module (``pack.py``) or package (``pack/__init__.py``) exporting ``NODE_CLASS_MAPPINGS`` and
+optionally ``NODE_DISPLAY_NAME_MAPPINGS`` and ``WEB_DIRECTORY`` -- or, written for ComfyUI's V3 API, a
+``comfy_entrypoint()`` returning an extension whose ``get_node_list()`` names its nodes. Packs load in name order,
+each under its own module name as ComfyUI loads them; one that fails to import is recorded with its traceback and
+the rest load. Folders ending in ``.disabled`` and hidden folders are skipped.
+
+As in ComfyUI, every pack folder's ``prestartup_script.py`` runs before the first pack loads (so one pack's early
+setup is in place for all); one that fails is reported on its pack, which still loads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import inspect
+import logging
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hearth.core import comfy_compat
+from hearth.core.hookspecs import hookimpl
+from hearth.core.nodes import NodeDefinition
+from hearth.core.plugins import PluginRecord
+
+log = logging.getLogger("hearth.custom_nodes")
+PRESTARTUP = "prestartup_script.py"
+
+
+class CustomNodesLoader:
+    """Loads ComfyUI-format packs from folders and contributes their nodes."""
+
+    def __init__(self, folders: Sequence[Path], wanted: Callable[[str], bool] = lambda name: True) -> None:
+        self.folders = [Path(f) for f in folders]
+        self.wanted = wanted
+        self.definitions: list[NodeDefinition] = []
+        self.web_directories: dict[str, Path] = {}
+
+    def candidates(self) -> list[tuple[str, Path]]:
+        found = []
+        for folder in self.folders:
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.iterdir(), key=lambda p: p.name):
+                name = path.stem if path.is_file() else path.name
+                if path.name.startswith((".", "__")) or path.name.endswith(".disabled"):
+                    continue
+                if path.is_file() and path.suffix == ".py":
+                    found.append((name, path))
+                elif path.is_dir() and (path / "__init__.py").is_file():
+                    found.append((name, path))
+        return found
+
+    def load(self) -> list[PluginRecord]:
+        records = []
+        wanted = [(name, path) for name, path in self.candidates() if self.wanted(name)]
+        if wanted:
+            # Packs import ComfyUI's internals (folder_paths, comfy.utils...) at load and inside their nodes.
+            comfy_compat.install(self.folders)
+        startup_failures = self._run_prestartup_scripts(wanted)
+        for name, path in wanted:
+            comfy_compat.register_pack(name, path)
+            record = PluginRecord(name, "installed", module=str(path), kind="comfyui")
+            records.append(record)
+            if name in startup_failures:
+                record.notes.append(startup_failures[name])
+            try:
+                module = self._import(name, path)
+            except BaseException as exc:  # noqa: BLE001 - a pack's import failure must not stop the others
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                record.error = f"failed to import: {type(exc).__name__}: {exc}"
+                record.traceback = traceback.format_exc()
+                continue
+            record.version = str(getattr(module, "__version__", "") or "")
+            web = getattr(module, "WEB_DIRECTORY", None)
+            if web:  # served even for a pack without nodes: frontend-only packs are common
+                base = path if path.is_dir() else path.parent
+                self.web_directories[name] = (base / web).resolve()
+            mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
+            display = getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None) or {}
+            entrypoint = getattr(module, "comfy_entrypoint", None)
+            if not isinstance(mappings, dict) and callable(entrypoint):
+                try:
+                    mappings, display = self._v3_nodes(name, entrypoint, record)
+                except Exception as exc:
+                    record.error = f"comfy_entrypoint failed: {type(exc).__name__}: {exc}"
+                    record.traceback = traceback.format_exc()
+                    continue
+            if not isinstance(mappings, dict):
+                record.notes.append("no NODE_CLASS_MAPPINGS: the pack defines no nodes")
+                continue
+            for node_name, cls in mappings.items():
+                try:
+                    self.definitions.append(NodeDefinition(node_name, cls, display.get(node_name), plugin=name,
+                                                           python_module=f"custom_nodes.{name}"))
+                except Exception as exc:
+                    record.notes.append(f"node {node_name!r} skipped: {exc}")
+        self._add_web_directories_packs_registered()
+        return records
+
+    def _add_web_directories_packs_registered(self) -> None:
+        # Packs may register a web folder by writing nodes.EXTENSION_WEB_DIRS[name] = folder instead of
+        # exporting WEB_DIRECTORY; the nodes module exists only if some pack imported it.
+        nodes_module = sys.modules.get("hearth.core.comfy_compat.comfy_nodes")
+        for name, folder in getattr(getattr(nodes_module, "EXTENSION_WEB_DIRS", None), "added", {}).items():
+            self.web_directories.setdefault(name, Path(folder).resolve())
+
+    def _run_prestartup_scripts(self, packs: Sequence[tuple[str, Path]]) -> dict[str, str]:
+        """Run each pack folder's ``prestartup_script.py``; returns ``{pack: what failed}``."""
+        failures = {}
+        for name, path in packs:
+            script = path / PRESTARTUP
+            if not path.is_dir() or not script.is_file():
+                continue
+            comfy_compat.register_pack(name, path)
+            module_name = str(script.resolve().with_suffix("")).replace(".", "_x_")
+            try:
+                spec = importlib.util.spec_from_file_location(module_name, script)
+                if spec is None or spec.loader is None:
+                    raise ImportError(f"cannot load {script}")
+                spec.loader.exec_module(importlib.util.module_from_spec(spec))
+            except BaseException as exc:  # noqa: BLE001 - one pack's startup failure must not stop the others
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                failures[name] = f"{PRESTARTUP} failed: {type(exc).__name__}: {exc}"
+                log.warning("pack %s: %s (the pack still loads)", name, failures[name])
+                log.debug("traceback of %s's %s", name, PRESTARTUP, exc_info=True)
+        return failures
+
+    def _v3_nodes(self, pack: str, entrypoint: Any, record: PluginRecord) -> tuple[dict[str, type], dict[str, str]]:
+        """The node classes of a V3 pack: ``comfy_entrypoint()`` -> extension -> ``get_node_list()``."""
+        classes = _run_async(_extension_nodes(entrypoint))
+        mappings: dict[str, type] = {}
+        display: dict[str, str] = {}
+        for cls in classes:
+            try:
+                schema = cls.GET_SCHEMA()
+            except Exception as exc:
+                record.notes.append(f"node class {getattr(cls, '__qualname__', cls)!r} skipped: "
+                                    f"{type(exc).__name__}: {exc}")
+                continue
+            if schema.node_id in mappings:
+                record.notes.append(f"node {schema.node_id!r} is listed twice by get_node_list(); the first is used")
+                continue
+            mappings[schema.node_id] = cls
+            if schema.display_name:
+                display[schema.node_id] = schema.display_name
+        return mappings, display
+
+    @staticmethod
+    def _import(name: str, path: Path) -> Any:
+        # As ComfyUI does, the module is named after the pack's full path, so a pack called "email" or "utils"
+        # cannot shadow (or be shadowed by) an installed module of that name.
+        name = str(path.resolve().with_suffix("") if path.is_file() else path.resolve()).replace(".", "_x_")
+        if path.is_dir():
+            spec = importlib.util.spec_from_file_location(name, path / "__init__.py",
+                                                          submodule_search_locations=[str(path)])
+        else:
+            spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+        return module
+
+    @hookimpl
+    def register_nodes(self) -> list[NodeDefinition]:
+        return list(self.definitions)
+
+
+async def _extension_nodes(entrypoint: Any) -> list[type]:
+    extension = entrypoint()
+    if inspect.isawaitable(extension):
+        extension = await extension
+    if not callable(getattr(extension, "get_node_list", None)):
+        raise TypeError(f"comfy_entrypoint() must return a ComfyExtension, got {type(extension).__name__}")
+    on_load = getattr(extension, "on_load", None)
+    if callable(on_load):
+        loaded = on_load()
+        if inspect.isawaitable(loaded):
+            await loaded
+    nodes = extension.get_node_list()
+    if inspect.isawaitable(nodes):
+        nodes = await nodes
+    if not isinstance(nodes, (list, tuple)):
+        raise TypeError(f"get_node_list() must return a list of node classes, got {type(nodes).__name__}")
+    return list(nodes)
+
+
+def _run_async(coroutine: Any) -> Any:
+    """Run a pack's async entry point to completion, also when packs load from inside a running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = asyncio.run(coroutine)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the loading thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="comfy-entrypoint")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

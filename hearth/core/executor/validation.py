@@ -1,0 +1,319 @@
+"""Prompt validation with ComfyUI's error types and ``node_errors`` shape.
+
+Each output node is checked with its ancestors; every node is checked once however many outputs share it. Outputs
+whose whole subgraph is valid still run when another output fails. Walks are iterative (no recursion limit), and a
+dependency cycle is reported with the nodes on it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import traceback
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hearth.core.executor.graph import Link, PromptNode
+from hearth.core.node_registry import NodeRegistry
+from hearth.core.nodes import NodeDefinitionError, NodeInputs
+
+
+def error(kind: str, message: str, details: str = "", **extra: Any) -> dict[str, Any]:
+    return {"type": kind, "message": message, "details": details, "extra_info": extra}
+
+
+@dataclass
+class ValidationResult:
+    """The outcome, shaped as ComfyUI's ``/prompt`` answers it."""
+
+    outputs: list[str] = field(default_factory=list)  # output nodes that will run
+    node_errors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def response(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"error": self.error, "node_errors": self.node_errors}
+        return {"node_errors": self.node_errors}
+
+    def first_problem(self) -> str:
+        """One line naming the node, input and error type: what ``comfy run`` prints."""
+        for node_id, entry in self.node_errors.items():
+            for err in entry["errors"]:
+                where = f"node {node_id} ({entry['class_type']})"
+                name = err.get("extra_info", {}).get("input_name")
+                if name:
+                    where += f" input {name!r}"
+                detail = f": {err['details']}" if err.get("details") else ""
+                return f"{where}: {err['type']}: {err['message']}{detail}"
+        if self.error is not None:
+            detail = f": {self.error['details']}" if self.error.get("details") else ""
+            return f"{self.error['type']}: {self.error['message']}{detail}"
+        return ""
+
+
+_CONVERTERS = {"INT": int, "FLOAT": float, "STRING": str, "BOOLEAN": bool}
+
+
+def _convert(kind: str, value: Any) -> Any:
+    if kind == "INT":
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"{value} is not a whole number")
+        return int(value)
+    if kind == "FLOAT":
+        result = float(value)
+        if math.isnan(result):
+            raise ValueError("NaN is not a number")
+        return result
+    if kind == "BOOLEAN" and isinstance(value, str):
+        if value.lower() in ("true", "1", "yes"):
+            return True
+        if value.lower() in ("false", "0", "no"):
+            return False
+        raise ValueError(f"{value!r} is not true or false")
+    return _CONVERTERS[kind](value)
+
+
+class Validator:
+    """Validates prompts against one node registry; ``INPUT_TYPES`` is read once per class per prompt.
+
+    Safe to call from several threads at once: all per-prompt state is local to :meth:`validate`.
+    """
+
+    def __init__(self, registry: NodeRegistry) -> None:
+        self.registry = registry
+
+    def validate(self, nodes: Mapping[str, PromptNode], targets: Iterable[str] | None = None) -> ValidationResult:
+        registry = self.registry
+        for node in nodes.values():
+            if node.class_type not in registry:
+                return ValidationResult(error=error(
+                    "invalid_prompt", f"Cannot execute because node {node.class_type} does not exist.",
+                    f"Node ID '#{node.id}'"))
+        if targets is None:
+            outputs = [nid for nid, node in nodes.items() if registry[node.class_type].output_node]
+        else:
+            outputs = [str(t) for t in targets]
+            missing = [t for t in outputs if t not in nodes]
+            if missing:
+                return ValidationResult(error=error(
+                    "invalid_prompt", "Execution target is not in the prompt", f"Node ID '#{missing[0]}'"))
+        if not outputs:
+            return ValidationResult(error=error("prompt_no_outputs", "Prompt has no outputs"))
+
+        declared: dict[str, NodeInputs | Exception] = {}  # INPUT_TYPES read once per class in this call
+        valid: dict[str, bool] = {}
+        errors: dict[str, list[dict[str, Any]]] = {}
+        good, bad = [], []
+        for output in outputs:
+            order = self._ancestors_in_order(nodes, output, errors, valid)
+            for node_id in order:
+                if node_id not in valid:
+                    node_errors, parents_ok = self._check(nodes, nodes[node_id], valid, declared)
+                    if node_errors:
+                        errors[node_id] = node_errors
+                    valid[node_id] = parents_ok and not node_errors
+            (good if valid.get(output, False) else bad).append(output)
+
+        result = ValidationResult(outputs=good)
+        for output in bad:
+            for node_id in self._ancestors(nodes, output):
+                if node_id in errors:
+                    entry = result.node_errors.setdefault(node_id, {
+                        "errors": errors[node_id], "dependent_outputs": [],
+                        "class_type": nodes[node_id].class_type})
+                    entry["dependent_outputs"].append(output)
+        if not good:
+            lines = [f"{e['type']}: {e['message']}" + (f": {e['details']}" if e["details"] else "")
+                     for entry in result.node_errors.values() for e in entry["errors"]]
+            result.error = error("prompt_outputs_failed_validation", "Prompt outputs failed validation",
+                                 "\n".join(lines))
+        return result
+
+    # -- graph walks -----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _ancestors(nodes: Mapping[str, PromptNode], root: str) -> list[str]:
+        seen, stack = {root}, [root]
+        while stack:
+            for value in nodes[stack.pop()].inputs.values():
+                if isinstance(value, Link) and value.node in nodes and value.node not in seen:
+                    seen.add(value.node)
+                    stack.append(value.node)
+        return list(seen)
+
+    def _ancestors_in_order(self, nodes: Mapping[str, PromptNode], root: str,
+                            errors: dict[str, list[dict[str, Any]]], valid: dict[str, bool]) -> list[str]:
+        """Post-order (parents first) over ``root``'s ancestors not yet validated; cycles become errors."""
+        order: list[str] = []
+        state: dict[str, int] = {}  # 1 = on the walk's path, 2 = finished
+        path: list[str] = []
+        stack: list[tuple[str, Any]] = [(root, None)]
+        while stack:
+            node_id, children = stack[-1]
+            if children is None:
+                if node_id in valid or state.get(node_id) == 2:
+                    stack.pop()
+                    continue
+                state[node_id] = 1
+                path.append(node_id)
+                children = iter([v.node for v in nodes[node_id].inputs.values()
+                                 if isinstance(v, Link) and v.node in nodes])
+                stack[-1] = (node_id, children)
+            advanced = False
+            for child in children:
+                if state.get(child) == 1:
+                    cycle = path[path.index(child):] + [child]
+                    text = " -> ".join(cycle)
+                    for member in cycle[:-1]:
+                        errors.setdefault(member, []).append(error(
+                            "dependency_cycle", "Dependency cycle detected", text, cycle=cycle))
+                        valid[member] = False
+                    continue
+                if child not in valid and state.get(child) != 2:
+                    stack.append((child, None))
+                    advanced = True
+                    break
+            if not advanced:
+                stack.pop()
+                path.pop()
+                state[node_id] = 2
+                order.append(node_id)
+        return order
+
+    # -- one node --------------------------------------------------------------------------------------------
+
+    def _node_inputs(self, class_type: str, cache: dict[str, NodeInputs | Exception]) -> NodeInputs | Exception:
+        found = cache.get(class_type)
+        if found is None:
+            try:
+                found = self.registry[class_type].inputs()
+            except NodeDefinitionError as exc:
+                found = exc
+            cache[class_type] = found
+        return found
+
+    def _check(self, nodes: Mapping[str, PromptNode], node: PromptNode, valid: dict[str, bool],
+               cache: dict[str, NodeInputs | Exception]) -> tuple[list[dict[str, Any]], bool]:
+        registry = self.registry
+        definition = registry[node.class_type]
+        declared = self._node_inputs(node.class_type, cache)
+        if isinstance(declared, Exception):
+            return [error("exception_during_validation", "Exception when validating node", str(declared))], True
+        errs: list[dict[str, Any]] = []
+        parents_ok = True
+        custom = getattr(definition.cls, "VALIDATE_INPUTS", None)
+        custom_params = _parameters(custom) if custom is not None else set()
+        received_types: dict[str, str] = {}
+        for spec in declared.specs.values():
+            if spec.section == "hidden":
+                continue
+            name = spec.name
+            if name not in node.inputs:
+                if spec.section == "required":
+                    errs.append(error("required_input_missing", "Required input is missing", name,
+                                      input_name=name))
+                continue
+            value = node.inputs[name]
+            config = [spec.type, dict(spec.options)]
+            if isinstance(value, Link):
+                source = nodes.get(value.node)
+                if source is None:
+                    errs.append(error("bad_linked_input", "Bad linked input: the linked node does not exist",
+                                      f"{name}: node {value.node} is not in the prompt", input_name=name,
+                                      input_config=config, received_value=list(value)))
+                    continue
+                returns = registry[source.class_type].return_types
+                if not 0 <= value.slot < len(returns):
+                    errs.append(error("bad_linked_input", "Bad linked input: no such output slot",
+                                      f"{name}: node {value.node} ({source.class_type}) has {len(returns)} "
+                                      f"outputs, slot {value.slot} requested", input_name=name,
+                                      input_config=config, received_value=list(value)))
+                    continue
+                received = returns[value.slot]
+                received_types[name] = received
+                if "input_types" not in custom_params and not registry.accepts(spec.type, received):
+                    errs.append(error("return_type_mismatch", "Return type mismatch between linked nodes",
+                                      f"{name}, received_type({received}) mismatch input_type({spec.type})",
+                                      input_name=name, input_config=config, received_type=received,
+                                      linked_node=list(value)))
+                if not valid.get(value.node, False):
+                    parents_ok = False
+                continue
+            if name in custom_params or "**" in custom_params:
+                continue  # the node validates this input itself (ComfyUI semantics)
+            problem, value = _check_literal(spec, value)
+            if problem is not None:
+                errs.append(problem | {"extra_info": {"input_name": name, "input_config": config,
+                                                      "received_value": node.inputs[name]}})
+            else:
+                node.inputs[name] = value
+        if custom is not None and not errs:
+            errs.extend(_run_custom(node, custom, custom_params, received_types))
+        return errs, parents_ok
+
+
+def _check_literal(spec: Any, value: Any) -> tuple[dict[str, Any] | None, Any]:
+    kind = spec.type
+    if kind in _CONVERTERS:
+        try:
+            value = _convert(kind, value)
+        except (TypeError, ValueError) as exc:
+            return error("invalid_input_type", f"Failed to convert an input value to a {kind} value",
+                         f"{spec.name}, {value!r}, {exc}"), value
+        if kind in ("INT", "FLOAT"):
+            low, high = spec.options.get("min"), spec.options.get("max")
+            if low is not None and value < low:
+                return error("value_smaller_than_min", f"Value {value} smaller than min of {low}", spec.name), value
+            if high is not None and value > high:
+                return error("value_bigger_than_max", f"Value {value} bigger than max of {high}", spec.name), value
+    elif kind == "COMBO" and spec.choices is not None:
+        if isinstance(value, list) and spec.options.get("multi_select"):
+            bad = [v for v in value if v not in spec.choices]
+        else:
+            bad = [] if _in_choices(value, spec.choices) else [value]
+        if bad:
+            shown = list(spec.choices[:20]) + (["..."] if len(spec.choices) > 20 else [])
+            hint = "" if spec.choices else " (the list is empty: are the files it lists, e.g. models, in place?)"
+            return error("value_not_in_list", "Value not in list",
+                         f"{spec.name}: '{bad[0]}' not in {shown}{hint}"), value
+    return None, value
+
+
+def _in_choices(value: Any, choices: tuple[Any, ...]) -> bool:
+    try:
+        return value in choices
+    except TypeError:
+        return False
+
+
+def _parameters(fn: Any) -> set[str]:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return set()
+    names = {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        names.add("**")
+    return names - {"self", "cls", "s"}
+
+
+def _run_custom(node: PromptNode, custom: Any, params: set[str],
+                received_types: dict[str, str]) -> list[dict[str, Any]]:
+    kwargs = {k: v for k, v in node.inputs.items()
+              if not isinstance(v, Link) and ("**" in params or k in params)}
+    if "input_types" in params:
+        kwargs["input_types"] = received_types
+    try:
+        result = custom(**kwargs)
+    except Exception as exc:
+        return [error("exception_during_validation", "Exception when validating node", str(exc),
+                      exception_type=type(exc).__name__, traceback=traceback.format_exc().splitlines())]
+    if result is True:
+        return []
+    return [error("custom_validation_failed", "Custom validation failed for node", f"{', '.join(kwargs)} - {result}",
+                  input_name=next(iter(kwargs), None))]

@@ -1,0 +1,112 @@
+"""Model weights and memory: loading checkpoints, detecting their architecture, and keeping devices within budget.
+
+The public names below import lazily, so ``import hearth.core.models.formats`` (which plugins do to declare formats, and
+which the executor may do at start) never imports torch.
+
+How a model plugin uses it::
+
+    header = read_header(path)                          # keys, shapes, metadata; no tensor read
+    family = detect_with_plugins(header, plugins)       # resolve_model_format, then the sentinel tables
+    state = load_state_dict(path)                       # memory-mapped, in the stored dtype
+    with torch.device("meta"):
+        unet = UNet(config)                             # no memory until the weights are assigned
+    load_into(unet, state, prefix="model.diffusion_model.", source=path)
+    model = PatchedModel(unet, name=path.name, memory_estimate=estimate)   # what MODEL outputs carry
+
+    lora = model.clone()                                # a LoRA node: no weight copied
+    lora.add_patches({"input_blocks.1.1.proj_in.weight": delta}, strength=0.8, source="style.safetensors")
+
+    default_manager().load(lora, memory_required=lora.memory_required(x.shape, dtype))
+    out = lora.module(x, ...)                           # weights patched, on the device or streamed
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "ModelFormat": "hearth.core.models.formats",
+    "CheckpointError": "hearth.core.models.loading",
+    "CheckpointHeader": "hearth.core.models.loading",
+    "TensorInfo": "hearth.core.models.loading",
+    "read_header": "hearth.core.models.loading",
+    "load_state_dict": "hearth.core.models.loading",
+    "strip_prefix": "hearth.core.models.loading",
+    "write_safetensors": "hearth.core.models.loading",
+    "detect": "hearth.core.models.detection",
+    "detect_with_plugins": "hearth.core.models.detection",
+    "UnknownModelError": "hearth.core.models.detection",
+    "AmbiguousModelError": "hearth.core.models.detection",
+    "compute_dtype": "hearth.core.models.devices",
+    "default_device": "hearth.core.models.devices",
+    "release_memory": "hearth.core.models.devices",
+    "PatchedModel": "hearth.core.models.patches",
+    "PatchError": "hearth.core.models.patches",
+    "WeightPatch": "hearth.core.models.patches",
+    "ModelManager": "hearth.core.models.manager",
+    "ModelTooLargeError": "hearth.core.models.manager",
+    "load_into": "hearth.core.models.loading",
+    "default_manager": "hearth.core.models.manager",
+    "set_default_manager": "hearth.core.models.manager",
+}
+
+__all__ = [
+    "AmbiguousModelError",
+    "CheckpointError",
+    "CheckpointHeader",
+    "ModelFormat",
+    "ModelManager",
+    "ModelTooLargeError",
+    "PatchError",
+    "PatchedModel",
+    "TensorInfo",
+    "UnknownModelError",
+    "WeightPatch",
+    "compute_dtype",
+    "default_device",
+    "default_manager",
+    "detect",
+    "detect_with_plugins",
+    "load_into",
+    "load_state_dict",
+    "read_header",
+    "release_memory",
+    "set_default_manager",
+    "strip_prefix",
+    "write_safetensors",
+]
+
+if TYPE_CHECKING:
+    from hearth.core.models.detection import (
+        AmbiguousModelError,
+        UnknownModelError,
+        detect,
+        detect_with_plugins,
+    )
+    from hearth.core.models.devices import compute_dtype, default_device, release_memory
+    from hearth.core.models.formats import ModelFormat
+    from hearth.core.models.loading import (
+        CheckpointError,
+        CheckpointHeader,
+        TensorInfo,
+        load_into,
+        load_state_dict,
+        read_header,
+        strip_prefix,
+        write_safetensors,
+    )
+    from hearth.core.models.manager import (
+        ModelManager,
+        ModelTooLargeError,
+        default_manager,
+        set_default_manager,
+    )
+    from hearth.core.models.patches import PatchedModel, PatchError, WeightPatch
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hearth.core.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

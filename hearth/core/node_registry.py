@@ -1,0 +1,108 @@
+"""The node registry: every node type and data type that the loaded plugins contribute, with provenance."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from hearth.core.nodes import NodeDefinition, NodeDefinitionError
+from hearth.core.types import ANY, DataType
+
+if TYPE_CHECKING:
+    from hearth.core.plugins import PluginManager
+
+
+class NodeRegistry(Mapping[str, NodeDefinition]):
+    """Read-only mapping of node name to :class:`NodeDefinition`, plus the declared data types."""
+
+    def __init__(self, definitions: Mapping[str, NodeDefinition], types: Mapping[str, DataType] | None = None,
+                 warnings: list[str] | None = None) -> None:
+        self._definitions = dict(definitions)
+        self.types = dict(types or {})
+        self.warnings = list(warnings or [])
+        self._accepts_cache: dict[tuple[str, str], bool] = {}
+
+    @classmethod
+    def from_classes(cls, classes: Mapping[str, type], plugin: str = "test") -> NodeRegistry:
+        """A registry of plain classes, for tests and embedding."""
+        return cls({name: NodeDefinition(name, klass, plugin=plugin) for name, klass in classes.items()})
+
+    @classmethod
+    def from_plugins(cls, plugins: PluginManager) -> NodeRegistry:
+        from hearth.core.plugins import TIER_RANK
+
+        claims: dict[str, list[tuple[int, str, NodeDefinition]]] = {}
+        warnings: list[str] = []
+        for plugin, result in plugins.collect("register_nodes"):
+            items = result.items() if isinstance(result, Mapping) else ((d.name, d) for d in result)
+            for name, item in items:
+                try:
+                    definition = item if isinstance(item, NodeDefinition) else NodeDefinition(name, item)
+                except NodeDefinitionError as exc:
+                    warnings.append(f"plugin {plugin!r}: {exc}")
+                    continue
+                owner = definition.plugin or plugin
+                definition.plugin = owner
+                claims.setdefault(name, []).append((TIER_RANK[plugins.tier_of(owner)], owner, definition))
+        definitions: dict[str, NodeDefinition] = {}
+        counts: dict[str, int] = {}
+        for name, options in claims.items():
+            options.sort(key=lambda c: (c[0], c[1]))
+            winner = options[0][2]
+            definitions[name] = winner
+            counts[winner.plugin] = counts.get(winner.plugin, 0) + 1
+            for _, loser, _ in options[1:]:
+                warnings.append(f"node {name!r} from plugin {loser!r} is shadowed by plugin {winner.plugin!r}")
+        for plugin_name, record in plugins.records.items():
+            record.node_count = counts.get(plugin_name, 0)
+        types: dict[str, DataType] = {}
+        for _, result in plugins.collect("register_types"):
+            for data_type in result:
+                types[data_type.name] = data_type
+        plugins.warnings.extend(warnings)
+        return cls(dict(sorted(definitions.items())), types, warnings)
+
+    def __getitem__(self, name: str) -> NodeDefinition:
+        return self._definitions[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._definitions)
+
+    def __len__(self) -> int:
+        return len(self._definitions)
+
+    def accepts(self, input_type: str, output_type: str) -> bool:
+        """Whether a link carrying ``output_type`` may feed an input declared as ``input_type``.
+
+        Equal names match; ``*`` on either side matches; comma-separated unions (``"INT,FLOAT"``) match if any
+        member does; a declared :class:`DataType` also accepts the types listed in its ``accepts``.
+        """
+        key = (input_type, output_type)
+        hit = self._accepts_cache.get(key)
+        if hit is None:
+            hit = self._accepts(input_type, output_type)
+            self._accepts_cache[key] = hit
+        return hit
+
+    def _accepts(self, input_type: str, output_type: str) -> bool:
+        if input_type == output_type or ANY in (input_type, output_type):
+            return True
+        wanted = {t.strip() for t in input_type.split(",")}
+        given = {t.strip() for t in output_type.split(",")}
+        if wanted & given or ANY in wanted or ANY in given:
+            return True
+        for name in wanted:
+            declared = self.types.get(name)
+            if declared is not None and declared.accepts & given:
+                return True
+        return False
+
+    def object_info(self) -> dict[str, Any]:
+        """Every node in the shape of ComfyUI's ``/object_info``; a node whose INPUT_TYPES fails is left out."""
+        info = {}
+        for name, definition in self._definitions.items():
+            try:
+                info[name] = definition.object_info()
+            except NodeDefinitionError as exc:
+                self.warnings.append(str(exc))
+        return info

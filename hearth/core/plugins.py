@@ -1,0 +1,386 @@
+"""The plugin manager: finds plugins by tier, loads them without letting one break the rest, and collects hooks.
+
+Tiers, as in pytest:
+
+* ``essential`` — the executor's own plugin (base data types); cannot be disabled.
+* ``default`` — the builtin nodes (registered ``trylast`` so packs can override them) and the ComfyUI custom-node
+  loader, which turns every folder under ``custom_nodes/`` into a plugin of the ``installed`` tier.
+* ``installed`` — distributions that declare ``[project.entry-points.hearth]``.
+
+``HEARTH_PLUGINS`` (comma-separated allow-list) and ``HEARTH_DISABLE_PLUGINS`` choose what loads. A plugin that
+fails to import, or that implements a hook that does not exist, is recorded with its error and left out; the rest
+load.
+
+By default the installed tier is every ``hearth`` entry point this Python can see. Given ``site_packages`` (an
+environment's folders, for ``--env``), it is exactly the entry points of the distributions installed there: the
+folders join the import path after this Python's own, so the base (torch above all) stays single, and each of
+those distributions' top-level packages is imported from the environment even when another copy is importable.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.metadata
+import logging
+import os
+import re
+import site
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from hearth.core import hookspecs
+from hearth.core.hookspecs import PROJECT_NAME
+
+log = logging.getLogger("hearth.plugins")
+
+ENTRY_POINT_GROUP = "hearth"
+TIERS = ("essential", "default", "installed")
+# Lower rank wins a name clash: an installed pack deliberately overrides a builtin.
+TIER_RANK = {"installed": 0, "default": 1, "essential": 2}
+
+ESSENTIAL_PLUGINS = {"executor": "hearth.core.executor.essential"}
+DEFAULT_PLUGINS = {"builtin_nodes": "hearth.core.builtin_nodes"}
+CUSTOM_NODES_PLUGIN = "custom_nodes"
+
+
+@dataclass
+class PluginRecord:
+    """What ``comfy plugins`` shows for one plugin."""
+
+    name: str
+    tier: str
+    version: str = ""
+    module: str = ""
+    kind: str = "hearth"  # "hearth" (pluggy plugin) or "comfyui" (a custom_nodes pack)
+    error: str | None = None
+    traceback: str | None = None
+    node_count: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "version": self.version, "tier": self.tier, "kind": self.kind,
+            "module": self.module, "node_count": self.node_count, "error": self.error,
+            "traceback": self.traceback, "notes": list(self.notes),
+        }
+
+
+class PluginError(Exception):
+    """A plugin could not be loaded; the message names the plugin and the reason."""
+
+
+def _names_from_env(value: str | None) -> set[str] | None:
+    if value is None or not value.strip():
+        return None
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+class PluginManager:
+    """Hearth's pluggy manager with tiers, provenance and error isolation."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.records: dict[str, PluginRecord] = {}
+        self.warnings: list[str] = []
+        self._spec_names = {name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "hearth_spec")}
+        self._node_registry = None
+
+    @property
+    def hook(self) -> Any:
+        return self.pm.hook
+
+    # -- loading ---------------------------------------------------------------------------------------------
+
+    def load(
+        self,
+        *,
+        allow: Iterable[str] | None = None,
+        disable: Iterable[str] | None = None,
+        custom_nodes: Sequence[str | os.PathLike[str]] = (),
+        entry_points: bool = True,
+        environ: dict[str, str] | None = None,
+        site_packages: Sequence[str | os.PathLike[str]] | None = None,
+    ) -> PluginManager:
+        """Load every tier. ``allow``/``disable`` default to ``HEARTH_PLUGINS``/``HEARTH_DISABLE_PLUGINS``.
+
+        ``site_packages``: take the installed tier only from the distributions in these folders (an
+        environment's), instead of from every entry point this Python sees.
+        """
+        env = os.environ if environ is None else environ
+        allowed = set(allow) if allow is not None else _names_from_env(env.get("HEARTH_PLUGINS"))
+        disabled = set(disable) if disable is not None else (_names_from_env(env.get("HEARTH_DISABLE_PLUGINS")) or set())
+
+        def wanted(name: str, tier: str) -> bool:
+            if tier == "essential":
+                if name in disabled:
+                    self.warnings.append(f"plugin {name!r} is essential and cannot be disabled")
+                return True
+            if name in disabled:
+                return False
+            return allowed is None or name in allowed
+
+        for name, module in ESSENTIAL_PLUGINS.items():
+            wanted(name, "essential")
+            self._load_module(name, module, "essential")
+        for name, module in DEFAULT_PLUGINS.items():
+            if wanted(name, "default"):
+                self._load_module(name, module, "default")
+        if entry_points:
+            if site_packages is None:
+                found = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+            else:
+                found = self._use_site_packages([Path(p) for p in site_packages])
+            for ep in sorted(found, key=lambda e: e.name):
+                if ep.name in self.records:
+                    self.warnings.append(f"entry point {ep.name!r} ({ep.value}) has the name of a plugin already loaded; skipped")
+                    continue
+                if wanted(ep.name, "installed"):
+                    version = ep.dist.version if ep.dist is not None else ""
+                    self._load(ep.name, "installed", ep.load, module=ep.value, version=version)
+        if custom_nodes and wanted(CUSTOM_NODES_PLUGIN, "default"):
+            from hearth.core.custom_nodes import CustomNodesLoader
+
+            loader = CustomNodesLoader([Path(p) for p in custom_nodes], wanted=lambda n: wanted(n, "installed"))
+            self.register(loader, CUSTOM_NODES_PLUGIN, "default", module="hearth.core.custom_nodes")
+            for record in loader.load():
+                self.records[record.name] = record
+        self.pm.check_pending()
+        return self
+
+    def _use_site_packages(self, folders: list[Path]) -> list[importlib.metadata.EntryPoint]:
+        """Make ``folders`` importable and return the ``hearth`` entry points of the distributions in them."""
+        for folder in folders:
+            if not folder.is_dir():
+                self.warnings.append(f"site-packages folder {folder} does not exist; no plugins from it")
+            elif str(folder) not in sys.path:
+                site.addsitedir(str(folder))  # appended after the base, with its .pth files processed
+        found: list[importlib.metadata.EntryPoint] = []
+        preferred: set[str] = set()
+        for dist in distributions_in(folders):
+            eps = list(dist.entry_points.select(group=ENTRY_POINT_GROUP))
+            if not eps:
+                continue
+            found += eps
+            preferred |= top_level_names(dist) | {ep.module.partition(".")[0] for ep in eps}
+        _PreferFolders.install(preferred, folders)
+        for name in sorted(preferred):
+            module = sys.modules.get(name)
+            origin = getattr(module, "__file__", None) if module is not None else None
+            if origin and not any(Path(origin).resolve().is_relative_to(f.resolve()) for f in folders):
+                self.warnings.append(f"module {name!r} was already imported from {origin}; the environment's "
+                                     "copy is not used in this process")
+        return found
+
+    def _load_module(self, name: str, module: str, tier: str) -> None:
+        self._load(name, tier, lambda: importlib.import_module(module), module=module)
+
+    def _load(self, name: str, tier: str, loader: Callable[[], Any], *, module: str = "", version: str = "") -> None:
+        try:
+            plugin = loader()
+        except BaseException as exc:  # noqa: BLE001 - any import failure (even SystemExit) is the plugin's fault
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            self.records[name] = PluginRecord(
+                name, tier, version, module, error=f"failed to import: {type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc(),
+            )
+            log.debug("plugin %s failed to import", name, exc_info=True)
+            return
+        self.register(plugin, name, tier, module=module, version=version)
+
+    def register(self, plugin: Any, name: str, tier: str = "installed", *, module: str = "",
+                 version: str = "") -> PluginRecord:
+        """Register one plugin object; unknown hooks and bad signatures are recorded as the plugin's error."""
+        if tier not in TIERS:
+            raise ValueError(f"unknown plugin tier {tier!r}; expected one of {', '.join(TIERS)}")
+        record = PluginRecord(name, tier, version, module or getattr(plugin, "__name__", type(plugin).__name__))
+        self.records[name] = record
+        unknown = [attr for attr in dir(plugin) if self.pm.parse_hookimpl_opts(plugin, attr) is not None
+                   and attr not in self._spec_names]
+        if unknown:
+            hints = []
+            for attr in unknown:
+                close = difflib.get_close_matches(attr, sorted(self._spec_names), n=1)
+                hints.append(f"{attr!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            record.error = f"implements unknown hook {', '.join(hints)}"
+            return record
+        try:
+            self.pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:
+            record.error = f"invalid hook implementation: {exc}"
+            record.traceback = traceback.format_exc()
+        self._node_registry = None
+        return record
+
+    def unregister(self, name: str) -> None:
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin)
+        self.records.pop(name, None)
+        self._node_registry = None
+
+    # -- collecting ------------------------------------------------------------------------------------------
+
+    def collect(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call every implementation of a ``register_*`` hook separately: ``[(plugin_name, result), ...]``.
+
+        A plugin whose implementation raises is recorded with the error; the others still contribute.
+        """
+        caller = getattr(self.pm.hook, hook_name)
+        results = []
+        for impl in reversed(caller.get_hookimpls()):
+            try:
+                result = impl.function(*[kwargs[arg] for arg in impl.argnames])
+            except Exception as exc:
+                record = self.records.get(impl.plugin_name)
+                message = f"{hook_name} raised {type(exc).__name__}: {exc}"
+                if record is not None:
+                    record.error = message
+                    record.traceback = traceback.format_exc()
+                self.warnings.append(f"plugin {impl.plugin_name!r}: {message}")
+                continue
+            if result is not None:
+                results.append((impl.plugin_name, result))
+        return results
+
+    def tier_of(self, plugin_name: str) -> str:
+        record = self.records.get(plugin_name)
+        return record.tier if record else "installed"
+
+    def resolve_named(self, hook_name: str, what: str) -> dict[str, Any]:
+        """Merge ``{name: thing}`` results of a hook; on a clash the higher tier, then the first plugin, wins."""
+        claims: dict[str, list[tuple[int, str, Any]]] = {}
+        for plugin, result in self.collect(hook_name):
+            for name, thing in dict(result).items():
+                claims.setdefault(name, []).append((TIER_RANK[self.tier_of(plugin)], plugin, thing))
+        resolved = {}
+        for name, options in claims.items():
+            options.sort(key=lambda c: (c[0], c[1]))
+            resolved[name] = options[0][2]
+            for _, loser, _ in options[1:]:
+                self.warnings.append(f"{what} {name!r} from plugin {loser!r} is shadowed by plugin {options[0][1]!r}")
+        return resolved
+
+    def nodes(self):
+        """The node registry built from every plugin's ``register_nodes`` (built once, then cached)."""
+        if self._node_registry is None:
+            from hearth.core.node_registry import NodeRegistry
+
+            self._node_registry = NodeRegistry.from_plugins(self)
+        return self._node_registry
+
+    def samplers(self) -> dict[str, Any]:
+        return self.resolve_named("register_samplers", "sampler")
+
+    def schedulers(self) -> dict[str, Any]:
+        return self.resolve_named("register_schedulers", "scheduler")
+
+    def routes(self) -> list[Any]:
+        return [route for _, routes in self.collect("register_routes") for route in routes]
+
+    def web_directories(self) -> dict[str, Path]:
+        """Each ComfyUI-format pack's ``WEB_DIRECTORY`` as ``{pack: folder}`` (served under /extensions/<pack>/)."""
+        loader = self.pm.get_plugin(CUSTOM_NODES_PLUGIN)
+        return dict(getattr(loader, "web_directories", {}))
+
+    def model_formats(self) -> list[Any]:
+        return [fmt for _, formats in self.collect("register_model_formats") for fmt in formats]
+
+    def notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call an ``on_*`` hook; an implementation that raises is logged, never propagated."""
+        caller = getattr(self.pm.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):
+            try:
+                impl.function(*[kwargs[arg] for arg in impl.argnames])
+            except Exception as exc:
+                self.warnings.append(f"plugin {impl.plugin_name!r}: {hook_name} raised {type(exc).__name__}: {exc}")
+                log.warning("plugin %s: %s raised", impl.plugin_name, hook_name, exc_info=True)
+
+
+# -- environments ------------------------------------------------------------------------------------------------
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def distributions_in(folders: Sequence[str | os.PathLike[str]]) -> list[importlib.metadata.Distribution]:
+    """The distributions installed in ``folders`` (first folder wins a name found twice), by name."""
+    seen: dict[str, importlib.metadata.Distribution] = {}
+    for dist in importlib.metadata.distributions(path=[str(f) for f in folders]):
+        name = dist.metadata["Name"]
+        if name and _normalize(name) not in seen:
+            seen[_normalize(name)] = dist
+    return [seen[k] for k in sorted(seen)]
+
+
+def top_level_names(dist: importlib.metadata.Distribution) -> set[str]:
+    """The importable top-level names a distribution installs (from top_level.txt, else its RECORD)."""
+    text = dist.read_text("top_level.txt")
+    if text:
+        return {line.strip() for line in text.splitlines() if line.strip()}
+    names = set()
+    for file in dist.files or ():
+        parts = file.parts
+        if not parts or parts[0].endswith((".dist-info", ".data", ".egg-info")) or parts[0] in ("..", "__pycache__"):
+            continue
+        if len(parts) > 1:
+            names.add(parts[0])
+        elif parts[0].endswith(".py"):
+            names.add(parts[0][:-3])
+    return {n for n in names if n.isidentifier()}
+
+
+class _PreferFolders(importlib.abc.MetaPathFinder):
+    """Finds the named top-level packages in an environment's folders before anywhere else on the import path.
+
+    An environment's packs may also be importable from the base (an editable first-party plugin in Hearth's own
+    virtual environment, say); ``--env`` means the environment's copy.
+    """
+
+    def __init__(self, names: set[str], folders: list[Path]) -> None:
+        self.names = frozenset(names)
+        self.folders = [str(f) for f in folders]
+
+    @classmethod
+    def install(cls, names: set[str], folders: list[Path]) -> None:
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, cls)]
+        if names:
+            sys.meta_path.insert(0, cls(names, folders))
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if path is not None or fullname not in self.names:
+            return None  # submodules follow their package's __path__, which is already in the environment
+        return importlib.machinery.PathFinder.find_spec(fullname, self.folders)
+
+
+# The manager the process runs with. Node classes are plain classes and ComfyUI calls INPUT_TYPES without
+# arguments, so a node that lists what other plugins registered (KSampler's sampler names) has no other way to
+# reach the merged registry.
+_active: PluginManager | None = None
+
+
+def load_plugins(**kwargs: Any) -> PluginManager:
+    """Create a plugin manager, load every tier (see :meth:`PluginManager.load`) and make it the active one."""
+    global _active
+    previous, _active = _active, None  # while it loads, no older manager answers for it (packs read samplers)
+    try:
+        _active = PluginManager().load(**kwargs)
+    except BaseException:
+        _active = previous
+        raise
+    return _active
+
+
+def active_plugins() -> PluginManager | None:
+    """The plugin manager most recently made by :func:`load_plugins`, or ``None`` before any was loaded."""
+    return _active

@@ -1,0 +1,112 @@
+"""The registry's FastAPI application: wiring of settings, database, storage, verification worker and routes."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from hearth.registry_server.cache import AuditWatcher, CacheMiddleware, ResponseCache
+from hearth.registry_server.db import make_engine, run_migrations
+from hearth.registry_server.deps import Registry
+from hearth.registry_server.errors import install_handlers
+from hearth.registry_server.settings import Settings
+from hearth.registry_server.storage.services import make_storage
+
+log = logging.getLogger("hearth.registry")
+
+
+def open_registry(settings: Settings, migrate: bool = True) -> Registry:
+    """Database (migrated to the newest schema) and storage for these settings; used by the server and CLI."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    if migrate:
+        run_migrations(engine)
+    return Registry(settings=settings, engine=engine, storage=make_storage(settings.storage))
+
+
+def create_app(settings: Settings | None = None, start_worker: bool = True) -> FastAPI:
+    settings = settings or Settings.from_env()
+    # Private registries never cache: every read must pass its token check.
+    cache = ResponseCache(0 if settings.private else settings.cache_ttl_s)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        import anyio.to_thread
+
+        from hearth.registry_server.publishing.services import recover
+        from hearth.registry_server.verification.services import verifier_name
+        from hearth.registry_server.verification.worker import VerificationWorker
+
+        # Reads are CPU-bound: a few threads finish sooner than anyio's default forty fighting over the GIL
+        # (measured with bench/registry.py: p99 halves), and eight still overlap PostgreSQL and S3 round trips.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
+        registry = open_registry(settings)
+        registry.cache = cache
+        watcher = AuditWatcher(registry.engine, cache, settings.cache_watch_s) if cache.ttl > 0 else None
+        app.state.registry = registry
+        cleaned = recover(registry)
+        log.info("registry ready: db %s, storage %s, verifier %s, cleaned %s", registry.engine.url.render_as_string(),
+                 registry.storage.describe(), verifier_name(), cleaned)
+        worker = VerificationWorker(registry)
+        app.state.worker = worker
+        if start_worker:
+            worker.start()
+        if watcher:
+            watcher.start()
+        try:
+            yield
+        finally:
+            if watcher:
+                watcher.stop()
+            worker.stop()
+            registry.engine.dispose()
+
+    app = FastAPI(title="Hearth registry", version="1", lifespan=lifespan,
+                  description="Node-pack registry: ComfyUI registry API, PEP 691 simple index and Hearth's API.")
+    install_handlers(app)
+
+    def count_cached_install(path: str) -> None:
+        app.state.registry.count_download(path.split("/")[2])
+
+    app.add_middleware(CacheMiddleware, cache=cache, on_install=count_cached_install)
+
+    from hearth.registry_server.accounts.routes import router as accounts_router
+    from hearth.registry_server.admin.routes import router as admin_router
+    from hearth.registry_server.packs.routes import api, comfy
+    from hearth.registry_server.publishing.routes import router as publishing_router
+    from hearth.registry_server.simple.routes import router as simple_router
+    from hearth.registry_server.storage.routes import router as storage_router
+    from hearth.registry_server.web.routes import auth_pages, pages
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict:
+        return {"ok": True, "private": settings.private, "upstream": settings.upstream}
+
+    for router in (publishing_router, comfy, api, accounts_router, admin_router, storage_router, simple_router, auth_pages, pages):
+        app.include_router(router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory: `uvicorn --factory hearth.registry_server.app:app_from_env` with HEARTH_REGISTRY_* set."""
+    return create_app(Settings.from_env())
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers: int = 1,
+          log_level: str = "info") -> None:
+    import os
+
+    import uvicorn
+
+    if workers > 1:
+        # Several processes need an import string; they read the same settings from the environment. Migrate
+        # once here, so the workers start on an up-to-date schema instead of racing to create it.
+        open_registry(settings).engine.dispose()
+        os.environ.update(settings.to_env())
+        uvicorn.run("hearth.registry_server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level)
+    else:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)

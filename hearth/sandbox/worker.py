@@ -1,0 +1,348 @@
+"""The child side of the isolated import: run as a script (``python -I -B worker.py MODE CONFIG``), never imported.
+
+Two stages, two processes:
+
+``warden``  Our own code, started by :mod:`hearth.sandbox.isolate`. It unshares user, network, pid, mount, IPC and UTS
+            namespaces, checks that only the loopback interface exists, makes every mount read-only, puts a
+            small tmpfs on the temporary HOME, then forks the import process as pid 1 of the new pid namespace.
+            It enforces the wall-clock limit: killing pid 1 makes the kernel kill every process in the namespace,
+            so a fork bomb or a daemonized child cannot outlive it. It prints one JSON object on stdout.
+``import``  pid 1 of the namespace, with resource limits set, every capability dropped and ``no_new_privs``.
+            It is the only place pack code ever runs. It imports the pack, lists its node classes, and writes
+            JSON to a pipe (fd 3); its stdout is redirected to stderr so pack output cannot reach the warden's.
+
+Everything the import stage reports is untrusted (pack code shares its process); the namespaces and limits
+are the security boundary, the report is evidence. Linux only; anything missing is reported, not faked.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import select
+import signal
+import socket
+import sys
+import time
+import traceback
+
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+MS_NOSUID, MS_NODEV, MS_PRIVATE = 0x2, 0x4, 1 << 18
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 1, 24, 38, 47, 4
+SYS_MOUNT_SETATTR = 442  # the same number on every architecture that has the call
+MOUNT_ATTR_RDONLY, AT_RECURSIVE, AT_FDCWD = 0x1, 0x8000, -100
+_CAPABILITY_VERSION_3 = 0x20080522
+RESULT_FD = 3
+PID_MAX_FLOOR = 301  # the smallest pid_max the kernel accepts
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def _errno_text() -> str:
+    return os.strerror(ctypes.get_errno())
+
+
+# -- warden ------------------------------------------------------------------------------------------------------
+
+
+def _unshare() -> tuple[list[str], str | None]:
+    """Enter new namespaces; returns their names, or the reason isolation is impossible."""
+    uid, gid = os.getuid(), os.getgid()
+    base = CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
+    if _libc.unshare(base | CLONE_NEWUSER) == 0:
+        try:
+            for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+                with open(f"/proc/self/{name}", "w") as fh:
+                    fh.write(text)
+        except OSError as exc:
+            return [], f"cannot map ids in the user namespace: {exc}"
+        return ["user", "net", "pid", "mount", "ipc", "uts"], None
+    first = _errno_text()
+    if _libc.unshare(base) == 0:  # privileged, but user namespaces are disabled
+        return ["net", "pid", "mount", "ipc", "uts"], None
+    return [], f"unshare(CLONE_NEWNET) failed: {first}; {_errno_text()}"
+
+
+def _readonly_root() -> bool:
+    attr = _MountAttr(MOUNT_ATTR_RDONLY, 0, MS_PRIVATE, 0)
+    return _libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, b"/", AT_RECURSIVE, ctypes.byref(attr), ctypes.sizeof(attr)) == 0
+
+
+def _mount_tmpfs(path: str, size: int) -> bool:
+    options = f"size={size},mode=0700".encode()
+    return _libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options) == 0
+
+
+def warden(config: dict) -> int:
+    limits = config["limits"]
+    info: dict = {"platform": sys.platform}
+    namespaces, reason = _unshare()
+    if reason:
+        _emit({"isolation": dict(info, available=False, reason=reason)})
+        return 3
+    interfaces = sorted(name for _, name in socket.if_nameindex())
+    if interfaces != ["lo"]:
+        _emit({"isolation": dict(info, available=False, reason=f"network namespace still shows {interfaces}")})
+        return 3
+    info.update(available=True, namespaces=namespaces, interfaces=interfaces,
+                readonly_root=_readonly_root(), private_home=_mount_tmpfs(config["home"], limits["tmp_bytes"]))
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_fd)
+            _exec_import(config, write_fd)
+        finally:
+            os._exit(127)
+    os.close(write_fd)
+    outcome = _supervise(pid, read_fd, limits)
+    _emit(dict(outcome, isolation=info))
+    return 0
+
+
+def _supervise(pid: int, fd: int, limits: dict) -> dict:
+    """Collect pid 1's report until it exits or the wall-clock limit passes; then describe how it ended."""
+    deadline = time.monotonic() + limits["wall_seconds"]
+    chunks: list[bytes] = []
+    size, open_pipe = 0, True
+    while True:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            break
+        left = deadline - time.monotonic()
+        if left <= 0:
+            crowd = _processes_in_namespace_of(pid)
+            os.kill(pid, signal.SIGKILL)  # pid 1 of the namespace: the kernel kills the rest with it
+            os.waitpid(pid, 0)
+            return {"timed_out": True, "processes_at_timeout": crowd, "exit_code": None,
+                    "result": b"".join(chunks).decode("utf-8", "replace")}
+        if open_pipe:
+            ready, _, _ = select.select([fd], [], [], min(left, 0.05))
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    open_pipe = False
+                elif size < limits["output_bytes"]:
+                    chunks.append(chunk)
+                    size += len(chunk)
+        else:
+            time.sleep(min(left, 0.02))
+    while open_pipe and size < limits["output_bytes"]:  # pid 1 is gone; drain what it wrote
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        chunk = os.read(fd, 65536) if ready else b""
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return {"timed_out": False, "exit_code": os.waitstatus_to_exitcode(status),
+            "cpu_used": round(usage.ru_utime + usage.ru_stime, 2), "result": b"".join(chunks).decode("utf-8", "replace")}
+
+
+def _processes_in_namespace_of(pid: int) -> int:
+    try:
+        target = os.readlink(f"/proc/{pid}/ns/pid_for_children")
+        inner = os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return 0
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/ns/pid") in (target, inner):
+                    count += 1
+            except OSError:
+                continue
+    return count
+
+
+def _exec_import(config: dict, write_fd: int) -> None:
+    """In the forked pid 1: tighten everything that can be tightened, then become the import stage."""
+    limits = config["limits"]
+    # A /proc that shows only this namespace, in a mount namespace of its own so the warden keeps the outer one.
+    if _libc.unshare(CLONE_NEWNS) == 0:
+        _libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV, None)
+    try:
+        with open("/proc/sys/kernel/pid_max", "w") as fh:  # per-namespace on recent kernels
+            fh.write(str(max(PID_MAX_FLOOR, limits["max_processes"])))
+    except OSError:
+        pass
+    for name, value in (("RLIMIT_CPU", limits["cpu_seconds"]), ("RLIMIT_AS", limits["memory_bytes"]),
+                        ("RLIMIT_FSIZE", limits["file_size_bytes"]), ("RLIMIT_NOFILE", limits["open_files"]),
+                        ("RLIMIT_NPROC", limits["max_processes"]), ("RLIMIT_CORE", 0)):
+        hard = value + 2 if name == "RLIMIT_CPU" else value  # SIGXCPU first, so the cause is visible
+        resource.setrlimit(getattr(resource, name), (value, hard))
+    # Should the warden itself be killed, take pid 1 (and with it the whole namespace) along.
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    cap = 0
+    while _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
+        cap += 1
+    _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    # Root keeps inheritable capabilities across exec even with an empty bounding set: clear them all.
+    header = (ctypes.c_uint32 * 2)(_CAPABILITY_VERSION_3, 0)
+    _libc.capset(ctypes.byref(header), ctypes.byref((ctypes.c_uint32 * 6)()))
+    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError("no_new_privs refused")
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(2, 1)
+    os.dup2(write_fd, RESULT_FD)
+    os.chdir(config["home"])
+    env = {"HOME": config["home"], "TMPDIR": config["home"], "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    argv = [sys.executable, "-I", "-B", os.path.abspath(__file__), "import", json.dumps(config)]
+    os.execve(sys.executable, argv, env)
+
+
+def _emit(payload: dict) -> None:
+    sys.stdout.write(json.dumps(payload))
+    sys.stdout.flush()
+
+
+# -- import stage (pack code runs here) ------------------------------------------------------------------------
+
+_WATCHED = {
+    "socket.connect": "network", "socket.bind": "network", "socket.sendto": "network",
+    "socket.getaddrinfo": "network", "socket.gethostbyname": "network", "socket.gethostbyaddr": "network",
+    "urllib.Request": "network", "subprocess.Popen": "process", "os.system": "process", "os.exec": "process",
+    "os.posix_spawn": "process", "os.spawn": "process", "os.fork": "fork", "os.forkpty": "fork",
+}
+
+
+def import_stage(config: dict) -> None:
+    me = os.getpid()
+    events: list[list[str]] = []
+    counts: dict[str, int] = {}
+
+    def audit(event: str, args: tuple) -> None:
+        kind = _WATCHED.get(event)
+        if kind and os.getpid() == me:
+            counts[kind] = counts.get(kind, 0) + 1
+            if len(events) < 50:
+                events.append([event, repr(args)[:200]])
+
+    sys.addaudithook(audit)
+    unsafe = _privileges_left()
+    if unsafe:  # never import with privileges: report and stop
+        _write_result({"isolation_failed": unsafe})
+    # pid 1 of a namespace ignores signals it has no handler for, so the CPU limit needs one to take effect.
+    signal.signal(signal.SIGXCPU, lambda *_: os._exit(128 + signal.SIGXCPU))
+    result: dict = {"nodes": [], "events": events, "counts": counts, "error": None}
+    try:
+        pack = config["pack"]
+        if os.path.exists(os.path.join(pack, "__init__.py")):
+            result["nodes"] += _comfyui_nodes(config["module"], pack)
+        for name, target in config["entry_points"]:
+            result["nodes"] += _hearth_nodes(name, target, pack)
+    except BaseException as exc:  # noqa: BLE001 - SystemExit and MemoryError are findings too
+        result["error"] = {"type": type(exc).__name__, "message": str(exc)[:500], "errno": getattr(exc, "errno", None),
+                           "traceback": traceback.format_exc()[-3000:]}
+    if os.getpid() != me:  # a fork of the pack's reached here: only pid 1 reports
+        os._exit(0)
+    _write_result(result)
+
+
+def _write_result(result: dict) -> None:
+    data = json.dumps(result, default=repr).encode()
+    while data:
+        data = data[os.write(RESULT_FD, data):]
+    os._exit(0)
+
+
+def _privileges_left() -> str | None:
+    """Why this process is not safe to run pack code in, or None: checked, not assumed."""
+    status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+    for field in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
+        if int(status.get(field, "0").strip() or "0", 16):
+            return f"{field} is {status[field].strip()} after dropping capabilities"
+    if status.get("NoNewPrivs", "0").strip() != "1":
+        return "no_new_privs is not set"
+    return None
+
+
+def _comfyui_nodes(module: str, pack: str) -> list[dict]:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(module, os.path.join(pack, "__init__.py"),
+                                                  submodule_search_locations=[pack])
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[module] = mod
+    spec.loader.exec_module(mod)
+    mappings = getattr(mod, "NODE_CLASS_MAPPINGS", None)
+    if mappings is None and callable(getattr(mod, "register_nodes", None)):
+        return _from_hook(mod, module)  # a Hearth plugin module at the top of the pack
+    names = getattr(mod, "NODE_DISPLAY_NAME_MAPPINGS", None) or {}
+    return [_describe(str(name), cls, "comfyui", names.get(name)) for name, cls in dict(mappings or {}).items()]
+
+
+def _hearth_nodes(name: str, target: str, pack: str) -> list[dict]:
+    import importlib
+
+    for folder in (os.path.join(pack, "src"), pack):
+        if os.path.isdir(folder):
+            sys.path.insert(0, folder)
+    module_name, _, attr = target.partition(":")
+    obj = importlib.import_module(module_name.strip())
+    for part in filter(None, attr.strip().split(".")):
+        obj = getattr(obj, part)
+    return _from_hook(obj, name)
+
+
+def _from_hook(obj: object, name: str) -> list[dict]:
+    hook = getattr(obj, "register_nodes", None)
+    if hook is None:
+        return []
+    found = hook() or {}
+    if hasattr(found, "items"):
+        pairs = [(str(k), v, None) for k, v in found.items()]
+    else:
+        pairs = [(str(d.name), d.cls, getattr(d, "display_name", None)) for d in found]
+    return [dict(_describe(n, cls, "hearth", display), plugin=name) for n, cls, display in pairs]
+
+
+def _describe(name: str, cls: type, kind: str, display: object) -> dict:
+    node: dict = {"name": name, "kind": kind, "category": str(getattr(cls, "CATEGORY", "") or ""),
+                  "display_name": str(display or getattr(cls, "DISPLAY_NAME", None) or name),
+                  "inputs": {}, "outputs": [], "output_names": []}
+    try:
+        raw = cls.INPUT_TYPES()
+        for section in ("required", "optional", "hidden"):
+            items = (raw.get(section) or {}).items()
+            if section == "hidden":
+                node["inputs"][section] = {str(k): str(v) for k, v in items}
+            else:
+                node["inputs"][section] = {str(k): _input_type(v) for k, v in items}
+        outputs = getattr(cls, "RETURN_TYPES", ())
+        node["outputs"] = [t if isinstance(t, str) else "COMBO" for t in outputs]
+        node["output_names"] = [str(n) for n in (getattr(cls, "RETURN_NAMES", None) or node["outputs"])]
+    except Exception as exc:  # a node's own error; the other nodes are still listed
+        node["error"] = f"{type(exc).__name__}: {exc}"[:300]
+    return node
+
+
+def _input_type(value: object) -> str:
+    # (TYPE, options) where TYPE is a type name or a list of choices (a combo)
+    if isinstance(value, (list, tuple)) and value:
+        first = value[0]
+        return "COMBO" if isinstance(first, (list, tuple)) else str(first)
+    return str(value)
+
+
+def main(argv: list[str]) -> int:
+    mode, config = argv[1], json.loads(argv[2])
+    if mode == "warden":
+        return warden(config)
+    if mode == "import":
+        import_stage(config)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

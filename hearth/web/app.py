@@ -1,0 +1,112 @@
+"""The app factory: one FastAPI app with the ComfyUI API (bare and under /api), plugin routes, pack web folders and UIs.
+
+Mount order matters: API routes first, then plugin routes, then static folders, with ``/`` (the ComfyUI frontend
+when installed, else Hearth's UI) last so it never shadows an API path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from hearth.core.plugins import PluginManager
+from hearth.web import compat_routes, frontend
+from hearth.web.config import ServerConfig
+from hearth.web.routes import (
+    BadRequest,
+    error_response,
+    files,
+    hearth,
+    history,
+    nodes,
+    prompt,
+    templates,
+    users,
+    ws,
+)
+from hearth.web.runtime import ServerState
+from hearth.web.security import Guard, api_error
+
+log = logging.getLogger("hearth.web")
+API_ROUTERS = (prompt.router, history.router, nodes.router, files.router, users.router, templates.router,
+               hearth.router)
+
+
+def create_app(config: ServerConfig, plugins: PluginManager | None = None) -> FastAPI:
+    """Build the server; the worker thread starts with the app's lifespan and stops with it."""
+    state = ServerState(config, plugins)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.start(asyncio.get_running_loop())
+        try:
+            yield
+        finally:
+            compat_routes.uninstall(state)
+            await run_in_threadpool(state.stop)
+
+    app = FastAPI(title="Hearth", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.hearth = state
+    _add_error_handlers(app)
+    for router in API_ROUTERS:
+        app.include_router(router)
+        app.include_router(router, prefix="/api")
+    app.include_router(ws.router)
+    for route in state.plugins.routes():
+        for prefix in ("", "/api"):
+            app.add_api_route(prefix + route.path, _plugin_endpoint(route.handler), methods=[route.method.upper()],
+                              include_in_schema=False)
+    compat_routes.install(app, state)  # ComfyUI packs' PromptServer routes; after the API, before static folders
+    for pack, folder in sorted(state.web_directories().items()):
+        if folder.is_dir():
+            app.mount(f"/extensions/{pack}", StaticFiles(directory=folder), name=f"extension-{pack}")
+        else:
+            log.warning("pack %s names WEB_DIRECTORY %s, which is not a folder", pack, folder)
+    app.add_api_route("/hearth", _to_hearth_ui, include_in_schema=False)
+    app.mount("/hearth", StaticFiles(directory=frontend.HEARTH_STATIC, html=True), name="hearth-ui")
+    comfy_frontend = frontend.static_folder() if config.serve_frontend else None
+    state.frontend = "comfyui" if comfy_frontend is not None else "hearth"
+    app.mount("/", StaticFiles(directory=comfy_frontend or frontend.HEARTH_STATIC, html=True), name="root-ui")
+    app.add_middleware(Guard, token=state.token, max_body=config.max_upload_bytes,
+                       allowed_origins=config.allowed_origins)
+    return app
+
+
+async def _to_hearth_ui() -> Response:
+    return RedirectResponse("/hearth/")
+
+
+def _plugin_endpoint(handler: Callable[[Request], Awaitable[Any]]) -> Callable[[Request], Awaitable[Response]]:
+    """Plugins return a Response, or anything JSON-serializable."""
+
+    async def endpoint(request: Request) -> Response:
+        result = await handler(request)
+        return result if isinstance(result, Response) else JSONResponse(result)
+
+    endpoint.__name__ = getattr(handler, "__name__", "plugin_route")
+    return endpoint
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(BadRequest)
+    async def bad_request(request: Request, exc: BadRequest) -> Response:
+        return error_response(400, exc.kind, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_parameters(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
+        return error_response(400, "invalid_request", "Invalid request parameters", problems)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(api_error("server_error", f"{type(exc).__name__}: {exc}"), status_code=500)

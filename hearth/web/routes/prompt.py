@@ -1,0 +1,99 @@
+"""Queueing work: POST/GET /prompt, GET/POST /queue, POST /interrupt and POST /free, in ComfyUI's shapes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from hearth.core.comfy_compat.server import PromptServer
+from hearth.core.executor import PromptFormatError, parse_prompt
+from hearth.web.routes import BadRequest, clear_or_delete, get_state, json_body
+from hearth.web.runtime import ServerState
+
+router = APIRouter()
+
+
+@router.get("/prompt")
+async def get_prompt(state: ServerState = Depends(get_state)) -> dict[str, Any]:
+    return {"exec_info": {"queue_remaining": state.queue_remaining()}}
+
+
+@router.post("/prompt")
+async def post_prompt(request: Request, state: ServerState = Depends(get_state)) -> Any:
+    body = await json_body(request, kind="invalid_prompt")
+    if not isinstance(body, dict):
+        raise BadRequest("invalid_prompt", "Request body must be a JSON object with a 'prompt' key.")
+    body = PromptServer.instance.trigger_on_prompt(body)  # custom-node packs may rewrite the prompt first
+    if body.get("prompt") is None:
+        raise BadRequest("no_prompt", "No prompt provided", "No prompt provided")
+    prompt = body["prompt"]
+    extra_data = body.get("extra_data") or {}
+    if not isinstance(extra_data, dict):
+        raise BadRequest("invalid_prompt", "extra_data must be a JSON object.")
+    extra_data = dict(extra_data)
+    if body.get("client_id") is not None:
+        extra_data["client_id"] = str(body["client_id"])
+    extra_data.setdefault("create_time", int(time.time() * 1000))
+    number = body.get("number")
+    if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float))):
+        raise BadRequest("invalid_prompt", "number must be a number.")
+    targets = body.get("partial_execution_targets")
+    if targets is not None and (not isinstance(targets, list) or not all(isinstance(t, (str, int)) for t in targets)):
+        raise BadRequest("invalid_prompt", "partial_execution_targets must be a list of node ids.")
+    prompt_id = str(body.get("prompt_id") or uuid.uuid4())
+    if state.queue.contains(prompt_id):
+        raise BadRequest("invalid_prompt", f"A prompt with id {prompt_id} is already queued.",
+                            "Send a new prompt_id, or none to get one.")
+
+    try:
+        nodes = parse_prompt(prompt)
+        validation = await run_in_threadpool(state.executor.validator.validate, nodes,
+                                             [str(t) for t in targets] if targets is not None else None)
+    except PromptFormatError as exc:
+        raise BadRequest("invalid_prompt", "Invalid prompt", str(exc)) from None
+    except RecursionError:
+        raise BadRequest("invalid_prompt", "Invalid prompt", "the prompt is nested too deeply") from None
+    if not validation.ok:
+        return JSONResponse(validation.response(), status_code=400)
+    item = state.queue.put(prompt, validation.outputs, prompt_id=prompt_id, extra_data=extra_data,
+                           number=number, front=bool(body.get("front")))
+    state.broadcast_status()
+    return {"prompt_id": item.prompt_id, "number": item.number, "node_errors": validation.node_errors}
+
+
+@router.get("/queue")
+async def get_queue(state: ServerState = Depends(get_state)) -> dict[str, Any]:
+    return {"queue_running": [item.as_list() for item in state.queue.running()],
+            "queue_pending": [item.as_list() for item in state.queue.pending()]}
+
+
+@router.post("/queue")
+async def post_queue(request: Request, state: ServerState = Depends(get_state)) -> Response:
+    await clear_or_delete(request, state.queue.clear, state.queue.delete)
+    state.broadcast_status()
+    return Response(status_code=200)
+
+
+@router.post("/interrupt")
+async def interrupt(request: Request, state: ServerState = Depends(get_state)) -> Response:
+    body = await json_body(request, default={})
+    wanted = body.get("prompt_id") if isinstance(body, dict) else None
+    running = [item.prompt_id for item in state.queue.running()]
+    # With a prompt_id, only that prompt is stopped: a stale Cancel must not kill the next user's run.
+    if running and (wanted is None or wanted in running):
+        state.executor.interrupt()
+    return Response(status_code=200)
+
+
+@router.post("/free")
+async def free(request: Request, state: ServerState = Depends(get_state)) -> Response:
+    body = await json_body(request, default={})
+    if not isinstance(body, dict):
+        raise BadRequest("invalid_request", "Expected {\"unload_models\": bool, \"free_memory\": bool}.")
+    state.worker.request_free(bool(body.get("unload_models")), bool(body.get("free_memory")))
+    return Response(status_code=200)
