@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from hearth_comfy_compat import missing_names
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from hearth.cli.common import custom_nodes_option, echo_json, env_option, plugins_for
-from hearth.core.comfy_compat import missing_names
 
 
 @click.command()

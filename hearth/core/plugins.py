@@ -148,10 +148,10 @@ class PluginManager:
                     version = ep.dist.version if ep.dist is not None else ""
                     self._load(ep.name, "installed", ep.load, module=ep.value, version=version)
         if custom_nodes and wanted(CUSTOM_NODES_PLUGIN, "default"):
-            from hearth.core.custom_nodes import CustomNodesLoader
+            from hearth_comfy_compat.loader import CustomNodesLoader
 
             loader = CustomNodesLoader([Path(p) for p in custom_nodes], wanted=lambda n: wanted(n, "installed"))
-            self.register(loader, CUSTOM_NODES_PLUGIN, "default", module="hearth.core.custom_nodes")
+            self.register(loader, CUSTOM_NODES_PLUGIN, "default", module="hearth_comfy_compat.loader")
             for record in loader.load():
                 self.records[record.name] = record
         self.pm.check_pending()

@@ -22,11 +22,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from hearth_comfy_compat import aiohttp_web
+from hearth_comfy_compat.server import BinaryEventTypes, PromptServer
 from starlette.convertors import CONVERTOR_TYPES, Convertor, register_url_convertor
 from starlette.requests import Request as StarletteRequest
 
-from hearth.core.comfy_compat import aiohttp_web
-from hearth.core.comfy_compat.server import BinaryEventTypes, PromptServer
 from hearth.web.events import EventHub, encode_preview
 from hearth.web.security import api_error
 

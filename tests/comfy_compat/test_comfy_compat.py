@@ -7,9 +7,9 @@ import sys
 import threading
 from pathlib import Path
 
+import hearth_comfy_compat as comfy_compat
 import pytest
 
-from hearth.core import comfy_compat
 from hearth.core.context import Folders
 from hearth.core.executor import Executor
 from hearth.core.model_folders import ModelFolders, model_folders, set_default_model_folders
@@ -168,7 +168,7 @@ def test_the_hook_is_only_installed_when_packs_load() -> None:
             f"load_plugins(environ={{}}, entry_points=False, custom_nodes=[{str(PACKS)!r}])\n"
             "import folder_paths\nprint(folder_paths.__spec__.loader.__class__.__module__)\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["absent", "hearth.core.comfy_compat.hook"]
+    assert out.stdout.split() == ["absent", "hearth_comfy_compat.hook"]
 
 
 def test_uninstall_forgets_served_modules(pm: PluginManager) -> None:

@@ -8,12 +8,12 @@ import asyncio
 import json
 from pathlib import Path
 
+import hearth_comfy_compat as comfy_compat
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from hearth.cli.main import cli
-from hearth.core import comfy_compat
 from hearth.core.executor import Executor
 from hearth.core.model_folders import ModelFolders
 from hearth.core.plugins import PluginManager

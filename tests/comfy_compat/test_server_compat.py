@@ -8,12 +8,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import hearth_comfy_compat as comfy_compat
 import pytest
+from hearth_comfy_compat import aiohttp_web
+from hearth_comfy_compat.server import BinaryEventTypes, PromptServer
 from starlette.testclient import TestClient
 
-from hearth.core import comfy_compat
-from hearth.core.comfy_compat import aiohttp_web
-from hearth.core.comfy_compat.server import BinaryEventTypes, PromptServer
 from hearth.core.plugins import load_plugins
 from hearth.web.app import create_app
 from hearth.web.compat_routes import starlette_path

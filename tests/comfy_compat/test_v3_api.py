@@ -7,12 +7,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import hearth_comfy_compat as comfy_compat
 import numpy as np
 import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
-from hearth.core import comfy_compat
 from hearth.core.context import Folders
 from hearth.core.executor import Executor
 from hearth.core.plugins import PluginManager, load_plugins
@@ -267,7 +267,7 @@ def test_return_shapes_and_newer_schema_fields(tmp_path: Path) -> None:
 def test_entrypoints_run_inside_a_running_event_loop_and_bad_ones_are_reported(tmp_path: Path) -> None:
     import asyncio
 
-    from hearth.core.custom_nodes import CustomNodesLoader
+    from hearth_comfy_compat.loader import CustomNodesLoader
 
     (tmp_path / "good_v3").mkdir()
     (tmp_path / "good_v3" / "__init__.py").write_text(

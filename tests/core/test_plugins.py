@@ -163,7 +163,7 @@ class TestCustomNodes:
         assert "node 'ImageInvert' from plugin 'builtin_nodes' is shadowed by plugin 'clash_pack'" in pm.warnings
 
     def test_web_directory(self) -> None:
-        from hearth.core.custom_nodes import CustomNodesLoader
+        from hearth_comfy_compat.loader import CustomNodesLoader
 
         loader = CustomNodesLoader([CUSTOM_NODES])
         loader.load()

@@ -9,8 +9,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from hearth_comfy_compat.server import PromptServer
 
-from hearth.core.comfy_compat.server import PromptServer
 from hearth.core.executor import PromptFormatError, parse_prompt
 from hearth.web.routes import BadRequest, clear_or_delete, get_state, json_body
 from hearth.web.runtime import ServerState

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hearth.core import comfy_compat
+import hearth_comfy_compat as comfy_compat
 from hearth.core.hookspecs import hookimpl
 from hearth.core.nodes import NodeDefinition
 from hearth.core.plugins import PluginRecord
@@ -107,7 +107,7 @@ class CustomNodesLoader:
     def _add_web_directories_packs_registered(self) -> None:
         # Packs may register a web folder by writing nodes.EXTENSION_WEB_DIRS[name] = folder instead of
         # exporting WEB_DIRECTORY; the nodes module exists only if some pack imported it.
-        nodes_module = sys.modules.get("hearth.core.comfy_compat.comfy_nodes")
+        nodes_module = sys.modules.get("hearth_comfy_compat.comfy_nodes")
         for name, folder in getattr(getattr(nodes_module, "EXTENSION_WEB_DIRS", None), "added", {}).items():
             self.web_directories.setdefault(name, Path(folder).resolve())
 

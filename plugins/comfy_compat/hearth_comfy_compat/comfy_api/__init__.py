@@ -2,7 +2,7 @@
 
 A V3 pack exports ``comfy_entrypoint()`` (sync or async) returning a :class:`ComfyExtension` whose
 ``get_node_list()`` names its :class:`io.ComfyNode` classes; the custom-node loader registers each under its
-schema's ``node_id``. See :mod:`hearth.core.comfy_compat.comfy_api.io` for how a V3 class meets the V1 node contract.
+schema's ``node_id``. See :mod:`hearth_comfy_compat.comfy_api.io` for how a V3 class meets the V1 node contract.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import abc
 from typing import Any
 
 from hearth.core import context
-from hearth.core.comfy_compat.comfy_api import io, media, ui
+from hearth_comfy_compat.comfy_api import io, media, ui
 
 
 class ComfyExtension(abc.ABC):

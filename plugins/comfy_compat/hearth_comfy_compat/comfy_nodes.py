@@ -117,7 +117,7 @@ def common_ksampler(model: Any, seed: int, steps: int, cfg: float, sampler_name:
                     force_full_denoise: bool = False) -> tuple[dict[str, Any]]:
     """KSampler's body: ``(LATENT,)`` sampled from ``latent`` with the samplers plugin, progress and previews
     going to the running node."""
-    from hearth.core.comfy_compat.comfy_samplers import _lookup, _sampling
+    from hearth_comfy_compat.comfy_samplers import _lookup, _sampling
 
     _lookup("sampler", sampler_name)
     _lookup("scheduler", scheduler)

@@ -1,6 +1,6 @@
 """ComfyUI's ``comfy.sample`` module: seeded noise and the one-call samplers custom KSampler nodes are built from.
 
-Backed by the samplers plugin, like :mod:`hearth.core.comfy_compat.comfy_samplers`: the same seed, steps and settings
+Backed by the samplers plugin, like :mod:`hearth_comfy_compat.comfy_samplers`: the same seed, steps and settings
 give the same latent as Hearth's KSampler node.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hearth.core.comfy_compat.comfy_samplers import KSampler, _sampling
-from hearth.core.comfy_compat.comfy_samplers import sample as _guided_sample
+from hearth_comfy_compat.comfy_samplers import KSampler, _sampling
+from hearth_comfy_compat.comfy_samplers import sample as _guided_sample
 
 __all__ = ["fix_empty_latent_channels", "prepare_noise", "sample", "sample_custom"]
 

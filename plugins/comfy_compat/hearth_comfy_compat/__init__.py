@@ -6,10 +6,10 @@ first pack loads, and it stays installed because packs also import lazily inside
 installed as a top-level package, so a Python environment without packs never sees a ``folder_paths`` module.
 
 A name Hearth does not provide inside a served module does not stop the pack from loading: see
-:mod:`hearth.core.comfy_compat.hook`.
+:mod:`hearth_comfy_compat.hook`.
 """
 
-from hearth.core.comfy_compat.hook import (
+from hearth_comfy_compat.hook import (
     SERVED,
     HearthDoesNotProvide,
     install,

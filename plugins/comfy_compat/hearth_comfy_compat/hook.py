@@ -1,7 +1,7 @@
 """The import hook that serves ComfyUI's module names to custom-node packs, and the report of what Hearth lacks.
 
 Each served name (``comfy.utils``) gets its own module object whose attributes are looked up, live, in the
-Hearth module that implements it (``hearth.core.comfy_compat.comfy_utils``): a pack that edits a mutable value
+Hearth module that implements it (``hearth_comfy_compat.comfy_utils``): a pack that edits a mutable value
 (``folder_paths.folder_names_and_paths``, ``nodes.NODE_CLASS_MAPPINGS``) edits Hearth's.
 
 A name the Hearth module lacks:
@@ -31,35 +31,35 @@ from typing import Any
 
 # ComfyUI module name -> the Hearth module that implements it (None: a package that only holds submodules).
 SERVED: dict[str, str | None] = {
-    "folder_paths": "hearth.core.comfy_compat.folder_paths",
-    "nodes": "hearth.core.comfy_compat.comfy_nodes",
-    "node_helpers": "hearth.core.comfy_compat.node_helpers",
+    "folder_paths": "hearth_comfy_compat.folder_paths",
+    "nodes": "hearth_comfy_compat.comfy_nodes",
+    "node_helpers": "hearth_comfy_compat.node_helpers",
     "comfy": None,
-    "comfy.utils": "hearth.core.comfy_compat.comfy_utils",
-    "comfy.model_management": "hearth.core.comfy_compat.model_management",
-    "comfy.cli_args": "hearth.core.comfy_compat.cli_args",
+    "comfy.utils": "hearth_comfy_compat.comfy_utils",
+    "comfy.model_management": "hearth_comfy_compat.model_management",
+    "comfy.cli_args": "hearth_comfy_compat.cli_args",
     "comfy_execution": None,
-    "comfy_execution.graph": "hearth.core.comfy_compat.execution_graph",
-    "comfy_execution.graph_utils": "hearth.core.comfy_compat.execution_graph",
-    "server": "hearth.core.comfy_compat.server",
+    "comfy_execution.graph": "hearth_comfy_compat.execution_graph",
+    "comfy_execution.graph_utils": "hearth_comfy_compat.execution_graph",
+    "server": "hearth_comfy_compat.server",
     "comfy_api": None,
-    "comfy_api.latest": "hearth.core.comfy_compat.comfy_api",
-    "comfy_api.v0_0_2": "hearth.core.comfy_compat.comfy_api",
-    "comfy_api.input": "hearth.core.comfy_compat.comfy_api.media",
-    "comfy_api.input_impl": "hearth.core.comfy_compat.comfy_api.media",
-    "comfy_api.util": "hearth.core.comfy_compat.comfy_api.media",
-    "comfy.samplers": "hearth.core.comfy_compat.comfy_samplers",
-    "comfy.sample": "hearth.core.comfy_compat.comfy_sample",
-    "comfy.sd": "hearth.core.comfy_compat.comfy_sd",
-    "comfy.comfy_types": "hearth.core.comfy_compat.comfy_types",
-    "comfy.comfy_types.node_typing": "hearth.core.comfy_compat.comfy_types",
-    "latent_preview": "hearth.core.comfy_compat.latent_preview",
-    "execution": "hearth.core.comfy_compat.execution",
+    "comfy_api.latest": "hearth_comfy_compat.comfy_api",
+    "comfy_api.v0_0_2": "hearth_comfy_compat.comfy_api",
+    "comfy_api.input": "hearth_comfy_compat.comfy_api.media",
+    "comfy_api.input_impl": "hearth_comfy_compat.comfy_api.media",
+    "comfy_api.util": "hearth_comfy_compat.comfy_api.media",
+    "comfy.samplers": "hearth_comfy_compat.comfy_samplers",
+    "comfy.sample": "hearth_comfy_compat.comfy_sample",
+    "comfy.sd": "hearth_comfy_compat.comfy_sd",
+    "comfy.comfy_types": "hearth_comfy_compat.comfy_types",
+    "comfy.comfy_types.node_typing": "hearth_comfy_compat.comfy_types",
+    "latent_preview": "hearth_comfy_compat.latent_preview",
+    "execution": "hearth_comfy_compat.execution",
 }
 # Packs add routes with `from aiohttp import web`; without aiohttp installed they get the part of aiohttp.web
 # they use. An installed aiohttp is never shadowed: packs also use its client.
 if importlib.util.find_spec("aiohttp") is None:
-    SERVED.update({"aiohttp": "hearth.core.comfy_compat.aiohttp_root", "aiohttp.web": "hearth.core.comfy_compat.aiohttp_web"})
+    SERVED.update({"aiohttp": "hearth_comfy_compat.aiohttp_root", "aiohttp.web": "hearth_comfy_compat.aiohttp_web"})
 
 _IMPORT_FROM = dis.opmap["IMPORT_FROM"]
 _lock = threading.Lock()

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from hearth.core import context
-from hearth.core.comfy_compat.hook import custom_nodes_folders
 from hearth.core.model_folders import (
     ALIASES,
     MODEL_EXTENSIONS,
@@ -22,6 +21,7 @@ from hearth.core.model_folders import (
     UnknownFolderKind,
     model_folders,
 )
+from hearth_comfy_compat.hook import custom_nodes_folders
 
 # ComfyUI's set, as a mutable set: packs union it with their own extensions.
 supported_pt_extensions: set[str] = set(MODEL_EXTENSIONS)

@@ -16,7 +16,7 @@ MAX_PREVIEW_RESOLUTION = 512
 def prepare_callback(model: Any, steps: int, x0_output_dict: dict[str, Any] | None = None) -> Callable[..., None]:
     """A sampler callback ``(step, x0, x, total_steps)`` feeding the node's progress bar and preview; with
     ``x0_output_dict`` it also keeps the latest clean estimate under ``"x0"``."""
-    from hearth.core.comfy_compat.comfy_samplers import _sampling
+    from hearth_comfy_compat.comfy_samplers import _sampling
 
     return _sampling().progress_callback(model, x0_output_dict)
 
@@ -41,7 +41,7 @@ class LatentPreviewer:
 
 def get_previewer(device: Any, latent_format: Any) -> LatentPreviewer:
     """The previewer for latents of ``latent_format`` (an SD MODEL's ``model.latent_format``)."""
-    from hearth.core.comfy_compat.comfy_samplers import _sampling
+    from hearth_comfy_compat.comfy_samplers import _sampling
 
     _sampling()
     return LatentPreviewer(str(getattr(latent_format, "family", "") or ""))

@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from hearth.core.comfy_compat import hook
 from hearth.core.types import ExecutionBlocker
+from hearth_comfy_compat import hook
 
 # -- hidden inputs -----------------------------------------------------------------------------------------------
 

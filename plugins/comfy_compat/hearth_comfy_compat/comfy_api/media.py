@@ -2,7 +2,7 @@
 
 Images, masks and latents are plain values in Hearth as in ComfyUI, so their type names are given. The video
 classes (``VideoInput``, ``VideoFromFile``, ``VideoContainer``...) are not provided: a pack importing them still
-loads, and the node that uses one fails naming it (see :mod:`hearth.core.comfy_compat.hook`).
+loads, and the node that uses one fails naming it (see :mod:`hearth_comfy_compat.hook`).
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from hearth.core import context
-from hearth.core.comfy_compat import aiohttp_web as web
-from hearth.core.comfy_compat import hook
+from hearth_comfy_compat import aiohttp_web as web
+from hearth_comfy_compat import hook
 
 log = logging.getLogger("hearth.comfy_compat")
 
