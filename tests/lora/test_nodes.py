@@ -7,7 +7,6 @@ import threading
 import pytest
 import torch
 from click.testing import CliRunner
-from hearth_lora.cli import make_tiny_lora as make_tiny_lora_command
 from hearth_lora.loading import clear_cache
 from hearth_lora.nodes import LoraLoader, LoraLoaderModelOnly
 from hearth_lora.plugin import register_tiny_models
@@ -97,12 +96,14 @@ def test_hook_tiny_loras_fit_the_tiny_checkpoints(tmp_path):
 
 
 def test_make_tiny_lora_command(tmp_path):
+    from hearth.cli.main import cli
+
     base = make_tiny_checkpoint("sdxl", tmp_path / "tiny-sdxl.safetensors")
     runner = CliRunner()
-    result = runner.invoke(make_tiny_lora_command, ["--base", str(base), "--out", str(tmp_path / "l.safetensors")])
+    result = runner.invoke(cli, ["models", "make-tiny", "lora", "--base", str(base), "--out", str(tmp_path / "l.safetensors")])
     assert result.exit_code == 0 and (tmp_path / "l.safetensors").is_file(), result.output
-    bad = runner.invoke(make_tiny_lora_command, ["--base", str(tmp_path / "none.safetensors"),
-                                                 "--out", str(tmp_path / "m.safetensors")])
+    bad = runner.invoke(cli, ["models", "make-tiny", "lora", "--base", str(tmp_path / "none.safetensors"),
+                              "--out", str(tmp_path / "m.safetensors")])
     assert bad.exit_code == 2 and "none.safetensors" in bad.output and "Traceback" not in bad.output
 
 

@@ -10,7 +10,6 @@ import torch
 from click.testing import CliRunner
 from hearth_sd import plugin
 from hearth_sd.checkpoint import detect_family, load_checkpoint, load_vae, read_state_dict
-from hearth_sd.cli import make_tiny
 from hearth_sd.families import FAMILIES
 from hearth_sd.ops import compute_dtype_of
 from hearth_sd.sdxl_conditioning import sdxl_adm, sdxl_refiner_adm
@@ -140,16 +139,22 @@ def test_standalone_vae_file(tiny_files, loaded, tmp_path):
 
 
 def test_cli_make_tiny(tmp_path):
+    from hearth.cli.main import cli
+
+    def make_tiny(*args: str):
+        return CliRunner().invoke(cli, ["models", "make-tiny", *args])
+
     out = tmp_path / "m.safetensors"
-    result = CliRunner().invoke(make_tiny, ["sdxl", "--out", str(out)])
+    result = make_tiny("sdxl", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "wrote" in result.output and load_checkpoint(out).family.name == "sdxl"
-    bad = CliRunner().invoke(make_tiny, ["sd1", "--out", str(tmp_path / "m.ckpt")])
+    bad = make_tiny("sd1", "--out", str(tmp_path / "m.ckpt"))
     assert bad.exit_code == 2 and ".safetensors" in bad.output
-    every = CliRunner().invoke(make_tiny, ["all", "--models-dir", str(tmp_path / "models")])
-    assert every.exit_code == 0 and every.output.count("wrote") == 4
-    assert (tmp_path / "models" / "checkpoints" / "tiny-sdxl-refiner.safetensors").is_file()
-    assert CliRunner().invoke(make_tiny, ["all", "--out", str(out)]).exit_code == 2
+    every = make_tiny("all", "--models-dir", str(tmp_path / "models"))
+    assert every.exit_code == 0, every.output
+    for name in ["sd1", "sd2", "sdxl", "sdxl-refiner"]:
+        assert (tmp_path / "models" / "checkpoints" / f"tiny-{name}.safetensors").is_file()
+    assert make_tiny("all", "--out", str(out)).exit_code == 2
 
 
 def test_hook_register_model_formats(hearth_plugins, tiny_files):
