@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hearth.core.types import Stash
-
 
 class InterruptProcessing(Exception):
     """Raised inside a node when the user interrupted the prompt; the executor reports it, not as an error."""
@@ -53,7 +51,6 @@ class ExecutionContext:
     folders: Folders
     emit: Callable[[str, dict[str, Any]], None]
     interrupt: threading.Event
-    stash: Stash = field(default_factory=Stash)
 
     def check_interrupted(self) -> None:
         if self.interrupt.is_set():

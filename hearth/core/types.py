@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 ANY = "*"
 
@@ -47,39 +45,3 @@ class ExecutionBlocker:
 
     def __repr__(self) -> str:
         return f"ExecutionBlocker({self.message!r})"
-
-
-class StashKey(Generic[T]):
-    """A typed key for :class:`Stash`; plugins keep their own state under keys they own."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str = "") -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"StashKey({self.name!r})"
-
-
-class Stash:
-    """Per-object storage for plugins, keyed by :class:`StashKey`, so nothing is bolted onto core objects."""
-
-    __slots__ = ("_items",)
-
-    def __init__(self) -> None:
-        self._items: dict[StashKey[Any], Any] = {}
-
-    def __getitem__(self, key: StashKey[T]) -> T:
-        return self._items[key]
-
-    def __setitem__(self, key: StashKey[T], value: T) -> None:
-        self._items[key] = value
-
-    def __contains__(self, key: StashKey[Any]) -> bool:
-        return key in self._items
-
-    def get(self, key: StashKey[T], default: T | None = None) -> T | None:
-        return self._items.get(key, default)
-
-    def setdefault(self, key: StashKey[T], default: T) -> T:
-        return self._items.setdefault(key, default)
