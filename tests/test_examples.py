@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from hearth.cli.main import cli
-from hearth.core.plugins import load_plugins
+from hearth.core.plugins import PluginManager
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples" / "workflows").glob("*.json"))
 # Frontend-only nodes of UI-format files: the conversion to the API format drops them.
@@ -30,7 +30,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def registered() -> set[str]:
-    return set(load_plugins(environ={}).nodes())
+    return set(PluginManager().load(environ={}).nodes())
 
 
 def node_types(workflow: Path) -> set[str]:

@@ -12,8 +12,10 @@ from typing import Any
 import click
 
 from hearth.cli.main import UserError
+from hearth.core.executor.cache import make_cache
 from hearth.core.executor.workflow import WorkflowFileError, read_workflow_file
-from hearth.core.plugins import PluginManager, load_plugins
+from hearth.core.plugins import PluginManager
+from hearth.core.runtime import Runtime
 
 
 def custom_nodes_option(fn: Any) -> Any:
@@ -79,14 +81,40 @@ def plugin_source(custom_nodes: tuple[Path, ...], env_name: str | None) -> Plugi
     return PluginSource(folders, [site_packages], env_name)
 
 
-def plugins_for(custom_nodes: tuple[Path, ...], quiet: bool = False, env_name: str | None = None) -> PluginManager:
-    source = plugin_source(custom_nodes, env_name)
-    manager = load_plugins(custom_nodes=source.custom_nodes, site_packages=source.site_packages)
+def runtime_for(custom_nodes: tuple[Path, ...] = (), env_name: str | None = None, *, quiet: bool = False,
+                load: bool = True, models_dir: Path = Path("models"), extra_model_paths: tuple[Path, ...] = (),
+                cache: str = "classic", vram_mb: int | None = None, output: Path = Path("output"),
+                input: Path = Path("input"), temp: Path | None = None) -> Runtime:
+    """The Runtime a command's options describe: how run, serve, nodes, plugins and make-tiny all build theirs.
+
+    Bad options are one-line user errors, in the order a user reads them: ``--cache``, a missing
+    ``--extra-model-paths-config`` file, ``--env``, then a bad extra model paths file. With ``load``, plugins load now (inside the Runtime) and, unless ``quiet``,
+    each one that failed is named on stderr.
+    """
+    try:
+        make_cache(cache)
+    except ValueError as exc:
+        raise UserError(f"--cache: {exc}") from None
+    for config in extra_model_paths:
+        if not config.is_file():
+            raise UserError(f"--extra-model-paths-config {config}: no such file")
+    source = plugin_source(custom_nodes, env_name)  # a missing environment fails here, before anything starts
+    try:
+        runtime = Runtime.build(models_dir=models_dir.resolve(), extra_model_paths=extra_model_paths,
+                                custom_nodes=source.custom_nodes, site_packages=source.site_packages, cache=cache,
+                                vram_mb=vram_mb, output=output, input=input, temp=temp)
+    except ValueError as exc:
+        raise UserError(f"--extra-model-paths-config: {exc}") from None
+    if load:
+        report_plugin_errors(runtime.plugins, quiet)
+    return runtime
+
+
+def report_plugin_errors(plugins: PluginManager, quiet: bool = False) -> None:
     if not quiet:
-        for record in manager.records.values():
+        for record in plugins.records.values():
             if record.error:
                 click.echo(f"warning: plugin {record.name} not loaded: {record.error} (see `comfy plugins`)", err=True)
-    return manager
 
 
 def read_json(path: Path) -> Any:

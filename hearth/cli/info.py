@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hearth.cli.common import custom_nodes_option, echo_json, env_option, plugins_for
+from hearth.cli.common import custom_nodes_option, echo_json, env_option, runtime_for
 
 
 @click.command()
@@ -19,8 +19,9 @@ from hearth.cli.common import custom_nodes_option, echo_json, env_option, plugin
 @env_option
 def nodes(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None) -> None:
     """List every node type the loaded plugins provide."""
-    registry = plugins_for(custom_nodes, env_name=env_name).nodes()
-    info = registry.object_info()
+    runtime = runtime_for(custom_nodes, env_name)
+    registry = runtime.nodes
+    info = runtime.call(registry.object_info)  # INPUT_TYPES list the Runtime's model folders and samplers
     if as_json:
         echo_json(info)
         return
@@ -43,8 +44,9 @@ def nodes(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None) -
 def plugins(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None) -> None:
     """List loaded plugins with their tier, node count, any load error, and the ComfyUI internals a custom-node
     pack uses that Hearth lacks (its nodes that touch them fail; the rest work)."""
-    manager = plugins_for(custom_nodes, quiet=True, env_name=env_name)
-    manager.nodes()  # counts nodes per plugin and surfaces name clashes
+    runtime = runtime_for(custom_nodes, env_name, quiet=True)
+    manager = runtime.plugins
+    runtime.nodes  # noqa: B018 - building the registry counts nodes per plugin and surfaces name clashes
     records = sorted(manager.records.values(), key=lambda r: (r.tier != "essential", r.tier != "default", r.name))
     # Recorded as packs import them; names a pack reaches only inside a node show up once that node has run.
     missing = missing_names()

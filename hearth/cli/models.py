@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from hearth.cli.common import custom_nodes_option, echo_json, plugins_for
+from hearth.cli.common import custom_nodes_option, echo_json, runtime_for
 from hearth.cli.main import UserError
 from hearth.core.model_folders import ModelFolders, TinyModel, write_tiny_models
 
@@ -24,20 +24,10 @@ def model_folder_options(fn: Any) -> Any:
                         help="Base folder of model files (checkpoints/, vae/, loras/... as in ComfyUI).")(fn)
 
 
-def model_folders_from(models_dir: Path, extra_model_paths: tuple[Path, ...]) -> ModelFolders:
-    """The :class:`ModelFolders` the options describe; a bad YAML file is a one-line user error."""
-    for config in extra_model_paths:
-        if not config.is_file():
-            raise UserError(f"--extra-model-paths-config {config}: no such file")
-    try:
-        return ModelFolders(models_dir.resolve(), extra_configs=extra_model_paths)
-    except ValueError as exc:
-        raise UserError(f"--extra-model-paths-config: {exc}") from None
-
-
 def tiny_models(custom_nodes: tuple[Path, ...] = ()) -> dict[str, TinyModel]:
     """Every tiny model the loaded plugins offer, by name."""
-    return dict(sorted(plugins_for(custom_nodes).resolve_named("register_tiny_models", "tiny model").items()))
+    plugins = runtime_for(custom_nodes).plugins
+    return dict(sorted(plugins.resolve_named("register_tiny_models", "tiny model").items()))
 
 
 @click.command("make-tiny")

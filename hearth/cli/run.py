@@ -11,15 +11,13 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hearth.cli.common import custom_nodes_option, echo_json, env_option, plugins_for, read_json
+from hearth.cli.common import custom_nodes_option, echo_json, env_option, read_json, runtime_for
 from hearth.cli.main import UserError
-from hearth.cli.models import model_folder_options, model_folders_from
-from hearth.core import context
+from hearth.cli.models import model_folder_options
 from hearth.core.context import Folders
-from hearth.core.executor import Executor, PromptFormatError, parse_prompt
-from hearth.core.executor.cache import make_cache
+from hearth.core.executor import PromptFormatError, parse_prompt
 from hearth.core.executor.workflow import is_ui_workflow, ui_to_api
-from hearth.core.model_folders import set_default_model_folders
+from hearth.core.runtime import Runtime
 
 
 def parse_assignment(text: str) -> tuple[str, str, Any]:
@@ -70,15 +68,14 @@ def run(workflow: Path, out_dir: Path, input_dir: Path, assignments: tuple[str, 
     """Run WORKFLOW.json and print the paths of the files it saved."""
     if as_json and not check:
         raise UserError("--json works with --check only (comfy run --check --json WORKFLOW.json)")
-    try:
-        cache = make_cache(cache_spec)
-    except ValueError as exc:
-        raise UserError(f"--cache: {exc}") from None
-    # Before the node registry is built: loader nodes list these folders in their inputs.
-    set_default_model_folders(model_folders_from(models_dir, extra_model_paths))
-    plugins = plugins_for(custom_nodes, env_name=env_name)
-    registry = plugins.nodes()
-    prompt, ui_workflow = load_workflow(workflow, registry)
+    runtime = runtime_for(custom_nodes, env_name, models_dir=models_dir, extra_model_paths=extra_model_paths,
+                          cache=cache_spec, vram_mb=vram_mb, output=out_dir, input=input_dir, temp=out_dir / "temp")
+    with runtime.activate():  # a UI workflow's widgets map through INPUT_TYPES, which list the Runtime's folders
+        _run(runtime, workflow, assignments, check, as_json)
+
+
+def _run(runtime: Runtime, workflow: Path, assignments: tuple[str, ...], check: bool, as_json: bool) -> None:
+    prompt, ui_workflow = load_workflow(workflow, runtime.nodes)
     for node_id, name, value in map(parse_assignment, assignments):
         node = prompt.get(node_id) if isinstance(prompt, dict) else None
         if not isinstance(node, dict):
@@ -89,9 +86,7 @@ def run(workflow: Path, out_dir: Path, input_dir: Path, assignments: tuple[str, 
     except PromptFormatError as exc:
         raise UserError(f"{workflow}: invalid_prompt: {exc}") from None
 
-    folders = Folders(output=out_dir, input=input_dir, temp=out_dir / "temp")
-    context.set_default_folders(folders)
-    executor = Executor(registry, cache=cache, folders=folders, plugins=plugins)
+    executor = runtime.executor
     validation = executor.validator.validate(nodes)
     if check:
         if as_json:
@@ -109,7 +104,6 @@ def run(workflow: Path, out_dir: Path, input_dir: Path, assignments: tuple[str, 
         click.echo(f"warning: outputs {', '.join(entry['dependent_outputs'])} skipped: node {node_id} "
                    f"({entry['class_type']}): {entry['errors'][0]['message']}", err=True)
 
-    use_model_manager(plugins, vram_mb)
     extra = {"extra_pnginfo": {"workflow": ui_workflow}} if ui_workflow is not None else {}
     with _ProgressView(len(nodes)) as view:
         result = executor.execute(nodes, validation.outputs, prompt_id=workflow.stem, extra_data=extra,
@@ -127,17 +121,8 @@ def run(workflow: Path, out_dir: Path, input_dir: Path, assignments: tuple[str, 
             f"{err.get('exception_message')}" + ("" if debug else " (run with --debug for the traceback)"))
         failure.exit_code = 1
         raise failure
-    for path in output_files(result.outputs, folders):
+    for path in output_files(result.outputs, runtime.folders):
         click.echo(str(path))
-
-
-def use_model_manager(plugins: Any, vram_mb: int | None) -> None:
-    """Set up the process's model manager: the ``--vram`` budget, and plugins' memory estimates."""
-    from hearth.core.models.manager import ModelManager, default_manager, set_default_manager
-
-    if vram_mb is not None:
-        set_default_manager(ModelManager(vram_mb=vram_mb))
-    default_manager().use_plugins(plugins)
 
 
 def output_files(outputs: dict[str, dict[str, Any]], folders: Folders) -> list[Path]:

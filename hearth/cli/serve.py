@@ -8,14 +8,10 @@ from pathlib import Path
 
 import click
 
-from hearth.cli.common import custom_nodes_option, env_option, plugin_source
+from hearth.cli.common import custom_nodes_option, env_option, report_plugin_errors, runtime_for
 from hearth.cli.main import UserError
-from hearth.cli.models import model_folder_options, model_folders_from
-from hearth.cli.run import use_model_manager
+from hearth.cli.models import model_folder_options
 from hearth.core.context import Folders
-from hearth.core.executor.cache import make_cache
-from hearth.core.model_folders import set_default_model_folders
-from hearth.core.plugins import load_plugins
 
 
 def check_port(host: str, port: int) -> None:
@@ -64,15 +60,8 @@ def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: st
           allowed_origins: tuple[str, ...], vram_mb: int | None, no_frontend: bool, log_level: str, models_dir: Path,
           extra_model_paths: tuple[Path, ...], custom_nodes: tuple[Path, ...]) -> None:
     """Serve the ComfyUI HTTP/WebSocket API, a persisted queue and the browser UI."""
-    try:
-        make_cache(cache_spec)
-    except ValueError as exc:
-        raise UserError(f"--cache: {exc}") from None
     if token is not None and not token.strip():
         raise UserError("--token: the token must not be empty")
-    source = plugin_source(custom_nodes, env_name)  # a missing environment fails here, before anything starts
-    # Before plugins load: loader nodes list these folders in their inputs. /models lists the base folder.
-    set_default_model_folders(model_folders_from(models_dir, extra_model_paths))
     import uvicorn
 
     from hearth.web.app import create_app
@@ -82,24 +71,22 @@ def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: st
     folders = Folders(output=out_dir or data_dir / "output", input=input_dir or data_dir / "input",
                       temp=temp_dir or data_dir / "temp")
     config = ServerConfig(host=host, port=port, data=data_dir, folders=folders, cache=cache_spec, token=token,
-                          custom_nodes=source.custom_nodes, models_dir=models_dir,
-                          max_upload_mb=max_upload_mb, allowed_origins=list(allowed_origins),
+                          models_dir=models_dir, max_upload_mb=max_upload_mb, allowed_origins=list(allowed_origins),
                           serve_frontend=not no_frontend)
+    # Plugins load with the app, after the port check: the Runtime is cheap until something asks for them.
+    runtime = runtime_for(custom_nodes, env_name, load=False, models_dir=config.models_dir,
+                          extra_model_paths=extra_model_paths, cache=cache_spec, vram_mb=vram_mb,
+                          output=config.folders.output, input=config.folders.input, temp=config.folders.temp)
+    config.custom_nodes = list(runtime.options.custom_nodes)
     check_port(host, port)
-    # Loaded here rather than by the app only when an environment is named, so the plain path stays as it was.
-    plugins = load_plugins(custom_nodes=source.custom_nodes, site_packages=source.site_packages) \
-        if source.site_packages is not None else None
     try:
-        app = create_app(config, plugins)
+        app = create_app(config, runtime=runtime)
     except DataFolderInUse as exc:
         raise UserError(f"--data: {exc}") from None
     except OSError as exc:
         raise UserError(f"--data {data_dir}: {exc}") from None
     state = app.state.hearth
-    use_model_manager(state.plugins, vram_mb)
-    for record in state.plugins.records.values():
-        if record.error:
-            click.echo(f"warning: plugin {record.name} not loaded: {record.error} (see `comfy plugins`)", err=True)
+    report_plugin_errors(state.plugins)
     for prompt_id in state.queue.recovered:
         click.echo(f"warning: prompt {prompt_id} was running when the server stopped; marked failed", err=True)
     shown = f"[{host}]" if ":" in host else host

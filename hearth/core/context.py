@@ -1,7 +1,8 @@
 """What a running node can ask of the executor: its folders, progress reporting and interruption.
 
 Nodes written against ComfyUI's V1 contract get no context argument, so the executor sets one in a context
-variable while a node runs; ``hearth.core.context.current()`` returns it (``None`` outside execution).
+variable while a node runs; ``hearth.core.context.current()`` returns it (``None`` outside execution). Outside a
+node, :func:`folders` answers from the current :class:`~hearth.core.runtime.Runtime`.
 """
 
 from __future__ import annotations
@@ -87,19 +88,19 @@ def check_interrupted() -> None:
         ctx.check_interrupted()
 
 
-_default_folders = Folders()
-
-
-def set_default_folders(value: Folders) -> None:
-    """Set the folders used outside execution (``INPUT_TYPES`` listing input files, for example)."""
-    global _default_folders
-    _default_folders = value
-
-
 def folders() -> Folders:
-    """The folders of the running prompt; outside execution, the process default."""
+    """The folders of the running prompt; outside execution, the current Runtime's.
+
+    Outside every Runtime: ``./output``, ``./input`` and ``./temp`` of the working directory, made fresh on each
+    call, so nothing set in one run can leak into another.
+    """
     ctx = _current.get()
-    return ctx.folders if ctx is not None else _default_folders
+    if ctx is not None:
+        return ctx.folders
+    from hearth.core.runtime import current_runtime  # deferred: the runtime module imports this one
+
+    runtime = current_runtime()
+    return runtime.folders if runtime is not None else Folders()
 
 
 def enter(ctx: ExecutionContext) -> contextvars.Token:

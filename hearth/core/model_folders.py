@@ -14,8 +14,8 @@ ComfyUI or A1111 model folder works as it is::
             models/LyCORIS
 
 Loader nodes list a kind (``list("checkpoints")``: names relative to their folder, ``/``-separated, recursive)
-for their combo inputs, and resolve the chosen name with ``find``. The CLI sets the process default
-(:func:`set_default_model_folders`); nodes read it with :func:`model_folders`.
+for their combo inputs, and resolve the chosen name with ``find``. Each :class:`~hearth.core.runtime.Runtime` owns
+one, built from its options; nodes read the current Runtime's with :func:`model_folders`.
 """
 
 from __future__ import annotations
@@ -218,21 +218,17 @@ class ModelFolders:
         return {kind: [str(p) for p in self._folders[kind]] for kind in self.kinds()}
 
 
-_default: ModelFolders | None = None
-
-
-def set_default_model_folders(folders: ModelFolders | None) -> None:
-    """Install the process's model folders (``comfy run`` / ``comfy serve`` do, from their options)."""
-    global _default
-    _default = folders
-
-
 def model_folders() -> ModelFolders:
-    """The process's model folders; ``./models`` until the CLI sets them."""
-    global _default
-    if _default is None:
-        _default = ModelFolders()
-    return _default
+    """The current Runtime's model folders (``--models-dir``, ``--extra-model-paths-config``).
+
+    Outside every Runtime: a fresh ``ModelFolders()`` for ``./models`` on each call. Reading it is what a library
+    user expects; a folder added to it (ComfyUI's ``folder_paths.add_model_folder_path``) is forgotten at once
+    rather than leaking into the next Runtime.
+    """
+    from hearth.core.runtime import current_runtime  # deferred: the runtime module imports this one
+
+    runtime = current_runtime()
+    return runtime.model_folders if runtime is not None else ModelFolders()
 
 
 @dataclass(frozen=True)

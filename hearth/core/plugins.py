@@ -363,24 +363,14 @@ class _PreferFolders(importlib.abc.MetaPathFinder):
         return importlib.machinery.PathFinder.find_spec(fullname, self.folders)
 
 
-# The manager the process runs with. Node classes are plain classes and ComfyUI calls INPUT_TYPES without
-# arguments, so a node that lists what other plugins registered (KSampler's sampler names) has no other way to
-# reach the merged registry.
-_active: PluginManager | None = None
-
-
-def load_plugins(**kwargs: Any) -> PluginManager:
-    """Create a plugin manager, load every tier (see :meth:`PluginManager.load`) and make it the active one."""
-    global _active
-    previous, _active = _active, None  # while it loads, no older manager answers for it (packs read samplers)
-    try:
-        _active = PluginManager().load(**kwargs)
-    except BaseException:
-        _active = previous
-        raise
-    return _active
-
-
 def active_plugins() -> PluginManager | None:
-    """The plugin manager most recently made by :func:`load_plugins`, or ``None`` before any was loaded."""
-    return _active
+    """The current Runtime's plugin manager (loaded on first use), or ``None``.
+
+    ``None`` outside every Runtime, and while the Runtime's plugins are loading in this thread (a pack asking at
+    import time): node classes are plain classes and ComfyUI calls ``INPUT_TYPES`` without arguments, so a node
+    that lists what other plugins registered (KSampler's sampler names) reaches the merged registry here.
+    """
+    from hearth.core.runtime import current_runtime  # deferred: the runtime module imports this one
+
+    runtime = current_runtime()
+    return runtime.loaded_plugins() if runtime is not None else None

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from hearth.core.plugins import PluginManager
+from hearth.core.runtime import Runtime
 from hearth.web import compat_routes, frontend
 from hearth.web.config import ServerConfig
 from hearth.web.routes import (
@@ -41,9 +42,14 @@ API_ROUTERS = (prompt.router, history.router, nodes.router, files.router, users.
                hearth.router)
 
 
-def create_app(config: ServerConfig, plugins: PluginManager | None = None) -> FastAPI:
-    """Build the server; the worker thread starts with the app's lifespan and stops with it."""
-    state = ServerState(config, plugins)
+def create_app(config: ServerConfig, runtime: Runtime | None = None, *,
+               plugins: PluginManager | None = None) -> FastAPI:
+    """Build the server; the worker thread starts with the app's lifespan and stops with it.
+
+    ``runtime``: what the server runs (``comfy serve`` builds it); by default one built from ``config``, with
+    ``plugins`` when given.
+    """
+    state = ServerState(config, runtime, plugins=plugins)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,7 +84,21 @@ def create_app(config: ServerConfig, plugins: PluginManager | None = None) -> Fa
     app.mount("/", StaticFiles(directory=comfy_frontend or frontend.HEARTH_STATIC, html=True), name="root-ui")
     app.add_middleware(Guard, token=state.token, max_body=config.max_upload_bytes,
                        allowed_origins=config.allowed_origins)
+    app.add_middleware(InRuntime, runtime=state.runtime)
     return app
+
+
+class InRuntime:
+    """Runs every request inside the server's Runtime: ``/object_info`` calls ``INPUT_TYPES``, which list its model
+    folders, and the thread pool a route hands work to copies the request's context."""
+
+    def __init__(self, app: Any, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        with self.runtime.activate():
+            await self.app(scope, receive, send)
 
 
 async def _to_hearth_ui() -> Response:

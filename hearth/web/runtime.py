@@ -1,6 +1,7 @@
-"""The running server's state: plugins, node registry, executor, persisted queue, worker thread and event hub.
+"""The running server's state: its Runtime (plugins, node registry, executor), persisted queue, worker and event hub.
 
-Route modules get this object from ``request.app.state.hearth``; nothing here knows about HTTP.
+Route modules get this object from ``request.app.state.hearth``; nothing here knows about HTTP. Requests and the
+worker thread run inside the server's Runtime (the app activates it per request, the executor around each prompt).
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import threading
 import time
 from typing import Any
 
-from hearth.core import context
-from hearth.core.executor import Executor
 from hearth.core.executor.execution import ExecutionResult
 from hearth.core.executor.queue import QueueItem, Worker
-from hearth.core.plugins import PluginManager, load_plugins
+from hearth.core.plugins import PluginManager
+from hearth.core.runtime import Runtime, RuntimeOptions
 from hearth.web.config import ServerConfig
 from hearth.web.events import EventHub, ExecutionEvents
 from hearth.web.store import Database, PersistentHistory, PersistentQueue, lock_data_folder
@@ -24,14 +24,14 @@ from hearth.web.store import Database, PersistentHistory, PersistentQueue, lock_
 log = logging.getLogger("hearth.web")
 
 
-def memory_manager() -> Any | None:
-    """The model manager of ``hearth.core.models`` when it imports (it brings torch), else ``None``."""
+def memory_manager(runtime: Runtime) -> Any | None:
+    """The Runtime's model manager when ``hearth.core.models`` imports (it brings torch), else ``None``."""
     try:
-        module = importlib.import_module("hearth.core.models.manager")
+        importlib.import_module("hearth.core.models.manager")
     except Exception:  # no torch, or hearth.core.models unfinished: the server runs without model memory figures
         log.debug("hearth.core.models.manager is not importable", exc_info=True)
         return None
-    return module.default_manager()
+    return runtime.manager
 
 
 class ServerWorker(Worker):
@@ -60,7 +60,7 @@ class ServerWorker(Worker):
         if request["free_memory"]:
             # Cached outputs hold tensors and model objects; dropping them is what lets that memory go.
             self.executor.cache.clear()
-        manager = memory_manager()
+        manager = memory_manager(self.executor.runtime) if self.executor.runtime is not None else None
         try:
             if manager is not None:
                 self.last_free = manager.free(**request)
@@ -72,9 +72,14 @@ class ServerWorker(Worker):
 
 
 class ServerState:
-    """Everything one ``comfy serve`` process holds, built from a :class:`ServerConfig`."""
+    """Everything one ``comfy serve`` process holds, built from a :class:`ServerConfig`.
 
-    def __init__(self, config: ServerConfig, plugins: PluginManager | None = None) -> None:
+    :param runtime: the Runtime to serve (``comfy serve`` builds it from its options); by default one built from
+        ``config`` (its folders, models folder, custom nodes and cache), with ``plugins`` when given.
+    """
+
+    def __init__(self, config: ServerConfig, runtime: Runtime | None = None, *,
+                 plugins: PluginManager | None = None) -> None:
         self.config = config
         self.lock = lock_data_folder(config.data)  # first: nothing may touch the data of a running server
         self.token = config.require_token()
@@ -84,10 +89,14 @@ class ServerState:
         for folder in (folders.output, folders.input, folders.temp, config.user_dir / "workflows",
                        config.user_dir / "subgraphs", config.models_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        context.set_default_folders(folders)
-        self.plugins = plugins if plugins is not None else load_plugins(custom_nodes=config.custom_nodes)
-        self.registry = self.plugins.nodes()
-        self.executor = Executor(self.registry, cache=config.cache, folders=folders, plugins=self.plugins)
+        if runtime is None:
+            runtime = Runtime(RuntimeOptions(
+                models_dir=config.models_dir, custom_nodes=tuple(config.custom_nodes), cache=config.cache,
+                output=folders.output, input=folders.input, temp=folders.temp), plugins=plugins)
+        self.runtime = runtime
+        self.plugins = runtime.plugins
+        self.registry = runtime.nodes
+        self.executor = runtime.executor
         self.db = Database(config.database)
         self.history = PersistentHistory(self.db, config.history_max_items)
         self.queue = PersistentQueue(self.db, self.history)

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 import torch
 
-from hearth.core import context
 from hearth.core.builtin_nodes import MODULES
 from hearth.core.context import Folders
 
@@ -39,13 +38,8 @@ def _two_threads() -> Iterator[None]:
 
 @pytest.fixture
 def folders(hearth_folders: Folders) -> Iterator[Folders]:
-    """This test's input/output/temp folders, set as the process default (as ``comfy run`` does)."""
-    previous = context.folders()
-    context.set_default_folders(hearth_folders)
-    try:
-        yield hearth_folders
-    finally:
-        context.set_default_folders(previous)
+    """This test's input/output/temp folders: those of the test's Runtime, which nodes see outside execution too."""
+    yield hearth_folders
 
 
 @pytest.fixture

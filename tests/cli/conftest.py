@@ -12,8 +12,6 @@ import pytest
 from click.testing import CliRunner
 
 from hearth.cli.main import cli
-from hearth.core import context
-from hearth.core.context import Folders
 
 
 @dataclass
@@ -36,12 +34,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("HEARTH_DISABLE_PLUGINS", "sd,samplers,lora,video")
     for name in ("HEARTH_PLUGINS", "HEARTH_CUSTOM_NODES"):
         monkeypatch.delenv(name, raising=False)
-    previous = context.folders()  # `comfy run` sets the process default folders
-    context.set_default_folders(Folders())  # ./input, ./output and ./temp of this test's folder
-    try:
-        yield tmp_path
-    finally:
-        context.set_default_folders(previous)
+    yield tmp_path
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import torch
 from hearth.core.hookspecs import hookimpl
 from hearth.core.models import ModelManager, PatchedModel
 from hearth.core.models.manager import ModelTooLargeError
-from hearth.core.plugins import load_plugins
+from hearth.core.plugins import PluginManager
 
 
 class Estimates:
@@ -27,7 +27,7 @@ class Estimates:
 
 def test_hook_memory_estimate_for_model() -> None:
     estimates = Estimates()
-    plugins = load_plugins(environ={}, entry_points=False)
+    plugins = PluginManager().load(environ={}, entry_points=False)
     plugins.register(estimates, "estimates")
     manager = ModelManager("cpu", budgets={"cpu": 4 * 2**20}, plugins=plugins)
 

@@ -9,7 +9,6 @@ import torch
 from safetensors.torch import save_file
 
 from hearth.core.hookspecs import hookimpl
-from hearth.core.model_folders import ModelFolders, model_folders, set_default_model_folders
 from hearth.core.models.formats import ModelFormat
 
 loaded: list[tuple[str, str, dict]] = []
@@ -34,16 +33,15 @@ class ToyFamily:
 
 
 @pytest.fixture
-def models(tmp_path: Path):
-    before = model_folders()
-    (tmp_path / "text_encoders").mkdir()
-    (tmp_path / "vae").mkdir()
-    save_file({"anything": torch.zeros(1)}, str(tmp_path / "text_encoders" / "toy-text.safetensors"))
-    save_file({"toy.decoder.weight": torch.zeros(2)}, str(tmp_path / "vae" / "toy-vae.safetensors"))
-    set_default_model_folders(ModelFolders(tmp_path))
+def models(hearth_runtime) -> Path:
+    """The toy files, in the models folder of the test's Runtime (the one the loader nodes list)."""
+    base = hearth_runtime.model_folders.base
+    (base / "text_encoders").mkdir(parents=True)
+    (base / "vae").mkdir(parents=True)
+    save_file({"anything": torch.zeros(1)}, str(base / "text_encoders" / "toy-text.safetensors"))
+    save_file({"toy.decoder.weight": torch.zeros(2)}, str(base / "vae" / "toy-vae.safetensors"))
     loaded.clear()
-    yield tmp_path
-    set_default_model_folders(before)
+    return base
 
 
 def test_hook_register_model_loaders(hearth_plugins, register_plugin, models):

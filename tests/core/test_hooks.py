@@ -7,7 +7,7 @@ from typing import Any
 from hearth.core.executor import Executor
 from hearth.core.hookspecs import hookimpl
 from hearth.core.models.formats import ModelFormat
-from hearth.core.plugins import PluginManager, load_plugins
+from hearth.core.plugins import PluginManager
 from hearth.core.types import DataType, Route
 
 
@@ -44,7 +44,7 @@ class ShowNumberish(Show):
 
 
 def manager(*plugins: tuple[Any, str]) -> PluginManager:
-    pm = load_plugins(environ={}, entry_points=False)
+    pm = PluginManager().load(environ={}, entry_points=False)
     for plugin, name in plugins:
         pm.register(plugin, name)
     return pm

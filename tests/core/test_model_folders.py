@@ -108,23 +108,18 @@ def test_comfy_run_reads_models_through_an_extra_model_paths_file(tmp_path):
     from click.testing import CliRunner
 
     from hearth.cli.main import cli
-    from hearth.core import model_folders as mf
 
     workflow = Path(__file__).resolve().parents[2] / "examples" / "workflows" / "sd_vae_roundtrip_api.json"
     shared = tmp_path / "shared"
     touch(shared / "ckpts" / "tiny-sd1.safetensors")  # --check validates names, it does not load the file
     config = tmp_path / "extra_model_paths.yaml"
     config.write_text(f"mine:\n  base_path: {shared}\n  checkpoints: ckpts\n")
-    previous = mf._default
-    try:
-        runner = CliRunner()
-        empty = tmp_path / "empty"
-        found = runner.invoke(cli, ["run", "--check", str(workflow), "--models-dir", str(empty),
-                                    "--extra-model-paths-config", str(config)])
-        assert found.exit_code == 0, found.output
-        missing = runner.invoke(cli, ["run", "--check", str(workflow), "--models-dir", str(empty)])
-        assert missing.exit_code == 2 and "ckpt_name" in missing.output
-        bad = runner.invoke(cli, ["run", "--check", str(workflow), "--extra-model-paths-config", str(tmp_path / "no.yaml")])
-        assert bad.exit_code == 2 and "--extra-model-paths-config" in bad.output and "no such file" in bad.output
-    finally:
-        mf.set_default_model_folders(previous)
+    runner = CliRunner()
+    empty = tmp_path / "empty"
+    found = runner.invoke(cli, ["run", "--check", str(workflow), "--models-dir", str(empty),
+                                "--extra-model-paths-config", str(config)])
+    assert found.exit_code == 0, found.output
+    missing = runner.invoke(cli, ["run", "--check", str(workflow), "--models-dir", str(empty)])
+    assert missing.exit_code == 2 and "ckpt_name" in missing.output
+    bad = runner.invoke(cli, ["run", "--check", str(workflow), "--extra-model-paths-config", str(tmp_path / "no.yaml")])
+    assert bad.exit_code == 2 and "--extra-model-paths-config" in bad.output and "no such file" in bad.output

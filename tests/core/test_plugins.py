@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hearth.core.executor import Executor
-from hearth.core.plugins import PluginManager, load_plugins
+from hearth.core.plugins import PluginManager
 
 CUSTOM_NODES = Path(__file__).resolve().parents[1] / "fixtures" / "custom_nodes"
 
@@ -54,7 +54,7 @@ GOOD_PLUGIN = """
 
 
 def test_tiers_of_a_plain_load() -> None:
-    pm = load_plugins(environ={}, entry_points=False)
+    pm = PluginManager().load(environ={}, entry_points=False)
     assert pm.records["executor"].tier == "essential"
     assert pm.records["builtin_nodes"].tier == "default"
     assert "SaveImage" in pm.nodes()
@@ -62,7 +62,7 @@ def test_tiers_of_a_plain_load() -> None:
 
 def test_entry_point_plugin_loads_with_its_version(dist: Any) -> None:
     dist("hello-pack", "1.2.3", "[hearth]\nhello = hello_plugin\n", "hello_plugin", GOOD_PLUGIN)
-    pm = load_plugins(environ={})
+    pm = PluginManager().load(environ={})
     record = pm.records["hello"]
     assert (record.tier, record.version, record.error) == ("installed", "1.2.3", None)
     assert pm.nodes()["Hello"].plugin == "hello"
@@ -72,7 +72,7 @@ def test_entry_point_plugin_loads_with_its_version(dist: Any) -> None:
 def test_plugin_that_fails_to_import_is_reported_and_the_rest_load(dist: Any) -> None:
     dist("bad-pack", "0.1.0", "[hearth]\nbad = bad_plugin\n", "bad_plugin", "raise ImportError('needs libfoo')\n")
     dist("hello-pack", "1.0.0", "[hearth]\nhello = hello_plugin\n", "hello_plugin", GOOD_PLUGIN)
-    pm = load_plugins(environ={})
+    pm = PluginManager().load(environ={})
     assert pm.records["bad"].error == "failed to import: ImportError: needs libfoo"
     assert "raise ImportError('needs libfoo')" in pm.records["bad"].traceback
     assert "Hello" in pm.nodes()
@@ -81,7 +81,7 @@ def test_plugin_that_fails_to_import_is_reported_and_the_rest_load(dist: Any) ->
 def test_misspelled_hook_fails_that_plugin_with_a_suggestion(dist: Any) -> None:
     source = "from hearth.core.hookspecs import hookimpl\n\n@hookimpl\ndef register_node():\n    return {}\n"
     dist("typo-pack", "0.1.0", "[hearth]\ntypo = typo_plugin\n", "typo_plugin", source)
-    pm = load_plugins(environ={})
+    pm = PluginManager().load(environ={})
     assert pm.records["typo"].error == "implements unknown hook 'register_node' (did you mean 'register_nodes'?)"
     assert pm.pm.get_plugin("typo") is None
 
@@ -89,24 +89,24 @@ def test_misspelled_hook_fails_that_plugin_with_a_suggestion(dist: Any) -> None:
 def test_hook_with_an_argument_the_spec_lacks_is_rejected(dist: Any) -> None:
     source = "from hearth.core.hookspecs import hookimpl\n\n@hookimpl\ndef register_nodes(registry):\n    return {}\n"
     dist("args-pack", "0.1.0", "[hearth]\nargs = args_plugin\n", "args_plugin", source)
-    pm = load_plugins(environ={})
+    pm = PluginManager().load(environ={})
     assert "invalid hook implementation" in pm.records["args"].error
     assert "registry" in pm.records["args"].error
 
 
 def test_allow_list_and_disable_list(dist: Any) -> None:
     dist("hello-pack", "1.0.0", "[hearth]\nhello = hello_plugin\n", "hello_plugin", GOOD_PLUGIN)
-    only = load_plugins(environ={"HEARTH_PLUGINS": "hello"})
+    only = PluginManager().load(environ={"HEARTH_PLUGINS": "hello"})
     assert set(only.records) == {"executor", "hello"}
     assert list(only.nodes()) == ["Hello"]
-    without = load_plugins(environ={"HEARTH_DISABLE_PLUGINS": "builtin_nodes, hello"})
+    without = PluginManager().load(environ={"HEARTH_DISABLE_PLUGINS": "builtin_nodes, hello"})
     assert "hello" not in without.records and "builtin_nodes" not in without.records
     assert "Hello" not in without.nodes() and "SaveImage" not in without.nodes()
     assert all(definition.plugin not in ("hello", "builtin_nodes") for definition in without.nodes().values())
 
 
 def test_essential_plugin_cannot_be_disabled() -> None:
-    pm = load_plugins(environ={"HEARTH_DISABLE_PLUGINS": "executor"}, entry_points=False)
+    pm = PluginManager().load(environ={"HEARTH_DISABLE_PLUGINS": "executor"}, entry_points=False)
     assert "executor" in pm.records
     assert "INT" in pm.nodes().types
     assert "plugin 'executor' is essential and cannot be disabled" in pm.warnings
@@ -120,7 +120,7 @@ def test_register_nodes_that_raises_is_reported() -> None:
         def register_nodes(self) -> dict[str, type]:
             raise RuntimeError("INPUT_TYPES scan failed")
 
-    pm = load_plugins(environ={}, entry_points=False)
+    pm = PluginManager().load(environ={}, entry_points=False)
     pm.register(Exploding(), "exploding")
     assert "SaveImage" in pm.nodes()
     assert pm.records["exploding"].error == "register_nodes raised RuntimeError: INPUT_TYPES scan failed"
@@ -128,7 +128,7 @@ def test_register_nodes_that_raises_is_reported() -> None:
 
 @pytest.fixture(scope="module")
 def packs() -> PluginManager:
-    return load_plugins(environ={}, entry_points=False, custom_nodes=[CUSTOM_NODES])
+    return PluginManager().load(environ={}, entry_points=False, custom_nodes=[CUSTOM_NODES])
 
 
 class TestCustomNodes:
@@ -176,8 +176,8 @@ class TestCustomNodes:
         assert result.outputs == {"2": {"text": ["hey!hey!"]}}
 
     def test_disable_one_pack(self) -> None:
-        pm = load_plugins(environ={"HEARTH_DISABLE_PLUGINS": "good_pack"}, entry_points=False,
-                          custom_nodes=[CUSTOM_NODES])
+        pm = PluginManager().load(environ={"HEARTH_DISABLE_PLUGINS": "good_pack"}, entry_points=False,
+                                  custom_nodes=[CUSTOM_NODES])
         assert "good_pack" not in pm.records and "GoodNode" not in pm.nodes()
         assert "SingleFileNode" in pm.nodes()
 
@@ -200,6 +200,6 @@ def test_pack_named_like_a_stdlib_module_does_not_shadow_it(tmp_path: Path) -> N
 
         NODE_CLASS_MAPPINGS = {"Upper": Upper}
     """))
-    pm = load_plugins(environ={}, entry_points=False, custom_nodes=[tmp_path])
+    pm = PluginManager().load(environ={}, entry_points=False, custom_nodes=[tmp_path])
     assert pm.records["string"].error is None and "Upper" in pm.nodes()
     assert sys.modules["string"] is string and hasattr(sys.modules["string"], "ascii_letters")

@@ -24,7 +24,7 @@ def test_every_comfyui_name_is_registered_through_the_hooks(hearth_plugins) -> N
     assert {k: hearth_plugins.schedulers()[k] for k in COMFY_SCHEDULERS} == SCHEDULERS
 
 
-def test_load_plugins_makes_the_manager_active_and_names_follow_it(register_plugin, hearth_plugins) -> None:
+def test_the_runtime_plugins_are_active_and_names_follow_them(register_plugin, hearth_plugins) -> None:
     assert plugins.active_plugins() is hearth_plugins
 
     class Extra:

@@ -13,7 +13,7 @@ from starlette.responses import PlainTextResponse
 from starlette.testclient import TestClient
 
 from hearth.core.hookspecs import hookimpl
-from hearth.core.plugins import load_plugins
+from hearth.core.plugins import PluginManager
 from hearth.core.types import Route
 from hearth.web import frontend
 from hearth.web.app import create_app
@@ -33,7 +33,7 @@ class StatusRoutes:
 
 
 def test_register_routes_mounts_plugin_routes_bare_and_under_api(tmp_path: Path) -> None:
-    plugins = load_plugins(environ={})
+    plugins = PluginManager().load(environ={})
     plugins.register(StatusRoutes(), "toy-routes")
     app = create_app(ServerConfig(data=tmp_path), plugins=plugins)
     with TestClient(app) as client:

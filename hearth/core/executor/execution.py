@@ -24,6 +24,7 @@ from hearth.core.executor.graph import DynamicPrompt, Link, PromptNode, is_link,
 from hearth.core.executor.validation import ValidationResult, Validator
 from hearth.core.node_registry import NodeRegistry
 from hearth.core.nodes import NodeDefinition, NodeInputs
+from hearth.core.runtime import Runtime, activated, current_runtime
 from hearth.core.types import ExecutionBlocker
 
 Emit = Callable[[str, dict[str, Any]], None]
@@ -65,16 +66,22 @@ def _now_ms() -> int:
 
 
 class Executor:
-    """Runs prompts against one node registry; keeps the output cache and node instances between prompts."""
+    """Runs prompts against one node registry; keeps the output cache and node instances between prompts.
+
+    Validation and execution happen inside ``runtime`` (by default the Runtime current when the executor is made),
+    whichever thread calls: nodes see its model folders, plugins and model manager. Without any Runtime, nodes see
+    what the accessors give outside one.
+    """
 
     def __init__(self, registry: NodeRegistry, *, cache: Cache | str = "classic", folders: Folders | None = None,
-                 plugins: Any = None) -> None:
+                 plugins: Any = None, runtime: Runtime | None = None) -> None:
         self.registry = registry
+        self.runtime = runtime if runtime is not None else current_runtime()
         self.cache = make_cache(cache) if isinstance(cache, str) else cache
-        self.folders = folders or node_context.folders()
+        self.folders = folders or (self.runtime.folders if self.runtime is not None else node_context.folders())
         self.plugins = plugins
         self.interrupt_event = threading.Event()
-        self.validator = Validator(registry)
+        self.validator = Validator(registry, self.runtime)
         self._instances: dict[tuple[str, str], Any] = {}
 
     def interrupt(self) -> None:
@@ -109,7 +116,9 @@ class Executor:
                             original: Mapping[str, Any] | None = None) -> ExecutionResult:
         self.interrupt_event.clear()
         run = _Run(self, DynamicPrompt(nodes, original), prompt_id, dict(extra_data or {}), emit)
-        return await run.execute(outputs)
+        # Set in this task's context: the tasks of async nodes copy it, and a worker thread's empty one is left alone.
+        with activated(self.runtime):
+            return await run.execute(outputs)
 
 
 class _Run:

@@ -17,6 +17,7 @@ from typing import Any
 from hearth.core.executor.graph import Link, PromptNode
 from hearth.core.node_registry import NodeRegistry
 from hearth.core.nodes import NodeDefinitionError, NodeInputs
+from hearth.core.runtime import Runtime, activated
 
 
 def error(kind: str, message: str, details: str = "", **extra: Any) -> dict[str, Any]:
@@ -81,13 +82,19 @@ def _convert(kind: str, value: Any) -> Any:
 class Validator:
     """Validates prompts against one node registry; ``INPUT_TYPES`` is read once per class per prompt.
 
-    Safe to call from several threads at once: all per-prompt state is local to :meth:`validate`.
+    Safe to call from several threads at once: all per-prompt state is local to :meth:`validate`. Given a
+    ``runtime``, validation runs inside it: ``INPUT_TYPES`` lists that Runtime's model folders and plugins' names.
     """
 
-    def __init__(self, registry: NodeRegistry) -> None:
+    def __init__(self, registry: NodeRegistry, runtime: Runtime | None = None) -> None:
         self.registry = registry
+        self.runtime = runtime
 
     def validate(self, nodes: Mapping[str, PromptNode], targets: Iterable[str] | None = None) -> ValidationResult:
+        with activated(self.runtime):
+            return self._validate(nodes, targets)
+
+    def _validate(self, nodes: Mapping[str, PromptNode], targets: Iterable[str] | None) -> ValidationResult:
         registry = self.registry
         for node in nodes.values():
             if node.class_type not in registry:

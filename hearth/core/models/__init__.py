@@ -48,7 +48,6 @@ _EXPORTS = {
     "ModelTooLargeError": "hearth.core.models.manager",
     "load_into": "hearth.core.models.loading",
     "default_manager": "hearth.core.models.manager",
-    "set_default_manager": "hearth.core.models.manager",
 }
 
 __all__ = [
@@ -72,7 +71,6 @@ __all__ = [
     "load_state_dict",
     "read_header",
     "release_memory",
-    "set_default_manager",
     "strip_prefix",
     "write_safetensors",
 ]
@@ -100,7 +98,6 @@ if TYPE_CHECKING:
         ModelManager,
         ModelTooLargeError,
         default_manager,
-        set_default_manager,
     )
     from hearth.core.models.patches import PatchedModel, PatchError, WeightPatch
 

@@ -373,18 +373,20 @@ class ModelManager:
                 "stats": {k: v for k, v in vars(self.stats).items()}}
 
 
-_default_manager: ModelManager | None = None
-
-
 def default_manager() -> ModelManager:
-    """The process's model manager, made on first use with the automatic budget of the default device."""
-    global _default_manager
-    if _default_manager is None:
-        _default_manager = ModelManager()
-    return _default_manager
+    """The current Runtime's model manager (made on first use, with the Runtime's ``vram_mb`` budget).
 
+    Outside every Runtime this raises :class:`~hearth.core.runtime.NoRuntimeError` rather than answering with a
+    process-wide manager: such a manager would keep its budget, LRU order and applied patches from one run (or one
+    test) into the next and count models no live run holds, and a manager made fresh per call would not know
+    what is already on the device, so loads would overrun the budget. Either way memory would go wrong without a
+    word; build a Runtime (``Runtime.build(...)``) and work inside ``with runtime.activate():``.
+    """
+    from hearth.core.runtime import NoRuntimeError, current_runtime
 
-def set_default_manager(manager: ModelManager | None) -> None:
-    """Install the manager nodes use (``comfy serve --vram MB`` makes one with ``vram_mb``); ``None`` resets."""
-    global _default_manager
-    _default_manager = manager
+    runtime = current_runtime()
+    if runtime is None:
+        raise NoRuntimeError("no Hearth Runtime is active, so there is no model manager: build one with "
+                             "hearth.core.runtime.Runtime.build(...) and load models inside `with runtime.activate():`"
+                             " (the executor does this for nodes; tests get it from the hearth_runtime fixture)")
+    return runtime.manager

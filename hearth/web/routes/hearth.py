@@ -42,8 +42,8 @@ async def workflow(request: Request, state: ServerState = Depends(get_state)) ->
     return {"prompt": prompt, "workflow": data}
 
 
-def _memory() -> dict[str, Any]:
-    manager = memory_manager()
+def _memory(state: ServerState) -> dict[str, Any]:
+    manager = memory_manager(state.runtime)
     if manager is not None:
         return {"source": "hearth.core.models", **manager.status()}
     memory = psutil.virtual_memory()
@@ -52,5 +52,5 @@ def _memory() -> dict[str, Any]:
 
 
 @router.get("/memory")
-async def memory() -> dict[str, Any]:
-    return await run_in_threadpool(_memory)
+async def memory(state: ServerState = Depends(get_state)) -> dict[str, Any]:
+    return await run_in_threadpool(_memory, state)

@@ -14,7 +14,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from hearth.core.model_folders import ModelFolders
-from hearth.core.model_folders import model_folders as process_model_folders
 from hearth.web import frontend
 from hearth.web.routes import get_state
 from hearth.web.runtime import ServerState, memory_manager
@@ -52,12 +51,8 @@ async def object_info_one(node_class: str, state: ServerState = Depends(get_stat
 
 
 def folders_of(state: ServerState) -> ModelFolders:
-    """The model folders ``comfy serve`` set up (``--models-dir``, ``--extra-model-paths-config``); a server built
-    in-process for another models folder gets that folder's standard layout."""
-    current = process_model_folders()
-    if current.base.resolve() == state.config.models_dir:
-        return current
-    return ModelFolders(state.config.models_dir)
+    """The server Runtime's model folders (``--models-dir``, ``--extra-model-paths-config``)."""
+    return state.runtime.model_folders
 
 
 def _not_found(folder: str) -> JSONResponse:
@@ -129,7 +124,7 @@ async def features(state: ServerState = Depends(get_state)) -> dict[str, Any]:
 
 def _system_stats(state: ServerState, argv: list[str]) -> dict[str, Any]:
     memory = psutil.virtual_memory()
-    manager = memory_manager()
+    manager = memory_manager(state.runtime)
     try:
         import torch
 
