@@ -44,13 +44,13 @@ def seed(settings, packs: int, versions: int) -> list[dict]:  # noqa: ANN001
     from hearth.registry.archive import build_archive
     from hearth.registry_server.accounts.models import Publisher
     from hearth.registry_server.accounts.services import create_publisher, create_user
-    from hearth.registry_server.app import open_registry
+    from hearth.registry_server.app import open_server
     from hearth.registry_server.packs.models import NodeClass, Pack, Version
     from hearth.registry_server.packs.services import refresh_pack
     from hearth.registry_server.storage.services import archive_key
     from tests.registry.packs import make_pack
 
-    reg = open_registry(settings)
+    reg = open_server(settings)
     work = Path(tempfile.mkdtemp(prefix="bench-seed-"))
     arc = build_archive(make_pack(work, "seed", "1.0.0", "bench"), work / "seed.zip")
     reg.storage.put_file(archive_key(arc.sha256), arc.path)
@@ -181,10 +181,10 @@ def run_publishes(url: str, settings, n: int, concurrency: int = 8) -> tuple[flo
 
     from hearth.registry.archive import build_archive
     from hearth.registry_server.accounts.services import create_token
-    from hearth.registry_server.app import open_registry
+    from hearth.registry_server.app import open_server
     from tests.registry.packs import make_pack
 
-    reg = open_registry(settings, migrate=False)
+    reg = open_server(settings, migrate=False)
     with Session(reg.engine) as s:
         token = create_token(s, None, "pub-0", "publish")[0]
     work = Path(tempfile.mkdtemp(prefix="bench-pub-"))

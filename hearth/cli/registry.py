@@ -89,9 +89,9 @@ def admin() -> None:
 
 
 def _open(data_dir: Path, db_url: str | None, storage_url: str | None):  # noqa: ANN202
-    from hearth.registry_server.app import open_registry
+    from hearth.registry_server.app import open_server
 
-    return open_registry(_settings(data_dir, db_url, storage_url))
+    return open_server(_settings(data_dir, db_url, storage_url))
 
 
 def _session(reg):  # noqa: ANN001, ANN202

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from hearth.registry_server.cache import AuditWatcher, CacheMiddleware, ResponseCache
 from hearth.registry_server.db import make_engine, run_migrations
-from hearth.registry_server.deps import Registry
+from hearth.registry_server.deps import ServerContext
 from hearth.registry_server.errors import install_handlers
 from hearth.registry_server.settings import Settings
 from hearth.registry_server.storage.services import make_storage
@@ -17,14 +17,14 @@ from hearth.registry_server.storage.services import make_storage
 log = logging.getLogger("hearth.registry")
 
 
-def open_registry(settings: Settings, migrate: bool = True) -> Registry:
+def open_server(settings: Settings, migrate: bool = True) -> ServerContext:
     """Database (migrated to the newest schema) and storage for these settings; used by the server and CLI."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     if migrate:
         run_migrations(engine)
-    return Registry(settings=settings, engine=engine, storage=make_storage(settings.storage))
+    return ServerContext(settings=settings, engine=engine, storage=make_storage(settings.storage))
 
 
 def create_app(settings: Settings | None = None, start_worker: bool = True) -> FastAPI:
@@ -43,14 +43,14 @@ def create_app(settings: Settings | None = None, start_worker: bool = True) -> F
         # Reads are CPU-bound: a few threads finish sooner than anyio's default forty fighting over the GIL
         # (measured with bench/registry.py: p99 halves), and eight still overlap PostgreSQL and S3 round trips.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
-        registry = open_registry(settings)
-        registry.cache = cache
-        watcher = AuditWatcher(registry.engine, cache, settings.cache_watch_s) if cache.ttl > 0 else None
-        app.state.registry = registry
-        cleaned = recover(registry)
-        log.info("registry ready: db %s, storage %s, verifier %s, cleaned %s", registry.engine.url.render_as_string(),
-                 registry.storage.describe(), verifier_name(), cleaned)
-        worker = VerificationWorker(registry)
+        server = open_server(settings)
+        server.cache = cache
+        watcher = AuditWatcher(server.engine, cache, settings.cache_watch_s) if cache.ttl > 0 else None
+        app.state.server = server
+        cleaned = recover(server)
+        log.info("registry ready: db %s, storage %s, verifier %s, cleaned %s", server.engine.url.render_as_string(),
+                 server.storage.describe(), verifier_name(), cleaned)
+        worker = VerificationWorker(server)
         app.state.worker = worker
         if start_worker:
             worker.start()
@@ -62,14 +62,14 @@ def create_app(settings: Settings | None = None, start_worker: bool = True) -> F
             if watcher:
                 watcher.stop()
             worker.stop()
-            registry.engine.dispose()
+            server.engine.dispose()
 
     app = FastAPI(title="Hearth registry", version="1", lifespan=lifespan,
                   description="Node-pack registry: ComfyUI registry API, PEP 691 simple index and Hearth's API.")
     install_handlers(app)
 
     def count_cached_install(path: str) -> None:
-        app.state.registry.count_download(path.split("/")[2])
+        app.state.server.count_download(path.split("/")[2])
 
     app.add_middleware(CacheMiddleware, cache=cache, on_install=count_cached_install)
 
@@ -104,7 +104,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers
     if workers > 1:
         # Several processes need an import string; they read the same settings from the environment. Migrate
         # once here, so the workers start on an up-to-date schema instead of racing to create it.
-        open_registry(settings).engine.dispose()
+        open_server(settings).engine.dispose()
         os.environ.update(settings.to_env())
         uvicorn.run("hearth.registry_server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                     log_level=log_level)

@@ -1,4 +1,4 @@
-"""Request dependencies: the registry context (settings, database, storage), sessions and token checks."""
+"""Request dependencies: the server context (settings, database, storage), sessions and token checks."""
 
 from __future__ import annotations
 
@@ -22,8 +22,11 @@ from hearth.registry_server.storage.services import Storage
 
 
 @dataclass
-class Registry:
-    """What every service needs, built once at start from settings."""
+class ServerContext:
+    """What every service of one registry server process needs, built once at start from settings.
+
+    Routes receive it as ``server`` (``Depends(get_server)``); "registry" stays the name of the whole service.
+    """
 
     settings: Settings
     engine: Engine
@@ -50,12 +53,12 @@ class Registry:
 # Dependencies are `async def` on purpose: FastAPI runs a sync dependency in the thread pool, and three thread
 # hops per request cost more CPU than the queries. None of them blocks: a Session connects lazily, in the
 # endpoint's own thread.
-async def get_registry(request: Request) -> Registry:
-    return request.app.state.registry
+async def get_server(request: Request) -> ServerContext:
+    return request.app.state.server
 
 
-async def get_session(registry: Registry = Depends(get_registry)) -> AsyncIterator[Session]:
-    session = Session(registry.engine, expire_on_commit=False)
+async def get_session(server: ServerContext = Depends(get_server)) -> AsyncIterator[Session]:
+    session = Session(server.engine, expire_on_commit=False)
     try:
         yield session
     finally:
@@ -78,15 +81,15 @@ def token_from_request(request: Request, allow_cookie: bool = False) -> str | No
     return request.headers.get("x-hearth-token") or (request.cookies.get("hearth_token") if allow_cookie else None)
 
 
-async def read_access(request: Request, registry: Registry = Depends(get_registry)) -> Token | None:
+async def read_access(request: Request, server: ServerContext = Depends(get_server)) -> Token | None:
     """In private mode every read needs a token of scope read or above; otherwise reads are open."""
-    if not registry.settings.private:
+    if not server.settings.private:
         return None
-    return await run_in_threadpool(_authenticate_read, registry, token_from_request(request, allow_cookie=True))
+    return await run_in_threadpool(_authenticate_read, server, token_from_request(request, allow_cookie=True))
 
 
-def _authenticate_read(registry: Registry, secret: str | None) -> Token:
-    with Session(registry.engine, expire_on_commit=False) as session:
+def _authenticate_read(server: ServerContext, secret: str | None) -> Token:
+    with Session(server.engine, expire_on_commit=False) as session:
         return authenticate(session, secret, "read")
 
 

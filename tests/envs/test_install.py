@@ -140,7 +140,7 @@ def test_comfyui_pack_goes_to_custom_nodes_with_its_requirements_in_the_lock(pac
 
 def _tamper_stored_wheel(packs: Packs, detail: dict) -> None:
     sha, filename = detail["wheel"].rsplit("/", 2)[-2:]
-    path = packs.hub.registry.storage._path(wheel_key(sha, filename))
+    path = packs.hub.server.storage._path(wheel_key(sha, filename))
     path.write_bytes(path.read_bytes() + b"tampered")
 
 

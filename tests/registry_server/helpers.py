@@ -14,7 +14,7 @@ from sqlmodel import Session
 from hearth.registry.archive import build_archive
 from hearth.registry.manifest import load_manifest
 from hearth.registry_server.accounts import services as accounts
-from hearth.registry_server.app import open_registry
+from hearth.registry_server.app import open_server
 from hearth.registry_server.settings import Settings
 
 
@@ -28,11 +28,11 @@ class Hub:
     def __init__(self, url: str, settings: Settings):
         self.url = url
         self.settings = settings
-        self.registry = open_registry(settings, migrate=False)
+        self.server = open_server(settings, migrate=False)
         self.http = httpx.Client(base_url=url, timeout=30)
 
     def session(self) -> Session:
-        return Session(self.registry.engine, expire_on_commit=False)
+        return Session(self.server.engine, expire_on_commit=False)
 
     def new_publisher(self, admin: bool = False) -> tuple[str, str]:
         """A fresh user and publisher; returns (publisher id, publish token)."""
@@ -85,7 +85,7 @@ class Hub:
 
     def close(self) -> None:
         self.http.close()
-        self.registry.engine.dispose()
+        self.server.engine.dispose()
 
 
 def zip_bytes(files: dict[str, bytes | str], symlinks: dict[str, str] | None = None) -> bytes:

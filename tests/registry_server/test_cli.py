@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from hearth.cli.registry import registry
 from hearth.registry_server.accounts.services import authenticate
-from hearth.registry_server.app import open_registry
+from hearth.registry_server.app import open_server
 from hearth.registry_server.settings import Settings
 
 
@@ -37,7 +37,7 @@ def test_accounts_and_tokens(run):
     token = out.stdout.strip()
     assert token.startswith("hth_") and "\n" not in token  # the token alone on stdout
     assert "expires" in out.stderr
-    reg = open_registry(Settings(data_dir=run.data), migrate=False)
+    reg = open_server(Settings(data_dir=run.data), migrate=False)
     from sqlmodel import Session
 
     with Session(reg.engine) as s:
@@ -93,7 +93,7 @@ def test_moderation_commands(run, tmp_path: Path):
 
     run("create-user", "bob")
     run("create-publisher", "acme", "--owner", "bob")
-    reg = open_registry(Settings(data_dir=run.data), migrate=False)
+    reg = open_server(Settings(data_dir=run.data), migrate=False)
     with Session(reg.engine) as s:
         s.add(Pack(id="demo", key="demo", publisher_id="acme"))
         s.add(Version(id="v1", pack_id="demo", version="1.0.0", status="flagged", sha256="0" * 64))

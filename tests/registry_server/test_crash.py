@@ -19,7 +19,7 @@ from tests.registry_server.helpers import unique
 
 
 def _blobs(hub) -> list[str]:  # noqa: ANN001
-    return sorted(b.key for b in hub.registry.storage.list("archives/"))
+    return sorted(b.key for b in hub.server.storage.list("archives/"))
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])

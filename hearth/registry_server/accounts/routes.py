@@ -8,7 +8,13 @@ from sqlmodel import Session
 from hearth.registry_server.accounts.models import User
 from hearth.registry_server.accounts.schemas import PublisherOut, TokenInfo
 from hearth.registry_server.accounts.services import authenticate, get_publisher
-from hearth.registry_server.deps import Registry, get_registry, get_session, read_access, token_from_request
+from hearth.registry_server.deps import (
+    ServerContext,
+    get_server,
+    get_session,
+    read_access,
+    token_from_request,
+)
 from hearth.registry_server.packs.schemas import PackSummary
 from hearth.registry_server.packs.services import publisher_packs
 
@@ -17,9 +23,9 @@ router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
 @router.get("/publishers/{publisher_id}", response_model=PublisherOut, dependencies=[Depends(read_access)])
 def publisher(publisher_id: str, request: Request, session: Session = Depends(get_session),
-              registry: Registry = Depends(get_registry)) -> PublisherOut:
+              server: ServerContext = Depends(get_server)) -> PublisherOut:
     p = get_publisher(session, publisher_id)
-    base = registry.base_url(request)
+    base = server.base_url(request)
     return PublisherOut(id=p.id, name=p.name, description=p.description, banned=p.banned,
                         packs=[PackSummary.of(x, base) for x in publisher_packs(session, publisher_id)])
 

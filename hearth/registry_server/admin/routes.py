@@ -9,7 +9,7 @@ from hearth.registry_server.accounts.models import Token
 from hearth.registry_server.accounts.services import actor_for
 from hearth.registry_server.admin import services
 from hearth.registry_server.admin.schemas import AuditOut, ModerationAction, SuppressionIn
-from hearth.registry_server.deps import Registry, admin_access, get_registry, get_session
+from hearth.registry_server.deps import ServerContext, admin_access, get_server, get_session
 from hearth.registry_server.errors import ApiError
 from hearth.registry_server.packs.models import Pack
 
@@ -20,14 +20,14 @@ ACTIONS = {"approve": services.approve, "reverify": services.reverify, "ban": se
 
 @router.get("/queue")
 def queue(request: Request, session: Session = Depends(get_session), token: Token = Depends(admin_access),
-          registry: Registry = Depends(get_registry)) -> list[dict]:
+          server: ServerContext = Depends(get_server)) -> list[dict]:
     """Flagged and pending versions, oldest first."""
     from hearth.registry_server.packs.routes import version_out
 
     out = []
     for v in services.moderation_queue(session):
         pack = session.get(Pack, v.pack_id)
-        out.append({"pack": pack.id, **version_out(session, v, pack, registry.base_url(request)).model_dump()})
+        out.append({"pack": pack.id, **version_out(session, v, pack, server.base_url(request)).model_dump()})
     return out
 
 
@@ -41,13 +41,13 @@ def suppress(body: SuppressionIn, session: Session = Depends(get_session), token
 
 @router.post("/{action}")
 def moderate(action: str, body: ModerationAction, session: Session = Depends(get_session),
-             token: Token = Depends(admin_access), registry: Registry = Depends(get_registry)) -> dict:
+             token: Token = Depends(admin_access), server: ServerContext = Depends(get_server)) -> dict:
     if action == "unyank":
         services.yank(session, body.target, actor_for(session, token), body.reason, undo=True)
     elif action in ACTIONS:
         ACTIONS[action](session, body.target, actor_for(session, token), body.reason)
         if action == "reverify":
-            registry.wake_verifier.set()
+            server.wake_verifier.set()
     else:
         raise ApiError(404, "unknown_action", f"unknown action {action!r}; use one of "
                                               f"{', '.join([*ACTIONS, 'unyank'])}")

@@ -35,10 +35,10 @@ class UpstreamUnavailable(Exception):
     pass
 
 
-def resolve_pack(session: Session, registry, pack_id: str, version: str | None = None) -> Pack:  # noqa: ANN001
+def resolve_pack(session: Session, server, pack_id: str, version: str | None = None) -> Pack:  # noqa: ANN001
     """The pack for a read: local first; in mirror mode, fetched from (or refreshed against) the upstream."""
     pack = services.find_pack(session, pack_id)
-    upstream = registry.settings.upstream
+    upstream = server.settings.upstream
     if not upstream or (pack is not None and pack.origin == "local"):
         return services.get_pack(session, pack_id, pack)
     if PACK_ID_RE.match(pack_id):
@@ -49,7 +49,7 @@ def resolve_pack(session: Session, registry, pack_id: str, version: str | None =
                 _last_checked[key] = time.monotonic()
         if due or pack is None:
             try:
-                _pull(session, registry, upstream.rstrip("/"), pack_id, version)
+                _pull(session, server, upstream.rstrip("/"), pack_id, version)
             except UpstreamUnavailable as exc:
                 log.warning("upstream %s unavailable (%s); serving the cache", upstream, exc)
                 if pack is None:
@@ -72,8 +72,8 @@ def _get(client: httpx.Client, url: str) -> httpx.Response | None:
     return r
 
 
-def _pull(session: Session, registry, upstream: str, pack_id: str, version: str | None) -> None:  # noqa: ANN001
-    settings = registry.settings
+def _pull(session: Session, server, upstream: str, pack_id: str, version: str | None) -> None:  # noqa: ANN001
+    settings = server.settings
     with httpx.Client(timeout=settings.upstream_timeout_s, follow_redirects=True) as client:
         q = f"?version={version}" if version else ""
         r = _get(client, f"{upstream}/nodes/{pack_id}/install{q}")
@@ -110,21 +110,21 @@ def _pull(session: Session, registry, upstream: str, pack_id: str, version: str 
             sha = h.hexdigest()
             if nv.get("sha256") and nv["sha256"] != sha:
                 raise ApiError(502, "upstream_hash_mismatch", f"{pack_id} {ver}: upstream archive hash mismatch")
-            _store(session, registry, node, nv, pack_id, ver, tmp, sha, size)
+            _store(session, server, node, nv, pack_id, ver, tmp, sha, size)
         finally:
             tmp.unlink(missing_ok=True)
 
 
-def _store(session: Session, registry, node: dict, nv: dict, pack_id: str, ver: str, tmp: Path, sha: str,  # noqa: ANN001
+def _store(session: Session, server, node: dict, nv: dict, pack_id: str, ver: str, tmp: Path, sha: str,  # noqa: ANN001
            size: int) -> None:
     from hearth.registry_server.storage.services import archive_key
     from hearth.registry_server.verification.services import archive_problems, verify_version
 
-    if archive_problems(tmp, registry.settings):
+    if archive_problems(tmp, server.settings):
         raise ApiError(502, "upstream_archive_rejected", f"{pack_id} {ver}: the upstream archive failed our checks")
     key = archive_key(sha)
-    if not registry.storage.exists(key):
-        registry.storage.put_file(key, tmp)
+    if not server.storage.exists(key):
+        server.storage.put_file(key, tmp)
     if session.get(Publisher, MIRROR_PUBLISHER) is None:
         session.add(Publisher(id=MIRROR_PUBLISHER, name="Upstream mirror"))
         session.flush()  # no ORM relationships: write parents before children
@@ -156,5 +156,5 @@ def _store(session: Session, registry, node: dict, nv: dict, pack_id: str, ver: 
     except IntegrityError:
         session.rollback()  # another request cached it first
         return
-    verify_version(registry, vid)
+    verify_version(server, vid)
     session.expire_all()

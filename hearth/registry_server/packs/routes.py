@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlmodel import Session, and_, or_, select
 
 from hearth.registry_server.admin.services import suppressions_for
-from hearth.registry_server.deps import Registry, get_registry, get_session, read_access
+from hearth.registry_server.deps import ServerContext, get_server, get_session, read_access
 from hearth.registry_server.errors import ApiError
 from hearth.registry_server.mirror.services import resolve_pack
 from hearth.registry_server.packs import services
@@ -39,9 +39,9 @@ def _latest_versions(session: Session, packs: list[Pack]) -> dict[str, Version]:
     return {v.pack_id: v for v in rows}
 
 
-def _node_page(session: Session, request: Request, registry: Registry, packs: list[Pack], total: int,
+def _node_page(session: Session, request: Request, server: ServerContext, packs: list[Pack], total: int,
                page: int, limit: int) -> JSONResponse:
-    base = registry.base_url(request)
+    base = server.base_url(request)
     latest = _latest_versions(session, packs)
     return {"nodes": [comfy_node(p, latest.get(p.id), base) for p in packs], "total": total, "page": page,
             "limit": limit, "totalPages": math.ceil(total / limit) if limit else 0}
@@ -49,70 +49,70 @@ def _node_page(session: Session, request: Request, registry: Registry, packs: li
 
 @comfy.get("/nodes")
 def list_nodes(request: Request, page: int = Query(1, ge=1), limit: int = Query(10, ge=1, le=1000),
-               session: Session = Depends(get_session), registry: Registry = Depends(get_registry)) -> JSONResponse:
+               session: Session = Depends(get_session), server: ServerContext = Depends(get_server)) -> JSONResponse:
     packs, total = services.list_packs(session, page, limit)
-    return JSONResponse(_node_page(session, request, registry, packs, total, page, limit))
+    return JSONResponse(_node_page(session, request, server, packs, total, page, limit))
 
 
 @comfy.get("/nodes/search")
 def search_nodes(request: Request, search: str = "", page: int = Query(1, ge=1),
                  limit: int = Query(10, ge=1, le=1000), session: Session = Depends(get_session),
-                 registry: Registry = Depends(get_registry)) -> JSONResponse:
+                 server: ServerContext = Depends(get_server)) -> JSONResponse:
     packs, total = services.search(session, search, limit, (page - 1) * limit)
-    return JSONResponse(_node_page(session, request, registry, packs, total, page, limit))
+    return JSONResponse(_node_page(session, request, server, packs, total, page, limit))
 
 
 @comfy.get("/nodes/{pack_id}")
 def get_node(pack_id: str, request: Request, session: Session = Depends(get_session),
-             registry: Registry = Depends(get_registry)) -> JSONResponse:
-    if registry.settings.upstream:
-        resolve_pack(session, registry, pack_id)  # mirror mode: fetch or refresh from the upstream first
+             server: ServerContext = Depends(get_server)) -> JSONResponse:
+    if server.settings.upstream:
+        resolve_pack(session, server, pack_id)  # mirror mode: fetch or refresh from the upstream first
     pack, latest, publisher_name = services.pack_with_latest(session, pack_id)
-    return JSONResponse(comfy_node(pack, latest, registry.base_url(request), publisher_name))
+    return JSONResponse(comfy_node(pack, latest, server.base_url(request), publisher_name))
 
 
 @comfy.get("/nodes/{pack_id}/versions")
 def node_versions(pack_id: str, request: Request, session: Session = Depends(get_session),
-                  registry: Registry = Depends(get_registry)) -> JSONResponse:
-    pack = resolve_pack(session, registry, pack_id)
-    base = registry.base_url(request)
+                  server: ServerContext = Depends(get_server)) -> JSONResponse:
+    pack = resolve_pack(session, server, pack_id)
+    base = server.base_url(request)
     return JSONResponse([comfy_version(v, pack, base) for v in services.versions_of(session, pack)])
 
 
 @comfy.get("/nodes/{pack_id}/versions/{version}")
 def node_version(pack_id: str, version: str, request: Request, session: Session = Depends(get_session),
-                 registry: Registry = Depends(get_registry)) -> JSONResponse:
-    pack = resolve_pack(session, registry, pack_id, version)
-    return JSONResponse(comfy_version(services.get_version(session, pack, version), pack, registry.base_url(request)))
+                 server: ServerContext = Depends(get_server)) -> JSONResponse:
+    pack = resolve_pack(session, server, pack_id, version)
+    return JSONResponse(comfy_version(services.get_version(session, pack, version), pack, server.base_url(request)))
 
 
 @comfy.get("/nodes/{pack_id}/install")
 def install_node(pack_id: str, request: Request, version: str | None = None, allow_flagged: bool = False,
-                 session: Session = Depends(get_session), registry: Registry = Depends(get_registry)) -> JSONResponse:
-    if version is None and not registry.settings.upstream:
+                 session: Session = Depends(get_session), server: ServerContext = Depends(get_server)) -> JSONResponse:
+    if version is None and not server.settings.upstream:
         pack, row, _ = services.pack_with_latest(session, pack_id)
         if row is None or row.status != "active" or row.yanked:
             row = services.install_version(session, pack, None)  # raises the explanatory 404
     else:
-        pack = resolve_pack(session, registry, pack_id, version)
+        pack = resolve_pack(session, server, pack_id, version)
         row = services.install_version(session, pack, version, allow_flagged)
-    registry.count_download(pack.id)
-    return JSONResponse(comfy_version(row, pack, registry.base_url(request)))
+    server.count_download(pack.id)
+    return JSONResponse(comfy_version(row, pack, server.base_url(request)))
 
 
 @comfy.get("/comfy-nodes/{class_name}/node")
 def node_for_class(class_name: str, request: Request, session: Session = Depends(get_session),
-                   registry: Registry = Depends(get_registry)) -> JSONResponse:
+                   server: ServerContext = Depends(get_server)) -> JSONResponse:
     found = services.pack_for_node_class(session, class_name)
     if found is None:
         raise ApiError(404, "node_class_not_found", f"no active pack provides node class {class_name!r}")
     pack, version = found
-    return JSONResponse(comfy_node(pack, version, registry.base_url(request)))
+    return JSONResponse(comfy_node(pack, version, server.base_url(request)))
 
 
 @comfy.post("/bulk/nodes/versions")
 def bulk_versions(request: Request, body: dict = Body(...), session: Session = Depends(get_session),
-                  registry: Registry = Depends(get_registry)) -> JSONResponse:
+                  server: ServerContext = Depends(get_server)) -> JSONResponse:
     items = body.get("node_versions")
     if not isinstance(items, list) or len(items) > 1000:
         raise ApiError(422, "invalid_request", "node_versions must be a list of {node_id, version} (at most 1000)")
@@ -123,7 +123,7 @@ def bulk_versions(request: Request, body: dict = Body(...), session: Session = D
             raise ApiError(422, "invalid_request", f"node_versions[{i}] must be {{node_id, version}} strings")
         pairs.append((item["node_id"], item["version"]))
     found = services.versions_by_pairs(session, pairs)
-    base = registry.base_url(request)
+    base = server.base_url(request)
     out = []
     for pid, ver in pairs:
         hit = found.get((pid, ver))
@@ -140,10 +140,10 @@ def bulk_versions(request: Request, body: dict = Body(...), session: Session = D
 
 @api.get("/search", response_model=SearchResult)
 def api_search(request: Request, q: str = "", limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0),
-               session: Session = Depends(get_session), registry: Registry = Depends(get_registry)) -> SearchResult:
+               session: Session = Depends(get_session), server: ServerContext = Depends(get_server)) -> SearchResult:
     """Ranked search over pack ids, names, descriptions, node class names and publishers."""
     packs, total = services.search(session, q, limit, offset)
-    base = registry.base_url(request)
+    base = server.base_url(request)
     return SearchResult(query=q, total=total, results=[PackSummary.of(p, base) for p in packs])
 
 
@@ -154,10 +154,10 @@ def version_out(session: Session, version: Version, pack: Pack, base: str) -> Ve
 
 @api.get("/packs/{pack_id}", response_model=PackDetail)
 def api_pack(pack_id: str, request: Request, session: Session = Depends(get_session),
-             registry: Registry = Depends(get_registry)) -> PackDetail:
+             server: ServerContext = Depends(get_server)) -> PackDetail:
     """A pack with every visible version, its verification findings and node classes."""
-    pack = resolve_pack(session, registry, pack_id)
-    base = registry.base_url(request)
+    pack = resolve_pack(session, server, pack_id)
+    base = server.base_url(request)
     versions = [version_out(session, v, pack, base) for v in services.versions_of(session, pack)]
     return PackDetail(
         id=pack.id, name=pack.name or pack.id, description=pack.description, publisher=pack.publisher_id,
@@ -171,19 +171,19 @@ def api_pack(pack_id: str, request: Request, session: Session = Depends(get_sess
 
 @api.get("/packs/{pack_id}/versions/{version}", response_model=VersionOut)
 def api_version(pack_id: str, version: str, request: Request, session: Session = Depends(get_session),
-                registry: Registry = Depends(get_registry)) -> VersionOut:
-    pack = resolve_pack(session, registry, pack_id, version)
-    return version_out(session, services.get_version(session, pack, version), pack, registry.base_url(request))
+                server: ServerContext = Depends(get_server)) -> VersionOut:
+    pack = resolve_pack(session, server, pack_id, version)
+    return version_out(session, services.get_version(session, pack, version), pack, server.base_url(request))
 
 
 @api.get("/node-classes/{class_name}")
 def api_node_class(class_name: str, request: Request, session: Session = Depends(get_session),
-                   registry: Registry = Depends(get_registry)) -> dict:
+                   server: ServerContext = Depends(get_server)) -> dict:
     """Every pack whose latest active version provides this node class."""
     rows = session.exec(select(Pack, NodeClass).join(Version, Version.pack_id == Pack.id)
                         .join(NodeClass, NodeClass.version_id == Version.id)
                         .where(NodeClass.name == class_name, Version.version == Pack.latest_version,
                                Pack.banned == False)).all()  # noqa: E712
-    base = registry.base_url(request)
+    base = server.base_url(request)
     return {"node_class": class_name,
             "packs": [{**PackSummary.of(p, base).model_dump(), "category": n.category} for p, n in rows]}

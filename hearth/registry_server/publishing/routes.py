@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
-from hearth.registry_server.deps import Registry, get_registry, get_session, token_from_request
+from hearth.registry_server.deps import ServerContext, get_server, get_session, token_from_request
 from hearth.registry_server.errors import ApiError
 from hearth.registry_server.packs.models import Version
 from hearth.registry_server.publishing import services
@@ -23,16 +23,16 @@ router = APIRouter(tags=["publishing"])
 
 @router.post("/publishers/{publisher_id}/nodes/{pack_id}/versions", status_code=201)
 def publish_version(publisher_id: str, pack_id: str, body: PublishRequest, request: Request,
-                    session: Session = Depends(get_session), registry: Registry = Depends(get_registry)):
+                    session: Session = Depends(get_session), server: ServerContext = Depends(get_server)):
     """Reserve a version and return a single-use upload URL (comfy-cli then PUTs the zip there)."""
-    secret, ticket = services.reserve_version(session, registry, publisher_id, pack_id, body,
+    secret, ticket = services.reserve_version(session, server, publisher_id, pack_id, body,
                                               body.personal_access_token or token_from_request(request))
     node_version = {
         "id": ticket.version_id, "version": ticket.version, "changelog": body.node_version.changelog or "",
         "dependencies": body.node_version.dependencies, "deprecated": False, "status": "pending",
         "createdAt": ticket.created_at.isoformat().replace("+00:00", "Z"),
     }
-    signed = f"{registry.base_url(request)}/uploads/{secret}"
+    signed = f"{server.base_url(request)}/uploads/{secret}"
     return JSONResponse({"node_version": node_version, "signedUrl": signed,
                          "upload_expires_at": ticket.expires_at.isoformat().replace("+00:00", "Z")}, 201)
 
@@ -42,15 +42,15 @@ def _declared_sha(request: Request) -> str | None:
 
 
 @router.put("/uploads/{secret}")
-async def upload_archive(secret: str, request: Request, registry: Registry = Depends(get_registry)):
+async def upload_archive(secret: str, request: Request, server: ServerContext = Depends(get_server)):
     """Receive the zip: streamed to a private temporary file with size limit and hash, then accepted atomically."""
-    limit = registry.settings.max_upload_bytes
+    limit = server.settings.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, "upload_too_large", f"archive of {declared} bytes exceeds the limit of {limit} bytes")
     # Check the ticket before reading a possibly large body.
-    await run_in_threadpool(_check_ticket, registry, secret)
-    tmp_dir = registry.settings.tmp_dir
+    await run_in_threadpool(_check_ticket, server, secret)
+    tmp_dir = server.settings.tmp_dir
     tmp_dir.mkdir(parents=True, exist_ok=True)
     # The pid in the name lets the next start remove files of a process that died mid-upload.
     fd, name = tempfile.mkstemp(prefix=f"upload-{os.getpid()}-", suffix=".zip", dir=tmp_dir)
@@ -66,7 +66,7 @@ async def upload_archive(secret: str, request: Request, registry: Registry = Dep
                 out.write(chunk)
         if size == 0:
             raise ApiError(422, "empty_upload", "the upload was empty; PUT the zip archive as the request body")
-        version: Version = await run_in_threadpool(services.accept_upload, registry, secret, tmp, h.hexdigest(),
+        version: Version = await run_in_threadpool(services.accept_upload, server, secret, tmp, h.hexdigest(),
                                                    size, _declared_sha(request))
     finally:
         tmp.unlink(missing_ok=True)
@@ -74,6 +74,6 @@ async def upload_archive(secret: str, request: Request, registry: Registry = Dep
             "size": version.size}
 
 
-def _check_ticket(registry: Registry, secret: str) -> None:
-    with Session(registry.engine) as session:
+def _check_ticket(server: ServerContext, secret: str) -> None:
+    with Session(server.engine) as session:
         services.open_ticket(session, secret)

@@ -27,7 +27,7 @@ from hearth.registry.manifest import (
 from hearth.registry_server.accounts.services import actor_for, authenticate, check_can_publish, get_publisher
 from hearth.registry_server.admin.services import audit
 from hearth.registry_server.db import utcnow
-from hearth.registry_server.deps import Registry
+from hearth.registry_server.deps import ServerContext
 from hearth.registry_server.errors import ApiError
 from hearth.registry_server.packs.models import Pack, Version
 from hearth.registry_server.publishing.models import UploadTicket
@@ -40,7 +40,7 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def reserve_version(session: Session, registry: Registry, publisher_id: str, pack_id: str, body: PublishRequest,
+def reserve_version(session: Session, server: ServerContext, publisher_id: str, pack_id: str, body: PublishRequest,
                     token_secret: str | None) -> tuple[str, UploadTicket]:
     """Check who may publish what, then reserve (pack, version). Returns the upload secret (once) and ticket."""
     token = authenticate(session, token_secret, "publish")
@@ -84,7 +84,7 @@ def reserve_version(session: Session, registry: Registry, publisher_id: str, pac
         secret_hash=_hash(secret), version_id=str(uuid.uuid4()), pack_id=pack_id, pack_key=key, version=version,
         publisher_id=publisher_id, token_id=token.id, expected_sha256=(body.node_version.sha256 or "").lower(),
         request=body.model_dump(exclude={"personal_access_token"}),
-        expires_at=now + timedelta(seconds=registry.settings.upload_url_ttl_s))
+        expires_at=now + timedelta(seconds=server.settings.upload_url_ttl_s))
     session.add(ticket)
     try:
         session.flush()
@@ -136,15 +136,15 @@ def read_archive_manifest(path: Path) -> dict:
         raise ApiError(422, "manifest_invalid", str(exc), file=exc.path, field=exc.field) from None
 
 
-def accept_upload(registry: Registry, secret: str, tmp: Path, sha256: str, size: int,
+def accept_upload(server: ServerContext, secret: str, tmp: Path, sha256: str, size: int,
                   declared_sha256: str | None) -> Version:
     """Store an uploaded archive and create its version, or refuse with a 4xx and change nothing visible.
 
     Order matters for crash safety: the blob is stored (atomically) before the version row commits, so a
     version never exists without its file; a blob left behind by a crash is collected at the next start.
     """
-    settings = registry.settings
-    with Session(registry.engine, expire_on_commit=False) as session:
+    settings = server.settings
+    with Session(server.engine, expire_on_commit=False) as session:
         ticket = open_ticket(session, secret)
         declared = (declared_sha256 or ticket.expected_sha256 or "").lower()
         if declared and declared != sha256:
@@ -163,8 +163,8 @@ def accept_upload(registry: Registry, secret: str, tmp: Path, sha256: str, size:
                 raise ApiError(422, "manifest_mismatch", f"pyproject.toml (in the archive): {where} is {got!r}, "
                                                          f"but this upload URL is for {expected!r}")
         key = archive_key(sha256)
-        if not registry.storage.exists(key):
-            registry.storage.put_file(key, tmp)
+        if not server.storage.exists(key):
+            server.storage.put_file(key, tmp)
 
         now = utcnow()
         claimed = session.execute(update(UploadTicket).where(UploadTicket.id == ticket.id,
@@ -221,11 +221,11 @@ def accept_upload(registry: Registry, secret: str, tmp: Path, sha256: str, size:
         except IntegrityError:
             session.rollback()
             raise ApiError(409, "version_exists", f"{ticket.pack_id} {ticket.version} already exists") from None
-    registry.wake_verifier.set()
+    server.wake_verifier.set()
     return version
 
 
-def recover(registry: Registry) -> dict[str, int]:
+def recover(server: ServerContext) -> dict[str, int]:
     """Clean up after a crash: temporary files of dead processes, blobs no version refers to (older than the
     grace period, so another live process's blob about to be committed is safe), verification claims of dead
     processes, and long-expired tickets."""
@@ -233,16 +233,16 @@ def recover(registry: Registry) -> dict[str, int]:
     from hearth.registry_server.verification.services import release_dead_claims
 
     removed = {"temp": 0, "blobs": 0, "tickets": 0, "claims": 0}
-    tmp_dir = registry.settings.tmp_dir
+    tmp_dir = server.settings.tmp_dir
     if tmp_dir.is_dir():
         for entry in tmp_dir.iterdir():
             parts = entry.name.split("-")
             if len(parts) > 1 and parts[1].isdigit() and not pid_alive(int(parts[1])):
                 shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
                 removed["temp"] += 1
-    removed["blobs"] = collect_garbage(registry, registry.settings.gc_grace_s)
+    removed["blobs"] = collect_garbage(server, server.settings.gc_grace_s)
     cutoff = utcnow() - timedelta(days=1)
-    with Session(registry.engine) as session:
+    with Session(server.engine) as session:
         removed["claims"] = release_dead_claims(session)
         removed["tickets"] = session.execute(
             delete(UploadTicket).where(UploadTicket.used_at.is_(None), UploadTicket.expires_at < cutoff)).rowcount
@@ -250,9 +250,9 @@ def recover(registry: Registry) -> dict[str, int]:
     return removed
 
 
-def collect_garbage(registry: Registry, grace_s: float) -> int:
+def collect_garbage(server: ServerContext, grace_s: float) -> int:
     """Delete stored blobs that no version refers to and that are older than `grace_s` seconds."""
-    with Session(registry.engine) as session:
+    with Session(server.engine) as session:
         referenced = set()
         for blob, wheel in session.exec(select(Version.blob_key, Version.wheel_key)).all():
             referenced.add(blob)
@@ -261,8 +261,8 @@ def collect_garbage(registry: Registry, grace_s: float) -> int:
     cutoff = utcnow() - timedelta(seconds=grace_s)
     removed = 0
     for prefix in ("archives/", "wheels/"):
-        for blob in list(registry.storage.list(prefix)):
+        for blob in list(server.storage.list(prefix)):
             if blob.key not in referenced and blob.modified <= cutoff:
-                registry.storage.delete(blob.key)
+                server.storage.delete(blob.key)
                 removed += 1
     return removed

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from sqlmodel import Session, select
 
 from hearth.registry.manifest import normalize_name, semver_key, semver_to_pep440
-from hearth.registry_server.deps import Registry, get_registry, get_session, read_access
+from hearth.registry_server.deps import ServerContext, get_server, get_session, read_access
 from hearth.registry_server.mirror.services import resolve_pack
 from hearth.registry_server.packs.models import ACTIVE, Pack, Version
 
@@ -54,16 +54,16 @@ def simple_root(request: Request, session: Session = Depends(get_session)) -> Re
 
 @router.get("/simple/{project}/")
 def simple_project(project: str, request: Request, session: Session = Depends(get_session),
-                   registry: Registry = Depends(get_registry)) -> Response:
+                   server: ServerContext = Depends(get_server)) -> Response:
     key = normalize_name(project)
     if key != project:
-        return RedirectResponse(f"{registry.base_url(request)}/simple/{key}/", status_code=301)
-    pack = resolve_pack(session, registry, project)
+        return RedirectResponse(f"{server.base_url(request)}/simple/{key}/", status_code=301)
+    pack = resolve_pack(session, server, project)
     # Flagged, pending, banned and deleted versions are absent: an index hands out only installable files.
     rows = session.exec(select(Version).where(Version.pack_id == pack.id, Version.status == ACTIVE,
                                               Version.wheel_sha256 != "")).all()
     rows = sorted(rows, key=lambda v: semver_key(v.version))
-    base = registry.base_url(request)
+    base = server.base_url(request)
     files, anchors = [], []
     for v in rows:
         url = f"{base}/files/{v.wheel_sha256}/{v.wheel_filename}"

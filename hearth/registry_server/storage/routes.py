@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from sqlmodel import Session, or_, select
 
-from hearth.registry_server.deps import Registry, get_registry, get_session, read_access
+from hearth.registry_server.deps import ServerContext, get_server, get_session, read_access
 from hearth.registry_server.errors import ApiError
 from hearth.registry_server.packs.models import VISIBLE_STATUSES, Pack, Version
 
@@ -14,12 +14,12 @@ router = APIRouter(tags=["downloads"], dependencies=[Depends(read_access)])
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
-def _send(registry: Registry, key: str, filename: str, media_type: str) -> Response:
-    local = getattr(registry.storage, "local_path", None)
+def _send(server: ServerContext, key: str, filename: str, media_type: str) -> Response:
+    local = getattr(server.storage, "local_path", None)
     headers = {"Cache-Control": IMMUTABLE}
     if local is not None:
         return FileResponse(local(key), media_type=media_type, filename=filename, headers=headers)
-    return StreamingResponse(registry.storage.open(key), media_type=media_type,
+    return StreamingResponse(server.storage.open(key), media_type=media_type,
                              headers={**headers, "Content-Disposition": f'attachment; filename="{filename}"'})
 
 
@@ -36,21 +36,21 @@ def _lookup(session: Session, sha256: str) -> tuple[Version, Pack]:
 
 @router.get("/api/v1/files/{sha256}")
 def download_by_hash(sha256: str, session: Session = Depends(get_session),
-                     registry: Registry = Depends(get_registry)) -> Response:
+                     server: ServerContext = Depends(get_server)) -> Response:
     """Download an archive or wheel by its sha256."""
     version, pack = _lookup(session, sha256)
     if version.sha256 == sha256:
-        return _send(registry, version.blob_key, f"{pack.id}-{version.version}.zip", "application/zip")
-    return _send(registry, version.wheel_key, version.wheel_filename, "application/octet-stream")
+        return _send(server, version.blob_key, f"{pack.id}-{version.version}.zip", "application/zip")
+    return _send(server, version.wheel_key, version.wheel_filename, "application/octet-stream")
 
 
 @router.get("/files/{sha256}/{filename}")
 def download_file(sha256: str, filename: str, session: Session = Depends(get_session),
-                  registry: Registry = Depends(get_registry)) -> Response:
+                  server: ServerContext = Depends(get_server)) -> Response:
     if filename.endswith(".whl.metadata"):
         version, _ = _lookup(session, sha256)
         if version.wheel_sha256 != sha256:
             raise ApiError(404, "file_not_found", f"{filename} not found")
-        body = b"".join(registry.storage.open(version.wheel_key + ".metadata"))
+        body = b"".join(server.storage.open(version.wheel_key + ".metadata"))
         return Response(body, media_type="text/plain", headers={"Cache-Control": IMMUTABLE})
-    return download_by_hash(sha256, session, registry)
+    return download_by_hash(sha256, session, server)

@@ -134,7 +134,7 @@ def claim_next(session: Session) -> str | None:
     return None
 
 
-def verify_version(registry, version_id: str) -> str:  # noqa: ANN001 - Registry (import cycle)
+def verify_version(server, version_id: str) -> str:  # noqa: ANN001 - ServerContext (import cycle)
     """Run the checks on one claimed version and record the outcome; returns the new status."""
     from hearth.registry_server.admin.services import audit
     from hearth.registry_server.packs.models import (
@@ -150,15 +150,15 @@ def verify_version(registry, version_id: str) -> str:  # noqa: ANN001 - Registry
     from hearth.registry_server.simple.services import build_wheel
     from hearth.registry_server.storage.services import download_to_temp, wheel_key
 
-    settings = registry.settings
+    settings = server.settings
     work = Path(tempfile.mkdtemp(prefix=f"verify-{os.getpid()}-{version_id[:8]}-", dir=settings.tmp_dir))
     try:
-        with Session(registry.engine, expire_on_commit=False) as session:
+        with Session(server.engine, expire_on_commit=False) as session:
             version = session.get(Version, version_id)
             if version is None or version.status != PENDING:
                 return version.status if version else "missing"
             pack = session.get(Pack, version.pack_id)
-            archive = download_to_temp(registry.storage, version.blob_key, work, ".zip")
+            archive = download_to_temp(server.storage, version.blob_key, work, ".zip")
             from hearth.registry_server.admin.services import suppressions_for
 
             try:
@@ -171,10 +171,10 @@ def verify_version(registry, version_id: str) -> str:  # noqa: ANN001 - Registry
             if report.verdict != "reject":
                 wheel = build_wheel(archive, pack.id, version.version, version.manifest, version.dependencies, work)
                 wkey = wheel_key(wheel.sha256, wheel.filename)
-                registry.storage.put_file(wkey, wheel.path)
+                server.storage.put_file(wkey, wheel.path)
                 meta = work / "METADATA"
                 meta.write_bytes(wheel.metadata)
-                registry.storage.put_file(wkey + ".metadata", meta)  # PEP 658: resolvers skip the download
+                server.storage.put_file(wkey + ".metadata", meta)  # PEP 658: resolvers skip the download
                 version.wheel_filename, version.wheel_sha256, version.wheel_size = (
                     wheel.filename, wheel.sha256, wheel.size)
                 version.wheel_key, version.wheel_metadata_sha256 = wkey, wheel.metadata_sha256
@@ -201,7 +201,7 @@ def verify_version(registry, version_id: str) -> str:  # noqa: ANN001 - Registry
             audit(session, "system:verifier", "version.verify", f"{pack.id}@{version.version}",
                   {"verdict": report.verdict, "verifier": verifier, "findings": len(report.findings)})
             session.commit()
-            registry.cache.clear()  # the version's status, the pack's latest and search results changed
+            server.cache.clear()  # the version's status, the pack's latest and search results changed
             log.info("verified %s %s: %s", pack.id, version.version, version.status)
             return version.status
     finally:

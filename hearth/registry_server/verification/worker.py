@@ -14,20 +14,20 @@ log = logging.getLogger("hearth.registry.verify")
 class VerificationWorker:
     """Wakes on each upload (or every poll interval, to pick up work from other processes and crashed claims)."""
 
-    def __init__(self, registry):  # noqa: ANN001
-        self.registry = registry
+    def __init__(self, server):  # noqa: ANN001
+        self.server = server
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        for i in range(max(1, self.registry.settings.verify_workers)):
+        for i in range(max(1, self.server.settings.verify_workers)):
             t = threading.Thread(target=self._loop, name=f"verifier-{i}", daemon=True)
             t.start()
             self.threads.append(t)
 
     def stop(self) -> None:
         self.stop_event.set()
-        self.registry.wake_verifier.set()
+        self.server.wake_verifier.set()
         for t in self.threads:
             t.join(timeout=10)
         self.flush_downloads()
@@ -38,12 +38,12 @@ class VerificationWorker:
 
         done = 0
         while not self.stop_event.is_set():
-            with Session(self.registry.engine) as session:
+            with Session(self.server.engine) as session:
                 vid = claim_next(session)
             if vid is None:
                 return done
             try:
-                verify_version(self.registry, vid)
+                verify_version(self.server, vid)
             except Exception:  # keep the worker alive; the claim expires and another try happens later
                 log.exception("verification of version %s failed", vid)
             done += 1
@@ -52,7 +52,7 @@ class VerificationWorker:
     def flush_downloads(self) -> None:
         from hearth.registry_server.packs.models import Pack
 
-        reg = self.registry
+        reg = self.server
         with reg.downloads_lock:
             counts, reg.downloads = dict(reg.downloads), type(reg.downloads)()
         if not counts:
@@ -63,12 +63,12 @@ class VerificationWorker:
             session.commit()
 
     def _loop(self) -> None:
-        poll = self.registry.settings.verify_poll_s
+        poll = self.server.settings.verify_poll_s
         while not self.stop_event.is_set():
-            self.registry.wake_verifier.clear()
+            self.server.wake_verifier.clear()
             try:
                 self.run_pending()
                 self.flush_downloads()
             except Exception:
                 log.exception("verification loop error")
-            self.registry.wake_verifier.wait(poll)
+            self.server.wake_verifier.wait(poll)
