@@ -16,7 +16,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from hearth.cli.main import UserError
 from hearth.registry.archive import Archive, ArchiveError, build_archive
 from hearth.registry.client import NotFound, RegistryClient, RegistryError, Unauthorized
-from hearth.registry.config import ConfigError, load_config, primary_registry, save_config
+from hearth.registry.config import ConfigError, load_config, primary_index, save_config
 from hearth.registry.manifest import (
     Manifest,
     ManifestError,
@@ -37,10 +37,10 @@ def _target(registry_url: str | None, token: str | None) -> tuple[str, str | Non
     """(registry URL, token): --token wins over the stored token for that registry."""
     try:
         config = load_config()
-        registry = primary_registry(config, registry_url)
+        index = primary_index(config, registry_url)
     except ConfigError as exc:
         raise UserError(str(exc)) from None
-    return registry.url, token or registry.token
+    return index.url, token or index.token
 
 
 @click.command("login")

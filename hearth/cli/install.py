@@ -11,7 +11,7 @@ from hearth.cli.env import _echo_json, env_option, json_option, user_errors
 from hearth.cli.main import UserError
 from hearth.registry import envs
 from hearth.registry import install as installer
-from hearth.registry.config import Registry, load_config, registries_in_priority
+from hearth.registry.config import Index, indexes_in_priority, load_config
 
 
 class RichProgress(installer.Progress):
@@ -66,11 +66,11 @@ def registry_option(fn: Callable) -> Callable:
                         )(fn)
 
 
-def _registries(registry_url: str | None, required: bool = True) -> list[Registry]:
+def _indexes(registry_url: str | None, required: bool = True) -> list[Index]:
     from hearth.registry.config import ConfigError
 
     try:
-        return registries_in_priority(load_config(), registry_url)
+        return indexes_in_priority(load_config(), registry_url)
     except ConfigError:
         if required:
             raise
@@ -123,10 +123,10 @@ def install(packs: tuple[str, ...], workflow: Path | None, env_name: str | None,
             missing = workflow_deps.missing_node_classes(workflow, env)
         except workflow_deps.WorkflowError as exc:
             raise UserError(str(exc)) from None
-    registries = _registries(registry_url)
+    indexes = _indexes(registry_url)
     workflow_packs: list[str] = []
     if workflow is not None:
-        found, unknown = workflow_deps.packs_for_classes(sorted(missing), registries) if missing else ({}, [])
+        found, unknown = workflow_deps.packs_for_classes(sorted(missing), indexes) if missing else ({}, [])
         if unknown:
             raise UserError(f"{workflow}: no registry has a pack for node class{'es' if len(unknown) > 1 else ''} "
                             f"{', '.join(sorted(unknown))}; nothing was installed")
@@ -135,7 +135,7 @@ def install(packs: tuple[str, ...], workflow: Path | None, env_name: str | None,
             click.echo(f"{workflow}: environment {env.name!r} already has every node class it uses")
             return
     with RichProgress(quiet=as_json) as progress:
-        result = installer.install(env, list(packs), registries=registries, workflow_packs=workflow_packs,
+        result = installer.install(env, list(packs), indexes=indexes, workflow_packs=workflow_packs,
                                    progress=progress, offline=offline)
     _report(result, as_json, "installed")
 
@@ -152,7 +152,7 @@ def uninstall(packs: tuple[str, ...], env_name: str | None, registry_url: str | 
     """Remove PACKs (and whatever only they needed) as a new generation."""
     env = envs.get_environment(env_name)
     with RichProgress(quiet=as_json) as progress:
-        result = installer.uninstall(env, list(packs), registries=_registries(registry_url, required=False),
+        result = installer.uninstall(env, list(packs), indexes=_indexes(registry_url, required=False),
                                      progress=progress, offline=offline)
     _report(result, as_json, "uninstalled")
 
@@ -167,7 +167,7 @@ def update(packs: tuple[str, ...], env_name: str | None, registry_url: str | Non
     """Move PACKs (default: every pack) to the newest versions their specs and the base allow."""
     env = envs.get_environment(env_name)
     with RichProgress(quiet=as_json) as progress:
-        result = installer.update(env, list(packs) or None, registries=_registries(registry_url), progress=progress)
+        result = installer.update(env, list(packs) or None, indexes=_indexes(registry_url), progress=progress)
     _report(result, as_json, "updated")
 
 
@@ -223,7 +223,7 @@ def lock(packs: tuple[str, ...], env_name: str | None, registry_url: str | None,
     """Resolve the environment's packs (plus PACKs) to a pylock.toml without installing anything."""
     env = envs.get_environment(env_name)
     with RichProgress(quiet=output is None) as progress:
-        body, requested = installer.lock_only(env, list(packs), registries=_registries(registry_url),
+        body, requested = installer.lock_only(env, list(packs), indexes=_indexes(registry_url),
                                               output=output, upgrade=upgrade, progress=progress)
     if output is None:
         click.echo(body, nl=False)
@@ -246,6 +246,6 @@ def sync(lock_file: Path | None, env_name: str | None, registry_url: str | None,
     if lock_file is not None and not lock_file.is_file():
         raise UserError(f"--lock {lock_file}: no such file")
     with RichProgress(quiet=as_json) as progress:
-        result = installer.sync(env, lock_file, registries=_registries(registry_url, required=False),
+        result = installer.sync(env, lock_file, indexes=_indexes(registry_url, required=False),
                                 progress=progress, offline=offline)
     _report(result, as_json, "synced")

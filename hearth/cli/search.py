@@ -14,10 +14,10 @@ from hearth.cli.main import UserError
 from hearth.registry.client import RegistryClient, RegistryError
 from hearth.registry.config import (
     ConfigError,
+    Index,
     PackNotFound,
-    Registry,
+    indexes_in_priority,
     load_config,
-    registries_in_priority,
     source_for_pack,
 )
 
@@ -28,9 +28,9 @@ def registry_option(fn: Any) -> Any:
                              "config file, highest priority first).")(fn)
 
 
-def configured_registries(registry_url: str | None) -> list[Registry]:
+def configured_indexes(registry_url: str | None) -> list[Index]:
     try:
-        return registries_in_priority(load_config(), registry_url)
+        return indexes_in_priority(load_config(), registry_url)
     except ConfigError as exc:
         raise UserError(str(exc)) from None
 
@@ -50,11 +50,11 @@ def search(query: tuple[str, ...], limit: int, as_json: bool, registry_url: str 
     text = " ".join(query).strip()
     if not text:
         raise UserError("search: give words to look for, for example `comfy search upscale`")
-    registries = configured_registries(registry_url)
+    indexes = configured_indexes(registry_url)
     results: list[dict] = []
     hidden: list[dict] = []
     owner: dict[str, str] = {}  # pack key -> the registry install takes it from
-    clients = [RegistryClient(r.url, r.token) for r in registries]
+    clients = [RegistryClient(r.url, r.token) for r in indexes]
     try:
         for i, client in enumerate(clients):
             for pack in client.search(text, limit):
@@ -76,20 +76,20 @@ def search(query: tuple[str, ...], limit: int, as_json: bool, registry_url: str 
         for client in clients:
             client.__exit__()
     if as_json:
-        echo_json({"query": text, "registries": [r.url for r in registries], "results": results,
+        echo_json({"query": text, "registries": [r.url for r in indexes], "results": results,
                    "hidden": hidden})
         return
     console = Console(highlight=False)
     if not results:
-        console.print(f"no packs match {escape(text)!r} on {', '.join(r.url for r in registries)}")
+        console.print(f"no packs match {escape(text)!r} on {', '.join(r.url for r in indexes)}")
     else:
         table = Table("pack", "version", "publisher", "downloads", "description")
-        if len(registries) > 1:
+        if len(indexes) > 1:
             table.add_column("registry")
         for pack in results:
             row = [escape(pack["id"]), escape(pack.get("latest_version") or "-"), escape(pack.get("publisher") or ""),
                    str(pack.get("downloads") or 0), escape(_short(pack.get("description") or ""))]
-            if len(registries) > 1:
+            if len(indexes) > 1:
                 row.append(escape(pack["registry"]))
             table.add_row(*row)
         console.print(table)
@@ -109,10 +109,10 @@ def _short(text: str, width: int = 70) -> str:
 @registry_option
 def info(pack: str, as_json: bool, registry_url: str | None) -> None:
     """Show a pack from the highest-priority registry that has it: versions, status, node classes."""
-    registries = configured_registries(registry_url)
-    clients = {r.url: RegistryClient(r.url, r.token) for r in registries}
+    indexes = configured_indexes(registry_url)
+    clients = {r.url: RegistryClient(r.url, r.token) for r in indexes}
     try:
-        found = source_for_pack(pack, registries, lambda reg, name: clients[reg.url].pack_details(name))
+        found = source_for_pack(pack, indexes, lambda reg, name: clients[reg.url].pack_details(name))
     except RegistryError as exc:
         raise UserError(str(exc)) from None
     finally:
@@ -120,11 +120,11 @@ def info(pack: str, as_json: bool, registry_url: str | None) -> None:
             client.__exit__()
     if isinstance(found, PackNotFound):
         raise UserError(f"{found.message}; try `comfy search {pack}`")
-    registry, detail = found
+    index, detail = found
     if as_json:
-        echo_json({"registry": registry.url, **detail})
+        echo_json({"registry": index.url, **detail})
         return
-    _print_detail(registry.url, detail)
+    _print_detail(index.url, detail)
 
 
 def _print_detail(url: str, d: dict) -> None:

@@ -1,4 +1,5 @@
-"""The user's registry configuration: which registries to use, in what priority, and the tokens for them."""
+"""The user's index configuration: which registries packs come from (each an :class:`Index`), in what priority,
+and the tokens for them. The file keeps its ``[[registries]]`` tables; only the code calls one entry an index."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ class ConfigError(ValueError):
 
 
 @dataclass
-class Registry:
-    """One registry: its base URL and, once `comfy login` has run, a token for it."""
+class Index:
+    """One configured registry as a source of packs: its base URL and, once `comfy login` has run, a token."""
 
     url: str
     token: str | None = None
@@ -28,21 +29,21 @@ class Registry:
 
 @dataclass
 class Config:
-    """Registries in priority order: the first that has a pack name is the only one it is ever taken from."""
+    """Indexes in priority order: the first that has a pack name is the only one it is ever taken from."""
 
     path: Path
-    registries: list[Registry] = field(default_factory=list)
+    indexes: list[Index] = field(default_factory=list)
 
-    def find(self, url: str) -> Registry | None:
+    def find(self, url: str) -> Index | None:
         url = normalize_url(url)
-        return next((r for r in self.registries if r.url == url), None)
+        return next((r for r in self.indexes if r.url == url), None)
 
-    def set_token(self, url: str, token: str) -> Registry:
+    def set_token(self, url: str, token: str) -> Index:
         """Store a token; a registry not yet listed is added last, so it never outranks one the user ordered."""
         entry = self.find(url)
         if entry is None:
-            entry = Registry(normalize_url(url))
-            self.registries.append(entry)
+            entry = Index(normalize_url(url))
+            self.indexes.append(entry)
         entry.token = token
         return entry
 
@@ -79,22 +80,22 @@ def load_config(path: Path | None = None) -> Config:
     entries = data.get("registries", [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ConfigError(f"{path}: registries must be a list of [[registries]] tables")
-    registries = []
+    indexes = []
     for i, entry in enumerate(entries):
         url, token = entry.get("url"), entry.get("token")
         if not isinstance(url, str) or (token is not None and not isinstance(token, str)):
             raise ConfigError(f"{path}: registries[{i}] needs url = \"https://...\" and an optional string token")
         try:
-            registries.append(Registry(normalize_url(url), token))
+            indexes.append(Index(normalize_url(url), token))
         except ConfigError as exc:
             raise ConfigError(f"{path}: registries[{i}]: {exc}") from None
-    return Config(path, registries)
+    return Config(path, indexes)
 
 
 def save_config(config: Config) -> None:
     """Write the config atomically, readable by the user only: it holds tokens."""
     lines = ["# Hearth registries, highest priority first. Written by `comfy login`; reorder by hand.", ""]
-    for r in config.registries:
+    for r in config.indexes:
         # JSON string escapes are valid TOML basic-string escapes, so no TOML writer is needed for these values.
         lines += ["[[registries]]", f"url = {json.dumps(r.url)}"]
         if r.token:
@@ -110,8 +111,8 @@ def save_config(config: Config) -> None:
     os.replace(tmp, config.path)
 
 
-def registries_in_priority(config: Config, override: str | None = None,
-                           env: Mapping[str, str] | None = None) -> list[Registry]:
+def indexes_in_priority(config: Config, override: str | None = None,
+                           env: Mapping[str, str] | None = None) -> list[Index]:
     """The registries a command uses, highest priority first.
 
     `--registry URL` (``override``), else `COMFY_REGISTRY_URL`, replaces the configured list rather than joining
@@ -122,16 +123,16 @@ def registries_in_priority(config: Config, override: str | None = None,
     chosen = override or env.get(ENV_REGISTRY)
     if chosen:
         url = normalize_url(chosen)
-        return [Registry(url, config.token_for(url))]
-    if not config.registries:
+        return [Index(url, config.token_for(url))]
+    if not config.indexes:
         raise ConfigError(f"no registry configured: pass --registry URL, set {ENV_REGISTRY}, "
                           f"or run `comfy login --registry URL` (config: {config.path})")
-    return list(config.registries)
+    return list(config.indexes)
 
 
-def primary_registry(config: Config, override: str | None = None, env: Mapping[str, str] | None = None) -> Registry:
+def primary_index(config: Config, override: str | None = None, env: Mapping[str, str] | None = None) -> Index:
     """The registry that publishing and login talk to: the highest-priority one."""
-    return registries_in_priority(config, override, env)[0]
+    return indexes_in_priority(config, override, env)[0]
 
 
 T = TypeVar("T")
@@ -149,16 +150,16 @@ class PackNotFound:
         return f"pack {self.name!r} not found on {', '.join(self.searched) or 'any registry'}"
 
 
-def source_for_pack(name: str, registries: list[Registry],
-                    lookup: Callable[[Registry, str], T | None]) -> tuple[Registry, T] | PackNotFound:
+def source_for_pack(name: str, indexes: list[Index],
+                    lookup: Callable[[Index, str], T | None]) -> tuple[Index, T] | PackNotFound:
     """The first registry, by priority, that has `name`, and what it said about it.
 
     A name held by a higher-priority registry is never taken from a lower one (no dependency confusion). So an
     error from `lookup` (for example a registry that is offline) propagates rather than falling through: the
     registry that cannot answer might be the one that owns the name.
     """
-    for registry in registries:
-        found = lookup(registry, name)
+    for index in indexes:
+        found = lookup(index, name)
         if found is not None:
-            return registry, found
-    return PackNotFound(name, tuple(r.url for r in registries))
+            return index, found
+    return PackNotFound(name, tuple(r.url for r in indexes))

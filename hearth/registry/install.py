@@ -27,7 +27,7 @@ from packaging.utils import canonicalize_name
 from hearth.registry.artifacts import Progress, comfyui_entry, extract_custom_node, fetch
 from hearth.registry.base import base_constraints as _base_constraints
 from hearth.registry.base import base_drift
-from hearth.registry.config import Registry
+from hearth.registry.config import Index
 from hearth.registry.envs import (
     Environment,
     finish_generation,
@@ -102,7 +102,7 @@ def cache_dir() -> Path:
 
 def _uv_env(sources: Sources) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_INDEX", "PIP_"))}
-    for i, r in enumerate(sources.registries):
+    for i, r in enumerate(sources.indexes):
         if r.token:
             env[f"UV_INDEX_HEARTH{i}_USERNAME"] = "__token__"
             env[f"UV_INDEX_HEARTH{i}_PASSWORD"] = r.token
@@ -112,7 +112,7 @@ def _uv_env(sources: Sources) -> dict[str, str]:
 
 def _index_args(sources: Sources) -> list[str]:
     args = []
-    for i, r in enumerate(sources.registries):
+    for i, r in enumerate(sources.indexes):
         args += ["--index", f"hearth{i}={r.url}/simple"]
     if sources.pypi:
         args += ["--default-index", sources.pypi]
@@ -346,13 +346,13 @@ def _apply(env: Environment, requested: list[str], sources: Sources, *, action: 
 
 # -- the commands' library side ------------------------------------------------------------------------------------
 
-def install(env: Environment, specs: list[str], *, registries: list[Registry], workflow_packs: Iterable[str] | None = None,
+def install(env: Environment, specs: list[str], *, indexes: list[Index], workflow_packs: Iterable[str] | None = None,
             progress: Progress | None = None, offline: bool = False, sources: Sources | None = None) -> Result:
     """Add `specs` (and `workflow_packs`) to the environment's packs, resolve everything together, switch."""
     specs = list(specs) + [p for p in (workflow_packs or ()) if p]
     if not specs:
         raise InstallError("nothing to install: name at least one pack (comfy install PACK[==VERSION])")
-    sources = sources or Sources.from_environment(registries, offline)
+    sources = sources or Sources.from_environment(indexes, offline)
     requested = merge_specs(env.current().requested, specs)
     words = " ".join(specs)
     if offline:  # nothing can be fetched afresh: the named packs are only freed from the lock's versions
@@ -369,7 +369,7 @@ def install(env: Environment, specs: list[str], *, registries: list[Registry], w
         return newer_on_registry(specs, {p.name: p.version for p in lock.packages}, pages)
 
     with ThreadPoolExecutor(1) as pool:
-        owners = pool.submit(find_sources, specs, list(sources.registries), pages)
+        owners = pool.submit(find_sources, specs, list(sources.indexes), pages)
         try:
             return _apply(env, requested, sources, action=f"install {words}",
                           upgrade=[parse_spec(s).name for s in specs], progress=progress, resolved=check,
@@ -381,7 +381,7 @@ def install(env: Environment, specs: list[str], *, registries: list[Registry], w
             raise InstallError(_explain(exc.uv_error, env, sources, known), uv_error=exc.uv_error) from None
 
 
-def uninstall(env: Environment, names: list[str], *, registries: list[Registry], progress: Progress | None = None,
+def uninstall(env: Environment, names: list[str], *, indexes: list[Index], progress: Progress | None = None,
               offline: bool = False, sources: Sources | None = None) -> Result:
     current = env.current()
     have = {canonicalize_name(parse_spec(s).name): s for s in current.requested}
@@ -392,11 +392,11 @@ def uninstall(env: Environment, names: list[str], *, registries: list[Registry],
         raise InstallError(f"{', '.join(missing)} not installed by request in environment {env.name!r} "
                            f"(requested packs: {listed})")
     requested = [s for key, s in sorted(have.items()) if key not in gone]
-    sources = sources or Sources.from_environment(registries, offline)
+    sources = sources or Sources.from_environment(indexes, offline)
     return _apply(env, requested, sources, action=f"uninstall {' '.join(names)}", progress=progress)
 
 
-def update(env: Environment, names: list[str] | None = None, *, registries: list[Registry],
+def update(env: Environment, names: list[str] | None = None, *, indexes: list[Index],
            progress: Progress | None = None, offline: bool = False, sources: Sources | None = None) -> Result:
     """Re-resolve for newer versions: of `names` (and what they need), or of everything when none are named."""
     current = env.current()
@@ -405,17 +405,17 @@ def update(env: Environment, names: list[str] | None = None, *, registries: list
     if unknown:
         raise InstallError(f"{', '.join(unknown)} not installed in environment {env.name!r}; "
                            f"install it with `comfy install {unknown[0]}`")
-    sources = sources or Sources.from_environment(registries, offline)
+    sources = sources or Sources.from_environment(indexes, offline)
     upgrade = list(names) if names else True
     return _apply(env, current.requested, sources, action=f"update {' '.join(names or ['all'])}", upgrade=upgrade,
                   progress=progress)
 
 
-def lock_only(env: Environment, specs: list[str] = (), *, registries: list[Registry], output: Path | None = None,
+def lock_only(env: Environment, specs: list[str] = (), *, indexes: list[Index], output: Path | None = None,
               upgrade: bool = False, progress: Progress | None = None, offline: bool = False,
               sources: Sources | None = None) -> tuple[str, list[str]]:
     """Resolve the environment's packs (plus `specs`) without installing; returns (lock text, requested)."""
-    sources = sources or Sources.from_environment(registries, offline)
+    sources = sources or Sources.from_environment(indexes, offline)
     requested = merge_specs(env.current().requested, specs)
     old = env.lock_path.read_text(encoding="utf-8") if env.lock_path.exists() else None
     body = resolve(env, requested, sources, prefer=old, upgrade=upgrade, progress=progress)
@@ -454,14 +454,14 @@ def in_sync(env: Environment) -> bool:
     return installed == wanted  # nothing missing, nothing at another version, nothing extra
 
 
-def sync(env: Environment, lock_file: Path | None = None, *, registries: list[Registry] = (),
+def sync(env: Environment, lock_file: Path | None = None, *, indexes: list[Index] = (),
          progress: Progress | None = None, offline: bool = False, sources: Sources | None = None) -> Result:
     """Make the environment match a lock exactly (its own by default): a no-op when it already does.
 
     Works offline when every artifact is in the cache; otherwise downloads them (each hash checked).
     """
     started = time.perf_counter()
-    sources = sources or Sources.from_environment(registries, offline)
+    sources = sources or Sources.from_environment(indexes, offline)
     current = env.current()
     if lock_file is None and in_sync(env):
         return Result(env, None, current.packs, message="already in sync",

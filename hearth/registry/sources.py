@@ -20,7 +20,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from hearth.registry.config import PackNotFound, Registry, source_for_pack
+from hearth.registry.config import Index, PackNotFound, source_for_pack
 from hearth.registry.envs import EnvironmentError_
 
 ENV_PYPI = "COMFY_PYPI_URL"  # the index after the registries; "none" for none
@@ -41,27 +41,27 @@ class InstallError(EnvironmentError_):
 class Sources:
     """Where packages come from, in priority order: the registries, then PyPI (or none), plus find-links."""
 
-    registries: tuple[Registry, ...] = ()
+    indexes: tuple[Index, ...] = ()
     pypi: str | None = DEFAULT_PYPI
     find_links: tuple[str, ...] = ()
     offline: bool = False
 
     @classmethod
-    def from_environment(cls, registries: Iterable[Registry] = (), offline: bool = False) -> Sources:
+    def from_environment(cls, indexes: Iterable[Index] = (), offline: bool = False) -> Sources:
         pypi = os.environ.get(ENV_PYPI, DEFAULT_PYPI).strip()
         links = tuple(p for p in os.environ.get(ENV_FIND_LINKS, "").split(os.pathsep) if p)
-        return cls(tuple(registries), None if pypi.lower() in ("", "none", "off") else pypi, links, offline)
+        return cls(tuple(indexes), None if pypi.lower() in ("", "none", "off") else pypi, links, offline)
 
     def registry_for_url(self, url: str) -> str:
         """The registry an artifact URL belongs to ("" for PyPI and local files)."""
-        for r in self.registries:
+        for r in self.indexes:
             if url.startswith(r.url + "/"):
                 return r.url
         found = _HEARTH_FILE.match(url)  # a Hearth registry's layout, for a lock from a registry not configured here
         return found.group(1) if found else ""
 
     def token_for_url(self, url: str) -> str | None:
-        return next((r.token for r in self.registries if r.token and url.startswith(r.url + "/")), None)
+        return next((r.token for r in self.indexes if r.token and url.startswith(r.url + "/")), None)
 
 
 def parse_spec(text: str) -> Requirement:
@@ -77,7 +77,7 @@ def parse_spec(text: str) -> Requirement:
     return req
 
 
-def find_sources(specs: Iterable[str], registries: list[Registry], pages: dict[str, dict] | None = None
+def find_sources(specs: Iterable[str], indexes: list[Index], pages: dict[str, dict] | None = None
                  ) -> dict[str, str]:
     """pack -> the registry it comes from (the highest-priority one that has it); every missing pack is named.
 
@@ -85,18 +85,18 @@ def find_sources(specs: Iterable[str], registries: list[Registry], pages: dict[s
     registry that cannot answer (offline, refusing the token) is an error, never a reason to try the next.
     `pages`, when given, receives each pack's page as its registry gave it (pack -> PEP 691 data).
     """
-    return _find_sources(specs, registries, simple_index_lookup, pages)
+    return _find_sources(specs, indexes, simple_index_lookup, pages)
 
 
-def simple_index_lookup(registry: Registry, name: str) -> dict | None:
+def simple_index_lookup(index: Index, name: str) -> dict | None:
     """The registry's PEP 691 page for `name`, or None when it has no such project (stdlib only: it is quick)."""
     import urllib.error
     import urllib.request
 
     headers = {"Accept": "application/vnd.pypi.simple.v1+json"}
-    if registry.token:
-        headers["Authorization"] = f"Bearer {registry.token}"
-    url = f"{registry.url}/simple/{canonicalize_name(name)}/"
+    if index.token:
+        headers["Authorization"] = f"Bearer {index.token}"
+    url = f"{index.url}/simple/{canonicalize_name(name)}/"
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=15) as response:
             return json.loads(response.read() or b"{}")
@@ -104,11 +104,11 @@ def simple_index_lookup(registry: Registry, name: str) -> dict | None:
         if exc.code == 404:
             return None
         said = _error_text(exc.read())
-        hint = f" (run `comfy login --registry {registry.url}`)" if exc.code in (401, 403) else ""
-        raise InstallError(f"registry {registry.url} answered {exc.code}: {said}{hint}") from None
+        hint = f" (run `comfy login --registry {index.url}`)" if exc.code in (401, 403) else ""
+        raise InstallError(f"registry {index.url} answered {exc.code}: {said}{hint}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise InstallError(f"registry {registry.url} is not reachable ({reason}); check the URL and that the "
+        raise InstallError(f"registry {index.url} is not reachable ({reason}); check the URL and that the "
                            "server is running") from None
 
 
@@ -125,13 +125,13 @@ def _error_text(body: bytes) -> str:
     return str(data)[:200]
 
 
-def _find_sources(specs: Iterable[str], registries: list[Registry],
-                  lookup: Callable[[Registry, str], dict | None], pages: dict[str, dict] | None = None
+def _find_sources(specs: Iterable[str], indexes: list[Index],
+                  lookup: Callable[[Index, str], dict | None], pages: dict[str, dict] | None = None
                   ) -> dict[str, str]:
     found, missing = {}, []
     for spec in specs:
         name = parse_spec(spec).name
-        got = source_for_pack(name, registries, lookup)
+        got = source_for_pack(name, indexes, lookup)
         if isinstance(got, PackNotFound):
             missing.append(got)
         else:
@@ -192,7 +192,7 @@ def index_versions(names: Iterable[str], sources: Sources) -> dict[str, list[str
         return found
     for name in names:
         with contextlib.suppress(InstallError):
-            got = source_for_pack(name, list(sources.registries), simple_index_lookup)
+            got = source_for_pack(name, list(sources.indexes), simple_index_lookup)
             if not isinstance(got, PackNotFound):
                 versions = got[1].get("versions")
                 if isinstance(versions, list):

@@ -17,7 +17,7 @@ from typing import Any
 
 from hearth.core.executor.workflow import DROPPED, WorkflowFileError, is_ui_workflow, read_workflow_file
 from hearth.registry.client import RegistryClient
-from hearth.registry.config import Registry
+from hearth.registry.config import Index
 
 # Frontend-only nodes of UI-format workflows: the frontend resolves them, no pack provides them.
 FRONTEND_ONLY = DROPPED | {"Reroute", "PrimitiveNode"}
@@ -106,7 +106,7 @@ def missing_node_classes(workflow_path: str | Path, env: Any) -> set[str]:
     return used - environment_node_classes(env)
 
 
-def packs_for_classes(classes: Iterable[str], registries: list[Registry]) -> tuple[dict[str, str], list[str]]:
+def packs_for_classes(classes: Iterable[str], indexes: list[Index]) -> tuple[dict[str, str], list[str]]:
     """({node class: pack id}, [classes no registry provides]), asking the registries in priority order.
 
     The first registry whose node-class index knows a class decides it, as with pack names: a class a private
@@ -116,7 +116,7 @@ def packs_for_classes(classes: Iterable[str], registries: list[Registry]) -> tup
     """
     found: dict[str, str] = {}
     missing: list[str] = []
-    clients = [RegistryClient(r.url, r.token) for r in registries]
+    clients = [RegistryClient(r.url, r.token) for r in indexes]
     try:
         for cls in sorted(set(classes)):
             for client in clients:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hearth.registry.archive import file_digest
 from hearth.registry.client import RegistryClient
-from hearth.registry.config import PackNotFound, Registry, source_for_pack
+from hearth.registry.config import Index, PackNotFound, source_for_pack
 from tests.registry_server.helpers import Hub, unique
 
 
@@ -51,7 +51,7 @@ def test_init_validate_pack_login_publish_then_the_registry_serves_it(comfy, hub
 
     # The client the install commands will use finds it through the priority lookup.
     with RegistryClient(hub.url) as client:
-        found = source_for_pack(name, [Registry(hub.url)], lambda reg, n: client.pack(n))
+        found = source_for_pack(name, [Index(hub.url)], lambda reg, n: client.pack(n))
         assert not isinstance(found, PackNotFound) and found[1]["publisher"] == publisher
         assert client.pack(unique("absent-")) is None
 

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from hearth.registry.config import Config, Registry, save_config
+from hearth.registry.config import Config, Index, save_config
 from tests.registry.packs import make_pack
 from tests.registry_server.helpers import Hub, unique
 
@@ -20,7 +20,7 @@ def publish(hub: Hub, root: Path, name: str, version: str = "1.0.0", **kwargs) -
 
 def use_registries(*hubs: Hub) -> None:
     """The user's config lists these registries, highest priority first (COMFY_CONFIG is per test)."""
-    save_config(Config(Path(os.environ["COMFY_CONFIG"]), [Registry(h.url) for h in hubs]))
+    save_config(Config(Path(os.environ["COMFY_CONFIG"]), [Index(h.url) for h in hubs]))
 
 
 def test_search_finds_a_pack_by_a_word_of_its_description(comfy, hub: Hub, tmp_path: Path):
@@ -105,6 +105,6 @@ def test_unknown_pack_missing_config_and_offline_registry_are_one_line_errors(co
 def test_an_offline_higher_priority_registry_is_an_error_not_skipped(comfy, hub: Hub, tmp_path: Path):
     name = unique("fallthrough-")
     publish(hub, tmp_path, name)
-    save_config(Config(Path(os.environ["COMFY_CONFIG"]), [Registry("http://127.0.0.1:9"), Registry(hub.url)]))
+    save_config(Config(Path(os.environ["COMFY_CONFIG"]), [Index("http://127.0.0.1:9"), Index(hub.url)]))
     r = comfy("info", name)  # the lower registry has it, but the offline one might own the name
     assert r.exit_code == 2 and r.output.count("\n") == 1 and "127.0.0.1:9" in r.output

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hearth.registry.client import Offline
-from hearth.registry.config import Registry
+from hearth.registry.config import Index
 from hearth.registry.workflow_deps import (
     WorkflowError,
     missing_node_classes,
@@ -77,15 +77,15 @@ def test_a_class_on_the_private_registry_wins_and_unknown_classes_are_reported(h
         assert detail["status"] == "active", detail
 
     found, missing = packs_for_classes([shared_cls, public_cls, unknown_cls],
-                                       [Registry(private_hub.url), Registry(hub.url)])
+                                       [Index(private_hub.url), Index(hub.url)])
     assert found == {shared_cls: private_pack, public_cls: public_other}
     assert missing == [unknown_cls]
 
     # With the public registry first, the same class comes from the public pack: priority decides, not luck.
-    found, _ = packs_for_classes([shared_cls], [Registry(hub.url), Registry(private_hub.url)])
+    found, _ = packs_for_classes([shared_cls], [Index(hub.url), Index(private_hub.url)])
     assert found == {shared_cls: public_pack}
 
 
 def test_an_offline_registry_stops_the_lookup_rather_than_falling_through(hub: Hub):
     with pytest.raises(Offline, match="127.0.0.1:9"):
-        packs_for_classes(["AnyNode"], [Registry("http://127.0.0.1:9"), Registry(hub.url)])
+        packs_for_classes(["AnyNode"], [Index("http://127.0.0.1:9"), Index(hub.url)])
