@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hearth_samplers import schedules  # noqa: E402
-from hearth_samplers.registry import SAMPLERS  # noqa: E402
+from hearth_samplers.catalog import SAMPLERS  # noqa: E402
 
 from tests.samplers.oracle import load_k_diffusion_sampling, toy_denoiser  # noqa: E402
 

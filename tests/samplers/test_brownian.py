@@ -6,7 +6,7 @@ import math
 
 import torch
 from hearth_samplers.brownian import BrownianNoise
-from hearth_samplers.registry import SAMPLERS
+from hearth_samplers.catalog import SAMPLERS
 from hearth_samplers.sampling import Sampler, _noise_sampler
 
 X = torch.zeros(1, 4, 64, 64)

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 from hearth_samplers import schedules
-from hearth_samplers.registry import SAMPLERS
+from hearth_samplers.catalog import SAMPLERS
 
 MU, S = 0.3, 0.5  # data ~ N(MU, S^2) per element
 

@@ -10,7 +10,7 @@ import math
 
 import pytest
 import torch
-from hearth_samplers.registry import SAMPLERS
+from hearth_samplers.catalog import SAMPLERS
 from hearth_samplers.sampling import Inpainting, Sampler
 from hearth_samplers.stepping import ancestral_step_flow, gaussian_noise, is_flow, model_sampling_of
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from hearth_samplers import schedules
-from hearth_samplers.registry import SAMPLERS
+from hearth_samplers.catalog import SAMPLERS
 
 from .oracle import load_k_diffusion_sampling, seeded_noise, toy_denoiser
 

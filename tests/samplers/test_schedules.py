@@ -8,7 +8,7 @@ import pytest
 import torch
 from hearth_samplers import discrete_schedules, schedules
 from hearth_samplers.beta_distribution import beta_cdf, beta_ppf
-from hearth_samplers.registry import SCHEDULERS
+from hearth_samplers.catalog import SCHEDULERS
 from hearth_samplers.sampling import calculate_sigmas
 
 from .toy_model import ToySampling

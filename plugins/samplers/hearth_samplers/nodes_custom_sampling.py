@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .names import sampler_names
+from .installed import sampler_names
 from .nodes_ksampler import MAX_SEED
 
 CATEGORY = "sampling/custom_sampling"

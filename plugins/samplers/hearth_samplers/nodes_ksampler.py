@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .names import sampler_names, scheduler_names
+from .installed import sampler_names, scheduler_names
 
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .names import scheduler_names
+from .installed import scheduler_names
 
 CATEGORY = "sampling/custom_sampling"
 SD_SIGMA_MAX, SD_SIGMA_MIN = 14.614642, 0.0291675  # SD1/SD2/SDXL's training range: the defaults below

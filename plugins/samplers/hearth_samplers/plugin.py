@@ -15,14 +15,14 @@ NODE_MODULES = (nodes_ksampler, nodes_custom_sampling, nodes_guiders, nodes_sigm
 
 @hookimpl
 def register_samplers():
-    from .registry import SAMPLERS
+    from .catalog import SAMPLERS
 
     return dict(SAMPLERS)
 
 
 @hookimpl
 def register_schedulers():
-    from .registry import SCHEDULERS
+    from .catalog import SCHEDULERS
 
     return dict(SCHEDULERS)
 

@@ -19,7 +19,7 @@ from hearth.core import context
 
 from .brownian import BrownianNoise
 from .guidance import Guidance, model_options_of
-from .names import lookup
+from .installed import lookup
 from .noise import latent_mask, prepare_noise
 from .preview import progress_preview
 from .regions import resolve

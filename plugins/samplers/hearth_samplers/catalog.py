@@ -1,4 +1,4 @@
-"""This pack's samplers and schedules by their ComfyUI names (what its ``register_*`` hooks return)."""
+"""This pack's catalog: its samplers and schedules by their ComfyUI names (what its ``register_*`` hooks return)."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from hearth_samplers import names
-from hearth_samplers.registry import SAMPLERS, SCHEDULERS
+from hearth_samplers import installed
+from hearth_samplers.catalog import SAMPLERS, SCHEDULERS
 
 from hearth.core import plugins
 from hearth.core.hookspecs import hookimpl
@@ -32,9 +32,9 @@ def test_the_runtime_plugins_are_active_and_names_follow_them(register_plugin, h
         def register_schedulers(self):
             return {"toy_linear": lambda n, sigma_min, sigma_max, device="cpu": None}
 
-    assert "toy_linear" not in names.scheduler_names()
+    assert "toy_linear" not in installed.scheduler_names()
     register_plugin(Extra(), "extra")
-    assert "toy_linear" in names.scheduler_names()
+    assert "toy_linear" in installed.scheduler_names()
 
 
 def test_loading_the_plugin_does_not_import_torch() -> None:

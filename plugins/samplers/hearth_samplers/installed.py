@@ -1,4 +1,5 @@
-"""Sampler and scheduler names as nodes list them: every pack's, through the process's plugin manager.
+"""The samplers and schedules installed in this process, as nodes list them: every pack's, through the plugin
+manager (this pack's own are in :mod:`.catalog`).
 
 Torch-free, so node modules can build their input lists without importing the samplers themselves.
 """
@@ -15,7 +16,7 @@ def _merged(kind: str) -> dict[str, Callable[..., Any]]:
     manager = active_plugins()
     if manager is None:
         # This pack used as a library, without a loaded plugin manager: only its own are known.
-        from .registry import SAMPLERS, SCHEDULERS
+        from .catalog import SAMPLERS, SCHEDULERS
 
         return dict(SAMPLERS if kind == "sampler" else SCHEDULERS)
     return manager.samplers() if kind == "sampler" else manager.schedulers()
