@@ -163,12 +163,10 @@ async def queued_prompts(base: str, count: int, pid: int) -> None:
 
 
 def in_process_baseline(count: int, root: Path) -> None:
-    from hearth.core.context import Folders
-    from hearth.core.executor import Executor
-    from hearth.core.plugins import load_plugins
+    from hearth.core.runtime import Runtime
 
-    registry = load_plugins(environ={}).nodes()
-    executor = Executor(registry, folders=Folders(root / "base-out", root / "base-in", root / "base-tmp"))
+    executor = Runtime.build(environ={}, output=root / "base-out", input=root / "base-in",
+                             temp=root / "base-tmp").executor
     executor.run(demo(count + 1))  # imports and first-call costs, as the server's first prompt pays them
     began, cpu_before = time.perf_counter(), time.process_time()
     for index in range(count):

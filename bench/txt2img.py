@@ -56,21 +56,16 @@ def main() -> None:
     from click.testing import CliRunner
 
     from hearth.cli.main import cli
-    from hearth.core import context
-    from hearth.core.context import Folders
     from hearth.core.executor import Executor
-    from hearth.core.model_folders import ModelFolders, set_default_model_folders
-    from hearth.core.plugins import load_plugins
+    from hearth.core.runtime import Runtime
 
     with tempfile.TemporaryDirectory() as tmp:
         models = Path(tmp) / "models"
         made = CliRunner().invoke(cli, ["models", "make-tiny", "all", "--models-dir", str(models)])
         if made.exit_code != 0:
             raise SystemExit(made.output)
-        set_default_model_folders(ModelFolders(models))
-        folders = Folders(output=Path(tmp) / "out", input=Path(tmp) / "in", temp=Path(tmp) / "temp")
-        context.set_default_folders(folders)
-        plugins = load_plugins()
+        runtime = Runtime.build(models_dir=models, output=Path(tmp) / "out", input=Path(tmp) / "in",
+                                temp=Path(tmp) / "temp")
         header = f"{'run':<34}" + "".join(f"{p:>9}" for p in ("load", "encode", "sample", "decode", "save",
                                                                   "other", "total"))
         print(f"seconds per phase, {args.steps} steps, 64x64, tiny random-weight models")
@@ -78,7 +73,8 @@ def main() -> None:
         for family in ("sd1", "sdxl"):
             prompt = json.loads((ROOT / "examples" / "workflows" / f"txt2img_lora_{family}_api.json").read_text())
             prompt["3"]["inputs"]["steps"] = args.steps
-            executor = Executor(plugins.nodes(), cache="classic", folders=folders, plugins=plugins)
+            executor = Executor(runtime.nodes, cache="classic", folders=runtime.folders, plugins=runtime.plugins,
+                                runtime=runtime)  # a fresh cache per family
             reseeded = copy.deepcopy(prompt)
             reseeded["3"]["inputs"]["seed"] += 1
             restrength = copy.deepcopy(reseeded)

@@ -81,11 +81,7 @@ def pipeline(frames: int, size: int, steps: int) -> None:
     from click.testing import CliRunner
 
     from hearth.cli.main import cli
-    from hearth.core import context
-    from hearth.core.context import Folders
-    from hearth.core.executor import Executor
-    from hearth.core.model_folders import ModelFolders, set_default_model_folders
-    from hearth.core.plugins import load_plugins
+    from hearth.core.runtime import Runtime
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,11 +89,8 @@ def pipeline(frames: int, size: int, steps: int) -> None:
         made = CliRunner().invoke(cli, ["models", "make-tiny", "wan", "--out", str(models)])
         if made.exit_code != 0:
             raise SystemExit(f"make-tiny wan failed: {made.output}")
-        set_default_model_folders(ModelFolders(models))
-        folders = Folders(output=Path(tmp) / "out", input=Path(tmp) / "in", temp=Path(tmp) / "temp")
-        context.set_default_folders(folders)
-        plugins = load_plugins()
-        executor = Executor(plugins.nodes(), cache="classic", folders=folders, plugins=plugins)
+        executor = Runtime.build(models_dir=models, output=Path(tmp) / "out", input=Path(tmp) / "in",
+                                 temp=Path(tmp) / "temp").executor
         prompt = json.loads(WORKFLOW.read_text(encoding="utf-8"))
         prompt["6"]["inputs"].update(width=size, height=size, length=frames)
         prompt["8"]["inputs"]["steps"] = steps
@@ -119,7 +112,7 @@ def child(frames: int, size: int, device: str) -> dict[str, Any]:
     from hearth_video.wan_model import WanConfig, WanModel
 
     from hearth.core.models import ModelManager, PatchedModel
-    from hearth.core.plugins import load_plugins
+    from hearth.core.plugins import PluginManager
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     config = WanConfig(**MEMORY_CONFIG)
@@ -128,7 +121,7 @@ def child(frames: int, size: int, device: str) -> dict[str, Any]:
         module = WanModel(config).eval().to(device)
     module.compute_dtype = torch.float32
     patcher = PatchedModel(module, name="wan-memory-bench", load_device=device)
-    estimate = ModelManager(device, plugins=load_plugins(environ={})).memory_estimate(
+    estimate = ModelManager(device, plugins=PluginManager().load(environ={})).memory_estimate(
         patcher, (2, 16, (frames - 1) // 4 + 1, size // 8, size // 8), torch.float32)
     t = (frames - 1) // 4 + 1
     x = torch.randn(2, 16, t, size // 8, size // 8, device=device)

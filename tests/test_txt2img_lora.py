@@ -11,11 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from hearth.cli.main import cli
-from hearth.core import context
 from hearth.core.context import Folders
-from hearth.core.executor import Executor
-from hearth.core.model_folders import ModelFolders, model_folders, set_default_model_folders
-from hearth.core.plugins import load_plugins
+from hearth.core.runtime import Runtime
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "examples" / "workflows"
 CASES = ["txt2img_lora_sd1_api.json", "txt2img_lora_sdxl_api.json"]
@@ -31,16 +28,10 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def executor(models_dir: Path, tmp_path: Path) -> Any:
-    previous_models, previous_folders = model_folders(), context.folders()
-    set_default_model_folders(ModelFolders(models_dir))
-    folders = Folders(output=tmp_path / "out", input=tmp_path / "in", temp=tmp_path / "temp")
-    context.set_default_folders(folders)
-    plugins = load_plugins(environ={})
-    try:
-        yield Executor(plugins.nodes(), cache="classic", folders=folders, plugins=plugins)
-    finally:
-        set_default_model_folders(previous_models)
-        context.set_default_folders(previous_folders)
+    runtime = Runtime.build(models_dir=models_dir, output=tmp_path / "out", input=tmp_path / "in",
+                            temp=tmp_path / "temp", environ={})
+    with runtime.activate():
+        yield runtime.executor
 
 
 def load(name: str) -> dict[str, Any]:

@@ -123,24 +123,32 @@ class Runtime:
     :param options: what to build it from.
     :param plugins: an already loaded plugin manager to use instead of loading one from the options (a test that
         registers its own plugins, a server given its plugins).
+    :param manager: a model manager to use instead of making one on first use (a test with a budget of its own).
+    :param model_folders: model folders to use instead of building them from ``models_dir`` and
+        ``extra_model_paths`` (a test that made them already).
     """
 
-    def __init__(self, options: RuntimeOptions | None = None, *, plugins: PluginManager | None = None) -> None:
+    def __init__(self, options: RuntimeOptions | None = None, *, plugins: PluginManager | None = None,
+                 manager: ModelManager | None = None, model_folders: ModelFolders | None = None) -> None:
         self.options = options or RuntimeOptions()
         # Raises ValueError naming a bad extra_model_paths.yaml: the caller says which option it came from.
-        self.model_folders = ModelFolders(self.options.models_dir, extra_configs=self.options.extra_model_paths)
+        self.model_folders = model_folders if model_folders is not None else ModelFolders(
+            self.options.models_dir, extra_configs=self.options.extra_model_paths)
         self.folders = Folders(output=self.options.output, input=self.options.input, temp=self.options.temp)
         self._plugins = plugins
-        self._manager: ModelManager | None = None
+        self._manager: ModelManager | None = manager
         self._executor: Executor | None = None
         # Re-entrant: a pack importing while plugins load may ask for them (and gets None, see loaded_plugins).
         self._lock = threading.RLock()
         self._loading_thread: int | None = None
 
     @classmethod
-    def build(cls, *, plugins: PluginManager | None = None, **options: Any) -> Runtime:
+    def build(cls, *, plugins: PluginManager | None = None, manager: ModelManager | None = None,
+              model_folders: ModelFolders | None = None, **options: Any) -> Runtime:
         """``Runtime(RuntimeOptions.of(**options))``: the usual way to make one."""
-        return cls(RuntimeOptions.of(**options), plugins=plugins)
+        if model_folders is not None:
+            options.setdefault("models_dir", model_folders.base)
+        return cls(RuntimeOptions.of(**options), plugins=plugins, manager=manager, model_folders=model_folders)
 
     def __repr__(self) -> str:
         return f"<Runtime models={self.model_folders.base} output={self.folders.output}>"

@@ -4,7 +4,7 @@
 input, temp: apart from ``tmp_path``, which stays the test's), with every installed plugin, active for the whole test: nodes, ``model_folders()``,
 ``context.folders()`` and ``default_manager()`` all answer from it. ``hearth_plugins`` is its plugin manager;
 ``register_plugin`` registers a test plugin for one test and always unregisters it; ``run_prompt`` validates and
-executes an API-format prompt in it::
+executes an API-format prompt in it (or in the Runtime the test activated)::
 
     def test_my_node(hearth_runtime, run_prompt):
         write_my_tiny_model(hearth_runtime.model_folders.folders("checkpoints")[0] / "tiny.safetensors")
@@ -23,7 +23,7 @@ import pytest
 
 from hearth.core.context import Folders
 from hearth.core.plugins import PluginManager
-from hearth.core.runtime import Runtime
+from hearth.core.runtime import Runtime, current_runtime
 
 
 def runtime_on(root: Path, **options: Any) -> Runtime:
@@ -90,17 +90,19 @@ def hearth_folders(hearth_runtime: Runtime) -> Folders:
 
 @pytest.fixture
 def run_prompt(hearth_runtime: Runtime) -> Iterator[Callable[..., Any]]:
-    """``run_prompt(prompt, cache="classic", **run_kwargs) -> ExecutionResult``: one executor per test and cache."""
+    """``run_prompt(prompt, cache="classic", **run_kwargs) -> ExecutionResult`` in the current Runtime
+    (``hearth_runtime``, or one the test activated): one executor per Runtime and cache for the whole test."""
     from hearth.core.executor import Executor
 
-    executors: dict[str, Executor] = {}
+    executors: dict[tuple[int, str], Executor] = {}
 
     def run(prompt: dict[str, Any], cache: str = "classic", **kwargs: Any) -> Any:
+        runtime = current_runtime() or hearth_runtime
         # One executor per cache strategy for the whole test, so caching across runs can be tested too.
-        executor = executors.get(cache)
+        executor = executors.get((id(runtime), cache))
         if executor is None:
-            executor = executors[cache] = Executor(hearth_runtime.nodes, cache=cache, folders=hearth_runtime.folders,
-                                                   plugins=hearth_runtime.plugins, runtime=hearth_runtime)
+            executor = executors[(id(runtime), cache)] = Executor(
+                runtime.nodes, cache=cache, folders=runtime.folders, plugins=runtime.plugins, runtime=runtime)
         return executor.run(prompt, **kwargs)
 
     yield run

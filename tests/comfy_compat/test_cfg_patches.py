@@ -18,12 +18,12 @@ from hearth_samplers.sampling import common_ksampler
 from hearth.core.executor import Executor
 from hearth.core.model_folders import ModelFolders
 from hearth.core.plugins import PluginManager
+from hearth.core.runtime import Runtime
 from tests.comfy_compat.tiny_sd import (
     CHECKPOINT,
     executor_for,
     make_models,
     node,
-    plugins_with_packs,
     preview_pixels,
     sampling_inputs,
     txt2img_parts,
@@ -38,8 +38,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> ModelFolders:
 
 
 @pytest.fixture(scope="module")
-def pm(models: ModelFolders):
-    yield from plugins_with_packs(models)
+def pm(packs_runtime: Runtime) -> PluginManager:
+    return packs_runtime.plugins
 
 
 @pytest.fixture(scope="module")

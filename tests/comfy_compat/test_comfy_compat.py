@@ -1,4 +1,4 @@
-"""ComfyUI-format packs that import ComfyUI's internals load through load_plugins and run on Hearth's executor."""
+"""ComfyUI-format packs that import ComfyUI's internals load in a Runtime and run on Hearth's executor."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import pytest
 
 from hearth.core.context import Folders
 from hearth.core.executor import Executor
-from hearth.core.model_folders import ModelFolders, model_folders, set_default_model_folders
-from hearth.core.plugins import PluginManager, load_plugins
+from hearth.core.model_folders import ModelFolders, model_folders
+from hearth.core.plugins import PluginManager
+from hearth.core.runtime import Runtime
 
 PACKS = Path(__file__).parent / "packs"
 ROOT = Path(__file__).parents[2]
@@ -21,22 +22,13 @@ ROOT = Path(__file__).parents[2]
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> ModelFolders:
-    from hearth.core import context
-
-    folders = ModelFolders(tmp_path_factory.mktemp("models"))
-    set_default_model_folders(folders)
-    # Output/input/temp folders of this module's own, whatever an earlier in-process `comfy run` left as default.
-    previous = context.folders()
-    work = tmp_path_factory.mktemp("work")
-    context.set_default_folders(context.Folders(work / "output", work / "input", work / "temp"))
-    yield folders
-    context.set_default_folders(previous)
-    set_default_model_folders(None)
+    """An empty models folder: the packs add their own kinds and folders to it (through conftest's packs_runtime)."""
+    return ModelFolders(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")
-def pm(models: ModelFolders) -> PluginManager:
-    return load_plugins(environ={}, custom_nodes=[PACKS])
+def pm(packs_runtime: Runtime) -> PluginManager:
+    return packs_runtime.plugins
 
 
 @pytest.fixture
@@ -163,9 +155,9 @@ def test_state_dict_prefix_replace_and_torch_files(pm: PluginManager, tmp_path: 
 
 
 def test_the_hook_is_only_installed_when_packs_load() -> None:
-    code = ("import sys\nfrom hearth.core.plugins import load_plugins\nload_plugins(environ={}, entry_points=False)\n"
+    code = ("import sys\nfrom hearth.core.runtime import Runtime\nRuntime.build(environ={}, entry_points=False).plugins\n"
             "try:\n    import folder_paths\nexcept ModuleNotFoundError:\n    print('absent')\n"
-            f"load_plugins(environ={{}}, entry_points=False, custom_nodes=[{str(PACKS)!r}])\n"
+            f"Runtime.build(environ={{}}, entry_points=False, custom_nodes=[{str(PACKS)!r}]).plugins\n"
             "import folder_paths\nprint(folder_paths.__spec__.loader.__class__.__module__)\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["absent", "hearth_comfy_compat.hook"]
@@ -195,8 +187,8 @@ def test_model_kinds_registered_the_ways_real_packs_do(pm: PluginManager, models
 
 
 def test_submodule_reached_through_the_package(pm: PluginManager) -> None:
-    code = ("from hearth.core.plugins import load_plugins\n"
-            f"load_plugins(environ={{}}, entry_points=False, custom_nodes=[{str(PACKS)!r}])\n"
+    code = ("from hearth.core.runtime import Runtime\n"
+            f"Runtime.build(environ={{}}, entry_points=False, custom_nodes=[{str(PACKS)!r}]).plugins\n"
             "import sys\nimport comfy\nsys.modules.pop('comfy.model_management')\n"
             "del comfy.model_management\n"
             "print(comfy.model_management.intermediate_device())\n")
@@ -208,11 +200,10 @@ def test_load_models_gpu_makes_the_model_resident(pm: PluginManager) -> None:
     import comfy.model_management as mm
     import torch
 
-    from hearth.core.models import ModelManager, PatchedModel, set_default_manager
+    from hearth.core.models import ModelManager, PatchedModel
 
     manager = ModelManager("cpu", budgets={"cpu": 2**30})
-    set_default_manager(manager)
-    try:
+    with Runtime.build(environ={}, manager=manager, plugins=pm).activate():
         weights = PatchedModel(torch.nn.Linear(4, 4), name="tiny")
 
         class Model:  # a MODEL value: the weights are its patcher
@@ -222,8 +213,6 @@ def test_load_models_gpu_makes_the_model_resident(pm: PluginManager) -> None:
         assert manager.is_loaded(weights)
         mm.unload_all_models()
         assert not manager.is_loaded(weights)
-    finally:
-        set_default_manager(None)
 
 
 def test_tiled_scale_matches_the_whole_image_and_counts_its_steps(pm: PluginManager) -> None:

@@ -17,12 +17,12 @@ from hearth.cli.main import cli
 from hearth.core.executor import Executor
 from hearth.core.model_folders import ModelFolders
 from hearth.core.plugins import PluginManager
+from hearth.core.runtime import Runtime
 from tests.comfy_compat.tiny_sd import (
     PACKS,
     executor_for,
     make_models,
     node,
-    plugins_with_packs,
     preview_pixels,
     sampling_inputs,
     txt2img_parts,
@@ -35,8 +35,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> ModelFolders:
 
 
 @pytest.fixture(scope="module")
-def pm(models: ModelFolders):
-    yield from plugins_with_packs(models)
+def pm(packs_runtime: Runtime) -> PluginManager:
+    return packs_runtime.plugins
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +148,36 @@ def test_calculate_sigmas_and_sampler_object(pm: PluginManager) -> None:
         comfy.samplers.calculate_sigmas(ModelSampling(), "nope", 4)
 
 
+ENGINE_NAMES = ("Sampler", "sampler_object", "calculate_sigmas", "ksampler_sigmas", "Guider", "common_ksampler",
+                "prepare_noise", "fix_empty_latent_channels", "progress_callback", "progress_preview")
+
+
+def test_hook_resolve_sampling_engine(pm: PluginManager) -> None:
+    import torch
+    from hearth_sd.sampling import ModelSampling
+
+    engine = pm.hook.resolve_sampling_engine()
+    assert all(callable(getattr(engine, name, None)) for name in ENGINE_NAMES)
+    latent = torch.zeros(2, 4, 8, 8)
+    assert torch.equal(engine.prepare_noise(latent, 7, None), engine.prepare_noise(latent, 7, None))
+    assert not torch.equal(engine.prepare_noise(latent, 7, None), engine.prepare_noise(latent, 8, None))
+    sigmas = engine.calculate_sigmas(ModelSampling(), "karras", 4)
+    assert sigmas.shape == (5,) and float(sigmas[-1]) == 0.0
+
+
+def test_comfy_samplers_name_the_missing_engine(pm: PluginManager) -> None:
+    import comfy.sample
+    import torch
+
+    samplers = pm.pm.get_plugin("samplers")
+    pm.pm.unregister(samplers)
+    try:
+        with pytest.raises(RuntimeError, match="need a plugin that samples .*hearth-samplers"):
+            comfy.sample.prepare_noise(torch.zeros(1, 4, 8, 8), 1)
+    finally:
+        pm.pm.register(samplers, name="samplers")
+
+
 def test_a_guider_that_overrides_predict_noise_is_refused_not_ignored(pm: PluginManager) -> None:
     import comfy.samplers
 
@@ -195,8 +225,6 @@ def test_latent_preview_get_previewer(pm: PluginManager) -> None:
 def test_execution_prompt_executor_and_validate_prompt(pm: PluginManager, tmp_path: Path) -> None:
     import execution
 
-    from hearth.core import context
-
     messages = []
 
     class Server:
@@ -205,23 +233,18 @@ def test_execution_prompt_executor_and_validate_prompt(pm: PluginManager, tmp_pa
         def send_sync(self, event, data, sid):
             messages.append((event, sid))
 
-    previous = context.folders()
-    context.set_default_folders(context.Folders(tmp_path / "out", tmp_path / "in", tmp_path / "temp"))
-    try:
-        prompt = decoded(node("PackKSampler", **sampling_inputs(), denoise=1.0))
-        runner = execution.PromptExecutor(Server())
-        runner.execute(prompt, "p1", {}, ["7"])
-        assert runner.success and runner.history_result["outputs"]["7"]["images"][0]["type"] == "temp"
-        assert ("executing", "c1") in messages and runner.status_messages
-        valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt("p2", prompt, None))
-        assert (valid, error, outputs, node_errors) == (True, None, ["7"], {})
-        prompt["5"]["inputs"]["sampler_name"] = "no_such_sampler"
-        valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt("p3", prompt, None))
-        assert not valid and node_errors["5"]["errors"][0]["type"] == "value_not_in_list"
-        runner.execute(prompt, "p4")
-        assert not runner.success
-    finally:
-        context.set_default_folders(previous)
+    prompt = decoded(node("PackKSampler", **sampling_inputs(), denoise=1.0))
+    runner = execution.PromptExecutor(Server())
+    runner.execute(prompt, "p1", {}, ["7"])
+    assert runner.success and runner.history_result["outputs"]["7"]["images"][0]["type"] == "temp"
+    assert ("executing", "c1") in messages and runner.status_messages
+    valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt("p2", prompt, None))
+    assert (valid, error, outputs, node_errors) == (True, None, ["7"], {})
+    prompt["5"]["inputs"]["sampler_name"] = "no_such_sampler"
+    valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt("p3", prompt, None))
+    assert not valid and node_errors["5"]["errors"][0]["type"] == "value_not_in_list"
+    runner.execute(prompt, "p4")
+    assert not runner.success
 
 
 def test_missing_names_fail_only_the_nodes_that_use_them(executor: Executor, pm: PluginManager) -> None:
@@ -236,16 +259,10 @@ def test_missing_names_fail_only_the_nodes_that_use_them(executor: Executor, pm:
 
 
 def test_comfy_run_reports_the_missing_name(models: ModelFolders, pm: PluginManager, tmp_path: Path) -> None:
-    from hearth.core import context
-
     workflow = tmp_path / "uses_missing.json"
     workflow.write_text(json.dumps({"1": node("UsesMissingSampler")}))
-    previous = context.folders()
-    try:
-        result = CliRunner().invoke(cli, ["run", str(workflow), "--custom-nodes", str(PACKS), "--models-dir",
-                                          str(models.base), "--out", str(tmp_path / "out")])
-    finally:
-        context.set_default_folders(previous)
+    result = CliRunner().invoke(cli, ["run", str(workflow), "--custom-nodes", str(PACKS), "--models-dir",
+                                      str(models.base), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1, result.output
     assert ("node 1 (UsesMissingSampler) failed: HearthDoesNotProvide: Hearth does not provide "
             "comfy.samplers.sampler_with_a_name_hearth_lacks (used by pack missing_pack)") in result.output

@@ -3,27 +3,36 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hearth.core.context import Folders
 from hearth.core.executor import Executor
-from hearth.core.model_folders import ModelFolders, set_default_model_folders
-from hearth.core.plugins import load_plugins
+from hearth.core.plugins import PluginManager
+from hearth.core.runtime import Runtime
 
 PACKS = Path(__file__).parent / "packs"
 
 
 @pytest.fixture
-def models(tmp_path: Path):
-    set_default_model_folders(ModelFolders(tmp_path / "models"))
-    yield
-    set_default_model_folders(None)
+def models(tmp_path: Path) -> Iterator[Callable[[Path], PluginManager]]:
+    """``load(custom_nodes_folder)``: its packs loaded in a Runtime on ``tmp_path/models``, current for the test."""
+    with ExitStack() as stack:
+
+        def load(folder: Path) -> PluginManager:
+            runtime = Runtime.build(environ={}, custom_nodes=[folder], models_dir=tmp_path / "models")
+            stack.enter_context(runtime.activate())
+            return runtime.plugins
+
+        yield load
 
 
-def test_prestartup_registered_folder_is_seen_by_the_pack(models: None, tmp_path: Path) -> None:
-    pm = load_plugins(environ={}, custom_nodes=[PACKS])
+def test_prestartup_registered_folder_is_seen_by_the_pack(models: Any, tmp_path: Path) -> None:
+    pm = models(PACKS)
     record = pm.records["prestartup_pack"]
     assert record.error is None and not record.notes, (record.error, record.notes)
     style = pm.nodes()["PrestartupStyle"]
@@ -35,7 +44,7 @@ def test_prestartup_registered_folder_is_seen_by_the_pack(models: None, tmp_path
 
 
 def test_prestartup_runs_before_packs_that_load_earlier_and_a_failure_stays_with_its_pack(
-        models: None, tmp_path: Path) -> None:
+        models: Any, tmp_path: Path) -> None:
     folder = tmp_path / "custom_nodes"
     shutil.copytree(PACKS / "prestartup_pack", folder / "prestartup_pack")
     # "aaa_reader" loads first in name order, yet sees what prestartup_pack's script registered.
@@ -68,7 +77,7 @@ def test_prestartup_runs_before_packs_that_load_earlier_and_a_failure_stays_with
     (folder / "skipped.disabled" / "prestartup_script.py").write_text("raise SystemExit('must not run')\n")
     (folder / "skipped.disabled" / "__init__.py").write_text("")
 
-    pm = load_plugins(environ={}, custom_nodes=[folder])
+    pm = models(folder)
     assert pm.records["aaa_reader"].error is None, pm.records["aaa_reader"].traceback
     assert pm.nodes()["ReaderStyles"].cls.INPUT_TYPES()["required"]["style"][0] == ["cold.txt", "warm.txt"]
     broken = pm.records["broken_start"]
@@ -78,7 +87,7 @@ def test_prestartup_runs_before_packs_that_load_earlier_and_a_failure_stays_with
     assert "skipped" not in pm.records
 
 
-def test_comfy_plugins_shows_a_failed_prestartup_script_on_its_pack(models: None, tmp_path: Path,
+def test_comfy_plugins_shows_a_failed_prestartup_script_on_its_pack(models: Any, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 

@@ -14,7 +14,7 @@ from hearth_comfy_compat import aiohttp_web
 from hearth_comfy_compat.server import BinaryEventTypes, PromptServer
 from starlette.testclient import TestClient
 
-from hearth.core.plugins import load_plugins
+from hearth.core.runtime import Runtime
 from hearth.web.app import create_app
 from hearth.web.compat_routes import starlette_path
 from hearth.web.config import ServerConfig
@@ -25,10 +25,13 @@ PACKS = Path(__file__).parent / "packs"
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     data = tmp_path_factory.mktemp("data")
-    plugins = load_plugins(environ={}, custom_nodes=[PACKS])
+    config = ServerConfig(data=data)
+    runtime = Runtime.build(environ={}, custom_nodes=[PACKS], models_dir=config.models_dir,
+                            output=config.folders.output, input=config.folders.input, temp=config.folders.temp)
+    plugins = runtime.plugins
     for name in ("routes_pack", "webdir_pack"):
         assert plugins.records[name].error is None, plugins.records[name].traceback
-    with TestClient(create_app(ServerConfig(data=data), plugins=plugins)) as http:
+    with TestClient(create_app(config, runtime)) as http:
         yield http
 
 

@@ -15,7 +15,9 @@ from starlette.testclient import TestClient
 
 from hearth.core.context import Folders
 from hearth.core.executor import Executor
-from hearth.core.plugins import PluginManager, load_plugins
+from hearth.core.model_folders import ModelFolders
+from hearth.core.plugins import PluginManager
+from hearth.core.runtime import Runtime
 from hearth.web.app import create_app
 from hearth.web.config import ServerConfig
 
@@ -23,8 +25,13 @@ PACKS = Path(__file__).parent / "packs"
 
 
 @pytest.fixture(scope="module")
-def pm() -> PluginManager:
-    return load_plugins(environ={}, custom_nodes=[PACKS])
+def models(tmp_path_factory: pytest.TempPathFactory) -> ModelFolders:
+    return ModelFolders(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def pm(packs_runtime: Runtime) -> PluginManager:
+    return packs_runtime.plugins
 
 
 @pytest.fixture
@@ -253,7 +260,7 @@ def test_return_shapes_and_newer_schema_fields(tmp_path: Path) -> None:
         def register_nodes(self):
             return {"V3Pair": Pair, "V3Show": Show, "V3Wrong": Wrong}
 
-    pm = load_plugins(environ={})
+    pm = PluginManager().load(environ={})
     pm.register(Extra(), "v3-extra")
     executor = Executor(pm.nodes(), folders=Folders(tmp_path / "o", tmp_path / "i", tmp_path / "t"))
     assert [o.id for o in Pair.GET_SCHEMA().outputs] == ["_0_INT_", "_1_STRING_"]

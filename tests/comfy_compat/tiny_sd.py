@@ -1,20 +1,18 @@
-"""Shared setup of the compatibility tests that run packs on a model: a tiny SD1 checkpoint and LoRA, the plugins
-with every sample pack loaded, and small prompt builders."""
+"""Shared setup of the compatibility tests that run packs on a model: a tiny SD1 checkpoint and LoRA, and small
+prompt builders (the Runtime with every sample pack loaded is conftest's ``packs_runtime``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from hearth.core.context import Folders
 from hearth.core.executor import Executor
-from hearth.core.model_folders import ModelFolders, set_default_model_folders
-from hearth.core.plugins import PluginManager, load_plugins
+from hearth.core.model_folders import ModelFolders
+from hearth.core.plugins import PluginManager
 
 PACKS = Path(__file__).parent / "packs"
 CHECKPOINT = "tiny-sd1.safetensors"
@@ -28,18 +26,6 @@ def make_models(folder: Path) -> ModelFolders:
     checkpoint = make_tiny_checkpoint("sd1", folder / "checkpoints" / CHECKPOINT)
     make_tiny_lora(checkpoint, folder / "loras" / LORA)
     return ModelFolders(folder)
-
-
-def plugins_with_packs(folders: ModelFolders) -> Iterator[PluginManager]:
-    """Loads the plugins and every sample pack with ``folders`` as the model folders (a fixture body)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(min(threads, 2))  # the machine's test budget is two cores
-    set_default_model_folders(folders)
-    try:
-        yield load_plugins(environ={}, custom_nodes=[PACKS])
-    finally:
-        set_default_model_folders(None)
-        torch.set_num_threads(threads)
 
 
 def executor_for(pm: PluginManager, tmp_path: Path) -> Executor:

@@ -16,20 +16,19 @@ from hearth_sd.tiny import make_tiny_checkpoint
 
 from hearth.core import context
 from hearth.core.context import ExecutionContext, Folders
-from hearth.core.model_folders import ModelFolders, set_default_model_folders
 from hearth.core.nodes import NodeDefinition
 
 
 @pytest.fixture
-def models(tmp_path):
-    """A models folder with the tiny SD1 checkpoint and two LoRAs for it (one in a subfolder, with a stray key)."""
+def models(tmp_path, make_runtime):
+    """A models folder with the tiny SD1 checkpoint and two LoRAs for it (one in a subfolder, with a stray key),
+    in a Runtime active for the test."""
     base = make_tiny_checkpoint("sd1", tmp_path / "checkpoints" / "tiny-sd1.safetensors")
     make_tiny_lora(base, tmp_path / "loras" / "tiny.safetensors")
     make_tiny_lora(base, tmp_path / "loras" / "styles" / "stray.safetensors", seed=1, unmatched_key=True)
-    set_default_model_folders(ModelFolders(tmp_path))
     clear_cache()
-    yield base
-    set_default_model_folders(None)
+    with make_runtime(models_dir=tmp_path).activate():
+        yield base
     clear_cache()
 
 

@@ -14,8 +14,6 @@ from hearth_video import wan_loaders
 from hearth_video.wan_tiny import TINY_DIT, write_tiny_wan_diffusion_model
 from safetensors.torch import save_file
 
-from hearth.core.model_folders import ModelFolders, set_default_model_folders
-
 RANK, ALPHA = 4, 2.0  # scale alpha / rank = 0.5
 # Wan's own module path -> (its diffusers name, the shape of its weight [out, in]).
 TARGETS = {
@@ -51,14 +49,13 @@ STYLES = ("comfy", "bare", "diffusers", "kohya", "fun")
 
 
 @pytest.fixture
-def folder(tmp_path):
+def folder(tmp_path, make_runtime):
     for sub in ("diffusion_models", "loras"):
         (tmp_path / sub).mkdir()
     write_tiny_wan_diffusion_model(tmp_path / "diffusion_models" / "tiny-wan.safetensors")
-    set_default_model_folders(ModelFolders(tmp_path))
     clear_cache()
-    yield tmp_path
-    set_default_model_folders(None)
+    with make_runtime(models_dir=tmp_path).activate():
+        yield tmp_path
     clear_cache()
 
 

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("hearth_sd.tiny", reason="the SD plugin provides the MODEL this test samples")
 
 from hearth_sd.tiny import make_tiny_checkpoint  # noqa: E402
 
-from hearth.core import model_folders as mf  # noqa: E402
-
 
 @pytest.fixture
-def sd1_folders(tmp_path: Path):
-    make_tiny_checkpoint("sd1", tmp_path / "models" / "checkpoints" / "tiny-sd1.safetensors")
-    previous = mf._default
-    mf.set_default_model_folders(mf.ModelFolders(tmp_path / "models"))
-    try:
-        yield
-    finally:
-        mf.set_default_model_folders(previous)
+def sd1_folders(hearth_runtime):
+    """The tiny SD1 checkpoint in the models folder of the test's Runtime (the one run_prompt runs in)."""
+    make_tiny_checkpoint("sd1", hearth_runtime.model_folders.folders("checkpoints")[0] / "tiny-sd1.safetensors")
 
 
 def _prompt(seed: int, sampler: str) -> dict:

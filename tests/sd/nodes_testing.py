@@ -1,4 +1,4 @@
-"""Helpers for the SD node tests: a models folder made by the plugin's tiny-model hook, installed as the default."""
+"""Helpers for the SD node tests: a models folder made by the plugin's tiny-model hook, and a Runtime on it."""
 
 from __future__ import annotations
 
@@ -8,25 +8,22 @@ from pathlib import Path
 
 import torch
 
-from hearth.core import model_folders as mf
-from hearth.core.model_folders import write_tiny_models
-from hearth.core.plugins import load_plugins
+from hearth.core.model_folders import ModelFolders, write_tiny_models
+from hearth.core.plugins import PluginManager
+from hearth.core.runtime import Runtime
 
 
 def make_models(folder: Path) -> Path:
     """Every tiny model the installed plugins offer, as ``comfy models make-tiny all`` writes them."""
-    write_tiny_models(folder, dict(load_plugins(environ={}).resolve_named("register_tiny_models", "tiny model")))
+    write_tiny_models(folder, dict(PluginManager().load(environ={}).resolve_named("register_tiny_models", "tiny model")))
     return folder
 
 
 @contextmanager
-def default_folders(folders: mf.ModelFolders) -> Iterator[mf.ModelFolders]:
-    previous = mf._default
-    mf.set_default_model_folders(folders)
-    try:
-        yield folders
-    finally:
-        mf.set_default_model_folders(previous)
+def in_runtime(models_dir: Path) -> Iterator[ModelFolders]:
+    """A Runtime on ``models_dir`` (every installed plugin), active for the block: nodes list and load from there."""
+    with Runtime.build(models_dir=models_dir, environ={}).activate() as runtime:
+        yield runtime.model_folders
 
 
 def image(batch: int = 1, height: int = 64, width: int = 64, seed: int = 0) -> torch.Tensor:

@@ -11,8 +11,8 @@ from hearth_sd import load_checkpoint, load_vae, loaders
 from hearth_sd.nodes_loaders import CheckpointLoaderSimple, CLIPLoader, VAELoader
 from hearth_sd.sdxl_conditioning import sdxl_adm
 
-from hearth.core.model_folders import ModelFileNotFound, ModelFolders
-from tests.sd.nodes_testing import default_folders, make_models
+from hearth.core.model_folders import ModelFileNotFound
+from tests.sd.nodes_testing import in_runtime, make_models
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def models(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def folders(models):
-    with default_folders(ModelFolders(models)) as f:
+    with in_runtime(models) as f:
         yield f
 
 

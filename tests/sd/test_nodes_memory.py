@@ -17,9 +17,8 @@ from hearth_sd.tiny import tiny_state_dict
 from hearth_sd.unet import UNetConfig, UNetModel
 
 from hearth.core.executor.cache import CacheEntry, RAMCache
-from hearth.core.model_folders import ModelFolders
 from hearth.core.models import release_memory, write_safetensors
-from tests.sd.nodes_testing import default_folders
+from tests.sd.nodes_testing import in_runtime
 
 MB = 1024 * 1024
 
@@ -47,7 +46,7 @@ def write_sd1_checkpoint(path: Path) -> int:
 def test_evicting_the_loader_output_frees_the_checkpoint(tmp_path):
     unet_bytes = write_sd1_checkpoint(tmp_path / "checkpoints" / "big-sd1.safetensors")
     assert unet_bytes > 150 * MB
-    with default_folders(ModelFolders(tmp_path)):
+    with in_runtime(tmp_path):
         gc.collect()
         release_memory()  # earlier tests' garbage must not leave the heap during this measurement
         before = rss()

@@ -16,8 +16,7 @@ from hearth_sd.nodes_text import (
 )
 from hearth_sd.sdxl_conditioning import sdxl_refiner_adm
 
-from hearth.core.model_folders import ModelFolders
-from tests.sd.nodes_testing import default_folders, make_models
+from tests.sd.nodes_testing import in_runtime, make_models
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +26,7 @@ def models(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def folders(models):
-    with default_folders(ModelFolders(models)) as f:
+    with in_runtime(models) as f:
         yield f
 
 

@@ -13,9 +13,8 @@ from hearth_sd.nodes_vae import VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeF
 from hearth_sd.sd_model import SDVAE
 from hearth_sd.vae import AutoencoderKL, VAEConfig
 
-from hearth.core.model_folders import ModelFolders
 from hearth.core.models import PatchedModel
-from tests.sd.nodes_testing import default_folders, image, make_models
+from tests.sd.nodes_testing import image, in_runtime, make_models
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +24,7 @@ def models(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def vaes(models):
-    with default_folders(ModelFolders(models)):
+    with in_runtime(models):
         (node_vae,) = VAELoader().load_vae("tiny-vae.safetensors")
     return node_vae, load_vae(models / "vae" / "tiny-vae.safetensors")
 

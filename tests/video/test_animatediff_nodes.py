@@ -14,11 +14,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from hearth.cli.main import cli
-from hearth.core import context
 from hearth.core.context import Folders
 from hearth.core.executor import Executor
-from hearth.core.model_folders import ModelFolders, model_folders, set_default_model_folders
-from hearth.core.plugins import load_plugins
+from hearth.core.runtime import Runtime
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "workflows" / "txt2video_animatediff_sd1_api.json"
 
@@ -43,16 +41,10 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def executor(models_dir: Path, tmp_path: Path) -> Any:
-    previous_models, previous_folders = model_folders(), context.folders()
-    set_default_model_folders(ModelFolders(models_dir))
-    folders = Folders(output=tmp_path / "out", input=tmp_path / "in", temp=tmp_path / "temp")
-    context.set_default_folders(folders)
-    plugins = load_plugins(environ={})
-    try:
-        yield Executor(plugins.nodes(), cache="classic", folders=folders, plugins=plugins)
-    finally:
-        set_default_model_folders(previous_models)
-        context.set_default_folders(previous_folders)
+    runtime = Runtime.build(models_dir=models_dir, output=tmp_path / "out", input=tmp_path / "in",
+                            temp=tmp_path / "temp", environ={})
+    with runtime.activate():
+        yield runtime.executor
 
 
 def workflow(steps: int | None = None) -> dict[str, Any]:
@@ -117,8 +109,8 @@ def test_the_example_makes_16_frames_and_the_same_seed_makes_them_again(executor
     video, fps = mp4_frames(output_file(result, prompt, executor.folders, "SaveVideo"))
     assert video.shape == (16, 16, 16, 3) and fps == 8.0
     assert np.abs(video.astype(np.int16) - first).mean() < 24  # H.264 is lossy; the same clip all the same
-    plugins = load_plugins(environ={})
-    fresh = Executor(plugins.nodes(), cache="none", folders=executor.folders, plugins=plugins)  # runs every node
+    runtime = executor.runtime
+    fresh = Executor(runtime.nodes, cache="none", folders=executor.folders, plugins=runtime.plugins)  # runs every node
     second = fresh.run(copy.deepcopy(prompt))
     assert np.array_equal(first, frames_of(second, prompt, executor.folders))
     assert np.array_equal(video, mp4_frames(output_file(second, prompt, executor.folders, "SaveVideo"))[0])
@@ -244,7 +236,7 @@ def test_apply_refuses_what_is_not_an_sd1_model(models_dir: Path, tmp_path: Path
 
 
 def test_a_tight_budget_streams_unet_and_motion_model_with_the_same_result(models_dir: Path) -> None:
-    from hearth.core.models import ModelManager, default_manager, set_default_manager
+    from hearth.core.models import ModelManager, default_manager
 
     _, animated = _models(models_dir)
     gen = torch.Generator().manual_seed(3)
@@ -255,13 +247,12 @@ def test_a_tight_budget_streams_unet_and_motion_model_with_the_same_result(model
     shape = tuple(x.shape)
     working = sum(roomy.memory_estimate(p, shape, torch.float32) for p in animated._patchers())
     tight = ModelManager(budgets={"cpu": working + 2_000_000})  # less than UNet + motion model weigh together
-    set_default_manager(tight)
     try:
-        animated.prepare(shape)
-        records = tight.loaded_models()
-        assert {r.name for r in records} == {"tiny-sd1.safetensors", "tiny-animatediff-sd1.safetensors"}
-        assert all(r.partial for r in records)  # both loaded together, both partly streamed
-        assert torch.equal(animated.denoise(x, sigma, cond), want)
+        with Runtime.build(environ={}, manager=tight).activate():
+            animated.prepare(shape)
+            records = tight.loaded_models()
+            assert {r.name for r in records} == {"tiny-sd1.safetensors", "tiny-animatediff-sd1.safetensors"}
+            assert all(r.partial for r in records)  # both loaded together, both partly streamed
+            assert torch.equal(animated.denoise(x, sigma, cond), want)
     finally:
         tight.free()  # takes its streaming hooks off the shared modules
-        set_default_manager(roomy)

@@ -17,19 +17,13 @@ from hearth_video import video_io
 from hearth_video.video_nodes import NODES
 from PIL import Image
 
-from hearth.core import context
 from hearth.core.context import Folders
 
 
 @pytest.fixture
-def folders(tmp_path: Path) -> Folders:
-    found = Folders(output=tmp_path / "output", input=tmp_path / "input", temp=tmp_path / "temp")
-    for path in (found.output, found.input, found.temp):
-        path.mkdir(parents=True)
-    previous = context.folders()
-    context.set_default_folders(found)
-    yield found
-    context.set_default_folders(previous)
+def folders(hearth_folders: Folders) -> Folders:
+    """The input/output/temp folders of the test's Runtime, which nodes see outside execution too."""
+    return hearth_folders
 
 
 def call(name: str, **inputs: Any) -> Any:
@@ -202,7 +196,7 @@ def test_saved_video_shows_in_history_and_view(tmp_path: Path, monkeypatch: pyte
 
     from starlette.testclient import TestClient
 
-    from hearth.core.plugins import load_plugins
+    from hearth.core.plugins import PluginManager
     from hearth.web.app import create_app
     from hearth.web.config import ServerConfig
 
@@ -215,7 +209,7 @@ def test_saved_video_shows_in_history_and_view(tmp_path: Path, monkeypatch: pyte
                                                                  "method": "fastest"}}}
     # As on a system without /etc/mime.types, which is where .webp goes unknown.
     monkeypatch.setattr(mimetypes, "guess_type", mimetypes.MimeTypes(filenames=()).guess_type)
-    app = create_app(ServerConfig(data=tmp_path, serve_frontend=False), plugins=load_plugins(environ={}))
+    app = create_app(ServerConfig(data=tmp_path, serve_frontend=False), plugins=PluginManager().load(environ={}))
     with TestClient(app) as client:
         answer = client.post("/prompt", json={"prompt": prompt})
         assert answer.status_code == 200, answer.text

@@ -13,9 +13,8 @@ from hearth_video import wan_loaders
 from hearth_video.wan_nodes import EmptyHunyuanLatentVideo, UNETLoader
 
 from hearth.cli.main import cli
-from hearth.core.model_folders import ModelFolders, model_folders, set_default_model_folders
 from hearth.core.models import ModelManager
-from hearth.core.plugins import load_plugins
+from hearth.core.runtime import Runtime, current_runtime
 
 WORKFLOW = Path(__file__).resolve().parents[2] / "examples" / "workflows" / "txt2video_wan_api.json"
 
@@ -38,11 +37,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def folders(models: Path):
-    before = model_folders()
-    set_default_model_folders(ModelFolders(models))
-    load_plugins(environ={})
-    yield models
-    set_default_model_folders(before)
+    with Runtime.build(models_dir=models, environ={}).activate():
+        yield models
 
 
 def test_make_tiny_wan_writes_the_three_parts_and_the_tokenizer(models: Path) -> None:
@@ -61,7 +57,7 @@ def test_make_tiny_lists_the_bundle_with_its_parts() -> None:
 
 
 def test_loader_nodes_offer_wan(folders: Path) -> None:
-    nodes = load_plugins(environ={}).nodes()
+    nodes = current_runtime().nodes
     clip = nodes["CLIPLoader"].cls.INPUT_TYPES()["required"]
     assert "wan" in clip["type"][0] and "tiny-umt5.safetensors" in clip["clip_name"][0]
     assert "tiny-wan-vae.safetensors" in nodes["VAELoader"].cls.INPUT_TYPES()["required"]["vae_name"][0]
@@ -147,7 +143,7 @@ def test_text_context_is_zero_past_the_prompt(folders: Path) -> None:
 
 
 def test_memory_estimate_hook_answers_for_wan_and_grows_with_the_video(folders: Path) -> None:
-    plugins = load_plugins(environ={})
+    plugins = current_runtime().plugins
     model = wan_loaders.load_diffusion_model(folders / "unet" / "tiny-wan.safetensors", device="cpu")
     manager = ModelManager("cpu", plugins=plugins)
     short = manager.memory_estimate(model.patcher, (2, 16, 3, 8, 8), torch.float32)

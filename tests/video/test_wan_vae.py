@@ -230,7 +230,8 @@ def test_memory_estimate_follows_chunking() -> None:
 
 
 def test_the_manager_is_asked_for_one_chunk_of_memory(tiny_file: Path) -> None:
-    from hearth.core.models import ModelManager, set_default_manager
+    from hearth.core.models import ModelManager
+    from hearth.core.runtime import Runtime
 
     class Recording(ModelManager):
         def load(self, models, *, memory_required=None, **kwargs):
@@ -239,14 +240,11 @@ def test_the_manager_is_asked_for_one_chunk_of_memory(tiny_file: Path) -> None:
 
     asked: list[int] = []
     manager = Recording("cpu")
-    set_default_manager(manager)
-    try:
+    with Runtime.build(environ={}, manager=manager).activate():
         vae = load_wan_vae(tiny_file, device="cpu")
         vae.decode(torch.zeros(1, 16, 2, 4, 4))
         manager.unload(vae.patcher)  # so the next decode asks again
         vae.decode(torch.zeros(3, 16, 9, 4, 4))  # three clips, four times the frames
-    finally:
-        set_default_manager(None)
     assert len(asked) == 2 and asked[0] == asked[1] == decode_memory_estimate((1, 16, 2, 4, 4), tiny_config()) > 0
 
 
