@@ -19,21 +19,19 @@ Target: comfy install <= 0.5x pip's time; a no-op comfy sync < 1 s.
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
-import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from tests.harness.packs import class_name, project_pack, python_wheel  # noqa: E402  (the repository's test harness)
 
 PYTHON_DEPS = [f"hbench-dep-{i}" for i in range(10)]
 # Which Python packages each pack needs: ten between them, some shared, as real packs share numpy or pillow.
@@ -46,78 +44,11 @@ PACKS = {
 PUBLISHER = "bench"
 
 
-def _record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-
-def build_wheel(folder: Path, name: str, version: str = "1.0.0") -> Path:
-    """A tiny pure-Python wheel with one module, made with the standard library (no build backend, no network)."""
-    module = name.replace("-", "_")
-    dist_info = f"{module}-{version}.dist-info"
-    files = {
-        f"{module}/__init__.py": f"NAME = {name!r}\nVERSION = {version!r}\n".encode(),
-        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: hearth-bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = "".join(f"{n},{_record_hash(d)},{len(d)}\n" for n, d in files.items()) + f"{dist_info}/RECORD,,\n"
-    files[f"{dist_info}/RECORD"] = record.encode()
-    path = folder / f"{module}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for n, d in files.items():
-            zf.writestr(zipfile.ZipInfo(n, date_time=(1980, 1, 1, 0, 0, 0)), d)
-    return path
-
-
 def make_pack(folder: Path, name: str, requires: list[str]) -> Path:
     """A Python-project pack (its own package, a hearth entry point, one node), as the first-party packs are."""
-    module = name.replace("-", "_")
-    pack = folder / name
-    (pack / module).mkdir(parents=True)
-    deps = ", ".join(f'"{r}>=1.0"' if r.startswith("hbench-dep") else f'"{r}>=0.1"' for r in requires)
-    (pack / "pyproject.toml").write_text(textwrap.dedent(f"""\
-        [project]
-        name = "{name}"
-        version = "1.0.0"
-        description = "Benchmark pack {name}"
-        license = {{ text = "Apache-2.0" }}
-        requires-python = ">=3.9"
-        dependencies = [{deps}]
-
-        [project.urls]
-        Repository = "https://example.com/bench/{name}"
-
-        [project.entry-points.hearth]
-        {module} = "{module}.plugin"
-
-        [tool.comfy]
-        PublisherId = "{PUBLISHER}"
-        DisplayName = "{name}"
-        Icon = ""
-        """))
-    (pack / module / "__init__.py").write_text("")
-    cls = "".join(p.title() for p in name.split("-")) + "Node"
-    (pack / module / "plugin.py").write_text(textwrap.dedent(f'''\
-        from hearth.core.hookspecs import hookimpl
-
-
-        class {cls}:
-            CATEGORY = "bench"
-            RETURN_TYPES = ("INT",)
-            FUNCTION = "run"
-
-            @classmethod
-            def INPUT_TYPES(cls):
-                return {{"required": {{}}}}
-
-            def run(self):
-                return (1,)
-
-
-        @hookimpl
-        def register_nodes():
-            return {{"{cls}": {cls}}}
-        '''))
-    return pack
+    deps = [f"{r}>=1.0" if r.startswith("hbench-dep") else f"{r}>=0.1" for r in requires]
+    return project_pack(folder, name, "1.0.0", PUBLISHER, node_class=class_name(name), dependencies=deps,
+                        folder=name, description=f"Benchmark pack {name}", license="Apache-2.0")
 
 
 def run(cmd: list[str], env: dict[str, str], what: str) -> float:
@@ -143,7 +74,7 @@ def main() -> None:
     wheels = work / "wheels"
     wheels.mkdir()
     for dep in PYTHON_DEPS:
-        build_wheel(wheels, dep)
+        python_wheel(wheels, dep, script=False)
     settings = settings_for(work / "registry")
     settings.max_upload_bytes = 10 * 1024 * 1024
     server = RegistryProcess(settings).start()

@@ -48,7 +48,7 @@ def seed(settings, packs: int, versions: int) -> list[dict]:  # noqa: ANN001
     from hearth.registry_server.packs.models import NodeClass, Pack, Version
     from hearth.registry_server.packs.services import refresh_pack
     from hearth.registry_server.storage.services import archive_key
-    from tests.registry.packs import make_pack
+    from tests.harness.packs import make_pack
 
     reg = open_server(settings)
     work = Path(tempfile.mkdtemp(prefix="bench-seed-"))
@@ -182,7 +182,7 @@ def run_publishes(url: str, settings, n: int, concurrency: int = 8) -> tuple[flo
     from hearth.registry.archive import build_archive
     from hearth.registry_server.accounts.services import create_token
     from hearth.registry_server.app import open_server
-    from tests.registry.packs import make_pack
+    from tests.harness.packs import make_pack
 
     reg = open_server(settings, migrate=False)
     with Session(reg.engine) as s:

@@ -1,13 +1,11 @@
-"""Fixtures: a real registry on loopback with packs the tests build, a local wheel folder standing in for PyPI,
-and a private HEARTH_HOME, user config and uv cache for every test."""
+"""Fixtures: a real registry on loopback with packs the tests build (through tests/harness/packs.py), a local wheel
+folder standing in for PyPI, and a private HEARTH_HOME, user config and uv cache for every test."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import tempfile
-import textwrap
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,101 +13,12 @@ import pytest
 from click.testing import CliRunner, Result
 
 from hearth.cli.main import cli
-from hearth.registry.manifest import load_manifest
+from tests.harness.packs import Packs, python_wheel
 from tests.registry_server.conftest import settings_for
 from tests.registry_server.helpers import Hub, unique
 from tests.registry_server.servers import RegistryProcess
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def python_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
-    """A tiny pure-python wheel whose module says its version, with a `<name>-version` command."""
-    dist = name.replace("-", "_")
-    path = folder / f"{dist}-{version}-py3-none-any.whl"
-    info = f"{dist}-{version}.dist-info"
-    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
-        f"Requires-Dist: {r}\n" for r in requires)
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(f"{dist}/__init__.py", f"VERSION = {version!r}\n\n\ndef main():\n    print(VERSION)\n")
-        zf.writestr(f"{info}/entry_points.txt", f"[console_scripts]\n{name}-version = {dist}:main\n")
-        zf.writestr(f"{info}/METADATA", meta)
-        zf.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-        zf.writestr(f"{info}/RECORD", "")
-    return path
-
-
-class Packs:
-    """Publishes packs built on the fly to the test registry, under one publisher."""
-
-    def __init__(self, hub: Hub, work: Path):
-        self.hub = hub
-        self.work = work
-        self.publisher, self.token = hub.new_publisher()
-        self.read_token = hub.token(self.publisher, "read")
-
-    def _publish(self, folder: Path) -> dict:
-        self.hub.publish_dir(folder, self.token, wait=False)
-        m = load_manifest(folder)
-        # A private registry answers reads only with a token.
-        return self.hub.wait(m.name, m.version, headers={"Authorization": f"Bearer {self.read_token}"})
-
-    def _pyproject(self, name: str, version: str, deps: list[str], extra: str = "") -> str:
-        listed = ", ".join(f'"{d}"' for d in deps)
-        return textwrap.dedent(f"""\
-            [project]
-            name = "{name}"
-            version = "{version}"
-            description = "test pack {name}"
-            license = {{ text = "MIT" }}
-            requires-python = ">=3.9"
-            dependencies = [{listed}]
-            {extra}
-            [tool.comfy]
-            PublisherId = "{self.publisher}"
-            DisplayName = "{name}"
-            Icon = ""
-            """)
-
-    def hearth(self, name: str, version: str = "1.0.0", deps: tuple[str, ...] = ()) -> dict:
-        """A Hearth-format pack: a Python project with its own package and a `hearth` entry point."""
-        pkg = name.replace("-", "_")
-        folder = self.work / f"{name}-{version}"
-        (folder / pkg).mkdir(parents=True)
-        extra = f'[project.entry-points.hearth]\n{pkg} = "{pkg}.plugin"\n'
-        (folder / "pyproject.toml").write_text(
-            "[build-system]\nrequires = [\"setuptools\"]\nbuild-backend = \"setuptools.build_meta\"\n\n"
-            + self._pyproject(name, version, list(deps), extra))
-        (folder / "README.md").write_text(f"# {name}\n")
-        (folder / pkg / "__init__.py").write_text(f"VERSION = {version!r}\n")
-        (folder / pkg / "plugin.py").write_text("from hearth.core.hookspecs import hookimpl  # noqa: F401\n")
-        return self._publish(folder)
-
-    def comfyui(self, name: str, version: str = "1.0.0", requirements: tuple[str, ...] = (),
-                node_class: str = "") -> dict:
-        """A ComfyUI-format pack: root __init__.py with NODE_CLASS_MAPPINGS and a requirements.txt."""
-        folder = self.work / f"{name}-{version}"
-        folder.mkdir(parents=True)
-        (folder / "pyproject.toml").write_text(self._pyproject(name, version, []))
-        cls = node_class or name.replace("-", "_").title().replace("_", "") + "Node"
-        (folder / "__init__.py").write_text(textwrap.dedent(f"""\
-            class {cls}:
-                CATEGORY = "tests"
-                RETURN_TYPES = ("STRING",)
-                FUNCTION = "run"
-
-                @classmethod
-                def INPUT_TYPES(cls):
-                    return {{"required": {{"text": ("STRING", {{"default": ""}})}}}}
-
-                def run(self, text):
-                    return (text,)
-
-
-            NODE_CLASS_MAPPINGS = {{"{cls}": {cls}}}
-            """))
-        (folder / "requirements.txt").write_text("".join(f"{r}\n" for r in requirements))
-        return self._publish(folder)
 
 
 @pytest.fixture(scope="session")
@@ -175,4 +84,4 @@ def comfy_process(*args: str, env: dict[str, str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-__all__ = ["Packs", "comfy_process", "python_wheel", "unique"]
+__all__ = ["comfy_process", "unique"]

@@ -16,7 +16,8 @@ import pytest
 
 from hearth.registry import envs
 from hearth.registry_server.storage.services import wheel_key
-from tests.envs.conftest import Packs, comfy_process, unique
+from tests.envs.conftest import comfy_process, unique
+from tests.harness.packs import Packs, project_pack
 
 
 def lock_of(env: envs.Environment) -> dict[str, dict]:
@@ -317,12 +318,10 @@ def test_lock_without_installing(packs: Packs, comfy, home: Path):
 
 def test_a_pack_with_no_installable_version_says_so(packs: Packs, comfy, home: Path):
     name = unique("pflagged-")
-    folder = packs.work / name
-    (folder / name.replace("-", "_")).mkdir(parents=True)
-    (folder / "pyproject.toml").write_text(packs._pyproject(name, "1.0.0", []))
+    folder = project_pack(packs.work, name, "1.0.0", packs.publisher)
     (folder / name.replace("-", "_") / "__init__.py").write_text(
         "exec(__import__('base64').b64decode('cHJpbnQoMSk='))\n")  # the registry's scan flags this
-    assert packs._publish(folder)["status"] == "flagged"
+    assert packs.publish(folder)["status"] == "flagged"
     r = comfy("install", name)
     assert r.exit_code == 2
     assert f"pack {name!r} is on {packs.hub.url} but none of its versions can be installed" in r.output, r.output

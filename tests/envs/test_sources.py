@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from hearth.registry import envs
-from tests.envs.conftest import Packs, unique
+from tests.envs.conftest import unique
+from tests.harness.packs import Packs
 from tests.registry_server.conftest import settings_for
 from tests.registry_server.helpers import Hub
 from tests.registry_server.servers import RegistryProcess

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.envs_cli.conftest import COMFY, ROOT, add_distribution, comfy_process, comfyui_pack
+from tests.envs_cli.conftest import COMFY, ROOT, comfy_process
+from tests.harness.packs import custom_node, installed_distribution
 from tests.registry_server.servers import free_port
 
 # Hearth's own .venv has the first-party packs installed (editable): none of their nodes may appear under --env.
@@ -21,9 +22,9 @@ FIRST_PARTY_NODES = {"CheckpointLoaderSimple", "KSampler", "LoraLoader", "VAEDec
 
 def test_nodes_and_plugins_list_only_the_environments_packs(make_env, tmp_path: Path):
     a, b = make_env("alpha"), make_env("beta")
-    add_distribution(a.site_packages, "alpha-nodes", "alpha_nodes_probe", "AlphaProbe")
-    add_distribution(b.site_packages, "beta-nodes", "beta_nodes_probe", "BetaProbe", version="2.1.0")
-    comfyui_pack(a.custom_nodes, "alpha_comfy_pack", "AlphaComfyNode")
+    installed_distribution(a.site_packages, "alpha-nodes", "alpha_nodes_probe", "AlphaProbe")
+    installed_distribution(b.site_packages, "beta-nodes", "beta_nodes_probe", "BetaProbe", version="2.1.0")
+    custom_node(a.custom_nodes, "alpha_comfy_pack", "AlphaComfyNode")
 
     done = comfy_process("nodes", "--env", "alpha", "--json")
     assert done.returncode == 0, done.stderr
@@ -49,9 +50,9 @@ def test_nodes_and_plugins_list_only_the_environments_packs(make_env, tmp_path: 
 
 def test_custom_nodes_option_replaces_the_environments_folder(make_env, tmp_path: Path):
     env = make_env("gamma")
-    comfyui_pack(env.custom_nodes, "own_pack", "OwnPackNode")
+    custom_node(env.custom_nodes, "own_pack", "OwnPackNode")
     other = tmp_path / "elsewhere"
-    comfyui_pack(other, "other_pack", "OtherPackNode")
+    custom_node(other, "other_pack", "OtherPackNode")
     done = comfy_process("nodes", "--env", "gamma", "--custom-nodes", other, "--json")
     assert done.returncode == 0, done.stderr
     names = set(json.loads(done.stdout))
@@ -60,7 +61,7 @@ def test_custom_nodes_option_replaces_the_environments_folder(make_env, tmp_path
 
 def test_the_environments_copy_of_a_pack_wins_over_one_on_the_base_path(make_env, tmp_path: Path):
     env = make_env("delta")
-    add_distribution(env.site_packages, "shadow-nodes", "shadow_nodes_probe", "ShadowFromEnv")
+    installed_distribution(env.site_packages, "shadow-nodes", "shadow_nodes_probe", "ShadowFromEnv")
     base = tmp_path / "base"
     (base / "shadow_nodes_probe").mkdir(parents=True)
     (base / "shadow_nodes_probe" / "__init__.py").write_text(
@@ -73,7 +74,7 @@ def test_the_environments_copy_of_a_pack_wins_over_one_on_the_base_path(make_env
 @pytest.mark.slow
 def test_run_uses_the_environments_nodes(make_env, tmp_path: Path):
     env = make_env("eps")
-    add_distribution(env.site_packages, "echo-nodes", "echo_nodes_probe", "EchoProbe")
+    installed_distribution(env.site_packages, "echo-nodes", "echo_nodes_probe", "EchoProbe")
     workflow = tmp_path / "wf.json"
     workflow.write_text(json.dumps({"1": {"class_type": "EchoProbe", "inputs": {"text": "hi"}}}))
 
@@ -102,7 +103,7 @@ def test_an_unknown_environment_is_one_line_naming_the_ones_that_exist(make_env,
 @pytest.mark.slow
 def test_serve_with_env_serves_the_environments_nodes(make_env, tmp_path: Path):
     env = make_env("srv")
-    add_distribution(env.site_packages, "served-nodes", "served_nodes_probe", "ServedProbe")
+    installed_distribution(env.site_packages, "served-nodes", "served_nodes_probe", "ServedProbe")
     port = free_port()
     proc = subprocess.Popen([*COMFY, "serve", "--env", "srv", "--port", str(port),
                              "--data", str(tmp_path / "data")], cwd=tmp_path, stdout=subprocess.PIPE,

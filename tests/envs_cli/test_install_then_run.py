@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.envs_cli.conftest import comfy_process, project_pack
+from tests.envs_cli.conftest import comfy_process
+from tests.harness.packs import project_pack
 from tests.registry_server.helpers import Hub, unique
 
 
@@ -24,7 +25,7 @@ def test_install_by_name_then_nodes_and_run_with_env(offline_registry: Hub, make
     hub = offline_registry
     name, cls = unique("e2e-"), unique("EndToEnd")
     publisher, token = hub.new_publisher()
-    assert hub.publish_dir(project_pack(tmp_path, name, cls, publisher), token)["status"] == "active"
+    assert hub.publish_dir(project_pack(tmp_path, name, publisher=publisher, node_class=cls), token)["status"] == "active"
     make_env("e2e")
 
     done = comfy_process("install", name, "--env", "e2e")
@@ -45,7 +46,7 @@ def test_install_workflow_finds_the_pack_through_the_node_class_index(offline_re
     hub = offline_registry
     name, cls = unique("wfpack-"), unique("WorkflowOnly")
     publisher, token = hub.new_publisher()
-    assert hub.publish_dir(project_pack(tmp_path, name, cls, publisher), token)["status"] == "active"
+    assert hub.publish_dir(project_pack(tmp_path, name, publisher=publisher, node_class=cls), token)["status"] == "active"
     make_env("wfenv")
     workflow = tmp_path / "wf.json"
     workflow.write_text(json.dumps({"1": {"class_type": cls, "inputs": {}},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from tests.registry.packs import make_pack
+from tests.harness.packs import make_pack
 
 
 def test_repacking_a_non_git_pack_gives_the_same_archive(comfy, tmp_path: Path):

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from hearth.registry.config import Config, Index, save_config
-from tests.registry.packs import make_pack
+from tests.harness.packs import make_pack
 from tests.registry_server.helpers import Hub, unique
 
 

@@ -15,8 +15,7 @@ from hearth.registry.workflow_deps import (
     packs_for_classes,
     workflow_node_classes,
 )
-from tests.envs_cli.conftest import add_distribution, comfyui_pack
-from tests.registry.packs import make_pack
+from tests.harness.packs import custom_node, installed_distribution, make_pack
 from tests.registry_server.helpers import Hub, unique
 
 
@@ -54,8 +53,8 @@ def test_missing_classes_are_what_neither_builtins_nor_the_environment_provide(m
                                             "NobodyHasThis", "KSampler")))
     # KSampler comes from the samplers pack of Hearth's own venv: the environment does not have it.
     assert missing_node_classes(path, env) == {"EnvHasThis", "ComfyPackHasThis", "NobodyHasThis", "KSampler"}
-    add_distribution(env.site_packages, "has-this", "has_this_probe", "EnvHasThis")
-    comfyui_pack(env.custom_nodes, "comfy_has_this", "ComfyPackHasThis")
+    installed_distribution(env.site_packages, "has-this", "has_this_probe", "EnvHasThis")
+    custom_node(env.custom_nodes, "comfy_has_this", "ComfyPackHasThis")
     assert missing_node_classes(path, env) == {"NobodyHasThis", "KSampler"}
 
     (tmp_path / "bad.json").write_text("{nope")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from hearth.registry.archive import ArchiveError, build_archive, is_ignored, list_pack_files, parse_ignore
-from tests.registry.packs import make_pack
+from tests.harness.packs import make_pack
 
 
 def test_archive_has_tracked_files_minus_comfyignore(tmp_path: Path):

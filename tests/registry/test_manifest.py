@@ -12,7 +12,7 @@ from hearth.registry.manifest import (
     semver_key,
     semver_to_pep440,
 )
-from tests.registry.packs import make_pack, pyproject
+from tests.harness.packs import make_pack, pyproject
 
 
 def test_reads_project_and_tool_comfy(tmp_path: Path):

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.registry.packs import make_pack
+from tests.harness.packs import make_pack
 from tests.registry_server.helpers import Hub, unique
 
 

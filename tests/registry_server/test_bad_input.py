@@ -10,7 +10,7 @@ from sqlalchemy import update
 from hearth.registry.archive import build_archive
 from hearth.registry_server.db import utcnow
 from hearth.registry_server.publishing.models import UploadTicket
-from tests.registry.packs import make_pack, pyproject
+from tests.harness.packs import make_pack, pyproject
 from tests.registry_server.conftest import TEST_UPLOAD_LIMIT
 from tests.registry_server.helpers import Hub, unique, zip_bytes
 

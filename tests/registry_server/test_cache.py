@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hearth.registry_server.admin import services as admin
 from hearth.registry_server.cache import ResponseCache, _Entry
-from tests.registry.packs import make_pack
+from tests.harness.packs import make_pack
 from tests.registry_server.helpers import Hub, unique
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.registry.packs import make_pack
+from tests.harness.packs import make_pack
 from tests.registry_server.conftest import settings_for
 from tests.registry_server.helpers import Hub, unique
 from tests.registry_server.servers import RegistryProcess

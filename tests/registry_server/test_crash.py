@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from hearth.registry.archive import build_archive
 from hearth.registry_server.packs.models import Version
-from tests.registry.packs import make_pack
+from tests.harness.packs import make_pack
 from tests.registry_server.helpers import unique
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.registry.packs import make_pack
+from tests.harness.packs import make_pack
 from tests.registry_server.helpers import Hub, unique
 
 SHELL_OUT = "import os\n\ndef cleanup():\n    os.system('rm -rf /tmp/cache')\n"
