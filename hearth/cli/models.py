@@ -11,7 +11,7 @@ from rich.table import Table
 
 from hearth.cli.common import custom_nodes_option, echo_json, runtime_for
 from hearth.cli.main import UserError
-from hearth.core.model_folders import ModelFolders, TinyModel, write_tiny_models
+from hearth.core.model_folders import ModelFolders, TinyModel, write_tiny_model, write_tiny_models
 
 
 def model_folder_options(fn: Any) -> Any:
@@ -95,10 +95,10 @@ def make_tiny(name: str | None, out: Path | None, models_dir: Path | None, seed:
         if out is not None and out.suffix != suffix:
             raise UserError(f"--out {out}: a {name} model is a {suffix} file; name it so")
         if out is None:
-            written = write_tiny_models(models_dir, {name: model}, seed)
+            written = write_tiny_models(models_dir, {name: model}, seed, bases=models)
         else:
             out.parent.mkdir(parents=True, exist_ok=True)
-            model.write(out, seed)
+            write_tiny_model(models, name, out, seed)
             written = [(name, out)]
     for name, path in written:
         click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {name}, seed {seed})")

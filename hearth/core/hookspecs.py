@@ -165,25 +165,35 @@ def register_tiny_models() -> Mapping[str, TinyModel] | None:
 
 @hookspec
 def register_model_loaders() -> Mapping[tuple[str, str], Any] | None:
-    """Contribute loaders that ComfyUI's generic loader nodes dispatch to, for model families they do not know.
+    """Contribute the loaders that ComfyUI's generic loader nodes (and ``load_model_file``) dispatch to.
 
     :return: a mapping of ``(kind, name)`` to ``load(path, **options) -> value``. ``kind`` is the model folder
-        kind the node lists: ``"text_encoders"`` (``CLIPLoader``: ``name`` is a ``type`` users pick, such as
-        ``"wan"``; options ``device``), ``"vae"`` (``VAELoader``) or ``"diffusion_models"`` (``UNETLoader``;
-        options ``weight_dtype``), where ``name`` is the format name detection gives the file (see
-        :func:`register_model_formats`). ``value`` is the node's output: a CLIP, VAE or MODEL as
-        ``docs/data-types.md`` describes them. Every implementation is called; on a clash the higher tier, then
-        the first plugin name, wins.
+        kind the node lists:
+
+        * ``"checkpoints"`` (``CheckpointLoaderSimple``): ``value`` is the ``(MODEL, CLIP, VAE)`` tuple;
+        * ``"vae"`` (``VAELoader``): a VAE;
+        * ``"diffusion_models"`` (``UNETLoader``; option ``weight_dtype``): a MODEL;
+        * ``"text_encoders"`` (``CLIPLoader``; option ``device``, ``"cpu"`` or None): a CLIP.
+
+        ``name`` is the format name detection gives the file (see :func:`register_model_formats`), except for
+        ``"text_encoders"``, where it is the ``type`` users pick in ``CLIPLoader`` (``"stable_diffusion"``,
+        ``"wan"``). Values are as ``docs/data-types.md`` describes them; subclassing
+        :class:`hearth.core.models.ModelValue` gives them ComfyUI's ModelPatcher surface, and loading through
+        :func:`hearth.core.models.load_once` shares one load per file. A loader takes the options it knows and
+        ignores the rest (``**_``). Every implementation is called; on a clash the higher tier, then the first
+        plugin name, wins.
 
     Called by the loader nodes when they list their choices (``CLIPLoader``'s types) and each time they load a
-    file: ``VAELoader`` and ``UNETLoader`` detect the file's format first and use the loader registered for it, so
-    one node loads every family whose plugin is installed.
+    file, through :func:`hearth.core.models.load_model_file`: it detects the file's format and uses the loader
+    registered for ``(kind, format name)``, so one node loads every family whose plugin is installed, and a file
+    no plugin loads is named with its detected format and the loaders installed for its kind.
 
     Example::
 
         @hookimpl
         def register_model_loaders():
-            return {("text_encoders", "wan"): load_umt5, ("vae", "wan21-vae"): load_wan_vae}
+            return {("checkpoints", "my-family"): load_checkpoint,   # -> (MODEL, CLIP, VAE)
+                    ("text_encoders", "wan"): load_umt5, ("vae", "wan21_vae"): load_wan_vae}
     """
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -245,6 +246,9 @@ class TinyModel:
         text encoder and VAE): ``make-tiny NAME --out DIR`` writes them into DIR laid out as a models folder, and
         ``make-tiny all`` writes the parts rather than the bundle. A bundle's ``kind``, ``filename`` and ``write``
         are not used.
+    :param base: the name of the tiny model (another plugin's, perhaps) this one is made to fit, with
+        ``write_for``: where both are written together (``make-tiny all``), the base is written first and this one
+        made from its file, so a plugin needs no import of the plugin that offers the base.
     """
 
     kind: str
@@ -253,20 +257,49 @@ class TinyModel:
     description: str = ""
     write_for: Callable[[Path, Path, int], None] | None = None
     parts: tuple[str, ...] = ()
+    base: str = ""
 
 
-def write_tiny_models(models_dir: str | Path, models: Mapping[str, TinyModel], seed: int = 0) -> list[tuple[str, Path]]:
+def write_tiny_model(models: Mapping[str, TinyModel], name: str, path: str | Path, seed: int = 0, *,
+                     models_dir: str | Path | None = None) -> None:
+    """Write the tiny model ``name`` of ``models`` to ``path``.
+
+    A model made to fit another (``base`` with ``write_for``) is made from the base's file: the one already in
+    ``models_dir`` when there is one, else a base written for the purpose into a temporary folder.
+    """
+    model, path = models[name], Path(path)
+    base = models.get(model.base) if model.base and model.write_for is not None else None
+    if base is None:
+        model.write(path, seed)
+        return
+    if models_dir is not None:
+        existing = ModelFolders(models_dir).folders(base.kind)[0] / base.filename
+        if existing.is_file():
+            model.write_for(existing, path, seed)
+            return
+    with tempfile.TemporaryDirectory() as folder:
+        base_path = Path(folder) / base.filename  # its name goes into what is made from it (a LoRA's metadata)
+        write_tiny_model(models, model.base, base_path, seed)
+        model.write_for(base_path, path, seed)
+
+
+def write_tiny_models(models_dir: str | Path, models: Mapping[str, TinyModel], seed: int = 0, *,
+                      bases: Mapping[str, TinyModel] | None = None) -> list[tuple[str, Path]]:
     """Write tiny models into their kinds' standard subfolders of ``models_dir`` (``make-tiny all``).
 
     Bundles (models with ``parts``) are skipped: their parts are tiny models of their own, written when listed.
+    A model made to fit another (``base``) is written after the others, from its base's file when that is among
+    them; ``bases`` lists more tiny models a base may be found in (every installed one, for ``make-tiny NAME``).
     """
     folders = ModelFolders(models_dir)
+    known = {**(bases or {}), **models}
     written = []
-    for name, model in models.items():
+    # Stable: the order given, models made to fit another listed one last (their base is written by then).
+    for name, model in sorted(models.items(), key=lambda item: item[1].base in models):
         if model.parts:
             continue
         path = folders.folders(model.kind)[0] / model.filename
         path.parent.mkdir(parents=True, exist_ok=True)
-        model.write(path, seed)
+        write_tiny_model(known, name, path, seed, models_dir=models_dir)
         written.append((name, path))
     return written

@@ -48,7 +48,7 @@ TIERS = ("essential", "default", "installed")
 TIER_RANK = {"installed": 0, "default": 1, "essential": 2}
 
 ESSENTIAL_PLUGINS = {"executor": "hearth.core.executor.essential"}
-DEFAULT_PLUGINS = {"builtin_nodes": "hearth.core.builtin_nodes"}
+DEFAULT_PLUGINS = {"builtin_nodes": "hearth.core.builtin_nodes", "model_loaders": "hearth.core.models.loader_nodes"}
 CUSTOM_NODES_PLUGIN = "custom_nodes"
 
 

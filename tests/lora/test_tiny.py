@@ -83,3 +83,16 @@ def test_comfy_models_make_tiny_lora_for_a_given_checkpoint(tmp_path) -> None:
     assert any(k.startswith("lora_te2_") for k in keys)  # fitted to the SDXL base: both text encoders
     refused = runner.invoke(cli, ["models", "make-tiny", "sdxl", "--base", str(base), "--out", str(lora)])
     assert refused.exit_code == 2 and "not made to fit another file" in refused.output
+
+
+def test_make_tiny_lora_alone_is_made_for_the_sd_plugins_tiny_checkpoint(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from hearth.cli.main import cli
+
+    # No base given, no Runtime active: the SD plugin's tiny checkpoint is found through the hook and written aside.
+    lora = tmp_path / "lora.safetensors"
+    result = CliRunner().invoke(cli, ["models", "make-tiny", "lora", "--out", str(lora)])
+    assert result.exit_code == 0, result.output
+    base = make_tiny_checkpoint("sd1", tmp_path / "tiny-sd1.safetensors")
+    assert lora.read_bytes() == make_tiny_lora(base, tmp_path / "want.safetensors").read_bytes()

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from hearth_sd import load_checkpoint, load_vae, loaders
-from hearth_sd.nodes_loaders import CheckpointLoaderSimple, CLIPLoader, VAELoader
+from hearth_sd import load_checkpoint, load_vae
 from hearth_sd.sdxl_conditioning import sdxl_adm
 
 from hearth.core.model_folders import ModelFileNotFound
+from hearth.core.models import load_cache
+from hearth.core.models.loader_nodes import CheckpointLoaderSimple, CLIPLoader, VAELoader
 from tests.sd.nodes_testing import in_runtime, make_models
 
 
@@ -83,21 +84,21 @@ def test_vae_and_clip_loaders_equal_direct_loads(folders, models):
 
 
 def test_a_file_is_loaded_once_while_its_outputs_live(folders, models):
-    before = loaders.loads["checkpoint"]
+    before = load_cache().reads["checkpoint"]
     first = CheckpointLoaderSimple().load_checkpoint("tiny-sd2.safetensors")
     second = CheckpointLoaderSimple().load_checkpoint("tiny-sd2.safetensors")
-    assert loaders.loads["checkpoint"] == before + 1
+    assert load_cache().reads["checkpoint"] == before + 1
     assert first[0].patcher is second[0].patcher and first[0].source is second[0].source
     # A changed file (new mtime) is read again.
     path = models / "checkpoints" / "tiny-sd2.safetensors"
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     third = CheckpointLoaderSimple().load_checkpoint("tiny-sd2.safetensors")
-    assert loaders.loads["checkpoint"] == before + 2 and third[0].source is not first[0].source
+    assert load_cache().reads["checkpoint"] == before + 2 and third[0].source is not first[0].source
     # When no output holds it any more, the next load reads the file again.
     del first, second, third
     CheckpointLoaderSimple().load_checkpoint("tiny-sd2.safetensors")
-    assert loaders.loads["checkpoint"] == before + 3
+    assert load_cache().reads["checkpoint"] == before + 3
 
 
 def test_weights_are_not_reloaded_when_a_downstream_input_changes(folders, run_prompt):
@@ -108,12 +109,12 @@ def test_weights_are_not_reloaded_when_a_downstream_input_changes(folders, run_p
         "4": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["1", 2]}},
         "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
     }
-    before = loaders.loads["checkpoint"]
+    before = load_cache().reads["checkpoint"]
     assert run_prompt(prompt).ok
     prompt["2"]["inputs"]["color"] = 0xFF8000
     result = run_prompt(prompt)
     assert result.ok and "1" in result.cached and "3" in result.executed
-    assert loaders.loads["checkpoint"] == before + 1
+    assert load_cache().reads["checkpoint"] == before + 1
 
 
 def test_model_and_clip_clones_share_weights_and_keep_their_own_patches(folders):

@@ -9,15 +9,14 @@ from pathlib import Path
 
 import psutil
 import torch
-from hearth_sd import loaders
 from hearth_sd.checkpoint import CONFIG_METADATA_KEY
-from hearth_sd.nodes_loaders import CheckpointLoaderSimple
 from hearth_sd.nodes_text import CLIPTextEncode
 from hearth_sd.tiny import tiny_state_dict
 from hearth_sd.unet import UNetConfig, UNetModel
 
 from hearth.core.executor.cache import CacheEntry, RAMCache
-from hearth.core.models import release_memory, write_safetensors
+from hearth.core.models import load_cache, release_memory, write_safetensors
+from hearth.core.models.loader_nodes import CheckpointLoaderSimple
 from tests.sd.nodes_testing import in_runtime
 
 MB = 1024 * 1024
@@ -65,4 +64,4 @@ def test_evicting_the_loader_output_frees_the_checkpoint(tmp_path):
         # Reference counting alone frees it, at once: no cycle, and neither the load cache nor the manager holds it.
         assert cache.evicted == 1 and alive() is None
         assert loaded - rss() > 0.8 * unet_bytes, f"only {(loaded - rss()) / MB:.0f} MB came back"
-        assert not [key for key in loaders._cache if "big-sd1" in key[1]]
+        assert not [key for key, _ in load_cache().records("checkpoint") if "big-sd1" in key[1]]

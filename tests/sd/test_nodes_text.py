@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 from hearth_sd import load_checkpoint
-from hearth_sd.nodes_loaders import CheckpointLoaderSimple
 from hearth_sd.nodes_text import (
     CLIPSetLastLayer,
     CLIPTextEncode,
@@ -16,6 +15,7 @@ from hearth_sd.nodes_text import (
 )
 from hearth_sd.sdxl_conditioning import sdxl_refiner_adm
 
+from hearth.core.models.loader_nodes import CheckpointLoaderSimple
 from tests.sd.nodes_testing import in_runtime, make_models
 
 

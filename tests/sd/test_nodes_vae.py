@@ -8,12 +8,12 @@ import pytest
 import torch
 from hearth_sd import load_vae
 from hearth_sd.model import VAE
-from hearth_sd.nodes_loaders import VAELoader
 from hearth_sd.nodes_vae import VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeForInpaint, VAEEncodeTiled
 from hearth_sd.sd_model import SDVAE
 from hearth_sd.vae import AutoencoderKL, VAEConfig
 
 from hearth.core.models import PatchedModel
+from hearth.core.models.loader_nodes import VAELoader
 from tests.sd.nodes_testing import image, in_runtime, make_models
 
 

@@ -11,9 +11,10 @@ from hearth_sd.clip_text import CLIPTextEncoder
 from hearth_sd.embeddings import EmbeddingLibrary, parse_embedding
 from hearth_sd.families import FAMILIES
 from hearth_sd.open_clip_text import OpenCLIPTextEncoder
-from hearth_sd.prompt_weights import parse_prompt_weights
 from hearth_sd.text_encoding import CLIP
 from hearth_sd.tokenizer import get_tokenizer
+
+from hearth.core.prompt_weights import parse_prompt_weights
 
 from .ldm_to_diffusers import convert_open_clip
 from .sd_testing import randomize_

@@ -10,10 +10,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 from hearth_video import wan_loaders
-from hearth_video.wan_nodes import EmptyHunyuanLatentVideo, UNETLoader
+from hearth_video.wan_nodes import EmptyHunyuanLatentVideo
 
 from hearth.cli.main import cli
 from hearth.core.models import ModelManager
+from hearth.core.models.loader_nodes import UNETLoader
 from hearth.core.runtime import Runtime, current_runtime
 
 WORKFLOW = Path(__file__).resolve().parents[2] / "examples" / "workflows" / "txt2video_wan_api.json"

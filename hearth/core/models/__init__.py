@@ -16,8 +16,13 @@ How a model plugin uses it::
     lora = model.clone()                                # a LoRA node: no weight copied
     lora.add_patches({"input_blocks.1.1.proj_in.weight": delta}, strength=0.8, source="style.safetensors")
 
-    default_manager().load(lora, memory_required=lora.memory_required(x.shape, dtype))
+    default_manager().ensure_loaded(lora, memory_required=lora.memory_required(x.shape, dtype))
     out = lora.module(x, ...)                           # weights patched, on the device or streamed
+
+The contract every family's values share: :class:`ModelValue` (ComfyUI's ModelPatcher surface, subclassed by each
+family's MODEL / CLIP / VAE), :func:`load_once` (one load cache: a file read once while values hold it) and
+:func:`load_model_file` (detect a file's format and hand it to the loader a plugin registered, as the generic
+loader nodes of :mod:`hearth.core.models.loader_nodes` do).
 """
 
 from __future__ import annotations
@@ -48,15 +53,28 @@ _EXPORTS = {
     "ModelTooLargeError": "hearth.core.models.manager",
     "load_into": "hearth.core.models.loading",
     "default_manager": "hearth.core.models.manager",
+    "ModelValue": "hearth.core.models.model_value",
+    "Loaded": "hearth.core.models.file_cache",
+    "LoadCache": "hearth.core.models.file_cache",
+    "file_identity": "hearth.core.models.file_cache",
+    "load_cache": "hearth.core.models.file_cache",
+    "load_once": "hearth.core.models.file_cache",
+    "load_model_file": "hearth.core.models.loaders",
+    "model_loaders": "hearth.core.models.loaders",
+    "NoModelLoaderError": "hearth.core.models.loaders",
 }
 
 __all__ = [
     "AmbiguousModelError",
     "CheckpointError",
     "CheckpointHeader",
+    "LoadCache",
+    "Loaded",
     "ModelFormat",
     "ModelManager",
     "ModelTooLargeError",
+    "ModelValue",
+    "NoModelLoaderError",
     "PatchError",
     "PatchedModel",
     "TensorInfo",
@@ -67,8 +85,13 @@ __all__ = [
     "default_manager",
     "detect",
     "detect_with_plugins",
+    "file_identity",
+    "load_cache",
     "load_into",
+    "load_model_file",
+    "load_once",
     "load_state_dict",
+    "model_loaders",
     "read_header",
     "release_memory",
     "strip_prefix",
@@ -83,7 +106,9 @@ if TYPE_CHECKING:
         detect_with_plugins,
     )
     from hearth.core.models.devices import compute_dtype, default_device, release_memory
+    from hearth.core.models.file_cache import LoadCache, Loaded, file_identity, load_cache, load_once
     from hearth.core.models.formats import ModelFormat
+    from hearth.core.models.loaders import NoModelLoaderError, load_model_file, model_loaders
     from hearth.core.models.loading import (
         CheckpointError,
         CheckpointHeader,
@@ -99,6 +124,7 @@ if TYPE_CHECKING:
         ModelTooLargeError,
         default_manager,
     )
+    from hearth.core.models.model_value import ModelValue
     from hearth.core.models.patches import PatchedModel, PatchError, WeightPatch
 
 

@@ -303,7 +303,22 @@ class ModelManager:
         record.placement.remove()
 
     def is_loaded(self, model: PatchedModel) -> bool:
+        """Whether ``model``'s weights are on its device (with whichever clone's patches were applied last)."""
         return id(model.weights) in self._records
+
+    def is_ready(self, models: PatchedModel | Sequence[PatchedModel]) -> bool:
+        """Whether ``models`` can run now: each loaded, with its own patches on the shared weights.
+
+        A clone whose twin ran last (another LoRA strength) is loaded but not ready: :meth:`load` re-patches it.
+        """
+        wanted = [models] if isinstance(models, PatchedModel) else models
+        return all(self.is_loaded(m) and m.patches_applied for m in wanted)
+
+    def ensure_loaded(self, models: PatchedModel | Sequence[PatchedModel], *, memory_required: int | None = None,
+                      input_shape: tuple[int, ...] | None = None, dtype: torch.dtype | None = None) -> None:
+        """:meth:`load` ``models`` unless they are :meth:`is_ready` already (the cheap check a forward makes)."""
+        if not self.is_ready(models):
+            self.load(models, memory_required=memory_required, input_shape=input_shape, dtype=dtype)
 
     def loaded_models(self, device: str | torch.device | None = None) -> list[LoadedModel]:
         """Records of loaded models, most recently used first."""

@@ -203,6 +203,11 @@ class PatchedModel:
             self.patch_id = next(_patch_ids)
         return applied
 
+    @property
+    def patches_applied(self) -> bool:
+        """Whether the shared weights carry exactly this clone's patches (none for an unpatched clone)."""
+        return self.weights.applied == self.patch_id
+
     def patched_keys(self) -> list[str]:
         return list(self.patches)
 

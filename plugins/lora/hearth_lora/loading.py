@@ -1,20 +1,19 @@
-"""LoRA files read once: parsed adapters cached by path, modification time and size.
+"""LoRA files read once: parsed adapters in the core's load cache, keyed by path, size and modification time.
 
-A LoRA node runs again whenever its strength changes; the file's tensors must not be read again for that. The cache
-keeps the parsed adapters (whose factors stay memory-mapped from the file, so a cached LoRA costs page cache, not
-process memory) and notices a file replaced on disk by its ``mtime`` and size.
+A LoRA node runs again whenever its strength changes; the file's tensors must not be read again for that. The patched
+MODEL keeps only the factors it needs, not the parsed file, so the cache holds the :data:`CACHE_SIZE` most recent
+files strongly (:meth:`hearth.core.models.LoadCache.keep_recent`); their factors stay memory-mapped from the file,
+so a cached LoRA costs page cache, not process memory. A file replaced on disk (new mtime or size) is read again.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hearth.core.models import load_state_dict, read_header
+from hearth.core.models import Loaded, load_cache, load_once, load_state_dict, read_header
 
 from .formats import ParsedLora, parse_lora
 
@@ -36,8 +35,8 @@ class LoraFile:
         return self.path.name
 
 
-_cache: OrderedDict[tuple[str, int, int], LoraFile] = OrderedDict()
-_lock = threading.Lock()
+KIND = "lora"
+load_cache().keep_recent(KIND, CACHE_SIZE)
 
 
 def read_lora(path: str | os.PathLike[str]) -> LoraFile:
@@ -50,31 +49,16 @@ def read_lora(path: str | os.PathLike[str]) -> LoraFile:
 
 
 def load_lora(path: str | os.PathLike[str]) -> LoraFile:
-    """The parsed LoRA at ``path``, from the cache while the file is unchanged.
+    """The parsed LoRA at ``path``, from the core's load cache while the file is unchanged.
 
     :raises hearth.core.models.CheckpointError: naming the file when it is missing or not a readable checkpoint.
     """
     path = Path(path).resolve()
-    try:
-        stat = path.stat()
-    except OSError:
+    if not path.is_file():
         return read_lora(path)  # let the reader raise its message naming the file
-    key = (str(path), stat.st_mtime_ns, stat.st_size)
-    with _lock:
-        found = _cache.get(key)
-        if found is not None:
-            _cache.move_to_end(key)
-            return found
-    lora = read_lora(path)
-    with _lock:
-        for stale in [k for k in _cache if k[0] == key[0]]:
-            del _cache[stale]  # an older version of the same file
-        _cache[key] = lora
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    return lora
+    return load_once(KIND, path, lambda: Loaded(path, lora=read_lora(path))).lora
 
 
 def clear_cache() -> None:
-    with _lock:
-        _cache.clear()
+    """Forget the parsed LoRA files (the next load of each reads it again)."""
+    load_cache().clear(KIND)

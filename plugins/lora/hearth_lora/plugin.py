@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 from pathlib import Path
 
 from hearth.core.hookspecs import hookimpl
@@ -19,29 +19,52 @@ def register_nodes():
     return dict(NODES)
 
 
+def _base_checkpoint(family: str) -> TinyModel:
+    """The tiny checkpoint the SD plugin registers for ``family`` (through the hook: no import of that plugin)."""
+    from hearth.core.plugins import active_plugins
+
+    plugins = active_plugins()
+    found = plugins.resolve_named("register_tiny_models", "tiny model").get(family) if plugins is not None else None
+    if found is None or found.kind != "checkpoints":
+        raise ValueError(f"the tiny LoRA for {family} fits the SD plugin's tiny {family} checkpoint, which no loaded "
+                         f"plugin provides: install hearth-sd and write both (make-tiny all), or make the LoRA for "
+                         f"a file with --base FILE")
+    return found
+
+
 def _tiny_lora_writer(family: str):
     def write(path: Path, seed: int) -> None:
-        import torch
-        from hearth_sd.tiny import tiny_checkpoint_name, tiny_state_dict
+        import tempfile
 
-        from .tiny import write_tiny_lora
+        from .tiny import make_tiny_lora
 
-        # Only the base's key shapes matter: build it on the meta device, no memory, no random numbers drawn.
-        with torch.device("meta"):
-            tensors, _ = tiny_state_dict(family, seed)
-        write_tiny_lora({k: tuple(v.shape) for k, v in tensors.items()}, path, seed,
-                        base_name=tiny_checkpoint_name(family))
+        base = _base_checkpoint(family)
+        # Only the base's key names and shapes matter (make_tiny_lora reads its header); its file name goes into
+        # the LoRA's metadata, so it is written under the name make-tiny all gives it.
+        with tempfile.TemporaryDirectory() as folder:
+            base_path = Path(folder) / base.filename
+            base.write(base_path, seed)
+            make_tiny_lora(base_path, path, seed)
 
     return write
 
 
+def _installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 @hookimpl
 def register_tiny_models():
-    # The LoRAs fit the SD plugin's tiny checkpoints; without that plugin there is nothing for them to fit.
-    if importlib.util.find_spec("hearth_sd") is None:
+    # The LoRAs fit the SD plugin's tiny checkpoints; without that distribution there is nothing for them to fit.
+    if not _installed("hearth-sd"):
         return None
     return {name: TinyModel("loras", filename, _tiny_lora_writer(family),
-                            f"kohya LoRA for the tiny {family} checkpoint (LoraLoader)", write_for=_write_for)
+                            f"kohya LoRA for the tiny {family} checkpoint (LoraLoader)", write_for=_write_for,
+                            base=family)
             for name, (family, filename) in TINY_LORAS.items()}
 
 

@@ -28,7 +28,7 @@ _EXPORTS = {
     "ModelSampling": "hearth_sd.sampling",
     "sdxl_adm": "hearth_sd.sdxl_conditioning",
     "sdxl_refiner_adm": "hearth_sd.sdxl_conditioning",
-    "parse_prompt_weights": "hearth_sd.prompt_weights",
+    "parse_prompt_weights": "hearth.core.prompt_weights",
     "CLIPTokenizer": "hearth_sd.tokenizer",
     "EmbeddingLibrary": "hearth_sd.embeddings",
     "FAMILIES": "hearth_sd.families",

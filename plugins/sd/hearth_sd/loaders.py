@@ -1,26 +1,25 @@
 """Loading checkpoint, VAE and text-encoder files once per process, as MODEL / CLIP / VAE values for nodes.
 
-Two loader nodes naming one file (or one node run again after a downstream change) share one set of weights:
-loads are remembered by file (resolved path, size, modification time) and options. The memory is held weakly:
-the node outputs (:mod:`hearth_sd.sd_model` values) keep a :class:`Loaded` record alive, and when the executor's
-cache drops the last of them, the weights are freed and the next load reads the file again.
+The core's generic loader nodes reach these through ``register_model_loaders`` (:mod:`hearth_sd.plugin`). Loads go
+through the core's load cache (:func:`hearth.core.models.load_once`): two loader nodes naming one file share one
+set of weights while some node output (:mod:`hearth_sd.sd_model` values, holding the record as ``source``) uses
+them; when the executor's cache drops the last, the weights are freed and the next load reads the file again.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from hearth.core.models import (
+    Loaded,
     PatchedModel,
     compute_dtype,
     default_device,
+    load_once,
     load_state_dict,
     read_header,
     strip_prefix,
@@ -39,38 +38,6 @@ from .text_encoding import CLIP
 _TEXT_PREFIXES = ("cond_stage_model.transformer.", "cond_stage_model.model.", "transformer.", "")
 
 
-class Loaded:
-    """The parts one file gave, with the ``PatchedModel`` owning each part's weights.
-
-    Node values (:mod:`hearth_sd.sd_model`) hold it strongly, the cache below weakly; nothing in it points back
-    at a value, so reference counting alone frees the weights when the last value goes (no cycle to wait for).
-    """
-
-    def __init__(self, path: Path, **parts: Any) -> None:
-        self.path = path
-        self.__dict__.update(parts)
-
-
-_cache: weakref.WeakValueDictionary[tuple, Loaded] = weakref.WeakValueDictionary()
-_lock = threading.Lock()
-loads = {"checkpoint": 0, "vae": 0, "text_encoder": 0}  # file reads, for tests and status
-
-
-def _key(kind: str, path: Path, *options: Any) -> tuple:
-    stat = path.stat()
-    return (kind, str(path.resolve()), stat.st_size, stat.st_mtime_ns, *options)
-
-
-def _shared(key: tuple, make: Callable[[], Loaded]) -> Loaded:
-    with _lock:  # one thread loads a file while the others wait for it, instead of loading it again
-        found = _cache.get(key)
-        if found is None:
-            found = make()
-            _cache[key] = found
-            loads[key[0]] += 1
-        return found
-
-
 def checkpoint(path: str | Path, embeddings: Iterable[str | Path] = (),
                prediction: str | None = None) -> tuple[SDModel, SDClip, SDVAE]:
     """A checkpoint file as CheckpointLoaderSimple outputs it: ``(MODEL, CLIP, VAE)``."""
@@ -87,7 +54,7 @@ def checkpoint(path: str | Path, embeddings: Iterable[str | Path] = (),
         vae = PatchedModel(ckpt.vae.model, name=f"{path.name} (VAE)", load_device=device)
         return Loaded(path, checkpoint=ckpt, unet=unet, text=text, vae=vae)
 
-    record = _shared(_key("checkpoint", path, embeddings, prediction, str(device)), make)
+    record = load_once("checkpoint", path, make, embeddings, prediction, str(device))
     ckpt = record.checkpoint
     return (SDModel(ckpt.model, record.unet, record), SDClip(ckpt.clip, record.text, record),
             SDVAE(ckpt.vae, record.vae, record))
@@ -102,7 +69,7 @@ def vae(path: str | Path) -> SDVAE:
         loaded = load_vae(path, load_device=device)
         return Loaded(path, vae=loaded, patcher=PatchedModel(loaded.model, name=path.name, load_device=device))
 
-    record = _shared(_key("vae", path, str(device)), make)
+    record = load_once("vae", path, make, str(device))
     return SDVAE(record.vae, record.patcher, record)
 
 
@@ -138,6 +105,6 @@ def text_encoder(path: str | Path, embeddings: Iterable[str | Path] = (), device
         clip = CLIP(family, {spec.name: module}, embeddings=EmbeddingLibrary(embeddings), vocab_near=path)
         return Loaded(path, clip=clip, text={spec.name: PatchedModel(module, name=path.name, load_device=device)})
 
-    record = _shared(_key("text_encoder", path, embeddings, str(device)), make)
+    record = load_once("text_encoder", path, make, embeddings, str(device))
     return SDClip(record.clip, record.text, record)
 

@@ -1,5 +1,5 @@
-"""ComfyUI's ModelPatcher details of the SD MODEL: ``model_options`` patches and the UNet run that honours them,
-weight patch values, and the ``model.model`` view custom nodes read.
+"""ComfyUI's ModelPatcher details of the SD MODEL: the UNet run that honours ``model_options`` patches, and the
+``model.model`` view custom nodes read.
 
 Custom nodes written for ComfyUI change a MODEL by cloning it and calling ``set_model_*`` methods, which store
 functions in ``model.model_options`` in ComfyUI's layout::
@@ -25,9 +25,10 @@ What the SD UNet applies, with ComfyUI's call signatures:
 of the batch, 0 for a positive-prompt chunk and 1 for a negative one), built from the ``cond_index`` the
 samplers put in the evaluation's options.
 
-The sampler's keys (``sampler_cfg_function``, ``sampler_pre_cfg_function``, ``sampler_post_cfg_function``,
-``denoise_mask_function``, ``disable_cfg1_optimization``) are not the UNet's: the samplers plugin reads them from
-``model.model_options`` and applies them around the model calls (docs/data-types.md, the MODEL protocol).
+The ``set_model_*`` setters that record these, ``clone()`` and the weight patches are the core's
+(:class:`hearth.core.models.ModelValue`); this module is what the SD UNet does with them. The sampler's keys
+(``sampler_cfg_function``...) are not the UNet's: the samplers plugin reads them from ``model.model_options`` and
+applies them around the model calls (docs/data-types.md, the MODEL protocol).
 """
 
 from __future__ import annotations
@@ -45,26 +46,7 @@ from .ops import compute_dtype_of
 from .unet import BasicTransformerBlock, UNetModel, timestep_embedding
 
 ATTENTION_PATCHES = ("attn1_patch", "attn2_patch", "attn1_output_patch", "attn2_output_patch", "middle_patch")
-# model_options keys the samplers apply around the model calls: they do not change one UNet evaluation.
-SAMPLER_OPTIONS = ("sampler_cfg_function", "sampler_post_cfg_function", "sampler_pre_cfg_function",
-                   "denoise_mask_function", "disable_cfg1_optimization")
 BLOCK_PATCHES = ("input_block_patch", "input_block_patch_after_skip", "output_block_patch")
-
-
-def copy_options(value: Any) -> Any:
-    """A copy of ``model_options`` deep in its dicts and lists, sharing the functions and tensors they hold:
-    a clone's ``set_model_*`` calls must not reach the model it was cloned from (ComfyUI copies the same way)."""
-    if isinstance(value, dict):
-        return {key: copy_options(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [copy_options(item) for item in value]
-    return value
-
-
-def is_plain(options: Mapping[str, Any]) -> bool:
-    """True when ``options`` asks nothing of a UNet evaluation: no key but an empty ``transformer_options`` and
-    the sampler's own keys."""
-    return all((key == "transformer_options" and not value) or key in SAMPLER_OPTIONS for key, value in options.items())
 
 
 def cond_or_uncond(cond_index: Any, batch: int) -> list[int]:
@@ -84,20 +66,6 @@ def cond_or_uncond(cond_index: Any, batch: int) -> list[int]:
         if all(len(set(part)) == 1 for part in parts):
             return [part[0] for part in parts]
     return [0]  # an empty batch
-
-
-def add_patch(options: dict[str, Any], patch: Callable[..., Any], name: str) -> None:
-    """Append ``patch`` to ``transformer_options["patches"][name]``."""
-    patches = options.setdefault("transformer_options", {}).setdefault("patches", {})
-    patches.setdefault(name, []).append(patch)
-
-
-def set_patch_replace(options: dict[str, Any], patch: Callable[..., Any], name: str, block_name: str, number: int,
-                      transformer_index: int | None = None) -> None:
-    """Set ``transformer_options["patches_replace"][name][(block_name, number[, transformer_index])]``."""
-    replace = options.setdefault("transformer_options", {}).setdefault("patches_replace", {})
-    key = (block_name, number) if transformer_index is None else (block_name, number, transformer_index)
-    replace.setdefault(name, {})[key] = patch
 
 
 def has_attention_patches(transformer_options: Mapping[str, Any]) -> bool:
@@ -256,36 +224,6 @@ def run_unet(unet: UNetModel, x: torch.Tensor, timesteps: torch.Tensor, context:
     return unet.out(h).to(x.dtype)
 
 
-def weight_patch(key: Any, value: Any) -> torch.Tensor | Callable[[torch.Tensor, float], torch.Tensor]:
-    """A ComfyUI weight patch value as a ``PatchedModel`` patch (a delta tensor or ``fn(weight, strength)``)."""
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], torch.Tensor):
-        return value[0]  # get_key_patches of another model: a merge
-    if isinstance(value, tuple) and len(value) == 1 and isinstance(value[0], torch.Tensor):
-        return value[0]
-    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
-        kind, args = value
-        if kind == "diff":
-            return args[0]
-        if kind == "set":
-            replacement = args[0]
-            return lambda weight, strength: replacement.to(weight.device, weight.dtype).reshape(weight.shape)
-        if kind == "lora" and all(extra is None for extra in args[3:]):  # no mid (LoCon), DoRA or reshape
-            up, down, alpha = args[0], args[1], args[2]
-
-            def lora(weight: torch.Tensor, strength: float) -> torch.Tensor:
-                u = up.to(weight.device, torch.float32).flatten(1)
-                d = down.to(weight.device, torch.float32).flatten(1)
-                scale = 1.0 if alpha is None else float(alpha) / d.shape[0]
-                return weight + (u @ d).reshape(weight.shape) * (scale * strength)
-
-            return lora
-    kind = value[0] if isinstance(value, tuple) and value and isinstance(value[0], str) else type(value).__name__
-    raise ValueError(f"weight patch for {key!r}: Hearth applies tensor deltas, 'diff', 'set' and plain 'lora' "
-                     f"patches (up, down, alpha), not {kind!r}")
-
-
 class LatentFormat:
     """ComfyUI's ``model.latent_format``: the latent scale and channel count of the model's VAE latents."""
 
@@ -330,31 +268,3 @@ class BaseModelView:
 
     def __repr__(self) -> str:
         return f"<{self._owner.family} model of {self._owner!r}>"
-
-
-class SamplerOptionSetters:
-    """ComfyUI's ModelPatcher setters for the options the sampler (not the model) applies: the cfg, pre-cfg and
-    post-cfg functions and the denoise-mask function. They only write ``self.model_options``, which the samplers
-    plugin's guidance reads from any MODEL, so every model family (SD, the video plugin's) shares them."""
-
-    model_options: dict[str, Any]
-
-    def set_model_sampler_cfg_function(self, fn: Callable[..., Any], disable_cfg1_optimization: bool = False) -> None:
-        self.model_options["sampler_cfg_function"] = fn
-        if disable_cfg1_optimization:
-            self.model_options["disable_cfg1_optimization"] = True
-
-    def set_model_sampler_post_cfg_function(self, fn: Callable[..., Any],
-                                            disable_cfg1_optimization: bool = False) -> None:
-        self.model_options.setdefault("sampler_post_cfg_function", []).append(fn)
-        if disable_cfg1_optimization:
-            self.model_options["disable_cfg1_optimization"] = True
-
-    def set_model_sampler_pre_cfg_function(self, fn: Callable[..., Any],
-                                           disable_cfg1_optimization: bool = False) -> None:
-        self.model_options.setdefault("sampler_pre_cfg_function", []).append(fn)
-        if disable_cfg1_optimization:
-            self.model_options["disable_cfg1_optimization"] = True
-
-    def set_model_denoise_mask_function(self, fn: Callable[..., Any]) -> None:
-        self.model_options["denoise_mask_function"] = fn

@@ -7,14 +7,16 @@ model writers import their module when called.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from hearth.core.hookspecs import hookimpl
 from hearth.core.model_folders import TinyModel
 
-from . import nodes_conditioning, nodes_latent, nodes_loaders, nodes_text, nodes_vae
+from . import nodes_conditioning, nodes_latent, nodes_text, nodes_vae
 from .formats import resolve_sd2_prediction, sd_formats
 
-NODE_MODULES = (nodes_loaders, nodes_text, nodes_vae, nodes_latent, nodes_conditioning)
+NODE_MODULES = (nodes_text, nodes_vae, nodes_latent, nodes_conditioning)
+CHECKPOINT_FORMATS = ("sd1", "sd2", "sdxl", "sdxl_refiner")  # sd_formats()' names of whole checkpoints
 
 TINY_FAMILIES = {
     "sd1": "SD1.x checkpoint (CLIP-L, eps)",
@@ -41,6 +43,43 @@ def register_nodes():
     for module in NODE_MODULES:
         nodes.update(module.NODES)
     return nodes
+
+
+def _embeddings(embeddings: Any) -> Any:
+    if embeddings is not None:
+        return embeddings
+    from hearth.core.model_folders import model_folders
+
+    return model_folders().folders("embeddings")
+
+
+def load_checkpoint_file(path: Path, embeddings: Any = None, prediction: str | None = None, **_: Any) -> Any:
+    """``(MODEL, CLIP, VAE)`` of an SD checkpoint; textual inversions from the embeddings folders by default."""
+    from .loaders import checkpoint
+
+    return checkpoint(path, embeddings=_embeddings(embeddings), prediction=prediction)
+
+
+def load_vae_file(path: Path, **_: Any) -> Any:
+    """The VAE of a standalone VAE file, or of a whole checkpoint (its ``first_stage_model.`` part)."""
+    from .loaders import vae
+
+    return vae(path)
+
+
+def load_text_encoder_file(path: Path, device: str | None = None, embeddings: Any = None, **_: Any) -> Any:
+    """CLIP-L (SD1) or OpenCLIP ViT-H (SD2) text encoder file (CLIPLoader type ``stable_diffusion``)."""
+    from .loaders import text_encoder
+
+    return text_encoder(path, _embeddings(embeddings), device=device)
+
+
+@hookimpl
+def register_model_loaders():
+    loaders: dict[tuple[str, str], Any] = {("checkpoints", name): load_checkpoint_file for name in CHECKPOINT_FORMATS}
+    loaders.update({("vae", name): load_vae_file for name in (*CHECKPOINT_FORMATS, "sd_vae")})
+    loaders[("text_encoders", "stable_diffusion")] = load_text_encoder_file
+    return loaders
 
 
 def _checkpoint_writer(family: str):

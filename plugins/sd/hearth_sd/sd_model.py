@@ -1,23 +1,23 @@
 """The MODEL, CLIP and VAE values SD nodes output: loaded parts behind ``hearth.core.models.PatchedModel``s.
 
 These implement the protocols of ``docs/data-types.md``, which the samplers and LoRA plugins rely on without
-importing this plugin. Each wraps one part of a loaded file with the ``PatchedModel`` that owns its weights:
-``clone()`` copies patch lists, never weights; every computation first asks the process's model manager
-(:func:`hearth.core.models.default_manager`) to make the weights resident on the compute device, patches applied.
+importing this plugin. Each is a :class:`hearth.core.models.ModelValue` (ComfyUI's ModelPatcher surface: clone,
+weight patches, ``model_options`` setters, object patches, devices, readiness) over the ``PatchedModel`` that owns
+one part's weights; this module adds what is SD's: the UNet evaluation and its patches, text encoding, the VAE.
 
-Each value also holds the :class:`~hearth_sd.loaders.Loaded` record of the file it came from (``source``), so the
-file's weights live exactly as long as some node output uses them: when the executor's cache drops the last one,
-they are freed.
+Each value also holds the load cache's record of the file it came from (``source``), so the file's weights live
+exactly as long as some node output uses them: when the executor's cache drops the last one, they are freed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from hearth.core.models import PatchedModel, default_manager
+from hearth.core.models import ModelValue, PatchedModel, default_manager
+from hearth.core.models.model_value import is_plain
 
 from . import model_options as options_
 from .clip_text import CLIPTextEncoder
@@ -36,31 +36,15 @@ from .text_encoding import CLIP
 _UNET_PREFIX = "diffusion_model."  # ComfyUI's key prefix for the UNet's weights inside a MODEL
 
 
-def _is_ready(patcher: PatchedModel) -> bool:
-    # Loaded with another clone's patches (a LoRA strength changed) is not ready: load() re-patches.
-    return default_manager().is_loaded(patcher) and patcher.weights.applied == patcher.patch_id
-
-
-def _ensure_loaded(patchers: list[PatchedModel], memory_required: int | None = None) -> None:
-    if not all(_is_ready(p) for p in patchers):
-        default_manager().load(patchers, memory_required=memory_required)
-
-
-class SDModel(options_.SamplerOptionSetters):
+class SDModel(ModelValue):
     """MODEL: the denoiser of an SD1/SD2/SDXL/refiner checkpoint (the MODEL protocol of docs/data-types.md)."""
+
+    WEIGHT_PREFIX = _UNET_PREFIX
 
     def __init__(self, diffusion: DiffusionModel, patcher: PatchedModel, source: Any = None,
                  model_options: dict[str, Any] | None = None, object_patches: dict[str, Any] | None = None) -> None:
+        super().__init__(patcher, source, model_options=model_options, object_patches=object_patches)
         self.diffusion = diffusion
-        self.patcher = patcher
-        self.source = source
-        # ComfyUI's default: custom nodes read model_options["transformer_options"] without checking it exists.
-        self.model_options: dict[str, Any] = model_options if model_options is not None else {"transformer_options": {}}
-        self.object_patches: dict[str, Any] = object_patches if object_patches is not None else {}
-
-    def clone(self) -> SDModel:
-        return SDModel(self.diffusion, self.patcher.clone(), self.source, options_.copy_options(self.model_options),
-                       dict(self.object_patches))
 
     @property
     def family(self) -> str:
@@ -79,9 +63,6 @@ class SDModel(options_.SamplerOptionSetters):
 
     def process_latent_out(self, scaled: torch.Tensor) -> torch.Tensor:
         return self.diffusion.process_latent_out(scaled)
-
-    def memory_bytes(self) -> int:
-        return self.patcher.memory_bytes()
 
     def prepare(self, batch_shape: tuple[int, ...]) -> torch.device:
         """Make the UNet resident for a batch of ``batch_shape`` (patches applied); returns the compute device."""
@@ -113,7 +94,7 @@ class SDModel(options_.SamplerOptionSetters):
                 options: Mapping[str, Any] | None = None) -> torch.Tensor:
         """One evaluation: the denoised prediction for scaled latents ``x`` at ``sigma`` ``[B]`` (k-diffusion)."""
         options = options or {}
-        if not _is_ready(self.patcher):  # samplers call prepare() first; this covers callers that did not
+        if not self.is_ready():  # samplers call prepare() first; this covers callers that did not
             self.prepare(tuple(x.shape))
         device = self.patcher.load_device
         sampling = self.sampling
@@ -121,7 +102,7 @@ class SDModel(options_.SamplerOptionSetters):
         if cond.shape[0] != x.shape[0]:  # one prompt for the whole batch
             cond = cond.repeat(-(-x.shape[0] // cond.shape[0]), 1, 1)[: x.shape[0]]
         y = self.adm(options, x.shape[0])
-        if options_.is_plain(self.model_options) and not self.object_patches:
+        if is_plain(self.model_options) and not self.object_patches:
             x_in = sampling.calculate_input(sigma, x).to(device)
             t = sampling.timestep(sigma).to(device)
             with torch.no_grad():
@@ -168,131 +149,21 @@ class SDModel(options_.SamplerOptionSetters):
         """ComfyUI's ``model_patcher.model``: ``model_sampling``, ``diffusion_model``, ``latent_format``..."""
         return options_.BaseModelView(self)
 
-    @property
-    def load_device(self) -> torch.device:
-        return self.patcher.load_device
-
-    @property
-    def offload_device(self) -> torch.device:
-        return self.patcher.offload_device
-
-    @property
-    def patches(self) -> dict[str, list[Any]]:
-        return self.patcher.patches
-
     def model_dtype(self) -> torch.dtype:
         return compute_dtype_of(self.diffusion.unet)
 
-    def is_clone(self, other: Any) -> bool:
-        """True when ``other`` is a MODEL over the same weights (a clone of this one or of its source)."""
-        patcher = getattr(other, "patcher", None)
-        return isinstance(patcher, PatchedModel) and self.patcher.shares_weights(patcher)
+    def accepts_object_patch(self, name: str) -> bool:
+        """``model_sampling``, or a module under ``diffusion_model.`` (replaced while this clone evaluates)."""
+        return name == "model_sampling" or name.startswith("diffusion_model.")
 
-    def current_loaded_device(self) -> torch.device:
-        """Where the weights are now: the compute device while resident, else the offload device."""
-        return self.load_device if default_manager().is_loaded(self.patcher) else self.offload_device
-
-    def model_size(self) -> int:
-        return self.patcher.nbytes
-
-    def model_state_dict(self, filter_prefix: str | None = None) -> dict[str, torch.Tensor]:
-        """The UNet's base weights (no clone's patches) under ComfyUI's key names (``diffusion_model.`` + key)."""
-        # The shared module may carry the patches of whichever clone ran last; its originals are in the backup.
-        originals = self.patcher.weights.backup
-        found = {f"{_UNET_PREFIX}{k}": originals.get(k, v) for k, v in self.diffusion.unet.state_dict().items()}
-        return {k: v for k, v in found.items() if filter_prefix is None or k.startswith(filter_prefix)}
-
-    def get_key_patches(self, filter_prefix: str | None = None) -> dict[str, list[torch.Tensor]]:
-        """Each weight as ComfyUI's model-merge nodes read it: ``{key: [weight with this clone's patches]}``."""
-        found = {}
-        for key, weight in self.model_state_dict(filter_prefix).items():
-            inner = key[len(_UNET_PREFIX):]
-            if inner in self.patcher.patches:
-                weight = self.patcher.patched_weight(inner, weight.detach(), torch.device("cpu"))
-            found[key] = [weight.detach()]
-        return found
-
-    def add_patches(self, patches: Mapping[Any, Any], strength_patch: float = 1.0,
-                    strength_model: float = 1.0) -> list[Any]:
-        """ComfyUI's weight patches: ``weight * strength_model + strength_patch * patch``; returns the keys that
-        exist in this model (others are skipped, as ComfyUI skips them).
-
-        Keys are ComfyUI's (``diffusion_model.<unet key>``; the bare UNet key also works). A value is a tensor
-        delta, ``(delta,)``, ``("diff", (delta,))``, ``("set", (weight,))``, ``("lora", (up, down, alpha, mid))``
-        or a ``[weight]`` list from :meth:`get_key_patches` (a model merge).
-        """
-        wanted: dict[str, Any] = {}
-        names: dict[str, Any] = {}
-        for key, value in patches.items():
-            if isinstance(key, tuple):
-                raise ValueError(f"weight patch {key!r}: patches on part of a weight (offset keys) are not "
-                                 f"supported by Hearth; patch the whole weight")
-            inner = key[len(_UNET_PREFIX):] if key.startswith(_UNET_PREFIX) else key
-            wanted[inner] = options_.weight_patch(key, value)
-            names[inner] = key
-        applied = self.patcher.add_patches(wanted, strength_patch, strength_model=strength_model)
-        return [names[k] for k in applied]
-
-    def add_object_patch(self, name: str, obj: Any) -> None:
-        """Replace ``model.<name>`` for this clone: ``model_sampling``, or a module under ``diffusion_model.``."""
-        if name != "model_sampling" and not name.startswith("diffusion_model."):
-            raise ValueError(f"object patch {name!r}: Hearth's SD model takes 'model_sampling' or a name under "
-                             f"'diffusion_model.'")
-        self.object_patches[name] = obj
-
-    def get_model_object(self, name: str) -> Any:
-        """``model.<name>`` as this clone sees it (object patches first), e.g. ``"model_sampling"``."""
-        if name in self.object_patches:
-            return self.object_patches[name]
-        target: Any = self.model
-        for part in name.split("."):
-            target = target[int(part)] if part.isdigit() else getattr(target, part)
-        return target
-
-    def set_model_unet_function_wrapper(self, wrapper: Callable[..., torch.Tensor]) -> None:
-        self.model_options["model_function_wrapper"] = wrapper
-
-    def set_model_patch(self, patch: Callable[..., Any], name: str) -> None:
-        options_.add_patch(self.model_options, patch, name)
-
-    def set_model_patch_replace(self, patch: Callable[..., Any], name: str, block_name: str, number: int,
-                                transformer_index: int | None = None) -> None:
-        options_.set_patch_replace(self.model_options, patch, name, block_name, number, transformer_index)
-
-    def set_model_attn1_patch(self, patch: Callable[..., Any]) -> None:
-        self.set_model_patch(patch, "attn1_patch")
-
-    def set_model_attn2_patch(self, patch: Callable[..., Any]) -> None:
-        self.set_model_patch(patch, "attn2_patch")
-
-    def set_model_attn1_output_patch(self, patch: Callable[..., Any]) -> None:
-        self.set_model_patch(patch, "attn1_output_patch")
-
-    def set_model_attn2_output_patch(self, patch: Callable[..., Any]) -> None:
-        self.set_model_patch(patch, "attn2_output_patch")
-
-    def set_model_attn1_replace(self, patch: Callable[..., Any], block_name: str, number: int,
-                                transformer_index: int | None = None) -> None:
-        self.set_model_patch_replace(patch, "attn1", block_name, number, transformer_index)
-
-    def set_model_attn2_replace(self, patch: Callable[..., Any], block_name: str, number: int,
-                                transformer_index: int | None = None) -> None:
-        self.set_model_patch_replace(patch, "attn2", block_name, number, transformer_index)
-
-    def set_model_input_block_patch(self, patch: Callable[..., Any]) -> None:
-        self.set_model_patch(patch, "input_block_patch")
-
-    def set_model_input_block_patch_after_skip(self, patch: Callable[..., Any]) -> None:
-        self.set_model_patch(patch, "input_block_patch_after_skip")
-
-    def set_model_output_block_patch(self, patch: Callable[..., Any]) -> None:
-        self.set_model_patch(patch, "output_block_patch")
+    def _object_patch_hint(self) -> str:
+        return " or a name under 'diffusion_model.'"
 
     def __repr__(self) -> str:
         return f"<SDModel {self.family} {self.patcher.name!r}, {len(self.patcher.patches)} patched keys>"
 
 
-class SDClip:
+class SDClip(ModelValue):
     """CLIP: the text encoders of a checkpoint (or a text-encoder file) with their patchers.
 
     ``patchers`` maps the encoder name (``"l"``: CLIP-L, ``"h"``: OpenCLIP-H, ``"g"``: OpenCLIP-bigG) to its
@@ -301,13 +172,13 @@ class SDClip:
     """
 
     def __init__(self, clip: CLIP, patchers: Mapping[str, PatchedModel], source: Any = None) -> None:
+        super().__init__(source=source, patchers=patchers)
         self.clip = clip
-        self.patchers = dict(patchers)
-        self.source = source
 
     @property
-    def patcher(self) -> PatchedModel:
-        return next(iter(self.patchers.values()))
+    def patchers(self) -> dict[str, PatchedModel]:
+        """The encoders' ``PatchedModel``s by name (this value's own: patch them on a clone)."""
+        return self._patchers
 
     @property
     def family(self) -> str:
@@ -318,7 +189,9 @@ class SDClip:
         return self.clip.layer
 
     def clone(self) -> SDClip:
-        return SDClip(self.clip.clone(), {name: p.clone() for name, p in self.patchers.items()}, self.source)
+        twin = super().clone()
+        twin.clip = self.clip.clone()  # its own last layer: set_last_layer changes a value in place
+        return twin
 
     def set_last_layer(self, layer: int) -> SDClip:
         """Read hidden states ``layer`` layers from the end (-1: last). Changes this value; returns it."""
@@ -338,7 +211,7 @@ class SDClip:
                            return_dict: bool = False) -> Any:
         """``cond`` ``[1, T, D]``; with ``return_pooled`` ``(cond, pooled)``; with ``return_dict``
         ``{"cond": ..., "pooled_output": ...}`` (ComfyUI's forms)."""
-        _ensure_loaded(list(self.patchers.values()))
+        self.ensure_loaded()
         cond, pooled = self.clip.encode_from_tokens(tokens)
         if return_dict:
             return {"cond": cond, "pooled_output": pooled}
@@ -346,40 +219,10 @@ class SDClip:
 
     # -- ComfyUI's CLIP weight patches (CLIPMergeSimple and LoRA-like packs) ------------------------------------
 
-    def _key_prefix(self, name: str) -> str:
+    def key_prefix(self, name: str) -> str:
         # ComfyUI names CLIP-L's weights clip_l.transformer.<Hugging Face key>; the OpenCLIP encoders keep their
         # own layout here, under clip_<name>.
         return f"clip_{name}.transformer." if isinstance(self.patchers[name].module, CLIPTextEncoder) else f"clip_{name}."
-
-    def get_key_patches(self) -> dict[str, list[torch.Tensor]]:
-        """Each text-encoder weight with this clone's patches, ``{"clip_l.transformer.<key>": [weight]}``."""
-        found = {}
-        for name, patcher in self.patchers.items():
-            originals = patcher.weights.backup
-            for key, weight in patcher.module.state_dict().items():
-                weight = originals.get(key, weight).detach()
-                if key in patcher.patches:
-                    weight = patcher.patched_weight(key, weight, torch.device("cpu"))
-                found[self._key_prefix(name) + key] = [weight]
-        return found
-
-    def add_patches(self, patches: Mapping[str, Any], strength_patch: float = 1.0,
-                    strength_model: float = 1.0) -> list[str]:
-        """Weight patches under :meth:`get_key_patches`' names (the value forms of ``SDModel.add_patches``);
-        returns the keys that exist in these encoders."""
-        applied: list[str] = []
-        for name, patcher in self.patchers.items():
-            prefix = self._key_prefix(name)
-            mine = {key[len(prefix):]: key for key in patches if isinstance(key, str) and key.startswith(prefix)}
-            done = patcher.add_patches({inner: options_.weight_patch(key, patches[key]) for inner, key in mine.items()},
-                                       strength_patch, strength_model=strength_model)
-            applied += [mine[inner] for inner in done]
-        return applied
-
-    def load_model(self) -> PatchedModel:
-        """Make the encoders resident now; returns the first encoder's ``PatchedModel``."""
-        _ensure_loaded(list(self.patchers.values()))
-        return self.patcher
 
     def encode_from_tokens_scheduled(self, tokens: Mapping[str, Any],
                                      add_dict: Mapping[str, Any] | None = None) -> list[list[Any]]:
@@ -391,9 +234,6 @@ class SDClip:
         """``(cond [1, 77*k, D], pooled [1, D])``, float32 on the CPU."""
         return self.encode_from_tokens(self.tokenize(text), return_pooled=True)
 
-    def memory_bytes(self) -> int:
-        return sum(p.memory_bytes() for p in self.patchers.values())
-
     def __repr__(self) -> str:
         return f"<SDClip {self.family} encoders {','.join(self.patchers)} layer {self.clip.layer}>"
 
@@ -403,13 +243,12 @@ def _square_tile(tile: int, tile_x: int | None, tile_y: int | None) -> int:
     return min(given) if given else tile
 
 
-class SDVAE:
+class SDVAE(ModelValue):
     """VAE: IMAGE ``[B, H, W, 3]`` in 0..1 <-> raw LATENT ``[B, C, H/f, W/f]``, computed where the manager puts it."""
 
     def __init__(self, vae: VAE, patcher: PatchedModel, source: Any = None) -> None:
+        super().__init__(patcher, source)
         self.vae = vae
-        self.patcher = patcher
-        self.source = source
 
     @property
     def downscale_ratio(self) -> int:
@@ -442,16 +281,13 @@ class SDVAE:
     def vae_dtype(self) -> torch.dtype:
         return compute_dtype_of(self.vae.model)
 
-    def clone(self) -> SDVAE:
-        return SDVAE(self.vae, self.patcher.clone(), self.source)
-
     def _working_bytes(self, pixels: int) -> int:
         # The decoder's widest feature maps run at full resolution: ~ch * mult[0] channels, a few alive at once,
         # in float32. A rough bound that keeps big decodes from landing on a full device.
         return 6 * pixels * self.vae.model.config.ch * 4
 
     def _prepare(self, pixels: int) -> None:
-        _ensure_loaded([self.patcher], self._working_bytes(pixels))
+        self.ensure_loaded(self._working_bytes(pixels))
 
     def crop(self, image: torch.Tensor) -> torch.Tensor:
         """The image cropped around its centre to a multiple of the downscale factor, as ComfyUI's VAE does."""
@@ -499,9 +335,6 @@ class SDVAE:
         f = self.downscale_ratio
         self._prepare(latent.shape[0] * tile * tile * f * f)
         return self.vae.decode_tiled(latent, tile, overlap)
-
-    def memory_bytes(self) -> int:
-        return self.patcher.memory_bytes()
 
     def __repr__(self) -> str:
         return f"<SDVAE {self.patcher.name!r} downscale {self.downscale_ratio}>"

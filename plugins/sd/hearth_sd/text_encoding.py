@@ -25,10 +25,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from hearth.core.prompt_weights import parse_prompt_weights
+
 from .embeddings import EmbeddingLibrary
 from .families import END_TOKEN, START_TOKEN, Family, TextEncoderSpec
 from .ops import compute_dtype_of
-from .prompt_weights import parse_prompt_weights
 from .tokenizer import CLIPTokenizer, find_vocab, get_tokenizer
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,6 @@ The MODEL out samples with any KSampler: the latent batch is the clip (``EmptyLa
 
 from __future__ import annotations
 
-import threading
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -26,28 +24,19 @@ SCHEDULES = ("uniform", "sliding")  # animatediff_context.SCHEDULES, without imp
 FUSE_METHODS = ("pyramid", "flat", "overlap-linear")
 NORMS = ("frame", "video")
 
-_loaded: weakref.WeakValueDictionary[tuple, Any] = weakref.WeakValueDictionary()
-_lock = threading.Lock()
-
-
 def motion_model_files() -> list[str]:
     return model_folders().list(KIND)
 
 
 def load_motion_model_file(path: str | Path) -> Any:
-    """A MOTION_MODEL for a file, shared while any node output holds it (keyed by path, size and mtime)."""
+    """A MOTION_MODEL for a file, shared while any node output holds it (the core's load cache)."""
+    from hearth.core.models import load_once
+
     from .animatediff_module import load_motion_model
     from .animatediff_sampling import MotionModelFile
 
     path = Path(path)
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    with _lock:
-        found = _loaded.get(key)
-        if found is None:
-            found = MotionModelFile(load_motion_model(path), path)
-            _loaded[key] = found
-        return found
+    return load_once(KIND, path, lambda: MotionModelFile(load_motion_model(path), path))
 
 
 class LoadAnimateDiffModel:

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from hearth.core.models import PatchedModel, default_device, default_manager
+from hearth.core.models import Loaded, PatchedModel, default_device, default_manager
 
 from .animatediff_context import ContextOptions, denoise_in_windows
 from .animatediff_inject import check_fits, motion_enabled
@@ -29,12 +29,15 @@ FAMILIES = ("sd1",)  # the SD model families the v1/v2/v3 motion modules were tr
 _OWN = frozenset({"inner", "motion", "scale", "context", "norm", "frames"})
 
 
-class MotionModelFile:
-    """MOTION_MODEL: a loaded motion module file and the ``PatchedModel`` that owns its weights."""
+class MotionModelFile(Loaded):
+    """MOTION_MODEL: a loaded motion module file and the ``PatchedModel`` that owns its weights.
+
+    It is its own load-cache record (:func:`hearth.core.models.load_once`): node outputs hold it, the cache weakly.
+    """
 
     def __init__(self, model: MotionModel, path: Path, load_device: str | torch.device | None = None) -> None:
+        super().__init__(path)
         self.model = model
-        self.path = Path(path)
         self.patcher = PatchedModel(model, name=self.path.name, load_device=load_device or default_device(),
                                     memory_estimate=self.memory_required)
 
@@ -115,8 +118,7 @@ class AnimateDiffModel:
         return self.inner.patcher.load_device
 
     def _ready(self) -> bool:
-        manager = default_manager()
-        return all(manager.is_loaded(p) and p.weights.applied == p.patch_id for p in self._patchers())
+        return default_manager().is_ready(self._patchers())
 
     def process_latent_in(self, raw: torch.Tensor) -> torch.Tensor:
         self.frames = int(raw.shape[0])  # a sampler starts: this is its clip

@@ -1,28 +1,29 @@
 """Wan 2.1 files as node values: the diffusion model as a MODEL, the UMT5 encoder and its tokenizer as a CLIP.
 
 Both implement the protocols of ``docs/data-types.md``, so the samplers plugin's KSampler and the SD plugin's
-CLIPTextEncode run them without knowing Wan. Weights stay memory-mapped in their stored dtype until the process's
-model manager makes them resident; files are loaded once per process while some node output still holds them.
+CLIPTextEncode run them without knowing Wan; both are :class:`hearth.core.models.ModelValue`s (ComfyUI's
+ModelPatcher surface). Weights stay memory-mapped in their stored dtype until the process's model manager makes
+them resident; files go through the core's load cache, read once while some node output still holds them.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import threading
-import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from hearth_sd.model_options import SamplerOptionSetters
 
 from hearth.core.models import (
+    Loaded,
+    ModelValue,
     PatchedModel,
     compute_dtype,
     default_device,
     default_manager,
+    load_once,
     load_state_dict,
     read_header,
 )
@@ -45,35 +46,8 @@ LATENT_CHANNELS = 16
 TEXT_LENGTH = 512
 
 
-class _Loaded:
-    """What one file gave; node values hold it, the cache below only weakly, so the last value frees it."""
-
-    def __init__(self, **parts: Any) -> None:
-        self.__dict__.update(parts)
-
-
-_cache: weakref.WeakValueDictionary[tuple, _Loaded] = weakref.WeakValueDictionary()
-_lock = threading.Lock()
-loads = {"diffusion_model": 0, "text_encoder": 0}  # file reads, for tests
-
-
-def _shared(kind: str, path: Path, options: tuple, make: Callable[[], _Loaded]) -> _Loaded:
-    stat = path.stat()
-    key = (kind, str(path.resolve()), stat.st_size, stat.st_mtime_ns, *options)
-    with _lock:
-        found = _cache.get(key)
-        if found is None:
-            found = _cache[key] = make()
-            loads[kind] += 1
-        return found
-
-
 def _weights_dtype(module: torch.nn.Module) -> torch.dtype:
     return next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
-
-
-def _is_ready(patcher: PatchedModel) -> bool:
-    return default_manager().is_loaded(patcher) and patcher.weights.applied == patcher.patch_id
 
 
 # -- the diffusion model -----------------------------------------------------------------------------------------
@@ -174,23 +148,21 @@ def diffusers_module_names(keys: Iterable[str]) -> dict[str, str]:
     return aliases
 
 
-class WanVideoModel(SamplerOptionSetters):
-    """MODEL: a Wan 2.1 T2V diffusion transformer with flow-matching sampling (shift 8 unless patched)."""
+class WanVideoModel(ModelValue):
+    """MODEL: a Wan 2.1 T2V diffusion transformer with flow-matching sampling (shift 8 unless patched).
+
+    Of ``model_options`` it honours the sampler's keys (through the samplers plugin); the transformer runs no
+    attention or block patches.
+    """
 
     family = "wan21"
+    WEIGHT_PREFIX = "diffusion_model."
 
     def __init__(self, module: WanModel, patcher: PatchedModel, source: Any = None,
                  model_options: dict[str, Any] | None = None, object_patches: dict[str, Any] | None = None) -> None:
+        super().__init__(patcher, source, model_options=model_options, object_patches=object_patches)
         self.module = module
-        self.patcher = patcher
-        self.source = source
-        self.model_options: dict[str, Any] = model_options if model_options is not None else {}
-        self.object_patches: dict[str, Any] = object_patches if object_patches is not None else {}
         self._sampling = FlowSampling()
-
-    def clone(self) -> WanVideoModel:
-        options = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.model_options.items()}
-        return WanVideoModel(self.module, self.patcher.clone(), self.source, options, dict(self.object_patches))
 
     def lora_key_aliases(self) -> dict[str, str]:
         """diffusers' module names -> this model's (docs/data-types.md): LoRAs trained on diffusers' Wan port."""
@@ -200,32 +172,10 @@ class WanVideoModel(SamplerOptionSetters):
     def sampling(self) -> Any:
         return self.object_patches.get("model_sampling", self._sampling)
 
-    def add_object_patch(self, name: str, obj: Any) -> None:
-        """Replace ``model.<name>`` for this clone; Wan takes ``model_sampling`` (ModelSamplingSD3 does)."""
-        if name != "model_sampling":
-            raise ValueError(f"object patch {name!r}: Hearth's Wan model takes 'model_sampling' only")
-        self.object_patches[name] = obj
-
-    def get_model_object(self, name: str) -> Any:
-        """``model.<name>`` as this clone sees it: ``model_sampling``, ``diffusion_model``, ``latent_format``."""
-        if name == "model_sampling":
-            return self.sampling
-        if name in ("diffusion_model", "latent_format"):
-            return getattr(self.model, name)
-        raise AttributeError(f"Hearth's Wan model has no object {name!r}")
-
     @property
     def model(self) -> _ModelView:
         """ComfyUI's ``model_patcher.model``, as much of it as custom nodes read."""
         return _ModelView(self)
-
-    @property
-    def load_device(self) -> torch.device:
-        return self.patcher.load_device
-
-    @property
-    def offload_device(self) -> torch.device:
-        return self.patcher.offload_device
 
     def model_dtype(self) -> torch.dtype:
         return self.compute_dtype()
@@ -246,9 +196,6 @@ class WanVideoModel(SamplerOptionSetters):
     def compute_dtype(self) -> torch.dtype:
         return self.module.compute_dtype or _weights_dtype(self.module)
 
-    def memory_bytes(self) -> int:
-        return self.patcher.memory_bytes()
-
     def prepare(self, batch_shape: tuple[int, ...]) -> torch.device:
         """Make the transformer resident for a batch of ``batch_shape`` ``[B, C, T, H, W]``; the compute device."""
         default_manager().load(self.patcher, input_shape=tuple(batch_shape), dtype=self.compute_dtype())
@@ -260,7 +207,7 @@ class WanVideoModel(SamplerOptionSetters):
         if x.ndim != 5:
             raise ValueError(f"a Wan model denoises video latents [B, 16, T, H, W], got {list(x.shape)}: start from "
                              f"EmptyHunyuanLatentVideo or a Wan VAE encode")
-        if not _is_ready(self.patcher):
+        if not self.is_ready():
             self.prepare(tuple(x.shape))
         device = self.patcher.load_device
         sampling = self.sampling
@@ -300,7 +247,7 @@ def load_diffusion_model(path: str | Path, weight_dtype: str = "default", device
         raise ValueError(f"weight_dtype {weight_dtype!r}: choose one of {', '.join(WEIGHT_DTYPES)}")
     load_device = torch.device(device) if device is not None else default_device()
 
-    def make() -> _Loaded:
+    def make() -> Loaded:
         config, prefix = _wan_config(path)
         state = load_state_dict(path, prefix=prefix)
         if prefix:
@@ -329,34 +276,35 @@ def load_diffusion_model(path: str | Path, weight_dtype: str = "default", device
             return module.activation_bytes(tuple(input_shape), dtype_ or dtype, TEXT_LENGTH)
 
         patcher = PatchedModel(module, name=path.name, load_device=load_device, memory_estimate=estimate)
-        return _Loaded(module=module, patcher=patcher)
+        return Loaded(path, module=module, patcher=patcher)
 
-    record = _shared("diffusion_model", path, (weight_dtype, str(load_device)), make)
+    record = load_once("diffusion_model", path, make, weight_dtype, str(load_device))
     return WanVideoModel(record.module, record.patcher.clone(), record)
 
 
 # -- the text encoder --------------------------------------------------------------------------------------------
 
 
-class WanClip:
+class WanClip(ModelValue):
     """CLIP: UMT5 and its tokenizer. ``encode`` gives Wan's context ``[1, 512, d_model]`` and no pooled output."""
 
     family = "wan"
 
     def __init__(self, encoder: UMT5Encoder, tokenizer: UMT5Tokenizer, patcher: PatchedModel,
                  source: Any = None) -> None:
-        self.encoder, self.tokenizer, self.patcher, self.source = encoder, tokenizer, patcher, source
+        super().__init__(source=source, patchers={"umt5": patcher})
+        self.encoder, self.tokenizer = encoder, tokenizer
 
     @property
     def patchers(self) -> dict[str, PatchedModel]:
-        return {"umt5": self.patcher}
+        return self._patchers
+
+    def key_prefix(self, name: str) -> str:
+        return "umt5xxl.transformer."  # ComfyUI's name for Wan's text encoder weights
 
     @property
     def layer(self) -> None:
         return None
-
-    def clone(self) -> WanClip:
-        return WanClip(self.encoder, self.tokenizer, self.patcher.clone(), self.source)
 
     def set_last_layer(self, layer: int) -> WanClip:
         raise ValueError("CLIPSetLastLayer: Wan's UMT5 text encoder always reads its last layer; remove the node")
@@ -371,8 +319,7 @@ class WanClip:
                            return_dict: bool = False) -> Any:
         if "umt5" not in tokens:
             raise ValueError("these tokens were made by another text encoder's tokenizer; tokenize with this CLIP")
-        if not _is_ready(self.patcher):
-            default_manager().load(self.patcher)
+        self.ensure_loaded()
         found = tokens["umt5"]
         cond = encode(self.encoder, found["ids"], found["mask"], self.patcher.load_device, found.get("weights"),
                       self.tokenizer.eos, self.tokenizer.pad)
@@ -388,9 +335,6 @@ class WanClip:
     def encode(self, text: str) -> tuple[torch.Tensor, None]:
         return self.encode_from_tokens(self.tokenize(text), return_pooled=True)
 
-    def memory_bytes(self) -> int:
-        return self.patcher.memory_bytes()
-
     def __repr__(self) -> str:
         return f"<WanClip {self.patcher.name!r}>"
 
@@ -400,7 +344,7 @@ def load_text_encoder(path: str | Path, device: str | None = None) -> WanClip:
     path = Path(path)
     load_device = torch.device(device) if device is not None else default_device()
 
-    def make() -> _Loaded:
+    def make() -> Loaded:
         config = umt5_config_from_shapes(read_header(path).shapes, str(path))  # the wrong file named first
         tokenizer = UMT5Tokenizer(tokenizer_path_for(path))
         state = state_for_encoder(load_state_dict(path))
@@ -418,9 +362,9 @@ def load_text_encoder(path: str | Path, device: str | None = None) -> WanClip:
         length = 2 * TEXT_LENGTH
         working = 3 * cfg.num_heads * TEXT_LENGTH * length * 4 + length * (3 * cfg.d_ff + 8 * cfg.d_model) * 4
         patcher = PatchedModel(encoder, name=path.name, load_device=load_device, memory_estimate=working)
-        return _Loaded(encoder=encoder, tokenizer=tokenizer, patcher=patcher)
+        return Loaded(path, encoder=encoder, tokenizer=tokenizer, patcher=patcher)
 
-    record = _shared("text_encoder", path, (str(load_device),), make)
+    record = load_once("text_encoder", path, make, str(load_device))
     return WanClip(record.encoder, record.tokenizer, record.patcher.clone(), record)
 
 

@@ -1,13 +1,13 @@
 """Wan 2.1 text-to-video nodes with ComfyUI's names and inputs, as its Wan workflows use them.
 
-    UNETLoader (unet_name, weight_dtype)                 -> MODEL     any family a plugin registered a loader for
-    CLIPLoader (clip_name, type "wan")                   -> CLIP      the SD plugin's node; this part adds "wan"
-    VAELoader (vae_name)                                 -> VAE       the SD plugin's node; this part adds the Wan VAE
+    UNETLoader (unet_name, weight_dtype)                 -> MODEL     the core's node; this part adds Wan's files
+    CLIPLoader (clip_name, type "wan")                   -> CLIP      the core's node; this part adds "wan"
+    VAELoader (vae_name)                                 -> VAE       the core's node; this part adds the Wan VAE
     EmptyHunyuanLatentVideo (width, height, length, batch_size) -> LATENT [B, 16, (length-1)//4 + 1, H/8, W/8]
     ModelSamplingSD3 (model, shift)                      -> MODEL     flow-matching sampling with that shift
 
-The SD plugin's CLIPLoader and VAELoader learn Wan through ``register_model_loaders`` (see :func:`model_loaders`);
-nothing here imports the SD plugin. Imported when plugins load: torch is imported inside the functions.
+The core's loader nodes learn Wan through ``register_model_loaders`` (see :func:`model_loaders`). Imported when
+plugins load: torch is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -16,54 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from hearth.core.images import MAX_RESOLUTION
-from hearth.core.model_folders import TinyModel, model_folders
+from hearth.core.model_folders import TinyModel
 
-WEIGHT_DTYPES = ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
 TINY_DIFFUSION_MODEL = "tiny-wan.safetensors"
 TINY_TEXT_ENCODER = "tiny-umt5.safetensors"
-
-
-def _diffusion_loaders() -> dict[str, Any]:
-    from hearth.core.plugins import active_plugins
-
-    plugins = active_plugins()
-    if plugins is None:
-        return {name: load for (kind, name), load in model_loaders().items() if kind == "diffusion_models"}
-    found = plugins.resolve_named("register_model_loaders", "model loader")
-    return {name: load for (kind, name), load in found.items() if kind == "diffusion_models"}
-
-
-class UNETLoader:
-    DISPLAY_NAME = "Load Diffusion Model"
-    CATEGORY = "advanced/loaders"
-    DESCRIPTION = ("Loads a diffusion model on its own (models/diffusion_models): any family whose plugin is "
-                   "installed, detected from the file.")
-    RETURN_TYPES = ("MODEL",)
-    FUNCTION = "load_unet"
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
-            "unet_name": (model_folders().list("diffusion_models"),),
-            "weight_dtype": (WEIGHT_DTYPES, {"advanced": True}),
-        }}
-
-    def load_unet(self, unet_name: str, weight_dtype: str = "default") -> tuple[Any]:
-        from hearth.core.models import UnknownModelError, detect_with_plugins
-        from hearth.core.plugins import active_plugins, load_plugins
-
-        path = model_folders().find("diffusion_models", unet_name)
-        plugins = active_plugins() or load_plugins()
-        loaders = _diffusion_loaders()
-        try:
-            found = detect_with_plugins(path, plugins)
-        except UnknownModelError as exc:
-            raise ValueError(f"UNETLoader: {exc}") from None
-        load = loaders.get(found.name)
-        if load is None:
-            raise ValueError(f"UNETLoader: {unet_name} is a {found.name} model, which no installed plugin loads as "
-                             f"a standalone diffusion model; load it with its family's loader node")
-        return (load(path, weight_dtype=weight_dtype),)
 
 
 class EmptyHunyuanLatentVideo:
@@ -118,7 +74,7 @@ class ModelSamplingSD3:
         return (patched,)
 
 
-NODES = {cls.__name__: cls for cls in (UNETLoader, EmptyHunyuanLatentVideo, ModelSamplingSD3)}
+NODES = {cls.__name__: cls for cls in (EmptyHunyuanLatentVideo, ModelSamplingSD3)}
 
 
 # -- what the plugin entry point gathers ----------------------------------------------------------------------------

@@ -249,10 +249,10 @@ class UMT5Tokenizer:
         return ids, mask
 
     def weighted(self, text: str, emphasis: bool = True) -> tuple[list[int], list[int], list[float]]:
-        """``(ids, mask, weights)``; with ``emphasis`` the prompt's ``(text:1.3)`` / ``[text]`` syntax (the SD
-        plugin's parser, as ComfyUI reads prompts for every text encoder) gives each token its weight."""
+        """``(ids, mask, weights)``; with ``emphasis`` the prompt's ``(text:1.3)`` / ``[text]`` syntax (the core's
+        parser, as ComfyUI reads prompts for every text encoder) gives each token its weight."""
         if emphasis:
-            from hearth_sd import parse_prompt_weights
+            from hearth.core.prompt_weights import parse_prompt_weights
 
             segments = parse_prompt_weights(text)
         else:

@@ -454,28 +454,41 @@ def load_wan_vae(path, device=None) -> WanVAE:
     """
     from pathlib import Path
 
-    from hearth.core.models import PatchedModel, compute_dtype, default_device, load_state_dict, read_header
+    from hearth.core.models import (
+        Loaded,
+        PatchedModel,
+        compute_dtype,
+        default_device,
+        load_once,
+        load_state_dict,
+        read_header,
+    )
 
     path = Path(path)
-    header = read_header(path)
-    config_from_shapes(header.shapes, str(path))  # a clear error before any tensor is read
     device = torch.device(device) if device is not None else default_device()
-    model = build_model(load_state_dict(path), str(path))
-    # float32 on CPUs (half-precision 3D convolutions are slow there), bfloat16 where the device runs it well.
-    dtype = torch.float32 if device.type == "cpu" else compute_dtype(device, (torch.bfloat16, torch.float32))
-    if model.dtype != dtype:
-        model = model.to(dtype)
-    config = model.config
 
-    def estimate(input_shape, dtype):
-        if input_shape is None or len(input_shape) != 5:
-            return 0
-        return decode_memory_estimate(tuple(input_shape), config, dtype or torch.float32)
+    def make() -> Loaded:
+        header = read_header(path)
+        config_from_shapes(header.shapes, str(path))  # a clear error before any tensor is read
+        model = build_model(load_state_dict(path), str(path))
+        # float32 on CPUs (half-precision 3D convolutions are slow there), bfloat16 where the device runs it well.
+        dtype = torch.float32 if device.type == "cpu" else compute_dtype(device, (torch.bfloat16, torch.float32))
+        if model.dtype != dtype:
+            model = model.to(dtype)
+        config = model.config
+
+        def estimate(input_shape, dtype):
+            if input_shape is None or len(input_shape) != 5:
+                return 0
+            return decode_memory_estimate(tuple(input_shape), config, dtype or torch.float32)
+
+        patcher = PatchedModel(model, name=path.name, load_device=device, memory_estimate=estimate)
+        return Loaded(path, model=model, patcher=patcher)
 
     from .wan_vae_value import WanVAE
 
-    patcher = PatchedModel(model, name=path.name, load_device=device, memory_estimate=estimate)
-    return WanVAE(model, patcher, source=path)
+    record = load_once("vae", path, make, "wan21", str(device))
+    return WanVAE(record.model, record.patcher.clone(), source=record)
 
 
 def tiny_config() -> WanVAEConfig:

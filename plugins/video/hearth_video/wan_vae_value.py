@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hearth.core.models import ModelValue
+
 from .wan_vae import WanVAEConfig, WanVAEModel, decode_memory_estimate, encode_memory_estimate
 
 
@@ -49,7 +51,7 @@ def _tiled(fn, x: torch.Tensor, tile: int, overlap: int, up: int, down: int) -> 
     return result / weight
 
 
-class WanVAE:
+class WanVAE(ModelValue):
     """The VAE value for Wan 2.1, with the protocol the VAE nodes call (``docs/data-types.md``).
 
     IMAGE frames ``[F, H, W, 3]`` in 0..1 are one clip: :meth:`encode` gives raw latents ``[1, 16, (F-1)//4+1,
@@ -61,9 +63,8 @@ class WanVAE:
     latent_dimensions = 3
 
     def __init__(self, model: WanVAEModel, patcher, source=None) -> None:
+        super().__init__(patcher, source)
         self.model = model
-        self.patcher = patcher
-        self.source = source
 
     @property
     def config(self) -> WanVAEConfig:
@@ -107,22 +108,12 @@ class WanVAE:
     def vae_dtype(self) -> torch.dtype:
         return self.model.dtype
 
-    def clone(self) -> WanVAE:
-        return WanVAE(self.model, self.patcher.clone(), self.source)
-
-    def memory_bytes(self) -> int:
-        return self.patcher.memory_bytes()
-
     def decode_memory_required(self, latent_shape: tuple[int, ...], chunked: bool = True) -> int:
         return decode_memory_estimate(tuple(latent_shape), self.config, self.model.dtype, chunked)
 
     def _load(self, memory_required: int) -> torch.device:
-        from hearth.core.models import default_manager
-
-        manager = default_manager()
-        if not (manager.is_loaded(self.patcher) and self.patcher.weights.applied == self.patcher.patch_id):
-            manager.load([self.patcher], memory_required=memory_required)
-        return self.patcher.load_device  # where it computes, even when some weights are streamed from the CPU
+        # Where it computes, even when some weights are streamed from the CPU.
+        return self.ensure_loaded(memory_required)
 
     def _video(self, image: torch.Tensor) -> torch.Tensor:
         if image.ndim != 4 or image.shape[0] == 0:

@@ -1,7 +1,8 @@
 """Prompt emphasis syntax: ``(text:1.3)``, ``(text)`` = x1.1, ``[text]`` = /1.1, nesting multiplies, ``\\(`` escapes.
 
 :func:`parse_prompt_weights` turns a prompt into ``[(text, weight), ...]`` segments. The weights are applied later,
-per token, by interpolating from the empty prompt's embedding (see :mod:`hearth_sd.text_encoding`).
+per token, by each family's text encoder (SD's interpolates from the empty prompt's embedding; Wan's scales its
+UMT5 states). Pure string work, in core because several families' plugins read the same syntax.
 
 The syntax is the one most prompts are written in (A1111's): an explicit weight scales its parentheses' content
 instead of the 1.1, and it nests: ``((cat:1.5))`` is 1.1 x 1.5. Brackets left open at the end of a prompt still
