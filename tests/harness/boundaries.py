@@ -14,7 +14,8 @@ import importlib.metadata
 import re
 import sys
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -240,6 +241,9 @@ class Import:
     module: str  # absolute dotted name
     names: tuple[str, ...] = ()  # for `from module import a, b`
     deferred: bool = False  # inside a function or under `if TYPE_CHECKING:`
+    by_name: bool = (
+        False  # a string naming a module ("hearth_sd.loaders", "hearth.cli.run:run"): a lazy import
+    )
 
 
 def module_name(relative: Path) -> str:
@@ -252,10 +256,23 @@ def module_name(relative: Path) -> str:
     return ".".join(parts)
 
 
-def imports_of(source: str, module: str, is_package: bool, filename: str = "<source>") -> list[Import]:
-    """Every import in a module's source: statements at any depth, and import_module / __import__ with a literal."""
+# A whole string that is a dotted module name, optionally with an entry point's ":attribute".
+MODULE_STRING = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+(?::[A-Za-z_][\w.]*)?")
+
+
+def imports_of(
+    source: str,
+    module: str,
+    is_package: bool,
+    filename: str = "<source>",
+    names_module: Callable[[str], bool] | None = None,
+) -> list[Import]:
+    """Every import in a module's source: statements at any depth, import_module / __import__ with a literal, and
+    (given ``names_module``, which says whether a dotted name is a module of the checked tree) every string that
+    names such a module, as lazy-import tables and entry points do."""
     tree = ast.parse(source, filename)
     found: list[Import] = []
+    import_call_args: set[int] = set()
     package = module if is_package else module.rpartition(".")[0]
 
     def resolve(level: int, name: str | None) -> str:
@@ -276,12 +293,22 @@ def imports_of(source: str, module: str, is_package: bool, filename: str = "<sou
             )
         elif isinstance(node, ast.Call) and _is_import_call(node) and node.args:
             first = node.args[0]
+            import_call_args.add(id(first))
             if (
                 isinstance(first, ast.Constant)
                 and isinstance(first.value, str)
                 and not first.value.startswith(".")
             ):
                 found.append(Import(node.lineno, first.value, (), deferred))
+        elif (
+            names_module is not None
+            and isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in import_call_args
+            and MODULE_STRING.fullmatch(node.value)
+            and names_module(node.value.partition(":")[0])
+        ):
+            found.append(Import(node.lineno, node.value.partition(":")[0], (), True, by_name=True))
         inner = deferred or isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
         if isinstance(node, ast.If) and _is_type_checking(node.test):
             for child in node.body:
@@ -382,6 +409,26 @@ class Tree:
         return self.rooms["plugins/<name>"] if room.startswith("plugins/") else self.rooms[room]
 
     def check_import(self, path: str, room: str, imp: Import) -> list[Violation]:
+        found = self._check_import(path, room, imp)
+        if imp.by_name:
+            found = [
+                replace(v, rule=f"{v.rule} (named in a string: a lazy import counts as one)") for v in found
+            ]
+        return found
+
+    def names_module(self, dotted: str) -> bool:
+        """Whether ``dotted`` is a module or package of the checked tree (hearth/ or a plugin's package)."""
+        parts = dotted.split(".")
+        if parts[0] == "hearth":
+            base = self.root
+        elif parts[0] in self.plugin_packages:
+            base = self.root / self.plugin_packages[parts[0]]
+        else:
+            return False
+        path = base.joinpath(*parts)
+        return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+    def _check_import(self, path: str, room: str, imp: Import) -> list[Violation]:
         spec = self.rule_for(room)
         rule = spec.rule
         if rule.everything:
@@ -524,6 +571,8 @@ def check_tree(root: Path, table: str) -> list[Violation]:
         if room is None or room in UNCHECKED:
             continue
         module = module_name(relative)
-        for imp in imports_of(file.read_text(), module, file.name == "__init__.py", str(relative)):
+        for imp in imports_of(
+            file.read_text(), module, file.name == "__init__.py", str(relative), tree.names_module
+        ):
             violations.extend(tree.check_import(str(relative), room, imp))
     return violations
