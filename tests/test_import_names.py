@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -32,26 +33,32 @@ def top_level_names(wheel: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("folder", DISTRIBUTIONS)
-def test_every_wheel_installs_only_hearth_import_names(folder, tmp_path):
-    # Build from a copy so the build's own build/ and egg-info folders never land in the shared checkout.
-    source = tmp_path / "src"
-    shutil.copytree(
-        ROOT / folder,
-        source,
-        ignore=shutil.ignore_patterns(
-            "__pycache__",
-            "*.egg-info",
-            "build",
-            "dist",
-            ".venv",
-            "tests",
-            "bench",
-            "registry-data",
-            ".git",
-            "plugins",
-        ),
-    )
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory) -> dict[str, Path]:
+    """Every distribution's wheel, built in one pip run from copies (so no build/ or egg-info folder lands in
+    the checkout), by source folder."""
+    work = tmp_path_factory.mktemp("wheels")
+    sources = {}
+    for folder in DISTRIBUTIONS:
+        source = work / "src" / (Path(folder).name if folder != "." else "comfy-hearth")
+        shutil.copytree(
+            ROOT / folder,
+            source,
+            ignore=shutil.ignore_patterns(
+                "__pycache__",
+                "*.egg-info",
+                "build",
+                "dist",
+                ".venv",
+                "tests",
+                "bench",
+                "registry-data",
+                ".git",
+                "plugins",
+            ),
+        )
+        sources[folder] = source
+    out = work / "out"
     result = subprocess.run(
         [
             sys.executable,
@@ -62,15 +69,25 @@ def test_every_wheel_installs_only_hearth_import_names(folder, tmp_path):
             "--no-build-isolation",
             "-q",
             "-w",
-            str(tmp_path / "out"),
-            str(source),
+            str(out),
+            *map(str, sources.values()),
         ],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=400,
     )
     assert result.returncode == 0, result.stderr
-    [wheel] = (tmp_path / "out").glob("*.whl")
+    built = {}
+    for folder, source in sources.items():
+        project = tomllib.loads((source / "pyproject.toml").read_text())["project"]["name"]
+        [wheel] = out.glob(f"{project.replace('-', '_')}-*.whl")
+        built[folder] = wheel
+    return built
+
+
+@pytest.mark.parametrize("folder", DISTRIBUTIONS)
+def test_every_wheel_installs_only_hearth_import_names(folder, wheels):
+    wheel = wheels[folder]
     names = top_level_names(wheel)
     assert names, f"{wheel.name} installs no import package"
     strays = sorted(n for n in names if not n.startswith("hearth"))
