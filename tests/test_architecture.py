@@ -48,6 +48,43 @@ def test_the_table_names_every_folder_of_the_tree():
     )
 
 
+def test_the_table_reads_as_the_map_says():
+    rooms = read_rooms(TABLE.read_text())
+    assert set(rooms) == {
+        "core",
+        "core/executor",
+        "core/models",
+        "core/builtin_nodes",
+        "plugins/<name>",
+        "registry",
+        "registry_server",
+        "sandbox",
+        "cli",
+        "web",
+        "tests",
+        "bench",
+    }
+    assert rooms["core"].rule.third_party == {"pluggy"} and not rooms["core"].rule.rooms
+    assert rooms["core/executor"].rule.rooms == {"core"} and rooms["core/executor"].rule.deferred_only == {
+        "torch"
+    }
+    assert rooms["core/models"].rule.third_party == {"torch", "safetensors"}
+    assert rooms["core/builtin_nodes"].rule.third_party == {"pillow", "numpy"}
+    plugins = rooms["plugins/<name>"]
+    assert (
+        plugins.rule.rooms == {"core"} and plugins.rule.public_api_only and plugins.rule.plugins_through_hooks
+    )
+    assert plugins.extras.own_pyproject
+    assert rooms["registry"].rule.rooms == {"core"} and rooms["registry"].rule.third_party == {
+        "packaging",
+        "httpx",
+    }
+    assert rooms["registry_server"].rule.rooms == {"registry", "sandbox"}
+    assert rooms["sandbox"].rule.stdlib_only and not rooms["sandbox"].rule.rooms
+    assert rooms["cli"].rule.everything and rooms["cli"].rule.nothing_imports == {"cli"}
+    assert rooms["web"].rule.rooms == {"core", "core/executor"}
+
+
 def test_importing_the_executor_leaves_torch_unloaded():
     code = "import sys, hearth.core.executor; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -96,9 +96,8 @@ def table_rows(text: str, source: str) -> list[list[str]]:
                 break
             continue
         cells = [cell.strip() for cell in _split_cells(line)]
-        if not cells or set(cells[0]) <= {"-", " ", ":"} or cells[0] == "folder":
-            if rows or cells[0] == "folder":
-                continue
+        if cells[0] == "folder" or set(cells[0]) <= {"-", ":", " "}:
+            continue  # the header and the separator row
         rows.append(cells)
     if not rows:
         raise TableError(f"{source}: the '## The rooms' section has no table")
