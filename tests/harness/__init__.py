@@ -1,0 +1,1 @@
+"""Test infrastructure shared by the test folders and the benchmarks: the pack factory and the import-rule checker."""
