@@ -249,19 +249,22 @@ class ModelValue:
         Values take the forms :func:`weight_patch` lists.
         """
         applied: list[Any] = []
-        single = len(self._patchers) == 1
         for key in patches:
             if isinstance(key, tuple):
                 raise ValueError(f"weight patch {key!r}: patches on part of a weight (offset keys) are not "
                                  f"supported by Hearth; patch the whole weight")
         for name, patcher in self._patchers.items():
             prefix = self.key_prefix(name)
+            # A single model under the class's prefix also takes its bare keys (a UNet key without diffusion_model.).
+            bare = len(self._patchers) == 1 and prefix == self.WEIGHT_PREFIX
+            known = patcher.module.state_dict(keep_vars=True).keys()
             mine: dict[str, Any] = {}
             for key in patches:
-                if prefix and key.startswith(prefix):
+                if key.startswith(prefix) and key[len(prefix):] in known:
                     mine[key[len(prefix):]] = key
-                elif single:
+                elif bare and key in known:
                     mine.setdefault(key, key)
+            # Only the keys this value has are converted: ComfyUI skips the others without looking at them.
             done = patcher.add_patches({inner: weight_patch(key, patches[key]) for inner, key in mine.items()},
                                        strength_patch, strength_model=strength_model)
             applied += [mine[inner] for inner in done]
