@@ -6,8 +6,10 @@ import json
 from typing import Any
 
 from hearth.core.builtin_nodes import MODULES
+from hearth.core.models.loader_nodes import NODES as LOADER_NODES
 
 BUILTIN = sorted(name for module in MODULES for name in module.NODES)
+CORE = sorted([*BUILTIN, *LOADER_NODES])  # the core's two default plugins: builtin nodes and generic model loaders
 KEYS = {"input", "input_order", "output", "output_is_list", "output_name", "name", "display_name", "description",
         "python_module", "category", "output_node"}
 
@@ -16,7 +18,7 @@ def test_nodes_json_has_the_object_info_shape(comfy: Any) -> None:
     out = comfy("nodes", "--json")
     assert out.exit_code == 0, out.stderr_lines
     info = json.loads(out.stdout)
-    assert sorted(info) == BUILTIN
+    assert sorted(info) == CORE
     for name, entry in info.items():
         assert KEYS <= set(entry) <= KEYS | {"output_tooltips", "deprecated", "experimental"}, name
         assert entry["name"] == name
@@ -61,7 +63,7 @@ def test_nodes_table_keeps_names_whole(comfy: Any, monkeypatch: Any) -> None:
     out = comfy("nodes")
     assert out.exit_code == 0
     rows = [line for line in out.stdout.splitlines() if line.startswith("│ ") and not line.startswith("│  ")]
-    assert sorted(row.split("│")[1].strip() for row in rows) == BUILTIN
+    assert sorted(row.split("│")[1].strip() for row in rows) == CORE
 
 
 def test_plugins_json(comfy: Any) -> None:
@@ -75,6 +77,8 @@ def test_plugins_json(comfy: Any) -> None:
     builtin = records["builtin_nodes"]
     assert builtin["tier"] == "default" and builtin["node_count"] == len(BUILTIN) and builtin["error"] is None
     assert {"name", "version", "tier", "kind", "node_count", "error"} <= set(builtin)
+    loaders = records["model_loaders"]
+    assert loaders["tier"] == "default" and loaders["node_count"] == len(LOADER_NODES) and loaders["error"] is None
     tiers = [r["tier"] for r in data["plugins"]]
     assert tiers == sorted(tiers, key=["essential", "default", "installed"].index)
 
