@@ -119,9 +119,12 @@ def test_two_runtimes_run_at_once_in_two_threads(two) -> None:
         thread.join()
     for key, (before, names, result) in results.items():
         runtime = a if key.startswith("a") else b
-        assert before is None and names == [f"only-in-{key[0]}.safetensors"] and result.ok, result.error
+        assert before is None and names == [f"only-in-{key[0]}.safetensors"]
+        assert result.ok and "3" in result.outputs, (result.error, result.validation.node_errors)
     assert len(list(a.folders.output.glob("a*.png"))) == 3 and not list(a.folders.output.glob("b*"))
     assert len(list(b.folders.output.glob("b*.png"))) == 3 and not list(b.folders.output.glob("a*"))
+    # Each Probe ran once in its own Runtime (later runs of the same inputs are cached).
+    assert sorted(record["ckpt"] for record in seen) == ["only-in-a.safetensors", "only-in-b.safetensors"]
     for record in seen:
         runtime = a if record["ckpt"] == "only-in-a.safetensors" else b
         assert record["runtime"] is runtime and record["output"] == runtime.folders.output
