@@ -118,7 +118,6 @@ def test_two_runtimes_run_at_once_in_two_threads(two) -> None:
     for thread in threads:
         thread.join()
     for key, (before, names, result) in results.items():
-        runtime = a if key.startswith("a") else b
         assert before is None and names == [f"only-in-{key[0]}.safetensors"]
         assert result.ok and "3" in result.outputs, (result.error, result.validation.node_errors)
     assert len(list(a.folders.output.glob("a*.png"))) == 3 and not list(a.folders.output.glob("b*"))
