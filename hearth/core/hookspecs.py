@@ -232,6 +232,63 @@ def register_schedulers() -> Mapping[str, Any] | None:
     """
 
 
+@hookspec(firstresult=True)
+def resolve_sampling_engine() -> Any | None:
+    """Offer the sampling engine that runs whole samplings, for plugins that sample without a sampler node.
+
+    :return: an object (a module will do) with the attributes below, or ``None``. First non-None result wins.
+
+        * ``Sampler(function, name, extra_options)``: a SAMPLER made of a k-diffusion-style function, with
+          ``.sample(model_fn, x, sigmas, **kwargs)`` and ``.noise``; ``sampler_object(name)``: a registered one.
+        * ``calculate_sigmas(model_sampling, scheduler, steps, sampler=None)`` and
+          ``ksampler_sigmas(model_sampling, scheduler, sampler, steps, denoise)``: descending sigmas.
+        * ``Guider(model, positive, negative, cfg)`` with ``.sample(noise, latent, sampler, sigmas, *,
+          denoise_mask, callback, disable_pbar, seed)``: a CFG sampling on raw latents.
+        * ``common_ksampler(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent, *,
+          denoise, disable_noise, start_step, last_step, force_full_denoise) -> LATENT``: KSampler's body.
+        * ``prepare_noise(latent, seed, noise_inds)``, ``fix_empty_latent_channels(model, latent)``.
+        * ``progress_callback(model, x0_output)``: a sampler callback feeding the running node's progress and
+          preview; ``progress_preview(x0, family) -> (format, PIL image, max size) | None``: a latent's preview.
+
+    Called by the ComfyUI compatibility plugin when a custom-node pack uses ``comfy.samplers``,
+    ``comfy.sample`` or ``latent_preview`` (never at import), so those give the same latents, for the same seed
+    and settings, as the KSampler node of the plugin that answers.
+
+    Example::
+
+        @hookimpl
+        def resolve_sampling_engine():
+            from my_samplers import engine
+
+            return engine
+    """
+
+
+@hookspec(firstresult=True)
+def lora_for_models(model: Any, clip: Any, lora: Mapping[str, Any], strength_model: float,
+                    strength_clip: float) -> tuple[Any, Any] | None:
+    """Put a LoRA, given as a state dict already in memory, on a MODEL and a CLIP.
+
+    :param model: the MODEL to patch, or None.
+    :param clip: the CLIP to patch, or None.
+    :param lora: the LoRA's tensors by key (any layout the plugin reads: kohya, diffusers/PEFT, LyCORIS...).
+    :param strength_model: the weight of the LoRA on the MODEL (0 leaves it as it came).
+    :param strength_clip: the weight of the LoRA on the CLIP.
+    :return: ``(model, clip)``, clones with the patches on (the originals untouched), or ``None`` to let the
+        next plugin answer. First non-None result wins. Raise ``ValueError`` naming the keys when the state dict
+        holds no LoRA the plugin reads.
+
+    Called by the ComfyUI compatibility plugin for a custom-node pack's ``comfy.sd.load_lora_for_models``, so
+    a LoRA a pack loads itself patches the models as the ``LoraLoader`` node would.
+
+    Example::
+
+        @hookimpl
+        def lora_for_models(model, clip, lora, strength_model, strength_clip):
+            return apply_lora(model, clip, parse(lora), strength_model, strength_clip)
+    """
+
+
 @hookspec
 def register_routes() -> Iterable[Route] | None:
     """Contribute HTTP routes to ``comfy serve``.

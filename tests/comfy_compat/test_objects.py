@@ -332,6 +332,21 @@ def test_load_lora_for_models_matches_lora_loader(pm: PluginManager, parts, prob
         comfy.sd.load_lora_for_models(model, clip, {"junk": torch.zeros(1)}, 1.0, 1.0)
 
 
+def test_hook_lora_for_models(pm: PluginManager, parts, probe, models: ModelFolders) -> None:
+    from hearth_comfy_compat.comfy_utils import load_torch_file
+
+    model, clip, _ = parts
+    lora = load_torch_file(str(models.find("loras", LORA)))
+    new_model, new_clip = pm.hook.lora_for_models(model=model, clip=clip, lora=lora, strength_model=0.8,
+                                                  strength_clip=0.0)
+    loader = run_node(pm, "LoraLoader", model, clip, LORA, 0.8, 0.0)
+    assert torch.equal(evaluate(new_model, probe), evaluate(loader[0], probe))
+    assert new_clip is clip and not model.patches  # strength 0 leaves the CLIP as it came; the original is untouched
+    with pytest.raises(ValueError, match="no tensor of a LoRA format"):
+        pm.hook.lora_for_models(model=model, clip=clip, lora={"junk": torch.zeros(1)}, strength_model=1.0,
+                                strength_clip=1.0)
+
+
 def test_patched_model_samples_differently_through_the_executor(executor: Executor) -> None:
     def sampled(model_link: list) -> np.ndarray:
         prompt = {**txt2img_parts(), "8": node("NudgeOutputWeights", model=["1", 0], amount=0.2),

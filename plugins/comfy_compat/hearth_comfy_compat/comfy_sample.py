@@ -1,6 +1,6 @@
 """ComfyUI's ``comfy.sample`` module: seeded noise and the one-call samplers custom KSampler nodes are built from.
 
-Backed by the samplers plugin, like :mod:`hearth_comfy_compat.comfy_samplers`: the same seed, steps and settings
+Backed by the sampling engine a plugin offers, like :mod:`hearth_comfy_compat.comfy_samplers`: the same seed, steps and settings
 give the same latent as Hearth's KSampler node.
 """
 
@@ -18,10 +18,7 @@ __all__ = ["fix_empty_latent_channels", "prepare_noise", "sample", "sample_custo
 def prepare_noise(latent_image: Any, seed: int, noise_inds: list[int] | None = None) -> Any:
     """Standard normal noise shaped like ``latent_image``, on the CPU, from ``seed`` (``noise_inds``: the
     batch positions the items had, so one item of a batch regenerates alone)."""
-    _sampling()  # the clear error when the samplers plugin is missing
-    from hearth_samplers.noise import prepare_noise as noise
-
-    return noise(latent_image, seed, noise_inds)
+    return _sampling().prepare_noise(latent_image, seed, noise_inds)
 
 
 def fix_empty_latent_channels(model: Any, latent_image: Any) -> Any:

@@ -2,37 +2,22 @@
 
 The names are whatever the loaded plugins register through ``register_samplers`` / ``register_schedulers`` (read
 fresh at each access, so ``KSampler.SAMPLERS`` in a pack's ``INPUT_TYPES`` lists every installed sampler); the
-sampling itself is the samplers plugin's (``hearth_samplers.sampling``), so a pack's own sampling node takes
-the same steps as Hearth's KSampler. Latents go in and come out raw (unscaled), as in ComfyUI.
+sampling itself is the engine a plugin offers through ``resolve_sampling_engine`` (the samplers plugin's), so a
+pack's own sampling node takes the same steps as Hearth's KSampler. Latents go in and come out raw (unscaled), as in ComfyUI.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import Callable
 from typing import Any
 
-from hearth.core.plugins import ENTRY_POINT_GROUP, active_plugins
+from hearth_comfy_compat import services
 
 __all__ = ["CFGGuider", "KSAMPLER", "KSampler", "calculate_sigmas", "ksampler", "sample", "sampler_object"]
 
 
 def _registered(kind: str) -> dict[str, Callable[..., Any]]:
-    # While packs load, load_plugins has not made its manager the active one yet: the installed plugins' hooks
-    # are asked directly, so a module-level `SAMPLERS = comfy.samplers.KSampler.SAMPLERS` sees them.
-    manager = active_plugins()
-    if manager is not None:
-        return manager.samplers() if kind == "sampler" else manager.schedulers()
-    found: dict[str, Callable[..., Any]] = {}
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            hook = getattr(ep.load(), f"register_{kind}s", None)
-            names = hook() if callable(hook) else None
-        except Exception:  # noqa: BLE001 - a broken plugin is reported by the plugin manager, not here
-            continue
-        for name, fn in (names or {}).items():
-            found.setdefault(name, fn)
-    return found
+    return services.registered(kind)
 
 
 def sampler_names() -> list[str]:
@@ -44,13 +29,8 @@ def scheduler_names() -> list[str]:
 
 
 def _sampling() -> Any:
-    """The samplers plugin's sampling module, or a one-line error saying what to install."""
-    try:
-        from hearth_samplers import sampling
-    except ImportError as exc:
-        raise RuntimeError("comfy.samplers needs Hearth's samplers plugin (hearth-samplers): install it with "
-                           "`pip install -e plugins/samplers`") from exc
-    return sampling
+    """The sampling engine a plugin offers (``resolve_sampling_engine``), or a one-line error saying what to install."""
+    return services.sampling_engine()
 
 
 def _lookup(kind: str, name: str) -> Callable[..., Any]:

@@ -1,10 +1,11 @@
 """ComfyUI's ``comfy.sd`` module: loading checkpoints, text encoders and VAEs as MODEL / CLIP / VAE values, and
 putting a LoRA state dict on a MODEL and CLIP.
 
-Backed by the SD plugin's loaders (``hearth_sd.loaders``: one load per file per process, shared with the loader
-nodes) and the LoRA plugin (``hearth_lora``: the same key matching and report as LoraLoader). ``VAE`` and
-``CLIP`` are the SD plugin's value types for ``isinstance`` checks; ``VAE(sd=state_dict)`` builds a VAE from
-tensors, as packs that bundle their own VAE do.
+Files load through :func:`hearth.core.models.load_model_file`, which detects a file's family and hands it to the
+loader a plugin registered for it (``register_model_loaders``): one load per file per process, shared with the
+loader nodes. LoRA goes through the ``lora_for_models`` hook (the LoRA plugin's key matching and report, as
+LoraLoader). ``isinstance(x, comfy.sd.VAE)`` / ``comfy.sd.CLIP`` test for the VAE / CLIP interface;
+``VAE(sd=state_dict)`` builds a VAE from tensors, as packs that bundle their own VAE do.
 """
 
 from __future__ import annotations
@@ -14,16 +15,15 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from hearth_comfy_compat import services
+
 __all__ = ["CLIP", "VAE", "CLIPType", "load_checkpoint_guess_config", "load_clip", "load_lora_for_models"]
 
 
-def _sd() -> Any:
-    try:
-        import hearth_sd.loaders
-    except ImportError as exc:
-        raise RuntimeError("comfy.sd needs Hearth's SD plugin (hearth-sd): install it with "
-                           "`pip install -e plugins/sd`") from exc
-    return hearth_sd
+def _load(kind: str, path: str | os.PathLike[str], **options: Any) -> Any:
+    from hearth.core.models import load_model_file
+
+    return load_model_file(kind, path, plugins=services.plugins(), **options)
 
 
 def _folders(embedding_directory: str | os.PathLike[str] | Iterable[Any] | None) -> list[str]:
@@ -66,7 +66,7 @@ def load_checkpoint_guess_config(ckpt_path: str | os.PathLike[str], output_vae: 
 
     Parts not asked for are ``None``; ``clipvision`` is always ``None`` (SD checkpoints carry none).
     """
-    model, clip, vae = _sd().loaders.checkpoint(ckpt_path, embeddings=_folders(embedding_directory))
+    model, clip, vae = _load("checkpoints", ckpt_path, embeddings=_folders(embedding_directory))
     return (model if output_model else None, clip if output_clip else None, vae if output_vae else None, None)
 
 
@@ -79,8 +79,8 @@ def load_clip(ckpt_paths: list[str] | str, embedding_directory: Any = None,
         raise ValueError(f"comfy.sd.load_clip: Hearth loads one SD1/SD2 text encoder (CLIPType.STABLE_DIFFUSION), "
                          f"not {len(paths)} file(s) of type {kind}")
     device = (model_options or {}).get("load_device")
-    return _sd().loaders.text_encoder(paths[0], _folders(embedding_directory),
-                                      device=None if device is None else str(device))
+    return _load("text_encoders", paths[0], type="stable_diffusion", embeddings=_folders(embedding_directory),
+                 device=None if device is None else str(device))
 
 
 def load_lora_for_models(model: Any, clip: Any, lora: Mapping[str, Any], strength_model: float,
@@ -90,68 +90,59 @@ def load_lora_for_models(model: Any, clip: Any, lora: Mapping[str, Any], strengt
     Keys that fit neither are logged, and shown on the node while it runs, as LoraLoader reports them.
     """
     try:
-        from hearth_lora.apply import load_lora_for_models as apply
-        from hearth_lora.apply import warn
-        from hearth_lora.formats import parse_lora
-    except ImportError as exc:
-        raise RuntimeError("comfy.sd.load_lora_for_models needs Hearth's LoRA plugin (hearth-lora): install it "
-                           "with `pip install -e plugins/lora`") from exc
-    parsed = parse_lora(lora)
-    if not parsed.adapters:
-        raise ValueError(f"comfy.sd.load_lora_for_models: no tensor of a LoRA format Hearth reads (kohya, "
-                         f"diffusers/PEFT, LyCORIS); first keys: {', '.join(list(lora)[:3])}")
-    new_model, new_clip, report = apply(model, clip, parsed, strength_model, strength_clip, "a LoRA state dict")
-    warn(report)
-    return new_model, new_clip
+        return services.lora_for_models(model, clip, lora, strength_model, strength_clip)
+    except ValueError as exc:
+        raise ValueError(f"comfy.sd.load_lora_for_models: {exc}") from exc
 
 
 class _HearthValueType(type):
-    """``isinstance(x, comfy.sd.VAE)`` is true for the SD plugin's value of that kind."""
+    """``isinstance(x, comfy.sd.VAE)`` is true for any value offering that kind's interface, whichever plugin
+    made it (the methods ComfyUI's own class has and nodes call)."""
 
     def __instancecheck__(cls, obj: Any) -> bool:
-        return isinstance(obj, getattr(_sd().sd_model, cls._hearth_type))
+        return all(callable(getattr(obj, method, None)) for method in cls._hearth_interface)
 
 
 class VAE(metaclass=_HearthValueType):
-    """``comfy.sd.VAE(sd=state_dict)``: an SD-family VAE (AutoencoderKL) built from its tensors."""
+    """``comfy.sd.VAE(sd=state_dict)``: a VAE built from its tensors by the plugin that loads VAE files of its
+    family (an SD-family AutoencoderKL: ``first_stage_model.`` keys or a standalone VAE's)."""
 
-    _hearth_type = "SDVAE"
+    _hearth_interface = ("encode", "decode")
 
     def __new__(cls, sd: Mapping[str, Any] | None = None, device: Any = None, config: Any = None,
                 dtype: Any = None, metadata: Any = None) -> Any:
         if sd is None or config is not None:
             raise ValueError("comfy.sd.VAE: Hearth builds a VAE from its state dict only (VAE(sd=...)); load a file "
                              "with VAELoader or comfy.sd.load_checkpoint_guess_config")
-        return _vae_from_state_dict(dict(sd), device)
+        return _vae_from_state_dict(dict(sd))
 
 
 class CLIP(metaclass=_HearthValueType):
-    """The SD plugin's CLIP value, for ``isinstance``; CLIPs come from files (``load_clip``, checkpoints)."""
+    """A CLIP value, for ``isinstance``; CLIPs come from files (``load_clip``, checkpoints)."""
 
-    _hearth_type = "SDClip"
+    _hearth_interface = ("tokenize", "encode_from_tokens")
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         raise ValueError("comfy.sd.CLIP(...): Hearth builds CLIP values from files only; use comfy.sd.load_clip or "
                          "comfy.sd.load_checkpoint_guess_config")
 
 
-def _vae_from_state_dict(sd: dict[str, Any], device: Any) -> Any:
-    import torch
+# A checkpoint's VAE keys: a VAE file keeps them without it.
+_CHECKPOINT_VAE_PREFIX = "first_stage_model."
 
-    from hearth.core.models import PatchedModel, compute_dtype, default_device, strip_prefix
 
-    hearth_sd = _sd()
-    from hearth_sd import checkpoint
-    from hearth_sd.formats import VAE_PREFIX
-    from hearth_sd.model import VAE as VAEModel
-    from hearth_sd.ops import place
-    from hearth_sd.vae import AutoencoderKL
+def _vae_from_state_dict(sd: dict[str, Any]) -> Any:
+    # Families load VAEs from files (detection reads a file's header), so the tensors are written once to a
+    # private file and loaded through the same VAE loader as VAELoader; the loaded weights no longer need it.
+    import tempfile
+    from pathlib import Path
 
-    if any(k.startswith(VAE_PREFIX) for k in sd):
-        sd = strip_prefix(sd, VAE_PREFIX)
-    sd = checkpoint._fix_vae_attention({k: v for k, v in sd.items() if not k.startswith("model_ema.")})
-    load_device = torch.device(device) if device is not None else default_device()
-    module = checkpoint.build(AutoencoderKL, checkpoint.vae_config_from_state_dict(sd), sd, "a VAE state dict")
-    module = place(module, torch.device("cpu"), compute_dtype(load_device, (torch.bfloat16, torch.float32)))
-    patcher = PatchedModel(module, name="VAE from a state dict", load_device=load_device)
-    return hearth_sd.sd_model.SDVAE(VAEModel(module), patcher)
+    from hearth.core.models import strip_prefix
+    from hearth.core.models.loading import write_safetensors
+
+    if any(k.startswith(_CHECKPOINT_VAE_PREFIX) for k in sd):
+        sd = strip_prefix(sd, _CHECKPOINT_VAE_PREFIX)
+    sd = {k: v.contiguous() for k, v in sd.items() if not k.startswith("model_ema.")}
+    with tempfile.TemporaryDirectory(prefix="hearth-vae-") as folder:
+        path = write_safetensors(sd, Path(folder) / "vae-from-state-dict.safetensors")
+        return _load("vae", path)

@@ -1,8 +1,8 @@
 """ComfyUI's ``latent_preview`` module: the sampling callback that reports progress and previews, and previewers.
 
 ``prepare_callback(model, steps)`` gives the callback a pack passes to a sampler; each step it sends a Hearth
-``progress`` event for the running node with a small preview of the current clean estimate (the samplers
-plugin's latent-to-RGB map), and stops the sampler when the user interrupts.
+``progress`` event for the running node with a small preview of the current clean estimate (the sampling
+engine's latent-to-RGB map), and stops the sampler when the user interrupts.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ class LatentPreviewer:
 
     def decode_latent_to_preview(self, x0: Any) -> Any:
         """The first latent of ``x0`` as a PIL image, or None for a latent this previewer cannot colour."""
-        from hearth_samplers.preview import progress_preview
+        from hearth_comfy_compat.comfy_samplers import _sampling
 
-        found = progress_preview(x0, self.family)
+        found = _sampling().progress_preview(x0, self.family)
         return None if found is None else found[1]
 
     def decode_latent_to_preview_image(self, preview_format: str, x0: Any) -> tuple[str, Any, int] | None:

@@ -19,6 +19,21 @@ def register_nodes():
     return dict(NODES)
 
 
+@hookimpl
+def lora_for_models(model, clip, lora, strength_model, strength_clip):
+    from .apply import load_lora_for_models, warn
+    from .formats import parse_lora
+
+    parsed = parse_lora(lora)
+    if not parsed.adapters:
+        raise ValueError(f"no tensor of a LoRA format Hearth reads (kohya, diffusers/PEFT, LyCORIS); first keys: "
+                         f"{', '.join(list(lora)[:3])}")
+    new_model, new_clip, report = load_lora_for_models(model, clip, parsed, strength_model, strength_clip,
+                                                       "a LoRA state dict")
+    warn(report)  # keys that fit neither model: logged and shown on the running node, as LoraLoader does
+    return new_model, new_clip
+
+
 def _base_checkpoint(family: str) -> TinyModel:
     """The tiny checkpoint the SD plugin registers for ``family`` (through the hook: no import of that plugin)."""
     from hearth.core.plugins import active_plugins

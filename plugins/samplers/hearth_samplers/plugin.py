@@ -28,6 +28,14 @@ def register_schedulers():
 
 
 @hookimpl
+def resolve_sampling_engine():
+    # Imported when asked (it imports torch), by plugins that sample without a node (comfy.sample in packs).
+    from . import engine
+
+    return engine
+
+
+@hookimpl
 def register_nodes():
     nodes: dict[str, type] = {}
     for module in NODE_MODULES:
