@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from hearth_comfy_compat import missing_names
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -49,7 +48,7 @@ def plugins(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None)
     runtime.nodes  # noqa: B018 - building the registry counts nodes per plugin and surfaces name clashes
     records = sorted(manager.records.values(), key=lambda r: (r.tier != "essential", r.tier != "default", r.name))
     # Recorded as packs import them; names a pack reaches only inside a node show up once that node has run.
-    missing = missing_names()
+    missing = manager.missing_internals()
     if as_json:
         echo_json({"plugins": [{**r.as_dict(), "missing_internals": missing.get(r.name, []) if r.kind == "comfyui"
                                 else []} for r in records], "warnings": manager.warnings})

@@ -17,9 +17,13 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
     from hearth.core.model_folders import TinyModel
     from hearth.core.models.formats import ModelFormat
     from hearth.core.nodes import NodeDefinition
+    from hearth.core.plugins import CustomNodePacks, PluginManager
     from hearth.core.types import DataType, Route
 
 PROJECT_NAME = "hearth"
@@ -303,6 +307,42 @@ def register_routes() -> Iterable[Route] | None:
         @hookimpl
         def register_routes():
             return [Route("GET", "/my-pack/status", status_handler)]
+    """
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ComfyUI custom-node packs
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def custom_nodes_for_folders(
+    folders: list[Path], wanted: Callable[[str], bool], plugins: PluginManager
+) -> CustomNodePacks | None:
+    """Load the ComfyUI-format packs in custom-node folders.
+
+    :param folders: the ``custom_nodes`` folders to read (``--custom-nodes``, or an environment's own); each pack
+        is a module or package folder in one of them.
+    :param wanted: ``wanted(pack_name)`` is false for a pack ``HEARTH_PLUGINS`` / ``HEARTH_DISABLE_PLUGINS``
+        leave out; such a pack is neither imported nor recorded.
+    :param plugins: the :class:`hearth.core.plugins.PluginManager` loading them (not the active one yet: packs
+        that read samplers or node classes while they import should be answered from it).
+    :return: a :class:`hearth.core.plugins.CustomNodePacks`: one record per pack (kind ``"comfyui"``, tier
+        ``"installed"``, a failed import as the record's error), the packs' ``web_directories``, a
+        ``missing_internals()`` report, and a ``register_nodes`` hook implementation contributing the packs'
+        nodes. The manager registers it as the ``custom_nodes`` plugin. First non-None result wins; with none,
+        the manager records ``custom_nodes`` with an error saying to install hearth-comfy-compat.
+
+    Called once by :meth:`hearth.core.plugins.PluginManager.load` when it is given custom-node folders, after
+    every other plugin has loaded (so packs can use their nodes and samplers at import).
+
+    Example::
+
+        @hookimpl
+        def custom_nodes_for_folders(folders, wanted, plugins):
+            loader = MyPackLoader(folders, wanted)
+            loader.load()
+            return loader
     """
 
 

@@ -3,8 +3,10 @@
 Tiers, as in pytest:
 
 * ``essential`` — the executor's own plugin (base data types); cannot be disabled.
-* ``default`` — the builtin nodes (registered ``trylast`` so packs can override them) and the ComfyUI custom-node
-  loader, which turns every folder under ``custom_nodes/`` into a plugin of the ``installed`` tier.
+* ``default`` — the builtin nodes (registered ``trylast`` so packs can override them) and distributions that
+  declare ``[project.entry-points."hearth.default"]`` (the ComfyUI compatibility plugin, whose custom-node loader
+  turns every folder under ``custom_nodes/`` into a plugin of the ``installed`` tier). A distribution's entry-point
+  group is its tier: core names no plugin's module.
 * ``installed`` — distributions that declare ``[project.entry-points.hearth]``.
 
 ``HEARTH_PLUGINS`` (comma-separated allow-list) and ``HEARTH_DISABLE_PLUGINS`` choose what loads. A plugin that
@@ -33,7 +35,7 @@ import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pluggy
 
@@ -43,6 +45,10 @@ from hearth.core.hookspecs import PROJECT_NAME
 log = logging.getLogger("hearth.plugins")
 
 ENTRY_POINT_GROUP = "hearth"
+# A distribution whose plugin belongs to the default tier (as pytest's default plugins) declares it here. The tier
+# only ranks it below installed packs in a name clash, so a distribution gains nothing by claiming it.
+DEFAULT_ENTRY_POINT_GROUP = "hearth.default"
+ENTRY_POINT_GROUPS = {DEFAULT_ENTRY_POINT_GROUP: "default", ENTRY_POINT_GROUP: "installed"}
 TIERS = ("essential", "default", "installed")
 # Lower rank wins a name clash: an installed pack deliberately overrides a builtin.
 TIER_RANK = {"installed": 0, "default": 1, "essential": 2}
@@ -50,6 +56,20 @@ TIER_RANK = {"installed": 0, "default": 1, "essential": 2}
 ESSENTIAL_PLUGINS = {"executor": "hearth.core.executor.essential"}
 DEFAULT_PLUGINS = {"builtin_nodes": "hearth.core.builtin_nodes", "model_loaders": "hearth.core.models.loader_nodes"}
 CUSTOM_NODES_PLUGIN = "custom_nodes"
+COMPAT_DISTRIBUTION = "hearth-comfy-compat"
+
+
+class CustomNodePacks(Protocol):
+    """What a ``custom_nodes_for_folders`` implementation returns: registered as the ``custom_nodes`` plugin.
+
+    It contributes the packs' nodes through its own ``register_nodes`` hook implementation.
+    """
+
+    records: list[PluginRecord]  # one per pack, kind "comfyui", tier "installed"
+    web_directories: dict[str, Path]  # pack -> its WEB_DIRECTORY, served under /extensions/<pack>/
+
+    def missing_internals(self) -> dict[str, list[str]]:
+        """Pack name -> the ComfyUI internals it used that the plugin lacks, for ``comfy plugins``."""
 
 
 @dataclass
@@ -135,27 +155,43 @@ class PluginManager:
         for name, module in DEFAULT_PLUGINS.items():
             if wanted(name, "default"):
                 self._load_module(name, module, "default")
+        found: list[importlib.metadata.EntryPoint] = []
         if entry_points:
             if site_packages is None:
                 found = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
             else:
                 found = self._use_site_packages([Path(p) for p in site_packages])
-            for ep in sorted(found, key=lambda e: e.name):
-                if ep.name in self.records:
-                    self.warnings.append(f"entry point {ep.name!r} ({ep.value}) has the name of a plugin already loaded; skipped")
-                    continue
-                if wanted(ep.name, "installed"):
-                    version = ep.dist.version if ep.dist is not None else ""
-                    self._load(ep.name, "installed", ep.load, module=ep.value, version=version)
+        # The default tier loads with or without the installed one (as the builtin nodes do), from every
+        # distribution this Python sees, an environment's included once its folders are on the path.
+        defaults = list(importlib.metadata.entry_points(group=DEFAULT_ENTRY_POINT_GROUP))
+        for ep in sorted(defaults, key=lambda e: e.name) + sorted(found, key=lambda e: e.name):
+            tier = ENTRY_POINT_GROUPS[ep.group]
+            if ep.name in self.records:
+                self.warnings.append(f"entry point {ep.name!r} ({ep.value}) has the name of a plugin already loaded; skipped")
+                continue
+            if wanted(ep.name, tier):
+                version = ep.dist.version if ep.dist is not None else ""
+                self._load(ep.name, tier, ep.load, module=ep.value, version=version)
         if custom_nodes and wanted(CUSTOM_NODES_PLUGIN, "default"):
-            from hearth_comfy_compat.loader import CustomNodesLoader
-
-            loader = CustomNodesLoader([Path(p) for p in custom_nodes], wanted=lambda n: wanted(n, "installed"))
-            self.register(loader, CUSTOM_NODES_PLUGIN, "default", module="hearth_comfy_compat.loader")
-            for record in loader.load():
-                self.records[record.name] = record
+            self._load_custom_nodes([Path(p) for p in custom_nodes], lambda n: wanted(n, "installed"))
         self.pm.check_pending()
         return self
+
+    def _load_custom_nodes(self, folders: list[Path], wanted: Callable[[str], bool]) -> None:
+        """Hand the custom-node folders to the plugin that loads ComfyUI-format packs, and record its packs."""
+        packs = self.pm.hook.custom_nodes_for_folders(folders=folders, wanted=wanted, plugins=self)
+        if packs is None:
+            shown = ", ".join(str(f) for f in folders)
+            self.records[CUSTOM_NODES_PLUGIN] = PluginRecord(
+                CUSTOM_NODES_PLUGIN, "default", kind="comfyui",
+                error=f"custom-node folders given ({shown}) but no plugin loads ComfyUI-format packs: install "
+                      f"{COMPAT_DISTRIBUTION} (pip install -e plugins/comfy_compat), or check that "
+                      f"HEARTH_PLUGINS / HEARTH_DISABLE_PLUGINS do not leave out comfy_compat")
+            self.warnings.append(f"custom-node packs in {shown} were not loaded: they need {COMPAT_DISTRIBUTION}")
+            return
+        self.register(packs, CUSTOM_NODES_PLUGIN, "default", module=type(packs).__module__)
+        for record in packs.records:
+            self.records[record.name] = record
 
     def _use_site_packages(self, folders: list[Path]) -> list[importlib.metadata.EntryPoint]:
         """Make ``folders`` importable and return the ``hearth`` entry points of the distributions in them."""
@@ -292,6 +328,11 @@ class PluginManager:
         """Each ComfyUI-format pack's ``WEB_DIRECTORY`` as ``{pack: folder}`` (served under /extensions/<pack>/)."""
         loader = self.pm.get_plugin(CUSTOM_NODES_PLUGIN)
         return dict(getattr(loader, "web_directories", {}))
+
+    def missing_internals(self) -> dict[str, list[str]]:
+        """Pack name -> the ComfyUI internals it used that Hearth lacks (recorded as packs import and run them)."""
+        report = getattr(self.pm.get_plugin(CUSTOM_NODES_PLUGIN), "missing_internals", None)
+        return dict(report()) if callable(report) else {}
 
     def model_formats(self) -> list[Any]:
         return [fmt for _, formats in self.collect("register_model_formats") for fmt in formats]

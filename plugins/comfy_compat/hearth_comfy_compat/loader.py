@@ -1,4 +1,4 @@
-"""The ComfyUI custom-node loader (a default-tier plugin): every pack under ``custom_nodes/`` becomes a plugin.
+"""The ComfyUI custom-node loader: every pack under ``custom_nodes/`` becomes a plugin of the installed tier.
 
 A pack is a module (``pack.py``) or package (``pack/__init__.py``) exporting ``NODE_CLASS_MAPPINGS`` and
 optionally ``NODE_DISPLAY_NAME_MAPPINGS`` and ``WEB_DIRECTORY`` -- or, written for ComfyUI's V3 API, a
@@ -8,6 +8,9 @@ the rest load. Folders ending in ``.disabled`` and hidden folders are skipped.
 
 As in ComfyUI, every pack folder's ``prestartup_script.py`` runs before the first pack loads (so one pack's early
 setup is in place for all); one that fails is reported on its pack, which still loads.
+
+The plugin manager gets a loader through the ``custom_nodes_for_folders`` hook (:mod:`hearth_comfy_compat.plugin`)
+and registers it as the ``custom_nodes`` plugin: its ``register_nodes`` contributes the packs' nodes.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import hearth_comfy_compat as comfy_compat
 from hearth.core.hookspecs import hookimpl
 from hearth.core.nodes import NodeDefinition
 from hearth.core.plugins import PluginRecord
+from hearth_comfy_compat import services
 
 log = logging.getLogger("hearth.custom_nodes")
 PRESTARTUP = "prestartup_script.py"
@@ -40,6 +44,7 @@ class CustomNodesLoader:
         self.wanted = wanted
         self.definitions: list[NodeDefinition] = []
         self.web_directories: dict[str, Path] = {}
+        self.records: list[PluginRecord] = []
 
     def candidates(self) -> list[tuple[str, Path]]:
         found = []
@@ -56,7 +61,19 @@ class CustomNodesLoader:
                     found.append((name, path))
         return found
 
-    def load(self) -> list[PluginRecord]:
+    def load(self, plugins: Any = None) -> list[PluginRecord]:
+        """Import every wanted pack; ``plugins``: the manager loading them, which packs reading samplers or node
+        classes at import are answered from (it is not the active one yet)."""
+        with services.loading(plugins):
+            self.records = self._load()
+        return self.records
+
+    def missing_internals(self) -> dict[str, list[str]]:
+        """Pack name -> the ComfyUI internals it used that Hearth lacks (for ``comfy plugins``)."""
+        names = {record.name for record in self.records}
+        return {pack: found for pack, found in comfy_compat.missing_names().items() if pack in names}
+
+    def _load(self) -> list[PluginRecord]:
         records = []
         wanted = [(name, path) for name, path in self.candidates() if self.wanted(name)]
         if wanted:
