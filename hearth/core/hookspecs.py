@@ -310,6 +310,59 @@ def register_routes() -> Iterable[Route] | None:
     """
 
 
+@hookspec
+def register_prompt_handlers() -> Iterable[Callable[[dict[str, Any]], dict[str, Any]]] | None:
+    """Contribute functions that see, and may rewrite, every prompt submitted to ``comfy serve``.
+
+    :return: an iterable of ``handler(body) -> body``, where ``body`` is the JSON object of ``POST /prompt``
+        (``prompt``, ``client_id``, ``extra_data``...). Every implementation is called; the handlers run in
+        the order collected, each on what the previous returned.
+
+    Called on each ``POST /prompt``, before the prompt is parsed and validated. A handler that raises fails the
+    request; one that must never do that catches its own errors.
+
+    Example::
+
+        @hookimpl
+        def register_prompt_handlers():
+            return [add_default_negative_prompt]
+    """
+
+
+@hookspec
+def on_server_start(app: Any, events: Any, queue: Any) -> None:
+    """Notification that ``comfy serve`` built its application, for plugins that serve more than routes.
+
+    :param app: the FastAPI application; routes and static folders added here are served (after Hearth's API
+        and the routes of :func:`register_routes`, before the static UI folders).
+    :param events: what carries a plugin's events to the server's WebSocket clients: ``publish(event, data,
+        sid)`` (a JSON message; ``sid`` None for every client), ``publish_binary(event_type, data, sid)`` (a binary
+        frame; for the preview types 1 and 2 ``data`` may be ComfyUI's ``(format, PIL image, max size)``),
+        ``client_of(prompt_id)`` (the client that queued a prompt) and ``loop`` (the server's event loop).
+    :param queue: the server's prompt queue.
+
+    Called once when the application is created; :func:`on_server_stop` follows when it shuts down. The return
+    value is ignored; an exception is reported and the server still starts.
+
+    Example::
+
+        @hookimpl
+        def on_server_start(app, events, queue):
+            app.add_api_route("/my-pack/ping", ping)
+    """
+
+
+@hookspec
+def on_server_stop(app: Any, events: Any) -> None:
+    """Notification that ``comfy serve`` shuts down.
+
+    :param app: the application :func:`on_server_start` was given.
+    :param events: the events carrier :func:`on_server_start` was given; stop using it.
+
+    Called once when the application's lifespan ends. The return value is ignored.
+    """
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # ComfyUI custom-node packs
 # ---------------------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 
 from hearth.core.plugins import PluginManager
 from hearth.core.runtime import Runtime
-from hearth.web import compat_routes, frontend
+from hearth.web import frontend, plugin_events
 from hearth.web.config import ServerConfig
 from hearth.web.routes import (
     BadRequest,
@@ -57,7 +57,7 @@ def create_app(config: ServerConfig, runtime: Runtime | None = None, *,
         try:
             yield
         finally:
-            compat_routes.uninstall(state)
+            plugin_events.stop(app, state, events)
             await run_in_threadpool(state.stop)
 
     app = FastAPI(title="Hearth", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -71,7 +71,8 @@ def create_app(config: ServerConfig, runtime: Runtime | None = None, *,
         for prefix in ("", "/api"):
             app.add_api_route(prefix + route.path, _plugin_endpoint(route.handler), methods=[route.method.upper()],
                               include_in_schema=False)
-    compat_routes.install(app, state)  # ComfyUI packs' PromptServer routes; after the API, before static folders
+    # What plugins serve beyond routes (ComfyUI packs' PromptServer routes): after the API, before static folders.
+    events = plugin_events.start(app, state)
     for pack, folder in sorted(state.web_directories().items()):
         if folder.is_dir():
             app.mount(f"/extensions/{pack}", StaticFiles(directory=folder), name=f"extension-{pack}")

@@ -12,11 +12,11 @@ import hearth_comfy_compat as comfy_compat
 import pytest
 from hearth_comfy_compat import aiohttp_web
 from hearth_comfy_compat.server import BinaryEventTypes, PromptServer
+from hearth_comfy_compat.server_routes import starlette_path
 from starlette.testclient import TestClient
 
 from hearth.core.runtime import Runtime
 from hearth.web.app import create_app
-from hearth.web.compat_routes import starlette_path
 from hearth.web.config import ServerConfig
 
 PACKS = Path(__file__).parent / "packs"
@@ -177,8 +177,7 @@ def test_reloaded_pack_routes_replace_the_old_ones() -> None:
 
 def test_static_folders_packs_add_to_the_app(tmp_path: Path) -> None:
     from fastapi import FastAPI
-
-    from hearth.web.compat_routes import mount
+    from hearth_comfy_compat.server_routes import mount
 
     (tmp_path / "assets").mkdir()
     (tmp_path / "assets" / "logo.svg").write_text("<svg/>")
@@ -204,8 +203,7 @@ def test_real_aiohttp_responses_are_converted() -> None:
         pytest.skip("aiohttp is not installed (Hearth serves its own aiohttp.web)")
     from aiohttp import web
     from fastapi import FastAPI
-
-    from hearth.web.compat_routes import mount
+    from hearth_comfy_compat.server_routes import mount
 
     routes = web.RouteTableDef()
 

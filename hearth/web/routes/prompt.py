@@ -9,7 +9,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from hearth_comfy_compat.server import PromptServer
 
 from hearth.core.executor import PromptFormatError, parse_prompt
 from hearth.web.routes import BadRequest, clear_or_delete, get_state, json_body
@@ -28,7 +27,9 @@ async def post_prompt(request: Request, state: ServerState = Depends(get_state))
     body = await json_body(request, kind="invalid_prompt")
     if not isinstance(body, dict):
         raise BadRequest("invalid_prompt", "Request body must be a JSON object with a 'prompt' key.")
-    body = PromptServer.instance.trigger_on_prompt(body)  # custom-node packs may rewrite the prompt first
+    for _, handlers in state.plugins.collect("register_prompt_handlers"):
+        for handler in handlers:  # plugins (custom-node packs' on-prompt handlers) may rewrite the prompt first
+            body = handler(body)
     if body.get("prompt") is None:
         raise BadRequest("no_prompt", "No prompt provided", "No prompt provided")
     prompt = body["prompt"]

@@ -2,7 +2,7 @@
 
 Packs write ``from aiohttp import web`` and then ``@PromptServer.instance.routes.get("/my/path")`` handlers that
 take a request and return ``web.json_response(...)`` or ``web.Response(...)``. Hearth's server is not aiohttp:
-the route table here only records routes, and ``web/compat_routes.py`` mounts them on Hearth's app, handing each
+the route table here only records routes, and ``server_routes.py`` mounts them on Hearth's app, handing each
 handler a :class:`Request` (aiohttp's request interface over the server's request) and turning what it returns
 (these responses, or a real aiohttp's) into the server's responses.
 
@@ -344,7 +344,7 @@ def middleware(fn: Handler) -> Handler:
 
 class Request:
     """Type name for handler annotations (``async def h(request: web.Request)``); the server passes an object
-    with aiohttp's request interface, built by ``web/compat_routes.py``."""
+    with aiohttp's request interface, built by ``server_routes.py``."""
 
 
 BaseRequest = Request

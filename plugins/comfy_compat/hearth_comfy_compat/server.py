@@ -43,7 +43,7 @@ class BinaryEventTypes(enum.IntEnum):
 
 
 class Transport(Protocol):
-    """What a running server hands :meth:`PromptServer.attach` (``web/compat_routes.py`` implements it)."""
+    """What a running server hands :meth:`PromptServer.attach`: the ``events`` of the ``on_server_start`` hook."""
 
     loop: asyncio.AbstractEventLoop | None
 

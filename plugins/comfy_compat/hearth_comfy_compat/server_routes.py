@@ -1,9 +1,12 @@
-"""ComfyUI packs' ``PromptServer`` routes on Hearth's server, and its event hub behind ``PromptServer.send_sync``.
+"""ComfyUI packs' ``PromptServer`` on ``comfy serve``: their routes mounted, their ``send_sync`` events carried.
 
 A pack's handler is written for aiohttp: it takes an aiohttp request and returns an aiohttp response. Each one is
 mounted as a Starlette endpoint that hands it an :class:`AiohttpRequest` (aiohttp's request interface over the
 Starlette request) and converts what it returns, from Hearth's ``aiohttp.web`` stand-in or from a real aiohttp.
 aiohttp's path patterns (``{name}``, ``{name:regex}``) become Starlette's, a regex keeping its meaning.
+
+The server hands this plugin its application and an events carrier through the ``on_server_start`` hook
+(:mod:`hearth_comfy_compat.plugin`); ``PromptServer.send_sync`` publishes through that carrier.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import io
 import json
 import logging
 import re
-import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,15 +24,13 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from hearth_comfy_compat import aiohttp_web
-from hearth_comfy_compat.server import BinaryEventTypes, PromptServer
 from starlette.convertors import CONVERTOR_TYPES, Convertor, register_url_convertor
 from starlette.requests import Request as StarletteRequest
 
-from hearth.web.events import EventHub, encode_preview
-from hearth.web.security import api_error
+from hearth_comfy_compat import aiohttp_web
+from hearth_comfy_compat.server import PromptServer
 
-log = logging.getLogger("hearth.web")
+log = logging.getLogger("hearth.comfy_compat")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
@@ -165,7 +165,9 @@ def to_response(result: Any) -> Response:
     headers = {str(k): str(v) for k, v in dict(getattr(result, "headers", {}) or {}).items()}
     if path is not None:
         if not Path(path).is_file():
-            return JSONResponse(api_error("not_found", f"file not found: {Path(path).name}"), status_code=404)
+            # ComfyUI's error shape, as the rest of the API answers.
+            return JSONResponse({"error": {"type": "not_found", "message": f"file not found: {Path(path).name}",
+                                           "details": "", "extra_info": {}}, "node_errors": {}}, status_code=404)
         headers.pop("Content-Length", None)
         return FileResponse(path, status_code=status, headers=headers)
     body = getattr(result, "body", b"")
@@ -255,49 +257,14 @@ def mount(app: FastAPI, server: PromptServer | None = None) -> list[str]:
     return mounted
 
 
-class HubTransport:
-    """Carries ``PromptServer.send_sync`` to the server's WebSocket clients."""
-
-    def __init__(self, hub: EventHub, client_of: Callable[[str | None], str | None]) -> None:
-        self.hub = hub
-        self._client_of = client_of
-
-    @property
-    def loop(self) -> Any:
-        return self.hub.loop
-
-    def publish(self, event: str, data: Any, sid: str | None) -> None:
-        self.hub.publish(event, data, sid)
-
-    def publish_binary(self, event: int, data: Any, sid: str | None) -> None:
-        if event in (BinaryEventTypes.PREVIEW_IMAGE, BinaryEventTypes.UNENCODED_PREVIEW_IMAGE) and not isinstance(
-                data, (bytes, bytearray)):
-            encoded = encode_preview(data)  # ComfyUI's (format, PIL image, max size) tuple
-            if encoded is None:
-                log.warning("send_sync: a preview image it cannot encode was dropped")
-                return
-            mime, image = encoded
-            frame = struct.pack(">II", int(BinaryEventTypes.PREVIEW_IMAGE), 2 if mime == "image/png" else 1) + image
-        else:
-            frame = struct.pack(">I", event) + bytes(data)
-        self.hub.publish_with(lambda client: frame, "binary", sid)
-
-    def client_of(self, prompt_id: str | None) -> str | None:
-        return self._client_of(prompt_id)
-
-
-def install(app: FastAPI, state: Any) -> None:
-    """Mount the packs' routes on ``app`` and route ``PromptServer`` events to this server's clients."""
+def install(app: FastAPI, events: Any, queue: Any) -> None:
+    """Mount the packs' routes on ``app`` and send ``PromptServer`` events through the server's ``events``."""
     server = PromptServer.instance
-    transport = HubTransport(state.hub, state.client_of)
-    server.attach(transport, queue=state.queue)
-    state.compat_transport = transport
+    server.attach(events, queue=queue)
     mounted = mount(app, server)
     if mounted:
         log.info("custom-node routes: %s", ", ".join(mounted))
 
 
-def uninstall(state: Any) -> None:
-    transport = getattr(state, "compat_transport", None)
-    if transport is not None:
-        PromptServer.instance.detach(transport)
+def uninstall(events: Any) -> None:
+    PromptServer.instance.detach(events)
