@@ -56,14 +56,24 @@ class ImportResult:
     isolation: dict[str, Any] = field(default_factory=dict)
 
 
+# Hearth's entry-point groups: "hearth" (installed tier) and "hearth.default" (default tier); both load pack code.
+HEARTH_GROUPS = ("hearth", "hearth.default")
+
+
 def hearth_entry_points(pack: Path) -> list[tuple[str, str]]:
-    """``[project.entry-points.hearth]`` of the pack's pyproject.toml, read here (tomllib runs no pack code)."""
+    """The ``hearth`` and ``hearth.default`` entry points of the pack's pyproject.toml, read here (tomllib runs no
+    pack code)."""
     try:
         data = tomllib.loads((pack / "pyproject.toml").read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
         return []
-    group = data.get("project", {}).get("entry-points", {}).get("hearth", {})
-    return [(str(k), str(v)) for k, v in group.items() if isinstance(v, str)] if isinstance(group, dict) else []
+    groups = data.get("project", {}).get("entry-points", {})
+    found: list[tuple[str, str]] = []
+    for name in HEARTH_GROUPS:
+        group = groups.get(name, {}) if isinstance(groups, dict) else {}
+        if isinstance(group, dict):
+            found += [(str(k), str(v)) for k, v in group.items() if isinstance(v, str)]
+    return found
 
 
 def _module_name(pack: Path) -> str:

@@ -57,6 +57,14 @@ def test_hearth_plugin_is_found_through_its_entry_point():
     assert [(n["name"], n["kind"], n["outputs"]) for n in result.nodes] == [("SampleUpper", "hearth", ["STRING"])]
 
 
+def test_a_default_tier_entry_point_is_imported_too(tmp_path):
+    # A pack may declare its plugin in the default tier's group; the plugin manager loads it, so the sandbox must too.
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "p"\n[project.entry-points.hearth]\na = "p.one"\n'
+        '[project.entry-points."hearth.default"]\nb = "p.two"\n')
+    assert hearth_entry_points(tmp_path) == [("a", "p.one"), ("b", "p.two")]
+
+
 def test_the_pack_sees_no_network_no_secrets_no_privileges_and_only_a_private_home(monkeypatch):
     monkeypatch.setenv("HEARTH_SAMPLE_SECRET_TOKEN", "must-not-leak")
     result = imported("probe")
