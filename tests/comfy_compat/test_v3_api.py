@@ -271,7 +271,8 @@ def test_return_shapes_and_newer_schema_fields(tmp_path: Path) -> None:
     assert wrong.error["exception_message"] == "node V3Wrong: execute() must return io.NodeOutput(...), got list"
 
 
-def test_entrypoints_run_inside_a_running_event_loop_and_bad_ones_are_reported(tmp_path: Path) -> None:
+def test_entrypoints_run_inside_a_running_event_loop_and_bad_ones_are_reported(hearth_plugins: PluginManager,
+                                                                               tmp_path: Path) -> None:
     import asyncio
 
     from hearth_comfy_compat.loader import CustomNodesLoader
@@ -288,6 +289,9 @@ def test_entrypoints_run_inside_a_running_event_loop_and_bad_ones_are_reported(t
         "        return io.NodeOutput('hello')\n"
         "class Ext(ComfyExtension):\n"
         "    async def get_node_list(self):\n"
+        "        import comfy.samplers\n"
+        "        global SAMPLERS\n"
+        "        SAMPLERS = comfy.samplers.KSampler.SAMPLERS\n"
         "        return [Hello]\n"
         "def comfy_entrypoint():\n"  # a plain function is accepted too
         "    return Ext()\n")
@@ -296,10 +300,13 @@ def test_entrypoints_run_inside_a_running_event_loop_and_bad_ones_are_reported(t
 
     async def load_from_a_coroutine():  # as a server that loads packs after its loop started would
         loader = CustomNodesLoader([tmp_path])
-        return loader, {r.name: r for r in loader.load()}
+        return loader, {r.name: r for r in loader.load(hearth_plugins)}
 
     loader, records = asyncio.run(load_from_a_coroutine())
     assert [(d.name, d.display_name, d.plugin) for d in loader.definitions] == [("GoodHello", "Hello", "good_v3")]
+    # The entry point ran in a helper thread, yet read the samplers of the manager loading it.
+    good = next(m for name, m in sys.modules.items() if name.endswith("good_v3"))
+    assert good.SAMPLERS == list(hearth_plugins.samplers()) and "euler" in good.SAMPLERS
     assert records["good_v3"].error is None
     assert records["bad_v3"].error == ("comfy_entrypoint failed: TypeError: comfy_entrypoint() must return a "
                                        "ComfyExtension, got int")

@@ -16,6 +16,7 @@ and registers it as the ``custom_nodes`` plugin: its ``register_nodes`` contribu
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib.util
 import inspect
 import logging
@@ -229,7 +230,9 @@ def _run_async(coroutine: Any) -> Any:
         except BaseException as exc:  # noqa: BLE001 - re-raised in the loading thread
             outcome["error"] = exc
 
-    thread = threading.Thread(target=run, name="comfy-entrypoint")
+    # In a copy of this context: the pack's code still sees the Runtime and the manager loading it.
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(run,), name="comfy-entrypoint")
     thread.start()
     thread.join()
     if "error" in outcome:

@@ -6,31 +6,32 @@ families, samplers and LoRA support are installed, and a missing one is named wi
 
 from __future__ import annotations
 
-import threading
+import contextvars
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from hearth.core.plugins import active_plugins
 
-_local = threading.local()
+# A context variable, so a pack's async comfy_entrypoint run in a helper thread (with a copy of the context) sees
+# it too.
+_loading: contextvars.ContextVar[Any] = contextvars.ContextVar("hearth_comfy_compat_loading", default=None)
 
 
 @contextmanager
 def loading(manager: Any) -> Iterator[None]:
     """While packs load, ``comfy.samplers.KSampler.SAMPLERS`` and the like read the manager loading them (it is
     not the active one yet)."""
-    previous = getattr(_local, "manager", None)
-    _local.manager = manager
+    token = _loading.set(manager)
     try:
         yield
     finally:
-        _local.manager = previous
+        _loading.reset(token)
 
 
 def plugins() -> Any:
     """The plugin manager packs run under: the one loading them, else the active one."""
-    manager = getattr(_local, "manager", None) or active_plugins()
+    manager = _loading.get() or active_plugins()
     if manager is None:
         raise RuntimeError("no Hearth plugins are loaded: ComfyUI's modules are backed by plugins; load them first "
                            "(comfy run/serve do; in Python, hearth.core.plugins.load_plugins)")
@@ -39,7 +40,7 @@ def plugins() -> Any:
 
 def registered(kind: str) -> dict[str, Callable[..., Any]]:
     """The samplers (``kind="sampler"``) or schedulers the plugins register, by name."""
-    manager = getattr(_local, "manager", None) or active_plugins()
+    manager = _loading.get() or active_plugins()
     if manager is None:
         return {}
     return manager.samplers() if kind == "sampler" else manager.schedulers()
