@@ -162,12 +162,8 @@ class TestCustomNodes:
         assert pm.nodes()["ImageInvert"].plugin == "clash_pack"
         assert "node 'ImageInvert' from plugin 'builtin_nodes' is shadowed by plugin 'clash_pack'" in pm.warnings
 
-    def test_web_directory(self) -> None:
-        from hearth_comfy_compat.loader import CustomNodesLoader
-
-        loader = CustomNodesLoader([CUSTOM_NODES])
-        loader.load()
-        assert loader.web_directories["good_pack"] == (CUSTOM_NODES / "good_pack" / "web").resolve()
+    def test_web_directory(self, pm: PluginManager) -> None:
+        assert pm.web_directories()["good_pack"] == (CUSTOM_NODES / "good_pack" / "web").resolve()
 
     def test_pack_nodes_run(self, pm: PluginManager) -> None:
         prompt = {"1": {"class_type": "GoodNode", "inputs": {"text": "hey"}},
