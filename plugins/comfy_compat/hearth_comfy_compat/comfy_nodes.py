@@ -8,43 +8,38 @@ sampler nodes call it.
 
 from __future__ import annotations
 
-import importlib.metadata
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
-from hearth.core.builtin_nodes import register_nodes as builtin_nodes
 from hearth.core.builtin_nodes.image_io import LoadImage, PreviewImage, SaveImage
 from hearth.core.images import MAX_RESOLUTION
-from hearth.core.plugins import ENTRY_POINT_GROUP, active_plugins
+from hearth.core.plugins import active_plugins
+from hearth_comfy_compat import services
 
 __all__ = ["MAX_RESOLUTION", "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS",
            "LoadImage", "PreviewImage", "SaveImage", "common_ksampler"]
 
-_plugin_classes: dict[str, type] | None = None
-
-
 def _installed_classes() -> dict[str, type]:
-    # While packs load, load_plugins has not yet made its manager the active one; the builtin nodes and the
-    # installed plugins (already imported by then) are asked directly, so `from nodes import VAEDecode` at a
-    # pack's module level works.
-    global _plugin_classes
-    if _plugin_classes is None:
-        classes = dict(builtin_nodes())
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                register = getattr(ep.load(), "register_nodes", None)
-                found = register() if callable(register) else None
-            except Exception:  # noqa: BLE001 - a broken plugin is reported by the plugin manager, not here
-                continue
-            if isinstance(found, dict):
-                for name, cls in found.items():
-                    classes.setdefault(name, cls)
-        _plugin_classes = classes
-    return _plugin_classes
+    """While packs load there is no registry yet: the classes the plugins loaded so far register, asked directly
+    (so `from nodes import VAEDecode` at a pack's module level works); the first plugin registered wins, which puts
+    the builtin nodes first."""
+    manager = services.loading_manager()
+    if manager is None:
+        return {}
+    classes: dict[str, type] = {}
+    for impl in manager.pm.hook.register_nodes.get_hookimpls():
+        try:
+            found = impl.function()
+        except Exception:  # noqa: BLE001 - a broken plugin is reported by the plugin manager, not here
+            continue
+        pairs = found.items() if isinstance(found, Mapping) else ((d.name, d.cls) for d in found or ())
+        for name, cls in pairs:
+            classes.setdefault(name, cls)
+    return classes
 
 
 def node_class(name: str) -> type | None:
-    """The class registered under ``name``: the active registry first, then the installed plugins."""
+    """The class registered under ``name``: the active registry, or while packs load the plugins loaded so far."""
     plugins = active_plugins()
     if plugins is not None:
         registry = plugins.nodes()

@@ -29,6 +29,11 @@ def loading(manager: Any) -> Iterator[None]:
         _loading.reset(token)
 
 
+def loading_manager() -> Any:
+    """The plugin manager loading packs in this context, or ``None`` outside a load."""
+    return _loading.get()
+
+
 def plugins() -> Any:
     """The plugin manager packs run under: the one loading them, else the active one."""
     manager = _loading.get() or active_plugins()
