@@ -557,6 +557,10 @@ class Tree:
         ]
 
 
+# Folders of build outputs (.gitignore lists them): a plugin's build/lib holds a copy of its package.
+BUILD_OUTPUTS = {"__pycache__", "build", "dist"}
+
+
 def check_tree(root: Path, table: str) -> list[Violation]:
     """Every import across the table under root/hearth and root/plugins, in file and line order."""
     tree = Tree.load(root, table)
@@ -564,8 +568,8 @@ def check_tree(root: Path, table: str) -> list[Violation]:
     files = sorted([*(root / "hearth").rglob("*.py"), *(root / "plugins").rglob("*.py")])
     for file in files:
         relative = file.relative_to(root)
-        if any(part.endswith(".egg-info") or part == "__pycache__" for part in relative.parts):
-            continue
+        if any(part.endswith(".egg-info") or part in BUILD_OUTPUTS for part in relative.parts):
+            continue  # what setuptools and pip leave beside the sources (copies of them), not the sources
         room = tree.room_of_file(relative)
         if room is None or room in UNCHECKED:
             continue
