@@ -1,17 +1,37 @@
-"""String nodes with ComfyUI's names and inputs: concatenate, slice, case, trim, replace, compare, regex."""
+"""String nodes with ComfyUI's names and inputs: concatenate, slice, case, trim, replace, compare, regex.
+
+The regex nodes run a user's pattern, and a pattern such as ``(a|aa)+$`` backtracks for exponential time. So they use
+the ``regex`` engine in its ``re``-compatible mode (``VERSION0``: ComfyUI's ``re`` semantics and flags) with a time
+limit, in a helper thread that releases the GIL: the server keeps answering, an interrupt stops the node at once,
+and a pattern that runs past :data:`REGEX_TIME_LIMIT` fails the node with a message naming it.
+"""
 
 from __future__ import annotations
 
-import re
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import replace as replace_flag
+from typing import TypeVar
 
+import regex
+
+from hearth.core import context
 from hearth.core.schema import Input, Output, Schema, node
 
 CATEGORY = "utils/string"
+REGEX_TIME_LIMIT = 1.0  # seconds per regex node call; real patterns on prompt-sized text take microseconds
+_POLL = 0.05  # how often the waiting node checks for an interrupt
+_T = TypeVar("_T")
+
+
+class RegexTimeout(ValueError):
+    """A user's regular expression ran past the time limit (catastrophic backtracking, or a huge input)."""
 
 
 def _flags(case_insensitive: bool, multiline: bool, dotall: bool) -> int:
-    return (re.IGNORECASE if case_insensitive else 0) | (re.MULTILINE if multiline else 0) | (re.DOTALL if dotall else 0)
+    return (regex.IGNORECASE if case_insensitive else 0) | (regex.MULTILINE if multiline else 0) \
+        | (regex.DOTALL if dotall else 0)
 
 
 _REGEX_FLAGS = [Input.boolean("case_insensitive", default=True), Input.boolean("multiline", default=False),
@@ -83,11 +103,59 @@ def string_compare(string_a: str, string_b: str, mode: str, case_sensitive: bool
             "Equal": string_a.__eq__}[mode](string_b)
 
 
-def _compile(pattern: str, flags: int) -> re.Pattern[str]:
+def _shown(pattern: str) -> str:
+    text = repr(pattern)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _compile(pattern: str, flags: int) -> regex.Pattern[str]:
     try:
-        return re.compile(pattern, flags)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+        return regex.compile(pattern, flags | regex.VERSION0)
+    except regex.error as exc:
+        raise ValueError(f"invalid regular expression {_shown(pattern)}: {exc}") from None
+
+
+def _limited(pattern: str, string: str, work: Callable[[], _T]) -> _T:
+    """``work()`` (regex calls made with ``concurrent=True, timeout=REGEX_TIME_LIMIT``) run in a helper thread.
+
+    The node's thread waits in short steps so an interrupt ends the node within ``_POLL`` seconds; the helper,
+    left behind, stops itself at its own timeout. Past the limit (plus a margin for the engine's own check) the
+    node fails even if the engine has not noticed yet.
+    """
+    box: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as exc:  # handed to the node's thread, which raises it there
+            box["error"] = exc
+
+    helper = threading.Thread(target=run, name="hearth-regex", daemon=True)
+    helper.start()
+    deadline = time.monotonic() + REGEX_TIME_LIMIT + 0.5
+    while helper.is_alive():
+        helper.join(_POLL)
+        context.check_interrupted()
+        if helper.is_alive() and time.monotonic() > deadline:
+            box["error"] = TimeoutError()
+            break
+    error = box.get("error")
+    if isinstance(error, TimeoutError):
+        raise RegexTimeout(
+            f"regular expression {_shown(pattern)} ran past the {REGEX_TIME_LIMIT:g} s limit on "
+            f"{len(string)} characters of text; simplify it (nested repeats such as (a+)+ or (a|aa)+ backtrack "
+            f"exponentially)") from None
+    if isinstance(error, BaseException):
+        raise error
+    return box["value"]  # type: ignore[return-value]
+
+
+def _search(pattern: regex.Pattern[str], string: str) -> regex.Match[str] | None:
+    return pattern.search(string, concurrent=True, timeout=REGEX_TIME_LIMIT)
+
+
+def _matches(pattern: regex.Pattern[str], string: str) -> list[regex.Match[str]]:
+    return list(pattern.finditer(string, concurrent=True, timeout=REGEX_TIME_LIMIT))
 
 
 @node(Schema("RegexMatch", category=CATEGORY, display_name="Regex Match",
@@ -95,7 +163,8 @@ def _compile(pattern: str, flags: int) -> re.Pattern[str]:
                      *_REGEX_FLAGS],
              outputs=[Output("BOOLEAN", "matches")]))
 def regex_match(string: str, regex_pattern: str, case_insensitive: bool, multiline: bool, dotall: bool) -> bool:
-    return _compile(regex_pattern, _flags(case_insensitive, multiline, dotall)).search(string) is not None
+    pattern = _compile(regex_pattern, _flags(case_insensitive, multiline, dotall))
+    return _limited(regex_pattern, string, lambda: _search(pattern, string)) is not None
 
 
 @node(Schema("RegexExtract", category=CATEGORY, display_name="Regex Extract",
@@ -107,14 +176,15 @@ def regex_extract(string: str, regex_pattern: str, mode: str, case_insensitive: 
                   dotall: bool, group_index: int) -> str:
     pattern = _compile(regex_pattern, _flags(case_insensitive, multiline, dotall))
     if mode == "First Match":
-        found = pattern.search(string)
+        found = _limited(regex_pattern, string, lambda: _search(pattern, string))
         return found.group(0) if found else ""
+    matches = _limited(regex_pattern, string, lambda: _matches(pattern, string))
     if mode == "All Matches":
         # As ComfyUI (re.findall): a pattern with capture groups contributes each match's first group.
         whole = 1 if pattern.groups else 0
-        return "\n".join(m.group(whole) or "" for m in pattern.finditer(string))
+        return "\n".join(m.group(whole) or "" for m in matches)
     groups = []
-    for found in pattern.finditer(string):
+    for found in matches:
         if mode == "All Groups" and not pattern.groups:
             break
         if group_index <= pattern.groups:
@@ -133,7 +203,15 @@ def regex_extract(string: str, regex_pattern: str, mode: str, case_insensitive: 
              outputs=[Output("STRING")]))
 def regex_replace(string: str, regex_pattern: str, replace: str, case_insensitive: bool = True,
                   multiline: bool = False, dotall: bool = False, count: int = 0) -> str:
-    return _compile(regex_pattern, _flags(case_insensitive, multiline, dotall)).sub(replace, string, count=count)
+    pattern = _compile(regex_pattern, _flags(case_insensitive, multiline, dotall))
+
+    def substitute() -> str:
+        try:
+            return pattern.sub(replace, string, count=count, concurrent=True, timeout=REGEX_TIME_LIMIT)
+        except regex.error as exc:  # a bad template (\\d, an unknown group) is the user's, like a bad pattern
+            raise ValueError(f"invalid replacement {_shown(replace)} for {_shown(regex_pattern)}: {exc}") from None
+
+    return _limited(regex_pattern, string, substitute)
 
 
 NODES = {cls.__name__: cls for cls in (
