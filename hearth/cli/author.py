@@ -14,12 +14,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from hearth.cli.main import UserError
-from hearth.registry.archive import Archive, ArchiveError, build_archive
+from hearth.registry.archive import Archive, ArchiveError, build_archive, list_pack_files
 from hearth.registry.client import NotFound, RegistryClient, RegistryError, Unauthorized
 from hearth.registry.config import ConfigError, load_config, primary_index, save_config
 from hearth.registry.manifest import (
     Manifest,
     ManifestError,
+    check_archive_files,
     check_version_text,
     load_manifest,
     parse_manifest,
@@ -227,6 +228,14 @@ def _manifest(directory: Path) -> Manifest:
     try:
         manifest = load_manifest(directory)
         check_version_text(manifest.version)
+        # The files the archive would hold, under the rules the registry applies again on upload (a folder that
+        # cannot be archived at all is the scan's to report).
+        try:
+            files = list_pack_files(directory, manifest.includes, ["dist"])
+        except ArchiveError:
+            files = []
+        check_archive_files(files, lambda n: (directory / n).read_bytes() if (directory / n).is_file() else None,
+                            directory)
     except ManifestError as exc:
         raise UserError(str(exc)) from None
     except ValueError as exc:

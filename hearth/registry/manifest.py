@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,6 +42,19 @@ ACCELERATOR_CLASSIFIERS = {
 }
 
 
+# The only entry-point groups a pack may declare: its Hearth plugin, or the ComfyUI package it exports. Any other
+# group reaches machinery outside the pack (console_scripts puts a command on the PATH; hearth.default would load
+# a stranger's code in the default tier).
+ALLOWED_ENTRY_POINT_GROUPS = ("hearth", "comfyui.custom_nodes")
+# An entry-point name ends up as a line of entry_points.txt: no whitespace, brackets or "=", which could start a
+# new section there ("x\n[console_scripts]\ny" put a command on the user's PATH).
+ENTRY_POINT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", re.ASCII)
+# A value is a dotted module path, optionally ":" and a dotted attribute path; no extras, no spaces.
+ENTRY_POINT_VALUE_RE = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?::[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)?$", re.ASCII)
+# Files that Python runs by itself at every interpreter start once they sit in site-packages' root.
+STARTUP_FILES = ("sitecustomize.py", "usercustomize.py", "sitecustomize", "usercustomize")
+
+
 class ManifestError(ValueError):
     """A manifest problem, naming the file and the field at fault."""
 
@@ -48,6 +63,10 @@ class ManifestError(ValueError):
         self.field = field_name
         self.message = message
         super().__init__(f"{self.path}: {field_name}: {message}")
+
+
+class ManifestRuleError(ManifestError):
+    """A manifest or pack file that is well formed but not allowed (it would reach outside the pack)."""
 
 
 def is_semver(text: str) -> bool:
@@ -209,6 +228,14 @@ def parse_manifest(data: dict, path: str | Path = "pyproject.toml") -> Manifest:
     entry_points = project.get("entry-points", {})
     if not isinstance(entry_points, dict) or not all(isinstance(v, dict) for v in entry_points.values()):
         raise ManifestError(path, "project.entry-points", "must be a table of tables")
+    check_entry_points(entry_points, name, path)
+    for key in ("scripts", "gui-scripts"):
+        if project.get(key):
+            raise ManifestRuleError(path, f"project.{key}", "a pack may not install commands on the user's PATH; "
+                                                        "remove the table")
+    for key, url in urls.items():
+        if not isinstance(url, str) or (url.strip() and not is_web_url(url)):  # empty: no link
+            raise ManifestRuleError(path, f"project.urls.{key}", f"{str(url)[:80]!r} is not an http(s) URL")
 
     return Manifest(
         name=name,
@@ -228,6 +255,88 @@ def parse_manifest(data: dict, path: str | Path = "pyproject.toml") -> Manifest:
         supported_accelerators=accelerators,
         entry_points={k: {str(n): str(t) for n, t in v.items()} for k, v in entry_points.items()},
     )
+
+
+def is_web_url(text: str) -> bool:
+    """True for an absolute http:// or https:// URL with a host (what a registry page may render as a link)."""
+    from urllib.parse import urlsplit
+
+    if any(ch.isspace() or ord(ch) < 32 for ch in text):
+        return False
+    parts = urlsplit(text)
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
+def check_entry_points(entry_points: dict, pack_name: str, path: str | Path = "pyproject.toml") -> None:
+    """Refuse entry points outside the allowed groups, names and values that are not identifiers and dotted
+    paths, and a `comfyui.custom_nodes` key other than the pack's own name. Each refusal names the field."""
+    for group, items in entry_points.items():
+        field_name = f"project.entry-points.{group!r}" if not ENTRY_POINT_NAME_RE.match(str(group)) \
+            else f"project.entry-points.{group}"
+        if group in ("console_scripts", "gui_scripts"):
+            raise ManifestRuleError(path, field_name, "a pack may not install commands on the user's PATH; remove it")
+        if group not in ALLOWED_ENTRY_POINT_GROUPS:
+            raise ManifestRuleError(path, field_name, f"group not allowed; a pack may declare only "
+                                                  f"{' and '.join(ALLOWED_ENTRY_POINT_GROUPS)}")
+        for key, value in items.items():
+            if not isinstance(key, str) or not ENTRY_POINT_NAME_RE.match(key):
+                raise ManifestRuleError(path, field_name, f"name {str(key)[:60]!r} is not an identifier (letters, "
+                                                      "digits, '_', '-', '.')")
+            if not isinstance(value, str) or not ENTRY_POINT_VALUE_RE.match(value):
+                raise ManifestRuleError(path, f"{field_name}.{key}", f"{str(value)[:60]!r} is not a dotted path "
+                                                                 "(package.module or package.module:attribute)")
+            if group == "comfyui.custom_nodes" and normalize_name(key) != normalize_name(pack_name):
+                raise ManifestRuleError(path, f"{field_name}.{key}", f"must be the pack's own name {pack_name!r}: a "
+                                                                 "pack may not claim another pack's folder")
+
+
+def check_archive_files(names: list[str], read: Callable[[str], bytes | None],
+                        path: str | Path = "archive") -> None:
+    """Refuse files that would run outside the pack once installed, and a WEB_DIRECTORY outside the pack.
+
+    `names` are the archive's (or pack folder's) relative POSIX paths; `read(name)` returns a file's bytes. A
+    root-level `sitecustomize`/`usercustomize` or `.pth` file lands in site-packages' root, where Python runs it at
+    every start of the environment's interpreter, for every program.
+    """
+    for name in names:
+        top = name.split("/", 1)[0]
+        root_file = "/" not in name or (name.startswith("src/") and name.count("/") == 1)
+        base = name.rsplit("/", 1)[-1]
+        if root_file and (base.lower().endswith(".pth") or base in STARTUP_FILES):
+            raise ManifestRuleError(path, name, "a root-level .pth, sitecustomize or usercustomize file runs at every "
+                                            "Python start; move the code into the pack's package")
+        if top in ("sitecustomize", "usercustomize") and "/" in name:
+            raise ManifestRuleError(path, name, f"a root-level {top}/ package runs at every Python start; rename it")
+    for name in names:
+        if name.rsplit("/", 1)[-1] != "__init__.py" or name.count("/") > 2:
+            continue
+        web = _literal_web_directory(read(name) or b"")
+        if web is None:
+            continue
+        folder = name.rsplit("/", 1)[0] if "/" in name else ""
+        target = posixpath.normpath(posixpath.join(folder, web.replace("\\", "/")))
+        if web.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", web) or target == ".." or \
+                target.startswith("../"):
+            raise ManifestRuleError(path, f"{name}: WEB_DIRECTORY", f"{web[:80]!r} resolves outside the pack; "
+                                                                "name a folder inside it, e.g. \"./web\"")
+
+
+def _literal_web_directory(source: bytes) -> str | None:
+    """The string a module assigns to WEB_DIRECTORY at its top level (None when it assigns none or no literal)."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    found = None
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] \
+            if isinstance(node, ast.AnnAssign) and node.value is not None else []
+        if any(isinstance(t, ast.Name) and t.id == "WEB_DIRECTORY" for t in targets) and \
+                isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            found = node.value.value
+    return found
 
 
 def load_manifest(pack_dir: str | Path) -> Manifest:

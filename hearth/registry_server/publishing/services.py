@@ -20,6 +20,8 @@ from sqlmodel import Session, select
 from hearth.registry.manifest import (
     PACK_ID_RE,
     ManifestError,
+    ManifestRuleError,
+    check_archive_files,
     check_version_text,
     normalize_name,
     parse_manifest,
@@ -127,13 +129,19 @@ def read_archive_manifest(path: Path) -> dict:
             raw = zf.read("pyproject.toml")
         except KeyError:
             raise ApiError(422, "manifest_missing", "the archive has no pyproject.toml at its root") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-        return parse_manifest(data, "pyproject.toml (in the archive)").to_dict()
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(422, "manifest_invalid", f"pyproject.toml (in the archive): not valid TOML: {exc}") from None
-    except ManifestError as exc:
-        raise ApiError(422, "manifest_invalid", str(exc), file=exc.path, field=exc.field) from None
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+            manifest = parse_manifest(data, "pyproject.toml (in the archive)").to_dict()
+            names = [i.filename for i in zf.infolist() if not i.is_dir()]
+            check_archive_files(names, lambda n: zf.read(n) if n in names else None, "archive")
+            return manifest
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ApiError(422, "manifest_invalid", f"pyproject.toml (in the archive): not valid TOML: {exc}") \
+                from None
+        except ManifestRuleError as exc:  # well formed, not allowed: the same rules `comfy node validate` applies
+            raise ApiError(400, "manifest_refused", str(exc), file=exc.path, field=exc.field) from None
+        except ManifestError as exc:
+            raise ApiError(422, "manifest_invalid", str(exc), file=exc.path, field=exc.field) from None
 
 
 def accept_upload(server: ServerContext, secret: str, tmp: Path, sha256: str, size: int,
