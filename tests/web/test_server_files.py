@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import struct
+import zlib
 
 import httpx
 import pytest
@@ -132,3 +134,140 @@ def test_view_preview_and_channels(client: httpx.Client) -> None:
     alpha = Image.open(io.BytesIO(client.get("/view", params={"filename": name, "type": "input",
                                                                "channel": "a"}).content))
     assert alpha.getpixel((0, 0))[3] == 128
+
+
+# -- issue 24: names the filesystem cannot hold, paths taken by the other kind of thing, bombs ----------------------
+
+
+def bomb(width: int, height: int) -> bytes:
+    """A valid 1x1 grey PNG whose header claims ``width`` x ``height``: a few dozen bytes that decode to gigabytes."""
+    data = bytearray(png((0,), mode="L", size=(1, 1)))
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # IHDR's CRC, so Pillow reads the header
+    return bytes(data)
+
+
+LONG = "n" * 252 + ".png"  # 256 bytes: one over what a file name may hold
+
+
+@pytest.mark.parametrize("params", [
+    {"filename": LONG},
+    {"filename": "a.png", "subfolder": "s" * 256},
+    {"filename": "a.png", "subfolder": f"ok/{'s' * 300}/ok"},
+    {"filename": "é" * 128 + ".png"},  # 128 characters, 256 bytes of UTF-8
+    {"filename": "a.png", "subfolder": "/".join(["d"] * 600)},  # every name short, the path over 1024 bytes
+])
+def test_view_names_too_long_are_400_naming_the_field(client: httpx.Client, params: dict[str, str]) -> None:
+    response = client.get("/view", params={"type": "input", **params})
+    assert response.status_code == 400, response.text
+    field = "filename" if len(params["filename"]) > 5 else "subfolder"
+    assert response.json()["error"]["message"].startswith(field)
+
+
+@pytest.mark.parametrize(("name", "subfolder", "field"), [
+    (LONG, "", "image"),
+    ("a.png", "s" * 256, "subfolder"),
+    ("a.png", f"x/{'s' * 256}", "subfolder"),
+])
+def test_upload_names_too_long_are_400_and_write_nothing(server: HearthServer, client: httpx.Client, name: str,
+                                                         subfolder: str, field: str) -> None:
+    before = sorted(p.name for p in (server.data / "input").iterdir())
+    for route in ("/upload/image", "/upload/mask"):
+        response = upload(client, name, png(), route=route, subfolder=subfolder,
+                          original_ref=json.dumps({"filename": "none.png"}))
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["message"].startswith(field)
+    assert sorted(p.name for p in (server.data / "input").iterdir()) == before
+
+
+def test_a_name_of_exactly_255_bytes_uploads_views_and_is_renamed_within_the_limit(client: httpx.Client) -> None:
+    name = f"{new_id()}-{'m' * 218}.png"
+    assert len(name.encode()) == 255
+    assert upload(client, name, png((1, 1, 1))).json()["name"] == name  # the temporary file must fit too
+    assert client.get("/view", params={"filename": name, "type": "input"}).content == png((1, 1, 1))
+    # Another picture under that name would become "name (1).png", 259 bytes: refused, not a 500.
+    response = upload(client, name, png((2, 2, 2)))
+    assert response.status_code == 400 and "255 bytes" in response.json()["error"]["message"]
+    assert upload(client, name, png((2, 2, 2)), overwrite="true").status_code == 200
+
+
+def test_upload_whose_subfolder_is_a_file_is_409(client: httpx.Client) -> None:
+    name = f"plain-{new_id()}.png"
+    assert upload(client, name, png()).status_code == 200
+    for subfolder in (name, f"{name}/deeper"):
+        response = upload(client, "inside.png", png(), subfolder=subfolder)
+        assert response.status_code == 409, response.text
+        assert name in response.json()["error"]["message"]
+    assert client.get("/view", params={"filename": name, "type": "input"}).content == png()
+
+
+def test_upload_onto_a_folder_is_409_with_overwrite_and_renamed_without(client: httpx.Client) -> None:
+    folder = f"folder-{new_id()}.png"
+    assert upload(client, "x.png", png(), subfolder=folder).status_code == 200
+    response = upload(client, folder, png(), overwrite="true")
+    assert response.status_code == 409 and "is a folder" in response.json()["error"]["message"]
+    assert upload(client, folder, png()).json()["name"] == folder.replace(".png", " (1).png")
+
+
+@pytest.mark.parametrize("preview", ["webp;999", "jpeg;0", "webp;-5", "jpeg;99999999999999999999999", "webp;1e9",
+                                     "webp;\u00b2", "jpeg;;", "webp;50;x", "x" * 5000])
+def test_view_preview_quality_out_of_range_is_400(client: httpx.Client, preview: str) -> None:
+    name = f"q-{new_id()}.png"
+    upload(client, name, png())
+    response = client.get("/view", params={"filename": name, "type": "input", "preview": preview})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["message"].startswith("preview")
+
+
+def test_view_preview_quality_bounds_and_a_name_outside_latin_1(client: httpx.Client) -> None:
+    name = upload(client, f"日本-\"quoted\"-{new_id()}.png", png()).json()["name"]
+    assert name.startswith("日本-")
+    for preview in ("webp;1", "jpeg;100", "png", "gif;50"):  # an unknown format is WebP, as in ComfyUI
+        response = client.get("/view", params={"filename": name, "type": "input", "preview": preview})
+        assert response.status_code == 200, (preview, response.text)
+        assert response.headers["content-type"] in ("image/webp", "image/jpeg", "image/png")
+
+
+@pytest.mark.parametrize("size", [(50000, 50000), (10000, 10000), (1, 2**31 - 1)])
+def test_decompression_bomb_is_refused_at_upload_naming_the_limit(server: HearthServer, client: httpx.Client,
+                                                                 size: tuple[int, int]) -> None:
+    name = f"bomb-{new_id()}.png"
+    response = upload(client, name, bomb(*size))
+    assert response.status_code == 413, response.text
+    error = response.json()["error"]
+    assert error["type"] == "image_too_large" and "89,478,485 pixels" in error["message"]
+    assert f"{size[0] * size[1]:,} pixels" in error["message"]
+    assert not (server.data / "input" / name).exists()
+    original = f"orig-{new_id()}.png"
+    upload(client, original, png())
+    ref = json.dumps({"filename": original, "type": "input"})
+    masked = upload(client, name, bomb(*size), route="/upload/mask", original_ref=ref)
+    assert masked.status_code == 413 and masked.json()["error"]["type"] == "image_too_large"
+
+
+def test_a_stored_bomb_never_breaks_a_read(server: HearthServer, client: httpx.Client) -> None:
+    # A file that got into the input folder some other way (copied by hand, or uploaded before the check existed).
+    name = f"stored-bomb-{new_id()}.png"
+    (server.data / "input" / name).write_bytes(bomb(50000, 50000))
+    raw = client.get("/view", params={"filename": name, "type": "input"})
+    assert raw.status_code == 200 and raw.content == bomb(50000, 50000)
+    for extra in ({"preview": "webp;50"}, {"channel": "a"}, {"channel": "rgb"}, {"preview": "jpeg;90", "channel": "a"}):
+        response = client.get("/view", params={"filename": name, "type": "input", **extra})
+        assert response.status_code == 422, (extra, response.text)
+        assert "89,478,485 pixels" in response.json()["error"]["message"]
+    ref = json.dumps({"filename": name, "subfolder": "", "type": "input"})
+    masked = upload(client, f"mask-{new_id()}.png", png((0, 0, 0, 9), mode="RGBA"), route="/upload/mask",
+                    original_ref=ref)
+    assert masked.status_code == 422 and name in masked.json()["error"]["message"]
+
+
+def test_corrupt_images_are_served_as_they_are(server: HearthServer, client: httpx.Client) -> None:
+    name = f"cut-{new_id()}.png"
+    data = png(size=(64, 64))[:-30]  # the end cut off: Pillow reads the header, then fails to decode
+    (server.data / "input" / name).write_bytes(data)
+    for extra in ({"preview": "webp;50"}, {"channel": "a"}):
+        response = client.get("/view", params={"filename": name, "type": "input", **extra})
+        assert response.status_code == 200 and response.content == data
+    ref = json.dumps({"filename": name, "type": "input"})
+    masked = upload(client, f"mask-{new_id()}.png", png(), route="/upload/mask", original_ref=ref)
+    assert masked.status_code == 400, masked.text
