@@ -3,6 +3,16 @@
 Every check reads only the archive's directory (names, types, declared sizes); nothing is written until
 :func:`check_archive` finds nothing, and :func:`safe_extract` then counts real bytes as it writes, because the
 sizes an archive declares can lie. Any finding here makes the verdict ``reject``.
+
+Scan exactly what ships. The registry builds a pack's wheel from every file of its stored archive, so every file
+of the archive must be one the scan reads. Folders that hold code nobody reviews — version control (``.git``,
+``.hg``, ``.svn``), ``__pycache__`` — and Python bytecode (``.pyc``, ``.pyo``) anywhere are therefore *rejected*
+in an archive (``archive.not-shipped``), never silently skipped or stripped: stripping would make the stored
+archive and the reviewed files differ, and a rejection tells the author to rebuild with ``comfy node publish``,
+which leaves them out. A *folder* being scanned (``comfy node scan .`` in a checkout) is read as the publish
+archive would be built from it: :data:`NOT_SHIPPED_DIRS` are skipped there, the same set
+``hearth.registry.archive`` leaves out. Native extensions (``.so``, ``.pyd``, ``.dll``, ``.dylib``) are not
+rejected — some packs need them — but are a high ``binary.compiled`` finding, so a human decides.
 """
 
 from __future__ import annotations
@@ -22,8 +32,12 @@ from hearth.sandbox import rules
 from hearth.sandbox.findings import Finding
 
 MiB = 1024 * 1024
-# Version-control folders are never part of a published pack; a folder being scanned may still have one.
-SKIPPED_DIRS = frozenset({".git", ".hg", ".svn"})
+# Folders `comfy node publish` never puts in an archive (hearth.registry.archive.ALWAYS_EXCLUDED, kept equal by a
+# test): skipped when a folder is scanned, refused when an archive holds them.
+NOT_SHIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".venv", ".mypy_cache", ".pytest_cache"})
+SKIPPED_DIRS = NOT_SHIPPED_DIRS
+_REFUSED_DIRS = NOT_SHIPPED_DIRS
+_BYTECODE = (".pyc", ".pyo")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _CHUNK = 1024 * 1024
 _ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
@@ -240,6 +254,8 @@ def _check_entries(entries: list[Entry], limits: Limits, whole_archive: int | No
     for entry in members:
         name = entry.name
         findings += _check_name(entry)
+        if _not_shipped(name):
+            findings.append(finding("archive.not-shipped", name))
         if entry.kind == "symlink":
             findings.append(finding("archive.link", name, detail="symbolic link"))
         elif entry.kind == "hardlink":
@@ -268,6 +284,13 @@ def _check_entries(entries: list[Entry], limits: Limits, whole_archive: int | No
     if _too_compressed(unpacked, packed, limits):
         findings.append(finding("archive.bomb", "", detail=f"{unpacked // packed}x, limit {limits.max_ratio:g}x"))
     return findings
+
+
+def _not_shipped(name: str) -> bool:
+    parts = [p for p in re.split(r"[/\\]", name) if p]
+    if any(p in _REFUSED_DIRS for p in parts[:-1]) or (parts and name.endswith("/") and parts[-1] in _REFUSED_DIRS):
+        return True
+    return bool(parts) and parts[-1].lower().endswith(_BYTECODE)
 
 
 def _too_compressed(unpacked: int, packed: int | None, limits: Limits) -> bool:

@@ -21,6 +21,7 @@ from hearth.sandbox.findings import Finding
 from hearth.sandbox.rules import finding
 
 HEAD_BYTES = 4096
+NATIVE_SUFFIXES = frozenset({".so", ".pyd", ".dll", ".dylib"})
 
 _ARCHIVE_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"7z\xbc\xaf\x27\x1c", b"Rar!\x1a\x07")
 _STREAM_MAGIC = {b"\x1f\x8b": gzip.decompress, b"BZh": bz2.decompress, b"\xfd7zXZ\x00": lzma.decompress}
@@ -88,11 +89,13 @@ def check_file(path: str, head: bytes, names: set[str]) -> list[Finding]:
     """Findings for one file from its first bytes; ``names`` holds every file path in the pack."""
     findings = []
     kind = is_compiled(head)
+    pure = PurePosixPath(path)
+    if not kind and pure.suffix.lower() in NATIVE_SUFFIXES:
+        kind = f"{pure.suffix} native extension"  # named as one, even without a known header: still unreviewable
     if kind:
         findings.append(finding("binary.compiled", path, 0, f"{kind} executable", kind))
     elif is_nested_archive(head):
         findings.append(finding("binary.nested-archive", path, 0, path))
-    pure = PurePosixPath(path)
     if pure.suffix in (".pyc", ".pyo") and _source_of(pure) not in names:
         findings.append(finding("binary.pyc", path, 0, path))
     return findings

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hearth.sandbox.archive import NOT_SHIPPED_DIRS
 from hearth.sandbox.findings import Finding
 from hearth.sandbox.rules import finding
 
@@ -89,7 +90,7 @@ def _readonly_copy(src: Path, dest: Path) -> None:
     """
     def skipped(folder: str, names: list[str]) -> list[str]:
         paths = [(name, os.path.join(folder, name)) for name in names]
-        return [name for name, path in paths if name in (".git", ".hg", ".svn") or os.path.islink(path)
+        return [name for name, path in paths if name in NOT_SHIPPED_DIRS or os.path.islink(path)
                 or not (os.path.isfile(path) or os.path.isdir(path))]
 
     shutil.copytree(src, dest, ignore=skipped)

@@ -93,7 +93,8 @@ WEBHOOKS = re.compile(
 )
 
 # (rule, pattern) pairs matched against every string literal that is not a docstring.
-STRING_RULES = (("network.webhook", WEBHOOKS), ("credentials.path", _CREDENTIAL_PATHS))
+STRING_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (("network.webhook", WEBHOOKS), ("credentials.path", _CREDENTIAL_PATHS))
+CREDENTIAL_PATHS = _CREDENTIAL_PATHS
 
 _EXECUTABLE_SUFFIXES = (
     ".exe", ".dll", ".so", ".dylib", ".sh", ".bat", ".cmd", ".ps1", ".vbs", ".py", ".pyc", ".pyw", ".jar",
@@ -122,3 +123,45 @@ def is_download(text: str) -> bool:
     if any(host == h or host.endswith("." + h) for h in _PASTE_HOSTS):
         return True
     return url.path.lower().endswith(_EXECUTABLE_SUFFIXES)
+
+# -- the wider scan (a triage aid: each shape below is common in malware and rare in node packs) ---------------
+
+# Deserialisers that run code chosen by whoever wrote the data.
+UNPICKLERS = frozenset({
+    "pickle.load", "pickle.loads", "pickle.Unpickler", "_pickle.load", "_pickle.loads", "cPickle.load",
+    "cPickle.loads", "marshal.load", "marshal.loads", "dill.load", "dill.loads", "cloudpickle.load",
+    "cloudpickle.loads", "shelve.open", "jsonpickle.decode",
+})
+# Foreign-function interfaces: a call through them reaches libc (system, execve) without Python seeing it.
+NATIVE_PREFIXES = ("ctypes.", "_ctypes.", "cffi.")
+
+# Loaders that turn a file into a running module; the file need not be named .py.
+LOADERS = frozenset({
+    "importlib.machinery.SourceFileLoader", "importlib.machinery.SourcelessFileLoader",
+    "importlib.machinery.ExtensionFileLoader", "importlib.util.spec_from_file_location",
+    "importlib.util.spec_from_loader", "importlib.util.module_from_spec", "runpy.run_path", "imp.load_source",
+    "imp.load_compiled", "imp.load_dynamic", "imp.load_module", "zipimport.zipimporter",
+})
+LOADER_METHODS = frozenset({"exec_module", "load_module"})
+BYTECODE_LOADERS = frozenset({"importlib.machinery.SourcelessFileLoader", "imp.load_compiled"})
+SOURCE_SUFFIXES = (".py", ".pyw")
+
+# Started at import, these run code nobody called, in the background, after the import looks finished.
+THREAD_STARTERS = frozenset({
+    "threading.Thread", "threading.Timer", "_thread.start_new_thread", "_thread.start_new", "thread.start_new_thread",
+    "multiprocessing.Process", "sched.scheduler", "signal.setitimer", "signal.alarm",
+})
+HARD_EXITS = frozenset({"os._exit", "os.abort", "posix._exit"})
+
+# Questions only code that behaves differently inside a sandbox asks.
+SANDBOX_PROBE_CALLS = frozenset({"socket.if_nameindex", "socket.if_nametoindex", "os.getppid", "psutil.net_if_addrs"})
+SANDBOX_PROBE_STRINGS = re.compile(
+    r"/proc/self/(status|cgroup|mountinfo|mounts|ns\b|uid_map)|/proc/1/(cgroup|sched|environ)|/\.dockerenv"
+    r"|/run/\.containerenv|NoNewPrivs|CapEff|Seccomp:|/sys/class/net|/proc/net/(dev|route)",
+)
+SANDBOX_ENV = re.compile(r"SANDBOX|CONTAINER|DOCKER|KUBERNETES|^CI$|GITHUB_ACTIONS|GITLAB_CI|HEARTH|PYTEST", re.I)
+
+# Modules whose attributes a pack must not replace (monkeypatching os.system hides a later call).
+PATCHED_MODULES = SENSITIVE_MODULES - {"sys", "types"}
+
+STRING_RULES += (("evasion.sandbox-probe", SANDBOX_PROBE_STRINGS),)

@@ -1,8 +1,10 @@
 """The static scan of one Python file: walks its syntax tree (never runs it) and reports risky code shapes.
 
 Names are resolved through the file's imports (``from subprocess import Popen as P`` makes ``P(...)`` a
-``subprocess.Popen`` call, ``__import__("os").system`` is ``os.system``), so renaming an import does not hide a
-call. The checks are deliberately shape-based and local: no cross-file data flow, one light pass of taint
+``subprocess.Popen`` call, ``__import__("os").system`` is ``os.system``), through assignments (``_r =
+subprocess.run``, ``self.run = subprocess.run``) and through ``getattr`` with a literal name (``getattr(builtins,
+"exec")`` is ``builtins.exec``), so renaming does not hide a call; string constants are folded (``"." + "ssh"``)
+before they are matched (:mod:`hearth.sandbox.names`). The checks are deliberately shape-based and local: no cross-file data flow, one light pass of taint
 tracking for "decoded, then executed".
 """
 
@@ -14,7 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 
-from hearth.sandbox import patterns
+from hearth.sandbox import names, patterns
 from hearth.sandbox.findings import Finding
 from hearth.sandbox.rules import finding
 
@@ -55,6 +57,10 @@ class Scanner:
         nodes = [node for node, _, _ in self.walk]
         self.imports = _Imports(nodes)
         self.defined = {n.name for n in nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+        self.assigned: dict[str, str] = {}
+        self.assigned = names.assigned_aliases(nodes, self.qualname, self._followed)
+        self.constants = names.string_constants(nodes)
+        self._folded: set[int] = set()  # inner nodes of a string expression already folded as a whole
         self.docstrings = _docstrings(nodes)
         self.literal_names = _names_over_literals(nodes)
         self.int_lists = _int_list_names(nodes)
@@ -78,6 +84,13 @@ class Scanner:
 
     def qualname(self, node: ast.AST) -> str | None:
         """The dotted name an expression refers to, resolved through imports; None when it is not a name."""
+        text = names.dotted(node)
+        if text and self.assigned:  # `self._r = subprocess.run`: the longest assigned prefix wins
+            parts = text.split(".")
+            for end in range(len(parts), 0, -1):
+                head = ".".join(parts[:end])
+                if head in self.assigned and not (end == 1 and head in self.imports.aliases):
+                    return ".".join([self.assigned[head], *parts[end:]])
         attrs = []
         while isinstance(node, ast.Attribute):
             attrs.append(node.attr)
@@ -90,9 +103,22 @@ class Scanner:
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "__import__" \
                 and node.args and _is_str(node.args[0]):
             base = node.args[0].value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr" \
+                and len(node.args) >= 2 and _is_str(node.args[1]):
+            inner = self.qualname(node.args[0])  # getattr(builtins, "exec") is builtins.exec
+            if inner is None:
+                return None
+            base = f"{inner}.{node.args[1].value}"
         else:
             return None
+        if base == "__builtins__" or base.startswith("__builtins__."):
+            base = "builtins" + base[len("__builtins__"):]
         return ".".join([base, *reversed(attrs)])
+
+    def _followed(self, name: str) -> bool:
+        """Whether an assignment of ``name`` makes an alias worth following (a module's callable, a builtin)."""
+        root = name.split(".")[0]
+        return root in names.FOLLOWED_BUILTINS or any(v.split(".")[0] == root for v in self.imports.aliases.values())
 
     def report(self, rule: str, node: ast.AST, detail: str = "") -> None:
         line = getattr(node, "lineno", 0)
@@ -124,12 +150,65 @@ class Scanner:
         if any(name == p or name.startswith(p + ".") for p in patterns.NETWORK):
             if self.depth == 0:
                 self.report("network.import-time", node, name)
+            else:
+                self.report("network.call", node, name)
             if any(patterns.names_code(text) for text in _strings(node)):  # the URL may be computed
                 self.report("network.download", node)
+        self._check_wider(node, name)
         self._check_env(node, name)
         self._check_dynamic_name(node, name)
         self._check_chr(node, name)
         self._check_write(node, name)
+
+    def _check_wider(self, node: ast.Call, name: str) -> None:
+        """The wider scan's call shapes: deserialisers, native calls, loaders, threads, hard exits, probes."""
+        if name in patterns.UNPICKLERS:
+            self.report("code.pickle", node, name)
+        elif name.startswith(patterns.NATIVE_PREFIXES):
+            self.report("code.native", node, name)
+        method = node.func.attr if isinstance(node.func, ast.Attribute) else ""
+        if name in patterns.LOADERS or method in patterns.LOADER_METHODS:
+            targets = [t for t in self._folded_strings(node) if "." in t.rsplit("/", 1)[-1]]
+            if name in patterns.BYTECODE_LOADERS or any(not t.lower().endswith(patterns.SOURCE_SUFFIXES) for t in targets):
+                self.report("code.loader-data", node, name or method)
+            else:
+                self.report("code.loader", node, name or method)
+        if self.depth == 0 and name in patterns.THREAD_STARTERS:
+            self.report("process.import-thread", node, name)
+        if name in patterns.HARD_EXITS:
+            self.report("process.exit", node, name)
+        if name in patterns.SANDBOX_PROBE_CALLS:
+            self.report("evasion.sandbox-probe", node, name)
+        if name in ("getattr", "builtins.getattr") and node.args and self.qualname(node.args[0]) == "builtins":
+            self.report("code.builtins", node)
+        if name in ("setattr", "builtins.setattr") and node.args:
+            target = self.qualname(node.args[0]) or ""
+            if target.split(".")[0] in patterns.PATCHED_MODULES:
+                self.report("code.monkeypatch", node, target)
+        if name in ("os.getenv", "os.environ.get", "os.environ.__contains__") and node.args:
+            key = names.fold(node.args[0], self.constants, self.qualname, set())
+            if key and patterns.SANDBOX_ENV.search(key):
+                self.report("evasion.sandbox-probe", node, key)
+        if isinstance(node.func, ast.Attribute) and node.func.attr == "join" or name in names.PATH_JOINS:
+            self._check_folded(node)
+
+    def _folded_strings(self, node: ast.Call) -> list[str]:
+        return [text for arg in [*node.args, *(k.value for k in node.keywords)]
+                if (text := names.fold(arg, self.constants, self.qualname, set()))]
+
+    def _check_folded(self, node: ast.AST) -> None:
+        """Match the string an expression builds (``"." + "ssh"``) as if it were one literal."""
+        if id(node) in self._folded:
+            return
+        text = names.fold(node, self.constants, self.qualname, self._folded)
+        if not text:
+            return
+        if patterns.CREDENTIAL_PATHS.search(text):
+            self.report("credentials.path", node, "built from pieces")
+        if patterns.WEBHOOKS.search(text):
+            self.report("network.webhook", node)
+        if patterns.SANDBOX_PROBE_STRINGS.search(text):
+            self.report("evasion.sandbox-probe", node, text[:60])
 
     def _is_decoded(self, node: ast.AST) -> bool:
         for sub in ast.walk(node):
@@ -229,6 +308,8 @@ class Scanner:
         key = node.slice
         if base == "os.environ" and _is_str(key) and patterns.SECRET_ENV.search(key.value):
             self.report("credentials.env", node, key.value)
+        if base == "os.environ" and _is_str(key) and patterns.SANDBOX_ENV.search(key.value):
+            self.report("evasion.sandbox-probe", node, key.value)
         if _is_str(node.value) and isinstance(key, ast.Slice) and _is_minus_one(key.step):
             self.report("obfuscation.reversed", node)
         # Reading globals()[name] or builtins by a computed name hides what is called; storing does not.
@@ -241,7 +322,38 @@ class Scanner:
         if self.qualname(node.iter) == "os.environ":
             self.report("credentials.env-dump", node)
 
+    def visit_Name(self, node: ast.Name) -> None:
+        if node.id == "__builtins__":
+            self.report("code.builtins", node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if isinstance(node.ctx, ast.Load) and (self.qualname(node) or "").startswith("builtins."):
+            self.report("code.builtins", node)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        for target in node.targets:
+            if isinstance(target, ast.Attribute):
+                owner = self.qualname(target.value) or ""
+                if owner.split(".")[0] in patterns.PATCHED_MODULES and owner.split(".")[0] in self._imported_roots():
+                    self.report("code.monkeypatch", node, f"{owner}.{target.attr}")
+
+    def visit_Compare(self, node: ast.Compare) -> None:
+        # "CI" in os.environ / os.environ.keys(): asking whether this is a build or a sandbox
+        if any(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops) and _is_str(node.left) \
+                and patterns.SANDBOX_ENV.search(node.left.value) \
+                and any((self.qualname(c) or "").startswith("os.environ") or isinstance(c, ast.Call)
+                        and (self.qualname(c.func) or "").startswith("os.environ") for c in node.comparators):
+            self.report("evasion.sandbox-probe", node, node.left.value)
+
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> None:
+        self._check_folded(node)
+
+    def _imported_roots(self) -> set[str]:
+        return {v.split(".")[0] for v in self.imports.aliases.values()} | {"builtins"}
+
     def visit_BinOp(self, node: ast.BinOp) -> None:
+        if isinstance(node.op, (ast.Add, ast.Div, ast.Mod)):
+            self._check_folded(node)
         if id(node) in self._covered or not isinstance(node.op, ast.Add):
             return
         chain = list(_add_chain(node))

@@ -21,6 +21,7 @@ RULES: dict[str, tuple[str, str]] = {
     "archive.duplicate-name": ("high", "Two members have the same name, so one silently replaces the other."),
     "archive.case-collision": ("high", "Two member names differ only in case or Unicode form, so they collide on Windows and macOS."),
     "archive.bad-name": ("high", "A member's name is not valid UTF-8 or holds control characters, so tools disagree on what it is."),
+    "archive.not-shipped": ("high", "The archive holds a version-control folder, __pycache__ or Python bytecode (.pyc/.pyo), which the wheel would ship but no review reads: build the archive with `comfy node publish`, which leaves them out."),
     "archive.unreadable": ("high", "The archive cannot be read, so it cannot be checked."),
     # -- running hidden code
     "exec.dynamic": ("high", "Runs code assembled at run time with eval/exec/compile, so what runs is not what was reviewed."),
@@ -42,7 +43,7 @@ RULES: dict[str, tuple[str, str]] = {
     "obfuscation.chr-build": ("medium", "Builds a string from chr() codes, a way to hide names and URLs from review."),
     "obfuscation.reversed": ("medium", "Reverses a string literal, a way to hide names and URLs from review."),
     "obfuscation.dynamic-name": ("medium", "Imports a module or takes a module attribute by a computed name, hiding what is called."),
-    "obfuscation.deep-nesting": ("medium", "A Python file is nested too deeply to parse, a way to slip code past scanners."),
+    "obfuscation.deep-nesting": ("high", "A Python file is nested too deeply to parse, a way to slip code past scanners."),
     "obfuscation.computed-import": ("low", "Imports a module by a computed name through importlib; common in loaders, so shown for review only."),
     # -- files and installation
     "fs.write-outside": ("medium", "Writes outside the pack's folder (home, system, startup or site-packages paths)."),
@@ -52,7 +53,19 @@ RULES: dict[str, tuple[str, str]] = {
     "binary.compiled": ("high", "Ships a compiled binary (ELF, PE or Mach-O) whose code cannot be reviewed."),
     "binary.pyc": ("high", "Ships Python bytecode without its source, so the code that runs cannot be reviewed."),
     "binary.nested-archive": ("medium", "Ships an archive inside the pack, which hides its contents from this scan."),
-    "code.unparsable": ("low", "A Python file does not parse, so it was not scanned."),
+    "code.unparsable": ("high", "A Python file does not parse or is over the size limit, so it was not scanned and what it does is unknown."),
+    # -- the wider scan (triage: shapes common in malware, rare in node packs)
+    "code.builtins": ("medium", "Reaches into the builtins namespace (__builtins__ or the builtins module), the usual way to hide a call to exec, eval or __import__."),
+    "code.monkeypatch": ("medium", "Replaces an attribute of os, subprocess, builtins or another sensitive module, which changes what later calls do."),
+    "code.pickle": ("medium", "Deserialises pickle or marshal data, which runs whatever code the data names."),
+    "code.native": ("medium", "Calls native code through ctypes or cffi, which reaches the C library (system, exec) past Python's view."),
+    "code.loader": ("low", "Loads a module from a file path with an importlib loader; common in ComfyUI loaders, so shown for review only."),
+    "code.loader-data": ("high", "Loads code with an importlib loader from a file that is not Python source (a data file or bytecode)."),
+    "code.hidden-module": ("high", "A file not named .py holds Python code while the pack loads modules by path, so it can run unreviewed."),
+    "process.import-thread": ("medium", "Starts a thread, timer or process while the pack is imported, so code keeps running after the import looks done."),
+    "process.exit": ("medium", "Ends the process with os._exit or abort, skipping cleanup and any report the host expects."),
+    "network.call": ("medium", "Uses the network (inside a function, so when a node runs), a way to send data out or fetch code later."),
+    "evasion.sandbox-probe": ("high", "Checks whether it runs in a sandbox (network interfaces, /proc status, container or CI variables), so it can behave only when unobserved."),
     # -- dependencies
     "deps.url": ("high", "A requirement points at a URL or a file instead of the package index, so anything can be served."),
     "deps.vcs": ("high", "A requirement installs from a version-control link, which is unreviewed and can change at any time."),
@@ -69,6 +82,7 @@ RULES: dict[str, tuple[str, str]] = {
     "import.subprocess": ("high", "Importing the pack started another process."),
     "import.network": ("high", "Importing the pack reached for the network."),
     "import.crash": ("medium", "Importing the pack crashed the Python process."),
+    "import.forged-report": ("high", "The isolated import's report did not come from the harness (unauthenticated, out of order or written by other code), so it and its node list were discarded."),
     "import.failed": ("low", "Importing the pack raised an exception, so its nodes could not be listed."),
 }
 

@@ -40,11 +40,14 @@ def _fake_pe() -> bytes:
 # Generated samples, binary or large: {rule: (files that fire, files of the look-alike)}, paths in a pack.
 GENERATED = {
     "binary.compiled": (
-        {"lib/helper.so": b"\x7fELF\x02\x01\x01" + b"\x00" * 57, "tool.dat": _fake_pe()},
+        {"lib/helper.so": b"\x7fELF\x02\x01\x01" + b"\x00" * 57, "tool.dat": _fake_pe(),
+         "ext/fast.pyd": b"no known header, but named as a native extension"},
         {"notes.txt": b"MZ is how the notes start, with no PE header after it." + b" " * 64, "icon.png": PNG},
     ),
     "binary.pyc": (
-        {"__pycache__/hidden.cpython-311.pyc": b"\xa7\r\r\n" + b"\x00" * 12, "loose.pyc": b"\xa7\r\r\n"},
+        # __pycache__ is what `comfy node publish` leaves out (and an archive holding it is rejected), so a
+        # folder's own cache is not read; bytecode anywhere else is.
+        {"lib/hidden.cpython-311.pyc": b"\xa7\r\r\n" + b"\x00" * 12, "loose.pyc": b"\xa7\r\r\n"},
         {"nodes.py": b"X = 1\n", "__pycache__/nodes.cpython-311.pyc": b"\xa7\r\r\n" + b"\x00" * 12},
     ),
     "code.unparsable": ({"broken.py": b"def broken(:\n"}, {"soft_keywords.py": b"match = 1\ntype = 2\n"}),
