@@ -328,3 +328,5 @@ def publish(directory: Path, token: str | None, registry_url: str | None, change
     status = result.get("status", "pending")
     click.echo(f"published {manifest.publisher}/{manifest.name} {manifest.version} to {url} "
                f"(sha256 {archive.sha256[:12]}..., {archive.size} bytes, status {status})")
+    if result.get("review"):
+        click.echo(f"{manifest.name} {manifest.version} is not installable yet: {result['review']}")

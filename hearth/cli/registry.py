@@ -70,16 +70,20 @@ def registry() -> None:
                    "this server at once, by admin commands or other servers within half a second.")
 @click.option("--threads", type=int, default=8, show_default=True, help="Request handler threads.")
 @click.option("--no-isolate-import", is_flag=True, help="Verify without importing packs (static checks only).")
+@click.option("--review", type=click.Choice(["all", "untrusted", "none"]), default="untrusted", show_default=True,
+              envvar="HEARTH_REGISTRY_REVIEW",
+              help="Which verified versions wait for an admin's approval before they go active: every version, "
+                   "those of publishers not marked trusted (`comfy registry admin trust`), or none.")
 @_friendly
 def serve(host: str, port: int, data_dir: Path, db_url: str | None, storage_url: str | None, private: bool,
           upstream: str | None, public_url: str | None, max_upload_mb: float, workers: int, cache_ttl: float, threads: int,
-          no_isolate_import: bool) -> None:
+          no_isolate_import: bool, review: str) -> None:
     """Serve the registry. Migrations run at start; Ctrl-C stops it."""
     from hearth.registry_server.app import serve as run_server
 
     settings = _settings(data_dir, db_url, storage_url, private=private, upstream=upstream, public_url=public_url,
                          max_upload_bytes=int(max_upload_mb * 1024 * 1024), isolate_import=not no_isolate_import,
-                         cache_ttl_s=cache_ttl, threads=threads)
+                         cache_ttl_s=cache_ttl, threads=threads, review=review)
     run_server(settings, host=host, port=port, workers=workers)
 
 
@@ -237,8 +241,26 @@ def _moderation(name: str, doc: str, undo_flag: bool = False):  # noqa: ANN202
 _moderation("ban", "Ban a pack (PACK) or one version (PACK@VERSION): hidden and not installable.")
 _moderation("unban", "Lift a ban; an unbanned version becomes active.")
 _moderation("yank", "Yank a version: still installable when pinned, never chosen as latest.", undo_flag=True)
-_moderation("approve", "Approve a flagged or pending version: it becomes active.")
+_moderation("approve", "Approve a version waiting for review (or flagged or pending): it becomes active.")
+_moderation("reject", "Reject a version waiting for review: it is never installable (the version string stays used).")
 _moderation("reverify", "Verify a flagged version again (e.g. after `suppress`); a running server picks it up.")
+
+
+@admin.command("trust")
+@click.argument("publisher_id")
+@click.option("--level", type=click.Choice(["trusted", "untrusted"]), default="trusted", show_default=True,
+              help="trusted: verified versions with a passing scan go active; untrusted: they wait for review.")
+@click.option("--reason", default="", help="Recorded in the audit log.")
+@_store_options
+@_friendly
+def trust(publisher_id: str, level: str, reason: str, data_dir: Path, db_url: str | None,
+          storage_url: str | None) -> None:
+    """Set a publisher's trust level (audited)."""
+    from hearth.registry_server.accounts.services import set_trust
+
+    with _session(_open(data_dir, db_url, storage_url)) as s:
+        set_trust(s, publisher_id, level, "cli", reason)
+    click.echo(f"publisher {publisher_id} is now {level}", err=True)
 
 
 @admin.command("suppress")
@@ -257,6 +279,41 @@ def suppress(pack: str, rule: str, path: str, line: int | None, reason: str, dat
     with _session(_open(data_dir, db_url, storage_url)) as s:
         services.suppress(s, pack, rule, "cli", reason, path, line)
     click.echo(f"suppressed {rule} in {path} for {pack}", err=True)
+
+
+@admin.command("suppress")
+@click.argument("pack")
+@click.argument("rule")
+@click.option("--path", default="*", show_default=True, help="File the finding is in ('*': any).")
+@click.option("--line", type=int, help="Line of the finding (default: anywhere in the file).")
+@click.option("--reason", required=True, help="Why this finding is a false positive (kept for reviewers).")
+@_store_options
+@_friendly
+def suppress(pack: str, rule: str, path: str, line: int | None, reason: str, data_dir: Path, db_url: str | None,
+             storage_url: str | None) -> None:
+    """Rule a verification finding a false positive for PACK's later versions."""
+    from hearth.registry_server.admin import services
+
+    with _session(_open(data_dir, db_url, storage_url)) as s:
+        services.suppress(s, pack, rule, "cli", reason, path, line)
+    click.echo(f"suppressed {rule} in {path} for {pack}", err=True)
+
+
+@admin.command("allow-name")
+@click.argument("name")
+@click.option("--reason", required=True, help="Why a pack may take this reserved name (kept in the audit log).")
+@click.option("--undo", is_flag=True, help="Take the allowance back (packs already published keep the name).")
+@_store_options
+@_friendly
+def allow_name(name: str, reason: str, undo: bool, data_dir: Path, db_url: str | None, storage_url: str | None
+               ) -> None:
+    """Let a new pack take NAME although it is reserved (a Python package index project, a base package, Hearth's
+    own). Installs still take NAME from the Python package index wherever another pack depends on it."""
+    from hearth.registry_server.packs.names import allow_name as allow
+
+    with _session(_open(data_dir, db_url, storage_url)) as s:
+        key = allow(s, name, "cli", reason, undo=undo)
+    click.echo(f"{'no longer allowed' if undo else 'allowed'}: new packs named {key}", err=True)
 
 
 @admin.command("delete")

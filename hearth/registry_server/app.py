@@ -13,6 +13,7 @@ from hearth.registry_server.deps import ServerContext
 from hearth.registry_server.errors import install_handlers
 from hearth.registry_server.settings import Settings
 from hearth.registry_server.storage.services import make_storage
+from hearth.registry_server.web.security import SecurityHeadersMiddleware
 
 log = logging.getLogger("hearth.registry")
 
@@ -72,6 +73,8 @@ def create_app(settings: Settings | None = None, start_worker: bool = True) -> F
         app.state.server.count_download(path.split("/")[2])
 
     app.add_middleware(CacheMiddleware, cache=cache, on_install=count_cached_install)
+    # Added last, so it is outermost: cached pages get the Content-Security-Policy too.
+    app.add_middleware(SecurityHeadersMiddleware)
 
     from hearth.registry_server.accounts.routes import router as accounts_router
     from hearth.registry_server.admin.routes import router as admin_router

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+REVIEW_POLICIES = ("all", "untrusted", "none")
+
 
 @dataclass
 class Settings:
@@ -42,9 +44,16 @@ class Settings:
     threads: int = 8
     # Run the sandbox's isolated import (slower, finds node classes by importing in a subprocess).
     isolate_import: bool = True
+    # Publication policy: which verified versions wait for a human reviewer before they go active.
+    # "untrusted": versions of publishers an admin has not marked trusted; "all": every version; "none": none
+    # (a passing scan is enough, as before trust levels existed).
+    review: str = "untrusted"
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        if self.review not in REVIEW_POLICIES:
+            raise ValueError(f"review policy {self.review!r} is not one of {', '.join(REVIEW_POLICIES)} "
+                             "(HEARTH_REGISTRY_REVIEW or --review)")
 
     @property
     def database_url(self) -> str:
@@ -62,7 +71,8 @@ class Settings:
     def from_env(cls) -> Settings:
         """Settings from HEARTH_REGISTRY_* variables (used when uvicorn imports the app factory)."""
         env = os.environ
-        s = cls(data_dir=Path(env.get("HEARTH_REGISTRY_DATA", "registry-data")))
+        s = cls(data_dir=Path(env.get("HEARTH_REGISTRY_DATA", "registry-data")),
+                review=env.get("HEARTH_REGISTRY_REVIEW") or "untrusted")
         s.db_url = env.get("HEARTH_REGISTRY_DB") or None
         s.storage_url = env.get("HEARTH_REGISTRY_STORAGE") or None
         s.private = env.get("HEARTH_REGISTRY_PRIVATE", "") in ("1", "true", "yes")
@@ -81,7 +91,8 @@ class Settings:
     def to_env(self) -> dict[str, str]:
         """The inverse of from_env, for starting server processes."""
         env = {"HEARTH_REGISTRY_DATA": str(self.data_dir), "HEARTH_REGISTRY_PRIVATE": "1" if self.private else "0",
-               "HEARTH_REGISTRY_ISOLATE_IMPORT": "1" if self.isolate_import else "0"}
+               "HEARTH_REGISTRY_ISOLATE_IMPORT": "1" if self.isolate_import else "0",
+               "HEARTH_REGISTRY_REVIEW": self.review}
         for key, value in (("DB", self.db_url), ("STORAGE", self.storage_url), ("UPSTREAM", self.upstream),
                            ("PUBLIC_URL", self.public_url)):
             if value:

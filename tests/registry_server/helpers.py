@@ -34,12 +34,18 @@ class Hub:
     def session(self) -> Session:
         return Session(self.server.engine, expire_on_commit=False)
 
-    def new_publisher(self, admin: bool = False) -> tuple[str, str]:
-        """A fresh user and publisher; returns (publisher id, publish token)."""
+    def new_publisher(self, admin: bool = False, trusted: bool = True) -> tuple[str, str]:
+        """A fresh user and publisher; returns (publisher id, publish token).
+
+        Trusted by default, as an admin would mark a known publisher, so tests of other things see their clean
+        versions go active; the publication-policy tests ask for untrusted publishers.
+        """
         user, pub = unique("u"), unique("pub-")
         with self.session() as s:
             accounts.create_user(s, user, is_admin=admin)
             accounts.create_publisher(s, pub, user)
+            if trusted:
+                accounts.set_trust(s, pub, "trusted", "test")
             secret, _ = accounts.create_token(s, None, pub, "publish")
         return pub, secret
 

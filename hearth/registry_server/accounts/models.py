@@ -25,6 +25,9 @@ class Publisher(SQLModel, table=True):
     name: str = ""
     description: str = ""
     banned: bool = False
+    # Set by admins only: "trusted" publishers' verified versions go active on a passing scan; anyone else's
+    # wait for a reviewer (see Settings.review).
+    trust: str = Field(default="untrusted", max_length=20)
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -78,6 +78,21 @@ def add_member(session: Session, publisher_id: str, user_name: str, role: str = 
     session.commit()
 
 
+TRUST_LEVELS = ("trusted", "untrusted")
+
+
+def set_trust(session: Session, publisher_id: str, level: str, actor: str, reason: str = "") -> Publisher:
+    """An admin's decision that a publisher's verified versions skip (or need) review; audited."""
+    if level not in TRUST_LEVELS:
+        raise ApiError(422, "invalid_trust", f"trust level {level!r} is not one of {', '.join(TRUST_LEVELS)}")
+    publisher = get_publisher(session, publisher_id)
+    before, publisher.trust = publisher.trust, level
+    session.add(publisher)
+    audit(session, actor, "publisher.trust", publisher_id, {"from": before, "to": level, "reason": reason})
+    session.commit()
+    return publisher
+
+
 def get_publisher(session: Session, publisher_id: str) -> Publisher:
     publisher = session.get(Publisher, publisher_id)
     if publisher is None:

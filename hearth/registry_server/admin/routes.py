@@ -14,14 +14,14 @@ from hearth.registry_server.errors import ApiError
 from hearth.registry_server.packs.models import Pack
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
-ACTIONS = {"approve": services.approve, "reverify": services.reverify, "ban": services.ban, "unban": services.unban, "yank": services.yank,
+ACTIONS = {"approve": services.approve, "reject": services.reject, "reverify": services.reverify, "ban": services.ban, "unban": services.unban, "yank": services.yank,
            "delete": lambda s, t, a, r="": services.delete_version(s, t, a)}
 
 
 @router.get("/queue")
 def queue(request: Request, session: Session = Depends(get_session), token: Token = Depends(admin_access),
           server: ServerContext = Depends(get_server)) -> list[dict]:
-    """Flagged and pending versions, oldest first."""
+    """Versions waiting for review, flagged or pending: the most severe findings first."""
     from hearth.registry_server.packs.routes import version_out
 
     out = []

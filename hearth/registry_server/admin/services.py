@@ -1,4 +1,4 @@
-"""Moderation and the audit log: approve, ban, unban, yank, delete; every action is recorded."""
+"""Moderation and the audit log: approve, reject, ban, unban, yank, delete; every action is recorded."""
 
 from __future__ import annotations
 
@@ -59,12 +59,25 @@ def approve(session: Session, target: str, actor: str, reason: str = "") -> None
     pack, version = _locate(session, target)
     if version is None:
         raise ApiError(422, "version_required", "approve takes PACK@VERSION")
-    if version.status not in ("flagged", "pending"):
-        raise ApiError(409, "not_approvable", f"{target} is {version.status}; only flagged or pending versions "
-                                              "can be approved")
+    if version.status not in ("review", "flagged", "pending"):
+        raise ApiError(409, "not_approvable", f"{target} is {version.status}; only versions waiting for review, "
+                                              "flagged or pending can be approved")
     version.status, version.status_reason = "active", reason or "approved by an admin"
     session.add(version)
     _finish(session, pack, actor, "version.approve", target, {"reason": reason})
+
+
+def reject(session: Session, target: str, actor: str, reason: str = "") -> None:
+    """Turn down a version waiting for review: never installable, and its version string stays used."""
+    pack, version = _locate(session, target)
+    if version is None:
+        raise ApiError(422, "version_required", "reject takes PACK@VERSION")
+    if version.status not in ("review", "flagged", "pending"):
+        raise ApiError(409, "not_rejectable", f"{target} is {version.status}; only versions waiting for review, "
+                                              "flagged or pending can be rejected (ban an active one)")
+    version.status, version.status_reason = "rejected", reason or "rejected by a reviewer"
+    session.add(version)
+    _finish(session, pack, actor, "version.reject", target, {"reason": reason})
 
 
 def reverify(session: Session, target: str, actor: str, reason: str = "") -> None:
@@ -123,11 +136,27 @@ def delete_version(session: Session, target: str, actor: str) -> None:
     _finish(session, pack, actor, "version.delete", target, {})
 
 
-def moderation_queue(session: Session, limit: int = 200) -> list:
-    from hearth.registry_server.packs.models import Version
+# Both vocabularies in use (the sandbox's high/medium/low, the built-in checks' error/warning/info).
+SEVERITY_RANK = {"critical": 5, "high": 4, "error": 4, "medium": 3, "warning": 3, "low": 2, "info": 1}
 
-    return list(session.exec(select(Version).where(Version.status.in_(("flagged", "pending")))
+
+def worst_severity(findings: list) -> int:
+    return max((SEVERITY_RANK.get(str(f.severity).lower(), 0) for f in findings), default=0)
+
+
+def moderation_queue(session: Session, limit: int = 200) -> list:
+    """Versions waiting for a reviewer (and flagged or still pending ones): the most severe findings first, then
+    the most findings, then the oldest upload, so the riskiest code is looked at first."""
+    from hearth.registry_server.packs.models import Finding, Version
+
+    rows = list(session.exec(select(Version).where(Version.status.in_(("review", "flagged", "pending")))
                              .order_by(Version.uploaded_at).limit(limit)).all())
+    findings: dict[str, list] = {}
+    if rows:
+        for f in session.exec(select(Finding).where(Finding.version_id.in_([v.id for v in rows]))).all():
+            findings.setdefault(f.version_id, []).append(f)
+    return sorted(rows, key=lambda v: (-worst_severity(findings.get(v.id, [])), -len(findings.get(v.id, [])),
+                                       v.uploaded_at))
 
 
 def suppress(session: Session, pack_target: str, rule: str, actor: str, reason: str, path: str = "*",

@@ -12,6 +12,10 @@ from hearth.registry_server.db import utcnow
 # Version statuses, as ComfyUI's registry names them. Only these are ever shown to readers.
 PENDING, ACTIVE, FLAGGED, BANNED, DELETED = "pending", "active", "flagged", "banned", "deleted"
 VISIBLE_STATUSES = (PENDING, ACTIVE, FLAGGED)
+# Hearth's publication policy: a verified version a human must look at first ("review"), and one a reviewer
+# turned down ("rejected"). Neither is listed, indexed or downloadable; only its own status page shows it.
+REVIEW, REJECTED = "review", "rejected"
+STATUS_PAGE_STATUSES = (*VISIBLE_STATUSES, REVIEW, REJECTED)
 
 
 class Pack(SQLModel, table=True):

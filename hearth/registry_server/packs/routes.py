@@ -13,7 +13,7 @@ from hearth.registry_server.deps import ServerContext, get_server, get_session, 
 from hearth.registry_server.errors import ApiError
 from hearth.registry_server.mirror.services import resolve_pack
 from hearth.registry_server.packs import services
-from hearth.registry_server.packs.models import Finding, NodeClass, Pack, Version
+from hearth.registry_server.packs.models import STATUS_PAGE_STATUSES, Finding, NodeClass, Pack, Version
 from hearth.registry_server.packs.schemas import (
     PackDetail,
     PackSummary,
@@ -173,7 +173,9 @@ def api_pack(pack_id: str, request: Request, session: Session = Depends(get_sess
 def api_version(pack_id: str, version: str, request: Request, session: Session = Depends(get_session),
                 server: ServerContext = Depends(get_server)) -> VersionOut:
     pack = resolve_pack(session, server, pack_id, version)
-    return version_out(session, services.get_version(session, pack, version), pack, server.base_url(request))
+    # The publisher's status page: a version waiting for review (or rejected) is shown here, and only here.
+    row = services.get_version(session, pack, version, STATUS_PAGE_STATUSES)
+    return version_out(session, row, pack, server.base_url(request))
 
 
 @api.get("/node-classes/{class_name}")

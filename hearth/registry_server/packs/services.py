@@ -44,9 +44,11 @@ def versions_of(session: Session, pack: Pack, statuses: tuple[str, ...] = VISIBL
     return sorted(rows, key=lambda v: semver_key(v.version), reverse=True)
 
 
-def get_version(session: Session, pack: Pack, version: str) -> Version:
+def get_version(session: Session, pack: Pack, version: str,
+                statuses: tuple[str, ...] = VISIBLE_STATUSES) -> Version:
+    """One version; `statuses` widens what is found (a version's own status page also shows review/rejected)."""
     row = session.exec(select(Version).where(Version.pack_id == pack.id, Version.version == version)).first()
-    if row is None or row.status not in VISIBLE_STATUSES:
+    if row is None or row.status not in statuses:
         raise ApiError(404, "version_not_found", f"pack {pack.id!r} has no version {version!r}")
     return row
 

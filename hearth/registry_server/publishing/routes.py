@@ -70,8 +70,9 @@ async def upload_archive(secret: str, request: Request, server: ServerContext = 
                                                    size, _declared_sha(request))
     finally:
         tmp.unlink(missing_ok=True)
+    review = await run_in_threadpool(services.review_note, server, version)
     return {"id": version.id, "version": version.version, "status": version.status, "sha256": version.sha256,
-            "size": version.size}
+            "size": version.size, "review": review}
 
 
 def _check_ticket(server: ServerContext, secret: str) -> None:

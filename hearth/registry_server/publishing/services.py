@@ -32,6 +32,7 @@ from hearth.registry_server.db import utcnow
 from hearth.registry_server.deps import ServerContext
 from hearth.registry_server.errors import ApiError
 from hearth.registry_server.packs.models import Pack, Version
+from hearth.registry_server.packs.names import check_new_pack_name
 from hearth.registry_server.publishing.models import UploadTicket
 from hearth.registry_server.publishing.schemas import PublishRequest
 from hearth.registry_server.storage.services import archive_key
@@ -64,6 +65,8 @@ def reserve_version(session: Session, server: ServerContext, publisher_id: str, 
         raise ApiError(422, "invalid_sha256", "node_version.sha256 must be 64 hex digits")
     key = normalize_name(pack_id)
     pack = session.exec(select(Pack).where(Pack.key == key)).first()
+    if pack is None or pack.origin == "upstream":  # a new name here: not one a Python project is known by
+        check_new_pack_name(session, pack_id)
     if pack is not None:
         # A pack only cached from the upstream (mirror mode) does not block a local publisher: local shadows it.
         if pack.publisher_id != publisher_id and pack.origin != "upstream":
@@ -96,6 +99,17 @@ def reserve_version(session: Session, server: ServerContext, publisher_id: str, 
     audit(session, actor_for(session, token), "version.reserve", f"{pack_id}@{version}", {"publisher": publisher_id})
     session.commit()
     return secret, ticket
+
+
+def review_note(server: ServerContext, version: Version) -> str:
+    """What the publisher is told after an upload: why (and that) the version will wait for a reviewer, or ""."""
+    from hearth.registry_server.accounts.models import Publisher
+    from hearth.registry_server.verification.services import review_reason
+
+    with Session(server.engine) as session:
+        pack = session.get(Pack, version.pack_id)
+        why = review_reason(server.settings, session.get(Publisher, pack.publisher_id) if pack else None)
+    return f"after verification this version waits for review by the registry's admins ({why})" if why else ""
 
 
 def open_ticket(session: Session, secret: str) -> UploadTicket:

@@ -134,13 +134,24 @@ def claim_next(session: Session) -> str | None:
     return None
 
 
+def review_reason(settings: Settings, publisher) -> str:  # noqa: ANN001 - accounts.models.Publisher
+    """Why the publication policy holds a verified version for a reviewer; empty when it may go active."""
+    if settings.review == "all":
+        return "this registry reviews every version"
+    if settings.review == "untrusted" and (publisher is None or publisher.trust != "trusted"):
+        return f"publisher {publisher.id if publisher else '?'!r} is not trusted by this registry's admins"
+    return ""
+
+
 def verify_version(server, version_id: str) -> str:  # noqa: ANN001 - ServerContext (import cycle)
     """Run the checks on one claimed version and record the outcome; returns the new status."""
+    from hearth.registry_server.accounts.models import Publisher
     from hearth.registry_server.admin.services import audit
     from hearth.registry_server.packs.models import (
         ACTIVE,
         FLAGGED,
         PENDING,
+        REVIEW,
         Finding,
         NodeClass,
         Pack,
@@ -193,6 +204,10 @@ def verify_version(server, version_id: str) -> str:  # noqa: ANN001 - ServerCont
             version.status = ACTIVE if report.verdict == "pass" else FLAGGED
             version.status_reason = {"pass": "verified", "flag": "flagged for review",
                                      "reject": "rejected by verification"}.get(report.verdict, report.verdict)
+            why = review_reason(settings, session.get(Publisher, pack.publisher_id))
+            if why:
+                # The policy, not the scan, decides: whatever the verdict, a human looks first.
+                version.status, version.status_reason = REVIEW, f"waiting for review: {why}"
             version.verdict, version.verifier, version.import_ok = report.verdict, verifier, report.import_ok
             version.verified_at = utcnow()
             session.add(version)

@@ -10,22 +10,45 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlmodel import Session, select
 
+from hearth.registry_server.accounts.models import Publisher
 from hearth.registry_server.accounts.services import actor_for, authenticate, get_publisher
 from hearth.registry_server.admin import services as admin
-from hearth.registry_server.deps import ServerContext, check_admin, get_server, get_session, read_access
+from hearth.registry_server.deps import (
+    ServerContext,
+    check_admin,
+    get_server,
+    get_session,
+    read_access,
+    token_from_request,
+)
 from hearth.registry_server.errors import ApiError
 from hearth.registry_server.mirror.services import resolve_pack
 from hearth.registry_server.packs import services
-from hearth.registry_server.packs.models import Finding, Pack
+from hearth.registry_server.packs.models import Finding, Pack, Version
+from hearth.registry_server.web.review import build_review
+from hearth.registry_server.web.security import (
+    CSRF_FIELD,
+    LOGIN_CSRF_COOKIE,
+    check_csrf,
+    csrf_token_for,
+    new_login_csrf,
+    safe_url,
+)
 
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+# Jinja2Templates autoescapes .html; links to URLs a publisher wrote go through safe_url (http/https only).
+templates.env.filters["safe_url"] = safe_url
+STYLESHEET = (HERE / "static" / "registry.css").read_bytes()
 pages = APIRouter(include_in_schema=False, dependencies=[Depends(read_access)])
 auth_pages = APIRouter(include_in_schema=False)
 
 
 def _render(request: Request, server: ServerContext, name: str, status: int = 200, **context) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, {"base": server.base_url(request), **context},
-                                      status_code=status)
+    secret = token_from_request(request, allow_cookie=True)
+    context.setdefault("csrf", csrf_token_for(secret) if secret else "")
+    return templates.TemplateResponse(request, name, {"base": server.base_url(request), "csrf_field": CSRF_FIELD,
+                                                      **context}, status_code=status)
 
 
 @pages.get("/", response_class=HTMLResponse)
@@ -58,21 +81,33 @@ def publisher_page(publisher_id: str, request: Request, session: Session = Depen
                    packs=services.publisher_packs(session, publisher_id))
 
 
+@auth_pages.get("/static/registry.css", include_in_schema=False)
+def stylesheet() -> Response:
+    return Response(STYLESHEET, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
+
+
 @auth_pages.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str = "/", server: ServerContext = Depends(get_server)) -> HTMLResponse:
-    return _render(request, server, "login.html", next=next, error="")
+    # Login CSRF: a random value in a strict same-site cookie that the form must echo back.
+    csrf = request.cookies.get(LOGIN_CSRF_COOKIE) or new_login_csrf()
+    response = _render(request, server, "login.html", next=next, error="", csrf=csrf)
+    response.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https")
+    return response
 
 
 @auth_pages.post("/login")
-def login(request: Request, token: str = Form(""), next: str = Form("/"), session: Session = Depends(get_session),
-          server: ServerContext = Depends(get_server)) -> Response:
+def login(request: Request, token: str = Form(""), next: str = Form("/"), csrf_token: str = Form(""),
+          session: Session = Depends(get_session), server: ServerContext = Depends(get_server)) -> Response:
+    check_csrf(request, csrf_token, request.cookies.get(LOGIN_CSRF_COOKIE))
     try:
         authenticate(session, token.strip(), "read")
     except ApiError as exc:
-        return _render(request, server, "login.html", status=401, next=next, error=exc.message)
-    target = next if next.startswith("/") and not next.startswith("//") else "/"
+        return _render(request, server, "login.html", status=401, next=next, error=exc.message, csrf=csrf_token)
+    target = next if next.startswith("/") and not next.startswith("//") and "\\" not in next else "/"
     response = RedirectResponse(target, status_code=303)
-    # Strict same-site cookie: a form on another site cannot make the browser send it (no CSRF on moderation).
+    # Strict same-site cookie, and a CSRF token on every form besides: a form on another site can neither make
+    # the browser send the cookie nor know the token.
     response.set_cookie("hearth_token", token.strip(), httponly=True, samesite="strict",
                         secure=request.url.scheme == "https")
     return response
@@ -86,32 +121,62 @@ def _admin_or_login(request: Request, session: Session):  # noqa: ANN202
             if exc.status == 401 else exc
 
 
+def _require_admin(request: Request, session: Session):  # noqa: ANN202
+    """The admin's token, or the response to send instead (a redirect to sign in) – raises a 403 as ApiError."""
+    token, refusal = _admin_or_login(request, session)
+    if isinstance(refusal, ApiError):
+        raise refusal
+    return token, refusal
+
+
 @auth_pages.get("/admin", response_class=HTMLResponse)
 def admin_page(request: Request, message: str = "", session: Session = Depends(get_session),
                server: ServerContext = Depends(get_server)) -> Response:
-    token, refusal = _admin_or_login(request, session)
+    token, refusal = _require_admin(request, session)
     if refusal is not None:
-        if isinstance(refusal, ApiError):
-            raise refusal
         return refusal
     queue = []
     for v in admin.moderation_queue(session):
-        fs = session.exec(select(Finding).where(Finding.version_id == v.id).order_by(Finding.id)).all()
-        queue.append({"pack": session.get(Pack, v.pack_id), "version": v, "findings": fs})
+        fs = session.exec(select(Finding).where(Finding.version_id == v.id)).all()
+        fs = sorted(fs, key=lambda f: (-admin.SEVERITY_RANK.get(str(f.severity).lower(), 0), f.id))
+        pack = session.get(Pack, v.pack_id)
+        queue.append({"pack": pack, "version": v, "findings": fs,
+                      "publisher": session.get(Publisher, pack.publisher_id) if pack else None})
     return _render(request, server, "admin.html", queue=queue, audit=admin.audit_log(session, 30),
                    message=message)
 
 
+@auth_pages.get("/admin/review/{pack_id}/{version}", response_class=HTMLResponse)
+def review_page(pack_id: str, version: str, request: Request, session: Session = Depends(get_session),
+                server: ServerContext = Depends(get_server)) -> Response:
+    """One version for a reviewer: what changed since the pack's last approved version, findings at their lines."""
+    token, refusal = _require_admin(request, session)
+    if refusal is not None:
+        return refusal
+    pack = services.find_pack(session, pack_id)
+    row = session.exec(select(Version).where(Version.pack_id == pack.id, Version.version == version)).first() \
+        if pack else None
+    if row is None:
+        raise ApiError(404, "version_not_found", f"pack {pack_id!r} has no version {version!r}")
+    review = build_review(session, server, pack, row)
+    return _render(request, server, "review.html", review=review, pack=pack, version=row,
+                   publisher=session.get(Publisher, pack.publisher_id))
+
+
+ACTIONS = {"approve": admin.approve, "reject": admin.reject, "ban": admin.ban, "yank": admin.yank,
+           "unban": admin.unban}
+
+
 @auth_pages.post("/admin/action")
 def admin_action(request: Request, target: str = Form(...), action: str = Form(...), reason: str = Form(""),
-                 session: Session = Depends(get_session)) -> Response:
-    token, refusal = _admin_or_login(request, session)
+                 csrf_token: str = Form(""), session: Session = Depends(get_session),
+                 server: ServerContext = Depends(get_server)) -> Response:
+    token, refusal = _require_admin(request, session)
     if refusal is not None:
-        if isinstance(refusal, ApiError):
-            raise refusal
         return refusal
-    handlers = {"approve": admin.approve, "ban": admin.ban, "yank": admin.yank, "unban": admin.unban}
-    if action not in handlers:
-        raise ApiError(422, "unknown_action", f"unknown action {action!r}")
-    handlers[action](session, target, actor_for(session, token), reason)
+    check_csrf(request, csrf_token, csrf_token_for(token_from_request(request, allow_cookie=True) or ""))
+    if action not in ACTIONS:
+        raise ApiError(422, "unknown_action", f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
+    ACTIONS[action](session, target, actor_for(session, token), reason)
+    server.cache.clear()  # the version's status changed what readers may see
     return RedirectResponse(f"/admin?message={quote(f'{action}: {target}')}", status_code=303)
