@@ -178,13 +178,19 @@ def interpret(raw: str, limits: ImportLimits = ImportLimits()) -> ImportResult:
     result = ImportResult(isolation=isolation)
     findings = result.findings
     code = outer.get("exit_code")
+    report = outer.get("report") if isinstance(outer.get("report"), dict) else {}
+    state = str(report.get("state", "missing"))
+    sealed = state == "sealed"
+    if state.startswith(("forged", "unsealed")):
+        # Not the harness's report (see hearth.sandbox.worker): it may add findings, never nodes or a clean import.
+        findings.append(finding("import.forged-report", ".", 0, state, state.partition(": ")[2]))
     try:
-        inner = json.loads(outer.get("result") or "null")
+        inner = json.loads(report.get("result") or "null")
     except json.JSONDecodeError:
         inner = None
     if not isinstance(inner, dict):
         inner = {}
-    if inner.get("isolation_failed"):
+    if sealed and inner.get("isolation_failed"):
         return _unavailable(str(inner["isolation_failed"]))
     counts = inner.get("counts") if isinstance(inner.get("counts"), dict) else {}
     events = [e for e in inner.get("events", []) if isinstance(e, list) and len(e) == 2]
@@ -221,6 +227,8 @@ def interpret(raw: str, limits: ImportLimits = ImportLimits()) -> ImportResult:
             example = next((f"{e[0]}{e[1]}" for e in events if _kind_of(e[0]) == kind), kind)
             if not any(f.rule == rule for f in findings):
                 findings.append(finding(rule, ".", 0, example, f"{counts[kind]} attempt(s)"))
+    if not sealed:
+        return result
     result.nodes = _valid_nodes(inner.get("nodes"))
     result.import_ok = bool(inner) and error is None and not any(f.rule in _FATAL for f in findings)
     return result

@@ -9,15 +9,40 @@ Two stages, two processes:
             so a fork bomb or a daemonized child cannot outlive it. It prints one JSON object on stdout.
 ``import``  pid 1 of the namespace, with resource limits set, every capability dropped and ``no_new_privs``.
             It is the only place pack code ever runs. It imports the pack, lists its node classes, and writes
-            JSON to a pipe (fd 3); its stdout is redirected to stderr so pack output cannot reach the warden's.
+            a sealed JSON report to a pipe (fd 3); its stdout is redirected to stderr so pack output cannot
+            reach the warden's.
 
-Everything the import stage reports is untrusted (pack code shares its process); the namespaces and limits
-are the security boundary, the report is evidence. Linux only; anything missing is reported, not faked.
+The report cannot be forged by a pack that writes its own. Pack code shares the import stage's process, so no
+secret held there before pack code runs is safe from it (memory, environment and descriptors are all readable).
+The seal therefore uses a key that does not exist in that process until pack code has finished:
+
+1. Before any pack code runs, the import stage closes every descriptor but 0-2, the report pipe (fd 3) and the
+   read end of a key pipe (fd 4). The warden holds a fresh 32-byte key from ``os.urandom``, in its own process.
+2. After the pack is imported and its nodes listed, the import stage checks that no other thread of this process
+   and no other process of the namespace is alive (``/proc/self/task``, ``/proc``) — nothing of the pack's is
+   left running that could read the key as it arrives — then writes exactly ``KEY?\n`` to fd 3.
+3. The warden answers the first request, and only a request that is the first bytes on the pipe, with the key
+   on fd 4, then closes it. The import stage seals the report (HMAC-SHA256 with functions captured before pack
+   code ran) as ``REPORT <mac>\n<json>`` and exits at once.
+4. The warden checks the frame and the MAC. Bytes before the request, a second report, a bad MAC or trailing
+   bytes make the report *forged*: the parent discards it and its node list (``import.forged-report``). A pack
+   that left a thread or process running gets an unsealed report: also discarded, also a finding.
+
+So a pack that writes a fake report to every descriptor and calls ``os._exit(0)`` — the attack this exists for —
+is caught: its bytes precede any key request. What the seal does *not* stop, and why it is still evidence rather
+than proof: pack code that, instead of exiting, rewrites the import stage's own Python objects in memory (its
+functions, the audit hook's counters) before returning control, or that sends the key request itself and then
+signs a report of its own. Both need code written against this harness, which a reviewer sees in the diff; the
+static scan flags the primitives they need (``code.builtins``, ``code.monkeypatch``, ``process.exit``, ``ctypes``).
+The namespaces and limits remain the security boundary. The warden's own observations (exit status, signals,
+CPU, timeouts) never pass through the pack's process and cannot be forged. Linux only; anything missing is
+reported, not faked.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hmac
 import json
 import os
 import resource
@@ -36,6 +61,9 @@ SYS_MOUNT_SETATTR = 442  # the same number on every architecture that has the ca
 MOUNT_ATTR_RDONLY, AT_RECURSIVE, AT_FDCWD = 0x1, 0x8000, -100
 _CAPABILITY_VERSION_3 = 0x20080522
 RESULT_FD = 3
+KEY_FD = 4
+KEY_REQUEST = b"KEY?\n"
+KEY_BYTES = 32
 PID_MAX_FLOOR = 301  # the smallest pid_max the kernel accepts
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -96,20 +124,74 @@ def warden(config: dict) -> int:
     info.update(available=True, namespaces=namespaces, interfaces=interfaces,
                 readonly_root=_readonly_root(), private_home=_mount_tmpfs(config["home"], limits["tmp_bytes"]))
     read_fd, write_fd = os.pipe()
+    key_read, key_write = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(read_fd)
-            _exec_import(config, write_fd)
+            os.close(key_write)
+            _exec_import(config, write_fd, key_read)
         finally:
             os._exit(127)
     os.close(write_fd)
-    outcome = _supervise(pid, read_fd, limits)
+    os.close(key_read)
+    outcome = _supervise(pid, read_fd, limits, _Seal(key_write))
     _emit(dict(outcome, isolation=info))
     return 0
 
 
-def _supervise(pid: int, fd: int, limits: dict) -> dict:
+class _Seal:
+    """The warden's half of the sealed report: hands out the key once, on a well-formed first request, and
+    judges what arrived. The key lives only here until the import stage asks for it."""
+
+    def __init__(self, key_fd: int) -> None:
+        self.key = os.urandom(KEY_BYTES)
+        self.key_fd: int | None = key_fd
+        self.verdict: str | None = None  # "forged: why", set as soon as the stream breaks the protocol
+
+    def feed(self, data: bytes) -> None:
+        """Look at the stream so far; answer the key request the moment it is complete."""
+        if self.key_fd is None or self.verdict:
+            return
+        if data.startswith(b"UNSEALED "[:len(data)]):
+            if len(data) >= len(b"UNSEALED "):
+                self._close()  # the harness said it will not ask: nobody gets the key
+            return
+        if data[:len(KEY_REQUEST)] != KEY_REQUEST[:len(data)]:
+            self.verdict = "forged: bytes came before the harness asked for its key"
+            self._close()
+        elif len(data) >= len(KEY_REQUEST):
+            try:
+                os.write(self.key_fd, self.key)
+            finally:
+                self._close()
+
+    def _close(self) -> None:
+        if self.key_fd is not None:
+            os.close(self.key_fd)
+            self.key_fd = None
+
+    def judge(self, data: bytes) -> tuple[str, bytes]:
+        """(``"sealed"``, report) when the stream is one request and one report the key seals; else why not, with
+        whatever the stream held (evidence only: the parent may add findings from it, never take nodes)."""
+        self._close()
+        if self.verdict:
+            return self.verdict, data
+        if not data:
+            return "missing", b""
+        if data.startswith(b"UNSEALED "):
+            reason, _, body = data[len(b"UNSEALED "):].partition(b"\n")
+            return "unsealed: " + reason.decode("utf-8", "replace")[:200], body
+        if not data.startswith(KEY_REQUEST + b"REPORT "):
+            return "forged: no sealed report after the key request", data
+        header, _, body = data[len(KEY_REQUEST):].partition(b"\n")
+        mac = header[len(b"REPORT "):].decode("ascii", "replace")
+        if not hmac.compare_digest(mac, hmac.new(self.key, body, "sha256").hexdigest()):
+            return "forged: the report's seal does not match", body
+        return "sealed", body
+
+
+def _supervise(pid: int, fd: int, limits: dict, seal: _Seal) -> dict:
     """Collect pid 1's report until it exits or the wall-clock limit passes; then describe how it ended."""
     deadline = time.monotonic() + limits["wall_seconds"]
     chunks: list[bytes] = []
@@ -124,7 +206,7 @@ def _supervise(pid: int, fd: int, limits: dict) -> dict:
             os.kill(pid, signal.SIGKILL)  # pid 1 of the namespace: the kernel kills the rest with it
             os.waitpid(pid, 0)
             return {"timed_out": True, "processes_at_timeout": crowd, "exit_code": None,
-                    "result": b"".join(chunks).decode("utf-8", "replace")}
+                    "report": _judged(seal, b"".join(chunks))}
         if open_pipe:
             ready, _, _ = select.select([fd], [], [], min(left, 0.05))
             if ready:
@@ -134,6 +216,7 @@ def _supervise(pid: int, fd: int, limits: dict) -> dict:
                 elif size < limits["output_bytes"]:
                     chunks.append(chunk)
                     size += len(chunk)
+                    seal.feed(b"".join(chunks))
         else:
             time.sleep(min(left, 0.02))
     while open_pipe and size < limits["output_bytes"]:  # pid 1 is gone; drain what it wrote
@@ -144,7 +227,13 @@ def _supervise(pid: int, fd: int, limits: dict) -> dict:
         chunks.append(chunk)
         size += len(chunk)
     return {"timed_out": False, "exit_code": os.waitstatus_to_exitcode(status),
-            "cpu_used": round(usage.ru_utime + usage.ru_stime, 2), "result": b"".join(chunks).decode("utf-8", "replace")}
+            "cpu_used": round(usage.ru_utime + usage.ru_stime, 2), "report": _judged(seal, b"".join(chunks))}
+
+
+def _judged(seal: _Seal, data: bytes) -> dict:
+    seal.feed(data)
+    state, body = seal.judge(data)
+    return {"state": state, "result": body.decode("utf-8", "replace")}
 
 
 def _processes_in_namespace_of(pid: int) -> int:
@@ -164,7 +253,7 @@ def _processes_in_namespace_of(pid: int) -> int:
     return count
 
 
-def _exec_import(config: dict, write_fd: int) -> None:
+def _exec_import(config: dict, write_fd: int, key_fd: int) -> None:
     """In the forked pid 1: tighten everything that can be tightened, then become the import stage."""
     limits = config["limits"]
     # A /proc that shows only this namespace, in a mount namespace of its own so the warden keeps the outer one.
@@ -195,6 +284,7 @@ def _exec_import(config: dict, write_fd: int) -> None:
     os.dup2(null, 0)
     os.dup2(2, 1)
     os.dup2(write_fd, RESULT_FD)
+    os.dup2(key_fd, KEY_FD)
     os.chdir(config["home"])
     env = {"HOME": config["home"], "TMPDIR": config["home"], "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
     argv = [sys.executable, "-I", "-B", os.path.abspath(__file__), "import", json.dumps(config)]
@@ -217,6 +307,8 @@ _WATCHED = {
 
 
 def import_stage(config: dict) -> None:
+    # Only the pipes the harness needs survive into the process that runs pack code.
+    os.closerange(KEY_FD + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     me = os.getpid()
     events: list[list[str]] = []
     counts: dict[str, int] = {}
@@ -249,11 +341,54 @@ def import_stage(config: dict) -> None:
     _write_result(result)
 
 
+# Captured when this script starts, before any pack code can replace the module attributes they come from.
+_dumps, _write, _read, _exit, _listdir = json.dumps, os.write, os.read, os._exit, os.listdir
+_mac = hmac.new
+
+
 def _write_result(result: dict) -> None:
-    data = json.dumps(result, default=repr).encode()
+    """Seal the report with the key the warden gives only now (see the module docstring), send it, exit."""
+    data = _dumps(result, default=repr).encode()
+    alive = _others_alive()
+    if alive:
+        _send(b"UNSEALED " + alive.encode() + b"\n" + data)
+        _exit(0)
+    _send(KEY_REQUEST)
+    key = b""
+    while len(key) < KEY_BYTES:
+        chunk = _read(KEY_FD, KEY_BYTES - len(key))
+        if not chunk:
+            _exit(0)  # the warden refused: something wrote before us
+        key += chunk
+    _send(b"REPORT " + _mac(key, data, "sha256").hexdigest().encode() + b"\n" + data)
+    _exit(0)
+
+
+def _send(data: bytes) -> None:
     while data:
-        data = data[os.write(RESULT_FD, data):]
-    os._exit(0)
+        data = data[_write(RESULT_FD, data):]
+
+
+def _others_alive() -> str:
+    """Why the key must not come now: another thread of ours, or another live process in the namespace."""
+    threads = _listdir("/proc/self/task")
+    if len(threads) > 1:
+        return f"{len(threads) - 1} thread(s) of the pack were still running"
+    me = os.readlink("/proc/self/ns/pid")
+    others = 0
+    for entry in _listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/pid") != me:
+                continue
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                state = fh.read().rsplit(b")", 1)[-1].split()[0]
+        except OSError:
+            continue  # gone, or not ours to see
+        if state not in (b"Z", b"X"):
+            others += 1
+    return f"{others} process(es) of the pack were still running" if others else ""
 
 
 def _privileges_left() -> str | None:

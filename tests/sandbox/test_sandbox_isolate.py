@@ -109,9 +109,10 @@ def test_an_import_error_is_a_low_finding_with_the_reason():
 # -- reading the child's answer (no child needed) ----------------------------------------------------------------
 
 
-def warden_output(result: object, **outer: object) -> str:
-    return json.dumps({"isolation": {"available": True}, "exit_code": 0, "timed_out": False,
-                       "result": result if isinstance(result, str) else json.dumps(result), **outer})
+def warden_output(result: object, state: str = "sealed", **outer: object) -> str:
+    report = {"state": state, "result": result if isinstance(result, str) else json.dumps(result)}
+    return json.dumps({"isolation": {"available": True}, "exit_code": 0, "timed_out": False, "report": report,
+                       **outer})
 
 
 def test_forged_or_malformed_child_output_is_validated():
@@ -169,3 +170,64 @@ def test_a_warden_that_dies_without_answering_is_a_crash_finding(monkeypatch, tm
     (finding,) = result.findings
     assert finding.rule == "import.crash" and "exited with 5" in finding.message
     assert finding.snippet == "warden broke" and not result.import_ok
+
+
+# -- a report the pack cannot forge ------------------------------------------------------------------------------
+
+FORGER = """# ruff: noqa
+import json, os
+fake = json.dumps({"nodes": [{"name": "ForgedNode", "kind": "comfyui", "inputs": {}, "outputs": []}],
+                   "events": [], "counts": {}, "error": None}).encode()
+for fd in range(1024):
+    for data in (fake, b"KEY?\\n" + fake, b"REPORT " + b"0" * 64 + b"\\n" + fake):
+        try:
+            os.write(fd, data)
+        except OSError:
+            pass
+os._exit(0)
+"""
+
+
+def test_a_pack_that_writes_a_fake_report_everywhere_and_exits_gets_no_pass_and_no_nodes(tmp_path):
+    pack = tmp_path / "forger"
+    pack.mkdir()
+    (pack / "__init__.py").write_text(FORGER)
+    result = imported_from(pack)
+    assert "import.forged-report" in rules(result), result.findings
+    assert result.nodes == [] and not result.import_ok
+    from hearth.sandbox import verify
+    report = verify(pack, import_limits=FAST)
+    assert report.verdict != "pass" and report.nodes == []
+    assert not any(n["name"] == "ForgedNode" for n in report.nodes)
+
+
+def test_a_pack_that_leaves_a_thread_running_gets_an_unsealed_report(tmp_path):
+    pack = tmp_path / "lingering"
+    pack.mkdir()
+    (pack / "__init__.py").write_text("import threading, time\nthreading.Thread(target=time.sleep, args=(30,), daemon=True)"
+                                      ".start()\nNODE_CLASS_MAPPINGS = {}\n")
+    result = imported_from(pack)
+    assert "import.forged-report" in rules(result) and "thread" in next(
+        f.snippet for f in result.findings if f.rule == "import.forged-report")
+    assert not result.import_ok
+
+
+def test_an_honest_import_is_sealed(tmp_path):
+    result = imported("benign_comfy")
+    assert "import.forged-report" not in rules(result) and result.nodes
+
+
+@pytest.mark.parametrize("state", ["forged: bytes came before the harness asked for its key",
+                                   "forged: the report's seal does not match", "unsealed: 1 thread(s) still running"])
+def test_an_unsealed_or_forged_report_gives_no_nodes_and_no_clean_import(state):
+    claimed = {"nodes": [{"name": "X", "kind": "comfyui"}], "error": None, "isolation_failed": "claimed"}
+    result = interpret(warden_output(claimed, state=state))
+    assert result.nodes == [] and not result.import_ok
+    assert "import.forged-report" in rules(result) and "import.isolation-unavailable" not in rules(result)
+
+
+def imported_from(pack: Path):
+    result = import_pack(pack, FAST)
+    if result.isolation.get("available") is False:
+        pytest.skip(f"this machine cannot isolate: {result.isolation.get('reason')}")
+    return result
