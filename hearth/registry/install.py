@@ -50,12 +50,15 @@ from hearth.registry.lock import (
     unpin,
 )
 from hearth.registry.sources import (
+    ENV_PYPI,
     InstallError,
     Sources,
     find_sources,
     index_versions,
     newer_on_registry,
     parse_spec,
+    registry_stand_ins,
+    resolution_input,
 )
 
 ENV_PAUSE = "HEARTH_TEST_PAUSE_BEFORE_SWITCH"  # tests: write this file, then wait, just before the switch
@@ -150,27 +153,49 @@ def resolve(env: Environment, specs: list[str], sources: Sources, *, prefer: str
             freed = {canonicalize_name(n) for n in upgrade}
             if not refresh:  # freed by taking them out of the preferences; a lock unpin cannot edit keeps the flag
                 prefer, freed = unpin(prefer, upgrade) if prefer else (prefer, set())
-        if prefer:
-            out.write_text(prefer, encoding="utf-8")
-        cmd = [uv_binary(), "pip", "compile", str(work / "requirements.in"), "--quiet", "--no-header",
-               "--format", "pylock.toml", "--generate-hashes", "--output-file", str(out),
-               "--constraints", str(base_constraints(env)), "--python", sys.executable,
-               "--cache-dir", str(cache_dir()), *_index_args(sources)]
+        options = ["--quiet", "--no-header", "--format", "pylock.toml", "--generate-hashes", "--output-file",
+                   str(out), "--constraints", str(base_constraints(env)), "--python", sys.executable,
+                   "--cache-dir", str(cache_dir()), *_index_args(sources)]
         for name in env.base:
-            cmd += ["--no-emit-package", name]
+            options += ["--no-emit-package", name]
         if upgrade is True:
-            cmd.append("--upgrade")
+            options.append("--upgrade")
         elif upgrade:
             for name in upgrade:
                 if canonicalize_name(name) in freed:
-                    cmd += ["--upgrade-package", name]
+                    options += ["--upgrade-package", name]
         if not specs:
             return lock_text([])
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=_uv_env(sources), cwd=work)
-        if proc.returncode != 0:
-            raise InstallError(_explain(proc.stderr or proc.stdout, env, sources, known or {}),
-                               uv_error=proc.stderr or proc.stdout)
-        return out.read_text(encoding="utf-8")
+        # Registries come first in the index order, so a pack is never taken from the Python package index. A
+        # registry's package under a reserved name (a Python project's) that no one asked for as a pack is then
+        # pinned to the Python package index and the whole set resolved again: dependency confusion either way
+        # round is closed (registry packs cannot stand in for Python projects, PyPI cannot stand in for packs).
+        requested = [parse_spec(s).name for s in specs]
+        pypi_only: set[str] = set()
+        while True:
+            if prefer:
+                out.write_text(prefer, encoding="utf-8")
+            else:
+                out.unlink(missing_ok=True)
+            source = work / "requirements.in"
+            if pypi_only:
+                source = work / "pyproject.toml"
+                source.write_text(resolution_input(specs, pypi_only, sources.pypi or ""), encoding="utf-8")
+            proc = subprocess.run([uv_binary(), "pip", "compile", str(source), *options], capture_output=True,
+                                  text=True, env=_uv_env(sources), cwd=work)
+            if proc.returncode != 0:
+                raise InstallError(_explain(proc.stderr or proc.stdout, env, sources, known or {}),
+                                   uv_error=proc.stderr or proc.stdout)
+            text = out.read_text(encoding="utf-8")
+            more = registry_stand_ins(parse_lock(text, "resolved lock").packages, requested, sources) - pypi_only
+            if not more:
+                return text
+            if not sources.pypi:
+                name = sorted(more)[0]
+                raise InstallError(f"{name!r} is a Python package index project, but only a registry offers a "
+                                   f"package of that name; a pack's dependency on {name} is never taken from a "
+                                   f"registry: set {ENV_PYPI} to a Python package index")
+            pypi_only |= more
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -198,3 +198,36 @@ def index_versions(names: Iterable[str], sources: Sources) -> dict[str, list[str
                 if isinstance(versions, list):
                     found[canonicalize_name(name)] = [str(v) for v in versions]
     return found
+
+
+# -- Python projects come from the Python package index ----------------------------------------------------------
+
+PYTHON_INDEX = "python-index"  # the name the pinned copy of the Python package index has in a resolution's input
+
+
+def registry_stand_ins(packages: Iterable, requested: Iterable[str], sources: Sources) -> set[str]:
+    """The locked packages a registry supplied under a reserved name (a Python package index project, a base
+    package, Hearth's own) that the user did not ask for as a pack: another pack's dependency on `requests` means
+    the Python project, never a registry's pack of that name. `packages` are the lock's (name, artifact.url)."""
+    from hearth.registry.names import reserved_rule
+
+    asked = {canonicalize_name(n) for n in requested}
+    return {p.name for p in packages
+            if p.name not in asked and reserved_rule(p.name) and sources.registry_for_url(p.artifact.url)}
+
+
+def resolution_input(specs: Iterable[str], pypi_only: Iterable[str], pypi: str) -> str:
+    """A pyproject.toml for `uv pip compile`: the specs, plus each name of `pypi_only` pinned (uv's
+    ``[tool.uv.sources]``) to an explicit copy of the Python package index, so no registry can supply it.
+
+    uv applies sources to the root's own dependencies only, hence each pinned name is also listed as one: it is
+    in the lock anyway (a pack needs it), and the packs' own version constraints still apply to it.
+    """
+    pinned = sorted({canonicalize_name(n) for n in pypi_only})
+    deps = [*specs, *pinned]
+    lines = ['[project]', 'name = "hearth-resolution"', 'version = "0"',
+             "dependencies = [" + ", ".join(json.dumps(d) for d in deps) + "]", "",
+             "[[tool.uv.index]]", f'name = "{PYTHON_INDEX}"', f"url = {json.dumps(pypi)}", "explicit = true", "",
+             "[tool.uv.sources]"]
+    lines += [f'{json.dumps(n)} = {{ index = "{PYTHON_INDEX}" }}' for n in pinned]
+    return "\n".join(lines) + "\n"
