@@ -64,6 +64,7 @@ def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: st
         raise UserError("--token: the token must not be empty")
     import uvicorn
 
+    from hearth.cli.ws_limits import WS_MAX_SIZE, LimitedWebSocketProtocol
     from hearth.web.app import create_app
     from hearth.web.config import ServerConfig, is_loopback
     from hearth.web.store import DataFolderInUse
@@ -87,6 +88,8 @@ def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: st
         raise UserError(f"--data {data_dir}: {exc}") from None
     state = app.state.hearth
     report_plugin_errors(state.plugins)
+    for note in state.db.quarantined:  # the server starts anyway; the admin finds the rows in the table
+        click.echo(f"warning: quarantined {note.describe()}", err=True)
     for prompt_id in state.queue.recovered:
         click.echo(f"warning: prompt {prompt_id} was running when the server stopped; marked failed", err=True)
     shown = f"[{host}]" if ":" in host else host
@@ -99,5 +102,6 @@ def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: st
         click.echo(f"Open {url}?token={state.token} or send 'Authorization: Bearer {state.token}'.")
     elif not is_loopback(host):  # unreachable: require_token always sets one; kept as a guard against edits
         raise UserError("refusing to listen beyond loopback without a token")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, ws="websockets-sansio", ws_max_size=16 * 1024 * 1024,
-                timeout_graceful_shutdown=5)
+    # ws: uvicorn's websockets-sansio protocol, with a 1009 close that reaches a client sending a frame over the limit.
+    uvicorn.run(app, host=host, port=port, log_level=log_level, ws=LimitedWebSocketProtocol,
+                ws_max_size=WS_MAX_SIZE, timeout_graceful_shutdown=5)

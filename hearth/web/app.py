@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from hearth.core.plugins import PluginManager
 from hearth.core.runtime import Runtime
 from hearth.web import frontend, plugin_events
+from hearth.web.boundary import Boundary
 from hearth.web.config import ServerConfig
 from hearth.web.routes import (
     BadRequest,
@@ -35,7 +36,7 @@ from hearth.web.routes import (
     ws,
 )
 from hearth.web.runtime import ServerState
-from hearth.web.security import Guard, api_error
+from hearth.web.security import Guard
 
 log = logging.getLogger("hearth.web")
 API_ROUTERS = (prompt.router, history.router, nodes.router, files.router, users.router, templates.router,
@@ -83,6 +84,7 @@ def create_app(config: ServerConfig, runtime: Runtime | None = None, *,
     comfy_frontend = frontend.static_folder() if config.serve_frontend else None
     state.frontend = "comfyui" if comfy_frontend is not None else "hearth"
     app.mount("/", StaticFiles(directory=comfy_frontend or frontend.HEARTH_STATIC, html=True), name="root-ui")
+    app.add_middleware(Boundary)  # inside the Guard: a request without the token learns nothing of the rules
     app.add_middleware(Guard, token=state.token, max_body=config.max_upload_bytes,
                        allowed_origins=config.allowed_origins)
     app.add_middleware(InRuntime, runtime=state.runtime)
@@ -120,14 +122,15 @@ def _plugin_endpoint(handler: Callable[[Request], Awaitable[Any]]) -> Callable[[
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BadRequest)
     async def bad_request(request: Request, exc: BadRequest) -> Response:
-        return error_response(400, exc.kind, exc.message, exc.details)
+        return error_response(exc.status, exc.kind, exc.message, exc.details, exc.field)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_parameters(request: Request, exc: RequestValidationError) -> Response:
         problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
-        return error_response(400, "invalid_request", "Invalid request parameters", problems)
+        fields = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors())
+        return error_response(400, "invalid_request", f"Invalid request parameters: {fields}", problems, fields)
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(api_error("server_error", f"{type(exc).__name__}: {exc}"), status_code=500)
+        return error_response(500, "server_error", f"{type(exc).__name__}: {exc}")

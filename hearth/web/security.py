@@ -12,12 +12,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from hearth.web.boundary import api_error
+
 TOKEN_COOKIE = "hearth_token"
-
-
-def api_error(kind: str, message: str, details: str = "") -> dict[str, Any]:
-    """ComfyUI's error shape, as ``/prompt`` answers it; Hearth uses it for every JSON error."""
-    return {"error": {"type": kind, "message": message, "details": details, "extra_info": {}}, "node_errors": {}}
 
 
 class UnsafePath(ValueError):

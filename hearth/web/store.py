@@ -4,17 +4,25 @@
 :class:`History` with every change written through to one SQLite file (WAL). On open, prompts found ``running``
 belonged to a process that died mid-prompt: they are recorded as failed in history with a message that says so,
 and the pending ones go back on the queue in their order.
+
+Stored data never stops the server: on open every row is read as the API will read it, and a row that cannot be
+(bad JSON, ``Infinity``, a lone surrogate, a wrong shape: written by an older version or by hand) is moved to the
+``quarantine`` table, kept for the admin, and reported. A file that is not a database at all is moved aside.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
+import math
 import os
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,6 +33,11 @@ except ImportError:  # Windows: no advisory locks; one server per data folder is
 
 from hearth.core.executor.execution import ExecutionResult
 from hearth.core.executor.queue import History, PromptQueue, QueueItem
+from hearth.web.boundary import MAX_DEPTH, MAX_NUMBER, BadRequest, identifier, parse_json, storable
+
+log = logging.getLogger("hearth.web")
+# A history entry wraps the prompt and extra_data the boundary accepted a few levels deeper.
+STORED_DEPTH = MAX_DEPTH + 8
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue (
@@ -45,6 +58,14 @@ CREATE TABLE IF NOT EXISTS history (
     entry TEXT NOT NULL,
     started REAL,
     finished REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    prompt_id TEXT,
+    reason TEXT NOT NULL,
+    row TEXT NOT NULL,
+    moved REAL NOT NULL
 );
 """
 
@@ -86,11 +107,34 @@ class Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.lock = threading.RLock()
-        self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL is durable across a process crash in WAL mode; only a power cut may lose the last commits.
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(SCHEMA)
+        self.quarantined: list[Quarantined] = []
+        try:
+            self.conn = self._open(path)
+        except sqlite3.DatabaseError as exc:  # not a database (or damaged beyond reading): keep it, start empty
+            aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
+            for suffix in ("", "-wal", "-shm"):
+                if Path(f"{path}{suffix}").exists():
+                    os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+            self.conn = self._open(path)
+            self.quarantined.append(Quarantined("database", None, f"{exc}; the file was moved to {aside}"))
+        self.quarantined += quarantine_unreadable(self)
+        for note in self.quarantined:
+            log.warning("quarantined %s", note.describe())
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        # Invalid UTF-8 written by hand must reach the row checks as text they refuse, not fail the read.
+        conn.text_factory = lambda data: data.decode("utf-8", "surrogateescape")
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable across a process crash in WAL mode; only a power cut may lose the last commits.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(SCHEMA)
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise
+        return conn
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         with self.lock:
@@ -113,8 +157,123 @@ class Database:
 
 
 def _dumps(value: Any) -> str:
-    # default=str: extra_data and UI outputs come from clients and nodes; an odd value must not lose the prompt.
-    return json.dumps(value, separators=(",", ":"), default=str)
+    # Node outputs may hold NaN, odd objects or lone surrogates; storable() repairs them so the row reads back.
+    return json.dumps(storable(value, STORED_DEPTH), separators=(",", ":"), allow_nan=False)
+
+
+def _loads(text: str) -> Any:
+    """A stored JSON column, read as strictly as it was written."""
+    return parse_json(text, max_depth=STORED_DEPTH)
+
+
+# -- quarantine ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Quarantined:
+    """One stored row that could not be read, moved to the ``quarantine`` table."""
+
+    source: str
+    prompt_id: str | None
+    reason: str
+
+    def describe(self) -> str:
+        what = f"{self.source} row" + (f" of prompt {self.prompt_id}" if self.prompt_id else "")
+        if self.source == "database":
+            return f"the database: {self.reason}"
+        return f"{what}: {self.reason} (kept in the quarantine table)"
+
+
+class Unreadable(Exception):
+    pass
+
+
+def _number(value: Any, name: str, bound: float = MAX_NUMBER) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or abs(value) > bound:
+        raise Unreadable(f"{name} is {value!r:.40}, not a finite number within ±{bound:g}")
+
+
+def _text_id(value: Any, name: str) -> str:
+    try:
+        return identifier(value, name)
+    except BadRequest as exc:
+        raise Unreadable(exc.message) from None
+
+
+def _json_column(text: Any, name: str, shape: type) -> Any:
+    if not isinstance(text, str):
+        raise Unreadable(f"{name} is {type(text).__name__}, not JSON text")
+    try:
+        value = _loads(text)
+    except BadRequest as exc:
+        raise Unreadable(f"{name}: {exc.message} {exc.details}".strip()) from None
+    if not isinstance(value, shape):
+        raise Unreadable(f"{name} is {type(value).__name__}, not {shape.__name__}")
+    return value
+
+
+def check_queue_row(prompt_id: Any, number: Any, seq: Any, prompt: Any, extra_data: Any, outputs: Any,
+                    started: Any) -> None:
+    """Raise :class:`Unreadable` unless the queue row can go back on the queue and be listed by /queue."""
+    _text_id(prompt_id, "prompt_id")
+    _number(number, "number")
+    if not isinstance(seq, int) or isinstance(seq, bool) or abs(seq) > MAX_NUMBER:
+        raise Unreadable(f"seq is {seq!r:.40}, not an integer")
+    _json_column(prompt, "prompt", dict)
+    _json_column(extra_data, "extra_data", dict)
+    _json_column(outputs, "outputs", list)
+    if started is not None:
+        _number(started, "started", float("inf"))
+
+
+def check_history_row(prompt_id: Any, entry: Any, started: Any, finished: Any) -> None:
+    """Raise :class:`Unreadable` unless /history and /jobs can answer with this row."""
+    _text_id(prompt_id, "prompt_id")
+    value = _json_column(entry, "entry", dict)
+    item, outputs, status = value.get("prompt"), value.get("outputs"), value.get("status")
+    if not isinstance(item, list) or len(item) < 5 or not isinstance(item[3], dict):
+        raise Unreadable("entry.prompt is not [number, prompt_id, prompt, extra_data, outputs]")
+    _number(item[0], "entry.prompt.number")
+    if not isinstance(outputs, dict) or not all(isinstance(ui, dict) for ui in outputs.values()):
+        raise Unreadable("entry.outputs is not an object of node outputs")
+    if not isinstance(status, dict) or not isinstance(status.get("status_str"), str) \
+            or not isinstance(status.get("messages"), list) \
+            or not all(isinstance(m, list) and len(m) == 2 and isinstance(m[1], dict) for m in status["messages"]):
+        raise Unreadable("entry.status is not {status_str, messages: [[event, data], ...]}")
+    if started is not None:
+        _number(started, "started", float("inf"))
+    _number(finished, "finished", float("inf"))
+
+
+def quarantine_unreadable(db: Database) -> list[Quarantined]:
+    """Move every queue and history row the server could not read to ``quarantine``; return what was moved."""
+    moved: list[Quarantined] = []
+    checks = (("queue", "SELECT rowid, prompt_id, number, seq, prompt, extra_data, outputs, started FROM queue",
+               check_queue_row),
+              ("history", "SELECT rowid, prompt_id, entry, started, finished FROM history", check_history_row))
+    for source, query, check in checks:
+        for rowid, *columns in db.execute(query):
+            try:
+                check(*columns)
+            except Unreadable as exc:
+                reason = str(exc)
+            except Exception as exc:  # any other surprise in a stored row is still the row's fault, not ours
+                reason = f"{type(exc).__name__}: {exc}"
+            else:
+                continue
+            prompt_id = storable(columns[0]) if isinstance(columns[0], str) else None
+            row = db.execute(f"SELECT * FROM {source} WHERE rowid = ?", (rowid,))  # noqa: S608 - fixed names
+            names = [d[0] for d in db.conn.execute(f"SELECT * FROM {source} LIMIT 0").description]  # noqa: S608
+            # ensure_ascii and repr: the kept copy must be writable whatever the row held.
+            kept = json.dumps(dict(zip(names, row[0], strict=True)), ensure_ascii=True, default=repr)
+            db.transaction([
+                ("INSERT INTO quarantine (source, prompt_id, reason, row, moved) VALUES (?, ?, ?, ?, ?)",
+                 (source, prompt_id, storable(reason), kept, time.time())),
+                (f"DELETE FROM {source} WHERE rowid = ?", (rowid,)),  # noqa: S608
+            ])
+            moved.append(Quarantined(source, prompt_id, storable(reason)))
+    return moved
 
 
 class PersistentHistory(History):
@@ -149,18 +308,27 @@ class PersistentHistory(History):
         """One entry by id, or a page: the newest ``max_items`` by default, or from ``offset`` (oldest is 0)."""
         if prompt_id is not None:
             rows = self.db.execute("SELECT prompt_id, entry FROM history WHERE prompt_id = ?", (prompt_id,))
-            return {pid: json.loads(entry) for pid, entry in rows}
+            return dict(self._readable(rows))
         total = len(self)
         count = total if max_items is None else max(0, max_items)
         if offset < 0:
             offset = max(0, total - count)
         rows = self.db.execute("SELECT prompt_id, entry FROM history ORDER BY seq LIMIT ? OFFSET ?", (count, offset))
-        return {pid: json.loads(entry) for pid, entry in rows}
+        return dict(self._readable(rows))
+
+    @staticmethod
+    def _readable(rows: Iterable[tuple[Any, ...]]) -> Iterable[tuple[Any, ...]]:
+        """Rows with the entry (last column) parsed; rows checked at open, so a failure here is skipped, not a 500."""
+        for *head, entry in rows:
+            try:
+                yield (*head, _loads(entry))
+            except BadRequest:
+                log.warning("skipped unreadable history row of prompt %r", storable(head[0]))
 
     def records(self) -> list[tuple[str, str, float | None, float, dict[str, Any]]]:
         """(prompt_id, status, started, finished, entry) for every entry, oldest first: what /jobs lists."""
         rows = self.db.execute("SELECT prompt_id, status, started, finished, entry FROM history ORDER BY seq")
-        return [(pid, status, started, finished, json.loads(entry)) for pid, status, started, finished, entry in rows]
+        return list(self._readable(rows))
 
     def delete(self, prompt_ids: Iterable[str]) -> None:
         ids = [(str(p),) for p in prompt_ids]
@@ -198,7 +366,7 @@ class PersistentQueue(PromptQueue):
         self._seq_db = itertools.count(top + 1)
         self._numbers = itertools.count(int(max((r[1] for r in rows), default=-1)) + 1)
         for prompt_id, number, _, state, prompt, extra_data, outputs, _created, started in rows:
-            item = QueueItem(number, prompt_id, json.loads(prompt), json.loads(extra_data), json.loads(outputs))
+            item = QueueItem(number, prompt_id, _loads(prompt), _loads(extra_data), _loads(outputs))
             if state == "running":
                 self._record_crash(item, started)
                 continue
@@ -206,7 +374,7 @@ class PersistentQueue(PromptQueue):
         # Numbers keep rising across restarts, as clients sort by them.
         last = self.db.execute("SELECT entry FROM history ORDER BY seq DESC LIMIT 1")
         if last:
-            previous = json.loads(last[0][0])["prompt"][0]
+            previous = _loads(last[0][0])["prompt"][0]
             if isinstance(previous, (int, float)):
                 floor = max(int(previous) + 1, next(self._numbers))
                 self._numbers = itertools.count(floor)
@@ -235,16 +403,20 @@ class PersistentQueue(PromptQueue):
     def put(self, prompt: Mapping[str, Any], outputs: list[str], *, prompt_id: str | None = None,
             extra_data: Mapping[str, Any] | None = None, number: float | None = None,
             front: bool = False) -> QueueItem:
-        if number is None and not front:
-            number = next(self._numbers)
-        item = super().put(prompt, outputs, prompt_id=prompt_id, extra_data=extra_data, number=number, front=front)
-        now = time.time()
+        if number is None:
+            if front:
+                number = min(min((i.number for i in self.pending()), default=0), 0) - 1
+            else:
+                number = next(self._numbers)
+        prompt_id = prompt_id or str(uuid.uuid4())
+        # Stored first, queued second: if the write fails the worker never sees the prompt, so a refused prompt
+        # never runs, and a prompt that runs is one a restart finds.
         self.db.execute(
             "INSERT OR REPLACE INTO queue (prompt_id, number, seq, state, prompt, extra_data, outputs, created) "
             "VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
-            (item.prompt_id, item.number, next(self._seq_db), _dumps(item.prompt), _dumps(item.extra_data),
-             _dumps(item.outputs), now))
-        return item
+            (prompt_id, number, next(self._seq_db), _dumps(prompt), _dumps(dict(extra_data or {})),
+             _dumps(list(outputs)), time.time()))
+        return super().put(prompt, outputs, prompt_id=prompt_id, extra_data=extra_data, number=number, front=front)
 
     def get(self, timeout: float | None = None) -> QueueItem | None:
         item = super().get(timeout)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from hearth.core.executor.queue import QueueItem
+from hearth.web.boundary import HistoryOffset, PageOffset, PageSize
 from hearth.web.routes import BadRequest, clear_or_delete, error_response, get_state
 from hearth.web.runtime import ServerState
 
@@ -16,7 +17,7 @@ JOB_STATUSES = ("pending", "in_progress", "completed", "failed", "cancelled")
 
 
 @router.get("/history")
-async def get_history(max_items: int | None = Query(None, ge=0), offset: int = -1,
+async def get_history(max_items: PageSize = None, offset: HistoryOffset = -1,
                       state: ServerState = Depends(get_state)) -> dict[str, Any]:
     return state.history.get(max_items=max_items, offset=offset)
 
@@ -33,7 +34,9 @@ async def post_history(request: Request, state: ServerState = Depends(get_state)
 
 
 def _workflow_id(extra_data: dict[str, Any]) -> str | None:
-    workflow = (extra_data.get("extra_pnginfo") or {}).get("workflow") if isinstance(extra_data, dict) else None
+    # extra_data is the client's: any shape may arrive, and /jobs must list it anyway.
+    pnginfo = extra_data.get("extra_pnginfo") if isinstance(extra_data, dict) else None
+    workflow = pnginfo.get("workflow") if isinstance(pnginfo, dict) else None
     return workflow.get("id") if isinstance(workflow, dict) else None
 
 
@@ -77,7 +80,7 @@ def all_jobs(state: ServerState, finished: bool = True) -> list[dict[str, Any]]:
 
 
 @router.get("/jobs")
-async def get_jobs(status: str | None = None, limit: int | None = Query(None, ge=0), offset: int = Query(0, ge=0),
+async def get_jobs(status: str | None = None, limit: PageSize = None, offset: PageOffset = 0,
                    sort_by: str = "create_time", sort_order: str = "desc",
                    state: ServerState = Depends(get_state)) -> dict[str, Any]:
     wanted = {s.strip() for s in (status or "").split(",") if s.strip()} or set(JOB_STATUSES)
@@ -94,7 +97,8 @@ async def get_jobs(status: str | None = None, limit: int | None = Query(None, ge
         if sort_by == "execution_duration":
             start, end = job["execution_start_time"], job["execution_end_time"]
             return (end - start) if start and end else -1
-        return job["create_time"] or 0
+        created = job["create_time"]
+        return created if isinstance(created, (int, float)) and not isinstance(created, bool) else 0
 
     jobs.sort(key=key, reverse=sort_order.lower() != "asc")
     total = len(jobs)

@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from hearth.core.executor import PromptFormatError, parse_prompt
+from hearth.web.boundary import prompt_request
 from hearth.web.routes import BadRequest, clear_or_delete, get_state, json_body
 from hearth.web.runtime import ServerState
 
@@ -25,44 +26,31 @@ async def get_prompt(state: ServerState = Depends(get_state)) -> dict[str, Any]:
 @router.post("/prompt")
 async def post_prompt(request: Request, state: ServerState = Depends(get_state)) -> Any:
     body = await json_body(request, kind="invalid_prompt")
-    if not isinstance(body, dict):
-        raise BadRequest("invalid_prompt", "Request body must be a JSON object with a 'prompt' key.")
-    for _, handlers in state.plugins.collect("register_prompt_handlers"):
-        for handler in handlers:  # plugins (custom-node packs' on-prompt handlers) may rewrite the prompt first
-            body = handler(body)
-    if body.get("prompt") is None:
-        raise BadRequest("no_prompt", "No prompt provided", "No prompt provided")
-    prompt = body["prompt"]
-    extra_data = body.get("extra_data") or {}
-    if not isinstance(extra_data, dict):
-        raise BadRequest("invalid_prompt", "extra_data must be a JSON object.")
-    extra_data = dict(extra_data)
-    if body.get("client_id") is not None:
-        extra_data["client_id"] = str(body["client_id"])
+    if isinstance(body, dict):
+        for _, handlers in state.plugins.collect("register_prompt_handlers"):
+            for handler in handlers:  # plugins (custom-node packs' on-prompt handlers) may rewrite the prompt first
+                body = handler(body)
+    wanted = prompt_request(body)  # every field checked: from here on nothing can fail to store or encode
+    extra_data = wanted.extra_data
     extra_data.setdefault("create_time", int(time.time() * 1000))
-    number = body.get("number")
-    if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float))):
-        raise BadRequest("invalid_prompt", "number must be a number.")
-    targets = body.get("partial_execution_targets")
-    if targets is not None and (not isinstance(targets, list) or not all(isinstance(t, (str, int)) for t in targets)):
-        raise BadRequest("invalid_prompt", "partial_execution_targets must be a list of node ids.")
-    prompt_id = str(body.get("prompt_id") or uuid.uuid4())
+    prompt_id = wanted.prompt_id or str(uuid.uuid4())
     if state.queue.contains(prompt_id):
         raise BadRequest("invalid_prompt", f"A prompt with id {prompt_id} is already queued.",
-                            "Send a new prompt_id, or none to get one.")
+                         "Send a new prompt_id, or none to get one.", field="prompt_id")
 
     try:
-        nodes = parse_prompt(prompt)
-        validation = await run_in_threadpool(state.executor.validator.validate, nodes,
-                                             [str(t) for t in targets] if targets is not None else None)
+        nodes = parse_prompt(wanted.prompt)
+        validation = await run_in_threadpool(state.executor.validator.validate, nodes, wanted.targets)
     except PromptFormatError as exc:
-        raise BadRequest("invalid_prompt", "Invalid prompt", str(exc)) from None
+        raise BadRequest("invalid_prompt", "Invalid prompt", str(exc), field="prompt") from None
     except RecursionError:
-        raise BadRequest("invalid_prompt", "Invalid prompt", "the prompt is nested too deeply") from None
+        raise BadRequest("invalid_prompt", "Invalid prompt", "the prompt is nested too deeply", field="prompt") \
+            from None
     if not validation.ok:
         return JSONResponse(validation.response(), status_code=400)
-    item = state.queue.put(prompt, validation.outputs, prompt_id=prompt_id, extra_data=extra_data,
-                           number=number, front=bool(body.get("front")))
+    # The queue writes the prompt to the database before the worker can see it: accepted means stored.
+    item = state.queue.put(wanted.prompt, validation.outputs, prompt_id=prompt_id, extra_data=extra_data,
+                           number=wanted.number, front=wanted.front)
     state.broadcast_status()
     return {"prompt_id": item.prompt_id, "number": item.number, "node_errors": validation.node_errors}
 

@@ -7,9 +7,10 @@ decoding; otherwise ``.../move/...`` could not be told from a file in a folder c
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -18,11 +19,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 
+from hearth.web.boundary import check_value, identifier, relative_path
 from hearth.web.routes import BadRequest, error_response, get_state, json_body
 from hearth.web.runtime import ServerState
 from hearth.web.security import UnsafePath, safe_join
 
 router = APIRouter()
+log = logging.getLogger("hearth.web")
 SETTINGS_FILE = "comfy.settings.json"
 
 
@@ -49,9 +52,23 @@ def read_settings(state: ServerState) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         return {}  # a hand-broken file must not lock the user out of the UI; the next save rewrites it
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    # A file written by hand or by an older version may hold what the boundary refuses (NaN, a lone surrogate):
+    # such a setting is dropped, so /settings always answers.
+    kept = {}
+    for key, value in data.items():
+        try:
+            identifier(key, "setting id")
+            check_value(value, key)
+        except BadRequest as exc:
+            log.warning("%s: dropped a setting that cannot be read back: %s", path, exc.message.encode(
+                "ascii", "backslashreplace").decode())
+            continue
+        kept[key] = value
+    return kept
 
 
 def write_settings(state: ServerState, settings: dict[str, Any]) -> None:
@@ -71,6 +88,8 @@ async def post_settings(request: Request, state: ServerState = Depends(get_state
     body = await json_body(request)
     if not isinstance(body, dict):
         raise BadRequest("invalid_request", "Expected a JSON object of settings.")
+    for key in body:
+        identifier(key, "setting id")
     with state.settings_lock:
         settings = read_settings(state)
         settings.update(body)
@@ -80,11 +99,13 @@ async def post_settings(request: Request, state: ServerState = Depends(get_state
 
 @router.get("/settings/{setting_id}")
 async def get_setting(setting_id: str, state: ServerState = Depends(get_state)) -> Any:
+    identifier(setting_id, "setting id")
     return JSONResponse(read_settings(state).get(setting_id))
 
 
 @router.post("/settings/{setting_id}")
 async def post_setting(setting_id: str, request: Request, state: ServerState = Depends(get_state)) -> Response:
+    identifier(setting_id, "setting id")
     value = await json_body(request)
     with state.settings_lock:
         settings = read_settings(state)
@@ -119,7 +140,7 @@ def _flag(request: Request, name: str, default: bool = False) -> bool:
 @router.get("/userdata")
 async def list_userdata(request: Request, state: ServerState = Depends(get_state)) -> Response:
     root = state.config.user_dir
-    directory = request.query_params.get("dir", "")
+    directory = relative_path(request.query_params.get("dir", ""), "dir")
     if not directory:
         return error_response(400, "invalid_request", "dir is required, for example ?dir=workflows")
     try:
@@ -140,6 +161,7 @@ async def list_userdata(request: Request, state: ServerState = Depends(get_state
 @router.get("/v2/userdata")
 async def list_userdata_v2(path: str = "", state: ServerState = Depends(get_state)) -> Response:
     root = state.config.user_dir
+    relative_path(path, "path")
     try:
         folder = safe_join(root, path)
     except UnsafePath as exc:
@@ -173,6 +195,9 @@ def userdata_target(request: Request) -> tuple[str, str | None]:
 async def userdata_file(request: Request, state: ServerState = Depends(get_state)) -> Response:
     root = state.config.user_dir
     name, dest = userdata_target(request)
+    relative_path(name, "file")
+    if dest is not None:
+        relative_path(dest, "destination")
     try:
         path = safe_join(root, name)
         dest_path = safe_join(root, dest) if dest is not None else None
@@ -190,22 +215,36 @@ async def userdata_file(request: Request, state: ServerState = Depends(get_state
             return error_response(404, "not_found", f"No userdata file {name!r}")
         path.unlink()
         return Response(status_code=204)
-    if dest_path is not None:  # POST .../move/<dest>
-        if not path.is_file():
-            return error_response(404, "not_found", f"No userdata file {name!r}")
-        if dest_path.exists() and not overwrite:
-            return error_response(409, "conflict", f"{dest!r} already exists")
-        dest_path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(path, dest_path)
-        path = dest_path
-    else:
-        if path.exists() and not overwrite:
-            return error_response(409, "conflict", f"{name!r} already exists")
-        body = await request.body()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.part")
-        tmp.write_bytes(body)
-        tmp.replace(path)
+    try:
+        if dest_path is not None:  # POST .../move/<dest>
+            if not path.is_file():
+                return error_response(404, "not_found", f"No userdata file {name!r}")
+            if dest_path.is_dir():
+                return error_response(409, "conflict", f"{dest!r} is a folder; move the file to a name inside it")
+            if dest_path.exists() and not overwrite:
+                return error_response(409, "conflict", f"{dest!r} already exists")
+            dest_path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest_path)
+            path = dest_path
+        else:
+            if path.is_dir():
+                return error_response(409, "conflict", f"{name!r} is a folder; save the file under another name")
+            if path.exists() and not overwrite:
+                return error_response(409, "conflict", f"{name!r} already exists")
+            body = await request.body()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.part")
+            tmp.write_bytes(body)
+            tmp.replace(path)
+    except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+        # A folder in the name is a file already (workflows/a.json/b.json): the user's layout, not a server fault.
+        return error_response(409, "conflict", f"Cannot write {dest or name!r}: a part of its path is a file, or "
+                              "the name is a folder", exc.strerror or "")
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        return error_response(400, "invalid_request", f"{dest or name!r}: the path is too long for the file "
+                              "system", exc.strerror or "")
     if _flag(request, "full_info"):
         return JSONResponse(file_info(path, root))
     return JSONResponse(path.relative_to(root.resolve()).as_posix())
