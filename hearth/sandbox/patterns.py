@@ -145,6 +145,8 @@ LOADERS = frozenset({
 LOADER_METHODS = frozenset({"exec_module", "load_module"})
 BYTECODE_LOADERS = frozenset({"importlib.machinery.SourcelessFileLoader", "imp.load_compiled"})
 SOURCE_SUFFIXES = (".py", ".pyw")
+# Folders no review reads (and no archive may hold): code loaded from there was never seen.
+UNREVIEWED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__"})
 
 # Started at import, these run code nobody called, in the background, after the import looks finished.
 THREAD_STARTERS = frozenset({

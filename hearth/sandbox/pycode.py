@@ -169,7 +169,9 @@ class Scanner:
         method = node.func.attr if isinstance(node.func, ast.Attribute) else ""
         if name in patterns.LOADERS or method in patterns.LOADER_METHODS:
             targets = [t for t in self._folded_strings(node) if "." in t.rsplit("/", 1)[-1]]
-            if name in patterns.BYTECODE_LOADERS or any(not t.lower().endswith(patterns.SOURCE_SUFFIXES) for t in targets):
+            hidden = any(part in patterns.UNREVIEWED_DIRS for t in targets for part in t.split("/"))
+            if name in patterns.BYTECODE_LOADERS or hidden or any(
+                    not t.lower().endswith(patterns.SOURCE_SUFFIXES) for t in targets):
                 self.report("code.loader-data", node, name or method)
             else:
                 self.report("code.loader", node, name or method)
