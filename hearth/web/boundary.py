@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import unquote_to_bytes
@@ -107,6 +108,9 @@ def _field(path: tuple[Any, ...]) -> str:
     return ".".join(str(p)[:80] for p in path) or "body"
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _bad_text(text: str) -> bool:
     if text.isascii():
         return False
@@ -192,7 +196,7 @@ def storable(value: Any, max_depth: int = MAX_DEPTH + 8) -> Any:
 
     def fix(item: Any, depth: int) -> Any:
         if isinstance(item, str):
-            return item.encode("utf-8", "replace").decode("utf-8") if _bad_text(item) else item
+            return _SURROGATE.sub("\ufffd", item) if _bad_text(item) else item
         if item is None or isinstance(item, bool):
             return item
         if isinstance(item, int):

@@ -166,3 +166,9 @@ def test_queue_and_history_delete_lists_are_checked(client: httpx.Client) -> Non
     refused(client.post("/history", content='{"delete": ["\\ud800"]}', headers={"content-type": "application/json"}),
             "delete.0")
     assert client.post("/history", json={"delete": ["no-such-prompt"]}).status_code == 200
+
+
+def test_body_over_the_limit_is_a_413(client: httpx.Client) -> None:
+    """The shared server takes 2 MB bodies: a bigger prompt is refused before it is read, let alone parsed."""
+    big = {"prompt": slow_prompt("big", 0, 1), "extra_data": {"pad": "x" * (3 * 1024 * 1024)}}
+    refused(client.post("/prompt", json=big), None, status=413)

@@ -8,10 +8,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 
 from hearth.core.executor import PromptFormatError, parse_prompt
-from hearth.web.boundary import prompt_request
+from hearth.web.boundary import SafeJSONResponse, prompt_request
 from hearth.web.routes import BadRequest, clear_or_delete, get_state, json_body
 from hearth.web.runtime import ServerState
 
@@ -47,7 +46,7 @@ async def post_prompt(request: Request, state: ServerState = Depends(get_state))
         raise BadRequest("invalid_prompt", "Invalid prompt", "the prompt is nested too deeply", field="prompt") \
             from None
     if not validation.ok:
-        return JSONResponse(validation.response(), status_code=400)
+        return SafeJSONResponse(validation.response(), status_code=400)
     # The queue writes the prompt to the database before the worker can see it: accepted means stored.
     item = state.queue.put(wanted.prompt, validation.outputs, prompt_id=prompt_id, extra_data=extra_data,
                            number=wanted.number, front=wanted.front)

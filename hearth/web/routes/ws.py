@@ -7,13 +7,13 @@ misbehaving client cannot disturb the server or anyone else's events.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
+from hearth.web.boundary import BadRequest, parse_json
 from hearth.web.routes.nodes import server_features
 
 router = APIRouter()
@@ -42,9 +42,9 @@ async def websocket(ws: WebSocket) -> None:
             if text is None:
                 continue
             try:
-                data = json.loads(text)
-            except (json.JSONDecodeError, RecursionError):
-                log.debug("ignored a non-JSON WebSocket message from %s", sid)
+                data = parse_json(text)  # the boundary's rules: what a client sends here is never echoed broken
+            except BadRequest:
+                log.debug("ignored a WebSocket message from %s that is not JSON the server takes", sid)
                 continue
             if isinstance(data, dict) and data.get("type") == "feature_flags" and isinstance(data.get("data"), dict):
                 client.features = data["data"]
