@@ -7,12 +7,14 @@ node, :func:`folders` answers from the current :class:`~hearth.core.runtime.Runt
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
 import re
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,3 +150,22 @@ def save_path(prefix: str, folder: Path, width: int, height: int) -> tuple[Path,
     pattern = re.compile(re.escape(base).replace(re.escape("%batch_num%"), r"\d+") + r"_(\d+)_?\.")
     counters = [int(m.group(1)) for name in os.listdir(directory) if (m := pattern.match(name))]
     return directory, base, max(counters, default=0) + 1
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write to, renamed onto ``path`` when the block ends without error.
+
+    A crash, a ``kill -9`` or an exception mid-write never leaves a truncated file under the final name (the server
+    would list and serve it): only the hidden temporary ``.<stem>.<random>.partial<suffix>``, which an exception
+    removes. The suffix is kept so writers that pick a format from the name still do.
+    """
+    path = Path(path)
+    # The writer creates the temporary itself (usual permissions, not mkstemp's 0600); the random part keeps two
+    # writers of one name apart.
+    temp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.partial{path.suffix}")
+    try:
+        yield temp
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)

@@ -1,7 +1,8 @@
 """LoadImage, SaveImage and PreviewImage: the V1 classes ComfyUI packs subclass, with ComfyUI's file conventions.
 
 SaveImage writes PNGs with ``prompt`` and ``workflow`` (every ``extra_pnginfo`` key) text chunks and names them
-``{prefix}_{counter:05}_.png``, continuing the counter found in the folder.
+``{prefix}_{counter:05}_.png``, continuing the counter found in the folder. Each file is written under a hidden
+temporary name and renamed into place, so a crash mid-write never leaves a truncated PNG under its final name.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, ImageSequence, PngImagePlugin
 
 from hearth.core import context
-from hearth.core.context import annotated_path, save_path
+from hearth.core.context import annotated_path, atomic_path, save_path
 from hearth.core.images import tensor_to_pil, torch_module
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -133,7 +134,8 @@ class SaveImage:
             for key, value in (extra_pnginfo or {}).items():
                 info.add_text(key, json.dumps(value))
             name = f"{base.replace('%batch_num%', str(batch_number))}_{counter:05}_.png"
-            tensor_to_pil(image).save(directory / name, pnginfo=info, compress_level=self.compress_level)
+            with atomic_path(directory / name) as temp:
+                tensor_to_pil(image).save(temp, format="PNG", pnginfo=info, compress_level=self.compress_level)
             results.append({"filename": name, "subfolder": "" if subfolder == "." else subfolder, "type": self.kind})
             counter += 1
         return {"ui": {"images": results}}

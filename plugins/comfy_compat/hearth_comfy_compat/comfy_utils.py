@@ -56,7 +56,10 @@ def load_torch_file(ckpt: str, safe_load: bool = False, device: Any = None,
 def save_torch_file(sd: Mapping[str, torch.Tensor], ckpt: str, metadata: Mapping[str, str] | None = None) -> None:
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous() for k, v in sd.items()}, ckpt, metadata=dict(metadata) if metadata else None)
+    from hearth.core.context import atomic_path
+
+    with atomic_path(ckpt) as temp:  # a kill mid-write must not leave a truncated checkpoint under its name
+        save_file({k: v.contiguous() for k, v in sd.items()}, str(temp), metadata=dict(metadata) if metadata else None)
 
 
 def state_dict_prefix_replace(state_dict: dict[str, Any], replace_prefix: Mapping[str, str],
