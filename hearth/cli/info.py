@@ -51,7 +51,8 @@ def plugins(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None)
     missing = manager.missing_internals()
     if as_json:
         echo_json({"plugins": [{**r.as_dict(), "missing_internals": missing.get(r.name, []) if r.kind == "comfyui"
-                                else []} for r in records], "warnings": manager.warnings})
+                                else []} for r in records],
+                   "collisions": [c.as_dict() for c in manager.collisions], "warnings": manager.warnings})
         return
     table = Table("plugin", "version", "tier", "kind", "nodes", "error", "missing internals")
     for record in records:
@@ -60,6 +61,12 @@ def plugins(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None)
                       record.error or "", ", ".join(lacks))
     console = Console()
     console.print(table)
+    if manager.collisions:  # one node name, several plugins: who provides it, who was refused
+        clashes = Table("node", "provided by", "refused", title="node name collisions")
+        for c in manager.collisions:
+            by = f"{c.provider} (overrides {c.overridden}: HEARTH_ALLOW_OVERRIDE)" if c.overridden else c.provider
+            clashes.add_row(c.node, by, ", ".join(c.refused))
+        console.print(clashes)
     # What a pack's load skipped or could not run (a failing prestartup script, a node class left out...).
     for record in records:
         for note in record.notes:

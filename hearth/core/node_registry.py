@@ -29,7 +29,11 @@ class NodeRegistry(Mapping[str, NodeDefinition]):
 
     @classmethod
     def from_plugins(cls, plugins: PluginManager) -> NodeRegistry:
-        from hearth.core.plugins import TIER_RANK
+        """Every plugin's nodes. A name several plugins register goes to the provider already there -- core,
+        then Hearth's own plugins, then the builtin nodes, then other packs by name -- and never silently to a
+        newcomer: the others are refused and listed (``plugins.collisions``, ``comfy plugins``), unless the user
+        allowed one of them to override it (HEARTH_ALLOW_OVERRIDE=PLUGIN:NODE)."""
+        from hearth.core.plugins import NodeCollision
 
         claims: dict[str, list[tuple[int, str, NodeDefinition]]] = {}
         warnings: list[str] = []
@@ -43,16 +47,30 @@ class NodeRegistry(Mapping[str, NodeDefinition]):
                     continue
                 owner = definition.plugin or plugin
                 definition.plugin = owner
-                claims.setdefault(name, []).append((TIER_RANK[plugins.tier_of(owner)], owner, definition))
+                claims.setdefault(name, []).append((plugins.provider_rank(owner), owner, definition))
         definitions: dict[str, NodeDefinition] = {}
         counts: dict[str, int] = {}
+        collisions: list[NodeCollision] = []
         for name, options in claims.items():
             options.sort(key=lambda c: (c[0], c[1]))
-            winner = options[0][2]
-            definitions[name] = winner
-            counts[winner.plugin] = counts.get(winner.plugin, 0) + 1
-            for _, loser, _ in options[1:]:
-                warnings.append(f"node {name!r} from plugin {loser!r} is shadowed by plugin {winner.plugin!r}")
+            provider = options[0][1]
+            allowed = [c for c in options[1:] if plugins.may_override(c[1], name)]
+            chosen = allowed[0] if allowed else options[0]
+            definitions[name] = chosen[2]
+            counts[chosen[1]] = counts.get(chosen[1], 0) + 1
+            if len(options) == 1:
+                continue
+            refused = [c[1] for c in options if c is not chosen]
+            collisions.append(NodeCollision(name, chosen[1], refused, provider if allowed else ""))
+            for loser in refused:
+                if allowed:
+                    warnings.append(f"node {name!r}: plugin {chosen[1]!r} overrides plugin {loser!r} "
+                                    f"(HEARTH_ALLOW_OVERRIDE allows it)")
+                else:
+                    warnings.append(f"node {name!r} from plugin {loser!r} was refused: plugin {provider!r} already "
+                                    f"provides it (to let {loser!r} replace it, set "
+                                    f"HEARTH_ALLOW_OVERRIDE={loser}:{name})")
+        plugins.collisions = collisions
         for plugin_name, record in plugins.records.items():
             record.node_count = counts.get(plugin_name, 0)
         types: dict[str, DataType] = {}

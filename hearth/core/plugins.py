@@ -3,13 +3,15 @@
 Tiers, as in pytest:
 
 * ``essential`` — the executor's own plugin (base data types); cannot be disabled.
-* ``default`` — the builtin nodes (registered ``trylast`` so packs can override them) and distributions that
+* ``default`` — the builtin nodes (registered ``trylast``) and distributions that
   declare ``[project.entry-points."hearth.default"]`` (the ComfyUI compatibility plugin, whose custom-node loader
   turns every folder under ``custom_nodes/`` into a plugin of the ``installed`` tier). A distribution's entry-point
   group is its tier: core names no plugin's module.
 * ``installed`` — distributions that declare ``[project.entry-points.hearth]``.
 
-``HEARTH_PLUGINS`` (comma-separated allow-list) and ``HEARTH_DISABLE_PLUGINS`` choose what loads. A plugin that
+``HEARTH_PLUGINS`` (comma-separated allow-list) and ``HEARTH_DISABLE_PLUGINS`` choose what loads. A node name
+that several plugins register stays with the provider already there (see ``provider_rank``); a pack replaces it
+only where ``HEARTH_ALLOW_OVERRIDE`` (``PLUGIN:NODE``, comma-separated) allows. A plugin that
 fails to import, or that implements a hook that does not exist, is recorded with its error and left out; the rest
 load.
 
@@ -50,13 +52,19 @@ ENTRY_POINT_GROUP = "hearth"
 DEFAULT_ENTRY_POINT_GROUP = "hearth.default"
 ENTRY_POINT_GROUPS = {DEFAULT_ENTRY_POINT_GROUP: "default", ENTRY_POINT_GROUP: "installed"}
 TIERS = ("essential", "default", "installed")
-# Lower rank wins a name clash: an installed pack deliberately overrides a builtin.
+# Lower rank wins a clash of sampler or scheduler names (node names: PluginManager.provider_rank).
 TIER_RANK = {"installed": 0, "default": 1, "essential": 2}
 
 ESSENTIAL_PLUGINS = {"executor": "hearth.core.executor.essential"}
 DEFAULT_PLUGINS = {"builtin_nodes": "hearth.core.builtin_nodes", "model_loaders": "hearth.core.models.loader_nodes"}
 CUSTOM_NODES_PLUGIN = "custom_nodes"
 COMPAT_DISTRIBUTION = "hearth-comfy-compat"
+# Hearth's own plugin distributions: in a node-name clash they rank with core, above every other pack.
+FIRST_PARTY_DISTRIBUTIONS = frozenset({"hearth-sd", "hearth-samplers", "hearth-lora", "hearth-video",
+                                       COMPAT_DISTRIBUTION})
+# Comma-separated PLUGIN:NODE (or PLUGIN:*) entries: the user's leave for that plugin to replace a node another
+# provider already has. Without it, the provider already there keeps the name and the newcomer is refused.
+ENV_ALLOW_OVERRIDE = "HEARTH_ALLOW_OVERRIDE"
 
 
 class CustomNodePacks(Protocol):
@@ -85,13 +93,33 @@ class PluginRecord:
     traceback: str | None = None
     node_count: int = 0
     notes: list[str] = field(default_factory=list)
+    distribution: str = ""  # the installed distribution that declared it ("" for core and custom-node folders)
+
+    @property
+    def first_party(self) -> bool:
+        return _normalize(self.distribution) in FIRST_PARTY_DISTRIBUTIONS
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "version": self.version, "tier": self.tier, "kind": self.kind,
             "module": self.module, "node_count": self.node_count, "error": self.error,
-            "traceback": self.traceback, "notes": list(self.notes),
+            "traceback": self.traceback, "notes": list(self.notes), "distribution": self.distribution,
         }
+
+
+@dataclass
+class NodeCollision:
+    """Two or more plugins registering one node name: who provides it, who was refused, and whether the user's
+    HEARTH_ALLOW_OVERRIDE made a newcomer the provider."""
+
+    node: str
+    provider: str
+    refused: list[str]
+    overridden: str = ""  # the plugin the provider would have been, when an allowed override replaced it
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"node": self.node, "provider": self.provider, "refused": list(self.refused),
+                "overridden": self.overridden}
 
 
 class PluginError(Exception):
@@ -114,6 +142,8 @@ class PluginManager:
         self.warnings: list[str] = []
         self._spec_names = {name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "hearth_spec")}
         self._node_registry = None
+        self.allow_override: set[str] = set()  # PLUGIN:NODE / PLUGIN:* entries (HEARTH_ALLOW_OVERRIDE)
+        self.collisions: list[NodeCollision] = []
 
     @property
     def hook(self) -> Any:
@@ -130,13 +160,18 @@ class PluginManager:
         entry_points: bool = True,
         environ: dict[str, str] | None = None,
         site_packages: Sequence[str | os.PathLike[str]] | None = None,
+        allow_override: Iterable[str] | None = None,
     ) -> PluginManager:
         """Load every tier. ``allow``/``disable`` default to ``HEARTH_PLUGINS``/``HEARTH_DISABLE_PLUGINS``.
 
         ``site_packages``: take the installed tier only from the distributions in these folders (an
         environment's), instead of from every entry point this Python sees.
+        ``allow_override``: ``PLUGIN:NODE`` entries letting a plugin replace a node another provider has; default
+        ``HEARTH_ALLOW_OVERRIDE``.
         """
         env = os.environ if environ is None else environ
+        self.allow_override = set(allow_override) if allow_override is not None else \
+            (_names_from_env(env.get(ENV_ALLOW_OVERRIDE)) or set())
         allowed = set(allow) if allow is not None else _names_from_env(env.get("HEARTH_PLUGINS"))
         disabled = set(disable) if disable is not None else (_names_from_env(env.get("HEARTH_DISABLE_PLUGINS")) or set())
 
@@ -171,7 +206,8 @@ class PluginManager:
                 continue
             if wanted(ep.name, tier):
                 version = ep.dist.version if ep.dist is not None else ""
-                self._load(ep.name, tier, ep.load, module=ep.value, version=version)
+                dist = (ep.dist.metadata["Name"] or "") if ep.dist is not None else ""
+                self._load(ep.name, tier, ep.load, module=ep.value, version=version, distribution=dist)
         if custom_nodes and wanted(CUSTOM_NODES_PLUGIN, "default"):
             self._load_custom_nodes([Path(p) for p in custom_nodes], lambda n: wanted(n, "installed"))
         self.pm.check_pending()
@@ -220,7 +256,8 @@ class PluginManager:
     def _load_module(self, name: str, module: str, tier: str) -> None:
         self._load(name, tier, lambda: importlib.import_module(module), module=module)
 
-    def _load(self, name: str, tier: str, loader: Callable[[], Any], *, module: str = "", version: str = "") -> None:
+    def _load(self, name: str, tier: str, loader: Callable[[], Any], *, module: str = "", version: str = "",
+              distribution: str = "") -> None:
         try:
             plugin = loader()
         except BaseException as exc:  # noqa: BLE001 - any import failure (even SystemExit) is the plugin's fault
@@ -228,18 +265,19 @@ class PluginManager:
                 raise
             self.records[name] = PluginRecord(
                 name, tier, version, module, error=f"failed to import: {type(exc).__name__}: {exc}",
-                traceback=traceback.format_exc(),
+                traceback=traceback.format_exc(), distribution=distribution,
             )
             log.debug("plugin %s failed to import", name, exc_info=True)
             return
-        self.register(plugin, name, tier, module=module, version=version)
+        self.register(plugin, name, tier, module=module, version=version, distribution=distribution)
 
     def register(self, plugin: Any, name: str, tier: str = "installed", *, module: str = "",
-                 version: str = "") -> PluginRecord:
+                 version: str = "", distribution: str = "") -> PluginRecord:
         """Register one plugin object; unknown hooks and bad signatures are recorded as the plugin's error."""
         if tier not in TIERS:
             raise ValueError(f"unknown plugin tier {tier!r}; expected one of {', '.join(TIERS)}")
-        record = PluginRecord(name, tier, version, module or getattr(plugin, "__name__", type(plugin).__name__))
+        record = PluginRecord(name, tier, version, module or getattr(plugin, "__name__", type(plugin).__name__),
+                              distribution=distribution)
         self.records[name] = record
         unknown = [attr for attr in dir(plugin) if self.pm.parse_hookimpl_opts(plugin, attr) is not None
                    and attr not in self._spec_names]
@@ -292,6 +330,22 @@ class PluginManager:
     def tier_of(self, plugin_name: str) -> str:
         record = self.records.get(plugin_name)
         return record.tier if record else "installed"
+
+    def provider_rank(self, plugin_name: str) -> int:
+        """Who keeps a node name several plugins register (lower first): core's essential plugin, Hearth's own
+        plugins, core's default plugins (builtin nodes), then every other installed pack."""
+        record = self.records.get(plugin_name)
+        if record is None:
+            return 3
+        if record.tier == "essential":
+            return 0
+        if record.first_party:
+            return 1
+        return 2 if record.tier == "default" else 3
+
+    def may_override(self, plugin_name: str, node: str) -> bool:
+        """Whether the user allowed `plugin_name` to replace `node` (HEARTH_ALLOW_OVERRIDE=PLUGIN:NODE or PLUGIN:*)."""
+        return f"{plugin_name}:{node}" in self.allow_override or f"{plugin_name}:*" in self.allow_override
 
     def resolve_named(self, hook_name: str, what: str) -> dict[str, Any]:
         """Merge ``{name: thing}`` results of a hook; on a clash the higher tier, then the first plugin, wins."""

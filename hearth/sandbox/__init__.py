@@ -45,6 +45,7 @@ from hearth.sandbox.archive import (
     pack_root,
     safe_extract,
 )
+from hearth.sandbox.collisions import collision_findings
 from hearth.sandbox.findings import Finding, Report, Suppression
 from hearth.sandbox.isolate import ImportLimits, import_pack
 from hearth.sandbox.static import scan_folder
@@ -96,6 +97,7 @@ def verify(
             imported = import_pack(root, import_limits)
             findings = findings + imported.findings
             nodes, import_ok, isolation = imported.nodes, imported.import_ok, imported.isolation
+            findings = findings + collision_findings(nodes, _pack_name(root, path))
     stats = {"format": kind, "files": static.files, "bytes": static.bytes, "python_files": static.python_files}
     report = Report(findings=findings, nodes=nodes, import_ok=import_ok, isolation=isolation, stats=stats)
     report.apply(list(suppressions))

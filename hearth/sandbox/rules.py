@@ -84,6 +84,7 @@ RULES: dict[str, tuple[str, str]] = {
     "import.crash": ("medium", "Importing the pack crashed the Python process."),
     "import.forged-report": ("high", "The isolated import's report did not come from the harness (unauthenticated, out of order or written by other code), so it and its node list were discarded."),
     "import.failed": ("low", "Importing the pack raised an exception, so its nodes could not be listed."),
+    "import.node-name-collision": ("medium", "The pack registers a node name that core or one of Hearth's own plugins already provides; at load time the existing node stays unless the user allows the override (HEARTH_ALLOW_OVERRIDE)."),
 }
 
 

@@ -70,7 +70,7 @@ def test_plugins_json(comfy: Any) -> None:
     out = comfy("plugins", "--json")
     assert out.exit_code == 0
     data = json.loads(out.stdout)
-    assert set(data) == {"plugins", "warnings"}
+    assert set(data) == {"plugins", "collisions", "warnings"} and data["collisions"] == []
     records = {r["name"]: r for r in data["plugins"]}
     assert "sd" not in records  # disabled by HEARTH_DISABLE_PLUGINS in these tests
     assert records["executor"]["tier"] == "essential" and records["executor"]["error"] is None
@@ -98,6 +98,42 @@ def test_plugins_reports_a_broken_custom_node_pack(comfy: Any, workdir: Any) -> 
     records = {r["name"]: r for r in json.loads(out.stdout)["plugins"]}
     broken = [r for name, r in records.items() if "broken_pack" in name]
     assert len(broken) == 1 and "needs a library that is not installed" in broken[0]["error"]
+
+
+SAVE_IMAGE_PACK = """
+class SaveImage:
+    OUTPUT_NODE = True
+    RETURN_TYPES = ()
+    FUNCTION = "steal"
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",)}}
+    def steal(self, images):
+        return ()
+
+NODE_CLASS_MAPPINGS = {"SaveImage": SaveImage}
+"""
+
+
+def test_plugins_lists_a_pack_refused_a_builtin_node_name(comfy: Any, workdir: Any, monkeypatch: Any) -> None:
+    pack = workdir / "custom_nodes" / "sneaky_pack"
+    pack.mkdir(parents=True)
+    (pack / "__init__.py").write_text(SAVE_IMAGE_PACK)
+    data = json.loads(comfy("plugins", "--json").stdout)
+    assert data["collisions"] == [{"node": "SaveImage", "provider": "builtin_nodes", "refused": ["sneaky_pack"],
+                                   "overridden": ""}]
+    info = json.loads(comfy("nodes", "--json").stdout)
+    assert info["SaveImage"]["python_module"] == "hearth.core.builtin_nodes.image_io"  # the builtin stays
+    monkeypatch.setenv("COLUMNS", "200")
+    table = comfy("plugins").stdout
+    assert "node name collisions" in table and "SaveImage" in table and "sneaky_pack" in table
+    assert "HEARTH_ALLOW_OVERRIDE=sneaky_pack:SaveImage" in " ".join(table.split())
+
+    monkeypatch.setenv("HEARTH_ALLOW_OVERRIDE", "sneaky_pack:SaveImage")
+    data = json.loads(comfy("plugins", "--json").stdout)
+    assert data["collisions"] == [{"node": "SaveImage", "provider": "sneaky_pack", "refused": ["builtin_nodes"],
+                                   "overridden": "builtin_nodes"}]
+    assert json.loads(comfy("nodes", "--json").stdout)["SaveImage"]["python_module"] == "custom_nodes.sneaky_pack"
 
 
 def test_custom_nodes_option_must_be_a_folder(comfy: Any) -> None:

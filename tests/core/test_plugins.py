@@ -158,9 +158,26 @@ class TestCustomNodes:
         assert registry["SingleFileNode"].plugin == "single_file_pack"
         assert pm.records["good_pack"].node_count == 2
 
-    def test_clash_with_a_builtin_is_won_by_the_pack_and_reported(self, pm: PluginManager) -> None:
-        assert pm.nodes()["ImageInvert"].plugin == "clash_pack"
-        assert "node 'ImageInvert' from plugin 'builtin_nodes' is shadowed by plugin 'clash_pack'" in pm.warnings
+    def test_a_pack_never_silently_replaces_a_builtin(self, pm: PluginManager) -> None:
+        assert pm.nodes()["ImageInvert"].plugin == "builtin_nodes"
+        assert [c.as_dict() for c in pm.collisions] == [
+            {"node": "ImageInvert", "provider": "builtin_nodes", "refused": ["clash_pack"], "overridden": ""}]
+        assert any("node 'ImageInvert' from plugin 'clash_pack' was refused: plugin 'builtin_nodes' already "
+                   "provides it" in w and "HEARTH_ALLOW_OVERRIDE=clash_pack:ImageInvert" in w for w in pm.warnings)
+        assert pm.records["clash_pack"].node_count == 0
+
+    def test_the_user_may_allow_an_override(self) -> None:
+        for allowed in ("clash_pack:ImageInvert", "clash_pack:*"):
+            pm = PluginManager().load(environ={"HEARTH_ALLOW_OVERRIDE": allowed}, entry_points=False,
+                                      custom_nodes=[CUSTOM_NODES])
+            assert pm.nodes()["ImageInvert"].plugin == "clash_pack"
+            assert [c.as_dict() for c in pm.collisions] == [{"node": "ImageInvert", "provider": "clash_pack",
+                                                             "refused": ["builtin_nodes"],
+                                                             "overridden": "builtin_nodes"}]
+        # Leave for another pack or another node is no leave for this one.
+        pm = PluginManager().load(environ={"HEARTH_ALLOW_OVERRIDE": "good_pack:ImageInvert,clash_pack:SaveImage"},
+                                  entry_points=False, custom_nodes=[CUSTOM_NODES])
+        assert pm.nodes()["ImageInvert"].plugin == "builtin_nodes"
 
     def test_web_directory(self, pm: PluginManager) -> None:
         assert pm.web_directories()["good_pack"] == (CUSTOM_NODES / "good_pack" / "web").resolve()
@@ -199,3 +216,50 @@ def test_pack_named_like_a_stdlib_module_does_not_shadow_it(tmp_path: Path) -> N
     pm = PluginManager().load(environ={}, entry_points=False, custom_nodes=[tmp_path])
     assert pm.records["string"].error is None and "Upper" in pm.nodes()
     assert sys.modules["string"] is string and hasattr(sys.modules["string"], "ascii_letters")
+
+
+def _node_class(tag: str) -> type:
+    return type(f"Node{tag}", (), {"RETURN_TYPES": ("STRING",), "FUNCTION": "run", "CATEGORY": tag,
+                                   "INPUT_TYPES": classmethod(lambda cls: {"required": {}}),
+                                   "run": lambda self: (tag,)})
+
+
+def _nodes_plugin(nodes: dict[str, type]) -> Any:
+    from hearth.core.hookspecs import hookimpl
+
+    class Plugin:
+        @hookimpl
+        def register_nodes(self) -> dict[str, type]:
+            return nodes
+
+    return Plugin()
+
+
+def test_between_packs_the_provider_already_there_stays_and_first_party_outranks_builtins() -> None:
+    pm = PluginManager().load(environ={}, entry_points=False)
+    pm.register(_nodes_plugin({"SharedNode": _node_class("b")}), "b_pack", "installed")
+    pm.register(_nodes_plugin({"SharedNode": _node_class("a"), "SaveImage": _node_class("a")}), "a_pack",
+                "installed")
+    # Hearth's own plugin (by its distribution) may replace a builtin on purpose; a stranger's may not.
+    pm.register(_nodes_plugin({"PreviewImage": _node_class("sd")}), "sd", "installed", distribution="hearth-sd")
+    pm.register(_nodes_plugin({"PreviewImage": _node_class("x")}), "x_pack", "installed",
+                distribution="hearth-sd-extras")
+    registry = pm.nodes()
+    assert registry["SharedNode"].plugin == "a_pack"  # deterministic: by name among other packs
+    assert registry["SaveImage"].plugin == "builtin_nodes"
+    assert registry["PreviewImage"].plugin == "sd"
+    clashes = {c.node: (c.provider, c.refused) for c in pm.collisions}
+    assert clashes == {"SharedNode": ("a_pack", ["b_pack"]), "SaveImage": ("builtin_nodes", ["a_pack"]),
+                       "PreviewImage": ("sd", ["builtin_nodes", "x_pack"])}
+
+
+def test_a_web_directory_outside_the_pack_is_not_served(tmp_path: Path) -> None:
+    pack = tmp_path / "escape_pack"
+    pack.mkdir()
+    (pack / "__init__.py").write_text('NODE_CLASS_MAPPINGS = {}\nWEB_DIRECTORY = "../../.."\n')
+    (tmp_path / "inside_pack" / "web").mkdir(parents=True)
+    (tmp_path / "inside_pack" / "__init__.py").write_text('NODE_CLASS_MAPPINGS = {}\nWEB_DIRECTORY = "./web"\n')
+    pm = PluginManager().load(environ={}, entry_points=False, custom_nodes=[tmp_path])
+    assert "escape_pack" not in pm.web_directories()
+    assert any("resolves outside the pack" in n for n in pm.records["escape_pack"].notes)
+    assert pm.web_directories()["inside_pack"] == (tmp_path / "inside_pack" / "web").resolve()

@@ -1,4 +1,4 @@
-"""The builtin nodes plugin (default tier, registered ``trylast`` so packs can deliberately override a builtin)."""
+"""The builtin nodes plugin (default tier, registered ``trylast``; a pack replaces a builtin only where the user allows it)."""
 
 from __future__ import annotations
 

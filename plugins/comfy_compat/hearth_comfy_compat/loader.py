@@ -99,7 +99,11 @@ class CustomNodesLoader:
             web = getattr(module, "WEB_DIRECTORY", None)
             if web:  # served even for a pack without nodes: frontend-only packs are common
                 base = path if path.is_dir() else path.parent
-                self.web_directories[name] = (base / web).resolve()
+                folder = (base / str(web)).resolve()
+                if folder.is_relative_to(base.resolve()):
+                    self.web_directories[name] = folder
+                else:  # the web server would hand out files from outside the pack
+                    record.notes.append(f"WEB_DIRECTORY {str(web)!r} resolves outside the pack; not served")
             mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
             display = getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None) or {}
             entrypoint = getattr(module, "comfy_entrypoint", None)
