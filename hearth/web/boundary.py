@@ -24,6 +24,7 @@ from typing import Annotated, Any
 from urllib.parse import unquote_to_bytes
 
 from fastapi import Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 # Deep enough for any workflow the frontend saves (subgraph definitions are flat lists), shallow enough that every
@@ -37,6 +38,7 @@ MAX_NAME_BYTES = 255  # one path segment: the file system's limit for a name
 MAX_PATH = 8192  # the request path, percent-encoded
 MAX_QUERY = 16384  # the query string, percent-encoded
 MAX_PAGE = 1_000_000  # max_items, limit, offset: more than history can hold
+THREAD_PARSE_BYTES = 256 * 1024  # bodies larger than this are parsed off the event loop
 
 
 class BadRequest(Exception):
@@ -125,7 +127,46 @@ def check_value(value: Any, root: str = "", max_depth: int = MAX_DEPTH) -> None:
     """Refuse what JSON cannot carry back out: non-finite or huge numbers, lone surrogates, deep nesting.
 
     Iterative, so a hostile depth cannot exhaust the stack here; raises :class:`BadRequest` naming the field.
+    A fast pass without paths answers for good values; only a bad one pays for the walk that names the field.
     """
+    if _looks_fine(value, max_depth):
+        return
+    _locate_problem(value, root, max_depth)
+
+
+def _looks_fine(value: Any, max_depth: int) -> bool:
+    level, depth = [value], 0
+    while level:
+        below: list[Any] = []
+        for item in level:
+            kind = type(item)
+            if kind is str:
+                if not item.isascii() and _bad_text(item):
+                    return False
+            elif kind is dict:
+                if depth >= max_depth:
+                    return False
+                for key in item:
+                    if type(key) is not str or (not key.isascii() and _bad_text(key)):
+                        return False
+                below.extend(item.values())
+            elif kind is list:
+                if depth >= max_depth:
+                    return False
+                below.extend(item)
+            elif kind is float:
+                if item - item != 0.0:  # inf - inf and nan - nan are nan: the cheapest finiteness test
+                    return False
+            elif kind is int:
+                if not -MAX_INT <= item <= MAX_INT:
+                    return False
+            elif kind is not bool and item is not None:
+                return False  # _Refused, or a type JSON does not have: the slow walk says which
+        level, depth = below, depth + 1
+    return True
+
+
+def _locate_problem(value: Any, root: str, max_depth: int) -> None:
     stack: list[tuple[Any, tuple[Any, ...]]] = [(value, (root,) if root else ())]
     base = len(stack[0][1])
     while stack:
@@ -184,6 +225,8 @@ async def json_body(request: Request, *, kind: str = "invalid_request", default:
         if default is not None:
             return default
         raise BadRequest(kind, "Request body is empty; expected JSON.")
+    if len(raw) > THREAD_PARSE_BYTES:  # seconds for the largest bodies: the event loop keeps answering meanwhile
+        return await run_in_threadpool(parse_json, raw, kind=kind)
     return parse_json(raw, kind=kind)
 
 

@@ -4,11 +4,14 @@ a refused prompt never runs, and nothing accepted can break a later read."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import httpx
 import pytest
 from hearth_server import new_id, queue, slow_prompt, wait_history
+
+from hearth.web.boundary import MAX_DEPTH, BadRequest, check_value, storable
 
 DEEP_WIDGET = "[" * 950 + "1" + "]" * 950
 DEEP_EXTRA = "[" * 300 + "1" + "]" * 300
@@ -172,3 +175,32 @@ def test_body_over_the_limit_is_a_413(client: httpx.Client) -> None:
     """The shared server takes 2 MB bodies: a bigger prompt is refused before it is read, let alone parsed."""
     big = {"prompt": slow_prompt("big", 0, 1), "extra_data": {"pad": "x" * (3 * 1024 * 1024)}}
     refused(client.post("/prompt", json=big), None, status=413)
+
+
+def nested(depth: int) -> Any:
+    value: Any = 1
+    for i in range(depth):
+        value = [value] if i % 2 else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize(("value", "ok"), [
+    (nested(MAX_DEPTH), True), (nested(MAX_DEPTH + 1), False), (2**64, True), (2**64 + 1, False), (-(2**64) - 1, False),
+    (1.5e308, True), (math.inf, False), (-math.inf, False), (math.nan, False), ({"a": ["x", "\ud800"]}, False),
+    ({"\udfff": 1}, False), ({"é✓": "日本"}, True), ([True, None, False, 0, -0.0], True),
+])
+def test_check_value_fast_pass_and_named_walk_agree(value: Any, ok: bool) -> None:
+    if ok:
+        check_value(value)
+        return
+    with pytest.raises(BadRequest) as refused_value:
+        check_value({"outer": value})
+    assert refused_value.value.field and refused_value.value.field.startswith("outer")
+
+
+def test_storable_repairs_what_check_value_refuses() -> None:
+    hostile = {"nan": math.nan, "big": 10**40, "text": "a\ud800", "\udc00key": 1, "deep": nested(200),
+               "other": object(), "tuple": (1, math.inf)}
+    repaired = storable(hostile)
+    check_value(repaired, max_depth=MAX_DEPTH + 8)
+    json.dumps(repaired, allow_nan=False).encode("utf-8")
