@@ -1,5 +1,7 @@
 """Benchmark of pack verification: static-scan throughput on a large generated pack, archive-check speed on
-its zip, and the time an isolated import of a small pack takes. Prints figures; not a test.
+its zip, packs verified per second over the real benign packs with their false-positive count (first-party
+plugins, the benign corpus, the test harness's packs: must stay 0 flagged) and how many of the issue-15 attack
+packs are caught, and the time an isolated import of a small pack takes. Prints figures; not a test.
 
     .venv/bin/python bench/scan.py [--files 4000] [--imports 10]
 """
@@ -17,11 +19,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hearth.sandbox import verify  # noqa: E402
 from hearth.sandbox.archive import check_archive  # noqa: E402
 from hearth.sandbox.isolate import import_pack  # noqa: E402
 from hearth.sandbox.static import scan_folder  # noqa: E402
 
-SMALL_PACK = Path(__file__).resolve().parents[1] / "tests" / "sandbox" / "corpus" / "import" / "benign_comfy"
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_PACK = ROOT / "tests" / "sandbox" / "corpus" / "import" / "benign_comfy"
 
 MODULE = '''"""Generated node module {index}: image helpers of the size and shape real packs have."""
 
@@ -100,6 +104,28 @@ def rate(label: str, wall: float, cpu: float, files: int, mib: float) -> str:
             f" {files / cpu:8.0f} files/s {mib / cpu:6.2f} MiB/s CPU ({cpu:.2f} s)")
 
 
+def benign_and_attacks(tmp: Path) -> None:
+    """Packs per second and false positives over real benign packs; attack packs caught (archive + static)."""
+    from tests.harness.packs import make_pack
+    from tests.sandbox.test_sandbox_attacks import PACKS, attack_zip
+
+    benign = [p for p in sorted((ROOT / "plugins").iterdir()) if (p / "pyproject.toml").exists()]
+    benign += [ROOT / "tests" / "sandbox" / "corpus" / "import" / name for name in ("benign_comfy", "hearth_plugin")]
+    harness = tmp / "harness"
+    benign += [make_pack(harness, "plain"), make_pack(harness, "with-deps", requirements=("numpy>=1.24", "pillow")),
+               make_pack(harness, "with-extras", extra_files={"web/app.js": "let a = 1;\n", "data/words.txt": "a\n"})]
+    wall, cpu, reports = best_of(3, lambda: [verify(p, isolate_import=False) for p in benign])
+    flagged = [(p.name, r.verdict) for p, r in zip(benign, reports, strict=True) if r.verdict != "pass"]
+    print(f"benign packs:    {len(benign) / wall:8.1f} packs/s wall, {len(benign) / cpu:8.1f} packs/s CPU"
+          f" ({len(benign)} packs: plugins, benign corpus, harness packs; archive + static)"
+          f"  [false positives: {len(flagged)} flagged{' ' + str(flagged) if flagged else ''}]")
+    zips = [attack_zip(name, tmp) for name in PACKS]
+    wall, _, reports = best_of(1, lambda: [verify(z, isolate_import=False) for z in zips])
+    missed = [name for name, r in zip(PACKS, reports, strict=True) if r.verdict == "pass"]
+    print(f"attack packs:    {len(zips) / wall:8.1f} packs/s wall; caught {len(zips) - len(missed)}/{len(zips)}"
+          f" by archive + static checks alone{' (missed: ' + ', '.join(missed) + ')' if missed else ''}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=4000, help="Python files in the generated pack")
@@ -122,6 +148,8 @@ def main() -> int:
         wall, cpu, findings = best_of(3, lambda: check_archive(archive))
         print(rate("archive check:", wall, cpu, count, archive.stat().st_size / 2**20)
               + f"  [zip, {len(findings)} findings]")
+
+        benign_and_attacks(Path(tmp))
 
     if not sys.platform.startswith("linux"):
         print("isolated import: skipped (needs Linux namespaces)")

@@ -13,6 +13,10 @@ from rich.table import Table
 from hearth.sandbox import ArchiveUnreadable, ImportLimits, Report, verify
 
 EXIT_CODES = {"pass": 0, "flag": 1, "reject": 2}
+# Said with every result: the scan ranks what a reviewer should read first; it does not prove a pack safe.
+TRIAGE_NOTE = ("The scan is a triage aid for reviewers: it recognises common shapes of hidden or harmful code, and "
+               "code written to avoid them can pass. PASS means nothing was recognised, not that the pack is safe "
+               "(docs/scan.md).")
 _VERDICT_STYLE = {"pass": "bold green", "flag": "bold yellow", "reject": "bold red"}
 _SEVERITY_STYLE = {"low": "dim", "medium": "yellow", "high": "red", "critical": "bold red"}
 
@@ -27,6 +31,7 @@ def scan(target: Path, as_json: bool, no_import: bool, timeout: float) -> None:
     """Check a node pack for unsafe archive contents, risky code and what its import does.
 
     Prints the verdict (pass, flag or reject) and the findings; exit code 0 for pass, 1 for flag, 2 for reject.
+    The scan is a triage aid for reviewers, not a proof of safety: PASS means nothing was recognised.
     """
     from hearth.cli.main import (
         UserError,  # here, not at the top: hearth.cli.main imports this module while it loads
@@ -42,7 +47,7 @@ def scan(target: Path, as_json: bool, no_import: bool, timeout: float) -> None:
     except PermissionError as exc:
         raise UserError(f"{exc.filename or target}: permission denied") from None
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        click.echo(json.dumps(dict(report.to_dict(), note=TRIAGE_NOTE), indent=2))
     else:
         _print(report, target, imported=not no_import)
     code = EXIT_CODES[report.verdict]
@@ -79,3 +84,4 @@ def _print(report: Report, target: Path, imported: bool) -> None:
         console.print("[dim]isolated import skipped (--no-import): nodes not listed[/]")
     elif report.isolation.get("available") is False:
         console.print(f"[yellow]not imported: {escape(str(report.isolation.get('reason')))}[/]")
+    console.print(f"[dim]{escape(TRIAGE_NOTE)}[/]")

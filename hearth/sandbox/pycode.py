@@ -58,6 +58,7 @@ class Scanner:
         self.imports = _Imports(nodes)
         self.defined = {n.name for n in nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
         self.assigned: dict[str, str] = {}
+        self._roots = {v.split(".")[0] for v in self.imports.aliases.values()} | {"builtins"}
         self.assigned = names.assigned_aliases(nodes, self.qualname, self._followed)
         self.constants = names.string_constants(nodes)
         self._folded: set[int] = set()  # inner nodes of a string expression already folded as a whole
@@ -118,7 +119,7 @@ class Scanner:
     def _followed(self, name: str) -> bool:
         """Whether an assignment of ``name`` makes an alias worth following (a module's callable, a builtin)."""
         root = name.split(".")[0]
-        return root in names.FOLLOWED_BUILTINS or any(v.split(".")[0] == root for v in self.imports.aliases.values())
+        return root in names.FOLLOWED_BUILTINS or root in self._roots
 
     def report(self, rule: str, node: ast.AST, detail: str = "") -> None:
         line = getattr(node, "lineno", 0)
@@ -351,7 +352,7 @@ class Scanner:
         self._check_folded(node)
 
     def _imported_roots(self) -> set[str]:
-        return {v.split(".")[0] for v in self.imports.aliases.values()} | {"builtins"}
+        return self._roots
 
     def visit_BinOp(self, node: ast.BinOp) -> None:
         if isinstance(node.op, (ast.Add, ast.Div, ast.Mod)):

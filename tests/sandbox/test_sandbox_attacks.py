@@ -89,6 +89,28 @@ def test_the_archive_the_wheel_is_built_from_is_what_the_scan_read(tmp_path):
         assert report.verdict == "reject" and rule in {f.rule for f in report.findings}
 
 
+def test_the_wheel_ships_no_file_the_scan_did_not_read(tmp_path):
+    from hearth.registry_server.simple.services import build_wheel
+    from hearth.sandbox.static import scan_folder
+
+    pack = make_pack(tmp_path, "wheeled", extra_files={"data/vocab.txt": "hello\n", "js/app.js": "let a = 1;\n"})
+    archive = tmp_path / "wheeled.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for file in sorted(pack.rglob("*")):
+            zf.write(file, file.relative_to(pack).as_posix())
+    built = build_wheel(archive, "wheeled", "1.0.0", {}, [], tmp_path / "wheels")
+    with zipfile.ZipFile(built.path) as wheel:
+        shipped = {n.split("/", 1)[1] for n in wheel.namelist() if not n.split("/")[0].endswith(".dist-info")}
+    assert shipped - {"__init__.py"} <= set(scan_folder(pack).paths), shipped
+
+
+def test_publish_and_the_scan_leave_out_the_same_folders():
+    from hearth.registry.archive import ALWAYS_EXCLUDED
+    from hearth.sandbox.archive import NOT_SHIPPED_DIRS
+
+    assert set(ALWAYS_EXCLUDED) == set(NOT_SHIPPED_DIRS)
+
+
 def test_an_oversized_python_file_is_high_not_low(tmp_path):
     report = verify(attack_zip("big_py", tmp_path), isolate_import=False)
     (hit,) = [f for f in report.findings if f.rule == "code.unparsable"]

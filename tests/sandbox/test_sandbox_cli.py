@@ -63,3 +63,18 @@ def test_the_comfy_command_wires_scan_into_the_node_group():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["findings"][0]["rule"] == "deps.vcs"
+
+
+def test_output_and_json_call_the_scan_a_triage_aid():
+    result = run(str(IMPORTS / "benign_comfy"), "--no-import")
+    assert "triage aid" in " ".join(result.output.split()) and "not that the pack is safe" in " ".join(result.output.split())
+    result = run(str(IMPORTS / "benign_comfy"), "--no-import", "--json")
+    assert "triage aid" in json.loads(result.output)["note"]
+
+
+def test_the_scan_docs_list_every_rule():
+    from hearth.sandbox.rules import RULES
+
+    text = (HERE.parents[1] / "docs" / "scan.md").read_text()
+    assert "triage aid" in text
+    assert [rule for rule in RULES if f"`{rule}`" not in text] == []
