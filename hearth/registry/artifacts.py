@@ -1,5 +1,11 @@
 """The files a lock names: fetched into a content-addressed cache, each checked against its sha256, and the
-ComfyUI-format packs among them unpacked into an environment's custom_nodes/."""
+ComfyUI-format packs among them unpacked into an environment's custom_nodes/.
+
+A download is written to ``.<file>.<pid>-<random>.part`` beside its place and renamed in once its hash matches. A
+process killed mid-download leaves that file behind; the next fetch from the same cache removes every ``.part``
+whose process is gone (a live one may still be writing it). Parts are never resumed or reused: each download
+starts a file of its own.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import uuid
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +23,7 @@ from urllib.parse import unquote, urlparse
 
 from hearth.registry.envs import hearth_home
 from hearth.registry.lock import Lock, LockedPackage
+from hearth.registry.pids import pid_alive
 from hearth.registry.sources import InstallError, Sources
 
 if TYPE_CHECKING:
@@ -51,6 +59,7 @@ def fetch(lock: Lock, sources: Sources, progress: Progress | None = None) -> dic
     A file whose hash differs is refused (and not kept): "tampered or corrupt" names the package and URL.
     """
     progress = progress or Progress()
+    remove_dead_parts()
     wanted = [p for p in lock.packages if not _cached_path(p).is_file()]
     if wanted and sources.offline:
         names = ", ".join(f"{p.name} {p.version}" for p in wanted)
@@ -64,16 +73,36 @@ def fetch(lock: Lock, sources: Sources, progress: Progress | None = None) -> dic
     return {p.name: _cached_path(p) for p in lock.packages}
 
 
+def _part_owner(part: Path) -> int | None:
+    """The pid in ``.<file>.<pid>-<random>.part`` (or the older ``.<file>.<pid>.part``); None if there is none."""
+    owner = part.name[:-len(".part")].rsplit(".", 1)[-1].split("-", 1)[0]
+    return int(owner) if owner.isdigit() else None
+
+
+def remove_dead_parts(root: Path | None = None) -> list[Path]:
+    """Remove the partial downloads in the cache whose process is no longer running; returns what was removed."""
+    root = root if root is not None else artifacts_dir()
+    removed = []
+    for part in root.glob("*/.*.part"):
+        owner = _part_owner(part)
+        if owner is None or not pid_alive(owner):
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+                removed.append(part)
+    return removed
+
+
 def _download(client: httpx.Client, p: LockedPackage, sources: Sources, progress: Progress) -> None:
     import httpx
 
     dest = _cached_path(p)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    # pid: whose it is, for the sweep; random: a reused pid or a second thread never writes into an old part.
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part")
     digest = hashlib.sha256()
     url = p.artifact.url
     try:
-        with open(tmp, "wb") as out:
+        with open(tmp, "xb") as out:
             if url.startswith("file://"):
                 src = Path(unquote(urlparse(url).path))
                 advance = progress.download(p.artifact.filename, src.stat().st_size if src.exists() else None)
