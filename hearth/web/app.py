@@ -15,13 +15,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from hearth.core.plugins import PluginManager
 from hearth.core.runtime import Runtime
 from hearth.web import frontend, plugin_events
-from hearth.web.boundary import Boundary
+from hearth.web.boundary import Boundary, SafeJSONResponse
 from hearth.web.config import ServerConfig
 from hearth.web.routes import (
     BadRequest,
@@ -109,11 +109,11 @@ async def _to_hearth_ui() -> Response:
 
 
 def _plugin_endpoint(handler: Callable[[Request], Awaitable[Any]]) -> Callable[[Request], Awaitable[Response]]:
-    """Plugins return a Response, or anything JSON-serializable."""
+    """Plugins return a Response, or anything JSON-serializable (a NaN in it answers null, never a 500)."""
 
     async def endpoint(request: Request) -> Response:
         result = await handler(request)
-        return result if isinstance(result, Response) else JSONResponse(result)
+        return result if isinstance(result, Response) else SafeJSONResponse(result)
 
     endpoint.__name__ = getattr(handler, "__name__", "plugin_route")
     return endpoint

@@ -204,3 +204,9 @@ def test_storable_repairs_what_check_value_refuses() -> None:
     repaired = storable(hostile)
     check_value(repaired, max_depth=MAX_DEPTH + 8)
     json.dumps(repaired, allow_nan=False).encode("utf-8")
+
+
+@pytest.mark.parametrize("node", [{"id": 1, "type": "HearthTestSlow", "inputs": "x"},
+                                  {"id": 1, "type": "HearthTestSlow", "inputs": {"id": 1}}])
+def test_ui_workflow_of_the_wrong_shape_is_a_400(client: httpx.Client, node: dict[str, Any]) -> None:
+    refused(client.post("/hearth/workflow", json={"nodes": [node], "links": [], "version": 0.4}), "workflow")

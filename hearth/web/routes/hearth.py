@@ -37,8 +37,10 @@ async def workflow(request: Request, state: ServerState = Depends(get_state)) ->
         return {"prompt": data, "workflow": None}
     try:
         prompt = await run_in_threadpool(ui_to_api, data, state.registry)
-    except (PromptFormatError, KeyError, TypeError, ValueError) as exc:
-        raise BadRequest("invalid_prompt", "Not a valid UI-format workflow", str(exc)) from None
+    except (PromptFormatError, AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+        # The conversion only reads the client's JSON: any of these means a field of the wrong shape.
+        raise BadRequest("invalid_prompt", "Not a valid UI-format workflow", f"{type(exc).__name__}: {exc}",
+                         field="workflow") from None
     return {"prompt": prompt, "workflow": data}
 
 
