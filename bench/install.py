@@ -92,6 +92,7 @@ def main() -> None:
         with hub.session() as s:
             accounts.create_user(s, "bench-owner")
             accounts.create_publisher(s, PUBLISHER, "bench-owner")
+            accounts.set_trust(s, PUBLISHER, "trusted", "bench")  # an untrusted publisher's packs wait for review
             token, _ = accounts.create_token(s, None, PUBLISHER, "publish")
         for name, requires in PACKS.items():
             detail = hub.publish_dir(make_pack(work / "packs", name, requires), token)

@@ -32,6 +32,9 @@ mkdir -p "$WORK"
 say "registry: a publisher 'hearth' (the plugins' PublisherId) and a publish token"
 "$COMFY" registry admin create-user demo --data "$WORK/registry"
 "$COMFY" registry admin create-publisher hearth --owner demo --name "Hearth" --data "$WORK/registry"
+# The registry holds an untrusted publisher's versions for review (comfy registry serve --review untrusted, the
+# default); the first-party publisher is one an admin trusts, so its verified packs go active on a passing scan.
+"$COMFY" registry admin trust hearth --reason "first-party plugins" --data "$WORK/registry"
 TOKEN="$("$COMFY" registry admin create-token --publisher hearth --data "$WORK/registry" 2>/dev/null)"
 
 PORT="$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

@@ -62,7 +62,7 @@ def test_comfy_cli_publish_install_list(comfy_cli: str, tmp_path: Path):
     server.start()
     hub = Hub(server.url, server.settings)
     try:
-        pub, token = hub.new_publisher()
+        pub, token = hub.new_publisher(trusted=False)  # the default policy holds its versions for review
         name = unique("cli-pack-")
         pack = make_pack(tmp_path, name, "1.0.0", pub, git=True, extra_files={".comfyignore": "notes.txt\n",
                                                                                "notes.txt": "private"})
@@ -78,12 +78,20 @@ def test_comfy_cli_publish_install_list(comfy_cli: str, tmp_path: Path):
         out = comfy("node", "publish", "--token", token, cwd=pack).stdout
         assert "Upload successful" in out
         detail = hub.wait(name, "1.0.0")
-        assert detail["status"] == "active" and detail["node_classes"]
+        assert detail["status"] == "review" and detail["node_classes"]
 
         workspace = tmp_path / "ComfyUI"
         (workspace / "custom_nodes").mkdir(parents=True)
-        comfy("--workspace", str(workspace), "node", "registry-install", name)
         installed = workspace / "custom_nodes" / name
+        # Accepted, then waiting: comfy-cli cannot install it until an admin approves.
+        subprocess.run([comfy_cli, "--skip-prompt", "--workspace", str(workspace), "node", "registry-install", name],
+                       env=env, capture_output=True, text=True, timeout=120)
+        assert not (installed / "__init__.py").exists()
+        admin = {"Authorization": f"Bearer {hub.admin_token()}"}
+        assert hub.http.post("/api/v1/admin/approve", json={"target": f"{name}@1.0.0"},
+                             headers=admin).status_code == 200
+        assert hub.wait(name, "1.0.0")["status"] == "active"
+        comfy("--workspace", str(workspace), "node", "registry-install", name)
         assert (installed / "__init__.py").exists() and (installed / "pyproject.toml").exists()
         assert not (installed / "notes.txt").exists()  # .comfyignore honoured by comfy-cli's zip
 

@@ -134,11 +134,16 @@ def claim_next(session: Session) -> str | None:
     return None
 
 
-def review_reason(settings: Settings, publisher) -> str:  # noqa: ANN001 - accounts.models.Publisher
-    """Why the publication policy holds a verified version for a reviewer; empty when it may go active."""
+def review_reason(settings: Settings, publisher, origin: str = "local") -> str:  # noqa: ANN001 - Publisher
+    """Why the publication policy holds a verified version for a reviewer; empty when it may go active.
+
+    A mirror's copy of an upstream pack (origin "upstream") was published under the upstream's own policy, which
+    only serves what it let go active; only `--review all` reviews those again.
+    """
     if settings.review == "all":
         return "this registry reviews every version"
-    if settings.review == "untrusted" and (publisher is None or publisher.trust != "trusted"):
+    if settings.review == "untrusted" and origin != "upstream" and (publisher is None or
+                                                                     publisher.trust != "trusted"):
         return f"publisher {publisher.id if publisher else '?'!r} is not trusted by this registry's admins"
     return ""
 
@@ -204,7 +209,7 @@ def verify_version(server, version_id: str) -> str:  # noqa: ANN001 - ServerCont
             version.status = ACTIVE if report.verdict == "pass" else FLAGGED
             version.status_reason = {"pass": "verified", "flag": "flagged for review",
                                      "reject": "rejected by verification"}.get(report.verdict, report.verdict)
-            why = review_reason(settings, session.get(Publisher, pack.publisher_id))
+            why = review_reason(settings, session.get(Publisher, pack.publisher_id), pack.origin)
             if why:
                 # The policy, not the scan, decides: whatever the verdict, a human looks first.
                 version.status, version.status_reason = REVIEW, f"waiting for review: {why}"

@@ -99,7 +99,7 @@ def login_form(request: Request, next: str = "/", server: ServerContext = Depend
 @auth_pages.post("/login")
 def login(request: Request, token: str = Form(""), next: str = Form("/"), csrf_token: str = Form(""),
           session: Session = Depends(get_session), server: ServerContext = Depends(get_server)) -> Response:
-    check_csrf(request, csrf_token, request.cookies.get(LOGIN_CSRF_COOKIE))
+    check_csrf(request, csrf_token, request.cookies.get(LOGIN_CSRF_COOKIE), server.base_url(request))
     try:
         authenticate(session, token.strip(), "read")
     except ApiError as exc:
@@ -174,7 +174,8 @@ def admin_action(request: Request, target: str = Form(...), action: str = Form(.
     token, refusal = _require_admin(request, session)
     if refusal is not None:
         return refusal
-    check_csrf(request, csrf_token, csrf_token_for(token_from_request(request, allow_cookie=True) or ""))
+    check_csrf(request, csrf_token, csrf_token_for(token_from_request(request, allow_cookie=True) or ""),
+               server.base_url(request))
     if action not in ACTIONS:
         raise ApiError(422, "unknown_action", f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
     ACTIONS[action](session, target, actor_for(session, token), reason)

@@ -99,18 +99,25 @@ def new_login_csrf() -> str:
     return secrets.token_urlsafe(24)
 
 
-def check_same_origin(request: Request) -> None:
-    """A browser names the page a form came from; refuse one from another origin outright."""
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def check_same_origin(request: Request, public_base: str = "") -> None:
+    """A browser names the page a form came from; refuse one from another origin outright (the registry's own
+    address as the request reached it, or its public URL behind a proxy)."""
     origin = request.headers.get("origin")
     if origin and origin != "null":
-        here = f"{request.url.scheme}://{request.url.netloc}"
-        if origin.rstrip("/") != here:
-            raise ApiError(403, "csrf_failed", f"form posted from {origin}, not from this registry ({here})")
+        allowed = {_origin(str(request.url))} | ({_origin(public_base)} if public_base else set())
+        if _origin(origin) not in allowed:
+            raise ApiError(403, "csrf_failed", f"form posted from {origin}, not from this registry "
+                                               f"({', '.join(sorted(allowed))})")
 
 
-def check_csrf(request: Request, submitted: str, expected: str | None) -> None:
+def check_csrf(request: Request, submitted: str, expected: str | None, public_base: str = "") -> None:
     """Refuse a form post whose CSRF token is missing or wrong (403), naming what to do."""
-    check_same_origin(request)
+    check_same_origin(request, public_base)
     if not expected or not submitted or not hmac.compare_digest(submitted.encode(), expected.encode()):
         raise ApiError(403, "csrf_failed", "the form's CSRF token is missing or wrong: reload the page and submit "
                                            "the form again")
