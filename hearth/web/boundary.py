@@ -113,6 +113,11 @@ def _field(path: tuple[Any, ...]) -> str:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def is_text(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (holds no lone surrogate), as every response and the database need."""
+    return not _bad_text(text)
+
+
 def _bad_text(text: str) -> bool:
     if text.isascii():
         return False

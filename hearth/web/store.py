@@ -33,7 +33,7 @@ except ImportError:  # Windows: no advisory locks; one server per data folder is
 
 from hearth.core.executor.execution import ExecutionResult
 from hearth.core.executor.queue import History, PromptQueue, QueueItem
-from hearth.web.boundary import MAX_DEPTH, MAX_NUMBER, BadRequest, identifier, parse_json, storable
+from hearth.web.boundary import MAX_DEPTH, MAX_NUMBER, BadRequest, is_text, parse_json, storable
 
 log = logging.getLogger("hearth.web")
 # A history entry wraps the prompt and extra_data the boundary accepted a few levels deeper.
@@ -195,10 +195,10 @@ def _number(value: Any, name: str, bound: float = MAX_NUMBER) -> None:
 
 
 def _text_id(value: Any, name: str) -> str:
-    try:
-        return identifier(value, name)
-    except BadRequest as exc:
-        raise Unreadable(exc.message) from None
+    # Looser than the boundary's identifier(): older versions took any prompt_id, and a long one still reads back.
+    if not isinstance(value, str) or not value or not is_text(value):
+        raise Unreadable(f"{name} is not Unicode text")
+    return value
 
 
 def _json_column(text: Any, name: str, shape: type) -> Any:
