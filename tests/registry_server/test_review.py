@@ -4,6 +4,7 @@ reviewers see the diff and findings; pages carry a CSP, forms need CSRF tokens, 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -323,3 +324,53 @@ def test_an_http_repository_is_still_a_link(reg: Hub, tmp_path: Path):
     _publish(reg, make_pack(tmp_path, name, "1.0.0", pub), token)
     page = reg.http.get(f"/packs/{name}").text
     assert f'href="https://example.com/{pub}/{name}"' in page
+
+
+def test_reject_from_the_command_line_is_audited(reg: Hub, tmp_path: Path):
+    pub, token = reg.new_publisher(trusted=False)
+    name = unique("clireject-")
+    _publish(reg, make_pack(tmp_path, name, "1.0.0", pub), token)
+    r = CliRunner().invoke(cli, ["registry", "admin", "reject", f"{name}@1.0.0", "--reason", "typosquat",
+                                 "--data", str(reg.settings.data_dir)])
+    assert r.exit_code == 0, r.output
+    # Another process wrote: the server notices through the audit log within cache_watch_s.
+    deadline = time.monotonic() + 10
+    while reg.http.get(f"/api/v1/packs/{name}/versions/1.0.0").json()["status"] != "rejected":
+        assert time.monotonic() < deadline, "the server never showed the rejection"
+        time.sleep(0.1)
+    [entry] = _audit(reg, "version.reject", f"{name}@1.0.0")
+    assert (entry.actor, entry.detail["reason"]) == ("cli", "typosquat")
+    again = CliRunner().invoke(cli, ["registry", "admin", "reject", f"{name}@1.0.0", "--data",
+                                     str(reg.settings.data_dir)])
+    assert again.exit_code == 2 and "rejected" in again.output
+
+
+def test_forms_behind_a_proxy_accept_the_public_origin_only():
+    from starlette.requests import Request
+
+    from hearth.registry_server.errors import ApiError
+    from hearth.registry_server.web.security import check_same_origin
+
+    def post(origin: str) -> Request:  # as the proxy forwards it: the internal address, the browser's Origin
+        return Request({"type": "http", "method": "POST", "scheme": "http", "path": "/admin/action",
+                        "server": ("10.0.0.5", 8080), "headers": [(b"host", b"10.0.0.5:8080"),
+                                                                  (b"origin", origin.encode())]})
+
+    check_same_origin(post("https://registry.example.org"), "https://registry.example.org")
+    check_same_origin(post("http://10.0.0.5:8080"), "https://registry.example.org")
+    for bad in ("https://evil.example", "https://registry.example.org.evil.example", "http://registry.example.org"):
+        with pytest.raises(ApiError, match="not from this registry"):
+            check_same_origin(post(bad), "https://registry.example.org")
+
+
+def test_review_page_summarises_binary_files_and_escapes_findings(reg: Hub, tmp_path: Path):
+    pub, token = reg.new_publisher(trusted=False)
+    name = unique("binary-")
+    pack = make_pack(tmp_path, name, "1.0.0", pub, extra_files={
+        "evil.py": "import os\nos.system('<b>owned</b>')\n"})
+    (pack / "weights.bin").write_bytes(bytes(range(256)) * 4)
+    _publish(reg, pack, token)
+    browser, _ = _browser(reg)
+    page = browser.get(f"/admin/review/{name}/1.0.0").text
+    assert "weights.bin" in page and "binary or over" in page and "1024 bytes" in page
+    assert "<b>owned</b>" not in page and "&lt;b&gt;owned&lt;/b&gt;" in page
