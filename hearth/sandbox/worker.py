@@ -18,9 +18,10 @@ The seal therefore uses a key that does not exist in that process until pack cod
 
 1. Before any pack code runs, the import stage closes every descriptor but 0-2, the report pipe (fd 3) and the
    read end of a key pipe (fd 4). The warden holds a fresh 32-byte key from ``os.urandom``, in its own process.
-2. After the pack is imported and its nodes listed, the import stage checks that no other thread of this process
-   and no other process of the namespace is alive (``/proc/self/task``, ``/proc``) — nothing of the pack's is
-   left running that could read the key as it arrives — then writes exactly ``KEY?\n`` to fd 3.
+2. After the pack is imported and its nodes listed, the import stage checks that no other Python thread of this
+   process (``sys._current_frames``; native worker threads of torch or OpenMP run no Python) and no other process
+   of the namespace (``/proc``) is alive — nothing of the pack's is left running that could read the key as it
+   arrives — then writes exactly ``KEY?\n`` to fd 3.
 3. The warden answers the first request, and only a request that is the first bytes on the pipe, with the key
    on fd 4, then closes it. The import stage seals the report (HMAC-SHA256 with functions captured before pack
    code ran) as ``REPORT <mac>\n<json>`` and exits at once.
@@ -343,6 +344,7 @@ def import_stage(config: dict) -> None:
 
 # Captured when this script starts, before any pack code can replace the module attributes they come from.
 _dumps, _write, _read, _exit, _listdir = json.dumps, os.write, os.read, os._exit, os.listdir
+_frames = sys._current_frames
 _mac = hmac.new
 
 
@@ -371,9 +373,9 @@ def _send(data: bytes) -> None:
 
 def _others_alive() -> str:
     """Why the key must not come now: another thread of ours, or another live process in the namespace."""
-    threads = _listdir("/proc/self/task")
-    if len(threads) > 1:
-        return f"{len(threads) - 1} thread(s) of the pack were still running"
+    threads = len(_frames())  # Python threads only: a library's native pool (torch, OpenMP) runs no pack code
+    if threads > 1:
+        return f"{threads - 1} thread(s) of the pack were still running"
     me = os.readlink("/proc/self/ns/pid")
     others = 0
     for entry in _listdir("/proc"):
