@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from hearth.cli.registry import registry
 from hearth.registry import envs
 from tests.envs.conftest import unique
-from tests.harness.packs import Packs, python_wheel
+from tests.harness.packs import Packs, project_pack, python_wheel
 from tests.registry_server.helpers import Hub
 
 
@@ -90,3 +90,17 @@ def test_an_allowed_pack_named_requests_never_replaces_the_python_project(hub: H
         admin(hub, "allow-name", "requests", "--undo", "--reason", "test done")
     r = hub.reserve(packs.publisher, packs.token, "requests", "3.0.0")
     assert r.status_code in (201, 409), r.text  # the pack exists now: its publisher may publish new versions
+
+
+def test_a_python_requirement_of_another_publishers_pack_cannot_become_a_pack(hub: Hub, packs: Packs):
+    lib = unique("some-python-lib-")  # on no popular list: reserved here because a pack requires it
+    user = unique("needs-lib-")
+    hub.publish_dir(project_pack(packs.work, user, publisher=packs.publisher, dependencies=(f"{lib}>=1",)),
+                    packs.token, wait=False)
+    attacker, token = hub.new_publisher()
+    r = hub.reserve(attacker, token, lib, "99.0.0")
+    assert r.status_code == 403, r.text
+    message = r.json()["message"]
+    assert "\n" not in message and f"pack {user} 1.0.0 requires it" in message and "allow-name" in message
+    # The publisher of the pack that requires it may still publish a pack of that name (its own pack dependency).
+    assert hub.reserve(packs.publisher, packs.token, lib, "1.0.0").status_code == 201

@@ -66,7 +66,7 @@ def reserve_version(session: Session, server: ServerContext, publisher_id: str, 
     key = normalize_name(pack_id)
     pack = session.exec(select(Pack).where(Pack.key == key)).first()
     if pack is None or pack.origin == "upstream":  # a new name here: not one a Python project is known by
-        check_new_pack_name(session, pack_id)
+        check_new_pack_name(session, pack_id, publisher_id)
     if pack is not None:
         # A pack only cached from the upstream (mirror mode) does not block a local publisher: local shadows it.
         if pack.publisher_id != publisher_id and pack.origin != "upstream":
