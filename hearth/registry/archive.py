@@ -147,7 +147,9 @@ def list_pack_files(pack_dir: str | Path, includes: Iterable[str] = (), exclude:
     left_out = [e.strip("/") for e in exclude if e.strip("/")]
     kept = []
     for rel in sorted(files | forced):
-        if set(rel.split("/")) & ALWAYS_EXCLUDED or (rel not in forced and is_ignored(rel, rules)):
+        # Bytecode is never shipped: the registry rejects archives holding it (code no review reads).
+        if set(rel.split("/")) & ALWAYS_EXCLUDED or rel.endswith((".pyc", ".pyo")) \
+                or (rel not in forced and is_ignored(rel, rules)):
             continue
         if any(rel == e or rel.startswith(e + "/") for e in left_out):
             continue

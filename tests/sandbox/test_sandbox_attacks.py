@@ -111,6 +111,16 @@ def test_publish_and_the_scan_leave_out_the_same_folders():
     assert set(ALWAYS_EXCLUDED) == set(NOT_SHIPPED_DIRS)
 
 
+def test_comfy_node_publish_leaves_out_what_the_registry_would_reject(tmp_path):
+    from hearth.registry.archive import build_archive
+
+    pack = make_pack(tmp_path, "tidy", extra_files={"old.pyc": "", "__pycache__/x.cpython-311.pyc": "", "a/b.pyo": ""},
+                     git=True)
+    built = build_archive(pack, tmp_path / "tidy.zip")
+    assert not [f for f in built.files if f.endswith((".pyc", ".pyo"))], built.files
+    assert verify(built.path, isolate_import=False).verdict == "pass"
+
+
 def test_an_oversized_python_file_is_high_not_low(tmp_path):
     report = verify(attack_zip("big_py", tmp_path), isolate_import=False)
     (hit,) = [f for f in report.findings if f.rule == "code.unparsable"]
