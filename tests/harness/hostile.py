@@ -144,10 +144,32 @@ class Generator:
         self.max_body = max_body
 
     def requests(self, count: int) -> Iterator[HostileRequest]:
+        """The issue's known causes first (every run replays them), then every family, then families at random."""
+        known = known_causes(self.max_body)
         makers = [getattr(self, f"_{family}") for family in FAMILIES]
         for i in range(count):
-            maker = makers[i] if i < len(makers) else self.rng.choice(makers)
-            yield maker()
+            if i < len(known):
+                yield known[i]
+                continue
+            j = i - len(known)
+            maker = makers[j] if j < len(makers) else self.rng.choice(makers)
+            request = maker()
+            if self.rng.random() < 0.05:
+                request.headers.update(self.headers())
+            yield request
+
+    def headers(self) -> dict[str, str]:
+        """Odd headers a proxy or a browser extension might add (latin-1 text, as HTTP carries)."""
+        key, value = self.rng.choice([
+            ("origin", "null"), ("origin", "http://evil.example"), ("origin", "http://127.0.0.1:1"),
+            ("cookie", "hearth_token=\xff; ;;=; a"), ("authorization", "Bearer " + "x" * 5000),
+            ("accept", "*/*;q=NaN"), ("accept-encoding", "gzip;q=1e400"),
+            ("x-forwarded-for", ", ".join(["::1"] * 100)),
+            ("content-type", "application/json; charset=utf-7"), ("content-type", "multipart/form-data; boundary="),
+            ("if-range", "\xff\xfe"), ("range", "bytes=0-1"), ("expect", "100-continue"),
+            ("host", "evil.example"), ("x-long", "h" * 60_000),
+        ])
+        return {key: value}
 
     # helpers
 
@@ -405,6 +427,75 @@ class Generator:
         return HostileRequest("misc", method, path)
 
 
+def known_causes(max_body: int) -> list[HostileRequest]:
+    """Each request issue 24 found a 500 (or a freeze) with, sent first in every run."""
+
+    def post(family: str, path: str, body: Any, raw: bool = False) -> HostileRequest:
+        data = body if raw else dumps(body).encode()
+        return HostileRequest(family, "POST", path, data, {"content-type": "application/json"})
+
+    def prompt(value: Any = "v", **body: Any) -> HostileRequest:
+        graph = {"1": {"class_type": "PrimitiveString", "inputs": {"value": value}},
+                 "2": {"class_type": "HearthTestSlow", "inputs": {"label": ["1", 0], "seconds": 0.0, "steps": 1}}}
+        return post("prompt", "/prompt", {"prompt": graph, **body})
+
+    surrogate = Raw('"\\ud800"')
+    cycle = {str(i): {"class_type": "StringConcatenate",
+                      "inputs": {"string_a": [str((i + 1) % 5000), 0], "string_b": "b", "delimiter": ""}}
+             for i in range(5000)}
+    cycle["out"] = {"class_type": "HearthTestSlow", "inputs": {"label": ["0", 0], "seconds": 0.0, "steps": 1}}
+    regex = {"1": {"class_type": "RegexReplace", "inputs": {"string": "a" * 27 + "!", "regex_pattern": "(a+)+$",
+                                                            "replace": "", "case_insensitive": False,
+                                                            "multiline": False, "dotall": False}},
+             "2": {"class_type": "HearthTestSlow", "inputs": {"label": ["1", 0], "seconds": 0.0, "steps": 1}}}
+    bomb = bomb_png(50000, 50000)
+    boundary = "knownboundary"
+
+    def upload(route: str, name: str, content: bytes, **fields: str) -> HostileRequest:
+        body = (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
+                f"Content-Type: image/png\r\n\r\n").encode() + content + b"\r\n"
+        for key, value in fields.items():
+            body += f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+        body += f"--{boundary}--\r\n".encode()
+        return HostileRequest("upload", "POST", route, body,
+                              {"content-type": f"multipart/form-data; boundary={boundary}"})
+
+    long = "L" * 300
+    return [
+        prompt(Raw("NaN")), prompt(Raw("Infinity")), prompt(Raw("-Infinity")), prompt(surrogate),
+        prompt(Raw("9" * 4301)), prompt(Raw("1" + "0" * 400)), prompt(Raw("[" * 950 + "]" * 950)),
+        post("prompt", "/prompt", {"prompt": {"1": {"class_type": surrogate, "inputs": {}}}}),
+        prompt(prompt_id=surrogate), prompt(number=Raw("Infinity")), prompt(number=Raw("100000000000000000000")),
+        prompt(number=Raw("NaN")), prompt(extra_data=Raw('{"a":' * 300 + "1" + "}" * 300)),
+        prompt(extra_data={"x": surrogate}), prompt(client_id=surrogate),
+        post("prompt", "/prompt", {"prompt": {"1": {"class_type": "HearthTestSlow", "_meta": {"title": surrogate},
+                                                    "inputs": {"label": "t", "seconds": 0.0, "steps": 1}}}}),
+        post("prompt", "/prompt", {"prompt": cycle}), post("prompt", "/prompt", {"prompt": regex}),
+        post("settings", "/settings/x", surrogate), HostileRequest("settings", "GET", "/settings"),
+        HostileRequest("history", "GET", "/history"), HostileRequest("jobs", "GET", "/jobs"),
+        HostileRequest("history", "GET", "/history?max_items=" + "1" + "0" * 20),
+        HostileRequest("history", "GET", "/history?offset=" + "1" + "0" * 20),
+        HostileRequest("userdata", "GET", f"/userdata/{long}"), post("userdata", f"/userdata/{long}", b"x", True),
+        HostileRequest("userdata", "DELETE", f"/userdata/{long}"),
+        HostileRequest("userdata", "GET", f"/userdata?dir={long}"),
+        HostileRequest("userdata", "GET", f"/v2/userdata?path={long}"),
+        post("userdata", f"/userdata/fuzz-file.png/move/{long}", b"", True),
+        post("userdata", "/userdata/fuzz-dir", b"x", True),  # onto a folder
+        post("userdata", "/userdata/fuzz-file.png%2Funder", b"x", True),  # a file under a file
+        post("userdata", "/userdata/fuzz-dir%2Finner.json/move/fuzz-dir", b"", True),  # a move onto a folder
+        HostileRequest("view", "GET", f"/view?filename={long}&type=input"),
+        HostileRequest("view", "GET", "/view?filename=fuzz-file.png&type=input&preview=webp;999"),
+        HostileRequest("view", "GET", "/view?filename=fuzz-file.png&type=input&preview=jpeg;" + "9" * 30),
+        upload("/upload/image", long, png()), upload("/upload/image", "x.png", png(), subfolder="fuzz-file.png"),
+        upload("/upload/image", "known-bomb.png", bomb),
+        HostileRequest("view", "GET", "/view?filename=fuzz-bomb.png&type=input&preview=webp;50"),
+        HostileRequest("view", "GET", "/view?filename=fuzz-bomb.png&type=input&channel=a"),
+        upload("/upload/mask", "m.png", png((2, 2), "RGBA"),
+               original_ref='{"filename": "fuzz-bomb.png", "type": "input"}'),
+        HostileRequest("ws", "WS", "/ws?clientId=known", ws_messages=["a" * 17_000_000]),
+    ]
+
+
 def benign(rng: random.Random) -> HostileRequest:
     """An everyday request, for the benchmark's baseline: the reads a browser polls and a small valid prompt."""
     roll = rng.random()
@@ -457,7 +548,8 @@ def send(http: Any, port: int, request: HostileRequest, timeout: float = 30.0) -
     if request.family == "ws":
         return _send_ws(port, request, started, timeout)
     try:
-        response = http.request(request.method, request.path, content=request.body, headers=request.headers,
+        headers = {key: value.encode("latin-1") for key, value in request.headers.items()}  # httpx sends str as ASCII
+        response = http.request(request.method, request.path, content=request.body, headers=headers,
                                 timeout=timeout)
         return Outcome(response.status_code, time.perf_counter() - started)
     except httpx.TimeoutException as exc:
