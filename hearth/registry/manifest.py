@@ -13,13 +13,14 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-# The same shapes ComfyUI's registry enforces, so a pack valid there is valid here and vice versa.
-PUBLISHER_ID_RE = re.compile(r"^[a-z][a-z0-9-]*$")
-PACK_ID_RE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9._-]*[a-zA-Z0-9])?$")
+# The same shapes ComfyUI's registry enforces, so a pack valid there is valid here and vice versa. \Z, not $: "$"
+# also matches before a final newline, and "acme\n" is no publisher id.
+PUBLISHER_ID_RE = re.compile(r"^[a-z][a-z0-9-]*\Z")
+PACK_ID_RE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9._-]*[a-zA-Z0-9])?\Z")
 SEMVER_RE = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?\Z"
 )
 
 # Trove classifiers → the values ComfyUI's registry stores in supported_os / supported_accelerators.
@@ -48,9 +49,9 @@ ACCELERATOR_CLASSIFIERS = {
 ALLOWED_ENTRY_POINT_GROUPS = ("hearth", "comfyui.custom_nodes")
 # An entry-point name ends up as a line of entry_points.txt: no whitespace, brackets or "=", which could start a
 # new section there ("x\n[console_scripts]\ny" put a command on the user's PATH).
-ENTRY_POINT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", re.ASCII)
+ENTRY_POINT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z", re.ASCII)
 # A value is a dotted module path, optionally ":" and a dotted attribute path; no extras, no spaces.
-ENTRY_POINT_VALUE_RE = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?::[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)?$", re.ASCII)
+ENTRY_POINT_VALUE_RE = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?::[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)?\Z", re.ASCII)
 # Files that Python runs by itself at every interpreter start once they sit in site-packages' root.
 STARTUP_FILES = ("sitecustomize.py", "usercustomize.py", "sitecustomize", "usercustomize")
 

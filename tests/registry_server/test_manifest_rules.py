@@ -102,3 +102,22 @@ def test_a_pack_within_the_rules_still_publishes(server: Hub, tmp_path: Path):
                        extra_project=f'[project.entry-points."comfyui.custom_nodes"]\n{name} = "{name.replace("-", "_")}"\n')
     detail = server.publish_dir(folder, token)  # asserts the upload was accepted (200)
     assert detail["version"] == "1.0.0" and detail["status"] not in ("rejected", "banned")
+
+
+def test_a_version_stored_before_the_rules_gets_a_wheel_within_them(tmp_path: Path):
+    """The wheel builder holds a stored manifest to the same rules, so an old version's entry points cannot put a
+    command on the PATH or claim another pack's custom-nodes folder either."""
+    import zipfile
+
+    from hearth.registry_server.simple.services import build_wheel
+
+    archive = tmp_path / "old.zip"
+    archive.write_bytes(zip_bytes({"pyproject.toml": _pyproject("old-pack", "acme"), "__init__.py": NODE}))
+    manifest = {"entry_points": {
+        "hearth": {"x\n[console_scripts]\nevil": "os:system", "ok": "old_pack.plugin", "bad": "os:system\n"},
+        "console_scripts": {"evil": "os:system"}, "hearth.default": {"evil": "old_pack"},
+        "comfyui.custom_nodes": {"someone-else": "old_pack"}}}
+    wheel = build_wheel(archive, "old-pack", "1.0.0", manifest, [], tmp_path / "out")
+    with zipfile.ZipFile(wheel.path) as zf:
+        eps = zf.read(next(n for n in zf.namelist() if n.endswith("entry_points.txt"))).decode()
+    assert eps == "[comfyui.custom_nodes]\nold-pack = old_pack\n\n[hearth]\nok = old_pack.plugin\n\n"

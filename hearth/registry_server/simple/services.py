@@ -14,7 +14,13 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from hearth.registry.manifest import normalize_name, semver_to_pep440
+from hearth.registry.manifest import (
+    ALLOWED_ENTRY_POINT_GROUPS,
+    ENTRY_POINT_NAME_RE,
+    ENTRY_POINT_VALUE_RE,
+    normalize_name,
+    semver_to_pep440,
+)
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 # ComfyUI-format packs are found through this entry-point group when installed as wheels: the value is the
@@ -164,9 +170,16 @@ def build_wheel(archive: Path, pack_id: str, version: str, manifest: dict, depen
         files.sort()
     metadata = core_metadata(pack_id, version, manifest, dependencies)
     for group, items in (manifest.get("entry_points") or {}).items():
-        if group in ("scripts", "gui-scripts", "console_scripts"):
-            continue  # a pack may not put commands on the user's PATH
-        entry_points.setdefault(group, {}).update(items)
+        # The manifest rules refuse anything else on upload; a version stored before them is held to them here, so
+        # no entry_points.txt line can open a new section ("x\n[console_scripts]\ny") or claim another pack.
+        if group not in ALLOWED_ENTRY_POINT_GROUPS or not isinstance(items, dict):
+            continue
+        for key, value in items.items():
+            if not (ENTRY_POINT_NAME_RE.match(str(key)) and ENTRY_POINT_VALUE_RE.match(str(value))):
+                continue
+            if group == CUSTOM_NODES_GROUP and normalize_name(str(key)) != normalize_name(pack_id):
+                continue
+            entry_points.setdefault(group, {})[str(key)] = str(value)
     ep_text = "".join(f"[{g}]\n" + "".join(f"{k} = {v}\n" for k, v in sorted(items.items())) + "\n"
                       for g, items in sorted(entry_points.items()))
     files += [
