@@ -37,7 +37,9 @@ NETWORK = (
     "urllib3.request", "http.client.HTTPConnection", "http.client.HTTPSConnection", "socket.socket",
     "socket.create_connection", "socket.getaddrinfo", "socket.gethostbyname", "ftplib.FTP", "smtplib.SMTP",
     "telnetlib.Telnet", "websocket.create_connection", "websockets.connect", "huggingface_hub.hf_hub_download",
-    "huggingface_hub.snapshot_download", "git.Repo.clone_from",
+    "huggingface_hub.snapshot_download", "git.Repo.clone_from", "asyncio.open_connection", "requests.Session",
+    "requests.session", "httpx.Client", "httpx.AsyncClient", "aiohttp.ClientSession", "aiohttp.request",
+    "urllib.request.build_opener", "urllib.request.Request",
 )
 
 # Modules whose attributes reach processes, files, the network or code loading: fetching one of their

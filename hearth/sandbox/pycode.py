@@ -104,6 +104,9 @@ class Scanner:
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "__import__" \
                 and node.args and _is_str(node.args[0]):
             base = node.args[0].value
+        elif isinstance(node, ast.Call) and node.args and _is_str(node.args[0]) \
+                and self.qualname(node.func) in ("importlib.import_module", "importlib.__import__"):
+            base = node.args[0].value  # importlib.import_module("subprocess") is the subprocess module
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr" \
                 and len(node.args) >= 2 and _is_str(node.args[1]):
             inner = self.qualname(node.args[0])  # getattr(builtins, "exec") is builtins.exec
@@ -119,7 +122,7 @@ class Scanner:
     def _followed(self, name: str) -> bool:
         """Whether an assignment of ``name`` makes an alias worth following (a module's callable, a builtin)."""
         root = name.split(".")[0]
-        return root in names.FOLLOWED_BUILTINS or root in self._roots
+        return root in names.FOLLOWED_BUILTINS or root in self._roots or root in patterns.SENSITIVE_MODULES
 
     def report(self, rule: str, node: ast.AST, detail: str = "") -> None:
         line = getattr(node, "lineno", 0)

@@ -139,3 +139,25 @@ def test_repeated_findings_in_one_file_are_capped(tmp_path):
     result = scan_folder(tmp_path)
     assert len(result.findings) == MAX_FINDINGS_PER_RULE_AND_FILE
     assert result.files == 1 and result.python_files == 1
+
+
+@pytest.mark.parametrize(("source", "rule"), [
+    ("import subprocess\n_r = subprocess.run\ndef f():\n    _r(['x'])\n", "process.spawn"),
+    ("import subprocess\n_r = getattr(subprocess, 'run')\n_r(['x'])\n", "process.spawn"),
+    ("import subprocess as sp\nclass A:\n    def __init__(self):\n        self.go = sp.Popen\n"
+     "    def run(self):\n        self.go(['x'])\n", "process.spawn"),
+    ("import importlib\nm = importlib.import_module('subprocess')\nm.run(['x'])\n", "process.spawn"),
+    ("import builtins, base64\ngetattr(builtins, 'exec')(base64.b64decode('cHJpbnQoMSk='))\n", "exec.decoded"),
+    ("e = getattr(__builtins__, 'exec')\ne(x)\n", "exec.dynamic"),
+    ("b = __import__('builtins')\nb.exec(x)\n", "exec.dynamic"),
+    ("import os\np = os.path.join(os.environ['HOME'], '.ss' + 'h', 'id_' 'rsa')\n", "credentials.path"),
+    ("import os\nh = os.path.expanduser('~')\np = h + '/.' + 'ssh'\n", "credentials.path"),
+    ("A = '.'\nB = 'ssh'\np = A + B\n", "credentials.path"),
+    ("p = ''.join(['.', 's', 's', 'h'])\n", "credentials.path"),
+    ("u = 'https://discord.com/api/' + 'webhooks/1/x'\n", "network.webhook"),
+    ("import requests\ndef f():\n    s = requests.Session()\n    s.post('u')\n", "network.call"),
+    ("import os\nif os.getenv('GITHUB_ACTIONS'):\n    pass\n", "evasion.sandbox-probe"),
+    ("status = open('/proc/self/' + 'status').read()\n", "evasion.sandbox-probe"),
+])
+def test_names_and_strings_are_followed(source, rule):
+    assert rule in {f.rule for f in scan_python("n.py", source.encode())}
