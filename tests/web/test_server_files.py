@@ -162,6 +162,7 @@ def test_view_names_too_long_are_400_naming_the_field(client: httpx.Client, para
     assert response.status_code == 400, response.text
     field = "filename" if len(params["filename"]) > 5 else "subfolder"
     assert response.json()["error"]["message"].startswith(field)
+    assert response.json()["error"]["extra_info"]["field"] == field
 
 
 @pytest.mark.parametrize(("name", "subfolder", "field"), [
@@ -177,6 +178,7 @@ def test_upload_names_too_long_are_400_and_write_nothing(server: HearthServer, c
                           original_ref=json.dumps({"filename": "none.png"}))
         assert response.status_code == 400, response.text
         assert response.json()["error"]["message"].startswith(field)
+        assert response.json()["error"]["extra_info"]["field"] == field
     assert sorted(p.name for p in (server.data / "input").iterdir()) == before
 
 
@@ -217,6 +219,7 @@ def test_view_preview_quality_out_of_range_is_400(client: httpx.Client, preview:
     response = client.get("/view", params={"filename": name, "type": "input", "preview": preview})
     assert response.status_code == 400, response.text
     assert response.json()["error"]["message"].startswith("preview")
+    assert response.json()["error"]["extra_info"]["field"] == "preview"
 
 
 def test_view_preview_quality_bounds_and_a_name_outside_latin_1(client: httpx.Client) -> None:
@@ -236,6 +239,7 @@ def test_decompression_bomb_is_refused_at_upload_naming_the_limit(server: Hearth
     assert response.status_code == 413, response.text
     error = response.json()["error"]
     assert error["type"] == "image_too_large" and "89,478,485 pixels" in error["message"]
+    assert error["extra_info"]["field"] == "image"
     assert f"{size[0] * size[1]:,} pixels" in error["message"]
     assert not (server.data / "input" / name).exists()
     original = f"orig-{new_id()}.png"

@@ -45,7 +45,15 @@ NAME_MAX = 255  # bytes in one file or folder name: ext4, XFS, APFS and NTFS all
 PATH_MAX = 1024  # bytes in a whole relative path a client may give; far below the OS's 4096
 
 
-class BadFileName(ValueError):
+class BadField(ValueError):
+    """A request field (``field``: ``filename``, ``subfolder``, ``preview`` ...) the server cannot use."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class BadFileName(BadField):
     """A file or folder name the filesystem cannot hold: too long, or not valid Unicode."""
 
 
@@ -67,16 +75,16 @@ def check_file_name(field: str, value: str) -> None:
     try:
         encoded = value.encode("utf-8")
     except UnicodeEncodeError:
-        raise BadFileName(f"{field} {ascii(value)[:80]} is not valid Unicode (it holds a lone surrogate); "
+        raise BadFileName(field, f"{field} {ascii(value)[:80]} is not valid Unicode (it holds a lone surrogate); "
                           f"send the name as UTF-8 text.") from None
     if len(encoded) > PATH_MAX:
-        raise BadFileName(f"{field} is {len(encoded)} bytes long; at most {PATH_MAX} bytes are accepted. "
+        raise BadFileName(field, f"{field} is {len(encoded)} bytes long; at most {PATH_MAX} bytes are accepted. "
                           f"Use a shorter name.")
     for part in value.replace("\\", "/").split("/"):
         size = len(part.encode("utf-8"))
         if size > NAME_MAX:
-            raise BadFileName(f"{field} has a name of {size} bytes ({ascii(part)[:40]}...); a file or folder name "
-                              f"may be at most {NAME_MAX} bytes. Use a shorter name.")
+            raise BadFileName(field, f"{field} has a name of {size} bytes ({ascii(part)[:40]}...); a file or "
+                              f"folder name may be at most {NAME_MAX} bytes. Use a shorter name.")
 
 
 def checked_join(root: Path, *fields: tuple[str, str]) -> Path:
@@ -105,7 +113,7 @@ def _preview_format(preview: str) -> tuple[str, int]:
     """``webp;90`` → (``WEBP``, 90); an unknown format is WebP, as in ComfyUI; a bad quality is a ValueError."""
     match = PREVIEW.fullmatch(preview)
     if match is None or not 1 <= int(match.group(2) or 90) <= 100:
-        raise ValueError(f"preview {ascii(preview)[:60]} is not FORMAT;QUALITY; use e.g. webp;90, jpeg;85 or png, "
+        raise BadField("preview", f"preview {ascii(preview)[:60]} is not FORMAT;QUALITY; use e.g. webp;90, jpeg;85 or png, "
                          f"with a quality from 1 to 100.")
     return PREVIEW_FORMATS.get(match.group(1).lower(), "WEBP"), int(match.group(2) or 90)
 
@@ -124,7 +132,7 @@ async def view(filename: str = "", subfolder: str = "", type: str = "output", pr
     except UnsafePath as exc:
         return error_response(403, "forbidden_path", "Path refused", str(exc))
     except ValueError as exc:
-        return error_response(400, "invalid_request", str(exc))
+        return error_response(400, "invalid_request", str(exc), field=getattr(exc, "field", None))
     if not path.is_file():
         return error_response(404, "not_found", f"No file {filename!r} in {type}/{subfolder}".rstrip("/"))
     if path.suffix.lower() in ACTIVE_SUFFIXES:
@@ -136,7 +144,7 @@ async def view(filename: str = "", subfolder: str = "", type: str = "output", pr
             converted = await run_in_threadpool(_convert, path, fmt, channel)
         except ImageTooLarge as exc:
             return error_response(422, "image_too_large", str(exc),
-                                  "Fetch the file itself, without preview or channel.")
+                                  "Fetch the file itself, without preview or channel.", field="filename")
         if converted is not None:
             body, media_type = converted
             return Response(body, media_type=media_type,
@@ -266,10 +274,11 @@ async def _upload(request: Request, state: ServerState, mask: bool) -> Response:
             try:
                 data = await run_in_threadpool(_apply_mask, original, data)
             except ImageTooLarge as exc:  # the mask passed above: it is the stored original, not this request
-                return error_response(422, "image_too_large", str(exc), "Mask a smaller image.")
+                return error_response(422, "image_too_large", str(exc), "Mask a smaller image.",
+                                      field="original_ref")
         stored, subfolder = await run_in_threadpool(_store, root, subfolder, name, data, overwrite)
     except ImageTooLarge as exc:
-        return error_response(413, "image_too_large", str(exc))
+        return error_response(413, "image_too_large", str(exc), field="image")
     except UnsafePath as exc:
         return error_response(403, "forbidden_path", "Path refused", str(exc))
     except FileConflict as exc:
@@ -277,7 +286,7 @@ async def _upload(request: Request, state: ServerState, mask: bool) -> Response:
     except LookupError as exc:
         return error_response(404, "not_found", str(exc))
     except ValueError as exc:
-        return error_response(400, "invalid_request", str(exc))
+        return error_response(400, "invalid_request", str(exc), field=getattr(exc, "field", None))
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:  # a folder path longer than this filesystem takes, limits above passed
             return error_response(400, "invalid_request", "The file's path is too long for the server's disk.",
