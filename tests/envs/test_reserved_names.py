@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from hearth.cli.registry import registry
 from hearth.registry import envs
 from tests.envs.conftest import unique
-from tests.harness.packs import Packs, project_pack, python_wheel
+from tests.harness.packs import Packs, make_pack, project_pack, python_wheel
 from tests.registry_server.helpers import Hub
 
 
@@ -104,3 +104,10 @@ def test_a_python_requirement_of_another_publishers_pack_cannot_become_a_pack(hu
     assert "\n" not in message and f"pack {user} 1.0.0 requires it" in message and "allow-name" in message
     # The publisher of the pack that requires it may still publish a pack of that name (its own pack dependency).
     assert hub.reserve(packs.publisher, packs.token, lib, "1.0.0").status_code == 201
+
+    # A ComfyUI-format pack's requirements.txt counts the same.
+    listed, comfy_user = unique("listed-python-lib-"), unique("comfy-needs-lib-")
+    hub.publish_dir(make_pack(packs.work, comfy_user, publisher=packs.publisher, requirements=(f"{listed}==2.0",)),
+                    packs.token, wait=False)
+    r = hub.reserve(attacker, token, listed, "99.0.0")
+    assert r.status_code == 403 and f"pack {comfy_user} 1.0.0 requires it" in r.json()["message"], r.text

@@ -33,11 +33,12 @@ def depended_on_by(session: Session, name: str, publisher_id: str | None = None)
     The publisher's own packs do not count: an author may publish a pack its other packs already depend on.
     """
     key = normalize_name(name)
-    rows = session.exec(select(Version.pack_id, Version.version, Version.dependencies)
+    rows = session.exec(select(Version.pack_id, Version.version, Version.dependencies, Version.manifest)
                         .join(Pack, Pack.id == Version.pack_id)
                         .where(Pack.publisher_id != (publisher_id or ""))).all()
-    for pack_id, version, dependencies in rows:
-        for dep in dependencies or ():
+    for pack_id, version, dependencies, manifest in rows:
+        listed = (manifest or {}).get("requirements_txt") if isinstance(manifest, dict) else None
+        for dep in [*(dependencies or ()), *(listed if isinstance(listed, list) else ())]:
             try:
                 if normalize_name(Requirement(dep).name) == key:
                     return f"{pack_id} {version}"

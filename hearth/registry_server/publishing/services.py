@@ -35,6 +35,7 @@ from hearth.registry_server.packs.models import Pack, Version
 from hearth.registry_server.packs.names import check_new_pack_name
 from hearth.registry_server.publishing.models import UploadTicket
 from hearth.registry_server.publishing.schemas import PublishRequest
+from hearth.registry_server.simple.services import requirements_txt
 from hearth.registry_server.storage.services import archive_key
 from hearth.registry_server.verification.services import archive_problems
 
@@ -148,6 +149,9 @@ def read_archive_manifest(path: Path) -> dict:
             manifest = parse_manifest(data, "pyproject.toml (in the archive)").to_dict()
             names = [i.filename for i in zf.infolist() if not i.is_dir()]
             check_archive_files(names, lambda n: zf.read(n) if n in names else None, "archive")
+            if "requirements.txt" in names:  # a ComfyUI pack's requirements: which Python names it needs (packs.names)
+                text = zf.read("requirements.txt").decode("utf-8", "replace")
+                manifest["requirements_txt"] = requirements_txt(text)[:500]
             return manifest
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ApiError(422, "manifest_invalid", f"pyproject.toml (in the archive): not valid TOML: {exc}") \
