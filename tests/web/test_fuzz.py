@@ -16,6 +16,7 @@ import random
 import re
 from pathlib import Path
 
+import pytest
 from hearth_server import HearthServer, queue, slow_prompt, wait_history
 
 from tests.harness.hostile import FAMILIES, Generator, seed_files, send
@@ -30,6 +31,7 @@ def _server_errors(log: str, limit: int = 12) -> list[str]:
     return list(dict.fromkeys(causes))[:limit]
 
 
+@pytest.mark.slow
 def test_hostile_requests_get_no_5xx_and_the_server_still_works(tmp_path: Path) -> None:
     seed = int(os.environ.get("HEARTH_FUZZ_SEED") or random.SystemRandom().randrange(2**32))
     replay = f"HEARTH_FUZZ_SEED={seed} .venv/bin/python -m pytest -q tests/web/test_fuzz.py"

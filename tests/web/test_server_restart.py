@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from hearth_server import HearthServer, demo_prompt, queue, slow_prompt, wait_history, wait_running
 
 DEEP = '{"a":' * 300 + "1" + "}" * 300
@@ -84,6 +85,7 @@ def _reads(client: httpx.Client, ids: list[str]) -> dict[str, Any]:
     return entries
 
 
+@pytest.mark.slow
 def test_every_kind_of_stored_row_survives_restarts(tmp_path: Path) -> None:
     server = HearthServer(tmp_path / "data").start()
     try:
