@@ -22,6 +22,8 @@ from typing import Any
 
 from starlette.websockets import WebSocket
 
+from hearth.web.boundary import storable
+
 log = logging.getLogger("hearth.web")
 
 BACKLOG = 4096  # messages queued per client before it counts as stuck
@@ -31,6 +33,12 @@ DROPPABLE = frozenset({"progress", "progress_state", "preview"})  # what a slow 
 PREVIEW_IMAGE = 1
 PREVIEW_IMAGE_WITH_METADATA = 4
 IMAGE_TYPES = {"JPEG": (1, "image/jpeg"), "PNG": (2, "image/png")}
+
+
+def event_text(event: str, data: Any) -> str:
+    """``{"type": event, "data": data}`` as strict JSON: a NaN or odd object in a node's output would otherwise
+    reach the browser as text its JSON.parse rejects."""
+    return json.dumps(storable({"type": event, "data": data}), allow_nan=False)
 
 
 @dataclass(eq=False)
@@ -89,7 +97,7 @@ class EventHub:
 
     def publish(self, event: str, data: Any, sid: str | None = None) -> None:
         """Send ``{"type": event, "data": data}`` to client ``sid``, or to every client when ``sid`` is None."""
-        text = json.dumps({"type": event, "data": data}, default=str)
+        text = event_text(event, data)
         self._from_any_thread(self._deliver, text, event, sid)
 
     def publish_with(self, build: Callable[[Client], str | bytes | None], kind: str, sid: str | None) -> None:
@@ -127,7 +135,7 @@ class EventHub:
 
     def send(self, client: Client, event: str, data: Any) -> None:
         """Queue one message for one client (from the event loop), with the usual backlog rule."""
-        self._offer(client, json.dumps({"type": event, "data": data}, default=str), event)
+        self._offer(client, event_text(event, data), event)
 
     def _offer(self, client: Client, message: str | bytes, kind: str) -> None:
         if client.queue.qsize() < BACKLOG - 1:

@@ -210,3 +210,14 @@ def test_storable_repairs_what_check_value_refuses() -> None:
                                   {"id": 1, "type": "HearthTestSlow", "inputs": {"id": 1}}])
 def test_ui_workflow_of_the_wrong_shape_is_a_400(client: httpx.Client, node: dict[str, Any]) -> None:
     refused(client.post("/hearth/workflow", json={"nodes": [node], "links": [], "version": 0.4}), "workflow")
+
+
+def test_websocket_events_are_strict_json() -> None:
+    from hearth.web.events import event_text
+
+    def finite_only(constant: str) -> None:
+        raise AssertionError(f"an event held {constant}")
+
+    text = event_text("executed", {"output": {"value": [math.nan, math.inf], "text": ["a\ud800"]}, "node": "1"})
+    message = json.loads(text, parse_constant=finite_only)
+    assert message["data"]["output"] == {"value": [None, None], "text": ["a\ufffd"]}
