@@ -281,24 +281,6 @@ def suppress(pack: str, rule: str, path: str, line: int | None, reason: str, dat
     click.echo(f"suppressed {rule} in {path} for {pack}", err=True)
 
 
-@admin.command("suppress")
-@click.argument("pack")
-@click.argument("rule")
-@click.option("--path", default="*", show_default=True, help="File the finding is in ('*': any).")
-@click.option("--line", type=int, help="Line of the finding (default: anywhere in the file).")
-@click.option("--reason", required=True, help="Why this finding is a false positive (kept for reviewers).")
-@_store_options
-@_friendly
-def suppress(pack: str, rule: str, path: str, line: int | None, reason: str, data_dir: Path, db_url: str | None,
-             storage_url: str | None) -> None:
-    """Rule a verification finding a false positive for PACK's later versions."""
-    from hearth.registry_server.admin import services
-
-    with _session(_open(data_dir, db_url, storage_url)) as s:
-        services.suppress(s, pack, rule, "cli", reason, path, line)
-    click.echo(f"suppressed {rule} in {path} for {pack}", err=True)
-
-
 @admin.command("allow-name")
 @click.argument("name")
 @click.option("--reason", required=True, help="Why a pack may take this reserved name (kept in the audit log).")
