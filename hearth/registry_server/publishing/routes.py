@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
+from starlette.requests import ClientDisconnect
 
 from hearth.registry_server.deps import ServerContext, get_server, get_session, token_from_request
 from hearth.registry_server.errors import ApiError
@@ -48,8 +49,12 @@ async def upload_archive(secret: str, request: Request, server: ServerContext = 
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, "upload_too_large", f"archive of {declared} bytes exceeds the limit of {limit} bytes")
-    # Check the ticket before reading a possibly large body.
-    await run_in_threadpool(_check_ticket, server, secret)
+    # Check the ticket before storing a possibly large body; a refusal still reads the body first.
+    try:
+        await run_in_threadpool(_check_ticket, server, secret)
+    except ApiError:
+        await _drain(request, limit)
+        raise
     tmp_dir = server.settings.tmp_dir
     tmp_dir.mkdir(parents=True, exist_ok=True)
     # The pid in the name lets the next start remove files of a process that died mid-upload.
@@ -73,6 +78,22 @@ async def upload_archive(secret: str, request: Request, server: ServerContext = 
     review = await run_in_threadpool(services.review_note, server, version)
     return {"id": version.id, "version": version.version, "status": version.status, "sha256": version.sha256,
             "size": version.size, "review": review}
+
+
+async def _drain(request: Request, limit: int) -> None:
+    """Read and drop the body, up to ``limit`` bytes, before a refusal is sent.
+
+    A client still sending its archive when the answer comes may see only a reset connection (ECONNRESET), not the
+    message: whether the server keeps reading after it answers is up to the HTTP layer, so this route reads first.
+    """
+    seen = 0
+    try:
+        async for chunk in request.stream():
+            seen += len(chunk)
+            if seen > limit:
+                return
+    except ClientDisconnect:
+        return
 
 
 def _check_ticket(server: ServerContext, secret: str) -> None:
