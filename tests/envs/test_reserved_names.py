@@ -111,3 +111,17 @@ def test_a_python_requirement_of_another_publishers_pack_cannot_become_a_pack(hu
                     packs.token, wait=False)
     r = hub.reserve(attacker, token, listed, "99.0.0")
     assert r.status_code == 403 and f"pack {comfy_user} 1.0.0 requires it" in r.json()["message"], r.text
+
+
+def test_allow_name_is_only_for_reserved_names_and_is_audited(tmp_path: Path):
+    def run(*args: str):  # noqa: ANN202
+        return CliRunner().invoke(registry, ["admin", *args, "--data", str(tmp_path / "data")])
+
+    refused = run("allow-name", "my-own-nodes", "--reason", "r")
+    assert refused.exit_code == 2 and "'my-own-nodes' is not a reserved name" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1
+    assert run("allow-name", "NumPy", "--reason", "the numpy pack of our lab").exit_code == 0
+    assert run("allow-name", "numpy", "--undo", "--reason", "done").exit_code == 0
+    entries = [json.loads(line) for line in run("audit", "--json").stdout.splitlines()]
+    assert [(e["action"], e["target"], e["detail"]["reason"]) for e in entries[:2]] == [
+        ("name.disallow", "numpy", "done"), ("name.allow", "numpy", "the numpy pack of our lab")]
