@@ -292,7 +292,8 @@ class Generator:
                                        "webp;50", "jpeg;90", "", "%FF", "gif;-1", "webp;%ED%A0%80",
                                        "webp;" + "9" * 5000])
             channel = self.rng.choice(["a", "rgb", "rgba", "x", "%00"])
-            name = self.rng.choice(["fuzz-file.png", "fuzz-bomb.png", "fuzz-cut.png", "fuzz-16bit.png"])
+            name = self.rng.choice(["fuzz-file.png", "fuzz-bomb.png", "fuzz-cut.png", "fuzz-16bit.png",
+                                    "fuzz-upload.png"])  # the last is whatever the uploads stored there
             path = f"{self.prefix()}/view?filename={name}&type=input&preview={preview}&channel={channel}"
         headers = {}
         if self.rng.random() < 0.15:
