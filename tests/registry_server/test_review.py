@@ -43,7 +43,7 @@ def _audit(hub: Hub, action: str, target: str) -> list[AuditEntry]:
         return list(s.exec(select(AuditEntry).where(AuditEntry.action == action, AuditEntry.target == target)).all())
 
 
-def _visible(hub: Hub, name: str) -> dict[str, bool]:
+def _visible(hub: Hub, name: str, publisher: str = "") -> dict[str, bool]:
     """Every place a reader or an installer could find a pack."""
     simple = hub.http.get(f"/simple/{name}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
     return {
@@ -57,6 +57,8 @@ def _visible(hub: Hub, name: str) -> dict[str, bool]:
         "install_pinned": hub.http.get(f"/nodes/{name}/install", params={"version": "1.0.0",
                                                                           "allow_flagged": "true"}).status_code == 200,
         "web_search": f"/packs/{name}\"" in hub.http.get("/", params={"q": name}).text,
+        "publisher": name in hub.http.get(f"/api/v1/publishers/{publisher}").text if publisher else False,
+        "publisher_page": name in hub.http.get(f"/publishers/{publisher}").text if publisher else False,
     }
 
 
@@ -68,7 +70,7 @@ def test_untrusted_publish_waits_for_review_then_approve_makes_it_installable(re
     # A clean scan does not matter: the publisher is not trusted.
     assert detail["status"] == "review" and "not trusted" in detail["status_reason"]
     assert detail["findings"] == []
-    assert not any(_visible(reg, name).values()), _visible(reg, name)
+    assert not any(_visible(reg, name, pub).values()), _visible(reg, name, pub)
     assert reg.http.get(f"/api/v1/files/{detail['sha256']}").status_code == 404
 
     admin = reg.admin_token()
@@ -78,8 +80,8 @@ def test_untrusted_publish_waits_for_review_then_approve_makes_it_installable(re
                       headers={"Authorization": f"Bearer {admin}"})
     assert r.status_code == 200, r.text
     assert reg.wait(name, "1.0.0")["status"] == "active"
-    seen = _visible(reg, name)
-    assert seen["simple"] and seen["search"] and seen["install"], seen
+    seen = _visible(reg, name, pub)
+    assert seen["simple"] and seen["search"] and seen["install"] and seen["publisher"], seen
     [entry] = _audit(reg, "version.approve", f"{name}@1.0.0")
     assert entry.actor.startswith("user:") and entry.detail["reason"] == "read it"
 

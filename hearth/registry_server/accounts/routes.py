@@ -27,7 +27,10 @@ def publisher(publisher_id: str, request: Request, session: Session = Depends(ge
     p = get_publisher(session, publisher_id)
     base = server.base_url(request)
     return PublisherOut(id=p.id, name=p.name, description=p.description, banned=p.banned,
-                        packs=[PackSummary.of(x, base) for x in publisher_packs(session, publisher_id)])
+                        # Only packs with an installable version, as in search: a pack whose versions all wait
+                        # for review (or verification) is not listed anywhere yet.
+                        packs=[PackSummary.of(x, base) for x in publisher_packs(session, publisher_id)
+                               if x.latest_version])
 
 
 @router.get("/whoami", response_model=TokenInfo)

@@ -78,7 +78,7 @@ def publisher_page(publisher_id: str, request: Request, session: Session = Depen
                    server: ServerContext = Depends(get_server)) -> HTMLResponse:
     publisher = get_publisher(session, publisher_id)
     return _render(request, server, "publisher.html", publisher=publisher,
-                   packs=services.publisher_packs(session, publisher_id))
+                   packs=[p for p in services.publisher_packs(session, publisher_id) if p.latest_version])
 
 
 @auth_pages.get("/static/registry.css", include_in_schema=False)
