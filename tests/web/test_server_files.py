@@ -255,7 +255,8 @@ def test_a_stored_bomb_never_breaks_a_read(server: HearthServer, client: httpx.C
     (server.data / "input" / name).write_bytes(bomb(50000, 50000))
     raw = client.get("/view", params={"filename": name, "type": "input"})
     assert raw.status_code == 200 and raw.content == bomb(50000, 50000)
-    for extra in ({"preview": "webp;50"}, {"channel": "a"}, {"channel": "rgb"}, {"preview": "jpeg;90", "channel": "a"}):
+    for extra in ({"preview": "webp;50"}, {"channel": "a"}, {"channel": "rgb"},
+                  {"preview": "jpeg;90", "channel": "a"}):
         response = client.get("/view", params={"filename": name, "type": "input", **extra})
         assert response.status_code == 422, (extra, response.text)
         assert "89,478,485 pixels" in response.json()["error"]["message"]

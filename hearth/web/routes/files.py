@@ -110,11 +110,11 @@ def _attachment(name: str) -> str:
 
 
 def _preview_format(preview: str) -> tuple[str, int]:
-    """``webp;90`` → (``WEBP``, 90); an unknown format is WebP, as in ComfyUI; a bad quality is a ValueError."""
+    """``webp;90`` → (``WEBP``, 90); an unknown format is WebP, as in ComfyUI; a bad quality is a BadField."""
     match = PREVIEW.fullmatch(preview)
     if match is None or not 1 <= int(match.group(2) or 90) <= 100:
-        raise BadField("preview", f"preview {ascii(preview)[:60]} is not FORMAT;QUALITY; use e.g. webp;90, jpeg;85 or png, "
-                         f"with a quality from 1 to 100.")
+        raise BadField("preview", f"preview {ascii(preview)[:60]} is not FORMAT;QUALITY; use e.g. webp;90, "
+                       f"jpeg;85 or png, with a quality from 1 to 100.")
     return PREVIEW_FORMATS.get(match.group(1).lower(), "WEBP"), int(match.group(2) or 90)
 
 
