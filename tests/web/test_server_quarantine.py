@@ -68,6 +68,7 @@ def write_bad_rows(database: Path) -> int:
     return len(BAD_QUEUE_ROWS) + 1 + len(BAD_HISTORY_ROWS)
 
 
+@pytest.mark.slow
 def test_server_starts_over_every_kind_of_unreadable_row(tmp_path: Path) -> None:
     server = HearthServer(tmp_path / "data").start()
     try:
