@@ -333,7 +333,13 @@ class Scanner:
             self.report("code.builtins", node)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
-        if isinstance(node.ctx, ast.Load) and (self.qualname(node) or "").startswith("builtins."):
+        if not isinstance(node.ctx, ast.Load) or not (self.qualname(node) or "").startswith("builtins."):
+            return
+        root = node
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        # A local variable that happens to be called `builtins` (a dict, say) is not the module.
+        if not isinstance(root, ast.Name) or root.id in self.imports.aliases or root.id in self.assigned:
             self.report("code.builtins", node)
 
     def visit_Assign(self, node: ast.Assign) -> None:

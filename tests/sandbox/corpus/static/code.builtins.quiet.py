@@ -4,3 +4,6 @@ class Options:
     builtins = ("print", "len")
 
 print(Options.builtins)
+
+builtins = {"len": len}
+builtins.get("len")
