@@ -84,3 +84,20 @@ def test_atomic_path_replaces_only_on_success(tmp_path: Path) -> None:
         assert temp.parent == tmp_path and temp.suffix == ".bin" and temp.name.startswith(".a.")
         temp.write_bytes(b"new")
     assert target.read_bytes() == b"new" and [p.name for p in tmp_path.iterdir()] == ["a.bin"]
+
+
+def test_save_image_stops_between_images_when_interrupted(folders: Folders) -> None:
+    import threading
+
+    from hearth.core import context
+    from hearth.core.context import ExecutionContext, InterruptProcessing
+
+    stop = threading.Event()
+    stop.set()
+    token = context.enter(ExecutionContext("p", "9", "9", "SaveImage", folders, lambda *_: None, stop))
+    try:
+        with pytest.raises(InterruptProcessing):
+            call("SaveImage", images=gradient(batch=3), filename_prefix="stopped")
+    finally:
+        context.leave(token)
+    assert list(folders.output.iterdir()) == []

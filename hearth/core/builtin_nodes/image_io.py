@@ -128,6 +128,7 @@ class SaveImage:
         subfolder = directory.relative_to(folder.resolve()).as_posix()
         results = []
         for batch_number, image in enumerate(images):
+            context.check_interrupted()  # a large batch takes seconds to compress; stop between images
             info = PngImagePlugin.PngInfo()
             if prompt is not None:
                 info.add_text("prompt", json.dumps(prompt))

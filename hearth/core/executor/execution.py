@@ -31,6 +31,9 @@ Emit = Callable[[str, dict[str, Any]], None]
 # Events recorded in a prompt's history status, as ComfyUI records them.
 HISTORY_EVENTS = frozenset({"execution_start", "execution_cached", "execution_success", "execution_error",
                             "execution_interrupted"})
+# How often the executor looks at the interrupt flag while async nodes wait; sync nodes see it between nodes and
+# at each progress tick (hearth.core.context.progress / check_interrupted).
+INTERRUPT_POLL_S = 0.1
 
 
 class DependencyCycleError(Exception):
@@ -85,7 +88,8 @@ class Executor:
         self._instances: dict[tuple[str, str], Any] = {}
 
     def interrupt(self) -> None:
-        """Stop the running prompt between nodes, or at the next progress tick inside a node."""
+        """Stop the running prompt: between nodes, at the next progress tick inside a node, and within
+        ``INTERRUPT_POLL_S`` for async nodes that are waiting."""
         self.interrupt_event.set()
 
     def validate(self, prompt: Mapping[str, Any], targets: list[str] | None = None) -> ValidationResult:
@@ -185,7 +189,11 @@ class _Run:
                         await self.run_node(node_id)
                 if not tasks:
                     break
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                # In short steps, so an interrupt ends async nodes that are waiting (the finally cancels them).
+                done, _ = await asyncio.wait(tasks, timeout=INTERRUPT_POLL_S, return_when=asyncio.FIRST_COMPLETED)
+                if self.ex.interrupt_event.is_set():
+                    self.current = self.current or next(iter(tasks.values()))
+                    raise InterruptProcessing(f"interrupted while async nodes ran: {', '.join(tasks.values())}")
                 for task in done:
                     del tasks[task]
                     task.result()
