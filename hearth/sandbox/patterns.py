@@ -156,6 +156,9 @@ THREAD_STARTERS = frozenset({
     "multiprocessing.Process", "sched.scheduler", "signal.setitimer", "signal.alarm",
 })
 HARD_EXITS = frozenset({"os._exit", "os.abort", "posix._exit"})
+# Writing to inherited descriptors by number is how a pack would reach a host's private channel (a result pipe).
+RAW_DESCRIPTOR_CALLS = frozenset({"os.write", "os.writev", "os.pwrite", "os.dup", "os.dup2", "os.closerange",
+                                  "os.fdopen", "posix.write", "os.sendfile", "os.set_inheritable"})
 
 # Questions only code that behaves differently inside a sandbox asks.
 SANDBOX_PROBE_CALLS = frozenset({"socket.if_nameindex", "socket.if_nametoindex", "os.getppid", "psutil.net_if_addrs"})

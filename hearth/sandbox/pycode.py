@@ -183,6 +183,9 @@ class Scanner:
             self.report("process.import-thread", node, name)
         if name in patterns.HARD_EXITS:
             self.report("process.exit", node, name)
+        if name in patterns.RAW_DESCRIPTOR_CALLS or name in ("open", "io.open", "builtins.open") and node.args \
+                and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, int):
+            self.report("evasion.raw-descriptor", node, name)
         if name in patterns.SANDBOX_PROBE_CALLS:
             self.report("evasion.sandbox-probe", node, name)
         if name in ("getattr", "builtins.getattr") and node.args and self.qualname(node.args[0]) == "builtins":

@@ -65,6 +65,7 @@ RULES: dict[str, tuple[str, str]] = {
     "process.import-thread": ("medium", "Starts a thread, timer or process while the pack is imported, so code keeps running after the import looks done."),
     "process.exit": ("medium", "Ends the process with os._exit or abort, skipping cleanup and any report the host expects."),
     "network.call": ("medium", "Uses the network (inside a function, so when a node runs), a way to send data out or fetch code later."),
+    "evasion.raw-descriptor": ("medium", "Writes to or duplicates file descriptors by number, the way code reaches a channel its host keeps for itself (a result pipe)."),
     "evasion.sandbox-probe": ("high", "Checks whether it runs in a sandbox (network interfaces, /proc status, container or CI variables), so it can behave only when unobserved."),
     # -- dependencies
     "deps.url": ("high", "A requirement points at a URL or a file instead of the package index, so anything can be served."),

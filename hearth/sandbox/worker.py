@@ -33,8 +33,9 @@ So a pack that writes a fake report to every descriptor and calls ``os._exit(0)`
 is caught: its bytes precede any key request. What the seal does *not* stop, and why it is still evidence rather
 than proof: pack code that, instead of exiting, rewrites the import stage's own Python objects in memory (its
 functions, the audit hook's counters) before returning control, or that sends the key request itself and then
-signs a report of its own. Both need code written against this harness, which a reviewer sees in the diff; the
-static scan flags the primitives they need (``code.builtins``, ``code.monkeypatch``, ``process.exit``, ``ctypes``).
+signs a report of its own. Both need code written against this harness, which a reviewer sees in the diff, and
+the static scan flags the primitives they need (``evasion.raw-descriptor`` for writes to descriptors by number,
+``process.exit``, ``code.monkeypatch``, ``code.builtins``, ``code.native``) — a triage aid, not a proof.
 The namespaces and limits remain the security boundary. The warden's own observations (exit status, signals,
 CPU, timeouts) never pass through the pack's process and cannot be forged. Linux only; anything missing is
 reported, not faked.
