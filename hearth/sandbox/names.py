@@ -19,6 +19,10 @@ PATH_JOINS = frozenset({"os.path.join", "posixpath.join", "ntpath.join", "pathli
                          "pathlib.PurePosixPath", "os.path.expanduser"})
 
 
+def is_str(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str)
+
+
 def dotted(node: ast.AST) -> str | None:
     """The source text of a plain name or attribute chain (``self.run``), else None."""
     parts = []
