@@ -157,15 +157,47 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary name beside ``path`` to write to, renamed onto ``path`` when the block ends without error.
 
     A crash, a ``kill -9`` or an exception mid-write never leaves a truncated file under the final name (the server
-    would list and serve it): only the hidden temporary ``.<stem>.<random>.partial<suffix>``, which an exception
-    removes. The suffix is kept so writers that pick a format from the name still do.
+    would list and serve it): only the hidden temporary ``.<stem>.<pid>-<random>.partial<suffix>``, which an
+    exception removes and :func:`remove_dead_partials` sweeps once its process is gone. The suffix is kept so
+    writers that pick a format from the name still do.
     """
     path = Path(path)
     # The writer creates the temporary itself (usual permissions, not mkstemp's 0600); the random part keeps two
-    # writers of one name apart.
-    temp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.partial{path.suffix}")
+    # writers of one name apart, the pid tells the sweep whether its writer still runs.
+    temp = path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial{path.suffix}")
     try:
         yield temp
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
+
+
+_PARTIAL = re.compile(r"\..*\.(\d+)-[0-9a-f]{8}\.partial(\.[^./]*)?")
+
+
+def remove_dead_partials(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove what :func:`atomic_path` writers killed mid-write left under ``folder``; returns the removed paths.
+
+    Only temporaries whose process no longer runs: another process (``comfy run`` beside ``comfy serve``) may be
+    writing into the same output folder right now.
+    """
+    removed = []
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            found = _PARTIAL.fullmatch(name)
+            if found and not _process_runs(int(found.group(1))):
+                path = Path(dirpath) / name
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(path)
+    return removed
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True

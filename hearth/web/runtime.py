@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any
 
+from hearth.core.context import remove_dead_partials
 from hearth.core.executor.execution import ExecutionResult
 from hearth.core.executor.queue import QueueItem, Worker
 from hearth.core.plugins import PluginManager
@@ -89,6 +90,9 @@ class ServerState:
         for folder in (folders.output, folders.input, folders.temp, config.user_dir / "workflows",
                        config.user_dir / "subgraphs", config.models_dir):
             folder.mkdir(parents=True, exist_ok=True)
+        for folder in (folders.output, folders.temp):  # what savers killed mid-write left (issue 24)
+            for path in remove_dead_partials(folder):
+                log.warning("removed %s, left by a save that was killed mid-write", path)
         if runtime is None:
             runtime = Runtime(RuntimeOptions(
                 models_dir=config.models_dir, custom_nodes=tuple(config.custom_nodes), cache=config.cache,

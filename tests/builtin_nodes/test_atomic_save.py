@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from hearth.core.context import Folders, atomic_path
+from hearth.core.context import Folders, atomic_path, remove_dead_partials
 from tests.builtin_nodes.conftest import call, gradient
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,7 +51,9 @@ def test_kill_9_mid_write_leaves_no_file_under_the_final_name(tmp_path: Path) ->
     assert not (output / "killed_00001_.png").exists()
     # What the killed writer left is hidden, half a PNG, and not counted as an output by the next save.
     leftovers = [p.name for p in output.iterdir()]
-    assert len(leftovers) == 1 and leftovers[0].startswith(".killed_00001_.") and leftovers[0].endswith(".partial.png")
+    assert leftovers == [f".killed_00001_.{child.pid}-{leftovers[0].split('-')[-1]}"]
+    assert leftovers[0].endswith(".partial.png") and len(leftovers[0].split("-")[-1]) == len("0123abcd.partial.png")
+    assert remove_dead_partials(output) == [output / leftovers[0]] and list(output.iterdir()) == []
 
 
 def test_a_writer_failing_midway_leaves_nothing(folders: Folders, monkeypatch: pytest.MonkeyPatch) -> None:

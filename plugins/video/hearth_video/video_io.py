@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
@@ -22,6 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# Every file is written under a temporary name and renamed into place (the core's helper: the server sweeps what a
+# killed writer left).
+from hearth.core.context import atomic_path
 
 # Encoders tried for "h264", best first: the software ones everywhere, then the hardware ones a build may have.
 H264_ENCODERS = ("libx264", "libopenh264", "h264_nvenc", "h264_qsv", "h264_amf", "h264_videotoolbox", "h264_v4l2m2m")
@@ -35,22 +37,6 @@ os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration 
 
 class VideoFileError(ValueError):
     """A video file could not be read or written; the message names the file and what to do."""
-
-
-# -- all-or-nothing files ------------------------------------------------------------------------------------------
-
-@contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """A temporary path beside ``path`` (same suffix, so muxers pick the format) moved onto ``path`` on success."""
-    path = Path(path)
-    # The writer creates it (so it gets the usual permissions, not mkstemp's 0600); the random part keeps two
-    # writers of one name apart.
-    temp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.partial{path.suffix}")
-    try:
-        yield temp
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 # -- frames --------------------------------------------------------------------------------------------------------
