@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None, start_worker: bool = True) -> F
 
     app.add_middleware(CacheMiddleware, cache=cache, on_install=count_cached_install)
     # Added last, so it is outermost: cached pages get the Content-Security-Policy too.
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, public_url=settings.public_url)
 
     from hearth.registry_server.accounts.routes import router as accounts_router
     from hearth.registry_server.admin.routes import router as admin_router

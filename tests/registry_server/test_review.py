@@ -265,6 +265,10 @@ def test_forms_refuse_a_missing_or_wrong_csrf_token(reg: Hub, tmp_path: Path):
     other.close()
     r = browser.post("/admin/action", data={**target, "csrf_token": csrf}, follow_redirects=False)
     assert r.status_code == 303
+    # Signing out is a form too.
+    assert browser.post("/logout").status_code == 403
+    assert browser.post("/logout", data={"csrf_token": csrf}, follow_redirects=False).status_code == 303
+    assert browser.get("/admin", follow_redirects=False).status_code == 303  # to /login again
     assert reg.http.get(f"/api/v1/packs/{name}/versions/1.0.0").json()["status"] == "active"
     # The sign-in form too (login CSRF): no token, or one not matching the browser's cookie, is refused.
     fresh = httpx.Client(base_url=reg.url)

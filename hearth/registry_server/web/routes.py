@@ -113,6 +113,16 @@ def login(request: Request, token: str = Form(""), next: str = Form("/"), csrf_t
     return response
 
 
+@auth_pages.post("/logout")
+def logout(request: Request, csrf_token: str = Form(""), server: ServerContext = Depends(get_server)) -> Response:
+    """Forget the sign-in cookie (a form with its CSRF token too: another site must not sign a reviewer out)."""
+    check_csrf(request, csrf_token, csrf_token_for(token_from_request(request, allow_cookie=True) or ""),
+               server.base_url(request))
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie("hearth_token")
+    return response
+
+
 def _admin_or_login(request: Request, session: Session):  # noqa: ANN202
     try:
         return check_admin(request, session, allow_cookie=True), None

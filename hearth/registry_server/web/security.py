@@ -42,8 +42,13 @@ def docs_csp(body: bytes) -> str:
 class SecurityHeadersMiddleware:
     """ASGI middleware: every HTML response gets a strict CSP (and nosniff, no framing), whatever route made it."""
 
-    def __init__(self, app):  # noqa: ANN001
+    def __init__(self, app, public_url: str | None = None):  # noqa: ANN001
         self.app = app
+        # Pages link their stylesheet and post their forms through the public URL when one is set: that origin
+        # is "self" too.
+        extra = f" {_origin(public_url)}" if public_url else ""
+        self.page_csp = PAGE_CSP.replace("style-src 'self'", f"style-src 'self'{extra}") \
+            .replace("form-action 'self'", f"form-action 'self'{extra}").encode()
 
     async def __call__(self, scope, receive, send):  # noqa: ANN001, ANN204
         if scope["type"] != "http":
@@ -62,7 +67,7 @@ class SecurityHeadersMiddleware:
                 if docs:  # the hash needs the body: hold the start until it has been read
                     held["start"], held["headers"], held["body"] = message, headers, b""
                     return None
-                headers.append((b"content-security-policy", PAGE_CSP.encode()))
+                headers.append((b"content-security-policy", self.page_csp))
                 return await send({**message, "headers": headers})
             if message["type"] == "http.response.body" and "start" in held:
                 held["body"] += message.get("body", b"")
