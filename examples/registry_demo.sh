@@ -35,6 +35,10 @@ say "registry: a publisher 'hearth' (the plugins' PublisherId) and a publish tok
 # The registry holds an untrusted publisher's versions for review (comfy registry serve --review untrusted, the
 # default); the first-party publisher is one an admin trusts, so its verified packs go active on a passing scan.
 "$COMFY" registry admin trust hearth --reason "first-party plugins" --data "$WORK/registry"
+# Hearth's own distribution names are reserved (no stranger's pack may take them); the admin lets these packs have them.
+for pack in "${PACKS[@]}"; do
+    "$COMFY" registry admin allow-name "hearth-$pack" --reason "first-party plugin" --data "$WORK/registry"
+done
 TOKEN="$("$COMFY" registry admin create-token --publisher hearth --data "$WORK/registry" 2>/dev/null)"
 
 PORT="$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
