@@ -3,6 +3,9 @@ nodes and findings. The child (:mod:`hearth.sandbox.worker`) is the only process
 
 The caller never hangs: the warden enforces the wall-clock limit inside the sandbox, and this side kills the
 warden's whole process group if even that does not answer in time.
+
+Only a report the harness sealed (see :mod:`hearth.sandbox.worker`) gives nodes or a clean import; a forged or
+unsealed one is an ``import.forged-report`` finding and may only add findings.
 """
 
 from __future__ import annotations

@@ -218,7 +218,8 @@ def _supervise(pid: int, fd: int, limits: dict, seal: _Seal) -> dict:
                 elif size < limits["output_bytes"]:
                     chunks.append(chunk)
                     size += len(chunk)
-                    seal.feed(b"".join(chunks))
+                    if seal.key_fd is not None:  # only the stream's start decides whether the key goes out
+                        seal.feed(b"".join(chunks))
         else:
             time.sleep(min(left, 0.02))
     while open_pipe and size < limits["output_bytes"]:  # pid 1 is gone; drain what it wrote
