@@ -169,6 +169,8 @@ SANDBOX_PROBE_STRINGS = re.compile(
 SANDBOX_ENV = re.compile(r"SANDBOX|CONTAINER|DOCKER|KUBERNETES|^CI$|GITHUB_ACTIONS|GITLAB_CI|HEARTH|PYTEST", re.I)
 
 # Modules whose attributes a pack must not replace (monkeypatching os.system hides a later call).
-PATCHED_MODULES = SENSITIVE_MODULES - {"sys", "types"}
+# (Not HTTP clients: `requests.adapters.DEFAULT_RETRIES = 5` is ordinary tuning.)
+PATCHED_MODULES = frozenset({"builtins", "__builtins__", "os", "subprocess", "importlib", "socket", "ctypes", "shutil",
+                             "pty", "marshal", "pickle", "runpy", "posix", "io"})
 
 STRING_RULES += (("evasion.sandbox-probe", SANDBOX_PROBE_STRINGS),)
