@@ -166,7 +166,9 @@ SANDBOX_PROBE_STRINGS = re.compile(
     r"/proc/self/(status|cgroup|mountinfo|mounts|ns\b|uid_map)|/proc/1/(cgroup|sched|environ)|/\.dockerenv"
     r"|/run/\.containerenv|NoNewPrivs|CapEff|Seccomp:|/sys/class/net|/proc/net/(dev|route)",
 )
-SANDBOX_ENV = re.compile(r"SANDBOX|CONTAINER|DOCKER|KUBERNETES|^CI$|GITHUB_ACTIONS|GITLAB_CI|HEARTH|PYTEST", re.I)
+# Settings a pack may read (HEARTH_MODELS, HF_HOME) are not here: only "am I being watched?" variables.
+SANDBOX_ENV = re.compile(r"SANDBOX|CONTAINER|DOCKER|KUBERNETES|^CI$|GITHUB_ACTIONS|GITLAB_CI|PYTEST_CURRENT_TEST",
+                         re.I)
 
 # Modules whose attributes a pack must not replace (monkeypatching os.system hides a later call).
 # (Not HTTP clients: `requests.adapters.DEFAULT_RETRIES = 5` is ordinary tuning.)
