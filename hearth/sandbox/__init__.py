@@ -11,7 +11,8 @@ The registry server calls :func:`verify` on every upload; authors run the same c
     report.to_dict()      # JSON-able
 
 Three stages, cheapest first: archive checks (any finding rejects, and nothing further runs), the static scan
-(reads files, never runs them), and the isolated import (the only stage that runs pack code, in a separate
+(reads every file that ships, never runs them; a triage aid for reviewers, so ``pass`` means nothing was
+recognised, not that the pack is safe: docs/scan.md), and the isolated import (the only stage that runs pack code, in a separate
 process with no network, see :mod:`hearth.sandbox.isolate`). This package uses the standard library alone.
 
 Suppressions come from registry admins only, never from a pack's author, and the registry records each one
