@@ -500,7 +500,7 @@ def known_causes(max_body: int) -> list[HostileRequest]:
 def benign(rng: random.Random) -> HostileRequest:
     """An everyday request, for the benchmark's baseline: the reads a browser polls and a small valid prompt."""
     roll = rng.random()
-    if roll < 0.02:
+    if roll < 0.01:
         return HostileRequest("prompt", "POST", "/prompt", dumps(valid_prompt_body(rng)).encode(),
                               {"content-type": "application/json"})
     path = rng.choice(["/queue", "/history?max_items=5", "/jobs?limit=5", "/object_info/PrimitiveInt", "/settings",
