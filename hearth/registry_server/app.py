@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from hearth.registry_server.cache import AuditWatcher, CacheMiddleware, ResponseCache
+from hearth.registry_server.cache import CacheMiddleware, ChangeWatcher, ResponseCache
 from hearth.registry_server.db import make_engine, run_migrations
 from hearth.registry_server.deps import ServerContext
 from hearth.registry_server.errors import install_handlers
@@ -28,8 +28,12 @@ def open_server(settings: Settings, migrate: bool = True) -> ServerContext:
     return ServerContext(settings=settings, engine=engine, storage=make_storage(settings.storage))
 
 
-def create_app(settings: Settings | None = None, start_worker: bool = True) -> FastAPI:
+def create_app(settings: Settings | None = None, start_worker: bool = True, listen: str | None = None) -> FastAPI:
+    """The app; `listen` (host:port, default HEARTH_REGISTRY_LISTEN) goes in this process's heartbeat row."""
+    import os
+
     settings = settings or Settings.from_env()
+    listen = os.environ.get("HEARTH_REGISTRY_LISTEN", "") if listen is None else listen
     # Private registries never cache: every read must pass its token check.
     cache = ResponseCache(0 if settings.private else settings.cache_ttl_s)
 
@@ -37,6 +41,7 @@ def create_app(settings: Settings | None = None, start_worker: bool = True) -> F
     async def lifespan(app: FastAPI):
         import anyio.to_thread
 
+        from hearth.registry_server.processes import Heartbeat
         from hearth.registry_server.publishing.services import recover
         from hearth.registry_server.verification.services import verifier_name
         from hearth.registry_server.verification.worker import VerificationWorker
@@ -46,7 +51,9 @@ def create_app(settings: Settings | None = None, start_worker: bool = True) -> F
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         server = open_server(settings)
         server.cache = cache
-        watcher = AuditWatcher(server.engine, cache, settings.cache_watch_s) if cache.ttl > 0 else None
+        watcher = ChangeWatcher(server.engine, cache, settings.cache_watch_s) if cache.ttl > 0 else None
+        heartbeat = Heartbeat(server.engine, listen, settings.public_url)
+        heartbeat.start()
         app.state.server = server
         cleaned = recover(server)
         log.info("registry ready: db %s, storage %s, verifier %s, cleaned %s", server.engine.url.render_as_string(),
@@ -63,6 +70,7 @@ def create_app(settings: Settings | None = None, start_worker: bool = True) -> F
             if watcher:
                 watcher.stop()
             worker.stop()
+            heartbeat.stop()
             server.engine.dispose()
 
     app = FastAPI(title="Hearth registry", version="1", lifespan=lifespan,
@@ -104,12 +112,21 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers
 
     import uvicorn
 
+    from hearth.registry_server.processes import check_may_start
+
+    listen = f"{host}:{port}"
+    # Migrate once here, so workers start on an up-to-date schema instead of racing to create it; then refuse a
+    # second server on this database (seen by its heartbeat row) unless the servers share a --public-url.
+    engine = open_server(settings).engine
+    try:
+        check_may_start(engine, listen, settings.public_url)
+    finally:
+        engine.dispose()
     if workers > 1:
-        # Several processes need an import string; they read the same settings from the environment. Migrate
-        # once here, so the workers start on an up-to-date schema instead of racing to create it.
-        open_server(settings).engine.dispose()
+        # Several processes need an import string; they read the same settings from the environment.
         os.environ.update(settings.to_env())
+        os.environ["HEARTH_REGISTRY_LISTEN"] = listen
         uvicorn.run("hearth.registry_server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                     log_level=log_level)
     else:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+        uvicorn.run(create_app(settings, listen=listen), host=host, port=port, log_level=log_level)

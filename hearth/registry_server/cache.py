@@ -3,9 +3,10 @@
 Why it is safe: only anonymous GETs of public read routes are cached, and only when the registry is not
 private. Every write through this process (publish, upload, moderation, verification) clears the whole cache
 before its response is sent, so a client never reads its own write stale. Writes made elsewhere (another
-server process, `comfy registry admin` on the database) all add an audit-log row; `AuditWatcher` polls the
-newest row id and clears the cache when it moves, so they show within the watch interval. `ttl` bounds
-everything else (download counts). `ttl = 0` turns caching off.
+server process, `comfy registry admin` on the database) all add an audit-log row, and with it bump the change
+counter in the same transaction (processes.py); `ChangeWatcher` polls that counter and clears the cache when it
+moves, so every committed write shows within the watch interval, whatever order writers took ids and committed
+in. `ttl` bounds everything else (download counts). `ttl = 0` turns caching off.
 """
 
 from __future__ import annotations
@@ -117,8 +118,8 @@ class CacheMiddleware:
         return await self.app(scope, receive, capture)
 
 
-class AuditWatcher:
-    """Clears the cache when another process writes: every visible change adds an audit-log row."""
+class ChangeWatcher:
+    """Clears the cache when another process commits a write: each one moves the change counter."""
 
     def __init__(self, engine, cache: ResponseCache, interval: float):  # noqa: ANN001
         self.engine, self.cache, self.interval = engine, cache, interval
@@ -127,15 +128,12 @@ class AuditWatcher:
         self.last: int | None = None
 
     def newest(self) -> int:
-        from sqlalchemy import func, select
+        from hearth.registry_server.processes import change_counter
 
-        from hearth.registry_server.admin.models import AuditEntry
-
-        with self.engine.connect() as conn:
-            return conn.execute(select(func.max(AuditEntry.id))).scalar() or 0
+        return change_counter(self.engine)
 
     def check(self) -> bool:
-        """Clear the cache if the audit log moved since the last check; returns whether it did."""
+        """Clear the cache if the change counter moved since the last check; returns whether it did."""
         newest = self.newest()
         moved = self.last is not None and newest != self.last
         self.last = newest
@@ -156,5 +154,5 @@ class AuditWatcher:
             try:
                 self.check()
             except Exception:  # a database hiccup must not end cache invalidation for the process's life
-                log.exception("audit watch failed; clearing the cache to be safe")
+                log.exception("change watch failed; clearing the cache to be safe")
                 self.cache.clear()

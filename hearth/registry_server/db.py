@@ -62,6 +62,7 @@ def run_migrations(engine: Engine) -> None:
 
 def import_all_models() -> None:
     """Register every table on SQLModel.metadata (Alembic and tests need the full set)."""
+    from hearth.registry_server import processes as _processes  # noqa: F401
     from hearth.registry_server.accounts import models as _accounts  # noqa: F401
     from hearth.registry_server.admin import models as _admin  # noqa: F401
     from hearth.registry_server.packs import models as _packs  # noqa: F401

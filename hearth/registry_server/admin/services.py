@@ -6,11 +6,13 @@ from sqlmodel import Session, select
 
 from hearth.registry_server.admin.models import AuditEntry, Suppression
 from hearth.registry_server.errors import ApiError
+from hearth.registry_server.processes import bump_on_commit
 
 
 def audit(session: Session, actor: str, action: str, target: str = "", detail: dict | None = None) -> None:
     """Record an action in the caller's transaction, so the log and the change commit together."""
     session.add(AuditEntry(actor=actor, action=action, target=target, detail=detail or {}))
+    bump_on_commit(session)  # other processes' caches watch the counter this commit moves
 
 
 def audit_log(session: Session, limit: int = 100, action: str | None = None, target: str | None = None
