@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import secrets
 import shutil
+import stat
 import tomllib
 import uuid
 import zipfile
@@ -189,64 +192,105 @@ def accept_upload(server: ServerContext, secret: str, tmp: Path, sha256: str, si
                 raise ApiError(422, "manifest_mismatch", f"pyproject.toml (in the archive): {where} is {got!r}, "
                                                          f"but this upload URL is for {expected!r}")
         key = archive_key(sha256)
-        if not server.storage.exists(key):
+        stored_here = not server.storage.exists(key)
+        if stored_here:
             server.storage.put_file(key, tmp)
+        try:
+            return _record_version(server, session, ticket, manifest, key, sha256, size)
+        except ApiError as exc:
+            if exc.status == 409 and exc.code != "upload_url_used":
+                # This upload lost: free the version for a fresh publish now, not when the URL expires,
+                # and take back the archive nobody will refer to.
+                _abandon(server, ticket.id, key if stored_here else None)
+            raise
 
-        now = utcnow()
-        claimed = session.execute(update(UploadTicket).where(UploadTicket.id == ticket.id,
-                                                             UploadTicket.used_at.is_(None))
-                                  .values(used_at=now)).rowcount
-        if claimed != 1:
+
+def _abandon(server: ServerContext, ticket_id: int, blob_key: str | None) -> None:
+    """Forget an unused reservation and, when no version refers to it, the blob its upload stored."""
+    with Session(server.engine) as session:
+        session.execute(delete(UploadTicket).where(UploadTicket.id == ticket_id, UploadTicket.used_at.is_(None)))
+        session.commit()
+        referenced = blob_key and session.exec(select(Version.id).where(Version.blob_key == blob_key)).first()
+    if blob_key and not referenced:
+        server.storage.delete(blob_key)
+
+
+def _insert_pack_if_new(session: Session, ticket: UploadTicket) -> None:
+    """Create the pack row unless it exists, without failing when another upload creates it at the same time.
+
+    The database settles the race: a concurrent insert of the same id or key waits for the other transaction
+    and then does nothing, so both first versions of a new pack land under the one pack row.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - only the two supported databases reach here
+        raise RuntimeError(f"unsupported database {dialect!r}")
+    row = Pack(id=ticket.pack_id, key=ticket.pack_key, publisher_id=ticket.publisher_id).model_dump()
+    session.execute(insert(Pack).values(**row).on_conflict_do_nothing())
+
+
+def _record_version(server: ServerContext, session: Session, ticket: UploadTicket, manifest: dict, key: str,
+                    sha256: str, size: int) -> Version:
+    """Mark the ticket used and commit the pack and its new version in one transaction."""
+    now = utcnow()
+    claimed = session.execute(update(UploadTicket).where(UploadTicket.id == ticket.id,
+                                                         UploadTicket.used_at.is_(None))
+                              .values(used_at=now)).rowcount
+    if claimed != 1:
+        session.rollback()
+        raise ApiError(409, "upload_url_used", "this upload URL was already used; upload URLs are single-use")
+    request = ticket.request or {}
+    node, node_version = request.get("node") or {}, request.get("node_version") or {}
+    pack = session.exec(select(Pack).where(Pack.key == ticket.pack_key)).first()
+    if pack is None:
+        _insert_pack_if_new(session, ticket)
+        pack = session.exec(select(Pack).where(Pack.key == ticket.pack_key)).one()
+        if pack.publisher_id != ticket.publisher_id:
             session.rollback()
-            raise ApiError(409, "upload_url_used", "this upload URL was already used; upload URLs are single-use")
-        request = ticket.request or {}
-        node, node_version = request.get("node") or {}, request.get("node_version") or {}
-        pack = session.exec(select(Pack).where(Pack.key == ticket.pack_key)).first()
-        if pack is None:
-            pack = Pack(id=ticket.pack_id, key=ticket.pack_key, publisher_id=ticket.publisher_id)
-        elif pack.origin == "upstream":
-            # The first local version takes the name over: from now on the upstream is never asked about it.
-            pack.origin, pack.publisher_id = "local", ticket.publisher_id
-            audit(session, f"publisher:{ticket.publisher_id}", "pack.shadow_upstream", pack.id)
-        elif pack.publisher_id != ticket.publisher_id:
-            session.rollback()
-            raise ApiError(409, "pack_id_taken", f"pack id {ticket.pack_id!r} belongs to {pack.publisher_id!r}")
-        pack.name = manifest.get("display_name") or node.get("name") or pack.name or ticket.pack_id
-        pack.description = manifest.get("description") or node.get("description") or ""
-        pack.license = manifest.get("license") or _license_text(node.get("license"))
-        pack.repository = manifest.get("repository") or node.get("repository") or ""
-        pack.icon = manifest.get("icon") or node.get("icon") or ""
-        pack.banner_url = manifest.get("banner") or node.get("banner_url") or ""
-        pack.updated_at = now
-        session.add(pack)
-        try:
-            session.flush()  # tables have no ORM relationships, so the pack must be written before its version
-        except IntegrityError:  # another publisher's first upload of this new pack id committed first
-            session.rollback()
-            raise ApiError(409, "pack_id_taken", f"pack id {ticket.pack_id!r} was just taken") from None
-        deps = manifest.get("dependencies") or []
-        dep_keys = {normalize_name(Requirement(d).name): d for d in deps} if deps else {}
-        known = set(session.exec(select(Pack.key).where(Pack.key.in_(dep_keys))).all()) if dep_keys else set()
-        pack_deps = [d for k, d in dep_keys.items() if k in known and k != ticket.pack_key]
-        version = Version(
-            id=ticket.version_id, pack_id=pack.id, version=ticket.version, status="pending", sha256=sha256,
-            size=size, blob_key=key, uploaded_at=now, changelog=node_version.get("changelog") or "",
-            dependencies=deps, pack_dependencies=pack_deps, requires_python=manifest.get("requires_python"),
-            requires_comfyui=manifest.get("requires_comfyui") or "",
-            supported_os=manifest.get("supported_os") or node_version.get("supported_os") or [],
-            supported_accelerators=(manifest.get("supported_accelerators")
-                                    or node_version.get("supported_accelerators") or []),
-            supported_comfyui_version=node_version.get("supported_comfyui_version") or "",
-            supported_comfyui_frontend_version=node_version.get("supported_comfyui_frontend_version") or "",
-            manifest=manifest)
-        session.add(version)
-        audit(session, f"publisher:{ticket.publisher_id}", "version.upload", f"{pack.id}@{ticket.version}",
-              {"sha256": sha256, "size": size})
-        try:
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            raise ApiError(409, "version_exists", f"{ticket.pack_id} {ticket.version} already exists") from None
+            raise ApiError(409, "pack_id_taken", f"pack id {ticket.pack_id!r} was just taken by "
+                                                 f"{pack.publisher_id!r}")
+    elif pack.origin == "upstream":
+        # The first local version takes the name over: from now on the upstream is never asked about it.
+        pack.origin, pack.publisher_id = "local", ticket.publisher_id
+        audit(session, f"publisher:{ticket.publisher_id}", "pack.shadow_upstream", pack.id)
+    elif pack.publisher_id != ticket.publisher_id:
+        session.rollback()
+        raise ApiError(409, "pack_id_taken", f"pack id {ticket.pack_id!r} belongs to {pack.publisher_id!r}")
+    pack.name = manifest.get("display_name") or node.get("name") or pack.name or ticket.pack_id
+    pack.description = manifest.get("description") or node.get("description") or ""
+    pack.license = manifest.get("license") or _license_text(node.get("license"))
+    pack.repository = manifest.get("repository") or node.get("repository") or ""
+    pack.icon = manifest.get("icon") or node.get("icon") or ""
+    pack.banner_url = manifest.get("banner") or node.get("banner_url") or ""
+    pack.updated_at = now
+    session.add(pack)
+    session.flush()  # tables have no ORM relationships, so the pack must be written before its version
+    deps = manifest.get("dependencies") or []
+    dep_keys = {normalize_name(Requirement(d).name): d for d in deps} if deps else {}
+    known = set(session.exec(select(Pack.key).where(Pack.key.in_(dep_keys))).all()) if dep_keys else set()
+    pack_deps = [d for k, d in dep_keys.items() if k in known and k != ticket.pack_key]
+    version = Version(
+        id=ticket.version_id, pack_id=pack.id, version=ticket.version, status="pending", sha256=sha256,
+        size=size, blob_key=key, uploaded_at=now, changelog=node_version.get("changelog") or "",
+        dependencies=deps, pack_dependencies=pack_deps, requires_python=manifest.get("requires_python"),
+        requires_comfyui=manifest.get("requires_comfyui") or "",
+        supported_os=manifest.get("supported_os") or node_version.get("supported_os") or [],
+        supported_accelerators=(manifest.get("supported_accelerators")
+                                or node_version.get("supported_accelerators") or []),
+        supported_comfyui_version=node_version.get("supported_comfyui_version") or "",
+        supported_comfyui_frontend_version=node_version.get("supported_comfyui_frontend_version") or "",
+        manifest=manifest)
+    session.add(version)
+    audit(session, f"publisher:{ticket.publisher_id}", "version.upload", f"{pack.id}@{ticket.version}",
+          {"sha256": sha256, "size": size})
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise ApiError(409, "version_exists", f"{ticket.pack_id} {ticket.version} already exists") from None
     server.wake_verifier.set()
     return version
 
@@ -264,7 +308,7 @@ def recover(server: ServerContext) -> dict[str, int]:
         for entry in tmp_dir.iterdir():
             parts = entry.name.split("-")
             if len(parts) > 1 and parts[1].isdigit() and not pid_alive(int(parts[1])):
-                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+                _remove_left_behind(entry)
                 removed["temp"] += 1
     removed["blobs"] = collect_garbage(server, server.settings.gc_grace_s)
     cutoff = utcnow() - timedelta(days=1)
@@ -274,6 +318,17 @@ def recover(server: ServerContext) -> dict[str, int]:
             delete(UploadTicket).where(UploadTicket.used_at.is_(None), UploadTicket.expires_at < cutoff)).rowcount
         session.commit()
     return removed
+
+
+def _remove_left_behind(entry: Path) -> None:
+    """Remove a dead process's temporary file or folder, including the sandbox's read-only copy of a pack."""
+    if not entry.is_dir() or entry.is_symlink():
+        entry.unlink(missing_ok=True)
+        return
+    for folder, _, _ in os.walk(entry):
+        with contextlib.suppress(OSError):
+            os.chmod(folder, stat.S_IRWXU)
+    shutil.rmtree(entry, ignore_errors=True)
 
 
 def collect_garbage(server: ServerContext, grace_s: float) -> int:
