@@ -64,11 +64,13 @@ def verify(
     suppressions: Iterable[Suppression] = (),
     limits: Limits = DEFAULT_LIMITS,
     import_limits: ImportLimits = ImportLimits(),
+    tmp_dir: str | os.PathLike[str] | None = None,
 ) -> Report:
     """Check a pack (a folder, .zip, .tar or .tar.gz) and return its :class:`Report`.
 
     :param isolate_import: import the pack in the sandbox to list its nodes; without it, nodes stay unknown.
     :param suppressions: admin decisions to apply (the registry records each in its audit log).
+    :param tmp_dir: where unpacking and the isolated import work (the system's temporary folder by default).
     :raises ArchiveUnreadable: the path does not exist or is not a folder or archive of a known kind.
     """
     path = Path(path)
@@ -78,7 +80,7 @@ def verify(
         report = Report(findings=findings, stats={"format": kind})
         report.apply(list(suppressions))
         return report
-    with tempfile.TemporaryDirectory(prefix="hearth-verify-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="hearth-verify-", dir=tmp_dir) as tmp:
         if kind == "folder":
             root = path
         else:
@@ -95,7 +97,7 @@ def verify(
         findings = static.findings
         nodes, import_ok, isolation = [], False, {"skipped": True}
         if isolate_import:
-            imported = import_pack(root, import_limits)
+            imported = import_pack(root, import_limits, tmp_dir)
             findings = findings + imported.findings
             nodes, import_ok, isolation = imported.nodes, imported.import_ok, imported.isolation
             findings = findings + collision_findings(nodes, _pack_name(root, path))

@@ -113,12 +113,17 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path, onerror=make_writable)
 
 
-def import_pack(pack: str | os.PathLike[str], limits: ImportLimits = ImportLimits()) -> ImportResult:
-    """Import the pack in the sandbox and list its node classes; problems come back as findings."""
+def import_pack(pack: str | os.PathLike[str], limits: ImportLimits = ImportLimits(),
+                tmp_dir: str | os.PathLike[str] | None = None) -> ImportResult:
+    """Import the pack in the sandbox and list its node classes; problems come back as findings.
+
+    :param tmp_dir: where the sandbox's working folder goes (the system's temporary folder by default); a server
+        passes a folder of its own so that what a killed process leaves there is found and removed at its start.
+    """
     pack = Path(pack)
     if not sys.platform.startswith("linux"):
         return _unavailable(f"{sys.platform} has no network namespaces")
-    tmp = Path(tempfile.mkdtemp(prefix="hearth-sandbox-"))
+    tmp = Path(tempfile.mkdtemp(prefix="hearth-sandbox-", dir=tmp_dir))
     try:
         module = _module_name(pack)
         copy = tmp / "pack" / module
