@@ -12,6 +12,12 @@ these rates nearly every detail and install answer is cached within seconds (sea
 
 Run:   .venv/bin/python bench/registry.py [--duration 60] [--clients 50] [--workers 1] [--publishes 100]
        [--cache-ttl 60] [--think-ms 0]   (a think time makes the clients paced users, not a closed loop)
+
+Scaling out: `--processes N` runs separate server processes (1, 2, 4 ... up to N) on one database, each on its
+own port with a shared --public-url as behind a load balancer, clients spread evenly over them, on SQLite and
+on a throwaway PostgreSQL cluster (needs PostgreSQL's binaries, as the tests do) in the same run, and prints
+read throughput and p50/p99 for each. The catalogue is seeded once per database.
+       .venv/bin/python bench/registry.py --processes 4 [--duration 20] [--packs 300]
 Target: p99 < 50 ms for reads on SQLite on the 2-core reference machine.
 """
 
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import multiprocessing as mp
 import random
 import statistics
@@ -126,8 +133,11 @@ class _Connection:
         return status
 
 
-async def _client(url: str, catalogue: list[dict], until: float, seed_: int, out: list, think: float) -> None:
+async def _client(url: str | list[str], catalogue: list[dict], until: float, seed_: int, out: list, think: float
+                  ) -> None:
     rng = random.Random(seed_)
+    if isinstance(url, list):  # several server processes: each client talks to one, as a load balancer spreads them
+        url = url[seed_ % len(url)]
     host, port = url.removeprefix("http://").split(":")
     conn = _Connection(host, int(port))
     if think:
@@ -142,7 +152,7 @@ async def _client(url: str, catalogue: list[dict], until: float, seed_: int, out
             await asyncio.sleep(rng.expovariate(1 / think))
 
 
-def _load_process(url: str, catalogue: list[dict], clients: int, duration: float, idx: int, q: mp.Queue,
+def _load_process(url: str | list[str], catalogue: list[dict], clients: int, duration: float, idx: int, q: mp.Queue,
                   think: float = 0.0) -> None:
     results: list = []
 
@@ -154,7 +164,7 @@ def _load_process(url: str, catalogue: list[dict], clients: int, duration: float
     q.put(results)
 
 
-def run_reads(url: str, catalogue: list[dict], clients: int, duration: float, procs: int, think: float = 0.0
+def run_reads(url: str | list[str], catalogue: list[dict], clients: int, duration: float, procs: int, think: float = 0.0
               ) -> list:
     q: mp.Queue = mp.Queue()
     shares = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
@@ -235,6 +245,63 @@ def _server_cpu(server) -> float:  # noqa: ANN001
     return total
 
 
+def scale_out(args) -> None:  # noqa: ANN001
+    """Reads against 1, 2, 4 ... N processes on one database, SQLite beside PostgreSQL."""
+    from hearth.registry_server.settings import Settings
+    from tests.registry_server.servers import PostgresCluster, RegistryProcess, free_port
+
+    counts = [n for n in (1, 2, 4, 8, 16) if n <= args.processes] or [1]
+    if args.processes not in counts:
+        counts.append(args.processes)
+    pg = PostgresCluster()
+    reason = pg.available
+    backends = ["sqlite"] + ([] if reason else ["postgres"])
+    if reason:
+        print(f"PostgreSQL skipped: {reason}")
+    else:
+        pg.start()
+    rows = []
+    try:
+        for backend in backends:
+            data = Path(tempfile.mkdtemp(prefix=f"bench-registry-{backend}-"))
+            settings = Settings(data_dir=data, cache_ttl_s=args.cache_ttl)
+            if backend == "postgres":
+                settings.db_url = pg.create_database(f"bench_{uuid.uuid4().hex[:8]}")
+            t = time.perf_counter()
+            catalogue = seed(settings, args.packs, args.versions)
+            print(f"{backend}: seeded {args.packs} packs x {args.versions} versions in {time.perf_counter() - t:.1f}s")
+            for n in counts:
+                ports = [free_port() for _ in range(n)]
+                public = f"http://127.0.0.1:{ports[0]}"  # stands in for the load balancer's address
+                servers = []
+                try:
+                    for i, port in enumerate(ports):
+                        own = dataclasses.replace(settings, data_dir=data / f"p{i}", public_url=public)
+                        own.db_url = settings.database_url
+                        own.storage_url = settings.storage
+                        server = RegistryProcess(own)
+                        server.port, server.url = port, f"http://127.0.0.1:{port}"
+                        servers.append(server.start())
+                    urls = [s.url for s in servers]
+                    run_reads(urls, catalogue, max(4, n), 2, 1)  # warm-up, each process
+                    results = run_reads(urls, catalogue, args.clients, args.duration, args.load_procs)
+                finally:
+                    for server in servers:
+                        server.stop()
+                lat = [d for _, d, _ in results]
+                errors = sum(1 for _, _, status in results if status != 200)
+                rows.append((backend, n, len(lat) / args.duration, pct(lat, 50), pct(lat, 99), errors))
+                print(f"  {n} process(es): {rows[-1][2]:.0f} req/s, p99 {rows[-1][4]:.1f} ms")
+    finally:
+        if not reason:
+            pg.stop()
+    cache = f"read cache {args.cache_ttl:.0f}s" if args.cache_ttl else "no read cache"
+    print(f"\nreads across processes: {args.clients} clients (closed loop), {args.duration:.0f}s each, {cache}")
+    print(f"{'database':10} {'processes':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for backend, n, rate, p50, p99, errors in rows:
+        print(f"{backend:10} {n:9d} {rate:8.0f} {p50:8.1f} {p99:8.1f} {errors:7d}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of read load (default 60)")
@@ -246,9 +313,13 @@ def main() -> None:
     ap.add_argument("--publishes", type=int, default=100)
     ap.add_argument("--cache-ttl", type=float, default=60.0,
                     help="server read cache TTL in seconds (0: no cache, every read hits the database)")
+    ap.add_argument("--processes", type=int, default=0,
+                    help="scale-out table: 1, 2, 4 ... up to N server processes on SQLite and PostgreSQL")
     ap.add_argument("--think-ms", type=float, default=0.0,
                     help="mean pause between a client's requests (0: closed loop, the default)")
     args = ap.parse_args()
+    if args.processes:
+        return scale_out(args)
 
     from hearth.registry_server.settings import Settings
     from tests.registry_server.servers import RegistryProcess
