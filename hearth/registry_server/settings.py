@@ -30,6 +30,9 @@ class Settings:
     gc_grace_s: int = 600
     verify_workers: int = 1
     verify_poll_s: float = 2.0
+    # A verifier renews its claim on a version every quarter of this while it works; a claim not renewed for
+    # this long belongs to a process that died (kill -9, lost host) and a surviving process takes it over.
+    verify_claim_timeout_s: float = 20.0
     # Limits for uploaded archives (zip-bomb and abuse guards).
     max_archive_files: int = 10_000
     max_unpacked_bytes: int = 1024 * 1024 * 1024
@@ -81,7 +84,7 @@ class Settings:
         for name in ("max_upload_bytes", "upload_url_ttl_s", "gc_grace_s", "verify_workers", "threads"):
             if f"HEARTH_REGISTRY_{name.upper()}" in env:
                 setattr(s, name, int(env[f"HEARTH_REGISTRY_{name.upper()}"]))
-        for name in ("verify_poll_s", "cache_ttl_s", "cache_watch_s"):
+        for name in ("verify_poll_s", "verify_claim_timeout_s", "cache_ttl_s", "cache_watch_s"):
             if f"HEARTH_REGISTRY_{name.upper()}" in env:
                 setattr(s, name, float(env[f"HEARTH_REGISTRY_{name.upper()}"]))
         if "HEARTH_REGISTRY_ISOLATE_IMPORT" in env:
@@ -98,6 +101,6 @@ class Settings:
             if value:
                 env[f"HEARTH_REGISTRY_{key}"] = value
         for name in ("max_upload_bytes", "upload_url_ttl_s", "gc_grace_s", "verify_workers", "verify_poll_s",
-                     "cache_ttl_s", "cache_watch_s", "threads"):
+                     "verify_claim_timeout_s", "cache_ttl_s", "cache_watch_s", "threads"):
             env[f"HEARTH_REGISTRY_{name.upper()}"] = str(getattr(self, name))
         return env

@@ -118,7 +118,7 @@ def _pull(session: Session, server, upstream: str, pack_id: str, version: str | 
 def _store(session: Session, server, node: dict, nv: dict, pack_id: str, ver: str, tmp: Path, sha: str,  # noqa: ANN001
            size: int) -> None:
     from hearth.registry_server.storage.services import archive_key
-    from hearth.registry_server.verification.services import archive_problems, verify_version
+    from hearth.registry_server.verification.services import archive_problems, claimant, verify_version
 
     if archive_problems(tmp, server.settings):
         raise ApiError(502, "upstream_archive_rejected", f"{pack_id} {ver}: the upstream archive failed our checks")
@@ -150,7 +150,7 @@ def _store(session: Session, server, node: dict, nv: dict, pack_id: str, ver: st
     session.add(Version(id=vid, pack_id=pack.id, version=ver, status="pending", sha256=sha, size=size, blob_key=key,
                         changelog=nv.get("changelog") or "", dependencies=manifest.get("dependencies") or [],
                         requires_python=manifest.get("requires_python"), manifest=manifest,
-                        verify_claimed_at=utcnow()))
+                        verify_claimed_at=utcnow(), verify_claimed_by=claimant()))
     try:
         session.commit()
     except IntegrityError:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import socket
 import tempfile
+import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,8 +22,6 @@ from hearth.registry_server.settings import Settings
 from hearth.registry_server.verification import checks
 
 log = logging.getLogger("hearth.registry.verify")
-# A claim older than this belongs to a worker that died; another worker may take the version over.
-CLAIM_TIMEOUT = timedelta(minutes=10)
 SEVERITY_ERRORS = {"error", "critical", "high"}
 
 
@@ -83,7 +84,8 @@ def run_checks(archive: Path, settings: Settings, suppressions: list = ()) -> tu
         return report, verifier_name()
     try:
         report = sb.verify(str(archive), isolate_import=settings.isolate_import,
-                           limits=_sandbox_limits(sb, settings),
+                           limits=_sandbox_limits(sb, settings), tmp_dir=archive.parent,  # the work folder
+                           # under --data: what a killed process leaves there is removed at the next start
                            suppressions=[sb.Suppression(s.rule, s.path, s.line, s.by, s.reason)
                                          for s in suppressions])
     except sb.ArchiveUnreadable as exc:
@@ -115,15 +117,16 @@ def release_dead_claims(session: Session) -> int:
     return released
 
 
-    return True
+def claim_next(session: Session, claim_timeout_s: float) -> str | None:
+    """Atomically claim one pending version for this worker (works across processes and databases).
 
-
-def claim_next(session: Session) -> str | None:
-    """Atomically claim one pending version for this worker (works across processes and databases)."""
+    A version is claimable when nobody claimed it or its claim was not renewed for `claim_timeout_s`: the
+    claimant's heartbeat (see `claim_heartbeat`) stopped, so it died, wherever it ran.
+    """
     from hearth.registry_server.packs.models import PENDING, Version
 
     now = utcnow()
-    stale = now - CLAIM_TIMEOUT
+    stale = now - timedelta(seconds=claim_timeout_s)
     claimable = (Version.status == PENDING, or_(Version.verify_claimed_at.is_(None), Version.verify_claimed_at < stale))
     for vid in session.exec(select(Version.id).where(*claimable).order_by(Version.uploaded_at).limit(5)).all():
         won = session.execute(update(Version).where(Version.id == vid, *claimable)
@@ -132,6 +135,53 @@ def claim_next(session: Session) -> str | None:
         if won == 1:
             return vid
     return None
+
+
+def renew_claim(session: Session, version_id: str) -> bool:
+    """Heartbeat: mark this process's claim on a pending version as alive now; False when the claim is no
+    longer ours (another process took it over, or the version left pending)."""
+    from hearth.registry_server.packs.models import PENDING, Version
+
+    renewed = session.execute(update(Version).where(
+        Version.id == version_id, Version.status == PENDING, Version.verify_claimed_by == claimant())
+        .values(verify_claimed_at=utcnow())).rowcount
+    session.commit()
+    return renewed == 1
+
+
+@contextlib.contextmanager
+def claim_heartbeat(server, version_id: str) -> Iterator[None]:  # noqa: ANN001 - ServerContext (import cycle)
+    """Renew the claim on `version_id` every quarter of the claim timeout while the block runs, so a slow but
+    live verification keeps its version and a dead one's is taken over within the timeout."""
+    stop = threading.Event()
+    interval = max(0.05, server.settings.verify_claim_timeout_s / 4)
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            try:
+                with Session(server.engine) as session:
+                    if not renew_claim(session, version_id):
+                        return
+            except Exception:  # a database hiccup: try again next beat; the timeout has room for three misses
+                log.warning("could not renew the verification claim on version %s", version_id, exc_info=True)
+
+    thread = threading.Thread(target=beat, name=f"claim-heartbeat-{version_id[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _still_claimed(session: Session, version_id: str) -> bool:
+    """Inside the transaction that records a verdict: True when the claim is still this process's. The update
+    locks the row (PostgreSQL) or the database (SQLite) until commit, so a takeover cannot slip in between."""
+    from hearth.registry_server.packs.models import PENDING, Version
+
+    return session.execute(update(Version).where(
+        Version.id == version_id, Version.status == PENDING, Version.verify_claimed_by == claimant())
+        .values(verify_claimed_at=utcnow()).execution_options(synchronize_session=False)).rowcount == 1
 
 
 def review_reason(settings: Settings, publisher, origin: str = "local") -> str:  # noqa: ANN001 - Publisher
@@ -169,7 +219,7 @@ def verify_version(server, version_id: str) -> str:  # noqa: ANN001 - ServerCont
     settings = server.settings
     work = Path(tempfile.mkdtemp(prefix=f"verify-{os.getpid()}-{version_id[:8]}-", dir=settings.tmp_dir))
     try:
-        with Session(server.engine, expire_on_commit=False) as session:
+        with claim_heartbeat(server, version_id), Session(server.engine, expire_on_commit=False) as session:
             version = session.get(Version, version_id)
             if version is None or version.status != PENDING:
                 return version.status if version else "missing"
@@ -194,6 +244,13 @@ def verify_version(server, version_id: str) -> str:  # noqa: ANN001 - ServerCont
                 version.wheel_filename, version.wheel_sha256, version.wheel_size = (
                     wheel.filename, wheel.sha256, wheel.size)
                 version.wheel_key, version.wheel_metadata_sha256 = wkey, wheel.metadata_sha256
+            if not _still_claimed(session, version_id):
+                # This process stalled past the claim timeout and a survivor took the version over: its
+                # verdict stands, ours is dropped, so each version is verified exactly once.
+                log.warning("verification of %s %s was taken over by another process; result dropped",
+                            pack.id, version.version)
+                session.rollback()
+                return "taken over"
             session.execute(delete(Finding).where(Finding.version_id == version_id))
             session.execute(delete(NodeClass).where(NodeClass.version_id == version_id))
             for f in report.findings:

@@ -39,7 +39,7 @@ class VerificationWorker:
         done = 0
         while not self.stop_event.is_set():
             with Session(self.server.engine) as session:
-                vid = claim_next(session)
+                vid = claim_next(session, self.server.settings.verify_claim_timeout_s)
             if vid is None:
                 return done
             try:
