@@ -118,3 +118,24 @@ def test_slow_live_claimant_keeps_its_version(two_servers, tmp_path: Path):
     assert holders == {by}, f"the claim moved while its holder was alive and working: {holders}"
     time.sleep(1)  # a second verifier, had there been one, would record its verdict now
     assert _verifications(hub, name) == 1
+
+
+def test_a_failing_verification_is_not_retried_at_every_timeout(two_servers, tmp_path: Path):
+    """Short claims must not turn a version whose verification raises (its archive is gone from the bucket) into
+    a retry loop on every process: it is tried again only after the failure back-off."""
+    from sqlalchemy import update
+
+    servers, hub = two_servers
+    pub, token = hub.new_publisher()
+    name = unique("gone-")
+    hub.publish_dir(make_pack(tmp_path, name, "1.0.0", pub), token)
+    with hub.session() as s:
+        v = s.exec(select(Version).where(Version.pack_id == name)).one()
+        hub.server.storage.delete(v.blob_key)
+        s.execute(update(Version).where(Version.id == v.id).values(status="pending", verify_claimed_at=None,
+                                                                   verify_claimed_by=""))
+        s.commit()
+    time.sleep(6 * CLAIM_TIMEOUT_S)
+    failures = sum(s.log.read_text().count(f"verification of version {v.id} failed") for s in servers)
+    assert failures == 1
+    assert _claim(hub, name)[0] == "pending"

@@ -22,6 +22,9 @@ from hearth.registry_server.settings import Settings
 from hearth.registry_server.verification import checks
 
 log = logging.getLogger("hearth.registry.verify")
+# A verification that raised (a blob the storage cannot read, say) is tried again this much later, not at once by
+# every process as soon as its claim times out.
+RETRY_AFTER_FAILURE = timedelta(minutes=10)
 SEVERITY_ERRORS = {"error", "critical", "high"}
 
 
@@ -172,6 +175,18 @@ def claim_heartbeat(server, version_id: str) -> Iterator[None]:  # noqa: ANN001 
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+def postpone_claim(session: Session, version_id: str, claim_timeout_s: float) -> None:
+    """After a verification that raised: keep this process's claim so that it expires only after
+    RETRY_AFTER_FAILURE, when any process may try again."""
+    from hearth.registry_server.packs.models import PENDING, Version
+
+    until = utcnow() + RETRY_AFTER_FAILURE - timedelta(seconds=claim_timeout_s)
+    session.execute(update(Version).where(
+        Version.id == version_id, Version.status == PENDING, Version.verify_claimed_by == claimant())
+        .values(verify_claimed_at=until))
+    session.commit()
 
 
 def _still_claimed(session: Session, version_id: str) -> bool:

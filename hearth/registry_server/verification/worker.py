@@ -34,7 +34,7 @@ class VerificationWorker:
 
     def run_pending(self) -> int:
         """Verify everything claimable now; returns how many versions were processed."""
-        from hearth.registry_server.verification.services import claim_next, verify_version
+        from hearth.registry_server.verification.services import claim_next, postpone_claim, verify_version
 
         done = 0
         while not self.stop_event.is_set():
@@ -44,8 +44,10 @@ class VerificationWorker:
                 return done
             try:
                 verify_version(self.server, vid)
-            except Exception:  # keep the worker alive; the claim expires and another try happens later
+            except Exception:  # keep the worker alive; another try happens later, by whichever process
                 log.exception("verification of version %s failed", vid)
+                with Session(self.server.engine) as session:
+                    postpone_claim(session, vid, self.server.settings.verify_claim_timeout_s)
             done += 1
         return done
 
