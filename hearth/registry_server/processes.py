@@ -27,6 +27,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 
+from hearth.registry.pids import pid_alive
+
 log = logging.getLogger("registry.processes")
 
 HEARTBEAT_S = 2.0
@@ -100,8 +102,12 @@ def check_may_start(engine: Engine, listen: str, public_url: str | None) -> None
     """Refuse a second server on this database (a different address) unless every live one and this one have a
     public URL. Workers of one `--workers N` server share its host and address and are one server to a client,
     and a server restarted on its own address within STALE_S of a crash is taken for itself."""
-    me = (socket.gethostname(), listen)
-    others = [p for p in live_processes(engine) if not p["listen"] or (p["host"], p["listen"]) != me]
+    host = socket.gethostname()
+    me = (host, listen)
+    # A row of this host whose process is gone is a server killed before it could remove its row (kill -9):
+    # it serves nothing, whatever its age, so a restart on another port is not a second server.
+    live = [p for p in live_processes(engine) if p["host"] != host or pid_alive(int(p["pid"]))]
+    others = [p for p in live if not p["listen"] or (p["host"], p["listen"]) != me]
     without = [p for p in others if not p["public_url"]]
     if others and (not public_url or without):
         first = (without or others)[0]
