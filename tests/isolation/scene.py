@@ -1,0 +1,226 @@
+"""The stage for the attack tests: a user's home with a (test) private key and a registry token, secrets in the
+environment, a loopback listener, folders a pack must not write to, and the hostile pack in a custom_nodes folder.
+
+Both attack modules (through ``comfy run`` and through ``comfy serve``) build one :class:`Scene` each and run the
+real ``comfy`` command as a subprocess in it: the isolation under test is the CLI's default, not a fixture's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.harness.packs import pyproject
+
+REPO = Path(__file__).resolve().parents[2]
+PACK_SOURCE = Path(__file__).resolve().parent / "hostile_pack"
+PACK = "hostile-pack"
+LAUNCH = "import sys; from hearth.cli.main import main; sys.exit(main(sys.argv[1:]))"
+# What the pack host's environment may hold (contract B), and the variable CPython's C-locale coercion adds.
+ALLOWED_ENV = {"PATH", "HOME", "TMPDIR", "LANG", "LC_CTYPE"}
+
+
+class Listener:
+    """A TCP listener on 127.0.0.1 in the test process: every connection it accepts, with what was sent."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.received: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="attack-listener", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                chunks = []
+                try:
+                    while chunk := conn.recv(65536):
+                        chunks.append(chunk)
+                except OSError:
+                    pass
+                self.received.append(b"".join(chunks))
+
+    def saw(self, payload: str) -> bool:
+        return any(payload.encode() in data for data in self.received)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+@dataclass
+class Scene:
+    root: Path
+    listener: Listener = field(default_factory=Listener)
+
+    def __post_init__(self) -> None:
+        self.home = self.root / "home"
+        self.custom_nodes = self.root / "custom_nodes"
+        self.pack = self.custom_nodes / PACK
+        self.input = self.root / "input"
+        self.models = self.root / "models"
+        self.output = self.root / "output"
+        token = uuid.uuid4().hex
+        # Distinct, greppable secrets: a report or a file that holds one of these got it from where it must not.
+        self.ssh_key = f"-----BEGIN OPENSSH PRIVATE KEY-----\nssh-secret-{token}\n-----END OPENSSH PRIVATE KEY-----\n"
+        self.registry_token = f"registry-token-{token}"
+        self.netrc_password = f"netrc-secret-{token}"
+        self.env_secrets = {"HEARTH_TEST_API_TOKEN": f"api-token-{token}",
+                            "AWS_SECRET_ACCESS_KEY": f"aws-secret-{token}",
+                            "GITHUB_TOKEN": f"ghp-{token}", "HF_TOKEN": f"hf-{token}"}
+        (self.home / ".ssh").mkdir(parents=True)
+        (self.home / ".ssh" / "id_test").write_text(self.ssh_key)
+        (self.home / ".ssh" / "id_test").chmod(0o600)
+        # Where `comfy login` keeps registry tokens (hearth/registry/config.py): Hearth reads no token variable.
+        (self.home / ".config" / "hearth").mkdir(parents=True)
+        (self.home / ".config" / "hearth" / "config.toml").write_text(
+            f'[[registries]]\nurl = "http://127.0.0.1:9"\ntoken = "{self.registry_token}"\n')
+        (self.home / ".netrc").write_text(f"machine example.com login me password {self.netrc_password}\n")
+        shutil.copytree(PACK_SOURCE, self.pack, ignore=shutil.ignore_patterns("__pycache__"))
+        (self.pack / "pyproject.toml").write_text(pyproject(PACK, publisher="mallory"))
+        self.input.mkdir()
+        (self.input / "photo.png").write_bytes(b"not really a png")
+        (self.models / "checkpoints").mkdir(parents=True)
+        (self.models / "checkpoints" / "tiny.safetensors").write_bytes(b"\0")
+
+    @property
+    def secrets(self) -> list[str]:
+        return [self.ssh_key.splitlines()[1], self.registry_token, self.netrc_password, *self.env_secrets.values()]
+
+    def forbidden_folders(self) -> list[Path]:
+        """Where no pack may write: HOME, /tmp, the pack's own folder, the input folder, the models folder."""
+        return [self.home, Path("/tmp"), self.pack, self.input, self.models]
+
+    def env(self, isolation: str | None) -> dict[str, str]:
+        """The subprocess environment: the user's (minus Hearth's own settings), a home with secrets, and secret
+        variables; ``isolation`` None leaves HEARTH_ISOLATION unset, so the CLI's own default applies."""
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("HEARTH_") and k not in ("COMFY_CONFIG", "XDG_CONFIG_HOME", "XDG_DATA_HOME")}
+        env.update(self.env_secrets)
+        env.update(HOME=str(self.home), PYTHONPATH=str(REPO), HEARTH_DISABLE_PLUGINS="sd,samplers,lora,video")
+        if isolation is not None:
+            env["HEARTH_ISOLATION"] = isolation
+        return env
+
+    def folder_args(self) -> list[str]:
+        return ["--custom-nodes", str(self.custom_nodes), "--input-dir", str(self.input),
+                "--models-dir", str(self.models)]
+
+    def comfy(self, *args: str, isolation: str | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+        """``comfy ARGS`` as a subprocess in this scene (cwd: the scene's root)."""
+        return subprocess.run([sys.executable, "-c", LAUNCH, *args], cwd=self.root, env=self.env(isolation),
+                              capture_output=True, text=True, timeout=timeout)
+
+    # -- workflows -------------------------------------------------------------------------------------------
+
+    def attack_prompt(self, tag: str, marker: str) -> dict[str, Any]:
+        """Every attack but the memory one, and the honest node, in one prompt (one host start)."""
+        targets = json.dumps([str(p) for p in self.forbidden_folders()])
+        return {
+            "1": {"class_type": "HostileReadHome", "inputs": {"home": str(self.home), "tag": tag}},
+            "2": {"class_type": "HostileEnvSecrets", "inputs": {"tag": tag}},
+            "3": {"class_type": "HostileNetwork", "inputs": {"port": self.listener.port,
+                                                             "payload": f"stolen-{tag}", "tag": tag}},
+            "4": {"class_type": "HostileWrite", "inputs": {"targets": targets, "marker": marker, "tag": tag}},
+            "5": {"class_type": "HostileSpawn", "inputs": {"marker": marker, "tag": tag}},
+            "6": {"class_type": "HostileHonest", "inputs": {"text": "hearth", "times": 2, "tag": tag}},
+        }
+
+    @staticmethod
+    def memory_prompt(tag: str) -> dict[str, Any]:
+        return {"1": {"class_type": "HostileMemory", "inputs": {"gib": 64, "touch_mib": 1024, "tag": tag}}}
+
+    @staticmethod
+    def honest_prompt(tag: str) -> dict[str, Any]:
+        return {"1": {"class_type": "HostileHonest", "inputs": {"text": "hearth", "times": 2, "tag": tag}}}
+
+    def write_workflow(self, name: str, prompt: dict[str, Any]) -> Path:
+        path = self.root / f"{name}.json"
+        path.write_text(json.dumps(prompt))
+        return path
+
+    def report(self, kind: str, tag: str, output: Path | None = None) -> dict[str, Any]:
+        """The report an attack node wrote to the output folder."""
+        path = (output or self.output) / f"attack-{kind}-{tag}.json"
+        assert path.is_file(), f"{kind} node wrote no report {path}; output folder: {sorted(os.listdir(path.parent))}"
+        return json.loads(path.read_text())
+
+    def dropped_files(self, marker: str) -> list[Path]:
+        """Files the write attack left in the folders it must not write to."""
+        return [folder / f"pwned-{marker}.txt" for folder in self.forbidden_folders()
+                if (folder / f"pwned-{marker}.txt").exists()]
+
+    def clean(self, marker: str) -> None:
+        """Undo what an attack that got through left behind: its dropped files and its processes (where the
+        isolation failed, or in the ``--isolation off`` control)."""
+        for path in self.dropped_files(marker):
+            path.unlink()
+        for pid in processes_with(marker):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+HONEST_VALUE = "HTRAEH-HTRAEH"  # HostileHonest("hearth", times=2)
+
+
+def new_marker() -> str:
+    return f"hearth-attack-{uuid.uuid4().hex}"
+
+
+def processes_with(marker: str) -> list[int]:
+    """Ids of the processes on this machine whose command line holds ``marker``."""
+    found = []
+    needle = marker.encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def wait_no_process(marker: str, timeout: float = 10.0) -> list[int]:
+    """Processes still carrying ``marker`` after up to ``timeout`` seconds (a killed host's children may take a
+    moment to be reaped)."""
+    deadline = time.monotonic() + timeout
+    while (left := processes_with(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def leaked(report: dict[str, Any] | str, secrets: list[str]) -> list[str]:
+    text = report if isinstance(report, str) else json.dumps(report)
+    return [s for s in secrets if s in text]
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]

@@ -1,0 +1,150 @@
+"""The issue's attacks through ``comfy run``, with the CLI's default isolation: a hostile pack in custom_nodes/
+runs in a pack host, and every attack fails while its honest node works. The same workflow with
+``--isolation off`` succeeds at every attack, which is what shows the isolation is what stops them.
+
+One ``comfy run`` of the attack workflow serves every per-attack test (one host start); the memory attack, the
+run after it and ``comfy plugins`` are one command each.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.isolation.scene import (
+    ALLOWED_ENV,
+    HONEST_VALUE,
+    PACK,
+    Scene,
+    error_lines,
+    leaked,
+    new_marker,
+    processes_with,
+    wait_no_process,
+)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
+    stage = Scene(tmp_path_factory.mktemp("attacks-run"))
+    yield stage
+    stage.close()
+
+
+@pytest.fixture(scope="module")
+def attacked(scene: Scene) -> Iterator[dict[str, Any]]:
+    """One ``comfy run`` of every attack with HEARTH_ISOLATION unset (the CLI's default: untrusted)."""
+    tag, marker = "run", new_marker()
+    workflow = scene.write_workflow("attacks", scene.attack_prompt(tag, marker))
+    result = scene.comfy("run", str(workflow), "--out", str(scene.output), *scene.folder_args(), isolation=None)
+    yield {"tag": tag, "marker": marker, "result": result}
+    scene.clean(marker)
+
+
+def _ran(attacked: dict[str, Any]) -> None:
+    result = attacked["result"]
+    assert result.returncode == 0, f"comfy run failed ({result.returncode}):\n{result.stderr}"
+
+
+def test_home_files_cannot_be_read(scene: Scene, attacked: dict[str, Any]) -> None:
+    _ran(attacked)
+    report = scene.report("home", attacked["tag"])
+    assert leaked(report, scene.secrets) == [], report
+    assert not any(path.startswith(str(scene.home)) for path in report["read"]), report["read"]
+    assert isinstance(report["listing"][str(scene.home)], str), f"the real home was listed: {report['listing']}"
+
+
+def test_environment_secrets_are_not_there(scene: Scene, attacked: dict[str, Any]) -> None:
+    _ran(attacked)
+    report = scene.report("env", attacked["tag"])
+    assert leaked(report, scene.secrets) == [], report
+    assert set(report["environ"]) <= ALLOWED_ENV, sorted(set(report["environ"]) - ALLOWED_ENV)
+
+
+def test_loopback_listener_sees_no_connection(scene: Scene, attacked: dict[str, Any]) -> None:
+    _ran(attacked)
+    report = scene.report("network", attacked["tag"])
+    assert report["connected"] is False, report
+    assert not scene.listener.saw(f"stolen-{attacked['tag']}"), scene.listener.received
+
+
+def test_writes_land_only_in_the_output_folder(scene: Scene, attacked: dict[str, Any]) -> None:
+    _ran(attacked)
+    report = scene.report("write", attacked["tag"])
+    assert scene.dropped_files(attacked["marker"]) == [], report
+    allowed = scene.output / f"allowed-{attacked['marker']}.txt"
+    assert allowed.read_text() == "written by hostile-pack"
+
+
+def test_a_started_process_does_not_outlive_the_run(scene: Scene, attacked: dict[str, Any]) -> None:
+    _ran(attacked)
+    report = scene.report("spawn", attacked["tag"])
+    assert report["pid"] > 0  # it did start one, inside the host
+    assert wait_no_process(attacked["marker"]) == []
+
+
+def test_the_honest_node_works(scene: Scene, attacked: dict[str, Any]) -> None:
+    _ran(attacked)
+    assert scene.report("honest", attacked["tag"])["value"] == HONEST_VALUE
+
+
+def test_exhausting_memory_fails_that_run_in_one_line_and_the_next_run_works(scene: Scene) -> None:
+    workflow = scene.write_workflow("memory", scene.memory_prompt("memory"))
+    result = scene.comfy("run", str(workflow), "--out", str(scene.output), *scene.folder_args(),
+                         isolation="untrusted")
+    assert result.returncode == 1, f"the memory bomb was not stopped ({result.returncode}):\n{result.stderr}"
+    assert not (scene.output / "attack-memory-memory.json").exists()
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1 and PACK in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+    workflow = scene.write_workflow("honest", scene.honest_prompt("after-memory"))
+    result = scene.comfy("run", str(workflow), "--out", str(scene.output), *scene.folder_args(),
+                         isolation="untrusted")
+    assert result.returncode == 0, result.stderr
+    assert scene.report("honest", "after-memory")["value"] == HONEST_VALUE
+
+
+def test_comfy_plugins_shows_the_pack_in_a_pack_host(scene: Scene) -> None:
+    result = scene.comfy("plugins", "--json", "--custom-nodes", str(scene.custom_nodes), isolation="untrusted")
+    assert result.returncode == 0, result.stderr
+    record = next(r for r in json.loads(result.stdout)["plugins"] if r["name"] == PACK)
+    assert record["error"] is None, record
+    assert (record["placement"], record["placement_why"], record["network"]) == ("pack host", "not trusted", False)
+    assert record["node_count"] == 7
+
+    table = scene.comfy("plugins", "--custom-nodes", str(scene.custom_nodes), isolation="untrusted")
+    row = next(line for line in table.stdout.splitlines() if PACK in line)
+    assert "pack host" in row, table.stdout
+
+
+def test_with_isolation_off_the_same_attacks_succeed(scene: Scene) -> None:
+    """The control: in-process, the pack reads the key, the secrets, reaches the listener, writes anywhere and
+    leaves a process behind. (The memory bomb is not run in-process: nothing would stop it.)"""
+    tag, marker = "off", new_marker()
+    workflow = scene.write_workflow("attacks-off", scene.attack_prompt(tag, marker))
+    try:
+        result = scene.comfy("run", str(workflow), "--isolation", "off", "--out", str(scene.output),
+                             *scene.folder_args(), isolation="untrusted")
+        assert result.returncode == 0, result.stderr
+        assert scene.ssh_key.splitlines()[1] in json.dumps(scene.report("home", tag))
+        assert scene.registry_token in json.dumps(scene.report("home", tag))
+        environ = scene.report("env", tag)["environ"]
+        assert {k: environ.get(k) for k in scene.env_secrets} == scene.env_secrets
+        assert scene.report("network", tag)["connected"] is True and scene.listener.saw(f"stolen-{tag}")
+        assert sorted(scene.dropped_files(marker)) == sorted(f / f"pwned-{marker}.txt"
+                                                             for f in scene.forbidden_folders())
+        assert processes_with(marker), "the in-process spawn left no process: the control proves nothing"
+        assert scene.report("honest", tag)["value"] == HONEST_VALUE
+    finally:
+        scene.clean(marker)
+    assert wait_no_process(marker) == []
+
+
+def test_the_pack_source_is_untouched(scene: Scene) -> None:
+    """The copy under custom_nodes is what the attacks ran from; the source in tests/ got no dropped file."""
+    assert not list(Path(__file__).resolve().parent.joinpath("hostile_pack").glob("pwned-*"))

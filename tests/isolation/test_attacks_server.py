@@ -1,0 +1,180 @@
+"""The issue's attacks through ``comfy serve``: one real server (HEARTH_ISOLATION=untrusted, no flag) with the
+hostile pack in its custom_nodes folder; the prompts go in over HTTP and the tests read what each node achieved from
+/history. The memory bomb fails its prompt with one line naming the pack and the next prompt runs; when the server
+stops, nothing the pack started is left on the machine.
+
+The tests run in file order: the last one stops the server.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.isolation.scene import (
+    ALLOWED_ENV,
+    HONEST_VALUE,
+    LAUNCH,
+    PACK,
+    Scene,
+    leaked,
+    new_marker,
+    wait_no_process,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "web"))
+from hearth_server import free_port, queue, wait_history  # noqa: E402 - the server tests' helpers
+
+
+class Server:
+    """``comfy serve`` in the scene, on a free loopback port, its output in ``log``."""
+
+    def __init__(self, scene: Scene) -> None:
+        self.scene = scene
+        self.port = free_port()
+        self.output = scene.root / "server-output"
+        self.log = scene.root / "server.log"
+        cmd = [sys.executable, "-c", LAUNCH, "serve", "--port", str(self.port), "--data", str(scene.root / "data"),
+               "--out", str(self.output), "--log-level", "warning", *scene.folder_args()]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(cmd, cwd=scene.root, env=scene.env("untrusted"), stdout=log,
+                                         stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"comfy serve exited with {self.proc.returncode}:\n{self.text()}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/api/features", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"comfy serve did not answer within 120 s:\n{self.text()}")
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
+    stage = Scene(tmp_path_factory.mktemp("attacks-server"))
+    yield stage
+    stage.close()
+
+
+@pytest.fixture(scope="module")
+def server(scene: Scene) -> Iterator[Server]:
+    instance = Server(scene)
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[httpx.Client]:
+    with server.http() as http:
+        yield http
+
+
+def run_prompt(client: httpx.Client, prompt: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
+    return wait_history(client, queue(client, prompt), timeout=timeout)
+
+
+def text_output(entry: dict[str, Any], node: str) -> dict[str, Any]:
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    return json.loads(entry["outputs"][node]["text"][0])
+
+
+@pytest.fixture(scope="module")
+def attacked(scene: Scene, server: Server) -> Iterator[dict[str, Any]]:
+    tag, marker = "server", new_marker()
+    with server.http() as http:
+        entry = run_prompt(http, scene.attack_prompt(tag, marker))
+    yield {"tag": tag, "marker": marker, "entry": entry}
+    server.stop()
+    scene.clean(marker)
+
+
+def test_the_hostile_nodes_are_served_like_any_other(client: httpx.Client) -> None:
+    info = client.get("/object_info/HostileNetwork").json()["HostileNetwork"]
+    assert info["input"]["required"]["port"][0] == "INT"
+    assert info["output"] == ["STRING"] and info["output_node"] is True
+
+
+def test_home_files_cannot_be_read(scene: Scene, attacked: dict[str, Any]) -> None:
+    report = text_output(attacked["entry"], "1")
+    assert leaked(report, scene.secrets) == [], report
+    assert not any(path.startswith(str(scene.home)) for path in report["read"]), report["read"]
+
+
+def test_environment_secrets_are_not_there(scene: Scene, attacked: dict[str, Any]) -> None:
+    report = text_output(attacked["entry"], "2")
+    assert leaked(report, scene.secrets) == [], report
+    assert set(report["environ"]) <= ALLOWED_ENV, sorted(set(report["environ"]) - ALLOWED_ENV)
+
+
+def test_loopback_listener_sees_no_connection(scene: Scene, attacked: dict[str, Any]) -> None:
+    report = text_output(attacked["entry"], "3")
+    assert report["connected"] is False, report
+    assert not scene.listener.saw(f"stolen-{attacked['tag']}"), scene.listener.received
+
+
+def test_writes_land_only_in_the_output_folder(scene: Scene, server: Server, attacked: dict[str, Any]) -> None:
+    report = text_output(attacked["entry"], "4")
+    assert scene.dropped_files(attacked["marker"]) == [], report
+    assert (server.output / f"allowed-{attacked['marker']}.txt").read_text() == "written by hostile-pack"
+    assert scene.report("write", attacked["tag"], server.output) == report
+
+
+def test_the_honest_node_works(attacked: dict[str, Any]) -> None:
+    assert text_output(attacked["entry"], "6")["value"] == HONEST_VALUE
+
+
+def test_no_secret_reached_the_history_or_the_output_folder(scene: Scene, server: Server,
+                                                           attacked: dict[str, Any]) -> None:
+    assert leaked(json.dumps(attacked["entry"]), scene.secrets) == []
+    for path in server.output.rglob("*"):
+        if path.is_file():
+            assert leaked(path.read_text(errors="replace"), scene.secrets) == [], path
+
+
+def test_exhausting_memory_fails_that_prompt_in_one_line_and_the_next_prompt_works(
+        scene: Scene, client: httpx.Client, server: Server, attacked: dict[str, Any]) -> None:
+    entry = run_prompt(client, scene.memory_prompt("memory"))
+    assert entry["status"]["status_str"] == "error", entry["status"]
+    error = dict(entry["status"]["messages"])["execution_error"]
+    message = str(error["exception_message"])
+    assert PACK in message and "\n" not in message.strip(), error
+    assert not (server.output / "attack-memory-memory.json").exists()
+
+    after = run_prompt(client, scene.honest_prompt("after-memory"))
+    assert text_output(after, "1")["value"] == HONEST_VALUE
+    assert server.proc.poll() is None
+
+
+def test_stopping_the_server_leaves_no_process_the_pack_started(scene: Scene, server: Server,
+                                                                attacked: dict[str, Any]) -> None:
+    assert text_output(attacked["entry"], "5")["pid"] > 0  # the spawn node did start its sleep, in the host
+    server.stop()
+    assert server.proc.returncode is not None
+    assert wait_no_process(attacked["marker"]) == [], server.text()[-4000:]
