@@ -33,6 +33,7 @@ class Config:
 
     path: Path
     indexes: list[Index] = field(default_factory=list)
+    layers: str = ""  # own dependency layers: "conflicts" | "always" | "never" (registry/layers.py; "" = default)
 
     def find(self, url: str) -> Index | None:
         url = normalize_url(url)
@@ -89,12 +90,17 @@ def load_config(path: Path | None = None) -> Config:
             indexes.append(Index(normalize_url(url), token))
         except ConfigError as exc:
             raise ConfigError(f"{path}: registries[{i}]: {exc}") from None
-    return Config(path, indexes)
+    layers = data.get("layers", "")
+    if not isinstance(layers, str):
+        raise ConfigError(f"{path}: layers must be a string (\"conflicts\", \"always\" or \"never\")")
+    return Config(path, indexes, layers)
 
 
 def save_config(config: Config) -> None:
     """Write the config atomically, readable by the user only: it holds tokens."""
     lines = ["# Hearth registries, highest priority first. Written by `comfy login`; reorder by hand.", ""]
+    if config.layers:  # a top-level key: before the first table
+        lines[1:1] = [f"layers = {json.dumps(config.layers)}", ""]
     for r in config.indexes:
         # JSON string escapes are valid TOML basic-string escapes, so no TOML writer is needed for these values.
         lines += ["[[registries]]", f"url = {json.dumps(r.url)}"]

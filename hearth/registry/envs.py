@@ -5,7 +5,8 @@ Layout of ``hearth_home()/envs/<name>/``::
     env.json            name, creation time, the base (Hearth's interpreter, site-packages, pinned packages)
     template/           the uv-made venv each generation's venv is cloned from
     generations/<N>/    one complete install: venv/ (a clone of template/), custom_nodes/, pylock.toml,
-                        generation.json
+                        generation.json, layers.json and layers/<pack folder>/ (the own dependency layers of
+                        packs whose requirements conflict with the others': registry/layers.py)
     current             symlink to generations/<N>; replaced with os.replace, so switching is atomic
     pylock.toml         symlink to current/pylock.toml: the current generation's lock
     .base-<digest>/     stand-in wheels of the base and the constraints file pinning resolution to them

@@ -39,9 +39,20 @@ from hearth.registry.envs import (
     venv_site_packages,
     write_generation,
 )
+from hearth.registry.layers import (
+    LAYERS_DIR,
+    conflict_packs,
+    in_layer,
+    installed_in,
+    layer_mode,
+    layers_of,
+    layers_record,
+    write_layers,
+)
 from hearth.registry.lock import (
     NOT_FOUND,
     Lock,
+    LockedPackage,
     LockError,
     conflict_message,
     lock_text,
@@ -60,6 +71,7 @@ from hearth.registry.sources import (
     registry_stand_ins,
     resolution_input,
 )
+from hearth.registry.trust import record_publishers
 
 ENV_PAUSE = "HEARTH_TEST_PAUSE_BEFORE_SWITCH"  # tests: write this file, then wait, just before the switch
 
@@ -75,6 +87,7 @@ class Result:
     removed: dict = field(default_factory=dict)
     changed: dict = field(default_factory=dict)  # pack -> (old, new)
     python_packages: int = 0
+    layers: dict = field(default_factory=dict)  # layered pack -> its layer's folder (layers/<pack folder>)
     lock_path: Path | None = None
     seconds: float = 0.0
     message: str = ""
@@ -217,6 +230,104 @@ def _explain(uv_error: str, env: Environment, sources: Sources, known: dict[str,
     return message
 
 
+# -- own dependency layers (registry/layers.py) ---------------------------------------------------------------------
+
+class LayerError(InstallError):
+    """A pack's requirements cannot be resolved even in a layer of its own; `prefix` says so before uv's reason."""
+
+    def __init__(self, pack: str, message: str, uv_error: str):
+        self.prefix = f"pack {pack!r} cannot be installed even with its own dependency layer: "
+        super().__init__(self.prefix + message, uv_error=uv_error)
+
+
+def _prefer_in(prefer: str | None, layer: str) -> str | None:
+    """The part of an earlier lock that is `layer`'s (the venv's for ""), as a plain lock uv can take as preferences.
+
+    A lock without layers is given whole to every resolution: its versions are only preferences.
+    """
+    if not prefer:
+        return prefer
+    try:
+        old = parse_lock(prefer, "earlier lock")
+    except LockError:
+        return None
+    if not any(p.layer for p in old.packages):
+        return prefer
+    return lock_text(in_layer([p for p in old.packages if p.layer == layer], ""))
+
+
+def _is_comfyui_pack(own: LockedPackage, sources: Sources, progress: Progress | None) -> bool:
+    path = fetch(Lock([own]), sources, progress)[own.name]
+    return path.suffix == ".whl" and comfyui_entry(path) is not None
+
+
+def resolve_layered(env: Environment, specs: list[str], sources: Sources, *, mode: str | None = None,
+                    prefer: str | None = None, upgrade: Iterable[str] | bool = (),
+                    progress: Progress | None = None, known: dict[str, str] | None = None,
+                    refresh: bool = True) -> str:
+    """pylock.toml text for `specs`, with own dependency layers where `mode` calls for them (see registry/layers.py).
+
+    ``conflicts``: the joint resolution first; when uv refuses it, each requested ComfyUI-format pack its
+    explanation names is resolved on its own (a layer) and the rest again without them, until the rest resolves or
+    no layerable pack is left to take out (then uv's first explanation stands). ``always``: every requested
+    ComfyUI-format pack gets a layer. ``never``: the joint resolution alone. A pack whose own requirements cannot
+    be met fails with uv's reason for that pack (LayerError).
+    """
+    mode = mode or layer_mode()
+    progress = progress or Progress()
+    kwargs = {"upgrade": upgrade, "known": known, "refresh": refresh}
+    main_prefer = _prefer_in(prefer, "")
+    names = {canonicalize_name(parse_spec(s).name): s for s in specs}
+    first_error: InstallError | None = None
+    candidates: list[str] = []
+    if mode == "always":
+        candidates = list(names)
+    else:
+        try:
+            return resolve(env, specs, sources, prefer=main_prefer, progress=progress, **kwargs)
+        except InstallError as exc:
+            if mode == "never" or not exc.uv_error:
+                raise
+            first_error = exc
+            candidates = conflict_packs(exc.uv_error, names)
+            if not candidates:
+                raise
+    layered: dict[str, list[LockedPackage]] = {}
+    tried: set[str] = set()
+    while True:
+        for name in candidates:
+            tried.add(name)
+            try:
+                own_body = resolve(env, [names[name]], sources, prefer=_prefer_in(prefer, name), **kwargs)
+            except InstallError as exc:
+                if not exc.uv_error:
+                    raise
+                raise LayerError(name, _explain(exc.uv_error, env, sources, known or {}), exc.uv_error) from None
+            own_lock = parse_lock(own_body, f"resolved lock of {name}")
+            own = own_lock.by_name().get(name)
+            if own is None or not _is_comfyui_pack(own, sources, progress):
+                continue  # a Hearth-format pack runs in Hearth's process: it cannot have a layer of its own
+            layered[name] = in_layer(own_lock.packages, name)
+            why = "always, by config" if mode == "always" else "its requirements conflict with the other packs'"
+            progress.step(f"{name}: its own dependency layer ({why})")
+        rest = [s for key, s in names.items() if key not in layered]
+        if first_error is not None and not layered:
+            raise first_error
+        try:
+            body = resolve(env, rest, sources, prefer=main_prefer, progress=progress, **kwargs)
+            break
+        except InstallError as exc:
+            if not exc.uv_error or mode == "always":
+                raise
+            candidates = [n for n in conflict_packs(exc.uv_error, rest) if n not in tried]
+            if not candidates:
+                raise
+    if not layered:
+        return body
+    main = [p for p in parse_lock(body, "resolved lock").packages if p.name not in layered]
+    return lock_text(main + [p for group in layered.values() for p in group])
+
+
 # -- generations ---------------------------------------------------------------------------------------------------
 
 def _pause_for_tests() -> None:
@@ -226,9 +337,15 @@ def _pause_for_tests() -> None:
         time.sleep(120)
 
 
-def build_generation(env: Environment, lock: Lock, files: dict[str, Path], sources: Sources, *, action: str,
-                     requested: list[str], lock_body: str, progress: Progress | None = None) -> int:
-    """Make the next generation from `lock` (artifacts already fetched and checked) and switch to it."""
+def fetch_layers(lock: Lock, sources: Sources, progress: Progress | None = None) -> dict[str, dict[str, Path]]:
+    """Every artifact of the lock in the cache, hash-checked: layer ("" for the venv) -> name -> path."""
+    groups = layers_of(lock)
+    return {layer: fetch(Lock(group), sources, progress) for layer, group in groups.items()}
+
+
+def build_generation(env: Environment, lock: Lock, files: dict[str, dict[str, Path]], sources: Sources, *,
+                     action: str, requested: list[str], lock_body: str, progress: Progress | None = None) -> int:
+    """Make the next generation from `lock` (artifacts fetched and checked by `fetch_layers`) and switch to it."""
     progress = progress or Progress()
     with env.locked():
         parent = env.generation
@@ -237,8 +354,9 @@ def build_generation(env: Environment, lock: Lock, files: dict[str, Path], sourc
             _populate(env, gen, lock, files, sources, requested, progress)
             (gen / "pylock.toml").write_text(lock_body, encoding="utf-8")
             _write_lock_digest(gen, lock_body)
-            write_generation(gen, action=action, packs=_packs_record(gen, lock, sources, requested),
-                             requested=requested, parent=parent, pending=True)
+            packs = _packs_record(gen, lock, sources, requested)
+            record_publishers(packs, {i.url: i.token for i in sources.indexes}, offline=sources.offline)
+            write_generation(gen, action=action, packs=packs, requested=requested, parent=parent, pending=True)
             _pause_for_tests()
         except BaseException:
             # Not switched to: remove it now (a SIGKILL skips this; the next change's cleanup covers that case).
@@ -249,43 +367,80 @@ def build_generation(env: Environment, lock: Lock, files: dict[str, Path], sourc
         return int(gen.name)
 
 
-def _populate(env: Environment, gen: Path, lock: Lock, files: dict[str, Path], sources: Sources,
+def _sync_into(env: Environment, gen: Path, packages: list[LockedPackage], files: dict[str, Path],
+               sources: Sources, where: list[str]) -> None:
+    """uv pip sync of `packages` (local, hash-checked files) into the place `where` names (--prefix/--target)."""
+    install_lock = gen / "pylock.install.toml"
+    install_lock.write_text(lock_text(packages, paths={p.name: str(files[p.name]) for p in packages}),
+                            encoding="utf-8")
+    try:
+        # Every file is local and hash-checked again by uv; the indexes only serve an sdist's build needs.
+        proc = subprocess.run(
+            [uv_binary(), "pip", "sync", str(install_lock), "--python", sys.executable, *where,
+             "--cache-dir", str(cache_dir()), "--quiet", "--preview-features", "pylock",
+             "--require-hashes", *_index_args(sources)],
+            capture_output=True, text=True, env=_uv_env(sources))
+    finally:
+        install_lock.unlink()
+    if proc.returncode != 0:
+        tail = " ".join((proc.stderr or proc.stdout).split())[-500:]
+        raise InstallError(f"installing into environment {env.name!r} failed, nothing changed: {tail}")
+
+
+def _extract_pack(p: LockedPackage, wheel: Path, entry: tuple[str, str], custom_nodes: Path) -> None:
+    # uv re-checks the hash of every file it installs; these it never sees, so check the cached copy here.
+    if _file_sha256(wheel) != p.artifact.sha256:
+        raise InstallError(f"{p.name} {p.version}: the cached {wheel.name} no longer matches the "
+                           f"lock's sha256 (tampered or corrupt); delete {wheel.parent} and retry")
+    extract_custom_node(wheel, entry[0], entry[1], custom_nodes)
+
+
+def _populate(env: Environment, gen: Path, lock: Lock, files: dict[str, dict[str, Path]], sources: Sources,
               requested: list[str], progress: Progress) -> None:
-    """The generation's venv with the lock's Python packages, and its custom_nodes/ with the ComfyUI packs."""
+    """The generation's venv with the lock's Python packages, its custom_nodes/ with the ComfyUI packs, and each
+    layered pack's own packages in layers/<pack folder>/ (with layers.json)."""
     progress.step(f"building generation {gen.name}")
     make_venv(gen / "venv", env.template)
     custom_nodes = gen / "custom_nodes"
     custom_nodes.mkdir()
-    layout: dict[str, tuple[str, str] | None] = {p.name: comfyui_entry(files[p.name])
-                                                 if files[p.name].suffix == ".whl" else None
-                                                 for p in lock.packages}
-    python_pkgs = [p for p in lock.packages if layout[p.name] is None]
-    install_lock = gen / "pylock.install.toml"
-    install_lock.write_text(lock_text(python_pkgs, paths={p.name: str(files[p.name]) for p in python_pkgs}),
-                            encoding="utf-8")
+    groups = layers_of(lock)
+    venv_files = files[""]
+    layout: dict[str, tuple[str, str] | None] = {p.name: comfyui_entry(venv_files[p.name])
+                                                 if venv_files[p.name].suffix == ".whl" else None
+                                                 for p in groups[""]}
+    python_pkgs = [p for p in groups[""] if layout[p.name] is None]
     if python_pkgs:
         progress.step(f"installing {len(python_pkgs)} package{'s' if len(python_pkgs) != 1 else ''}")
-        # Every file is local and hash-checked again by uv; the indexes only serve an sdist's build needs.
         # --prefix with Hearth's interpreter, which uv knows from its cache, rather than the new venv's, which it
         # would first have to run to inspect: the same files land in the venv, a tenth of a second sooner.
-        proc = subprocess.run(
-            [uv_binary(), "pip", "sync", str(install_lock), "--python", sys.executable, "--prefix",
-             str(gen / "venv"), "--cache-dir", str(cache_dir()), "--quiet", "--preview-features", "pylock",
-             "--require-hashes", *_index_args(sources)],
-            capture_output=True, text=True, env=_uv_env(sources))
-        if proc.returncode != 0:
-            tail = " ".join((proc.stderr or proc.stdout).split())[-500:]
-            raise InstallError(f"installing into environment {env.name!r} failed, nothing changed: {tail}")
+        _sync_into(env, gen, python_pkgs, venv_files, sources, ["--prefix", str(gen / "venv")])
         fix_scripts(gen / "venv", sys.executable)
-    install_lock.unlink()
-    for p in lock.packages:
+    for p in groups[""]:
         entry = layout[p.name]
         if entry is not None:
-            # uv re-checks the hash of every file it installs; these it never sees, so check the cached copy here.
-            if _file_sha256(files[p.name]) != p.artifact.sha256:
-                raise InstallError(f"{p.name} {p.version}: the cached {files[p.name].name} no longer matches the "
-                                   f"lock's sha256 (tampered or corrupt); delete {files[p.name].parent} and retry")
-            extract_custom_node(files[p.name], entry[0], entry[1], custom_nodes)
+            _extract_pack(p, venv_files[p.name], entry, custom_nodes)
+    folders: dict[str, str] = {}
+    for layer, group in groups.items():
+        if not layer:
+            continue
+        own, deps = group[0], group[1:]
+        wheel = files[layer][own.name]
+        entry = comfyui_entry(wheel) if wheel.suffix == ".whl" else None
+        if entry is None:
+            raise InstallError(f"{own.name} {own.version}: the lock gives it its own dependency layer, but it is not "
+                               "a ComfyUI-format pack (only those run in a pack host); run `comfy lock` again")
+        layout[own.name] = entry
+        folders[layer] = entry[0]
+        _extract_pack(own, wheel, entry, custom_nodes)
+        target = gen / LAYERS_DIR / entry[0]
+        target.mkdir(parents=True)
+        if deps:
+            progress.step(f"installing {len(deps)} package{'s' if len(deps) != 1 else ''} into the layer of "
+                          f"{own.name}")
+            # --target: a flat folder whose top is what goes on the pack host's sys.path (scripts in its bin/).
+            _sync_into(env, gen, deps, files[layer], sources, ["--target", str(target)])
+            (target / ".lock").unlink(missing_ok=True)  # uv's own lock file, of no use once installed
+    write_layers(gen, layers_record(groups, folders))
     (gen / "layout.json").write_text(json.dumps({k: list(v) for k, v in layout.items() if v}), encoding="utf-8")
 
 
@@ -295,11 +450,15 @@ def _packs_record(gen: Path, lock: Lock, sources: Sources, requested: list[str])
     wanted = {canonicalize_name(parse_spec(s).name): s for s in requested}
     packs: dict[str, dict] = {}
     for p in lock.packages:
+        if p.layer and p.layer != p.name:
+            continue  # a layered pack's own dependency: a Python package, even when a registry supplied it
         registry = sources.registry_for_url(p.artifact.url)
         entry = layout.get(p.name)
         if registry or entry or p.name in wanted:
             packs[p.name] = {"version": p.version, "registry": registry, "format": "comfyui" if entry else "hearth",
                              "folder": entry[0] if entry else "", "requested": wanted.get(p.name, "")}
+            if p.layer:
+                packs[p.name]["layer"] = f"{LAYERS_DIR}/{entry[0]}"
     return packs
 
 
@@ -343,12 +502,12 @@ def _apply(env: Environment, requested: list[str], sources: Sources, *, action: 
                       f"({len(drift)} base package(s) changed); packs are resolved against the recorded base")
     old_lock = env.lock_path.read_text(encoding="utf-8") if env.lock_path.exists() else None
     prefer = old_lock if keep_prefs else None
-    body = resolve(env, requested, sources, prefer=prefer, upgrade=upgrade, progress=progress, known=known,
-                   refresh=refresh)
+    body = resolve_layered(env, requested, sources, prefer=prefer, upgrade=upgrade, progress=progress,
+                           known=known, refresh=refresh)
     lock = parse_lock(body, "resolved lock")
     # A last check before anything is fetched or built; it names the packs uv should have found newer versions of.
     if resolved is not None and resolved(lock):
-        body = resolve(env, requested, sources, prefer=prefer, upgrade=upgrade, known=known, refresh=True)
+        body = resolve_layered(env, requested, sources, prefer=prefer, upgrade=upgrade, known=known, refresh=True)
         lock = parse_lock(body, "resolved lock")
     result = Result(env, None, current.packs, python_packages=len(lock.packages))
     if dry_run:
@@ -359,11 +518,12 @@ def _apply(env: Environment, requested: list[str], sources: Sources, *, action: 
         result.message = "nothing to change"
         result.seconds = time.perf_counter() - started
         return result
-    files = fetch(lock, sources, progress)
+    files = fetch_layers(lock, sources, progress)
     number = build_generation(env, lock, files, sources, action=action, requested=requested, lock_body=body,
                               progress=progress)
     new = read_generation(env.generation_dir(number))
     result.generation, result.packs, result.lock_path = number, new.packs, env.lock_path
+    result.layers = {n: info["layer"] for n, info in new.packs.items() if info.get("layer")}
     _diff(current.packs, new.packs, result)
     result.seconds = time.perf_counter() - started
     return result
@@ -403,7 +563,8 @@ def install(env: Environment, specs: list[str], *, indexes: list[Index], workflo
             if not exc.uv_error:
                 raise
             known = owners.result()  # its own error (not found, offline, refused) outranks uv's
-            raise InstallError(_explain(exc.uv_error, env, sources, known), uv_error=exc.uv_error) from None
+            prefix = exc.prefix if isinstance(exc, LayerError) else ""
+            raise InstallError(prefix + _explain(exc.uv_error, env, sources, known), uv_error=exc.uv_error) from None
 
 
 def uninstall(env: Environment, names: list[str], *, indexes: list[Index], progress: Progress | None = None,
@@ -443,7 +604,7 @@ def lock_only(env: Environment, specs: list[str] = (), *, indexes: list[Index], 
     sources = sources or Sources.from_environment(indexes, offline)
     requested = merge_specs(env.current().requested, specs)
     old = env.lock_path.read_text(encoding="utf-8") if env.lock_path.exists() else None
-    body = resolve(env, requested, sources, prefer=old, upgrade=upgrade, progress=progress)
+    body = resolve_layered(env, requested, sources, prefer=old, upgrade=upgrade, progress=progress)
     parse_lock(body, "resolved lock")
     if output is not None:
         output.write_text(body, encoding="utf-8")
@@ -466,17 +627,18 @@ def in_sync(env: Environment) -> bool:
     if any(not (env.custom_nodes / f).is_dir() for f in folders):
         return False
     try:
-        lock = parse_lock(body, str(env.lock_path))
-    except LockError:
+        groups = layers_of(parse_lock(body, str(env.lock_path)))
+    except (LockError, ValueError):
         return False
-    names = {p.name: p.version for p in lock.packages}
-    installed = {}
-    for d in site.glob("*.dist-info"):
-        dist, _, version = d.name[:-len(".dist-info")].partition("-")
-        installed[canonicalize_name(dist)] = version
     comfy = {n for n, info in packs.items() if info.get("format") == "comfyui"}
-    wanted = {n: v for n, v in names.items() if n not in comfy}
-    return installed == wanted  # nothing missing, nothing at another version, nothing extra
+    wanted = {p.name: p.version for p in groups[""] if p.name not in comfy}
+    if installed_in(site) != wanted:  # nothing missing, nothing at another version, nothing extra
+        return False
+    for layer, group in groups.items():
+        folder = packs.get(layer, {}).get("layer")
+        if layer and (not folder or installed_in(gen / folder) != {p.name: p.version for p in group[1:]}):
+            return False
+    return True
 
 
 def sync(env: Environment, lock_file: Path | None = None, *, indexes: list[Index] = (),
@@ -510,14 +672,20 @@ def sync(env: Environment, lock_file: Path | None = None, *, indexes: list[Index
     in_lock = {p.name for p in lock.packages}
     requested = [s for s in requested if canonicalize_name(parse_spec(s).name) in in_lock]
     if lock_file is not None:
-        packs = [p.name for p in lock.packages if sources.registry_for_url(p.artifact.url)]
+        packs = [p.name for p in lock.packages
+                 if sources.registry_for_url(p.artifact.url) and (not p.layer or p.layer == p.name)]
         requested = merge_specs(requested, [n for n in packs
                                            if n not in {canonicalize_name(parse_spec(s).name) for s in requested}])
-    files = fetch(lock, sources, progress)
+    try:
+        layers_of(lock)
+    except ValueError as exc:
+        raise InstallError(f"{path}: {exc}; run `comfy lock` again") from None
+    files = fetch_layers(lock, sources, progress)
     number = build_generation(env, lock, files, sources, action="sync" + (f" {path.name}" if lock_file else ""),
                               requested=requested, lock_body=body, progress=progress)
     new = read_generation(env.generation_dir(number))
-    result = Result(env, number, new.packs, python_packages=len(lock.packages), lock_path=env.lock_path)
+    result = Result(env, number, new.packs, python_packages=len(lock.packages), lock_path=env.lock_path,
+                    layers={n: info["layer"] for n, info in new.packs.items() if info.get("layer")})
     _diff(current.packs, new.packs, result)
     result.seconds = time.perf_counter() - started
     return result

@@ -34,6 +34,7 @@ class LockedPackage:
     version: str
     artifact: Artifact
     index: str = ""
+    layer: str = ""  # the layered pack whose own folder holds it (registry/layers.py); "" for the venv
 
 
 @dataclass
@@ -53,6 +54,7 @@ def parse_lock(text: str, where: str = "pylock.toml") -> Lock:
     if str(data.get("lock-version", "")).split(".")[0] != "1":
         raise LockError(f"{where}: lock-version {data.get('lock-version')!r} is not supported (expected 1.x)")
     packages = []
+    seen: set[tuple[str, str]] = set()
     for i, entry in enumerate(data.get("packages", [])):
         name, version = entry.get("name"), entry.get("version")
         if not isinstance(name, str) or not isinstance(version, str):
@@ -73,8 +75,17 @@ def parse_lock(text: str, where: str = "pylock.toml") -> Lock:
         if not url or not re.fullmatch(r"[0-9a-f]{64}", sha or ""):
             raise LockError(f"{where}: {name} {version} lacks a url and a sha256 hash; every artifact must have both")
         filename = chosen.get("name") or url.rsplit("/", 1)[-1].split("#")[0]
-        packages.append(LockedPackage(canonicalize_name(name), version, Artifact(filename, url, sha),
-                                      str(entry.get("index", ""))))
+        tool = entry.get("tool", {}).get("hearth", {}) if isinstance(entry.get("tool"), dict) else {}
+        layer = tool.get("layer", "") if isinstance(tool, dict) else ""
+        if not isinstance(layer, str):
+            raise LockError(f"{where}: {name} {version}: tool.hearth.layer must be a pack name")
+        key = (canonicalize_name(name), canonicalize_name(layer) if layer else "")
+        if key in seen:
+            raise LockError(f"{where}: {name} appears twice in " + (f"layer {layer!r}" if layer else "the environment")
+                            + "; run `comfy lock` again")
+        seen.add(key)
+        packages.append(LockedPackage(key[0], version, Artifact(filename, url, sha), str(entry.get("index", "")),
+                                      key[1]))
     return Lock(packages)
 
 
@@ -123,14 +134,17 @@ def lock_text(packages: list[LockedPackage], *, paths: dict[str, str] | None = N
     lines = [f"# {h}" for h in header.splitlines()] + ['lock-version = "1.0"', 'created-by = "hearth"', ""]
     if not packages:
         lines.insert(len(lines) - 1, "packages = []")
-    for p in sorted(packages, key=lambda p: p.name):
+    for p in sorted(packages, key=lambda p: (p.name, p.layer)):
         where = f"path = {_s(paths[p.name])}" if paths and p.name in paths else f"url = {_s(p.artifact.url)}"
         kind = "wheels" if p.artifact.filename.endswith(".whl") else "sdist"
         art = f"{{ name = {_s(p.artifact.filename)}, {where}, hashes = {{ sha256 = {_s(p.artifact.sha256)} }} }}"
         lines += ["[[packages]]", f"name = {_s(p.name)}", f"version = {_s(p.version)}"]
         if p.index:
             lines.append(f"index = {_s(p.index)}")
-        lines += [f"wheels = [{art}]" if kind == "wheels" else f"sdist = {art}", ""]
+        lines.append(f"wheels = [{art}]" if kind == "wheels" else f"sdist = {art}")
+        if p.layer:  # PEP 751's table for the installer's own data: which pack's layer holds it
+            lines += ["[packages.tool.hearth]", f"layer = {_s(p.layer)}"]
+        lines.append("")
     return "\n".join(lines)
 
 
