@@ -16,6 +16,7 @@ from hearth.core.executor.cache import make_cache
 from hearth.core.executor.workflow import WorkflowFileError, read_workflow_file
 from hearth.core.plugins import PluginManager
 from hearth.core.runtime import Runtime
+from hearth.core.trust import TrustPolicy
 
 
 def custom_nodes_option(fn: Any) -> Any:
@@ -36,6 +37,38 @@ def custom_nodes_folders(given: tuple[Path, ...]) -> list[Path]:
         return [Path(p) for p in env.split(os.pathsep) if p]
     default = Path("custom_nodes")
     return [default] if default.is_dir() else []
+
+
+def isolation_option(fn: Any) -> Any:
+    return click.option(
+        "--isolation", "isolation", metavar="untrusted|all|off", default=None,
+        help="Where custom-node packs run. untrusted: packs you have not trusted (comfy trust) run isolated in a "
+             "pack host, with no network, no secrets and a read-only view of the machine; all: every pack but "
+             "Hearth's own runs isolated; off: every pack runs in Hearth's process with your full rights, at your "
+             "own risk. Default: $HEARTH_ISOLATION, else untrusted.")(fn)
+
+
+def trust_policy_for(isolation: str | None, custom_nodes: list[Path]) -> TrustPolicy:
+    """The policy a command runs under: ``--isolation`` (or $HEARTH_ISOLATION), the user's trust file, and the
+    registries' publisher trust recorded by installs where the user opted in; a bad value is a one-line error."""
+    from hearth.registry.config import ConfigError
+    from hearth.registry.trust import policy_for
+
+    try:
+        return policy_for(isolation, custom_nodes=custom_nodes)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+
+
+def check_isolation(isolation: str | None) -> str:
+    """The isolation mode ``--isolation`` (or $HEARTH_ISOLATION, else untrusted) means; a bad one is an error."""
+    from hearth.registry.config import ConfigError
+    from hearth.registry.trust import isolation_mode
+
+    try:
+        return isolation_mode(isolation)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
 
 
 def env_option(fn: Any) -> Any:
@@ -84,12 +117,13 @@ def plugin_source(custom_nodes: tuple[Path, ...], env_name: str | None) -> Plugi
 def runtime_for(custom_nodes: tuple[Path, ...] = (), env_name: str | None = None, *, quiet: bool = False,
                 load: bool = True, models_dir: Path = Path("models"), extra_model_paths: tuple[Path, ...] = (),
                 cache: str = "classic", vram_mb: int | None = None, output: Path = Path("output"),
-                input: Path = Path("input"), temp: Path | None = None) -> Runtime:
+                input: Path = Path("input"), temp: Path | None = None, isolation: str | None = None) -> Runtime:
     """The Runtime a command's options describe: how run, serve, nodes, plugins and make-tiny all build theirs.
 
     Bad options are one-line user errors, in the order a user reads them: ``--cache``, a missing
-    ``--extra-model-paths-config`` file, ``--env``, then a bad extra model paths file. With ``load``, plugins load now (inside the Runtime) and, unless ``quiet``,
-    each one that failed is named on stderr.
+    ``--extra-model-paths-config`` file, ``--isolation`` (or $HEARTH_ISOLATION and the trust file), ``--env``,
+    then a bad extra model paths file. With ``load``, plugins load now (inside the Runtime) and, unless ``quiet``,
+    each one that failed is named on stderr. ``isolation``: the ``--isolation`` value (None: the default).
     """
     try:
         make_cache(cache)
@@ -98,11 +132,13 @@ def runtime_for(custom_nodes: tuple[Path, ...] = (), env_name: str | None = None
     for config in extra_model_paths:
         if not config.is_file():
             raise UserError(f"--extra-model-paths-config {config}: no such file")
+    check_isolation(isolation)  # a bad --isolation (or $HEARTH_ISOLATION) is named before a missing environment
     source = plugin_source(custom_nodes, env_name)  # a missing environment fails here, before anything starts
+    trust = trust_policy_for(isolation, source.custom_nodes)
     try:
         runtime = Runtime.build(models_dir=models_dir.resolve(), extra_model_paths=extra_model_paths,
                                 custom_nodes=source.custom_nodes, site_packages=source.site_packages, cache=cache,
-                                vram_mb=vram_mb, output=output, input=input, temp=temp)
+                                vram_mb=vram_mb, output=output, input=input, temp=temp, trust=trust)
     except ValueError as exc:
         raise UserError(f"--extra-model-paths-config: {exc}") from None
     if load:

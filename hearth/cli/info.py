@@ -9,16 +9,19 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hearth.cli.common import custom_nodes_option, echo_json, env_option, runtime_for
+from hearth.cli.common import custom_nodes_option, echo_json, env_option, isolation_option, runtime_for
+from hearth.core.plugins import PluginRecord
+from hearth.core.trust import TrustPolicy, canonical_pack_name
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print node info in the shape of ComfyUI's /object_info.")
 @custom_nodes_option
 @env_option
-def nodes(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None) -> None:
+@isolation_option
+def nodes(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None, isolation: str | None) -> None:
     """List every node type the loaded plugins provide."""
-    runtime = runtime_for(custom_nodes, env_name)
+    runtime = runtime_for(custom_nodes, env_name, isolation=isolation)
     registry = runtime.nodes
     info = runtime.call(registry.object_info)  # INPUT_TYPES list the Runtime's model folders and samplers
     if as_json:
@@ -40,25 +43,43 @@ def nodes(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None) -
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable records.")
 @custom_nodes_option
 @env_option
-def plugins(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None) -> None:
-    """List loaded plugins with their tier, node count, any load error, and the ComfyUI internals a custom-node
-    pack uses that Hearth lacks (its nodes that touch them fail; the rest work)."""
-    runtime = runtime_for(custom_nodes, env_name, quiet=True)
+@isolation_option
+def plugins(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None, isolation: str | None) -> None:
+    """List loaded plugins with their tier, node count, where each runs and why, any load error, and the ComfyUI
+    internals a custom-node pack uses that Hearth lacks (its nodes that touch them fail; the rest work).
+
+    Where: "in-process" (in Hearth's own process, with your rights) or "pack host" (an isolated process with no
+    network, no secrets and a read-only view of the machine); "network: allowed" marks a pack you allowed the
+    network (comfy trust PACK --network). Why: "first-party plugin", "trusted by you (comfy trust)", "publisher
+    trusted by REGISTRY", "not trusted", "--isolation all", "--isolation off" or "has its own dependency layer".
+    """
+    runtime = runtime_for(custom_nodes, env_name, quiet=True, isolation=isolation)
     manager = runtime.plugins
     runtime.nodes  # noqa: B018 - building the registry counts nodes per plugin and surfaces name clashes
     records = sorted(manager.records.values(), key=lambda r: (r.tier != "essential", r.tier != "default", r.name))
     # Recorded as packs import them; names a pack reaches only inside a node show up once that node has run.
     missing = manager.missing_internals()
+    trust = runtime.options.trust
     if as_json:
-        echo_json({"plugins": [{**r.as_dict(), "missing_internals": missing.get(r.name, []) if r.kind == "comfyui"
-                                else []} for r in records],
+        echo_json({"plugins": [{**r.as_dict(), "network": network_allowed(r, trust),
+                                "missing_internals": missing.get(r.name, []) if r.kind == "comfyui" else []}
+                               for r in records],
+                   "isolation": trust.mode,
                    "collisions": [c.as_dict() for c in manager.collisions], "warnings": manager.warnings})
         return
-    table = Table("plugin", "version", "tier", "kind", "nodes", "error", "missing internals")
+    table = Table(caption=f"isolation: {trust.mode} (--isolation, HEARTH_ISOLATION; comfy trust)")
+    table.add_column("plugin", no_wrap=True)  # whole names: `comfy plugins | grep NAME` and `comfy trust NAME`
+    table.add_column("version")
+    for column in ("tier", "kind"):  # one word each: a tier cut to "essen…" says nothing
+        table.add_column(column, no_wrap=True, min_width=len("essential") if column == "tier" else len("comfyui"))
+    table.add_column("nodes")
+    table.add_column("runs (why)", min_width=14, overflow="fold")  # "in-process" / "pack host" must stay whole
+    for column in ("error", "missing internals"):
+        table.add_column(column)
     for record in records:
         lacks = missing.get(record.name, []) if record.kind == "comfyui" else []
         table.add_row(record.name, record.version, record.tier, record.kind, str(record.node_count),
-                      record.error or "", ", ".join(lacks))
+                      escape(where(record, trust)), escape(record.error or ""), ", ".join(lacks))
     console = Console()
     console.print(table)
     if manager.collisions:  # one node name, several plugins: who provides it, who was refused
@@ -73,3 +94,18 @@ def plugins(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None)
             console.print(f"[cyan]note:[/cyan] {escape(record.name)}: {escape(note)}", highlight=False, soft_wrap=True)
     for warning in manager.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+def network_allowed(record: PluginRecord, trust: TrustPolicy) -> bool:
+    """Whether the user allowed this plugin the network by name (under its plugin or its distribution name)."""
+    names = {canonical_pack_name(n) for n in (record.name, record.distribution) if n}
+    return record.network or bool(names & trust.network)
+
+
+def where(record: PluginRecord, trust: TrustPolicy) -> str:
+    """``in-process: first-party plugin``, ``pack host: not trusted; network: allowed``, ``not loaded: ...``."""
+    runs = record.placement or ("not loaded" if record.error else "")
+    text = f"{runs}: {record.placement_why}" if runs and record.placement_why else runs
+    if network_allowed(record, trust):
+        text += ("; " if text else "") + "network: allowed"
+    return text

@@ -97,6 +97,7 @@ LAZY_COMMANDS = {
     "env": "hearth.cli.env:env", "install": "hearth.cli.install:install", "uninstall": "hearth.cli.install:uninstall",
     "update": "hearth.cli.install:update", "list": "hearth.cli.install:list_", "lock": "hearth.cli.install:lock",
     "sync": "hearth.cli.install:sync", "login": "hearth.cli.author:login",
+    "trust": "hearth.cli.trust:trust", "untrust": "hearth.cli.trust:untrust",
 }
 LAZY_NODE_COMMANDS = {
     "scan": "hearth.cli.scan:scan", "init": "hearth.cli.author:init", "validate": "hearth.cli.author:validate",

@@ -11,7 +11,14 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hearth.cli.common import custom_nodes_option, echo_json, env_option, read_json, runtime_for
+from hearth.cli.common import (
+    custom_nodes_option,
+    echo_json,
+    env_option,
+    isolation_option,
+    read_json,
+    runtime_for,
+)
 from hearth.cli.main import UserError
 from hearth.cli.models import model_folder_options
 from hearth.core.context import Folders
@@ -62,14 +69,16 @@ def load_workflow(path: Path, registry: Any) -> tuple[dict[str, Any], dict[str, 
 @model_folder_options
 @custom_nodes_option
 @env_option
+@isolation_option
 def run(workflow: Path, out_dir: Path, input_dir: Path, assignments: tuple[str, ...], cache_spec: str,
         vram_mb: int | None, check: bool, as_json: bool, models_dir: Path, extra_model_paths: tuple[Path, ...],
-        custom_nodes: tuple[Path, ...], env_name: str | None) -> None:
+        custom_nodes: tuple[Path, ...], env_name: str | None, isolation: str | None) -> None:
     """Run WORKFLOW.json and print the paths of the files it saved."""
     if as_json and not check:
         raise UserError("--json works with --check only (comfy run --check --json WORKFLOW.json)")
     runtime = runtime_for(custom_nodes, env_name, models_dir=models_dir, extra_model_paths=extra_model_paths,
-                          cache=cache_spec, vram_mb=vram_mb, output=out_dir, input=input_dir, temp=out_dir / "temp")
+                          cache=cache_spec, vram_mb=vram_mb, output=out_dir, input=input_dir, temp=out_dir / "temp",
+                          isolation=isolation)
     with runtime.activate():  # a UI workflow's widgets map through INPUT_TYPES, which list the Runtime's folders
         _run(runtime, workflow, assignments, check, as_json)
 

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import click
 
-from hearth.cli.common import custom_nodes_option, env_option, report_plugin_errors, runtime_for
+from hearth.cli.common import (
+    custom_nodes_option,
+    env_option,
+    isolation_option,
+    report_plugin_errors,
+    runtime_for,
+)
 from hearth.cli.main import UserError
 from hearth.cli.models import model_folder_options
 from hearth.core.context import Folders
@@ -55,10 +61,11 @@ def check_port(host: str, port: int) -> None:
 @model_folder_options
 @custom_nodes_option
 @env_option
+@isolation_option
 def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: str | None, data_dir: Path,
           out_dir: Path | None, input_dir: Path | None, temp_dir: Path | None, max_upload_mb: float,
           allowed_origins: tuple[str, ...], vram_mb: int | None, no_frontend: bool, log_level: str, models_dir: Path,
-          extra_model_paths: tuple[Path, ...], custom_nodes: tuple[Path, ...]) -> None:
+          extra_model_paths: tuple[Path, ...], custom_nodes: tuple[Path, ...], isolation: str | None) -> None:
     """Serve the ComfyUI HTTP/WebSocket API, a persisted queue and the browser UI."""
     if token is not None and not token.strip():
         raise UserError("--token: the token must not be empty")
@@ -77,7 +84,8 @@ def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: st
     # Plugins load with the app, after the port check: the Runtime is cheap until something asks for them.
     runtime = runtime_for(custom_nodes, env_name, load=False, models_dir=config.models_dir,
                           extra_model_paths=extra_model_paths, cache=cache_spec, vram_mb=vram_mb,
-                          output=config.folders.output, input=config.folders.input, temp=config.folders.temp)
+                          output=config.folders.output, input=config.folders.input, temp=config.folders.temp,
+                          isolation=isolation)
     config.custom_nodes = list(runtime.options.custom_nodes)
     check_port(host, port)
     try:

@@ -43,6 +43,7 @@ import pluggy
 
 from hearth.core import hookspecs
 from hearth.core.hookspecs import PROJECT_NAME
+from hearth.core.trust import WHY_FIRST_PARTY, Placement, TrustPolicy, hearth_format_refusal
 
 log = logging.getLogger("hearth.plugins")
 
@@ -94,6 +95,9 @@ class PluginRecord:
     node_count: int = 0
     notes: list[str] = field(default_factory=list)
     distribution: str = ""  # the installed distribution that declared it ("" for core and custom-node folders)
+    placement: str = ""  # "in-process", "pack host", or "" when it was not loaded (or before it was placed)
+    placement_why: str = ""  # why it runs there (or why it was refused): a Placement's `why`
+    network: bool = False  # the user allowed it the network by name (comfy trust PACK --network)
 
     @property
     def first_party(self) -> bool:
@@ -104,7 +108,12 @@ class PluginRecord:
             "name": self.name, "version": self.version, "tier": self.tier, "kind": self.kind,
             "module": self.module, "node_count": self.node_count, "error": self.error,
             "traceback": self.traceback, "notes": list(self.notes), "distribution": self.distribution,
+            "placement": self.placement, "placement_why": self.placement_why, "network": self.network,
         }
+
+    def place(self, placement: Placement) -> None:
+        """Record where the plugin runs (and whether it may use the network) from a trust decision."""
+        self.placement, self.placement_why, self.network = placement.where, placement.why, placement.network
 
 
 @dataclass
@@ -140,6 +149,7 @@ class PluginManager:
         self.pm.add_hookspecs(hookspecs)
         self.records: dict[str, PluginRecord] = {}
         self.warnings: list[str] = []
+        self.trust = TrustPolicy()  # set by load(): where packs run (comfy plugins shows it)
         self._spec_names = {name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "hearth_spec")}
         self._node_registry = None
         self.allow_override: set[str] = set()  # PLUGIN:NODE / PLUGIN:* entries (HEARTH_ALLOW_OVERRIDE)
@@ -161,6 +171,7 @@ class PluginManager:
         environ: dict[str, str] | None = None,
         site_packages: Sequence[str | os.PathLike[str]] | None = None,
         allow_override: Iterable[str] | None = None,
+        trust: TrustPolicy | None = None,
     ) -> PluginManager:
         """Load every tier. ``allow``/``disable`` default to ``HEARTH_PLUGINS``/``HEARTH_DISABLE_PLUGINS``.
 
@@ -168,7 +179,11 @@ class PluginManager:
         environment's), instead of from every entry point this Python sees.
         ``allow_override``: ``PLUGIN:NODE`` entries letting a plugin replace a node another provider has; default
         ``HEARTH_ALLOW_OVERRIDE``.
+        ``trust``: where packs run. Hearth-format packs (entry points) cannot run in a pack host yet, so one the
+        policy would isolate is not imported at all; its record says how to trust it. Default: all in-process.
         """
+        trust = trust if trust is not None else TrustPolicy()
+        self.trust = trust
         env = os.environ if environ is None else environ
         self.allow_override = set(allow_override) if allow_override is not None else \
             (_names_from_env(env.get(ENV_ALLOW_OVERRIDE)) or set())
@@ -207,11 +222,29 @@ class PluginManager:
             if wanted(ep.name, tier):
                 version = ep.dist.version if ep.dist is not None else ""
                 dist = (ep.dist.metadata["Name"] or "") if ep.dist is not None else ""
+                placement = self._hearth_format_placement(ep.name, dist, trust)
+                if placement.isolated:
+                    pack = dist or ep.name
+                    self.records[ep.name] = PluginRecord(
+                        ep.name, tier, version, ep.value, error=hearth_format_refusal(pack), distribution=dist,
+                        placement_why=placement.why, network=placement.network)
+                    log.info("plugin %s not loaded: %s", ep.name, self.records[ep.name].error)
+                    continue
                 self._load(ep.name, tier, ep.load, module=ep.value, version=version, distribution=dist)
+                self.records[ep.name].place(placement)
         if custom_nodes and wanted(CUSTOM_NODES_PLUGIN, "default"):
             self._load_custom_nodes([Path(p) for p in custom_nodes], lambda n: wanted(n, "installed"))
         self.pm.check_pending()
         return self
+
+    @staticmethod
+    def _hearth_format_placement(name: str, distribution: str, trust: TrustPolicy) -> Placement:
+        """Where an entry-point pack would run: trusting either its entry-point or its distribution name counts."""
+        first_party = _normalize(distribution) in FIRST_PARTY_DISTRIBUTIONS
+        placements = [trust.placement(n, first_party=first_party) for n in dict.fromkeys((distribution, name)) if n]
+        network = any(p.network for p in placements)
+        chosen = next((p for p in placements if not p.isolated), placements[0])
+        return Placement(chosen.isolated, chosen.why, network)
 
     def _load_custom_nodes(self, folders: list[Path], wanted: Callable[[str], bool]) -> None:
         """Hand the custom-node folders to the plugin that loads ComfyUI-format packs, and record its packs."""
@@ -255,6 +288,7 @@ class PluginManager:
 
     def _load_module(self, name: str, module: str, tier: str) -> None:
         self._load(name, tier, lambda: importlib.import_module(module), module=module)
+        self.records[name].place(Placement(False, WHY_FIRST_PARTY))
 
     def _load(self, name: str, tier: str, loader: Callable[[], Any], *, module: str = "", version: str = "",
               distribution: str = "") -> None:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from hearth.core.context import Folders
 from hearth.core.model_folders import ModelFolders
 from hearth.core.plugins import PluginManager
+from hearth.core.trust import TrustPolicy
 
 if TYPE_CHECKING:
     from hearth.core.executor import Executor
@@ -56,6 +57,8 @@ class RuntimeOptions:
     :param environ: where ``HEARTH_PLUGINS`` / ``HEARTH_DISABLE_PLUGINS`` are read; ``None``: ``os.environ``.
     :param allow, disable: plugin names to load only / to leave out (override the two variables).
     :param entry_points: load the installed tier at all (tests of the core alone turn it off).
+    :param trust: which packs run isolated in a pack host (``--isolation``, ``comfy trust``); the default runs
+        every pack in-process, as a library caller that never asked for isolation expects.
     """
 
     models_dir: Path = Path("models")
@@ -71,6 +74,7 @@ class RuntimeOptions:
     allow: tuple[str, ...] | None = None
     disable: tuple[str, ...] | None = None
     entry_points: bool = True
+    trust: TrustPolicy = TrustPolicy()
 
     @classmethod
     def of(cls, *, models_dir: PathLike = "models", extra_model_paths: Sequence[PathLike] = (),
@@ -78,7 +82,7 @@ class RuntimeOptions:
            cache: str = "classic", vram_mb: int | None = None, output: PathLike = "output",
            input: PathLike = "input", temp: PathLike | None = None, environ: Mapping[str, str] | None = None,
            allow: Sequence[str] | None = None, disable: Sequence[str] | None = None,
-           entry_points: bool = True) -> RuntimeOptions:
+           entry_points: bool = True, trust: TrustPolicy | None = None) -> RuntimeOptions:
         """Options from loose arguments (any path-like, any sequence); ``temp`` defaults to ``OUTPUT/temp``."""
         return cls(
             models_dir=Path(models_dir), extra_model_paths=tuple(Path(p) for p in extra_model_paths),
@@ -88,7 +92,7 @@ class RuntimeOptions:
             temp=Path(temp) if temp is not None else Path(output) / "temp",
             environ=None if environ is None else dict(environ),
             allow=None if allow is None else tuple(allow), disable=None if disable is None else tuple(disable),
-            entry_points=entry_points,
+            entry_points=entry_points, trust=trust if trust is not None else TrustPolicy(),
         )
 
 
@@ -193,7 +197,7 @@ class Runtime:
                     allow=options.allow, disable=options.disable, custom_nodes=options.custom_nodes,
                     entry_points=options.entry_points,
                     environ=None if options.environ is None else dict(options.environ),
-                    site_packages=options.site_packages)
+                    site_packages=options.site_packages, trust=options.trust)
         finally:
             self._loading_thread = None
         self._plugins = loaded

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import Session, and_, or_, select
 
+from hearth.registry_server.accounts.models import Publisher
 from hearth.registry_server.admin.services import suppressions_for
 from hearth.registry_server.deps import ServerContext, get_server, get_session, read_access
 from hearth.registry_server.errors import ApiError
@@ -163,6 +164,7 @@ def api_pack(pack_id: str, request: Request, session: Session = Depends(get_sess
         id=pack.id, name=pack.name or pack.id, description=pack.description, publisher=pack.publisher_id,
         license=pack.license, repository=pack.repository, icon=pack.icon, downloads=pack.downloads,
         latest_version=pack.latest_version, versions=versions,
+        publisher_trust=getattr(session.get(Publisher, pack.publisher_id), "trust", ""),
         suppressions=[{"rule": x.rule, "path": x.path, "line": x.line, "by": x.by, "reason": x.reason,
                        "at": x.created_at.isoformat()} for x in suppressions_for(session, pack.id)],
         install={"comfy": f"comfy node registry-install {pack.id}",

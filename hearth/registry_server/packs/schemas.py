@@ -155,3 +155,6 @@ class PackDetail(BaseModel):
     install: dict[str, str]
     versions: list[VersionOut]
     suppressions: list[dict] = []  # admin rulings applied when verifying this pack, with who and why
+    # The publisher's trust level set by this registry's admins ("trusted" / "untrusted"; "" when unknown, as for a
+    # mirrored pack): clients that opted in run a trusted publisher's packs without isolation.
+    publisher_trust: str = ""
