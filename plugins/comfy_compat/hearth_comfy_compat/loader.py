@@ -9,6 +9,12 @@ the rest load. Folders ending in ``.disabled`` and hidden folders are skipped.
 As in ComfyUI, every pack folder's ``prestartup_script.py`` runs before the first pack loads (so one pack's early
 setup is in place for all); one that fails is reported on its pack, which still loads.
 
+Where each pack runs is the Runtime's trust policy's call (``hearth.core.trust``): in this process as above, or in
+a pack host of its own (:mod:`hearth_comfy_compat.isolated`), whose nodes are registered as proxies. A pack with
+its own dependency layer (``layers.json`` beside the ``custom_nodes`` folder, written by ``comfy install``) always
+runs in a host, with the layer first on its path. Where the machine cannot isolate, a pack that must run isolated
+is not loaded and its record says how to run it unisolated. Each record says where the pack runs and why.
+
 The plugin manager gets a loader through the ``custom_nodes_for_folders`` hook (:mod:`hearth_comfy_compat.plugin`)
 and registers it as the ``custom_nodes`` plugin: its ``register_nodes`` contributes the packs' nodes.
 """
@@ -19,6 +25,7 @@ import asyncio
 import contextvars
 import importlib.util
 import inspect
+import json
 import logging
 import sys
 import threading
@@ -46,6 +53,7 @@ class CustomNodesLoader:
         self.definitions: list[NodeDefinition] = []
         self.web_directories: dict[str, Path] = {}
         self.records: list[PluginRecord] = []
+        self.isolated: dict[str, Any] = {}  # pack name -> its IsolatedPack (its host)
 
     def candidates(self) -> list[tuple[str, Path]]:
         found = []
@@ -63,20 +71,86 @@ class CustomNodesLoader:
         return found
 
     def load(self, plugins: Any = None) -> list[PluginRecord]:
-        """Import every wanted pack; ``plugins``: the manager loading them, which packs reading samplers or node
-        classes at import are answered from (it is not the active one yet)."""
+        """Load every wanted pack where the trust policy places it; ``plugins``: the manager loading them, which
+        packs reading samplers or node classes at import are answered from (it is not the active one yet)."""
+        wanted = [(name, path) for name, path in self.candidates() if self.wanted(name)]
+        policy = _trust_policy(plugins)
+        in_process, isolated, records = [], [], {}
+        for name, path in wanted:
+            layer = _layer_of(path)
+            placement = policy.placement(name, own_layer=layer is not None) if policy is not None else None
+            if placement is not None and placement.isolated:
+                isolated.append((name, path, placement, layer))
+            else:
+                in_process.append((name, path))
+                records[name] = placement
         with services.loading(plugins):
-            self.records = self._load()
+            loaded = {r.name: r for r in self._load(in_process)}
+            for record in loaded.values():
+                _place(record, records.get(record.name), isolated=False)
+            for name, path, placement, layer in isolated:
+                loaded[name] = self._load_isolated(name, path, placement, layer, plugins)
+        self.records = [loaded[name] for name, _ in wanted if name in loaded]
         return self.records
+
+    def load_packs(self, packs: Sequence[tuple[str, Path]], plugins: Any = None) -> list[PluginRecord]:
+        """Import exactly ``packs`` in this process (a pack host's entry loads its one pack this way)."""
+        with services.loading(plugins):
+            self.records = self._load(list(packs))
+        return self.records
+
+    def _load_isolated(self, name: str, path: Path, placement: Any, layer: Path | None,
+                       plugins: Any) -> PluginRecord:
+        """Start the pack's host, import the pack in it and register its nodes as proxies."""
+        from hearth_comfy_compat import isolated
+        from hearth_comfy_compat.pack_hosts import host_api
+
+        record = PluginRecord(name, "installed", module=str(path), kind="comfyui")
+        _place(record, placement, isolated=True)
+        api = host_api()
+        available, reason = api.isolation_available()
+        if not available:
+            record.error = _refusal(name, reason)
+            return record
+        pack = isolated.IsolatedPack(isolated.PackLayout(name, path, network=bool(placement.network), layer=layer),
+                                     plugins)
+        try:
+            description = pack.describe()
+        except Exception as exc:
+            pack.close()
+            record.error = f"failed to import in its pack host: {exc}"
+            record.traceback = getattr(exc, "traceback", None) or traceback.format_exc()
+            return record
+        self.isolated[name] = pack
+        record.version = str(description.get("version") or "")
+        record.notes += [str(n) for n in description.get("notes") or ()]
+        web = description.get("web_directory")
+        if web:  # the host reports the folder; Hearth reads and serves its files, never the pack
+            base = path if path.is_dir() else path.parent
+            folder = Path(web).resolve()
+            if folder.is_relative_to(base.resolve()):
+                self.web_directories[name] = folder
+            else:
+                record.notes.append(f"WEB_DIRECTORY {web!r} resolves outside the pack; not served")
+        definitions, notes = pack.definitions()
+        record.notes += notes
+        self.definitions += definitions
+        if not definitions and not description.get("nodes"):
+            record.notes.append("no NODE_CLASS_MAPPINGS: the pack defines no nodes")
+        return record
+
+    def close(self) -> None:
+        """Stop every pack host this loader started."""
+        for pack in self.isolated.values():
+            pack.close()
 
     def missing_internals(self) -> dict[str, list[str]]:
         """Pack name -> the ComfyUI internals it used that Hearth lacks (for ``comfy plugins``)."""
         names = {record.name for record in self.records}
         return {pack: found for pack, found in comfy_compat.missing_names().items() if pack in names}
 
-    def _load(self) -> list[PluginRecord]:
+    def _load(self, wanted: list[tuple[str, Path]]) -> list[PluginRecord]:
         records = []
-        wanted = [(name, path) for name, path in self.candidates() if self.wanted(name)]
         if wanted:
             # Packs import ComfyUI's internals (folder_paths, comfy.utils...) at load and inside their nodes.
             comfy_compat.install(self.folders)
@@ -199,6 +273,64 @@ class CustomNodesLoader:
     @hookimpl
     def register_nodes(self) -> list[NodeDefinition]:
         return list(self.definitions)
+
+
+def _trust_policy(plugins: Any) -> Any:
+    """The trust policy packs are placed by: the loading manager's, else the current Runtime's; ``None``: every
+    pack in-process (a Runtime without a policy, as before isolation)."""
+    policy = getattr(plugins, "trust", None)
+    if policy is None:
+        from hearth.core.runtime import current_runtime
+
+        runtime = current_runtime()
+        policy = getattr(runtime.options, "trust", None) if runtime is not None else None
+    return policy
+
+
+def _layer_of(path: Path) -> Path | None:
+    """The pack's own dependency layer, from ``layers.json`` beside its ``custom_nodes`` folder, if it has one."""
+    index = path.parent.parent / "layers.json"
+    if not index.is_file():
+        return None
+    try:
+        layers = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.warning("%s cannot be read (%s); packs load without their own layers", index, exc)
+        return None
+    entry = layers.get(path.name) if isinstance(layers, dict) else None
+    if not isinstance(entry, dict) or not entry.get("path"):
+        return None
+    layer = (index.parent / str(entry["path"])).resolve()
+    if not layer.is_relative_to(index.parent.resolve()) or not layer.is_dir():
+        log.warning("pack %s: its layer %s is missing or outside its environment; it loads without it",
+                    path.name, entry["path"])
+        return None
+    return layer
+
+
+def _place(record: PluginRecord, placement: Any, *, isolated: bool) -> None:
+    """Record where the pack runs and why (``placement``: the policy's decision; ``None``: no policy)."""
+    if placement is None:
+        placement_words, why, network = "in-process", "", False
+    else:
+        placement_words = "pack host" if isolated else "in-process"
+        why, network = placement.why, bool(placement.network)
+    place = getattr(record, "place", None)
+    if callable(place) and placement is not None:
+        place(placement)
+        return
+    for attr, value in (("placement", placement_words), ("placement_why", why), ("network", network)):
+        if hasattr(record, attr):
+            setattr(record, attr, value)
+
+
+def _refusal(pack: str, reason: str) -> str:
+    try:
+        from hearth.core.trust import isolation_refusal
+    except ImportError:  # the trust module not there yet: the same words
+        return (f"pack {pack!r} must run in a pack host but this machine cannot isolate it ({reason}); run it "
+                f"unisolated at your own risk with --isolation off (or comfy trust {pack})")
+    return isolation_refusal(pack, reason)
 
 
 async def _extension_nodes(entrypoint: Any) -> list[type]:

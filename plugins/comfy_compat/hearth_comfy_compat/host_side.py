@@ -1,0 +1,365 @@
+"""The inside of a ComfyUI pack's host: :func:`entry` loads one pack in the isolated pack host, as Hearth would.
+
+A pack host (``hearth.sandbox``'s, see :mod:`hearth_comfy_compat.pack_hosts`) imports this module after its
+isolation is in place and calls :func:`entry` with the JSON-able ``args`` :mod:`hearth_comfy_compat.isolated`
+built. It makes a small Runtime with the parent's model, input, output and temp folders (so ``folder_paths`` and
+friends answer as in Hearth), serves ComfyUI's module names, runs the pack's ``prestartup_script.py`` and imports
+the pack exactly as :class:`~hearth_comfy_compat.loader.CustomNodesLoader` does (V3 ``comfy_entrypoint`` packs
+too), then returns its node classes for the host to describe.
+
+Bridges, so a node in the host behaves as one in Hearth's process:
+
+* progress (``comfy.utils.ProgressBar``, ``hearth.core.context.progress``, the sampler callback) becomes a
+  ``progress`` event, or a ``preview`` event carrying the encoded image, on the running call;
+* ``PromptServer.instance.send_sync`` / ``send`` become ``message`` events the parent sends on to its clients;
+* ``comfy.model_management``'s interrupt checks read the host's interrupt flag;
+* MODEL, CLIP and VAE values arrive as proxies whose documented methods (clone, weight patches, encode and
+  decode...) run on the real value in Hearth's process; anything deeper (``model.model.diffusion_model``) raises
+  the host's ``TrustRequired``: the pack must be trusted to run in-process.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from hearth.core import context
+from hearth.core.context import ExecutionContext, Folders
+from hearth.core.model_folders import ModelFolders
+from hearth.core.runtime import Runtime, RuntimeOptions
+from hearth_comfy_compat.pack_hosts import host_runtime
+
+log = logging.getLogger("hearth.custom_nodes.host")
+
+# Kept for the host's life: the context variables set in entry() must not be reset.
+_state: dict[str, Any] = {}
+
+
+class PackImportError(ImportError):
+    """The pack failed to import (or its entry point failed) inside its host; the message is the loader's."""
+
+
+def entry(args: dict[str, Any]) -> dict[str, Any]:
+    """Load the pack ``args["pack"]`` at ``args["path"]``; returns ``{"nodes", "display", "web_directory",
+    "notes"}`` as the pack host's entry contract asks."""
+    # Deferred: the loader imports this plugin's hooks.
+    from hearth_comfy_compat.loader import CustomNodesLoader
+
+    rt = host_runtime()
+    runtime = _runtime(args)
+    _activate(runtime)
+    _bridge_server(rt)
+    _register_proxies(rt)
+    name, path = str(args["pack"]), Path(args["path"])
+    loader = CustomNodesLoader([Path(p) for p in args.get("custom_nodes") or [path.parent]])
+    [record] = loader.load_packs([(name, path)], runtime.plugins)
+    if record.error:
+        raise PackImportError(f"{record.error}\n{record.traceback or ''}".strip())
+    nodes = {d.name: d.cls for d in loader.definitions}
+    display = {d.name: d.display_name for d in loader.definitions if d.display_name}
+    web = loader.web_directories.get(name)
+    notes = list(record.notes)
+    routes = _routes_added()
+    if routes:
+        notes.append(f"its {routes} server route(s) are not served while it runs isolated; trust it to serve them")
+    return {"nodes": nodes, "display": display, "web_directory": str(web) if web else None, "notes": notes,
+            "version": record.version}
+
+
+# -- the Runtime in the host ------------------------------------------------------------------------------------
+
+
+def _runtime(args: dict[str, Any]) -> Runtime:
+    """A Runtime over the parent's folders, with only the parent's first-party plugins (samplers, families)."""
+    folders = ModelFolders(args.get("models_dir") or "models")
+    extensions = args.get("extensions") or {}
+    for kind, paths in (args.get("model_folders") or {}).items():
+        for path in paths:
+            folders.add(kind, path, extensions=extensions.get(kind))
+    options = RuntimeOptions.of(models_dir=folders.base, output=args["output"], input=args["input"],
+                                temp=args["temp"], environ={}, allow=list(args.get("plugins") or []))
+    return Runtime(options, model_folders=folders)
+
+
+def _activate(runtime: Runtime) -> None:
+    """Make ``runtime`` and the host's node context current for the rest of the host's life (in this thread, and
+    in the threads the host runs calls in: each call re-enters them through :func:`enter_call`)."""
+    runtime.activate().__enter__()
+    ctx = _host_context(runtime.folders)
+    context.enter(ctx)
+    _state.update(runtime=runtime, context=ctx)
+
+
+def enter_call() -> None:
+    """Make the host's Runtime and node context current in the calling thread (idempotent)."""
+    runtime, ctx = _state.get("runtime"), _state.get("context")
+    if runtime is None:
+        return
+    from hearth.core.runtime import current_runtime
+
+    if current_runtime() is not runtime:
+        runtime.activate().__enter__()
+    if context.current() is not ctx:
+        context.enter(ctx)
+
+
+class _HostInterrupt:
+    """The interrupt flag of the host's node context: set when the parent interrupted the running call (or a
+    pack asked for it, ComfyUI's ``interrupt_current_processing``)."""
+
+    def __init__(self) -> None:
+        self._own = threading.Event()
+
+    def is_set(self) -> bool:
+        return self._own.is_set() or bool(host_runtime().interrupted())
+
+    def set(self) -> None:
+        self._own.set()
+
+    def clear(self) -> None:
+        self._own.clear()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._own.wait(timeout) or self.is_set()
+
+
+def _host_context(folders: Folders) -> ExecutionContext:
+    return ExecutionContext("", "", "", "", folders, _emit, _HostInterrupt())  # type: ignore[arg-type]
+
+
+def _emit(event: str, data: dict[str, Any]) -> None:
+    """The node context's events, sent to the running call in the parent."""
+    rt = host_runtime()
+    if event == "progress":
+        out = {"value": _number(data.get("value")), "max": _number(data.get("max"))}
+        preview = data.get("preview")
+        encoded = _encode_preview(preview) if preview is not None else None
+        if encoded is not None:
+            rt.emit("preview", {**out, "mime": encoded[0], "image": encoded[1]})
+        else:
+            rt.emit("progress", out)
+        return
+    rt.emit("message", {"event": str(event), "data": _plain(data), "sid": None})
+
+
+def _number(value: Any) -> float | int:
+    try:
+        return value if isinstance(value, int) else float(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _encode_preview(preview: Any) -> tuple[str, bytes] | None:
+    """(mime, bytes) of a preview: ComfyUI's ``(format, PIL image, max size)``, a PIL image, or PNG/JPEG bytes."""
+    if isinstance(preview, (bytes, bytearray)):
+        data = bytes(preview)
+        return ("image/png", data) if data.startswith(b"\x89PNG") else \
+            ("image/jpeg", data) if data.startswith(b"\xff\xd8") else None
+    fmt, image, size = "JPEG", preview, None
+    if isinstance(preview, (tuple, list)) and len(preview) >= 2:
+        fmt, image = str(preview[0]).upper(), preview[1]
+        size = preview[2] if len(preview) > 2 else None
+    if not hasattr(image, "save") or fmt not in ("JPEG", "PNG", "WEBP"):
+        return None
+    if size:
+        image = image.copy()
+        image.thumbnail((int(size), int(size)))
+    buffer = io.BytesIO()
+    (image.convert("RGB") if fmt == "JPEG" else image).save(buffer, format=fmt)
+    return f"image/{fmt.lower()}", buffer.getvalue()
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with what cannot cross the boundary (objects of other types) replaced by their ``repr``."""
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return repr(value)
+
+
+# -- PromptServer ---------------------------------------------------------------------------------------------
+
+
+class _HostTransport:
+    """What ``PromptServer.instance`` sends through in the host: each message goes to the parent's clients."""
+
+    loop = None
+
+    def publish(self, event: str, data: Any, sid: str | None) -> None:
+        host_runtime().emit("message", {"event": str(event), "data": _plain(data), "sid": sid})
+
+    def publish_binary(self, event: int, data: Any, sid: str | None) -> None:
+        host_runtime().emit("message", {"event": int(event), "data": bytes(data), "sid": sid})
+
+    def client_of(self, prompt_id: str | None) -> str | None:
+        return None
+
+
+def _bridge_server(rt: Any) -> None:
+    from hearth_comfy_compat.server import PromptServer
+
+    PromptServer.instance.attach(_HostTransport())  # type: ignore[arg-type]
+
+
+def _routes_added() -> int:
+    from hearth_comfy_compat.server import PromptServer
+
+    return len(PromptServer.instance.route_definitions())
+
+
+# -- MODEL, CLIP and VAE proxies ---------------------------------------------------------------------------------
+
+
+def _trust_required(message: str) -> Exception:
+    cls = getattr(host_runtime(), "TrustRequired", None)
+    if cls is None:
+        from hearth_comfy_compat.pack_hosts import host_api
+
+        cls = host_api().TrustRequired
+    return cls(message)
+
+
+class _Deep:
+    """An attribute path below a proxied value (``model.model``): any use of it raises TrustRequired naming the
+    whole path, since the object lives in Hearth's process and only documented methods cross."""
+
+    def __init__(self, path: str) -> None:
+        object.__setattr__(self, "_path", path)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Deep(f"{self._path}.{name}")
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise _trust_required(f"it uses {self._path}, which lives in Hearth's process")
+
+    __call__ = __getitem__ = __setitem__ = __iter__ = __len__ = __bool__ = __setattr__ = _refuse
+    __add__ = __mul__ = __eq__ = __contains__ = __float__ = __int__ = _refuse
+    __hash__ = None  # type: ignore[assignment]
+
+
+class _Proxy:
+    """A MODEL/CLIP/VAE of Hearth's process, seen from the host: the methods named in ``FORWARDED`` run on the
+    real value in the parent; the others are refused with TrustRequired naming them."""
+
+    KIND = ""
+    FORWARDED: frozenset[str] = frozenset()
+    # Methods that take a function to run inside Hearth's sampling: a host's function cannot run there.
+    CALLBACK_SETTERS: frozenset[str] = frozenset()
+
+    def __init__(self, remote: Any) -> None:
+        object.__setattr__(self, "_remote", remote)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name in self.FORWARDED:
+            return lambda *args, **kwargs: self._remote.call(name, *args, **kwargs)
+        if name in self.CALLBACK_SETTERS:
+            def refuse(*args: Any, **kwargs: Any) -> Any:
+                raise _trust_required(f"it uses {self.KIND}.{name}, whose function would run in Hearth's process")
+            return refuse
+        return _Deep(f"{self.KIND}.{name}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise _trust_required(f"it sets {self.KIND}.{name} on a value that lives in Hearth's process")
+
+    def __repr__(self) -> str:
+        return f"<{self.KIND} of Hearth's process (isolated pack's view)>"
+
+
+_SETTERS = frozenset({
+    "set_model_unet_function_wrapper", "set_model_patch", "set_model_patch_replace", "set_model_attn1_patch",
+    "set_model_attn2_patch", "set_model_attn1_output_patch", "set_model_attn2_output_patch",
+    "set_model_attn1_replace", "set_model_attn2_replace", "set_model_input_block_patch",
+    "set_model_input_block_patch_after_skip", "set_model_output_block_patch", "set_model_sampler_cfg_function",
+    "set_model_sampler_post_cfg_function", "set_model_sampler_pre_cfg_function", "set_model_denoise_mask_function",
+    "add_object_patch",
+})
+
+# The methods a host may call on each kind of value Hearth lends it (the parent's isolated.Exported defines each;
+# its ExportPolicy allows exactly these). "hearth_*" are the parent's answers to attributes (model_options, devices).
+METHODS: dict[str, frozenset[str]] = {
+    "MODEL": frozenset({"clone", "add_patches", "get_key_patches", "model_state_dict", "is_clone", "model_size",
+                        "memory_bytes", "hearth_model_options", "hearth_device"}),
+    "CLIP": frozenset({"clone", "tokenize", "encode_from_tokens", "encode_from_tokens_scheduled", "add_patches",
+                       "get_key_patches", "clip_layer", "model_size", "memory_bytes", "hearth_device"}),
+    "VAE": frozenset({"encode", "decode", "encode_tiled", "decode_tiled", "spacial_compression_encode",
+                      "spacial_compression_decode", "clone", "model_size", "memory_bytes", "hearth_device"}),
+    "CLIP_TOKENS": frozenset(),
+}
+
+
+class ModelProxy(_Proxy):
+    KIND = "MODEL"
+    FORWARDED = METHODS["MODEL"]
+    CALLBACK_SETTERS = _SETTERS
+
+    @property
+    def model_options(self) -> dict[str, Any]:
+        """A copy of the value's options (what crosses: numbers, strings, lists, dicts)."""
+        return self._remote.call("hearth_model_options")
+
+    @property
+    def load_device(self) -> Any:
+        return _device(self._remote.call("hearth_device", "load"))
+
+    @property
+    def offload_device(self) -> Any:
+        return _device(self._remote.call("hearth_device", "offload"))
+
+    def model_patches_to(self, device: Any) -> None:
+        """Patches stay where Hearth's model manager puts them; nothing to move from here."""
+
+
+class ClipProxy(_Proxy):
+    KIND = "CLIP"
+    FORWARDED = METHODS["CLIP"]
+
+    @property
+    def load_device(self) -> Any:
+        return _device(self._remote.call("hearth_device", "load"))
+
+    def encode(self, text: str) -> Any:
+        return self._remote.call("encode_from_tokens", self._remote.call("tokenize", text), return_pooled=True)
+
+
+class VaeProxy(_Proxy):
+    KIND = "VAE"
+    FORWARDED = METHODS["VAE"]
+
+    @property
+    def downscale_ratio(self) -> Any:
+        return self._remote.call("spacial_compression_encode")
+
+    @property
+    def upscale_ratio(self) -> Any:
+        return self._remote.call("spacial_compression_decode")
+
+
+class TokensProxy(_Proxy):
+    """CLIP tokens, kept in Hearth's process: the pack hands them back to ``encode_from_tokens``."""
+
+    KIND = "CLIP_TOKENS"
+
+
+def _device(name: Any) -> Any:
+    import torch
+
+    return torch.device(str(name))
+
+
+PROXIES: dict[str, type[_Proxy]] = {"MODEL": ModelProxy, "CLIP": ClipProxy, "VAE": VaeProxy,
+                                    "CLIP_TOKENS": TokensProxy}
+
+
+def _register_proxies(rt: Any) -> None:
+    for kind, cls in PROXIES.items():
+        rt.register_proxy(kind, cls)

@@ -1,0 +1,492 @@
+"""ComfyUI packs that run in a pack host: their nodes, mirrored into Hearth's registry, and the calls across.
+
+For each pack the trust policy isolates, :class:`IsolatedPack` starts one pack host (``hearth.sandbox``'s, reached
+through :mod:`hearth_comfy_compat.pack_hosts`) whose entry, :func:`hearth_comfy_compat.host_side.entry`, imports the
+pack inside it. The host's description of each node class becomes a proxy class here with the same V1 attributes
+(``INPUT_TYPES``, ``RETURN_TYPES``, ``FUNCTION``...), so validation, ``/object_info`` and the frontend see the node as
+any other. Calling the proxy's function calls the node in the host:
+
+* inputs cross as values (tensors through shared memory), MODEL/CLIP/VAE as :class:`Exported` handles whose
+  documented methods the host may call back into this process; a value of a type the pack defines comes back as the
+  host's handle and goes in again as the original object;
+* the host's progress, previews and ``PromptServer`` messages reach the executor's events and the server's clients;
+* the executor's interrupt reaches the host; a host that does not stop in its grace time is killed and the node
+  fails; so does a host that crashes or runs out of its limits, with one line naming the pack (the next call starts
+  a fresh host).
+
+The scratch folder a pack may write besides the output and temp folders is ``<temp>/packs/<pack>``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hearth.core import context
+from hearth.core.context import InterruptProcessing
+from hearth.core.nodes import NodeDefinition
+from hearth.core.runtime import current_runtime
+from hearth_comfy_compat.host_side import METHODS
+from hearth_comfy_compat.pack_hosts import host_api
+
+log = logging.getLogger("hearth.custom_nodes")
+
+ENTRY = "hearth_comfy_compat.host_side:entry"
+# The V1 class attributes a proxy node mirrors from the host's description.
+MIRRORED = ("RETURN_TYPES", "RETURN_NAMES", "FUNCTION", "CATEGORY", "OUTPUT_NODE", "INPUT_IS_LIST",
+            "OUTPUT_IS_LIST", "NOT_IDEMPOTENT", "DESCRIPTION", "OUTPUT_TOOLTIPS", "DEPRECATED", "EXPERIMENTAL",
+            "SEARCH_ALIASES", "DISPLAY_NAME")
+# How long a node's INPUT_TYPES is trusted before it is read again (only nodes with lists, which files change), and
+# how long a re-read may hold up the caller before the cached one is answered.
+INPUT_TYPES_TTL_S = 2.0
+INPUT_TYPES_WAIT_S = 0.5
+INTERRUPT_POLL_S = 0.05
+
+
+# -- MODEL, CLIP and VAE handed to a host ------------------------------------------------------------------------
+
+
+class Exported:
+    """A value of Hearth's process lent to a pack host: the host sees a proxy and may call only the methods of
+    ``METHODS[kind]`` (each defined here, so nothing else of the value is reachable)."""
+
+    __slots__ = ("value", "kind")
+
+    def __init__(self, value: Any, kind: str) -> None:
+        self.value, self.kind = value, kind
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} lent to a pack host>"
+
+    def _wrap(self, value: Any) -> Exported:
+        return Exported(value, self.kind)
+
+    # MODEL, CLIP, VAE
+    def clone(self) -> Exported:
+        return self._wrap(self.value.clone())
+
+    def add_patches(self, patches: Mapping[Any, Any], strength_patch: float = 1.0,
+                    strength_model: float = 1.0) -> list[Any]:
+        return list(self.value.add_patches(dict(patches), strength_patch, strength_model))
+
+    def get_key_patches(self, filter_prefix: str | None = None) -> dict[str, list[Any]]:
+        return self.value.get_key_patches(filter_prefix)
+
+    def model_state_dict(self, filter_prefix: str | None = None) -> dict[str, Any]:
+        return self.value.model_state_dict(filter_prefix)
+
+    def is_clone(self, other: Any) -> bool:
+        return bool(self.value.is_clone(unwrap(other)))
+
+    def model_size(self) -> int:
+        return int(self.value.model_size())
+
+    def memory_bytes(self) -> int:
+        return int(self.value.memory_bytes())
+
+    def hearth_model_options(self) -> dict[str, Any]:
+        """A copy of ``model_options`` with only what crosses (functions and objects left out)."""
+        return _plain_copy(getattr(self.value, "model_options", {}))
+
+    def hearth_device(self, which: str = "load") -> str:
+        return str(self.value.offload_device if which == "offload" else self.value.load_device)
+
+    # CLIP
+    def tokenize(self, text: str, *args: Any, **kwargs: Any) -> Exported:
+        return Exported(self.value.tokenize(text, *args, **kwargs), "CLIP_TOKENS")
+
+    def encode_from_tokens(self, tokens: Any, return_pooled: Any = False, return_dict: bool = False) -> Any:
+        return self.value.encode_from_tokens(unwrap(tokens), return_pooled=return_pooled, return_dict=return_dict)
+
+    def encode_from_tokens_scheduled(self, tokens: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.value.encode_from_tokens_scheduled(unwrap(tokens), *args, **kwargs)
+
+    def clip_layer(self, layer_idx: int) -> None:
+        self.value.clip_layer(layer_idx)
+
+    # VAE
+    def encode(self, pixels: Any) -> Any:
+        return self.value.encode(pixels)
+
+    def decode(self, samples: Any) -> Any:
+        return self.value.decode(samples)
+
+    def encode_tiled(self, pixels: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.value.encode_tiled(pixels, *args, **kwargs)
+
+    def decode_tiled(self, samples: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.value.decode_tiled(samples, *args, **kwargs)
+
+    def spacial_compression_encode(self) -> Any:
+        return self.value.spacial_compression_encode()
+
+    def spacial_compression_decode(self) -> Any:
+        return self.value.spacial_compression_decode()
+
+
+def _plain_copy(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            copied = _plain_copy(item)
+            if copied is not _SKIP:
+                out[str(key)] = copied
+        return out
+    if isinstance(value, (list, tuple)):
+        return [c for c in (_plain_copy(v) for v in value) if c is not _SKIP]
+    return _SKIP
+
+
+_SKIP = object()
+
+
+class ModelExports:
+    """The parent side of the MODEL/CLIP/VAE proxies (the pack host's ``ExportPolicy``): only :class:`Exported`
+    values cross as remote objects, and only the methods ``METHODS`` names for their kind may be called."""
+
+    def kind_of(self, value: Any) -> str | None:
+        return value.kind if isinstance(value, Exported) else None
+
+    def allowed(self, kind: str, method: str) -> bool:
+        return method in METHODS.get(kind, ())
+
+
+EXPORTS = ModelExports()
+
+
+def kind_of_model(value: Any) -> str | None:
+    """``"MODEL"``, ``"CLIP"`` or ``"VAE"`` for a Hearth model value; ``None`` for anything else."""
+    from hearth.core.models.model_value import ModelValue  # deferred: imports torch
+
+    if not isinstance(value, ModelValue):
+        return None
+    if callable(getattr(value, "tokenize", None)):
+        return "CLIP"
+    if callable(getattr(value, "decode", None)) and callable(getattr(value, "encode", None)):
+        return "VAE"
+    return "MODEL"
+
+
+def lend(value: Any) -> Any:
+    """``value`` with every Hearth model value in it wrapped as :class:`Exported` (containers copied, tensors not)."""
+    if isinstance(value, (str, bytes, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {k: lend(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [lend(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(lend(v) for v in value)
+    if type(value).__module__.startswith("torch") or type(value).__module__.startswith("numpy"):
+        return value
+    kind = kind_of_model(value)
+    return Exported(value, kind) if kind is not None else value
+
+
+def unwrap(value: Any) -> Any:
+    """``value`` with every :class:`Exported` replaced by the value it lends (what comes back from a host)."""
+    if isinstance(value, Exported):
+        return value.value
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(unwrap(v) for v in value)
+    return value
+
+
+# -- one pack's host -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PackLayout:
+    """Where a pack lives and what its host may see: built by the loader from the Runtime and the environment."""
+
+    name: str
+    path: Path
+    network: bool = False
+    layer: Path | None = None
+
+
+class IsolatedPack:
+    """One ComfyUI pack running in its own pack host; :meth:`definitions` are its nodes as Hearth registers them."""
+
+    def __init__(self, layout: PackLayout, plugins: Any = None) -> None:
+        self.layout = layout
+        self.name = layout.name
+        api = host_api()
+        self.config = api.HostConfig(name=layout.name, entry=ENTRY, args=self._args(plugins),
+                                     readable=self._readable(plugins), writable=self._writable(),
+                                     sys_path=(str(layout.layer),) if layout.layer else (), network=layout.network)
+        self.host = api.PackHost(self.config, exports=EXPORTS)
+        self.description: dict[str, Any] = {}
+
+    # -- the host's configuration ----------------------------------------------------------------------------
+
+    def _args(self, plugins: Any) -> dict[str, Any]:
+        runtime = current_runtime()
+        folders = context.folders()
+        models = runtime.model_folders if runtime is not None else None
+        first_party = sorted(name for name, record in getattr(plugins, "records", {}).items()
+                             if getattr(record, "first_party", False) and not record.error)
+        return {
+            "pack": self.name, "path": str(self.layout.path),
+            "custom_nodes": [str(self.layout.path.parent)],
+            "models_dir": str(models.base) if models is not None else "models",
+            "model_folders": {k: [str(p) for p in models.folders(k)] for k in models.kinds()} if models else {},
+            "extensions": {k: sorted(models.extensions(k)) for k in models.kinds()} if models else {},
+            "output": str(folders.output.resolve()), "input": str(folders.input.resolve()),
+            "temp": str(folders.temp.resolve()), "plugins": first_party,
+        }
+
+    def _readable(self, plugins: Any) -> tuple[str, ...]:
+        runtime = current_runtime()
+        paths = [self.layout.path, context.folders().input]
+        if self.layout.layer is not None:
+            paths.append(self.layout.layer)
+        if runtime is not None:
+            models = runtime.model_folders
+            paths += [p for kind in models.kinds() for p in models.folders(kind)]
+        # Hearth's own code (an editable install may live under a hidden folder such as HOME).
+        for module in ["hearth", "hearth_comfy_compat", *_plugin_packages(plugins)]:
+            spec = importlib.util.find_spec(module)
+            for location in (spec.submodule_search_locations or []) if spec else []:
+                paths.append(Path(location).parent)
+        return tuple(dict.fromkeys(str(p.resolve()) for p in paths if p.exists()))
+
+    def _writable(self) -> tuple[str, ...]:
+        folders = context.folders()
+        scratch = self.scratch_folder()
+        for folder in (folders.output, folders.temp, scratch):
+            folder.mkdir(parents=True, exist_ok=True)
+        return tuple(dict.fromkeys(str(p.resolve()) for p in (scratch, folders.output, folders.temp)))
+
+    def scratch_folder(self) -> Path:
+        return context.folders().temp / "packs" / self.name
+
+    # -- nodes -----------------------------------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """Start the host, import the pack in it, and read its nodes' descriptions."""
+        self.description = self.host.describe()
+        return self.description
+
+    def definitions(self) -> tuple[list[NodeDefinition], list[str]]:
+        """The proxy node definitions, and notes on nodes that could not be mirrored."""
+        found, notes = [], []
+        display = self.description.get("display") or {}
+        for node, info in (self.description.get("nodes") or {}).items():
+            if isinstance(info, Mapping) and info.get("error"):
+                notes.append(f"node {node!r} skipped: {info['error']}")
+                continue
+            try:
+                cls = node_class(self, node, info)
+                found.append(NodeDefinition(node, cls, display.get(node), plugin=self.name,
+                                            python_module=f"custom_nodes.{self.name}"))
+            except Exception as exc:
+                notes.append(f"node {node!r} skipped: {type(exc).__name__}: {exc}")
+        return found, notes
+
+    def input_types(self, node: str) -> dict[str, Any]:
+        return self.host.input_types(node)
+
+    def call(self, node: str, method: str, kwargs: dict[str, Any]) -> Any:
+        """``method`` of ``node`` in the host, with the running node's events and interrupt wired to it."""
+        ctx = context.current()
+        done = threading.Event()
+        watcher = None
+        if ctx is not None:
+            watcher = threading.Thread(target=self._watch, args=(ctx.interrupt, done), daemon=True,
+                                       name=f"interrupt-watch-{self.name}")
+            watcher.start()
+        try:
+            result = self.host.call(node, method, lend(kwargs), on_event=_events_for(ctx))
+        except Exception as exc:
+            if ctx is not None and ctx.interrupt.is_set():
+                raise InterruptProcessing(f"interrupted while pack {self.name!r} ran {node}") from exc
+            raise
+        finally:
+            done.set()
+            if watcher is not None:
+                watcher.join()
+        if ctx is not None and ctx.interrupt.is_set():
+            raise InterruptProcessing(f"interrupted while pack {self.name!r} ran {node}")
+        return unwrap(result)
+
+    def _watch(self, interrupt: Any, done: threading.Event) -> None:
+        while not done.is_set():
+            if interrupt.wait(INTERRUPT_POLL_S):
+                if not done.is_set():
+                    self.host.interrupt()
+                return
+
+    def close(self) -> None:
+        self.host.close()
+
+
+def _plugin_packages(plugins: Any) -> list[str]:
+    names = []
+    for record in getattr(plugins, "records", {}).values():
+        if getattr(record, "first_party", False) and record.module:
+            names.append(record.module.partition(":")[0].partition(".")[0])
+    return sorted(set(names))
+
+
+def _events_for(ctx: Any) -> Callable[[str, dict[str, Any]], None]:
+    """What the host's events become: the node's progress and previews, and the packs' server messages."""
+
+    # The submitting client is known in the node's own thread; events may arrive on the host's reader thread.
+    client = _client_id() if ctx is not None else None
+
+    def on_event(kind: str, data: dict[str, Any]) -> None:
+        try:
+            if kind in ("progress", "preview") and ctx is not None:
+                payload = {"value": data.get("value", 0), "max": data.get("max", 0), "prompt_id": ctx.prompt_id,
+                           "node": ctx.node_id}
+                if kind == "preview" and data.get("image"):
+                    payload["preview"] = bytes(data["image"])
+                ctx.emit("progress", payload)
+            elif kind == "message":
+                from hearth_comfy_compat.server import PromptServer
+
+                server = PromptServer.instance
+                sid = data.get("sid")
+                server.send_sync(data.get("event"), data.get("data"), client if sid is None else sid)
+        except Exception:  # an event that cannot be delivered must not fail the node that sent it
+            log.warning("an event (%s) from an isolated node could not be delivered", kind, exc_info=True)
+
+    return on_event
+
+
+def _client_id() -> str | None:
+    from hearth_comfy_compat.server import PromptServer
+
+    try:
+        return PromptServer.instance.client_id
+    except Exception:
+        return None
+
+
+# -- proxy node classes ----------------------------------------------------------------------------------------
+
+
+def _signature(params: Any) -> inspect.Signature:
+    """A ``(cls, <params>)`` signature for a forwarded method (validation reads VALIDATE_INPUTS' parameters)."""
+    if not isinstance(params, (list, tuple)) or "**" in params:
+        return inspect.Signature([inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)])
+    return inspect.Signature([inspect.Parameter(str(p), inspect.Parameter.KEYWORD_ONLY, default=None)
+                              for p in params])
+
+
+def _has_lists(raw: Any) -> bool:
+    """Whether an INPUT_TYPES result holds a combo list (lists of files change; plain widgets do not)."""
+    if not isinstance(raw, Mapping):
+        return False
+    for section in raw.values():
+        for value in (section or {}).values() if isinstance(section, Mapping) else ():
+            if isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple)):
+                return True
+            if isinstance(value, (list, tuple)) and value and value[0] == "COMBO":
+                return True
+    return False
+
+
+class _InputTypes:
+    """A node's INPUT_TYPES: the description's, re-read from the host at most every INPUT_TYPES_TTL_S when it has
+    lists, without holding up the caller more than INPUT_TYPES_WAIT_S while the host is busy with a node."""
+
+    def __init__(self, pack: IsolatedPack, node: str, raw: dict[str, Any]) -> None:
+        self.pack, self.node, self.raw = pack, node, raw
+        self.read_at = time.monotonic()
+        self.dynamic = _has_lists(raw)
+        self._refreshing: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> dict[str, Any]:
+        if not self.dynamic or time.monotonic() - self.read_at < INPUT_TYPES_TTL_S:
+            return self.raw
+        with self._lock:
+            if self._refreshing is None or not self._refreshing.is_alive():
+                self._refreshing = threading.Thread(target=self._refresh, daemon=True,
+                                                    name=f"input-types-{self.pack.name}")
+                self._refreshing.start()
+            thread = self._refreshing
+        thread.join(INPUT_TYPES_WAIT_S)
+        return self.raw
+
+    def _refresh(self) -> None:
+        try:
+            raw = self.pack.input_types(self.node)
+        except Exception:
+            log.debug("INPUT_TYPES of %s (pack %s) could not be re-read", self.node, self.pack.name, exc_info=True)
+            self.read_at = time.monotonic()
+            return
+        if isinstance(raw, dict):
+            self.raw = raw
+        self.read_at = time.monotonic()
+
+
+def _as_result(value: Any) -> Any:
+    """The host's answer in the shape the executor takes: tuples for outputs (the wire may give lists)."""
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict) and isinstance(value.get("result"), list):
+        return {**value, "result": tuple(value["result"])}
+    return value
+
+
+def node_class(pack: IsolatedPack, node: str, info: Mapping[str, Any]) -> type:
+    """A V1 node class whose attributes are the host's and whose methods call the node in the host."""
+    attributes = dict(info.get("attributes") or info)
+    function = str(attributes.get("FUNCTION") or "")
+    if not function:
+        raise ValueError("the host describes no FUNCTION")
+    inputs = _InputTypes(pack, node, attributes.get("INPUT_TYPES") or {"required": {}})
+    namespace: dict[str, Any] = {k: attributes[k] for k in MIRRORED if k in attributes}
+    for key in ("RETURN_TYPES", "RETURN_NAMES", "OUTPUT_IS_LIST", "OUTPUT_TOOLTIPS"):
+        if isinstance(namespace.get(key), list):
+            namespace[key] = tuple(namespace[key])
+    namespace.update(__module__=f"custom_nodes.{pack.name}", __doc__=f"{node} of pack {pack.name!r}, isolated",
+                     HEARTH_ISOLATED_PACK=pack.name)
+    namespace["INPUT_TYPES"] = classmethod(lambda cls: inputs.get())
+
+    def run(self: Any, **kwargs: Any) -> Any:
+        return _as_result(pack.call(node, function, kwargs))
+
+    namespace[function] = run
+    methods = info.get("methods") or attributes.get("methods") or {}
+    signatures = info.get("signatures") or attributes.get("signatures") or {}
+
+    def has(name: str) -> bool:
+        return bool(methods.get(name)) if isinstance(methods, Mapping) else name in (methods or ())
+
+    if has("IS_CHANGED"):
+        def is_changed(cls: Any, **kwargs: Any) -> Any:
+            return pack.call(node, "IS_CHANGED", kwargs)
+        is_changed.__signature__ = _signature(signatures.get("IS_CHANGED"))  # type: ignore[attr-defined]
+        namespace["IS_CHANGED"] = classmethod(is_changed)
+    if has("VALIDATE_INPUTS"):
+        def validate_inputs(cls: Any, **kwargs: Any) -> Any:
+            return pack.call(node, "VALIDATE_INPUTS", kwargs)
+        validate_inputs.__signature__ = _signature(signatures.get("VALIDATE_INPUTS"))  # type: ignore[attr-defined]
+        namespace["VALIDATE_INPUTS"] = classmethod(validate_inputs)
+    if has("check_lazy_status"):
+        def check_lazy_status(self: Any, **kwargs: Any) -> Any:
+            return pack.call(node, "check_lazy_status", kwargs)
+        namespace["check_lazy_status"] = check_lazy_status
+    return type(_class_name(node), (), namespace)
+
+
+def _class_name(node: str) -> str:
+    name = "".join(ch if ch.isalnum() else "_" for ch in node)
+    return name if name[:1].isalpha() else f"Node_{name}"
