@@ -41,9 +41,9 @@ def known_packs() -> dict[str, str]:
             known.setdefault(canonical_pack_name(name), name)
 
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        add(ep.name)
-        if ep.dist is not None:
+        if ep.dist is not None:  # the distribution's name first: the name the pack is installed by
             add(ep.dist.metadata["Name"] or "")
+        add(ep.name)
     with contextlib.suppress(UserError, OSError):
         for folder in custom_nodes_folders(()):
             for entry in folder.iterdir() if folder.is_dir() else ():

@@ -3,6 +3,7 @@ untrusted Hearth-format packs, which cannot run in a pack host yet."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -165,3 +166,16 @@ def test_first_party_plugins_load_under_isolation_all(make_runtime) -> None:  # 
     for name in ("sd", "samplers", "lora", "video", "comfy_compat"):
         assert records[name].error is None, records[name].error
         assert (records[name].placement, records[name].placement_why) == ("in-process", "first-party plugin")
+
+
+def test_the_suite_runs_with_isolation_off_unless_a_test_opts_in() -> None:
+    assert os.environ["HEARTH_ISOLATION"] == "off"
+
+
+@pytest.mark.isolation("all")
+def test_the_isolation_marker_takes_a_mode() -> None:
+    assert os.environ["HEARTH_ISOLATION"] == "all"
+
+
+def test_the_isolation_fixture_sets_the_cli_default(isolation: str) -> None:
+    assert os.environ["HEARTH_ISOLATION"] == isolation == "untrusted"
