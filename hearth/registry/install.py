@@ -438,7 +438,8 @@ def _populate(env: Environment, gen: Path, lock: Lock, files: dict[str, dict[str
             progress.step(f"installing {len(deps)} package{'s' if len(deps) != 1 else ''} into the layer of "
                           f"{own.name}")
             # --target: a flat folder whose top is what goes on the pack host's sys.path (scripts in its bin/).
-            _sync_into(env, gen, deps, files[layer], sources, ["--target", str(target)])
+            # Compiled now: the host sees the layer read-only, so Python could never cache its bytecode there.
+            _sync_into(env, gen, deps, files[layer], sources, ["--target", str(target), "--compile-bytecode"])
             (target / ".lock").unlink(missing_ok=True)  # uv's own lock file, of no use once installed
     write_layers(gen, layers_record(groups, folders))
     (gen / "layout.json").write_text(json.dumps({k: list(v) for k, v in layout.items() if v}), encoding="utf-8")

@@ -154,6 +154,22 @@ def test_a_pack_whose_own_requirements_are_impossible_fails_with_uvs_reason(two:
     assert sorted(p.name for p in (env.root / "generations").iterdir()) == ["0", "1"]  # nothing left behind
 
 
+def test_a_hearth_pack_in_a_conflict_stays_in_the_venv_and_the_comfyui_pack_gets_the_layer(packs: Packs, comfy,
+                                                                                           home: Path):
+    py, node = unique("lhearth-"), unique("lcomfy-")
+    packs.hearth(py, deps=("tinydep<2",))
+    packs.comfyui(node, requirements=("tinydep>=2",), node_class=unique("Comfy"))
+    r = comfy("install", py, node)
+    assert r.exit_code == 0, r.output
+    env = envs.get_environment()
+    assert set(read_layers(env.generation_path)) == {node}
+    assert version_in_layer(env.generation_path / "layers" / node) == "2.0"
+    assert lock_entries(env) == sorted([(py, "1.0.0", ""), ("tinydep", "1.5", ""), (node, "1.0.0", node),
+                                        ("tinydep", "2.0", node)])
+    # Bytecode is compiled at install: the pack host sees the layer read-only.
+    assert list((env.generation_path / "layers" / node / "tinydep").glob("__pycache__/*.pyc"))
+
+
 def test_never_keeps_the_joint_resolution_and_its_conflict(two: tuple[str, str], comfy, home: Path,
                                                            monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("COMFY_LAYERS", "never")
