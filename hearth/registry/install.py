@@ -236,7 +236,7 @@ class LayerError(InstallError):
     """A pack's requirements cannot be resolved even in a layer of its own; `prefix` says so before uv's reason."""
 
     def __init__(self, pack: str, message: str, uv_error: str):
-        self.prefix = f"pack {pack!r} cannot be installed even with its own dependency layer: "
+        self.prefix = f"pack {pack!r} cannot be installed, not even alone in its own dependency layer: "
         super().__init__(self.prefix + message, uv_error=uv_error)
 
 
@@ -290,7 +290,7 @@ def resolve_layered(env: Environment, specs: list[str], sources: Sources, *, mod
                 raise
             first_error = exc
             candidates = conflict_packs(exc.uv_error, names)
-            if not candidates:
+            if not candidates or len(names) == 1:  # one pack alone: uv has already said why it cannot be
                 raise
     layered: dict[str, list[LockedPackage]] = {}
     tried: set[str] = set()
@@ -314,7 +314,8 @@ def resolve_layered(env: Environment, specs: list[str], sources: Sources, *, mod
         if first_error is not None and not layered:
             raise first_error
         try:
-            body = resolve(env, rest, sources, prefer=main_prefer, progress=progress, **kwargs)
+            body = resolve(env, rest, sources, prefer=main_prefer, progress=progress, **kwargs) if rest \
+                else lock_text([])
             break
         except InstallError as exc:
             if not exc.uv_error or mode == "always":
