@@ -379,6 +379,8 @@ def _serve(config: dict) -> int:
     from hearth.sandbox import namespaces, wire
 
     unsafe = namespaces.privileges_left()
+    for stream in (sys.stdout, sys.stderr):  # a pipe to Hearth's log: a line as soon as it is written
+        stream.reconfigure(line_buffering=True)
     sock = socket.socket(fileno=3)
     channel = wire.Channel(sock)
     link = _Link(channel, int(config["generation"]))

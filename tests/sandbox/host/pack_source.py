@@ -1,0 +1,217 @@
+"""The source of the pack the host tests run (written to a temporary folder and imported only inside hosts)."""
+
+SOURCE = r'''
+import gc
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import weakref
+
+from hearth.sandbox import host_runtime
+
+LIVE_THINGS = weakref.WeakSet()
+KEPT = {}
+
+
+class Thing:
+    def __init__(self, value):
+        self.value = value
+        LIVE_THINGS.add(self)
+
+
+def node(function, inputs=None, outputs=("ANY",)):
+    def INPUT_TYPES(cls):
+        return {"required": dict(inputs or {}), "optional": {"x": ("*",)}}
+    attrs = {"FUNCTION": "run", "RETURN_TYPES": tuple(outputs), "CATEGORY": "hosttest",
+             "INPUT_TYPES": classmethod(INPUT_TYPES), "run": lambda self, **kw: function(**kw)}
+    return type(function.__name__, (), attrs)
+
+
+def echo(**kw):
+    return (kw.get("x"),)
+
+
+def info(**kw):
+    return ({"pid": os.getpid(), "uid": os.getuid(), "env": dict(os.environ), "home": os.path.expanduser("~"),
+             "cwd": os.getcwd(), "hostname": socket.gethostname(), "sys_path": list(sys.path),
+             "torch_loaded": "torch" in sys.modules},)
+
+
+def read_file(x):
+    try:
+        with open(x, "rb") as fh:
+            return (fh.read(),)
+    except OSError as exc:
+        return ("error: " + type(exc).__name__ + ": " + str(exc),)
+
+
+def write_file(x):
+    path, data = x
+    try:
+        with open(path, "wb") as fh:
+            fh.write(data)
+        return ("ok",)
+    except OSError as exc:
+        return ("error: " + type(exc).__name__ + ": " + str(exc),)
+
+
+def listdir(x):
+    try:
+        return (sorted(os.listdir(x)),)
+    except OSError as exc:
+        return ("error: " + type(exc).__name__,)
+
+
+def connect(x):
+    host, port = x
+    try:
+        with socket.create_connection((host, port), timeout=2) as s:
+            s.sendall(b"stolen")
+        return ("connected",)
+    except OSError as exc:
+        return ("error: " + type(exc).__name__ + ": " + str(exc),)
+
+
+def spawn(x):
+    proc = subprocess.Popen(["sleep", str(x)])
+    KEPT["proc"] = proc
+    return (proc.pid,)
+
+
+def make_thing(x):
+    return (Thing(x),)
+
+
+def thing_value(x):
+    return (x.value, type(x).__name__, len(LIVE_THINGS))
+
+
+def count_things(**kw):
+    gc.collect()
+    return (len(LIVE_THINGS),)
+
+
+def memory_bomb(x):
+    hog = bytearray(x)
+    return (len(hog),)
+
+
+def exit_now(x):
+    os._exit(x)
+
+
+def segfault(**kw):
+    os.kill(os.getpid(), signal.SIGSEGV)
+    time.sleep(5)
+
+
+def wait_for_interrupt(**kw):
+    for _ in range(1000):
+        if host_runtime.interrupted():
+            raise host_runtime.Interrupted("stopped")
+        time.sleep(0.01)
+    return ("never interrupted",)
+
+
+def hang(**kw):
+    while True:
+        time.sleep(1)
+
+
+def progress(x):
+    for i in range(x):
+        host_runtime.emit("progress", {"value": i + 1, "max": x})
+    print("hello from the pack on stdout")
+    return (host_runtime.current_node(),)
+
+
+def use_model(x):
+    model, method = x
+    if method == "clone-patch":
+        clone = model.clone()
+        clone.add_patch("k", 2.0)
+        return (clone, clone.patches())
+    if method == "keep":
+        KEPT["model"] = model
+        return (model,)
+    return (getattr(model, method)(),)
+
+
+def tensor_op(x):
+    op, value = x
+    import torch
+    if op == "add1":
+        value.add_(1)
+        return (None,)
+    if op == "keep":
+        KEPT["tensor"] = value
+        return (value.data_ptr(),)
+    if op == "same":
+        return (KEPT["tensor"].data_ptr() == value.data_ptr(), value.data_ptr())
+    if op == "make":
+        return (torch.arange(value, dtype=torch.float32),)
+    if op == "double":
+        return (value * 2,)
+    return (value,)
+
+
+def raise_error(x):
+    raise ValueError(x)
+
+
+def trusted_only(x):
+    raise host_runtime.TrustRequired("it uses MODEL.model.diffusion_model")
+
+
+def slow_echo(x):
+    time.sleep(0.05)
+    return (x,)
+
+
+def async_echo(x):
+    async def inner():
+        return (x,)
+    return inner()
+
+
+NODES = {f.__name__: node(f) for f in (echo, info, read_file, write_file, listdir, connect, spawn, make_thing,
+                                       thing_value, count_things, memory_bomb, exit_now, segfault,
+                                       wait_for_interrupt, hang, progress, use_model, tensor_op, raise_error,
+                                       trusted_only, slow_echo, async_echo)}
+
+
+class WithMethods:
+    FUNCTION = "run"
+    RETURN_TYPES = ("INT",)
+    RETURN_NAMES = ("n",)
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"n": ("INT", {"default": 1, "min": 0})}}
+
+    @classmethod
+    def IS_CHANGED(cls, n):
+        return n * 10
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, n):
+        return True if n >= 0 else "n must not be negative"
+
+    async def run(self, n):
+        return (n + 1,)
+
+
+NODES["WithMethods"] = WithMethods
+
+
+def load(args):
+    if args.get("fail"):
+        raise ImportError("this pack needs a module it does not have")
+    if args.get("hang"):
+        time.sleep(3600)
+    return {"nodes": NODES, "display": {"echo": "Echo"}, "web_directory": None, "notes": ["loaded"]}
+'''
