@@ -65,15 +65,16 @@ def _first_party(pack: str) -> bool:
     return name in FIRST_PARTY_DISTRIBUTIONS or f"hearth-{name}" in FIRST_PARTY_DISTRIBUTIONS
 
 
-def _warn_unknown(packs: list[str]) -> None:
+def _warn_unknown(packs: list[str], network: bool) -> None:
     known = known_packs()
     for pack in packs:
         if canonical_pack_name(pack) in known:
             continue
         close = difflib.get_close_matches(canonical_pack_name(pack), list(known), n=1, cutoff=0.75)
         hint = f" (did you mean {known[close[0]]!r}?)" if close else ""
-        click.echo(f"warning: no installed pack is named {pack!r}{hint}; it is trusted anyway and will run "
-                   f"in-process once installed", err=True)
+        then = "its pack host may use the network" if network else "it will run in-process"
+        click.echo(f"warning: no installed pack is named {pack!r}{hint}; recorded anyway: {then} once installed",
+                   err=True)
 
 
 def _show(config: TrustConfig, as_json: bool) -> None:
@@ -139,7 +140,7 @@ def trust(packs: tuple[str, ...], network: bool, publishers: str | None, list_: 
     except ConfigError as exc:
         raise UserError(str(exc)) from None
     if names:
-        _warn_unknown(names)
+        _warn_unknown(names, network)
     for name in names:
         if _first_party(name) and not network:
             click.echo(f"{name} is one of Hearth's own plugins: it always runs in-process")

@@ -64,7 +64,9 @@ def test_trust_untrust_and_list_persist_across_processes(config: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "trusted ComfyUI_Acme.Nodes: it runs in Hearth's process" in done.stdout
     assert "warning: no installed pack is named 'other-pack'" in done.stderr  # allowed: trust before install
-    assert comfy_process("trust", "api-nodes", "--network").returncode == 0
+    network = comfy_process("trust", "api-nodes", "--network")
+    assert network.returncode == 0 and "api-nodes may use the network from its pack host" in network.stdout
+    assert "recorded anyway: its pack host may use the network once installed" in network.stderr
     assert comfy_process("trust", "--publishers", "on").returncode == 0
 
     shown = json.loads(comfy_process("trust", "--json").stdout)  # `comfy trust` alone lists too
