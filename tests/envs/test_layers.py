@@ -78,6 +78,11 @@ def test_conflicting_packs_each_get_their_own_layer(two: tuple[str, str], comfy,
     packs = env.current().packs
     assert packs[old]["layer"] == f"layers/{old}" and packs[new]["format"] == "comfyui"
 
+    # Resolved again, the layers come out the same (each from its own part of the lock): nothing to change.
+    r = comfy("install", old, new)
+    assert r.exit_code == 0 and "nothing to change" in r.output, r.output
+    assert envs.get_environment().generation == 1
+
     # The lock alone rebuilds the same layers in another environment (hashes checked), and a no-op sync knows
     # the generation matches its lock, layers included.
     r = comfy("sync")
@@ -116,7 +121,7 @@ def test_conflicting_packs_each_get_their_own_layer(two: tuple[str, str], comfy,
 
 def test_always_layers_even_without_a_conflict(packs: Packs, comfy, home: Path):
     alone, py = unique("lalone-"), unique("lpy-")
-    packs.comfyui(alone, requirements=("otherdep>=0.3",), node_class=unique("Alone"))
+    packs.comfyui(alone, requirements=("otherdep>=0.3", "torch>=2"), node_class=unique("Alone"))
     packs.hearth(py, deps=("tinydep==1.0",))  # a Hearth-format pack runs in-process: never layered
     config = Path(os.environ["COMFY_CONFIG"])
     config.write_text('layers = "always"\n' + config.read_text())
@@ -128,6 +133,7 @@ def test_always_layers_even_without_a_conflict(packs: Packs, comfy, home: Path):
     assert read_layers(env.generation_path) == {
         alone: {"path": f"layers/{alone}", "pack": alone, "packages": {"otherdep": "0.3", "tinydep": "2.0"}}}
     assert version_in_layer(layer) == "2.0"  # the layer's own resolution: the newest tinydep otherdep allows
+    assert not list(layer.glob("torch*"))  # the base (torch above all) is Hearth's, shared, never in a layer
     assert "otherdep" not in venv_dists(env)
     assert {"tinydep", py.replace("-", "_")} <= venv_dists(env)  # the Hearth pack's tinydep==1.0, in the venv
     assert ("tinydep", "1.0", "") in lock_entries(env) and ("tinydep", "2.0", alone) in lock_entries(env)
