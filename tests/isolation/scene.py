@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -17,7 +18,7 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,19 @@ ALLOWED_ENV = {"PATH", "HOME", "TMPDIR", "LANG", "LC_CTYPE"}
 
 
 class Listener:
-    """A TCP listener on 127.0.0.1 in the test process: every connection it accepts, with what was sent."""
+    """Listeners in the test process -- TCP on 127.0.0.1, and Unix-domain sockets at ``unix_paths`` -- recording
+    every connection they accept with what was sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, unix_paths: tuple[Path, ...] = ()) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
+        self.unix_paths = list(unix_paths)
+        self.sockets = [self.sock]
+        for path in self.unix_paths:
+            unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            unix.bind(str(path))
+            unix.listen()
+            self.sockets.append(unix)
         self.received: list[bytes] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="attack-listener", daemon=True)
@@ -45,21 +53,21 @@ class Listener:
 
     def _serve(self) -> None:
         while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(2)
-                chunks = []
+            ready, _, _ = select.select(self.sockets, [], [], 0.2)
+            for listening in ready:
                 try:
-                    while chunk := conn.recv(65536):
-                        chunks.append(chunk)
+                    conn, _ = listening.accept()
                 except OSError:
-                    pass
-                self.received.append(b"".join(chunks))
+                    continue
+                with conn:
+                    conn.settimeout(2)
+                    chunks = []
+                    try:
+                        while chunk := conn.recv(65536):
+                            chunks.append(chunk)
+                    except OSError:
+                        pass
+                    self.received.append(b"".join(chunks))
 
     def saw(self, payload: str) -> bool:
         return any(payload.encode() in data for data in self.received)
@@ -67,13 +75,25 @@ class Listener:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
-        self.sock.close()
+        for listening in self.sockets:
+            listening.close()
+        for path in self.unix_paths:
+            path.unlink(missing_ok=True)
+
+
+def unix_socket_paths(scene_root: Path) -> tuple[Path, ...]:
+    """Where the Unix-socket attack finds a service: /run, where system services put theirs (docker.sock, a
+    local PostgreSQL, the D-Bus system bus) when this user may create one there, and the input folder, which a
+    pack host shows read-only (read-only does not stop a connect)."""
+    paths = [scene_root / "input" / "service.sock"]
+    if os.access("/run", os.W_OK):
+        paths.insert(0, Path("/run") / f"hearth-attack-{uuid.uuid4().hex[:12]}.sock")
+    return tuple(paths)
 
 
 @dataclass
 class Scene:
     root: Path
-    listener: Listener = field(default_factory=Listener)
 
     def __post_init__(self) -> None:
         self.home = self.root / "home"
@@ -104,6 +124,7 @@ class Scene:
         (self.input / "photo.png").write_bytes(b"not really a png")
         (self.models / "checkpoints").mkdir(parents=True)
         (self.models / "checkpoints" / "tiny.safetensors").write_bytes(b"\0")
+        self.listener = Listener(unix_socket_paths(self.root))
 
     @property
     def secrets(self) -> list[str]:
@@ -143,6 +164,9 @@ class Scene:
             "2": {"class_type": "HostileEnvSecrets", "inputs": {"tag": tag}},
             "3": {"class_type": "HostileNetwork", "inputs": {"port": self.listener.port,
                                                              "payload": f"stolen-{tag}", "tag": tag}},
+            "7": {"class_type": "HostileUnixSocket", "inputs": {
+                "paths": json.dumps([str(p) for p in self.listener.unix_paths]), "payload": f"unix-{tag}",
+                "tag": tag}},
             "4": {"class_type": "HostileWrite", "inputs": {"targets": targets, "marker": marker, "tag": tag}},
             "5": {"class_type": "HostileSpawn", "inputs": {"marker": marker, "tag": tag}},
             "6": {"class_type": "HostileHonest", "inputs": {"text": "hearth", "times": 2, "tag": tag}},

@@ -72,6 +72,14 @@ def test_loopback_listener_sees_no_connection(scene: Scene, attacked: dict[str, 
     assert not scene.listener.saw(f"stolen-{attacked['tag']}"), scene.listener.received
 
 
+def test_unix_sockets_of_the_machine_cannot_be_reached(scene: Scene, attacked: dict[str, Any]) -> None:
+    """No network means no Unix-domain sockets either: docker.sock or a local database under /run is a way out."""
+    _ran(attacked)
+    report = scene.report("unix", attacked["tag"])
+    assert not scene.listener.saw(f"unix-{attacked['tag']}"), report
+    assert report["connected"] is False, report
+
+
 def test_writes_land_only_in_the_output_folder(scene: Scene, attacked: dict[str, Any]) -> None:
     _ran(attacked)
     report = scene.report("write", attacked["tag"])
@@ -115,7 +123,7 @@ def test_comfy_plugins_shows_the_pack_in_a_pack_host(scene: Scene) -> None:
     record = next(r for r in json.loads(result.stdout)["plugins"] if r["name"] == PACK)
     assert record["error"] is None, record
     assert (record["placement"], record["placement_why"], record["network"]) == ("pack host", "not trusted", False)
-    assert record["node_count"] == 7
+    assert record["node_count"] == 8
 
     table = scene.comfy("plugins", "--custom-nodes", str(scene.custom_nodes), isolation="untrusted")
     row = next(line for line in table.stdout.splitlines() if PACK in line)
@@ -136,6 +144,7 @@ def test_with_isolation_off_the_same_attacks_succeed(scene: Scene) -> None:
         environ = scene.report("env", tag)["environ"]
         assert {k: environ.get(k) for k in scene.env_secrets} == scene.env_secrets
         assert scene.report("network", tag)["connected"] is True and scene.listener.saw(f"stolen-{tag}")
+        assert scene.report("unix", tag)["connected"] is True and scene.listener.saw(f"unix-{tag}")
         assert sorted(scene.dropped_files(marker)) == sorted(f / f"pwned-{marker}.txt"
                                                              for f in scene.forbidden_folders())
         assert processes_with(marker), "the in-process spawn left no process: the control proves nothing"

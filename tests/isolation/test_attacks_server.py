@@ -139,6 +139,12 @@ def test_loopback_listener_sees_no_connection(scene: Scene, attacked: dict[str, 
     assert not scene.listener.saw(f"stolen-{attacked['tag']}"), scene.listener.received
 
 
+def test_unix_sockets_of_the_machine_cannot_be_reached(scene: Scene, attacked: dict[str, Any]) -> None:
+    report = text_output(attacked["entry"], "7")
+    assert not scene.listener.saw(f"unix-{attacked['tag']}"), report
+    assert report["connected"] is False, report
+
+
 def test_writes_land_only_in_the_output_folder(scene: Scene, server: Server, attacked: dict[str, Any]) -> None:
     report = text_output(attacked["entry"], "4")
     assert scene.dropped_files(attacked["marker"]) == [], report

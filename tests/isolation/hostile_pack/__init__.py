@@ -115,6 +115,30 @@ class HostileNetwork(_Attack):
         return _report("network", tag, {"attempts": attempts, "connected": "sent" in attempts.values()})
 
 
+class HostileUnixSocket(_Attack):
+    """Send the same to services listening on Unix-domain sockets of the machine (where docker.sock, a local
+    PostgreSQL or the D-Bus system bus listen, under /run): a socket file is reachable wherever its folder is
+    visible, read-only or not."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"paths": ("STRING", {"default": "[]"}), "payload": ("STRING", {"default": ""}),
+                             "tag": ("STRING", {"default": "t"})}}
+
+    def run(self, paths, payload, tag):
+        attempts = {}
+        for path in json.loads(paths):
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                    conn.settimeout(3)
+                    conn.connect(path)
+                    conn.sendall(payload.encode())
+                attempts[path] = "sent"
+            except OSError as exc:
+                attempts[path] = f"{type(exc).__name__}: {exc}"
+        return _report("unix", tag, {"attempts": attempts, "connected": "sent" in attempts.values()})
+
+
 class HostileWrite(_Attack):
     """Drop a file in each folder it is given (home, /tmp, its own folder, input, models), and one in the output
     folder, where a pack may write."""
@@ -194,6 +218,6 @@ class HostileHonest(_Attack):
         return _report("honest", tag, {"value": "-".join([text[::-1].upper()] * times)})
 
 
-NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (HostileReadHome, HostileEnvSecrets, HostileNetwork,
+NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (HostileReadHome, HostileEnvSecrets, HostileNetwork, HostileUnixSocket,
                                                        HostileWrite, HostileSpawn, HostileMemory, HostileHonest)}
 NODE_DISPLAY_NAME_MAPPINGS = {name: name.replace("Hostile", "Hostile ") for name in NODE_CLASS_MAPPINGS}
