@@ -277,6 +277,7 @@ class PackHost:
         self._next_id = 0
         self._interrupt_at: float | None = None
         self._calling = False
+        self._interrupt_asked = False
         self._closed = False
 
     # -- public -----------------------------------------------------------------------------------------------------
@@ -305,24 +306,31 @@ class PackHost:
 
     def call(self, node: str, method: str, kwargs: dict, *, on_event: Callable[[str, dict], Any] | None = None) -> Any:
         with self._lock:
-            self._ensure()
-            process = self._process
-            assert process is not None and process.flag is not None
             self._interrupt_at = None
-            _set_flag(process, 0)
+            self._interrupt_asked = False
             self._calling = True
             try:
+                self._ensure()
+                process = self._process
+                assert process is not None
+                # An interrupt that came while the host was starting counts for this call.
+                _set_flag(process, 1 if self._interrupt_asked else 0)
                 return self._request({"op": "call", "node": node, "method": method, "kwargs": kwargs}, node, on_event)
             finally:
                 self._calling = False
                 self._interrupt_at = None
+                self._interrupt_asked = False
 
     def interrupt(self) -> None:
-        process = self._process
-        if process is None or process.dead:
+        """Ask the running call to stop (``host_runtime.interrupted()`` turns True in the host); past
+        ``interrupt_grace_s`` the host is killed and the call raises :class:`HostInterrupted`. No call: nothing."""
+        if not self._calling:
             return
-        _set_flag(process, 1)
-        if self._calling and self._interrupt_at is None:
+        self._interrupt_asked = True
+        process = self._process
+        if process is not None and not process.dead:
+            _set_flag(process, 1)
+        if self._interrupt_at is None:
             self._interrupt_at = time.monotonic() + self.config.limits.interrupt_grace_s
 
     def close(self) -> None:

@@ -121,6 +121,10 @@ def warden(config: dict) -> int:
         _out({"failed": "; ".join(fatal)})
         return 3
     os.makedirs(HOST_HOME, mode=0o700, exist_ok=True)
+    # The hiding tmpfs (but the temporary folders) become read-only too: nothing is planted in a fake HOME.
+    for folder in hidden:
+        if folder not in ("/tmp", "/var/tmp", "/dev/shm") and os.path.isdir(folder):
+            ns.setattr_mount(folder, readonly=True, recursive=False)
     for _, fd, _ in exposures:
         os.close(fd)
     pid = os.fork()

@@ -3,7 +3,6 @@
 SOURCE = r'''
 import gc
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -104,8 +103,14 @@ def exit_now(x):
 
 
 def segfault(**kw):
-    os.kill(os.getpid(), signal.SIGSEGV)
+    import ctypes
+    ctypes.string_at(0)  # a real fault: pid 1 of a namespace ignores a SIGSEGV it sends itself
+
+
+def raw_write(x):
+    os.write(3, x)  # straight onto Hearth's socket, past the wire
     time.sleep(5)
+    return ("not noticed",)
 
 
 def wait_for_interrupt(**kw):
@@ -180,7 +185,7 @@ def async_echo(x):
 NODES = {f.__name__: node(f) for f in (echo, info, read_file, write_file, listdir, connect, spawn, make_thing,
                                        thing_value, count_things, memory_bomb, exit_now, segfault,
                                        wait_for_interrupt, hang, progress, use_model, tensor_op, raise_error,
-                                       trusted_only, slow_echo, async_echo)}
+                                       trusted_only, slow_echo, async_echo, raw_write)}
 
 
 class WithMethods:
