@@ -382,10 +382,11 @@ def _client_id() -> str | None:
 
 def _signature(params: Any) -> inspect.Signature:
     """A ``(cls, <params>)`` signature for a forwarded method (validation reads VALIDATE_INPUTS' parameters)."""
+    first = inspect.Parameter("cls", inspect.Parameter.POSITIONAL_OR_KEYWORD)  # dropped when bound
     if not isinstance(params, (list, tuple)) or "**" in params:
-        return inspect.Signature([inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)])
-    return inspect.Signature([inspect.Parameter(str(p), inspect.Parameter.KEYWORD_ONLY, default=None)
-                              for p in params])
+        return inspect.Signature([first, inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)])
+    return inspect.Signature([first, *(inspect.Parameter(str(p), inspect.Parameter.KEYWORD_ONLY, default=None)
+                                       for p in params)])
 
 
 def _has_lists(raw: Any) -> bool:

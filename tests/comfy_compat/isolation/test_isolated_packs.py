@@ -1,0 +1,430 @@
+"""ComfyUI packs placed in a pack host: their nodes register, validate and run like in-process ones.
+
+One Runtime (and so one pack host) for the module: host starts are the slow part on a two-core machine.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import torch
+
+from hearth.core.executor import Executor
+from hearth.core.model_folders import ModelFolders
+from hearth.core.runtime import Runtime
+from hearth.core.trust import TrustPolicy
+from hearth.web.app import create_app
+from hearth.web.config import ServerConfig
+from tests.comfy_compat.tiny_sd import CHECKPOINT, make_models, node
+
+PACK = "iso_pack"
+PACK_SOURCE = '''
+import os
+import time
+
+import comfy.model_management
+import comfy.utils
+from server import PromptServer
+
+
+class Thing:
+    """A type of the pack's own: it stays in the host."""
+
+    def __init__(self, word):
+        self.word = word
+
+
+class IsoUpper:
+    CATEGORY = "iso"
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": ("STRING", {"default": "hi"}),
+                             "mode": (["upper", "lower"],)}}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, text):
+        return True if text != "forbidden" else "text may not be 'forbidden'"
+
+    def run(self, text, mode):
+        return ((text.upper() if mode == "upper" else text.lower()) + f" pid={os.getpid()}",)
+
+
+class IsoInvert:
+    CATEGORY = "iso"
+    RETURN_TYPES = ("IMAGE", "LATENT")
+    RETURN_NAMES = ("image", "latent")
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",), "samples": ("LATENT",)}}
+
+    def run(self, image, samples):
+        return (1.0 - image, {"samples": samples["samples"] * 2, "pack": "iso"})
+
+
+class IsoProgress:
+    CATEGORY = "iso"
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"steps": ("INT", {"default": 3})}}
+
+    def run(self, steps):
+        bar = comfy.utils.ProgressBar(steps)
+        for _ in range(steps):
+            bar.update(1)
+        PromptServer.instance.send_sync("iso.hello", {"steps": steps})
+        return {"ui": {"text": [f"{steps} steps"]}, "result": ("done",)}
+
+
+class IsoSleep:
+    CATEGORY = "iso"
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seconds": ("FLOAT", {"default": 30.0})}}
+
+    def run(self, seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            time.sleep(0.02)
+        return ("slept",)
+
+
+class IsoMakeThing:
+    CATEGORY = "iso"
+    RETURN_TYPES = ("ISO_THING",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"word": ("STRING", {"default": "w"})}}
+
+    def run(self, word):
+        return (Thing(word),)
+
+
+class IsoUseThing:
+    CATEGORY = "iso"
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"thing": ("ISO_THING",)}}
+
+    def run(self, thing):
+        assert type(thing).__name__ == "Thing", type(thing)
+        return (f"thing says {thing.word}",)
+
+
+class IsoPatchModel:
+    CATEGORY = "iso"
+    RETURN_TYPES = ("MODEL", "STRING")
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "key": ("STRING", {"default": ""})}}
+
+    def run(self, model, key):
+        import torch
+
+        patched = model.clone()
+        weights = patched.get_key_patches(key)
+        shape = weights[key][0].shape
+        applied = patched.add_patches({key: torch.ones(shape)}, 0.5)
+        options = patched.model_options
+        return (patched, f"{applied} {sorted(options)} {patched.load_device.type}")
+
+
+class IsoDeepModel:
+    CATEGORY = "iso"
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",)}}
+
+    def run(self, model):
+        return (str(model.model.diffusion_model.input_blocks[0]),)
+
+
+class IsoCrash:
+    CATEGORY = "iso"
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": ("STRING", {"default": "x"})}}
+
+    def run(self, text):
+        os._exit(3)
+
+
+NODE_CLASS_MAPPINGS = {c.__name__: c for c in (IsoUpper, IsoInvert, IsoProgress, IsoSleep, IsoMakeThing,
+                                                IsoUseThing, IsoPatchModel, IsoDeepModel, IsoCrash)}
+NODE_DISPLAY_NAME_MAPPINGS = {"IsoUpper": "Upper (isolated)"}
+WEB_DIRECTORY = "./web"
+'''
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> ModelFolders:
+    return make_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def runtime(models: ModelFolders, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    from hearth_comfy_compat.pack_hosts import host_api
+
+    available, reason = host_api().isolation_available()
+    if not available:
+        pytest.skip(f"this machine cannot make a pack host's namespaces: {reason}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(min(threads, 2))
+    work = tmp_path_factory.mktemp("work")
+    config = ServerConfig(data=work, models_dir=models.base)
+    custom = work / "custom_nodes"
+    pack = custom / PACK
+    (pack / "web").mkdir(parents=True)
+    (pack / "web" / "iso.js").write_text("// the pack's frontend\n")
+    (pack / "__init__.py").write_text(textwrap.dedent(PACK_SOURCE))
+    (custom / "plain_pack.py").write_text(textwrap.dedent('''
+        import os
+
+        class PlainPid:
+            CATEGORY = "plain"
+            RETURN_TYPES = ("STRING",)
+            FUNCTION = "run"
+
+            @classmethod
+            def INPUT_TYPES(cls):
+                return {"required": {"text": ("STRING", {"default": ""})}}
+
+            def run(self, text):
+                return (f"{text} in {os.getpid()}",)
+
+        class PlainShow:
+            """Hands whatever it gets to the test, untouched, as its UI output."""
+            CATEGORY = "plain"
+            RETURN_TYPES = ()
+            FUNCTION = "run"
+            OUTPUT_NODE = True
+
+            @classmethod
+            def INPUT_TYPES(cls):
+                return {"required": {"value": ("*",)}}
+
+            def run(self, value):
+                return {"ui": {"value": [value]}}
+
+        NODE_CLASS_MAPPINGS = {"PlainPid": PlainPid, "PlainShow": PlainShow}
+    '''))
+    assert config.folders is not None
+    built = Runtime.build(model_folders=models, custom_nodes=[custom], environ={}, output=config.folders.output,
+                          input=config.folders.input, temp=config.folders.temp,
+                          trust=TrustPolicy(mode="untrusted", trusted=frozenset({"plain_pack"})))
+    try:
+        with built.activate():
+            records = built.plugins.records
+            assert records[PACK].error is None, records[PACK].traceback
+            built.server_config = config  # type: ignore[attr-defined] - for the server test
+            yield built
+    finally:
+        loader = built.plugins.pm.get_plugin("custom_nodes") if built._plugins is not None else None
+        if loader is not None:
+            loader.close()
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def executor(runtime: Runtime) -> Executor:
+    return runtime.executor
+
+
+def run(executor: Executor, prompt: dict[str, Any]) -> tuple[Any, list[tuple[str, dict[str, Any]]]]:
+    events: list[tuple[str, dict[str, Any]]] = []
+    result = executor.run(prompt, emit=lambda event, data: events.append((event, data)))
+    return result, events
+
+
+def test_isolated_nodes_register_with_their_attributes_and_placement(runtime: Runtime) -> None:
+    records = runtime.plugins.records
+    assert (records[PACK].placement, records[PACK].placement_why) == ("pack host", "not trusted")
+    assert (records["plain_pack"].placement, records["plain_pack"].placement_why) == (
+        "in-process", "trusted by you (comfy trust)")
+    info = runtime.nodes.object_info()
+    upper = info["IsoUpper"]
+    assert upper["display_name"] == "Upper (isolated)" and upper["category"] == "iso"
+    assert upper["input"]["required"]["mode"][0] == ["upper", "lower"]
+    assert upper["python_module"] == f"custom_nodes.{PACK}"
+    assert info["IsoInvert"]["output"] == ["IMAGE", "LATENT"]
+    assert info["IsoInvert"]["output_name"] == ["image", "latent"]
+    assert info["IsoProgress"]["output_node"] is True
+    loader = runtime.plugins.pm.get_plugin("custom_nodes")
+    assert loader.web_directories[PACK].name == "web"
+
+
+def test_validation_runs_the_packs_own_checks_in_its_host(executor: Executor) -> None:
+    def prompt(text: str, mode: str) -> dict[str, Any]:
+        return {"1": node("IsoUpper", text=text, mode=mode), "2": node("PlainShow", value=["1", 0])}
+
+    good = executor.validate(prompt("ok", "upper"))
+    assert good.ok, good
+    bad = executor.validate(prompt("forbidden", "upper"))
+    assert not bad.ok and "text may not be 'forbidden'" in str(bad.node_errors)
+    wrong = executor.validate(prompt("ok", "sideways"))
+    assert not wrong.ok and "sideways" in str(wrong.node_errors)
+
+
+def test_a_workflow_mixing_in_process_and_isolated_nodes_moves_tensors_across(executor: Executor) -> None:
+    import os
+
+    prompt = {
+        "1": node("EmptyImage", width=8, height=4, batch_size=1, color=0x336699),
+        "2": node("EmptyLatentImage", width=64, height=64, batch_size=1),
+        "3": node("IsoInvert", image=["1", 0], samples=["2", 0]),
+        "4": node("ImageInvert", image=["3", 0]),
+        "5": node("IsoUpper", text="mixed", mode="upper"),
+        "6": node("PlainPid", text=["5", 0]),
+        "s1": node("PlainShow", value=["4", 0]),
+        "s2": node("PlainShow", value=["3", 1]),
+        "s3": node("PlainShow", value=["6", 0]),
+    }
+    result, _ = run(executor, prompt)
+    assert result.ok, result.error
+    image = shown(result, "s1")
+    expected = torch.tensor([0x33, 0x66, 0x99], dtype=torch.float32) / 255.0
+    assert image.shape == (1, 4, 8, 3) and torch.allclose(image[0, 0, 0], expected, atol=1e-6)  # inverted twice
+    latent = shown(result, "s2")
+    assert latent["pack"] == "iso" and latent["samples"].shape == (1, 4, 8, 8)
+    # The isolated node ran in another process; the in-process one here.
+    text = shown(result, "s3")
+    assert text.startswith("MIXED pid=") and text.endswith(f" in {os.getpid()}")
+    assert f"pid={os.getpid()} " not in text
+
+
+def shown(result: Any, node_id: str) -> Any:
+    """The value a PlainShow node received."""
+    return result.outputs[node_id]["value"][0]
+
+
+def test_progress_and_server_messages_reach_the_events(executor: Executor) -> None:
+    result, events = run(executor, {"1": node("IsoProgress", steps=3)})
+    assert result.ok, result.error
+    assert result.outputs["1"]["text"] == ["3 steps"]
+    progress = [d for e, d in events if e == "progress"]
+    assert [(p["value"], p["max"]) for p in progress] == [(1, 3), (2, 3), (3, 3)]
+    assert all(p["node"] == "1" and p["prompt_id"] == result.prompt_id for p in progress)
+
+
+def test_a_pack_type_stays_in_the_host_and_comes_back_as_the_same_object(executor: Executor) -> None:
+    result, _ = run(executor, {"1": node("IsoMakeThing", word="kept"), "2": node("IsoUseThing", thing=["1", 0]),
+                               "s1": node("PlainShow", value=["1", 0]), "s2": node("PlainShow", value=["2", 0])})
+    assert result.ok, result.error
+    handle = shown(result, "s1")
+    assert type(handle).__name__ == "HostValue" and "Thing" in repr(handle)
+    assert shown(result, "s2") == "thing says kept"
+
+
+def test_interrupt_stops_an_isolated_node(executor: Executor) -> None:
+    started = time.monotonic()
+    timer = threading.Timer(1.0, executor.interrupt)
+    timer.start()
+    try:
+        result, _ = run(executor, {"1": node("IsoSleep", seconds=30.0)})
+    finally:
+        timer.cancel()
+    assert result.status == "interrupted"
+    assert time.monotonic() - started < 15
+    again, _ = run(executor, {"1": node("IsoUpper", text="after", mode="lower")})
+    assert again.ok, again.error
+
+
+def test_model_methods_cross_and_deep_access_needs_trust(executor: Executor) -> None:
+    loader = node("CheckpointLoaderSimple", ckpt_name=CHECKPOINT)
+    key = "diffusion_model.out.2.bias"
+    prompt = {"1": loader, "2": node("IsoPatchModel", model=["1", 0], key=key),
+              "s1": node("PlainShow", value=["1", 0]), "s2": node("PlainShow", value=["2", 0]),
+              "s3": node("PlainShow", value=["2", 1])}
+    result, _ = run(executor, prompt)
+    assert result.ok, result.error
+    original, patched = shown(result, "s1"), shown(result, "s2")
+    assert type(patched) is type(original) and patched is not original and patched.is_clone(original)
+    assert shown(result, "s3") == f"['{key}'] ['transformer_options'] cpu"
+    before, after = original.get_key_patches(key)[key][0], patched.get_key_patches(key)[key][0]
+    assert torch.allclose(after, before + 0.5)
+    deep, _ = run(executor, {"1": loader, "2": node("IsoDeepModel", model=["1", 0]),
+                             "s": node("PlainShow", value=["2", 0])})
+    assert deep.status == "error"
+    message = deep.error["exception_message"]
+    assert "must be trusted to run" in message and "MODEL.model.diffusion_model" in message and PACK in message
+
+
+def test_a_crashing_node_fails_with_one_line_and_the_next_prompt_runs(executor: Executor) -> None:
+    result, _ = run(executor, {"1": node("IsoCrash", text="boom")})
+    assert result.status == "error"
+    message = result.error["exception_message"]
+    assert message.startswith(f"pack {PACK!r}") and "IsoCrash" in message and "\n" not in message.strip(), message
+    again, _ = run(executor, {"1": node("IsoUpper", text="again", mode="upper")})
+    assert again.ok, again.error
+
+
+def test_through_the_server_progress_and_a_pack_message_reach_the_websocket(runtime: Runtime) -> None:
+    from starlette.testclient import TestClient
+
+    app = create_app(runtime.server_config, runtime)  # type: ignore[attr-defined]
+    with TestClient(app) as client, client.websocket_connect("/ws?clientId=dana") as ws:
+        assert ws.receive_json()["type"] == "status"
+        info = client.get("/object_info/IsoUpper").json()
+        assert info["IsoUpper"]["input"]["required"]["mode"][0] == ["upper", "lower"]
+        prompt = {"1": node("IsoProgress", steps=2)}
+        queued = client.post("/prompt", json={"prompt": prompt, "client_id": "dana"})
+        assert queued.status_code == 200, queued.text
+        prompt_id = queued.json()["prompt_id"]
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            message = ws.receive()
+            if not message.get("text"):
+                continue
+            event = json.loads(message["text"])
+            seen.append(event)
+            if event["type"] == "executing" and event["data"].get("node") is None:
+                break
+        kinds = [e["type"] for e in seen]
+        assert "iso.hello" in kinds, kinds
+        assert [e["data"] for e in seen if e["type"] == "iso.hello"] == [{"steps": 2}]
+        progress = [(e["data"]["value"], e["data"]["max"]) for e in seen if e["type"] == "progress"]
+        assert progress == [(1, 2), (2, 2)]
+        history = client.get(f"/history/{prompt_id}").json()
+        assert history[prompt_id]["outputs"]["1"]["text"] == ["2 steps"]
+        crashed = client.post("/prompt", json={"prompt": {"1": node("IsoCrash", text="x")}, "client_id": "dana"})
+        assert crashed.status_code == 200
+        after = client.post("/prompt", json={"prompt": {"1": node("IsoProgress", steps=1)}, "client_id": "dana"})
+        after_id = after.json()["prompt_id"]
+        while time.monotonic() < deadline and after_id not in (found := client.get(f"/history/{after_id}").json()):
+            time.sleep(0.1)
+        assert found[after_id]["outputs"]["1"]["text"] == ["1 steps"]
