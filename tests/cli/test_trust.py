@@ -221,3 +221,18 @@ def test_plugins_shows_the_hearth_format_refusal_and_the_way_out(comfy: Any, wor
 def test_the_isolation_marker_turns_the_suite_default_back_to_untrusted() -> None:
     """tests/conftest.py: HEARTH_ISOLATION=off for the suite; this module's marker sets the CLI's default again."""
     assert os.environ["HEARTH_ISOLATION"] == "untrusted"
+
+
+@pytest.mark.parametrize(("flag", "mode"), [((), "untrusted"), (("--isolation", "all"), "all"),
+                                            (("--isolation", "off"), "off")])
+def test_serve_passes_isolation_into_the_servers_runtime(comfy: Any, monkeypatch: pytest.MonkeyPatch,
+                                                         workdir: Path, flag: tuple[str, ...], mode: str) -> None:
+    import uvicorn
+
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: served.append(app))  # stop short of listening
+    assert comfy("trust", "some-pack").exit_code == 0
+    out = comfy("serve", "--port", "0", "--data", str(workdir / "data"), *flag)
+    assert out.exit_code == 0, out.stderr
+    trust = served[0].state.hearth.runtime.options.trust
+    assert trust.mode == mode and trust.trusted == {"some-pack"}
