@@ -213,11 +213,15 @@ def resolve(env: Environment, specs: list[str], sources: Sources, *, prefer: str
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _explain(uv_error: str, env: Environment, sources: Sources, known: dict[str, str]) -> str:
-    unavailable = [m.group("pkg") for m in NOT_FOUND.finditer(uv_error)]
-    unavailable += [m.group(1) for m in re.finditer(r"there (?:is|are) no versions? of ([A-Za-z0-9][A-Za-z0-9._-]*)"
+def _unavailable(uv_error: str) -> list[str]:
+    """The names uv found no (installable) version of at all."""
+    names = [m.group("pkg") for m in NOT_FOUND.finditer(uv_error)]
+    return names + [m.group(1) for m in re.finditer(r"there (?:is|are) no versions? of ([A-Za-z0-9][A-Za-z0-9._-]*)"
                                                     r"(?:[\s,.]|$)", uv_error)]
-    for name in unavailable:
+
+
+def _explain(uv_error: str, env: Environment, sources: Sources, known: dict[str, str]) -> str:
+    for name in _unavailable(uv_error):
         registry = known.get(canonicalize_name(name))
         if registry:  # the registry has the pack, but its simple index offers nothing uv may install
             return (f"pack {name!r} is on {registry} but none of its versions can be installed from "
@@ -300,8 +304,8 @@ def resolve_layered(env: Environment, specs: list[str], sources: Sources, *, mod
             try:
                 own_body = resolve(env, [names[name]], sources, prefer=_prefer_in(prefer, name), **kwargs)
             except InstallError as exc:
-                if not exc.uv_error:
-                    raise
+                if not exc.uv_error or name in {canonicalize_name(n) for n in _unavailable(exc.uv_error)}:
+                    raise  # the pack itself cannot be had (not found, nothing installable): no layer changes that
                 raise LayerError(name, _explain(exc.uv_error, env, sources, known or {}), exc.uv_error) from None
             own_lock = parse_lock(own_body, f"resolved lock of {name}")
             own = own_lock.by_name().get(name)
