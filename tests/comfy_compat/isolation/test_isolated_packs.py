@@ -169,6 +169,35 @@ class IsoDeepModel:
         return (str(model.model.diffusion_model.input_blocks[0]),)
 
 
+class IsoClipVae:
+    CATEGORY = "iso"
+    RETURN_TYPES = ("CONDITIONING", "IMAGE", "INT")
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"clip": ("CLIP",), "vae": ("VAE",), "samples": ("LATENT",), "text": ("STRING",)}}
+
+    def run(self, clip, vae, samples, text):
+        conditioning = clip.encode_from_tokens_scheduled(clip.tokenize(text))
+        return (conditioning, vae.decode(samples["samples"]), vae.spacial_compression_decode())
+
+
+class IsoCfgHook:
+    CATEGORY = "iso"
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",)}}
+
+    def run(self, model):
+        patched = model.clone()
+        patched.set_model_sampler_cfg_function(lambda args: args["cond"])
+        return (patched,)
+
+
 class IsoCrash:
     CATEGORY = "iso"
     RETURN_TYPES = ("STRING",)
@@ -184,7 +213,8 @@ class IsoCrash:
 
 
 NODE_CLASS_MAPPINGS = {c.__name__: c for c in (IsoUpper, IsoInvert, IsoProgress, IsoSleep, IsoMakeThing,
-                                                IsoUseThing, IsoPatchModel, IsoDeepModel, IsoCrash)}
+                                                IsoUseThing, IsoPatchModel, IsoDeepModel, IsoClipVae, IsoCfgHook,
+                                                IsoCrash)}
 NODE_DISPLAY_NAME_MAPPINGS = {"IsoUpper": "Upper (isolated)"}
 WEB_DIRECTORY = "./web"
 '''
@@ -381,6 +411,35 @@ def test_model_methods_cross_and_deep_access_needs_trust(executor: Executor) -> 
     assert deep.status == "error"
     message = deep.error["exception_message"]
     assert "must be trusted to run" in message and "MODEL.model.diffusion_model" in message and PACK in message
+
+
+def test_clip_and_vae_methods_run_in_hearths_process_and_match_the_in_process_nodes(executor: Executor) -> None:
+    prompt = {
+        "1": node("CheckpointLoaderSimple", ckpt_name=CHECKPOINT),
+        "2": node("EmptyLatentImage", width=64, height=64, batch_size=1),
+        "3": node("IsoClipVae", clip=["1", 1], vae=["1", 2], samples=["2", 0], text="a red cat"),
+        "4": node("CLIPTextEncode", clip=["1", 1], text="a red cat"),
+        "5": node("VAEDecode", vae=["1", 2], samples=["2", 0]),
+        "s1": node("PlainShow", value=["3", 0]), "s2": node("PlainShow", value=["4", 0]),
+        "s3": node("PlainShow", value=["3", 1]), "s4": node("PlainShow", value=["5", 0]),
+        "s5": node("PlainShow", value=["3", 2]),
+    }
+    result, _ = run(executor, prompt)
+    assert result.ok, result.error
+    isolated, in_process = shown(result, "s1"), shown(result, "s2")
+    assert torch.equal(isolated[0][0], in_process[0][0])
+    assert torch.equal(isolated[0][1]["pooled_output"], in_process[0][1]["pooled_output"])
+    assert torch.equal(shown(result, "s3"), shown(result, "s4"))
+    assert shown(result, "s5") == shown(result, "s3").shape[1] // 8  # image height / the latent's 8 rows
+
+
+def test_a_function_handed_to_a_model_needs_trust(executor: Executor) -> None:
+    prompt = {"1": node("CheckpointLoaderSimple", ckpt_name=CHECKPOINT), "2": node("IsoCfgHook", model=["1", 0]),
+              "s": node("PlainShow", value=["2", 0])}
+    result, _ = run(executor, prompt)
+    assert result.status == "error"
+    message = result.error["exception_message"]
+    assert message.startswith(f"pack {PACK!r} must be trusted to run: it uses MODEL.set_model_sampler_cfg_function")
 
 
 def test_a_crashing_node_fails_with_one_line_and_the_next_prompt_runs(executor: Executor) -> None:
