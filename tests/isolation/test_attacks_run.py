@@ -157,3 +157,27 @@ def test_with_isolation_off_the_same_attacks_succeed(scene: Scene) -> None:
 def test_the_pack_source_is_untouched(scene: Scene) -> None:
     """The copy under custom_nodes is what the attacks ran from; the source in tests/ got no dropped file."""
     assert not list(Path(__file__).resolve().parent.joinpath("hostile_pack").glob("pwned-*"))
+
+
+def test_a_pack_allowed_the_network_reaches_it_and_nothing_more(scene: Scene) -> None:
+    """``comfy trust PACK --network``: the pack host keeps the machine's network (the listener sees the payload,
+    the pack still runs in a host) while the home folder, the secrets and the folders stay out of its reach."""
+    allowed = scene.comfy("trust", PACK, "--network")
+    assert allowed.returncode == 0, allowed.stderr
+    tag, marker = "network-allowed", new_marker()
+    workflow = scene.write_workflow("attacks-network", scene.attack_prompt(tag, marker))
+    try:
+        plugins = scene.comfy("plugins", "--json", "--custom-nodes", str(scene.custom_nodes), isolation="untrusted")
+        record = next(r for r in json.loads(plugins.stdout)["plugins"] if r["name"] == PACK)
+        assert (record["placement"], record["network"]) == ("pack host", True), record
+        result = scene.comfy("run", str(workflow), "--out", str(scene.output), *scene.folder_args(),
+                             isolation="untrusted")
+        assert result.returncode == 0, result.stderr
+        assert scene.report("network", tag)["connected"] is True and scene.listener.saw(f"stolen-{tag}")
+        for kind in ("home", "env", "write"):
+            assert leaked(scene.report(kind, tag), scene.secrets) == [], kind
+        assert scene.dropped_files(marker) == []
+        assert wait_no_process(marker) == []
+    finally:
+        scene.clean(marker)
+        assert scene.comfy("untrust", PACK, "--network").returncode == 0
