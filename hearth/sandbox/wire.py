@@ -243,6 +243,8 @@ def _map_received(fd: int, need: int) -> SharedMap:
 # -- arrays ---------------------------------------------------------------------------------------------------------
 
 _TORCH, _NUMPY = 0, 1
+# A fresh memfd is written whole at once: fault its pages in one go (much cheaper than page by page).
+_FRESH = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
 
 
 def _torch_dtypes(torch: Any) -> dict[str, Any]:
@@ -277,7 +279,7 @@ def _encode_tensor(t: Any, out: bytearray, fds: list[int]) -> None:
     src = t.contiguous().reshape(-1).view(torch.uint8)
     fd = _new_memfd(nbytes)
     try:
-        with mmap.mmap(fd, nbytes, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE) as mm:
+        with mmap.mmap(fd, nbytes, _FRESH, mmap.PROT_READ | mmap.PROT_WRITE) as mm:
             dst = torch.frombuffer(mm, dtype=torch.uint8)
             dst.copy_(src)
             del dst
@@ -312,7 +314,7 @@ def _encode_ndarray(a: Any, out: bytearray, fds: list[int]) -> None:
     src = np.ascontiguousarray(a)
     fd = _new_memfd(nbytes)
     try:
-        with mmap.mmap(fd, nbytes, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE) as mm:
+        with mmap.mmap(fd, nbytes, _FRESH, mmap.PROT_READ | mmap.PROT_WRITE) as mm:
             dst = np.frombuffer(mm, dtype=np.uint8, count=nbytes)
             dst[:] = src.reshape(-1).view(np.uint8)
             del dst
