@@ -111,6 +111,7 @@ class CustomNodesLoader:
         available, reason = api.isolation_available()
         if not available:
             record.error = _refusal(name, reason)
+            _not_placed(record)
             return record
         pack = isolated.IsolatedPack(isolated.PackLayout(name, path, network=bool(placement.network), layer=layer),
                                      plugins)
@@ -119,7 +120,8 @@ class CustomNodesLoader:
         except Exception as exc:
             pack.close()
             record.error = f"failed to import in its pack host: {exc}"
-            record.traceback = getattr(exc, "traceback", None) or traceback.format_exc()
+            record.traceback = getattr(exc, "remote_traceback", None) or traceback.format_exc()
+            _not_placed(record)
             return record
         self.isolated[name] = pack
         record.version = str(description.get("version") or "")
@@ -322,6 +324,12 @@ def _place(record: PluginRecord, placement: Any, *, isolated: bool) -> None:
     for attr, value in (("placement", placement_words), ("placement_why", why), ("network", network)):
         if hasattr(record, attr):
             setattr(record, attr, value)
+
+
+def _not_placed(record: PluginRecord) -> None:
+    """A pack that was not loaded runs nowhere; its ``placement_why`` still says why it was to be isolated."""
+    if hasattr(record, "placement"):
+        record.placement = ""
 
 
 def _refusal(pack: str, reason: str) -> str:
