@@ -7,8 +7,11 @@ real ``comfy`` command as a subprocess in it: the isolation under test is the CL
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 import os
+import platform
 import select
 import shutil
 import signal
@@ -18,6 +21,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +95,46 @@ def unix_socket_paths(scene_root: Path) -> tuple[Path, ...]:
     return tuple(paths)
 
 
+# add_key(2) and keyctl(2) by number (x86_64, aarch64): the standard library has no binding.
+KEY_SYSCALLS = {"x86_64": (248, 250), "aarch64": (217, 219)}
+KEYCTL_JOIN_SESSION_KEYRING, KEY_SPEC_SESSION_KEYRING = 1, -3
+KEY_DESCRIPTION = "hearth-attack-key"
+
+
+def session_keyring_with(secret: str) -> Callable[[], None]:
+    """A ``preexec_fn``: the child joins a new anonymous session keyring holding ``secret`` (as a user logged in
+    with Kerberos or ecryptfs has keys there), so the test's own keyrings are never touched."""
+
+    def setup() -> None:
+        numbers = KEY_SYSCALLS.get(platform.machine())
+        if numbers is None:
+            return
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        if libc.syscall(numbers[1], KEYCTL_JOIN_SESSION_KEYRING, ctypes.c_char_p(None)) >= 0:
+            payload = secret.encode()
+            libc.syscall(numbers[0], b"user", KEY_DESCRIPTION.encode(), payload, len(payload),
+                         KEY_SPEC_SESSION_KEYRING)
+
+    return setup
+
+
+@functools.cache
+def keyrings_work() -> bool:
+    """Whether a child given a session keyring by :func:`session_keyring_with` can read its key back (kernels and
+    container policies may refuse keyrings); the keyring attack is only meaningful where it can."""
+    probe = ("import ctypes, platform, sys; n = {'x86_64': 250, 'aarch64': 219}[platform.machine()]; "
+             "libc = ctypes.CDLL(None); libc.syscall.restype = ctypes.c_long; "
+             f"k = libc.syscall(n, 10, -3, b'user', {KEY_DESCRIPTION.encode()!r}, 0); "
+             "b = ctypes.create_string_buffer(64); s = libc.syscall(n, 11, k, b, 64) if k >= 0 else -1; "
+             "sys.stdout.write(b.raw[:s].decode() if s >= 0 else '')")
+    if platform.machine() not in KEY_SYSCALLS:
+        return False
+    result = subprocess.run([sys.executable, "-c", probe], preexec_fn=session_keyring_with("probe-secret"),
+                            capture_output=True, text=True, timeout=30)
+    return result.stdout == "probe-secret"
+
+
 @dataclass
 class Scene:
     root: Path
@@ -107,6 +151,7 @@ class Scene:
         self.ssh_key = f"-----BEGIN OPENSSH PRIVATE KEY-----\nssh-secret-{token}\n-----END OPENSSH PRIVATE KEY-----\n"
         self.registry_token = f"registry-token-{token}"
         self.netrc_password = f"netrc-secret-{token}"
+        self.keyring_secret = f"keyring-secret-{token}"
         self.env_secrets = {"HEARTH_TEST_API_TOKEN": f"api-token-{token}",
                             "AWS_SECRET_ACCESS_KEY": f"aws-secret-{token}",
                             "GITHUB_TOKEN": f"ghp-{token}", "HF_TOKEN": f"hf-{token}"}
@@ -128,7 +173,8 @@ class Scene:
 
     @property
     def secrets(self) -> list[str]:
-        return [self.ssh_key.splitlines()[1], self.registry_token, self.netrc_password, *self.env_secrets.values()]
+        return [self.ssh_key.splitlines()[1], self.registry_token, self.netrc_password, self.keyring_secret,
+                *self.env_secrets.values()]
 
     def forbidden_folders(self) -> list[Path]:
         """Where no pack may write: HOME, /tmp, the pack's own folder, the input folder, the models folder."""
@@ -152,7 +198,11 @@ class Scene:
     def comfy(self, *args: str, isolation: str | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
         """``comfy ARGS`` as a subprocess in this scene (cwd: the scene's root)."""
         return subprocess.run([sys.executable, "-c", LAUNCH, *args], cwd=self.root, env=self.env(isolation),
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout, preexec_fn=self.keyring())
+
+    def keyring(self) -> Callable[[], None]:
+        """The ``preexec_fn`` of every ``comfy`` this scene starts: a session keyring holding the scene's secret."""
+        return session_keyring_with(self.keyring_secret)
 
     # -- workflows -------------------------------------------------------------------------------------------
 
@@ -167,6 +217,7 @@ class Scene:
             "7": {"class_type": "HostileUnixSocket", "inputs": {
                 "paths": json.dumps([str(p) for p in self.listener.unix_paths]), "payload": f"unix-{tag}",
                 "tag": tag}},
+            "8": {"class_type": "HostileKeyring", "inputs": {"description": KEY_DESCRIPTION, "tag": tag}},
             "4": {"class_type": "HostileWrite", "inputs": {"targets": targets, "marker": marker, "tag": tag}},
             "5": {"class_type": "HostileSpawn", "inputs": {"marker": marker, "tag": tag}},
             "6": {"class_type": "HostileHonest", "inputs": {"text": "hearth", "times": 2, "tag": tag}},

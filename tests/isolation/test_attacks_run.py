@@ -21,6 +21,7 @@ from tests.isolation.scene import (
     PACK,
     Scene,
     error_lines,
+    keyrings_work,
     leaked,
     new_marker,
     processes_with,
@@ -80,6 +81,15 @@ def test_unix_sockets_of_the_machine_cannot_be_reached(scene: Scene, attacked: d
     assert report["connected"] is False, report
 
 
+def test_the_session_keyring_cannot_be_read(scene: Scene, attacked: dict[str, Any]) -> None:
+    """Kernel keyrings are not files: the session keyring a process inherits holds Kerberos tickets and tokens."""
+    if not keyrings_work():
+        pytest.skip("this kernel or container refuses session keyrings: nothing to steal")
+    _ran(attacked)
+    report = scene.report("keyring", attacked["tag"])
+    assert leaked(report, scene.secrets) == [], report
+
+
 def test_writes_land_only_in_the_output_folder(scene: Scene, attacked: dict[str, Any]) -> None:
     _ran(attacked)
     report = scene.report("write", attacked["tag"])
@@ -123,7 +133,7 @@ def test_comfy_plugins_shows_the_pack_in_a_pack_host(scene: Scene) -> None:
     record = next(r for r in json.loads(result.stdout)["plugins"] if r["name"] == PACK)
     assert record["error"] is None, record
     assert (record["placement"], record["placement_why"], record["network"]) == ("pack host", "not trusted", False)
-    assert record["node_count"] == 8
+    assert record["node_count"] == 9
 
     table = scene.comfy("plugins", "--custom-nodes", str(scene.custom_nodes), isolation="untrusted")
     row = next(line for line in table.stdout.splitlines() if PACK in line)
@@ -145,6 +155,8 @@ def test_with_isolation_off_the_same_attacks_succeed(scene: Scene) -> None:
         assert {k: environ.get(k) for k in scene.env_secrets} == scene.env_secrets
         assert scene.report("network", tag)["connected"] is True and scene.listener.saw(f"stolen-{tag}")
         assert scene.report("unix", tag)["connected"] is True and scene.listener.saw(f"unix-{tag}")
+        if keyrings_work():
+            assert scene.report("keyring", tag)["found"]["session"] == scene.keyring_secret
         assert sorted(scene.dropped_files(marker)) == sorted(f / f"pwned-{marker}.txt"
                                                              for f in scene.forbidden_folders())
         assert processes_with(marker), "the in-process spawn left no process: the control proves nothing"

@@ -25,6 +25,7 @@ from tests.isolation.scene import (
     LAUNCH,
     PACK,
     Scene,
+    keyrings_work,
     leaked,
     new_marker,
     wait_no_process,
@@ -46,7 +47,7 @@ class Server:
                "--out", str(self.output), "--log-level", "warning", *scene.folder_args()]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=scene.root, env=scene.env("untrusted"), stdout=log,
-                                         stderr=subprocess.STDOUT)
+                                         stderr=subprocess.STDOUT, preexec_fn=scene.keyring())
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -143,6 +144,13 @@ def test_unix_sockets_of_the_machine_cannot_be_reached(scene: Scene, attacked: d
     report = text_output(attacked["entry"], "7")
     assert not scene.listener.saw(f"unix-{attacked['tag']}"), report
     assert report["connected"] is False, report
+
+
+def test_the_session_keyring_cannot_be_read(scene: Scene, attacked: dict[str, Any]) -> None:
+    if not keyrings_work():
+        pytest.skip("this kernel or container refuses session keyrings: nothing to steal")
+    report = text_output(attacked["entry"], "8")
+    assert leaked(report, scene.secrets) == [], report
 
 
 def test_writes_land_only_in_the_output_folder(scene: Scene, server: Server, attacked: dict[str, Any]) -> None:

@@ -139,6 +139,42 @@ class HostileUnixSocket(_Attack):
         return _report("unix", tag, {"attempts": attempts, "connected": "sent" in attempts.values()})
 
 
+# keyctl(2) by number: the standard library has no binding (x86_64, aarch64).
+KEYCTL = {"x86_64": 250, "aarch64": 219}
+KEYCTL_SEARCH, KEYCTL_READ = 10, 11
+KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING = -3, -4
+
+
+class HostileKeyring(_Attack):
+    """Read a secret from the kernel keyrings its process inherited (where Kerberos tickets, ecryptfs keys and
+    ``keyctl``-stored tokens live): the session keyring comes with every fork unless someone replaces it."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"description": ("STRING", {"default": ""}), "tag": ("STRING", {"default": "t"})}}
+
+    def run(self, description, tag):
+        import ctypes
+        import platform
+
+        number = KEYCTL.get(platform.machine())
+        found = {}
+        if number is None:
+            return _report("keyring", tag, {"found": found, "unsupported": platform.machine()})
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        for name, keyring in (("session", KEY_SPEC_SESSION_KEYRING), ("user", KEY_SPEC_USER_KEYRING)):
+            key = libc.syscall(number, KEYCTL_SEARCH, keyring, b"user", description.encode(), 0)
+            if key < 0:
+                found[name] = f"not found ({os.strerror(ctypes.get_errno())})"
+                continue
+            buffer = ctypes.create_string_buffer(4096)
+            size = libc.syscall(number, KEYCTL_READ, key, buffer, len(buffer))
+            found[name] = buffer.raw[:size].decode(errors="replace") if size >= 0 else \
+                f"unreadable ({os.strerror(ctypes.get_errno())})"
+        return _report("keyring", tag, {"found": found})
+
+
 class HostileWrite(_Attack):
     """Drop a file in each folder it is given (home, /tmp, its own folder, input, models), and one in the output
     folder, where a pack may write."""
@@ -218,6 +254,7 @@ class HostileHonest(_Attack):
         return _report("honest", tag, {"value": "-".join([text[::-1].upper()] * times)})
 
 
-NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (HostileReadHome, HostileEnvSecrets, HostileNetwork, HostileUnixSocket,
-                                                       HostileWrite, HostileSpawn, HostileMemory, HostileHonest)}
+NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
+    HostileReadHome, HostileEnvSecrets, HostileNetwork, HostileUnixSocket, HostileKeyring, HostileWrite, HostileSpawn,
+    HostileMemory, HostileHonest)}
 NODE_DISPLAY_NAME_MAPPINGS = {name: name.replace("Hostile", "Hostile ") for name in NODE_CLASS_MAPPINGS}
