@@ -171,7 +171,10 @@ def _exec_host(config: dict) -> None:
     ns = _namespaces()
     limits = config["limits"]
     ns.mount_proc()
-    ns.set_pid_max(limits["max_processes"])
+    # The pid namespace's own pid_max bounds its processes even for the real root user, whom RLIMIT_NPROC does not
+    # bind. Once pids wrap, the kernel hands out only those from 300 up: 300 + max_processes keeps max_processes
+    # for a host that lives long and starts many processes in turn.
+    ns.set_pid_max(300 + limits["max_processes"] + 1)
     ns.set_rlimits({"RLIMIT_AS": limits["memory_bytes"], "RLIMIT_FSIZE": limits["file_size_bytes"],
                     "RLIMIT_NOFILE": limits["open_files"], "RLIMIT_NPROC": limits["max_processes"],
                     "RLIMIT_CORE": 0})

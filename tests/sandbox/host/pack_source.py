@@ -80,6 +80,33 @@ def spawn(x):
     return (proc.pid,)
 
 
+def spawn_many(x):
+    started = []
+    try:
+        for _ in range(x):
+            started.append(subprocess.Popen(["sleep", "30"]))
+        return ("started " + str(len(started)),)
+    except OSError as exc:
+        return ("error after " + str(len(started)) + ": " + type(exc).__name__,)
+    finally:
+        for proc in started:
+            proc.kill()
+            proc.wait()
+
+
+def open_many(x):
+    files = []
+    try:
+        for _ in range(x):
+            files.append(open("/dev/null"))
+        return ("opened " + str(len(files)),)
+    except OSError as exc:
+        return ("error after " + str(len(files)) + ": " + type(exc).__name__ + ": " + exc.strerror,)
+    finally:
+        for fh in files:
+            fh.close()
+
+
 def make_thing(x):
     return (Thing(x),)
 
@@ -185,7 +212,8 @@ def async_echo(x):
 NODES = {f.__name__: node(f) for f in (echo, info, read_file, write_file, listdir, connect, spawn, make_thing,
                                        thing_value, count_things, memory_bomb, exit_now, segfault,
                                        wait_for_interrupt, hang, progress, use_model, tensor_op, raise_error,
-                                       trusted_only, slow_echo, async_echo, raw_write)}
+                                       trusted_only, slow_echo, async_echo, raw_write,
+                                       spawn_many, open_many)}
 
 
 class WithMethods:

@@ -184,6 +184,22 @@ def test_a_memory_bomb_fails_its_node_in_one_line_and_the_next_call_works(make_h
     assert host.call("memory_bomb", "run", {"x": 1024}) == (1024,)
 
 
+def test_processes_open_files_and_file_sizes_are_limited(make_host, tmp_path):
+    host = make_host("greedy", writable=(str(tmp_path),),
+                     limits=HostLimits(max_processes=24, open_files=64, file_size_bytes=1024**2))
+    # RLIMIT_NPROC does not bind processes of the real root user (the kernel exempts it): the host's pid
+    # namespace has its own pid_max, 301 + max_processes, which does.
+    (result,) = host.call("spawn_many", "run", {"x": 400})
+    assert result.startswith("error after ") and result.endswith("BlockingIOError"), result
+    assert int(result.split()[2].rstrip(":")) < (24 if os.getuid() else 301 + 24)
+    (result,) = host.call("open_many", "run", {"x": 100})
+    assert result.startswith("error after ") and result.endswith("OSError: Too many open files"), result
+    (result,) = host.call("write_file", "run", {"x": (str(tmp_path / "big"), b"x" * (2 * 1024**2))})
+    assert result == "error: OSError: [Errno 27] File too large", result
+    for _ in range(3):  # the host is fine, and keeps room for processes after its pids wrapped
+        assert host.call("spawn_many", "run", {"x": 20}) == ("started 20",)
+
+
 def test_the_probe_says_why_when_the_namespaces_cannot_be_made():
     if not shutil.which("unshare"):
         pytest.skip("needs util-linux unshare to take the right to make namespaces away")
