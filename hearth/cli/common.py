@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +134,8 @@ def runtime_for(custom_nodes: tuple[Path, ...] = (), env_name: str | None = None
             raise UserError(f"--extra-model-paths-config {config}: no such file")
     check_isolation(isolation)  # a bad --isolation (or $HEARTH_ISOLATION) is named before a missing environment
     source = plugin_source(custom_nodes, env_name)  # a missing environment fails here, before anything starts
+    # Absolute: a pack host runs elsewhere than this working folder, and the folders are exposed to it by path.
+    source = replace(source, custom_nodes=[folder.absolute() for folder in source.custom_nodes])
     trust = trust_policy_for(isolation, source.custom_nodes)
     try:
         runtime = Runtime.build(models_dir=models_dir.resolve(), extra_model_paths=extra_model_paths,
