@@ -170,11 +170,37 @@ class Scene:
         (self.models / "checkpoints").mkdir(parents=True)
         (self.models / "checkpoints" / "tiny.safetensors").write_bytes(b"\0")
         self.listener = Listener(unix_socket_paths(self.root))
+        self.typed_secret = f"typed-password-{token}"
+        # The user's terminal: what they type goes in on the master side, as from a keyboard; the slave stays open
+        # here as their shell would hold it.
+        try:
+            self.terminal, self.terminal_slave = os.openpty()
+            self.terminal_path = os.ttyname(self.terminal_slave)
+        except OSError:
+            self.terminal, self.terminal_slave, self.terminal_path = -1, -1, ""
 
     @property
     def secrets(self) -> list[str]:
         return [self.ssh_key.splitlines()[1], self.registry_token, self.netrc_password, self.keyring_secret,
-                *self.env_secrets.values()]
+                self.typed_secret, *self.env_secrets.values()]
+
+    def user_types(self) -> None:
+        """The user types a password into their terminal (before a run: it waits there to be read)."""
+        if self.terminal >= 0:
+            os.write(self.terminal, f"{self.typed_secret}\n".encode())
+
+    def terminal_shows(self) -> str:
+        """What has been written to the user's terminal (the echo of what they typed, and anything injected)."""
+        shown = b""
+        while self.terminal >= 0 and select.select([self.terminal], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(self.terminal, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+        return shown.decode(errors="replace")
 
     def forbidden_folders(self) -> list[Path]:
         """Where no pack may write: HOME, /tmp, the pack's own folder, the input folder, the models folder."""
@@ -218,6 +244,7 @@ class Scene:
                 "paths": json.dumps([str(p) for p in self.listener.unix_paths]), "payload": f"unix-{tag}",
                 "tag": tag}},
             "8": {"class_type": "HostileKeyring", "inputs": {"description": KEY_DESCRIPTION, "tag": tag}},
+            "9": {"class_type": "HostileTerminal", "inputs": {"path": self.terminal_path, "tag": tag}},
             "4": {"class_type": "HostileWrite", "inputs": {"targets": targets, "marker": marker, "tag": tag}},
             "5": {"class_type": "HostileSpawn", "inputs": {"marker": marker, "tag": tag}},
             "6": {"class_type": "HostileHonest", "inputs": {"text": "hearth", "times": 2, "tag": tag}},
@@ -260,6 +287,9 @@ class Scene:
 
     def close(self) -> None:
         self.listener.close()
+        if self.terminal >= 0:
+            os.close(self.terminal)
+            os.close(self.terminal_slave)
 
 
 HONEST_VALUE = "HTRAEH-HTRAEH"  # HostileHonest("hearth", times=2)

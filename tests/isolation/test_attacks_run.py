@@ -41,6 +41,7 @@ def attacked(scene: Scene) -> Iterator[dict[str, Any]]:
     """One ``comfy run`` of every attack with HEARTH_ISOLATION unset (the CLI's default: untrusted)."""
     tag, marker = "run", new_marker()
     workflow = scene.write_workflow("attacks", scene.attack_prompt(tag, marker))
+    scene.user_types()
     result = scene.comfy("run", str(workflow), "--out", str(scene.output), *scene.folder_args(), isolation=None)
     yield {"tag": tag, "marker": marker, "result": result}
     scene.clean(marker)
@@ -90,6 +91,17 @@ def test_the_session_keyring_cannot_be_read(scene: Scene, attacked: dict[str, An
     assert leaked(report, scene.secrets) == [], report
 
 
+def test_the_users_terminal_cannot_be_read_or_written(scene: Scene, attacked: dict[str, Any]) -> None:
+    """A terminal of the same user under /dev/pts: reading it steals what they type (a sudo password), writing
+    to it shows them whatever the pack likes."""
+    if not scene.terminal_path:
+        pytest.skip("no pseudo-terminal here")
+    _ran(attacked)
+    report = scene.report("terminal", attacked["tag"])
+    assert leaked(report, scene.secrets) == [], report
+    assert f"injected-by-{attacked['tag']}" not in scene.terminal_shows(), report
+
+
 def test_writes_land_only_in_the_output_folder(scene: Scene, attacked: dict[str, Any]) -> None:
     _ran(attacked)
     report = scene.report("write", attacked["tag"])
@@ -133,7 +145,7 @@ def test_comfy_plugins_shows_the_pack_in_a_pack_host(scene: Scene) -> None:
     record = next(r for r in json.loads(result.stdout)["plugins"] if r["name"] == PACK)
     assert record["error"] is None, record
     assert (record["placement"], record["placement_why"], record["network"]) == ("pack host", "not trusted", False)
-    assert record["node_count"] == 9
+    assert record["node_count"] == 10
 
     table = scene.comfy("plugins", "--custom-nodes", str(scene.custom_nodes), isolation="untrusted")
     row = next(line for line in table.stdout.splitlines() if PACK in line)
@@ -145,6 +157,8 @@ def test_with_isolation_off_the_same_attacks_succeed(scene: Scene) -> None:
     leaves a process behind. (The memory bomb is not run in-process: nothing would stop it.)"""
     tag, marker = "off", new_marker()
     workflow = scene.write_workflow("attacks-off", scene.attack_prompt(tag, marker))
+    scene.terminal_shows()  # what earlier tests typed and echoed
+    scene.user_types()
     try:
         result = scene.comfy("run", str(workflow), "--isolation", "off", "--out", str(scene.output),
                              *scene.folder_args(), isolation="untrusted")
@@ -157,6 +171,9 @@ def test_with_isolation_off_the_same_attacks_succeed(scene: Scene) -> None:
         assert scene.report("unix", tag)["connected"] is True and scene.listener.saw(f"unix-{tag}")
         if keyrings_work():
             assert scene.report("keyring", tag)["found"]["session"] == scene.keyring_secret
+        if scene.terminal_path:
+            assert scene.typed_secret in scene.report("terminal", tag)["typed"]
+            assert f"injected-by-{tag}" in scene.terminal_shows()
         assert sorted(scene.dropped_files(marker)) == sorted(f / f"pwned-{marker}.txt"
                                                              for f in scene.forbidden_folders())
         assert processes_with(marker), "the in-process spawn left no process: the control proves nothing"

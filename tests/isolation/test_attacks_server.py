@@ -109,6 +109,7 @@ def text_output(entry: dict[str, Any], node: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def attacked(scene: Scene, server: Server) -> Iterator[dict[str, Any]]:
     tag, marker = "server", new_marker()
+    scene.user_types()
     with server.http() as http:
         entry = run_prompt(http, scene.attack_prompt(tag, marker))
     yield {"tag": tag, "marker": marker, "entry": entry}
@@ -151,6 +152,14 @@ def test_the_session_keyring_cannot_be_read(scene: Scene, attacked: dict[str, An
         pytest.skip("this kernel or container refuses session keyrings: nothing to steal")
     report = text_output(attacked["entry"], "8")
     assert leaked(report, scene.secrets) == [], report
+
+
+def test_the_users_terminal_cannot_be_read_or_written(scene: Scene, attacked: dict[str, Any]) -> None:
+    if not scene.terminal_path:
+        pytest.skip("no pseudo-terminal here")
+    report = text_output(attacked["entry"], "9")
+    assert leaked(report, scene.secrets) == [], report
+    assert f"injected-by-{attacked['tag']}" not in scene.terminal_shows(), report
 
 
 def test_writes_land_only_in_the_output_folder(scene: Scene, server: Server, attacked: dict[str, Any]) -> None:

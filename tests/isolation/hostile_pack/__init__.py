@@ -175,6 +175,30 @@ class HostileKeyring(_Attack):
         return _report("keyring", tag, {"found": found})
 
 
+class HostileTerminal(_Attack):
+    """Open the user's terminal (a /dev/pts device of the same user, whose path it is given: an attacker would try
+    them all), read what they type there -- a password at a sudo prompt -- and write text of its own into it."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"path": ("STRING", {"default": ""}), "tag": ("STRING", {"default": "t"})}}
+
+    def run(self, path, tag):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError as exc:
+            return _report("terminal", tag, {"opened": False, "error": f"{type(exc).__name__}: {exc}"})
+        try:
+            try:
+                typed = os.read(fd, 4096).decode(errors="replace")
+            except BlockingIOError:
+                typed = ""
+            os.write(fd, f"injected-by-{tag}\r\n".encode())
+        finally:
+            os.close(fd)
+        return _report("terminal", tag, {"opened": True, "typed": typed})
+
+
 class HostileWrite(_Attack):
     """Drop a file in each folder it is given (home, /tmp, its own folder, input, models), and one in the output
     folder, where a pack may write."""
@@ -255,6 +279,6 @@ class HostileHonest(_Attack):
 
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
-    HostileReadHome, HostileEnvSecrets, HostileNetwork, HostileUnixSocket, HostileKeyring, HostileWrite, HostileSpawn,
-    HostileMemory, HostileHonest)}
+    HostileReadHome, HostileEnvSecrets, HostileNetwork, HostileUnixSocket, HostileKeyring, HostileTerminal, HostileWrite,
+    HostileSpawn, HostileMemory, HostileHonest)}
 NODE_DISPLAY_NAME_MAPPINGS = {name: name.replace("Hostile", "Hostile ") for name in NODE_CLASS_MAPPINGS}
