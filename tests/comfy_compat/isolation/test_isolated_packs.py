@@ -198,11 +198,70 @@ class IsoCfgHook:
         return (patched,)
 
 
-class IsoCrash:
+class IsoLazy:
+    CATEGORY = "iso"
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"flag": ("BOOLEAN", {"default": True}), "a": ("STRING", {"lazy": True}),
+                             "b": ("STRING", {"lazy": True})}}
+
+    def check_lazy_status(self, flag, a=None, b=None):
+        wanted = "a" if flag else "b"
+        return [wanted] if (a if flag else b) is None else []
+
+    def run(self, flag, a=None, b=None):
+        return (a if flag else b,)
+
+
+class IsoFresh:
+    """Always re-run (IS_CHANGED answers NaN), and a list of the input folder's files, which change."""
     CATEGORY = "iso"
     RETURN_TYPES = ("STRING",)
     FUNCTION = "run"
     OUTPUT_NODE = True
+    runs = 0
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        import folder_paths
+
+        return {"required": {"file": (sorted(os.listdir(folder_paths.get_input_directory())) or ["none"],)}}
+
+    @classmethod
+    def IS_CHANGED(cls, file):
+        return float("nan")
+
+    def run(self, file):
+        type(self).runs += 1
+        return {"ui": {"text": [f"{file} run {type(self).runs}"]}, "result": (file,)}
+
+
+class IsoPreview:
+    CATEGORY = "iso"
+    RETURN_TYPES = ()
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}}
+
+    def run(self):
+        from PIL import Image
+
+        bar = comfy.utils.ProgressBar(2)
+        bar.update_absolute(1, 2, ("JPEG", Image.new("RGB", (32, 32), (200, 10, 10)), 16))
+        bar.update_absolute(2, 2)
+        return {}
+
+
+class IsoCrash:
+    CATEGORY = "iso"
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -214,7 +273,7 @@ class IsoCrash:
 
 NODE_CLASS_MAPPINGS = {c.__name__: c for c in (IsoUpper, IsoInvert, IsoProgress, IsoSleep, IsoMakeThing,
                                                 IsoUseThing, IsoPatchModel, IsoDeepModel, IsoClipVae, IsoCfgHook,
-                                                IsoCrash)}
+                                                IsoLazy, IsoFresh, IsoPreview, IsoCrash)}
 NODE_DISPLAY_NAME_MAPPINGS = {"IsoUpper": "Upper (isolated)"}
 WEB_DIRECTORY = "./web"
 '''
@@ -273,6 +332,7 @@ def runtime(models: ModelFolders, tmp_path_factory: pytest.TempPathFactory) -> I
         NODE_CLASS_MAPPINGS = {"PlainPid": PlainPid, "PlainShow": PlainShow}
     '''))
     assert config.folders is not None
+    config.folders.input.mkdir(parents=True, exist_ok=True)  # as a server's is: IsoFresh lists it
     built = Runtime.build(model_folders=models, custom_nodes=[custom], environ={}, output=config.folders.output,
                           input=config.folders.input, temp=config.folders.temp,
                           trust=TrustPolicy(mode="untrusted", trusted=frozenset({"plain_pack"})))
@@ -280,6 +340,7 @@ def runtime(models: ModelFolders, tmp_path_factory: pytest.TempPathFactory) -> I
         with built.activate():
             records = built.plugins.records
             assert records[PACK].error is None, records[PACK].traceback
+            assert not records[PACK].notes, records[PACK].notes
             built.server_config = config  # type: ignore[attr-defined] - for the server test
             yield built
     finally:
@@ -442,8 +503,41 @@ def test_a_function_handed_to_a_model_needs_trust(executor: Executor) -> None:
     assert message.startswith(f"pack {PACK!r} must be trusted to run: it uses MODEL.set_model_sampler_cfg_function")
 
 
+def test_lazy_inputs_ask_the_host_which_to_evaluate(executor: Executor) -> None:
+    prompt = {"1": node("PlainPid", text="chosen"), "2": node("IsoCrash", text="never evaluated"),
+              "3": node("IsoLazy", flag=True, a=["1", 0], b=["2", 0]), "s": node("PlainShow", value=["3", 0])}
+    result, _ = run(executor, prompt)
+    assert result.ok, result.error
+    assert shown(result, "s").startswith("chosen in ")
+    assert "2" not in result.executed
+
+
+def test_is_changed_is_asked_in_the_host_and_input_lists_are_read_again(executor: Executor, runtime: Runtime,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from hearth_comfy_compat import isolated
+
+    monkeypatch.setattr(isolated, "INPUT_TYPES_TTL_S", 0.0)
+    runtime.folders.input.mkdir(parents=True, exist_ok=True)
+    (runtime.folders.input / "fresh.png").write_bytes(b"not really a png")
+    choices = runtime.nodes["IsoFresh"].inputs().specs["file"].choices
+    assert choices is not None and "fresh.png" in choices
+    first, _ = run(executor, {"1": node("IsoFresh", file="fresh.png")})
+    second, _ = run(executor, {"1": node("IsoFresh", file="fresh.png")})
+    assert first.ok and second.ok, (first.error, second.error)
+    runs = [int(r.outputs["1"]["text"][0].rpartition(" ")[2]) for r in (first, second)]
+    assert runs[1] == runs[0] + 1  # not taken from the cache: IS_CHANGED said NaN
+
+
+def test_a_preview_reaches_the_progress_event_as_an_image(executor: Executor) -> None:
+    result, events = run(executor, {"1": node("IsoPreview")})
+    assert result.ok, result.error
+    progress = [d for e, d in events if e == "progress"]
+    assert [(p["value"], p["max"]) for p in progress] == [(1, 2), (2, 2)]
+    assert progress[0]["preview"][:2] == b"\xff\xd8" and "preview" not in progress[1]
+
+
 def test_a_crashing_node_fails_with_one_line_and_the_next_prompt_runs(executor: Executor) -> None:
-    result, _ = run(executor, {"1": node("IsoCrash", text="boom")})
+    result, _ = run(executor, {"1": node("IsoCrash", text="boom"), "s": node("PlainShow", value=["1", 0])})
     assert result.status == "error"
     message = result.error["exception_message"]
     assert message.startswith(f"pack {PACK!r}") and "IsoCrash" in message and "\n" not in message.strip(), message
@@ -480,7 +574,9 @@ def test_through_the_server_progress_and_a_pack_message_reach_the_websocket(runt
         assert progress == [(1, 2), (2, 2)]
         history = client.get(f"/history/{prompt_id}").json()
         assert history[prompt_id]["outputs"]["1"]["text"] == ["2 steps"]
-        crashed = client.post("/prompt", json={"prompt": {"1": node("IsoCrash", text="x")}, "client_id": "dana"})
+        crashed = client.post("/prompt", json={"prompt": {"1": node("IsoCrash", text="x"),
+                                                           "s": node("PlainShow", value=["1", 0])},
+                                                "client_id": "dana"})
         assert crashed.status_code == 200
         after = client.post("/prompt", json={"prompt": {"1": node("IsoProgress", steps=1)}, "client_id": "dana"})
         after_id = after.json()["prompt_id"]
