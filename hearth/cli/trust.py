@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import importlib.metadata
+import json
 import re
 
 import click
@@ -58,6 +59,23 @@ def known_packs() -> dict[str, str]:
                     add(name)
                     add(str(info.get("folder") or "") if isinstance(info, dict) else "")
     return known
+
+
+def layered_packs() -> dict[str, str]:
+    """Canonical pack name (its id and its folder) -> the environment where it has its own dependency layer."""
+    layered: dict[str, str] = {}
+    with contextlib.suppress(Exception):  # a broken environment must not stop `comfy trust`
+        from hearth.registry.envs import list_environments
+
+        for env in list_environments():
+            with contextlib.suppress(Exception):
+                current = env.current()
+                folders = set(json.loads((current.path / "layers.json").read_text(encoding="utf-8")))
+                names = folders | {name for name, info in current.packs.items()
+                                   if isinstance(info, dict) and info.get("folder") in folders}
+                for name in names:
+                    layered.setdefault(canonical_pack_name(name), env.name)
+    return layered
 
 
 def _first_party(pack: str) -> bool:
@@ -141,6 +159,7 @@ def trust(packs: tuple[str, ...], network: bool, publishers: str | None, list_: 
         raise UserError(str(exc)) from None
     if names:
         _warn_unknown(names, network)
+    layered = layered_packs() if names and not network else {}
     for name in names:
         if _first_party(name) and not network:
             click.echo(f"{name} is one of Hearth's own plugins: it always runs in-process")
@@ -148,6 +167,10 @@ def trust(packs: tuple[str, ...], network: bool, publishers: str | None, list_: 
             click.echo(f"{name} may use the network from its pack host (it still runs isolated unless trusted)")
         else:
             click.echo(f"trusted {name}: it runs in Hearth's process, with your rights")
+            env_name = layered.get(canonical_pack_name(name))
+            if env_name is not None:
+                click.echo(f"note: {name} has its own dependency layer in environment {env_name!r}: there it runs "
+                           f"in a pack host even when trusted (its packages cannot join Hearth's process)", err=True)
     if publishers is not None:
         click.echo("packs whose publisher their registry trusts now run in-process" if publishers == "on" else
                    "a registry's publisher trust no longer counts: only the packs you trust run in-process")

@@ -236,3 +236,20 @@ def test_serve_passes_isolation_into_the_servers_runtime(comfy: Any, monkeypatch
     assert out.exit_code == 0, out.stderr
     trust = served[0].state.hearth.runtime.options.trust
     assert trust.mode == mode and trust.trusted == {"some-pack"}
+
+
+def test_trusting_a_pack_with_its_own_layer_says_it_still_runs_in_a_pack_host(comfy: Any) -> None:
+    from hearth.registry import envs
+
+    env = envs.create_environment("layered")  # HEARTH_HOME is this test's own
+    gen = env.current().path
+    envs.write_generation(gen, action="install", requested=["numpy-one"], parent=None,
+                          packs={"numpy-one": {"version": "1.0.0", "registry": "", "format": "comfyui",
+                                               "folder": "numpy_one", "requested": "numpy-one"}})
+    (gen / "layers.json").write_text(json.dumps({"numpy_one": {"path": "layers/numpy_one", "packages": {}}}))
+    for name in ("numpy-one", "numpy_one"):  # the pack id or its folder
+        out = comfy("trust", name)
+        assert out.exit_code == 0 and "no installed pack" not in out.stderr
+        assert (f"note: {name} has its own dependency layer in environment 'layered': there it runs in a pack host "
+                f"even when trusted") in out.stderr
+    assert "note:" not in comfy("trust", "numpy-one", "--network").stderr
