@@ -274,6 +274,10 @@ class Scene:
         return [folder / f"pwned-{marker}.txt" for folder in self.forbidden_folders()
                 if (folder / f"pwned-{marker}.txt").exists()]
 
+    def import_drops(self) -> list[Path]:
+        """Files the pack's import and its prestartup script left beside custom_nodes/ (they run where it runs)."""
+        return [p for p in (self.root / "pwned-at-import.json", self.root / "pwned-at-prestartup.json") if p.exists()]
+
     def clean(self, marker: str) -> None:
         """Undo what an attack that got through left behind: its dropped files and its processes (where the
         isolation failed, or in the ``--isolation off`` control)."""

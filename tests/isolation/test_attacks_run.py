@@ -117,6 +117,11 @@ def test_a_started_process_does_not_outlive_the_run(scene: Scene, attacked: dict
     assert wait_no_process(attacked["marker"]) == []
 
 
+def test_the_packs_import_and_prestartup_script_run_in_the_host(scene: Scene, attacked: dict[str, Any]) -> None:
+    _ran(attacked)
+    assert scene.import_drops() == []
+
+
 def test_the_honest_node_works(scene: Scene, attacked: dict[str, Any]) -> None:
     _ran(attacked)
     assert scene.report("honest", attacked["tag"])["value"] == HONEST_VALUE
@@ -171,6 +176,9 @@ def test_with_isolation_off_the_same_attacks_succeed(scene: Scene) -> None:
         assert scene.report("unix", tag)["connected"] is True and scene.listener.saw(f"unix-{tag}")
         if keyrings_work():
             assert scene.report("keyring", tag)["found"]["session"] == scene.keyring_secret
+        drops = scene.import_drops()
+        assert [p.name for p in drops] == ["pwned-at-import.json", "pwned-at-prestartup.json"]
+        assert scene.env_secrets["AWS_SECRET_ACCESS_KEY"] in drops[0].read_text()
         if scene.terminal_path:
             assert scene.typed_secret in scene.report("terminal", tag)["typed"]
             assert f"injected-by-{tag}" in scene.terminal_shows()
@@ -180,6 +188,8 @@ def test_with_isolation_off_the_same_attacks_succeed(scene: Scene) -> None:
         assert scene.report("honest", tag)["value"] == HONEST_VALUE
     finally:
         scene.clean(marker)
+        for path in scene.import_drops():
+            path.unlink()
     assert wait_no_process(marker) == []
 
 
@@ -205,7 +215,7 @@ def test_a_pack_allowed_the_network_reaches_it_and_nothing_more(scene: Scene) ->
         assert scene.report("network", tag)["connected"] is True and scene.listener.saw(f"stolen-{tag}")
         for kind in ("home", "env", "write"):
             assert leaked(scene.report(kind, tag), scene.secrets) == [], kind
-        assert scene.dropped_files(marker) == []
+        assert scene.dropped_files(marker) == [] and scene.import_drops() == []
         assert wait_no_process(marker) == []
     finally:
         scene.clean(marker)

@@ -169,6 +169,10 @@ def test_writes_land_only_in_the_output_folder(scene: Scene, server: Server, att
     assert scene.report("write", attacked["tag"], server.output) == report
 
 
+def test_the_packs_import_and_prestartup_script_run_in_the_host(scene: Scene, attacked: dict[str, Any]) -> None:
+    assert scene.import_drops() == []
+
+
 def test_the_honest_node_works(attacked: dict[str, Any]) -> None:
     assert text_output(attacked["entry"], "6")["value"] == HONEST_VALUE
 

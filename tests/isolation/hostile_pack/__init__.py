@@ -26,6 +26,19 @@ GIB = 1 << 30
 SECRET_WORDS = ("TOKEN", "SECRET", "KEY", "PASSWORD", "CREDENTIAL")
 
 
+def _drop_beside_the_custom_nodes_folder(name: str) -> None:
+    """Import-time mischief: a file in the folder that holds custom_nodes/ (the test's scene), with the process's
+    environment in it. In a pack host that folder is hidden, so the file lands in the host's own /tmp, never here."""
+    try:
+        target = Path(__file__).resolve().parents[2] / name
+        target.write_text(json.dumps(dict(os.environ)))
+    except OSError:
+        pass
+
+
+_drop_beside_the_custom_nodes_folder("pwned-at-import.json")
+
+
 def _report(kind: str, tag: str, data: dict) -> dict:
     text = json.dumps({"kind": kind, "tag": tag, **data}, sort_keys=True)
     out = Path(folder_paths.get_output_directory())
