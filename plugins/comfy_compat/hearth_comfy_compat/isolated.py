@@ -314,6 +314,9 @@ class IsolatedPack:
         except Exception as exc:
             if ctx is not None and ctx.interrupt.is_set():
                 raise InterruptProcessing(f"interrupted while pack {self.name!r} ran {node}") from exc
+            remote = getattr(exc, "remote_traceback", "")
+            if remote:  # shown in the node's traceback; the message stays one line
+                exc.add_note(f"in pack {self.name!r}'s host:\n{remote.rstrip()}")
             raise
         finally:
             done.set()
@@ -425,6 +428,12 @@ class _InputTypes:
         thread.join(INPUT_TYPES_WAIT_S)
         return self.raw
 
+    def hidden_of(self, kind: str) -> list[str]:
+        """The names of the hidden inputs of ``kind`` (``DYNPROMPT``...)."""
+        hidden = self.raw.get("hidden") if isinstance(self.raw, Mapping) else None
+        return [name for name, value in (hidden or {}).items() if value == kind] if isinstance(hidden, Mapping) \
+            else []
+
     def _refresh(self) -> None:
         try:
             raw = self.pack.input_types(self.node)
@@ -462,6 +471,9 @@ def node_class(pack: IsolatedPack, node: str, info: Mapping[str, Any]) -> type:
     namespace["INPUT_TYPES"] = classmethod(lambda cls: inputs.get())
 
     def run(self: Any, **kwargs: Any) -> Any:
+        for name in inputs.hidden_of("DYNPROMPT"):
+            if name in kwargs:  # the executor's graph object stays here; the pack sees no dynamic prompt
+                kwargs[name] = None
         return _as_result(pack.call(node, function, kwargs))
 
     namespace[function] = run

@@ -22,6 +22,7 @@ and registers it as the ``custom_nodes`` plugin: its ``register_nodes`` contribu
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import importlib.util
 import inspect
@@ -42,6 +43,7 @@ from hearth_comfy_compat import services
 
 log = logging.getLogger("hearth.custom_nodes")
 PRESTARTUP = "prestartup_script.py"
+HOST_STARTS = 4  # pack hosts started at once while packs load
 
 
 class CustomNodesLoader:
@@ -88,8 +90,7 @@ class CustomNodesLoader:
             loaded = {r.name: r for r in self._load(in_process)}
             for record in loaded.values():
                 _place(record, records.get(record.name), isolated=False)
-            for name, path, placement, layer in isolated:
-                loaded[name] = self._load_isolated(name, path, placement, layer, plugins)
+            loaded.update(self._load_isolated(isolated, plugins))
         self.records = [loaded[name] for name, _ in wanted if name in loaded]
         return self.records
 
@@ -99,39 +100,53 @@ class CustomNodesLoader:
             self.records = self._load(list(packs))
         return self.records
 
-    def _load_isolated(self, name: str, path: Path, placement: Any, layer: Path | None,
-                       plugins: Any) -> PluginRecord:
-        """Start the pack's host, import the pack in it and register its nodes as proxies."""
+    def _load_isolated(self, packs: list[tuple[str, Path, Any, Path | None]],
+                       plugins: Any) -> dict[str, PluginRecord]:
+        """Start each pack's host, import the pack in it and register its nodes as proxies. The hosts start side
+        by side (each imports Hearth and the pack: seconds, mostly waiting on the disk and the interpreter)."""
         from hearth_comfy_compat import isolated
         from hearth_comfy_compat.pack_hosts import host_api
 
-        record = PluginRecord(name, "installed", module=str(path), kind="comfyui")
-        _place(record, placement, isolated=True)
-        api = host_api()
-        available, reason = api.isolation_available()
-        if not available:
-            record.error = _refusal(name, reason)
-            _not_placed(record)
-            return record
-        pack = isolated.IsolatedPack(isolated.PackLayout(name, path, network=bool(placement.network), layer=layer),
-                                     plugins)
+        if not packs:
+            return {}
+        records: dict[str, PluginRecord] = {}
+        started: list[tuple[PluginRecord, Any]] = []
+        available, reason = host_api().isolation_available()
+        for name, path, placement, layer in packs:
+            record = records[name] = PluginRecord(name, "installed", module=str(path), kind="comfyui")
+            _place(record, placement, isolated=True)
+            if not available:
+                record.error = _refusal(name, reason)
+                _not_placed(record)
+                continue
+            layout = isolated.PackLayout(name, path, network=bool(placement.network), layer=layer)
+            started.append((record, isolated.IsolatedPack(layout, plugins)))
+        with concurrent.futures.ThreadPoolExecutor(max(1, min(HOST_STARTS, len(started))),
+                                                   thread_name_prefix="pack-host-start") as pool:
+            # Each in a copy of this context: the pack's host reads the Runtime's folders as it starts.
+            futures = [pool.submit(contextvars.copy_context().run, pack.describe) for _, pack in started]
+            for (record, pack), future in zip(started, futures, strict=True):
+                self._finish_isolated(record, pack, future)
+        return records
+
+    def _finish_isolated(self, record: PluginRecord, pack: Any, future: Any) -> None:
+        path = Path(record.module)
         try:
-            description = pack.describe()
+            description = future.result()
         except Exception as exc:
             pack.close()
             record.error = f"failed to import in its pack host: {exc}"
-            record.traceback = getattr(exc, "remote_traceback", None) or traceback.format_exc()
+            record.traceback = getattr(exc, "remote_traceback", None) or "".join(traceback.format_exception(exc))
             _not_placed(record)
-            return record
-        self.isolated[name] = pack
-        record.version = str(description.get("version") or "")
+            return
+        self.isolated[record.name] = pack
         record.notes += [str(n) for n in description.get("notes") or ()]
         web = description.get("web_directory")
         if web:  # the host reports the folder; Hearth reads and serves its files, never the pack
             base = path if path.is_dir() else path.parent
             folder = Path(web).resolve()
             if folder.is_relative_to(base.resolve()):
-                self.web_directories[name] = folder
+                self.web_directories[record.name] = folder
             else:
                 record.notes.append(f"WEB_DIRECTORY {web!r} resolves outside the pack; not served")
         definitions, notes = pack.definitions()
@@ -139,7 +154,6 @@ class CustomNodesLoader:
         self.definitions += definitions
         if not definitions and not description.get("nodes"):
             record.notes.append("no NODE_CLASS_MAPPINGS: the pack defines no nodes")
-        return record
 
     def close(self) -> None:
         """Stop every pack host this loader started."""
