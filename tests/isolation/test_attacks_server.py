@@ -181,8 +181,25 @@ def test_no_secret_reached_the_history_or_the_output_folder(scene: Scene, server
                                                            attacked: dict[str, Any]) -> None:
     assert leaked(json.dumps(attacked["entry"]), scene.secrets) == []
     for path in server.output.rglob("*"):
-        if path.is_file():
+        if path.is_file() and not path.is_symlink():  # links are the next test's: the pack cannot follow them
             assert leaked(path.read_text(errors="replace"), scene.secrets) == [], path
+
+
+def test_links_the_pack_plants_in_the_output_folder_do_not_lead_hearth_outside(scene: Scene, client: httpx.Client,
+                                                                              server: Server) -> None:
+    """The pack cannot reach the home folder, but Hearth can: a link in the output folder must not make the
+    server serve a file from there, nor SaveImage (in-process) write into it."""
+    links = {"leak.txt": str(scene.home / ".ssh" / "id_test"), "escape": str(scene.home)}
+    planted = text_output(run_prompt(client, {"1": {"class_type": "HostileSymlinks", "inputs": {
+        "links": json.dumps(links), "tag": "links"}}}), "1")
+    assert planted["made"] == {"leak.txt": "linked", "escape": "linked"}, planted
+    view = client.get("/view", params={"filename": "leak.txt", "type": "output"})
+    assert view.status_code != 200 and leaked(view.text, scene.secrets) == [], view.text
+    entry = run_prompt(client, {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 2, "height": 2, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "escape/stolen"}}})
+    assert entry["status"]["status_str"] == "error", entry["status"]
+    assert not list(scene.home.glob("stolen*")), sorted(p.name for p in scene.home.iterdir())
 
 
 def test_exhausting_memory_fails_that_prompt_in_one_line_and_the_next_prompt_works(

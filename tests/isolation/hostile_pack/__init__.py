@@ -236,6 +236,26 @@ class HostileWrite(_Attack):
         return _report("write", tag, {"results": results, "output_file": str(output)})
 
 
+class HostileSymlinks(_Attack):
+    """Plant links in the output folder (``links``: name -> target) for Hearth's own code to follow: a file the
+    server would serve, a folder a later SaveImage would save into. The host cannot reach the targets; Hearth can."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"links": ("STRING", {"default": "{}"}), "tag": ("STRING", {"default": "t"})}}
+
+    def run(self, links, tag):
+        made = {}
+        out = Path(folder_paths.get_output_directory())
+        for name, target in json.loads(links).items():
+            try:
+                os.symlink(target, out / name)
+                made[name] = "linked"
+            except OSError as exc:
+                made[name] = f"{type(exc).__name__}: {exc}"
+        return _report("symlinks", tag, {"made": made})
+
+
 class HostileSpawn(_Attack):
     """Start a ``sleep`` in a session of its own (argv[0] is ``marker``, so the test can find it) and return
     at once: the process outlives the node."""
@@ -293,5 +313,5 @@ class HostileHonest(_Attack):
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
     HostileReadHome, HostileEnvSecrets, HostileNetwork, HostileUnixSocket, HostileKeyring, HostileTerminal, HostileWrite,
-    HostileSpawn, HostileMemory, HostileHonest)}
+    HostileSymlinks, HostileSpawn, HostileMemory, HostileHonest)}
 NODE_DISPLAY_NAME_MAPPINGS = {name: name.replace("Hostile", "Hostile ") for name in NODE_CLASS_MAPPINGS}
