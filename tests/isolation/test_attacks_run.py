@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -158,8 +157,10 @@ def test_comfy_plugins_shows_the_pack_in_a_pack_host(scene: Scene) -> None:
 
 
 def test_with_isolation_off_the_same_attacks_succeed(scene: Scene) -> None:
-    """The control: in-process, the pack reads the key, the secrets, reaches the listener, writes anywhere and
-    leaves a process behind. (The memory bomb is not run in-process: nothing would stop it.)"""
+    """The control: in-process, the same nodes read the key and the registry token, the environment's secrets,
+    the session keyring and the user's terminal, reach the loopback and Unix-socket listeners, write everywhere,
+    drop files at import and prestartup, and leave a process behind. (The memory bomb is not run in-process: only
+    the kernel's own refusal would stop it.)"""
     tag, marker = "off", new_marker()
     workflow = scene.write_workflow("attacks-off", scene.attack_prompt(tag, marker))
     scene.terminal_shows()  # what earlier tests typed and echoed
@@ -191,11 +192,6 @@ def test_with_isolation_off_the_same_attacks_succeed(scene: Scene) -> None:
         for path in scene.import_drops():
             path.unlink()
     assert wait_no_process(marker) == []
-
-
-def test_the_pack_source_is_untouched(scene: Scene) -> None:
-    """The copy under custom_nodes is what the attacks ran from; the source in tests/ got no dropped file."""
-    assert not list(Path(__file__).resolve().parent.joinpath("hostile_pack").glob("pwned-*"))
 
 
 def test_a_pack_allowed_the_network_reaches_it_and_nothing_more(scene: Scene) -> None:
