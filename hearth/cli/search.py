@@ -139,6 +139,9 @@ def _print_detail(url: str, d: dict) -> None:
         console.print(escape(d["description"]))
     facts = [("registry", url), ("license", d.get("license")), ("repository", d.get("repository")),
              ("downloads", str(d.get("downloads", 0)))]
+    trust = d.get("publisher_trust")
+    if trust:  # what `comfy trust --publishers on` would go by (Hearth registries only)
+        facts.append(("publisher", f"{'trusted' if trust == 'trusted' else 'not trusted'} by this registry's admins"))
     current = next((v for v in versions if v.get("version") == latest), None)
     if current is not None:
         deps = current.get("dependencies") or []

@@ -43,6 +43,7 @@ def test_publisher_trust_is_recorded_at_install_and_counts_only_when_opted_in(
     assert (record["publisher"], record["publisher_trusted"], record["registry"]) == \
         (publisher.publisher, True, hub.url)
 
+    assert "publisher     trusted by this registry's admins" in comfy("info", name).output
     refused = plugin_record(comfy, module)  # the registry trusts the publisher, but the user has not opted in
     assert (refused["placement_why"], refused["node_count"]) == ("not trusted", 0)
     assert refused["error"].startswith(f"Hearth-format pack {name} runs only in-process")
@@ -62,6 +63,7 @@ def test_publisher_trust_is_recorded_at_install_and_counts_only_when_opted_in(
     while hub.http.get(f"/api/v1/packs/{name}").json()["publisher_trust"] != "untrusted":
         assert time.monotonic() < deadline, "the registry still says the publisher is trusted"
         time.sleep(0.2)
+    assert "publisher     not trusted by this registry's admins" in comfy("info", name).output
     assert plugin_record(comfy, module)["error"] is None  # what was recorded at install time still holds
     updated = comfy("install", later)
     assert updated.exit_code == 0, updated.output
