@@ -73,8 +73,16 @@ class Listener:
                         pass
                     self.received.append(b"".join(chunks))
 
-    def saw(self, payload: str) -> bool:
-        return any(payload.encode() in data for data in self.received)
+    def saw(self, payload: str, timeout: float = 0.0) -> bool:
+        """Whether a connection sent ``payload``; ``timeout``: how long to wait for one still being read (for a
+        connection that should have happened -- one that was refused has nothing in flight)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if any(payload.encode() in data for data in self.received):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
     def close(self) -> None:
         self._stop.set()
