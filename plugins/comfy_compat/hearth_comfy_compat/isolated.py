@@ -230,6 +230,11 @@ class IsolatedPack:
                                      sys_path=(str(layout.layer),) if layout.layer else (), network=layout.network)
         self.host = api.PackHost(self.config, exports=EXPORTS)
         self.description: dict[str, Any] = {}
+        self._call_lock = threading.Lock()
+        self._watch_cond = threading.Condition()
+        self._watched: Any = None  # the interrupt flag of the call running now
+        self._watcher: threading.Thread | None = None
+        self._closed = False
 
     # -- the host's configuration ----------------------------------------------------------------------------
 
@@ -303,37 +308,58 @@ class IsolatedPack:
     def call(self, node: str, method: str, kwargs: dict[str, Any]) -> Any:
         """``method`` of ``node`` in the host, with the running node's events and interrupt wired to it."""
         ctx = context.current()
-        done = threading.Event()
-        watcher = None
-        if ctx is not None:
-            watcher = threading.Thread(target=self._watch, args=(ctx.interrupt, done), daemon=True,
-                                       name=f"interrupt-watch-{self.name}")
-            watcher.start()
-        try:
-            result = self.host.call(node, method, lend(kwargs), on_event=_events_for(ctx))
-        except Exception as exc:
-            if ctx is not None and ctx.interrupt.is_set():
-                raise InterruptProcessing(f"interrupted while pack {self.name!r} ran {node}") from exc
-            remote = getattr(exc, "remote_traceback", "")
-            if remote:  # shown in the node's traceback; the message stays one line
-                exc.add_note(f"in pack {self.name!r}'s host:\n{remote.rstrip()}")
-            raise
-        finally:
-            done.set()
-            if watcher is not None:
-                watcher.join()
+        with self._call_lock:  # the host runs one call at a time; the watcher watches that one
+            self._watch(ctx.interrupt if ctx is not None else None)
+            try:
+                result = self.host.call(node, method, lend(kwargs), on_event=_events_for(ctx))
+            except Exception as exc:
+                if ctx is not None and ctx.interrupt.is_set():
+                    raise InterruptProcessing(f"interrupted while pack {self.name!r} ran {node}") from exc
+                remote = getattr(exc, "remote_traceback", "")
+                if remote:  # shown in the node's traceback; the message stays one line
+                    exc.add_note(f"in pack {self.name!r}'s host:\n{remote.rstrip()}")
+                raise
+            finally:
+                self._watch(None)
         if ctx is not None and ctx.interrupt.is_set():
             raise InterruptProcessing(f"interrupted while pack {self.name!r} ran {node}")
         return unwrap(result)
 
-    def _watch(self, interrupt: Any, done: threading.Event) -> None:
-        while not done.is_set():
-            if interrupt.wait(INTERRUPT_POLL_S):
-                if not done.is_set():
-                    self.host.interrupt()
-                return
+    # -- the executor's interrupt, passed on to the host ------------------------------------------------------
+
+    def _watch(self, interrupt: Any) -> None:
+        """Watch ``interrupt`` (the running node's flag; ``None``: no call runs) from the pack's watcher thread,
+        which lives as long as the pack and costs a call nothing."""
+        with self._watch_cond:
+            self._watched = interrupt
+            self._watch_cond.notify_all()
+            if interrupt is not None and self._watcher is None:
+                self._watcher = threading.Thread(target=self._watch_loop, daemon=True,
+                                                 name=f"interrupt-watch-{self.name}")
+                self._watcher.start()
+
+    def _watch_loop(self) -> None:
+        while True:
+            with self._watch_cond:
+                while self._watched is None and not self._closed:
+                    self._watch_cond.wait()
+                if self._closed:
+                    return
+                interrupt = self._watched
+            if not interrupt.wait(INTERRUPT_POLL_S):
+                continue
+            with self._watch_cond:
+                if self._watched is not interrupt:
+                    continue  # that call ended meanwhile
+            self.host.interrupt()
+            with self._watch_cond:  # once per call: wait for it to end
+                while self._watched is interrupt and not self._closed:
+                    self._watch_cond.wait()
 
     def close(self) -> None:
+        with self._watch_cond:
+            self._closed = True
+            self._watch_cond.notify_all()
         self.host.close()
 
 
