@@ -553,6 +553,8 @@ def test_through_the_server_progress_and_a_pack_message_reach_the_websocket(runt
         assert ws.receive_json()["type"] == "status"
         info = client.get("/object_info/IsoUpper").json()
         assert info["IsoUpper"]["input"]["required"]["mode"][0] == ["upper", "lower"]
+        assert client.get(f"/extensions/{PACK}/iso.js").text == "// the pack's frontend\n"  # read by Hearth
+        assert f"/extensions/{PACK}/iso.js" in client.get("/api/extensions").json()
         prompt = {"1": node("IsoProgress", steps=2)}
         queued = client.post("/prompt", json={"prompt": prompt, "client_id": "dana"})
         assert queued.status_code == 200, queued.text
