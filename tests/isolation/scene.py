@@ -211,8 +211,9 @@ class Scene:
         return shown.decode(errors="replace")
 
     def forbidden_folders(self) -> list[Path]:
-        """Where no pack may write: HOME, /tmp, the pack's own folder, the input folder, the models folder."""
-        return [self.home, Path("/tmp"), self.pack, self.input, self.models]
+        """Where no pack may write: HOME, /tmp, the pack's own folder, the input folder, the models folder and a
+        model folder the host shows (read-only)."""
+        return [self.home, Path("/tmp"), self.pack, self.input, self.models, self.models / "checkpoints"]
 
     def env(self, isolation: str | None) -> dict[str, str]:
         """The subprocess environment: the user's (minus Hearth's own settings), a home with secrets, and secret

@@ -202,6 +202,21 @@ def test_links_the_pack_plants_in_the_output_folder_do_not_lead_hearth_outside(s
     assert not list(scene.home.glob("stolen*")), sorted(p.name for p in scene.home.iterdir())
 
 
+def test_a_crashing_host_fails_its_prompt_in_one_line_and_takes_its_processes_along(
+        scene: Scene, client: httpx.Client, server: Server, attacked: dict[str, Any]) -> None:
+    """The host dies (SIGKILL, as a native crash): the prompt fails naming the pack, the sleep the spawn node left
+    running dies with the host while the server lives on, and the next prompt starts a fresh host."""
+    assert text_output(attacked["entry"], "5")["pid"] > 0
+    entry = run_prompt(client, {"1": {"class_type": "HostileCrash", "inputs": {"tag": "crash"}}})
+    assert entry["status"]["status_str"] == "error", entry["status"]
+    message = str(dict(entry["status"]["messages"])["execution_error"]["exception_message"])
+    assert PACK in message and "\n" not in message.strip(), message
+    assert wait_no_process(attacked["marker"]) == []
+    after = run_prompt(client, scene.honest_prompt("after-crash"))
+    assert text_output(after, "1")["value"] == HONEST_VALUE
+    assert server.proc.poll() is None
+
+
 def test_exhausting_memory_fails_that_prompt_in_one_line_and_the_next_prompt_works(
         scene: Scene, client: httpx.Client, server: Server, attacked: dict[str, Any]) -> None:
     entry = run_prompt(client, scene.memory_prompt("memory"))

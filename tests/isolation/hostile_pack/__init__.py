@@ -299,6 +299,21 @@ class HostileMemory(_Attack):
         return _report("memory", tag, {"reserved_gib": gib, "touched_mib": touched >> 20})
 
 
+class HostileCrash(_Attack):
+    """Crash its process with a segmentation fault, as a broken native extension does. (Not with kill(): a pack
+    host is PID 1 of its namespace, which the kernel shields from signals sent from inside it.)"""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"tag": ("STRING", {"default": "t"})}}
+
+    def run(self, tag):
+        import ctypes
+
+        ctypes.string_at(0)  # reads address 0: SIGSEGV
+        return _report("crash", tag, {"survived": True})
+
+
 class HostileHonest(_Attack):
     """The pack's honest node: a pure function of its inputs."""
 
@@ -313,5 +328,5 @@ class HostileHonest(_Attack):
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
     HostileReadHome, HostileEnvSecrets, HostileNetwork, HostileUnixSocket, HostileKeyring, HostileTerminal, HostileWrite,
-    HostileSymlinks, HostileSpawn, HostileMemory, HostileHonest)}
+    HostileSymlinks, HostileSpawn, HostileMemory, HostileCrash, HostileHonest)}
 NODE_DISPLAY_NAME_MAPPINGS = {name: name.replace("Hostile", "Hostile ") for name in NODE_CLASS_MAPPINGS}
