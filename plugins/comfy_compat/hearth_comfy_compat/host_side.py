@@ -250,6 +250,7 @@ class _Proxy:
     real value in the parent; the others are refused with TrustRequired naming them."""
 
     KIND = ""
+    HEARTH_LENT = True  # comfy.model_management leaves it to Hearth's process (load_models_gpu...)
     FORWARDED: frozenset[str] = frozenset()
     # Methods that take a function to run inside Hearth's sampling: a host's function cannot run there.
     CALLBACK_SETTERS: frozenset[str] = frozenset()

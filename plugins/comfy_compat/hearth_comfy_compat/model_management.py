@@ -119,7 +119,8 @@ def soft_empty_cache(force: bool = False) -> None:
 
 def free_memory(memory_required: int, device: Any, keep_loaded: Any = ()) -> int:
     """Unload least-recently-used models until ``memory_required`` bytes are free on ``device``."""
-    keep = [id(getattr(_weights_of(m), "weights", m)) for m in keep_loaded]
+    keep = [id(getattr(_weights_of(m), "weights", m)) for m in keep_loaded
+            if not getattr(type(m), "HEARTH_LENT", False)]
     return default_manager().make_room(int(memory_required), device, keep=keep)
 
 
@@ -130,8 +131,13 @@ def _weights_of(model: Any) -> Any:
 
 def load_models_gpu(models: Any, memory_required: int = 0, force_patch_weights: bool = False,
                     minimum_memory_required: Any = None, force_full_load: bool = False) -> None:
-    """Make the models resident (patches applied) through Hearth's manager, evicting others as needed."""
-    default_manager().load([_weights_of(m) for m in models], memory_required=memory_required or None)
+    """Make the models resident (patches applied) through Hearth's manager, evicting others as needed.
+
+    In a pack host, a model lent by Hearth's process is left to that process, which loads it when its methods run.
+    """
+    local = [m for m in models if not getattr(type(m), "HEARTH_LENT", False)]
+    if local:
+        default_manager().load([_weights_of(m) for m in local], memory_required=memory_required or None)
 
 
 def load_model_gpu(model: Any) -> None:

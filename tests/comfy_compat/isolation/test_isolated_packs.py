@@ -148,6 +148,7 @@ class IsoPatchModel:
     def run(self, model, key):
         import torch
 
+        comfy.model_management.load_models_gpu([model])  # Hearth's process loads it when it is used
         patched = model.clone()
         weights = patched.get_key_patches(key)
         shape = weights[key][0].shape
