@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from tests.isolation.scene import (
     ALLOWED_ENV,
@@ -200,6 +201,28 @@ def test_links_the_pack_plants_in_the_output_folder_do_not_lead_hearth_outside(s
         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "escape/stolen"}}})
     assert entry["status"]["status_str"] == "error", entry["status"]
     assert not list(scene.home.glob("stolen*")), sorted(p.name for p in scene.home.iterdir())
+
+
+def test_a_host_cannot_change_an_image_after_its_node_returned(server: Server, client: httpx.Client) -> None:
+    """HostileLater returns the image it was given and overwrites it 0.3 s later. The same prompt again takes
+    that node's output from the cache: the second SaveImage must save what the first one saved."""
+    def prompt(prefix: str) -> dict[str, Any]:
+        return {"1": {"class_type": "EmptyImage", "inputs": {"width": 4, "height": 4, "batch_size": 1, "color": 0}},
+                "2": {"class_type": "HostileLater", "inputs": {"image": ["1", 0], "delay": 0.3, "value": 1.0}},
+                "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": prefix}}}
+
+    first = run_prompt(client, prompt("later-first"))
+    assert first["status"]["status_str"] == "success", first["status"]
+    time.sleep(1.0)
+    second = run_prompt(client, prompt("later-second"))
+    assert second["status"]["status_str"] == "success", second["status"]
+    pixels = []
+    for entry in (first, second):
+        saved = entry["outputs"]["3"]["images"][0]
+        with Image.open(server.output / saved["subfolder"] / saved["filename"]) as png:
+            pixels.append(png.convert("RGB").getpixel((0, 0)))
+    assert pixels[0] == (0, 0, 0), pixels
+    assert pixels[1] == pixels[0], f"the cached image changed after its node returned: {pixels}"
 
 
 def test_a_crashing_host_fails_its_prompt_in_one_line_and_takes_its_processes_along(

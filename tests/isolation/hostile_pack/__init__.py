@@ -299,6 +299,31 @@ class HostileMemory(_Attack):
         return _report("memory", tag, {"reserved_gib": gib, "touched_mib": touched >> 20})
 
 
+class HostileLater:
+    """Return the image it was given -- the very shared memory it came in -- and overwrite it ``delay`` seconds
+    after returning, when Hearth has it in its cache or a trusted node is saving it."""
+
+    CATEGORY = "hostile"
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",), "delay": ("FLOAT", {"default": 0.3, "min": 0.0}),
+                             "value": ("FLOAT", {"default": 1.0})}}
+
+    def run(self, image, delay, value):
+        import threading
+        import time
+
+        def later():
+            time.sleep(delay)
+            image.fill_(value)
+
+        threading.Thread(target=later, daemon=True).start()
+        return (image,)
+
+
 class HostileCrash(_Attack):
     """Crash its process with a segmentation fault, as a broken native extension does. (Not with kill(): a pack
     host is PID 1 of its namespace, which the kernel shields from signals sent from inside it.)"""
@@ -328,5 +353,5 @@ class HostileHonest(_Attack):
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
     HostileReadHome, HostileEnvSecrets, HostileNetwork, HostileUnixSocket, HostileKeyring, HostileTerminal, HostileWrite,
-    HostileSymlinks, HostileSpawn, HostileMemory, HostileCrash, HostileHonest)}
+    HostileSymlinks, HostileSpawn, HostileLater, HostileMemory, HostileCrash, HostileHonest)}
 NODE_DISPLAY_NAME_MAPPINGS = {name: name.replace("Hostile", "Hostile ") for name in NODE_CLASS_MAPPINGS}
