@@ -308,6 +308,15 @@ class Scene:
 HONEST_VALUE = "HTRAEH-HTRAEH"  # HostileHonest("hearth", times=2)
 
 
+def isolation_missing() -> str:
+    """Why this machine cannot make pack hosts ("" where it can): there Hearth refuses untrusted packs instead of
+    running them, and the attacks have nothing to attack."""
+    from hearth.sandbox.host import isolation_available
+
+    available, reason = isolation_available()
+    return "" if available else reason
+
+
 def new_marker() -> str:
     return f"hearth-attack-{uuid.uuid4().hex}"
 

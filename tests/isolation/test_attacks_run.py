@@ -20,12 +20,15 @@ from tests.isolation.scene import (
     PACK,
     Scene,
     error_lines,
+    isolation_missing,
     keyrings_work,
     leaked,
     new_marker,
     processes_with,
     wait_no_process,
 )
+
+pytestmark = pytest.mark.skipif(bool(isolation_missing()), reason=f"no pack hosts here: {isolation_missing()}")
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from tests.isolation.scene import (
     LAUNCH,
     PACK,
     Scene,
+    isolation_missing,
     keyrings_work,
     leaked,
     new_marker,
@@ -76,6 +77,9 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+pytestmark = pytest.mark.skipif(bool(isolation_missing()), reason=f"no pack hosts here: {isolation_missing()}")
 
 
 @pytest.fixture(scope="module")
