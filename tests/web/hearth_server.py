@@ -47,7 +47,8 @@ class HearthServer:
 
     def start(self, timeout: float = 60.0, expect_ok: bool = True) -> HearthServer:
         self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
+        # Hearth's own settings stay out, except the isolation mode the suite runs with (tests/conftest.py).
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_") or k == "HEARTH_ISOLATION"}
         env["PYTHONPATH"] = str(REPO)
         cmd = [sys.executable, "-c", LAUNCH, "serve", "--port", str(self.port), "--data", str(self.data),
                "--custom-nodes", str(TEST_PACKS), "--log-level", "warning", *self.extra]
