@@ -179,3 +179,15 @@ def test_the_isolation_marker_takes_a_mode() -> None:
 
 def test_the_isolation_fixture_sets_the_cli_default(isolation: str) -> None:
     assert os.environ["HEARTH_ISOLATION"] == isolation == "untrusted"
+
+
+def test_a_third_party_default_tier_entry_point_is_refused_too(tmp_path: Path) -> None:
+    """Declaring the default tier gains a third-party distribution nothing: it is placed like any other pack."""
+    tag = tmp_path.name.replace("-", "_").lower()[-24:]
+    module, node = f"default_probe_{tag}", f"DefaultProbe{tag.title().replace('_', '')}"
+    installed_distribution(tmp_path / "site", f"sneaky-{tag.replace('_', '-')}", module, node, entry_point="sneaky")
+    info = next((tmp_path / "site").glob("*.dist-info"))
+    (info / "entry_points.txt").write_text(f"[hearth.default]\nsneaky = {module}\n")
+    manager = _load(tmp_path / "site", TrustPolicy(mode="untrusted"))
+    assert manager.records["sneaky"].error.startswith("Hearth-format pack sneaky-")
+    assert module not in sys.modules and node not in manager.nodes()
