@@ -64,10 +64,17 @@ def plugins(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None,
         echo_json({"plugins": [{**r.as_dict(), "network": network_allowed(r, trust),
                                 "missing_internals": missing.get(r.name, []) if r.kind == "comfyui" else []}
                                for r in records],
-                   "isolation": trust.mode,
+                   "isolation": trust.mode, "pack_hosts": pack_hosts(trust),
                    "collisions": [c.as_dict() for c in manager.collisions], "warnings": manager.warnings})
         return
-    table = Table(caption=f"isolation: {trust.mode} (--isolation, HEARTH_ISOLATION; comfy trust)")
+    hosts = pack_hosts(trust)
+    if hosts is None:
+        can = ""
+    elif hosts["available"]:
+        can = "; pack hosts: available"
+    else:
+        can = f"; pack hosts: unavailable on this machine ({hosts['reason']})"
+    table = Table(caption=escape(f"isolation: {trust.mode}{can} (--isolation, HEARTH_ISOLATION; comfy trust)"))
     table.add_column("plugin", no_wrap=True)  # whole names: `comfy plugins | grep NAME` and `comfy trust NAME`
     table.add_column("version")
     for column in ("tier", "kind"):  # one word each: a tier cut to "essen…" says nothing
@@ -109,3 +116,14 @@ def where(record: PluginRecord, trust: TrustPolicy) -> str:
     if network_allowed(record, trust):
         text += ("; " if text else "") + "network: allowed"
     return text
+
+
+def pack_hosts(trust: TrustPolicy) -> dict[str, object] | None:
+    """Whether this machine can make pack hosts (``{"available", "reason"}``); ``None`` under --isolation off,
+    where only packs with their own dependency layer need one and the probe is not worth a process."""
+    if not trust.isolates:
+        return None
+    from hearth.sandbox.host import isolation_available  # probed once per process, in a throw-away child
+
+    available, reason = isolation_available()
+    return {"available": available, "reason": reason}

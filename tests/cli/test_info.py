@@ -70,7 +70,7 @@ def test_plugins_json(comfy: Any) -> None:
     out = comfy("plugins", "--json")
     assert out.exit_code == 0
     data = json.loads(out.stdout)
-    assert set(data) == {"plugins", "collisions", "warnings", "isolation"} and data["collisions"] == []
+    assert set(data) == {"plugins", "collisions", "warnings", "isolation", "pack_hosts"} and data["collisions"] == []
     records = {r["name"]: r for r in data["plugins"]}
     assert "sd" not in records  # disabled by HEARTH_DISABLE_PLUGINS in these tests
     assert records["executor"]["tier"] == "essential" and records["executor"]["error"] is None

@@ -44,6 +44,11 @@ def test_a_machine_that_cannot_isolate_refuses_an_untrusted_pack_and_names_the_w
     monkeypatch.setattr(host, "isolation_available", lambda: (False, reason))
     refused = record(comfy, pack)
     assert refused["error"] == isolation_refusal(pack, reason)
+    data = json.loads(comfy("plugins", "--json").stdout)
+    assert data["pack_hosts"] == {"available": False, "reason": reason}
+    assert json.loads(comfy("plugins", "--json", "--isolation", "off").stdout)["pack_hosts"] is None
+    monkeypatch.setenv("COLUMNS", "300")
+    assert f"pack hosts: unavailable on this machine ({reason})" in comfy("plugins").stdout
     assert refused["error"].endswith(f"; run it unisolated at your own risk with --isolation off (or comfy trust "
                                      f"{pack})")
     assert refused["node_count"] == 0 and refused["placement_why"] == "not trusted"
@@ -63,6 +68,7 @@ def test_a_machine_that_cannot_isolate_refuses_an_untrusted_pack_and_names_the_w
 def test_plugins_shows_an_untrusted_pack_in_a_pack_host_with_the_network_it_was_allowed(
         comfy: Any, pack: str, monkeypatch: pytest.MonkeyPatch) -> None:
     isolated = record(comfy, pack)
+    assert json.loads(comfy("plugins", "--json").stdout)["pack_hosts"] == {"available": True, "reason": ""}
     assert (isolated["error"], isolated["placement"], isolated["placement_why"], isolated["network"],
             isolated["node_count"]) == (None, "pack host", "not trusted", False, 1)
     assert comfy("trust", pack, "--network").exit_code == 0
