@@ -172,13 +172,22 @@ class _Process:
         self.channel: wire.Channel | None = None
         self.flag: mmap.mmap | None = None
         self.pid: int | None = None
+        self.pidfd: int | None = None  # the host's pid 1, held so that a kill can never reach a reused pid
         self.dead = False
+        self.killed = False
+        self.kill_lock = threading.Lock()
         self.ending: dict | None = None
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
         self.stderr_thread: threading.Thread | None = None
         self.stdout_lines: list[str] = []
 
     def kill(self) -> None:
+        """Kill the host (and so every process of its namespace) and its warden; once: a pid is never signalled
+        after its process is gone, since the number may belong to another process by then."""
+        with self.kill_lock:
+            if self.killed:
+                return
+            self.killed = True
         self.dead = True
         proc = self.proc
         if proc is None:
@@ -190,11 +199,13 @@ class _Process:
                 proc.stdin.close()  # the warden kills the host when this closes
         except OSError:
             pass
-        if self.pid is not None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)  # pid 1 of its namespace: every process of the pack goes with it
-            except (ProcessLookupError, PermissionError):
+        if self.pidfd is not None:
+            try:  # pid 1 of its namespace: every process of the pack goes with it
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            except OSError:
                 pass
+            os.close(self.pidfd)
+            self.pidfd = None
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -455,6 +466,10 @@ class PackHost:
                 for problem in message.get("problems") or ():
                     log.warning("pack %s: %s", self.name, problem)
                 process.pid = int(message["pid"])
+                try:  # the warden, its parent, reaps it only after this: the pid is still the host's
+                    process.pidfd = os.pidfd_open(process.pid)
+                except OSError:
+                    process.pidfd = None  # already gone: the warden's stdin closing is enough
                 return
 
     # -- messages ---------------------------------------------------------------------------------------------------

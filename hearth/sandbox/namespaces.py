@@ -68,7 +68,7 @@ def unshare(network: bool = False) -> tuple[list[str], str | None]:
 
 def unshare_failure(user_error: str, plain_error: str) -> str:
     """The one-line reason given when neither unshare works: what failed, with both errors, and what to check."""
-    return (f"cannot create the namespaces a pack host needs: unshare(CLONE_NEWUSER) failed: {user_error}; "
+    return (f"cannot create the namespaces isolation needs: unshare(CLONE_NEWUSER) failed: {user_error}; "
             f"without a user namespace: {plain_error}; {_HINTS}")
 
 

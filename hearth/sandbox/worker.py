@@ -43,88 +43,52 @@ reported, not faked.
 
 from __future__ import annotations
 
-import ctypes
 import hmac
+import importlib.util
 import json
 import os
 import resource
 import select
 import signal
-import socket
 import sys
 import time
 import traceback
 
-CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
-CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
-MS_NOSUID, MS_NODEV, MS_PRIVATE = 0x2, 0x4, 1 << 18
-PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 1, 24, 38, 47, 4
-SYS_MOUNT_SETATTR = 442  # the same number on every architecture that has the call
-MOUNT_ATTR_RDONLY, AT_RECURSIVE, AT_FDCWD = 0x1, 0x8000, -100
-_CAPABILITY_VERSION_3 = 0x20080522
+
+def _load_namespaces():  # noqa: ANN202 - the sibling module, loaded by its path: this runs as a script under -I
+    module = sys.modules.get("hearth_host_namespaces")
+    if module is None:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "namespaces.py")
+        spec = importlib.util.spec_from_file_location("hearth_host_namespaces", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+ns = _load_namespaces()  # unshare, mounts, rlimits, capabilities: shared with the pack host (host_worker.py)
 RESULT_FD = 3
 KEY_FD = 4
 KEY_REQUEST = b"KEY?\n"
 KEY_BYTES = 32
-PID_MAX_FLOOR = 301  # the smallest pid_max the kernel accepts
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
-
-
-class _MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
-
-
-def _errno_text() -> str:
-    return os.strerror(ctypes.get_errno())
 
 
 # -- warden ------------------------------------------------------------------------------------------------------
 
 
-def _unshare() -> tuple[list[str], str | None]:
-    """Enter new namespaces; returns their names, or the reason isolation is impossible."""
-    uid, gid = os.getuid(), os.getgid()
-    base = CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
-    if _libc.unshare(base | CLONE_NEWUSER) == 0:
-        try:
-            for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
-                with open(f"/proc/self/{name}", "w") as fh:
-                    fh.write(text)
-        except OSError as exc:
-            return [], f"cannot map ids in the user namespace: {exc}"
-        return ["user", "net", "pid", "mount", "ipc", "uts"], None
-    first = _errno_text()
-    if _libc.unshare(base) == 0:  # privileged, but user namespaces are disabled
-        return ["net", "pid", "mount", "ipc", "uts"], None
-    return [], f"unshare(CLONE_NEWNET) failed: {first}; {_errno_text()}"
-
-
-def _readonly_root() -> bool:
-    attr = _MountAttr(MOUNT_ATTR_RDONLY, 0, MS_PRIVATE, 0)
-    return _libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, b"/", AT_RECURSIVE, ctypes.byref(attr), ctypes.sizeof(attr)) == 0
-
-
-def _mount_tmpfs(path: str, size: int) -> bool:
-    options = f"size={size},mode=0700".encode()
-    return _libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options) == 0
-
-
 def warden(config: dict) -> int:
     limits = config["limits"]
     info: dict = {"platform": sys.platform}
-    namespaces, reason = _unshare()
+    namespaces, reason = ns.unshare()
     if reason:
         _emit({"isolation": dict(info, available=False, reason=reason)})
         return 3
-    interfaces = sorted(name for _, name in socket.if_nameindex())
-    if interfaces != ["lo"]:
-        _emit({"isolation": dict(info, available=False, reason=f"network namespace still shows {interfaces}")})
+    problem = ns.loopback_only()
+    if problem:
+        _emit({"isolation": dict(info, available=False, reason=problem)})
         return 3
-    info.update(available=True, namespaces=namespaces, interfaces=interfaces,
-                readonly_root=_readonly_root(), private_home=_mount_tmpfs(config["home"], limits["tmp_bytes"]))
+    info.update(available=True, namespaces=namespaces, interfaces=["lo"],
+                readonly_root=ns.readonly_root(), private_home=ns.mount_tmpfs(config["home"], limits["tmp_bytes"]))
     read_fd, write_fd = os.pipe()
     key_read, key_write = os.pipe()
     pid = os.fork()
@@ -260,29 +224,14 @@ def _exec_import(config: dict, write_fd: int, key_fd: int) -> None:
     """In the forked pid 1: tighten everything that can be tightened, then become the import stage."""
     limits = config["limits"]
     # A /proc that shows only this namespace, in a mount namespace of its own so the warden keeps the outer one.
-    if _libc.unshare(CLONE_NEWNS) == 0:
-        _libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV, None)
-    try:
-        with open("/proc/sys/kernel/pid_max", "w") as fh:  # per-namespace on recent kernels
-            fh.write(str(max(PID_MAX_FLOOR, limits["max_processes"])))
-    except OSError:
-        pass
-    for name, value in (("RLIMIT_CPU", limits["cpu_seconds"]), ("RLIMIT_AS", limits["memory_bytes"]),
-                        ("RLIMIT_FSIZE", limits["file_size_bytes"]), ("RLIMIT_NOFILE", limits["open_files"]),
-                        ("RLIMIT_NPROC", limits["max_processes"]), ("RLIMIT_CORE", 0)):
-        hard = value + 2 if name == "RLIMIT_CPU" else value  # SIGXCPU first, so the cause is visible
-        resource.setrlimit(getattr(resource, name), (value, hard))
+    ns.mount_proc()
+    ns.set_pid_max(limits["max_processes"])
+    ns.set_rlimits({"RLIMIT_CPU": limits["cpu_seconds"], "RLIMIT_AS": limits["memory_bytes"],
+                    "RLIMIT_FSIZE": limits["file_size_bytes"], "RLIMIT_NOFILE": limits["open_files"],
+                    "RLIMIT_NPROC": limits["max_processes"], "RLIMIT_CORE": 0})
     # Should the warden itself be killed, take pid 1 (and with it the whole namespace) along.
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    cap = 0
-    while _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
-        cap += 1
-    _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
-    # Root keeps inheritable capabilities across exec even with an empty bounding set: clear them all.
-    header = (ctypes.c_uint32 * 2)(_CAPABILITY_VERSION_3, 0)
-    _libc.capset(ctypes.byref(header), ctypes.byref((ctypes.c_uint32 * 6)()))
-    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise OSError("no_new_privs refused")
+    ns.die_with_parent()
+    ns.drop_privileges()
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(2, 1)
@@ -324,7 +273,7 @@ def import_stage(config: dict) -> None:
                 events.append([event, repr(args)[:200]])
 
     sys.addaudithook(audit)
-    unsafe = _privileges_left()
+    unsafe = ns.privileges_left()
     if unsafe:  # never import with privileges: report and stop
         _write_result({"isolation_failed": unsafe})
     # pid 1 of a namespace ignores signals it has no handler for, so the CPU limit needs one to take effect.
@@ -393,17 +342,6 @@ def _others_alive() -> str:
         if state not in (b"Z", b"X"):
             others += 1
     return f"{others} process(es) of the pack were still running" if others else ""
-
-
-def _privileges_left() -> str | None:
-    """Why this process is not safe to run pack code in, or None: checked, not assumed."""
-    status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
-    for field in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
-        if int(status.get(field, "0").strip() or "0", 16):
-            return f"{field} is {status[field].strip()} after dropping capabilities"
-    if status.get("NoNewPrivs", "0").strip() != "1":
-        return "no_new_privs is not set"
-    return None
 
 
 def _comfyui_nodes(module: str, pack: str) -> list[dict]:

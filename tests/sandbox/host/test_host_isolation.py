@@ -128,6 +128,16 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
+def _wait_started(marker: str) -> list[int]:
+    """Popen returns while exec is still setting up the new program's arguments: give /proc a moment."""
+    for _ in range(100):
+        found = _processes_with(marker)
+        if found:
+            return found
+        time.sleep(0.02)
+    return []
+
+
 def _wait_gone(marker: str) -> list[int]:
     for _ in range(100):
         left = _processes_with(marker)
@@ -143,7 +153,7 @@ def test_a_process_a_node_starts_lives_no_longer_than_the_host(make_host):
     if not shutil.which("sleep"):
         pytest.skip("no sleep binary")
     (pid,) = host.call("spawn", "run", {"x": seconds})
-    assert len(_processes_with(seconds)) == 1, (pid, seconds, os.popen("ps -ef | grep sleep").read())
+    assert len(_wait_started(seconds)) == 1, (pid, seconds)
     host.close()
     assert _wait_gone(seconds) == []
 
@@ -164,7 +174,8 @@ def test_the_host_dies_with_hearths_process(pack_dir, tmp_path):
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
         host_pid = int(parent.stdout.readline())
-        assert os.path.exists(f"/proc/{host_pid}") and len(_processes_with(seconds)) == 1
+        assert os.path.exists(f"/proc/{host_pid}")
+        assert len(_wait_started(seconds)) == 1, seconds
     finally:
         parent.kill()
         parent.wait()
@@ -209,7 +220,7 @@ def test_the_probe_says_why_when_the_namespaces_cannot_be_made():
                'exec "$@"', "sh")
     ok, reason = probe_isolation(wrapper)
     assert ok is False
-    assert reason.startswith("cannot create the namespaces a pack host needs: unshare(CLONE_NEWUSER) failed: "
+    assert reason.startswith("cannot create the namespaces isolation needs: unshare(CLONE_NEWUSER) failed: "
                              "No space left on device"), reason
     assert "user.max_user_namespaces" in reason
     message = unavailable_message("evil", reason)
