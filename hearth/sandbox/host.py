@@ -401,7 +401,8 @@ class PackHost:
         try:
             os.ftruncate(flag_fd, mmap.PAGESIZE)
             process.flag = mmap.mmap(flag_fd, mmap.PAGESIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-            config = {"name": self.name, "network": self.config.network, "readable": list(self.config.readable),
+            readable = [*self.config.readable, *(p for p in self.config.sys_path if p not in self.config.readable)]
+            config = {"name": self.name, "network": self.config.network, "readable": readable,
                       "writable": list(self.config.writable), "python_paths": _python_paths(self.config),
                       "home": os.path.expanduser("~"), "tmp_bytes": TMP_BYTES, "hearth_root": HEARTH_ROOT,
                       "generation": self._generation, "sock_fd": theirs.fileno(), "flag_fd": flag_fd,
@@ -504,7 +505,10 @@ class PackHost:
                 process.kill()
                 raise self._fail(f"its host did not stop within {self.config.limits.interrupt_grace_s:g} s of the "
                                  f"interrupt while {doing}; it was killed", HostInterrupted)
-            ready, _, _ = select.select([process.channel], [], [], timeout)
+            try:
+                ready, _, _ = select.select([process.channel], [], [], timeout)
+            except (OSError, ValueError):  # close() from another thread closed the socket under this call
+                raise self._fail(f"its host was closed while {doing}") from None
             if not ready:
                 if process.proc is not None and process.proc.poll() is not None:
                     process.dead = True
@@ -711,8 +715,14 @@ def _python_paths(config: HostConfig) -> list[str]:
     if spec is not None:
         for location in spec.submodule_search_locations or ([spec.origin] if spec.origin else []):
             found.append(os.path.dirname(location))
+    home = os.path.realpath(os.path.expanduser("~"))
+    tops = {os.path.realpath(h) for h in (*HIDDEN, home)}
     result: list[str] = []
     for path in sorted({os.path.realpath(p) for p in found}, key=len):
-        if _under_hidden(path) and not any(path.startswith(r.rstrip("/") + "/") for r in result):
+        # Never HOME itself, a folder above it or a hidden folder whole (a script started from HOME puts HOME
+        # on sys.path): only what lies inside them.
+        if path in tops or home.startswith(path.rstrip("/") + "/") or not _under_hidden(path):
+            continue
+        if not any(path.startswith(r.rstrip("/") + "/") for r in result):
             result.append(path)
     return result

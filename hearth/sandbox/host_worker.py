@@ -93,7 +93,8 @@ def warden(config: dict) -> int:
     if not ns.readonly_root():
         _out({"failed": f"cannot make the root read-only (mount_setattr): {ns.errno_text()}"})
         return 3
-    hidden = sorted({*HIDDEN, config["home"]}, key=len)
+    home = os.path.realpath(config["home"] or "/")
+    hidden = sorted({*HIDDEN, *([home] if home != "/" else [])}, key=len)
     for folder in hidden:
         if os.path.isdir(folder) and not os.path.islink(folder):
             size = config["tmp_bytes"] if folder in ("/tmp", "/dev/shm") else _SMALL_TMPFS

@@ -161,7 +161,10 @@ def progress(x):
 
 
 def use_model(x):
-    model, method = x
+    model, method = x[0], x[1]
+    if method == "merge":  # a lent value passed back as an argument of a lent value's method
+        merged = model.merge(x[2])
+        return (merged, merged.patches())
     if method == "clone-patch":
         clone = model.clone()
         clone.add_patch("k", 2.0)

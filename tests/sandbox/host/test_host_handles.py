@@ -63,6 +63,10 @@ class Model:
     def patches(self):
         return dict(self._patches)
 
+    def merge(self, other):
+        assert isinstance(other, Model)  # the parent's own object, not a proxy or a copy
+        return Model({**self._patches, **other._patches})
+
     def secret(self):
         return "the host must never get this"
 
@@ -72,7 +76,7 @@ class Policy:
         return "MODEL" if isinstance(value, Model) else None
 
     def allowed(self, kind, method):
-        return kind == "MODEL" and method in ("clone", "add_patch", "patches")
+        return kind == "MODEL" and method in ("clone", "add_patch", "patches", "merge")
 
 
 def test_allowed_methods_of_a_lent_value_run_in_the_parent_and_nest(make_host):
@@ -83,6 +87,12 @@ def test_allowed_methods_of_a_lent_value_run_in_the_parent_and_nest(make_host):
     assert patches == {"a": 1.0, "k": 2.0} and clone.patches() == patches and model.patches() == {"a": 1.0}
     (same,) = host.call("use_model", "run", {"x": (model, "keep")})
     assert same is model  # the proxy passed back is the original object
+
+
+def test_a_proxy_passed_as_an_argument_arrives_as_the_parents_own_object(make_host):
+    host = make_host("lender", exports=Policy())
+    merged, patches = host.call("use_model", "run", {"x": (Model({"a": 1}), "merge", Model({"b": 2}))})
+    assert isinstance(merged, Model) and patches == {"a": 1, "b": 2}
 
 
 def test_a_method_the_policy_does_not_allow_is_trust_required(make_host):

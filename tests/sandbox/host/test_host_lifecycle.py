@@ -124,6 +124,16 @@ def test_a_host_that_writes_garbage_on_the_wire_is_killed(make_host, pack_dir):
     assert host.call("echo", "run", {"x": 1}) == (1,) and host.pid != first
 
 
+def test_close_from_another_thread_ends_the_running_call_in_one_line(make_host):
+    host = make_host("closedmid")
+    host.describe()
+    threading.Timer(0.3, host.close).start()
+    with pytest.raises(PackHostError) as caught:
+        host.call("hang", "run", {})
+    assert str(caught.value) in ("pack 'closedmid': its host was closed while running hang",
+                                 "pack 'closedmid': its host died (killed by SIGKILL) while running hang")
+
+
 def test_close_leaves_no_process_and_a_closed_host_refuses_calls(make_host):
     host = make_host("closer")
     host.describe()
