@@ -20,6 +20,7 @@ Bridges, so a node in the host behaves as one in Hearth's process:
 
 from __future__ import annotations
 
+import inspect
 import io
 import logging
 import threading
@@ -58,7 +59,7 @@ def entry(args: dict[str, Any]) -> dict[str, Any]:
     [record] = loader.load_packs([(name, path)], runtime.plugins)
     if record.error:
         raise PackImportError(f"{record.error}\n{record.traceback or ''}".strip())
-    nodes = {d.name: d.cls for d in loader.definitions}
+    nodes = {d.name: host_node(d.cls) for d in loader.definitions}
     display = {d.name: d.display_name for d in loader.definitions if d.display_name}
     web = loader.web_directories.get(name)
     notes = list(record.notes)
@@ -67,6 +68,79 @@ def entry(args: dict[str, Any]) -> dict[str, Any]:
         notes.append(f"its {routes} server route(s) are not served while it runs isolated; trust it to serve them")
     return {"nodes": nodes, "display": display, "web_directory": str(web) if web else None, "notes": notes,
             "version": record.version}
+
+
+# -- node classes as the host serves them -------------------------------------------------------------------------
+
+BLOCKER = "__hearth_execution_blocker__"  # an ExecutionBlocker output, as it crosses (isolated.py turns it back)
+_COPIED = ("RETURN_TYPES", "RETURN_NAMES", "CATEGORY", "OUTPUT_NODE", "INPUT_IS_LIST", "OUTPUT_IS_LIST",
+           "NOT_IDEMPOTENT", "DESCRIPTION", "OUTPUT_TOOLTIPS", "DEPRECATED", "EXPERIMENTAL", "SEARCH_ALIASES",
+           "DISPLAY_NAME", "API_NODE")
+
+
+def host_node(cls: type) -> type:
+    """A class the host describes and calls in place of the pack's ``cls``: the same attributes, and methods
+    that call the pack's the way Hearth's executor does (``IS_CHANGED`` and ``VALIDATE_INPUTS`` on the class,
+    which V3 nodes provide only there) and turn Hearth values that cannot cross as they are (an
+    ``ExecutionBlocker``) into their crossing form."""
+    function = str(cls.FUNCTION)  # type: ignore[attr-defined]
+    namespace: dict[str, Any] = {attr: getattr(cls, attr) for attr in _COPIED if hasattr(cls, attr)}
+    namespace.update(FUNCTION=function, __module__=cls.__module__, __qualname__=cls.__qualname__,
+                     INPUT_TYPES=classmethod(lambda _c: cls.INPUT_TYPES()))  # type: ignore[attr-defined]
+
+    def __init__(self: Any) -> None:
+        self.inner = cls()
+
+    if inspect.iscoroutinefunction(getattr(cls, function)):
+        async def run(self: Any, **kwargs: Any) -> Any:
+            return _outgoing(await getattr(self.inner, function)(**kwargs))
+    else:
+        def run(self: Any, **kwargs: Any) -> Any:
+            result = getattr(self.inner, function)(**kwargs)
+            return _awaited(result) if inspect.isawaitable(result) else _outgoing(result)
+
+    namespace.update(__init__=__init__)
+    namespace[function] = run
+    for name in ("IS_CHANGED", "VALIDATE_INPUTS"):
+        target = getattr(cls, name, None)
+        if callable(target):
+            namespace[name] = classmethod(_class_method(target))
+    if callable(getattr(cls, "check_lazy_status", None)):
+        namespace["check_lazy_status"] = lambda self, **kwargs: self.inner.check_lazy_status(**kwargs)
+    return type(cls.__name__, (), namespace)
+
+
+def _class_method(target: Any) -> Any:
+    def forward(_cls: Any, **kwargs: Any) -> Any:
+        return target(**kwargs)
+
+    first = inspect.Parameter("cls", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    try:
+        params = list(inspect.signature(target).parameters.values())
+    except (TypeError, ValueError):
+        params = [inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)]
+    forward.__signature__ = inspect.Signature([first, *params])  # type: ignore[attr-defined]
+    return forward
+
+
+async def _awaited(result: Any) -> Any:
+    return _outgoing(await result)
+
+
+def _outgoing(result: Any) -> Any:
+    """A node's result with ExecutionBlockers in their crossing form."""
+    from hearth.core.types import ExecutionBlocker
+
+    def convert(value: Any) -> Any:
+        return {BLOCKER: value.message} if isinstance(value, ExecutionBlocker) else value
+
+    if isinstance(result, ExecutionBlocker):
+        return convert(result)
+    if isinstance(result, tuple):
+        return tuple(convert(v) for v in result)
+    if isinstance(result, dict) and isinstance(result.get("result"), tuple):
+        return {**result, "result": tuple(convert(v) for v in result["result"])}
+    return result
 
 
 # -- the Runtime in the host ------------------------------------------------------------------------------------
@@ -85,25 +159,13 @@ def _runtime(args: dict[str, Any]) -> Runtime:
 
 
 def _activate(runtime: Runtime) -> None:
-    """Make ``runtime`` and the host's node context current for the rest of the host's life (in this thread, and
-    in the threads the host runs calls in: each call re-enters them through :func:`enter_call`)."""
-    runtime.activate().__enter__()
+    """Make ``runtime`` and the host's node context current for the rest of the host's life (the host serves its
+    calls in this same thread)."""
+    activation = runtime.activate()
+    activation.__enter__()  # held in _state: a dropped activation would reset the context variable when collected
     ctx = _host_context(runtime.folders)
     context.enter(ctx)
-    _state.update(runtime=runtime, context=ctx)
-
-
-def enter_call() -> None:
-    """Make the host's Runtime and node context current in the calling thread (idempotent)."""
-    runtime, ctx = _state.get("runtime"), _state.get("context")
-    if runtime is None:
-        return
-    from hearth.core.runtime import current_runtime
-
-    if current_runtime() is not runtime:
-        runtime.activate().__enter__()
-    if context.current() is not ctx:
-        context.enter(ctx)
+    _state.update(runtime=runtime, context=ctx, activation=activation)
 
 
 class _HostInterrupt:
@@ -288,17 +350,39 @@ _SETTERS = frozenset({
 # The methods a host may call on each kind of value Hearth lends it (the parent's isolated.Exported defines each;
 # its ExportPolicy allows exactly these). "hearth_*" are the parent's answers to attributes (model_options, devices).
 METHODS: dict[str, frozenset[str]] = {
-    "MODEL": frozenset({"clone", "add_patches", "get_key_patches", "model_state_dict", "is_clone", "model_size",
-                        "memory_bytes", "hearth_model_options", "hearth_device"}),
+    "MODEL": frozenset({"clone", "add_patches", "is_clone", "model_size", "memory_bytes", "hearth_model_options",
+                        "hearth_device", "hearth_weight_keys", "hearth_weights"}),
     "CLIP": frozenset({"clone", "tokenize", "encode_from_tokens", "encode_from_tokens_scheduled", "add_patches",
-                       "get_key_patches", "clip_layer", "model_size", "memory_bytes", "hearth_device"}),
+                       "clip_layer", "model_size", "memory_bytes", "hearth_device", "hearth_weight_keys",
+                       "hearth_weights"}),
     "VAE": frozenset({"encode", "decode", "encode_tiled", "decode_tiled", "spacial_compression_encode",
                       "spacial_compression_decode", "clone", "model_size", "memory_bytes", "hearth_device"}),
     "CLIP_TOKENS": frozenset(),
 }
 
 
-class ModelProxy(_Proxy):
+# Weights cross in batches: a message carries a bounded number of tensors (each one descriptor).
+WEIGHTS_PER_MESSAGE = 128
+
+
+class _Weights(_Proxy):
+    """``get_key_patches`` and ``model_state_dict``, fetched from Hearth's process a batch of weights at a time."""
+
+    def get_key_patches(self, filter_prefix: str | None = None) -> dict[str, list[Any]]:
+        return self._weights(filter_prefix, patched=True)
+
+    def model_state_dict(self, filter_prefix: str | None = None) -> dict[str, Any]:
+        return {key: value[0] for key, value in self._weights(filter_prefix, patched=False).items()}
+
+    def _weights(self, filter_prefix: str | None, *, patched: bool) -> dict[str, list[Any]]:
+        keys = list(self._remote.call("hearth_weight_keys", filter_prefix))
+        found: dict[str, list[Any]] = {}
+        for start in range(0, len(keys), WEIGHTS_PER_MESSAGE):
+            found.update(self._remote.call("hearth_weights", keys[start:start + WEIGHTS_PER_MESSAGE], patched))
+        return found
+
+
+class ModelProxy(_Weights):
     KIND = "MODEL"
     FORWARDED = METHODS["MODEL"]
     CALLBACK_SETTERS = _SETTERS
@@ -320,7 +404,7 @@ class ModelProxy(_Proxy):
         """Patches stay where Hearth's model manager puts them; nothing to move from here."""
 
 
-class ClipProxy(_Proxy):
+class ClipProxy(_Weights):
     KIND = "CLIP"
     FORWARDED = METHODS["CLIP"]
 

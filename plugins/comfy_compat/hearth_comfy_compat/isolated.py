@@ -33,7 +33,8 @@ from hearth.core import context
 from hearth.core.context import InterruptProcessing
 from hearth.core.nodes import NodeDefinition
 from hearth.core.runtime import current_runtime
-from hearth_comfy_compat.host_side import METHODS
+from hearth.core.types import ExecutionBlocker
+from hearth_comfy_compat.host_side import BLOCKER, METHODS
 from hearth_comfy_compat.pack_hosts import host_api
 
 log = logging.getLogger("hearth.custom_nodes")
@@ -76,11 +77,22 @@ class Exported:
                     strength_model: float = 1.0) -> list[Any]:
         return list(self.value.add_patches(dict(patches), strength_patch, strength_model))
 
-    def get_key_patches(self, filter_prefix: str | None = None) -> dict[str, list[Any]]:
-        return self.value.get_key_patches(filter_prefix)
+    def hearth_weight_keys(self, filter_prefix: str | None = None) -> list[str]:
+        """The weights' keys (ComfyUI's names) under ``filter_prefix``; the host then asks for them in batches."""
+        return list(self.value.model_state_dict(filter_prefix))
 
-    def model_state_dict(self, filter_prefix: str | None = None) -> dict[str, Any]:
-        return self.value.model_state_dict(filter_prefix)
+    def hearth_weights(self, keys: list[str], patched: bool = True) -> dict[str, list[Any]]:
+        """``{key: [weight]}`` for ``keys``: with this clone's patches (``get_key_patches``) or without
+        (``model_state_dict``)."""
+        wanted, found = set(keys), {}
+        for key in keys:
+            if key in found:
+                continue
+            if patched:  # a key as prefix may also match longer keys; only the asked ones are kept
+                found.update({k: v for k, v in self.value.get_key_patches(key).items() if k in wanted})
+            else:
+                found.update({k: [v] for k, v in self.value.model_state_dict(key).items() if k in wanted})
+        return found
 
     def is_clone(self, other: Any) -> bool:
         return bool(self.value.is_clone(unwrap(other)))
@@ -454,6 +466,11 @@ class _InputTypes:
         thread.join(INPUT_TYPES_WAIT_S)
         return self.raw
 
+    def names(self) -> list[str]:
+        """The required, then optional, input names in declared order."""
+        raw = self.raw if isinstance(self.raw, Mapping) else {}
+        return [name for section in ("required", "optional") for name in (raw.get(section) or {})]
+
     def hidden_of(self, kind: str) -> list[str]:
         """The names of the hidden inputs of ``kind`` (``DYNPROMPT``...)."""
         hidden = self.raw.get("hidden") if isinstance(self.raw, Mapping) else None
@@ -473,12 +490,19 @@ class _InputTypes:
 
 
 def _as_result(value: Any) -> Any:
-    """The host's answer in the shape the executor takes: tuples for outputs (the wire may give lists)."""
-    if isinstance(value, list):
-        return tuple(value)
-    if isinstance(value, dict) and isinstance(value.get("result"), list):
-        return {**value, "result": tuple(value["result"])}
+    """The host's answer in the shape the executor takes: tuples for outputs (the wire may give lists), and
+    ExecutionBlockers back from their crossing form."""
+    if _is_blocker(value):
+        return ExecutionBlocker(value[BLOCKER])
+    if isinstance(value, (list, tuple)):
+        return tuple(ExecutionBlocker(v[BLOCKER]) if _is_blocker(v) else v for v in value)
+    if isinstance(value, dict) and isinstance(value.get("result"), (list, tuple)):
+        return {**value, "result": _as_result(value["result"])}
     return value
+
+
+def _is_blocker(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and BLOCKER in value
 
 
 def node_class(pack: IsolatedPack, node: str, info: Mapping[str, Any]) -> type:
@@ -496,7 +520,9 @@ def node_class(pack: IsolatedPack, node: str, info: Mapping[str, Any]) -> type:
                      HEARTH_ISOLATED_PACK=pack.name)
     namespace["INPUT_TYPES"] = classmethod(lambda cls: inputs.get())
 
-    def run(self: Any, **kwargs: Any) -> Any:
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if args:  # a pack calling another pack's node class directly, positionally: the inputs in declared order
+            kwargs.update(zip(inputs.names(), args, strict=False))
         for name in inputs.hidden_of("DYNPROMPT"):
             if name in kwargs:  # the executor's graph object stays here; the pack sees no dynamic prompt
                 kwargs[name] = None
