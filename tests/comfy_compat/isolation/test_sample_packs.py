@@ -1,0 +1,104 @@
+"""The compatibility suite's own sample packs, isolated: a V3 pack and a pack merging models through
+get_key_patches behave in pack hosts as they do in-process."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import torch
+
+from hearth.core.executor import Executor
+from hearth.core.model_folders import ModelFolders
+from hearth.core.runtime import Runtime
+from hearth.core.trust import TrustPolicy
+from tests.comfy_compat.tiny_sd import CHECKPOINT, PACKS, make_models, node
+
+SAMPLES = ("v3_pack", "objects_pack")
+SHOW_PACK = '''
+class ShowValue:
+    """Hands whatever it gets to the test, untouched (in-process: the pack is trusted)."""
+    CATEGORY = "show"
+    RETURN_TYPES = ()
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("*",)}}
+
+    def run(self, value):
+        return {"ui": {"value": [value]}}
+
+
+NODE_CLASS_MAPPINGS = {"ShowValue": ShowValue}
+'''
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    from hearth_comfy_compat.pack_hosts import host_api
+
+    available, reason = host_api().isolation_available()
+    if not available:
+        pytest.skip(f"this machine cannot make a pack host's namespaces: {reason}")
+    work = tmp_path_factory.mktemp("samples")
+    models: ModelFolders = make_models(work / "models")
+    for pack in SAMPLES:  # copies: a host sees only its pack's own folder
+        shutil.copytree(PACKS / pack, work / "custom_nodes" / pack)
+    (work / "custom_nodes" / "show_pack.py").write_text(SHOW_PACK)
+    built = Runtime.build(model_folders=models, custom_nodes=[work / "custom_nodes"], environ={},
+                          output=work / "output", input=work / "input", temp=work / "temp",
+                          trust=TrustPolicy(mode="untrusted", trusted={"show_pack"}))
+    try:
+        with built.activate():
+            for pack in SAMPLES:
+                record = built.plugins.records[pack]
+                assert record.error is None and record.placement == "pack host", record.traceback
+            yield built
+    finally:
+        loader = built.plugins.pm.get_plugin("custom_nodes")
+        if loader is not None:
+            loader.close()
+
+
+@pytest.fixture(scope="module")
+def executor(runtime: Runtime) -> Executor:
+    return runtime.executor
+
+
+def test_a_v3_nodes_validate_inputs_runs_in_its_host(executor: Executor) -> None:
+    result = executor.run({"1": node("V3RepeatText", text="x", times=20, separator="none"),
+                           "2": node("V3WhoAmI", label=["1", 0])})
+    assert result.status == "error"
+    assert result.validation is not None
+    [error] = result.validation.node_errors["1"]["errors"]
+    assert error["type"] == "custom_validation_failed" and "more than 10 repeats need a separator" in error["details"]
+
+
+def test_an_execution_blocker_from_an_isolated_node_stops_the_branch(executor: Executor) -> None:
+    events: list[tuple[str, dict[str, Any]]] = []
+    result = executor.run({"1": node("V3Gate", value="x", open=False), "2": node("V3WhoAmI", label=["1", 0])},
+                          emit=lambda event, data: events.append((event, data)))
+    assert "2" not in result.outputs
+    assert [d["exception_message"] for e, d in events if e == "execution_error"] == [
+        "Execution Blocked: the gate is closed"]
+
+
+def test_models_merge_through_get_key_patches_in_batches(executor: Executor) -> None:
+    key = "diffusion_model.out.2.weight"
+    prompt = {
+        "1": node("CheckpointLoaderSimple", ckpt_name=CHECKPOINT),
+        "2": node("NudgeOutputWeights", model=["1", 0], amount=0.1),
+        "3": node("MergeModels", model1=["1", 0], model2=["2", 0], ratio=0.5),
+        "s1": node("ShowValue", value=["1", 0]), "s3": node("ShowValue", value=["3", 0]),
+    }
+    result = executor.run(prompt)
+    assert result.ok, result.error
+    original, merged = result.outputs["s1"]["value"][0], result.outputs["s3"]["value"][0]
+    # The merge read every UNet weight (more than one message carries) and moved the last conv halfway.
+    assert len(original.get_key_patches("diffusion_model.")) > 253
+    before, after = original.get_key_patches(key)[key][0], merged.get_key_patches(key)[key][0]
+    assert torch.allclose(after.float(), before.float() + 0.05, atol=5e-3)
