@@ -152,8 +152,6 @@ class CustomNodesLoader:
         definitions, notes = pack.definitions()
         record.notes += notes
         self.definitions += definitions
-        if not definitions and not description.get("nodes"):
-            record.notes.append("no NODE_CLASS_MAPPINGS: the pack defines no nodes")
 
     def close(self) -> None:
         """Stop every pack host this loader started."""
