@@ -105,8 +105,8 @@ def register_proxy(kind: str, factory: Callable[[Remote], Any]) -> None:
 def emit(kind: str, data: dict) -> None:
     """Send an event to the running call's ``on_event`` in Hearth's process ("progress", "preview", "message")."""
     link = _current["link"]
-    if link is None:
-        return
+    if link is None or _current["node"] is None:
+        return  # no call is running: nobody in Hearth would get it
     link.send({"op": "event", "kind": str(kind), "data": data})
 
 
@@ -199,6 +199,7 @@ class _Link:
         self.nodes: dict[str, type] = {}
         self.instances: dict[str, Any] = {}
         self.loop: Any = None
+        self.send_lock = threading.RLock()
 
     # values
 
@@ -239,15 +240,17 @@ class _Link:
     # messages
 
     def send(self, message: dict) -> None:
-        if self.released:
-            taken, self.released[:] = list(self.released), []
-            message["rel"] = taken
-        body, fds = self.codec.encode(message)
-        try:
-            self.channel.send(body, fds)
-        finally:
-            for fd in fds:
-                os.close(fd)
+        # Events may come from a node's own threads while the main thread answers: one message at a time.
+        with self.send_lock:
+            if self.released:
+                taken, self.released[:] = list(self.released), []
+                message["rel"] = taken
+            body, fds = self.codec.encode(message)
+            try:
+                self.channel.send(body, fds)
+            finally:
+                for fd in fds:
+                    os.close(fd)
 
     def recv(self) -> dict:
         body, fds = self.channel.recv()

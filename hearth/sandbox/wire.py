@@ -406,11 +406,15 @@ def _take_mapping(fds: list[int], used: set[int], index: int, offset: int, shape
         raise WireError(f"an array names descriptor {index} of a frame that carries {len(fds)}")
     if not _fits(offset, shape, strides, itemsize, size):
         raise WireError("an array reaches outside its shared memory")
-    fd = fds[index]
-    if index in used:  # two arrays of one frame in one file: map it once, through our mapping
-        fd = os.dup(fd)
+    again = index in used  # two arrays of one frame in one file: the first mapped it, the second reuses that
+    fd = os.dup(fds[index]) if again else fds[index]
+    try:
+        mm = _map_received(fd, size)
+    except BaseException:
+        if again:
+            os.close(fd)
+        raise  # a first use stays in the frame's list, which decode() closes
     used.add(index)
-    mm = _map_received(fd, size)
     if not _fits(offset, shape, strides, itemsize, mm.size()):
         raise WireError("an array reaches outside its shared memory")
     return mm
@@ -503,7 +507,8 @@ class Codec:
             if pos != len(buf):
                 raise WireError(f"{len(buf) - pos} stray bytes after a message")
             return value
-        except (struct.error, UnicodeDecodeError, IndexError, ValueError, OverflowError) as exc:
+        except (struct.error, UnicodeDecodeError, IndexError, ValueError, OverflowError, TypeError,
+                RuntimeError) as exc:
             raise WireError(f"malformed message: {exc}") from None
         finally:
             for i, fd in enumerate(fds):
