@@ -271,9 +271,9 @@ class IsolatedPack:
         paths = [self.layout.path, context.folders().input]
         if self.layout.layer is not None:
             paths.append(self.layout.layer)
-        if runtime is not None:
+        if runtime is not None:  # the models folder itself too: packs add kinds of their own under it
             models = runtime.model_folders
-            paths += [p for kind in models.kinds() for p in models.folders(kind)]
+            paths += [models.base, *(p for kind in models.kinds() for p in models.folders(kind))]
         # Hearth's own code (an editable install may live under a hidden folder such as HOME).
         for module in ["hearth", "hearth_comfy_compat", *_plugin_packages(plugins)]:
             spec = importlib.util.find_spec(module)

@@ -30,7 +30,11 @@ import time
 
 import comfy.model_management
 import comfy.utils
+import folder_paths
 from server import PromptServer
+
+# A model kind of the pack's own, registered as it imports (as real packs do).
+folder_paths.add_model_folder_path("iso_models", os.path.join(folder_paths.models_dir, "iso_models"))
 
 
 class Thing:
@@ -49,13 +53,14 @@ class IsoUpper:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"text": ("STRING", {"default": "hi"}),
-                             "mode": (["upper", "lower"],)}}
+                             "mode": (["upper", "lower"],)},
+                "optional": {"model": (folder_paths.get_filename_list("iso_models"),)}}
 
     @classmethod
     def VALIDATE_INPUTS(cls, text):
         return True if text != "forbidden" else "text may not be 'forbidden'"
 
-    def run(self, text, mode):
+    def run(self, text, mode, model=None):
         return ((text.upper() if mode == "upper" else text.lower()) + f" pid={os.getpid()}",)
 
 
@@ -292,6 +297,8 @@ def runtime(models: ModelFolders, tmp_path_factory: pytest.TempPathFactory) -> I
     available, reason = host_api().isolation_available()
     if not available:
         pytest.skip(f"this machine cannot make a pack host's namespaces: {reason}")
+    (models.base / "iso_models").mkdir(exist_ok=True)
+    (models.base / "iso_models" / "iso.safetensors").write_bytes(b"")
     threads = torch.get_num_threads()
     torch.set_num_threads(min(threads, 2))
     work = tmp_path_factory.mktemp("work")
@@ -371,6 +378,7 @@ def test_isolated_nodes_register_with_their_attributes_and_placement(runtime: Ru
     upper = info["IsoUpper"]
     assert upper["display_name"] == "Upper (isolated)" and upper["category"] == "iso"
     assert upper["input"]["required"]["mode"][0] == ["upper", "lower"]
+    assert upper["input"]["optional"]["model"][0] == ["iso.safetensors"]  # the pack's own kind, read in its host
     assert upper["python_module"] == f"custom_nodes.{PACK}"
     assert info["IsoInvert"]["output"] == ["IMAGE", "LATENT"]
     assert info["IsoInvert"]["output_name"] == ["image", "latent"]
