@@ -256,10 +256,11 @@ def _torch_dtypes(torch: Any) -> dict[str, Any]:
 def _encode_tensor(t: Any, out: bytearray, fds: list[int]) -> None:
     torch = sys.modules["torch"]
     t = t.detach()
-    if t.device.type != "cpu":
-        t = t.cpu()
-    if t.is_sparse or t.is_quantized or t.is_conj() or t.is_neg():
-        t = t.resolve_conj().resolve_neg().to_dense() if t.is_sparse else t.resolve_conj().resolve_neg()
+    if t.is_quantized:
+        raise TypeError("quantized tensors cannot cross to or from a pack host (dequantize them first)")
+    if t.layout != torch.strided:
+        t = t.to_dense()
+    t = t.resolve_conj().resolve_neg()
     dtype = str(t.dtype).removeprefix("torch.")
     shape = tuple(t.shape)
     itemsize = t.element_size()
@@ -267,21 +268,22 @@ def _encode_tensor(t: Any, out: bytearray, fds: list[int]) -> None:
     if nbytes == 0:
         _array_header(out, _TORCH, dtype, shape, _contiguous_strides(shape), 0, 0, None)
         return
-    owner = _owner_of(t.untyped_storage().data_ptr())
-    if owner is not None:
-        entry, _mm = owner
-        offset = t.data_ptr() - entry.start
-        strides = tuple(t.stride())
-        if _fits(offset, shape, strides, itemsize, entry.size):
-            fds.append(os.dup(entry.fd))
-            _array_header(out, _TORCH, dtype, shape, strides, offset, entry.size, len(fds) - 1)
-            return
-    src = t.contiguous().reshape(-1).view(torch.uint8)
+    if t.device.type == "cpu":
+        owner = _owner_of(t.untyped_storage().data_ptr())
+        if owner is not None:  # already in one of our memfds: by reference, any strides
+            entry, _mm = owner
+            offset = t.data_ptr() - entry.start
+            strides = tuple(t.stride())
+            if _fits(offset, shape, strides, itemsize, entry.size):
+                fds.append(os.dup(entry.fd))
+                _array_header(out, _TORCH, dtype, shape, strides, offset, entry.size, len(fds) - 1)
+                return
+    # One copy, straight from wherever it is (any strides, a GPU too) into a fresh memfd laid out contiguously.
     fd = _new_memfd(nbytes)
     try:
         with mmap.mmap(fd, nbytes, _FRESH, mmap.PROT_READ | mmap.PROT_WRITE) as mm:
-            dst = torch.frombuffer(mm, dtype=torch.uint8)
-            dst.copy_(src)
+            dst = torch.frombuffer(mm, dtype=t.dtype, count=t.numel()).view(shape)
+            dst.copy_(t)
             del dst
     except BaseException:
         os.close(fd)
@@ -311,12 +313,11 @@ def _encode_ndarray(a: Any, out: bytearray, fds: list[int]) -> None:
             fds.append(os.dup(entry.fd))
             _array_header(out, _NUMPY, dtype, shape, strides, offset, entry.size, len(fds) - 1)
             return
-    src = np.ascontiguousarray(a)
     fd = _new_memfd(nbytes)
     try:
         with mmap.mmap(fd, nbytes, _FRESH, mmap.PROT_READ | mmap.PROT_WRITE) as mm:
-            dst = np.frombuffer(mm, dtype=np.uint8, count=nbytes)
-            dst[:] = src.reshape(-1).view(np.uint8)
+            dst = np.frombuffer(mm, dtype=a.dtype, count=a.size).reshape(shape)
+            dst[...] = a  # one copy, any strides
             del dst
     except BaseException:
         os.close(fd)
