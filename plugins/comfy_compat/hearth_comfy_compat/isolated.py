@@ -317,6 +317,10 @@ class IsolatedPack:
     def input_types(self, node: str) -> dict[str, Any]:
         return self.host.input_types(node)
 
+    def busy(self) -> bool:
+        """Whether a node of this pack is running in its host now."""
+        return self._call_lock.locked()
+
     def call(self, node: str, method: str, kwargs: dict[str, Any]) -> Any:
         """``method`` of ``node`` in the host, with the running node's events and interrupt wired to it."""
         ctx = context.current()
@@ -457,12 +461,14 @@ class _InputTypes:
     def get(self) -> dict[str, Any]:
         if not self.dynamic or time.monotonic() - self.read_at < INPUT_TYPES_TTL_S:
             return self.raw
+        if self.pack.busy():  # the host runs a node: answer what we have rather than queue behind it
+            return self.raw
         with self._lock:
-            if self._refreshing is None or not self._refreshing.is_alive():
-                self._refreshing = threading.Thread(target=self._refresh, daemon=True,
-                                                    name=f"input-types-{self.pack.name}")
-                self._refreshing.start()
-            thread = self._refreshing
+            if self._refreshing is not None and self._refreshing.is_alive():
+                return self.raw  # a re-read is under way already
+            thread = self._refreshing = threading.Thread(target=self._refresh, daemon=True,
+                                                         name=f"input-types-{self.pack.name}")
+            thread.start()
         thread.join(INPUT_TYPES_WAIT_S)
         return self.raw
 

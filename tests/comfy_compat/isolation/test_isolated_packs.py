@@ -537,6 +537,31 @@ def test_is_changed_is_asked_in_the_host_and_input_lists_are_read_again(executor
     assert runs[1] == runs[0] + 1  # not taken from the cache: IS_CHANGED said NaN
 
 
+def test_input_lists_answer_at_once_while_the_host_runs_a_node(executor: Executor, runtime: Runtime,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from hearth_comfy_compat import isolated
+
+    monkeypatch.setattr(isolated, "INPUT_TYPES_TTL_S", 0.0)
+    pack = runtime.plugins.pm.get_plugin("custom_nodes").isolated[PACK]
+    outcome: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: outcome.update(result=run(executor, {"1": node("IsoSleep",
+                                                                                            seconds=20.0)})[0]))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not pack.busy() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pack.busy()
+        started = time.monotonic()
+        for _ in range(5):
+            runtime.nodes["IsoFresh"].inputs()
+        assert time.monotonic() - started < 0.5  # not 5 waits behind the running node
+    finally:
+        executor.interrupt()
+        worker.join(30)
+    assert outcome["result"].status == "interrupted"
+
+
 def test_a_preview_reaches_the_progress_event_as_an_image(executor: Executor) -> None:
     result, events = run(executor, {"1": node("IsoPreview")})
     assert result.ok, result.error
