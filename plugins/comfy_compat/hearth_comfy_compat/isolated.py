@@ -92,7 +92,7 @@ class Exported:
                 found.update({k: v for k, v in self.value.get_key_patches(key).items() if k in wanted})
             else:
                 found.update({k: [v] for k, v in self.value.model_state_dict(key).items() if k in wanted})
-        return found
+        return _on_cpu(found)
 
     def is_clone(self, other: Any) -> bool:
         return bool(self.value.is_clone(unwrap(other)))
@@ -115,32 +115,46 @@ class Exported:
         return Exported(self.value.tokenize(text, *args, **kwargs), "CLIP_TOKENS")
 
     def encode_from_tokens(self, tokens: Any, return_pooled: Any = False, return_dict: bool = False) -> Any:
-        return self.value.encode_from_tokens(unwrap(tokens), return_pooled=return_pooled, return_dict=return_dict)
+        return _on_cpu(self.value.encode_from_tokens(unwrap(tokens), return_pooled=return_pooled,
+                                                     return_dict=return_dict))
 
     def encode_from_tokens_scheduled(self, tokens: Any, *args: Any, **kwargs: Any) -> Any:
-        return self.value.encode_from_tokens_scheduled(unwrap(tokens), *args, **kwargs)
+        return _on_cpu(self.value.encode_from_tokens_scheduled(unwrap(tokens), *args, **kwargs))
 
     def clip_layer(self, layer_idx: int) -> None:
         self.value.clip_layer(layer_idx)
 
     # VAE
     def encode(self, pixels: Any) -> Any:
-        return self.value.encode(pixels)
+        return _on_cpu(self.value.encode(pixels))
 
     def decode(self, samples: Any) -> Any:
-        return self.value.decode(samples)
+        return _on_cpu(self.value.decode(samples))
 
     def encode_tiled(self, pixels: Any, *args: Any, **kwargs: Any) -> Any:
-        return self.value.encode_tiled(pixels, *args, **kwargs)
+        return _on_cpu(self.value.encode_tiled(pixels, *args, **kwargs))
 
     def decode_tiled(self, samples: Any, *args: Any, **kwargs: Any) -> Any:
-        return self.value.decode_tiled(samples, *args, **kwargs)
+        return _on_cpu(self.value.decode_tiled(samples, *args, **kwargs))
 
     def spacial_compression_encode(self) -> Any:
         return self.value.spacial_compression_encode()
 
     def spacial_compression_decode(self) -> Any:
         return self.value.spacial_compression_decode()
+
+
+def _on_cpu(value: Any) -> Any:
+    """``value`` with its tensors on the CPU: shared memory carries CPU tensors (a resident model's weights and
+    a VAE's results may be on the GPU)."""
+    if isinstance(value, dict):
+        return {k: _on_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_on_cpu(v) for v in value)
+    device = getattr(value, "device", None)
+    if device is not None and getattr(device, "type", "cpu") != "cpu" and callable(getattr(value, "cpu", None)):
+        return value.detach().cpu()
+    return value
 
 
 def _plain_copy(value: Any) -> Any:
@@ -189,7 +203,8 @@ def kind_of_model(value: Any) -> str | None:
 
 
 def lend(value: Any) -> Any:
-    """``value`` with every Hearth model value in it wrapped as :class:`Exported` (containers copied, tensors not)."""
+    """``value`` with every Hearth model value in it wrapped as :class:`Exported` (containers copied, tensors not,
+    unless they are on the GPU: they cross on the CPU)."""
     if isinstance(value, (str, bytes, int, float, bool)) or value is None:
         return value
     if isinstance(value, dict):
@@ -198,8 +213,8 @@ def lend(value: Any) -> Any:
         return [lend(v) for v in value]
     if isinstance(value, tuple):
         return tuple(lend(v) for v in value)
-    if type(value).__module__.startswith("torch") or type(value).__module__.startswith("numpy"):
-        return value
+    if type(value).__module__.startswith(("torch", "numpy")):
+        return _on_cpu(value)
     kind = kind_of_model(value)
     return Exported(value, kind) if kind is not None else value
 
