@@ -258,7 +258,8 @@ class PluginManager:
                       f"HEARTH_PLUGINS / HEARTH_DISABLE_PLUGINS do not leave out comfy_compat")
             self.warnings.append(f"custom-node packs in {shown} were not loaded: they need {COMPAT_DISTRIBUTION}")
             return
-        self.register(packs, CUSTOM_NODES_PLUGIN, "default", module=type(packs).__module__)
+        self.register(packs, CUSTOM_NODES_PLUGIN, "default", module=type(packs).__module__).place(
+            Placement(False, WHY_FIRST_PARTY))  # the compatibility plugin's loader itself; its packs are placed apart
         for record in packs.records:
             self.records[record.name] = record
 

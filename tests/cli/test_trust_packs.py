@@ -55,6 +55,8 @@ def test_a_machine_that_cannot_isolate_refuses_an_untrusted_pack_and_names_the_w
     run = comfy("run", "--check", str(Path("w.json")))
     assert f"warning: plugin {pack} not loaded: pack '{pack}' must run in a pack host" in run.stderr
 
+    loader = record(comfy, "custom_nodes")  # the compatibility plugin's loader is Hearth's own
+    assert (loader["placement"], loader["placement_why"]) == ("in-process", "first-party plugin")
     off = record(comfy, pack, "--isolation", "off")
     assert (off["error"], off["placement"], off["placement_why"], off["node_count"]) == \
         (None, "in-process", "--isolation off", 1)
