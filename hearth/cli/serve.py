@@ -104,6 +104,10 @@ def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: st
     url = f"http://{shown}:{port}/"
     click.echo(f"Hearth serving {len(state.registry)} nodes at {url} (UI: {state.frontend}; "
                f"{len(state.queue.pending())} prompts pending; data in {config.data})")
+    hosted = sorted(r.name for r in state.plugins.records.values() if r.placement == "pack host" and not r.error)
+    if hosted:  # where untrusted code runs is worth one line at start (comfy plugins has the reasons)
+        click.echo(f"isolation {runtime.options.trust.mode}: {len(hosted)} pack{'s' if len(hosted) != 1 else ''} "
+                   f"in pack hosts ({', '.join(hosted)})")
     if state.token is not None:
         if token is None:
             click.echo(f"Listening beyond loopback ({host}): every request needs this token.")

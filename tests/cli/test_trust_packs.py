@@ -79,3 +79,17 @@ def test_plugins_shows_an_untrusted_pack_in_a_pack_host_with_the_network_it_was_
     monkeypatch.setenv("COLUMNS", "200")
     [row] = [line for line in comfy("plugins").stdout.splitlines() if pack in line]
     assert "pack host: not trusted; network: allowed" in row
+
+
+@pytest.mark.skipif(not host.isolation_available()[0], reason="this machine cannot make a pack host's namespaces")
+def test_serve_names_the_packs_it_runs_in_pack_hosts(comfy: Any, pack: str, workdir: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: None)  # stop short of listening
+    out = comfy("serve", "--port", "0", "--data", str(workdir / "data"))
+    assert out.exit_code == 0, out.stderr
+    assert f"isolation untrusted: 1 pack in pack hosts ({pack})" in out.stdout
+    assert comfy("trust", pack).exit_code == 0
+    again = comfy("serve", "--port", "0", "--data", str(workdir / "data2"))
+    assert again.exit_code == 0 and "pack hosts" not in again.stdout
