@@ -46,7 +46,7 @@ from hearth.sandbox import wire
 GiB = 1024**3
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "host_worker.py")
 HEARTH_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HIDDEN = ("/root", "/home", "/tmp", "/var/tmp", "/dev/shm", "/run/user")  # as host_worker.HIDDEN
+HIDDEN = ("/root", "/home", "/tmp", "/var/tmp", "/dev/shm", "/run/user", "/run/secrets")  # as host_worker.HIDDEN
 TMP_BYTES = 1 * GiB  # the host's own /tmp and /dev/shm (memory-backed, used only as the pack writes)
 log = logging.getLogger("hearth.packhost")
 

@@ -23,7 +23,7 @@ import signal
 import sys
 
 SOCK_FD, FLAG_FD = 3, 4
-HIDDEN = ("/root", "/home", "/tmp", "/var/tmp", "/dev/shm", "/run/user")
+HIDDEN = ("/root", "/home", "/tmp", "/var/tmp", "/dev/shm", "/run/user", "/run/secrets")
 HOST_HOME = "/tmp/home"
 _SMALL_TMPFS = 16 * 1024 * 1024
 
@@ -61,6 +61,11 @@ def probe(config: dict) -> int:
     if not ns.mount_tmpfs("/tmp", _SMALL_TMPFS):
         _out({"available": False, "reason": f"cannot mount a tmpfs: {ns.errno_text()}"})
         return 0
+    ns.drop_privileges()
+    problem = ns.deny_unix_sockets()
+    if problem:
+        _out({"available": False, "reason": problem})
+        return 0
     _out({"available": True, "reason": "", "namespaces": names})
     return 0
 
@@ -93,6 +98,10 @@ def warden(config: dict) -> int:
     if not ns.readonly_root():
         _out({"failed": f"cannot make the root read-only (mount_setattr): {ns.errno_text()}"})
         return 3
+    problem = _private_dev(ns)
+    if problem:
+        _out({"failed": problem})
+        return 3
     home = os.path.realpath(config["home"] or "/")
     hidden = sorted({*HIDDEN, *([home] if home != "/" else [])}, key=len)
     for folder in hidden:
@@ -123,7 +132,7 @@ def warden(config: dict) -> int:
         return 3
     os.makedirs(HOST_HOME, mode=0o700, exist_ok=True)
     # The hiding tmpfs (but the temporary folders) become read-only too: nothing is planted in a fake HOME.
-    for folder in hidden:
+    for folder in [*hidden, "/dev"]:
         if folder not in ("/tmp", "/var/tmp", "/dev/shm") and os.path.isdir(folder):
             ns.setattr_mount(folder, readonly=True, recursive=False)
     for _, fd, _ in exposures:
@@ -141,6 +150,47 @@ def warden(config: dict) -> int:
     os.close(config["sock_fd"])
     os.close(config["flag_fd"])
     return _watch(pid)
+
+
+# The devices a host gets: the harmless ones, and GPU compute nodes (NVIDIA, DRM render nodes, AMD's kfd). Not the
+# disks (the real root user's processes could read them raw), the terminals (/dev/pts: what the user types) or the
+# rest of /dev.
+DEVICES = ("null", "zero", "full", "random", "urandom")
+GPU_DEVICES = ("nvidia*", "dri/renderD*", "kfd")
+
+
+def _private_dev(ns) -> str | None:  # noqa: ANN001 - the namespaces module
+    """A tmpfs on /dev holding only :data:`DEVICES` and the GPU nodes (bound from the real ones), /dev/shm, and
+    the usual links into /proc/self/fd; read-only after. None when done; else why not."""
+    import glob
+
+    names = [d for d in DEVICES if os.path.exists(f"/dev/{d}")]
+    for pattern in GPU_DEVICES:
+        names += [p[len("/dev/"):] for p in glob.glob(f"/dev/{pattern}")]
+    sources = []
+    for name in names:
+        try:
+            sources.append((name, os.open(f"/dev/{name}", os.O_PATH | os.O_CLOEXEC)))
+        except OSError:
+            continue
+    try:
+        if not ns.mount_tmpfs("/dev", _SMALL_TMPFS, 0o755):
+            return f"cannot give the host its own /dev: {ns.errno_text()}"
+        for name, fd in sources:
+            target = f"/dev/{name}"
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            open(target, "w").close()
+            if not ns.bind(f"/proc/self/fd/{fd}", target):
+                return f"cannot expose {target}: {ns.errno_text()}"
+        os.mkdir("/dev/shm")
+        os.mkdir("/dev/pts")
+        os.symlink("/proc/self/fd", "/dev/fd")
+        for number, name in enumerate(("stdin", "stdout", "stderr")):
+            os.symlink(f"/proc/self/fd/{number}", f"/dev/{name}")
+        return None
+    finally:
+        for _, fd in sources:
+            os.close(fd)
 
 
 def _watch(pid: int) -> int:
@@ -181,6 +231,9 @@ def _exec_host(config: dict) -> None:
                     "RLIMIT_CORE": 0})
     ns.die_with_parent()
     ns.drop_privileges()
+    problem = ns.deny_unix_sockets()
+    if problem:
+        raise OSError(problem)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(2, 1)  # pack output goes to stderr, which Hearth logs with the pack's name

@@ -153,3 +153,64 @@ def privileges_left() -> str | None:
     if status.get("NoNewPrivs", "0").strip() != "1":
         return "no_new_privs is not set"
     return None
+
+
+# -- seccomp: no Unix-domain sockets --------------------------------------------------------------------------------
+
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+_SECCOMP_RET_KILL_PROCESS, _SECCOMP_RET_ALLOW, _SECCOMP_RET_ERRNO = 0x80000000, 0x7FFF0000, 0x00050000
+_BPF_LD_W_ABS, _BPF_JEQ_K, _BPF_JGE_K, _BPF_RET_K = 0x20, 0x15, 0x35, 0x06
+_X32_SYSCALL_BIT = 0x40000000
+AF_UNIX = 1
+# machine -> (audit arch, socket, [denied outright: io_uring_setup, add_key, request_key, keyctl])
+_ARCHES = {"x86_64": (0xC000003E, 41, (425, 248, 249, 250)), "aarch64": (0xC00000B7, 198, (425, 217, 218, 219))}
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def deny_unix_sockets() -> str | None:
+    """Install a seccomp filter: ``socket(AF_UNIX, ...)``, ``io_uring_setup`` and the kernel keyring calls
+    (``add_key``, ``request_key``, ``keyctl``) fail with EACCES; a syscall of another ABI (32-bit, x32) kills the
+    process. None when installed; else why not.
+
+    A network namespace does not stop ``connect()`` to a Unix socket in the file system (a read-only mount does
+    not either): docker.sock, a database or an agent socket under /run would be a way out. ``socketpair`` (how
+    asyncio and multiprocessing pipes talk) still works. Keyrings belong to the user, not to a namespace: the
+    session keyring a process inherits holds Kerberos tickets and tokens. io_uring would do socket calls past this
+    filter. Needs ``no_new_privs``; lasts across exec and fork.
+    """
+    import platform
+
+    arch = _ARCHES.get(platform.machine())
+    if arch is None:
+        return f"no seccomp filter for {platform.machine()}"
+    audit_arch, nr_socket, denied = arch
+    n = len(denied)
+    # Layout: 0 arch, 1-2 check, 3 nr, 4 x32, 5..5+n-1 denied numbers, then socket, domain, allow, deny.
+    at_socket = 5 + n
+    allow, deny = at_socket + 3, at_socket + 4
+    program = [
+        (_BPF_LD_W_ABS, 0, 0, 4),  # arch
+        (_BPF_JEQ_K, 1, 0, audit_arch),  # ours: skip the kill
+        (_BPF_RET_K, 0, 0, _SECCOMP_RET_KILL_PROCESS),
+        (_BPF_LD_W_ABS, 0, 0, 0),  # syscall number
+        (_BPF_JGE_K, deny - 5, 0, _X32_SYSCALL_BIT),  # x32 ABI
+        *[(_BPF_JEQ_K, deny - (6 + i), 0, nr) for i, nr in enumerate(denied)],
+        (_BPF_JEQ_K, 0, allow - (at_socket + 1), nr_socket),  # socket: look at the domain; else allow
+        (_BPF_LD_W_ABS, 0, 0, 16),  # args[0], low 32 bits
+        (_BPF_JEQ_K, deny - (at_socket + 3), 0, AF_UNIX),
+        (_BPF_RET_K, 0, 0, _SECCOMP_RET_ALLOW),
+        (_BPF_RET_K, 0, 0, _SECCOMP_RET_ERRNO | 13),  # EACCES
+    ]
+    assert len(program) == deny + 1
+    filters = (_SockFilter * len(program))(*[_SockFilter(*step) for step in program])
+    prog = _SockFprog(len(program), filters)
+    if _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
+        return f"cannot install the seccomp filter: {errno_text()}"
+    return None

@@ -74,6 +74,32 @@ def connect(x):
         return ("error: " + type(exc).__name__ + ": " + str(exc),)
 
 
+def connect_unix(x):
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(x)
+            s.sendall(b"stolen")
+        return ("connected",)
+    except OSError as exc:
+        return ("error: " + type(exc).__name__ + ": " + exc.strerror,)
+
+
+def keyctl(x):
+    import ctypes
+    import platform
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    number = {"x86_64": 250, "aarch64": 219}[platform.machine()]
+    result = libc.syscall(number, 0, -3, 0)  # KEYCTL_GET_KEYRING_ID of the session keyring
+    return (result, os.strerror(ctypes.get_errno()) if result < 0 else "")
+
+
+def pair(x):
+    a, b = socket.socketpair()
+    a.sendall(b"ok")
+    return (b.recv(2),)
+
+
 def spawn(x):
     proc = subprocess.Popen(["sleep", str(x)])
     KEPT["proc"] = proc
@@ -216,7 +242,8 @@ NODES = {f.__name__: node(f) for f in (echo, info, read_file, write_file, listdi
                                        thing_value, count_things, memory_bomb, exit_now, segfault,
                                        wait_for_interrupt, hang, progress, use_model, tensor_op, raise_error,
                                        trusted_only, slow_echo, async_echo, raw_write,
-                                       spawn_many, open_many)}
+                                       spawn_many, open_many,
+                                       connect_unix, keyctl, pair)}
 
 
 class WithMethods:

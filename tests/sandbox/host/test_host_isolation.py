@@ -98,6 +98,30 @@ def test_a_pack_allowed_the_network_by_name_reaches_it(make_host, listener):
     assert sorted(info["env"]) == ["HOME", "LANG", "PATH", "TMPDIR"]  # network, but still nothing else
 
 
+def test_unix_sockets_keyrings_and_devices_of_the_machine_are_out_of_reach(make_host, tmp_path):
+    path = tmp_path / "service.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(1)
+    try:
+        host = make_host("unixsnoop", readable=(str(tmp_path),))
+        (result,) = host.call("connect_unix", "run", {"x": str(path)})
+        assert result == "error: PermissionError: Permission denied", result
+        assert host.call("pair", "run", {"x": 1}) == (b"ok",)  # socketpair (asyncio, pipes) still works
+        result, error = host.call("keyctl", "run", {"x": 1})
+        assert result == -1 and error == "Permission denied"
+        (devices,) = host.call("listdir", "run", {"x": "/dev"})
+        gpu = {d for d in devices if d.startswith(("nvidia", "dri", "kfd"))}
+        assert set(devices) - gpu == {"null", "zero", "full", "random", "urandom", "shm", "pts", "fd", "stdin",
+                                      "stdout", "stderr"}, devices
+        assert host.call("listdir", "run", {"x": "/dev/pts"}) == ([],)
+        assert host.call("write_file", "run", {"x": ("/dev/null", b"x")}) == ("ok",)
+        (text,) = host.call("write_file", "run", {"x": ("/dev/planted", b"x")})
+        assert text.startswith("error: OSError: [Errno 30]"), text
+    finally:
+        server.close()
+
+
 def test_only_writable_folders_can_be_written(make_host, pack_dir, tmp_path):
     scratch, outside = tmp_path / "scratch", tmp_path / "outside"
     outside.mkdir()
