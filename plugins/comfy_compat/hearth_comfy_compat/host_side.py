@@ -60,6 +60,7 @@ def entry(args: dict[str, Any]) -> dict[str, Any]:
     if record.error:
         raise PackImportError(f"{record.error}\n{record.traceback or ''}".strip())
     nodes = {d.name: host_node(d.cls) for d in loader.definitions}
+    nodes[CALLBACKS] = _Callbacks
     display = {d.name: d.display_name for d in loader.definitions if d.display_name}
     web = loader.web_directories.get(name)
     notes = list(record.notes)
@@ -68,6 +69,27 @@ def entry(args: dict[str, Any]) -> dict[str, Any]:
         notes.append(f"its {routes} server route(s) are not served while it runs isolated; trust it to serve them")
     return {"nodes": nodes, "display": display, "web_directory": str(web) if web else None, "notes": notes,
             "version": record.version}
+
+
+# -- functions the pack handed Hearth (model patches), called back from Hearth's process --------------------
+
+CALLBACKS = "__hearth_callbacks__"  # not a node: isolated.py leaves it out of the registry
+
+
+class _Callbacks:
+    """What Hearth's process calls when a sampler runs a function this pack set on a MODEL (``fn`` arrives as the
+    pack's own function: it never left the host)."""
+
+    CATEGORY = ""
+    RETURN_TYPES = ()
+    FUNCTION = "invoke"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {}}
+
+    def invoke(self, fn: Any, args: Any = (), kwargs: Any = None) -> Any:
+        return _outgoing(fn(*(args or ()), **(kwargs or {})))
 
 
 # -- node classes as the host serves them -------------------------------------------------------------------------
@@ -314,8 +336,8 @@ class _Proxy:
     KIND = ""
     HEARTH_LENT = True  # comfy.model_management leaves it to Hearth's process (load_models_gpu...)
     FORWARDED: frozenset[str] = frozenset()
-    # Methods that take a function to run inside Hearth's sampling: a host's function cannot run there.
-    CALLBACK_SETTERS: frozenset[str] = frozenset()
+    # Methods that would put an object of the pack's inside Hearth's own machinery: refused, naming them.
+    REFUSED: frozenset[str] = frozenset()
 
     def __init__(self, remote: Any) -> None:
         object.__setattr__(self, "_remote", remote)
@@ -325,9 +347,9 @@ class _Proxy:
             raise AttributeError(name)
         if name in self.FORWARDED:
             return lambda *args, **kwargs: self._remote.call(name, *args, **kwargs)
-        if name in self.CALLBACK_SETTERS:
+        if name in self.REFUSED:
             def refuse(*args: Any, **kwargs: Any) -> Any:
-                raise _trust_required(f"it uses {self.KIND}.{name}, whose function would run in Hearth's process")
+                raise _trust_required(f"it uses {self.KIND}.{name}, whose object would live in Hearth's process")
             return refuse
         return _Deep(f"{self.KIND}.{name}")
 
@@ -338,26 +360,28 @@ class _Proxy:
         return f"<{self.KIND} of Hearth's process (isolated pack's view)>"
 
 
-_SETTERS = frozenset({
+# ModelPatcher setters that hand Hearth a function: the parent records a callback into this host on its clone.
+CALLBACK_SETTERS = (
     "set_model_unet_function_wrapper", "set_model_patch", "set_model_patch_replace", "set_model_attn1_patch",
     "set_model_attn2_patch", "set_model_attn1_output_patch", "set_model_attn2_output_patch",
     "set_model_attn1_replace", "set_model_attn2_replace", "set_model_input_block_patch",
     "set_model_input_block_patch_after_skip", "set_model_output_block_patch", "set_model_sampler_cfg_function",
     "set_model_sampler_post_cfg_function", "set_model_sampler_pre_cfg_function", "set_model_denoise_mask_function",
-    "add_object_patch",
-})
+)
 
 # The methods a host may call on each kind of value Hearth lends it (the parent's isolated.Exported defines each;
 # its ExportPolicy allows exactly these). "hearth_*" are the parent's answers to attributes (model_options, devices).
 METHODS: dict[str, frozenset[str]] = {
     "MODEL": frozenset({"clone", "add_patches", "is_clone", "model_size", "memory_bytes", "hearth_model_options",
-                        "hearth_device", "hearth_weight_keys", "hearth_weights"}),
+                        "hearth_device", "hearth_weight_keys", "hearth_weights", *CALLBACK_SETTERS}),
     "CLIP": frozenset({"clone", "tokenize", "encode_from_tokens", "encode_from_tokens_scheduled", "add_patches",
                        "clip_layer", "model_size", "memory_bytes", "hearth_device", "hearth_weight_keys",
                        "hearth_weights"}),
     "VAE": frozenset({"encode", "decode", "encode_tiled", "decode_tiled", "spacial_compression_encode",
                       "spacial_compression_decode", "clone", "model_size", "memory_bytes", "hearth_device"}),
     "CLIP_TOKENS": frozenset(),
+    "FUNCTION": frozenset({"hearth_call"}),  # a function of Hearth's (a sampler's apply_model) the pack may call
+    "OBJECT": frozenset(),  # any other value of Hearth's: the pack may hold it and hand it back, not look inside
 }
 
 
@@ -385,7 +409,7 @@ class _Weights(_Proxy):
 class ModelProxy(_Weights):
     KIND = "MODEL"
     FORWARDED = METHODS["MODEL"]
-    CALLBACK_SETTERS = _SETTERS
+    REFUSED = frozenset({"add_object_patch"})
 
     @property
     def model_options(self) -> dict[str, Any]:
@@ -429,6 +453,21 @@ class VaeProxy(_Proxy):
         return self._remote.call("spacial_compression_decode")
 
 
+class FunctionProxy(_Proxy):
+    """A function of Hearth's process (the ``apply_model`` a UNet wrapper gets): calling it runs it there."""
+
+    KIND = "FUNCTION"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._remote.call("hearth_call", *args, **kwargs)
+
+
+class ObjectProxy(_Proxy):
+    """Any other value of Hearth's process: the pack can pass it on (it arrives as the original), not use it."""
+
+    KIND = "OBJECT"
+
+
 class TokensProxy(_Proxy):
     """CLIP tokens, kept in Hearth's process: the pack hands them back to ``encode_from_tokens``."""
 
@@ -442,7 +481,7 @@ def _device(name: Any) -> Any:
 
 
 PROXIES: dict[str, type[_Proxy]] = {"MODEL": ModelProxy, "CLIP": ClipProxy, "VAE": VaeProxy,
-                                    "CLIP_TOKENS": TokensProxy}
+                                    "CLIP_TOKENS": TokensProxy, "FUNCTION": FunctionProxy, "OBJECT": ObjectProxy}
 
 
 def _register_proxies(rt: Any) -> None:

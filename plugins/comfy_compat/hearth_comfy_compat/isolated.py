@@ -34,7 +34,7 @@ from hearth.core.context import InterruptProcessing
 from hearth.core.nodes import NodeDefinition
 from hearth.core.runtime import current_runtime
 from hearth.core.types import ExecutionBlocker
-from hearth_comfy_compat.host_side import BLOCKER, METHODS
+from hearth_comfy_compat.host_side import BLOCKER, CALLBACK_SETTERS, CALLBACKS, METHODS
 from hearth_comfy_compat.pack_hosts import host_api
 
 log = logging.getLogger("hearth.custom_nodes")
@@ -58,16 +58,22 @@ class Exported:
     """A value of Hearth's process lent to a pack host: the host sees a proxy and may call only the methods of
     ``METHODS[kind]`` (each defined here, so nothing else of the value is reachable)."""
 
-    __slots__ = ("value", "kind")
+    __slots__ = ("value", "kind", "pack", "device")
 
-    def __init__(self, value: Any, kind: str) -> None:
-        self.value, self.kind = value, kind
+    def __init__(self, value: Any, kind: str, pack: IsolatedPack | None = None, device: Any = None) -> None:
+        self.value, self.kind, self.pack, self.device = value, kind, pack, device
 
     def __repr__(self) -> str:
         return f"<{self.kind} lent to a pack host>"
 
     def _wrap(self, value: Any) -> Exported:
-        return Exported(value, self.kind)
+        return Exported(value, self.kind, self.pack, self.device)
+
+    # FUNCTION
+    def hearth_call(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the lent function with the host's arguments (moved back to the device the caller worked on)."""
+        args, kwargs = _to_device(unwrap((args, kwargs)), self.device)
+        return lend(self.value(*args, **kwargs), self.pack, self.device)
 
     # MODEL, CLIP, VAE
     def clone(self) -> Exported:
@@ -112,7 +118,7 @@ class Exported:
 
     # CLIP
     def tokenize(self, text: str, *args: Any, **kwargs: Any) -> Exported:
-        return Exported(self.value.tokenize(text, *args, **kwargs), "CLIP_TOKENS")
+        return Exported(self.value.tokenize(text, *args, **kwargs), "CLIP_TOKENS", self.pack)
 
     def encode_from_tokens(self, tokens: Any, return_pooled: Any = False, return_dict: bool = False) -> Any:
         return _on_cpu(self.value.encode_from_tokens(unwrap(tokens), return_pooled=return_pooled,
@@ -142,6 +148,69 @@ class Exported:
 
     def spacial_compression_decode(self) -> Any:
         return self.value.spacial_compression_decode()
+
+
+def _setter(name: str) -> Callable[..., None]:
+    """A ModelPatcher setter taking a function: the pack's function (which stays in its host) is recorded on the
+    clone as a :class:`HostCallback`, so the sampler calls it in the host."""
+
+    def setter(self: Exported, *args: Any, **kwargs: Any) -> None:
+        if self.pack is None:
+            raise RuntimeError(f"{self.kind}.{name}: no pack host to call back")
+        args = tuple(self.pack.callback(a, name) for a in args)
+        kwargs = {k: self.pack.callback(v, name) for k, v in kwargs.items()}
+        getattr(self.value, name)(*args, **kwargs)
+
+    setter.__name__ = name
+    return setter
+
+
+for _name in CALLBACK_SETTERS:
+    setattr(Exported, _name, _setter(_name))
+
+
+class HostCallback:
+    """A function a pack set on a MODEL (a guidance or attention patch), living in the pack's host: calling it
+    calls it there, with the arguments crossing as a node's inputs do and the result coming back on the device the
+    arguments were on."""
+
+    def __init__(self, pack: IsolatedPack, fn: Any, what: str) -> None:
+        self.pack, self.fn, self.what = pack, fn, what
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.pack.invoke(self, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<{self.what} function of pack {self.pack.name!r}, run in its host>"
+
+
+def _device_of(value: Any) -> Any:
+    """The device of the first tensor found in ``value`` that is not on the CPU (``None``: all on the CPU)."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            found = _device_of(item)
+            if found is not None:
+                return found
+        return None
+    device = getattr(value, "device", None)
+    if device is not None and getattr(device, "type", "cpu") != "cpu" and callable(getattr(value, "to", None)):
+        return device
+    return None
+
+
+def _to_device(value: Any, device: Any) -> Any:
+    if device is None:
+        return value
+    if isinstance(value, dict):
+        return {k: _to_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_device(v, device) for v in value)
+    if type(value).__module__.startswith("torch") and callable(getattr(value, "to", None)) and \
+            hasattr(value, "device"):
+        return value.to(device)
+    return value
 
 
 def _on_cpu(value: Any) -> Any:
@@ -202,21 +271,34 @@ def kind_of_model(value: Any) -> str | None:
     return "MODEL"
 
 
-def lend(value: Any) -> Any:
-    """``value`` with every Hearth model value in it wrapped as :class:`Exported` (containers copied, tensors not,
-    unless they are on the GPU: they cross on the CPU)."""
+def lend(value: Any, pack: IsolatedPack | None = None, device: Any = None, *, functions: bool = False) -> Any:
+    """``value`` as it crosses to ``pack``'s host: containers copied, tensors as they are (moved to the CPU when
+    on the GPU), Hearth's model values as :class:`Exported` handles with their documented methods, and any other
+    object as a handle the pack may only hand back. With ``functions`` (the arguments Hearth's sampler passes a
+    patch function: ``apply_model``...), functions cross as handles the pack may call; a node's inputs never do."""
     if isinstance(value, (str, bytes, int, float, bool)) or value is None:
         return value
     if isinstance(value, dict):
-        return {k: lend(v) for k, v in value.items()}
+        return {k: lend(v, pack, device, functions=functions) for k, v in value.items()}
     if isinstance(value, list):
-        return [lend(v) for v in value]
+        return [lend(v, pack, device, functions=functions) for v in value]
     if isinstance(value, tuple):
-        return tuple(lend(v) for v in value)
-    if type(value).__module__.startswith(("torch", "numpy")):
+        return tuple(lend(v, pack, device, functions=functions) for v in value)
+    module = type(value).__module__
+    if module.startswith("numpy") or (module.startswith("torch") and hasattr(value, "device")):
         return _on_cpu(value)
+    if isinstance(value, Exported) or _is_host_value(value):
+        return value
+    if isinstance(value, HostCallback) and value.pack is pack:
+        return value.fn  # the pack's own function, back home
     kind = kind_of_model(value)
-    return Exported(value, kind) if kind is not None else value
+    if kind is not None:
+        return Exported(value, kind, pack, device)
+    return Exported(value, "FUNCTION" if functions and callable(value) else "OBJECT", pack, device)
+
+
+def _is_host_value(value: Any) -> bool:
+    return type(value).__name__ == "HostValue" and isinstance(value, host_api().HostValue)
 
 
 def unwrap(value: Any) -> Any:
@@ -258,6 +340,7 @@ class IsolatedPack:
         self.host = api.PackHost(self.config, exports=EXPORTS)
         self.description: dict[str, Any] = {}
         self._call_lock = threading.Lock()
+        self._owner: int | None = None  # the thread whose call the host runs now
         self._watch_cond = threading.Condition()
         self._watched: Any = None  # the interrupt flag of the call running now
         self._watcher: threading.Thread | None = None
@@ -318,6 +401,8 @@ class IsolatedPack:
         found, notes = [], []
         display = self.description.get("display") or {}
         for node, info in (self.description.get("nodes") or {}).items():
+            if node == CALLBACKS:
+                continue
             if isinstance(info, Mapping) and info.get("error"):
                 notes.append(f"node {node!r} skipped: {info['error']}")
                 continue
@@ -339,10 +424,30 @@ class IsolatedPack:
     def call(self, node: str, method: str, kwargs: dict[str, Any]) -> Any:
         """``method`` of ``node`` in the host, with the running node's events and interrupt wired to it."""
         ctx = context.current()
+        return self._call(node, method, lend(kwargs, self), ctx, _events_for(ctx))
+
+    def callback(self, value: Any, what: str) -> Any:
+        """``value`` as a ModelPatcher setter records it: a function of this pack's becomes a HostCallback."""
+        return HostCallback(self, value, what) if _is_host_value(value) else unwrap(value)
+
+    def invoke(self, callback: HostCallback, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run a function this pack set on a MODEL (the sampler calls it): in the host, on the caller's tensors."""
+        if self._owner == threading.get_ident():
+            raise RuntimeError(f"pack {self.name!r}: its {callback.what} function was called while its host was "
+                               "running one of its nodes; trust the pack (comfy trust) to run it in-process")
+        device = _device_of((args, kwargs))
+        ctx = context.current()
+        crossing = {"fn": callback.fn, "args": lend(list(args), self, device, functions=True),
+                    "kwargs": lend(kwargs, self, device, functions=True)}
+        result = self._call(CALLBACKS, "invoke", crossing, ctx, None)
+        return _to_device(result, device)
+
+    def _call(self, node: str, method: str, kwargs: dict[str, Any], ctx: Any, on_event: Any) -> Any:
         with self._call_lock:  # the host runs one call at a time; the watcher watches that one
+            self._owner = threading.get_ident()
             self._watch(ctx.interrupt if ctx is not None else None)
             try:
-                result = self.host.call(node, method, lend(kwargs), on_event=_events_for(ctx))
+                result = self.host.call(node, method, kwargs, on_event=on_event)
             except Exception as exc:
                 if ctx is not None and ctx.interrupt.is_set():
                     raise InterruptProcessing(f"interrupted while pack {self.name!r} ran {node}") from exc
@@ -352,6 +457,7 @@ class IsolatedPack:
                 raise
             finally:
                 self._watch(None)
+                self._owner = None
         if ctx is not None and ctx.interrupt.is_set():
             raise InterruptProcessing(f"interrupted while pack {self.name!r} ran {node}")
         return unwrap(result)

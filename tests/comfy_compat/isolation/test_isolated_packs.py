@@ -21,7 +21,7 @@ from hearth.core.runtime import Runtime
 from hearth.core.trust import TrustPolicy
 from hearth.web.app import create_app
 from hearth.web.config import ServerConfig
-from tests.comfy_compat.tiny_sd import CHECKPOINT, make_models, node
+from tests.comfy_compat.tiny_sd import CHECKPOINT, make_models, node, sampling_inputs, txt2img_parts
 
 PACK = "iso_pack"
 PACK_SOURCE = '''
@@ -35,6 +35,9 @@ from server import PromptServer
 
 # A model kind of the pack's own, registered as it imports (as real packs do).
 folder_paths.add_model_folder_path("iso_models", os.path.join(folder_paths.models_dir, "iso_models"))
+
+
+HOST_PID = os.getpid()
 
 
 class Thing:
@@ -190,6 +193,26 @@ class IsoClipVae:
 
 
 class IsoCfgHook:
+    """Guides with its own scale whatever the sampler's cfg: a function set on the MODEL, run in this host."""
+    CATEGORY = "iso"
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "scale": ("FLOAT", {"default": 2.5})}}
+
+    def run(self, model, scale):
+        def fixed(args):
+            assert os.getpid() == HOST_PID  # runs here, in the pack's host
+            return args["uncond"] + (args["cond"] - args["uncond"]) * scale
+
+        patched = model.clone()
+        patched.set_model_sampler_cfg_function(fixed)
+        return (patched,)
+
+
+class IsoObjectPatch:
     CATEGORY = "iso"
     RETURN_TYPES = ("MODEL",)
     FUNCTION = "run"
@@ -200,7 +223,7 @@ class IsoCfgHook:
 
     def run(self, model):
         patched = model.clone()
-        patched.set_model_sampler_cfg_function(lambda args: args["cond"])
+        patched.add_object_patch("model_sampling", object())
         return (patched,)
 
 
@@ -278,7 +301,7 @@ class IsoCrash:
 
 
 NODE_CLASS_MAPPINGS = {c.__name__: c for c in (IsoUpper, IsoInvert, IsoProgress, IsoSleep, IsoMakeThing,
-                                                IsoUseThing, IsoPatchModel, IsoDeepModel, IsoClipVae, IsoCfgHook,
+                                                IsoUseThing, IsoPatchModel, IsoDeepModel, IsoClipVae, IsoCfgHook, IsoObjectPatch,
                                                 IsoLazy, IsoFresh, IsoPreview, IsoCrash)}
 NODE_DISPLAY_NAME_MAPPINGS = {"IsoUpper": "Upper (isolated)"}
 WEB_DIRECTORY = "./web"
@@ -503,13 +526,28 @@ def test_clip_and_vae_methods_run_in_hearths_process_and_match_the_in_process_no
     assert shown(result, "s5") == shown(result, "s3").shape[1] // 8  # image height / the latent's 8 rows
 
 
-def test_a_function_handed_to_a_model_needs_trust(executor: Executor) -> None:
-    prompt = {"1": node("CheckpointLoaderSimple", ckpt_name=CHECKPOINT), "2": node("IsoCfgHook", model=["1", 0]),
+def test_a_guidance_function_set_on_a_model_runs_in_the_host_when_hearth_samples(executor: Executor) -> None:
+    def sampled(model: list[Any], cfg: float, extra: dict[str, Any]) -> Any:
+        prompt = {**txt2img_parts(), **extra,
+                  "5": node("KSampler", **sampling_inputs(model=model, cfg=cfg), denoise=1.0),
+                  "s": node("PlainShow", value=["5", 0])}
+        result, _ = run(executor, prompt)
+        assert result.ok, result.error
+        return shown(result, "s")["samples"]
+
+    hooked = sampled(["8", 0], 7.0, {"8": node("IsoCfgHook", model=["1", 0], scale=2.5)})
+    assert torch.allclose(hooked, sampled(["1", 0], 2.5, {}), atol=1e-5)
+    assert not torch.allclose(hooked, sampled(["1", 0], 7.0, {}), atol=1e-3)
+
+
+def test_an_object_patch_needs_trust(executor: Executor) -> None:
+    prompt = {"1": node("CheckpointLoaderSimple", ckpt_name=CHECKPOINT), "2": node("IsoObjectPatch", model=["1", 0]),
               "s": node("PlainShow", value=["2", 0])}
     result, _ = run(executor, prompt)
     assert result.status == "error"
-    message = result.error["exception_message"]
-    assert message.startswith(f"pack {PACK!r} must be trusted to run: it uses MODEL.set_model_sampler_cfg_function")
+    assert result.error["exception_message"] == (
+        f"pack {PACK!r} must be trusted to run: it uses MODEL.add_object_patch, whose object would live in "
+        "Hearth's process")
 
 
 def test_lazy_inputs_ask_the_host_which_to_evaluate(executor: Executor) -> None:

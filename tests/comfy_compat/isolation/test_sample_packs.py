@@ -14,9 +14,9 @@ from hearth.core.executor import Executor
 from hearth.core.model_folders import ModelFolders
 from hearth.core.runtime import Runtime
 from hearth.core.trust import TrustPolicy
-from tests.comfy_compat.tiny_sd import CHECKPOINT, PACKS, make_models, node
+from tests.comfy_compat.tiny_sd import CHECKPOINT, PACKS, make_models, node, sampling_inputs, txt2img_parts
 
-SAMPLES = ("v3_pack", "objects_pack")
+SAMPLES = ("v3_pack", "objects_pack", "cfg_pack")
 SHOW_PACK = '''
 class ShowValue:
     """Hands whatever it gets to the test, untouched (in-process: the pack is trusted)."""
@@ -102,3 +102,26 @@ def test_models_merge_through_get_key_patches_in_batches(executor: Executor) -> 
     assert len(original.get_key_patches("diffusion_model.")) > 253
     before, after = original.get_key_patches(key)[key][0], merged.get_key_patches(key)[key][0]
     assert torch.allclose(after.float(), before.float() + 0.05, atol=5e-3)
+
+
+def sampled(executor: Executor, patch: dict[str, Any] | None = None) -> torch.Tensor:
+    """The latent KSampler makes on the tiny model, through the patch node ``patch`` (id "8") when given."""
+    prompt = {**txt2img_parts(), "5": node("KSampler", **sampling_inputs(model=["8" if patch else "1", 0]),
+                                             denoise=1.0), "s": node("ShowValue", value=["5", 0])}
+    if patch:
+        prompt["8"] = patch
+    result = executor.run(prompt)
+    assert result.ok, result.error
+    return result.outputs["s"]["value"][0]["samples"]
+
+
+def test_patch_functions_a_pack_sets_run_in_its_host_while_hearth_samples(executor: Executor) -> None:
+    plain = sampled(executor)
+    # A UNet wrapper calling back Hearth's apply_model (a function lent to the host) changes nothing at scale 1.
+    assert torch.equal(sampled(executor, node("ScaleUnetOutput", model=["1", 0], scale=1.0)), plain)
+    assert not torch.allclose(sampled(executor, node("ScaleUnetOutput", model=["1", 0], scale=0.5)), plain)
+    # Attention patches get the block's tensors and extra_options (cond_or_uncond...).
+    assert torch.allclose(sampled(executor, node("CfgPackScaleMiddle", model=["1", 0], scale=1.0)), plain, atol=1e-6)
+    assert not torch.allclose(sampled(executor, node("CfgPackScaleMiddle", model=["1", 0], scale=0.0)), plain)
+    assert not torch.allclose(sampled(executor, node("CfgPackMuteNegativeText", model=["1", 0])), plain)
+    assert not torch.allclose(sampled(executor, node("MuteCrossAttention", model=["1", 0])), plain)
