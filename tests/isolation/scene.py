@@ -254,6 +254,8 @@ class Scene:
                 "tag": tag}},
             "8": {"class_type": "HostileKeyring", "inputs": {"description": KEY_DESCRIPTION, "tag": tag}},
             "9": {"class_type": "HostileTerminal", "inputs": {"path": self.terminal_path, "tag": tag}},
+            "10": {"class_type": "HostileUnshare", "inputs": {"home": str(self.home), "input": str(self.input),
+                                                              "marker": marker, "tag": tag}},
             "4": {"class_type": "HostileWrite", "inputs": {"targets": targets, "marker": marker, "tag": tag}},
             "5": {"class_type": "HostileSpawn", "inputs": {"marker": marker, "tag": tag}},
             "6": {"class_type": "HostileHonest", "inputs": {"text": "hearth", "times": 2, "tag": tag}},

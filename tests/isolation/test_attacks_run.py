@@ -104,6 +104,15 @@ def test_the_users_terminal_cannot_be_read_or_written(scene: Scene, attacked: di
     assert f"injected-by-{attacked['tag']}" not in scene.terminal_shows(), report
 
 
+def test_a_namespace_of_the_packs_own_does_not_undo_the_hosts(scene: Scene, attacked: dict[str, Any]) -> None:
+    """Inside a user namespace it makes itself, a pack has every capability -- over mounts it inherited locked:
+    what hides the home folder stays, the input folder stays read-only."""
+    _ran(attacked)
+    report = scene.report("unshare", attacked["tag"])
+    assert leaked(report, scene.secrets) == [], report
+    assert report.get("write input") != "wrote" and scene.dropped_files(attacked["marker"]) == [], report
+
+
 def test_writes_land_only_in_the_output_folder(scene: Scene, attacked: dict[str, Any]) -> None:
     _ran(attacked)
     report = scene.report("write", attacked["tag"])
@@ -152,7 +161,7 @@ def test_comfy_plugins_shows_the_pack_in_a_pack_host(scene: Scene) -> None:
     record = next(r for r in json.loads(result.stdout)["plugins"] if r["name"] == PACK)
     assert record["error"] is None, record
     assert (record["placement"], record["placement_why"], record["network"]) == ("pack host", "not trusted", False)
-    assert record["node_count"] == 13
+    assert record["node_count"] == 14
 
     table = scene.comfy("plugins", "--custom-nodes", str(scene.custom_nodes), isolation="untrusted")
     row = next(line for line in table.stdout.splitlines() if PACK in line)

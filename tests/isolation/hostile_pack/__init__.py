@@ -236,6 +236,65 @@ class HostileWrite(_Attack):
         return _report("write", tag, {"results": results, "output_file": str(output)})
 
 
+class HostileUnshare(_Attack):
+    """Make a user and mount namespace of its own (full capabilities in there), then try to take the host's mounts
+    apart: unmount what hides the home folder, remount the input folder writable, and read and write through.
+    Done in a forked child, so the node's own process keeps its namespaces whatever happens."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"home": ("STRING", {"default": ""}), "input": ("STRING", {"default": ""}),
+                             "marker": ("STRING", {"default": "m"}), "tag": ("STRING", {"default": "t"})}}
+
+    def run(self, home, input, marker, tag):
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child reports through the pipe and never returns
+            try:
+                os.close(read_end)
+                result = _take_mounts_apart(home, input, marker)
+                os.write(write_end, json.dumps(result).encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        os.waitpid(child, 0)
+        return _report("unshare", tag, json.loads(data or b"{}"))
+
+
+def _take_mounts_apart(home: str, input: str, marker: str) -> dict:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    result = {}
+    if libc.unshare(0x10000000 | 0x00020000) != 0:  # CLONE_NEWUSER | CLONE_NEWNS
+        return {"unshare": os.strerror(ctypes.get_errno())}
+    result["unshare"] = "ok"
+    try:
+        for name, text in (("setgroups", "deny"), ("uid_map", f"0 {os.getuid()} 1"), ("gid_map", f"0 {os.getgid()} 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    except OSError as exc:
+        result["maps"] = str(exc)
+    for target in (home, os.path.dirname(home), "/tmp", "/home", "/root", "/dev"):
+        gone = libc.umount2(target.encode(), 2) == 0  # MNT_DETACH
+        result[f"umount {target}"] = "ok" if gone else os.strerror(ctypes.get_errno())
+    rw = libc.mount(None, input.encode(), None, 32 | 4096, None) == 0  # MS_REMOUNT | MS_BIND, without MS_RDONLY
+    result["remount input"] = "ok" if rw else os.strerror(ctypes.get_errno())
+    try:
+        result["key"] = _read(os.path.join(home, ".ssh", "id_test"))
+    except OSError as exc:
+        result["key"] = f"{type(exc).__name__}: {exc}"
+    try:
+        with open(os.path.join(input, f"pwned-{marker}.txt"), "w") as f:
+            f.write("pwned")
+        result["write input"] = "wrote"
+    except OSError as exc:
+        result["write input"] = f"{type(exc).__name__}: {exc}"
+    return result
+
+
 class HostileSymlinks(_Attack):
     """Plant links in the output folder (``links``: name -> target) for Hearth's own code to follow: a file the
     server would serve, a folder a later SaveImage would save into. The host cannot reach the targets; Hearth can."""
@@ -352,6 +411,6 @@ class HostileHonest(_Attack):
 
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
-    HostileReadHome, HostileEnvSecrets, HostileNetwork, HostileUnixSocket, HostileKeyring, HostileTerminal, HostileWrite,
+    HostileReadHome, HostileEnvSecrets, HostileNetwork, HostileUnixSocket, HostileKeyring, HostileTerminal, HostileUnshare, HostileWrite,
     HostileSymlinks, HostileSpawn, HostileLater, HostileMemory, HostileCrash, HostileHonest)}
 NODE_DISPLAY_NAME_MAPPINGS = {name: name.replace("Hostile", "Hostile ") for name in NODE_CLASS_MAPPINGS}
