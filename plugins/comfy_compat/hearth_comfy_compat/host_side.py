@@ -325,7 +325,10 @@ class _Deep:
         raise _trust_required(f"it uses {self._path}, which lives in Hearth's process")
 
     __call__ = __getitem__ = __setitem__ = __iter__ = __len__ = __bool__ = __setattr__ = _refuse
-    __add__ = __mul__ = __eq__ = __contains__ = __float__ = __int__ = _refuse
+    __add__ = __mul__ = __eq__ = __contains__ = __float__ = __int__ = __index__ = _refuse
+    __lt__ = __le__ = __gt__ = __ge__ = __ne__ = __neg__ = __abs__ = __round__ = _refuse
+    __sub__ = __truediv__ = __floordiv__ = __pow__ = __matmul__ = __mod__ = _refuse
+    __radd__ = __rsub__ = __rmul__ = __rtruediv__ = __rpow__ = __rmatmul__ = _refuse
     __hash__ = None  # type: ignore[assignment]
 
 
@@ -373,13 +376,16 @@ CALLBACK_SETTERS = (
 # its ExportPolicy allows exactly these). "hearth_*" are the parent's answers to attributes (model_options, devices).
 METHODS: dict[str, frozenset[str]] = {
     "MODEL": frozenset({"clone", "add_patches", "is_clone", "model_size", "memory_bytes", "hearth_model_options",
-                        "hearth_device", "hearth_weight_keys", "hearth_weights", *CALLBACK_SETTERS}),
+                        "hearth_device", "hearth_weight_keys", "hearth_weights", "get_model_object",
+                        *CALLBACK_SETTERS}),
     "CLIP": frozenset({"clone", "tokenize", "encode_from_tokens", "encode_from_tokens_scheduled", "add_patches",
                        "clip_layer", "model_size", "memory_bytes", "hearth_device", "hearth_weight_keys",
                        "hearth_weights"}),
     "VAE": frozenset({"encode", "decode", "encode_tiled", "decode_tiled", "spacial_compression_encode",
                       "spacial_compression_decode", "clone", "model_size", "memory_bytes", "hearth_device"}),
     "CLIP_TOKENS": frozenset(),
+    "MODEL_SAMPLING": frozenset({"timestep", "sigma", "percent_to_sigma", "calculate_input", "calculate_denoised",
+                                 "noise_scaling", "hearth_attr"}),
     "FUNCTION": frozenset({"hearth_call"}),  # a function of Hearth's (a sampler's apply_model) the pack may call
     "OBJECT": frozenset(),  # any other value of Hearth's: the pack may hold it and hand it back, not look inside
 }
@@ -426,6 +432,39 @@ class ModelProxy(_Weights):
 
     def model_patches_to(self, device: Any) -> None:
         """Patches stay where Hearth's model manager puts them; nothing to move from here."""
+
+    def get_model_object(self, name: str) -> Any:
+        """``model_sampling`` (its documented methods run in Hearth's process); nothing else of the model."""
+        if name != "model_sampling":
+            raise _trust_required(f"it uses MODEL.get_model_object({name!r}), which lives in Hearth's process")
+        return self._remote.call("get_model_object", name)
+
+    @property
+    def model_sampling(self) -> Any:  # what packs reach as model.model.model_sampling, offered directly too
+        return self.get_model_object("model_sampling")
+
+
+class SamplingProxy(_Proxy):
+    """A model's ``model_sampling`` (sigmas and timesteps): its methods and numbers come from Hearth's process."""
+
+    KIND = "MODEL_SAMPLING"
+    FORWARDED = METHODS["MODEL_SAMPLING"]
+
+    @property
+    def sigma_min(self) -> Any:
+        return self._remote.call("hearth_attr", "sigma_min")
+
+    @property
+    def sigma_max(self) -> Any:
+        return self._remote.call("hearth_attr", "sigma_max")
+
+    @property
+    def sigma_data(self) -> Any:
+        return self._remote.call("hearth_attr", "sigma_data")
+
+    @property
+    def sigmas(self) -> Any:
+        return self._remote.call("hearth_attr", "sigmas")
 
 
 class ClipProxy(_Weights):
@@ -481,7 +520,8 @@ def _device(name: Any) -> Any:
 
 
 PROXIES: dict[str, type[_Proxy]] = {"MODEL": ModelProxy, "CLIP": ClipProxy, "VAE": VaeProxy,
-                                    "CLIP_TOKENS": TokensProxy, "FUNCTION": FunctionProxy, "OBJECT": ObjectProxy}
+                                    "CLIP_TOKENS": TokensProxy, "FUNCTION": FunctionProxy, "OBJECT": ObjectProxy,
+                                    "MODEL_SAMPLING": SamplingProxy}
 
 
 def _register_proxies(rt: Any) -> None:

@@ -116,6 +116,41 @@ class Exported:
     def hearth_device(self, which: str = "load") -> str:
         return str(self.value.offload_device if which == "offload" else self.value.load_device)
 
+    def get_model_object(self, name: str) -> Any:
+        if name != "model_sampling":  # the host's proxy refuses the others before asking
+            raise ValueError(f"only model_sampling is lent, not {name!r}")
+        return Exported(self.value.get_model_object(name), "MODEL_SAMPLING", self.pack)
+
+    # MODEL_SAMPLING
+    def hearth_attr(self, name: str) -> Any:
+        if name not in ("sigma_min", "sigma_max", "sigma_data", "sigmas"):
+            raise ValueError(f"model_sampling.{name} is not lent")
+        found = getattr(self.value, name)
+        return _on_cpu(found) if hasattr(found, "device") else float(found)
+
+    def timestep(self, sigma: Any) -> Any:
+        return self._sampling("timestep", sigma)
+
+    def sigma(self, timestep: Any) -> Any:
+        return self._sampling("sigma", timestep)
+
+    def percent_to_sigma(self, percent: float) -> Any:
+        return self._sampling("percent_to_sigma", percent)
+
+    def calculate_input(self, sigma: Any, x: Any) -> Any:
+        return self._sampling("calculate_input", sigma, x)
+
+    def calculate_denoised(self, sigma: Any, output: Any, x: Any) -> Any:
+        return self._sampling("calculate_denoised", sigma, output, x)
+
+    def noise_scaling(self, sigma: Any, noise: Any, latent: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._sampling("noise_scaling", sigma, noise, latent, *args, **kwargs)
+
+    def _sampling(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        device = _device_of(getattr(self.value, "sigmas", None))
+        args, kwargs = _to_device((args, kwargs), device)
+        return _on_cpu(getattr(self.value, method)(*args, **kwargs))
+
     # CLIP
     def tokenize(self, text: str, *args: Any, **kwargs: Any) -> Exported:
         return Exported(self.value.tokenize(text, *args, **kwargs), "CLIP_TOKENS", self.pack)
@@ -294,6 +329,8 @@ def lend(value: Any, pack: IsolatedPack | None = None, device: Any = None, *, fu
     kind = kind_of_model(value)
     if kind is not None:
         return Exported(value, kind, pack, device)
+    if callable(getattr(value, "percent_to_sigma", None)) and callable(getattr(value, "timestep", None)):
+        return Exported(value, "MODEL_SAMPLING", pack, device)
     return Exported(value, "FUNCTION" if functions and callable(value) else "OBJECT", pack, device)
 
 

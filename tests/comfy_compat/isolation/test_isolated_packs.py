@@ -212,6 +212,22 @@ class IsoCfgHook:
         return (patched,)
 
 
+class IsoSigmas:
+    CATEGORY = "iso"
+    RETURN_TYPES = ("FLOAT", "FLOAT", "SIGMAS")
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",)}}
+
+    def run(self, model):
+        import torch
+
+        sampling = model.get_model_object("model_sampling")
+        return (sampling.sigma_max, sampling.percent_to_sigma(0.5), sampling.timestep(torch.tensor([1.0, 2.0])))
+
+
 class IsoObjectPatch:
     CATEGORY = "iso"
     RETURN_TYPES = ("MODEL",)
@@ -301,7 +317,7 @@ class IsoCrash:
 
 
 NODE_CLASS_MAPPINGS = {c.__name__: c for c in (IsoUpper, IsoInvert, IsoProgress, IsoSleep, IsoMakeThing,
-                                                IsoUseThing, IsoPatchModel, IsoDeepModel, IsoClipVae, IsoCfgHook, IsoObjectPatch,
+                                                IsoUseThing, IsoPatchModel, IsoDeepModel, IsoClipVae, IsoCfgHook, IsoObjectPatch, IsoSigmas,
                                                 IsoLazy, IsoFresh, IsoPreview, IsoCrash)}
 NODE_DISPLAY_NAME_MAPPINGS = {"IsoUpper": "Upper (isolated)"}
 WEB_DIRECTORY = "./web"
@@ -538,6 +554,18 @@ def test_a_guidance_function_set_on_a_model_runs_in_the_host_when_hearth_samples
     hooked = sampled(["8", 0], 7.0, {"8": node("IsoCfgHook", model=["1", 0], scale=2.5)})
     assert torch.allclose(hooked, sampled(["1", 0], 2.5, {}), atol=1e-5)
     assert not torch.allclose(hooked, sampled(["1", 0], 7.0, {}), atol=1e-3)
+
+
+def test_model_sampling_is_read_in_hearths_process(executor: Executor) -> None:
+    prompt = {"1": node("CheckpointLoaderSimple", ckpt_name=CHECKPOINT), "2": node("IsoSigmas", model=["1", 0]),
+              "s0": node("PlainShow", value=["1", 0]), "s1": node("PlainShow", value=["2", 0]),
+              "s2": node("PlainShow", value=["2", 1]), "s3": node("PlainShow", value=["2", 2])}
+    result, _ = run(executor, prompt)
+    assert result.ok, result.error
+    sampling = shown(result, "s0").get_model_object("model_sampling")
+    assert shown(result, "s1") == pytest.approx(float(sampling.sigma_max))
+    assert shown(result, "s2") == pytest.approx(float(sampling.percent_to_sigma(0.5)))
+    assert torch.allclose(shown(result, "s3"), sampling.timestep(torch.tensor([1.0, 2.0])))
 
 
 def test_an_object_patch_needs_trust(executor: Executor) -> None:
