@@ -53,7 +53,7 @@ PACK = textwrap.dedent('''
             return {"required": {"x": ("LATENT",)}}
 
         def run(self, x):
-            x[0] += 0  # touch one page: the host really maps it
+            float(x[0])  # read one page: the host really maps it (a write would make the host's own copy)
             return (x,)
 
 

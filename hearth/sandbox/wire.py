@@ -13,14 +13,16 @@ Nothing else crosses; nothing is ever pickled. Decoding checks every length, the
 against the frame, so a hostile host cannot make the parent run code, allocate without bound, or read outside a
 mapping.
 
-**Arrays.** An array's bytes live in a ``memfd`` sealed against shrinking and growing (``F_SEAL_SHRINK |
-F_SEAL_GROW``): the receiver checks the seals before mapping, so the sender cannot truncate the file under the
-receiver's feet (which would be a SIGBUS in the parent). The receiver maps the file (``MAP_SHARED``) and wraps the
-mapping with ``torch.frombuffer`` / ``numpy.frombuffer``: the data is not copied. Every mapping made here is
-remembered (by address and by inode) for as long as something uses it, so an array that already lives in one of our
-memfds (it came from the other side, or was sent before) goes back *by reference*: the same descriptor, its offset
-and strides, no copy; the receiver that already maps that inode reuses its mapping. Anything else is first made
-contiguous and copied once into a fresh memfd, whose sender-side mapping is dropped as soon as it is sent.
+**Arrays.** An array's bytes live in a ``memfd`` that its sender fills, stops mapping, and seals against writing,
+shrinking and growing (``F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW``); the receiver checks the seals before mapping.
+So the bytes can never change under the receiver: a host cannot rewrite an output after returning it (Hearth may
+have cached it, or handed it to a trusted node), nor truncate the file (a SIGBUS in the parent). The receiver maps
+the file privately (``MAP_PRIVATE``: copy-on-write) and wraps the mapping with ``torch.frombuffer`` /
+``numpy.frombuffer``: the data is not copied, and a page the receiver writes to becomes its own. Every mapping
+made here is remembered (by address and by inode) for as long as something uses it, so an array that lives in one
+of these memfds and whose pages this side never wrote to (``/proc/self/pagemap`` says) goes back *by reference*:
+the same descriptor, its offset and strides, no copy; a receiver that already maps that inode reuses its mapping.
+Anything else is copied once, straight into a fresh memfd (any strides, from a GPU too).
 
 torch and numpy are imported only when an array crosses (they are never needed to start a host for a plain pack).
 """
@@ -44,7 +46,7 @@ MAX_FRAME = 1 << 30  # one frame's body (arrays travel outside it)
 MAX_FDS = 253  # SCM_MAX_FD
 MAX_DEPTH = 200
 _HEADER = struct.Struct("<II")
-_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
+_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
 
 
 class WireError(Exception):
@@ -206,14 +208,21 @@ def mapped_count() -> int:
 
 
 def _new_memfd(size: int) -> int:
+    """A fresh memfd of ``size`` bytes, not sealed yet: fill it (through a mapping that is closed after), then
+    :func:`_seal`."""
     fd = os.memfd_create("hearth-array", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     try:
         os.ftruncate(fd, size)
-        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
     except OSError:
         os.close(fd)
         raise
     return fd
+
+
+def _seal(fd: int) -> None:
+    """No more writes, no shrinking, no growing: from now on the bytes are what they are, for both sides. (Only
+    possible once no writable shared mapping of it is left.)"""
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
 
 
 def _map_received(fd: int, need: int) -> SharedMap:
@@ -224,7 +233,7 @@ def _map_received(fd: int, need: int) -> SharedMap:
     except OSError:
         raise WireError("an array arrived in a file that is not a sealed memfd") from None
     if seals & _SEALS != _SEALS:
-        raise WireError("an array arrived in a memfd that may still shrink or grow")
+        raise WireError("an array arrived in a memfd that is not sealed against writing, shrinking and growing")
     st = os.fstat(fd)
     if st.st_size < need:
         raise WireError(f"an array claims {need} bytes of a memfd that holds {st.st_size}")
@@ -235,7 +244,8 @@ def _map_received(fd: int, need: int) -> SharedMap:
     if mm is not None and entry.size >= need:
         os.close(fd)
         return mm
-    mm = SharedMap(fd, st.st_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    # Private: the bytes are shared until this side writes to a page, which then becomes this side's own copy.
+    mm = SharedMap(fd, st.st_size, mmap.MAP_PRIVATE, mmap.PROT_READ | mmap.PROT_WRITE)
     _remember(mm, fd, st.st_size, key)
     return mm
 
@@ -270,11 +280,12 @@ def _encode_tensor(t: Any, out: bytearray, fds: list[int]) -> None:
         return
     if t.device.type == "cpu":
         owner = _owner_of(t.untyped_storage().data_ptr())
-        if owner is not None:  # already in one of our memfds: by reference, any strides
+        if owner is not None:  # already in a sealed memfd: by reference, any strides, unless changed here
             entry, _mm = owner
             offset = t.data_ptr() - entry.start
             strides = tuple(t.stride())
-            if _fits(offset, shape, strides, itemsize, entry.size):
+            if _fits(offset, shape, strides, itemsize, entry.size) and \
+                    _unchanged(entry, offset, shape, strides, itemsize):
                 fds.append(os.dup(entry.fd))
                 _array_header(out, _TORCH, dtype, shape, strides, offset, entry.size, len(fds) - 1)
                 return
@@ -285,6 +296,7 @@ def _encode_tensor(t: Any, out: bytearray, fds: list[int]) -> None:
             dst = torch.frombuffer(mm, dtype=t.dtype, count=t.numel()).view(shape)
             dst.copy_(t)
             del dst
+        _seal(fd)
     except BaseException:
         os.close(fd)
         raise
@@ -309,7 +321,8 @@ def _encode_ndarray(a: Any, out: bytearray, fds: list[int]) -> None:
         entry, _mm = owner
         strides = tuple(s // itemsize for s in a.strides)
         offset = address - entry.start
-        if _fits(offset, shape, strides, itemsize, entry.size):
+        if _fits(offset, shape, strides, itemsize, entry.size) and \
+                _unchanged(entry, offset, shape, strides, itemsize):
             fds.append(os.dup(entry.fd))
             _array_header(out, _NUMPY, dtype, shape, strides, offset, entry.size, len(fds) - 1)
             return
@@ -319,11 +332,47 @@ def _encode_ndarray(a: Any, out: bytearray, fds: list[int]) -> None:
             dst = np.frombuffer(mm, dtype=a.dtype, count=a.size).reshape(shape)
             dst[...] = a  # one copy, any strides
             del dst
+        _seal(fd)
     except BaseException:
         os.close(fd)
         raise
     fds.append(fd)
     _array_header(out, _NUMPY, dtype, shape, _contiguous_strides(shape), 0, nbytes, len(fds) - 1)
+
+
+_PAGE = mmap.PAGESIZE
+_PRESENT, _SWAPPED, _FILE = 1 << 63, 1 << 62, 1 << 61
+
+
+def _unchanged(entry: _Mapping, offset: int, shape: tuple, strides: tuple, itemsize: int) -> bool:
+    """Whether this side never wrote to the pages the view spans. The mapping is private (copy-on-write), so a
+    written page is this side's own and the memfd still holds the old bytes: sending by reference would lose the
+    change. /proc/self/pagemap says which pages became anonymous (written) rather than the file's."""
+    low = offset + itemsize * sum((d - 1) * s for d, s in zip(shape, strides, strict=True) if s < 0)
+    high = offset + itemsize * (sum((d - 1) * s for d, s in zip(shape, strides, strict=True) if s > 0) + 1)
+    first, last = (entry.start + low) // _PAGE, (entry.start + high - 1) // _PAGE
+    raw = bytearray((last - first + 1) * 8)
+    try:
+        with open("/proc/self/pagemap", "rb", buffering=0) as fh:
+            fh.seek(first * 8)
+            if fh.readinto(raw) != len(raw):
+                return False
+    except OSError:
+        return False
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        flags = torch.frombuffer(raw, dtype=torch.int64)
+        present, swapped, file = (flags < 0), (flags & (1 << 62)) != 0, (flags & (1 << 61)) != 0
+        return not bool((swapped | (present & ~file)).any())
+    np = sys.modules.get("numpy")
+    if np is not None:
+        flags = np.frombuffer(raw, dtype=np.uint64)
+        return not bool(((flags & np.uint64(_SWAPPED)) | ((flags & np.uint64(_PRESENT)) &
+                                                          ~((flags & np.uint64(_FILE)) << np.uint64(2)))).any())
+    for (flag,) in struct.iter_unpack("<Q", raw):
+        if flag & _SWAPPED or (flag & _PRESENT and not flag & _FILE):
+            return False
+    return True
 
 
 def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -44,13 +44,23 @@ def test_numpy_arrays_round_trip_with_dtype_byte_order_and_strides(shared_host):
         shared_host.call("echo", "run", {"x": np.array([object()])})
 
 
-def test_the_host_changes_a_tensor_in_place_and_the_parent_sees_it_so_no_copy_was_made(shared_host):
-    (shared,) = shared_host.call("echo", "run", {"x": torch.zeros(1000)})  # now lives in a memfd of ours
-    shared_host.call("tensor_op", "run", {"x": ("add1", shared)})
-    assert torch.equal(shared, torch.ones(1000))  # the host wrote into the very pages the parent maps
-    view = shared[10:20]
-    shared_host.call("tensor_op", "run", {"x": ("add1", view)})  # a view goes by reference too
-    assert shared[10:20].eq(2).all() and shared[:10].eq(1).all() and shared[20:].eq(1).all()
+def test_shared_bytes_are_sealed_so_neither_side_changes_what_the_other_holds(shared_host):
+    (shared,) = shared_host.call("echo", "run", {"x": torch.zeros(1000)})  # now lives in a sealed memfd
+    shared_host.call("tensor_op", "run", {"x": ("add1", shared)})  # the host writes to its own copy of a page
+    assert torch.equal(shared, torch.zeros(1000))  # and the parent's tensor is untouched
+    (doubled,) = shared_host.call("tensor_op", "run", {"x": ("double", shared + 1)})
+    assert torch.equal(doubled, torch.full((1000,), 2.0))
+    shared[10:20] = 5  # the parent changes its copy-on-write view of a page ...
+    (back,) = shared_host.call("echo", "run", {"x": shared})  # ... so it goes as a fresh copy, with the change
+    assert torch.equal(back, shared) and back.data_ptr() != shared.data_ptr()
+
+
+def test_a_host_cannot_change_an_output_after_returning_it(make_host):
+    host = make_host("later")
+    (kept,) = host.call("tensor_op", "run", {"x": ("make", 1000)})
+    host.call("tensor_op", "run", {"x": ("keep", kept)})  # the host keeps it ...
+    host.call("tensor_op", "run", {"x": ("add1", kept)})  # ... and writes to it later
+    assert torch.equal(kept, torch.arange(1000, dtype=torch.float32))
 
 
 def test_a_tensor_that_came_from_the_host_goes_back_into_the_same_mapping(shared_host):

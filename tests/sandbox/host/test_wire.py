@@ -3,6 +3,7 @@ not sealed memfds are WireError, never a crash, a read outside a mapping or a le
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import socket
@@ -72,8 +73,13 @@ def test_an_array_in_a_file_that_is_not_a_sealed_memfd_is_refused_and_closed():
     before = open_fds()
     plain = os.memfd_create("unsealed")
     os.ftruncate(plain, 4096)
-    with pytest.raises(wire.WireError, match="not a sealed memfd|may still shrink"):
+    with pytest.raises(wire.WireError, match="not sealed against writing"):
         c.decode(_array_frame(0, 4096), [plain])
+    writable = os.memfd_create("writable", os.MFD_ALLOW_SEALING)
+    os.ftruncate(writable, 4096)
+    fcntl.fcntl(writable, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW)
+    with pytest.raises(wire.WireError, match="not sealed against writing"):  # the sender could still change it
+        c.decode(_array_frame(0, 4096), [writable])
     read_end, write_end = os.pipe()
     with pytest.raises(wire.WireError, match="not a sealed memfd"):
         c.decode(_array_frame(0, 4096), [read_end])
@@ -84,6 +90,7 @@ def test_an_array_in_a_file_that_is_not_a_sealed_memfd_is_refused_and_closed():
 def test_an_array_that_reaches_past_its_memfd_or_names_a_missing_descriptor_is_refused():
     c = codec()
     sealed = wire._new_memfd(64)
+    wire._seal(sealed)
     with pytest.raises(wire.WireError, match="claims 4096 bytes of a memfd that holds 64"):
         c.decode(_array_frame(0, 4096), [os.dup(sealed)])
     with pytest.raises(wire.WireError, match="outside its shared memory"):
