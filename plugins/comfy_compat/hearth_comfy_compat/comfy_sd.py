@@ -89,6 +89,9 @@ def load_lora_for_models(model: Any, clip: Any, lora: Mapping[str, Any], strengt
 
     Keys that fit neither are logged, and shown on the node while it runs, as LoraLoader reports them.
     """
+    lent = next((v for v in (model, clip) if getattr(type(v), "HEARTH_LENT", False)), None)
+    if lent is not None:  # in a pack host: Hearth's process patches its own values (host_side's proxies)
+        return lent.hearth_lora(model, clip, dict(lora), strength_model, strength_clip)
     try:
         return services.lora_for_models(model, clip, lora, strength_model, strength_clip)
     except ValueError as exc:

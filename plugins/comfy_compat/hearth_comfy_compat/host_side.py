@@ -359,6 +359,11 @@ class _Proxy:
     def __setattr__(self, name: str, value: Any) -> None:
         raise _trust_required(f"it sets {self.KIND}.{name} on a value that lives in Hearth's process")
 
+    def hearth_lora(self, model: Any, clip: Any, lora: dict[str, Any], strength_model: float,
+                    strength_clip: float) -> tuple[Any, Any]:
+        """comfy.sd.load_lora_for_models on values of Hearth's: the LoRA's tensors cross, Hearth patches clones."""
+        return tuple(self._remote.call("hearth_lora", model, clip, lora, strength_model, strength_clip))
+
     def __repr__(self) -> str:
         return f"<{self.KIND} of Hearth's process (isolated pack's view)>"
 
@@ -377,10 +382,10 @@ CALLBACK_SETTERS = (
 METHODS: dict[str, frozenset[str]] = {
     "MODEL": frozenset({"clone", "add_patches", "is_clone", "model_size", "memory_bytes", "hearth_model_options",
                         "hearth_device", "hearth_weight_keys", "hearth_weights", "get_model_object",
-                        *CALLBACK_SETTERS}),
+                        "hearth_lora", *CALLBACK_SETTERS}),
     "CLIP": frozenset({"clone", "tokenize", "encode_from_tokens", "encode_from_tokens_scheduled", "add_patches",
                        "clip_layer", "model_size", "memory_bytes", "hearth_device", "hearth_weight_keys",
-                       "hearth_weights"}),
+                       "hearth_weights", "hearth_lora"}),
     "VAE": frozenset({"encode", "decode", "encode_tiled", "decode_tiled", "spacial_compression_encode",
                       "spacial_compression_decode", "clone", "model_size", "memory_bytes", "hearth_device"}),
     "CLIP_TOKENS": frozenset(),

@@ -116,6 +116,14 @@ class Exported:
     def hearth_device(self, which: str = "load") -> str:
         return str(self.value.offload_device if which == "offload" else self.value.load_device)
 
+    def hearth_lora(self, model: Any, clip: Any, lora: dict[str, Any], strength_model: float,
+                    strength_clip: float) -> tuple[Any, Any]:
+        """``comfy.sd.load_lora_for_models`` for a pack host: clones of the lent model and clip with the LoRA on."""
+        from hearth_comfy_compat import services
+
+        patched = services.lora_for_models(unwrap(model), unwrap(clip), lora, strength_model, strength_clip)
+        return tuple(lend(v, self.pack, self.device) for v in patched)
+
     def get_model_object(self, name: str) -> Any:
         if name != "model_sampling":  # the host's proxy refuses the others before asking
             raise ValueError(f"only model_sampling is lent, not {name!r}")

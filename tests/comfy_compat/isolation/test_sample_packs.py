@@ -14,7 +14,15 @@ from hearth.core.executor import Executor
 from hearth.core.model_folders import ModelFolders
 from hearth.core.runtime import Runtime
 from hearth.core.trust import TrustPolicy
-from tests.comfy_compat.tiny_sd import CHECKPOINT, PACKS, make_models, node, sampling_inputs, txt2img_parts
+from tests.comfy_compat.tiny_sd import (
+    CHECKPOINT,
+    LORA,
+    PACKS,
+    make_models,
+    node,
+    sampling_inputs,
+    txt2img_parts,
+)
 
 SAMPLES = ("v3_pack", "objects_pack", "cfg_pack")
 SHOW_PACK = '''
@@ -125,3 +133,18 @@ def test_patch_functions_a_pack_sets_run_in_its_host_while_hearth_samples(execut
     assert not torch.allclose(sampled(executor, node("CfgPackScaleMiddle", model=["1", 0], scale=0.0)), plain)
     assert not torch.allclose(sampled(executor, node("CfgPackMuteNegativeText", model=["1", 0])), plain)
     assert not torch.allclose(sampled(executor, node("MuteCrossAttention", model=["1", 0])), plain)
+
+
+def test_comfy_sd_load_lora_for_models_in_a_host_patches_hearths_values_as_lora_loader_does(
+        executor: Executor) -> None:
+    prompt = {"1": node("CheckpointLoaderSimple", ckpt_name=CHECKPOINT),
+              "2": node("LoraFromStateDict", model=["1", 0], clip=["1", 1], lora_name=LORA, strength=0.8),
+              "3": node("LoraLoader", model=["1", 0], clip=["1", 1], lora_name=LORA, strength_model=0.8,
+                        strength_clip=0.8),
+              **{f"s{i}": node("ShowValue", value=[n, slot]) for i, (n, slot) in
+                 enumerate([("2", 0), ("2", 1), ("3", 0), ("3", 1)])}}
+    result = executor.run(prompt)
+    assert result.ok, result.error
+    ours_model, ours_clip, their_model, their_clip = (result.outputs[f"s{i}"]["value"][0] for i in range(4))
+    assert ours_model.patches and sorted(ours_model.patches) == sorted(their_model.patches)
+    assert torch.equal(ours_clip.encode("a red cat")[0], their_clip.encode("a red cat")[0])
