@@ -10,9 +10,9 @@
     host.close()
 
 The host (:mod:`hearth.sandbox.host_worker`) runs in fresh user, pid, mount, IPC, UTS and network namespaces with a
-read-only root, HOME and the temporary folders hidden behind empty tmpfs, rlimits, no capabilities and
-``no_new_privs``. Values cross in the closed encoding of :mod:`hearth.sandbox.wire` (tensors and numpy arrays
-through shared memory, never pickled). A host-side value of a type the pack defines stays there: Hearth holds a
+read-only root, its own /dev, HOME and the temporary folders hidden behind empty tmpfs, rlimits, no capabilities,
+``no_new_privs`` and a seccomp filter (no Unix-domain sockets, io_uring or keyrings). Values cross in the closed
+encoding of :mod:`hearth.sandbox.wire` (tensors and numpy arrays through sealed shared memory, never pickled). A host-side value of a type the pack defines stays there: Hearth holds a
 :class:`HostValue`, which passed back to the same host is the original object. A Hearth value whose kind the
 :class:`ExportPolicy` knows (MODEL, CLIP, VAE...) is lent to the host as a remote object: the host may call the
 methods the policy allows, which run here, during the call.

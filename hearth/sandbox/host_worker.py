@@ -2,16 +2,20 @@
 
 ``probe``   Can this machine make the namespaces? Unshare as the warden would, in a throw-away process; one JSON line.
 ``warden``  Our own code, started by :class:`hearth.sandbox.host.PackHost`. It unshares user, pid, mount, IPC, UTS
-            and (unless the pack may use the network) network namespaces, makes every mount read-only, hides the
-            user's HOME, /root, /home, /tmp, /var/tmp, /dev/shm and /run/user behind empty tmpfs, re-exposes
-            Python's own folders and the config's ``readable`` folders read-only and ``writable`` read-write, then
-            forks the host as pid 1 of the new pid namespace. It writes ``{"pid": N}`` (the host's pid as Hearth
-            sees it) and, when the host ends, how it ended, as JSON lines on stdout. It watches its stdin: when
-            Hearth's process goes away the pipe closes and the warden kills the host; killing pid 1 makes the
-            kernel kill every process of the namespace.
-``host``    pid 1 of the namespace, exec'd fresh with rlimits, no capabilities, ``no_new_privs``, only PATH, HOME,
-            TMPDIR and LANG in its environment, stdout sent to stderr. It receives the entry over the socket (fd 3),
-            imports and calls it, describes the nodes, then serves calls until the socket closes.
+            and (unless the pack may use the network) network namespaces, makes every mount read-only, gives the
+            host its own /dev (null, zero, full, random, urandom and the GPU compute nodes: no terminals, no
+            disks), hides the user's HOME, /root, /home, /tmp, /var/tmp, /dev/shm, /run/user and /run/secrets
+            behind empty tmpfs, re-exposes Python's own folders and the config's ``readable`` folders read-only
+            and ``writable`` read-write, then forks the host as pid 1 of the new pid namespace. It writes
+            ``{"pid": N}`` (the host's pid as Hearth sees it) and, when the host ends, how it ended, as JSON lines
+            on stdout. It watches its stdin: when Hearth's process goes away the pipe closes and the warden kills
+            the host; killing pid 1 makes the kernel kill every process of the namespace. (Not PR_SET_PDEATHSIG for
+            the warden: that fires when the *thread* that started it exits, and hosts start from worker threads.)
+``host``    pid 1 of the namespace, exec'd fresh with rlimits (its pid namespace's pid_max bounds processes even for
+            the real root user), no capabilities, ``no_new_privs``, a seccomp filter (no Unix-domain sockets, no
+            io_uring, no kernel keyrings), PR_SET_PDEATHSIG to the warden, only PATH, HOME, TMPDIR and LANG in its
+            environment, stdout sent to stderr. It receives the entry over the socket (fd 3), imports and calls
+            it, describes the nodes, then serves calls until the socket closes.
 """
 
 from __future__ import annotations

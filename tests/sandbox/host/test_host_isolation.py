@@ -211,6 +211,31 @@ def test_the_host_dies_with_hearths_process(pack_dir, tmp_path):
     assert not os.path.exists(f"/proc/{host_pid}")
 
 
+def test_no_host_outlives_an_interpreter_that_exits_without_closing_it(pack_dir, tmp_path):
+    import subprocess
+
+    seconds = f"{700 + uuid.uuid4().int % 99}.{uuid.uuid4().int % 997}"
+    script = tmp_path / "forgetful.py"
+    script.write_text(
+        "from hearth.sandbox.host import HostConfig, PackHost\n"
+        f"h = PackHost(HostConfig(name='forgotten', entry='hosttestpack:load', readable=({str(pack_dir)!r},), "
+        f"sys_path=({str(pack_dir)!r},)))\n"
+        f"h.call('spawn', 'run', {{'x': {seconds!r}}})\n"
+        "print(h.pid, flush=True)\n")  # and exits, never calling close()
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    host_pid = int(done.stdout)
+    assert _wait_gone(seconds) == []
+    assert not os.path.exists(f"/proc/{host_pid}") or _proc_state(host_pid) == "Z"
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
 def test_a_memory_bomb_fails_its_node_in_one_line_and_the_next_call_works(make_host):
     host = make_host("bomber", limits=HostLimits(memory_bytes=1024**3))
     with pytest.raises(PackHostError) as caught:
