@@ -225,9 +225,10 @@ def _seal(fd: int) -> None:
     fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
 
 
-def _map_received(fd: int, need: int) -> SharedMap:
+def _map_received(fd: int, need: int, view: tuple | None = None) -> SharedMap:
     """Map a received descriptor after checking it is a sealed memfd big enough for what the header claims; reuse
-    our mapping of the same file when there is one (then the descriptor is closed)."""
+    our mapping of the same file when there is one whose pages under ``view`` (offset, shape, strides, itemsize)
+    this side never wrote to (then the descriptor is closed)."""
     try:
         seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
     except OSError:
@@ -241,7 +242,7 @@ def _map_received(fd: int, need: int) -> SharedMap:
     with _maps_lock:
         entry = _by_inode.get(key)
         mm = entry.ref() if entry is not None else None
-    if mm is not None and entry.size >= need:
+    if mm is not None and entry.size >= need and (view is None or _unchanged(entry, *view)):
         os.close(fd)
         return mm
     # Private: the bytes are shared until this side writes to a page, which then becomes this side's own copy.
@@ -459,7 +460,7 @@ def _take_mapping(fds: list[int], used: set[int], index: int, offset: int, shape
     again = index in used  # two arrays of one frame in one file: the first mapped it, the second reuses that
     fd = os.dup(fds[index]) if again else fds[index]
     try:
-        mm = _map_received(fd, size)
+        mm = _map_received(fd, size, (offset, shape, strides, itemsize))
     except BaseException:
         if again:
             os.close(fd)

@@ -210,6 +210,8 @@ def tensor_op(x):
     if op == "keep":
         KEPT["tensor"] = value
         return (value.data_ptr(),)
+    if op == "kept":
+        return (KEPT["tensor"],)
     if op == "same":
         return (KEPT["tensor"].data_ptr() == value.data_ptr(), value.data_ptr())
     if op == "make":

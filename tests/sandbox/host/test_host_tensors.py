@@ -55,6 +55,16 @@ def test_shared_bytes_are_sealed_so_neither_side_changes_what_the_other_holds(sh
     assert torch.equal(back, shared) and back.data_ptr() != shared.data_ptr()
 
 
+def test_a_file_mapped_here_and_written_here_is_mapped_afresh_when_it_comes_back(make_host):
+    host = make_host("keeper")
+    (made,) = host.call("tensor_op", "run", {"x": ("make", 1000)})
+    host.call("tensor_op", "run", {"x": ("keep", made)})
+    made[:10] = -1  # this side's copy-on-write pages, not the memfd's bytes
+    (kept,) = host.call("tensor_op", "run", {"x": ("kept", None)})  # the host returns its own, unchanged
+    assert torch.equal(kept, torch.arange(1000, dtype=torch.float32))
+    assert made[:10].eq(-1).all()
+
+
 def test_a_host_cannot_change_an_output_after_returning_it(make_host):
     host = make_host("later")
     (kept,) = host.call("tensor_op", "run", {"x": ("make", 1000)})
