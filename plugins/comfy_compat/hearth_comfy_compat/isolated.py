@@ -384,6 +384,8 @@ class IsolatedPack:
                                      sys_path=(str(layout.layer),) if layout.layer else (), network=layout.network)
         self.host = api.PackHost(self.config, exports=EXPORTS)
         self.description: dict[str, Any] = {}
+        self.restarts = 0  # how many times its host was replaced: the pack's handles from before are gone
+        self._pid: int | None = None
         self._call_lock = threading.Lock()
         self._owner: int | None = None  # the thread whose call the host runs now
         self._watch_cond = threading.Condition()
@@ -494,6 +496,7 @@ class IsolatedPack:
             try:
                 result = self.host.call(node, method, kwargs, on_event=on_event)
             except Exception as exc:
+                self._note_host()
                 if ctx is not None and ctx.interrupt.is_set():
                     raise InterruptProcessing(f"interrupted while pack {self.name!r} ran {node}") from exc
                 remote = getattr(exc, "remote_traceback", "")
@@ -503,9 +506,18 @@ class IsolatedPack:
             finally:
                 self._watch(None)
                 self._owner = None
+            self._note_host()
         if ctx is not None and ctx.interrupt.is_set():
             raise InterruptProcessing(f"interrupted while pack {self.name!r} ran {node}")
         return unwrap(result)
+
+    def _note_host(self) -> None:
+        """Count a host that went away or was replaced: nodes of this pack then run again instead of being taken
+        from the cache, whose handles into the old host are gone."""
+        pid = self.host.pid if self.host.alive else None
+        if self._pid is not None and pid != self._pid:
+            self.restarts += 1
+        self._pid = pid
 
     # -- the executor's interrupt, passed on to the host ------------------------------------------------------
 
@@ -707,11 +719,18 @@ def node_class(pack: IsolatedPack, node: str, info: Mapping[str, Any]) -> type:
     def has(name: str) -> bool:
         return bool(methods.get(name)) if isinstance(methods, Mapping) else name in (methods or ())
 
-    if has("IS_CHANGED"):
-        def is_changed(cls: Any, **kwargs: Any) -> Any:
-            return pack.call(node, "IS_CHANGED", kwargs)
-        is_changed.__signature__ = _signature(signatures.get("IS_CHANGED"))  # type: ignore[attr-defined]
-        namespace["IS_CHANGED"] = classmethod(is_changed)
+    own_is_changed = has("IS_CHANGED")
+
+    def is_changed(cls: Any, **kwargs: Any) -> Any:
+        # A replaced host makes every node of the pack run again: the cache may hold handles into the old one.
+        if not own_is_changed:
+            return ("host", pack.restarts)
+        answer = pack.call(node, "IS_CHANGED", kwargs)
+        return answer if pack.restarts == 0 or answer != answer else ("host", pack.restarts, answer)
+
+    is_changed.__signature__ = _signature(  # type: ignore[attr-defined]
+        signatures.get("IS_CHANGED") if own_is_changed else ["**"])
+    namespace["IS_CHANGED"] = classmethod(is_changed)
     if has("VALIDATE_INPUTS"):
         def validate_inputs(cls: Any, **kwargs: Any) -> Any:
             return pack.call(node, "VALIDATE_INPUTS", kwargs)

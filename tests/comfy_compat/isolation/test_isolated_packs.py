@@ -137,11 +137,11 @@ class IsoUseThing:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"thing": ("ISO_THING",)}}
+        return {"required": {"thing": ("ISO_THING",)}, "optional": {"suffix": ("STRING", {"default": ""})}}
 
-    def run(self, thing):
+    def run(self, thing, suffix=""):
         assert type(thing).__name__ == "Thing", type(thing)
-        return (f"thing says {thing.word}",)
+        return (f"thing says {thing.word}{suffix}",)
 
 
 class IsoPatchModel:
@@ -643,6 +643,23 @@ def test_a_crashing_node_fails_with_one_line_and_the_next_prompt_runs(executor: 
     assert message.startswith(f"pack {PACK!r}") and "IsoCrash" in message and "\n" not in message.strip(), message
     again, _ = run(executor, {"1": node("IsoUpper", text="again", mode="upper")})
     assert again.ok, again.error
+
+
+def test_after_a_host_crash_a_pack_types_cached_handle_is_made_again(executor: Executor) -> None:
+    def use(suffix: str) -> Any:
+        result, _ = run(executor, {"1": node("IsoMakeThing", word="kept"),
+                                   "2": node("IsoUseThing", thing=["1", 0], suffix=suffix),
+                                   "s": node("PlainShow", value=["2", 0])})
+        assert result.ok, result.error
+        return shown(result, "s")
+
+    assert use("!") == "thing says kept!"
+    # The crash comes in a prompt that keeps IsoMakeThing's output in the cache.
+    crashed, _ = run(executor, {"1": node("IsoMakeThing", word="kept"), "c": node("IsoCrash", text="boom"),
+                                "s": node("PlainShow", value=["c", 0]), "t": node("PlainShow", value=["1", 0])})
+    assert crashed.status == "error" and "1" in crashed.cached
+    # IsoMakeThing's cached Thing lived in the host that crashed: it is made again in the new one.
+    assert use("?") == "thing says kept?"
 
 
 def test_through_the_server_progress_and_a_pack_message_reach_the_websocket(runtime: Runtime) -> None:
