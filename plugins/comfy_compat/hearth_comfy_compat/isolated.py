@@ -101,8 +101,7 @@ class IsolatedPack:
         runtime = current_runtime()
         folders = context.folders()
         models = runtime.model_folders if runtime is not None else None
-        first_party = sorted(name for name, record in getattr(plugins, "records", {}).items()
-                             if getattr(record, "first_party", False) and not record.error)
+        first_party = sorted(name for name, record in getattr(plugins, "records", {}).items() if _hearths_own(record))
         return {
             "pack": self.name, "path": str(self.layout.path),
             "custom_nodes": [str(self.layout.path.parent)],
@@ -257,6 +256,15 @@ class IsolatedPack:
             self._closed = True
             self._watch_cond.notify_all()
         self.host.close()
+
+
+def _hearths_own(record: Any) -> bool:
+    """Whether a loaded plugin is Hearth's own code (the core's builtin nodes and loaders, the first-party plugins):
+    the host loads those too, so ``nodes.SaveImage`` and ``comfy.samplers`` answer there as here."""
+    if record.error or record.kind != "hearth" or record.name == "custom_nodes":
+        return False
+    return bool(getattr(record, "first_party", False)) or (record.tier in ("essential", "default")
+                                                            and record.module.startswith("hearth."))
 
 
 def _plugin_packages(plugins: Any) -> list[str]:

@@ -31,6 +31,7 @@ import time
 import comfy.model_management
 import comfy.utils
 import folder_paths
+import nodes
 from server import PromptServer
 
 # A model kind of the pack's own, registered as it imports (as real packs do).
@@ -303,6 +304,12 @@ class IsoPreview:
         return {}
 
 
+class IsoSaver(nodes.SaveImage):
+    """A subclass of Hearth's SaveImage, as many packs write theirs: it saves in the host, into the output folder."""
+
+    CATEGORY = "iso"
+
+
 class IsoCrash:
     CATEGORY = "iso"
     RETURN_TYPES = ("STRING",)
@@ -318,7 +325,7 @@ class IsoCrash:
 
 NODE_CLASS_MAPPINGS = {c.__name__: c for c in (IsoUpper, IsoInvert, IsoProgress, IsoSleep, IsoMakeThing,
                                                 IsoUseThing, IsoPatchModel, IsoDeepModel, IsoClipVae, IsoCfgHook, IsoObjectPatch, IsoSigmas,
-                                                IsoLazy, IsoFresh, IsoPreview, IsoCrash)}
+                                                IsoLazy, IsoFresh, IsoPreview, IsoSaver, IsoCrash)}
 NODE_DISPLAY_NAME_MAPPINGS = {"IsoUpper": "Upper (isolated)"}
 WEB_DIRECTORY = "./web"
 '''
@@ -626,6 +633,17 @@ def test_input_lists_answer_at_once_while_the_host_runs_a_node(executor: Executo
         executor.interrupt()
         worker.join(30)
     assert outcome["result"].status == "interrupted"
+
+
+def test_a_pack_subclassing_save_image_saves_into_the_output_folder_from_its_host(executor: Executor,
+                                                                                  runtime: Runtime) -> None:
+    prompt = {"1": node("EmptyImage", width=8, height=8, batch_size=1, color=0xFF0000),
+              "2": node("IsoSaver", images=["1", 0], filename_prefix="isolated/red")}
+    result, _ = run(executor, prompt)
+    assert result.ok, result.error
+    [saved] = result.outputs["2"]["images"]
+    assert saved["subfolder"] == "isolated" and saved["type"] == "output"
+    assert (runtime.folders.output / "isolated" / saved["filename"]).stat().st_size > 0
 
 
 def test_a_preview_reaches_the_progress_event_as_an_image(executor: Executor) -> None:
