@@ -121,6 +121,12 @@ def test_writes_land_only_in_the_output_folder(scene: Scene, attacked: dict[str,
     assert allowed.read_text() == "written by hostile-pack"
 
 
+def test_what_the_pack_prints_stays_out_of_comfy_runs_output(attacked: dict[str, Any]) -> None:
+    """comfy run's stdout lists the files a workflow saved, for scripts to use: a pack's print is no path there."""
+    _ran(attacked)
+    assert f"pwned-{attacked['marker']}" not in attacked["result"].stdout, attacked["result"].stdout
+
+
 def test_a_started_process_does_not_outlive_the_run(scene: Scene, attacked: dict[str, Any]) -> None:
     _ran(attacked)
     report = scene.report("spawn", attacked["tag"])
@@ -198,6 +204,7 @@ def test_with_isolation_off_the_same_attacks_succeed(scene: Scene) -> None:
         assert sorted(scene.dropped_files(marker)) == sorted(f / f"pwned-{marker}.txt"
                                                              for f in scene.forbidden_folders())
         assert processes_with(marker), "the in-process spawn left no process: the control proves nothing"
+        assert f"/etc/cron.d/pwned-{marker}" in result.stdout.splitlines()
         assert scene.report("honest", tag)["value"] == HONEST_VALUE
     finally:
         scene.clean(marker)

@@ -233,6 +233,8 @@ class HostileWrite(_Attack):
                 results[folder] = f"{type(exc).__name__}: {exc}"
         output = Path(folder_paths.get_output_directory()) / f"allowed-{marker}.txt"
         output.write_text("written by hostile-pack")
+        # comfy run prints the paths of the files a workflow saved on stdout, for scripts: add a fake one.
+        print(f"/etc/cron.d/pwned-{marker}", flush=True)
         return _report("write", tag, {"results": results, "output_file": str(output)})
 
 
