@@ -167,7 +167,7 @@ def test_comfy_plugins_shows_the_pack_in_a_pack_host(scene: Scene) -> None:
     record = next(r for r in json.loads(result.stdout)["plugins"] if r["name"] == PACK)
     assert record["error"] is None, record
     assert (record["placement"], record["placement_why"], record["network"]) == ("pack host", "not trusted", False)
-    assert record["node_count"] == 14
+    assert record["node_count"] == 15
 
     table = scene.comfy("plugins", "--custom-nodes", str(scene.custom_nodes), isolation="untrusted")
     row = next(line for line in table.stdout.splitlines() if PACK in line)

@@ -34,7 +34,7 @@ from tests.isolation.scene import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "web"))
-from hearth_server import free_port, queue, wait_history  # noqa: E402 - the server tests' helpers
+from hearth_server import free_port, queue, wait_history, wait_running  # noqa: E402 - the server tests' helpers
 
 
 class Server:
@@ -242,6 +242,24 @@ def test_a_crashing_host_fails_its_prompt_in_one_line_and_takes_its_processes_al
     after = run_prompt(client, scene.honest_prompt("after-crash"))
     assert text_output(after, "1")["value"] == HONEST_VALUE
     assert server.proc.poll() is None
+
+
+def test_a_host_that_ignores_the_interrupt_is_killed_and_the_next_prompt_runs(scene: Scene, client: httpx.Client,
+                                                                              server: Server) -> None:
+    """Cancel reaches a node that never checks for it: past the grace time (5 s) its host is killed, the prompt ends,
+    and the next prompt starts a fresh host."""
+    prompt_id = queue(client, {"1": {"class_type": "HostileHang", "inputs": {"tag": "hang"}}})
+    wait_running(client, prompt_id)
+    time.sleep(0.5)  # inside the node, not before it
+    started = time.monotonic()
+    assert client.post("/interrupt", json={"prompt_id": prompt_id}).status_code == 200
+    entry = wait_history(client, prompt_id, timeout=60)
+    assert time.monotonic() - started < 30, "the hung host was not killed after the grace time"
+    assert entry["status"]["status_str"] != "success", entry["status"]
+    events = dict(entry["status"]["messages"])
+    assert "execution_interrupted" in events or PACK in str(events.get("execution_error")), events
+    after = run_prompt(client, scene.honest_prompt("after-hang"))
+    assert text_output(after, "1")["value"] == HONEST_VALUE
 
 
 def test_exhausting_memory_fails_that_prompt_in_one_line_and_the_next_prompt_works(

@@ -385,6 +385,20 @@ class HostileLater:
         return (image,)
 
 
+class HostileHang(_Attack):
+    """Never return and never look at Hearth's interrupt (sleeping, so it costs no CPU while it hangs)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"tag": ("STRING", {"default": "t"})}}
+
+    def run(self, tag):
+        import time
+
+        while True:
+            time.sleep(0.05)
+
+
 class HostileCrash(_Attack):
     """Crash its process with a segmentation fault, as a broken native extension does. (Not with kill(): a pack
     host is PID 1 of its namespace, which the kernel shields from signals sent from inside it.)"""
@@ -414,5 +428,5 @@ class HostileHonest(_Attack):
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
     HostileReadHome, HostileEnvSecrets, HostileNetwork, HostileUnixSocket, HostileKeyring, HostileTerminal, HostileUnshare, HostileWrite,
-    HostileSymlinks, HostileSpawn, HostileLater, HostileMemory, HostileCrash, HostileHonest)}
+    HostileSymlinks, HostileSpawn, HostileLater, HostileMemory, HostileHang, HostileCrash, HostileHonest)}
 NODE_DISPLAY_NAME_MAPPINGS = {name: name.replace("Hostile", "Hostile ") for name in NODE_CLASS_MAPPINGS}
