@@ -120,11 +120,12 @@ class IsolatedPack:
         if runtime is not None:  # the models folder itself too: packs add kinds of their own under it
             models = runtime.model_folders
             paths += [models.base, *(p for kind in models.kinds() for p in models.folders(kind))]
-        # Hearth's own code (an editable install may live under a hidden folder such as HOME).
+        # Hearth's own packages, in case an editable install lives under a hidden folder such as HOME (the package
+        # folders only, not the checkout around them).
         for module in ["hearth", "hearth_comfy_compat", *_plugin_packages(plugins)]:
             spec = importlib.util.find_spec(module)
             for location in (spec.submodule_search_locations or []) if spec else []:
-                paths.append(Path(location).parent)
+                paths.append(Path(location))
         return tuple(dict.fromkeys(str(p.resolve()) for p in paths if p.exists()))
 
     def _writable(self) -> tuple[str, ...]:
