@@ -323,18 +323,33 @@ def new_marker() -> str:
     return f"hearth-attack-{uuid.uuid4().hex}"
 
 
-def processes_with(marker: str) -> list[int]:
-    """Ids of the processes on this machine whose command line holds ``marker``."""
-    found = []
+def processes_with(marker: str, under: int | None = None) -> list[int]:
+    """Ids of the processes on this machine whose command line holds ``marker``; with ``under``, only those
+    descending from that process (as far as their parents are still alive to say)."""
+    found, parents = [], {}
     needle = marker.encode()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if needle in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
+                cmdline = (entry / "cmdline").read_bytes()
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
                 continue
-    return found
+            if needle in cmdline:
+                found.append(int(entry.name))
+    if under is None:
+        return found
+
+    def descends(pid: int) -> bool:
+        seen = set()
+        while pid in parents and pid not in seen:
+            seen.add(pid)
+            pid = parents[pid]
+            if pid == under:
+                return True
+        return False
+
+    return [pid for pid in found if descends(pid)]
 
 
 def wait_no_process(marker: str, timeout: float = 10.0) -> list[int]:

@@ -30,6 +30,7 @@ from tests.isolation.scene import (
     keyrings_work,
     leaked,
     new_marker,
+    processes_with,
     wait_no_process,
 )
 
@@ -100,6 +101,13 @@ def server(scene: Scene) -> Iterator[Server]:
 def client(server: Server) -> Iterator[httpx.Client]:
     with server.http() as http:
         yield http
+
+
+def wait_gone(pids: list[int], timeout: float = 10.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while (alive := [pid for pid in pids if Path(f"/proc/{pid}").exists()]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive
 
 
 def run_prompt(client: httpx.Client, prompt: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
@@ -279,6 +287,10 @@ def test_exhausting_memory_fails_that_prompt_in_one_line_and_the_next_prompt_wor
 def test_stopping_the_server_leaves_no_process_the_pack_started(scene: Scene, server: Server,
                                                                 attacked: dict[str, Any]) -> None:
     assert text_output(attacked["entry"], "5")["pid"] > 0  # the spawn node did start its sleep, in the host
+    # After a crash, a kill past the interrupt and a memory bomb: one pack, so one host and its warden at most.
+    hosts = processes_with("host_worker.py", under=server.proc.pid)
+    assert 1 <= len(hosts) <= 2, [Path(f"/proc/{pid}/cmdline").read_bytes()[:300] for pid in hosts]
     server.stop()
+    assert wait_gone(hosts) == [], "a warden or host outlived comfy serve"
     assert server.proc.returncode is not None
     assert wait_no_process(attacked["marker"]) == [], server.text()[-4000:]
