@@ -382,7 +382,7 @@ CALLBACK_SETTERS = (
 METHODS: dict[str, frozenset[str]] = {
     "MODEL": frozenset({"clone", "add_patches", "is_clone", "model_size", "memory_bytes", "hearth_model_options",
                         "hearth_device", "hearth_weight_keys", "hearth_weights", "get_model_object",
-                        "hearth_lora", *CALLBACK_SETTERS}),
+                        "hearth_lora", "hearth_unet_config", *CALLBACK_SETTERS}),
     "CLIP": frozenset({"clone", "tokenize", "encode_from_tokens", "encode_from_tokens_scheduled", "add_patches",
                        "clip_layer", "model_size", "memory_bytes", "hearth_device", "hearth_weight_keys",
                        "hearth_weights", "hearth_lora"}),
@@ -447,6 +447,47 @@ class ModelProxy(_Weights):
     @property
     def model_sampling(self) -> Any:  # what packs reach as model.model.model_sampling, offered directly too
         return self.get_model_object("model_sampling")
+
+    @property
+    def model(self) -> Any:
+        """``model.model``: only its ``model_config.unet_config`` (a copy) and ``model_sampling``; the network
+        itself is refused."""
+        return _ModelView(self)
+
+
+class _ModelView:
+    """What an isolated pack may read of ``MODEL.model``; anything else is refused naming its path."""
+
+    def __init__(self, proxy: ModelProxy) -> None:
+        object.__setattr__(self, "_proxy", proxy)
+
+    @property
+    def model_config(self) -> Any:
+        return _ConfigView(self._proxy)
+
+    @property
+    def model_sampling(self) -> Any:
+        return self._proxy.get_model_object("model_sampling")
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Deep(f"MODEL.model.{name}")
+
+
+class _ConfigView:
+    def __init__(self, proxy: ModelProxy) -> None:
+        object.__setattr__(self, "_proxy", proxy)
+
+    @property
+    def unet_config(self) -> dict[str, Any]:
+        """A copy of the UNet's shape (FreeU-style packs read ``model_channels``)."""
+        return self._proxy._remote.call("hearth_unet_config")
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Deep(f"MODEL.model.model_config.{name}")
 
 
 class SamplingProxy(_Proxy):

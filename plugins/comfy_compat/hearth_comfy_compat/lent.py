@@ -92,6 +92,14 @@ class Exported:
         patched = services.lora_for_models(unwrap(model), unwrap(clip), lora, strength_model, strength_clip)
         return tuple(lend(v, self.pack, self.device) for v in patched)
 
+    def hearth_unet_config(self) -> dict[str, Any]:
+        """A copy of ``model.model_config.unet_config`` (numbers, strings, lists): the UNet's shape."""
+        try:
+            config = self.value.get_model_object("model_config").unet_config
+        except AttributeError:
+            raise ValueError(f"this {type(self.value).__name__} has no model_config.unet_config") from None
+        return _plain_copy(config)
+
     def get_model_object(self, name: str) -> Any:
         if name != "model_sampling":  # the host's proxy refuses the others before asking
             raise ValueError(f"only model_sampling is lent, not {name!r}")

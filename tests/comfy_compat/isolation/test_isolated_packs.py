@@ -229,6 +229,30 @@ class IsoSigmas:
         return (sampling.sigma_max, sampling.percent_to_sigma(0.5), sampling.timestep(torch.tensor([1.0, 2.0])))
 
 
+class IsoFreeU:
+    """FreeU's way: read the UNet's width from its config, scale half the backbone features at the widest level."""
+    CATEGORY = "iso"
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "scale": ("FLOAT", {"default": 1.1})}}
+
+    def run(self, model, scale):
+        channels = model.model.model_config.unet_config["model_channels"]
+
+        def output_block_patch(h, hsp, transformer_options):
+            if h.shape[1] == channels * 2:
+                h = h.clone()
+                h[:, : h.shape[1] // 2] *= scale
+            return h, hsp
+
+        patched = model.clone()
+        patched.set_model_output_block_patch(output_block_patch)
+        return (patched,)
+
+
 class IsoObjectPatch:
     CATEGORY = "iso"
     RETURN_TYPES = ("MODEL",)
@@ -324,7 +348,7 @@ class IsoCrash:
 
 
 NODE_CLASS_MAPPINGS = {c.__name__: c for c in (IsoUpper, IsoInvert, IsoProgress, IsoSleep, IsoMakeThing,
-                                                IsoUseThing, IsoPatchModel, IsoDeepModel, IsoClipVae, IsoCfgHook, IsoObjectPatch, IsoSigmas,
+                                                IsoUseThing, IsoPatchModel, IsoDeepModel, IsoClipVae, IsoCfgHook, IsoObjectPatch, IsoSigmas, IsoFreeU,
                                                 IsoLazy, IsoFresh, IsoPreview, IsoSaver, IsoCrash)}
 NODE_DISPLAY_NAME_MAPPINGS = {"IsoUpper": "Upper (isolated)"}
 WEB_DIRECTORY = "./web"
@@ -561,6 +585,20 @@ def test_a_guidance_function_set_on_a_model_runs_in_the_host_when_hearth_samples
     hooked = sampled(["8", 0], 7.0, {"8": node("IsoCfgHook", model=["1", 0], scale=2.5)})
     assert torch.allclose(hooked, sampled(["1", 0], 2.5, {}), atol=1e-5)
     assert not torch.allclose(hooked, sampled(["1", 0], 7.0, {}), atol=1e-3)
+
+
+def test_a_freeu_style_patch_reads_the_unet_config_and_patches_output_blocks(executor: Executor) -> None:
+    def sampled(extra: dict[str, Any]) -> Any:
+        prompt = {**txt2img_parts(), **extra,
+                  "5": node("KSampler", **sampling_inputs(model=["8" if extra else "1", 0]), denoise=1.0),
+                  "s": node("PlainShow", value=["5", 0])}
+        result, _ = run(executor, prompt)
+        assert result.ok, result.error
+        return shown(result, "s")["samples"]
+
+    plain = sampled({})
+    assert torch.allclose(sampled({"8": node("IsoFreeU", model=["1", 0], scale=1.0)}), plain, atol=1e-6)
+    assert not torch.allclose(sampled({"8": node("IsoFreeU", model=["1", 0], scale=1.5)}), plain, atol=1e-4)
 
 
 def test_model_sampling_is_read_in_hearths_process(executor: Executor) -> None:
