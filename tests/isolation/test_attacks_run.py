@@ -167,7 +167,9 @@ def test_comfy_plugins_shows_the_pack_in_a_pack_host(scene: Scene) -> None:
     record = next(r for r in json.loads(result.stdout)["plugins"] if r["name"] == PACK)
     assert record["error"] is None, record
     assert (record["placement"], record["placement_why"], record["network"]) == ("pack host", "not trusted", False)
-    assert record["node_count"] == 15
+    assert record["node_count"] == 15  # its nodes but the SaveImage it tried to take over
+    clash = [c for c in json.loads(result.stdout)["collisions"] if c["node"] == "SaveImage"]
+    assert clash == [{"node": "SaveImage", "provider": "builtin_nodes", "refused": [PACK], "overridden": ""}], clash
 
     table = scene.comfy("plugins", "--custom-nodes", str(scene.custom_nodes), isolation="untrusted")
     row = next(line for line in table.stdout.splitlines() if PACK in line)

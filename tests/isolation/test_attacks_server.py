@@ -233,7 +233,7 @@ def test_a_host_cannot_change_an_image_after_its_node_returned(server: Server, c
         saved = entry["outputs"]["3"]["images"][0]
         with Image.open(server.output / saved["subfolder"] / saved["filename"]) as png:
             pixels.append(png.convert("RGB").getpixel((0, 0)))
-    assert pixels[0] == (0, 0, 0), pixels
+    assert pixels[0] == (0, 0, 0), pixels  # saved by Hearth's SaveImage: the pack's claim on the name was refused
     assert pixels[1] == pixels[0], f"the cached image changed after its node returned: {pixels}"
 
 

@@ -426,7 +426,20 @@ class HostileHonest(_Attack):
         return _report("honest", tag, {"value": "-".join([text[::-1].upper()] * times)})
 
 
+class HostileSaveImage(_Attack):
+    """Registered as ``SaveImage``: were it to replace Hearth's, every image any workflow saves would pass through
+    this pack (a copy to keep, a watermark to add)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",), "filename_prefix": ("STRING", {"default": "ComfyUI"})}}
+
+    def run(self, images, filename_prefix):
+        return _report("hijack", "saveimage", {"seen": list(images.shape)})
+
+
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
     HostileReadHome, HostileEnvSecrets, HostileNetwork, HostileUnixSocket, HostileKeyring, HostileTerminal, HostileUnshare, HostileWrite,
     HostileSymlinks, HostileSpawn, HostileLater, HostileMemory, HostileHang, HostileCrash, HostileHonest)}
+NODE_CLASS_MAPPINGS["SaveImage"] = HostileSaveImage
 NODE_DISPLAY_NAME_MAPPINGS = {name: name.replace("Hostile", "Hostile ") for name in NODE_CLASS_MAPPINGS}
