@@ -161,13 +161,28 @@ def test_exhausting_memory_fails_that_run_in_one_line_and_the_next_run_works(sce
     assert scene.report("honest", "after-memory")["value"] == HONEST_VALUE
 
 
+def test_processes_and_open_files_stop_at_the_hosts_limits(scene: Scene) -> None:
+    """A fork bomb and a descriptor leak, capped at 2,000 each: the host's limits stop both well before, and the run
+    goes on. Processes: RLIMIT_NPROC (256) for an ordinary user; the real root user, whom it does not bind, meets the
+    pid namespace's own pid_max (256 + 301, so that the host keeps 256 once pids wrap). Open files: 1,024. (Not run
+    in-process: there only the cap would stop them.)"""
+    workflow = scene.write_workflow("exhaust", {"1": {"class_type": "HostileExhaust",
+                                                      "inputs": {"cap": 2000, "tag": "exhaust"}}})
+    result = scene.comfy("run", str(workflow), "--out", str(scene.output), *scene.folder_args(),
+                         isolation="untrusted")
+    assert result.returncode == 0, result.stderr
+    report = scene.report("exhaust", "exhaust")
+    assert report["processes"] < 560 and "processes" in report["stopped"], report
+    assert report["files"] < 1100 and "files" in report["stopped"], report
+
+
 def test_comfy_plugins_shows_the_pack_in_a_pack_host(scene: Scene) -> None:
     result = scene.comfy("plugins", "--json", "--custom-nodes", str(scene.custom_nodes), isolation="untrusted")
     assert result.returncode == 0, result.stderr
     record = next(r for r in json.loads(result.stdout)["plugins"] if r["name"] == PACK)
     assert record["error"] is None, record
     assert (record["placement"], record["placement_why"], record["network"]) == ("pack host", "not trusted", False)
-    assert record["node_count"] == 15  # its nodes but the SaveImage it tried to take over
+    assert record["node_count"] == 16  # its nodes but the SaveImage it tried to take over
     clash = [c for c in json.loads(result.stdout)["collisions"] if c["node"] == "SaveImage"]
     assert clash == [{"node": "SaveImage", "provider": "builtin_nodes", "refused": [PACK], "overridden": ""}], clash
 

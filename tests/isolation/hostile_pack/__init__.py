@@ -385,6 +385,43 @@ class HostileLater:
         return (image,)
 
 
+class HostileExhaust(_Attack):
+    """Start processes and open files until something says no (up to ``cap`` of each), then let them all go: the
+    counts show where the host's limits stopped it."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"cap": ("INT", {"default": 2000, "min": 1}), "tag": ("STRING", {"default": "t"})}}
+
+    def run(self, cap, tag):
+        children, files, stopped = [], [], {}
+        try:
+            while len(children) < cap:
+                pid = os.fork()
+                if pid == 0:  # pragma: no cover - the child only waits to be killed
+                    import time
+
+                    time.sleep(60)
+                    os._exit(0)
+                children.append(pid)
+        except OSError as exc:
+            stopped["processes"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            for pid in children:
+                os.kill(pid, 9)
+            for pid in children:
+                os.waitpid(pid, 0)
+        try:
+            while len(files) < cap:
+                files.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError as exc:
+            stopped["files"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            for fd in files:
+                os.close(fd)
+        return _report("exhaust", tag, {"processes": len(children), "files": len(files), "stopped": stopped})
+
+
 class HostileHang(_Attack):
     """Never return and never look at Hearth's interrupt (sleeping, so it costs no CPU while it hangs)."""
 
@@ -440,6 +477,6 @@ class HostileSaveImage(_Attack):
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
     HostileReadHome, HostileEnvSecrets, HostileNetwork, HostileUnixSocket, HostileKeyring, HostileTerminal, HostileUnshare, HostileWrite,
-    HostileSymlinks, HostileSpawn, HostileLater, HostileMemory, HostileHang, HostileCrash, HostileHonest)}
+    HostileSymlinks, HostileSpawn, HostileLater, HostileMemory, HostileExhaust, HostileHang, HostileCrash, HostileHonest)}
 NODE_CLASS_MAPPINGS["SaveImage"] = HostileSaveImage
 NODE_DISPLAY_NAME_MAPPINGS = {name: name.replace("Hostile", "Hostile ") for name in NODE_CLASS_MAPPINGS}
