@@ -176,13 +176,30 @@ def test_processes_and_open_files_stop_at_the_hosts_limits(scene: Scene) -> None
     assert report["files"] < 1100 and "files" in report["stopped"], report
 
 
+def test_an_array_header_without_shared_memory_is_refused(scene: Scene) -> None:
+    """The pack rewrites the host's encoder (it runs in the pack's process) to describe its 1x1 image as 64x64 with no
+    shared memory behind it. Believed, that makes Hearth's process allocate what the host claims -- outside the
+    host's memory limit, uninitialised -- and save it; the frame must be refused, failing the node in one line."""
+    workflow = scene.write_workflow("forge", {
+        "1": {"class_type": "HostileForge", "inputs": {"height": 64, "width": 64, "tag": "forge"}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "forged"}}})
+    result = scene.comfy("run", str(workflow), "--out", str(scene.output), *scene.folder_args(),
+                         isolation="untrusted")
+    if not (scene.output / "forge-armed-forge").exists():
+        pytest.fail(f"the forge could not arm itself (the wire changed?): {result.stderr}")
+    assert not list(scene.output.glob("forged_*.png")), "Hearth saved an image the host only claimed"
+    assert result.returncode == 1, result.stderr
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1 and PACK in lines[0], result.stderr
+
+
 def test_comfy_plugins_shows_the_pack_in_a_pack_host(scene: Scene) -> None:
     result = scene.comfy("plugins", "--json", "--custom-nodes", str(scene.custom_nodes), isolation="untrusted")
     assert result.returncode == 0, result.stderr
     record = next(r for r in json.loads(result.stdout)["plugins"] if r["name"] == PACK)
     assert record["error"] is None, record
     assert (record["placement"], record["placement_why"], record["network"]) == ("pack host", "not trusted", False)
-    assert record["node_count"] == 16  # its nodes but the SaveImage it tried to take over
+    assert record["node_count"] == 17  # its nodes but the SaveImage it tried to take over
     clash = [c for c in json.loads(result.stdout)["collisions"] if c["node"] == "SaveImage"]
     assert clash == [{"node": "SaveImage", "provider": "builtin_nodes", "refused": [PACK], "overridden": ""}], clash
 

