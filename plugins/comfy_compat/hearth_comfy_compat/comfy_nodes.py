@@ -114,6 +114,12 @@ def common_ksampler(model: Any, seed: int, steps: int, cfg: float, sampler_name:
     going to the running node."""
     from hearth_comfy_compat.comfy_samplers import _lookup, _sampling
 
+    if getattr(type(model), "HEARTH_LENT", False):  # in a pack host: Hearth's process samples its own model
+        return model.hearth_sample("common_ksampler", {
+            "seed": seed, "steps": steps, "cfg": cfg, "sampler_name": sampler_name, "scheduler": scheduler,
+            "positive": positive, "negative": negative, "latent": latent, "denoise": denoise,
+            "disable_noise": disable_noise, "start_step": start_step, "last_step": last_step,
+            "force_full_denoise": force_full_denoise})
     _lookup("sampler", sampler_name)
     _lookup("scheduler", scheduler)
     return (_sampling().common_ksampler(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent,

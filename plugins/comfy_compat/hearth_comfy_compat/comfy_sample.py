@@ -32,6 +32,13 @@ def sample(model: Any, noise: Any, steps: int, cfg: float, sampler_name: str, sc
            noise_mask: Any = None, sigmas: Any = None, callback: Callable[..., None] | None = None,
            disable_pbar: bool = False, seed: int | None = None) -> Any:
     """KSampler in one call: the raw latent sampled from ``latent_image`` plus ``noise``."""
+    if getattr(type(model), "HEARTH_LENT", False):  # in a pack host: Hearth's process samples its own model
+        return model.hearth_sample("sample", {
+            "noise": noise, "steps": steps, "cfg": cfg, "sampler_name": sampler_name, "scheduler": scheduler,
+            "positive": positive, "negative": negative, "latent_image": latent_image, "denoise": denoise,
+            "disable_noise": disable_noise, "start_step": start_step, "last_step": last_step,
+            "force_full_denoise": force_full_denoise, "noise_mask": noise_mask, "sigmas": sigmas,
+            "callback": callback, "disable_pbar": disable_pbar, "seed": seed})
     sampler = KSampler(model, steps=steps, sampler=sampler_name, scheduler=scheduler, denoise=denoise)
     return sampler.sample(noise, positive, negative, cfg=cfg, latent_image=latent_image, start_step=start_step,
                           last_step=last_step, force_full_denoise=force_full_denoise, denoise_mask=noise_mask,

@@ -382,7 +382,7 @@ CALLBACK_SETTERS = (
 METHODS: dict[str, frozenset[str]] = {
     "MODEL": frozenset({"clone", "add_patches", "is_clone", "model_size", "memory_bytes", "hearth_model_options",
                         "hearth_device", "hearth_weight_keys", "hearth_weights", "get_model_object",
-                        "hearth_lora", "hearth_unet_config", *CALLBACK_SETTERS}),
+                        "hearth_lora", "hearth_unet_config", "hearth_sample", *CALLBACK_SETTERS}),
     "CLIP": frozenset({"clone", "tokenize", "encode_from_tokens", "encode_from_tokens_scheduled", "add_patches",
                        "clip_layer", "model_size", "memory_bytes", "hearth_device", "hearth_weight_keys",
                        "hearth_weights", "hearth_lora"}),
@@ -447,6 +447,11 @@ class ModelProxy(_Weights):
     @property
     def model_sampling(self) -> Any:  # what packs reach as model.model.model_sampling, offered directly too
         return self.get_model_object("model_sampling")
+
+    def hearth_sample(self, how: str, kwargs: dict[str, Any]) -> Any:
+        """``nodes.common_ksampler`` / ``comfy.sample.sample`` on this model: Hearth's process samples (a callback
+        the pack passes is called back here at each step)."""
+        return self._remote.call("hearth_sample", how, kwargs)
 
     @property
     def model(self) -> Any:

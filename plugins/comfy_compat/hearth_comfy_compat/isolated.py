@@ -88,8 +88,7 @@ class IsolatedPack:
         self.description: dict[str, Any] = {}
         self.restarts = 0  # how many times its host was replaced: the pack's handles from before are gone
         self._pid: int | None = None
-        self._call_lock = threading.Lock()
-        self._owner: int | None = None  # the thread whose call the host runs now
+        self._call_lock = threading.RLock()
         self._watch_cond = threading.Condition()
         self._watched: Any = None  # the interrupt flag of the call running now
         self._watcher: threading.Thread | None = None
@@ -168,7 +167,7 @@ class IsolatedPack:
 
     def busy(self) -> bool:
         """Whether a node of this pack is running in its host now."""
-        return self._call_lock.locked()
+        return self._watched is not None
 
     def call(self, node: str, method: str, kwargs: dict[str, Any]) -> Any:
         """``method`` of ``node`` in the host, with the running node's events and interrupt wired to it."""
@@ -181,19 +180,19 @@ class IsolatedPack:
 
     def invoke(self, callback: HostCallback, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run a function this pack set on a MODEL (the sampler calls it): in the host, on the caller's tensors."""
-        if self._owner == threading.get_ident():
-            raise RuntimeError(f"pack {self.name!r}: its {callback.what} function was called while its host was "
-                               "running one of its nodes; trust the pack (comfy trust) to run it in-process")
         device = device_of((args, kwargs))
         ctx = context.current()
         crossing = {"fn": callback.fn, "args": lend(list(args), self, device, functions=True),
                     "kwargs": lend(kwargs, self, device, functions=True)}
-        result = self._call(CALLBACKS, "invoke", crossing, ctx, None)
+        result = self._call(CALLBACKS, "invoke", crossing, ctx, _events_for(ctx))
         return to_device(result, device)
 
     def _call(self, node: str, method: str, kwargs: dict[str, Any], ctx: Any, on_event: Any) -> Any:
-        with self._call_lock:  # the host runs one call at a time; the watcher watches that one
-            self._owner = threading.get_ident()
+        # The host runs one call at a time and the watcher watches that one. Re-entrant: while a node of the pack
+        # runs, Hearth may call one of the pack's functions back (a sampler step callback), which the host serves
+        # while it waits on Hearth; the outer call's watch is restored after.
+        with self._call_lock:
+            outer = self._watched
             self._watch(ctx.interrupt if ctx is not None else None)
             try:
                 result = self.host.call(node, method, kwargs, on_event=on_event)
@@ -206,8 +205,7 @@ class IsolatedPack:
                     exc.add_note(f"in pack {self.name!r}'s host:\n{remote.rstrip()}")
                 raise
             finally:
-                self._watch(None)
-                self._owner = None
+                self._watch(outer)
             self._note_host()
         if ctx is not None and ctx.interrupt.is_set():
             raise InterruptProcessing(f"interrupted while pack {self.name!r} ran {node}")

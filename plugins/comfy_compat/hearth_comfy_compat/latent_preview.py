@@ -18,6 +18,17 @@ def prepare_callback(model: Any, steps: int, x0_output_dict: dict[str, Any] | No
     ``x0_output_dict`` it also keeps the latest clean estimate under ``"x0"``."""
     from hearth_comfy_compat.comfy_samplers import _sampling
 
+    if getattr(type(model), "HEARTH_LENT", False):
+        # In a pack host, with a model Hearth's process samples: report progress and keep x0 here (the preview
+        # colours come from the model, which stays there).
+        from hearth.core import context
+
+        def step(index: int, x0: Any, x: Any, total_steps: int) -> None:
+            if x0_output_dict is not None:
+                x0_output_dict["x0"] = x0
+            context.progress(index + 1, total_steps)
+
+        return step
     return _sampling().progress_callback(model, x0_output_dict)
 
 

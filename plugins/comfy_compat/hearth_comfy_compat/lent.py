@@ -92,6 +92,22 @@ class Exported:
         patched = services.lora_for_models(unwrap(model), unwrap(clip), lora, strength_model, strength_clip)
         return tuple(lend(v, self.pack, self.device) for v in patched)
 
+    def hearth_sample(self, how: str, kwargs: dict[str, Any]) -> Any:
+        """Sample the lent model for a pack host (``common_ksampler`` or ``sample``), with the pack's step callback
+        called back in its host."""
+        if self.pack is None or how not in ("common_ksampler", "sample"):
+            raise ValueError(f"cannot sample {how!r} for a pack host")
+        kwargs = {k: self.pack.callback(v, "sampler callback") for k, v in kwargs.items()}
+        if how == "common_ksampler":
+            from hearth_comfy_compat.comfy_nodes import common_ksampler
+
+            result = common_ksampler(self.value, **kwargs)
+        else:
+            from hearth_comfy_compat.comfy_sample import sample
+
+            result = sample(self.value, **kwargs)
+        return lend(result, self.pack, self.device)
+
     def hearth_unet_config(self) -> dict[str, Any]:
         """A copy of ``model.model_config.unet_config`` (numbers, strings, lists): the UNet's shape."""
         try:

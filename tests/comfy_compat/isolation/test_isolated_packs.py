@@ -253,6 +253,31 @@ class IsoFreeU:
         return (patched,)
 
 
+class IsoSampleDirect:
+    """A custom sampler node: comfy.sample.sample with a latent_preview step callback, and nodes.common_ksampler."""
+    CATEGORY = "iso"
+    RETURN_TYPES = ("LATENT", "LATENT", "LATENT")
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "positive": ("CONDITIONING",), "negative": ("CONDITIONING",),
+                             "latent_image": ("LATENT",), "seed": ("INT", {"default": 7})}}
+
+    def run(self, model, positive, negative, latent_image, seed):
+        import comfy.sample
+        import latent_preview
+
+        latent = latent_image["samples"]
+        noise = comfy.sample.prepare_noise(latent, seed)
+        x0 = {}
+        callback = latent_preview.prepare_callback(model, 2, x0)
+        samples = comfy.sample.sample(model, noise, 2, 4.0, "euler", "normal", positive, negative, latent,
+                                      denoise=1.0, callback=callback, seed=seed)
+        (common,) = nodes.common_ksampler(model, seed, 2, 4.0, "euler", "normal", positive, negative, latent_image)
+        return ({"samples": samples}, {"samples": x0["x0"]}, common)
+
+
 class IsoObjectPatch:
     CATEGORY = "iso"
     RETURN_TYPES = ("MODEL",)
@@ -348,7 +373,7 @@ class IsoCrash:
 
 
 NODE_CLASS_MAPPINGS = {c.__name__: c for c in (IsoUpper, IsoInvert, IsoProgress, IsoSleep, IsoMakeThing,
-                                                IsoUseThing, IsoPatchModel, IsoDeepModel, IsoClipVae, IsoCfgHook, IsoObjectPatch, IsoSigmas, IsoFreeU,
+                                                IsoUseThing, IsoPatchModel, IsoDeepModel, IsoClipVae, IsoCfgHook, IsoObjectPatch, IsoSigmas, IsoFreeU, IsoSampleDirect,
                                                 IsoLazy, IsoFresh, IsoPreview, IsoSaver, IsoCrash)}
 NODE_DISPLAY_NAME_MAPPINGS = {"IsoUpper": "Upper (isolated)"}
 WEB_DIRECTORY = "./web"
@@ -599,6 +624,23 @@ def test_a_freeu_style_patch_reads_the_unet_config_and_patches_output_blocks(exe
     plain = sampled({})
     assert torch.allclose(sampled({"8": node("IsoFreeU", model=["1", 0], scale=1.0)}), plain, atol=1e-6)
     assert not torch.allclose(sampled({"8": node("IsoFreeU", model=["1", 0], scale=1.5)}), plain, atol=1e-4)
+
+
+def test_a_custom_sampler_node_samples_through_hearth_with_its_step_callback_called_back(executor: Executor) -> None:
+    prompt = {**txt2img_parts(),
+              "5": node("KSampler", **sampling_inputs(), denoise=1.0),
+              "6": node("IsoSampleDirect", model=["1", 0], positive=["2", 0], negative=["3", 0], latent_image=["4", 0],
+                        seed=7),
+              **{f"s{i}": node("PlainShow", value=link) for i, link in
+                 enumerate([["5", 0], ["6", 0], ["6", 1], ["6", 2]])}}
+    result, events = run(executor, prompt)
+    assert result.ok, result.error
+    expected = shown(result, "s0")["samples"]
+    assert torch.equal(shown(result, "s1")["samples"], expected)  # comfy.sample.sample
+    assert torch.equal(shown(result, "s3")["samples"], expected)  # nodes.common_ksampler
+    assert shown(result, "s2")["samples"].shape == expected.shape  # x0, kept by the host's step callback
+    steps = [(d["value"], d["max"]) for e, d in events if e == "progress" and d["node"] == "6"]
+    assert steps.count((2, 2)) >= 2  # both samplings reported their steps against the isolated node
 
 
 def test_model_sampling_is_read_in_hearths_process(executor: Executor) -> None:
