@@ -417,6 +417,10 @@ def _decode_array(buf: bytes, pos: int, fds: list[int], used: set[int]) -> tuple
     pos += 20
     if any(d < 0 for d in shape) or offset < 0 or size < 0:
         raise WireError("an array header has a negative size")
+    if fd_index == -1 and all(d > 0 for d in shape):
+        # Only an empty array may come without shared memory: anything else would make the receiver allocate
+        # whatever the sender claims, outside the sender's memory limit.
+        raise WireError(f"an array of shape {tuple(shape)} came without shared memory behind it")
     if lib == _TORCH:
         import torch
 
