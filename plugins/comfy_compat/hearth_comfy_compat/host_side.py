@@ -61,6 +61,7 @@ def entry(args: dict[str, Any]) -> dict[str, Any]:
         raise PackImportError(f"{record.error}\n{record.traceback or ''}".strip())
     nodes = {d.name: host_node(d.cls) for d in loader.definitions}
     nodes[CALLBACKS] = _Callbacks
+    nodes[PACK_INFO] = _PackInfo
     display = {d.name: d.display_name for d in loader.definitions if d.display_name}
     web = loader.web_directories.get(name)
     notes = list(record.notes)
@@ -90,6 +91,26 @@ class _Callbacks:
 
     def invoke(self, fn: Any, args: Any = (), kwargs: Any = None) -> Any:
         return _outgoing(fn(*(args or ()), **(kwargs or {})))
+
+
+PACK_INFO = "__hearth_pack_info__"  # not a node either: what the pack used of ComfyUI that Hearth lacks
+
+
+class _PackInfo:
+    """What ``comfy plugins`` asks a pack host: the ComfyUI internals the pack used that Hearth lacks (so far)."""
+
+    CATEGORY = ""
+    RETURN_TYPES = ()
+    FUNCTION = "info"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {}}
+
+    def info(self) -> dict[str, Any]:
+        import hearth_comfy_compat as comfy_compat
+
+        return {"missing": {pack: sorted(names) for pack, names in comfy_compat.missing_names().items()}}
 
 
 # -- node classes as the host serves them -------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from hearth.core.context import InterruptProcessing
 from hearth.core.nodes import NodeDefinition
 from hearth.core.runtime import current_runtime
 from hearth.core.types import ExecutionBlocker
-from hearth_comfy_compat.host_side import BLOCKER, CALLBACKS
+from hearth_comfy_compat.host_side import BLOCKER, CALLBACKS, PACK_INFO
 from hearth_comfy_compat.lent import (
     EXPORTS,
     HostCallback,
@@ -149,7 +149,7 @@ class IsolatedPack:
         found, notes = [], []
         display = self.description.get("display") or {}
         for node, info in (self.description.get("nodes") or {}).items():
-            if node == CALLBACKS:
+            if node in (CALLBACKS, PACK_INFO):
                 continue
             if isinstance(info, Mapping) and info.get("error"):
                 notes.append(f"node {node!r} skipped: {info['error']}")
@@ -164,6 +164,17 @@ class IsolatedPack:
 
     def input_types(self, node: str) -> dict[str, Any]:
         return self.host.input_types(node)
+
+    def missing_internals(self) -> list[str]:
+        """The ComfyUI internals the pack used in its host that Hearth lacks (asked of a running host only)."""
+        if not self.host.alive:
+            return []
+        try:
+            info = self._call(PACK_INFO, "info", {}, None, None)
+        except Exception:  # noqa: BLE001 - a report, never a failure
+            log.debug("pack %s: could not ask its host what it lacks", self.name, exc_info=True)
+            return []
+        return sorted(set((info.get("missing") or {}).get(self.name) or ()))
 
     def busy(self) -> bool:
         """Whether a node of this pack is running in its host now."""

@@ -161,7 +161,12 @@ class CustomNodesLoader:
     def missing_internals(self) -> dict[str, list[str]]:
         """Pack name -> the ComfyUI internals it used that Hearth lacks (for ``comfy plugins``)."""
         names = {record.name for record in self.records}
-        return {pack: found for pack, found in comfy_compat.missing_names().items() if pack in names}
+        found = {pack: used for pack, used in comfy_compat.missing_names().items() if pack in names}
+        for name, pack in self.isolated.items():  # recorded in their hosts
+            used = pack.missing_internals()
+            if used:
+                found[name] = used
+        return found
 
     def _load(self, wanted: list[tuple[str, Path]]) -> list[PluginRecord]:
         records = []

@@ -359,6 +359,19 @@ class IsoSaver(nodes.SaveImage):
     CATEGORY = "iso"
 
 
+class IsoMissing:
+    CATEGORY = "iso"
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": ("STRING", {"default": "x"})}}
+
+    def run(self, text):
+        return (comfy.utils.a_name_hearth_lacks(text),)
+
+
 class IsoCrash:
     CATEGORY = "iso"
     RETURN_TYPES = ("STRING",)
@@ -374,7 +387,7 @@ class IsoCrash:
 
 NODE_CLASS_MAPPINGS = {c.__name__: c for c in (IsoUpper, IsoInvert, IsoProgress, IsoSleep, IsoMakeThing,
                                                 IsoUseThing, IsoPatchModel, IsoDeepModel, IsoClipVae, IsoCfgHook, IsoObjectPatch, IsoSigmas, IsoFreeU, IsoSampleDirect,
-                                                IsoLazy, IsoFresh, IsoPreview, IsoSaver, IsoCrash)}
+                                                IsoLazy, IsoFresh, IsoPreview, IsoSaver, IsoMissing, IsoCrash)}
 NODE_DISPLAY_NAME_MAPPINGS = {"IsoUpper": "Upper (isolated)"}
 WEB_DIRECTORY = "./web"
 '''
@@ -732,6 +745,15 @@ def test_a_preview_reaches_the_progress_event_as_an_image(executor: Executor) ->
     progress = [d for e, d in events if e == "progress"]
     assert [(p["value"], p["max"]) for p in progress] == [(1, 2), (2, 2)]
     assert progress[0]["preview"][:2] == b"\xff\xd8" and "preview" not in progress[1]
+
+
+def test_an_internal_hearth_lacks_fails_the_node_and_is_listed_for_comfy_plugins(executor: Executor,
+                                                                                 runtime: Runtime) -> None:
+    result, _ = run(executor, {"1": node("IsoMissing", text="x"), "s": node("PlainShow", value=["1", 0])})
+    assert result.status == "error"
+    assert "Hearth does not provide comfy.utils.a_name_hearth_lacks" in result.error["exception_message"]
+    loader = runtime.plugins.pm.get_plugin("custom_nodes")
+    assert "comfy.utils.a_name_hearth_lacks" in loader.missing_internals()[PACK]
 
 
 def test_a_crashing_node_fails_with_one_line_and_the_next_prompt_runs(executor: Executor) -> None:
