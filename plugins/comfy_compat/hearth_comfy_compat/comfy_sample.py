@@ -23,6 +23,8 @@ def prepare_noise(latent_image: Any, seed: int, noise_inds: list[int] | None = N
 
 def fix_empty_latent_channels(model: Any, latent_image: Any) -> Any:
     """An all-zero latent made for another channel count, remade with the model's."""
+    if getattr(type(model), "HEARTH_LENT", False):  # in a pack host: Hearth's process knows its model's channels
+        return model.hearth_sample("fix_empty_latent_channels", {"latent_image": latent_image})
     return _sampling().fix_empty_latent_channels(model, latent_image)
 
 

@@ -403,7 +403,8 @@ CALLBACK_SETTERS = (
 METHODS: dict[str, frozenset[str]] = {
     "MODEL": frozenset({"clone", "add_patches", "is_clone", "model_size", "memory_bytes", "hearth_model_options",
                         "hearth_device", "hearth_weight_keys", "hearth_weights", "get_model_object",
-                        "hearth_lora", "hearth_unet_config", "hearth_sample", *CALLBACK_SETTERS}),
+                        "hearth_lora", "hearth_unet_config", "hearth_sample", "hearth_latent",
+                        "hearth_latent_family", *CALLBACK_SETTERS}),
     "CLIP": frozenset({"clone", "tokenize", "encode_from_tokens", "encode_from_tokens_scheduled", "add_patches",
                        "clip_layer", "model_size", "memory_bytes", "hearth_device", "hearth_weight_keys",
                        "hearth_weights", "hearth_lora"}),
@@ -495,10 +496,31 @@ class _ModelView:
     def model_sampling(self) -> Any:
         return self._proxy.get_model_object("model_sampling")
 
+    @property
+    def latent_format(self) -> Any:
+        """Only its ``family`` (what latent previewers colour by)."""
+        return _LatentFormatView(self._proxy._remote.call("hearth_latent_family"))
+
+    def process_latent_in(self, latent: Any) -> Any:
+        return self._proxy._remote.call("hearth_latent", "in", latent)
+
+    def process_latent_out(self, latent: Any) -> Any:
+        return self._proxy._remote.call("hearth_latent", "out", latent)
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
         return _Deep(f"MODEL.model.{name}")
+
+
+class _LatentFormatView:
+    def __init__(self, family: str) -> None:
+        self.family = family
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Deep(f"MODEL.model.latent_format.{name}")
 
 
 class _ConfigView:

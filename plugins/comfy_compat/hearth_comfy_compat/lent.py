@@ -95,10 +95,14 @@ class Exported:
     def hearth_sample(self, how: str, kwargs: dict[str, Any]) -> Any:
         """Sample the lent model for a pack host (``common_ksampler`` or ``sample``), with the pack's step callback
         called back in its host."""
-        if self.pack is None or how not in ("common_ksampler", "sample"):
+        if self.pack is None or how not in ("common_ksampler", "sample", "fix_empty_latent_channels"):
             raise ValueError(f"cannot sample {how!r} for a pack host")
         kwargs = {k: self.pack.callback(v, "sampler callback") for k, v in kwargs.items()}
-        if how == "common_ksampler":
+        if how == "fix_empty_latent_channels":
+            from hearth_comfy_compat.comfy_sample import fix_empty_latent_channels
+
+            result = fix_empty_latent_channels(self.value, **kwargs)
+        elif how == "common_ksampler":
             from hearth_comfy_compat.comfy_nodes import common_ksampler
 
             result = common_ksampler(self.value, **kwargs)
@@ -107,6 +111,17 @@ class Exported:
 
             result = sample(self.value, **kwargs)
         return lend(result, self.pack, self.device)
+
+    def hearth_latent(self, direction: str, latent: Any) -> Any:
+        """``model.model.process_latent_in`` / ``process_latent_out`` of the lent model, on the host's latent."""
+        if direction not in ("in", "out"):
+            raise ValueError(f"process_latent_{direction} is not lent")
+        convert = self.value.get_model_object(f"process_latent_{direction}")
+        return on_cpu(convert(latent))
+
+    def hearth_latent_family(self) -> str:
+        """The latent format's family name (what a previewer colours by)."""
+        return str(getattr(self.value.get_model_object("latent_format"), "family", "") or "")
 
     def hearth_unet_config(self) -> dict[str, Any]:
         """A copy of ``model.model_config.unet_config`` (numbers, strings, lists): the UNet's shape."""

@@ -24,7 +24,7 @@ from tests.comfy_compat.tiny_sd import (
     txt2img_parts,
 )
 
-SAMPLES = ("v3_pack", "objects_pack", "cfg_pack")
+SAMPLES = ("v3_pack", "objects_pack", "cfg_pack", "sampler_pack")
 SHOW_PACK = '''
 class ShowValue:
     """Hands whatever it gets to the test, untouched (in-process: the pack is trusted)."""
@@ -148,3 +148,23 @@ def test_comfy_sd_load_lora_for_models_in_a_host_patches_hearths_values_as_lora_
     ours_model, ours_clip, their_model, their_clip = (result.outputs[f"s{i}"]["value"][0] for i in range(4))
     assert ours_model.patches and sorted(ours_model.patches) == sorted(their_model.patches)
     assert torch.equal(ours_clip.encode("a red cat")[0], their_clip.encode("a red cat")[0])
+
+
+def test_the_sample_sampler_packs_nodes_sample_as_ksampler(executor: Executor) -> None:
+    prompt = {**txt2img_parts(),
+              "5": node("KSampler", **sampling_inputs(), denoise=1.0),
+              "6": node("PackKSampler", **sampling_inputs(), denoise=1.0),
+              "7": node("PackSampleDirect", **sampling_inputs()),
+              **{f"s{i}": node("ShowValue", value=link) for i, link in
+                 enumerate([["5", 0], ["6", 0], ["7", 0], ["7", 1]])}}
+    events: list[tuple[str, dict[str, Any]]] = []
+    result = executor.run(prompt, emit=lambda event, data: events.append((event, data)))
+    assert result.ok, result.error
+    expected = result.outputs["s0"]["value"][0]["samples"]
+    for shown in ("s1", "s2"):
+        assert torch.equal(result.outputs[shown]["value"][0]["samples"], expected), shown
+    # PackSampleDirect's second output: the last x0 its callback kept, through model.model.process_latent_out.
+    assert result.outputs["s3"]["value"][0]["samples"].shape == expected.shape
+    for isolated in ("6", "7"):
+        assert [(d["value"], d["max"]) for e, d in events if e == "progress" and d["node"] == isolated] == [
+            (1, 2), (2, 2)], isolated
