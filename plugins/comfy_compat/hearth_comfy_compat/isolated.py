@@ -142,6 +142,7 @@ class IsolatedPack:
     def describe(self) -> dict[str, Any]:
         """Start the host, import the pack in it, and read its nodes' descriptions."""
         self.description = self.host.describe()
+        self._pid = self.host.pid
         return self.description
 
     def definitions(self) -> tuple[list[NodeDefinition], list[str]]:
@@ -208,7 +209,7 @@ class IsolatedPack:
             try:
                 result = self.host.call(node, method, kwargs, on_event=on_event)
             except Exception as exc:
-                self._note_host()
+                self.note_host()
                 if ctx is not None and ctx.interrupt.is_set():
                     raise InterruptProcessing(f"interrupted while pack {self.name!r} ran {node}") from exc
                 remote = getattr(exc, "remote_traceback", "")
@@ -217,12 +218,12 @@ class IsolatedPack:
                 raise
             finally:
                 self._watch(outer)
-            self._note_host()
+            self.note_host()
         if ctx is not None and ctx.interrupt.is_set():
             raise InterruptProcessing(f"interrupted while pack {self.name!r} ran {node}")
         return unwrap(result)
 
-    def _note_host(self) -> None:
+    def note_host(self) -> None:
         """Count a host that went away or was replaced: nodes of this pack then run again instead of being taken
         from the cache, whose handles into the old host are gone."""
         pid = self.host.pid if self.host.alive else None
@@ -443,6 +444,7 @@ def node_class(pack: IsolatedPack, node: str, info: Mapping[str, Any]) -> type:
 
     def is_changed(cls: Any, **kwargs: Any) -> Any:
         # A replaced host makes every node of the pack run again: the cache may hold handles into the old one.
+        pack.note_host()  # a host that died since the last call counts now, before the cache is consulted
         if not own_is_changed:
             return ("host", pack.restarts)
         answer = pack.call(node, "IS_CHANGED", kwargs)

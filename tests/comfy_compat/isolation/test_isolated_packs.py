@@ -118,6 +118,22 @@ class IsoSleep:
         return ("slept",)
 
 
+class IsoDeaf:
+    """Sleeps without ever looking at the interrupt flag: its host is killed past the grace time."""
+    CATEGORY = "iso"
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seconds": ("FLOAT", {"default": 60.0})}}
+
+    def run(self, seconds):
+        time.sleep(seconds)
+        return ("woke",)
+
+
 class IsoMakeThing:
     CATEGORY = "iso"
     RETURN_TYPES = ("ISO_THING",)
@@ -385,7 +401,7 @@ class IsoCrash:
         os._exit(3)
 
 
-NODE_CLASS_MAPPINGS = {c.__name__: c for c in (IsoUpper, IsoInvert, IsoProgress, IsoSleep, IsoMakeThing,
+NODE_CLASS_MAPPINGS = {c.__name__: c for c in (IsoUpper, IsoInvert, IsoProgress, IsoSleep, IsoDeaf, IsoMakeThing,
                                                 IsoUseThing, IsoPatchModel, IsoDeepModel, IsoClipVae, IsoCfgHook, IsoObjectPatch, IsoSigmas, IsoFreeU, IsoSampleDirect,
                                                 IsoLazy, IsoFresh, IsoPreview, IsoSaver, IsoMissing, IsoCrash)}
 NODE_DISPLAY_NAME_MAPPINGS = {"IsoUpper": "Upper (isolated)"}
@@ -568,6 +584,23 @@ def test_interrupt_stops_an_isolated_node(executor: Executor) -> None:
     assert result.status == "interrupted"
     assert time.monotonic() - started < 15
     again, _ = run(executor, {"1": node("IsoUpper", text="after", mode="lower")})
+    assert again.ok, again.error
+
+
+def test_a_node_deaf_to_the_interrupt_is_stopped_by_killing_its_host(executor: Executor, runtime: Runtime) -> None:
+    pack = runtime.plugins.pm.get_plugin("custom_nodes").isolated[PACK]
+    before = pack.restarts
+    started = time.monotonic()
+    timer = threading.Timer(0.5, executor.interrupt)
+    timer.start()
+    try:
+        result, _ = run(executor, {"1": node("IsoDeaf", seconds=60.0)})
+    finally:
+        timer.cancel()
+    assert result.status == "interrupted"
+    assert time.monotonic() - started < 30  # the grace time (5 s) and the kill, not the minute asleep
+    assert pack.restarts == before + 1
+    again, _ = run(executor, {"1": node("IsoUpper", text="fresh host", mode="upper")})
     assert again.ok, again.error
 
 
