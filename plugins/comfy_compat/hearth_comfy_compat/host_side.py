@@ -13,9 +13,18 @@ Bridges, so a node in the host behaves as one in Hearth's process:
   ``progress`` event, or a ``preview`` event carrying the encoded image, on the running call;
 * ``PromptServer.instance.send_sync`` / ``send`` become ``message`` events the parent sends on to its clients;
 * ``comfy.model_management``'s interrupt checks read the host's interrupt flag;
-* MODEL, CLIP and VAE values arrive as proxies whose documented methods (clone, weight patches, encode and
-  decode...) run on the real value in Hearth's process; anything deeper (``model.model.diffusion_model``) raises
-  the host's ``TrustRequired``: the pack must be trusted to run in-process.
+* MODEL, CLIP and VAE values arrive as proxies whose documented methods (clone, weight patches, model options,
+  encode and decode, model_sampling, the UNet config...) run on the real value in Hearth's process; anything deeper
+  (``model.model.diffusion_model``) and ``add_object_patch`` raise the host's ``TrustRequired``: the pack must be
+  trusted to run in-process;
+* functions the pack sets on a MODEL (``set_model_*`` patches) stay here: Hearth's sampler calls them back through
+  the hidden ``__hearth_callbacks__`` entry; ``comfy.sample.sample``, ``nodes.common_ksampler`` and
+  ``comfy.sd.load_lora_for_models`` on Hearth's values are done by Hearth's process;
+* the hidden ``__hearth_pack_info__`` entry tells ``comfy plugins`` which ComfyUI internals the pack used that
+  Hearth lacks.
+
+What a pack registers in ``folder_paths`` here (its own model kinds) stays in its host: Hearth's process does not
+list folders an untrusted pack names.
 """
 
 from __future__ import annotations
