@@ -69,7 +69,7 @@ PACK = textwrap.dedent('''
             return (float(x[::1024].sum()),)  # one float of every 4 KiB page: the host maps all of it
 
 
-    def load(args):
+    def load(args, host=None):
         return {"nodes": {"Small": Small, "Identity": Identity, "Touch": Touch}}
 ''')
 

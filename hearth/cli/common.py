@@ -114,6 +114,13 @@ def plugin_source(custom_nodes: tuple[Path, ...], env_name: str | None) -> Plugi
     return PluginSource(folders, [site_packages], env_name)
 
 
+def pack_host_api() -> Any:
+    """The pack host API the CLI lends every Runtime it builds (``RuntimeOptions.pack_hosts``): the sandbox's."""
+    from hearth.sandbox import host
+
+    return host
+
+
 def runtime_for(custom_nodes: tuple[Path, ...] = (), env_name: str | None = None, *, quiet: bool = False,
                 load: bool = True, models_dir: Path = Path("models"), extra_model_paths: tuple[Path, ...] = (),
                 cache: str = "classic", vram_mb: int | None = None, output: Path = Path("output"),
@@ -140,7 +147,8 @@ def runtime_for(custom_nodes: tuple[Path, ...] = (), env_name: str | None = None
     try:
         runtime = Runtime.build(models_dir=models_dir.resolve(), extra_model_paths=extra_model_paths,
                                 custom_nodes=source.custom_nodes, site_packages=source.site_packages, cache=cache,
-                                vram_mb=vram_mb, output=output, input=input, temp=temp, trust=trust)
+                                vram_mb=vram_mb, output=output, input=input, temp=temp, trust=trust,
+                                pack_hosts=pack_host_api())
     except ValueError as exc:
         raise UserError(f"--extra-model-paths-config: {exc}") from None
     if load:

@@ -150,6 +150,7 @@ class PluginManager:
         self.records: dict[str, PluginRecord] = {}
         self.warnings: list[str] = []
         self.trust = TrustPolicy()  # set by load(): where packs run (comfy plugins shows it)
+        self.pack_hosts: Any = None  # set by load(): the pack host API isolated packs run through
         self._spec_names = {name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "hearth_spec")}
         self._node_registry = None
         self.allow_override: set[str] = set()  # PLUGIN:NODE / PLUGIN:* entries (HEARTH_ALLOW_OVERRIDE)
@@ -172,6 +173,7 @@ class PluginManager:
         site_packages: Sequence[str | os.PathLike[str]] | None = None,
         allow_override: Iterable[str] | None = None,
         trust: TrustPolicy | None = None,
+        pack_hosts: Any = None,
     ) -> PluginManager:
         """Load every tier. ``allow``/``disable`` default to ``HEARTH_PLUGINS``/``HEARTH_DISABLE_PLUGINS``.
 
@@ -181,9 +183,12 @@ class PluginManager:
         ``HEARTH_ALLOW_OVERRIDE``.
         ``trust``: where packs run. Hearth-format packs (entry points) cannot run in a pack host yet, so one the
         policy would isolate is not imported at all; its record says how to trust it. Default: all in-process.
+        ``pack_hosts``: the pack host API the Runtime was lent (``RuntimeOptions.pack_hosts``), kept as
+        ``self.pack_hosts`` for the loaders of isolated packs; ``None``: none, isolated packs are refused.
         """
         trust = trust if trust is not None else TrustPolicy()
         self.trust = trust
+        self.pack_hosts = pack_hosts
         env = os.environ if environ is None else environ
         self.allow_override = set(allow_override) if allow_override is not None else \
             (_names_from_env(env.get(ENV_ALLOW_OVERRIDE)) or set())

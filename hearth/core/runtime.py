@@ -59,6 +59,11 @@ class RuntimeOptions:
     :param entry_points: load the installed tier at all (tests of the core alone turn it off).
     :param trust: which packs run isolated in a pack host (``--isolation``, ``comfy trust``); the default runs
         every pack in-process, as a library caller that never asked for isolation expects.
+    :param pack_hosts: the pack host API that isolated packs run through (an object or module with ``PackHost``,
+        ``HostConfig``, ``HostLimits``, ``HostValue``, ``PackHostError``, ``TrustRequired`` and
+        ``isolation_available``): the composition root lends it -- the CLI passes ``hearth.sandbox.host`` -- so
+        neither the core nor a plugin imports the sandbox. ``None``: this Runtime cannot isolate, and a pack the
+        policy would isolate is refused, not run in-process.
     """
 
     models_dir: Path = Path("models")
@@ -75,6 +80,7 @@ class RuntimeOptions:
     disable: tuple[str, ...] | None = None
     entry_points: bool = True
     trust: TrustPolicy = TrustPolicy()
+    pack_hosts: Any = field(default=None, compare=False)
 
     @classmethod
     def of(cls, *, models_dir: PathLike = "models", extra_model_paths: Sequence[PathLike] = (),
@@ -82,7 +88,8 @@ class RuntimeOptions:
            cache: str = "classic", vram_mb: int | None = None, output: PathLike = "output",
            input: PathLike = "input", temp: PathLike | None = None, environ: Mapping[str, str] | None = None,
            allow: Sequence[str] | None = None, disable: Sequence[str] | None = None,
-           entry_points: bool = True, trust: TrustPolicy | None = None) -> RuntimeOptions:
+           entry_points: bool = True, trust: TrustPolicy | None = None,
+           pack_hosts: Any = None) -> RuntimeOptions:
         """Options from loose arguments (any path-like, any sequence); ``temp`` defaults to ``OUTPUT/temp``."""
         return cls(
             models_dir=Path(models_dir), extra_model_paths=tuple(Path(p) for p in extra_model_paths),
@@ -92,7 +99,7 @@ class RuntimeOptions:
             temp=Path(temp) if temp is not None else Path(output) / "temp",
             environ=None if environ is None else dict(environ),
             allow=None if allow is None else tuple(allow), disable=None if disable is None else tuple(disable),
-            entry_points=entry_points, trust=trust if trust is not None else TrustPolicy(),
+            entry_points=entry_points, trust=trust if trust is not None else TrustPolicy(), pack_hosts=pack_hosts,
         )
 
 
@@ -197,7 +204,8 @@ class Runtime:
                     allow=options.allow, disable=options.disable, custom_nodes=options.custom_nodes,
                     entry_points=options.entry_points,
                     environ=None if options.environ is None else dict(options.environ),
-                    site_packages=options.site_packages, trust=options.trust)
+                    site_packages=options.site_packages, trust=options.trust,
+                    pack_hosts=options.pack_hosts)
         finally:
             self._loading_thread = None
         self._plugins = loaded

@@ -2,7 +2,7 @@
 
 ::
 
-    host = PackHost(HostConfig(name="evil", entry="hearth_comfy_compat.host_side:load", args={...},
+    host = PackHost(HostConfig(name="evil", entry="hearth_comfy_compat.host_side:entry", args={...},
                                readable=(pack_dir,), writable=(scratch, output_dir)), exports=policy)
     host.describe()                       # starts the host; {"nodes": {name: {"attributes": ..., ...}}, ...}
     host.call("EvilNode", "run", {"image": tensor}, on_event=lambda kind, data: ...)
@@ -85,7 +85,7 @@ class HostLimits:
 @dataclass(frozen=True)
 class HostConfig:
     name: str
-    entry: str  # "module:function", called in the host: function(args) -> {"nodes", "display", "web_directory", "notes"}
+    entry: str  # "module:function", called in the host: function(args, host_runtime) -> {"nodes", "display", ...}
     args: dict = field(default_factory=dict)
     readable: tuple[str, ...] = ()
     writable: tuple[str, ...] = ()

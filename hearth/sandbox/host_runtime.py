@@ -398,7 +398,7 @@ def _serve(config: dict) -> int:
         target: Any = importlib.import_module(module_name)
         for part in filter(None, function_name.split(".")):
             target = getattr(target, part)
-        loaded = target(init.get("args") or {}) or {}
+        loaded = target(init.get("args") or {}, sys.modules[__name__]) or {}
         link.nodes = {str(k): v for k, v in dict(loaded.get("nodes") or {}).items()}
         describe = {"nodes": {name: _describe_node(cls) for name, cls in link.nodes.items()},
                     "display": {str(k): str(v) for k, v in dict(loaded.get("display") or {}).items()},

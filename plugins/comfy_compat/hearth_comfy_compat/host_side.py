@@ -40,7 +40,7 @@ from hearth.core import context
 from hearth.core.context import ExecutionContext, Folders
 from hearth.core.model_folders import ModelFolders
 from hearth.core.runtime import Runtime, RuntimeOptions
-from hearth_comfy_compat.pack_hosts import host_runtime
+from hearth_comfy_compat.pack_hosts import host_runtime, set_host_runtime
 
 log = logging.getLogger("hearth.custom_nodes.host")
 
@@ -52,12 +52,13 @@ class PackImportError(ImportError):
     """The pack failed to import (or its entry point failed) inside its host; the message is the loader's."""
 
 
-def entry(args: dict[str, Any]) -> dict[str, Any]:
+def entry(args: dict[str, Any], host: Any) -> dict[str, Any]:
     """Load the pack ``args["pack"]`` at ``args["path"]``; returns ``{"nodes", "display", "web_directory",
     "notes"}`` as the pack host's entry contract asks."""
     # Deferred: the loader imports this plugin's hooks.
     from hearth_comfy_compat.loader import CustomNodesLoader
 
+    set_host_runtime(host)
     rt = host_runtime()
     runtime = _runtime(args)
     _activate(runtime)
@@ -331,12 +332,7 @@ def _routes_added() -> int:
 
 
 def _trust_required(message: str) -> Exception:
-    cls = getattr(host_runtime(), "TrustRequired", None)
-    if cls is None:
-        from hearth_comfy_compat.pack_hosts import host_api
-
-        cls = host_api().TrustRequired
-    return cls(message)
+    return host_runtime().TrustRequired(message)
 
 
 class _Deep:

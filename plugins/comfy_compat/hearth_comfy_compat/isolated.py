@@ -38,6 +38,7 @@ from hearth.core.types import ExecutionBlocker
 from hearth_comfy_compat.host_side import BLOCKER, CALLBACKS, PACK_INFO
 from hearth_comfy_compat.lent import (
     EXPORTS,
+    HOST_VALUE_TYPES,
     HostCallback,
     device_of,
     is_host_value,
@@ -80,7 +81,8 @@ class IsolatedPack:
     def __init__(self, layout: PackLayout, plugins: Any = None) -> None:
         self.layout = layout
         self.name = layout.name
-        api = host_api()
+        api = host_api(plugins)
+        HOST_VALUE_TYPES.add(api.HostValue)
         self.config = api.HostConfig(name=layout.name, entry=ENTRY, args=self._args(plugins),
                                      readable=self._readable(plugins), writable=self._writable(),
                                      sys_path=(str(layout.layer),) if layout.layer else (), network=layout.network)

@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from hearth_comfy_compat.host_side import CALLBACK_SETTERS, METHODS
-from hearth_comfy_compat.pack_hosts import host_api
 
 if TYPE_CHECKING:
     from hearth_comfy_compat.isolated import IsolatedPack
@@ -349,8 +348,13 @@ def lend(value: Any, pack: IsolatedPack | None = None, device: Any = None, *, fu
     return Exported(value, "FUNCTION" if functions and callable(value) else "OBJECT", pack, device)
 
 
+# The HostValue classes of the pack host APIs in use (each IsolatedPack adds its API's): a value of a type a pack
+# defines, which stays in that pack's host.
+HOST_VALUE_TYPES: set[type] = set()
+
+
 def is_host_value(value: Any) -> bool:
-    return type(value).__name__ == "HostValue" and isinstance(value, host_api().HostValue)
+    return isinstance(value, tuple(HOST_VALUE_TYPES))
 
 
 def unwrap(value: Any) -> Any:

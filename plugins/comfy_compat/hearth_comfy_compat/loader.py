@@ -105,13 +105,13 @@ class CustomNodesLoader:
         """Start each pack's host, import the pack in it and register its nodes as proxies. The hosts start side
         by side (each imports Hearth and the pack: seconds, mostly waiting on the disk and the interpreter)."""
         from hearth_comfy_compat import isolated
-        from hearth_comfy_compat.pack_hosts import host_api
+        from hearth_comfy_compat.pack_hosts import isolation_available
 
         if not packs:
             return {}
         records: dict[str, PluginRecord] = {}
         started: list[tuple[PluginRecord, Any]] = []
-        available, reason = host_api().isolation_available()
+        available, reason = isolation_available(plugins)
         for name, path, placement, layer in packs:
             record = records[name] = PluginRecord(name, "installed", module=str(path), kind="comfyui")
             _place(record, placement, isolated=True)

@@ -1,26 +1,48 @@
-"""Where the compatibility plugin reaches Hearth's pack host (``hearth.sandbox``'s host and its in-host runtime).
+"""Where the compatibility plugin reaches the pack host it was lent.
 
-The rooms table of ``docs/architecture.md`` lets a plugin import ``core``'s public API only, while issue 16's
-design has this plugin start pack hosts (parent side) and register proxies inside them (host side). Until the
-table grants ``comfy_compat`` the ``sandbox`` pack host (or core grows a seam for it), the two modules are looked
-up here by name, in this one place, so the dependency is visible to a reader and easy to replace.
+A plugin imports ``core``'s public API only, so this plugin never imports the sandbox. The parent's side of the pack
+host (``PackHost``, ``HostConfig``, ...) comes from the Runtime: the composition root lends it as
+``RuntimeOptions.pack_hosts`` (the CLI passes ``hearth.sandbox.host``), and the plugin manager loading the packs
+carries it as ``pack_hosts``. Inside a host, the host's own runtime (``register_proxy``, ``emit``,
+``interrupted``...) is handed to the entry, :func:`hearth_comfy_compat.host_side.entry`, which keeps it here.
 """
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+from typing import Any
 
-# Spelled in parts: the rooms checker reads a dotted module name in a string as an import, and this dependency is
-# the deliberate, documented exception described above.
-_SANDBOX = ("hearth", "sandbox")
+from hearth.core.runtime import current_runtime
 
-
-def host_api() -> ModuleType:
-    """``hearth.sandbox.host``: PackHost, HostConfig, HostLimits, PackHostError, TrustRequired, isolation_available."""
-    return importlib.import_module(".".join((*_SANDBOX, "host")))
+UNLENT = "this Runtime was built without pack hosts (RuntimeOptions.pack_hosts); the CLI lends them"
+_in_host: dict[str, Any] = {}
 
 
-def host_runtime() -> ModuleType:
-    """``hearth.sandbox.host_runtime``, inside a pack host: register_proxy, emit, interrupted, current_node."""
-    return importlib.import_module(".".join((*_SANDBOX, "host_runtime")))
+def host_api(plugins: Any = None) -> Any:
+    """The pack host API: the loading manager's, else the active Runtime's; ``None`` when none was lent."""
+    api = getattr(plugins, "pack_hosts", None)
+    if api is not None:
+        return api
+    runtime = current_runtime()
+    return runtime.options.pack_hosts if runtime is not None else None
+
+
+def isolation_available(plugins: Any = None) -> tuple[bool, str]:
+    """Whether packs can run isolated here, and why not: no API lent, or the machine cannot make the namespaces."""
+    api = host_api(plugins)
+    if api is None:
+        return False, UNLENT
+    return api.isolation_available()
+
+
+def set_host_runtime(runtime: Any) -> None:
+    """Inside a pack host: keep the host's runtime the entry was handed."""
+    _in_host["runtime"] = runtime
+
+
+def host_runtime() -> Any:
+    """Inside a pack host: ``register_proxy``, ``emit``, ``interrupted``, ``current_node``, ``TrustRequired``."""
+    try:
+        return _in_host["runtime"]
+    except KeyError:
+        raise RuntimeError("the pack host's runtime is used outside a pack host") from None
+

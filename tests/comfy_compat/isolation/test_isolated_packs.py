@@ -19,6 +19,7 @@ from hearth.core.executor import Executor
 from hearth.core.model_folders import ModelFolders
 from hearth.core.runtime import Runtime
 from hearth.core.trust import TrustPolicy
+from hearth.sandbox import host as sandbox_host
 from hearth.web.app import create_app
 from hearth.web.config import ServerConfig
 from tests.comfy_compat.tiny_sd import CHECKPOINT, make_models, node, sampling_inputs, txt2img_parts
@@ -416,9 +417,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> ModelFolders:
 
 @pytest.fixture(scope="module")
 def runtime(models: ModelFolders, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    from hearth_comfy_compat.pack_hosts import host_api
 
-    available, reason = host_api().isolation_available()
+    available, reason = sandbox_host.isolation_available()
     if not available:
         pytest.skip(f"this machine cannot make a pack host's namespaces: {reason}")
     (models.base / "iso_models").mkdir(exist_ok=True)
@@ -465,7 +465,7 @@ def runtime(models: ModelFolders, tmp_path_factory: pytest.TempPathFactory) -> I
     '''))
     assert config.folders is not None
     config.folders.input.mkdir(parents=True, exist_ok=True)  # as a server's is: IsoFresh lists it
-    built = Runtime.build(model_folders=models, custom_nodes=[custom], environ={}, output=config.folders.output,
+    built = Runtime.build(pack_hosts=sandbox_host, model_folders=models, custom_nodes=[custom], environ={}, output=config.folders.output,
                           input=config.folders.input, temp=config.folders.temp,
                           trust=TrustPolicy(mode="untrusted", trusted=frozenset({"plain_pack"})))
     try:

@@ -11,6 +11,7 @@ import pytest
 
 from hearth.core.runtime import Runtime
 from hearth.core.trust import TrustPolicy
+from hearth.sandbox import host as sandbox_host
 from tests.comfy_compat.tiny_sd import node
 
 VERSION_PACK = '''
@@ -52,9 +53,7 @@ def _environment(root: Path) -> Path:
 
 
 def _needs_isolation() -> None:
-    from hearth_comfy_compat.pack_hosts import host_api
-
-    available, reason = host_api().isolation_available()
+    available, reason = sandbox_host.isolation_available()
     if not available:
         pytest.skip(f"this machine cannot make a pack host's namespaces: {reason}")
 
@@ -62,7 +61,7 @@ def _needs_isolation() -> None:
 def test_packs_with_their_own_layers_run_in_hosts_even_with_isolation_off(tmp_path: Path) -> None:
     _needs_isolation()
     custom = _environment(tmp_path / "env")
-    runtime = Runtime.build(custom_nodes=[custom], environ={}, models_dir=tmp_path / "models",
+    runtime = Runtime.build(pack_hosts=sandbox_host, custom_nodes=[custom], environ={}, models_dir=tmp_path / "models",
                             output=tmp_path / "out", input=tmp_path / "in", trust=TrustPolicy(mode="off"))
     try:
         with runtime.activate():
@@ -82,10 +81,8 @@ def test_packs_with_their_own_layers_run_in_hosts_even_with_isolation_off(tmp_pa
 
 def test_a_pack_that_must_be_isolated_is_not_loaded_where_the_machine_cannot(tmp_path: Path,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from hearth_comfy_compat.pack_hosts import host_api
-
     # The machine's answer, as a kernel without unprivileged user namespaces gives it.
-    monkeypatch.setattr(host_api(), "isolation_available",
+    monkeypatch.setattr(sandbox_host, "isolation_available",
                         lambda: (False, "unshare(CLONE_NEWUSER) failed: Operation not permitted"))
     custom = tmp_path / "custom_nodes"
     custom.mkdir()
@@ -105,7 +102,7 @@ def test_a_pack_that_must_be_isolated_is_not_loaded_where_the_machine_cannot(tmp
 
             NODE_CLASS_MAPPINGS = {{"{pack.title().replace("_", "")}": {pack.title().replace("_", "")}}}
         '''))
-    runtime = Runtime.build(custom_nodes=[custom], environ={}, models_dir=tmp_path / "models",
+    runtime = Runtime.build(pack_hosts=sandbox_host, custom_nodes=[custom], environ={}, models_dir=tmp_path / "models",
                             output=tmp_path / "out", trust=TrustPolicy(mode="untrusted", trusted={"friend-pack"}))
     with runtime.activate():
         records = runtime.plugins.records
@@ -141,7 +138,7 @@ def test_a_pack_failing_to_import_in_its_host_is_reported_and_the_others_load(tm
 
         NODE_CLASS_MAPPINGS = {"FineNode": FineNode}
     '''))
-    runtime = Runtime.build(custom_nodes=[custom], environ={}, models_dir=tmp_path / "models",
+    runtime = Runtime.build(pack_hosts=sandbox_host, custom_nodes=[custom], environ={}, models_dir=tmp_path / "models",
                             output=tmp_path / "out", trust=TrustPolicy(mode="all"))
     try:
         with runtime.activate():

@@ -14,6 +14,7 @@ from hearth.core.executor import Executor
 from hearth.core.model_folders import ModelFolders
 from hearth.core.runtime import Runtime
 from hearth.core.trust import TrustPolicy
+from hearth.sandbox import host as sandbox_host
 from tests.comfy_compat.tiny_sd import (
     CHECKPOINT,
     LORA,
@@ -47,9 +48,8 @@ NODE_CLASS_MAPPINGS = {"ShowValue": ShowValue}
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    from hearth_comfy_compat.pack_hosts import host_api
 
-    available, reason = host_api().isolation_available()
+    available, reason = sandbox_host.isolation_available()
     if not available:
         pytest.skip(f"this machine cannot make a pack host's namespaces: {reason}")
     work = tmp_path_factory.mktemp("samples")
@@ -57,7 +57,7 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     for pack in SAMPLES:  # copies: a host sees only its pack's own folder
         shutil.copytree(PACKS / pack, work / "custom_nodes" / pack)
     (work / "custom_nodes" / "show_pack.py").write_text(SHOW_PACK)
-    built = Runtime.build(model_folders=models, custom_nodes=[work / "custom_nodes"], environ={},
+    built = Runtime.build(pack_hosts=sandbox_host, model_folders=models, custom_nodes=[work / "custom_nodes"], environ={},
                           output=work / "output", input=work / "input", temp=work / "temp",
                           trust=TrustPolicy(mode="untrusted", trusted={"show_pack"}))
     try:

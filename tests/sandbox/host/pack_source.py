@@ -273,7 +273,7 @@ class WithMethods:
 NODES["WithMethods"] = WithMethods
 
 
-def load(args):
+def load(args, host=None):
     if args.get("fail"):
         raise ImportError("this pack needs a module it does not have")
     if args.get("hang"):
