@@ -201,13 +201,15 @@ def test_no_secret_reached_the_history_or_the_output_folder(scene: Scene, server
 def test_links_the_pack_plants_in_the_output_folder_do_not_lead_hearth_outside(scene: Scene, client: httpx.Client,
                                                                               server: Server) -> None:
     """The pack cannot reach the home folder, but Hearth can: a link in the output folder must not make the
-    server serve a file from there, nor SaveImage (in-process) write into it."""
+    server serve a file from there, nor SaveImage (in-process) write into it; a named pipe must not hang /view."""
     links = {"leak.txt": str(scene.home / ".ssh" / "id_test"), "escape": str(scene.home)}
     planted = text_output(run_prompt(client, {"1": {"class_type": "HostileSymlinks", "inputs": {
         "links": json.dumps(links), "tag": "links"}}}), "1")
-    assert planted["made"] == {"leak.txt": "linked", "escape": "linked"}, planted
+    assert planted["made"] == {"leak.txt": "linked", "escape": "linked", "trap-links.png": "fifo"}, planted
     view = client.get("/view", params={"filename": "leak.txt", "type": "output"})
     assert view.status_code != 200 and leaked(view.text, scene.secrets) == [], view.text
+    trap = client.get("/view", params={"filename": "trap-links.png", "type": "output"}, timeout=10)
+    assert trap.status_code != 200, trap.text  # answered at once, not stuck reading a pipe
     entry = run_prompt(client, {
         "1": {"class_type": "EmptyImage", "inputs": {"width": 2, "height": 2, "batch_size": 1, "color": 0}},
         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "escape/stolen"}}})

@@ -299,7 +299,8 @@ def _take_mounts_apart(home: str, input: str, marker: str) -> dict:
 
 class HostileSymlinks(_Attack):
     """Plant links in the output folder (``links``: name -> target) for Hearth's own code to follow: a file the
-    server would serve, a folder a later SaveImage would save into. The host cannot reach the targets; Hearth can."""
+    server would serve, a folder a later SaveImage would save into. The host cannot reach the targets; Hearth can.
+    And a named pipe posing as an image, to hang whoever reads it."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -314,6 +315,11 @@ class HostileSymlinks(_Attack):
                 made[name] = "linked"
             except OSError as exc:
                 made[name] = f"{type(exc).__name__}: {exc}"
+        try:  # a pipe named like an image: whoever opens it to read waits for a writer that never comes
+            os.mkfifo(out / f"trap-{tag}.png")
+            made[f"trap-{tag}.png"] = "fifo"
+        except OSError as exc:
+            made[f"trap-{tag}.png"] = f"{type(exc).__name__}: {exc}"
         return _report("symlinks", tag, {"made": made})
 
 
