@@ -1,5 +1,6 @@
-"""The stage for the attack tests: a user's home with a (test) private key and a registry token, secrets in the
-environment, a loopback listener, folders a pack must not write to, and the hostile pack in a custom_nodes folder.
+"""The stage for the attack tests: a user's home with a (test) private key, a registry token and a .netrc; secrets
+in the environment and in the session keyring; the user's terminal (a pty) with a password typed into it; listeners
+on the loopback and on Unix sockets; folders a pack must not write to; and the hostile pack in a custom_nodes folder.
 
 Both attack modules (through ``comfy run`` and through ``comfy serve``) build one :class:`Scene` each and run the
 real ``comfy`` command as a subprocess in it: the isolation under test is the CLI's default, not a fixture's.
@@ -242,7 +243,9 @@ class Scene:
     # -- workflows -------------------------------------------------------------------------------------------
 
     def attack_prompt(self, tag: str, marker: str) -> dict[str, Any]:
-        """Every attack but the memory one, and the honest node, in one prompt (one host start)."""
+        """The attacks that report what they got and leave their host running, and the honest node, in one prompt
+        (one host start). The memory bomb, the crash, the hang and the others that end a run get prompts of their
+        own."""
         targets = json.dumps([str(p) for p in self.forbidden_folders()])
         return {
             "1": {"class_type": "HostileReadHome", "inputs": {"home": str(self.home), "tag": tag}},
