@@ -29,6 +29,7 @@ import json
 import logging
 import mmap
 import os
+import re
 import select
 import signal
 import socket
@@ -49,6 +50,8 @@ HEARTH_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__
 HIDDEN = ("/root", "/home", "/tmp", "/var/tmp", "/dev/shm", "/run/user", "/run/secrets")  # as host_worker.HIDDEN
 TMP_BYTES = 1 * GiB  # the host's own /tmp and /dev/shm (memory-backed, used only as the pack writes)
 log = logging.getLogger("hearth.packhost")
+_MAX_OUTPUT_LINE = 8192  # bytes of one line of pack output; a longer one is cut into several
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class PackHostError(RuntimeError):
@@ -689,11 +692,19 @@ def _log_stderr(name: str, process: _Process) -> None:
     proc = process.proc
     if proc is None or proc.stderr is None:
         return
-    for raw in iter(proc.stderr.readline, b""):
-        line = raw.decode("utf-8", "replace").rstrip()
+    # A bounded read: a pack writing gigabytes without a newline must not make Hearth's process hold them.
+    for raw in iter(lambda: proc.stderr.readline(_MAX_OUTPUT_LINE), b""):
+        line = _CONTROL.sub("\N{REPLACEMENT CHARACTER}", raw.decode("utf-8", "replace").rstrip())
         if line:
             process.stderr_tail.append(line)
-            log.info("pack %s: %s", name, line)
+            # What a pack prints is seen where an in-process pack's print would be, on Hearth's stderr, marked with
+            # the pack's name and with control characters (terminal escapes) replaced; also logged, for servers.
+            log.debug("pack %s: %s", name, line)
+            try:
+                sys.stderr.write(f"[pack {name}] {line}\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
 
 
 def _under_hidden(path: str) -> bool:

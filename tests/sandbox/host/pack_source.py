@@ -186,6 +186,11 @@ def progress(x):
     return (host_runtime.current_node(),)
 
 
+def noisy(x):
+    print("\x1b[2J\x1b]0;owned\x07cleared" + "y" * x, flush=True)
+    return ("noisy",)
+
+
 def use_model(x):
     model, method = x[0], x[1]
     if method == "merge":  # a lent value passed back as an argument of a lent value's method
@@ -240,7 +245,7 @@ def async_echo(x):
     return inner()
 
 
-NODES = {f.__name__: node(f) for f in (echo, info, read_file, write_file, listdir, connect, spawn, make_thing,
+NODES = {f.__name__: node(f) for f in (echo, noisy, info, read_file, write_file, listdir, connect, spawn, make_thing,
                                        thing_value, count_things, memory_bomb, exit_now, segfault,
                                        wait_for_interrupt, hang, progress, use_model, tensor_op, raise_error,
                                        trusted_only, slow_echo, async_echo, raw_write,

@@ -86,9 +86,10 @@ def test_trust_required_raised_by_a_bridge_reaches_the_parent(shared_host):
     assert str(caught.value) == "pack 'shared' must be trusted to run: it uses MODEL.model.diffusion_model"
 
 
-def test_events_reach_on_event_while_the_call_runs_and_stdout_is_logged_with_the_pack_name(shared_host, caplog):
+def test_events_reach_on_event_while_the_call_runs_and_stdout_is_logged_with_the_pack_name(shared_host, caplog,
+                                                                                          capsys):
     events = []
-    with caplog.at_level(logging.INFO, logger="hearth.packhost"):
+    with caplog.at_level(logging.DEBUG, logger="hearth.packhost"):
         result = shared_host.call("progress", "run", {"x": 3}, on_event=lambda kind, data: events.append((kind, data)))
         shared_host.call("echo", "run", {"x": 1})  # the log line may come a moment later
         for _ in range(100):
@@ -98,6 +99,7 @@ def test_events_reach_on_event_while_the_call_runs_and_stdout_is_logged_with_the
     assert result == ("progress",)
     assert events == [("progress", {"value": i, "max": 3}) for i in (1, 2, 3)]
     assert any(r.getMessage() == "pack shared: hello from the pack on stdout" for r in caplog.records)
+    assert "[pack shared] hello from the pack on stdout\n" in capsys.readouterr().err
 
 
 def test_calls_from_many_threads_each_get_their_own_answer(shared_host):
@@ -113,3 +115,18 @@ def test_calls_from_many_threads_each_get_their_own_answer(shared_host):
     for t in threads:
         t.join()
     assert results == {k: k for k in results} and len(results) == 40
+
+
+def test_pack_output_reaches_stderr_without_terminal_escapes_and_in_bounded_lines(shared_host, capsys):
+    shared_host.call("noisy", "run", {"x": 20000})
+    shared_host.call("echo", "run", {"x": 1})
+    err = ""
+    for _ in range(100):
+        err += capsys.readouterr().err
+        if err.count("y") >= 20000:
+            break
+        threading.Event().wait(0.02)
+    lines = [line for line in err.splitlines() if line.startswith("[pack shared] ")]
+    assert lines and "cleared" in lines[0] and "\x1b" not in err and "\x07" not in err
+    assert sum(line.count("y") for line in lines) == 20000
+    assert all(len(line.encode()) <= 8192 + 64 for line in lines)  # cut into bounded lines, nothing lost
