@@ -165,9 +165,18 @@ def unpin(text: str, names: Iterable[str]) -> tuple[str, set[str]]:
             kept.append(part)
     out = "".join(kept)
     try:
-        left = {canonicalize_name(str(p.get("name", ""))) for p in tomllib.loads(out).get("packages", [])} & drop
+        parsed = tomllib.loads(out)
+        left = {canonicalize_name(str(p.get("name", ""))) for p in parsed.get("packages", [])} & drop
     except (tomllib.TOMLDecodeError, AttributeError, TypeError):
         return text, drop
+    if "packages" not in parsed:
+        # Every package taken out: uv refuses a pylock.toml without its required `packages` key ("missing field
+        # `packages`"), which made reinstalling the only pack at another version fail. An empty array, placed
+        # before any table so it stays a top-level key.
+        table = re.search(r"(?m)^\[", out)
+        at = table.start() if table else len(out)
+        head = out[:at] if out[:at].endswith("\n") or not out[:at] else out[:at] + "\n"
+        out = head + "packages = []\n" + out[at:]
     return out, left
 
 

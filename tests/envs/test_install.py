@@ -355,6 +355,19 @@ def test_install_offline_from_a_warm_cache(comfy, home: Path, tmp_path: Path):
     assert r.exit_code == 2 and server.url in r.output and "not reachable" in r.output, r.output
 
 
+def test_the_only_pack_installs_again_at_another_version(packs: Packs, comfy, home: Path):
+    # Its lock, less the pack being changed, held no package at all; uv refused that preference file ("missing
+    # field `packages`") and the second install failed.
+    a = unique("ponly-")
+    packs.hearth(a)
+    assert comfy("install", f"{a}==1.0.0").exit_code == 0
+    packs.hearth(a, version="1.0.1")
+    r = comfy("install", f"{a}==1.0.1", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["changed"] == {a: ["1.0.0", "1.0.1"]}
+    assert lock_of(envs.get_environment())[a]["version"] == "1.0.1"
+
+
 def test_install_again_takes_a_version_published_since(packs: Packs, comfy, home: Path, monkeypatch):
     a = unique("pnew-")
     packs.hearth(a, deps=("tinydep<2",))
