@@ -326,12 +326,30 @@ class _Link:
             if inspect.isawaitable(result):
                 if self.loop is None:
                     self.loop = asyncio.new_event_loop()
-                result = self.loop.run_until_complete(result)
+                result = self.loop.run_until_complete(_until_interrupted(result))
             return result
         finally:
             _current["node"] = previous
 
 
+async def _until_interrupted(awaitable: Any) -> Any:
+    """Await a node's coroutine, cancelling it when Hearth interrupts: an async node awaiting a remote API or a
+    sleep never looks at the flag itself, and would otherwise run into the parent's grace period and be killed."""
+    task = asyncio.ensure_future(awaitable)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=_INTERRUPT_POLL_S)
+        if done:
+            return task.result()
+        if interrupted():
+            task.cancel()
+            try:
+                await task
+            except BaseException:  # noqa: BLE001 - whatever the node raised on its way out, the cause is ours
+                pass
+            raise Interrupted(f"interrupted while {current_node() or 'a node'} ran")
+
+
+_INTERRUPT_POLL_S = 0.05
 _MIRRORED = ("RETURN_TYPES", "RETURN_NAMES", "FUNCTION", "CATEGORY", "OUTPUT_NODE", "INPUT_IS_LIST", "OUTPUT_IS_LIST",
              "NOT_IDEMPOTENT", "DESCRIPTION", "OUTPUT_TOOLTIPS", "DEPRECATED", "EXPERIMENTAL", "SEARCH_ALIASES",
              "DISPLAY_NAME", "API_NODE")

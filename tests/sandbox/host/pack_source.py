@@ -1,6 +1,7 @@
 """The source of the pack the host tests run (written to a temporary folder and imported only inside hosts)."""
 
 SOURCE = r'''
+import asyncio
 import gc
 import os
 import socket
@@ -245,10 +246,17 @@ def async_echo(x):
     return inner()
 
 
+def async_wait(**kw):
+    async def inner():  # awaits, as a node calling a remote API would, never looking at the interrupt flag
+        await asyncio.sleep(60)
+        return ("never interrupted",)
+    return inner()
+
+
 NODES = {f.__name__: node(f) for f in (echo, noisy, info, read_file, write_file, listdir, connect, spawn, make_thing,
                                        thing_value, count_things, memory_bomb, exit_now, segfault,
                                        wait_for_interrupt, hang, progress, use_model, tensor_op, raise_error,
-                                       trusted_only, slow_echo, async_echo, raw_write,
+                                       trusted_only, slow_echo, async_echo, async_wait, raw_write,
                                        spawn_many, open_many,
                                        connect_unix, keyctl, pair)}
 

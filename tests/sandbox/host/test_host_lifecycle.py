@@ -33,6 +33,18 @@ def test_an_interrupt_reaches_the_node_which_stops(make_host):
     assert host.pid == pid  # it stopped in time: same host
 
 
+def test_an_interrupt_cancels_an_awaiting_async_node_at_once(make_host):
+    host = make_host("awaiter", limits=HostLimits(interrupt_grace_s=10))
+    pid = host.pid or host.describe() and host.pid
+    _interrupt_after(host, 0.2)
+    started = time.monotonic()
+    with pytest.raises(HostInterrupted) as caught:
+        host.call("async_wait", "run", {})
+    assert time.monotonic() - started < 2  # cancelled in the host, long before the 10 s grace
+    assert str(caught.value) == "pack 'awaiter': async_wait was interrupted"
+    assert host.pid == pid and host.call("echo", "run", {"x": 2}) == (2,)
+
+
 def test_the_flag_is_cleared_for_the_next_call(make_host):
     host = make_host("stopper2")
     _interrupt_after(host, 0.1)
