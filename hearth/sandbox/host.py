@@ -69,10 +69,13 @@ class HostInterrupted(PackHostError):
 class NodeError(PackHostError):
     """The node raised in the host; ``type_name`` and ``remote_traceback`` say what and where."""
 
-    def __init__(self, message: str, type_name: str = "", remote_traceback: str = "") -> None:
+    def __init__(self, message: str, type_name: str = "", remote_traceback: str = "", *, remote_message: str = "",
+                 remote_type: str = "") -> None:
         super().__init__(message)
         self.type_name = type_name
         self.remote_traceback = remote_traceback
+        self.remote_message = remote_message  # the node's own message, without the pack's name
+        self.remote_type = remote_type or type_name  # its type as module.qualname, as an in-process error shows it
 
 
 @dataclass(frozen=True)
@@ -583,8 +586,10 @@ class PackHost:
             return self._fail(f"{node} wrote a file past the host's limit of "
                               f"{self.config.limits.file_size_bytes / GiB:g} GiB")
         type_name = str(error.get("type") or "Exception")
+        module = str(error.get("module") or "")
         return NodeError(f"pack {self.name!r}: {node} raised {type_name}: {message}", type_name,
-                         str(error.get("traceback") or ""))
+                         str(error.get("traceback") or ""), remote_message=message,
+                         remote_type=f"{module}.{type_name}" if module else type_name)
 
     def _serve_remote(self, request: dict) -> None:
         """The host calls a method of a value lent to it: run it here if the policy allows, answer either way."""

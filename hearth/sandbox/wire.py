@@ -680,5 +680,6 @@ def error_info(exc: BaseException, tb: str = "") -> dict:
     elif isinstance(exc, OSError) and exc.errno == errno.EFBIG:
         kind = "file-size"
     message = str(exc) or name
-    return {"type": name, "message": message[:2000], "traceback": tb[-6000:], "kind": kind,
+    return {"type": name, "module": str(type(exc).__module__)[:200], "message": message[:2000],
+            "traceback": tb[-6000:], "kind": kind,
             "uses": str(getattr(exc, "uses", "") or "")[:300]}

@@ -538,8 +538,10 @@ class _Run:
             "node_id": node_id,
             "node_type": self.dyn.node(node_id).class_type if node_id else None,
             "executed": list(self.result.executed),
-            "exception_message": str(exc),
-            "exception_type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+            # An error standing for one raised in another process (a pack host) carries that one's message and type.
+            "exception_message": getattr(exc, "hearth_exception_message", None) or str(exc),
+            "exception_type": getattr(exc, "hearth_exception_type", None)
+            or f"{type(exc).__module__}.{type(exc).__qualname__}",
             "traceback": tb,
             "current_inputs": {k: [_short(v) for v in vs] for k, vs in (inputs or {}).items()},
             "current_outputs": list(self.entries),

@@ -217,6 +217,9 @@ class IsolatedPack:
                 remote = getattr(exc, "remote_traceback", "")
                 if remote:  # shown in the node's traceback; the message stays one line
                     exc.add_note(f"in pack {self.name!r}'s host:\n{remote.rstrip()}")
+                if getattr(exc, "remote_type", ""):  # the node's own error: reported as an in-process one would be
+                    exc.hearth_exception_type = exc.remote_type
+                    exc.hearth_exception_message = exc.remote_message
                 raise
             finally:
                 self._watch(outer)
@@ -259,10 +262,16 @@ class IsolatedPack:
             with self._watch_cond:
                 if self._watched is not interrupt:
                     continue  # that call ended meanwhile
-            self.host.interrupt()
-            with self._watch_cond:  # once per call: wait for it to end
-                while self._watched is interrupt and not self._closed:
-                    self._watch_cond.wait()
+            # Ask until the call ends: an ask that came before the host began the call (the flag may be set before
+            # the node starts) does nothing there. Asking again is cheap; the grace period counts from the first.
+            while True:
+                self.host.interrupt()
+                with self._watch_cond:
+                    if self._watched is not interrupt or self._closed:
+                        break
+                    self._watch_cond.wait(INTERRUPT_POLL_S)
+                    if self._watched is not interrupt or self._closed:
+                        break
 
     def close(self) -> None:
         with self._watch_cond:

@@ -402,9 +402,22 @@ class IsoCrash:
         os._exit(3)
 
 
+class IsoRaise:
+    CATEGORY = "iso"
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": ("STRING", {"default": "x"})}}
+
+    def run(self, text):
+        raise ValueError(f"bad value {text}")
+
+
 NODE_CLASS_MAPPINGS = {c.__name__: c for c in (IsoUpper, IsoInvert, IsoProgress, IsoSleep, IsoDeaf, IsoMakeThing,
                                                 IsoUseThing, IsoPatchModel, IsoDeepModel, IsoClipVae, IsoCfgHook, IsoObjectPatch, IsoSigmas, IsoFreeU, IsoSampleDirect,
-                                                IsoLazy, IsoFresh, IsoPreview, IsoSaver, IsoMissing, IsoCrash)}
+                                                IsoLazy, IsoFresh, IsoPreview, IsoSaver, IsoMissing, IsoCrash, IsoRaise)}
 NODE_DISPLAY_NAME_MAPPINGS = {"IsoUpper": "Upper (isolated)"}
 WEB_DIRECTORY = "./web"
 '''
@@ -585,6 +598,33 @@ def test_interrupt_stops_an_isolated_node(executor: Executor) -> None:
     assert time.monotonic() - started < 15
     again, _ = run(executor, {"1": node("IsoUpper", text="after", mode="lower")})
     assert again.ok, again.error
+
+
+def test_a_node_error_in_the_host_is_reported_as_an_in_process_one(executor: Executor) -> None:
+    # What the frontend shows (execution_error's type and message) is the node's own error, as in-process; the
+    # pack and the host's traceback are in the traceback.
+    result, _ = run(executor, {"1": node("IsoRaise", text="7"), "s": node("PlainShow", value=["1", 0])})
+    assert result.status == "error"
+    assert result.error["exception_type"] == "builtins.ValueError"
+    assert result.error["exception_message"] == "bad value 7"
+    assert f"in pack {PACK!r}'s host" in "".join(result.error["traceback"])
+
+
+def test_an_interrupt_set_before_the_host_call_starts_is_not_lost(runtime: Runtime) -> None:
+    # The watcher sees the flag at once, before the host has begun the call; a host asked between calls does
+    # nothing, so the watcher asks again until the call is seen to stop (a one-shot ask ran the whole node).
+    from types import SimpleNamespace
+
+    from hearth_comfy_compat.isolated import InterruptProcessing
+
+    pack = runtime.plugins.pm.get_plugin("custom_nodes").isolated[PACK]
+    ctx = SimpleNamespace(interrupt=threading.Event())
+    ctx.interrupt.set()
+    started = time.monotonic()
+    for _ in range(3):
+        with pytest.raises(InterruptProcessing):
+            pack._call("IsoSleep", "run", {"seconds": 30.0}, ctx, None)
+    assert time.monotonic() - started < 15
 
 
 def test_a_node_deaf_to_the_interrupt_is_stopped_by_killing_its_host(executor: Executor, runtime: Runtime) -> None:
