@@ -34,6 +34,7 @@ MAX_INT = 2**64  # ComfyUI's INT inputs top out at 0xffffffffffffffff (seeds)
 MAX_INT_DIGITS = len(str(MAX_INT)) + 1  # a sign or a leading zero; longer literals are refused before int()
 MAX_NUMBER = 2**53  # a prompt's `number`: stored as REAL, so it must be exact as a double
 MAX_ID = 256  # prompt_id, client_id, setting ids
+MAX_PATH_PARTS = 64  # folders and file name of a user-given relative path
 MAX_NAME_BYTES = 255  # one path segment: the file system's limit for a name
 MAX_PATH = 8192  # the request path, percent-encoded
 MAX_QUERY = 16384  # the query string, percent-encoded
@@ -336,7 +337,11 @@ def relative_path(value: str, name: str) -> str:
     system (255 bytes), no NUL, valid Unicode. Leaving the folder is :func:`hearth.web.security.safe_join`'s check."""
     if _bad_text(value) or "\x00" in value:
         raise BadRequest("invalid_request", f"{name} must be Unicode text without NUL characters.", field=name)
-    for part in value.replace("\\", "/").split("/"):
+    parts = value.replace("\\", "/").split("/")
+    if len(parts) > MAX_PATH_PARTS:  # folders are made one level at a time: a thousand levels exhaust the stack
+        raise BadRequest("invalid_request", f"{name}: a path of {len(parts)} parts is deeper than the limit of "
+                         f"{MAX_PATH_PARTS}; use fewer folders.", field=name)
+    for part in parts:
         size = len(part.encode("utf-8"))
         if size > MAX_NAME_BYTES:
             raise BadRequest("invalid_request", f"{name}: a name of {size} bytes is longer than the file system's "

@@ -164,6 +164,16 @@ def test_userdata_names_and_layout_conflicts_are_4xx(client: httpx.Client) -> No
     assert client.get(f"/userdata/{base}%2Fa.json").status_code == 200  # nothing was lost on the way
 
 
+def test_a_userdata_path_thousands_of_folders_deep_is_refused_not_a_500(client: httpx.Client) -> None:
+    # Making its folders one level at a time exhausted the stack (RecursionError, 500); found by the fuzz test.
+    base = f"d{new_id()[:8]}"
+    deep = client.post(f"/userdata/{base}/" + "a/" * 2000 + "x.json", content=b"{}")
+    assert deep.status_code == 400 and "deeper than the limit of 64" in deep.text, deep.text
+    fine = client.post(f"/userdata/{base}/" + "a/" * 60 + "x.json", content=b"{}")
+    assert fine.status_code == 200, fine.text
+    assert client.get("/system_stats").status_code == 200
+
+
 def test_queue_and_history_delete_lists_are_checked(client: httpx.Client) -> None:
     refused(client.post("/queue", json={"delete": [{"id": 1}]}), "delete[]")
     refused(client.post("/history", content='{"delete": ["\\ud800"]}', headers={"content-type": "application/json"}),
