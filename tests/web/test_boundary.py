@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from hearth_server import new_id, queue, slow_prompt, wait_history
+from hearth_server import HearthServer, new_id, queue, slow_prompt, wait_history
 
 from hearth.web.boundary import MAX_DEPTH, BadRequest, check_value, storable
 
@@ -231,3 +232,24 @@ def test_websocket_events_are_strict_json() -> None:
     text = event_text("executed", {"output": {"value": [math.nan, math.inf], "text": ["a\ud800"]}, "node": "1"})
     message = json.loads(text, parse_constant=finite_only)
     assert message["data"]["output"] == {"value": [None, None], "text": ["a\ufffd"]}
+
+
+def test_the_settings_file_cannot_be_made_a_folder_and_one_found_there_is_survived(client: httpx.Client,
+                                                                                    tmp_path: Path) -> None:
+    # Found by the fuzz test: POST /userdata/comfy.settings.json/x made a folder where the settings file belongs,
+    # and every /settings request after it was a 500.
+    refused = client.post("/userdata/comfy.settings.json%2Fx.json", content=b"{}")
+    assert refused.status_code == 409 and "is the settings file" in refused.text, refused.text
+    assert client.post("/userdata/comfy.settings.json/move/comfy.settings.json%2Fy.json").status_code in (404, 409)
+    assert client.get("/settings").status_code == 200
+    # A folder already there (made by hand or an older version): the defaults are read, a save says why it fails.
+    data = tmp_path / "data"
+    (data / "user" / "default" / "comfy.settings.json").mkdir(parents=True)
+    server = HearthServer(data).start()
+    try:
+        with server.http() as http:
+            assert http.get("/settings").json() == {}
+            saved = http.post("/settings/Comfy.Test", json=1)
+            assert saved.status_code == 409 and "is a folder" in saved.text, saved.text
+    finally:
+        server.stop()

@@ -50,8 +50,8 @@ def read_settings(state: ServerState) -> dict[str, Any]:
     path = _settings_path(state)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return {}  # none yet, or a folder where the file belongs (made by an older version): the defaults
     except (ValueError, RecursionError):
         return {}  # a hand-broken file must not lock the user out of the UI; the next save rewrites it
     if not isinstance(data, dict):
@@ -73,6 +73,9 @@ def read_settings(state: ServerState) -> dict[str, Any]:
 
 def write_settings(state: ServerState, settings: dict[str, Any]) -> None:
     path = _settings_path(state)
+    if path.is_dir():
+        raise BadRequest("conflict", f"{SETTINGS_FILE} in the user folder is a folder, not the settings file; "
+                         "move it away to save settings", status=409)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(settings, indent=2), encoding="utf-8")
     tmp.replace(path)
@@ -205,6 +208,10 @@ async def userdata_file(request: Request, state: ServerState = Depends(get_state
         return error_response(403, "forbidden_path", "Path refused", str(exc))
     if path == root.resolve() or (dest_path is not None and dest_path == root.resolve()):
         return error_response(400, "invalid_request", "A file name is required")
+    settings = _settings_path(state).resolve()
+    if any(target is not None and settings in target.parents for target in (path, dest_path)):
+        # A folder there would take the settings file's place: every /settings request would fail.
+        return error_response(409, "conflict", f"{SETTINGS_FILE} is the settings file; it cannot hold files")
     overwrite = _flag(request, "overwrite", default=True)
     if request.method == "GET":
         if not path.is_file():
