@@ -52,8 +52,13 @@ def why_publisher(registry: str) -> str:
     return f"publisher trusted by {registry}"
 
 
-def isolation_refusal(pack: str, reason: str) -> str:
-    """The PluginRecord error of a pack that must run isolated on a machine that cannot isolate it."""
+def isolation_refusal(pack: str, reason: str, *, own_layer: bool = False) -> str:
+    """The PluginRecord error of a pack that must run isolated on a machine that cannot isolate it. A pack with its
+    own dependency layer has no unisolated way out: its packages cannot join Hearth's process."""
+    if own_layer:
+        return (f"pack {pack!r} must run in a pack host but this machine cannot isolate it ({reason}); it has its "
+                f"own dependency layer, which only a pack host can run: uninstall it or a pack whose requirements "
+                f"conflict with it")
     return (f"pack {pack!r} must run in a pack host but this machine cannot isolate it ({reason}); run it "
             f"unisolated at your own risk with --isolation off (or comfy trust {pack})")
 

@@ -191,3 +191,8 @@ def test_a_third_party_default_tier_entry_point_is_refused_too(tmp_path: Path) -
     manager = _load(tmp_path / "site", TrustPolicy(mode="untrusted"))
     assert manager.records["sneaky"].error.startswith("Hearth-format pack sneaky-")
     assert module not in sys.modules and node not in manager.nodes()
+
+
+def test_a_layered_packs_refusal_does_not_offer_the_unisolated_way_it_cannot_take():
+    text = isolation_refusal("numpy-one", "user namespaces are disabled", own_layer=True)
+    assert "own dependency layer, which only a pack host can run" in text and "--isolation off" not in text

@@ -39,6 +39,7 @@ import hearth_comfy_compat as comfy_compat
 from hearth.core.hookspecs import hookimpl
 from hearth.core.nodes import NodeDefinition
 from hearth.core.plugins import PluginRecord
+from hearth.core.trust import isolation_refusal
 from hearth_comfy_compat import services
 
 log = logging.getLogger("hearth.custom_nodes")
@@ -116,7 +117,7 @@ class CustomNodesLoader:
             record = records[name] = PluginRecord(name, "installed", module=str(path), kind="comfyui")
             _place(record, placement, isolated=True)
             if not available:
-                record.error = _refusal(name, reason)
+                record.error = isolation_refusal(name, reason, own_layer=layer is not None)
                 _not_placed(record)
                 continue
             layout = isolated.PackLayout(name, path, network=bool(placement.network), layer=layer)
@@ -347,15 +348,6 @@ def _not_placed(record: PluginRecord) -> None:
     """A pack that was not loaded runs nowhere; its ``placement_why`` still says why it was to be isolated."""
     if hasattr(record, "placement"):
         record.placement = ""
-
-
-def _refusal(pack: str, reason: str) -> str:
-    try:
-        from hearth.core.trust import isolation_refusal
-    except ImportError:  # the trust module not there yet: the same words
-        return (f"pack {pack!r} must run in a pack host but this machine cannot isolate it ({reason}); run it "
-                f"unisolated at your own risk with --isolation off (or comfy trust {pack})")
-    return isolation_refusal(pack, reason)
 
 
 async def _extension_nodes(entrypoint: Any) -> list[type]:

@@ -79,6 +79,18 @@ def test_packs_with_their_own_layers_run_in_hosts_even_with_isolation_off(tmp_pa
             loader.close()
 
 
+def test_a_layered_pack_refused_for_want_of_isolation_is_not_offered_isolation_off(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox_host, "isolation_available",
+                        lambda: (False, "unshare(CLONE_NEWUSER) failed: Operation not permitted"))
+    custom = _environment(tmp_path / "env")
+    runtime = Runtime.build(pack_hosts=sandbox_host, custom_nodes=[custom], environ={}, models_dir=tmp_path / "models",
+                            output=tmp_path / "out", trust=TrustPolicy(mode="off"))
+    with runtime.activate():
+        error = runtime.plugins.records["old_pack"].error
+    assert "own dependency layer, which only a pack host can run" in error and "--isolation off" not in error
+
+
 def test_a_pack_that_must_be_isolated_is_not_loaded_where_the_machine_cannot(tmp_path: Path,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     # The machine's answer, as a kernel without unprivileged user namespaces gives it.
