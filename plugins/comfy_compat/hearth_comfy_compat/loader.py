@@ -39,7 +39,7 @@ import hearth_comfy_compat as comfy_compat
 from hearth.core.hookspecs import hookimpl
 from hearth.core.nodes import NodeDefinition
 from hearth.core.plugins import PluginRecord
-from hearth.core.trust import isolation_refusal
+from hearth.core.trust import IN_PROCESS, Placement, isolation_refusal
 from hearth_comfy_compat import services
 
 log = logging.getLogger("hearth.custom_nodes")
@@ -90,7 +90,7 @@ class CustomNodesLoader:
         with services.loading(plugins):
             loaded = {r.name: r for r in self._load(in_process)}
             for record in loaded.values():
-                _place(record, records.get(record.name), isolated=False)
+                _place(record, records.get(record.name))
             loaded.update(self._load_isolated(isolated, plugins))
         self.records = [loaded[name] for name, _ in wanted if name in loaded]
         return self.records
@@ -115,7 +115,7 @@ class CustomNodesLoader:
         available, reason = isolation_available(plugins)
         for name, path, placement, layer in packs:
             record = records[name] = PluginRecord(name, "installed", module=str(path), kind="comfyui")
-            _place(record, placement, isolated=True)
+            _place(record, placement)
             if not available:
                 record.error = isolation_refusal(name, reason, own_layer=layer is not None)
                 _not_placed(record)
@@ -328,26 +328,17 @@ def _layer_of(path: Path) -> Path | None:
     return layer
 
 
-def _place(record: PluginRecord, placement: Any, *, isolated: bool) -> None:
+def _place(record: PluginRecord, placement: Placement | None) -> None:
     """Record where the pack runs and why (``placement``: the policy's decision; ``None``: no policy)."""
     if placement is None:
-        placement_words, why, network = "in-process", "", False
+        record.placement, record.placement_why, record.network = IN_PROCESS, "", False
     else:
-        placement_words = "pack host" if isolated else "in-process"
-        why, network = placement.why, bool(placement.network)
-    place = getattr(record, "place", None)
-    if callable(place) and placement is not None:
-        place(placement)
-        return
-    for attr, value in (("placement", placement_words), ("placement_why", why), ("network", network)):
-        if hasattr(record, attr):
-            setattr(record, attr, value)
+        record.place(placement)
 
 
 def _not_placed(record: PluginRecord) -> None:
     """A pack that was not loaded runs nowhere; its ``placement_why`` still says why it was to be isolated."""
-    if hasattr(record, "placement"):
-        record.placement = ""
+    record.placement = ""
 
 
 async def _extension_nodes(entrypoint: Any) -> list[type]:
