@@ -294,6 +294,7 @@ class PackHost:
         self._next_id = 0
         self._interrupt_at: float | None = None
         self._calling = False
+        self._call_seq = 0  # numbers the calls, so an interrupt meant for one call never reaches the next
         self._interrupt_asked = False
         self._closed = False
 
@@ -326,6 +327,7 @@ class PackHost:
             self._interrupt_at = None
             self._interrupt_asked = False
             self._calling = True
+            self._call_seq += 1
             try:
                 self._ensure()
                 process = self._process
@@ -338,10 +340,16 @@ class PackHost:
                 self._interrupt_at = None
                 self._interrupt_asked = False
 
-    def interrupt(self) -> None:
+    @property
+    def current_call(self) -> int | None:
+        """The number of the call running now (``None`` between calls), for :meth:`interrupt`."""
+        return self._call_seq if self._calling else None
+
+    def interrupt(self, call: int | None = None) -> None:
         """Ask the running call to stop (``host_runtime.interrupted()`` turns True in the host); past
-        ``interrupt_grace_s`` the host is killed and the call raises :class:`HostInterrupted`. No call: nothing."""
-        if not self._calling:
+        ``interrupt_grace_s`` the host is killed and the call raises :class:`HostInterrupted`. No call: nothing.
+        ``call`` (a :attr:`current_call` number): only that call, never one that began after it ended."""
+        if not self._calling or (call is not None and call != self._call_seq):
             return
         self._interrupt_asked = True
         process = self._process

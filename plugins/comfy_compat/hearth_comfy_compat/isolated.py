@@ -65,6 +65,15 @@ INTERRUPT_POLL_S = 0.05
 # -- one pack's host -------------------------------------------------------------------------------------------
 
 
+class _Watch:
+    """One call's watch: its identity tells the call apart from the next, which shares the executor's flag."""
+
+    __slots__ = ("interrupt",)
+
+    def __init__(self, interrupt: threading.Event) -> None:
+        self.interrupt = interrupt
+
+
 @dataclass
 class PackLayout:
     """Where a pack lives and what its host may see: built by the loader from the Runtime and the environment."""
@@ -92,7 +101,7 @@ class IsolatedPack:
         self._pid: int | None = None
         self._call_lock = threading.RLock()
         self._watch_cond = threading.Condition()
-        self._watched: Any = None  # the interrupt flag of the call running now
+        self._watched: _Watch | None = None  # the call running now and its interrupt flag
         self._watcher: threading.Thread | None = None
         self._closed = False
 
@@ -207,7 +216,7 @@ class IsolatedPack:
         # while it waits on Hearth; the outer call's watch is restored after.
         with self._call_lock:
             outer = self._watched
-            self._watch(ctx.interrupt if ctx is not None else None)
+            self._watch(_Watch(ctx.interrupt) if ctx is not None else None)
             try:
                 result = self.host.call(node, method, kwargs, on_event=on_event)
             except Exception as exc:
@@ -238,40 +247,43 @@ class IsolatedPack:
 
     # -- the executor's interrupt, passed on to the host ------------------------------------------------------
 
-    def _watch(self, interrupt: Any) -> None:
-        """Watch ``interrupt`` (the running node's flag; ``None``: no call runs) from the pack's watcher thread,
-        which lives as long as the pack and costs a call nothing."""
+    def _watch(self, watch: _Watch | None) -> None:
+        """Watch a call's interrupt flag (``None``: no call runs) from the pack's watcher thread, which lives as
+        long as the pack and costs a call nothing."""
         with self._watch_cond:
-            self._watched = interrupt
+            self._watched = watch
             self._watch_cond.notify_all()
-            if interrupt is not None and self._watcher is None:
+            if watch is not None and self._watcher is None:
                 self._watcher = threading.Thread(target=self._watch_loop, daemon=True,
                                                  name=f"interrupt-watch-{self.name}")
                 self._watcher.start()
 
     def _watch_loop(self) -> None:
+        # Calls are told apart by their _Watch, never by the flag: the executor reuses one flag for every prompt
+        # (cleared as the next begins), so an ask meant for an interrupted call must not reach the call after it.
         while True:
             with self._watch_cond:
                 while self._watched is None and not self._closed:
                     self._watch_cond.wait()
                 if self._closed:
                     return
-                interrupt = self._watched
-            if not interrupt.wait(INTERRUPT_POLL_S):
+                watch = self._watched
+            if not watch.interrupt.wait(INTERRUPT_POLL_S):
                 continue
-            with self._watch_cond:
-                if self._watched is not interrupt:
-                    continue  # that call ended meanwhile
             # Ask until the call ends: an ask that came before the host began the call (the flag may be set before
             # the node starts) does nothing there. Asking again is cheap; the grace period counts from the first.
             while True:
-                self.host.interrupt()
                 with self._watch_cond:
-                    if self._watched is not interrupt or self._closed:
+                    if self._watched is not watch or self._closed or not watch.interrupt.is_set():
+                        break
+                    # Read under the lock: while this call is watched, no later call has begun in the host.
+                    call = self.host.current_call
+                if call is not None:
+                    self.host.interrupt(call)
+                with self._watch_cond:
+                    if self._watched is not watch or self._closed:
                         break
                     self._watch_cond.wait(INTERRUPT_POLL_S)
-                    if self._watched is not interrupt or self._closed:
-                        break
 
     def close(self) -> None:
         with self._watch_cond:

@@ -594,10 +594,48 @@ def test_interrupt_stops_an_isolated_node(executor: Executor) -> None:
         result, _ = run(executor, {"1": node("IsoSleep", seconds=30.0)})
     finally:
         timer.cancel()
-    assert result.status == "interrupted"
+    assert result.status == "interrupted", result.error
     assert time.monotonic() - started < 15
     again, _ = run(executor, {"1": node("IsoUpper", text="after", mode="lower")})
     assert again.ok, again.error
+
+
+def test_an_interrupt_never_reaches_the_next_prompts_call(executor: Executor, runtime: Runtime,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # The executor reuses one interrupt flag for every prompt. A watcher that was slow to notice its interrupted
+    # call had ended (here: held up just after its ask until the next prompt's call began, as a loaded 2-core CI
+    # machine did once) must not interrupt the next call, which shares that flag.
+    pack = runtime.plugins.pm.get_plugin("custom_nodes").isolated[PACK]
+    host = pack.host
+    real_interrupt, real_call = host.interrupt, host.call
+    calls_begun: list[str] = []
+    held_up = threading.Event()
+
+    def counting_call(node_type: str, *args: Any, **kwargs: Any) -> Any:
+        calls_begun.append(node_type)
+        return real_call(node_type, *args, **kwargs)
+
+    def slow_watcher_interrupt(*args: Any) -> None:
+        real_interrupt(*args)
+        if not held_up.is_set():
+            held_up.set()
+            begun = len(calls_begun)
+            deadline = time.monotonic() + 20
+            while len(calls_begun) == begun and time.monotonic() < deadline:
+                time.sleep(0.01)  # until the next prompt's call has begun
+            time.sleep(0.2)  # and is running in the host
+
+    monkeypatch.setattr(host, "call", counting_call)
+    monkeypatch.setattr(host, "interrupt", slow_watcher_interrupt)
+    timer = threading.Timer(0.5, executor.interrupt)
+    timer.start()
+    try:
+        first, _ = run(executor, {"1": node("IsoSleep", seconds=30.0)})
+    finally:
+        timer.cancel()
+    assert first.status == "interrupted"
+    second, _ = run(executor, {"1": node("IsoSleep", seconds=1.0)})
+    assert second.ok, second.error
 
 
 def test_a_node_error_in_the_host_is_reported_as_an_in_process_one(executor: Executor) -> None:
