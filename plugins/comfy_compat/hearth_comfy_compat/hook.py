@@ -61,6 +61,30 @@ SERVED: dict[str, str | None] = {
 if importlib.util.find_spec("aiohttp") is None:
     SERVED.update({"aiohttp": "hearth_comfy_compat.aiohttp_root", "aiohttp.web": "hearth_comfy_compat.aiohttp_web"})
 
+# Beside SERVED, a ComfyUI module may be implemented by a file at its own path under this package's ``comfyui``
+# folder: ``comfy.model_patcher`` by ``hearth_comfy_compat/comfyui/comfy/model_patcher.py``.
+IMPLEMENTATIONS = "hearth_comfy_compat.comfyui"
+_IMPLEMENTATIONS_DIR = Path(__file__).resolve().parent / "comfyui"
+
+
+def target_of(fullname: str) -> tuple[bool, str | None]:
+    """Whether Hearth serves the ComfyUI module ``fullname``, and the Hearth module that implements it (``None``: a
+    package that only holds submodules)."""
+    if fullname in SERVED:
+        return True, SERVED[fullname]
+    path = _IMPLEMENTATIONS_DIR.joinpath(*fullname.split("."))
+    if all(part.isidentifier() for part in fullname.split(".")) and (
+            path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()):
+        return True, f"{IMPLEMENTATIONS}.{fullname}"
+    return False, None
+
+
+def _is_package(fullname: str) -> bool:
+    path = _IMPLEMENTATIONS_DIR.joinpath(*fullname.split("."))
+    return SERVED.get(fullname, "") is None or any(name.startswith(fullname + ".") for name in SERVED) or (
+        path / "__init__.py").is_file()
+
+
 _IMPORT_FROM = dis.opmap["IMPORT_FROM"]
 _lock = threading.Lock()
 _packs: dict[Path, str] = {}  # a pack's folder (or single file) -> its name
@@ -136,7 +160,7 @@ class _ServedModule(types.ModuleType):
         target = self.__dict__.get("__hearth_target__")
         if attr.startswith("__"):
             raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r}")
-        if f"{self.__name__}.{attr}" in SERVED:
+        if target_of(f"{self.__name__}.{attr}")[0]:
             # `import comfy` then `comfy.model_management.x`: works in ComfyUI because something else imported
             # the submodule first; here nothing may have.
             return importlib.import_module(f"{self.__name__}.{attr}")
@@ -176,11 +200,11 @@ class _ServedModule(types.ModuleType):
 
 class _Loader(importlib.abc.Loader):
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
-        return _ServedModule(spec.name, SERVED[spec.name])
+        return _ServedModule(spec.name, target_of(spec.name)[1])
 
     def exec_module(self, module: types.ModuleType) -> None:
         # Import the implementation now, so a broken one fails at the pack's import line, not at first use.
-        target = SERVED[module.__name__]
+        target = target_of(module.__name__)[1]
         if target is not None:
             importlib.import_module(target)
 
@@ -191,10 +215,10 @@ class ComfyModuleFinder(importlib.abc.MetaPathFinder):
     loader = _Loader()
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in SERVED:
+        if not target_of(fullname)[0]:
             return None
         # A module with served submodules (comfy.comfy_types.node_typing) is a package even when it has a target.
-        package = SERVED[fullname] is None or any(name.startswith(fullname + ".") for name in SERVED)
+        package = _is_package(fullname)
         spec = importlib.machinery.ModuleSpec(fullname, self.loader, is_package=package)
         if spec.submodule_search_locations is not None:
             spec.submodule_search_locations = []  # submodules come from this finder only
@@ -225,6 +249,6 @@ def uninstall() -> None:
     with _lock:
         if _finder in sys.meta_path:
             sys.meta_path.remove(_finder)
-        for name in SERVED:
-            if isinstance(sys.modules.get(name), _ServedModule):
+        for name, module in list(sys.modules.items()):
+            if isinstance(module, _ServedModule):
                 del sys.modules[name]
