@@ -1,0 +1,1 @@
+"""ComfyUI's ``app`` package (user manager, frontend management, logger)."""

@@ -1,0 +1,1 @@
+"""ComfyUI's ``comfy`` package: its modules implemented here, one file each."""

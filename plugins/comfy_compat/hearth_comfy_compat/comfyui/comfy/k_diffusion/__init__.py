@@ -1,0 +1,1 @@
+"""ComfyUI's ``comfy.k_diffusion`` package (k-diffusion's sampler signatures over Hearth's samplers)."""
