@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,8 @@ from hearth.core.types import ANY, DataType
 
 if TYPE_CHECKING:
     from hearth.core.plugins import PluginManager
+
+log = logging.getLogger("hearth.nodes")
 
 
 class NodeRegistry(Mapping[str, NodeDefinition]):
@@ -21,6 +24,7 @@ class NodeRegistry(Mapping[str, NodeDefinition]):
         self.types = dict(types or {})
         self.warnings = list(warnings or [])
         self._accepts_cache: dict[tuple[str, str], bool] = {}
+        self._logged: set[tuple[str, str]] = set()  # nodes whose failing INPUT_TYPES was logged, with the fault
 
     @classmethod
     def from_classes(cls, classes: Mapping[str, type], plugin: str = "test") -> NodeRegistry:
@@ -115,12 +119,30 @@ class NodeRegistry(Mapping[str, NodeDefinition]):
                 return True
         return False
 
-    def object_info(self) -> dict[str, Any]:
-        """Every node in the shape of ComfyUI's ``/object_info``; a node whose INPUT_TYPES fails is left out."""
+    def object_info(self, errors: dict[str, str] | None = None) -> dict[str, Any]:
+        """Every node in the shape of ComfyUI's ``/object_info``. A node whose ``INPUT_TYPES`` fails is left out;
+        given ``errors``, it is added there (``{node: what failed}``), else it is logged, as ComfyUI does (once per
+        node and fault: the server asks on every page load)."""
         info = {}
         for name, definition in self._definitions.items():
             try:
                 info[name] = definition.object_info()
             except NodeDefinitionError as exc:
-                self.warnings.append(str(exc))
+                problem = str(exc)
+                if errors is not None:
+                    errors[name] = problem
+                elif (name, problem) not in self._logged:
+                    self._logged.add((name, problem))
+                    log.warning("node %s (plugin %s) is left out of /object_info: %s", name, definition.plugin,
+                                problem)
         return info
+
+    def input_errors(self) -> dict[str, str]:
+        """``{node: what failed}`` for every node whose ``INPUT_TYPES`` raises or returns no dict right now."""
+        errors: dict[str, str] = {}
+        for name, definition in self._definitions.items():
+            try:
+                definition.inputs()
+            except NodeDefinitionError as exc:
+                errors[name] = str(exc)
+        return errors

@@ -4,6 +4,13 @@ A V1 class declares ``INPUT_TYPES`` (a classmethod returning ``required`` / ``op
 ``RETURN_TYPES``, ``FUNCTION`` and optional attributes (``RETURN_NAMES``, ``OUTPUT_NODE``, ``INPUT_IS_LIST``,
 ``OUTPUT_IS_LIST``, ``NOT_IDEMPOTENT``, ``IS_CHANGED``, ``VALIDATE_INPUTS``, ``check_lazy_status``, ...). Hearth's
 own schema API (:mod:`hearth.core.schema`) produces classes of the same shape, so the executor knows one contract.
+
+Type names are read as ComfyUI compares them. A pack's type object is never compared with ``==`` or looked up in a
+set: packs pass ``str`` subclasses whose ``__ne__`` (and often ``__eq__``) claims equality with everything -- the
+"any type" trick (``class AnyType(str): def __ne__(self, other): return False``) of rgthree, KJNodes, Impact,
+ComfyUI-Logic... -- which ComfyUI's ``validate_node_input`` honours through ``not received != expected``. Such a
+type is read as ``"*"`` (:func:`type_name`), which links accept from and to anything; a combo is known by its list
+of choices (or the ``"COMBO"`` type with an ``options`` list), never by asking the type object.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from hearth.core.types import ANY
 
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
 HIDDEN_KINDS = frozenset({"PROMPT", "DYNPROMPT", "EXTRA_PNGINFO", "UNIQUE_ID", "AUTH_TOKEN_COMFY_ORG", "API_KEY_COMFY_ORG"})
@@ -39,6 +48,51 @@ class InputSpec:
     @property
     def lazy(self) -> bool:
         return bool(self.options.get("lazy", False))
+
+
+class InputSpecs(dict):
+    """The declared inputs by name -- and, as in ComfyUI, any name a section claims without listing it.
+
+    rgthree's ``FlexibleOptionalInputType`` (Any Switch, Power Lora Loader, context nodes...) and similar ``dict``
+    subclasses answer ``name in section`` with True for every name and give ``(TYPE,)`` for it, so a node takes as
+    many inputs as the frontend adds (``any_01``, ``lora_3``...). ComfyUI hands a node every prompt input its
+    sections contain; so does the executor, through ``in`` and ``get`` here. Iterating, ``values()`` and ``len``
+    see the declared inputs only: validation checks those, as ComfyUI's does.
+    """
+
+    def __init__(self, declared: Mapping[str, InputSpec], node: str, raw: Mapping[str, Any]) -> None:
+        super().__init__(declared)
+        self._node = node
+        self._open = [(section, raw[section]) for section in ("required", "optional")
+                      if isinstance(raw.get(section), Mapping) and type(raw[section]) is not dict]
+        self._claimed: dict[str, InputSpec | None] = {}
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or (isinstance(name, str) and self._claim(name) is not None)
+
+    def __missing__(self, name: str) -> InputSpec:
+        spec = self._claim(name) if isinstance(name, str) else None
+        if spec is None:
+            raise KeyError(name)
+        return spec
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in self else default
+
+    def _claim(self, name: str) -> InputSpec | None:
+        if not self._open:
+            return None
+        if name not in self._claimed:
+            spec = None
+            for section, mapping in self._open:
+                try:
+                    if name in mapping:
+                        spec = _input_spec(self._node, name, section, mapping[name])
+                        break
+                except Exception:  # noqa: BLE001 - a section that cannot answer claims nothing
+                    continue
+            self._claimed[name] = spec
+        return self._claimed[name]
 
 
 @dataclass(frozen=True)
@@ -69,7 +123,7 @@ class NodeDefinition:
                 raise NodeDefinitionError(f"node class {self.name!r} ({cls!r}) has no {attr}; see the node contract")
         if not hasattr(cls, cls.FUNCTION):
             raise NodeDefinitionError(f"node class {self.name!r} declares FUNCTION={cls.FUNCTION!r} but has no such method")
-        self.return_types: tuple[str, ...] = tuple(_type_name(t) for t in cls.RETURN_TYPES)
+        self.return_types: tuple[str, ...] = tuple(type_name(t) for t in cls.RETURN_TYPES)
         names = getattr(cls, "RETURN_NAMES", None) or self.return_types
         self.return_names: tuple[str, ...] = tuple(names)
         is_list = getattr(cls, "OUTPUT_IS_LIST", None) or (False,) * len(self.return_types)
@@ -97,11 +151,19 @@ class NodeDefinition:
         for section in ("required", "optional", "hidden"):
             for name, value in (raw.get(section) or {}).items():
                 specs[name] = _input_spec(self.name, name, section, value)
-        return NodeInputs(specs, raw)
+        return NodeInputs(InputSpecs(specs, self.name, raw), raw)
 
     def object_info(self) -> dict[str, Any]:
-        """Describe the node in the shape of ComfyUI's ``/object_info/{class}`` entry."""
-        raw = self.inputs().raw
+        """Describe the node in the shape of ComfyUI's ``/object_info/{class}`` entry; raises
+        :class:`NodeDefinitionError` when its ``INPUT_TYPES`` does."""
+        return self._info(self.inputs().raw)
+
+    def broken_info(self, problem: str) -> dict[str, Any]:
+        """The entry of a node whose ``INPUT_TYPES`` fails (``problem``: why), for listings that name such nodes
+        rather than drop them (``comfy nodes``): what the class itself says, no inputs, and ``"error"``."""
+        return self._info({}) | {"error": problem}
+
+    def _info(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         info: dict[str, Any] = {
             "input": {section: _jsonable_section(raw[section]) for section in ("required", "optional", "hidden")
                       if raw.get(section)},
@@ -127,15 +189,36 @@ class NodeDefinition:
         return info
 
 
-def _type_name(value: Any) -> str:
+_PROBE = "\x00hearth: a type name no node declares\x00"
+
+
+def is_wildcard(value: Any) -> bool:
+    """Whether a pack's type object matches every type under ComfyUI's rule (``not received != expected``): a
+    ``str`` subclass whose ``__ne__`` denies a difference even from a name no node declares."""
+    if not isinstance(value, str) or type(value) is str:
+        return False
+    try:
+        return not (value != _PROBE)
+    except Exception:  # noqa: BLE001 - a pack's comparison that raises is no wildcard
+        return False
+
+
+def type_name(value: Any) -> str:
+    """The plain type name of a pack's type object: ``"COMBO"`` for a list of choices, ``"*"`` for an "any type"
+    (:func:`is_wildcard`), the string itself (never a subclass) otherwise; ``"INT,FLOAT"`` stays a union."""
     if isinstance(value, (list, tuple)):
         return "COMBO"
+    if is_wildcard(value):
+        return ANY
+    if isinstance(value, str):
+        return str.__str__(value)
     return str(value)
+
 
 
 def _input_spec(node: str, name: str, section: str, value: Any) -> InputSpec:
     if section == "hidden":
-        return InputSpec(name, str(value), section)
+        return InputSpec(name, type_name(value), section)
     if isinstance(value, str):  # a bare type name, as some packs write it
         value = (value,)
     if not isinstance(value, (list, tuple)) or not value:
@@ -144,15 +227,22 @@ def _input_spec(node: str, name: str, section: str, value: Any) -> InputSpec:
     options = value[1] if len(value) > 1 and isinstance(value[1], Mapping) else {}
     if isinstance(kind, (list, tuple)):
         return InputSpec(name, "COMBO", section, options, tuple(kind))
+    kind = type_name(kind)  # a plain str from here on: comparing it is safe
     if kind == "COMBO":
         return InputSpec(name, "COMBO", section, options, tuple(options.get("options", ())))
-    return InputSpec(name, str(kind), section, options)
+    return InputSpec(name, kind, section, options)
 
 
 def _jsonable_section(section: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``INPUT_TYPES`` section as ``/object_info`` shows it: tuples as lists, and each input's type as its plain
+    name (an "any type" object as ``"*"``, which is what the frontend links anything to)."""
     out = {}
     for name, value in section.items():
-        if isinstance(value, tuple):
+        if isinstance(value, (list, tuple)) and value and not isinstance(value[0], (list, tuple)):
+            value = [type_name(value[0]), *value[1:]]
+        elif isinstance(value, str):
+            value = type_name(value)
+        if isinstance(value, (list, tuple)):
             value = [list(v) if isinstance(v, tuple) else v for v in value]
         out[name] = value
     return out

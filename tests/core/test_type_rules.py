@@ -1,0 +1,212 @@
+"""ComfyUI's type rules for links: the "any type" trick, ``*``, comma unions, and combos known by their list.
+
+Packs declare types with ``str`` subclasses whose ``__ne__`` (often ``__eq__`` too) claims equality with everything
+(rgthree, KJNodes, Impact, ComfyUI-Logic...); ComfyUI's ``validate_node_input`` honours them through ``not received
+!= expected``. Hearth reads such a type as ``"*"`` and never compares a pack's type object with ``==``: an
+always-equal object once compared equal to ``"COMBO"`` and made every "any" input a combo with no choices.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from hearth.core.executor import Executor
+from hearth.core.node_registry import NodeRegistry
+from hearth.core.nodes import NodeDefinition, is_wildcard, type_name
+
+
+class AnyType(str):
+    """rgthree / KJNodes / Impact: only ``__ne__`` is overridden (the object stays hashable)."""
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+
+class AlwaysEqualProxy(str):
+    """ComfyUI-Logic and others: ``__eq__`` always true as well (which makes the object unhashable)."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+
+class Named(str):
+    """A str subclass that compares as a str: no wildcard."""
+
+
+ANY_NE = AnyType("*")
+ANY_EQ = AlwaysEqualProxy("*")
+ANY_NAMED = AnyType("any_type")  # the name does not matter to ComfyUI: __ne__ decides
+
+
+def test_type_names() -> None:
+    assert type_name(ANY_NE) == type_name(ANY_EQ) == type_name(ANY_NAMED) == "*"
+    assert all(is_wildcard(t) for t in (ANY_NE, ANY_EQ, ANY_NAMED))
+    assert not any(is_wildcard(t) for t in ("INT", "*", Named("INT"), ["a"], 3))
+    assert type_name(["a", "b"]) == type_name(("a",)) == "COMBO"
+    assert type_name("INT,FLOAT") == "INT,FLOAT"
+    assert type(type_name(Named("LATENT"))) is str and type_name(Named("LATENT")) == "LATENT"
+
+
+def node_class(inputs: dict[str, Any], returns: tuple[Any, ...] = (), fn: Any = None, output: bool = False) -> type:
+    def run(self: Any, **kwargs: Any) -> Any:
+        return fn(**kwargs) if fn else tuple(kwargs.values())
+
+    return type("N", (), {"INPUT_TYPES": classmethod(lambda cls: {"required": inputs}), "RETURN_TYPES": returns,
+                          "FUNCTION": "run", "run": run, "OUTPUT_NODE": output, "CATEGORY": "test"})
+
+
+def show(**kwargs: Any) -> dict[str, Any]:
+    return {"ui": {"value": [repr(v) for v in kwargs.values()]}}
+
+
+CLASSES = {
+    "Int": node_class({"value": ("INT", {"default": 0})}, ("INT",)),
+    "Text": node_class({"text": ("STRING", {})}, ("STRING",)),
+    "Float": node_class({"value": ("FLOAT", {})}, ("FLOAT",)),
+    "AnyPassNe": node_class({"value": (ANY_NE, {})}, (ANY_NE,)),
+    "AnyPassEq": node_class({"value": (ANY_EQ, {})}, (ANY_EQ,)),
+    "AnyPassNamed": node_class({"value": (ANY_NAMED, {})}, (ANY_NAMED,)),
+    "AnyOut": node_class({"value": ("INT", {})}, (ANY_EQ,)),
+    "StarIn": node_class({"value": ("*", {})}, ("*",)),
+    "UnionOut": node_class({"value": ("INT", {})}, ("INT,FLOAT",)),
+    "ShowInt": node_class({"value": ("INT", {"forceInput": True})}, (), show, output=True),
+    "ShowFloat": node_class({"value": ("FLOAT", {"forceInput": True})}, (), show, output=True),
+    "ShowNumber": node_class({"value": ("INT,FLOAT", {})}, (), show, output=True),
+    "ShowAny": node_class({"value": (ANY_EQ, {})}, (), show, output=True),
+    "ShowChoice": node_class({"choice": ("COMBO", {"options": ["a", "b"]})}, (), show, output=True),
+}
+
+
+@pytest.fixture
+def registry() -> NodeRegistry:
+    return NodeRegistry.from_classes(CLASSES)
+
+
+def link(source: str, slot: int = 0) -> list[Any]:
+    return [source, slot]
+
+
+def run(registry: NodeRegistry, prompt: dict[str, Any]) -> Any:
+    return Executor(registry).run({k: {"class_type": c, "inputs": i} for k, (c, i) in prompt.items()})
+
+
+def test_an_any_type_input_is_no_combo(registry: NodeRegistry) -> None:
+    for name in ("AnyPassNe", "AnyPassEq", "AnyPassNamed", "ShowAny"):
+        spec = registry[name].inputs().specs["value"]
+        assert (spec.type, spec.choices, spec.is_widget) == ("*", None, False), name
+    assert registry["AnyPassEq"].return_types == ("*",)
+    choice = registry["ShowChoice"].inputs().specs["choice"]
+    assert (choice.type, choice.choices) == ("COMBO", ("a", "b"))
+
+
+@pytest.mark.parametrize("through", ["AnyPassNe", "AnyPassEq", "AnyPassNamed", "StarIn"])
+def test_int_through_an_any_node_into_an_int_input(registry: NodeRegistry, through: str) -> None:
+    result = run(registry, {"1": ("Int", {"value": 7}), "2": (through, {"value": link("1")}),
+                            "3": ("ShowInt", {"value": link("2")})})
+    assert result.ok, result.validation.node_errors
+    assert result.outputs["3"] == {"value": ["7"]}
+
+
+def test_an_any_output_feeds_typed_inputs(registry: NodeRegistry) -> None:
+    result = run(registry, {"1": ("Int", {"value": 2}), "2": ("AnyOut", {"value": link("1")}),
+                            "3": ("ShowFloat", {"value": link("2")}), "4": ("ShowChoice", {"choice": link("2")})})
+    assert result.ok, result.validation.node_errors
+
+
+def test_an_any_input_takes_a_literal_unchanged(registry: NodeRegistry) -> None:
+    result = run(registry, {"1": ("ShowAny", {"value": "not a number"})})
+    assert result.ok, result.validation.node_errors
+    assert result.outputs["1"] == {"value": ["'not a number'"]}
+
+
+def test_comma_unions(registry: NodeRegistry) -> None:
+    ok = run(registry, {"1": ("Int", {"value": 1}), "2": ("ShowNumber", {"value": link("1")}),
+                        "3": ("Float", {"value": 0.5}), "4": ("ShowNumber", {"value": link("3")}),
+                        "5": ("UnionOut", {"value": 3}), "6": ("ShowFloat", {"value": link("5")})})
+    assert ok.ok, ok.validation.node_errors
+    bad = run(registry, {"1": ("Text", {"text": "x"}), "2": ("ShowNumber", {"value": link("1")})})
+    [problem] = bad.validation.node_errors["2"]["errors"]
+    assert problem["type"] == "return_type_mismatch"
+    assert problem["details"] == "value, received_type(STRING) mismatch input_type(INT,FLOAT)"
+
+
+def test_a_plain_mismatch_is_still_refused(registry: NodeRegistry) -> None:
+    bad = run(registry, {"1": ("Text", {"text": "x"}), "2": ("ShowInt", {"value": link("1")})})
+    assert bad.validation.node_errors["2"]["errors"][0]["type"] == "return_type_mismatch"
+
+
+def test_object_info_shows_any_types_as_star(registry: NodeRegistry) -> None:
+    info = json.loads(json.dumps(registry.object_info()))
+    assert info["AnyPassEq"]["input"]["required"]["value"] == ["*", {}]
+    assert info["AnyPassNamed"]["input"]["required"]["value"] == ["*", {}]
+    assert info["AnyPassNamed"]["output"] == info["AnyOut"]["output"] == ["*"]
+    assert info["UnionOut"]["output"] == ["INT,FLOAT"]
+
+
+class FlexibleOptional(dict):
+    """rgthree's FlexibleOptionalInputType: every name is an optional input of its type (Any Switch...)."""
+
+    def __init__(self, kind: Any, data: dict[str, Any] | None = None) -> None:
+        super().__init__(data or {})
+        self.kind, self.data = kind, data or {}
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key] if key in self.data else (self.kind,)
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+
+class AnySwitch:
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - the node contract's name
+        return {"required": {}, "optional": FlexibleOptional(ANY_NE, {"first": ("INT", {"default": 0})})}
+
+    RETURN_TYPES = (ANY_NE,)
+    FUNCTION = "switch"
+
+    def switch(self, **kwargs: Any) -> tuple[Any]:
+        return (sorted(kwargs.items()),)
+
+
+def test_a_section_that_claims_every_name_gets_every_input() -> None:
+    registry = NodeRegistry.from_classes({**CLASSES, "AnySwitch": AnySwitch})
+    specs = registry["AnySwitch"].inputs().specs
+    assert list(specs) == ["first"]  # validation sees the declared inputs; the node gets the others too
+    assert "any_07" in specs and specs.get("any_07").type == "*" and specs["first"].type == "INT"
+    result = run(registry, {"1": ("Int", {"value": 5}), "2": ("AnySwitch", {"any_01": link("1"), "any_02": "x",
+                                                                              "first": 1}),
+                            "3": ("ShowAny", {"value": link("2")})})
+    assert result.ok, result.validation.node_errors
+    assert result.outputs["3"] == {"value": [repr([("any_01", 5), ("any_02", "x"), ("first", 1)])]}
+
+
+def test_a_node_whose_input_types_raises_is_named_not_dropped() -> None:
+    class Broken:
+        @classmethod
+        def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - the node contract's name
+            raise RuntimeError("the model list is not there")
+
+        RETURN_TYPES = ("INT",)
+        FUNCTION = "run"
+
+        def run(self) -> tuple[int]:
+            return (1,)
+
+    registry = NodeRegistry.from_classes({"Broken": Broken, **CLASSES})
+    errors: dict[str, str] = {}
+    assert "Broken" not in registry.object_info(errors)  # as ComfyUI's /object_info: left out
+    assert errors == registry.input_errors() == {
+        "Broken": "Broken.INPUT_TYPES() raised RuntimeError: the model list is not there"}
+    entry = NodeDefinition("Broken", Broken).broken_info(errors["Broken"])
+    assert entry["error"] == errors["Broken"] and entry["output"] == ["INT"] and entry["input"] == {"required": {}}
+    result = run(registry, {"1": ("Broken", {}), "2": ("ShowInt", {"value": link("1")})})
+    [problem] = result.validation.node_errors["1"]["errors"]
+    assert "RuntimeError: the model list is not there" in problem["details"]
+    assert "the model list is not there" in result.validation.first_problem()
