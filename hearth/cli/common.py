@@ -172,3 +172,92 @@ def read_json(path: Path) -> Any:
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
+
+
+class JsonStdout:
+    """Standard output that carries exactly one JSON document, whatever the packs print.
+
+    Packs print while they load and run -- with ``print``, through ``sys.stdout``, with ``os.write(1, ...)`` from
+    C code, or from subprocesses that inherit descriptor 1 -- and ComfyUI lets all of it reach the terminal. For a
+    ``--json`` command that would put text before (or after) the document, so the whole command runs inside this
+    guard: ``sys.stdout`` is ``sys.stderr``, and descriptor 1 is a copy of descriptor 2 (children inherit that), so
+    everything else written to standard output lands on standard error. :meth:`emit` writes the document to the
+    real standard output, which the guard keeps aside.
+
+    When standard output is the process's own (descriptor 1, as for ``comfy ... --json | jq``), descriptor 1 stays
+    on standard error after the guard: a pack's thread or exit handler printing later cannot trail the document.
+    When it is not (``CliRunner`` in tests, an embedding program), descriptor 1 is put back on leaving and the
+    document goes to the ``sys.stdout`` the guard found. Disabled (``JsonStdout(False)``), it changes nothing and
+    :meth:`emit` is :func:`echo_json`, so a command can use one code path for both forms.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._stdout: Any = None
+        self._saved_fd: int | None = None
+        self._process_stdout = False
+        self._pending: str | None = None
+
+    def __enter__(self) -> JsonStdout:
+        if not self.enabled:
+            return self
+        self._stdout = sys.stdout
+        self._process_stdout = _is_descriptor_1(sys.stdout)
+        for stream in (sys.stdout, sys.__stdout__):
+            _flush(stream)  # what was written before the guard belongs on standard output
+        try:
+            self._saved_fd = os.dup(1)
+            os.dup2(2, 1)
+        except OSError:  # no descriptor 1 or 2 (a detached process): only the Python-level redirection applies
+            self._saved_fd = None
+        sys.stdout = sys.stderr
+        return self
+
+    def emit(self, data: Any) -> None:
+        """Write ``data`` as the command's one JSON document."""
+        text = json.dumps(data, indent=2, default=str) + "\n"
+        if not self.enabled:
+            click.echo(text, nl=False)
+        elif self._process_stdout and self._saved_fd is not None:
+            for stream in (sys.__stdout__, sys.stderr):
+                _flush(stream)  # the packs' buffered output goes out first, to standard error
+            _write_all(self._saved_fd, text.encode("utf-8"))
+        else:
+            self._pending = text  # written once the guard is gone, to the sys.stdout it found
+
+    def __exit__(self, *exc: Any) -> None:
+        if not self.enabled:
+            return
+        for stream in (sys.stdout, sys.__stdout__, sys.stderr):
+            _flush(stream)
+        if sys.stdout is sys.stderr:
+            sys.stdout = self._stdout
+        if self._saved_fd is not None and not self._process_stdout:
+            os.dup2(self._saved_fd, 1)
+            os.close(self._saved_fd)
+            self._saved_fd = None
+        if self._pending is not None:
+            self._stdout.write(self._pending)
+            _flush(self._stdout)
+            self._pending = None
+
+
+def _is_descriptor_1(stream: Any) -> bool:
+    try:
+        return stream.fileno() == 1
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError and a ValueError
+        return False
+
+
+def _flush(stream: Any) -> None:
+    try:
+        if stream is not None:
+            stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

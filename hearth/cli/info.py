@@ -9,24 +9,32 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hearth.cli.common import custom_nodes_option, echo_json, env_option, isolation_option, runtime_for
+from hearth.cli.common import JsonStdout, custom_nodes_option, env_option, isolation_option, runtime_for
+from hearth.core.node_registry import NodeRegistry
 from hearth.core.plugins import PluginRecord
+from hearth.core.runtime import Runtime
 from hearth.core.trust import TrustPolicy, canonical_pack_name
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print node info in the shape of ComfyUI's /object_info.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print node info in the shape of ComfyUI's /object_info; a node whose INPUT_TYPES fails has its "
+                   "class's own details, no inputs, and \"error\".")
 @custom_nodes_option
 @env_option
 @isolation_option
 def nodes(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None, isolation: str | None) -> None:
-    """List every node type the loaded plugins provide."""
-    runtime = runtime_for(custom_nodes, env_name, isolation=isolation)
-    registry = runtime.nodes
-    info = runtime.call(registry.object_info)  # INPUT_TYPES list the Runtime's model folders and samplers
-    if as_json:
-        echo_json(info)
-        return
+    """List every node type the loaded plugins provide; one whose INPUT_TYPES fails is listed with its error (it
+    cannot run, and the server's /object_info leaves it out, as ComfyUI's does)."""
+    with JsonStdout(as_json) as out:  # with --json, what packs print while loading goes to stderr
+        runtime = runtime_for(custom_nodes, env_name, isolation=isolation)
+        registry = runtime.nodes
+        errors: dict[str, str] = {}
+        info = runtime.call(registry.object_info, errors)  # INPUT_TYPES list the Runtime's model folders
+        info = {name: info[name] if name in info else registry[name].broken_info(errors[name]) for name in registry}
+        if as_json:
+            out.emit(info)
+            return
     table = Table()
     table.add_column("node", no_wrap=True)  # whole names, so `comfy nodes | grep NAME` finds them at 80 columns
     for column in ("category", "inputs", "outputs", "plugin"):
@@ -34,9 +42,14 @@ def nodes(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None, i
     for name, entry in info.items():
         required = list(entry["input"].get("required", {}))
         optional = [f"{n}?" for n in entry["input"].get("optional", {})]
-        table.add_row(name, entry["category"], ", ".join(required + optional), ", ".join(entry["output"]),
-                      registry[name].plugin)
+        inputs = ", ".join(required + optional)
+        if "error" in entry:
+            inputs = f"[red]error: {escape(entry['error'])}[/red]"
+        table.add_row(name, escape(entry["category"]), inputs, ", ".join(entry["output"]), registry[name].plugin)
     Console().print(table)
+    if errors:
+        click.echo(f"warning: {len(errors)} node(s) cannot run: their INPUT_TYPES fails ({', '.join(errors)})",
+                   err=True)
 
 
 @click.command()
@@ -53,20 +66,23 @@ def plugins(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None,
     network (comfy trust PACK --network). Why: "first-party plugin", "trusted by you (comfy trust)", "publisher
     trusted by REGISTRY", "not trusted", "--isolation all", "--isolation off" or "has its own dependency layer".
     """
-    runtime = runtime_for(custom_nodes, env_name, quiet=True, isolation=isolation)
-    manager = runtime.plugins
-    runtime.nodes  # noqa: B018 - building the registry counts nodes per plugin and surfaces name clashes
-    records = sorted(manager.records.values(), key=lambda r: (r.tier != "essential", r.tier != "default", r.name))
-    # Recorded as packs import them; names a pack reaches only inside a node show up once that node has run.
-    missing = manager.missing_internals()
-    trust = runtime.options.trust
-    if as_json:
-        echo_json({"plugins": [{**r.as_dict(), "network": network_allowed(r, trust),
-                                "missing_internals": missing.get(r.name, []) if r.kind == "comfyui" else []}
-                               for r in records],
-                   "isolation": trust.mode, "pack_hosts": pack_hosts(trust),
-                   "collisions": [c.as_dict() for c in manager.collisions], "warnings": manager.warnings})
-        return
+    with JsonStdout(as_json) as out:  # with --json, what packs print while loading goes to stderr
+        runtime = runtime_for(custom_nodes, env_name, quiet=True, isolation=isolation)
+        manager = runtime.plugins
+        registry = runtime.nodes  # building the registry counts nodes per plugin and surfaces name clashes
+        records = sorted(manager.records.values(), key=lambda r: (r.tier != "essential", r.tier != "default", r.name))
+        # Recorded as packs import them; names a pack reaches only inside a node show up once that node has run.
+        missing = manager.missing_internals()
+        broken = node_errors_by_plugin(runtime, registry)
+        trust = runtime.options.trust
+        if as_json:
+            out.emit({"plugins": [{**r.as_dict(), "network": network_allowed(r, trust),
+                                   "missing_internals": missing.get(r.name, []) if r.kind == "comfyui" else [],
+                                   "node_errors": broken.get(r.name, {})}
+                                  for r in records],
+                      "isolation": trust.mode, "pack_hosts": pack_hosts(trust),
+                      "collisions": [c.as_dict() for c in manager.collisions], "warnings": manager.warnings})
+            return
     hosts = pack_hosts(trust)
     if hosts is None:
         can = ""
@@ -99,8 +115,20 @@ def plugins(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None,
     for record in records:
         for note in record.notes:
             console.print(f"[cyan]note:[/cyan] {escape(record.name)}: {escape(note)}", highlight=False, soft_wrap=True)
+        for node, problem in broken.get(record.name, {}).items():
+            console.print(f"[yellow]warning:[/yellow] {escape(record.name)}: node {escape(node)} cannot run: "
+                          f"{escape(problem)}", highlight=False, soft_wrap=True)
     for warning in manager.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+def node_errors_by_plugin(runtime: Runtime, registry: NodeRegistry) -> dict[str, dict[str, str]]:
+    """``{plugin: {node: what failed}}`` for the nodes whose ``INPUT_TYPES`` fails (read inside the Runtime, as
+    validation reads it): listed, where ComfyUI's /object_info silently leaves them out."""
+    found: dict[str, dict[str, str]] = {}
+    for node, problem in runtime.call(registry.input_errors).items():
+        found.setdefault(registry[node].plugin, {})[node] = problem
+    return found
 
 
 def network_allowed(record: PluginRecord, trust: TrustPolicy) -> bool:

@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from hearth.cli.common import custom_nodes_option, echo_json, runtime_for
+from hearth.cli.common import JsonStdout, custom_nodes_option, runtime_for
 from hearth.cli.main import UserError
 from hearth.core.model_folders import ModelFolders, TinyModel, write_tiny_model, write_tiny_models
 
@@ -45,13 +45,15 @@ def make_tiny(name: str | None, out: Path | None, models_dir: Path | None, seed:
               as_json: bool, custom_nodes: tuple[Path, ...]) -> None:
     """Write a tiny model NAME (random weights, real layout, a few MB) for tests and demos; "all" writes every
     one into --models-dir under the file names the example workflows use. Without NAME, list them."""
-    models = tiny_models(custom_nodes)
-    if name is None:
-        if as_json:
-            echo_json({key: {"kind": m.kind, "filename": m.filename, "description": m.description,
-                             **({"parts": list(m.parts)} if m.parts else {})}
-                       for key, m in models.items()})
+    listing = as_json and name is None
+    with JsonStdout(listing) as out:  # with --json, what packs print while loading goes to stderr
+        models = tiny_models(custom_nodes)
+        if listing:
+            out.emit({key: {"kind": m.kind, "filename": m.filename, "description": m.description,
+                            **({"parts": list(m.parts)} if m.parts else {})}
+                      for key, m in models.items()})
             return
+    if name is None:
         table = Table("name", "file under --models-dir", "what it is")
         for column in table.columns[:2]:
             column.no_wrap = True  # whole names, so `comfy models make-tiny | grep NAME` finds them at 80 columns

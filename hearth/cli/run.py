@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hearth.cli.common import (
+    JsonStdout,
     custom_nodes_option,
-    echo_json,
     env_option,
     isolation_option,
     read_json,
@@ -76,14 +76,16 @@ def run(workflow: Path, out_dir: Path, input_dir: Path, assignments: tuple[str, 
     """Run WORKFLOW.json and print the paths of the files it saved."""
     if as_json and not check:
         raise UserError("--json works with --check only (comfy run --check --json WORKFLOW.json)")
-    runtime = runtime_for(custom_nodes, env_name, models_dir=models_dir, extra_model_paths=extra_model_paths,
-                          cache=cache_spec, vram_mb=vram_mb, output=out_dir, input=input_dir, temp=out_dir / "temp",
-                          isolation=isolation)
-    with runtime.activate():  # a UI workflow's widgets map through INPUT_TYPES, which list the Runtime's folders
-        _run(runtime, workflow, assignments, check, as_json)
+    with JsonStdout(as_json) as out:  # with --json, what packs print while loading goes to stderr
+        runtime = runtime_for(custom_nodes, env_name, models_dir=models_dir, extra_model_paths=extra_model_paths,
+                              cache=cache_spec, vram_mb=vram_mb, output=out_dir, input=input_dir,
+                              temp=out_dir / "temp", isolation=isolation)
+        with runtime.activate():  # a UI workflow's widgets map through INPUT_TYPES, which list the Runtime's folders
+            _run(runtime, workflow, assignments, check, out)
 
 
-def _run(runtime: Runtime, workflow: Path, assignments: tuple[str, ...], check: bool, as_json: bool) -> None:
+def _run(runtime: Runtime, workflow: Path, assignments: tuple[str, ...], check: bool, out: JsonStdout) -> None:
+    as_json = out.enabled
     prompt, ui_workflow = load_workflow(workflow, runtime.nodes)
     for node_id, name, value in map(parse_assignment, assignments):
         node = prompt.get(node_id) if isinstance(prompt, dict) else None
@@ -99,7 +101,7 @@ def _run(runtime: Runtime, workflow: Path, assignments: tuple[str, ...], check: 
     validation = executor.validator.validate(nodes)
     if check:
         if as_json:
-            echo_json(validation.response())
+            out.emit(validation.response())
         elif validation.ok:
             click.echo(f"ok: {len(nodes)} nodes, outputs {', '.join(validation.outputs)}")
         if not validation.ok:
