@@ -143,7 +143,159 @@ def __getattr__(name: str) -> Any:
         return str(model_folders().base.resolve().parent)
     if name in ("output_directory", "input_directory", "temp_directory"):
         return str(getattr(context.folders(), name.removesuffix("_directory")))
+    if name == "user_directory":
+        return get_user_directory()
     raise AttributeError(name)
+
+
+def set_output_directory(output_dir: str) -> None:
+    """Change where outputs go for the current Runtime (ComfyUI's ``--output-directory``)."""
+    context.folders().output = Path(output_dir)
+
+
+def set_input_directory(input_dir: str) -> None:
+    context.folders().input = Path(input_dir)
+
+
+def set_temp_directory(temp_dir: str) -> None:
+    context.folders().temp = Path(temp_dir)
+
+
+_user_directory: Path | None = None
+
+# ComfyUI's prefix of system user names (``__manager``): their folders are never reachable through /userdata.
+SYSTEM_USER_PREFIX = "__"
+
+
+def get_user_directory() -> str:
+    """The users' folder (``<data>/user``, beside the output folder, where ``comfy serve`` keeps each user's
+    settings and workflows), unless a pack set another with :func:`set_user_directory`."""
+    if _user_directory is not None:
+        return str(_user_directory)
+    return str(context.folders().output.resolve().parent / "user")
+
+
+def set_user_directory(user_dir: str) -> None:
+    global _user_directory
+    _user_directory = Path(user_dir)
+
+
+def get_system_user_directory(name: str = "system") -> str:
+    """The folder of a system user (``__<name>``), for a pack's own private state; ``name`` is a plain word."""
+    if not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"invalid system user name {name!r}: use letters, digits, '-' and '_'")
+    return os.path.join(get_user_directory(), SYSTEM_USER_PREFIX + name)
+
+
+def get_public_user_directory(user_id: str) -> str | None:
+    """A user's folder, or None for a system user (or a name that is not a plain user name)."""
+    if not user_id or user_id.startswith(SYSTEM_USER_PREFIX) or "/" in user_id or "\\" in user_id or ".." in user_id:
+        return None
+    return os.path.join(get_user_directory(), user_id)
+
+
+def get_input_subfolders() -> list[str]:
+    """Every folder inside the input folder, as ``a/b`` paths relative to it, sorted."""
+    root = Path(get_input_directory())
+    if not root.is_dir():
+        return []
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_dir())
+
+
+# Extension -> content type ("image", "video", "audio"), as ComfyUI caches it; packs may add their own.
+extension_mimetypes_cache: dict[str, str] = {"webp": "image"}
+
+
+def filter_files_content_types(files: list[str], content_types: Iterable[str]) -> list[str]:
+    """The files whose MIME type (guessed from the extension) is one of ``content_types`` ("image"...)."""
+    import mimetypes
+
+    wanted = set(content_types) if not isinstance(content_types, str) else {content_types}
+    found = []
+    for file in files:
+        extension = file.rsplit(".", 1)[-1]
+        kind = extension_mimetypes_cache.get(extension)
+        if kind is None:
+            mime, _ = mimetypes.guess_type(file, strict=False)
+            if not mime:
+                continue
+            kind = extension_mimetypes_cache[extension] = mime.split("/")[0]
+        if kind in wanted:
+            found.append(file)
+    return found
+
+
+def filter_files_extensions(files: Iterable[str], extensions: Iterable[str]) -> list[str]:
+    """The files with one of ``extensions`` (``".safetensors"``; an empty collection keeps every file), sorted."""
+    extensions = {e.lower() for e in extensions}
+    return sorted(f for f in files if not extensions or os.path.splitext(f)[-1].lower() in extensions)
+
+
+def recursive_search(directory: str, excluded_dir_names: list[str] | None = None) -> tuple[list[str], dict[str, float]]:
+    """(every file under ``directory`` relative to it, {each folder searched: its mtime}); a folder that does not
+    exist gives nothing. Folders named in ``excluded_dir_names`` are skipped."""
+    if not os.path.isdir(directory):
+        return [], {}
+    excluded = set(excluded_dir_names or ())
+    files: list[str] = []
+    folders: dict[str, float] = {}
+    for root, dirs, names in os.walk(directory, followlinks=True):
+        dirs[:] = [d for d in dirs if d not in excluded]
+        try:
+            folders[root] = os.path.getmtime(root)
+        except OSError:
+            continue
+        files.extend(os.path.relpath(os.path.join(root, name), directory) for name in names)
+    return files, folders
+
+
+def get_filename_list_(folder_name: str) -> tuple[list[str], dict[str, float], float]:
+    """(the kind's files, {folder: mtime}, when listed): ComfyUI's uncached listing."""
+    import time
+
+    folders: dict[str, float] = {}
+    for path in get_folder_paths(folder_name):
+        folders.update(recursive_search(path, excluded_dir_names=[".git"])[1])
+    return get_filename_list(folder_name), folders, time.perf_counter()
+
+
+def cached_filename_list_(folder_name: str) -> tuple[list[str], dict[str, float], float] | None:
+    """Hearth lists a kind's folders afresh each time, so there is never a cached listing: always None."""
+    return None
+
+
+# ComfyUI's listing cache, read by some packs to invalidate it; Hearth keeps none, so clearing it is harmless.
+filename_list_cache: dict[str, tuple[list[str], dict[str, float], float]] = {}
+
+
+class CacheHelper:
+    """ComfyUI's ``with folder_paths.cache_helper:`` block that holds listings steady; Hearth lists afresh each
+    time, so the block only tracks whether it is active."""
+
+    def __init__(self) -> None:
+        self.cache: dict[str, tuple[list[str], dict[str, float], float]] = {}
+        self.active = False
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.cache.get(key, default) if self.active else default
+
+    def set(self, key: str, value: tuple[list[str], dict[str, float], float]) -> None:
+        if self.active:
+            self.cache[key] = value
+
+    def clear(self) -> None:
+        self.cache.clear()
+
+    def __enter__(self) -> CacheHelper:
+        self.active = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.active = False
+        self.clear()
+
+
+cache_helper = CacheHelper()
 
 
 def get_output_directory() -> str:

@@ -12,6 +12,20 @@ A name the Hearth module lacks:
   ``hasattr(mm, "xformers_enabled")`` feature checks packs make answer ``False`` instead of lying).
 
 Either way the name is recorded per pack in :func:`missing_names`.
+
+A whole module of ComfyUI's tree that Hearth does not implement (``comfy.ldm.modules.attention``; the table is
+:mod:`hearth_comfy_compat.comfyui_tree`) is served as a stand-in: importing it works and is recorded, and every
+name taken from it is a stand-in as above. A name outside ComfyUI's tree is left to Python, so
+``import comfy.nonsense_xyz`` fails with ``ModuleNotFoundError`` as it does in ComfyUI.
+
+A stand-in can be subclassed (``class MyPatcher(comfy.x.Missing)``, the way packs build on ComfyUI's classes): the
+class statement works, and what the subclass takes from the missing base (its constructor, an attribute it does
+not define itself) fails naming the base. ``class Foo(comfy.utils.missing_name)`` works too, though a plain
+``comfy.utils.missing_name`` expression raises at once.
+
+Every served module and stand-in has a ``__file__`` (and a package its ``__path__``) inside this package's
+``comfyui`` folder, laid out as ComfyUI's source tree, so ``os.path.dirname(folder_paths.__file__)`` is a real
+folder, and a module implemented by a file there names that file.
 """
 
 from __future__ import annotations
@@ -28,6 +42,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from hearth_comfy_compat import comfyui_tree
 
 # ComfyUI module name -> the Hearth module that implements it (None: a package that only holds submodules).
 SERVED: dict[str, str | None] = {
@@ -79,13 +95,25 @@ def target_of(fullname: str) -> tuple[bool, str | None]:
     return False, None
 
 
+def is_stand_in(fullname: str) -> bool:
+    """Whether ``fullname`` is a module of ComfyUI's tree that Hearth does not implement (served as a stand-in)."""
+    return not target_of(fullname)[0] and comfyui_tree.is_comfyui_module(fullname)
+
+
 def _is_package(fullname: str) -> bool:
     path = _IMPLEMENTATIONS_DIR.joinpath(*fullname.split("."))
     return SERVED.get(fullname, "") is None or any(name.startswith(fullname + ".") for name in SERVED) or (
-        path / "__init__.py").is_file()
+        path / "__init__.py").is_file() or comfyui_tree.is_comfyui_package(fullname)
+
+
+def _file_of(fullname: str, package: bool) -> Path:
+    """Where ComfyUI's module ``fullname`` lies in the ``comfyui`` folder (the implementation's file, if any)."""
+    path = _IMPLEMENTATIONS_DIR.joinpath(*fullname.split("."))
+    return path / "__init__.py" if package else path.with_suffix(".py")
 
 
 _IMPORT_FROM = dis.opmap["IMPORT_FROM"]
+_LOAD_BUILD_CLASS = dis.opmap["LOAD_BUILD_CLASS"]
 _lock = threading.Lock()
 _packs: dict[Path, str] = {}  # a pack's folder (or single file) -> its name
 _custom_nodes: list[Path] = []  # the folders the latest loader reads packs from
@@ -127,14 +155,89 @@ def _pack_of(frame: types.FrameType | None) -> str:
     return "an unknown pack"
 
 
+def _record(pack: str, full: str) -> str:
+    with _lock:
+        _missing[pack].add(full)
+    return f"Hearth does not provide {full} (used by pack {pack})"
+
+
+def _class_bases(code: types.CodeType) -> frozenset[int]:
+    """Offsets of the instructions of ``code`` that load a class statement's bases: those after a
+    ``LOAD_BUILD_CLASS`` and before the statement stores (or discards) the class."""
+    found = _bases_cache.get(code)
+    if found is None:
+        offsets: set[int] = set()
+        inside = False
+        for instruction in dis.get_instructions(code):
+            if instruction.opcode == _LOAD_BUILD_CLASS:
+                inside = True
+            elif instruction.opname.startswith(("STORE_", "POP_TOP", "RETURN")):
+                inside = False
+            elif inside:
+                offsets.add(instruction.offset)
+        found = _bases_cache[code] = frozenset(offsets)
+    return found
+
+
+_bases_cache: dict[types.CodeType, frozenset[int]] = {}
+
+
+def _takes_stand_in(frame: types.FrameType) -> bool:
+    """Whether ``frame`` is binding a name (``from x import name``) or naming a class's base (``class
+    Foo(x.name)``) right now: there a stand-in is given instead of an error, so the pack still loads."""
+    return frame.f_code.co_code[frame.f_lasti] == _IMPORT_FROM or frame.f_lasti in _class_bases(frame.f_code)
+
+
+class _MissingBase(type):
+    """The metaclass of the class a stand-in puts in a subclass's bases: what the subclass does not define
+    itself fails naming the missing base (``HearthDoesNotProvide`` is an ``AttributeError``, so ``hasattr`` on
+    the subclass answers False)."""
+
+    def __getattr__(cls, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise HearthDoesNotProvide(f"{cls.__hearth_missing__}: {attr!r} would come from it")
+
+
+def _missing_base(message: str, full: str) -> type:
+    """The class put in a subclass's bases in place of the missing ``full`` (one per name)."""
+    with _lock:
+        found = _missing_bases.get(full)
+        if found is None:
+            module, _, name = full.rpartition(".")
+
+            def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+                raise HearthDoesNotProvide(message)
+
+            def __getattr__(self: Any, attr: str) -> Any:
+                if attr.startswith("__"):
+                    raise AttributeError(attr)
+                raise HearthDoesNotProvide(f"{message}: {attr!r} would come from it")
+
+            found = _MissingBase(name, (), {"__module__": module, "__qualname__": name, "__init__": __init__,
+                                            "__getattr__": __getattr__, "__hearth_missing__": message,
+                                            "__doc__": f"Stand-in for {full}, which Hearth does not provide."})
+            _missing_bases[full] = found
+        return found
+
+
+_missing_bases: dict[str, type] = {}
+
+
 class _Missing:
     """What ``from comfy.X import name`` binds when Hearth lacks the name: fails when the node uses it."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, full: str = "") -> None:
         object.__setattr__(self, "_message", message)
+        object.__setattr__(self, "_full", full)
 
     def _fail(self, *args: Any, **kwargs: Any) -> Any:
         raise HearthDoesNotProvide(object.__getattribute__(self, "_message"))
+
+    def __mro_entries__(self, bases: tuple[Any, ...]) -> tuple[type, ...]:
+        # `class Foo(stand_in)`: Foo gets a real base class standing in for the missing one.
+        message = object.__getattribute__(self, "_message")
+        return (_missing_base(message, object.__getattribute__(self, "_full") or message),)
 
     __call__ = _fail
     __getattr__ = _fail
@@ -149,21 +252,35 @@ class _Missing:
         return f"<missing: {object.__getattribute__(self, '_message')}>"
 
 
+# What a served module's own import set up, which must not come from its implementation.
+_MACHINERY = frozenset({"__path__", "__file__", "__cached__", "__spec__", "__loader__", "__package__", "__name__",
+                        "__builtins__", "__getattr__", "__dir__"})
+
+
 class _ServedModule(types.ModuleType):
     """A ComfyUI module name whose attributes come from a Hearth module (see the module docstring)."""
 
-    def __init__(self, name: str, target: str | None) -> None:
+    def __init__(self, name: str, target: str | None, stand_in: bool = False) -> None:
         super().__init__(name)
         self.__hearth_target__ = target
+        self.__hearth_stand_in__ = stand_in
 
     def __getattr__(self, attr: str) -> Any:
         target = self.__dict__.get("__hearth_target__")
         if attr.startswith("__"):
+            # The implementation's own dunders (__version__, __all__), never the import system's.
+            if target is not None and attr not in _MACHINERY and attr in vars(module := importlib.import_module(
+                    target)):
+                return vars(module)[attr]
             raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r}")
-        if target_of(f"{self.__name__}.{attr}")[0]:
+        sub = f"{self.__name__}.{attr}"
+        if target_of(sub)[0] or comfyui_tree.is_comfyui_module(sub):
             # `import comfy` then `comfy.model_management.x`: works in ComfyUI because something else imported
             # the submodule first; here nothing may have.
-            return importlib.import_module(f"{self.__name__}.{attr}")
+            return importlib.import_module(sub)
+        if self.__dict__.get("__hearth_stand_in__"):
+            # Every name of a module Hearth lacks is a stand-in: the module is ComfyUI's, so the name may be.
+            return _Missing(_record(_pack_of(sys._getframe(1)), sub), sub)
         if target is None:
             raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r}")
         try:
@@ -171,13 +288,9 @@ class _ServedModule(types.ModuleType):
         except AttributeError:
             pass
         caller = sys._getframe(1)
-        pack = _pack_of(caller)
-        full = f"{self.__name__}.{attr}"
-        with _lock:
-            _missing[pack].add(full)
-        message = f"Hearth does not provide {full} (used by pack {pack})"
-        if caller.f_code.co_code[caller.f_lasti] == _IMPORT_FROM:
-            return _Missing(message)
+        message = _record(_pack_of(caller), sub)
+        if _takes_stand_in(caller):
+            return _Missing(message, sub)
         raise HearthDoesNotProvide(message)
 
     def __setattr__(self, attr: str, value: Any) -> None:
@@ -200,9 +313,13 @@ class _ServedModule(types.ModuleType):
 
 class _Loader(importlib.abc.Loader):
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
-        return _ServedModule(spec.name, target_of(spec.name)[1])
+        served, target = target_of(spec.name)
+        return _ServedModule(spec.name, target, stand_in=not served)
 
     def exec_module(self, module: types.ModuleType) -> None:
+        if module.__dict__.get("__hearth_stand_in__"):
+            _record(_pack_of(sys._getframe(1)), module.__name__)
+            return
         # Import the implementation now, so a broken one fails at the pack's import line, not at first use.
         target = target_of(module.__name__)[1]
         if target is not None:
@@ -215,13 +332,16 @@ class ComfyModuleFinder(importlib.abc.MetaPathFinder):
     loader = _Loader()
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
-        if not target_of(fullname)[0]:
+        if not target_of(fullname)[0] and not comfyui_tree.is_comfyui_module(fullname):
             return None
         # A module with served submodules (comfy.comfy_types.node_typing) is a package even when it has a target.
         package = _is_package(fullname)
-        spec = importlib.machinery.ModuleSpec(fullname, self.loader, is_package=package)
-        if spec.submodule_search_locations is not None:
-            spec.submodule_search_locations = []  # submodules come from this finder only
+        file = _file_of(fullname, package)
+        spec = importlib.machinery.ModuleSpec(fullname, self.loader, origin=str(file), is_package=package)
+        spec.has_location = True  # __file__ is set from the origin
+        if package:
+            # The folder holds only modules this finder serves, so no other finder finds a name ComfyUI lacks.
+            spec.submodule_search_locations = [str(file.parent)]
         return spec
 
 

@@ -1,0 +1,96 @@
+"""Every ComfyUI module name a pack imports resolves: Hearth's implementation where it has one, else a recorded
+stand-in that can be imported, subclassed and found on disk, and that fails the node using it naming the module,
+the name and the pack. A name ComfyUI does not have still fails to import, as a pack's feature probe expects."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import hearth_comfy_compat as comfy_compat
+import pytest
+from click.testing import CliRunner
+
+from hearth.cli.main import cli
+from hearth.core.executor import Executor
+from hearth.core.model_folders import ModelFolders
+from hearth.core.plugins import PluginManager
+from hearth.core.runtime import Runtime
+from tests.comfy_compat.tiny_sd import executor_for, node
+
+PACKS = Path(__file__).parent / "packs_modules"
+
+
+@pytest.fixture(scope="module")
+def packs_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    work = tmp_path_factory.mktemp("work")
+    runtime = Runtime.build(model_folders=ModelFolders(work / "models"), custom_nodes=[PACKS], environ={},
+                            output=work / "output", input=work / "input", temp=work / "temp")
+    with runtime.activate():
+        runtime.plugins  # noqa: B018 - load the packs now, inside the runtime
+        yield runtime
+
+
+@pytest.fixture(scope="module")
+def pm(packs_runtime: Runtime) -> PluginManager:
+    return packs_runtime.plugins
+
+
+@pytest.fixture(scope="module")
+def executor(pm: PluginManager, tmp_path_factory: pytest.TempPathFactory) -> Executor:
+    return executor_for(pm, tmp_path_factory.mktemp("run"))
+
+
+def test_a_pack_importing_comfyuis_modules_and_subclassing_a_stand_in_loads(pm: PluginManager,
+                                                                              executor: Executor) -> None:
+    record = pm.records["modules_pack"]
+    assert record.error is None, record.traceback
+    result = executor.run({"1": node("ModulesReport")})
+    assert result.ok, result.error
+    facts = dict(fact.split(":") for fact in result.outputs["1"]["text"])
+    assert facts == {"nonsense": "False", "root_is_dir": "True", "k_diffusion_is_dir": "True", "version": "True",
+                     "previews_off": "True", "depth": "3", "width": "7", "server": "True"}
+
+
+def test_a_name_comfyui_lacks_is_not_found() -> None:
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("comfy.nonsense_xyz")
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("comfy_extras.not_a_node_module")
+    assert importlib.util.find_spec("comfy.nonsense_xyz") is None
+
+
+def test_served_modules_answer_their_dunders(pm: PluginManager) -> None:
+    import comfy
+    import comfy.ldm.cascade.stage_c as stage_c
+    import comfyui_version
+    import folder_paths
+
+    assert os.path.isdir(os.path.dirname(folder_paths.__file__))
+    assert os.path.isdir(os.path.join(os.path.dirname(comfy.__file__), "k_diffusion"))
+    assert [os.path.isdir(p) for p in comfy.__path__] == [True]
+    assert comfy.__spec__.name == "comfy" and comfy.__spec__.origin == comfy.__file__
+    assert comfyui_version.__version__.count(".") == 2
+    assert stage_c.__file__.endswith(os.path.join("comfy", "ldm", "cascade", "stage_c.py"))
+    assert not hasattr(folder_paths, "__path__")
+
+
+def test_using_a_stand_in_fails_the_node_naming_it(executor: Executor) -> None:
+    result = executor.run({"1": node("UsesStandIn")}, targets=["1"])
+    assert result.status == "error"
+    assert result.error["exception_message"] == (
+        "Hearth does not provide comfy.ldm.cascade.stage_c.StageC (used by pack modules_pack)")
+
+
+def test_comfy_plugins_lists_what_the_pack_touched(pm: PluginManager) -> None:
+    result = CliRunner().invoke(cli, ["plugins", "--json", "--custom-nodes", str(PACKS)])
+    assert result.exit_code == 0, result.output
+    records = {r["name"]: r for r in json.loads(result.stdout)["plugins"]}
+    lacks = set(records["modules_pack"]["missing_internals"])
+    assert {"comfy.ldm.cascade.stage_c", "comfy.ldm.cascade.stage_c.StageC", "comfy.ldm.cascade.stage_a.StageA",
+            "app.model_manager", "app.model_manager.ModelFileManager"} <= lacks
+    assert not {"folder_paths", "comfy.utils", "comfy.cli_args", "comfyui_version"} & lacks
+    assert comfy_compat.missing_names()["modules_pack"]
