@@ -33,7 +33,7 @@ comfy.comfy_types: node_typing input_types
 comfy.k_diffusion: sampling utils deis sa_solver external
 comfy.extra_samplers: uni_pc
 comfy.t2i_adapter: adapter
-comfy.taesd: taesd
+comfy.taesd: taesd taehv
 comfy.cldm: cldm control_types dit_embedder mmdit
 comfy.weight_adapter: base boft bypass glora loha lokr lora oft
 comfy.image_encoders: dino2

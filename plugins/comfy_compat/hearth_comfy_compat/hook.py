@@ -161,6 +161,17 @@ def _record(pack: str, full: str) -> str:
     return f"Hearth does not provide {full} (used by pack {pack})"
 
 
+def lacking(full_name: str, detail: str = "") -> HearthDoesNotProvide:
+    """The error for a ComfyUI name a served module has but cannot honour (``comfy.controlnet.load_controlnet``
+    while Hearth has no ControlNet models), recorded for the pack whose code called: ``raise lacking(name)``.
+
+    :param full_name: the ComfyUI name, as ``comfy plugins`` lists it.
+    :param detail: what is missing or what to do, added to the message after a colon.
+    """
+    message = _record(_pack_of(sys._getframe(1)), full_name)
+    return HearthDoesNotProvide(f"{message}: {detail}" if detail else message)
+
+
 def _class_bases(code: types.CodeType) -> frozenset[int]:
     """Offsets of the instructions of ``code`` that load a class statement's bases: those after a
     ``LOAD_BUILD_CLASS`` and before the statement stores (or discards) the class."""

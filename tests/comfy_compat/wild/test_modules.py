@@ -94,3 +94,11 @@ def test_comfy_plugins_lists_what_the_pack_touched(pm: PluginManager) -> None:
             "app.model_manager", "app.model_manager.ModelFileManager"} <= lacks
     assert not {"folder_paths", "comfy.utils", "comfy.cli_args", "comfyui_version"} & lacks
     assert comfy_compat.missing_names()["modules_pack"]
+
+
+def test_a_served_module_records_what_it_cannot_honour() -> None:
+    error = comfy_compat.hook.lacking("comfy.controlnet.load_controlnet", "Hearth has no ControlNet models yet")
+    assert isinstance(error, comfy_compat.HearthDoesNotProvide)
+    assert str(error) == ("Hearth does not provide comfy.controlnet.load_controlnet (used by pack an unknown pack): "
+                          "Hearth has no ControlNet models yet")
+    assert "comfy.controlnet.load_controlnet" in comfy_compat.missing_names()["an unknown pack"]
