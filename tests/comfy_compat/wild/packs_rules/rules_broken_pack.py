@@ -1,0 +1,35 @@
+"""A pack one of whose nodes lists a folder that is not there in INPUT_TYPES (as packs list their model folders)."""
+
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class RulesListPresets:
+    @classmethod
+    def INPUT_TYPES(cls):
+        presets = sorted(os.listdir(os.path.join(HERE, "rules_presets_not_installed")))
+        return {"required": {"preset": (presets,)}}
+
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+    CATEGORY = "rules"
+
+    def run(self, preset):
+        return (preset,)
+
+
+class RulesFine:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": ("STRING", {"default": "fine"})}}
+
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+    CATEGORY = "rules"
+
+    def run(self, text):
+        return (text,)
+
+
+NODE_CLASS_MAPPINGS = {"Rules List Presets": RulesListPresets, "Rules Fine": RulesFine}
