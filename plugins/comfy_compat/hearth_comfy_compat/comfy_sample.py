@@ -9,10 +9,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np  # noqa: F401 - ComfyUI's module has it, and packs import it from here (`from comfy.sample import np`)
+
 from hearth_comfy_compat.comfy_samplers import KSampler, _sampling
 from hearth_comfy_compat.comfy_samplers import sample as _guided_sample
 
-__all__ = ["fix_empty_latent_channels", "prepare_noise", "sample", "sample_custom"]
+# Where older ComfyUI kept these; packs still call them as comfy.sample.*.
+from hearth_comfy_compat.comfyui.comfy.sampler_helpers import (
+    cleanup_additional_models,
+    convert_cond,
+    get_additional_models,
+    get_models_from_cond,
+    prepare_mask,
+)
+
+__all__ = ["cleanup_additional_models", "convert_cond", "fix_empty_latent_channels", "get_additional_models",
+           "get_models_from_cond", "prepare_mask", "prepare_noise", "sample", "sample_custom"]
 
 
 def prepare_noise(latent_image: Any, seed: int, noise_inds: list[int] | None = None) -> Any:

@@ -8,12 +8,14 @@ pack's own sampling node takes the same steps as Hearth's KSampler. Latents go i
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from hearth_comfy_compat import services
 
-__all__ = ["CFGGuider", "KSAMPLER", "KSampler", "calculate_sigmas", "ksampler", "sample", "sampler_object"]
+__all__ = ["CFGGuider", "KSAMPLER", "KSampler", "Sampler", "SchedulerHandler", "calculate_sigmas", "cfg_function",
+           "ksampler", "sample", "sampler_object"]
 
 
 def _registered(kind: str) -> dict[str, Callable[..., Any]]:
@@ -46,7 +48,71 @@ def __getattr__(name: str) -> Any:
         return sampler_names()
     if name == "SCHEDULER_NAMES":
         return scheduler_names()
+    if name == "SCHEDULER_HANDLERS":
+        return {key: _scheduler_handler(fn) for key, fn in _registered("scheduler").items()}
+    if name == "k_diffusion_sampling":
+        # ComfyUI's samplers module imports k-diffusion's as this name; packs reach sample_* functions through it.
+        return importlib.import_module("hearth_comfy_compat.comfyui.comfy.k_diffusion.sampling")
     raise AttributeError(name)
+
+
+class SchedulerHandler(NamedTuple):
+    """How ComfyUI calls a schedule: ``handler(model_sampling, steps)`` when ``use_ms``, else
+    ``handler(n=steps, sigma_min=..., sigma_max=...)``."""
+
+    handler: Callable[..., Any]
+    use_ms: bool = True
+
+
+def _scheduler_handler(schedule: Callable[..., Any]) -> SchedulerHandler:
+    # Hearth's schedules take (model_sampling, n, device) or (n, sigma_min, sigma_max, device); either is offered
+    # with ComfyUI's calling convention. SCHEDULER_HANDLERS is read fresh: a pack adding an entry to it registers
+    # nothing (a plugin's register_schedulers does).
+    if getattr(schedule, "uses_model_sampling", False):
+        def with_model_sampling(model_sampling: Any, steps: int) -> Any:
+            return schedule(model_sampling, steps)
+
+        return SchedulerHandler(with_model_sampling, True)
+    return SchedulerHandler(schedule, False)
+
+
+def cfg_function(model: Any, cond_pred: Any, uncond_pred: Any, cond_scale: float, x: Any, timestep: Any,
+                 model_options: dict[str, Any] | None = None, cond: Any = None, uncond: Any = None) -> Any:
+    """Classifier-free guidance of two denoised predictions, as the MODEL's ``model_options`` ask: its
+    ``sampler_cfg_function`` (which works on noise, ``x - prediction``) or ``uncond + (cond - uncond) * scale``,
+    then each ``sampler_post_cfg_function`` on the result. ``model`` is what those functions get as
+    ``args["model"]``."""
+    options = model_options or {}
+    custom = options.get("sampler_cfg_function")
+    if custom is not None:
+        args = {"cond": x - cond_pred, "uncond": x - uncond_pred, "cond_scale": cond_scale, "timestep": timestep,
+                "input": x, "sigma": timestep, "cond_denoised": cond_pred, "uncond_denoised": uncond_pred,
+                "model": model, "model_options": options}
+        result = x - custom(args)
+    else:
+        result = uncond_pred + (cond_pred - uncond_pred) * cond_scale
+    for post in options.get("sampler_post_cfg_function", ()):
+        args = {"denoised": result, "cond": cond, "uncond": uncond, "cond_scale": cond_scale, "model": model,
+                "uncond_denoised": uncond_pred, "cond_denoised": cond_pred, "sigma": timestep,
+                "model_options": options, "input": x}
+        result = post(args)
+    return result
+
+
+class Sampler:
+    """ComfyUI's base of SAMPLER objects (KSAMPLER is one); ``max_denoise`` tells whether sampling starts from
+    pure noise."""
+
+    def sample(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__qualname__}.sample")
+
+    def max_denoise(self, model_wrap: Any, sigmas: Any) -> bool:
+        model_sampling = getattr(model_wrap, "sampling", None) or getattr(
+            getattr(model_wrap, "inner_model", None), "model_sampling", None)
+        if model_sampling is None:
+            return False
+        sigma_max = float(model_sampling.sigma_max)
+        return abs(float(sigmas[0]) - sigma_max) < 1e-5 * sigma_max or float(sigmas[0]) > sigma_max
 
 
 class _KSamplerNames(type):
@@ -61,7 +127,7 @@ class _KSamplerNames(type):
         return scheduler_names()
 
 
-class KSAMPLER:
+class KSAMPLER(Sampler):
     """A SAMPLER made from a k-diffusion-style function ``fn(model, x, sigmas, extra_args, callback, disable,
     **extra_options)``, as packs build their own samplers; it plugs into SamplerCustom and CFGGuider."""
 
