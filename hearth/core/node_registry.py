@@ -6,8 +6,8 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from hearth.core.nodes import NodeDefinition, NodeDefinitionError
-from hearth.core.types import ANY, DataType
+from hearth.core.nodes import NodeDefinition, NodeDefinitionError, types_match
+from hearth.core.types import DataType
 
 if TYPE_CHECKING:
     from hearth.core.plugins import PluginManager
@@ -96,8 +96,9 @@ class NodeRegistry(Mapping[str, NodeDefinition]):
     def accepts(self, input_type: str, output_type: str) -> bool:
         """Whether a link carrying ``output_type`` may feed an input declared as ``input_type``.
 
-        Equal names match; ``*`` on either side matches; comma-separated unions (``"INT,FLOAT"``) match if any
-        member does; a declared :class:`DataType` also accepts the types listed in its ``accepts``.
+        ComfyUI's rule (:func:`hearth.core.nodes.types_match`): equal names match; ``*`` on either side matches;
+        comma-separated unions (``"INT,FLOAT"``) match if any member does. A declared :class:`DataType` also
+        accepts the types listed in its ``accepts``.
         """
         key = (input_type, output_type)
         hit = self._accepts_cache.get(key)
@@ -107,12 +108,10 @@ class NodeRegistry(Mapping[str, NodeDefinition]):
         return hit
 
     def _accepts(self, input_type: str, output_type: str) -> bool:
-        if input_type == output_type or ANY in (input_type, output_type):
+        if types_match(output_type, input_type):  # ComfyUI's rule, on the plain names NodeDefinition reads
             return True
         wanted = {t.strip() for t in input_type.split(",")}
         given = {t.strip() for t in output_type.split(",")}
-        if wanted & given or ANY in wanted or ANY in given:
-            return True
         for name in wanted:
             declared = self.types.get(name)
             if declared is not None and declared.accepts & given:

@@ -216,6 +216,108 @@ def type_name(value: Any) -> str:
 
 
 
+MATCH_TYPE = "COMFY_MATCHTYPE_V3"  # ComfyUI V3's io.MatchType: the frontend checks these links, the backend never
+
+
+def types_match(received: Any, expected: Any, strict: bool = False) -> bool:
+    """ComfyUI's ``validate_node_input(received_type, input_type, strict)`` on a pack's own type objects.
+
+    Equal under ``not received != expected`` (so an "any type" on either side matches); ``"*"`` on either side
+    (Hearth also takes the frontend's wildcard, which ComfyUI's backend leaves to the frontend); a V3 MatchType;
+    otherwise both are comma-separated unions that must overlap -- or, ``strict``, every received member must be
+    expected. Anything else (a list of choices against a name) does not match.
+    """
+    try:
+        if not received != expected:
+            return True
+    except Exception:  # noqa: BLE001 - a pack's comparison that raises is no match
+        return False
+    if not isinstance(received, str) or not isinstance(expected, str):
+        return False
+    received, expected = type_name(received), type_name(expected)
+    if ANY in (received, expected) or MATCH_TYPE in (received, expected):
+        return True
+    given = {t.strip() for t in received.split(",")}
+    wanted = {t.strip() for t in expected.split(",")}
+    if ANY in given or ANY in wanted:
+        return True
+    return given <= wanted if strict else bool(given & wanted)
+
+
+# -- INPUT_TYPES across a process boundary (a pack host describes its nodes to Hearth) ----------------------------
+
+OPEN_SECTIONS = "__hearth_open_sections__"  # the key of a portable INPUT_TYPES that records its open sections
+
+
+class OpenSection(dict):
+    """Hearth's own form of a section that claims every name (rgthree's ``FlexibleOptionalInputType``): it lists
+    the declared inputs, and any other name is an input of ``spec`` (``("*",)`` for an "any" one)."""
+
+    def __init__(self, declared: Mapping[str, Any], spec: Any) -> None:
+        super().__init__(declared)
+        self.spec = tuple(spec) if isinstance(spec, list) else spec
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __missing__(self, name: str) -> Any:
+        return self.spec
+
+
+def portable_return_types(types: Any) -> tuple[Any, ...]:
+    """``RETURN_TYPES`` that keep their meaning as plain data (JSON, another process): an "any type" becomes
+    ``"*"``, a ``str`` subclass a plain ``str``; lists of choices stay lists."""
+    return tuple(t if isinstance(t, (list, tuple)) else type_name(t) for t in types)
+
+
+def portable_input_types(raw: Any) -> Any:
+    """``INPUT_TYPES()`` as plain data that keeps its meaning once decoded elsewhere: each input's type object as
+    its plain name (an "any type" as ``"*"``), sections as plain dicts, and a section that claims every name
+    recorded under :data:`OPEN_SECTIONS` with the spec it gives other names. :func:`restored_input_types` turns it
+    back into sections that claim those names. Anything that is not a mapping is returned as it is."""
+    if not isinstance(raw, Mapping):
+        return raw
+    out: dict[str, Any] = {key: value for key, value in raw.items() if key not in ("required", "optional", "hidden")}
+    opened: dict[str, Any] = {}
+    for section in ("required", "optional", "hidden"):
+        mapping = raw.get(section)
+        if not isinstance(mapping, Mapping):
+            if mapping is not None:
+                out[section] = mapping
+            continue
+        plain = {}
+        for name, value in mapping.items():
+            if section == "hidden" or isinstance(value, str):
+                plain[name] = type_name(value) if isinstance(value, str) else value
+            elif isinstance(value, (list, tuple)) and value and not isinstance(value[0], (list, tuple)):
+                plain[name] = (type_name(value[0]), *value[1:])
+            else:
+                plain[name] = value
+        out[section] = plain
+        if section != "hidden" and type(mapping) is not dict:
+            try:
+                if _PROBE in mapping:
+                    claimed = mapping[_PROBE]
+                    first = claimed[0] if isinstance(claimed, (list, tuple)) and claimed else claimed
+                    rest = tuple(claimed[1:]) if isinstance(claimed, (list, tuple)) else ()
+                    opened[section] = [type_name(first) if not isinstance(first, (list, tuple)) else first, *rest]
+            except Exception:  # noqa: BLE001 - a section that cannot answer claims nothing
+                pass
+    if opened:
+        out[OPEN_SECTIONS] = opened
+    return out
+
+
+def restored_input_types(portable: Any) -> Any:
+    """The INPUT_TYPES a :func:`portable_input_types` result stands for: open sections claim every name again."""
+    if not isinstance(portable, Mapping) or OPEN_SECTIONS not in portable:
+        return portable
+    out = {key: value for key, value in portable.items() if key != OPEN_SECTIONS}
+    for section, spec in dict(portable[OPEN_SECTIONS]).items():
+        out[section] = OpenSection(out.get(section) or {}, spec)
+    return out
+
+
 def _input_spec(node: str, name: str, section: str, value: Any) -> InputSpec:
     if section == "hidden":
         return InputSpec(name, type_name(value), section)

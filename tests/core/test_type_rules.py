@@ -15,7 +15,15 @@ import pytest
 
 from hearth.core.executor import Executor
 from hearth.core.node_registry import NodeRegistry
-from hearth.core.nodes import NodeDefinition, is_wildcard, type_name
+from hearth.core.nodes import (
+    NodeDefinition,
+    is_wildcard,
+    portable_input_types,
+    portable_return_types,
+    restored_input_types,
+    type_name,
+    types_match,
+)
 
 
 class AnyType(str):
@@ -51,6 +59,16 @@ def test_type_names() -> None:
     assert type_name(["a", "b"]) == type_name(("a",)) == "COMBO"
     assert type_name("INT,FLOAT") == "INT,FLOAT"
     assert type(type_name(Named("LATENT"))) is str and type_name(Named("LATENT")) == "LATENT"
+
+
+def test_types_match_is_comfyuis_validate_node_input() -> None:
+    assert types_match("INT", "INT") and not types_match("INT", "FLOAT")
+    assert types_match("INT", ANY_NE) and types_match(ANY_EQ, "LATENT") and types_match(ANY_NAMED, "INT")
+    assert types_match("INT", "*") and types_match("*", "MODEL")
+    assert types_match("STRING,BOOLEAN", "STRING,INT") and not types_match("STRING,BOOLEAN", "STRING,INT", strict=True)
+    assert types_match("STRING", "STRING,INT", strict=True) and not types_match("FLOAT", "STRING,INT")
+    assert types_match("COMFY_MATCHTYPE_V3", "IMAGE")
+    assert types_match(["a", "b"], ["a", "b"]) and not types_match(["a"], "INT")
 
 
 def node_class(inputs: dict[str, Any], returns: tuple[Any, ...] = (), fn: Any = None, output: bool = False) -> type:
@@ -185,6 +203,30 @@ def test_a_section_that_claims_every_name_gets_every_input() -> None:
                             "3": ("ShowAny", {"value": link("2")})})
     assert result.ok, result.validation.node_errors
     assert result.outputs["3"] == {"value": [repr([("any_01", 5), ("any_02", "x"), ("first", 1)])]}
+
+
+def test_input_types_cross_a_process_boundary_with_their_meaning() -> None:
+    # A pack host describes its nodes as plain data (JSON here): "any" types and open sections must survive it.
+    class Switch(AnySwitch):
+        @classmethod
+        def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - the node contract's name
+            return {"required": {"a": (ANY_NAMED, {}), "b": (ANY_EQ,), "c": (["x", "y"], {"default": "x"})},
+                    "optional": FlexibleOptional(ANY_NE, {"first": ("INT", {"default": 0})}),
+                    "hidden": {"id": "UNIQUE_ID"}}
+
+    wire = json.loads(json.dumps(portable_input_types(Switch.INPUT_TYPES())))
+    returns = json.loads(json.dumps(portable_return_types((ANY_EQ, ["p", "q"], Named("IMAGE")))))
+    assert returns == ["*", ["p", "q"], "IMAGE"]
+    proxy = type("Proxy", (), {"INPUT_TYPES": classmethod(lambda cls: restored_input_types(wire)),
+                               "RETURN_TYPES": tuple(returns), "FUNCTION": "switch", "switch": AnySwitch.switch})
+    specs = NodeDefinition("Proxy", proxy).inputs().specs
+    assert {name: (spec.type, spec.section) for name, spec in specs.items()} == {
+        "a": ("*", "required"), "b": ("*", "required"), "c": ("COMBO", "required"), "first": ("INT", "optional"),
+        "id": ("UNIQUE_ID", "hidden")}
+    assert specs["c"].choices == ("x", "y")
+    assert "any_09" in specs and specs["any_09"].type == "*" and specs["any_09"].section == "optional"
+    assert portable_input_types({"required": {"n": ("INT", {})}}) == {"required": {"n": ("INT", {})}}
+    assert restored_input_types({"required": {}}) == {"required": {}}
 
 
 def test_a_node_whose_input_types_raises_is_named_not_dropped() -> None:
