@@ -1,7 +1,16 @@
-"""ComfyUI's ``comfy.model_management`` module: devices, dtypes, memory and interrupts from Hearth's model manager."""
+"""ComfyUI's ``comfy.model_management`` module: devices, dtypes, memory and interrupts from Hearth's model manager.
+
+Every public name of ComfyUI's module is here. What differs: Hearth has one model manager that decides residency
+by budget, so ``vram_state`` reports the device's kind (``DISABLED`` on a CPU, ``NORMAL_VRAM`` on a GPU) and
+setting it changes nothing; ``current_loaded_models`` is a fresh list of :class:`LoadedModel` records read from
+the manager at each access, each holding the model's weights (``.model``) rather than a ModelPatcher; attention
+always runs through torch's scaled_dot_product_attention (``xformers_enabled()`` is ``False``).
+"""
 
 from __future__ import annotations
 
+import enum
+import gc
 from typing import Any
 
 import torch
@@ -11,16 +20,60 @@ from hearth.core.context import InterruptProcessing
 from hearth.core.models.devices import (
     as_device,
     compute_dtype,
+    default_device,
     device_name,
     memory_info,
+    module_bytes,
     release_memory,
-    supports_dtype,
 )
+from hearth.core.models.devices import supports_dtype as _supports
 from hearth.core.models.manager import default_manager
 
 InterruptProcessingException = InterruptProcessing
 OOM_EXCEPTION = torch.cuda.OutOfMemoryError
 XFORMERS_IS_AVAILABLE = False  # Hearth's attention runs through torch's scaled_dot_product_attention
+XFORMERS_ENABLED_VAE = False
+ENABLE_PYTORCH_ATTENTION = True
+DISABLE_SMART_MEMORY = False  # Hearth's manager keeps models loaded while the budget allows
+FORCE_FP32 = False
+PRIORITIZE_FP16 = False
+MIN_WEIGHT_MEMORY_RATIO = 0.4
+EXTRA_RESERVED_VRAM = 0
+VAE_DTYPES = [torch.bfloat16, torch.float32]  # fp16 VAEs overflow (SDXL's does)
+directml_enabled = False
+lowvram_available = True
+xpu_available = hasattr(torch, "xpu") and torch.xpu.is_available()
+npu_available = False
+mlu_available = False
+
+
+class VRAMState(enum.Enum):
+    """How ComfyUI keeps weights on the GPU; Hearth's manager decides by budget, so only the kind of device shows."""
+
+    DISABLED = 0  # no GPU: everything on the CPU
+    NO_VRAM = 1
+    LOW_VRAM = 2
+    NORMAL_VRAM = 3
+    HIGH_VRAM = 4
+    SHARED = 5  # CPU and GPU share memory (Apple silicon)
+
+
+class CPUState(enum.Enum):
+    GPU = 0
+    CPU = 1
+    MPS = 2
+
+
+def _state_of(device: torch.device) -> tuple[VRAMState, CPUState]:
+    if device.type == "cpu":
+        return VRAMState.DISABLED, CPUState.CPU
+    if device.type == "mps":
+        return VRAMState.SHARED, CPUState.MPS
+    return VRAMState.NORMAL_VRAM, CPUState.GPU
+
+
+vram_state, cpu_state = _state_of(default_device())
+set_vram_to = vram_state
 
 
 def get_torch_device() -> torch.device:
@@ -73,12 +126,12 @@ def text_encoder_dtype(device: Any = None) -> torch.dtype:
 
 def should_use_fp16(device: Any = None, model_params: int = 0, prioritize_performance: bool = True,
                     manual_cast: bool = False) -> bool:
-    return supports_dtype(as_device(device if device is not None else get_torch_device()), torch.float16)
+    return _supports(as_device(device if device is not None else get_torch_device()), torch.float16)
 
 
 def should_use_bf16(device: Any = None, model_params: int = 0, prioritize_performance: bool = True,
                     manual_cast: bool = False) -> bool:
-    return supports_dtype(as_device(device if device is not None else get_torch_device()), torch.bfloat16)
+    return _supports(as_device(device if device is not None else get_torch_device()), torch.bfloat16)
 
 
 def is_device_cpu(device: Any) -> bool:
@@ -168,3 +221,224 @@ def interrupt_current_processing(value: bool = True) -> None:
             ctx.interrupt.set()
         else:
             ctx.interrupt.clear()
+
+
+class LoadedModel:
+    """ComfyUI's record of a loaded model, over a record of Hearth's manager: ``model`` is the model's weights
+    (what Hearth's manager loads), ``device`` where they are."""
+
+    def __init__(self, record: Any) -> None:
+        self._record = record
+        self.device = record.device
+        self.currently_used = True
+
+    @property
+    def model(self) -> Any:
+        return self._record.weights_ref()
+
+    @property
+    def real_model(self) -> Any:
+        weights = self.model
+        return getattr(weights, "module", weights)
+
+    def model_memory(self) -> int:
+        return int(self._record.nbytes)
+
+    def model_loaded_memory(self) -> int:
+        return int(self._record.resident_bytes)
+
+    def model_offloaded_memory(self) -> int:
+        return self.model_memory() - self.model_loaded_memory()
+
+    def model_unload(self, memory_to_free: int | None = None, unpatch_weights: bool = True) -> bool:
+        weights = self.model
+        return weights is not None and default_manager().unload(weights)
+
+    def __repr__(self) -> str:
+        return f"<LoadedModel {self._record.name} on {self.device}>"
+
+
+def __getattr__(name: str) -> Any:
+    # A fresh list each time: Hearth's manager owns the records and drops a model when its weights go.
+    if name == "current_loaded_models":
+        return [LoadedModel(record) for record in default_manager().loaded_models()]
+    # Read when asked, so importing the module does not start a GPU context.
+    if name == "total_vram":
+        return memory_info(default_device()).total / (1024 * 1024)  # MiB, as ComfyUI's
+    if name == "total_ram":
+        return memory_info("cpu").total / (1024 * 1024)
+    raise AttributeError(name)
+
+
+def loaded_models(only_currently_used: bool = False) -> list[Any]:
+    """The weights of every model Hearth's manager has loaded, most recently used first."""
+    return [m for m in (record.weights_ref() for record in default_manager().loaded_models()) if m is not None]
+
+
+def unload_model_clones(model: Any, unload_weights_only: bool = True, force_unload: bool = True) -> None:
+    """Nothing to do: Hearth's clones share one set of weights, which the manager loads once."""
+
+
+def cleanup_models_gc() -> None:
+    gc.collect()
+    release_memory()
+
+
+def is_device_type(device: Any, kind: str) -> bool:
+    return hasattr(device, "type") and device.type == kind
+
+
+def is_device_xpu(device: Any) -> bool:
+    return is_device_type(device, "xpu")
+
+
+def is_intel_xpu() -> bool:
+    return cpu_state is CPUState.GPU and xpu_available
+
+
+def is_ascend_npu() -> bool:
+    return False
+
+
+def is_mlu() -> bool:
+    return False
+
+
+def is_nvidia() -> bool:
+    return cpu_state is CPUState.GPU and torch.version.cuda is not None and torch.cuda.is_available()
+
+
+def is_amd() -> bool:
+    return cpu_state is CPUState.GPU and getattr(torch.version, "hip", None) is not None
+
+
+def is_directml_enabled() -> bool:
+    return directml_enabled
+
+
+def mac_version() -> tuple[int, ...] | None:
+    if cpu_state is not CPUState.MPS:
+        return None
+    import platform
+
+    return tuple(int(part) for part in platform.mac_ver()[0].split(".") if part.isdigit()) or None
+
+
+def xformers_enabled() -> bool:
+    return False
+
+
+def xformers_enabled_vae() -> bool:
+    return False
+
+
+def pytorch_attention_enabled() -> bool:
+    return True
+
+
+def pytorch_attention_enabled_vae() -> bool:
+    return True
+
+
+def pytorch_attention_flash_attention() -> bool:
+    return is_nvidia() or is_amd()
+
+
+def force_upcast_attention_dtype() -> dict[torch.dtype, torch.dtype] | None:
+    return None
+
+
+def intermediate_dtype() -> torch.dtype:
+    """The dtype of values passed between nodes: float32."""
+    return torch.float32
+
+
+def supports_dtype(device: Any, dtype: torch.dtype) -> bool:
+    """Whether ``device`` computes in ``dtype`` at full speed."""
+    return _supports(as_device(device), dtype)
+
+
+def supports_cast(device: Any, dtype: torch.dtype) -> bool:
+    """Whether weights stored in ``dtype`` can be cast on ``device`` as layers run (fp8 needs a GPU)."""
+    if dtype in (torch.float32, torch.float16, torch.bfloat16):
+        return True
+    fp8 = {getattr(torch, name) for name in ("float8_e4m3fn", "float8_e5m2") if hasattr(torch, name)}
+    return dtype in fp8 and as_device(device).type == "cuda"
+
+
+def supports_fp8_compute(device: Any = None) -> bool:
+    device = as_device(device)
+    if device.type != "cuda":
+        return False
+    return torch.cuda.get_device_capability(device) >= (8, 9)
+
+
+def unet_manual_cast(weight_dtype: torch.dtype | None, inference_device: Any,
+                     supported_dtypes: Any = (torch.float16, torch.bfloat16, torch.float32)) -> torch.dtype | None:
+    """The dtype to compute in when weights stored in ``weight_dtype`` cannot be computed in as they are on
+    ``inference_device``; ``None`` when they can."""
+    if weight_dtype is None or weight_dtype == torch.float32:
+        return None
+    device = as_device(inference_device)
+    if weight_dtype in tuple(supported_dtypes) and _supports(device, weight_dtype):
+        return None
+    return compute_dtype(device, tuple(d for d in supported_dtypes if d != weight_dtype) or (torch.float32,))
+
+
+def pick_weight_dtype(dtype: torch.dtype | None, fallback_dtype: torch.dtype, device: Any = None) -> torch.dtype:
+    """``dtype`` when given, no larger than ``fallback_dtype`` and castable on ``device``; else the fallback."""
+    if dtype is None or dtype_size(dtype) > dtype_size(fallback_dtype):
+        return fallback_dtype
+    return dtype if supports_cast(device, dtype) else fallback_dtype
+
+
+def text_encoder_initial_device(load_device: Any, offload_device: Any, model_size: int = 0) -> Any:
+    return offload_device
+
+
+def device_supports_non_blocking(device: Any) -> bool:
+    """Whether copies to ``device`` may be asynchronous (CUDA only, so a CPU result is never read too early)."""
+    return as_device(device).type == "cuda"
+
+
+def device_should_use_non_blocking(device: Any) -> bool:
+    return device_supports_non_blocking(device)
+
+
+def cast_to(weight: torch.Tensor, dtype: torch.dtype | None = None, device: Any = None, non_blocking: bool = False,
+            copy: bool = False, stream: Any = None) -> torch.Tensor:
+    """``weight`` on ``device`` in ``dtype`` (either ``None``: unchanged); ``copy`` forces a new tensor."""
+    return weight.to(device=device, dtype=dtype, non_blocking=non_blocking, copy=copy)
+
+
+def module_size(module: torch.nn.Module) -> int:
+    """Bytes of a module's parameters and buffers (tied weights once)."""
+    return module_bytes(module)
+
+
+def dtype_size(dtype: torch.dtype | None) -> int:
+    """Bytes per element of ``dtype`` (4 for ``None``, as ComfyUI counts an unknown dtype)."""
+    if dtype is None:
+        return 4
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def extra_reserved_memory() -> int:
+    """Bytes Hearth's manager keeps free on the compute device beside the models (its headroom)."""
+    manager = default_manager()
+    return int(manager.reserve(manager.device))
+
+
+def minimum_inference_memory() -> int:
+    """Bytes a model evaluation needs at least beside its weights: ComfyUI's 0.8 GiB plus the headroom."""
+    return int(0.8 * 1024 ** 3) + extra_reserved_memory()
+
+
+def maximum_vram_for_weights(device: Any = None) -> int:
+    """Bytes Hearth's manager may fill with weights on ``device``: its budget, less the minimum inference memory."""
+    return max(0, int(default_manager().budget(device)) - minimum_inference_memory())
+
+
+def synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
