@@ -8,7 +8,7 @@ sampler nodes call it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from hearth.core.builtin_nodes.image_io import LoadImage, PreviewImage, SaveImage
@@ -17,7 +17,8 @@ from hearth.core.plugins import active_plugins
 from hearth_comfy_compat import services
 
 __all__ = ["MAX_RESOLUTION", "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS",
-           "LoadImage", "PreviewImage", "SaveImage", "common_ksampler"]
+           "LoadImage", "PreviewImage", "SaveImage", "before_node_execution", "common_ksampler",
+           "interrupt_processing"]
 
 def _installed_classes() -> dict[str, type]:
     """While packs load there is no registry yet: the classes the plugins loaded so far register, asked directly
@@ -164,4 +165,33 @@ def __getattr__(name: str) -> Any:
     if cls is None:
         raise AttributeError(name)
     return cls
+
+
+def interrupt_processing(value: bool = True) -> None:
+    """Ask the running prompt to stop (``False`` withdraws the request), as ComfyUI's Cancel button does."""
+    from hearth_comfy_compat import model_management
+
+    model_management.interrupt_current_processing(value)
+
+
+def before_node_execution() -> None:
+    """Raise ``InterruptProcessingException`` if the user interrupted (ComfyUI calls it before each node)."""
+    from hearth.core import context
+
+    context.check_interrupted()
+
+
+def node_exports(names: Iterable[str]) -> Callable[[str], type]:
+    """A module ``__getattr__`` for a ComfyUI ``comfy_extras.nodes_*`` module: each of ``names`` (the node classes
+    ComfyUI defines there) is the class the node registry holds under it. A name Hearth has no node for raises
+    ``AttributeError``, which the import hook turns into a recorded stand-in naming it."""
+    exported = frozenset(names)
+
+    def module_getattr(name: str) -> type:
+        cls = node_class(name) if name in exported else None
+        if cls is None:
+            raise AttributeError(name)
+        return cls
+
+    return module_getattr
 
