@@ -1,5 +1,5 @@
 """ComfyUI's ``execution`` module, the parts that map onto Hearth's executor: ``PromptExecutor``,
-``validate_prompt`` and ``ExecutionResult``.
+``validate_prompt``, ``ExecutionResult``, ``CacheType``, the prompt queue class and the helpers error reports use.
 
 Packs use these to run or check a whole prompt from inside a node or a route (batch runners, workflow
 validators). Both work on the node registry of the loaded plugins. ComfyUI's internals that patch its own
@@ -19,6 +19,51 @@ class ExecutionResult(enum.Enum):
     SUCCESS = 0
     FAILURE = 1
     PENDING = 2
+
+
+class CacheType(enum.Enum):
+    """ComfyUI's cache strategies; :class:`PromptExecutor` accepts one and runs with Hearth's classic cache."""
+
+    CLASSIC = 0
+    LRU = 1
+    NONE = 2
+    RAM_PRESSURE = 3
+
+
+class DuplicateNodeError(Exception):
+    """An expansion produced a node id that is already in the prompt."""
+
+
+MAXIMUM_HISTORY_SIZE = 10000
+# extra_data keys never stored in history (credentials sent with a prompt).
+SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
+
+
+def full_type_name(klass: type) -> str:
+    """``module.QualName`` of a class, or the bare name for builtins (error reports name exception types so)."""
+    module = klass.__module__
+    return klass.__qualname__ if module == "builtins" else f"{module}.{klass.__qualname__}"
+
+
+def format_value(value: Any) -> Any:
+    """A value as an error report shows it: plain values as they are, anything else as its ``str``."""
+    if value is None or isinstance(value, (int, float, bool, str)):
+        return value
+    return str(value)
+
+
+def __getattr__(name: str) -> Any:
+    # Names defined elsewhere, loaded on first use: the prompt queue lives with the server, the type check with
+    # comfy_execution.validation.
+    if name == "PromptQueue":
+        from hearth_comfy_compat.server import PromptQueue
+
+        return PromptQueue
+    if name == "validate_node_input":
+        from hearth_comfy_compat.comfyui.comfy_execution.validation import validate_node_input
+
+        return validate_node_input
+    raise AttributeError(name)
 
 
 def _registry() -> Any:

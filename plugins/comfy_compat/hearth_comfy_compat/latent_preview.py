@@ -3,6 +3,9 @@
 ``prepare_callback(model, steps)`` gives the callback a pack passes to a sampler; each step it sends a Hearth
 ``progress`` event for the running node with a small preview of the current clean estimate (the sampling
 engine's latent-to-RGB map), and stops the sampler when the user interrupts.
+
+A pack's own previewers work as in ComfyUI: :class:`Latent2RGBPreviewer` (a latent-to-RGB matrix),
+:class:`TAESDPreviewerImpl` (any decoder with ``decode``), and :func:`preview_to_image`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,33 @@ from collections.abc import Callable
 from typing import Any
 
 MAX_PREVIEW_RESOLUTION = 512
+
+
+def _args() -> Any:
+    from hearth_comfy_compat.cli_args import args
+
+    return args
+
+
+default_preview_method = _args().preview_method
+
+
+def set_preview_method(override: str | None = None) -> None:
+    """Set the preview method for sampler nodes (``"auto"``, ``"latent2rgb"``, ``"taesd"``, ``"none"``); None or
+    ``"default"`` restores the default."""
+    from hearth_comfy_compat.cli_args import LatentPreviewMethod
+
+    _args().preview_method = (default_preview_method if override in (None, "default")
+                              else LatentPreviewMethod(override))
+
+
+def preview_to_image(preview_image: Any) -> Any:
+    """A ``[height, width, 3]`` tensor in -1..1 as a PIL image."""
+    import torch
+    from PIL import Image
+
+    pixels = ((preview_image.detach().float().cpu().clamp(-1.0, 1.0) + 1.0) * 127.5).round()
+    return Image.fromarray(pixels.to(dtype=torch.uint8).numpy())
 
 
 def prepare_callback(model: Any, steps: int, x0_output_dict: dict[str, Any] | None = None) -> Callable[..., None]:
@@ -48,6 +78,38 @@ class LatentPreviewer:
     def decode_latent_to_preview_image(self, preview_format: str, x0: Any) -> tuple[str, Any, int] | None:
         image = self.decode_latent_to_preview(x0)
         return None if image is None else (preview_format, image, MAX_PREVIEW_RESOLUTION)
+
+
+class TAESDPreviewerImpl(LatentPreviewer):
+    """Previews through a small decoder (``taesd.decode(latent) -> [batch, 3, h, w]`` in -1..1)."""
+
+    def __init__(self, taesd: Any) -> None:
+        super().__init__()
+        self.taesd = taesd
+
+    def decode_latent_to_preview(self, x0: Any) -> Any:
+        return preview_to_image(self.taesd.decode(x0[:1])[0].movedim(0, 2))
+
+
+class Latent2RGBPreviewer(LatentPreviewer):
+    """Previews by mapping each latent channel to RGB with a ``[channels][3]`` matrix (and an RGB bias)."""
+
+    def __init__(self, latent_rgb_factors: Any, latent_rgb_factors_bias: Any = None) -> None:
+        import torch
+
+        super().__init__()
+        self.latent_rgb_factors = torch.tensor(latent_rgb_factors, device="cpu").transpose(0, 1)
+        self.latent_rgb_factors_bias = (None if latent_rgb_factors_bias is None
+                                        else torch.tensor(latent_rgb_factors_bias, device="cpu"))
+
+    def decode_latent_to_preview(self, x0: Any) -> Any:
+        import torch
+
+        latent = x0[0, :, 0] if x0.ndim == 5 else x0[0]  # video latents: the first frame
+        factors = self.latent_rgb_factors.to(dtype=latent.dtype, device=latent.device)
+        bias = (None if self.latent_rgb_factors_bias is None
+                else self.latent_rgb_factors_bias.to(dtype=latent.dtype, device=latent.device))
+        return preview_to_image(torch.nn.functional.linear(latent.movedim(0, -1), factors, bias=bias))
 
 
 def get_previewer(device: Any, latent_format: Any) -> LatentPreviewer:

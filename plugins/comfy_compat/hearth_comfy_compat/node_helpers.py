@@ -1,7 +1,9 @@
-"""ComfyUI's ``node_helpers``: opening images safely with PIL, and setting options on every CONDITIONING entry."""
+"""ComfyUI's ``node_helpers``: opening images safely with PIL, setting options on CONDITIONING entries (for the
+whole run or a part of it), the file hash function, dtype names, and matching alpha channels."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -38,6 +40,46 @@ def conditioning_set_values(conditioning: list[Any], values: Mapping[str, Any] |
     return out
 
 
+def conditioning_set_values_with_timestep_range(conditioning: list[Any], values: Mapping[str, Any] | None = None,
+                                                start_percent: float = 0.0, end_percent: float = 1.0) -> list[Any]:
+    """A copy of CONDITIONING where ``values`` apply only from ``start_percent`` to ``end_percent`` of sampling.
+
+    Each entry keeps its own range (``start_percent``/``end_percent`` options): the part of it inside the given
+    range gets the values; the parts before and after stay as they were, as separate entries.
+    """
+    if start_percent > end_percent:
+        return conditioning
+    nearly = 1e-5
+    out = []
+    for cond, options in conditioning:
+        own_start, own_end = options.get("start_percent", 0.0), options.get("end_percent", 1.0)
+        start, end = max(own_start, start_percent), min(own_end, end_percent)
+        if start >= end:  # no overlap: the entry is untouched
+            out.append([cond, dict(options)])
+            continue
+        if start > own_start + nearly:
+            out.append([cond, {**options, "end_percent": start}])
+        out.append([cond, {**options, **(values or {}), "start_percent": start, "end_percent": end}])
+        if end < own_end - nearly:
+            out.append([cond, {**options, "start_percent": end}])
+    return out
+
+
+def hasher() -> Callable[..., Any]:
+    """The hash function files are compared with (``comfy.cli_args.args.default_hashing_function``)."""
+    from hearth_comfy_compat.cli_args import args
+
+    return {"md5": hashlib.md5, "sha1": hashlib.sha1, "sha256": hashlib.sha256,
+            "sha512": hashlib.sha512}[args.default_hashing_function]
+
+
+def string_to_torch_dtype(name: str) -> Any:
+    """``"fp16"``/``"bf16"``/``"fp32"`` to the torch dtype; None for any other name."""
+    import torch
+
+    return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}.get(name)
+
+
 def image_alpha_fix(destination: Any, source: Any) -> tuple[Any, Any]:
     """Make two IMAGE batches agree on an alpha channel (add an opaque one to the image that lacks it)."""
     import torch
@@ -49,4 +91,5 @@ def image_alpha_fix(destination: Any, source: Any) -> tuple[Any, Any]:
     return destination, source
 
 
-__all__ = ["conditioning_set_values", "image_alpha_fix", "pillow"]
+__all__ = ["conditioning_set_values", "conditioning_set_values_with_timestep_range", "hasher", "image_alpha_fix",
+           "pillow", "string_to_torch_dtype"]

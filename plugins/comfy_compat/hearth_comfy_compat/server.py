@@ -180,6 +180,21 @@ class PromptServer:
         self.send_sync(BinaryEventTypes.TEXT, struct.pack(">I", len(node)) + node + body,
                        sid if sid is not None else self.client_id)
 
+    def get_queue_info(self) -> dict[str, Any]:
+        """``{"exec_info": {"queue_remaining": n}}``, the body of ComfyUI's ``status`` event."""
+        return {"exec_info": {"queue_remaining": self.prompt_queue.get_tasks_remaining()}}
+
+    def queue_updated(self) -> None:
+        """Tell the clients the queue changed (a pack that queued or removed prompts itself)."""
+        self.send_sync("status", {"status": self.get_queue_info()})
+
+    @property
+    def max_upload_size(self) -> int:
+        """ComfyUI's upload limit in bytes (``--max-upload-size``, in MB)."""
+        from hearth_comfy_compat.cli_args import args
+
+        return round(args.max_upload_size * 1024 * 1024)
+
     # -- prompts -------------------------------------------------------------------------------------------
 
     def add_on_prompt_handler(self, handler: Callable[[dict[str, Any]], dict[str, Any]]) -> None:

@@ -1,0 +1,58 @@
+"""ComfyUI's non-model helper modules work inside a pack's node run by Hearth's executor: comfy_execution's
+context, progress registry and type check, execution's helpers, folder_paths' listings, node_helpers,
+latent_preview's previewers, cli_args and the server's queue info."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hearth.core.executor import Executor
+from hearth.core.model_folders import ModelFolders
+from hearth.core.plugins import PluginManager
+from hearth.core.runtime import Runtime
+from tests.comfy_compat.tiny_sd import executor_for, node
+
+PACKS = Path(__file__).parent / "packs_modules"
+
+
+@pytest.fixture(scope="module")
+def packs_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    work = tmp_path_factory.mktemp("work")
+    runtime = Runtime.build(model_folders=ModelFolders(work / "models"), custom_nodes=[PACKS], environ={},
+                            output=work / "output", input=work / "input", temp=work / "temp")
+    with runtime.activate():
+        runtime.plugins  # noqa: B018 - load the packs now, inside the runtime
+        yield runtime
+
+
+@pytest.fixture(scope="module")
+def pm(packs_runtime: Runtime) -> PluginManager:
+    return packs_runtime.plugins
+
+
+def test_helper_modules_inside_a_running_node(pm: PluginManager, tmp_path: Path) -> None:
+    assert pm.records["helpers_pack"].error is None, pm.records["helpers_pack"].traceback
+    executor: Executor = executor_for(pm, tmp_path)
+    events: list[tuple[str, dict]] = []
+    result = executor.run({"7": node("HelperFacts")}, emit=lambda event, data: events.append((event, data)))
+    assert result.ok, result.error
+    [facts] = result.outputs["7"]["facts"]
+    assert facts["context"] and facts["inner"] and facts["after"]
+    assert facts["types"] == (True, False, True, False)
+    assert facts["full_type_name"] == "ValueError"
+    assert facts["subfolders"] == ["masks", "masks/soft"]
+    assert facts["content"] == ["a.png", "b.mp3"]
+    assert facts["user_dir"] == "user"
+    assert facts["ranges"] == [(None, 0.25, 1.0), (0.25, 0.75, 0.5), (0.75, None, 1.0)]
+    assert facts["hasher"] == "sha256"
+    assert facts["preview"] == (6, 8)
+    assert facts["args"] == (True, True, True, 8188)
+    assert facts["queue"] == {"exec_info": {"queue_remaining": 0}}
+    # The registry's update for the running node is Hearth's progress event, and the pack's handler heard it.
+    assert ("progress", {"value": 1, "max": 4, "prompt_id": result.prompt_id, "node": "7"}) in events
+    seen = next(m for name, m in sys.modules.items() if name.endswith("helpers_pack") and hasattr(m, "SEEN")).SEEN
+    assert ("7", 1, 4, "running") in seen
