@@ -26,9 +26,9 @@ _TREE = """
 comfy: checkpoint_pickle cli_args clip_model clip_vision conds context_windows controlnet diffusers_convert
   diffusers_load float gligen hooks latent_formats lora lora_convert model_base model_detection model_management
   model_patcher model_sampling ops options patcher_extension rmsnorm sample sampler_helpers samplers sd sd1_clip
-  sd2_clip sdxl_clip supported_models supported_models_base utils quant_ops nested_tensor pixel_space_convert
-  memory_management comfy_types k_diffusion extra_samplers t2i_adapter taesd cldm weight_adapter image_encoders
-  audio_encoders text_encoders ldm
+  sd2_clip sd3_clip sdxl_clip supported_models supported_models_base utils quant_ops nested_tensor
+  pixel_space_convert memory_management multigpu comfy_types k_diffusion extra_samplers t2i_adapter taesd cldm
+  weight_adapter image_encoders audio_encoders text_encoders ldm
 comfy.comfy_types: node_typing input_types
 comfy.k_diffusion: sampling utils deis sa_solver external
 comfy.extra_samplers: uni_pc
@@ -64,6 +64,8 @@ comfy.ldm.lumina: model
 comfy.ldm.pixart: blocks pixartms
 comfy.ldm.qwen_image: model
 comfy.ldm.wan: model vae vae2_2
+comfy_extras: chainner_models
+comfy_extras.chainner_models: model_loading types architecture
 comfy_execution: caching graph graph_types graph_utils jobs progress utils validation cache_provider
   asset_enrichment media_enrichment node_utils workflow_to_prompt lifecycle server_protocol type_resolver
 comfy_api: latest input input_impl util internal feature_flags version_list torch_helpers v0_0_1 v0_0_2 v0_0_3

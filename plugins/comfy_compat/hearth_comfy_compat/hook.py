@@ -95,15 +95,49 @@ def target_of(fullname: str) -> tuple[bool, str | None]:
     return False, None
 
 
+# Libraries packs import at module level that may be absent from the environment: while one is not installed,
+# its modules (these names only) are stand-ins, so a pack that uses it in a few nodes still loads and those nodes
+# fail naming what they used. torchvision's wheels are built against one torch, and often cannot be installed
+# beside the torch Hearth runs on. An installed library is never shadowed.
+_OPTIONAL_LIBRARIES: dict[str, frozenset[str]] = {
+    "torchvision": frozenset({
+        "torchvision", "torchvision.transforms", "torchvision.transforms.functional",
+        "torchvision.transforms.functional_tensor", "torchvision.transforms.v2", "torchvision.transforms.v2.functional",
+        "torchvision.ops", "torchvision.ops.boxes", "torchvision.ops.misc", "torchvision.utils", "torchvision.io",
+        "torchvision.models", "torchvision.models.detection", "torchvision.models.feature_extraction",
+        "torchvision.datasets", "torchvision.datasets.utils"}),
+}
+_library_installed: dict[str, bool] = {}
+
+
+def _absent_library_module(fullname: str) -> bool:
+    root = fullname.partition(".")[0]
+    names = _OPTIONAL_LIBRARIES.get(root)
+    if names is None or fullname not in names:
+        return False
+    if root not in _library_installed:
+        # Asked of the path finder, not importlib.util.find_spec, which would ask this finder again.
+        _library_installed[root] = importlib.machinery.PathFinder.find_spec(root) is not None
+    return not _library_installed[root]
+
+
+def _stand_in_module(fullname: str) -> bool:
+    """Whether ``fullname`` may be served as a stand-in when Hearth does not implement it: a module of ComfyUI's
+    tree, or of an optional library that is not installed."""
+    return comfyui_tree.is_comfyui_module(fullname) or _absent_library_module(fullname)
+
+
 def is_stand_in(fullname: str) -> bool:
     """Whether ``fullname`` is a module of ComfyUI's tree that Hearth does not implement (served as a stand-in)."""
-    return not target_of(fullname)[0] and comfyui_tree.is_comfyui_module(fullname)
+    return not target_of(fullname)[0] and _stand_in_module(fullname)
 
 
 def _is_package(fullname: str) -> bool:
     path = _IMPLEMENTATIONS_DIR.joinpath(*fullname.split("."))
     return SERVED.get(fullname, "") is None or any(name.startswith(fullname + ".") for name in SERVED) or (
-        path / "__init__.py").is_file() or comfyui_tree.is_comfyui_package(fullname)
+        path / "__init__.py").is_file() or comfyui_tree.is_comfyui_package(fullname) or (
+        _absent_library_module(fullname) and any(
+            name.startswith(fullname + ".") for name in _OPTIONAL_LIBRARIES[fullname.partition(".")[0]]))
 
 
 def _file_of(fullname: str, package: bool) -> Path:
@@ -285,7 +319,7 @@ class _ServedModule(types.ModuleType):
                 return vars(module)[attr]
             raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r}")
         sub = f"{self.__name__}.{attr}"
-        if target_of(sub)[0] or comfyui_tree.is_comfyui_module(sub):
+        if target_of(sub)[0] or _stand_in_module(sub):
             # `import comfy` then `comfy.model_management.x`: works in ComfyUI because something else imported
             # the submodule first; here nothing may have.
             return importlib.import_module(sub)
@@ -343,7 +377,7 @@ class ComfyModuleFinder(importlib.abc.MetaPathFinder):
     loader = _Loader()
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
-        if not target_of(fullname)[0] and not comfyui_tree.is_comfyui_module(fullname):
+        if not target_of(fullname)[0] and not _stand_in_module(fullname):
             return None
         # A module with served submodules (comfy.comfy_types.node_typing) is a package even when it has a target.
         package = _is_package(fullname)

@@ -102,3 +102,13 @@ def test_a_served_module_records_what_it_cannot_honour() -> None:
     assert str(error) == ("Hearth does not provide comfy.controlnet.load_controlnet (used by pack an unknown pack): "
                           "Hearth has no ControlNet models yet")
     assert "comfy.controlnet.load_controlnet" in comfy_compat.missing_names()["an unknown pack"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchvision") is not None, reason="torchvision is installed here")
+def test_a_pack_importing_torchvision_loads_where_it_is_absent(pm: PluginManager, executor: Executor) -> None:
+    assert pm.records["vision_pack"].error is None, pm.records["vision_pack"].traceback
+    assert executor.run({"1": node("VisionPlain")}, targets=["1"]).ok
+    result = executor.run({"1": node("UsesVision")}, targets=["1"])
+    assert result.error["exception_message"] == (
+        "Hearth does not provide torchvision.transforms.ToTensor (used by pack vision_pack)")
+    assert "torchvision.transforms.v2" in comfy_compat.missing_names()["vision_pack"]

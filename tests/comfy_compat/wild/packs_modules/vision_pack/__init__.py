@@ -1,0 +1,28 @@
+"""A pack that imports torchvision at module level for one of its nodes, as many wild packs do."""
+
+import torchvision.transforms.v2 as T
+from torchvision import transforms
+from torchvision.transforms import ToTensor
+
+
+class PlainNode:
+    RETURN_TYPES = ("INT",)
+    FUNCTION = "run"
+    CATEGORY = "tests"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}}
+
+    def run(self):
+        return (5,)
+
+
+class UsesVision(PlainNode):
+    def run(self):
+        ToTensor()
+        return (0,)
+
+
+USED = (T, transforms)
+NODE_CLASS_MAPPINGS = {"VisionPlain": PlainNode, "UsesVision": UsesVision}
