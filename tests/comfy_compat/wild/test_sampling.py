@@ -259,3 +259,57 @@ def test_comfy_utils_helpers(pm: PluginManager, tmp_path: Path) -> None:
     assert keys["up_blocks.3.attentions.2.transformer_blocks.0.attn1.to_q.weight"] == (
         "output_blocks.11.1.transformer_blocks.0.attn1.to_q.weight")
     assert keys["conv_in.weight"] == "input_blocks.0.0.weight" and comfy.utils.unet_to_diffusers({}) == {}
+
+
+def test_comfy_extras_latent_compositing_and_flux_from_code(executor: Executor) -> None:
+    result = executor.run({"2": txt2img_parts()["2"], "1": txt2img_parts()["1"],
+                           "4": node("EmptyLatentImage", width=64, height=64, batch_size=2),
+                           "9": node("EmptyImage", width=8, height=8, batch_size=1, color=0),
+                           "5": node("ExtrasFromCode", conditioning=["2", 0], latent=["4", 0], image=["9", 0]),
+                           "8": node("ShowFacts", text=["5", 0])})
+    assert result.ok, result.error
+    facts = dict(fact.split(":", 1) for fact in result.outputs["8"]["text"])
+    assert facts == {"batch": "[3, 4, 8, 8]", "index": "[0, 1, 0]", "rgba": "[1, 8, 8, 4]", "alpha": "0.0,1.0",
+                     "guidance": "2.5", "untouched": "True", "png": "True"}
+
+
+def test_differential_diffusion_from_comfy_extras(executor: Executor) -> None:
+    def inpainted(value: float, soft: bool) -> np.ndarray:
+        model = ["10", 0] if soft else ["1", 0]
+        prompt = decoded(node("KSampler", **sampling_inputs(model=model, latent_image=["12", 0]), denoise=1.0),
+                         {"10": node("SoftInpaintModel", model=["1", 0]), "11": node("PackSolidMask", value=value, size=64),
+                          "12": node("SetLatentNoiseMask", samples=["4", 0], mask=["11", 0])})
+        result = executor.run(prompt)
+        assert result.ok, result.error
+        return preview_pixels(result, "7", executor.folders).astype(int)
+
+    # A mask of ones passes every threshold: the same as plain inpainting. A soft mask is thresholded per step.
+    assert np.array_equal(inpainted(1.0, soft=True), inpainted(1.0, soft=False))
+    assert not np.array_equal(inpainted(0.6, soft=True), inpainted(0.6, soft=False))
+
+
+def test_folder_of_images(pm: PluginManager, tmp_path: Path) -> None:
+    from comfy.k_diffusion.utils import FolderOfImages
+    from PIL import Image
+
+    (tmp_path / "sub").mkdir()
+    Image.new("RGB", (4, 3), (255, 0, 0)).save(tmp_path / "b.png")
+    Image.new("L", (2, 2)).save(tmp_path / "sub" / "a.jpg")
+    (tmp_path / "notes.txt").write_text("not an image")
+    images = FolderOfImages(tmp_path)
+    assert len(images) == 2 and images[0][0].size == (4, 3) and images[1][0].mode == "RGB"
+
+
+def test_differential_diffusion_thresholds_by_progress(pm: PluginManager) -> None:
+    from types import SimpleNamespace
+
+    from comfy_extras.nodes_differential_diffusion import DifferentialDiffusion
+
+    sampling = SimpleNamespace(sigma_min=0.0, timestep=lambda sigma: sigma * 100)  # any increasing map
+    options = {"model": SimpleNamespace(inner_model=SimpleNamespace(model_sampling=sampling)),
+               "sigmas": torch.tensor([10.0, 5.0, 0.0])}
+    mask = torch.tensor([0.3, 0.6, 1.0])
+    node_ = DifferentialDiffusion()
+    assert node_.forward(torch.tensor([10.0]), mask, options).tolist() == [0.0, 0.0, 1.0]
+    assert node_.forward(torch.tensor([5.0]), mask, options).tolist() == [0.0, 1.0, 1.0]
+    assert node_.forward(torch.tensor([5.0]), mask, options, strength=0.5).tolist() == pytest.approx([0.15, 0.8, 1.0])

@@ -11,11 +11,14 @@ import nodes
 import torch
 from comfy.k_diffusion import sampling as k_diffusion_sampling
 from comfy.k_diffusion.sampling import default_noise_sampler, get_ancestral_step, to_d
-from comfy.k_diffusion.utils import append_dims
+from comfy.k_diffusion.utils import FolderOfImages, append_dims
 from comfy.model_management import VRAMState, vram_state, xformers_enabled
 from comfy.samplers import KSAMPLER
-from comfy_extras import nodes_custom_sampler
+from comfy_extras import nodes_custom_sampler, nodes_differential_diffusion
+from comfy_extras.nodes_compositing import JoinImageWithAlpha
 from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
+from comfy_extras.nodes_flux import FluxGuidance
+from comfy_extras.nodes_latent import LatentBatch
 from comfy_extras.nodes_mask import GrowMask, composite
 from nodes import MAX_RESOLUTION
 
@@ -175,6 +178,59 @@ class WeightProbe:
         return ("\n".join(facts),)
 
 
+class PackSolidMask:
+    CATEGORY = "test/mask"
+    RETURN_TYPES = ("MASK",)
+    FUNCTION = "solid"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("FLOAT", {"default": 1.0}), "size": ("INT", {"default": 64})}}
+
+    def solid(self, value, size):
+        return (torch.full((1, size, size), value),)
+
+
+class SoftInpaintModel:
+    """Impact Pack's way: comfy_extras.nodes_differential_diffusion applied from code."""
+
+    CATEGORY = "test/model"
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "apply"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",)}}
+
+    def apply(self, model):
+        return nodes_differential_diffusion.DifferentialDiffusion().apply(model)
+
+
+class ExtrasFromCode:
+    """LatentBatch, JoinImageWithAlpha and FluxGuidance called from code; reports what came back."""
+
+    CATEGORY = "test"
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"conditioning": ("CONDITIONING",), "latent": ("LATENT",), "image": ("IMAGE",)}}
+
+    def run(self, conditioning, latent, image):
+        small = {"samples": torch.ones(1, 4, 4, 4)}
+        (batched,) = LatentBatch().batch(latent, small)
+        mask = torch.zeros(1, 8, 8)
+        mask[:, :4] = 1.0
+        (rgba,) = JoinImageWithAlpha().join_image_with_alpha(image, mask)
+        (guided,) = FluxGuidance().append(conditioning, 2.5)
+        facts = [f"batch:{list(batched['samples'].shape)}", f"index:{batched['batch_index']}",
+                 f"rgba:{list(rgba.shape)}", f"alpha:{rgba[0, 0, 0, 3].item()},{rgba[0, -1, -1, 3].item()}",
+                 f"guidance:{guided[0][1]['guidance']}", f"untouched:{'guidance' not in conditioning[0][1]}",
+                 f"png:{'.png' in FolderOfImages.IMG_EXTENSIONS}"]
+        return ("\n".join(facts),)
+
+
 class ShowFacts:
     CATEGORY = "test"
     RETURN_TYPES = ()
@@ -190,6 +246,9 @@ class ShowFacts:
 
 
 NODE_CLASS_MAPPINGS = {
+    "PackSolidMask": PackSolidMask,
+    "SoftInpaintModel": SoftInpaintModel,
+    "ExtrasFromCode": ExtrasFromCode,
     "ShowFacts": ShowFacts,
     "KDiffusionSamplerSelect": KDiffusionSamplerSelect,
     "AdvancedSampleWithExtras": AdvancedSampleWithExtras,
