@@ -1,0 +1,208 @@
+# A model pack written the way ComfyUI packs are: module-level imports of comfy.model_patcher, model_base,
+# model_sampling, latent_formats, supported_models(_base), ops and patcher_extension; a ModelPatcher subclass;
+# its own network built from comfy.ops layers inside a BaseModel; wrappers and callbacks hung on the patcher; the
+# MODEL's model_sampling replaced by an object patch of ComfyUI's classes.
+import comfy.latent_formats
+import comfy.model_base
+import comfy.model_management
+import comfy.model_patcher
+import comfy.model_sampling
+import comfy.ops
+import comfy.patcher_extension
+import comfy.supported_models
+import comfy.supported_models_base
+import torch
+from comfy.model_base import BaseModel, ModelType
+from comfy.model_patcher import ModelPatcher
+from comfy.patcher_extension import CallbacksMP, WrapperExecutor, WrappersMP
+
+# What the wrappers and callbacks saw, for the test to read.
+RECORDS = {"apply_model": [], "diffusion_model": [], "pre_run": 0, "clones": 0, "denoised": 0, "latents": {}}
+
+
+class PackPatcher(ModelPatcher):
+    """The pack's own patcher class (as GGUF's and AnimateDiff's are)."""
+
+
+class PackNet(torch.nn.Module):
+    """eps = 0.5 * input, from a 1x1 convolution whose weights are stored in bfloat16 (comfy.ops casts them)."""
+
+    def __init__(self, in_channels=4, device=None, operations=None, **kwargs):
+        super().__init__()
+        self.proj = operations.Conv2d(in_channels, in_channels, 1, dtype=torch.bfloat16, device=device)
+        with torch.no_grad():
+            self.proj.weight.copy_(0.5 * torch.eye(in_channels).view(in_channels, in_channels, 1, 1))
+            self.proj.bias.zero_()
+
+    def forward(self, x, timesteps, context=None, control=None, transformer_options=None, **kwargs):
+        return self.proj(x)
+
+
+class PackConfig(comfy.supported_models_base.BASE):
+    unet_config = {"in_channels": 4}
+    unet_extra_config = {}
+    latent_format = comfy.latent_formats.SD15
+    memory_usage_factor = 1.0
+
+
+def record_apply_model(executor, *args, **kwargs):
+    # args as BaseModel._apply_model takes them: x, t, c_concat, c_crossattn, control, transformer_options
+    model = executor.class_obj
+    RECORDS["apply_model"].append({"timestep": int(model.model_sampling.timestep(args[1])[0]),
+                                   "cond_or_uncond": list(args[5]["cond_or_uncond"])})
+    return executor(*args, **kwargs)
+
+
+def record_diffusion_model(executor, *args, **kwargs):
+    network = executor.class_obj
+    RECORDS["diffusion_model"].append({"input_dtype": str(args[0].dtype),
+                                       "weight_dtype": str(network.proj.weight.dtype)})
+    return executor(*args, **kwargs)
+
+
+def count_pre_run(patcher):
+    RECORDS["pre_run"] += 1
+
+
+def count_clone(original, clone):
+    RECORDS["clones"] += 1
+
+
+class PackTinyModel:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}}
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "build"
+    CATEGORY = "model_pack"
+
+    def build(self):
+        config = PackConfig({"in_channels": 4})
+        config.set_inference_dtype(torch.bfloat16, torch.float32)
+        network = BaseModel(config, ModelType.EPS, device=comfy.model_management.unet_offload_device(),
+                            unet_model=PackNet)
+        patcher = PackPatcher(network, comfy.model_management.get_torch_device(),
+                              comfy.model_management.unet_offload_device())
+        patcher.add_wrapper_with_key(WrappersMP.APPLY_MODEL, "model_pack", record_apply_model)
+        comfy.patcher_extension.add_wrapper_with_key(WrappersMP.DIFFUSION_MODEL, "model_pack",
+                                                     record_diffusion_model, patcher.model_options,
+                                                     is_model_options=True)
+        patcher.add_callback(CallbacksMP.ON_PRE_RUN, count_pre_run)
+        patcher.add_callback_with_key(CallbacksMP.ON_CLONE, "model_pack", count_clone)
+        return (patcher,)
+
+
+class PackNudgeBias:
+    """Clones the MODEL and adds a ComfyUI 'diff' patch to the network's bias."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "amount": ("FLOAT", {"default": 0.1})}}
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "nudge"
+    CATEGORY = "model_pack"
+
+    def nudge(self, model, amount):
+        patched = model.clone()
+        key = "diffusion_model.proj.bias"
+        added = patched.add_patches({key: (torch.full((4,), amount),)}, 1.0)
+        assert added == [key], added
+        assert type(patched) is PackPatcher, type(patched)
+        return (patched,)
+
+
+class PackModelAfter:
+    """Passes the MODEL on once a LATENT exists: orders samplings in one prompt."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "after": ("LATENT",)}}
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "after"
+    CATEGORY = "model_pack"
+
+    def after(self, model, after):
+        return (model,)
+
+
+class CountingSampling(comfy.model_sampling.ModelSamplingDiscrete, comfy.model_sampling.V_PREDICTION):
+    """ComfyUI's discrete schedule read as v-prediction, counting its evaluations."""
+
+    def calculate_denoised(self, sigma, model_output, model_input):
+        RECORDS["denoised"] += 1
+        return super().calculate_denoised(sigma, model_output, model_input)
+
+
+class PackVPrediction:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",)}}
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "patch"
+    CATEGORY = "model_pack"
+
+    def patch(self, model):
+        patched = model.clone()
+        patched.add_object_patch("model_sampling", CountingSampling(model.model.model_config))
+        return (patched,)
+
+
+class PackModelFacts:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",)}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "facts"
+    OUTPUT_NODE = True
+    CATEGORY = "model_pack"
+
+    def facts(self, model):
+        sampling = model.get_model_object("model_sampling")
+        reference = comfy.model_sampling.ModelSamplingDiscrete()
+        sdxl = comfy.supported_models.SDXL({"disable_unet_model_creation": True}).get_model({})
+        adm = sdxl.encode_adm(pooled_output=torch.zeros(1, 1280), width=1024, height=1024)
+        facts = {
+            "is_patcher": isinstance(model, ModelPatcher),
+            "is_pack_patcher": isinstance(model, PackPatcher),
+            "is_base_model": isinstance(model.model, BaseModel),
+            "is_sdxl": isinstance(model.model, comfy.model_base.SDXL),
+            "scale_factor": model.model.latent_format.scale_factor,
+            "sd15_scale_factor": comfy.latent_formats.SD15().scale_factor,
+            "sigma_difference": float((sampling.sigmas.float() - reference.sigmas).abs().max()),
+            "half_way": [float(sampling.percent_to_sigma(0.5)), float(reference.percent_to_sigma(0.5))],
+            "sdxl_context_dim": comfy.supported_models.SDXL.unet_config["context_dim"],
+            "sdxl_is_sdxl": isinstance(sdxl, comfy.model_base.SDXL),
+            "sdxl_adm_shape": list(adm.shape),
+            "executor_is_comfy": WrapperExecutor.__name__,
+        }
+        return {"ui": {"facts": [facts]}}
+
+
+class PackKeepLatent:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"samples": ("LATENT",), "name": ("STRING", {"default": "out"})}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "keep"
+    OUTPUT_NODE = True
+    CATEGORY = "model_pack"
+
+    def keep(self, samples, name):
+        RECORDS["latents"][name] = samples["samples"].clone()
+        return {"ui": {"kept": [name]}}
+
+
+NODE_CLASS_MAPPINGS = {
+    "PackTinyModel": PackTinyModel,
+    "PackNudgeBias": PackNudgeBias,
+    "PackVPrediction": PackVPrediction,
+    "PackModelFacts": PackModelFacts,
+    "PackKeepLatent": PackKeepLatent,
+    "PackModelAfter": PackModelAfter,
+}

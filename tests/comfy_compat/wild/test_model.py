@@ -1,0 +1,165 @@
+"""ComfyUI's model internals as packs from the wild use them (packs_model/model_pack), loaded by the real loader
+and run through the executor on a tiny SD1 model: comfy.model_patcher (isinstance of Hearth's MODEL, a pack's
+subclass, clone, ComfyUI weight patches), comfy.patcher_extension (wrappers and callbacks that really run),
+comfy.model_base (a pack-built BaseModel sampled by Hearth's KSampler; the SD view answers isinstance),
+comfy.model_sampling (ComfyUI's schedule equals Hearth's; an object patch of ComfyUI's classes changes sampling),
+comfy.latent_formats, comfy.supported_models(_base) and comfy.ops (bfloat16 weights cast per call)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import torch
+
+from hearth.core.executor import Executor
+from hearth.core.plugins import PluginManager
+from hearth.core.runtime import Runtime
+from tests.comfy_compat.tiny_sd import executor_for, make_models, node, sampling_inputs, txt2img_parts
+
+PACKS = Path(__file__).parent / "packs_model"
+
+
+@pytest.fixture(scope="module")
+def packs_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(min(threads, 2))  # the machine's test budget is two cores
+    work = tmp_path_factory.mktemp("work")
+    runtime = Runtime.build(model_folders=make_models(work / "models"), custom_nodes=[PACKS], environ={},
+                            output=work / "output", input=work / "input", temp=work / "temp")
+    try:
+        with runtime.activate():
+            runtime.plugins  # noqa: B018 - load the packs now, inside the runtime
+            yield runtime
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def pm(packs_runtime: Runtime) -> PluginManager:
+    return packs_runtime.plugins
+
+
+@pytest.fixture(scope="module")
+def executor(pm: PluginManager, tmp_path_factory: pytest.TempPathFactory) -> Executor:
+    return executor_for(pm, tmp_path_factory.mktemp("run"))
+
+
+@pytest.fixture
+def pack(pm: PluginManager) -> Iterator[ModuleType]:
+    """The loaded pack module, its records cleared before the test."""
+    module = sys.modules[pm.nodes()["PackTinyModel"].cls.__module__]
+    for name, value in module.RECORDS.items():
+        module.RECORDS[name] = type(value)()
+    yield module
+
+
+def kept(executor: Executor, prompt: dict[str, Any], pack: ModuleType, name: str) -> torch.Tensor:
+    result = executor.run(prompt)
+    assert result.ok, result
+    return pack.RECORDS["latents"][name]
+
+
+def test_the_pack_loads_with_no_missing_internals(pm: PluginManager) -> None:
+    from hearth_comfy_compat import hook
+
+    nodes = pm.nodes()
+    for name in ("PackTinyModel", "PackNudgeBias", "PackVPrediction", "PackModelFacts", "PackKeepLatent",
+                 "PackModelAfter"):
+        assert name in nodes
+    assert "model_pack" not in hook.missing_names()
+
+
+def test_hearths_sd_model_answers_as_comfyuis_model_patcher_and_base_model(executor: Executor) -> None:
+    result = executor.run({"1": node("CheckpointLoaderSimple", ckpt_name="tiny-sd1.safetensors"),
+                           "2": node("PackModelFacts", model=["1", 0])})
+    assert result.ok, result.error
+    [facts] = result.outputs["2"]["facts"]
+    assert facts["is_patcher"] and facts["is_base_model"]
+    assert not facts["is_pack_patcher"] and not facts["is_sdxl"]  # a pack's subclass and another family: no
+    assert facts["scale_factor"] == facts["sd15_scale_factor"] == 0.18215
+    # ComfyUI's discrete schedule, computed by comfy.model_sampling, is the SD model's own.
+    assert facts["sigma_difference"] < 1e-4
+    assert facts["half_way"][0] == pytest.approx(facts["half_way"][1], rel=1e-4)
+    assert facts["sdxl_context_dim"] == 2048 and facts["sdxl_is_sdxl"]
+    assert facts["sdxl_adm_shape"] == [1, 2816]  # pooled 1280 + six 256-wide size embeddings
+
+
+def test_a_pack_built_model_is_sampled_by_hearths_ksampler_with_its_wrappers(executor: Executor,
+                                                                            pack: ModuleType) -> None:
+    import comfy.samplers
+
+    steps = 3
+    prompt = {**txt2img_parts(), "5": node("PackTinyModel"),
+              "6": node("KSampler", **sampling_inputs(("5", 0), steps=steps, cfg=1.0, denoise=1.0)),
+              "7": node("PackKeepLatent", samples=["6", 0], name="three")}
+    three = kept(executor, prompt, pack, "three")
+    records = pack.RECORDS
+    assert records["pre_run"] == 1  # ON_PRE_RUN once, when sampling prepared the model
+    # The APPLY_MODEL wrapper saw every evaluation (cfg 1: the positive only), at ComfyUI's discrete timesteps.
+    timesteps = [r["timestep"] for r in records["apply_model"]]
+    assert len(timesteps) == steps and timesteps[0] == 999 and timesteps == sorted(timesteps, reverse=True)
+    assert all(r["cond_or_uncond"] == [0] for r in records["apply_model"])
+    # comfy.ops.manual_cast: the network keeps bfloat16 weights and computes on the float32 input.
+    assert records["diffusion_model"][0] == {"input_dtype": "torch.float32", "weight_dtype": "torch.bfloat16"}
+
+    # eps = 0.5 * x / sqrt(sigma^2 + 1), so each Euler step multiplies the latent by a number known from the
+    # sigmas: the result is the start noise times a factor, and two step counts differ by their factors' ratio.
+    prompt["6"]["inputs"]["steps"] = 1
+    prompt["7"]["inputs"]["name"] = "one"
+    one = kept(executor, prompt, pack, "one")
+
+    def factor(n: int) -> float:
+        from comfy.model_sampling import ModelSamplingDiscrete
+
+        sigmas = comfy.samplers.calculate_sigmas(ModelSamplingDiscrete(), "normal", n).tolist()
+        scale = math.sqrt(1 + sigmas[0] ** 2)
+        for now, following in zip(sigmas, sigmas[1:], strict=False):
+            scale *= 1 + 0.5 * (following - now) / math.sqrt(now ** 2 + 1)
+        return scale
+
+    assert torch.allclose(three, one * (factor(3) / factor(1)), rtol=1e-3, atol=1e-4)
+
+
+def test_a_clone_with_a_weight_patch_changes_only_itself(executor: Executor, pack: ModuleType) -> None:
+    # Sampled in this order (each step waits for the previous latent): plain, the patched clone, plain again.
+    prompt = {**txt2img_parts(), "5": node("PackTinyModel"),
+              "6": node("KSampler", **sampling_inputs(("5", 0), steps=2, cfg=1.0, denoise=1.0)),
+              "7": node("PackKeepLatent", samples=["6", 0], name="plain"),
+              "8": node("PackNudgeBias", model=["13", 0], amount=0.2),
+              "9": node("KSampler", **sampling_inputs(("8", 0), steps=2, cfg=1.0, denoise=1.0)),
+              "10": node("PackKeepLatent", samples=["9", 0], name="nudged"),
+              "11": node("KSampler", **sampling_inputs(("14", 0), steps=2, cfg=1.0, denoise=1.0)),
+              "12": node("PackKeepLatent", samples=["11", 0], name="plain_again"),
+              "13": node("PackModelAfter", model=["5", 0], after=["6", 0]),
+              "14": node("PackModelAfter", model=["5", 0], after=["9", 0])}
+    result = executor.run(prompt)
+    assert result.ok, result.error
+    latents = pack.RECORDS["latents"]
+    assert pack.RECORDS["clones"] == 1  # the patcher's ON_CLONE callback, on the pack's clone()
+    assert (latents["nudged"] - latents["plain"]).abs().max() > 1e-2
+    # The patch stayed on its clone: the same model sampled again gives the first result.
+    assert torch.equal(latents["plain"], latents["plain_again"])
+
+
+def test_an_object_patch_of_comfyuis_sampling_classes_changes_hearths_sd_sampling(executor: Executor,
+                                                                                pack: ModuleType) -> None:
+    from hearth_comfy_compat.comfyui.comfy.model_sampling import V_PREDICTION  # what the pack's class reads
+
+    prompt = {**txt2img_parts(), "5": node("PackVPrediction", model=["1", 0]),
+              "6": node("KSampler", **sampling_inputs(("5", 0), denoise=1.0)),
+              "7": node("PackKeepLatent", samples=["6", 0], name="v"),
+              "8": node("KSampler", **sampling_inputs(denoise=1.0)),
+              "9": node("PackKeepLatent", samples=["8", 0], name="eps")}
+    result = executor.run(prompt)
+    assert result.ok, result.error
+    assert V_PREDICTION.prediction == "v"
+    # Two steps with cfg 4: positive and negative each step, every evaluation through the pack's class.
+    assert pack.RECORDS["denoised"] >= 2
+    latents = pack.RECORDS["latents"]
+    assert (latents["v"] - latents["eps"]).abs().max() > 1e-2
