@@ -39,6 +39,9 @@ class InputSpec:
     section: str  # "required", "optional" or "hidden"
     options: Mapping[str, Any] = field(default_factory=dict)
     choices: tuple[Any, ...] | None = None  # for combo inputs
+    # The pack's own type object where it may compare by rules of its own (a str subclass that is no plain
+    # wildcard, e.g. VideoHelperSuite's MultiInput("IMAGE", ["IMAGE", "LATENT"])); links are checked against it.
+    declared: Any = field(default=None, compare=False, repr=False)
 
     @property
     def is_widget(self) -> bool:
@@ -55,15 +58,16 @@ class InputSpecs(dict):
 
     rgthree's ``FlexibleOptionalInputType`` (Any Switch, Power Lora Loader, context nodes...) and similar ``dict``
     subclasses answer ``name in section`` with True for every name and give ``(TYPE,)`` for it, so a node takes as
-    many inputs as the frontend adds (``any_01``, ``lora_3``...). ComfyUI hands a node every prompt input its
-    sections contain; so does the executor, through ``in`` and ``get`` here. Iterating, ``values()`` and ``len``
+    many inputs as the frontend adds (``any_01``, ``lora_3``...); VideoHelperSuite's ``ContainsAll`` hidden section
+    lets Video Combine take the format widgets its frontend adds. ComfyUI hands a node every prompt input its
+    sections contain (required, optional, then hidden); so does the executor, through ``in`` and ``get`` here. Iterating, ``values()`` and ``len``
     see the declared inputs only: validation checks those, as ComfyUI's does.
     """
 
     def __init__(self, declared: Mapping[str, InputSpec], node: str, raw: Mapping[str, Any]) -> None:
         super().__init__(declared)
         self._node = node
-        self._open = [(section, raw[section]) for section in ("required", "optional")
+        self._open = [(section, raw[section]) for section in ("required", "optional", "hidden")
                       if isinstance(raw.get(section), Mapping) and type(raw[section]) is not dict]
         self._claimed: dict[str, InputSpec | None] = {}
 
@@ -124,6 +128,11 @@ class NodeDefinition:
         if not hasattr(cls, cls.FUNCTION):
             raise NodeDefinitionError(f"node class {self.name!r} declares FUNCTION={cls.FUNCTION!r} but has no such method")
         self.return_types: tuple[str, ...] = tuple(type_name(t) for t in cls.RETURN_TYPES)
+        # The pack's own type objects where they may compare by rules of their own (see InputSpec.declared).
+        self.return_objects: tuple[Any, ...] = tuple(_own_rules(t) for t in cls.RETURN_TYPES)
+        # A RETURN_TYPES that answers past its end (Impact's, rgthree's and Easy-Use's ByPassTypeTuple): the node
+        # has as many outputs as the frontend gives it, each of the type RETURN_TYPES[slot] answers.
+        self.open_outputs: bool = type(cls.RETURN_TYPES) not in (tuple, list)
         names = getattr(cls, "RETURN_NAMES", None) or self.return_types
         self.return_names: tuple[str, ...] = tuple(names)
         is_list = getattr(cls, "OUTPUT_IS_LIST", None) or (False,) * len(self.return_types)
@@ -138,6 +147,20 @@ class NodeDefinition:
             self.display_name = getattr(cls, "DISPLAY_NAME", None) or self.name
         if self.python_module is None:
             self.python_module = getattr(cls, "RELATIVE_PYTHON_MODULE", None) or cls.__module__ or "nodes"
+
+    def output_type(self, slot: int) -> tuple[str, Any] | None:
+        """The type name of output ``slot`` and the pack's own type object if it compares by its own rules
+        (else ``None``); ``None`` for a slot the node does not have. Past the declared outputs only an
+        :attr:`open_outputs` RETURN_TYPES answers, as ComfyUI reads ``RETURN_TYPES[slot]``."""
+        if 0 <= slot < len(self.return_types):
+            return self.return_types[slot], self.return_objects[slot]
+        if slot < 0 or not self.open_outputs:
+            return None
+        try:
+            found = self.cls.RETURN_TYPES[slot]
+        except Exception:  # noqa: BLE001 - IndexError, or a pack's __getitem__ failing: no such output
+            return None
+        return type_name(found), _own_rules(found)
 
     def inputs(self) -> NodeInputs:
         """Read ``INPUT_TYPES`` and normalize it."""
@@ -201,6 +224,12 @@ def is_wildcard(value: Any) -> bool:
         return not (value != _PROBE)
     except Exception:  # noqa: BLE001 - a pack's comparison that raises is no wildcard
         return False
+
+
+def _own_rules(value: Any) -> Any:
+    """``value`` if it is a type object that may compare by rules of its own (a str subclass, no plain
+    wildcard), else ``None``."""
+    return value if isinstance(value, str) and type(value) is not str and not is_wildcard(value) else None
 
 
 def type_name(value: Any) -> str:
@@ -294,13 +323,15 @@ def portable_input_types(raw: Any) -> Any:
             else:
                 plain[name] = value
         out[section] = plain
-        if section != "hidden" and type(mapping) is not dict:
+        if type(mapping) is not dict:
             try:
                 if _PROBE in mapping:
                     claimed = mapping[_PROBE]
                     first = claimed[0] if isinstance(claimed, (list, tuple)) and claimed else claimed
                     rest = tuple(claimed[1:]) if isinstance(claimed, (list, tuple)) else ()
-                    opened[section] = [type_name(first) if not isinstance(first, (list, tuple)) else first, *rest]
+                    if isinstance(first, str):
+                        first = type_name(first)
+                    opened[section] = [first, *rest]
             except Exception:  # noqa: BLE001 - a section that cannot answer claims nothing
                 pass
     if opened:
@@ -320,6 +351,8 @@ def restored_input_types(portable: Any) -> Any:
 
 def _input_spec(node: str, name: str, section: str, value: Any) -> InputSpec:
     if section == "hidden":
+        if isinstance(value, (list, tuple)):  # a claimed name of an open hidden section: (None, {}) and the like
+            value = value[0] if value and value[0] is not None else ANY
         return InputSpec(name, type_name(value), section)
     if isinstance(value, str):  # a bare type name, as some packs write it
         value = (value,)
@@ -329,10 +362,11 @@ def _input_spec(node: str, name: str, section: str, value: Any) -> InputSpec:
     options = value[1] if len(value) > 1 and isinstance(value[1], Mapping) else {}
     if isinstance(kind, (list, tuple)):
         return InputSpec(name, "COMBO", section, options, tuple(kind))
+    declared = _own_rules(kind)
     kind = type_name(kind)  # a plain str from here on: comparing it is safe
     if kind == "COMBO":
         return InputSpec(name, "COMBO", section, options, tuple(options.get("options", ())))
-    return InputSpec(name, kind, section, options)
+    return InputSpec(name, kind, section, options, declared=declared)
 
 
 def _jsonable_section(section: Mapping[str, Any]) -> dict[str, Any]:

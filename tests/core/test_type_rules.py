@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hearth.core.executor import Executor
+from hearth.core.executor import Executor, parse_prompt
 from hearth.core.node_registry import NodeRegistry
 from hearth.core.nodes import (
     NodeDefinition,
@@ -203,6 +203,82 @@ def test_a_section_that_claims_every_name_gets_every_input() -> None:
                             "3": ("ShowAny", {"value": link("2")})})
     assert result.ok, result.validation.node_errors
     assert result.outputs["3"] == {"value": [repr([("any_01", 5), ("any_02", "x"), ("first", 1)])]}
+
+
+class MultiInput(str):
+    """VideoHelperSuite's imageOrLatent / floatOrInt: equal to the types it allows, shown as its first."""
+
+    def __new__(cls, string: str, allowed: Any = "*") -> MultiInput:
+        made = super().__new__(cls, string)
+        made.allowed = allowed
+        return made
+
+    def __ne__(self, other: object) -> bool:
+        if self.allowed == "*" or other == "*":
+            return False
+        return other not in self.allowed
+
+
+class ContainsAll(dict):
+    """VideoHelperSuite's hidden section: claims the format widgets its frontend adds to Video Combine."""
+
+    def __contains__(self, other: object) -> bool:
+        return True
+
+    def __getitem__(self, key: str) -> Any:
+        return super().get(key, (None, {}))
+
+
+class ByPassTypeTuple(tuple):
+    """Impact / Easy-Use: every slot past the first answers the first's type (an any type here)."""
+
+    def __getitem__(self, index: Any) -> Any:
+        return super().__getitem__(0 if isinstance(index, int) and index > 0 else index)
+
+
+IMAGE_OR_LATENT = MultiInput("IMAGE", ["IMAGE", "LATENT"])
+
+
+def test_a_type_with_rules_of_its_own_decides_its_links() -> None:
+    combine = node_class({"images": (IMAGE_OR_LATENT,), "rate": (MultiInput("FLOAT", ["FLOAT", "INT"]), {})},
+                         (), show, output=True)
+    combine_inputs = combine.INPUT_TYPES
+    combine.INPUT_TYPES = classmethod(lambda cls: {**combine_inputs(), "hidden": ContainsAll({"uid": "UNIQUE_ID"})})
+    latent = node_class({}, ("LATENT", IMAGE_OR_LATENT), lambda: ("latent", "either"))
+    registry = NodeRegistry.from_classes({**CLASSES, "Combine": combine, "Latent": latent})
+    specs = registry["Combine"].inputs().specs
+    assert specs["images"].type == "IMAGE" and specs["images"].declared is IMAGE_OR_LATENT
+    assert registry["Combine"].object_info()["input"]["required"]["images"] == ["IMAGE"]  # ComfyUI shows it so
+    result = run(registry, {"1": ("Latent", {}), "2": ("Int", {"value": 8}),
+                            "3": ("Combine", {"images": link("1"), "rate": link("2"), "crf": 19}),
+                            "4": ("ShowFloat", {"value": link("2")})})  # sanity: INT into FLOAT is refused
+    assert result.validation.node_errors.keys() == {"4"}, result.validation.node_errors
+    result = run(registry, {"1": ("Latent", {}), "2": ("Int", {"value": 8}),
+                            "3": ("Combine", {"images": link("1"), "rate": link("2"), "crf": 19})})
+    assert result.ok, result.validation.node_errors
+    assert result.outputs["3"] == {"value": ["'latent'", "8", "19", "'3'"]}  # "crf": claimed by the hidden section
+    refused = run(registry, {"1": ("Text", {"text": "x"}), "2": ("Combine", {"images": link("1"), "rate": 1.0})})
+    assert refused.validation.node_errors["2"]["errors"][0]["type"] == "return_type_mismatch"
+    # A received type with rules of its own: LATENT's MultiInput output feeds what it allows.
+    fed = run(registry, {"1": ("Latent", {}), "2": ("ShowAny", {"value": link("1", 1)}),
+                         "3": ("Combine", {"images": link("1", 1), "rate": 2.0})})
+    assert fed.ok, fed.validation.node_errors
+
+
+def test_outputs_past_a_bypass_tuple_take_its_answer() -> None:
+    switch = node_class({"select": ("INT", {})}, ByPassTypeTuple((ANY_NE,)))
+    registry = NodeRegistry.from_classes({**CLASSES, "InversedSwitch": switch})
+    definition = registry["InversedSwitch"]
+    assert definition.open_outputs and definition.return_types == ("*",)
+    assert definition.output_type(3) == ("*", None) and registry["Int"].output_type(1) is None
+    checked = Executor(registry).validator.validate(parse_prompt({
+        "1": {"class_type": "InversedSwitch", "inputs": {"select": 2}},
+        "2": {"class_type": "ShowInt", "inputs": {"value": ["1", 2]}}}))
+    assert checked.ok, checked.node_errors
+    refused = Executor(registry).validator.validate(parse_prompt({
+        "1": {"class_type": "Int", "inputs": {"value": 2}},
+        "2": {"class_type": "ShowInt", "inputs": {"value": ["1", 1]}}}))
+    assert refused.node_errors["2"]["errors"][0]["message"] == "Bad linked input: no such output slot"
 
 
 def test_input_types_cross_a_process_boundary_with_their_meaning() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from hearth.core.executor.graph import Link, PromptNode
 from hearth.core.node_registry import NodeRegistry
-from hearth.core.nodes import NodeDefinitionError, NodeInputs
+from hearth.core.nodes import InputSpec, NodeDefinitionError, NodeInputs, types_match
 from hearth.core.runtime import Runtime, activated
 
 MAX_DEPENDENT_OUTPUTS = 50  # outputs named per failing node; the first ones, in the prompt's order
@@ -197,16 +197,18 @@ class Validator:
                                       f"{name}: node {value.node} is not in the prompt", input_name=name,
                                       input_config=config, received_value=list(value)))
                     continue
-                returns = registry[source.class_type].return_types
-                if not 0 <= value.slot < len(returns):
+                output = registry[source.class_type].output_type(value.slot)
+                if output is None:
+                    count = len(registry[source.class_type].return_types)
                     errs.append(error("bad_linked_input", "Bad linked input: no such output slot",
-                                      f"{name}: node {value.node} ({source.class_type}) has {len(returns)} "
+                                      f"{name}: node {value.node} ({source.class_type}) has {count} "
                                       f"outputs, slot {value.slot} requested", input_name=name,
                                       input_config=config, received_value=list(value)))
                     continue
-                received = returns[value.slot]
+                received, received_object = output
                 received_types[name] = received
-                if "input_types" not in custom_params and not registry.accepts(spec.type, received):
+                if "input_types" not in custom_params and not _link_accepted(registry, spec, received,
+                                                                             received_object):
                     errs.append(error("return_type_mismatch", "Return type mismatch between linked nodes",
                                       f"{name}, received_type({received}) mismatch input_type({spec.type})",
                                       input_name=name, input_config=config, received_type=received,
@@ -225,6 +227,18 @@ class Validator:
         if custom is not None and not errs:
             errs.extend(_run_custom(node, custom, custom_params, received_types))
         return errs, parents_ok
+
+
+def _link_accepted(registry: NodeRegistry, spec: InputSpec, received: str, received_object: Any) -> bool:
+    """Whether an output of type ``received`` may feed ``spec``: by the type names (the registry's rule, with the
+    declared data types' ``accepts``), or, where a pack's type object has comparison rules of its own (the
+    pack's ``received_object`` or ``spec.declared``), by ComfyUI's ``not received != expected`` on the objects."""
+    if registry.accepts(spec.type, received):
+        return True
+    if received_object is None and spec.declared is None:
+        return False
+    return types_match(received if received_object is None else received_object,
+                       spec.type if spec.declared is None else spec.declared)
 
 
 def _check_literal(spec: Any, value: Any) -> tuple[dict[str, Any] | None, Any]:
