@@ -16,6 +16,15 @@ from typing import Any
 MAX_PREVIEW_RESOLUTION = 512
 
 
+def __getattr__(name: str) -> Any:
+    # ComfyUI's latent_preview imports TAESD from comfy.taesd.taesd; packs take it from here.
+    if name == "TAESD":
+        import importlib
+
+        return importlib.import_module("comfy.taesd.taesd").TAESD
+    raise AttributeError(name)
+
+
 def _args() -> Any:
     from hearth_comfy_compat.cli_args import args
 

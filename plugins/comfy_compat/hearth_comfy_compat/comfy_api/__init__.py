@@ -63,7 +63,15 @@ class Input:
     Video = Any
 
 
+class Types:
+    """``comfy_api.latest.Types``: the value descriptions nodes build options from."""
+
+    VideoContainer = media.VideoContainer
+    VideoCodec = media.VideoCodec
+    VideoComponents = media.VideoComponents
+
+
 IO = io
 UI = ui
 
-__all__ = ["IO", "UI", "ComfyAPI", "ComfyAPISync", "ComfyExtension", "Input", "io", "ui"]
+__all__ = ["IO", "UI", "ComfyAPI", "ComfyAPISync", "ComfyExtension", "Input", "Types", "io", "ui"]

@@ -10,6 +10,7 @@ import latent_preview
 import node_helpers
 import torch
 from comfy.cli_args import PerformanceFeature, args, parser
+from comfy_api.latest import Types
 from comfy_execution.progress import ProgressHandler, add_progress_handler, get_progress_state
 from comfy_execution.utils import CurrentNodeContext, get_executing_context
 from comfy_execution.validation import validate_node_input
@@ -70,6 +71,7 @@ class HelperFacts:
             "args": (args.fast == set(), parser.parse_args(["--fast"]).fast is not None, len(PerformanceFeature) > 0,
                      args.port),
             "queue": PromptServer.instance.get_queue_info(),
+            "video_options": (Types.VideoContainer.as_input(), Types.VideoCodec.as_input()),
         }
         return {"ui": {"facts": [facts]}}
 
