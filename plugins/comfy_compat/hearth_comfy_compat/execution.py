@@ -102,6 +102,25 @@ class PromptExecutor:
         if callable(send):
             send(event, data, getattr(self.server, "client_id", None))
 
+    def handle_execution_error(self, prompt_id: str, prompt: Mapping[str, Any], current_outputs: Any,
+                               executed: Any, error: Mapping[str, Any], ex: BaseException) -> None:
+        """Report a node's failure as ComfyUI does: ``execution_interrupted`` for an interrupt, else
+        ``execution_error`` naming the node, the exception and its traceback. Packs wrap this method to react to
+        failures (Impact Pack's error signals)."""
+        from hearth.core.context import InterruptProcessing
+
+        node_id = error.get("node_id")
+        node_type = (prompt.get(node_id) or {}).get("class_type") if node_id is not None else None
+        base = {"prompt_id": prompt_id, "node_id": node_id, "node_type": node_type, "executed": list(executed or ())}
+        if isinstance(ex, InterruptProcessing):
+            self.add_message("execution_interrupted", base, broadcast=True)
+            return
+        self.add_message("execution_error", {
+            **base, "exception_message": error.get("exception_message", str(ex)),
+            "exception_type": error.get("exception_type", full_type_name(type(ex))),
+            "traceback": error.get("traceback", []), "current_inputs": error.get("current_inputs", {}),
+            "current_outputs": list(current_outputs or ())}, broadcast=False)
+
     def execute(self, prompt: Mapping[str, Any], prompt_id: str | None = None,
                 extra_data: Mapping[str, Any] | None = None, execute_outputs: list[str] | None = None) -> None:
         self.reset()

@@ -57,3 +57,15 @@ def test_helper_modules_inside_a_running_node(pm: PluginManager, tmp_path: Path)
     assert ("progress", {"value": 1, "max": 4, "prompt_id": result.prompt_id, "node": "7"}) in events
     seen = next(m for name, m in sys.modules.items() if name.endswith("helpers_pack") and hasattr(m, "SEEN")).SEEN
     assert ("7", 1, 4, "running") in seen
+
+
+def test_prompt_executor_reports_a_failure_as_comfyui_does(pm: PluginManager) -> None:
+    import execution
+
+    runner = execution.PromptExecutor()
+    runner.handle_execution_error("p1", {"3": {"class_type": "Boom", "inputs": {}}}, ["1"], ["1", "2"],
+                                  {"node_id": "3", "exception_message": "no", "exception_type": "ValueError"},
+                                  ValueError("no"))
+    assert runner.status_messages[-1] == ("execution_error", {
+        "prompt_id": "p1", "node_id": "3", "node_type": "Boom", "executed": ["1", "2"], "exception_message": "no",
+        "exception_type": "ValueError", "traceback": [], "current_inputs": {}, "current_outputs": ["1"]})

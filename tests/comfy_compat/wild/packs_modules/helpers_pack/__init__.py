@@ -17,6 +17,8 @@ from comfy_execution.validation import validate_node_input
 from server import PromptServer
 
 SEEN = []
+# Impact Pack wraps the executor's error report at import time.
+ORIGINAL_HANDLE_EXECUTION_ERROR = execution.PromptExecutor.handle_execution_error
 
 
 class Recorder(ProgressHandler):
