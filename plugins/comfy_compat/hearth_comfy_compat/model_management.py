@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import enum
 import gc
+import sys
+import threading
 from typing import Any
 
 import torch
@@ -42,6 +44,16 @@ EXTRA_RESERVED_VRAM = 0
 VAE_DTYPES = [torch.bfloat16, torch.float32]  # fp16 VAEs overflow (SDXL's does)
 directml_enabled = False
 lowvram_available = True
+WINDOWS = sys.platform == "win32"
+XFORMERS_VERSION = ""
+SUPPORT_FP8_OPS = False
+NUM_STREAMS = 1  # Hearth's manager moves weights without side streams
+STREAMS: dict[Any, Any] = {}
+interrupt_processing_mutex = threading.RLock()
+torch_version = torch.version.__version__
+torch_version_numeric = tuple(int(part) for part in torch_version.split("+")[0].split(".")[:2] if part.isdigit())
+FLOAT8_TYPES = [getattr(torch, name) for name in ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz",
+                                                  "float8_e8m0fnu") if hasattr(torch, name)]
 xpu_available = hasattr(torch, "xpu") and torch.xpu.is_available()
 npu_available = False
 mlu_available = False
@@ -267,6 +279,8 @@ def __getattr__(name: str) -> Any:
         return memory_info(default_device()).total / (1024 * 1024)  # MiB, as ComfyUI's
     if name == "total_ram":
         return memory_info("cpu").total / (1024 * 1024)
+    if name == "interrupt_processing":  # ComfyUI's flag, read as Hearth's interrupt of the running prompt
+        return processing_interrupted()
     raise AttributeError(name)
 
 
@@ -377,7 +391,7 @@ def unet_manual_cast(weight_dtype: torch.dtype | None, inference_device: Any,
                      supported_dtypes: Any = (torch.float16, torch.bfloat16, torch.float32)) -> torch.dtype | None:
     """The dtype to compute in when weights stored in ``weight_dtype`` cannot be computed in as they are on
     ``inference_device``; ``None`` when they can."""
-    if weight_dtype is None or weight_dtype == torch.float32:
+    if weight_dtype is None or weight_dtype in (torch.float32, torch.float64):
         return None
     device = as_device(inference_device)
     if weight_dtype in tuple(supported_dtypes) and _supports(device, weight_dtype):
@@ -442,3 +456,61 @@ def maximum_vram_for_weights(device: Any = None) -> int:
 def synchronize() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
+
+
+def get_supported_float8_types() -> list[torch.dtype]:
+    return list(FLOAT8_TYPES)
+
+
+def is_ixuca() -> bool:
+    return False
+
+
+def amd_min_version(device: Any = None, min_rdna_version: int = 0) -> bool:
+    return False  # Hearth does not tell AMD generations apart
+
+
+def cpu_mode() -> bool:
+    return cpu_state is CPUState.CPU
+
+
+def mps_mode() -> bool:
+    return cpu_state is CPUState.MPS
+
+
+def sage_attention_enabled() -> bool:
+    return False
+
+
+def flash_attention_enabled() -> bool:
+    return False
+
+
+def force_channels_last() -> bool:
+    return False
+
+
+def extended_fp16_support() -> bool:
+    return torch_version_numeric >= (2, 7)
+
+
+def unet_inital_load_device(parameters: int, dtype: torch.dtype) -> torch.device:  # ComfyUI's spelling
+    """Where a UNet's weights are first placed: the CPU; Hearth's manager moves them when they run."""
+    return torch.device("cpu")
+
+
+def offloaded_memory(loaded_models: Any, device: Any) -> int:
+    """Bytes of the given loaded models' weights that are not on ``device``."""
+    return sum(m.model_offloaded_memory() for m in loaded_models if m.device == as_device(device))
+
+
+def use_more_memory(extra_memory: int, loaded_models: Any, device: Any) -> None:
+    """Nothing to do: Hearth's manager decides how much of each model stays resident."""
+
+
+def get_offload_stream(device: Any) -> None:
+    return None  # no side streams (NUM_STREAMS is 1)
+
+
+def sync_stream(device: Any, stream: Any) -> None:
+    """Nothing to wait for: Hearth offloads on the current stream."""

@@ -198,7 +198,9 @@ def test_model_management_names_answer_sanely(pm: PluginManager) -> None:
     assert not mm.is_intel_xpu() and not mm.directml_enabled and mm.lowvram_available
     assert not mm.device_supports_non_blocking("cpu") and mm.supports_cast("cpu", torch.bfloat16)
     assert isinstance(mm.current_loaded_models, list) and isinstance(mm.loaded_models(), list)
-    assert not mm.processing_interrupted()
+    assert not mm.processing_interrupted() and mm.interrupt_processing is False
+    assert mm.cpu_mode() and not mm.mps_mode() and mm.get_offload_stream(mm.get_torch_device()) is None
+    assert mm.unet_manual_cast(torch.float64, "cpu") is None and torch.float8_e4m3fn in mm.FLOAT8_TYPES
     mm.soft_empty_cache()
     mm.cleanup_models_gc()
 
