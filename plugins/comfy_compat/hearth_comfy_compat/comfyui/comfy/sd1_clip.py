@@ -23,13 +23,13 @@ import json
 import logging
 import os
 import re
+import unicodedata
 import zipfile
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import regex
 import torch
 
 log = logging.getLogger(__name__)
@@ -201,12 +201,26 @@ def _packaged_bpe() -> Path | None:
     return None
 
 
+def _split_numbers(piece: str) -> list[str]:
+    """An alphanumeric run as CLIP splits it: letter runs whole, every number character on its own."""
+    if not piece[0].isalnum():
+        return [piece]
+    out: list[str] = []
+    for char in piece:
+        if unicodedata.category(char)[0] == "N" or not out or unicodedata.category(out[-1][-1])[0] == "N":
+            out.append(char)
+        else:
+            out[-1] += char
+    return out
+
+
 class CLIPTokenizer:
     """CLIP's byte-level BPE, with the part of ``transformers.CLIPTokenizer``'s interface ComfyUI uses:
     ``from_pretrained(folder)``, ``tokenizer(text)["input_ids"]`` (start + ids + end) and ``get_vocab()``."""
 
-    _pattern = regex.compile(r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+",
-                             regex.IGNORECASE)
+    # CLIP's pre-tokenizer splits letter runs, single numbers and runs of anything else; in stdlib ``re`` terms
+    # an alphanumeric run is cut into its letter runs and single number characters afterwards (\p{N}: categories N*).
+    _pattern = re.compile(r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[^\W_]+|(?:[^\s\w]|_)+")
 
     def __init__(self, vocab: Mapping[str, int], merges: list[tuple[str, str]]) -> None:
         self.vocab = dict(vocab)
@@ -264,8 +278,9 @@ class CLIPTokenizer:
         text = " ".join(html.unescape(html.unescape(text)).split()).lower()
         chars = _byte_chars()
         ids = []
-        for piece in self._pattern.findall(text):
-            ids += [self.vocab[t] for t in self._bpe("".join(chars[b] for b in piece.encode("utf-8")))]
+        for match in self._pattern.findall(text):
+            for piece in _split_numbers(match):
+                ids += [self.vocab[t] for t in self._bpe("".join(chars[b] for b in piece.encode("utf-8")))]
         return ids
 
     def __call__(self, text: str) -> dict[str, list[int]]:

@@ -1,0 +1,296 @@
+"""ComfyUI's encoder and loader internals as packs from the wild use them, run through the executor on a tiny SD1
+model: comfy.lora key maps and load_lora (KJNodes, Easy-Use), comfy.sd1_clip prompt weighting and tokenizers,
+comfy.sd's loaders (WAS' load_checkpoint with a config, state-dict loaders, diffusion models, VAE/CLIP classes),
+comfy.controlnet's classes and arithmetic, comfy.clip_vision's preprocessing, and what Hearth lacks failing by name.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hearth.core.executor import Executor
+from hearth.core.model_folders import ModelFolders
+from hearth.core.plugins import PluginManager
+from hearth.core.runtime import Runtime
+from tests.comfy_compat.tiny_sd import (
+    CHECKPOINT,
+    LORA,
+    executor_for,
+    make_models,
+    node,
+    preview_pixels,
+    sampling_inputs,
+    txt2img_parts,
+)
+
+PACKS = Path(__file__).parent / "packs_encoders"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> ModelFolders:
+    return make_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def packs_runtime(models: ModelFolders, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(min(threads, 2))  # the machine's test budget is two cores
+    work = tmp_path_factory.mktemp("work")
+    runtime = Runtime.build(model_folders=models, custom_nodes=[PACKS], environ={}, output=work / "output",
+                            input=work / "input", temp=work / "temp")
+    try:
+        with runtime.activate():
+            runtime.plugins  # noqa: B018 - load the packs now, inside the runtime
+            yield runtime
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def pm(packs_runtime: Runtime) -> PluginManager:
+    return packs_runtime.plugins
+
+
+@pytest.fixture(scope="module")
+def executor(pm: PluginManager, tmp_path_factory: pytest.TempPathFactory) -> Executor:
+    return executor_for(pm, tmp_path_factory.mktemp("run"))
+
+
+def pixels(executor: Executor, extra: dict, model: list | None = None, positive: list | None = None,
+           vae: list | None = None) -> np.ndarray:
+    """txt2img (KSampler as node 5, decoded by 6, previewed by 7) with parts of it replaced."""
+    inputs = sampling_inputs(**({"model": model} if model else {}), **({"positive": positive} if positive else {}))
+    prompt = {**txt2img_parts(), **extra, "5": node("KSampler", **inputs, denoise=1.0),
+              "6": node("VAEDecode", samples=["5", 0], vae=vae or ["1", 2]), "7": node("PreviewImage", images=["6", 0])}
+    result = executor.run(prompt)
+    assert result.ok, result.error
+    return preview_pixels(result, "7", executor.folders).astype(int)
+
+
+def shown(executor: Executor, extra: dict, source: list) -> str:
+    result = executor.run({**extra, "99": node("ShowString", text=source)})
+    assert result.ok, result.error
+    return result.outputs["99"]["text"][0]
+
+
+@pytest.fixture(scope="module")
+def base_pixels(executor: Executor) -> np.ndarray:
+    return pixels(executor, {})
+
+
+def test_the_pack_loads_with_its_subclasses(pm: PluginManager) -> None:
+    record = pm.records["encoders_pack"]
+    assert record.error is None, record.traceback
+    assert {"KeyMapLoraLoader", "ScaledEmphasisEncode", "ApplyPackControlNet", "ClipPreprocess"} <= set(pm.nodes())
+    import comfy.clip_vision
+    import comfy.controlnet
+    import comfy.sd
+
+    pack = inspect.getmodule(pm.nodes()["ApplyPackControlNet"].cls)
+    assert issubclass(pack.PackControlNet, comfy.controlnet.ControlNet)
+    assert issubclass(pack.PackControlNet, comfy.controlnet.ControlBase)
+    assert issubclass(pack.PackClipVision, comfy.clip_vision.ClipVisionModel)
+    assert issubclass(pack.PackVAE, comfy.sd.VAE)
+
+
+def test_a_lora_put_on_by_key_map_and_load_lora_samples_as_lora_loader(executor: Executor,
+                                                                        base_pixels: np.ndarray) -> None:
+    by_key_map = pixels(executor, {"10": node("KeyMapLoraLoader", model=["1", 0], lora_name=LORA, strength=0.8)},
+                        model=["10", 0])
+    by_loader = pixels(executor, {"10": node("LoraLoaderModelOnly", model=["1", 0], lora_name=LORA,
+                                             strength_model=0.8)}, model=["10", 0])
+    assert np.array_equal(by_key_map, by_loader)
+    assert np.abs(by_key_map - base_pixels).max() > 0
+
+
+def test_a_clip_lora_by_key_map_encodes_as_lora_loader(executor: Executor, base_pixels: np.ndarray) -> None:
+    ours = pixels(executor, {"10": node("KeyMapClipLora", clip=["1", 1], lora_name=LORA, strength=0.8),
+                             "11": node("CLIPTextEncode", clip=["10", 0], text="a red cat")}, positive=["11", 0])
+    theirs = pixels(executor, {"10": node("LoraLoader", model=["1", 0], clip=["1", 1], lora_name=LORA,
+                                          strength_model=0.0, strength_clip=0.8),
+                               "11": node("CLIPTextEncode", clip=["10", 1], text="a red cat")}, positive=["11", 0])
+    assert np.array_equal(ours, theirs)
+    assert np.abs(ours - base_pixels).max() > 0
+
+
+def test_lora_key_maps_use_comfyuis_names(pm: PluginManager) -> None:
+    import comfy.lora
+
+    model, clip, _ = pm.nodes()["CheckpointLoaderSimple"].cls().load_checkpoint(CHECKPOINT)
+    unet = comfy.lora.model_lora_keys_unet(model.model, {})
+    target = "diffusion_model.input_blocks.1.1.proj_in.weight"
+    for name in ("lora_unet_input_blocks_1_1_proj_in", "lora_unet_down_blocks_0_attentions_0_proj_in",
+                 "unet.down_blocks.0.attentions.0.proj_in", "diffusion_model.input_blocks.1.1.proj_in"):
+        assert unet[name] == target, name
+    assert unet["lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_out_0"] == (
+        "diffusion_model.input_blocks.1.1.transformer_blocks.0.attn1.to_out.0.weight")
+    assert unet["unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.processor.to_out"].endswith("to_out.0.weight")
+    assert unet["lora_unet_down_blocks_0_downsamplers_0_conv"] == "diffusion_model.input_blocks.3.0.op.weight"
+    assert unet["lora_unet_up_blocks_0_resnets_0_conv1"] == "diffusion_model.output_blocks.0.0.in_layers.2.weight"
+    assert unet["lora_unet_mid_block_resnets_1_time_emb_proj"] == "diffusion_model.middle_block.2.emb_layers.1.weight"
+    text = comfy.lora.model_lora_keys_clip(clip, {})
+    assert text["lora_te_text_model_encoder_layers_0_self_attn_q_proj"] == (
+        "clip_l.transformer.text_model.encoder.layers.0.self_attn.q_proj.weight")
+    assert text["text_encoder.text_model.encoder.layers.1.mlp.fc2"].endswith("layers.1.mlp.fc2.weight")
+
+
+def test_load_lora_and_calculate_weight_do_comfyuis_arithmetic() -> None:
+    import comfy.lora
+
+    up, down = torch.randn(6, 2), torch.randn(2, 5)
+    lora = {"m.lora_B.weight": up, "m.lora_A.weight": down, "m.alpha": torch.tensor(1.0),
+            "n.diff": torch.ones(6, 5), "n.diff_b": torch.ones(6), "o.set_weight": torch.zeros(6, 5)}
+    patches = comfy.lora.load_lora(lora, {"m": "a.weight", "n": "b.weight", "o": "c.weight"})
+    assert patches["a.weight"][0] == "lora" and patches["a.weight"][1][2] == 1.0
+    assert patches["b.weight"][0] == "diff" and patches["b.bias"][0] == "diff" and patches["c.weight"][0] == "set"
+    weight = torch.randn(6, 5)
+    got = comfy.lora.calculate_weight([(0.5, patches["a.weight"], 1.0, None, None)], weight.clone(), "a.weight")
+    assert torch.allclose(got, weight + 0.5 * 0.5 * (up @ down))  # strength 0.5, alpha / rank = 1 / 2
+    got = comfy.lora.calculate_weight([(2.0, (torch.ones(6, 5),), 0.5, None, None)], weight.clone(), "b.weight")
+    assert torch.allclose(got, weight * 0.5 + 2.0)
+    narrowed = comfy.lora.calculate_weight([(1.0, ("diff", (torch.ones(2, 5),)), 1.0, (0, 1, 2), None)],
+                                           weight.clone(), "b.weight")
+    assert torch.allclose(narrowed[1:3], weight[1:3] + 1) and torch.equal(narrowed[0], weight[0])
+    assert torch.equal(comfy.lora.pad_tensor_to_shape(torch.ones(1, 2), [2, 3]),
+                       torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]))
+    # DoRA: each input column of the result has the norm dora_scale asks for.
+    scale = torch.full((1, 5), 3.0)
+    dora = comfy.lora.calculate_weight([(1.0, ("lora", (up, down, None, None, scale, None)), 1.0, None, None)],
+                                       weight.clone(), "a.weight")
+    assert torch.allclose(dora.norm(dim=0), torch.full((5,), 3.0), atol=1e-5)
+
+
+def test_prompt_weights_parsed_with_sd1_clip_encode_as_clip_text_encode(executor: Executor) -> None:
+    text = "a (red:1.5) cat, \\(study\\)"
+    same = {"10": node("ScaledEmphasisEncode", clip=["1", 1], text=text, scale=1.0)}
+    assert shown(executor, {**txt2img_parts(), **same}, ["10", 1]) == "a (red:1.5) cat, \\(study\\)"
+    ours = pixels(executor, same, positive=["10", 0])
+    theirs = pixels(executor, {"10": node("CLIPTextEncode", clip=["1", 1], text=text)}, positive=["10", 0])
+    assert np.array_equal(ours, theirs)
+    flat = {"10": node("ScaledEmphasisEncode", clip=["1", 1], text=text, scale=0.0)}
+    assert shown(executor, {**txt2img_parts(), **flat}, ["10", 1]) == "a red cat, \\(study\\)"
+    assert not np.array_equal(pixels(executor, flat, positive=["10", 0]), ours)
+
+
+def test_sd1_tokenizer_on_its_own_gives_comfyuis_windows(executor: Executor) -> None:
+    extra = {"10": node("StandaloneTokenizer", text="a (red:1.5) cat")}
+    # a=320, red=736, cat=2368; word ids count the weighted segments ("a ", "red", " cat").
+    assert shown(executor, extra, ["10", 0]) == "320:1:1,736:1.5:2,2368:1:3"
+    import comfy.sd1_clip
+
+    assert comfy.sd1_clip.token_weights("a ((b)) (c:0.5)", 1.0) == [("a ", 1.0), ("b", pytest.approx(1.21)),
+                                                                     (" ", 1.0), ("c", 0.5)]
+    assert comfy.sd1_clip.parse_parentheses("x (y (z)) w") == ["x ", "(y (z))", " w"]
+    windows = comfy.sd1_clip.SDTokenizer().tokenize_with_weights(" ".join(["word"] * 80))
+    assert [len(w) for w in windows] == [77, 77] and windows[1][0] == (49406, 1.0)
+
+
+def test_load_checkpoint_with_a_v_config_loads_v_prediction(executor: Executor, base_pixels: np.ndarray) -> None:
+    plain = pixels(executor, {"10": node("LoadCheckpointWithConfig", config_name="v1-inference.yaml",
+                                         ckpt_name=CHECKPOINT)}, model=["10", 0])
+    assert np.array_equal(plain, base_pixels)
+    v = pixels(executor, {"10": node("LoadCheckpointWithConfig", config_name="v2-inference-v.yaml",
+                                     ckpt_name=CHECKPOINT)}, model=["10", 0])
+    assert not np.array_equal(v, base_pixels)
+
+
+def test_a_vae_subclass_from_tensors_decodes_as_the_checkpoints(executor: Executor, base_pixels: np.ndarray) -> None:
+    extra = {"10": node("VAEFromCheckpointTensors", ckpt_name=CHECKPOINT)}
+    assert np.array_equal(pixels(executor, extra, vae=["10", 0]), base_pixels)
+    assert shown(executor, extra, ["10", 1]) == "4 channels"
+
+
+def test_a_pack_controlnet_chain_computes_comfyuis_control(executor: Executor) -> None:
+    extra = {"10": node("CLIPTextEncode", clip=["1", 1], text="a red cat"),
+             "11": node("EmptyImage", width=32, height=32, batch_size=1, color=0xFF0000),
+             "12": node("ApplyPackControlNet", conditioning=["10", 0], image=["11", 0], strength=1.0),
+             "13": node("ApplyPackControlNet", conditioning=["12", 0], image=["11", 0], strength=0.5),
+             "14": node("ProbeControl", conditioning=["13", 0]), "1": txt2img_parts()["1"]}
+    # The hint's mean is 1/3 (pure red); the tiny model gives 1x, 2x and 3x it; strengths 0.5 and 1.0 add up.
+    assert shown(executor, extra, ["14", 0]) == (
+        "PackControlNet encoders_pack 0.5 middle:1.5000 output:0.5000,1.0000 late:None")
+
+
+def test_what_hearth_lacks_fails_by_name_and_is_listed(executor: Executor, pm: PluginManager) -> None:
+    result = executor.run({"10": node("LoadControlNetFile", ckpt_name=CHECKPOINT)})
+    assert not result.ok
+    assert "comfy.controlnet.load_controlnet" in str(result.error) and "issue 19" in str(result.error)
+    from hearth_comfy_compat import hook
+
+    assert "comfy.controlnet.load_controlnet" in hook.missing_names()["encoders_pack"]
+    pack = inspect.getmodule(pm.nodes()["ApplyPackControlNet"].cls)
+    with pytest.raises(hook.HearthDoesNotProvide, match="comfy.clip_vision.ClipVisionModel"):
+        pack.PackClipVision({"model_type": "clip_vision_model", "num_hidden_layers": 24})
+
+
+def test_clip_preprocess_matches_a_hand_computed_reference() -> None:
+    import comfy.clip_vision
+
+    mean, std = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+    color = (0.2, 0.4, 0.8)
+    flat = torch.tensor(color).expand(1, 256, 300, 3).clone()  # resized (shorter side to 224), then cropped
+    out = comfy.clip_vision.clip_preprocess(flat)
+    assert out.shape == (1, 3, 224, 224)
+    for c in range(3):
+        expected = (round(255 * color[c]) / 255 - mean[c]) / std[c]
+        assert torch.allclose(out[0, c], torch.full((224, 224), expected), atol=1e-5)
+    ramp = torch.linspace(0, 1, 224).view(1, 1, 224, 1).expand(1, 224, 224, 4).clone()  # alpha dropped, no resize
+    out = comfy.clip_vision.clip_preprocess(ramp)
+    row = ramp[0, 0, :, 0].numpy()
+    for c in range(3):
+        assert np.allclose(out[0, c, 0].numpy(), (np.round(255 * row) / 255 - mean[c]) / std[c], atol=1e-5)
+    assert comfy.clip_vision.clip_preprocess(flat, crop=False).shape == (1, 3, 224, 224)
+    output = comfy.clip_vision.Output()
+    output["image_embeds"] = 1
+    assert output.image_embeds == 1
+
+
+def test_sdxl_clip_classes_and_the_clip_class(executor: Executor) -> None:
+    extra = {"1": txt2img_parts()["1"], "10": node("SDXLClipCheck", clip=["1", 1])}
+    assert shown(executor, extra, ["10", 0]) == "sdxl=False clip=True broadcast=broadcast_image_to"
+
+
+def test_comfy_sd_loads_diffusion_models_and_state_dicts(pm: PluginManager, models: ModelFolders,
+                                                         tmp_path: Path) -> None:
+    import comfy.sd
+    import comfy.utils
+
+    from hearth.core.model_folders import write_tiny_model
+    from hearth.core.models import NoModelLoaderError
+
+    path = tmp_path / "tiny-wan.safetensors"
+    write_tiny_model(pm.resolve_named("register_tiny_models", "tiny model"), "wan-dit", path)
+    model = comfy.sd.load_diffusion_model(str(path))
+    again = comfy.sd.load_diffusion_model_state_dict(comfy.utils.load_torch_file(str(path)))
+    first = sorted(model.model_state_dict())
+    assert first == sorted(again.model_state_dict()) and first
+    assert all(torch.equal(model.model_state_dict()[k], again.model_state_dict()[k]) for k in first)
+    assert comfy.sd.load_unet(str(path)).model_state_dict().keys() == model.model_state_dict().keys()
+    checkpoint = str(models.find("checkpoints", CHECKPOINT))
+    with pytest.raises(NoModelLoaderError, match="standalone diffusion model"):
+        comfy.sd.load_diffusion_model(checkpoint)
+    state = comfy.utils.load_torch_file(checkpoint)
+    m, c, v, vision = comfy.sd.load_state_dict_guess_config(state)
+    node_model = pm.nodes()["CheckpointLoaderSimple"].cls().load_checkpoint(CHECKPOINT)[0]
+    key = "diffusion_model.out.2.weight"
+    assert torch.equal(m.model_state_dict()[key], node_model.model_state_dict()[key]) and vision is None
+    text = {k[len("cond_stage_model.transformer."):]: t for k, t in state.items()
+            if k.startswith("cond_stage_model.transformer.")}
+    clip = comfy.sd.load_text_encoder_state_dicts([text])
+    wrapped = comfy.sd.CLIP(state_dict=[text])
+    assert torch.equal(clip.encode("a cat")[0], c.encode("a cat")[0])
+    assert torch.equal(wrapped.encode("a cat")[0], c.encode("a cat")[0])
+    assert isinstance(clip, comfy.sd.CLIP) and isinstance(wrapped, comfy.sd.CLIP)
+
+    class PackClip(comfy.sd.CLIP):
+        pass
+
+    empty = PackClip(no_init=True)
+    empty.hearth_value = clip
+    assert isinstance(empty, PackClip) and empty.tokenize("a cat") is not None
