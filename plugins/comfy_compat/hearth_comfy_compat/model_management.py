@@ -30,6 +30,7 @@ from hearth.core.models.devices import (
 )
 from hearth.core.models.devices import supports_dtype as _supports
 from hearth.core.models.manager import default_manager
+from hearth.core.runtime import NoRuntimeError
 
 InterruptProcessingException = InterruptProcessing
 OOM_EXCEPTION = torch.cuda.OutOfMemoryError
@@ -273,7 +274,7 @@ class LoadedModel:
 def __getattr__(name: str) -> Any:
     # A fresh list each time: Hearth's manager owns the records and drops a model when its weights go.
     if name == "current_loaded_models":
-        return [LoadedModel(record) for record in default_manager().loaded_models()]
+        return [LoadedModel(record) for record in _loaded_records()]
     # Read when asked, so importing the module does not start a GPU context.
     if name == "total_vram":
         return memory_info(default_device()).total / (1024 * 1024)  # MiB, as ComfyUI's
@@ -284,9 +285,18 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
+def _loaded_records() -> list[Any]:
+    # Outside every Runtime there is no manager, and so nothing loaded (a pack may look at import time).
+    try:
+        manager = default_manager()
+    except NoRuntimeError:
+        return []
+    return manager.loaded_models()
+
+
 def loaded_models(only_currently_used: bool = False) -> list[Any]:
     """The weights of every model Hearth's manager has loaded, most recently used first."""
-    return [m for m in (record.weights_ref() for record in default_manager().loaded_models()) if m is not None]
+    return [m for m in (record.weights_ref() for record in _loaded_records()) if m is not None]
 
 
 def unload_model_clones(model: Any, unload_weights_only: bool = True, force_unload: bool = True) -> None:
