@@ -70,7 +70,7 @@ def test_the_pack_loads_with_no_missing_internals(pm: PluginManager) -> None:
 
     nodes = pm.nodes()
     for name in ("PackTinyModel", "PackNudgeBias", "PackVPrediction", "PackModelFacts", "PackKeepLatent",
-                 "PackModelAfter"):
+                 "PackModelAfter", "PackCheckpointFacts", "PackRegionalConditioning", "PackConditioningFacts"):
         assert name in nodes
     assert "model_pack" not in hook.missing_names()
 
@@ -163,3 +163,42 @@ def test_an_object_patch_of_comfyuis_sampling_classes_changes_hearths_sd_samplin
     assert pack.RECORDS["denoised"] >= 2
     latents = pack.RECORDS["latents"]
     assert (latents["v"] - latents["eps"]).abs().max() > 1e-2
+
+
+def test_model_detection_reads_the_checkpoint_as_comfyui_does(executor: Executor, packs_runtime: Runtime) -> None:
+    from safetensors import safe_open
+
+    result = executor.run({"1": node("PackCheckpointFacts", ckpt_name="tiny-sd1.safetensors")})
+    assert result.ok, result.error
+    [facts] = result.outputs["1"]["facts"]
+    assert facts["prefix"] == "model.diffusion_model."
+    with safe_open(str(packs_runtime.model_folders.find("checkpoints", "tiny-sd1.safetensors")), "pt") as f:
+        blocks = {int(k.split(".")[3]) for k in f.keys() if k.startswith("model.diffusion_model.input_blocks.")}
+    assert facts["input_blocks"] == len(blocks) > 0
+
+
+def test_hooks_conditioning_helpers_set_what_hearths_samplers_read(executor: Executor, pack: ModuleType) -> None:
+    prompt = {**txt2img_parts(),
+              "5": node("PackRegionalConditioning", positive=["2", 0], extra=["3", 0], with_hook=False),
+              "6": node("PackConditioningFacts", conditioning=["5", 0]),
+              "7": node("KSampler", **sampling_inputs(positive=["5", 0], steps=6, denoise=1.0)),
+              "8": node("PackKeepLatent", samples=["7", 0], name="regional"),
+              "9": node("KSampler", **sampling_inputs(steps=6, denoise=1.0)),
+              "10": node("PackKeepLatent", samples=["9", 0], name="plain")}
+    result = executor.run(prompt)
+    assert result.ok and "6" in result.outputs and "8" in result.outputs, result
+    first, added = result.outputs["6"]["entries"]
+    assert "mask" not in first  # the original entry is left as it was
+    assert added == {"mask": [1, 8, 8], "set_area_to_bounds": True, "mask_strength": 0.5,
+                     "start_percent": 0.25, "end_percent": 0.75}
+    latents = pack.RECORDS["latents"]
+    assert (latents["regional"] - latents["plain"]).abs().max() > 1e-3  # the sampler used the added entry
+
+
+def test_a_hook_group_on_conditioning_fails_naming_what_hearth_does_not_apply(executor: Executor) -> None:
+    prompt = {**txt2img_parts(),
+              "5": node("PackRegionalConditioning", positive=["2", 0], extra=["3", 0], with_hook=True),
+              "6": node("PackConditioningFacts", conditioning=["5", 0])}
+    result = executor.run(prompt)
+    assert not result.ok
+    assert "comfy.hooks.set_hooks_for_conditioning" in str(result.error)

@@ -2,8 +2,10 @@
 # model_sampling, latent_formats, supported_models(_base), ops and patcher_extension; a ModelPatcher subclass;
 # its own network built from comfy.ops layers inside a BaseModel; wrappers and callbacks hung on the patcher; the
 # MODEL's model_sampling replaced by an object patch of ComfyUI's classes.
+import comfy.hooks
 import comfy.latent_formats
 import comfy.model_base
+import comfy.model_detection
 import comfy.model_management
 import comfy.model_patcher
 import comfy.model_sampling
@@ -11,7 +13,10 @@ import comfy.ops
 import comfy.patcher_extension
 import comfy.supported_models
 import comfy.supported_models_base
+import comfy.utils
+import folder_paths
 import torch
+from comfy.hooks import HookGroup, HookKeyframe, HookKeyframeGroup
 from comfy.model_base import BaseModel, ModelType
 from comfy.model_patcher import ModelPatcher
 from comfy.patcher_extension import CallbacksMP, WrapperExecutor, WrappersMP
@@ -198,7 +203,73 @@ class PackKeepLatent:
         return {"ui": {"kept": [name]}}
 
 
+class PackCheckpointFacts:
+    """What comfy.model_detection says of a checkpoint file, read as packs read one."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"ckpt_name": (folder_paths.get_filename_list("checkpoints"),)}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "facts"
+    OUTPUT_NODE = True
+    CATEGORY = "model_pack"
+
+    def facts(self, ckpt_name):
+        sd = comfy.utils.load_torch_file(folder_paths.get_full_path("checkpoints", ckpt_name))
+        prefix = comfy.model_detection.unet_prefix_from_state_dict(sd)
+        blocks = comfy.model_detection.count_blocks(sd.keys(), prefix + "input_blocks.{}.")
+        return {"ui": {"facts": [{"prefix": prefix, "input_blocks": blocks}]}}
+
+
+class PackRegionalConditioning:
+    """The negative prompt added to the positive in a masked region for part of the schedule (comfy.hooks)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"positive": ("CONDITIONING",), "extra": ("CONDITIONING",),
+                             "with_hook": ("BOOLEAN", {"default": False})}}
+
+    RETURN_TYPES = ("CONDITIONING",)
+    FUNCTION = "combine"
+    CATEGORY = "model_pack"
+
+    def combine(self, positive, extra, with_hook):
+        hooks = None
+        if with_hook:
+            keyframes = HookKeyframeGroup()
+            keyframes.add(HookKeyframe(strength=0.5, start_percent=0.5))
+            hooks = HookGroup()
+            hooks.add(comfy.hooks.WeightHook())
+            hooks.set_keyframes_on_hooks(keyframes)
+        mask = torch.zeros(8, 8)
+        mask[:, :4] = 1.0
+        (combined,) = comfy.hooks.set_conds_props_and_combine(
+            conds=[positive], new_conds=[extra], strength=0.5, set_cond_area="mask bounds", mask=mask,
+            hooks=hooks, timesteps_range=(0.25, 0.75))
+        return (combined,)
+
+
+class PackConditioningFacts:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"conditioning": ("CONDITIONING",)}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "facts"
+    OUTPUT_NODE = True
+    CATEGORY = "model_pack"
+
+    def facts(self, conditioning):
+        entries = [{k: (list(v.shape) if isinstance(v, torch.Tensor) else v) for k, v in options.items()
+                    if k != "pooled_output"} for _, options in conditioning]
+        return {"ui": {"entries": entries}}
+
+
 NODE_CLASS_MAPPINGS = {
+    "PackCheckpointFacts": PackCheckpointFacts,
+    "PackRegionalConditioning": PackRegionalConditioning,
+    "PackConditioningFacts": PackConditioningFacts,
     "PackTinyModel": PackTinyModel,
     "PackNudgeBias": PackNudgeBias,
     "PackVPrediction": PackVPrediction,
