@@ -39,6 +39,7 @@ from typing import Any
 from hearth.core import context
 from hearth.core.context import ExecutionContext, Folders
 from hearth.core.model_folders import ModelFolders
+from hearth.core.nodes import portable_input_types, portable_return_types
 from hearth.core.runtime import Runtime, RuntimeOptions
 from hearth_comfy_compat.pack_hosts import host_runtime, set_host_runtime
 
@@ -138,8 +139,13 @@ def host_node(cls: type) -> type:
     ``ExecutionBlocker``) into their crossing form."""
     function = str(cls.FUNCTION)  # type: ignore[attr-defined]
     namespace: dict[str, Any] = {attr: getattr(cls, attr) for attr in _COPIED if hasattr(cls, attr)}
+    # Types cross as plain data that keeps its meaning (an "any type" object as "*", an open section recorded as
+    # one); the pack's own class keeps its objects. Each re-read of INPUT_TYPES goes through here too.
     namespace.update(FUNCTION=function, __module__=cls.__module__, __qualname__=cls.__qualname__,
-                     INPUT_TYPES=classmethod(lambda _c: cls.INPUT_TYPES()))  # type: ignore[attr-defined]
+                     INPUT_TYPES=classmethod(lambda _c: portable_input_types(
+                         cls.INPUT_TYPES())))  # type: ignore[attr-defined]
+    if isinstance(namespace.get("RETURN_TYPES"), (list, tuple)):
+        namespace["RETURN_TYPES"] = portable_return_types(namespace["RETURN_TYPES"])
 
     def __init__(self: Any) -> None:
         self.inner = cls()

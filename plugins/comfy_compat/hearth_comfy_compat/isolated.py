@@ -32,7 +32,7 @@ from typing import Any
 
 from hearth.core import context
 from hearth.core.context import InterruptProcessing
-from hearth.core.nodes import NodeDefinition
+from hearth.core.nodes import NodeDefinition, restored_input_types
 from hearth.core.runtime import current_runtime
 from hearth.core.types import ExecutionBlocker
 from hearth_comfy_compat.host_side import BLOCKER, CALLBACKS, PACK_INFO
@@ -163,11 +163,12 @@ class IsolatedPack:
         for node, info in (self.description.get("nodes") or {}).items():
             if node in (CALLBACKS, PACK_INFO):
                 continue
-            if isinstance(info, Mapping) and info.get("error"):
-                notes.append(f"node {node!r} skipped: {info['error']}")
-                continue
             try:
-                cls = node_class(self, node, info)
+                if isinstance(info, Mapping) and info.get("error"):
+                    # Listed with its error, as an in-process pack's node whose INPUT_TYPES raises is.
+                    cls = failed_node_class(self, node, str(info["error"]))
+                else:
+                    cls = node_class(self, node, info)
                 found.append(NodeDefinition(node, cls, display.get(node), plugin=self.name,
                                             python_module=f"custom_nodes.{self.name}"))
             except Exception as exc:
@@ -374,7 +375,8 @@ class _InputTypes:
     lists, without holding up the caller more than INPUT_TYPES_WAIT_S while the host is busy with a node."""
 
     def __init__(self, pack: IsolatedPack, node: str, raw: dict[str, Any]) -> None:
-        self.pack, self.node, self.raw = pack, node, raw
+        # The host sends portable INPUT_TYPES: a section that claims every name becomes one again here.
+        self.pack, self.node, self.raw = pack, node, restored_input_types(raw)
         self.read_at = time.monotonic()
         self.dynamic = _has_lists(raw)
         self._refreshing: threading.Thread | None = None
@@ -413,7 +415,7 @@ class _InputTypes:
             self.read_at = time.monotonic()
             return
         if isinstance(raw, dict):
-            self.raw = raw
+            self.raw = restored_input_types(raw)
         self.read_at = time.monotonic()
 
 
@@ -431,6 +433,19 @@ def _as_result(value: Any) -> Any:
 
 def _is_blocker(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and BLOCKER in value
+
+
+def failed_node_class(pack: IsolatedPack, node: str, error: str) -> type:
+    """A node whose description failed in the host (its INPUT_TYPES raised there): its INPUT_TYPES and its use
+    raise that error, so listings show it and running it names it."""
+
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"{node} (pack {pack.name}): {error}")
+
+    return type(node, (), {"__module__": f"custom_nodes.{pack.name}", "HEARTH_ISOLATED_PACK": pack.name,
+                           "__doc__": f"{node} of pack {pack.name!r}, isolated; its description failed",
+                           "RETURN_TYPES": (), "FUNCTION": "run", "CATEGORY": "", "INPUT_TYPES": classmethod(fail),
+                           "run": fail})
 
 
 def node_class(pack: IsolatedPack, node: str, info: Mapping[str, Any]) -> type:
