@@ -213,7 +213,8 @@ class CustomNodesLoader:
                 continue
             for node_name, cls in mappings.items():
                 try:
-                    self.definitions.append(NodeDefinition(node_name, cls, display.get(node_name), plugin=name,
+                    self.definitions.append(NodeDefinition(node_name, _runnable_or_display_only(cls),
+                                                           display.get(node_name), plugin=name,
                                                            python_module=f"custom_nodes.{name}"))
                 except Exception as exc:
                     record.notes.append(f"node {node_name!r} skipped: {exc}")
@@ -293,6 +294,31 @@ class CustomNodesLoader:
     @hookimpl
     def register_nodes(self) -> list[NodeDefinition]:
         return list(self.definitions)
+
+
+NO_FUNCTION = "_hearth_node_without_function"
+
+
+def _runnable_or_display_only(cls: Any) -> Any:
+    """``cls``, or -- for a class with no ``FUNCTION`` method -- a subclass whose ``FUNCTION`` says so when run.
+
+    ComfyUI registers such classes: packs ship display-only nodes (efficiency-nodes' "Manual XY Entry Info" and
+    "Simple Eval Examples" show help text in a widget and have no outputs), which appear in the menu and
+    ``/object_info`` and fail only if something makes them run. Hearth's node contract wants the method, so
+    such a node gets one that raises, naming what the class lacks.
+    """
+    if not isinstance(cls, type) or not hasattr(cls, "INPUT_TYPES") or not hasattr(cls, "RETURN_TYPES"):
+        return cls  # not a node class at all: the contract's error names what is missing
+    function = getattr(cls, "FUNCTION", None)
+    if isinstance(function, str) and callable(getattr(cls, function, None)):
+        return cls
+    lacks = f"FUNCTION={function!r} names no method" if function is not None else "no FUNCTION"
+
+    def run(self: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"node class {cls.__qualname__} has {lacks}: it is shown, but it cannot run (as in ComfyUI)")
+
+    return type(cls.__name__, (cls,), {"FUNCTION": NO_FUNCTION, NO_FUNCTION: run, "__module__": cls.__module__,
+                                       "__qualname__": cls.__qualname__, "__doc__": cls.__doc__})
 
 
 def _trust_policy(plugins: Any) -> Any:

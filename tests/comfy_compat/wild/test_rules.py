@@ -60,7 +60,8 @@ def test_the_packs_load_with_every_node(pm: PluginManager) -> None:
     pm.nodes()  # building the registry counts each pack's nodes
     assert pm.records["rules_switch_pack"].node_count == 4
     assert pm.records["rules_logic_pack"].node_count == 3
-    assert pm.records["rules_broken_pack"].node_count == 2  # the broken node is registered, and named below
+    # The broken node is registered (and named below), and so is the display-only one without FUNCTION.
+    assert pm.records["rules_broken_pack"].node_count == 3 and not pm.records["rules_broken_pack"].notes
 
 
 def test_int_into_any_inputs_and_any_outputs_into_typed_inputs(executor: Executor) -> None:
@@ -128,6 +129,15 @@ def test_running_a_node_whose_input_types_fails_names_the_error(executor: Execut
     [problem] = result.validation.node_errors["1"]["errors"]
     assert "INPUT_TYPES() raised FileNotFoundError" in problem["details"]
     assert "rules_presets_not_installed" in result.validation.first_problem()
+
+
+def test_a_display_only_node_is_listed_and_says_why_it_cannot_run(pm: PluginManager, executor: Executor,
+                                                                    rules_runtime: Runtime) -> None:
+    info = rules_runtime.call(pm.nodes().object_info)["Rules Syntax Help"]
+    assert info["input"]["required"]["notes"] == ["STRING", {"default": "a;b;c", "multiline": True}]
+    assert info["output"] == [] and info["category"] == "rules"
+    result = executor.run({"1": node("Rules Syntax Help", notes="x")}, targets=["1"])
+    assert not result.ok and "RulesSyntaxHelp has no FUNCTION" in result.error["exception_message"]
 
 
 def comfy(*args: str) -> Any:

@@ -1,4 +1,5 @@
-"""A pack one of whose nodes lists a folder that is not there in INPUT_TYPES (as packs list their model folders)."""
+"""A pack one of whose nodes lists a folder that is not there in INPUT_TYPES (as packs list their model folders),
+and a display-only node without FUNCTION."""
 
 import os
 
@@ -32,4 +33,18 @@ class RulesFine:
         return (text,)
 
 
-NODE_CLASS_MAPPINGS = {"Rules List Presets": RulesListPresets, "Rules Fine": RulesFine}
+class RulesSyntaxHelp:
+    """A display-only node, as efficiency-nodes ships: help text in a widget, no outputs, no FUNCTION."""
+
+    syntax = "a;b;c"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"notes": ("STRING", {"default": cls.syntax, "multiline": True})}}
+
+    RETURN_TYPES = ()
+    CATEGORY = "rules"
+
+
+NODE_CLASS_MAPPINGS = {"Rules List Presets": RulesListPresets, "Rules Fine": RulesFine,
+                       "Rules Syntax Help": RulesSyntaxHelp}
