@@ -10,7 +10,11 @@ set: packs pass ``str`` subclasses whose ``__ne__`` (and often ``__eq__``) claim
 "any type" trick (``class AnyType(str): def __ne__(self, other): return False``) of rgthree, KJNodes, Impact,
 ComfyUI-Logic... -- which ComfyUI's ``validate_node_input`` honours through ``not received != expected``. Such a
 type is read as ``"*"`` (:func:`type_name`), which links accept from and to anything; a combo is known by its list
-of choices (or the ``"COMBO"`` type with an ``options`` list), never by asking the type object.
+of choices (or the ``"COMBO"`` type with an ``options`` list), never by asking the type object. A type object with
+rules of its own that is no plain wildcard (VideoHelperSuite's ``MultiInput``) is kept beside its name and asked
+about each link (:func:`types_match`). Sections that claim names they do not list (:class:`InputSpecs`) and
+``RETURN_TYPES`` that answer past their end (:meth:`NodeDefinition.output_type`) are honoured as ComfyUI honours
+them.
 """
 
 from __future__ import annotations
@@ -60,8 +64,8 @@ class InputSpecs(dict):
     subclasses answer ``name in section`` with True for every name and give ``(TYPE,)`` for it, so a node takes as
     many inputs as the frontend adds (``any_01``, ``lora_3``...); VideoHelperSuite's ``ContainsAll`` hidden section
     lets Video Combine take the format widgets its frontend adds. ComfyUI hands a node every prompt input its
-    sections contain (required, optional, then hidden); so does the executor, through ``in`` and ``get`` here. Iterating, ``values()`` and ``len``
-    see the declared inputs only: validation checks those, as ComfyUI's does.
+    sections contain (required, optional, then hidden); so does the executor, through ``in`` and ``get`` here.
+    Iterating, ``values()`` and ``len`` see the declared inputs only: validation checks those, as ComfyUI's does.
     """
 
     def __init__(self, declared: Mapping[str, InputSpec], node: str, raw: Mapping[str, Any]) -> None:
