@@ -25,6 +25,7 @@ def _clip_target(module: str, tokenizer: str, model: str) -> ClipTarget:
 
 
 class SD15(supported_models_base.BASE):
+    _hearth_family = "sd1"
     unet_config = {"context_dim": 768, "model_channels": 320, "use_linear_in_transformer": False,
                    "adm_in_channels": None, "use_temporal_attention": False}
     unet_extra_config = {"num_heads": 8, "num_head_channels": -1}
@@ -50,6 +51,7 @@ class SD15(supported_models_base.BASE):
 
 
 class SD20(supported_models_base.BASE):
+    _hearth_family = "sd2"
     unet_config = {"context_dim": 1024, "model_channels": 320, "use_linear_in_transformer": True,
                    "adm_in_channels": None, "use_temporal_attention": False}
     unet_extra_config = {"num_heads": -1, "num_head_channels": 64, "attn_precision": torch.float32}
@@ -82,6 +84,7 @@ class SD21UnclipH(SD20):
 
 
 class SDXLRefiner(supported_models_base.BASE):
+    _hearth_family = "sdxl_refiner"
     unet_config = {"model_channels": 384, "use_linear_in_transformer": True, "context_dim": 1280,
                    "adm_in_channels": 2560, "transformer_depth": [0, 0, 4, 4, 4, 4, 0, 0],
                    "use_temporal_attention": False}
@@ -96,6 +99,7 @@ class SDXLRefiner(supported_models_base.BASE):
 
 
 class SDXL(supported_models_base.BASE):
+    _hearth_family = "sdxl"
     unet_config = {"model_channels": 320, "use_linear_in_transformer": True,
                    "transformer_depth": [0, 0, 2, 2, 10, 10], "context_dim": 2048, "adm_in_channels": 2816,
                    "use_temporal_attention": False}

@@ -4,6 +4,11 @@
 A configuration says how to recognise a family's UNet (``unet_config`` items that must match, ``required_keys``),
 how to sample it (``sampling_settings``, ``model_type``), its latent format, dtypes and key prefixes, and builds
 its ``comfy.model_base`` model with ``get_model``.
+
+Packs also test a MODEL's config with ``isinstance(model.model.model_config, comfy.supported_models.SDXL)``.
+Hearth's SD models answer ``model.model.model_config`` with a plain object holding their ``unet_config``; a family
+configuration (``SD15``, ``SD20``, ``SDXL``, ``SDXLRefiner``) takes it as an instance when that UNet is the
+family's: told by its architecture (see :func:`hearth_family_of`), whatever its size, so tiny test models too.
 """
 
 from __future__ import annotations
@@ -16,6 +21,38 @@ from hearth_comfy_compat.comfy_utils import state_dict_prefix_replace
 
 from . import latent_formats
 
+# The standard 256-wide Fourier embeddings SDXL appends to the pooled text in its ADM vector (6; the refiner 5).
+_ADM_EMBEDDING = 256
+
+
+def hearth_family_of(config: Any) -> str | None:
+    """The Hearth family (``"sd1"``, ``"sd2"``, ``"sdxl"``, ``"sdxl_refiner"``) of a Hearth model view's
+    ``model_config``, or None for anything else. A config that says its ``family`` is taken at its word; else the
+    UNet's architecture decides: no ADM input is SD1 (plain attention projections) or SD2 (linear ones); with
+    one, the refiner's ADM is its context width plus five embeddings, SDXL's the pooled width plus six."""
+    if isinstance(config, BASE):
+        return None
+    family = getattr(config, "family", None)
+    if isinstance(family, str):
+        return family
+    unet = getattr(config, "unet_config", None)
+    if not isinstance(unet, dict) or "context_dim" not in unet or "use_linear_in_transformer" not in unet:
+        return None
+    adm = unet.get("adm_in_channels")
+    if adm is None:
+        return "sd2" if unet["use_linear_in_transformer"] else "sd1"
+    return "sdxl_refiner" if adm - 5 * _ADM_EMBEDDING == unet["context_dim"] else "sdxl"
+
+
+class _ConfigMeta(type):
+    """``isinstance`` of Hearth's model configs with the family configuration they are (module docstring)."""
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        if type.__instancecheck__(cls, obj):
+            return True
+        family = cls.__dict__.get("_hearth_family")
+        return family is not None and hearth_family_of(obj) == family
+
 
 class ClipTarget:
     """The tokenizer and text-encoder classes of a family, with their constructor ``params``."""
@@ -26,7 +63,7 @@ class ClipTarget:
         self.params: dict[str, Any] = {}
 
 
-class BASE:
+class BASE(metaclass=_ConfigMeta):
     """A model family's configuration (see the module docstring); instances hold the detected ``unet_config``."""
 
     unet_config: dict[str, Any] = {}

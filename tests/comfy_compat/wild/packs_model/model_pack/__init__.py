@@ -176,6 +176,8 @@ class PackModelFacts:
             "is_pack_patcher": isinstance(model, PackPatcher),
             "is_base_model": isinstance(model.model, BaseModel),
             "is_sdxl": isinstance(model.model, comfy.model_base.SDXL),
+            "config_is_sd15": isinstance(model.model.model_config, comfy.supported_models.SD15),
+            "config_is_sdxl": isinstance(model.model.model_config, comfy.supported_models.SDXL),
             "scale_factor": model.model.latent_format.scale_factor,
             "sd15_scale_factor": comfy.latent_formats.SD15().scale_factor,
             "sigma_difference": float((sampling.sigmas.float() - reference.sigmas).abs().max()),
