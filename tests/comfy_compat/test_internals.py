@@ -178,14 +178,14 @@ def test_comfy_samplers_name_the_missing_engine(pm: PluginManager) -> None:
         pm.pm.register(samplers, name="samplers")
 
 
-def test_a_guider_that_overrides_predict_noise_is_refused_not_ignored(pm: PluginManager) -> None:
+def test_a_guider_that_overrides_outer_sample_is_refused_not_ignored(pm: PluginManager) -> None:
     import comfy.samplers
 
-    class MyGuider(comfy.samplers.CFGGuider):
-        def predict_noise(self, x, timestep, model_options=None, seed=None):
-            return x
+    class MyGuider(comfy.samplers.CFGGuider):  # predict_noise is honoured: tests/comfy_compat/wild/test_sampling.py
+        def outer_sample(self, *args, **kwargs):
+            return None
 
-    with pytest.raises(NotImplementedError, match=r"MyGuider overrides CFGGuider.predict_noise, which Hearth never"):
+    with pytest.raises(NotImplementedError, match=r"MyGuider overrides CFGGuider.outer_sample, which Hearth never"):
         MyGuider(object()).sample(None, None, None, None)
 
 

@@ -8,14 +8,15 @@ pack's own sampling node takes the same steps as Hearth's KSampler. Latents go i
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from hearth_comfy_compat import services
 
-__all__ = ["CFGGuider", "KSAMPLER", "KSampler", "Sampler", "SchedulerHandler", "calculate_sigmas", "cfg_function",
-           "ksampler", "sample", "sampler_object"]
+__all__ = ["CFGGuider", "KSAMPLER", "KSampler", "Sampler", "SchedulerHandler", "calc_cond_batch", "calculate_sigmas",
+           "cfg_function", "ksampler", "sample", "sampler_object", "sampling_function"]
 
 
 def _registered(kind: str) -> dict[str, Callable[..., Any]]:
@@ -165,8 +166,62 @@ def calculate_sigmas(model_sampling: Any, scheduler_name: str, steps: int) -> An
     return _sampling().calculate_sigmas(model_sampling, scheduler_name, steps)
 
 
-# ComfyUI's CFGGuider methods a custom guider overrides to change the guidance; Hearth's has no such steps.
-_UNCALLED_OVERRIDES = ("predict_noise", "outer_sample", "inner_sample")
+# ComfyUI's CFGGuider methods a custom guider may override that Hearth never calls: its sampling loop is the samplers
+# plugin's. (predict_noise is honoured: see CFGGuider.)
+_UNCALLED_OVERRIDES = ("outer_sample", "inner_sample")
+
+
+class _Prediction(NamedTuple):
+    """What calc_cond_batch predicts with while a guider's own predict_noise runs: the MODEL, and the engine's
+    guided-denoiser type (the ``denoiser`` the engine hands a sampler), which predicts one conditioning's regions."""
+
+    model: Any
+    denoiser_type: type
+
+
+_prediction: contextvars.ContextVar[_Prediction | None] = contextvars.ContextVar("comfy_samplers_prediction",
+                                                                                  default=None)
+
+
+def calc_cond_batch(model: Any, conds: list[Any], x_in: Any, timestep: Any,
+                    model_options: dict[str, Any] | None = None) -> list[Any]:
+    """One denoised prediction of ``x_in`` at sigma ``timestep`` per conditioning in ``conds`` (zeros for
+    ``None``), with ``model_options``' model patches and none of its sampler functions.
+
+    Hearth answers it inside a CFGGuider's ``predict_noise`` (for its ``self.conds``), while that guider samples.
+    Elsewhere (a MODEL's ``sampler_post_cfg_function`` under Hearth's own KSampler) the error names it.
+    """
+    import torch
+
+    state = _prediction.get()
+    if state is None:
+        from hearth_comfy_compat import hook
+
+        raise hook.lacking("comfy.samplers.calc_cond_batch", "Hearth predicts conditionings for a pack only inside "
+                           "a comfy.samplers.CFGGuider's predict_noise while that guider samples")
+    from hearth.core.models.model_value import SAMPLER_OPTIONS
+
+    plain = state.model.clone()
+    plain.model_options = {key: value for key, value in (model_options or {}).items() if key not in SAMPLER_OPTIONS}
+    return [torch.zeros_like(x_in) if cond is None else state.denoiser_type(plain, cond, None, 1.0)(x_in, timestep)
+            for cond in conds]
+
+
+def sampling_function(model: Any, x: Any, timestep: Any, uncond: Any, cond: Any, cond_scale: float,
+                      model_options: dict[str, Any] | None = None, seed: int | None = None) -> Any:
+    """ComfyUI's guided prediction: :func:`calc_cond_batch` of ``cond`` and ``uncond`` (``uncond`` skipped at a
+    scale of 1 unless ``disable_cfg1_optimization``), the ``sampler_pre_cfg_function``s, then :func:`cfg_function`."""
+    import math
+
+    options = model_options or {}
+    if math.isclose(cond_scale, 1.0) and not options.get("disable_cfg1_optimization", False):
+        uncond = None
+    conds = [cond, uncond]
+    out = calc_cond_batch(model, conds, x, timestep, options)
+    for fn in options.get("sampler_pre_cfg_function", ()):
+        out = list(fn({"conds": conds, "conds_out": out, "cond_scale": cond_scale, "timestep": timestep, "input": x,
+                       "sigma": timestep, "model": model, "model_options": options}))
+    return cfg_function(model, out[0], out[1], cond_scale, x, timestep, options, cond, uncond)
 
 
 class CFGGuider:
@@ -174,13 +229,26 @@ class CFGGuider:
 
     ``sample(noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None, disable_pbar=False,
     seed=None)`` takes and returns raw latents, with the samplers plugin's guidance, inpainting and progress.
+
+    A subclass overriding ``predict_noise(x, timestep, model_options, seed)`` (scheduled CFG, perturbed guidance)
+    is honoured: each step the sampler calls it, with ``self.conds`` holding the conditionings as Hearth resolved
+    them (``"positive"``, ``"negative"``), ``model_options["transformer_options"]["sample_sigmas"]`` the schedule,
+    and :func:`sampling_function` / :func:`calc_cond_batch` predicting them. Differences: ``self.conds`` holds
+    Hearth's conditioning regions, not ComfyUI's converted dicts; ``outer_sample`` / ``inner_sample`` overrides are
+    refused, since Hearth's sampling loop is the samplers plugin's.
     """
 
     def __init__(self, model_patcher: Any) -> None:
         self.model_patcher = model_patcher
         self.model_options = getattr(model_patcher, "model_options", {})
         self.original_conds: dict[str, Any] = {}
+        self.conds: dict[str, Any] = {}
         self.cfg = 1.0
+
+    @property
+    def inner_model(self) -> Any:
+        """ComfyUI's BaseModel of the MODEL (``model_patcher.model``)."""
+        return getattr(self.model_patcher, "model", self.model_patcher)
 
     def set_conds(self, positive: list, negative: list | None = None) -> None:
         self.inner_set_conds({"positive": positive, "negative": negative})
@@ -191,11 +259,22 @@ class CFGGuider:
     def set_cfg(self, cfg: float) -> None:
         self.cfg = cfg
 
+    def predict_noise(self, x: Any, timestep: Any, model_options: dict[str, Any] | None = None,
+                      seed: int | None = None) -> Any:
+        """The guided prediction at sigma ``timestep`` (ComfyUI's name: it is a denoised latent, not noise)."""
+        return sampling_function(self.inner_model, x, timestep, self.conds.get("negative"), self.conds.get("positive"),
+                                 self.cfg, model_options=model_options, seed=seed)
+
+    def __call__(self, x: Any, timestep: Any, model_options: dict[str, Any] | None = None,
+                 seed: int | None = None) -> Any:
+        return self.predict_noise(x, timestep, model_options, seed)
+
     def sample(self, noise: Any, latent_image: Any, sampler: Any, sigmas: Any, denoise_mask: Any = None,
                callback: Callable[..., None] | None = None, disable_pbar: bool = False, seed: int | None = None) -> Any:
         cls = type(self)
+        overridden = {name for k in cls.__mro__ if k not in (CFGGuider, object) for name in vars(k)}
         for hook in _UNCALLED_OVERRIDES:
-            if any(hook in vars(k) for k in cls.__mro__ if k not in (CFGGuider, object)):
+            if hook in overridden:
                 raise NotImplementedError(
                     f"{cls.__module__}.{cls.__qualname__} overrides CFGGuider.{hook}, which Hearth never calls: "
                     f"its CFGGuider samples with the samplers plugin's guidance, so this guider would silently do "
@@ -204,8 +283,42 @@ class CFGGuider:
             raise ValueError("CFGGuider.sample: no conditioning; call set_conds(positive, negative) first")
         guider = _sampling().Guider(self.model_patcher, self.original_conds["positive"],
                                     self.original_conds.get("negative"), self.cfg)
+        if "predict_noise" in overridden or "__call__" in overridden:
+            sampler = self._own_prediction(sampler, seed)
         return guider.sample(noise, latent_image, sampler, sigmas, denoise_mask=denoise_mask, callback=callback,
                              disable_pbar=disable_pbar, seed=seed)
+
+    def _own_prediction(self, sampler: Any, seed: int | None) -> Any:
+        """``sampler`` run on this guider's own prediction instead of the engine's guided denoiser, which it
+        replaces inside the engine's wrappers (inpainting keeps working)."""
+        from hearth.core.models.model_value import copy_options
+
+        def run(model_fn: Any, x: Any, sigmas: Any, *, extra_args: Any = None, callback: Any = None,
+                disable: Any = None, noise_sampler: Any = None) -> Any:
+            holder, guidance = None, model_fn
+            while not hasattr(guidance, "positive") and hasattr(guidance, "denoiser"):
+                holder, guidance = guidance, guidance.denoiser
+            self.conds = {"positive": getattr(guidance, "positive", None),
+                          "negative": getattr(guidance, "negative", None)}
+            options = copy_options(dict(self.model_options))
+            options.setdefault("transformer_options", {})["sample_sigmas"] = sigmas
+
+            def predict(x: Any, sigma: Any, **_: Any) -> Any:
+                return self(x, sigma, options, seed)
+
+            token = _prediction.set(_Prediction(self.model_patcher, type(guidance)))
+            try:
+                if holder is None:
+                    model_fn = predict
+                else:
+                    holder.denoiser = predict
+                return sampler.sample(model_fn, x, sigmas, extra_args=extra_args, callback=callback, disable=disable,
+                                      noise_sampler=noise_sampler)
+            finally:
+                _prediction.reset(token)
+
+        run.noise = getattr(sampler, "noise", "gaussian")  # type: ignore[attr-defined] - Brownian noise stays
+        return _sampling().Sampler(run, getattr(sampler, "name", "") or repr(sampler))
 
 
 def sample(model: Any, noise: Any, positive: list, negative: list, cfg: float, device: Any, sampler: Any,

@@ -315,3 +315,41 @@ def test_differential_diffusion_thresholds_by_progress(pm: PluginManager) -> Non
     assert node_.forward(torch.tensor([10.0]), mask, options).tolist() == [0.0, 0.0, 1.0]
     assert node_.forward(torch.tensor([5.0]), mask, options).tolist() == [0.0, 1.0, 1.0]
     assert node_.forward(torch.tensor([5.0]), mask, options, strength=0.5).tolist() == pytest.approx([0.15, 0.8, 1.0])
+
+
+def test_a_guider_with_its_own_predict_noise(executor: Executor, euler_pixels: np.ndarray) -> None:
+    def guided(start: float, end: float, cfg: float = 4.0, mask: bool = False) -> np.ndarray:
+        latent = ["12", 0] if mask else ["4", 0]
+        prompt = decoded(
+            node("SamplerCustomAdvanced", noise=["8", 0], guider=["9", 0], sampler=["10", 0], sigmas=["11", 0],
+                 latent_image=latent),
+            {"8": node("RandomNoise", noise_seed=7), "10": node("KSamplerSelect", sampler_name="euler"),
+             "9": node("ScheduledCFG", model=["1", 0], positive=["2", 0], negative=["3", 0], cfg=cfg,
+                       start_percent=start, end_percent=end),
+             "11": node("BasicScheduler", model=["1", 0], scheduler="normal", steps=2, denoise=1.0),
+             "13": node("PackSolidMask", value=1.0, size=64),
+             "12": node("SetLatentNoiseMask", samples=["4", 0], mask=["13", 0])})
+        result = executor.run(prompt)
+        assert result.ok, result.error
+        return preview_pixels(result, "7", executor.folders).astype(int)
+
+    def ksampler(cfg: float) -> np.ndarray:
+        result = executor.run(decoded(node("KSampler", **sampling_inputs(cfg=cfg), denoise=1.0)))
+        assert result.ok, result.error
+        return preview_pixels(result, "7", executor.folders).astype(int)
+
+    # CFG over the whole schedule: KSampler's result (positive and negative are predicted in two calls here, in
+    # one batch there, so rounding may differ). Outside the range: cfg 1, the positive prediction alone.
+    assert np.abs(guided(0.0, 1.0) - euler_pixels).max() <= 2
+    assert np.abs(guided(0.0, 1.0, mask=True) - euler_pixels).max() <= 2  # through the engine's inpainting
+    strong, plain = ksampler(40.0), ksampler(1.0)
+    assert np.abs(strong - plain).max() > 10  # the tiny model does tell the two apart at this scale
+    assert np.abs(guided(0.0, 1.0, cfg=40.0) - strong).max() <= 2
+    assert np.abs(guided(0.9, 1.0, cfg=40.0) - plain).max() <= 2
+
+
+def test_calc_cond_batch_outside_a_guider_names_what_is_missing(pm: PluginManager) -> None:
+    import comfy.samplers
+
+    with pytest.raises(AttributeError, match="comfy.samplers.calc_cond_batch.*predict_noise"):
+        comfy.samplers.calc_cond_batch(None, [None], torch.zeros(1), torch.ones(1), {})

@@ -231,6 +231,43 @@ class ExtrasFromCode:
         return ("\n".join(facts),)
 
 
+class ScheduledGuider(comfy.samplers.CFGGuider):
+    """Full CFG only between two points of the schedule, plain prediction (one model call) elsewhere, as KJNodes'
+    scheduled-CFG guider does."""
+
+    def set_cfg(self, cfg, start_percent=0.0, end_percent=1.0):
+        self.cfg, self.start_percent, self.end_percent = cfg, start_percent, end_percent
+
+    def predict_noise(self, x, timestep, model_options={}, seed=None):  # noqa: B006 - ComfyUI's signature
+        sigmas = model_options["transformer_options"]["sample_sigmas"]
+        index = int((sigmas - timestep.reshape(-1)[0].to(sigmas)).abs().argmin())
+        percent = index / (len(sigmas) - 1)
+        if self.start_percent <= percent <= self.end_percent:
+            cfg, uncond = self.cfg, self.conds.get("negative")
+        else:
+            cfg, uncond = 1.0, None
+        return comfy.samplers.sampling_function(self.inner_model, x, timestep, uncond, self.conds.get("positive"), cfg,
+                                                model_options=model_options, seed=seed)
+
+
+class ScheduledCFG:
+    CATEGORY = "test/sampling"
+    RETURN_TYPES = ("GUIDER",)
+    FUNCTION = "get_guider"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "positive": ("CONDITIONING",), "negative": ("CONDITIONING",),
+                             "cfg": ("FLOAT", {"default": 4.0}), "start_percent": ("FLOAT", {"default": 0.0}),
+                             "end_percent": ("FLOAT", {"default": 1.0})}}
+
+    def get_guider(self, model, positive, negative, cfg, start_percent, end_percent):
+        guider = ScheduledGuider(model)
+        guider.set_conds(positive, negative)
+        guider.set_cfg(cfg, start_percent, end_percent)
+        return (guider,)
+
+
 class ShowFacts:
     CATEGORY = "test"
     RETURN_TYPES = ()
@@ -246,6 +283,7 @@ class ShowFacts:
 
 
 NODE_CLASS_MAPPINGS = {
+    "ScheduledCFG": ScheduledCFG,
     "PackSolidMask": PackSolidMask,
     "SoftInpaintModel": SoftInpaintModel,
     "ExtrasFromCode": ExtrasFromCode,
