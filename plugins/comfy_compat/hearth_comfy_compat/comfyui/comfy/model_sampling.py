@@ -112,6 +112,22 @@ class X0(EPS):
         return model_output
 
 
+class LCM(EPS):
+    """Latent consistency models: the eps prediction's clean latent blended with the input by consistency
+    boundary conditions at ``sigma_data = 0.5`` and 10x timestep scaling (Luo et al. 2023). ComfyUI keeps this
+    class in ``comfy_extras.nodes_model_advanced``; it is here so that module can offer the same class."""
+
+    def calculate_denoised(self, sigma: torch.Tensor, model_output: torch.Tensor,
+                           model_input: torch.Tensor) -> torch.Tensor:
+        timestep = _per_item(self.timestep(sigma), model_output).to(model_output.dtype)
+        x0 = model_input - model_output * _per_item(sigma, model_output)
+        sigma_data = 0.5
+        scaled = timestep * 10.0
+        c_skip = sigma_data ** 2 / (scaled ** 2 + sigma_data ** 2)
+        c_out = scaled / (scaled ** 2 + sigma_data ** 2) ** 0.5
+        return c_out * x0 + c_skip * model_input
+
+
 class IMG_TO_IMG(X0):  # noqa: N801 - ComfyUI's name
     """An image-to-image model: sees the latent unscaled and predicts the result."""
 
@@ -340,3 +356,27 @@ class ModelSamplingFlux(torch.nn.Module):
         if percent >= 1.0:
             return 0.0
         return float(flux_time_shift(self.shift, 1.0, 1.0 - percent))
+
+
+class ModelSamplingDiscreteDistilled(ModelSamplingDiscrete):
+    """A distilled model's discrete schedule: ``original_timesteps`` evenly skipped steps of the 1000 (LCM: 50),
+    timesteps reported on the full 1000-step scale. From ``comfy_extras.nodes_model_advanced`` in ComfyUI."""
+
+    original_timesteps = 50
+
+    def __init__(self, model_config: Any = None, zsnr: bool | None = None) -> None:
+        super().__init__(model_config, zsnr=zsnr)
+        self.skip_steps = self.num_timesteps // self.original_timesteps
+        kept = [self.sigmas[self.num_timesteps - 1 - i * self.skip_steps] for i in range(self.original_timesteps)]
+        self.set_sigmas(torch.stack(kept[::-1]).float())
+
+    def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
+        distances = sigma.log().to(self.log_sigmas.device) - self.log_sigmas[:, None]
+        nearest = distances.abs().argmin(dim=0).view(sigma.shape)
+        return (nearest * self.skip_steps + (self.skip_steps - 1)).to(sigma.device)
+
+    def sigma(self, timestep: torch.Tensor) -> torch.Tensor:
+        t = ((timestep.float().to(self.log_sigmas.device) - (self.skip_steps - 1)) / self.skip_steps)
+        t = t.clamp(0, len(self.sigmas) - 1)
+        low, high, w = t.floor().long(), t.ceil().long(), t.frac()
+        return ((1 - w) * self.log_sigmas[low] + w * self.log_sigmas[high]).exp().to(timestep.device)

@@ -171,7 +171,13 @@ class PackModelFacts:
         reference = comfy.model_sampling.ModelSamplingDiscrete()
         sdxl = comfy.supported_models.SDXL({"disable_unet_model_creation": True}).get_model({})
         adm = sdxl.encode_adm(pooled_output=torch.zeros(1, 1280), width=1024, height=1024)
+        class LCMSampling(comfy.model_sampling.ModelSamplingDiscreteDistilled, comfy.model_sampling.LCM):
+            pass
+
+        lcm = LCMSampling(model.model.model_config)
         facts = {
+            "lcm_schedule": [len(lcm.sigmas), int(lcm.timestep(lcm.sigma_min.reshape(1))[0]),
+                             float(lcm.sigma_max), float(sampling.sigma_max)],
             "is_patcher": isinstance(model, ModelPatcher),
             "is_pack_patcher": isinstance(model, PackPatcher),
             "is_base_model": isinstance(model.model, BaseModel),
