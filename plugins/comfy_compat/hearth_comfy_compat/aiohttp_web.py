@@ -293,6 +293,12 @@ class UrlDispatcher:
     def __init__(self, table: RouteTableDef) -> None:
         self._table = table
 
+    @property
+    def frozen(self) -> bool:
+        """Always False: Hearth's route table takes additions at any time (packs check before adding, as
+        aiohttp's router refuses them once the application started)."""
+        return False
+
     def add_route(self, method: str, path: str, handler: Handler, **kwargs: Any) -> RouteDef:
         definition = RouteDef(method.upper(), path, handler, kwargs)
         self._table.append(definition)

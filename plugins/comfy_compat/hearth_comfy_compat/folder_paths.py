@@ -303,7 +303,14 @@ def get_output_directory() -> str:
 
 
 def get_input_directory() -> str:
-    return str(context.folders().input)
+    """The input folder, made if it is not there yet: ComfyUI makes it at start, and packs list it in
+    ``INPUT_TYPES`` without checking (VideoHelperSuite's loaders)."""
+    folder = context.folders().input
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only place: the pack's own listing reports it
+        pass
+    return str(folder)
 
 
 def get_temp_directory() -> str:

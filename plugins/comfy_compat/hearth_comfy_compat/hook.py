@@ -8,8 +8,10 @@ A name the Hearth module lacks:
 
 * ``from comfy.utils import tiled_scale`` gets a stand-in, so the pack still loads; calling or using the stand-in
   raises :class:`HearthDoesNotProvide` naming the module, the name and the pack.
-* ``comfy.utils.tiled_scale`` raises :class:`HearthDoesNotProvide` (an ``AttributeError``, so the
-  ``hasattr(mm, "xformers_enabled")`` feature checks packs make answer ``False`` instead of lying).
+* ``comfy.utils.tiled_scale`` inside a function (a node running) raises :class:`HearthDoesNotProvide` (an
+  ``AttributeError``, so the ``hasattr(mm, "xformers_enabled")`` feature checks packs make answer ``False``
+  instead of lying); read while the pack's module or a class body runs (``TABLE = {"x": comfy.utils.x}``), it
+  gives a stand-in, so the pack loads.
 
 Either way the name is recorded per pack in :func:`missing_names`.
 
@@ -20,8 +22,8 @@ name taken from it is a stand-in as above. A name outside ComfyUI's tree is left
 
 A stand-in can be subclassed (``class MyPatcher(comfy.x.Missing)``, the way packs build on ComfyUI's classes): the
 class statement works, and what the subclass takes from the missing base (its constructor, an attribute it does
-not define itself) fails naming the base. ``class Foo(comfy.utils.missing_name)`` works too, though a plain
-``comfy.utils.missing_name`` expression raises at once.
+not define itself) fails naming the base. ``class Foo(comfy.utils.missing_name)`` works too, wherever the class
+statement is.
 
 Every served module and stand-in has a ``__file__`` (and a package its ``__path__``) inside this package's
 ``comfyui`` folder, laid out as ComfyUI's source tree, so ``os.path.dirname(folder_paths.__file__)`` is a real
@@ -35,6 +37,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import inspect
 import sys
 import threading
 import types
@@ -148,6 +151,7 @@ def _file_of(fullname: str, package: bool) -> Path:
 
 _IMPORT_FROM = dis.opmap["IMPORT_FROM"]
 _LOAD_BUILD_CLASS = dis.opmap["LOAD_BUILD_CLASS"]
+_READ_ATTRIBUTE = frozenset(dis.opmap[name] for name in ("LOAD_ATTR", "LOAD_METHOD") if name in dis.opmap)
 _lock = threading.Lock()
 _packs: dict[Path, str] = {}  # a pack's folder (or single file) -> its name
 _custom_nodes: list[Path] = []  # the folders the latest loader reads packs from
@@ -228,9 +232,16 @@ _bases_cache: dict[types.CodeType, frozenset[int]] = {}
 
 
 def _takes_stand_in(frame: types.FrameType) -> bool:
-    """Whether ``frame`` is binding a name (``from x import name``) or naming a class's base (``class
-    Foo(x.name)``) right now: there a stand-in is given instead of an error, so the pack still loads."""
-    return frame.f_code.co_code[frame.f_lasti] == _IMPORT_FROM or frame.f_lasti in _class_bases(frame.f_code)
+    """Whether ``frame`` is binding a name (``from x import name``), naming a class's base (``class
+    Foo(x.name)``), or reading ``x.name`` while a module or class body runs (a pack importing: ``TABLE = {"lcm":
+    x.LCM}``) right now: there a stand-in is given instead of an error, so the pack still loads and only what
+    uses the name fails. Inside a function (a node running) ``x.name`` raises at once, and ``hasattr`` and
+    ``getattr(x, name, default)`` answer as for an absent name everywhere."""
+    code = frame.f_code
+    opcode = code.co_code[frame.f_lasti]
+    if opcode == _IMPORT_FROM or frame.f_lasti in _class_bases(code):
+        return True
+    return opcode in _READ_ATTRIBUTE and not code.co_flags & inspect.CO_OPTIMIZED
 
 
 class _MissingBase(type):

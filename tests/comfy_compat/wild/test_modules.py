@@ -52,7 +52,8 @@ def test_a_pack_importing_comfyuis_modules_and_subclassing_a_stand_in_loads(pm: 
     assert result.ok, result.error
     facts = dict(fact.split(":") for fact in result.outputs["1"]["text"])
     assert facts == {"nonsense": "False", "root_is_dir": "True", "k_diffusion_is_dir": "True", "version": "True",
-                     "previews_off": "True", "depth": "3", "width": "7", "server": "True"}
+                     "previews_off": "True", "depth": "3", "width": "7", "server": "True",
+                     "flag": "False"}
 
 
 def test_a_name_comfyui_lacks_is_not_found() -> None:
@@ -92,6 +93,7 @@ def test_comfy_plugins_lists_what_the_pack_touched(pm: PluginManager) -> None:
     lacks = set(records["modules_pack"]["missing_internals"])
     assert {"comfy.ldm.cascade.stage_c", "comfy.ldm.cascade.stage_c.StageC", "comfy.ldm.cascade.stage_a.StageA",
             "app.model_manager", "app.model_manager.ModelFileManager"} <= lacks
+    assert "comfy.utils.a_sampling_type_hearth_lacks" in lacks
     assert not {"folder_paths", "comfy.utils", "comfy.cli_args", "comfyui_version"} & lacks
     assert comfy_compat.missing_names()["modules_pack"]
 
@@ -112,3 +114,7 @@ def test_a_pack_importing_torchvision_loads_where_it_is_absent(pm: PluginManager
     assert result.error["exception_message"] == (
         "Hearth does not provide torchvision.transforms.ToTensor (used by pack vision_pack)")
     assert "torchvision.transforms.v2" in comfy_compat.missing_names()["vision_pack"]
+
+
+def test_the_input_folder_a_pack_lists_exists(pm: PluginManager) -> None:
+    assert pm.nodes().object_info()["ListsInput"]["input"]["required"]["file"][0] == ["none"]

@@ -53,6 +53,10 @@ IMPORTED = (comfy.controlnet, comfy.k_diffusion.sampling, comfy.latent_formats, 
             comfy.comfy_types.node_typing, comfy_api.latest, comfy_execution.graph, comfy_execution.graph_utils,
             comfy_extras.nodes_mask, execution, latent_preview, node_helpers, nodes)
 
+# Read while the pack imports (AnimateDiff keeps ComfyUI's classes in a table): a stand-in, so the pack loads.
+SAMPLING_TYPES = {"lcm": comfy.utils.a_sampling_type_hearth_lacks}
+HAS_FLAG = hasattr(comfy.model_management, "a_flag_hearth_lacks")
+
 COMFY_ROOT = os.path.dirname(folder_paths.__file__)
 COMFY_PACKAGE = os.path.join(os.path.dirname(comfy.__file__), "k_diffusion")
 VERSION = tuple(int(part) for part in comfyui_version.__version__.split(".")[:3])
@@ -74,6 +78,28 @@ class PackModelFiles(ModelFileManager):
     pass
 
 
+if not PromptServer.instance.app.router.frozen:  # KJNodes adds its routes so
+
+    @PromptServer.instance.routes.get("/modules_pack/ping")
+    async def ping(request):
+        return None
+
+
+class ListsInput:
+    """Lists the input folder in INPUT_TYPES without checking it exists, as VideoHelperSuite's loaders do."""
+
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "pick"
+    CATEGORY = "tests"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"file": (sorted(os.listdir(folder_paths.get_input_directory())) or ["none"],)}}
+
+    def pick(self, file):
+        return (file,)
+
+
 class ModulesReport:
     """What the pack saw of ComfyUI's modules while it loaded."""
 
@@ -90,7 +116,7 @@ class ModulesReport:
         facts = [f"nonsense:{HAS_NONSENSE}", f"root_is_dir:{os.path.isdir(COMFY_ROOT)}",
                  f"k_diffusion_is_dir:{os.path.isdir(COMFY_PACKAGE)}", f"version:{VERSION >= (0, 3, 0)}",
                  f"previews_off:{PREVIEWS}", f"depth:{PackStageC.DEPTH}", f"width:{PackStageA(7).width}",
-                 f"server:{PromptServer.instance is server.PromptServer.instance}"]
+                 f"server:{PromptServer.instance is server.PromptServer.instance}", f"flag:{HAS_FLAG}"]
         return {"ui": {"text": facts}, "result": (" ".join(facts),)}
 
 
@@ -110,4 +136,4 @@ class UsesStandIn:
         return (1,)
 
 
-NODE_CLASS_MAPPINGS = {"ModulesReport": ModulesReport, "UsesStandIn": UsesStandIn}
+NODE_CLASS_MAPPINGS = {"ModulesReport": ModulesReport, "UsesStandIn": UsesStandIn, "ListsInput": ListsInput}
