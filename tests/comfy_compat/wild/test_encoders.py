@@ -294,3 +294,37 @@ def test_comfy_sd_loads_diffusion_models_and_state_dicts(pm: PluginManager, mode
     empty = PackClip(no_init=True)
     empty.hearth_value = clip
     assert isinstance(empty, PackClip) and empty.tokenize("a cat") is not None
+
+
+def test_ldm_blocks_compute_as_hearths_sd_unet(pm: PluginManager, executor: Executor) -> None:
+    """ComfyUI's block classes take an SD UNet's weights under their own names and compute what Hearth's UNet does
+    with them; the pack's AnimateDiff-style module built from them runs in a workflow."""
+    import math
+
+    from comfy.ldm.modules.attention import SpatialTransformer, attention_basic, optimized_attention
+    from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, ResBlock
+    from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
+
+    unet = pm.nodes()["CheckpointLoaderSimple"].cls().load_checkpoint(CHECKPOINT)[0].model.diffusion_model
+    torch.manual_seed(3)
+    x, context, emb = torch.randn(1, 32, 8, 8), torch.randn(1, 77, 32), torch.randn(1, 128)
+    theirs = unet.input_blocks[1][1]
+    ours = SpatialTransformer(32, 4, 8, context_dim=32)
+    ours.load_state_dict({k: v.float() for k, v in theirs.state_dict().items()})
+    with torch.no_grad():
+        assert torch.allclose(ours(x, context), theirs.float()(x, context), atol=1e-4)
+        res = ResBlock(32, 128, 0.0, 32)
+        res.load_state_dict({k: v.float() for k, v in unet.input_blocks[1][0].state_dict().items()})
+        assert torch.allclose(res(x, emb), unet.input_blocks[1][0].float()(x, emb), atol=1e-4)
+        down = Downsample(32, True)
+        down.load_state_dict({k: v.float() for k, v in unet.input_blocks[3][0].state_dict().items()})
+        assert torch.allclose(down(x), unet.input_blocks[3][0].float()(x), atol=1e-5)
+    q, k, v = torch.randn(3, 2, 10, 32).unbind(0)
+    assert torch.allclose(attention_basic(q, k, v, 4), optimized_attention(q, k, v, 4), atol=1e-5)
+    t = torch.tensor([0.0, 10.0])
+    expected = [math.cos(10.0 * 10000 ** (-i / 2)) for i in range(2)] + [math.sin(10.0 * 10000 ** (-i / 2))
+                                                                          for i in range(2)]
+    assert torch.allclose(timestep_embedding(t, 4)[1], torch.tensor(expected), atol=1e-6)
+    extra = {"4": node("EmptyLatentImage", width=32, height=32, batch_size=3),
+             "10": node("MixLatentFrames", samples=["4", 0])}
+    assert shown(executor, extra, ["10", 1]) == "(3, 4, 4, 4) finite=True"

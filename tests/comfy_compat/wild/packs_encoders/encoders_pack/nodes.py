@@ -10,6 +10,9 @@ import folder_paths
 import torch
 from comfy.clip_vision import ClipVisionModel, Output, clip_preprocess
 from comfy.controlnet import ControlBase, ControlNet, StrengthType, broadcast_image_to
+from comfy.ldm.modules.attention import CrossAttention, FeedForward, SpatialTransformer, optimized_attention
+from comfy.ldm.modules.diffusionmodules import openaimodel
+from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
 from comfy.sd import CLIP, VAE
 from comfy.sdxl_clip import SDXLClipG, SDXLClipModel, SDXLRefinerClipModel
 
@@ -22,6 +25,39 @@ class TinyControlModel(torch.nn.Module):
     def forward(self, x, hint, timesteps, context, **kwargs):
         level = x + hint.mean(dim=1, keepdim=True)[:, :, ::8, ::8]
         return {"output": [level, level * 2], "middle": [level * 3]}
+
+
+class VersatileAttention(CrossAttention):
+    """AnimateDiff's temporal attention: a CrossAttention subclass attending across the frames of a batch."""
+
+    def forward(self, x, context=None, value=None, mask=None, transformer_options=None):
+        frames, tokens, channels = x.shape
+        across = x.permute(1, 0, 2)  # every token attends over the frames
+        return super().forward(across).permute(1, 0, 2)
+
+
+class TemporalMixer(torch.nn.Module):
+    """A motion-module-like block built from ComfyUI's attention classes and timestep embedding."""
+
+    def __init__(self, channels, width=32):
+        super().__init__()
+        self.proj_in = torch.nn.Conv2d(channels, width, 1)
+        self.res = openaimodel.ResBlock(width, 8, 0.0)
+        self.attn = VersatileAttention(width, heads=2, dim_head=width // 2)
+        self.ff = FeedForward(width, glu=True)
+        self.proj_out = torch.nn.Conv2d(width, channels, 1)
+        self.attn_check = isinstance(SpatialTransformer, type) and optimized_attention is not None
+        for parameter in self.parameters():  # ComfyUI's layers skip initialisation: weights come from a file
+            torch.nn.init.normal_(parameter, std=0.02)
+
+    def forward(self, x):
+        emb = timestep_embedding(torch.arange(x.shape[0]), 8)
+        h = self.res(self.proj_in(x), emb)
+        b, c, height, width = h.shape
+        tokens = h.flatten(2).transpose(1, 2)
+        tokens = tokens + self.attn(tokens)
+        tokens = tokens + self.ff(tokens)
+        return x + self.proj_out(tokens.transpose(1, 2).reshape(b, c, height, width))
 
 
 class PackControlNet(ControlNet):
@@ -276,6 +312,25 @@ class ProbeControl:
         return (f"{type(copy).__name__} {copy.made_by} {copy.strength} " + " ".join(means) + f" late:{late}",)
 
 
+class MixLatentFrames:
+    """Runs the pack's TemporalMixer (fixed seed, zero-initialised output) over a latent's frames."""
+
+    CATEGORY = "encoders_pack"
+    RETURN_TYPES = ("LATENT", "STRING")
+    FUNCTION = "mix"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"samples": ("LATENT",)}}
+
+    def mix(self, samples):
+        torch.manual_seed(0)
+        mixer = TemporalMixer(samples["samples"].shape[1])
+        with torch.no_grad():
+            out = mixer(samples["samples"])
+        return ({"samples": out}, f"{tuple(out.shape)} finite={bool(torch.isfinite(out).all())}")
+
+
 class ShowString:
     CATEGORY = "encoders_pack"
     RETURN_TYPES = ()
@@ -290,7 +345,7 @@ class ShowString:
         return {"ui": {"text": [text]}}
 
 
-NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (ProbeControl, ShowString,
+NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (ProbeControl, ShowString, MixLatentFrames,
     KeyMapLoraLoader, KeyMapClipLora, ScaledEmphasisEncode, StandaloneTokenizer, LoadCheckpointWithConfig,
     VAEFromCheckpointTensors, ApplyPackControlNet, LoadControlNetFile, ClipPreprocess, SDXLClipCheck)}
 NODE_DISPLAY_NAME_MAPPINGS = {name: name for name in NODE_CLASS_MAPPINGS}

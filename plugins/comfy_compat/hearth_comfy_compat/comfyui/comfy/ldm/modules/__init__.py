@@ -1,0 +1,1 @@
+"""ComfyUI's ``comfy.ldm.modules``: attention and the UNet's building blocks."""

@@ -1,0 +1,1 @@
+"""ComfyUI's ``comfy.ldm.modules.distributions``: the VAE's latent distribution."""
