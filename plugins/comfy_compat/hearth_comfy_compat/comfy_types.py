@@ -65,6 +65,24 @@ class IO(StrEnum):
     __hash__ = str.__hash__  # defining __ne__ must not make the members unhashable
 
 
+class RemoteInputOptions(TypedDict, total=False):
+    """A COMBO whose choices the browser fetches from ``route`` (``{"remote": {...}}`` in the input's options)."""
+
+    route: str
+    refresh_button: bool
+    control_after_refresh: Literal["first", "last"]
+    timeout: int
+    max_retries: int
+    refresh: int
+
+
+class MultiSelectOptions(TypedDict, total=False):
+    """A COMBO that takes several choices (``{"multi_select": {...}}``)."""
+
+    placeholder: str
+    chip: bool
+
+
 class InputTypeOptions(TypedDict, total=False):
     """The options dict of one input (``("INT", {...})``); every key is optional."""
 
@@ -85,10 +103,10 @@ class InputTypeOptions(TypedDict, total=False):
     dynamicPrompts: bool
     image_upload: bool
     image_folder: Literal["input", "output", "temp"]
-    remote: dict[str, Any]
+    remote: RemoteInputOptions
     control_after_generate: bool
     options: list[Any]
-    multi_select: dict[str, Any]
+    multi_select: MultiSelectOptions
 
 
 class HiddenInputTypeDict(TypedDict, total=False):
@@ -165,5 +183,6 @@ class UnetParams(TypedDict):
 
 UnetWrapperFunction = Callable[[UnetApplyFunction, UnetParams], torch.Tensor]
 
-__all__ = ["IO", "CheckLazyMixin", "ComfyNodeABC", "FileLocator", "InputTypeDict", "StrEnum", "UnetApplyConds",
+__all__ = ["IO", "CheckLazyMixin", "ComfyNodeABC", "FileLocator", "HiddenInputTypeDict", "InputTypeDict",
+           "InputTypeOptions", "MultiSelectOptions", "RemoteInputOptions", "StrEnum", "UnetApplyConds",
            "UnetApplyFunction", "UnetParams", "UnetWrapperFunction"]

@@ -94,6 +94,7 @@ def test_comfy_plugins_lists_what_the_pack_touched(pm: PluginManager) -> None:
     assert {"comfy.ldm.cascade.stage_c", "comfy.ldm.cascade.stage_c.StageC", "comfy.ldm.cascade.stage_a.StageA",
             "app.model_manager", "app.model_manager.ModelFileManager"} <= lacks
     assert "comfy.utils.a_sampling_type_hearth_lacks" in lacks
+    assert not [name for name in lacks if name.startswith("comfy.comfy_types")]
     assert not {"folder_paths", "comfy.utils", "comfy.cli_args", "comfyui_version"} & lacks
     assert comfy_compat.missing_names()["modules_pack"]
 

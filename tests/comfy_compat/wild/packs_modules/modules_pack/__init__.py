@@ -36,6 +36,17 @@ import nodes
 import server
 from app.model_manager import ModelFileManager
 from comfy.cli_args import LatentPreviewMethod, args
+from comfy.comfy_types.node_typing import (
+    IO,
+    CheckLazyMixin,
+    ComfyNodeABC,
+    FileLocator,
+    HiddenInputTypeDict,
+    InputTypeDict,
+    InputTypeOptions,
+    MultiSelectOptions,
+    RemoteInputOptions,
+)
 from comfy.ldm.cascade import stage_a
 from comfy.ldm.cascade.stage_c import StageC
 from server import PromptServer
@@ -51,7 +62,8 @@ IMPORTED = (comfy.controlnet, comfy.k_diffusion.sampling, comfy.latent_formats, 
             comfy.model_management, comfy.model_patcher, comfy.ops, comfy.options, comfy.sample,
             comfy.sampler_helpers, comfy.samplers, comfy.sd, comfy.sd1_clip, comfy.supported_models_base, comfy.utils,
             comfy.comfy_types.node_typing, comfy_api.latest, comfy_execution.graph, comfy_execution.graph_utils,
-            comfy_extras.nodes_mask, execution, latent_preview, node_helpers, nodes)
+            comfy_extras.nodes_mask, execution, latent_preview, node_helpers, nodes, IO, CheckLazyMixin, ComfyNodeABC,
+            FileLocator, HiddenInputTypeDict, InputTypeDict, InputTypeOptions, MultiSelectOptions, RemoteInputOptions)
 
 # Read while the pack imports (AnimateDiff keeps ComfyUI's classes in a table): a stand-in, so the pack loads.
 SAMPLING_TYPES = {"lcm": comfy.utils.a_sampling_type_hearth_lacks}
