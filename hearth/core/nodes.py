@@ -322,7 +322,7 @@ def portable_input_types(raw: Any) -> Any:
         for name, value in mapping.items():
             if section == "hidden" or isinstance(value, str):
                 plain[name] = type_name(value) if isinstance(value, str) else value
-            elif isinstance(value, (list, tuple)) and value and not isinstance(value[0], (list, tuple)):
+            elif isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
                 plain[name] = (type_name(value[0]), *value[1:])
             else:
                 plain[name] = value
@@ -356,8 +356,8 @@ def restored_input_types(portable: Any) -> Any:
 def _input_spec(node: str, name: str, section: str, value: Any) -> InputSpec:
     if section == "hidden":
         if isinstance(value, (list, tuple)):  # a claimed name of an open hidden section: (None, {}) and the like
-            value = value[0] if value and value[0] is not None else ANY
-        return InputSpec(name, type_name(value), section)
+            value = value[0] if value else None
+        return InputSpec(name, type_name(value) if isinstance(value, str) else ANY, section)
     if isinstance(value, str):  # a bare type name, as some packs write it
         value = (value,)
     if not isinstance(value, (list, tuple)) or not value:
@@ -378,7 +378,7 @@ def _jsonable_section(section: Mapping[str, Any]) -> dict[str, Any]:
     name (an "any type" object as ``"*"``, which is what the frontend links anything to)."""
     out = {}
     for name, value in section.items():
-        if isinstance(value, (list, tuple)) and value and not isinstance(value[0], (list, tuple)):
+        if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
             value = [type_name(value[0]), *value[1:]]
         elif isinstance(value, str):
             value = type_name(value)

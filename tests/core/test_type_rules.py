@@ -193,6 +193,18 @@ class AnySwitch:
         return (sorted(kwargs.items()),)
 
 
+def test_hidden_values_that_are_no_type_names_stay_as_they_are() -> None:
+    # Easy-Use's XY Plot hides a dict of its plot settings: "plot_dict": (plot_dict,). ComfyUI shows it as it is.
+    settings = {"steps": {"min": 1, "max": 100}}
+    plot = node_class({"x": ("INT", {})}, ("PIPE_LINE",))
+    plain = plot.INPUT_TYPES
+    plot.INPUT_TYPES = classmethod(lambda cls: {**plain(), "hidden": {"plot_dict": (settings,), "p": "PROMPT"}})
+    definition = NodeDefinition("Plot", plot)
+    assert definition.object_info()["input"]["hidden"] == {"plot_dict": [settings], "p": "PROMPT"}
+    assert definition.inputs().specs["plot_dict"].type == "*" and definition.inputs().specs["p"].type == "PROMPT"
+    assert portable_input_types(plot.INPUT_TYPES())["hidden"]["plot_dict"] == (settings,)
+
+
 def test_a_section_that_claims_every_name_gets_every_input() -> None:
     registry = NodeRegistry.from_classes({**CLASSES, "AnySwitch": AnySwitch})
     specs = registry["AnySwitch"].inputs().specs
