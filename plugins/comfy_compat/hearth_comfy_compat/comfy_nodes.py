@@ -161,10 +161,104 @@ EXTENSION_WEB_DIRS = _WebDirectories()
 
 
 def __getattr__(name: str) -> Any:
-    cls = node_class(name) if name[:1].isupper() else None
+    cls = comfy_class(name) if name[:1].isupper() else None
     if cls is None:
         raise AttributeError(name)
     return cls
+
+
+# Class attributes ComfyUI's builtin node classes carry and packs read (rgthree's image resize node builds its
+# INPUT_TYPES from ImageScale.upscale_methods): attribute -> the input whose choices it lists.
+_CLASS_LISTS = {
+    "ImageScale": {"upscale_methods": "upscale_method", "crop_methods": "crop"},
+    "ImageScaleBy": {"upscale_methods": "upscale_method"},
+    "LatentUpscale": {"upscale_methods": "upscale_method", "crop_methods": "crop"},
+    "LatentUpscaleBy": {"upscale_methods": "upscale_method"},
+}
+_with_lists: dict[type, type] = {}
+
+
+def comfy_class(name: str) -> type | None:
+    """The node class packs get as ``nodes.<name>``: the registry's class (with the class-level lists ComfyUI's
+    has, where Hearth's lacks them: then a subclass adding them), else Hearth's stand-in for a ComfyUI loader Hearth
+    has no node for (:class:`DualCLIPLoader`...), else ``None``."""
+    cls = node_class(name)
+    if cls is None:
+        return _LOADERS.get(name)
+    lists = {attr: choice for attr, choice in _CLASS_LISTS.get(name, {}).items() if not hasattr(cls, attr)}
+    if not lists:
+        return cls
+    if cls not in _with_lists:
+        required = cls.INPUT_TYPES().get("required", {})
+        attrs = {attr: list(required[choice][0]) for attr, choice in lists.items() if choice in required}
+        _with_lists[cls] = type(cls.__name__, (cls,), {"__module__": cls.__module__, "__qualname__": cls.__qualname__,
+                                                        "__doc__": cls.__doc__, **attrs})
+    return _with_lists[cls]
+
+
+_CLIP_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image", "hunyuan_video_15", "kandinsky5",
+               "kandinsky5_image", "newbie"]
+
+
+class _MultiCLIPLoader:
+    """ComfyUI's loaders of a CLIP made of several text-encoder files. Packs build their own loaders' INPUT_TYPES
+    from these (GGUF's DualCLIPLoaderGGUF), so the inputs are ComfyUI's; loading goes to ``comfy.sd.load_clip``,
+    which names what Hearth cannot load (its CLIPs come from one file)."""
+
+    CATEGORY = "advanced/loaders"
+    RETURN_TYPES = ("CLIP",)
+    FUNCTION = "load_clip"
+    FILES = 2
+    TYPES: list[str] | None = None
+    DEFAULT_TYPE = "sdxl"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - ComfyUI's name
+        from hearth_comfy_compat import folder_paths
+
+        names = folder_paths.get_filename_list("text_encoders")
+        required: dict[str, Any] = {f"clip_name{i}": (names,) for i in range(1, cls.FILES + 1)}
+        if cls.TYPES is not None:
+            required["type"] = (list(cls.TYPES),)
+        return {"required": required, "optional": {"device": (["default", "cpu"], {"advanced": True})}}
+
+    def load_clip(self, *args: Any, **kwargs: Any) -> tuple[Any]:
+        """ComfyUI's ``load_clip(clip_name1, ..., [type], device="default")``, by position or by name."""
+        from hearth_comfy_compat import comfy_sd, folder_paths
+
+        rest = list(args[self.FILES:])
+        names = [kwargs.pop(f"clip_name{i}") if f"clip_name{i}" in kwargs else args[i - 1]
+                 for i in range(1, self.FILES + 1)]
+        kind = kwargs.pop("type", rest.pop(0) if self.TYPES is not None and rest else self.DEFAULT_TYPE)
+        device = kwargs.pop("device", rest.pop(0) if rest else "default")
+        paths = [folder_paths.get_full_path_or_raise("text_encoders", name) for name in names]
+        options = {"load_device": "cpu", "offload_device": "cpu"} if device == "cpu" else {}
+        clip_type = getattr(comfy_sd.CLIPType, kind.upper(), comfy_sd.CLIPType.STABLE_DIFFUSION)
+        return (comfy_sd.load_clip(ckpt_paths=paths, embedding_directory=folder_paths.get_folder_paths("embeddings"),
+                                   clip_type=clip_type, model_options=options),)
+
+
+class DualCLIPLoader(_MultiCLIPLoader):
+    """Two text encoders as one CLIP (SDXL: clip-l and clip-g; Flux: clip-l and t5)."""
+
+    TYPES = _CLIP_TYPES
+
+
+class TripleCLIPLoader(_MultiCLIPLoader):
+    """Three text encoders as one CLIP (SD3: clip-l, clip-g and t5)."""
+
+    FILES = 3
+    DEFAULT_TYPE = "sd3"
+
+
+class QuadrupleCLIPLoader(_MultiCLIPLoader):
+    """Four text encoders as one CLIP (HiDream)."""
+
+    FILES = 4
+    DEFAULT_TYPE = "hidream"
+
+
+_LOADERS: dict[str, type] = {cls.__name__: cls for cls in (DualCLIPLoader, TripleCLIPLoader, QuadrupleCLIPLoader)}
 
 
 def interrupt_processing(value: bool = True) -> None:
@@ -188,7 +282,7 @@ def node_exports(names: Iterable[str]) -> Callable[[str], type]:
     exported = frozenset(names)
 
     def module_getattr(name: str) -> type:
-        cls = node_class(name) if name in exported else None
+        cls = comfy_class(name) if name in exported else None
         if cls is None:
             raise AttributeError(name)
         return cls

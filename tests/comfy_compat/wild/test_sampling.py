@@ -353,3 +353,21 @@ def test_calc_cond_batch_outside_a_guider_names_what_is_missing(pm: PluginManage
 
     with pytest.raises(AttributeError, match="comfy.samplers.calc_cond_batch.*predict_noise"):
         comfy.samplers.calc_cond_batch(None, [None], torch.zeros(1), torch.ones(1), {})
+
+
+def test_builtin_node_classes_carry_comfyuis_class_lists_and_loaders(pm: PluginManager, executor: Executor) -> None:
+    import nodes
+
+    info = pm.nodes().object_info()
+    assert info["ResizeByMethod"]["input"]["required"]["method"][0] == nodes.ImageScale.upscale_methods
+    assert "lanczos" in nodes.ImageScale.upscale_methods and nodes.ImageScale.crop_methods == ["disabled", "center"]
+    assert "bislerp" in nodes.LatentUpscale.upscale_methods
+    assert issubclass(nodes.ImageScale, pm.nodes()["ImageScale"].cls)  # Hearth's node, ComfyUI's lists added
+    result = executor.run({"1": node("EmptyImage", width=16, height=16, batch_size=1, color=0),
+                           "2": node("ResizeByMethod", image=["1", 0], method="bilinear", crop="center",
+                                     latent_method="bislerp"), "3": node("PreviewImage", images=["2", 0])})
+    assert result.ok, result.error
+    assert preview_pixels(result, "3", executor.folders).shape == (8, 8, 3)
+    dual = info["DualCLIPLoaderPack"]["input"]["required"]
+    assert dual["clip_name1"][0] == ["a.gguf", "b.gguf"] and "flux" in dual["type"][0]
+    assert list(nodes.TripleCLIPLoader.INPUT_TYPES()["required"]) == ["clip_name1", "clip_name2", "clip_name3"]

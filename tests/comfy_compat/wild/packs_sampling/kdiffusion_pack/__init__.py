@@ -268,6 +268,32 @@ class ScheduledCFG:
         return (guider,)
 
 
+class ResizeByMethod:
+    """Builds its inputs from ComfyUI's class-level lists, as rgthree's image resize node does."""
+
+    CATEGORY = "test/image"
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "resize"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",), "method": (nodes.ImageScale.upscale_methods,),
+                             "crop": (nodes.ImageScale.crop_methods,), "latent_method": (nodes.LatentUpscale.upscale_methods,)}}
+
+    def resize(self, image, method, crop, latent_method):
+        return nodes.ImageScale().upscale(image, method, 8, 8, crop)
+
+
+class DualCLIPLoaderPack(nodes.DualCLIPLoader):
+    """A loader of its own files built on ComfyUI's DualCLIPLoader inputs, as GGUF's is."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        base = nodes.DualCLIPLoader.INPUT_TYPES()
+        files = (["a.gguf", "b.gguf"],)
+        return {"required": {"clip_name1": files, "clip_name2": files, "type": base["required"]["type"]}}
+
+
 class ShowFacts:
     CATEGORY = "test"
     RETURN_TYPES = ()
@@ -283,6 +309,8 @@ class ShowFacts:
 
 
 NODE_CLASS_MAPPINGS = {
+    "ResizeByMethod": ResizeByMethod,
+    "DualCLIPLoaderPack": DualCLIPLoaderPack,
     "ScheduledCFG": ScheduledCFG,
     "PackSolidMask": PackSolidMask,
     "SoftInpaintModel": SoftInpaintModel,
