@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from starlette.testclient import TestClient
 
 from hearth.cli.main import cli
-from hearth.core.executor import Executor
+from hearth.core.executor import Executor, parse_prompt
 from hearth.core.executor.workflow import ui_to_api
 from hearth.core.plugins import PluginManager
 from hearth.core.runtime import Runtime
@@ -55,7 +55,7 @@ def executor(pm: PluginManager, tmp_path_factory: pytest.TempPathFactory) -> Exe
 
 
 def test_the_packs_load_with_every_node(pm: PluginManager) -> None:
-    for pack in ("rules_switch_pack", "rules_logic_pack", "rules_broken_pack"):
+    for pack in ("rules_switch_pack", "rules_logic_pack", "rules_broken_pack", "rules_video_pack"):
         assert pm.records[pack].error is None, pm.records[pack].traceback
     pm.nodes()  # building the registry counts each pack's nodes
     assert pm.records["rules_switch_pack"].node_count == 4
@@ -90,6 +90,32 @@ def test_comma_unions_take_each_member(executor: Executor) -> None:
     assert problem["details"] == "number, received_type(STRING) mismatch input_type(INT,FLOAT)"
 
 
+def test_multi_input_types_and_an_open_hidden_section(executor: Executor) -> None:
+    # VideoHelperSuite's imageOrLatent takes a LATENT though it is shown as IMAGE; floatOrInt takes an INT; the
+    # format widgets its frontend adds (crf, pix_fmt) reach the node through the ContainsAll hidden section.
+    prompt = {"1": node("Rules Empty Latent", frames=3),
+              "2": node("Rules Video Combine", images=["1", 0], frame_rate=["1", 1], format="video/h264-mp4",
+                        crf=19, pix_fmt="yuv420p")}
+    result = executor.run(prompt)
+    assert result.ok, result.validation.node_errors
+    assert result.outputs["2"]["text"] == ["3 frames at 3 as video/h264-mp4", "extra widgets ['crf', 'pix_fmt']"]
+    refused = executor.run({"1": node("Rules Fine"), "2": node("Rules Video Combine", images=["1", 0],
+                                                                 frame_rate=8, format="image/gif")})
+    [problem] = refused.validation.node_errors["2"]["errors"]
+    assert problem["details"] == "images, received_type(STRING) mismatch input_type(IMAGE)"
+
+
+def test_links_to_the_outputs_a_bypass_tuple_adds_validate(executor: Executor) -> None:
+    # Impact's inversed switch: as many outputs as the frontend links, each typed as RETURN_TYPES[slot] answers.
+    prompt = {"1": node("Rules Constant", value=2), "2": node("Rules Inversed Switch", select=3, input=["1", 0]),
+              "3": node("Rules Add Ints", a=["2", 2], b=1)}
+    checked = executor.validator.validate(parse_prompt(prompt), ["3"])
+    assert checked.ok, checked.node_errors
+    missing = executor.validator.validate(parse_prompt({**prompt, "3": node("Rules Add Ints", a=["1", 2], b=1)}),
+                                          ["3"])
+    assert missing.node_errors["3"]["errors"][0]["message"] == "Bad linked input: no such output slot"
+
+
 def test_object_info_shows_any_as_star(pm: PluginManager, rules_runtime: Runtime) -> None:
     info = json.loads(json.dumps(rules_runtime.call(pm.nodes().object_info)))
     assert info["Compare"]["input"]["required"]["a"] == ["*", {"default": 0}]
@@ -98,6 +124,10 @@ def test_object_info_shows_any_as_star(pm: PluginManager, rules_runtime: Runtime
     assert info["Rules IntPass"]["output"] == info["Rules Any Switch"]["output"] == ["*"]
     assert info["Rules Any Switch"]["display_name"] == "Any Switch (rules)"
     assert BROKEN not in info and "Rules Fine" in info  # ComfyUI's /object_info leaves it out too
+    combine = info["Rules Video Combine"]["input"]  # shown as ComfyUI shows them: the MultiInput's own name
+    assert combine["required"]["images"] == ["IMAGE"] and combine["required"]["frame_rate"][0] == "FLOAT"
+    assert combine["hidden"] == {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"}
+    assert info["Rules Inversed Switch"]["output"] == ["*"]
 
 
 def test_a_ui_workflow_gives_widget_values_to_widgets_only(pm: PluginManager, executor: Executor) -> None:
