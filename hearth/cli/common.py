@@ -236,7 +236,7 @@ class JsonStdout:
             os.dup2(self._saved_fd, 1)
             os.close(self._saved_fd)
             self._saved_fd = None
-        if self._pending is not None:
+        if self._pending is not None and self._stdout is not None:
             self._stdout.write(self._pending)
             _flush(self._stdout)
             self._pending = None
