@@ -140,7 +140,7 @@ def test_lora_key_maps_use_comfyuis_names(pm: PluginManager) -> None:
     assert text["text_encoder.text_model.encoder.layers.1.mlp.fc2"].endswith("layers.1.mlp.fc2.weight")
 
 
-def test_load_lora_and_calculate_weight_do_comfyuis_arithmetic() -> None:
+def test_load_lora_and_calculate_weight_do_comfyuis_arithmetic(pm: PluginManager) -> None:
     import comfy.lora
 
     up, down = torch.randn(6, 2), torch.randn(2, 5)
@@ -229,7 +229,7 @@ def test_what_hearth_lacks_fails_by_name_and_is_listed(executor: Executor, pm: P
         pack.PackClipVision({"model_type": "clip_vision_model", "num_hidden_layers": 24})
 
 
-def test_clip_preprocess_matches_a_hand_computed_reference() -> None:
+def test_clip_preprocess_matches_a_hand_computed_reference(pm: PluginManager) -> None:
     import comfy.clip_vision
 
     mean, std = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
@@ -328,3 +328,26 @@ def test_ldm_blocks_compute_as_hearths_sd_unet(pm: PluginManager, executor: Exec
     extra = {"4": node("EmptyLatentImage", width=32, height=32, batch_size=3),
              "10": node("MixLatentFrames", samples=["4", 0])}
     assert shown(executor, extra, ["10", 1]) == "(3, 4, 4, 4) finite=True"
+
+
+def test_taesd_is_the_tiny_autoencoder_with_its_file_layout(pm: PluginManager) -> None:
+    from comfy.taesd.taesd import TAESD, Block, Clamp, conv
+
+    class WiderBlock(Block):  # KJNodes builds its tiny VAEs from these
+        pass
+
+    taesd = TAESD()
+    keys = set(taesd.state_dict())
+    # The released taesd_decoder.pth layout: Clamp, conv, ReLU, then blocks; the last conv is layer 19.
+    assert {"taesd_decoder.1.weight", "taesd_decoder.3.conv.0.weight", "taesd_decoder.7.weight",
+            "taesd_decoder.19.weight", "taesd_encoder.0.weight", "taesd_encoder.14.weight"} <= keys
+    for parameter in taesd.parameters():
+        torch.nn.init.normal_(parameter, std=0.02)
+    with torch.no_grad():
+        assert taesd.decode(torch.randn(1, 4, 4, 4)).shape == (1, 3, 32, 32)
+        assert taesd.encode(torch.rand(1, 3, 32, 32)).shape == (1, 4, 4, 4)
+    latent = torch.randn(1, 4, 2, 2)
+    assert torch.allclose(TAESD.unscale_latents(TAESD.scale_latents(latent.clamp(-3, 3))), latent.clamp(-3, 3),
+                          atol=1e-5)
+    assert torch.allclose(Clamp()(torch.tensor([300.0])), torch.tensor([3.0]))
+    assert WiderBlock(64, 32).skip.weight.shape == (32, 64, 1, 1) and conv(3, 8).padding == (1, 1)
