@@ -1,8 +1,8 @@
 """``comfy.model_patcher``: ``ModelPatcher``, the class packs subclass, construct around a network, and test MODEL
 values with.
 
-Every MODEL Hearth makes (a :class:`hearth.core.models.ModelValue` with the MODEL protocol: SD, Wan...) is a
-``ModelPatcher`` for ``isinstance`` and ``issubclass``, though Hearth's families do not inherit from this class;
+Every MODEL Hearth makes (a :class:`hearth.core.models.ModelValue` with the MODEL protocol: SD, Wan...), and the
+proxy an isolated pack's host sees for one, is a ``ModelPatcher`` for ``isinstance`` (``issubclass`` too), though Hearth's families do not inherit from this class;
 they already offer its surface (clone, weight patches, ``model_options`` and the ``set_model_*`` family, object
 patches, devices). A pack's subclass of ``ModelPatcher`` is an ordinary class: ``isinstance`` with it is true only
 for its own instances.
@@ -119,7 +119,7 @@ class _PatcherMeta(type):
 
     def __instancecheck__(cls, obj: Any) -> bool:
         return type.__instancecheck__(cls, obj) or (cls.__dict__.get("_hearth_models", False)
-                                                    and _is_hearth_model(type(obj)))
+                                                    and (_is_hearth_model(type(obj)) or _is_lent_model(obj)))
 
     def __subclasscheck__(cls, sub: type) -> bool:
         return type.__subclasscheck__(cls, sub) or (cls.__dict__.get("_hearth_models", False)
@@ -128,6 +128,12 @@ class _PatcherMeta(type):
 
 def _is_hearth_model(kind: type) -> bool:
     return issubclass(kind, ModelValue) and callable(getattr(kind, "denoise", None))
+
+
+def _is_lent_model(obj: Any) -> bool:
+    # In an isolated pack's host a MODEL of Hearth's process arrives as a proxy that says what it lends.
+    kind = type(obj)
+    return getattr(kind, "HEARTH_LENT", False) is True and getattr(kind, "KIND", None) == "MODEL"
 
 
 class ModelPatcher(ModelValue, metaclass=_PatcherMeta):
