@@ -298,23 +298,26 @@ class CacheHelper:
 cache_helper = CacheHelper()
 
 
+def _made(folder: Path) -> str:
+    """``folder`` as an absolute path, made if it is not there yet: ComfyUI makes its input, output and temp
+    folders at start, and packs list them in ``INPUT_TYPES`` without checking (VideoHelperSuite's loaders)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only place: the pack's own use of it reports the problem
+        pass
+    return str(folder.absolute())
+
+
 def get_output_directory() -> str:
-    return str(context.folders().output)
+    return _made(context.folders().output)
 
 
 def get_input_directory() -> str:
-    """The input folder, made if it is not there yet: ComfyUI makes it at start, and packs list it in
-    ``INPUT_TYPES`` without checking (VideoHelperSuite's loaders)."""
-    folder = context.folders().input
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:  # a read-only place: the pack's own listing reports it
-        pass
-    return str(folder)
+    return _made(context.folders().input)
 
 
 def get_temp_directory() -> str:
-    return str(context.folders().temp)
+    return _made(context.folders().temp)
 
 
 def get_directory_by_type(type_name: str) -> str | None:

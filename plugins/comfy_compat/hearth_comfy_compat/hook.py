@@ -124,15 +124,63 @@ def _absent_library_module(fullname: str) -> bool:
     return not _library_installed[root]
 
 
-def _stand_in_module(fullname: str) -> bool:
+# Frames of the import system itself, skipped to find the code that asked for a module.
+_IMPORT_SYSTEM = frozenset({__file__, importlib.__file__, importlib.util.__file__})
+
+
+def _importer(frame: types.FrameType | None) -> types.FrameType | None:
+    while frame is not None and (frame.f_code.co_filename.startswith("<frozen importlib")
+                                 or frame.f_code.co_filename in _IMPORT_SYSTEM):
+        frame = frame.f_back
+    return frame
+
+
+def _guarded(frame: types.FrameType) -> bool:
+    """Whether ``frame`` is inside a ``try`` (or ``with``) block now: its exception table covers the
+    instruction."""
+    entries = _exception_entries.get(frame.f_code)
+    if entries is None:
+        entries = _exception_entries[frame.f_code] = tuple(
+            (entry.start, entry.end) for entry in dis.Bytecode(frame.f_code).exception_entries)
+    return any(start <= frame.f_lasti < end for start, end in entries)
+
+
+_exception_entries: dict[types.CodeType, tuple[tuple[int, int], ...]] = {}
+
+
+def _pack_needs_optional(frame: types.FrameType | None) -> bool:
+    """Whether the import being resolved is a pack's own, unguarded one: only then does an absent optional
+    library get stand-ins. A library probing for it (transformers' ``find_spec("torchvision")``) and a pack's
+    ``try: import torchvision / except ImportError`` see it absent, as without Hearth."""
+    importer = _importer(frame)
+    return importer is not None and _frame_pack(importer) is not None and not _guarded(importer)
+
+
+def _forget_optional_stand_ins() -> None:
+    """Take optional libraries' stand-ins out of ``sys.modules`` once the pack's import is done (the pack keeps
+    its reference), so code that looks there (``importlib.util.find_spec``, a later plain import) sees the
+    library absent."""
+    while _optional_served:
+        name = _optional_served.pop()
+        module = sys.modules.get(name)
+        if isinstance(module, _ServedModule) and module.__dict__.get("__hearth_optional__"):
+            del sys.modules[name]
+
+
+_optional_served: set[str] = set()  # the names of optional libraries' stand-ins now in sys.modules
+
+
+def _stand_in_module(fullname: str, frame: types.FrameType | None = None) -> bool:
     """Whether ``fullname`` may be served as a stand-in when Hearth does not implement it: a module of ComfyUI's
-    tree, or of an optional library that is not installed."""
-    return comfyui_tree.is_comfyui_module(fullname) or _absent_library_module(fullname)
+    tree, or of an absent optional library imported by a pack's own unguarded import (``frame`` asks)."""
+    if comfyui_tree.is_comfyui_module(fullname):
+        return True
+    return _absent_library_module(fullname) and _pack_needs_optional(frame)
 
 
 def is_stand_in(fullname: str) -> bool:
     """Whether ``fullname`` is a module of ComfyUI's tree that Hearth does not implement (served as a stand-in)."""
-    return not target_of(fullname)[0] and _stand_in_module(fullname)
+    return not target_of(fullname)[0] and comfyui_tree.is_comfyui_module(fullname)
 
 
 def _is_package(fullname: str) -> bool:
@@ -151,6 +199,7 @@ def _file_of(fullname: str, package: bool) -> Path:
 
 _IMPORT_FROM = dis.opmap["IMPORT_FROM"]
 _LOAD_BUILD_CLASS = dis.opmap["LOAD_BUILD_CLASS"]
+_CALLS = frozenset(dis.opmap[name] for name in ("CALL", "CALL_FUNCTION_EX", "PRECALL") if name in dis.opmap)
 _READ_ATTRIBUTE = frozenset(dis.opmap[name] for name in ("LOAD_ATTR", "LOAD_METHOD") if name in dis.opmap)
 _lock = threading.Lock()
 _packs: dict[Path, str] = {}  # a pack's folder (or single file) -> its name
@@ -166,6 +215,7 @@ def register_pack(name: str, path: str | Path) -> None:
     """Remember where a pack lives, so a missing name can be blamed on the pack that used it."""
     with _lock:
         _packs[Path(path).resolve()] = name
+    _forget_optional_stand_ins()
 
 
 def custom_nodes_folders() -> list[Path]:
@@ -176,19 +226,29 @@ def custom_nodes_folders() -> list[Path]:
 
 def missing_names() -> dict[str, list[str]]:
     """Pack name -> the ComfyUI internals it used that Hearth lacks, sorted (for ``comfy plugins``)."""
+    _forget_optional_stand_ins()
     with _lock:
         return {pack: sorted(names) for pack, names in sorted(_missing.items()) if names}
+
+
+def _frame_pack(frame: types.FrameType) -> str | None:
+    """The registered pack whose file ``frame`` runs, or None."""
+    filename = frame.f_code.co_filename
+    if filename.startswith("<"):
+        return None
+    path = Path(filename).resolve()
+    for root, name in _packs.items():
+        if path == root or root in path.parents:
+            return name
+    return None
 
 
 def _pack_of(frame: types.FrameType | None) -> str:
     # The innermost frame whose file lies inside a registered pack is the pack that asked.
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if not filename.startswith("<"):
-            path = Path(filename).resolve()
-            for root, name in _packs.items():
-                if path == root or root in path.parents:
-                    return name
+        pack = _frame_pack(frame)
+        if pack is not None:
+            return pack
         frame = frame.f_back
     return "an unknown pack"
 
@@ -330,7 +390,8 @@ class _ServedModule(types.ModuleType):
                 return vars(module)[attr]
             raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r}")
         sub = f"{self.__name__}.{attr}"
-        if target_of(sub)[0] or _stand_in_module(sub):
+        if target_of(sub)[0] or comfyui_tree.is_comfyui_module(sub) or (
+                _absent_library_module(sub) and _pack_needs_optional(sys._getframe(1))):
             # `import comfy` then `comfy.model_management.x`: works in ComfyUI because something else imported
             # the submodule first; here nothing may have.
             return importlib.import_module(sub)
@@ -344,6 +405,10 @@ class _ServedModule(types.ModuleType):
         except AttributeError:
             pass
         caller = sys._getframe(1)
+        if caller.f_code.co_code[caller.f_lasti] in _CALLS:
+            # hasattr(module, name) / getattr(module, name, default): a probe with a way round, not a need
+            # (VideoHelperSuite's `if not hasattr(nodes, "VHSLoadFormats"): nodes.VHSLoadFormats = {}`).
+            raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r}")
         message = _record(_pack_of(caller), sub)
         if _takes_stand_in(caller):
             return _Missing(message, sub)
@@ -370,7 +435,11 @@ class _ServedModule(types.ModuleType):
 class _Loader(importlib.abc.Loader):
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         served, target = target_of(spec.name)
-        return _ServedModule(spec.name, target, stand_in=not served)
+        module = _ServedModule(spec.name, target, stand_in=not served)
+        if not served and not comfyui_tree.is_comfyui_module(spec.name):
+            module.__dict__["__hearth_optional__"] = True  # an absent library's: see _forget_optional_stand_ins
+            _optional_served.add(spec.name)
+        return module
 
     def exec_module(self, module: types.ModuleType) -> None:
         if module.__dict__.get("__hearth_stand_in__"):
@@ -388,7 +457,9 @@ class ComfyModuleFinder(importlib.abc.MetaPathFinder):
     loader = _Loader()
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
-        if not target_of(fullname)[0] and not _stand_in_module(fullname):
+        if fullname.partition(".")[0] not in _OPTIONAL_LIBRARIES:
+            _forget_optional_stand_ins()  # a pack's import of one is over by the time anything else is imported
+        if not target_of(fullname)[0] and not _stand_in_module(fullname, sys._getframe(1)):
             return None
         # A module with served submodules (comfy.comfy_types.node_typing) is a package even when it has a target.
         package = _is_package(fullname)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,6 +96,7 @@ def test_comfy_plugins_lists_what_the_pack_touched(pm: PluginManager) -> None:
             "app.model_manager", "app.model_manager.ModelFileManager"} <= lacks
     assert "comfy.utils.a_sampling_type_hearth_lacks" in lacks
     assert not [name for name in lacks if name.startswith("comfy.comfy_types")]
+    assert "nodes.ModulesPackFormats" not in lacks and "comfy.model_management.a_flag_hearth_lacks" not in lacks
     assert not {"folder_paths", "comfy.utils", "comfy.cli_args", "comfyui_version"} & lacks
     assert comfy_compat.missing_names()["modules_pack"]
 
@@ -115,7 +117,27 @@ def test_a_pack_importing_torchvision_loads_where_it_is_absent(pm: PluginManager
     assert result.error["exception_message"] == (
         "Hearth does not provide torchvision.transforms.ToTensor (used by pack vision_pack)")
     assert "torchvision.transforms.v2" in comfy_compat.missing_names()["vision_pack"]
+    pack = next(m for name, m in sys.modules.items() if name.endswith("vision_pack") and hasattr(m, "GUARDED"))
+    assert pack.GUARDED == "fallback"
+    # Code that is not a pack's own import sees torchvision absent, as without Hearth (transformers probes so).
+    assert comfy_compat.installed()
+    assert importlib.util.find_spec("torchvision") is None
+    with pytest.raises(ImportError):
+        importlib.import_module("torchvision")
+    assert not [name for name in sys.modules if name.partition(".")[0] == "torchvision"]
 
 
 def test_the_input_folder_a_pack_lists_exists(pm: PluginManager) -> None:
     assert pm.nodes().object_info()["ListsInput"]["input"]["required"]["file"][0] == ["none"]
+
+
+def test_prompt_folders_are_absolute_and_exist(pm: PluginManager, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import folder_paths
+
+    monkeypatch.chdir(tmp_path)  # relative folders, as `comfy plugins` run in a fresh folder has them
+    with Runtime.build(model_folders=ModelFolders(tmp_path / "models"), custom_nodes=[], environ={},
+                       output=Path("out"), input=Path("in"), temp=Path("tmp")).activate():
+        found = [folder_paths.get_input_directory(), folder_paths.get_output_directory(),
+                 folder_paths.get_temp_directory()]
+    assert found == [str(tmp_path / name) for name in ("in", "out", "tmp")] and all(map(os.path.isdir, found))

@@ -68,6 +68,8 @@ IMPORTED = (comfy.controlnet, comfy.k_diffusion.sampling, comfy.latent_formats, 
 # Read while the pack imports (AnimateDiff keeps ComfyUI's classes in a table): a stand-in, so the pack loads.
 SAMPLING_TYPES = {"lcm": comfy.utils.a_sampling_type_hearth_lacks}
 HAS_FLAG = hasattr(comfy.model_management, "a_flag_hearth_lacks")
+if not hasattr(nodes, "ModulesPackFormats"):  # VideoHelperSuite's probe-then-set: not a missing internal
+    nodes.ModulesPackFormats = {}
 
 COMFY_ROOT = os.path.dirname(folder_paths.__file__)
 COMFY_PACKAGE = os.path.join(os.path.dirname(comfy.__file__), "k_diffusion")

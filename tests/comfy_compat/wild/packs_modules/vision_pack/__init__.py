@@ -4,6 +4,13 @@ import torchvision.transforms.v2 as T
 from torchvision import transforms
 from torchvision.transforms import ToTensor
 
+try:  # a guarded probe takes its fallback where torchvision is absent, as without Hearth
+    import torchvision.transforms.functional as probed  # noqa: F401
+
+    GUARDED = "torchvision"
+except ImportError:
+    GUARDED = "fallback"
+
 
 class PlainNode:
     RETURN_TYPES = ("INT",)
