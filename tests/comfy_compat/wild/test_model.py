@@ -70,7 +70,8 @@ def test_the_pack_loads_with_no_missing_internals(pm: PluginManager) -> None:
 
     nodes = pm.nodes()
     for name in ("PackTinyModel", "PackNudgeBias", "PackVPrediction", "PackModelFacts", "PackKeepLatent",
-                 "PackModelAfter", "PackCheckpointFacts", "PackRegionalConditioning", "PackConditioningFacts"):
+                 "PackModelAfter", "PackCheckpointFacts", "PackRegionalConditioning", "PackConditioningFacts",
+                 "PackRewrapModel"):
         assert name in nodes
     assert "model_pack" not in hook.missing_names()
 
@@ -207,3 +208,14 @@ def test_a_hook_group_on_conditioning_fails_naming_what_hearth_does_not_apply(ex
     result = executor.run(prompt)
     assert not result.ok
     assert "comfy.hooks.set_hooks_for_conditioning" in str(result.error)
+
+
+def test_a_new_patcher_around_hearths_model_view_fails_saying_what_to_do(executor: Executor) -> None:
+    # Hearth's model.model is a view of the MODEL, not a network a second patcher could own.
+    result = executor.run({"1": node("CheckpointLoaderSimple", ckpt_name="tiny-sd1.safetensors"),
+                           "2": node("PackRewrapModel", model=["1", 0]),
+                           "3": node("PackModelFacts", model=["2", 0])})
+    assert not result.ok
+    message = str(result.error)
+    assert "comfy.model_patcher.ModelPatcher around a Hearth MODEL's model.model" in message
+    assert "model.clone()" in message

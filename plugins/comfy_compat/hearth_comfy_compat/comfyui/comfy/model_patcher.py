@@ -17,6 +17,9 @@ like one), the patcher also has Hearth's MODEL protocol, so Hearth's samplers sa
 ``model_function_wrapper``, the patcher's and the options' ``APPLY_MODEL`` / ``DIFFUSION_MODEL`` wrappers and its
 object patches, and ``ON_PRE_RUN`` callbacks run when sampling prepares the model.
 
+``ModelPatcher(model.model, ...)`` on a Hearth MODEL (whose ``model.model`` is its family's view, not a network)
+gives a clone of that MODEL when the view names it as ``current_patcher``, and otherwise fails saying so.
+
 What differs from ComfyUI: loading is whole (no lowvram per-layer streaming: ``lowvram_model_memory`` is ignored),
 weight hooks (``comfy.hooks`` weight keyframes) are not applied, and ``patch_weight_to_device`` is not offered.
 """
@@ -33,6 +36,7 @@ import torch
 
 from hearth.core.models import ModelValue, PatchedModel, default_manager
 from hearth_comfy_compat.comfy_utils import get_attr, set_attr
+from hearth_comfy_compat.hook import HearthDoesNotProvide
 
 from .patcher_extension import (
     CallbacksMP,
@@ -146,6 +150,20 @@ class ModelPatcher(ModelValue, metaclass=_PatcherMeta):
 
     _hearth_models = True
     patches: Any = None  # an instance attribute (ComfyUI's form): shadows ModelValue's read-only property
+
+    def __new__(cls, model: Any = None, *args: Any, **kwargs: Any) -> Any:
+        # Packs re-wrap a MODEL's network: ModelPatcher(model.model, device, offload). For a Hearth MODEL that is
+        # its family's view, not a network: a new patcher on the same weights is a clone of the MODEL itself.
+        from .model_base import _is_hearth_view
+
+        if model is not None and _is_hearth_view(model):
+            owner = getattr(model, "current_patcher", None)
+            if isinstance(owner, ModelValue) and _is_hearth_model(type(owner)):
+                return owner.clone()
+            raise HearthDoesNotProvide(
+                "Hearth does not provide comfy.model_patcher.ModelPatcher around a Hearth MODEL's model.model (it is "
+                "a view of the model, not its network); use the MODEL itself, or model.clone()")
+        return super().__new__(cls)
 
     def __init__(self, model: torch.nn.Module, load_device: Any, offload_device: Any, size: int = 0,
                  weight_inplace_update: bool = False) -> None:

@@ -211,6 +211,22 @@ class PackKeepLatent:
         return {"ui": {"kept": [name]}}
 
 
+class PackRewrapModel:
+    """Wraps the MODEL's network in a new patcher, as efficiency's tiled sampler does."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",)}}
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "rewrap"
+    CATEGORY = "model_pack"
+
+    def rewrap(self, model):
+        return (comfy.model_patcher.ModelPatcher(model.model, load_device=model.load_device,
+                                                 offload_device=comfy.model_management.unet_offload_device()),)
+
+
 class PackCheckpointFacts:
     """What comfy.model_detection says of a checkpoint file, read as packs read one."""
 
@@ -276,6 +292,7 @@ class PackConditioningFacts:
 
 NODE_CLASS_MAPPINGS = {
     "PackCheckpointFacts": PackCheckpointFacts,
+    "PackRewrapModel": PackRewrapModel,
     "PackRegionalConditioning": PackRegionalConditioning,
     "PackConditioningFacts": PackConditioningFacts,
     "PackTinyModel": PackTinyModel,
