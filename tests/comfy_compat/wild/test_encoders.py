@@ -351,3 +351,24 @@ def test_taesd_is_the_tiny_autoencoder_with_its_file_layout(pm: PluginManager) -
                           atol=1e-5)
     assert torch.allclose(Clamp()(torch.tensor([300.0])), torch.tensor([3.0]))
     assert WiderBlock(64, 32).skip.weight.shape == (32, 64, 1, 1) and conv(3, 8).padding == (1, 1)
+
+
+def test_comfyuis_autoencoder_kl_takes_an_sd_vae_and_decodes_as_hearths(pm: PluginManager) -> None:
+    from comfy.ldm.models.autoencoder import AutoencoderKL
+    from comfy.ldm.modules.diffusionmodules.model import ResnetBlock
+
+    vae = pm.nodes()["CheckpointLoaderSimple"].cls().load_checkpoint(CHECKPOINT)[2]
+    theirs = vae.first_stage_model
+    config = theirs.config
+    ddconfig = {"double_z": True, "z_channels": config.z_channels, "resolution": 256, "in_channels": 3,
+                "out_ch": 3, "ch": config.ch, "ch_mult": list(config.ch_mult), "num_res_blocks": config.num_res_blocks,
+                "attn_resolutions": [], "dropout": 0.0}
+    ours = AutoencoderKL(ddconfig=ddconfig, embed_dim=config.z_channels)
+    missing, unexpected = ours.load_state_dict({k: v.float() for k, v in theirs.state_dict().items()}, strict=False)
+    assert not missing and not unexpected
+    torch.manual_seed(5)
+    latent, image = torch.randn(1, 4, 4, 4), torch.rand(1, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(ours.decode(latent), theirs.float().decode(latent), atol=1e-4)
+        assert torch.allclose(ours.encode(image), theirs.float().encode(image), atol=1e-4)
+    assert isinstance(ours.decoder.up[0].block[0], ResnetBlock)

@@ -1,0 +1,1 @@
+"""ComfyUI's ``comfy.ldm.models``: the autoencoder model classes."""
