@@ -30,7 +30,7 @@ spoil another and what is measured is what a user gets. Per pack it reports:
   work whatever Hearth does and are counted apart: ``% ok`` is the share of the other declared nodes that
   ``comfy nodes`` lists (matched by name; keys known only by their source text are matched by count);
 * missing internals: ComfyUI names the pack touched that Hearth lacks (``comfy plugins``' record of them);
-* node errors: nodes whose ``INPUT_TYPES`` raised;
+* node errors: nodes whose ``INPUT_TYPES`` raised, and nodes the loader skipped (its notes say why);
 * load s: the time the loader took to import the pack (its ``__init__`` and all it imports), timed around the
   loader's import step in that same ``comfy plugins`` process; where that step cannot be found, the call's wall
   time less the same call on an empty folder (Hearth's start);
@@ -358,6 +358,7 @@ class PackResult:
     unregistered: list[str] = field(default_factory=list)  # declared (string keys, not torchvision), not listed
     missing_internals: list[str] = field(default_factory=list)
     node_errors: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # the loader's notes: nodes it skipped, and why
     load_s: float = 0.0
     installed_at_load: list[str] = field(default_factory=list)
     clean_stdout: bool = True
@@ -470,6 +471,7 @@ def measure(pack: Path, comfy: str, python: Path, startup: float, tv_modules: se
             result.registered = int(record.get("node_count") or 0)
             result.missing_internals = list(record.get("missing_internals") or [])
             result.node_errors = dict(record.get("node_errors") or {})
+            result.notes = list(record.get("notes") or [])
         result.torchvision_error = "torchvision" in result.error + "\n".join(result.error_tail)
         expected = result.declared - result.torchvision_nodes
         ok = 0
@@ -522,7 +524,7 @@ def table(results: list[PackResult], with_workflows: bool) -> str:
     for r in results:
         loads = "yes" if r.loads else ("no (torchvision)" if r.torchvision_error else "no")
         row = [r.pack, loads, f"{r.registered}/{r.declared}", str(r.torchvision_nodes), f"{r.ok_percent:.0f}",
-               str(len(r.missing_internals)), str(len(r.node_errors)), f"{r.load_s:.2f}",
+               str(len(r.missing_internals)), str(len(r.node_errors) + len(r.notes)), f"{r.load_s:.2f}",
                "clean" if r.clean_stdout else "NOT clean"]
         if with_workflows:
             row.append(r.workflow.split(":")[0] or "-")
@@ -576,7 +578,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results, args.workflows is not None))
     print(f"\n{summary(results)}; Hearth's start: {startup:.2f}s (not in load s)")
     for r in results:
-        if r.missing_internals or not r.loads or r.node_errors or r.unregistered or r.workflow.startswith("fail"):
+        if (r.missing_internals or not r.loads or r.node_errors or r.notes or r.unregistered
+                or r.workflow.startswith("fail")):
             print(f"\n{r.pack}:")
             if not r.loads:
                 print("  error: " + r.error)
@@ -588,6 +591,8 @@ def main(argv: list[str] | None = None) -> int:
                 print("  missing internals: " + ", ".join(r.missing_internals))
             for node, error in r.node_errors.items():
                 print(f"  node error: {node}: {error}")
+            for note in r.notes:
+                print(f"  loader: {note}")
             if r.installed_at_load:
                 print("  installed while loading: " + ", ".join(r.installed_at_load))
             if r.workflow.startswith("fail"):
