@@ -106,13 +106,17 @@ def test_a_pack_built_model_is_sampled_by_hearths_ksampler_with_its_wrappers(exe
               "7": node("PackKeepLatent", samples=["6", 0], name="three")}
     three = kept(executor, prompt, pack, "three")
     records = pack.RECORDS
-    assert records["pre_run"] == 1  # ON_PRE_RUN once, when sampling prepared the model
+    [patcher] = records["pre_run"]  # ON_PRE_RUN once, when sampling prepared the model
+    assert type(patcher) is pack.PackPatcher
     # The APPLY_MODEL wrapper saw every evaluation (cfg 1: the positive only), at ComfyUI's discrete timesteps.
     timesteps = [r["timestep"] for r in records["apply_model"]]
     assert len(timesteps) == steps and timesteps[0] == 999 and timesteps == sorted(timesteps, reverse=True)
     assert all(r["cond_or_uncond"] == [0] for r in records["apply_model"])
     # comfy.ops.manual_cast: the network keeps bfloat16 weights and computes on the float32 input.
     assert records["diffusion_model"][0] == {"input_dtype": "torch.float32", "weight_dtype": "torch.bfloat16"}
+    # The pack's injection was on for every evaluation, and off again after.
+    assert records["injected"] == [True] * steps
+    assert not patcher.is_injected and not hasattr(patcher.model.diffusion_model, "motion")
 
     # eps = 0.5 * x / sqrt(sigma^2 + 1), so each Euler step multiplies the latent by a number known from the
     # sigmas: the result is the start noise times a factor, and two step counts differ by their factors' ratio.

@@ -12,10 +12,12 @@ a :class:`hearth.core.models.PatchedModel` of ``model``: Hearth's model manager 
 patches applied from a backup, taken off bit for bit), and it carries ComfyUI's own state beside: ``patches`` in
 ComfyUI's form (``{key: [(strength_patch, value, strength_model, offset, function)]}``, every kind
 ``comfy.lora.calculate_weight`` computes), ``wrappers`` and ``callbacks`` of ``comfy.patcher_extension``,
-attachments, injections and additional models. When ``model`` is a ``comfy.model_base.BaseModel`` (or answers
+attachments, injections and additional models (:mod:`hearth_comfy_compat.patcher_registrations`). When ``model`` is a ``comfy.model_base.BaseModel`` (or answers
 like one), the patcher also has Hearth's MODEL protocol, so Hearth's samplers sample it: each evaluation runs the
-``model_function_wrapper``, the patcher's and the options' ``APPLY_MODEL`` / ``DIFFUSION_MODEL`` wrappers and its
-object patches, and ``ON_PRE_RUN`` callbacks run when sampling prepares the model.
+``model_function_wrapper``, the patcher's and the options' ``APPLY_MODEL`` / ``DIFFUSION_MODEL`` wrappers, with its
+object patches and injections on (for that evaluation: the network is shared by every clone, so they come off
+after it, where ComfyUI keeps them on while the model is loaded), and ``ON_PRE_RUN`` callbacks run when sampling
+prepares the model.
 
 ``ModelPatcher(model.model, ...)`` on a Hearth MODEL (whose ``model.model`` is its family's view, not a network)
 gives a clone of that MODEL when the view names it as ``current_patcher``, and otherwise fails saying so.
@@ -27,7 +29,6 @@ weight hooks (``comfy.hooks`` weight keyframes) are not applied, and ``patch_wei
 from __future__ import annotations
 
 import contextlib
-import logging
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -37,8 +38,9 @@ import torch
 from hearth.core.models import ModelValue, PatchedModel, default_manager
 from hearth_comfy_compat.comfy_utils import get_attr, set_attr
 from hearth_comfy_compat.hook import HearthDoesNotProvide
+from hearth_comfy_compat.patcher_registrations import PatcherRegistrations
 
-from .patcher_extension import (
+from .patcher_extension import (  # PatcherInjection and WrappersMP: packs import them from this module too
     CallbacksMP,
     PatcherInjection,
     WrappersMP,
@@ -46,7 +48,9 @@ from .patcher_extension import (
     merge_nested_dicts,
 )
 
-log = logging.getLogger(__name__)
+__all__ = ["CallbacksMP", "ModelPatcher", "PatcherInjection", "WrappersMP", "create_hook_patches_clone",
+           "create_model_options_clone", "set_model_options_patch_replace", "set_model_options_post_cfg_function",
+           "set_model_options_pre_cfg_function", "wipe_lowvram_weight"]
 
 
 # -- model_options helpers (ComfyUI's module-level functions) -----------------------------------------------------
@@ -140,7 +144,7 @@ def _is_lent_model(obj: Any) -> bool:
     return getattr(kind, "HEARTH_LENT", False) is True and getattr(kind, "KIND", None) == "MODEL"
 
 
-class ModelPatcher(ModelValue, metaclass=_PatcherMeta):
+class ModelPatcher(PatcherRegistrations, ModelValue, metaclass=_PatcherMeta):
     """ComfyUI's ModelPatcher on Hearth's machinery (see the module docstring).
 
     :param model: the network (a ``torch.nn.Module``; a ``comfy.model_base.BaseModel`` to be sampled).
@@ -188,13 +192,7 @@ class ModelPatcher(ModelValue, metaclass=_PatcherMeta):
         self.weight_inplace_update = weight_inplace_update
         self.patches_uuid = uuid.uuid4()
         self.parent: ModelPatcher | None = None
-        self.attachments: dict[str, Any] = {}
-        self.additional_models: dict[str, list[Any]] = {}
-        self.callbacks: dict[str, dict[Any, list[Callable[..., Any]]]] = CallbacksMP.init_callbacks()
-        self.wrappers: dict[str, dict[Any, list[Callable[..., Any]]]] = WrappersMP.init_wrappers()
-        self.is_injected = False
-        self.skip_injection = False
-        self.injections: dict[str, list[PatcherInjection]] = {}
+        self.init_registrations()
         self.hook_patches: dict[Any, Any] = {}
         self.hook_patches_backup: dict[Any, Any] = {}
         self.hook_backup: dict[str, Any] = {}
@@ -243,14 +241,7 @@ class ModelPatcher(ModelValue, metaclass=_PatcherMeta):
         twin = super().clone()
         twin.patches = {key: list(patches) for key, patches in self.patches.items()}
         twin.parent = self
-        twin.attachments = {key: value.on_model_patcher_clone() if hasattr(value, "on_model_patcher_clone")
-                            else value for key, value in self.attachments.items()}
-        twin.additional_models = {key: [m.clone() for m in models] for key, models in self.additional_models.items()}
-        twin.callbacks = {kind: {key: list(fns) for key, fns in by_key.items()}
-                          for kind, by_key in self.callbacks.items()}
-        twin.wrappers = {kind: {key: list(fns) for key, fns in by_key.items()}
-                         for kind, by_key in self.wrappers.items()}
-        twin.injections = {key: list(injections) for key, injections in self.injections.items()}
+        self.copy_registrations_to(twin)
         twin.hook_patches = create_hook_patches_clone(self.hook_patches)
         twin.hook_patches_backup = create_hook_patches_clone(self.hook_patches_backup)
         twin.cached_hook_patches = dict(self.cached_hook_patches)
@@ -429,117 +420,6 @@ class ModelPatcher(ModelValue, metaclass=_PatcherMeta):
             callback(self, unpatch_all)
         return self.model
 
-    # -- callbacks and wrappers ----------------------------------------------------------------------------------
-
-    def add_callback(self, call_type: str, callback: Callable[..., Any]) -> None:
-        self.add_callback_with_key(call_type, None, callback)
-
-    def add_callback_with_key(self, call_type: str, key: Any, callback: Callable[..., Any]) -> None:
-        self.callbacks.setdefault(call_type, {}).setdefault(key, []).append(callback)
-
-    def remove_callbacks_with_key(self, call_type: str, key: Any) -> None:
-        self.callbacks.get(call_type, {}).pop(key, None)
-
-    def get_callbacks(self, call_type: str, key: Any) -> list[Callable[..., Any]]:
-        return self.callbacks.get(call_type, {}).get(key, [])
-
-    def get_all_callbacks(self, call_type: str) -> list[Callable[..., Any]]:
-        return [fn for fns in self.callbacks.get(call_type, {}).values() for fn in fns]
-
-    def add_wrapper(self, wrapper_type: str, wrapper: Callable[..., Any]) -> None:
-        self.add_wrapper_with_key(wrapper_type, None, wrapper)
-
-    def add_wrapper_with_key(self, wrapper_type: str, key: Any, wrapper: Callable[..., Any]) -> None:
-        self.wrappers.setdefault(wrapper_type, {}).setdefault(key, []).append(wrapper)
-
-    def remove_wrappers_with_key(self, wrapper_type: str, key: Any) -> None:
-        self.wrappers.get(wrapper_type, {}).pop(key, None)
-
-    def get_wrappers(self, wrapper_type: str, key: Any) -> list[Callable[..., Any]]:
-        return self.wrappers.get(wrapper_type, {}).get(key, [])
-
-    def get_all_wrappers(self, wrapper_type: str) -> list[Callable[..., Any]]:
-        return [fn for fns in self.wrappers.get(wrapper_type, {}).values() for fn in fns]
-
-    # -- attachments, additional models, injections --------------------------------------------------------------
-
-    def set_attachments(self, key: str, attachment: Any) -> None:
-        self.attachments[key] = attachment
-
-    def remove_attachments(self, key: str) -> None:
-        self.attachments.pop(key, None)
-
-    def get_attachment(self, key: str) -> Any:
-        return self.attachments.get(key)
-
-    def set_additional_models(self, key: str, models: list[Any]) -> None:
-        self.additional_models[key] = models
-
-    def remove_additional_models(self, key: str) -> None:
-        self.additional_models.pop(key, None)
-
-    def get_additional_models_with_key(self, key: str) -> list[Any]:
-        return self.additional_models.get(key, [])
-
-    def get_additional_models(self) -> list[Any]:
-        return [m for models in self.additional_models.values() for m in models]
-
-    def get_nested_additional_models(self) -> list[Any]:
-        """Every additional model, and theirs, each once (circular references stop)."""
-        found: list[Any] = []
-        seen: set[int] = set()
-        pending = self.get_additional_models()
-        while pending:
-            model = pending.pop(0)
-            if id(model) in seen:
-                continue
-            seen.add(id(model))
-            found.append(model)
-            pending.extend(getattr(model, "get_additional_models", list)())
-        return found
-
-    def set_injections(self, key: str, injections: list[PatcherInjection]) -> None:
-        self.injections[key] = injections
-
-    def remove_injections(self, key: str) -> None:
-        self.injections.pop(key, None)
-
-    def inject_model(self) -> None:
-        if self.is_injected or self.skip_injection:
-            return
-        for injections in self.injections.values():
-            for injection in injections:
-                injection.inject(self)
-                self.is_injected = True
-        if self.is_injected:
-            for callback in self.get_all_callbacks(CallbacksMP.ON_INJECT_MODEL):
-                callback(self)
-
-    def eject_model(self) -> None:
-        if not self.is_injected:
-            return
-        for injections in self.injections.values():
-            for injection in injections:
-                injection.eject(self)
-        self.is_injected = False
-        for callback in self.get_all_callbacks(CallbacksMP.ON_EJECT_MODEL):
-            callback(self)
-
-    @contextlib.contextmanager
-    def use_ejected(self, skip_and_inject_on_exit_only: bool = False) -> Iterator[None]:
-        """The model without the injections while the block runs, injected again after (if it was)."""
-        was_injected = self.is_injected
-        skipped = self.skip_injection
-        if skip_and_inject_on_exit_only:
-            self.skip_injection = True
-        self.eject_model()
-        try:
-            yield
-        finally:
-            self.skip_injection = skipped
-            if was_injected or skip_and_inject_on_exit_only:
-                self.inject_model()
-
     # -- the run's moments ---------------------------------------------------------------------------------------
 
     def pre_run(self) -> None:
@@ -614,15 +494,20 @@ class ModelPatcher(ModelValue, metaclass=_PatcherMeta):
 
     @contextlib.contextmanager
     def _objects_in_place(self) -> Iterator[None]:
-        # The network is shared by every clone: this clone's object patches go on for the evaluation only
-        # (those patch_model already put on stay).
+        # The network is shared by every clone: this clone's object patches and injections go on for the
+        # evaluation only (what patch_model already put on stays).
         replaced = []
+        injected_here = not self.is_injected
         try:
             for name, obj in self.object_patches.items():
                 if name not in self.object_patches_backup:
                     replaced.append((name, set_attr(self.model, name, obj)))
+            if injected_here:
+                self.inject_model()
             yield
         finally:
+            if injected_here:
+                self.eject_model()
             for name, old in reversed(replaced):
                 set_attr(self.model, name, old)
 

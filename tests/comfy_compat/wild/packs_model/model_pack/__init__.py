@@ -18,11 +18,12 @@ import folder_paths
 import torch
 from comfy.hooks import HookGroup, HookKeyframe, HookKeyframeGroup
 from comfy.model_base import BaseModel, ModelType
-from comfy.model_patcher import ModelPatcher
+from comfy.model_patcher import ModelPatcher, PatcherInjection
 from comfy.patcher_extension import CallbacksMP, WrapperExecutor, WrappersMP
 
 # What the wrappers and callbacks saw, for the test to read.
-RECORDS = {"apply_model": [], "diffusion_model": [], "pre_run": 0, "clones": 0, "denoised": 0, "latents": {}}
+RECORDS = {"apply_model": [], "diffusion_model": [], "pre_run": [], "clones": 0, "denoised": 0, "latents": {},
+           "injected": []}
 
 
 class PackPatcher(ModelPatcher):
@@ -40,6 +41,7 @@ class PackNet(torch.nn.Module):
             self.proj.bias.zero_()
 
     def forward(self, x, timesteps, context=None, control=None, transformer_options=None, **kwargs):
+        RECORDS["injected"].append(getattr(self, "motion", None) is not None)
         return self.proj(x)
 
 
@@ -65,8 +67,17 @@ def record_diffusion_model(executor, *args, **kwargs):
     return executor(*args, **kwargs)
 
 
+def inject_motion(patcher):
+    # What AnimateDiff does to the network while its patcher is loaded: a module of its own goes in.
+    patcher.model.diffusion_model.motion = torch.nn.Identity()
+
+
+def eject_motion(patcher):
+    del patcher.model.diffusion_model.motion
+
+
 def count_pre_run(patcher):
-    RECORDS["pre_run"] += 1
+    RECORDS["pre_run"].append(patcher)
 
 
 def count_clone(original, clone):
@@ -94,6 +105,7 @@ class PackTinyModel:
                                                      record_diffusion_model, patcher.model_options,
                                                      is_model_options=True)
         patcher.add_callback(CallbacksMP.ON_PRE_RUN, count_pre_run)
+        patcher.set_injections("model_pack", [PatcherInjection(inject=inject_motion, eject=eject_motion)])
         patcher.add_callback_with_key(CallbacksMP.ON_CLONE, "model_pack", count_clone)
         return (patcher,)
 
