@@ -189,6 +189,14 @@ def test_sd1_tokenizer_on_its_own_gives_comfyuis_windows(executor: Executor) -> 
     assert comfy.sd1_clip.parse_parentheses("x (y (z)) w") == ["x ", "(y (z))", " w"]
     windows = comfy.sd1_clip.SDTokenizer().tokenize_with_weights(" ".join(["word"] * 80))
     assert [len(w) for w in windows] == [77, 77] and windows[1][0] == (49406, 1.0)
+    import comfy.sd2_clip
+    import comfy.sdxl_clip
+    from hearth_comfy_compat import hook
+
+    assert comfy.sd2_clip.SD2Tokenizer().tokenize_with_weights("a cat")["h"][0][:5] == [
+        (49406, 1.0), (320, 1.0), (2368, 1.0), (49407, 1.0), (0, 1.0)]  # OpenCLIP pads with 0
+    with pytest.raises(hook.HearthDoesNotProvide, match=r"comfy\.sd1_clip\.SDClipModel\(\).*comfy\.clip_model"):
+        comfy.sdxl_clip.SDXLClipModel()
 
 
 def test_load_checkpoint_with_a_v_config_loads_v_prediction(executor: Executor, base_pixels: np.ndarray) -> None:

@@ -462,7 +462,10 @@ class ClipTokenWeightEncoder:
 def _lacks_text_model(cls: type) -> Exception:
     from hearth_comfy_compat.comfy_sd import lacking
 
-    return lacking(f"{cls.__module__}.{cls.__qualname__}()",
+    # Named as ComfyUI names it: the first class of ours in the MRO (a pack's subclass is not ComfyUI's).
+    prefix = "hearth_comfy_compat.comfyui."
+    ours = next((c for c in cls.__mro__ if c.__module__.startswith(prefix)), cls)
+    return lacking(f"{ours.__module__.removeprefix(prefix)}.{ours.__qualname__}()",
                    "ComfyUI's own CLIP text transformer (comfy.clip_model) is not in Hearth; its text encoders come "
                    "from files through its SD plugin (comfy.sd.load_clip, comfy.sd.load_checkpoint_guess_config)")
 
