@@ -69,3 +69,16 @@ def test_prompt_executor_reports_a_failure_as_comfyui_does(pm: PluginManager) ->
     assert runner.status_messages[-1] == ("execution_error", {
         "prompt_id": "p1", "node_id": "3", "node_type": "Boom", "executed": ["1", "2"], "exception_message": "no",
         "exception_type": "ValueError", "traceback": [], "current_inputs": {}, "current_outputs": ["1"]})
+
+
+def test_v3_match_and_multi_types(pm: PluginManager, tmp_path: Path) -> None:
+    assert pm.records["v3_types_pack"].error is None, pm.records["v3_types_pack"].traceback
+    info = pm.nodes().object_info()
+    assert info["V3TypesBrightest"]["input"]["required"]["pixels"][0] == "IMAGE,MASK"
+    assert info["V3TypesPass"]["input"]["required"]["value"][1]["template"] == {"template_id": "T",
+                                                                                "allowed_types": "IMAGE,MASK"}
+    prompt = {"1": node("V3TypesSolid"), "2": node("V3TypesPass", value=["1", 0]),
+              "3": node("V3TypesBrightest", pixels=["2", 0])}
+    result = executor_for(pm, tmp_path).run(prompt, targets=["3"])
+    assert result.ok, result.error or result.validation
+    assert result.executed == ["1", "2", "3"]

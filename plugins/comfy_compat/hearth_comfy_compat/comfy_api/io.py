@@ -414,6 +414,76 @@ SEGS = _type("SEGS", "SEGS")
 AnyType = _type("AnyType", "*")
 
 
+MATCH_TYPE = "COMFY_MATCHTYPE_V3"
+
+
+@comfytype(MATCH_TYPE)
+class MatchType(ComfyTypeIO):
+    """Inputs and outputs that take one type together, chosen by what is linked (``io.MatchType.Template("T")``
+    shared by the sockets). The browser enforces the match; Hearth's validator lets any type through, as
+    ComfyUI's backend does."""
+
+    class Template:
+        def __init__(self, template_id: str, allowed_types: Any = None) -> None:
+            self.template_id = template_id
+            allowed = AnyType if allowed_types is None else allowed_types
+            self.allowed_types = list(allowed) if isinstance(allowed, (list, tuple)) else [allowed]
+
+        def as_dict(self) -> dict[str, Any]:
+            return {"template_id": self.template_id,
+                    "allowed_types": ",".join(str(getattr(t, "io_type", t)) for t in self.allowed_types)}
+
+    class Input(Input):
+        def __init__(self, id: str, template: MatchType.Template, display_name: str | None = None,
+                     optional: bool = False, tooltip: str | None = None, lazy: bool | None = None,
+                     extra_dict: Mapping[str, Any] | None = None, raw_link: bool | None = None,
+                     advanced: bool | None = None, **newer_options: Any) -> None:
+            super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link, advanced,
+                             **newer_options)
+            self.template = template
+
+        def as_dict(self) -> dict[str, Any]:
+            return super().as_dict() | {"template": self.template.as_dict()}
+
+    class Output(Output):
+        def __init__(self, template: MatchType.Template, id: str | None = None, display_name: str | None = None,
+                     tooltip: str | None = None, is_output_list: bool = False, **newer_options: Any) -> None:
+            super().__init__(id, display_name, tooltip, is_output_list, **newer_options)
+            self.template = template
+
+
+@comfytype("COMFY_MULTITYPED_V3")
+class MultiType(ComfyTypeI):
+    """An input that takes any of several types (``io.MultiType.Input("x", types=[io.Image, io.Mask])``): its V1
+    type is their union, ``"IMAGE,MASK"``. Given an input instead of an id, that input's widget and type come
+    first."""
+
+    class Input(Input):
+        def __init__(self, id: str | Input, types: list[Any], display_name: str | None = None,
+                     optional: bool = False, tooltip: str | None = None, lazy: bool | None = None,
+                     extra_dict: Mapping[str, Any] | None = None, raw_link: bool | None = None,
+                     advanced: bool | None = None, **newer_options: Any) -> None:
+            self.input_override = id if isinstance(id, Input) else None
+            if self.input_override is not None:
+                optional = optional or self.input_override.optional
+                tooltip = tooltip or self.input_override.tooltip
+                display_name = display_name or self.input_override.display_name
+                id = self.input_override.id
+            super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link, advanced,
+                             **newer_options)
+            self.types = list(types)
+
+        def get_io_type(self) -> str:
+            names = [str(getattr(t, "io_type", t)) for t in self.types]
+            if self.input_override is not None:
+                names.insert(0, self.input_override.get_io_type())
+            return ",".join(dict.fromkeys(names))
+
+        def as_dict(self) -> dict[str, Any]:
+            own = super().as_dict()
+            return self.input_override.as_dict() | own if self.input_override is not None else own
+
+
 # -- the schema --------------------------------------------------------------------------------------------------
 
 
