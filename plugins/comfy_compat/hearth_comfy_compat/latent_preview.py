@@ -19,9 +19,9 @@ MAX_PREVIEW_RESOLUTION = 512
 def __getattr__(name: str) -> Any:
     # ComfyUI's latent_preview imports TAESD from comfy.taesd.taesd; packs take it from here.
     if name == "TAESD":
-        import importlib
+        from hearth_comfy_compat.comfyui.comfy.taesd.taesd import TAESD
 
-        return importlib.import_module("comfy.taesd.taesd").TAESD
+        return TAESD
     raise AttributeError(name)
 
 
