@@ -48,7 +48,7 @@ def nodes(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None, i
         table.add_row(name, escape(entry["category"]), inputs, ", ".join(entry["output"]), registry[name].plugin)
     Console().print(table)
     if errors:
-        click.echo(f"warning: {len(errors)} node(s) cannot run: their INPUT_TYPES fails ({', '.join(errors)})",
+        click.echo(f"warning: {len(errors)} node(s) cannot run, each for the error shown: {', '.join(errors)}",
                    err=True)
 
 

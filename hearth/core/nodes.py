@@ -128,7 +128,8 @@ class NodeDefinition:
         cls = self.cls
         for attr in ("INPUT_TYPES", "RETURN_TYPES", "FUNCTION"):
             if not hasattr(cls, attr):
-                raise NodeDefinitionError(f"node class {self.name!r} ({cls!r}) has no {attr}; see the node contract")
+                raise NodeDefinitionError(f"node class {self.name!r} ({getattr(cls, '__qualname__', cls)!s}) has no "
+                                          f"{attr}; see the node contract")
         if not hasattr(cls, cls.FUNCTION):
             raise NodeDefinitionError(f"node class {self.name!r} declares FUNCTION={cls.FUNCTION!r} but has no such method")
         self.return_types: tuple[str, ...] = tuple(type_name(t) for t in cls.RETURN_TYPES)
@@ -170,6 +171,8 @@ class NodeDefinition:
         """Read ``INPUT_TYPES`` and normalize it."""
         try:
             raw = self.cls.INPUT_TYPES()
+        except NodeDefinitionError:  # already says which node and what is wrong with it
+            raise
         except Exception as exc:  # a pack's INPUT_TYPES that raises must not take the registry down
             raise NodeDefinitionError(f"{self.name}.INPUT_TYPES() raised {type(exc).__name__}: {exc}") from exc
         if not isinstance(raw, Mapping):

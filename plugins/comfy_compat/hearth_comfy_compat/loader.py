@@ -37,7 +37,7 @@ from typing import Any
 
 import hearth_comfy_compat as comfy_compat
 from hearth.core.hookspecs import hookimpl
-from hearth.core.nodes import NodeDefinition
+from hearth.core.nodes import NodeDefinition, NodeDefinitionError
 from hearth.core.plugins import PluginRecord
 from hearth.core.trust import IN_PROCESS, Placement, isolation_refusal
 from hearth_comfy_compat import services
@@ -212,12 +212,16 @@ class CustomNodesLoader:
                 record.notes.append("no NODE_CLASS_MAPPINGS: the pack defines no nodes")
                 continue
             for node_name, cls in mappings.items():
+                where = {"plugin": name, "python_module": f"custom_nodes.{name}"}
                 try:
-                    self.definitions.append(NodeDefinition(node_name, _runnable_or_display_only(cls),
-                                                           display.get(node_name), plugin=name,
-                                                           python_module=f"custom_nodes.{name}"))
+                    definition = NodeDefinition(node_name, _runnable_or_display_only(cls), display.get(node_name),
+                                                **where)
                 except Exception as exc:
-                    record.notes.append(f"node {node_name!r} skipped: {exc}")
+                    # Listed with its error (comfy nodes, comfy plugins' node_errors), as a node whose
+                    # INPUT_TYPES raises is, and running it names the error; never silently dropped.
+                    definition = NodeDefinition(node_name, _unusable(node_name, cls, exc), display.get(node_name),
+                                                **where)
+                self.definitions.append(definition)
         self._add_web_directories_packs_registered()
         return records
 
@@ -319,6 +323,39 @@ def _runnable_or_display_only(cls: Any) -> Any:
 
     return type(cls.__name__, (cls,), {"FUNCTION": NO_FUNCTION, NO_FUNCTION: run, "__module__": cls.__module__,
                                        "__qualname__": cls.__qualname__, "__doc__": cls.__doc__})
+
+
+def _unusable(node: str, cls: Any, exc: Exception) -> type:
+    """A stand-in for a mapping entry that is no usable node class, whose ``INPUT_TYPES`` and run raise what is
+    wrong with it: for a V3 ``ComfyNode`` whose ``define_schema()`` fails (it uses a V3 feature Hearth lacks, such
+    as ``io.MatchType``), that exception -- the V1 attributes it computes from the schema then only look absent."""
+    problem = str(exc)
+    schema = getattr(cls, "GET_SCHEMA", None) if isinstance(cls, type) else None
+    if callable(schema):
+        try:
+            schema()
+        except Exception as error:  # noqa: BLE001 - the pack's own failure, reported
+            problem = f"define_schema() raised {type(error).__name__}: {error}"
+    problem = f"{node}: {problem}"
+
+    def input_types(_cls: Any) -> Any:
+        raise NodeDefinitionError(problem)
+
+    def run(self: Any, **kwargs: Any) -> Any:
+        raise NodeDefinitionError(problem)
+
+    return type(str(getattr(cls, "__name__", node)), (), {
+        "INPUT_TYPES": classmethod(input_types), "RETURN_TYPES": (), "FUNCTION": "run", "run": run,
+        "CATEGORY": _safe_attr(cls, "CATEGORY"), "DESCRIPTION": problem,
+        "__module__": str(getattr(cls, "__module__", __name__)), "__doc__": problem})
+
+
+def _safe_attr(cls: Any, name: str) -> str:
+    try:
+        value = getattr(cls, name, "")
+    except Exception:  # noqa: BLE001 - a V3 class computes its V1 attributes from a schema that may fail
+        return ""
+    return value if isinstance(value, str) else ""
 
 
 def _trust_policy(plugins: Any) -> Any:

@@ -60,8 +60,8 @@ def test_the_packs_load_with_every_node(pm: PluginManager) -> None:
     pm.nodes()  # building the registry counts each pack's nodes
     assert pm.records["rules_switch_pack"].node_count == 4
     assert pm.records["rules_logic_pack"].node_count == 3
-    # The broken node is registered (and named below), and so is the display-only one without FUNCTION.
-    assert pm.records["rules_broken_pack"].node_count == 3 and not pm.records["rules_broken_pack"].notes
+    # The broken nodes are registered (and named below), and so is the display-only one without FUNCTION.
+    assert pm.records["rules_broken_pack"].node_count == 5 and not pm.records["rules_broken_pack"].notes
 
 
 def test_int_into_any_inputs_and_any_outputs_into_typed_inputs(executor: Executor) -> None:
@@ -170,6 +170,18 @@ def test_a_display_only_node_is_listed_and_says_why_it_cannot_run(pm: PluginMana
     assert not result.ok and "RulesSyntaxHelp has no FUNCTION" in result.error["exception_message"]
 
 
+def test_a_mapping_entry_that_is_no_usable_node_is_listed_with_why(pm: PluginManager, executor: Executor,
+                                                                    rules_runtime: Runtime) -> None:
+    # A V3 class whose define_schema() fails looks as if it had no RETURN_TYPES (its V1 attributes come from the
+    # schema); what is named is the schema's own error.
+    errors = rules_runtime.call(pm.nodes().input_errors)
+    assert errors["Rules Preset Picker"].startswith("Rules Preset Picker: define_schema() raised FileNotFoundError")
+    assert errors["Rules No Return Types"] == ("Rules No Return Types: node class 'Rules No Return Types' "
+                                               "(RulesNoReturnTypes) has no RETURN_TYPES; see the node contract")
+    result = executor.run({"1": node("Rules Preset Picker", preset="a"), "2": node("DebugPrint", ANY=["1", 0])})
+    assert "define_schema() raised FileNotFoundError" in result.validation.first_problem()
+
+
 def comfy(*args: str) -> Any:
     return CliRunner().invoke(cli, [*args, "--custom-nodes", str(PACKS), "--isolation", "off"], prog_name="comfy")
 
@@ -187,14 +199,15 @@ def test_comfy_nodes_lists_the_broken_node_with_its_error() -> None:
     assert table.exit_code == 0, table.output
     row = next(line for line in table.stdout.splitlines() if BROKEN in line)
     assert "error:" in row  # the error's text wraps in the cell at the test's 80 columns
-    assert f"cannot run: their INPUT_TYPES fails ({BROKEN})" in table.stderr
+    assert f"3 node(s) cannot run, each for the error shown: {BROKEN}, Rules No Return Types" in table.stderr
 
 
 def test_comfy_plugins_names_the_broken_node() -> None:
     out = comfy("plugins", "--json")
     assert out.exit_code == 0, out.output
     records = {r["name"]: r for r in json.loads(out.stdout)["plugins"]}
-    assert list(records["rules_broken_pack"]["node_errors"]) == [BROKEN]
+    assert sorted(records["rules_broken_pack"]["node_errors"]) == [BROKEN, "Rules No Return Types",
+                                                                   "Rules Preset Picker"]
     assert "FileNotFoundError" in records["rules_broken_pack"]["node_errors"][BROKEN]
     assert records["rules_switch_pack"]["node_errors"] == {}
     table = comfy("plugins")

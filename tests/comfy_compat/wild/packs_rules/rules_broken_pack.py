@@ -3,6 +3,8 @@ and a display-only node without FUNCTION."""
 
 import os
 
+from comfy_api.latest import io
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -46,5 +48,33 @@ class RulesSyntaxHelp:
     CATEGORY = "rules"
 
 
+class RulesPresetPicker(io.ComfyNode):
+    """A V3 node listed in the V1 mapping (as KJNodes lists its V3 nodes), whose schema lists a missing folder."""
+
+    @classmethod
+    def define_schema(cls):
+        presets = sorted(os.listdir(os.path.join(HERE, "rules_presets_not_installed")))
+        return io.Schema(node_id="Rules Preset Picker", category="rules",
+                         inputs=[io.Combo.Input("preset", options=presets)], outputs=[io.String.Output()])
+
+    @classmethod
+    def execute(cls, preset):
+        return io.NodeOutput(preset)
+
+
+class RulesNoReturnTypes:
+    """A V1 class that forgot RETURN_TYPES."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}}
+
+    FUNCTION = "run"
+
+    def run(self):
+        return ()
+
+
 NODE_CLASS_MAPPINGS = {"Rules List Presets": RulesListPresets, "Rules Fine": RulesFine,
-                       "Rules Syntax Help": RulesSyntaxHelp}
+                       "Rules Syntax Help": RulesSyntaxHelp, "Rules Preset Picker": RulesPresetPicker,
+                       "Rules No Return Types": RulesNoReturnTypes}
