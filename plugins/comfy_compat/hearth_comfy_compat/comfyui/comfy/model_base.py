@@ -12,8 +12,7 @@ Hearth's own MODEL values answer ``model.model`` with their family's view (``mod
 and ``isinstance(model.model, SDXL)`` (and the other families here) when the view's family is that one.
 
 What differs from ComfyUI: without ``unet_model`` no network is built (ComfyUI's ``openaimodel.UNetModel`` is not
-Hearth's; Hearth's SD plugin loads its UNet itself); ``extra_conds`` returns plain tensors, not ``comfy.conds``
-objects; the unCLIP noise augmentor is not provided.
+Hearth's; Hearth's SD plugin loads its UNet itself); the unCLIP noise augmentor is not provided.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ import torch
 
 from hearth_comfy_compat.hook import HearthDoesNotProvide
 
+from . import conds
 from .model_sampling import (
     CONST,
     EDM,
@@ -224,16 +224,22 @@ class BaseModel(torch.nn.Module, metaclass=_ModelMeta):
         return None
 
     def extra_conds(self, **kwargs: Any) -> dict[str, Any]:
-        """The model's inputs from a conditioning (``c_crossattn``, ``y``, ``c_concat``), as plain tensors."""
+        """The model's inputs from a conditioning's options, as ``comfy.conds`` objects: ``c_concat``
+        (``concat_cond`` or ``noise_concat``), ``y`` (``encode_adm``), ``c_crossattn`` (``cross_attn``),
+        ``crossattn_controlnet``."""
         out: dict[str, Any] = {}
-        adm = self.encode_adm(**kwargs)
-        if adm is not None:
-            out["y"] = adm
         concat = self.concat_cond(**kwargs)
         if concat is not None:
-            out["c_concat"] = concat
+            out["c_concat"] = conds.CONDNoiseShape(concat)
+        adm = self.encode_adm(**kwargs)
+        if adm is not None:
+            out["y"] = conds.CONDRegular(adm)
         if kwargs.get("cross_attn") is not None:
-            out["c_crossattn"] = kwargs["cross_attn"]
+            out["c_crossattn"] = conds.CONDCrossAttn(kwargs["cross_attn"])
+        if kwargs.get("cross_attn_controlnet") is not None:
+            out["crossattn_controlnet"] = conds.CONDCrossAttn(kwargs["cross_attn_controlnet"])
+        if kwargs.get("noise_concat") is not None:
+            out["c_concat"] = conds.CONDNoiseShape(kwargs["noise_concat"])
         return out
 
     def extra_conds_shapes(self, **kwargs: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 # model_sampling, latent_formats, supported_models(_base), ops and patcher_extension; a ModelPatcher subclass;
 # its own network built from comfy.ops layers inside a BaseModel; wrappers and callbacks hung on the patcher; the
 # MODEL's model_sampling replaced by an object patch of ComfyUI's classes.
+import comfy.conds
 import comfy.hooks
 import comfy.latent_formats
 import comfy.model_base
@@ -187,6 +188,9 @@ class PackModelFacts:
             pass
 
         lcm = LCMSampling(model.model.model_config)
+        own = BaseModel(PackConfig({"in_channels": 4}), unet_model=PackNet)
+        short, long = (own.extra_conds(cross_attn=torch.ones(1, n, 8))["c_crossattn"] for n in (77, 154))
+        batched = short.concat([long]) if short.can_concat(long) else None
         facts = {
             "lcm_schedule": [len(lcm.sigmas), int(lcm.timestep(lcm.sigma_min.reshape(1))[0]),
                              float(lcm.sigma_max), float(sampling.sigma_max)],
@@ -200,6 +204,7 @@ class PackModelFacts:
             "sd15_scale_factor": comfy.latent_formats.SD15().scale_factor,
             "sigma_difference": float((sampling.sigmas.float() - reference.sigmas).abs().max()),
             "half_way": [float(sampling.percent_to_sigma(0.5)), float(reference.percent_to_sigma(0.5))],
+            "crossattn_batch": [type(short).__name__, list(batched.shape)],
             "sdxl_context_dim": comfy.supported_models.SDXL.unet_config["context_dim"],
             "sdxl_is_sdxl": isinstance(sdxl, comfy.model_base.SDXL),
             "sdxl_adm_shape": list(adm.shape),
