@@ -261,7 +261,7 @@ def test_clip_preprocess_matches_a_hand_computed_reference(pm: PluginManager) ->
 
 def test_sdxl_clip_classes_and_the_clip_class(executor: Executor) -> None:
     extra = {"1": txt2img_parts()["1"], "10": node("SDXLClipCheck", clip=["1", 1])}
-    assert shown(executor, extra, ["10", 0]) == "sdxl=False clip=True broadcast=broadcast_image_to"
+    assert shown(executor, extra, ["10", 0]) == "sdxl=False sd3=False clip=True broadcast=broadcast_image_to"
 
 
 def test_comfy_sd_loads_diffusion_models_and_state_dicts(pm: PluginManager, models: ModelFolders,

@@ -16,6 +16,11 @@ from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
 from comfy.sd import CLIP, VAE
 from comfy.sdxl_clip import SDXLClipG, SDXLClipModel, SDXLRefinerClipModel
 
+try:  # Easy-Use's probe: the new path first, then the old one
+    from comfy.text_encoders.sd3_clip import SD3ClipModel, T5XXLModel
+except ImportError:
+    from comfy.sd3_clip import SD3ClipModel, T5XXLModel
+
 
 class TinyControlModel(torch.nn.Module):
     """A control network of the pack's own: one output per UNet level, from the hint's mean."""
@@ -285,7 +290,8 @@ class SDXLClipCheck:
     def check(self, clip):
         model = getattr(clip, "cond_stage_model", None)
         sdxl = isinstance(model, (SDXLClipModel, SDXLRefinerClipModel, SDXLClipG))
-        return (f"sdxl={sdxl} clip={isinstance(clip, CLIP)} broadcast={broadcast_image_to.__name__}",)
+        sd3 = isinstance(model, (SD3ClipModel, T5XXLModel))
+        return (f"sdxl={sdxl} sd3={sd3} clip={isinstance(clip, CLIP)} broadcast={broadcast_image_to.__name__}",)
 
 
 class ProbeControl:
