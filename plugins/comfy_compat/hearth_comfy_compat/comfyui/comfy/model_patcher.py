@@ -230,9 +230,6 @@ class ModelPatcher(PatcherRegistrations, ModelValue, metaclass=_PatcherMeta):
         """Compute in ``dtype`` (ComfyUI's ``manual_cast_dtype`` object patch, read by ``BaseModel``)."""
         self.add_object_patch("manual_cast_dtype", dtype)
 
-    def current_loaded_device(self) -> torch.device:
-        return getattr(self.model, "device", None) or super().current_loaded_device()
-
     # -- cloning -------------------------------------------------------------------------------------------------
 
     def clone(self) -> ModelPatcher:
