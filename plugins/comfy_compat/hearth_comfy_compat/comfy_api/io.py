@@ -525,13 +525,12 @@ class Schema:
             if output.id is None:
                 output.id = f"_{index}_{output.get_io_type()}_"
         inputs, outputs = [i.id for i in self.inputs], [o.id for o in self.outputs]
+        # An input and an output may share an id (Easy-Use's "easy pixels" has a width input and output): ComfyUI
+        # refused that once and allows it now.
         for kind, ids in (("input", inputs), ("output", outputs)):
             duplicates = sorted({i for i in ids if ids.count(i) > 1})
             if duplicates:
                 raise ValueError(f"node {self.node_id}: {kind} id(s) {', '.join(duplicates)} declared twice")
-        shared = sorted(set(inputs) & set(outputs))
-        if shared:
-            raise ValueError(f"node {self.node_id}: id(s) {', '.join(shared)} name both an input and an output")
         self.hidden = [h if isinstance(h, Hidden) else Hidden(h) for h in self.hidden]
         wanted = [Hidden.auth_token_comfy_org, Hidden.api_key_comfy_org] if self.is_api_node else []
         wanted += [Hidden.prompt, Hidden.extra_pnginfo] if self.is_output_node else []

@@ -21,9 +21,10 @@ class PassThrough(io.ComfyNode):
 class Brightest(io.ComfyNode):
     @classmethod
     def define_schema(cls):
+        # An output named like an input, as Easy-Use's nodes have: ComfyUI allows it.
         return io.Schema(node_id="V3TypesBrightest", category="tests",
                          inputs=[io.MultiType.Input("pixels", types=[io.Image, io.Mask])],
-                         outputs=[io.Float.Output()])
+                         outputs=[io.Float.Output("pixels")])
 
     @classmethod
     def execute(cls, pixels):
