@@ -329,13 +329,7 @@ def _unusable(node: str, cls: Any, exc: Exception) -> type:
     """A stand-in for a mapping entry that is no usable node class, whose ``INPUT_TYPES`` and run raise what is
     wrong with it: for a V3 ``ComfyNode`` whose ``define_schema()`` fails (it uses a V3 feature Hearth lacks, such
     as ``io.MatchType``), that exception -- the V1 attributes it computes from the schema then only look absent."""
-    problem = str(exc)
-    schema = getattr(cls, "GET_SCHEMA", None) if isinstance(cls, type) else None
-    if callable(schema):
-        try:
-            schema()
-        except Exception as error:  # noqa: BLE001 - the pack's own failure, reported
-            problem = f"define_schema() raised {type(error).__name__}: {error}"
+    problem = _why_unusable(cls) or str(exc)
     problem = f"{node}: {problem}"
 
     def input_types(_cls: Any) -> Any:
@@ -348,6 +342,30 @@ def _unusable(node: str, cls: Any, exc: Exception) -> type:
         "INPUT_TYPES": classmethod(input_types), "RETURN_TYPES": (), "FUNCTION": "run", "run": run,
         "CATEGORY": _safe_attr(cls, "CATEGORY"), "DESCRIPTION": problem,
         "__module__": str(getattr(cls, "__module__", __name__)), "__doc__": problem})
+
+
+def _why_unusable(cls: Any) -> str | None:
+    """The error behind a class that looks as if it lacked the node contract's attributes: a V3 schema that fails,
+    or an attribute whose lookup raises more than "no such attribute" (a class built on a ComfyUI class Hearth
+    lacks inherits a base whose every attribute names what is missing)."""
+    if not isinstance(cls, type):
+        return None
+    try:
+        schema = getattr(cls, "GET_SCHEMA", None)
+    except Exception:  # noqa: BLE001 - asked again below, with its error kept
+        schema = None
+    if callable(schema):
+        try:
+            schema()
+        except Exception as error:  # noqa: BLE001 - the pack's own failure, reported
+            return f"define_schema() raised {type(error).__name__}: {error}"
+    for attr in ("INPUT_TYPES", "RETURN_TYPES", "FUNCTION"):
+        try:
+            getattr(cls, attr)
+        except Exception as error:  # noqa: BLE001 - reported
+            if type(error) is not AttributeError:
+                return f"{attr}: {type(error).__name__}: {error}"
+    return None
 
 
 def _safe_attr(cls: Any, name: str) -> str:

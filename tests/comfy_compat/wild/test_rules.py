@@ -61,7 +61,7 @@ def test_the_packs_load_with_every_node(pm: PluginManager) -> None:
     assert pm.records["rules_switch_pack"].node_count == 4
     assert pm.records["rules_logic_pack"].node_count == 3
     # The broken nodes are registered (and named below), and so is the display-only one without FUNCTION.
-    assert pm.records["rules_broken_pack"].node_count == 5 and not pm.records["rules_broken_pack"].notes
+    assert pm.records["rules_broken_pack"].node_count == 6 and not pm.records["rules_broken_pack"].notes
 
 
 def test_int_into_any_inputs_and_any_outputs_into_typed_inputs(executor: Executor) -> None:
@@ -178,6 +178,9 @@ def test_a_mapping_entry_that_is_no_usable_node_is_listed_with_why(pm: PluginMan
     assert errors["Rules Preset Picker"].startswith("Rules Preset Picker: define_schema() raised FileNotFoundError")
     assert errors["Rules No Return Types"] == ("Rules No Return Types: node class 'Rules No Return Types' "
                                                "(RulesNoReturnTypes) has no RETURN_TYPES; see the node contract")
+    # A class built on a ComfyUI class Hearth lacks: what is named is the missing base, not "has no INPUT_TYPES".
+    assert errors["Rules Guide Multi"].startswith("Rules Guide Multi: INPUT_TYPES: HearthDoesNotProvide: ")
+    assert "comfy_extras.nodes_lt.LTXVAddGuideRulesProbe" in errors["Rules Guide Multi"]
     result = executor.run({"1": node("Rules Preset Picker", preset="a"), "2": node("DebugPrint", ANY=["1", 0])})
     assert "define_schema() raised FileNotFoundError" in result.validation.first_problem()
 
@@ -199,15 +202,15 @@ def test_comfy_nodes_lists_the_broken_node_with_its_error() -> None:
     assert table.exit_code == 0, table.output
     row = next(line for line in table.stdout.splitlines() if BROKEN in line)
     assert "error:" in row  # the error's text wraps in the cell at the test's 80 columns
-    assert f"3 node(s) cannot run, each for the error shown: {BROKEN}, Rules No Return Types" in table.stderr
+    assert f"4 node(s) cannot run, each for the error shown: Rules Guide Multi, {BROKEN}," in table.stderr
 
 
 def test_comfy_plugins_names_the_broken_node() -> None:
     out = comfy("plugins", "--json")
     assert out.exit_code == 0, out.output
     records = {r["name"]: r for r in json.loads(out.stdout)["plugins"]}
-    assert sorted(records["rules_broken_pack"]["node_errors"]) == [BROKEN, "Rules No Return Types",
-                                                                   "Rules Preset Picker"]
+    assert sorted(records["rules_broken_pack"]["node_errors"]) == [
+        "Rules Guide Multi", BROKEN, "Rules No Return Types", "Rules Preset Picker"]
     assert "FileNotFoundError" in records["rules_broken_pack"]["node_errors"][BROKEN]
     assert records["rules_switch_pack"]["node_errors"] == {}
     table = comfy("plugins")

@@ -1,9 +1,13 @@
-"""A pack one of whose nodes lists a folder that is not there in INPUT_TYPES (as packs list their model folders),
-and a display-only node without FUNCTION."""
+"""A pack of nodes with something wrong, each as real packs have it: INPUT_TYPES listing a folder that is not there
+(as packs list their model folders), a display-only node without FUNCTION, a V3 node in the V1 mapping whose schema
+fails, a class without RETURN_TYPES, and a class built on a ComfyUI class Hearth lacks."""
 
 import os
 
 from comfy_api.latest import io
+
+# A ComfyUI class Hearth lacks (there is no such name anywhere):
+from comfy_extras.nodes_lt import LTXVAddGuideRulesProbe
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -75,6 +79,13 @@ class RulesNoReturnTypes:
         return ()
 
 
+class RulesGuideMulti(LTXVAddGuideRulesProbe):
+    """Built on a ComfyUI node class, as KJNodes builds LTXVAddGuideMulti on nodes_lt.LTXVAddGuide: the inputs,
+    outputs and function all come from the base."""
+
+    DESCRIPTION = "several guides at once"
+
+
 NODE_CLASS_MAPPINGS = {"Rules List Presets": RulesListPresets, "Rules Fine": RulesFine,
                        "Rules Syntax Help": RulesSyntaxHelp, "Rules Preset Picker": RulesPresetPicker,
-                       "Rules No Return Types": RulesNoReturnTypes}
+                       "Rules No Return Types": RulesNoReturnTypes, "Rules Guide Multi": RulesGuideMulti}
