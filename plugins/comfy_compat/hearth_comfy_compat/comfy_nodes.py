@@ -61,7 +61,7 @@ class _ClassMappings(MutableMapping):
         return list(dict.fromkeys([*names, *self.added]))
 
     def __getitem__(self, name: str) -> type:
-        cls = self.added.get(name) or node_class(name)
+        cls = self.added.get(name) or comfy_class(name, loaders=False)
         if cls is None:
             raise KeyError(name)
         return cls
@@ -178,13 +178,13 @@ _CLASS_LISTS = {
 _with_lists: dict[type, type] = {}
 
 
-def comfy_class(name: str) -> type | None:
+def comfy_class(name: str, loaders: bool = True) -> type | None:
     """The node class packs get as ``nodes.<name>``: the registry's class (with the class-level lists ComfyUI's
-    has, where Hearth's lacks them: then a subclass adding them), else Hearth's stand-in for a ComfyUI loader Hearth
-    has no node for (:class:`DualCLIPLoader`...), else ``None``."""
+    has, where Hearth's lacks them: then a subclass adding them), else (with ``loaders``) Hearth's stand-in for a
+    ComfyUI loader Hearth has no node for (:class:`DualCLIPLoader`...), else ``None``."""
     cls = node_class(name)
     if cls is None:
-        return _LOADERS.get(name)
+        return _LOADERS.get(name) if loaders else None
     lists = {attr: choice for attr, choice in _CLASS_LISTS.get(name, {}).items() if not hasattr(cls, attr)}
     if not lists:
         return cls
