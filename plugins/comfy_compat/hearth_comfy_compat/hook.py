@@ -315,10 +315,19 @@ class _MissingBase(type):
         raise HearthDoesNotProvide(f"{cls.__hearth_missing__}: {attr!r} would come from it")
 
 
-def _missing_base(message: str, full: str) -> type:
-    """The class put in a subclass's bases in place of the missing ``full`` (one per name)."""
+def _missing_base(message: str, full: str, bases: tuple[Any, ...] = ()) -> type:
+    """The class put in a subclass's bases in place of the missing ``full`` (one per name and metaclass).
+
+    Its metaclass also derives from the other bases' own (``class Node(Missing, ComfyNodeABC)`` needs ABCMeta), so
+    the class statement never fails on a metaclass conflict.
+    """
+    metaclass: type = _MissingBase
+    for base in bases:
+        kind = type(base)
+        if isinstance(base, type) and not issubclass(metaclass, kind):
+            metaclass = _missing_metaclass(kind)
     with _lock:
-        found = _missing_bases.get(full)
+        found = _missing_bases.get((full, metaclass))
         if found is None:
             module, _, name = full.rpartition(".")
 
@@ -330,14 +339,24 @@ def _missing_base(message: str, full: str) -> type:
                     raise AttributeError(attr)
                 raise HearthDoesNotProvide(f"{message}: {attr!r} would come from it")
 
-            found = _MissingBase(name, (), {"__module__": module, "__qualname__": name, "__init__": __init__,
-                                            "__getattr__": __getattr__, "__hearth_missing__": message,
-                                            "__doc__": f"Stand-in for {full}, which Hearth does not provide."})
-            _missing_bases[full] = found
+            found = metaclass(name, (), {"__module__": module, "__qualname__": name, "__init__": __init__,
+                                         "__getattr__": __getattr__, "__hearth_missing__": message,
+                                         "__doc__": f"Stand-in for {full}, which Hearth does not provide."})
+            _missing_bases[(full, metaclass)] = found
         return found
 
 
-_missing_bases: dict[str, type] = {}
+def _missing_metaclass(other: type) -> type:
+    """:class:`_MissingBase` joined with another base's metaclass (ABCMeta, a pack's own)."""
+    with _lock:
+        found = _missing_metaclasses.get(other)
+        if found is None:
+            found = _missing_metaclasses[other] = type(f"_MissingBase_{other.__name__}", (_MissingBase, other), {})
+        return found
+
+
+_missing_metaclasses: dict[type, type] = {}
+_missing_bases: dict[tuple[str, type], type] = {}
 
 
 class _Missing:
@@ -353,7 +372,7 @@ class _Missing:
     def __mro_entries__(self, bases: tuple[Any, ...]) -> tuple[type, ...]:
         # `class Foo(stand_in)`: Foo gets a real base class standing in for the missing one.
         message = object.__getattribute__(self, "_message")
-        return (_missing_base(message, object.__getattribute__(self, "_full") or message),)
+        return (_missing_base(message, object.__getattribute__(self, "_full") or message, bases),)
 
     __call__ = _fail
     __getattr__ = _fail

@@ -92,6 +92,14 @@ class PackModelFiles(ModelFileManager):
     pass
 
 
+class AbstractStage(StageC, ComfyNodeABC):
+    """A stand-in base beside an ABC: the class statement must not fail on the metaclasses."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}}
+
+
 if not PromptServer.instance.app.router.frozen:  # KJNodes adds its routes so
 
     @PromptServer.instance.routes.get("/modules_pack/ping")
@@ -130,7 +138,8 @@ class ModulesReport:
         facts = [f"nonsense:{HAS_NONSENSE}", f"root_is_dir:{os.path.isdir(COMFY_ROOT)}",
                  f"k_diffusion_is_dir:{os.path.isdir(COMFY_PACKAGE)}", f"version:{VERSION >= (0, 3, 0)}",
                  f"previews_off:{PREVIEWS}", f"depth:{PackStageC.DEPTH}", f"width:{PackStageA(7).width}",
-                 f"server:{PromptServer.instance is server.PromptServer.instance}", f"flag:{HAS_FLAG}"]
+                 f"server:{PromptServer.instance is server.PromptServer.instance}", f"flag:{HAS_FLAG}",
+                 f"abc:{AbstractStage.INPUT_TYPES() == {'required': {}}}"]
         return {"ui": {"text": facts}, "result": (" ".join(facts),)}
 
 
