@@ -13,7 +13,8 @@ A name the Hearth module lacks:
   instead of lying); read while the pack's module or a class body runs (``TABLE = {"x": comfy.utils.x}``), it
   gives a stand-in, so the pack loads.
 
-Either way the name is recorded per pack in :func:`missing_names`.
+Either way the name is recorded per pack in :func:`missing_names`; a probe with a way round (``hasattr``,
+``getattr`` with a default) is not a need and is not recorded.
 
 A whole module of ComfyUI's tree that Hearth does not implement (``comfy.ldm.modules.attention``; the table is
 :mod:`hearth_comfy_compat.comfyui_tree`) is served as a stand-in: importing it works and is recorded, and every
@@ -24,6 +25,10 @@ A stand-in can be subclassed (``class MyPatcher(comfy.x.Missing)``, the way pack
 class statement works, and what the subclass takes from the missing base (its constructor, an attribute it does
 not define itself) fails naming the base. ``class Foo(comfy.utils.missing_name)`` works too, wherever the class
 statement is.
+
+A library packs import at module level that is not installed (torchvision, see ``_OPTIONAL_LIBRARIES``) is served
+the same way, but only to a pack's own unguarded import, and its stand-ins leave ``sys.modules`` once that import
+is done: other libraries' probes and a pack's ``try: import torchvision / except ImportError`` see it absent.
 
 Every served module and stand-in has a ``__file__`` (and a package its ``__path__``) inside this package's
 ``comfyui`` folder, laid out as ComfyUI's source tree, so ``os.path.dirname(folder_paths.__file__)`` is a real
