@@ -71,7 +71,7 @@ def test_the_pack_loads_with_no_missing_internals(pm: PluginManager) -> None:
     nodes = pm.nodes()
     for name in ("PackTinyModel", "PackNudgeBias", "PackVPrediction", "PackModelFacts", "PackKeepLatent",
                  "PackModelAfter", "PackCheckpointFacts", "PackRegionalConditioning", "PackConditioningFacts",
-                 "PackRewrapModel"):
+                 "PackRewrapModel", "PackPatcherSurface"):
         assert name in nodes
     assert "model_pack" not in hook.missing_names()
 
@@ -225,3 +225,20 @@ def test_a_new_patcher_around_hearths_model_view_fails_saying_what_to_do(executo
     message = str(result.error)
     assert "comfy.model_patcher.ModelPatcher around a Hearth MODEL's model.model" in message
     assert "model.clone()" in message
+
+
+def test_a_pack_built_patcher_has_comfyuis_surface(executor: Executor) -> None:
+    import comfy.model_management
+
+    result = executor.run({"1": node("PackTinyModel"), "2": node("PackPatcherSurface", model=["1", 0])})
+    assert result.ok, result.error
+    [facts] = result.outputs["2"]["facts"]
+    # get_key_patches: ComfyUI's [(weight, convert), *patches] per key.
+    assert facts["key_patches"] == {"diffusion_model.proj.weight": 1, "diffusion_model.proj.bias": 2}
+    # patch_model puts the clone's patches on the shared network (0 + 0.5 * 1), unpatch_model takes them off.
+    assert facts["patched"] == [0.5] * 4 and facts["loaded"] and facts["restored"] == [0.0] * 4
+    assert facts["model_dtype"] == "torch.bfloat16"
+    assert facts["compute_dtype"] == "torch.float16" and facts["original_compute_dtype"] == "torch.float32"
+    assert facts["memory_required"]
+    assert facts["devices"] == [str(comfy.model_management.get_torch_device()),
+                                str(comfy.model_management.unet_offload_device())]

@@ -244,6 +244,40 @@ class PackRewrapModel:
                                                  offload_device=comfy.model_management.unet_offload_device()),)
 
 
+class PackPatcherSurface:
+    """ComfyUI's ModelPatcher calls on the pack's own patcher, reported."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",)}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "surface"
+    OUTPUT_NODE = True
+    CATEGORY = "model_pack"
+
+    def surface(self, model):
+        clone = model.clone()
+        clone.add_patches({"diffusion_model.proj.bias": (torch.ones(4),)}, 0.5)
+        key_patches = clone.get_key_patches("diffusion_model.proj.")
+        network = clone.patch_model()
+        patched = network.diffusion_model.proj.bias.float().tolist()
+        loaded = clone.loaded_size() == clone.model_size() > 0
+        clone.unpatch_model()
+        restored = network.diffusion_model.proj.bias.float().tolist()
+        clone.set_model_compute_dtype(torch.float16)
+        facts = {
+            "key_patches": {key: len(value) for key, value in key_patches.items()},
+            "patched": patched, "loaded": loaded, "restored": restored,
+            "model_dtype": str(model.model_dtype()),
+            "compute_dtype": str(clone.get_model_object("manual_cast_dtype")),
+            "original_compute_dtype": str(model.get_model_object("manual_cast_dtype")),
+            "memory_required": model.memory_required([2, 4, 8, 8]) > 0,
+            "devices": [str(model.load_device), str(model.offload_device)],
+        }
+        return {"ui": {"facts": [facts]}}
+
+
 class PackCheckpointFacts:
     """What comfy.model_detection says of a checkpoint file, read as packs read one."""
 
@@ -310,6 +344,7 @@ class PackConditioningFacts:
 NODE_CLASS_MAPPINGS = {
     "PackCheckpointFacts": PackCheckpointFacts,
     "PackRewrapModel": PackRewrapModel,
+    "PackPatcherSurface": PackPatcherSurface,
     "PackRegionalConditioning": PackRegionalConditioning,
     "PackConditioningFacts": PackConditioningFacts,
     "PackTinyModel": PackTinyModel,
