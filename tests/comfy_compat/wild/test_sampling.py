@@ -177,6 +177,10 @@ def test_comfy_extras_modules_export_hearths_nodes(pm: PluginManager) -> None:
     assert advanced.ModelSamplingSD3 is pm.nodes()["ModelSamplingSD3"].cls
     noise = custom.Noise_RandomNoise(7).generate_noise({"samples": torch.zeros(1, 4, 8, 8)})
     assert torch.equal(noise, __import__("comfy.sample").sample.prepare_noise(torch.zeros(1, 4, 8, 8), 7))
+    import comfy.model_sampling
+
+    assert advanced.LCM is comfy.model_sampling.LCM and advanced.X0 is comfy.model_sampling.X0
+    assert issubclass(advanced.ModelSamplingDiscreteDistilled, comfy.model_sampling.ModelSamplingDiscrete)
     sigmas = advanced.rescale_zero_terminal_snr_sigmas(torch.linspace(0.03, 14.6, 1000))
     assert float(sigmas[-1]) == pytest.approx(4518.76, rel=1e-3) and float(sigmas[0]) == pytest.approx(0.03, rel=1e-3)
 
