@@ -28,7 +28,8 @@ spoil another and what is measured is what a user gets. Per pack it reports:
   through another pack file, or through an installed distribution that requires torchvision (timm,
   open_clip...) -- torchvision cannot import beside the CPU torch wheel on these machines, so those nodes cannot
   work whatever Hearth does and are counted apart: ``% ok`` is the share of the other declared nodes that
-  ``comfy nodes`` lists (matched by name; keys known only by their source text are matched by count);
+  ``comfy nodes`` lists without an error (matched by name; keys known only by their source text are matched by
+  count);
 * missing internals: ComfyUI names the pack touched that Hearth lacks (``comfy plugins``' record of them);
 * node errors: nodes whose ``INPUT_TYPES`` raised, and nodes the loader skipped (its notes say why);
 * load s: the time the loader took to import the pack (its ``__init__`` and all it imports), timed around the
@@ -38,7 +39,8 @@ spoil another and what is measured is what a user gets. Per pack it reports:
 * clean stdout: whether ``--json`` printed exactly one JSON document.
 
 With ``--workflows DIR``, ``DIR/<pack>.json`` (an API-format workflow of the pack's model-free nodes) is run with
-``comfy run`` in the same way, and passes when it exits 0.
+``comfy run`` in the same way, and passes when it exits 0; ``--models-dir`` gives those runs a models folder (a pack
+of loaders only, such as ComfyUI-GGUF, needs one: see docs/compat-packs.md).
 """
 
 from __future__ import annotations
@@ -447,7 +449,7 @@ def node_names(comfy: str, folder: Path, cwd: Path, timeout: float) -> set[str]:
 
 
 def measure(pack: Path, comfy: str, python: Path, startup: float, tv_modules: set[str], timeout: float,
-            workflows: Path | None, builtin: set[str]) -> PackResult:
+            workflows: Path | None, builtin: set[str], models: Path | None = None) -> PackResult:
     result = PackResult(pack=pack.stem if pack.is_file() else pack.name)
     declared = scan(pack, tv_modules)
     result.declared, result.torchvision_nodes = len(declared.keys), len(declared.torchvision_keys)
@@ -478,7 +480,8 @@ def measure(pack: Path, comfy: str, python: Path, startup: float, tv_modules: se
         if result.loads:
             # Matched by name where the key is known; registered nodes no key matched are taken to be the keys
             # counted by their source text (rgthree's NAME = get_name(...)).
-            listed = node_names(comfy, folder, Path(scratch), timeout) - builtin
+            # A node listed with an error (its INPUT_TYPES or define_schema raised) is not a working node.
+            listed = node_names(comfy, folder, Path(scratch), timeout) - builtin - set(result.node_errors)
             torchvision, unresolved = set(declared.torchvision_keys), set(declared.unresolved)
             result.unregistered = sorted(k for k in declared.keys if k not in listed | torchvision | unresolved)
             matched = listed & set(declared.keys)
@@ -486,14 +489,16 @@ def measure(pack: Path, comfy: str, python: Path, startup: float, tv_modules: se
         result.ok_percent = round(100.0 * ok / expected, 1) if expected else 100.0
         if workflows is not None and (workflows / f"{result.pack}.json").is_file():
             result.workflow, result.workflow_tail = run_workflow(comfy, workflows / f"{result.pack}.json",
-                                                                 folder, Path(scratch), timeout)
+                                                                 folder, Path(scratch), timeout, models)
     result.installed_at_load = sorted(set(_distributions(python)["dists"]) - before)
     return result
 
 
-def run_workflow(comfy: str, workflow: Path, folder: Path, cwd: Path, timeout: float) -> tuple[str, list[str]]:
+def run_workflow(comfy: str, workflow: Path, folder: Path, cwd: Path, timeout: float,
+                 models: Path | None = None) -> tuple[str, list[str]]:
+    models = models.resolve() if models is not None else cwd / "models"
     command = [comfy, "run", str(workflow.resolve()), "--custom-nodes", str(folder), "--isolation", "off",
-               "--out", str(cwd / "output"), "--input-dir", str(cwd / "input"), "--models-dir", str(cwd / "models")]
+               "--out", str(cwd / "output"), "--input-dir", str(cwd / "input"), "--models-dir", str(models)]
     (cwd / "input").mkdir(exist_ok=True)
     try:
         done = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=timeout, env=_env())
@@ -552,6 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--workflows", type=Path, help="folder of <pack>.json API workflows to run")
+    parser.add_argument("--models-dir", type=Path, help="models folder the workflows run with (default: empty)")
     parser.add_argument("--comfy", help="the comfy CLI of the environment measured (default: beside this Python)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per pack load or workflow")
     parser.add_argument("--pack", action="append", help="measure only this pack (repeatable)")
@@ -567,7 +573,8 @@ def main(argv: list[str] | None = None) -> int:
     packs = [p for p in packs_in(args.folder) if not args.pack or p.name in args.pack or p.stem in args.pack]
     results = []
     for pack in packs:
-        result = measure(pack, comfy, python, startup, tv_modules, args.timeout, args.workflows, builtin)
+        result = measure(pack, comfy, python, startup, tv_modules, args.timeout, args.workflows, builtin,
+                         args.models_dir)
         results.append(result)
         if not args.json:
             print(f"{result.pack}: {'loads' if result.loads else result.error}", file=sys.stderr, flush=True)
