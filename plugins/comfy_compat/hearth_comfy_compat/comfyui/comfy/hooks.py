@@ -145,7 +145,7 @@ class HookKeyframeGroup:
 class Hook:
     """A change to a model or its sampling, by type; clones share ``hook_ref`` (its identity)."""
 
-    def __init__(self, hook_type: EnumHookType = None, hook_ref: _HookRef | None = None, hook_id: str | None = None,
+    def __init__(self, hook_type: EnumHookType | None = None, hook_ref: _HookRef | None = None, hook_id: str | None = None,
                  hook_keyframe: HookKeyframeGroup | None = None,
                  hook_scope: EnumHookScope = EnumHookScope.AllConditioning) -> None:
         self.hook_type = hook_type
