@@ -46,10 +46,10 @@ def make_tiny(name: str | None, out: Path | None, models_dir: Path | None, seed:
     """Write a tiny model NAME (random weights, real layout, a few MB) for tests and demos; "all" writes every
     one into --models-dir under the file names the example workflows use. Without NAME, list them."""
     listing = as_json and name is None
-    with JsonStdout(listing) as out:  # with --json, what packs print while loading goes to stderr
+    with JsonStdout(listing) as stdout:  # with --json, what packs print while loading goes to stderr
         models = tiny_models(custom_nodes)
         if listing:
-            out.emit({key: {"kind": m.kind, "filename": m.filename, "description": m.description,
+            stdout.emit({key: {"kind": m.kind, "filename": m.filename, "description": m.description,
                             **({"parts": list(m.parts)} if m.parts else {})}
                       for key, m in models.items()})
             return

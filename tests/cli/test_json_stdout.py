@@ -140,3 +140,19 @@ def test_without_json_the_packs_print_where_they_did(packs: Path) -> None:
     done = comfy("nodes", "--custom-nodes", str(packs), cwd=packs.parent)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "chatty: print at import" in done.stdout and "ChattyNumber" in done.stdout
+
+
+def test_make_tiny_still_writes_with_out_and_models_dir(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The guard around the listing once took the name of make-tiny's --out option: both forms broke.
+    from click.testing import CliRunner
+
+    from hearth.cli.main import cli
+
+    monkeypatch.delenv("HEARTH_DISABLE_PLUGINS")  # the tiny models come from the first-party model plugins
+    out = workdir / "made" / "tiny-embedding.safetensors"
+    by_file = CliRunner().invoke(cli, ["models", "make-tiny", "embedding", "--out", str(out)])
+    assert by_file.exit_code == 0, by_file.output
+    assert out.is_file() and by_file.stdout.startswith(f"wrote {out}")
+    by_folder = CliRunner().invoke(cli, ["models", "make-tiny", "embedding", "--models-dir", str(workdir / "models")])
+    assert by_folder.exit_code == 0, by_folder.output
+    assert (workdir / "models" / "embeddings" / "tiny-embedding.safetensors").is_file()
