@@ -122,6 +122,10 @@ def _cond_or_uncond(cond_index: Any, batch: int) -> list[int]:
     return chunks
 
 
+# Whether Hearth's ModelValue carries the registries itself (then its clone copies them and runs ON_CLONE).
+_CORE_REGISTRATIONS = hasattr(ModelValue, "copy_registrations_to")
+
+
 class _PatcherMeta(type):
     """Makes Hearth's MODEL values instances of ``ModelPatcher`` itself (not of a pack's subclass of it)."""
 
@@ -238,12 +242,13 @@ class ModelPatcher(PatcherRegistrations, ModelValue, metaclass=_PatcherMeta):
         twin = super().clone()
         twin.patches = {key: list(patches) for key, patches in self.patches.items()}
         twin.parent = self
-        self.copy_registrations_to(twin)
         twin.hook_patches = create_hook_patches_clone(self.hook_patches)
         twin.hook_patches_backup = create_hook_patches_clone(self.hook_patches_backup)
         twin.cached_hook_patches = dict(self.cached_hook_patches)
-        for callback in self.get_all_callbacks(CallbacksMP.ON_CLONE):
-            callback(self, twin)
+        if not _CORE_REGISTRATIONS:  # else ModelValue.clone copied them and ran ON_CLONE already
+            self.copy_registrations_to(twin)
+            for callback in self.get_all_callbacks(CallbacksMP.ON_CLONE):
+                callback(self, twin)
         return twin
 
     def is_clone(self, other: Any) -> bool:
