@@ -380,3 +380,28 @@ def test_comfyuis_autoencoder_kl_takes_an_sd_vae_and_decodes_as_hearths(pm: Plug
         assert torch.allclose(ours.decode(latent), theirs.float().decode(latent), atol=1e-4)
         assert torch.allclose(ours.encode(image), theirs.float().encode(image), atol=1e-4)
     assert isinstance(ours.decoder.up[0].block[0], ResnetBlock)
+
+
+def test_a_t2i_adapter_control_runs_comfyuis_adapter_network(pm: PluginManager) -> None:
+    import comfy.controlnet
+    from comfy.t2i_adapter.adapter import Adapter, Adapter_light
+
+    torch.manual_seed(2)
+    network = Adapter(channels=[32, 64], nums_rb=1, cin=3 * 64, sk=True, xl=False)  # as load_t2i_adapter builds it
+    for parameter in network.parameters():
+        torch.nn.init.normal_(parameter, std=0.05)
+    control = comfy.controlnet.T2IAdapter(network, channels_in=3, compression_ratio=8,
+                                          upscale_algorithm="nearest-exact", device="cpu")
+    hint = torch.rand(1, 3, 64, 64)
+    control.set_cond_hint(hint, strength=0.5)
+    out = control.get_control(torch.zeros(1, 4, 8, 8), torch.tensor([1.0]), {}, 1)
+    features = network(hint)["input"]
+    assert [None if f is None else tuple(f.shape) for f in out["input"]] == [
+        (1, 64, 4, 4), None, None, (1, 32, 8, 8), None, None]
+    assert torch.allclose(out["input"][0], features[0].detach() * 0.5, atol=1e-4)
+    assert out["middle"] == []
+    light = Adapter_light(channels=[32, 64], nums_rb=1, cin=3 * 64)
+    assert len(light(hint)["input"]) == 6 and {"body.0.in_conv.weight", "body.1.body.0.block1.weight"} <= set(
+        light.state_dict())
+    assert {"conv_in.weight", "body.0.block1.weight", "body.1.in_conv.weight"} <= set(
+        network.state_dict())

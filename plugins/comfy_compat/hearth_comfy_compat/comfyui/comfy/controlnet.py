@@ -47,8 +47,8 @@ def broadcast_image_to(tensor: torch.Tensor, target_batch_size: int, batched_num
 
 
 class StrengthType(enum.Enum):
-    """How a control's strength applies across the UNet's outputs: the same everywhere, or rising linearly from
-    the first output to the last (``strength ** (n - i)``)."""
+    """How a control's strength applies across a block group's outputs: the same for each, or ``strength ** (n - i)``
+    for the ``i``-th of ``n`` (``LINEAR_UP``)."""
 
     CONSTANT = 1
     LINEAR_UP = 2
@@ -151,24 +151,22 @@ class ControlBase:
 
     def control_merge(self, control: Mapping[str, list[Any]] | None, control_prev: Mapping[str, list[Any]] | None,
                       output_dtype: torch.dtype | None) -> dict[str, list[Any]]:
-        """This control's outputs (``{"input": [...], "middle": [...], "output": [...]}``) times its strength,
-        in ``output_dtype``, added to the previous control's where both have a tensor."""
+        """This control's outputs (``{"input": [...], "middle": [...], "output": [...]}``) times its strength (the
+        ``i``-th of ``n`` times ``strength ** (n - i)`` for ``LINEAR_UP``), averaged over the image first with
+        ``global_average_pooling``, in ``output_dtype``, added to the previous control's where both have one."""
         out: dict[str, list[Any]] = {"input": [], "middle": [], "output": []}
-        for key in ("input", "middle", "output"):
-            values = (control or {}).get(key) or []
-            for i, x in enumerate(values):
-                if x is None:
-                    out[key].append(None)
-                    continue
-                if self.global_average_pooling and key != "input":
-                    x = torch.mean(x, dim=(2, 3), keepdim=True).repeat(1, 1, x.shape[2], x.shape[3])
-                if key == "middle" or self.strength_type == StrengthType.CONSTANT:
-                    x = x * self.strength
-                else:
-                    x = x * self.strength ** float(len(values) - i)
-                if output_dtype is not None and x.dtype != output_dtype:
-                    x = x.to(output_dtype)
-                out[key].append(x)
+        for key, values in (control or {}).items():
+            for i, x in enumerate(values or []):
+                if x is not None:
+                    if self.global_average_pooling:
+                        x = torch.mean(x, dim=(2, 3), keepdim=True).repeat(1, 1, x.shape[2], x.shape[3])
+                    if self.strength_type == StrengthType.LINEAR_UP:
+                        x = x * self.strength ** float(len(values) - i)
+                    else:
+                        x = x * self.strength
+                    if output_dtype is not None and x.dtype != output_dtype:
+                        x = x.to(output_dtype)
+                out.setdefault(key, []).append(x)
         if control_prev is not None:
             for key in ("input", "middle", "output"):
                 mine = out[key]
@@ -394,9 +392,11 @@ class T2IAdapter(ControlBase):
         if self.control_input is None:
             with torch.no_grad():
                 self.control_input = self.t2i_model(self.cond_hint.to(x_noisy.dtype))
-        features = [None if a is None else a.clone() for a in self.control_input]
-        xl = getattr(self.t2i_model, "xl", False)
-        control = {"input": features[:-2] if xl else features, "middle": features[-2:-1] if xl else []}
+        features = self.control_input
+        if not isinstance(features, dict):  # an older adapter's list: SDXL ones put the middle feature last
+            xl = getattr(self.t2i_model, "xl", False)
+            features = {"input": features[:-1], "middle": features[-1:]} if xl else {"input": features}
+        control = {key: [None if a is None else a.clone() for a in values] for key, values in features.items()}
         return self.control_merge(control, prev, x_noisy.dtype)
 
     def copy(self) -> T2IAdapter:
