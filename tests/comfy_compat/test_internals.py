@@ -178,15 +178,16 @@ def test_comfy_samplers_name_the_missing_engine(pm: PluginManager) -> None:
         pm.pm.register(samplers, name="samplers")
 
 
-def test_a_guider_that_overrides_outer_sample_is_refused_not_ignored(pm: PluginManager) -> None:
+def test_a_guider_that_overrides_outer_sample_is_called(pm: PluginManager) -> None:
     import comfy.samplers
 
-    class MyGuider(comfy.samplers.CFGGuider):  # predict_noise is honoured: tests/comfy_compat/wild/test_sampling.py
+    class MyGuider(comfy.samplers.CFGGuider):  # predict_noise too: tests/comfy_compat/wild/test_sampling.py
         def outer_sample(self, *args, **kwargs):
-            return None
+            return ("mine", len(args))
 
-    with pytest.raises(NotImplementedError, match=r"MyGuider overrides CFGGuider.outer_sample, which Hearth never"):
-        MyGuider(object()).sample(None, None, None, None)
+    guider = MyGuider(object())
+    guider.set_conds([], None)
+    assert guider.sample(None, None, None, None) == ("mine", 8)
 
 
 def test_comfy_types(pm: PluginManager) -> None:

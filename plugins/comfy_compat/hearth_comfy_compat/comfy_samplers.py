@@ -166,11 +166,6 @@ def calculate_sigmas(model_sampling: Any, scheduler_name: str, steps: int) -> An
     return _sampling().calculate_sigmas(model_sampling, scheduler_name, steps)
 
 
-# ComfyUI's CFGGuider methods a custom guider may override that Hearth never calls: its sampling loop is the samplers
-# plugin's. (predict_noise is honoured: see CFGGuider.)
-_UNCALLED_OVERRIDES = ("outer_sample", "inner_sample")
-
-
 class _Prediction(NamedTuple):
     """What calc_cond_batch predicts with while a guider's own predict_noise runs: the MODEL, and the engine's
     guided-denoiser type (the ``denoiser`` the engine hands a sampler), which predicts one conditioning's regions."""
@@ -233,9 +228,11 @@ class CFGGuider:
     A subclass overriding ``predict_noise(x, timestep, model_options, seed)`` (scheduled CFG, perturbed guidance)
     is honoured: each step the sampler calls it, with ``self.conds`` holding the conditionings as Hearth resolved
     them (``"positive"``, ``"negative"``), ``model_options["transformer_options"]["sample_sigmas"]`` the schedule,
-    and :func:`sampling_function` / :func:`calc_cond_batch` predicting them. Differences: ``self.conds`` holds
-    Hearth's conditioning regions, not ComfyUI's converted dicts; ``outer_sample`` / ``inner_sample`` overrides are
-    refused, since Hearth's sampling loop is the samplers plugin's.
+    and :func:`sampling_function` / :func:`calc_cond_batch` predicting them. ``sample`` runs the MODEL's
+    ``OUTER_SAMPLE`` wrappers around :meth:`outer_sample`, which calls :meth:`inner_sample`: a subclass may
+    override either and call ``super()``. Differences: ``self.conds`` holds Hearth's conditioning regions, not
+    ComfyUI's converted dicts; ``inner_sample`` is the samplers plugin's loop, so an override that rebuilds
+    ComfyUI's loop from its internals (``KSamplerX0Inpaint``...) fails naming what Hearth lacks.
     """
 
     def __init__(self, model_patcher: Any) -> None:
@@ -271,18 +268,47 @@ class CFGGuider:
 
     def sample(self, noise: Any, latent_image: Any, sampler: Any, sigmas: Any, denoise_mask: Any = None,
                callback: Callable[..., None] | None = None, disable_pbar: bool = False, seed: int | None = None) -> Any:
-        cls = type(self)
-        overridden = {name for k in cls.__mro__ if k not in (CFGGuider, object) for name in vars(k)}
-        for hook in _UNCALLED_OVERRIDES:
-            if hook in overridden:
-                raise NotImplementedError(
-                    f"{cls.__module__}.{cls.__qualname__} overrides CFGGuider.{hook}, which Hearth never calls: "
-                    f"its CFGGuider samples with the samplers plugin's guidance, so this guider would silently do "
-                    f"nothing of its own")
+        """Sample through :meth:`outer_sample`, inside the MODEL's ``OUTER_SAMPLE`` wrappers (its own and its
+        ``model_options``'), then let the MODEL clean up (its ``ON_CLEANUP`` callbacks)."""
         if "positive" not in self.original_conds:
             raise ValueError("CFGGuider.sample: no conditioning; call set_conds(positive, negative) first")
+        from hearth_comfy_compat.comfyui.comfy.patcher_extension import WrapperExecutor
+
+        executor = WrapperExecutor.new_class_executor(self.outer_sample, self, self._wrappers("outer_sample"))
+        try:
+            return executor.execute(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed)
+        finally:
+            cleanup = getattr(self.model_patcher, "cleanup", None)
+            if callable(cleanup):
+                cleanup()
+
+    def _wrappers(self, kind: str) -> list[Any]:
+        # The MODEL's own registrations first, then its model_options' (ComfyUI merges the two before sampling).
+        found: list[Any] = []
+        tables = [getattr(self.model_patcher, "wrappers", None),
+                  self.model_options.get("transformer_options", {}).get("wrappers")]
+        for table in tables:
+            for functions in (table or {}).get(kind, {}).values() if isinstance(table, dict) else ():
+                found.extend(fn for fn in functions if fn not in found)
+        return found
+
+    def outer_sample(self, noise: Any, latent_image: Any, sampler: Any, sigmas: Any, denoise_mask: Any = None,
+                     callback: Callable[..., None] | None = None, disable_pbar: bool = False,
+                     seed: int | None = None) -> Any:
+        """ComfyUI's step around the sampling loop; here it hands over to :meth:`inner_sample` on the MODEL's
+        load device (Hearth's samplers load the MODEL themselves)."""
+        device = getattr(self.model_patcher, "load_device", None)
+        return self.inner_sample(noise, latent_image, device, sampler, sigmas, denoise_mask, callback, disable_pbar,
+                                 seed)
+
+    def inner_sample(self, noise: Any, latent_image: Any, device: Any, sampler: Any, sigmas: Any,
+                     denoise_mask: Any = None, callback: Callable[..., None] | None = None, disable_pbar: bool = False,
+                     seed: int | None = None) -> Any:
+        """The sampling loop: the samplers plugin's, with this guider's conditionings and scale (and its own
+        ``predict_noise`` when a subclass has one)."""
         guider = _sampling().Guider(self.model_patcher, self.original_conds["positive"],
                                     self.original_conds.get("negative"), self.cfg)
+        overridden = {name for k in type(self).__mro__ if k not in (CFGGuider, object) for name in vars(k)}
         if "predict_noise" in overridden or "__call__" in overridden:
             sampler = self._own_prediction(sampler, seed)
         return guider.sample(noise, latent_image, sampler, sigmas, denoise_mask=denoise_mask, callback=callback,

@@ -377,3 +377,11 @@ def test_builtin_node_classes_carry_comfyuis_class_lists_and_loaders(pm: PluginM
     dual = info["DualCLIPLoaderPack"]["input"]["required"]
     assert dual["clip_name1"][0] == ["a.gguf", "b.gguf"] and "flux" in dual["type"][0]
     assert list(nodes.TripleCLIPLoader.INPUT_TYPES()["required"]) == ["clip_name1", "clip_name2", "clip_name3"]
+
+
+def test_outer_sample_wrappers_and_guider_overrides_run(executor: Executor, euler_pixels: np.ndarray) -> None:
+    inputs = {"model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0]}
+    result = executor.run(decoded(node("WrappedSampling", **inputs), {"8": node("ShowFacts", text=["5", 1])}))
+    assert result.ok, result.error
+    assert result.outputs["8"]["text"] == ["wrapper:CountingGuider", "outer", "inner:cpu"]
+    assert np.array_equal(preview_pixels(result, "7", executor.folders).astype(int), euler_pixels)

@@ -3,6 +3,7 @@
 # wrapped in comfy.samplers.KSAMPLER; a node subclassing nodes.ImageScale.
 import comfy.k_diffusion.sampling
 import comfy.model_management
+import comfy.patcher_extension
 import comfy.sample
 import comfy.sampler_helpers
 import comfy.samplers
@@ -294,6 +295,51 @@ class DualCLIPLoaderPack(nodes.DualCLIPLoader):
         return {"required": {"clip_name1": files, "clip_name2": files, "type": base["required"]["type"]}}
 
 
+class CountingGuider(comfy.samplers.CFGGuider):
+    """Overrides outer_sample and inner_sample, each calling super(), as guider packs do."""
+
+    def outer_sample(self, *args, **kwargs):
+        self.calls.append("outer")
+        return super().outer_sample(*args, **kwargs)
+
+    def inner_sample(self, noise, latent_image, device, *args, **kwargs):
+        self.calls.append(f"inner:{device.type}")
+        return super().inner_sample(noise, latent_image, device, *args, **kwargs)
+
+
+class WrappedSampling:
+    """An OUTER_SAMPLE wrapper put on a MODEL clone's model_options, around a guider subclass's sampling."""
+
+    CATEGORY = "test/sampling"
+    RETURN_TYPES = ("LATENT", "STRING")
+    FUNCTION = "sample"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "positive": ("CONDITIONING",), "negative": ("CONDITIONING",),
+                             "latent_image": ("LATENT",)}}
+
+    def sample(self, model, positive, negative, latent_image):
+        calls = []
+
+        def around(executor, noise, latent, sampler, sigmas, *args, **kwargs):
+            calls.append(f"wrapper:{type(executor.class_obj).__name__}")
+            return executor(noise, latent, sampler, sigmas, *args, **kwargs)
+
+        model = model.clone()
+        comfy.patcher_extension.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, "pack", around,
+                                                     model.model_options, is_model_options=True)
+        guider = CountingGuider(model)
+        guider.calls = calls
+        guider.set_conds(positive, negative)
+        guider.set_cfg(4.0)
+        sigmas = nodes_custom_sampler.BasicScheduler().get_sigmas(model, "normal", 2, 1.0)[0]
+        latent = latent_image["samples"]
+        samples = guider.sample(comfy.sample.prepare_noise(latent, 7), latent, comfy.samplers.sampler_object("euler"),
+                                sigmas, seed=7)
+        return ({**latent_image, "samples": samples}, "\n".join(calls))
+
+
 class ShowFacts:
     CATEGORY = "test"
     RETURN_TYPES = ()
@@ -309,6 +355,7 @@ class ShowFacts:
 
 
 NODE_CLASS_MAPPINGS = {
+    "WrappedSampling": WrappedSampling,
     "ResizeByMethod": ResizeByMethod,
     "DualCLIPLoaderPack": DualCLIPLoaderPack,
     "ScheduledCFG": ScheduledCFG,
