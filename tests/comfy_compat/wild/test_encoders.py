@@ -405,3 +405,23 @@ def test_a_t2i_adapter_control_runs_comfyuis_adapter_network(pm: PluginManager) 
         light.state_dict())
     assert {"conv_in.weight", "body.0.block1.weight", "body.1.in_conv.weight"} <= set(
         network.state_dict())
+
+
+def test_clip_vision_files_are_named_and_keys_converted(pm: PluginManager, tmp_path: Path) -> None:
+    import comfy.clip_vision
+    from hearth_comfy_compat import hook
+    from safetensors.torch import save_file
+
+    path = tmp_path / "open-clip-vit-h.safetensors"  # OpenCLIP layout, 32 layers: ViT-H
+    save_file({f"visual.transformer.resblocks.{i}.ln_1.weight": torch.zeros(2) for i in range(32)}, str(path))
+    with pytest.raises(hook.HearthDoesNotProvide, match=r"comfy\.clip_vision\.load.*issue 19.*a ViT-H encoder"):
+        comfy.clip_vision.load(str(path))
+    vit_l = {f"vision_model.encoder.layers.{i}.layer_norm1.weight": torch.zeros(2) for i in range(24)}
+    with pytest.raises(hook.HearthDoesNotProvide, match="a ViT-L encoder"):
+        comfy.clip_vision.load_clipvision_from_sd(vit_l)
+    assert comfy.clip_vision.load_clipvision_from_sd({"not.a.vision.tower": torch.zeros(1)}) is None
+    fused = {"visual.transformer.resblocks.0.attn.in_proj_weight": torch.arange(6.0).reshape(6, 1),
+             "visual.proj": torch.zeros(2, 3), "visual.ln_pre.weight": torch.ones(1)}
+    converted = comfy.clip_vision.convert_to_transformers(fused, "visual.")
+    assert converted["vision_model.encoder.layers.0.self_attn.k_proj.weight"].flatten().tolist() == [2.0, 3.0]
+    assert converted["visual_projection.weight"].shape == (3, 2) and "vision_model.pre_layrnorm.weight" in converted

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -161,5 +162,16 @@ def load_clipvision_from_sd(sd: Mapping[str, Any], prefix: str = "", convert_key
 
 
 def load(ckpt_path: str) -> Any:
-    """ComfyUI's CLIP vision file loader (CLIPVisionLoader); Hearth fails naming the file."""
-    raise hook.lacking("comfy.clip_vision.load", f"{_ISSUE}; cannot load {ckpt_path}")
+    """ComfyUI's CLIP vision file loader (CLIPVisionLoader); Hearth fails naming the file and the encoder it holds."""
+    from hearth.core.models import read_header
+
+    try:
+        keys = dict.fromkeys(read_header(ckpt_path).tensors)
+    except Exception:  # a pickle, or no file: the name and the missing support are what matters
+        keys = {}
+    # An OpenCLIP file's layers named as Hugging Face's, enough for _kind_of (only the names are read here).
+    keys = {re.sub(r"^visual\.transformer\.resblocks\.(\d+)\.ln_1\.", r"vision_model.encoder.layers.\1.layer_norm1.",
+                   key): None for key in keys}
+    kind = _kind_of(keys)
+    holds = f"a {kind} encoder" if kind else "no CLIP vision encoder Hearth recognises"
+    raise hook.lacking("comfy.clip_vision.load", f"{_ISSUE}; {ckpt_path} holds {holds}")
