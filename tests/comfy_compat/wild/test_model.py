@@ -1,4 +1,4 @@
-"""ComfyUI's model internals as packs from the wild use them (packs_model/model_pack), loaded by the real loader
+"""ComfyUI's model internals as packs from the wild use them (packs_model/wild_model_pack), loaded by the real loader
 and run through the executor on a tiny SD1 model: comfy.model_patcher (isinstance of Hearth's MODEL, a pack's
 subclass, clone, ComfyUI weight patches), comfy.patcher_extension (wrappers and callbacks that really run),
 comfy.model_base (a pack-built BaseModel sampled by Hearth's KSampler; the SD view answers isinstance),
@@ -73,7 +73,7 @@ def test_the_pack_loads_with_no_missing_internals(pm: PluginManager) -> None:
                  "PackModelAfter", "PackCheckpointFacts", "PackRegionalConditioning", "PackConditioningFacts",
                  "PackRewrapModel", "PackPatcherSurface"):
         assert name in nodes
-    assert "model_pack" not in hook.missing_names()
+    assert "wild_model_pack" not in hook.missing_names()
 
 
 def test_hearths_sd_model_answers_as_comfyuis_model_patcher_and_base_model(executor: Executor) -> None:
