@@ -35,11 +35,8 @@ __all__ = ["CLIP", "VAE", "CLIPType", "TEModel", "load_checkpoint", "load_checkp
 
 def lacking(name: str, detail: str) -> Exception:
     """The error for a ComfyUI behaviour Hearth lacks (``name``: its ComfyUI name), recorded for the pack that
-    asked where the hook can record it, so ``comfy plugins`` lists it."""
-    record = getattr(hook, "lacking", None)
-    if record is not None:
-        return record(name, detail)
-    return hook.HearthDoesNotProvide(f"Hearth does not provide {name}: {detail}")
+    asked, so ``comfy plugins`` lists it (:func:`hearth_comfy_compat.hook.lacking`)."""
+    return hook.lacking(name, detail)
 
 
 def _load(kind: str, path: str | os.PathLike[str], **options: Any) -> Any:
@@ -106,7 +103,8 @@ class CLIPType(enum.Enum):
 
 
 class TEModel(enum.Enum):
-    """ComfyUI's text-encoder architectures, as ``detect_te_model`` names them."""
+    """ComfyUI's text-encoder architectures, as its ``detect_te_model`` names them (for packs that compare with
+    them; Hearth's loaders detect a file's family themselves)."""
 
     CLIP_L = 1
     CLIP_H = 2
