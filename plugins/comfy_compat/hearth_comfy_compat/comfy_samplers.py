@@ -183,21 +183,31 @@ def calc_cond_batch(model: Any, conds: list[Any], x_in: Any, timestep: Any,
     """One denoised prediction of ``x_in`` at sigma ``timestep`` per conditioning in ``conds`` (zeros for
     ``None``), with ``model_options``' model patches and none of its sampler functions.
 
-    Hearth answers it inside a CFGGuider's ``predict_noise`` (for its ``self.conds``), while that guider samples.
-    Elsewhere (a MODEL's ``sampler_post_cfg_function`` under Hearth's own KSampler) the error names it.
+    Hearth answers it inside a CFGGuider's ``predict_noise`` (for its ``self.conds``), while that guider samples,
+    inside the ``CALC_COND_BATCH`` wrappers of ``model_options``. Elsewhere (a MODEL's
+    ``sampler_post_cfg_function`` under Hearth's own KSampler) the error names it.
     """
-    import torch
-
     state = _prediction.get()
     if state is None:
         from hearth_comfy_compat import hook
 
         raise hook.lacking("comfy.samplers.calc_cond_batch", "Hearth predicts conditionings for a pack only inside "
                            "a comfy.samplers.CFGGuider's predict_noise while that guider samples")
+    from hearth_comfy_compat.comfyui.comfy.patcher_extension import WrapperExecutor, get_all_wrappers
+
+    options = model_options or {}
+    wrappers = get_all_wrappers("calc_cond_batch", options, is_model_options=True)
+    return WrapperExecutor.new_executor(_calc_cond_batch, wrappers).execute(model, conds, x_in, timestep, options)
+
+
+def _calc_cond_batch(model: Any, conds: list[Any], x_in: Any, timestep: Any, model_options: dict[str, Any]) -> list[Any]:
+    import torch
+
     from hearth.core.models.model_value import SAMPLER_OPTIONS
 
+    state = _prediction.get()
     plain = state.model.clone()
-    plain.model_options = {key: value for key, value in (model_options or {}).items() if key not in SAMPLER_OPTIONS}
+    plain.model_options = {key: value for key, value in model_options.items() if key not in SAMPLER_OPTIONS}
     return [torch.zeros_like(x_in) if cond is None else state.denoiser_type(plain, cond, None, 1.0)(x_in, timestep)
             for cond in conds]
 
@@ -305,11 +315,14 @@ class CFGGuider:
                      denoise_mask: Any = None, callback: Callable[..., None] | None = None, disable_pbar: bool = False,
                      seed: int | None = None) -> Any:
         """The sampling loop: the samplers plugin's, with this guider's conditionings and scale (and its own
-        ``predict_noise`` when a subclass has one)."""
+        ``predict_noise`` when a subclass has one, or the MODEL has ``PREDICT_NOISE`` / ``CALC_COND_BATCH``
+        wrappers, which then run around each step's prediction)."""
         guider = _sampling().Guider(self.model_patcher, self.original_conds["positive"],
                                     self.original_conds.get("negative"), self.cfg)
         overridden = {name for k in type(self).__mro__ if k not in (CFGGuider, object) for name in vars(k)}
-        if "predict_noise" in overridden or "__call__" in overridden:
+        # A guider's own prediction, or a MODEL wrapping the prediction steps, needs the steps run here.
+        if {"predict_noise", "__call__"} & overridden or self._wrappers("predict_noise") or self._wrappers(
+                "calc_cond_batch"):
             sampler = self._own_prediction(sampler, seed)
         return guider.sample(noise, latent_image, sampler, sigmas, denoise_mask=denoise_mask, callback=callback,
                              disable_pbar=disable_pbar, seed=seed)
@@ -318,6 +331,11 @@ class CFGGuider:
         """``sampler`` run on this guider's own prediction instead of the engine's guided denoiser, which it
         replaces inside the engine's wrappers (inpainting keeps working)."""
         from hearth.core.models.model_value import copy_options
+        from hearth_comfy_compat.comfyui.comfy.patcher_extension import (
+            WrapperExecutor,
+            get_all_wrappers,
+            merge_nested_dicts,
+        )
 
         def run(model_fn: Any, x: Any, sigmas: Any, *, extra_args: Any = None, callback: Any = None,
                 disable: Any = None, noise_sampler: Any = None) -> Any:
@@ -327,10 +345,16 @@ class CFGGuider:
             self.conds = {"positive": getattr(guidance, "positive", None),
                           "negative": getattr(guidance, "negative", None)}
             options = copy_options(dict(self.model_options))
-            options.setdefault("transformer_options", {})["sample_sigmas"] = sigmas
+            transformer_options = options.setdefault("transformer_options", {})
+            transformer_options["sample_sigmas"] = sigmas
+            # The MODEL's own wrappers join its options' for this run, as ComfyUI's prepare_model_patcher does.
+            transformer_options["wrappers"] = merge_nested_dicts(transformer_options.get("wrappers", {}),
+                                                                 getattr(self.model_patcher, "wrappers", None) or {})
+            around = get_all_wrappers("predict_noise", options, is_model_options=True)
 
             def predict(x: Any, sigma: Any, **_: Any) -> Any:
-                return self(x, sigma, options, seed)
+                return WrapperExecutor.new_class_executor(self.predict_noise, self, around).execute(
+                    x, sigma, options, seed)
 
             token = _prediction.set(_Prediction(self.model_patcher, type(guidance)))
             try:

@@ -385,3 +385,11 @@ def test_outer_sample_wrappers_and_guider_overrides_run(executor: Executor, eule
     assert result.ok, result.error
     assert result.outputs["8"]["text"] == ["wrapper:CountingGuider", "outer", "inner:cpu"]
     assert np.array_equal(preview_pixels(result, "7", executor.folders).astype(int), euler_pixels)
+
+
+def test_prediction_wrappers_run_around_each_step(executor: Executor, euler_pixels: np.ndarray) -> None:
+    inputs = {"model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0]}
+    result = executor.run(decoded(node("PredictionWrapped", **inputs), {"8": node("ShowFacts", text=["5", 1])}))
+    assert result.ok, result.error
+    assert result.outputs["8"]["text"] == ["predict:CFGGuider", "batch:2"] * 2  # two steps, positive and negative
+    assert np.abs(preview_pixels(result, "7", executor.folders).astype(int) - euler_pixels).max() <= 2

@@ -340,6 +340,46 @@ class WrappedSampling:
         return ({**latent_image, "samples": samples}, "\n".join(calls))
 
 
+class PredictionWrapped:
+    """CALC_COND_BATCH and PREDICT_NOISE wrappers on a MODEL clone (AnimateDiff's context windows wrap the
+    former), sampled by a plain comfy.samplers.CFGGuider."""
+
+    CATEGORY = "test/sampling"
+    RETURN_TYPES = ("LATENT", "STRING")
+    FUNCTION = "sample"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "positive": ("CONDITIONING",), "negative": ("CONDITIONING",),
+                             "latent_image": ("LATENT",)}}
+
+    def sample(self, model, positive, negative, latent_image):
+        calls = []
+
+        def around_batch(executor, model_, conds, x, timestep, model_options):
+            calls.append(f"batch:{len(conds)}")
+            return executor(model_, conds, x, timestep, model_options)
+
+        def around_predict(executor, x, timestep, model_options, seed):
+            calls.append(f"predict:{type(executor.class_obj).__name__}")
+            return executor(x, timestep, model_options, seed)
+
+        model = model.clone()
+        extension = comfy.patcher_extension
+        extension.add_wrapper_with_key(extension.WrappersMP.CALC_COND_BATCH, "pack", around_batch, model.model_options,
+                                       is_model_options=True)
+        extension.add_wrapper_with_key(extension.WrappersMP.PREDICT_NOISE, "pack", around_predict, model.model_options,
+                                       is_model_options=True)
+        guider = comfy.samplers.CFGGuider(model)
+        guider.set_conds(positive, negative)
+        guider.set_cfg(4.0)
+        sigmas = nodes_custom_sampler.BasicScheduler().get_sigmas(model, "normal", 2, 1.0)[0]
+        latent = latent_image["samples"]
+        samples = guider.sample(comfy.sample.prepare_noise(latent, 7), latent, comfy.samplers.sampler_object("euler"),
+                                sigmas, seed=7)
+        return ({**latent_image, "samples": samples}, "\n".join(calls))
+
+
 class ShowFacts:
     CATEGORY = "test"
     RETURN_TYPES = ()
@@ -355,6 +395,7 @@ class ShowFacts:
 
 
 NODE_CLASS_MAPPINGS = {
+    "PredictionWrapped": PredictionWrapped,
     "WrappedSampling": WrappedSampling,
     "ResizeByMethod": ResizeByMethod,
     "DualCLIPLoaderPack": DualCLIPLoaderPack,
