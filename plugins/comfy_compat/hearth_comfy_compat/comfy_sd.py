@@ -66,6 +66,17 @@ def _folders(embedding_directory: str | os.PathLike[str] | Iterable[Any] | None)
     return [str(folder) for folder in embedding_directory]
 
 
+def _plain(name: str, model_options: Mapping[str, Any] | None) -> None:
+    """Refuse ``model_options`` that ask ComfyUI's model classes to build their layers with a pack's operations
+    (GGUF's quantised ``GGMLOps``): Hearth's families build their own layers, and loading quantised tensors as
+    plain weights would be wrong, not slow."""
+    ops = (model_options or {}).get("custom_operations")
+    if ops is not None:
+        raise lacking(f"comfy.sd.{name}(model_options={{'custom_operations': ...}})",
+                      f"Hearth's model families build their own layers and cannot use {getattr(ops, '__name__', ops)!s}"
+                      f" (quantised weights such as GGUF's need their plugin's own loader)")
+
+
 def _device(model_options: Mapping[str, Any] | None) -> str | None:
     device = (model_options or {}).get("load_device")
     return None if device is None else str(device)
@@ -143,6 +154,8 @@ def load_checkpoint_guess_config(ckpt_path: str | os.PathLike[str], output_vae: 
 
     Parts not asked for are ``None``; ``clipvision`` is always ``None`` (Hearth has no CLIP vision model yet).
     """
+    _plain("load_checkpoint_guess_config", model_options)
+    _plain("load_checkpoint_guess_config", te_model_options)
     model, clip, vae = _load("checkpoints", ckpt_path, embeddings=_folders(embedding_directory))
     return (model if output_model else None, clip if output_clip else None, vae if output_vae else None, None)
 
@@ -153,6 +166,8 @@ def load_state_dict_guess_config(sd: Mapping[str, Any], output_vae: bool = True,
                                  te_model_options: Mapping[str, Any] | None = None,
                                  metadata: Mapping[str, str] | None = None) -> tuple[Any, Any, Any, Any] | None:
     """:func:`load_checkpoint_guess_config` for a checkpoint's tensors already in memory."""
+    _plain("load_state_dict_guess_config", model_options)
+    _plain("load_state_dict_guess_config", te_model_options)
     model, clip, vae = _load_tensors("checkpoints", sd, metadata, embeddings=_folders(embedding_directory))
     return (model if output_model else None, clip if output_clip else None, vae if output_vae else None, None)
 
@@ -201,12 +216,14 @@ def load_diffusion_model(unet_path: str | os.PathLike[str], model_options: Mappi
 
     ``model_options["dtype"]`` (a torch fp8 dtype) asks for the matching ``weight_dtype`` where the family has it.
     """
+    _plain("load_diffusion_model", model_options)
     return _load("diffusion_models", unet_path, **_weight_dtype(model_options))
 
 
 def load_diffusion_model_state_dict(sd: Mapping[str, Any], model_options: Mapping[str, Any] | None = None,
                                     metadata: Mapping[str, str] | None = None) -> Any:
-    """:func:`load_diffusion_model` for tensors already in memory (GGUF and quantisation packs)."""
+    """:func:`load_diffusion_model` for tensors already in memory (a pack's own file reader)."""
+    _plain("load_diffusion_model_state_dict", model_options)
     return _load_tensors("diffusion_models", sd, metadata, **_weight_dtype(model_options))
 
 
@@ -234,6 +251,7 @@ def load_clip(ckpt_paths: list[str] | str, embedding_directory: Any = None,
 
     Hearth's loaders take one file; ComfyUI's dual and triple loaders (several files) are not supported.
     """
+    _plain("load_clip", model_options)
     paths = [ckpt_paths] if isinstance(ckpt_paths, (str, os.PathLike)) else list(ckpt_paths)
     if len(paths) != 1:
         raise ValueError(f"comfy.sd.load_clip: Hearth loads one text-encoder file per CLIP, not {len(paths)} "
@@ -249,6 +267,7 @@ def load_text_encoder_state_dicts(state_dicts: list[Mapping[str, Any]] | None = 
                                   clip_type: CLIPType = CLIPType.STABLE_DIFFUSION,
                                   model_options: Mapping[str, Any] | None = None) -> Any:
     """:func:`load_clip` for text-encoder tensors already in memory (one state dict)."""
+    _plain("load_text_encoder_state_dicts", model_options)
     state_dicts = list(state_dicts or [])
     if len(state_dicts) != 1:
         raise ValueError(f"comfy.sd.load_text_encoder_state_dicts: Hearth loads one text encoder per CLIP, not "

@@ -280,6 +280,14 @@ def test_comfy_sd_loads_diffusion_models_and_state_dicts(pm: PluginManager, mode
     assert first == sorted(again.model_state_dict()) and first
     assert all(torch.equal(model.model_state_dict()[k], again.model_state_dict()[k]) for k in first)
     assert comfy.sd.load_unet(str(path)).model_state_dict().keys() == model.model_state_dict().keys()
+    class GGMLOps:  # GGUF's quantised layers: Hearth's families build their own, so this is refused by name
+        pass
+
+    from hearth_comfy_compat import hook
+
+    with pytest.raises(hook.HearthDoesNotProvide, match=r"custom_operations.*GGMLOps"):
+        comfy.sd.load_diffusion_model_state_dict(comfy.utils.load_torch_file(str(path)),
+                                                 model_options={"custom_operations": GGMLOps})
     checkpoint = str(models.find("checkpoints", CHECKPOINT))
     with pytest.raises(NoModelLoaderError, match="standalone diffusion model"):
         comfy.sd.load_diffusion_model(checkpoint)
