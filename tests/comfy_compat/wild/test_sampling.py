@@ -81,6 +81,10 @@ def test_the_pack_loads(pm: PluginManager) -> None:
     record = pm.records["kdiffusion_pack"]
     assert record.error is None, record.traceback
     assert {"KDiffusionSamplerSelect", "HalfSizeImage", "GrowAndPaste", "WeightProbe"} <= set(pm.nodes())
+    import hearth_comfy_compat
+
+    # Everything it imports is real: nothing recorded as a name Hearth lacks.
+    assert "kdiffusion_pack" not in hearth_comfy_compat.missing_names()
 
 
 def test_k_diffusion_samplers_give_hearths_ksampler_result(executor: Executor, euler_pixels: np.ndarray) -> None:
