@@ -296,6 +296,14 @@ def _class_bases(code: types.CodeType) -> frozenset[int]:
 _bases_cache: dict[types.CodeType, frozenset[int]] = {}
 
 
+def _probing(frame: types.FrameType) -> bool:
+    """Whether ``frame`` asks through ``hasattr(module, name)`` or ``getattr(module, name, default)``: a probe
+    with a way round, not a need, so it is answered as for an absent name and not recorded (VideoHelperSuite's
+    ``if not hasattr(nodes, "VHSLoadFormats"): nodes.VHSLoadFormats = {}``). The error still names Hearth for a
+    ``getattr`` without a default."""
+    return frame.f_code.co_code[frame.f_lasti] in _CALLS
+
+
 def _takes_stand_in(frame: types.FrameType) -> bool:
     """Whether ``frame`` is binding a name (``from x import name``), naming a class's base (``class
     Foo(x.name)``), or reading ``x.name`` while a module or class body runs (a pack importing: ``TABLE = {"lcm":
@@ -419,20 +427,20 @@ class _ServedModule(types.ModuleType):
             # `import comfy` then `comfy.model_management.x`: works in ComfyUI because something else imported
             # the submodule first; here nothing may have.
             return importlib.import_module(sub)
+        caller = sys._getframe(1)
         if self.__dict__.get("__hearth_stand_in__"):
+            if _probing(caller):
+                raise HearthDoesNotProvide(f"Hearth does not provide {sub}")
             # Every name of a module Hearth lacks is a stand-in: the module is ComfyUI's, so the name may be.
-            return _Missing(_record(_pack_of(sys._getframe(1)), sub), sub)
+            return _Missing(_record(_pack_of(caller), sub), sub)
         if target is None:
             raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r}")
         try:
             return getattr(importlib.import_module(target), attr)
         except AttributeError:
             pass
-        caller = sys._getframe(1)
-        if caller.f_code.co_code[caller.f_lasti] in _CALLS:
-            # hasattr(module, name) / getattr(module, name, default): a probe with a way round, not a need
-            # (VideoHelperSuite's `if not hasattr(nodes, "VHSLoadFormats"): nodes.VHSLoadFormats = {}`).
-            raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r}")
+        if _probing(caller):
+            raise HearthDoesNotProvide(f"Hearth does not provide {sub}")
         message = _record(_pack_of(caller), sub)
         if _takes_stand_in(caller):
             return _Missing(message, sub)
