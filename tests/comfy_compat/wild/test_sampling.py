@@ -397,3 +397,16 @@ def test_prediction_wrappers_run_around_each_step(executor: Executor, euler_pixe
     assert result.ok, result.error
     assert result.outputs["8"]["text"] == ["predict:CFGGuider", "batch:2"] * 2  # two steps, positive and negative
     assert np.abs(preview_pixels(result, "7", executor.folders).astype(int) - euler_pixels).max() <= 2
+
+
+def test_align_your_steps_scheduler(pm: PluginManager) -> None:
+    from comfy_extras.nodes_align_your_steps import AlignYourStepsScheduler
+
+    (ten,) = AlignYourStepsScheduler().get_sigmas("SD1", 10, denoise=1.0)
+    assert ten.tolist() == pytest.approx([14.615, 6.475, 3.861, 2.697, 1.886, 1.396, 0.963, 0.652, 0.399, 0.152, 0.0])
+    (twenty,) = AlignYourStepsScheduler().get_sigmas("SDXL", 20, denoise=1.0)
+    assert len(twenty) == 21 and float(twenty[0]) == pytest.approx(14.615) and float(twenty[-1]) == 0
+    assert float(twenty[2]) == pytest.approx(6.315, rel=1e-4)  # every other step is the ten-step table's
+    assert bool((twenty[:-1].diff() < 0).all())
+    (half,) = AlignYourStepsScheduler().get_sigmas("SD1", 10, denoise=0.5)
+    assert half.tolist() == pytest.approx([1.396, 0.963, 0.652, 0.399, 0.152, 0.0], rel=1e-5)
