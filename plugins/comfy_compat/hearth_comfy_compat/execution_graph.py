@@ -1,16 +1,34 @@
 """ComfyUI's ``comfy_execution.graph`` and ``graph_utils``: ExecutionBlocker and the GraphBuilder packs use to
 return node expansions (``{"expand": builder.finalize(), "result": (node.out(0),)}``), which Hearth's executor
-runs as it runs ComfyUI's."""
+runs as it runs ComfyUI's; ``DynamicPrompt`` (what a ``DYNPROMPT`` hidden input receives: Hearth's executor's own,
+with ComfyUI's method names) and ``get_input_info``."""
 
 from __future__ import annotations
 
 import itertools
 from typing import Any
 
-from hearth.core.executor.graph import is_link
+from hearth.core.executor.graph import DynamicPrompt, is_link
 from hearth.core.types import ExecutionBlocker
 
-__all__ = ["ExecutionBlocker", "GraphBuilder", "Node", "is_link"]
+__all__ = ["DynamicPrompt", "ExecutionBlocker", "GraphBuilder", "Node", "get_input_info", "is_link"]
+
+
+def get_input_info(class_def: Any, input_name: str,
+                   valid_inputs: dict[str, Any] | None = None) -> tuple[Any, str | None, dict[str, Any] | None]:
+    """``(type, "required" | "optional" | "hidden", options)`` of a node class's input, or ``(None, None, None)``
+    when the class has no such input."""
+    valid_inputs = valid_inputs if valid_inputs is not None else class_def.INPUT_TYPES()
+    for category in ("required", "optional", "hidden"):
+        section = valid_inputs.get(category) or {}
+        if input_name not in section:
+            continue
+        spec = section[input_name]
+        if category == "hidden" or isinstance(spec, str):
+            return spec, category, {}
+        options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+        return spec[0], category, options
+    return None, None, None
 
 _prefixes = itertools.count()
 

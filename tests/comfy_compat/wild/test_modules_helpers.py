@@ -52,6 +52,8 @@ def test_helper_modules_inside_a_running_node(pm: PluginManager, tmp_path: Path)
     assert facts["preview"] == (6, 8)
     assert facts["args"] == (True, True, True, 8188)
     assert facts["queue"] == {"exec_info": {"queue_remaining": 0}}
+    assert facts["dynprompt"] is True
+    assert facts["input_info"] == (("UNIQUE_ID", "hidden", {}), (None, None, None))
     assert facts["video_options"] == (["auto", "mp4"], ["auto", "h264"])
     # The registry's update for the running node is Hearth's progress event, and the pack's handler heard it.
     assert ("progress", {"value": 1, "max": 4, "prompt_id": result.prompt_id, "node": "7"}) in events

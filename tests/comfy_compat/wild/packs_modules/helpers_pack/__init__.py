@@ -11,6 +11,7 @@ import node_helpers
 import torch
 from comfy.cli_args import PerformanceFeature, args, parser
 from comfy_api.latest import Types
+from comfy_execution.graph import DynamicPrompt, get_input_info
 from comfy_execution.progress import ProgressHandler, add_progress_handler, get_progress_state
 from comfy_execution.utils import CurrentNodeContext, get_executing_context
 from comfy_execution.validation import validate_node_input
@@ -45,9 +46,9 @@ class HelperFacts:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {}, "hidden": {"unique_id": "UNIQUE_ID"}}
+        return {"required": {}, "hidden": {"unique_id": "UNIQUE_ID", "dynprompt": "DYNPROMPT"}}
 
-    def facts(self, unique_id):
+    def facts(self, unique_id, dynprompt):
         ctx = get_executing_context()
         get_progress_state().update_progress(ctx.node_id, 1, 4, None)
         with CurrentNodeContext("elsewhere", "99"):
@@ -73,6 +74,8 @@ class HelperFacts:
             "args": (args.fast == set(), parser.parse_args(["--fast"]).fast is not None, len(PerformanceFeature) > 0,
                      args.port),
             "queue": PromptServer.instance.get_queue_info(),
+            "dynprompt": isinstance(dynprompt, DynamicPrompt),
+            "input_info": (get_input_info(HelperFacts, "unique_id"), get_input_info(HelperFacts, "nothing")),
             "video_options": (Types.VideoContainer.as_input(), Types.VideoCodec.as_input()),
         }
         return {"ui": {"facts": [facts]}}
