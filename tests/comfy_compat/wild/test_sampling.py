@@ -410,3 +410,17 @@ def test_align_your_steps_scheduler(pm: PluginManager) -> None:
     assert bool((twenty[:-1].diff() < 0).all())
     (half,) = AlignYourStepsScheduler().get_sigmas("SD1", 10, denoise=0.5)
     assert half.tolist() == pytest.approx([1.396, 0.963, 0.652, 0.399, 0.152, 0.0], rel=1e-5)
+
+
+def test_composite_masked_classes(pm: PluginManager) -> None:
+    from comfy_extras.nodes_mask import ImageCompositeMasked, LatentCompositeMasked
+
+    (latent,) = LatentCompositeMasked().composite({"samples": torch.zeros(1, 4, 8, 8), "batch_index": [3]},
+                                                  {"samples": torch.ones(1, 4, 2, 2)}, 16, 8, False)
+    assert latent["batch_index"] == [3] and float(latent["samples"].sum()) == 16.0
+    assert float(latent["samples"][0, 0, 1, 2]) == 1.0 and float(latent["samples"][0, 0, 0, 0]) == 0.0
+    mask = torch.zeros(4, 4)
+    mask[:, :2] = 1.0
+    (image,) = ImageCompositeMasked().composite(torch.zeros(1, 6, 6, 3), torch.ones(1, 4, 4, 3), 4, 0, False, mask)
+    # Pasted at x=4: two columns fit, and the mask keeps exactly those.
+    assert float(image.sum()) == 4 * 2 * 3 and float(image[0, 0, 4, 0]) == 1.0 and float(image[0, 0, 3, 0]) == 0.0

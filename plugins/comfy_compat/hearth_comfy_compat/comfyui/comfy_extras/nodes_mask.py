@@ -12,7 +12,7 @@ from hearth.core.images import MAX_RESOLUTION
 from hearth_comfy_compat.comfy_nodes import node_exports
 from hearth_comfy_compat.comfy_utils import repeat_to_batch_size
 
-__all__ = ["GrowMask", "composite"]
+__all__ = ["GrowMask", "ImageCompositeMasked", "LatentCompositeMasked", "composite"]
 
 
 def composite(destination: torch.Tensor, source: torch.Tensor, x: int, y: int, mask: torch.Tensor | None = None,
@@ -82,7 +82,50 @@ class GrowMask:
         return (out,)
 
 
+def _position(step: int) -> tuple[str, dict[str, Any]]:
+    return ("INT", {"default": 0, "min": 0, "max": MAX_RESOLUTION, "step": step})
+
+
+class LatentCompositeMasked:
+    """A LATENT with another pasted in at pixel ``(x, y)`` through an optional MASK."""
+
+    CATEGORY = "latent"
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "composite"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - ComfyUI's name
+        return {"required": {"destination": ("LATENT",), "source": ("LATENT",), "x": _position(8), "y": _position(8),
+                             "resize_source": ("BOOLEAN", {"default": False})},
+                "optional": {"mask": ("MASK",)}}
+
+    def composite(self, destination: dict[str, Any], source: dict[str, Any], x: int, y: int, resize_source: bool,
+                  mask: torch.Tensor | None = None) -> tuple[dict[str, Any]]:
+        out = dict(destination)
+        out["samples"] = composite(destination["samples"], source["samples"], x, y, mask, 8, resize_source)
+        return (out,)
+
+
+class ImageCompositeMasked:
+    """An IMAGE with another pasted in at ``(x, y)`` through an optional MASK."""
+
+    CATEGORY = "image"
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "composite"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - ComfyUI's name
+        return {"required": {"destination": ("IMAGE",), "source": ("IMAGE",), "x": _position(1), "y": _position(1),
+                             "resize_source": ("BOOLEAN", {"default": False})},
+                "optional": {"mask": ("MASK",)}}
+
+    def composite(self, destination: torch.Tensor, source: torch.Tensor, x: int, y: int, resize_source: bool,
+                  mask: torch.Tensor | None = None) -> tuple[torch.Tensor]:
+        pasted = composite(destination.movedim(-1, 1), source.movedim(-1, 1), x, y, mask, 1, resize_source)
+        return (pasted.movedim(1, -1),)
+
+
 __getattr__ = node_exports([
-    "LatentCompositeMasked", "ImageCompositeMasked", "MaskToImage", "ImageToMask", "ImageColorToMask", "SolidMask",
+    "MaskToImage", "ImageToMask", "ImageColorToMask", "SolidMask",
     "InvertMask", "CropMask", "MaskComposite", "FeatherMask", "ThresholdMask", "MaskPreview",
 ])
