@@ -42,7 +42,7 @@ comfy.text_encoders: ace aura_t5 bert chroma cosmos flux genmo hidream hunyuan_i
   long_clipl lt lumina2 omnigen2 pixart_t5 qwen_image qwen_vl sa_t5 sd2_clip sd3_clip spiece_tokenizer t5 umt5
   wan kandinsky5 z_image ovis
 comfy.ldm: util common_dit modules models ace audio aura cascade chroma chroma_radiance cosmos flux genmo hidream
-  hunyuan3d hunyuan_video hydit kandinsky5 lightricks lumina mmaudio omnigen pixart qwen_image wan
+  hunyuan3d hunyuan_video hydit kandinsky5 lightricks lumina minimax mmaudio omnigen pixart qwen_image wan
 comfy.ldm.modules: attention ema sub_quadratic_attention temporal_ae tomesd diffusionmodules distributions encoders
 comfy.ldm.modules.diffusionmodules: mmdit model openaimodel upscaling util
 comfy.ldm.modules.distributions: distributions
@@ -57,13 +57,17 @@ comfy.ldm.cosmos: blocks model position_embedding predict2 vae
 comfy.ldm.flux: controlnet layers math model redux
 comfy.ldm.hidream: model
 comfy.ldm.hunyuan3d: model vae
-comfy.ldm.hunyuan_video: model vae upsampler
+comfy.ldm.hunyuan_video: model vae vae_refiner upsampler
 comfy.ldm.hydit: attn_layers controlnet models poolers posemb_layers
-comfy.ldm.lightricks: model symmetric_patchifier vae
+comfy.ldm.lightricks: model av_model embeddings_connector latent_upsampler symmetric_patchifier vae vocoders
+comfy.ldm.lightricks.vae: audio_vae causal_audio_autoencoder causal_conv3d causal_video_autoencoder conv_nd_factory
+  dual_conv3d pixel_norm
+comfy.ldm.lightricks.vocoders: vocoder
+comfy.ldm.minimax: model vae audio_vae controlnet
 comfy.ldm.lumina: model
 comfy.ldm.pixart: blocks pixartms
 comfy.ldm.qwen_image: model
-comfy.ldm.wan: model vae vae2_2
+comfy.ldm.wan: model model_animate model_multitalk uni3c vae vae2_2
 comfy_extras: chainner_models
 comfy_extras.chainner_models: model_loading types architecture
 comfy_execution: caching graph graph_types graph_utils jobs progress utils validation cache_provider
