@@ -235,6 +235,10 @@ def test_comfy_utils_attributes_on_a_real_model(executor: Executor) -> None:
 def test_comfy_utils_helpers(pm: PluginManager, tmp_path: Path) -> None:
     import comfy.utils
 
+    torch.save({"state_dict": {"a": torch.ones(2)}, "global_step": 5}, tmp_path / "model.ckpt")
+    torch.save({"b": torch.zeros(3)}, tmp_path / "embedding.pt")
+    assert list(comfy.utils.load_torch_file(str(tmp_path / "model.ckpt"), safe_load=True)) == ["a"]
+    assert comfy.utils.load_torch_file(str(tmp_path / "embedding.pt"))["b"].shape == (3,)
     batch = torch.arange(4.0).reshape(4, 1)
     assert comfy.utils.resize_to_batch_size(batch, 2).flatten().tolist() == [0.0, 3.0]
     assert comfy.utils.resize_to_batch_size(batch, 8).flatten().tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
