@@ -84,3 +84,8 @@ def test_v3_match_and_multi_types(pm: PluginManager, tmp_path: Path) -> None:
     result = executor_for(pm, tmp_path).run(prompt, targets=["3"])
     assert result.ok, result.error or result.validation
     assert result.executed == ["1", "2", "3"]
+    box = info["V3TypesBoxArea"]["input"]["required"]["box"]
+    assert box[0] == "BOUNDING_BOX" and box[1]["default"] == {"x": 0, "y": 0, "width": 512, "height": 512}
+    area = executor_for(pm, tmp_path).run(
+        {"1": node("V3TypesBoxArea", box={"x": 1, "y": 2, "width": 3, "height": 4})}, targets=["1"])
+    assert area.ok, area.error or area.validation

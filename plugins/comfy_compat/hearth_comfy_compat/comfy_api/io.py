@@ -414,6 +414,26 @@ SEGS = _type("SEGS", "SEGS")
 AnyType = _type("AnyType", "*")
 
 
+@comfytype("BOUNDING_BOX")
+class BoundingBox(ComfyTypeIO):
+    """A rectangle ``{"x", "y", "width", "height"}``, edited in the node by default (a socketless widget)."""
+
+    Type = dict
+
+    class Input(WidgetInput):
+        def __init__(self, id: str, display_name: str | None = None, optional: bool = False,
+                     tooltip: str | None = None, socketless: bool = True, default: dict[str, int] | None = None,
+                     component: str | None = None, force_input: bool | None = None, **newer_options: Any) -> None:
+            if default is None:
+                default = {"x": 0, "y": 0, "width": 512, "height": 512}
+            super().__init__(id, display_name, optional, tooltip, default=default, socketless=socketless,
+                             force_input=force_input, **newer_options)
+            self.component = component
+
+        def as_dict(self) -> dict[str, Any]:
+            return super().as_dict() | _pruned({"component": self.component})
+
+
 MATCH_TYPE = "COMFY_MATCHTYPE_V3"
 
 

@@ -41,9 +41,20 @@ class Solid(io.ComfyNode):
         return io.NodeOutput(torch.full((1, 4, 4, 3), 0.25))
 
 
+class BoxArea(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="V3TypesBoxArea", category="tests", inputs=[io.BoundingBox.Input("box")],
+                         outputs=[io.Int.Output()])
+
+    @classmethod
+    def execute(cls, box):
+        return io.NodeOutput(box["width"] * box["height"])
+
+
 class Extension(ComfyExtension):
     async def get_node_list(self):
-        return [PassThrough, Brightest, Solid]
+        return [PassThrough, Brightest, Solid, BoxArea]
 
 
 async def comfy_entrypoint():
