@@ -26,6 +26,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from hearth.core.models import ModelValue, PatchedModel
 from hearth_comfy_compat import hook, services
 
 __all__ = ["CLIP", "VAE", "CLIPType", "TEModel", "load_checkpoint", "load_checkpoint_guess_config", "load_clip",
@@ -385,6 +388,8 @@ def _vae_from_state_dict(sd: Mapping[str, Any] | None, config: Any = None, metad
         raise ValueError("comfy.sd.VAE: Hearth builds a VAE from its state dict only (VAE(sd=...)); load a file "
                          "with VAELoader or comfy.sd.load_checkpoint_guess_config")
     sd = dict(sd)
+    if "taesd_decoder.1.weight" in sd:
+        return TAESDVAE.from_state_dict(sd)
     if any(k.startswith(_CHECKPOINT_VAE_PREFIX) for k in sd):
         sd = strip_prefix(sd, _CHECKPOINT_VAE_PREFIX)
     sd = {k: v for k, v in sd.items() if not k.startswith("model_ema.")}
@@ -402,3 +407,56 @@ def __getattr__(name: str) -> Any:
         except ImportError:
             pass
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class TAESDVAE(ModelValue):
+    """The VAE value of a TAESD state dict (``taesd_encoder.*`` / ``taesd_decoder.*``, optionally ``vae_scale`` /
+    ``vae_shift``, as ComfyUI's VAELoader assembles the ``vae_approx`` files): IMAGE ``[B, H, W, 3]`` in 0..1 <->
+    LATENT at 1/8 size through :class:`comfy.taesd.taesd.TAESD`, computed where the model manager puts it."""
+
+    def __init__(self, taesd: torch.nn.Module, patcher: PatchedModel) -> None:
+        super().__init__(patcher)
+        self.first_stage_model = taesd
+        self.downscale_ratio = self.upscale_ratio = 8
+
+    @classmethod
+    def from_state_dict(cls, sd: Mapping[str, Any]) -> TAESDVAE:
+        from hearth_comfy_compat.comfyui.comfy.taesd.taesd import TAESD
+
+        channels = sd["taesd_decoder.1.weight"].shape[1]
+        taesd = TAESD(latent_channels=channels)
+        missing, _ = taesd.load_state_dict({k: v for k, v in sd.items()}, strict=False)
+        if any(not k.startswith("vae_") for k in missing):
+            raise ValueError(f"comfy.sd.VAE: the TAESD state dict lacks {sorted(missing)[:3]}...")
+        return cls(taesd.eval(), PatchedModel(taesd, name="TAESD"))
+
+    @property
+    def latent_channels(self) -> int:
+        return self.first_stage_model.taesd_decoder[1].in_channels
+
+    def spacial_compression_decode(self) -> int:
+        return self.downscale_ratio
+
+    def spacial_compression_encode(self) -> int:
+        return self.downscale_ratio
+
+    def encode(self, image: torch.Tensor) -> torch.Tensor:
+        """IMAGE ``[B, H, W, C]`` in 0..1 (cropped to multiples of 8, alpha dropped) -> latent (float32, CPU)."""
+        h, w = image.shape[1] // 8 * 8, image.shape[2] // 8 * 8
+        device = self.ensure_loaded()
+        x = image[:, :h, :w, :3].movedim(-1, 1).to(device, torch.float32) * 2 - 1
+        with torch.no_grad():
+            return self.first_stage_model.encode(x).float().cpu()
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """Latent ``[B, C, h, w]`` -> IMAGE ``[B, 8h, 8w, 3]`` in 0..1 (float32, CPU)."""
+        device = self.ensure_loaded()
+        with torch.no_grad():
+            x = self.first_stage_model.decode(latent.to(device, torch.float32)).float()
+        return ((x + 1) / 2).clamp(0, 1).movedim(1, -1).cpu()
+
+    def decode_tiled(self, latent: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return self.decode(latent)  # TAESD is small: a whole decode costs what a tile would
+
+    def encode_tiled(self, image: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return self.encode(image)

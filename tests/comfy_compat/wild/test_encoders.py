@@ -433,3 +433,19 @@ def test_clip_vision_files_are_named_and_keys_converted(pm: PluginManager, tmp_p
     converted = comfy.clip_vision.convert_to_transformers(fused, "visual.")
     assert converted["vision_model.encoder.layers.0.self_attn.k_proj.weight"].flatten().tolist() == [2.0, 3.0]
     assert converted["visual_projection.weight"].shape == (3, 2) and "vision_model.pre_layrnorm.weight" in converted
+
+
+def test_a_vae_from_taesd_tensors_decodes_in_a_workflow(executor: Executor, pm: PluginManager) -> None:
+    prompt = {"4": node("EmptyLatentImage", width=32, height=24, batch_size=1), "10": node("SeededTAESD"),
+              "6": node("VAEDecode", samples=["4", 0], vae=["10", 0]), "7": node("PreviewImage", images=["6", 0]),
+              "8": node("VAEEncode", pixels=["6", 0], vae=["10", 0]),
+              "9": node("VAEDecode", samples=["8", 0], vae=["10", 0]), "11": node("PreviewImage", images=["9", 0])}
+    result = executor.run(prompt)
+    assert result.ok, result.error
+    assert preview_pixels(result, "7", executor.folders).shape == (24, 32, 3)
+    assert preview_pixels(result, "11", executor.folders).shape == (24, 32, 3)
+    vae = pm.nodes()["SeededTAESD"].cls().load()[0]
+    latent = torch.randn(1, 4, 3, 4)
+    with torch.no_grad():
+        expected = ((vae.first_stage_model.decode(latent) + 1) / 2).clamp(0, 1).movedim(1, -1)
+    assert torch.allclose(vae.decode(latent), expected, atol=1e-6) and vae.latent_channels == 4
