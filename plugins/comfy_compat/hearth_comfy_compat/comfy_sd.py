@@ -4,9 +4,10 @@ dicts) as MODEL / CLIP / VAE values, and putting a LoRA state dict on a MODEL an
 Files load through :func:`hearth.core.models.load_model_file`, which detects a file's family and hands it to the
 loader a plugin registered for it (``register_model_loaders``): one load per file per process, shared with the
 loader nodes. A state dict (``load_state_dict_guess_config``, ``load_diffusion_model_state_dict``, ``VAE(sd=...)``)
-is written once to a private file and loaded the same way. A family no installed plugin loads fails naming the file,
-its detected format and the loaders there are. LoRA goes through the ``lora_for_models`` hook (the LoRA plugin's key
-matching and report, as LoraLoader).
+is written once to a private file and loaded the same way, except TAESD tensors, which ``VAE(sd=...)`` builds into
+:class:`TAESDVAE` itself. A family no installed plugin loads fails naming the file, its detected format and the
+loaders there are; ``model_options["custom_operations"]`` (a pack's own layers, GGUF's) is refused by name. LoRA
+goes through the ``lora_for_models`` hook (the LoRA plugin's key matching and report, as LoraLoader).
 
 ``CLIP`` and ``VAE`` are classes a pack can construct, subclass and test with ``isinstance``: ``isinstance(x,
 comfy.sd.VAE)`` is true for any value offering the VAE interface, whichever plugin made it; ``VAE(sd=...)`` returns
