@@ -71,7 +71,7 @@ def test_the_pack_loads_with_no_missing_internals(pm: PluginManager) -> None:
     nodes = pm.nodes()
     for name in ("PackTinyModel", "PackNudgeBias", "PackVPrediction", "PackModelFacts", "PackKeepLatent",
                  "PackModelAfter", "PackCheckpointFacts", "PackRegionalConditioning", "PackConditioningFacts",
-                 "PackRewrapModel", "PackPatcherSurface"):
+                 "PackRewrapModel", "PackPatcherSurface", "PackSwapClone"):
         assert name in nodes
     assert "wild_model_pack" not in hook.missing_names()
 
@@ -242,3 +242,15 @@ def test_a_pack_built_patcher_has_comfyuis_surface(executor: Executor) -> None:
     assert facts["memory_required"]
     assert facts["devices"] == [str(comfy.model_management.get_torch_device()),
                                 str(comfy.model_management.unet_offload_device())]
+
+
+def test_a_clone_by_class_swap_on_hearths_model_fails_naming_it(executor: Executor) -> None:
+    result = executor.run({"1": node("CheckpointLoaderSimple", ckpt_name="tiny-sd1.safetensors"),
+                           "2": node("PackSwapClone", model=["1", 0]),
+                           "3": node("PackModelFacts", model=["2", 0])})
+    assert not result.ok
+    assert "SwappingPatcher.clone on a MODEL Hearth loaded" in str(result.error)
+    # The MODEL itself is untouched (the pack put its class back): it still works for the next node.
+    again = executor.run({"1": node("CheckpointLoaderSimple", ckpt_name="tiny-sd1.safetensors"),
+                          "3": node("PackModelFacts", model=["1", 0])})
+    assert again.ok, again.error

@@ -239,6 +239,15 @@ class ModelPatcher(PatcherRegistrations, ModelValue, metaclass=_PatcherMeta):
     def clone(self) -> ModelPatcher:
         """A patcher on the same weights with copies of the patches, options, wrappers, callbacks, injections
         and attachments (an attachment with ``on_model_patcher_clone`` gives its own copy); runs ``ON_CLONE``."""
+        if "patches" not in vars(self):
+            # A pack turned a MODEL of Hearth's into its subclass by assigning __class__ (GGUF's
+            # GGUFModelPatcher.clone does, to reuse ModelPatcher.clone): the value has no ModelPatcher state and,
+            # its family's class gone, no evaluation either.
+            raise HearthDoesNotProvide(
+                f"Hearth does not provide {type(self).__name__}.clone on a MODEL Hearth loaded: the pack made it a "
+                f"{type(self).__name__} by assigning __class__, and Hearth's models are not ModelPatcher objects "
+                f"(they only answer isinstance); load the model with the pack's own loader to a ModelPatcher, or "
+                f"use Hearth's loader nodes")
         twin = super().clone()
         twin.patches = {key: list(patches) for key, patches in self.patches.items()}
         twin.parent = self

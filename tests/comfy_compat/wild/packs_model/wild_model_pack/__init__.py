@@ -278,6 +278,33 @@ class PackPatcherSurface:
         return {"ui": {"facts": [facts]}}
 
 
+class SwappingPatcher(ModelPatcher):
+    """GGUF's way of cloning any MODEL into its own patcher class: assign __class__, reuse ModelPatcher.clone."""
+
+    def clone(self, *args, **kwargs):
+        original = self.__class__
+        self.__class__ = SwappingPatcher
+        try:
+            twin = super().clone(*args, **kwargs)
+        finally:
+            self.__class__ = original
+        twin.__class__ = SwappingPatcher
+        return twin
+
+
+class PackSwapClone:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",)}}
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "swap"
+    CATEGORY = "model_pack"
+
+    def swap(self, model):
+        return (SwappingPatcher.clone(model),)
+
+
 class PackCheckpointFacts:
     """What comfy.model_detection says of a checkpoint file, read as packs read one."""
 
@@ -345,6 +372,7 @@ NODE_CLASS_MAPPINGS = {
     "PackCheckpointFacts": PackCheckpointFacts,
     "PackRewrapModel": PackRewrapModel,
     "PackPatcherSurface": PackPatcherSurface,
+    "PackSwapClone": PackSwapClone,
     "PackRegionalConditioning": PackRegionalConditioning,
     "PackConditioningFacts": PackConditioningFacts,
     "PackTinyModel": PackTinyModel,
