@@ -23,6 +23,15 @@ from hearth.core.runtime import Runtime
 from tests.comfy_compat.tiny_sd import executor_for, make_models, node, sampling_inputs, txt2img_parts
 
 PACKS = Path(__file__).parent / "packs_model"
+# The ComfyUI names the tests that exercise Hearth's limits make the pack use (recorded for comfy plugins).
+RECORDED_BY_FAILURE_TESTS = ("comfy.hooks.set_hooks_for_conditioning", "comfy.model_patcher.ModelPatcher(model.model)",
+                             "comfy.model_patcher.ModelPatcher.clone on a MODEL Hearth loaded")
+
+
+def recorded(name: str) -> bool:
+    from hearth_comfy_compat import hook
+
+    return name in hook.missing_names().get("wild_model_pack", [])
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +82,8 @@ def test_the_pack_loads_with_no_missing_internals(pm: PluginManager) -> None:
                  "PackModelAfter", "PackCheckpointFacts", "PackRegionalConditioning", "PackConditioningFacts",
                  "PackRewrapModel", "PackPatcherSurface", "PackSwapClone"):
         assert name in nodes
-    assert "wild_model_pack" not in hook.missing_names()
+    # Nothing is missing at import; what the failure tests below record is all that may ever be listed.
+    assert set(hook.missing_names().get("wild_model_pack", [])) <= set(RECORDED_BY_FAILURE_TESTS)
 
 
 def test_hearths_sd_model_answers_as_comfyuis_model_patcher_and_base_model(executor: Executor) -> None:
@@ -213,7 +223,8 @@ def test_a_hook_group_on_conditioning_fails_naming_what_hearth_does_not_apply(ex
               "6": node("PackConditioningFacts", conditioning=["5", 0])}
     result = executor.run(prompt)
     assert not result.ok
-    assert "comfy.hooks.set_hooks_for_conditioning" in str(result.error)
+    assert "Hearth does not provide comfy.hooks.set_hooks_for_conditioning" in str(result.error)
+    assert recorded("comfy.hooks.set_hooks_for_conditioning")  # comfy plugins lists it for the pack
 
 
 def test_a_new_patcher_around_hearths_model_view_fails_saying_what_to_do(executor: Executor) -> None:
@@ -223,8 +234,9 @@ def test_a_new_patcher_around_hearths_model_view_fails_saying_what_to_do(executo
                            "3": node("PackModelFacts", model=["2", 0])})
     assert not result.ok
     message = str(result.error)
-    assert "comfy.model_patcher.ModelPatcher around a Hearth MODEL's model.model" in message
+    assert "Hearth does not provide comfy.model_patcher.ModelPatcher(model.model)" in message
     assert "model.clone()" in message
+    assert recorded("comfy.model_patcher.ModelPatcher(model.model)")
 
 
 def test_a_pack_built_patcher_has_comfyuis_surface(executor: Executor) -> None:
@@ -249,7 +261,10 @@ def test_a_clone_by_class_swap_on_hearths_model_fails_naming_it(executor: Execut
                            "2": node("PackSwapClone", model=["1", 0]),
                            "3": node("PackModelFacts", model=["2", 0])})
     assert not result.ok
-    assert "SwappingPatcher.clone on a MODEL Hearth loaded" in str(result.error)
+    message = str(result.error)
+    assert "comfy.model_patcher.ModelPatcher.clone on a MODEL Hearth loaded" in message
+    assert "made it a SwappingPatcher by assigning __class__" in message
+    assert recorded("comfy.model_patcher.ModelPatcher.clone on a MODEL Hearth loaded")
     # The MODEL itself is untouched (the pack put its class back): it still works for the next node.
     again = executor.run({"1": node("CheckpointLoaderSimple", ckpt_name="tiny-sd1.safetensors"),
                           "3": node("PackModelFacts", model=["1", 0])})

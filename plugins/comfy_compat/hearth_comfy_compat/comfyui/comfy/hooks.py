@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from hearth_comfy_compat.hook import HearthDoesNotProvide
+from hearth_comfy_compat.hook import HearthDoesNotProvide, lacking
 
 
 class EnumHookMode(enum.Enum):
@@ -264,8 +264,8 @@ class HookGroup:
 
 
 def _not_applied(what: str) -> HearthDoesNotProvide:
-    return HearthDoesNotProvide(f"Hearth does not provide {what}: hooks are not applied while sampling (a LoRA "
-                                f"scheduled by keyframes, per-conditioning weights); apply the LoRA to the model")
+    return lacking(what, "hooks are not applied while sampling (a LoRA scheduled by keyframes, per-conditioning "
+                         "weights); apply the LoRA to the model")
 
 
 def load_hook_lora_for_models(model: Any, clip: Any, lora: dict[str, torch.Tensor], strength_model: float,
@@ -284,7 +284,7 @@ def set_hooks_for_conditioning(cond: list[Any], hooks: HookGroup | None, append_
                                cache: dict[Any, Any] | None = None) -> list[Any]:
     if hooks is None or (isinstance(hooks, HookGroup) and hooks.is_empty()):
         return cond
-    raise _not_applied("conditioning hooks (comfy.hooks.set_hooks_for_conditioning)")
+    raise _not_applied("comfy.hooks.set_hooks_for_conditioning")
 
 
 def set_timesteps_for_conditioning(cond: list[Any], timestep_range: tuple[float, float] | None) -> list[Any]:

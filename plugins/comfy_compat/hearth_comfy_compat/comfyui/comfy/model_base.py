@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from hearth_comfy_compat.hook import HearthDoesNotProvide
+from hearth_comfy_compat.hook import lacking
 
 from . import conds
 from .model_sampling import (
@@ -73,7 +73,7 @@ _SAMPLING: dict[ModelType, tuple[type, type]] = {
 def model_sampling(model_config: Any, model_type: ModelType) -> torch.nn.Module:
     """The sampling object of ``model_type`` with the config's ``sampling_settings``."""
     if model_type not in _SAMPLING:
-        raise HearthDoesNotProvide(f"Hearth does not provide comfy.model_base.model_sampling for {model_type}")
+        raise lacking("comfy.model_base.model_sampling", f"no sampling for {model_type}")
     schedule, prediction = _SAMPLING[model_type]
     combined = type("ModelSampling", (schedule, prediction), {})
     return combined(model_config)
@@ -131,9 +131,8 @@ def _default_unet() -> Any:
     try:
         return importlib.import_module(_COMFY_UNET_MODULE).UNetModel
     except (ImportError, AttributeError) as error:
-        raise HearthDoesNotProvide(
-            "Hearth does not provide ComfyUI's UNetModel to build a BaseModel's network; give unet_model= "
-            "(your network's class) or load the checkpoint with a loader node") from error
+        raise lacking(f"{_COMFY_UNET_MODULE}.UNetModel", "to build a BaseModel's network give unet_model= (your "
+                      "network's class), or load the checkpoint with a loader node") from error
 
 
 class BaseModel(torch.nn.Module, metaclass=_ModelMeta):
@@ -292,7 +291,7 @@ class BaseModel(torch.nn.Module, metaclass=_ModelMeta):
 def sdxl_pooled(args: dict[str, Any], noise_augmentor: Any) -> torch.Tensor:
     """The pooled text embedding SDXL's ADM starts with (unCLIP image conditioning is not provided)."""
     if "unclip_conditioning" in args:
-        raise HearthDoesNotProvide("Hearth does not provide unCLIP conditioning for SDXL (comfy.model_base.sdxl_pooled)")
+        raise lacking("comfy.model_base.sdxl_pooled(unclip_conditioning)", "unCLIP conditioning for SDXL")
     return args["pooled_output"]
 
 
@@ -347,8 +346,7 @@ class SD21UNCLIP(BaseModel):
 
     def encode_adm(self, **kwargs: Any) -> torch.Tensor:
         if kwargs.get("unclip_conditioning") is not None:
-            raise HearthDoesNotProvide("Hearth does not provide unCLIP image conditioning "
-                                       "(comfy.model_base.SD21UNCLIP.encode_adm)")
+            raise lacking("comfy.model_base.SD21UNCLIP.encode_adm(unclip_conditioning)", "unCLIP image conditioning")
         return torch.zeros((1, self.adm_channels))
 
 

@@ -37,7 +37,7 @@ import torch
 
 from hearth.core.models import ModelValue, PatchedModel, default_manager
 from hearth_comfy_compat.comfy_utils import get_attr, set_attr
-from hearth_comfy_compat.hook import HearthDoesNotProvide
+from hearth_comfy_compat.hook import lacking
 from hearth_comfy_compat.patcher_registrations import PatcherRegistrations
 
 from .patcher_extension import (  # PatcherInjection and WrappersMP: packs import them from this module too
@@ -168,9 +168,9 @@ class ModelPatcher(PatcherRegistrations, ModelValue, metaclass=_PatcherMeta):
             owner = getattr(model, "current_patcher", None)
             if isinstance(owner, ModelValue) and _is_hearth_model(type(owner)):
                 return owner.clone()
-            raise HearthDoesNotProvide(
-                "Hearth does not provide comfy.model_patcher.ModelPatcher around a Hearth MODEL's model.model (it is "
-                "a view of the model, not its network); use the MODEL itself, or model.clone()")
+            raise lacking("comfy.model_patcher.ModelPatcher(model.model)",
+                          "a Hearth MODEL's model.model is a view of the model, not its network; use the MODEL "
+                          "itself, or model.clone()")
         return super().__new__(cls)
 
     def __init__(self, model: torch.nn.Module, load_device: Any, offload_device: Any, size: int = 0,
@@ -243,11 +243,10 @@ class ModelPatcher(PatcherRegistrations, ModelValue, metaclass=_PatcherMeta):
             # A pack turned a MODEL of Hearth's into its subclass by assigning __class__ (GGUF's
             # GGUFModelPatcher.clone does, to reuse ModelPatcher.clone): the value has no ModelPatcher state and,
             # its family's class gone, no evaluation either.
-            raise HearthDoesNotProvide(
-                f"Hearth does not provide {type(self).__name__}.clone on a MODEL Hearth loaded: the pack made it a "
-                f"{type(self).__name__} by assigning __class__, and Hearth's models are not ModelPatcher objects "
-                f"(they only answer isinstance); load the model with the pack's own loader to a ModelPatcher, or "
-                f"use Hearth's loader nodes")
+            raise lacking(
+                "comfy.model_patcher.ModelPatcher.clone on a MODEL Hearth loaded",
+                f"the pack made it a {type(self).__name__} by assigning __class__, and Hearth's models are not "
+                f"ModelPatcher objects (they only answer isinstance); use Hearth's loader nodes for this model")
         twin = super().clone()
         twin.patches = {key: list(patches) for key, patches in self.patches.items()}
         twin.parent = self
