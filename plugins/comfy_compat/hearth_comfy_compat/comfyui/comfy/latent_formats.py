@@ -4,6 +4,9 @@
 maps the latent's channels to RGB with ``latent_rgb_factors`` (``[channels][3]``) plus ``latent_rgb_factors_bias``.
 The scale factors and statistics are the families' published ones, the same numbers Hearth's own model plugins use
 (an SD1 MODEL's ``model.model.latent_format.scale_factor`` equals ``SD15().scale_factor``).
+
+What differs from ComfyUI: preview factors (``latent_rgb_factors``) are given for SD1/SD2 and SDXL; the other
+formats leave them ``None``, so a pack's latent-to-RGB previewer has nothing to colour them by.
 """
 
 from __future__ import annotations
