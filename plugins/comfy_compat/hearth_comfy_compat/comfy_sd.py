@@ -345,9 +345,13 @@ class VAE(_Wrapper, metaclass=_HearthValueType):
 
 class CLIP(_Wrapper, metaclass=_HearthValueType):
     """``comfy.sd.CLIP``: ``CLIP(state_dict=[sd])`` builds Hearth's CLIP value from a text encoder's tensors;
-    ``CLIP(no_init=True)`` is an empty instance a pack fills (``hearth_value`` or its own attributes).
+    ``CLIP(no_init=True)`` is an empty instance a pack fills.
 
-    ``CLIP(target=...)`` builds ComfyUI's own text-encoder classes, which Hearth does not have."""
+    An instance of this class (a pack's subclass, or ``no_init``) works on what it holds: Hearth's value as
+    ``hearth_value`` (every method hands on to it), or ComfyUI's parts as a pack sets them -- ``tokenizer``
+    (``tokenize_with_weights``), ``cond_stage_model`` (``encode_token_weights``, ``state_dict``) and ``patcher`` --
+    with ComfyUI's method semantics. ``CLIP(target=...)`` builds ComfyUI's own text-encoder classes, which Hearth
+    does not have."""
 
     _hearth_base = True
     _hearth_interface = ("tokenize", "encode_from_tokens")
@@ -365,6 +369,92 @@ class CLIP(_Wrapper, metaclass=_HearthValueType):
         self.layer_idx = None
         if not no_init:
             self.hearth_value = _clip_from(target, embedding_directory, state_dict, model_options)
+
+    def _value(self) -> Any:
+        return self.__dict__.get("hearth_value")
+
+    def tokenize(self, text: str, return_word_ids: bool = False, **kwargs: Any) -> Any:
+        if self._value() is not None:
+            return self._value().tokenize(text)
+        return self.tokenizer.tokenize_with_weights(text, return_word_ids, **kwargs)
+
+    def encode_from_tokens(self, tokens: Any, return_pooled: bool | str = False, return_dict: bool = False) -> Any:
+        if self._value() is not None:
+            return self._value().encode_from_tokens(tokens, return_pooled=bool(return_pooled),
+                                                    return_dict=return_dict)
+        model = self.cond_stage_model
+        if hasattr(model, "reset_clip_options"):
+            model.reset_clip_options()
+        if self.layer_idx is not None and hasattr(model, "set_clip_options"):
+            model.set_clip_options({"layer": self.layer_idx})
+        self.load_model()
+        out = model.encode_token_weights(tokens)
+        cond, pooled = out[0], out[1]
+        if return_dict:
+            return {"cond": cond, "pooled_output": pooled, **(out[2] if len(out) > 2 else {})}
+        return (cond, pooled) if return_pooled else cond
+
+    def encode_from_tokens_scheduled(self, tokens: Any, unprojected: bool = False,
+                                     add_dict: Mapping[str, Any] | None = None, show_pbar: bool = True) -> Any:
+        """The CONDITIONING of ``tokens``: ``[[cond, {"pooled_output": pooled, **add_dict}]]``."""
+        out = self.encode_from_tokens(tokens, return_dict=True)
+        cond = out.pop("cond")
+        return [[cond, {**out, **(add_dict or {})}]]
+
+    def encode(self, text: str) -> Any:
+        return self.encode_from_tokens(self.tokenize(text))
+
+    def clone(self) -> CLIP:
+        twin = type(self).__new__(type(self), no_init=True)
+        twin.__dict__.update(self.__dict__)
+        for name in ("hearth_value", "patcher"):
+            if getattr(self.__dict__.get(name), "clone", None) is not None:
+                twin.__dict__[name] = self.__dict__[name].clone()
+        return twin
+
+    def clip_layer(self, layer_idx: int) -> None:
+        self.layer_idx = layer_idx
+        if self._value() is not None:
+            self._value().clip_layer(layer_idx)
+
+    def add_patches(self, patches: Mapping[Any, Any], strength_patch: float = 1.0,
+                    strength_model: float = 1.0) -> list[Any]:
+        target = self._value() if self._value() is not None else self.patcher
+        return target.add_patches(patches, strength_patch, strength_model)
+
+    def get_key_patches(self) -> Any:
+        return (self._value() if self._value() is not None else self.patcher).get_key_patches()
+
+    def load_model(self) -> Any:
+        if self._value() is not None:
+            return self._value().load_model()
+        patcher = self.__dict__.get("patcher")
+        if patcher is not None:
+            from hearth_comfy_compat import model_management
+
+            model_management.load_model_gpu(patcher)
+        return patcher
+
+    def get_sd(self) -> dict[str, Any]:
+        """The encoders' weights under ComfyUI's keys (``clip_l.transformer.text_model...``)."""
+        if self._value() is not None:
+            return self._value().model_state_dict()
+        sd = dict(self.cond_stage_model.state_dict())
+        tokenizer = self.__dict__.get("tokenizer")
+        if tokenizer is not None and hasattr(tokenizer, "state_dict"):
+            sd.update(tokenizer.state_dict())
+        return sd
+
+    def load_sd(self, sd: Mapping[str, Any], full_model: bool = False) -> Any:
+        """Load weights into a pack's own ``cond_stage_model``; Hearth's values keep the weights of their files
+        (put weights on one as patches: ``add_patches({key: ("set", (tensor,))})``)."""
+        if self._value() is not None:
+            raise lacking("comfy.sd.CLIP.load_sd", "Hearth's CLIP values keep their files' weights; put new "
+                                                   "weights on a clone with add_patches({key: ('set', (w,))})")
+        model = self.cond_stage_model
+        if full_model or not hasattr(model, "load_sd"):
+            return model.load_state_dict(dict(sd), strict=False)
+        return model.load_sd(sd)
 
 
 def _clip_from(target: Any, embedding_directory: Any, state_dict: Any, model_options: Any) -> Any:

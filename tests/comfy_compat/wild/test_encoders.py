@@ -310,6 +310,49 @@ def test_comfy_sd_loads_diffusion_models_and_state_dicts(pm: PluginManager, mode
     empty = PackClip(no_init=True)
     empty.hearth_value = clip
     assert isinstance(empty, PackClip) and empty.tokenize("a cat") is not None
+    assert torch.equal(empty.encode_from_tokens_scheduled(empty.tokenize("a cat"))[0][0], c.encode("a cat")[0])
+    assert sorted(empty.get_sd()) == sorted(clip.model_state_dict())
+    assert empty.clone().hearth_value is not clip
+
+
+def test_a_clip_of_a_packs_own_parts_encodes_as_comfyui(pm: PluginManager) -> None:
+    """CLIP(no_init=True) filled with ComfyUI-style parts (an SD1Tokenizer and an SD1ClipModel around the pack's
+    own encoder), as packs bringing their own text encoders build it."""
+    import comfy.sd
+    import comfy.sd1_clip
+
+    class TinyEncoder(torch.nn.Module, comfy.sd1_clip.ClipTokenWeightEncoder):
+        special_tokens = {"start": 49406, "end": 49407, "pad": 49407}
+
+        def __init__(self, device="cpu", dtype=None, model_options=None):
+            super().__init__()
+            torch.manual_seed(1)
+            self.embed = torch.nn.Embedding(49408, 4)
+
+        def set_clip_options(self, options):
+            pass
+
+        def reset_clip_options(self):
+            pass
+
+        def encode(self, ids):
+            hidden = self.embed(torch.tensor(ids))
+            return hidden, hidden[:, 0]
+
+    clip = comfy.sd.CLIP(no_init=True)
+    clip.tokenizer = comfy.sd1_clip.SD1Tokenizer()
+    clip.cond_stage_model = comfy.sd1_clip.SD1ClipModel(clip_model=TinyEncoder)
+    tokens = clip.tokenize("a (cat:2)")
+    assert tokens["l"][0][:4] == [(49406, 1.0), (320, 1.0), (2368, 2.0), (49407, 1.0)]
+    with torch.no_grad():
+        cond, pooled = clip.clone().encode_from_tokens(tokens, return_pooled=True)
+        encoder = clip.cond_stage_model.clip_l
+        z = encoder.embed(torch.tensor([t for t, _ in tokens["l"][0]]))
+        empty = encoder.embed(torch.tensor(comfy.sd1_clip.gen_empty_tokens(encoder.special_tokens, 77)))
+    # A weighted token moves away from the empty prompt's state by its weight; the others stay as encoded.
+    assert torch.allclose(cond[0, 2], empty[2] + 2 * (z[2] - empty[2])) and torch.allclose(cond[0, 1], z[1])
+    assert torch.allclose(pooled, z[0:1]) and cond.shape == (1, 77, 4)
+    assert isinstance(clip, comfy.sd.CLIP) and "clip_l.embed.weight" in clip.get_sd()
 
 
 def test_ldm_blocks_compute_as_hearths_sd_unet(pm: PluginManager, executor: Executor) -> None:
