@@ -39,8 +39,8 @@ spoil another and what is measured is what a user gets. Per pack it reports:
 * clean stdout: whether ``--json`` printed exactly one JSON document.
 
 With ``--workflows DIR``, ``DIR/<pack>.json`` (an API-format workflow of the pack's model-free nodes) is run with
-``comfy run`` in the same way, and passes when it exits 0; ``--models-dir`` gives those runs a models folder (a pack
-of loaders only, such as ComfyUI-GGUF, needs one: see docs/compat-packs.md).
+``comfy run`` in the same way, and passes when it exits 0. With ``--models-dir`` too, ``DIR/<pack>.models.json`` (a
+workflow of the pack's main nodes on tiny models, made as docs/compat-packs.md shows) runs with that models folder.
 """
 
 from __future__ import annotations
@@ -366,6 +366,8 @@ class PackResult:
     clean_stdout: bool = True
     workflow: str = ""  # "", "pass" or "fail: <last line>"
     workflow_tail: list[str] = field(default_factory=list)
+    model_workflow: str = ""  # the same for <pack>.models.json, run with --models-dir
+    model_workflow_tail: list[str] = field(default_factory=list)
 
 
 def _json_document(stdout: str) -> tuple[dict | None, bool]:
@@ -489,7 +491,10 @@ def measure(pack: Path, comfy: str, python: Path, startup: float, tv_modules: se
         result.ok_percent = round(100.0 * ok / expected, 1) if expected else 100.0
         if workflows is not None and (workflows / f"{result.pack}.json").is_file():
             result.workflow, result.workflow_tail = run_workflow(comfy, workflows / f"{result.pack}.json",
-                                                                 folder, Path(scratch), timeout, models)
+                                                                 folder, Path(scratch), timeout)
+        if workflows is not None and models is not None and (workflows / f"{result.pack}.models.json").is_file():
+            result.model_workflow, result.model_workflow_tail = run_workflow(
+                comfy, workflows / f"{result.pack}.models.json", folder, Path(scratch), timeout, models)
     result.installed_at_load = sorted(set(_distributions(python)["dists"]) - before)
     return result
 
@@ -520,11 +525,13 @@ def packs_in(folder: Path) -> list[Path]:
     return found
 
 
-def table(results: list[PackResult], with_workflows: bool) -> str:
+def table(results: list[PackResult], with_workflows: bool, with_models: bool = False) -> str:
     head = ["pack", "loads", "registered/declared", "torchvision", "% ok", "missing", "node err", "load s",
             "stdout"]
     if with_workflows:
         head.append("workflow")
+    if with_workflows and with_models:
+        head.append("model workflow")
     rows = [head]
     for r in results:
         loads = "yes" if r.loads else ("no (torchvision)" if r.torchvision_error else "no")
@@ -533,6 +540,8 @@ def table(results: list[PackResult], with_workflows: bool) -> str:
                "clean" if r.clean_stdout else "NOT clean"]
         if with_workflows:
             row.append(r.workflow.split(":")[0] or "-")
+        if with_workflows and with_models:
+            row.append(r.model_workflow.split(":")[0] or "-")
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in rows]
@@ -547,9 +556,15 @@ def summary(results: list[PackResult]) -> str:
     declared = sum(r.declared for r in results)
     tv = sum(r.torchvision_nodes for r in results)
     ran = [r for r in results if r.workflow == "pass"]
-    return (f"{len(loading)} of {len(results)} packs load ({len(good)} with >= 80% of their non-torchvision nodes); "
+    written = [r for r in results if r.workflow]
+    text = (f"{len(loading)} of {len(results)} packs load ({len(good)} with >= 80% of their non-torchvision nodes); "
             f"{registered} of {declared} declared nodes registered ({tv} need torchvision); "
-            f"{len(ran)} workflows pass")
+            f"{len(ran)} of {len(written)} model-free workflows pass")
+    with_models = [r for r in results if r.model_workflow]
+    if with_models:
+        passed = sum(r.model_workflow == "pass" for r in with_models)
+        text += f"; {passed} of {len(with_models)} model workflows pass"
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -557,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--workflows", type=Path, help="folder of <pack>.json API workflows to run")
-    parser.add_argument("--models-dir", type=Path, help="models folder the workflows run with (default: empty)")
+    parser.add_argument("--models-dir", type=Path, help="models folder for the <pack>.models.json workflows")
     parser.add_argument("--comfy", help="the comfy CLI of the environment measured (default: beside this Python)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per pack load or workflow")
     parser.add_argument("--pack", action="append", help="measure only this pack (repeatable)")
@@ -582,11 +597,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"startup_s": round(startup, 2), "summary": summary(results),
                           "packs": [asdict(r) for r in results]}, indent=2))
         return 0
-    print(table(results, args.workflows is not None))
+    print(table(results, args.workflows is not None, args.models_dir is not None))
     print(f"\n{summary(results)}; Hearth's start: {startup:.2f}s (not in load s)")
     for r in results:
         if (r.missing_internals or not r.loads or r.node_errors or r.notes or r.unregistered
-                or r.workflow.startswith("fail")):
+                or r.workflow.startswith("fail") or r.model_workflow.startswith("fail")):
             print(f"\n{r.pack}:")
             if not r.loads:
                 print("  error: " + r.error)
@@ -604,6 +619,8 @@ def main(argv: list[str] | None = None) -> int:
                 print("  installed while loading: " + ", ".join(r.installed_at_load))
             if r.workflow.startswith("fail"):
                 print("  workflow " + r.workflow)
+            if r.model_workflow.startswith("fail"):
+                print("  model workflow " + r.model_workflow)
     return 0
 
 
