@@ -95,6 +95,7 @@ def test_hearths_sd_model_answers_as_comfyuis_model_patcher_and_base_model(execu
     assert not facts["is_pack_patcher"] and not facts["is_sdxl"]  # a pack's subclass and another family: no
     # The brushnet/inpaint test of Easy-Use: the model's config is SD15's, not SDXL's.
     assert facts["config_is_sd15"] and not facts["config_is_sdxl"]
+    assert facts["other_families"] == [False] * 4
     assert facts["scale_factor"] == facts["sd15_scale_factor"] == 0.18215
     # ComfyUI's discrete schedule, computed by comfy.model_sampling, is the SD model's own.
     assert facts["sigma_difference"] < 1e-4

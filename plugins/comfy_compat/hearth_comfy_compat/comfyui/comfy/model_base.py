@@ -386,3 +386,15 @@ class WAN21(BaseModel):
     def __init__(self, model_config: Any, model_type: ModelType = ModelType.FLOW, device: Any = None,
                  unet_model: Any = None) -> None:
         super().__init__(model_config, model_type, device=device, unet_model=unet_model)
+
+
+# The other families of ComfyUI, for packs' isinstance tests and subclasses: no Hearth model is one of them, and
+# building one needs ComfyUI's network for it (BaseModel names what is missing).
+_OTHER_FAMILIES = ("SD_X4Upscaler", "IP2P", "SD15_instructpix2pix", "SDXL_instructpix2pix", "Stable_Zero123",
+                   "SV3D_u", "SV3D_p", "StableCascade_C", "StableCascade_B", "StableAudio1", "HunyuanDiT", "PixArt",
+                   "AuraFlow", "GenmoMochi", "LTXV", "HunyuanVideo", "CosmosVideo", "Lumina2", "HiDream", "Chroma",
+                   "QwenImage", "WAN21_Vace", "Hunyuan3Dv2")
+for _name in _OTHER_FAMILIES:
+    globals()[_name] = _ModelMeta(_name, (BaseModel,), {
+        "__module__": __name__, "__doc__": f"ComfyUI's {_name} model class (no Hearth family is one)."})
+del _name

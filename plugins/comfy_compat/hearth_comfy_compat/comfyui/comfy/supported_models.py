@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from hearth_comfy_compat.comfy_utils import state_dict_prefix_replace
+from hearth_comfy_compat.hook import lacking
 
 from . import latent_formats, model_base, supported_models_base
 from .supported_models_base import ClipTarget
@@ -181,5 +182,29 @@ class WAN21_T2V(supported_models_base.BASE):  # noqa: N801 - ComfyUI's name
         return model_base.WAN21(self, device=device)
 
 
+class _WithoutHearthModel(supported_models_base.BASE):
+    """A family ComfyUI supports and Hearth has no model plugin for: its configuration exists for packs' isinstance
+    tests and subclasses; ``get_model`` names what is missing."""
+
+    unet_extra_config: dict[str, Any] = {}
+
+    def get_model(self, state_dict: dict[str, Any], prefix: str = "", device: Any = None) -> model_base.BaseModel:
+        raise lacking(f"comfy.supported_models.{type(self).__name__}.get_model",
+                      f"Hearth has no model plugin for the {type(self).__name__} family")
+
+
+_OTHER_FAMILIES = ("SD15_instructpix2pix", "SDXL_instructpix2pix", "Segmind_Vega", "KOALA_700M", "KOALA_1B",
+                   "SD_X4Upscaler", "Stable_Zero123", "Stable_Cascade_C", "Stable_Cascade_B", "SV3D_u", "SV3D_p",
+                   "StableAudio", "AuraFlow", "PixArtAlpha", "PixArtSigma", "HunyuanDiT", "HunyuanDiT1",
+                   "FluxInpaint", "FluxSchnell", "GenmoMochi", "LTXV", "HunyuanVideo", "CosmosT2V", "CosmosI2V",
+                   "Lumina2", "WAN21_I2V", "WAN21_Vace", "HiDream", "Chroma", "QwenImage")
+for _name in _OTHER_FAMILIES:
+    # A marker no detected UNet has, so matches() never picks a family Hearth cannot build.
+    globals()[_name] = type(_WithoutHearthModel)(_name, (_WithoutHearthModel,), {
+        "__module__": __name__, "unet_config": {"hearth_unsupported_family": _name},
+        "__doc__": f"ComfyUI's {_name} configuration (no Hearth model plugin builds it)."})
+del _name
+
 # In detection order, as ComfyUI lists them: the first whose unet_config matches wins.
-models = [SD15, SD20, SD21UnclipL, SD21UnclipH, SDXLRefiner, SDXL, SSD1B, SVD_img2vid, SD3, Flux, WAN21_T2V]
+models = [SD15, SD20, SD21UnclipL, SD21UnclipH, SDXLRefiner, SDXL, SSD1B, SVD_img2vid, SD3, Flux, WAN21_T2V,
+          *(globals()[name] for name in _OTHER_FAMILIES)]

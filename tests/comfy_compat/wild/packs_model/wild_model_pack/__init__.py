@@ -200,6 +200,10 @@ class PackModelFacts:
             "is_sdxl": isinstance(model.model, comfy.model_base.SDXL),
             "config_is_sd15": isinstance(model.model.model_config, comfy.supported_models.SD15),
             "config_is_sdxl": isinstance(model.model.model_config, comfy.supported_models.SDXL),
+            # Easy-Use walks a chain of family tests; families Hearth has no model for answer too (no).
+            "other_families": [isinstance(model.model.model_config, family) for family in (
+                comfy.supported_models.HunyuanDiT, comfy.supported_models.Flux, comfy.supported_models.GenmoMochi)]
+            + [isinstance(model.model, comfy.model_base.LTXV)],
             "scale_factor": model.model.latent_format.scale_factor,
             "sd15_scale_factor": comfy.latent_formats.SD15().scale_factor,
             "sigma_difference": float((sampling.sigmas.float() - reference.sigmas).abs().max()),
