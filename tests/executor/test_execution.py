@@ -129,7 +129,9 @@ def test_node_error_payload(executor: Executor) -> None:
     assert result.messages[-1] == ("execution_error", err)
 
 
-def test_wrong_number_of_results_is_a_node_error(executor: Executor) -> None:
+def test_a_node_may_return_more_or_fewer_values_than_it_declares_as_in_comfyui(executor: Executor) -> None:
+    # ComfyUI keeps what a node returned: extra values stay (packs' "any number of outputs" nodes), an output node
+    # that returns only {"ui": ...} runs; only a node that links to a value never given fails, saying so.
     from hearth.core.node_registry import NodeRegistry
 
     class TooMany:
@@ -143,9 +145,34 @@ def test_wrong_number_of_results_is_a_node_error(executor: Executor) -> None:
         def run(self) -> tuple[int, int]:
             return (1, 2)
 
-    registry = NodeRegistry.from_classes({"TooMany": TooMany, "Show": toy_nodes.Show})
-    result = Executor(registry).run({"1": {"class_type": "TooMany", "inputs": {}}, **show(["1", 0])})
-    assert result.error["exception_message"] == "TooMany returned 2 values but declares 1 outputs (INT)"
+    class UiOnly:
+        RETURN_TYPES = ("INT",)
+        FUNCTION = "run"
+        OUTPUT_NODE = True
+
+        @classmethod
+        def INPUT_TYPES(cls) -> dict[str, Any]:
+            return {"required": {}}
+
+        def run(self) -> dict[str, Any]:
+            return {"ui": {"text": ["shown"]}}
+
+    class NotATuple(TooMany):
+        def run(self) -> int:  # type: ignore[override]
+            return 3
+
+    registry = NodeRegistry.from_classes({"TooMany": TooMany, "UiOnly": UiOnly, "NotATuple": NotATuple,
+                                          "Show": toy_nodes.Show})
+    run = Executor(registry).run
+    more = run({"1": {"class_type": "TooMany", "inputs": {}}, **show(["1", 0])})
+    assert more.ok, more.error
+    fewer = run({"1": {"class_type": "UiOnly", "inputs": {}}})
+    assert fewer.ok and fewer.outputs["1"] == {"text": ["shown"]}
+    linked = run({"1": {"class_type": "UiOnly", "inputs": {}}, **show(["1", 0])})
+    assert linked.status == "error"
+    assert "links to output 0 of node 1 (UiOnly), which returned no value for it" in linked.error["exception_message"]
+    wrong = run({"1": {"class_type": "NotATuple", "inputs": {}}, **show(["1", 0])})
+    assert wrong.error["exception_message"] == "NotATuple returned a int, not a tuple of its 1 outputs (INT)"
 
 
 def test_interrupt_between_nodes(executor: Executor) -> None:

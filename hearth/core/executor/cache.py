@@ -45,6 +45,7 @@ class CacheEntry:
 
     outputs: tuple[list[Any], ...]
     ui: dict[str, Any] | None = None
+    given: int | None = None  # how many output slots the node returned values for (None: all of them)
     size: int = 0
     last_used: int = 0
 

@@ -393,6 +393,11 @@ class _Run:
                 continue
             if isinstance(value, Link):
                 entry = self.entries.get(value.node)
+                if entry is not None and entry.given is not None and value.slot >= entry.given:
+                    source = self.dyn.node(value.node).class_type
+                    raise ValueError(f"input {name!r} links to output {value.slot} of node {value.node} ({source}), "
+                                     f"which returned no value for it (it returned {entry.given} of "
+                                     f"{len(entry.outputs)} outputs); link another output or fix that node")
                 inputs[name] = entry.outputs[value.slot] if entry is not None else [None]
             else:
                 inputs[name] = [value]
@@ -495,9 +500,12 @@ class _Run:
         self.wait_for(node_id, deps)
 
     def finish(self, node_id: str, definition: NodeDefinition, results: list[Any]) -> None:
+        # As ComfyUI: a node's outputs are the values it returned, however many RETURN_TYPES declares. More are
+        # kept (a pack's "any number of outputs" node links past its declared slots); fewer (an output node that
+        # returns only {"ui": ...}) leave the rest without a value, which fails only a node that links to one.
         n = len(definition.return_types)
-        outputs: tuple[list[Any], ...] = tuple([] for _ in range(n))
         ui: dict[str, Any] | None = None
+        returned: list[Any] = []
         for result in results:
             values: Any = result
             if isinstance(result, dict):
@@ -511,18 +519,21 @@ class _Run:
                 values = (values,) * n
             if values is None:
                 values = ()
-            if not isinstance(values, (tuple, list)) or len(values) != n:
-                got = len(values) if isinstance(values, (tuple, list)) else type(values).__name__
-                raise TypeError(f"{definition.name} returned {got} values but declares {n} outputs "
-                                f"({', '.join(definition.return_types) or 'none'})")
+            if not isinstance(values, (tuple, list)):
+                raise TypeError(f"{definition.name} returned a {type(values).__name__}, not a tuple of its "
+                                f"{n} outputs ({', '.join(definition.return_types) or 'none'})")
+            returned.append(values)
+        given = min((len(values) for values in returned), default=0)
+        outputs: tuple[list[Any], ...] = tuple([] for _ in range(max(n, *(len(v) for v in returned), 0)))
+        for values in returned:
             for slot, value in enumerate(values):
                 if isinstance(value, Link):
                     outputs[slot].extend(self.entries[value.node].outputs[value.slot])
-                elif definition.output_is_list[slot] and isinstance(value, (list, tuple)):
+                elif (slot < n and definition.output_is_list[slot]) and isinstance(value, (list, tuple)):
                     outputs[slot].extend(value)
                 else:
                     outputs[slot].append(value)
-        entry = CacheEntry(outputs, ui)
+        entry = CacheEntry(outputs, ui, given=None if given >= len(outputs) else given)
         self.cache.put(self.sigs[node_id] if node_id in self.sigs else self.signature(node_id), entry)
         self.result.executed.append(node_id)
         self.resolve(node_id, entry)
