@@ -80,7 +80,7 @@ def test_the_pack_loads_with_no_missing_internals(pm: PluginManager) -> None:
     nodes = pm.nodes()
     for name in ("PackTinyModel", "PackNudgeBias", "PackVPrediction", "PackModelFacts", "PackKeepLatent",
                  "PackModelAfter", "PackCheckpointFacts", "PackRegionalConditioning", "PackConditioningFacts",
-                 "PackRewrapModel", "PackPatcherSurface", "PackSwapClone"):
+                 "PackRewrapModel", "PackPatcherSurface", "PackSwapClone", "PackFp8Rounding"):
         assert name in nodes
     # Nothing is missing at import; what the failure tests below record is all that may ever be listed.
     assert set(hook.missing_names().get("wild_model_pack", [])) <= set(RECORDED_BY_FAILURE_TESTS)
@@ -270,3 +270,13 @@ def test_a_clone_by_class_swap_on_hearths_model_fails_naming_it(executor: Execut
     again = executor.run({"1": node("CheckpointLoaderSimple", ckpt_name="tiny-sd1.safetensors"),
                           "3": node("PackModelFacts", model=["1", 0])})
     assert again.ok, again.error
+
+
+def test_comfy_float_rounds_to_fp8_without_bias_and_repeatably(executor: Executor) -> None:
+    result = executor.run({"1": node("PackFp8Rounding", value=0.3)})
+    assert result.ok, result.error
+    [rounding] = result.outputs["1"]["rounding"]
+    # 0.3 lies between the e4m3 values 0.28125 and 0.3125: each is drawn, and the mean stays 0.3.
+    assert rounding["values"] == [0.28125, 0.3125]
+    assert rounding["mean"] == pytest.approx(0.3, abs=1e-3)
+    assert rounding["repeatable"]  # the same seed draws the same way

@@ -3,6 +3,7 @@
 # its own network built from comfy.ops layers inside a BaseModel; wrappers and callbacks hung on the patcher; the
 # MODEL's model_sampling replaced by an object patch of ComfyUI's classes.
 import comfy.conds
+import comfy.float
 import comfy.hooks
 import comfy.latent_formats
 import comfy.model_base
@@ -309,6 +310,26 @@ class PackSwapClone:
         return (SwappingPatcher.clone(model),)
 
 
+class PackFp8Rounding:
+    """A weight patched in float32 stored back in fp8 the way GGUF's and ComfyUI's patchers do it."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("FLOAT", {"default": 0.3})}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "round"
+    OUTPUT_NODE = True
+    CATEGORY = "model_pack"
+
+    def round(self, value):
+        weight = torch.full((100000,), value)
+        once = comfy.float.stochastic_rounding(weight, torch.float8_e4m3fn, seed=7).float()
+        again = comfy.float.stochastic_rounding(weight, torch.float8_e4m3fn, seed=7).float()
+        return {"ui": {"rounding": [{"mean": float(once.mean()), "values": sorted(set(once.tolist())),
+                                     "repeatable": bool(torch.equal(once, again))}]}}
+
+
 class PackCheckpointFacts:
     """What comfy.model_detection says of a checkpoint file, read as packs read one."""
 
@@ -377,6 +398,7 @@ NODE_CLASS_MAPPINGS = {
     "PackRewrapModel": PackRewrapModel,
     "PackPatcherSurface": PackPatcherSurface,
     "PackSwapClone": PackSwapClone,
+    "PackFp8Rounding": PackFp8Rounding,
     "PackRegionalConditioning": PackRegionalConditioning,
     "PackConditioningFacts": PackConditioningFacts,
     "PackTinyModel": PackTinyModel,
