@@ -387,8 +387,15 @@ class _Missing:
         message = object.__getattribute__(self, "_message")
         return (_missing_base(message, object.__getattribute__(self, "_full") or message, bases),)
 
+    def __getattr__(self, attr: str) -> Any:
+        # A pack importing reads names of the missing thing too (`def resize(mode=InterpolationMode.BICUBIC)`,
+        # `class Foo(missing_module.Base)`): there the answer is a stand-in as well, failing where it is used.
+        if not attr.startswith("__") and _takes_stand_in(sys._getframe(1)):
+            full = object.__getattribute__(self, "_full")
+            return _Missing(object.__getattribute__(self, "_message"), f"{full}.{attr}" if full else "")
+        return self._fail()
+
     __call__ = _fail
-    __getattr__ = _fail
     __setattr__ = _fail
     __getitem__ = _fail
     __iter__ = _fail

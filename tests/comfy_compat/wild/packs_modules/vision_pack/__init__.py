@@ -12,6 +12,11 @@ except ImportError:
     GUARDED = "fallback"
 
 
+def resize(image, mode=transforms.InterpolationMode.BICUBIC):
+    """A default read from a missing name while the pack imports, as packs write resize helpers."""
+    return image
+
+
 class PlainNode:
     RETURN_TYPES = ("INT",)
     FUNCTION = "run"
@@ -22,7 +27,7 @@ class PlainNode:
         return {"required": {}}
 
     def run(self):
-        return (5,)
+        return (resize(5),)
 
 
 class UsesVision(PlainNode):
