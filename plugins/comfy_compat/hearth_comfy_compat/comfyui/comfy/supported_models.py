@@ -51,6 +51,12 @@ class SD15(supported_models_base.BASE):
         return _clip_target("comfy.sd1_clip", "SD1Tokenizer", "SD1ClipModel")
 
 
+def _openclip_not_converted(config: supported_models_base.BASE) -> Any:
+    return lacking(f"comfy.supported_models.{type(config).__name__}.process_clip_state_dict",
+                   "converting OpenCLIP text-encoder keys to ComfyUI's is not offered; Hearth's checkpoint loaders "
+                   "read these encoders themselves")
+
+
 class SD20(supported_models_base.BASE):
     _hearth_family = "sd2"
     unet_config = {"context_dim": 1024, "model_channels": 320, "use_linear_in_transformer": True,
@@ -58,6 +64,9 @@ class SD20(supported_models_base.BASE):
     unet_extra_config = {"num_heads": -1, "num_head_channels": 64, "attn_precision": torch.float32}
     latent_format = latent_formats.SD15
     memory_usage_factor = 1.0
+
+    def process_clip_state_dict(self, state_dict: dict[str, Any]) -> dict[str, Any]:
+        raise _openclip_not_converted(self)
 
     def model_type(self, state_dict: dict[str, Any], prefix: str = "") -> model_base.ModelType:
         """V-prediction for the 768-v checkpoints: their last output block's norm has a large spread."""
@@ -95,6 +104,9 @@ class SDXLRefiner(supported_models_base.BASE):
     def get_model(self, state_dict: dict[str, Any], prefix: str = "", device: Any = None) -> model_base.BaseModel:
         return model_base.SDXLRefiner(self, device=device)
 
+    def process_clip_state_dict(self, state_dict: dict[str, Any]) -> dict[str, Any]:
+        raise _openclip_not_converted(self)
+
     def clip_target(self, state_dict: dict[str, Any] | None = None) -> ClipTarget:
         return _clip_target("comfy.sdxl_clip", "SDXLTokenizer", "SDXLRefinerClipModel")
 
@@ -118,6 +130,9 @@ class SDXL(supported_models_base.BASE):
         if self.inpaint_model():
             out.set_inpaint()
         return out
+
+    def process_clip_state_dict(self, state_dict: dict[str, Any]) -> dict[str, Any]:
+        raise _openclip_not_converted(self)
 
     def clip_target(self, state_dict: dict[str, Any] | None = None) -> ClipTarget:
         return _clip_target("comfy.sdxl_clip", "SDXLTokenizer", "SDXLClipModel")
