@@ -89,3 +89,21 @@ def test_v3_match_and_multi_types(pm: PluginManager, tmp_path: Path) -> None:
     area = executor_for(pm, tmp_path).run(
         {"1": node("V3TypesBoxArea", box={"x": 1, "y": 2, "width": 3, "height": 4})}, targets=["1"])
     assert area.ok, area.error or area.validation
+
+
+def test_comfy_config_reads_a_packs_manifest(pm: PluginManager, tmp_path: Path) -> None:
+    from comfy_config import config_parser
+    from comfy_config.types import PyProjectConfig
+
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "my-pack"\nversion = "1.2.0"\nlicense = {file = "LICENSE"}\ndependencies = ["numpy"]\n'
+        '[project.urls]\nRepository = "https://example.org/my-pack"\n'
+        '[tool.comfy]\nPublisherId = "me"\nDisplayName = "My Pack"\nincludes = ["dist"]\n')
+    config = config_parser.extract_node_configuration(tmp_path)
+    assert isinstance(config, PyProjectConfig)
+    assert (config.project.name, config.project.version, config.project.dependencies) == ("my-pack", "1.2.0",
+                                                                                          ["numpy"])
+    assert config.project.license.file == "LICENSE" and config.project.urls.repository == "https://example.org/my-pack"
+    assert (config.tool_comfy.publisher_id, config.tool_comfy.display_name, config.tool_comfy.includes) == (
+        "me", "My Pack", ["dist"])
+    assert config_parser.extract_node_configuration(tmp_path / "elsewhere") is None
