@@ -492,3 +492,25 @@ def test_a_vae_from_taesd_tensors_decodes_in_a_workflow(executor: Executor, pm: 
     with torch.no_grad():
         expected = ((vae.first_stage_model.decode(latent) + 1) / 2).clamp(0, 1).movedim(1, -1)
     assert torch.allclose(vae.decode(latent), expected, atol=1e-6) and vae.latent_channels == 4
+
+
+def test_sd_tokenizer_puts_textual_inversion_vectors_in_the_windows(pm: PluginManager, tmp_path: Path) -> None:
+    import comfy.sd1_clip
+    from safetensors.torch import load_file
+
+    from hearth.core.model_folders import write_tiny_model
+
+    folder = tmp_path / "embeddings"
+    folder.mkdir()
+    write_tiny_model(pm.resolve_named("register_tiny_models", "tiny model"), "embedding",
+                     folder / "tiny-embedding.safetensors")
+    stored = next(iter(load_file(str(folder / "tiny-embedding.safetensors")).values()))
+    vectors = comfy.sd1_clip.load_embed("tiny-embedding", str(folder), stored.shape[-1])
+    assert torch.equal(vectors, stored.reshape(-1, stored.shape[-1]))
+    tokenizer = comfy.sd1_clip.SDTokenizer(embedding_directory=str(folder), embedding_size=stored.shape[-1])
+    window = tokenizer.tokenize_with_weights("a embedding:tiny-embedding, cat")[0]
+    assert window[1] == (320, 1.0)
+    found = [t for t, _ in window[2:2 + len(vectors)]]
+    assert all(isinstance(t, torch.Tensor) for t in found) and torch.equal(found[0], vectors[0])
+    assert window[2 + len(vectors)] == (267, 1.0)  # the comma left after the name
+    assert comfy.sd1_clip.load_embed("../escape", str(folder), 4) is None
