@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import tomllib
-from typing import Any
 
-from hearth_comfy_compat.comfyui.comfy_config.types import License, PyProjectConfig
+from hearth_comfy_compat.comfyui.comfy_config.types import PyProjectConfig, from_toml
 
 
 def extract_node_configuration(path: str | os.PathLike[str]) -> PyProjectConfig | None:
@@ -18,11 +17,4 @@ def extract_node_configuration(path: str | os.PathLike[str]) -> PyProjectConfig 
             data = tomllib.load(handle)
     except (OSError, tomllib.TOMLDecodeError):
         return None
-    project: dict[str, Any] = dict(data.get("project") or {})
-    license_value = project.get("license")
-    if isinstance(license_value, str):  # PEP 639: an SPDX expression
-        project["license"] = License(text=license_value)
-    elif not isinstance(license_value, dict):
-        project.pop("license", None)
-    comfy = (data.get("tool") or {}).get("comfy") or {}
-    return PyProjectConfig.model_validate({"project": project, "tool_comfy": comfy})
+    return from_toml(data)

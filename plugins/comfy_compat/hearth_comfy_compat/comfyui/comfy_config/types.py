@@ -2,59 +2,105 @@
 
 ``PyProjectConfig.project`` holds ``[project]`` (name, version, dependencies, license, urls, and the registry's
 ``supported_*`` lists) and ``PyProjectConfig.tool_comfy`` holds ``[tool.comfy]`` (PublisherId, DisplayName, Icon,
-Models, includes, web). Fields take ComfyUI's Python names or the file's spelling (``PublisherId``,
-``requires-python``).
+Models, includes, web), under ComfyUI's Python names. :func:`from_toml` builds them from the file's spelling
+(``PublisherId``, ``requires-python``). ComfyUI makes these pydantic models; here they are dataclasses with the same
+fields, which is all packs read.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 
-class _Settings(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+@dataclass
+class URLs:
+    homepage: str = ""
+    documentation: str = ""
+    repository: str = ""
+    issues: str = ""
 
 
-class URLs(_Settings):
-    homepage: str = Field(default="", alias="Homepage")
-    documentation: str = Field(default="", alias="Documentation")
-    repository: str = Field(default="", alias="Repository")
-    issues: str = Field(default="", alias="Issues")
-
-
-class Model(_Settings):
+@dataclass
+class Model:
     location: str
     model_url: str
 
 
-class ComfyConfig(_Settings):
-    publisher_id: str = Field(default="", alias="PublisherId")
-    display_name: str = Field(default="", alias="DisplayName")
-    icon: str = Field(default="", alias="Icon")
-    models: list[Model] = Field(default_factory=list, alias="Models")
-    includes: list[str] = Field(default_factory=list)
+@dataclass
+class ComfyConfig:
+    publisher_id: str = ""
+    display_name: str = ""
+    icon: str = ""
+    models: list[Model] = field(default_factory=list)
+    includes: list[str] = field(default_factory=list)
     web: str | None = None
-    banner_url: str = Field(default="", alias="BannerUrl")
+    banner_url: str = ""
 
 
-class License(_Settings):
+@dataclass
+class License:
     file: str = ""
     text: str = ""
 
 
-class ProjectConfig(_Settings):
+@dataclass
+class ProjectConfig:
     name: str = ""
     version: str = ""
-    requires_python: str = Field(default=">= 3.9", alias="requires-python")
-    dependencies: list[str] = Field(default_factory=list)
-    license: License = Field(default_factory=License)
-    urls: URLs = Field(default_factory=URLs)
-    supported_os: list[str] = Field(default_factory=list)
-    supported_accelerators: list[str] = Field(default_factory=list)
+    requires_python: str = ">= 3.9"
+    dependencies: list[str] = field(default_factory=list)
+    license: License = field(default_factory=License)
+    urls: URLs = field(default_factory=URLs)
+    supported_os: list[str] = field(default_factory=list)
+    supported_accelerators: list[str] = field(default_factory=list)
     supported_comfyui_version: str = ""
     supported_comfyui_frontend_version: str = ""
 
 
-class PyProjectConfig(_Settings):
-    project: ProjectConfig = Field(default_factory=ProjectConfig)
-    tool_comfy: ComfyConfig = Field(default_factory=ComfyConfig)
+@dataclass
+class PyProjectConfig:
+    project: ProjectConfig = field(default_factory=ProjectConfig)
+    tool_comfy: ComfyConfig = field(default_factory=ComfyConfig)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _strings(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def from_toml(data: Mapping[str, Any]) -> PyProjectConfig:
+    """The settings of a parsed ``pyproject.toml``; what is missing or malformed keeps its default."""
+    project = data.get("project") if isinstance(data.get("project"), Mapping) else {}
+    tool = data.get("tool") if isinstance(data.get("tool"), Mapping) else {}
+    comfy = tool.get("comfy") if isinstance(tool.get("comfy"), Mapping) else {}
+    license_value = project.get("license")
+    if isinstance(license_value, str):  # PEP 639: an SPDX expression
+        license_ = License(text=license_value)
+    elif isinstance(license_value, Mapping):
+        license_ = License(file=_text(license_value.get("file")), text=_text(license_value.get("text")))
+    else:
+        license_ = License()
+    urls = project.get("urls") if isinstance(project.get("urls"), Mapping) else {}
+    models = [Model(location=_text(m.get("location")), model_url=_text(m.get("model_url")))
+              for m in comfy.get("Models") or () if isinstance(m, Mapping)]
+    return PyProjectConfig(
+        project=ProjectConfig(
+            name=_text(project.get("name")), version=_text(project.get("version")),
+            requires_python=_text(project.get("requires-python")) or ">= 3.9",
+            dependencies=_strings(project.get("dependencies")), license=license_,
+            urls=URLs(homepage=_text(urls.get("Homepage")), documentation=_text(urls.get("Documentation")),
+                      repository=_text(urls.get("Repository")), issues=_text(urls.get("Issues"))),
+            supported_os=_strings(project.get("supported_os")),
+            supported_accelerators=_strings(project.get("supported_accelerators")),
+            supported_comfyui_version=_text(project.get("supported_comfyui_version")),
+            supported_comfyui_frontend_version=_text(project.get("supported_comfyui_frontend_version"))),
+        tool_comfy=ComfyConfig(
+            publisher_id=_text(comfy.get("PublisherId")), display_name=_text(comfy.get("DisplayName")),
+            icon=_text(comfy.get("Icon")), models=models, includes=_strings(comfy.get("includes")),
+            web=comfy.get("web") if isinstance(comfy.get("web"), str) else None,
+            banner_url=_text(comfy.get("BannerUrl"))))
