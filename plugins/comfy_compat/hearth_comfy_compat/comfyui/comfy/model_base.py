@@ -219,7 +219,11 @@ class BaseModel(torch.nn.Module, metaclass=_ModelMeta):
         return None
 
     def concat_cond(self, **kwargs: Any) -> torch.Tensor | None:
-        """The extra input channels of an inpainting model (None here: Hearth's SD plugin builds them itself)."""
+        """The extra input channels of an inpainting model (``concat_keys``); None for any other model."""
+        if self.concat_keys:
+            raise lacking("comfy.model_base.BaseModel.concat_cond",
+                          f"the extra input channels {self.concat_keys} of an inpainting model built by a pack; "
+                          f"Hearth's SD plugin builds its own inpainting models' channels")
         return None
 
     def extra_conds(self, **kwargs: Any) -> dict[str, Any]:

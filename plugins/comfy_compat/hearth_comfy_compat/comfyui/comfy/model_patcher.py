@@ -538,6 +538,11 @@ class ModelPatcher(PatcherRegistrations, ModelValue, metaclass=_PatcherMeta):
                                                               self.callbacks)
         transformer_options.update(cond_or_uncond=chunks, sigmas=sigma)
         conds: dict[str, Any] = {"c_crossattn": cond}
+        if getattr(self.model, "concat_keys", ()):
+            # An inpainting network's extra channels: a pack's BaseModel builds them, or it names what is lacking.
+            concat = self.model.concat_cond(**{**options, "noise": x, "device": x.device})
+            if concat is not None:
+                conds["c_concat"] = concat.to(x.device)
         adm = self.model.encode_adm(**options) if hasattr(self.model, "encode_adm") else None
         if adm is not None:
             conds["y"] = adm.to(x.device)
