@@ -80,7 +80,8 @@ def test_the_pack_loads_with_no_missing_internals(pm: PluginManager) -> None:
     nodes = pm.nodes()
     for name in ("PackTinyModel", "PackNudgeBias", "PackVPrediction", "PackModelFacts", "PackKeepLatent",
                  "PackModelAfter", "PackCheckpointFacts", "PackRegionalConditioning", "PackConditioningFacts",
-                 "PackRewrapModel", "PackPatcherSurface", "PackSwapClone", "PackFp8Rounding"):
+                 "PackRewrapModel", "PackPatcherSurface", "PackSwapClone", "PackFp8Rounding",
+                 "PackTinyInpaintModel"):
         assert name in nodes
     # Nothing is missing at import; what the failure tests below record is all that may ever be listed.
     assert set(hook.missing_names().get("wild_model_pack", [])) <= set(RECORDED_BY_FAILURE_TESTS)
@@ -280,3 +281,12 @@ def test_comfy_float_rounds_to_fp8_without_bias_and_repeatably(executor: Executo
     assert rounding["values"] == [0.28125, 0.3125]
     assert rounding["mean"] == pytest.approx(0.3, abs=1e-3)
     assert rounding["repeatable"]  # the same seed draws the same way
+
+
+def test_a_pack_built_inpainting_model_gets_its_extra_channels(executor: Executor, pack: ModuleType) -> None:
+    prompt = {**txt2img_parts(), "5": node("PackTinyInpaintModel"),
+              "6": node("KSampler", **sampling_inputs(("5", 0), steps=2, cfg=1.0, denoise=1.0)),
+              "7": node("PackKeepLatent", samples=["6", 0], name="inpaint")}
+    result = executor.run(prompt)
+    assert result.ok, result.error
+    assert pack.RECORDS["inpaint_channels"] == [5, 5]  # the latent's 4 and the model's own mask channel

@@ -25,7 +25,7 @@ from comfy.patcher_extension import CallbacksMP, WrapperExecutor, WrappersMP
 
 # What the wrappers and callbacks saw, for the test to read.
 RECORDS = {"apply_model": [], "diffusion_model": [], "pre_run": [], "clones": 0, "denoised": 0, "latents": {},
-           "injected": []}
+           "injected": [], "inpaint_channels": []}
 
 
 class PackPatcher(ModelPatcher):
@@ -110,6 +110,41 @@ class PackTinyModel:
         patcher.set_injections("model_pack", [PatcherInjection(inject=inject_motion, eject=eject_motion)])
         patcher.add_callback_with_key(CallbacksMP.ON_CLONE, "model_pack", count_clone)
         return (patcher,)
+
+
+class PackInpaintNet(torch.nn.Module):
+    """An inpainting network: the latent's 4 channels plus a mask channel in, eps out."""
+
+    def __init__(self, device=None, operations=None, **kwargs):
+        super().__init__()
+        self.proj = operations.Conv2d(5, 4, 1, device=device)
+
+    def forward(self, x, timesteps, context=None, control=None, transformer_options=None, **kwargs):
+        RECORDS["inpaint_channels"].append(x.shape[1])
+        return self.proj(x)
+
+
+class PackInpaintModel(BaseModel):
+    """Builds its mask channel itself, as ComfyUI's inpainting models do from the sampler's arguments."""
+
+    def concat_cond(self, **kwargs):
+        return torch.ones_like(kwargs["noise"])[:, :1]
+
+
+class PackTinyInpaintModel:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}}
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "build"
+    CATEGORY = "model_pack"
+
+    def build(self):
+        network = PackInpaintModel(PackConfig({"in_channels": 5}), ModelType.EPS, unet_model=PackInpaintNet)
+        network.set_inpaint()
+        return (ModelPatcher(network, comfy.model_management.get_torch_device(),
+                             comfy.model_management.unet_offload_device()),)
 
 
 class PackNudgeBias:
@@ -399,6 +434,7 @@ NODE_CLASS_MAPPINGS = {
     "PackPatcherSurface": PackPatcherSurface,
     "PackSwapClone": PackSwapClone,
     "PackFp8Rounding": PackFp8Rounding,
+    "PackTinyInpaintModel": PackTinyInpaintModel,
     "PackRegionalConditioning": PackRegionalConditioning,
     "PackConditioningFacts": PackConditioningFacts,
     "PackTinyModel": PackTinyModel,
