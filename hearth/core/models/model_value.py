@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from hearth.core.models.patches import PatchedModel
+from hearth.core.models.registrations import ON_CLONE, PatcherRegistrations
 
 # model_options keys the samplers apply around the model calls: they do not change one model evaluation.
 SAMPLER_OPTIONS = ("sampler_cfg_function", "sampler_post_cfg_function", "sampler_pre_cfg_function",
@@ -102,7 +103,7 @@ def _manager() -> Any:
     return default_manager()
 
 
-class ModelValue:
+class ModelValue(PatcherRegistrations):
     """A MODEL, CLIP or VAE value: one or more ``PatchedModel``s of a loaded file, with ComfyUI's patcher surface.
 
     :param patcher: the ``PatchedModel`` owning the value's weights (a CLIP with several encoders passes them as
@@ -134,6 +135,7 @@ class ModelValue:
         self.source = source
         self.model_options: dict[str, Any] = model_options if model_options is not None else {"transformer_options": {}}
         self.object_patches: dict[str, Any] = object_patches if object_patches is not None else {}
+        self.init_registrations()
 
     # -- what it owns ----------------------------------------------------------------------------------------
 
@@ -183,6 +185,9 @@ class ModelValue:
         twin._patchers = {name: p.clone() for name, p in self._patchers.items()}
         twin.model_options = copy_options(self.model_options)
         twin.object_patches = dict(self.object_patches)
+        self.copy_registrations_to(twin)
+        for callback in self.get_all_callbacks(ON_CLONE):
+            callback(self, twin)
         return twin
 
     # -- readiness (through the model manager's public methods) ---------------------------------------------
