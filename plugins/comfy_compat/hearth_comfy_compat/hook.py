@@ -165,14 +165,24 @@ def _forget_optional_stand_ins() -> None:
     """Take optional libraries' stand-ins out of ``sys.modules`` once the pack's import is done (the pack keeps
     its reference), so code that looks there (``importlib.util.find_spec``, a later plain import) sees the
     library absent."""
-    while _optional_served:
-        name = _optional_served.pop()
+    served = _served_here()
+    while served:
+        name = served.pop()
         module = sys.modules.get(name)
         if isinstance(module, _ServedModule) and module.__dict__.get("__hearth_optional__"):
-            del sys.modules[name]
+            sys.modules.pop(name, None)
 
 
-_optional_served: set[str] = set()  # the names of optional libraries' stand-ins now in sys.modules
+# The names of optional libraries' stand-ins this thread put in sys.modules. Per thread: another thread's import
+# may be between its steps (the package served, its submodule next), where taking the package away would break it.
+_optional_served = threading.local()
+
+
+def _served_here() -> set[str]:
+    served = getattr(_optional_served, "names", None)
+    if served is None:
+        served = _optional_served.names = set()
+    return served
 
 
 def _stand_in_module(fullname: str, frame: types.FrameType | None = None) -> bool:
@@ -477,7 +487,7 @@ class _Loader(importlib.abc.Loader):
         module = _ServedModule(spec.name, target, stand_in=not served)
         if not served and not comfyui_tree.is_comfyui_module(spec.name):
             module.__dict__["__hearth_optional__"] = True  # an absent library's: see _forget_optional_stand_ins
-            _optional_served.add(spec.name)
+            _served_here().add(spec.name)
         return module
 
     def exec_module(self, module: types.ModuleType) -> None:
@@ -537,4 +547,4 @@ def uninstall() -> None:
             sys.meta_path.remove(_finder)
         for name, module in list(sys.modules.items()):
             if isinstance(module, _ServedModule):
-                del sys.modules[name]
+                sys.modules.pop(name, None)
