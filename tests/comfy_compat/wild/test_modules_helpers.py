@@ -107,3 +107,13 @@ def test_comfy_config_reads_a_packs_manifest(pm: PluginManager, tmp_path: Path) 
     assert (config.tool_comfy.publisher_id, config.tool_comfy.display_name, config.tool_comfy.includes) == (
         "me", "My Pack", ["dist"])
     assert config_parser.extract_node_configuration(tmp_path / "elsewhere") is None
+
+
+def test_feature_flags_answer_from_the_clients_record(pm: PluginManager) -> None:
+    from comfy_api import feature_flags
+
+    clients = {"c1": {"feature_flags": {"supports_preview_metadata": True, "level": 2}}}
+    assert feature_flags.supports_feature(clients, "c1", "supports_preview_metadata")
+    assert not feature_flags.supports_feature(clients, "c2", "supports_preview_metadata")
+    assert feature_flags.get_connection_feature(clients, "c1", "level") == 2
+    assert feature_flags.get_server_features()["max_upload_size"] == 100 * 1024 * 1024
