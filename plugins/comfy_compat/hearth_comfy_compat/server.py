@@ -221,10 +221,10 @@ class PromptServer:
         if name.startswith("_"):
             raise AttributeError(name)
         full = f"server.PromptServer.instance.{name}"
-        pack = hook._pack_of(sys._getframe(1))
-        with hook._lock:
-            hook._missing[pack].add(full)
-        raise hook.HearthDoesNotProvide(f"Hearth does not provide {full} (used by pack {pack})")
+        caller = sys._getframe(1)
+        if hook._probing(caller):  # hasattr(server, "user_manager"): a probe, not a need
+            raise hook.HearthDoesNotProvide(f"Hearth does not provide {full}")
+        raise hook.HearthDoesNotProvide(hook._record(hook._pack_of(caller), full))
 
     # -- routes --------------------------------------------------------------------------------------------
 

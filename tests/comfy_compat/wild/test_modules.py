@@ -54,7 +54,8 @@ def test_a_pack_importing_comfyuis_modules_and_subclassing_a_stand_in_loads(pm: 
     facts = dict(fact.split(":") for fact in result.outputs["1"]["text"])
     assert facts == {"nonsense": "False", "root_is_dir": "True", "k_diffusion_is_dir": "True", "version": "True",
                      "previews_off": "True", "depth": "3", "width": "7", "server": "True",
-                     "flag": "False", "abc": "True", "stage_d": "False"}
+                     "flag": "False", "abc": "True", "stage_d": "False",
+                     "user_manager": "False"}
 
 
 def test_a_name_comfyui_lacks_is_not_found() -> None:
@@ -96,7 +97,7 @@ def test_comfy_plugins_lists_what_the_pack_touched(pm: PluginManager) -> None:
             "app.model_manager", "app.model_manager.ModelFileManager"} <= lacks
     assert "comfy.utils.a_sampling_type_hearth_lacks" in lacks
     assert not [name for name in lacks if name.startswith("comfy.comfy_types")]
-    assert "comfy.ldm.cascade.stage_a.StageD" not in lacks
+    assert not {"comfy.ldm.cascade.stage_a.StageD", "server.PromptServer.instance.user_manager"} & lacks
     assert "nodes.ModulesPackFormats" not in lacks and "comfy.model_management.a_flag_hearth_lacks" not in lacks
     assert not {"folder_paths", "comfy.utils", "comfy.cli_args", "comfyui_version"} & lacks
     assert comfy_compat.missing_names()["modules_pack"]

@@ -68,6 +68,7 @@ IMPORTED = (comfy.controlnet, comfy.k_diffusion.sampling, comfy.latent_formats, 
 # Read while the pack imports (AnimateDiff keeps ComfyUI's classes in a table): a stand-in, so the pack loads.
 SAMPLING_TYPES = {"lcm": comfy.utils.a_sampling_type_hearth_lacks}
 HAS_FLAG = hasattr(comfy.model_management, "a_flag_hearth_lacks")
+HAS_USER_MANAGER = hasattr(PromptServer.instance, "user_manager")
 HAS_STAGE_D = hasattr(stage_a, "StageD")  # a module Hearth lacks has no names to a probe either
 if not hasattr(nodes, "ModulesPackFormats"):  # VideoHelperSuite's probe-then-set: not a missing internal
     nodes.ModulesPackFormats = {}
@@ -139,7 +140,7 @@ class ModulesReport:
         facts = [f"nonsense:{HAS_NONSENSE}", f"root_is_dir:{os.path.isdir(COMFY_ROOT)}",
                  f"k_diffusion_is_dir:{os.path.isdir(COMFY_PACKAGE)}", f"version:{VERSION >= (0, 3, 0)}",
                  f"previews_off:{PREVIEWS}", f"depth:{PackStageC.DEPTH}", f"width:{PackStageA(7).width}",
-                 f"server:{PromptServer.instance is server.PromptServer.instance}", f"flag:{HAS_FLAG}", f"stage_d:{HAS_STAGE_D}",
+                 f"server:{PromptServer.instance is server.PromptServer.instance}", f"flag:{HAS_FLAG}", f"stage_d:{HAS_STAGE_D}", f"user_manager:{HAS_USER_MANAGER}",
                  f"abc:{AbstractStage.INPUT_TYPES() == {'required': {}}}"]
         return {"ui": {"text": facts}, "result": (" ".join(facts),)}
 
