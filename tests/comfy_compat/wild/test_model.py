@@ -104,6 +104,8 @@ def test_hearths_sd_model_answers_as_comfyuis_model_patcher_and_base_model(execu
     # LCM's distilled schedule: 50 of the 1000 steps, reported on the 1000-step scale, ending where SD's does.
     steps, first_timestep, lcm_max, sd_max = facts["lcm_schedule"]
     assert (steps, first_timestep) == (50, 19) and lcm_max == pytest.approx(sd_max, rel=1e-5)
+    # Stable Cascade's cosine schedule: timestep() inverts sigma(); sigma is capped near 100 (alpha >= 1e-4).
+    assert facts["cascade"][0] == pytest.approx(0.5, abs=1e-4) and facts["cascade"][1] == pytest.approx(99.995, rel=1e-4)
     # comfy.conds: a 77-token and a 154-token prompt batch together, the short one repeated.
     assert facts["crossattn_batch"] == ["CONDCrossAttn", [2, 154, 8]]
     assert facts["sdxl_context_dim"] == 2048 and facts["sdxl_is_sdxl"]

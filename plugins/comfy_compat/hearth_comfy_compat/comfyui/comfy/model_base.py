@@ -38,6 +38,7 @@ from .model_sampling import (
     ModelSamplingDiscrete,
     ModelSamplingDiscreteFlow,
     ModelSamplingFlux,
+    StableCascadeSampling,
 )
 from .patcher_extension import WrapperExecutor, WrappersMP, get_all_wrappers
 
@@ -64,6 +65,7 @@ _SAMPLING: dict[ModelType, tuple[type, type]] = {
     ModelType.V_PREDICTION_EDM: (ModelSamplingContinuousEDM, V_PREDICTION),
     ModelType.EDM: (ModelSamplingContinuousEDM, EDM),
     ModelType.FLOW: (ModelSamplingDiscreteFlow, CONST),
+    ModelType.STABLE_CASCADE: (StableCascadeSampling, EPS),
     ModelType.V_PREDICTION_CONTINUOUS: (ModelSamplingContinuousV, V_PREDICTION),
     ModelType.FLUX: (ModelSamplingFlux, CONST),
     ModelType.IMG_TO_IMG: (ModelSamplingDiscrete, IMG_TO_IMG),

@@ -278,6 +278,45 @@ class ModelSamplingContinuousV(ModelSamplingContinuousEDM):
         return (timestep * math.pi / 2).tan()
 
 
+class StableCascadeSampling(ModelSamplingDiscrete):
+    """Stable Cascade's continuous cosine schedule (Nichol & Dhariwal 2021) on t in (0, 1], with an optional
+    shift of the log signal-to-noise ratio by ``2 log(1 / shift)`` (``sampling_settings["shift"]``)."""
+
+    def __init__(self, model_config: Any = None) -> None:
+        super().__init__()
+        self.set_parameters(_settings(model_config).get("shift", 1.0))
+
+    def set_parameters(self, shift: float = 1.0, cosine_s: float = 8e-3) -> None:
+        self.shift = shift
+        self.cosine_s = torch.tensor(cosine_s)
+        self._init_alpha_cumprod = torch.cos(self.cosine_s / (1 + self.cosine_s) * torch.pi * 0.5) ** 2
+        self.num_timesteps = 10000  # a table of sigmas, for the schedulers that pick from one
+        self.set_sigmas(self.sigma(torch.arange(1, self.num_timesteps + 1, dtype=torch.float32) / self.num_timesteps))
+
+    def sigma(self, timestep: Any) -> torch.Tensor:
+        t = torch.as_tensor(timestep, dtype=torch.float32)
+        alpha_cumprod = torch.cos((t + self.cosine_s) / (1 + self.cosine_s) * torch.pi * 0.5) ** 2
+        alpha_cumprod = alpha_cumprod / self._init_alpha_cumprod
+        if self.shift != 1.0:
+            log_snr = (alpha_cumprod / (1 - alpha_cumprod)).log() + 2 * math.log(1.0 / self.shift)
+            alpha_cumprod = log_snr.sigmoid()
+        alpha_cumprod = alpha_cumprod.clamp(0.0001, 0.9999)
+        return ((1 - alpha_cumprod) / alpha_cumprod) ** 0.5
+
+    def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
+        """The t of ``sigma`` on the unshifted cosine schedule (what the network is conditioned on)."""
+        var = (1 / (sigma * sigma + 1)).clamp(0, 1.0)
+        s, first = self.cosine_s.to(var.device), self._init_alpha_cumprod.to(var.device)
+        return ((var * first) ** 0.5).acos() / (torch.pi * 0.5) * (1 + s) - s
+
+    def percent_to_sigma(self, percent: float) -> Any:
+        if percent <= 0.0:
+            return 999999999.9
+        if percent >= 1.0:
+            return 0.0
+        return self.sigma(torch.tensor(1.0 - percent))
+
+
 def time_snr_shift(alpha: float, t: Any) -> Any:
     """SD3's timestep shift: ``alpha * t / (1 + (alpha - 1) * t)`` (``t`` unchanged at ``alpha == 1``)."""
     if alpha == 1.0:

@@ -224,6 +224,7 @@ class PackModelFacts:
             pass
 
         lcm = LCMSampling(model.model.model_config)
+        cascade = comfy.model_sampling.StableCascadeSampling()
         own = BaseModel(PackConfig({"in_channels": 4}), unet_model=PackNet)
         short, long = (own.extra_conds(cross_attn=torch.ones(1, n, 8))["c_crossattn"] for n in (77, 154))
         batched = short.concat([long]) if short.can_concat(long) else None
@@ -244,6 +245,7 @@ class PackModelFacts:
             "sd15_scale_factor": comfy.latent_formats.SD15().scale_factor,
             "sigma_difference": float((sampling.sigmas.float() - reference.sigmas).abs().max()),
             "half_way": [float(sampling.percent_to_sigma(0.5)), float(reference.percent_to_sigma(0.5))],
+            "cascade": [float(cascade.timestep(cascade.sigma(torch.tensor(0.5)))), float(cascade.sigma_max)],
             "crossattn_batch": [type(short).__name__, list(batched.shape)],
             "sdxl_context_dim": comfy.supported_models.SDXL.unet_config["context_dim"],
             "sdxl_is_sdxl": isinstance(sdxl, comfy.model_base.SDXL),
