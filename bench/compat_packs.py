@@ -358,6 +358,7 @@ class PackResult:
     torchvision_nodes: int = 0
     ok_percent: float = 0.0
     unregistered: list[str] = field(default_factory=list)  # declared (string keys, not torchvision), not listed
+    undeclared: list[str] = field(default_factory=list)  # listed, but no declared key: a miss of the static count
     missing_internals: list[str] = field(default_factory=list)
     node_errors: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # the loader's notes: nodes it skipped, and why
@@ -483,10 +484,13 @@ def measure(pack: Path, comfy: str, python: Path, startup: float, tv_modules: se
             # Matched by name where the key is known; registered nodes no key matched are taken to be the keys
             # counted by their source text (rgthree's NAME = get_name(...)).
             # A node listed with an error (its INPUT_TYPES or define_schema raised) is not a working node.
-            listed = node_names(comfy, folder, Path(scratch), timeout) - builtin - set(result.node_errors)
+            everything = node_names(comfy, folder, Path(scratch), timeout) - builtin
+            listed = everything - set(result.node_errors)
             torchvision, unresolved = set(declared.torchvision_keys), set(declared.unresolved)
             result.unregistered = sorted(k for k in declared.keys if k not in listed | torchvision | unresolved)
             matched = listed & set(declared.keys)
+            if not declared.unresolved:
+                result.undeclared = sorted(everything - set(declared.keys))
             ok = len(matched - torchvision) + min(len(unresolved - torchvision), max(0, len(listed - matched)))
         result.ok_percent = round(100.0 * ok / expected, 1) if expected else 100.0
         if workflows is not None and (workflows / f"{result.pack}.json").is_file():
@@ -600,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results, args.workflows is not None, args.models_dir is not None))
     print(f"\n{summary(results)}; Hearth's start: {startup:.2f}s (not in load s)")
     for r in results:
-        if (r.missing_internals or not r.loads or r.node_errors or r.notes or r.unregistered
+        if (r.missing_internals or not r.loads or r.node_errors or r.notes or r.unregistered or r.undeclared
                 or r.workflow.startswith("fail") or r.model_workflow.startswith("fail")):
             print(f"\n{r.pack}:")
             if not r.loads:
@@ -609,6 +613,8 @@ def main(argv: list[str] | None = None) -> int:
                     print("    " + line)
             if r.unregistered:
                 print("  declared, not registered: " + ", ".join(r.unregistered))
+            if r.undeclared:
+                print("  registered, not found by the static count: " + ", ".join(r.undeclared))
             if r.missing_internals:
                 print("  missing internals: " + ", ".join(r.missing_internals))
             for node, error in r.node_errors.items():
