@@ -24,7 +24,7 @@ from tests.comfy_compat.tiny_sd import executor_for, make_models, node, sampling
 
 PACKS = Path(__file__).parent / "packs_model"
 # The ComfyUI names the tests that exercise Hearth's limits make the pack use (recorded for comfy plugins).
-RECORDED_BY_FAILURE_TESTS = ("comfy.hooks.set_hooks_for_conditioning", "comfy.model_patcher.ModelPatcher(model.model)",
+RECORDED_BY_FAILURE_TESTS = ("comfy.hooks.set_hooks_for_conditioning",
                              "comfy.model_patcher.ModelPatcher.clone on a MODEL Hearth loaded")
 
 
@@ -231,16 +231,36 @@ def test_a_hook_group_on_conditioning_fails_naming_what_hearth_does_not_apply(ex
     assert recorded("comfy.hooks.set_hooks_for_conditioning")  # comfy plugins lists it for the pack
 
 
-def test_a_new_patcher_around_hearths_model_view_fails_saying_what_to_do(executor: Executor) -> None:
-    # Hearth's model.model is a view of the MODEL, not a network a second patcher could own.
-    result = executor.run({"1": node("CheckpointLoaderSimple", ckpt_name="tiny-sd1.safetensors"),
-                           "2": node("PackRewrapModel", model=["1", 0]),
-                           "3": node("PackModelFacts", model=["2", 0])})
-    assert not result.ok
-    message = str(result.error)
-    assert "Hearth does not provide comfy.model_patcher.ModelPatcher(model.model)" in message
-    assert "model.clone()" in message
-    assert recorded("comfy.model_patcher.ModelPatcher(model.model)")
+def test_a_new_patcher_around_hearths_model_view_is_a_clone_of_the_model(executor: Executor,
+                                                                         pack: ModuleType) -> None:
+    # efficiency's tiled sampler re-wraps the network: ModelPatcher(model.model, ...). Hearth's model.model is a view
+    # naming its MODEL (current_patcher), so the new patcher is a clone of it: same facts, same sampling.
+    prompt = {**txt2img_parts(), "5": node("PackRewrapModel", model=["1", 0]),
+              "6": node("PackModelFacts", model=["5", 0]),
+              "7": node("KSampler", **sampling_inputs(("5", 0), steps=2, denoise=1.0)),
+              "8": node("PackKeepLatent", samples=["7", 0], name="rewrapped"),
+              "9": node("KSampler", **sampling_inputs(steps=2, denoise=1.0)),
+              "10": node("PackKeepLatent", samples=["9", 0], name="original")}
+    result = executor.run(prompt)
+    assert result.ok and "6" in result.outputs, result
+    [facts] = result.outputs["6"]["facts"]
+    assert facts["is_patcher"] and facts["config_is_sd15"]
+    latents = pack.RECORDS["latents"]
+    assert torch.equal(latents["rewrapped"], latents["original"])
+
+
+def test_a_new_patcher_around_a_view_that_names_no_model_fails_saying_what_to_do(packs_runtime: Runtime) -> None:
+    import comfy.model_patcher
+    from hearth_comfy_compat.hook import HearthDoesNotProvide
+
+    class View:  # a family's model.model that does not say which MODEL it views
+        model_sampling = latent_format = diffusion_model = None
+
+        def process_latent_in(self, latent: torch.Tensor) -> torch.Tensor:
+            return latent
+
+    with pytest.raises(HearthDoesNotProvide, match=r"ModelPatcher\(model.model\).*use the MODEL itself"):
+        comfy.model_patcher.ModelPatcher(View(), torch.device("cpu"), torch.device("cpu"))
 
 
 def test_a_pack_built_patcher_has_comfyuis_surface(executor: Executor) -> None:

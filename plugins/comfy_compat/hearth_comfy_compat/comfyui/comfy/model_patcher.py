@@ -2,22 +2,22 @@
 values with.
 
 Every MODEL Hearth makes (a :class:`hearth.core.models.ModelValue` with the MODEL protocol: SD, Wan...), and the
-proxy an isolated pack's host sees for one, is a ``ModelPatcher`` for ``isinstance`` (``issubclass`` too), though Hearth's families do not inherit from this class;
-they already offer its surface (clone, weight patches, ``model_options`` and the ``set_model_*`` family, object
-patches, devices). A pack's subclass of ``ModelPatcher`` is an ordinary class: ``isinstance`` with it is true only
-for its own instances.
+proxy an isolated pack's host sees for one, is a ``ModelPatcher`` for ``isinstance`` (``issubclass`` too), though
+Hearth's families do not inherit from this class; they already offer its surface (clone, weight patches,
+``model_options`` and the ``set_model_*`` family, object patches, devices, and the registries of wrappers,
+callbacks, attachments, additional models and injections). A pack's subclass of ``ModelPatcher`` is an ordinary
+class: ``isinstance`` with it is true only for its own instances.
 
 ``ModelPatcher(model, load_device, offload_device, size=0, weight_inplace_update=False)`` is a ``ModelValue`` over
 a :class:`hearth.core.models.PatchedModel` of ``model``: Hearth's model manager loads it (within its memory budget,
-patches applied from a backup, taken off bit for bit), and it carries ComfyUI's own state beside: ``patches`` in
-ComfyUI's form (``{key: [(strength_patch, value, strength_model, offset, function)]}``, every kind
-``comfy.lora.calculate_weight`` computes), ``wrappers`` and ``callbacks`` of ``comfy.patcher_extension``,
-attachments, injections and additional models (:mod:`hearth_comfy_compat.patcher_registrations`). When ``model`` is a ``comfy.model_base.BaseModel`` (or answers
-like one), the patcher also has Hearth's MODEL protocol, so Hearth's samplers sample it: each evaluation runs the
-``model_function_wrapper``, the patcher's and the options' ``APPLY_MODEL`` / ``DIFFUSION_MODEL`` wrappers, with its
-object patches and injections on (for that evaluation: the network is shared by every clone, so they come off
-after it, where ComfyUI keeps them on while the model is loaded), and ``ON_PRE_RUN`` callbacks run when sampling
-prepares the model.
+patches applied from a backup, taken off bit for bit), and it keeps ComfyUI's own ``patches`` beside
+(``{key: [(strength_patch, value, strength_model, offset, function)]}``, every kind ``comfy.lora.calculate_weight``
+computes). When ``model`` is a ``comfy.model_base.BaseModel`` (or answers like one), the patcher also has Hearth's
+MODEL protocol, so Hearth's samplers sample it: each evaluation runs the ``model_function_wrapper``, the patcher's
+and the options' ``APPLY_MODEL`` / ``DIFFUSION_MODEL`` wrappers of ``comfy.patcher_extension``, with its object
+patches and injections on (for that evaluation: the network is shared by every clone, so they come off after it,
+where ComfyUI keeps them on while the model is loaded), and ``ON_PRE_RUN`` callbacks run when sampling prepares
+the model.
 
 ``ModelPatcher(model.model, ...)`` on a Hearth MODEL (whose ``model.model`` is its family's view, not a network)
 gives a clone of that MODEL when the view names it as ``current_patcher``, and otherwise fails saying so.
@@ -38,7 +38,6 @@ import torch
 from hearth.core.models import ModelValue, PatchedModel, default_manager
 from hearth_comfy_compat.comfy_utils import get_attr, set_attr
 from hearth_comfy_compat.hook import lacking
-from hearth_comfy_compat.patcher_registrations import PatcherRegistrations
 
 from .patcher_extension import (  # PatcherInjection and WrappersMP: packs import them from this module too
     CallbacksMP,
@@ -122,10 +121,6 @@ def _cond_or_uncond(cond_index: Any, batch: int) -> list[int]:
     return chunks
 
 
-# Whether Hearth's ModelValue carries the registries itself (then its clone copies them and runs ON_CLONE).
-_CORE_REGISTRATIONS = hasattr(ModelValue, "copy_registrations_to")
-
-
 class _PatcherMeta(type):
     """Makes Hearth's MODEL values instances of ``ModelPatcher`` itself (not of a pack's subclass of it)."""
 
@@ -148,7 +143,7 @@ def _is_lent_model(obj: Any) -> bool:
     return getattr(kind, "HEARTH_LENT", False) is True and getattr(kind, "KIND", None) == "MODEL"
 
 
-class ModelPatcher(PatcherRegistrations, ModelValue, metaclass=_PatcherMeta):
+class ModelPatcher(ModelValue, metaclass=_PatcherMeta):
     """ComfyUI's ModelPatcher on Hearth's machinery (see the module docstring).
 
     :param model: the network (a ``torch.nn.Module``; a ``comfy.model_base.BaseModel`` to be sampled).
@@ -196,7 +191,6 @@ class ModelPatcher(PatcherRegistrations, ModelValue, metaclass=_PatcherMeta):
         self.weight_inplace_update = weight_inplace_update
         self.patches_uuid = uuid.uuid4()
         self.parent: ModelPatcher | None = None
-        self.init_registrations()
         self.hook_patches: dict[Any, Any] = {}
         self.hook_patches_backup: dict[Any, Any] = {}
         self.hook_backup: dict[str, Any] = {}
@@ -253,11 +247,7 @@ class ModelPatcher(PatcherRegistrations, ModelValue, metaclass=_PatcherMeta):
         twin.hook_patches = create_hook_patches_clone(self.hook_patches)
         twin.hook_patches_backup = create_hook_patches_clone(self.hook_patches_backup)
         twin.cached_hook_patches = dict(self.cached_hook_patches)
-        if not _CORE_REGISTRATIONS:  # else ModelValue.clone copied them and ran ON_CLONE already
-            self.copy_registrations_to(twin)
-            for callback in self.get_all_callbacks(CallbacksMP.ON_CLONE):
-                callback(self, twin)
-        return twin
+        return twin  # ModelValue.clone copied the registries (wrappers, callbacks...) and ran ON_CLONE
 
     def is_clone(self, other: Any) -> bool:
         return getattr(other, "model", None) is self.model or super().is_clone(other)
