@@ -27,14 +27,14 @@ _ADM_EMBEDDING = 256
 
 def hearth_family_of(config: Any) -> str | None:
     """The Hearth family (``"sd1"``, ``"sd2"``, ``"sdxl"``, ``"sdxl_refiner"``) of a Hearth model view's
-    ``model_config``, or None for anything else. A config that says its ``family`` is taken at its word; else the
-    UNet's architecture decides: no ADM input is SD1 (plain attention projections) or SD2 (linear ones); with
+    ``model_config``, or None for anything else. A config that says its ``family`` (or its latent format's) is taken
+    at its word; else the UNet's architecture decides: no ADM input is SD1 (plain attention projections) or SD2 (linear ones); with
     one, the refiner's ADM is its context width plus five embeddings, SDXL's the pooled width plus six."""
     if isinstance(config, BASE):
         return None
-    family = getattr(config, "family", None)
-    if isinstance(family, str):
-        return family
+    for family in (getattr(config, "family", None), getattr(getattr(config, "latent_format", None), "family", None)):
+        if isinstance(family, str):
+            return family
     unet = getattr(config, "unet_config", None)
     if not isinstance(unet, dict) or "context_dim" not in unet or "use_linear_in_transformer" not in unet:
         return None
