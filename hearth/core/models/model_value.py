@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from hearth.core.models import lora_math
 from hearth.core.models.patches import PatchedModel
 from hearth.core.models.registrations import ON_CLONE, PatcherRegistrations
 
@@ -66,8 +67,12 @@ def set_patch_replace(options: dict[str, Any], patch: Callable[..., Any], name: 
 def weight_patch(key: Any, value: Any) -> torch.Tensor | Callable[[torch.Tensor, float], torch.Tensor]:
     """A ComfyUI weight patch value as a ``PatchedModel`` patch (a delta tensor or ``fn(weight, strength)``).
 
-    Accepted: a tensor delta, ``(delta,)``, ``("diff", (delta,))``, ``("set", (weight,))``,
-    ``("lora", (up, down, alpha, None...))`` or a ``[weight]`` list from ``get_key_patches`` (a model merge).
+    Accepted: a tensor delta, ``(delta,)``, a ``[weight]`` list from ``get_key_patches`` (a model merge), or
+    ``(kind, args)`` of any kind ComfyUI's ``comfy.lora.load_lora`` writes: ``diff``, ``set``, ``lora`` (with
+    LoCon mid, DoRA scale, reshape), ``loha``, ``lokr``, ``glora``. Kinds other than a plain diff become a
+    function computed by :mod:`hearth.core.models.lora_math` when the model loads (DoRA needs the whole weight).
+    A malformed patch is refused here, naming its kind. What differs from ComfyUI: a patch that would change the
+    weight's shape (``reshape``, ``pad_weight``) fails when the model loads, since Hearth's layers keep their shape.
     """
     if isinstance(value, torch.Tensor):
         return value
@@ -77,24 +82,20 @@ def weight_patch(key: Any, value: Any) -> torch.Tensor | Callable[[torch.Tensor,
         return value[0]
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
         kind, args = value
-        if kind == "diff":
+        try:
+            lora_math.check_patch(kind, args)
+        except ValueError as exc:
+            raise ValueError(f"weight patch for {key!r}: {exc}") from None
+        if kind == "diff" and (len(args) == 1 or not isinstance(args[1], Mapping) or not args[1].get("pad_weight")):
             return args[0]
-        if kind == "set":
-            replacement = args[0]
-            return lambda weight, strength: replacement.to(weight.device, weight.dtype).reshape(weight.shape)
-        if kind == "lora" and all(extra is None for extra in args[3:]):  # no mid (LoCon), DoRA or reshape
-            up, down, alpha = args[0], args[1], args[2]
 
-            def lora(weight: torch.Tensor, strength: float) -> torch.Tensor:
-                u = up.to(weight.device, torch.float32).flatten(1)
-                d = down.to(weight.device, torch.float32).flatten(1)
-                scale = 1.0 if alpha is None else float(alpha) / d.shape[0]
-                return weight + (u @ d).reshape(weight.shape) * (scale * strength)
+        def patch(weight: torch.Tensor, strength: float) -> torch.Tensor:
+            return lora_math.apply_patch(kind, args, weight, strength)
 
-            return lora
+        return patch
     kind = value[0] if isinstance(value, tuple) and value and isinstance(value[0], str) else type(value).__name__
-    raise ValueError(f"weight patch for {key!r}: Hearth applies tensor deltas, 'diff', 'set' and plain 'lora' "
-                     f"patches (up, down, alpha), not {kind!r}")
+    raise ValueError(f"weight patch for {key!r}: Hearth applies tensor deltas and (kind, args) patches of the "
+                     f"kinds {', '.join(lora_math.KINDS)}, not {kind!r}")
 
 
 def _manager() -> Any:

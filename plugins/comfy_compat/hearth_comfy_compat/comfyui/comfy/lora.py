@@ -13,9 +13,10 @@ UNet, ``clip_l.transformer.text_model.…`` for CLIP-L): a Hearth MODEL's ``mode
 a MODEL or CLIP value itself, or any torch module with ComfyUI's key layout. UNet names get their kohya
 (``lora_unet_…``, LDM or diffusers paths), diffusers/PEFT (``unet.…``) and generic (``diffusion_model.…``) spellings.
 
-:func:`load_lora` returns ComfyUI's patch dict; Hearth's ``add_patches`` applies its ``diff``, ``set`` and plain
-``lora`` entries. :func:`calculate_weight` is the arithmetic for every kind ComfyUI knows (diff, set, lora with
-LoCon mid / DoRA / reshape, LoHa, LoKr, GLoRA), for packs that patch weights themselves (GGUF's ops).
+:func:`load_lora` returns ComfyUI's patch dict; Hearth's ``add_patches`` takes every entry of it.
+:func:`calculate_weight` applies ComfyUI's stored patch lists (diff, set, lora with LoCon mid / DoRA / reshape,
+LoHa, LoKr, GLoRA), for packs that patch weights themselves (GGUF's ops); the arithmetic is Hearth's own,
+:mod:`hearth.core.models.lora_math`, the same code ``add_patches`` uses.
 What differs: OpenCLIP encoders (SD2's ``clip_h``, SDXL's ``clip_g``) keep their own layout in Hearth, with q, k, v
 fused, so ``model_lora_keys_clip`` maps CLIP-L-layout encoders only.
 """
@@ -24,10 +25,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
+
+from hearth.core.models import lora_math
+from hearth.core.models.lora_math import pad_tensor_to_shape, weight_decompose
 
 log = logging.getLogger(__name__)
 
@@ -268,105 +272,6 @@ def load_lora(lora: Mapping[str, Any], to_load: Mapping[str, str], log_missing: 
 
 # -- the arithmetic --------------------------------------------------------------------------------------------
 
-def _on(tensor: torch.Tensor, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return tensor.to(device=like.device, dtype=dtype)
-
-
-def pad_tensor_to_shape(tensor: torch.Tensor, new_shape: list[int] | tuple[int, ...]) -> torch.Tensor:
-    """``tensor`` in the top-left corner of a zero tensor of ``new_shape`` (as large or larger in every
-    dimension, same number of dimensions)."""
-    if len(new_shape) != tensor.ndim:
-        raise ValueError("The new shape must have the same number of dimensions as the original tensor")
-    if any(size < have for size, have in zip(new_shape, tensor.shape, strict=True)):
-        raise ValueError("The new shape must be larger than the original tensor in all dimensions")
-    padded = tensor.new_zeros(tuple(new_shape))
-    padded[tuple(slice(0, n) for n in tensor.shape)] = tensor
-    return padded
-
-
-def weight_decompose(dora_scale: torch.Tensor, weight: torch.Tensor, lora_diff: torch.Tensor, alpha: float,
-                     strength: float, intermediate_dtype: torch.dtype,
-                     function: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """DoRA: ``weight + alpha * diff`` rescaled so each input column's norm is ``dora_scale``, then blended with
-    ``weight`` by ``strength`` (Liu et al. 2024, "DoRA: Weight-Decomposed Low-Rank Adaptation")."""
-    scale = _on(dora_scale, weight, intermediate_dtype)
-    combined = weight + function(lora_diff * alpha).to(weight.dtype)
-    # The norm over every dimension but the input channels (dimension 1), kept broadcastable.
-    columns = combined.transpose(0, 1).reshape(combined.shape[1], -1).norm(dim=1, keepdim=True)
-    norm = columns.reshape(combined.shape[1], *[1] * (combined.ndim - 1)).transpose(0, 1)
-    combined = combined * (scale / norm).to(weight.dtype)
-    if strength != 1.0:
-        weight += strength * (combined - weight)
-    else:
-        weight[:] = combined
-    return weight
-
-
-def _low_rank_diff(kind: str, v: tuple[Any, ...], weight: torch.Tensor,
-                   dtype: torch.dtype) -> tuple[torch.Tensor, float, Any]:
-    """(delta shaped like ``weight``, alpha, dora_scale) of a lora / lokr / loha / glora patch."""
-    if kind == "lora":
-        up, down = _on(v[0], weight, dtype), _on(v[1], weight, dtype)
-        mid = v[3] if len(v) > 3 else None
-        alpha = 1.0 if v[2] is None else v[2] / down.shape[0]
-        if mid is not None:  # LoCon: the mid kernel between down and up
-            mid = _on(mid, weight, dtype)
-            shape = [down.shape[1], down.shape[0], mid.shape[2], mid.shape[3]]
-            down = torch.mm(down.transpose(0, 1).flatten(1), mid.transpose(0, 1).flatten(1)).reshape(shape)
-            down = down.transpose(0, 1)
-        diff = torch.mm(up.flatten(1), down.flatten(1)).reshape(weight.shape)
-        return diff, alpha, v[4] if len(v) > 4 else None
-    if kind == "lokr":
-        w1, w2, alpha_v, w1a, w1b, w2a, w2b, t2 = v[:8]
-        rank = None
-        if w1 is None:
-            rank = w1b.shape[0]
-            w1 = torch.mm(_on(w1a, weight, dtype), _on(w1b, weight, dtype))
-        else:
-            w1 = _on(w1, weight, dtype)
-        if w2 is None:
-            rank = w2b.shape[0]
-            if t2 is None:
-                w2 = torch.mm(_on(w2a, weight, dtype), _on(w2b, weight, dtype))
-            else:
-                w2 = torch.einsum("ijkl,jr,ip->prkl", _on(t2, weight, dtype), _on(w2b, weight, dtype),
-                                  _on(w2a, weight, dtype))
-        else:
-            w2 = _on(w2, weight, dtype)
-        if w2.ndim == 4:
-            w1 = w1[:, :, None, None]
-        alpha = alpha_v / rank if alpha_v is not None and rank is not None else 1.0
-        return torch.kron(w1, w2).reshape(weight.shape), alpha, v[8] if len(v) > 8 else None
-    if kind == "loha":
-        w1a, w1b, alpha_v, w2a, w2b, t1, t2 = v[:7]
-        alpha = 1.0 if alpha_v is None else alpha_v / w1b.shape[0]
-        if t1 is not None:  # CP decomposition
-            m1 = torch.einsum("ijkl,jr,ip->prkl", _on(t1, weight, dtype), _on(w1b, weight, dtype),
-                              _on(w1a, weight, dtype))
-            m2 = torch.einsum("ijkl,jr,ip->prkl", _on(t2, weight, dtype), _on(w2b, weight, dtype),
-                              _on(w2a, weight, dtype))
-        else:
-            m1 = torch.mm(_on(w1a, weight, dtype), _on(w1b, weight, dtype))
-            m2 = torch.mm(_on(w2a, weight, dtype), _on(w2b, weight, dtype))
-        return (m1 * m2).reshape(weight.shape), alpha, v[7] if len(v) > 7 else None
-    # glora: W' = W + (W a1) a2 + b1 b2 (lycoris' current form; its first form multiplied the other way round)
-    a1, a2, b1, b2 = (_on(t.flatten(1), weight, dtype) for t in v[:4])
-    old = v[3].shape[1] == v[2].shape[0] == v[0].shape[0] == v[1].shape[1]
-    rank = v[0].shape[0]
-    if v[3].shape[0] == v[2].shape[1] == v[0].shape[1] == v[1].shape[0] and not (
-            old and v[1].shape[0] == weight.shape[0] == weight.shape[1]):
-        old, rank = False, v[1].shape[0]
-    alpha = 1.0 if v[4] is None else v[4] / rank
-    w = weight.to(dtype)
-    if old:
-        diff = (torch.mm(b2, b1) + torch.mm(torch.mm(w.flatten(1), a2), a1)).reshape(weight.shape)
-    else:
-        inner = torch.einsum("oi...,ij->oj...", torch.einsum("oi...,ij->oj...", w, a1), a2) if w.ndim > 2 \
-            else torch.mm(torch.mm(w, a1), a2)
-        diff = inner.reshape(weight.shape) + torch.mm(b1, b2).reshape(weight.shape)
-    return diff, alpha, v[5] if len(v) > 5 else None
-
-
 def calculate_weight(patches: list[tuple[Any, ...]], weight: torch.Tensor, key: str,
                      intermediate_dtype: torch.dtype = torch.float32, original_weights: Any = None) -> torch.Tensor:
     """``weight`` with ComfyUI's patch list for ``key`` applied, in order; returns the result (changed in place
@@ -390,32 +295,13 @@ def calculate_weight(patches: list[tuple[Any, ...]], weight: torch.Tensor, key: 
             base = value[0][1](value[0][0].to(weight.device, intermediate_dtype, copy=True), inplace=True)
             value = (calculate_weight(value[1:], base, key, intermediate_dtype),)
         kind, args = ("diff", value) if len(value) == 1 else (value[0], value[1])
-        if kind == "diff":
-            diff = args[0]
-            if len(args) > 1 and isinstance(args[1], Mapping) and args[1].get("pad_weight") \
-                    and diff.shape != weight.shape:
-                weight = pad_tensor_to_shape(weight, diff.shape)
-            if strength != 0.0:
-                if diff.shape != weight.shape:
-                    log.warning("WARNING SHAPE MISMATCH %s WEIGHT NOT MERGED %s != %s", key, diff.shape, weight.shape)
-                else:
-                    weight += function(strength * diff.to(weight.device, weight.dtype))
-        elif kind == "set":
-            weight.copy_(args[0])
-        elif kind in ("lora", "lokr", "loha", "glora"):
-            if kind == "lora" and len(args) > 5 and args[5] is not None:
-                weight = pad_tensor_to_shape(weight, args[5])
-            try:
-                diff, alpha, dora_scale = _low_rank_diff(kind, args, weight, intermediate_dtype)
-            except (RuntimeError, ValueError) as exc:
-                log.error("ERROR %s %s %s", kind, key, exc)
-            else:
-                if dora_scale is not None:
-                    weight = weight_decompose(dora_scale, weight, diff, alpha, strength, intermediate_dtype, function)
-                else:
-                    weight += function((strength * alpha * diff).to(weight.dtype))
-        else:
+        if kind not in lora_math.KINDS:
             log.warning("patch type not recognized %s %s", kind, key)
+        else:
+            try:
+                weight = lora_math.apply_patch(kind, args, weight, strength, intermediate_dtype, function)
+            except ValueError as exc:  # ComfyUI logs a patch that does not fit and goes on
+                log.error("ERROR %s %s %s", kind, key, exc)
         if whole is not None:
             weight = whole
     return weight
