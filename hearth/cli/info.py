@@ -101,7 +101,9 @@ def plugins(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None,
         table.add_column(column)
     for record in records:
         lacks = missing.get(record.name, []) if record.kind == "comfyui" else []
-        table.add_row(record.name, record.version, record.tier, record.kind, str(record.node_count),
+        cannot = len(broken.get(record.name, {}))
+        count = f"{record.node_count} ({cannot} cannot run)" if cannot else str(record.node_count)
+        table.add_row(record.name, record.version, record.tier, record.kind, count,
                       escape(where(record, trust)), escape(record.error or ""), ", ".join(lacks))
     console = Console()
     console.print(table)

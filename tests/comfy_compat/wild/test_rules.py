@@ -216,6 +216,8 @@ def test_comfy_plugins_names_the_broken_node() -> None:
     table = comfy("plugins")
     assert table.exit_code == 0, table.output
     assert f"rules_broken_pack: node {BROKEN} cannot run" in " ".join(table.stdout.split())
+    row = next(line for line in table.stdout.splitlines() if "rules_broken_pack" in line)
+    assert "6 (4" in row  # six nodes, four of which cannot run (the cell wraps at the test's 80 columns)
 
 
 def test_the_server_object_info_leaves_the_broken_node_out(rules_runtime: Runtime, tmp_path: Path) -> None:
