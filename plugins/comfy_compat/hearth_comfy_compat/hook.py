@@ -141,16 +141,34 @@ def _importer(frame: types.FrameType | None) -> types.FrameType | None:
 
 
 def _guarded(frame: types.FrameType) -> bool:
-    """Whether ``frame`` is inside a ``try`` (or ``with``) block now: its exception table covers the
-    instruction."""
-    entries = _exception_entries.get(frame.f_code)
-    if entries is None:
-        entries = _exception_entries[frame.f_code] = tuple(
-            (entry.start, entry.end) for entry in dis.Bytecode(frame.f_code).exception_entries)
-    return any(start <= frame.f_lasti < end for start, end in entries)
+    """Whether ``frame`` runs inside a ``try`` block whose ``except`` may catch what fails now (a pack's
+    ``try: from comfy.x import y / except ImportError: fallback``). A ``with`` block or a bare ``finally`` does
+    not count: they let the error through."""
+    handlers = _handlers.get(frame.f_code)
+    if handlers is None:
+        handlers = _handlers[frame.f_code] = _catching_ranges(frame.f_code)
+    return any(start <= frame.f_lasti < end for start, end in handlers)
 
 
-_exception_entries: dict[types.CodeType, tuple[tuple[int, int], ...]] = {}
+def _catching_ranges(code: types.CodeType) -> tuple[tuple[int, int], ...]:
+    # Python 3.11+ flattens a code object's handlers: each instruction has at most one, the innermost. An
+    # ``except`` handler starts PUSH_EXC_INFO then POP_TOP (bare) or a CHECK_EXC_MATCH soon after; a ``with``
+    # handler has WITH_EXCEPT_START, a ``finally`` re-raises, and cleanup handlers start with COPY.
+    instructions = list(dis.get_instructions(code))
+    index = {instruction.offset: n for n, instruction in enumerate(instructions)}
+    ranges = []
+    for entry in dis.Bytecode(code).exception_entries:
+        start = index.get(entry.target)
+        handler = [i.opname for i in instructions[start:start + 8]] if start is not None else []
+        if handler[:1] != ["PUSH_EXC_INFO"]:
+            continue
+        if handler[1:2] == ["POP_TOP"] or "CHECK_EXC_MATCH" in handler[1:] and not {
+                "WITH_EXCEPT_START", "RERAISE"} & set(handler[1:handler.index("CHECK_EXC_MATCH")]):
+            ranges.append((entry.start, entry.end))
+    return tuple(ranges)
+
+
+_handlers: dict[types.CodeType, tuple[tuple[int, int], ...]] = {}
 
 
 def _pack_needs_optional(frame: types.FrameType | None) -> bool:
@@ -321,6 +339,8 @@ def _takes_stand_in(frame: types.FrameType) -> bool:
     uses the name fails. Inside a function (a node running) ``x.name`` raises at once, and ``hasattr`` and
     ``getattr(x, name, default)`` answer as for an absent name everywhere."""
     code = frame.f_code
+    if _guarded(frame):
+        return False  # the pack's own except clause takes it: it has a way round, so it gets the error
     opcode = code.co_code[frame.f_lasti]
     if opcode == _IMPORT_FROM or frame.f_lasti in _class_bases(code):
         return True
@@ -448,8 +468,11 @@ class _ServedModule(types.ModuleType):
         if self.__dict__.get("__hearth_stand_in__"):
             if _probing(caller):
                 raise HearthDoesNotProvide(f"Hearth does not provide {sub}")
+            message = _record(_pack_of(caller), sub)
+            if _guarded(caller):  # try: from comfy.x import y / except ImportError: the pack's fallback runs
+                raise HearthDoesNotProvide(message)
             # Every name of a module Hearth lacks is a stand-in: the module is ComfyUI's, so the name may be.
-            return _Missing(_record(_pack_of(caller), sub), sub)
+            return _Missing(message, sub)
         if target is None:
             raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r}")
         try:

@@ -55,7 +55,7 @@ def test_a_pack_importing_comfyuis_modules_and_subclassing_a_stand_in_loads(pm: 
     assert facts == {"nonsense": "False", "root_is_dir": "True", "k_diffusion_is_dir": "True", "version": "True",
                      "previews_off": "True", "depth": "3", "width": "7", "server": "True",
                      "flag": "False", "abc": "True", "stage_d": "False",
-                     "user_manager": "False"}
+                     "user_manager": "False", "guarded": "fallback,fallback"}
 
 
 def test_a_name_comfyui_lacks_is_not_found() -> None:

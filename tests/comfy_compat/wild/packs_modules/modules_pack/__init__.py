@@ -1,6 +1,7 @@
 """A pack written the way wild packs are: it imports ComfyUI's modules at module level, builds on classes Hearth
 may lack, probes for a module ComfyUI does not have, and finds its way around ComfyUI's folder by __file__."""
 
+import contextlib
 import os
 
 import comfy
@@ -68,6 +69,18 @@ IMPORTED = (comfy.controlnet, comfy.k_diffusion.sampling, comfy.latent_formats, 
 # Read while the pack imports (AnimateDiff keeps ComfyUI's classes in a table): a stand-in, so the pack loads.
 SAMPLING_TYPES = {"lcm": comfy.utils.a_sampling_type_hearth_lacks}
 HAS_FLAG = hasattr(comfy.model_management, "a_flag_hearth_lacks")
+try:  # a guarded import takes the pack's own fallback
+    from comfy.utils import a_guarded_name_hearth_lacks  # noqa: F401
+
+    GUARDED_FROM = "stand-in"
+except ImportError:
+    GUARDED_FROM = "fallback"
+try:
+    GUARDED_ATTR = comfy.utils.another_guarded_name_hearth_lacks
+except AttributeError:
+    GUARDED_ATTR = "fallback"
+with contextlib.nullcontext():  # a with block is no guard: still a stand-in, the pack loads
+    from comfy.utils import a_name_in_a_with_block_hearth_lacks  # noqa: F401
 HAS_USER_MANAGER = hasattr(PromptServer.instance, "user_manager")
 HAS_STAGE_D = hasattr(stage_a, "StageD")  # a module Hearth lacks has no names to a probe either
 if not hasattr(nodes, "ModulesPackFormats"):  # VideoHelperSuite's probe-then-set: not a missing internal
@@ -141,6 +154,7 @@ class ModulesReport:
                  f"k_diffusion_is_dir:{os.path.isdir(COMFY_PACKAGE)}", f"version:{VERSION >= (0, 3, 0)}",
                  f"previews_off:{PREVIEWS}", f"depth:{PackStageC.DEPTH}", f"width:{PackStageA(7).width}",
                  f"server:{PromptServer.instance is server.PromptServer.instance}", f"flag:{HAS_FLAG}", f"stage_d:{HAS_STAGE_D}", f"user_manager:{HAS_USER_MANAGER}",
+                 f"guarded:{GUARDED_FROM},{GUARDED_ATTR}",
                  f"abc:{AbstractStage.INPUT_TYPES() == {'required': {}}}"]
         return {"ui": {"text": facts}, "result": (" ".join(facts),)}
 
