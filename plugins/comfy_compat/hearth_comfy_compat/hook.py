@@ -13,8 +13,9 @@ A name the Hearth module lacks:
   instead of lying); read while the pack's module or a class body runs (``TABLE = {"x": comfy.utils.x}``), it
   gives a stand-in, so the pack loads.
 
-Either way the name is recorded per pack in :func:`missing_names`; a probe with a way round (``hasattr``,
-``getattr`` with a default) is not a need and is not recorded.
+Inside the pack's own ``try`` block whose ``except`` may catch it, either raises instead, so the pack takes its
+fallback. Either way the name is recorded per pack in :func:`missing_names`; a probe with a way round
+(``hasattr``, ``getattr`` with a default) is not a need and is not recorded.
 
 A whole module of ComfyUI's tree that Hearth does not implement (``comfy.ldm.modules.attention``; the table is
 :mod:`hearth_comfy_compat.comfyui_tree`) is served as a stand-in: importing it works and is recorded, and every
