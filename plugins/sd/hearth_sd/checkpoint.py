@@ -35,11 +35,11 @@ from hearth.core.models.devices import as_device
 
 from .clip_text import CLIPTextEncoder, TextEncoderConfig
 from .embeddings import EmbeddingLibrary
-from .families import Family, TextEncoderSpec, get_family
+from .families import FAMILIES, Family, TextEncoderSpec, get_family
 from .formats import UNET_PREFIX, VAE_PREFIX, prediction_from_metadata, sd_formats
 from .model import VAE, DiffusionModel
 from .open_clip_text import OpenCLIPTextEncoder
-from .ops import place
+from .ops import cast_layers, place
 from .sampling import PREDICTIONS, ModelSampling
 from .text_encoding import CLIP
 from .unet import UNetConfig, UNetModel
@@ -278,3 +278,88 @@ def load_vae(
     vae = build(AutoencoderKL, vae_config_from_state_dict(sd), sd, f"{path} (VAE)")
     device = as_device(load_device) if load_device is not None else default_device()
     return VAE(place(vae, torch.device(offload_device), compute_dtype(device, (torch.bfloat16, torch.float32))))
+
+
+# -- a UNet on its own (UNETLoader, diffusion_models/) -----------------------------------------------------------
+
+# Where a UNet-only file keeps the UNet: bare (as ComfyUI saves diffusion_models files) or a checkpoint's prefix.
+UNET_ONLY_PREFIXES = (UNET_PREFIX, "")
+FAMILY_METADATA_KEY = "hearth.sd.family"  # tiny files say their family; real ones are told apart by shapes
+# Weight dtypes UNETLoader offers (and torch's names, which comfy.sd passes from model_options["dtype"]): fp8
+# stores the matrices in 8 bits, the layers cast them as they run.
+UNET_WEIGHT_DTYPES = {"default": None, "fp8_e4m3fn": torch.float8_e4m3fn, "fp8_e4m3fn_fast": torch.float8_e4m3fn,
+                      "fp8_e5m2": torch.float8_e5m2, "float8_e4m3fn": torch.float8_e4m3fn,
+                      "float8_e5m2": torch.float8_e5m2}
+
+
+def unet_prefix(keys: Iterable[str]) -> str:
+    """Which of :data:`UNET_ONLY_PREFIXES` a file's UNet keys sit under (``input_blocks.0.0.weight`` found)."""
+    keys = set(keys)
+    for prefix in UNET_ONLY_PREFIXES:
+        if prefix + "input_blocks.0.0.weight" in keys:
+            return prefix
+    raise UnknownModelError("state dict", [], "no input_blocks.0.0.weight, bare or under " + UNET_PREFIX)
+
+
+def unet_family(shapes: Mapping[str, tuple[int, ...]], metadata: Mapping[str, str] | None = None) -> Family:
+    """The SD family of a UNet alone (keys without prefix), as ComfyUI's detection tells it from shapes:
+    an ADM input (``label_emb``) is SDXL, its refiner when the cross-attention width is 1280; otherwise a linear
+    ``proj_in`` or 1024-wide context is SD2, the rest SD1. ``hearth.sd.family`` metadata (tiny files) decides first.
+    """
+    named = (metadata or {}).get(FAMILY_METADATA_KEY)
+    if named in FAMILIES:
+        return get_family(named)
+    context = next((shape[1] for key, shape in shapes.items() if key.endswith("attn2.to_k.weight")), None)
+    if "label_emb.0.0.weight" in shapes:
+        return get_family("sdxl_refiner" if context == 1280 else "sdxl")
+    proj_in = next((shape for key, shape in shapes.items() if key.endswith("proj_in.weight")), None)
+    if context == 1024 or (proj_in is not None and len(proj_in) == 2):
+        return get_family("sd2")
+    return get_family("sd1")
+
+
+def load_unet(
+    path: str | Path,
+    *,
+    prediction: str | None = None,
+    weight_dtype: str = "default",
+    load_device: str | torch.device | None = None,
+    offload_device: str | torch.device = "cpu",
+) -> DiffusionModel:
+    """An SD1/SD2/SDXL UNet on its own (a ``diffusion_models/`` file: keys bare or under ``model.diffusion_model.``,
+    or a whole checkpoint, of which only the UNet is read) as a :class:`DiffusionModel`.
+
+    The family comes from :func:`unet_family`, the config from the shapes and the ``hearth.sd.config`` metadata
+    (heads), the prediction from ``prediction``, the ModelSpec metadata, then the family (v for SD2, as for
+    checkpoints: Hearth does not probe the UNet as ComfyUI does). ``weight_dtype``: one of
+    :data:`UNET_WEIGHT_DTYPES` (fp8 stores the matrices in 8 bits; they compute in the device's dtype).
+    Not read: diffusers' ``UNet2DConditionModel`` layout (``down_blocks.…``), which Hearth's loaders do not convert.
+    """
+    if weight_dtype not in UNET_WEIGHT_DTYPES:
+        raise ValueError(f"weight_dtype {weight_dtype!r}: choose one of {', '.join(UNET_WEIGHT_DTYPES)}")
+    device = as_device(load_device) if load_device is not None else default_device()
+    header = read_header(path)
+    try:
+        prefix = unet_prefix(header.shapes)
+    except UnknownModelError:
+        raise UnknownModelError(str(path), [], "not an SD UNet: no input_blocks.0.0.weight, bare or under "
+                                + UNET_PREFIX) from None
+    shapes = {k[len(prefix):]: tuple(v) for k, v in header.shapes.items() if k.startswith(prefix)}
+    metadata = dict(header.metadata)
+    family = unet_family(shapes, metadata)
+    state = load_state_dict(path, prefix=prefix)
+    if prefix:
+        state = strip_prefix(state, prefix)
+    store = UNET_WEIGHT_DTYPES[weight_dtype]
+    if store is not None:
+        # Matrices and kernels only, as ComfyUI stores them: norms and biases keep their precision.
+        state = {k: v.to(store) if v.is_floating_point() and v.ndim >= 2 and k.endswith(".weight") else v
+                 for k, v in state.items()}
+    overrides = json.loads(metadata.get(CONFIG_METADATA_KEY, "{}"))
+    config = unet_config_from_state_dict(state, family, overrides.get("unet", {}))
+    dtype = compute_dtype(device)
+    unet = build(UNetModel, config, state, f"{path} (UNet)")
+    unet = cast_layers(unet.to(torch.device(offload_device)), dtype) if store is not None \
+        else place(unet, torch.device(offload_device), dtype)
+    sampling = ModelSampling(prediction=_prediction(family, metadata, prediction))
+    return DiffusionModel(unet, family, sampling)

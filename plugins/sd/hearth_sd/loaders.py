@@ -25,7 +25,14 @@ from hearth.core.models import (
     strip_prefix,
 )
 
-from .checkpoint import CONFIG_METADATA_KEY, build, load_checkpoint, load_vae, text_config_from_state_dict
+from .checkpoint import (
+    CONFIG_METADATA_KEY,
+    build,
+    load_checkpoint,
+    load_unet,
+    load_vae,
+    text_config_from_state_dict,
+)
 from .clip_text import CLIPTextEncoder
 from .embeddings import EmbeddingLibrary
 from .families import FAMILIES
@@ -58,6 +65,23 @@ def checkpoint(path: str | Path, embeddings: Iterable[str | Path] = (),
     ckpt = record.checkpoint
     return (SDModel(ckpt.model, record.unet, record), SDClip(ckpt.clip, record.text, record),
             SDVAE(ckpt.vae, record.vae, record))
+
+
+def unet(path: str | Path, weight_dtype: str = "default", device: str | None = None,
+         prediction: str | None = None) -> SDModel:
+    """An SD1/SD2/SDXL UNet file on its own (UNETLoader; or a checkpoint's UNet alone) as a MODEL, which samples as
+    the MODEL of a checkpoint holding the same UNet does (see :func:`hearth_sd.checkpoint.load_unet`)."""
+    path = Path(path)
+    load_device = torch.device(device) if device is not None else default_device()
+
+    def make() -> Loaded:
+        model = load_unet(path, prediction=prediction, weight_dtype=weight_dtype, load_device=load_device)
+        patcher = PatchedModel(model.unet, name=path.name, load_device=load_device,
+                               memory_estimate=model.memory_required)
+        return Loaded(path, model=model, unet=patcher)
+
+    record = load_once("unet", path, make, weight_dtype, prediction, str(load_device))
+    return SDModel(record.model, record.unet, record)
 
 
 def vae(path: str | Path) -> SDVAE:

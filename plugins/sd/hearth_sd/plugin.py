@@ -11,9 +11,10 @@ from typing import Any
 
 from hearth.core.hookspecs import hookimpl
 from hearth.core.model_folders import TinyModel
+from hearth.core.models.formats import ModelFormat
 
 from . import nodes_conditioning, nodes_latent, nodes_text, nodes_vae
-from .formats import resolve_sd2_prediction, sd_formats
+from .formats import UNET_PREFIX, resolve_sd2_prediction, sd_formats
 
 NODE_MODULES = (nodes_text, nodes_vae, nodes_latent, nodes_conditioning)
 CHECKPOINT_FORMATS = ("sd1", "sd2", "sdxl", "sdxl_refiner")  # sd_formats()' names of whole checkpoints
@@ -26,9 +27,23 @@ TINY_FAMILIES = {
 }
 
 
+# A UNet on its own (ComfyUI's UNETLoader, models/diffusion_models): bare keys, or under a checkpoint's prefix.
+# Two sentinels, fewer than any whole-checkpoint format, so a whole checkpoint is still detected as one; the
+# family (SD1, SD2, SDXL, refiner) is read from the shapes when it loads.
+UNET_FORMATS = {"sd_unet": "", "sd_unet_checkpoint": UNET_PREFIX}
+
+
+def unet_formats() -> list[ModelFormat]:
+    """The formats of a Stable Diffusion UNet file alone (SD1/SD2/SDXL/refiner), for ``diffusion_models``."""
+    return [ModelFormat(name, {prefix + "input_blocks.0.0.weight": None, prefix + "out.2.weight": None},
+                        "Stable Diffusion UNet alone (SD1, SD2, SDXL), as UNETLoader reads from diffusion_models",
+                        prefixes=(prefix,), extra={"part": "unet"})
+            for name, prefix in UNET_FORMATS.items()]
+
+
 @hookimpl
 def register_model_formats():
-    return sd_formats()
+    return [*sd_formats(), *unet_formats()]
 
 
 @hookimpl
@@ -60,6 +75,13 @@ def load_checkpoint_file(path: Path, embeddings: Any = None, prediction: str | N
     return checkpoint(path, embeddings=_embeddings(embeddings), prediction=prediction)
 
 
+def load_unet_file(path: Path, weight_dtype: str = "default", device: str | None = None, **_: Any) -> Any:
+    """MODEL of an SD UNet file alone, or of a whole checkpoint's UNet (UNETLoader on a checkpoint, as ComfyUI)."""
+    from .loaders import unet
+
+    return unet(path, weight_dtype=weight_dtype, device=device)
+
+
 def load_vae_file(path: Path, **_: Any) -> Any:
     """The VAE of a standalone VAE file, or of a whole checkpoint (its ``first_stage_model.`` part)."""
     from .loaders import vae
@@ -79,6 +101,7 @@ def register_model_loaders():
     loaders: dict[tuple[str, str], Any] = {("checkpoints", name): load_checkpoint_file for name in CHECKPOINT_FORMATS}
     loaders.update({("vae", name): load_vae_file for name in (*CHECKPOINT_FORMATS, "sd_vae")})
     loaders[("text_encoders", "stable_diffusion")] = load_text_encoder_file
+    loaders.update({("diffusion_models", name): load_unet_file for name in (*UNET_FORMATS, *CHECKPOINT_FORMATS)})
     return loaders
 
 
