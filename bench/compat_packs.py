@@ -19,11 +19,11 @@ spoil another and what is measured is what a user gets. Per pack it reports:
   another module only when some module takes that mapping by name (``from .image import IMAGE_CLASS_MAPPINGS``,
   ``module.NODE_CLASS_MAPPINGS``), as a helper's own mapping that nothing merges is not registered by ComfyUI
   either. ``NODE_CLASS_MAPPINGS`` imported from ComfyUI's ``nodes`` (the global registry packs read) is not the
-  pack's. A key that is not a
-  string literal is resolved when it is a class's ``NAME = "..."`` attribute, else counted once by its source
-  text (rgthree's ``RgthreeSeed.NAME``). Keys declared under a condition (a config flag, an optional
-  dependency) count as declared: the figure is what the pack can register, so registered/declared may sit a
-  little under 100% where a pack's own switch is off;
+  pack's. A key that is not a string literal is resolved when it is a class attribute whose string is plain
+  from the source (a literal, a module constant, an f-string or a call of a pack function returning one:
+  rgthree's ``RgthreeSeed.NAME = get_name("Seed")``), else counted once by its source text. Keys declared under
+  a condition (a config flag, an optional dependency) count as declared: the figure is what the pack can
+  register, so registered/declared may sit a little under 100% where a pack's own switch is off;
 * torchvision: declared nodes whose class lives in a file that imports torchvision at module level, directly,
   through another pack file, or through an installed distribution that requires torchvision (timm,
   open_clip...) -- torchvision cannot import beside the CPU torch wheel on these machines, so those nodes cannot
@@ -259,9 +259,66 @@ class PackSource:
             for node in ast.walk(self.trees[module]):
                 if isinstance(node, ast.ClassDef) and node.name == cls:
                     for item in node.body:
-                        if (isinstance(item, ast.Assign) and isinstance(item.value, ast.Constant)
+                        if (isinstance(item, ast.Assign)
                                 and any(getattr(t, "id", None) == attr for t in item.targets)):
-                            return str(item.value.value)
+                            return self._string(module, item.value, {}, 0)
+        return None
+
+    def _bound(self, module: str, name: str) -> tuple[str, ast.AST] | None:
+        """Where ``name`` is bound at module level in ``module`` (a string assignment or a function), following
+        ``from .x import name`` to another pack module."""
+        for node in self.trees[module].body:
+            if isinstance(node, ast.FunctionDef) and node.name == name:
+                return module, node
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and getattr(node.targets[0], "id", None) == name):
+                return module, node.value
+            if isinstance(node, ast.ImportFrom) and any((a.asname or a.name) == name for a in node.names):
+                original = next(a.name for a in node.names if (a.asname or a.name) == name)
+                for hit in self._resolve(module, node.module or "", node.level):
+                    if hit != module:
+                        found = self._bound(hit, original)
+                        if found:
+                            return found
+        return None
+
+    def _string(self, module: str, node: ast.AST, env: dict[str, str], depth: int) -> str | None:
+        """The string ``node`` evaluates to, where that is plain from the source: literals, module constants,
+        f-strings, ``+``, ``"...".format(...)`` and calls of a pack function that returns such an expression
+        (rgthree's ``NAME = get_name("Seed")``, which gives "Seed (rgthree)"); None otherwise."""
+        if depth > 8:
+            return None
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        if isinstance(node, ast.Name):
+            if node.id in env:
+                return env[node.id]
+            found = self._bound(module, node.id)
+            if found and not isinstance(found[1], ast.FunctionDef):
+                return self._string(found[0], found[1], {}, depth + 1)
+            return None
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            left, right = (self._string(module, n, env, depth + 1) for n in (node.left, node.right))
+            return left + right if left is not None and right is not None else None
+        if isinstance(node, ast.JoinedStr):
+            parts = [self._string(module, v.value if isinstance(v, ast.FormattedValue) else v, env, depth + 1)
+                     for v in node.values]
+            return "".join(parts) if all(p is not None for p in parts) else None  # type: ignore[arg-type]
+        if not isinstance(node, ast.Call) or node.keywords:
+            return None
+        args = [self._string(module, a, env, depth + 1) for a in node.args]
+        if any(a is None for a in args):
+            return None
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr == "format":
+            template = self._string(module, func.value, env, depth + 1)
+            return template.format(*args) if template is not None else None
+        found = self._bound(module, func.id) if isinstance(func, ast.Name) else None
+        if found and isinstance(found[1], ast.FunctionDef):
+            body = [b for b in found[1].body if not (isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant))]
+            params = [a.arg for a in found[1].args.args]
+            if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value and len(args) <= len(params):
+                return self._string(found[0], body[0].value, dict(zip(params, args, strict=False)), depth + 1)
         return None
 
     def _key(self, node: ast.expr) -> str:
