@@ -141,35 +141,87 @@ def _importer(frame: types.FrameType | None) -> types.FrameType | None:
     return frame
 
 
-def _guarded(frame: types.FrameType) -> bool:
-    """Whether ``frame`` runs inside a ``try`` block whose ``except`` may catch what fails now (a pack's
-    ``try: from comfy.x import y / except ImportError: fallback``). A ``with`` block or a bare ``finally`` does
-    not count: they let the error through."""
-    handlers = _handlers.get(frame.f_code)
+def _guarded(frame: types.FrameType, raised: type[BaseException]) -> bool:
+    """Whether ``frame`` runs inside a ``try`` block with an ``except`` clause that catches ``raised`` (a pack's
+    ``try: from comfy.x import y / except ImportError: fallback``). A ``with`` block, a bare ``finally`` or an
+    ``except`` of other types (``except FileNotFoundError``) lets it through; a clause whose types cannot be read
+    here counts as not catching, so the pack gets a stand-in rather than an error."""
+    code = frame.f_code
+    handlers = _handlers.get(code)
     if handlers is None:
-        handlers = _handlers[frame.f_code] = _catching_ranges(frame.f_code)
-    return any(start <= frame.f_lasti < end for start, end in handlers)
+        handlers = _handlers[code] = _except_handlers(code)
+    for start, end, clauses in handlers:
+        if start <= frame.f_lasti < end:
+            return any(_catches(frame, clause, raised) for clause in clauses)
+    return False
 
 
-def _catching_ranges(code: types.CodeType) -> tuple[tuple[int, int], ...]:
-    # Python 3.11+ flattens a code object's handlers: each instruction has at most one, the innermost. An
-    # ``except`` handler starts PUSH_EXC_INFO then POP_TOP (bare) or a CHECK_EXC_MATCH soon after; a ``with``
-    # handler has WITH_EXCEPT_START, a ``finally`` re-raises, and cleanup handlers start with COPY.
+def _except_handlers(code: types.CodeType) -> tuple[tuple[int, int, tuple[Any, ...]], ...]:
+    """(start, end, except clauses) of each range whose handler is a try's ``except`` chain. Python 3.11+
+    flattens handlers: each instruction has at most one, the innermost. Each clause is None (a bare ``except``) or
+    the instructions that load its exception types before CHECK_EXC_MATCH."""
     instructions = list(dis.get_instructions(code))
-    index = {instruction.offset: n for n, instruction in enumerate(instructions)}
-    ranges = []
+    at = {instruction.offset: n for n, instruction in enumerate(instructions)}
+    found = []
     for entry in dis.Bytecode(code).exception_entries:
-        start = index.get(entry.target)
-        handler = [i.opname for i in instructions[start:start + 8]] if start is not None else []
-        if handler[:1] != ["PUSH_EXC_INFO"]:
-            continue
-        if handler[1:2] == ["POP_TOP"] or "CHECK_EXC_MATCH" in handler[1:] and not {
-                "WITH_EXCEPT_START", "RERAISE"} & set(handler[1:handler.index("CHECK_EXC_MATCH")]):
-            ranges.append((entry.start, entry.end))
-    return tuple(ranges)
+        n = at.get(entry.target)
+        if n is None or instructions[n].opname != "PUSH_EXC_INFO":
+            continue  # cleanup handlers (COPY ... RERAISE)
+        clauses: list[Any] = []
+        n += 1
+        while n < len(instructions) and len(clauses) < 16:
+            name = instructions[n].opname
+            if name == "POP_TOP":  # a bare except
+                clauses.append(None)
+                break
+            loads = []
+            while n < len(instructions) and instructions[n].opname in _TYPE_LOADS:
+                loads.append(instructions[n])
+                n += 1
+            if not loads or n >= len(instructions) or instructions[n].opname != "CHECK_EXC_MATCH":
+                break  # a with block's WITH_EXCEPT_START, a finally's body or RERAISE: nothing more is caught
+            clauses.append(tuple(loads))
+            jump = instructions[n + 1] if n + 1 < len(instructions) else None
+            if jump is None or not jump.opname.startswith("POP_JUMP") or jump.argval not in at:
+                break
+            n = at[jump.argval]  # the next clause of the chain
+        if clauses:
+            found.append((entry.start, entry.end, tuple(clauses)))
+    return tuple(found)
 
 
-_handlers: dict[types.CodeType, tuple[tuple[int, int], ...]] = {}
+_TYPE_LOADS = frozenset({"LOAD_NAME", "LOAD_GLOBAL", "LOAD_FAST", "LOAD_ATTR", "BUILD_TUPLE"})
+_handlers: dict[types.CodeType, tuple[tuple[int, int, tuple[Any, ...]], ...]] = {}
+
+
+def _catches(frame: types.FrameType, clause: Any, raised: type[BaseException]) -> bool:
+    if clause is None:
+        return True
+    stack: list[Any] = []
+    try:
+        for instruction in clause:
+            if instruction.opname == "LOAD_ATTR":
+                stack.append(getattr(stack.pop(), instruction.argval))
+            elif instruction.opname == "BUILD_TUPLE":
+                count = int(instruction.arg or 0)
+                items = stack[len(stack) - count:] if count else []
+                del stack[len(stack) - count:]
+                stack.append(tuple(items))
+            elif instruction.opname == "LOAD_FAST":
+                stack.append(frame.f_locals[instruction.argval])
+            else:  # LOAD_NAME (locals, then globals, then builtins) or LOAD_GLOBAL (globals, then builtins)
+                name = instruction.argval
+                if instruction.opname == "LOAD_NAME" and name in frame.f_locals:
+                    stack.append(frame.f_locals[name])
+                elif name in frame.f_globals:
+                    stack.append(frame.f_globals[name])
+                else:
+                    stack.append(frame.f_builtins[name])
+        caught = stack[-1]
+        kinds = caught if isinstance(caught, tuple) else (caught,)
+        return any(isinstance(kind, type) and issubclass(raised, kind) for kind in kinds)
+    except Exception:  # noqa: BLE001 - a clause whose types cannot be read here catches nothing we know of
+        return False
 
 
 def _pack_needs_optional(frame: types.FrameType | None) -> bool:
@@ -177,7 +229,8 @@ def _pack_needs_optional(frame: types.FrameType | None) -> bool:
     library get stand-ins. A library probing for it (transformers' ``find_spec("torchvision")``) and a pack's
     ``try: import torchvision / except ImportError`` see it absent, as without Hearth."""
     importer = _importer(frame)
-    return importer is not None and _frame_pack(importer) is not None and not _guarded(importer)
+    return importer is not None and _frame_pack(importer) is not None and not _guarded(importer,
+                                                                                         ModuleNotFoundError)
 
 
 def _forget_optional_stand_ins() -> None:
@@ -340,9 +393,9 @@ def _takes_stand_in(frame: types.FrameType) -> bool:
     uses the name fails. Inside a function (a node running) ``x.name`` raises at once, and ``hasattr`` and
     ``getattr(x, name, default)`` answer as for an absent name everywhere."""
     code = frame.f_code
-    if _guarded(frame):
-        return False  # the pack's own except clause takes it: it has a way round, so it gets the error
     opcode = code.co_code[frame.f_lasti]
+    if _guarded(frame, ImportError if opcode == _IMPORT_FROM else AttributeError):
+        return False  # the pack's own except clause takes it: it has a way round, so it gets the error
     if opcode == _IMPORT_FROM or frame.f_lasti in _class_bases(code):
         return True
     return opcode in _READ_ATTRIBUTE and not code.co_flags & inspect.CO_OPTIMIZED
@@ -470,7 +523,8 @@ class _ServedModule(types.ModuleType):
             if _probing(caller):
                 raise HearthDoesNotProvide(f"Hearth does not provide {sub}")
             message = _record(_pack_of(caller), sub)
-            if _guarded(caller):  # try: from comfy.x import y / except ImportError: the pack's fallback runs
+            if _guarded(caller, ImportError if caller.f_code.co_code[caller.f_lasti] == _IMPORT_FROM
+                        else AttributeError):  # try: from comfy.x import y / except ImportError: its fallback runs
                 raise HearthDoesNotProvide(message)
             # Every name of a module Hearth lacks is a stand-in: the module is ComfyUI's, so the name may be.
             return _Missing(message, sub)

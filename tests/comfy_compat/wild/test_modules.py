@@ -95,7 +95,8 @@ def test_comfy_plugins_lists_what_the_pack_touched(pm: PluginManager) -> None:
     lacks = set(records["modules_pack"]["missing_internals"])
     assert {"comfy.ldm.cascade.stage_c", "comfy.ldm.cascade.stage_c.StageC", "comfy.ldm.cascade.stage_a.StageA",
             "app.model_manager", "app.model_manager.ModelFileManager"} <= lacks
-    assert "comfy.utils.a_sampling_type_hearth_lacks" in lacks
+    assert {"comfy.utils.a_sampling_type_hearth_lacks", "comfy.utils.a_guarded_name_hearth_lacks",
+            "comfy.utils.a_name_under_another_except_hearth_lacks"} <= lacks
     assert not [name for name in lacks if name.startswith("comfy.comfy_types")]
     assert not {"comfy.ldm.cascade.stage_a.StageD", "server.PromptServer.instance.user_manager"} & lacks
     assert "nodes.ModulesPackFormats" not in lacks and "comfy.model_management.a_flag_hearth_lacks" not in lacks

@@ -79,6 +79,10 @@ try:
     GUARDED_ATTR = comfy.utils.another_guarded_name_hearth_lacks
 except AttributeError:
     GUARDED_ATTR = "fallback"
+try:  # Easy-Use guards so: this except does not catch an ImportError, so the name is a stand-in and the pack loads
+    from comfy.utils import a_name_under_another_except_hearth_lacks  # noqa: F401
+except FileNotFoundError:
+    pass
 with contextlib.nullcontext():  # a with block is no guard: still a stand-in, the pack loads
     from comfy.utils import a_name_in_a_with_block_hearth_lacks  # noqa: F401
 HAS_USER_MANAGER = hasattr(PromptServer.instance, "user_manager")
