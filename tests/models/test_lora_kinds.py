@@ -1,6 +1,7 @@
 """Every weight patch kind ComfyUI's ``comfy.lora.load_lora`` writes (lora with LoCon mid and DoRA, LoHa with and
 without Tucker cores, LoKr whole and low-rank, GLoRA, diff, set) goes on a real tiny SD1 MODEL through
-``add_patches`` and gives the weight that the published definition, computed here independently in float64, gives.
+``add_patches`` and gives the weight that the published definition, computed here independently in float64, gives; and a LyCORIS
+file read by a pack through ``comfy.lora`` patches the weights as Hearth's own LoraLoader does.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 import pytest
 import torch
 
-from hearth.core.models import lora_math
+from hearth.core.models import lora_math, write_safetensors
+from hearth.core.plugins import active_plugins
 from tests.sd.nodes_testing import in_runtime
 
 CONV = "diffusion_model.input_blocks.4.0.in_layers.2.weight"  # (64, 32, 3, 3)
@@ -21,16 +23,45 @@ LINEAR = "diffusion_model.input_blocks.1.1.transformer_blocks.0.ff.net.2.weight"
 Expected = Callable[[torch.Tensor], torch.Tensor]
 
 
+def kohya(path: str) -> str:
+    return "lora_unet_" + path[len("diffusion_model."):-len(".weight")].replace(".", "_")
+
+
+def lycoris_file() -> dict[str, torch.Tensor]:
+    """A LyCORIS-style file in kohya naming: LoHa, DoRA, LoCon with mid, LoKr (whole and low-rank)."""
+    lin, q, k, conv, conv2 = (LINEAR, LINEAR.replace("ff.net.2", "attn1.to_q"), LINEAR.replace("ff.net.2", "attn2.to_k"),
+                              CONV, CONV.replace("input_blocks.4", "input_blocks.5"))
+    tensors = {f"{kohya(lin)}.hada_w1_a": rand(32, 4, seed=1), f"{kohya(lin)}.hada_w1_b": rand(4, 128, seed=2),
+               f"{kohya(lin)}.hada_w2_a": rand(32, 4, seed=3), f"{kohya(lin)}.hada_w2_b": rand(4, 128, seed=4),
+               f"{kohya(lin)}.alpha": torch.tensor(2.0),
+               f"{kohya(conv)}.lokr_w1": rand(8, 4, seed=5), f"{kohya(conv)}.lokr_w2": rand(8, 8, 3, 3, seed=6),
+               f"{kohya(q)}.lora_up.weight": rand(32, 4, seed=7), f"{kohya(q)}.lora_down.weight": rand(4, 32, seed=8),
+               f"{kohya(q)}.alpha": torch.tensor(4.0), f"{kohya(q)}.dora_scale": rand(1, 32, seed=9).abs() + 0.5,
+               f"{kohya(conv2)}.lora_up.weight": rand(64, 4, 1, 1, seed=10),
+               f"{kohya(conv2)}.lora_mid.weight": rand(4, 4, 3, 3, seed=11),
+               f"{kohya(conv2)}.lora_down.weight": rand(4, 64, 1, 1, seed=12), f"{kohya(conv2)}.alpha": torch.tensor(4.0),
+               f"{kohya(k)}.lokr_w1": rand(4, 4, seed=13), f"{kohya(k)}.lokr_w2_a": rand(8, 2, seed=14),
+               f"{kohya(k)}.lokr_w2_b": rand(2, 8, seed=15), f"{kohya(k)}.alpha": torch.tensor(1.0)}
+    return tensors
+
+
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from hearth_sd.tiny import make_tiny_checkpoint
 
     folder = tmp_path_factory.mktemp("models")
-    path = make_tiny_checkpoint("sd1", folder / "checkpoints" / "tiny-sd1.safetensors")
-    with in_runtime(folder):
+    make_tiny_checkpoint("sd1", folder / "checkpoints" / "tiny-sd1.safetensors")
+    (folder / "loras").mkdir()
+    write_safetensors(lycoris_file(), folder / "loras" / "lycoris.safetensors")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model(models: Path) -> Iterator[Any]:
+    with in_runtime(models):
         from hearth_sd import loaders
 
-        yield loaders.checkpoint(Path(path))[0]
+        yield loaders.checkpoint(models / "checkpoints" / "tiny-sd1.safetensors")[0]
 
 
 def rand(*shape: int, seed: int) -> torch.Tensor:
@@ -164,3 +195,22 @@ def test_comfy_lora_computes_with_the_same_code() -> None:
     weight = rand(32, 128, seed=40)
     got = comfy_lora.calculate_weight([(strength, patch, 1.0, None, None)], weight.clone(), key)
     torch.testing.assert_close(d(got), expected(d(weight)), rtol=1e-5, atol=1e-5)
+
+
+def test_a_lycoris_file_gives_the_same_weights_through_comfy_lora_as_through_loraloader(model: Any,
+                                                                                      models: Path) -> None:
+    """Two readings of one file agree: Hearth's LoRA plugin (LoraLoaderModelOnly, its own parser) and a pack's
+    comfy.lora.load_lora patch dict put on the MODEL with add_patches (core's arithmetic)."""
+    from hearth_comfy_compat.comfyui.comfy import lora as comfy_lora
+
+    with in_runtime(models):
+        loader = active_plugins().nodes()["LoraLoaderModelOnly"].cls
+        (by_node,) = loader().load_lora_model_only(model, "lycoris.safetensors", 0.8)
+    by_pack = model.clone()
+    patches = comfy_lora.load_lora(lycoris_file(), comfy_lora.model_lora_keys_unet(model))
+    assert len(by_pack.add_patches(patches, 0.8)) == len(patches) == 5
+    for key in patches:
+        original = model.model_state_dict()[key]
+        ours, theirs = by_pack.get_key_patches(key)[key][0], by_node.get_key_patches(key)[key][0]
+        assert (d(ours) - d(original)).abs().max() > 0.05, key
+        torch.testing.assert_close(d(ours), d(theirs), rtol=1e-3, atol=1e-3)
