@@ -240,15 +240,58 @@ class LatentFormat:
         return self._diffusion.process_latent_out(latent)
 
 
+class ModelType:
+    """ComfyUI's ``model.model.model_type`` for an SD MODEL: ``name`` ``"EPS"`` or ``"V_PREDICTION"`` and
+    ComfyUI's ``value`` (``comfy.model_base.ModelType``'s numbering).
+
+    It is not ComfyUI's enum (this plugin does not import the compat layer), but it compares equal to any enum
+    member of the same name and hashes as one (an ``Enum`` member hashes its name), so
+    ``model.model.model_type == comfy.model_base.ModelType.EPS`` and a dict keyed by that enum both work.
+    """
+
+    _VALUES = {"EPS": 1, "V_PREDICTION": 2}
+    _BY_PREDICTION = {"eps": "EPS", "v": "V_PREDICTION"}
+
+    def __init__(self, prediction: str) -> None:
+        self.name = self._BY_PREDICTION[prediction]
+        self.value = self._VALUES[self.name]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(getattr(other, "name", None), str) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __repr__(self) -> str:
+        return f"<ModelType.{self.name}: {self.value}>"
+
+
 class BaseModelView:
-    """ComfyUI's ``model_patcher.model`` (its BaseModel), as much of it as custom nodes read from an SD MODEL."""
+    """ComfyUI's ``model_patcher.model`` (its BaseModel), as much of it as custom nodes read from an SD MODEL.
+
+    ``current_patcher`` is the MODEL this view belongs to (ComfyUI sets it on the BaseModel of the patcher that
+    loaded it): a pack's ``ModelPatcher(model.model, ...)`` re-wrap becomes a clone of that MODEL.
+    ``model_config`` carries ComfyUI's fields packs read: ``unet_config`` (the UNet's shape as a dict),
+    ``latent_format``, ``sampling_settings``, and the loader options Hearth does not take (``custom_operations``
+    and ``scaled_fp8`` None, ``optimizations`` without fp8, ``manual_cast_dtype`` None).
+    """
 
     def __init__(self, owner: Any) -> None:  # an SDModel
         self._owner = owner
+        self.current_patcher = owner
         self.diffusion_model = owner.diffusion.unet
         self.latent_format = LatentFormat(owner.diffusion)
-        # model_config.unet_config: the UNet's shape as a dict (FreeU reads model_channels from it).
-        self.model_config = SimpleNamespace(unet_config=dataclasses.asdict(owner.diffusion.unet.config))
+        self.model_type = ModelType(owner.diffusion.sampling.prediction)
+        self.manual_cast_dtype = None
+        self.model_config = SimpleNamespace(
+            unet_config=dataclasses.asdict(owner.diffusion.unet.config), latent_format=self.latent_format,
+            sampling_settings={}, custom_operations=None, scaled_fp8=None, optimizations={"fp8": False},
+            manual_cast_dtype=None)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The UNet's weights under ComfyUI's ``diffusion_model.`` prefix (as loaded: without this MODEL's
+        weight patches unless it is loaded with them)."""
+        return {f"diffusion_model.{k}": v for k, v in self.diffusion_model.state_dict().items()}
 
     @property
     def model_sampling(self) -> Any:

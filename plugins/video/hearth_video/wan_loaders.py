@@ -65,6 +65,7 @@ def _latent_stats(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class _LatentFormat:
     """ComfyUI's ``latent_format`` of Wan 2.1: 16 channels, per-channel statistics, scale factor 1."""
 
+    family = "wan21"  # which family's model classes the view is an instance of (comfy.model_base.WAN21)
     latent_channels = LATENT_CHANNELS
     latent_dimensions = 3
     scale_factor = 1.0
@@ -80,10 +81,12 @@ class _LatentFormat:
 
 
 class _ModelView:
-    """ComfyUI's BaseModel seen through a Wan MODEL: ``model_sampling``, ``diffusion_model``, ``latent_format``."""
+    """ComfyUI's BaseModel seen through a Wan MODEL: ``model_sampling``, ``diffusion_model``, ``latent_format``,
+    and ``current_patcher`` (the MODEL it views: a pack's ``ModelPatcher(model.model, ...)`` becomes its clone)."""
 
     def __init__(self, owner: WanVideoModel) -> None:
         self._owner = owner
+        self.current_patcher = owner
         self.diffusion_model = owner.module
         self.latent_format = _LatentFormat(owner)
 
