@@ -14,6 +14,52 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 ON_CLONE = "on_clone"  # ComfyUI's CallbacksMP.ON_CLONE: fn(original, clone) after a clone
+APPLY_MODEL = "apply_model"  # ComfyUI's WrappersMP.APPLY_MODEL: around one evaluation (noisy latent, sigma)
+DIFFUSION_MODEL = "diffusion_model"  # ComfyUI's WrappersMP.DIFFUSION_MODEL: around the network's forward
+
+
+class WrapperExecutor:
+    """ComfyUI's ``comfy.patcher_extension.WrapperExecutor``: runs ``original`` inside ``wrappers``, the first
+    outermost. Each wrapper is called ``wrapper(executor, *args, **kwargs)``; calling ``executor(*args, **kwargs)``
+    runs the next wrapper, or ``original`` after the last. ``class_obj`` is the object ``original`` belongs to
+    (``executor.class_obj``: the model view for APPLY_MODEL, the network for DIFFUSION_MODEL)."""
+
+    def __init__(self, original: Callable[..., Any], class_obj: Any, wrappers: list[Callable[..., Any]],
+                 idx: int = 0) -> None:
+        self.original = original
+        self.class_obj = class_obj
+        self.wrappers = list(wrappers)
+        self.idx = idx
+        self.is_last = idx == len(self.wrappers)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.is_last:
+            raise RuntimeError(f"a wrapper of {getattr(self.original, '__qualname__', self.original)!r} called its "
+                               f"executor after the wrapped function had already run")
+        return type(self)(self.original, self.class_obj, self.wrappers, self.idx + 1).execute(*args, **kwargs)
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        if self.is_last:
+            return self.original(*args, **kwargs)
+        return self.wrappers[self.idx](self, *args, **kwargs)
+
+
+def wrappers_of(kind: str, *tables: Any) -> list[Callable[..., Any]]:
+    """The wrappers of ``kind`` in registries ``{kind: {key: [fn, ...]}}`` (a MODEL's ``wrappers``, its
+    ``transformer_options["wrappers"]``), in order, each function once; None and empty tables are skipped."""
+    found: list[Callable[..., Any]] = []
+    for table in tables:
+        for fns in ((table or {}).get(kind) or {}).values():
+            found.extend(fn for fn in fns if not any(fn is seen for seen in found))
+    return found
+
+
+def run_wrapped(original: Callable[..., Any], class_obj: Any, wrappers: list[Callable[..., Any]], *args: Any,
+                **kwargs: Any) -> Any:
+    """``original(*args, **kwargs)`` inside ``wrappers`` (see :class:`WrapperExecutor`); directly without any."""
+    if not wrappers:
+        return original(*args, **kwargs)
+    return WrapperExecutor(original, class_obj, wrappers).execute(*args, **kwargs)
 
 
 class PatcherRegistrations:

@@ -18,9 +18,11 @@ import torch
 
 from hearth.core.models import ModelValue, PatchedModel, default_manager
 from hearth.core.models.model_value import is_plain
+from hearth.core.models.registrations import APPLY_MODEL, DIFFUSION_MODEL, run_wrapped, wrappers_of
 
 from . import model_options as options_
 from .clip_text import CLIPTextEncoder
+from .families import END_TOKEN, START_TOKEN
 from .model import VAE, DiffusionModel
 from .ops import compute_dtype_of
 from .sampling import ModelSampling
@@ -102,7 +104,7 @@ class SDModel(ModelValue):
         if cond.shape[0] != x.shape[0]:  # one prompt for the whole batch
             cond = cond.repeat(-(-x.shape[0] // cond.shape[0]), 1, 1)[: x.shape[0]]
         y = self.adm(options, x.shape[0])
-        if is_plain(self.model_options) and not self.object_patches:
+        if is_plain(self.model_options) and not self.object_patches and not self._model_wrappers():
             x_in = sampling.calculate_input(sigma, x).to(device)
             t = sampling.timestep(sigma).to(device)
             with torch.no_grad():
@@ -112,29 +114,69 @@ class SDModel(ModelValue):
 
     # -- ComfyUI's ModelPatcher surface, for custom nodes written against it ----------------------------------
 
+    def _model_wrappers(self) -> dict[str, Any]:
+        """ComfyUI's wrapper registries that apply to this MODEL's evaluations: its own (``add_wrapper_with_key``)
+        joined with its ``transformer_options["wrappers"]`` (``{kind: {key: [fn, ...]}}``)."""
+        tables = [getattr(self, "wrappers", None), self.model_options.get("transformer_options", {}).get("wrappers")]
+        joined: dict[str, Any] = {}
+        for table in tables:
+            for kind, by_key in (table or {}).items():
+                for key, fns in by_key.items():
+                    joined.setdefault(kind, {}).setdefault(key, [])
+                    joined[kind][key] += [fn for fn in fns if not any(fn is seen for seen in joined[kind][key])]
+        return {kind: by_key for kind, by_key in joined.items() if any(by_key.values())}
+
     def _denoise_with_options(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor,
                               y: torch.Tensor | None, device: torch.device, cond_index: Any = None) -> torch.Tensor:
-        # One evaluation with the custom nodes' patches of model_options and object_patches (see model_options).
+        """One evaluation with the custom nodes' patches of model_options and object_patches (see model_options),
+        inside ComfyUI's wrappers: ``model_function_wrapper`` outermost, then the ``APPLY_MODEL`` wrappers around
+        ComfyUI's ``BaseModel.apply_model(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)``
+        (``executor.class_obj``: ``self.model``), then the ``DIFFUSION_MODEL`` wrappers around the UNet's
+        ``forward(x, timesteps, context, y, control, transformer_options)`` (``executor.class_obj``: the UNet)."""
         sampling = self.sampling
         # Which chunks of the batch are positive (0) and negative (1): the guidance batches them together.
         chunks = options_.cond_or_uncond(cond_index, x.shape[0])
+        wrappers = self._model_wrappers()
         transformer_options = {**self.model_options.get("transformer_options", {}), "cond_or_uncond": chunks}
+        if wrappers:
+            transformer_options["wrappers"] = wrappers
         view = self.model
+        unet = self.diffusion.unet
         objects = {k: v for k, v in self.object_patches.items() if k.startswith("diffusion_model.")}
 
-        def apply_model(input: torch.Tensor, timestep: torch.Tensor, **c: Any) -> torch.Tensor:
-            context, adm = c.get("c_crossattn", cond), c.get("y", y)
-            # A wrapper may hand on transformer_options of its own: those are the ones that apply.
-            patches = {**c.get("transformer_options", transformer_options), "sigmas": timestep}
-            patches.setdefault("cond_or_uncond", chunks)
+        def unet_forward(x_in: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor | None = None,
+                         y: torch.Tensor | None = None, control: Any = None,
+                         transformer_options: Mapping[str, Any] | None = None, **_: Any) -> torch.Tensor:
+            patches = transformer_options or {}
             extra = {k: v for k, v in patches.items() if k not in ("patches", "patches_replace")}
+            with torch.no_grad(), options_.object_patches(view, objects), \
+                    options_.attention_patches(unet, patches, extra):
+                return options_.run_unet(unet, x_in, timesteps, context, y, patches)
+
+        def base_apply_model(input: torch.Tensor, timestep: torch.Tensor, c_concat: Any = None,
+                             c_crossattn: torch.Tensor | None = None, control: Any = None,
+                             transformer_options: Mapping[str, Any] | None = None, **kwargs: Any) -> torch.Tensor:
+            context = cond if c_crossattn is None else c_crossattn
+            adm = kwargs.get("y", y)
+            # A wrapper may hand on transformer_options of its own: those are the ones that apply.
+            patches = {**(transformer_options_ if transformer_options is None else transformer_options),
+                       "sigmas": timestep}
+            patches.setdefault("cond_or_uncond", chunks)
             x_in = sampling.calculate_input(timestep, input).to(device)
             t = sampling.timestep(timestep).to(device)
-            with torch.no_grad(), options_.object_patches(view, objects), \
-                    options_.attention_patches(self.diffusion.unet, patches, extra):
-                out = options_.run_unet(self.diffusion.unet, x_in, t, context.to(device),
-                                        None if adm is None else adm.to(device), patches)
+            out = run_wrapped(unet_forward, unet, wrappers_of(DIFFUSION_MODEL, patches.get("wrappers")), x_in, t,
+                              context.to(device), None if adm is None else adm.to(device), control, patches)
             return sampling.calculate_denoised(timestep, out.float().to(input.device), input)
+
+        transformer_options_ = transformer_options
+
+        def apply_model(input: torch.Tensor, timestep: torch.Tensor, **c: Any) -> torch.Tensor:
+            # model_function_wrapper's apply_model(x, sigma, **c), ComfyUI's BaseModel.apply_model inside it.
+            c = {"c_crossattn": cond, **({} if y is None else {"y": y}), **c}  # what ComfyUI's calls always pass
+            args = [c.pop(name, None) for name in ("c_concat", "c_crossattn", "control")]
+            options = c.pop("transformer_options", transformer_options_)
+            return run_wrapped(base_apply_model, view, wrappers_of(APPLY_MODEL, options.get("wrappers")),
+                               input, timestep, *args, options, **c)
 
         wrapper = self.model_options.get("model_function_wrapper")
         if wrapper is None:
@@ -200,8 +242,33 @@ class SDClip(ModelValue):
 
     clip_layer = set_last_layer  # ComfyUI's name, for custom nodes written against it
 
-    def tokenize(self, text: str) -> dict[str, Any]:
-        return self.clip.tokenize(text)
+    def tokenize(self, text: str, return_word_ids: bool = False, **kwargs: Any) -> dict[str, list[list[tuple]]]:
+        """ComfyUI's tokens: per encoder name (``"l"``, ``"h"``, ``"g"``) a list of 77-token windows of
+        ``(token, weight)`` -- ``(token, weight, word_id)`` with ``return_word_ids`` (1-based word of the prompt, 0
+        for start, end and padding) -- with an embedding's vector in place of the token where the prompt names
+        one. ComfyUI's other keyword arguments (``min_length``...) are accepted and not used."""
+        return {name: [chunk.window(return_word_ids) for chunk in chunks]
+                for name, chunks in self.clip.tokenize(text).items()}
+
+    @property
+    def tokenizer(self) -> _Tokenizer:
+        """ComfyUI's ``clip.tokenizer``: ``tokenize_with_weights(text, return_word_ids=False)``."""
+        return _Tokenizer(self)
+
+    @property
+    def layer_idx(self) -> int | None:
+        """ComfyUI's ``clip.layer_idx``: the clip-skip layer (-1 last, -2 penultimate...), None for the family's
+        default."""
+        return self.clip.layer
+
+    @property
+    def cond_stage_model(self) -> ClipStageView:
+        """ComfyUI's ``clip.cond_stage_model`` (see :class:`ClipStageView`); one per value, so its clip options
+        last between reads as on ComfyUI's object."""
+        view = self.__dict__.get("_stage_view")
+        if view is None or view.owner is not self:
+            view = self.__dict__["_stage_view"] = ClipStageView(self)
+        return view
 
     def tokenize_each(self, texts: Mapping[str, str]) -> dict[str, Any]:
         """A prompt per encoder (``{"l": ..., "g": ...}``), padded to equal length (CLIPTextEncodeSDXL)."""
@@ -212,7 +279,7 @@ class SDClip(ModelValue):
         """``cond`` ``[1, T, D]``; with ``return_pooled`` ``(cond, pooled)``; with ``return_dict``
         ``{"cond": ..., "pooled_output": ...}`` (ComfyUI's forms)."""
         self.ensure_loaded()
-        cond, pooled = self.clip.encode_from_tokens(tokens)
+        cond, pooled = self.clip.encode_from_tokens(tokens)  # Hearth's chunks or ComfyUI's windows
         if return_dict:
             return {"cond": cond, "pooled_output": pooled}
         return (cond, pooled) if return_pooled else cond
@@ -236,6 +303,94 @@ class SDClip(ModelValue):
 
     def __repr__(self) -> str:
         return f"<SDClip {self.family} encoders {','.join(self.patchers)} layer {self.clip.layer}>"
+
+
+class _Tokenizer:
+    """ComfyUI's ``clip.tokenizer`` of an :class:`SDClip`."""
+
+    def __init__(self, owner: SDClip) -> None:
+        self.owner = owner
+
+    def tokenize_with_weights(self, text: str, return_word_ids: bool = False, **kwargs: Any) -> dict[str, Any]:
+        return self.owner.tokenize(text, return_word_ids, **kwargs)
+
+
+class ClipStageView:
+    """ComfyUI's ``clip.cond_stage_model`` of an :class:`SDClip` (its SD1ClipModel / SD2ClipModel / SDXLClipModel):
+    what advanced prompt encoders (efficiency's, Easy-Use's) call.
+
+    * ``encode_token_weights({"l": windows, ...})`` -> ``(cond, pooled)``, as ``clip.encode_from_tokens``;
+    * ``set_clip_options({"layer": n})`` / ``reset_clip_options()``: the clip-skip layer the next encodes use
+      (-1 last, -2 penultimate); ComfyUI's ``execution_device`` option is accepted (Hearth's model manager places
+      the encoders);
+    * ``clip_l`` / ``clip_g`` / ``clip_h``: one encoder alone (:class:`ClipEncoderView`).
+
+    It is not a ``torch.nn.Module``; ``family`` names the CLIP's family, which the compat layer's
+    ``comfy.sd1_clip.SD1ClipModel``, ``comfy.sdxl_clip.SDXLClipModel``... answer ``isinstance`` by.
+    """
+
+    def __init__(self, owner: SDClip) -> None:
+        self.owner = owner
+        self.family = owner.family
+        self.layer: int | None = None  # set_clip_options' layer; None: the CLIP's own
+        for spec in owner.clip.family.text_encoders:
+            setattr(self, f"clip_{spec.name}", ClipEncoderView(self, spec))
+        self.clip = f"clip_{owner.clip.family.text_encoders[0].name}"  # ComfyUI: the name of its main encoder
+
+    def _clip(self) -> CLIP:
+        self.owner.ensure_loaded()
+        clip = self.owner.clip
+        return clip if self.layer is None else clip.clone(layer=self.layer)
+
+    def set_clip_options(self, options: Mapping[str, Any]) -> None:
+        if "layer" in options:
+            layer = options["layer"]
+            self.layer = None if layer is None else int(layer)
+
+    def reset_clip_options(self) -> None:
+        self.layer = None
+
+    def encode_token_weights(self, token_weight_pairs: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._clip().encode_from_tokens(token_weight_pairs)
+
+    def __repr__(self) -> str:
+        return f"<cond_stage_model of {self.owner!r}>"
+
+
+class ClipEncoderView:
+    """ComfyUI's ``cond_stage_model.clip_l`` (an SDClipModel): one text encoder of an :class:`SDClip`."""
+
+    def __init__(self, stage: ClipStageView, spec: Any) -> None:  # a TextEncoderSpec
+        self.stage = stage
+        self.name = self.encoder_name = spec.name
+        self.family = stage.family  # with encoder_name: what comfy.sd1_clip's classes answer isinstance by
+        self.special_tokens = {"start": START_TOKEN, "end": END_TOKEN, "pad": spec.pad_token}
+        self._default_layer = spec.default_layer
+
+    @property
+    def layer_idx(self) -> int | None:
+        """The layer the next encode reads: the clip option, else the CLIP's clip skip, else the family's."""
+        for layer in (self.stage.layer, self.stage.owner.clip.layer, self._default_layer):
+            if layer is not None:
+                return layer
+        return None
+
+    @property
+    def transformer(self) -> torch.nn.Module:
+        return self.stage.owner.clip.encoders[self.name]
+
+    def set_clip_options(self, options: Mapping[str, Any]) -> None:
+        self.stage.set_clip_options(options)
+
+    def reset_clip_options(self) -> None:
+        self.stage.reset_clip_options()
+
+    def encode_token_weights(self, windows: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(cond [1, 77*k, width], pooled)`` of this encoder alone for its windows."""
+        return self.stage._clip().encode_with(self.name, windows)
+
+    def __repr__(self) -> str:
+        return f"<clip_{self.name} of {self.stage.owner!r}>"
 
 
 def _square_tile(tile: int, tile_x: int | None, tile_y: int | None) -> int:

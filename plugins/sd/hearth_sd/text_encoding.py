@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -43,43 +44,81 @@ _TRAILING = re.compile(r"[,.;:!?]+$")
 
 @dataclass
 class Chunk:
-    """One 77-token window: ids, a weight per position, and embedding vectors that replace some positions."""
+    """One 77-token window: ids, a weight per position, embedding vectors that replace some positions, and which
+    word of the prompt each position came from (1-based; 0 for the start, end and padding tokens)."""
 
     tokens: list[int]
     weights: list[float]
     vectors: dict[int, torch.Tensor] = field(default_factory=dict)
+    word_ids: list[int] = field(default_factory=list)
+
+    def window(self, word_ids: bool = False) -> list[tuple]:
+        """ComfyUI's form of the window: ``[(token, weight), ...]`` (``(token, weight, word_id)`` with
+        ``word_ids``), an embedding's vector in place of the token where the prompt names one."""
+        ids = self.word_ids or [0] * len(self.tokens)
+        items = [self.vectors.get(pos, token) for pos, token in enumerate(self.tokens)]
+        if word_ids:
+            return list(zip(items, self.weights, ids, strict=True))
+        return list(zip(items, self.weights, strict=True))
+
+    @classmethod
+    def from_window(cls, window: Sequence[Sequence[Any]]) -> Chunk:
+        """A chunk from ComfyUI's window: ``(token, weight)`` or ``(token, weight, word_id)`` items, where a token
+        is an id or an embedding vector ``[D]`` (a tensor, or ComfyUI's ``{"type": "embedding", "data": ...}``)."""
+        chunk = cls([], [])
+        for pos, item in enumerate(window):
+            token, weight = item[0], float(item[1])
+            if isinstance(token, Mapping):
+                token = token.get("data")
+            if isinstance(token, torch.Tensor) and token.numel() > 1:
+                chunk.vectors[pos] = token.reshape(-1)
+                token = 0  # as chunk_words puts it: any id below the end token
+            elif not isinstance(token, (int, torch.Tensor)) and not hasattr(token, "__index__"):
+                raise TypeError(f"a token window holds ids or embedding vectors, got {type(token).__name__} at "
+                                f"position {pos}")
+            chunk.tokens.append(int(token))
+            chunk.weights.append(weight)
+            chunk.word_ids.append(int(item[2]) if len(item) > 2 else 0)
+        return chunk
 
 
 Word = list[tuple[int | torch.Tensor, float]]
 
 
+def as_chunks(windows: Sequence[Any]) -> list[Chunk]:
+    """An encoder's token windows as :class:`Chunk` s: Hearth's own pass through, ComfyUI's are converted."""
+    return [w if isinstance(w, Chunk) else Chunk.from_window(w) for w in windows]
+
+
 def chunk_words(words: list[Word], pad_token: int) -> list[Chunk]:
-    """Pack words into 77-token chunks (see the module docstring for the rule)."""
+    """Pack words into 77-token chunks (see the module docstring for the rule); word ``i`` gets word id ``i + 1``."""
     chunks: list[Chunk] = []
-    current: Word = []
+    current: list[tuple[int | torch.Tensor, float, int]] = []
 
     def flush() -> None:
-        items = [(START_TOKEN, 1.0), *current, (END_TOKEN, 1.0)]
-        items += [(pad_token, 1.0)] * (CONTEXT - len(items))
+        items = [(START_TOKEN, 1.0, 0), *current, (END_TOKEN, 1.0, 0)]
+        items += [(pad_token, 1.0, 0)] * (CONTEXT - len(items))
         chunk = Chunk([], [])
-        for pos, (item, weight) in enumerate(items):
+        for pos, (item, weight, word_id) in enumerate(items):
             if isinstance(item, torch.Tensor):
                 chunk.vectors[pos] = item
                 item = 0  # any id below the end token; pooling looks for the first end token
             chunk.tokens.append(item)
             chunk.weights.append(weight)
+            chunk.word_ids.append(word_id)
         chunks.append(chunk)
         current.clear()
 
-    for word in words:
-        while word:
+    for number, word in enumerate(words, start=1):
+        items = [(item, weight, number) for item, weight in word]
+        while items:
             room = CHUNK_TOKENS - len(current)
-            if len(word) <= room:
-                current.extend(word)
-                word = []
-            elif len(word) >= LONG_WORD:
-                current.extend(word[:room])
-                word = word[room:]
+            if len(items) <= room:
+                current.extend(items)
+                items = []
+            elif len(items) >= LONG_WORD:
+                current.extend(items[:room])
+                items = items[room:]
                 flush()
             else:
                 flush()
@@ -198,6 +237,9 @@ class CLIP:
 
     def _encode_chunks(self, spec: TextEncoderSpec, chunks: list[Chunk]) -> tuple[torch.Tensor, torch.Tensor]:
         model = self.encoders[spec.name]
+        if len({len(c.tokens) for c in chunks}) > 1:
+            raise ValueError(f"the token windows of text encoder {spec.name!r} differ in length "
+                             f"({sorted({len(c.tokens) for c in chunks})}): pad them to one length")
         param = next(model.parameters())
         weighted = any(w != 1.0 for chunk in chunks for w in chunk.weights)
         rows = list(chunks)
@@ -218,15 +260,29 @@ class CLIP:
             z = torch.where(w != 1.0, empty + (z - empty) * w, z)
         return z.reshape(1, -1, z.shape[-1]).cpu(), out.pooled[:1].float().cpu()
 
-    def encode_from_tokens(self, tokens: Mapping[str, list[Chunk]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(cond, pooled)`` for tokens from :meth:`tokenize`. SDXL joins CLIP-L and bigG states feature-wise and
-        pools from bigG; a family's last listed encoder gives the pooled output."""
+    def encode_from_tokens(self, tokens: Mapping[str, Sequence[Any]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(cond, pooled)`` for tokens from :meth:`tokenize` (or ComfyUI's windows, see :func:`as_chunks`).
+        SDXL joins CLIP-L and bigG states feature-wise and pools from bigG; a family's last listed encoder gives
+        the pooled output."""
+        missing = [spec.name for spec in self.family.text_encoders if spec.name not in tokens]
+        if missing:
+            raise ValueError(f"{self.family.name} encodes tokens for text encoder(s) "
+                             f"{[s.name for s in self.family.text_encoders]}; missing {missing}")
         hidden, pooled = [], None
         for spec in self.family.text_encoders:
-            z, pooled = self._encode_chunks(spec, tokens[spec.name])
+            z, pooled = self._encode_chunks(spec, as_chunks(tokens[spec.name]))
             hidden.append(z)
         length = min(h.shape[1] for h in hidden)
         return torch.cat([h[:, :length] for h in hidden], dim=-1), pooled
+
+    def encode_with(self, name: str, windows: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(cond [1, 77*k, width], pooled [1, dim])`` of text encoder ``name`` alone (ComfyUI's
+        ``cond_stage_model.clip_l.encode_token_weights``): SDXL's advanced encoders join l and g themselves."""
+        for spec in self.family.text_encoders:
+            if spec.name == name:
+                return self._encode_chunks(spec, as_chunks(windows))
+        raise ValueError(f"{self.family.name} has no text encoder {name!r} "
+                         f"(it has {[s.name for s in self.family.text_encoders]})")
 
     def encode(self, text: str) -> tuple[torch.Tensor, torch.Tensor]:
         """``(cond [1, 77*k, context_dim], pooled [1, dim])`` for a prompt, in float32 on the CPU."""

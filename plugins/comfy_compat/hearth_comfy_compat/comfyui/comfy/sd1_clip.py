@@ -425,6 +425,38 @@ class SD1Tokenizer:
 
 # -- the text encoders -----------------------------------------------------------------------------------------
 
+def _hearth_clip_view(obj: Any) -> tuple[str, str | None] | None:
+    """``(family, encoder name)`` of Hearth's ``clip.cond_stage_model`` view (encoder None) or of one of its
+    encoders (``cond_stage_model.clip_l``); None for anything else."""
+    if isinstance(obj, torch.nn.Module) or not callable(getattr(obj, "encode_token_weights", None)):
+        return None
+    family = getattr(obj, "family", None)
+    if not isinstance(family, str):
+        return None
+    encoder = getattr(obj, "encoder_name", None)
+    return family, encoder if isinstance(encoder, str) else None
+
+
+class _TextEncoderMeta(type):
+    """``isinstance`` of Hearth's CLIP views (see ``hearth_sd``'s ``SDClip.cond_stage_model``): a ComfyUI class
+    answers True for the views of the families it holds in ``_hearth_families`` (the whole text side: SD1ClipModel,
+    SDXLClipModel...) or the encoders in ``_hearth_encoders`` (a name, or ``(family, name)``: SDClipModel, SDXLClipG);
+    as in ComfyUI, SD2's and the SDXL refiner's are SD1ClipModel subclasses. A pack's own subclass answers only for
+    its instances."""
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        if type.__instancecheck__(cls, obj):
+            return True
+        view = _hearth_clip_view(obj)
+        if view is None:
+            return False
+        family, encoder = view
+        if encoder is None:
+            return family in cls.__dict__.get("_hearth_families", ())
+        encoders = cls.__dict__.get("_hearth_encoders", ())
+        return encoder in encoders or (family, encoder) in encoders
+
+
 class ClipTokenWeightEncoder:
     """``encode_token_weights(windows)`` -> ``(cond, pooled)`` for an encoder offering ``encode(ids) -> (hidden,
     pooled)`` and ``special_tokens``: a token of weight ``w`` becomes ``z_empty + w * (z - z_empty)``, where
@@ -470,8 +502,11 @@ def _lacks_text_model(cls: type) -> Exception:
                    "from files through its SD plugin (comfy.sd.load_clip, comfy.sd.load_checkpoint_guess_config)")
 
 
-class SDClipModel(torch.nn.Module, ClipTokenWeightEncoder):
-    """ComfyUI's CLIP text encoder module (a ``comfy.clip_model.CLIPTextModel`` inside); see the module docstring."""
+class SDClipModel(torch.nn.Module, ClipTokenWeightEncoder, metaclass=_TextEncoderMeta):
+    """ComfyUI's CLIP text encoder module (a ``comfy.clip_model.CLIPTextModel`` inside); see the module docstring.
+    Any encoder view of Hearth's CLIP values is an instance (``isinstance(clip.cond_stage_model.clip_l, ...)``)."""
+
+    _hearth_encoders = frozenset({"l", "g", "h"})
 
     LAYERS = ["last", "pooled", "hidden", "all"]
 
@@ -485,12 +520,18 @@ class SDClipModel(torch.nn.Module, ClipTokenWeightEncoder):
 
 
 class SD1CheckpointClipModel(SDClipModel):
+    _hearth_encoders = frozenset({("sd1", "l")})
+
     def __init__(self, device: Any = "cpu", dtype: Any = None, model_options: Mapping[str, Any] | None = None):
         super().__init__(device=device, return_projected_pooled=False, dtype=dtype, model_options=model_options)
 
 
-class SD1ClipModel(torch.nn.Module):
-    """A model's text encoders by name (``clip_l``); ``encode_token_weights({"l": windows})``."""
+class SD1ClipModel(torch.nn.Module, metaclass=_TextEncoderMeta):
+    """A model's text encoders by name (``clip_l``); ``encode_token_weights({"l": windows})``. The
+    ``cond_stage_model`` of Hearth's SD1 CLIP is an instance, and SD2's and the SDXL refiner's (ComfyUI's classes for
+    those subclass this one)."""
+
+    _hearth_families = frozenset({"sd1", "sd2", "sdxl_refiner"})
 
     def __init__(self, device: Any = "cpu", dtype: Any = None, model_options: Mapping[str, Any] | None = None,
                  clip_name: str = "l", clip_model: Any = SD1CheckpointClipModel, name: str | None = None,

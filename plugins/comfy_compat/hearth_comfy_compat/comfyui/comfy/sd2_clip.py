@@ -18,6 +18,8 @@ __all__ = ["SD2ClipHModel", "SD2ClipHTokenizer", "SD2ClipModel", "SD2Tokenizer"]
 class SD2ClipHModel(sd1_clip.SDClipModel):
     """OpenCLIP ViT-H as SD2 reads it: the penultimate layer, end token 49407, padding 0."""
 
+    _hearth_encoders = frozenset({"h"})  # Hearth's SD2 CLIP's cond_stage_model.clip_h is one
+
     def __init__(self, arch: str = "ViT-H-14", device: Any = "cpu", max_length: int = 77, freeze: bool = True,
                  layer: str = "penultimate", layer_idx: int | None = None, dtype: Any = None,
                  model_options: Mapping[str, Any] | None = None) -> None:
@@ -44,6 +46,10 @@ class SD2Tokenizer(sd1_clip.SD1Tokenizer):
 
 
 class SD2ClipModel(sd1_clip.SD1ClipModel):
+    """SD2's text side: OpenCLIP ViT-H as ``clip_h`` (Hearth's SD2 CLIP's ``cond_stage_model`` is one)."""
+
+    _hearth_families = frozenset({"sd2"})
+
     def __init__(self, device: Any = "cpu", dtype: Any = None, model_options: Mapping[str, Any] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(device=device, dtype=dtype, model_options=model_options, clip_name="h",

@@ -22,6 +22,8 @@ __all__ = ["SDXLClipG", "SDXLClipGTokenizer", "SDXLClipModel", "SDXLRefinerClipM
 class SDXLClipG(sd1_clip.SDClipModel):
     """OpenCLIP bigG as SDXL reads it: the penultimate layer, without the final layer norm."""
 
+    _hearth_encoders = frozenset({"g"})  # Hearth's SDXL / refiner CLIP's cond_stage_model.clip_g is one
+
     def __init__(self, device: Any = "cpu", max_length: int = 77, freeze: bool = True, layer: str = "penultimate",
                  layer_idx: int | None = None, dtype: Any = None, model_options: Mapping[str, Any] | None = None):
         if layer == "penultimate":
@@ -58,8 +60,11 @@ class SDXLTokenizer:
         return {}
 
 
-class SDXLClipModel(torch.nn.Module):
-    """SDXL's pair of encoders: CLIP-L's states and bigG's side by side, bigG's pooled output."""
+class SDXLClipModel(torch.nn.Module, metaclass=sd1_clip._TextEncoderMeta):
+    """SDXL's pair of encoders: CLIP-L's states and bigG's side by side, bigG's pooled output (Hearth's SDXL CLIP's
+    ``cond_stage_model`` is one)."""
+
+    _hearth_families = frozenset({"sdxl"})
 
     def __init__(self, device: Any = "cpu", dtype: Any = None, model_options: Mapping[str, Any] | None = None):
         super().__init__()
@@ -91,7 +96,9 @@ class SDXLClipModel(torch.nn.Module):
 
 
 class SDXLRefinerClipModel(sd1_clip.SD1ClipModel):
-    """The SDXL refiner's single bigG encoder."""
+    """The SDXL refiner's single bigG encoder (Hearth's refiner CLIP's ``cond_stage_model`` is one)."""
+
+    _hearth_families = frozenset({"sdxl_refiner"})
 
     def __init__(self, device: Any = "cpu", dtype: Any = None, model_options: Mapping[str, Any] | None = None):
         super().__init__(device=device, dtype=dtype, clip_name="g", clip_model=SDXLClipG, model_options=model_options)
