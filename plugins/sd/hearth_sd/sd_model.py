@@ -104,7 +104,9 @@ class SDModel(ModelValue):
         if cond.shape[0] != x.shape[0]:  # one prompt for the whole batch
             cond = cond.repeat(-(-x.shape[0] // cond.shape[0]), 1, 1)[: x.shape[0]]
         y = self.adm(options, x.shape[0])
-        if is_plain(self.model_options) and not self.object_patches and not self._model_wrappers():
+        wrapped = self._model_wrappers()
+        if is_plain(self.model_options) and not self.object_patches and not (
+                APPLY_MODEL in wrapped or DIFFUSION_MODEL in wrapped):
             x_in = sampling.calculate_input(sigma, x).to(device)
             t = sampling.timestep(sigma).to(device)
             with torch.no_grad():
