@@ -453,6 +453,10 @@ class SDVAE(ModelValue):
         top, left = (image.shape[1] % f) // 2, (image.shape[2] % f) // 2
         return image[:, top:top + h, left:left + w, :]
 
+    def vae_encode_crop_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """ComfyUI's name for :meth:`crop` (VideoHelperSuite's batched encode crops with it before ``encode``)."""
+        return self.crop(pixels)
+
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         image = self.crop(image)
         self._prepare(image.shape[0] * image.shape[1] * image.shape[2])

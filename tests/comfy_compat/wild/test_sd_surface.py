@@ -181,3 +181,21 @@ def test_apply_model_and_diffusion_model_wrappers_run_on_hearths_sd_model(execut
     assert torch.allclose(latents["wrapped"], latents["plain"], atol=1e-6)
     # (The wrappers were hung on clones: the loaded MODEL itself sampled unwrapped, or there would be more calls.)
     assert not torch.allclose(latents["zeroed"], latents["plain"], atol=1e-3)
+
+
+def test_a_batched_encode_crops_with_the_vae_as_vae_encode_does(executor: Executor, pack: ModuleType) -> None:
+    run(executor, {"1": node("CheckpointLoaderSimple", ckpt_name="tiny-sd1.safetensors"),
+                   "2": node("EmptyImage", width=75, height=69, batch_size=2, color=0x336699),
+                   "3": node("SurfaceBatchedEncode", vae=["1", 2], pixels=["2", 0], per_batch=1),
+                   "4": node("SurfaceKeepLatent", samples=["3", 0], name="batched"),
+                   "5": node("VAEEncode", vae=["1", 2], pixels=["2", 0]),
+                   "6": node("SurfaceKeepLatent", samples=["5", 0], name="whole")})
+    # ComfyUI's centre crop to multiples of the VAE's factor, per slice of one image.
+    (f, (_, h, w, _)) = pack.RECORDS["facts"]["vae"]
+    assert h % f or w % f  # the image needs cropping
+    assert pack.RECORDS["facts"]["cropped"] == [[1, h // f * f, w // f * f, 3]] * 2
+    latents = pack.RECORDS["latents"]
+    assert latents["batched"].shape == (2, 4, h // f, w // f)
+    # The same crop of the same pixels (one image per encode vs both at once: the VAE's reduced precision differs
+    # in the last bits between batch sizes).
+    assert torch.allclose(latents["batched"], latents["whole"], atol=2e-2)

@@ -166,6 +166,27 @@ class SurfaceWrapModel:
         return (work_model,)
 
 
+class SurfaceBatchedEncode:
+    """VideoHelperSuite's batched VAE encode: each slice cropped by the VAE, then encoded."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"vae": ("VAE",), "pixels": ("IMAGE",), "per_batch": ("INT", {"default": 1, "min": 1})}}
+
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "encode"
+    CATEGORY = "sd_surface"
+
+    def encode(self, vae, pixels, per_batch):
+        t = []
+        RECORDS["facts"]["vae"] = [vae.downscale_ratio, list(pixels.shape)]
+        for start in range(0, pixels.shape[0], per_batch):
+            sub_pixels = vae.vae_encode_crop_pixels(pixels[start:start + per_batch])
+            RECORDS["facts"].setdefault("cropped", []).append(list(sub_pixels.shape))
+            t.append(vae.encode(sub_pixels[:, :, :, :3]))
+        return ({"samples": torch.cat(t, dim=0)},)
+
+
 class SurfaceKeepLatent:
     @classmethod
     def INPUT_TYPES(cls):
@@ -188,4 +209,5 @@ NODE_CLASS_MAPPINGS = {
     "SurfaceKeepCond": SurfaceKeepCond,
     "SurfaceWrapModel": SurfaceWrapModel,
     "SurfaceKeepLatent": SurfaceKeepLatent,
+    "SurfaceBatchedEncode": SurfaceBatchedEncode,
 }
