@@ -117,15 +117,39 @@ class Sampler:
 
 
 class _KSamplerNames(type):
-    """``KSampler.SAMPLERS`` / ``KSampler.SCHEDULERS`` on the class, as packs read them, fresh each time."""
+    """``KSampler.SAMPLERS`` / ``KSampler.SCHEDULERS`` on the class, as packs read them, fresh each time.
+
+    A pack may assign them, as in ComfyUI (efficiency-nodes widens SCHEDULERS with its own names while its sampler
+    runs, then puts the old list back): the assigned list is what they read until a list equal to the registered
+    names is assigned, which makes them fresh again."""
+
+    _assigned: dict[str, list[str]] = {}
+
+    def _names(cls, kind: str) -> list[str]:
+        assigned = _KSamplerNames._assigned.get(kind)
+        return list(assigned) if assigned is not None else (sampler_names() if kind == "SAMPLERS"
+                                                             else scheduler_names())
+
+    def _assign(cls, kind: str, names: Any) -> None:
+        _KSamplerNames._assigned.pop(kind, None)
+        if list(names) != cls._names(kind):
+            _KSamplerNames._assigned[kind] = list(names)
 
     @property
     def SAMPLERS(cls) -> list[str]:  # noqa: N802 - ComfyUI's name
-        return sampler_names()
+        return cls._names("SAMPLERS")
+
+    @SAMPLERS.setter
+    def SAMPLERS(cls, names: Any) -> None:  # noqa: N802
+        cls._assign("SAMPLERS", names)
 
     @property
     def SCHEDULERS(cls) -> list[str]:  # noqa: N802 - ComfyUI's name
-        return scheduler_names()
+        return cls._names("SCHEDULERS")
+
+    @SCHEDULERS.setter
+    def SCHEDULERS(cls, names: Any) -> None:  # noqa: N802
+        cls._assign("SCHEDULERS", names)
 
 
 class KSAMPLER(Sampler):
@@ -404,11 +428,11 @@ class KSampler(metaclass=_KSamplerNames):
 
     @property
     def SAMPLERS(self) -> list[str]:  # noqa: N802 - ComfyUI's name, on instances too
-        return sampler_names()
+        return type(self).SAMPLERS
 
     @property
     def SCHEDULERS(self) -> list[str]:  # noqa: N802
-        return scheduler_names()
+        return type(self).SCHEDULERS
 
     def calculate_sigmas(self, steps: int) -> Any:
         return _sampling().calculate_sigmas(self.model.sampling, self.scheduler, steps, self.sampler)

@@ -428,3 +428,19 @@ def test_composite_masked_classes(pm: PluginManager) -> None:
     (image,) = ImageCompositeMasked().composite(torch.zeros(1, 6, 6, 3), torch.ones(1, 4, 4, 3), 4, 0, False, mask)
     # Pasted at x=4: two columns fit, and the mask keeps exactly those.
     assert float(image.sum()) == 4 * 2 * 3 and float(image[0, 0, 4, 0]) == 1.0 and float(image[0, 0, 3, 0]) == 0.0
+
+
+def test_a_pack_may_widen_the_scheduler_names_and_put_them_back(pm: PluginManager) -> None:
+    # efficiency-nodes: `original = KSampler.SCHEDULERS; KSampler.SCHEDULERS = SCHEDULERS + ["AYS SD1"]; ...;
+    # KSampler.SCHEDULERS = original` (a read-only property refused the assignment and the node failed).
+    import comfy.samplers
+
+    registered = list(comfy.samplers.KSampler.SCHEDULERS)
+    original = comfy.samplers.KSampler.SCHEDULERS
+    try:
+        comfy.samplers.KSampler.SCHEDULERS = registered + ["AYS SD1"]
+        assert comfy.samplers.KSampler.SCHEDULERS == registered + ["AYS SD1"]
+    finally:
+        comfy.samplers.KSampler.SCHEDULERS = original
+    assert comfy.samplers.KSampler.SCHEDULERS == registered
+    assert "SCHEDULERS" not in type(comfy.samplers.KSampler)._assigned  # fresh again, not a frozen copy
