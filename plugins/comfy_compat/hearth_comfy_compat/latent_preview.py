@@ -13,6 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+# ComfyUI's latent_preview imports these from comfy.cli_args; packs read them here (efficiency-nodes sets
+# args.preview_method = latent_preview.LatentPreviewMethod.Latent2RGB).
+from hearth_comfy_compat.cli_args import LatentPreviewMethod, args
+
 MAX_PREVIEW_RESOLUTION = 512
 
 
@@ -26,8 +30,6 @@ def __getattr__(name: str) -> Any:
 
 
 def _args() -> Any:
-    from hearth_comfy_compat.cli_args import args
-
     return args
 
 
@@ -37,8 +39,6 @@ default_preview_method = _args().preview_method
 def set_preview_method(override: str | None = None) -> None:
     """Set the preview method for sampler nodes (``"auto"``, ``"latent2rgb"``, ``"taesd"``, ``"none"``); None or
     ``"default"`` restores the default."""
-    from hearth_comfy_compat.cli_args import LatentPreviewMethod
-
     _args().preview_method = (default_preview_method if override in (None, "default")
                               else LatentPreviewMethod(override))
 

@@ -117,3 +117,18 @@ def test_feature_flags_answer_from_the_clients_record(pm: PluginManager) -> None
     assert not feature_flags.supports_feature(clients, "c2", "supports_preview_metadata")
     assert feature_flags.get_connection_feature(clients, "c1", "level") == 2
     assert feature_flags.get_server_features()["max_upload_size"] == 100 * 1024 * 1024
+
+
+def test_latent_preview_carries_the_cli_args_names_packs_read_there(pm: PluginManager) -> None:
+    # efficiency-nodes: `args.preview_method = latent_preview.LatentPreviewMethod.Latent2RGB` (a recorded
+    # stand-in before, so KSampler (Efficient) failed).
+    import comfy.cli_args
+    import latent_preview
+
+    assert latent_preview.LatentPreviewMethod is comfy.cli_args.LatentPreviewMethod
+    assert latent_preview.args is comfy.cli_args.args
+    latent_preview.set_preview_method("latent2rgb")
+    try:
+        assert comfy.cli_args.args.preview_method is latent_preview.LatentPreviewMethod.Latent2RGB
+    finally:
+        latent_preview.set_preview_method(None)
