@@ -508,9 +508,10 @@ class _ServedModule(types.ModuleType):
         target = self.__dict__.get("__hearth_target__")
         if attr.startswith("__"):
             # The implementation's own dunders (__version__, __all__), never the import system's.
-            if target is not None and attr not in _MACHINERY and attr in vars(module := importlib.import_module(
-                    target)):
-                return vars(module)[attr]
+            if target is not None and attr not in _MACHINERY:
+                module = importlib.import_module(target)
+                if attr in module.__dict__:
+                    return getattr(module, attr)
             raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r}")
         sub = f"{self.__name__}.{attr}"
         if target_of(sub)[0] or comfyui_tree.is_comfyui_module(sub) or (

@@ -213,13 +213,15 @@ _OTHER_FAMILIES = ("SD15_instructpix2pix", "SDXL_instructpix2pix", "Segmind_Vega
                    "StableAudio", "AuraFlow", "PixArtAlpha", "PixArtSigma", "HunyuanDiT", "HunyuanDiT1",
                    "FluxInpaint", "FluxSchnell", "GenmoMochi", "LTXV", "HunyuanVideo", "CosmosT2V", "CosmosI2V",
                    "Lumina2", "WAN21_I2V", "WAN21_Vace", "HiDream", "Chroma", "QwenImage")
+_other_models = []
 for _name in _OTHER_FAMILIES:
     # A marker no detected UNet has, so matches() never picks a family Hearth cannot build.
-    globals()[_name] = type(_WithoutHearthModel)(_name, (_WithoutHearthModel,), {
+    _other_models.append(type(_WithoutHearthModel)(_name, (_WithoutHearthModel,), {
         "__module__": __name__, "unet_config": {"hearth_unsupported_family": _name},
-        "__doc__": f"ComfyUI's {_name} configuration (no Hearth model plugin builds it)."})
+        "__doc__": f"ComfyUI's {_name} configuration (no Hearth model plugin builds it)."}))
+    globals()[_name] = _other_models[-1]
 del _name
 
 # In detection order, as ComfyUI lists them: the first whose unet_config matches wins.
 models = [SD15, SD20, SD21UnclipL, SD21UnclipH, SDXLRefiner, SDXL, SSD1B, SVD_img2vid, SD3, Flux, WAN21_T2V,
-          *(globals()[name] for name in _OTHER_FAMILIES)]
+          *_other_models]
