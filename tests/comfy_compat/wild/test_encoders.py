@@ -7,7 +7,6 @@ comfy.controlnet's classes and arithmetic, comfy.clip_vision's preprocessing, an
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +16,9 @@ import torch
 from hearth.core.executor import Executor
 from hearth.core.model_folders import ModelFolders
 from hearth.core.plugins import PluginManager
-from hearth.core.runtime import Runtime
 from tests.comfy_compat.tiny_sd import (
     CHECKPOINT,
     LORA,
-    executor_for,
-    make_models,
     node,
     preview_pixels,
     sampling_inputs,
@@ -30,36 +26,6 @@ from tests.comfy_compat.tiny_sd import (
 )
 
 PACKS = Path(__file__).parent / "packs_encoders"
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> ModelFolders:
-    return make_models(tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture(scope="module")
-def packs_runtime(models: ModelFolders, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(min(threads, 2))  # the machine's test budget is two cores
-    work = tmp_path_factory.mktemp("work")
-    runtime = Runtime.build(model_folders=models, custom_nodes=[PACKS], environ={}, output=work / "output",
-                            input=work / "input", temp=work / "temp")
-    try:
-        with runtime.activate():
-            runtime.plugins  # noqa: B018 - load the packs now, inside the runtime
-            yield runtime
-    finally:
-        torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def pm(packs_runtime: Runtime) -> PluginManager:
-    return packs_runtime.plugins
-
-
-@pytest.fixture(scope="module")
-def executor(pm: PluginManager, tmp_path_factory: pytest.TempPathFactory) -> Executor:
-    return executor_for(pm, tmp_path_factory.mktemp("run"))
 
 
 def pixels(executor: Executor, extra: dict, model: list | None = None, positive: list | None = None,

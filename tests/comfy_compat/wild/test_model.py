@@ -20,7 +20,7 @@ import torch
 from hearth.core.executor import Executor
 from hearth.core.plugins import PluginManager
 from hearth.core.runtime import Runtime
-from tests.comfy_compat.tiny_sd import executor_for, make_models, node, sampling_inputs, txt2img_parts
+from tests.comfy_compat.tiny_sd import node, sampling_inputs, txt2img_parts
 
 PACKS = Path(__file__).parent / "packs_model"
 # The ComfyUI names the tests that exercise Hearth's limits make the pack use (recorded for comfy plugins).
@@ -32,31 +32,6 @@ def recorded(name: str) -> bool:
     from hearth_comfy_compat import hook
 
     return name in hook.missing_names().get("wild_model_pack", [])
-
-
-@pytest.fixture(scope="module")
-def packs_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(min(threads, 2))  # the machine's test budget is two cores
-    work = tmp_path_factory.mktemp("work")
-    runtime = Runtime.build(model_folders=make_models(work / "models"), custom_nodes=[PACKS], environ={},
-                            output=work / "output", input=work / "input", temp=work / "temp")
-    try:
-        with runtime.activate():
-            runtime.plugins  # noqa: B018 - load the packs now, inside the runtime
-            yield runtime
-    finally:
-        torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def pm(packs_runtime: Runtime) -> PluginManager:
-    return packs_runtime.plugins
-
-
-@pytest.fixture(scope="module")
-def executor(pm: PluginManager, tmp_path_factory: pytest.TempPathFactory) -> Executor:
-    return executor_for(pm, tmp_path_factory.mktemp("run"))
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import hearth_comfy_compat as comfy_compat
@@ -20,29 +19,14 @@ from hearth.core.executor import Executor
 from hearth.core.model_folders import ModelFolders
 from hearth.core.plugins import PluginManager
 from hearth.core.runtime import Runtime
-from tests.comfy_compat.tiny_sd import executor_for, node
+from tests.comfy_compat.tiny_sd import node
 
 PACKS = Path(__file__).parent / "packs_modules"
 
 
 @pytest.fixture(scope="module")
-def packs_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    work = tmp_path_factory.mktemp("work")
-    runtime = Runtime.build(model_folders=ModelFolders(work / "models"), custom_nodes=[PACKS], environ={},
-                            output=work / "output", input=work / "input", temp=work / "temp")
-    with runtime.activate():
-        runtime.plugins  # noqa: B018 - load the packs now, inside the runtime
-        yield runtime
-
-
-@pytest.fixture(scope="module")
-def pm(packs_runtime: Runtime) -> PluginManager:
-    return packs_runtime.plugins
-
-
-@pytest.fixture(scope="module")
-def executor(pm: PluginManager, tmp_path_factory: pytest.TempPathFactory) -> Executor:
-    return executor_for(pm, tmp_path_factory.mktemp("run"))
+def models(tmp_path_factory: pytest.TempPathFactory) -> ModelFolders:
+    return ModelFolders(tmp_path_factory.mktemp("models"))  # these packs need no model files
 
 
 def test_a_pack_importing_comfyuis_modules_and_subclassing_a_stand_in_loads(pm: PluginManager,

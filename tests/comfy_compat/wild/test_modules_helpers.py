@@ -5,7 +5,6 @@ latent_preview's previewers, cli_args and the server's queue info."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,25 +12,14 @@ import pytest
 from hearth.core.executor import Executor
 from hearth.core.model_folders import ModelFolders
 from hearth.core.plugins import PluginManager
-from hearth.core.runtime import Runtime
 from tests.comfy_compat.tiny_sd import executor_for, node
 
 PACKS = Path(__file__).parent / "packs_modules"
 
 
 @pytest.fixture(scope="module")
-def packs_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    work = tmp_path_factory.mktemp("work")
-    runtime = Runtime.build(model_folders=ModelFolders(work / "models"), custom_nodes=[PACKS], environ={},
-                            output=work / "output", input=work / "input", temp=work / "temp")
-    with runtime.activate():
-        runtime.plugins  # noqa: B018 - load the packs now, inside the runtime
-        yield runtime
-
-
-@pytest.fixture(scope="module")
-def pm(packs_runtime: Runtime) -> PluginManager:
-    return packs_runtime.plugins
+def models(tmp_path_factory: pytest.TempPathFactory) -> ModelFolders:
+    return ModelFolders(tmp_path_factory.mktemp("models"))  # these packs need no model files
 
 
 def test_helper_modules_inside_a_running_node(pm: PluginManager, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from ``nodes``."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +14,7 @@ import torch
 
 from hearth.core.executor import Executor
 from hearth.core.plugins import PluginManager
-from hearth.core.runtime import Runtime
 from tests.comfy_compat.tiny_sd import (
-    executor_for,
-    make_models,
     node,
     preview_pixels,
     sampling_inputs,
@@ -26,31 +22,6 @@ from tests.comfy_compat.tiny_sd import (
 )
 
 PACKS = Path(__file__).parent / "packs_sampling"
-
-
-@pytest.fixture(scope="module")
-def packs_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(min(threads, 2))  # the machine's test budget is two cores
-    work = tmp_path_factory.mktemp("work")
-    runtime = Runtime.build(model_folders=make_models(work / "models"), custom_nodes=[PACKS], environ={},
-                            output=work / "output", input=work / "input", temp=work / "temp")
-    try:
-        with runtime.activate():
-            runtime.plugins  # noqa: B018 - load the packs now, inside the runtime
-            yield runtime
-    finally:
-        torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def pm(packs_runtime: Runtime) -> PluginManager:
-    return packs_runtime.plugins
-
-
-@pytest.fixture(scope="module")
-def executor(pm: PluginManager, tmp_path_factory: pytest.TempPathFactory) -> Executor:
-    return executor_for(pm, tmp_path_factory.mktemp("run"))
 
 
 def decoded(sampler_node: dict, extra: dict | None = None) -> dict:

@@ -17,41 +17,22 @@ import pytest
 import torch
 
 from hearth.core.executor import Executor
+from hearth.core.model_folders import ModelFolders
 from hearth.core.plugins import PluginManager
-from hearth.core.runtime import Runtime
-from tests.comfy_compat.tiny_sd import executor_for, make_models, node, sampling_inputs, txt2img_parts
+from tests.comfy_compat.tiny_sd import make_models, node, sampling_inputs, txt2img_parts
 
 PACKS = Path(__file__).parent / "packs_sd_surface"
 SDXL = "tiny-sdxl.safetensors"
 
 
 @pytest.fixture(scope="module")
-def packs_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+def models(tmp_path_factory: pytest.TempPathFactory) -> ModelFolders:
     from hearth_sd.tiny import make_tiny_checkpoint
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(min(threads, 2))  # the machine's test budget is two cores
-    work = tmp_path_factory.mktemp("work")
-    folders = make_models(work / "models")
-    make_tiny_checkpoint("sdxl", work / "models" / "checkpoints" / SDXL)
-    runtime = Runtime.build(model_folders=folders, custom_nodes=[PACKS], environ={},
-                            output=work / "output", input=work / "input", temp=work / "temp")
-    try:
-        with runtime.activate():
-            runtime.plugins  # noqa: B018 - load the packs now, inside the runtime
-            yield runtime
-    finally:
-        torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def pm(packs_runtime: Runtime) -> PluginManager:
-    return packs_runtime.plugins
-
-
-@pytest.fixture(scope="module")
-def executor(pm: PluginManager, tmp_path_factory: pytest.TempPathFactory) -> Executor:
-    return executor_for(pm, tmp_path_factory.mktemp("run"))
+    root = tmp_path_factory.mktemp("models")
+    folders = make_models(root)
+    make_tiny_checkpoint("sdxl", root / "checkpoints" / SDXL)
+    return folders
 
 
 @pytest.fixture
