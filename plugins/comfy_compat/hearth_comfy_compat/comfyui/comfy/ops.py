@@ -81,6 +81,20 @@ class CastWeightBiasOp:
         return bool(self.comfy_cast_weights or self.weight_function or self.bias_function)
 
 
+class _CastingLayer:
+    """What every layer below shares: no random initialisation (the weights come from a file), and a forward that
+    casts the weights (``forward_comfy_cast_weights``) only when asked, else is torch's own. First in each layer's
+    bases, so it comes before torch's ``forward``."""
+
+    def reset_parameters(self) -> None:
+        return None
+
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if self._casts():  # type: ignore[attr-defined]
+            return self.forward_comfy_cast_weights(*args, **kwargs)  # type: ignore[attr-defined]
+        return super().forward(*args, **kwargs)  # type: ignore[misc]
+
+
 def run_every_op() -> None:
     """ComfyUI's per-layer hook (an interrupt check); Hearth checks for interrupts between steps instead."""
 
@@ -88,101 +102,42 @@ def run_every_op() -> None:
 class disable_weight_init:  # noqa: N801 - ComfyUI's name
     """torch layers without their random initialisation, casting their weights when asked (module docstring)."""
 
-    class Linear(torch.nn.Linear, CastWeightBiasOp):
-        def reset_parameters(self) -> None:
-            return None
-
+    class Linear(_CastingLayer, torch.nn.Linear, CastWeightBiasOp):
         def forward_comfy_cast_weights(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002
             weight, bias = cast_bias_weight(self, input)
             return F.linear(input, weight, bias)
 
-        def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-            if self._casts():
-                return self.forward_comfy_cast_weights(*args, **kwargs)
-            return super().forward(*args, **kwargs)
-
-    class Conv1d(torch.nn.Conv1d, CastWeightBiasOp):
-        def reset_parameters(self) -> None:
-            return None
-
+    class Conv1d(_CastingLayer, torch.nn.Conv1d, CastWeightBiasOp):
         def forward_comfy_cast_weights(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002
             weight, bias = cast_bias_weight(self, input)
             return self._conv_forward(input, weight, bias)
 
-        def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-            if self._casts():
-                return self.forward_comfy_cast_weights(*args, **kwargs)
-            return super().forward(*args, **kwargs)
-
-    class Conv2d(torch.nn.Conv2d, CastWeightBiasOp):
-        def reset_parameters(self) -> None:
-            return None
-
+    class Conv2d(_CastingLayer, torch.nn.Conv2d, CastWeightBiasOp):
         def forward_comfy_cast_weights(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002
             weight, bias = cast_bias_weight(self, input)
             return self._conv_forward(input, weight, bias)
 
-        def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-            if self._casts():
-                return self.forward_comfy_cast_weights(*args, **kwargs)
-            return super().forward(*args, **kwargs)
-
-    class Conv3d(torch.nn.Conv3d, CastWeightBiasOp):
-        def reset_parameters(self) -> None:
-            return None
-
+    class Conv3d(_CastingLayer, torch.nn.Conv3d, CastWeightBiasOp):
         def forward_comfy_cast_weights(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002
             weight, bias = cast_bias_weight(self, input)
             return self._conv_forward(input, weight, bias)
 
-        def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-            if self._casts():
-                return self.forward_comfy_cast_weights(*args, **kwargs)
-            return super().forward(*args, **kwargs)
-
-    class GroupNorm(torch.nn.GroupNorm, CastWeightBiasOp):
-        def reset_parameters(self) -> None:
-            return None
-
+    class GroupNorm(_CastingLayer, torch.nn.GroupNorm, CastWeightBiasOp):
         def forward_comfy_cast_weights(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002
             weight, bias = cast_bias_weight(self, input) if self.weight is not None else (None, None)
             return F.group_norm(input, self.num_groups, weight, bias, self.eps)
 
-        def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-            if self._casts():
-                return self.forward_comfy_cast_weights(*args, **kwargs)
-            return super().forward(*args, **kwargs)
-
-    class LayerNorm(torch.nn.LayerNorm, CastWeightBiasOp):
-        def reset_parameters(self) -> None:
-            return None
-
+    class LayerNorm(_CastingLayer, torch.nn.LayerNorm, CastWeightBiasOp):
         def forward_comfy_cast_weights(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002
             weight, bias = cast_bias_weight(self, input) if self.weight is not None else (None, None)
             return F.layer_norm(input, self.normalized_shape, weight, bias, self.eps)
 
-        def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-            if self._casts():
-                return self.forward_comfy_cast_weights(*args, **kwargs)
-            return super().forward(*args, **kwargs)
-
-    class RMSNorm(torch.nn.RMSNorm, CastWeightBiasOp):
-        def reset_parameters(self) -> None:
-            return None
-
+    class RMSNorm(_CastingLayer, torch.nn.RMSNorm, CastWeightBiasOp):
         def forward_comfy_cast_weights(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002
             weight = cast_bias_weight(self, input)[0] if self.weight is not None else None
             return F.rms_norm(input, self.normalized_shape, weight, self.eps)
 
-        def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-            if self._casts():
-                return self.forward_comfy_cast_weights(*args, **kwargs)
-            return super().forward(*args, **kwargs)
-
-    class ConvTranspose2d(torch.nn.ConvTranspose2d, CastWeightBiasOp):
-        def reset_parameters(self) -> None:
-            return None
-
+    class ConvTranspose2d(_CastingLayer, torch.nn.ConvTranspose2d, CastWeightBiasOp):
         def forward_comfy_cast_weights(self, input: torch.Tensor,  # noqa: A002
                                        output_size: list[int] | None = None) -> torch.Tensor:
             padding = self._output_padding(input, output_size, self.stride, self.padding, self.kernel_size,
@@ -191,15 +146,7 @@ class disable_weight_init:  # noqa: N801 - ComfyUI's name
             return F.conv_transpose2d(input, weight, bias, self.stride, self.padding, padding, self.groups,
                                       self.dilation)
 
-        def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-            if self._casts():
-                return self.forward_comfy_cast_weights(*args, **kwargs)
-            return super().forward(*args, **kwargs)
-
-    class ConvTranspose1d(torch.nn.ConvTranspose1d, CastWeightBiasOp):
-        def reset_parameters(self) -> None:
-            return None
-
+    class ConvTranspose1d(_CastingLayer, torch.nn.ConvTranspose1d, CastWeightBiasOp):
         def forward_comfy_cast_weights(self, input: torch.Tensor,  # noqa: A002
                                        output_size: list[int] | None = None) -> torch.Tensor:
             padding = self._output_padding(input, output_size, self.stride, self.padding, self.kernel_size,
@@ -208,12 +155,7 @@ class disable_weight_init:  # noqa: N801 - ComfyUI's name
             return F.conv_transpose1d(input, weight, bias, self.stride, self.padding, padding, self.groups,
                                       self.dilation)
 
-        def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-            if self._casts():
-                return self.forward_comfy_cast_weights(*args, **kwargs)
-            return super().forward(*args, **kwargs)
-
-    class Embedding(torch.nn.Embedding, CastWeightBiasOp):
+    class Embedding(_CastingLayer, torch.nn.Embedding, CastWeightBiasOp):
         def reset_parameters(self) -> None:
             self.bias = None
             return None
