@@ -175,6 +175,27 @@ def test_a_node_may_return_more_or_fewer_values_than_it_declares_as_in_comfyui(e
     assert wrong.error["exception_message"] == "NotATuple returned a int, not a tuple of its 1 outputs (INT)"
 
 
+def test_a_node_mapped_over_an_empty_list_gives_empty_outputs_not_missing_ones(executor: Executor) -> None:
+    from hearth.core.node_registry import NodeRegistry
+
+    class NoInts:
+        RETURN_TYPES = ("INT",)
+        OUTPUT_IS_LIST = (True,)
+        FUNCTION = "run"
+
+        @classmethod
+        def INPUT_TYPES(cls) -> dict[str, Any]:
+            return {"required": {}}
+
+        def run(self) -> tuple[list[int]]:
+            return ([],)
+
+    registry = NodeRegistry.from_classes({"NoInts": NoInts, "Add": toy_nodes.Add, "Show": toy_nodes.Show})
+    result = Executor(registry).run({"1": {"class_type": "NoInts", "inputs": {}},
+                                     "2": {"class_type": "Add", "inputs": {"a": ["1", 0], "b": 1}}, **show(["2", 0])})
+    assert result.ok, result.error  # Add ran for no element; Show got an empty list, as before
+
+
 def test_interrupt_between_nodes(executor: Executor) -> None:
     prompt = {"1": {"class_type": "Int", "inputs": {"value": 1}},
               "2": {"class_type": "Add", "inputs": {"a": ["1", 0], "b": 1}}, **show(["2", 0])}

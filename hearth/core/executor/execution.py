@@ -523,7 +523,8 @@ class _Run:
                 raise TypeError(f"{definition.name} returned a {type(values).__name__}, not a tuple of its "
                                 f"{n} outputs ({', '.join(definition.return_types) or 'none'})")
             returned.append(values)
-        given = min((len(values) for values in returned), default=0)
+        # No call at all (mapped over an empty list) gives every output as an empty list, none missing.
+        given = min((len(values) for values in returned), default=n)
         outputs: tuple[list[Any], ...] = tuple([] for _ in range(max(n, *(len(v) for v in returned), 0)))
         for values in returned:
             for slot, value in enumerate(values):
