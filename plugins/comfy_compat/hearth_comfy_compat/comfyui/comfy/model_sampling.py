@@ -169,7 +169,19 @@ def rescale_zero_terminal_snr_sigmas(sigmas: torch.Tensor) -> torch.Tensor:
     return ((1 - alphas_bar) / alphas_bar) ** 0.5
 
 
-class ModelSamplingDiscrete(torch.nn.Module):
+class _SigmaTable(torch.nn.Module):
+    """A schedule kept as its ascending table of sigmas (the ``sigmas`` buffer): its ends are the sigma range."""
+
+    @property
+    def sigma_min(self) -> torch.Tensor:
+        return self.sigmas[0]
+
+    @property
+    def sigma_max(self) -> torch.Tensor:
+        return self.sigmas[-1]
+
+
+class ModelSamplingDiscrete(_SigmaTable):
     """The discrete 1000-step DDPM schedule of SD1/SD2/SDXL (``sampling_settings``: ``beta_schedule``,
     ``linear_start``, ``linear_end``, ``timesteps``, ``zsnr``)."""
 
@@ -203,14 +215,6 @@ class ModelSamplingDiscrete(torch.nn.Module):
         self.register_buffer("sigmas", sigmas.float())
         self.register_buffer("log_sigmas", sigmas.log().float())
 
-    @property
-    def sigma_min(self) -> torch.Tensor:
-        return self.sigmas[0]
-
-    @property
-    def sigma_max(self) -> torch.Tensor:
-        return self.sigmas[-1]
-
     def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
         """The training step whose sigma is nearest ``sigma`` (in log space)."""
         distances = sigma.log().to(self.log_sigmas.device) - self.log_sigmas[:, None]
@@ -230,7 +234,7 @@ class ModelSamplingDiscrete(torch.nn.Module):
         return self.sigma(torch.tensor((1.0 - percent) * 999.0)).item()
 
 
-class ModelSamplingContinuousEDM(torch.nn.Module):
+class ModelSamplingContinuousEDM(_SigmaTable):
     """A continuous log-linear schedule between ``sigma_min`` and ``sigma_max`` (EDM; ``timestep = log(sigma)/4``)."""
 
     def __init__(self, model_config: Any = None) -> None:
@@ -244,14 +248,6 @@ class ModelSamplingContinuousEDM(torch.nn.Module):
         sigmas = torch.linspace(math.log(sigma_min), math.log(sigma_max), 1000).exp()
         self.register_buffer("sigmas", sigmas)
         self.register_buffer("log_sigmas", sigmas.log())
-
-    @property
-    def sigma_min(self) -> torch.Tensor:
-        return self.sigmas[0]
-
-    @property
-    def sigma_max(self) -> torch.Tensor:
-        return self.sigmas[-1]
 
     def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
         return 0.25 * sigma.log()
@@ -329,7 +325,7 @@ def flux_time_shift(mu: float, sigma: float, t: Any) -> Any:
     return math.exp(mu) / (math.exp(mu) + (1 / t - 1) ** sigma)
 
 
-class ModelSamplingDiscreteFlow(torch.nn.Module):
+class ModelSamplingDiscreteFlow(_SigmaTable):
     """SD3's flow schedule: ``sigma = shift(t / multiplier)`` over ``timesteps`` steps (``shift``, ``multiplier``)."""
 
     def __init__(self, model_config: Any = None) -> None:
@@ -341,14 +337,6 @@ class ModelSamplingDiscreteFlow(torch.nn.Module):
         self.shift = shift
         self.multiplier = multiplier
         self.register_buffer("sigmas", self.sigma((torch.arange(1, timesteps + 1, 1) / timesteps) * multiplier))
-
-    @property
-    def sigma_min(self) -> torch.Tensor:
-        return self.sigmas[0]
-
-    @property
-    def sigma_max(self) -> torch.Tensor:
-        return self.sigmas[-1]
 
     def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
         return sigma * self.multiplier
@@ -364,7 +352,7 @@ class ModelSamplingDiscreteFlow(torch.nn.Module):
         return float(time_snr_shift(self.shift, 1.0 - percent))
 
 
-class ModelSamplingFlux(torch.nn.Module):
+class ModelSamplingFlux(_SigmaTable):
     """Flux's flow schedule: ``sigma = flux_time_shift(shift, 1, t)`` with ``t`` in (0, 1] (``shift``)."""
 
     def __init__(self, model_config: Any = None) -> None:
@@ -374,14 +362,6 @@ class ModelSamplingFlux(torch.nn.Module):
     def set_parameters(self, shift: float = 1.15, timesteps: int = 10000) -> None:
         self.shift = shift
         self.register_buffer("sigmas", self.sigma(torch.arange(1, timesteps + 1, 1) / timesteps))
-
-    @property
-    def sigma_min(self) -> torch.Tensor:
-        return self.sigmas[0]
-
-    @property
-    def sigma_max(self) -> torch.Tensor:
-        return self.sigmas[-1]
 
     def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
         return sigma
