@@ -389,3 +389,29 @@ def _jsonable_section(section: Mapping[str, Any]) -> dict[str, Any]:
             value = [list(v) if isinstance(v, tuple) else v for v in value]
         out[name] = value
     return out
+
+
+def collect_nodes(package: str, prefix: str = "nodes_") -> dict[str, type]:
+    """Every node class the modules of ``package`` whose names start with ``prefix`` export as ``NODES``.
+
+    A plugin's ``register_nodes`` returns ``collect_nodes(__package__)``, so adding a ``nodes_*.py`` module is all
+    it takes to add its nodes. Modules load in name order; two modules naming one node type with different classes
+    is a mistake in the plugin, refused with both module names.
+    """
+    import importlib
+    import pkgutil
+
+    found: dict[str, type] = {}
+    origin: dict[str, str] = {}
+    root = importlib.import_module(package)
+    for info in sorted(pkgutil.iter_modules(root.__path__), key=lambda info: info.name):
+        if not info.name.startswith(prefix) or info.ispkg:
+            continue
+        module = importlib.import_module(f"{package}.{info.name}")
+        for name, cls in getattr(module, "NODES", {}).items():
+            if name in found and found[name] is not cls:
+                raise NodeDefinitionError(f"{package}: node type {name!r} is defined twice, in {origin[name]} and "
+                                          f"{module.__name__}; keep one")
+            found.setdefault(name, cls)
+            origin.setdefault(name, module.__name__)
+    return found

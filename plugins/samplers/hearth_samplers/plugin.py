@@ -7,10 +7,7 @@ and node modules defer torch to their functions.
 from __future__ import annotations
 
 from hearth.core.hookspecs import hookimpl
-
-from . import nodes_custom_sampling, nodes_guiders, nodes_ksampler, nodes_sigmas
-
-NODE_MODULES = (nodes_ksampler, nodes_custom_sampling, nodes_guiders, nodes_sigmas)
+from hearth.core.nodes import collect_nodes
 
 
 @hookimpl
@@ -37,7 +34,4 @@ def resolve_sampling_engine():
 
 @hookimpl
 def register_nodes():
-    nodes: dict[str, type] = {}
-    for module in NODE_MODULES:
-        nodes.update(module.NODES)
-    return nodes
+    return collect_nodes(__package__)  # every nodes_*.py module

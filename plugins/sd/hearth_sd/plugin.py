@@ -12,11 +12,10 @@ from typing import Any
 from hearth.core.hookspecs import hookimpl
 from hearth.core.model_folders import TinyModel
 from hearth.core.models.formats import ModelFormat
+from hearth.core.nodes import collect_nodes
 
-from . import nodes_conditioning, nodes_latent, nodes_text, nodes_vae
 from .formats import UNET_PREFIX, resolve_sd2_prediction, sd_formats
 
-NODE_MODULES = (nodes_text, nodes_vae, nodes_latent, nodes_conditioning)
 CHECKPOINT_FORMATS = ("sd1", "sd2", "sdxl", "sdxl_refiner")  # sd_formats()' names of whole checkpoints
 
 TINY_FAMILIES = {
@@ -41,9 +40,22 @@ def unet_formats() -> list[ModelFormat]:
             for name, prefix in UNET_FORMATS.items()]
 
 
+def model_kinds() -> list[Any]:
+    """The plugin's ``models_*.py`` modules: each adds a kind of model file (ControlNet, CLIP vision...) through
+    optional ``MODEL_FORMATS`` (a list of ModelFormat), ``MODEL_LOADERS`` (``{(folder, format): load}``) and
+    ``TINY_MODELS`` (``{name: TinyModel}``). Like the node modules, they must not import torch when imported."""
+    import importlib
+    import pkgutil
+
+    package = importlib.import_module(__package__)
+    return [importlib.import_module(f"{__package__}.{info.name}")
+            for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda info: info.name)
+            if info.name.startswith("models_")]
+
+
 @hookimpl
 def register_model_formats():
-    return [*sd_formats(), *unet_formats()]
+    return [*sd_formats(), *unet_formats(), *(f for kind in model_kinds() for f in getattr(kind, "MODEL_FORMATS", ()))]
 
 
 @hookimpl
@@ -54,10 +66,7 @@ def resolve_model_format(shapes, metadata, formats):
 
 @hookimpl
 def register_nodes():
-    nodes: dict[str, type] = {}
-    for module in NODE_MODULES:
-        nodes.update(module.NODES)
-    return nodes
+    return collect_nodes(__package__)  # every nodes_*.py module
 
 
 def _embeddings(embeddings: Any) -> Any:
@@ -102,6 +111,8 @@ def register_model_loaders():
     loaders.update({("vae", name): load_vae_file for name in (*CHECKPOINT_FORMATS, "sd_vae")})
     loaders[("text_encoders", "stable_diffusion")] = load_text_encoder_file
     loaders.update({("diffusion_models", name): load_unet_file for name in (*UNET_FORMATS, *CHECKPOINT_FORMATS)})
+    for kind in model_kinds():
+        loaders.update(getattr(kind, "MODEL_LOADERS", {}))
     return loaders
 
 
@@ -135,4 +146,6 @@ def register_tiny_models():
                                  "standalone CLIP-L text encoder (CLIPLoader, SD1)")
     models["embedding"] = TinyModel("embeddings", "tiny-embedding.safetensors", _part_writer("write_tiny_embedding"),
                                     "textual inversion, 2 vectors (embedding:tiny-embedding)")
+    for kind in model_kinds():
+        models.update(getattr(kind, "TINY_MODELS", {}))
     return models
