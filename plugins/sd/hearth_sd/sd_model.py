@@ -109,10 +109,12 @@ class SDModel(ModelValue):
                 APPLY_MODEL in wrapped or DIFFUSION_MODEL in wrapped):
             x_in = sampling.calculate_input(sigma, x).to(device)
             t = sampling.timestep(sigma).to(device)
+            context, adm = cond.to(device), None if y is None else y.to(device)
             with torch.no_grad():
-                out = self.diffusion.unet(x_in, t, cond.to(device), None if y is None else y.to(device))
+                control = _control_of(options, x_in, sigma.to(device), t, context, adm)
+                out = self.diffusion.unet(x_in, t, context, adm, **_control_kwargs(control))
             return sampling.calculate_denoised(sigma, out.float().to(x.device), x)
-        return self._denoise_with_options(x, sigma, cond, y, device, options.get("cond_index"))
+        return self._denoise_with_options(x, sigma, cond, y, device, options)
 
     # -- ComfyUI's ModelPatcher surface, for custom nodes written against it ----------------------------------
 
@@ -129,7 +131,7 @@ class SDModel(ModelValue):
         return {kind: by_key for kind, by_key in joined.items() if any(by_key.values())}
 
     def _denoise_with_options(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor,
-                              y: torch.Tensor | None, device: torch.device, cond_index: Any = None) -> torch.Tensor:
+                              y: torch.Tensor | None, device: torch.device, options: Mapping[str, Any]) -> torch.Tensor:
         """One evaluation with the custom nodes' patches of model_options and object_patches (see model_options),
         inside ComfyUI's wrappers: ``model_function_wrapper`` outermost, then the ``APPLY_MODEL`` wrappers around
         ComfyUI's ``BaseModel.apply_model(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)``
@@ -137,7 +139,12 @@ class SDModel(ModelValue):
         ``forward(x, timesteps, context, y, control, transformer_options)`` (``executor.class_obj``: the UNet)."""
         sampling = self.sampling
         # Which chunks of the batch are positive (0) and negative (1): the guidance batches them together.
-        chunks = options_.cond_or_uncond(cond_index, x.shape[0])
+        chunks = options_.cond_or_uncond(options.get("cond_index"), x.shape[0])
+        # ComfyUI computes the ControlNet residuals before apply_model and hands them in as c["control"].
+        with torch.no_grad():
+            control = _control_of(options, sampling.calculate_input(sigma, x).to(device), sigma.to(device),
+                                  sampling.timestep(sigma).to(device), cond.to(device),
+                                  None if y is None else y.to(device))
         wrappers = self._model_wrappers()
         transformer_options = {**self.model_options.get("transformer_options", {}), "cond_or_uncond": chunks}
         if wrappers:
@@ -153,7 +160,7 @@ class SDModel(ModelValue):
             extra = {k: v for k, v in patches.items() if k not in ("patches", "patches_replace")}
             with torch.no_grad(), options_.object_patches(view, objects), \
                     options_.attention_patches(unet, patches, extra):
-                return options_.run_unet(unet, x_in, timesteps, context, y, patches)
+                return options_.run_unet(unet, x_in, timesteps, context, y, patches, **_control_kwargs(control))
 
         def base_apply_model(input: torch.Tensor, timestep: torch.Tensor, c_concat: Any = None,
                              c_crossattn: torch.Tensor | None = None, control: Any = None,
@@ -171,10 +178,12 @@ class SDModel(ModelValue):
             return sampling.calculate_denoised(timestep, out.float().to(input.device), input)
 
         transformer_options_ = transformer_options
+        # What ComfyUI's calls pass besides the text (c_concat, control only where the conditioning has them).
+        given = {} if control is None else {"control": control}
 
         def apply_model(input: torch.Tensor, timestep: torch.Tensor, **c: Any) -> torch.Tensor:
             # model_function_wrapper's apply_model(x, sigma, **c), ComfyUI's BaseModel.apply_model inside it.
-            c = {"c_crossattn": cond, **({} if y is None else {"y": y}), **c}  # what ComfyUI's calls always pass
+            c = {"c_crossattn": cond, **({} if y is None else {"y": y}), **given, **c}
             args = [c.pop(name, None) for name in ("c_concat", "c_crossattn", "control")]
             options = c.pop("transformer_options", transformer_options_)
             return run_wrapped(base_apply_model, view, wrappers_of(APPLY_MODEL, options.get("wrappers")),
@@ -183,7 +192,7 @@ class SDModel(ModelValue):
         wrapper = self.model_options.get("model_function_wrapper")
         if wrapper is None:
             return apply_model(x, sigma)
-        c = {"c_crossattn": cond, "transformer_options": {**transformer_options, "sigmas": sigma}}
+        c = {"c_crossattn": cond, **given, "transformer_options": {**transformer_options, "sigmas": sigma}}
         if y is not None:
             c["y"] = y
         return wrapper(apply_model, {"input": x, "timestep": sigma, "c": c, "cond_or_uncond": chunks})
@@ -205,6 +214,21 @@ class SDModel(ModelValue):
 
     def __repr__(self) -> str:
         return f"<SDModel {self.family} {self.patcher.name!r}, {len(self.patcher.patches)} patched keys>"
+
+
+def _control_of(options: Mapping[str, Any], x_in: torch.Tensor, sigma: torch.Tensor, timestep: torch.Tensor,
+                context: torch.Tensor, y: torch.Tensor | None) -> dict[str, Any] | None:
+    """The residuals of the conditioning's ``"control"`` (a ControlNet / T2I-Adapter chain) for this evaluation,
+    or None when it has none or is inactive at this sigma (see the CONTROL contract in docs/data-types.md)."""
+    control = options.get("control")
+    if control is None:
+        return None
+    return control.get_control(x_in, sigma, timestep, context, y)
+
+
+def _control_kwargs(control: dict[str, Any] | None) -> dict[str, Any]:
+    # Only passed when present, so a UNet (or a custom node's replacement) without the argument still runs.
+    return {} if control is None else {"control": control}
 
 
 class SDClip(ModelValue):
