@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from .ops import compute_dtype_of
-from .unet import BasicTransformerBlock, UNetModel, timestep_embedding
+from .unet import BasicTransformerBlock, ControlResiduals, UNetModel, timestep_embedding
 
 ATTENTION_PATCHES = ("attn1_patch", "attn2_patch", "attn1_output_patch", "attn2_output_patch", "middle_patch")
 BLOCK_PATCHES = ("input_block_patch", "input_block_patch_after_skip", "output_block_patch")
@@ -181,14 +181,17 @@ def has_block_patches(transformer_options: Mapping[str, Any]) -> bool:
 
 
 def run_unet(unet: UNetModel, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
-             y: torch.Tensor | None, transformer_options: Mapping[str, Any]) -> torch.Tensor:
-    """``unet(x, timesteps, context, y)`` with the block patches of ``transformer_options`` applied.
+             y: torch.Tensor | None, transformer_options: Mapping[str, Any],
+             control: Mapping[str, Any] | None = None) -> torch.Tensor:
+    """``unet(x, timesteps, context, y, control)`` with the block patches of ``transformer_options`` applied.
 
     The same steps as ``UNetModel.forward``, with ComfyUI's hook points between the blocks; without block
-    patches it is ``UNetModel.forward`` itself.
+    patches it is ``UNetModel.forward`` itself. ``control`` (ControlNet / T2I-Adapter residuals) is added where
+    ComfyUI's UNet adds it: an input block's residual before ``input_block_patch``, a skip's before
+    ``output_block_patch``.
     """
     if not has_block_patches(transformer_options):
-        return unet(x, timesteps, context, y)
+        return unet(x, timesteps, context, y) if control is None else unet(x, timesteps, context, y, control=control)
     patches = transformer_options.get("patches", {})
     options = {**transformer_options, "original_shape": list(x.shape), "transformer_index": 0}
     c = unet.config
@@ -201,21 +204,22 @@ def run_unet(unet: UNetModel, x: torch.Tensor, timesteps: torch.Tensor, context:
     if y is not None:
         emb = emb + unet.label_emb(y.to(dtype))
     context = context.to(dtype)
+    residuals = ControlResiduals(control)
     h = x.to(dtype)
     skips = []
     for number, block in enumerate(unet.input_blocks):
         options["block"] = ("input", number)
-        h = block(h, emb, context)
+        h = residuals.apply(block(h, emb, context), "input")
         for patch in patches.get("input_block_patch", ()):
             h = patch(h, options)
         skips.append(h)
         for patch in patches.get("input_block_patch_after_skip", ()):
             h = patch(h, options)
     options["block"] = ("middle", 0)
-    h = unet.middle_block(h, emb, context)
+    h = residuals.apply(unet.middle_block(h, emb, context), "middle")
     for number, block in enumerate(unet.output_blocks):
         options["block"] = ("output", number)
-        skip = skips.pop()
+        skip = residuals.apply(skips.pop(), "output")
         for patch in patches.get("output_block_patch", ()):
             h, skip = patch(h, skip, options)
         h = torch.cat([h, skip], dim=1)

@@ -7,7 +7,9 @@ Attention runs through ``torch.nn.functional.scaled_dot_product_attention``.
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .ops import compute_dtype_of
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -226,6 +230,38 @@ class TimestepBlock(nn.Sequential):
         return x
 
 
+class ControlResiduals:
+    """The residuals a ControlNet / T2I-Adapter chain hands one UNet evaluation: ComfyUI's control dict
+    ``{"input": [...], "middle": [...], "output": [...]}``, consumed as ComfyUI's ``apply_control`` does.
+
+    Each list is used from its end: the first input block takes the last ``"input"`` entry, the first output
+    block the last ``"output"`` entry (the deepest skip), the middle block the last ``"middle"`` one. A ``None``
+    entry adds nothing; a residual whose shape does not fit is skipped with a warning, as ComfyUI does (a
+    T2I-Adapter on a size that is not a multiple of 64 gives such residuals for some blocks).
+    """
+
+    def __init__(self, control: Mapping[str, Sequence[torch.Tensor | None]] | None) -> None:
+        self._lists = {name: list(control.get(name) or ()) for name in ("input", "middle", "output")} \
+            if control else {}
+
+    def __bool__(self) -> bool:
+        return any(self._lists.values())
+
+    def apply(self, h: torch.Tensor, name: str) -> torch.Tensor:
+        """``h`` plus the next residual for ``name`` (``"input"``, ``"middle"``, ``"output"``), if any."""
+        entries = self._lists.get(name)
+        if not entries:
+            return h
+        residual = entries.pop()
+        if residual is None:
+            return h
+        if residual.shape[1:] != h.shape[1:] or residual.shape[0] not in (1, h.shape[0]):
+            log.warning("control residual %s does not fit the UNet's %s features %s; skipped",
+                        list(residual.shape), name, list(h.shape))
+            return h
+        return h + residual.to(h.dtype)
+
+
 class UNetModel(nn.Module):
     """The denoising UNet: ``forward(x, timesteps, context, y=None)`` returns the eps (or v) prediction.
 
@@ -293,7 +329,10 @@ class UNetModel(nn.Module):
         timesteps: torch.Tensor,
         context: torch.Tensor,
         y: torch.Tensor | None = None,
+        control: Mapping[str, Sequence[torch.Tensor | None]] | None = None,
     ) -> torch.Tensor:
+        """``control``: ComfyUI's control dict (see :class:`ControlResiduals`), added to the input blocks' outputs
+        (T2I-Adapter), the middle block's output and the skip connections (ControlNet), where ComfyUI adds them."""
         c = self.config
         if (y is None) != (c.adm_in_channels is None):
             raise ValueError("y (the ADM vector) is required exactly when the UNet has adm_in_channels")
@@ -306,14 +345,15 @@ class UNetModel(nn.Module):
             emb = emb + self.label_emb(y.to(dtype))
         context = context.to(dtype)
 
+        residuals = ControlResiduals(control)
         h = x.to(dtype)
         skips = []
         for block in self.input_blocks:
-            h = block(h, emb, context)
+            h = residuals.apply(block(h, emb, context), "input")
             skips.append(h)
-        h = self.middle_block(h, emb, context)
+        h = residuals.apply(self.middle_block(h, emb, context), "middle")
         for block in self.output_blocks:
-            h = torch.cat([h, skips.pop()], dim=1)
+            h = torch.cat([h, residuals.apply(skips.pop(), "output")], dim=1)
             size = skips[-1].shape[-2:] if skips else None
             h = block(h, emb, context, size)
         return self.out(h).to(x.dtype)
