@@ -1,0 +1,1 @@
+"""Upscale models for Hearth: ESRGAN (RRDBNet), Real-ESRGAN and its compact SRVGG network, tiled as ComfyUI tiles."""
