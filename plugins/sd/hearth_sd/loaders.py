@@ -19,6 +19,7 @@ from hearth.core.models import (
     PatchedModel,
     compute_dtype,
     default_device,
+    file_identity,
     load_once,
     load_state_dict,
     read_header,
@@ -132,3 +133,124 @@ def text_encoder(path: str | Path, embeddings: Iterable[str | Path] = (), device
     record = load_once("text_encoder", path, make, embeddings, str(device))
     return SDClip(record.clip, record.text, record)
 
+
+
+# -- two text-encoder files as one SDXL CLIP (DualCLIPLoader type "sdxl") -------------------------------------------
+
+# A CLIP-G file in Hugging Face's layout (text_encoders/clip_g.safetensors as SD3 and SDXL users have it) renamed to
+# the OpenCLIP layout Hearth's bigG encoder reads: per layer, q/k/v are packed into one in_proj.
+_HF_TO_OPEN_CLIP = (
+    ("text_model.embeddings.token_embedding.weight", "token_embedding.weight"),
+    ("text_model.embeddings.position_embedding.weight", "positional_embedding"),
+    ("text_model.final_layer_norm.", "ln_final."),
+)
+_HF_LAYER = (("self_attn.out_proj.", "attn.out_proj."), ("layer_norm1.", "ln_1."), ("layer_norm2.", "ln_2."),
+             ("mlp.fc1.", "mlp.c_fc."), ("mlp.fc2.", "mlp.c_proj."))
+# Prefixes a CLIP-G file may carry: bare, a checkpoint's, or ComfyUI's CLIPSave / SD3 layouts.
+_G_PREFIXES = ("", "conditioner.embedders.1.model.", "conditioner.embedders.0.model.", "model.",
+               "clip_g.transformer.", "clip_g.", "transformer.", "text_encoders.clip_g.transformer.")
+
+
+def hf_to_open_clip(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A CLIP text tower in Hugging Face's key layout as OpenCLIP's (``transformer.resblocks.N...``)."""
+    out: dict[str, torch.Tensor] = {}
+    packed: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in sd.items():
+        for old, new in _HF_TO_OPEN_CLIP:
+            if key.startswith(old):
+                out[new + key[len(old):]] = value
+                break
+        else:
+            if key.startswith("text_model.encoder.layers."):
+                index, _, rest = key[len("text_model.encoder.layers."):].partition(".")
+                block = f"transformer.resblocks.{index}."
+                if rest.startswith("self_attn.") and rest.split(".")[1] in ("q_proj", "k_proj", "v_proj"):
+                    _, proj, kind = rest.split(".")
+                    packed.setdefault(f"{block}attn.in_proj_{kind}", {})[proj[0]] = value
+                    continue
+                for old, new in _HF_LAYER:
+                    if rest.startswith(old):
+                        out[block + new + rest[len(old):]] = value
+                        break
+            elif key == "text_projection.weight":
+                out["text_projection"] = value.t().contiguous()  # a Linear's [out, in]; OpenCLIP multiplies x @ P
+            elif key == "text_projection":
+                out[key] = value
+    for key, parts in packed.items():
+        if set(parts) != {"q", "k", "v"}:
+            raise ValueError(f"CLIP-G file: {key} lacks some of q_proj/k_proj/v_proj")
+        out[key] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
+    return out
+
+
+def text_encoder_kind(path: str | Path) -> str:
+    """``"l"`` (CLIP-L), ``"g"`` (OpenCLIP bigG) or ``"h"`` (OpenCLIP ViT-H) for a standalone text encoder file,
+    from its layout and widths (1280 is bigG, 1024 ViT-H, 768 CLIP-L; a tiny test file says it in metadata).
+
+    :raises ValueError: naming the file when it is not a CLIP text encoder.
+    """
+    header = read_header(path)
+    named = header.metadata.get(TEXT_KIND_METADATA_KEY)
+    if named:
+        return named
+    for key, shape in header.shapes.items():
+        if key.endswith("text_model.embeddings.token_embedding.weight"):
+            width = shape[1]
+            projected = any(k.endswith("text_projection.weight") for k in header.shapes)
+            return "g" if width == 1280 or (width not in (768, 1024) and projected) else "l"
+        if key.endswith("token_embedding.weight"):
+            return "g" if shape[1] == 1280 else "h"
+    raise ValueError(f"{path}: not a CLIP text encoder (no token embedding under any known key)")
+
+
+TEXT_KIND_METADATA_KEY = "hearth.sd.text_encoder"  # "l" / "g": what a tiny file is (shapes cannot tell)
+
+
+def _clip_g_state(path: Path) -> dict[str, torch.Tensor]:
+    """A CLIP-G file's tensors in the OpenCLIP layout, whatever its prefix and layout."""
+    state = load_state_dict(path)
+    for prefix in _G_PREFIXES:
+        if prefix + "text_model.embeddings.token_embedding.weight" in state:
+            return hf_to_open_clip(strip_prefix(state, prefix) if prefix else state)
+        if prefix + "token_embedding.weight" in state:
+            state = strip_prefix(state, prefix) if prefix else dict(state)
+            if "text_projection.weight" in state and "text_projection" not in state:
+                state["text_projection"] = state.pop("text_projection.weight").t().contiguous()
+            return state
+    raise ValueError(f"{path}: no CLIP-G token embedding under the usual keys")
+
+
+def _clip_l_state(path: Path) -> dict[str, torch.Tensor]:
+    state = load_state_dict(path)
+    for prefix in _TEXT_PREFIXES + ("clip_l.transformer.", "conditioner.embedders.0.transformer."):
+        if prefix + "text_model.embeddings.token_embedding.weight" in state:
+            return strip_prefix(state, prefix) if prefix else dict(state)
+    raise ValueError(f"{path}: no CLIP-L token embedding under the usual keys")
+
+
+def sdxl_text_encoders(path_l: str | Path, path_g: str | Path, embeddings: Iterable[str | Path] = (),
+                       device: str | None = None) -> SDClip:
+    """An SDXL CLIP from a CLIP-L file and a CLIP-G file (DualCLIPLoader type ``sdxl``); it encodes as the CLIP of
+    an SDXL checkpoint holding the same two encoders does. ``device="cpu"`` keeps it computing on the CPU."""
+    path_l, path_g = Path(path_l), Path(path_g)
+    embeddings = tuple(str(e) for e in embeddings)
+    load_device = torch.device(device) if device is not None else default_device()
+    family = FAMILIES["sdxl"]
+
+    def make() -> Loaded:
+        modules = {}
+        for spec in family.text_encoders:
+            path = path_l if spec.name == "l" else path_g
+            state = _clip_l_state(path) if spec.name == "l" else _clip_g_state(path)
+            heads = json.loads(read_header(path).metadata.get(CONFIG_METADATA_KEY, "{}")).get("text_heads", {})
+            config = text_config_from_state_dict(state, spec, heads.get(spec.name))
+            module_type = CLIPTextEncoder if spec.layout == "hf" else OpenCLIPTextEncoder
+            modules[spec.name] = place(build(module_type, config, state, f"{path} (text encoder {spec.name})"),
+                                       torch.device("cpu"), compute_dtype(load_device))
+        clip = CLIP(family, modules, embeddings=EmbeddingLibrary(embeddings), vocab_near=path_l)
+        text = {name: PatchedModel(module, name=(path_l if name == "l" else path_g).name, load_device=load_device)
+                for name, module in modules.items()}
+        return Loaded(path_l, clip=clip, text=text)
+
+    record = load_once("sdxl_text_encoders", path_l, make, file_identity(path_g), embeddings, str(load_device))
+    return SDClip(record.clip, record.text, record)
