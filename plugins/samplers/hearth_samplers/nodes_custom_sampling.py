@@ -1,4 +1,4 @@
-"""Custom sampling nodes with ComfyUI's names: SamplerCustom, SamplerCustomAdvanced and KSamplerSelect.
+"""Custom sampling nodes with ComfyUI's names: SamplerCustom, SamplerCustomAdvanced, KSamplerSelect and AddNoise.
 
 SamplerCustomAdvanced takes its parts from other nodes: NOISE and GUIDER (``nodes_guiders``), SAMPLER
 (KSamplerSelect) and SIGMAS (``nodes_sigmas``).
@@ -79,7 +79,7 @@ class SamplerCustomAdvanced:
 
 
 class KSamplerSelect:
-    CATEGORY = f"{CATEGORY}/samplers"
+    CATEGORY = "sampling/samplers"
     DESCRIPTION = "A SAMPLER by name, from every installed pack's samplers."
     RETURN_TYPES = ("SAMPLER",)
     FUNCTION = "get_sampler"
@@ -94,6 +94,37 @@ class KSamplerSelect:
         return (sampler_object(sampler_name),)
 
 
+class AddNoise:
+    CATEGORY = "experimental/custom_sampling/noise"
+    EXPERIMENTAL = True
+    DESCRIPTION = ("Noises a latent to the schedule's span (first minus last sigma) the way the model noises "
+                   "latents, without sampling: for workflows that denoise it later with DisableNoise.")
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "add_noise"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"model": ("MODEL",), "noise": ("NOISE",), "sigmas": ("SIGMAS",),
+                             "latent_image": ("LATENT",)}}
+
+    def add_noise(self, model, noise, sigmas, latent_image):
+        import torch
+
+        from .sampling import noised_latent
+
+        if len(sigmas) == 0:
+            return (latent_image,)
+        samples = latent_image["samples"]
+        drawn = noise.generate_noise(latent_image).to(samples.device, torch.float32)
+        scale = (sigmas[0] - sigmas[-1]).abs() if len(sigmas) > 1 else sigmas[0]
+        clean = samples.float()
+        if torch.count_nonzero(clean):  # an empty latent stays 0 (it is not shifted into the model's space)
+            clean = model.process_latent_in(clean)
+        noisy = model.process_latent_out(noised_latent(model.sampling, scale.reshape(1).float(), drawn, clean))
+        return ({**latent_image, "samples": torch.nan_to_num(noisy, nan=0.0, posinf=0.0, neginf=0.0)},)
+
+
 NODES = {
-    "SamplerCustom": SamplerCustom, "SamplerCustomAdvanced": SamplerCustomAdvanced, "KSamplerSelect": KSamplerSelect,
+    "AddNoise": AddNoise, "SamplerCustom": SamplerCustom, "SamplerCustomAdvanced": SamplerCustomAdvanced,
+    "KSamplerSelect": KSamplerSelect,
 }

@@ -6,15 +6,14 @@ from typing import Any
 
 from .nodes_ksampler import MAX_SEED
 
-CATEGORY = "sampling/custom_sampling"
-
 
 def _cfg_input(default: float = 8.0) -> tuple[str, dict[str, Any]]:
     return ("FLOAT", {"default": default, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01})
 
 
 class CFGGuider:
-    CATEGORY = f"{CATEGORY}/guiders"
+    CATEGORY = "sampling/guiders"
+    DISPLAY_NAME = "CFG Guider"
     DESCRIPTION = "Classifier-free guidance: the negative prediction pushed towards the positive by cfg."
     RETURN_TYPES = ("GUIDER",)
     FUNCTION = "get_guider"
@@ -31,7 +30,8 @@ class CFGGuider:
 
 
 class BasicGuider:
-    CATEGORY = f"{CATEGORY}/guiders"
+    CATEGORY = "sampling/guiders"
+    DISPLAY_NAME = "Basic Guider"
     DESCRIPTION = "No guidance: the model's prediction for one conditioning (one model call per step)."
     RETURN_TYPES = ("GUIDER",)
     FUNCTION = "get_guider"
@@ -47,7 +47,8 @@ class BasicGuider:
 
 
 class DualCFGGuider:
-    CATEGORY = f"{CATEGORY}/guiders"
+    CATEGORY = "sampling/guiders"
+    DISPLAY_NAME = "Dual CFG Guider"
     DESCRIPTION = ("Guidance with two conditionings: cond2 guided away from negative by cfg_cond2_negative, "
                    "cond1 away from cond2 by cfg_conds ('nested' applies the second guidance to the first's).")
     RETURN_TYPES = ("GUIDER",)
@@ -66,7 +67,7 @@ class DualCFGGuider:
 
 
 class RandomNoise:
-    CATEGORY = f"{CATEGORY}/noise"
+    CATEGORY = "sampling/noise"
     DESCRIPTION = "Gaussian noise from a seed (drawn on the CPU: the same seed gives the same noise anywhere)."
     RETURN_TYPES = ("NOISE",)
     FUNCTION = "get_noise"
@@ -83,7 +84,7 @@ class RandomNoise:
 
 
 class DisableNoise:
-    CATEGORY = f"{CATEGORY}/noise"
+    CATEGORY = "sampling/noise"
     DESCRIPTION = "No noise: for a latent that already carries its noise (the second pass of a split schedule)."
     RETURN_TYPES = ("NOISE",)
     FUNCTION = "get_noise"

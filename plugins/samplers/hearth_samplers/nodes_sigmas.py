@@ -6,7 +6,6 @@ from typing import Any
 
 from .installed import scheduler_names
 
-CATEGORY = "sampling/custom_sampling"
 SD_SIGMA_MAX, SD_SIGMA_MIN = 14.614642, 0.0291675  # SD1/SD2/SDXL's training range: the defaults below
 
 
@@ -15,7 +14,7 @@ def _sigma_input(default: float) -> tuple[str, dict[str, Any]]:
 
 
 class BasicScheduler:
-    CATEGORY = f"{CATEGORY}/schedulers"
+    CATEGORY = "sampling/schedulers"
     DESCRIPTION = "The sigmas of a named schedule for a model; below denoise 1, the tail of a longer schedule."
     RETURN_TYPES = ("SIGMAS",)
     FUNCTION = "get_sigmas"
@@ -43,7 +42,7 @@ class BasicScheduler:
 
 
 class KarrasScheduler:
-    CATEGORY = f"{CATEGORY}/schedulers"
+    CATEGORY = "sampling/schedulers"
     DESCRIPTION = "Karras et al. 2022's schedule: equal steps in sigma^(1/rho)."
     RETURN_TYPES = ("SIGMAS",)
     FUNCTION = "get_sigmas"
@@ -64,7 +63,7 @@ class KarrasScheduler:
 
 
 class ExponentialScheduler:
-    CATEGORY = f"{CATEGORY}/schedulers"
+    CATEGORY = "sampling/schedulers"
     DESCRIPTION = "Equal steps in log sigma."
     RETURN_TYPES = ("SIGMAS",)
     FUNCTION = "get_sigmas"
@@ -81,7 +80,7 @@ class ExponentialScheduler:
 
 
 class SDTurboScheduler:
-    CATEGORY = f"{CATEGORY}/schedulers"
+    CATEGORY = "sampling/schedulers"
     DESCRIPTION = "SD-Turbo's few-step schedule (timesteps 999, 899, ...)."
     RETURN_TYPES = ("SIGMAS",)
     FUNCTION = "get_sigmas"
@@ -98,7 +97,7 @@ class SDTurboScheduler:
 
 
 class SplitSigmas:
-    CATEGORY = f"{CATEGORY}/sigmas"
+    CATEGORY = "sampling/sigmas"
     DESCRIPTION = "Splits a schedule at a step; the step's sigma ends the first part and starts the second."
     RETURN_TYPES = ("SIGMAS", "SIGMAS")
     RETURN_NAMES = ("high_sigmas", "low_sigmas")
@@ -113,7 +112,7 @@ class SplitSigmas:
 
 
 class FlipSigmas:
-    CATEGORY = f"{CATEGORY}/sigmas"
+    CATEGORY = "sampling/sigmas"
     DESCRIPTION = "Reverses a schedule (noising instead of denoising); a leading 0 becomes 0.0001."
     RETURN_TYPES = ("SIGMAS",)
     FUNCTION = "get_sigmas"
