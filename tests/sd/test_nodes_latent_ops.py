@@ -1,0 +1,350 @@
+"""The SD plugin's latent transform, arithmetic, batch, operation and empty-latent nodes against ComfyUI's definitions."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hearth_sd import nodes_latent_empty, nodes_latent_ops, nodes_latent_transform
+from hearth_sd.nodes_latent_empty import (
+    EmptyChromaRadianceLatentImage,
+    EmptyFlux2LatentImage,
+    EmptyLTXVLatentVideo,
+    EmptySD3LatentImage,
+)
+from hearth_sd.nodes_latent_ops import (
+    LatentAdd,
+    LatentApplyOperationCFG,
+    LatentBatch,
+    LatentBatchSeedBehavior,
+    LatentConcat,
+    LatentCut,
+    LatentCutToBatch,
+    LatentInterpolate,
+    LatentMultiply,
+    LatentOperationSharpen,
+    LatentOperationTonemapReinhard,
+    LatentSubtract,
+)
+from hearth_sd.nodes_latent_transform import (
+    LatentBlend,
+    LatentCompositeMasked,
+    LatentCrop,
+    LatentFlip,
+    LatentRotate,
+)
+
+from hearth.core.executor import Executor
+from hearth.core.node_registry import NodeRegistry
+
+
+def numbered(*shape: int) -> torch.Tensor:
+    return torch.arange(math.prod(shape), dtype=torch.float32).reshape(shape)
+
+
+def latent(samples: torch.Tensor, **extra: Any) -> dict[str, Any]:
+    return {"samples": samples, **extra}
+
+
+# -- transforms ------------------------------------------------------------------------------------------------
+
+
+def test_crop_takes_the_region_in_latent_pixels_and_keeps_the_other_keys() -> None:
+    mask = torch.ones(1, 1, 16, 16)
+    source = latent(numbered(1, 4, 12, 16), noise_mask=mask, batch_index=[5])
+    (out,) = LatentCrop().crop(source, width=32, height=16, x=8, y=16)
+    assert torch.equal(out["samples"], source["samples"][:, :, 2:4, 1:5])
+    assert out["noise_mask"] is mask and out["batch_index"] == [5]
+    # A corner past width - 64 pixels is pulled back so 8 latent pixels remain (ComfyUI's minimum).
+    (far,) = LatentCrop().crop(source, width=512, height=512, x=4000, y=4000)
+    assert torch.equal(far["samples"], source["samples"][:, :, 4:12, 8:16])
+
+
+def test_crop_inputs_match_comfyui() -> None:
+    required = LatentCrop.INPUT_TYPES()["required"]
+    assert {k: v[1]["min"] for k, v in required.items() if k != "samples"} == {"width": 64, "height": 64, "x": 0, "y": 0}
+    assert LatentCrop.CATEGORY == LatentFlip.CATEGORY == LatentRotate.CATEGORY == "latent/transform"
+
+
+def test_flip_x_axis_reverses_rows_and_y_axis_columns() -> None:
+    grid = numbered(1, 1, 2, 3)  # [[0, 1, 2], [3, 4, 5]]
+    (vertical,) = LatentFlip().flip(latent(grid), "x-axis: vertically")
+    (horizontal,) = LatentFlip().flip(latent(grid), "y-axis: horizontally")
+    assert vertical["samples"][0, 0].tolist() == [[3, 4, 5], [0, 1, 2]]
+    assert horizontal["samples"][0, 0].tolist() == [[2, 1, 0], [5, 4, 3]]
+    with pytest.raises(ValueError, match="LatentFlip: flip_method must be one of"):
+        LatentFlip().flip(latent(grid), "diagonal")
+
+
+def test_rotate_turns_clockwise() -> None:
+    grid = numbered(1, 1, 2, 3)
+    turned = {r: LatentRotate().rotate(latent(grid), r)[0]["samples"][0, 0].tolist() for r in
+              ("none", "90 degrees", "180 degrees", "270 degrees")}
+    assert turned["none"] == [[0, 1, 2], [3, 4, 5]]
+    assert turned["90 degrees"] == [[3, 0], [4, 1], [5, 2]]
+    assert turned["180 degrees"] == [[5, 4, 3], [2, 1, 0]]
+    assert turned["270 degrees"] == [[2, 5], [1, 4], [0, 3]]
+
+
+def test_blend_weights_samples1_by_the_factor() -> None:
+    a, b = torch.full((2, 4, 4, 4), 2.0), torch.full((2, 4, 4, 4), 10.0)
+    (out,) = LatentBlend().blend(latent(a, batch_index=[0, 1]), latent(b), 0.25)
+    torch.testing.assert_close(out["samples"], torch.full_like(a, 2.0 * 0.25 + 10.0 * 0.75))
+    assert out["batch_index"] == [0, 1]
+    # A differently sized samples2 is resized to samples1 (bicubic, centre crop) first; a constant stays constant.
+    (resized,) = LatentBlend().blend(latent(a), latent(torch.full((1, 4, 8, 6), 10.0)), 0.5)
+    torch.testing.assert_close(resized["samples"], torch.full_like(a, 6.0))
+
+
+def test_composite_masked_pastes_with_the_mask_at_latent_positions() -> None:
+    dest = latent(torch.zeros(2, 1, 4, 6), batch_index=[7, 8])
+    src = latent(torch.ones(1, 1, 2, 4))
+    mask = torch.tensor([[1.0, 0.5, 0.5, 1.0], [0.0, 1.0, 1.0, 0.0]])  # at the source's size: no resampling
+    (out,) = LatentCompositeMasked().composite(dest, src, x=24, y=8, resize_source=False, mask=mask)
+    # x = 24 px -> column 3; the source's last column falls off the right edge and is dropped.
+    want = torch.zeros(4, 6)
+    want[1, 3:6] = torch.tensor([1.0, 0.5, 0.5])
+    want[2, 3:6] = torch.tensor([0.0, 1.0, 1.0])
+    assert torch.equal(out["samples"][0, 0], want) and torch.equal(out["samples"][1, 0], want)
+    assert out["batch_index"] == [7, 8] and not dest["samples"].any()  # the input was not written to
+
+
+def test_composite_masked_without_mask_and_with_resize_source() -> None:
+    dest = latent(torch.zeros(1, 4, 4, 4))
+    (whole,) = LatentCompositeMasked().composite(dest, latent(torch.full((1, 4, 2, 2), 3.0)), 0, 0, True)
+    assert torch.equal(whole["samples"], torch.full((1, 4, 4, 4), 3.0))
+    with pytest.raises(ValueError, match="source has 16 channels and destination 4"):
+        LatentCompositeMasked().composite(dest, latent(torch.zeros(1, 16, 2, 2)), 0, 0, False)
+
+
+# -- arithmetic --------------------------------------------------------------------------------------------------
+
+
+def test_add_and_subtract_resize_and_repeat_samples2_to_samples1() -> None:
+    first = latent(torch.full((2, 4, 4, 4), 5.0), noise_mask=torch.ones(1, 1, 4, 4))
+    second = latent(torch.full((1, 4, 2, 2), 2.0))  # half the size, batch of one: bilinear-resized, repeated
+    (added,) = LatentAdd().op(first, second)
+    (subtracted,) = LatentSubtract().op(first, second)
+    assert torch.equal(added["samples"], torch.full((2, 4, 4, 4), 7.0))
+    assert torch.equal(subtracted["samples"], torch.full((2, 4, 4, 4), 3.0))
+    assert "noise_mask" in added
+    with pytest.raises(ValueError, match="LatentAdd: samples2 is \\[1, 16, 2, 2\\].*same channels"):
+        LatentAdd().op(first, latent(torch.zeros(1, 16, 2, 2)))
+
+
+def test_multiply_scales_every_value() -> None:
+    (out,) = LatentMultiply().op(latent(numbered(1, 4, 2, 2)), -1.5)
+    assert torch.equal(out["samples"], numbered(1, 4, 2, 2) * -1.5)
+
+
+def test_interpolate_slerps_directions_and_lerps_lengths() -> None:
+    a = torch.zeros(1, 4, 1, 1)
+    a[0, 0] = 2.0  # length 2 along channel 0
+    b = torch.zeros(1, 4, 1, 1)
+    b[0, 1] = 4.0  # length 4 along channel 1
+    (mid,) = LatentInterpolate().op(latent(a), latent(b), 0.5)
+    # Direction (1, 1)/sqrt(2), length 0.5 * 2 + 0.5 * 4 = 3.
+    torch.testing.assert_close(mid["samples"][0, :, 0, 0], torch.tensor([3, 3, 0, 0]) / math.sqrt(2))
+    (first,) = LatentInterpolate().op(latent(a), latent(b), 1.0)
+    torch.testing.assert_close(first["samples"], a)
+
+
+def test_interpolate_normalises_each_batch_item_alone() -> None:
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(3, 4, 2, 2, generator=gen), torch.randn(3, 4, 2, 2, generator=gen)
+    (batch,) = LatentInterpolate().op(latent(a), latent(b), 0.3)
+    for i in range(3):
+        (one,) = LatentInterpolate().op(latent(a[i:i + 1]), latent(b[i:i + 1]), 0.3)
+        torch.testing.assert_close(batch["samples"][i:i + 1], one["samples"])
+
+
+def test_batch_concatenates_and_keeps_seed_offsets() -> None:
+    first = latent(torch.zeros(2, 4, 4, 4), batch_index=[4, 5])
+    (out,) = LatentBatch().batch(first, latent(torch.ones(3, 4, 8, 8)))
+    assert out["samples"].shape == (5, 4, 4, 4) and out["batch_index"] == [4, 5, 0, 1, 2]
+    assert torch.equal(out["samples"][2:], torch.ones(3, 4, 4, 4))
+
+
+def test_seed_behavior_fixed_repeats_the_first_offset_and_random_drops_them() -> None:
+    (fixed,) = LatentBatchSeedBehavior().op(latent(torch.zeros(3, 4, 2, 2), batch_index=[6, 7, 8]), "fixed")
+    assert fixed["batch_index"] == [6, 6, 6]
+    (plain,) = LatentBatchSeedBehavior().op(latent(torch.zeros(2, 4, 2, 2)), "fixed")
+    assert plain["batch_index"] == [0, 0]
+    (random,) = LatentBatchSeedBehavior().op(latent(torch.zeros(3, 4, 2, 2), batch_index=[6, 7, 8]), "random")
+    assert "batch_index" not in random
+
+
+def test_concat_joins_along_the_named_axis_in_either_order() -> None:
+    a, b = latent(torch.zeros(2, 4, 2, 3)), latent(torch.ones(1, 4, 2, 1))
+    (right,) = LatentConcat().op(a, b, "x")
+    (left,) = LatentConcat().op(a, b, "-x")
+    assert right["samples"].shape == (2, 4, 2, 4) and right["samples"][:, :, :, 3].eq(1).all()
+    assert left["samples"][:, :, :, 0].eq(1).all() and not left["samples"][:, :, :, 1:].any()
+    video = LatentConcat().op(latent(torch.zeros(1, 16, 3, 2, 2)), latent(torch.ones(1, 16, 2, 2, 2)), "t")[0]
+    assert video["samples"].shape == (1, 16, 5, 2, 2)
+    with pytest.raises(ValueError, match="all sizes but the one along y must match"):
+        LatentConcat().op(a, b, "y")
+    with pytest.raises(ValueError, match="dim 't' needs a video latent"):
+        LatentConcat().op(a, b, "t")
+
+
+@pytest.mark.parametrize(("index", "amount", "columns"), [
+    (2, 3, [2, 3, 4]), (4, 10, [4, 5]), (99, 3, [5]), (-2, 5, [4, 5]), (-99, 2, [0, 1])])
+def test_cut_clamps_like_comfyui(index: int, amount: int, columns: list[int]) -> None:
+    (out,) = LatentCut().op(latent(numbered(1, 1, 1, 6)), "x", index, amount)
+    assert out["samples"][0, 0, 0].tolist() == columns
+
+
+def test_cut_to_batch_stacks_slices_and_drops_the_remainder() -> None:
+    (out,) = LatentCutToBatch().op(latent(numbered(2, 1, 1, 8)), "x", 3)
+    assert out["samples"][:, 0, 0].tolist() == [[0, 1, 2], [3, 4, 5], [8, 9, 10], [11, 12, 13]]
+    video = numbered(1, 2, 4, 1, 1)
+    (frames,) = LatentCutToBatch().op(latent(video), "t", 2)
+    assert frames["samples"].shape == (2, 2, 2, 1, 1)
+    assert torch.equal(frames["samples"][1], video[0, :, 2:4])
+    image = latent(numbered(1, 4, 2, 2))
+    assert LatentCutToBatch().op(image, "t", 2)[0] is image  # no frames: unchanged, as in ComfyUI
+
+
+# -- latent operations -------------------------------------------------------------------------------------------
+
+
+def reinhard_reference(x: np.ndarray, multiplier: float) -> np.ndarray:
+    """Reinhard tonemapping of each channel vector's length, in float64 numpy (ComfyUI's definition)."""
+    length = np.sqrt((x ** 2).sum(axis=1, keepdims=True)) + 1e-10
+    mean = length.mean(axis=(1, 2, 3), keepdims=True)
+    std = length.std(axis=(1, 2, 3), keepdims=True, ddof=1)
+    top = (std * 5 + mean) * multiplier
+    scaled = length / top
+    return x / length * (scaled / (scaled + 1.0) * top)
+
+
+def test_tonemap_reinhard_equals_a_numpy_reference() -> None:
+    x = torch.randn(2, 4, 5, 6, generator=torch.Generator().manual_seed(3)) * 3
+    (op,) = LatentOperationTonemapReinhard().op(0.7)
+    np.testing.assert_allclose(op(latent=x).numpy(), reinhard_reference(x.double().numpy(), 0.7), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_sharpen_leaves_flat_latents_and_alpha_zero_unchanged() -> None:
+    x = torch.randn(1, 4, 12, 12, generator=torch.Generator().manual_seed(4))
+    (identity,) = LatentOperationSharpen().op(3, 1.0, 0.0)
+    torch.testing.assert_close(identity(latent=x), x, rtol=1e-5, atol=1e-5)
+    flat = torch.ones(1, 4, 12, 12) * torch.tensor([1.0, -2.0, 0.5, 3.0])[None, :, None, None]
+    (sharpen,) = LatentOperationSharpen().op(3, 1.0, 0.5)
+    torch.testing.assert_close(sharpen(latent=flat), flat, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(sharpen(latent=x), x)
+
+
+def test_sharpen_equals_a_direct_convolution() -> None:
+    x = torch.randn(1, 2, 10, 10, generator=torch.Generator().manual_seed(5))
+    (sharpen,) = LatentOperationSharpen().op(2, 1.5, 0.3)
+    length = x.norm(dim=1, keepdim=True) + 1e-6
+    axis = np.linspace(-1, 1, 5)
+    gauss = np.exp(-(axis[:, None] ** 2 + axis[None, :] ** 2) / (2 * 1.5 ** 2))
+    kernel = gauss / gauss.sum() * (0.3 * -10)
+    kernel[2, 2] += 1.0 - kernel.sum()
+    weight = torch.tensor(kernel, dtype=torch.float32)[None, None].repeat(2, 1, 1, 1)
+    padded = F.pad(x / length, (2, 2, 2, 2), "reflect")
+    want = length * F.conv2d(padded, weight, groups=2)
+    torch.testing.assert_close(sharpen(latent=x), want, rtol=1e-5, atol=1e-5)
+
+
+class FakeModel:
+    def __init__(self) -> None:
+        self.pre_cfg: list[Any] = []
+
+    def clone(self) -> FakeModel:
+        twin = FakeModel()
+        twin.pre_cfg = list(self.pre_cfg)
+        return twin
+
+    def set_model_sampler_pre_cfg_function(self, fn: Any, disable_cfg1_optimization: bool = False) -> None:
+        self.pre_cfg.append(fn)
+
+
+def test_apply_operation_cfg_acts_on_the_guidance_direction() -> None:
+    model = FakeModel()
+    (patched,) = LatentApplyOperationCFG().patch(model, lambda latent, **_: latent * 2)
+    assert model.pre_cfg == [] and len(patched.pre_cfg) == 1
+    cond, uncond = torch.full((1, 4, 2, 2), 3.0), torch.full((1, 4, 2, 2), 1.0)
+    out = patched.pre_cfg[0]({"conds_out": [cond, uncond]})
+    assert torch.equal(out[0], torch.full((1, 4, 2, 2), 5.0)) and out[1] is uncond
+    alone = patched.pre_cfg[0]({"conds_out": [cond]})
+    assert torch.equal(alone[0], torch.full((1, 4, 2, 2), 6.0))
+
+
+# -- empty latents -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("node", "args", "shape"), [
+    (EmptySD3LatentImage, (1024, 512, 2), (2, 16, 64, 128)),
+    (EmptyFlux2LatentImage, (1024, 512, 1), (1, 128, 32, 64)),
+    (EmptyChromaRadianceLatentImage, (48, 32, 3), (3, 3, 32, 48)),
+    (EmptyLTXVLatentVideo, (768, 512, 97, 1), (1, 128, 13, 16, 24)),
+])
+def test_empty_latents_are_zeros_of_the_family_shape(node: type, args: tuple, shape: tuple) -> None:
+    (out,) = node().generate(*args)
+    assert set(out) == {"samples"} and out["samples"].shape == shape and not out["samples"].any()
+
+
+def test_empty_latent_inputs_match_comfyui() -> None:
+    sd3 = EmptySD3LatentImage.INPUT_TYPES()["required"]
+    assert {k: (v[1]["default"], v[1]["min"], v[1].get("step")) for k, v in sd3.items()} == {
+        "width": (1024, 16, 16), "height": (1024, 16, 16), "batch_size": (1, 1, None)}
+    ltxv = EmptyLTXVLatentVideo.INPUT_TYPES()["required"]
+    assert (ltxv["width"][1]["default"], ltxv["height"][1]["step"], ltxv["length"][1]["default"]) == (768, 32, 97)
+    assert EmptySD3LatentImage.CATEGORY == "latent/sd3" and EmptyFlux2LatentImage.DISPLAY_NAME == "Empty Flux 2 Latent"
+
+
+# -- through the executor ------------------------------------------------------------------------------------------
+
+
+class Capture:
+    OUTPUT_NODE = True
+    RETURN_TYPES = ()
+    FUNCTION = "capture"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"value": ("LATENT",)}}
+
+    def capture(self, value: Any) -> dict[str, Any]:
+        return {"ui": {"value": [value]}}
+
+
+def node(class_type: str, **inputs: Any) -> dict[str, Any]:
+    return {"class_type": class_type, "inputs": inputs}
+
+
+def test_a_latent_ops_graph_runs_through_the_executor() -> None:
+    from hearth_sd.nodes_latent import EmptyLatentImage
+
+    classes = (nodes_latent_ops.NODES | nodes_latent_transform.NODES | nodes_latent_empty.NODES
+               | {"EmptyLatentImage": EmptyLatentImage, "Capture": Capture})
+    prompt = {
+        "1": node("EmptyLatentImage", width=64, height=64, batch_size=2),
+        "2": node("LatentMultiply", samples=["1", 0], multiplier=2.0),
+        "3": node("EmptySD3LatentImage", width=32, height=32, batch_size=1),
+        "4": node("LatentBatch", samples1=["2", 0], samples2=["1", 0]),
+        "5": node("LatentRotate", samples=["4", 0], rotation="90 degrees"),
+        "6": node("LatentCrop", samples=["5", 0], width=64, height=64, x=0, y=0),
+        "7": node("LatentOperationTonemapReinhard", multiplier=1.0),
+        "8": node("LatentApplyOperation", samples=["6", 0], operation=["7", 0]),
+        "9": node("LatentCompositeMasked", destination=["8", 0], source=["1", 0], x=8, y=8, resize_source=False),
+        "10": node("Capture", value=["9", 0]),
+        "11": node("Capture", value=["3", 0]),
+    }
+    result = Executor(NodeRegistry.from_classes(classes)).run(prompt)
+    assert result.ok, result.error or result.validation.node_errors
+    (out,) = result.outputs["10"]["value"]
+    assert out["samples"].shape == (4, 4, 8, 8) and out["batch_index"] == [0, 1, 0, 1]
+    assert result.outputs["11"]["value"][0]["samples"].shape == (1, 16, 4, 4)
+    bad = Executor(NodeRegistry.from_classes(classes)).run(
+        {"1": node("LatentCut", samples=["2", 0], dim="z", index=0, amount=1), "2": node(
+            "EmptyLatentImage", width=64, height=64, batch_size=1), "3": node("Capture", value=["1", 0])})
+    assert not bad.ok and "dim" in str(bad.validation.node_errors)
