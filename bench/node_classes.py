@@ -1,0 +1,182 @@
+"""Rebuild bench/data/node_classes.json, the scope table of bench/template_coverage.py, from ComfyUI's source.
+
+    python bench/node_classes.py COMFYUI_CHECKOUT [--extra bench/data/node_classes_extra.json] \
+        > bench/data/node_classes.json
+
+For every node ComfyUI's core defines (``nodes.py``'s ``NODE_CLASS_MAPPINGS``, each ``comfy_extras/*.py`` and
+``comfy_api_nodes/*.py`` module: V3 ``io.Schema(node_id=...)`` and V1 ``NODE_CLASS_MAPPINGS`` keys, found by
+parsing, never by importing) it records the module that defines it, the model-ish socket types it takes or gives
+(MODEL, CLIP, VAE...), and its class, the reason the coverage script counts it in or out of Hearth's scope:
+
+* ``"api"``: a cloud API node (any module under ``comfy_api_nodes/``): it calls a paid remote service, out of scope;
+* a family name (``"flux"``, ``"ltxv"``, ``"hunyuan3d"``...): the node exists for a model family Hearth lacks --
+  it is defined in that family's module (FAMILY_MODULES) and takes or gives a model of it, or NODE_FAMILIES names
+  it (a family node in a shared module, a model-free node whose data only that family makes);
+* ``"core"``: everything else -- generic nodes Hearth should provide. A model-free node in a family's module (an
+  empty latent of the family's shape, a conditioning key setter) is ``"core"`` too: it needs no model, so Hearth
+  can serve it under ComfyUI's name (issue 19 put EmptySD3LatentImage, FluxGuidance, Flux2Scheduler in scope).
+
+``--extra`` merges hand-kept entries for nodes newer than the checkout (same record shape plus ``"source"``: where
+upstream ComfyUI defines it); the checkout's own records win. The committed table was built from a ComfyUI
+snapshot of 2026-01-07 plus that extra file (nodes of later releases, placed by reading upstream's modules).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+from pathlib import Path
+
+# Socket types that carry a loaded model or a model's private data: a node touching one needs that model.
+MODEL_TYPES = {
+    "MODEL", "CLIP", "VAE", "CLIP_VISION", "STYLE_MODEL", "CONTROL_NET", "GLIGEN", "UPSCALE_MODEL",
+    "LATENT_UPSCALE_MODEL", "MODEL_PATCH", "AUDIO_ENCODER", "AUDIO_ENCODER_OUTPUT", "PHOTOMAKER", "LORA_MODEL",
+    "MESH", "VOXEL", "LOAD_3D", "LOAD_3D_ANIMATION", "LOAD3D_CAMERA", "WAN_CAMERA_EMBEDDING", "TRACKS",
+}
+# The comfy_api.latest.io class of each model-ish type, as V3 schemas name them (io.Model.Input(...)).
+V3_CLASSES = {
+    "Model": "MODEL", "Clip": "CLIP", "Vae": "VAE", "ClipVision": "CLIP_VISION", "StyleModel": "STYLE_MODEL",
+    "ControlNet": "CONTROL_NET", "Gligen": "GLIGEN", "UpscaleModel": "UPSCALE_MODEL",
+    "LatentUpscaleModel": "LATENT_UPSCALE_MODEL", "MODEL_PATCH": "MODEL_PATCH", "ModelPatch": "MODEL_PATCH",
+    "AudioEncoder": "AUDIO_ENCODER", "AudioEncoderOutput": "AUDIO_ENCODER_OUTPUT", "Photomaker": "PHOTOMAKER",
+    "LoraModel": "LORA_MODEL", "Mesh": "MESH", "Voxel": "VOXEL", "Load3D": "LOAD_3D",
+    "Load3DAnimation": "LOAD_3D_ANIMATION", "Load3DCamera": "LOAD3D_CAMERA",
+    "WanCameraEmbedding": "WAN_CAMERA_EMBEDDING", "Tracks": "TRACKS",
+}
+
+# comfy_extras modules written for one model family (Hearth has SD1.x/SDXL and AnimateDiff; its Wan is one tiny
+# 2.1 text-to-video path, so the Wan modules' image/camera/VACE nodes count as a family it lacks).
+FAMILY_MODULES = {
+    "nodes_ace.py": "ace_step", "nodes_audio_encoder.py": "audio_encoder", "nodes_camera_trajectory.py": "wan",
+    "nodes_chroma_radiance.py": "chroma", "nodes_cosmos.py": "cosmos", "nodes_flux.py": "flux",
+    "nodes_hidream.py": "hidream", "nodes_hunyuan.py": "hunyuan", "nodes_hunyuan3d.py": "hunyuan3d",
+    "nodes_kandinsky5.py": "kandinsky5", "nodes_lotus.py": "lotus", "nodes_lt.py": "ltxv", "nodes_lt_audio.py": "ltxv",
+    "nodes_lt_upsampler.py": "ltxv", "nodes_lumina2.py": "lumina2", "nodes_mochi.py": "mochi",
+    "nodes_pixart.py": "pixart", "nodes_qwen.py": "qwen", "nodes_sd3.py": "sd3", "nodes_stable3d.py": "stable_zero123",
+    "nodes_stable_cascade.py": "stable_cascade", "nodes_wan.py": "wan", "nodes_wanmove.py": "wan",
+    "nodes_photomaker.py": "photomaker", "nodes_model_patch.py": "model_patch", "nodes_load_3d.py": "3d",
+    "nodes_textgen.py": "llm", "nodes_moge.py": "moge", "nodes_sam3.py": "sam3", "nodes_trellis2.py": "trellis2",
+}
+
+# Nodes whose family the module rule cannot see: family nodes in shared modules, and model-free nodes whose
+# inputs only a family's model makes (an LTXV audio+video latent, a 3D mesh).
+NODE_FAMILIES = {
+    "ConditioningStableAudio": "stable_audio", "VAEEncodeAudio": "stable_audio", "VAEDecodeAudio": "stable_audio",
+    "ImageOnlyCheckpointLoader": "svd", "SVD_img2vid_Conditioning": "svd", "ImageOnlyCheckpointSave": "svd",
+    "ModelMergeSD3_2B": "sd3", "ModelMergeAuraflow": "auraflow", "ModelMergeFlux1": "flux",
+    "ModelMergeSD35_Large": "sd3", "ModelMergeMochiPreview": "mochi", "ModelMergeLTXV": "ltxv",
+    "ModelMergeCosmos7B": "cosmos", "ModelMergeCosmos14B": "cosmos", "ModelMergeWAN2_1": "wan",
+    "ModelMergeCosmosPredict2_2B": "cosmos", "ModelMergeCosmosPredict2_14B": "cosmos",
+    "ModelMergeQwenImage": "qwen", "SaveGLB": "3d", "LTXVSeparateAVLatent": "ltxv", "LTXVConcatAVLatent": "ltxv",
+}
+
+
+def _literal(node: ast.AST) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def _types_used(tree: ast.AST) -> set[str]:
+    """Model-ish socket types a class's source names: V3 ``io.Model.Input`` / ``IO.Vae.Output`` attribute chains,
+    and V1 type strings ("MODEL") anywhere in it (INPUT_TYPES, RETURN_TYPES)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in ("Input", "Output") \
+                and isinstance(node.value, ast.Attribute) and node.value.attr in V3_CLASSES:
+            found.add(V3_CLASSES[node.value.attr])
+        elif (text := _literal(node)) in MODEL_TYPES:
+            found.add(text)
+    return found
+
+
+def _node_ids(cls: ast.ClassDef) -> list[str]:
+    ids = []
+    for node in ast.walk(cls):
+        if isinstance(node, ast.Call):
+            ids += [v for k in node.keywords if k.arg == "node_id" and (v := _literal(k.value))]
+    return ids
+
+
+def _mapping_keys(tree: ast.Module) -> dict[str, str]:
+    """V1 registrations: ``NODE_CLASS_MAPPINGS = {"Name": Class, ...}`` -> {name: class name}."""
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict) and any(
+                isinstance(t, ast.Name) and t.id == "NODE_CLASS_MAPPINGS" for t in node.targets):
+            for key, value in zip(node.value.keys, node.value.values, strict=True):
+                if (name := _literal(key)) and isinstance(value, ast.Name):
+                    found[name] = value.id
+    return found
+
+
+def module_nodes(path: Path, root: Path) -> dict[str, dict]:
+    """Every node a module defines, as {name: {"module", "model_types"}}; a class's model types include those its
+    bases in the same module name (V3 nodes often override only node_id)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    classes = {n.name: n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+
+    def types_of(name: str, seen: frozenset = frozenset()) -> set[str]:
+        cls = classes[name]
+        found = _types_used(cls)
+        for base in cls.bases:
+            if isinstance(base, ast.Name) and base.id in classes and base.id not in seen:
+                found |= types_of(base.id, seen | {name})
+        return found
+
+    module = path.relative_to(root).as_posix()
+    nodes = {}
+    for name, cls in classes.items():
+        for node_id in _node_ids(cls):
+            nodes[node_id] = {"module": module, "model_types": sorted(types_of(name))}
+    for node_id, class_name in _mapping_keys(tree).items():
+        if class_name in classes and node_id not in nodes:
+            nodes[node_id] = {"module": module, "model_types": sorted(types_of(class_name))}
+    return nodes
+
+
+def classify(name: str, record: dict) -> str:
+    module = record["module"]
+    if module.startswith("comfy_api_nodes/"):
+        return "api"
+    if name in NODE_FAMILIES:
+        return NODE_FAMILIES[name]
+    family = FAMILY_MODULES.get(module.rsplit("/", 1)[-1])
+    if family and record["model_types"]:
+        return family
+    return "core"
+
+
+def build(root: Path, extra: dict[str, dict]) -> dict:
+    records: dict[str, dict] = {}
+    paths = [root / "nodes.py", *sorted((root / "comfy_extras").glob("*.py")),
+             *sorted((root / "comfy_api_nodes").rglob("nodes_*.py"))]
+    for path in paths:
+        if path.exists():
+            records.update(module_nodes(path, root))
+    for name, record in extra.items():
+        records.setdefault(name, record)
+    nodes = {name: {"class": record.get("class") or classify(name, record), **record}
+             for name, record in sorted(records.items())}
+    return {"about": "Where ComfyUI defines each core node and whether Hearth's scope includes it: 'api' (cloud "
+                     "API node), a model family name (needs that family), or 'core'. Rebuilt by "
+                     "bench/node_classes.py; read by bench/template_coverage.py.",
+            "nodes": nodes}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("comfyui", type=Path, help="a ComfyUI checkout (the folder holding nodes.py)")
+    parser.add_argument("--extra", type=Path, help="hand-kept records of nodes newer than the checkout")
+    args = parser.parse_args(argv)
+    if not (args.comfyui / "nodes.py").is_file():
+        print(f"error: {args.comfyui} holds no nodes.py; give the folder of a ComfyUI checkout", file=sys.stderr)
+        return 2
+    extra = json.loads(args.extra.read_text(encoding="utf-8"))["nodes"] if args.extra else {}
+    json.dump(build(args.comfyui, extra), sys.stdout, indent=1, sort_keys=False)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Measure how many of ComfyUI's workflow templates Hearth can open: every node type they use present. Prints figures.
+
+    .venv/bin/python bench/template_coverage.py [--templates DIR] [--comfy PATH] [--json] [--top N]
+
+The templates are the UI-format workflows of the ``comfyui-workflow-templates-json`` package (MIT; a dev
+dependency, requirements/dev.txt), read from its ``templates/`` folder unless ``--templates`` names another. The
+node types Hearth has are what the real ``comfy nodes --json`` of this environment lists (run as a subprocess, so
+what is measured is what a user gets; ``--comfy`` names another ``comfy``). For each template the node types it
+uses are collected from its top-level nodes and, where a node's type is the id of one of the workflow's subgraphs
+(``definitions.subgraphs``), from that subgraph's nodes, recursively -- a subgraph instance is not a node type.
+Frontend-only types (notes, reroutes, primitive widgets) are skipped: the browser draws them, no server runs them.
+
+It prints how many templates have every node type present, and the node types still missing ranked by how many
+templates use them, each with its class from bench/data/node_classes.json (rebuilt from ComfyUI's source by
+bench/node_classes.py): ``api`` (a cloud API node: out of scope), a model family Hearth lacks (out of scope until
+that family exists), ``core`` (a generic node Hearth should have) or ``unknown`` (not in ComfyUI's core source the
+table was built from). "Reachable" counts the templates whose only missing types are core ones: what adding every
+core node would give.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FRONTEND_ONLY = frozenset({"Note", "MarkdownNote", "Reroute", "PrimitiveNode"})
+CLASSES_FILE = Path(__file__).with_name("data") / "node_classes.json"
+OUT_OF_SCOPE = "api"  # plus every family name: what is neither "core" nor "unknown"
+
+
+@dataclass
+class Template:
+    name: str
+    types: set[str]
+    missing: set[str] = field(default_factory=set)
+
+
+def default_templates() -> Path:
+    try:
+        import comfyui_workflow_templates_json
+    except ImportError:
+        raise SystemExit("error: the comfyui-workflow-templates-json package is not installed; install the dev "
+                         "requirements (pip install -c constraints/dev.txt -r requirements/dev.txt) or give "
+                         "--templates DIR") from None
+    return Path(comfyui_workflow_templates_json.__file__).with_name("templates")
+
+
+def node_types(workflow: dict) -> set[str]:
+    """The node types a UI-format workflow runs: its nodes', with subgraph instances replaced by their contents."""
+    subgraphs = {s["id"]: s for s in (workflow.get("definitions") or {}).get("subgraphs", []) if "id" in s}
+    types: set[str] = set()
+    expanded: set[str] = set()
+
+    def walk(nodes: list) -> None:
+        for node in nodes:
+            kind = node.get("type") if isinstance(node, dict) else None
+            if not kind or kind in FRONTEND_ONLY:
+                continue
+            if kind in subgraphs:
+                if kind not in expanded:  # a subgraph used twice, or one that contains itself, is read once
+                    expanded.add(kind)
+                    walk(subgraphs[kind].get("nodes", []))
+            else:
+                types.add(kind)
+
+    walk(workflow.get("nodes", []))
+    return types
+
+
+def read_templates(folder: Path) -> list[Template]:
+    """Every UI-format workflow in the folder; the index and other non-workflow JSON files are skipped."""
+    templates = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            workflow = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"error: {path} is not readable JSON ({exc})") from None
+        if isinstance(workflow, dict) and isinstance(workflow.get("nodes"), list):
+            templates.append(Template(path.stem, node_types(workflow)))
+    return templates
+
+
+def hearth_nodes(comfy: Path) -> set[str]:
+    """The node types ``comfy nodes --json`` lists (one whose INPUT_TYPES fails is listed too: it is present)."""
+    try:
+        done = subprocess.run([str(comfy), "nodes", "--json"], capture_output=True, text=True, timeout=600)
+    except OSError as exc:
+        raise SystemExit(f"error: cannot run {comfy} ({exc}); give the comfy command with --comfy") from None
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SystemExit(f"error: `{comfy} nodes --json` exited {done.returncode}: {tail}")
+    return set(json.loads(done.stdout))
+
+
+def load_classes(path: Path) -> dict[str, str]:
+    return {name: record["class"] for name, record in json.loads(path.read_text(encoding="utf-8"))["nodes"].items()}
+
+
+def measure(templates: list[Template], present: set[str], classes: dict[str, str]) -> dict:
+    uses: Counter[str] = Counter()
+    for template in templates:
+        template.missing = template.types - present
+        uses.update(template.missing)
+    missing = [{"node": name, "templates": count, "class": classes.get(name, "unknown")}
+               for name, count in sorted(uses.items(), key=lambda item: (-item[1], item[0]))]
+    by_class = Counter("core" if m["class"] == "core" else "unknown" if m["class"] == "unknown"
+                       else "api" if m["class"] == "api" else "family" for m in missing)
+    complete = [t.name for t in templates if not t.missing]
+    reachable = [t.name for t in templates if all(classes.get(n) == "core" for n in t.missing)]
+    return {
+        "templates": len(templates),
+        "complete": len(complete),
+        "reachable": len(reachable),
+        "node_types_used": len(set().union(*(t.types for t in templates))) if templates else 0,
+        "node_types_missing": len(missing),
+        "missing_by_class": dict(sorted(by_class.items())),
+        "missing": missing,
+        "complete_templates": complete,
+    }
+
+
+def print_report(result: dict, top: int) -> None:
+    print(f"templates: {result['templates']}; every node present: {result['complete']}; "
+          f"reachable with every core node: {result['reachable']}")
+    counts = ", ".join(f"{k} {v}" for k, v in result["missing_by_class"].items()) or "none"
+    print(f"node types used: {result['node_types_used']}; missing: {result['node_types_missing']} ({counts})")
+    if not result["missing"]:
+        return
+    rows = result["missing"] if top <= 0 else result["missing"][:top]
+    width = max(len(m["node"]) for m in rows)
+    print(f"\n{'templates':>9}  {'node type':<{width}}  class")
+    for m in rows:
+        print(f"{m['templates']:>9}  {m['node']:<{width}}  {m['class']}")
+    if len(rows) < len(result["missing"]):
+        print(f"... {len(result['missing']) - len(rows)} more (--top 0 lists all)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--templates", type=Path, help="folder of UI-format template workflows (default: the "
+                                                          "installed comfyui-workflow-templates-json package's)")
+    parser.add_argument("--comfy", type=Path, default=Path(sys.executable).with_name("comfy"),
+                        help="the comfy command whose `comfy nodes --json` is measured (default: beside python)")
+    parser.add_argument("--classes", type=Path, default=CLASSES_FILE, help="the node class table (JSON)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--top", type=int, default=40, help="missing node types to list (0: all)")
+    args = parser.parse_args(argv)
+    folder = args.templates or default_templates()
+    if not folder.is_dir():
+        print(f"error: {folder} is not a folder of templates", file=sys.stderr)
+        return 2
+    result = measure(read_templates(folder), hearth_nodes(args.comfy), load_classes(args.classes))
+    if args.json:
+        json.dump(result, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print_report(result, args.top)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

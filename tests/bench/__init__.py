@@ -1,0 +1,1 @@
+"""Tests of the bench scripts that measure Hearth against outside references (templates, ComfyUI's source)."""

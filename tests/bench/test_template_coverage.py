@@ -1,0 +1,226 @@
+"""bench/template_coverage.py on a hand-written templates folder, and bench/node_classes.py on a tiny ComfyUI tree.
+
+The coverage script runs as a user runs it (a subprocess calling the real ``comfy nodes --json``), with only the
+builtin nodes loaded so the figures do not move while the model plugins grow.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "bench" / "template_coverage.py"
+BUILDER = ROOT / "bench" / "node_classes.py"
+COMFY = Path(sys.executable).with_name("comfy")
+
+
+def load(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def node(kind: str, node_id: int = 1) -> dict:
+    return {"id": node_id, "type": kind, "inputs": [], "outputs": [], "widgets_values": []}
+
+
+def write(folder: Path, name: str, data) -> None:
+    (folder / f"{name}.json").write_text(json.dumps(data), encoding="utf-8")
+
+
+@pytest.fixture
+def templates(tmp_path: Path) -> Path:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    # Every node present; the notes, reroute and primitive widget are drawn by the browser, not run.
+    write(folder, "complete", {"nodes": [node("LoadImage"), node("ImageInvert"), node("SaveImage"),
+                                         node("Note"), node("MarkdownNote"), node("Reroute"), node("PrimitiveNode")]})
+    # A subgraph instance (type = a subgraph id) holding a nested subgraph whose node is missing; the subgraph
+    # ids themselves are not node types. "loop" contains itself and must not recurse forever.
+    write(folder, "nested", {
+        "nodes": [node("LoadImage"), node("outer-0000")],
+        "definitions": {"subgraphs": [
+            {"id": "outer-0000", "nodes": [node("ImageInvert"), node("inner-1111"), node("loop-2222")]},
+            {"id": "inner-1111", "nodes": [node("FancyCoreNode")]},
+            {"id": "loop-2222", "nodes": [node("loop-2222"), node("SaveImage")]},
+        ]}})
+    write(folder, "cloud", {"nodes": [node("CloudImageNode"), node("FancyCoreNode"), node("SaveImage")]})
+    write(folder, "family", {"nodes": [node("FamilyLoader"), node("SaveImage")]})
+    write(folder, "stranger", {"nodes": [node("SomebodysPackNode")]})
+    # Not workflows: the package's index (a list) and an options file (no "nodes").
+    write(folder, "index", [{"moduleName": "default", "templates": []}])
+    write(folder, "fuse_options", {"keys": ["title"]})
+    return folder
+
+
+@pytest.fixture
+def classes(tmp_path: Path) -> Path:
+    path = tmp_path / "classes.json"
+    path.write_text(json.dumps({"nodes": {
+        "FancyCoreNode": {"class": "core", "module": "comfy_extras/nodes_fancy.py"},
+        "CloudImageNode": {"class": "api", "module": "comfy_api_nodes/nodes_cloud.py"},
+        "FamilyLoader": {"class": "flux", "module": "comfy_extras/nodes_flux.py"},
+    }}), encoding="utf-8")
+    return path
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HEARTH_DISABLE_PLUGINS": "sd,samplers,lora,video,upscale,audio,comfy_compat"}
+    env.pop("HEARTH_PLUGINS", None)
+    env.pop("HEARTH_CUSTOM_NODES", None)
+    return subprocess.run([sys.executable, str(SCRIPT), "--comfy", str(COMFY), *args], capture_output=True,
+                          text=True, timeout=120, env=env, cwd=ROOT)
+
+
+def test_counts_complete_templates_and_ranks_the_missing_types(templates: Path, classes: Path) -> None:
+    done = run("--templates", str(templates), "--classes", str(classes), "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["templates"] == 5  # the index and the options file are not workflows
+    assert result["complete_templates"] == ["complete"]
+    assert result["complete"] == 1
+    # FancyCoreNode is used by two templates (one of them only inside a nested subgraph), so it ranks first.
+    assert result["missing"] == [
+        {"node": "FancyCoreNode", "templates": 2, "class": "core"},
+        {"node": "CloudImageNode", "templates": 1, "class": "api"},
+        {"node": "FamilyLoader", "templates": 1, "class": "flux"},
+        {"node": "SomebodysPackNode", "templates": 1, "class": "unknown"},
+    ]
+    assert result["missing_by_class"] == {"api": 1, "core": 1, "family": 1, "unknown": 1}
+    # Reachable: complete ones plus "nested", whose only gap is a core node; "cloud" also needs an API node.
+    assert result["reachable"] == 2
+    # Node types used: the real ones only -- no subgraph id, no note, no reroute.
+    assert result["node_types_used"] == 7
+
+
+def test_prints_a_ranked_table(templates: Path, classes: Path) -> None:
+    done = run("--templates", str(templates), "--classes", str(classes), "--top", "2")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "templates: 5; every node present: 1; reachable with every core node: 2"
+    assert lines[1] == "node types used: 7; missing: 4 (api 1, core 1, family 1, unknown 1)"
+    rows = [line.split() for line in lines[4:6]]
+    assert rows == [["2", "FancyCoreNode", "core"], ["1", "CloudImageNode", "api"]]
+    assert lines[-1] == "... 2 more (--top 0 lists all)"
+
+
+def test_a_missing_templates_folder_is_one_clear_error(tmp_path: Path, classes: Path) -> None:
+    done = run("--templates", str(tmp_path / "nowhere"), "--classes", str(classes))
+    assert done.returncode == 2
+    assert "nowhere is not a folder of templates" in done.stderr
+
+
+def test_a_broken_template_names_the_file(templates: Path, classes: Path) -> None:
+    (templates / "broken.json").write_text("{not json", encoding="utf-8")
+    done = run("--templates", str(templates), "--classes", str(classes))
+    assert done.returncode != 0
+    assert "broken.json is not readable JSON" in done.stderr
+
+
+def test_a_comfy_that_cannot_run_is_named(templates: Path, classes: Path, tmp_path: Path) -> None:
+    env = {**os.environ}
+    done = subprocess.run([sys.executable, str(SCRIPT), "--comfy", str(tmp_path / "no-comfy"), "--templates",
+                           str(templates), "--classes", str(classes)], capture_output=True, text=True, env=env)
+    assert done.returncode != 0
+    assert "cannot run" in done.stderr and "no-comfy" in done.stderr
+
+
+def test_subgraph_walk_reads_each_definition_once() -> None:
+    coverage = load(SCRIPT)
+    workflow = {"nodes": [node("a-1"), node("a-1"), node("KSampler")],
+                "definitions": {"subgraphs": [{"id": "a-1", "nodes": [node("b-2"), node("VAEDecode")]},
+                                              {"id": "b-2", "nodes": [node("a-1"), node("CLIPTextEncode")]}]}}
+    assert coverage.node_types(workflow) == {"KSampler", "VAEDecode", "CLIPTextEncode"}
+
+
+COMFY_NODES_PY = '''
+class LoadThing:
+    @classmethod
+    def INPUT_TYPES(s):
+        return {"required": {"model": ("MODEL",)}}
+    RETURN_TYPES = ("IMAGE",)
+
+class PlainThing:
+    RETURN_TYPES = ("INT",)
+
+NODE_CLASS_MAPPINGS = {"LoadThing": LoadThing, "PlainThing": PlainThing}
+'''
+
+FAMILY_MODULE = '''
+from comfy_api.latest import io
+
+class FluxPatch(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="FluxPatch", inputs=[io.Model.Input("model")], outputs=[io.Model.Output()])
+
+class FluxPatchV2(FluxPatch):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="FluxPatchV2", inputs=[io.Float.Input("x")], outputs=[])
+
+class EmptyFluxThing(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="EmptyFluxThing", inputs=[io.Int.Input("width")], outputs=[io.Latent.Output()])
+'''
+
+API_MODULE = '''
+from comfy_api.latest import IO
+
+class CloudNode(IO.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return IO.Schema(node_id="CloudNode", inputs=[IO.Image.Input("image")], outputs=[IO.Image.Output()])
+'''
+
+
+def test_node_classes_builder_reads_a_comfyui_tree(tmp_path: Path) -> None:
+    root = tmp_path / "ComfyUI"
+    (root / "comfy_extras").mkdir(parents=True)
+    (root / "comfy_api_nodes").mkdir()
+    (root / "nodes.py").write_text(COMFY_NODES_PY, encoding="utf-8")
+    (root / "comfy_extras" / "nodes_flux.py").write_text(FAMILY_MODULE, encoding="utf-8")
+    (root / "comfy_api_nodes" / "nodes_cloud.py").write_text(API_MODULE, encoding="utf-8")
+    extra = tmp_path / "extra.json"
+    extra.write_text(json.dumps({"nodes": {"NewerNode": {"class": "core", "module": None, "basis": "by hand"},
+                                           "PlainThing": {"class": "api", "module": None}}}), encoding="utf-8")
+    done = subprocess.run([sys.executable, str(BUILDER), str(root), "--extra", str(extra)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    nodes = json.loads(done.stdout)["nodes"]
+    assert {name: record["class"] for name, record in nodes.items()} == {
+        "LoadThing": "core",  # nodes.py is ComfyUI's generic core
+        "PlainThing": "core",  # the checkout's own record wins over the hand-kept one
+        "FluxPatch": "flux",  # a family module's node that takes the family's model
+        "FluxPatchV2": "flux",  # ... and one inheriting that schema's model socket from its base
+        "EmptyFluxThing": "core",  # model-free: Hearth can serve it under ComfyUI's name
+        "CloudNode": "api",
+        "NewerNode": "core",
+    }
+    assert nodes["LoadThing"]["model_types"] == ["MODEL"]
+    assert nodes["CloudNode"]["module"] == "comfy_api_nodes/nodes_cloud.py"
+
+
+def test_node_classes_builder_refuses_a_folder_without_comfyui(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(BUILDER), str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "holds no nodes.py" in done.stderr
+
+
+def test_committed_class_table_is_well_formed() -> None:
+    nodes = json.loads((ROOT / "bench" / "data" / "node_classes.json").read_text(encoding="utf-8"))["nodes"]
+    assert len(nodes) > 500
+    assert nodes["GeminiImage2Node"]["class"] == "api"
+    assert nodes["LTXVAudioVAELoader"]["class"] == "ltxv"
+    assert nodes["ComfySwitchNode"]["class"] == "core"
+    assert all(isinstance(r["class"], str) and r["class"] for r in nodes.values())
