@@ -1,110 +1,35 @@
-"""Math nodes: integer and float arithmetic, conversions, and a safe expression evaluator over a, b and c."""
+"""Math nodes: integer and float arithmetic, conversions, and safe expression evaluators (Hearth's MathExpression
+over a, b and c; ComfyUI's ComfyMathExpression over its growing inputs a..z)."""
 
 from __future__ import annotations
 
-import ast
 import math
 import operator
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from hearth.core.builtin_nodes import expressions
+from hearth.core.builtin_nodes.dynamic_inputs import LETTERS, DynamicSection, autogrow_names, gather
+from hearth.core.builtin_nodes.expressions import MAX_EXPONENT, bounded_round
+from hearth.core.builtin_nodes.expressions import ExpressionError as ExpressionError  # noqa: I001 - re-exported
 from hearth.core.schema import Input, Output, Schema, node
 
 CATEGORY = "utils/math"
 BIG = sys.maxsize
 
-_BINARY: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
-}
-_UNARY: dict[type, Callable[[Any], Any]] = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
-_COMPARE: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt,
-    ast.GtE: operator.ge,
-}
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "abs": abs, "min": min, "max": max, "round": round, "int": int, "float": float,
+    "abs": abs, "min": min, "max": max, "round": bounded_round, "int": int, "float": float,
     **{name: getattr(math, name) for name in ("floor", "ceil", "sqrt", "exp", "log", "log2", "log10", "sin", "cos",
                                                "tan", "asin", "acos", "atan", "atan2", "hypot", "trunc")},
 }
 _CONSTANTS = {"pi": math.pi, "e": math.e, "tau": math.tau}
-MAX_EXPONENT = 1000
-MAX_POWER_BITS = 100_000
 OPERATIONS = ["add", "subtract", "multiply", "divide", "floor_divide", "modulo", "power", "min", "max"]
 
 
-class ExpressionError(ValueError):
-    """The expression uses something the evaluator does not allow; the message says what."""
-
-
-def evaluate(expression: str, variables: dict[str, float]) -> float:
-    """Evaluate arithmetic over ``variables`` without ``eval``: only numbers, operators and math functions."""
-    try:
-        tree = ast.parse(expression.strip() or "0", mode="eval")
-    except SyntaxError as exc:
-        raise ExpressionError(f"cannot parse expression {expression!r}: {exc.msg}") from None
-    except (RecursionError, MemoryError):
-        raise ExpressionError("expression nests too deeply") from None
-    names = {**_CONSTANTS, **variables}
-
-    def walk(item: ast.AST) -> Any:
-        if isinstance(item, ast.Expression):
-            return walk(item.body)
-        if isinstance(item, ast.Constant) and isinstance(item.value, (int, float)) and not isinstance(item.value, bool):
-            return item.value
-        if isinstance(item, ast.Name):
-            if item.id not in names:
-                raise ExpressionError(f"unknown name {item.id!r} in expression; use a, b, c, pi, e or tau")
-            return names[item.id]
-        if isinstance(item, ast.BinOp) and type(item.op) in _BINARY:
-            left, right = walk(item.left), walk(item.right)
-            if isinstance(item.op, ast.Pow):
-                return _power(left, right)
-            return _BINARY[type(item.op)](left, right)
-        if isinstance(item, ast.UnaryOp) and type(item.op) in _UNARY:
-            return _UNARY[type(item.op)](walk(item.operand))
-        if isinstance(item, ast.Compare) and all(type(op) in _COMPARE for op in item.ops):
-            left = walk(item.left)
-            for op, comparator in zip(item.ops, item.comparators, strict=True):
-                right = walk(comparator)
-                if not _COMPARE[type(op)](left, right):
-                    return 0
-                left = right
-            return 1
-        if isinstance(item, ast.IfExp):
-            return walk(item.body) if walk(item.test) else walk(item.orelse)
-        if (isinstance(item, ast.Call) and isinstance(item.func, ast.Name) and item.func.id in _FUNCTIONS
-                and not item.keywords):
-            return _FUNCTIONS[item.func.id](*(walk(arg) for arg in item.args))
-        raise ExpressionError(f"{type(item).__name__} is not allowed in a math expression")
-
-    try:
-        return walk(tree)
-    except ExpressionError:
-        raise
-    except (ArithmeticError, ValueError, TypeError) as exc:
-        # "math range error" alone does not say which expression; the user typed it, so name it.
-        raise ExpressionError(f"cannot evaluate {expression!r}: {exc}") from None
-    except RecursionError:
-        raise ExpressionError("expression nests too deeply") from None
-
-
-def _power(base: Any, exponent: Any) -> Any:
-    """``base ** exponent``, refusing the few powers that would take minutes or gigabytes to compute."""
-    if abs(exponent) > MAX_EXPONENT:
-        raise ExpressionError(f"exponent {exponent} is too large (limit {MAX_EXPONENT})")
-    # Exponents are bounded, but nested powers of integers still grow without bound: (9**999)**999.
-    if isinstance(base, int) and isinstance(exponent, int) and base.bit_length() * abs(exponent) > MAX_POWER_BITS:
-        raise ExpressionError(f"result of {_short(base)} ** {exponent} is too large (limit {MAX_POWER_BITS} bits)")
-    result = operator.pow(base, exponent)
-    if isinstance(result, complex):
-        raise ExpressionError(f"{_short(base)} ** {exponent} is not a real number")
-    return result
-
-
-def _short(value: Any) -> str:
-    return f"<{value.bit_length()}-bit int>" if isinstance(value, int) and value.bit_length() > 64 else str(value)
+def evaluate(expression: str, variables: dict[str, float]) -> Any:
+    """Evaluate arithmetic over ``variables``, ``pi``, ``e`` and ``tau`` without ``eval`` (MathExpression's rules)."""
+    return expressions.evaluate(expression, {**_CONSTANTS, **variables}, _FUNCTIONS)
 
 
 def _apply(op: str, a: Any, b: Any) -> Any:
@@ -163,4 +88,69 @@ def float_to_int(value: float, rounding: str) -> int:
     return int({"round": round, "floor": math.floor, "ceil": math.ceil}[rounding](value))
 
 
-NODES = {cls.__name__: cls for cls in (int_math, float_math, math_expression, int_to_float, float_to_int)}
+COMFY_MAX_EXPONENT = 4000  # ComfyUI's cap on pow()
+
+
+def _sum(*args: Any) -> Any:
+    """ComfyUI's ``sum``: ``sum(values)`` and ``sum(a, b, c)`` both work."""
+    if len(args) == 1 and isinstance(args[0], list):
+        return sum(args[0])
+    return sum(args)
+
+
+def _pow(base: Any, exponent: Any) -> Any:
+    return expressions.power(base, exponent, COMFY_MAX_EXPONENT)
+
+
+COMFY_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "sum": _sum, "min": min, "max": max, "abs": abs, "round": bounded_round, "pow": _pow, "sqrt": math.sqrt,
+    "ceil": math.ceil, "floor": math.floor, "log": math.log, "log2": math.log2, "log10": math.log10,
+    "sin": math.sin, "cos": math.cos, "tan": math.tan, "int": int, "float": float,
+}
+_VALUES_SPEC, _VALUES_CLAIMS = autogrow_names("values", ("value", ("FLOAT,INT,BOOLEAN", {})), LETTERS, minimum=1)
+
+
+class ComfyMathExpression:
+    """ComfyUI's Math Expression: ``expression`` over the linked inputs ``a``..``z`` (sockets ``values.a``...)
+    and ``values`` (their list), with ComfyUI's functions (sum, min, max, abs, round, pow, sqrt, ceil, floor,
+    log, log2, log10, sin, cos, tan, int, float). Gives the result as FLOAT, INT (truncated) and BOOL.
+    ComfyUI evaluates with simpleeval; Hearth's own evaluator allows the same arithmetic but no strings or
+    attribute access, and refuses powers, shifts and roundings that would run for minutes."""
+
+    DISPLAY_NAME = "Math Expression"
+    CATEGORY = "utilities"
+    RETURN_TYPES = ("FLOAT", "INT", "BOOLEAN")
+    RETURN_NAMES = ("FLOAT", "INT", "BOOL")
+    FUNCTION = "execute"
+    SEARCH_ALIASES = ["math", "expression", "formula", "calculate", "calculator", "eval"]
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"expression": ("STRING", {"default": "a + b", "multiline": True})},
+                "optional": DynamicSection({"values": _VALUES_SPEC}, _VALUES_CLAIMS)}
+
+    def execute(self, expression: str, **inputs: Any) -> tuple[float, int, bool]:
+        if not expression.strip():
+            raise ValueError("expression: the expression is empty; write one such as a + b")
+        values = gather("values", inputs, LETTERS)
+        for name, value in values.items():
+            if not isinstance(value, (int, float)):
+                raise ValueError(f"input 'values.{name}': expected a FLOAT, INT or BOOLEAN, got "
+                                 f"{type(value).__name__}")
+        names: dict[str, Any] = {"True": True, "False": False, **values, "values": list(values.values())}
+        result = expressions.evaluate(expression, names, COMFY_FUNCTIONS, max_exponent=COMFY_MAX_EXPONENT)
+        if not isinstance(result, (int, float)):
+            raise ValueError(f"expression {expression!r} must give a number, got {type(result).__name__}: "
+                             f"{result!r}")
+        try:
+            as_float = float(result)
+        except OverflowError:
+            raise ValueError(f"expression {expression!r} gave a result too large for a float: "
+                             f"{expressions.short(result)}") from None
+        if not math.isfinite(as_float):
+            raise ValueError(f"expression {expression!r} gave a non-finite result: {result}")
+        return as_float, int(result), bool(result)
+
+
+NODES = {cls.__name__: cls for cls in (int_math, float_math, math_expression, int_to_float, float_to_int,
+                                        ComfyMathExpression)}
