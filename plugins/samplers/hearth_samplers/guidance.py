@@ -33,19 +33,31 @@ def _repeat_to(t: torch.Tensor, batch: int) -> torch.Tensor:
     return t.repeat(repeats, *([1] * (t.ndim - 1)))[:batch]
 
 
+# Flags the sampler has already acted on: entries differing only in them still share a model call (ComfyUI
+# batches a ControlNetApply positive with the negative it shared its control with).
+_NOT_BATCH_KEYS = frozenset({"control_apply_to_uncond"})
+
+
 def _group_key(region: Region, x: torch.Tensor) -> tuple:
     plain = []
-    for key in sorted(region.model_options):
+    for key in sorted(region.model_options.keys() - _NOT_BATCH_KEYS):
         value = region.model_options[key]
         plain.append((key, "tensor" if isinstance(value, torch.Tensor) else repr(value)))
     return (tuple(region.crop(x).shape), tuple(region.cond.shape[1:]), tuple(plain))
+
+
+# Options the sampler adds at the latent's size (ComfyUI's extra_conds inputs): each region gets its crop of them.
+LATENT_SIZED_OPTIONS = frozenset({"latent_image", "denoise_mask"})
 
 
 def _batched_options(regions: list[Region], batch: int, device: torch.device) -> dict[str, Any]:
     options = dict(regions[0].model_options)
     for key, value in options.items():
         if isinstance(value, torch.Tensor):
-            options[key] = torch.cat([_repeat_to(r.model_options[key].to(device), batch) for r in regions])
+            parts = [r.model_options[key].to(device) for r in regions]
+            if key in LATENT_SIZED_OPTIONS:
+                parts = [r.crop(part) for r, part in zip(regions, parts, strict=True)]
+            options[key] = torch.cat([_repeat_to(part, batch) for part in parts])
     return options
 
 

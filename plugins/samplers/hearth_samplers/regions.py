@@ -141,3 +141,30 @@ def resolve(conditioning: list, latent_shape: torch.Size, model_sampling: Any,
             sigma_end=None if end is None else percent_to_sigma(model_sampling, float(end)),
         ))
     return regions
+
+
+def share_control_with_negative(positive: list, negative: list) -> list:
+    """The negative CONDITIONING with the positive's ControlNets, where ComfyUI's sampler gives them to it.
+
+    ControlNetApply (ComfyUI's older node) puts ``control`` with ``control_apply_to_uncond`` on the positive only.
+    ComfyUI's ``process_conds`` then hands those controls to the negative when no whole-image negative entry has
+    a control of its own: the i-th control goes to whole-image negative entry ``i % n`` among those without one
+    (copied, a later control replacing an earlier one). Returns a new list; the entries given are not changed.
+    """
+    def whole(entry: Any) -> bool:
+        return isinstance(entry, (list, tuple)) and len(entry) > 1 and "area" not in entry[1]
+
+    controls = [entry[1]["control"] for entry in positive if whole(entry) and entry[1].get("control_apply_to_uncond")
+                and entry[1].get("control") is not None]
+    if not controls or any(whole(e) and e[1].get("control") is not None for e in negative):
+        return negative
+    plain = [i for i, entry in enumerate(negative) if whole(entry)]
+    if not plain:
+        return negative
+    shared = list(negative)
+    for i, control in enumerate(controls):
+        target = plain[i % len(plain)]
+        cond, options = negative[target][0], negative[target][1]
+        shared[target] = [cond, {**options, "control": control}]
+    return shared
+

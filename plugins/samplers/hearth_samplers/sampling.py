@@ -22,7 +22,7 @@ from .guidance import Guidance, model_options_of
 from .installed import lookup
 from .noise import latent_mask, prepare_noise
 from .preview import progress_preview
-from .regions import resolve
+from .regions import resolve, share_control_with_negative
 from .schedules import compute_sigmas
 from .stepping import append_dims, gaussian_noise
 
@@ -160,19 +160,30 @@ class Guider:
         latent = model.process_latent_in(latent_image.to(device, torch.float32))
         noise = noise.to(device, torch.float32)
 
+        mask = None if denoise_mask is None else latent_mask(denoise_mask, noise.shape, device)
+        # What ComfyUI hands a model's extra_conds besides the conditioning: the seed (unCLIP's noise
+        # augmentation), the scaled input latent and the inpainting mask (an inpainting UNet's concat input).
+        extra: dict[str, Any] = {"seed": 0 if seed is None else seed, "latent_image": latent}
+        if mask is not None:
+            extra["denoise_mask"] = mask
+
         def regions(conditioning, **override):
             if conditioning is None:
                 return None
             found = resolve(conditioning, noise.shape, sampling, device)
             for region in found:
+                region.model_options.update(extra)
                 region.model_options.update(override)
             return found
 
+        negative = self.negative
+        if negative is not None:
+            negative = share_control_with_negative(self.positive, negative)
         denoiser: Callable[..., torch.Tensor] = Guidance(
-            model, regions(self.positive), regions(self.negative), self.cfg,
+            model, regions(self.positive), regions(negative), self.cfg,
             regions(self.middle, prompt_type="negative"), self.cfg_2, self.style)
-        if denoise_mask is not None:
-            denoiser = Inpainting(denoiser, latent, noise, latent_mask(denoise_mask, noise.shape, device), sampling,
+        if mask is not None:
+            denoiser = Inpainting(denoiser, latent, noise, mask, sampling,
                                   model_options_of(model).get("denoise_mask_function"), sigmas)
         sigma_0 = float(sigmas[0])
         full = sigma_0 > float(sampling.sigma_max) or math.isclose(sigma_0, float(sampling.sigma_max), rel_tol=1e-5)
