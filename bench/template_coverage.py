@@ -1,11 +1,13 @@
 """Measure how many of ComfyUI's workflow templates Hearth can open: every node type they use present. Prints figures.
 
-    .venv/bin/python bench/template_coverage.py [--templates DIR] [--comfy PATH] [--json] [--top N]
+    .venv/bin/python bench/template_coverage.py [--templates DIR] [--comfy PATH | --nodes-json FILE] [--json]
+        [--top N]
 
 The templates are the UI-format workflows of the ``comfyui-workflow-templates-json`` package (MIT; a dev
 dependency, requirements/dev.txt), read from its ``templates/`` folder unless ``--templates`` names another. The
 node types Hearth has are what the real ``comfy nodes --json`` of this environment lists (run as a subprocess, so
-what is measured is what a user gets; ``--comfy`` names another ``comfy``). For each template the node types it
+what is measured is what a user gets; ``--comfy`` names another ``comfy``, ``--nodes-json`` reads a saved output of
+it instead: how an earlier figure is measured again). For each template the node types it
 uses are collected from its top-level nodes and, where a node's type is the id of one of the workflow's subgraphs
 (``definitions.subgraphs``), from that subgraph's nodes, recursively -- a subgraph instance is not a node type.
 Frontend-only types (notes, reroutes, primitive widgets) are skipped: the browser draws them, no server runs them.
@@ -146,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                                                           "installed comfyui-workflow-templates-json package's)")
     parser.add_argument("--comfy", type=Path, default=Path(sys.executable).with_name("comfy"),
                         help="the comfy command whose `comfy nodes --json` is measured (default: beside python)")
+    parser.add_argument("--nodes-json", type=Path, help="a saved `comfy nodes --json` output to measure instead")
     parser.add_argument("--classes", type=Path, default=CLASSES_FILE, help="the node class table (JSON)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--top", type=int, default=40, help="missing node types to list (0: all)")
@@ -154,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     if not folder.is_dir():
         print(f"error: {folder} is not a folder of templates", file=sys.stderr)
         return 2
-    result = measure(read_templates(folder), hearth_nodes(args.comfy), load_classes(args.classes))
+    present = set(json.loads(args.nodes_json.read_text(encoding="utf-8"))) if args.nodes_json else hearth_nodes(args.comfy)
+    result = measure(read_templates(folder), present, load_classes(args.classes))
     if args.json:
         json.dump(result, sys.stdout, indent=1)
         sys.stdout.write("\n")

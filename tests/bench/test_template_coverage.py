@@ -224,3 +224,16 @@ def test_committed_class_table_is_well_formed() -> None:
     assert nodes["LTXVAudioVAELoader"]["class"] == "ltxv"
     assert nodes["ComfySwitchNode"]["class"] == "core"
     assert all(isinstance(r["class"], str) and r["class"] for r in nodes.values())
+
+
+def test_a_saved_node_list_is_measured_instead_of_running_comfy(templates: Path, classes: Path,
+                                                                 tmp_path: Path) -> None:
+    saved = tmp_path / "nodes.json"
+    saved.write_text(json.dumps({name: {} for name in ("LoadImage", "ImageInvert", "SaveImage", "FancyCoreNode")}),
+                     encoding="utf-8")
+    done = run("--templates", str(templates), "--classes", str(classes), "--nodes-json", str(saved),
+               "--comfy", str(tmp_path / "no-comfy"), "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["complete_templates"] == ["complete", "nested"]
+    assert [m["node"] for m in result["missing"]] == ["CloudImageNode", "FamilyLoader", "SomebodysPackNode"]
