@@ -1,7 +1,9 @@
-"""LoadImage, SaveImage and PreviewImage: the V1 classes ComfyUI packs subclass, with ComfyUI's file conventions.
+"""LoadImage, LoadImageMask, LoadImageOutput, SaveImage and PreviewImage: the V1 classes ComfyUI packs subclass,
+with ComfyUI's file conventions.
 
 SaveImage writes PNGs with ``prompt`` and ``workflow`` (every ``extra_pnginfo`` key) text chunks and names them
-``{prefix}_{counter:05}_.png``, continuing the counter found in the folder. Each file is written under a hidden
+``{prefix}_{counter:05}_.png``, continuing the counter found in the folder. Pixels go to 8 bits as ComfyUI's
+``np.clip(255. * x, 0, 255).astype(np.uint8)`` does: by truncation, not rounding (0.999/255 is 0, not 1). Each file is written under a hidden
 temporary name and renamed into place, so a crash mid-write never leaves a truncated PNG under its final name.
 """
 
@@ -19,9 +21,17 @@ from PIL import Image, ImageOps, ImageSequence, PngImagePlugin
 
 from hearth.core import context
 from hearth.core.context import annotated_path, atomic_path, save_path
-from hearth.core.images import tensor_to_pil, torch_module
+from hearth.core.images import torch_module
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def to_8bit_pil(image: Any) -> Image.Image:
+    """One ``[H, W, C]`` image as ComfyUI's savers encode it: clipped to 0..1, scaled by 255 and truncated."""
+    array = np.clip(255.0 * image.detach().cpu().float().numpy(), 0, 255).astype(np.uint8)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    return Image.fromarray(array)
 
 
 def input_images() -> list[str]:
@@ -136,7 +146,7 @@ class SaveImage:
                 info.add_text(key, json.dumps(value))
             name = f"{base.replace('%batch_num%', str(batch_number))}_{counter:05}_.png"
             with atomic_path(directory / name) as temp:
-                tensor_to_pil(image).save(temp, format="PNG", pnginfo=info, compress_level=self.compress_level)
+                to_8bit_pil(image).save(temp, format="PNG", pnginfo=info, compress_level=self.compress_level)
             results.append({"filename": name, "subfolder": "" if subfolder == "." else subfolder, "type": self.kind})
             counter += 1
         return {"ui": {"images": results}}
@@ -160,4 +170,81 @@ class PreviewImage(SaveImage):
                 "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}}
 
 
-NODES = {"LoadImage": LoadImage, "SaveImage": SaveImage, "PreviewImage": PreviewImage}
+class LoadImageMask:
+    """ComfyUI's Load Image (as Mask): one channel of an image as a MASK. The alpha channel is inverted (1 where
+    transparent), red/green/blue are taken as they are; an image without the channel gives a 64x64 empty mask."""
+
+    DISPLAY_NAME = "Load Image (as Mask)"
+    CATEGORY = "mask"
+    RETURN_TYPES = ("MASK",)
+    FUNCTION = "load_image"
+    CHANNELS = ["alpha", "red", "green", "blue"]
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"image": (input_images(), {"image_upload": True}), "channel": (cls.CHANNELS,)}}
+
+    def load_image(self, image: str, channel: str) -> tuple[Any]:
+        if channel not in self.CHANNELS:
+            raise ValueError(f"input 'channel': {channel!r} is not one of {self.CHANNELS}")
+        torch = torch_module()
+        with Image.open(annotated_path(image)) as opened:
+            frame = ImageOps.exif_transpose(opened)
+            if frame.mode.startswith("I;16"):
+                frame = frame.convert("I")
+            if frame.mode == "I":
+                frame = frame.point(lambda v: v * (1 / 255))
+            if frame.getbands() != ("R", "G", "B", "A"):
+                if frame.mode == "I":
+                    frame = frame.convert("L")
+                frame = frame.convert("RGBA")
+            band = channel[0].upper()
+            if band not in frame.getbands():
+                return (torch.zeros((1, 64, 64), dtype=torch.float32),)
+            mask = torch.from_numpy(np.asarray(frame.getchannel(band), dtype=np.float32) / 255.0)
+        if band == "A":
+            mask = 1.0 - mask
+        return (mask.unsqueeze(0),)
+
+    @classmethod
+    def IS_CHANGED(cls, image: str, channel: str) -> str:
+        return LoadImage.IS_CHANGED(image)
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, image: str) -> bool | str:
+        return LoadImage.VALIDATE_INPUTS(image)
+
+
+class LoadImageOutput(LoadImage):
+    """ComfyUI's Load Image (from Outputs): LoadImage over the output folder. The browser lists the files itself
+    (``remote`` route) and sends ``name [output]``; a bare name is looked up in the output folder too."""
+
+    DISPLAY_NAME = "Load Image (from Outputs)"
+    DESCRIPTION = ("Load an image from the output folder. When the refresh button is clicked, the node will update "
+                   "the image list and automatically select the first image, allowing for easy iteration.")
+    EXPERIMENTAL = True
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"image": ("COMBO", {
+            "image_upload": True, "image_folder": "output",
+            "remote": {"route": "/internal/files/output", "refresh_button": True, "control_after_refresh": "first"}})}}
+
+    @staticmethod
+    def _in_output(image: str) -> str:
+        return image if image.rstrip().endswith("]") else f"{image} [output]"
+
+    def load_image(self, image: str) -> tuple[Any, Any]:
+        return super().load_image(self._in_output(image))
+
+    @classmethod
+    def IS_CHANGED(cls, image: str) -> str:
+        return LoadImage.IS_CHANGED(cls._in_output(image))
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, image: str) -> bool | str:
+        return LoadImage.VALIDATE_INPUTS(cls._in_output(image))
+
+
+NODES = {"LoadImage": LoadImage, "LoadImageMask": LoadImageMask, "LoadImageOutput": LoadImageOutput,
+         "SaveImage": SaveImage, "PreviewImage": PreviewImage}
