@@ -1,4 +1,4 @@
-"""Primitive value nodes, with ComfyUI's names: a typed constant that other nodes link to."""
+"""Primitive value nodes, with ComfyUI's names: a typed constant that other nodes link to (and ComfyUI's Seed)."""
 
 from __future__ import annotations
 
@@ -41,5 +41,14 @@ def primitive_boolean(value: bool) -> bool:
     return value
 
 
+@node(Schema("SeedNode", category="utilities", display_name="Seed",
+             inputs=[Input.int("seed", min=0, max=sys.maxsize, control_after_generate="fixed",
+                               component="SetRandomInt")],
+             outputs=[Output("INT", "seed")]))
+def seed_node(seed: int) -> int:
+    """ComfyUI's Seed: a seed widget (the browser's SetRandomInt component; fixed after each run by default)."""
+    return seed
+
+
 NODES = {cls.__name__: cls for cls in (primitive_int, primitive_float, primitive_string, primitive_string_multiline,
-                                        primitive_boolean)}
+                                        primitive_boolean, seed_node)}
