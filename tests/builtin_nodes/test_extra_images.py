@@ -1,4 +1,4 @@
-"""FluxKontextImageScale and LTXVPreprocess against ComfyUI's definitions (comfy_extras/nodes_flux.py, nodes_lt.py)."""
+"""FluxKontextImageScale against ComfyUI's definition (comfy_extras/nodes_flux.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from hearth.core.builtin_nodes.extra_images import NODES, FluxKontextImageScale, LTXVPreprocess, kontext_size
+from hearth.core.builtin_nodes.extra_images import NODES, FluxKontextImageScale, kontext_size
 from hearth.core.executor import Executor
 from hearth.core.node_registry import NodeRegistry
 
@@ -56,35 +56,6 @@ def test_kontext_scale_names_a_wrong_input() -> None:
         FluxKontextImageScale().execute(torch.zeros(1, 8, 8))
 
 
-def test_preprocess_without_compression_returns_the_frames_untouched() -> None:
-    image = ramp(7, 9)
-    (out,) = LTXVPreprocess().execute(image, 0)
-    assert out is image
-
-
-def test_preprocess_round_trips_each_frame_through_h264() -> None:
-    pytest.importorskip("av")
-    image = ramp(17, 23, batch=2)
-    (light,) = LTXVPreprocess().execute(image, 5)
-    (heavy,) = LTXVPreprocess().execute(image, 60)
-    # Odd sides lose their last row and column (4:2:0 needs even sizes); values stay in 0..1 at 1/255 steps.
-    assert light.shape == heavy.shape == (2, 16, 22, 3)
-    assert light.min() >= 0 and light.max() <= 1
-    assert torch.equal((light * 255).round() / 255, light)
-    reference = image[:, :16, :22]
-    light_error = (light - reference).abs().mean()
-    heavy_error = (heavy - reference).abs().mean()
-    assert 0 < light_error < heavy_error < 0.2  # compression shows, and more of it at a higher CRF
-    assert torch.equal(LTXVPreprocess().execute(image, 5)[0], light)  # the encoder is deterministic
-    assert not torch.equal(light[0], light[1])  # each frame is encoded on its own
-
-
-def test_preprocess_refuses_a_one_pixel_image() -> None:
-    pytest.importorskip("av")
-    with pytest.raises(ValueError, match="LTXVPreprocess: image of 1x1 pixels is too small"):
-        LTXVPreprocess().execute(torch.zeros(1, 1, 1, 3), 35)
-
-
 class Source:
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "make"
@@ -110,16 +81,14 @@ class Capture:
         return {"ui": {"value": [value]}}
 
 
-def test_a_workflow_runs_both_nodes_through_the_executor() -> None:
-    pytest.importorskip("av")
+def test_a_workflow_runs_the_node_through_the_executor() -> None:
     registry = NodeRegistry.from_classes(NODES | {"Source": Source, "Capture": Capture})
     prompt = {
         "1": {"class_type": "Source", "inputs": {}},
-        "2": {"class_type": "LTXVPreprocess", "inputs": {"image": ["1", 0], "img_compression": 35}},
-        "3": {"class_type": "FluxKontextImageScale", "inputs": {"image": ["2", 0]}},
+        "3": {"class_type": "FluxKontextImageScale", "inputs": {"image": ["1", 0]}},
         "4": {"class_type": "Capture", "inputs": {"value": ["3", 0]}},
     }
     result = Executor(registry).run(prompt)
     assert result.ok, result.error or result.validation.node_errors
     (out,) = result.outputs["4"]["value"]
-    assert out.shape == (1, 720, 1456, 3)  # 9x16 encodes as 8x16 (even sides): 2:1, nearest listed 1456x720
+    assert out.shape == (1, 752, 1392, 3)  # 16:9 -> the nearest listed ratio, 1392x752
