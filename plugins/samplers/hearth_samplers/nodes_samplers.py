@@ -1,0 +1,148 @@
+"""SAMPLER nodes with options, ComfyUI's names: SamplerEulerAncestral, SamplerLMS, SamplerDPMPP_2M_SDE,
+SamplerDPMPP_3M_SDE, SamplerDPMPP_SDE, SamplerDPMPP_2S_Ancestral and SamplerDPMAdaptative.
+
+Each gives this pack's sampler of that name with the node's widgets as its options (ComfyUI's
+``comfy_extras/nodes_custom_sampler.py``). Difference from ComfyUI: ``noise_device`` is accepted but changes
+nothing, because Hearth always draws the sampler's noise on the CPU from the seed (the same image on any device);
+ComfyUI's ``gpu`` choice draws it on the GPU, so its images differ between the two choices and from Hearth's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CATEGORY = "sampling/samplers"
+
+
+def _float(default: float, high: float = 100.0, *, advanced: bool = True) -> tuple[str, dict[str, Any]]:
+    options: dict[str, Any] = {"default": default, "min": 0.0, "max": high, "step": 0.01, "round": False}
+    if advanced:
+        options["advanced"] = True
+    return ("FLOAT", options)
+
+
+def _noise_device() -> tuple[list[str], dict[str, Any]]:
+    return (["gpu", "cpu"], {"advanced": True})
+
+
+def _sampler(name: str, **options: Any) -> tuple[Any]:
+    from .installed import lookup
+    from .sampling import Sampler
+
+    return (Sampler(lookup("sampler", name), name, options),)
+
+
+class SamplerEulerAncestral:
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Euler ancestral: eta scales the fresh noise of each step (0: plain Euler), s_noise its amount."
+    RETURN_TYPES = ("SAMPLER",)
+    FUNCTION = "get_sampler"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"eta": _float(1.0), "s_noise": _float(1.0)}}
+
+    def get_sampler(self, eta, s_noise):
+        return _sampler("euler_ancestral", eta=eta, s_noise=s_noise)
+
+
+class SamplerDPMPP_2S_Ancestral:  # noqa: N801 (ComfyUI's class name is the node name)
+    CATEGORY = CATEGORY
+    DESCRIPTION = "DPM-Solver++(2S) ancestral with its eta and s_noise."
+    RETURN_TYPES = ("SAMPLER",)
+    FUNCTION = "get_sampler"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"eta": _float(1.0, advanced=False), "s_noise": _float(1.0, advanced=False)}}
+
+    def get_sampler(self, eta, s_noise):
+        return _sampler("dpmpp_2s_ancestral", eta=eta, s_noise=s_noise)
+
+
+class SamplerLMS:
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Linear multistep with the chosen order."
+    RETURN_TYPES = ("SAMPLER",)
+    FUNCTION = "get_sampler"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"order": ("INT", {"default": 4, "min": 1, "max": 100, "advanced": True})}}
+
+    def get_sampler(self, order):
+        return _sampler("lms", order=order)
+
+
+class SamplerDPMPP_SDE:  # noqa: N801
+    CATEGORY = CATEGORY
+    DESCRIPTION = "DPM-Solver++ SDE with its eta, s_noise and r (where its intermediate step falls)."
+    RETURN_TYPES = ("SAMPLER",)
+    FUNCTION = "get_sampler"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"eta": _float(1.0), "s_noise": _float(1.0), "r": _float(0.5),
+                             "noise_device": _noise_device()}}
+
+    def get_sampler(self, eta, s_noise, r, noise_device):
+        if not r > 0:
+            raise ValueError(f"SamplerDPMPP_SDE: r must be above 0 (the fraction of the step the first stage takes), "
+                             f"got {r}")
+        return _sampler("dpmpp_sde", eta=eta, s_noise=s_noise, r=r)
+
+
+class SamplerDPMPP_2M_SDE:  # noqa: N801
+    CATEGORY = CATEGORY
+    DESCRIPTION = "DPM-Solver++(2M) SDE with its solver type (midpoint or heun), eta and s_noise."
+    RETURN_TYPES = ("SAMPLER",)
+    FUNCTION = "get_sampler"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"solver_type": (["midpoint", "heun"],), "eta": _float(1.0), "s_noise": _float(1.0),
+                             "noise_device": _noise_device()}}
+
+    def get_sampler(self, solver_type, eta, s_noise, noise_device):
+        return _sampler("dpmpp_2m_sde", eta=eta, s_noise=s_noise, solver_type=solver_type)
+
+
+class SamplerDPMPP_3M_SDE:  # noqa: N801
+    CATEGORY = CATEGORY
+    DESCRIPTION = "DPM-Solver++(3M) SDE with its eta and s_noise."
+    RETURN_TYPES = ("SAMPLER",)
+    FUNCTION = "get_sampler"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"eta": _float(1.0), "s_noise": _float(1.0), "noise_device": _noise_device()}}
+
+    def get_sampler(self, eta, s_noise, noise_device):
+        return _sampler("dpmpp_3m_sde", eta=eta, s_noise=s_noise)
+
+
+class SamplerDPMAdaptative:
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Adaptive-step DPM-Solver with its order, tolerances and step-size controller."
+    RETURN_TYPES = ("SAMPLER",)
+    FUNCTION = "get_sampler"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {
+            "order": ("INT", {"default": 3, "min": 2, "max": 3, "advanced": True}),
+            "rtol": _float(0.05), "atol": _float(0.0078), "h_init": _float(0.05), "pcoeff": _float(0.0),
+            "icoeff": _float(1.0), "dcoeff": _float(0.0), "accept_safety": _float(0.81), "eta": _float(0.0),
+            "s_noise": _float(1.0),
+        }}
+
+    def get_sampler(self, order, rtol, atol, h_init, pcoeff, icoeff, dcoeff, accept_safety, eta, s_noise):
+        if order not in (2, 3):
+            raise ValueError(f"SamplerDPMAdaptative: order must be 2 or 3, got {order}")
+        return _sampler("dpm_adaptive", order=order, rtol=rtol, atol=atol, h_init=h_init, pcoeff=pcoeff,
+                        icoeff=icoeff, dcoeff=dcoeff, accept_safety=accept_safety, eta=eta, s_noise=s_noise)
+
+
+NODES = {cls.__name__: cls for cls in (SamplerEulerAncestral, SamplerDPMPP_2S_Ancestral, SamplerLMS,
+                                       SamplerDPMPP_SDE, SamplerDPMPP_2M_SDE, SamplerDPMPP_3M_SDE,
+                                       SamplerDPMAdaptative)}
