@@ -18,6 +18,13 @@ bench/node_classes.py): ``api`` (a cloud API node: out of scope), a model family
 that family exists), ``core`` (a generic node Hearth should have) or ``unknown`` (not in ComfyUI's core source the
 table was built from). "Reachable" counts the templates whose only missing types are core ones: what adding every
 core node would give.
+
+``--widgets`` also checks the inputs of the node types Hearth has against the templates: a UI workflow stores one
+value per widget (``widgets_values``, in input order), so a node whose widget inputs number differently from every
+template's stored values loads them into the wrong widgets in ComfyUI's frontend. Widgets are counted as the
+frontend makes them: combos, INT/FLOAT/STRING/BOOLEAN and the frontend's own widget types (COLOR, BOUNDING_BOX...),
+not ``forceInput`` ones; an upload option adds its button's value and a seed its control_after_generate value.
+Nodes with V3 dynamic inputs (Autogrow, DynamicCombo) are left out: their count depends on the values.
 """
 
 from __future__ import annotations
@@ -31,6 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FRONTEND_ONLY = frozenset({"Note", "MarkdownNote", "Reroute", "PrimitiveNode"})
+# Input types ComfyUI's frontend draws as a widget (one stored value each); any other type is a socket.
+WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "COLOR", "BOUNDING_BOX", "AUDIO_RECORD",
+                          "CURVE", "IMAGECOMPARE", "RESOLUTION_PREVIEW", "MARKDOWN", "WEBCAM"})
+UPLOAD_OPTIONS = ("image_upload", "audio_upload", "video_upload", "animated_image_upload")
+DYNAMIC_TYPES = ("COMFY_AUTOGROW_V3", "COMFY_DYNAMICCOMBO_V3", "COMFY_DYNAMICSLOT_V3", "COMFY_MULTITYPED_V3")
+# Nodes whose further widgets ComfyUI's frontend itself defines (CustomCombo's user-written options).
+FRONTEND_WIDGETS = frozenset({"CustomCombo"})
 CLASSES_FILE = Path(__file__).with_name("data") / "node_classes.json"
 OUT_OF_SCOPE = "api"  # plus every family name: what is neither "core" nor "unknown"
 
@@ -40,6 +54,7 @@ class Template:
     name: str
     types: set[str]
     missing: set[str] = field(default_factory=set)
+    widget_counts: dict[str, set[int]] = field(default_factory=dict)  # node type -> lengths of widgets_values
 
 
 def default_templates() -> Path:
@@ -52,11 +67,13 @@ def default_templates() -> Path:
     return Path(comfyui_workflow_templates_json.__file__).with_name("templates")
 
 
-def node_types(workflow: dict) -> set[str]:
-    """The node types a UI-format workflow runs: its nodes', with subgraph instances replaced by their contents."""
+def node_types(workflow: dict, widget_counts: dict[str, set[int]] | None = None) -> set[str]:
+    """The node types a UI-format workflow runs: its nodes', with subgraph instances replaced by their contents.
+    ``widget_counts`` collects how many widget values each type's nodes store."""
     subgraphs = {s["id"]: s for s in (workflow.get("definitions") or {}).get("subgraphs", []) if "id" in s}
     types: set[str] = set()
     expanded: set[str] = set()
+    counts = widget_counts if widget_counts is not None else {}
 
     def walk(nodes: list) -> None:
         for node in nodes:
@@ -69,6 +86,8 @@ def node_types(workflow: dict) -> set[str]:
                     walk(subgraphs[kind].get("nodes", []))
             else:
                 types.add(kind)
+                if isinstance(node.get("widgets_values"), list):
+                    counts.setdefault(kind, set()).add(len(node["widgets_values"]))
 
     walk(workflow.get("nodes", []))
     return types
@@ -83,12 +102,45 @@ def read_templates(folder: Path) -> list[Template]:
         except (OSError, ValueError) as exc:
             raise SystemExit(f"error: {path} is not readable JSON ({exc})") from None
         if isinstance(workflow, dict) and isinstance(workflow.get("nodes"), list):
-            templates.append(Template(path.stem, node_types(workflow)))
+            counts: dict[str, set[int]] = {}
+            templates.append(Template(path.stem, node_types(workflow, counts), widget_counts=counts))
     return templates
 
 
-def hearth_nodes(comfy: Path) -> set[str]:
-    """The node types ``comfy nodes --json`` lists (one whose INPUT_TYPES fails is listed too: it is present)."""
+def widget_count(info: dict) -> int | None:
+    """How many values ComfyUI's frontend stores for a node of this object_info entry; None where V3 dynamic
+    inputs make it depend on the values."""
+    count = 0
+    for section in ("required", "optional"):
+        for name, spec in (info.get("input", {}).get(section) or {}).items():
+            kind = spec[0] if isinstance(spec, list) and spec else spec
+            options = spec[1] if isinstance(spec, list) and len(spec) > 1 and isinstance(spec[1], dict) else {}
+            if kind in DYNAMIC_TYPES:
+                return None
+            if options.get("forceInput") or not (isinstance(kind, list) or kind in WIDGET_TYPES):
+                continue
+            count += 1 + any(options.get(key) for key in UPLOAD_OPTIONS)
+            if kind == "INT" and (options.get("control_after_generate") or name in ("seed", "noise_seed")):
+                count += 1
+    return count
+
+
+def widget_mismatches(templates: list[Template], info: dict[str, dict]) -> list[dict]:
+    """Node types Hearth has whose widget count matches none of the counts the templates store for them."""
+    stored: dict[str, set[int]] = {}
+    for template in templates:
+        for kind, counts in template.widget_counts.items():
+            stored.setdefault(kind, set()).update(counts)
+    found = []
+    for kind in sorted(stored.keys() & info.keys()):
+        count = None if kind in FRONTEND_WIDGETS else widget_count(info[kind])
+        if count is not None and count not in stored[kind]:
+            found.append({"node": kind, "hearth": count, "templates": sorted(stored[kind])})
+    return found
+
+
+def hearth_nodes(comfy: Path) -> dict[str, dict]:
+    """What ``comfy nodes --json`` lists (one whose INPUT_TYPES fails is listed too: it is present)."""
     try:
         done = subprocess.run([str(comfy), "nodes", "--json"], capture_output=True, text=True, timeout=600)
     except OSError as exc:
@@ -96,7 +148,7 @@ def hearth_nodes(comfy: Path) -> set[str]:
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise SystemExit(f"error: `{comfy} nodes --json` exited {done.returncode}: {tail}")
-    return set(json.loads(done.stdout))
+    return json.loads(done.stdout)
 
 
 def load_classes(path: Path) -> dict[str, str]:
@@ -152,18 +204,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", type=Path, default=CLASSES_FILE, help="the node class table (JSON)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--top", type=int, default=40, help="missing node types to list (0: all)")
+    parser.add_argument("--widgets", action="store_true",
+                        help="also list node types whose widget count matches no template's stored values")
     args = parser.parse_args(argv)
     folder = args.templates or default_templates()
     if not folder.is_dir():
         print(f"error: {folder} is not a folder of templates", file=sys.stderr)
         return 2
-    present = set(json.loads(args.nodes_json.read_text(encoding="utf-8"))) if args.nodes_json else hearth_nodes(args.comfy)
-    result = measure(read_templates(folder), present, load_classes(args.classes))
+    info = json.loads(args.nodes_json.read_text(encoding="utf-8")) if args.nodes_json else hearth_nodes(args.comfy)
+    templates = read_templates(folder)
+    result = measure(templates, set(info), load_classes(args.classes))
+    if args.widgets:
+        result["widget_mismatches"] = widget_mismatches(templates, info)
     if args.json:
         json.dump(result, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
         print_report(result, args.top)
+        for item in result.get("widget_mismatches", []):
+            print(f"widgets: {item['node']} has {item['hearth']}, templates store "
+                  f"{' or '.join(map(str, item['templates']))}")
     return 0
 
 

@@ -237,3 +237,26 @@ def test_a_saved_node_list_is_measured_instead_of_running_comfy(templates: Path,
     result = json.loads(done.stdout)
     assert result["complete_templates"] == ["complete", "nested"]
     assert [m["node"] for m in result["missing"]] == ["CloudImageNode", "FamilyLoader", "SomebodysPackNode"]
+
+
+def test_widget_counts_are_checked_against_the_stored_values(tmp_path: Path, classes: Path) -> None:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    seeded = dict(node("Seeded"), widgets_values=[5, "fixed", 1.0])  # seed + its control_after_generate + cfg
+    upload = dict(node("Upload"), widgets_values=["a.png", "image"])  # the combo + the upload button's value
+    short = dict(node("Short"), widgets_values=["x", 1])  # stored with two widgets; Hearth declares three
+    grow = dict(node("Grow"), widgets_values=[1, 2, 3, 4])  # V3 Autogrow: not checkable
+    write(folder, "w", {"nodes": [seeded, upload, short, grow]})
+    info = {
+        "Seeded": {"input": {"required": {"model": ["MODEL"], "seed": ["INT", {}], "cfg": ["FLOAT", {}],
+                                          "text": ["STRING", {"forceInput": True}]}}},
+        "Upload": {"input": {"required": {"image": [["a.png"], {"image_upload": True}]}}},
+        "Short": {"input": {"required": {"mode": [["x", "y"]], "n": ["INT", {}], "color": ["COLOR", {}]}}},
+        "Grow": {"input": {"required": {"values": ["COMFY_AUTOGROW_V3", {"template": {}}]}}},
+    }
+    saved = tmp_path / "nodes.json"
+    saved.write_text(json.dumps(info), encoding="utf-8")
+    done = run("--templates", str(folder), "--classes", str(classes), "--nodes-json", str(saved), "--widgets")
+    assert done.returncode == 0, done.stderr
+    assert [line for line in done.stdout.splitlines() if line.startswith("widgets:")] == [
+        "widgets: Short has 3, templates store 2"]
