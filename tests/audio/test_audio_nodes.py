@@ -161,3 +161,19 @@ def test_a_non_audio_file_fails_the_prompt_naming_node_and_file(hearth_folders: 
               "2": {"class_type": "PreviewAudio", "inputs": {"audio": ["1", 0]}}}
     result = run_prompt(prompt)
     assert not result.ok and "LoadAudio: notes.wav is not an audio file" in result.error["exception_message"]
+
+
+def test_save_audio_advanced_in_a_prompt_takes_format_quality_and_feeds_the_next_node(hearth_folders, run_prompt):
+    prompt = {
+        "1": {"class_type": "EmptyAudio", "inputs": {"duration": 0.1, "sample_rate": 44100, "channels": 2}},
+        "2": {"class_type": "SaveAudioAdvanced", "inputs": {"audio": ["1", 0], "filename_prefix": "audio/adv",
+                                                            "format": "mp3", "format.quality": "V0"}},
+        "3": {"class_type": "PreviewAudio", "inputs": {"audio": ["2", 0]}},
+    }
+    result = run_prompt(prompt)
+    assert result.ok, result.error
+    assert result.outputs["2"]["audio"][0]["filename"] == "adv_00001_.mp3"
+    assert result.outputs["3"]["audio"][0]["type"] == "temp"
+    prompt["2"]["inputs"]["format.quality"] = "999k"
+    rejected = run_prompt(prompt)
+    assert not rejected.ok and "999k" in str(rejected.validation.response() if rejected.validation else rejected.error)

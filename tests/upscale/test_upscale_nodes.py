@@ -75,6 +75,18 @@ def test_a_real_model_tiled_stays_close_to_whole(tmp_path):
     assert (whole - tiled).abs().mean() < 1e-3
 
 
+def test_an_image_with_other_channels_or_shape_is_refused_by_name(tmp_path):
+    from hearth_upscale.model import load_upscale_model
+
+    path = tmp_path / "c.safetensors"
+    tiny.write_compact(path)
+    model = load_upscale_model(path)
+    with pytest.raises(ValueError, match="ImageUpscaleWithModel: .* takes 3-channel images, the image has 4"):
+        ImageUpscaleWithModel().upscale(model, torch.rand(1, 8, 8, 4))
+    with pytest.raises(ValueError, match=r"image must be an IMAGE \[batch, height, width, channels\]"):
+        ImageUpscaleWithModel().upscale(model, torch.rand(8, 8, 3))
+
+
 def test_out_of_memory_halves_the_tile_until_it_fits(monkeypatch):
     def fussy(x):
         if max(x.shape[2:]) > 256:
