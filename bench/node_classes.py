@@ -60,8 +60,9 @@ FAMILY_MODULES = {
     "nodes_textgen.py": "llm", "nodes_moge.py": "moge", "nodes_sam3.py": "sam3", "nodes_trellis2.py": "trellis2",
 }
 
-# Nodes whose family the module rule cannot see: family nodes in shared modules, and model-free nodes whose
-# inputs only a family's model makes (an LTXV audio+video latent, a 3D mesh).
+# Nodes whose family the module rule cannot see: family nodes in shared modules, model-free nodes whose inputs
+# only a family's model makes (an LTXV audio+video latent, a 3D mesh), and LotusConditioning, whose output is a
+# frozen text encoder's result that ComfyUI ships as constants (serving it means that encoder or those numbers).
 NODE_FAMILIES = {
     "ConditioningStableAudio": "stable_audio", "VAEEncodeAudio": "stable_audio", "VAEDecodeAudio": "stable_audio",
     "ImageOnlyCheckpointLoader": "svd", "SVD_img2vid_Conditioning": "svd", "ImageOnlyCheckpointSave": "svd",
@@ -70,6 +71,7 @@ NODE_FAMILIES = {
     "ModelMergeCosmos7B": "cosmos", "ModelMergeCosmos14B": "cosmos", "ModelMergeWAN2_1": "wan",
     "ModelMergeCosmosPredict2_2B": "cosmos", "ModelMergeCosmosPredict2_14B": "cosmos",
     "ModelMergeQwenImage": "qwen", "SaveGLB": "3d", "LTXVSeparateAVLatent": "ltxv", "LTXVConcatAVLatent": "ltxv",
+    "LotusConditioning": "lotus",
 }
 
 
