@@ -26,7 +26,9 @@ from typing import Any
 
 from hearth.core.types import ANY
 
-WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
+# AUDIO_RECORD: the frontend's recorder widget, whose value (the uploaded file's name) is saved in widgets_values.
+WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "AUDIO_RECORD"})
+AUTOGROW = "COMFY_AUTOGROW_V3"  # ComfyUI's V3 growing input: its members arrive as "name.member" inputs
 HIDDEN_KINDS = frozenset({"PROMPT", "DYNPROMPT", "EXTRA_PNGINFO", "UNIQUE_ID", "AUTH_TOKEN_COMFY_ORG", "API_KEY_COMFY_ORG"})
 
 

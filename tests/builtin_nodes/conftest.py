@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import torch
 
-from hearth.core.builtin_nodes import MODULES
 from hearth.core.context import Folders
+from hearth.core.nodes import collect_nodes
 
-NODES: dict[str, type] = {name: cls for module in MODULES for name, cls in module.NODES.items()}
+NODES: dict[str, type] = collect_nodes("hearth.core.builtin_nodes", prefix="")
 
 
 def call(name: str, **inputs: Any) -> Any:

@@ -22,7 +22,7 @@ from typing import Any
 
 from hearth.core.executor.graph import Link, PromptNode
 from hearth.core.node_registry import NodeRegistry
-from hearth.core.nodes import InputSpec, NodeDefinitionError, NodeInputs, types_match
+from hearth.core.nodes import AUTOGROW, InputSpec, NodeDefinitionError, NodeInputs, types_match
 from hearth.core.runtime import Runtime, activated
 
 MAX_DEPENDENT_OUTPUTS = 50  # outputs named per failing node; the first ones, in the prompt's order
@@ -184,7 +184,8 @@ class Validator:
                 continue
             name = spec.name
             if name not in node.inputs:
-                if spec.section == "required":
+                # A V3 Autogrow input is listed as required, but a prompt carries only its members ("values.a").
+                if spec.section == "required" and spec.type != AUTOGROW:
                     errs.append(error("required_input_missing", "Required input is missing", name,
                                       input_name=name))
                 continue

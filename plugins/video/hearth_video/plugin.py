@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hearth.core.hookspecs import hookimpl
+from hearth.core.nodes import collect_nodes
 
 from . import animatediff_nodes, video_nodes, wan_nodes
 
@@ -14,7 +15,7 @@ def register_nodes():
     nodes: dict = {}
     for part in _PARTS:
         nodes.update(part.NODES)
-    return nodes
+    return nodes | collect_nodes(__package__)  # and every nodes_*.py module's
 
 
 @hookimpl
