@@ -57,8 +57,9 @@ def test_through_the_executor_with_dotted_inputs(run_prompt: Any) -> None:
 
 def test_object_info_has_comfyui_shape(hearth_runtime: Any) -> None:
     info = hearth_runtime.nodes["ComfyMathExpression"].object_info()
-    assert info["input"]["required"] == {"expression": ["STRING", {"default": "a + b", "multiline": True}]}
-    kind, options = info["input"]["optional"]["values"]
+    assert info["input"]["required"]["expression"] == ["STRING", {"default": "a + b", "multiline": True}]
+    assert info["input_order"] == {"required": ["expression", "values"]}
+    kind, options = info["input"]["required"]["values"]
     assert kind == "COMFY_AUTOGROW_V3"
     assert options["template"]["names"][:3] == ["a", "b", "c"] and len(options["template"]["names"]) == 26
     assert info["output"] == ["FLOAT", "INT", "BOOLEAN"] and info["output_name"] == ["FLOAT", "INT", "BOOL"]

@@ -7,8 +7,8 @@ and the browser adds its sockets and widgets under dotted names: ``values.a``, `
 every name a section claims to the node, as it does for rgthree's open sections), so the node receives them as
 keyword arguments; :func:`gather` turns them back into the dict ComfyUI's V3 nodes receive.
 
-One difference: an Autogrow input sits in the ``optional`` section here, where ComfyUI lists it as required,
-because the prompt never names the parent itself and Hearth's validator checks declared required names.
+An Autogrow parent is listed in ``required``, as ComfyUI lists it; the validator takes it as given by its
+members (a prompt never names the parent itself).
 """
 
 from __future__ import annotations

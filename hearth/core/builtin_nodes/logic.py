@@ -104,7 +104,7 @@ def _values_node(node_id: str, display: str, description: str, combine: Any, ali
     spec, claims = autogrow_prefix("values", ("value", ("*", {})), "value", minimum=1, maximum=10)
 
     def input_types(cls: type) -> dict[str, Any]:
-        return {"required": {}, "optional": DynamicSection({"values": spec}, claims)}
+        return {"required": DynamicSection({"values": spec}, claims)}
 
     def execute(self: Any, **kwargs: Any) -> tuple[bool]:
         values = gather("values", kwargs, [f"value{i}" for i in range(10)])

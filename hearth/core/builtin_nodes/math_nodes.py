@@ -126,8 +126,8 @@ class ComfyMathExpression:
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {"expression": ("STRING", {"default": "a + b", "multiline": True})},
-                "optional": DynamicSection({"values": _VALUES_SPEC}, _VALUES_CLAIMS)}
+        return {"required": DynamicSection({"expression": ("STRING", {"default": "a + b", "multiline": True}),
+                                            "values": _VALUES_SPEC}, _VALUES_CLAIMS)}
 
     def execute(self, expression: str, **inputs: Any) -> tuple[float, int, bool]:
         if not expression.strip():
