@@ -116,6 +116,17 @@ def test_schema_is_comfyuis(hearth_runtime):
     assert hearth_runtime.nodes["UpscaleModelLoader"].object_info()["category"] == "loaders"
 
 
+def test_spandrel_style_to_loads_through_the_model_manager(tmp_path):
+    from hearth_upscale.model import load_upscale_model
+
+    path = tmp_path / "c.safetensors"
+    tiny.write_compact(path)
+    model = load_upscale_model(path)
+    default_manager().unload(model.patcher)
+    assert model.to(model.device) is model and default_manager().is_loaded(model.patcher)
+    assert model.eval() is model and model.to("meta") is model and model.dtype == torch.float32
+
+
 def test_tiny_models_hook_writes_loadable_files(tmp_path):
     models = register_tiny_models()
     assert {m.kind for m in models.values()} == {"upscale_models"}

@@ -163,6 +163,22 @@ class UpscaleModel:
     def device(self) -> torch.device:
         return self.patcher.load_device
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float32
+
+    def to(self, device: str | torch.device) -> UpscaleModel:
+        """Spandrel's ``to``, which custom nodes call around ``comfy.utils.tiled_scale``: moving to the compute
+        device makes the weights resident through the model manager; moving away leaves eviction to it."""
+        from hearth.core.models import default_manager
+
+        if torch.device(device).type == self.device.type:
+            default_manager().load(self.patcher)
+        return self
+
+    def eval(self) -> UpscaleModel:
+        return self
+
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         height, width = images.shape[-2:]
         pad_h, pad_w = (-height) % self.multiple_of, (-width) % self.multiple_of
