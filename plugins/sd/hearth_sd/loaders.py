@@ -9,7 +9,7 @@ them; when the executor's cache drops the last, the weights are freed and the ne
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
@@ -254,3 +254,30 @@ def sdxl_text_encoders(path_l: str | Path, path_g: str | Path, embeddings: Itera
 
     record = load_once("sdxl_text_encoders", path_l, make, file_identity(path_g), embeddings, str(load_device))
     return SDClip(record.clip, record.text, record)
+
+
+def open_clip_to_hf(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An OpenCLIP text tower (bigG or ViT-H) in Hugging Face's key layout, the one ComfyUI's CLIPSave writes and
+    its text-encoder files use: the inverse of :func:`hf_to_open_clip`."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in sd.items():
+        for hf, ours in _HF_TO_OPEN_CLIP:
+            if key.startswith(ours):
+                out[hf + key[len(ours):]] = value
+                break
+        else:
+            if key.startswith("transformer.resblocks."):
+                index, _, rest = key[len("transformer.resblocks."):].partition(".")
+                layer = f"text_model.encoder.layers.{index}."
+                if rest.startswith("attn.in_proj_"):
+                    kind = rest[len("attn.in_proj_"):]
+                    for name, part in zip(("q", "k", "v"), value.chunk(3, dim=0), strict=True):
+                        out[f"{layer}self_attn.{name}_proj.{kind}"] = part.contiguous()
+                    continue
+                for hf, ours in _HF_LAYER:
+                    if rest.startswith(ours):
+                        out[layer + hf + rest[len(ours):]] = value
+                        break
+            elif key == "text_projection":
+                out["text_projection.weight"] = value.t().contiguous()
+    return out
