@@ -196,6 +196,13 @@ def test_zero_out_zeros_the_embedding_and_the_pooled_output() -> None:
     assert_unchanged(conditioning, before)
 
 
+def test_zero_out_also_zeros_lyrics_conditioning_as_comfyui() -> None:
+    lyrics = torch.ones(1, 5, 2)
+    (out,) = ConditioningZeroOut().zero_out([entry(embedding(1, 1.0), conditioning_lyrics=lyrics)])
+    assert out[0][1]["conditioning_lyrics"].shape == (1, 5, 2) and not out[0][1]["conditioning_lyrics"].any()
+    assert lyrics.eq(1).all()
+
+
 def test_timestep_range_is_stored_as_fractions_from_the_first_step() -> None:
     conditioning = [entry(embedding(1, 1.0), strength=0.5)]
     (out,) = ConditioningSetTimestepRange().set_range(conditioning, start=0.2, end=0.7)

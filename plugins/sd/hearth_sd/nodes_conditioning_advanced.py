@@ -24,8 +24,10 @@ class ConditioningZeroOut:
         out = []
         for cond, options in conditioning:
             options = dict(options)
-            if options.get("pooled_output") is not None:
-                options["pooled_output"] = torch.zeros_like(options["pooled_output"])
+            # What ComfyUI zeroes besides the embedding: the pooled output and ACE-Step's lyrics conditioning.
+            for key in ("pooled_output", "conditioning_lyrics"):
+                if options.get(key) is not None:
+                    options[key] = torch.zeros_like(options[key])
             out.append([torch.zeros_like(cond), options])
         return (out,)
 
