@@ -94,6 +94,15 @@ def cfg(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
     return uncond + (cond - uncond) * scale
 
 
+def perp_neg(positive: torch.Tensor, negative: torch.Tensor, empty: torch.Tensor, neg_scale: float,
+             scale: float) -> torch.Tensor:
+    """Perp-Neg (Armandpour et al. 2023): guidance from the empty prompt towards the positive, minus ``neg_scale``
+    times the negative's component perpendicular to it (the projection over the whole batch, as ComfyUI's)."""
+    pos, neg = positive - empty, negative - empty
+    perpendicular = neg - (torch.mul(neg, pos).sum() / torch.norm(pos) ** 2) * pos
+    return empty + scale * (pos - perpendicular * neg_scale)
+
+
 def model_options_of(model: Any) -> Mapping[str, Any]:
     """The MODEL's ``model_options`` (ComfyUI's layout), or an empty mapping for a model without them."""
     options = getattr(model, "model_options", None)
@@ -163,6 +172,8 @@ class Guidance:
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **_: Any) -> torch.Tensor:
         options = model_options_of(self.model)
+        if self.style == "perp_neg":
+            return self._perp_neg(x, sigma, options)
         if self.middle is not None:
             return self._dual(x, sigma, options)
         pre = options.get("sampler_pre_cfg_function", ())
@@ -199,6 +210,33 @@ class Guidance:
         negative_out, middle, positive = self._predict([negative, self.middle, self.positive], x, sigma)
         guided = cfg_function(self.model, options, middle, negative_out, self.scale_2, x, sig, self.middle, negative)
         return guided + (positive - middle) * self.scale
+
+    def _perp_neg(self, x: torch.Tensor, sigma: torch.Tensor, options: Mapping[str, Any]) -> torch.Tensor:
+        # PerpNegGuider (ComfyUI): positive, negative and the empty prompt (``middle``) in one batch; the negative's
+        # part perpendicular to the positive's guidance is removed from it (scaled by ``scale_2``, neg_scale). At
+        # neg_scale 0 the negative is not computed, and at cfg 1 too the empty prompt, unless the model sets
+        # disable_cfg1_optimization. The pre- and post-CFG functions run around it as in ComfyUI's guider.
+        keep = options.get("disable_cfg1_optimization", False)
+        negative, empty = self.negative, self.middle
+        if not keep and math.isclose(self.scale_2, 0.0):
+            negative = None
+            if math.isclose(self.scale, 1.0):
+                empty = None
+        conds = [self.positive, negative, empty]
+        out = self._predict(conds, x, sigma)
+        sig = _batch_sigma(sigma, x)
+        view = self.inner_model
+        for fn in options.get("sampler_pre_cfg_function", ()):
+            out = list(fn({"conds": conds, "conds_out": out, "cond_scale": self.scale, "timestep": sig, "input": x,
+                           "sigma": sig, "model": view, "model_options": options}))
+        positive_out, negative_out, empty_out = out
+        result = perp_neg(positive_out, negative_out, empty_out, self.scale_2, self.scale)
+        for post in options.get("sampler_post_cfg_function", ()):
+            args = {"denoised": result, "cond": self.positive, "uncond": negative, "cond_scale": self.scale,
+                    "model": view, "uncond_denoised": negative_out, "cond_denoised": positive_out, "sigma": sig,
+                    "model_options": options, "input": x, "empty_cond": empty, "empty_cond_denoised": empty_out}
+            result = _check_prediction("sampler_post_cfg_function", post(args), x)
+        return result
 
     def _predict(self, conds: list[list[Region] | None], x: torch.Tensor, sigma: torch.Tensor) -> list[torch.Tensor]:
         return [torch.zeros_like(x) if p is None else p for p in predict(self.model, conds, x, sigma)]
