@@ -119,11 +119,17 @@ def test_rrdbnet_original_layout_matches_the_reference(tmp_path):
     assert (model(x).double() - reference_esrgan_old(state, x)).abs().max() <= 1e-5
 
 
-def test_both_key_layouts_of_the_same_weights_give_the_same_image(tmp_path):
-    state = random_state(RRDBNet, tiny.ESRGAN_X4, seed=7)
+@pytest.mark.parametrize("upsamples", [0, 1, 2, 3])
+def test_both_key_layouts_of_the_same_weights_give_the_same_image(tmp_path, upsamples):
+    config = ESRGANConfig(3, 3, features=8, growth=4, blocks=2, upsamples=upsamples, unshuffle=1)
+    state = random_state(RRDBNet, config, seed=7)
     new = load_upscale_model(write(state, tmp_path / "new.safetensors"))
-    old = load_upscale_model(write(tiny.esrgan_old_keys(state, 2), tmp_path / "old.pth.safetensors"))
+    # The original layout numbers the Sequential: 1x ends model.2 / model.4, 2x model.3 ... model.7, 4x model.10.
+    old_state = tiny.esrgan_old_keys(state, upsamples)
+    assert f"model.{3 * upsamples + 4}.weight" in old_state
+    old = load_upscale_model(write(old_state, tmp_path / "old.safetensors"))
     assert (new.architecture, old.architecture) == ("RealESRGAN", "ESRGAN")
+    assert new.scale == old.scale == 2 ** upsamples
     x = image(9, 7)
     assert torch.equal(new(x), old(x))
 
