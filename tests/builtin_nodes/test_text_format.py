@@ -104,3 +104,17 @@ def test_json_extract_through_the_executor(run_prompt: Any) -> None:
     result = run_prompt(prompt)
     assert result.ok, result.error
     assert result.outputs["p"] == {"text": ["rain"]}
+
+
+@pytest.mark.parametrize(("node", "name", "value", "indent", "expected"), [
+    ("ConvertDictionaryToString", "dictionary", {"b": 1, "é": [1, 2]}, 0, '{"b": 1, "é": [1, 2]}'),
+    ("ConvertDictionaryToString", "dictionary", {"a": 1}, 2, '{\n  "a": 1\n}'),
+    ("ConvertArrayToString", "array", [1, "x"], 1, '[\n 1,\n "x"\n]'),
+])
+def test_convert_to_string(node: str, name: str, value: Any, indent: int, expected: str) -> None:
+    assert call(node, **{name: value}, indent=indent) == (expected,)
+
+
+def test_convert_to_string_names_what_is_not_json() -> None:
+    with pytest.raises(ValueError, match="input 'array': cannot write a list as JSON"):
+        call("ConvertArrayToString", array=[object()], indent=2)

@@ -1,5 +1,6 @@
-"""Text nodes of ComfyUI's ``nodes_string.py`` that format and read structured text: Format Text (``StringFormat``)
-and Extract Text from JSON (``JsonExtractString``).
+"""Text nodes of ComfyUI's ``nodes_string.py`` that format and read structured text: Format Text (``StringFormat``),
+Extract Text from JSON (``JsonExtractString``), and Convert Dictionary/Array to String (JSON text of a DICT or an
+ARRAY value).
 
 Both take text a user or another node wrote, so both are bounded where ComfyUI's are not: StringFormat refuses
 fields that reach into private attributes (``{a.__class__.__init__.__globals__}`` would print server internals)
@@ -134,4 +135,34 @@ class JsonExtractString:
             raise ValueError(f"key: the value of {key!r} is nested too deeply to show as text") from None
 
 
-NODES = {"StringFormat": StringFormat, "JsonExtractString": JsonExtractString}
+def _json_text(name: str, value: Any, indent: int) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, indent=indent or None)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"input {name!r}: cannot write a {type(value).__name__} as JSON ({exc})") from None
+
+
+def _to_string_node(node_id: str, display: str, kind: str, name: str, aliases: list[str]) -> type:
+    def input_types(cls: type) -> dict[str, Any]:
+        return {"required": {name: (kind, {}), "indent": ("INT", {
+            "default": 2, "min": 0, "max": 8,
+            "tooltip": "Spaces per indent level. 0 produces compact single-line string."})}}
+
+    def execute(self: Any, indent: int = 2, **value: Any) -> tuple[str]:
+        return (_json_text(name, value[name], indent),)
+
+    return type(node_id, (), {
+        "DISPLAY_NAME": display, "CATEGORY": "text", "RETURN_TYPES": ("STRING",), "FUNCTION": "execute",
+        "SEARCH_ALIASES": aliases, "INPUT_TYPES": classmethod(input_types), "execute": execute,
+        "__module__": __name__, "__doc__": f"ComfyUI's {display}: the {kind} as JSON text (``indent`` 0: one line)."})
+
+
+ConvertDictionaryToString = _to_string_node(
+    "ConvertDictionaryToString", "Convert Dictionary to String", "DICT", "dictionary",
+    ["json", "dict to json", "stringify", "serialize", "dict to string"])
+ConvertArrayToString = _to_string_node(
+    "ConvertArrayToString", "Convert Array to String", "ARRAY", "array",
+    ["json", "list to json", "stringify", "serialize", "list to string", "array to json"])
+
+NODES = {"StringFormat": StringFormat, "JsonExtractString": JsonExtractString,
+         "ConvertDictionaryToString": ConvertDictionaryToString, "ConvertArrayToString": ConvertArrayToString}
