@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import av
@@ -199,3 +200,14 @@ def test_save_audio_advanced_in_a_prompt_takes_format_quality_and_feeds_the_next
     prompt["2"]["inputs"]["format.quality"] = "999k"
     rejected = run_prompt(prompt)
     assert not rejected.ok and "999k" in str(rejected.validation.response() if rejected.validation else rejected.error)
+
+
+def test_a_path_outside_the_input_folder_fails_validation(hearth_folders: Folders, run_prompt):
+    secret = hearth_folders.input.parent / "secret.wav"
+    secret.write_bytes(b"RIFF")
+    prompt = {"1": {"class_type": "LoadAudio", "inputs": {"audio": "../secret.wav"}},
+              "2": {"class_type": "PreviewAudio", "inputs": {"audio": ["1", 0]}}}
+    result = run_prompt(prompt)
+    assert not result.ok and "1" not in result.executed
+    shown = json.dumps(result.validation.response() if result.validation else result.error)
+    assert "outside the input folder" in shown
