@@ -6,7 +6,12 @@ from typing import Any
 
 import pytest
 import torch
-from hearth_sd.nodes_cond_guidance import NODES, FluxGuidance, ReferenceLatent
+from hearth_sd.nodes_cond_guidance import (
+    NODES,
+    FluxGuidance,
+    FluxKontextMultiReferenceLatentMethod,
+    ReferenceLatent,
+)
 
 from hearth.core.executor import Executor
 from hearth.core.node_registry import NodeRegistry
@@ -50,6 +55,18 @@ def test_reference_latent_without_a_latent_passes_the_conditioning_through() -> 
     assert ReferenceLatent().append(given)[0] is given
     with pytest.raises(ValueError, match="ReferenceLatent: latent must be a LATENT"):
         ReferenceLatent().append(given, torch.zeros(1, 4, 2, 2))
+
+
+@pytest.mark.parametrize(("choice", "stored"), [("offset", "offset"), ("index", "index"), ("uxo/uno", "uxo"),
+                                               ("index_timestep_zero", "index_timestep_zero")])
+def test_reference_method_is_stored_under_comfyui_names(choice: str, stored: str) -> None:
+    (out,) = FluxKontextMultiReferenceLatentMethod().append(conditioning(), choice)
+    assert [options["reference_latents_method"] for _, options in out] == [stored, stored]
+    spec = FluxKontextMultiReferenceLatentMethod.INPUT_TYPES()["required"]["reference_latents_method"]
+    assert spec[0] == ["offset", "index", "uxo/uno", "index_timestep_zero"]
+    assert FluxKontextMultiReferenceLatentMethod.DISPLAY_NAME == "Edit Model Reference Method"
+    with pytest.raises(ValueError, match="reference_latents_method must be one of"):
+        FluxKontextMultiReferenceLatentMethod().append(conditioning(), "nearest")
 
 
 class Source:

@@ -29,6 +29,7 @@ from hearth_sd.nodes_latent_ops import (
     LatentOperationSharpen,
     LatentOperationTonemapReinhard,
     LatentSubtract,
+    TrimVideoLatent,
 )
 from hearth_sd.nodes_latent_transform import (
     LatentBlend,
@@ -208,6 +209,15 @@ def test_cut_to_batch_stacks_slices_and_drops_the_remainder() -> None:
     assert torch.equal(frames["samples"][1], video[0, :, 2:4])
     image = latent(numbered(1, 4, 2, 2))
     assert LatentCutToBatch().op(image, "t", 2)[0] is image  # no frames: unchanged, as in ComfyUI
+
+
+def test_trim_video_latent_drops_leading_frames() -> None:
+    video = latent(numbered(1, 2, 5, 1, 1), batch_index=[0])
+    (out,) = TrimVideoLatent().op(video, 2)
+    assert torch.equal(out["samples"], video["samples"][:, :, 2:]) and out["batch_index"] == [0]
+    assert TrimVideoLatent().op(video, 9)[0]["samples"].shape == (1, 2, 0, 1, 1)
+    with pytest.raises(ValueError, match="TrimVideoLatent: samples must be a video latent"):
+        TrimVideoLatent().op(latent(numbered(1, 4, 2, 2)), 1)
 
 
 # -- latent operations -------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Conditioning nodes that only record values for a model to read, with ComfyUI's names and inputs: FluxGuidance
-(``guidance``, comfy_extras/nodes_flux.py) and ReferenceLatent (``reference_latents``, nodes_edit_model.py).
+(``guidance``, comfy_extras/nodes_flux.py), FluxKontextMultiReferenceLatentMethod (``reference_latents_method``,
+the same file) and ReferenceLatent (``reference_latents``, nodes_edit_model.py).
 
 They need no model: each entry of the CONDITIONING gets a copy of its options with the key set (or, for lists,
 extended), exactly as ComfyUI's ``node_helpers.conditioning_set_values`` does; the family that reads the key
@@ -66,4 +67,30 @@ class ReferenceLatent:
         return (conditioning_set_values(conditioning, {"reference_latents": [latent["samples"]]}, append=True),)
 
 
-NODES = {cls.__name__: cls for cls in (FluxGuidance, ReferenceLatent)}
+REFERENCE_METHODS = ["offset", "index", "uxo/uno", "index_timestep_zero"]
+
+
+class FluxKontextMultiReferenceLatentMethod:
+    DISPLAY_NAME = "Edit Model Reference Method"
+    CATEGORY = "advanced/conditioning/flux"
+    EXPERIMENTAL = True
+    DESCRIPTION = "How an edit model places several reference latents (offset, index, uxo/uno, index_timestep_zero)."
+    RETURN_TYPES = ("CONDITIONING",)
+    FUNCTION = "append"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"conditioning": ("CONDITIONING",),
+                             "reference_latents_method": (REFERENCE_METHODS, {"advanced": True})}}
+
+    def append(self, conditioning: list[list[Any]], reference_latents_method: str) -> tuple[list[list[Any]]]:
+        if reference_latents_method not in REFERENCE_METHODS:
+            raise ValueError(f"FluxKontextMultiReferenceLatentMethod: reference_latents_method must be one of "
+                             f"{REFERENCE_METHODS}, got {reference_latents_method!r}")
+        # The models know the UXO/UNO method as "uxo" (ComfyUI stores it so).
+        method = "uxo" if "uxo" in reference_latents_method or "uso" in reference_latents_method \
+            else reference_latents_method
+        return (conditioning_set_values(conditioning, {"reference_latents_method": method}),)
+
+
+NODES = {cls.__name__: cls for cls in (FluxGuidance, ReferenceLatent, FluxKontextMultiReferenceLatentMethod)}

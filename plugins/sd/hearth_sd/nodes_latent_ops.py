@@ -1,6 +1,6 @@
 """Latent arithmetic and batch nodes with ComfyUI's names and inputs (comfy_extras/nodes_latent.py): LatentAdd,
 LatentSubtract, LatentMultiply, LatentInterpolate, LatentBatch, LatentBatchSeedBehavior, LatentConcat, LatentCut,
-LatentCutToBatch, and the latent operations (LatentApplyOperation, LatentApplyOperationCFG,
+LatentCutToBatch, TrimVideoLatent (nodes_wan.py), and the latent operations (LatentApplyOperation, LatentApplyOperationCFG,
 LatentOperationTonemapReinhard, LatentOperationSharpen).
 
 Where two latents of different sizes meet, the second is resized to the first (bilinear, centre crop) and its batch
@@ -262,6 +262,27 @@ class LatentCutToBatch:
         return (with_samples(samples, sliced),)
 
 
+class TrimVideoLatent:
+    CATEGORY = "latent/video"
+    EXPERIMENTAL = True
+    DESCRIPTION = "Drop the first trim_amount latent frames of a video latent."
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "op"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"samples": ("LATENT",),
+                             "trim_amount": ("INT", {"default": 0, "min": 0, "max": 99999})}}
+
+    def op(self, samples: dict[str, Any], trim_amount: int) -> tuple[dict[str, Any]]:
+        latent = samples["samples"]
+        if latent.ndim != 5:
+            raise ValueError(f"TrimVideoLatent: samples must be a video latent [B, C, t, h, w], got "
+                             f"{list(latent.shape)}")
+        # Frames run along axis 2; trimming past the end leaves no frame, as ComfyUI's slice does.
+        return (with_samples(samples, latent[:, :, trim_amount:]),)
+
+
 # -- latent operations: functions ``op(latent=..., **kwargs) -> latent`` (ComfyUI's LATENT_OPERATION) ---------------
 
 
@@ -381,6 +402,6 @@ class LatentOperationSharpen:
 
 NODES = {cls.__name__: cls for cls in (
     LatentAdd, LatentSubtract, LatentMultiply, LatentInterpolate, LatentBatch, LatentBatchSeedBehavior,
-    LatentConcat, LatentCut, LatentCutToBatch, LatentApplyOperation, LatentApplyOperationCFG,
+    LatentConcat, LatentCut, LatentCutToBatch, TrimVideoLatent, LatentApplyOperation, LatentApplyOperationCFG,
     LatentOperationTonemapReinhard, LatentOperationSharpen,
 )}
