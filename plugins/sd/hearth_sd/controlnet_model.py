@@ -1,0 +1,178 @@
+"""The ControlNet network of SD1.x / SD2.x / SDXL (Zhang et al. 2023) in the LDM single-file key layout.
+
+A copy of the UNet's encoder half (``time_embed``, ``label_emb``, ``input_blocks``, ``middle_block``) plus what
+makes it a ControlNet: ``input_hint_block`` (the hint image down to the latent's size), one 1x1 ``zero_convs.N``
+after every input block and ``middle_block_out``. Its forward returns ComfyUI's control dict ``{"output": [one
+residual per input block, in block order], "middle": [the middle residual]}``, which the UNet adds to its skip
+connections and middle block (:class:`hearth_sd.unet.ControlResiduals`). This is the network of ComfyUI's
+``comfy/cldm/cldm.py`` and of diffusers' ``ControlNetModel``; the hint block's widths are read from the file
+(16, 32, 96, 256 in every published ControlNet) so tiny test files can be small.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .ops import compute_dtype_of
+from .unet import (
+    Downsample,
+    ResBlock,
+    SpatialTransformer,
+    TimestepBlock,
+    UNetConfig,
+    timestep_embedding,
+)
+
+HINT_WIDTHS = (16, 32, 96, 256)  # the hint encoder of every published SD ControlNet
+
+
+@dataclass(frozen=True)
+class ControlNetConfig:
+    """Shape of a ControlNet: the UNet encoder it copies, and its hint encoder (``hint_channels`` in: 3 for RGB)."""
+
+    unet: UNetConfig
+    hint_channels: int = 3
+    hint_widths: tuple[int, ...] = field(default=HINT_WIDTHS)
+
+    @property
+    def downscale(self) -> int:
+        """How much the hint encoder shrinks the hint: the latent is the hint's size divided by this."""
+        return 2 ** (len(self.hint_widths) - 1)
+
+
+def _hint_block(config: ControlNetConfig) -> nn.Sequential:
+    # conv(hint -> w0), then per width step a conv at that width and a stride-2 conv to the next, SiLU between
+    # every two, and a last conv to the UNet's width: LDM's numbering (0, 2, 4 ... 14) falls out of this order.
+    widths = config.hint_widths
+    layers: list[nn.Module] = [nn.Conv2d(config.hint_channels, widths[0], 3, padding=1), nn.SiLU()]
+    for here, nxt in zip(widths, widths[1:], strict=False):
+        layers += [nn.Conv2d(here, here, 3, padding=1), nn.SiLU(),
+                   nn.Conv2d(here, nxt, 3, padding=1, stride=2), nn.SiLU()]
+    layers.append(nn.Conv2d(widths[-1], config.unet.model_channels, 3, padding=1))
+    return nn.Sequential(*layers)
+
+
+def _zero_conv(channels: int) -> TimestepBlock:
+    return TimestepBlock(nn.Conv2d(channels, channels, 1))
+
+
+class ControlNetModel(nn.Module):
+    """``forward(x, hint, timesteps, context, y=None)`` -> ``{"output": [...], "middle": [...]}`` (unscaled).
+
+    ``x``: the UNet's input ``[B, C, h, w]``; ``hint``: ``[B or 1, hint_channels, h * downscale, w * downscale]``
+    in 0..1; ``timesteps``, ``context``, ``y``: as the UNet takes them.
+    """
+
+    def __init__(self, config: ControlNetConfig):
+        super().__init__()
+        self.config = config
+        c = config.unet
+        ch = c.model_channels
+        time_dim = ch * 4
+        self.time_embed = nn.Sequential(nn.Linear(ch, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
+        if c.adm_in_channels:
+            self.label_emb = nn.Sequential(
+                nn.Sequential(nn.Linear(c.adm_in_channels, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
+            )
+        self.input_hint_block = _hint_block(config)
+        self.input_blocks = nn.ModuleList([TimestepBlock(nn.Conv2d(c.in_channels, ch, 3, padding=1))])
+        self.zero_convs = nn.ModuleList([_zero_conv(ch)])
+        cur = ch
+        last_level = len(c.channel_mult) - 1
+        for level, mult in enumerate(c.channel_mult):
+            for _ in range(c.num_res_blocks):
+                layers: list[nn.Module] = [ResBlock(cur, time_dim, mult * ch)]
+                cur = mult * ch
+                if c.transformer_depth[level]:
+                    layers.append(self._transformer(cur, c.transformer_depth[level]))
+                self.input_blocks.append(TimestepBlock(*layers))
+                self.zero_convs.append(_zero_conv(cur))
+            if level != last_level:
+                self.input_blocks.append(TimestepBlock(Downsample(cur)))
+                self.zero_convs.append(_zero_conv(cur))
+        middle: list[nn.Module] = [ResBlock(cur, time_dim, cur)]
+        if c.transformer_depth_middle:
+            middle.append(self._transformer(cur, c.transformer_depth_middle))
+        middle.append(ResBlock(cur, time_dim, cur))
+        self.middle_block = TimestepBlock(*middle)
+        self.middle_block_out = _zero_conv(cur)
+
+    def _transformer(self, channels: int, depth: int) -> SpatialTransformer:
+        c = self.config.unet
+        heads, head_dim = c.heads_for(channels)
+        return SpatialTransformer(channels, heads, head_dim, depth, c.context_dim, c.use_linear_in_transformer)
+
+    def forward(self, x: torch.Tensor, hint: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
+                y: torch.Tensor | None = None) -> dict[str, list[torch.Tensor]]:
+        c = self.config.unet
+        if (y is None) != (c.adm_in_channels is None):
+            raise ValueError("y (the ADM vector) is required exactly when the ControlNet has adm_in_channels")
+        dtype = compute_dtype_of(self)
+        if timesteps.ndim == 0:
+            timesteps = timesteps[None]
+        emb = self.time_embed(timestep_embedding(timesteps.expand(x.shape[0]), c.model_channels).to(dtype))
+        if y is not None:
+            emb = emb + self.label_emb(y.to(dtype))
+        context = context.to(dtype)
+        guided = self.input_hint_block(hint.to(dtype))
+        h = x.to(dtype)
+        outputs = []
+        for number, (block, zero_conv) in enumerate(zip(self.input_blocks, self.zero_convs, strict=True)):
+            h = block(h, emb, context)
+            if number == 0:
+                h = h + guided
+            outputs.append(zero_conv(h, emb, context))
+        h = self.middle_block(h, emb, context)
+        return {"output": outputs, "middle": [self.middle_block_out(h, emb, context)]}
+
+
+def _count(keys: Mapping[str, object], pattern: str) -> int:
+    rx = re.compile(pattern)
+    found = {int(m.group(1)) for k in keys if (m := rx.match(k))}
+    return max(found) + 1 if found else 0
+
+
+def controlnet_config(sd: Mapping[str, torch.Tensor], heads: Mapping[str, int | None]) -> ControlNetConfig:
+    """The config the shapes of an LDM-layout ControlNet state dict (prefix removed) describe.
+
+    ``heads``: ``{"num_heads": n, "num_head_channels": None}`` or the other way round (shapes cannot say).
+    """
+    conv_in = sd["input_blocks.0.0.weight"]
+    mc = conv_in.shape[0]
+    mult: list[int] = []
+    depth: list[int] = []
+    num_res = level_blocks = 0
+    for k in range(1, _count(sd, r"input_blocks\.(\d+)\.")):
+        if f"input_blocks.{k}.0.op.weight" in sd:
+            num_res = num_res or level_blocks
+            level_blocks = 0
+            continue
+        if level_blocks == 0:
+            mult.append(sd[f"input_blocks.{k}.0.in_layers.2.weight"].shape[0] // mc)
+            depth.append(_count(sd, rf"input_blocks\.{k}\.1\.transformer_blocks\.(\d+)\."))
+        level_blocks += 1
+    num_res = num_res or level_blocks
+    to_k = next((v for k, v in sd.items() if k.endswith("attn2.to_k.weight")), None)
+    proj_in = next((v for k, v in sd.items() if k.endswith("proj_in.weight")), None)
+    hint_convs = sorted(int(m.group(1)) for k in sd if (m := re.match(r"input_hint_block\.(\d+)\.weight$", k)))
+    widths = tuple(sd[f"input_hint_block.{i}.weight"].shape[0] for i in hint_convs[:-1][::2])
+    unet = UNetConfig(
+        in_channels=conv_in.shape[1],
+        out_channels=conv_in.shape[1],
+        model_channels=mc,
+        channel_mult=tuple(mult),
+        num_res_blocks=num_res,
+        transformer_depth=tuple(depth),
+        transformer_depth_middle=_count(sd, r"middle_block\.1\.transformer_blocks\.(\d+)\."),
+        context_dim=to_k.shape[1] if to_k is not None else 768,
+        use_linear_in_transformer=proj_in is not None and proj_in.ndim == 2,
+        adm_in_channels=sd["label_emb.0.0.weight"].shape[1] if "label_emb.0.0.weight" in sd else None,
+        num_heads=heads.get("num_heads"),
+        num_head_channels=heads.get("num_head_channels"),
+    )
+    return ControlNetConfig(unet, hint_channels=sd["input_hint_block.0.weight"].shape[1], hint_widths=widths)
