@@ -52,27 +52,88 @@ def center_crop_box(width: int, height: int, target_w: int, target_h: int) -> tu
     return x, y, width - 2 * x, height - 2 * y
 
 
-def upscale(images: Any, width: int, height: int, method: str, crop: str = "disabled") -> Any:
-    """Resize ``[B, H, W, C]`` images to ``width`` x ``height`` with one of :data:`UPSCALE_METHODS`."""
+def resize_bchw(samples: Any, width: int, height: int, method: str, crop: str = "disabled") -> Any:
+    """ComfyUI's ``comfy.utils.common_upscale`` on ``[B, C, H, W]`` values (images moved channels-first, masks
+    with C = 1): an optional centre crop to the target's aspect ratio, then one of :data:`UPSCALE_METHODS`.
+
+    As ComfyUI: ``bilinear``/``bicubic`` without corner alignment or antialiasing and without clamping (bicubic
+    may overshoot 0..1 slightly), ``area`` is average pooling, and ``lanczos`` goes through PIL at 8 bits, the
+    float-to-byte step truncating (``astype(uint8)``), so its results match ComfyUI's to the byte.
+    """
     torch = torch_module()
     if method not in UPSCALE_METHODS:
         raise ValueError(f"unknown upscale method {method!r}; expected one of {', '.join(UPSCALE_METHODS)}")
-    samples = images
+    if width < 1 or height < 1:
+        raise ValueError(f"cannot resize to {width}x{height}: both sides must be at least 1 pixel")
     if crop == "center":
-        x, y, w, h = center_crop_box(images.shape[2], images.shape[1], width, height)
-        samples = images[:, y:y + h, x:x + w, :]
+        x, y, w, h = center_crop_box(samples.shape[-1], samples.shape[-2], width, height)
+        samples = samples[..., y:y + h, x:x + w]
     if method == "lanczos":
-        # Through PIL in the image's own mode (L, RGB or RGBA), so no channel is lost, as in ComfyUI.
-        resized = [np.asarray(tensor_to_pil(img).resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32)
-                   for img in samples]
-        out = torch.from_numpy(np.stack(resized) / 255.0)
-        return out if out.ndim == 4 else out[..., None]
-    chw = samples.movedim(-1, 1)
+        return _lanczos(samples, width, height)
     kwargs = {"align_corners": False} if method in ("bilinear", "bicubic") else {}
-    out = torch.nn.functional.interpolate(chw, size=(height, width), mode=method, **kwargs)
-    if method == "bicubic":
-        out = out.clamp(0.0, 1.0)
-    return out.movedim(1, -1).contiguous()
+    return torch.nn.functional.interpolate(samples.float(), size=(height, width), mode=method, **kwargs)
+
+
+def _lanczos(samples: Any, width: int, height: int) -> Any:
+    # PIL filters each band alike, so resizing channel by channel in mode L gives ComfyUI's RGB/RGBA result and
+    # also serves masks and other channel counts.
+    torch = torch_module()
+    array = samples.detach().cpu().float().numpy()
+    as_bytes = np.clip(255.0 * array, 0, 255).astype(np.uint8)
+    out = np.empty((*array.shape[:2], height, width), dtype=np.float32)
+    for b in range(array.shape[0]):
+        for c in range(array.shape[1]):
+            band = Image.fromarray(as_bytes[b, c]).resize((width, height), Image.Resampling.LANCZOS)
+            out[b, c] = np.asarray(band, dtype=np.float32) / 255.0
+    return torch.from_numpy(out).to(samples.device)
+
+
+def upscale(images: Any, width: int, height: int, method: str, crop: str = "disabled") -> Any:
+    """Resize ``[B, H, W, C]`` images to ``width`` x ``height`` (:func:`resize_bchw`'s rules)."""
+    return resize_bchw(images.movedim(-1, 1), width, height, method, crop).movedim(1, -1).contiguous()
+
+
+def resize_masks(masks: Any, width: int, height: int, method: str, crop: str = "disabled") -> Any:
+    """Resize ``[B, H, W]`` (or ``[H, W]``) masks to ``[B, height, width]`` (:func:`resize_bchw`'s rules)."""
+    batch = mask_batch(masks)
+    return resize_bchw(batch[:, None], width, height, method, crop)[:, 0]
+
+
+def mask_batch(mask: Any, name: str = "mask") -> Any:
+    """A MASK as ``[B, H, W]``: ComfyUI's ``mask.reshape((-1, H, W))``, so ``[H, W]`` becomes one mask."""
+    if mask.ndim < 2:
+        raise ValueError(f"{name}: expected a MASK [batch, height, width], got a tensor of shape {tuple(mask.shape)}")
+    return mask.reshape((-1, mask.shape[-2], mask.shape[-1]))
+
+
+def check_image(image: Any, name: str = "image") -> Any:
+    """``image`` if it is an IMAGE ``[B, H, W, C]``; else a ValueError naming the input and what was given."""
+    if getattr(image, "ndim", None) != 4:
+        shape = tuple(image.shape) if hasattr(image, "shape") else type(image).__name__
+        raise ValueError(f"{name}: expected an IMAGE [batch, height, width, channels], got {shape}; "
+                         "link an IMAGE output (a MASK needs Convert Mask to Image first)")
+    return image
+
+
+def alpha_fix(destination: Any, source: Any) -> tuple[Any, Any]:
+    """ComfyUI's ``image_alpha_fix``: ``source`` takes ``destination``'s channel count, dropping its alpha or
+    gaining an opaque one."""
+    torch = torch_module()
+    if destination.shape[-1] < source.shape[-1]:
+        source = source[..., :destination.shape[-1]]
+    elif destination.shape[-1] > source.shape[-1]:
+        source = torch.nn.functional.pad(source, (0, 1), value=1.0)
+    return destination, source
+
+
+def repeat_to_batch(values: Any, batch: int) -> Any:
+    """ComfyUI's ``repeat_to_batch_size``: cut a longer batch, or repeat a shorter one whole (then cut)."""
+    if values.shape[0] > batch:
+        return values[:batch]
+    if values.shape[0] < batch:
+        times = -(-batch // values.shape[0])
+        return values.repeat(times, *([1] * (values.ndim - 1)))[:batch]
+    return values
 
 
 def target_size(images: Any, width: int, height: int) -> tuple[int, int]:

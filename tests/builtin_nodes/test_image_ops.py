@@ -110,11 +110,29 @@ def test_batch_resizes_the_second_image_to_the_first() -> None:
     assert torch.allclose(out[1], torch.full((4, 6, 3), 0.3))
 
 
-def test_batch_keeps_the_common_channels() -> None:
+def test_batch_gives_an_rgb_image_opaque_alpha_beside_rgba() -> None:
     rgba = torch.rand(1, 4, 4, 4)
     rgb = torch.rand(1, 4, 4, 3)
     (out,) = call("ImageBatch", image1=rgba, image2=rgb)
-    assert out.shape == (2, 4, 4, 3) and torch.equal(out[0], rgba[0, ..., :3])
+    assert out.shape == (2, 4, 4, 4) and torch.equal(out[0], rgba[0])
+    assert torch.equal(out[1, ..., :3], rgb[0]) and torch.all(out[1, ..., 3] == 1.0)
+    (out,) = call("ImageBatch", image1=rgb, image2=rgba)
+    assert out.shape == (2, 4, 4, 4) and torch.all(out[0, ..., 3] == 1.0)
+    assert NodeDefinition("ImageBatch", NODES["ImageBatch"]).object_info()["deprecated"] is True
+
+
+def test_scale_bicubic_keeps_its_overshoot_as_comfyui() -> None:
+    step = torch.zeros(1, 1, 8, 3)
+    step[:, :, 4:] = 1.0
+    (out,) = call("ImageScale", image=step, upscale_method="bicubic", width=32, height=1, crop="disabled")
+    # ComfyUI's common_upscale does not clamp: the cubic kernel rings past 0 and 1 beside the step.
+    assert float(out.max()) > 1.0 and float(out.min()) < 0.0
+
+
+def test_scale_lanczos_truncates_to_8_bits_as_comfyui() -> None:
+    (out,) = call("ImageScale", image=torch.full((1, 2, 2, 3), 0.999), upscale_method="lanczos", width=4,
+                  height=4, crop="disabled")
+    assert torch.allclose(out, torch.full((1, 4, 4, 3), 254 / 255))  # 254.745 truncated, not rounded to 255
 
 
 def test_crop_takes_the_region() -> None:

@@ -85,8 +85,12 @@ class ImageScaleBy:
 
 
 class ImageBatch:
+    """ComfyUI's (deprecated) two-image Batch Images: ``image2`` resized to ``image1``'s size (bilinear, centre
+    crop) and appended; an RGB image batched with an RGBA one gains an opaque alpha channel."""
+
     DISPLAY_NAME = "Batch Images"
     CATEGORY = "image"
+    DEPRECATED = True
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "batch"
 
@@ -96,10 +100,16 @@ class ImageBatch:
 
     def batch(self, image1: Any, image2: Any) -> tuple[Any]:
         torch = torch_module()
-        if image1.shape[1:3] != image2.shape[1:3]:
+        if image1.shape[-1] < image2.shape[-1]:
+            image1 = torch.nn.functional.pad(image1, (0, 1), value=1.0)
+        elif image2.shape[-1] < image1.shape[-1]:
+            image2 = torch.nn.functional.pad(image2, (0, 1), value=1.0)
+        if image1.shape[-1] != image2.shape[-1]:
+            raise ValueError(f"image2: cannot batch {image2.shape[-1]}-channel images with {image1.shape[-1]}-"
+                             "channel ones; convert both to RGB first")
+        if image1.shape[1:] != image2.shape[1:]:
             image2 = upscale(image2, image1.shape[2], image1.shape[1], "bilinear", "center")
-        channels = min(image1.shape[-1], image2.shape[-1])
-        return (torch.cat((image1[..., :channels], image2[..., :channels]), dim=0),)
+        return (torch.cat((image1, image2), dim=0),)
 
 
 class ImageCrop:
