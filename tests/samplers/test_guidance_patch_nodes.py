@@ -51,6 +51,16 @@ def test_cfg_norm_caps_the_channel_norm_at_the_positive_predictions() -> None:
     assert model.model_options == {}  # the input MODEL is not patched
 
 
+def test_cfg_norm_pre_cfg_rescales_the_guided_noise_to_the_positive_noise_norm() -> None:
+    model, x, sigma, c, u = _setup()
+    (patched,) = CFGNorm().execute(model, 0.5, True)
+    eps_c, eps_u = x - c, x - u
+    g = eps_u + SCALE * (eps_c - eps_u)
+    rescaled = g * eps_c.norm(dim=1, keepdim=True) / g.norm(dim=1, keepdim=True)
+    assert torch.allclose(_guided(patched, x, sigma), x - (0.5 * rescaled + 0.5 * g), atol=1e-5)
+    assert "sampler_post_cfg_function" not in patched.model_options
+
+
 def test_cfg_zero_star_guides_from_the_projected_negative() -> None:
     model, x, sigma, c, u = _setup()
     (patched,) = CFGZeroStar().execute(model)

@@ -98,6 +98,8 @@ def test_continuous_schedules() -> None:
 def test_a_model_without_object_patches_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="ModelSamplingAuraFlow: this MODEL .*ToyModel"):
         ModelSamplingAuraFlow().patch_aura(ToyModel(), 1.73)
+    with pytest.raises(ValueError, match="ModelSamplingAuraFlow: sampling 'img_to_img_velocity'"):
+        ModelSamplingAuraFlow().patch_aura(ToyModel(), 1.73, "img_to_img_velocity")
     with pytest.raises(ValueError, match="img_to_img"):
         ModelSamplingDiscrete().patch(ToyModel(), "img_to_img", False)
 

@@ -47,9 +47,13 @@ class CFGNorm:
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {"required": {"model": ("MODEL",),
-                             "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.01})}}
+                             "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.01})},
+                "optional": {"pre_cfg": ("BOOLEAN", {"default": False, "tooltip": (
+                    "If true, rescale the combined noise BEFORE the sampler's CFG combine, without clamping (can "
+                    "amplify). Matches the norm-scaled CFG used by models like Lens. Default false keeps the "
+                    "original post-CFG x0-space attenuate-only behavior.")})}}
 
-    def execute(self, model, strength):
+    def execute(self, model, strength, pre_cfg=False):
         import torch
 
         def cfg_norm(args):
@@ -58,8 +62,21 @@ class CFGNorm:
                 torch.norm(guided, dim=1, keepdim=True) + 1e-8)
             return guided * ratio.clamp(min=0.0, max=1.0) * strength
 
+        def cfg_norm_noise(args):
+            # In noise space: the guided noise rescaled to the positive noise's channel norm, blended by strength.
+            cond, uncond = args["cond"], args["uncond"]
+            guided = uncond + args["cond_scale"] * (cond - uncond)
+            cond_norm = torch.linalg.vector_norm(cond, dim=1, keepdim=True)
+            guided_norm = torch.linalg.vector_norm(guided, dim=1, keepdim=True)
+            ratio = torch.where(guided_norm > 0, cond_norm / guided_norm.clamp_min(1e-12), torch.ones_like(guided_norm))
+            rescaled = guided * ratio
+            return rescaled if strength == 1.0 else strength * rescaled + (1.0 - strength) * guided
+
         patched = clone_for_patch("CFGNorm", model)
-        add_sampler_function(patched, "sampler_post_cfg_function", cfg_norm)
+        if pre_cfg:
+            add_sampler_function(patched, "sampler_cfg_function", cfg_norm_noise)
+        else:
+            add_sampler_function(patched, "sampler_post_cfg_function", cfg_norm)
         return (patched,)
 
 

@@ -5,7 +5,7 @@ ModelSamplingFlux (ComfyUI's ``comfy_extras/nodes_model_advanced.py``) each put 
 (:mod:`.model_sampling`) on a clone as the ``model_sampling`` object patch; the MODEL evaluates with it and the
 samplers and schedules read it. ModelSamplingSD3 is the video plugin's node (the same flow sampling, multiplier
 1000). Differences from ComfyUI: ``edm_playground_v2.5`` also needs Playground's latent format, which Hearth's SD
-MODEL cannot take, and ``cosmos_rflow`` / ``img_to_img`` serve families Hearth lacks: they are listed (the same
+MODEL cannot take, and ``cosmos_rflow``, ``img_to_img`` and AuraFlow's ``img_to_img_velocity`` serve families Hearth lacks: they are listed (the same
 choices as ComfyUI) but refused with that reason rather than sampled wrongly.
 """
 
@@ -119,11 +119,15 @@ class ModelSamplingAuraFlow:
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {"required": {"model": ("MODEL",),
-                             "shift": ("FLOAT", {"default": 1.73, "min": 0.0, "max": 100.0, "step": 0.01})}}
+                             "shift": ("FLOAT", {"default": 1.73, "min": 0.0, "max": 100.0, "step": 0.01})},
+                "optional": {"sampling": (["flow", "img_to_img_velocity"], {"default": "flow", "advanced": True})}}
 
-    def patch_aura(self, model, shift):
+    def patch_aura(self, model, shift, sampling="flow"):
         from .model_sampling import FlowSampling
 
+        if sampling != "flow":
+            raise ValueError(f"ModelSamplingAuraFlow: sampling {sampling!r} is for a model family Hearth does not "
+                             f"have (Marigold); use 'flow'")
         if not shift > 0:
             raise ValueError(f"ModelSamplingAuraFlow: shift must be above 0, got {shift}")
         return _patched("ModelSamplingAuraFlow", model, FlowSampling(shift=float(shift), multiplier=1.0))
