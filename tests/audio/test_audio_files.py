@@ -124,6 +124,8 @@ def test_more_than_two_channels_or_a_bad_value_is_refused_by_name(folders):
         call("SaveAudio", audio=wide, filename_prefix="w")
     with pytest.raises(ValueError, match="SaveAudioMP3: audio must be an AUDIO value"):
         call("SaveAudioMP3", audio=torch.zeros(1, 2, 10), filename_prefix="w", quality="V0")
+    with pytest.raises(ValueError, match="SaveAudioOpus: Opus takes at most 256 kbit/s per channel"):
+        call("SaveAudioOpus", audio=sine(seconds=0.1, channels=1), filename_prefix="w", quality="320k")
     with pytest.raises(ValueError, match="SaveAudioMP3: MP3 cannot store 7000 Hz"):
         call("SaveAudioMP3", audio={"waveform": torch.zeros(1, 1, 100), "sample_rate": 7000}, filename_prefix="w",
              quality="V0")

@@ -90,6 +90,9 @@ def encode(waveform: torch.Tensor, sample_rate: int, fmt: str, quality: str = "1
     if fmt == "mp3" and rate not in MP3_RATES:
         raise ValueError(f"MP3 cannot store {rate} Hz audio (LAME takes {', '.join(map(str, MP3_RATES))} Hz); "
                          f"save it as FLAC or Opus")
+    if fmt == "opus" and _BIT_RATES.get(quality, 0) > 256000 * channels:
+        raise ValueError(f"Opus takes at most 256 kbit/s per channel, so {quality} does not fit this mono clip; "
+                         f"choose 192k or lower (or make it stereo)")
     layout = "mono" if channels == 1 else "stereo"
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format=fmt) as container:
