@@ -141,6 +141,7 @@ def test_load_audio_reads_wav_lists_audio_files_and_refuses_hostile_input(folder
         handle.writeframes(pcm.tobytes())
     (folders.input / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(64))
     (folders.input / "fake.mp3").write_bytes(b"this is not audio at all" * 10)
+    (folders.input / ".upload.1234-abcd1234.partial.wav").write_bytes(b"RIFF")  # an upload still being written
     choices = NODES["LoadAudio"].INPUT_TYPES()["required"]["audio"]
     assert choices[0] == ["fake.mp3", "voice.wav"] and choices[1] == {"audio_upload": True}
     (audio,) = call("LoadAudio", audio="voice.wav")

@@ -33,7 +33,7 @@ def input_audio_files() -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
-                  if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+                  if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."))
 
 
 def _resolve(node: str, name: str) -> Path:

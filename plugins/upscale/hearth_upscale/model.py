@@ -86,13 +86,14 @@ def _torch_file(path: Path) -> dict[str, torch.Tensor]:
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The file's tensors as float32, unwrapped from ``params_ema``/``params`` and a ``module.`` prefix."""
     path = Path(path)
-    if path.suffix.lower() in (".safetensors", ".sft"):
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    # A safetensors file starts with its header's length and "{"; anything else is read as a PyTorch file, whose
+    # state dict BasicSR nests one level down ({"params_ema": {...}}).
+    if len(head) > 8 and head[8:9] == b"{":
         state = load_state_dict(path)
     else:
-        try:
-            state = load_state_dict(path)
-        except CheckpointError:
-            state = _torch_file(path)  # BasicSR's {"params_ema": {...}} nests the tensors one level down
+        state = _torch_file(path)
     if state and all(key.startswith("module.") for key in state):
         state = {key[len("module."):]: value for key, value in state.items()}
     return {key: value.float() if value.is_floating_point() else value for key, value in state.items()}
