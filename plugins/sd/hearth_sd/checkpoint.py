@@ -35,7 +35,7 @@ from hearth.core.models.devices import as_device
 
 from .clip_text import CLIPTextEncoder, TextEncoderConfig
 from .embeddings import EmbeddingLibrary
-from .families import FAMILIES, Family, TextEncoderSpec, get_family
+from .families import ALL_FAMILIES, Family, TextEncoderSpec, get_family
 from .formats import UNET_PREFIX, VAE_PREFIX, prediction_from_metadata, sd_formats
 from .model import VAE, DiffusionModel
 from .open_clip_text import OpenCLIPTextEncoder
@@ -307,10 +307,12 @@ def unet_family(shapes: Mapping[str, tuple[int, ...]], metadata: Mapping[str, st
     ``proj_in`` or 1024-wide context is SD2, the rest SD1. ``hearth.sd.family`` metadata (tiny files) decides first.
     """
     named = (metadata or {}).get(FAMILY_METADATA_KEY)
-    if named in FAMILIES:
+    if named in ALL_FAMILIES:
         return get_family(named)
     context = next((shape[1] for key, shape in shapes.items() if key.endswith("attn2.to_k.weight")), None)
     if "label_emb.0.0.weight" in shapes:
+        if context == 1024:  # SD2's text width with an ADM input: SD2.1-unclip
+            return get_family("sd2_unclip")
         return get_family("sdxl_refiner" if context == 1280 else "sdxl")
     proj_in = next((shape for key, shape in shapes.items() if key.endswith("proj_in.weight")), None)
     if context == 1024 or (proj_in is not None and len(proj_in) == 2):

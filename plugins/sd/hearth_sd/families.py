@@ -7,7 +7,7 @@ tests), its prediction type and latent scale. Nothing here loads weights.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .clip_text import TextEncoderConfig
 from .formats import (
@@ -50,8 +50,9 @@ class TextEncoderSpec:
 
 @dataclass(frozen=True)
 class Family:
-    """A model family. ``adm`` is None, ``"sdxl"`` (size + crop + target size) or ``"sdxl_refiner"`` (size +
-    crop + aesthetic score): which vector the UNet's ``label_emb`` takes."""
+    """A model family. ``adm`` is None, ``"sdxl"`` (size + crop + target size), ``"sdxl_refiner"`` (size +
+    crop + aesthetic score) or ``"unclip"`` (noise-augmented CLIP image embeddings): which vector the UNet's
+    ``label_emb`` takes."""
 
     name: str
     description: str
@@ -189,11 +190,27 @@ SDXL_REFINER = Family(
     adm="sdxl_refiner",
 )
 
+# SD2.1-unclip: the SD2 UNet with an ADM input fed by CLIP image embeddings (noise-augmented, see hearth_sd.unclip)
+# instead of text-pooled ones; the -h model takes ViT-H's 1024-wide embeddings (ADM 2048), the -l model ViT-L's
+# 768 (ADM 1536). The tiny one takes the tiny CLIP vision encoder's 16.
+SD2_UNCLIP = Family(
+    name="sd2_unclip",
+    description="Stable Diffusion 2.1 unCLIP (OpenCLIP ViT-H text, CLIP image embeddings as ADM, v prediction)",
+    unet=replace(_SD2_UNET, adm_in_channels=2048),
+    unet_tiny=replace(SD2.unet_tiny, adm_in_channels=2 * 16),
+    text_encoders=SD2.text_encoders,
+    prediction="v",
+    adm="unclip",
+)
+
+# The text-to-image families (what generic loops over families test and write tiny files for) ...
 FAMILIES: dict[str, Family] = {f.name: f for f in (SD1, SD2, SDXL, SDXL_REFINER)}
+# ... and every family a checkpoint may be, the image-conditioned variants included.
+ALL_FAMILIES: dict[str, Family] = {**FAMILIES, SD2_UNCLIP.name: SD2_UNCLIP}
 
 
 def get_family(name: str) -> Family:
     try:
-        return FAMILIES[name]
+        return ALL_FAMILIES[name]
     except KeyError:
-        raise ValueError(f"unknown model family {name!r}; known: {', '.join(FAMILIES)}") from None
+        raise ValueError(f"unknown model family {name!r}; known: {', '.join(ALL_FAMILIES)}") from None

@@ -26,6 +26,7 @@ SD2_CLIP_PREFIX = "cond_stage_model.model."
 SDXL_CLIP_L_PREFIX = "conditioner.embedders.0.transformer."
 SDXL_CLIP_G_PREFIX = "conditioner.embedders.1.model."
 REFINER_CLIP_G_PREFIX = "conditioner.embedders.0.model."
+UNCLIP_VISION_PREFIX = "embedder.model.visual."  # an SD2.1-unclip checkpoint's CLIP vision tower (OpenCLIP layout)
 
 _UNET_IN = UNET_PREFIX + "input_blocks.0.0.weight"
 _UNET_ADM = UNET_PREFIX + "label_emb.0.0.weight"
@@ -69,6 +70,14 @@ def sd_formats() -> list[ModelFormat]:
             description="Stable Diffusion XL refiner checkpoint (UNet, OpenCLIP ViT-bigG, VAE)",
             prefixes=(UNET_PREFIX, VAE_PREFIX, REFINER_CLIP_G_PREFIX),
             extra={"family": "sdxl_refiner", "prediction": "eps"},
+        ),
+        ModelFormat(
+            "sd2_unclip",
+            sentinels={_UNET_IN: None, _UNET_ADM: None, SD2_CLIP_PREFIX + _OPEN_CLIP_TOKENS: None, _VAE: None},
+            description="Stable Diffusion 2.1 unCLIP checkpoint (UNet with an image-embedding ADM input, OpenCLIP "
+                        "ViT-H, VAE, and its CLIP vision tower under embedder.model.visual.)",
+            prefixes=(UNET_PREFIX, VAE_PREFIX, SD2_CLIP_PREFIX, UNCLIP_VISION_PREFIX),
+            extra={"family": "sd2_unclip", "prediction": "v"},
         ),
         ModelFormat(
             "sd_vae",

@@ -36,7 +36,13 @@ class DiffusionModel:
 
     @property
     def latent_channels(self) -> int:
-        return self.unet.config.in_channels
+        # The UNet's output: an inpainting UNet takes 5 more input channels (mask + masked image) than it denoises.
+        return self.unet.config.out_channels
+
+    @property
+    def concat_channels(self) -> int:
+        """Input channels beyond the latent (5 for an inpainting model's mask and masked-image latent)."""
+        return self.unet.config.in_channels - self.unet.config.out_channels
 
     def process_latent_in(self, latent: torch.Tensor) -> torch.Tensor:
         """Raw VAE latent -> the scaled latent the UNet works in."""

@@ -22,7 +22,8 @@ from hearth.core.models.registrations import APPLY_MODEL, DIFFUSION_MODEL, run_w
 
 from . import model_options as options_
 from .clip_text import CLIPTextEncoder
-from .families import END_TOKEN, START_TOKEN
+from .families import END_TOKEN, SDXL_FOURIER_DIM, START_TOKEN
+from .inpaint import concat_cond
 from .model import VAE, DiffusionModel
 from .ops import compute_dtype_of
 from .sampling import ModelSampling
@@ -34,6 +35,7 @@ from .sdxl_conditioning import (
     sdxl_refiner_adm,
 )
 from .text_encoding import CLIP
+from .unclip import sd2_unclip_adm, sdxl_unclip_pooled
 
 _UNET_PREFIX = "diffusion_model."  # ComfyUI's key prefix for the UNet's weights inside a MODEL
 
@@ -73,11 +75,19 @@ class SDModel(ModelValue):
         return self.patcher.load_device
 
     def adm(self, options: Mapping[str, Any], batch: int) -> torch.Tensor | None:
-        """SDXL's ADM vector ``y`` from a conditioning's options (None for SD1/SD2), as ComfyUI builds it."""
+        """The ADM vector ``y`` from a conditioning's options (None for SD1/SD2), as ComfyUI builds it: SDXL's
+        pooled text and sizes, the refiner's, or unCLIP's image embeddings (``unclip_conditioning``, which SDXL
+        also takes in place of the pooled text: "revision")."""
         kind = self.diffusion.family.adm
         if kind is None:
             return None
+        seed = int(options.get("seed", 0))
+        if kind == "unclip":
+            return _to_batch(sd2_unclip_adm(options, self.diffusion.unet.config.adm_in_channels, seed), batch)
         pooled = options.get("pooled_output")
+        if options.get("unclip_conditioning") and kind == "sdxl":
+            pooled = sdxl_unclip_pooled(options, self.diffusion.unet.config.adm_in_channels - 6 * SDXL_FOURIER_DIM,
+                                        seed)
         if pooled is None:
             raise ValueError(f"an {self.family} model needs the pooled text output in its conditioning; encode the "
                              f"prompt with this checkpoint's CLIP (CLIPTextEncode or CLIPTextEncodeSDXL)")
@@ -112,9 +122,23 @@ class SDModel(ModelValue):
             context, adm = cond.to(device), None if y is None else y.to(device)
             with torch.no_grad():
                 control = _control_of(options, x_in, sigma.to(device), t, context, adm)
+                concat = self.concat(options, x_in)
+                if concat is not None:
+                    x_in = torch.cat([x_in, concat.to(x_in.dtype)], dim=1)
                 out = self.diffusion.unet(x_in, t, context, adm, **_control_kwargs(control))
             return sampling.calculate_denoised(sigma, out.float().to(x.device), x)
         return self._denoise_with_options(x, sigma, cond, y, device, options)
+
+    def concat(self, options: Mapping[str, Any], x_in: torch.Tensor) -> torch.Tensor | None:
+        """``c_concat`` for an inpainting UNet (None for a plain one): ComfyUI's BaseModel.concat_cond, see
+        :mod:`hearth_sd.inpaint`."""
+        extra = self.diffusion.concat_channels
+        if extra == 0:
+            return None
+        if extra != 1 + x_in.shape[1]:  # ComfyUI's concat_keys: the mask, then the masked image
+            raise ValueError(f"{self.patcher.name}: a UNet taking {extra} channels besides the latent is no "
+                             f"inpainting model Hearth knows (those take 1 mask + {x_in.shape[1]} image channels)")
+        return concat_cond(options, x_in, self.process_latent_in)
 
     # -- ComfyUI's ModelPatcher surface, for custom nodes written against it ----------------------------------
 
@@ -140,11 +164,12 @@ class SDModel(ModelValue):
         sampling = self.sampling
         # Which chunks of the batch are positive (0) and negative (1): the guidance batches them together.
         chunks = options_.cond_or_uncond(options.get("cond_index"), x.shape[0])
-        # ComfyUI computes the ControlNet residuals before apply_model and hands them in as c["control"].
+        # ComfyUI computes the ControlNet residuals and c_concat before apply_model and hands them in as c[...].
         with torch.no_grad():
-            control = _control_of(options, sampling.calculate_input(sigma, x).to(device), sigma.to(device),
-                                  sampling.timestep(sigma).to(device), cond.to(device),
-                                  None if y is None else y.to(device))
+            scaled = sampling.calculate_input(sigma, x).to(device)
+            control = _control_of(options, scaled, sigma.to(device), sampling.timestep(sigma).to(device),
+                                  cond.to(device), None if y is None else y.to(device))
+            concat = self.concat(options, scaled)
         wrappers = self._model_wrappers()
         transformer_options = {**self.model_options.get("transformer_options", {}), "cond_or_uncond": chunks}
         if wrappers:
@@ -172,6 +197,8 @@ class SDModel(ModelValue):
                        "sigmas": timestep}
             patches.setdefault("cond_or_uncond", chunks)
             x_in = sampling.calculate_input(timestep, input).to(device)
+            if c_concat is not None:
+                x_in = torch.cat([x_in, c_concat.to(device, x_in.dtype)], dim=1)
             t = sampling.timestep(timestep).to(device)
             out = run_wrapped(unet_forward, unet, wrappers_of(DIFFUSION_MODEL, patches.get("wrappers")), x_in, t,
                               context.to(device), None if adm is None else adm.to(device), control, patches)
@@ -179,7 +206,7 @@ class SDModel(ModelValue):
 
         transformer_options_ = transformer_options
         # What ComfyUI's calls pass besides the text (c_concat, control only where the conditioning has them).
-        given = {} if control is None else {"control": control}
+        given = {name: value for name, value in (("c_concat", concat), ("control", control)) if value is not None}
 
         def apply_model(input: torch.Tensor, timestep: torch.Tensor, **c: Any) -> torch.Tensor:
             # model_function_wrapper's apply_model(x, sigma, **c), ComfyUI's BaseModel.apply_model inside it.
@@ -214,6 +241,10 @@ class SDModel(ModelValue):
 
     def __repr__(self) -> str:
         return f"<SDModel {self.family} {self.patcher.name!r}, {len(self.patcher.patches)} patched keys>"
+
+
+def _to_batch(y: torch.Tensor, batch: int) -> torch.Tensor:
+    return y if y.shape[0] == batch else y.repeat(-(-batch // y.shape[0]), 1)[:batch]
 
 
 def _control_of(options: Mapping[str, Any], x_in: torch.Tensor, sigma: torch.Tensor, timestep: torch.Tensor,
