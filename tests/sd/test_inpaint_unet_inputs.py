@@ -1,4 +1,5 @@
-"""What SDModel.denoise hands the UNet besides the latent: a ControlNet's residuals (the conditioning's "control")."""
+"""What SDModel.denoise hands a ControlNet chain (the conditioning's "control": the UNet's inputs, the MODEL, the
+number of conditionings batched) and what the UNet then gets from it (its residuals as ``control=``)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ class RecordingControl:
         self.active = active
         self.residuals = {"input": [None], "middle": [torch.zeros(1)], "output": []}
 
-    def get_control(self, x_in, sigma, timestep, context, y):
+    def get_control(self, x_in, sigma, timestep, context, y, model=None, batched_number=1):
         self.calls.append((x_in, sigma, timestep, context, y))
+        self.model, self.batched_number = model, batched_number
         return self.residuals if self.active else None
 
 
@@ -56,6 +58,7 @@ def test_control_is_asked_with_the_unet_inputs_and_its_residuals_reach_the_unet(
     torch.testing.assert_close(sig.float(), sigma)
     torch.testing.assert_close(timestep.float(), sampling.timestep(sigma))
     assert y is None and context.shape == (2, 77, 32)
+    assert control.model is model and control.batched_number == 1
     assert seen["kwargs"]["control"] is control.residuals
     torch.testing.assert_close(seen["x"], x_in)
 
@@ -85,6 +88,7 @@ def test_control_goes_through_the_options_path_and_comfy_s_wrapper_sees_it(sd1, 
     monkeypatch.setattr(options_, "run_unet", run_unet)
     control = RecordingControl()
     x, sigma, cond = _inputs(model)
-    model.denoise(x, sigma, cond, {"control": control})
+    model.denoise(x, sigma, cond, {"control": control, "cond_index": torch.tensor([0, 1])})
     assert given["control"] is control.residuals and passed["control"] is control.residuals
+    assert control.batched_number == 2  # a positive and a negative share the call
     assert len(control.calls) == 1

@@ -121,13 +121,25 @@ class SDModel(ModelValue):
             t = sampling.timestep(sigma).to(device)
             context, adm = cond.to(device), None if y is None else y.to(device)
             with torch.no_grad():
-                control = _control_of(options, x_in, sigma.to(device), t, context, adm)
+                control = self._control(options, x_in, sigma.to(device), t, context, adm)
                 concat = self.concat(options, x_in)
                 if concat is not None:
                     x_in = torch.cat([x_in, concat.to(x_in.dtype)], dim=1)
                 out = self.diffusion.unet(x_in, t, context, adm, **_control_kwargs(control))
             return sampling.calculate_denoised(sigma, out.float().to(x.device), x)
         return self._denoise_with_options(x, sigma, cond, y, device, options)
+
+    def _control(self, options: Mapping[str, Any], x_in: torch.Tensor, sigma: torch.Tensor, timestep: torch.Tensor,
+                 context: torch.Tensor, y: torch.Tensor | None) -> dict[str, Any] | None:
+        """The residuals of the conditioning's ``"control"`` (a ControlNet / T2I-Adapter chain) for this
+        evaluation, or None when it has none or is inactive at this sigma. The chain also gets this MODEL (its
+        schedule maps start/end percent to sigmas; its family is checked) and how many conditionings share the
+        batch (ComfyUI's ``len(cond_or_uncond)``, for broadcasting a hint of several images)."""
+        control = options.get("control")
+        if control is None:
+            return None
+        batched = len(options_.cond_or_uncond(options.get("cond_index"), x_in.shape[0]))
+        return control.get_control(x_in, sigma, timestep, context, y, model=self, batched_number=batched)
 
     def concat(self, options: Mapping[str, Any], x_in: torch.Tensor) -> torch.Tensor | None:
         """``c_concat`` for an inpainting UNet (None for a plain one): ComfyUI's BaseModel.concat_cond, see
@@ -167,7 +179,7 @@ class SDModel(ModelValue):
         # ComfyUI computes the ControlNet residuals and c_concat before apply_model and hands them in as c[...].
         with torch.no_grad():
             scaled = sampling.calculate_input(sigma, x).to(device)
-            control = _control_of(options, scaled, sigma.to(device), sampling.timestep(sigma).to(device),
+            control = self._control(options, scaled, sigma.to(device), sampling.timestep(sigma).to(device),
                                   cond.to(device), None if y is None else y.to(device))
             concat = self.concat(options, scaled)
         wrappers = self._model_wrappers()
@@ -245,16 +257,6 @@ class SDModel(ModelValue):
 
 def _to_batch(y: torch.Tensor, batch: int) -> torch.Tensor:
     return y if y.shape[0] == batch else y.repeat(-(-batch // y.shape[0]), 1)[:batch]
-
-
-def _control_of(options: Mapping[str, Any], x_in: torch.Tensor, sigma: torch.Tensor, timestep: torch.Tensor,
-                context: torch.Tensor, y: torch.Tensor | None) -> dict[str, Any] | None:
-    """The residuals of the conditioning's ``"control"`` (a ControlNet / T2I-Adapter chain) for this evaluation,
-    or None when it has none or is inactive at this sigma (see the CONTROL contract in docs/data-types.md)."""
-    control = options.get("control")
-    if control is None:
-        return None
-    return control.get_control(x_in, sigma, timestep, context, y)
 
 
 def _control_kwargs(control: dict[str, Any] | None) -> dict[str, Any]:
