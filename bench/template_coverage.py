@@ -25,12 +25,19 @@ template's stored values loads them into the wrong widgets in ComfyUI's frontend
 frontend makes them: combos, INT/FLOAT/STRING/BOOLEAN and the frontend's own widget types (COLOR, BOUNDING_BOX...),
 not ``forceInput`` ones; an upload option adds its button's value and a seed its control_after_generate value.
 Nodes with V3 dynamic inputs (Autogrow, DynamicCombo) are left out: their count depends on the values.
+
+``--validate`` goes one step further for the templates with every node present: each is converted to an API
+prompt by Hearth's own UI-format reader and validated as ``/prompt`` would, in this process (one Runtime over an
+empty models folder). What a user fixes by downloading is not counted against a template -- a model file or an
+uploaded input that is not there -- so a problem listed is one Hearth has (a combo value it lacks, an input the
+conversion dropped, a link of the wrong type).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -47,6 +54,9 @@ DYNAMIC_TYPES = ("COMFY_AUTOGROW_V3", "COMFY_DYNAMICCOMBO_V3", "COMFY_DYNAMICSLO
 FRONTEND_WIDGETS = frozenset({"CustomCombo"})
 CLASSES_FILE = Path(__file__).with_name("data") / "node_classes.json"
 OUT_OF_SCOPE = "api"  # plus every family name: what is neither "core" nor "unknown"
+# A combo value naming a file (a model, an uploaded image): missing because the user has not downloaded it.
+FILE_VALUE = re.compile(r"\w\.[A-Za-z0-9]{2,12}$")
+FILE_NAMED = re.compile(r"\w\.[A-Za-z0-9]{2,12}\b")  # ... or the message of a loader's own file check
 
 
 @dataclass
@@ -139,6 +149,54 @@ def widget_mismatches(templates: list[Template], info: dict[str, dict]) -> list[
     return found
 
 
+def _users_fix(error: dict) -> bool:
+    """An error the user fixes by putting a file in place: a model or input file the combo does not list, or an
+    upload input whose file is missing."""
+    received = (error.get("extra_info") or {}).get("received_value")
+    if error.get("type") == "value_not_in_list":
+        return isinstance(received, str) and bool(FILE_VALUE.search(received))
+    return error.get("type") == "custom_validation_failed" and bool(FILE_NAMED.search(error.get("details", "")))
+
+
+def validate_templates(folder: Path, templates: list[Template]) -> dict:
+    """Convert and validate every template whose node types are all present (see --validate)."""
+    import tempfile
+
+    from hearth.core.executor import Executor
+    from hearth.core.executor.workflow import ui_to_api
+    from hearth.core.runtime import Runtime
+
+    checked, valid, problems = 0, [], Counter()
+    examples: dict[tuple, str] = {}
+    with tempfile.TemporaryDirectory() as models, Runtime.build(models_dir=Path(models)).activate() as runtime:
+        registry = runtime.nodes
+        executor = Executor(registry)
+        for template in templates:
+            if template.types - set(registry):
+                continue
+            checked += 1
+            workflow = json.loads((folder / f"{template.name}.json").read_text(encoding="utf-8"))
+            try:
+                found = executor.validate(ui_to_api(workflow, registry))
+            except Exception as exc:  # a conversion failure is a finding, not the end of the measurement
+                found, key = None, ("(conversion)", type(exc).__name__, str(exc)[:120])
+                problems[key] += 1
+                examples.setdefault(key, template.name)
+                continue
+            keys = {(entry["class_type"], error["type"], (error.get("extra_info") or {}).get("input_name") or "")
+                    for entry in found.node_errors.values() for error in entry["errors"] if not _users_fix(error)}
+            if found.error is not None and not found.node_errors:
+                keys.add(("(prompt)", found.error.get("type", ""), found.error.get("message", "")[:120]))
+            for key in keys:
+                problems[key] += 1
+                examples.setdefault(key, template.name)
+            if not keys:
+                valid.append(template.name)
+    return {"checked": checked, "valid": len(valid), "valid_templates": valid,
+            "problems": [{"node": node, "error": kind, "input": name, "templates": count, "example": examples[key]}
+                         for key, count in problems.most_common() for node, kind, name in [key]]}
+
+
 def hearth_nodes(comfy: Path) -> dict[str, dict]:
     """What ``comfy nodes --json`` lists (one whose INPUT_TYPES fails is listed too: it is present)."""
     try:
@@ -206,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=40, help="missing node types to list (0: all)")
     parser.add_argument("--widgets", action="store_true",
                         help="also list node types whose widget count matches no template's stored values")
+    parser.add_argument("--validate", action="store_true",
+                        help="also convert and validate the templates with every node present (in this process)")
     args = parser.parse_args(argv)
     folder = args.templates or default_templates()
     if not folder.is_dir():
@@ -216,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     result = measure(templates, set(info), load_classes(args.classes))
     if args.widgets:
         result["widget_mismatches"] = widget_mismatches(templates, info)
+    if args.validate:
+        result["validation"] = validate_templates(folder, templates)
     if args.json:
         json.dump(result, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -224,6 +286,13 @@ def main(argv: list[str] | None = None) -> int:
         for item in result.get("widget_mismatches", []):
             print(f"widgets: {item['node']} has {item['hearth']}, templates store "
                   f"{' or '.join(map(str, item['templates']))}")
+        if "validation" in result:
+            checked = result["validation"]
+            print(f"validate: {checked['valid']} of {checked['checked']} templates with every node convert and "
+                  "validate (missing model and input files aside)")
+            for item in checked["problems"]:
+                print(f"validate: {item['templates']:>3}  {item['node']} {item['input']}: {item['error']} "
+                      f"(e.g. {item['example']})")
     return 0
 
 

@@ -260,3 +260,35 @@ def test_widget_counts_are_checked_against_the_stored_values(tmp_path: Path, cla
     assert done.returncode == 0, done.stderr
     assert [line for line in done.stdout.splitlines() if line.startswith("widgets:")] == [
         "widgets: Short has 3, templates store 2"]
+
+
+def ui_chain(method: str) -> dict:
+    """LoadImage -> ImageScale -> SaveImage in UI format; the image file is not there (the user's to provide)."""
+    return {
+        "nodes": [
+            {"id": 1, "type": "LoadImage", "inputs": [], "widgets_values": ["missing.png", "image"],
+             "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1]}, {"name": "MASK", "type": "MASK"}]},
+            {"id": 2, "type": "ImageScale", "inputs": [{"name": "image", "type": "IMAGE", "link": 1}],
+             "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [2]}],
+             "widgets_values": [method, 16, 16, "disabled"]},
+            {"id": 3, "type": "SaveImage", "inputs": [{"name": "images", "type": "IMAGE", "link": 2}],
+             "outputs": [], "widgets_values": ["out"]},
+        ],
+        "links": [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 3, 0, "IMAGE"]],
+    }
+
+
+def test_validate_converts_the_complete_templates_and_lists_hearths_problems(tmp_path: Path,
+                                                                             classes: Path) -> None:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    write(folder, "good", ui_chain("bilinear"))
+    write(folder, "bad", ui_chain("sideways"))  # a combo value Hearth's ImageScale does not offer
+    write(folder, "incomplete", {"nodes": [node("NotInHearth")]})  # not complete: not validated
+    done = run("--templates", str(folder), "--classes", str(classes), "--validate", "--json")
+    assert done.returncode == 0, done.stderr
+    checked = json.loads(done.stdout)["validation"]
+    assert checked["checked"] == 2 and checked["valid_templates"] == ["good"]
+    # The missing image file is the user's to provide; the unknown method is Hearth's problem.
+    assert checked["problems"] == [{"node": "ImageScale", "error": "value_not_in_list", "input": "upscale_method",
+                                    "templates": 1, "example": "bad"}]
