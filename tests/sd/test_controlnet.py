@@ -8,34 +8,66 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from hearth_sd.controlnet import broadcast_hint, resize_hint
+from hearth_sd.controlnet_tiny import tiny_controlnet, write_tiny
 from hearth_sd.nodes_controlnet import (
+    ControlNetApply,
     ControlNetApplyAdvanced,
+    ControlNetInpaintingAliMamaApply,
+    ControlNetLoader,
+    DiffControlNetLoader,
+    SetUnionControlNetType,
 )
 from hearth_sd.nodes_text import CLIPTextEncode
+from hearth_sd.tiny import make_tiny_checkpoint
 
+from hearth.core.images import tensor_to_pil
+from hearth.core.models import default_manager, write_safetensors
 from hearth.core.models.loader_nodes import CheckpointLoaderSimple
-from tests.sd.nodes_testing import image, in_runtime, make_models
+from hearth.core.runtime import Runtime
+from tests.sd.nodes_testing import image
 
 CN_SD1 = "tiny-controlnet-sd1.safetensors"
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> Path:
-    return make_models(tmp_path_factory.mktemp("models"))
+    """The tiny SD1 and SDXL checkpoints and the tiny ControlNets / T2I-Adapter, as make-tiny writes them."""
+    folder = tmp_path_factory.mktemp("models")
+    for family in ("sd1", "sdxl"):
+        make_tiny_checkpoint(family, folder / "checkpoints" / f"tiny-{family}.safetensors")
+        write_tiny("controlnet", family, folder / "controlnet" / f"tiny-controlnet-{family}.safetensors")
+    write_tiny("t2i_adapter", "sd1", folder / "controlnet" / "tiny-t2i-adapter-sd1.safetensors")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def runtime(models) -> Runtime:
+    """One Runtime on ``models`` for the module: plugins load once."""
+    return Runtime.build(models_dir=models, environ={})
 
 
 @pytest.fixture
-def folders(models):
-    with in_runtime(models) as f:
-        yield f
+def folders(runtime):
+    """``runtime`` active for the test (over the suite's own per-test Runtime)."""
+    with runtime.activate():
+        yield runtime.model_folders
 
 
-@pytest.fixture
-def sd1(folders):
-    model, clip, _ = CheckpointLoaderSimple().load_checkpoint("tiny-sd1.safetensors")
-    (positive,) = CLIPTextEncode().encode(clip, "a lighthouse at dusk")
-    (negative,) = CLIPTextEncode().encode(clip, "blurry")
+@pytest.fixture(scope="module")
+def sd1_loaded(runtime):
+    with runtime.activate():
+        model, clip, _ = CheckpointLoaderSimple().load_checkpoint("tiny-sd1.safetensors")
+        (positive,) = CLIPTextEncode().encode(clip, "a lighthouse at dusk")
+        (negative,) = CLIPTextEncode().encode(clip, "blurry")
     return model, positive, negative
+
+
+@pytest.fixture
+def sd1(folders, sd1_loaded):
+    """The tiny SD1 MODEL and two prompts, loaded once for the module (nodes copy what they change)."""
+    return sd1_loaded
 
 
 def _denoise(model, conditioning, sigma: float = 2.0, seed: int = 0) -> torch.Tensor:
@@ -56,12 +88,8 @@ def _pixels(result, folders) -> list[list[int]]:
             for i in result.outputs["9"]["images"]]
 
 
-def test_workflow_with_a_controlnet_differs_and_strength_zero_does_not(hearth_runtime, run_prompt, hearth_folders):
+def test_workflow_with_a_controlnet_differs_from_one_without(hearth_runtime, run_prompt, hearth_folders):
     from hearth_sd.controlnet_tiny import write_tiny
-    from hearth_sd.tiny import make_tiny_checkpoint
-
-    from hearth.core.images import tensor_to_pil
-
     folders = hearth_runtime.model_folders
     make_tiny_checkpoint("sd1", folders.folders("checkpoints")[0] / "tiny-sd1.safetensors")
     write_tiny("controlnet", "sd1", folders.folders("controlnet")[0] / CN_SD1)
@@ -91,7 +119,146 @@ def test_workflow_with_a_controlnet_differs_and_strength_zero_does_not(hearth_ru
             nodes["8"]["inputs"].update(positive=["2", 0], negative=["3", 0])
         return nodes
 
-    without, zero, controlled = (_pixels(run_prompt(prompt(s), cache="none"), hearth_folders)
-                                 for s in (None, 0.0, 1.0))
-    assert zero == without
+    without, controlled = (_pixels(run_prompt(prompt(s), cache="none"), hearth_folders) for s in (None, 1.0))
     assert controlled != without
+
+
+def test_strength_zero_is_no_controlnet(sd1):
+    model, positive, negative = sd1
+    (cn,) = ControlNetLoader().load_controlnet(CN_SD1)
+    pos, neg = _apply(positive, negative, cn, image(1, 64, 64), strength=0.0)
+    assert pos is positive and neg is negative  # ComfyUI returns its inputs untouched
+    tiny, _ = _apply(positive, negative, cn, image(1, 64, 64), strength=1e-6)
+    assert (_denoise(model, tiny) - _denoise(model, positive)).abs().max() < 1e-4
+
+
+def _controls(conditioning, sigma: float, model=None, x=None):
+    x = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(1)) if x is None else x
+    cond, options = conditioning[0]
+    sigma_t = torch.full((x.shape[0],), sigma)
+    context = cond.repeat(x.shape[0], 1, 1)
+    return options["control"].get_control(x, sigma_t, sigma_t * 100, context, None, model=model)
+
+
+def test_percent_range_switches_at_the_models_sigmas(sd1):
+    model, positive, negative = sd1
+    (cn,) = ControlNetLoader().load_controlnet(CN_SD1)
+    hint = image(1, 64, 64)
+    pos, neg = _apply(positive, negative, cn, hint, start=0.25, end=0.6)
+    assert pos[0][1]["control"] is neg[0][1]["control"]  # one object: positive and negative batch together
+    high, low = model.sampling.percent_to_sigma(0.25), model.sampling.percent_to_sigma(0.6)
+    assert 0 < low < high < model.sampling.sigma_max
+    assert _controls(pos, high * 1.01, model) is None and _controls(pos, low * 0.99, model) is None
+    assert _controls(pos, high * 0.99, model) is not None and _controls(pos, low * 1.01, model) is not None
+    # Through the MODEL: off at sigma above the range it predicts as without the ControlNet.
+    assert torch.equal(_denoise(model, pos, sigma=high * 1.01), _denoise(model, positive, sigma=high * 1.01))
+    assert (_denoise(model, pos, sigma=high * 0.99) - _denoise(model, positive, sigma=high * 0.99)).abs().max() > 1e-3
+    assert default_manager().is_loaded(cn.patcher) and default_manager().is_loaded(model.patcher)
+
+
+def test_strength_scales_and_chains_sum(sd1):
+    model, positive, negative = sd1
+    (cn,) = ControlNetLoader().load_controlnet(CN_SD1)
+    (adapter,) = ControlNetLoader().load_controlnet("tiny-t2i-adapter-sd1.safetensors")
+    hint = image(1, 64, 64)
+    full = _controls(_apply(positive, negative, cn, hint)[0], 2.0, model)
+    pos, neg = _apply(positive, negative, cn, hint, strength=0.7)
+    pos, neg = _apply(pos, neg, cn, hint, strength=0.3)
+    pos, neg = _apply(pos, neg, adapter, hint, strength=0.5)
+    assert pos[0][1]["control"].previous_controlnet.previous_controlnet is not None
+    assert pos[0][1]["control"] is neg[0][1]["control"]
+    chained = _controls(pos, 2.0, model)
+    for key in ("output", "middle"):
+        assert len(chained[key]) == len(full[key])
+        for got, want in zip(chained[key], full[key], strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    alone = _controls(_apply(positive, negative, adapter, hint, strength=1.0)[0], 2.0, model)
+    for got, want in zip(chained["input"], alone["input"], strict=True):
+        assert (got is None) == (want is None) and (got is None or torch.allclose(got, 0.5 * want, atol=1e-6))
+    assert (_denoise(model, pos) - _denoise(model, positive)).abs().max() > 1e-3
+
+
+def test_old_apply_node_marks_the_positive_for_the_negative(sd1):
+    _, positive, _ = sd1
+    (cn,) = ControlNetLoader().load_controlnet(CN_SD1)
+    (once,) = ControlNetApply().apply_controlnet(positive, cn, image(1, 64, 64), 0.8)
+    (twice,) = ControlNetApply().apply_controlnet(once, cn, image(1, 64, 64), 0.5)
+    options = twice[0][1]
+    assert options["control_apply_to_uncond"] is True and options["control"].strength == 0.5
+    assert options["control"].previous_controlnet is once[0][1]["control"]
+    assert "control" not in positive[0][1]  # the input conditioning is left as it was
+
+
+def test_hint_is_centre_cropped_resized_and_broadcast_as_comfyui_does():
+    hint = image(2, 48, 80, seed=4).movedim(-1, 1)
+    # ComfyUI's common_upscale(..., "nearest-exact", "center"): 80x48 to 64x64 keeps columns 16..63.
+    torch.testing.assert_close(resize_hint(hint, 64, 64),
+                               F.interpolate(hint[..., 16:64], size=(64, 64), mode="nearest-exact"))
+    b = broadcast_hint(hint, batch=6, batched_number=2)  # two images over 3 latents, for positive and negative
+    assert [torch.equal(b[i], hint[j]) for i, j in enumerate([0, 1, 0, 0, 1, 0])] == [True] * 6
+    assert broadcast_hint(hint[:1], 6, 2).shape[0] == 1
+
+
+def test_a_controlnet_for_sdxl_on_sd1_names_both(sd1):
+    model, positive, negative = sd1
+    (cn,) = ControlNetLoader().load_controlnet("tiny-controlnet-sdxl.safetensors")
+    pos, _ = _apply(positive, negative, cn, image(1, 64, 64))
+    with pytest.raises(ValueError, match=r"tiny-controlnet-sdxl.safetensors.*for sdxl models but the MODEL is sd1"):
+        _controls(pos, 2.0, model)
+    with pytest.raises(ValueError, match="for sdxl models"):
+        _denoise(model, pos)
+
+
+def test_bad_files_and_hints_are_named(folders, models, sd1):
+    model, positive, negative = sd1
+    broken = models / "controlnet" / "broken.safetensors"
+    broken.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(Exception, match="broken.safetensors"):
+        ControlNetLoader().load_controlnet("broken.safetensors")
+    union = models / "controlnet" / "union.safetensors"
+    write_safetensors({k: torch.zeros(1) for k in ("controlnet_cond_embedding.conv_in.weight",
+                                                   "controlnet_down_blocks.0.weight",
+                                                   "control_add_embedding.linear_1.weight")}, union)
+    with pytest.raises(ValueError, match="union.safetensors is a union ControlNet"):
+        ControlNetLoader().load_controlnet("union.safetensors")
+    other = models / "controlnet" / "a-checkpoint.safetensors"
+    other.write_bytes((models / "checkpoints" / "tiny-sd1.safetensors").read_bytes())
+    with pytest.raises(Exception, match="ControlNetLoader: a-checkpoint.safetensors"):
+        ControlNetLoader().load_controlnet("a-checkpoint.safetensors")
+    (cn,) = ControlNetLoader().load_controlnet(CN_SD1)
+    with pytest.raises(ValueError, match="ControlNetApplyAdvanced: image has 4 channels"):
+        _apply(positive, negative, cn, torch.rand(1, 64, 64, 4))
+    with pytest.raises(TypeError, match="control_net is a str"):
+        _apply(positive, negative, "tiny.safetensors", image(1, 64, 64))
+
+
+def test_diff_controlnet_adds_the_models_unet(folders, models, sd1):
+    model, positive, negative = sd1
+    tensors, metadata = tiny_controlnet("sd1")
+    base = model.patcher.module.state_dict()
+    diff = {f"control_model.{k}": (v.float() - base[k].float()) if k in base else v.float() for k, v in tensors.items()}
+    diff["difference"] = torch.zeros(1)
+    write_safetensors(diff, models / "controlnet" / "diff.safetensors", metadata)
+    (plain,) = ControlNetLoader().load_controlnet(CN_SD1)
+    (restored,) = DiffControlNetLoader().load_controlnet(model, "diff.safetensors")
+    want = plain.patcher.module.state_dict()
+    got = restored.patcher.module.state_dict()
+    assert "input_blocks.1.0.in_layers.2.weight" in base and want.keys() == got.keys()
+    for key in want:
+        torch.testing.assert_close(got[key].float(), want[key].float(), atol=2e-3, rtol=0)
+
+
+def test_union_type_and_inpainting_apply(sd1):
+    model, positive, negative = sd1
+    (cn,) = ControlNetLoader().load_controlnet(CN_SD1)
+    (typed,) = SetUnionControlNetType().set_controlnet_type(cn, "depth")
+    (auto,) = SetUnionControlNetType().set_controlnet_type(typed, "auto")
+    assert typed.extra_args["control_type"] == [1] and auto.extra_args["control_type"] == []
+    assert "control_type" not in cn.extra_args and typed is not cn
+    hint, mask = image(1, 64, 64), torch.ones(1, 64, 64)
+    pos, _ = ControlNetInpaintingAliMamaApply().apply_inpaint_controlnet(positive, negative, cn, None, hint, mask,
+                                                                        1.0, 0.0, 1.0)
+    want = _controls(_apply(positive, negative, cn, hint)[0], 2.0, model)
+    got = _controls(pos, 2.0, model)  # an SD1 ControlNet takes no mask channel: the image as it is, as in ComfyUI
+    for a, b in zip(got["output"], want["output"], strict=True):
+        assert torch.equal(a, b)

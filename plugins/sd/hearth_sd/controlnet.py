@@ -160,7 +160,7 @@ class ControlBase:
             raise ValueError(f"{self.kind} {self.name!r} has no hint image: apply it with ControlNetApplyAdvanced")
         self._check_model(model, context, y)
         with torch.no_grad():
-            default_manager().load(self._resident(model), input_shape=tuple(x_in.shape),
+            default_manager().ensure_loaded(self._resident(model), input_shape=tuple(x_in.shape),
                                    dtype=compute_dtype_of(self.patcher.module))
             own = self._residuals(x_in, timestep, context, y, batched_number)
         scaled = {key: [None if r is None else (r * self.strength).to(x_in.dtype) for r in entries]
