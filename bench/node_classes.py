@@ -6,7 +6,9 @@
 For every node ComfyUI's core defines (``nodes.py``'s ``NODE_CLASS_MAPPINGS``, each ``comfy_extras/*.py`` and
 ``comfy_api_nodes/*.py`` module: V3 ``io.Schema(node_id=...)`` and V1 ``NODE_CLASS_MAPPINGS`` keys, found by
 parsing, never by importing) it records the module that defines it, the model-ish socket types it takes or gives
-(MODEL, CLIP, VAE...), and its class, the reason the coverage script counts it in or out of Hearth's scope:
+(MODEL, CLIP, VAE...), its inputs and output types where the source states them plainly (``"schema"``: required
+and optional ``[name, type]`` pairs in order, a combo as ``COMBO``; left out where a list is built at run time),
+and its class, the reason the coverage script counts it in or out of Hearth's scope:
 
 * ``"api"``: a cloud API node (any module under ``comfy_api_nodes/``): it calls a paid remote service, out of scope;
 * a family name (``"flux"``, ``"ltxv"``, ``"hunyuan3d"``...): the node exists for a model family Hearth lacks --
@@ -92,6 +94,86 @@ def _types_used(tree: ast.AST) -> set[str]:
     return found
 
 
+def io_types(root: Path) -> dict[str, str]:
+    """V3 io class name -> socket type, from ``@comfytype(io_type="X")`` decorators in comfy_api's _io.py."""
+    found = {}
+    for path in sorted((root / "comfy_api").rglob("_io.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                for deco in node.decorator_list:
+                    if isinstance(deco, ast.Call) and getattr(deco.func, "id", None) == "comfytype":
+                        for keyword in deco.keywords:
+                            if keyword.arg == "io_type" and (kind := _literal(keyword.value)):
+                                found[node.name] = kind
+    return found
+
+
+def _v3_schema(cls: ast.ClassDef, types: dict[str, str]) -> dict | None:
+    """Inputs and outputs of a V3 ``io.Schema(...)`` whose lists are literal; None where any part is computed."""
+    for call in ast.walk(cls):
+        if not (isinstance(call, ast.Call) and getattr(call.func, "attr", None) == "Schema"):
+            continue
+        args = {k.arg: k.value for k in call.keywords}
+        schema: dict = {"required": [], "optional": [], "outputs": []}
+        for item in getattr(args.get("inputs"), "elts", None) or []:
+            func = getattr(item, "func", None)
+            if not (isinstance(item, ast.Call) and isinstance(func, ast.Attribute) and func.attr == "Input"
+                    and isinstance(func.value, ast.Attribute)):
+                return None
+            if func.value.attr == "Hidden":
+                continue
+            kind = types.get(func.value.attr)
+            keywords = {k.arg: k.value for k in item.keywords}
+            name = _literal(item.args[0]) if item.args else _literal(keywords.get("id"))
+            if kind is None or name is None:
+                return None
+            optional = isinstance(keywords.get("optional"), ast.Constant) and keywords["optional"].value is True
+            schema["optional" if optional else "required"].append([name, kind])
+        if "inputs" in args and not isinstance(args["inputs"], ast.List):
+            return None
+        outputs = args.get("outputs")
+        if outputs is not None and not isinstance(outputs, ast.List):
+            return None
+        for item in getattr(outputs, "elts", None) or []:
+            func = getattr(item, "func", None)
+            kind = types.get(func.value.attr) if isinstance(func, ast.Attribute) and isinstance(
+                func.value, ast.Attribute) and func.attr == "Output" else None
+            if kind is None:
+                return None
+            schema["outputs"].append(kind)
+        return schema
+    return None
+
+
+def _v1_schema(cls: ast.ClassDef) -> dict | None:
+    """Inputs and RETURN_TYPES of a V1 class whose INPUT_TYPES returns a dict literal; a type that is not a string
+    literal (a file list, a list of choices) is a combo."""
+    returns = next((n.value for n in cls.body if isinstance(n, ast.Assign) and any(
+        getattr(t, "id", None) == "RETURN_TYPES" for t in n.targets)), None)
+    method = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "INPUT_TYPES"), None)
+    ret = next((n.value for n in ast.walk(method) if isinstance(n, ast.Return)), None) if method else None
+    if not isinstance(ret, ast.Dict) or not isinstance(returns, ast.Tuple | ast.List):
+        return None
+    schema: dict = {"required": [], "optional": [], "outputs": []}
+    for section, body in zip(ret.keys, ret.values, strict=True):
+        section = _literal(section)
+        if section == "hidden":
+            continue
+        if section not in ("required", "optional") or not isinstance(body, ast.Dict):
+            return None
+        for key, value in zip(body.keys, body.values, strict=True):
+            name = _literal(key)
+            first = value.elts[0] if isinstance(value, ast.Tuple | ast.List) and value.elts else None
+            if name is None or first is None:
+                return None
+            schema[section].append([name, _literal(first) or "COMBO"])
+    for item in returns.elts:
+        if _literal(item) is None:
+            return None
+        schema["outputs"].append(_literal(item))
+    return schema
+
+
 def _node_ids(cls: ast.ClassDef) -> list[str]:
     ids = []
     for node in ast.walk(cls):
@@ -112,9 +194,9 @@ def _mapping_keys(tree: ast.Module) -> dict[str, str]:
     return found
 
 
-def module_nodes(path: Path, root: Path) -> dict[str, dict]:
-    """Every node a module defines, as {name: {"module", "model_types"}}; a class's model types include those its
-    bases in the same module name (V3 nodes often override only node_id)."""
+def module_nodes(path: Path, root: Path, types: dict[str, str] | None = None) -> dict[str, dict]:
+    """Every node a module defines, as {name: {"module", "model_types", "schema"?}}; a class's model types include
+    those its bases in the same module name (V3 nodes often override only node_id)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     classes = {n.name: n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
 
@@ -128,12 +210,18 @@ def module_nodes(path: Path, root: Path) -> dict[str, dict]:
 
     module = path.relative_to(root).as_posix()
     nodes = {}
+
+    def record(node_id: str, class_name: str, schema: dict | None) -> None:
+        nodes[node_id] = {"module": module, "model_types": sorted(types_of(class_name))}
+        if schema is not None:
+            nodes[node_id]["schema"] = schema
+
     for name, cls in classes.items():
         for node_id in _node_ids(cls):
-            nodes[node_id] = {"module": module, "model_types": sorted(types_of(name))}
+            record(node_id, name, _v3_schema(cls, types or {}))
     for node_id, class_name in _mapping_keys(tree).items():
         if class_name in classes and node_id not in nodes:
-            nodes[node_id] = {"module": module, "model_types": sorted(types_of(class_name))}
+            record(node_id, class_name, _v1_schema(classes[class_name]))
     return nodes
 
 
@@ -151,11 +239,12 @@ def classify(name: str, record: dict) -> str:
 
 def build(root: Path, extra: dict[str, dict]) -> dict:
     records: dict[str, dict] = {}
+    types = io_types(root)
     paths = [root / "nodes.py", *sorted((root / "comfy_extras").glob("*.py")),
              *sorted((root / "comfy_api_nodes").rglob("nodes_*.py"))]
     for path in paths:
         if path.exists():
-            records.update(module_nodes(path, root))
+            records.update(module_nodes(path, root, types))
     for name, record in extra.items():
         records.setdefault(name, record)
     nodes = {name: {"class": record.get("class") or classify(name, record), **record}

@@ -26,6 +26,10 @@ frontend makes them: combos, INT/FLOAT/STRING/BOOLEAN and the frontend's own wid
 not ``forceInput`` ones; an upload option adds its button's value and a seed its control_after_generate value.
 Nodes with V3 dynamic inputs (Autogrow, DynamicCombo) are left out: their count depends on the values.
 
+``--schemas`` compares each present node's inputs and outputs with ComfyUI's, as the class table records them
+from ComfyUI's source: required inputs in order, optional ones, their socket types (a combo is a combo whatever
+lists it) and the output types. A difference is a node a ComfyUI workflow may not load into as saved.
+
 ``--validate`` goes one step further for the templates with every node present: each is converted to an API
 prompt by Hearth's own UI-format reader and validated as ``/prompt`` would, in this process (one Runtime over an
 empty models folder). What a user fixes by downloading is not counted against a template -- a model file or an
@@ -209,8 +213,50 @@ def hearth_nodes(comfy: Path) -> dict[str, dict]:
     return json.loads(done.stdout)
 
 
+def load_table(path: Path) -> dict[str, dict]:
+    return json.loads(path.read_text(encoding="utf-8"))["nodes"]
+
+
 def load_classes(path: Path) -> dict[str, str]:
-    return {name: record["class"] for name, record in json.loads(path.read_text(encoding="utf-8"))["nodes"].items()}
+    return {name: record["class"] for name, record in load_table(path).items()}
+
+
+def _kind(spec: object) -> str:
+    kind = spec[0] if isinstance(spec, list) and spec else spec
+    return "COMBO" if isinstance(kind, list) else str(kind)
+
+
+def _same_type(ours: str, theirs: str) -> bool:
+    # A match-type or wildcard socket takes what it is given; the names and order are what a workflow relies on.
+    loose = {"*", "COMFY_MATCHTYPE_V3", "COMFY_MULTITYPED_V3"}
+    return ours == theirs or ours in loose or theirs in loose
+
+
+def schema_differences(info: dict[str, dict], table: dict[str, dict]) -> list[dict]:
+    """Present nodes whose inputs or outputs differ from the schema the table records for ComfyUI's node."""
+    found = []
+    for name in sorted(info.keys() & table.keys()):
+        schema = table[name].get("schema")
+        if not schema or "error" in info[name]:
+            continue
+        inputs = info[name].get("input", {})
+        problems = []
+        for section in ("required", "optional"):
+            ours = [(n, _kind(spec)) for n, spec in (inputs.get(section) or {}).items()
+                    if "." not in n]  # dotted members belong to a V3 dynamic input listed beside them
+            theirs = [tuple(pair) for pair in schema[section]]
+            if [n for n, _ in ours] != [n for n, _ in theirs]:
+                problems.append(f"{section} inputs {[n for n, _ in ours]} vs ComfyUI's {[n for n, _ in theirs]}")
+                continue
+            problems += [f"{n}: {a} vs ComfyUI's {b}" for (n, a), (_, b) in zip(ours, theirs, strict=True)
+                         if not _same_type(a, b)]
+        outputs = [str(kind) for kind in info[name].get("output", [])]
+        if len(outputs) != len(schema["outputs"]) or not all(
+                _same_type(a, b) for a, b in zip(outputs, schema["outputs"], strict=False)):
+            problems.append(f"outputs {outputs} vs ComfyUI's {schema['outputs']}")
+        if problems:
+            found.append({"node": name, "differences": problems})
+    return found
 
 
 def measure(templates: list[Template], present: set[str], classes: dict[str, str]) -> dict:
@@ -264,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=40, help="missing node types to list (0: all)")
     parser.add_argument("--widgets", action="store_true",
                         help="also list node types whose widget count matches no template's stored values")
+    parser.add_argument("--schemas", action="store_true",
+                        help="also list present nodes whose inputs/outputs differ from ComfyUI's (class table)")
     parser.add_argument("--validate", action="store_true",
                         help="also convert and validate the templates with every node present (in this process)")
     args = parser.parse_args(argv)
@@ -273,9 +321,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     info = json.loads(args.nodes_json.read_text(encoding="utf-8")) if args.nodes_json else hearth_nodes(args.comfy)
     templates = read_templates(folder)
-    result = measure(templates, set(info), load_classes(args.classes))
+    table = load_table(args.classes)
+    result = measure(templates, set(info), {name: record["class"] for name, record in table.items()})
     if args.widgets:
         result["widget_mismatches"] = widget_mismatches(templates, info)
+    if args.schemas:
+        result["schema_differences"] = schema_differences(info, table)
     if args.validate:
         result["validation"] = validate_templates(folder, templates)
     if args.json:
@@ -286,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         for item in result.get("widget_mismatches", []):
             print(f"widgets: {item['node']} has {item['hearth']}, templates store "
                   f"{' or '.join(map(str, item['templates']))}")
+        for item in result.get("schema_differences", []):
+            print(f"schema: {item['node']}: {'; '.join(item['differences'])}")
         if "validation" in result:
             checked = result["validation"]
             print(f"validate: {checked['valid']} of {checked['checked']} templates with every node convert and "

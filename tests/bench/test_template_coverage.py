@@ -292,3 +292,59 @@ def test_validate_converts_the_complete_templates_and_lists_hearths_problems(tmp
     # The missing image file is the user's to provide; the unknown method is Hearth's problem.
     assert checked["problems"] == [{"node": "ImageScale", "error": "value_not_in_list", "input": "upscale_method",
                                     "templates": 1, "example": "bad"}]
+
+
+def test_schemas_are_compared_with_comfyuis(tmp_path: Path) -> None:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    write(folder, "t", {"nodes": [node("Same"), node("Moved"), node("Retyped")]})
+    schema = {"required": [["image", "IMAGE"], ["mode", "COMBO"]], "optional": [["mask", "MASK"]],
+              "outputs": ["IMAGE"]}
+    table = tmp_path / "table.json"
+    table.write_text(json.dumps({"nodes": {name: {"class": "core", "module": "nodes.py", "schema": schema}
+                                           for name in ("Same", "Moved", "Retyped")}}), encoding="utf-8")
+    same = {"input": {"required": {"image": ["IMAGE"], "mode": [["a", "b"], {}]}, "optional": {"mask": ["MASK"]}},
+            "output": ["IMAGE"]}
+    info = {"Same": same,
+            "Moved": {"input": {"required": {"mode": ["COMBO", {}], "image": ["IMAGE"]}, "optional": {"mask": ["MASK"]}},
+                      "output": ["IMAGE"]},
+            "Retyped": {"input": {"required": {"image": ["LATENT"], "mode": [["a"]]}, "optional": {"mask": ["MASK"]}},
+                        "output": ["IMAGE", "MASK"]}}
+    saved = tmp_path / "nodes.json"
+    saved.write_text(json.dumps(info), encoding="utf-8")
+    done = run("--templates", str(folder), "--classes", str(table), "--nodes-json", str(saved), "--schemas")
+    assert done.returncode == 0, done.stderr
+    assert [line for line in done.stdout.splitlines() if line.startswith("schema:")] == [
+        "schema: Moved: required inputs ['mode', 'image'] vs ComfyUI's ['image', 'mode']",
+        "schema: Retyped: image: LATENT vs ComfyUI's IMAGE; outputs ['IMAGE', 'MASK'] vs ComfyUI's ['IMAGE']",
+    ]
+
+
+def test_builder_records_plain_schemas(tmp_path: Path) -> None:
+    root = tmp_path / "ComfyUI"
+    (root / "comfy_extras").mkdir(parents=True)
+    (root / "comfy_api" / "latest").mkdir(parents=True)
+    (root / "comfy_api" / "latest" / "_io.py").write_text(
+        "@comfytype(io_type='IMAGE')\nclass Image: pass\n@comfytype(io_type='INT')\nclass Int: pass\n"
+        "@comfytype(io_type='COMBO')\nclass Combo: pass\n", encoding="utf-8")
+    (root / "nodes.py").write_text(COMFY_NODES_PY, encoding="utf-8")
+    (root / "comfy_extras" / "nodes_x.py").write_text('''
+from comfy_api.latest import io
+class Plain(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="Plain", inputs=[io.Image.Input("image"), io.Int.Input("n", default=1),
+                         io.Combo.Input("mode", options=["a"], optional=True), io.Hidden.Input("prompt")],
+                         outputs=[io.Image.Output()])
+class Built(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="Built", inputs=[io.Int.Input(name) for name in "ab"], outputs=[])
+''', encoding="utf-8")
+    done = subprocess.run([sys.executable, str(BUILDER), str(root)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    nodes = json.loads(done.stdout)["nodes"]
+    assert nodes["Plain"]["schema"] == {"required": [["image", "IMAGE"], ["n", "INT"]],
+                                        "optional": [["mode", "COMBO"]], "outputs": ["IMAGE"]}
+    assert "schema" not in nodes["Built"]  # inputs built at run time: not recorded
+    assert nodes["LoadThing"]["schema"] == {"required": [["model", "MODEL"]], "optional": [], "outputs": ["IMAGE"]}
