@@ -18,13 +18,15 @@ from hearth_sd.nodes_clip_loaders import (
     TripleCLIPLoader,
     UnsupportedCLIPType,
 )
+from hearth_sd.tiny import make_tiny_checkpoint
+from hearth_sd.tiny_parts import write_tiny_embedding, write_tiny_text_encoder
 
 from hearth.core.executor import Executor
 from hearth.core.model_folders import ModelFileNotFound
 from hearth.core.models import load_state_dict, read_header, write_safetensors
 from hearth.core.models.loader_nodes import CheckpointLoaderSimple
 from hearth.core.node_registry import NodeRegistry
-from tests.sd.nodes_testing import in_runtime, make_models
+from tests.sd.nodes_testing import in_runtime
 
 
 def open_clip_to_hf(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -57,8 +59,10 @@ def open_clip_to_hf(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> Path:
-    folder = make_models(tmp_path_factory.mktemp("models"))
-    ckpt = folder / "checkpoints" / "tiny-sdxl.safetensors"
+    folder = tmp_path_factory.mktemp("models")
+    ckpt = make_tiny_checkpoint("sdxl", folder / "checkpoints" / "tiny-sdxl.safetensors")
+    write_tiny_text_encoder(folder / "text_encoders" / "tiny-clip-l.safetensors")
+    write_tiny_embedding(folder / "embeddings" / "tiny-embedding.safetensors")
     state, metadata = load_state_dict(ckpt), read_header(ckpt).metadata
     heads = json.loads(metadata[CONFIG_METADATA_KEY])["text_heads"]
 
