@@ -66,6 +66,11 @@ def test_resolution_selector_feeds_an_empty_image(run_prompt: Any) -> None:
     assert result.ok, result.error
     # sqrt(0.1 * 2**20 / 6) = 132.2: 3 * 132.2 / 8 = 49.6 -> 400; 2 * 132.2 / 8 = 33.05 -> 264
     assert (result.outputs["w"]["text"], result.outputs["h"]["text"]) == (["400"], ["264"])
+    # A template saved before the node had multiple and minimum: ComfyUI's defaults (8, 256) apply.
+    prompt["r"]["inputs"] = {"aspect_ratio": "1:1 (Square)", "megapixels": 0.1}
+    result = run_prompt(prompt)
+    assert result.ok, result.error
+    assert (result.outputs["w"]["text"], result.outputs["h"]["text"]) == (["320"], ["320"])
     prompt["r"]["inputs"]["aspect_ratio"] = "5:4"
     errors = run_prompt(prompt).validation.node_errors["r"]["errors"]
     assert errors[0]["type"] == "value_not_in_list"

@@ -77,16 +77,19 @@ ASPECT_RATIOS: dict[str, tuple[int, int]] = {
                                  tooltip="The aspect ratio for the output dimensions."),
                      Input.float("megapixels", default=1.0, min=0.1, max=16.0, step=0.1,
                                  tooltip="Target total megapixels. 1.0 MP ≈ 1024x1024 for square."),
-                     Input.int("multiple", default=8, min=8, max=128, step=4, advanced=True,
+                     Input.int("multiple", default=8, min=8, max=128, step=4, advanced=True, optional=True,
                                tooltip="Nearest multiple of the result to set the selected resolution to."),
-                     Input.int("minimum", default=256, min=32, max=4096, step=32, advanced=True,
+                     Input.int("minimum", default=256, min=32, max=4096, step=32, advanced=True, optional=True,
                                tooltip="Set minimum resolution for any side to be used")],
              outputs=[Output("INT", "width", tooltip="Calculated width in pixels (multiple of 8)."),
                       Output("INT", "height", tooltip="Calculated height in pixels (multiple of 8).")]))
 def resolution_selector(aspect_ratio: str, megapixels: float, multiple: int = 8, minimum: int = 256) -> tuple[int, int]:
     """ComfyUI's Resolution Selector: each side is ratio * sqrt(megapixels * 2**20 / (w * h)) rounded (half to
     even, Python's ``round``) to ``multiple``; when a side falls below ``minimum``, the smallest exact multiple of
-    the ratio that keeps both sides multiples of ``multiple`` and at least ``minimum``."""
+    the ratio that keeps both sides multiples of ``multiple`` and at least ``minimum``.
+
+    ComfyUI lists ``multiple`` and ``minimum`` as required; they are optional here with ComfyUI's defaults, which
+    its frontend fills in for the many templates saved before the node had them (they store 2 or 3 widgets)."""
     if aspect_ratio not in ASPECT_RATIOS:
         raise ValueError(f"input 'aspect_ratio': {aspect_ratio!r} is not one of {list(ASPECT_RATIOS)}")
     if multiple < 1:
