@@ -167,6 +167,8 @@ def test_strength_scales_and_chains_sum(sd1):
     pos, neg = _apply(pos, neg, adapter, hint, strength=0.5)
     assert pos[0][1]["control"].previous_controlnet.previous_controlnet is not None
     assert pos[0][1]["control"] is neg[0][1]["control"]
+    # The executor's ram cache weighs the chain by its weights, each file once.
+    assert pos[0][1]["control"].memory_bytes() == cn.patcher.nbytes + adapter.patcher.nbytes > 0
     chained = _controls(pos, 2.0, model)
     for key in ("output", "middle"):
         assert len(chained[key]) == len(full[key])

@@ -151,3 +151,34 @@ def test_unet_adds_t2i_features_as_diffusers_does():
         plain = unet(x, t, context)
     assert (got - plain).abs().max() > 0.01
     assert (got - want).abs().max().item() <= TOL
+
+
+def test_light_adapter_reads_back_and_fits_the_unet_blocks(caplog):
+    from hearth_sd.t2i_adapter import LightAdapter
+
+    config = FAMILIES["sd1"].unet_tiny
+    made = randomize_(LightAdapter(192, [32, 64, 128, 128], [8, 16, 32, 32], nums_rb=2).eval(), seed=14)
+    state = made.state_dict()
+    read = build_adapter(state).eval()
+    read.load_state_dict(state, strict=True)
+    hint = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(15))
+    unet = randomize_(UNetModel(config).eval(), seed=16)
+    x, t, context = torch.randn(1, 4, 8, 8), torch.tensor([300.0]), torch.randn(1, 7, config.context_dim)
+    with torch.no_grad(), caplog.at_level("WARNING"):
+        features = read(hint)
+        for got, want in zip(features["input"], made(hint)["input"], strict=True):
+            assert (got is None and want is None) or torch.equal(got, want)
+        out = unet(x, t, context, control=features)
+    assert not caplog.records  # each feature met a block of its size: the level's last input block
+    assert (out - unet(x, t, context)).abs().max() > 0.01
+
+
+def test_a_residual_that_does_not_fit_is_skipped_with_a_warning(caplog):
+    config = FAMILIES["sd1"].unet_tiny
+    unet = randomize_(UNetModel(config).eval(), seed=17)
+    x, t, context = torch.randn(1, 4, 8, 8), torch.tensor([300.0]), torch.randn(1, 7, config.context_dim)
+    with torch.no_grad(), caplog.at_level("WARNING"):
+        out = unet(x, t, context, control={"middle": [torch.ones(1, 64, 3, 3)], "output": [None] * 6})
+        plain = unet(x, t, context)
+    assert torch.equal(out, plain)  # as ComfyUI's apply_control: warned and left out, not an error
+    assert "does not fit" in caplog.text

@@ -136,6 +136,10 @@ class ControlBase:
         earlier = self.previous_controlnet.get_models() if self.previous_controlnet is not None else []
         return [*earlier, self.patcher]
 
+    def memory_bytes(self) -> int:
+        """Bytes of the chain's weights, for the executor's ``ram`` cache when it weighs outputs to evict."""
+        return sum({id(p.weights): p.memory_bytes() for p in self.get_models()}.values())
+
     # -- the evaluation ----------------------------------------------------------------------------------------
 
     def get_control(self, x_in: torch.Tensor, sigma: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor,
