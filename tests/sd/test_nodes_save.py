@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import torch
-from hearth_sd.nodes_merge import CLIPMergeSimple, ModelMergeSimple
+from hearth_sd.nodes_merge import CLIPMergeSimple, ModelMergeSD1, ModelMergeSimple
 from hearth_sd.nodes_save import NODES, CheckpointSave, CLIPSave, ModelSave, VAESave
 from hearth_sd.tiny import make_tiny_checkpoint
 
@@ -123,6 +123,25 @@ def test_model_clip_and_vae_saves_load_with_their_own_loaders(runtime, tmp_path)
     (loaded_vae,) = VAELoader().load_vae("ComfyUI_vae_00001_.safetensors")
     latent = torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(loaded_vae.decode(latent), vae.decode(latent), rtol=0, atol=0)
+
+
+def test_a_per_block_merge_runs_through_the_executor_with_comfyui_input_names(runtime, tmp_path) -> None:
+    ratios = {name: 1.0 for name in ModelMergeSD1.block_names()} | {"input_blocks.1.": 0.0, "out.": 0.5}
+    prompt = {
+        "1": node("CheckpointLoaderSimple", ckpt_name="tiny-sd1.safetensors"),
+        "2": node("CheckpointLoaderSimple", ckpt_name="tiny-sd1-other.safetensors"),
+        "3": node("ModelMergeSD1", model1=["1", 0], model2=["2", 0], **ratios),
+        "4": node("ModelSave", model=["3", 0], filename_prefix="blocks/sd1"),
+    }
+    result = runtime.executor.run(prompt)
+    assert result.ok, result.error or result.validation.node_errors
+    model1, _, _ = CheckpointLoaderSimple().load_checkpoint("tiny-sd1.safetensors")
+    model2, _, _ = CheckpointLoaderSimple().load_checkpoint("tiny-sd1-other.safetensors")
+    (merged,) = ModelMergeSD1().merge(model1, model2, **ratios)
+    runtime.model_folders.add("diffusion_models", tmp_path / "output" / "blocks")
+    (unet,) = UNETLoader().load_unet("sd1_00001_.safetensors")
+    torch.testing.assert_close(run(unet), run(merged), rtol=0, atol=0)
+    assert not torch.equal(run(merged), run(model1))
 
 
 def test_wrong_inputs_are_named(runtime) -> None:
