@@ -130,8 +130,7 @@ def node(class_type: str, **inputs: Any) -> dict[str, Any]:
     return {"class_type": class_type, "inputs": inputs}
 
 
-def _sample(runtime: Runtime, folder: Path, strength: float) -> np.ndarray:
-    folders = Folders(folder / "output", folder / "input", folder / "temp")
+def _sample(executor: Executor, strength: float) -> np.ndarray:
     prompt = {
         "1": node("unCLIPCheckpointLoader", ckpt_name="tiny-sd2-unclip.safetensors"),
         "2": node("CLIPTextEncode", clip=["1", 1], text="a red cat"),
@@ -146,15 +145,17 @@ def _sample(runtime: Runtime, folder: Path, strength: float) -> np.ndarray:
         "9": node("VAEDecode", samples=["8", 0], vae=["1", 2]),
         "10": node("PreviewImage", images=["9", 0]),
     }
-    pm = runtime.plugins
-    result = Executor(pm.nodes(), folders=folders, plugins=pm).run(prompt)
+    result = executor.run(prompt)
     assert result.ok, result.error or result.validation.node_errors
     image = result.outputs["10"]["images"][0]
-    with Image.open(folders.temp / image["subfolder"] / image["filename"]) as opened:
+    with Image.open(executor.folders.temp / image["subfolder"] / image["filename"]) as opened:
         return np.asarray(opened.convert("RGB"))
 
 
 def test_an_unclip_workflow_runs_through_the_executor(runtime, tmp_path):
-    with_image = _sample(runtime, tmp_path / "a", 2.0)
-    without = _sample(runtime, tmp_path / "b", 0.0)
+    # One executor for both runs: the second reuses the cached loaders and encodings, as a server would.
+    executor = Executor(runtime.plugins.nodes(), folders=Folders(tmp_path / "o", tmp_path / "i", tmp_path / "t"),
+                        plugins=runtime.plugins)
+    with_image = _sample(executor, 2.0)
+    without = _sample(executor, 0.0)
     assert with_image.shape == (16, 16, 3) and not np.array_equal(with_image, without)
