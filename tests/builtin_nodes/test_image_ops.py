@@ -182,6 +182,19 @@ def test_pad_for_outpaint_feathers_corners_by_nearest_side() -> None:
     assert float(inner[9, 5]) == 0.25 and float(inner[5, 5]) == 0.0
 
 
+def test_pad_for_outpaint_mask_equals_comfyuis_double_precision_ramp() -> None:
+    height, width, feathering = 30, 36, 13
+    _, mask = call("ImagePadForOutpaint", image=torch.zeros(1, height, width, 3), left=8, top=0, right=8,
+                   bottom=16, feathering=feathering)
+    expected = torch.zeros(height, width)
+    for i in range(height):
+        for j in range(width):
+            d = min(height, height - i, j, width - j)  # no top padding: that side counts as far away
+            if d < feathering:
+                expected[i, j] = ((feathering - d) / feathering) ** 2  # Python floats, stored as float32
+    assert torch.equal(mask[0, 0:height, 8:8 + width], expected)
+
+
 def test_pad_for_outpaint_skips_feathering_wider_than_half_the_image() -> None:
     _, mask = call("ImagePadForOutpaint", image=torch.zeros(1, 8, 8, 3), left=8, top=0, right=0, bottom=0,
                    feathering=4)

@@ -159,16 +159,17 @@ class ImagePadForOutpaint:
         mask = torch.ones((height + top + bottom, width + left + right), dtype=torch.float32)
         inner = torch.zeros((height, width), dtype=torch.float32)
         if feathering > 0 and feathering * 2 < height and feathering * 2 < width:
-            # Distance of each pixel to the nearest padded side; sides without padding do not feather.
-            rows = torch.arange(height, dtype=torch.float32)[:, None].expand(height, width)
-            cols = torch.arange(width, dtype=torch.float32)[None, :].expand(height, width)
+            # Distance of each pixel to the nearest padded side; sides without padding do not feather. In float64,
+            # as ComfyUI computes the ramp in Python floats before storing it: float32 would differ by an ulp.
+            rows = torch.arange(height, dtype=torch.float64)[:, None].expand(height, width)
+            cols = torch.arange(width, dtype=torch.float64)[None, :].expand(height, width)
             far_h, far_w = torch.full_like(rows, height), torch.full_like(cols, width)
             distance = torch.stack([
                 rows if top else far_h, height - rows if bottom else far_h,
                 cols if left else far_w, width - cols if right else far_w,
             ]).amin(dim=0)
             ramp = ((feathering - distance) / feathering).clamp(min=0)
-            inner = torch.where(distance < feathering, ramp * ramp, inner)
+            inner = torch.where(distance < feathering, ramp * ramp, 0.0).to(torch.float32)
         mask[top:top + height, left:left + width] = inner
         return out, mask[None]
 
