@@ -67,7 +67,9 @@ def gaussian_kernel(size: int, sigma: float) -> Any:
     torch = torch_module()
     axis = torch.linspace(-1, 1, size)
     y, x = torch.meshgrid(axis, axis, indexing="ij")
-    weights = torch.exp(-(x * x + y * y) / (2.0 * sigma * sigma))
+    # The radius is taken and squared again, as ComfyUI does, so the float32 weights are bit-identical to its.
+    radius = torch.sqrt(x * x + y * y)
+    weights = torch.exp(-(radius * radius) / (2.0 * sigma * sigma))
     return weights / weights.sum()
 
 
