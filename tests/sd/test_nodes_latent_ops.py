@@ -5,10 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from hearth_sd import nodes_latent_empty, nodes_latent_ops, nodes_latent_transform
 from hearth_sd.nodes_latent_empty import (
     EmptyChromaRadianceLatentImage,
@@ -18,7 +16,6 @@ from hearth_sd.nodes_latent_empty import (
 )
 from hearth_sd.nodes_latent_ops import (
     LatentAdd,
-    LatentApplyOperationCFG,
     LatentBatch,
     LatentBatchSeedBehavior,
     LatentConcat,
@@ -26,8 +23,6 @@ from hearth_sd.nodes_latent_ops import (
     LatentCutToBatch,
     LatentInterpolate,
     LatentMultiply,
-    LatentOperationSharpen,
-    LatentOperationTonemapReinhard,
     LatentSubtract,
     TrimVideoLatent,
 )
@@ -220,74 +215,6 @@ def test_trim_video_latent_drops_leading_frames() -> None:
         TrimVideoLatent().op(latent(numbered(1, 4, 2, 2)), 1)
 
 
-# -- latent operations -------------------------------------------------------------------------------------------
-
-
-def reinhard_reference(x: np.ndarray, multiplier: float) -> np.ndarray:
-    """Reinhard tonemapping of each channel vector's length, in float64 numpy (ComfyUI's definition)."""
-    length = np.sqrt((x ** 2).sum(axis=1, keepdims=True)) + 1e-10
-    mean = length.mean(axis=(1, 2, 3), keepdims=True)
-    std = length.std(axis=(1, 2, 3), keepdims=True, ddof=1)
-    top = (std * 5 + mean) * multiplier
-    scaled = length / top
-    return x / length * (scaled / (scaled + 1.0) * top)
-
-
-def test_tonemap_reinhard_equals_a_numpy_reference() -> None:
-    x = torch.randn(2, 4, 5, 6, generator=torch.Generator().manual_seed(3)) * 3
-    (op,) = LatentOperationTonemapReinhard().op(0.7)
-    np.testing.assert_allclose(op(latent=x).numpy(), reinhard_reference(x.double().numpy(), 0.7), rtol=1e-5,
-                               atol=1e-6)
-
-
-def test_sharpen_leaves_flat_latents_and_alpha_zero_unchanged() -> None:
-    x = torch.randn(1, 4, 12, 12, generator=torch.Generator().manual_seed(4))
-    (identity,) = LatentOperationSharpen().op(3, 1.0, 0.0)
-    torch.testing.assert_close(identity(latent=x), x, rtol=1e-5, atol=1e-5)
-    flat = torch.ones(1, 4, 12, 12) * torch.tensor([1.0, -2.0, 0.5, 3.0])[None, :, None, None]
-    (sharpen,) = LatentOperationSharpen().op(3, 1.0, 0.5)
-    torch.testing.assert_close(sharpen(latent=flat), flat, rtol=1e-5, atol=1e-5)
-    assert not torch.allclose(sharpen(latent=x), x)
-
-
-def test_sharpen_equals_a_direct_convolution() -> None:
-    x = torch.randn(1, 2, 10, 10, generator=torch.Generator().manual_seed(5))
-    (sharpen,) = LatentOperationSharpen().op(2, 1.5, 0.3)
-    length = x.norm(dim=1, keepdim=True) + 1e-6
-    axis = np.linspace(-1, 1, 5)
-    gauss = np.exp(-(axis[:, None] ** 2 + axis[None, :] ** 2) / (2 * 1.5 ** 2))
-    kernel = gauss / gauss.sum() * (0.3 * -10)
-    kernel[2, 2] += 1.0 - kernel.sum()
-    weight = torch.tensor(kernel, dtype=torch.float32)[None, None].repeat(2, 1, 1, 1)
-    padded = F.pad(x / length, (2, 2, 2, 2), "reflect")
-    want = length * F.conv2d(padded, weight, groups=2)
-    torch.testing.assert_close(sharpen(latent=x), want, rtol=1e-5, atol=1e-5)
-
-
-class FakeModel:
-    def __init__(self) -> None:
-        self.pre_cfg: list[Any] = []
-
-    def clone(self) -> FakeModel:
-        twin = FakeModel()
-        twin.pre_cfg = list(self.pre_cfg)
-        return twin
-
-    def set_model_sampler_pre_cfg_function(self, fn: Any, disable_cfg1_optimization: bool = False) -> None:
-        self.pre_cfg.append(fn)
-
-
-def test_apply_operation_cfg_acts_on_the_guidance_direction() -> None:
-    model = FakeModel()
-    (patched,) = LatentApplyOperationCFG().patch(model, lambda latent, **_: latent * 2)
-    assert model.pre_cfg == [] and len(patched.pre_cfg) == 1
-    cond, uncond = torch.full((1, 4, 2, 2), 3.0), torch.full((1, 4, 2, 2), 1.0)
-    out = patched.pre_cfg[0]({"conds_out": [cond, uncond]})
-    assert torch.equal(out[0], torch.full((1, 4, 2, 2), 5.0)) and out[1] is uncond
-    alone = patched.pre_cfg[0]({"conds_out": [cond]})
-    assert torch.equal(alone[0], torch.full((1, 4, 2, 2), 6.0))
-
-
 # -- empty latents -------------------------------------------------------------------------------------------------
 
 
@@ -343,9 +270,8 @@ def test_a_latent_ops_graph_runs_through_the_executor() -> None:
         "4": node("LatentBatch", samples1=["2", 0], samples2=["1", 0]),
         "5": node("LatentRotate", samples=["4", 0], rotation="90 degrees"),
         "6": node("LatentCrop", samples=["5", 0], width=64, height=64, x=0, y=0),
-        "7": node("LatentOperationTonemapReinhard", multiplier=1.0),
-        "8": node("LatentApplyOperation", samples=["6", 0], operation=["7", 0]),
-        "9": node("LatentCompositeMasked", destination=["8", 0], source=["1", 0], x=8, y=8, resize_source=False),
+        "7": node("LatentInterpolate", samples1=["6", 0], samples2=["1", 0], ratio=0.5),
+        "9": node("LatentCompositeMasked", destination=["7", 0], source=["1", 0], x=8, y=8, resize_source=False),
         "10": node("Capture", value=["9", 0]),
         "11": node("Capture", value=["3", 0]),
     }

@@ -1,7 +1,7 @@
 """Latent arithmetic and batch nodes with ComfyUI's names and inputs (comfy_extras/nodes_latent.py): LatentAdd,
 LatentSubtract, LatentMultiply, LatentInterpolate, LatentBatch, LatentBatchSeedBehavior, LatentConcat, LatentCut,
-LatentCutToBatch, TrimVideoLatent (nodes_wan.py), and the latent operations (LatentApplyOperation, LatentApplyOperationCFG,
-LatentOperationTonemapReinhard, LatentOperationSharpen).
+LatentCutToBatch, and TrimVideoLatent (nodes_wan.py). The file's LATENT_OPERATION nodes are the samplers plugin's
+(they act on the guidance).
 
 Where two latents of different sizes meet, the second is resized to the first (bilinear, centre crop) and its batch
 fitted to the first's, as ComfyUI's ``reshape_latent_to`` does. Results keep the first input's other keys.
@@ -9,7 +9,6 @@ fitted to the first's, as ComfyUI's ``reshape_latent_to`` does. Results keep the
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hearth.core.images import MAX_RESOLUTION
@@ -20,7 +19,6 @@ from .nodes_latent_upscale import resize_latent
 if TYPE_CHECKING:
     import torch
 
-LatentOperation = Callable[..., "torch.Tensor"]
 CONCAT_DIMS = ["x", "-x", "y", "-y", "t", "-t"]
 
 
@@ -283,125 +281,7 @@ class TrimVideoLatent:
         return (with_samples(samples, latent[:, :, trim_amount:]),)
 
 
-# -- latent operations: functions ``op(latent=..., **kwargs) -> latent`` (ComfyUI's LATENT_OPERATION) ---------------
-
-
-class LatentApplyOperation:
-    CATEGORY = "latent/advanced/operations"
-    EXPERIMENTAL = True
-    RETURN_TYPES = ("LATENT",)
-    FUNCTION = "op"
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {"samples": ("LATENT",), "operation": ("LATENT_OPERATION",)}}
-
-    def op(self, samples: dict[str, Any], operation: LatentOperation) -> tuple[dict[str, Any]]:
-        return (with_samples(samples, operation(latent=samples["samples"])),)
-
-
-class LatentApplyOperationCFG:
-    CATEGORY = "latent/advanced/operations"
-    EXPERIMENTAL = True
-    RETURN_TYPES = ("MODEL",)
-    FUNCTION = "patch"
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {"model": ("MODEL",), "operation": ("LATENT_OPERATION",)}}
-
-    def patch(self, model: Any, operation: LatentOperation) -> tuple[Any]:
-        patched = model.clone()
-
-        def pre_cfg(args: dict[str, Any]) -> list[Any]:
-            # On the guidance direction (positive minus negative), before CFG scales it; alone when no negative.
-            conds_out = args["conds_out"]
-            if len(conds_out) == 2:
-                conds_out[0] = operation(latent=conds_out[0] - conds_out[1]) + conds_out[1]
-            else:
-                conds_out[0] = operation(latent=conds_out[0])
-            return conds_out
-
-        patched.set_model_sampler_pre_cfg_function(pre_cfg)
-        return (patched,)
-
-
-class LatentOperationTonemapReinhard:
-    CATEGORY = "latent/advanced/operations"
-    EXPERIMENTAL = True
-    RETURN_TYPES = ("LATENT_OPERATION",)
-    FUNCTION = "op"
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {"multiplier": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.01})}}
-
-    def op(self, multiplier: float) -> tuple[LatentOperation]:
-        def tonemap_reinhard(latent: torch.Tensor, **_: Any) -> torch.Tensor:
-            import torch
-
-            # Reinhard's x / (1 + x) on each channel vector's length, scaled so lengths near mean + 5 std map near
-            # their old value; directions are kept.
-            magnitude = (torch.linalg.vector_norm(latent, dim=1) + 1e-10)[:, None]
-            direction = latent / magnitude
-            dims = list(range(1, magnitude.ndim))
-            top = (magnitude.std(dim=dims, keepdim=True) * 5 + magnitude.mean(dim=dims, keepdim=True)) * multiplier
-            scaled = magnitude / top
-            return direction * (scaled / (scaled + 1.0) * top)
-
-        return (tonemap_reinhard,)
-
-
-def gaussian_kernel(size: int, sigma: float, device: Any = None) -> torch.Tensor:
-    """A normalised ``size`` x ``size`` Gaussian on a grid spanning -1..1 (ComfyUI's post-processing kernel)."""
-    import torch
-
-    axis = torch.linspace(-1, 1, size, device=device)
-    ys, xs = torch.meshgrid(axis, axis, indexing="ij")
-    kernel = torch.exp(-(xs * xs + ys * ys) / (2 * sigma * sigma))
-    return kernel / kernel.sum()
-
-
-class LatentOperationSharpen:
-    CATEGORY = "latent/advanced/operations"
-    EXPERIMENTAL = True
-    RETURN_TYPES = ("LATENT_OPERATION",)
-    FUNCTION = "op"
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
-            "sharpen_radius": ("INT", {"default": 9, "min": 1, "max": 31, "step": 1, "advanced": True}),
-            "sigma": ("FLOAT", {"default": 1.0, "min": 0.1, "max": 10.0, "step": 0.1, "advanced": True}),
-            "alpha": ("FLOAT", {"default": 0.1, "min": 0.0, "max": 5.0, "step": 0.01, "advanced": True}),
-        }}
-
-    def op(self, sharpen_radius: int, sigma: float, alpha: float) -> tuple[LatentOperation]:
-        def sharpen(latent: torch.Tensor, **_: Any) -> torch.Tensor:
-            import torch
-            import torch.nn.functional as F
-
-            if latent.ndim != 4:
-                raise ValueError(f"LatentOperationSharpen: needs image latents [B, C, h, w], got {list(latent.shape)}")
-            # An unsharp mask on the channel directions; the lengths are put back after.
-            length = (torch.linalg.vector_norm(latent, dim=1) + 1e-6)[:, None]
-            unit = latent / length
-            channels = latent.shape[1]
-            size = sharpen_radius * 2 + 1
-            kernel = gaussian_kernel(size, sigma, device=latent.device) * (alpha * -10)
-            centre = size // 2
-            kernel[centre, centre] = kernel[centre, centre] - kernel.sum() + 1.0
-            r = sharpen_radius
-            padded = F.pad(unit, (r, r, r, r), "reflect")
-            weights = kernel.to(unit.dtype).repeat(channels, 1, 1).unsqueeze(1)
-            sharpened = F.conv2d(padded, weights, padding=size // 2, groups=channels)[:, :, r:-r, r:-r]
-            return length * sharpened
-
-        return (sharpen,)
-
-
 NODES = {cls.__name__: cls for cls in (
     LatentAdd, LatentSubtract, LatentMultiply, LatentInterpolate, LatentBatch, LatentBatchSeedBehavior,
-    LatentConcat, LatentCut, LatentCutToBatch, TrimVideoLatent, LatentApplyOperation, LatentApplyOperationCFG,
-    LatentOperationTonemapReinhard, LatentOperationSharpen,
+    LatentConcat, LatentCut, LatentCutToBatch, TrimVideoLatent,
 )}
