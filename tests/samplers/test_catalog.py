@@ -12,9 +12,11 @@ from hearth.core import plugins
 from hearth.core.hookspecs import hookimpl
 
 COMFY_SAMPLERS = ("euler euler_ancestral heun heunpp2 dpm_2 dpm_2_ancestral lms dpm_fast dpm_adaptive "
-                  "dpmpp_2s_ancestral dpmpp_sde dpmpp_2m dpmpp_2m_sde dpmpp_3m_sde ddpm lcm ipndm deis ddim uni_pc "
-                  "uni_pc_bh2").split()
-COMFY_SCHEDULERS = "simple sgm_uniform karras exponential ddim_uniform beta normal linear_quadratic kl_optimal".split()
+                  "dpmpp_2s_ancestral dpmpp_sde dpmpp_sde_gpu dpmpp_2m dpmpp_2m_sde dpmpp_2m_sde_gpu "
+                  "dpmpp_2m_sde_heun dpmpp_2m_sde_heun_gpu dpmpp_3m_sde dpmpp_3m_sde_gpu ddpm lcm ipndm deis "
+                  "res_multistep res_multistep_ancestral gradient_estimation er_sde ddim uni_pc uni_pc_bh2").split()
+COMFY_SCHEDULERS = ("simple sgm_uniform karras exponential ddim_uniform beta normal linear_quadratic kl_optimal "
+                    "beta57").split()
 
 
 def test_every_comfyui_name_is_registered_through_the_hooks(hearth_plugins) -> None:

@@ -191,11 +191,16 @@ def test_one_euler_ancestral_flow_step_by_hand() -> None:
 
 # First-order samplers, and ancestral ones at eta 1, converge slowly with the step count (as much on an SD-style
 # model: about 7% low in std after 48 steps); their noise is pinned down by the marginal tests above. LCM jumps to
-# the denoiser's estimate every step, which only a consistency model turns into a sample.
-SLOW = {"euler", "ddim", "euler_ancestral", "ddpm", "dpmpp_sde", "lcm"}
+# the denoiser's estimate every step, which only a consistency model turns into a sample. Gradient estimation at
+# its default gamma 2 over-extrapolates the direction (about 6% high in std after 48 steps), as ComfyUI's does.
+SLOW = {"euler", "ddim", "euler_ancestral", "ddpm", "dpmpp_sde", "lcm", "gradient_estimation"}
 
 
-@pytest.mark.parametrize("name", sorted(set(SAMPLERS) - SLOW))
+# ComfyUI's "_gpu" names are the same samplers here (Hearth draws noise on the CPU): tested once, by their plain name.
+ALIASES = {name for name in SAMPLERS if name.endswith("_gpu")}
+
+
+@pytest.mark.parametrize("name", sorted(set(SAMPLERS) - SLOW - ALIASES))
 def test_every_sampler_samples_the_data_distribution(name: str) -> None:
     """From pure noise, the exact denoiser of Gaussian data gives samples with the data's mean and std."""
     x = torch.randn(4, 4, 48, 48, generator=torch.Generator().manual_seed(5))

@@ -14,14 +14,34 @@ from . import (
     dpm_solver,
     dpmpp,
     dpmpp_sde,
+    er_sde,
     euler,
+    gradient_estimation,
     heun,
     ipndm,
     lcm,
     lms,
+    res_multistep,
     schedules,
     uni_pc,
 )
+
+
+def _with_heun_solver(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``dpmpp_2m_sde_heun``: the 2M SDE sampler with its Heun solver type as the default."""
+
+    def sample_dpmpp_2m_sde_heun(model, x, sigmas, *, extra_args=None, callback=None, disable=None, eta=1.0,
+                                 s_noise=1.0, noise_sampler=None, solver_type="heun"):
+        return fn(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable, eta=eta,
+                  s_noise=s_noise, noise_sampler=noise_sampler, solver_type=solver_type)
+
+    sample_dpmpp_2m_sde_heun.noise = getattr(fn, "noise", "gaussian")  # type: ignore[attr-defined]
+    return sample_dpmpp_2m_sde_heun
+
+
+# ComfyUI's "_gpu" samplers draw their Brownian noise on the GPU; Hearth draws all noise on the CPU from the seed
+# (one image on any device), so they are the same samplers under ComfyUI's names.
+_DPMPP_2M_SDE_HEUN = _with_heun_solver(dpmpp_sde.sample_dpmpp_2m_sde)
 
 SAMPLERS: dict[str, Callable[..., Any]] = {
     "euler": euler.sample_euler,
@@ -35,13 +55,22 @@ SAMPLERS: dict[str, Callable[..., Any]] = {
     "dpm_adaptive": dpm_solver.sample_dpm_adaptive,
     "dpmpp_2s_ancestral": dpmpp.sample_dpmpp_2s_ancestral,
     "dpmpp_sde": dpmpp_sde.sample_dpmpp_sde,
+    "dpmpp_sde_gpu": dpmpp_sde.sample_dpmpp_sde,
     "dpmpp_2m": dpmpp.sample_dpmpp_2m,
     "dpmpp_2m_sde": dpmpp_sde.sample_dpmpp_2m_sde,
+    "dpmpp_2m_sde_gpu": dpmpp_sde.sample_dpmpp_2m_sde,
+    "dpmpp_2m_sde_heun": _DPMPP_2M_SDE_HEUN,
+    "dpmpp_2m_sde_heun_gpu": _DPMPP_2M_SDE_HEUN,
     "dpmpp_3m_sde": dpmpp_sde.sample_dpmpp_3m_sde,
+    "dpmpp_3m_sde_gpu": dpmpp_sde.sample_dpmpp_3m_sde,
     "ddpm": ddpm.sample_ddpm,
     "lcm": lcm.sample_lcm,
     "ipndm": ipndm.sample_ipndm,
     "deis": deis.sample_deis,
+    "res_multistep": res_multistep.sample_res_multistep,
+    "res_multistep_ancestral": res_multistep.sample_res_multistep_ancestral,
+    "gradient_estimation": gradient_estimation.sample_gradient_estimation,
+    "er_sde": er_sde.sample_er_sde,
     "ddim": ddim.sample_ddim,
     "uni_pc": uni_pc.sample_uni_pc,
     "uni_pc_bh2": uni_pc.sample_uni_pc_bh2,
@@ -57,5 +86,7 @@ SCHEDULERS: dict[str, Callable[..., Any]] = {
     "normal": discrete_schedules.get_sigmas_normal,
     "linear_quadratic": discrete_schedules.get_sigmas_linear_quadratic,
     "kl_optimal": schedules.get_sigmas_kl_optimal,
+    # Not ComfyUI core: the RES4LYF pack appends it to ComfyUI's list; templates made with that pack name it.
+    "beta57": discrete_schedules.get_sigmas_beta57,
 }
 

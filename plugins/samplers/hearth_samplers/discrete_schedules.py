@@ -78,6 +78,12 @@ def get_sigmas_beta(model_sampling, n, device="cpu", alpha=0.6, beta=0.6):
 
 
 @uses_model_sampling
+def get_sigmas_beta57(model_sampling, n, device="cpu"):
+    """The beta schedule with alpha 0.5 and beta 0.7 (ComfyUI's "beta57"): denser at the noisy end."""
+    return get_sigmas_beta(model_sampling, n, device, alpha=0.5, beta=0.7)
+
+
+@uses_model_sampling
 def get_sigmas_linear_quadratic(model_sampling, n, device="cpu", threshold_noise=0.025, linear_steps=None):
     """Linear in the first half, then quadratic, in fractions of sigma_max (Mochi's schedule, Genmo 2024)."""
     if n == 1:

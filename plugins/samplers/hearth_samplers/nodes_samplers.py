@@ -1,5 +1,5 @@
 """SAMPLER nodes with options, ComfyUI's names: SamplerEulerAncestral, SamplerLMS, SamplerDPMPP_2M_SDE,
-SamplerDPMPP_3M_SDE, SamplerDPMPP_SDE, SamplerDPMPP_2S_Ancestral and SamplerDPMAdaptative.
+SamplerDPMPP_3M_SDE, SamplerDPMPP_SDE, SamplerDPMPP_2S_Ancestral, SamplerDPMAdaptative and SamplerER_SDE.
 
 Each gives this pack's sampler of that name with the node's widgets as its options (ComfyUI's
 ``comfy_extras/nodes_custom_sampler.py``). Difference from ComfyUI: ``noise_device`` is accepted but changes
@@ -143,6 +143,32 @@ class SamplerDPMAdaptative:
                         icoeff=icoeff, dcoeff=dcoeff, accept_safety=accept_safety, eta=eta, s_noise=s_noise)
 
 
-NODES = {cls.__name__: cls for cls in (SamplerEulerAncestral, SamplerDPMPP_2S_Ancestral, SamplerLMS,
+class SamplerER_SDE:  # noqa: N801
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("ER-SDE-Solver with the chosen noise scaler: the paper's ER-SDE, the reverse-time SDE, or the "
+                   "ODE (no noise); eta scales the stochastic part and 0 gives the ODE.")
+    RETURN_TYPES = ("SAMPLER",)
+    FUNCTION = "get_sampler"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        eta = _float(1.0, 10.0)
+        eta[1]["tooltip"] = ("Stochastic strength of SDEs.\nWhen eta=0, they reduce to deterministic ODE.\nLarge eta "
+                             "may cause invalid outputs. If this occurs, try decreasing this value.")
+        return {"required": {"solver_type": (["ER-SDE", "Reverse-time SDE", "ODE"],),
+                             "max_stage": ("INT", {"default": 3, "min": 1, "max": 3, "advanced": True}),
+                             "eta": eta, "s_noise": _float(1.0)}}
+
+    def get_sampler(self, solver_type, max_stage, eta, s_noise):
+        scalers = {"ER-SDE": lambda lam: lam * ((lam**0.3).exp() + 10.0) ** eta,
+                   "Reverse-time SDE": lambda lam: lam ** (eta + 1), "ODE": lambda lam: lam}
+        if solver_type not in scalers:
+            raise ValueError(f"SamplerER_SDE: solver_type must be one of {list(scalers)}, got {solver_type!r}")
+        if solver_type == "ODE" or eta == 0:
+            solver_type, s_noise = "ODE", 0.0
+        return _sampler("er_sde", s_noise=s_noise, noise_scaler=scalers[solver_type], max_stage=max_stage)
+
+
+NODES = {cls.__name__: cls for cls in (SamplerER_SDE, SamplerEulerAncestral, SamplerDPMPP_2S_Ancestral, SamplerLMS,
                                        SamplerDPMPP_SDE, SamplerDPMPP_2M_SDE, SamplerDPMPP_3M_SDE,
                                        SamplerDPMAdaptative)}

@@ -1,0 +1,137 @@
+"""res_multistep, gradient_estimation, er_sde, the *_gpu / heun aliases and beta57: against independent float64
+versions of their updates, and properties the maths guarantees."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hearth_samplers.catalog import SAMPLERS, SCHEDULERS
+from hearth_samplers.discrete_schedules import get_sigmas_beta
+from hearth_samplers.er_sde import sample_er_sde
+from hearth_samplers.gradient_estimation import sample_gradient_estimation
+from hearth_samplers.model_sampling import FlowSampling
+from hearth_samplers.nodes_samplers import SamplerER_SDE
+from hearth_samplers.res_multistep import sample_res_multistep, sample_res_multistep_ancestral
+
+from .toy_model import ToySampling
+
+SIGMAS = torch.tensor([10.0, 4.0, 1.5, 0.6, 0.2, 0.0])
+
+
+def _denoise(x, sigma):
+    return math.tanh(x) * 0.5 + 0.1 * sigma
+
+
+class Denoiser:
+    """``model(x, sigma) -> denoised`` on a one-element latent, with a model sampling for the samplers to find."""
+
+    def __init__(self, sampling=None) -> None:
+        self.sampling = sampling or ToySampling()
+
+    def __call__(self, x, sigma, **_):
+        return torch.tensor([[[[_denoise(float(x), float(sigma[0]))]]]], dtype=x.dtype)
+
+
+def _x() -> torch.Tensor:
+    return torch.full((1, 1, 1, 1), 7.0)
+
+
+def test_res_multistep_against_the_exponential_integrator() -> None:
+    got = float(sample_res_multistep(Denoiser(), _x(), SIGMAS))
+    s = [float(v) for v in SIGMAS]
+    x, old = 7.0, None
+    for i in range(len(s) - 1):
+        d = _denoise(x, s[i])
+        if s[i + 1] == 0 or old is None:
+            x = x + (x - d) / s[i] * (s[i + 1] - s[i])
+        else:
+            h = math.log(s[i]) - math.log(s[i + 1])
+            c2 = (math.log(s[i]) - math.log(s[i - 1])) / h  # t_prev - t_old, with t = -log(sigma)
+            phi1 = math.expm1(-h) / -h
+            phi2 = (phi1 - 1) / -h
+            x = math.exp(-h) * x + h * ((phi1 - phi2 / c2) * d + (phi2 / c2) * old)
+        old = d
+    assert got == pytest.approx(x, rel=1e-5)
+
+
+def test_res_multistep_ancestral_without_eta_is_res_multistep() -> None:
+    plain = sample_res_multistep(Denoiser(), _x(), SIGMAS)
+    assert torch.allclose(sample_res_multistep_ancestral(Denoiser(), _x(), SIGMAS, eta=0.0), plain)
+    noisy = sample_res_multistep_ancestral(Denoiser(), _x(), SIGMAS, eta=1.0,
+                                           noise_sampler=lambda a, b: torch.ones(1, 1, 1, 1))
+    assert not torch.allclose(noisy, plain)
+
+
+def test_gradient_estimation_corrects_euler_by_the_change_in_direction() -> None:
+    got = float(sample_gradient_estimation(Denoiser(), _x(), SIGMAS, ge_gamma=2.5))
+    s = [float(v) for v in SIGMAS]
+    x, old_d = 7.0, None
+    for i in range(len(s) - 1):
+        den = _denoise(x, s[i])
+        d = (x - den) / s[i]
+        if s[i + 1] == 0:
+            x = den
+        else:
+            x = x + d * (s[i + 1] - s[i])
+            if i >= 1:
+                x = x + 1.5 * (d - old_d) * (s[i + 1] - s[i])
+        old_d = d
+    assert got == pytest.approx(x, rel=1e-5)
+
+
+def _euler(model, sigmas):
+    x = _x()
+    for i in range(len(sigmas) - 1):
+        d = model(x, sigmas[i : i + 1])
+        x = x + (x - d) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
+    return x
+
+
+def test_er_sde_with_the_ode_scaler_and_one_stage_is_euler() -> None:
+    (sampler,) = SamplerER_SDE().get_sampler("ODE", 1, 1.0, 1.0)
+    assert sampler.options["s_noise"] == 0.0
+    got = sampler.sample(Denoiser(), _x(), SIGMAS)
+    assert torch.allclose(got, _euler(Denoiser(), SIGMAS), atol=1e-5)
+    flow = Denoiser(FlowSampling(shift=3.0))
+    flow_sigmas = torch.tensor([0.9, 0.7, 0.4, 0.1, 0.0])
+    assert torch.allclose(sampler.sample(flow, _x(), flow_sigmas), _euler(flow, flow_sigmas), atol=1e-5)
+
+
+def test_er_sde_higher_stages_follow_the_ode_more_closely() -> None:
+    fine = torch.exp(torch.linspace(math.log(10.0), math.log(0.2), 400))
+    reference = float(_euler(Denoiser(), torch.cat([fine, torch.zeros(1)])[:-1]))
+
+    def ode(stages):
+        return float(sample_er_sde(Denoiser(), _x(), SIGMAS[:-1], s_noise=0.0, noise_scaler=lambda lam: lam,
+                                   max_stage=stages))
+
+    errors = [abs(ode(stages) - reference) for stages in (1, 2, 3)]
+    assert errors[2] < errors[0] and errors[1] < errors[0]
+
+
+def test_er_sde_noise_and_solver_choices() -> None:
+    quiet = sample_er_sde(Denoiser(), _x(), SIGMAS, s_noise=0.0)
+    noisy = sample_er_sde(Denoiser(), _x(), SIGMAS, s_noise=1.0, noise_sampler=lambda a, b: torch.ones(1, 1, 1, 1))
+    assert not torch.allclose(quiet, noisy)
+    (reverse,) = SamplerER_SDE().get_sampler("Reverse-time SDE", 3, 0.5, 1.0)
+    lam = torch.tensor(2.0)
+    assert float(reverse.options["noise_scaler"](lam)) == pytest.approx(2.0**1.5)
+    (er,) = SamplerER_SDE().get_sampler("ER-SDE", 2, 0.5, 0.7)
+    assert float(er.options["noise_scaler"](lam)) == pytest.approx(2.0 * (math.exp(2.0**0.3) + 10.0) ** 0.5)
+    assert er.options["s_noise"] == 0.7 and er.options["max_stage"] == 2
+    (off,) = SamplerER_SDE().get_sampler("ER-SDE", 3, 0.0, 1.0)  # eta 0 is the ODE
+    assert off.options["s_noise"] == 0.0 and float(off.options["noise_scaler"](lam)) == 2.0
+
+
+def test_gpu_and_heun_aliases_and_beta57() -> None:
+    for name in ("dpmpp_sde", "dpmpp_2m_sde", "dpmpp_3m_sde"):
+        assert SAMPLERS[f"{name}_gpu"] is SAMPLERS[name]
+    heun = SAMPLERS["dpmpp_2m_sde_heun"]
+    assert getattr(heun, "noise", None) == getattr(SAMPLERS["dpmpp_2m_sde"], "noise", None)
+    noise = lambda a, b: torch.zeros(1, 1, 1, 1)  # noqa: E731
+    expected = SAMPLERS["dpmpp_2m_sde"](Denoiser(), _x(), SIGMAS, solver_type="heun", noise_sampler=noise)
+    assert torch.allclose(heun(Denoiser(), _x(), SIGMAS, noise_sampler=noise), expected)
+    sampling = ToySampling()
+    assert torch.equal(SCHEDULERS["beta57"](sampling, 10), get_sigmas_beta(sampling, 10, alpha=0.5, beta=0.7))
