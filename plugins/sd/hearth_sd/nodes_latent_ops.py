@@ -120,7 +120,6 @@ class LatentInterpolate:
 
 
 class LatentBatch:
-    DISPLAY_NAME = "Latent Batch"
     CATEGORY = "latent/batch"
     DESCRIPTION = "Combine two latents into one batch (samples2 resized to samples1 when their sizes differ)."
     RETURN_TYPES = ("LATENT",)
