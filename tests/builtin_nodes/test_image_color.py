@@ -12,6 +12,8 @@ from PIL import Image
 from hearth.core.builtin_nodes.image_color import (
     ColorTransfer,
     ImageHistogram,
+    ImageRGBToYUV,
+    ImageYUVToRGB,
     lab_to_rgb,
     mkl_matrix,
     rgb_to_lab,
@@ -33,6 +35,20 @@ def test_lab_of_known_colours() -> None:
 def test_lab_round_trip() -> None:
     rgb = torch.rand(2, 3, 5, 7, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(lab_to_rgb(rgb_to_lab(rgb)), rgb, atol=1e-4)
+
+
+def test_yuv_planes_by_hand_and_back() -> None:
+    image = torch.tensor([[[[1.0, 0.0, 0.0, 0.5]]]])  # one red RGBA pixel: the alpha is ignored
+    y, u, v = ImageRGBToYUV().split(image)
+    assert y.shape == (1, 1, 1, 3)
+    assert float(y[0, 0, 0, 0]) == pytest.approx(0.299)
+    assert float(u[0, 0, 0, 1]) == pytest.approx((0 - 0.299) * 0.564 + 0.5)
+    assert float(v[0, 0, 0, 2]) == pytest.approx((1 - 0.299) * 0.713 + 0.5)
+    rgb = torch.rand(2, 3, 4, 3, generator=torch.Generator().manual_seed(1))
+    (back,) = ImageYUVToRGB().join(*ImageRGBToYUV().split(rgb))
+    assert torch.allclose(back, rgb, atol=2e-3)  # kornia's rounded constants are not exact inverses
+    with pytest.raises(ValueError, match="U, V: the three planes must have one size"):
+        ImageYUVToRGB().join(rgb, rgb, rgb[:1])
 
 
 def test_histogram_counts_truncated_bytes() -> None:

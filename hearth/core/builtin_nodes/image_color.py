@@ -1,4 +1,5 @@
-"""Colour statistics and colour matching with ComfyUI's names: ImageHistogram and ColorTransfer.
+"""Colour spaces, statistics and matching with ComfyUI's names: ImageRGBToYUV, ImageYUVToRGB, ImageHistogram and
+ColorTransfer.
 
 ColorTransfer works in CIE Lab as ComfyUI's does through kornia (sRGB, D65 white, kornia's constants and its
 clipping on the way back); kornia cannot be a dependency here, so the conversions are written out below.
@@ -49,6 +50,65 @@ def lab_to_rgb(lab: Any) -> Any:
     rgb = torch.where(linear > 0.0031308, 1.055 * torch.pow(linear.clamp(min=0.0031308), 1 / 2.4) - 0.055,
                       12.92 * linear)
     return rgb.clamp(0.0, 1.0)
+
+
+def rgb_to_ycbcr(rgb: Any) -> Any:
+    """kornia's YCbCr (JPEG-style constants, chroma centred on 0.5) of ``[..., 3, H, W]``."""
+    torch = torch_module()
+    r, g, b = rgb[..., 0, :, :], rgb[..., 1, :, :], rgb[..., 2, :, :]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    return torch.stack([y, (b - y) * 0.564 + 0.5, (r - y) * 0.713 + 0.5], dim=-3)
+
+
+def ycbcr_to_rgb(ycbcr: Any) -> Any:
+    """The inverse of :func:`rgb_to_ycbcr` with kornia's constants (not clamped)."""
+    torch = torch_module()
+    y, cb, cr = ycbcr[..., 0, :, :], ycbcr[..., 1, :, :] - 0.5, ycbcr[..., 2, :, :] - 0.5
+    return torch.stack([y + 1.403 * cr, y - 0.714 * cr - 0.344 * cb, y + 1.773 * cb], dim=-3)
+
+
+class ImageRGBToYUV:
+    """ComfyUI's Image RGB to YUV: the Y, U (Cb) and V (Cr) planes, each as a grey RGB image."""
+
+    DISPLAY_NAME = "Image RGB to YUV"
+    CATEGORY = "image/color"
+    RETURN_TYPES = ("IMAGE", "IMAGE", "IMAGE")
+    RETURN_NAMES = ("Y", "U", "V")
+    FUNCTION = "split"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"image": ("IMAGE",)}}
+
+    def split(self, image: Any) -> tuple[Any, Any, Any]:
+        if check_image(image).shape[-1] < 3:
+            raise ValueError("image: needs RGB channels to convert to YUV")
+        rgb = image[..., :3]
+        planes = rgb_to_ycbcr(rgb.movedim(-1, 1)).movedim(1, -1)
+        return tuple(planes[..., c:c + 1].expand_as(rgb) for c in range(3))
+
+
+class ImageYUVToRGB:
+    """ComfyUI's Image YUV to RGB: each input's first three channels averaged into its plane, then YCbCr to RGB
+    (values outside 0..1 kept, as ComfyUI)."""
+
+    DISPLAY_NAME = "Image YUV to RGB"
+    CATEGORY = "image/color"
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "join"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"Y": ("IMAGE",), "U": ("IMAGE",), "V": ("IMAGE",)}}
+
+    def join(self, Y: Any, U: Any, V: Any) -> tuple[Any]:  # noqa: N803 - ComfyUI's input names
+        torch = torch_module()
+        planes = [check_image(plane, name) for plane, name in ((Y, "Y"), (U, "U"), (V, "V"))]
+        if len({plane.shape[:3] for plane in planes}) != 1:
+            raise ValueError(f"U, V: the three planes must have one size and batch; got "
+                             f"{', '.join(str(tuple(p.shape[:3])) for p in planes)}")
+        ycbcr = torch.cat([plane[..., :3].mean(dim=-1, keepdim=True) for plane in planes], dim=-1)
+        return (ycbcr_to_rgb(ycbcr.movedim(-1, 1)).movedim(1, -1),)
 
 
 class ImageHistogram:
@@ -224,4 +284,4 @@ class ColorTransfer:
         return torch.stack(out)
 
 
-NODES = {cls.__name__: cls for cls in (ImageHistogram, ColorTransfer)}
+NODES = {cls.__name__: cls for cls in (ImageRGBToYUV, ImageYUVToRGB, ImageHistogram, ColorTransfer)}

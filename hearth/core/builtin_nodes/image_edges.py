@@ -150,7 +150,11 @@ def morphology(images: Any, operation: str, size: int) -> Any:
 
 class Morphology:
     """ComfyUI's ImageMorphology (node type ``Morphology``): erosion, dilation and what is built from them, on
-    every channel, with a square ``kernel_size`` kernel."""
+    every channel, with a square ``kernel_size`` kernel.
+
+    Newer ComfyUI computes these with max pooling padded ``kernel_size // 2`` on every side, which is the same for
+    odd kernels but makes the image one pixel wider and taller for even ones; Hearth keeps the input's size
+    (kornia's definition, and the first H x W pixels of the newer one)."""
 
     DISPLAY_NAME = "ImageMorphology"
     CATEGORY = "image/postprocessing"
