@@ -83,9 +83,12 @@ def test_exr_is_scene_linear_float(folders: Folders) -> None:
     assert decode(folders.output / srgb["filename"], "gbrpf32le")[0, 0, 0] == pytest.approx(
         ((0.5 + 0.055) / 1.055) ** 2.4, rel=1e-6)  # 0.2140: the inverse sRGB EOTF
     (hlg,) = save(torch.tensor([[[[0.25, 0.75, 1.0]]]]), {**exr, "format.input_color_space": "HDR"})["ui"]["images"]
-    a, b, c = 0.17883277, 0.28466892, 0.55991073
+    a, b, c = 0.17883277, 0.28466892, 0.55991072928
     assert decode(folders.output / hlg["filename"], "gbrpf32le")[0, 0].tolist() == pytest.approx(
         [0.25 ** 2 / 3, (math.exp((0.75 - c) / a) + b) / 12, (math.exp((1.0 - c) / a) + b) / 12], rel=1e-5)
+    (rgba,) = save(torch.tensor([[[[0.5, 0.5, 0.5, 0.5]]]]), {**exr, "format.input_color_space": "sRGB"})["ui"]["images"]
+    pixel = decode(folders.output / rgba["filename"], "gbrapf32le")[0, 0]
+    assert pixel[3] == 0.5 and pixel[0] == pytest.approx(0.21404, rel=1e-4)  # alpha is not linearized
     header = (folders.output / linear["filename"]).read_bytes()[:2000]
     assert b'prompt\x00string\x00' in header and b'{"1": {}}' in header
 

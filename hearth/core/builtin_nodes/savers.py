@@ -81,15 +81,15 @@ def encode_png(image: Any, bit_depth: str, texts: dict[str, str]) -> bytes:
 
 def _srgb_to_linear(x: Any) -> Any:
     torch = torch_module()
-    return torch.where(x <= 0.04045, x / 12.92, torch.pow((x + 0.055) / 1.055, 2.4))
+    return torch.where(x <= 0.04045, x / 12.92, torch.pow((x.clamp(min=0.0) + 0.055) / 1.055, 2.4))
 
 
 def _hlg_to_linear(x: Any) -> Any:
     """The inverse HLG OETF of BT.2100 (scene-linear light in 0..1)."""
     torch = torch_module()
     a, b = 0.17883277, 0.28466892
-    c = 0.55991073
-    return torch.where(x <= 0.5, x * x / 3.0, (torch.exp((x - c) / a) + b) / 12.0)
+    c = 0.55991072928  # 0.5 - a * ln(4 * a)
+    return torch.where(x <= 0.5, x * x / 3.0, (torch.exp((x.clamp(min=0.5) - c) / a) + b) / 12.0)
 
 
 _REC2020 = (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290)
@@ -102,10 +102,11 @@ def _exr_attribute(name: str, kind: str, value: bytes) -> bytes:
 def encode_exr(image: Any, colorspace: str, texts: dict[str, str]) -> bytes:
     """An uncompressed scanline OpenEXR of one ``[H, W, C]`` image as 32-bit float, scene-linear; ``texts`` as
     string header attributes. Channels as OpenEXR orders them: Y, or (A,) B, G, R."""
-    if colorspace == "sRGB":
-        image = _srgb_to_linear(image)
-    elif colorspace == "HDR":
-        image = _hlg_to_linear(image)
+    transform = {"sRGB": _srgb_to_linear, "HDR": _hlg_to_linear}.get(colorspace)
+    if transform is not None:  # colour channels only; an alpha channel is written as it is, as ComfyUI does
+        torch = torch_module()
+        image = torch.cat([transform(image[..., :3]), image[..., 3:]], dim=-1) if image.shape[-1] == 4 \
+            else transform(image)
     array = image.detach().cpu().float().numpy().astype("<f4")
     height, width, channels = array.shape
     names = {1: ["Y"], 3: ["R", "G", "B"], 4: ["R", "G", "B", "A"]}[channels]
