@@ -5,6 +5,7 @@ reader; metadata as ComfyUI embeds it."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from typing import Any
@@ -155,3 +156,24 @@ def test_save_text(run_prompt: Any, hearth_folders: Folders) -> None:
     assert (hearth_folders.output / "notes" / "t_00003.md").read_text() == "# title"
     with pytest.raises(ValueError, match="input 'text': expected a STRING, got int"):
         call("SaveText", text=3, filename_prefix="t", format="txt")
+
+
+def test_save_svg_embeds_the_workflow(folders: Folders) -> None:
+    from xml.etree import ElementTree
+
+    class SVG:  # ComfyUI's SVG value: a list of byte streams
+        def __init__(self, *documents: bytes) -> None:
+            self.data = [io.BytesIO(d) for d in documents]
+
+    drawing = b'<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><rect width="4" height="4"/></svg>'
+    value = SVG(drawing, drawing)
+    result = call("SaveSVGNode", svg=value, filename_prefix="svg/out", prompt={"1": {"x": "]]>"}},
+                  extra_pnginfo={"workflow": {"n": 1}})
+    assert result["result"] == (value,)
+    assert [i["filename"] for i in result["ui"]["images"]] == ["out_00001_.svg", "out_00002_.svg"]
+    text = (folders.output / "svg" / "out_00001_.svg").read_text()
+    root = ElementTree.fromstring(text)  # still well-formed XML
+    metadata = root.find("{http://www.w3.org/2000/svg}metadata")
+    assert metadata is not None and json.loads(metadata.text) == {"prompt": {"1": {"x": "]]>"}}, "workflow": {"n": 1}}
+    with pytest.raises(ValueError, match="input 'svg': expected SVG documents"):
+        call("SaveSVGNode", svg=SVG(b"not svg"), filename_prefix="svg/out")

@@ -1,4 +1,5 @@
-"""Savers with ComfyUI's names: Save Image (Advanced) (``SaveImageAdvanced``: PNG 8/16-bit, EXR, AVIF) and Save Text.
+"""Savers with ComfyUI's names: Save Image (Advanced) (``SaveImageAdvanced``: PNG 8/16-bit, EXR, AVIF), Save SVG
+(``SaveSVGNode``) and Save Text.
 
 SaveImageAdvanced's ``format`` is a V3 DynamicCombo: a prompt carries ``format`` and its option's widgets as
 ``format.bit_depth``, ``format.input_color_space``... (see :mod:`dynamic_inputs`). Files are named
@@ -14,7 +15,9 @@ and AVIF through Pillow. Differences from ComfyUI (which encodes with PyAV/FFmpe
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -273,4 +276,63 @@ class SaveText:
         return {"ui": {"text": (text,), "files": [saved]}, "result": (text,)}
 
 
-NODES = {"SaveImageAdvanced": SaveImageAdvanced, "SaveText": SaveText}
+def _svg_documents(svg: Any) -> list[str]:
+    """The SVG documents of an SVG value: ComfyUI's (``.data``, a list of byte streams), or text/bytes."""
+    items = getattr(svg, "data", svg)
+    items = items if isinstance(items, (list, tuple)) else [items]
+    documents = []
+    for item in items:
+        if isinstance(item, io.IOBase):
+            item.seek(0)
+            item = item.read()
+        if isinstance(item, (bytes, bytearray)):
+            item = bytes(item).decode("utf-8")
+        if not isinstance(item, str) or "<svg" not in item:
+            raise ValueError(f"input 'svg': expected SVG documents, got a {type(item).__name__} without an <svg> tag")
+        documents.append(item)
+    return documents
+
+
+class SaveSVGNode:
+    """ComfyUI's Save SVG: each SVG document to ``{prefix}_{counter:05}_.svg``, the prompt and workflow as JSON in a
+    ``<metadata>`` CDATA section after the opening ``<svg>`` tag (ComfyUI's place for it)."""
+
+    DISPLAY_NAME = "Save SVG"
+    DESCRIPTION = "Save SVG files on disk."
+    CATEGORY = "image"
+    RETURN_TYPES = ("SVG",)
+    RETURN_NAMES = ("svg",)
+    FUNCTION = "execute"
+    OUTPUT_NODE = True
+    SEARCH_ALIASES = ["export vector", "save vector graphics"]
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"svg": ("SVG", {}), "filename_prefix": ("STRING", {
+                    "default": "svg/ComfyUI", "tooltip": "The prefix for the file to save."})},
+                "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}}
+
+    def execute(self, svg: Any, filename_prefix: str = "svg/ComfyUI", prompt: Any = None,
+                extra_pnginfo: Any = None) -> dict[str, Any]:
+        documents = _svg_documents(svg)
+        metadata: dict[str, Any] = {"prompt": prompt} if prompt is not None else {}
+        metadata.update(extra_pnginfo or {})
+        # "]]>" inside the JSON would end the CDATA section early; split it across two sections.
+        block = json.dumps(metadata, indent=2).replace("]]>", "]]]]><![CDATA[>") if metadata else None
+        folder = context.folders().output
+        directory, base, counter = save_path(filename_prefix, folder, 0, 0)
+        subfolder = directory.relative_to(folder.resolve()).as_posix()
+        results = []
+        for batch_number, document in enumerate(documents):
+            if block is not None:
+                document = re.sub(r"(<svg[^>]*>)", lambda m: f"{m.group(1)}\n  <metadata><![CDATA[\n{block}\n]]>"
+                                  f"</metadata>", document, count=1)
+            name = f"{base.replace('%batch_num%', str(batch_number))}_{counter:05}_.svg"
+            with atomic_path(directory / name) as temp:
+                temp.write_bytes(document.encode("utf-8"))
+            results.append({"filename": name, "subfolder": "" if subfolder == "." else subfolder, "type": "output"})
+            counter += 1
+        return {"ui": {"images": results}, "result": (svg,)}
+
+
+NODES = {"SaveImageAdvanced": SaveImageAdvanced, "SaveSVGNode": SaveSVGNode, "SaveText": SaveText}
