@@ -22,6 +22,7 @@ def models(tmp_path_factory) -> Path:
     for family in ("sd1", "sdxl"):
         make_tiny_checkpoint(family, folder / "checkpoints" / f"tiny-{family}.safetensors")
         make_tiny_checkpoint(family, folder / "checkpoints" / f"tiny-{family}-other.safetensors", seed=7)
+    make_tiny_checkpoint("sd2", folder / "checkpoints" / "tiny-sd2.safetensors")  # SD2: v prediction
     return folder
 
 
@@ -100,6 +101,18 @@ def test_an_sdxl_checkpoint_uses_the_conditioner_prefixes_and_modelspec(runtime,
     loaded, loaded_clip, _ = CheckpointLoaderSimple().load_checkpoint("ComfyUI_00001_.safetensors")
     torch.testing.assert_close(run(loaded, context=64), run(model, context=64), rtol=0, atol=0)
     torch.testing.assert_close(loaded_clip.encode("an owl")[1], clip.encode("an owl")[1], rtol=0, atol=0)
+
+
+def test_a_v_prediction_model_says_so_as_comfyui_does(runtime, tmp_path) -> None:
+    model, clip, vae = CheckpointLoaderSimple().load_checkpoint("tiny-sd2.safetensors")
+    CheckpointSave().save(model, clip, vae, "v/ComfyUI")
+    header = read_header(tmp_path / "output" / "v" / "ComfyUI_00001_.safetensors")
+    assert header.metadata["modelspec.predict_key"] == "v" and header.shapes["v_pred"] == (0,)
+    assert any(k.startswith("cond_stage_model.model.transformer.resblocks.") for k in header.shapes)
+    runtime.model_folders.add("checkpoints", tmp_path / "output" / "v")
+    loaded, _, _ = CheckpointLoaderSimple().load_checkpoint("ComfyUI_00001_.safetensors")
+    assert loaded.sampling.prediction == "v"
+    torch.testing.assert_close(run(loaded, context=32), run(model, context=32), rtol=0, atol=0)
 
 
 def test_model_clip_and_vae_saves_load_with_their_own_loaders(runtime, tmp_path) -> None:
