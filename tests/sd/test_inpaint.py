@@ -1,5 +1,6 @@
 """Inpainting: a 9-channel UNet gets ComfyUI's c_concat (mask first, then the masked image's latent), built from
-InpaintModelConditioning, from the sampler's latent and mask, or blank; the node and an outpainting workflow."""
+InpaintModelConditioning, from the sampler's latent and mask, or blank; an 8-channel InstructPix2Pix UNet gets the
+source image's latent; the nodes, and outpainting and VAEEncodeForInpaint workflows through the executor."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hearth_sd.inpaint import BLANK_LATENT, concat_cond, resize_to_batch_size
-from hearth_sd.nodes_inpaint import InpaintModelConditioning
+from hearth_sd.nodes_inpaint import InpaintModelConditioning, InstructPixToPixConditioning
+from hearth_sd.nodes_vae import VAEEncodeForInpaint
 from PIL import Image
 
 from hearth.core.context import Folders
@@ -28,7 +30,8 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     built = Runtime.build(models_dir=work / "models", environ={}, output=work / "output", input=work / "input",
                           temp=work / "temp")
     offered = built.plugins.resolve_named("register_tiny_models", "tiny model")
-    write_tiny_models(work / "models", {name: offered[name] for name in ("sd1", "sd1-inpaint")})
+    write_tiny_models(work / "models", {name: offered[name] for name in ("sd1", "sd1-inpaint", "sdxl-inpaint",
+                                                                        "sd1-ip2p")})
     with built.activate():
         yield built
 
@@ -150,3 +153,76 @@ def test_an_outpainting_workflow_runs_through_the_executor(runtime, tmp_path):
     with Image.open(folders.temp / image_info["subfolder"] / image_info["filename"]) as opened:
         pixels = np.asarray(opened.convert("RGB"))
     assert pixels.shape == (32, 64, 3)
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, model: Any) -> dict[str, torch.Tensor]:
+    """What the model's UNet is called with (its first argument, the input batch), call by call."""
+    unet, seen = model.diffusion.unet, {}
+    forward = unet.forward
+
+    def spy(x, *args, **kwargs):
+        seen["x"] = x
+        return forward(x, *args, **kwargs)
+
+    monkeypatch.setattr(unet, "forward", spy)
+    return seen
+
+
+def test_instruct_pix2pix_gets_the_source_latent_unscaled(runtime, monkeypatch):
+    model, clip, vae = _load(runtime, "tiny-sd1-ip2p.safetensors")
+    assert model.diffusion.unet.config.in_channels == 8 and model.latent_channels == 4
+    cond, _ = clip.encode("make it snow")
+    pixels = image(1, 19, 17, seed=4)
+    positive, negative, latent = InstructPixToPixConditioning().encode([[cond, {}]], [[cond, {}]], pixels, vae)
+    source = positive[0][1]["concat_latent_image"]
+    torch.testing.assert_close(source, vae.encode(pixels[:, 1:17, 0:16]))  # centre-cropped to the 8-pixel grid
+    assert negative[0][1]["concat_latent_image"] is source and torch.equal(latent["samples"], torch.zeros_like(source))
+    seen = _spy(monkeypatch, model)
+    x, sigma = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(2)), torch.tensor([1.5])
+    model.denoise(x, sigma, cond, positive[0][1])
+    torch.testing.assert_close(seen["x"][:, 4:], source)  # SD1.5's ip2p image is not scaled (ComfyUI's rule)
+    model.denoise(x, sigma, cond, {})
+    assert torch.equal(seen["x"][:, 4:], torch.zeros(1, 4, 8, 8))
+
+
+def test_an_sdxl_inpainting_checkpoint_runs_with_its_concat(runtime, monkeypatch):
+    model, clip, _ = _load(runtime, "tiny-sdxl-inpaint.safetensors")
+    assert model.family == "sdxl" and model.diffusion.unet.config.in_channels == 9
+    seen = _spy(monkeypatch, model)
+    cond, pooled = clip.encode("a wall")
+    x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(3))
+    out = model.denoise(x, torch.tensor([1.0]), cond, {"pooled_output": pooled})
+    assert out.shape == x.shape and seen["x"].shape == (1, 9, 8, 8) and torch.equal(seen["x"][:, 4], torch.ones(1, 8, 8))
+
+
+def test_vae_encode_for_inpaint_feeds_the_model_through_the_sampler(runtime, tmp_path, monkeypatch):
+    """The classic workflow (no InpaintModelConditioning): the sampler's latent and noise mask become c_concat."""
+    model, _, vae = _load(runtime, "tiny-sd1-inpaint.safetensors")  # the executor's load shares this UNet
+    seen = _spy(monkeypatch, model)
+    folders = Folders(tmp_path / "output", tmp_path / "input", tmp_path / "temp")
+    prompt = {
+        "1": node("CheckpointLoaderSimple", ckpt_name="tiny-sd1-inpaint.safetensors"),
+        "2": node("CLIPTextEncode", clip=["1", 1], text="a beach"),
+        "3": node("CLIPTextEncode", clip=["1", 1], text="blurry"),
+        "4": node("EmptyImage", width=32, height=32, batch_size=1, color=0x884422),
+        "5": node("ImagePadForOutpaint", image=["4", 0], left=16, top=0, right=0, bottom=0, feathering=0),
+        "6": node("VAEEncodeForInpaint", pixels=["5", 0], vae=["1", 2], mask=["5", 1], grow_mask_by=0),
+        "7": node("KSampler", model=["1", 0], seed=5, steps=1, cfg=3.0, sampler_name="euler", scheduler="normal",
+                  positive=["2", 0], negative=["3", 0], latent_image=["6", 0], denoise=1.0),
+        "8": node("VAEDecode", samples=["7", 0], vae=["1", 2]),
+        "9": node("PreviewImage", images=["8", 0]),
+    }
+    pm = runtime.plugins
+    result = Executor(pm.nodes(), folders=folders, plugins=pm).run(prompt)
+    assert result.ok, result.error or result.validation.node_errors
+    padded = torch.full((1, 32, 48, 3), 0.5)
+    padded[:, :, 16:] = torch.tensor([0x88, 0x44, 0x22]) / 255.0
+    mask = torch.ones(1, 32, 48)
+    mask[:, :, 16:] = 0.0
+    (latent,) = VAEEncodeForInpaint().encode(vae, padded, mask, 0)
+    fed = seen["x"][:1]
+    assert fed.shape == (1, 9, 16, 24)
+    strip = torch.zeros(1, 1, 16, 24)
+    strip[..., :8] = 1.0
+    torch.testing.assert_close(fed[:, 4:5], strip)  # the padded left strip to repaint, at latent size
+    torch.testing.assert_close(fed[:, 5:], model.process_latent_in(latent["samples"]), rtol=1e-4, atol=1e-4)

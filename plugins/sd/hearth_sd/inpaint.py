@@ -1,4 +1,4 @@
-"""The extra input channels of an inpainting UNet (SD1.x / SDXL with 9 input channels), as ComfyUI builds them.
+"""The extra input channels of inpainting (9) and InstructPix2Pix (8) UNets, as ComfyUI builds them.
 
 An inpainting checkpoint's UNet takes the noisy latent (4 channels) followed by ``c_concat``: the inpainting
 mask (1 channel, 1 = repaint) and the latent of the image with the masked part greyed out (4 channels), in that
@@ -6,7 +6,9 @@ order (ComfyUI's ``concat_keys = ("mask", "masked_image")``, diffusers' order to
 ComfyUI's ``BaseModel.concat_cond``: the conditioning's ``concat_latent_image`` / ``concat_mask``
 (InpaintModelConditioning), else the sampler's latent and noise mask (VAEEncodeForInpaint's LATENT), else a
 blank concat (a mask of ones and the latent of a black image) so such a model also runs as a plain text-to-image
-model. Differences: an area-limited conditioning entry gets the concat resized to its crop, not cut out of it.
+model. :func:`ip2p_concat` is ComfyUI's ``IP2P.concat_cond``: the conditioning's ``concat_latent_image``
+(InstructPixToPixConditioning) as it is for SD1.5 (ComfyUI does not scale it) or scaled for SDXL, zeros without one.
+Differences: an area-limited conditioning entry gets the concat resized to its crop, not cut out of it.
 """
 
 from __future__ import annotations
@@ -81,3 +83,16 @@ def concat_cond(options: Mapping[str, Any], noise: torch.Tensor, process_latent_
     mask = mask.reshape((-1, 1) + tuple(mask.shape[-2:]))
     mask = resize_to_batch_size(_resize(mask, noise).round(), batch)
     return torch.cat([mask.to(noise.dtype), image.to(noise.dtype)], dim=1)
+
+
+def ip2p_concat(options: Mapping[str, Any], noise: torch.Tensor, process_in: Any) -> torch.Tensor:
+    """``c_concat`` ``[B, 4, h, w]`` of an InstructPix2Pix UNet: the source image's latent, through ``process_in``
+    (identity for SD1.5, the latent scale for SDXL, as ComfyUI's ``process_ip2p_image_in``)."""
+    image = options.get("concat_latent_image")
+    if image is None:
+        return torch.zeros_like(noise)
+    image = resize_to_batch_size(_resize(image.to(noise.device).float(), noise), noise.shape[0])
+    if image.shape[1] != noise.shape[1]:
+        raise ValueError(f"InstructPix2Pix: the image latent has {image.shape[1]} channels, the model's latent "
+                         f"{noise.shape[1]}: encode the image with this model's VAE (InstructPixToPixConditioning)")
+    return process_in(image).to(noise.dtype)

@@ -1,10 +1,12 @@
-"""InpaintModelConditioning, as ComfyUI defines it: what an inpainting model is told about the image and its mask.
+"""InpaintModelConditioning and InstructPixToPixConditioning, as ComfyUI defines them: the image (and mask) an
+inpainting or InstructPix2Pix model takes besides the noisy latent.
 
 The node encodes the image twice: as it is (the LATENT to sample from) and with the masked pixels set to neutral
 grey (``concat_latent_image``), and records that latent and the mask (``concat_mask``) in both conditionings.
 An inpainting UNet (9 input channels) takes them as its extra channels (:mod:`hearth_sd.inpaint`); other models
 ignore them. With ``noise_mask`` the LATENT also gets the mask, so the sampler only repaints there. VAEEncodeForInpaint
-and SetLatentNoiseMask (the other inpainting nodes) live with the VAE and latent nodes.
+and SetLatentNoiseMask (the other inpainting nodes) live with the VAE and latent nodes. InstructPixToPixConditioning
+records the source image's latent alone and starts from an empty latent of its size.
 """
 
 from __future__ import annotations
@@ -38,15 +40,10 @@ class InpaintModelConditioning:
                noise_mask: bool = True) -> tuple[list, list, dict[str, Any]]:
         import torch.nn.functional as F
 
-        if getattr(pixels, "ndim", None) != 4:
-            raise ValueError(f"InpaintModelConditioning: pixels must be an IMAGE [B, H, W, C], got "
-                             f"{list(getattr(pixels, 'shape', [])) or type(pixels).__name__}")
+        _check_pixels(pixels, "InpaintModelConditioning")
         if getattr(mask, "ndim", 0) < 2:
             raise ValueError("InpaintModelConditioning: mask must be a MASK [B, H, W] (or [H, W])")
         height, width = pixels.shape[1] // _CELL * _CELL, pixels.shape[2] // _CELL * _CELL
-        if height == 0 or width == 0:
-            raise ValueError(f"InpaintModelConditioning: pixels of {pixels.shape[2]}x{pixels.shape[1]} are smaller "
-                             f"than one {_CELL}-pixel latent cell")
         mask = F.interpolate(mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1]).float(),
                              size=(pixels.shape[1], pixels.shape[2]), mode="bilinear")
         if mask.shape[0] not in (1, pixels.shape[0]):
@@ -70,4 +67,37 @@ class InpaintModelConditioning:
         return out[0], out[1], latent
 
 
-NODES = {"InpaintModelConditioning": InpaintModelConditioning}
+def _check_pixels(pixels: Any, node: str) -> None:
+    if getattr(pixels, "ndim", None) != 4:
+        raise ValueError(f"{node}: pixels must be an IMAGE [B, H, W, C], got "
+                         f"{list(getattr(pixels, 'shape', [])) or type(pixels).__name__}")
+    if pixels.shape[1] < _CELL or pixels.shape[2] < _CELL:
+        raise ValueError(f"{node}: pixels of {pixels.shape[2]}x{pixels.shape[1]} are smaller than one {_CELL}-pixel "
+                         f"latent cell")
+
+
+class InstructPixToPixConditioning:
+    DISPLAY_NAME = "InstructPixToPixConditioning"
+    CATEGORY = "conditioning/instructpix2pix"
+    RETURN_TYPES = ("CONDITIONING", "CONDITIONING", "LATENT")
+    RETURN_NAMES = ("positive", "negative", "latent")
+    FUNCTION = "encode"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"positive": ("CONDITIONING",), "negative": ("CONDITIONING",), "vae": ("VAE",),
+                             "pixels": ("IMAGE",)}}
+
+    def encode(self, positive: list, negative: list, pixels: Any, vae: Any) -> tuple[list, list, dict[str, Any]]:
+        import torch
+
+        _check_pixels(pixels, "InstructPixToPixConditioning")
+        height, width = pixels.shape[1] // _CELL * _CELL, pixels.shape[2] // _CELL * _CELL
+        top, left = (pixels.shape[1] % _CELL) // 2, (pixels.shape[2] % _CELL) // 2
+        concat_latent = vae.encode(pixels[:, top:top + height, left:left + width, :3])
+        out = [[[cond, {**options, "concat_latent_image": concat_latent}] for cond, options in conditioning]
+               for conditioning in (positive, negative)]
+        return out[0], out[1], {"samples": torch.zeros_like(concat_latent)}
+
+
+NODES = {cls.__name__: cls for cls in (InpaintModelConditioning, InstructPixToPixConditioning)}

@@ -23,7 +23,7 @@ from hearth.core.models.registrations import APPLY_MODEL, DIFFUSION_MODEL, run_w
 from . import model_options as options_
 from .clip_text import CLIPTextEncoder
 from .families import END_TOKEN, SDXL_FOURIER_DIM, START_TOKEN
-from .inpaint import concat_cond
+from .inpaint import concat_cond, ip2p_concat
 from .model import VAE, DiffusionModel
 from .ops import compute_dtype_of
 from .sampling import ModelSampling
@@ -142,14 +142,18 @@ class SDModel(ModelValue):
         return control.get_control(x_in, sigma, timestep, context, y, model=self, batched_number=batched)
 
     def concat(self, options: Mapping[str, Any], x_in: torch.Tensor) -> torch.Tensor | None:
-        """``c_concat`` for an inpainting UNet (None for a plain one): ComfyUI's BaseModel.concat_cond, see
-        :mod:`hearth_sd.inpaint`."""
+        """``c_concat`` for an inpainting or InstructPix2Pix UNet (None for a plain one): ComfyUI's
+        ``concat_cond``, see :mod:`hearth_sd.inpaint`."""
         extra = self.diffusion.concat_channels
         if extra == 0:
             return None
+        if extra == x_in.shape[1]:  # InstructPix2Pix: the source image's latent
+            xl = self.diffusion.family.adm == "sdxl"
+            return ip2p_concat(options, x_in, self.process_latent_in if xl else (lambda image: image))
         if extra != 1 + x_in.shape[1]:  # ComfyUI's concat_keys: the mask, then the masked image
             raise ValueError(f"{self.patcher.name}: a UNet taking {extra} channels besides the latent is no "
-                             f"inpainting model Hearth knows (those take 1 mask + {x_in.shape[1]} image channels)")
+                             f"inpainting (1 mask + {x_in.shape[1]} image channels) or InstructPix2Pix "
+                             f"({x_in.shape[1]}) model")
         return concat_cond(options, x_in, self.process_latent_in)
 
     # -- ComfyUI's ModelPatcher surface, for custom nodes written against it ----------------------------------

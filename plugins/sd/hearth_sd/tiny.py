@@ -31,12 +31,13 @@ from .vae import AutoencoderKL
 TINY_FAMILIES = ("sd1", "sd2", "sdxl", "sdxl_refiner")
 
 
-def tiny_state_dict(family_name: str, seed: int = 0, inpaint: bool = False
+def tiny_state_dict(family_name: str, seed: int = 0, in_channels: int | None = None
                     ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """The tensors (float16, contiguous) and metadata of a tiny checkpoint of ``family_name``; ``inpaint`` gives
-    its UNet the 9 input channels of an inpainting model (latent + mask + masked-image latent)."""
+    """The tensors (float16, contiguous) and metadata of a tiny checkpoint of ``family_name``; ``in_channels``
+    widens its UNet's input: 9 for an inpainting model (latent + mask + masked-image latent), 8 for
+    InstructPix2Pix (latent + source image latent)."""
     family = get_family(family_name)
-    unet = replace(family.unet_tiny, in_channels=9) if inpaint else family.unet_tiny
+    unet = replace(family.unet_tiny, in_channels=in_channels) if in_channels else family.unet_tiny
     parts: list[tuple[str, torch.nn.Module]] = []
     # A private RNG stream: the weights depend on the seed only, and the caller's global RNG is left alone.
     with torch.random.fork_rng(devices=[]):
@@ -72,13 +73,13 @@ def tiny_state_dict(family_name: str, seed: int = 0, inpaint: bool = False
     return tensors, metadata
 
 
-def make_tiny_checkpoint(family: str, path: str | Path, seed: int = 0, inpaint: bool = False) -> Path:
+def make_tiny_checkpoint(family: str, path: str | Path, seed: int = 0, in_channels: int | None = None) -> Path:
     """Write a tiny ``family`` checkpoint (``sd1``, ``sd2``, ``sdxl``, ``sdxl_refiner`` or ``sd2_unclip``) to
-    ``path``; ``inpaint`` makes it an inpainting model (9-channel UNet).
+    ``path``; ``in_channels`` 9 makes it an inpainting model, 8 an InstructPix2Pix one.
 
-    :return: the path written. The same ``(family, seed, inpaint)`` always gives the same bytes.
+    :return: the path written. The same ``(family, seed, in_channels)`` always gives the same bytes.
     """
-    tensors, metadata = tiny_state_dict(family, seed, inpaint)
+    tensors, metadata = tiny_state_dict(family, seed, in_channels)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_safetensors(tensors, path, metadata)
