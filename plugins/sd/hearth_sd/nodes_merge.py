@@ -43,16 +43,25 @@ def merge_unet(node: str, model1: Any, model2: Any, strengths: Any) -> Any:
     ``(strength_patch, strength_model)`` pair per ComfyUI key (``diffusion_model.<unet key>``)."""
     check_same_family(node, model1, model2)
     merged = model1.clone()
-    for key, patch in model2.get_key_patches(UNET_PREFIX).items():
+    for key, patch in _offloaded(model2, model2.get_key_patches(UNET_PREFIX)).items():
         strength_patch, strength_model = strengths(key)
         merged.add_patches({key: patch}, strength_patch, strength_model)
     return merged
 
 
+def _offloaded(value: Any, patches: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
+    """The patches on the second model's offload device: a weight read while that model is resident on the GPU
+    would otherwise keep its GPU copy alive, outside the model manager's account, as long as the merge lives."""
+    device = getattr(value, "offload_device", None)
+    if device is None:
+        return dict(patches)
+    return {key: [weight.to(device) for weight in weights] for key, weights in patches.items()}
+
+
 def merge_clip(node: str, clip1: Any, clip2: Any, strength_patch: float, strength_model: float) -> Any:
     check_same_family(node, clip1, clip2, ("clip1", "clip2"))
     merged = clip1.clone()
-    for key, patch in clip2.get_key_patches().items():
+    for key, patch in _offloaded(clip2, clip2.get_key_patches()).items():
         if key.endswith(_CLIP_SKIPPED):
             continue
         merged.add_patches({key: patch}, strength_patch, strength_model)
