@@ -60,8 +60,10 @@ class Output:
         return getattr(self, key, default)
 
     def __repr__(self) -> str:
+        # The identity too: the samplers batch conditioning entries whose options print alike, and two encodings
+        # of different images must not pass for one.
         shapes = {k: tuple(v.shape) for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
-        return f"<CLIP_VISION_OUTPUT {shapes}>"
+        return f"<CLIP_VISION_OUTPUT {shapes} at {id(self):#x}>"
 
 
 class CLIPVision(ModelValue):
