@@ -83,6 +83,13 @@ def test_and_or_use_python_truthiness(node: str, values: dict[str, Any], expecte
     assert call(node, **{f"values.{k}": v for k, v in values.items()}) == (expected,)
 
 
+def test_and_or_declare_comfyui_autogrow(hearth_runtime: Any) -> None:
+    for name in ("ComfyAndNode", "ComfyOrNode"):
+        info = hearth_runtime.nodes[name].object_info()
+        assert info["input"]["required"]["values"] == ["COMFY_AUTOGROW_V3", {"template": {
+            "input": {"required": {"value": ["*", {}]}}, "prefix": "value", "min": 1, "max": 10}}]
+
+
 def test_and_through_the_executor(run_prompt: Any) -> None:
     prompt = {"t": {"class_type": "PrimitiveBoolean", "inputs": {"value": True}},
               "f": {"class_type": "PrimitiveInt", "inputs": {"value": 0}},

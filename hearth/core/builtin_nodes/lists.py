@@ -12,7 +12,8 @@ from typing import Any
 
 from hearth.core.builtin_nodes.dynamic_inputs import DynamicSection, autogrow_prefix, gather
 
-_INPUTS_SPEC, _INPUTS_CLAIMS = autogrow_prefix("inputs", ("input", ("*", {})), "input", minimum=1, maximum=10)
+_INPUTS_SPEC, _INPUTS_CLAIMS = autogrow_prefix("inputs", ("input", ("*", {})), "input", minimum=1, maximum=10,
+                                              optional=False)
 _ORDER = [f"input{index}" for index in range(10)]
 
 

@@ -101,7 +101,7 @@ def _truth(value: Any, name: str) -> bool:
 
 
 def _values_node(node_id: str, display: str, description: str, combine: Any, aliases: list[str]) -> type:
-    spec, claims = autogrow_prefix("values", ("value", ("*", {})), "value", minimum=1, maximum=10)
+    spec, claims = autogrow_prefix("values", ("value", ("*", {})), "value", minimum=1, maximum=10, optional=False)
 
     def input_types(cls: type) -> dict[str, Any]:
         return {"required": DynamicSection({"values": spec}, claims)}

@@ -52,7 +52,7 @@ class _SafeFormatter(string.Formatter):
         return None
 
 
-_FORMAT_SPEC, _FORMAT_CLAIMS = autogrow_names("values", ("value", ("*", {})), LETTERS, minimum=0)
+_FORMAT_SPEC, _FORMAT_CLAIMS = autogrow_names("values", ("value", ("*", {})), LETTERS, minimum=0, optional=False)
 
 
 class StringFormat:
