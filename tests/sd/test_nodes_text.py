@@ -97,3 +97,14 @@ def test_sdxl_model_without_pooled_output_says_what_to_do(models):
     model, _, _ = CheckpointLoaderSimple().load_checkpoint("tiny-sdxl.safetensors")
     with pytest.raises(ValueError, match="needs the pooled text output"):
         model.denoise(torch.zeros(1, 4, 8, 8), torch.tensor([1.0]), torch.zeros(1, 77, 64), {})
+
+
+def test_sdxl_encoders_inputs_are_in_comfyui_order() -> None:
+    sdxl = CLIPTextEncodeSDXL.INPUT_TYPES()["required"]
+    assert list(sdxl) == ["clip", "width", "height", "crop_w", "crop_h", "target_width", "target_height", "text_g",
+                          "text_l"]
+    assert sdxl["crop_w"][1] == {"default": 0, "min": 0, "max": 16384, "advanced": True}
+    refiner = CLIPTextEncodeSDXLRefiner.INPUT_TYPES()["required"]
+    assert list(refiner) == ["ascore", "width", "height", "text", "clip"]
+    assert CLIPTextEncodeSDXL.DISPLAY_NAME == "CLIP Text Encode (SDXL)"
+    assert CLIPTextEncodeSDXLRefiner.DISPLAY_NAME == "CLIP Text Encode (SDXL Refiner)"

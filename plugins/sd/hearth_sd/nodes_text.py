@@ -47,16 +47,21 @@ class CLIPTextEncode:
 
 
 class CLIPTextEncodeSDXL:
+    DISPLAY_NAME = "CLIP Text Encode (SDXL)"
     CATEGORY = "advanced/conditioning"
+    DESCRIPTION = ("Encodes dual text prompts (global text_g and local text_l) into conditioning formatted for SDXL, "
+                   "incorporating crop and target resolution metadata.")
     RETURN_TYPES = ("CONDITIONING",)
     FUNCTION = "encode"
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
+        # ComfyUI's current order (the CLIP socket first; the widgets' order is unchanged, so saved workflows
+        # load either way), crop_w/crop_h among the advanced widgets.
+        crop = (CROP[0], {**CROP[1], "advanced": True})
         return {"required": {
-            "width": SIZE, "height": SIZE, "crop_w": CROP, "crop_h": CROP,
-            "target_width": SIZE, "target_height": SIZE,
-            "text_g": PROMPT, "clip": ("CLIP",), "text_l": PROMPT,
+            "clip": ("CLIP",), "width": SIZE, "height": SIZE, "crop_w": crop, "crop_h": crop,
+            "target_width": SIZE, "target_height": SIZE, "text_g": PROMPT, "text_l": PROMPT,
         }}
 
     def encode(self, clip: Any, width: int, height: int, crop_w: int, crop_h: int, target_width: int,
@@ -70,7 +75,10 @@ class CLIPTextEncodeSDXL:
 
 
 class CLIPTextEncodeSDXLRefiner:
+    DISPLAY_NAME = "CLIP Text Encode (SDXL Refiner)"
     CATEGORY = "advanced/conditioning"
+    DESCRIPTION = ("Encodes prompt text into conditioning specifically formatted for the SDXL Refiner model, "
+                   "incorporating aesthetic score and image dimensions.")
     RETURN_TYPES = ("CONDITIONING",)
     FUNCTION = "encode"
 
