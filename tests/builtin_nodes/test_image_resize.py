@@ -17,7 +17,6 @@ from hearth.core.builtin_nodes.image_resize import (
     ImageScaleToTotalPixels,
     ResizeAndPadImage,
     ResizeImageMaskNode,
-    ResizeImagesByLongerEdge,
 )
 from hearth.core.context import Folders
 from hearth.core.images import upscale
@@ -153,16 +152,6 @@ def test_resize_and_pad_fits_and_centres(colour: str) -> None:
     assert out.shape == (1, 6, 6, 3)
     assert torch.equal(out[:, 1:5], upscale(image, 6, 4, "area"))
     assert torch.all(out[:, 0] == fill) and torch.all(out[:, 5] == fill)
-
-
-@pytest.mark.parametrize(("size", "expected"), [((8, 12), (4, 7)), ((12, 8), (7, 4)), ((5, 5), (7, 7))])
-def test_resize_by_longer_edge_truncates_the_other_side(size: tuple[int, int], expected: tuple[int, int]) -> None:
-    image = ramp(*size, batch=2)
-    (out,) = ResizeImagesByLongerEdge().resize(image, 7)
-    assert tuple(out.shape) == (2, *expected, 3)  # int(8 * 7 / 12) = int(4.67) = 4, where round would give 5
-    as_bytes = np.clip(image[1].numpy() * 255, 0, 255).astype(np.uint8)
-    pil = Image.fromarray(as_bytes).resize(expected[::-1], Image.Resampling.LANCZOS)
-    np.testing.assert_array_equal(out[1].numpy(), np.asarray(pil, np.float32) / 255)
 
 
 def test_batch_images_resizes_to_the_first_and_adds_alpha() -> None:

@@ -1,5 +1,5 @@
 """Resizing and batching images and masks with ComfyUI's names and rules: ResizeImageMaskNode, ImageScaleToTotalPixels,
-ImageScaleToMaxDimension, ResizeAndPadImage, ResizeImagesByLongerEdge, BatchImagesNode, BatchMasksNode.
+ImageScaleToMaxDimension, ResizeAndPadImage, BatchImagesNode, BatchMasksNode.
 
 Sizes are computed as ComfyUI computes them (Python ``round`` -- halves to even -- or ``int`` truncation where
 ComfyUI truncates), and every resize goes through :func:`hearth.core.images.resize_bchw`, ComfyUI's
@@ -225,38 +225,6 @@ class ResizeAndPadImage:
         return (out,)
 
 
-class ResizeImagesByLongerEdge:
-    """ComfyUI's Resize Images by Longer Edge (a dataset node): each image's longer edge becomes ``longer_edge``,
-    the other side truncated (``int``), resized with lanczos through 8 bits as PIL does it; a square counts as
-    tall. ComfyUI's takes one image per call; a batch here is resized image by image."""
-
-    DISPLAY_NAME = "Resize Images by Longer Edge"
-    CATEGORY = "dataset/image"
-    EXPERIMENTAL = True
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("images",)
-    FUNCTION = "resize"
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
-            "images": ("IMAGE", {"tooltip": "Image to process."}),
-            "longer_edge": ("INT", {"default": 1024, "min": 1, "max": 8192, "step": 1,
-                                    "tooltip": "Target length for the longer edge."}),
-        }}
-
-    def resize(self, images: Any, longer_edge: int) -> tuple[Any]:
-        height, width = check_image(images, "images").shape[1:3]
-        if width > height:
-            size = longer_edge, int(height * (longer_edge / width))
-        else:
-            size = int(width * (longer_edge / height)), longer_edge
-        if min(size) < 1:
-            raise ValueError(f"longer_edge: {longer_edge} leaves this {width}x{height} image {size[0]}x{size[1]} "
-                             "pixels; use a longer edge")
-        return (upscale(images, *size, "lanczos"),)
-
-
 IMAGES, IMAGE_MEMBERS = autogrow_prefix("images", ("image", ("IMAGE",)), "image", 2, 50, optional=False)
 MASKS, MASK_MEMBERS = autogrow_prefix("masks", ("mask", ("MASK",)), "mask", 2, 50, optional=False)
 
@@ -316,4 +284,4 @@ class BatchMasksNode:
 
 
 NODES = {cls.__name__: cls for cls in (ResizeImageMaskNode, ImageScaleToTotalPixels, ImageScaleToMaxDimension,
-                                       ResizeAndPadImage, ResizeImagesByLongerEdge, BatchImagesNode, BatchMasksNode)}
+                                       ResizeAndPadImage, BatchImagesNode, BatchMasksNode)}
