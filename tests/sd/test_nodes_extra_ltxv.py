@@ -1,12 +1,13 @@
-"""LTXVConditioning and LTXVCropGuides against ComfyUI's definitions (comfy_extras/nodes_lt.py): model-free."""
+"""LTXVConditioning, LTXVCropGuides and LTXVScheduler against ComfyUI's definitions (comfy_extras/nodes_lt.py): model-free."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
 import torch
-from hearth_sd.nodes_extra_ltxv import NODES, LTXVConditioning, LTXVCropGuides
+from hearth_sd.nodes_extra_ltxv import NODES, LTXVConditioning, LTXVCropGuides, LTXVScheduler
 
 from hearth.core.executor import Executor
 from hearth.core.node_registry import NodeRegistry
@@ -105,3 +106,27 @@ def test_a_workflow_runs_both_nodes_through_the_executor() -> None:
     ((positive, latent),) = result.outputs["4"]["value"]
     assert positive[0][1]["frame_rate"] == 30.0 and positive[0][1]["keyframe_idxs"] is None
     assert latent["samples"].shape == (1, 4, 3, 2, 2)
+
+
+def reference_sigmas(steps: int, max_shift: float, base_shift: float, stretch: bool, terminal: float,
+                     tokens: int) -> list[float]:
+    """LTXV's schedule by hand, in plain Python floats."""
+    slope = (max_shift - base_shift) / 3072
+    shift = tokens * slope + base_shift - slope * 1024
+    raw = [1 - i / steps for i in range(steps + 1)]
+    sig = [math.exp(shift) / (math.exp(shift) + (1 / s - 1)) if s != 0 else 0.0 for s in raw]
+    if stretch:
+        last = 1 - sig[-2]
+        sig = [1 - (1 - s) / (last / (1 - terminal)) if s != 0 else 0.0 for s in sig]
+    return sig
+
+
+def test_scheduler_matches_the_schedule_by_hand() -> None:
+    (sigmas,) = LTXVScheduler().execute(8, 2.05, 0.95, True, 0.1)
+    assert sigmas.shape == (9,)
+    assert torch.allclose(sigmas, torch.tensor(reference_sigmas(8, 2.05, 0.95, True, 0.1, 4096)), atol=1e-6)
+    assert sigmas[0] == pytest.approx(1.0) and sigmas[-1] == 0.0 and sigmas[-2] == pytest.approx(0.1)
+    # A latent sets the token count: [1, 128, 3, 4, 5] has 60 tokens, a much smaller shift.
+    (small,) = LTXVScheduler().execute(4, 2.05, 0.95, False, 0.1, {"samples": torch.zeros(1, 128, 3, 4, 5)})
+    assert torch.allclose(small, torch.tensor(reference_sigmas(4, 2.05, 0.95, False, 0.1, 60)), atol=1e-6)
+    assert list(LTXVScheduler.INPUT_TYPES()["optional"]) == ["latent"]

@@ -1,10 +1,11 @@
-"""LTXV's model-free conditioning nodes with ComfyUI's names and inputs: LTXVConditioning and LTXVCropGuides
+"""LTXV's model-free nodes with ComfyUI's names and inputs: LTXVConditioning, LTXVCropGuides and LTXVScheduler
 (comfy_extras/nodes_lt.py).
 
-Neither needs an LTXV model: LTXVConditioning records the frame rate an LTXV model reads from the conditioning,
-and LTXVCropGuides removes the guide frames LTXVAddGuide appended to a video latent (and forgets their positions),
-so the sampled video comes back without them. Hearth has no LTXV model yet, so templates that use these open and
-validate; a graph reaching an LTXV model still stops at its loader.
+None needs an LTXV model: LTXVConditioning records the frame rate an LTXV model reads from the conditioning,
+LTXVCropGuides removes the guide frames LTXVAddGuide appended to a video latent (and forgets their positions),
+so the sampled video comes back without them, and LTXVScheduler is LTXV's flow schedule: sigmas shifted by the
+latent's token count and stretched to end at ``terminal``. Hearth has no LTXV model yet, so templates that use
+these open and validate; a graph reaching an LTXV model still stops at its loader.
 """
 
 from __future__ import annotations
@@ -88,4 +89,41 @@ class LTXVCropGuides:
                 {"samples": samples, "noise_mask": mask})
 
 
-NODES = {cls.__name__: cls for cls in (LTXVConditioning, LTXVCropGuides)}
+class LTXVScheduler:
+    CATEGORY = "sampling/custom_sampling/schedulers"
+    RETURN_TYPES = ("SIGMAS",)
+    FUNCTION = "execute"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {
+            "steps": ("INT", {"default": 20, "min": 1, "max": 10000}),
+            "max_shift": ("FLOAT", {"default": 2.05, "min": 0.0, "max": 100.0, "step": 0.01}),
+            "base_shift": ("FLOAT", {"default": 0.95, "min": 0.0, "max": 100.0, "step": 0.01}),
+            "stretch": ("BOOLEAN", {"default": True, "tooltip": "Stretch the sigmas to be in the range [terminal, 1]."}),
+            "terminal": ("FLOAT", {"default": 0.1, "min": 0.0, "max": 0.99, "step": 0.01,
+                                   "tooltip": "The terminal value of the sigmas after stretching."}),
+        }, "optional": {"latent": ("LATENT",)}}
+
+    def execute(self, steps: int, max_shift: float, base_shift: float, stretch: bool, terminal: float,
+                latent: dict[str, Any] | None = None) -> tuple[Any]:
+        import math
+
+        import torch
+
+        # The shift grows linearly with the latent's tokens (every axis after batch and channels), through
+        # base_shift at 1024 tokens and max_shift at 4096; without a latent ComfyUI assumes 4096.
+        tokens = 4096 if latent is None else math.prod(latent["samples"].shape[2:])
+        slope = (max_shift - base_shift) / (4096 - 1024)
+        shift = tokens * slope + (base_shift - slope * 1024)
+        sigmas = torch.linspace(1.0, 0.0, steps + 1)
+        sigmas = torch.where(sigmas != 0, math.exp(shift) / (math.exp(shift) + (1 / sigmas - 1)), 0)
+        if stretch:
+            # Scale 1 - sigma so the last non-zero sigma lands on `terminal`; the final 0 stays.
+            live = sigmas != 0
+            distance = 1.0 - sigmas[live]
+            sigmas[live] = 1.0 - distance / (distance[-1] / (1.0 - terminal))
+        return (sigmas,)
+
+
+NODES = {cls.__name__: cls for cls in (LTXVConditioning, LTXVCropGuides, LTXVScheduler)}
