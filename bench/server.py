@@ -8,6 +8,10 @@ Starts a real server process on a free loopback port with a throwaway data folde
    The baseline is the same 200 prompts through the executor in-process, with no server, queue or database.
 2. connects 50 WebSocket clients and queues 20 prompts of a node that reports 50 progress steps, sent to every
    client (no ``client_id``): messages delivered, delivery rate, and ``execution_success`` latency per client.
+3. chains of 1,000 and 10,000 trivial nodes through ``/prompt``, with no client and with one WebSocket client
+   following the prompt, in ms per node beside the same chain through the executor in-process. The server path
+   must stay linear in graph size: every per-event cost independent of the number of nodes (target: within 2x of
+   in-process at both sizes).
 
 Wall-clock figures swing with other load on a shared machine; CPU time per prompt (server process versus the
 in-process baseline) is the steadier comparison of what the server adds.
@@ -62,6 +66,49 @@ class BenchProgress:
 
 NODE_CLASS_MAPPINGS = {"BenchProgress": BenchProgress}
 '''
+CHAIN_PACK = '''
+class BenchConst:
+    CATEGORY = "bench"
+    RETURN_TYPES = ("INT",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("INT", {"default": 0, "min": -(2**62), "max": 2**62})}}
+
+    def run(self, value):
+        return (value,)
+
+
+class BenchAdd:
+    CATEGORY = "bench"
+    RETURN_TYPES = ("INT",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"a": ("INT",), "b": ("INT", {"default": 1})}}
+
+    def run(self, a, b):
+        return (a + b,)
+
+
+class BenchSink:
+    CATEGORY = "bench"
+    RETURN_TYPES = ()
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("INT",)}}
+
+    def run(self, value):
+        return {"ui": {"value": [value]}}
+
+
+NODE_CLASS_MAPPINGS = {"BenchConst": BenchConst, "BenchAdd": BenchAdd, "BenchSink": BenchSink}
+'''
 TIMEOUT = 300.0  # seconds any one phase may take before the benchmark gives up
 
 
@@ -89,12 +136,14 @@ def start_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
     packs = root / "custom_nodes"
     (packs / "bench_progress").mkdir(parents=True)
     (packs / "bench_progress" / "__init__.py").write_text(PROGRESS_PACK)
+    (packs / "bench_chain").mkdir()
+    (packs / "bench_chain" / "__init__.py").write_text(CHAIN_PACK)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
     env["PYTHONPATH"] = str(REPO)
     log = open(root / "server.log", "wb")  # noqa: SIM115 - lives as long as the process
     proc = subprocess.Popen([sys.executable, "-c", LAUNCH, "serve", "--port", str(port), "--data",
-                             str(root / "data"), "--custom-nodes", str(packs)], stdout=log, stderr=subprocess.STDOUT)
+                             str(root / "data"), "--custom-nodes", str(packs), "--isolation", "off"], stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -218,6 +267,65 @@ async def many_clients(base: str, clients: int, prompts: int, steps: int = 50) -
     print(f"  execution_success event ms     {percentiles(latency)}")
 
 
+def chain(n: int, start: int) -> dict[str, Any]:
+    """BenchConst -> BenchAdd -> ... -> BenchSink, n nodes; ``start`` makes each run's values new (no cache hits)."""
+    prompt: dict[str, Any] = {"0": {"class_type": "BenchConst", "inputs": {"value": start}}}
+    for i in range(1, n - 1):
+        prompt[str(i)] = {"class_type": "BenchAdd", "inputs": {"a": [str(i - 1), 0], "b": 1}}
+    prompt[str(n - 1)] = {"class_type": "BenchSink", "inputs": {"value": [str(n - 2), 0]}}
+    return prompt
+
+
+def chain_in_process(n: int, repeat: int) -> float:
+    """Seconds (best of ``repeat``) for one chain through Executor.run: validation and execution, no server."""
+    from hearth.core.executor import Executor
+    from hearth.core.node_registry import NodeRegistry
+
+    scope: dict[str, Any] = {}
+    exec(CHAIN_PACK, scope)  # the very classes the server loads  # noqa: S102 - the benchmark's own source
+    executor = Executor(NodeRegistry.from_classes(scope["NODE_CLASS_MAPPINGS"]))
+    best = float("inf")
+    for run in range(repeat):
+        began = time.perf_counter()
+        result = executor.run(chain(n, start=run * 10**7))
+        best = min(best, time.perf_counter() - began)
+        assert result.ok, result.error
+    return best
+
+
+async def chain_through_server(base: str, n: int, start: int, with_client: bool) -> float:
+    """Seconds from POST /prompt to the prompt's end: seen on a WebSocket, or by polling /history without one."""
+    prompt = chain(n, start)
+    async with httpx.AsyncClient(base_url=base, timeout=TIMEOUT) as http:
+        if not with_client:
+            began = time.perf_counter()
+            prompt_id = (await http.post("/prompt", json={"prompt": prompt})).json()["prompt_id"]
+            while prompt_id not in (await http.get(f"/history/{prompt_id}")).json():
+                await asyncio.sleep(0.002)
+            return time.perf_counter() - began
+        sid = f"bench-chain-{start}"
+        async with connect(base.replace("http", "ws", 1) + f"/ws?clientId={sid}", max_size=None) as ws:
+            await ws.recv()
+            began = time.perf_counter()
+            prompt_id = (await http.post("/prompt", json={"prompt": prompt, "client_id": sid})).json()["prompt_id"]
+            while True:
+                message = await asyncio.wait_for(ws.recv(), TIMEOUT)
+                if isinstance(message, str):
+                    data = json.loads(message)
+                    if data["type"] == "execution_success" and data["data"]["prompt_id"] == prompt_id:
+                        return time.perf_counter() - began
+
+
+def chains(base: str, repeat: int) -> None:
+    print(f"  {'nodes':>7}{'in-process ms/node':>20}{'server, no client':>19}{'server, 1 client':>18}"
+          f"{'ratio (no client / client)':>28}")
+    for n in (1000, 10000):
+        local = chain_in_process(n, repeat) / n * 1000
+        alone = min(asyncio.run(chain_through_server(base, n, 10**8 + r, False)) for r in range(repeat)) / n * 1000
+        watched = min(asyncio.run(chain_through_server(base, n, 2 * 10**8 + r, True)) for r in range(repeat)) / n * 1000
+        print(f"  {n:>7}{local:>20.4f}{alone:>19.4f}{watched:>18.4f}{alone / local:>14.2f}x /{watched / local:>6.2f}x")
+
+
 def warm_up(base: str) -> None:
     """One prompt first, so imports (torch, PIL) are not billed to the first measured prompt."""
     prompt_id = httpx.post(f"{base}/prompt", json={"prompt": demo(10**6)}, timeout=30).json()["prompt_id"]
@@ -232,18 +340,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=200)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--chains-only", action="store_true", help="run only part 3, the node chains")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each chain; the best counts")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="hearth-bench-"))
-    print(f"0. baseline: the same {args.prompts} prompts through the executor in-process (no server)")
-    in_process_baseline(args.prompts, root)  # first, so the idle server process is not competing for the CPU
+    if not args.chains_only:
+        print(f"0. baseline: the same {args.prompts} prompts through the executor in-process (no server)")
+        in_process_baseline(args.prompts, root)  # first, so the idle server process is not competing for the CPU
     proc, base = start_server(root)
     try:
         warm_up(base)
         print(f"comfy serve at {base} (data in {root})")
-        print(f"1. {args.prompts} queued prompts of builtin nodes (7 nodes each, one PNG saved)")
-        asyncio.run(queued_prompts(base, args.prompts, proc.pid))
-        print(f"2. {args.clients} WebSocket clients receiving progress")
-        asyncio.run(many_clients(base, args.clients, prompts=20))
+        if not args.chains_only:
+            print(f"1. {args.prompts} queued prompts of builtin nodes (7 nodes each, one PNG saved)")
+            asyncio.run(queued_prompts(base, args.prompts, proc.pid))
+            print(f"2. {args.clients} WebSocket clients receiving progress")
+            asyncio.run(many_clients(base, args.clients, prompts=20))
+        print(f"3. node chains through /prompt (best of {args.repeat})")
+        chains(base, args.repeat)
     finally:
         proc.terminate()
         try:

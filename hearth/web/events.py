@@ -16,6 +16,7 @@ import json
 import logging
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,13 @@ log = logging.getLogger("hearth.web")
 
 BACKLOG = 4096  # messages queued per client before it counts as stuck
 DROPPABLE = frozenset({"progress", "progress_state", "preview"})  # what a slow client can miss without harm
+# progress_state lists every node of the prompt, so sending it on every event made a prompt's cost grow with the
+# square of its size: changes are coalesced into at most one message per interval, and the last one goes out
+# before the prompt's final events. The interval grows with the node count (a message costs a few microseconds a
+# node to build and send), so the messages of a whole prompt cost a fixed share of its run, whatever its size.
+PROGRESS_STATE_INTERVAL = 0.1
+PROGRESS_STATE_SECONDS_PER_NODE = 100e-6
+FINAL_EVENTS = frozenset({"execution_success", "execution_error", "execution_interrupted"})
 
 # Binary frame types and image types (ComfyUI's numbering).
 PREVIEW_IMAGE = 1
@@ -95,10 +103,22 @@ class EventHub:
 
     # -- publishing (any thread) -----------------------------------------------------------------------------
 
+    def listening(self, sid: str | None) -> bool:
+        """Whether a message for ``sid`` (every client when None) would reach anyone now (safe from any thread)."""
+        return bool(self.clients) if sid is None else sid in self.clients
+
     def publish(self, event: str, data: Any, sid: str | None = None) -> None:
         """Send ``{"type": event, "data": data}`` to client ``sid``, or to every client when ``sid`` is None."""
+        if not self.listening(sid):  # nobody to serialize it for
+            return
         text = event_text(event, data)
         self._from_any_thread(self._deliver, text, event, sid)
+
+    def later(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the event loop after ``delay`` seconds (from any thread)."""
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(loop.call_later, delay, fn)
 
     def publish_with(self, build: Callable[[Client], str | bytes | None], kind: str, sid: str | None) -> None:
         """Send a per-client message (binary previews differ by what the client said it supports)."""
@@ -195,27 +215,67 @@ class ExecutionEvents:
         self._prompt: str | None = None
         self._sid: str | None = None
         self._nodes: dict[str, dict[str, Any]] = {}
+        self._running: set[str] = set()  # the nodes in state "running"
+        self._changed = False  # the nodes changed since the last progress_state sent
+        self._sent_at = 0.0
+        self._timer = False  # a coalesced send is scheduled
 
     def emit(self, event: str, data: dict[str, Any]) -> None:
         prompt_id = data.get("prompt_id")
         with self._lock:
             if prompt_id != self._prompt:
-                self._prompt, self._sid, self._nodes = prompt_id, self.client_of(prompt_id), {}
+                self._prompt, self._sid, self._nodes, self._changed = prompt_id, self.client_of(prompt_id), {}, False
+                self._running = set()
             sid = self._sid
+            if self._track(event, data):
+                self._changed = True
         if event == "progress" and "preview" in data:
             data = dict(data)
             self._preview(data.pop("preview"), data, sid)
+        if event in FINAL_EVENTS or (event == "executing" and data.get("node") is None):
+            self._send_state()  # the prompt's last state goes before its end
+        elif self._changed:
+            self._state_changed()
         self.hub.publish(event, data, sid)
-        state = self._track(event, data)
-        if state is not None:
-            self.hub.publish("progress_state", state, sid)
+
+    def _state_changed(self) -> None:
+        if not self.hub.listening(self._sid):  # kept as changed: the next change after someone connects sends it
+            return
+        interval = max(PROGRESS_STATE_INTERVAL, len(self._nodes) * PROGRESS_STATE_SECONDS_PER_NODE)
+        wait = self._sent_at + interval - time.monotonic()
+        if wait <= 0:
+            self._send_state()
+            return
+        with self._lock:
+            if self._timer:
+                return
+            self._timer = True
+        self.hub.later(wait, self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        with self._lock:
+            self._timer = False
+        self._send_state()
+
+    def _send_state(self) -> None:
+        """Send the running prompt's ``progress_state`` if it changed since the last one (any thread)."""
+        with self._lock:
+            if not self._changed:
+                return
+            self._changed = False
+            self._sent_at = time.monotonic()
+            sid = self._sid
+            if not self.hub.listening(sid):
+                return
+            state = {"prompt_id": self._prompt, "nodes": {k: dict(v) for k, v in self._nodes.items()}}
+        self.hub.publish("progress_state", state, sid)
 
     def resume_for(self, sid: str) -> dict[str, Any] | None:
         """The ``executing`` event to replay to a client that reconnects while its prompt runs, as ComfyUI does."""
         with self._lock:
             if self._sid != sid or self._prompt is None:
                 return None
-            running = [n for n, entry in self._nodes.items() if entry["state"] == "running"]
+            running = [n for n in self._running if self._nodes[n]["state"] == "running"]
             if not running:
                 return None
             entry = self._nodes[running[-1]]
@@ -235,15 +295,17 @@ class ExecutionEvents:
                 "parent_node_id": None, "real_node_id": node}
         self.hub.publish_with(lambda client: preview_frame(client, mime, image, meta), "preview", sid)
 
-    def _track(self, event: str, data: dict[str, Any]) -> dict[str, Any] | None:
+    def _track(self, event: str, data: dict[str, Any]) -> bool:
+        """Update the nodes' states from one event (under the lock); whether anything changed."""
         nodes = self._nodes
         if event == "executing":
             node = data.get("node")
-            for entry in nodes.values():
-                if entry["state"] == "running":
-                    entry["state"] = "finished"
+            for running in self._running:  # the node that ran before this one (a set, not a walk of all nodes)
+                if nodes[running]["state"] == "running":
+                    nodes[running]["state"] = "finished"
+            self._running = set() if node is None else {node}
             if node is None:
-                return None
+                return True
             nodes[node] = {"value": 0, "max": 1, "state": "running", "node_id": node,
                            "display_node_id": data.get("display_node") or node, "parent_node_id": None,
                            "real_node_id": node, "prompt_id": data.get("prompt_id")}
@@ -254,5 +316,5 @@ class ExecutionEvents:
         elif event == "execution_error" and data.get("node_id") in nodes:
             nodes[data["node_id"]]["state"] = "error"
         else:
-            return None
-        return {"prompt_id": data.get("prompt_id"), "nodes": {k: dict(v) for k, v in nodes.items()}}
+            return False
+        return True
