@@ -221,7 +221,7 @@ def test_bad_files_and_hints_are_named(folders, models, sd1):
     write_safetensors({k: torch.zeros(1) for k in ("controlnet_cond_embedding.conv_in.weight",
                                                    "controlnet_down_blocks.0.weight",
                                                    "control_add_embedding.linear_1.weight")}, union)
-    with pytest.raises(ValueError, match="union.safetensors is a union ControlNet"):
+    with pytest.raises(ValueError, match="union.safetensors: a diffusers ControlNet without down_blocks"):
         ControlNetLoader().load_controlnet("union.safetensors")
     other = models / "controlnet" / "a-checkpoint.safetensors"
     other.write_bytes((models / "checkpoints" / "tiny-sd1.safetensors").read_bytes())
@@ -250,13 +250,34 @@ def test_diff_controlnet_adds_the_models_unet(folders, models, sd1):
         torch.testing.assert_close(got[key].float(), want[key].float(), atol=2e-3, rtol=0)
 
 
-def test_union_type_and_inpainting_apply(sd1):
-    model, positive, negative = sd1
-    (cn,) = ControlNetLoader().load_controlnet(CN_SD1)
+def test_union_type_reaches_a_union_controlnet(folders, models):
+    from hearth_sd.controlnet_model import ControlNetConfig, ControlNetModel
+    from hearth_sd.controlnet_tiny import TINY_HINT_WIDTHS
+    from hearth_sd.families import SDXL
+
+    from .sd_testing import randomize_
+
+    union = randomize_(ControlNetModel(ControlNetConfig(SDXL.unet_tiny, 3, TINY_HINT_WIDTHS, union_types=8)), seed=3)
+    _, metadata = tiny_controlnet("sdxl")
+    write_safetensors(union.state_dict(), models / "controlnet" / "tiny-union.safetensors", metadata)
+    (cn,) = ControlNetLoader().load_controlnet("tiny-union.safetensors")
     (typed,) = SetUnionControlNetType().set_controlnet_type(cn, "depth")
     (auto,) = SetUnionControlNetType().set_controlnet_type(typed, "auto")
     assert typed.extra_args["control_type"] == [1] and auto.extra_args["control_type"] == []
     assert "control_type" not in cn.extra_args and typed is not cn
+    x, sigma = torch.randn(1, 4, 8, 8), torch.tensor([2.0])
+    context, y = torch.randn(1, 7, SDXL.unet_tiny.context_dim), torch.randn(1, SDXL.unet_tiny.adm_in_channels)
+
+    def middle(control):
+        control = control.copy().set_cond_hint(image(1, 64, 64).movedim(-1, 1))
+        return control.get_control(x, sigma, sigma * 100, context, y)["middle"][0]
+
+    assert (middle(typed) - middle(auto)).abs().max() > 1e-4
+
+
+def test_inpainting_apply_on_an_sd1_controlnet_is_the_plain_apply(sd1):
+    model, positive, negative = sd1
+    (cn,) = ControlNetLoader().load_controlnet(CN_SD1)
     hint, mask = image(1, 64, 64), torch.ones(1, 64, 64)
     pos, _ = ControlNetInpaintingAliMamaApply().apply_inpaint_controlnet(positive, negative, cn, None, hint, mask,
                                                                         1.0, 0.0, 1.0)

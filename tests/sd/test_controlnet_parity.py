@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hearth_sd.controlnet_layouts import convert_diffusers_controlnet, to_ldm
 from hearth_sd.controlnet_model import ControlNetConfig, ControlNetModel, controlnet_config
 from hearth_sd.families import FAMILIES
@@ -182,3 +183,64 @@ def test_a_residual_that_does_not_fit_is_skipped_with_a_warning(caplog):
         plain = unet(x, t, context)
     assert torch.equal(out, plain)  # as ComfyUI's apply_control: warned and left out, not an error
     assert "does not fit" in caplog.text
+
+
+def _comfy_union_hint(sd: dict, encoded: torch.Tensor, control_type: int) -> torch.Tensor:
+    """ComfyUI's union_controlnet_merge for one hint, written out in float64 from the weights (an independent
+    reference: pre-norm block, packed q/k/v, 8 heads, QuickGELU MLP)."""
+    w = {k: v.double() for k, v in sd.items()}
+    p = "transformer_layes.0."
+    x = (encoded.double().mean(dim=(2, 3)) + w["task_embedding"][control_type])[:, None]  # [B, 1, C]
+
+    def norm(t, name):
+        return F.layer_norm(t, t.shape[-1:], w[p + name + ".weight"], w[p + name + ".bias"])
+
+    q, k, v = F.linear(norm(x, "ln_1"), w[p + "attn.in_proj.weight"], w[p + "attn.in_proj.bias"]).chunk(3, dim=-1)
+    b, n, c = q.shape
+    heads = [t.view(b, n, 8, c // 8).transpose(1, 2) for t in (q, k, v)]
+    att = torch.softmax(heads[0] @ heads[1].transpose(-1, -2) / (c // 8) ** 0.5, dim=-1) @ heads[2]
+    x = x + F.linear(att.transpose(1, 2).reshape(b, n, c), w[p + "attn.out_proj.weight"], w[p + "attn.out_proj.bias"])
+    hidden = F.linear(norm(x, "ln_2"), w[p + "mlp.c_fc.weight"], w[p + "mlp.c_fc.bias"])
+    x = x + F.linear(hidden * torch.sigmoid(1.702 * hidden), w[p + "mlp.c_proj.weight"], w[p + "mlp.c_proj.bias"])
+    shift = F.linear(x[:, 0], w["spatial_ch_projs.weight"], w["spatial_ch_projs.bias"])
+    return encoded.double() + shift[:, :, None, None]
+
+
+def test_union_controlnet_reads_diffusers_files_and_runs_comfyuis_fusion():
+    from hearth_sd.controlnet_union import union_hint
+
+    config, x, hint, t, context, y, added = _inputs("sdxl")
+    heads = tuple(config.heads_for(config.model_channels * m)[0] for m in config.channel_mult)
+    ref = randomize_(diffusers.ControlNetUnionModel(
+        down_block_types=tuple("CrossAttnDownBlock2D" if d else "DownBlock2D" for d in config.transformer_depth),
+        block_out_channels=(32, 64), layers_per_block=2, cross_attention_dim=config.context_dim,
+        transformer_layers_per_block=tuple(d or config.transformer_depth_middle for d in config.transformer_depth),
+        attention_head_dim=heads, use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=256, projection_class_embeddings_input_dim=config.adm_in_channels,
+        conditioning_embedding_out_channels=HINT_WIDTHS, num_control_type=8, num_trans_channel=32,
+        num_proj_channel=32).eval(), seed=18)
+    ldm = to_ldm(ref.state_dict(), "union")
+    # Smaller hint convolutions than randomize_ gives, so the encoded hint is O(1) and the type's shift shows.
+    ldm = {k: v * 0.1 if k.startswith("input_hint_block.") else v for k, v in ldm.items()}
+    found = controlnet_config(ldm, {"num_heads": None, "num_head_channels": config.num_head_channels})
+    assert found.union_types == 8
+    ours = ControlNetModel(found).eval()
+    ours.load_state_dict(ldm, strict=True)
+    with torch.no_grad():
+        # The type embedding is diffusers' (the same sinusoids and linears on the one-hot type vector).
+        one_hot = torch.zeros(1, 8)
+        one_hot[0, 3] = 1.0
+        want = ref.control_add_embedding(ref.control_type_proj(one_hot.flatten()).reshape(1, -1))
+        torch.testing.assert_close(ours.control_add_embedding([3], torch.float32, torch.device("cpu")), want,
+                                   rtol=0, atol=TOL)
+        # The fusion is ComfyUI's (the hint's feature alone through the transformer).
+        encoded = ours.input_hint_block(hint)
+        got = union_hint(ours, hint, [3])
+        want = _comfy_union_hint(ldm, encoded, 3)
+        assert encoded.abs().max() < 100 and (want - encoded).abs().max() > 0.1
+        assert (got.double() - want).abs().max() <= TOL
+        auto = ours(x, hint, t, context, y, control_type=[])
+        typed = ours(x, hint, t, context, y, control_type=[3])
+        assert (auto["middle"][0] - typed["middle"][0]).abs().max() > 1e-3
+        with pytest.raises(ValueError, match="control type \\[9\\]"):
+            ours(x, hint, t, context, y, control_type=[9])

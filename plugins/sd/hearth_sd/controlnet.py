@@ -228,7 +228,7 @@ class ControlNet(ControlBase):
         ratio = module.config.downscale
         hint = self._hint(x_in.shape[3] * ratio, x_in.shape[2] * ratio, module.config.hint_channels)
         hint = broadcast_hint(hint.to(x_in.device), x_in.shape[0], batched_number)
-        out = module(x_in, hint, timestep.float(), context, y)
+        out = module(x_in, hint, timestep.float(), context, y, control_type=self.extra_args.get("control_type"))
         if self.global_average_pooling:
             out = {key: [r.mean(dim=(2, 3), keepdim=True).expand_as(r) for r in entries]
                    for key, entries in out.items()}

@@ -7,8 +7,9 @@ Three layouts are published for SD1.x / SD2.x / SDXL ControlNets:
 * diffusers' ``ControlNetModel`` (``diffusion_pytorch_model.safetensors``): ``controlnet_cond_embedding``,
   ``down_blocks``, ``controlnet_down_blocks``, ``controlnet_mid_block``.
 
-ComfyUI reads all three (``comfy/controlnet.py``); so does :func:`to_ldm`. The union layout (xinsir's
-controlnet-union-sdxl: ``task_embedding``, ``control_add_embedding``) is recognised and refused by name.
+ComfyUI reads all three (``comfy/controlnet.py``); so does :func:`to_ldm`, and diffusers' layout of a union
+ControlNet (xinsir's controlnet-union-sdxl: ``task_embedding``, ``control_add_embedding``...,
+:mod:`hearth_sd.controlnet_union`).
 """
 
 from __future__ import annotations
@@ -36,10 +37,8 @@ class ControlNetLayoutError(ValueError):
 def layout_of(keys: Any) -> str:
     """``"ldm"`` (``control_model.`` prefix), ``"ldm_bare"``, ``"diffusers"``, ``"union"`` or ``""`` (none)."""
     keys = set(keys)
-    if any(k in keys for k in UNION_SENTINELS):
-        return "union"
     if DIFFUSERS_SENTINEL in keys:
-        return "diffusers"
+        return "union" if any(k in keys for k in UNION_SENTINELS) else "diffusers"
     if LDM_PREFIX + LDM_SENTINEL in keys:
         return "ldm"
     if LDM_SENTINEL in keys:
@@ -80,6 +79,10 @@ def diffusers_block_map(levels: int, num_res_blocks: int) -> dict[str, str]:
     return m
 
 
+# A union ControlNet's own parts keep their names (its attention's packed projection renamed as ComfyUI does).
+UNION_PARTS = ("task_embedding", "transformer_layes.", "spatial_ch_projs.", "control_add_embedding.")
+
+
 def convert_diffusers_controlnet(sd: Mapping[str, Any]) -> dict[str, Any]:
     """A diffusers ``ControlNetModel`` state dict in the LDM layout (ComfyUI's key mapping, the same weights)."""
     blocks = sorted(diffusers_block_map(*_levels(sd)).items(), key=lambda kv: -len(kv[0]))
@@ -87,6 +90,9 @@ def convert_diffusers_controlnet(sd: Mapping[str, Any]) -> dict[str, Any]:
     hint_count = (max(hint) + 1) if hint else 0
     out: dict[str, Any] = {}
     for key, value in sd.items():
+        if key.startswith(UNION_PARTS):
+            out[key.replace(".attn.in_proj_", ".attn.in_proj.")] = value
+            continue
         if key.startswith("controlnet_cond_embedding."):
             rest = key[len("controlnet_cond_embedding."):]
             if rest.startswith("conv_in."):
@@ -116,15 +122,14 @@ def convert_diffusers_controlnet(sd: Mapping[str, Any]) -> dict[str, Any]:
 def to_ldm(sd: Mapping[str, Any], source: str) -> dict[str, Any]:
     """The LDM-layout state dict (no prefix) of a ControlNet file in any of the three layouts.
 
-    :raises ControlNetLayoutError: naming ``source`` for a union ControlNet or a file that is no ControlNet.
+    :raises ControlNetLayoutError: naming ``source`` for a file that is no ControlNet.
     """
     layout = layout_of(sd)
-    if layout == "union":
-        raise ControlNetLayoutError(
-            f"{source} is a union ControlNet (controlnet-union: task embedding and control transformer), which "
-            f"Hearth does not run yet; use a single-type ControlNet (canny, depth, openpose ...) instead")
-    if layout == "diffusers":
-        return convert_diffusers_controlnet(sd)
+    if layout in ("diffusers", "union"):
+        try:
+            return convert_diffusers_controlnet(sd)
+        except ControlNetLayoutError as exc:
+            raise ControlNetLayoutError(f"{source}: {exc}") from None
     if layout == "ldm":
         return {k[len(LDM_PREFIX):]: v for k, v in sd.items() if k.startswith(LDM_PREFIX)}
     if layout == "ldm_bare":

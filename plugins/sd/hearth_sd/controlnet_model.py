@@ -12,12 +12,13 @@ connections and middle block (:class:`hearth_sd.unet.ControlResiduals`). This is
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from .controlnet_union import ControlTypeEmbedding, UnionTransformerBlock, union_hint
 from .ops import compute_dtype_of
 from .unet import (
     Downsample,
@@ -38,6 +39,7 @@ class ControlNetConfig:
     unet: UNetConfig
     hint_channels: int = 3
     hint_widths: tuple[int, ...] = field(default=HINT_WIDTHS)
+    union_types: int = 0  # a union ControlNet: how many control types it knows (0: a plain ControlNet)
 
     @property
     def downscale(self) -> int:
@@ -101,6 +103,11 @@ class ControlNetModel(nn.Module):
         middle.append(ResBlock(cur, time_dim, cur))
         self.middle_block = TimestepBlock(*middle)
         self.middle_block_out = _zero_conv(cur)
+        if config.union_types:
+            self.task_embedding = nn.Parameter(torch.empty(config.union_types, ch))
+            self.transformer_layes = nn.Sequential(UnionTransformerBlock(ch))
+            self.spatial_ch_projs = nn.Linear(ch, ch)
+            self.control_add_embedding = ControlTypeEmbedding(config.union_types, time_dim)
 
     def _transformer(self, channels: int, depth: int) -> SpatialTransformer:
         c = self.config.unet
@@ -108,7 +115,9 @@ class ControlNetModel(nn.Module):
         return SpatialTransformer(channels, heads, head_dim, depth, c.context_dim, c.use_linear_in_transformer)
 
     def forward(self, x: torch.Tensor, hint: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
-                y: torch.Tensor | None = None) -> dict[str, list[torch.Tensor]]:
+                y: torch.Tensor | None = None, control_type: Sequence[int] | None = None,
+                ) -> dict[str, list[torch.Tensor]]:
+        """``control_type``: a union ControlNet's type numbers (SetUnionControlNetType); ignored by a plain one."""
         c = self.config.unet
         if (y is None) != (c.adm_in_channels is None):
             raise ValueError("y (the ADM vector) is required exactly when the ControlNet has adm_in_channels")
@@ -116,10 +125,20 @@ class ControlNetModel(nn.Module):
         if timesteps.ndim == 0:
             timesteps = timesteps[None]
         emb = self.time_embed(timestep_embedding(timesteps.expand(x.shape[0]), c.model_channels).to(dtype))
+        guided = None
+        if self.config.union_types:
+            control_type = list(control_type or ())
+            if any(not 0 <= n < self.config.union_types for n in control_type):
+                raise ValueError(f"control type {control_type} is not one this union ControlNet knows "
+                                 f"(0..{self.config.union_types - 1}): pick another in SetUnionControlNetType")
+            emb = emb + self.control_add_embedding(control_type, dtype, x.device)
+            if control_type:
+                guided = union_hint(self, hint.to(dtype), control_type)
         if y is not None:
             emb = emb + self.label_emb(y.to(dtype))
         context = context.to(dtype)
-        guided = self.input_hint_block(hint.to(dtype))
+        if guided is None:
+            guided = self.input_hint_block(hint.to(dtype))
         h = x.to(dtype)
         outputs = []
         for number, (block, zero_conv) in enumerate(zip(self.input_blocks, self.zero_convs, strict=True)):
@@ -175,4 +194,6 @@ def controlnet_config(sd: Mapping[str, torch.Tensor], heads: Mapping[str, int | 
         num_heads=heads.get("num_heads"),
         num_head_channels=heads.get("num_head_channels"),
     )
-    return ControlNetConfig(unet, hint_channels=sd["input_hint_block.0.weight"].shape[1], hint_widths=widths)
+    union = sd["task_embedding"].shape[0] if "task_embedding" in sd else 0
+    return ControlNetConfig(unet, hint_channels=sd["input_hint_block.0.weight"].shape[1], hint_widths=widths,
+                            union_types=union)

@@ -28,7 +28,7 @@ MODEL_FORMATS = [
     ModelFormat("controlnet_union", {"controlnet_cond_embedding.conv_in.weight": None,
                                      "controlnet_down_blocks.0.weight": None,
                                      "control_add_embedding.linear_1.weight": None},
-                "SDXL union ControlNet (controlnet-union-sdxl), not run by Hearth yet"),
+                "SDXL union ControlNet (controlnet-union-sdxl, diffusers layout)"),
     ModelFormat("t2i_adapter", {"conv_in.weight": None, "body.0.block1.weight": None, "body.0.block2.weight": None},
                 "T2I-Adapter (full, SD1 or SDXL)"),
     ModelFormat("t2i_adapter_light", {"body.0.in_conv.weight": None, "body.0.out_conv.weight": None,

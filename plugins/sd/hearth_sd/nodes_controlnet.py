@@ -163,8 +163,8 @@ class ControlNetApplyAdvanced:
 
 
 class SetUnionControlNetType:
-    """Which control type a union ControlNet reads the hint as ("auto": it guesses). Hearth runs no union
-    ControlNet yet (ControlNetLoader names the file), so for the ControlNets it loads the type is recorded only."""
+    """Which control type a union ControlNet reads the hint as ("auto": none given, the network guesses). A plain
+    ControlNet ignores it, as in ComfyUI."""
 
     DISPLAY_NAME = "SetUnionControlNetType"
     CATEGORY = "conditioning/controlnet"
