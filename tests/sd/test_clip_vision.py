@@ -51,7 +51,7 @@ def _write(model: CLIPVisionModelWithProjection, path: Path, act: str, open_clip
 def _tiny(folder: Path) -> Path:
     """Only the tiny models these tests load (``make-tiny all`` writes every plugin's: slower)."""
     offered = PluginManager().load(environ={}).resolve_named("register_tiny_models", "tiny model")
-    write_tiny_models(folder, {name: offered[name] for name in ('clip-l', 'clip-vision-tiny')})
+    write_tiny_models(folder, {name: offered[name] for name in ("clip-l", "clip-vision-tiny")})
     return folder
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from hearth_sd.clip_vision_loader import CLIPVision, Output
 from hearth_sd.nodes_clip_vision import unCLIPCheckpointLoader, unCLIPConditioning
-from hearth_sd.sdxl_conditioning import sdxl_adm
+from hearth_sd.sdxl_conditioning import sdxl_adm, sdxl_refiner_adm
 from hearth_sd.unclip import unclip_adm
 from PIL import Image
 
@@ -61,7 +61,7 @@ def test_unclip_adm_is_comfyui_s_noise_augmentation():
 def _tiny(folder: Path) -> Path:
     """Only the tiny models these tests load (``make-tiny all`` writes every plugin's: slower)."""
     offered = PluginManager().load(environ={}).resolve_named("register_tiny_models", "tiny model")
-    write_tiny_models(folder, {name: offered[name] for name in ('sd1', 'sdxl', 'sd2-unclip')})
+    write_tiny_models(folder, {name: offered[name] for name in ("sd1", "sdxl", "sdxl_refiner", "sd2-unclip")})
     return folder
 
 
@@ -113,6 +113,9 @@ def test_sdxl_takes_image_embeddings_as_its_pooled_vector(models):
                                                  "clip_vision_output": _output(torch.zeros(1, 16))}]}
     with pytest.raises(ValueError, match="16 wide, this model takes 32"):
         model.adm(wrong, 1)
+    # The refiner too (ComfyUI's SDXLRefiner.encode_adm reads the same sdxl_pooled).
+    refiner, _, _ = load_model_file("checkpoints", models / "checkpoints" / "tiny-sdxl-refiner.safetensors")
+    torch.testing.assert_close(refiner.adm(options, 1), sdxl_refiner_adm(pooled, 64, 64, 0, 0, 6.0))
 
 
 def test_unclip_conditioning_appends_and_refuses_what_is_not_an_output():

@@ -85,8 +85,9 @@ class SDModel(ModelValue):
         if kind == "unclip":
             return _to_batch(sd2_unclip_adm(options, self.diffusion.unet.config.adm_in_channels, seed), batch)
         pooled = options.get("pooled_output")
-        if options.get("unclip_conditioning") and kind == "sdxl":
-            pooled = sdxl_unclip_pooled(options, self.diffusion.unet.config.adm_in_channels - 6 * SDXL_FOURIER_DIM,
+        if options.get("unclip_conditioning"):  # SDXL and its refiner both take "revision" (ComfyUI's sdxl_pooled)
+            sizes = 6 if kind == "sdxl" else 5
+            pooled = sdxl_unclip_pooled(options, self.diffusion.unet.config.adm_in_channels - sizes * SDXL_FOURIER_DIM,
                                         seed)
         if pooled is None:
             raise ValueError(f"an {self.family} model needs the pooled text output in its conditioning; encode the "
