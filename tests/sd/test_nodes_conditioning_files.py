@@ -71,3 +71,27 @@ def test_what_cannot_be_saved_or_loaded_is_named(runtime, tmp_path) -> None:
         ConditioningLoader().load("ti.safetensors")
     assert SaveConditioning.OUTPUT_NODE and SaveConditioning.RETURN_NAMES == ("conditioning",)
     assert ConditioningLoader.DISPLAY_NAME == "Load Conditioning" and ConditioningLoader.CATEGORY == "model/loaders"
+
+
+def test_t5_tokenizer_options_set_every_t5_tokenizer_on_a_clone() -> None:
+    from hearth_sd.nodes_cond_files import T5TokenizerOptions
+
+    class Clip:
+        def __init__(self) -> None:
+            self.options: dict[str, int] = {}
+
+        def clone(self) -> Clip:
+            twin = Clip()
+            twin.options = dict(self.options)
+            return twin
+
+        def set_tokenizer_option(self, name: str, value: int) -> None:
+            self.options[name] = value
+
+    clip = Clip()
+    (out,) = T5TokenizerOptions().set_options(clip, 4, 77)
+    assert out.options["t5xxl_min_padding"] == 4 and out.options["umt5xxl_min_length"] == 77
+    assert len(out.options) == 10 and clip.options == {}
+    plain = object.__new__(type("PlainClip", (), {"clone": lambda self: self}))
+    assert T5TokenizerOptions().set_options(plain, 1, 1)[0] is plain  # no T5 tokenizer: the clone unchanged
+    assert T5TokenizerOptions.INPUT_TYPES()["required"]["min_length"][1]["max"] == 10000

@@ -9,9 +9,13 @@ import pytest
 import torch
 from hearth_sd import nodes_latent_empty, nodes_latent_ops, nodes_latent_transform
 from hearth_sd.nodes_latent_empty import (
+    EmptyAceStep15LatentAudio,
+    EmptyAceStepLatentAudio,
     EmptyChromaRadianceLatentImage,
     EmptyFlux2LatentImage,
+    EmptyHunyuanVideo15Latent,
     EmptyLTXVLatentVideo,
+    EmptyQwenImageLayeredLatentImage,
     EmptySD3LatentImage,
 )
 from hearth_sd.nodes_latent_ops import (
@@ -24,7 +28,6 @@ from hearth_sd.nodes_latent_ops import (
     LatentInterpolate,
     LatentMultiply,
     LatentSubtract,
-    TrimVideoLatent,
 )
 from hearth_sd.nodes_latent_transform import (
     LatentBlend,
@@ -206,15 +209,6 @@ def test_cut_to_batch_stacks_slices_and_drops_the_remainder() -> None:
     assert LatentCutToBatch().op(image, "t", 2)[0] is image  # no frames: unchanged, as in ComfyUI
 
 
-def test_trim_video_latent_drops_leading_frames() -> None:
-    video = latent(numbered(1, 2, 5, 1, 1), batch_index=[0])
-    (out,) = TrimVideoLatent().op(video, 2)
-    assert torch.equal(out["samples"], video["samples"][:, :, 2:]) and out["batch_index"] == [0]
-    assert TrimVideoLatent().op(video, 9)[0]["samples"].shape == (1, 2, 0, 1, 1)
-    with pytest.raises(ValueError, match="TrimVideoLatent: samples must be a video latent"):
-        TrimVideoLatent().op(latent(numbered(1, 4, 2, 2)), 1)
-
-
 # -- empty latents -------------------------------------------------------------------------------------------------
 
 
@@ -223,10 +217,22 @@ def test_trim_video_latent_drops_leading_frames() -> None:
     (EmptyFlux2LatentImage, (1024, 512, 1), (1, 128, 32, 64)),
     (EmptyChromaRadianceLatentImage, (48, 32, 3), (3, 3, 32, 48)),
     (EmptyLTXVLatentVideo, (768, 512, 97, 1), (1, 128, 13, 16, 24)),
+    (EmptyQwenImageLayeredLatentImage, (640, 320, 3, 2), (2, 16, 4, 40, 80)),
 ])
 def test_empty_latents_are_zeros_of_the_family_shape(node: type, args: tuple, shape: tuple) -> None:
     (out,) = node().generate(*args)
     assert set(out) == {"samples"} and out["samples"].shape == shape and not out["samples"].any()
+
+
+def test_empty_latents_that_carry_more_than_samples() -> None:
+    (video,) = EmptyHunyuanVideo15Latent().generate(1280, 720, 121, 1)
+    assert video["samples"].shape == (1, 32, 31, 45, 80) and video["downscale_ratio_spacial"] == 16
+    (ace,) = EmptyAceStepLatentAudio().generate(120.0, 2)
+    assert ace["samples"].shape == (2, 8, 16, 1291) and ace["type"] == "audio"  # int(120 * 44100 / 4096)
+    (ace15,) = EmptyAceStep15LatentAudio().generate(30.5, 1)
+    assert ace15["samples"].shape == (1, 64, 762) and ace15["type"] == "audio"  # round(30.5 * 25) = 762 (even)
+    assert not ace15["samples"].any()
+    assert nodes_latent_empty.NODES["EmptyAceStep1.5LatentAudio"] is EmptyAceStep15LatentAudio
 
 
 def test_empty_latent_inputs_match_comfyui() -> None:

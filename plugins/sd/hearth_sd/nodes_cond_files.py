@@ -1,6 +1,10 @@
-"""Conditioning as a file, with ComfyUI's names, inputs and format (comfy_extras/nodes_cond.py): SaveConditioning
-writes one CONDITIONING entry to the output folder, ConditioningLoader reads one from the embeddings folder, so a
-prompt's text encoding can be computed once and the text encoder skipped afterwards.
+"""ComfyUI's comfy_extras/nodes_cond.py: conditioning as a file, and the T5 tokenizer options.
+
+SaveConditioning writes one CONDITIONING entry to the output folder, ConditioningLoader reads one from the
+embeddings folder, so a prompt's text encoding can be computed once and the text encoder skipped afterwards.
+T5TokenizerOptions sets the minimum padding and length of a CLIP's T5-family tokenizers; the text encoders Hearth
+has now (CLIP-L, OpenCLIP, Wan's UMT5 without these options) take none, so it hands back a clone unchanged unless the
+CLIP offers ComfyUI's ``set_tokenizer_option``.
 
 The file is safetensors: the embedding as ``conditioning``; each tensor option under its name; a list of tensors
 (``reference_latents``) as ``name.0``, ``name.1``...; plain values (numbers, strings, booleans) as JSON in the
@@ -93,4 +97,32 @@ class ConditioningLoader:
         return ([[cond, options]],)
 
 
-NODES = {cls.__name__: cls for cls in (SaveConditioning, ConditioningLoader)}
+T5_TOKENIZERS = ("t5xxl", "pile_t5xl", "t5base", "mt5xl", "umt5xxl")
+
+
+class T5TokenizerOptions:
+    DISPLAY_NAME = "T5 Tokenizer Options"
+    CATEGORY = "model/conditioning"
+    EXPERIMENTAL = True
+    RETURN_TYPES = ("CLIP",)
+    FUNCTION = "set_options"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {
+            "clip": ("CLIP",),
+            "min_padding": ("INT", {"default": 0, "min": 0, "max": 10000, "step": 1}),
+            "min_length": ("INT", {"default": 0, "min": 0, "max": 10000, "step": 1}),
+        }}
+
+    def set_options(self, clip: Any, min_padding: int, min_length: int) -> tuple[Any]:
+        clip = clip.clone()
+        setter = getattr(clip, "set_tokenizer_option", None)
+        if setter is not None:
+            for name in T5_TOKENIZERS:
+                setter(f"{name}_min_padding", min_padding)
+                setter(f"{name}_min_length", min_length)
+        return (clip,)
+
+
+NODES = {cls.__name__: cls for cls in (SaveConditioning, ConditioningLoader, T5TokenizerOptions)}

@@ -1,5 +1,6 @@
 """Empty latents of other model families, with ComfyUI's names, inputs and shapes: EmptySD3LatentImage,
-EmptyFlux2LatentImage, EmptyChromaRadianceLatentImage, EmptyLTXVLatentVideo.
+EmptyFlux2LatentImage, EmptyChromaRadianceLatentImage, EmptyQwenImageLayeredLatentImage, EmptyLTXVLatentVideo,
+EmptyHunyuanVideo15Latent, EmptyAceStepLatentAudio and EmptyAceStep1.5LatentAudio.
 
 Each is a zero tensor of the shape the family's sampler starts from; no model is needed to make one, so the
 nodes exist (and workflows that use them validate) whether or not the family's plugin is installed. ComfyUI's
@@ -90,5 +91,88 @@ class EmptyLTXVLatentVideo:
         return (zeros(batch_size, 128, (length - 1) // 8 + 1, height // 32, width // 32),)
 
 
+class EmptyQwenImageLayeredLatentImage:
+    DISPLAY_NAME = "Empty Qwen Image Layered Latent"
+    CATEGORY = "model/latent/qwen"
+    DESCRIPTION = "Zero latents for Qwen-Image-Layered: 16 channels at 1/8 of the size, the image plus one per layer."
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "generate"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {
+            "width": _size(640, 16, 16),
+            "height": _size(640, 16, 16),
+            "layers": ("INT", {"default": 3, "min": 0, "max": MAX_RESOLUTION, "step": 1}),
+            "batch_size": _batch(),
+        }}
+
+    def generate(self, width: int, height: int, layers: int, batch_size: int = 1) -> tuple[dict[str, Any]]:
+        return (zeros(batch_size, 16, layers + 1, height // 8, width // 8),)
+
+
+class EmptyHunyuanVideo15Latent:
+    CATEGORY = "latent/video"
+    DESCRIPTION = "Zero video latents for HunyuanVideo 1.5: 32 channels, 1/16 of the size, one frame per 4 (plus one)."
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "generate"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        # ComfyUI derives its schema from EmptyHunyuanLatentVideo's.
+        return {"required": {
+            "width": _size(848, 16, 16),
+            "height": _size(480, 16, 16),
+            "length": ("INT", {"default": 25, "min": 1, "max": MAX_RESOLUTION, "step": 4}),
+            "batch_size": _batch(),
+        }}
+
+    def generate(self, width: int, height: int, length: int, batch_size: int = 1) -> tuple[dict[str, Any]]:
+        latent = zeros(batch_size, 32, (length - 1) // 4 + 1, height // 16, width // 16)
+        # The spatial factor rides along, as ComfyUI's does, for nodes that size images from the latent.
+        return ({**latent, "downscale_ratio_spacial": 16},)
+
+
+def _seconds(step: float) -> tuple[str, dict[str, Any]]:
+    return ("FLOAT", {"default": 120.0, "min": 1.0, "max": 1000.0, "step": step})
+
+
+def _audio_batch() -> tuple[str, dict[str, Any]]:
+    return ("INT", {"default": 1, "min": 1, "max": 4096, "tooltip": "The number of latent images in the batch."})
+
+
+class EmptyAceStepLatentAudio:
+    DISPLAY_NAME = "Empty Ace Step 1.0 Latent Audio"
+    CATEGORY = "latent/audio"
+    DESCRIPTION = "Zero ACE-Step 1.0 latents: [B, 8, 16, seconds * 44100 / 4096] (rounded down)."
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "generate"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"seconds": _seconds(0.1), "batch_size": _audio_batch()}}
+
+    def generate(self, seconds: float, batch_size: int) -> tuple[dict[str, Any]]:
+        length = int(seconds * 44100 / 512 / 8)
+        return ({**zeros(batch_size, 8, 16, length), "type": "audio"},)
+
+
+class EmptyAceStep15LatentAudio:
+    DISPLAY_NAME = "Empty Ace Step 1.5 Latent Audio"
+    CATEGORY = "latent/audio"
+    DESCRIPTION = "Zero ACE-Step 1.5 latents: [B, 64, seconds * 48000 / 1920] (rounded)."
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "generate"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"seconds": _seconds(0.01), "batch_size": _audio_batch()}}
+
+    def generate(self, seconds: float, batch_size: int) -> tuple[dict[str, Any]]:
+        return ({**zeros(batch_size, 64, round(seconds * 48000 / 1920)), "type": "audio"},)
+
+
 NODES = {cls.__name__: cls for cls in (EmptySD3LatentImage, EmptyFlux2LatentImage, EmptyChromaRadianceLatentImage,
-                                       EmptyLTXVLatentVideo)}
+                                       EmptyQwenImageLayeredLatentImage, EmptyLTXVLatentVideo,
+                                       EmptyHunyuanVideo15Latent, EmptyAceStepLatentAudio)} | {
+    "EmptyAceStep1.5LatentAudio": EmptyAceStep15LatentAudio}

@@ -1,7 +1,7 @@
 """Latent arithmetic and batch nodes with ComfyUI's names and inputs (comfy_extras/nodes_latent.py): LatentAdd,
 LatentSubtract, LatentMultiply, LatentInterpolate, LatentBatch, LatentBatchSeedBehavior, LatentConcat, LatentCut,
-LatentCutToBatch, and TrimVideoLatent (nodes_wan.py). The file's LATENT_OPERATION nodes are the samplers plugin's
-(they act on the guidance).
+and LatentCutToBatch. The file's LATENT_OPERATION nodes are the samplers plugin's (they act on the guidance);
+the video-latent frame nodes are in :mod:`hearth_sd.nodes_latent_video`.
 
 Where two latents of different sizes meet, the second is resized to the first (bilinear, centre crop) and its batch
 fitted to the first's, as ComfyUI's ``reshape_latent_to`` does. Results keep the first input's other keys.
@@ -259,28 +259,7 @@ class LatentCutToBatch:
         return (with_samples(samples, sliced),)
 
 
-class TrimVideoLatent:
-    CATEGORY = "latent/video"
-    EXPERIMENTAL = True
-    DESCRIPTION = "Drop the first trim_amount latent frames of a video latent."
-    RETURN_TYPES = ("LATENT",)
-    FUNCTION = "op"
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {"samples": ("LATENT",),
-                             "trim_amount": ("INT", {"default": 0, "min": 0, "max": 99999})}}
-
-    def op(self, samples: dict[str, Any], trim_amount: int) -> tuple[dict[str, Any]]:
-        latent = samples["samples"]
-        if latent.ndim != 5:
-            raise ValueError(f"TrimVideoLatent: samples must be a video latent [B, C, t, h, w], got "
-                             f"{list(latent.shape)}")
-        # Frames run along axis 2; trimming past the end leaves no frame, as ComfyUI's slice does.
-        return (with_samples(samples, latent[:, :, trim_amount:]),)
-
-
 NODES = {cls.__name__: cls for cls in (
     LatentAdd, LatentSubtract, LatentMultiply, LatentInterpolate, LatentBatch, LatentBatchSeedBehavior,
-    LatentConcat, LatentCut, LatentCutToBatch, TrimVideoLatent,
+    LatentConcat, LatentCut, LatentCutToBatch,
 )}
