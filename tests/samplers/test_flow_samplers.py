@@ -193,7 +193,9 @@ def test_one_euler_ancestral_flow_step_by_hand() -> None:
 # model: about 7% low in std after 48 steps); their noise is pinned down by the marginal tests above. LCM jumps to
 # the denoiser's estimate every step, which only a consistency model turns into a sample. Gradient estimation at
 # its default gamma 2 over-extrapolates the direction (about 6% high in std after 48 steps), as ComfyUI's does.
-SLOW = {"euler", "ddim", "euler_ancestral", "ddpm", "dpmpp_sde", "lcm", "gradient_estimation"}
+# Without a guidance to ask, a CFG++ sampler is its base sampler: the slow ones' CFG++ forms are slow too.
+SLOW = {"euler", "ddim", "euler_ancestral", "ddpm", "dpmpp_sde", "lcm", "gradient_estimation", "euler_cfg_pp",
+        "euler_ancestral_cfg_pp", "gradient_estimation_cfg_pp"}
 
 
 # ComfyUI's "_gpu" names are the same samplers here (Hearth draws noise on the CPU): tested once, by their plain name.

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import (
+    cfg_pp,
     ddim,
     ddpm,
     deis,
@@ -45,7 +46,9 @@ _DPMPP_2M_SDE_HEUN = _with_heun_solver(dpmpp_sde.sample_dpmpp_2m_sde)
 
 SAMPLERS: dict[str, Callable[..., Any]] = {
     "euler": euler.sample_euler,
+    "euler_cfg_pp": cfg_pp.sample_euler_cfg_pp,
     "euler_ancestral": euler.sample_euler_ancestral,
+    "euler_ancestral_cfg_pp": cfg_pp.sample_euler_ancestral_cfg_pp,
     "heun": heun.sample_heun,
     "heunpp2": heun.sample_heunpp2,
     "dpm_2": dpm2.sample_dpm_2,
@@ -57,6 +60,7 @@ SAMPLERS: dict[str, Callable[..., Any]] = {
     "dpmpp_sde": dpmpp_sde.sample_dpmpp_sde,
     "dpmpp_sde_gpu": dpmpp_sde.sample_dpmpp_sde,
     "dpmpp_2m": dpmpp.sample_dpmpp_2m,
+    "dpmpp_2m_cfg_pp": cfg_pp.sample_dpmpp_2m_cfg_pp,
     "dpmpp_2m_sde": dpmpp_sde.sample_dpmpp_2m_sde,
     "dpmpp_2m_sde_gpu": dpmpp_sde.sample_dpmpp_2m_sde,
     "dpmpp_2m_sde_heun": _DPMPP_2M_SDE_HEUN,
@@ -68,8 +72,11 @@ SAMPLERS: dict[str, Callable[..., Any]] = {
     "ipndm": ipndm.sample_ipndm,
     "deis": deis.sample_deis,
     "res_multistep": res_multistep.sample_res_multistep,
+    "res_multistep_cfg_pp": cfg_pp.sample_res_multistep_cfg_pp,
     "res_multistep_ancestral": res_multistep.sample_res_multistep_ancestral,
+    "res_multistep_ancestral_cfg_pp": cfg_pp.sample_res_multistep_ancestral_cfg_pp,
     "gradient_estimation": gradient_estimation.sample_gradient_estimation,
+    "gradient_estimation_cfg_pp": cfg_pp.sample_gradient_estimation_cfg_pp,
     "er_sde": er_sde.sample_er_sde,
     "ddim": ddim.sample_ddim,
     "uni_pc": uni_pc.sample_uni_pc,

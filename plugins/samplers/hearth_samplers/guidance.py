@@ -163,6 +163,19 @@ class Guidance:
                  middle: list[Region] | None = None, scale_2: float = 1.0, style: str = "regular") -> None:
         self.model, self.positive, self.negative, self.middle = model, positive, negative, middle
         self.scale, self.scale_2, self.style = scale, scale_2, style
+        self.sampler_post_cfg: list[Any] = []
+
+    def add_post_cfg_function(self, fn: Any) -> None:
+        """A sampler's own post-CFG function for this run (the CFG++ samplers read the negative prediction with
+        one), added after the MODEL's, with the negative always evaluated, as ComfyUI's samplers add theirs."""
+        self.sampler_post_cfg.append(fn)
+
+    def _options(self) -> Mapping[str, Any]:
+        options = model_options_of(self.model)
+        if not self.sampler_post_cfg:
+            return options
+        return {**options, "disable_cfg1_optimization": True,
+                "sampler_post_cfg_function": [*options.get("sampler_post_cfg_function", ()), *self.sampler_post_cfg]}
 
     @property
     def inner_model(self) -> Any:
@@ -171,7 +184,7 @@ class Guidance:
         return inner_model(self.model)
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **_: Any) -> torch.Tensor:
-        options = model_options_of(self.model)
+        options = self._options()
         if self.style == "perp_neg":
             return self._perp_neg(x, sigma, options)
         if self.middle is not None:

@@ -1,4 +1,4 @@
-"""SAMPLER nodes with options, ComfyUI's names: SamplerEulerAncestral, SamplerLMS, SamplerDPMPP_2M_SDE,
+"""SAMPLER nodes with options, ComfyUI's names: SamplerEulerAncestral, SamplerEulerAncestralCFGPP, SamplerLMS, SamplerDPMPP_2M_SDE,
 SamplerDPMPP_3M_SDE, SamplerDPMPP_SDE, SamplerDPMPP_2S_Ancestral, SamplerDPMAdaptative and SamplerER_SDE.
 
 Each gives this pack's sampler of that name with the node's widgets as its options (ComfyUI's
@@ -44,6 +44,21 @@ class SamplerEulerAncestral:
 
     def get_sampler(self, eta, s_noise):
         return _sampler("euler_ancestral", eta=eta, s_noise=s_noise)
+
+
+class SamplerEulerAncestralCFGPP:
+    CATEGORY = CATEGORY
+    DISPLAY_NAME = "SamplerEulerAncestralCFG++"
+    DESCRIPTION = "Euler ancestral with CFG++ (the step's direction from the negative prediction), eta and s_noise."
+    RETURN_TYPES = ("SAMPLER",)
+    FUNCTION = "get_sampler"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"eta": _float(1.0, 1.0, advanced=False), "s_noise": _float(1.0, 10.0, advanced=False)}}
+
+    def get_sampler(self, eta, s_noise):
+        return _sampler("euler_ancestral_cfg_pp", eta=eta, s_noise=s_noise)
 
 
 class SamplerDPMPP_2S_Ancestral:  # noqa: N801 (ComfyUI's class name is the node name)
@@ -169,6 +184,6 @@ class SamplerER_SDE:  # noqa: N801
         return _sampler("er_sde", s_noise=s_noise, noise_scaler=scalers[solver_type], max_stage=max_stage)
 
 
-NODES = {cls.__name__: cls for cls in (SamplerER_SDE, SamplerEulerAncestral, SamplerDPMPP_2S_Ancestral, SamplerLMS,
+NODES = {cls.__name__: cls for cls in (SamplerER_SDE, SamplerEulerAncestral, SamplerEulerAncestralCFGPP, SamplerDPMPP_2S_Ancestral, SamplerLMS,
                                        SamplerDPMPP_SDE, SamplerDPMPP_2M_SDE, SamplerDPMPP_3M_SDE,
                                        SamplerDPMAdaptative)}

@@ -141,8 +141,10 @@ class Guider:
         self.model, self.positive, self.negative, self.middle = model, positive, negative, middle
         self.cfg, self.cfg_2, self.style = cfg, cfg_2, style
 
-    def _model_calls(self) -> int:
-        keep = model_options_of(self.model).get("disable_cfg1_optimization", False)
+    def _model_calls(self, sampler: Any = None) -> int:
+        # A CFG++ sampler has the negative evaluated at every step, cfg 1 included.
+        keep = model_options_of(self.model).get("disable_cfg1_optimization", False) or getattr(
+            getattr(sampler, "function", None), "cfg_pp", False)
         negative = self.negative is not None and (keep or not math.isclose(self.cfg, 1.0))
         return 1 + negative + (self.middle is not None)
 
@@ -154,7 +156,7 @@ class Guider:
             return latent_image
         model = self.model
         shape = tuple(noise.shape)
-        device = model.prepare((shape[0] * self._model_calls(), *shape[1:]))
+        device = model.prepare((shape[0] * self._model_calls(sampler), *shape[1:]))
         sampling = model.sampling
         sigmas = sigmas.to(device, torch.float32)
         latent = model.process_latent_in(latent_image.to(device, torch.float32))
