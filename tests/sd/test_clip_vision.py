@@ -138,7 +138,8 @@ def test_the_known_encoders_are_told_apart_by_shape():
 
 
 def test_hostile_files_are_refused_by_name(folders):
-    with pytest.raises(ValueError, match=r"CLIPVisionLoader: clip_name 'a-text-encoder.safetensors'.*"):
+    with pytest.raises(ValueError, match=r"CLIPVisionLoader: clip_name 'a-text-encoder.safetensors'.*looks like a "
+                                         r"text encoder \(load that with CLIPLoader\)"):
         CLIPVisionLoader().load_clip("a-text-encoder.safetensors")
     with pytest.raises(ValueError, match="bad-grid.safetensors.*square grid"):
         CLIPVisionLoader().load_clip("bad-grid.safetensors")

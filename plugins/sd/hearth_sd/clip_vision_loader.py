@@ -138,11 +138,19 @@ def vision_state(sd: Mapping[str, torch.Tensor], source: str) -> dict[str, torch
 
 
 def _what_it_is(keys: Mapping[str, Any]) -> str:
+    if any(k.startswith(("model.diffusion_model.", "input_blocks.")) for k in keys):
+        return "it looks like a diffusion model or checkpoint (CheckpointLoaderSimple, UNETLoader); "
     if any("text_model.embeddings.token_embedding" in k or k.endswith("token_embedding.weight") for k in keys):
         return "it looks like a text encoder (load that with CLIPLoader); "
-    if any(k.startswith(("model.diffusion_model.", "input_blocks.")) for k in keys):
-        return "it looks like a diffusion model or checkpoint; "
     return ""
+
+
+def what_it_is(path: str | Path) -> str:
+    """A hint for messages: what a file that is no CLIP vision model looks like it is ('' when unclear)."""
+    try:
+        return _what_it_is(read_header(path).tensors)
+    except Exception:  # an unreadable file: the loader's own error says why
+        return ""
 
 
 def build_encoder(state: Mapping[str, torch.Tensor], metadata: Mapping[str, str], source: str,

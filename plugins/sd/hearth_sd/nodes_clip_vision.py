@@ -39,13 +39,14 @@ class CLIPVisionLoader:
         from hearth.core.models.loaders import NoModelLoaderError, load_model_file
 
         from .clip_vision import UnsupportedVisionModelError
+        from .clip_vision_loader import what_it_is
 
         path = model_folders().find("clip_vision", clip_name)
         try:
             return (load_model_file("clip_vision", path),)
         except (NoModelLoaderError, UnsupportedVisionModelError) as exc:
             raise ValueError(f"CLIPVisionLoader: clip_name {clip_name!r} is not a CLIP vision model Hearth loads: "
-                             f"{exc}") from None
+                             f"{what_it_is(path)}{exc}") from None
 
 
 class CLIPVisionEncode:
