@@ -238,7 +238,9 @@ def test_widgets_values_as_an_object(registry: Any) -> None:
 def test_old_workflow_without_control_values(registry: Any, register_plugin: Any, hearth_plugins: Any) -> None:
     register_plugin(SamplerPlugin(), "test_sampler")
     wf = workflow([node(1, "TestSampler", widgets=[5, 30, "x", 1.5])], [])
-    assert ui_to_api(wf, hearth_plugins.nodes())["1"]["inputs"] == {"seed": 5, "steps": 30, "label": "x", "cfg": 1.5}
+    # The optional widget the file lacks gets its default, as the frontend gives it.
+    assert ui_to_api(wf, hearth_plugins.nodes())["1"]["inputs"] == {"seed": 5, "steps": 30, "label": "x", "cfg": 1.5,
+                                                                    "noise_seed": 0}
 
 
 def test_unknown_node_keeps_its_links_and_fails_validation(registry: Any, run_prompt: Any) -> None:
@@ -331,8 +333,9 @@ def test_optional_widgets_follow_the_required_ones(registry: Any) -> None:
 
 
 def test_fewer_widget_values_than_widgets(registry: Any) -> None:
+    # An older file saved fewer widgets than the node has now: the rest get their defaults, as in the frontend.
     wf = workflow([node(1, "EmptyImage", outputs=[image_out()], widgets=[9, 7])], [])
-    assert ui_to_api(wf, registry)["1"]["inputs"] == {"width": 9, "height": 7}
+    assert ui_to_api(wf, registry)["1"]["inputs"] == {"width": 9, "height": 7, "batch_size": 1, "color": 0}
 
 
 def test_primitive_node_feeding_a_subgraph_input(registry: Any) -> None:

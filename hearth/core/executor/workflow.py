@@ -15,12 +15,13 @@ from typing import Any
 
 from hearth.core.executor.graph import PromptFormatError
 from hearth.core.node_registry import NodeRegistry
-from hearth.core.nodes import NodeDefinitionError
+from hearth.core.nodes import WIDGET_TYPES, NodeDefinitionError
 
 DROPPED = frozenset({"Note", "MarkdownNote"})
 MODE_MUTED, MODE_BYPASS = 2, 4
 CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
 SUBGRAPH_INPUT, SUBGRAPH_OUTPUT = -10, -20
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"  # ComfyUI's V3 combo whose choice brings widgets of its own
 
 
 class WorkflowFileError(ValueError):
@@ -84,19 +85,29 @@ class _Flat:
                 continue
             inner = f"{node_id}:"
             self.add(definition.get("nodes", []), definition.get("links", []), inner, subgraphs, depth + 1, mode)
-            self._wire_boundary(node, node_id, inner, prefix)
+            self._wire_boundary(node, node_id, inner, prefix, definition)
 
-    def _wire_boundary(self, node: Mapping[str, Any], node_id: str, inner: str, prefix: str) -> None:
-        """Replace the subgraph's input/output pseudo-nodes with the instance's outside links."""
+    def _wire_boundary(self, node: Mapping[str, Any], node_id: str, inner: str, prefix: str,
+                       definition: Mapping[str, Any]) -> None:
+        """Replace the subgraph's input/output pseudo-nodes with the instance's outside links.
+
+        The subgraph's inner links name its inputs by their index in the definition; the instance lists its inputs
+        in an order (and a subset) of its own, matched to the definition's by name, as the frontend matches them.
+        """
         outside_in = {}
-        promoted = {}  # slot -> the instance's own value for a widget input with no outside link
+        promoted = {}  # definition input index -> the instance's own value for a widget with no outside link
         values = node.get("widgets_values")
-        widget_slots = [slot for slot, item in enumerate(node.get("inputs") or []) if item.get("widget")]
+        declared = [item.get("name") for item in definition.get("inputs") or []]
+
+        def index_of(slot: int, item: Mapping[str, Any]) -> int:
+            name = item.get("name")
+            return declared.index(name) if name in declared else slot
+
         for slot, item in enumerate(node.get("inputs") or []):
             if item.get("link") is not None:
-                outside_in[slot] = self.links.get(f"{prefix}{item['link']}")
-            elif slot in widget_slots and isinstance(values, list) and widget_slots.index(slot) < len(values):
-                promoted[slot] = values[widget_slots.index(slot)]
+                outside_in[index_of(slot, item)] = self.links.get(f"{prefix}{item['link']}")
+        if isinstance(values, list):
+            promoted = _promoted_values(node, definition, values, index_of)
         for link_id, (origin, o_slot, target, t_slot, kind) in list(self.links.items()):
             if origin == f"{inner}{SUBGRAPH_INPUT}":
                 source = outside_in.get(o_slot)
@@ -177,6 +188,30 @@ def ui_to_api(workflow: Mapping[str, Any], registry: NodeRegistry) -> dict[str, 
     return prompt
 
 
+def _promoted_values(node: Mapping[str, Any], definition: Mapping[str, Any], values: list[Any],
+                     index_of: Any) -> dict[int, Any]:
+    """The instance's widget values by definition input index.
+
+    The frontend saves one value per widget-typed input of the definition, in the definition's order (a seed's
+    ``control_after_generate`` choice after it); older files saved one per instance input marked ``widget``.
+    """
+    declared = definition.get("inputs") or []
+    widget_inputs = [i for i, item in enumerate(declared) if str(item.get("type")) in WIDGET_TYPES]
+    found: dict[int, Any] = {}
+    index = 0
+    for i in widget_inputs:
+        if index >= len(values):
+            break
+        found[i] = values[index]
+        index += 1
+        if declared[i].get("type") == "INT" and index < len(values) and values[index] in CONTROL_VALUES:
+            index += 1
+    if index == len(values) and len(found) == len(widget_inputs):
+        return found
+    marked = [(slot, item) for slot, item in enumerate(node.get("inputs") or []) if item.get("widget")]
+    return {index_of(slot, item): values[n] for n, (slot, item) in enumerate(marked) if n < len(values)}
+
+
 def _bypass_input(node: Mapping[str, Any], slot: int) -> int | None:
     """A bypassed node passes through the input whose type matches the output (same index first)."""
     outputs = node.get("outputs") or []
@@ -199,20 +234,48 @@ def _widget_inputs(node: Mapping[str, Any], registry: NodeRegistry) -> dict[str,
         specs = [s for s in registry[kind].inputs().specs.values() if s.section != "hidden"]
     except NodeDefinitionError:
         return {}
-    widgets = [s for s in specs if s.is_widget or _converted(node, s.name)]
+    widgets = [s for s in specs if s.is_widget or s.type == DYNAMIC_COMBO or _converted(node, s.name)]
     if isinstance(values, Mapping):
         return {s.name: values[s.name] for s in widgets if s.name in values}
     inputs: dict[str, Any] = {}
     index = 0
     for spec in widgets:
         if index >= len(values):
-            break
+            # An older file saved fewer widgets than the node has now: the frontend gives the rest their defaults.
+            if "default" in spec.options:
+                inputs[spec.name] = spec.options["default"]
+            continue
         inputs[spec.name] = values[index]
         index += 1
+        if spec.type == DYNAMIC_COMBO:
+            index = _dynamic_combo_values(spec.name, values[index - 1], spec.options, values, index, inputs)
+            continue
         control = spec.options.get("control_after_generate", spec.name in ("seed", "noise_seed"))
         if spec.type == "INT" and control and index < len(values) and values[index] in CONTROL_VALUES:
             index += 1
     return inputs
+
+
+def _dynamic_combo_values(name: str, chosen: Any, options: Mapping[str, Any], values: list[Any], index: int,
+                          inputs: dict[str, Any]) -> int:
+    """Read a V3 DynamicCombo's widgets: the frontend saves the chosen option's widget inputs right after its key,
+    in the option's order, and the API names them ``"combo.child"`` (nested combos ``"combo.child.grandchild"``).
+    Returns the index of the next value."""
+    option = next((o for o in options.get("options") or () if isinstance(o, Mapping) and o.get("key") == chosen), {})
+    sections = option.get("inputs") or {}
+    for section in ("required", "optional"):
+        for child, raw in (sections.get(section) or {}).items():
+            kind = raw[0] if isinstance(raw, (list, tuple)) and raw else raw
+            extra = raw[1] if isinstance(raw, (list, tuple)) and len(raw) > 1 and isinstance(raw[1], Mapping) else {}
+            is_combo = isinstance(kind, (list, tuple))
+            if not (is_combo or kind in WIDGET_TYPES or kind == DYNAMIC_COMBO) or index >= len(values):
+                continue
+            key = f"{name}.{child}"
+            inputs[key] = values[index]
+            index += 1
+            if kind == DYNAMIC_COMBO:
+                index = _dynamic_combo_values(key, inputs[key], extra, values, index, inputs)
+    return index
 
 
 def _converted(node: Mapping[str, Any], name: str) -> bool:
