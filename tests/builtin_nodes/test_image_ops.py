@@ -234,3 +234,29 @@ def test_scale_single_channel_image() -> None:
 def test_center_crop_region_matches_comfyui(size: tuple[int, int], target: tuple[int, int],
                                             box: tuple[int, int, int, int]) -> None:
     assert center_crop_box(*size, *target) == box
+
+
+MASK_AS_IMAGE = torch.zeros(1, 8, 8)  # a MASK where an IMAGE belongs
+
+
+@pytest.mark.parametrize(("name", "inputs", "input_name"), [
+    ("GetImageSize", {"image": MASK_AS_IMAGE}, "image"),
+    ("ImageFlip", {"image": MASK_AS_IMAGE, "flip_method": "x-axis: vertically"}, "image"),
+    ("ImageStitch", {"image1": torch.zeros(1, 8, 8, 3), "direction": "right", "match_image_size": True,
+                     "spacing_width": 0, "spacing_color": "white", "image2": MASK_AS_IMAGE}, "image2"),
+    ("ImageBlend", {"image1": MASK_AS_IMAGE, "image2": torch.zeros(1, 8, 8, 3), "blend_factor": 0.5,
+                    "blend_mode": "normal"}, "image1"),
+    ("ImageBlur", {"image": MASK_AS_IMAGE, "blur_radius": 1, "sigma": 1.0}, "image"),
+    ("Canny", {"image": MASK_AS_IMAGE, "low_threshold": 0.4, "high_threshold": 0.8}, "image"),
+    ("ImageCompositeMasked", {"destination": torch.zeros(1, 8, 8, 3), "source": MASK_AS_IMAGE, "x": 0, "y": 0,
+                              "resize_source": False}, "source"),
+    ("ImageScaleToTotalPixels", {"image": MASK_AS_IMAGE, "upscale_method": "area", "megapixels": 0.01,
+                                 "resolution_steps": 1}, "image"),
+    ("ImageCropToMask", {"images": MASK_AS_IMAGE, "masks": MASK_AS_IMAGE, "width": 64, "height": 64,
+                         "pad_factor": 1.0, "grow_mask": 0}, "images"),
+    ("ColorTransfer", {"image_target": MASK_AS_IMAGE, "method": "histogram", "source_stats": "per_frame",
+                       "image_ref": torch.zeros(1, 8, 8, 3)}, "image_target"),
+])
+def test_a_mask_where_an_image_belongs_is_named(name: str, inputs: dict, input_name: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{input_name}: expected an IMAGE \[batch, height, width, channels\]"):
+        call(name, **inputs)
