@@ -180,6 +180,21 @@ def test_strength_scales_and_chains_sum(sd1):
     assert (_denoise(model, pos) - _denoise(model, positive)).abs().max() > 1e-3
 
 
+def test_separate_controlnets_never_batch_as_one(sd1):
+    from hearth_samplers.guidance import predict
+    from hearth_samplers.regions import resolve
+
+    model, positive, negative = sd1
+    (cn,) = ControlNetLoader().load_controlnet(CN_SD1)
+    # The same ControlNet and settings, but another hint for the negative: two objects that must stay apart.
+    (pos,) = ControlNetApply().apply_controlnet(positive, cn, torch.zeros(1, 64, 64, 3), 1.0)
+    (neg,) = ControlNetApply().apply_controlnet(negative, cn, torch.ones(1, 64, 64, 3), 1.0)
+    x, sigma = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(5)), torch.tensor([2.0])
+    together = predict(model, [resolve(pos, x.shape, model.sampling), resolve(neg, x.shape, model.sampling)], x, sigma)
+    alone = predict(model, [resolve(neg, x.shape, model.sampling)], x, sigma)
+    torch.testing.assert_close(together[1], alone[0], rtol=1e-6, atol=1e-6)
+
+
 def test_old_apply_node_marks_the_positive_for_the_negative(sd1):
     _, positive, _ = sd1
     (cn,) = ControlNetLoader().load_controlnet(CN_SD1)

@@ -199,8 +199,10 @@ class ControlBase:
         return self._hint_cache[1]
 
     def __repr__(self) -> str:
+        # The identity is part of it: the samplers batch conditionings whose options have equal reprs, and two
+        # ControlNet values batch together only when they are one object (ComfyUI compares them with `is`).
         return (f"<{type(self).__name__} {self.name!r} ({self.family}) strength {self.strength} "
-                f"{self.timestep_percent_range}{' chained' if self.previous_controlnet else ''}>")
+                f"{self.timestep_percent_range}{' chained' if self.previous_controlnet else ''} at {id(self):#x}>")
 
 
 class ControlNet(ControlBase):
