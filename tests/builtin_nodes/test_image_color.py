@@ -139,6 +139,8 @@ def test_bad_inputs_are_named() -> None:
         transfer(target, target, "histogram", "target_frame", target_index=-1)
     with pytest.raises(ValueError, match="image_ref: mkl_lab needs RGB images on both sides"):
         transfer(target, torch.zeros(1, 6, 6, 4), "mkl_lab")
+    with pytest.raises(ValueError, match="image_ref: histogram needs the same channels on both sides; got 3 and 4"):
+        transfer(target, torch.zeros(1, 6, 6, 4), "histogram")
 
 
 def test_color_transfer_through_the_executor(run_prompt: Any, hearth_folders: Folders) -> None:

@@ -216,7 +216,6 @@ class ColorTransfer:
 
     def transfer(self, image_target: Any, method: str, source_stats: str, strength: float = 1.0,
                  image_ref: Any = None, **members: Any) -> tuple[Any]:
-        torch = torch_module()
         chosen = selected_option("source_stats", SOURCE_STATS, source_stats, members)
         if method not in COLOR_METHODS:
             raise ValueError(f"method: {method!r} is not one of {COLOR_METHODS}")
@@ -224,23 +223,19 @@ class ColorTransfer:
             return (image_target,)
         target, ref = check_image(image_target, "image_target").float(), check_image(image_ref, "image_ref").float()
         if target.shape[-1] != ref.shape[-1] or (method != "histogram" and target.shape[-1] != 3):
-            raise ValueError(f"image_ref: {method} needs RGB images on both sides; got {target.shape[-1]} and "
+            need = "the same channels" if method == "histogram" else "RGB images"
+            raise ValueError(f"image_ref: {method} needs {need} on both sides; got {target.shape[-1]} and "
                              f"{ref.shape[-1]} channels")
         first = min(chosen.get("target_index", 0), target.shape[0] - 1)
-        src = target.movedim(-1, 1).flatten(2)  # [B, C, H*W]
-        reference = ref.movedim(-1, 1).flatten(2)
         if method == "histogram":
-            matched = self._histogram(src, reference, source_stats, first)
-        else:
-            matched = self._lab(target, ref, source_stats, first, method == "reinhard_lab", strength)
-            return (matched,)
-        if strength != 1.0:
-            matched = torch.lerp(src, matched, strength)
-        return (matched.clamp(0, 1).view(target.shape[0], target.shape[-1], *target.shape[1:3]).movedim(1, -1),)
+            return (self._histogram(target, ref, source_stats, first, strength),)
+        return (self._lab(target, ref, source_stats, first, method == "reinhard_lab", strength),)
 
     @staticmethod
-    def _histogram(src: Any, reference: Any, mode: str, first: int) -> Any:
+    def _histogram(target: Any, ref: Any, mode: str, first: int, strength: float) -> Any:
         torch = torch_module()
+        src = target.movedim(-1, 1).flatten(2)  # [B, C, H*W]
+        reference = ref.movedim(-1, 1).flatten(2)
         shared = None
         if mode != "per_frame":
             baseline = src[first:first + 1] if mode == "target_frame" else src
@@ -250,7 +245,10 @@ class ColorTransfer:
             lut = shared if shared is not None else _lut(_cdf(frame[None]),
                                                          _cdf(reference[min(index, len(reference) - 1)][None]))
             out.append(lut.gather(1, (frame * 255).long().clamp(0, 255)))
-        return torch.stack(out)
+        matched = torch.stack(out)
+        if strength != 1.0:
+            matched = torch.lerp(src, matched, strength)
+        return matched.clamp(0, 1).view(target.shape[0], target.shape[-1], *target.shape[1:3]).movedim(1, -1)
 
     @staticmethod
     def _lab(target: Any, ref: Any, mode: str, first: int, reinhard: bool, strength: float) -> Any:
