@@ -65,3 +65,19 @@ def test_an_unknown_clip_type_names_itself(hearth_plugins, models):
     clip_loader = hearth_plugins.nodes()["CLIPLoader"].cls
     with pytest.raises(ValueError, match="'nonesuch'"):
         clip_loader().load_clip("toy-text.safetensors", type="nonesuch")
+
+
+def test_comfyuis_clip_types_are_listed_and_a_missing_family_is_named_at_load(hearth_plugins, models):
+    # Templates pick these types: the workflow must open and validate, and only loading says what is missing.
+    clip_loader = hearth_plugins.nodes()["CLIPLoader"].cls
+    types = clip_loader.INPUT_TYPES()["required"]["type"][0]
+    assert {"qwen_image", "flux2", "lumina2", "ltxv", "stable_audio", "minimax"} <= set(types)
+    with pytest.raises(ValueError, match="no installed plugin loads text_encoders of type 'qwen_image'"):
+        clip_loader().load_clip("toy-text.safetensors", type="qwen_image")
+
+
+def test_vae_loader_lists_pixel_space_and_says_no_family_uses_it_yet(hearth_plugins, models):
+    vae_loader = hearth_plugins.nodes()["VAELoader"].cls
+    assert vae_loader.INPUT_TYPES()["required"]["vae_name"][0][-1] == "pixel_space"
+    with pytest.raises(ValueError, match="pixel_space is for model families that denoise pixels"):
+        vae_loader().load_vae("pixel_space")

@@ -18,9 +18,14 @@ from hearth.core.hookspecs import hookimpl
 from hearth.core.model_folders import model_folders
 from hearth.core.models.loaders import NoModelLoaderError, load_model_file, model_loaders
 
-# ComfyUI's default type comes first even when no installed plugin loads it, so a saved workflow still validates
-# and the load names what is missing; the other types are the ones plugins registered.
-CLIP_TYPES = ["stable_diffusion"]
+# ComfyUI's CLIPLoader types: every one is listed whether or not an installed plugin loads it, so a saved workflow
+# (or a template) still opens and validates, and the load names the family that is missing. Types plugins register
+# beyond these are added after them.
+CLIP_TYPES = ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv", "pixart", "cosmos", "lumina2",
+              "wan", "hidream", "chroma", "ace", "omnigen2", "qwen_image", "hunyuan_image", "flux2", "ovis",
+              "longcat_image", "cogvideox", "lens", "pixeldit", "ideogram4", "boogu", "krea2", "joyimage", "minimax",
+              "flux3", "moss_image", "mage", "fibo2"]
+PIXEL_SPACE = "pixel_space"  # VAELoader's entry for models that work on pixels and take no VAE file
 WEIGHT_DTYPES = ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
 
 
@@ -64,9 +69,12 @@ class VAELoader:
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {"vae_name": (model_folders().list("vae"),)}}
+        return {"required": {"vae_name": ([*model_folders().list("vae"), PIXEL_SPACE],)}}
 
     def load_vae(self, vae_name: str) -> tuple[Any]:
+        if vae_name == PIXEL_SPACE:
+            raise NoModelLoaderError("VAELoader: pixel_space is for model families that denoise pixels (PixelDiT, "
+                                     "Chroma Radiance), which no installed plugin provides yet; choose a VAE file")
         return (_load("VAELoader", "vae", model_folders().find("vae", vae_name)),)
 
 
