@@ -21,7 +21,7 @@ from hearth_sd.nodes_clip_vision import CLIPVisionEncode, CLIPVisionLoader
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from hearth.core.model_folders import write_tiny_models
-from hearth.core.models import write_safetensors
+from hearth.core.models import CheckpointError, write_safetensors
 from hearth.core.plugins import PluginManager
 from tests.sd.nodes_testing import image, in_runtime
 
@@ -55,6 +55,12 @@ def _tiny(folder: Path) -> Path:
     return folder
 
 
+def _write_state(state: dict[str, torch.Tensor], path: Path) -> None:
+    told = {"config": {"heads": HEADS, "activation": "gelu"}}
+    write_safetensors({k: v.contiguous() for k, v in state.items() if "position_ids" not in k}, path,
+                      {CONFIG_METADATA_KEY: json.dumps(told)})
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> Path:
     folder = _tiny(tmp_path_factory.mktemp("models"))
@@ -67,6 +73,9 @@ def models(tmp_path_factory) -> Path:
     bad = _reference("gelu").state_dict()
     bad["vision_model.embeddings.position_embedding.weight"] = torch.zeros(7, 32)  # not a square grid + 1
     write_safetensors({k: v.contiguous() for k, v in bad.items()}, clip_vision / "bad-grid.safetensors")
+    uneven = _reference("gelu").state_dict()
+    uneven["vision_model.encoder.layers.1.mlp.fc1.weight"] = torch.zeros(10, 32)  # layer 0 says 64
+    _write_state(uneven, clip_vision / "uneven-layers.safetensors")
     return folder
 
 
@@ -143,6 +152,8 @@ def test_hostile_files_are_refused_by_name(folders):
         CLIPVisionLoader().load_clip("a-text-encoder.safetensors")
     with pytest.raises(ValueError, match="bad-grid.safetensors.*square grid"):
         CLIPVisionLoader().load_clip("bad-grid.safetensors")
+    with pytest.raises(CheckpointError, match=r"uneven-layers.safetensors.*layers.1.mlp.fc1.weight"):
+        CLIPVisionLoader().load_clip("uneven-layers.safetensors")
     (vision,) = CLIPVisionLoader().load_clip("tiny-clip-vision.safetensors")
     with pytest.raises(ValueError, match=r"CLIPVisionEncode: .*IMAGE \[B, H, W, 3\], got \[8, 8\]"):
         CLIPVisionEncode().encode(vision, torch.zeros(8, 8), "center")
