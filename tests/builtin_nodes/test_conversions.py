@@ -81,3 +81,13 @@ def test_seed_node(hearth_runtime: Any) -> None:
     info = hearth_runtime.nodes["SeedNode"].object_info()
     assert info["input"]["required"]["seed"][1]["control_after_generate"] == "fixed"
     assert info["output_name"] == ["seed"] and info["category"] == "utilities"
+
+
+def test_resolution_selector_declares_comfyui_preview_widget(hearth_runtime: Any) -> None:
+    info = hearth_runtime.nodes["ResolutionSelector"].object_info()
+    assert info["input_order"] == {"required": ["aspect_ratio", "megapixels"],
+                                   "optional": ["multiple", "minimum", "preview"]}
+    assert info["input"]["optional"]["preview"] == ["RESOLUTION_PREVIEW", {
+        "socketless": True, "ratio_widget": "aspect_ratio", "megapixels_widget": "megapixels",
+        "multiple_widget": "multiple"}]
+    assert call("ResolutionSelector", aspect_ratio="1:1 (Square)", megapixels=1.0, preview={}) == (1024, 1024)

@@ -80,15 +80,20 @@ ASPECT_RATIOS: dict[str, tuple[int, int]] = {
                      Input.int("multiple", default=8, min=8, max=128, step=4, advanced=True, optional=True,
                                tooltip="Nearest multiple of the result to set the selected resolution to."),
                      Input.int("minimum", default=256, min=32, max=4096, step=32, advanced=True, optional=True,
-                               tooltip="Set minimum resolution for any side to be used")],
+                               tooltip="Set minimum resolution for any side to be used"),
+                     Input.of("RESOLUTION_PREVIEW", "preview", optional=True, socketless=True,
+                              ratio_widget="aspect_ratio", megapixels_widget="megapixels",
+                              multiple_widget="multiple")],
              outputs=[Output("INT", "width", tooltip="Calculated width in pixels (multiple of 8)."),
                       Output("INT", "height", tooltip="Calculated height in pixels (multiple of 8).")]))
-def resolution_selector(aspect_ratio: str, megapixels: float, multiple: int = 8, minimum: int = 256) -> tuple[int, int]:
+def resolution_selector(aspect_ratio: str, megapixels: float, multiple: int = 8, minimum: int = 256,
+                        preview: Any = None) -> tuple[int, int]:
     """ComfyUI's Resolution Selector: each side is ratio * sqrt(megapixels * 2**20 / (w * h)) rounded (half to
     even, Python's ``round``) to ``multiple``; when a side falls below ``minimum``, the smallest exact multiple of
     the ratio that keeps both sides multiples of ``multiple`` and at least ``minimum``.
 
-    ComfyUI lists ``multiple`` and ``minimum`` as required; they are optional here with ComfyUI's defaults, which
+    ``preview`` is the browser's live size preview widget; the node does not read it. ComfyUI lists
+    ``multiple`` and ``minimum`` as required; they are optional here with ComfyUI's defaults, which
     its frontend fills in for the many templates saved before the node had them (they store 2 or 3 widgets)."""
     if aspect_ratio not in ASPECT_RATIOS:
         raise ValueError(f"input 'aspect_ratio': {aspect_ratio!r} is not one of {list(ASPECT_RATIOS)}")
