@@ -33,6 +33,7 @@ def models(tmp_path_factory) -> Path:
     for family in ("sd1", "sdxl"):
         make_tiny_checkpoint(family, folder / "checkpoints" / f"tiny-{family}.safetensors")
         make_tiny_checkpoint(family, folder / "checkpoints" / f"tiny-{family}-other.safetensors", seed=7)
+    make_tiny_checkpoint("sd1", folder / "checkpoints" / "tiny-sd1-inpaint.safetensors", seed=3, in_channels=9)
     return folder
 
 
@@ -138,6 +139,20 @@ def test_sdxl_blocks_merge_each_block_at_its_ratio(folders) -> None:
                        ("diffusion_model.input_blocks.0.0.weight", 1.0),
                        ("diffusion_model.middle_block.0.in_layers.2.weight", 1.0)):
         close(got[key], ratio * w1[key] + (1 - ratio) * w2[key])
+
+
+def test_weights_of_different_shapes_are_left_unmerged_as_comfyui_does(folders, caplog) -> None:
+    # The "add difference" recipe: inpainting UNet + (custom - base); the 9-channel input conv cannot take a
+    # 4-channel model's weight, so ComfyUI keeps the inpainting model's own and merges the rest.
+    inpaint, _, _ = load("tiny-sd1-inpaint.safetensors")
+    custom, _, _ = load("tiny-sd1-other.safetensors")
+    (merged,) = ModelMergeAdd().merge(inpaint, custom)
+    w_in, w_custom, got = weights(inpaint), weights(custom), weights(merged, raw=True)
+    first = "diffusion_model.input_blocks.0.0.weight"
+    assert got[first].shape[1] == 9 and torch.equal(got[first].float(), w_in[first])
+    close(got["diffusion_model.out.2.weight"], w_in["diffusion_model.out.2.weight"]
+          + w_custom["diffusion_model.out.2.weight"])
+    assert "input_blocks.0.0.weight has shape (32, 4, 3, 3) in the second model and (32, 9, 3, 3)" in caplog.text
 
 
 def test_models_of_different_families_are_refused(folders) -> None:

@@ -7,15 +7,19 @@ As in ComfyUI, a merge copies no weights: the result is a clone of the first mod
 point at the second model's weights (``get_key_patches``, with that model's own patches such as LoRAs applied) and
 ``add_patches(patches, strength_patch, strength_model)``, so each weight becomes
 ``w1 * strength_model + strength_patch * w2`` when the model loads. Simple: ``ratio * w1 + (1 - ratio) * w2``;
-subtract: ``w1 - m * w2``; add: ``w1 + w2``. Keys only one model has are left alone, as ComfyUI leaves them.
-Merging models of different families (an SD1 UNet into an SDXL one) is refused by name instead of failing on the
-first weight whose shape differs.
+subtract: ``w1 - m * w2``; add: ``w1 + w2``. Keys only one model has are left alone, as ComfyUI leaves them, and so is a weight whose shape differs between
+the two (an inpainting UNet's 9-channel input against a plain one's 4): ComfyUI warns and keeps model1's, which is
+what makes the "add difference" recipe for custom inpainting models work. Merging models of different families (an
+SD1 UNet into an SDXL one) is refused by name instead of leaving almost every weight unmerged.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 UNET_PREFIX = "diffusion_model."
 # Not weights: CLIP merges skip them as ComfyUI does (position ids are indices; logit_scale is unused for text).
@@ -43,10 +47,28 @@ def merge_unet(node: str, model1: Any, model2: Any, strengths: Any) -> Any:
     ``(strength_patch, strength_model)`` pair per ComfyUI key (``diffusion_model.<unet key>``)."""
     check_same_family(node, model1, model2)
     merged = model1.clone()
-    for key, patch in _offloaded(model2, model2.get_key_patches(UNET_PREFIX)).items():
+    patches = _fitting(node, merged, _offloaded(model2, model2.get_key_patches(UNET_PREFIX)))
+    for key, patch in patches.items():
         strength_patch, strength_model = strengths(key)
         merged.add_patches({key: patch}, strength_patch, strength_model)
     return merged
+
+
+def _fitting(node: str, target: Any, patches: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """The patches whose weight has the shape of ``target``'s weight of the same key; the others are left out
+    with a warning, as ComfyUI's patcher leaves them ("WEIGHT NOT MERGED")."""
+    # The base weights' shapes: patches never change a shape, and reading them computes nothing.
+    state = target.model_state_dict() if hasattr(target, "model_state_dict") else {}
+    shapes = {key: tuple(weight.shape) for key, weight in state.items()}
+    fitting = {}
+    for key, weights in patches.items():
+        mine = shapes.get(key)
+        if mine is not None and mine != tuple(weights[0].shape):
+            log.warning("%s: %s has shape %s in the second model and %s in the first; not merged", node, key,
+                        tuple(weights[0].shape), mine)
+            continue
+        fitting[key] = weights
+    return fitting
 
 
 def _offloaded(value: Any, patches: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
@@ -61,7 +83,7 @@ def _offloaded(value: Any, patches: Mapping[str, list[Any]]) -> dict[str, list[A
 def merge_clip(node: str, clip1: Any, clip2: Any, strength_patch: float, strength_model: float) -> Any:
     check_same_family(node, clip1, clip2, ("clip1", "clip2"))
     merged = clip1.clone()
-    for key, patch in _offloaded(clip2, clip2.get_key_patches()).items():
+    for key, patch in _fitting(node, merged, _offloaded(clip2, clip2.get_key_patches())).items():
         if key.endswith(_CLIP_SKIPPED):
             continue
         merged.add_patches({key: patch}, strength_patch, strength_model)
