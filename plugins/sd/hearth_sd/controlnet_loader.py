@@ -76,7 +76,7 @@ def _add_base_weights(sd: dict[str, torch.Tensor], model: Any) -> dict[str, torc
     if model is None:
         return sd
     base = model.patcher.module.state_dict()
-    return {key: value + base[key].to(value.dtype) if key in base and base[key].shape == value.shape else value
+    return {key: value + base[key].to(value) if key in base and base[key].shape == value.shape else value
             for key, value in sd.items()}
 
 
