@@ -111,11 +111,17 @@ def test_aura_flow_on_sd1_through_the_executor(sd_pack, run_prompt) -> None:  # 
                                                           "denoise": 1.0}},
         "12": {"class_type": "Keep", "inputs": {"name": "sigmas", "sigmas": ["11", 0]}},
         "13": {"class_type": "Keep", "inputs": {"name": "model", "model": ["10", 0]}},
+        "14": {"class_type": "ModelSamplingDiscrete", "inputs": {"model": ["1", 0], "sampling": "lcm", "zsnr": False}},
+        "15": {"class_type": "BasicScheduler", "inputs": {"model": ["14", 0], "scheduler": "simple", "steps": 4,
+                                                          "denoise": 1.0}},
+        "16": {"class_type": "Keep", "inputs": {"name": "lcm", "sigmas": ["15", 0]}},
     }
     result = run_prompt(sd1_prompt(model=["10", 0], **extra))
     assert result.ok, result.error
     t = torch.tensor([1000, 750, 500, 250]) / 1000
     assert torch.allclose(KEPT["sigmas"], torch.cat([3 * t / (1 + 2 * t), torch.zeros(1)]), atol=1e-6)
+    lcm = DiscreteSampling("lcm").sigmas  # 50 steps: every 12.5th from the top
+    assert torch.allclose(KEPT["lcm"], torch.stack([lcm[49], lcm[37], lcm[24], lcm[12], torch.tensor(0.0)]))
     flow_latent = KEPT["latent"]["samples"]
     assert KEPT["model"].sampling.prediction == "flow"
     assert run_prompt(sd1_prompt()).ok

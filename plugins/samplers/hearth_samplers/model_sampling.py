@@ -137,7 +137,9 @@ class DiscreteSampling(_Table, _Parameterized):
     def sigma(self, timestep: torch.Tensor) -> torch.Tensor:
         """The sigma at a (fractional) timestep, interpolated in log sigma."""
         timestep = torch.as_tensor(timestep)
-        t = ((timestep.float() - (self.skip_steps - 1)) / self.skip_steps).clamp(0, len(self.sigmas) - 1)
+        # Indexed on the table's device, returned on the timestep's (ComfyUI's order of moves).
+        t = (timestep.float().to(self.log_sigmas.device) - (self.skip_steps - 1)) / self.skip_steps
+        t = t.clamp(0, len(self.sigmas) - 1)
         low, high = t.floor().long(), t.ceil().long()
         w = t.frac()
         return ((1 - w) * self.log_sigmas[low] + w * self.log_sigmas[high]).exp().to(timestep.device)
