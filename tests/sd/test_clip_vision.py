@@ -98,6 +98,8 @@ def test_outputs_equal_transformers(folders, act):
     torch.testing.assert_close(out.penultimate_hidden_states, want.hidden_states[-2], rtol=0, atol=1e-4)
     assert out.image_embeds.shape == (2, 16) and out.last_hidden_state.shape == (2, 17, 32)
     assert out.mm_projected is None and out["image_sizes"] == [torch.Size([3, 32, 32])] * 2
+    assert vision.image_size == 32 and vision.image_mean == [0.48145466, 0.4578275, 0.40821073]
+    assert set(vision.get_sd()) == {k for k in ref.state_dict() if "position_ids" not in k}
 
 
 def test_open_clip_layout_gives_the_same_encoder(folders):

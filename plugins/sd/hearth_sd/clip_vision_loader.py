@@ -28,6 +28,8 @@ from hearth.core.models import (
 
 from .checkpoint import build
 from .clip_vision import (
+    IMAGE_MEAN,
+    IMAGE_STD,
     PATCH_KEY,
     CLIPVisionConfig,
     CLIPVisionEncoder,
@@ -88,6 +90,18 @@ class CLIPVision(ModelValue):
     @property
     def model(self) -> CLIPVisionEncoder:
         return self.encoder
+
+    # ComfyUI's ClipVisionModel attributes, for custom nodes that preprocess themselves (IP-Adapter packs do).
+    @property
+    def image_mean(self) -> list[float]:
+        return list(IMAGE_MEAN)
+
+    @property
+    def image_std(self) -> list[float]:
+        return list(IMAGE_STD)
+
+    def get_sd(self) -> dict[str, torch.Tensor]:
+        return self.encoder.state_dict()
 
     def encode_image(self, image: torch.Tensor, crop: bool = True) -> Output:
         """CLIP_VISION_OUTPUT of IMAGE ``[B, H, W, C]``: ComfyUI's preprocessing then the encoder, outputs in fp32
