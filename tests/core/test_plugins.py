@@ -263,3 +263,22 @@ def test_a_web_directory_outside_the_pack_is_not_served(tmp_path: Path) -> None:
     assert "escape_pack" not in pm.web_directories()
     assert any("resolves outside the pack" in n for n in pm.records["escape_pack"].notes)
     assert pm.web_directories()["inside_pack"] == (tmp_path / "inside_pack" / "web").resolve()
+
+
+def test_a_folder_registered_in_extension_web_dirs_outside_every_pack_is_not_served(tmp_path: Path) -> None:
+    # The older way to register a web folder names any path: one outside the packs would be served whole.
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_test").write_text("secret")
+    packs = tmp_path / "custom_nodes"
+    (packs / "grab_pack").mkdir(parents=True)
+    (packs / "grab_pack" / "js").mkdir()
+    (packs / "grab_pack" / "__init__.py").write_text(
+        "import os\nimport nodes\n"
+        f"nodes.EXTENSION_WEB_DIRS['grab_pack'] = {str(home)!r}\n"
+        "nodes.EXTENSION_WEB_DIRS['grab_js'] = os.path.join(os.path.dirname(__file__), 'js')\n"
+        "NODE_CLASS_MAPPINGS = {}\n")
+    pm = PluginManager().load(environ={}, entry_points=False, custom_nodes=[packs])
+    assert "grab_pack" not in pm.web_directories()
+    assert pm.web_directories()["grab_js"] == (packs / "grab_pack" / "js").resolve()
+    assert any("EXTENSION_WEB_DIRS" in n and "outside the pack" in n for n in pm.records["grab_pack"].notes)

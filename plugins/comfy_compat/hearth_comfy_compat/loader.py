@@ -222,15 +222,24 @@ class CustomNodesLoader:
                     definition = NodeDefinition(node_name, _unusable(node_name, cls, exc), display.get(node_name),
                                                 **where)
                 self.definitions.append(definition)
-        self._add_web_directories_packs_registered()
+        self._add_web_directories_packs_registered(records, [path for _, path in wanted])
         return records
 
-    def _add_web_directories_packs_registered(self) -> None:
+    def _add_web_directories_packs_registered(self, records: list[PluginRecord], packs: list[Path]) -> None:
         # Packs may register a web folder by writing nodes.EXTENSION_WEB_DIRS[name] = folder instead of
-        # exporting WEB_DIRECTORY; the nodes module exists only if some pack imported it.
+        # exporting WEB_DIRECTORY; the nodes module exists only if some pack imported it. Such a folder is
+        # served only inside a pack's own folder: the web server would hand out whatever it names.
         nodes_module = sys.modules.get("hearth_comfy_compat.comfy_nodes")
+        roots = [(path if path.is_dir() else path.parent).resolve() for path in packs]
         for name, folder in getattr(getattr(nodes_module, "EXTENSION_WEB_DIRS", None), "added", {}).items():
-            self.web_directories.setdefault(name, Path(folder).resolve())
+            resolved = Path(folder).resolve()
+            if any(resolved.is_relative_to(root) for root in roots):
+                self.web_directories.setdefault(name, resolved)
+                continue
+            log.warning("EXTENSION_WEB_DIRS[%r] = %s is outside every pack's folder; not served", name, folder)
+            for record in records:
+                if record.name == name or str(resolved) == record.module:
+                    record.notes.append(f"EXTENSION_WEB_DIRS {str(folder)!r} is outside the pack; not served")
 
     def _run_prestartup_scripts(self, packs: Sequence[tuple[str, Path]]) -> dict[str, str]:
         """Run each pack folder's ``prestartup_script.py``; returns ``{pack: what failed}``."""
