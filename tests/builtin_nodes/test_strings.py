@@ -17,7 +17,7 @@ def test_primitive_returns_its_value(name: str, value: object) -> None:
 
 def test_primitive_int_has_a_control_after_generate_widget() -> None:
     spec = NODES["PrimitiveInt"].INPUT_TYPES()["required"]["value"]
-    assert spec[0] == "INT" and spec[1]["control_after_generate"] is True
+    assert spec[0] == "INT" and spec[1]["control_after_generate"] == "fixed"  # ComfyUI's ControlAfterGenerate.fixed
 
 
 def test_concatenate_joins_with_the_delimiter() -> None:

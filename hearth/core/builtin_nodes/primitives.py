@@ -10,14 +10,14 @@ CATEGORY = "utils/primitive"
 
 
 @node(Schema("PrimitiveInt", category=CATEGORY, display_name="Int",
-             inputs=[Input.int("value", default=0, min=-sys.maxsize, max=sys.maxsize, control_after_generate=True)],
+             inputs=[Input.int("value", default=0, min=-sys.maxsize, max=sys.maxsize, control_after_generate="fixed")],
              outputs=[Output("INT")]))
 def primitive_int(value: int) -> int:
     return value
 
 
 @node(Schema("PrimitiveFloat", category=CATEGORY, display_name="Float",
-             inputs=[Input.float("value", default=0.0, min=-sys.maxsize, max=sys.maxsize)],
+             inputs=[Input.float("value", default=0.0, min=-sys.maxsize, max=sys.maxsize, step=0.1)],
              outputs=[Output("FLOAT")]))
 def primitive_float(value: float) -> float:
     return value
