@@ -97,6 +97,10 @@ def test_the_unclip_checkpoint_loads_with_its_image_encoder(models):
     (conditioned,) = unCLIPConditioning().apply_adm([[cond, {}]], vision.encode_image(torch.rand(1, 32, 32, 3)),
                                                     1.0, 0.0)
     assert not torch.allclose(model.denoise(x, sigma, cond, conditioned[0][1]), plain)
+    # The sampler's seed minus ten seeds the augmentation; two images merge at ComfyUI's default level 0.05.
+    entries = conditioned[0][1]["unclip_conditioning"] * 2
+    torch.testing.assert_close(model.adm({"unclip_conditioning": entries, "seed": 20}, 1),
+                               unclip_adm(entries, 10, 0.05))
     # A plain checkpoint has no image encoder: ComfyUI's loader gives None for it too.
     assert unCLIPCheckpointLoader().load_checkpoint("tiny-sd1.safetensors")[3] is None
 
