@@ -63,8 +63,10 @@ FAMILY_MODULES = {
 }
 
 # Nodes whose family the module rule cannot see: family nodes in shared modules, model-free nodes whose inputs
-# only a family's model makes (an LTXV audio+video latent, a 3D mesh), and LotusConditioning, whose output is a
-# frozen text encoder's result that ComfyUI ships as constants (serving it means that encoder or those numbers).
+# only a family's model makes (an LTXV audio+video latent, a 3D mesh), LotusConditioning, whose output is a
+# frozen text encoder's result that ComfyUI ships as constants (serving it means that encoder or those numbers),
+# and patches that only a diffusion transformer's forward honours ("dit": skip-layer guidance replaces DiT
+# double/single blocks by index, ScaleROPE sets rotary-embedding options; Hearth's models are UNets).
 NODE_FAMILIES = {
     "ConditioningStableAudio": "stable_audio", "VAEEncodeAudio": "stable_audio", "VAEDecodeAudio": "stable_audio",
     "ImageOnlyCheckpointLoader": "svd", "SVD_img2vid_Conditioning": "svd", "ImageOnlyCheckpointSave": "svd",
@@ -73,7 +75,8 @@ NODE_FAMILIES = {
     "ModelMergeCosmos7B": "cosmos", "ModelMergeCosmos14B": "cosmos", "ModelMergeWAN2_1": "wan",
     "ModelMergeCosmosPredict2_2B": "cosmos", "ModelMergeCosmosPredict2_14B": "cosmos",
     "ModelMergeQwenImage": "qwen", "SaveGLB": "3d", "LTXVSeparateAVLatent": "ltxv", "LTXVConcatAVLatent": "ltxv",
-    "LotusConditioning": "lotus",
+    "LotusConditioning": "lotus", "SkipLayerGuidanceDiT": "dit", "SkipLayerGuidanceDiTSimple": "dit",
+    "ScaleROPE": "dit",
 }
 
 
