@@ -185,7 +185,7 @@ class SDModel(ModelValue):
         with torch.no_grad():
             scaled = sampling.calculate_input(sigma, x).to(device)
             control = self._control(options, scaled, sigma.to(device), sampling.timestep(sigma).to(device),
-                                  cond.to(device), None if y is None else y.to(device))
+                                    cond.to(device), None if y is None else y.to(device))
             concat = self.concat(options, scaled)
         wrappers = self._model_wrappers()
         transformer_options = {**self.model_options.get("transformer_options", {}), "cond_or_uncond": chunks}
