@@ -131,3 +131,12 @@ def test_regex_replace_flags_are_optional_with_comfyui_defaults() -> None:
     assert set(inputs["required"]) == {"string", "regex_pattern", "replace"}
     assert inputs["optional"]["case_insensitive"][1]["default"] is True
     assert call("RegexReplace", string="ABC", regex_pattern="b", replace="-") == ("A-C",)
+
+
+def test_string_nodes_use_comfyui_category_and_names() -> None:
+    names = {name: NODES[name].DISPLAY_NAME for name in ("StringConcatenate", "StringLength", "CaseConverter",
+                                                          "StringTrim", "RegexMatch", "RegexExtract", "RegexReplace")}
+    assert names == {"StringConcatenate": "Concatenate Text", "StringLength": "Text Length",
+                     "CaseConverter": "Convert Text Case", "StringTrim": "Trim Text", "RegexMatch": "Match Text",
+                     "RegexExtract": "Extract Text", "RegexReplace": "Replace Text (Regex)"}
+    assert {NODES[name].CATEGORY for name in names} == {"text"}

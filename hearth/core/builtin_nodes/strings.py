@@ -19,7 +19,7 @@ import regex
 from hearth.core import context
 from hearth.core.schema import Input, Output, Schema, node
 
-CATEGORY = "utils/string"
+CATEGORY = "text"  # ComfyUI moved its string nodes from utils/string to text
 REGEX_TIME_LIMIT = 1.0  # seconds per regex node call; real patterns on prompt-sized text take microseconds
 _POLL = 0.05  # how often the waiting node checks for an interrupt
 _T = TypeVar("_T")
@@ -38,7 +38,7 @@ _REGEX_FLAGS = [Input.boolean("case_insensitive", default=True), Input.boolean("
                 Input.boolean("dotall", default=False)]
 
 
-@node(Schema("StringConcatenate", category=CATEGORY, display_name="Concatenate",
+@node(Schema("StringConcatenate", category=CATEGORY, display_name="Concatenate Text",
              inputs=[Input.string("string_a", multiline=True), Input.string("string_b", multiline=True),
                      Input.string("delimiter", default="")],
              outputs=[Output("STRING")]))
@@ -53,13 +53,13 @@ def string_substring(string: str, start: int, end: int) -> str:
     return string[start:end]
 
 
-@node(Schema("StringLength", category=CATEGORY, display_name="Length",
+@node(Schema("StringLength", category=CATEGORY, display_name="Text Length",
              inputs=[Input.string("string", multiline=True)], outputs=[Output("INT", "length")]))
 def string_length(string: str) -> int:
     return len(string)
 
 
-@node(Schema("CaseConverter", category=CATEGORY, display_name="Case Converter",
+@node(Schema("CaseConverter", category=CATEGORY, display_name="Convert Text Case",
              inputs=[Input.string("string", multiline=True),
                      Input.combo("mode", ["UPPERCASE", "lowercase", "Capitalize", "Title Case"])],
              outputs=[Output("STRING")]))
@@ -68,14 +68,14 @@ def case_converter(string: str, mode: str) -> str:
     return convert[mode](string)
 
 
-@node(Schema("StringTrim", category=CATEGORY, display_name="Trim",
+@node(Schema("StringTrim", category=CATEGORY, display_name="Trim Text",
              inputs=[Input.string("string", multiline=True), Input.combo("mode", ["Both", "Left", "Right"])],
              outputs=[Output("STRING")]))
 def string_trim(string: str, mode: str) -> str:
     return {"Both": str.strip, "Left": str.lstrip, "Right": str.rstrip}[mode](string)
 
 
-@node(Schema("StringReplace", category=CATEGORY, display_name="Replace",
+@node(Schema("StringReplace", category=CATEGORY, display_name="Replace Text",
              inputs=[Input.string("string", multiline=True), Input.string("find", multiline=True),
                      Input.string("replace", multiline=True)],
              outputs=[Output("STRING")]))
@@ -83,7 +83,7 @@ def string_replace(string: str, find: str, replace: str) -> str:
     return string.replace(find, replace)
 
 
-@node(Schema("StringContains", category=CATEGORY, display_name="Contains",
+@node(Schema("StringContains", category=CATEGORY, display_name="Contains Text",
              inputs=[Input.string("string", multiline=True), Input.string("substring", multiline=True),
                      Input.boolean("case_sensitive", default=True)],
              outputs=[Output("BOOLEAN", "contains")]))
@@ -91,7 +91,7 @@ def string_contains(string: str, substring: str, case_sensitive: bool) -> bool:
     return substring in string if case_sensitive else substring.lower() in string.lower()
 
 
-@node(Schema("StringCompare", category=CATEGORY, display_name="Compare",
+@node(Schema("StringCompare", category=CATEGORY, display_name="Compare Text",
              inputs=[Input.string("string_a", multiline=True), Input.string("string_b", multiline=True),
                      Input.combo("mode", ["Starts With", "Ends With", "Equal"]),
                      Input.boolean("case_sensitive", default=True)],
@@ -158,7 +158,7 @@ def _matches(pattern: regex.Pattern[str], string: str) -> list[regex.Match[str]]
     return list(pattern.finditer(string, concurrent=True, timeout=REGEX_TIME_LIMIT))
 
 
-@node(Schema("RegexMatch", category=CATEGORY, display_name="Regex Match",
+@node(Schema("RegexMatch", category=CATEGORY, display_name="Match Text",
              inputs=[Input.string("string", multiline=True), Input.string("regex_pattern", multiline=True),
                      *_REGEX_FLAGS],
              outputs=[Output("BOOLEAN", "matches")]))
@@ -167,7 +167,7 @@ def regex_match(string: str, regex_pattern: str, case_insensitive: bool, multili
     return _limited(regex_pattern, string, lambda: _search(pattern, string)) is not None
 
 
-@node(Schema("RegexExtract", category=CATEGORY, display_name="Regex Extract",
+@node(Schema("RegexExtract", category=CATEGORY, display_name="Extract Text",
              inputs=[Input.string("string", multiline=True), Input.string("regex_pattern", multiline=True),
                      Input.combo("mode", ["First Match", "All Matches", "First Group", "All Groups"]),
                      *_REGEX_FLAGS, Input.int("group_index", default=1, min=0, max=100)],
@@ -194,7 +194,7 @@ def regex_extract(string: str, regex_pattern: str, mode: str, case_insensitive: 
     return "\n".join(groups)
 
 
-@node(Schema("RegexReplace", category=CATEGORY, display_name="Regex Replace",
+@node(Schema("RegexReplace", category=CATEGORY, display_name="Replace Text (Regex)",
              inputs=[Input.string("string", multiline=True), Input.string("regex_pattern", multiline=True),
                      Input.string("replace", multiline=True),
                      *(replace_flag(flag, optional=True) for flag in _REGEX_FLAGS),
