@@ -1,4 +1,4 @@
-"""Request guards: token, same-origin check, body size limit, and safe joining of user-given paths.
+"""Request guards (token, same-origin, body size), safe joining of user-given paths, and how files go to browsers.
 
 The guards are one plain ASGI middleware so they cover HTTP routes, static files and the WebSocket alike.
 """
@@ -10,7 +10,9 @@ import json
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
+
+from starlette.responses import FileResponse
 
 from hearth.web.boundary import api_error
 
@@ -31,6 +33,38 @@ def safe_join(root: Path, *parts: str) -> Path:
     if target != base and base not in target.parents:
         raise UnsafePath(f"{'/'.join(p for p in parts if p)!r} is outside the folder")
     return target
+
+
+# What a browser may render from /view and /userdata: images, video and audio, each with its media type fixed here
+# (a slim container has no mime.types, and nosniff then stops browsers from showing the file). Everything else --
+# .html, .shtml, .xht, .svg, scripts, text -- goes out as an attachment: a saved file must never run script in
+# this origin, and a deny-list always misses a type some browser renders.
+INLINE_MEDIA = {
+    ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp",
+    ".bmp": "image/bmp", ".avif": "image/avif", ".apng": "image/apng", ".ico": "image/x-icon",
+    ".mp4": "video/mp4", ".m4v": "video/mp4", ".webm": "video/webm", ".mkv": "video/x-matroska",
+    ".mov": "video/quicktime", ".ogv": "video/ogg",
+    ".flac": "audio/flac", ".mp3": "audio/mpeg", ".opus": "audio/ogg", ".ogg": "audio/ogg", ".oga": "audio/ogg",
+    ".wav": "audio/wav", ".m4a": "audio/mp4", ".aac": "audio/aac",
+}
+# Attachments keep a type a script reading them expects; anything else is plain bytes.
+ATTACHMENT_TYPES = {".json": "application/json", ".txt": "text/plain; charset=utf-8", ".csv": "text/csv"}
+
+
+def disposition(kind: str, name: str) -> str:
+    """A Content-Disposition header for any file name (quotes and non-Latin-1 letters included)."""
+    return f"{kind}; filename*=UTF-8''{quote(name)}"
+
+
+def served_file(path: Path) -> FileResponse:
+    """``path`` as /view and /userdata send a file: inline only for the media types of :data:`INLINE_MEDIA`, as an
+    attachment otherwise; never sniffed."""
+    suffix = path.suffix.lower()
+    if suffix in INLINE_MEDIA:
+        return FileResponse(path, media_type=INLINE_MEDIA[suffix], content_disposition_type="inline",
+                            filename=path.name, headers={"X-Content-Type-Options": "nosniff"})
+    return FileResponse(path, media_type=ATTACHMENT_TYPES.get(suffix, "application/octet-stream"),
+                        headers={"Content-Disposition": disposition("attachment", path.name), "X-Content-Type-Options": "nosniff"})
 
 
 class BodyTooLarge(Exception):

@@ -86,14 +86,40 @@ def test_upload_file_name_cannot_climb(client: httpx.Client) -> None:
     assert response.status_code == 200 and response.json()["name"] == "escape.png"
 
 
-@pytest.mark.parametrize("name", ["page.html", "script.js", "image.svg", "style.css"])
+@pytest.mark.parametrize("name", ["page.html", "script.js", "image.svg", "style.css", "page.shtml", "page.xht",
+                                  "page.xhtml", "page.mht", "data.bin"])
 def test_active_content_is_forced_to_download(client: httpx.Client, name: str) -> None:
+    # Only images, video and audio render inline: an allow-list, as a deny-list missed .shtml and .xht.
     unique = f"{new_id()}-{name}"
     assert upload(client, unique, b"<script>alert(1)</script>").status_code == 200
     response = client.get("/view", params={"filename": unique, "type": "input"})
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/octet-stream"
     assert response.headers["content-disposition"].startswith("attachment")
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize(("name", "media_type"), [("clip.flac", "audio/flac"), ("clip.opus", "audio/ogg"),
+                                                  ("clip.mp3", "audio/mpeg"), ("clip.webm", "video/webm")])
+def test_media_is_served_inline_with_a_type_of_its_own(client: httpx.Client, name: str, media_type: str) -> None:
+    unique = f"{new_id()}-{name}"
+    assert upload(client, unique, b"\0" * 64).status_code == 200
+    response = client.get("/view", params={"filename": unique, "type": "input"})
+    assert response.headers["content-type"] == media_type
+    assert response.headers["content-disposition"].startswith("inline")
+
+
+def test_userdata_serves_a_saved_page_as_a_download(client: httpx.Client) -> None:
+    name = f"{new_id()}.html"
+    assert client.post(f"/userdata/{name}", content=b"<script>alert(1)</script>").status_code == 200
+    response = client.get(f"/userdata/{name}")
+    assert response.status_code == 200 and response.headers["content-disposition"].startswith("attachment")
+    assert response.headers["content-type"] == "application/octet-stream"
+    saved = client.get(f"/userdata/{name.replace('.html', '.json')}")
+    assert saved.status_code == 404
+    assert client.post(f"/userdata/{name}.json", content=b"{}").status_code == 200
+    workflow = client.get(f"/userdata/{name}.json")
+    assert workflow.json() == {} and workflow.headers["content-type"] == "application/json"
 
 
 def test_upload_over_the_limit_is_413_and_writes_nothing(server: HearthServer, client: httpx.Client) -> None:

@@ -11,33 +11,25 @@ import errno
 import hashlib
 import io
 import json
-import mimetypes
 import re
 import uuid
 import warnings
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 
 from hearth.web.routes import error_response, get_state
 from hearth.web.runtime import ServerState
-from hearth.web.security import UnsafePath, safe_join
+from hearth.web.security import INLINE_MEDIA, UnsafePath, disposition, safe_join, served_file
 
 router = APIRouter()
 
-# Served as downloads, never rendered: a saved .html or .svg must not run script in this origin.
-ACTIVE_SUFFIXES = {".html", ".htm", ".xhtml", ".js", ".mjs", ".css", ".svg", ".svgz", ".xml", ".xsl", ".php"}
 PREVIEW_FORMATS = {"webp": "WEBP", "jpeg": "JPEG", "jpg": "JPEG", "png": "PNG"}
 PREVIEW = re.compile(r"([A-Za-z]{1,8})(?:;([0-9]{1,3}))?")
-# Output media types that must not depend on the system's mime.types (a slim container has no .webp entry there,
-# and nosniff then stops browsers from showing the file).
-MEDIA_TYPES = {".webp": "image/webp", ".webm": "video/webm", ".mp4": "video/mp4", ".mkv": "video/x-matroska",
-               ".mov": "video/quicktime", ".apng": "image/apng"}
 # Pillow's own default, held here so a node pack that sets PIL.Image.MAX_IMAGE_PIXELS = None (many do) cannot
 # switch the server's guard off. 89.5 million pixels is an 8K x 8K image with room to spare.
 MAX_IMAGE_PIXELS = 89_478_485
@@ -101,12 +93,8 @@ def folder_for(state: ServerState, kind: str) -> Path | None:
         return None
 
 
-def _disposition(kind: str, name: str) -> str:
-    return f"{kind}; filename*=UTF-8''{quote(name)}"  # any name, quotes and non-Latin-1 letters included
-
-
 def _attachment(name: str) -> str:
-    return _disposition("attachment", name)
+    return disposition("attachment", name)
 
 
 def _preview_format(preview: str) -> tuple[str, int]:
@@ -135,10 +123,8 @@ async def view(filename: str = "", subfolder: str = "", type: str = "output", pr
         return error_response(400, "invalid_request", str(exc), field=getattr(exc, "field", None))
     if not path.is_file():
         return error_response(404, "not_found", f"No file {filename!r} in {type}/{subfolder}".rstrip("/"))
-    if path.suffix.lower() in ACTIVE_SUFFIXES:
-        return FileResponse(path, media_type="application/octet-stream",
-                            headers={"Content-Disposition": _attachment(path.name),
-                                     "X-Content-Type-Options": "nosniff"})
+    if path.suffix.lower() not in INLINE_MEDIA:
+        return served_file(path)
     if fmt or channel in ("rgb", "a"):
         try:
             converted = await run_in_threadpool(_convert, path, fmt, channel)
@@ -148,10 +134,9 @@ async def view(filename: str = "", subfolder: str = "", type: str = "output", pr
         if converted is not None:
             body, media_type = converted
             return Response(body, media_type=media_type,
-                            headers={"Content-Disposition": _disposition("inline", path.stem)})
-    media_type = MEDIA_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return FileResponse(path, media_type=media_type, content_disposition_type="inline", filename=path.name,
-                        headers={"X-Content-Type-Options": "nosniff"})
+                            headers={"Content-Disposition": disposition("inline", path.stem)})
+    return served_file(path)
+
 
 
 def _open_image(source: Path | bytes, label: str) -> Any:

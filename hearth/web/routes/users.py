@@ -17,12 +17,12 @@ from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 
 from hearth.web.boundary import check_value, identifier, relative_path
 from hearth.web.routes import BadRequest, error_response, get_state, json_body
 from hearth.web.runtime import ServerState
-from hearth.web.security import UnsafePath, safe_join
+from hearth.web.security import UnsafePath, safe_join, served_file
 
 router = APIRouter()
 log = logging.getLogger("hearth.web")
@@ -216,7 +216,7 @@ async def userdata_file(request: Request, state: ServerState = Depends(get_state
     if request.method == "GET":
         if not path.is_file():
             return error_response(404, "not_found", f"No userdata file {name!r}")
-        return FileResponse(path)
+        return served_file(path)
     if request.method == "DELETE":
         if not path.is_file():
             return error_response(404, "not_found", f"No userdata file {name!r}")
