@@ -208,7 +208,7 @@ def test_image_nodes_use_comfyui_display_names() -> None:
     assert names == {"LoadImage": "Load Image", "SaveImage": "Save Image", "PreviewImage": "Preview Image",
                      "ImageScale": "Upscale Image", "ImageScaleBy": "Upscale Image By", "ImageInvert": "Invert Image",
                      "ImageBatch": "Batch Images", "ImagePadForOutpaint": "Pad Image for Outpainting",
-                     "EmptyImage": "EmptyImage", "ImageCrop": "Image Crop"}
+                     "EmptyImage": "EmptyImage", "ImageCrop": "Crop Image (DEPRECATED)"}
 
 
 @pytest.mark.parametrize("method", UPSCALE_METHODS)

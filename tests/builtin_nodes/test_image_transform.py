@@ -18,6 +18,7 @@ from hearth.core.builtin_nodes.image_transform import (
     ImageFromBatch,
     ImageRotate,
     ImageStitch,
+    PrimitiveBoundingBox,
     RebatchImages,
     RepeatImageBatch,
 )
@@ -99,7 +100,8 @@ def test_stitch_repeats_the_last_image_of_the_shorter_batch() -> None:
 
 def test_crop_v2_takes_a_bounding_box() -> None:
     image = ramp(8, 12, batch=2)
-    (out,) = ImageCropV2().crop(image, {"x": 2, "y": 4, "width": 5, "height": 3})
+    (box,) = PrimitiveBoundingBox().box(2, 4, 5, 3)
+    (out,) = ImageCropV2().crop(image, box)
     assert torch.equal(out, image[:, 4:7, 2:7])
     (edge,) = ImageCropV2().crop(image, {"x": 100, "y": 100, "width": 4, "height": 4})
     assert edge.shape == (2, 1, 1, 3)  # the origin pulled back to the last pixel, as ComfyUI's ImageCrop

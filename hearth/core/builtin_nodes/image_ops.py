@@ -113,8 +113,11 @@ class ImageBatch:
 
 
 class ImageCrop:
-    DISPLAY_NAME = "Image Crop"
+    """ComfyUI's Crop Image with four number widgets, deprecated there in favour of ImageCropV2's bounding box."""
+
+    DISPLAY_NAME = "Crop Image (DEPRECATED)"
     CATEGORY = "image/transform"
+    DEPRECATED = True
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "crop"
 

@@ -1,5 +1,5 @@
 """Image geometry and batch nodes with ComfyUI's names and rules: GetImageSize, ImageFlip, ImageRotate, ImageStitch,
-ImageCropV2, ImageFromBatch, RepeatImageBatch, RebatchImages, ImageAddNoise."""
+ImageCropV2 (and its PrimitiveBoundingBox), ImageFromBatch, RepeatImageBatch, RebatchImages, ImageAddNoise."""
 
 from __future__ import annotations
 
@@ -180,6 +180,26 @@ class ImageCropV2:
         return (image[:, y:y + box["height"], x:x + box["width"], :],)
 
 
+class PrimitiveBoundingBox:
+    """ComfyUI's Bounding Box primitive: ``{"x", "y", "width", "height"}`` for ImageCropV2, DrawBBoxes and the
+    like."""
+
+    DISPLAY_NAME = "Bounding Box"
+    CATEGORY = "utilities/primitive"
+    RETURN_TYPES = ("BOUNDING_BOX",)
+    FUNCTION = "box"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        position = {"default": 0, "min": 0, "max": MAX_RESOLUTION}
+        side = {"default": 512, "min": 1, "max": MAX_RESOLUTION}
+        return {"required": {"x": ("INT", position), "y": ("INT", position), "width": ("INT", side),
+                             "height": ("INT", side)}}
+
+    def box(self, x: int, y: int, width: int, height: int) -> tuple[dict[str, int]]:
+        return ({"x": x, "y": y, "width": width, "height": height},)
+
+
 class ImageFromBatch:
     """ComfyUI's Get Image from Batch: ``length`` images from ``batch_index`` (negative counts from the end);
     an index or length past the batch is clamped to it."""
@@ -275,4 +295,4 @@ class ImageAddNoise:
 
 
 NODES = {cls.__name__: cls for cls in (GetImageSize, ImageFlip, ImageRotate, ImageStitch, ImageCropV2,
-                                       ImageFromBatch, RepeatImageBatch, RebatchImages, ImageAddNoise)}
+                                       PrimitiveBoundingBox, ImageFromBatch, RepeatImageBatch, RebatchImages, ImageAddNoise)}
