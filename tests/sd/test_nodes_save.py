@@ -26,10 +26,21 @@ def models(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def built(models, tmp_path_factory) -> Runtime:
+    # One Runtime for the module: its node registry (every plugin's nodes) is built once.
+    return Runtime.build(models_dir=models, output=tmp_path_factory.mktemp("output"), environ={})
+
+
 @pytest.fixture
-def runtime(models, tmp_path):
-    with Runtime.build(models_dir=models, output=tmp_path / "output", environ={}).activate() as runtime:
+def runtime(built):
+    with built.activate() as runtime:
         yield runtime
+
+
+@pytest.fixture
+def out(runtime) -> Path:
+    return runtime.folders.output
 
 
 def node(class_type: str, **inputs: Any) -> dict[str, Any]:
@@ -54,7 +65,7 @@ def test_inputs_match_comfyui() -> None:
     assert CheckpointSave.DISPLAY_NAME == "Save Checkpoint" and ModelSave.CATEGORY == "advanced/model_merging"
 
 
-def test_a_merged_checkpoint_saves_and_loads_back_identical(runtime, tmp_path) -> None:
+def test_a_merged_checkpoint_saves_and_loads_back_identical(runtime, out) -> None:
     prompt = {
         "1": node("CheckpointLoaderSimple", ckpt_name="tiny-sd1.safetensors"),
         "2": node("CheckpointLoaderSimple", ckpt_name="tiny-sd1-other.safetensors"),
@@ -64,7 +75,7 @@ def test_a_merged_checkpoint_saves_and_loads_back_identical(runtime, tmp_path) -
     }
     result = runtime.executor.run(prompt)
     assert result.ok, result.error or result.validation.node_errors
-    saved = tmp_path / "output" / "checkpoints" / "merged_00001_.safetensors"
+    saved = out / "checkpoints" / "merged_00001_.safetensors"
     header = read_header(saved)
     prefixes = {key.split(".")[0] + "." + key.split(".")[1] for key in header.shapes}
     assert prefixes == {"model.diffusion_model", "cond_stage_model.transformer", "first_stage_model.decoder",
@@ -88,38 +99,37 @@ def test_a_merged_checkpoint_saves_and_loads_back_identical(runtime, tmp_path) -
     assert (saved.parent / "merged_00002_.safetensors").exists()
 
 
-def test_an_sdxl_checkpoint_uses_the_conditioner_prefixes_and_modelspec(runtime, tmp_path) -> None:
+def test_an_sdxl_checkpoint_uses_the_conditioner_prefixes_and_modelspec(runtime, out) -> None:
     model, clip, vae = CheckpointLoaderSimple().load_checkpoint("tiny-sdxl.safetensors")
     CheckpointSave().save(model, clip, vae, "xl/ComfyUI", prompt={"1": {}})
-    header = read_header(tmp_path / "output" / "xl" / "ComfyUI_00001_.safetensors")
+    header = read_header(out / "xl" / "ComfyUI_00001_.safetensors")
     keys = set(header.shapes)
     assert any(k.startswith("conditioner.embedders.0.transformer.text_model.") for k in keys)
     assert "conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight" in keys
     assert header.metadata["modelspec.architecture"] == "stable-diffusion-xl-v1-base"
     assert header.metadata["modelspec.sai_model_spec"] == "1.0.0" and header.metadata["prompt"] == '{"1": {}}'
-    runtime.model_folders.add("checkpoints", tmp_path / "output" / "xl")
+    runtime.model_folders.add("checkpoints", out / "xl")
     loaded, loaded_clip, _ = CheckpointLoaderSimple().load_checkpoint("ComfyUI_00001_.safetensors")
     torch.testing.assert_close(run(loaded, context=64), run(model, context=64), rtol=0, atol=0)
     torch.testing.assert_close(loaded_clip.encode("an owl")[1], clip.encode("an owl")[1], rtol=0, atol=0)
 
 
-def test_a_v_prediction_model_says_so_as_comfyui_does(runtime, tmp_path) -> None:
+def test_a_v_prediction_model_says_so_as_comfyui_does(runtime, out) -> None:
     model, clip, vae = CheckpointLoaderSimple().load_checkpoint("tiny-sd2.safetensors")
-    CheckpointSave().save(model, clip, vae, "v/ComfyUI")
-    header = read_header(tmp_path / "output" / "v" / "ComfyUI_00001_.safetensors")
+    CheckpointSave().save(model, clip, vae, "v/sd2")
+    header = read_header(out / "v" / "sd2_00001_.safetensors")
     assert header.metadata["modelspec.predict_key"] == "v" and header.shapes["v_pred"] == (0,)
     assert any(k.startswith("cond_stage_model.model.transformer.resblocks.") for k in header.shapes)
-    runtime.model_folders.add("checkpoints", tmp_path / "output" / "v")
-    loaded, _, _ = CheckpointLoaderSimple().load_checkpoint("ComfyUI_00001_.safetensors")
+    runtime.model_folders.add("checkpoints", out / "v")
+    loaded, _, _ = CheckpointLoaderSimple().load_checkpoint("sd2_00001_.safetensors")
     assert loaded.sampling.prediction == "v"
     torch.testing.assert_close(run(loaded, context=32), run(model, context=32), rtol=0, atol=0)
 
 
-def test_model_clip_and_vae_saves_load_with_their_own_loaders(runtime, tmp_path) -> None:
+def test_model_clip_and_vae_saves_load_with_their_own_loaders(runtime, out) -> None:
     from hearth_sd.nodes_clip_loaders import DualCLIPLoader
 
     model, clip, vae = CheckpointLoaderSimple().load_checkpoint("tiny-sdxl.safetensors")
-    out = tmp_path / "output"
     ModelSave().save(model, "diffusion_models/unet")
     CLIPSave().save(clip, "text_encoders/xl")
     VAESave().save(vae, "vae/ComfyUI_vae")
@@ -138,7 +148,7 @@ def test_model_clip_and_vae_saves_load_with_their_own_loaders(runtime, tmp_path)
     torch.testing.assert_close(loaded_vae.decode(latent), vae.decode(latent), rtol=0, atol=0)
 
 
-def test_a_per_block_merge_runs_through_the_executor_with_comfyui_input_names(runtime, tmp_path) -> None:
+def test_a_per_block_merge_runs_through_the_executor_with_comfyui_input_names(runtime, out) -> None:
     ratios = {name: 1.0 for name in ModelMergeSD1.block_names()} | {"input_blocks.1.": 0.0, "out.": 0.5}
     prompt = {
         "1": node("CheckpointLoaderSimple", ckpt_name="tiny-sd1.safetensors"),
@@ -151,7 +161,7 @@ def test_a_per_block_merge_runs_through_the_executor_with_comfyui_input_names(ru
     model1, _, _ = CheckpointLoaderSimple().load_checkpoint("tiny-sd1.safetensors")
     model2, _, _ = CheckpointLoaderSimple().load_checkpoint("tiny-sd1-other.safetensors")
     (merged,) = ModelMergeSD1().merge(model1, model2, **ratios)
-    runtime.model_folders.add("diffusion_models", tmp_path / "output" / "blocks")
+    runtime.model_folders.add("diffusion_models", out / "blocks")
     (unet,) = UNETLoader().load_unet("sd1_00001_.safetensors")
     torch.testing.assert_close(run(unet), run(merged), rtol=0, atol=0)
     assert not torch.equal(run(merged), run(model1))
