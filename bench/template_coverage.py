@@ -20,11 +20,13 @@ table was built from). "Reachable" counts the templates whose only missing types
 core node would give.
 
 ``--widgets`` also checks the inputs of the node types Hearth has against the templates: a UI workflow stores one
-value per widget (``widgets_values``, in input order), so a node whose widget inputs number differently from every
-template's stored values loads them into the wrong widgets in ComfyUI's frontend. Widgets are counted as the
-frontend makes them: combos, INT/FLOAT/STRING/BOOLEAN and the frontend's own widget types (COLOR, BOUNDING_BOX...),
-not ``forceInput`` ones; an upload option adds its button's value and a seed its control_after_generate value.
-Nodes with V3 dynamic inputs (Autogrow, DynamicCombo) are left out: their count depends on the values.
+value per widget (``widgets_values``, in input order), so a node whose widget count matches none of the counts
+the templates store for it is listed: their values may land in the wrong widgets (fewer values can be an older
+file, whose missing widgets take their defaults). Widgets are counted as the frontend makes them: combos,
+INT/FLOAT/STRING/BOOLEAN and the frontend's own widget types (COLOR, BOUNDING_BOX...), not ``forceInput`` ones; an
+upload option adds its button's value, a seed its control_after_generate value, the audio recorder its player's
+value and a bounding box drawn with a component its four number fields. Nodes with V3 dynamic inputs (Autogrow,
+DynamicCombo) are left out: their count depends on the values.
 
 ``--schemas`` compares each present node's inputs and outputs with ComfyUI's, as the class table records them
 from ComfyUI's source: required inputs in order, optional ones, their socket types (a combo is a combo whatever
@@ -50,8 +52,8 @@ from pathlib import Path
 
 FRONTEND_ONLY = frozenset({"Note", "MarkdownNote", "Reroute", "PrimitiveNode"})
 # Input types ComfyUI's frontend draws as a widget (one stored value each); any other type is a socket.
-WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "COLOR", "BOUNDING_BOX", "AUDIO_RECORD",
-                          "CURVE", "IMAGECOMPARE", "RESOLUTION_PREVIEW", "MARKDOWN", "WEBCAM"})
+WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "COLOR", "BOUNDING_BOX", "BOUNDING_BOXES",
+                          "AUDIO_RECORD", "CURVE", "IMAGECOMPARE", "RESOLUTION_PREVIEW", "MARKDOWN", "WEBCAM"})
 UPLOAD_OPTIONS = ("image_upload", "audio_upload", "video_upload", "animated_image_upload")
 DYNAMIC_TYPES = ("COMFY_AUTOGROW_V3", "COMFY_DYNAMICCOMBO_V3", "COMFY_DYNAMICSLOT_V3", "COMFY_MULTITYPED_V3")
 # Nodes whose further widgets ComfyUI's frontend itself defines (CustomCombo's user-written options).
@@ -134,6 +136,9 @@ def widget_count(info: dict) -> int | None:
             if options.get("forceInput") or not (isinstance(kind, list) or kind in WIDGET_TYPES):
                 continue
             count += 1 + any(options.get(key) for key in UPLOAD_OPTIONS)
+            if kind == "AUDIO_RECORD" or (kind == "BOUNDING_BOX" and options.get("component")):
+                # The recorder also stores its player's value; a box component its x/y/width/height fields.
+                count += 1 if kind == "AUDIO_RECORD" else 4
             if kind == "INT" and (options.get("control_after_generate") or name in ("seed", "noise_seed")):
                 count += 1
     return count

@@ -246,13 +246,17 @@ def test_widget_counts_are_checked_against_the_stored_values(tmp_path: Path, cla
     upload = dict(node("Upload"), widgets_values=["a.png", "image"])  # the combo + the upload button's value
     short = dict(node("Short"), widgets_values=["x", 1])  # stored with two widgets; Hearth declares three
     grow = dict(node("Grow"), widgets_values=[1, 2, 3, 4])  # V3 Autogrow: not checkable
-    write(folder, "w", {"nodes": [seeded, upload, short, grow]})
+    box = dict(node("Box"), widgets_values=[{"x": 0}, 0, 0, 8, 8])  # a box component stores its 4 fields too
+    record = dict(node("Record"), widgets_values=["", ""])  # the recorder and its player
+    write(folder, "w", {"nodes": [seeded, upload, short, grow, box, record]})
     info = {
         "Seeded": {"input": {"required": {"model": ["MODEL"], "seed": ["INT", {}], "cfg": ["FLOAT", {}],
                                           "text": ["STRING", {"forceInput": True}]}}},
         "Upload": {"input": {"required": {"image": [["a.png"], {"image_upload": True}]}}},
         "Short": {"input": {"required": {"mode": [["x", "y"]], "n": ["INT", {}], "color": ["COLOR", {}]}}},
         "Grow": {"input": {"required": {"values": ["COMFY_AUTOGROW_V3", {"template": {}}]}}},
+        "Box": {"input": {"required": {"image": ["IMAGE"], "crop": ["BOUNDING_BOX", {"component": "ImageCrop"}]}}},
+        "Record": {"input": {"required": {"audio": ["AUDIO_RECORD", {}]}}},
     }
     saved = tmp_path / "nodes.json"
     saved.write_text(json.dumps(info), encoding="utf-8")
