@@ -12,7 +12,7 @@ from hearth_samplers.discrete_schedules import get_sigmas_beta
 from hearth_samplers.er_sde import sample_er_sde
 from hearth_samplers.gradient_estimation import sample_gradient_estimation
 from hearth_samplers.model_sampling import FlowSampling
-from hearth_samplers.nodes_samplers import SamplerER_SDE
+from hearth_samplers.nodes_samplers import SamplerER_SDE, SamplerSEEDS2
 from hearth_samplers.res_multistep import sample_res_multistep, sample_res_multistep_ancestral
 
 from .toy_model import ToySampling
@@ -135,3 +135,43 @@ def test_gpu_and_heun_aliases_and_beta57() -> None:
     assert torch.allclose(heun(Denoiser(), _x(), SIGMAS, noise_sampler=noise), expected)
     sampling = ToySampling()
     assert torch.equal(SCHEDULERS["beta57"](sampling, 10), get_sigmas_beta(sampling, 10, alpha=0.5, beta=0.7))
+
+
+def _seeds_reference(solver_type: str, eta: float, r: float) -> float:
+    """SEEDS-2 on the scalar test latent in plain floats (k-diffusion latents: lambda = -log sigma, alpha = 1),
+    with unit noise."""
+    s = [float(v) for v in SIGMAS]
+    x = 7.0
+    for i in range(len(s) - 1):
+        d = _denoise(x, s[i])
+        if s[i + 1] == 0:
+            x = d
+            continue
+        h = math.log(s[i]) - math.log(s[i + 1])
+        h_eta = h * (eta + 1)
+        sigma_mid = math.exp(-(-math.log(s[i]) + r * h))
+        x2 = sigma_mid / s[i] * math.exp(-r * h * eta) * x - math.expm1(-r * h_eta) * d
+        noise = math.sqrt(-math.expm1(-2 * r * h * eta))
+        x2 += noise * sigma_mid
+        d2 = _denoise(x2, sigma_mid)
+        if solver_type == "phi_1":
+            mixed = d + (d2 - d) / (2 * r)
+            x = s[i + 1] / s[i] * math.exp(-h * eta) * x - math.expm1(-h_eta) * mixed
+        else:
+            b2 = (math.expm1(-h_eta) + h_eta) / -h_eta / r
+            b1 = math.expm1(-h_eta) - b2
+            x = s[i + 1] / s[i] * math.exp(-h * eta) * x - (b1 * d + b2 * d2)
+        segment = (r - 1) * h * eta
+        noise = noise * math.exp(segment) + math.sqrt(-math.expm1(2 * segment))
+        x += noise * s[i + 1]
+    return x
+
+
+@pytest.mark.parametrize(("solver_type", "eta", "r"), [("phi_1", 1.0, 0.5), ("phi_2", 0.0, 1.0), ("phi_2", 0.5, 0.3)])
+def test_seeds_2_against_its_exponential_integrator(solver_type: str, eta: float, r: float) -> None:
+    (sampler,) = SamplerSEEDS2().get_sampler(solver_type, eta, 1.0, r)
+    got = sampler.sample(Denoiser(), _x().double(), SIGMAS.double(),
+                         noise_sampler=lambda a, b: torch.ones(1, 1, 1, 1, dtype=torch.float64))
+    assert float(got) == pytest.approx(_seeds_reference(solver_type, eta, r), rel=1e-6)
+    with pytest.raises(ValueError, match="SamplerSEEDS2: r must be in"):
+        SamplerSEEDS2().get_sampler(solver_type, eta, 1.0, 0.0)

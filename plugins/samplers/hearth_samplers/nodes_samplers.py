@@ -1,5 +1,5 @@
 """SAMPLER nodes with options, ComfyUI's names: SamplerEulerAncestral, SamplerEulerAncestralCFGPP, SamplerLMS, SamplerDPMPP_2M_SDE,
-SamplerDPMPP_3M_SDE, SamplerDPMPP_SDE, SamplerDPMPP_2S_Ancestral, SamplerDPMAdaptative and SamplerER_SDE.
+SamplerDPMPP_3M_SDE, SamplerDPMPP_SDE, SamplerDPMPP_2S_Ancestral, SamplerDPMAdaptative, SamplerER_SDE and SamplerSEEDS2.
 
 Each gives this pack's sampler of that name with the node's widgets as its options (ComfyUI's
 ``comfy_extras/nodes_custom_sampler.py``). Difference from ComfyUI: ``noise_device`` is accepted but changes
@@ -184,6 +184,28 @@ class SamplerER_SDE:  # noqa: N801
         return _sampler("er_sde", s_noise=s_noise, noise_scaler=scalers[solver_type], max_stage=max_stage)
 
 
-NODES = {cls.__name__: cls for cls in (SamplerER_SDE, SamplerEulerAncestral, SamplerEulerAncestralCFGPP, SamplerDPMPP_2S_Ancestral, SamplerLMS,
+class SamplerSEEDS2:
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("This sampler node can represent multiple samplers:\n\nseeds_2\n- default setting\n\n"
+                   "exp_heun_2_x0\n- solver_type=phi_2, r=1.0, eta=0.0\n\nexp_heun_2_x0_sde\n- solver_type=phi_2, "
+                   "r=1.0, eta=1.0, s_noise=1.0")
+    RETURN_TYPES = ("SAMPLER",)
+    FUNCTION = "get_sampler"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        eta, s_noise = _float(1.0), _float(1.0)
+        eta[1]["tooltip"], s_noise[1]["tooltip"] = "Stochastic strength", "SDE noise multiplier"
+        r = ("FLOAT", {"default": 0.5, "min": 0.01, "max": 1.0, "step": 0.01, "round": False, "advanced": True,
+                       "tooltip": "Relative step size for the intermediate stage (c2 node)"})
+        return {"required": {"solver_type": (["phi_1", "phi_2"],), "eta": eta, "s_noise": s_noise, "r": r}}
+
+    def get_sampler(self, solver_type, eta, s_noise, r):
+        if not 0 < r <= 1:
+            raise ValueError(f"SamplerSEEDS2: r must be in (0, 1], got {r}")
+        return _sampler("seeds_2", eta=eta, s_noise=s_noise, r=r, solver_type=solver_type)
+
+
+NODES = {cls.__name__: cls for cls in (SamplerSEEDS2, SamplerER_SDE, SamplerEulerAncestral, SamplerEulerAncestralCFGPP, SamplerDPMPP_2S_Ancestral, SamplerLMS,
                                        SamplerDPMPP_SDE, SamplerDPMPP_2M_SDE, SamplerDPMPP_3M_SDE,
                                        SamplerDPMAdaptative)}
