@@ -112,3 +112,13 @@ def test_not_of_a_tensor_names_the_input() -> None:
 ])
 def test_pass_or_none(anything: Any, default: Any, expected: tuple[Any, bool]) -> None:
     assert call("ComfyPassOrNoneNode", anything=anything, default=default) == expected
+
+
+def test_switch_flipped_between_runs_runs_the_other_branch_then(run_prompt: Any) -> None:
+    prompt = switch_prompt(True, on_false={"class_type": "PrimitiveInt", "inputs": {"value": 1}},
+                           on_true={"class_type": "PrimitiveInt", "inputs": {"value": 2}})
+    first = run_prompt(prompt)
+    assert first.ok and first.outputs["show"] == {"text": ["2"]} and "on_false" not in first.executed
+    prompt["s"]["inputs"]["switch"] = False
+    second = run_prompt(prompt)
+    assert second.ok and second.outputs["show"] == {"text": ["1"]} and "on_false" in second.executed
