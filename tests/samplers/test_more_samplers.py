@@ -175,3 +175,18 @@ def test_seeds_2_against_its_exponential_integrator(solver_type: str, eta: float
     assert float(got) == pytest.approx(_seeds_reference(solver_type, eta, r), rel=1e-6)
     with pytest.raises(ValueError, match="SamplerSEEDS2: r must be in"):
         SamplerSEEDS2().get_sampler(solver_type, eta, 1.0, 0.0)
+
+
+def test_seeds_3_is_third_order_on_the_ode() -> None:
+    """Without noise, SEEDS-3 follows the ODE much more closely than SEEDS-2 over the same steps."""
+    fine = torch.exp(torch.linspace(math.log(10.0), math.log(0.2), 400)).double()
+    reference = float(_euler(Denoiser(), fine))
+    from hearth_samplers.seeds import sample_seeds_2, sample_seeds_3
+
+    coarse = SIGMAS[:-1].double()
+    third = float(sample_seeds_3(Denoiser(), _x().double(), coarse, eta=0.0))
+    second = float(sample_seeds_2(Denoiser(), _x().double(), coarse, eta=0.0))
+    assert abs(third - reference) < abs(second - reference)
+    noisy = sample_seeds_3(Denoiser(), _x().double(), SIGMAS.double(), eta=1.0,
+                           noise_sampler=lambda a, b: torch.ones(1, 1, 1, 1, dtype=torch.float64))
+    assert float(noisy) != pytest.approx(float(sample_seeds_3(Denoiser(), _x().double(), SIGMAS.double(), eta=0.0)))

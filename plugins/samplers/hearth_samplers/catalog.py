@@ -80,6 +80,7 @@ SAMPLERS: dict[str, Callable[..., Any]] = {
     "gradient_estimation_cfg_pp": cfg_pp.sample_gradient_estimation_cfg_pp,
     "er_sde": er_sde.sample_er_sde,
     "seeds_2": seeds.sample_seeds_2,
+    "seeds_3": seeds.sample_seeds_3,
     "ddim": ddim.sample_ddim,
     "uni_pc": uni_pc.sample_uni_pc,
     "uni_pc_bh2": uni_pc.sample_uni_pc_bh2,

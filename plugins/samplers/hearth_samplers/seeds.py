@@ -1,8 +1,11 @@
-"""SEEDS-2 (Gonzalez et al. 2023, arXiv:2305.14267): a stochastic explicit exponential derivative-free solver in
-the data-prediction form, stage 2. Each step evaluates the model again at the fraction ``r`` of the step (in
-half-log-SNR), then combines the two clean estimates with the exponential integrator's phi_1 (``solver_type``
-"phi_1") or phi_1 and phi_2 ("phi_2") weights; ``eta`` scales the SDE part, whose noise is carried consistently
-from the intermediate point to the end of the step. ComfyUI's ``seeds_2``, for k-diffusion and flow latents.
+"""SEEDS-2 and SEEDS-3 (Gonzalez et al. 2023, arXiv:2305.14267): stochastic explicit exponential derivative-free
+solvers in the data-prediction form, stages 2 and 3.
+
+SEEDS-2 evaluates the model again at the fraction ``r`` of each step (in half-log-SNR), then combines the two
+clean estimates with the exponential integrator's phi_1 (``solver_type`` "phi_1") or phi_1 and phi_2 ("phi_2")
+weights; ``eta`` scales the SDE part, whose noise is carried consistently from the intermediate point to the end
+of the step. SEEDS-3 evaluates at two fractions (1/3 and 2/3) and uses third-order weights. ComfyUI's
+``seeds_2`` and ``seeds_3``, for k-diffusion and flow latents.
 """
 
 from __future__ import annotations
@@ -72,5 +75,54 @@ def sample_seeds_2(model, x, sigmas, *, extra_args=None, callback=None, disable=
             segment = (r - 1) * h * eta
             sde_noise = sde_noise * segment.exp()
             sde_noise = sde_noise + segment.mul(2).expm1().neg().sqrt() * noise_sampler(sigma_mid, sigmas[i + 1])
+            x = x + sde_noise * sigmas[i + 1] * s_noise
+    return x
+
+
+@torch.no_grad()
+def sample_seeds_3(model, x, sigmas, *, extra_args=None, callback=None, disable=None, eta=1.0, s_noise=1.0,
+                   noise_sampler=None, r_1=1.0 / 3, r_2=2.0 / 3):
+    """SEEDS-3: evaluations at fractions ``r_1`` and ``r_2`` of each step, third-order weights."""
+    extra_args = {} if extra_args is None else extra_args
+    noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
+    s_in = x.new_ones([x.shape[0]])
+    inject = eta > 0 and s_noise > 0
+    flow = is_flow(model)
+    if flow:
+        sigmas = flow_offset_first_sigma(model, sigmas)
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        if float(sigmas[i + 1]) == 0:
+            x = denoised
+            continue
+        lambda_s, lambda_t = _half_log_snr(sigmas[i], flow), _half_log_snr(sigmas[i + 1], flow)
+        h = lambda_t - lambda_s
+        h_eta = h * (eta + 1)
+        lambda_1, lambda_2 = torch.lerp(lambda_s, lambda_t, r_1), torch.lerp(lambda_s, lambda_t, r_2)
+        sigma_1, sigma_2 = _sigma_of(lambda_1, flow), _sigma_of(lambda_2, flow)
+        alpha_1, alpha_2 = sigma_1 * lambda_1.exp(), sigma_2 * lambda_2.exp()
+        alpha_t = sigmas[i + 1] * lambda_t.exp()
+        x_2 = sigma_1 / sigmas[i] * (-r_1 * h * eta).exp() * x - alpha_1 * _h_phi_1(-r_1 * h_eta) * denoised
+        if inject:
+            sde_noise = (-2 * r_1 * h * eta).expm1().neg().sqrt() * noise_sampler(sigmas[i], sigma_1)
+            x_2 = x_2 + sde_noise * sigma_1 * s_noise
+        denoised_2 = model(x_2, sigma_1 * s_in, **extra_args)
+        a3_2 = r_2 / r_1 * _h_phi_2(-r_2 * h_eta)
+        a3_1 = _h_phi_1(-r_2 * h_eta) - a3_2
+        x_3 = sigma_2 / sigmas[i] * (-r_2 * h * eta).exp() * x - alpha_2 * (a3_1 * denoised + a3_2 * denoised_2)
+        if inject:
+            segment = (r_1 - r_2) * h * eta
+            sde_noise = sde_noise * segment.exp() + segment.mul(2).expm1().neg().sqrt() * noise_sampler(sigma_1,
+                                                                                                      sigma_2)
+            x_3 = x_3 + sde_noise * sigma_2 * s_noise
+        denoised_3 = model(x_3, sigma_2 * s_in, **extra_args)
+        b3 = _h_phi_2(-h_eta) / r_2
+        b1 = _h_phi_1(-h_eta) - b3
+        x = sigmas[i + 1] / sigmas[i] * (-h * eta).exp() * x - alpha_t * (b1 * denoised + b3 * denoised_3)
+        if inject:
+            segment = (r_2 - 1) * h * eta
+            sde_noise = sde_noise * segment.exp() + segment.mul(2).expm1().neg().sqrt() * noise_sampler(
+                sigma_2, sigmas[i + 1])
             x = x + sde_noise * sigmas[i + 1] * s_noise
     return x
