@@ -300,3 +300,43 @@ def test_inpainting_apply_on_an_sd1_controlnet_is_the_plain_apply(sd1):
     got = _controls(pos, 2.0, model)  # an SD1 ControlNet takes no mask channel: the image as it is, as in ComfyUI
     for a, b in zip(got["output"], want["output"], strict=True):
         assert torch.equal(a, b)
+
+
+def test_control_lora_is_built_on_the_models_unet(folders, models, sd1):
+    from hearth_sd.controlnet_model import ControlNetConfig, ControlNetModel
+    from hearth_sd.controlnet_tiny import TINY_HINT_WIDTHS
+
+    model, positive, negative = sd1
+    unet = {k: v.float() for k, v in model.diffusion.unet.state_dict().items()}
+    tensors, _ = tiny_controlnet("sd1", seed=9)
+    own = {k: v.float() for k, v in tensors.items()
+           if k.startswith(("input_hint_block.", "zero_convs.", "middle_block_out.")) or k.endswith(".bias")}
+    gen = torch.Generator().manual_seed(4)
+    lora, want = {"lora_controlnet": torch.zeros(1), **own}, {}
+    for key in ("input_blocks.1.0.in_layers.2.weight", "input_blocks.1.1.proj_in.weight", "time_embed.0.weight"):
+        layer, shape = key[:-len(".weight")], unet[key].shape
+        up, down = torch.randn(shape[0], 2, generator=gen), torch.randn(2, int(unet[key][0].numel()), generator=gen)
+        lora[f"{layer}.up"], lora[f"{layer}.down"] = up, down
+        want[key] = unet[key] + (up @ down).reshape(shape)
+    write_safetensors(lora, models / "controlnet" / "control-lora-tiny.safetensors")
+    (cn,) = ControlNetLoader().load_controlnet("control-lora-tiny.safetensors")
+    assert cn.hint_channels == 3 and cn.family == "sd1"
+    pos, _ = _apply(positive, negative, cn, image(1, 64, 64))
+    got = _controls(pos, 2.0, model)
+    # The reference: the UNet's encoder, the file's full layers over it, each LoRA layer's weight plus up @ down.
+    reference = ControlNetModel(ControlNetConfig(model.diffusion.unet.config, 3, TINY_HINT_WIDTHS)).eval()
+    state = {k: want.get(k, own.get(k, unet.get(k))) for k in reference.state_dict()}
+    reference.load_state_dict(state, strict=True)
+    x = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    cond = pos[0][0].repeat(2, 1, 1)
+    with torch.no_grad():
+        expected = reference(x, image(1, 64, 64).movedim(-1, 1), torch.full((2,), 200.0), cond)
+    for a, b in zip(got["output"], expected["output"], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    (again,) = ControlNetLoader().load_controlnet("control-lora-tiny.safetensors")
+    assert again.built is cn.built and len(cn.built) == 1  # one network per MODEL, shared by loads
+    lora["label_emb.0.0.up"], lora["label_emb.0.0.down"] = torch.zeros(128, 2), torch.zeros(2, 1568)
+    write_safetensors(lora, models / "controlnet" / "control-lora-xl.safetensors")
+    (xl,) = ControlNetLoader().load_controlnet("control-lora-xl.safetensors")
+    with pytest.raises(ValueError, match="Control-LoRA 'control-lora-xl.safetensors' is for sdxl models but the MODEL"):
+        _controls(_apply(positive, negative, xl, image(1, 64, 64))[0], 2.0, model)

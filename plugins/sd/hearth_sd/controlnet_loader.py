@@ -1,7 +1,8 @@
 """Reading ControlNet and T2I-Adapter files into CONTROL_NET values (ControlNetLoader, DiffControlNetLoader).
 
-As ComfyUI's ``load_controlnet``: a file with ControlNet keys (any layout of :mod:`hearth_sd.controlnet_layouts`)
-is a ControlNet, anything else is tried as a T2I-Adapter. The family (SD1, SD2, SDXL) comes from the shapes as for
+As ComfyUI's ``load_controlnet``: a Control-LoRA (:mod:`hearth_sd.controlnet_lora`) is kept as its file's weights
+until a MODEL evaluates with it, a file with ControlNet keys (any layout of :mod:`hearth_sd.controlnet_layouts`) is
+a ControlNet, anything else is tried as a T2I-Adapter. The family (SD1, SD2, SDXL) comes from the shapes as for
 a UNet alone (:func:`hearth_sd.checkpoint.unet_family`; tiny files name it in metadata), the attention heads from
 the family or the file's ``hearth.sd.config`` metadata. A file whose name ends in ``_shuffle`` (``_shuffle_fp16``)
 averages its residuals over the image, as ComfyUI decides for the shuffle ControlNet.
@@ -32,6 +33,8 @@ from hearth.core.models import (
 from .checkpoint import CONFIG_METADATA_KEY, FAMILY_METADATA_KEY, build, unet_family
 from .controlnet import ControlBase, ControlNet, T2IAdapter
 from .controlnet_layouts import DIFFERENCE_KEY, LDM_PREFIX, ControlNetLayoutError, layout_of, to_ldm
+from .controlnet_lora import MARKER as LORA_MARKER
+from .controlnet_lora import ControlLora
 from .controlnet_model import ControlNetModel, controlnet_config
 from .ops import place
 from .t2i_adapter import build_adapter, convert_diffusers_adapter, is_t2i_adapter
@@ -120,10 +123,14 @@ def load_control(path: str | Path, model: Any = None) -> ControlBase:
 
     def make() -> Loaded:
         sd, metadata = _read(path)
+        if LORA_MARKER in sd:
+            family = "sdxl" if any(k.startswith("label_emb.") for k in sd) else "sd1"
+            return Loaded(path, weights={k: v for k, v in sd.items() if k != LORA_MARKER}, family=family,
+                          kind="control_lora", built={})
         if layout_of(sd) or DIFFERENCE_KEY in sd or any(k.startswith(LDM_PREFIX) for k in sd):
             module, family = controlnet_from_state_dict(sd, metadata, path, device, model)
             patcher = PatchedModel(module, name=path.name, load_device=device, memory_estimate=_estimate(module))
-            return Loaded(path, patcher=patcher, family=family, adapter=False)
+            return Loaded(path, patcher=patcher, family=family, kind="controlnet")
         if not is_t2i_adapter(sd):
             raise ControlNetLayoutError(
                 f"ControlNetLoader: {path.name} is neither a ControlNet (no zero_convs / controlnet_cond_embedding "
@@ -131,10 +138,12 @@ def load_control(path: str | Path, model: Any = None) -> ControlBase:
                 f"models/controlnet")
         module, family = adapter_from_state_dict(sd, metadata, path, device)
         return Loaded(path, patcher=PatchedModel(module, name=path.name, load_device=device), family=family,
-                      adapter=True)
+                      kind="t2i_adapter")
 
     diff_model = () if model is None else (id(model.patcher.weights),)
     record = load_once("controlnet", path, make, str(device), *diff_model)
-    if record.adapter:
+    if record.kind == "control_lora":
+        return ControlLora(record.weights, record.family, path.name, record)
+    if record.kind == "t2i_adapter":
         return T2IAdapter(record.patcher, record.family, record)
     return ControlNet(record.patcher, record.family, record, global_average_pooling=_is_shuffle(path))

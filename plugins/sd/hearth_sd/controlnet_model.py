@@ -156,6 +156,13 @@ def _count(keys: Mapping[str, object], pattern: str) -> int:
     return max(found) + 1 if found else 0
 
 
+def hint_shape(sd: Mapping[str, torch.Tensor]) -> tuple[int, tuple[int, ...]]:
+    """(hint channels, hint encoder widths) of an LDM-layout ControlNet state dict."""
+    convs = sorted(int(m.group(1)) for k in sd if (m := re.match(r"input_hint_block\.(\d+)\.weight$", k)))
+    return sd["input_hint_block.0.weight"].shape[1], tuple(sd[f"input_hint_block.{i}.weight"].shape[0]
+                                                           for i in convs[:-1][::2])
+
+
 def controlnet_config(sd: Mapping[str, torch.Tensor], heads: Mapping[str, int | None]) -> ControlNetConfig:
     """The config the shapes of an LDM-layout ControlNet state dict (prefix removed) describe.
 
@@ -178,8 +185,7 @@ def controlnet_config(sd: Mapping[str, torch.Tensor], heads: Mapping[str, int | 
     num_res = num_res or level_blocks
     to_k = next((v for k, v in sd.items() if k.endswith("attn2.to_k.weight")), None)
     proj_in = next((v for k, v in sd.items() if k.endswith("proj_in.weight")), None)
-    hint_convs = sorted(int(m.group(1)) for k in sd if (m := re.match(r"input_hint_block\.(\d+)\.weight$", k)))
-    widths = tuple(sd[f"input_hint_block.{i}.weight"].shape[0] for i in hint_convs[:-1][::2])
+    hint_channels, widths = hint_shape(sd)
     unet = UNetConfig(
         in_channels=conv_in.shape[1],
         out_channels=conv_in.shape[1],
@@ -195,5 +201,4 @@ def controlnet_config(sd: Mapping[str, torch.Tensor], heads: Mapping[str, int | 
         num_head_channels=heads.get("num_head_channels"),
     )
     union = sd["task_embedding"].shape[0] if "task_embedding" in sd else 0
-    return ControlNetConfig(unet, hint_channels=sd["input_hint_block.0.weight"].shape[1], hint_widths=widths,
-                            union_types=union)
+    return ControlNetConfig(unet, hint_channels=hint_channels, hint_widths=widths, union_types=union)
