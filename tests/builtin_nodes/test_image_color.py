@@ -47,6 +47,9 @@ def test_yuv_planes_by_hand_and_back() -> None:
     rgb = torch.rand(2, 3, 4, 3, generator=torch.Generator().manual_seed(1))
     (back,) = ImageYUVToRGB().join(*ImageRGBToYUV().split(rgb))
     assert torch.allclose(back, rgb, atol=2e-3)  # kornia's rounded constants are not exact inverses
+    (clamped,) = ImageYUVToRGB().join(torch.ones(1, 1, 1, 3), torch.ones(1, 1, 1, 3), torch.ones(1, 1, 1, 3))
+    # Y 1, Cb = Cr = 1: red 1 + 1.403 * 0.5 and blue 1 + 1.773 * 0.5 clamp to 1, as kornia's; green 1 - 0.529.
+    assert torch.allclose(clamped, torch.tensor([[[[1.0, 0.471, 1.0]]]]))
     with pytest.raises(ValueError, match="U, V: the three planes must have one size"):
         ImageYUVToRGB().join(rgb, rgb, rgb[:1])
 

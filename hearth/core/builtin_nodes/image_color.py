@@ -61,10 +61,10 @@ def rgb_to_ycbcr(rgb: Any) -> Any:
 
 
 def ycbcr_to_rgb(ycbcr: Any) -> Any:
-    """The inverse of :func:`rgb_to_ycbcr` with kornia's constants (not clamped)."""
+    """The inverse of :func:`rgb_to_ycbcr` with kornia's constants, clamped to 0..1 as kornia does."""
     torch = torch_module()
     y, cb, cr = ycbcr[..., 0, :, :], ycbcr[..., 1, :, :] - 0.5, ycbcr[..., 2, :, :] - 0.5
-    return torch.stack([y + 1.403 * cr, y - 0.714 * cr - 0.344 * cb, y + 1.773 * cb], dim=-3)
+    return torch.stack([y + 1.403 * cr, y - 0.714 * cr - 0.344 * cb, y + 1.773 * cb], dim=-3).clamp(0, 1)
 
 
 class ImageRGBToYUV:
@@ -89,8 +89,8 @@ class ImageRGBToYUV:
 
 
 class ImageYUVToRGB:
-    """ComfyUI's Image YUV to RGB: each input's first three channels averaged into its plane, then YCbCr to RGB
-    (values outside 0..1 kept, as ComfyUI)."""
+    """ComfyUI's Image YUV to RGB: each input's first three channels averaged into its plane, then YCbCr to RGB,
+    clamped to 0..1."""
 
     DISPLAY_NAME = "Image YUV to RGB"
     CATEGORY = "image/color"
