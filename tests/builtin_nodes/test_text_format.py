@@ -35,6 +35,8 @@ def test_string_format_is_str_format(f_string: str, values: dict[str, Any], expe
     ("{a:.{b}f}", {"a": 1.0, "b": 50000}, "asks for more than 10000 characters"),
     ("{z}", {"a": 1}, r"field \{z\} names no linked input \(linked: a\); link values.z"),
     ("{}", {"a": 1}, "positional field"),
+    ("{0}", {"a": 1}, "positional field"),
+    ("{a[5]}", {"a": [1]}, "cannot format .*IndexError"),
     ("{a:d}", {"a": "text"}, "cannot format"),
     ("{a", {"a": 1}, "cannot format"),
 ])

@@ -32,6 +32,8 @@ class _SafeFormatter(string.Formatter):
 
     def get_field(self, field_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
         first, rest = formatter_field_name_split(field_name)
+        if isinstance(first, int):
+            raise ValueError(f"f_string: {{{field_name}}} is a positional field; name the input instead, as {{a}}")
         for is_attribute, part in rest:
             if is_attribute and str(part).startswith("_"):
                 raise ValueError(f"f_string: field {{{field_name}}} reads a private attribute ({part!r}); only "
@@ -76,10 +78,7 @@ class StringFormat:
         values = gather("values", inputs, LETTERS)
         try:
             return (_SafeFormatter().vformat(f_string, (), values),)
-        except IndexError:
-            raise ValueError(f"f_string: {f_string!r} has a positional field ({{}} or {{0}}); name the input "
-                             f"instead, as {{a}}") from None
-        except (KeyError, AttributeError, TypeError) as exc:
+        except (KeyError, IndexError, AttributeError, TypeError) as exc:
             raise ValueError(f"f_string: cannot format {f_string!r}: {type(exc).__name__}: {exc}") from None
         except ValueError as exc:
             if str(exc).startswith("f_string:"):
