@@ -15,8 +15,8 @@ Frontend-only types (notes, reroutes, primitive widgets) are skipped: the browse
 It prints how many templates have every node type present, and the node types still missing ranked by how many
 templates use them, each with its class from bench/data/node_classes.json (rebuilt from ComfyUI's source by
 bench/node_classes.py): ``api`` (a cloud API node: out of scope), a model family Hearth lacks (out of scope until
-that family exists), ``core`` (a generic node Hearth should have) or ``unknown`` (not in ComfyUI's core source the
-table was built from). "Reachable" counts the templates whose only missing types are core ones: what adding every
+that family exists), ``core`` (a generic node Hearth should have), ``custom`` (a custom-node pack's, not ComfyUI's)
+or ``unknown`` (not in the table: a templates release newer than it). "Reachable" counts the templates whose only missing types are core ones: what adding every
 core node would give.
 
 ``--widgets`` also checks the inputs of the node types Hearth has against the templates: a UI workflow stores one
@@ -271,8 +271,8 @@ def measure(templates: list[Template], present: set[str], classes: dict[str, str
         uses.update(template.missing)
     missing = [{"node": name, "templates": count, "class": classes.get(name, "unknown")}
                for name, count in sorted(uses.items(), key=lambda item: (-item[1], item[0]))]
-    by_class = Counter("core" if m["class"] == "core" else "unknown" if m["class"] == "unknown"
-                       else "api" if m["class"] == "api" else "family" for m in missing)
+    by_class = Counter(m["class"] if m["class"] in ("core", "api", "custom", "unknown") else "family"
+                       for m in missing)
     complete = [t.name for t in templates if not t.missing]
     reachable = [t.name for t in templates if all(classes.get(n) == "core" for n in t.missing)]
     return {
