@@ -13,10 +13,12 @@ from hearth_sd.nodes_latent_empty import (
     EmptyAceStepLatentAudio,
     EmptyChromaRadianceLatentImage,
     EmptyFlux2LatentImage,
+    EmptyHiDreamO1LatentImage,
     EmptyHunyuanVideo15Latent,
     EmptyLTXVLatentVideo,
     EmptyQwenImageLayeredLatentImage,
     EmptySD3LatentImage,
+    EmptyYuE2LatentAudio,
 )
 from hearth_sd.nodes_latent_ops import (
     LatentAdd,
@@ -218,6 +220,7 @@ def test_cut_to_batch_stacks_slices_and_drops_the_remainder() -> None:
     (EmptyChromaRadianceLatentImage, (48, 32, 3), (3, 3, 32, 48)),
     (EmptyLTXVLatentVideo, (768, 512, 97, 1), (1, 128, 13, 16, 24)),
     (EmptyQwenImageLayeredLatentImage, (640, 320, 3, 2), (2, 16, 4, 40, 80)),
+    (EmptyHiDreamO1LatentImage, (96, 64, 2), (2, 3, 64, 96)),
 ])
 def test_empty_latents_are_zeros_of_the_family_shape(node: type, args: tuple, shape: tuple) -> None:
     (out,) = node().generate(*args)
@@ -233,6 +236,9 @@ def test_empty_latents_that_carry_more_than_samples() -> None:
     assert ace15["samples"].shape == (1, 64, 762) and ace15["type"] == "audio"  # round(30.5 * 25) = 762 (even)
     assert not ace15["samples"].any()
     assert nodes_latent_empty.NODES["EmptyAceStep1.5LatentAudio"] is EmptyAceStep15LatentAudio
+    (yue,) = EmptyYuE2LatentAudio().generate(10.02, 1)
+    assert yue["samples"].shape == (1, 64, 250) and yue["downscale_ratio_temporal"] == 1920  # round(10.02 * 25) = 250
+    assert EmptyYuE2LatentAudio().generate(0.01, 1)[0]["samples"].shape == (1, 64, 1)  # at least one frame
 
 
 def test_empty_latent_inputs_match_comfyui() -> None:

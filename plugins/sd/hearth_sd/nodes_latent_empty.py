@@ -1,6 +1,7 @@
 """Empty latents of other model families, with ComfyUI's names, inputs and shapes: EmptySD3LatentImage,
 EmptyFlux2LatentImage, EmptyChromaRadianceLatentImage, EmptyQwenImageLayeredLatentImage, EmptyLTXVLatentVideo,
-EmptyHunyuanVideo15Latent, EmptyAceStepLatentAudio and EmptyAceStep1.5LatentAudio.
+EmptyHunyuanVideo15Latent, EmptyHiDreamO1LatentImage, EmptyAceStepLatentAudio, EmptyAceStep1.5LatentAudio and
+EmptyYuE2LatentAudio.
 
 Each is a zero tensor of the shape the family's sampler starts from; no model is needed to make one, so the
 nodes exist (and workflows that use them validate) whether or not the family's plugin is installed. ComfyUI's
@@ -172,7 +173,56 @@ class EmptyAceStep15LatentAudio:
         return ({**zeros(batch_size, 64, round(seconds * 48000 / 1920)), "type": "audio"},)
 
 
+class EmptyHiDreamO1LatentImage:
+    """ComfyUI's schema as the templates store it (width, height, batch_size); its newest version adds a
+    snap_to_predefined switch, which saved workflows do not carry yet."""
+
+    DISPLAY_NAME = "Empty HiDream-O1 Latent Image"
+    CATEGORY = "latent/image"
+    DESCRIPTION = ("Empty pixel-space latent for HiDream-O1-Image. The model was trained at ~4 megapixels; lower "
+                   "resolutions go off-distribution and quality regresses noticeably. Trained resolutions: "
+                   "2048x2048, 2304x1728, 1728x2304, 2560x1440, 1440x2560, 2496x1664, 1664x2496, 3104x1312, "
+                   "1312x3104, 2304x1792, 1792x2304.")
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "generate"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        size = {"default": 2048, "min": 64, "max": 4096, "step": 32}
+        return {"required": {
+            "width": ("INT", dict(size)),
+            "height": ("INT", dict(size)),
+            "batch_size": ("INT", {"default": 1, "min": 1, "max": 64}),
+        }}
+
+    def generate(self, width: int, height: int, batch_size: int = 1) -> tuple[dict[str, Any]]:
+        # Pixel space: three channels at the full size.
+        return (zeros(batch_size, 3, height, width),)
+
+
+# YuE2's acoustic frames: 48 kHz audio, 1920 samples a frame (the seconds widget steps by one frame, 0.04 s).
+YUE2_FRAMES_PER_SECOND = 25
+
+
+class EmptyYuE2LatentAudio:
+    DISPLAY_NAME = "Empty YuE2 Latent Audio"
+    CATEGORY = "model/latent/yue2"
+    DESCRIPTION = "Zero YuE2 latents: [B, 64, seconds * 25] (rounded, at least one frame)."
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "generate"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"seconds": ("FLOAT", {"default": 120.0, "min": 0.04, "max": 1000.0, "step": 0.04}),
+                             "batch_size": ("INT", {"default": 1, "min": 1, "max": 4096})}}
+
+    def generate(self, seconds: float, batch_size: int) -> tuple[dict[str, Any]]:
+        frames = max(1, round(seconds * YUE2_FRAMES_PER_SECOND))
+        return ({**zeros(batch_size, 64, frames), "type": "audio", "downscale_ratio_temporal": 1920},)
+
+
 NODES = {cls.__name__: cls for cls in (EmptySD3LatentImage, EmptyFlux2LatentImage, EmptyChromaRadianceLatentImage,
                                        EmptyQwenImageLayeredLatentImage, EmptyLTXVLatentVideo,
-                                       EmptyHunyuanVideo15Latent, EmptyAceStepLatentAudio)} | {
+                                       EmptyHunyuanVideo15Latent, EmptyHiDreamO1LatentImage, EmptyAceStepLatentAudio,
+                                       EmptyYuE2LatentAudio)} | {
     "EmptyAceStep1.5LatentAudio": EmptyAceStep15LatentAudio}
