@@ -153,10 +153,12 @@ def bayer_matrix(order: int) -> np.ndarray:
 def _bayer_dither(rgb: Image.Image, palette: Image.Image, order: int) -> Image.Image:
     spread = 2 * 256 / (len(palette.getpalette()) // 3)
     thresholds = spread * bayer_matrix(order) + 0.5
-    pixels = np.asarray(rgb, dtype=np.float32)
+    pixels = np.asarray(rgb, dtype=np.float64)
     rows = np.arange(pixels.shape[0])[:, None] % order
     cols = np.arange(pixels.shape[1])[None, :] % order
-    shifted = np.clip(pixels + thresholds[rows, cols][..., None].astype(np.float32), 0, 255).astype(np.uint8)
+    # Added in float64 and stored as float32 before truncating to bytes, as ComfyUI's in-place tensor add does.
+    summed = (pixels + thresholds[rows, cols][..., None]).astype(np.float32)
+    shifted = np.clip(summed, 0, 255).astype(np.uint8)
     return Image.fromarray(shifted).quantize(palette=palette, dither=Image.Dither.NONE)
 
 
