@@ -340,3 +340,19 @@ def test_control_lora_is_built_on_the_models_unet(folders, models, sd1):
     (xl,) = ControlNetLoader().load_controlnet("control-lora-xl.safetensors")
     with pytest.raises(ValueError, match="Control-LoRA 'control-lora-xl.safetensors' is for sdxl models but the MODEL"):
         _controls(_apply(positive, negative, xl, image(1, 64, 64))[0], 2.0, model)
+
+
+def test_block_patches_and_control_together_as_without_patches(sd1):
+    model, positive, negative = sd1
+    (cn,) = ControlNetLoader().load_controlnet(CN_SD1)
+    (adapter,) = ControlNetLoader().load_controlnet("tiny-t2i-adapter-sd1.safetensors")
+    pos, neg = _apply(positive, negative, cn, image(1, 64, 64))
+    pos, _ = _apply(pos, neg, adapter, image(1, 64, 64))
+    patched = model.clone()
+    seen = []
+    patched.set_model_input_block_patch(lambda h, options: seen.append(options["block"]) or h)
+    patched.set_model_output_block_patch(lambda h, skip, options: (h, skip))
+    # run_unet (the path with ComfyUI's block hooks) adds the residuals where UNetModel.forward does.
+    torch.testing.assert_close(_denoise(patched, pos), _denoise(model, pos), rtol=1e-5, atol=1e-5)
+    assert ("input", 5) in seen
+    assert (_denoise(patched, pos) - _denoise(patched, positive)).abs().max() > 1e-3
