@@ -140,3 +140,12 @@ def test_string_nodes_use_comfyui_category_and_names() -> None:
                      "CaseConverter": "Convert Text Case", "StringTrim": "Trim Text", "RegexMatch": "Match Text",
                      "RegexExtract": "Extract Text", "RegexReplace": "Replace Text (Regex)"}
     assert {NODES[name].CATEGORY for name in names} == {"text"}
+
+
+def test_option_widgets_are_advanced_as_in_comfyui() -> None:
+    extract = NODES["RegexExtract"].INPUT_TYPES()["required"]
+    assert all(extract[name][1]["advanced"] is True
+               for name in ("case_insensitive", "multiline", "dotall", "group_index"))
+    assert NODES["StringContains"].INPUT_TYPES()["required"]["case_sensitive"][1]["advanced"] is True
+    assert NODES["RegexReplace"].INPUT_TYPES()["optional"]["count"][1]["advanced"] is True
+    assert "advanced" not in extract["regex_pattern"][1]

@@ -34,8 +34,9 @@ def _flags(case_insensitive: bool, multiline: bool, dotall: bool) -> int:
         | (regex.DOTALL if dotall else 0)
 
 
-_REGEX_FLAGS = [Input.boolean("case_insensitive", default=True), Input.boolean("multiline", default=False),
-                Input.boolean("dotall", default=False)]
+_REGEX_FLAGS = [Input.boolean("case_insensitive", default=True, advanced=True),
+                Input.boolean("multiline", default=False, advanced=True),
+                Input.boolean("dotall", default=False, advanced=True)]
 
 
 @node(Schema("StringConcatenate", category=CATEGORY, display_name="Concatenate Text",
@@ -85,7 +86,7 @@ def string_replace(string: str, find: str, replace: str) -> str:
 
 @node(Schema("StringContains", category=CATEGORY, display_name="Contains Text",
              inputs=[Input.string("string", multiline=True), Input.string("substring", multiline=True),
-                     Input.boolean("case_sensitive", default=True)],
+                     Input.boolean("case_sensitive", default=True, advanced=True)],
              outputs=[Output("BOOLEAN", "contains")]))
 def string_contains(string: str, substring: str, case_sensitive: bool) -> bool:
     return substring in string if case_sensitive else substring.lower() in string.lower()
@@ -94,7 +95,7 @@ def string_contains(string: str, substring: str, case_sensitive: bool) -> bool:
 @node(Schema("StringCompare", category=CATEGORY, display_name="Compare Text",
              inputs=[Input.string("string_a", multiline=True), Input.string("string_b", multiline=True),
                      Input.combo("mode", ["Starts With", "Ends With", "Equal"]),
-                     Input.boolean("case_sensitive", default=True)],
+                     Input.boolean("case_sensitive", default=True, advanced=True)],
              outputs=[Output("BOOLEAN")]))
 def string_compare(string_a: str, string_b: str, mode: str, case_sensitive: bool) -> bool:
     if not case_sensitive:
@@ -170,7 +171,7 @@ def regex_match(string: str, regex_pattern: str, case_insensitive: bool, multili
 @node(Schema("RegexExtract", category=CATEGORY, display_name="Extract Text",
              inputs=[Input.string("string", multiline=True), Input.string("regex_pattern", multiline=True),
                      Input.combo("mode", ["First Match", "All Matches", "First Group", "All Groups"]),
-                     *_REGEX_FLAGS, Input.int("group_index", default=1, min=0, max=100)],
+                     *_REGEX_FLAGS, Input.int("group_index", default=1, min=0, max=100, advanced=True)],
              outputs=[Output("STRING")]))
 def regex_extract(string: str, regex_pattern: str, mode: str, case_insensitive: bool, multiline: bool,
                   dotall: bool, group_index: int) -> str:
@@ -198,7 +199,7 @@ def regex_extract(string: str, regex_pattern: str, mode: str, case_insensitive: 
              inputs=[Input.string("string", multiline=True), Input.string("regex_pattern", multiline=True),
                      Input.string("replace", multiline=True),
                      *(replace_flag(flag, optional=True) for flag in _REGEX_FLAGS),
-                     Input.int("count", default=0, min=0, max=100, optional=True,
+                     Input.int("count", default=0, min=0, max=100, optional=True, advanced=True,
                                tooltip="0 replaces every match")],
              outputs=[Output("STRING")]))
 def regex_replace(string: str, regex_pattern: str, replace: str, case_insensitive: bool = True,
