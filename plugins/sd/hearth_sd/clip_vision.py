@@ -147,12 +147,6 @@ def convert_open_clip(sd: Mapping[str, torch.Tensor], prefix: str = "visual.") -
     return out
 
 
-def open_clip_shapes(shapes: Mapping[str, tuple[int, ...]], prefix: str = "visual.") -> dict[str, tuple[int, ...]]:
-    """The Hugging Face key shapes an OpenCLIP visual tower converts to (for detection from a header alone)."""
-    meta = {key: torch.empty(shape, device="meta") for key, shape in shapes.items() if key.startswith(prefix)}
-    return {key: tuple(value.shape) for key, value in convert_open_clip(meta, prefix).items()}
-
-
 # -- the network --------------------------------------------------------------------------------------------
 
 class _Attention(nn.Module):

@@ -36,7 +36,6 @@ from .clip_vision import (
     UnsupportedVisionModelError,
     config_from_shapes,
     convert_open_clip,
-    open_clip_shapes,
     preprocess,
 )
 from .ops import place
@@ -174,18 +173,6 @@ def build_encoder(state: Mapping[str, torch.Tensor], metadata: Mapping[str, str]
     name, config = config_from_shapes(shapes, metadata, source)
     encoder = build(CLIPVisionEncoder, config, state, f"{source} (CLIP vision)")
     return name, place(encoder, torch.device("cpu"), compute_dtype(device))
-
-
-def describe(path: str | Path) -> str:
-    """The encoder a CLIP vision file holds, from its header alone (``ViT-H/14``...), for messages and listings."""
-    header = read_header(path)
-    shapes = {k: tuple(v) for k, v in header.shapes.items()}
-    prefix = hf_prefix(shapes)
-    if prefix is None:
-        shapes = open_clip_shapes(shapes, OPEN_CLIP_PREFIX)
-    elif prefix:
-        shapes = {k[len(prefix):]: v for k, v in shapes.items() if k.startswith(prefix)}
-    return config_from_shapes(shapes, header.metadata, str(path))[0]
 
 
 def load(path: str | Path, device: str | None = None, **_: Any) -> CLIPVision:
