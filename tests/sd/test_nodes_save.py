@@ -23,6 +23,7 @@ def models(tmp_path_factory) -> Path:
         make_tiny_checkpoint(family, folder / "checkpoints" / f"tiny-{family}.safetensors")
         make_tiny_checkpoint(family, folder / "checkpoints" / f"tiny-{family}-other.safetensors", seed=7)
     make_tiny_checkpoint("sd2", folder / "checkpoints" / "tiny-sd2.safetensors")  # SD2: v prediction
+    make_tiny_checkpoint("sd2_unclip", folder / "checkpoints" / "tiny-sd2-unclip.safetensors")
     return folder
 
 
@@ -176,4 +177,15 @@ def test_wrong_inputs_are_named(runtime) -> None:
         CheckpointSave().save(model, clip, object(), "checkpoints/bad")
     with pytest.raises(ValueError, match="outside the output folder"):
         VAESave().save(vae, "../../escape")
+    unclip, unclip_clip, unclip_vae = CheckpointLoaderSimple().load_checkpoint("tiny-sd2-unclip.safetensors")[:3]
+    with pytest.raises(ValueError, match="CheckpointSave: sd2_unclip checkpoints are not saved"):
+        CheckpointSave().save(unclip, unclip_clip, unclip_vae, "checkpoints/unclip")
+
+
+def test_an_unclip_models_parts_save(runtime, out) -> None:
+    model, clip, _ = CheckpointLoaderSimple().load_checkpoint("tiny-sd2-unclip.safetensors")[:3]
+    CLIPSave().save(clip, "text_encoders/unclip")
+    ModelSave().save(model, "diffusion_models/unclip")
+    assert (out / "text_encoders" / "unclip_clip_h_00001_.safetensors").exists()
+    assert (out / "diffusion_models" / "unclip_00001_.safetensors").exists()
 

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 _ARCHITECTURES = {"sdxl": "stable-diffusion-xl-v1-base", "sdxl_refiner": "stable-diffusion-xl-v1-refiner"}
 _UNET_KEY = "diffusion_model."
+# Families whose checkpoint holds a part these nodes cannot be given (unCLIP's image encoder).
+UNSAVED_FAMILIES = ("sd2_unclip",)
 
 
 def _require(node: str, name: str, value: Any, attribute: str, what: str) -> None:
@@ -49,9 +51,9 @@ def clip_tensors(clip: Any) -> dict[str, dict[str, torch.Tensor]]:
 
 def checkpoint_clip_tensors(clip: Any) -> dict[str, torch.Tensor]:
     """The CLIP's encoders under their family's checkpoint prefixes."""
-    from .families import FAMILIES
+    from .families import get_family
 
-    specs = {spec.name: spec for spec in FAMILIES[clip.family].text_encoders}
+    specs = {spec.name: spec for spec in get_family(clip.family).text_encoders}
     return {specs[name].prefix + key: value for name, tensors in clip_tensors(clip).items()
             for key, value in tensors.items()}
 
@@ -135,6 +137,10 @@ class CheckpointSave:
         if clip.family != model.family:
             raise ValueError(f"CheckpointSave: the model is {model.family} and the clip {clip.family}; a checkpoint "
                              "holds the text encoders of its own family")
+        if model.family in UNSAVED_FAMILIES:
+            raise ValueError(f"CheckpointSave: {model.family} checkpoints are not saved: their CLIP vision tower has "
+                             "no input on this node (ComfyUI's would drop it, leaving a file that does not load as "
+                             "unCLIP); save the parts with ModelSave, CLIPSave and VAESave")
         metadata, tensors = model_metadata(model, clip)
         metadata["modelspec.title"] = Path(filename_prefix).name
         tensors.update(unet_tensors(model))
