@@ -203,6 +203,9 @@ def test_old_apply_node_marks_the_positive_for_the_negative(sd1):
     options = twice[0][1]
     assert options["control_apply_to_uncond"] is True and options["control"].strength == 0.5
     assert options["control"].previous_controlnet is once[0][1]["control"]
+    # ComfyUI's ControlBase surface that custom nodes read.
+    assert options["control"].control_model is cn.patcher.module and options["control"].control_model_wrapped is cn.patcher
+    assert [m.name for m in options["control"].get_models()] == [CN_SD1, CN_SD1]
     assert "control" not in positive[0][1]  # the input conditioning is left as it was
 
 

@@ -136,6 +136,29 @@ class ControlBase:
         earlier = self.previous_controlnet.get_models() if self.previous_controlnet is not None else []
         return [*earlier, self.patcher]
 
+    # -- ComfyUI's names, for custom nodes written against its ControlBase ----------------------------------------
+
+    @property
+    def control_model(self) -> torch.nn.Module | None:
+        # None for a Control-LoRA no MODEL has evaluated with yet, as ComfyUI's before its pre_run.
+        return None if self.patcher is None else self.patcher.module
+
+    @property
+    def control_model_wrapped(self) -> PatchedModel:
+        return self.patcher
+
+    def pre_run(self, model: Any, percent_to_timestep_function: Any = None) -> None:
+        """Nothing to do: the percents become sigmas with the evaluating MODEL's schedule at each call."""
+
+    def cleanup(self) -> None:
+        """Drops the resized hint (ComfyUI calls it after sampling)."""
+        self._hint_cache = None
+        if self.previous_controlnet is not None:
+            self.previous_controlnet.cleanup()
+
+    def inference_memory_requirements(self, dtype: Any = None) -> int:
+        return 0  # the manager asks the network's own estimate when it loads it
+
     def memory_bytes(self) -> int:
         """Bytes of the chain's weights, for the executor's ``ram`` cache when it weighs outputs to evict."""
         return sum({id(p.weights): p.memory_bytes() for p in self.get_models()}.values())
