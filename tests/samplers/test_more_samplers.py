@@ -190,3 +190,59 @@ def test_seeds_3_is_third_order_on_the_ode() -> None:
     noisy = sample_seeds_3(Denoiser(), _x().double(), SIGMAS.double(), eta=1.0,
                            noise_sampler=lambda a, b: torch.ones(1, 1, 1, 1, dtype=torch.float64))
     assert float(noisy) != pytest.approx(float(sample_seeds_3(Denoiser(), _x().double(), SIGMAS.double(), eta=0.0)))
+
+
+def test_sa_solver_exponential_coefficients_integrate_the_kernel() -> None:
+    from hearth_samplers.sa_solver import exponential_coefficients
+
+    s, t, tau = torch.tensor(-1.2, dtype=torch.float64), torch.tensor(0.7, dtype=torch.float64), 0.6
+    scale = 1 + tau**2
+    grid = torch.linspace(-1.2, 0.7, 20001, dtype=torch.float64)
+    got = exponential_coefficients(s, t, 4, tau)
+    for p in range(4):
+        integral = torch.trapezoid(torch.exp(scale * grid) * grid**p, grid)
+        assert float(got[p]) == pytest.approx(float(scale * integral * math.exp(-scale * 0.7)), rel=1e-6)
+
+
+def test_sa_solver_weights_reproduce_a_constant_and_order_one_is_euler() -> None:
+    from hearth_samplers.sa_solver import adams_coefficients, sample_sa_solver
+
+    lambdas = torch.tensor([-2.0, -1.3, -0.9], dtype=torch.float64)
+    sigma_next, lam_s, lam_t = torch.tensor(0.5, dtype=torch.float64), lambdas[-1], torch.tensor(-0.4, dtype=torch.float64)
+    for tau in (0.0, 0.8):
+        weights = adams_coefficients(sigma_next, lambdas, lam_s, lam_t, tau)
+        alpha_t = 0.5 * math.exp(-0.4)
+        assert float(weights.sum()) == pytest.approx(alpha_t * -math.expm1(-(1 + tau**2) * 0.5), rel=1e-9)
+    ode = sample_sa_solver(Denoiser(), _x().double(), SIGMAS.double(), tau_func=lambda sigma: 0.0,
+                           predictor_order=1, corrector_order=0)
+    assert torch.allclose(ode, _euler(Denoiser(), SIGMAS).double(), atol=1e-5)
+
+
+def test_sa_solver_higher_orders_follow_the_ode_more_closely() -> None:
+    from hearth_samplers.sa_solver import sample_sa_solver
+
+    fine = torch.exp(torch.linspace(math.log(10.0), math.log(0.2), 2000)).double()
+    reference = float(_euler(Denoiser(), fine))
+    steps = torch.exp(torch.linspace(math.log(10.0), math.log(0.2), 8)).double()
+
+    def ode(order, pece=False):
+        return float(sample_sa_solver(Denoiser(), _x().double(), steps, tau_func=lambda sigma: 0.0,
+                                      predictor_order=order, corrector_order=order, use_pece=pece))
+
+    assert abs(ode(3) - reference) < abs(ode(1) - reference)
+    assert ode(3, pece=True) != pytest.approx(ode(3))
+
+
+def test_sampler_sa_solver_node_sets_the_sde_interval_from_the_model() -> None:
+    from hearth_samplers.nodes_samplers import SamplerSASolver
+
+    from .toy_model import ToyModel
+
+    model = ToyModel()
+    (sampler,) = SamplerSASolver().get_sampler(model, 0.7, 0.2, 0.8, 1.0, 3, 4, True, False)
+    assert sampler.name == "sa_solver" and sampler.options["use_pece"] is True
+    tau = sampler.options["tau_func"]
+    inside = model.sampling.percent_to_sigma(0.5)
+    assert tau(inside) == 0.7 and tau(model.sampling.percent_to_sigma(0.9)) == 0.0 and tau(100.0) == 0.0
+    (ode,) = SamplerSASolver().get_sampler(model, 0.0, 0.2, 0.8, 1.0, 3, 4, False, False)
+    assert ode.options["tau_func"](inside) == 0.0

@@ -1,5 +1,6 @@
 """SAMPLER nodes with options, ComfyUI's names: SamplerEulerAncestral, SamplerEulerAncestralCFGPP, SamplerLMS, SamplerDPMPP_2M_SDE,
-SamplerDPMPP_3M_SDE, SamplerDPMPP_SDE, SamplerDPMPP_2S_Ancestral, SamplerDPMAdaptative, SamplerER_SDE and SamplerSEEDS2.
+SamplerDPMPP_3M_SDE, SamplerDPMPP_SDE, SamplerDPMPP_2S_Ancestral, SamplerDPMAdaptative, SamplerER_SDE,
+SamplerSEEDS2 and SamplerSASolver.
 
 Each gives this pack's sampler of that name with the node's widgets as its options (ComfyUI's
 ``comfy_extras/nodes_custom_sampler.py``). Difference from ComfyUI: ``noise_device`` is accepted but changes
@@ -206,6 +207,40 @@ class SamplerSEEDS2:
         return _sampler("seeds_2", eta=eta, s_noise=s_noise, r=r, solver_type=solver_type)
 
 
-NODES = {cls.__name__: cls for cls in (SamplerSEEDS2, SamplerER_SDE, SamplerEulerAncestral, SamplerEulerAncestralCFGPP, SamplerDPMPP_2S_Ancestral, SamplerLMS,
+class SamplerSASolver:
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("SA-Solver (stochastic Adams predictor-corrector): stochastic with strength eta between the "
+                   "sde_start and sde_end fractions of the model's schedule, an ODE elsewhere.")
+    RETURN_TYPES = ("SAMPLER",)
+    FUNCTION = "get_sampler"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        def percent(default: float) -> tuple[str, dict[str, Any]]:
+            return ("FLOAT", {"default": default, "min": 0.0, "max": 1.0, "step": 0.001, "advanced": True})
+
+        def order(default: int, low: int) -> tuple[str, dict[str, Any]]:
+            return ("INT", {"default": default, "min": low, "max": 6, "advanced": True})
+
+        return {"required": {
+            "model": ("MODEL",), "eta": _float(1.0, 10.0), "sde_start_percent": percent(0.2),
+            "sde_end_percent": percent(0.8), "s_noise": _float(1.0), "predictor_order": order(3, 1),
+            "corrector_order": order(4, 0), "use_pece": ("BOOLEAN", {"default": False, "advanced": True}),
+            "simple_order_2": ("BOOLEAN", {"default": False, "advanced": True}),
+        }}
+
+    def get_sampler(self, model, eta, sde_start_percent, sde_end_percent, s_noise, predictor_order, corrector_order,
+                    use_pece, simple_order_2):
+        from .sa_solver import tau_interval
+        from .schedules import percent_to_sigma
+
+        sampling = model.sampling
+        tau = tau_interval(percent_to_sigma(sampling, sde_start_percent), percent_to_sigma(sampling, sde_end_percent),
+                           eta)
+        return _sampler("sa_solver", tau_func=tau, s_noise=s_noise, predictor_order=predictor_order,
+                        corrector_order=corrector_order, use_pece=use_pece, simple_order_2=simple_order_2)
+
+
+NODES = {cls.__name__: cls for cls in (SamplerSASolver, SamplerSEEDS2, SamplerER_SDE, SamplerEulerAncestral, SamplerEulerAncestralCFGPP, SamplerDPMPP_2S_Ancestral, SamplerLMS,
                                        SamplerDPMPP_SDE, SamplerDPMPP_2M_SDE, SamplerDPMPP_3M_SDE,
                                        SamplerDPMAdaptative)}
