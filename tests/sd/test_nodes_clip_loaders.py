@@ -77,6 +77,12 @@ def models(tmp_path_factory) -> Path:
     write_safetensors(part(SDXL_CLIP_G_PREFIX), out / "sdxl-g-openclip.safetensors", {**meta_g,
                       "hearth.sd.text_encoder": "g"})
     write_safetensors(open_clip_to_hf(part(SDXL_CLIP_G_PREFIX)), out / "sdxl-g-hf.safetensors", meta_g)
+    # The same towers under the prefixes of an all-in-one SD3.5 checkpoint's text encoders.
+    write_safetensors({"text_encoders.clip_l.transformer." + k: v for k, v in part(SDXL_CLIP_L_PREFIX).items()},
+                      out / "sd35-l.safetensors", {**meta_l, "hearth.sd.text_encoder": "l"})
+    write_safetensors({"text_encoders.clip_g.transformer." + k: v
+                       for k, v in open_clip_to_hf(part(SDXL_CLIP_G_PREFIX)).items()},
+                      out / "sd35-g.safetensors", {**meta_g, "hearth.sd.text_encoder": "g"})
     return folder
 
 
@@ -116,6 +122,12 @@ def test_sdxl_pair_encodes_as_the_checkpoint_clip(folders, g_file: str, g_first:
     want_cond, want_pooled = want_clip.encode("a red fox in the snow, embedding:tiny-embedding")
     torch.testing.assert_close(cond, want_cond, rtol=0, atol=1e-6)
     torch.testing.assert_close(pooled, want_pooled, rtol=0, atol=1e-6)
+
+
+def test_prefixed_towers_load_too(folders) -> None:
+    _, want_clip, _ = CheckpointLoaderSimple().load_checkpoint("tiny-sdxl.safetensors")
+    (clip,) = DualCLIPLoader().load_clip("sd35-l.safetensors", "sd35-g.safetensors", type="sdxl")
+    torch.testing.assert_close(clip.encode("a kite")[1], want_clip.encode("a kite")[1], rtol=0, atol=1e-6)
 
 
 def test_two_files_of_one_kind_are_refused(folders) -> None:

@@ -222,7 +222,8 @@ def _clip_g_state(path: Path) -> dict[str, torch.Tensor]:
 
 def _clip_l_state(path: Path) -> dict[str, torch.Tensor]:
     state = load_state_dict(path)
-    for prefix in _TEXT_PREFIXES + ("clip_l.transformer.", "conditioner.embedders.0.transformer."):
+    for prefix in _TEXT_PREFIXES + ("clip_l.transformer.", "conditioner.embedders.0.transformer.",
+                                    "text_encoders.clip_l.transformer."):
         if prefix + "text_model.embeddings.token_embedding.weight" in state:
             return strip_prefix(state, prefix) if prefix else dict(state)
     raise ValueError(f"{path}: no CLIP-L token embedding under the usual keys")
