@@ -14,6 +14,7 @@ from .toy_model import ToyModel, text
 
 SIGMAS = torch.tensor([14.6, 6.0, 2.5, 1.0, 0.3, 0.0])
 PAIRS = [("euler_cfg_pp", "euler"), ("euler_ancestral_cfg_pp", "euler_ancestral"), ("dpmpp_2m_cfg_pp", "dpmpp_2m"),
+         ("dpmpp_2s_ancestral_cfg_pp", "dpmpp_2s_ancestral"),
          ("res_multistep_cfg_pp", "res_multistep"), ("res_multistep_ancestral_cfg_pp", "res_multistep_ancestral"),
          ("gradient_estimation_cfg_pp", "gradient_estimation")]
 

@@ -59,6 +59,7 @@ SAMPLERS: dict[str, Callable[..., Any]] = {
     "dpm_fast": dpm_solver.sample_dpm_fast,
     "dpm_adaptive": dpm_solver.sample_dpm_adaptive,
     "dpmpp_2s_ancestral": dpmpp.sample_dpmpp_2s_ancestral,
+    "dpmpp_2s_ancestral_cfg_pp": cfg_pp.sample_dpmpp_2s_ancestral_cfg_pp,
     "dpmpp_sde": dpmpp_sde.sample_dpmpp_sde,
     "dpmpp_sde_gpu": dpmpp_sde.sample_dpmpp_sde,
     "dpmpp_2m": dpmpp.sample_dpmpp_2m,

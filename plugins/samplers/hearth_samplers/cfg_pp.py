@@ -1,7 +1,7 @@
 """CFG++ samplers (Chung et al. 2024, arXiv:2406.08070): the guided clean estimate, but the noise direction of the
 negative (unconditional) prediction, which keeps guided sampling on the data manifold at low guidance scales.
 
-ComfyUI's ``euler_cfg_pp``, ``euler_ancestral_cfg_pp``, ``dpmpp_2m_cfg_pp``, ``res_multistep_cfg_pp``,
+ComfyUI's ``euler_cfg_pp``, ``euler_ancestral_cfg_pp``, ``dpmpp_2s_ancestral_cfg_pp``, ``dpmpp_2m_cfg_pp``, ``res_multistep_cfg_pp``,
 ``res_multistep_ancestral_cfg_pp`` and ``gradient_estimation_cfg_pp``. Each asks the guidance for the negative
 prediction of every step through a post-CFG function (:func:`watch_negative`), which also makes the negative be
 evaluated at cfg 1, as ComfyUI's do.
@@ -9,6 +9,7 @@ evaluated at cfg 1, as ComfyUI's do.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -113,6 +114,41 @@ def sample_dpmpp_2m_cfg_pp(model, x, sigmas, *, extra_args=None, callback=None, 
             mix = mix - torch.expm1(-h) * (1 / (2 * r)) * (denoised - old_uncond)
         x = denoised + mix + torch.exp(-h) * x
         old_uncond = uncond
+    return x
+
+
+@uses_negative
+@torch.no_grad()
+def sample_dpmpp_2s_ancestral_cfg_pp(model, x, sigmas, *, extra_args=None, callback=None, disable=None, eta=1.0,
+                                     s_noise=1.0, noise_sampler=None):
+    """DPM-Solver++(2S) ancestral with CFG++: both stages start from the latent shifted by the guidance
+    (``x + denoised - uncond``); on a flow model the renoising follows the flow's marginals."""
+    extra_args = {} if extra_args is None else extra_args
+    noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
+    seen = watch_negative(model)
+    flow = is_flow(model)
+    s_in = x.new_ones([x.shape[0]])
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        uncond = _negative(seen, denoised)
+        ratio = 1.0
+        if flow:
+            down, ratio, up = ancestral_step_flow(float(sigmas[i]), float(sigmas[i + 1]), eta)
+        else:
+            down, up = ancestral_step(float(sigmas[i]), float(sigmas[i + 1]), eta)
+        report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        if down == 0:
+            x = denoised
+        else:
+            sigma, sigma_down = float(sigmas[i]), down
+            sigma_mid = (sigma * sigma_down) ** 0.5  # half way in log sigma
+            h = math.log(sigma) - math.log(sigma_down)
+            shifted = x + (denoised - uncond)
+            x_2 = (sigma_mid / sigma) * shifted - math.expm1(-h / 2) * denoised
+            denoised_2 = model(x_2, sigmas.new_tensor(sigma_mid) * s_in, **extra_args)
+            x = (sigma_down / sigma) * shifted - math.expm1(-h) * denoised_2
+        if float(sigmas[i + 1]) > 0 and up:
+            x = x * ratio + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * up)
     return x
 
 
