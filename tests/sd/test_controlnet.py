@@ -359,3 +359,15 @@ def test_block_patches_and_control_together_as_without_patches(sd1):
     torch.testing.assert_close(_denoise(patched, pos), _denoise(model, pos), rtol=1e-5, atol=1e-5)
     assert ("input", 5) in seen
     assert (_denoise(patched, pos) - _denoise(patched, positive)).abs().max() > 1e-3
+
+
+def test_sdxl_controlnet_on_sdxl_gets_the_adm_vector(folders):
+    model, clip, _ = CheckpointLoaderSimple().load_checkpoint("tiny-sdxl.safetensors")
+    (positive,) = CLIPTextEncode().encode(clip, "a lighthouse")
+    (cn,) = ControlNetLoader().load_controlnet("tiny-controlnet-sdxl.safetensors")
+    (adapter,) = ControlNetLoader().load_controlnet("tiny-t2i-adapter-sd1.safetensors")
+    pos, _ = _apply(positive, positive, cn, image(1, 64, 64))
+    assert (_denoise(model, pos) - _denoise(model, positive)).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="T2I-Adapter 'tiny-t2i-adapter-sd1.safetensors' is for sd1 models but the "
+                                         "MODEL is sdxl"):
+        _denoise(model, _apply(positive, positive, adapter, image(1, 64, 64))[0])
