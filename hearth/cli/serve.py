@@ -53,6 +53,11 @@ def check_port(host: str, port: int) -> None:
               help="Largest request body accepted (uploads and prompts).")
 @click.option("--allow-origin", "allowed_origins", multiple=True, metavar="URL",
               help="Also accept browser requests from this origin (repeatable).")
+@click.option("--allow-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Without a token only localhost names reach the server (a guard against DNS rebinding); also "
+                   "accept this Host name (repeatable).")
+@click.option("--session-days", default=30.0, show_default=True, type=click.FloatRange(min=0.001),
+              help="With a token: how long a signed-in browser keeps its cookie.")
 @click.option("--vram", "vram_mb", type=click.IntRange(min=1), default=None, metavar="MB",
               help="Memory budget for models on the compute device (default: what the device has free).")
 @click.option("--no-frontend", is_flag=True, help="Serve Hearth's UI at / even when the ComfyUI frontend is installed.")
@@ -64,7 +69,7 @@ def check_port(host: str, port: int) -> None:
 @isolation_option
 def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: str | None, data_dir: Path,
           out_dir: Path | None, input_dir: Path | None, temp_dir: Path | None, max_upload_mb: float,
-          allowed_origins: tuple[str, ...], vram_mb: int | None, no_frontend: bool, log_level: str, models_dir: Path,
+          allowed_origins: tuple[str, ...], allowed_hosts: tuple[str, ...], session_days: float, vram_mb: int | None, no_frontend: bool, log_level: str, models_dir: Path,
           extra_model_paths: tuple[Path, ...], custom_nodes: tuple[Path, ...], isolation: str | None) -> None:
     """Serve the ComfyUI HTTP/WebSocket API, a persisted queue and the browser UI."""
     if token is not None and not token.strip():
@@ -80,7 +85,7 @@ def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: st
                       temp=temp_dir or data_dir / "temp")
     config = ServerConfig(host=host, port=port, data=data_dir, folders=folders, cache=cache_spec, token=token,
                           models_dir=models_dir, max_upload_mb=max_upload_mb, allowed_origins=list(allowed_origins),
-                          serve_frontend=not no_frontend)
+                          allowed_hosts=list(allowed_hosts), session_days=session_days, serve_frontend=not no_frontend)
     # Plugins load with the app, after the port check: the Runtime is cheap until something asks for them.
     runtime = runtime_for(custom_nodes, env_name, load=False, models_dir=config.models_dir,
                           extra_model_paths=extra_model_paths, cache=cache_spec, vram_mb=vram_mb,
@@ -111,7 +116,8 @@ def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: st
     if state.token is not None:
         if token is None:
             click.echo(f"Listening beyond loopback ({host}): every request needs this token.")
-        click.echo(f"Open {url}?token={state.token} or send 'Authorization: Bearer {state.token}'.")
+        click.echo(f"Open {url} and sign in with the token {state.token}, open {url}?token={state.token}, or send "
+                   f"'Authorization: Bearer {state.token}'.")
     elif not is_loopback(host):  # unreachable: require_token always sets one; kept as a guard against edits
         raise UserError("refusing to listen beyond loopback without a token")
     # ws: uvicorn's websockets-sansio protocol, with a 1009 close that reaches a client sending a frame over the limit.

@@ -86,7 +86,8 @@ def create_app(config: ServerConfig, runtime: Runtime | None = None, *,
     app.mount("/", StaticFiles(directory=comfy_frontend or frontend.HEARTH_STATIC, html=True), name="root-ui")
     app.add_middleware(Boundary)  # inside the Guard: a request without the token learns nothing of the rules
     app.add_middleware(Guard, token=state.token, max_body=config.max_upload_bytes,
-                       allowed_origins=config.allowed_origins)
+                       allowed_origins=config.allowed_origins, allowed_hosts=config.allowed_hosts,
+                       session_days=config.session_days)
     app.add_middleware(InRuntime, runtime=state.runtime)
     return app
 

@@ -43,6 +43,8 @@ class ServerConfig:
     models_dir: Path | None = None
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
     allowed_origins: list[str] = field(default_factory=list)
+    allowed_hosts: list[str] = field(default_factory=list)  # Host names accepted without a token, beyond loopback's
+    session_days: float = 30.0  # how long a browser stays signed in (token mode)
     serve_frontend: bool = True  # serve the ComfyUI frontend at / when its package is installed
     history_max_items: int = 10000
 

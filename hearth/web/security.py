@@ -14,9 +14,10 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from starlette.responses import FileResponse
 
+from hearth.web import signin
 from hearth.web.boundary import api_error
-
-TOKEN_COOKIE = "hearth_token"
+from hearth.web.config import is_loopback
+from hearth.web.signin import TOKEN_COOKIE
 
 
 class UnsafePath(ValueError):
@@ -74,17 +75,24 @@ class BodyTooLarge(Exception):
 class Guard:
     """ASGI middleware: token (header, query or cookie), same-origin, and a request body limit."""
 
-    def __init__(self, app: Any, *, token: str | None, max_body: int, allowed_origins: list[str]) -> None:
+    def __init__(self, app: Any, *, token: str | None, max_body: int, allowed_origins: list[str],
+                 allowed_hosts: list[str] | tuple[str, ...] = (), session_days: float = 30.0) -> None:
         self.app = app
         self.token = token
+        self.session = None if token is None else signin.session_value(token)
         self.max_body = max_body
         self.allowed_origins = {o.rstrip("/").lower() for o in allowed_origins}
+        self.allowed_hosts = {h.strip().lower().rstrip(".") for h in allowed_hosts}
+        self.session_days = session_days
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if self.token is None and not self.host_ok(headers):
+            await self.refuse(scope, receive, send, 403, "forbidden_host", self.host_message(headers))
+            return
         if not self.origin_ok(headers):
             await self.refuse(scope, receive, send, 403, "forbidden_origin",
                               "Cross-origin request refused: the Origin header does not match the Host.")
@@ -92,13 +100,26 @@ class Guard:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         set_cookie = False
         if self.token is not None:
-            given = self.token_from(headers, query)
-            if given is None or not hmac.compare_digest(given.encode(), self.token.encode()):
+            if scope["type"] == "http" and scope.get("path") == signin.SIGN_IN_PATH and scope.get("method") == "POST":
+                await self.sign_in(receive, send)
+                return
+            given, how = self.token_from(headers, query)
+            valid = given is not None and hmac.compare_digest(
+                given.encode(), (self.session if how == "cookie" else self.token).encode())
+            if not valid:
+                if signin.wants_page(scope, headers):  # a browser: a page that asks, not a JSON error
+                    failed = how == "query"
+                    await signin.send_page(send, 401, signin.page(signin.without_token(scope), failed))
+                    return
                 await self.refuse(scope, receive, send, 401, "unauthorized",
                                   "This server needs a token: send 'Authorization: Bearer TOKEN', or open the page "
                                   "once with ?token=TOKEN.")
                 return
-            set_cookie = "token" in query
+            if how == "query" and signin.wants_page(scope, headers):
+                # Exchanged for the cookie, and out of the address bar (and the history) at once.
+                await signin.redirect(send, signin.without_token(scope), self.cookie())
+                return
+            set_cookie = how == "query"
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
@@ -126,9 +147,7 @@ class Guard:
             if message["type"] == "http.response.start":
                 started = True
                 if set_cookie:
-                    cookie = f"{TOKEN_COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
-                    message = {**message, "headers": [*message.get("headers", []),
-                                                      (b"set-cookie", cookie.encode("latin-1"))]}
+                    message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", self.cookie())]}
             await send(message)
 
         try:
@@ -152,21 +171,60 @@ class Guard:
         return urlsplit(origin).netloc.lower() == host.lower()
 
     @staticmethod
-    def token_from(headers: dict[str, str], query: dict[str, list[str]]) -> str | None:
+    def token_from(headers: dict[str, str], query: dict[str, list[str]]) -> tuple[str | None, str | None]:
+        """(what the request carries, where: "header", "query" or "cookie"); a cookie holds the session value."""
         auth = headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
-            return auth[7:].strip()
+            return auth[7:].strip(), "header"
         if query.get("token"):
-            return query["token"][0]
+            return query["token"][0], "query"
         if "cookie" in headers:
             cookie = SimpleCookie()
             try:
                 cookie.load(headers["cookie"])
             except Exception:
-                return None
+                return None, None
             if TOKEN_COOKIE in cookie:
-                return cookie[TOKEN_COOKIE].value
-        return None
+                return cookie[TOKEN_COOKIE].value, "cookie"
+        return None, None
+
+    def cookie(self) -> bytes:
+        assert self.token is not None
+        return signin.session_cookie(self.token, self.session_days)
+
+    async def sign_in(self, receive: Any, send: Any) -> None:
+        """The sign-in form's POST: the right token gets the cookie and goes back where it came from."""
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if len(body) > signin.MAX_FORM_BYTES or not message.get("more_body"):
+                break
+        form = signin.read_form(body[:signin.MAX_FORM_BYTES])
+        target = signin.safe_next(form.get("next", "/"))
+        given = form.get("token", "")
+        if given and hmac.compare_digest(given.encode(), str(self.token).encode()):
+            await signin.redirect(send, target, self.cookie())
+        else:
+            await signin.send_page(send, 401, signin.page(target, failed=True))
+
+    def host_ok(self, headers: dict[str, str]) -> bool:
+        """Without a token, only this machine's names may reach the server: a page on another site whose name
+        was made to resolve to 127.0.0.1 (DNS rebinding) sends its own name as the Host, and is refused."""
+        host = headers.get("host")
+        if not host:
+            return True  # not a browser: every browser sends one
+        name = host[1:host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0] if host.count(":") == 1 \
+            else host
+        name = name.lower().rstrip(".")
+        return name in self.allowed_hosts or name.endswith(".localhost") or is_loopback(name)
+
+    @staticmethod
+    def host_message(headers: dict[str, str]) -> str:
+        host = headers.get("host", "")[:100]
+        return (f"Host {host!r} is not a name of this machine; a page elsewhere may be reaching this server through "
+                f"DNS rebinding. Open it as localhost or 127.0.0.1, or start comfy serve with --allow-host NAME for "
+                f"a name you trust.")
 
     @staticmethod
     async def refuse(scope: dict[str, Any], receive: Any, send: Any, status: int, kind: str, message: str) -> None:

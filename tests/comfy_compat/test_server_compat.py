@@ -19,13 +19,17 @@ from hearth.core.runtime import Runtime
 from hearth.web.app import create_app
 from hearth.web.config import ServerConfig
 
+# The name Starlette's TestClient sends as the Host: allowed as --allow-host would allow it (only loopback
+# names reach a server without a token).
+TESTSERVER = ["testserver"]
+
 PACKS = Path(__file__).parent / "packs"
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     data = tmp_path_factory.mktemp("data")
-    config = ServerConfig(data=data)
+    config = ServerConfig(allowed_hosts=TESTSERVER, data=data)
     runtime = Runtime.build(environ={}, custom_nodes=[PACKS], models_dir=config.models_dir,
                             output=config.folders.output, input=config.folders.input, temp=config.folders.temp)
     plugins = runtime.plugins

@@ -21,6 +21,10 @@ from hearth.core.runtime import Runtime
 from hearth.web.app import create_app
 from hearth.web.config import ServerConfig
 
+# The name Starlette's TestClient sends as the Host: allowed as --allow-host would allow it (only loopback
+# names reach a server without a token).
+TESTSERVER = ["testserver"]
+
 PACKS = Path(__file__).parent / "packs"
 
 
@@ -41,7 +45,7 @@ def executor(pm: PluginManager, tmp_path: Path) -> Executor:
 
 @pytest.fixture(scope="module")
 def http(pm: PluginManager, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    with TestClient(create_app(ServerConfig(data=tmp_path_factory.mktemp("data")), plugins=pm)) as client:
+    with TestClient(create_app(ServerConfig(allowed_hosts=TESTSERVER, data=tmp_path_factory.mktemp("data")), plugins=pm)) as client:
         yield client
 
 
@@ -106,7 +110,7 @@ def test_v3_nodes_run_and_the_async_preview_saves_the_image(executor: Executor, 
     [saved] = result.outputs["3"]["images"]
     png = Image.open(tmp_path / "temp" / saved["subfolder"] / saved["filename"])
     pixels = np.asarray(png)
-    assert pixels.shape == (2, 4, 3) and (pixels == 128).all()  # 0.25 * 2 = 0.5 -> 128
+    assert pixels.shape == (2, 4, 3) and (pixels == 127).all()  # 0.25 * 2 = 0.5 -> 127.5, truncated as ComfyUI does
     assert json.loads(png.info["prompt"]) == prompt  # cls.hidden.prompt reached the async node's preview
 
 

@@ -19,6 +19,10 @@ from PIL import Image
 
 from hearth.core.context import Folders
 
+# The name Starlette's TestClient sends as the Host: allowed as --allow-host would allow it (only loopback
+# names reach a server without a token).
+TESTSERVER = ["testserver"]
+
 
 @pytest.fixture
 def folders(hearth_folders: Folders) -> Folders:
@@ -209,7 +213,7 @@ def test_saved_video_shows_in_history_and_view(tmp_path: Path, monkeypatch: pyte
                                                                  "method": "fastest"}}}
     # As on a system without /etc/mime.types, which is where .webp goes unknown.
     monkeypatch.setattr(mimetypes, "guess_type", mimetypes.MimeTypes(filenames=()).guess_type)
-    app = create_app(ServerConfig(data=tmp_path, serve_frontend=False), plugins=PluginManager().load(environ={}))
+    app = create_app(ServerConfig(allowed_hosts=TESTSERVER, data=tmp_path, serve_frontend=False), plugins=PluginManager().load(environ={}))
     with TestClient(app) as client:
         answer = client.post("/prompt", json={"prompt": prompt})
         assert answer.status_code == 200, answer.text

@@ -15,6 +15,10 @@ from hearth.core.plugins import PluginManager
 from hearth.web.app import create_app
 from hearth.web.config import ServerConfig
 
+# The name Starlette's TestClient sends as the Host: allowed as --allow-host would allow it (only loopback
+# names reach a server without a token).
+TESTSERVER = ["testserver"]
+
 
 class SizeFloor:
     """Raises every EmptyImage to at least 16 pixels a side, as a pack's on-prompt handler might rewrite a prompt."""
@@ -40,7 +44,7 @@ def test_hook_register_prompt_handlers(tmp_path: Path) -> None:
     plugins.register(handler, "size-floor")
     prompt = {"1": {"class_type": "EmptyImage", "inputs": {"width": 4, "height": 4, "batch_size": 1, "color": 0}},
               "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
-    with TestClient(create_app(ServerConfig(data=tmp_path), plugins=plugins)) as client:
+    with TestClient(create_app(ServerConfig(allowed_hosts=TESTSERVER, data=tmp_path), plugins=plugins)) as client:
         queued = client.post("/prompt", json={"prompt": prompt, "client_id": "c1"})
         assert queued.status_code == 200, queued.text
         assert handler.seen == ["c1"]
@@ -77,7 +81,7 @@ def test_hook_on_server_start(tmp_path: Path) -> None:
     plugin = Lifecycle()
     plugins = PluginManager().load(environ={}, entry_points=False)
     plugins.register(plugin, "lifecycle")
-    with TestClient(create_app(ServerConfig(data=tmp_path), plugins=plugins)) as client:
+    with TestClient(create_app(ServerConfig(allowed_hosts=TESTSERVER, data=tmp_path), plugins=plugins)) as client:
         assert [name for name, _ in plugin.calls] == ["start"]
         with client.websocket_connect("/ws?clientId=c1") as ws:
             assert ws.receive_json()["type"] == "status"
@@ -90,7 +94,7 @@ def test_hook_on_server_stop(tmp_path: Path) -> None:
     plugin = Lifecycle()
     plugins = PluginManager().load(environ={}, entry_points=False)
     plugins.register(plugin, "lifecycle")
-    with TestClient(create_app(ServerConfig(data=tmp_path), plugins=plugins)):
+    with TestClient(create_app(ServerConfig(allowed_hosts=TESTSERVER, data=tmp_path), plugins=plugins)):
         pass
     (start, started), (stop, stopped) = plugin.calls
     assert (start, stop) == ("start", "stop") and started is stopped

@@ -19,6 +19,10 @@ from hearth.web import frontend
 from hearth.web.app import create_app
 from hearth.web.config import ServerConfig
 
+# The name Starlette's TestClient sends as the Host: allowed as --allow-host would allow it (only loopback
+# names reach a server without a token).
+TESTSERVER = ["testserver"]
+
 
 class StatusRoutes:
     @hookimpl
@@ -35,7 +39,7 @@ class StatusRoutes:
 def test_register_routes_mounts_plugin_routes_bare_and_under_api(tmp_path: Path) -> None:
     plugins = PluginManager().load(environ={})
     plugins.register(StatusRoutes(), "toy-routes")
-    app = create_app(ServerConfig(data=tmp_path), plugins=plugins)
+    app = create_app(ServerConfig(allowed_hosts=TESTSERVER, data=tmp_path), plugins=plugins)
     with TestClient(app) as client:
         for prefix in ("", "/api"):
             assert client.get(f"{prefix}/toy/status", params={"q": "1"}).json() == {"pack": "toy", "query": "1"}

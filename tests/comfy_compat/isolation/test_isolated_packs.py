@@ -24,6 +24,10 @@ from hearth.web.app import create_app
 from hearth.web.config import ServerConfig
 from tests.comfy_compat.tiny_sd import CHECKPOINT, make_models, node, sampling_inputs, txt2img_parts
 
+# The name Starlette's TestClient sends as the Host: allowed as --allow-host would allow it (only loopback
+# names reach a server without a token).
+TESTSERVER = ["testserver"]
+
 PACK = "iso_pack"
 PACK_SOURCE = '''
 import os
@@ -439,7 +443,7 @@ def runtime(models: ModelFolders, tmp_path_factory: pytest.TempPathFactory) -> I
     threads = torch.get_num_threads()
     torch.set_num_threads(min(threads, 2))
     work = tmp_path_factory.mktemp("work")
-    config = ServerConfig(data=work, models_dir=models.base)
+    config = ServerConfig(allowed_hosts=TESTSERVER, data=work, models_dir=models.base)
     custom = work / "custom_nodes"
     pack = custom / PACK
     (pack / "web").mkdir(parents=True)

@@ -24,6 +24,10 @@ from hearth.core.plugins import PluginManager
 from hearth.core.runtime import Runtime
 from tests.comfy_compat.tiny_sd import executor_for, node
 
+# The name Starlette's TestClient sends as the Host: allowed as --allow-host would allow it (only loopback
+# names reach a server without a token).
+TESTSERVER = ["testserver"]
+
 PACKS = Path(__file__).parent / "packs_rules"
 BROKEN = "Rules List Presets"
 
@@ -226,7 +230,7 @@ def test_the_server_object_info_leaves_the_broken_node_out(rules_runtime: Runtim
     from hearth.web.app import create_app
     from hearth.web.config import ServerConfig
 
-    with TestClient(create_app(ServerConfig(data=tmp_path), rules_runtime)) as http:
+    with TestClient(create_app(ServerConfig(allowed_hosts=TESTSERVER, data=tmp_path), rules_runtime)) as http:
         response = http.get("/object_info")
         assert response.status_code == 200
         info = response.json()
