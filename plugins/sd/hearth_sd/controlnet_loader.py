@@ -1,4 +1,4 @@
-"""Reading ControlNet and T2I-Adapter files into CONTROL_NET values (ControlNetLoader, DiffControlNetLoader).
+"""Reading ControlNet, T2I-Adapter and Control-LoRA files into CONTROL_NET values (ControlNetLoader and its diff form).
 
 As ComfyUI's ``load_controlnet``: a Control-LoRA (:mod:`hearth_sd.controlnet_lora`) is kept as its file's weights
 until a MODEL evaluates with it, a file with ControlNet keys (any layout of :mod:`hearth_sd.controlnet_layouts`) is
@@ -38,8 +38,6 @@ from .controlnet_lora import ControlLora
 from .controlnet_model import ControlNetModel, controlnet_config
 from .ops import place
 from .t2i_adapter import build_adapter, convert_diffusers_adapter, is_t2i_adapter
-
-ADAPTER_FAMILY_METADATA = FAMILY_METADATA_KEY  # a tiny adapter names its family like a tiny checkpoint
 
 
 def _estimate(module: ControlNetModel):
@@ -107,15 +105,15 @@ def adapter_from_state_dict(sd: Mapping[str, torch.Tensor], metadata: Mapping[st
         sd = convert_diffusers_adapter(sd)
     module = build(lambda _: build_adapter(sd), None, sd, f"{path} (T2I-Adapter)")
     xl = getattr(module, "xl", False)
-    family = metadata.get(ADAPTER_FAMILY_METADATA) or ("sdxl" if xl else "sd1")
+    family = metadata.get(FAMILY_METADATA_KEY) or ("sdxl" if xl else "sd1")  # tiny files name theirs
     return place(module, torch.device("cpu"), compute_dtype(device)), family
 
 
 def load_control(path: str | Path, model: Any = None) -> ControlBase:
-    """A ControlNet or T2I-Adapter file as a CONTROL_NET value (ControlNetLoader; with ``model``,
+    """A ControlNet, T2I-Adapter or Control-LoRA file as a CONTROL_NET value (ControlNetLoader; with ``model``,
     DiffControlNetLoader, which adds the MODEL's UNet to a "diff" ControlNet's weights).
 
-    :raises ControlNetLayoutError: naming the file when it is neither (or a union ControlNet).
+    :raises ControlNetLayoutError: naming the file when it is none of them.
     :raises hearth.core.models.CheckpointError: naming the file when it is corrupt or its shapes do not fit.
     """
     path = Path(path)
