@@ -244,3 +244,9 @@ def test_union_controlnet_reads_diffusers_files_and_runs_comfyuis_fusion():
         assert (auto["middle"][0] - typed["middle"][0]).abs().max() > 1e-3
         with pytest.raises(ValueError, match="control type \\[9\\]"):
             ours(x, hint, t, context, y, control_type=[9])
+
+
+def test_full_size_sd1_config_is_the_released_controlnet():
+    with torch.device("meta"):  # shapes only
+        ours = ControlNetModel(ControlNetConfig(FAMILIES["sd1"].unet))
+    assert sum(p.numel() for p in ours.parameters()) == 361_279_120  # control_v11p_sd15_*: 361.28 M parameters
