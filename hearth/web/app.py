@@ -23,6 +23,7 @@ from hearth.core.runtime import Runtime
 from hearth.web import frontend, plugin_events
 from hearth.web.boundary import Boundary, SafeJSONResponse
 from hearth.web.config import ServerConfig
+from hearth.web.pages import PageHeaders
 from hearth.web.routes import (
     BadRequest,
     error_response,
@@ -80,10 +81,11 @@ def create_app(config: ServerConfig, runtime: Runtime | None = None, *,
         else:
             log.warning("pack %s names WEB_DIRECTORY %s, which is not a folder", pack, folder)
     app.add_api_route("/hearth", _to_hearth_ui, include_in_schema=False)
-    app.mount("/hearth", StaticFiles(directory=frontend.HEARTH_STATIC, html=True), name="hearth-ui")
+    hearth_ui = PageHeaders(StaticFiles(directory=frontend.HEARTH_STATIC, html=True))
+    app.mount("/hearth", hearth_ui, name="hearth-ui")
     comfy_frontend = frontend.static_folder() if config.serve_frontend else None
     state.frontend = "comfyui" if comfy_frontend is not None else "hearth"
-    app.mount("/", StaticFiles(directory=comfy_frontend or frontend.HEARTH_STATIC, html=True), name="root-ui")
+    app.mount("/", StaticFiles(directory=comfy_frontend, html=True) if comfy_frontend else hearth_ui, name="root-ui")
     app.add_middleware(Boundary)  # inside the Guard: a request without the token learns nothing of the rules
     app.add_middleware(Guard, token=state.token, max_body=config.max_upload_bytes,
                        allowed_origins=config.allowed_origins, allowed_hosts=config.allowed_hosts,

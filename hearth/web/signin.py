@@ -14,12 +14,10 @@ import html
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from hearth.web.pages import PAGE_CSP
+
 TOKEN_COOKIE = "hearth_token"
 SIGN_IN_PATH = "/hearth/sign-in"
-# Hearth's own pages load nothing from elsewhere and are never framed.
-PAGE_CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; "
-            "style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-            "frame-ancestors 'none'")
 MAX_FORM_BYTES = 4096
 
 

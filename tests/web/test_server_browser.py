@@ -6,7 +6,9 @@ downloads a browser of its own.
 
 from __future__ import annotations
 
+import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,18 +45,22 @@ def test_queue_the_demo_workflow_and_see_its_image(browser: Any, server: HearthS
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Hearth's pages run under a strict Content-Security-Policy: a violation is a console error.
+    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
     page.goto(f"{server.base}/hearth/")
     page.wait_for_selector("#connection[data-state='open']", timeout=15_000)
     page.wait_for_selector("#packs-body tr", timeout=15_000)  # packs table filled from /api/hearth/plugins
     before = page.locator("#history-list img.output").count()
     page.set_input_files("#workflow-file", str(DEMO))
     page.click("#queue-button")
-    page.wait_for_function(f"document.querySelectorAll('#history-list img.output').length > {before}",
-                           timeout=30_000)
+    # Locator waits, not wait_for_function: its string predicates are eval'd, which the page's policy forbids.
+    page.locator("#history-list img.output").nth(before).wait_for(timeout=30_000)
     image = page.locator("#history-list li").first.locator("img.output").first
     image.wait_for(timeout=5_000)
-    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle(),
-                           timeout=10_000)
+    deadline = time.monotonic() + 10
+    while not image.evaluate("img => img.complete && img.naturalWidth > 0"):
+        assert time.monotonic() < deadline, "the output image did not load"
+        time.sleep(0.05)
     assert image.evaluate("img => img.naturalWidth") == 256  # 96 px + 2 * 16 px padding, scaled by 2
     assert "builtin_" in (image.get_attribute("src") or "")
     assert "queued builtin_demo_api.json" in page.locator("#run-message").inner_text()
@@ -71,6 +77,5 @@ def test_a_ui_format_workflow_runs_too(browser: Any, server: HearthServer) -> No
     page.wait_for_selector("#connection[data-state='open']", timeout=15_000)
     page.set_input_files("#workflow-file", str(REPO / "examples" / "workflows" / "builtin_demo_ui.json"))
     page.click("#queue-button")
-    page.wait_for_function("document.querySelector('#run-message').textContent.startsWith('queued')",
-                           timeout=15_000)
+    page.locator("#run-message", has_text=re.compile(r"^queued")).wait_for(timeout=15_000)
     page.close()

@@ -96,3 +96,14 @@ def test_the_sign_in_form(guarded: HearthServer) -> None:
         huge = client.post("/hearth/sign-in", content=b"token=" + b"x" * 100_000,
                            headers={"Content-Type": "application/x-www-form-urlencoded"})
         assert huge.status_code == 401
+
+
+def test_hearths_pages_carry_a_strict_content_security_policy(server: HearthServer) -> None:
+    with server.http() as client:
+        for path in ("/hearth/", "/hearth/app.js"):
+            response = client.get(path)
+            assert response.status_code == 200
+            policy = response.headers["content-security-policy"]
+            assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+            assert response.headers["x-content-type-options"] == "nosniff"
+        assert "content-security-policy" not in client.get("/api/queue").headers  # the API is no page
