@@ -246,3 +246,29 @@ def test_sampler_sa_solver_node_sets_the_sde_interval_from_the_model() -> None:
     assert tau(inside) == 0.7 and tau(model.sampling.percent_to_sigma(0.9)) == 0.0 and tau(100.0) == 0.0
     (ode,) = SamplerSASolver().get_sampler(model, 0.0, 0.2, 0.8, 1.0, 3, 4, False, False)
     assert ode.options["tau_func"](inside) == 0.0
+
+
+def test_ipndm_v_weights_are_comfyuis() -> None:
+    """Order 2 is the exact variable-step Adams-Bashforth rule; orders 3 and 4 follow the reference expressions
+    ComfyUI uses (diff-solvers'), which reduce to Adams-Bashforth 3 on equal steps but are their own rule on uneven
+    ones."""
+    import numpy as np
+    from hearth_samplers.ipndm import _variable_weights
+
+    h = [-0.7, -1.3, -2.1, -3.4]
+    nodes = np.array([0.0, 1.3])  # the current sigma and the previous one, relative to the current
+    exact = [((np.poly1d(np.poly([nodes[1 - j]])) / (nodes[j] - nodes[1 - j])).integ()(h[0])) / h[0] for j in (0, 1)]
+    assert np.allclose(_variable_weights(2, h[:2]), exact, rtol=1e-12)
+    t1 = (1 - (0.7 / 6) * (1.4 / 4.42)) / 2  # worked by hand from the expressions
+    assert _variable_weights(3, h[:3]) == pytest.approx((1 + 0.7 / 2.6 + t1, -0.7 / 2.6 - (1 + 1.3 / 2.1) * t1,
+                                                         t1 * 1.3 / 2.1))
+    assert _variable_weights(3, [-1.0] * 3) == pytest.approx((23 / 12, -16 / 12, 5 / 12))
+    # Order 4 on equal steps, by hand from the expressions: not Adams-Bashforth 4's 55/24, -59/24, 37/24, -9/24.
+    assert _variable_weights(4, [-1.0] * 4) == pytest.approx((57 / 24, -65 / 24, 43 / 24, -11 / 24))
+
+
+def test_ipndm_v_on_equal_steps_is_ipndm_up_to_order_3() -> None:
+    even = torch.tensor([10.0, 8.0, 6.0, 4.0, 2.0, 0.0], dtype=torch.float64)
+    assert torch.allclose(SAMPLERS["ipndm_v"](Denoiser(), _x().double(), even, max_order=3),
+                          SAMPLERS["ipndm"](Denoiser(), _x().double(), even, max_order=3))
+    assert not torch.allclose(SAMPLERS["ipndm_v"](Denoiser(), _x(), SIGMAS), SAMPLERS["ipndm"](Denoiser(), _x(), SIGMAS))

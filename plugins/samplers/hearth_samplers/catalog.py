@@ -73,6 +73,7 @@ SAMPLERS: dict[str, Callable[..., Any]] = {
     "ddpm": ddpm.sample_ddpm,
     "lcm": lcm.sample_lcm,
     "ipndm": ipndm.sample_ipndm,
+    "ipndm_v": ipndm.sample_ipndm_v,
     "deis": deis.sample_deis,
     "res_multistep": res_multistep.sample_res_multistep,
     "res_multistep_cfg_pp": cfg_pp.sample_res_multistep_cfg_pp,

@@ -1,4 +1,6 @@
-"""iPNDM: pseudo-numerical multistep with fixed Adams-Bashforth weights (Zhang & Chen 2023, arXiv:2204.13902, sec. 5)."""
+"""iPNDM: pseudo-numerical multistep with Adams-Bashforth weights (Zhang & Chen 2023, arXiv:2204.13902, sec. 5):
+fixed equal-step weights (``ipndm``), or weights for the schedule's actual step sizes (``ipndm_v``, after Zhou et
+al.'s diff-solvers)."""
 
 from __future__ import annotations
 
@@ -30,5 +32,57 @@ def sample_ipndm(model, x, sigmas, *, extra_args=None, callback=None, disable=No
             x = denoised
             continue
         weights = _WEIGHTS[len(history) - 1]
+        x = x + (sigma_next - sigma) * sum(w * d for w, d in zip(weights, history, strict=True))
+    return x
+
+
+def _variable_weights(order: int, h: list[float]) -> tuple[float, ...]:
+    """Adams-Bashforth-type weights for uneven steps, newest derivative first; ``h`` = [this step, the previous
+    steps...] in sigma (negative when sigma falls).
+
+    Order 2 is the exact variable-step rule. Orders 3 and 4 are the expressions ComfyUI's ``ipndm_v`` evaluates
+    (from diff-solvers), kept as they are so a workflow samples the same: order 3 reduces to Adams-Bashforth 3 on
+    equal steps, order 4 does not reduce to Adams-Bashforth 4 (57/24, -65/24, 43/24, -11/24 there).
+    """
+    if order == 1:
+        return (1.0,)
+    h0, h1 = h[0], h[1]
+    w1, w2 = (2 + h0 / h1) / 2, -(h0 / h1) / 2
+    if order == 2:
+        return (w1, w2)
+    h2 = h[2]
+    t1 = (1 - h0 / (3 * (h0 + h1)) * (h0 * (h0 + h1)) / (h1 * (h1 + h2))) / 2
+    if order == 3:
+        return (w1 + t1, w2 - (1 + h1 / h2) * t1, t1 * h1 / h2)
+    h3 = h[3]
+    t2 = ((1 - h0 / (3 * (h0 + h1))) / 2 + (1 - h0 / (2 * (h0 + h1))) * h0 / (6 * (h0 + h1 + h2))) \
+        * (h0 * (h0 + h1) * (h0 + h1 + h2)) / (h1 * (h1 + h2) * (h1 + h2 + h3))
+    ratio = h1 * (h1 + h2) / (h2 * (h2 + h3))
+    return (w1 + t1 + t2,
+            w2 - (1 + h1 / h2) * t1 - (1 + h1 / h2 + ratio) * t2,
+            t1 * h1 / h2 + (h1 / h2 + ratio * (1 + h2 / h3)) * t2,
+            -t2 * ratio * h1 / h2)
+
+
+@torch.no_grad()
+def sample_ipndm_v(model, x, sigmas, *, extra_args=None, callback=None, disable=None, max_order=4):
+    """iPNDM with variable-step Adams-Bashforth weights (the schedule's own step sizes)."""
+    if not 1 <= max_order <= 4:
+        raise ValueError(f"ipndm_v max_order must be 1 to 4, got {max_order}")
+    extra_args = {} if extra_args is None else extra_args
+    s_in = x.new_ones([x.shape[0]])
+    history: list[torch.Tensor] = []  # derivatives, newest first
+    levels = sigmas.tolist()
+    for i in range(len(levels) - 1):
+        sigma, sigma_next = levels[i], levels[i + 1]
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        history.insert(0, (x - denoised) / sigma)
+        del history[max_order:]
+        if sigma_next == 0:
+            x = denoised
+            continue
+        steps = [sigma_next - sigma] + [levels[i - k] - levels[i - k - 1] for k in range(len(history) - 1)]
+        weights = _variable_weights(len(history), steps)
         x = x + (sigma_next - sigma) * sum(w * d for w, d in zip(weights, history, strict=True))
     return x
