@@ -250,3 +250,29 @@ def test_full_size_sd1_config_is_the_released_controlnet():
     with torch.device("meta"):  # shapes only
         ours = ControlNetModel(ControlNetConfig(FAMILIES["sd1"].unet))
     assert sum(p.numel() for p in ours.parameters()) == 361_279_120  # control_v11p_sd15_*: 361.28 M parameters
+
+
+def test_unet_adds_sdxl_t2i_features_as_diffusers_does(caplog):
+    # A three-level SDXL-like UNet (no attention on the first level, as SDXL), which the XL adapter's four
+    # features fit: level ends at 1/2 and 1/4 of the latent, and the middle block.
+    config = UNetConfig(model_channels=32, channel_mult=(1, 2, 4), transformer_depth=(0, 1, 1),
+                        transformer_depth_middle=1, context_dim=32, num_heads=None, num_head_channels=8,
+                        use_linear_in_transformer=True)
+    unet = randomize_(UNetModel(config).eval(), seed=19)
+    ref = _diffusers_unet(config)
+    ref.load_state_dict(convert_unet(unet.state_dict(), config), strict=True)
+    adapter = randomize_(diffusers.T2IAdapter(in_channels=3, channels=[32, 64, 128, 128], num_res_blocks=2,
+                                              downscale_factor=16, adapter_type="full_adapter_xl").eval(), seed=20)
+    state = convert_diffusers_adapter(adapter.state_dict())
+    ours = build_adapter(state).eval()
+    ours.load_state_dict(state, strict=True)
+    gen = torch.Generator().manual_seed(21)
+    x, t = torch.randn(1, 4, 16, 16, generator=gen), torch.tensor([400.0])
+    context, hint = torch.randn(1, 7, 32, generator=gen), torch.rand(1, 3, 128, 128, generator=gen)
+    with torch.no_grad(), caplog.at_level("WARNING"):
+        got = unet(x, t, context, control=ours(hint))
+        want = ref(x, t, encoder_hidden_states=context, down_intrablock_additional_residuals=adapter(hint)).sample
+        plain = unet(x, t, context)
+    assert not caplog.records  # all four features were added, the last to the middle block's output
+    assert (got - plain).abs().max() > 0.01
+    assert (got - want).abs().max().item() <= TOL
