@@ -26,8 +26,10 @@ from typing import Any
 
 from hearth.core.types import ANY
 
-# AUDIO_RECORD: the frontend's recorder widget, whose value (the uploaded file's name) is saved in widgets_values.
-WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "AUDIO_RECORD"})
+# Besides the plain widgets, the inputs ComfyUI's frontend draws as widgets and saves in widgets_values: the
+# recorder (the uploaded file's name), the colour picker ("#rrggbb"), colour lists, and the bounding-box editors.
+WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "AUDIO_RECORD", "COLOR", "COLORS",
+                          "BOUNDING_BOX", "BOUNDING_BOXES"})
 AUTOGROW = "COMFY_AUTOGROW_V3"  # ComfyUI's V3 growing input: its members arrive as "name.member" inputs
 HIDDEN_KINDS = frozenset({"PROMPT", "DYNPROMPT", "EXTRA_PNGINFO", "UNIQUE_ID", "AUTH_TOKEN_COMFY_ORG", "API_KEY_COMFY_ORG"})
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hearth.core.builtin_nodes import MODULES
 from hearth.core.models.loader_nodes import NODES as LOADER_NODES
+from hearth.core.nodes import collect_nodes
 
-BUILTIN = sorted(name for module in MODULES for name in module.NODES)
+BUILTIN = sorted(collect_nodes("hearth.core.builtin_nodes", prefix=""))
 CORE = sorted([*BUILTIN, *LOADER_NODES])  # the core's two default plugins: builtin nodes and generic model loaders
 KEYS = {"input", "input_order", "output", "output_is_list", "output_name", "name", "display_name", "description",
         "python_module", "category", "output_node"}
@@ -44,7 +44,7 @@ def test_nodes_json_entries(comfy: Any) -> None:
     assert load["output"] == ["IMAGE", "MASK"] and load["output_node"] is False
     assert load["input"]["required"]["image"] == [[], {"image_upload": True}]  # the empty input folder
     regex = info["RegexExtract"]
-    assert regex["display_name"] == "Regex Extract" and regex["category"] == "utils/string"
+    assert regex["display_name"] == "Extract Text" and regex["category"] == "text"  # ComfyUI's current names
     assert regex["input"]["required"]["mode"][0] == ["First Match", "All Matches", "First Group", "All Groups"]
     assert info["StringLength"]["output_name"] == ["length"]
     assert info["MathExpression"]["output"] == ["FLOAT", "INT"]

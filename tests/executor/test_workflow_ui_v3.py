@@ -107,3 +107,25 @@ def test_subgraph_inputs_match_the_definition_by_name_and_promoted_widgets_follo
         "links": [[5, 1, 0, 2, 1, "IMAGE"]], "definitions": {"subgraphs": [definition]}}
     inputs = ui_to_api(workflow, registry())["2:7"]["inputs"]
     assert inputs == {"name": "b.safetensors", "seed": 42, "text": "a prompt", "image": ["1", 0]}
+
+
+class Crop:
+    CATEGORY = "testing"
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"crop_region": ("BOUNDING_BOX", {"component": "ImageCrop"}),
+                             "background": ("COLOR", {"default": "#000000"}), "width": ("INT", {"default": 8})}}
+
+    def run(self, **_: Any) -> tuple[Any]:
+        return (None,)
+
+
+def test_colour_and_bounding_box_editors_are_widgets_and_the_box_editors_own_fields_are_skipped() -> None:
+    box = {"x": 0, "y": 0, "width": 16, "height": 24}
+    workflow = {"nodes": [{"id": 1, "type": "Crop", "inputs": [], "outputs": [], "mode": 0,
+                           "widgets_values": [box, 0, 0, 512, 512, "#ff8800", 4]}], "links": []}
+    inputs = ui_to_api(workflow, NodeRegistry.from_classes({"Crop": Crop}))["1"]["inputs"]
+    assert inputs == {"crop_region": box, "background": "#ff8800", "width": 4}

@@ -21,6 +21,7 @@ DROPPED = frozenset({"Note", "MarkdownNote"})
 MODE_MUTED, MODE_BYPASS = 2, 4
 CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
 SUBGRAPH_INPUT, SUBGRAPH_OUTPUT = -10, -20
+BOX_EDITOR_VALUES = 4  # what the frontend's bounding-box editor saves after the box: its own view of it
 DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"  # ComfyUI's V3 combo whose choice brings widgets of its own
 
 
@@ -249,6 +250,9 @@ def _widget_inputs(node: Mapping[str, Any], registry: NodeRegistry) -> dict[str,
         index += 1
         if spec.type == DYNAMIC_COMBO:
             index = _dynamic_combo_values(spec.name, values[index - 1], spec.options, values, index, inputs)
+            continue
+        if spec.type == "BOUNDING_BOX" and spec.options.get("component"):
+            index += BOX_EDITOR_VALUES  # the box editor's own fields follow its value; they are no inputs
             continue
         control = spec.options.get("control_after_generate", spec.name in ("seed", "noise_seed"))
         if spec.type == "INT" and control and index < len(values) and values[index] in CONTROL_VALUES:
