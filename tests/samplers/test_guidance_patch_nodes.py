@@ -190,3 +190,20 @@ def test_patches_chain_on_sd1_through_the_executor(sd_pack, run_prompt) -> None:
     patched = KEPT["latent"]["samples"]
     assert run_prompt(sd1_prompt(steps=1)).ok
     assert torch.isfinite(patched).all() and not torch.allclose(KEPT["latent"]["samples"], patched)
+
+
+def test_dual_cfg_at_both_scales_1_skips_the_middle_and_negative_as_comfyui() -> None:
+    from hearth_samplers.nodes_guiders import DualCFGGuider
+
+    model = ToyModel(constant=True)
+    x, sigma = torch.zeros(1, 4, 4, 4), torch.tensor([1.0])
+    (guider,) = DualCFGGuider().get_guider(model, [[text(3.0), {}]], [[text(2.0), {}]], [[text(0.5), {}]], 1.0, 1.0,
+                                           "regular")
+
+    def regions(c):
+        return None if c is None else resolve(c, x.shape, model.sampling)
+
+    out = Guidance(model, regions(guider.positive), regions(guider.negative), guider.cfg, regions(guider.middle),
+                   guider.cfg_2, guider.style)(x, sigma)
+    assert float(out[0, 0, 0, 0]) == pytest.approx(3.0)
+    assert [call["shape"][0] for call in model.calls] == [1]  # the positive alone

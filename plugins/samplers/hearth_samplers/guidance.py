@@ -220,9 +220,11 @@ class Guidance:
             guided = cfg_function(self.model, options, positive, middle_out, self.scale, x, sig, self.positive, middle)
             return cfg(guided, negative, self.scale_2)
         negative = None if math.isclose(self.scale_2, 1.0) and not keep else self.negative
-        negative_out, middle, positive = self._predict([negative, self.middle, self.positive], x, sigma)
-        guided = cfg_function(self.model, options, middle, negative_out, self.scale_2, x, sig, self.middle, negative)
-        return guided + (positive - middle) * self.scale
+        # With both scales 1 ComfyUI skips the middle prediction too (it counts as 0 in both terms).
+        middle = None if negative is None and math.isclose(self.scale, 1.0) and not keep else self.middle
+        negative_out, middle_out, positive = self._predict([negative, middle, self.positive], x, sigma)
+        guided = cfg_function(self.model, options, middle_out, negative_out, self.scale_2, x, sig, middle, negative)
+        return guided + (positive - middle_out) * self.scale
 
     def _perp_neg(self, x: torch.Tensor, sigma: torch.Tensor, options: Mapping[str, Any]) -> torch.Tensor:
         # PerpNegGuider (ComfyUI): positive, negative and the empty prompt (``middle``) in one batch; the negative's
