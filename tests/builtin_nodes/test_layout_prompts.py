@@ -53,7 +53,7 @@ def test_incoming_boxes_win_until_they_stop_changing() -> None:
     {"x": 1, "y": 2, "width": 3, "height": 4},
 ])
 def test_bboxes_input_shapes(given: Any) -> None:
-    _, frame, _, _ = boxes(width=64, height=64, bboxes=given)
+    _, frame, _, _ = boxes(width=64, height=64, editor_state=[], bboxes=given)
     assert frame == [[{"x": 1, "y": 2, "width": 3, "height": 4}]]
 
 
@@ -63,12 +63,12 @@ def test_bboxes_input_shapes(given: Any) -> None:
 ])
 def test_bad_bboxes_are_named(given: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        boxes(width=64, height=64, bboxes=given)
+        boxes(width=64, height=64, editor_state=[], bboxes=given)
 
 
 def test_preview_dims_a_background() -> None:
     white = torch.ones(1, 32, 64, 3)
-    preview, frame, elements, _ = boxes(width=64, height=32, background=white)
+    preview, frame, elements, _ = boxes(width=64, height=32, editor_state=[], background=white)
     assert frame == [] and elements == [] and preview.shape == (1, 32, 64, 3)
     assert preview[0, 5, 5].tolist() == pytest.approx([64 / 255] * 3, abs=1 / 255)  # a quarter of the brightness
 
@@ -93,7 +93,7 @@ def test_build_json_prompt_through_the_executor(run_prompt: Any) -> None:
 
 
 def test_build_json_prompt_styles() -> None:
-    (none,) = call("BuildJsonPromptIdeogram", element=[], style="none", background="sky")
+    (none,) = call("BuildJsonPromptIdeogram", element=[], style="none", background="sky", color_palette=["#fff"])
     assert none == {"compositional_deconstruction": {"background": "sky", "elements": []}}
     (art,) = call("BuildJsonPromptIdeogram", element=[], style="art_style", **{"style.art_style": "flat"},
                   medium="illustration")
@@ -101,3 +101,18 @@ def test_build_json_prompt_styles() -> None:
                                         "art_style": "flat"}
     with pytest.raises(ValueError, match="style: 'sketch' is not one of"):
         call("BuildJsonPromptIdeogram", element=[], style="sketch")
+
+
+def test_ui_workflow_widgets_reach_the_nodes(hearth_runtime: Any) -> None:
+    from hearth.core.executor.workflow import ui_to_api
+
+    workflow = {"nodes": [
+        {"id": 1, "type": "CreateBoundingBoxes", "mode": 0, "inputs": [], "outputs": [],
+         "widgets_values": [896, 1152, [BOX], []]},
+        {"id": 2, "type": "BuildJsonPromptIdeogram", "mode": 0, "inputs": [], "outputs": [],
+         "widgets_values": ["A duck.", "dark", "photo", "35mm", "moody", "rim", "", ["#0a1628"]]}], "links": []}
+    api = ui_to_api(workflow, hearth_runtime.nodes)
+    assert api["1"]["inputs"] == {"width": 896, "height": 1152, "editor_state": [BOX], "last_incoming": []}
+    assert api["2"]["inputs"] == {"high_level_description": "A duck.", "background": "dark", "style": "photo",
+                                  "style.photo": "35mm", "aesthetics": "moody", "lighting": "rim", "medium": "",
+                                  "color_palette": ["#0a1628"]}

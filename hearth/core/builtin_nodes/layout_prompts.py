@@ -219,8 +219,7 @@ def _wrapped(draw: Any, text: str, font: Any, width: float) -> list[str]:
 
 class CreateBoundingBoxes:
     """ComfyUI's Create Bounding Boxes: the boxes of the browser's canvas (``editor_state``), or of the
-    ``bboxes`` input when it brings new ones, as a preview, pixel boxes and prompt elements. ``editor_state`` is
-    optional here (ComfyUI: required): Hearth's reader of saved workflows does not take BOUNDING_BOXES widgets."""
+    ``bboxes`` input when it brings new ones, as a preview, pixel boxes and prompt elements."""
 
     DISPLAY_NAME = "Create Bounding Boxes"
     DESCRIPTION = ("Draw bounding boxes in a canvas. Outputs Ideogram prompt elements, pixel-space bounding boxes, "
@@ -235,9 +234,9 @@ class CreateBoundingBoxes:
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
         size = {"min": 64, "max": 16384, "step": 16}
-        return {"required": {"width": ("INT", {"default": 1024, **size}), "height": ("INT", {"default": 1024, **size})},
+        return {"required": {"width": ("INT", {"default": 1024, **size}), "height": ("INT", {"default": 1024, **size}),
+                             "editor_state": ("BOUNDING_BOXES", {"default": [], "socketless": False})},
                 "optional": {"background": ("IMAGE", {}), "bboxes": ("BOUNDING_BOX,ARRAY,STRING", {}),
-                             "editor_state": ("BOUNDING_BOXES", {"default": [], "socketless": False}),
                              "last_incoming": ("BOUNDING_BOXES", {"default": [], "socketless": True})}}
 
     def execute(self, width: int, height: int, editor_state: Any = None, last_incoming: Any = None,
@@ -265,8 +264,7 @@ _STYLE, _STYLE_CLAIMS = dynamic_combo("style", {
 
 class BuildJsonPromptIdeogram:
     """ComfyUI's Build JSON Prompt (Ideogram): the caption dict Ideogram 4 reads, from Create Bounding Boxes'
-    elements, the background and (unless style is none) the style fields and palette. ``color_palette`` is
-    optional here (ComfyUI: required) for the same reason as CreateBoundingBoxes' ``editor_state``."""
+    elements, the background and (unless style is none) the style fields and palette."""
 
     DISPLAY_NAME = "Build JSON Prompt (Ideogram)"
     DESCRIPTION = "Build a JSON prompt for the Ideogram 4 model."
@@ -283,8 +281,8 @@ class BuildJsonPromptIdeogram:
             "element": ("ARRAY", {"tooltip": "Prompt elements from the node Create Bounding Boxes."}),
             "high_level_description": ("STRING", dict(text)), "background": ("STRING", dict(text)),
             "style": _STYLE, "aesthetics": ("STRING", {"default": ""}), "lighting": ("STRING", {"default": ""}),
-            "medium": ("STRING", {"default": ""})}, _STYLE_CLAIMS),
-            "optional": {"color_palette": ("COLORS", {"default": [], "socketless": False})}}
+            "medium": ("STRING", {"default": ""}),
+            "color_palette": ("COLORS", {"default": [], "socketless": False})}, _STYLE_CLAIMS)}
 
     def execute(self, element: Any, style: str, high_level_description: str = "", background: str = "",
                 aesthetics: str = "", lighting: str = "", medium: str = "", color_palette: Any = None,
