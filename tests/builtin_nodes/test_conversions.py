@@ -57,7 +57,7 @@ def test_resolution_selector(ratio: str, megapixels: float, multiple: int, minim
                 minimum=minimum) == expected
 
 
-def test_resolution_selector_feeds_an_empty_image(run_prompt: Any) -> None:
+def test_resolution_selector_feeds_an_empty_image(run_prompt: Any, hearth_runtime: Any) -> None:
     prompt = {"r": {"class_type": "ResolutionSelector", "inputs": {"aspect_ratio": "3:2 (Photo)", "megapixels": 0.1,
                                                                    "multiple": 8, "minimum": 32}},
               "w": {"class_type": "PreviewAny", "inputs": {"source": ["r", 0]}},
@@ -67,10 +67,18 @@ def test_resolution_selector_feeds_an_empty_image(run_prompt: Any) -> None:
     # sqrt(0.1 * 2**20 / 6) = 132.2: 3 * 132.2 / 8 = 49.6 -> 400; 2 * 132.2 / 8 = 33.05 -> 264
     assert (result.outputs["w"]["text"], result.outputs["h"]["text"]) == (["400"], ["264"])
     # A template saved before the node had multiple and minimum: ComfyUI's defaults (8, 256) apply.
-    prompt["r"]["inputs"] = {"aspect_ratio": "1:1 (Square)", "megapixels": 0.1}
-    result = run_prompt(prompt)
+    from hearth.core.executor.workflow import ui_to_api
+
+    old = {"nodes": [{"id": 1, "type": "ResolutionSelector", "mode": 0, "inputs": [], "outputs": [],
+                      "widgets_values": ["1:1 (Square)", 0.1]}], "links": []}
+    converted = ui_to_api(old, hearth_runtime.nodes)
+    assert converted["1"]["inputs"] == {"aspect_ratio": "1:1 (Square)", "megapixels": 0.1, "multiple": 8,
+                                        "minimum": 256}
+    result = run_prompt({**converted, "w": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
+                         "h": {"class_type": "PreviewAny", "inputs": {"source": ["1", 1]}}})
     assert result.ok, result.error
     assert (result.outputs["w"]["text"], result.outputs["h"]["text"]) == (["320"], ["320"])
+    prompt["r"]["inputs"] = {"aspect_ratio": "1:1 (Square)", "megapixels": 0.1, "multiple": 8, "minimum": 256}
     prompt["r"]["inputs"]["aspect_ratio"] = "5:4"
     errors = run_prompt(prompt).validation.node_errors["r"]["errors"]
     assert errors[0]["type"] == "value_not_in_list"
@@ -85,8 +93,8 @@ def test_seed_node(hearth_runtime: Any) -> None:
 
 def test_resolution_selector_declares_comfyui_preview_widget(hearth_runtime: Any) -> None:
     info = hearth_runtime.nodes["ResolutionSelector"].object_info()
-    assert info["input_order"] == {"required": ["aspect_ratio", "megapixels"],
-                                   "optional": ["multiple", "minimum", "preview"]}
+    assert info["input_order"] == {"required": ["aspect_ratio", "megapixels", "multiple", "minimum"],
+                                   "optional": ["preview"]}
     assert info["input"]["optional"]["preview"] == ["RESOLUTION_PREVIEW", {
         "socketless": True, "ratio_widget": "aspect_ratio", "megapixels_widget": "megapixels",
         "multiple_widget": "multiple"}]

@@ -77,9 +77,9 @@ ASPECT_RATIOS: dict[str, tuple[int, int]] = {
                                  tooltip="The aspect ratio for the output dimensions."),
                      Input.float("megapixels", default=1.0, min=0.1, max=16.0, step=0.1,
                                  tooltip="Target total megapixels. 1.0 MP ≈ 1024x1024 for square."),
-                     Input.int("multiple", default=8, min=8, max=128, step=4, advanced=True, optional=True,
+                     Input.int("multiple", default=8, min=8, max=128, step=4, advanced=True,
                                tooltip="Nearest multiple of the result to set the selected resolution to."),
-                     Input.int("minimum", default=256, min=32, max=4096, step=32, advanced=True, optional=True,
+                     Input.int("minimum", default=256, min=32, max=4096, step=32, advanced=True,
                                tooltip="Set minimum resolution for any side to be used"),
                      Input.of("RESOLUTION_PREVIEW", "preview", optional=True, socketless=True,
                               ratio_widget="aspect_ratio", megapixels_widget="megapixels",
@@ -92,9 +92,8 @@ def resolution_selector(aspect_ratio: str, megapixels: float, multiple: int = 8,
     even, Python's ``round``) to ``multiple``; when a side falls below ``minimum``, the smallest exact multiple of
     the ratio that keeps both sides multiples of ``multiple`` and at least ``minimum``.
 
-    ``preview`` is the browser's live size preview widget; the node does not read it. ComfyUI lists
-    ``multiple`` and ``minimum`` as required; they are optional here with ComfyUI's defaults, which
-    its frontend fills in for the many templates saved before the node had them (they store 2 or 3 widgets)."""
+    ``preview`` is the browser's live size preview widget; the node does not read it. Templates saved before the
+    node had ``multiple`` and ``minimum`` (2 or 3 widgets stored) get their defaults when read, as in ComfyUI."""
     if aspect_ratio not in ASPECT_RATIOS:
         raise ValueError(f"input 'aspect_ratio': {aspect_ratio!r} is not one of {list(ASPECT_RATIOS)}")
     if multiple < 1:
