@@ -122,3 +122,25 @@ def test_freeu_and_pag_on_sd1_through_the_executor(sd_pack, run_prompt) -> None:
     assert torch.allclose(new_skip, fourier_filter(skip, 1, 0.9))
     untouched = torch.randn(1, channels, 4, 4)
     assert patch(untouched, untouched, {})[0] is untouched  # other stages are left alone
+
+
+def test_perp_neg_guider_drives_sampler_custom_advanced_on_sd1(sd_pack, run_prompt) -> None:  # noqa: F811
+    extra = {
+        "10": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["1", 1]}},
+        "11": {"class_type": "PerpNegGuider", "inputs": {"model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0],
+                                                         "empty_conditioning": ["10", 0], "cfg": 4.0,
+                                                         "neg_scale": 1.0}},
+        "12": {"class_type": "RandomNoise", "inputs": {"noise_seed": 3}},
+        "13": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+        "14": {"class_type": "BasicScheduler", "inputs": {"model": ["1", 0], "scheduler": "normal", "steps": 1,
+                                                          "denoise": 1.0}},
+        "15": {"class_type": "SamplerCustomAdvanced", "inputs": {"noise": ["12", 0], "guider": ["11", 0],
+                                                                 "sampler": ["13", 0], "sigmas": ["14", 0],
+                                                                 "latent_image": ["4", 0]}},
+        "16": {"class_type": "Keep", "inputs": {"name": "perp", "latent": ["15", 0]}},
+    }
+    result = run_prompt(sd1_prompt(steps=1, **extra))
+    assert result.ok, result.error
+    perp, plain = KEPT["perp"]["samples"], KEPT["latent"]["samples"]
+    assert perp.shape == plain.shape and torch.isfinite(perp).all()
+    assert not torch.allclose(perp, plain)  # not plain CFG: the negative's parallel part is kept out
