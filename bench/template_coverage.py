@@ -51,9 +51,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FRONTEND_ONLY = frozenset({"Note", "MarkdownNote", "Reroute", "PrimitiveNode"})
-# Input types ComfyUI's frontend draws as a widget (one stored value each); any other type is a socket.
-WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "COLOR", "BOUNDING_BOX", "BOUNDING_BOXES",
-                          "AUDIO_RECORD", "CURVE", "IMAGECOMPARE", "RESOLUTION_PREVIEW", "MARKDOWN", "WEBCAM"})
+# Input types ComfyUI's frontend draws as a widget (one stored value each); any other type is a socket, or a
+# display the frontend keeps no value for (RESOLUTION_PREVIEW, ResolutionSelector's live size preview).
+WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "COLOR", "COLORS", "BOUNDING_BOX",
+                          "BOUNDING_BOXES", "AUDIO_RECORD", "CURVE", "IMAGECOMPARE", "MARKDOWN", "WEBCAM"})
 UPLOAD_OPTIONS = ("image_upload", "audio_upload", "video_upload", "animated_image_upload")
 DYNAMIC_TYPES = ("COMFY_AUTOGROW_V3", "COMFY_DYNAMICCOMBO_V3", "COMFY_DYNAMICSLOT_V3", "COMFY_MULTITYPED_V3")
 # Nodes whose further widgets ComfyUI's frontend itself defines (CustomCombo's user-written options).
