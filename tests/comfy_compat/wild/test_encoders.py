@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from hearth.core.executor import Executor
 from hearth.core.model_folders import ModelFolders
@@ -191,16 +192,44 @@ def test_a_pack_controlnet_chain_computes_comfyuis_control(executor: Executor) -
         "PackControlNet encoders_pack 0.5 middle:1.5000 output:0.5000,1.0000 late:None")
 
 
-def test_what_hearth_lacks_fails_by_name_and_is_listed(executor: Executor, pm: PluginManager) -> None:
+def test_a_pack_loads_a_controlnet_file_and_hearths_nodes_apply_it(executor: Executor, models: ModelFolders,
+                                                                    base_pixels: np.ndarray) -> None:
+    from hearth_sd.controlnet_tiny import write_tiny
+
+    write_tiny("controlnet", "sd1", models.base / "checkpoints" / "pack-controlnet.safetensors")
+    extra = {"10": node("LoadControlNetFile", ckpt_name="pack-controlnet.safetensors"),
+             "11": node("EmptyImage", width=64, height=64, batch_size=1, color=0xFF8000),
+             "12": node("ControlNetApplyAdvanced", positive=["2", 0], negative=["3", 0], control_net=["10", 0],
+                        image=["11", 0], strength=1.0, start_percent=0.0, end_percent=1.0)}
+    controlled = pixels(executor, extra, positive=["12", 0])
+    assert np.abs(controlled - base_pixels).max() > 0  # the ControlNet's residuals reached the UNet
+
+
+def test_a_checkpoint_given_to_load_controlnet_fails_naming_the_file(executor: Executor) -> None:
     result = executor.run({"10": node("LoadControlNetFile", ckpt_name=CHECKPOINT)})
     assert not result.ok
-    assert "comfy.controlnet.load_controlnet" in str(result.error) and "issue 19" in str(result.error)
+    assert CHECKPOINT in str(result.error) and "controlnet" in str(result.error).lower()
+
+
+def test_a_pack_config_clip_vision_model_is_refused_by_name(pm: PluginManager) -> None:
     from hearth_comfy_compat import hook
 
-    assert "comfy.controlnet.load_controlnet" in hook.missing_names()["encoders_pack"]
     pack = inspect.getmodule(pm.nodes()["ApplyPackControlNet"].cls)
     with pytest.raises(hook.HearthDoesNotProvide, match="comfy.clip_vision.ClipVisionModel"):
         pack.PackClipVision({"model_type": "clip_vision_model", "num_hidden_layers": 24})
+
+
+def test_comfy_clip_vision_load_gives_hearths_encoder(pm: PluginManager, models: ModelFolders) -> None:
+    import comfy.clip_vision
+    from hearth_sd.models_clip_vision import write_tiny_clip_vision
+
+    path = models.base / "clip_vision" / "pack-clip-vision.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_tiny_clip_vision(path)
+    encoder = comfy.clip_vision.load(str(path))
+    output = encoder.encode_image(torch.rand(2, 40, 48, 3), crop=True)
+    assert output["image_embeds"].shape[0] == 2 and output.last_hidden_state.shape[0] == 2
+    assert comfy.clip_vision.load_clipvision_from_sd({"other.weight": torch.zeros(1)}) is None
 
 
 def test_clip_preprocess_matches_a_hand_computed_reference(pm: PluginManager) -> None:
@@ -424,16 +453,11 @@ def test_a_t2i_adapter_control_runs_comfyuis_adapter_network(pm: PluginManager) 
 
 def test_clip_vision_files_are_named_and_keys_converted(pm: PluginManager, tmp_path: Path) -> None:
     import comfy.clip_vision
-    from hearth_comfy_compat import hook
-    from safetensors.torch import save_file
 
-    path = tmp_path / "open-clip-vit-h.safetensors"  # OpenCLIP layout, 32 layers: ViT-H
+    path = tmp_path / "open-clip-vit-h.safetensors"  # names of an OpenCLIP tower, but no weights to build one
     save_file({f"visual.transformer.resblocks.{i}.ln_1.weight": torch.zeros(2) for i in range(32)}, str(path))
-    with pytest.raises(hook.HearthDoesNotProvide, match=r"comfy\.clip_vision\.load.*issue 19.*a ViT-H encoder"):
+    with pytest.raises(ValueError, match="open-clip-vit-h.safetensors"):
         comfy.clip_vision.load(str(path))
-    vit_l = {f"vision_model.encoder.layers.{i}.layer_norm1.weight": torch.zeros(2) for i in range(24)}
-    with pytest.raises(hook.HearthDoesNotProvide, match="a ViT-L encoder"):
-        comfy.clip_vision.load_clipvision_from_sd(vit_l)
     assert comfy.clip_vision.load_clipvision_from_sd({"not.a.vision.tower": torch.zeros(1)}) is None
     fused = {"visual.transformer.resblocks.0.attn.in_proj_weight": torch.arange(6.0).reshape(6, 1),
              "visual.proj": torch.zeros(2, 3), "visual.ln_pre.weight": torch.ones(1)}

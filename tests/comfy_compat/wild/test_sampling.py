@@ -347,7 +347,7 @@ def test_builtin_node_classes_carry_comfyuis_class_lists_and_loaders(pm: PluginM
     assert "bislerp" in nodes.LatentUpscale.upscale_methods
     assert issubclass(nodes.ImageScale, pm.nodes()["ImageScale"].cls)  # Hearth's node, ComfyUI's lists added
     assert nodes.NODE_CLASS_MAPPINGS["ImageScale"] is nodes.ImageScale
-    assert "DualCLIPLoader" not in nodes.NODE_CLASS_MAPPINGS  # importable for packs to build on, not a node
+    assert "DualCLIPLoader" in nodes.NODE_CLASS_MAPPINGS  # a node of the SD plugin now (issue 19)
     result = executor.run({"1": node("EmptyImage", width=16, height=16, batch_size=1, color=0),
                            "2": node("ResizeByMethod", image=["1", 0], method="bilinear", crop="center",
                                      latent_method="bislerp"), "3": node("PreviewImage", images=["2", 0])})

@@ -4,16 +4,19 @@ Real here: :func:`clip_preprocess` (ComfyUI's exact pixel pipeline: shorter side
 antialiased bicubic, centre crop, quantised to 8 bits, normalised by CLIP's mean and std), :class:`Output`,
 :func:`convert_to_transformers` (OpenCLIP key layout to Hugging Face's), and which encoder a state dict holds.
 
-What differs: Hearth has no CLIP vision model yet (issue 19). :class:`ClipVisionModel` reads its JSON config and
-keeps ComfyUI's constructor, so packs subclass it; building its network, :func:`load` and
-:func:`load_clipvision_from_sd` fail naming what is missing, recorded for ``comfy plugins``.
+:func:`load` and :func:`load_clipvision_from_sd` return the SD plugin's CLIP vision encoder (ViT-L/14, ViT-H/14,
+ViT-bigG/14; Hugging Face or OpenCLIP layout), loaded as CLIPVisionLoader loads it: ``encode_image(image,
+crop=True)`` gives an :class:`Output`-shaped result, and the weights go through the model manager.
+
+What differs: :class:`ClipVisionModel` reads its JSON config and keeps ComfyUI's constructor, so packs subclass
+it, but Hearth builds encoders from their weights, not from a config alone; constructing one fails naming that,
+recorded for ``comfy plugins``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,7 +29,7 @@ __all__ = ["IMAGE_MEAN", "IMAGE_STD", "ClipVisionModel", "Output", "clip_preproc
 
 IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)  # CLIP's training statistics, per RGB channel
 IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
-_ISSUE = "Hearth has no CLIP vision model yet (issue 19)"
+_FROM_CONFIG = "Hearth builds a CLIP vision encoder from its weights (comfy.clip_vision.load), not from a config alone"
 
 
 class Output:
@@ -83,8 +86,7 @@ class ClipVisionModel:
         self.image_std = config.get("image_std", list(IMAGE_STD))
         self.model_type = config.get("model_type", "clip_vision_model")
         raise hook.lacking("comfy.clip_vision.ClipVisionModel",
-                           f"{_ISSUE}: no network for a {self.model_type} of {config.get('num_hidden_layers', '?')} "
-                           f"layers")
+                           f"{_FROM_CONFIG}: a {self.model_type} of {config.get('num_hidden_layers', '?')} layers")
 
     def load_sd(self, sd: Mapping[str, Any]) -> Any:
         return self.model.load_state_dict(dict(sd), strict=False)
@@ -93,7 +95,7 @@ class ClipVisionModel:
         return self.model.state_dict()
 
     def encode_image(self, image: torch.Tensor, crop: bool = True) -> Output:
-        raise hook.lacking("comfy.clip_vision.ClipVisionModel.encode_image", _ISSUE)
+        raise hook.lacking("comfy.clip_vision.ClipVisionModel.encode_image", _FROM_CONFIG)
 
 
 _OPEN_CLIP_RENAMES = {"class_embedding": "vision_model.embeddings.class_embedding",
@@ -152,26 +154,20 @@ def _kind_of(sd: Mapping[str, Any]) -> str | None:
 
 
 def load_clipvision_from_sd(sd: Mapping[str, Any], prefix: str = "", convert_keys: bool = False) -> Any:
-    """ComfyUI builds the encoder a state dict holds (None when it holds none); Hearth fails naming it."""
+    """The CLIP vision encoder a state dict holds (an OpenCLIP one under ``prefix`` with ``convert_keys``), or None
+    when it holds none, as ComfyUI returns."""
+    from hearth_comfy_compat import comfy_sd
+
     if convert_keys:
         sd = convert_to_transformers(dict(sd), prefix)
-    kind = _kind_of(sd)
-    if kind is None:
+    if _kind_of(sd) is None:
         return None
-    raise hook.lacking("comfy.clip_vision.load_clipvision_from_sd", f"{_ISSUE}; the weights are a {kind} encoder")
+    return comfy_sd._load_tensors("clip_vision", {k: v for k, v in sd.items() if k.startswith(("vision_model.",
+                                                                                               "visual_projection."))})
 
 
 def load(ckpt_path: str) -> Any:
-    """ComfyUI's CLIP vision file loader (CLIPVisionLoader); Hearth fails naming the file and the encoder it holds."""
-    from hearth.core.models import read_header
+    """ComfyUI's CLIP vision file loader (what CLIPVisionLoader uses): the encoder in ``ckpt_path``."""
+    from hearth_comfy_compat import comfy_sd
 
-    try:
-        keys = dict.fromkeys(read_header(ckpt_path).tensors)
-    except Exception:  # a pickle, or no file: the name and the missing support are what matters
-        keys = {}
-    # An OpenCLIP file's layers named as Hugging Face's, enough for _kind_of (only the names are read here).
-    keys = {re.sub(r"^visual\.transformer\.resblocks\.(\d+)\.ln_1\.", r"vision_model.encoder.layers.\1.layer_norm1.",
-                   key): None for key in keys}
-    kind = _kind_of(keys)
-    holds = f"a {kind} encoder" if kind else "no CLIP vision encoder Hearth recognises"
-    raise hook.lacking("comfy.clip_vision.load", f"{_ISSUE}; {ckpt_path} holds {holds}")
+    return comfy_sd._load("clip_vision", ckpt_path)

@@ -7,10 +7,14 @@ strength, timestep range, the chain of previous controls, ``copy_to``, ``pre_run
 or :class:`T2IAdapter` built around a control model the pack brings computes its control in ``get_control`` as
 ComfyUI does.
 
-What differs: Hearth has no ControlNet or T2I-adapter models of its own yet (issue 19), and its samplers do not
-consult ``cond["control"]``; :func:`load_controlnet` and the other file loaders fail naming what is missing, and
-the name is recorded for ``comfy plugins``. The classes keep ComfyUI's constructor signatures, so packs subclass
-them and test conditionings with ``isinstance``.
+:func:`load_controlnet`, :func:`load_controlnet_state_dict` and :func:`load_t2i_adapter` return the SD plugin's
+CONTROL_NET (ControlNet, diff ControlNet with ``model``, union, Control-LoRA, T2I-Adapter; SD1.x and SDXL), loaded as
+ControlNetLoader loads it: ``copy().set_cond_hint(...)`` into ``cond["control"]``, and the SD model adds its
+residuals while sampling.
+
+What differs: those loaded values are the SD plugin's classes, not the ones below, so ``isinstance(c,
+comfy.controlnet.ControlNet)`` is False for them; the classes here keep ComfyUI's constructor signatures for packs
+that subclass them around a control model of their own. DiT ControlNets (Flux, SD3) fail naming the family.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ __all__ = ["ControlBase", "ControlLora", "ControlLoraOps", "ControlNet", "Streng
            "broadcast_image_to", "controlnet_config", "controlnet_load_state_dict", "load_controlnet",
            "load_controlnet_state_dict", "load_t2i_adapter"]
 
-_ISSUE = "Hearth has no ControlNet or T2I-adapter models yet (issue 19)"
+_ISSUE = "Hearth's ControlNets are the SD plugin's (SD1.x, SDXL)"
 
 
 def broadcast_image_to(tensor: torch.Tensor, target_batch_size: int, batched_number: int) -> torch.Tensor:
@@ -413,38 +417,24 @@ class T2IAdapter(ControlBase):
 
 # -- loaders ---------------------------------------------------------------------------------------------------
 
-def _describe(sd: Mapping[str, Any]) -> str:
-    keys = set(sd)
-    if "lora_controlnet" in keys:
-        return "a Control-LoRA"
-    if any(k.endswith("zero_convs.0.0.weight") for k in keys) or "controlnet_cond_embedding.conv_in.weight" in keys:
-        return "an SD ControlNet"
-    if any(k.startswith(("controlnet_blocks.", "controlnet_x_embedder")) for k in keys):
-        return "a DiT ControlNet (Flux, SD3, HunyuanDiT...)"
-    if any(k.startswith(("adapter.", "body.", "conv_in.")) for k in keys):
-        return "a T2I-adapter"
-    return "a file that is neither a ControlNet nor a T2I-adapter"
-
-
 def load_controlnet_state_dict(state_dict: Mapping[str, Any], model: Any = None,
                                model_options: Mapping[str, Any] | None = None) -> Any:
-    """ComfyUI builds the ControlNet or T2I-adapter a state dict holds; Hearth fails naming what it is."""
-    raise hook.lacking("comfy.controlnet.load_controlnet", f"{_ISSUE}; the weights are {_describe(state_dict)}")
+    """The ControlNet or T2I-Adapter a state dict holds (``model``: the base MODEL of a diff ControlNet)."""
+    from hearth_comfy_compat import comfy_sd
+
+    return comfy_sd._load_tensors("controlnet", state_dict, model=model)
 
 
 def load_controlnet(ckpt_path: str, model: Any = None, model_options: Mapping[str, Any] | None = None) -> Any:
-    """ComfyUI's ControlNet file loader (ControlNetLoader); Hearth fails naming the file and what it holds."""
-    from hearth.core.models import read_header
+    """ComfyUI's ControlNet file loader (ControlNetLoader, DiffControlNetLoader with ``model``)."""
+    from hearth_comfy_compat import comfy_sd
 
-    try:
-        what = _describe(read_header(ckpt_path).tensors)
-    except Exception:  # a pickle, or no file: the name and the missing support are what matters
-        what = "not readable as safetensors"
-    raise hook.lacking("comfy.controlnet.load_controlnet", f"{_ISSUE}; {ckpt_path} is {what}")
+    return comfy_sd._load("controlnet", ckpt_path, model=model)
 
 
 def load_t2i_adapter(t2i_data: Mapping[str, Any], model_options: Mapping[str, Any] | None = None) -> Any:
-    raise hook.lacking("comfy.controlnet.load_t2i_adapter", f"{_ISSUE}; the weights are {_describe(t2i_data)}")
+    """The T2I-Adapter a state dict holds."""
+    return load_controlnet_state_dict(t2i_data)
 
 
 def controlnet_config(sd: Mapping[str, Any], model_options: Mapping[str, Any] | None = None) -> Any:

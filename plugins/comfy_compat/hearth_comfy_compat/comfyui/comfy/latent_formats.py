@@ -154,6 +154,6 @@ class Wan21(_Normalised):
 
 # Hearth family name (a MODEL's ``model.latent_format.family``) -> the format class ComfyUI uses for it.
 FAMILY_FORMATS: dict[str, type[LatentFormat]] = {
-    "sd1": SD15, "sd2": SD15, "sdxl": SDXL, "sdxl_refiner": SDXL, "sd3": SD3, "flux": Flux, "wan": Wan21,
+    "sd1": SD15, "sd2": SD15, "sd2_unclip": SD15, "sdxl": SDXL, "sdxl_refiner": SDXL, "sd3": SD3, "flux": Flux, "wan": Wan21,
     "wan21": Wan21,
 }

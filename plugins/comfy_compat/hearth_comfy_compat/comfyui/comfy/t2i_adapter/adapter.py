@@ -2,8 +2,9 @@
 with their constructors and weight names, so adapter files load into them. Pure torch.
 
 An adapter maps a hint image to one feature map per UNet input level (``{"input": [...]}``, SDXL adapters also a
-``"middle"`` one), which :class:`comfy.controlnet.T2IAdapter` scales and hands to the UNet. What differs: Hearth's
-samplers do not consult controls yet (issue 19), so these run only where a pack calls them.
+``"middle"`` one), which :class:`comfy.controlnet.T2IAdapter` scales and hands to the UNet. Adapter files a user
+loads (ControlNetLoader, ``comfy.controlnet.load_controlnet``) are the SD plugin's own networks; these classes serve
+packs that build an adapter themselves.
 """
 
 from __future__ import annotations
