@@ -47,10 +47,14 @@ def test_register_routes_mounts_plugin_routes_bare_and_under_api(tmp_path: Path)
         assert client.get("/api/features").status_code == 200  # the builtin API is still there
 
 
-def test_hearth_ui_takes_root_without_the_frontend(client: httpx.Client) -> None:
-    if frontend.static_folder() is not None:
-        pytest.skip("comfyui-frontend-package is installed: / serves it instead")
-    assert "<title>Hearth</title>" in client.get("/").text
+@pytest.mark.parametrize("how", ["not installed", "--no-frontend"])
+def test_hearth_ui_takes_root_without_the_frontend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    # Whatever this machine has installed: the frontend absent, or present and turned off.
+    if how == "not installed":
+        monkeypatch.setattr(frontend, "static_folder", lambda: None)
+    config = ServerConfig(allowed_hosts=TESTSERVER, data=tmp_path, serve_frontend=how != "--no-frontend")
+    with TestClient(create_app(config, plugins=PluginManager().load(environ={}))) as client:
+        assert "<title>Hearth</title>" in client.get("/").text
 
 
 def test_comfyui_frontend_is_served_at_root_when_installed(server: HearthServer, client: httpx.Client) -> None:
