@@ -8,6 +8,7 @@ shared with the OpenCLIP layout in :mod:`hearth_sd.open_clip_text`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -82,28 +83,45 @@ def embedding(num: int, dim: int) -> nn.Embedding:
     return nn.Embedding(num, dim, _weight=normal_init(num, dim))
 
 
-def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, *, causal: bool) -> torch.Tensor:
+    """Multi-head attention over ``[B, T, width]`` projections, split into ``heads``."""
     b, n, width = q.shape
     q, k, v = (t.view(b, n, heads, width // heads).transpose(1, 2) for t in (q, k, v))
-    out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
     return out.transpose(1, 2).reshape(b, n, width)
 
 
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+    return attention(q, k, v, heads, causal=True)
+
+
+class LayerShape(Protocol):
+    """What a CLIP transformer layer needs of a config: the text and the vision towers' configs both have it."""
+
+    width: int
+    heads: int
+    intermediate: int
+    activation: str
+    eps: float
+
+
 class _SelfAttention(nn.Module):
-    def __init__(self, c: TextEncoderConfig):
+    def __init__(self, c: LayerShape, causal: bool):
         super().__init__()
         self.heads = c.heads
+        self.causal = causal
         self.q_proj = nn.Linear(c.width, c.width)
         self.k_proj = nn.Linear(c.width, c.width)
         self.v_proj = nn.Linear(c.width, c.width)
         self.out_proj = nn.Linear(c.width, c.width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out_proj(causal_attention(self.q_proj(x), self.k_proj(x), self.v_proj(x), self.heads))
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        return self.out_proj(attention(q, k, v, self.heads, causal=self.causal))
 
 
 class _MLP(nn.Module):
-    def __init__(self, c: TextEncoderConfig):
+    def __init__(self, c: LayerShape):
         super().__init__()
         self.act = activation(c.activation)
         self.fc1 = nn.Linear(c.width, c.intermediate)
@@ -113,10 +131,13 @@ class _MLP(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
-class _Layer(nn.Module):
-    def __init__(self, c: TextEncoderConfig):
+class CLIPLayer(nn.Module):
+    """One pre-norm CLIP transformer layer in the Hugging Face layout (``self_attn``, ``layer_norm1``, ``mlp``,
+    ``layer_norm2``); the text tower attends causally, the vision tower (:mod:`hearth_sd.clip_vision`) does not."""
+
+    def __init__(self, c: LayerShape, causal: bool = True):
         super().__init__()
-        self.self_attn = _SelfAttention(c)
+        self.self_attn = _SelfAttention(c, causal)
         self.layer_norm1 = nn.LayerNorm(c.width, eps=c.eps)
         self.mlp = _MLP(c)
         self.layer_norm2 = nn.LayerNorm(c.width, eps=c.eps)
@@ -136,7 +157,7 @@ class _Embeddings(nn.Module):
 class _Encoder(nn.Module):
     def __init__(self, c: TextEncoderConfig):
         super().__init__()
-        self.layers = nn.ModuleList(_Layer(c) for _ in range(c.layers))
+        self.layers = nn.ModuleList(CLIPLayer(c) for _ in range(c.layers))
 
 
 class _TextModel(nn.Module):

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .clip_text import activation, normal_init
+from .clip_text import CLIPLayer, normal_init
 from .ops import compute_dtype_of
 
 CONFIG_METADATA_KEY = "hearth.clip_vision.config"
@@ -149,47 +149,6 @@ def convert_open_clip(sd: Mapping[str, torch.Tensor], prefix: str = "visual.") -
 
 # -- the network --------------------------------------------------------------------------------------------
 
-class _Attention(nn.Module):
-    def __init__(self, c: CLIPVisionConfig):
-        super().__init__()
-        self.heads = c.heads
-        self.q_proj = nn.Linear(c.width, c.width)
-        self.k_proj = nn.Linear(c.width, c.width)
-        self.v_proj = nn.Linear(c.width, c.width)
-        self.out_proj = nn.Linear(c.width, c.width)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, width = x.shape
-        q, k, v = (p(x).view(b, n, self.heads, width // self.heads).transpose(1, 2)
-                   for p in (self.q_proj, self.k_proj, self.v_proj))
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.out_proj(out.transpose(1, 2).reshape(b, n, width))
-
-
-class _MLP(nn.Module):
-    def __init__(self, c: CLIPVisionConfig):
-        super().__init__()
-        self.act = activation(c.activation)
-        self.fc1 = nn.Linear(c.width, c.intermediate)
-        self.fc2 = nn.Linear(c.intermediate, c.width)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
-class _Layer(nn.Module):
-    def __init__(self, c: CLIPVisionConfig):
-        super().__init__()
-        self.self_attn = _Attention(c)
-        self.layer_norm1 = nn.LayerNorm(c.width, eps=c.eps)
-        self.mlp = _MLP(c)
-        self.layer_norm2 = nn.LayerNorm(c.width, eps=c.eps)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.self_attn(self.layer_norm1(x))
-        return x + self.mlp(self.layer_norm2(x))
-
-
 class _Embeddings(nn.Module):
     def __init__(self, c: CLIPVisionConfig):
         super().__init__()
@@ -206,7 +165,7 @@ class _Embeddings(nn.Module):
 class _Encoder(nn.Module):
     def __init__(self, c: CLIPVisionConfig):
         super().__init__()
-        self.layers = nn.ModuleList(_Layer(c) for _ in range(c.layers))
+        self.layers = nn.ModuleList(CLIPLayer(c, causal=False) for _ in range(c.layers))
 
 
 class _VisionModel(nn.Module):
