@@ -26,10 +26,12 @@ from hearth.web.config import ServerConfig
 from hearth.web.pages import PageHeaders
 from hearth.web.routes import (
     BadRequest,
+    docs,
     error_response,
     files,
     hearth,
     history,
+    internal,
     nodes,
     prompt,
     templates,
@@ -41,7 +43,7 @@ from hearth.web.security import Guard
 
 log = logging.getLogger("hearth.web")
 API_ROUTERS = (prompt.router, history.router, nodes.router, files.router, users.router, templates.router,
-               hearth.router)
+               hearth.router, internal.router, docs.router)
 
 
 def create_app(config: ServerConfig, runtime: Runtime | None = None, *,

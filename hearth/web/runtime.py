@@ -11,6 +11,7 @@ import importlib
 import logging
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from hearth.core.context import remove_dead_partials
@@ -23,6 +24,7 @@ from hearth.web.events import EventHub, ExecutionEvents
 from hearth.web.store import Database, PersistentHistory, PersistentQueue, lock_data_folder
 
 log = logging.getLogger("hearth.web")
+LOG_LINES = 300  # what /internal/logs keeps for the frontend's logs panel
 
 
 def memory_manager(runtime: Runtime) -> Any | None:
@@ -33,6 +35,34 @@ def memory_manager(runtime: Runtime) -> Any | None:
         log.debug("hearth.core.models.manager is not importable", exc_info=True)
         return None
     return runtime.manager
+
+
+class LogBuffer(logging.Handler):
+    """The last :data:`LOG_LINES` log records, as the frontend's logs panel reads them."""
+
+    _installed: LogBuffer | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.entries: deque[dict[str, str]] = deque(maxlen=LOG_LINES)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
+            self.entries.append({"t": f"{stamp}.{int(record.msecs):03d}",
+                                 "m": f"{record.levelname} {record.name}: {record.getMessage()}\n"})
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted is left out, never raised
+            pass
+
+    @classmethod
+    def install(cls) -> LogBuffer:
+        """The one buffer of this process, on the root logger (installed on first use)."""
+        with cls._lock:
+            if cls._installed is None:
+                cls._installed = cls()
+                logging.getLogger().addHandler(cls._installed)
+            return cls._installed
 
 
 class ServerWorker(Worker):
@@ -109,6 +139,7 @@ class ServerState:
         self.worker = ServerWorker(self.queue, self.executor, emit=self.events.emit, on_done=self._done)
         self.settings_lock = threading.Lock()
         self.frontend = "hearth"  # or "comfyui": which UI the app serves at /
+        self.logs = LogBuffer.install()
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
