@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from .stepping import report
+from .stepping import multistep
 
 # The linear VP schedule (Song et al. 2021) fitted through EDM's sigma range, as DEIS's reference code maps
 # sigmas to times: sigma(eps_s) = 0.002 and sigma(1) = 80.
@@ -55,23 +55,15 @@ def tab_coefficients(ts: np.ndarray, i: int, order: int) -> list[float]:
 @torch.no_grad()
 def sample_deis(model, x, sigmas, *, extra_args=None, callback=None, disable=None, max_order=3):
     """DEIS-tAB of order up to ``max_order`` (Zhang & Chen 2023); the first and the final steps are Euler steps."""
-    if not 1 <= max_order <= 4:
-        raise ValueError(f"deis max_order must be 1 to 4, got {max_order}")
-    extra_args = {} if extra_args is None else extra_args
-    s_in = x.new_ones([x.shape[0]])
     ts = vp_time(sigmas.detach().cpu().double().numpy())
-    history: list[torch.Tensor] = []  # derivatives, newest first
-    levels = sigmas.tolist()
-    for i in range(len(levels) - 1):
+
+    def advance(x, denoised, history, i, levels):
         sigma, sigma_next = levels[i], levels[i + 1]
-        denoised = model(x, sigmas[i] * s_in, **extra_args)
-        report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        history.insert(0, (x - denoised) / sigma)
-        del history[max_order:]
         order = len(history) if sigma_next > 0 else 1
         if order == 1:
-            x = x + (sigma_next - sigma) * history[0]
-            continue
+            return x + (sigma_next - sigma) * history[0]
         coefficients = tab_coefficients(ts, i, order)
-        x = x + sum(c * d for c, d in zip(coefficients, history, strict=True))
-    return x
+        return x + sum(c * d for c, d in zip(coefficients, history, strict=True))
+
+    return multistep(model, x, sigmas, advance, name="deis", max_order=max_order, extra_args=extra_args,
+                     callback=callback)

@@ -13,7 +13,7 @@ out through :func:`is_flow`: the model sampling declares ``prediction = "flow"``
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -176,3 +176,31 @@ def report(callback, x, i, sigma, sigma_hat, denoised) -> None:
     """Call the sampler's callback with k-diffusion's step dictionary."""
     if callback is not None:
         callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma_hat, "denoised": denoised})
+
+
+# advance(x, denoised, history, i, levels) -> x at levels[i + 1]; history holds the ODE derivatives, newest first.
+MultistepRule = Callable[[torch.Tensor, torch.Tensor, Sequence[torch.Tensor], int, list[float]], torch.Tensor]
+
+
+def multistep(model, x: torch.Tensor, sigmas: torch.Tensor, advance: MultistepRule, *, name: str, max_order: int,
+              extra_args=None, callback=None) -> torch.Tensor:
+    """The loop of the linear multistep samplers that keep the last ``max_order`` derivatives (iPNDM, DEIS).
+
+    Each step asks the model for its estimate, reports it, puts the step's derivative first in the history and
+    lets ``advance`` weigh the history into the next ``x``; the samplers differ only in those weights.
+
+    :raises ValueError: naming the sampler ``name`` when ``max_order`` is not 1 to 4.
+    """
+    if not 1 <= max_order <= 4:
+        raise ValueError(f"{name} max_order must be 1 to 4, got {max_order}")
+    extra_args = {} if extra_args is None else extra_args
+    s_in = x.new_ones([x.shape[0]])
+    history: list[torch.Tensor] = []
+    levels = sigmas.tolist()
+    for i in range(len(levels) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        history.insert(0, (x - denoised) / levels[i])
+        del history[max_order:]
+        x = advance(x, denoised, history, i, levels)
+    return x
