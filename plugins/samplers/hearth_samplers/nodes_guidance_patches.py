@@ -32,6 +32,13 @@ def add_sampler_function(model: Any, key: str, fn: Any) -> None:
         model.model_options[key] = [*model.model_options.get(key, []), fn]
 
 
+def with_sampler_function(node: str, model: Any, key: str, fn: Any) -> tuple[Any]:
+    """A patch node's output: a clone of ``model`` with ``fn`` added as its ``key`` sampler function."""
+    patched = clone_for_patch(node, model)
+    add_sampler_function(patched, key, fn)
+    return (patched,)
+
+
 def _model_input() -> dict[str, Any]:
     return {"required": {"model": ("MODEL",)}}
 
@@ -72,12 +79,9 @@ class CFGNorm:
             rescaled = guided * ratio
             return rescaled if strength == 1.0 else strength * rescaled + (1.0 - strength) * guided
 
-        patched = clone_for_patch("CFGNorm", model)
         if pre_cfg:
-            add_sampler_function(patched, "sampler_cfg_function", cfg_norm_noise)
-        else:
-            add_sampler_function(patched, "sampler_post_cfg_function", cfg_norm)
-        return (patched,)
+            return with_sampler_function("CFGNorm", model, "sampler_cfg_function", cfg_norm_noise)
+        return with_sampler_function("CFGNorm", model, "sampler_post_cfg_function", cfg_norm)
 
 
 def optimized_scale(positive, negative):
@@ -108,9 +112,7 @@ class CFGZeroStar:
             # The guided prediction with the negative replaced by alpha * negative (in noise space).
             return args["denoised"] + uncond * (alpha - 1.0) + scale * uncond * (1.0 - alpha)
 
-        patched = clone_for_patch("CFGZeroStar", model)
-        add_sampler_function(patched, "sampler_post_cfg_function", cfg_zero_star)
-        return (patched,)
+        return with_sampler_function("CFGZeroStar", model, "sampler_post_cfg_function", cfg_zero_star)
 
 
 class RescaleCFG:
@@ -142,9 +144,7 @@ class RescaleCFG:
             v_final = multiplier * rescaled + (1.0 - multiplier) * v_cfg
             return x_in - (x - v_final * sigma / root)
 
-        patched = clone_for_patch("RescaleCFG", model)
-        add_sampler_function(patched, "sampler_cfg_function", rescale_cfg)
-        return (patched,)
+        return with_sampler_function("RescaleCFG", model, "sampler_cfg_function", rescale_cfg)
 
 
 class Mahiro:
@@ -175,9 +175,7 @@ class Mahiro:
             weight = 2 * (similarity + 1)
             return (weight * guided + (4 - weight) * leap) / 4
 
-        patched = clone_for_patch("Mahiro", model)
-        add_sampler_function(patched, "sampler_post_cfg_function", mahiro)
-        return (patched,)
+        return with_sampler_function("Mahiro", model, "sampler_post_cfg_function", mahiro)
 
 
 class APG:
@@ -233,9 +231,7 @@ class APG:
             # Chosen so that CFG's uncond + (cond - uncond) * scale gives uncond + scale * modified + (cond - uncond).
             return [uncond + modified + (cond - uncond) / scale, uncond, *out[2:]]
 
-        patched = clone_for_patch("APG", model)
-        add_sampler_function(patched, "sampler_pre_cfg_function", apg)
-        return (patched,)
+        return with_sampler_function("APG", model, "sampler_pre_cfg_function", apg)
 
 
 def tangential_damping(cond_score, uncond_score):
@@ -270,9 +266,7 @@ class TCFG:
                 return out
             return [out[0], x - tangential_damping(x - out[0], x - out[1]), *out[2:]]
 
-        patched = clone_for_patch("TCFG", model)
-        add_sampler_function(patched, "sampler_pre_cfg_function", tcfg)
-        return (patched,)
+        return with_sampler_function("TCFG", model, "sampler_pre_cfg_function", tcfg)
 
 
 def _model_sampling(denoiser: Any) -> Any:

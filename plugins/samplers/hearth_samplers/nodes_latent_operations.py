@@ -126,7 +126,7 @@ class LatentApplyOperationCFG:
         return {"required": {"model": ("MODEL",), "operation": ("LATENT_OPERATION",)}}
 
     def patch(self, model, operation):
-        from .nodes_guidance_patches import add_sampler_function, clone_for_patch
+        from .nodes_guidance_patches import with_sampler_function
 
         def pre_cfg(args):
             out = list(args["conds_out"])
@@ -136,9 +136,7 @@ class LatentApplyOperationCFG:
                 out[0] = operation(latent=out[0])
             return out
 
-        patched = clone_for_patch("LatentApplyOperationCFG", model)
-        add_sampler_function(patched, "sampler_pre_cfg_function", pre_cfg)
-        return (patched,)
+        return with_sampler_function("LatentApplyOperationCFG", model, "sampler_pre_cfg_function", pre_cfg)
 
 
 NODES = {cls.__name__: cls for cls in (LatentApplyOperation, LatentApplyOperationCFG, LatentOperationTonemapReinhard,

@@ -26,7 +26,7 @@ class EpsilonScaling:
                                                           "display": "number"})}}
 
     def execute(self, model, scaling_factor):
-        from .nodes_guidance_patches import add_sampler_function, clone_for_patch
+        from .nodes_guidance_patches import with_sampler_function
 
         factor = scaling_factor or 1e-9  # ComfyUI's guard against a division by zero
 
@@ -34,9 +34,7 @@ class EpsilonScaling:
             x = args["input"]
             return x - (x - args["denoised"]) / factor
 
-        patched = clone_for_patch("Epsilon Scaling", model)
-        add_sampler_function(patched, "sampler_post_cfg_function", epsilon_scaling)
-        return (patched,)
+        return with_sampler_function("Epsilon Scaling", model, "sampler_post_cfg_function", epsilon_scaling)
 
 
 def half_log_snr(sigma, sampling: Any):
