@@ -26,6 +26,14 @@ def _noise_device() -> tuple[list[str], dict[str, Any]]:
     return (["gpu", "cpu"], {"advanced": True})
 
 
+class _SamplerNode:
+    """What every node here declares alike: its category, its one SAMPLER output and its method."""
+
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("SAMPLER",)
+    FUNCTION = "get_sampler"
+
+
 def _sampler(name: str, **options: Any) -> tuple[Any]:
     from .installed import lookup
     from .sampling import Sampler
@@ -33,11 +41,8 @@ def _sampler(name: str, **options: Any) -> tuple[Any]:
     return (Sampler(lookup("sampler", name), name, options),)
 
 
-class SamplerEulerAncestral:
-    CATEGORY = CATEGORY
+class SamplerEulerAncestral(_SamplerNode):
     DESCRIPTION = "Euler ancestral: eta scales the fresh noise of each step (0: plain Euler), s_noise its amount."
-    RETURN_TYPES = ("SAMPLER",)
-    FUNCTION = "get_sampler"
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
@@ -47,12 +52,9 @@ class SamplerEulerAncestral:
         return _sampler("euler_ancestral", eta=eta, s_noise=s_noise)
 
 
-class SamplerEulerAncestralCFGPP:
-    CATEGORY = CATEGORY
+class SamplerEulerAncestralCFGPP(_SamplerNode):
     DISPLAY_NAME = "SamplerEulerAncestralCFG++"
     DESCRIPTION = "Euler ancestral with CFG++ (the step's direction from the negative prediction), eta and s_noise."
-    RETURN_TYPES = ("SAMPLER",)
-    FUNCTION = "get_sampler"
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
@@ -62,11 +64,8 @@ class SamplerEulerAncestralCFGPP:
         return _sampler("euler_ancestral_cfg_pp", eta=eta, s_noise=s_noise)
 
 
-class SamplerDPMPP_2S_Ancestral:  # noqa: N801 (ComfyUI's class name is the node name)
-    CATEGORY = CATEGORY
+class SamplerDPMPP_2S_Ancestral(_SamplerNode):  # noqa: N801 (ComfyUI's class name is the node name)
     DESCRIPTION = "DPM-Solver++(2S) ancestral with its eta and s_noise."
-    RETURN_TYPES = ("SAMPLER",)
-    FUNCTION = "get_sampler"
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
@@ -76,11 +75,8 @@ class SamplerDPMPP_2S_Ancestral:  # noqa: N801 (ComfyUI's class name is the node
         return _sampler("dpmpp_2s_ancestral", eta=eta, s_noise=s_noise)
 
 
-class SamplerLMS:
-    CATEGORY = CATEGORY
+class SamplerLMS(_SamplerNode):
     DESCRIPTION = "Linear multistep with the chosen order."
-    RETURN_TYPES = ("SAMPLER",)
-    FUNCTION = "get_sampler"
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
@@ -90,11 +86,8 @@ class SamplerLMS:
         return _sampler("lms", order=order)
 
 
-class SamplerDPMPP_SDE:  # noqa: N801
-    CATEGORY = CATEGORY
+class SamplerDPMPP_SDE(_SamplerNode):  # noqa: N801
     DESCRIPTION = "DPM-Solver++ SDE with its eta, s_noise and r (where its intermediate step falls)."
-    RETURN_TYPES = ("SAMPLER",)
-    FUNCTION = "get_sampler"
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
@@ -108,11 +101,8 @@ class SamplerDPMPP_SDE:  # noqa: N801
         return _sampler("dpmpp_sde", eta=eta, s_noise=s_noise, r=r)
 
 
-class SamplerDPMPP_2M_SDE:  # noqa: N801
-    CATEGORY = CATEGORY
+class SamplerDPMPP_2M_SDE(_SamplerNode):  # noqa: N801
     DESCRIPTION = "DPM-Solver++(2M) SDE with its solver type (midpoint or heun), eta and s_noise."
-    RETURN_TYPES = ("SAMPLER",)
-    FUNCTION = "get_sampler"
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
@@ -123,11 +113,8 @@ class SamplerDPMPP_2M_SDE:  # noqa: N801
         return _sampler("dpmpp_2m_sde", eta=eta, s_noise=s_noise, solver_type=solver_type)
 
 
-class SamplerDPMPP_3M_SDE:  # noqa: N801
-    CATEGORY = CATEGORY
+class SamplerDPMPP_3M_SDE(_SamplerNode):  # noqa: N801
     DESCRIPTION = "DPM-Solver++(3M) SDE with its eta and s_noise."
-    RETURN_TYPES = ("SAMPLER",)
-    FUNCTION = "get_sampler"
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
@@ -137,11 +124,8 @@ class SamplerDPMPP_3M_SDE:  # noqa: N801
         return _sampler("dpmpp_3m_sde", eta=eta, s_noise=s_noise)
 
 
-class SamplerDPMAdaptative:
-    CATEGORY = CATEGORY
+class SamplerDPMAdaptative(_SamplerNode):
     DESCRIPTION = "Adaptive-step DPM-Solver with its order, tolerances and step-size controller."
-    RETURN_TYPES = ("SAMPLER",)
-    FUNCTION = "get_sampler"
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
@@ -159,12 +143,9 @@ class SamplerDPMAdaptative:
                         icoeff=icoeff, dcoeff=dcoeff, accept_safety=accept_safety, eta=eta, s_noise=s_noise)
 
 
-class SamplerER_SDE:  # noqa: N801
-    CATEGORY = CATEGORY
+class SamplerER_SDE(_SamplerNode):  # noqa: N801
     DESCRIPTION = ("ER-SDE-Solver with the chosen noise scaler: the paper's ER-SDE, the reverse-time SDE, or the "
                    "ODE (no noise); eta scales the stochastic part and 0 gives the ODE.")
-    RETURN_TYPES = ("SAMPLER",)
-    FUNCTION = "get_sampler"
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
@@ -185,13 +166,10 @@ class SamplerER_SDE:  # noqa: N801
         return _sampler("er_sde", s_noise=s_noise, noise_scaler=scalers[solver_type], max_stage=max_stage)
 
 
-class SamplerSEEDS2:
-    CATEGORY = CATEGORY
+class SamplerSEEDS2(_SamplerNode):
     DESCRIPTION = ("This sampler node can represent multiple samplers:\n\nseeds_2\n- default setting\n\n"
                    "exp_heun_2_x0\n- solver_type=phi_2, r=1.0, eta=0.0\n\nexp_heun_2_x0_sde\n- solver_type=phi_2, "
                    "r=1.0, eta=1.0, s_noise=1.0")
-    RETURN_TYPES = ("SAMPLER",)
-    FUNCTION = "get_sampler"
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
@@ -207,12 +185,9 @@ class SamplerSEEDS2:
         return _sampler("seeds_2", eta=eta, s_noise=s_noise, r=r, solver_type=solver_type)
 
 
-class SamplerSASolver:
-    CATEGORY = CATEGORY
+class SamplerSASolver(_SamplerNode):
     DESCRIPTION = ("SA-Solver (stochastic Adams predictor-corrector): stochastic with strength eta between the "
                    "sde_start and sde_end fractions of the model's schedule, an ODE elsewhere.")
-    RETURN_TYPES = ("SAMPLER",)
-    FUNCTION = "get_sampler"
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
