@@ -126,6 +126,26 @@ def alpha_fix(destination: Any, source: Any) -> tuple[Any, Any]:
     return destination, source
 
 
+def batch_images(images: list[Any], name: str) -> Any:
+    """ComfyUI's image batching: an image one channel short of the others gains an opaque alpha, every image is
+    resized to the first one's size (bilinear, centre crop) and all are concatenated.
+
+    :raises ValueError: naming the input ``name`` when the channel counts differ by more than an alpha channel.
+    """
+    torch = torch_module()
+    most = max(image.shape[-1] for image in images)
+    padded = [torch.nn.functional.pad(image, (0, 1), value=1.0) if image.shape[-1] < most else image
+              for image in images]
+    for image in padded:
+        if image.shape[-1] != most:
+            raise ValueError(f"{name}: cannot batch a {image.shape[-1] - 1}-channel image with {most}-channel "
+                             "ones; convert them to RGB first")
+    first = padded[0]
+    same = [image if image.shape[1:] == first.shape[1:] else
+            upscale(image, first.shape[2], first.shape[1], "bilinear", "center") for image in padded]
+    return torch.cat(same, dim=0)
+
+
 def repeat_to_batch(values: Any, batch: int) -> Any:
     """ComfyUI's ``repeat_to_batch_size``: cut a longer batch, or repeat a shorter one whole (then cut)."""
     if values.shape[0] > batch:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from hearth.core.images import MAX_RESOLUTION, UPSCALE_METHODS, target_size, torch_module, upscale
+from hearth.core.images import (
+    MAX_RESOLUTION,
+    UPSCALE_METHODS,
+    batch_images,
+    target_size,
+    torch_module,
+    upscale,
+)
 
 CROP_METHODS = ["disabled", "center"]
 
@@ -99,17 +106,7 @@ class ImageBatch:
         return {"required": {"image1": ("IMAGE",), "image2": ("IMAGE",)}}
 
     def batch(self, image1: Any, image2: Any) -> tuple[Any]:
-        torch = torch_module()
-        if image1.shape[-1] < image2.shape[-1]:
-            image1 = torch.nn.functional.pad(image1, (0, 1), value=1.0)
-        elif image2.shape[-1] < image1.shape[-1]:
-            image2 = torch.nn.functional.pad(image2, (0, 1), value=1.0)
-        if image1.shape[-1] != image2.shape[-1]:
-            raise ValueError(f"image2: cannot batch {image2.shape[-1]}-channel images with {image1.shape[-1]}-"
-                             "channel ones; convert both to RGB first")
-        if image1.shape[1:] != image2.shape[1:]:
-            image2 = upscale(image2, image1.shape[2], image1.shape[1], "bilinear", "center")
-        return (torch.cat((image1, image2), dim=0),)
+        return (batch_images([image1, image2], "image2"),)
 
 
 class ImageCrop:

@@ -16,6 +16,7 @@ from hearth.core.builtin_nodes.image_dynamic import MATCH_TYPE, grown_inputs, ma
 from hearth.core.images import (
     MAX_RESOLUTION,
     UPSCALE_METHODS,
+    batch_images,
     check_image,
     mask_batch,
     resize_bchw,
@@ -243,21 +244,10 @@ class BatchImagesNode:
         return {"required": {"images": IMAGES}, "optional": DynamicSection({}, IMAGE_MEMBERS)}
 
     def batch(self, images: Any = None, **members: Any) -> tuple[Any]:
-        torch = torch_module()
         found = grown_inputs("images", IMAGES, members)
         for index, image in enumerate(found):
             check_image(image, f"images.image{index}")
-        most = max(image.shape[-1] for image in found)
-        padded = [torch.nn.functional.pad(image, (0, 1), value=1.0) if image.shape[-1] < most else image
-                  for image in found]
-        for image in padded:
-            if image.shape[-1] != most:
-                raise ValueError(f"images: cannot batch a {image.shape[-1] - 1}-channel image with {most}-channel "
-                                 "ones; convert them to RGB first")
-        first = padded[0]
-        same = [image if image.shape[1:] == first.shape[1:] else
-                upscale(image, first.shape[2], first.shape[1], "bilinear", "center") for image in padded]
-        return (torch.cat(same, dim=0),)
+        return (batch_images(found, "images"),)
 
 
 class BatchMasksNode:
