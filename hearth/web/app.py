@@ -32,6 +32,7 @@ from hearth.web.routes import (
     hearth,
     history,
     internal,
+    jobs,
     nodes,
     prompt,
     templates,
@@ -42,7 +43,7 @@ from hearth.web.runtime import ServerState
 from hearth.web.security import Guard
 
 log = logging.getLogger("hearth.web")
-API_ROUTERS = (prompt.router, history.router, nodes.router, files.router, users.router, templates.router,
+API_ROUTERS = (prompt.router, history.router, jobs.router, nodes.router, files.router, users.router, templates.router,
                hearth.router, internal.router, docs.router)
 
 
