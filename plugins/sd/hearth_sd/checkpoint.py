@@ -79,8 +79,10 @@ def _count(keys: Iterable[str], pattern: str) -> int:
     return max(found) + 1 if found else 0
 
 
-def unet_config_from_state_dict(sd: Mapping[str, torch.Tensor], family: Family, overrides: Mapping = {}) -> UNetConfig:
-    """The UNet config that the shapes of a ``model.diffusion_model.*`` section (prefix removed) describe."""
+def encoder_shape(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """The :class:`UNetConfig` fields that the encoder half of an LDM-layout UNet shows (prefix removed): what a
+    UNet and a ControlNet (a copy of that half) read alike from ``input_blocks``, ``middle_block`` and
+    ``label_emb``."""
     conv_in = sd["input_blocks.0.0.weight"]
     mc = conv_in.shape[0]
     mult, depth = [], []
@@ -95,22 +97,29 @@ def unet_config_from_state_dict(sd: Mapping[str, torch.Tensor], family: Family, 
             mult.append(sd[f"input_blocks.{k}.0.in_layers.2.weight"].shape[0] // mc)
             depth.append(_count(sd, rf"input_blocks\.{k}\.1\.transformer_blocks\.(\d+)\."))
         level_blocks += 1
-    num_res = num_res or level_blocks
+    return {
+        "in_channels": conv_in.shape[1],
+        "model_channels": mc,
+        "channel_mult": tuple(mult),
+        "num_res_blocks": num_res or level_blocks,
+        "transformer_depth": tuple(depth),
+        "transformer_depth_middle": _count(sd, r"middle_block\.1\.transformer_blocks\.(\d+)\."),
+        "adm_in_channels": sd["label_emb.0.0.weight"].shape[1] if "label_emb.0.0.weight" in sd else None,
+    }
+
+
+def unet_config_from_state_dict(sd: Mapping[str, torch.Tensor], family: Family, overrides: Mapping = {}) -> UNetConfig:
+    """The UNet config that the shapes of a ``model.diffusion_model.*`` section (prefix removed) describe."""
+    encoder = encoder_shape(sd)
     to_k = next(v for k, v in sd.items() if k.endswith("attn2.to_k.weight"))
     proj_in = next(v for k, v in sd.items() if k.endswith("proj_in.weight"))
     heads = {"num_heads": family.unet.num_heads, "num_head_channels": family.unet.num_head_channels}
     heads.update(overrides)
     return UNetConfig(
-        in_channels=conv_in.shape[1],
+        **encoder,
         out_channels=sd["out.2.weight"].shape[0],
-        model_channels=mc,
-        channel_mult=tuple(mult),
-        num_res_blocks=num_res,
-        transformer_depth=tuple(depth),
-        transformer_depth_middle=_count(sd, r"middle_block\.1\.transformer_blocks\.(\d+)\."),
         context_dim=to_k.shape[1],
         use_linear_in_transformer=proj_in.ndim == 2,
-        adm_in_channels=sd["label_emb.0.0.weight"].shape[1] if "label_emb.0.0.weight" in sd else None,
         **heads,
     )
 

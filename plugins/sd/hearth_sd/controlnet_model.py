@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .checkpoint import encoder_shape
 from .controlnet_union import ControlTypeEmbedding, UnionTransformerBlock, union_hint
 from .ops import compute_dtype_of
 from .unet import (
-    Downsample,
-    ResBlock,
-    SpatialTransformer,
     TimestepBlock,
     UNetConfig,
+    encoder_blocks,
+    middle_block,
+    time_embedding_layers,
     timestep_embedding,
 )
 
@@ -76,43 +77,21 @@ class ControlNetModel(nn.Module):
         c = config.unet
         ch = c.model_channels
         time_dim = ch * 4
-        self.time_embed = nn.Sequential(nn.Linear(ch, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
-        if c.adm_in_channels:
-            self.label_emb = nn.Sequential(
-                nn.Sequential(nn.Linear(c.adm_in_channels, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
-            )
+        self.time_embed, label_emb = time_embedding_layers(c)
+        if label_emb is not None:
+            self.label_emb = label_emb
         self.input_hint_block = _hint_block(config)
-        self.input_blocks = nn.ModuleList([TimestepBlock(nn.Conv2d(c.in_channels, ch, 3, padding=1))])
-        self.zero_convs = nn.ModuleList([_zero_conv(ch)])
-        cur = ch
-        last_level = len(c.channel_mult) - 1
-        for level, mult in enumerate(c.channel_mult):
-            for _ in range(c.num_res_blocks):
-                layers: list[nn.Module] = [ResBlock(cur, time_dim, mult * ch)]
-                cur = mult * ch
-                if c.transformer_depth[level]:
-                    layers.append(self._transformer(cur, c.transformer_depth[level]))
-                self.input_blocks.append(TimestepBlock(*layers))
-                self.zero_convs.append(_zero_conv(cur))
-            if level != last_level:
-                self.input_blocks.append(TimestepBlock(Downsample(cur)))
-                self.zero_convs.append(_zero_conv(cur))
-        middle: list[nn.Module] = [ResBlock(cur, time_dim, cur)]
-        if c.transformer_depth_middle:
-            middle.append(self._transformer(cur, c.transformer_depth_middle))
-        middle.append(ResBlock(cur, time_dim, cur))
-        self.middle_block = TimestepBlock(*middle)
-        self.middle_block_out = _zero_conv(cur)
+        self.input_blocks, self.zero_convs = nn.ModuleList(), nn.ModuleList()
+        for block, channels in encoder_blocks(c):
+            self.input_blocks.append(block)
+            self.zero_convs.append(_zero_conv(channels))
+        self.middle_block = middle_block(c, channels)
+        self.middle_block_out = _zero_conv(channels)
         if config.union_types:
             self.task_embedding = nn.Parameter(torch.empty(config.union_types, ch))
             self.transformer_layes = nn.Sequential(UnionTransformerBlock(ch))
             self.spatial_ch_projs = nn.Linear(ch, ch)
             self.control_add_embedding = ControlTypeEmbedding(config.union_types, time_dim)
-
-    def _transformer(self, channels: int, depth: int) -> SpatialTransformer:
-        c = self.config.unet
-        heads, head_dim = c.heads_for(channels)
-        return SpatialTransformer(channels, heads, head_dim, depth, c.context_dim, c.use_linear_in_transformer)
 
     def forward(self, x: torch.Tensor, hint: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
                 y: torch.Tensor | None = None, control_type: Sequence[int] | None = None,
@@ -150,12 +129,6 @@ class ControlNetModel(nn.Module):
         return {"output": outputs, "middle": [self.middle_block_out(h, emb, context)]}
 
 
-def _count(keys: Mapping[str, object], pattern: str) -> int:
-    rx = re.compile(pattern)
-    found = {int(m.group(1)) for k in keys if (m := rx.match(k))}
-    return max(found) + 1 if found else 0
-
-
 def hint_shape(sd: Mapping[str, torch.Tensor]) -> tuple[int, tuple[int, ...]]:
     """(hint channels, hint encoder widths) of an LDM-layout ControlNet state dict."""
     convs = sorted(int(m.group(1)) for k in sd if (m := re.match(r"input_hint_block\.(\d+)\.weight$", k)))
@@ -168,35 +141,15 @@ def controlnet_config(sd: Mapping[str, torch.Tensor], heads: Mapping[str, int | 
 
     ``heads``: ``{"num_heads": n, "num_head_channels": None}`` or the other way round (shapes cannot say).
     """
-    conv_in = sd["input_blocks.0.0.weight"]
-    mc = conv_in.shape[0]
-    mult: list[int] = []
-    depth: list[int] = []
-    num_res = level_blocks = 0
-    for k in range(1, _count(sd, r"input_blocks\.(\d+)\.")):
-        if f"input_blocks.{k}.0.op.weight" in sd:
-            num_res = num_res or level_blocks
-            level_blocks = 0
-            continue
-        if level_blocks == 0:
-            mult.append(sd[f"input_blocks.{k}.0.in_layers.2.weight"].shape[0] // mc)
-            depth.append(_count(sd, rf"input_blocks\.{k}\.1\.transformer_blocks\.(\d+)\."))
-        level_blocks += 1
-    num_res = num_res or level_blocks
     to_k = next((v for k, v in sd.items() if k.endswith("attn2.to_k.weight")), None)
     proj_in = next((v for k, v in sd.items() if k.endswith("proj_in.weight")), None)
     hint_channels, widths = hint_shape(sd)
+    encoder = encoder_shape(sd)
     unet = UNetConfig(
-        in_channels=conv_in.shape[1],
-        out_channels=conv_in.shape[1],
-        model_channels=mc,
-        channel_mult=tuple(mult),
-        num_res_blocks=num_res,
-        transformer_depth=tuple(depth),
-        transformer_depth_middle=_count(sd, r"middle_block\.1\.transformer_blocks\.(\d+)\."),
+        **encoder,
+        out_channels=encoder["in_channels"],
         context_dim=to_k.shape[1] if to_k is not None else 768,
         use_linear_in_transformer=proj_in is not None and proj_in.ndim == 2,
-        adm_in_channels=sd["label_emb.0.0.weight"].shape[1] if "label_emb.0.0.weight" in sd else None,
         num_heads=heads.get("num_heads"),
         num_head_channels=heads.get("num_head_channels"),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -230,6 +230,55 @@ class TimestepBlock(nn.Sequential):
         return x
 
 
+def spatial_transformer(c: UNetConfig, channels: int, depth: int) -> SpatialTransformer:
+    """The attention stack of a UNet (or ControlNet) level of ``channels`` channels, with ``c``'s heads."""
+    heads, head_dim = c.heads_for(channels)
+    return SpatialTransformer(channels, heads, head_dim, depth, c.context_dim, c.use_linear_in_transformer)
+
+
+def time_embedding_layers(c: UNetConfig) -> tuple[nn.Sequential, nn.Sequential | None]:
+    """``time_embed`` and, for a model with an ADM vector (SDXL), ``label_emb``; both map to ``4 * model_channels``."""
+    ch, time_dim = c.model_channels, c.model_channels * 4
+    time_embed = nn.Sequential(nn.Linear(ch, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
+    if not c.adm_in_channels:
+        return time_embed, None
+    return time_embed, nn.Sequential(
+        nn.Sequential(nn.Linear(c.adm_in_channels, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
+    )
+
+
+def encoder_blocks(c: UNetConfig) -> Iterator[tuple[TimestepBlock, int]]:
+    """The ``input_blocks`` of the encoder half, one at a time, each with the channels it puts out (the UNet keeps
+    those as skip connections, a ControlNet puts a zero convolution of that width after each block).
+
+    Built lazily, so a ControlNet creates each zero convolution right after its block, as LDM does: the order in
+    which random weights are drawn, and so a seeded tiny ControlNet's weights, stay LDM's.
+    """
+    ch, time_dim = c.model_channels, c.model_channels * 4
+    yield TimestepBlock(nn.Conv2d(c.in_channels, ch, 3, padding=1)), ch
+    cur = ch
+    last_level = len(c.channel_mult) - 1
+    for level, mult in enumerate(c.channel_mult):
+        for _ in range(c.num_res_blocks):
+            layers: list[nn.Module] = [ResBlock(cur, time_dim, mult * ch)]
+            cur = mult * ch
+            if c.transformer_depth[level]:
+                layers.append(spatial_transformer(c, cur, c.transformer_depth[level]))
+            yield TimestepBlock(*layers), cur
+        if level != last_level:
+            yield TimestepBlock(Downsample(cur)), cur
+
+
+def middle_block(c: UNetConfig, channels: int) -> TimestepBlock:
+    """ResBlock, attention (where ``transformer_depth_middle``), ResBlock at the bottom of the UNet."""
+    time_dim = c.model_channels * 4
+    middle: list[nn.Module] = [ResBlock(channels, time_dim, channels)]
+    if c.transformer_depth_middle:
+        middle.append(spatial_transformer(c, channels, c.transformer_depth_middle))
+    middle.append(ResBlock(channels, time_dim, channels))
+    return TimestepBlock(*middle)
+
+
 class ControlResiduals:
     """The residuals a ControlNet / T2I-Adapter chain hands one UNet evaluation: ComfyUI's control dict
     ``{"input": [...], "middle": [...], "output": [...]}``, consumed as ComfyUI's ``apply_control`` does.
@@ -276,33 +325,17 @@ class UNetModel(nn.Module):
             raise ValueError("transformer_depth needs one entry per channel_mult level")
         ch = c.model_channels
         time_dim = ch * 4
-        self.time_embed = nn.Sequential(nn.Linear(ch, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
-        if c.adm_in_channels:
-            self.label_emb = nn.Sequential(
-                nn.Sequential(nn.Linear(c.adm_in_channels, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
-            )
+        self.time_embed, label_emb = time_embedding_layers(c)
+        if label_emb is not None:
+            self.label_emb = label_emb
 
-        self.input_blocks = nn.ModuleList([TimestepBlock(nn.Conv2d(c.in_channels, ch, 3, padding=1))])
-        skip_channels = [ch]
-        cur = ch
-        last_level = len(c.channel_mult) - 1
-        for level, mult in enumerate(c.channel_mult):
-            for _ in range(c.num_res_blocks):
-                layers: list[nn.Module] = [ResBlock(cur, time_dim, mult * ch)]
-                cur = mult * ch
-                if c.transformer_depth[level]:
-                    layers.append(self._transformer(cur, c.transformer_depth[level]))
-                self.input_blocks.append(TimestepBlock(*layers))
-                skip_channels.append(cur)
-            if level != last_level:
-                self.input_blocks.append(TimestepBlock(Downsample(cur)))
-                skip_channels.append(cur)
-
-        middle: list[nn.Module] = [ResBlock(cur, time_dim, cur)]
-        if c.transformer_depth_middle:
-            middle.append(self._transformer(cur, c.transformer_depth_middle))
-        middle.append(ResBlock(cur, time_dim, cur))
-        self.middle_block = TimestepBlock(*middle)
+        self.input_blocks = nn.ModuleList()
+        skip_channels = []
+        for block, channels in encoder_blocks(c):
+            self.input_blocks.append(block)
+            skip_channels.append(channels)
+        cur = skip_channels[-1]
+        self.middle_block = middle_block(c, cur)
 
         self.output_blocks = nn.ModuleList()
         for level, mult in reversed(list(enumerate(c.channel_mult))):
@@ -310,18 +343,12 @@ class UNetModel(nn.Module):
                 layers = [ResBlock(cur + skip_channels.pop(), time_dim, mult * ch)]
                 cur = mult * ch
                 if c.transformer_depth[level]:
-                    layers.append(self._transformer(cur, c.transformer_depth[level]))
+                    layers.append(spatial_transformer(c, cur, c.transformer_depth[level]))
                 if level and i == c.num_res_blocks:
                     layers.append(Upsample(cur))
                 self.output_blocks.append(TimestepBlock(*layers))
 
         self.out = nn.Sequential(_norm(cur), nn.SiLU(), nn.Conv2d(cur, c.out_channels, 3, padding=1))
-
-    def _transformer(self, channels: int, depth: int) -> SpatialTransformer:
-        heads, head_dim = self.config.heads_for(channels)
-        return SpatialTransformer(
-            channels, heads, head_dim, depth, self.config.context_dim, self.config.use_linear_in_transformer
-        )
 
     def forward(
         self,
