@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from .res_multistep import _phi1, _phi2
-from .stepping import ancestral_step, ancestral_step_flow, gaussian_noise, is_flow, report, to_d
+from .stepping import ancestral_split, ancestral_step, gaussian_noise, is_flow, report, to_d
 
 
 def uses_negative(fn):
@@ -131,11 +131,7 @@ def sample_dpmpp_2s_ancestral_cfg_pp(model, x, sigmas, *, extra_args=None, callb
     for i in range(len(sigmas) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         uncond = _negative(seen, denoised)
-        ratio = 1.0
-        if flow:
-            down, ratio, up = ancestral_step_flow(float(sigmas[i]), float(sigmas[i + 1]), eta)
-        else:
-            down, up = ancestral_step(float(sigmas[i]), float(sigmas[i + 1]), eta)
+        down, ratio, up = ancestral_split(float(sigmas[i]), float(sigmas[i + 1]), eta, flow)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
         if down == 0:
             x = denoised
@@ -162,11 +158,7 @@ def _res_multistep_cfg_pp(model, x, sigmas, extra_args, callback, eta, s_noise, 
     for i in range(len(sigmas) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         uncond = _negative(seen, denoised)
-        ratio = 1.0
-        if flow:
-            down, ratio, up = ancestral_step_flow(float(sigmas[i]), float(sigmas[i + 1]), eta)
-        else:
-            down, up = ancestral_step(float(sigmas[i]), float(sigmas[i + 1]), eta)
+        down, ratio, up = ancestral_split(float(sigmas[i]), float(sigmas[i + 1]), eta, flow)
         sigma_down = sigmas.new_tensor(down)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
         if down == 0 or old_denoised is None:

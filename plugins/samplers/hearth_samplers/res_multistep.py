@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .stepping import ancestral_step, ancestral_step_flow, gaussian_noise, is_flow, report
+from .stepping import ancestral_split, gaussian_noise, is_flow, report
 
 
 def _phi1(t: torch.Tensor) -> torch.Tensor:
@@ -30,11 +30,7 @@ def _res_multistep(model, x, sigmas, extra_args, callback, eta, s_noise, noise_s
     flow = bool(eta) and is_flow(model)
     for i in range(len(sigmas) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
-        ratio = 1.0
-        if flow:
-            down, ratio, up = ancestral_step_flow(float(sigmas[i]), float(sigmas[i + 1]), eta)
-        else:
-            down, up = ancestral_step(float(sigmas[i]), float(sigmas[i + 1]), eta)
+        down, ratio, up = ancestral_split(float(sigmas[i]), float(sigmas[i + 1]), eta, flow)
         sigma_down = sigmas.new_tensor(down)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
         if down == 0 or old_denoised is None:

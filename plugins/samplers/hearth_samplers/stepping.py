@@ -93,6 +93,15 @@ def ancestral_step_flow(sigma_from: float, sigma_to: float, eta: float = 1.0) ->
     return sigma_down, alpha_ratio, sigma_up
 
 
+def ancestral_split(sigma_from: float, sigma_to: float, eta: float, flow: bool) -> tuple[float, float, float]:
+    """``(sigma_down, alpha_ratio, sigma_up)`` of an ancestral step: :func:`ancestral_step_flow` for a flow model,
+    else :func:`ancestral_step` with an ``alpha_ratio`` of 1 (variance-exploding latents keep their signal)."""
+    if flow:
+        return ancestral_step_flow(sigma_from, sigma_to, eta)
+    sigma_down, sigma_up = ancestral_step(sigma_from, sigma_to, eta)
+    return sigma_down, 1.0, sigma_up
+
+
 def flow_offset_first_sigma(model: object, sigmas: torch.Tensor) -> torch.Tensor:
     """A flow schedule starting at sigma 1 (infinite log-SNR) starts at the sigma 0.01% of the way in instead.
 
