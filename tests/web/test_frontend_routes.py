@@ -26,7 +26,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HearthServer]:
     """A server of its own: these tests put model files and links in its folders."""
     root = tmp_path_factory.mktemp("frontend-routes")
     (root / "models" / "checkpoints").mkdir(parents=True)
-    instance = HearthServer(root / "data", "--models-dir", str(root / "models"))
+    # A pack whose example workflows sit in examples/, one of the folder names ComfyUI also accepts.
+    pack = root / "packs" / "examples_pack"
+    (pack / "examples").mkdir(parents=True)
+    (pack / "__init__.py").write_text("NODE_CLASS_MAPPINGS = {}\n")
+    (pack / "examples" / "wf.json").write_text('{"nodes": [], "links": []}')
+    instance = HearthServer(root / "data", "--models-dir", str(root / "models"), "--custom-nodes", str(root / "packs"))
     instance.start()
     yield instance
     instance.stop()
@@ -144,3 +149,11 @@ def test_node_docs_from_the_embedded_docs_package(http: httpx.Client) -> None:
     for hostile in ("..%2F__init__.py", "..%2F..%2Fcomfyui_embedded_docs%2F__init__.py", "%2Fetc%2Fpasswd"):
         answer = http.get(f"/docs/{hostile}")
         assert answer.status_code in (400, 403, 404), (hostile, answer.status_code)
+
+
+def test_pack_example_workflows_in_any_folder_comfyui_reads(http: httpx.Client) -> None:
+    listed = http.get("/api/workflow_templates").json()
+    assert listed["examples_pack"] == ["wf"] and listed["hearth_test_pack"] == ["demo"]
+    assert http.get("/api/workflow_templates/examples_pack/wf.json").json() == {"nodes": [], "links": []}
+    assert http.get("/api/workflow_templates/examples_pack/..%2F__init__.py").status_code in (403, 404)
+
