@@ -7,31 +7,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from hearth_sd.inpaint import BLANK_LATENT, concat_cond, resize_to_batch_size
 from hearth_sd.nodes_inpaint import InpaintModelConditioning, InstructPixToPixConditioning
 from hearth_sd.nodes_vae import VAEEncodeForInpaint
-from PIL import Image
 
-from hearth.core.context import Folders
-from hearth.core.executor import Executor
-from hearth.core.model_folders import write_tiny_models
 from hearth.core.models import load_model_file
 from hearth.core.runtime import Runtime
 from tests.sd.nodes_testing import image
+from tests.sd.workflow_testing import executor_for, node, preview_pixels, tiny_runtime
 
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    work = tmp_path_factory.mktemp("work")
-    built = Runtime.build(models_dir=work / "models", environ={}, output=work / "output", input=work / "input",
-                          temp=work / "temp")
-    offered = built.plugins.resolve_named("register_tiny_models", "tiny model")
-    write_tiny_models(work / "models", {name: offered[name] for name in ("sd1", "sd1-inpaint", "sdxl-inpaint",
-                                                                        "sd1-ip2p")})
+    built = tiny_runtime(tmp_path_factory.mktemp("work"), ("sd1", "sd1-inpaint", "sdxl-inpaint", "sd1-ip2p"))
     with built.activate():
         yield built
 
@@ -127,12 +118,7 @@ def test_inpaint_model_conditioning_is_comfyui_s(runtime):
     assert spec["noise_mask"][1]["default"] is True
 
 
-def node(class_type: str, **inputs: Any) -> dict[str, Any]:
-    return {"class_type": class_type, "inputs": inputs}
-
-
 def test_an_outpainting_workflow_runs_through_the_executor(runtime, tmp_path):
-    folders = Folders(tmp_path / "output", tmp_path / "input", tmp_path / "temp")
     prompt = {
         "1": node("CheckpointLoaderSimple", ckpt_name="tiny-sd1-inpaint.safetensors"),
         "2": node("CLIPTextEncode", clip=["1", 1], text="a beach"),
@@ -146,13 +132,7 @@ def test_an_outpainting_workflow_runs_through_the_executor(runtime, tmp_path):
         "8": node("VAEDecode", samples=["7", 0], vae=["1", 2]),
         "9": node("PreviewImage", images=["8", 0]),
     }
-    pm = runtime.plugins
-    result = Executor(pm.nodes(), folders=folders, plugins=pm).run(prompt)
-    assert result.ok, result.error or result.validation.node_errors
-    image_info = result.outputs["9"]["images"][0]
-    with Image.open(folders.temp / image_info["subfolder"] / image_info["filename"]) as opened:
-        pixels = np.asarray(opened.convert("RGB"))
-    assert pixels.shape == (32, 64, 3)
+    assert preview_pixels(executor_for(runtime, tmp_path), prompt, "9").shape == (32, 64, 3)
 
 
 def _spy(monkeypatch: pytest.MonkeyPatch, model: Any) -> dict[str, torch.Tensor]:
@@ -199,7 +179,6 @@ def test_vae_encode_for_inpaint_feeds_the_model_through_the_sampler(runtime, tmp
     """The classic workflow (no InpaintModelConditioning): the sampler's latent and noise mask become c_concat."""
     model, _, vae = _load(runtime, "tiny-sd1-inpaint.safetensors")  # the executor's load shares this UNet
     seen = _spy(monkeypatch, model)
-    folders = Folders(tmp_path / "output", tmp_path / "input", tmp_path / "temp")
     prompt = {
         "1": node("CheckpointLoaderSimple", ckpt_name="tiny-sd1-inpaint.safetensors"),
         "2": node("CLIPTextEncode", clip=["1", 1], text="a beach"),
@@ -212,9 +191,7 @@ def test_vae_encode_for_inpaint_feeds_the_model_through_the_sampler(runtime, tmp
         "8": node("VAEDecode", samples=["7", 0], vae=["1", 2]),
         "9": node("PreviewImage", images=["8", 0]),
     }
-    pm = runtime.plugins
-    result = Executor(pm.nodes(), folders=folders, plugins=pm).run(prompt)
-    assert result.ok, result.error or result.validation.node_errors
+    preview_pixels(executor_for(runtime, tmp_path), prompt, "9")
     padded = torch.full((1, 32, 48, 3), 0.5)
     padded[:, :, 16:] = torch.tensor([0x88, 0x44, 0x22]) / 255.0
     mask = torch.ones(1, 32, 48)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import pytest
@@ -14,13 +13,11 @@ import torch.nn.functional as F
 from hearth_sd.clip_vision_loader import Output
 from hearth_sd.nodes_clip_vision_style import StyleModelApply, StyleModelLoader
 from hearth_sd.style_model import StyleAdapter, StyleAdapterConfig, StyleModel
-from PIL import Image
 
-from hearth.core.context import Folders
 from hearth.core.executor import Executor
-from hearth.core.model_folders import write_tiny_models
 from hearth.core.models import write_safetensors
 from hearth.core.runtime import Runtime
+from tests.sd.workflow_testing import executor_for, node, preview_pixels, tiny_runtime
 
 
 def _by_hand(adapter: StyleAdapter, hidden: torch.Tensor) -> torch.Tensor:
@@ -86,10 +83,7 @@ def test_apply_appends_tokens_multiplied_or_with_an_attention_bias():
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     work = tmp_path_factory.mktemp("work")
     models = work / "models"
-    built = Runtime.build(models_dir=models, environ={}, output=work / "output", input=work / "input",
-                          temp=work / "temp")
-    offered = built.plugins.resolve_named("register_tiny_models", "tiny model")
-    write_tiny_models(models, {name: offered[name] for name in ("sd1", "clip-vision-tiny", "style-model-tiny")})
+    built = tiny_runtime(work, ("sd1", "clip-vision-tiny", "style-model-tiny"))
     write_safetensors({"redux_down.weight": torch.zeros(4, 4), "redux_up.weight": torch.zeros(4, 4)},
                       models / "style_models" / "flux1-redux-dev.safetensors")
     write_safetensors({"something.weight": torch.zeros(2)}, models / "style_models" / "other.safetensors")
@@ -111,10 +105,6 @@ def test_flux_redux_and_other_files_are_refused_by_name():
         StyleModelLoader().load_style_model("other.safetensors")
 
 
-def node(class_type: str, **inputs: Any) -> dict[str, Any]:
-    return {"class_type": class_type, "inputs": inputs}
-
-
 def _run(executor: Executor, strength: float) -> np.ndarray:
     prompt = {
         "1": node("CheckpointLoaderSimple", ckpt_name="tiny-sd1.safetensors"),
@@ -132,17 +122,12 @@ def _run(executor: Executor, strength: float) -> np.ndarray:
         "11": node("VAEDecode", samples=["10", 0], vae=["1", 2]),
         "12": node("PreviewImage", images=["11", 0]),
     }
-    result = executor.run(prompt)
-    assert result.ok, result.error or result.validation.node_errors
-    info = result.outputs["12"]["images"][0]
-    with Image.open(executor.folders.temp / info["subfolder"] / info["filename"]) as opened:
-        return np.asarray(opened.convert("RGB"))
+    return preview_pixels(executor, prompt, "12")
 
 
 @pytest.mark.usefixtures("_active")
 def test_a_style_workflow_runs_through_the_executor(runtime, tmp_path):
     # One executor for both runs: the second reuses the cached loaders and encodings, as a server would.
-    executor = Executor(runtime.plugins.nodes(), folders=Folders(tmp_path / "o", tmp_path / "i", tmp_path / "t"),
-                        plugins=runtime.plugins)
+    executor = executor_for(runtime, tmp_path)
     styled = _run(executor, 3.0)
     assert styled.shape == (16, 16, 3) and not np.array_equal(styled, _run(executor, 0.0))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -15,14 +14,13 @@ from hearth_sd.clip_vision_loader import CLIPVision, Output
 from hearth_sd.nodes_clip_vision import unCLIPCheckpointLoader, unCLIPConditioning
 from hearth_sd.sdxl_conditioning import sdxl_adm, sdxl_refiner_adm
 from hearth_sd.unclip import unclip_adm
-from PIL import Image
 
-from hearth.core.context import Folders
 from hearth.core.executor import Executor
 from hearth.core.model_folders import write_tiny_models
 from hearth.core.models import load_model_file
 from hearth.core.plugins import PluginManager
 from hearth.core.runtime import Runtime
+from tests.sd.workflow_testing import executor_for, node, preview_pixels
 
 
 def _output(embeds: torch.Tensor) -> Output:
@@ -133,10 +131,6 @@ def test_unclip_conditioning_appends_and_refuses_what_is_not_an_output():
         unCLIPConditioning().apply_adm(once, "an image", 1.0, 0.0)
 
 
-def node(class_type: str, **inputs: Any) -> dict[str, Any]:
-    return {"class_type": class_type, "inputs": inputs}
-
-
 def _sample(executor: Executor, strength: float) -> np.ndarray:
     prompt = {
         "1": node("unCLIPCheckpointLoader", ckpt_name="tiny-sd2-unclip.safetensors"),
@@ -152,17 +146,12 @@ def _sample(executor: Executor, strength: float) -> np.ndarray:
         "9": node("VAEDecode", samples=["8", 0], vae=["1", 2]),
         "10": node("PreviewImage", images=["9", 0]),
     }
-    result = executor.run(prompt)
-    assert result.ok, result.error or result.validation.node_errors
-    image = result.outputs["10"]["images"][0]
-    with Image.open(executor.folders.temp / image["subfolder"] / image["filename"]) as opened:
-        return np.asarray(opened.convert("RGB"))
+    return preview_pixels(executor, prompt, "10")
 
 
 def test_an_unclip_workflow_runs_through_the_executor(runtime, tmp_path):
     # One executor for both runs: the second reuses the cached loaders and encodings, as a server would.
-    executor = Executor(runtime.plugins.nodes(), folders=Folders(tmp_path / "o", tmp_path / "i", tmp_path / "t"),
-                        plugins=runtime.plugins)
+    executor = executor_for(runtime, tmp_path)
     with_image = _sample(executor, 2.0)
     without = _sample(executor, 0.0)
     assert with_image.shape == (16, 16, 3) and not np.array_equal(with_image, without)
