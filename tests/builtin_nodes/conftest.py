@@ -28,6 +28,12 @@ def gradient(height: int = 8, width: int = 12, batch: int = 1) -> torch.Tensor:
     return torch.stack(frames).contiguous()
 
 
+def ramp(height: int = 8, width: int = 12, batch: int = 1, channels: int = 3) -> torch.Tensor:
+    """A ``[B, H, W, C]`` image whose every value differs: 0..1 spread in raster order."""
+    count = batch * height * width * channels
+    return torch.linspace(0, 1, count).reshape(batch, height, width, channels)
+
+
 @pytest.fixture(autouse=True)
 def _two_threads() -> Iterator[None]:
     before = torch.get_num_threads()

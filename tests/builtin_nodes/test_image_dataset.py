@@ -25,10 +25,7 @@ from hearth.core.builtin_nodes.image_dataset import (
     ShuffleImageTextDataset,
 )
 from hearth.core.context import Folders
-
-
-def ramp(height: int = 8, width: int = 12, batch: int = 1) -> torch.Tensor:
-    return torch.linspace(0, 1, batch * height * width * 3).reshape(batch, height, width, 3)
+from tests.builtin_nodes.conftest import ramp
 
 
 def as_bytes(image: torch.Tensor) -> np.ndarray:

@@ -21,12 +21,7 @@ from hearth.core.builtin_nodes.image_resize import (
 from hearth.core.context import Folders
 from hearth.core.images import upscale
 from hearth.core.nodes import NodeDefinition
-
-
-def ramp(height: int = 8, width: int = 12, batch: int = 1, channels: int = 3) -> torch.Tensor:
-    """Every pixel different: values spread over 0..1 in raster order."""
-    count = batch * height * width * channels
-    return torch.linspace(0, 1, count).reshape(batch, height, width, channels)
+from tests.builtin_nodes.conftest import ramp
 
 
 def resize(values: torch.Tensor, resize_type: str, method: str = "area", **members: Any) -> torch.Tensor:

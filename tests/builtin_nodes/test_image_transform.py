@@ -24,11 +24,7 @@ from hearth.core.builtin_nodes.image_transform import (
 )
 from hearth.core.context import Folders
 from hearth.core.images import upscale
-
-
-def ramp(height: int = 4, width: int = 6, batch: int = 1, channels: int = 3) -> torch.Tensor:
-    count = batch * height * width * channels
-    return torch.linspace(0, 1, count).reshape(batch, height, width, channels)
+from tests.builtin_nodes.conftest import ramp
 
 
 def test_get_image_size_reports_width_height_batch() -> None:
@@ -38,7 +34,7 @@ def test_get_image_size_reports_width_height_batch() -> None:
 
 
 def test_flip_matches_numpy() -> None:
-    image = ramp()
+    image = ramp(4, 6)
     (down,) = ImageFlip().flip(image, "x-axis: vertically")
     (across,) = ImageFlip().flip(image, "y-axis: horizontally")
     np.testing.assert_array_equal(down.numpy(), image.numpy()[:, ::-1])
@@ -60,7 +56,7 @@ def test_rotate_turns_clockwise(rotation: str, turns: int) -> None:
 
 
 def test_stitch_without_image2_passes_image1() -> None:
-    image = ramp()
+    image = ramp(4, 6)
     assert ImageStitch().stitch(image, "right", True, 0, "white")[0] is image
 
 
