@@ -21,6 +21,20 @@ def _conv(x: torch.Tensor, state: dict, name: str) -> torch.Tensor:
     return F.conv2d(x, state[f"{name}.weight"].double(), state[f"{name}.bias"].double(), padding=1)
 
 
+def _rrdb_trunk(state: dict, feat: torch.Tensor, blocks: int, key) -> torch.Tensor:
+    """ESRGAN's trunk of residual-in-residual dense blocks; ``key(block, rdb, conv)`` names a conv in the layout."""
+    trunk = feat
+    for b in range(blocks):
+        block_in = trunk
+        for r in (1, 2, 3):
+            dense = [trunk]
+            for j in range(1, 5):
+                dense.append(F.leaky_relu(_conv(torch.cat(dense, 1), state, key(b, r, j)), 0.2))
+            trunk = _conv(torch.cat(dense, 1), state, key(b, r, 5)) * 0.2 + trunk
+        trunk = trunk * 0.2 + block_in
+    return trunk
+
+
 def reference_esrgan_new(state: dict, x: torch.Tensor, unshuffle: int, upsamples: int) -> torch.Tensor:
     """RRDBNet (BasicSR key names) in float64, from the paper's definition."""
     x = x.double()
@@ -29,15 +43,7 @@ def reference_esrgan_new(state: dict, x: torch.Tensor, unshuffle: int, upsamples
     lrelu = lambda t: F.leaky_relu(t, 0.2)  # noqa: E731
     feat = _conv(x, state, "conv_first")
     blocks = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("body."))
-    trunk = feat
-    for b in range(blocks):
-        block_in = trunk
-        for r in (1, 2, 3):
-            dense = [trunk]
-            for j in range(1, 5):
-                dense.append(lrelu(_conv(torch.cat(dense, 1), state, f"body.{b}.rdb{r}.conv{j}")))
-            trunk = _conv(torch.cat(dense, 1), state, f"body.{b}.rdb{r}.conv5") * 0.2 + trunk
-        trunk = trunk * 0.2 + block_in
+    trunk = _rrdb_trunk(state, feat, blocks, lambda b, r, j: f"body.{b}.rdb{r}.conv{j}")
     feat = feat + _conv(trunk, state, "conv_body")
     for n in range(1, upsamples + 1):
         feat = lrelu(_conv(F.interpolate(feat, scale_factor=2, mode="nearest"), state, f"conv_up{n}"))
@@ -50,15 +56,7 @@ def reference_esrgan_old(state: dict, x: torch.Tensor) -> torch.Tensor:
     lrelu = lambda t: F.leaky_relu(t, 0.2)  # noqa: E731
     feat = _conv(x, state, "model.0")
     blocks = max(int(k.split(".")[3]) for k in state if k.startswith("model.1.sub.") and "RDB" in k) + 1
-    trunk = feat
-    for b in range(blocks):
-        block_in = trunk
-        for r in (1, 2, 3):
-            dense = [trunk]
-            for j in range(1, 5):
-                dense.append(lrelu(_conv(torch.cat(dense, 1), state, f"model.1.sub.{b}.RDB{r}.conv{j}.0")))
-            trunk = _conv(torch.cat(dense, 1), state, f"model.1.sub.{b}.RDB{r}.conv5.0") * 0.2 + trunk
-        trunk = trunk * 0.2 + block_in
+    trunk = _rrdb_trunk(state, feat, blocks, lambda b, r, j: f"model.1.sub.{b}.RDB{r}.conv{j}.0")
     feat = feat + _conv(trunk, state, f"model.1.sub.{blocks}")
     feat = lrelu(_conv(F.interpolate(feat, scale_factor=2, mode="nearest"), state, "model.3"))
     feat = lrelu(_conv(F.interpolate(feat, scale_factor=2, mode="nearest"), state, "model.6"))
