@@ -1,0 +1,128 @@
+"""ComfyUI's official frontend (comfyui-frontend-package, a test dependency) against the real ``comfy serve``, in
+headless Chromium: what a new user does first, with every request and console message of the page recorded.
+
+Needs Debian's ``chromium`` and the ``playwright`` package (Playwright drives that binary and never downloads a
+browser of its own). A failing request or console error fails a test unless frontend_session.py or the test names it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+from frontend_session import BOOT_TIMEOUT, assert_clean, launch, open_editor, playwright_or_skip
+from frontend_workflows import SAVE_PREFIX, sd1_txt2img
+from hearth_server import LAUNCH, REPO, HearthServer
+
+# The template browser's thumbnails and provider logos live in the templates' media bundles (~500 MB in six
+# packages), which the tests leave out: those files are 404s, and nothing else under /templates/ may be.
+TEMPLATE_MEDIA = re.compile(r"^/templates/(logo/[\w.-]+|[\w.-]+-\d+)\.(webp|png|jpe?g|gif|svg|mp4|webm|mp3)$")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_or_skip().sync_playwright() as playwright:
+        instance = launch(playwright)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HearthServer]:
+    """A fresh ``comfy serve`` (no settings yet: a first visit) with the tiny SD1 checkpoint in its models folder."""
+    root = tmp_path_factory.mktemp("frontend")
+    models = root / "models"
+    made = subprocess.run([sys.executable, "-c", LAUNCH, "models", "make-tiny", "sd1", "--models-dir", str(models)],
+                          cwd=root, capture_output=True, text=True, env={"PYTHONPATH": str(REPO), "PATH": ""})
+    assert made.returncode == 0, made.stderr
+    server = HearthServer(root / "data", "--models-dir", str(models)).start()
+    yield server
+    server.stop()
+
+
+def returning_user(server: HearthServer, returning: bool = True) -> None:
+    """A first visit (the frontend opens its template browser by itself) or a returning user's (it does not)."""
+    with server.http() as client:
+        assert client.post("/api/settings", json={"Comfy.TutorialCompleted": returning}).status_code == 200
+
+
+def core_template_title(name: str) -> str:
+    index = resources.files("comfyui_workflow_templates_json") / "templates" / "index.json"
+    for category in json.loads(index.read_text()):
+        for template in category["templates"]:
+            if template["name"] == name:
+                return template["title"]
+    raise AssertionError(f"{name} is not in the installed templates' index.json")
+
+
+def test_a_first_visit_loads_the_editor_and_the_template_browser(browser: Any, studio: HearthServer) -> None:
+    returning_user(studio, False)
+    ctx, page, record = open_editor(browser, studio.base)
+    # A first visit opens the template browser by itself: the packaged templates are listed, not "No templates".
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("All Templates").click()
+    dialog.get_by_placeholder(re.compile("Search")).fill("Z-Image-Turbo")
+    dialog.get_by_text(core_template_title("image_z_image_turbo"), exact=True).first.wait_for(timeout=10_000)
+    page.wait_for_load_state("networkidle")
+    assert record.answered("/templates/index.json") and record.answered("/api/object_info")
+    assert_clean(record, also=TEMPLATE_MEDIA)
+    ctx.close()
+
+
+def test_an_sd1_workflow_runs_and_shows_its_image_job_and_asset(browser: Any, studio: HearthServer,
+                                                                 tmp_path: Path) -> None:
+    workflow = tmp_path / "tiny-sd1.json"
+    workflow.write_text(json.dumps(sd1_txt2img()))
+    returning_user(studio)
+    ctx, page, record = open_editor(browser, studio.base)
+    page.set_input_files("#comfy-file-input", str(workflow))
+    page.get_by_text("tiny-sd1", exact=True).first.wait_for()  # the workflow's tab
+    folder, prefix = SAVE_PREFIX.split("/")
+    with page.expect_response(lambda r: "/api/view?" in r.url and f"filename={prefix}_" in r.url,
+                              timeout=60_000) as shown:
+        page.get_by_test_id("queue-button").click()
+    assert shown.value.status == 200 and f"subfolder={folder}" in shown.value.url
+    name = re.search(r"filename=([^&]+)", shown.value.url)[1]
+    # The image in the Save Image node (drawn on the canvas: read the node's loaded image).
+    size = page.evaluate("() => (window.app.graph.getNodeById(7).imgs || []).map(i => i.naturalWidth)")
+    assert size == [16]  # the tiny VAE: 64 px -> 8 latent -> 16 px
+    # The job in the Job Queue panel, and its image among the Media Assets.
+    page.get_by_test_id("queue-overlay-toggle").click()
+    page.locator(f'span[title="{name}"]').first.wait_for(timeout=10_000)
+    page.get_by_test_id("assets-tab-button").click()
+    asset = page.locator(f'[data-asset-id] img[alt="{name}"]').first
+    asset.wait_for(timeout=10_000)
+    page.wait_for_function("img => img.complete && img.naturalWidth === 16", arg=asset.element_handle())
+    assert_clean(record)
+    ctx.close()
+
+
+def test_a_saved_workflow_is_in_the_workflows_sidebar_after_a_reload(browser: Any, studio: HearthServer,
+                                                                      tmp_path: Path) -> None:
+    workflow = tmp_path / "to-save.json"
+    workflow.write_text(json.dumps(sd1_txt2img(seed=11)))
+    returning_user(studio)
+    ctx, page, record = open_editor(browser, studio.base)
+    page.set_input_files("#comfy-file-input", str(workflow))
+    page.get_by_text("to-save", exact=True).first.wait_for()
+    page.locator("#graph-canvas").click(position={"x": 800, "y": 700})  # focus the canvas for the shortcut
+    page.keyboard.press("Control+s")
+    name = page.get_by_role("dialog").get_by_role("textbox")
+    name.fill("fox in the snow")
+    with page.expect_response(lambda r: r.request.method == "POST" and "/api/userdata/workflows%2F" in r.url) as saved:
+        name.press("Enter")
+    assert saved.value.status == 200, saved.value.text()
+    assert (studio.data / "user" / "default" / "workflows" / "fox in the snow.json").is_file()
+    page.reload()
+    page.get_by_test_id("queue-button").wait_for(timeout=BOOT_TIMEOUT)
+    page.get_by_test_id("workflows-tab-button").click()
+    page.locator(".side-bar-panel, [role=tabpanel], aside").get_by_text("fox in the snow").first.wait_for(timeout=10_000)
+    assert_clean(record)
+    ctx.close()
