@@ -7,7 +7,6 @@ nodes after it run once per item; Get Item From List picks one item back out.
 
 from __future__ import annotations
 
-import builtins
 from typing import Any
 
 from hearth.core.builtin_nodes.dynamic_inputs import DynamicSection, autogrow_prefix, gather
@@ -55,8 +54,11 @@ class GetItemFromList:
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {"required": {"list": ("*", {}), "index": ("INT", {"default": 0})}}
 
-    def execute(self, list: list[Any], index: list[int]) -> tuple[Any]:
-        items = list[0] if len(list) == 1 and isinstance(list[0], (tuple, builtins.list)) else list
+    def execute(self, **inputs: Any) -> tuple[Any]:
+        # The input is named "list" (ComfyUI's name), so it is read from the keywords: a parameter of that name
+        # would hide the builtin type this needs.
+        given, index = inputs["list"], inputs["index"]
+        items = given[0] if len(given) == 1 and isinstance(given[0], (tuple, list)) else given
         position = int(index[0])
         if not -len(items) <= position < len(items):
             raise IndexError(f"input 'index': {position} is out of range for a list of {len(items)} items "
