@@ -147,6 +147,39 @@ class CLIPLayer(nn.Module):
         return x + self.mlp(self.layer_norm2(x))
 
 
+class QuickGELU(nn.Module):
+    """OpenAI CLIP's activation ``x * sigmoid(1.702 x)`` as a module, for the ``mlp.gelu`` slot of its blocks."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+class ResidualAttentionBlock(nn.Module):
+    """OpenAI CLIP's residual attention block in its original key layout (``attn``, ``ln_1``, ``mlp.c_fc``,
+    ``mlp.c_proj``, ``ln_2``), as the union ControlNet's and the style model's small transformers store it.
+
+    ``attn`` is built by the caller (the two files pack their attention weights differently); a subclass whose
+    attention takes other arguments overrides :meth:`attend`.
+    """
+
+    def __init__(self, width: int, attn: nn.Module):
+        super().__init__()
+        self.attn = attn
+        self.ln_1 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential()
+        self.mlp.add_module("c_fc", nn.Linear(width, width * 4))
+        self.mlp.add_module("gelu", QuickGELU())
+        self.mlp.add_module("c_proj", nn.Linear(width * 4, width))
+        self.ln_2 = nn.LayerNorm(width)
+
+    def attend(self, h: torch.Tensor) -> torch.Tensor:
+        return self.attn(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attend(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
 class _Embeddings(nn.Module):
     def __init__(self, c: TextEncoderConfig):
         super().__init__()

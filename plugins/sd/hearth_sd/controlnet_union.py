@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .clip_text import ResidualAttentionBlock
 from .unet import timestep_embedding
 
 UNION_HEADS = 8
@@ -42,27 +43,11 @@ class UnionAttention(nn.Module):
         return self.out_proj(out.transpose(1, 2).reshape(b, n, c))
 
 
-class _QuickGELU(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(1.702 * x)
-
-
-class UnionTransformerBlock(nn.Module):
+class UnionTransformerBlock(ResidualAttentionBlock):
     """A pre-norm transformer block (CLIP's residual attention block), over the hints' mean features."""
 
     def __init__(self, width: int, heads: int = UNION_HEADS):
-        super().__init__()
-        self.attn = UnionAttention(width, heads)
-        self.ln_1 = nn.LayerNorm(width)
-        self.mlp = nn.Sequential()
-        self.mlp.add_module("c_fc", nn.Linear(width, width * 4))
-        self.mlp.add_module("gelu", _QuickGELU())
-        self.mlp.add_module("c_proj", nn.Linear(width * 4, width))
-        self.ln_2 = nn.LayerNorm(width)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
+        super().__init__(width, UnionAttention(width, heads))
 
 
 class ControlTypeEmbedding(nn.Module):

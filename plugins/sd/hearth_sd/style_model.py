@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .clip_text import ResidualAttentionBlock
+
 CONFIG_METADATA_KEY = "hearth.style_model.config"
 DEFAULT_HEADS = 8
 
@@ -36,28 +38,14 @@ class StyleAdapterConfig:
     tokens: int = 8
 
 
-class _Block(nn.Module):
+class _Block(ResidualAttentionBlock):
     """OpenAI CLIP's residual attention block on ``[L, N, D]`` (sequence first, as ``nn.MultiheadAttention``)."""
 
     def __init__(self, width: int, heads: int):
-        super().__init__()
-        self.attn = nn.MultiheadAttention(width, heads)
-        self.ln_1 = nn.LayerNorm(width)
-        self.mlp = nn.Sequential()
-        self.mlp.add_module("c_fc", nn.Linear(width, width * 4))
-        self.mlp.add_module("gelu", _QuickGELU())
-        self.mlp.add_module("c_proj", nn.Linear(width * 4, width))
-        self.ln_2 = nn.LayerNorm(width)
+        super().__init__(width, nn.MultiheadAttention(width, heads))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.ln_1(x)
-        x = x + self.attn(h, h, h, need_weights=False)[0]
-        return x + self.mlp(self.ln_2(x))
-
-
-class _QuickGELU(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(1.702 * x)
+    def attend(self, h: torch.Tensor) -> torch.Tensor:
+        return self.attn(h, h, h, need_weights=False)[0]
 
 
 class StyleAdapter(nn.Module):
