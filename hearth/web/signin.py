@@ -55,7 +55,7 @@ def page(next_path: str, failed: bool) -> bytes:
     message = '<p class="error">That token is not this server\'s.</p>' if failed else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>Sign in - Hearth</title></head>
+<title>Sign in - Hearth</title><link rel="icon" href="data:,"></head>
 <body><main><h1>Hearth</h1>
 <p>This server needs its token. It was printed when <code>comfy serve</code> started.</p>{message}
 <form method="post" action="{SIGN_IN_PATH}">

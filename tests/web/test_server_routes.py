@@ -126,7 +126,8 @@ def test_queue_history_and_jobs_shapes(client: httpx.Client) -> None:
     assert entry["prompt"][1] == waiting
     job = client.get(f"/api/jobs/{waiting}").json()
     assert job["status"] == "completed" and job["outputs_count"] == 1 and job["workflow_id"] == "wf-1"
-    assert job["preview_output"] == image and job["execution_end_time"] >= job["execution_start_time"]
+    assert job["preview_output"] == {**image, "nodeId": "7", "mediaType": "images"}  # the frontend's schema
+    assert job["execution_end_time"] >= job["execution_start_time"]
     page = client.get("/api/jobs", params={"limit": 1, "status": "completed"}).json()
     assert len(page["jobs"]) == 1 and page["pagination"]["has_more"] is (page["pagination"]["total"] > 1)
     assert client.get("/api/jobs/not-a-job").status_code == 404
