@@ -115,6 +115,16 @@ class ControlNetApply:
         return (out,)
 
 
+def _strength_and_range() -> dict[str, Any]:
+    """The last inputs of the "Apply ControlNet" nodes with a schedule: how strongly, over which part of sampling
+    (fresh dicts each call, so a caller that edits one cannot change another node's)."""
+    return {
+        "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}),
+        "start_percent": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001}),
+        "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001}),
+    }
+
+
 class ControlNetApplyAdvanced:
     """One ControlNet copy per earlier ControlNet, shared by the positive and negative entries that had it, so
     the sampler evaluates it once for both (they batch together)."""
@@ -132,9 +142,7 @@ class ControlNetApplyAdvanced:
             "negative": ("CONDITIONING",),
             "control_net": ("CONTROL_NET",),
             "image": ("IMAGE",),
-            "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}),
-            "start_percent": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001}),
-            "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001}),
+            **_strength_and_range(),
         }, "optional": {"vae": ("VAE",)}}
 
     def apply_controlnet(self, positive: Conditioning, negative: Conditioning, control_net: Any, image: Any,
@@ -207,9 +215,7 @@ class ControlNetInpaintingAliMamaApply:
             "vae": ("VAE",),
             "image": ("IMAGE",),
             "mask": ("MASK",),
-            "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}),
-            "start_percent": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001}),
-            "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001}),
+            **_strength_and_range(),
         }}
 
     def apply_inpaint_controlnet(self, positive: Conditioning, negative: Conditioning, control_net: Any, vae: Any,
