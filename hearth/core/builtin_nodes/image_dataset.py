@@ -62,6 +62,21 @@ class _PerImage:
         raise NotImplementedError
 
 
+def _resize_edge(image: Any, length: int, *, longer: bool, name: str) -> Any:
+    """``image`` ``[H, W, C]`` resized with PIL's lanczos so that its longer (or shorter) edge is ``length`` and the
+    other edge is truncated; a square counts as tall for the longer edge and as wide for the shorter, as ComfyUI's.
+
+    :raises ValueError: naming the input ``name`` when the other edge would be under one pixel.
+    """
+    height, width = image.shape[:2]
+    fit_width = width > height if longer else width < height
+    size = (length, int(height * (length / width))) if fit_width else (int(width * (length / height)), length)
+    if min(size) < 1:
+        raise ValueError(f"{name}: {length} leaves this {width}x{height} image {size[0]}x{size[1]} pixels; use a "
+                         "longer edge")
+    return from_pil(to_pil(image).resize(size, Image.Resampling.LANCZOS))
+
+
 class ResizeImagesByLongerEdge(_PerImage):
     """ComfyUI's Resize Images by Longer Edge: the longer edge becomes ``longer_edge``, the other truncated;
     lanczos in PIL. A square counts as tall."""
@@ -72,13 +87,7 @@ class ResizeImagesByLongerEdge(_PerImage):
                                      "tooltip": "Target length for the longer edge."})}
 
     def one(self, image: Any, longer_edge: int) -> Any:
-        height, width = image.shape[:2]
-        size = ((longer_edge, int(height * (longer_edge / width))) if width > height
-                else (int(width * (longer_edge / height)), longer_edge))
-        if min(size) < 1:
-            raise ValueError(f"longer_edge: {longer_edge} leaves this {width}x{height} image {size[0]}x{size[1]} "
-                             "pixels; use a longer edge")
-        return from_pil(to_pil(image).resize(size, Image.Resampling.LANCZOS))
+        return _resize_edge(image, longer_edge, longer=True, name="longer_edge")
 
 
 class ResizeImagesByShorterEdge(_PerImage):
@@ -91,13 +100,7 @@ class ResizeImagesByShorterEdge(_PerImage):
                                       "tooltip": "Target length for the shorter edge."})}
 
     def one(self, image: Any, shorter_edge: int) -> Any:
-        height, width = image.shape[:2]
-        size = ((shorter_edge, int(height * (shorter_edge / width))) if width < height
-                else (int(width * (shorter_edge / height)), shorter_edge))
-        if min(size) < 1:
-            raise ValueError(f"shorter_edge: {shorter_edge} leaves this {width}x{height} image {size[0]}x{size[1]} "
-                             "pixels; use a longer edge")
-        return from_pil(to_pil(image).resize(size, Image.Resampling.LANCZOS))
+        return _resize_edge(image, shorter_edge, longer=False, name="shorter_edge")
 
 
 class CenterCropImages(_PerImage):
