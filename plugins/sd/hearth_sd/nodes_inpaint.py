@@ -43,16 +43,15 @@ class InpaintModelConditioning:
         _check_pixels(pixels, "InpaintModelConditioning")
         if getattr(mask, "ndim", 0) < 2:
             raise ValueError("InpaintModelConditioning: mask must be a MASK [B, H, W] (or [H, W])")
-        height, width = pixels.shape[1] // _CELL * _CELL, pixels.shape[2] // _CELL * _CELL
         mask = F.interpolate(mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1]).float(),
                              size=(pixels.shape[1], pixels.shape[2]), mode="bilinear")
         if mask.shape[0] not in (1, pixels.shape[0]):
             raise ValueError(f"InpaintModelConditioning: {mask.shape[0]} masks for {pixels.shape[0]} images; give one "
                              f"mask, or one per image")
         orig_pixels = pixels
-        top, left = (pixels.shape[1] % _CELL) // 2, (pixels.shape[2] % _CELL) // 2
-        pixels = pixels[:, top:top + height, left:left + width, :3]
-        mask = mask[:, :, top:top + height, left:left + width]
+        rows, cols = _cell_window(pixels)
+        pixels = pixels[:, rows, cols, :3]
+        mask = mask[:, :, rows, cols]
         keep = (1.0 - mask.round()).squeeze(1)[..., None]
         # The masked pixels become neutral grey, so the model sees nothing of what is to be replaced.
         grey = (pixels - 0.5) * keep + 0.5
@@ -65,6 +64,14 @@ class InpaintModelConditioning:
             out.append([[cond, {**options, "concat_latent_image": concat_latent, "concat_mask": mask}]
                         for cond, options in conditioning])
         return out[0], out[1], latent
+
+
+def _cell_window(pixels: Any) -> tuple[slice, slice]:
+    """The rows and columns of ``pixels`` ``[B, H, W, C]`` that remain when the image is cut, centred, to whole
+    8-pixel cells (ComfyUI's crop for these nodes)."""
+    height, width = pixels.shape[1] // _CELL * _CELL, pixels.shape[2] // _CELL * _CELL
+    top, left = (pixels.shape[1] % _CELL) // 2, (pixels.shape[2] % _CELL) // 2
+    return slice(top, top + height), slice(left, left + width)
 
 
 def _check_pixels(pixels: Any, node: str) -> None:
@@ -92,9 +99,8 @@ class InstructPixToPixConditioning:
         import torch
 
         _check_pixels(pixels, "InstructPixToPixConditioning")
-        height, width = pixels.shape[1] // _CELL * _CELL, pixels.shape[2] // _CELL * _CELL
-        top, left = (pixels.shape[1] % _CELL) // 2, (pixels.shape[2] % _CELL) // 2
-        concat_latent = vae.encode(pixels[:, top:top + height, left:left + width, :3])
+        rows, cols = _cell_window(pixels)
+        concat_latent = vae.encode(pixels[:, rows, cols, :3])
         out = [[[cond, {**options, "concat_latent_image": concat_latent}] for cond, options in conditioning]
                for conditioning in (positive, negative)]
         return out[0], out[1], {"samples": torch.zeros_like(concat_latent)}
