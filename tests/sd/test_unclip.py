@@ -16,11 +16,9 @@ from hearth_sd.sdxl_conditioning import sdxl_adm, sdxl_refiner_adm
 from hearth_sd.unclip import unclip_adm
 
 from hearth.core.executor import Executor
-from hearth.core.model_folders import write_tiny_models
 from hearth.core.models import load_model_file
-from hearth.core.plugins import PluginManager
 from hearth.core.runtime import Runtime
-from tests.sd.workflow_testing import executor_for, node, preview_pixels
+from tests.sd.workflow_testing import executor_for, node, preview_pixels, tiny_runtime
 
 
 def _output(embeds: torch.Tensor) -> Output:
@@ -56,23 +54,20 @@ def test_unclip_adm_is_comfyui_s_noise_augmentation():
     np.testing.assert_allclose(merged.numpy(), _by_hand(total[:, :16].astype(np.float32), 50, 32, 1.0), atol=1e-5)
 
 
-def _tiny(folder: Path) -> Path:
-    """Only the tiny models these tests load (``make-tiny all`` writes every plugin's: slower)."""
-    offered = PluginManager().load(environ={}).resolve_named("register_tiny_models", "tiny model")
-    write_tiny_models(folder, {name: offered[name] for name in ("sd1", "sdxl", "sdxl_refiner", "sd2-unclip")})
-    return folder
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("work")
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory) -> Path:
-    return _tiny(tmp_path_factory.mktemp("models"))
+def models(work: Path) -> Path:
+    return work / "models"
 
 
 @pytest.fixture(scope="module")
-def runtime(models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    work = tmp_path_factory.mktemp("work")
-    built = Runtime.build(models_dir=models, environ={}, output=work / "output", input=work / "input",
-                          temp=work / "temp")
+def runtime(work: Path) -> Iterator[Runtime]:
+    # Only the tiny models these tests load (``make-tiny all`` writes every plugin's: slower).
+    built = tiny_runtime(work, ("sd1", "sdxl", "sdxl_refiner", "sd2-unclip"))
     with built.activate():
         yield built
 
