@@ -39,16 +39,22 @@ def with_sampler_function(node: str, model: Any, key: str, fn: Any) -> tuple[Any
     return (patched,)
 
 
-def _model_input() -> dict[str, Any]:
-    return {"required": {"model": ("MODEL",)}}
+class _PatchedModelNode:
+    """What the nodes whose one output is ``patched_model`` declare alike: that output and, unless a node adds
+    widgets, the MODEL input alone."""
+
+    RETURN_TYPES = ("MODEL",)
+    RETURN_NAMES = ("patched_model",)
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"model": ("MODEL",)}}
 
 
-class CFGNorm:
+class CFGNorm(_PatchedModelNode):
     CATEGORY = GUIDANCE
     EXPERIMENTAL = True
     DESCRIPTION = "Caps the guided prediction's per-pixel channel norm at the positive prediction's, times strength."
-    RETURN_TYPES = ("MODEL",)
-    RETURN_NAMES = ("patched_model",)
     FUNCTION = "execute"
 
     @classmethod
@@ -93,16 +99,10 @@ def optimized_scale(positive, negative):
     return scale.reshape([positive.shape[0]] + [1] * (positive.ndim - 1))
 
 
-class CFGZeroStar:
+class CFGZeroStar(_PatchedModelNode):
     CATEGORY = GUIDANCE
     DESCRIPTION = "CFG-Zero*: the negative prediction scaled by its projection on the positive before guiding."
-    RETURN_TYPES = ("MODEL",)
-    RETURN_NAMES = ("patched_model",)
     FUNCTION = "execute"
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return _model_input()
 
     def execute(self, model):
         def cfg_zero_star(args):
@@ -147,18 +147,12 @@ class RescaleCFG:
         return with_sampler_function("RescaleCFG", model, "sampler_cfg_function", rescale_cfg)
 
 
-class Mahiro:
+class Mahiro(_PatchedModelNode):
     CATEGORY = "_for_testing"
     DISPLAY_NAME = "Mahiro is so cute that she deserves a better guidance function!! (。・ω・。)"
     DESCRIPTION = ("Modify the guidance to scale more on the 'direction' of the positive prompt rather than the "
                    "difference between the negative prompt.")
-    RETURN_TYPES = ("MODEL",)
-    RETURN_NAMES = ("patched_model",)
     FUNCTION = "patch"
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return _model_input()
 
     def patch(self, model):
         import torch
@@ -246,18 +240,12 @@ def tangential_damping(cond_score, uncond_score):
     return ((uncond_flat @ v1.transpose(-2, -1)) * v1).reshape_as(uncond_score).to(uncond_score.dtype)
 
 
-class TCFG:
+class TCFG(_PatchedModelNode):
     CATEGORY = GUIDANCE
     DISPLAY_NAME = "Tangential Damping CFG"
     DESCRIPTION = ("TCFG – Tangential Damping CFG (2503.18137)\n\nRefine the uncond (negative) to align with the cond "
                    "(positive) for improving quality.")
-    RETURN_TYPES = ("MODEL",)
-    RETURN_NAMES = ("patched_model",)
     FUNCTION = "patch"
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return _model_input()
 
     def patch(self, model):
         def tcfg(args):
