@@ -148,12 +148,28 @@ class PageRecord:
         found += [f"page error: {error[:500]}" for error in self.page_errors]
         return found
 
+    @staticmethod
+    def titles(page: Any) -> list[str]:
+        """The tab titles the page has set so far (TAB_TITLES)."""
+        return page.evaluate("() => window.__titles")
+
     def answered(self, path: str, status: int = 200) -> list[Outcome]:
         return [o for o in self.requests if o.url.startswith(self.base) and o.path == path and o.status == status]
 
 
+# Records every title the page sets: while a prompt runs the frontend's tab title carries its two progress bars,
+# "[TOTAL%][NODE%] NodeType", and the run is over before a test could poll it.
+TAB_TITLES = """
+window.__titles = [];
+const title = Object.getOwnPropertyDescriptor(Document.prototype, "title");
+Object.defineProperty(document, "title", {configurable: true, get() { return title.get.call(this); },
+    set(value) { window.__titles.push(value); title.set.call(this, value); }});
+"""
+
+
 def open_editor(browser: Any, base: str, **context: Any) -> tuple[Any, Any, PageRecord]:
     ctx = browser.new_context(viewport={"width": 1600, "height": 1000}, **context)
+    ctx.add_init_script(TAB_TITLES)
     page = ctx.new_page()
     record = PageRecord(base).attach(page)
     page.goto(f"{base}/")

@@ -100,6 +100,15 @@ def test_an_sd1_workflow_runs_and_shows_its_image_job_and_asset(browser: Any, st
     asset = page.locator(f'[data-asset-id] img[alt="{name}"]').first
     asset.wait_for(timeout=10_000)
     page.wait_for_function("img => img.complete && img.naturalWidth === 16", arg=asset.element_handle())
+    # The total progress bar (in the tab title, "[TOTAL%][NODE%] NodeType" while running) counts cached and executed
+    # nodes: on a re-run with a new seed, 4 of the 7 come from the cache, and the total shows them as the sampler runs.
+    rerun = tmp_path / "tiny-sd1-seed-8.json"
+    rerun.write_text(json.dumps(sd1_txt2img(seed=8)))
+    page.set_input_files("#comfy-file-input", str(rerun))
+    page.get_by_text("tiny-sd1-seed-8", exact=True).first.wait_for()
+    with page.expect_response(lambda r: "/api/view?" in r.url and f"filename={prefix}_" in r.url, timeout=60_000):
+        page.get_by_test_id("queue-button").click()
+    assert any(re.fullmatch(r"\[57%\]\[\d+%\] KSampler", title) for title in record.titles(page)), record.titles(page)
     assert_clean(record)
     ctx.close()
 
