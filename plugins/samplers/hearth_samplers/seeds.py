@@ -31,6 +31,20 @@ def _h_phi_2(h: torch.Tensor) -> torch.Tensor:
     return (torch.expm1(h) - h) / h
 
 
+def _stage_point(lambda_s: torch.Tensor, lambda_t: torch.Tensor, r: float,
+                 flow: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sigma, alpha)`` at the fraction ``r`` of a step from ``lambda_s`` to ``lambda_t`` in half-log-SNR."""
+    lam = torch.lerp(lambda_s, lambda_t, r)
+    sigma = _sigma_of(lam, flow)
+    return sigma, sigma * lam.exp()
+
+
+def _carry(sde_noise: torch.Tensor, segment: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
+    """The SDE noise of the stages so far carried over ``segment`` (``(r_from - r_to) * h * eta``, negative) plus
+    fresh noise for it, so the noise of one step stays one consistent path."""
+    return sde_noise * segment.exp() + segment.mul(2).expm1().neg().sqrt() * fresh
+
+
 @torch.no_grad()
 def sample_seeds_2(model, x, sigmas, *, extra_args=None, callback=None, disable=None, eta=1.0, s_noise=1.0,
                    noise_sampler=None, r=0.5, solver_type="phi_1"):
@@ -54,9 +68,7 @@ def sample_seeds_2(model, x, sigmas, *, extra_args=None, callback=None, disable=
         lambda_s, lambda_t = _half_log_snr(sigmas[i], flow), _half_log_snr(sigmas[i + 1], flow)
         h = lambda_t - lambda_s
         h_eta = h * (eta + 1)
-        lambda_mid = torch.lerp(lambda_s, lambda_t, r)
-        sigma_mid = _sigma_of(lambda_mid, flow)
-        alpha_mid = sigma_mid * lambda_mid.exp()
+        sigma_mid, alpha_mid = _stage_point(lambda_s, lambda_t, r, flow)
         alpha_t = sigmas[i + 1] * lambda_t.exp()
         x_2 = sigma_mid / sigmas[i] * (-r * h * eta).exp() * x - alpha_mid * _h_phi_1(-r * h_eta) * denoised
         if inject:
@@ -72,9 +84,7 @@ def sample_seeds_2(model, x, sigmas, *, extra_args=None, callback=None, disable=
             x = sigmas[i + 1] / sigmas[i] * (-h * eta).exp() * x - alpha_t * (b1 * denoised + b2 * denoised_2)
         if inject:
             # The noise of the first part, carried to the end, plus fresh noise for the rest of the step.
-            segment = (r - 1) * h * eta
-            sde_noise = sde_noise * segment.exp()
-            sde_noise = sde_noise + segment.mul(2).expm1().neg().sqrt() * noise_sampler(sigma_mid, sigmas[i + 1])
+            sde_noise = _carry(sde_noise, (r - 1) * h * eta, noise_sampler(sigma_mid, sigmas[i + 1]))
             x = x + sde_noise * sigmas[i + 1] * s_noise
     return x
 
@@ -99,9 +109,8 @@ def sample_seeds_3(model, x, sigmas, *, extra_args=None, callback=None, disable=
         lambda_s, lambda_t = _half_log_snr(sigmas[i], flow), _half_log_snr(sigmas[i + 1], flow)
         h = lambda_t - lambda_s
         h_eta = h * (eta + 1)
-        lambda_1, lambda_2 = torch.lerp(lambda_s, lambda_t, r_1), torch.lerp(lambda_s, lambda_t, r_2)
-        sigma_1, sigma_2 = _sigma_of(lambda_1, flow), _sigma_of(lambda_2, flow)
-        alpha_1, alpha_2 = sigma_1 * lambda_1.exp(), sigma_2 * lambda_2.exp()
+        (sigma_1, alpha_1), (sigma_2, alpha_2) = (_stage_point(lambda_s, lambda_t, r_1, flow),
+                                                  _stage_point(lambda_s, lambda_t, r_2, flow))
         alpha_t = sigmas[i + 1] * lambda_t.exp()
         x_2 = sigma_1 / sigmas[i] * (-r_1 * h * eta).exp() * x - alpha_1 * _h_phi_1(-r_1 * h_eta) * denoised
         if inject:
@@ -112,17 +121,13 @@ def sample_seeds_3(model, x, sigmas, *, extra_args=None, callback=None, disable=
         a3_1 = _h_phi_1(-r_2 * h_eta) - a3_2
         x_3 = sigma_2 / sigmas[i] * (-r_2 * h * eta).exp() * x - alpha_2 * (a3_1 * denoised + a3_2 * denoised_2)
         if inject:
-            segment = (r_1 - r_2) * h * eta
-            sde_noise = sde_noise * segment.exp() + segment.mul(2).expm1().neg().sqrt() * noise_sampler(sigma_1,
-                                                                                                      sigma_2)
+            sde_noise = _carry(sde_noise, (r_1 - r_2) * h * eta, noise_sampler(sigma_1, sigma_2))
             x_3 = x_3 + sde_noise * sigma_2 * s_noise
         denoised_3 = model(x_3, sigma_2 * s_in, **extra_args)
         b3 = _h_phi_2(-h_eta) / r_2
         b1 = _h_phi_1(-h_eta) - b3
         x = sigmas[i + 1] / sigmas[i] * (-h * eta).exp() * x - alpha_t * (b1 * denoised + b3 * denoised_3)
         if inject:
-            segment = (r_2 - 1) * h * eta
-            sde_noise = sde_noise * segment.exp() + segment.mul(2).expm1().neg().sqrt() * noise_sampler(
-                sigma_2, sigmas[i + 1])
+            sde_noise = _carry(sde_noise, (r_2 - 1) * h * eta, noise_sampler(sigma_2, sigmas[i + 1]))
             x = x + sde_noise * sigmas[i + 1] * s_noise
     return x
