@@ -53,20 +53,11 @@ def _resize_any(values: Any, width: int, height: int, method: str, crop: str = "
     return resize_bchw(mask_batch(values, "input")[:, None], width, height, method, crop)[:, 0]
 
 
-def _fit_longer(width: int, height: int, longer: int) -> tuple[int, int]:
-    if height > width:
-        return round(width / height * longer), longer
-    if width > height:
-        return longer, round(height / width * longer)
-    return longer, longer
-
-
-def _fit_shorter(width: int, height: int, shorter: int) -> tuple[int, int]:
-    if height < width:
-        return round(width / height * shorter), shorter
-    if width < height:
-        return shorter, round(height / width * shorter)
-    return shorter, shorter
+def _fit_edge(width: int, height: int, length: int, *, longer: bool) -> tuple[int, int]:
+    """``(width, height)`` with the longer (or shorter) side ``length`` and the other rounded to keep the aspect."""
+    if (height > width) if longer else (height < width):
+        return round(width / height * length), length
+    return length, round(height / width * length)
 
 
 def _cover_multiple(values: Any, multiple: int, method: str) -> Any:
@@ -126,9 +117,9 @@ class ResizeImageMaskNode:
                 new_h = max(1, round(height * new_w / width))
             return (_resize_any(values, new_w, new_h, scale_method, chosen.get("crop", "disabled")),)
         if resize_type == "scale longer dimension":
-            return (_resize_any(values, *_fit_longer(width, height, chosen["longer_size"]), scale_method),)
+            return (_resize_any(values, *_fit_edge(width, height, chosen["longer_size"], longer=True), scale_method),)
         if resize_type == "scale shorter dimension":
-            return (_resize_any(values, *_fit_shorter(width, height, chosen["shorter_size"]), scale_method),)
+            return (_resize_any(values, *_fit_edge(width, height, chosen["shorter_size"], longer=False), scale_method),)
         if resize_type == "scale total pixels":
             factor = math.sqrt(int(chosen["megapixels"] * 1024 * 1024) / (width * height))
             return (_resize_any(values, round(width * factor), round(height * factor), scale_method),)
@@ -190,7 +181,7 @@ class ImageScaleToMaxDimension:
 
     def upscale(self, image: Any, upscale_method: str, largest_size: int) -> tuple[Any]:
         check_image(image)
-        width, height = _fit_longer(image.shape[2], image.shape[1], largest_size)
+        width, height = _fit_edge(image.shape[2], image.shape[1], largest_size, longer=True)
         return (upscale(image, width, height, upscale_method),)
 
 
