@@ -7,8 +7,10 @@ browser of its own). A failing request or console error fails a test unless fron
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,11 +20,14 @@ from typing import Any
 
 import pytest
 from frontend_session import BOOT_TIMEOUT, assert_clean, launch, open_editor, playwright_or_skip
-from frontend_workflows import SAVE_PREFIX, sd1_txt2img
+from frontend_workflows import SAVE_PREFIX, SD1_CHECKPOINT, sd1_txt2img
 from hearth_server import LAUNCH, REPO, HearthServer
 
 # The template browser's thumbnails and provider logos live in the templates' media bundles (~500 MB in six
 # packages), which the tests leave out: those files are 404s, and nothing else under /templates/ may be.
+MODEL_TITLE = "Tiny Fox"
+ORANGE_PNG = ("iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAGUlEQVR4nGN8lifCQApgIkn1qIZRDUNKAwCAzgGIfz"
+              "X5vgAAAABJRU5ErkJggg==")  # 16x16, orange
 TEMPLATE_MEDIA = re.compile(r"^/templates/(logo/[\w.-]+|[\w.-]+-\d+)\.(webp|png|jpe?g|gif|svg|mp4|webm|mp3)$")
 
 
@@ -42,6 +47,10 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HearthServer]:
     made = subprocess.run([sys.executable, "-c", LAUNCH, "models", "make-tiny", "sd1", "--models-dir", str(models)],
                           cwd=root, capture_output=True, text=True, env={"PYTHONPATH": str(REPO), "PATH": ""})
     assert made.returncode == 0, made.stderr
+    checkpoint = models / "checkpoints" / SD1_CHECKPOINT
+    with_metadata(checkpoint, {"modelspec.title": MODEL_TITLE, "modelspec.author": "Hearth's tests"})
+    # A preview image beside the model, as ComfyUI users keep them (NAME.png): the model library shows it.
+    checkpoint.with_suffix(".png").write_bytes(base64.b64decode(ORANGE_PNG))
     server = HearthServer(root / "data", "--models-dir", str(models)).start()
     yield server
     server.stop()
@@ -51,6 +60,17 @@ def returning_user(server: HearthServer, returning: bool = True) -> None:
     """A first visit (the frontend opens its template browser by itself) or a returning user's (it does not)."""
     with server.http() as client:
         assert client.post("/api/settings", json={"Comfy.TutorialCompleted": returning}).status_code == 200
+
+
+def with_metadata(path: Path, metadata: dict[str, str]) -> None:
+    """Give a safetensors file a ``__metadata__`` header (the file: 8-byte header length, JSON header, tensors)."""
+    data = path.read_bytes()
+    size = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + size])
+    header["__metadata__"] = metadata
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + data[8 + size:])
 
 
 def core_template_title(name: str) -> str:
@@ -133,5 +153,38 @@ def test_a_saved_workflow_is_in_the_workflows_sidebar_after_a_reload(browser: An
     page.get_by_test_id("queue-button").wait_for(timeout=BOOT_TIMEOUT)
     page.get_by_test_id("workflows-tab-button").click()
     page.locator(".side-bar-panel, [role=tabpanel], aside").get_by_text("fox in the snow").first.wait_for(timeout=10_000)
+    assert_clean(record)
+    ctx.close()
+
+
+def test_the_model_library_and_a_nodes_docs(browser: Any, studio: HearthServer, tmp_path: Path) -> None:
+    workflow = tmp_path / "docs.json"
+    workflow.write_text(json.dumps(sd1_txt2img()))
+    returning_user(studio)
+    ctx, page, record = open_editor(browser, studio.base)
+    page.set_input_files("#comfy-file-input", str(workflow))
+    page.get_by_text("docs", exact=True).first.wait_for()
+    # The model library: the checkpoint under its safetensors title (/view_metadata), with its preview image.
+    page.get_by_test_id("model-library-tab-button").click()
+    preview = f"/api/experiment/models/preview/checkpoints/0/{Path(SD1_CHECKPOINT).stem}.webp"
+    with page.expect_response(lambda r: r.url.startswith(studio.base + preview)) as shown:
+        page.get_by_text("checkpoints", exact=True).first.click()
+    assert shown.value.status == 200 and shown.value.headers["content-type"] == "image/webp"
+    icon = page.get_by_test_id("tree-node-icon-image").first
+    assert preview in (icon.get_attribute("style") or "")
+    page.get_by_text(MODEL_TITLE, exact=True).first.hover()
+    page.get_by_text("Hearth's tests").first.wait_for(timeout=10_000)  # the hover card's author
+    # A node's documentation (comfyui-embedded-docs) in the properties panel's Info tab.
+    page.get_by_test_id("model-library-tab-button").click()  # closes the library
+    title = page.evaluate("""() => {
+        const node = window.app.graph.getNodeById(5), box = window.app.canvas.canvas.getBoundingClientRect();
+        const [x, y] = window.app.canvas.ds.convertOffsetToCanvas([node.pos[0] + 60, node.pos[1] - 15]);
+        return [box.left + x, box.top + y];
+    }""")
+    page.mouse.click(*title)
+    page.get_by_label("Toggle properties panel").click()
+    page.get_by_text("Info", exact=True).click()
+    page.get_by_text(re.compile("^The KSampler works like this")).first.wait_for(timeout=10_000)
+    assert record.answered("/docs/KSampler/en.md")
     assert_clean(record)
     ctx.close()
