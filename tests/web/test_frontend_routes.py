@@ -107,7 +107,9 @@ def test_view_metadata_and_model_previews(site: HearthServer, http: httpx.Client
     preview = http.get("/api/experiment/models/preview/checkpoints/0/sub/tiny.safetensors")
     assert preview.status_code == 200 and preview.headers["content-type"] == "image/webp"
     assert Image.open(io.BytesIO(preview.content)).convert("RGB").getpixel((4, 4))[0] > 200  # the red png
-    covered = http.get("/api/experiment/models/preview/checkpoints/0/covered.safetensors")
+    # The frontend asks with the model's extension swapped for .webp.
+    assert http.get("/api/experiment/models/preview/checkpoints/0/sub/tiny.webp").content == preview.content
+    covered = http.get("/api/experiment/models/preview/checkpoints/0/covered.webp")
     assert covered.status_code == 200 and Image.open(io.BytesIO(covered.content)).convert("RGB").getpixel((4, 4))[2] > 200
     assert http.get("/api/experiment/models/preview/checkpoints/0/plain.safetensors").status_code == 404
     for hostile in ("checkpoints/0/..%2F..%2Foutside.safetensors", "checkpoints/0/linked.safetensors",
