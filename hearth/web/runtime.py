@@ -140,6 +140,7 @@ class ServerState:
         self.settings_lock = threading.Lock()
         self.frontend = "hearth"  # or "comfyui": which UI the app serves at /
         self.logs = LogBuffer.install()
+        self.job_summaries: dict[int, dict[str, Any]] = {}  # /jobs items of stored history rows, by row
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 

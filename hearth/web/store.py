@@ -330,6 +330,23 @@ class PersistentHistory(History):
         rows = self.db.execute("SELECT prompt_id, status, started, finished, entry FROM history ORDER BY seq")
         return list(self._readable(rows))
 
+    def keys(self) -> list[tuple[int, str, float | None, float]]:
+        """(seq, prompt_id, started, finished) of every entry, oldest first, without reading the entries: ``seq``
+        names one stored version of an entry (a rewrite gets a new one), so what is derived from it can be kept."""
+        rows = self.db.execute("SELECT seq, prompt_id, started, finished FROM history ORDER BY seq")
+        return [(int(seq), prompt_id, started, finished) for seq, prompt_id, started, finished in rows]
+
+    def entries(self, seqs: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """The entries of the given ``seq`` numbers (those still stored)."""
+        wanted = list(seqs)
+        found: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 500):  # SQLite's bound on parameters is far above this
+            chunk = wanted[start:start + 500]
+            rows = self.db.execute(f"SELECT seq, entry FROM history WHERE seq IN ({','.join('?' * len(chunk))})",
+                                   tuple(chunk))
+            found.update((int(seq), entry) for seq, entry in self._readable(rows))
+        return found
+
     def delete(self, prompt_ids: Iterable[str]) -> None:
         ids = [(str(p),) for p in prompt_ids]
         with self.db.lock:

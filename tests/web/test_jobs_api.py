@@ -139,3 +139,18 @@ def test_jobs_pending_running_and_cancel(http: httpx.Client) -> None:
     assert http.post("/api/jobs/no-such-job/cancel").status_code == 404
     for bad in ({}, {"job_ids": []}, {"job_ids": "x"}, {"job_ids": [{"a": 1}]}):
         assert http.post("/api/jobs/cancel", json=bad).status_code == 400, bad
+
+
+def test_deleted_history_leaves_the_job_list(http: httpx.Client) -> None:
+    """Finished jobs' summaries are kept between calls: deleting or clearing history must still take them out."""
+    first, second = (queue(http, slow_prompt(f"jobs-delete-{n}", seconds=0, steps=1)) for n in range(2))
+    for prompt_id in (first, second):
+        wait_history(http, prompt_id)
+    listed = {j["id"] for j in http.get("/api/jobs?status=completed").json()["jobs"]}
+    assert {first, second} <= listed
+    assert http.post("/history", json={"delete": [first]}).status_code == 200
+    listed = {j["id"] for j in http.get("/api/jobs?status=completed").json()["jobs"]}
+    assert first not in listed and second in listed
+    assert http.get(f"/api/jobs/{first}").status_code == 404
+    assert http.post("/history", json={"clear": True}).status_code == 200
+    assert http.get("/api/jobs?status=completed,failed,cancelled").json()["pagination"]["total"] == 0

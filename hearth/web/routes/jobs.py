@@ -217,6 +217,27 @@ def finished_job(prompt_id: str, entry: dict[str, Any], started: float | None, f
     return job
 
 
+def finished_jobs(state: ServerState, ids: set[str] | None = None) -> list[dict[str, Any]]:
+    """Every finished job (those named in ``ids``, when given), oldest first.
+
+    A stored entry never changes (a rewrite is a new row), so its summary is made once and kept by row number:
+    the frontend lists jobs after every prompt, and each entry holds the whole UI workflow the browser sent.
+    """
+    keys = [key for key in state.history.keys() if ids is None or key[1] in ids]
+    cache: dict[int, dict[str, Any]] = state.job_summaries
+    missing = [seq for seq, *_ in keys if seq not in cache]
+    if missing:
+        entries = state.history.entries(missing)
+        for seq, prompt_id, started, finished in keys:
+            if seq in entries:
+                cache[seq] = finished_job(prompt_id, entries[seq], started, finished)
+    if ids is None and len(cache) > len(keys):  # entries deleted or pushed out: forget their summaries
+        live = {seq for seq, *_ in keys}
+        for seq in [seq for seq in cache if seq not in live]:
+            del cache[seq]
+    return [cache[seq] for seq, *_ in keys if seq in cache]
+
+
 def list_jobs(state: ServerState, statuses: set[str], ids: set[str] | None = None) -> list[dict[str, Any]]:
     jobs = []
     if IN_PROGRESS in statuses:
@@ -224,12 +245,7 @@ def list_jobs(state: ServerState, statuses: set[str], ids: set[str] | None = Non
     if PENDING in statuses:
         jobs += [queued_job(item, PENDING) for item in state.queue.pending()]
     if statuses & FINISHED:
-        for prompt_id, _, started, finished, entry in state.history.records():
-            if ids is not None and prompt_id not in ids:
-                continue
-            job = finished_job(prompt_id, entry, started, finished)
-            if job["status"] in statuses:
-                jobs.append(job)
+        jobs += [job for job in finished_jobs(state, ids) if job["status"] in statuses]
     return jobs if ids is None else [job for job in jobs if job["id"] in ids]
 
 
@@ -285,11 +301,10 @@ async def get_jobs(status: str | None = None, workflow_id: str | None = None, id
 
 def find_job(state: ServerState, job_id: str) -> dict[str, Any] | None:
     """One job with its outputs and workflow when finished, as ``/jobs/{id}`` answers; ``None`` if unknown."""
-    entry = state.history.get(job_id).get(job_id)
-    if entry is not None:
-        record = next((r for r in state.history.records() if r[0] == job_id), None)
-        started, finished = (record[2], record[3]) if record else (None, 0.0)
-        return finished_job(job_id, entry, started, finished, include_outputs=True)
+    key = next((key for key in state.history.keys() if key[1] == job_id), None)
+    entry = state.history.entries([key[0]]).get(key[0]) if key else None
+    if key is not None and entry is not None:
+        return finished_job(job_id, entry, key[2], key[3], include_outputs=True)
     for status, items in ((IN_PROGRESS, state.queue.running()), (PENDING, state.queue.pending())):
         for item in items:
             if item.prompt_id == job_id:
