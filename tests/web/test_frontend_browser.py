@@ -26,6 +26,7 @@ from hearth_server import LAUNCH, REPO, HearthServer
 # The template browser's thumbnails and provider logos live in the templates' media bundles (~500 MB in six
 # packages), which the tests leave out: those files are 404s, and nothing else under /templates/ may be.
 MODEL_TITLE = "Tiny Fox"
+IMPORTED = "fox-photo.png"
 ORANGE_PNG = ("iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAGUlEQVR4nGN8lifCQApgIkn1qIZRDUNKAwCAzgGIfz"
               "X5vgAAAABJRU5ErkJggg==")  # 16x16, orange
 TEMPLATE_MEDIA = re.compile(r"^/templates/(logo/[\w.-]+|[\w.-]+-\d+)\.(webp|png|jpe?g|gif|svg|mp4|webm|mp3)$")
@@ -51,6 +52,9 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HearthServer]:
     with_metadata(checkpoint, {"modelspec.title": MODEL_TITLE, "modelspec.author": "Hearth's tests"})
     # A preview image beside the model, as ComfyUI users keep them (NAME.png): the model library shows it.
     checkpoint.with_suffix(".png").write_bytes(base64.b64decode(ORANGE_PNG))
+    # An image the user put in the input folder: Media Assets' "Imported" tab lists it (/internal/files/input).
+    (root / "data" / "input").mkdir(parents=True)
+    (root / "data" / "input" / IMPORTED).write_bytes(base64.b64decode(ORANGE_PNG))
     server = HearthServer(root / "data", "--models-dir", str(models)).start()
     yield server
     server.stop()
@@ -120,6 +124,10 @@ def test_an_sd1_workflow_runs_and_shows_its_image_job_and_asset(browser: Any, st
     asset = page.locator(f'[data-asset-id] img[alt="{name}"]').first
     asset.wait_for(timeout=10_000)
     page.wait_for_function("img => img.complete && img.naturalWidth === 16", arg=asset.element_handle())
+    page.get_by_text("Imported", exact=True).click()
+    imported = page.locator(f'[data-asset-id] img[alt="{IMPORTED}"]').first
+    imported.wait_for(timeout=10_000)
+    page.wait_for_function("img => img.complete && img.naturalWidth === 16", arg=imported.element_handle())
     # The total progress bar (in the tab title, "[TOTAL%][NODE%] NodeType" while running) counts cached and executed
     # nodes: on a re-run with a new seed, 4 of the 7 come from the cache, and the total shows them as the sampler runs.
     rerun = tmp_path / "tiny-sd1-seed-8.json"
