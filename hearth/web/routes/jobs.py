@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from hearth.core.executor.queue import QueueItem
@@ -234,7 +235,7 @@ def finished_jobs(state: ServerState, ids: set[str] | None = None) -> list[dict[
     if ids is None and len(cache) > len(keys):  # entries deleted or pushed out: forget their summaries
         live = {seq for seq, *_ in keys}
         for seq in [seq for seq in cache if seq not in live]:
-            del cache[seq]
+            cache.pop(seq, None)
     return [cache[seq] for seq, *_ in keys if seq in cache]
 
 
@@ -289,7 +290,8 @@ async def get_jobs(status: str | None = None, workflow_id: str | None = None, id
         raise BadRequest("invalid_request", "sort_by must be 'created_at' or 'execution_duration'", field="sort_by")
     if sort_order.lower() not in ("asc", "desc"):
         raise BadRequest("invalid_request", "sort_order must be 'asc' or 'desc'", field="sort_order")
-    jobs = list_jobs(state, statuses, _ids(ids))
+    # Off the event loop: the first listing after a start reads every stored entry.
+    jobs = await run_in_threadpool(list_jobs, state, statuses, _ids(ids))
     if workflow_id:
         jobs = [job for job in jobs if job.get("workflow_id") == workflow_id]
     jobs.sort(key=_sort_key(sort_field), reverse=sort_order.lower() == "desc")
@@ -314,7 +316,7 @@ def find_job(state: ServerState, job_id: str) -> dict[str, Any] | None:
 
 @router.get("/jobs/{job_id}")
 async def get_job(job_id: str, state: ServerState = Depends(get_state)) -> Any:
-    job = find_job(state, job_id)
+    job = await run_in_threadpool(find_job, state, job_id)
     if job is None:
         return error_response(404, "not_found", f"Job not found: {job_id}")
     return job
