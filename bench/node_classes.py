@@ -18,6 +18,12 @@ and its class, the reason the coverage script counts it in or out of Hearth's sc
   empty latent of the family's shape, a conditioning key setter) is ``"core"`` too: it needs no model, so Hearth
   can serve it under ComfyUI's name (issue 19 put EmptySD3LatentImage, FluxGuidance, Flux2Scheduler in scope).
 
+``--python-modules TABLE`` instead writes hearth/web/comfyui_modules.py from a built table: the module ComfyUI's
+/object_info names for each of its nodes (``nodes``, ``comfy_extras.nodes_images``...), which the server reports
+for Hearth's own nodes of the same names (ComfyUI's frontend badges a node by that module):
+
+    python bench/node_classes.py --python-modules bench/data/node_classes.json > hearth/web/comfyui_modules.py
+
 ``--extra`` merges hand-kept entries for nodes newer than the checkout (same record shape plus ``"source"``: where
 upstream ComfyUI defines it); the checkout's own records win. The committed table was built from a ComfyUI
 snapshot of 2026-01-07 plus that extra file (nodes of later releases, placed by reading upstream's modules).
@@ -258,11 +264,67 @@ def build(root: Path, extra: dict[str, dict]) -> dict:
             "nodes": nodes}
 
 
+def comfyui_module(record: dict) -> str | None:
+    """The dotted module ComfyUI reports for a node; for a node newer than the checkout (no file known), the
+    package alone, which is what the frontend reads."""
+    if record.get("class") == "custom":
+        return None
+    module = record.get("module")
+    if module:
+        return module.removesuffix(".py").replace("/", ".")
+    return "comfy_api_nodes" if record.get("class") == "api" else "comfy_extras"
+
+
+WEB_MODULE_TAIL = '''_MODULE_OF = {name: module for module, names in COMFYUI_MODULES.items() for name in names}
+
+
+def reported_module(name: str, python_module: str | None) -> str | None:
+    """What /object_info says for a node: ComfyUI's module when Hearth's own code serves one of ComfyUI's core
+    nodes (the frontend shows those as core, not as an unknown extension); a pack's node keeps its own."""
+    if python_module and python_module.split(".")[0].startswith("hearth") and name in _MODULE_OF:
+        return _MODULE_OF[name]
+    return python_module
+'''
+
+
+def python_modules_source(table: dict) -> str:
+    by_module: dict[str, list[str]] = {}
+    for name, record in sorted(table["nodes"].items()):
+        module = comfyui_module(record)
+        if module:
+            by_module.setdefault(module, []).append(name)
+    lines = ['"""The module ComfyUI\'s /object_info names for each of its core nodes (``python_module``): ``nodes`` for',
+             "nodes.py's, ``comfy_extras.nodes_<file>`` and ``comfy_api_nodes.nodes_<file>`` for the rest (the package",
+             "alone for nodes newer than the ComfyUI source read). Generated from bench/data/node_classes.json by",
+             '``python bench/node_classes.py --python-modules``; do not edit by hand."""', "",
+             "COMFYUI_MODULES: dict[str, tuple[str, ...]] = {"]
+    for module, names in sorted(by_module.items()):
+        lines.append(f"    {json.dumps(module)}: (")
+        row = "       "
+        for name in names:
+            item = f" {json.dumps(name)},"
+            if len(row) + len(item) > 110:
+                lines.append(row)
+                row = "       "
+            row += item
+        lines += [row, "    ),"]
+    lines += ["}", "", ""]
+    return "\n".join(lines) + WEB_MODULE_TAIL
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("comfyui", type=Path, help="a ComfyUI checkout (the folder holding nodes.py)")
+    parser.add_argument("comfyui", type=Path, nargs="?", help="a ComfyUI checkout (the folder holding nodes.py)")
     parser.add_argument("--extra", type=Path, help="hand-kept records of nodes newer than the checkout")
+    parser.add_argument("--python-modules", type=Path, metavar="TABLE",
+                        help="write hearth/web/comfyui_modules.py's source from a built table instead")
     args = parser.parse_args(argv)
+    if args.python_modules:
+        sys.stdout.write(python_modules_source(json.loads(args.python_modules.read_text(encoding="utf-8"))))
+        return 0
+    if args.comfyui is None:
+        print("error: give a ComfyUI checkout (or --python-modules TABLE)", file=sys.stderr)
+        return 2
     if not (args.comfyui / "nodes.py").is_file():
         print(f"error: {args.comfyui} holds no nodes.py; give the folder of a ComfyUI checkout", file=sys.stderr)
         return 2

@@ -352,3 +352,11 @@ class Built(io.ComfyNode):
                                         "optional": [["mode", "COMBO"]], "outputs": ["IMAGE"]}
     assert "schema" not in nodes["Built"]  # inputs built at run time: not recorded
     assert nodes["LoadThing"]["schema"] == {"required": [["model", "MODEL"]], "optional": [], "outputs": ["IMAGE"]}
+
+
+def test_web_module_table_is_generated_from_the_committed_class_table() -> None:
+    done = subprocess.run([sys.executable, str(BUILDER), "--python-modules",
+                           str(ROOT / "bench" / "data" / "node_classes.json")], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (ROOT / "hearth" / "web" / "comfyui_modules.py").read_text(encoding="utf-8")

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from hearth.core.model_folders import ModelFolders
 from hearth.web import frontend
+from hearth.web.comfyui_modules import reported_module
 from hearth.web.routes import get_state
 from hearth.web.runtime import ServerState, memory_manager
 
@@ -36,10 +37,19 @@ def server_features(state: ServerState) -> dict[str, Any]:
     return {"supports_preview_metadata": True, "max_upload_size": state.config.max_upload_bytes}
 
 
+def as_comfyui(name: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry with the ``python_module`` ComfyUI reports for its own nodes: its frontend badges a node as core
+    only when the module's package is ``nodes``/``comfy_extras``/``comfy_api_nodes`` (``comfy nodes --json``
+    keeps Hearth's implementing module)."""
+    module = reported_module(name, entry.get("python_module"))
+    return entry if module == entry.get("python_module") else {**entry, "python_module": module}
+
+
 @router.get("/object_info")
 async def object_info(state: ServerState = Depends(get_state)) -> dict[str, Any]:
     # Computed per request: input lists (LoadImage's files) change while the server runs.
-    return await run_in_threadpool(state.registry.object_info)
+    info = await run_in_threadpool(state.registry.object_info)
+    return {name: as_comfyui(name, entry) for name, entry in info.items()}
 
 
 @router.get("/object_info/{node_class}")
@@ -47,7 +57,7 @@ async def object_info_one(node_class: str, state: ServerState = Depends(get_stat
     definition = state.registry.get(node_class)
     if definition is None:
         return {}
-    return {node_class: await run_in_threadpool(definition.object_info)}
+    return {node_class: as_comfyui(node_class, await run_in_threadpool(definition.object_info))}
 
 
 def folders_of(state: ServerState) -> ModelFolders:
