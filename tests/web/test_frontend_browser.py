@@ -115,8 +115,11 @@ def test_an_sd1_workflow_runs_and_shows_its_image_job_and_asset(browser: Any, st
     assert shown.value.status == 200 and f"subfolder={folder}" in shown.value.url
     name = re.search(r"filename=([^&]+)", shown.value.url)[1]
     # The image in the Save Image node (drawn on the canvas: read the node's loaded image).
-    size = page.evaluate("() => (window.app.graph.getNodeById(7).imgs || []).map(i => i.naturalWidth)")
-    assert size == [16]  # the tiny VAE: 64 px -> 8 latent -> 16 px
+    # (the tiny VAE: 64 px -> 8 latent -> 16 px)
+    page.wait_for_function("""() => {
+        const images = window.app.graph.getNodeById(7).imgs || [];
+        return images.length === 1 && images[0].complete && images[0].naturalWidth === 16;
+    }""", timeout=10_000)
     # The job in the Job Queue panel, and its image among the Media Assets.
     page.get_by_test_id("queue-overlay-toggle").click()
     page.locator(f'span[title="{name}"]').first.wait_for(timeout=10_000)
@@ -136,7 +139,8 @@ def test_an_sd1_workflow_runs_and_shows_its_image_job_and_asset(browser: Any, st
     page.get_by_text("tiny-sd1-seed-8", exact=True).first.wait_for()
     with page.expect_response(lambda r: "/api/view?" in r.url and f"filename={prefix}_" in r.url, timeout=60_000):
         page.get_by_test_id("queue-button").click()
-    assert any(re.fullmatch(r"\[57%\]\[\d+%\] KSampler", title) for title in record.titles(page)), record.titles(page)
+    assert any(re.fullmatch(r"\[57%\]\[\d+%\] KSampler", title) for title in record.titles(page)), \
+        "\n".join(record.titles(page))
     assert_clean(record)
     ctx.close()
 
