@@ -186,8 +186,15 @@ def test_the_model_library_and_a_nodes_docs(browser: Any, studio: HearthServer, 
     assert preview in (icon.get_attribute("style") or "")
     page.get_by_text(MODEL_TITLE, exact=True).first.hover()
     page.get_by_text("Hearth's tests").first.wait_for(timeout=10_000)  # the hover card's author
+    # The node library files ComfyUI's nodes under "Comfy Nodes" (from /object_info's python_module), not under
+    # "Extensions" as it did when Hearth named its own modules there.
+    page.get_by_test_id("node-library-tab-button").click()
+    page.get_by_placeholder(re.compile("Search")).first.fill("KSampler")
+    page.get_by_text(re.compile("^comfy nodes$", re.IGNORECASE)).first.wait_for(timeout=10_000)
+    assert page.get_by_text(re.compile("^extensions$", re.IGNORECASE)).count() == 0
+    assert page.evaluate("() => window.app.graph.getNodeById(5).constructor.nodeData.nodeSource.type") == "core"
     # A node's documentation (comfyui-embedded-docs) in the properties panel's Info tab.
-    page.get_by_test_id("model-library-tab-button").click()  # closes the library
+    page.get_by_test_id("node-library-tab-button").click()  # closes the library
     title = page.evaluate("""() => {
         const node = window.app.graph.getNodeById(5), box = window.app.canvas.canvas.getBoundingClientRect();
         const [x, y] = window.app.canvas.ds.convertOffsetToCanvas([node.pos[0] + 60, node.pos[1] - 15]);
