@@ -29,47 +29,41 @@ def zeros(*shape: int) -> dict[str, Any]:
     return {"samples": torch.zeros(shape)}
 
 
-class EmptySD3LatentImage:
-    CATEGORY = "latent/sd3"
-    DESCRIPTION = "Zero latents with 16 channels at 1/8 of the image size (SD3, Flux.1 and other 16-channel models)."
+class _EmptyImageLatent:
+    """Zero latents of ``CHANNELS`` at ``1/SCALE`` of the image size: the image families' empty-latent nodes differ
+    in these two numbers alone."""
+
     RETURN_TYPES = ("LATENT",)
     FUNCTION = "generate"
+    CHANNELS = 16
+    SCALE = 8
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {"required": {"width": _size(1024, 16, 16), "height": _size(1024, 16, 16), "batch_size": _batch()}}
 
     def generate(self, width: int, height: int, batch_size: int = 1) -> tuple[dict[str, Any]]:
-        return (zeros(batch_size, 16, height // 8, width // 8),)
+        return (zeros(batch_size, self.CHANNELS, height // self.SCALE, width // self.SCALE),)
 
 
-class EmptyFlux2LatentImage:
+class EmptySD3LatentImage(_EmptyImageLatent):
+    CATEGORY = "latent/sd3"
+    DESCRIPTION = "Zero latents with 16 channels at 1/8 of the image size (SD3, Flux.1 and other 16-channel models)."
+
+
+class EmptyFlux2LatentImage(_EmptyImageLatent):
     DISPLAY_NAME = "Empty Flux 2 Latent"
     CATEGORY = "latent"
     DESCRIPTION = "Zero latents with 128 channels at 1/16 of the image size (Flux.2)."
-    RETURN_TYPES = ("LATENT",)
-    FUNCTION = "generate"
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {"width": _size(1024, 16, 16), "height": _size(1024, 16, 16), "batch_size": _batch()}}
-
-    def generate(self, width: int, height: int, batch_size: int = 1) -> tuple[dict[str, Any]]:
-        return (zeros(batch_size, 128, height // 16, width // 16),)
+    CHANNELS = 128
+    SCALE = 16
 
 
-class EmptyChromaRadianceLatentImage:
+class EmptyChromaRadianceLatentImage(_EmptyImageLatent):
     CATEGORY = "latent/chroma_radiance"
     DESCRIPTION = "Zero 'latents' in pixel space: 3 channels at the full image size (Chroma Radiance)."
-    RETURN_TYPES = ("LATENT",)
-    FUNCTION = "generate"
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {"width": _size(1024, 16, 16), "height": _size(1024, 16, 16), "batch_size": _batch()}}
-
-    def generate(self, width: int, height: int, batch_size: int = 1) -> tuple[dict[str, Any]]:
-        return (zeros(batch_size, 3, height, width),)
+    CHANNELS = 3
+    SCALE = 1
 
 
 class EmptyLTXVLatentVideo:
