@@ -40,34 +40,41 @@ def _two() -> dict[str, Any]:
     return {"required": {"samples1": ("LATENT",), "samples2": ("LATENT",)}}
 
 
-class LatentAdd:
+class _TwoLatents:
+    """A node combining two LATENTs element-wise by ``combine``; the second is resized and batched to the first."""
+
     CATEGORY = "latent/advanced"
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "op"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return _two()
+
+    @staticmethod
+    def combine(first: Any, second: Any) -> Any:
+        raise NotImplementedError
+
+    def op(self, samples1: dict[str, Any], samples2: dict[str, Any]) -> tuple[dict[str, Any]]:
+        first = samples1["samples"]
+        second = reshape_like(first, samples2["samples"], type(self).__name__)
+        return (with_samples(samples1, self.combine(first, second)),)
+
+
+class LatentAdd(_TwoLatents):
     DESCRIPTION = "Add two latent representations element-wise."
-    RETURN_TYPES = ("LATENT",)
-    FUNCTION = "op"
 
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return _two()
-
-    def op(self, samples1: dict[str, Any], samples2: dict[str, Any]) -> tuple[dict[str, Any]]:
-        first = samples1["samples"]
-        return (with_samples(samples1, first + reshape_like(first, samples2["samples"], "LatentAdd")),)
+    @staticmethod
+    def combine(first: Any, second: Any) -> Any:
+        return first + second
 
 
-class LatentSubtract:
-    CATEGORY = "latent/advanced"
+class LatentSubtract(_TwoLatents):
     DESCRIPTION = "Subtract one latent representation from another element-wise."
-    RETURN_TYPES = ("LATENT",)
-    FUNCTION = "op"
 
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return _two()
-
-    def op(self, samples1: dict[str, Any], samples2: dict[str, Any]) -> tuple[dict[str, Any]]:
-        first = samples1["samples"]
-        return (with_samples(samples1, first - reshape_like(first, samples2["samples"], "LatentSubtract")),)
+    @staticmethod
+    def combine(first: Any, second: Any) -> Any:
+        return first - second
 
 
 class LatentMultiply:
