@@ -161,6 +161,14 @@ def _dumps(value: Any) -> str:
     return json.dumps(storable(value, STORED_DEPTH), separators=(",", ":"), allow_nan=False)
 
 
+def _dumps_checked(value: Any) -> str:
+    """A value that already passed the request checks (a queued prompt), dumped without walking it again."""
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):  # changed since it was checked (a plugin's handler kept a reference): repair
+        return _dumps(value)
+
+
 def _loads(text: str) -> Any:
     """A stored JSON column, read as strictly as it was written."""
     return parse_json(text, max_depth=STORED_DEPTH)
@@ -282,6 +290,9 @@ class PersistentHistory(History):
     def __init__(self, db: Database, max_items: int = 10000) -> None:
         super().__init__(max_items)
         self.db = db
+        # The JSON of each queued prompt, written once when it was queued: its history row reuses the text instead
+        # of walking a prompt of thousands of nodes through storable() again.
+        self.prompt_texts: dict[str, str] = {}
 
     def add(self, item: QueueItem, result: ExecutionResult, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
         if meta is None:
@@ -289,17 +300,19 @@ class PersistentHistory(History):
                               "real_node_id": node_id} for node_id in result.outputs}
         entry = super().add(item, result, meta)
         super().clear()  # the rows below are the record; the base class only shapes the entry
-        self.write(item.prompt_id, entry)
+        self.write(item.prompt_id, entry, prompt_text=self.prompt_texts.pop(item.prompt_id, None))
         return entry
 
-    def write(self, prompt_id: str, entry: dict[str, Any], started: float | None = None) -> None:
+    def write(self, prompt_id: str, entry: dict[str, Any], started: float | None = None,
+              prompt_text: str | None = None) -> None:
+        """Store ``entry``; ``prompt_text`` is the stored JSON of ``entry["prompt"][2]`` when the queue has it."""
         if started is None:
             started = next((data["timestamp"] / 1000 for event, data in entry["status"]["messages"]
                             if event == "execution_start" and "timestamp" in data), None)
         self.db.transaction([
             ("DELETE FROM history WHERE prompt_id = ?", (prompt_id,)),
             ("INSERT INTO history (prompt_id, status, entry, started, finished) VALUES (?, ?, ?, ?, ?)",
-             (prompt_id, entry["status"]["status_str"], _dumps(entry), started, time.time())),
+             (prompt_id, entry["status"]["status_str"], _entry_text(entry, prompt_text), started, time.time())),
             ("DELETE FROM queue WHERE prompt_id = ?", (prompt_id,)),
             ("DELETE FROM history WHERE seq <= (SELECT MAX(seq) FROM history) - ?", (self.max_items,)),
         ])
@@ -367,6 +380,16 @@ class PersistentHistory(History):
         return int(self.db.execute("SELECT COUNT(*) FROM history")[0][0])
 
 
+def _entry_text(entry: dict[str, Any], prompt_text: str | None) -> str:
+    """A history entry's JSON, with the queued prompt's own stored text spliced in when there is one."""
+    if prompt_text is None:
+        return _dumps(entry)
+    number, prompt_id, _, extra_data, outputs = entry["prompt"]
+    queued = f"[{_dumps(number)},{_dumps(prompt_id)},{prompt_text},{_dumps(extra_data)},{_dumps(outputs)}]"
+    rest = _dumps({key: value for key, value in entry.items() if key != "prompt"})
+    return f'{{"prompt":{queued},{rest[1:]}' if rest != "{}" else f'{{"prompt":{queued}}}'
+
+
 class PersistentQueue(PromptQueue):
     """The executor's prompt queue, with each put, start, finish, delete and clear written to SQLite."""
 
@@ -389,6 +412,7 @@ class PersistentQueue(PromptQueue):
         self._numbers = itertools.count(int(max((r[1] for r in rows), default=-1)) + 1)
         for prompt_id, number, _, state, prompt, extra_data, outputs, _created, started in rows:
             item = QueueItem(number, prompt_id, _loads(prompt), _loads(extra_data), _loads(outputs))
+            self.history.prompt_texts[prompt_id] = prompt
             if state == "running":
                 self._record_crash(item, started)
                 continue
@@ -424,21 +448,24 @@ class PersistentQueue(PromptQueue):
 
     def put(self, prompt: Mapping[str, Any], outputs: list[str], *, prompt_id: str | None = None,
             extra_data: Mapping[str, Any] | None = None, number: float | None = None,
-            front: bool = False) -> QueueItem:
+            front: bool = False, nodes: Mapping[str, Any] | None = None) -> QueueItem:
         if number is None:
             if front:
                 number = min(min((i.number for i in self.pending()), default=0), 0) - 1
             else:
                 number = next(self._numbers)
         prompt_id = prompt_id or str(uuid.uuid4())
+        prompt_text = _dumps_checked(prompt)
         # Stored first, queued second: if the write fails the worker never sees the prompt, so a refused prompt
         # never runs, and a prompt that runs is one a restart finds.
         self.db.execute(
             "INSERT OR REPLACE INTO queue (prompt_id, number, seq, state, prompt, extra_data, outputs, created) "
             "VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
-            (prompt_id, number, next(self._seq_db), _dumps(prompt), _dumps(dict(extra_data or {})),
+            (prompt_id, number, next(self._seq_db), prompt_text, _dumps(dict(extra_data or {})),
              _dumps(list(outputs)), time.time()))
-        return super().put(prompt, outputs, prompt_id=prompt_id, extra_data=extra_data, number=number, front=front)
+        self.history.prompt_texts[prompt_id] = prompt_text
+        return super().put(prompt, outputs, prompt_id=prompt_id, extra_data=extra_data, number=number, front=front,
+                           nodes=nodes)
 
     def get(self, timeout: float | None = None) -> QueueItem | None:
         item = super().get(timeout)
@@ -457,12 +484,18 @@ class PersistentQueue(PromptQueue):
     def delete(self, prompt_ids: Iterable[str]) -> int:
         wanted = [str(p) for p in prompt_ids]
         removed = super().delete(wanted)
+        for prompt_id in wanted:
+            if prompt_id not in self._running:
+                self.history.prompt_texts.pop(prompt_id, None)
         with self.db.lock:
             self.db.conn.executemany("DELETE FROM queue WHERE prompt_id = ? AND state = 'pending'",
                                      [(p,) for p in wanted])
         return removed
 
     def clear(self) -> int:
+        running = {item.prompt_id for item in self.running()}
         removed = super().clear()
+        for prompt_id in set(self.history.prompt_texts) - running:
+            self.history.prompt_texts.pop(prompt_id, None)
         self.db.execute("DELETE FROM queue WHERE state = 'pending'")
         return removed

@@ -27,6 +27,9 @@ class QueueItem:
     prompt: Mapping[str, Any]
     extra_data: dict[str, Any] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
+    # The prompt as parsed and validated when it was queued, so the worker does not parse it again; a prompt
+    # recovered from storage has none and is parsed when it runs.
+    nodes: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def as_list(self) -> list[Any]:
         return [self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs]
@@ -92,14 +95,16 @@ class PromptQueue:
 
     def put(self, prompt: Mapping[str, Any], outputs: list[str], *, prompt_id: str | None = None,
             extra_data: Mapping[str, Any] | None = None, number: float | None = None,
-            front: bool = False) -> QueueItem:
+            front: bool = False, nodes: Mapping[str, Any] | None = None) -> QueueItem:
+        """Queue ``prompt``; ``nodes`` is its :func:`parse_prompt` result when the caller already parsed it."""
         with self._cond:
             if front:
                 lowest = min((n for n, _, _ in self._heap), default=0)
                 number = min(lowest, 0) - 1 if number is None else number
             elif number is None:
                 number = next(self._number)
-            item = QueueItem(number, prompt_id or str(uuid.uuid4()), prompt, dict(extra_data or {}), list(outputs))
+            item = QueueItem(number, prompt_id or str(uuid.uuid4()), prompt, dict(extra_data or {}), list(outputs),
+                             nodes)
             heapq.heappush(self._heap, (number, next(self._seq), item))
             self._cond.notify()
         return item
@@ -173,7 +178,8 @@ class Worker:
         if item is None:
             return None
         try:
-            nodes = parse_prompt(item.prompt)
+            nodes = item.nodes if item.nodes is not None else parse_prompt(item.prompt)
+            item.nodes = None  # a finished prompt's history keeps the JSON, not the parsed graph
             result = self.executor.execute(nodes, item.outputs, prompt_id=item.prompt_id, extra_data=item.extra_data,
                                            emit=self.emit, original=item.prompt)
         except Exception as exc:  # the queue goes on whatever one prompt does

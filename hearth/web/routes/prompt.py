@@ -49,7 +49,7 @@ async def post_prompt(request: Request, state: ServerState = Depends(get_state))
         return SafeJSONResponse(validation.response(), status_code=400)
     # The queue writes the prompt to the database before the worker can see it: accepted means stored.
     item = state.queue.put(wanted.prompt, validation.outputs, prompt_id=prompt_id, extra_data=extra_data,
-                           number=wanted.number, front=wanted.front)
+                           number=wanted.number, front=wanted.front, nodes=nodes)
     state.broadcast_status()
     return {"prompt_id": item.prompt_id, "number": item.number, "node_errors": validation.node_errors}
 
