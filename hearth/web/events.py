@@ -14,9 +14,11 @@ import contextlib
 import io
 import json
 import logging
+import re
 import struct
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,10 +45,24 @@ PREVIEW_IMAGE_WITH_METADATA = 4
 IMAGE_TYPES = {"JPEG": (1, "image/jpeg"), "PNG": (2, "image/png")}
 
 
+# In JSON text from json.dumps: an escaped lone surrogate, or an integer too long for MAX_INT (a longer run of digits
+# inside a string only costs the careful path).
+_NEEDS_REPAIR = re.compile(r"\\ud[89a-f][0-9a-f]{2}|\d{20}", re.IGNORECASE)
+
+
 def event_text(event: str, data: Any) -> str:
     """``{"type": event, "data": data}`` as strict JSON: a NaN or odd object in a node's output would otherwise
-    reach the browser as text its JSON.parse rejects."""
-    return json.dumps(storable({"type": event, "data": data}), allow_nan=False)
+    reach the browser as text its JSON.parse rejects.
+
+    Nearly every event is plain JSON already, so it is dumped directly and only repaired (by :func:`storable`, a
+    walk of the whole value) when dumping fails or the text shows a lone surrogate or an oversized integer.
+    """
+    message = {"type": event, "data": data}
+    try:
+        text = json.dumps(message, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return json.dumps(storable(message), allow_nan=False)
+    return json.dumps(storable(message), allow_nan=False) if _NEEDS_REPAIR.search(text) else text
 
 
 @dataclass(eq=False)
@@ -69,6 +85,11 @@ class EventHub:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.sent = 0
         self.dropped = 0
+        # Messages from other threads wait here; one loop callback delivers all that arrived meanwhile, so a burst
+        # of node events costs one wake-up of the event loop, not one each.
+        self._inbox: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
+        self._inbox_lock = threading.Lock()
+        self._drain_scheduled = False
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -111,8 +132,11 @@ class EventHub:
         """Send ``{"type": event, "data": data}`` to client ``sid``, or to every client when ``sid`` is None."""
         if not self.listening(sid):  # nobody to serialize it for
             return
-        text = event_text(event, data)
-        self._from_any_thread(self._deliver, text, event, sid)
+        self.publish_text(event_text(event, data), event, sid)
+
+    def publish_text(self, text: str, kind: str, sid: str | None = None) -> None:
+        """Send an already-serialized message of kind ``kind`` (an event name) to ``sid`` or everyone."""
+        self._from_any_thread(self._deliver, text, kind, sid)
 
     def later(self, delay: float, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the event loop after ``delay`` seconds (from any thread)."""
@@ -133,9 +157,26 @@ class EventHub:
         except RuntimeError:
             running = None
         if running is loop:
+            self._drain()  # what other threads sent first goes first
             fn(*args)
-        else:
-            loop.call_soon_threadsafe(fn, *args)
+            return
+        with self._inbox_lock:
+            self._inbox.append((fn, args))
+            if self._drain_scheduled:
+                return
+            self._drain_scheduled = True
+        try:
+            loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop closed meanwhile: the server is stopping, nobody is left to send to
+            pass
+
+    def _drain(self) -> None:
+        with self._inbox_lock:
+            waiting = list(self._inbox)
+            self._inbox.clear()
+            self._drain_scheduled = False
+        for fn, args in waiting:
+            fn(*args)
 
     def _targets(self, sid: str | None) -> list[Client]:
         if sid is None:
@@ -267,8 +308,9 @@ class ExecutionEvents:
             sid = self._sid
             if not self.hub.listening(sid):
                 return
-            state = {"prompt_id": self._prompt, "nodes": {k: dict(v) for k, v in self._nodes.items()}}
-        self.hub.publish("progress_state", state, sid)
+            # Serialized under the lock (the worker cannot change a node meanwhile): no copy of every node's entry.
+            text = event_text("progress_state", {"prompt_id": self._prompt, "nodes": self._nodes})
+        self.hub.publish_text(text, "progress_state", sid)
 
     def resume_for(self, sid: str) -> dict[str, Any] | None:
         """The ``executing`` event to replay to a client that reconnects while its prompt runs, as ComfyUI does."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,10 @@ class Hub:
     def publish(self, event: str, data: Any, sid: str | None = None) -> None:
         if self.is_listening:
             self.sent.append((event, data))
+
+    def publish_text(self, text: str, kind: str, sid: str | None = None) -> None:
+        if self.is_listening:
+            self.sent.append((kind, json.loads(text)["data"]))
 
     def publish_with(self, build: Any, kind: str, sid: str | None) -> None:
         pass

@@ -161,3 +161,75 @@ def test_deleted_and_cleared_prompts_leave_no_stored_text_behind(parts) -> None:
     assert set(queue.history.prompt_texts) == {"b", "c"}
     queue.clear()
     assert queue.history.prompt_texts == {}
+
+
+def deep(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("data", [
+    {"node": "1", "output": {"text": ["plain"], "n": [1, 2.5, -3]}},
+    {"text": "lone \ud800 surrogate"},
+    {"key \udfff": 1},
+    {"n": 2**70, "m": -(2**65)},
+    {"f": [math.nan, math.inf, -math.inf]},
+    {"o": object(), "s": {1, 2}},
+    {"deep": deep(5000)},
+    {"text": "a backslash and u-d-8-0-0 as characters: \\ud800"},
+    {"digits": "12345678901234567890123"},
+])
+def test_event_text_is_what_the_careful_walk_makes(data: dict[str, Any]) -> None:
+    """Events skip storable()'s walk when json.dumps already gives what it would give; the text is the same."""
+    from hearth.web.boundary import storable
+    from hearth.web.events import event_text
+
+    careful = json.dumps(storable({"type": "executed", "data": data}), allow_nan=False)
+    if "o" in data:  # an object's text names its address: compare the shape
+        assert json.loads(event_text("executed", data)).keys() == json.loads(careful).keys()
+    else:
+        assert event_text("executed", data) == careful
+
+
+def test_a_burst_of_events_from_the_worker_wakes_the_loop_once_and_keeps_its_order() -> None:
+    import asyncio
+    import threading
+
+    from hearth.web.events import EventHub
+
+    delivered: list[str] = []
+    wakeups = 0
+
+    async def main() -> None:
+        nonlocal wakeups
+        loop = asyncio.get_running_loop()
+        original = loop.call_soon_threadsafe
+
+        def counting(*args: Any) -> Any:
+            nonlocal wakeups
+            wakeups += 1
+            return original(*args)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        hub = EventHub()
+        hub.bind(loop)
+        hub._deliver = lambda text, kind, sid: delivered.append(text)  # type: ignore[method-assign]
+        ready = threading.Event()
+
+        def worker() -> None:
+            for i in range(1000):
+                hub.publish_text(str(i), "executing", None)
+            ready.set()
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        while not ready.is_set() or hub._inbox:
+            await asyncio.sleep(0.01)
+        thread.join()
+        await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    assert delivered == [str(i) for i in range(1000)]
+    assert wakeups < 100  # one per burst the loop had not yet drained, not one per message
