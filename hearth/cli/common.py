@@ -158,9 +158,9 @@ def runtime_for(custom_nodes: tuple[Path, ...] = (), env_name: str | None = None
 
 def report_plugin_errors(plugins: PluginManager, quiet: bool = False) -> None:
     if not quiet:
-        for record in plugins.records.values():
-            if record.error:
-                click.echo(f"warning: plugin {record.name} not loaded: {record.error} (see `comfy plugins`)", err=True)
+        from hearth.cli.catalogued import report_failed
+
+        report_failed(plugins.records.values())
 
 
 def read_json(path: Path) -> Any:

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hearth.cli.catalogued import keep, node_catalogue
 from hearth.cli.common import JsonStdout, custom_nodes_option, env_option, isolation_option, runtime_for
 from hearth.core.node_registry import NodeRegistry
 from hearth.core.plugins import PluginRecord
@@ -27,11 +28,21 @@ def nodes(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None, i
     """List every node type the loaded plugins provide; one whose INPUT_TYPES fails is listed with its error (it
     cannot run, and the server's /object_info leaves it out, as ComfyUI's does)."""
     with JsonStdout(as_json) as out:  # with --json, what packs print while loading goes to stderr
-        runtime = runtime_for(custom_nodes, env_name, isolation=isolation)
-        registry = runtime.nodes
-        errors: dict[str, str] = {}
-        info = runtime.call(registry.object_info, errors)  # INPUT_TYPES list the Runtime's model folders
-        info = {name: info[name] if name in info else registry[name].broken_info(errors[name]) for name in registry}
+        runtime = runtime_for(custom_nodes, env_name, isolation=isolation, load=False)
+        catalogue = node_catalogue(runtime)
+        # INPUT_TYPES list the Runtime's model folders: the catalogue puts in today's lists, re-reads dynamic nodes.
+        info = catalogue.object_info(runtime) if catalogue is not None else None
+        if info is None:  # catalogues off, or a dynamic node only the loaded plugins can read
+            registry = runtime.nodes
+            errors: dict[str, str] = {}
+            found = runtime.call(registry.object_info, errors)
+            info = {name: found[name] if name in found else registry[name].broken_info(errors[name])
+                    for name in registry}
+            plugin_of = {name: registry[name].plugin for name in registry}
+        else:
+            plugin_of = {name: node.plugin for name, node in catalogue.nodes.items()}
+            keep(catalogue, runtime)
+        errors = {name: entry["error"] for name, entry in info.items() if "error" in entry}
         if as_json:
             out.emit(info)
             return
@@ -45,7 +56,7 @@ def nodes(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None, i
         inputs = ", ".join(required + optional)
         if "error" in entry:
             inputs = f"[red]error: {escape(entry['error'])}[/red]"
-        table.add_row(name, escape(entry["category"]), inputs, ", ".join(entry["output"]), registry[name].plugin)
+        table.add_row(name, escape(entry["category"]), inputs, ", ".join(entry["output"]), plugin_of[name])
     Console().print(table)
     if errors:
         click.echo(f"warning: {len(errors)} node(s) cannot run, each for the error shown: {', '.join(errors)}",
@@ -67,13 +78,21 @@ def plugins(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None,
     trusted by REGISTRY", "not trusted", "--isolation all", "--isolation off" or "has its own dependency layer".
     """
     with JsonStdout(as_json) as out:  # with --json, what packs print while loading goes to stderr
-        runtime = runtime_for(custom_nodes, env_name, quiet=True, isolation=isolation)
-        manager = runtime.plugins
-        registry = runtime.nodes  # building the registry counts nodes per plugin and surfaces name clashes
-        records = sorted(manager.records.values(), key=lambda r: (r.tier != "essential", r.tier != "default", r.name))
-        # Recorded as packs import them; names a pack reaches only inside a node show up once that node has run.
-        missing = manager.missing_internals()
-        broken = node_errors_by_plugin(runtime, registry)
+        runtime = runtime_for(custom_nodes, env_name, quiet=True, isolation=isolation, load=False)
+        catalogue = node_catalogue(runtime, quiet=True)
+        broken = catalogue.node_errors(runtime) if catalogue is not None else None
+        if catalogue is not None and broken is not None:
+            found, collisions = catalogue.plugin_records(), catalogue.node_collisions()
+            missing, warnings = dict(catalogue.missing_internals), list(catalogue.warnings)
+            keep(catalogue, runtime)
+        else:  # catalogues off, or a dynamic node only the loaded plugins can read
+            manager = runtime.plugins
+            registry = runtime.nodes  # building the registry counts nodes per plugin and surfaces name clashes
+            found, collisions, warnings = list(manager.records.values()), manager.collisions, manager.warnings
+            # Recorded as packs import them; names a pack reaches only inside a node show up once that node has run.
+            missing = manager.missing_internals()
+            broken = node_errors_by_plugin(runtime, registry)
+        records = sorted(found, key=lambda r: (r.tier != "essential", r.tier != "default", r.name))
         trust = runtime.options.trust
         if as_json:
             out.emit({"plugins": [{**r.as_dict(), "network": network_allowed(r, trust),
@@ -81,7 +100,7 @@ def plugins(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None,
                                    "node_errors": broken.get(r.name, {})}
                                   for r in records],
                       "isolation": trust.mode, "pack_hosts": pack_hosts(trust),
-                      "collisions": [c.as_dict() for c in manager.collisions], "warnings": manager.warnings})
+                      "collisions": [c.as_dict() for c in collisions], "warnings": warnings})
             return
     hosts = pack_hosts(trust)
     if hosts is None:
@@ -107,9 +126,9 @@ def plugins(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None,
                       escape(where(record, trust)), escape(record.error or ""), ", ".join(lacks))
     console = Console()
     console.print(table)
-    if manager.collisions:  # one node name, several plugins: who provides it, who was refused
+    if collisions:  # one node name, several plugins: who provides it, who was refused
         clashes = Table("node", "provided by", "refused", title="node name collisions")
-        for c in manager.collisions:
+        for c in collisions:
             by = f"{c.provider} (overrides {c.overridden}: HEARTH_ALLOW_OVERRIDE)" if c.overridden else c.provider
             clashes.add_row(c.node, by, ", ".join(c.refused))
         console.print(clashes)
@@ -120,7 +139,7 @@ def plugins(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None,
         for node, problem in broken.get(record.name, {}).items():
             console.print(f"[yellow]warning:[/yellow] {escape(record.name)}: node {escape(node)} cannot run: "
                           f"{escape(problem)}", highlight=False, soft_wrap=True)
-    for warning in manager.warnings:
+    for warning in warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
 
 

@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from hearth.cli.catalogued import node_catalogue
 from hearth.cli.common import (
     JsonStdout,
     custom_nodes_option,
@@ -21,9 +22,12 @@ from hearth.cli.common import (
 )
 from hearth.cli.main import UserError
 from hearth.cli.models import model_folder_options
+from hearth.core.catalogue import CatalogueMiss
 from hearth.core.context import Folders
 from hearth.core.executor import PromptFormatError, parse_prompt
+from hearth.core.executor.validation import Validator
 from hearth.core.executor.workflow import is_ui_workflow, ui_to_api
+from hearth.core.node_registry import NodeRegistry
 from hearth.core.runtime import Runtime
 
 
@@ -77,16 +81,26 @@ def run(workflow: Path, out_dir: Path, input_dir: Path, assignments: tuple[str, 
     if as_json and not check:
         raise UserError("--json works with --check only (comfy run --check --json WORKFLOW.json)")
     with JsonStdout(as_json) as out:  # with --json, what packs print while loading goes to stderr
+        # --check validates against the node catalogue when it is fresh: no plugin, no torch imported.
         runtime = runtime_for(custom_nodes, env_name, models_dir=models_dir, extra_model_paths=extra_model_paths,
                               cache=cache_spec, vram_mb=vram_mb, output=out_dir, input=input_dir,
-                              temp=out_dir / "temp", isolation=isolation)
+                              temp=out_dir / "temp", isolation=isolation, load=not check)
         with runtime.activate():  # a UI workflow's widgets map through INPUT_TYPES, which list the Runtime's folders
-            _run(runtime, workflow, assignments, check, out)
+            if check:
+                catalogue = node_catalogue(runtime)
+                if catalogue is not None:
+                    try:
+                        _run(runtime, workflow, assignments, check, out, catalogue.registry(runtime))
+                        return
+                    except CatalogueMiss:  # a node only the loaded plugins can describe: validate against them
+                        pass
+            _run(runtime, workflow, assignments, check, out, runtime.nodes)
 
 
-def _run(runtime: Runtime, workflow: Path, assignments: tuple[str, ...], check: bool, out: JsonStdout) -> None:
+def _run(runtime: Runtime, workflow: Path, assignments: tuple[str, ...], check: bool, out: JsonStdout,
+         registry: NodeRegistry) -> None:
     as_json = out.enabled
-    prompt, ui_workflow = load_workflow(workflow, runtime.nodes)
+    prompt, ui_workflow = load_workflow(workflow, registry)
     for node_id, name, value in map(parse_assignment, assignments):
         node = prompt.get(node_id) if isinstance(prompt, dict) else None
         if not isinstance(node, dict):
@@ -97,8 +111,8 @@ def _run(runtime: Runtime, workflow: Path, assignments: tuple[str, ...], check: 
     except PromptFormatError as exc:
         raise UserError(f"{workflow}: invalid_prompt: {exc}") from None
 
-    executor = runtime.executor
-    validation = executor.validator.validate(nodes)
+    # --check needs no executor (and so no plugins); a run validates with the executor's own validator.
+    validation = Validator(registry, runtime).validate(nodes) if check else runtime.executor.validator.validate(nodes)
     if check:
         if as_json:
             out.emit(validation.response())
@@ -115,6 +129,7 @@ def _run(runtime: Runtime, workflow: Path, assignments: tuple[str, ...], check: 
         click.echo(f"warning: outputs {', '.join(entry['dependent_outputs'])} skipped: node {node_id} "
                    f"({entry['class_type']}): {entry['errors'][0]['message']}", err=True)
 
+    executor = runtime.executor
     extra = {"extra_pnginfo": {"workflow": ui_workflow}} if ui_workflow is not None else {}
     with _ProgressView(len(nodes)) as view:
         result = executor.execute(nodes, validation.outputs, prompt_id=workflow.stem, extra_data=extra,

@@ -39,10 +39,13 @@ from hearth.core.catalogue_key import (
     hearth_version,
 )
 from hearth.core.catalogue_probe import (
+    ALWAYS,
     DYNAMIC_MARKER,
+    FOLDER_STATES,
     Template,
     apply_templates,
     find_templates,
+    folder_state,
     jsonable,
     probe_runtime,
     template_kinds,
@@ -58,6 +61,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("hearth.catalogue")
 
 
+class CatalogueMiss(RuntimeError):
+    """A node's definition cannot come from the catalogue alone (its class is not importable by name): the
+    caller loads the plugins and asks their registry."""
+
+
 @dataclass
 class CatalogueNode:
     """One node type as the catalogue keeps it.
@@ -67,8 +75,10 @@ class CatalogueNode:
     :param plugin: the plugin that provides it.
     :param source: ``module:qualname`` of its class, for reading a dynamic node again; ``""`` when the class
         cannot be imported by name (a ComfyUI pack's module).
-    :param dynamic: its ``INPUT_TYPES`` reads state each call (see :mod:`hearth.core.catalogue_probe`): ``info``
-        is only what it said at the last build.
+    :param depends: what its ``INPUT_TYPES`` reads besides the model lists (see
+        :mod:`hearth.core.catalogue_probe`): ``"input"``, ``"output"``, ``"models"`` folders, or ``"always"``
+        (anything: read it every time); empty for a node whose definition is fixed.
+    :param state: the :func:`folder_state` of the folders in ``depends`` when ``info`` was read.
     :param needs_class: validating it needs the class itself (``VALIDATE_INPUTS``, type objects with comparison
         rules of their own, inputs or outputs the frontend adds), not just its ``info``.
     :param templates: where its ``info`` holds model lists (JSON path, list with sentinels).
@@ -77,9 +87,15 @@ class CatalogueNode:
     info: dict[str, Any]
     plugin: str
     source: str = ""
-    dynamic: bool = False
+    depends: list[str] = field(default_factory=list)
     needs_class: bool = False
     templates: list[Template] = field(default_factory=list)
+    state: str = ""
+
+    @property
+    def dynamic(self) -> bool:
+        """Its ``INPUT_TYPES`` reads state that may change between calls (``info`` is what it said last)."""
+        return bool(self.depends)
 
     @property
     def broken(self) -> bool:
@@ -87,13 +103,14 @@ class CatalogueNode:
         return "error" in self.info
 
     def as_dict(self) -> dict[str, Any]:
-        return {"info": self.info, "plugin": self.plugin, "source": self.source, "dynamic": self.dynamic,
-                "needs_class": self.needs_class, "templates": [[p, t] for p, t in self.templates]}
+        return {"info": self.info, "plugin": self.plugin, "source": self.source, "depends": self.depends,
+                "needs_class": self.needs_class, "templates": [[p, t] for p, t in self.templates],
+                "state": self.state}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CatalogueNode:
-        return cls(dict(data["info"]), str(data["plugin"]), str(data.get("source", "")), bool(data["dynamic"]),
-                   bool(data["needs_class"]), [(list(p), list(t)) for p, t in data.get("templates", [])])
+        return cls(dict(data["info"]), str(data["plugin"]), str(data["source"]), [str(d) for d in data["depends"]],
+                   bool(data["needs_class"]), [(list(p), list(t)) for p, t in data["templates"]], str(data["state"]))
 
 
 @dataclass
@@ -121,6 +138,7 @@ class Catalogue:
     built_ns: int = 0
     newest_ns: int = 0
     hearth: str = ""
+    changed: bool = field(default=False, compare=False)  # a dynamic node was read again: worth saving
 
     # -- what commands and the server read -------------------------------------------------------------------
 
@@ -145,10 +163,18 @@ class Catalogue:
         node = self.nodes[name]
         if not node.dynamic:
             return node.info
+        state = ""
+        if ALWAYS not in node.depends and runtime is not None:
+            state = folder_state(runtime, node.depends)
+            if state == node.state:
+                return node.info
         definition = self.definition(name)
         if definition is None:
             return None
-        return _read_info(definition, runtime)
+        info = _read_info(definition, runtime)
+        if state and runtime is not None:  # what the folders say now: the next command need not read it again
+            node.info, node.state, self.changed = info, state, True
+        return info
 
     def object_info(self, runtime: Runtime | None = None, *, broken: bool = True) -> dict[str, Any] | None:
         """Every node's entry, as ``comfy nodes --json`` prints it (``broken=False``: as ``/object_info`` serves
@@ -200,26 +226,18 @@ class Catalogue:
             log.debug("node %s: class %s not importable by name: %s", name, node.source, exc)
             return None
 
-    def registry(self, names: Any = None) -> NodeRegistry | None:
-        """A node registry for validation, made from the cached definitions (no plugin imported), covering
-        ``names`` (default: every node). A dynamic or class-needing node among them gets its real class;
-        ``None`` when one cannot be had that way or a name is unknown (validate against the loaded plugins)."""
+    def registry(self, runtime: Runtime | None = None) -> NodeRegistry:
+        """A node registry for validation made from the cached definitions, importing no plugin: each node is a
+        stand-in class that answers ``INPUT_TYPES`` and its outputs from its entry, made when first asked for (a
+        dynamic node's entry as :meth:`node_info` reads it inside ``runtime``). A node whose validation needs its
+        class gets the real one, imported by name; asking for one whose class cannot be had that way raises
+        :class:`CatalogueMiss` (validate against the loaded plugins instead)."""
         from hearth.core.node_registry import NodeRegistry
         from hearth.core.types import DataType
 
-        wanted = list(self.nodes) if names is None else sorted(set(names))
-        definitions: dict[str, NodeDefinition] = {}
-        for name in wanted:
-            node = self.nodes.get(name)
-            if node is None:
-                return None
-            definition = self.definition(name) if (node.dynamic or node.needs_class) else _stand_in(name, node)
-            if definition is None:
-                return None
-            definitions[name] = definition
         types = {t["name"]: DataType(t["name"], t.get("description", ""), frozenset(t.get("accepts", ())))
                  for t in self.types}
-        return NodeRegistry(definitions, types)
+        return NodeRegistry.of_mapping(_Definitions(self, runtime), types, list(self.warnings))
 
     # -- the file ----------------------------------------------------------------------------------------------
 
@@ -322,9 +340,16 @@ def build_catalogue(runtime: Runtime) -> Catalogue:
             second = _read_info(definition, runtime)
             seen = _read_info(definition, probe)
             templates = find_templates(first, seen, lambda kind: _listing(runtime.model_folders, kind))
-            dynamic = (first != second or templates is None or bool(getattr(definition.cls, DYNAMIC_MARKER, False)))
-            nodes[name] = CatalogueNode(first, definition.plugin, _source(definition.cls), dynamic,
-                                        _needs_class(definition, runtime), [] if dynamic else templates or [])
+            depends: list[str] = []
+            if first != second or getattr(definition.cls, DYNAMIC_MARKER, False):
+                depends = [ALWAYS]
+            elif templates is None:
+                depends, templates = _folders_read(definition, runtime, first)
+                depends = depends or [ALWAYS]
+            nodes[name] = CatalogueNode(
+                first, definition.plugin, _source(definition.cls), depends, _needs_class(definition, runtime),
+                [] if ALWAYS in depends else templates or [],
+                folder_state(runtime, depends) if depends and ALWAYS not in depends else "")
     missing = manager.missing_internals()
     return Catalogue(
         key=print_.key, nodes=nodes,
@@ -368,6 +393,24 @@ def _read_info(definition: NodeDefinition, runtime: Runtime | None) -> dict[str,
             return jsonable(definition.broken_info(str(exc)))
 
 
+def _folders_read(definition: NodeDefinition, runtime: Runtime,
+                  real: dict[str, Any]) -> tuple[list[str], list[Template] | None]:
+    """Which folders a node's answer changes with (one probe per folder, each changing that folder alone), and
+    its model-list templates when the model folders change nothing else."""
+    found = []
+    templates = None
+    for what in FOLDER_STATES:
+        with probe_runtime(runtime, (what,)) as probe:
+            seen = _read_info(definition, probe)
+        if what == "models":
+            templates = find_templates(real, seen, lambda kind: _listing(runtime.model_folders, kind))
+            if templates is None:
+                found.append(what)
+        elif seen != real:
+            found.append(what)
+    return found, templates
+
+
 def _source(cls: type) -> str:
     module, qualname = getattr(cls, "__module__", ""), getattr(cls, "__qualname__", "")
     if not module or not qualname or "<locals>" in qualname:
@@ -394,9 +437,8 @@ def _needs_class(definition: NodeDefinition, runtime: Runtime) -> bool:
     return any(spec.declared is not None for spec in inputs.specs.values())
 
 
-def _stand_in(name: str, node: CatalogueNode) -> NodeDefinition:
-    """A definition whose class answers ``INPUT_TYPES`` and the outputs from the cached entry (for validation)."""
-    info = node.info
+def _stand_in(name: str, node: CatalogueNode, info: dict[str, Any]) -> NodeDefinition:
+    """A definition whose class answers ``INPUT_TYPES`` and the outputs from the node's entry (for validation)."""
     error = info.get("error")
 
     def input_types(cls: type) -> dict[str, Any]:
@@ -418,3 +460,36 @@ def _stand_in(name: str, node: CatalogueNode) -> NodeDefinition:
 
 def _not_runnable(self: Any, **_: Any) -> Any:
     raise RuntimeError("a catalogued node stands in for validation only; load the plugins to run it")
+
+
+class _Definitions(Mapping[str, NodeDefinition]):
+    """Node name -> definition, each made from the catalogue when first asked for."""
+
+    def __init__(self, catalogue: Catalogue, runtime: Runtime | None) -> None:
+        self._catalogue = catalogue
+        self._runtime = runtime
+        self._made: dict[str, NodeDefinition] = {}
+
+    def __getitem__(self, name: str) -> NodeDefinition:
+        found = self._made.get(name)
+        if found is None:
+            node = self._catalogue.nodes[name]  # KeyError: no such node, as the registry says
+            if node.needs_class:
+                found = self._catalogue.definition(name)
+            else:
+                info = self._catalogue.node_info(name, self._runtime)
+                found = None if info is None else _stand_in(name, node, info)
+            if found is None:
+                raise CatalogueMiss(f"node {name}: its class ({node.source or 'a pack module'}) cannot be imported "
+                                    "by name")
+            self._made[name] = found
+        return found
+
+    def __iter__(self) -> Any:
+        return iter(self._catalogue.nodes)
+
+    def __len__(self) -> int:
+        return len(self._catalogue.nodes)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._catalogue.nodes

@@ -108,7 +108,7 @@ def key_parts(options: RuntimeOptions) -> tuple[dict[str, Any], dict[str, Any], 
                   "publishers": sorted(trust.trusted_publishers), "packs": sorted(trust.publisher_packs)},
         "pack_hosts": options.pack_hosts is not None,
     }
-    stamp = _Stamp()
+    stamp = Stamp()
     parts: dict[str, Any] = {
         "format": FORMAT, "hearth": hearth_version(), "python_version": sys.version,
         "identity": identity,
@@ -119,7 +119,13 @@ def key_parts(options: RuntimeOptions) -> tuple[dict[str, Any], dict[str, Any], 
     return identity, parts, stamp.newest
 
 
-def _entry_points(options: RuntimeOptions, stamp: _Stamp) -> list[Any]:
+def _entry_points(options: RuntimeOptions, stamp: Stamp) -> list[Any]:
+    """Every entry point by name, target, distribution and version; the files of an editable distribution only
+    where its plugin would load (an allow-list that leaves a plugin out makes its edits irrelevant)."""
+    env = os.environ if options.environ is None else options.environ
+    allowed = set(options.allow) if options.allow is not None else _names(env.get("HEARTH_PLUGINS"))
+    disabled = set(options.disable) if options.disable is not None else (_names(env.get("HEARTH_DISABLE_PLUGINS"))
+                                                                         or set())
     found: list[Any] = []
     seen: set[str] = set()
     for group in ENTRY_POINT_GROUPS:
@@ -130,7 +136,8 @@ def _entry_points(options: RuntimeOptions, stamp: _Stamp) -> list[Any]:
             name = (dist.metadata["Name"] or "") if dist is not None else ""
             version = dist.version if dist is not None else ""
             found.append([group, ep.name, ep.value, name, version])
-            if dist is not None and name not in seen:
+            loads = ep.name not in disabled and (allowed is None or ep.name in allowed)
+            if dist is not None and loads and name not in seen:
                 seen.add(name)
                 found.append(["source", name, stamp.editable_dist(dist, {ep.module.partition(".")[0]})])
     if options.site_packages is not None:
@@ -142,7 +149,13 @@ def _entry_points(options: RuntimeOptions, stamp: _Stamp) -> list[Any]:
     return found
 
 
-class _Stamp:
+def _names(value: str | None) -> set[str] | None:
+    if value is None or not value.strip():
+        return None
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+class Stamp:
     """Stat signatures of folders, keeping the newest modification time seen."""
 
     def __init__(self) -> None:

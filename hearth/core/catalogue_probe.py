@@ -9,9 +9,12 @@ and whose input, output and temp folders are fresh ones holding a sentinel file 
   exactly the real answer, the catalogue keeps the template and renders it with the lists of the day on every load:
   a new model file refreshes the lists, never the catalogue.
 * Any other difference between the two answers (the input folder's images of LoadImage, a list filtered by a
-  pattern, a node that looks at the folders itself), a second real read that differs from the first (a clock, a
-  random choice), or a class that says so (``DYNAMIC_INPUT_TYPES = True``, for state no probe can see: a server,
-  a setting) make the node *dynamic*: its ``INPUT_TYPES`` is read again whenever its definition is shown.
+  pattern, a node that looks at the folders itself) makes the node *dynamic*. Probes that change one folder at a
+  time (input; output and temp; models) tell which folders it reads; the catalogue keeps its answer with a stat
+  fingerprint of those folders (:func:`folder_state`) and reads ``INPUT_TYPES`` again only when they changed.
+* A second real read that differs from the first (a clock, a random choice), a class that says so
+  (``DYNAMIC_INPUT_TYPES = True``, for state no probe can see: a server, a setting), or a difference no single
+  folder explains make it dynamic *always*: its ``INPUT_TYPES`` is read again whenever its definition is shown.
 
 Calling twice alone would miss the commonest dynamic nodes (file lists do not change between two calls); a marker
 alone would miss every ComfyUI pack, which has never heard of it. The probe finds what depends on Hearth's folders,
@@ -20,14 +23,16 @@ the second call what depends on time, the marker the rest.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hearth.core.catalogue_key import Stamp
 from hearth.core.model_folders import ModelFolders
 
 if TYPE_CHECKING:
@@ -38,6 +43,8 @@ if TYPE_CHECKING:
 SENTINEL_PREFIX = "\x00list:"
 SENTINEL_SUFFIX = "\x00"
 DYNAMIC_MARKER = "DYNAMIC_INPUT_TYPES"
+FOLDER_STATES = ("input", "output", "models")  # the state a probe can change; "always": anything else
+ALWAYS = "always"
 # One file of each kind a loader node commonly lists from the input folder (images, masks, audio, video, text).
 PROBE_FILES = ("hearth-probe.png", "hearth-probe.jpg", "hearth-probe.jpeg", "hearth-probe.webp", "hearth-probe.gif",
                "hearth-probe.wav", "hearth-probe.mp3", "hearth-probe.flac", "hearth-probe.ogg", "hearth-probe.mp4",
@@ -75,10 +82,12 @@ def jsonable(value: Any) -> Any:
 
 
 @contextmanager
-def probe_runtime(runtime: Runtime) -> Iterator[Runtime]:
-    """A Runtime sharing ``runtime``'s plugins, with sentinel model lists and fresh, sentinel-filled folders."""
+def probe_runtime(runtime: Runtime, changes: Iterable[str] = FOLDER_STATES) -> Iterator[Runtime]:
+    """A Runtime sharing ``runtime``'s plugins in which the ``changes`` differ: ``"models"`` lists one sentinel
+    per kind from empty folders, ``"input"`` and ``"output"`` (with temp) are fresh folders of sentinel files."""
     from hearth.core.runtime import Runtime
 
+    changes = set(changes)
     with tempfile.TemporaryDirectory(prefix="hearth-probe-") as folder:
         root = Path(folder)
         for name in ("input", "output", "temp"):
@@ -86,10 +95,33 @@ def probe_runtime(runtime: Runtime) -> Iterator[Runtime]:
             for file in PROBE_FILES:
                 (root / name / file).write_bytes(b"")
         (root / "models").mkdir()
-        options = replace(runtime.options, input=root / "input", output=root / "output", temp=root / "temp",
-                          models_dir=root / "models")
-        yield Runtime(options, plugins=runtime.plugins,
-                      model_folders=SentinelFolders(runtime.model_folders, root / "models"))
+        options = runtime.options
+        if "input" in changes:
+            options = replace(options, input=root / "input")
+        if "output" in changes:
+            options = replace(options, output=root / "output", temp=root / "temp")
+        models = runtime.model_folders
+        if "models" in changes:
+            options = replace(options, models_dir=root / "models")
+            models = SentinelFolders(runtime.model_folders, root / "models")
+        yield Runtime(options, plugins=runtime.plugins, model_folders=models)
+
+
+def folder_state(runtime: Runtime, depends: Iterable[str]) -> str:
+    """A fingerprint of the folders a dynamic node reads (``"input"``, ``"output"``, ``"models"``): while it
+    is unchanged, so is what the node's ``INPUT_TYPES`` says."""
+    stamp = Stamp()
+    parts: dict[str, Any] = {}
+    folders = runtime.folders
+    for what in sorted(set(depends)):
+        if what == "input":
+            parts[what] = [str(folders.input.absolute()), stamp.tree(folders.input)]
+        elif what == "output":
+            parts[what] = [[str(f.absolute()), stamp.tree(f)] for f in (folders.output, folders.temp)]
+        elif what == "models":
+            parts[what] = {kind: [[str(f), stamp.tree(f)] for f in runtime.model_folders.folders(kind)]
+                           for kind in runtime.model_folders.kinds()}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 def render(template: list[Any], lists: Mapping[str, list[str]]) -> list[Any]:

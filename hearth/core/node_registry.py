@@ -27,6 +27,15 @@ class NodeRegistry(Mapping[str, NodeDefinition]):
         self._logged: set[tuple[str, str]] = set()  # nodes whose failing INPUT_TYPES was logged, with the fault
 
     @classmethod
+    def of_mapping(cls, definitions: Mapping[str, NodeDefinition], types: Mapping[str, DataType] | None = None,
+                   warnings: list[str] | None = None) -> NodeRegistry:
+        """A registry over ``definitions`` as given, not copied: a mapping that makes each definition when first
+        asked for (the node catalogue's) stays lazy."""
+        registry = cls({}, types, warnings)
+        registry._definitions = definitions  # type: ignore[assignment] - read-only use: any Mapping will do
+        return registry
+
+    @classmethod
     def from_classes(cls, classes: Mapping[str, type], plugin: str = "test") -> NodeRegistry:
         """A registry of plain classes, for tests and embedding."""
         return cls({name: NodeDefinition(name, klass, plugin=plugin) for name, klass in classes.items()})
