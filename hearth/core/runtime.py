@@ -212,6 +212,10 @@ class Runtime:
         if self._manager is not None:
             self._manager.use_plugins(loaded)
 
+    def has_plugins(self) -> bool:
+        """Whether the plugins are loaded (asking for them would load them)."""
+        return self._plugins is not None
+
     def loaded_plugins(self) -> PluginManager | None:
         """The plugin manager, loading it if need be; ``None`` while it loads in this thread (a pack importing)."""
         if self._plugins is None and self._loading_thread == threading.get_ident():
