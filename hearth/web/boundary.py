@@ -236,11 +236,12 @@ async def json_body(request: Request, *, kind: str = "invalid_request", default:
     return parse_json(raw, kind=kind)
 
 
-def storable(value: Any, max_depth: int = MAX_DEPTH + 8) -> Any:
+def storable(value: Any, max_depth: int = MAX_DEPTH + 8, max_int: int | None = MAX_INT) -> Any:
     """``value`` repaired to pass :func:`check_value`: for what the server writes itself (node outputs, errors).
 
-    Non-finite floats become ``None``, huge integers and unknown objects their text, lone surrogates U+FFFD, and
-    anything nested deeper than ``max_depth`` the text ``"..."``. Refusing instead would lose a finished prompt.
+    Non-finite floats become ``None``, integers beyond ``max_int`` (unless it is None) and unknown objects their
+    text, lone surrogates U+FFFD, and anything nested deeper than ``max_depth`` the text ``"..."``. Refusing instead
+    would lose a finished prompt.
     """
 
     def fix(item: Any, depth: int) -> Any:
@@ -249,7 +250,7 @@ def storable(value: Any, max_depth: int = MAX_DEPTH + 8) -> Any:
         if item is None or isinstance(item, bool):
             return item
         if isinstance(item, int):
-            return item if abs(item) <= MAX_INT else str(item)
+            return item if max_int is None or abs(item) <= max_int else str(item)
         if isinstance(item, float):
             return item if math.isfinite(item) else None
         if isinstance(item, (dict, list, tuple)):

@@ -14,7 +14,6 @@ import contextlib
 import io
 import json
 import logging
-import re
 import struct
 import threading
 import time
@@ -45,24 +44,23 @@ PREVIEW_IMAGE_WITH_METADATA = 4
 IMAGE_TYPES = {"JPEG": (1, "image/jpeg"), "PNG": (2, "image/png")}
 
 
-# In JSON text from json.dumps: an escaped lone surrogate, or an integer too long for MAX_INT (a longer run of digits
-# inside a string only costs the careful path).
-_NEEDS_REPAIR = re.compile(r"\\ud[89a-f][0-9a-f]{2}|\d{20}", re.IGNORECASE)
-
-
 def event_text(event: str, data: Any) -> str:
     """``{"type": event, "data": data}`` as strict JSON: a NaN or odd object in a node's output would otherwise
-    reach the browser as text its JSON.parse rejects.
+    reach the browser as text its JSON.parse rejects, and a lone surrogate as text that is not Unicode.
 
-    Nearly every event is plain JSON already, so it is dumped directly and only repaired (by :func:`storable`, a
-    walk of the whole value) when dumping fails or the text shows a lone surrogate or an oversized integer.
+    Nearly every event is plain JSON already, so it is dumped directly and repaired (by :func:`storable`, a walk of
+    the whole value) only when dumping fails or the text holds a ``\\ud...`` escape: a lone surrogate, or a pair
+    (an emoji) that the careful walk passes through unchanged. Integers of any size stay numbers, as ComfyUI sends
+    them; JSON.parse reads them.
     """
     message = {"type": event, "data": data}
     try:
         text = json.dumps(message, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
-        return json.dumps(storable(message), allow_nan=False)
-    return json.dumps(storable(message), allow_nan=False) if _NEEDS_REPAIR.search(text) else text
+        text = None
+    if text is None or "\\ud" in text:
+        return json.dumps(storable(message, max_int=None), allow_nan=False)
+    return text
 
 
 @dataclass(eq=False)
