@@ -25,11 +25,14 @@ async def get_prompt(state: ServerState = Depends(get_state)) -> dict[str, Any]:
 @router.post("/prompt")
 async def post_prompt(request: Request, state: ServerState = Depends(get_state)) -> Any:
     body = await json_body(request, kind="invalid_prompt")
+    handled = False
     if isinstance(body, dict):
         for _, handlers in state.plugins.collect("register_prompt_handlers"):
             for handler in handlers:  # plugins (custom-node packs' on-prompt handlers) may rewrite the prompt first
-                body = handler(body)
-    wanted = prompt_request(body)  # every field checked: from here on nothing can fail to store or encode
+                body, handled = handler(body), True
+    # Every field checked (values again only if a handler had the body): nothing after this can fail to store or
+    # encode.
+    wanted = prompt_request(body, checked=not handled)
     extra_data = wanted.extra_data
     extra_data.setdefault("create_time", int(time.time() * 1000))
     prompt_id = wanted.prompt_id or str(uuid.uuid4())
