@@ -276,21 +276,23 @@ def chain(n: int, start: int) -> dict[str, Any]:
     return prompt
 
 
-def chain_in_process(n: int, repeat: int) -> float:
-    """Seconds (best of ``repeat``) for one chain through Executor.run: validation and execution, no server."""
+def chain_in_process(n: int, repeat: int) -> tuple[float, float]:
+    """Wall and CPU seconds (each the best of ``repeat``) for one chain through Executor.run: validation and
+    execution, no server."""
     from hearth.core.executor import Executor
     from hearth.core.node_registry import NodeRegistry
 
     scope: dict[str, Any] = {}
     exec(CHAIN_PACK, scope)  # the very classes the server loads  # noqa: S102 - the benchmark's own source
     executor = Executor(NodeRegistry.from_classes(scope["NODE_CLASS_MAPPINGS"]))
-    best = float("inf")
+    best, best_cpu = float("inf"), float("inf")
     for run in range(repeat):
-        began = time.perf_counter()
-        result = executor.run(chain(n, start=run * 10**7))
-        best = min(best, time.perf_counter() - began)
+        prompt = chain(n, start=run * 10**7)
+        began, began_cpu = time.perf_counter(), time.process_time()
+        result = executor.run(prompt)
+        best, best_cpu = min(best, time.perf_counter() - began), min(best_cpu, time.process_time() - began_cpu)
         assert result.ok, result.error
-    return best
+    return best, best_cpu
 
 
 async def chain_through_server(base: str, n: int, start: int, with_client: bool) -> float:
@@ -301,7 +303,7 @@ async def chain_through_server(base: str, n: int, start: int, with_client: bool)
             began = time.perf_counter()
             prompt_id = (await http.post("/prompt", json={"prompt": prompt})).json()["prompt_id"]
             while prompt_id not in (await http.get(f"/history/{prompt_id}")).json():
-                await asyncio.sleep(0.002)
+                await asyncio.sleep(0.005)  # each poll costs the server CPU too
             return time.perf_counter() - began
         sid = f"bench-chain-{start}"
         async with connect(base.replace("http", "ws", 1) + f"/ws?clientId={sid}", max_size=None) as ws:
@@ -316,14 +318,27 @@ async def chain_through_server(base: str, n: int, start: int, with_client: bool)
                         return time.perf_counter() - began
 
 
-def chains(base: str, repeat: int) -> None:
-    print(f"  {'nodes':>7}{'in-process ms/node':>20}{'server, no client':>19}{'server, 1 client':>18}"
+def chains(base: str, pid: int, repeat: int) -> None:
+    """Wall-clock ms per node, and CPU ms per node (the server process's against the in-process run's: the steadier
+    figure when other work shares the machine), each the best of ``repeat``."""
+    print(f"  {'nodes':>7}{'':>3}{'in-process':>12}{'server, no client':>19}{'server, 1 client':>18}"
           f"{'ratio (no client / client)':>28}")
+
+    def through_server(n: int, start: int, with_client: bool) -> tuple[float, float]:
+        began_cpu = cpu_seconds(pid)
+        wall = asyncio.run(chain_through_server(base, n, start, with_client))
+        return wall, cpu_seconds(pid) - began_cpu
+
     for n in (1000, 10000):
-        local = chain_in_process(n, repeat) / n * 1000
-        alone = min(asyncio.run(chain_through_server(base, n, 10**8 + r, False)) for r in range(repeat)) / n * 1000
-        watched = min(asyncio.run(chain_through_server(base, n, 2 * 10**8 + r, True)) for r in range(repeat)) / n * 1000
-        print(f"  {n:>7}{local:>20.4f}{alone:>19.4f}{watched:>18.4f}{alone / local:>14.2f}x /{watched / local:>6.2f}x")
+        local, local_cpu = chain_in_process(n, repeat)
+        runs = [through_server(n, 10**8 + r, False) for r in range(repeat)]
+        watched_runs = [through_server(n, 2 * 10**8 + r, True) for r in range(repeat)]
+        for label, here, alone, watched in (
+                ("wall", local, min(w for w, _ in runs), min(w for w, _ in watched_runs)),
+                ("cpu", local_cpu, min(c for _, c in runs), min(c for _, c in watched_runs))):
+            per = 1000 / n
+            print(f"  {n:>7}{label:>5}{here * per:>10.4f}{alone * per:>19.4f}{watched * per:>18.4f}"
+                  f"{alone / here:>14.2f}x /{watched / here:>6.2f}x")
 
 
 def warm_up(base: str) -> None:
@@ -356,8 +371,8 @@ def main() -> None:
             asyncio.run(queued_prompts(base, args.prompts, proc.pid))
             print(f"2. {args.clients} WebSocket clients receiving progress")
             asyncio.run(many_clients(base, args.clients, prompts=20))
-        print(f"3. node chains through /prompt (best of {args.repeat})")
-        chains(base, args.repeat)
+        print(f"3. node chains through /prompt, ms per node (best of {args.repeat})")
+        chains(base, proc.pid, args.repeat)
     finally:
         proc.terminate()
         try:
