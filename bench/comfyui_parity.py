@@ -1,0 +1,265 @@
+"""Same workflow, same checkpoint, same seed on real ComfyUI and on Hearth: pixel, latent, speed and memory parity.
+
+Run: ``.venv/bin/python bench/comfyui_parity.py --comfyui PATH [--comfyui-python PYTHON] [--family sd15|sdxl]
+[--samplers euler,dpmpp_2m:karras,...] [--steps 4] [--size 64]``.
+
+PATH is a ComfyUI checkout (fetched from its public repository, outside this one) and PYTHON the interpreter of a
+venv with its requirements (torch the same version as Hearth's). The harness writes a full-size random-weight
+checkpoint in the published layout (seeded, every tensor non-zero, fp16; cached under ``--cache-dir``), a kohya
+LoRA for it and an input image; times one UNet call through each project's own loader (``parity/unet_call.py``);
+then runs ComfyUI's server and Hearth's ``comfy serve`` one after the other (never both loaded), each on
+127.0.0.1 with its folders under a temp dir, through the same API workflows: every sampler both list with the
+normal and karras schedules, a LoRA, img2img at denoise 0.6, an area-conditioned prompt and a batch of 2. It prints
+per workflow the max and mean PNG difference and the float latent difference, the UNet call, the warm run and
+each server's peak resident memory, and the targets with PASS/FAIL: every PNG identical, Hearth's warm run and
+peak RSS at most ComfyUI's. Servers are stopped on exit, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+from parity import checkpoint as ckpt  # noqa: E402
+from parity import report, servers, workflows  # noqa: E402
+
+DEFAULT_CACHE = Path(tempfile.gettempdir()) / "hearth-parity-cache"
+IMAGE_NAME = "parity-input.png"
+
+
+def comfyui_version(path: Path) -> str:
+    """``__version__`` of the checkout and its git commit where it has one (or the marker the fetch left)."""
+    version = "unknown version"
+    text = (path / "comfyui_version.py").read_text() if (path / "comfyui_version.py").exists() else ""
+    if m := re.search(r'__version__\s*=\s*"([^"]+)"', text):
+        version = m.group(1)
+    commit = ""
+    try:
+        commit = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    marker = path / ".hearth_parity_commit"
+    if not commit and marker.exists():
+        commit = marker.read_text().strip()
+    return f"ComfyUI {version}" + (f" ({commit})" if commit else "")
+
+
+def pick_samplers(spec: str | None, comfy: list[str], hearth: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """(sampler, scheduler) pairs to run, and the samplers only one side lists. ``spec`` is a comma list of
+    ``name`` (both schedules) or ``name:scheduler``; without it every sampler both list."""
+    common = [s for s in comfy if s in hearth]
+    only = sorted(set(comfy) ^ set(hearth))
+    if not spec:
+        return [(s, sch) for s in common for sch in workflows.SCHEDULERS], only
+    pairs = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, scheduler = item.partition(":")
+        if name not in common:
+            raise SystemExit(f"--samplers: {name!r} is not listed by both servers; common ones: {', '.join(common)}")
+        pairs += [(name, scheduler)] if scheduler else [(name, sch) for sch in workflows.SCHEDULERS]
+    return pairs, only
+
+
+def unet_calls(args: argparse.Namespace, checkpoint: Path, work: Path) -> list[report.Measure]:
+    """Time one UNet call in each venv, one after the other; print the output difference."""
+    results = {}
+    for project, python in (("comfyui", args.comfyui_python), ("hearth", Path(sys.executable))):
+        out = work / f"unet-{project}.safetensors"
+        command = [str(python), str(BENCH / "parity" / "unet_call.py"), "--project", project,
+                   "--checkpoint", str(checkpoint), "--out", str(out), "--comfyui", str(args.comfyui)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+        line = next((x for x in reversed(done.stdout.splitlines()) if x.startswith("{")), None)
+        if done.returncode or line is None:
+            print(f"UNet call ({project}) failed:\n{done.stderr[-2000:]}")
+            results[project] = None
+            continue
+        results[project] = json.loads(line)
+        print(f"UNet call {project}: best {results[project]['best_s']:.3f} s of {results[project]['times_s']}, "
+              f"weights {results[project]['weights']}, load {results[project]['load_s']:.1f} s")
+    if all(results.values()):
+        import safetensors.torch
+
+        a = safetensors.torch.load_file(str(work / "unet-comfyui.safetensors"))["out"]
+        b = safetensors.torch.load_file(str(work / "unet-hearth.safetensors"))["out"]
+        print(f"UNet call output: max |ComfyUI - Hearth| = {(a.double() - b.double()).abs().max().item():.3g}")
+    return [report.Measure("one UNet call (batch 2, 8x8 latent)",
+                           (results.get("comfyui") or {}).get("best_s"), (results.get("hearth") or {}).get("best_s"),
+                           "s")]
+
+
+def run_server(label: str, start, prompts: dict[str, dict], settings: workflows.Settings, warm_seeds: tuple[int, ...]
+               ) -> tuple[dict[str, str | None], dict[str, float]]:
+    """Start a server, run every prompt and the warm runs, stop it; returns errors per workflow and figures."""
+    server = start()
+    figures: dict[str, float] = {}
+    errors: dict[str, str | None] = {}
+    try:
+        figures["ready_s"] = server.wait_ready()
+        print(f"{label}: ready in {figures['ready_s']:.1f} s, running {len(prompts)} workflows")
+        for index, (name, prompt) in enumerate(prompts.items()):
+            result = server.run(prompt)
+            errors[name] = result.error
+            if index == 0:
+                figures["first_run_s"] = result.seconds
+            print(f"  {label} {index + 1}/{len(prompts)} {name}: {result.seconds:.1f} s"
+                  + (f"  ERROR {result.error}" if result.error else ""), flush=True)
+        warm = [server.run(workflows.warm_workflow(settings, seed)) for seed in warm_seeds]
+        good = [r.seconds for r in warm if r.error is None]
+        if good:
+            figures["warm_run_s"] = min(good)
+        print(f"  {label} warm runs: {[round(r.seconds, 2) for r in warm]}", flush=True)
+    finally:
+        server.stop()
+        figures["peak_rss"] = server.peak_rss
+        figures["log"] = str(server.log)
+    return errors, figures
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--comfyui", type=Path, required=True, help="a ComfyUI checkout (its main.py)")
+    parser.add_argument("--comfyui-python", type=Path, help="its venv's python (default PATH/venv or .venv)")
+    parser.add_argument("--family", choices=sorted(ckpt.FAMILIES), default="sd15")
+    parser.add_argument("--samplers", help="comma list: NAME (normal and karras) or NAME:SCHEDULER")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--no-extras", action="store_true", help="only the sampler workflows")
+    parser.add_argument("--skip-unet", action="store_true", help="skip the UNet call timing")
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--work-dir", type=Path, help="keep servers' folders here (default: a temp dir, removed)")
+    parser.add_argument("--threads", type=int, help="torch threads for both servers (default: torch's)")
+    parser.add_argument("--json", type=Path, help="also write the rows and figures here")
+    args = parser.parse_args(argv)
+    if not (args.comfyui / "main.py").exists():
+        parser.error(f"--comfyui {args.comfyui}: no main.py there; give the folder of a ComfyUI checkout")
+    if args.comfyui_python is None:
+        found = [p for p in (args.comfyui / "venv/bin/python", args.comfyui / ".venv/bin/python") if p.exists()]
+        if not found:
+            parser.error("--comfyui-python is needed: no venv/ or .venv/ in the ComfyUI folder")
+        args.comfyui_python = found[0]
+    if args.size % 8 or args.size < 16:
+        parser.error(f"--size {args.size}: must be a multiple of 8, at least 16")
+    return args
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # Ctrl-C and a plain kill both unwind through the finally blocks that stop the servers.
+    signal.signal(signal.SIGTERM, _interrupt)
+    version = comfyui_version(args.comfyui)
+    print(f"{version} at {args.comfyui}; Hearth at {BENCH.parent}; family {args.family}, {args.steps} steps, "
+          f"{args.size}x{args.size}")
+    start = time.perf_counter()
+    checkpoint = ckpt.make_checkpoint(args.family, args.cache_dir / ckpt.CHECKPOINT_NAMES[args.family])
+    lora = ckpt.make_lora(args.family, args.cache_dir / f"parity-lora-{args.family}.safetensors")
+    image = ckpt.make_input_image(args.cache_dir / f"parity-input-{args.size}.png", args.size)
+    print(f"checkpoint {checkpoint} ({checkpoint.stat().st_size / 2**30:.2f} GiB), LoRA {lora.name}: "
+          f"{time.perf_counter() - start:.1f} s")
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="hearth-parity-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        return _compare(args, version, checkpoint, lora, image, work)
+    except KeyboardInterrupt:
+        print("interrupted: servers stopped")
+        return 130
+    finally:
+        if args.work_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _compare(args, version, checkpoint: Path, lora: Path, image: Path, work: Path) -> int:
+    models = work / "models"
+    for kind, source in (("checkpoints", checkpoint), ("loras", lora)):
+        (models / kind).mkdir(parents=True, exist_ok=True)
+        link = models / kind / source.name
+        if not link.exists():
+            link.symlink_to(source)
+    pack = BENCH / "parity" / "latent_pack"
+    sides = {}
+    for side in ("comfyui", "hearth"):
+        (work / side / "input").mkdir(parents=True, exist_ok=True)
+        shutil.copy(image, work / side / "input" / IMAGE_NAME)
+        sides[side] = (work / side, work / side / "input", work / side / "output", work / side / "latents")
+
+    def start_comfyui():
+        base, inputs, outputs, _ = sides["comfyui"]
+        return servers.start_comfyui(args.comfyui, args.comfyui_python, base, models, pack, inputs, outputs,
+                                     args.threads)
+
+    def start_hearth():
+        base, inputs, outputs, _ = sides["hearth"]
+        return servers.start_hearth(Path(sys.executable), base / "server", models, pack, inputs, outputs,
+                                    args.threads)
+
+    measures = [] if args.skip_unet else unet_calls(args, checkpoint, work)
+    lists = {}
+    for side, start in (("hearth", start_hearth), ("comfyui", start_comfyui)):
+        server = start()
+        try:
+            server.wait_ready()
+            lists[side] = server.samplers()[0]
+        finally:
+            server.stop()
+    pairs, only = pick_samplers(args.samplers, lists["comfyui"], lists["hearth"])
+    if only:
+        print(f"samplers only one side lists (not compared): {', '.join(only)}")
+    prompts = {}
+    for side in sides:
+        settings = workflows.Settings(checkpoint.name, lora.name, args.steps, args.size, IMAGE_NAME, sides[side][3])
+        found = dict(workflows.sampler_workflow(settings, s, sch) for s, sch in pairs)
+        if not args.no_extras:
+            found.update({n: p for n, p in workflows.all_workflows(settings, []).items()})
+        prompts[side] = (settings, found)
+    results = {}
+    for side, label, start in (("comfyui", "ComfyUI", start_comfyui), ("hearth", "Hearth", start_hearth)):
+        settings, found = prompts[side]
+        results[side] = run_server(label, start, found, settings, (1001, 1002))
+    rows = []
+    for name in prompts["comfyui"][1]:
+        rows.append(report.compare(
+            name, sides["comfyui"][2] / "parity" / name, sides["hearth"][2] / "parity" / name,
+            sides["comfyui"][3] / f"{name}.safetensors", sides["hearth"][3] / f"{name}.safetensors",
+            (results["comfyui"][0].get(name), results["hearth"][0].get(name))))
+    figure = {side: results[side][1] for side in results}
+    warm = report.Measure("warm run (euler, seed changed)", figure["comfyui"].get("warm_run_s"),
+                          figure["hearth"].get("warm_run_s"), "s")
+    rss = report.Measure("server peak RSS (process tree)", figure["comfyui"]["peak_rss"] or None,
+                         figure["hearth"]["peak_rss"] or None, "bytes")
+    measures += [report.Measure("server ready", figure["comfyui"].get("ready_s"), figure["hearth"].get("ready_s"),
+                                "s"),
+                 report.Measure("first run (load + run)", figure["comfyui"].get("first_run_s"),
+                                figure["hearth"].get("first_run_s"), "s"), warm, rss]
+    found = report.targets(rows, warm, rss)
+    print()
+    print(f"{version} vs Hearth, {args.family}, {args.steps} steps, {args.size}x{args.size}, CPU")
+    print(report.table(rows))
+    print()
+    print(report.measures_table(measures))
+    print()
+    print(report.targets_text(found))
+    if args.json:
+        args.json.write_text(json.dumps({
+            "comfyui": version, "family": args.family, "steps": args.steps, "size": args.size,
+            "rows": [vars(r) for r in rows], "measures": [vars(m) for m in measures],
+            "targets": [{"target": n, "pass": ok, "detail": d} for n, ok, d in found]}, indent=2))
+    return 0 if all(ok for _, ok, _ in found) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
