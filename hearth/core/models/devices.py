@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import mmap
 import sys
 from dataclasses import dataclass
 
@@ -54,7 +55,8 @@ def compute_dtype(
     """The dtype a model should compute in on ``device``: the first of ``preferred`` that the device runs well.
 
     A model family passes its own order (SDXL's VAE, which overflows in fp16, would pass ``(bf16, fp32)``).
-    Weights stay in their stored dtype; layers cast them to this one as they run.
+    Weights load in their stored dtype and layers cast them to this one as they run; while loaded, the manager
+    may hold them in it instead (:mod:`~hearth.core.models.dtype_policy`).
     """
     device = as_device(device)
     for dtype in preferred:
@@ -131,6 +133,40 @@ def trim_heap() -> None:
     """Return the C heap's free pages to the system (glibc only; a no-op elsewhere)."""
     if _malloc_trim is not None:
         _malloc_trim(0)
+
+
+_MADV_PAGEOUT = 21  # Linux 5.4+: reclaim these pages now; file pages are re-read if touched, written ones swapped
+
+
+def _find_madvise():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        madvise = ctypes.CDLL(None).madvise
+    except (OSError, AttributeError):
+        return None
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return madvise
+
+
+_madvise = _find_madvise()
+
+
+def release_pages(tensor: torch.Tensor) -> None:
+    """Hand the pages under a CPU tensor that was just copied (cast to another dtype) back to the system.
+
+    Meant for tensors memory-mapped from a checkpoint: the mapping lives on while other tensors of the file do, and
+    the pages a cast read would stay resident with it. ``MADV_PAGEOUT`` never loses data (an unwritten file page is
+    read again when touched, a written one goes to swap or stays), so this is safe whoever else uses the tensor;
+    where the call is missing (not Linux, an old kernel) nothing happens.
+    """
+    if _madvise is None or tensor.device.type != "cpu" or tensor.untyped_storage().resizable():
+        return  # torch's own allocations go back when dropped; only borrowed memory (a file mapping) needs this
+    page = mmap.PAGESIZE
+    start = -(-tensor.data_ptr() // page) * page  # whole pages inside the tensor only: neighbours stay untouched
+    end = (tensor.data_ptr() + tensor.numel() * tensor.element_size()) // page * page
+    if end > start:
+        _madvise(start, end - start, _MADV_PAGEOUT)
 
 
 def release_memory(device: str | torch.device | None = None) -> None:

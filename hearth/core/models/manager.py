@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from hearth.core.models import dtype_policy as dtypes
 from hearth.core.models.devices import as_device, default_device, device_name, memory_info, release_memory
 from hearth.core.models.offload import Placement, place
 from hearth.core.models.patches import ModelWeights, PatchedModel
@@ -70,10 +71,12 @@ class LoadedModel:
 
     def as_dict(self) -> dict[str, Any]:
         weights = self.weights_ref()
+        choice = weights.dtype_choice if weights is not None else None
         return {"name": self.name, "device": str(self.device), "bytes": self.nbytes,
                 "resident_bytes": self.resident_bytes, "streamed_bytes": self.placement.streamed_bytes,
                 "partial": self.partial, "loads": self.loads,
-                "patched_keys": len(weights.backup) if weights is not None else 0}
+                "patched_keys": len(weights.backup) if weights is not None else 0,
+                "dtype": choice.as_dict() if choice is not None else None}
 
 
 @dataclass
@@ -205,6 +208,9 @@ class ModelManager:
 
     def _load_group(self, device: torch.device, group: list[PatchedModel], memory_required: int,
                     keep: set[int]) -> None:
+        for model in group:
+            if id(model.weights) not in self._records:
+                self._choose_dtype(model, device, memory_required, group)
         unmanaged = [m for m in group if not self.manages(device, m.offload_device)]
         for model in unmanaged:
             if id(model.weights) not in self._records:
@@ -241,6 +247,34 @@ class ModelManager:
                 log.info("loaded %s partially on %s: %.0f MiB resident, %.0f MiB streamed", model.name, device,
                          placement.resident_bytes / MiB, placement.streamed_bytes / MiB)
             model.patch_weights()
+
+    def _choose_dtype(self, model: PatchedModel, device: torch.device, memory_required: int,
+                      group: list[PatchedModel]) -> None:
+        """Hold ``model``'s half-precision weights in its compute dtype if the budget has room (see
+        :mod:`~hearth.core.models.dtype_policy`), and log the choice: one line per load of such a model.
+
+        With a budget to manage, the whole model in the compute dtype must fit beside the working memory and the
+        other models of this load (least-recently-used others are evicted for it, as for any load); computing on
+        the CPU from the CPU, the widened copy must fit in the memory free now, beside the working memory.
+        """
+        widening = dtypes.widening(model.module, device)
+        if widening is None:
+            model.weights.dtype_choice = None
+            return
+        stored, compute = widening
+        stored_bytes = model.nbytes
+        wide = dtypes.held_bytes(model.module, compute)
+        if self.manages(device, model.offload_device):
+            others = sum(m.nbytes for m in group if m is not model)
+            room = self.budget(device) - memory_required - others
+        else:
+            room = self.free_bytes(device) - memory_required
+        held = compute if wide <= room else stored
+        if held == compute:
+            dtypes.hold(model.weights, compute)
+        model.weights.dtype_choice = dtypes.DtypeChoice(model.name, str(device), stored, compute, held,
+                                                              stored_bytes, wide, room)
+        log.info(model.weights.dtype_choice.describe())
 
     def _record(self, model: PatchedModel, device: torch.device, placement: Placement, old: LoadedModel | None) -> None:
         record = LoadedModel(weakref.ref(model.weights, self._forget), model.name, device, model.nbytes,
@@ -300,6 +334,7 @@ class ModelManager:
             # Originals first, straight from their backups on the offload device: the patched device copies are
             # dropped instead of being copied back only to be thrown away.
             weights.restore(to_offload=True)
+            dtypes.release(weights)  # a widened copy goes back to the stored dtype: its extra bytes are freed
         record.placement.remove()
 
     def is_loaded(self, model: PatchedModel) -> bool:
@@ -361,6 +396,16 @@ class ModelManager:
         return [r for r in list(self._records.values()) if r.weights_ref() is not None]
 
     # -- status --------------------------------------------------------------------------------------------
+
+    def dtype_policy(self) -> list[dict[str, Any]]:
+        """Per loaded model whose device computes wider than its file stores: the dtype its weights are held in and
+        why (``DtypeChoice.as_dict``), most recently used first. What ``/system_stats`` shows as ``dtype_policy``."""
+        choices = []
+        for record in self.loaded_models():
+            weights = record.weights_ref()
+            if weights is not None and weights.dtype_choice is not None:
+                choices.append(weights.dtype_choice.as_dict())
+        return choices
 
     def _devices(self) -> list[torch.device]:
         return list(dict.fromkeys([self.device, *self._budgets, *(r.device for r in self._live_records())]))

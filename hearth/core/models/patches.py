@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from hearth.core.models.devices import as_device, module_bytes, trim_heap
+from hearth.core.models.dtype_policy import patch_dtype
 
 PatchFunction = Callable[[torch.Tensor, float], torch.Tensor]
 _patch_ids = itertools.count(1)
@@ -68,6 +69,9 @@ class ModelWeights:
     backup: dict[str, torch.Tensor] = field(default_factory=dict)
     applied: int | None = None  # patch_id of the patch set on the weights, None when they are the originals
     nbytes: int = 0
+    # Keys the dtype policy widened while loaded, with the dtype each was stored in (see dtype_policy.hold).
+    held_from: dict[str, torch.dtype] = field(default_factory=dict)
+    dtype_choice: Any = None  # the manager's DtypeChoice at the last load, for status and /system_stats
     _trim: _TrimHeapWhenDropped = field(default_factory=_TrimHeapWhenDropped, repr=False)  # keep it last
 
     def tensor(self, key: str) -> tuple[dict[str, Any], str, torch.Tensor]:
@@ -144,7 +148,8 @@ class PatchedModel:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the weights (as stored; patches do not change dtypes or shapes)."""
+        """Bytes of the weights as held now: as stored, or widened while the manager holds them in the compute
+        dtype (:mod:`~hearth.core.models.dtype_policy`). Patches do not change shapes."""
         return self.weights.nbytes
 
     def memory_bytes(self) -> int:
@@ -212,7 +217,11 @@ class PatchedModel:
         return list(self.patches)
 
     def patched_weight(self, key: str, original: torch.Tensor, device: torch.device) -> torch.Tensor:
-        """``original`` with this clone's patches for ``key`` applied, computed in float32 on ``device``."""
+        """``original`` with this clone's patches for ``key`` applied, computed in float32 on ``device``.
+
+        Kept in ``original``'s dtype, except where the model computes wider than that on its device (float16
+        weights on a CPU): then in the compute dtype, as :func:`~hearth.core.models.dtype_policy.patch_dtype` says.
+        """
         weight = original.to(device=device, dtype=torch.float32, copy=True)
         for patch in self.patches[key]:
             if patch.strength_model != 1.0:
@@ -225,7 +234,7 @@ class PatchedModel:
                 if tuple(weight.shape) != tuple(original.shape):
                     raise PatchError(f"{self.name}: patch function for {key!r} returned shape "
                                      f"{tuple(weight.shape)}, the weight has {tuple(original.shape)}")
-        return weight.to(dtype=original.dtype)
+        return weight.to(dtype=patch_dtype(self.weights, original))
 
     def patch_weights(self) -> None:
         """Put this clone's patches on the shared weights, first taking off any other clone's.

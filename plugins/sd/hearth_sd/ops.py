@@ -3,8 +3,10 @@
 A checkpoint stored in float16 keeps its weights in float16 (memory-mapped from the file, costing no copy) while
 the CPU computes in float32: :func:`cast_layers` switches a module's Linear, Conv2d, GroupNorm and LayerNorm
 layers to variants that cast their weights to the input's dtype on the fly. Casting float16 to float32 is exact,
-so the results equal those of a model converted up front. This is the contract of ``hearth.core.models``: weights stay
-in their stored dtype; layers cast them as they run.
+so the results equal those of a model converted up front. This is the contract of ``hearth.core.models``: layers
+cast whatever weights they find as they run. The ``compute_dtype`` attribute :func:`cast_layers` sets is also what
+lets the model manager's dtype policy (``hearth.core.models.dtype_policy``) hold float16 weights in float32 while
+loaded, when its budget has room: each cast is then a no-op and a CPU call takes half the time.
 """
 
 from __future__ import annotations
