@@ -12,8 +12,6 @@ from typing import Any
 import click
 
 from hearth.cli.main import UserError
-from hearth.core.executor.cache import make_cache
-from hearth.core.executor.workflow import WorkflowFileError, read_workflow_file
 from hearth.core.plugins import PluginManager
 from hearth.core.runtime import Runtime
 from hearth.core.trust import TrustPolicy
@@ -115,10 +113,18 @@ def plugin_source(custom_nodes: tuple[Path, ...], env_name: str | None) -> Plugi
 
 
 def pack_host_api() -> Any:
-    """The pack host API the CLI lends every Runtime it builds (``RuntimeOptions.pack_hosts``): the sandbox's."""
-    from hearth.sandbox import host
+    """The pack host API the CLI lends every Runtime it builds (``RuntimeOptions.pack_hosts``): the sandbox's,
+    imported when a pack first needs it (a command answered from the node catalogue never does)."""
+    return _SandboxHosts()
 
-    return host
+
+class _SandboxHosts:
+    """``hearth.sandbox.host``, imported on first attribute access."""
+
+    def __getattr__(self, name: str) -> Any:
+        from hearth.sandbox import host
+
+        return getattr(host, name)
 
 
 def runtime_for(custom_nodes: tuple[Path, ...] = (), env_name: str | None = None, *, quiet: bool = False,
@@ -132,10 +138,13 @@ def runtime_for(custom_nodes: tuple[Path, ...] = (), env_name: str | None = None
     then a bad extra model paths file. With ``load``, plugins load now (inside the Runtime) and, unless ``quiet``,
     each one that failed is named on stderr. ``isolation``: the ``--isolation`` value (None: the default).
     """
-    try:
-        make_cache(cache)
-    except ValueError as exc:
-        raise UserError(f"--cache: {exc}") from None
+    if cache != "classic":  # the default is known good: `comfy nodes` need not import the executor to say so
+        from hearth.core.executor.cache import make_cache
+
+        try:
+            make_cache(cache)
+        except ValueError as exc:
+            raise UserError(f"--cache: {exc}") from None
     for config in extra_model_paths:
         if not config.is_file():
             raise UserError(f"--extra-model-paths-config {config}: no such file")
@@ -164,6 +173,8 @@ def report_plugin_errors(plugins: PluginManager, quiet: bool = False) -> None:
 
 
 def read_json(path: Path) -> Any:
+    from hearth.core.executor.workflow import WorkflowFileError, read_workflow_file
+
     try:
         return read_workflow_file(path)
     except WorkflowFileError as exc:

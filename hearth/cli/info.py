@@ -5,9 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from hearth.cli.catalogued import keep, node_catalogue
 from hearth.cli.common import JsonStdout, custom_nodes_option, env_option, isolation_option, runtime_for
@@ -46,6 +43,10 @@ def nodes(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None, i
         if as_json:
             out.emit(info)
             return
+    from rich.console import Console  # deferred, as below: `--json` needs no tables
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table()
     table.add_column("node", no_wrap=True)  # whole names, so `comfy nodes | grep NAME` finds them at 80 columns
     for column in ("category", "inputs", "outputs", "plugin"):
@@ -102,6 +103,10 @@ def plugins(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None,
                       "isolation": trust.mode, "pack_hosts": pack_hosts(trust),
                       "collisions": [c.as_dict() for c in collisions], "warnings": warnings})
             return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
     hosts = pack_hosts(trust)
     if hosts is None:
         can = ""

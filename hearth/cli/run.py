@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hearth.cli.catalogued import node_catalogue
 from hearth.cli.common import (
@@ -166,6 +164,9 @@ class _ProgressView:
     """A rich progress display fed by executor events (silent when stderr is not a terminal)."""
 
     def __init__(self, total: int) -> None:
+        from rich.console import Console  # deferred: `comfy run --check` shows no progress
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         console = Console(stderr=True)
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=console, transient=True,
