@@ -19,10 +19,12 @@ def test_schedule_matches_diffusers():
     assert ours.sigma_min == pytest.approx(0.0292, abs=1e-4) and ours.sigma_max == pytest.approx(14.6146, abs=1e-3)
 
 
-def test_timestep_and_sigma_are_inverse():
+def test_timestep_and_sigma_are_inverse_on_training_steps():
     s = ModelSampling()
-    t = torch.tensor([0.0, 1.5, 250.25, 998.9, 999.0])
-    assert torch.allclose(s.timestep(s.sigma(t)), t, atol=1e-3)
+    # ComfyUI's rule: a sigma maps to the training step nearest in log sigma, a whole number (no interpolation).
+    t = torch.tensor([0.0, 1.0, 250.0, 998.0, 999.0])
+    assert torch.equal(s.timestep(s.sigma(t)), t)
+    assert s.timestep(s.sigma(torch.tensor([1.4, 250.6]))).tolist() == [1.0, 251.0]
 
 
 @pytest.mark.parametrize("prediction", ["eps", "v"])

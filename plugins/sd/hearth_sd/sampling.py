@@ -57,15 +57,14 @@ class ModelSampling:
         return float(self.sigmas[-1])
 
     def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
-        """The fractional timestep of ``sigma``, interpolating linearly in log sigma between training steps."""
+        """The training step whose sigma is nearest to ``sigma`` in log sigma, as a float32 whole number.
+
+        ComfyUI's ``ModelSamplingDiscrete.timestep`` rule: the UNet is given that integer timestep, never one
+        interpolated between two training steps (a karras sigma between steps 512 and 513 is fed as one of them).
+        """
         log_sigma = sigma.float().log()
-        log_sigmas = self.log_sigmas.to(sigma.device)
-        dists = log_sigma - log_sigmas[:, None]
-        low = dists.ge(0).cumsum(dim=0).argmax(dim=0).clamp(max=log_sigmas.shape[0] - 2)
-        high = low + 1
-        lo, hi = log_sigmas[low], log_sigmas[high]
-        w = ((lo - log_sigma) / (lo - hi)).clamp(0, 1)
-        return ((1 - w) * low + w * high).view(sigma.shape)
+        dists = log_sigma.to(self.log_sigmas.device) - self.log_sigmas[:, None]
+        return dists.abs().argmin(dim=0).view(sigma.shape).to(sigma.device, torch.float32)
 
     def sigma(self, timestep: torch.Tensor) -> torch.Tensor:
         """The sigma at a (fractional) timestep, interpolating in log sigma."""

@@ -37,8 +37,9 @@ class FlowSampling:
         if not shift > 0:
             raise ValueError(f"flow sampling: shift must be positive, got {shift}")
         self.shift, self.multiplier, self.timesteps = float(shift), float(multiplier), int(timesteps)
-        steps = torch.arange(1, timesteps + 1, dtype=torch.float64) / timesteps
-        self.sigmas = time_shift(self.shift, steps).float()  # ascending; the last is 1.0
+        # In float32 and in ComfyUI's order (step / timesteps * multiplier, then sigma of that timestep), so the
+        # table, and the schedules read from it, are ComfyUI's to the bit.
+        self.sigmas = self.sigma(torch.arange(1, timesteps + 1, 1) / timesteps * self.multiplier)  # ascending
         self.log_sigmas = self.sigmas.log()
 
     @property
