@@ -30,8 +30,9 @@ def pil_to_tensor(image: Image.Image) -> Any:
 
 
 def tensor_to_pil(image: Any) -> Image.Image:
-    """One ``[H, W, C]`` tensor -> PIL image (values clipped to 0..1, rounded to 8 bits)."""
-    array = np.clip(np.asarray(image.detach().cpu().float().numpy()) * 255.0, 0, 255).round().astype(np.uint8)
+    """One ``[H, W, C]`` tensor -> PIL image: scaled by 255, clipped and truncated to 8 bits, as ComfyUI's savers
+    do (``np.clip(255. * x, 0, 255).astype(np.uint8)``: 0.999 is 254, not 255)."""
+    array = np.clip(255.0 * np.asarray(image.detach().cpu().float().numpy()), 0, 255).astype(np.uint8)
     if array.shape[-1] == 1:
         array = array[..., 0]
     return Image.fromarray(array)

@@ -20,9 +20,12 @@ def latent_to_image(latent: torch.Tensor, factors=SD1_LATENT_RGB, bias=(0.0, 0.0
     """The first item of a ``[B, C, h, w]`` latent as a PIL image (h x w pixels), or None for other channel counts."""
     if latent.ndim != 4 or latent.shape[1] != len(factors):
         return None
-    weights = torch.tensor(factors, dtype=torch.float32, device=latent.device)
-    rgb = torch.einsum("chw,cr->hwr", latent[0].float(), weights) + torch.tensor(bias, device=latent.device)
-    pixels = ((rgb + 1) * 127.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
+    weights = torch.tensor(factors, dtype=torch.float32, device=latent.device).transpose(0, 1)
+    # No bias term at all where there is none (SD1), as ComfyUI's previewer: the same kernel, the same rounding.
+    offset = torch.tensor(bias, dtype=torch.float32, device=latent.device) if any(bias) else None
+    rgb = torch.nn.functional.linear(latent[0].float().movedim(0, -1), weights, offset)
+    # ComfyUI's preview_to_image: -1..1 to 0..1, clamped, times 255, truncated to bytes.
+    pixels = ((rgb + 1.0) / 2.0).clamp(0, 1).mul(0xFF).to(torch.uint8).cpu().numpy()
     return Image.fromarray(np.ascontiguousarray(pixels))
 
 

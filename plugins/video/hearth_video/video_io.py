@@ -52,7 +52,8 @@ def to_uint8(images: Any) -> np.ndarray:
         raise ValueError(f"expected IMAGE frames [F, H, W, 3] with at least one frame, got shape {list(frames.shape)}")
     if frames.shape[-1] == 1:
         frames = np.repeat(frames, 3, axis=-1)
-    return (np.clip(frames[..., :3], 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    # ComfyUI's video and animation savers scale, clip and truncate (0.999 becomes 254, not 255).
+    return np.clip(frames[..., :3] * 255.0, 0, 255).astype(np.uint8)
 
 
 def frame_rate(fps: float) -> Fraction:
