@@ -126,8 +126,10 @@ def test_er_sde_noise_and_solver_choices() -> None:
 
 
 def test_gpu_and_heun_aliases_and_beta57() -> None:
-    for name in ("dpmpp_sde", "dpmpp_2m_sde", "dpmpp_3m_sde"):
-        assert SAMPLERS[f"{name}_gpu"] is SAMPLERS[name]
+    for name in ("dpmpp_sde", "dpmpp_2m_sde", "dpmpp_3m_sde", "dpmpp_2m_sde_heun"):
+        # The same solver; only where its Brownian tree draws differs (ComfyUI's cpu=False).
+        gpu = SAMPLERS[f"{name}_gpu"]
+        assert gpu.__wrapped__ is SAMPLERS[name] and gpu.noise == "brownian_device"
     heun = SAMPLERS["dpmpp_2m_sde_heun"]
     assert getattr(heun, "noise", None) == getattr(SAMPLERS["dpmpp_2m_sde"], "noise", None)
     noise = lambda a, b: torch.zeros(1, 1, 1, 1)  # noqa: E731

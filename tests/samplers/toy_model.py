@@ -78,7 +78,7 @@ class ToyModel:
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor,
                 options: dict[str, Any] | None = None) -> torch.Tensor:
-        self.calls.append({"shape": tuple(x.shape), "sigma": sigma.clone(), "cond": cond.clone(),
+        self.calls.append({"shape": tuple(x.shape), "x": x.clone(), "sigma": sigma.clone(), "cond": cond.clone(),
                            "options": dict(options or {})})
         value = cond[:, 0, 0].reshape(-1, 1, 1, 1).to(x.dtype)
         if self.constant:

@@ -1,57 +1,173 @@
-"""Brownian-motion noise for SDE samplers: one path per seed, so noise over an interval is the same however the
-schedule cuts it (the role torchsde's BrownianTree plays in k-diffusion, without the dependency).
+"""Brownian-tree noise for the SDE samplers, number for number ComfyUI's ``BrownianTreeNoiseSampler``: one Brownian
+path per seed, so the noise over an interval is the same however the schedule cuts it.
 
-The path is built by Lévy's midpoint construction on the sigma interval: the value at the middle of an interval,
-given its ends, is normal around their mean with variance a quarter of the width, and each midpoint's draw comes
-from a generator seeded by the seed and the node's position in the binary tree. Reading ``W(t)`` walks that
-tree down to a width of 2^-16 of the interval and interpolates linearly inside (an error far below any step).
+ComfyUI builds the path with torchsde's ``BrownianTree`` (``tol=1e-6``, ``pool_size=24``, a halfway tree); this
+module builds the same tree without the dependency, so one seed gives ComfyUI's noise:
+
+* times are rounded to 6 decimals; the root spans ``[t0, t1]`` and its increment is ``N(0, 1) * sqrt(t1 - t0)``;
+* an interval is split at its (rounded) middle, as often as needed to reach a queried time; the left child's
+  increment is the Brownian bridge ``mean + sqrt(var) * N(0, 1)`` given the parent's, the right child's the rest;
+* each normal draw comes from a fresh ``torch.Generator`` seeded by numpy's ``SeedSequence`` of the seed and the
+  node's place in the tree (``spawn_key = (index, depth)``), the way torchsde splits its entropy;
+* a query ``[ta, tb]`` sums the increments of the tree's intervals that tile it, left to right.
+
+Increments are recomputed from the root when they fall out of a small LRU cache, so memory stays bounded on long
+schedules; the values never depend on the order of queries.
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
+import numpy as np
 import torch
 
-DEPTH = 16
-_MIX = 0x9E3779B97F4A7C15  # odd 64-bit constant: spreads node numbers over the seed space
+DIGITS = 6  # torchsde's BrownianTree tolerance, 1e-6, as the decimals it rounds times to
+POOL_SIZE = 24  # torchsde's BrownianTree entropy pool
+CACHE_SIZE = 45  # increments kept; torchsde keeps as many (a speed setting, never a value one)
 
 
-class BrownianNoise:
-    """A noise sampler ``(sigma, sigma_next) -> standard normal noise`` from increments of one Brownian path."""
+class _Interval:
+    """One node of the tree: ``[start, end]``, split at ``midway`` into two children once a query needs it."""
 
-    def __init__(self, x: torch.Tensor, sigma_min: float, sigma_max: float, seed: int) -> None:
-        if not 0 <= sigma_min < sigma_max:
-            raise ValueError(f"Brownian noise needs 0 <= sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
-        self.shape, self.dtype, self.device = tuple(x.shape), x.dtype, x.device
-        self.t0, self.t1, self.seed = float(sigma_min), float(sigma_max), int(seed)
-        self.zero = torch.zeros(self.shape)
-        self.w1 = self._normal(0) * math.sqrt(self.t1 - self.t0)  # W(t0) = 0; midpoints are nodes 1, 2...
+    __slots__ = ("start", "end", "parent", "is_left", "index", "depth", "midway", "seed", "left", "right")
 
-    def _normal(self, node: int) -> torch.Tensor:
-        generator = torch.Generator("cpu").manual_seed((self.seed ^ (node * _MIX)) % 2**64)
-        return torch.randn(self.shape, generator=generator, dtype=torch.float32)
+    def __init__(self, start: float, end: float, parent: _Interval | None, is_left: bool) -> None:
+        self.start, self.end = round(start, DIGITS), round(end, DIGITS)
+        self.parent, self.is_left = parent, is_left
+        if parent is None:
+            self.index, self.depth = 0, 0
+        else:
+            self.index, self.depth = 2 * parent.index + (0 if is_left else 1), parent.depth + 1
+        self.midway: float | None = None
+        self.seed = 0
+        self.left: _Interval | None = None
+        self.right: _Interval | None = None
 
-    def value(self, t: float) -> torch.Tensor:
-        """W(t) on the CPU, ``t`` clamped to the interval."""
-        t = min(max(t, self.t0), self.t1)
-        a, b, w_a, w_b, node = self.t0, self.t1, self.zero, self.w1, 1
-        for _ in range(DEPTH):
-            m = (a + b) / 2
-            w_m = (w_a + w_b) / 2 + self._normal(node) * math.sqrt((b - a) / 4)
-            if t < m:
-                b, w_b, node = m, w_m, 2 * node
+
+class BrownianTree:
+    """A Brownian motion on ``[t0, t1]`` from ``seed``: ``tree(ta, tb)`` is its increment over ``[ta, tb]``.
+
+    torchsde's ``BrownianTree(t0, zeros(shape), t1, entropy=seed)``: the same draws, on ``device`` in ``dtype``.
+    """
+
+    def __init__(self, t0: float, t1: float, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device | str,
+                 seed: int) -> None:
+        if not t0 < t1:
+            raise ValueError(f"a Brownian tree needs t0 < t1, got {t0} and {t1}")
+        if seed < 0:
+            raise ValueError(f"a Brownian tree's seed must not be negative, got {seed}")
+        self.shape, self.dtype, self.device, self.entropy = tuple(shape), dtype, torch.device(device), int(seed)
+        self.root = _Interval(float(t0), float(t1), None, True)
+        w_seed = np.random.SeedSequence(entropy=self.entropy, pool_size=POOL_SIZE).generate_state(3)[0]
+        # torchsde scales by the width before rounding the ends.
+        self.root_increment = self._normal(w_seed) * math.sqrt(float(t1) - float(t0))
+        self._cache: OrderedDict[_Interval, torch.Tensor] = OrderedDict()
+
+    def _normal(self, seed) -> torch.Tensor:
+        generator = torch.Generator(self.device).manual_seed(int(seed))
+        return torch.randn(self.shape, dtype=self.dtype, device=self.device, generator=generator)
+
+    def _split(self, node: _Interval) -> None:
+        middle = 0.5 * (node.end + node.start)
+        node.midway = round(middle, DIGITS)
+        spawn = np.random.SeedSequence(entropy=self.entropy, spawn_key=(node.index, node.depth), pool_size=POOL_SIZE)
+        node.seed = int(spawn.generate_state(4)[0])  # the first of torchsde's four: the increment's
+        node.left = _Interval(node.start, middle, node, True)
+        node.right = _Interval(middle, node.end, node, False)
+
+    def _tiles(self, ta: float, tb: float) -> list[_Interval]:
+        """The tree's intervals that tile ``[ta, tb]`` (rounded times), left to right, splitting where needed."""
+        tiles: list[_Interval] = []
+        stack = [(self.root, ta, tb)]
+        while stack:
+            node, a, b = stack.pop()
+            if a == node.start and b == node.end:
+                tiles.append(node)
+                continue
+            if node.midway is None:
+                self._split(node)
+            m = node.midway
+            if b <= m:
+                stack.append((node.left, a, b))
+            elif a >= m:
+                stack.append((node.right, a, b))
             else:
-                a, w_a, node = m, w_m, 2 * node + 1
-        return torch.lerp(w_a, w_b, (t - a) / (b - a))
+                stack.append((node.right, m, b))
+                stack.append((node.left, a, m))
+        return tiles
+
+    def _increment(self, node: _Interval) -> torch.Tensor:
+        """The increment over ``node``: from its parent's by the Brownian bridge, ancestors computed first."""
+        chain = []
+        while node.parent is not None and node not in self._cache:
+            chain.append(node)
+            node = node.parent
+        w = self.root_increment if node.parent is None else self._cache[node]
+        for child in reversed(chain):
+            parent = child.parent
+            h_reciprocal = 1 / (parent.end - parent.start)
+            left_diff = parent.midway - parent.start
+            right_diff = parent.end - parent.midway
+            # torchsde's expressions in its order, so the floats round alike.
+            mean = left_diff * w * h_reciprocal
+            var = left_diff * right_diff * h_reciprocal
+            left_w = mean + math.sqrt(var) * self._normal(parent.seed)
+            w = left_w if child.is_left else w - left_w
+            self._cache[child] = w
+            self._cache.move_to_end(child)
+            if len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return w
+
+    def __call__(self, ta: float, tb: float) -> torch.Tensor:
+        # Outside the tree a time is clamped to its (rounded) ends, as torchsde does after warning.
+        ta = min(max(float(ta), self.root.start), self.root.end)
+        tb = min(max(float(tb), self.root.start), self.root.end)
+        if ta > tb:
+            raise ValueError(f"a Brownian increment needs ta <= tb, got {ta} and {tb}")
+        ta, tb = round(ta, DIGITS), round(tb, DIGITS)
+        if ta == tb:
+            return torch.zeros(self.shape, dtype=self.dtype, device=self.device)
+        tiles = self._tiles(ta, tb)
+        w = self._increment(tiles[0])
+        for tile in tiles[1:]:
+            w = w + self._increment(tile)
+        return w
+
+
+class BrownianTreeNoise:
+    """A noise sampler ``(sigma, sigma_next) -> N(0, 1)`` from increments of one Brownian path over the sigmas.
+
+    ComfyUI's ``BrownianTreeNoiseSampler(x, sigma_min, sigma_max, seed, cpu)``: with ``cpu`` the tree draws on the
+    CPU (dpmpp_sde, dpmpp_2m_sde, dpmpp_3m_sde), without it on ``x``'s device (their ``_gpu`` variants). The
+    increment over ``[sigma_next, sigma]`` is divided by ``sqrt(|sigma_next - sigma|)`` in float32, as ComfyUI's.
+    """
+
+    def __init__(self, x: torch.Tensor, sigma_min, sigma_max, seed: int, cpu: bool = True) -> None:
+        t0 = torch.as_tensor(sigma_min, dtype=torch.float32)
+        t1 = torch.as_tensor(sigma_max, dtype=torch.float32)
+        self.sign = 1 if t0 < t1 else -1
+        low, high = (t0, t1) if t0 < t1 else (t1, t0)
+        self.device = x.device
+        self.tree = BrownianTree(float(low), float(high), tuple(x.shape), x.dtype,
+                                 "cpu" if cpu else x.device, int(seed) % 2**64)
 
     def __call__(self, sigma, sigma_next) -> torch.Tensor:
-        s, s_next = float(sigma), float(sigma_next)
-        increment = (self.value(s_next) - self.value(s)) / math.sqrt(abs(s_next - s))
-        return increment.to(self.device, self.dtype)
+        t0 = torch.as_tensor(sigma, dtype=torch.float32).to(self.device)
+        t1 = torch.as_tensor(sigma_next, dtype=torch.float32).to(self.device)
+        low, high, sign = (t0, t1, 1) if t0 < t1 else (t1, t0, -1)
+        w = self.tree(float(low), float(high)).to(device=self.device, dtype=torch.float32) * (self.sign * sign)
+        return w / (t1 - t0).abs().sqrt()
 
 
-def uses_brownian_noise(fn):
-    """Mark a sampler whose noise should come from one Brownian path (the SDE solvers)."""
-    fn.noise = "brownian"
-    return fn
+def uses_brownian_noise(fn=None, *, cpu: bool = True):
+    """Mark a sampler whose noise comes from one Brownian path (the SDE solvers); ``cpu=False`` for ComfyUI's
+    ``_gpu`` variants, whose tree draws on the latent's device."""
+
+    def mark(function):
+        function.noise = "brownian" if cpu else "brownian_device"
+        return function
+
+    return mark if fn is None else mark(fn)

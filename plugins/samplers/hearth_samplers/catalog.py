@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -42,8 +43,18 @@ def _with_heun_solver(fn: Callable[..., Any]) -> Callable[..., Any]:
     return sample_dpmpp_2m_sde_heun
 
 
-# ComfyUI's "_gpu" samplers draw their Brownian noise on the GPU; Hearth draws all noise on the CPU from the seed
-# (one image on any device), so they are the same samplers under ComfyUI's names.
+def _on_device(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A ``_gpu`` SDE sampler: the same solver, its Brownian tree drawn on the latent's device (ComfyUI's
+    ``cpu=False``); on a CPU-only machine it gives the CPU variant's numbers."""
+
+    @functools.wraps(fn)
+    def on_device(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    on_device.noise = "brownian_device"  # type: ignore[attr-defined]
+    return on_device
+
+
 _DPMPP_2M_SDE_HEUN = _with_heun_solver(dpmpp_sde.sample_dpmpp_2m_sde)
 
 SAMPLERS: dict[str, Callable[..., Any]] = {
@@ -61,15 +72,15 @@ SAMPLERS: dict[str, Callable[..., Any]] = {
     "dpmpp_2s_ancestral": dpmpp.sample_dpmpp_2s_ancestral,
     "dpmpp_2s_ancestral_cfg_pp": cfg_pp.sample_dpmpp_2s_ancestral_cfg_pp,
     "dpmpp_sde": dpmpp_sde.sample_dpmpp_sde,
-    "dpmpp_sde_gpu": dpmpp_sde.sample_dpmpp_sde,
+    "dpmpp_sde_gpu": _on_device(dpmpp_sde.sample_dpmpp_sde),
     "dpmpp_2m": dpmpp.sample_dpmpp_2m,
     "dpmpp_2m_cfg_pp": cfg_pp.sample_dpmpp_2m_cfg_pp,
     "dpmpp_2m_sde": dpmpp_sde.sample_dpmpp_2m_sde,
-    "dpmpp_2m_sde_gpu": dpmpp_sde.sample_dpmpp_2m_sde,
+    "dpmpp_2m_sde_gpu": _on_device(dpmpp_sde.sample_dpmpp_2m_sde),
     "dpmpp_2m_sde_heun": _DPMPP_2M_SDE_HEUN,
-    "dpmpp_2m_sde_heun_gpu": _DPMPP_2M_SDE_HEUN,
+    "dpmpp_2m_sde_heun_gpu": _on_device(_DPMPP_2M_SDE_HEUN),
     "dpmpp_3m_sde": dpmpp_sde.sample_dpmpp_3m_sde,
-    "dpmpp_3m_sde_gpu": dpmpp_sde.sample_dpmpp_3m_sde,
+    "dpmpp_3m_sde_gpu": _on_device(dpmpp_sde.sample_dpmpp_3m_sde),
     "ddpm": ddpm.sample_ddpm,
     "lcm": lcm.sample_lcm,
     "ipndm": ipndm.sample_ipndm,

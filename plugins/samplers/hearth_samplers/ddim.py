@@ -38,3 +38,6 @@ def sample_ddim(model, x, sigmas, *, extra_args=None, callback=None, disable=Non
         if eta and sigma_next > 0:
             x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
     return x
+
+
+sample_ddim.inpaint_random = True  # type: ignore[attr-defined]  # ComfyUI's ddim: fresh noise for the kept area

@@ -2,7 +2,8 @@
 
 Each step solves the data-prediction SDE exactly in its linear part; ``eta`` scales the injected noise
 (0 gives the ODE solver). Noise comes from ``noise_sampler(sigma, sigma_next)``, ideally a Brownian bridge so that
-results barely change with the step count (the samplers are marked for :class:`brownian.BrownianNoise`). Scalar coefficients are computed in Python floats.
+results barely change with the step count (the samplers are marked for :class:`brownian.BrownianTreeNoise`, ComfyUI's
+Brownian tree). Scalar coefficients are computed in Python floats.
 
 Each solver is written once in the half-log-SNR ``lambda = log(alpha / sigma)`` and the signal factor ``alpha`` of
 the model's latents ``x = alpha * x0 + sigma * noise``. Per step from sigma_s to sigma_t, with

@@ -14,8 +14,10 @@ from .nodes_ksampler import MAX_SEED
 CATEGORY = "sampling/custom_sampling"
 
 
-def _run(noise, guider, sampler, sigmas, latent: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Sample ``latent`` with a GUIDER; returns (output, denoised_output) LATENTs."""
+def _run(noise, guider, sampler, sigmas, latent: dict[str, Any],
+         seed: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Sample ``latent`` with a GUIDER; returns (output, denoised_output) LATENTs. The samplers' step noise comes
+    from ``seed``, by default the NOISE's (DisableNoise's is 0, as in ComfyUI)."""
     from .sampling import fix_empty_latent_channels, progress_callback
 
     model = getattr(guider, "model", None)
@@ -24,7 +26,7 @@ def _run(noise, guider, sampler, sigmas, latent: dict[str, Any]) -> tuple[dict[s
     x0_output: dict[str, Any] = {}
     samples = guider.sample(noise.generate_noise(latent), latent["samples"], sampler, sigmas,
                             denoise_mask=latent.get("noise_mask"), callback=progress_callback(model, x0_output),
-                            seed=noise.seed)
+                            seed=noise.seed if seed is None else seed)
     out = {**latent, "samples": samples}
     denoised = out
     if "x0" in x0_output and model is not None:
@@ -59,7 +61,8 @@ class SamplerCustom:
         from .sampling import Guider
 
         noise = RandomNoise(noise_seed) if add_noise else DisabledNoise()
-        return _run(noise, Guider(model, positive, negative, cfg), sampler, sigmas, latent_image)
+        # Without added noise the step noise still comes from noise_seed, as in ComfyUI's SamplerCustom.
+        return _run(noise, Guider(model, positive, negative, cfg), sampler, sigmas, latent_image, seed=noise_seed)
 
 
 class SamplerCustomAdvanced:

@@ -3,9 +3,8 @@ SamplerDPMPP_3M_SDE, SamplerDPMPP_SDE, SamplerDPMPP_2S_Ancestral, SamplerDPMAdap
 SamplerSEEDS2 and SamplerSASolver.
 
 Each gives this pack's sampler of that name with the node's widgets as its options (ComfyUI's
-``comfy_extras/nodes_custom_sampler.py``). Difference from ComfyUI: ``noise_device`` is accepted but changes
-nothing, because Hearth always draws the sampler's noise on the CPU from the seed (the same image on any device);
-ComfyUI's ``gpu`` choice draws it on the GPU, so its images differ between the two choices and from Hearth's.
+``comfy_extras/nodes_custom_sampler.py``). ``noise_device`` picks the SDE sampler's ``_gpu`` variant for "gpu",
+as ComfyUI does: its Brownian tree then draws on the latent's device (the same numbers as "cpu" on a CPU).
 """
 
 from __future__ import annotations
@@ -24,6 +23,11 @@ def _float(default: float, high: float = 100.0, *, advanced: bool = True) -> tup
 
 def _noise_device() -> tuple[list[str], dict[str, Any]]:
     return (["gpu", "cpu"], {"advanced": True})
+
+
+def _on(noise_device: str, name: str) -> str:
+    """The SDE sampler ``name`` whose Brownian noise is drawn on ``noise_device`` ("cpu", or "gpu": ``name_gpu``)."""
+    return name if noise_device == "cpu" else f"{name}_gpu"
 
 
 class _SamplerNode:
@@ -98,7 +102,7 @@ class SamplerDPMPP_SDE(_SamplerNode):  # noqa: N801
         if not r > 0:
             raise ValueError(f"SamplerDPMPP_SDE: r must be above 0 (the fraction of the step the first stage takes), "
                              f"got {r}")
-        return _sampler("dpmpp_sde", eta=eta, s_noise=s_noise, r=r)
+        return _sampler(_on(noise_device, "dpmpp_sde"), eta=eta, s_noise=s_noise, r=r)
 
 
 class SamplerDPMPP_2M_SDE(_SamplerNode):  # noqa: N801
@@ -110,7 +114,7 @@ class SamplerDPMPP_2M_SDE(_SamplerNode):  # noqa: N801
                              "noise_device": _noise_device()}}
 
     def get_sampler(self, solver_type, eta, s_noise, noise_device):
-        return _sampler("dpmpp_2m_sde", eta=eta, s_noise=s_noise, solver_type=solver_type)
+        return _sampler(_on(noise_device, "dpmpp_2m_sde"), eta=eta, s_noise=s_noise, solver_type=solver_type)
 
 
 class SamplerDPMPP_3M_SDE(_SamplerNode):  # noqa: N801
@@ -121,7 +125,7 @@ class SamplerDPMPP_3M_SDE(_SamplerNode):  # noqa: N801
         return {"required": {"eta": _float(1.0), "s_noise": _float(1.0), "noise_device": _noise_device()}}
 
     def get_sampler(self, eta, s_noise, noise_device):
-        return _sampler("dpmpp_3m_sde", eta=eta, s_noise=s_noise)
+        return _sampler(_on(noise_device, "dpmpp_3m_sde"), eta=eta, s_noise=s_noise)
 
 
 class SamplerDPMAdaptative(_SamplerNode):

@@ -14,20 +14,21 @@ import torch.nn.functional as F
 
 
 def prepare_noise(latent: torch.Tensor, seed: int, batch_index: list[int] | None = None) -> torch.Tensor:
-    """Standard normal noise shaped like ``latent`` (on the CPU), from ``seed``."""
+    """Standard normal noise shaped like ``latent`` (on the CPU, in its dtype), from ``seed``: ComfyUI's
+    ``prepare_noise``, so the first values are those of ``torch.randn`` from a generator seeded with ``seed``."""
     generator = torch.Generator("cpu").manual_seed(seed)
     if batch_index is None:
-        return torch.randn(latent.shape, generator=generator, dtype=torch.float32).to(latent.dtype)
+        return torch.randn(latent.shape, generator=generator, dtype=latent.dtype)
     # Draw every position up to the largest index one item at a time, as a batch made from this seed would
-    # have been drawn, and keep the ones asked for.
+    # have been drawn, and keep the ones asked for (an index may repeat).
     item_shape = [1, *latent.shape[1:]]
     wanted = set(batch_index)
     drawn: dict[int, torch.Tensor] = {}
     for position in range(max(batch_index) + 1):
-        noise = torch.randn(item_shape, generator=generator, dtype=torch.float32)
+        noise = torch.randn(item_shape, generator=generator, dtype=latent.dtype)
         if position in wanted:
             drawn[position] = noise
-    return torch.cat([drawn[i] for i in batch_index]).to(latent.dtype)
+    return torch.cat([drawn[i] for i in batch_index])
 
 
 class RandomNoise:

@@ -17,14 +17,14 @@ import torch
 
 from hearth.core import context
 
-from .brownian import BrownianNoise
+from .brownian import BrownianTreeNoise
 from .guidance import Guidance, model_options_of
 from .installed import lookup
 from .noise import latent_mask, prepare_noise
 from .preview import progress_preview
 from .regions import resolve, share_control_with_negative
 from .schedules import compute_sigmas
-from .stepping import append_dims, gaussian_noise
+from .stepping import append_dims, seeded_noise
 
 # Samplers that evaluate the model between two sigmas: ComfyUI gives them one step more and drops the last
 # sigma before 0, so their final step is not wasted on a tiny interval.
@@ -37,6 +37,8 @@ class Sampler:
     def __init__(self, function: Callable[..., torch.Tensor], name: str = "", options: dict[str, Any] | None = None):
         self.function, self.name, self.options = function, name, dict(options or {})
         self.noise = getattr(function, "noise", "gaussian")  # "brownian" for the SDE solvers
+        # ComfyUI's ddim re-noises the kept part of an inpainted latent with fresh noise (seed + 1), not the initial.
+        self.inpaint_random = getattr(function, "inpaint_random", False)
         parameters = inspect.signature(function).parameters
         self.takes_noise = "noise_sampler" in parameters or any(
             p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
@@ -185,7 +187,11 @@ class Guider:
             model, regions(self.positive), regions(negative), self.cfg,
             regions(self.middle, prompt_type="negative"), self.cfg_2, self.style)
         if mask is not None:
-            denoiser = Inpainting(denoiser, latent, noise, mask, sampling,
+            kept_noise = noise
+            if getattr(sampler, "inpaint_random", False):
+                generator = torch.Generator("cpu").manual_seed(((41 if seed is None else seed) + 1) % 2**64)
+                kept_noise = torch.randn(noise.shape, generator=generator).to(noise.dtype).to(noise.device)
+            denoiser = Inpainting(denoiser, latent, kept_noise, mask, sampling,
                                   model_options_of(model).get("denoise_mask_function"), sigmas)
         sigma_0 = float(sigmas[0])
         full = sigma_0 > float(sampling.sigma_max) or math.isclose(sigma_0, float(sampling.sigma_max), rel_tol=1e-5)
@@ -203,14 +209,19 @@ class Guider:
 
 
 def _noise_sampler(sampler: Any, x: torch.Tensor, sigmas: torch.Tensor, seed: int | None):
-    # Step noise from the seed + 1, so it is not the initial noise drawn again; CPU generators, so the seed gives
-    # the same noise on any device.
-    step_seed = ((0 if seed is None else seed) + 1) % 2**64
+    """The step noise ComfyUI's samplers make for themselves from the ``seed`` in their ``extra_args``.
+
+    The SDE solvers get a Brownian tree over the schedule's positive sigmas (drawn on the CPU, or on the latent's
+    device for the ``_gpu`` variants); every other sampler :func:`seeded_noise`. ``seed`` is the sampling seed
+    itself (KSampler's, the NOISE's), not an offset of it: the first step's noise equals the first draws of a
+    generator seeded with it, as in ComfyUI.
+    """
+    seed = (0 if seed is None else int(seed)) % 2**64
+    kind = getattr(sampler, "noise", "gaussian")
     positive = sigmas[sigmas > 0]
-    if getattr(sampler, "noise", "gaussian") == "brownian" and len(positive) and float(positive.min()) < float(
-            sigmas.max()):
-        return BrownianNoise(x, float(positive.min()), float(sigmas.max()), step_seed)
-    return gaussian_noise(x, torch.Generator("cpu").manual_seed(step_seed))
+    if kind in ("brownian", "brownian_device") and len(positive) and float(positive.min()) < float(sigmas.max()):
+        return BrownianTreeNoise(x, positive.min(), sigmas.max(), seed, cpu=kind == "brownian")
+    return seeded_noise(x, seed)
 
 
 def progress_callback(model: Any = None, x0_output: dict[str, torch.Tensor] | None = None) -> Callable[..., None]:

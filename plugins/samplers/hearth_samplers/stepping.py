@@ -151,6 +151,15 @@ def gaussian_noise(x: torch.Tensor, generator: torch.Generator | None = None) ->
     return sample
 
 
+def seeded_noise(x: torch.Tensor, seed: int) -> NoiseSampler:
+    """ComfyUI's ``default_noise_sampler(x, seed)``: one generator on ``x``'s device seeded with ``seed``, each call
+    the next ``randn`` of ``x``'s shape and dtype. On the CPU the first call is ``torch.randn(shape,
+    generator=torch.Generator().manual_seed(seed))``; on a GPU it is that device's generator, as in ComfyUI."""
+    generator = torch.Generator(device=x.device).manual_seed(int(seed) % 2**64)
+    shape, dtype, device = x.shape, x.dtype, x.device
+    return lambda sigma, sigma_next: torch.randn(shape, dtype=dtype, device=device, generator=generator)
+
+
 def churn(sigmas: list[float], i: int, s_churn: float, s_tmin: float, s_tmax: float,
           flow: bool = False) -> tuple[float, float]:
     """Karras et al. 2022, Algorithm 2, lines 4-5: how far to raise sigma before step ``i`` (gamma, sigma_hat).
