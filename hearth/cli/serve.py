@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -18,6 +19,23 @@ from hearth.cli.common import (
 from hearth.cli.main import UserError
 from hearth.cli.models import model_folder_options
 from hearth.core.context import Folders
+
+if TYPE_CHECKING:
+    from hearth.web.runtime import ServerState
+
+
+def report_loaded(state: ServerState, isolation: str) -> None:
+    """What the plugins' load (in the background, after the server answers) has to tell the person who started it."""
+    if not state.is_loaded():
+        click.echo(f"error: the plugins failed to load ({state.loaded.exception()}); prompts are refused until "
+                   f"`comfy serve` is restarted (the traceback is in the log above)", err=True)
+        return
+    report_plugin_errors(state.plugins)
+    click.echo(f"plugins loaded in {state.load_seconds or 0:.1f} s: {len(state.registry)} nodes")
+    hosted = sorted(r.name for r in state.plugins.records.values() if r.placement == "pack host" and not r.error)
+    if hosted:  # where untrusted code runs is worth one line at start (comfy plugins has the reasons)
+        click.echo(f"isolation {isolation}: {len(hosted)} pack{'s' if len(hosted) != 1 else ''} "
+                   f"in pack hosts ({', '.join(hosted)})")
 
 
 def check_port(host: str, port: int) -> None:
@@ -86,7 +104,7 @@ def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: st
     config = ServerConfig(host=host, port=port, data=data_dir, folders=folders, cache=cache_spec, token=token,
                           models_dir=models_dir, max_upload_mb=max_upload_mb, allowed_origins=list(allowed_origins),
                           allowed_hosts=list(allowed_hosts), session_days=session_days, serve_frontend=not no_frontend)
-    # Plugins load with the app, after the port check: the Runtime is cheap until something asks for them.
+    # Plugins load in the background once the server listens: the Runtime is cheap until something asks for them.
     runtime = runtime_for(custom_nodes, env_name, load=False, models_dir=config.models_dir,
                           extra_model_paths=extra_model_paths, cache=cache_spec, vram_mb=vram_mb,
                           output=config.folders.output, input=config.folders.input, temp=config.folders.temp,
@@ -100,19 +118,17 @@ def serve(host: str, port: int, env_name: str | None, cache_spec: str, token: st
     except OSError as exc:
         raise UserError(f"--data {data_dir}: {exc}") from None
     state = app.state.hearth
-    report_plugin_errors(state.plugins)
     for note in state.db.quarantined:  # the server starts anyway; the admin finds the rows in the table
         click.echo(f"warning: quarantined {note.describe()}", err=True)
     for prompt_id in state.queue.recovered:
         click.echo(f"warning: prompt {prompt_id} was running when the server stopped; marked failed", err=True)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/"
-    click.echo(f"Hearth serving {len(state.registry)} nodes at {url} (UI: {state.frontend}; "
+    nodes = f"{len(state.catalogue.nodes)} nodes (plugins loading)" if state.catalogue is not None else \
+        "nodes once the plugins load"
+    click.echo(f"Hearth serving {nodes} at {url} (UI: {state.frontend}; "
                f"{len(state.queue.pending())} prompts pending; data in {config.data})")
-    hosted = sorted(r.name for r in state.plugins.records.values() if r.placement == "pack host" and not r.error)
-    if hosted:  # where untrusted code runs is worth one line at start (comfy plugins has the reasons)
-        click.echo(f"isolation {runtime.options.trust.mode}: {len(hosted)} pack{'s' if len(hosted) != 1 else ''} "
-                   f"in pack hosts ({', '.join(hosted)})")
+    state.on_loaded.append(lambda state: report_loaded(state, runtime.options.trust.mode))
     if state.token is not None:
         if token is None:
             click.echo(f"Listening beyond loopback ({host}): every request needs this token.")

@@ -11,6 +11,9 @@ from hearth.core.context import Folders
 
 # ComfyUI's default upload limit; it also bounds every request body, so a huge prompt is refused before parsing.
 DEFAULT_MAX_UPLOAD_MB = 100.0
+# How long a request that needs the plugins (a prompt, /extensions) waits for them to load before a 503: longer
+# than twenty real packs take on a slow disk, short enough that a wedged import is reported, not waited on forever.
+DEFAULT_LOAD_TIMEOUT_S = 300.0
 LOCAL_HOSTNAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 
 
@@ -47,6 +50,7 @@ class ServerConfig:
     session_days: float = 30.0  # how long a browser stays signed in (token mode)
     serve_frontend: bool = True  # serve the ComfyUI frontend at / when its package is installed
     history_max_items: int = 10000
+    load_timeout: float = DEFAULT_LOAD_TIMEOUT_S  # seconds a request waits for the plugins to load
 
     def __post_init__(self) -> None:
         # Absolute paths: responses name files relative to these, and the process may change directory.

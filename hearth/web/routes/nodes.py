@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import threading
 from importlib import metadata
 from typing import Any
 
@@ -45,15 +46,42 @@ def as_comfyui(name: str, entry: dict[str, Any]) -> dict[str, Any]:
     return entry if module == entry.get("python_module") else {**entry, "python_module": module}
 
 
+_catalogue_lock = threading.Lock()  # today's model lists are put into the shared entries in place
+
+
+def _from_catalogue(state: ServerState, node_class: str | None) -> dict[str, Any] | None:
+    """Every entry (or ``node_class``'s) from the catalogue, with the model lists of this moment; ``None`` when a
+    dynamic node's class cannot be had without its pack's import."""
+    catalogue = state.catalogue
+    assert catalogue is not None
+    with _catalogue_lock:
+        catalogue.refresh_lists(state.runtime.model_folders)
+        if node_class is None:
+            return catalogue.object_info(state.runtime, broken=False)
+        return catalogue.node_info(node_class, state.runtime)
+
+
 @router.get("/object_info")
 async def object_info(state: ServerState = Depends(get_state)) -> dict[str, Any]:
     # Computed per request: input lists (LoadImage's files) change while the server runs.
-    info = await run_in_threadpool(state.registry.object_info)
+    info = None
+    if not state.is_loaded() and state.catalogue is not None:
+        info = await run_in_threadpool(_from_catalogue, state, None)
+    if info is None:  # loaded; or a dynamic node of the catalogue only its pack's import can read again
+        await state.wait_loaded()
+        info = await run_in_threadpool(state.registry.object_info)
     return {name: as_comfyui(name, entry) for name, entry in info.items()}
 
 
 @router.get("/object_info/{node_class}")
 async def object_info_one(node_class: str, state: ServerState = Depends(get_state)) -> dict[str, Any]:
+    if not state.is_loaded() and state.catalogue is not None:
+        if node_class not in state.catalogue.nodes:
+            return {}
+        entry = await run_in_threadpool(_from_catalogue, state, node_class)
+        if entry is not None and "error" not in entry:
+            return {node_class: as_comfyui(node_class, entry)}
+    await state.wait_loaded()
     definition = state.registry.get(node_class)
     if definition is None:
         return {}
@@ -132,25 +160,32 @@ async def features(state: ServerState = Depends(get_state)) -> dict[str, Any]:
     return server_features(state)
 
 
+def torch_version() -> str:
+    """torch's version, read from its metadata until something imported it (importing it takes seconds)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return str(getattr(torch, "__version__", ""))
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return ""
+
+
 def _system_stats(state: ServerState, argv: list[str]) -> dict[str, Any]:
     memory = psutil.virtual_memory()
-    manager = memory_manager(state.runtime)
-    try:
-        import torch
-
-        torch_version = torch.__version__
-    except Exception:
-        torch_version = ""
+    # While the plugins load, the devices are the machine's: making the model manager would import torch first.
+    loaded = state.is_loaded() or state.runtime.has_manager()
+    manager = memory_manager(state.runtime) if loaded else None
     if manager is not None:
         devices = manager.system_stats_devices()
-    else:  # hearth.core.models unavailable: report the machine as one CPU device
+    else:  # hearth.core.models unavailable, or the plugins still loading: report the machine as one CPU device
         devices = [{"name": "cpu", "type": "cpu", "index": 0, "vram_total": memory.total,
                     "vram_free": memory.available, "torch_vram_total": memory.total,
                     "torch_vram_free": memory.available}]
     return {
         "system": {"os": os.name, "ram_total": memory.total, "ram_free": memory.available,
                    "comfyui_version": COMFYUI_API_VERSION, "hearth_version": hearth_version(),
-                   "python_version": sys.version, "pytorch_version": torch_version, "embedded_python": False,
+                   "python_version": sys.version, "pytorch_version": torch_version(), "embedded_python": False,
                    "argv": argv, "required_frontend_version": frontend.version() or "",
                    "platform": platform.platform()},
         "devices": devices,
@@ -159,7 +194,7 @@ def _system_stats(state: ServerState, argv: list[str]) -> dict[str, Any]:
 
 @router.get("/system_stats")
 async def system_stats(request: Request, state: ServerState = Depends(get_state)) -> dict[str, Any]:
-    # The first call imports torch (seconds); a thread keeps the event loop serving meanwhile.
+    # The first call after loading may make the model manager (seconds); a thread keeps the loop serving meanwhile.
     return await run_in_threadpool(_system_stats, state, redact_argv(sys.argv))
 
 
