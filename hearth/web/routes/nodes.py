@@ -189,6 +189,8 @@ def _system_stats(state: ServerState, argv: list[str]) -> dict[str, Any]:
                    "argv": argv, "required_frontend_version": frontend.version() or "",
                    "platform": platform.platform()},
         "devices": devices,
+        # Hearth's own (ComfyUI clients ignore unknown keys): each loaded model held wider than its file stores.
+        "hearth": {"dtype_policy": manager.dtype_policy() if manager is not None else []},
     }
 
 
