@@ -226,7 +226,11 @@ class JsonStdout:
 
     def emit(self, data: Any) -> None:
         """Write ``data`` as the command's one JSON document."""
-        text = json.dumps(data, indent=2, default=str) + "\n"
+        self.emit_text(json.dumps(data, indent=2, default=str))
+
+    def emit_text(self, document: str) -> None:
+        """Write an already encoded JSON document (as :meth:`emit` encodes one) as the command's one document."""
+        text = document + "\n"
         if not self.enabled:
             click.echo(text, nl=False)
         elif self._process_stdout and self._saved_fd is not None:

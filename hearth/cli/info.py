@@ -28,6 +28,12 @@ def nodes(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None, i
         runtime = runtime_for(custom_nodes, env_name, isolation=isolation, load=False)
         catalogue = node_catalogue(runtime)
         # INPUT_TYPES list the Runtime's model folders: the catalogue puts in today's lists, re-reads dynamic nodes.
+        if as_json and catalogue is not None:
+            document = catalogue.object_info_json(runtime)
+            if document is not None:
+                keep(catalogue, runtime)
+                out.emit_text(document)
+                return
         info = catalogue.object_info(runtime) if catalogue is not None else None
         if info is None:  # catalogues off, or a dynamic node only the loaded plugins can read
             registry = runtime.nodes

@@ -47,6 +47,7 @@ from hearth.core.catalogue_probe import (
     find_templates,
     folder_state,
     jsonable,
+    probe_folders,
     probe_runtime,
     template_kinds,
 )
@@ -79,6 +80,8 @@ class CatalogueNode:
         :mod:`hearth.core.catalogue_probe`): ``"input"``, ``"output"``, ``"models"`` folders, or ``"always"``
         (anything: read it every time); empty for a node whose definition is fixed.
     :param state: the :func:`folder_state` of the folders in ``depends`` when ``info`` was read.
+    :param text: ``info`` as ``comfy nodes --json`` writes it one level deep (:func:`_fragment`), so the listing
+        is written without encoding 300 entries again (Python's indenting encoder is the slow one).
     :param needs_class: validating it needs the class itself (``VALIDATE_INPUTS``, type objects with comparison
         rules of their own, inputs or outputs the frontend adds), not just its ``info``.
     :param templates: where its ``info`` holds model lists (JSON path, list with sentinels).
@@ -91,6 +94,7 @@ class CatalogueNode:
     needs_class: bool = False
     templates: list[Template] = field(default_factory=list)
     state: str = ""
+    text: str = ""
 
     @property
     def dynamic(self) -> bool:
@@ -105,12 +109,13 @@ class CatalogueNode:
     def as_dict(self) -> dict[str, Any]:
         return {"info": self.info, "plugin": self.plugin, "source": self.source, "depends": self.depends,
                 "needs_class": self.needs_class, "templates": [[p, t] for p, t in self.templates],
-                "state": self.state}
+                "state": self.state, "text": self.text}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CatalogueNode:
         return cls(dict(data["info"]), str(data["plugin"]), str(data["source"]), [str(d) for d in data["depends"]],
-                   bool(data["needs_class"]), [(list(p), list(t)) for p, t in data["templates"]], str(data["state"]))
+                   bool(data["needs_class"]), [(list(p), list(t)) for p, t in data["templates"]], str(data["state"]),
+                   str(data["text"]))
 
 
 @dataclass
@@ -155,7 +160,10 @@ class Catalogue:
         lists = {kind: _listing(model_folders, kind) for kind in sorted(kinds)}
         for node in self.nodes.values():
             if node.templates:
+                before = node.text
                 apply_templates(node.info, node.templates, lists)
+                node.text = _fragment(node.info)
+                self.changed = self.changed or node.text != before
 
     def node_info(self, name: str, runtime: Runtime | None = None) -> dict[str, Any] | None:
         """One node's ``comfy nodes --json`` entry. A dynamic node is read again from its class inside
@@ -173,7 +181,7 @@ class Catalogue:
             return None
         info = _read_info(definition, runtime)
         if state and runtime is not None:  # what the folders say now: the next command need not read it again
-            node.info, node.state, self.changed = info, state, True
+            node.info, node.state, node.text, self.changed = info, state, _fragment(info), True
         return info
 
     def object_info(self, runtime: Runtime | None = None, *, broken: bool = True) -> dict[str, Any] | None:
@@ -188,6 +196,20 @@ class Catalogue:
             if broken or "error" not in info:
                 out[name] = info
         return out
+
+    def object_info_json(self, runtime: Runtime | None = None) -> str | None:
+        """``json.dumps(self.object_info(runtime), indent=2)``, byte for byte, from each node's kept ``text``."""
+        parts = []
+        for name, node in self.nodes.items():
+            if node.dynamic:
+                info = self.node_info(name, runtime)
+                if info is None:
+                    return None
+                text = node.text if node.info is info else _fragment(info)
+            else:
+                text = node.text or _fragment(node.info)
+            parts.append(f"  {json.dumps(name)}: {text}")
+        return "{\n" + ",\n".join(parts) + "\n}" if parts else "{}"
 
     def node_errors(self, runtime: Runtime | None = None) -> dict[str, dict[str, str]] | None:
         """``{plugin: {node: what failed}}`` for the nodes whose ``INPUT_TYPES`` fails (``comfy plugins``)."""
@@ -315,7 +337,7 @@ def save_catalogue(catalogue: Catalogue, options: RuntimeOptions, *, path: Path 
         fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(catalogue.as_dict(), out, default=str)
+                out.write(json.dumps(catalogue.as_dict(), default=str, separators=(",", ":")))
             os.replace(temp, path)
         except BaseException:
             Path(temp).unlink(missing_ok=True)
@@ -333,7 +355,8 @@ def build_catalogue(runtime: Runtime) -> Catalogue:
     manager = runtime.plugins
     registry = runtime.nodes
     nodes: dict[str, CatalogueNode] = {}
-    with probe_runtime(runtime) as probe:
+    with probe_folders() as root:
+        probe = probe_runtime(runtime, root)
         for name in registry:
             definition = registry[name]
             first = _read_info(definition, runtime)
@@ -344,12 +367,12 @@ def build_catalogue(runtime: Runtime) -> Catalogue:
             if first != second or getattr(definition.cls, DYNAMIC_MARKER, False):
                 depends = [ALWAYS]
             elif templates is None:
-                depends, templates = _folders_read(definition, runtime, first)
+                depends, templates = _folders_read(definition, runtime, root, first)
                 depends = depends or [ALWAYS]
             nodes[name] = CatalogueNode(
                 first, definition.plugin, _source(definition.cls), depends, _needs_class(definition, runtime),
                 [] if ALWAYS in depends else templates or [],
-                folder_state(runtime, depends) if depends and ALWAYS not in depends else "")
+                folder_state(runtime, depends) if depends and ALWAYS not in depends else "", _fragment(first))
     missing = manager.missing_internals()
     return Catalogue(
         key=print_.key, nodes=nodes,
@@ -393,15 +416,14 @@ def _read_info(definition: NodeDefinition, runtime: Runtime | None) -> dict[str,
             return jsonable(definition.broken_info(str(exc)))
 
 
-def _folders_read(definition: NodeDefinition, runtime: Runtime,
+def _folders_read(definition: NodeDefinition, runtime: Runtime, root: Path,
                   real: dict[str, Any]) -> tuple[list[str], list[Template] | None]:
     """Which folders a node's answer changes with (one probe per folder, each changing that folder alone), and
     its model-list templates when the model folders change nothing else."""
     found = []
     templates = None
     for what in FOLDER_STATES:
-        with probe_runtime(runtime, (what,)) as probe:
-            seen = _read_info(definition, probe)
+        seen = _read_info(definition, probe_runtime(runtime, root, (what,)))
         if what == "models":
             templates = find_templates(real, seen, lambda kind: _listing(runtime.model_folders, kind))
             if templates is None:
@@ -409,6 +431,11 @@ def _folders_read(definition: NodeDefinition, runtime: Runtime,
         elif seen != real:
             found.append(what)
     return found, templates
+
+
+def _fragment(info: dict[str, Any]) -> str:
+    """``info`` encoded as ``json.dumps(..., indent=2)`` encodes it as a value inside a top-level object."""
+    return json.dumps(info, indent=2, default=str).replace("\n", "\n  ")
 
 
 def _source(cls: type) -> str:

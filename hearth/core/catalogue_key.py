@@ -7,8 +7,8 @@ What goes in (see :func:`key_parts`):
   version -- read from ``importlib.metadata`` exactly as :meth:`PluginManager.load` reads them; with ``--env``, every
   distribution installed in the environment's folders, by name and version;
 * for a distribution installed *editable* (``pip install -e``: Hearth itself and its first-party plugins in a
-  developer's checkout), the size and modification time of every file of its packages: its version does not change
-  when its code does;
+  developer's checkout), the size and modification time of every file of its packages (of Hearth's, the ones that
+  can change a node's definition: :data:`HEARTH_NODE_PACKAGES`): its version does not change when its code does;
 * every file of the custom-node folders, by path, size and modification time (``st_mtime_ns``);
 * the plugin-loading knobs: allow / disable lists and their environment variables, the trust policy, the folders.
 
@@ -46,6 +46,9 @@ ENV_CATALOGUE = "HEARTH_CATALOGUE"  # "off": never read or write a catalogue (ev
 ENV_CACHE = "HEARTH_CACHE_DIR"
 PLUGIN_ENV = ("HEARTH_PLUGINS", "HEARTH_DISABLE_PLUGINS", "HEARTH_ALLOW_OVERRIDE")
 ENTRY_POINT_GROUPS = ("hearth.default", "hearth")
+# Hearth's packages whose code can change what a node says: the node contract, the builtin nodes and types (core)
+# and the pack hosts that describe isolated packs' nodes (sandbox). The CLI, the servers and the registry cannot.
+HEARTH_NODE_PACKAGES = ("hearth.core", "hearth.sandbox")
 SKIPPED_FOLDERS = frozenset({"__pycache__", ".git", ".hg", ".svn", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
 
 
@@ -112,7 +115,7 @@ def key_parts(options: RuntimeOptions) -> tuple[dict[str, Any], dict[str, Any], 
     parts: dict[str, Any] = {
         "format": FORMAT, "hearth": hearth_version(), "python_version": sys.version,
         "identity": identity,
-        "hearth_source": stamp.editable(HEARTH_DISTRIBUTION, ("hearth",)),
+        "hearth_source": stamp.editable(HEARTH_DISTRIBUTION, HEARTH_NODE_PACKAGES),
         "entry_points": _entry_points(options, stamp),
         "custom_nodes": [stamp.tree(Path(folder)) for folder in options.custom_nodes],
     }

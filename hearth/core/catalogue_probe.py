@@ -82,29 +82,36 @@ def jsonable(value: Any) -> Any:
 
 
 @contextmanager
-def probe_runtime(runtime: Runtime, changes: Iterable[str] = FOLDER_STATES) -> Iterator[Runtime]:
-    """A Runtime sharing ``runtime``'s plugins in which the ``changes`` differ: ``"models"`` lists one sentinel
-    per kind from empty folders, ``"input"`` and ``"output"`` (with temp) are fresh folders of sentinel files."""
-    from hearth.core.runtime import Runtime
-
-    changes = set(changes)
+def probe_folders() -> Iterator[Path]:
+    """A temporary folder of probe folders: ``input``, ``output`` and ``temp`` of sentinel files, empty ``models``
+    (made once per build: every probe Runtime shares it)."""
     with tempfile.TemporaryDirectory(prefix="hearth-probe-") as folder:
         root = Path(folder)
         for name in ("input", "output", "temp"):
             (root / name).mkdir()
             for file in PROBE_FILES:
-                (root / name / file).write_bytes(b"")
+                (root / name / file).touch()
         (root / "models").mkdir()
-        options = runtime.options
-        if "input" in changes:
-            options = replace(options, input=root / "input")
-        if "output" in changes:
-            options = replace(options, output=root / "output", temp=root / "temp")
-        models = runtime.model_folders
-        if "models" in changes:
-            options = replace(options, models_dir=root / "models")
-            models = SentinelFolders(runtime.model_folders, root / "models")
-        yield Runtime(options, plugins=runtime.plugins, model_folders=models)
+        yield root
+
+
+def probe_runtime(runtime: Runtime, root: Path, changes: Iterable[str] = FOLDER_STATES) -> Runtime:
+    """A Runtime sharing ``runtime``'s plugins in which the ``changes`` differ, using the probe folders under
+    ``root`` (:func:`probe_folders`): ``"models"`` lists one sentinel per kind from empty folders, ``"input"`` and
+    ``"output"`` (with temp) are folders of sentinel files."""
+    from hearth.core.runtime import Runtime
+
+    changes = set(changes)
+    options = runtime.options
+    if "input" in changes:
+        options = replace(options, input=root / "input")
+    if "output" in changes:
+        options = replace(options, output=root / "output", temp=root / "temp")
+    models = runtime.model_folders
+    if "models" in changes:
+        options = replace(options, models_dir=root / "models")
+        models = SentinelFolders(runtime.model_folders, root / "models")
+    return Runtime(options, plugins=runtime.plugins, model_folders=models)
 
 
 def folder_state(runtime: Runtime, depends: Iterable[str]) -> str:

@@ -92,6 +92,7 @@ def test_a_saved_catalogue_gives_back_what_the_plugins_say(tmp_path: Path) -> No
     loaded = load_catalogue(fresh.options, fresh.model_folders)
     assert loaded is not None and not fresh.has_plugins()
     assert json.dumps(loaded.object_info(fresh)) == json.dumps(real_info(rt))
+    assert loaded.object_info_json(fresh) == json.dumps(real_info(rt), indent=2), "what comfy nodes --json prints"
     assert loaded.key == catalogue_key(fresh.options) == built.key
     assert [r.as_dict() for r in loaded.plugin_records()] == [r.as_dict() for r in rt.plugins.records.values()]
 
@@ -160,6 +161,7 @@ def test_a_new_model_file_refreshes_the_lists_not_the_catalogue(tmp_path: Path) 
     assert loaded is not None and loaded.built_ns == built.built_ns, "same catalogue, no rebuild"
     assert loaded.nodes["CheckpointLoaderSimple"].info["input"]["required"]["ckpt_name"][0] == ["sub/new.safetensors"]
     assert loaded.object_info(rt) == real_info(rt)
+    assert loaded.object_info_json(rt) == json.dumps(real_info(rt), indent=2)
 
 
 def test_an_image_in_the_input_folder_is_listed_by_load_image(tmp_path: Path) -> None:
@@ -176,6 +178,7 @@ def test_an_image_in_the_input_folder_is_listed_by_load_image(tmp_path: Path) ->
     assert loaded is not None
     assert loaded.node_info("LoadImage", rt)["input"]["required"]["image"][0] == ["cat.png"]
     assert loaded.changed and loaded.object_info(rt) == real_info(rt)
+    assert loaded.object_info_json(rt) == json.dumps(real_info(rt), indent=2)
 
 
 @pytest.mark.parametrize("damage", [b"", b"{not json", b'{"format": 1, "key": "x"}', b"[1, 2]",
