@@ -7,8 +7,9 @@ What goes in (see :func:`key_parts`):
   version -- read from ``importlib.metadata`` exactly as :meth:`PluginManager.load` reads them; with ``--env``, every
   distribution installed in the environment's folders, by name and version;
 * for a distribution installed *editable* (``pip install -e``: Hearth itself and its first-party plugins in a
-  developer's checkout), the size and modification time of every file of its packages (of Hearth's, the ones that
-  can change a node's definition: :data:`HEARTH_NODE_PACKAGES`): its version does not change when its code does;
+  developer's checkout), the size and modification time of every file of its packages (of Hearth's, all but the
+  folders that cannot change a node's definition: :data:`HEARTH_NOT_NODES`): its version does not change when its
+  code does;
 * every file of the custom-node folders, by path, size and modification time (``st_mtime_ns``);
 * the plugin-loading knobs: allow / disable lists and their environment variables, the trust policy, the folders.
 
@@ -46,9 +47,9 @@ ENV_CATALOGUE = "HEARTH_CATALOGUE"  # "off": never read or write a catalogue (ev
 ENV_CACHE = "HEARTH_CACHE_DIR"
 PLUGIN_ENV = ("HEARTH_PLUGINS", "HEARTH_DISABLE_PLUGINS", "HEARTH_ALLOW_OVERRIDE")
 ENTRY_POINT_GROUPS = ("hearth.default", "hearth")
-# Hearth's packages whose code can change what a node says: the node contract, the builtin nodes and types (core)
-# and the pack hosts that describe isolated packs' nodes (sandbox). The CLI, the servers and the registry cannot.
-HEARTH_NODE_PACKAGES = ("hearth.core", "hearth.sandbox")
+# Hearth's own folders whose code cannot change what a node says (the CLI, the servers, the registry client): left
+# out of the key, so editing them in a checkout does not rebuild the catalogue.
+HEARTH_NOT_NODES = frozenset({"cli", "web", "registry", "registry_server"})
 SKIPPED_FOLDERS = frozenset({"__pycache__", ".git", ".hg", ".svn", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
 
 
@@ -115,7 +116,7 @@ def key_parts(options: RuntimeOptions) -> tuple[dict[str, Any], dict[str, Any], 
     parts: dict[str, Any] = {
         "format": FORMAT, "hearth": hearth_version(), "python_version": sys.version,
         "identity": identity,
-        "hearth_source": stamp.editable(HEARTH_DISTRIBUTION, HEARTH_NODE_PACKAGES),
+        "hearth_source": stamp.editable(HEARTH_DISTRIBUTION, ("hearth",), skip=HEARTH_NOT_NODES),
         "entry_points": _entry_points(options, stamp),
         "custom_nodes": [stamp.tree(Path(folder)) for folder in options.custom_nodes],
     }
@@ -164,14 +165,14 @@ class Stamp:
     def __init__(self) -> None:
         self.newest = 0
 
-    def tree(self, root: Path) -> list[Any]:
+    def tree(self, root: Path, skip: frozenset[str] = frozenset()) -> list[Any]:
         """``[relative path, size, mtime_ns]`` of every file under ``root`` (sorted; caches and VCS folders left
-        out), or ``[]`` when it does not exist."""
+        out, and the folders right under ``root`` named in ``skip``), or ``[]`` when it does not exist."""
         rows: list[Any] = []
         if not root.is_dir():
             return rows
         for folder, dirs, files in os.walk(root, followlinks=True):
-            dirs[:] = sorted(d for d in dirs if d not in SKIPPED_FOLDERS)
+            dirs[:] = sorted(d for d in dirs if d not in SKIPPED_FOLDERS and not (folder == str(root) and d in skip))
             for name in sorted(files):
                 path = os.path.join(folder, name)
                 try:
@@ -182,22 +183,22 @@ class Stamp:
                 rows.append([os.path.relpath(path, root), st.st_size, st.st_mtime_ns])
         return rows
 
-    def editable(self, distribution: str, packages: Iterable[str]) -> list[Any]:
+    def editable(self, distribution: str, packages: Iterable[str], skip: frozenset[str] = frozenset()) -> list[Any]:
         try:
             dist = importlib.metadata.distribution(distribution)
         except importlib.metadata.PackageNotFoundError:
             return []
-        return self.editable_dist(dist, set(packages))
+        return self.editable_dist(dist, set(packages), skip)
 
-    def editable_dist(self, dist: importlib.metadata.Distribution, packages: set[str]) -> list[Any]:
+    def editable_dist(self, dist: importlib.metadata.Distribution, packages: set[str],
+                      skip: frozenset[str] = frozenset()) -> list[Any]:
         """The stat signature of an editable distribution's packages (``[]`` for an ordinary install, whose
-        version changes whenever its files do)."""
+        version changes whenever its files do), less the subfolders named in ``skip``."""
         try:
             direct = json.loads(dist.read_text("direct_url.json") or "{}")
         except (OSError, ValueError):
-            return []
-        if not (isinstance(direct, dict) and (direct.get("dir_info") or {}).get("editable")):
-            return []
+            direct = {}
+        editable = isinstance(direct, dict) and bool((direct.get("dir_info") or {}).get("editable"))
         rows: list[Any] = []
         for package in sorted(packages):
             try:
@@ -208,7 +209,10 @@ class Stamp:
                 continue
             for location in spec.submodule_search_locations or ([spec.origin] if spec.origin else []):
                 path = Path(location)
-                rows.append([package, str(path), self.tree(path) if path.is_dir() else self.file(path)])
+                # A package outside every site-packages folder runs from a checkout (`setup.py develop`, an
+                # egg-link, a path entry) even where no direct_url.json says "editable".
+                if editable or not {"site-packages", "dist-packages"} & set(path.parts):
+                    rows.append([package, str(path), self.tree(path, skip) if path.is_dir() else self.file(path)])
         return rows
 
     def file(self, path: Path) -> list[Any]:

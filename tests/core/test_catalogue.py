@@ -270,3 +270,24 @@ def test_validation_from_the_catalogue_matches_the_loaded_plugins(tmp_path: Path
         assert cached.response() == loaded.response()
         assert cached.outputs == loaded.outputs
     assert not fresh.has_plugins()
+
+
+class _Dist:
+    """A distribution installed from a checkout the old way (an egg-link): no direct_url.json says "editable"."""
+
+    def read_text(self, name: str) -> None:
+        return None
+
+
+def test_a_package_run_from_a_checkout_is_keyed_by_its_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hearth.core.catalogue_key import Stamp
+
+    (tmp_path / "checkout" / "fake_nodes_pkg").mkdir(parents=True)
+    module = tmp_path / "checkout" / "fake_nodes_pkg" / "__init__.py"
+    module.write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "checkout"))
+    before = Stamp().editable_dist(_Dist(), {"fake_nodes_pkg"})  # type: ignore[arg-type]
+    module.write_text("X = 2\n")
+    os.utime(module, ns=(time.time_ns() + 5_000_000_000,) * 2)
+    after = Stamp().editable_dist(_Dist(), {"fake_nodes_pkg"})  # type: ignore[arg-type]
+    assert before and before != after, "an edit of a package outside site-packages changes the key"
