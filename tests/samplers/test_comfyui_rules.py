@@ -195,3 +195,27 @@ def test_ddim_renoises_the_kept_area_of_an_inpainting_with_seed_plus_one() -> No
     (fresh,) = randn(13, 1)
     assert torch.allclose(seen["ddim"], fresh * 2.0)
     assert torch.equal(seen["euler"], torch.zeros(SHAPE))  # the initial noise here is zeros
+
+
+# -- float32 arithmetic of the common samplers ---------------------------------------------------------------------
+
+def _toy(x: torch.Tensor, sigma: torch.Tensor, **_) -> torch.Tensor:
+    return torch.tanh(x / (1 + sigma.reshape(-1, 1, 1, 1))) * 0.5
+
+
+def test_common_steps_round_as_comfyuis_do() -> None:
+    # One step of each, by hand in float32 0-d tensors in ComfyUI's order of operations: the results must be equal
+    # to the bit (a fused lerp with a Python-float ratio differs in the last bit, which flips the odd 8-bit pixel).
+    sigmas = torch.tensor([7.5, 2.25, 0.5])
+    x = randn(3, 1)[0] * 7.5
+    d = (x - _toy(x, sigmas[:1])) / sigmas[0]
+    assert torch.equal(SAMPLERS["euler"](_toy, x, sigmas[:2]), x + d * (sigmas[1] - sigmas[0]))
+    noise = randn(4, 1)[0]
+    up = torch.minimum(sigmas[1], (sigmas[1] ** 2 * (sigmas[0] ** 2 - sigmas[1] ** 2) / sigmas[0] ** 2) ** 0.5)
+    down = (sigmas[1] ** 2 - up**2) ** 0.5
+    out = SAMPLERS["euler_ancestral"](_toy, x, sigmas[:2], noise_sampler=lambda s, t: noise)
+    assert torch.equal(out, x + d * (down - sigmas[0]) + noise * 1.0 * up)
+    t, t_next = sigmas[0].log().neg(), sigmas[1].log().neg()
+    h = t_next - t
+    expected = (t_next.neg().exp() / t.neg().exp()) * x - (-h).expm1() * _toy(x, sigmas[:1])
+    assert torch.equal(SAMPLERS["dpmpp_2m"](_toy, x, sigmas[:2]), expected)

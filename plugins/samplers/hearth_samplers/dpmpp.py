@@ -88,17 +88,18 @@ def sample_dpmpp_2m(model, x, sigmas, *, extra_args=None, callback=None, disable
     levels = sigmas.tolist()
     old_denoised = None
     for i in range(len(levels) - 1):
-        sigma, sigma_next = levels[i], levels[i + 1]
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        if sigma_next == 0:
+        if levels[i + 1] == 0:
             x = denoised
         else:
-            if old_denoised is None:
-                denoised_d = denoised
-            else:
-                r = math.log(levels[i - 1] / sigma) / math.log(sigma / sigma_next)  # h_last / h
-                denoised_d = torch.lerp(denoised, old_denoised, -1 / (2 * r))
-            x = torch.lerp(denoised_d, x, sigma_next / sigma)
+            # In t = -log(sigma), with float32 0-d tensors in ComfyUI's order of operations: bit-equal latents.
+            t, t_next = sigmas[i].log().neg(), sigmas[i + 1].log().neg()
+            h = t_next - t
+            denoised_d = denoised
+            if old_denoised is not None:
+                r = (t - sigmas[i - 1].log().neg()) / h  # h_last / h
+                denoised_d = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old_denoised
+            x = (t_next.neg().exp() / t.neg().exp()) * x - (-h).expm1() * denoised_d
         old_denoised = denoised
     return x

@@ -65,45 +65,56 @@ def sample_dpmpp_sde(model, x, sigmas, *, extra_args=None, callback=None, disabl
     extra_args, noise_sampler, kind, sigmas, s_in = _setup(model, x, sigmas, extra_args, noise_sampler)
     levels = sigmas.tolist()
     fac = 1 / (2 * r)
+    inject = eta > 0 and s_noise > 0
     for i in range(len(levels) - 1):
-        sigma, sigma_next = levels[i], levels[i + 1]
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        if sigma_next == 0:
+        if levels[i + 1] == 0:
             x = denoised
             continue
-        # Each stage is the variance-exploding ancestral step on x / alpha, whose noise level is e^-lambda.
-        lambda_s, lambda_t = kind.lam(sigma), kind.lam(sigma_next)
-        sigma_mid = kind.sigma_of(lambda_s + r * (lambda_t - lambda_s))
-        alpha_s, alpha_mid, alpha_t = kind.alpha(sigma), kind.alpha(sigma_mid), kind.alpha(sigma_next)
+        # Float32 0-d tensors in ComfyUI's order of operations, so the latents are ComfyUI's to the bit. Each
+        # stage is the variance-exploding ancestral step on x / alpha, whose noise level is e^-lambda.
+        lambda_s, lambda_t = _lambda(kind, sigmas[i]), _lambda(kind, sigmas[i + 1])
+        h = lambda_t - lambda_s
+        lambda_mid = lambda_s + r * h
+        sigma_mid = lambda_mid.neg().sigmoid() if kind.flow else lambda_mid.neg().exp()
+        alpha_s, alpha_mid = sigmas[i] * lambda_s.exp(), sigma_mid * lambda_mid.exp()
+        alpha_t = sigmas[i + 1] * lambda_t.exp()
         # Stage 1: to the intermediate lambda (a fraction r of the step), with its share of noise.
-        x_2 = _ancestral(x, denoised, kind, sigma, sigma_mid, eta, alpha_mid / alpha_s, alpha_mid)
-        noise_up = _noise_up(kind, sigma, sigma_mid, eta)
-        x_2 = x_2 + noise_sampler(sigmas[i], sigma_mid) * (alpha_mid * s_noise * noise_up)
+        down, up = ancestral_step(lambda_s.neg().exp(), lambda_mid.neg().exp(), eta)
+        h_ = down.log().neg() - lambda_s
+        x_2 = (alpha_mid / alpha_s) * (-h_).exp() * x - alpha_mid * (-h_).expm1() * denoised
+        if inject:
+            x_2 = x_2 + alpha_mid * noise_sampler(sigmas[i], sigma_mid) * s_noise * up
         denoised_2 = model(x_2, sigma_mid * s_in, **extra_args)
         # Stage 2: the full step with the two denoised estimates combined.
-        denoised_d = torch.lerp(denoised, denoised_2, fac)
-        x = _ancestral(x, denoised_d, kind, sigma, sigma_next, eta, alpha_t / alpha_s, alpha_t)
-        x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * (alpha_t * s_noise * _noise_up(kind, sigma, sigma_next, eta))
+        down, up = ancestral_step(lambda_s.neg().exp(), lambda_t.neg().exp(), eta)
+        h_ = down.log().neg() - lambda_s
+        denoised_d = (1 - fac) * denoised + fac * denoised_2
+        x = (alpha_t / alpha_s) * (-h_).exp() * x - alpha_t * (-h_).expm1() * denoised_d
+        if inject:
+            x = x + alpha_t * noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * up
     return x
 
 
-def _levels(kind: _Parametrization, sigma: float, sigma_next: float, eta: float) -> tuple[float, float, float]:
-    """(noise level at sigma, sigma_down, sigma_up) of the ancestral step in the variance-exploding frame."""
-    level, level_next = (math.exp(-kind.lam(sigma)), math.exp(-kind.lam(sigma_next))) if kind.flow \
-        else (sigma, sigma_next)
-    return (level, *ancestral_step(level, level_next, eta))
+def _lambda(kind, sigma: torch.Tensor) -> torch.Tensor:
+    """The half-log-SNR of a 0-d sigma tensor, computed as ComfyUI computes it (logit for flow, log otherwise)."""
+    return sigma.logit().neg() if kind.flow else sigma.log().neg()
 
 
-def _noise_up(kind: _Parametrization, sigma: float, sigma_next: float, eta: float) -> float:
-    return _levels(kind, sigma, sigma_next, eta)[2]
+def _first_order(x, denoised, sigmas, i, lambda_t, h, eta):
+    """The multistep SDE solvers' first-order part of the step ``i``: ``(x, alpha_t, h_eta)``; float32 0-d tensors
+    in ComfyUI's order of operations, so the latents are ComfyUI's to the bit."""
+    h_eta = h * (eta + 1)
+    alpha_t = sigmas[i + 1] * lambda_t.exp()
+    x = sigmas[i + 1] / sigmas[i] * (-h * eta).exp() * x + alpha_t * (-h_eta).expm1().neg() * denoised
+    return x, alpha_t, h_eta
 
 
-def _ancestral(x, denoised, kind, sigma, sigma_next, eta, alpha_ratio, alpha_next):
-    """The deterministic part of an ancestral step to ``sigma_next``: x moved toward ``denoised``."""
-    level, sigma_down, _ = _levels(kind, sigma, sigma_next, eta)
-    ratio = sigma_down / level
-    return x * (alpha_ratio * ratio) + denoised * (alpha_next * (1 - ratio))
+def _sde_noise(x, noise_sampler, sigmas, i, h, eta, s_noise):
+    if eta > 0 and s_noise > 0:
+        x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * sigmas[i + 1] * (-2 * h * eta).expm1().neg().sqrt() * s_noise
+    return x
 
 
 @uses_brownian_noise
@@ -117,23 +128,21 @@ def sample_dpmpp_2m_sde(model, x, sigmas, *, extra_args=None, callback=None, dis
     levels = sigmas.tolist()
     old_denoised = h_last = h = None
     for i in range(len(levels) - 1):
-        sigma, sigma_next = levels[i], levels[i + 1]
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        if sigma_next == 0:
+        if levels[i + 1] == 0:
             x = denoised
         else:
-            h = kind.lam(sigma_next) - kind.lam(sigma)
-            eta_h = eta * h
-            alpha_t = kind.alpha(sigma_next)
-            phi_1 = -math.expm1(-h - eta_h)
-            x = x * (sigma_next / sigma * math.exp(-eta_h)) + denoised * (alpha_t * phi_1)
+            lambda_s, lambda_t = _lambda(kind, sigmas[i]), _lambda(kind, sigmas[i + 1])
+            h = lambda_t - lambda_s
+            x, alpha_t, h_eta = _first_order(x, denoised, sigmas, i, lambda_t, h, eta)
             if old_denoised is not None:
-                scale = phi_1 / (-h - eta_h) + 1 if solver_type == "heun" else 0.5 * phi_1
-                x = x + (denoised - old_denoised) * (alpha_t * scale * h / h_last)
-            if eta:
-                x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * (
-                    sigma_next * math.sqrt(-math.expm1(-2 * eta_h)) * s_noise)
+                r = h_last / h
+                if solver_type == "heun":
+                    x = x + alpha_t * ((-h_eta).expm1().neg() / (-h_eta) + 1) * (1 / r) * (denoised - old_denoised)
+                else:
+                    x = x + 0.5 * alpha_t * (-h_eta).expm1().neg() * (1 / r) * (denoised - old_denoised)
+            x = _sde_noise(x, noise_sampler, sigmas, i, h, eta, s_noise)
         old_denoised, h_last = denoised, h
     return x
 
@@ -148,29 +157,27 @@ def sample_dpmpp_3m_sde(model, x, sigmas, *, extra_args=None, callback=None, dis
     denoised_1 = denoised_2 = None
     h = h_1 = h_2 = None
     for i in range(len(levels) - 1):
-        sigma, sigma_next = levels[i], levels[i + 1]
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        if sigma_next == 0:
+        if levels[i + 1] == 0:
             x = denoised
         else:
-            h = kind.lam(sigma_next) - kind.lam(sigma)
-            h_eta = h * (eta + 1)
-            alpha_t = kind.alpha(sigma_next)
-            x = x * (sigma_next / sigma * math.exp(-eta * h)) + denoised * (alpha_t * -math.expm1(-h_eta))
-            phi_2 = math.expm1(-h_eta) / h_eta + 1
+            lambda_s, lambda_t = _lambda(kind, sigmas[i]), _lambda(kind, sigmas[i + 1])
+            h = lambda_t - lambda_s
+            x, alpha_t, h_eta = _first_order(x, denoised, sigmas, i, lambda_t, h, eta)
             if h_2 is not None:
                 r0, r1 = h_1 / h, h_2 / h
                 d1_0 = (denoised - denoised_1) / r0
                 d1_1 = (denoised_1 - denoised_2) / r1
-                d1 = d1_0 + (d1_0 - d1_1) * (r0 / (r0 + r1))
+                d1 = d1_0 + (d1_0 - d1_1) * r0 / (r0 + r1)
                 d2 = (d1_0 - d1_1) / (r0 + r1)
-                x = x + d1 * (alpha_t * phi_2) - d2 * (alpha_t * (phi_2 / h_eta - 0.5))
+                phi_2 = h_eta.neg().expm1() / h_eta + 1
+                phi_3 = phi_2 / h_eta - 0.5
+                x = x + (alpha_t * phi_2) * d1 - (alpha_t * phi_3) * d2
             elif h_1 is not None:
-                x = x + (denoised - denoised_1) * (alpha_t * phi_2 * h / h_1)
-            if eta:
-                x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * (
-                    sigma_next * math.sqrt(-math.expm1(-2 * h * eta)) * s_noise)
+                phi_2 = h_eta.neg().expm1() / h_eta + 1
+                x = x + (alpha_t * phi_2) * ((denoised - denoised_1) / (h_1 / h))
+            x = _sde_noise(x, noise_sampler, sigmas, i, h, eta, s_noise)
         denoised_1, denoised_2 = denoised, denoised_1
         h_1, h_2 = h, h_1
     return x

@@ -7,11 +7,11 @@ import torch
 from .stepping import (
     add_churn_noise,
     ancestral_step,
-    ancestral_step_flow,
     churn,
     gaussian_noise,
     is_flow,
     report,
+    to_d,
 )
 
 
@@ -31,8 +31,10 @@ def sample_euler(model, x, sigmas, *, extra_args=None, callback=None, disable=No
         else:
             denoised = model(x, sigmas[i] * s_in, **extra_args)
         report(callback, x, i, sigmas[i], sigma_hat, denoised)
-        # x + d * dt with d = (x - denoised) / sigma_hat, as one fused update.
-        x = torch.lerp(denoised, x, levels[i + 1] / sigma_hat)
+        # x + d * dt in float32 tensor arithmetic, operation for operation ComfyUI's, so the latents agree to the
+        # bit (a fused lerp with a Python-float ratio rounds differently, which flips the odd 8-bit pixel).
+        step_from = sigmas[i] if gamma == 0 else sigmas.new_tensor(sigma_hat)
+        x = x + to_d(x, step_from, denoised) * (sigmas[i + 1] - step_from)
     return x
 
 
@@ -50,20 +52,21 @@ def sample_euler_ancestral(model, x, sigmas, *, extra_args=None, callback=None, 
         return _euler_ancestral_flow(model, x, sigmas, extra_args, callback, eta, s_noise, noise_sampler)
     for i in range(len(levels) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
-        sigma_down, sigma_up = ancestral_step(levels[i], levels[i + 1], eta)
+        # The split and the step in float32 0-d tensors, in ComfyUI's order of operations: bit-equal latents.
+        sigma_down, sigma_up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
         if sigma_down == 0:
             # The last step lands on the clean estimate; an Euler step would only add rounding.
             x = denoised
             continue
-        x = torch.lerp(denoised, x, sigma_down / levels[i])
-        if levels[i + 1] > 0:
-            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
+        d = to_d(x, sigmas[i], denoised)
+        x = x + d * (sigma_down - sigmas[i]) + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * sigma_up
     return x
 
 
 def _euler_ancestral_flow(model, x, sigmas, extra_args, callback, eta, s_noise, noise_sampler):
-    """Euler to ``sigma_down``, then the flow renoising ``x = alpha_ratio * x + sigma_up * noise``."""
+    """Euler to ``sigma_down``, then the flow renoising ``x = alpha_ratio * x + sigma_up * noise``
+    (:func:`ancestral_step_flow`'s split), in float32 0-d tensors in ComfyUI's order of operations."""
     s_in = x.new_ones([x.shape[0]])
     levels = sigmas.tolist()
     for i in range(len(levels) - 1):
@@ -72,8 +75,15 @@ def _euler_ancestral_flow(model, x, sigmas, extra_args, callback, eta, s_noise, 
         if levels[i + 1] == 0:
             x = denoised
             continue
-        sigma_down, alpha_ratio, sigma_up = ancestral_step_flow(levels[i], levels[i + 1], eta)
-        x = torch.lerp(denoised, x, sigma_down / levels[i])
-        if sigma_up > 0:
-            x = x * alpha_ratio + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
+        sigma_next = sigmas[i + 1]
+        sigma_down = sigma_next * (1 + (sigma_next / sigmas[i] - 1) * eta)
+        if sigma_down < 0:
+            # eta past 1 would step below 0: stop at the clean estimate and make all the noise fresh.
+            sigma_down = torch.zeros_like(sigma_down)
+        alpha_next, alpha_down = 1 - sigma_next, 1 - sigma_down
+        sigma_up = (sigma_next**2 - sigma_down**2 * alpha_next**2 / alpha_down**2) ** 0.5
+        ratio = sigma_down / sigmas[i]
+        x = ratio * x + (1 - ratio) * denoised
+        if eta > 0:
+            x = (alpha_next / alpha_down) * x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * sigma_up
     return x

@@ -47,6 +47,10 @@ def sample_lms(model, x, sigmas, *, extra_args=None, callback=None, disable=None
         if len(ds) > order:
             ds.pop(0)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        if levels[i + 1] == 0:
+            # The last step lands on the clean estimate, as ComfyUI's lms does, rather than extrapolating to 0.
+            x = denoised
+            continue
         weights = adams_coefficients(levels, i, min(i + 1, order))
         x = x + sum(w * d for w, d in zip(weights, reversed(ds), strict=False))
     return x
