@@ -93,7 +93,9 @@ def noised_latent(sampling: Any, sigma: torch.Tensor, noise: torch.Tensor, laten
     if scaling is not None and "max_denoise" in inspect.signature(scaling).parameters:
         return scaling(sigma, noise, latent, max_denoise=max_denoise)
     if max_denoise:
-        return latent + noise * math.sqrt(1.0 + float(sigma.reshape(-1)[0]) ** 2)
+        # sqrt(1 + sigma**2) in float32, as ComfyUI's EPS.noise_scaling computes it (a float64 factor can be one
+        # bit off).
+        return latent + noise * torch.sqrt(1.0 + sigma.reshape(-1)[0].float() ** 2.0)
     return latent + noise * append_dims(sigma.reshape(-1).to(noise.dtype), noise.ndim)
 
 
