@@ -86,7 +86,13 @@ def test_serve_names_the_packs_it_runs_in_pack_hosts(comfy: Any, pack: str, work
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import uvicorn
 
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: None)  # stop short of listening
+    def run_until_loaded(app: Any, **kwargs: Any) -> None:  # start the app (its plugins load), never listen
+        from starlette.testclient import TestClient
+
+        with TestClient(app):
+            app.state.hearth.loaded.result(timeout=60)
+
+    monkeypatch.setattr(uvicorn, "run", run_until_loaded)
     out = comfy("serve", "--port", "0", "--data", str(workdir / "data"))
     assert out.exit_code == 0, out.stderr
     assert f"isolation untrusted: 1 pack in pack hosts ({pack})" in out.stdout

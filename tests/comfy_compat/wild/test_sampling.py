@@ -78,7 +78,8 @@ def test_k_diffusion_names_and_signatures(pm: PluginManager) -> None:
         if name not in ("ddim", "uni_pc", "uni_pc_bh2"):  # not k-diffusion samplers in ComfyUI either
             parameters = list(inspect.signature(getattr(kds, f"sample_{name}")).parameters)
             assert parameters[:6] == ["model", "x", "sigmas", "extra_args", "callback", "disable"], name
-    assert kds.sample_dpmpp_2m_sde_gpu.noise == kds.sample_dpmpp_2m_sde.noise  # the same sampler, noise kind kept
+    # The same solver; the _gpu variant's Brownian tree draws on the latent's device, as ComfyUI's cpu=False.
+    assert (kds.sample_dpmpp_2m_sde.noise, kds.sample_dpmpp_2m_sde_gpu.noise) == ("brownian", "brownian_device")
     assert comfy.samplers.k_diffusion_sampling.sample_euler is kds.sample_euler
     with pytest.raises(AttributeError):
         kds.sample_no_such_sampler  # noqa: B018
