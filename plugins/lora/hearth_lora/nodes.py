@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .apply import load_lora_for_models, warn
 from .folders import lora_files, lora_path
-from .loading import load_lora
 
 STRENGTH = {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01}
 
@@ -14,6 +12,10 @@ STRENGTH = {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01}
 def _apply(model: Any, clip: Any, lora_name: str, strength_model: float, strength_clip: float) -> tuple[Any, Any]:
     if strength_model == 0 and strength_clip == 0:
         return model, clip  # nothing to do: not even the file is read
+    # Imported here, so loading the plugin does not import torch.
+    from .apply import load_lora_for_models, warn
+    from .loading import load_lora
+
     lora = load_lora(lora_path(lora_name))
     if not lora.parsed.adapters and not lora.parsed.biases:
         raise ValueError(f"LoRA {lora_name}: no tensor of a LoRA format Hearth reads (kohya, diffusers/PEFT, "
