@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .stepping import ancestral_step, ancestral_step_flow, gaussian_noise, is_flow, report
+from .stepping import ancestral_step, ancestral_step_flow, gaussian_noise, is_flow, report, to_d
 
 
 @torch.no_grad()
@@ -31,6 +31,10 @@ def sample_ddim(model, x, sigmas, *, extra_args=None, callback=None, disable=Non
             x = torch.lerp(denoised, x, sigma_down / sigma)
             if sigma_up > 0:
                 x = x * alpha_ratio + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
+            continue
+        if not eta:
+            # ComfyUI's ddim is its euler: the same step in its float32 tensor arithmetic, bit for bit.
+            x = x + to_d(x, sigmas[i], denoised) * (sigmas[i + 1] - sigmas[i])
             continue
         sigma_down, sigma_up = ancestral_step(sigma, sigma_next, eta)
         # x0 + sigma_down * eps, with eps = (x - x0) / sigma the model's noise estimate.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .stepping import (
@@ -32,7 +30,8 @@ def sample_dpm_2(model, x, sigmas, *, extra_args=None, callback=None, disable=No
             x = add_churn_noise(x, sigmas[i], sigma_hat, s_noise, noise_sampler, flow)
         denoised = model(x, sigma_hat * s_in, **extra_args)
         report(callback, x, i, sigmas[i], sigma_hat, denoised)
-        x = _dpm2_step(model, x, to_d(x, sigma_hat, denoised), sigma_hat, levels[i + 1], s_in, extra_args)
+        level = sigmas[i] if gamma == 0 else sigmas.new_tensor(sigma_hat)
+        x = _dpm2_step(model, x, to_d(x, level, denoised), level, sigmas[i + 1], s_in, extra_args)
     return x
 
 
@@ -49,25 +48,28 @@ def sample_dpm_2_ancestral(model, x, sigmas, *, extra_args=None, callback=None, 
     for i in range(len(levels) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         if flow:
-            sigma_down, alpha_ratio, sigma_up = ancestral_step_flow(levels[i], levels[i + 1], eta)
+            down, alpha_ratio, sigma_up = ancestral_step_flow(levels[i], levels[i + 1], eta)
+            sigma_down = sigmas.new_tensor(down)
         else:
-            sigma_down, sigma_up = ancestral_step(levels[i], levels[i + 1], eta)
+            sigma_down, sigma_up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        x = _dpm2_step(model, x, to_d(x, levels[i], denoised), levels[i], sigma_down, s_in, extra_args)
+        x = _dpm2_step(model, x, to_d(x, sigmas[i], denoised), sigmas[i], sigma_down, s_in, extra_args)
         if flow:
             # A flow latent at sigma_down, renoised to the next sigma (signal scaled down, noise topped up).
             if sigma_up > 0:
                 x = x * alpha_ratio + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
         elif sigma_down != 0:
-            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
+            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * sigma_up
     return x
 
 
-def _dpm2_step(model, x, d, sigma: float, sigma_next: float, s_in, extra_args):
+def _dpm2_step(model, x, d, sigma: torch.Tensor, sigma_next: torch.Tensor, s_in, extra_args):
+    """One DPM-Solver-2 step from ``sigma`` to ``sigma_next`` (0-d tensors: float32 arithmetic in ComfyUI's order
+    of operations, so the latents are ComfyUI's to the bit)."""
     if sigma_next == 0:
         return x + d * (sigma_next - sigma)
     # The midpoint in log sigma, where the ODE in lambda = -log sigma is evaluated a second time.
-    sigma_mid = math.exp((math.log(sigma) + math.log(sigma_next)) / 2)
+    sigma_mid = sigma.log().lerp(sigma_next.log(), 0.5).exp()
     x_2 = x + d * (sigma_mid - sigma)
     d_2 = to_d(x_2, sigma_mid, model(x_2, sigma_mid * s_in, **extra_args))
     return x + d_2 * (sigma_next - sigma)

@@ -19,6 +19,7 @@ from .stepping import (
     gaussian_noise,
     is_flow,
     report,
+    to_d,
 )
 
 
@@ -35,20 +36,22 @@ def sample_dpmpp_2s_ancestral(model, x, sigmas, *, extra_args=None, callback=Non
     s_in = x.new_ones([x.shape[0]])
     levels = sigmas.tolist()
     for i in range(len(levels) - 1):
-        sigma = levels[i]
         denoised = model(x, sigmas[i] * s_in, **extra_args)
-        sigma_down, sigma_up = ancestral_step(sigma, levels[i + 1], eta)
+        # Float32 0-d tensors in ComfyUI's order of operations, so the latents are ComfyUI's to the bit.
+        sigma_down, sigma_up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
         if sigma_down == 0:
-            x = denoised
+            x = x + to_d(x, sigmas[i], denoised) * (sigma_down - sigmas[i])
         else:
-            # The midpoint in lambda between sigma and sigma_down.
-            sigma_mid = math.sqrt(sigma * sigma_down)
-            x_2 = torch.lerp(denoised, x, sigma_mid / sigma)
-            denoised_2 = model(x_2, sigma_mid * s_in, **extra_args)
-            x = torch.lerp(denoised_2, x, sigma_down / sigma)
+            # The midpoint in t = -log(sigma) between sigma and sigma_down.
+            t, t_next = sigmas[i].log().neg(), sigma_down.log().neg()
+            h = t_next - t
+            t_mid = t + 0.5 * h
+            x_2 = (t_mid.neg().exp() / t.neg().exp()) * x - (-h * 0.5).expm1() * denoised
+            denoised_2 = model(x_2, t_mid.neg().exp() * s_in, **extra_args)
+            x = (t_next.neg().exp() / t.neg().exp()) * x - (-h).expm1() * denoised_2
         if levels[i + 1] > 0:
-            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
+            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * sigma_up
     return x
 
 
