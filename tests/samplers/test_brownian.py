@@ -78,3 +78,21 @@ def test_bad_trees_are_refused_with_the_reason() -> None:
     with pytest.raises(ValueError, match="must not be negative"):
         BrownianTree(0.0, 1.0, (1,), torch.float32, "cpu", seed=-1)
     assert math.isclose(float(BrownianTree(0.0, 1.0, (1,), torch.float32, "cpu", 0)(0.5, 0.5)), 0.0)
+
+
+@pytest.mark.filterwarnings("ignore:Should have")
+def test_the_engines_comfyui_named_samplers_give_comfyuis_numbers() -> None:
+    from hearth_samplers import engine
+
+    # A transform to the tree's time (ends and queries alike) and one tree per batch item for a list of seeds.
+    x = torch.zeros(2, 4, 8, 8)
+    low, high = torch.tensor(0.0291675), torch.tensor(14.614642)
+    sampler = engine.BrownianTreeNoiseSampler(x, low, high, seed=[3, 4], transform=lambda t: t.log())
+    trees = [torchsde.BrownianTree(low.log(), torch.zeros(4, 8, 8), high.log(), entropy=s) for s in (3, 4)]
+    a, b = torch.tensor(6.2049).log(), torch.tensor(2.3863).log()
+    expected = torch.stack([tree(b, a) for tree in trees]) * -1 / (b - a).abs().sqrt()
+    assert torch.equal(sampler(torch.tensor(6.2049), torch.tensor(2.3863)), expected)
+    with pytest.raises(ValueError, match="3 seeds for a batch of 2"):
+        engine.BrownianTreeNoiseSampler(x, low, high, seed=[1, 2, 3])
+    first = engine.default_noise_sampler(x, seed=8)(1.0, 0.5)
+    assert torch.equal(first, torch.randn(x.shape, generator=torch.Generator().manual_seed(8)))

@@ -162,6 +162,34 @@ class BrownianTreeNoise:
         return w / (t1 - t0).abs().sqrt()
 
 
+class BrownianTreeNoiseSampler:
+    """ComfyUI's ``BrownianTreeNoiseSampler(x, sigma_min, sigma_max, seed, transform, cpu)`` for code that calls it
+    by that name (custom-node packs): ``transform`` maps sigmas to the tree's time (ends and queries alike), a list
+    of seeds gives one tree per batch item, and no seed a random one, as in ComfyUI."""
+
+    def __init__(self, x: torch.Tensor, sigma_min, sigma_max, seed=None, transform=lambda t: t,
+                 cpu: bool = False) -> None:
+        self.transform = transform
+        t0, t1 = transform(torch.as_tensor(sigma_min)), transform(torch.as_tensor(sigma_max))
+        self.batched = isinstance(seed, (tuple, list))
+        if seed is None:
+            seeds = [int(torch.randint(0, 2**63 - 1, ()).item())]
+        elif self.batched:
+            if len(seed) != x.shape[0]:
+                raise ValueError(f"BrownianTreeNoiseSampler: {len(seed)} seeds for a batch of {x.shape[0]}; pass one "
+                                 "seed per batch item, or a single seed")
+            seeds = [int(s) for s in seed]
+        else:
+            seeds = [int(seed)]
+        like = x[0] if self.batched else x
+        self.trees = [BrownianTreeNoise(like, t0, t1, s, cpu=cpu) for s in seeds]
+
+    def __call__(self, sigma, sigma_next) -> torch.Tensor:
+        t0, t1 = self.transform(torch.as_tensor(sigma)), self.transform(torch.as_tensor(sigma_next))
+        noise = [tree(t0, t1) for tree in self.trees]
+        return torch.stack(noise) if self.batched else noise[0]
+
+
 def uses_brownian_noise(fn=None, *, cpu: bool = True):
     """Mark a sampler whose noise comes from one Brownian path (the SDE solvers); ``cpu=False`` for ComfyUI's
     ``_gpu`` variants, whose tree draws on the latent's device."""

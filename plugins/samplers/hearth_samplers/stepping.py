@@ -160,6 +160,13 @@ def seeded_noise(x: torch.Tensor, seed: int) -> NoiseSampler:
     return lambda sigma, sigma_next: torch.randn(shape, dtype=dtype, device=device, generator=generator)
 
 
+def default_noise_sampler(x: torch.Tensor, seed: int | None = None) -> NoiseSampler:
+    """ComfyUI's ``default_noise_sampler``: :func:`seeded_noise` for a seed, else unseeded ``randn`` each call."""
+    if seed is None:
+        return lambda sigma, sigma_next: torch.randn_like(x)
+    return seeded_noise(x, seed)
+
+
 def churn(sigmas: list[float], i: int, s_churn: float, s_tmin: float, s_tmax: float,
           flow: bool = False) -> tuple[float, float]:
     """Karras et al. 2022, Algorithm 2, lines 4-5: how far to raise sigma before step ``i`` (gamma, sigma_hat).
