@@ -23,7 +23,11 @@ from hearth.core.trust import TrustPolicy, canonical_pack_name
 @isolation_option
 def nodes(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None, isolation: str | None) -> None:
     """List every node type the loaded plugins provide; one whose INPUT_TYPES fails is listed with its error (it
-    cannot run, and the server's /object_info leaves it out, as ComfyUI's does)."""
+    cannot run, and the server's /object_info leaves it out, as ComfyUI's does).
+
+    The answer comes from the node catalogue, a cache in $HEARTH_HOME/cache/catalogue (or $HEARTH_CACHE_DIR) that
+    is rebuilt by loading every plugin whenever a pack is installed, removed or edited; model file lists and the
+    input folder are read afresh each time. HEARTH_CATALOGUE=off loads the plugins every time instead."""
     with JsonStdout(as_json) as out:  # with --json, what packs print while loading goes to stderr
         runtime = runtime_for(custom_nodes, env_name, isolation=isolation, load=False)
         catalogue = node_catalogue(runtime)

@@ -66,7 +66,9 @@ def load_workflow(path: Path, registry: Any) -> tuple[dict[str, Any], dict[str, 
               help="Cache strategy: classic, lru:N, ram:GB or none.")
 @click.option("--vram", "vram_mb", type=click.IntRange(min=1), default=None, metavar="MB",
               help="Memory budget for models on the compute device (default: what the device has free).")
-@click.option("--check", is_flag=True, help="Parse and validate only.")
+@click.option("--check", is_flag=True,
+              help="Parse and validate only (from the node catalogue when it is fresh: no plugin is imported; see "
+                   "`comfy nodes --help`).")
 @click.option("--json", "as_json", is_flag=True, help="With --check: print the result as ComfyUI's /prompt would.")
 @model_folder_options
 @custom_nodes_option
