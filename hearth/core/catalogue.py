@@ -360,11 +360,12 @@ def build_catalogue(runtime: Runtime) -> Catalogue:
         for name in registry:
             definition = registry[name]
             first = _read_info(definition, runtime)
-            second = _read_info(definition, runtime)
             seen = _read_info(definition, probe)
-            templates = find_templates(first, seen, lambda kind: _listing(runtime.model_folders, kind))
+            # Most nodes list no files: equal answers need no walk for templates.
+            templates = [] if seen == first else find_templates(
+                first, seen, lambda kind: _listing(runtime.model_folders, kind))
             depends: list[str] = []
-            if first != second or getattr(definition.cls, DYNAMIC_MARKER, False):
+            if _changes_by_itself(definition, runtime) or getattr(definition.cls, DYNAMIC_MARKER, False):
                 depends = [ALWAYS]
             elif templates is None:
                 depends, templates = _folders_read(definition, runtime, root, first)
@@ -431,6 +432,17 @@ def _folders_read(definition: NodeDefinition, runtime: Runtime, root: Path,
         elif seen != real:
             found.append(what)
     return found, templates
+
+
+def _changes_by_itself(definition: NodeDefinition, runtime: Runtime) -> bool:
+    """Whether two calls of ``INPUT_TYPES`` in a row answer differently (a clock, a random pick, a counter)."""
+    from hearth.core.runtime import activated
+
+    with activated(runtime):
+        try:
+            return bool(definition.cls.INPUT_TYPES() != definition.cls.INPUT_TYPES())
+        except Exception:  # noqa: BLE001 - a failing INPUT_TYPES is listed with its error, not dynamic for it
+            return False
 
 
 def _fragment(info: dict[str, Any]) -> str:
