@@ -174,7 +174,34 @@ def release(weights: ModelWeights) -> None:
     weights.nbytes = module_bytes(weights.module)
 
 
+def align(weights: ModelWeights) -> int:
+    """Copy the floating tensors a CPU computes from as they lie (those in the model's compute dtype, or all of
+    a model that declares none) that a file mapping holds off a 64-byte boundary into one aligned block each
+    dtype (same dtype, same values); returns how many moved. Tensors cast per call stay mapped: the cast's
+    result is a fresh, aligned tensor anyway.
+
+    safetensors packs tensors back to back, so most start wherever the previous one ended. CPU kernels take
+    other code paths for such weights and round differently (1e-6 on a UNet call): the same weights read from an
+    fp32 file and from memory did not give the same image. Aligned, they do, and match ComfyUI, whose weights
+    are always copied into fresh allocations. The file pages go back as each tensor is copied, so resident
+    memory stays what the mapping cost.
+    """
+    if weights.backup:
+        weights.restore()
+    compute = declared_compute_dtype(weights.module)
+    by_dtype: dict[torch.dtype, list[tuple[str, torch.Tensor]]] = {}
+    for key, _, _, tensor in _tensors(weights.module):
+        if (tensor.is_floating_point() and compute in (None, tensor.dtype) and tensor.device.type == "cpu"
+                and tensor.numel()
+                and tensor.data_ptr() % _ALIGN_BYTES and not tensor.untyped_storage().resizable()):
+            by_dtype.setdefault(tensor.dtype, []).append((key, tensor))
+    for dtype, found in by_dtype.items():
+        _recast(weights, found, dtype)
+    return sum(len(found) for found in by_dtype.values())
+
+
 _ALIGN = 64  # elements between tensors in one block: every tensor starts on a cache line, as malloc'd ones do
+_ALIGN_BYTES = 64
 
 
 def _recast(weights: ModelWeights, found: list[tuple[str, torch.Tensor]], dtype: torch.dtype) -> None:

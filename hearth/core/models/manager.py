@@ -260,6 +260,7 @@ class ModelManager:
         widening = dtypes.widening(model.module, device)
         if widening is None:
             model.weights.dtype_choice = None
+            self._align(model, device)
             return
         stored, compute = widening
         stored_bytes = model.nbytes
@@ -272,9 +273,16 @@ class ModelManager:
         held = compute if wide <= room else stored
         if held == compute:
             dtypes.hold(model.weights, compute)
+        self._align(model, device)  # what the cast left (fp32 norms), or all of it when it stays stored
         model.weights.dtype_choice = dtypes.DtypeChoice(model.name, str(device), stored, compute, held,
                                                               stored_bytes, wide, room)
         log.info(model.weights.dtype_choice.describe())
+
+    @staticmethod
+    def _align(model: PatchedModel, device: torch.device) -> None:
+        # Weights the CPU computes from where they lie: file-mapped ones off a cache line round differently.
+        if device.type == "cpu" and model.offload_device.type == "cpu":
+            dtypes.align(model.weights)
 
     def _record(self, model: PatchedModel, device: torch.device, placement: Placement, old: LoadedModel | None) -> None:
         record = LoadedModel(weakref.ref(model.weights, self._forget), model.name, device, model.nbytes,
