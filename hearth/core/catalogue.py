@@ -20,9 +20,11 @@ in afresh on every load (:mod:`hearth.core.catalogue_probe`), and dynamic nodes 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -80,6 +82,7 @@ class CatalogueNode:
         :mod:`hearth.core.catalogue_probe`): ``"input"``, ``"output"``, ``"models"`` folders, or ``"always"``
         (anything: read it every time); empty for a node whose definition is fixed.
     :param state: the :func:`folder_state` of the folders in ``depends`` when ``info`` was read.
+    :param origin: the file of ``source``'s module: the class is imported by name only from that file.
     :param text: ``info`` as ``comfy nodes --json`` writes it one level deep (:func:`_fragment`), so the listing
         is written without encoding 300 entries again (Python's indenting encoder is the slow one).
     :param needs_class: validating it needs the class itself (``VALIDATE_INPUTS``, type objects with comparison
@@ -95,6 +98,7 @@ class CatalogueNode:
     templates: list[Template] = field(default_factory=list)
     state: str = ""
     text: str = ""
+    origin: str = ""
 
     @property
     def dynamic(self) -> bool:
@@ -109,13 +113,13 @@ class CatalogueNode:
     def as_dict(self) -> dict[str, Any]:
         return {"info": self.info, "plugin": self.plugin, "source": self.source, "depends": self.depends,
                 "needs_class": self.needs_class, "templates": [[p, t] for p, t in self.templates],
-                "state": self.state, "text": self.text}
+                "state": self.state, "text": self.text, "origin": self.origin}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CatalogueNode:
         return cls(dict(data["info"]), str(data["plugin"]), str(data["source"]), [str(d) for d in data["depends"]],
                    bool(data["needs_class"]), [(list(p), list(t)) for p, t in data["templates"]], str(data["state"]),
-                   str(data["text"]))
+                   str(data["text"]), str(data["origin"]))
 
 
 @dataclass
@@ -236,9 +240,15 @@ class Catalogue:
         """The node's real definition, its class imported by name; ``None`` when that cannot be done."""
         node = self.nodes[name]
         module, _, qualname = node.source.partition(":")
-        if not module or not qualname:
+        if not module or not qualname or not node.origin:
             return None
         try:
+            # Only the very file the class came from: a pack's module name may mean another module in this process.
+            loaded = sys.modules.get(module)
+            found = getattr(loaded, "__file__", None) if loaded is not None else \
+                getattr(importlib.util.find_spec(module), "origin", None)
+            if not found or str(Path(found).resolve()) != node.origin:
+                return None
             target: Any = importlib.import_module(module)
             for part in qualname.split("."):
                 target = getattr(target, part)
@@ -370,10 +380,11 @@ def build_catalogue(runtime: Runtime) -> Catalogue:
             elif templates is None:
                 depends, templates = _folders_read(definition, runtime, root, first)
                 depends = depends or [ALWAYS]
+            source, origin = _source(definition.cls)
             nodes[name] = CatalogueNode(
-                first, definition.plugin, _source(definition.cls), depends, _needs_class(definition, runtime),
+                first, definition.plugin, source, depends, _needs_class(definition, runtime),
                 [] if ALWAYS in depends else templates or [],
-                folder_state(runtime, depends) if depends and ALWAYS not in depends else "", _fragment(first))
+                folder_state(runtime, depends) if depends and ALWAYS not in depends else "", _fragment(first), origin)
     missing = manager.missing_internals()
     return Catalogue(
         key=print_.key, nodes=nodes,
@@ -450,11 +461,14 @@ def _fragment(info: dict[str, Any]) -> str:
     return json.dumps(info, indent=2, default=str).replace("\n", "\n  ")
 
 
-def _source(cls: type) -> str:
+def _source(cls: type) -> tuple[str, str]:
+    """(``module:qualname``, the module's file) of a node class, or empty strings when it cannot be imported by
+    name (a class made inside a function, a module with no file)."""
     module, qualname = getattr(cls, "__module__", ""), getattr(cls, "__qualname__", "")
-    if not module or not qualname or "<locals>" in qualname:
-        return ""
-    return f"{module}:{qualname}"
+    file = getattr(sys.modules.get(module), "__file__", None) if module else None
+    if not module or not qualname or "<locals>" in qualname or not file:
+        return "", ""
+    return f"{module}:{qualname}", str(Path(file).resolve())
 
 
 def _needs_class(definition: NodeDefinition, runtime: Runtime) -> bool:

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hearth.core.runtime import RuntimeOptions
 
-FORMAT = 1  # bump when the catalogue file's shape or the meaning of its entries changes
+FORMAT = 2  # bump when the catalogue file's shape or the meaning of its entries changes
 HEARTH_DISTRIBUTION = "comfy-hearth"
 RACY_NS = 2_000_000_000  # a file this much older than the build or newer is "racy": its stat may hide an edit
 ENV_CATALOGUE = "HEARTH_CATALOGUE"  # "off": never read or write a catalogue (every command loads every plugin)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from hearth.core.catalogue_key import FORMAT
+
 ROOT = Path(__file__).resolve().parents[2]
 # A pack that says when it is imported: a command answered from the catalogue never imports it.
 PACK = '''import sys
@@ -125,7 +127,7 @@ def test_a_corrupt_catalogue_file_is_rebuilt(comfy: Comfy) -> None:
     again = comfy("nodes", "--json")
     assert again.returncode == 0 and again.stdout == first.stdout
     assert "pack pack_a imported" in again.stderr, "rebuilt from the packs, not read from the damaged file"
-    assert json.loads(path.read_text())["format"] == 1
+    assert json.loads(path.read_text())["format"] == FORMAT
 
 
 WORKFLOWS = {

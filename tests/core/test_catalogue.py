@@ -291,3 +291,14 @@ def test_a_package_run_from_a_checkout_is_keyed_by_its_files(tmp_path: Path, mon
     os.utime(module, ns=(time.time_ns() + 5_000_000_000,) * 2)
     after = Stamp().editable_dist(_Dist(), {"fake_nodes_pkg"})  # type: ignore[arg-type]
     assert before and before != after, "an edit of a package outside site-packages changes the key"
+
+
+def test_a_class_is_imported_by_name_only_from_the_file_it_came_from(tmp_path: Path) -> None:
+    from hearth.core.catalogue import CatalogueMiss
+
+    catalogue = build_catalogue(runtime(tmp_path))
+    assert catalogue.definition("LoadImage") is not None
+    catalogue.nodes["LoadImage"].origin = str(tmp_path / "another" / "image_io.py")  # a namesake module elsewhere
+    assert catalogue.definition("LoadImage") is None
+    with pytest.raises(CatalogueMiss, match="LoadImage"):
+        catalogue.registry()["LoadImage"]
