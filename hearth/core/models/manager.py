@@ -28,6 +28,10 @@ from hearth.core.models.offload import Placement, place
 from hearth.core.models.patches import ModelWeights, PatchedModel
 
 log = logging.getLogger("hearth.models")
+if log.level == logging.NOTSET:
+    # What the manager did with memory (a dtype choice, an eviction, a partial load) belongs in the run log as
+    # ComfyUI prints its model loads; the root logger's default (WARNING) would drop these lines unseen.
+    log.setLevel(logging.INFO)
 
 MiB = 1024 * 1024
 # Headroom left free on a GPU for what no estimate covers: cuDNN workspaces, the allocator's fragmentation.
