@@ -23,21 +23,20 @@ def sample_ddpm(model, x, sigmas, *, extra_args=None, callback=None, disable=Non
     if is_flow(model):
         return _ddpm_flow(model, x, sigmas, extra_args, callback, noise_sampler)
     for i in range(len(levels) - 1):
-        sigma, sigma_next = levels[i], levels[i + 1]
-        denoised = model(x, sigmas[i] * s_in, **extra_args)
-        report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        denoised = model(x, sigma * s_in, **extra_args)
+        report(callback, x, i, sigma, sigma, denoised)
+        # Float32 0-d tensors in ComfyUI's order of operations, so the latents are ComfyUI's to the bit.
         eps = (x - denoised) / sigma
-        alpha_bar = 1 / (sigma * sigma + 1)
-        alpha_bar_next = 1 / (sigma_next * sigma_next + 1)
+        alpha_bar = 1 / ((sigma * sigma) + 1)
+        alpha_bar_next = 1 / ((sigma_next * sigma_next) + 1)
         alpha = alpha_bar / alpha_bar_next
-        x_vp = x / math.sqrt(1.0 + sigma**2)
-        mean = (x_vp - eps * ((1 - alpha) / math.sqrt(1 - alpha_bar))) * math.sqrt(1.0 / alpha)
-        if sigma_next > 0:
-            # The posterior's variance, beta tilde of eq. 7.
-            std = math.sqrt((1 - alpha) * (1 - alpha_bar_next) / (1 - alpha_bar))
-            x = (mean + noise_sampler(sigmas[i], sigmas[i + 1]) * std) * math.sqrt(1.0 + sigma_next**2)
-        else:
-            x = mean
+        x_vp = x / torch.sqrt(1.0 + sigma**2.0)
+        x = (1.0 / alpha).sqrt() * (x_vp - (1 - alpha) * eps / (1 - alpha_bar).sqrt())
+        if levels[i + 1] > 0:
+            # The posterior's variance, beta tilde of eq. 7, then back to k-diffusion's scale.
+            std = ((1 - alpha) * (1.0 - alpha_bar_next) / (1.0 - alpha_bar)).sqrt()
+            x = (x + std * noise_sampler(sigmas[i], sigmas[i + 1])) * torch.sqrt(1.0 + sigma_next**2.0)
     return x
 
 

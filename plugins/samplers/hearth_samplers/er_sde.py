@@ -30,8 +30,9 @@ def sample_er_sde(model, x, sigmas, *, extra_args=None, callback=None, disable=N
     flow = is_flow(model)
     if flow:
         sigmas = flow_offset_first_sigma(model, sigmas)
-    # lambda = sigma / alpha: sigma itself for k-diffusion latents, sigma / (1 - sigma) for flow ones.
-    lambdas = sigmas / (1 - sigmas) if flow else sigmas.clone()
+    # lambda = sigma / alpha: sigma itself for k-diffusion latents, sigma / (1 - sigma) for flow ones; computed as
+    # e^-(half-log-SNR), as ComfyUI computes it, so the floats are its floats.
+    lambdas = (sigmas.logit().neg() if flow else sigmas.log().neg()).neg().exp()
     old_denoised = old_denoised_d = None
     for i in range(len(sigmas) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .stepping import ancestral_split, gaussian_noise, is_flow, report
+from .stepping import ancestral_split, ancestral_step, gaussian_noise, is_flow, report
 
 
 def _phi1(t: torch.Tensor) -> torch.Tensor:
@@ -30,8 +30,13 @@ def _res_multistep(model, x, sigmas, extra_args, callback, eta, s_noise, noise_s
     flow = bool(eta) and is_flow(model)
     for i in range(len(sigmas) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
-        down, ratio, up = ancestral_split(float(sigmas[i]), float(sigmas[i + 1]), eta, flow)
-        sigma_down = sigmas.new_tensor(down)
+        if flow:
+            down, ratio, up = ancestral_split(float(sigmas[i]), float(sigmas[i + 1]), eta, flow)
+            sigma_down = sigmas.new_tensor(down)
+        else:
+            # 0-d tensors, as ComfyUI computes the split, so the floats are its floats.
+            sigma_down, up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
+            down, ratio = sigma_down, None
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
         if down == 0 or old_denoised is None:
             x = x + (x - denoised) / sigmas[i] * (sigma_down - sigmas[i])
@@ -45,7 +50,10 @@ def _res_multistep(model, x, sigmas, extra_args, callback, eta, s_noise, noise_s
             b2 = torch.nan_to_num(phi2 / c2, nan=0.0)
             x = torch.exp(-h) * x + h * (b1 * denoised + b2 * old_denoised)
         if float(sigmas[i + 1]) > 0 and up:
-            x = x * ratio + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * up)
+            if ratio is None:
+                x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * up
+            else:
+                x = x * ratio + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * up)
         old_denoised, old_sigma_down = denoised, sigma_down
     return x
 
