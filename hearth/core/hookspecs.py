@@ -253,6 +253,8 @@ def resolve_sampling_engine() -> Any | None:
         * ``prepare_noise(latent, seed, noise_inds)``, ``fix_empty_latent_channels(model, latent)``.
         * ``progress_callback(model, x0_output)``: a sampler callback feeding the running node's progress and
           preview; ``progress_preview(x0, family) -> (format, PIL image, max size) | None``: a latent's preview.
+        * ``default_noise_sampler(x, seed)`` and ``BrownianTreeNoiseSampler(x, sigma_min, sigma_max, seed,
+          transform, cpu)``: ComfyUI's noise samplers, ``(sigma, sigma_next) -> noise``, with its numbers for a seed.
 
     Called by the ComfyUI compatibility plugin when a custom-node pack uses ``comfy.samplers``,
     ``comfy.sample`` or ``latent_preview`` (never at import), so those give the same latents, for the same seed

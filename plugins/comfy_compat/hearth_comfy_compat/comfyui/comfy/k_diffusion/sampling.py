@@ -5,12 +5,13 @@ Hearth's KSampler runs), read when asked, so a pack sees whatever samplers are i
 k-diffusion's signature ``sample_<name>(model, x, sigmas, extra_args=None, callback=None, disable=None, **options)``
 (Hearth's samplers take the three after ``sigmas`` by keyword only; here they may come by position, as packs pass
 them), and carries the registered function's signature, so ``inspect.signature`` still tells which options it
-takes. ComfyUI's ``*_gpu`` variants (noise drawn on the GPU) are the same samplers: Hearth draws noise on the CPU,
-so a seed gives one result on any device.
+takes. ComfyUI's ``*_gpu`` variants are registered too (their Brownian noise drawn on the latent's device).
 
-The schedules, ``to_d``, ``get_ancestral_step``, ``default_noise_sampler`` and ``BrownianTreeNoiseSampler`` follow
-k-diffusion's definitions and signatures (Crowson 2022; schedules cite their papers). Differences: the Brownian
-tree is Hearth's own Lévy construction (no torchsde), so its noise is not bit-identical to ComfyUI's.
+The schedules, ``to_d`` and ``get_ancestral_step`` follow k-diffusion's definitions and signatures (Crowson 2022;
+schedules cite their papers). ``default_noise_sampler`` and ``BrownianTreeNoiseSampler`` are the sampling plugin's
+(``resolve_sampling_engine``), which give ComfyUI's numbers for a seed; with no sampling plugin installed they fall
+back to this module's own: the same rule for ``default_noise_sampler``, and a Brownian path of Hearth's own Lévy
+construction (not torchsde's numbers) for the tree.
 """
 
 from __future__ import annotations
@@ -146,14 +147,26 @@ def get_ancestral_step(sigma_from: Any, sigma_to: Any, eta: float = 1.0) -> tupl
     return (sigma_to ** 2 - sigma_up ** 2) ** 0.5, sigma_up
 
 
+def _engine() -> Any | None:
+    """The sampling plugin's engine, or None when none is installed (the fallbacks below then answer)."""
+    try:
+        return services.sampling_engine()
+    except RuntimeError:
+        return None
+
+
 def default_noise_sampler(x: torch.Tensor, seed: int | None = None) -> Callable[[Any, Any], torch.Tensor]:
-    """``(sigma, sigma_next) -> noise``: independent standard normal noise shaped like ``x`` at each call, from a
-    CPU generator seeded with ``seed`` when given (so a seed gives one result on any device)."""
+    """``(sigma, sigma_next) -> noise``: independent standard normal noise shaped like ``x`` at each call; with a
+    seed, from one generator on ``x``'s device seeded with it (ComfyUI's rule, so a pack's own sampler draws the
+    same noise as in ComfyUI)."""
+    engine = _engine()
+    if engine is not None:
+        return engine.default_noise_sampler(x, seed)
     if seed is None:
         return lambda sigma, sigma_next: torch.randn_like(x)
-    generator = torch.Generator("cpu").manual_seed(int(seed) % 2 ** 64)
+    generator = torch.Generator(x.device).manual_seed(int(seed) % 2 ** 64)
     shape, dtype, device = x.shape, x.dtype, x.device
-    return lambda sigma, sigma_next: torch.randn(shape, generator=generator).to(device, dtype)
+    return lambda sigma, sigma_next: torch.randn(shape, dtype=dtype, device=device, generator=generator)
 
 
 class BrownianTreeNoiseSampler:
@@ -161,12 +174,18 @@ class BrownianTreeNoiseSampler:
     ``[transform(sigma), transform(sigma_next)]``, divided by the square root of its width, so the noise an SDE
     sampler adds over an interval does not depend on how the schedule cuts it.
 
-    The path is Hearth's own: the first query draws ``W`` at its two ends, each later one draws ``W`` at a new time
-    from the Brownian bridge between the nearest known times. Same seed and same queries, same noise.
+    The sampling plugin's tree when one is installed (torchsde's numbers, as ComfyUI's). Without one the path is
+    Hearth's own: the first query draws ``W`` at its two ends, each later one draws ``W`` at a new time from the
+    Brownian bridge between the nearest known times. Same seed and same queries, same noise.
     """
 
     def __init__(self, x: torch.Tensor, sigma_min: Any, sigma_max: Any, seed: int | None = None,
                  transform: Callable[[torch.Tensor], torch.Tensor] = lambda t: t, cpu: bool = False) -> None:
+        engine = _engine()
+        self.delegate = None if engine is None else engine.BrownianTreeNoiseSampler(
+            x, sigma_min, sigma_max, seed=seed, transform=transform, cpu=cpu)
+        if self.delegate is not None:
+            return
         self.transform = transform
         self.shape, self.dtype, self.device = x.shape, x.dtype, x.device
         self.generator = torch.Generator("cpu")
@@ -195,6 +214,8 @@ class BrownianTreeNoiseSampler:
         return self.path[t]
 
     def __call__(self, sigma: Any, sigma_next: Any) -> torch.Tensor:
+        if self.delegate is not None:
+            return self.delegate(sigma, sigma_next)
         t0 = float(self.transform(torch.as_tensor(sigma)))
         t1 = float(self.transform(torch.as_tensor(sigma_next)))
         if t0 == t1:
