@@ -52,6 +52,7 @@ def test_fp16_unet_is_held_fp32_when_the_budget_allows(files, caplog):
     model = unet_of(half)
     stored = model.nbytes
     manager = ModelManager("cpu")  # the automatic budget: the machine's free RAM
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="hearth.models"):
         manager.load(model, memory_required=0)
     assert dtypes(model) == {torch.float32}
@@ -92,6 +93,7 @@ def test_a_small_budget_keeps_fp16_and_casts_per_call(files, caplog):
     model = unet_of(half)
     stored = model.nbytes
     manager = ModelManager("cpu", budgets={"cpu": stored * 3 // 2})  # room for float16, not for float32
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="hearth.models"):
         manager.load(model, memory_required=0)
     assert dtypes(model) == {torch.float16}
