@@ -2,7 +2,9 @@
 
 Nodes ask the manager to load the models they are about to run (``manager.load(unet, memory_required=...)``).
 The manager keeps each device within its budget: models not needed now leave least-recently-used first, and a
-model too big for the whole budget is loaded in part, its remaining layers streamed in per forward.
+model too big for the whole budget is loaded in part, its remaining layers streamed in per forward. On a device
+without fast half precision (a CPU), a float16 model is held in its float32 compute dtype while loaded when the
+budget has room for that, else kept float16 and cast per call (:mod:`~hearth.core.models.dtype_policy`).
 
 The manager holds models only weakly. When the executor's cache drops the last reference to a model (the ``ram``
 cache strategy evicting an output), the model's memory goes back at once and the manager forgets it; glibc's
