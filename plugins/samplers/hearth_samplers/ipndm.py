@@ -8,9 +8,10 @@ import torch
 
 from .stepping import multistep
 
-# Adams-Bashforth weights for equal steps, newest derivative first (order 1 to 4). iPNDM uses them even on
-# uneven schedules and warms up with the lower orders instead of PNDM's Runge-Kutta start.
-_WEIGHTS = ((1.0,), (3 / 2, -1 / 2), (23 / 12, -16 / 12, 5 / 12), (55 / 24, -59 / 24, 37 / 24, -9 / 24))
+
+def _sigma(levels: list[float], i: int) -> torch.Tensor:
+    """Sigma ``i`` as the float32 0-d tensor ComfyUI computes with (steps and weights then round as its do)."""
+    return torch.tensor(levels[i], dtype=torch.float32)
 
 
 @torch.no_grad()
@@ -18,11 +19,20 @@ def sample_ipndm(model, x, sigmas, *, extra_args=None, callback=None, disable=No
     """Improved PNDM (Zhang & Chen 2023): Adams-Bashforth in sigma over the last ``max_order`` ODE derivatives."""
 
     def advance(x, denoised, history, i, levels):
-        sigma, sigma_next = levels[i], levels[i + 1]
-        if sigma_next == 0:
+        if levels[i + 1] == 0:
             return denoised
-        weights = _WEIGHTS[len(history) - 1]
-        return x + (sigma_next - sigma) * sum(w * d for w, d in zip(weights, history, strict=True))
+        dt = _sigma(levels, i + 1) - _sigma(levels, i)
+        # Adams-Bashforth weights for equal steps, newest derivative first (order 1 to 4), used even on uneven
+        # schedules, warming up with the lower orders instead of PNDM's Runge-Kutta start; written as ComfyUI
+        # writes them (integer numerators over one denominator), so the floats round as its do.
+        order = len(history)
+        if order == 1:
+            return x + dt * history[0]
+        if order == 2:
+            return x + dt * (3 * history[0] - history[1]) / 2
+        if order == 3:
+            return x + dt * (23 * history[0] - 16 * history[1] + 5 * history[2]) / 12
+        return x + dt * (55 * history[0] - 59 * history[1] + 37 * history[2] - 9 * history[3]) / 24
 
     return multistep(model, x, sigmas, advance, name="ipndm", max_order=max_order, extra_args=extra_args,
                      callback=callback)
@@ -61,12 +71,12 @@ def sample_ipndm_v(model, x, sigmas, *, extra_args=None, callback=None, disable=
     """iPNDM with variable-step Adams-Bashforth weights (the schedule's own step sizes)."""
 
     def advance(x, denoised, history, i, levels):
-        sigma, sigma_next = levels[i], levels[i + 1]
-        if sigma_next == 0:
+        if levels[i + 1] == 0:
             return denoised
-        steps = [sigma_next - sigma] + [levels[i - k] - levels[i - k - 1] for k in range(len(history) - 1)]
+        steps = [_sigma(levels, i + 1) - _sigma(levels, i)] + [
+            _sigma(levels, i - k) - _sigma(levels, i - k - 1) for k in range(len(history) - 1)]
         weights = _variable_weights(len(history), steps)
-        return x + (sigma_next - sigma) * sum(w * d for w, d in zip(weights, history, strict=True))
+        return x + steps[0] * sum(w * d for w, d in zip(weights, history, strict=True))
 
     return multistep(model, x, sigmas, advance, name="ipndm_v", max_order=max_order, extra_args=extra_args,
                      callback=callback)
