@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from hearth.cli.common import JsonStdout, custom_nodes_option, runtime_for
 from hearth.cli.main import UserError
@@ -54,6 +52,9 @@ def make_tiny(name: str | None, out: Path | None, models_dir: Path | None, seed:
                       for key, m in models.items()})
             return
     if name is None:
+        from rich.console import Console  # deferred: `comfy run` imports this module for its folder options
+        from rich.table import Table
+
         table = Table("name", "file under --models-dir", "what it is")
         for column in table.columns[:2]:
             column.no_wrap = True  # whole names, so `comfy models make-tiny | grep NAME` finds them at 80 columns
