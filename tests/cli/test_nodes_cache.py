@@ -138,8 +138,11 @@ WORKFLOWS = {
 }
 
 
-def test_run_check_gives_the_same_answer_and_exit_code_cached_and_uncached(comfy: Comfy) -> None:
+def test_run_check_and_plugins_give_the_same_answers_and_exit_codes_cached_and_uncached(comfy: Comfy) -> None:
     comfy("nodes", "--json")  # builds the catalogue
+    plugins = same_as_without(comfy, "plugins", "--json")
+    assert "pack pack_a imported" not in plugins.stderr
+    assert {p["name"]: p["node_count"] for p in json.loads(plugins.stdout)["plugins"]}["pack_a"] == 1
     for name, json_flag in (("valid", ()), ("missing_model", ("--json",))):
         workflow = comfy.folder / f"{name}.json"
         workflow.write_text(json.dumps(WORKFLOWS[name]))
