@@ -1,4 +1,5 @@
-"""With a fresh node catalogue, listing and checking commands import neither torch nor any plugin's modules.
+"""With a fresh node catalogue, listing and checking commands import neither torch nor any plugin's modules; a run
+imports torch only when a node that needs it runs.
 
 Each command runs in a fresh process with every first-party plugin installed (their modules import torch); the
 process reports which modules it ended up with.
@@ -79,3 +80,12 @@ def test_a_fresh_catalogue_answers_without_torch_or_plugin_modules(warm: Path, a
     assert heavy == [], f"`comfy {' '.join(args)}` imported {heavy[:8]}"
     if args[0] == "run":  # the model pack's nodes were checked from the catalogue, and found valid
         assert result.stdout.startswith("ok: 5 nodes, outputs 5"), result.stdout
+
+
+def test_run_imports_torch_only_when_a_node_that_needs_it_runs(warm: Path) -> None:
+    (warm / "numbers.json").write_text(json.dumps({
+        "1": {"class_type": "PrimitiveInt", "inputs": {"value": 3}},
+        "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}))
+    result, heavy = imported_by(warm, "run", "numbers.json")
+    assert result.returncode == 0, result.stderr
+    assert "torch" not in heavy, "every plugin loads, but none imports torch until one of its nodes needs it"
