@@ -40,7 +40,22 @@ WORKFLOW = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name"
             "5": {"class_type": "PreviewAny", "inputs": {"source": ["2", 0]}}}
 
 
+def keys(folder: Path) -> list[str]:
+    return [json.loads(path.read_text()).get("key", "") for path in sorted((folder / "cache").rglob("*.json"))]
+
+
 def imported_by(folder: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """The result of `comfy ARGS` and the heavy modules it imported. Run again if the catalogue's key changed
+    meanwhile (someone edited Hearth's own files in this checkout): that rebuild is no fault of the command."""
+    for _ in range(3):
+        before = keys(folder)
+        result, heavy = _imported_by(folder, *args)
+        if keys(folder) == before:
+            break
+    return result, heavy
+
+
+def _imported_by(folder: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     env = {**os.environ, "HEARTH_CACHE_DIR": str(folder / "cache"), "HEARTH_HOME": str(folder / "home"),
            "HEARTH_ISOLATION": "off"}
     for name in ("HEARTH_PLUGINS", "HEARTH_DISABLE_PLUGINS", "HEARTH_CUSTOM_NODES", "HEARTH_CATALOGUE", "COMFY_ENV"):
@@ -61,7 +76,7 @@ def warm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "models" / "checkpoints").mkdir(parents=True)
     (folder / "models" / "checkpoints" / "tiny.safetensors").write_bytes(b"x")
     (folder / "workflow.json").write_text(json.dumps(WORKFLOW))
-    result, heavy = imported_by(folder, "nodes", "--json")
+    result, heavy = _imported_by(folder, "nodes", "--json")
     assert result.returncode == 0, result.stderr
     assert "torch" in heavy, "building the catalogue loads the plugins (what every command did before)"
     return folder

@@ -70,6 +70,19 @@ class Comfy:
     def catalogue_files(self) -> list[Path]:
         return sorted((self.folder / "cache" / "catalogue").glob("*.json"))
 
+    def keys(self) -> list[str]:
+        return [json.loads(path.read_text()).get("key", "") for path in self.catalogue_files()]
+
+    def cached(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """A run expected to answer from the catalogue. Run again if Hearth's own files changed meanwhile (its
+        key changed: someone edits the checkout), which rebuilds it for a reason outside the test."""
+        for _ in range(3):
+            before = self.keys()
+            result = self(*args)
+            if self.keys() == before:
+                return result
+        return result
+
 
 @pytest.fixture
 def comfy(tmp_path: Path) -> Comfy:
@@ -79,7 +92,7 @@ def comfy(tmp_path: Path) -> Comfy:
 
 
 def same_as_without(comfy: Comfy, *args: str) -> subprocess.CompletedProcess[str]:
-    cached, plain = comfy(*args), comfy(*args, catalogue=False)
+    cached, plain = comfy.cached(*args), comfy(*args, catalogue=False)
     assert cached.returncode == plain.returncode, (cached.stderr, plain.stderr)
     assert cached.stdout == plain.stdout
     return cached
@@ -88,7 +101,7 @@ def same_as_without(comfy: Comfy, *args: str) -> subprocess.CompletedProcess[str
 def test_nodes_json_is_byte_for_byte_the_same_through_installs_edits_removals_and_new_models(comfy: Comfy) -> None:
     plain = comfy("nodes", "--json", catalogue=False)
     built = comfy("nodes", "--json")
-    cached = comfy("nodes", "--json")
+    cached = comfy.cached("nodes", "--json")
     assert plain.returncode == built.returncode == cached.returncode == 0
     assert built.stdout == plain.stdout and cached.stdout == plain.stdout
     assert "pack pack_a imported" in built.stderr and "pack pack_a imported" not in cached.stderr
@@ -147,7 +160,7 @@ def test_run_check_and_plugins_give_the_same_answers_and_exit_codes_cached_and_u
         workflow = comfy.folder / f"{name}.json"
         workflow.write_text(json.dumps(WORKFLOWS[name]))
         args = ("run", "--check", *json_flag, workflow.name)
-        cached, plain = comfy(*args), comfy(*args, catalogue=False)
+        cached, plain = comfy.cached(*args), comfy(*args, catalogue=False)
         assert (cached.returncode, cached.stdout) == (plain.returncode, plain.stdout)
         assert [line for line in cached.stderr.splitlines() if "imported" not in line] == \
             [line for line in plain.stderr.splitlines() if "imported" not in line]
