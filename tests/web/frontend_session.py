@@ -1,27 +1,46 @@
-"""What a page of ComfyUI's frontend did: every request with its outcome, every console message and page error.
+"""Driving ComfyUI's frontend in Chromium for the browser tests, and judging what a page of it did.
 
-The browser tests judge a page by this record: a failing request or a console error fails the test unless it is one
-the tests name as expected (the frontend's calls to the internet, which these machines cannot reach, and the few
-files ComfyUI itself answers 404 for until a user creates them).
+``Chromium`` runs one browser for a test module and gives each test a hard deadline: when a test runs past it the
+browser's process group is killed (then the Playwright driver's, if the test is still stuck), so the test fails
+with the page's console and requests so far, and never holds the suite. pytest-timeout cannot do this alone: its
+SIGALRM lands in whatever Python code runs, and under the sync API that is often one of asyncio's callbacks, which
+swallows the exception and lets the wait go on (a raw input call such as ``page.mouse.click`` has no timeout).
+
+``PageRecord`` keeps every request with its outcome, every console message and page error: a failing request or a
+console error fails the test unless it is one the tests name as expected (the frontend's calls to the internet,
+which these machines cannot reach, and the few files ComfyUI itself answers 404 for until a user creates them).
 """
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import shutil
+import signal
+import sys
+import threading
+import time
+import traceback
 from collections import Counter
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import greenlet
 import pytest
 
 from hearth.web import frontend
 
-# pitfalls.md: without the networking flags Chromium floods the closed network with refused connections.
+# pitfalls.md: without the networking flags Chromium floods the closed network with refused connections. Every
+# host but loopback resolves to "not found" at once: the frontend's internet calls fail in a millisecond instead of
+# waiting on a DNS server these machines cannot reach. Shared memory in /tmp: a container's /dev/shm may be 64 MB.
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
 
 # The frontend's own calls to the internet (no network here; offline users see the same failures, harmlessly):
 # the release notes of the "what's new" popup, and the sizes of the default workflow's models, which the missing-models
@@ -37,7 +56,36 @@ OPTIONAL_FILES = frozenset({
 })
 
 
-BOOT_TIMEOUT = 30_000  # ms until the editor's Run button shows
+TESTS = str(Path(__file__).resolve().parents[1])
+
+# Template thumbnails with a second image: the card shows both (a before/after slider, or a fade on hover).
+TWO_THUMBNAILS = frozenset({"compareSlider", "hoverDissolve"})
+
+
+def template_media() -> frozenset[str]:
+    """The exact paths of the template browser's images that live in the templates' media bundles (~500 MB in six
+    packages, left out of the test dependencies): every installed template's thumbnails, ``NAME-1.EXT`` and for two-
+    image cards ``NAME-2.EXT``, and the providers' logos of index_logo.json. These may 404; nothing else may."""
+    folder = resources.files("comfyui_workflow_templates_json") / "templates"
+    paths = set()
+    for category in json.loads((folder / "index.json").read_text()):
+        for template in category["templates"]:
+            name, ext = template["name"], template["mediaSubtype"]
+            paths.add(f"/templates/{name}-1.{ext}")
+            if template.get("thumbnailVariant") in TWO_THUMBNAILS:
+                paths.add(f"/templates/{name}-2.{ext}")
+    paths.update(f"/templates/{logo}" for logo in json.loads((folder / "index_logo.json").read_text()).values())
+    return frozenset(paths)
+
+
+# ms until the editor's Run button shows: about 5 s on an idle 2-core machine, 40 s seen with CI's load beside it.
+BOOT_TIMEOUT = 90_000
+# ms for any other single wait of a test (Playwright's default is 30 s): generous, the test's deadline bounds all.
+WAIT_TIMEOUT = 45_000
+# s a whole test may use the browser before its process group is killed (pytest-timeout's 300 s include fixtures).
+TEST_DEADLINE = 180.0
+# s after that before the Playwright driver is killed too, if the test is still waiting on it.
+DRIVER_GRACE = 20.0
 
 
 def chromium_path() -> str | None:
@@ -51,15 +99,198 @@ def launch(playwright: Any) -> Any:
 
 def playwright_or_skip() -> Any:
     """``playwright.sync_api``, or a skip naming the missing tool: the frontend package, chromium or playwright."""
-    if os.environ.get("CI") == "true":
-        # Twice in clean-clone CI runs the frontend's renderer spun past the test timeout on the loaded 2-core
-        # machine, taking the whole run down; locally they pass. Issue 17 stays open until they are CI-stable.
-        pytest.skip("the real-frontend browser tests hang on CI's 2-core machine (issue 17); run them without CI=true")
     if frontend.static_folder() is None:
         pytest.skip("comfyui-frontend-package is not installed (a test dependency: requirements/dev.txt)")
     if chromium_path() is None:
         pytest.skip("chromium is not installed (Debian: apt-get install -y chromium)")
     return pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+
+
+def _children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (Linux /proc), oldest first."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def _kill_group(pgid: int | None) -> None:
+    if pgid is not None:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+class Chromium:
+    """One Playwright driver and Chromium for a test module; ``run(...)`` bounds a test's use of them.
+
+    Playwright starts the driver as a child of this process and Chromium as the leader of a process group of its
+    own (its renderers in the group), so the deadline can kill exactly these processes and nothing of pytest's.
+    """
+
+    def __init__(self, sync_api: Any) -> None:
+        self._sync_api = sync_api
+        self._manager: Any = None
+        self.playwright: Any = None
+        self.browser: Any = None
+        self.driver_pid: int | None = None
+        self.browser_pid: int | None = None
+
+    def start(self) -> Chromium:
+        before = set(_children(os.getpid()))
+        self._manager = self._sync_api.sync_playwright()
+        self.playwright = self._manager.start()
+        started = [pid for pid in _children(os.getpid()) if pid not in before]
+        self.driver_pid = started[-1] if started else None
+        return self.relaunch()
+
+    def relaunch(self) -> Chromium:
+        """A new browser (the first, or one after a deadline killed the last); a new driver too if that died."""
+        if self.driver_pid is not None and not self._alive(self.driver_pid):
+            self._manager.__exit__(None, None, None)
+            return self.start()
+        known = set(_children(self.driver_pid)) if self.driver_pid else set()
+        self.browser = self.launch()
+        started = [pid for pid in _children(self.driver_pid) if pid not in known] if self.driver_pid else []
+        self.browser_pid = started[0] if started else None
+        return self
+
+    def launch(self) -> Any:
+        """Another browser process on the same driver (a restarted browser); closed by the test or by ``stop``."""
+        return launch(self.playwright)
+
+    def stop(self) -> None:
+        try:
+            if self.browser is not None and self.browser.is_connected():
+                self.browser.close()
+        finally:
+            self._manager.__exit__(None, None, None)
+
+    @staticmethod
+    def _alive(pid: int | None) -> bool:
+        """Running (a killed child stays in /proc as a zombie until it is reaped)."""
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except (OSError, TypeError):
+            return False
+        return stat[stat.rindex(")") + 2] != "Z"
+
+    @contextmanager
+    def run(self, deadline: float = TEST_DEADLINE) -> Iterator[Run]:
+        """Bound one test: past ``deadline`` s Chromium's process group is killed, ``DRIVER_GRACE`` s later the
+        driver; any failure inside is raised again with what the pages of the test did (``Run.open_editor``)."""
+        if not self.browser.is_connected():
+            self.relaunch()
+        run = Run(self)
+        main = threading.get_ident()
+        # While a sync call waits, the test's code is suspended in this greenlet and the thread runs the event loop
+        # in Playwright's: the test's frames are this one's, not the thread's.
+        test_code = greenlet.getcurrent()
+
+        def expire() -> None:
+            frame = test_code.gr_frame or sys._current_frames().get(main)
+            ours = [f for f in traceback.extract_stack(frame) if f.filename.startswith(TESTS)]
+            run.stuck_at = "".join(traceback.format_list(ours[-3:])) or "(no frame of the tests' visible)\n"
+            run.expired = time.monotonic()
+            # Every browser the driver started leads a process group of its own: the module's, and a test's others.
+            for pid in _children(self.driver_pid) if self.driver_pid else []:
+                _kill_group(pid)
+
+        def last_resort() -> None:
+            if self._alive(self.driver_pid):
+                try:
+                    os.kill(self.driver_pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+        timers = [threading.Timer(deadline, expire), threading.Timer(deadline + DRIVER_GRACE, last_resort)]
+        for timer in timers:
+            timer.daemon = True
+            timer.start()
+        failure: BaseException | None = None
+        try:
+            yield run
+        except BaseException as exc:
+            failure = exc
+        finally:
+            # A failed test's page must not stay open: a template browser left showing keeps Chromium at ~0.7 of
+            # a core (measured idle: 6.7 CPU s in 10 s, the editor alone 0.9) and starves every test after it.
+            closing = run.close(quietly=failure is not None)
+            for timer in timers:
+                timer.cancel()
+        if failure is not None and run.expired is None and not isinstance(failure, Exception):
+            raise failure
+        if failure is not None or run.expired is not None:
+            raise AssertionError(run.report(failure, deadline)) from failure
+        if closing is not None:
+            raise closing
+
+
+class Run:
+    """A test's use of the browser (``Chromium.run``): its contexts and what their pages did."""
+
+    def __init__(self, chromium: Chromium) -> None:
+        self.chromium = chromium
+        self.contexts: list[Any] = []
+        self.records: list[PageRecord] = []
+        self.browsers: list[Any] = []
+        self.expired: float | None = None
+        self.stuck_at = ""
+
+    def new_page(self, base: str, browser: Any = None, **context: Any) -> tuple[Any, PageRecord]:
+        """A page in a new context of ``browser`` (the module's by default), recorded; closed when the test ends."""
+        ctx = (browser or self.chromium.browser).new_context(viewport={"width": 1600, "height": 1000}, **context)
+        self.contexts.append(ctx)
+        ctx.set_default_timeout(WAIT_TIMEOUT)
+        ctx.set_default_navigation_timeout(BOOT_TIMEOUT)
+        ctx.add_init_script(TAB_TITLES)
+        page = ctx.new_page()
+        record = PageRecord(base).attach(page)
+        self.records.append(record)
+        return page, record
+
+    def open_editor(self, base: str, browser: Any = None, **context: Any) -> tuple[Any, PageRecord]:
+        """``new_page`` with the editor loaded (its Run button shown)."""
+        page, record = self.new_page(base, browser, **context)
+        page.goto(f"{base}/")
+        wait_for_editor(page)
+        return page, record
+
+    def launch(self) -> Any:
+        """Another browser process (a restarted browser): killed with the module's at the deadline."""
+        browser = self.chromium.launch()
+        self.browsers.append(browser)
+        return browser
+
+    def close(self, quietly: bool) -> Exception | None:
+        """Close the test's contexts and extra browsers; the first error, unless ``quietly`` (the test failed)."""
+        first: Exception | None = None
+        # A context goes with its browser: one the test closed (a restarted browser) has nothing left to close.
+        open_contexts = [ctx for ctx in self.contexts if ctx.browser is None or ctx.browser.is_connected()]
+        for closable in [*open_contexts, *self.browsers]:
+            try:
+                closable.close()
+            except Exception as exc:
+                first = first or exc
+        return None if quietly else first
+
+    def report(self, exc: BaseException | None, deadline: float) -> str:
+        lines = []
+        if self.expired is not None:
+            lines.append(f"the test used the browser past its {deadline:.0f} s deadline: Chromium was killed; "
+                         f"the test was waiting at\n{self.stuck_at}")
+        if exc is not None:
+            lines.append(f"{type(exc).__name__}: {str(exc)[:3000]}")
+        for number, record in enumerate(self.records, 1):
+            lines.append(f"--- page {number}: what it did ---\n{record.transcript()}")
+        return "\n".join(lines)
 
 
 @dataclass
@@ -116,12 +347,12 @@ class PageRecord:
 
     # -- judging ---------------------------------------------------------------------------------------------
 
-    def is_expected(self, outcome: Outcome, also: re.Pattern[str] | None = None) -> bool:
+    def is_expected(self, outcome: Outcome, also: Collection[str] = ()) -> bool:
         if any(outcome is allowed for allowed in self.allowed):
             return True
         if not outcome.url.startswith(self.base):
             return outcome.host in INTERNET_HOSTS
-        return outcome.path in OPTIONAL_FILES or bool(also and also.search(outcome.path))
+        return outcome.path in OPTIONAL_FILES or outcome.path in also
 
     def failed(self) -> list[Outcome]:
         """Requests with an error status or no answer at all. A request the page dropped after a 2xx answer (the
@@ -129,10 +360,10 @@ class PageRecord:
         return [o for o in self.requests
                 if (o.status is not None and o.status >= 400) or (o.status is None and o.failure is not None)]
 
-    def problems(self, also: re.Pattern[str] | None = None) -> list[str]:
+    def problems(self, also: Collection[str] = ()) -> list[str]:
         """Unexpected failing requests, console errors and page errors, one line each (empty: a clean page).
 
-        ``also`` names more of this server's paths whose failure a test expects (with its reason at the call)."""
+        ``also`` names more of this server's paths (exactly) whose failure a test expects, with its reason."""
         found = [f"{o.method} {o.url} -> {o.status or o.failure}" for o in self.failed()
                  if not self.is_expected(o, also)]
         expected = [o for o in self.failed() if self.is_expected(o, also)]
@@ -153,6 +384,14 @@ class PageRecord:
         found += [f"page error: {error[:500]}" for error in self.page_errors]
         return found
 
+    def transcript(self, requests: int = 80, console: int = 40) -> str:
+        """The last requests (with their outcome), console messages and page errors, one a line."""
+        lines = [f"{o.method} {o.url} -> {o.status or o.failure or 'no answer yet'}" for o in self.requests[-requests:]]
+        lines += [f"console {kind}: {text[:300]}" for kind, text, _ in self.console[-console:]]
+        lines += [f"page error: {error[:300]}" for error in self.page_errors]
+        skipped = max(0, len(self.requests) - requests)
+        return (f"({skipped} earlier requests not shown)\n" if skipped else "") + "\n".join(lines)
+
     @staticmethod
     def titles(page: Any) -> list[str]:
         """The tab titles the page has set so far (TAB_TITLES)."""
@@ -172,16 +411,10 @@ Object.defineProperty(document, "title", {configurable: true, get() { return tit
 """
 
 
-def open_editor(browser: Any, base: str, **context: Any) -> tuple[Any, Any, PageRecord]:
-    ctx = browser.new_context(viewport={"width": 1600, "height": 1000}, **context)
-    ctx.add_init_script(TAB_TITLES)
-    page = ctx.new_page()
-    record = PageRecord(base).attach(page)
-    page.goto(f"{base}/")
+def wait_for_editor(page: Any) -> None:
     page.get_by_test_id("queue-button").wait_for(timeout=BOOT_TIMEOUT)
-    return ctx, page, record
 
 
-def assert_clean(record: PageRecord, also: re.Pattern[str] | None = None) -> None:
+def assert_clean(record: PageRecord, also: Collection[str] = ()) -> None:
     problems = record.problems(also)
     assert not problems, "\n".join(problems)

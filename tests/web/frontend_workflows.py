@@ -49,3 +49,11 @@ def sd1_txt2img(seed: int = 7) -> dict[str, Any]:
     return {"id": "6d1c3f0e-0b7a-4c55-9f1e-5a0d7b2c9e41", "revision": 0, "last_node_id": 7, "last_link_id": 9,
             "nodes": nodes, "links": links, "groups": [], "config": {},
             "extra": {"ds": {"scale": 0.8, "offset": [40, 80]}}, "version": 0.4}
+
+
+def load_image(image: str) -> dict[str, Any]:
+    """One Load Image node showing ``image`` from the input folder (its upload button picks another file)."""
+    nodes = [_node(1, "LoadImage", 100, 100, [], [("IMAGE", "IMAGE", []), ("MASK", "MASK", [])], [image, "image"])]
+    return {"id": "0f6b1d2e-3c4a-4e5f-8a9b-7c6d5e4f3a21", "revision": 0, "last_node_id": 1, "last_link_id": 0,
+            "nodes": nodes, "links": [], "groups": [], "config": {},
+            "extra": {"ds": {"scale": 1.0, "offset": [0, 0]}}, "version": 0.4}

@@ -7,22 +7,14 @@ downloads a browser of its own.
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from frontend_session import CHROMIUM_FLAGS, chromium_path
 from hearth_server import DEMO, REPO, HearthServer
-
-# pitfalls.md: without the networking flags Chromium floods the closed network with refused connections.
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def chromium_path() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
