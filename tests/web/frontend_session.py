@@ -2,9 +2,9 @@
 
 ``Chromium`` runs one browser for a test module and gives each test a hard deadline: when a test runs past it the
 browser's process group is killed (then the Playwright driver's, if the test is still stuck), so the test fails
-with the page's console and requests so far, and never holds the suite. pytest-timeout cannot do this alone: its
-SIGALRM lands in whatever Python code runs, and under the sync API that is often one of asyncio's callbacks, which
-swallows the exception and lets the wait go on (a raw input call such as ``page.mouse.click`` has no timeout).
+with the page's console and requests so far, and never holds the suite. pytest-timeout alone is not enough: it
+fires once, after 300 s that include the module's fixtures, interrupts only the Python side and leaves the browser
+running into the teardown and the next tests; and ``page.evaluate`` or ``page.mouse`` have no timeout of their own.
 
 ``PageRecord`` keeps every request with its outcome, every console message and page error: a failing request or a
 console error fails the test unless it is one the tests name as expected (the frontend's calls to the internet,
@@ -78,7 +78,7 @@ def template_media() -> frozenset[str]:
     return frozenset(paths)
 
 
-# ms until the editor's Run button shows: about 5 s on an idle 2-core machine, 40 s seen with CI's load beside it.
+# ms until the editor's Run button shows: a few seconds on an idle 2-core machine, over 30 s seen under CI-like load.
 BOOT_TIMEOUT = 90_000
 # ms for any other single wait of a test (Playwright's default is 30 s): generous, the test's deadline bounds all.
 WAIT_TIMEOUT = 45_000

@@ -24,7 +24,7 @@ from frontend_workflows import SAVE_PREFIX, SD1_CHECKPOINT, load_image, sd1_txt2
 from hearth_server import LAUNCH, REPO, HearthServer
 
 # Chromium.run's deadline (TEST_DEADLINE) bounds each test's browser work; this leaves room for the module's fixtures
-# (the tiny checkpoint and a server start: up to 100 s seen on the loaded 2-core machine) before pytest-timeout.
+# (the tiny checkpoint and a server start: over 100 s seen on the loaded 2-core machine) before pytest-timeout.
 pytestmark = pytest.mark.timeout(420)
 
 MODEL_TITLE = "Tiny Fox"
