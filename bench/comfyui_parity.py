@@ -7,12 +7,14 @@ PATH is a ComfyUI checkout (fetched from its public repository, outside this one
 venv with its requirements (torch the same version as Hearth's). The harness writes a full-size random-weight
 checkpoint in the published layout (seeded, every tensor non-zero, fp16; cached under ``--cache-dir``), a kohya
 LoRA for it and an input image; times one UNet call through each project's own loader (``parity/unet_call.py``);
-then runs ComfyUI's server and Hearth's ``comfy serve`` one after the other (never both loaded), each on
-127.0.0.1 with its folders under a temp dir, through the same API workflows: every sampler both list with the
-normal and karras schedules, a LoRA, img2img at denoise 0.6, an area-conditioned prompt and a batch of 2. It prints
-per workflow the max and mean PNG difference and the float latent difference, the UNet call, the warm run and
-each server's peak resident memory, and the targets with PASS/FAIL: every PNG identical, Hearth's warm run and
-peak RSS at most ComfyUI's. Servers are stopped on exit, Ctrl-C included.
+then runs ComfyUI's server and Hearth's ``comfy serve``, each on 127.0.0.1 with its folders under a temp dir,
+through the same API workflows: every sampler both list with the normal and karras schedules, a LoRA, img2img at
+denoise 0.6, an area-conditioned prompt and a batch of 2. ``--mode interleaved`` (SD1.5's default) keeps both
+servers up and alternates them, so both see the same machine load; ``sequential`` (SDXL's) never holds both
+models. It prints per workflow the max and mean PNG difference and the float latent difference, the UNet call,
+the warm run and each server's peak resident memory, and the targets with PASS/FAIL: every PNG identical,
+Hearth's warm run and peak RSS at most ComfyUI's. Servers are stopped on exit, Ctrl-C included.
+``--probe SAMPLER:SCHEDULER`` instead runs one KSampler in-process on each side and prints where they part.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 from parity import checkpoint as ckpt  # noqa: E402
-from parity import report, servers, workflows  # noqa: E402
+from parity import report, servers, session, workflows  # noqa: E402
 
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "hearth-parity-cache"
 IMAGE_NAME = "parity-input.png"
@@ -78,7 +80,8 @@ def unet_calls(args: argparse.Namespace, checkpoint: Path, work: Path) -> list[r
     for project, python in (("comfyui", args.comfyui_python), ("hearth", Path(sys.executable))):
         out = work / f"unet-{project}.safetensors"
         command = [str(python), str(BENCH / "parity" / "unet_call.py"), "--project", project,
-                   "--checkpoint", str(checkpoint), "--out", str(out), "--comfyui", str(args.comfyui)]
+                   "--checkpoint", str(checkpoint), "--out", str(out), "--comfyui", str(args.comfyui),
+                   *(f"--comfyui-arg={a}" for a in args.comfyui_arg)]
         done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
         line = next((x for x in reversed(done.stdout.splitlines()) if x.startswith("{")), None)
         if done.returncode or line is None:
@@ -99,32 +102,35 @@ def unet_calls(args: argparse.Namespace, checkpoint: Path, work: Path) -> list[r
                            "s")]
 
 
-def run_server(label: str, start, prompts: dict[str, dict], settings: workflows.Settings, warm_seeds: tuple[int, ...]
-               ) -> tuple[dict[str, str | None], dict[str, float]]:
-    """Start a server, run every prompt and the warm runs, stop it; returns errors per workflow and figures."""
-    server = start()
-    figures: dict[str, float] = {}
-    errors: dict[str, str | None] = {}
-    try:
-        figures["ready_s"] = server.wait_ready()
-        print(f"{label}: ready in {figures['ready_s']:.1f} s, running {len(prompts)} workflows")
-        for index, (name, prompt) in enumerate(prompts.items()):
-            result = server.run(prompt)
-            errors[name] = result.error
-            if index == 0:
-                figures["first_run_s"] = result.seconds
-            print(f"  {label} {index + 1}/{len(prompts)} {name}: {result.seconds:.1f} s"
-                  + (f"  ERROR {result.error}" if result.error else ""), flush=True)
-        warm = [server.run(workflows.warm_workflow(settings, seed)) for seed in warm_seeds]
-        good = [r.seconds for r in warm if r.error is None]
-        if good:
-            figures["warm_run_s"] = min(good)
-        print(f"  {label} warm runs: {[round(r.seconds, 2) for r in warm]}", flush=True)
-    finally:
-        server.stop()
-        figures["peak_rss"] = server.peak_rss
-        figures["log"] = str(server.log)
-    return errors, figures
+def probe(args: argparse.Namespace, checkpoint: Path, lora: Path, work: Path) -> int:
+    """Run ``parity/probe.py`` in each venv for one sampler and print each stage's difference, first one first."""
+    sampler, _, scheduler = args.probe.partition(":")
+    dumps = {}
+    for project, python in (("comfyui", args.comfyui_python), ("hearth", Path(sys.executable))):
+        out = work / f"probe-{project}.safetensors"
+        command = [str(python), str(BENCH / "parity" / "probe.py"), "--project", project, "--checkpoint",
+                   str(checkpoint), "--out", str(out), "--comfyui", str(args.comfyui), "--sampler", sampler,
+                   "--scheduler", scheduler or "normal", "--steps", str(args.steps), "--size", str(args.size),
+                   *(f"--comfyui-arg={a}" for a in args.comfyui_arg)]
+        if args.probe_lora:
+            command += ["--lora", str(lora)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+        if done.returncode:
+            print(f"probe ({project}) failed:\n{done.stderr[-3000:]}")
+            return 2
+        import safetensors.torch
+
+        dumps[project] = safetensors.torch.load_file(str(out))
+    print(f"probe {args.probe}{' + LoRA' if args.probe_lora else ''}: max |ComfyUI - Hearth| per stage")
+    for key in sorted(set(dumps["comfyui"]) | set(dumps["hearth"])):
+        a, b = dumps["comfyui"].get(key), dumps["hearth"].get(key)
+        if a is None or b is None or a.shape != b.shape:
+            print(f"  {key:<24} only in {'Hearth' if a is None else 'ComfyUI'}" if a is None or b is None
+                  else f"  {key:<24} shapes {tuple(a.shape)} vs {tuple(b.shape)}")
+            continue
+        diff = (a.double() - b.double()).abs().max().item()
+        print(f"  {key:<24} {diff:.3g}  (|ComfyUI| max {a.abs().max().item():.3g})")
+    return 0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -139,8 +145,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-unet", action="store_true", help="skip the UNet call timing")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--work-dir", type=Path, help="keep servers' folders here (default: a temp dir, removed)")
+    parser.add_argument("--comfyui-arg", action="append", default=[], metavar="OPTION",
+                        help="one more option for ComfyUI's main.py (repeatable), e.g. --use-pytorch-cross-attention")
+    parser.add_argument("--mode", choices=("interleaved", "sequential"),
+                        help="both servers up, alternating (default for sd15), or one after the other (sdxl)")
+    parser.add_argument("--max-minutes", type=float, help="start no new workflow after this long; print what ran")
     parser.add_argument("--threads", type=int, help="torch threads for both servers (default: torch's)")
     parser.add_argument("--json", type=Path, help="also write the rows and figures here")
+    parser.add_argument("--probe", metavar="SAMPLER[:SCHEDULER]",
+                        help="instead of the servers: one KSampler run in-process on each side, every stage compared")
+    parser.add_argument("--probe-lora", action="store_true", help="with --probe: through the LoRA")
     args = parser.parse_args(argv)
     if not (args.comfyui / "main.py").exists():
         parser.error(f"--comfyui {args.comfyui}: no main.py there; give the folder of a ComfyUI checkout")
@@ -174,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="hearth-parity-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
+        if args.probe:
+            return probe(args, checkpoint, lora, work)
         return _compare(args, version, checkpoint, lora, image, work)
     except KeyboardInterrupt:
         print("interrupted: servers stopped")
@@ -181,6 +197,19 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _prompts(args, pairs, checkpoint: Path, lora: Path, latents: Path) -> dict[str, dict]:
+    settings = workflows.Settings(checkpoint.name, lora.name, args.steps, args.size, IMAGE_NAME, latents)
+    found = dict(workflows.sampler_workflow(settings, s, sch) for s, sch in pairs)
+    if not args.no_extras:
+        found.update(workflows.all_workflows(settings, []))
+    return found
+
+
+def _warm(args, checkpoint: Path, lora: Path, latents: Path):
+    settings = workflows.Settings(checkpoint.name, lora.name, args.steps, args.size, IMAGE_NAME, latents)
+    return lambda seed: workflows.warm_workflow(settings, seed)
 
 
 def _compare(args, version, checkpoint: Path, lora: Path, image: Path, work: Path) -> int:
@@ -200,7 +229,7 @@ def _compare(args, version, checkpoint: Path, lora: Path, image: Path, work: Pat
     def start_comfyui():
         base, inputs, outputs, _ = sides["comfyui"]
         return servers.start_comfyui(args.comfyui, args.comfyui_python, base, models, pack, inputs, outputs,
-                                     args.threads)
+                                     args.threads, args.comfyui_arg)
 
     def start_hearth():
         base, inputs, outputs, _ = sides["hearth"]
@@ -219,35 +248,28 @@ def _compare(args, version, checkpoint: Path, lora: Path, image: Path, work: Pat
     pairs, only = pick_samplers(args.samplers, lists["comfyui"], lists["hearth"])
     if only:
         print(f"samplers only one side lists (not compared): {', '.join(only)}")
-    prompts = {}
-    for side in sides:
-        settings = workflows.Settings(checkpoint.name, lora.name, args.steps, args.size, IMAGE_NAME, sides[side][3])
-        found = dict(workflows.sampler_workflow(settings, s, sch) for s, sch in pairs)
-        if not args.no_extras:
-            found.update({n: p for n, p in workflows.all_workflows(settings, []).items()})
-        prompts[side] = (settings, found)
-    results = {}
-    for side, label, start in (("comfyui", "ComfyUI", start_comfyui), ("hearth", "Hearth", start_hearth)):
-        settings, found = prompts[side]
-        results[side] = run_server(label, start, found, settings, (1001, 1002))
-    rows = []
-    for name in prompts["comfyui"][1]:
-        rows.append(report.compare(
-            name, sides["comfyui"][2] / "parity" / name, sides["hearth"][2] / "parity" / name,
-            sides["comfyui"][3] / f"{name}.safetensors", sides["hearth"][3] / f"{name}.safetensors",
-            (results["comfyui"][0].get(name), results["hearth"][0].get(name))))
-    figure = {side: results[side][1] for side in results}
-    warm = report.Measure("warm run (euler, seed changed)", figure["comfyui"].get("warm_run_s"),
+    comfy_side, hearth_side = (
+        session.Side(label, start, _prompts(args, pairs, checkpoint, lora, sides[side][3]),
+                     _warm(args, checkpoint, lora, sides[side][3]), sides[side][2], sides[side][3])
+        for side, label, start in (("comfyui", "ComfyUI", start_comfyui), ("hearth", "Hearth", start_hearth)))
+    names = list(comfy_side.prompts)
+    deadline = time.monotonic() + (args.max_minutes * 60 if args.max_minutes else 1e9)
+    mode = args.mode or ("interleaved" if args.family == "sd15" else "sequential")
+    print(f"{len(names)} workflows, {mode}", flush=True)
+    run = session.interleaved if mode == "interleaved" else session.sequential
+    rows = run(comfy_side, hearth_side, names, deadline)
+    figure = {"comfyui": comfy_side.figures, "hearth": hearth_side.figures}
+    warm = report.Measure("warm run (euler, seed changed; best of 3)", figure["comfyui"].get("warm_run_s"),
                           figure["hearth"].get("warm_run_s"), "s")
-    rss = report.Measure("server peak RSS (process tree)", figure["comfyui"]["peak_rss"] or None,
-                         figure["hearth"]["peak_rss"] or None, "bytes")
+    rss = report.Measure("server peak RSS (process tree)", figure["comfyui"].get("peak_rss") or None,
+                         figure["hearth"].get("peak_rss") or None, "bytes")
     measures += [report.Measure("server ready", figure["comfyui"].get("ready_s"), figure["hearth"].get("ready_s"),
                                 "s"),
                  report.Measure("first run (load + run)", figure["comfyui"].get("first_run_s"),
                                 figure["hearth"].get("first_run_s"), "s"), warm, rss]
     found = report.targets(rows, warm, rss)
     print()
-    print(f"{version} vs Hearth, {args.family}, {args.steps} steps, {args.size}x{args.size}, CPU")
+    print(f"{version} vs Hearth, {args.family}, {args.steps} steps, {args.size}x{args.size}, CPU, {mode}")
     print(report.table(rows))
     print()
     print(report.measures_table(measures))

@@ -182,7 +182,7 @@ def _spawn(label: str, command: list[str], cwd: Path, log: Path, env: dict[str, 
 
 
 def start_comfyui(comfyui: Path, python: Path, base: Path, models: Path, pack: Path, inputs: Path, outputs: Path,
-                  threads: int | None) -> Server:
+                  threads: int | None, extra: list[str] = ()) -> Server:
     """ComfyUI's ``main.py --cpu`` with its folders under ``base``, ``models`` linked in, and the latent pack."""
     for sub in ("custom_nodes", "user", "temp"):
         (base / sub).mkdir(parents=True, exist_ok=True)
@@ -194,7 +194,7 @@ def start_comfyui(comfyui: Path, python: Path, base: Path, models: Path, pack: P
     port = free_port()
     command = [str(python), str(comfyui / "main.py"), "--cpu", "--listen", "127.0.0.1", "--port", str(port),
                "--base-directory", str(base), "--input-directory", str(inputs), "--output-directory", str(outputs),
-               "--disable-auto-launch", "--database-url", f"sqlite:///{base / 'comfyui.db'}"]
+               "--disable-auto-launch", "--database-url", f"sqlite:///{base / 'comfyui.db'}", *extra]
     return _spawn("ComfyUI", command, comfyui, base / "server.log", _env(threads))
 
 

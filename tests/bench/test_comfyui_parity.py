@@ -199,3 +199,57 @@ def test_cli_refuses_a_folder_without_comfyui(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parity.parse_args(["--comfyui", str(tmp_path)])
     assert f"--comfyui {tmp_path}: no main.py there" in capsys.readouterr().err
+
+
+class FakeServer:
+    """Stands in for a started server: each prompt "runs" by writing one PNG (all ``level``) and a latent."""
+
+    def __init__(self, log: list, label: str, outputs: Path, latents: Path, level: int) -> None:
+        self.log, self.label, self.outputs, self.latents, self.level = log, label, outputs, latents, level
+        self.peak_rss = 100 if label == "ComfyUI" else 50
+
+    def wait_ready(self) -> float:
+        return 0.1
+
+    def run(self, prompt: dict):
+        from parity.servers import RunResult
+
+        name = prompt["7"]["inputs"]["filename_prefix"].split("/")[1]
+        self.log.append((self.label, name))
+        _png(self.outputs / "parity" / name / "img_00001_.png", np.full((8, 8, 3), self.level))
+        _latent(self.latents / f"{name}.safetensors", np.zeros((1, 4, 1, 1)))
+        return RunResult(1.0 if self.label == "ComfyUI" else 2.0)
+
+    def stop(self) -> None:
+        self.log.append((self.label, "stopped"))
+
+
+def _sides(tmp_path: Path, log: list, hearth_level: int):
+    session = importlib.import_module("parity.session")
+    sides = []
+    for label, level in (("ComfyUI", 10), ("Hearth", hearth_level)):
+        out, lat = tmp_path / label / "out", tmp_path / label / "lat"
+        settings = workflows.Settings("c", "l", 4, 64, "in.png", lat)
+        prompts = dict(workflows.sampler_workflow(settings, s, "normal") for s in ("euler", "heun"))
+        sides.append(session.Side(label, lambda label=label, out=out, lat=lat, level=level: FakeServer(
+            log, label, out, lat, level), prompts, lambda seed, s=settings: workflows.warm_workflow(s, seed), out, lat))
+    return session, sides
+
+
+def test_interleaved_alternates_servers_and_sequential_stops_one_before_the_other(tmp_path):
+    log: list = []
+    session, (comfy, hearth) = _sides(tmp_path, log, hearth_level=12)
+    rows = session.interleaved(comfy, hearth, ["euler-normal", "heun-normal"], deadline=float("inf"))
+    assert log[:4] == [("ComfyUI", "euler-normal"), ("Hearth", "euler-normal"), ("ComfyUI", "heun-normal"),
+                       ("Hearth", "heun-normal")]
+    assert [(r.name, r.max_diff) for r in rows] == [("euler-normal", 2), ("heun-normal", 2)]
+    assert (comfy.figures["warm_run_s"], hearth.figures["warm_run_s"]) == (1.0, 2.0)
+    assert (comfy.figures["peak_rss"], hearth.figures["peak_rss"]) == (100, 50)
+    log.clear()
+    session, (comfy, hearth) = _sides(tmp_path / "seq", log, hearth_level=10)
+    rows = session.sequential(comfy, hearth, ["euler-normal", "heun-normal"], deadline=float("inf"))
+    assert log.index(("ComfyUI", "stopped")) < log.index(("Hearth", "euler-normal"))
+    assert all(r.identical for r in rows) and len(rows) == 2
+    log.clear()
+    session, (comfy, hearth) = _sides(tmp_path / "late", log, hearth_level=10)
+    assert session.interleaved(comfy, hearth, ["euler-normal"], deadline=0.0) == []  # past the deadline: none
