@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from hearth.core.catalogue_key import (
     FORMAT,
     RACY_NS,
+    Fingerprint,
     cache_folder,
     catalogue_enabled,
     fingerprint,
@@ -301,18 +302,19 @@ def catalogue_key(options: RuntimeOptions) -> str:
 
 def catalogue_path(options: RuntimeOptions) -> Path:
     """Where the catalogue for ``options`` lives: one file per set of settings under the cache folder."""
-    return cache_folder() / "catalogue" / f"{fingerprint(options).identity}.json"
+    return _file_for(fingerprint(options))
 
 
 def load_catalogue(options: RuntimeOptions, model_folders: ModelFolders | None = None, *,
-                   path: Path | None = None) -> Catalogue | None:
+                   path: Path | None = None, key: Fingerprint | None = None) -> Catalogue | None:
     """The catalogue for ``options`` with today's model lists, or ``None`` when there is none, its key is stale,
-    one of its files may have changed unseen (racy), the file is corrupt, or ``HEARTH_CATALOGUE=off``."""
+    one of its files may have changed unseen (racy), the file is corrupt, or ``HEARTH_CATALOGUE=off``.
+    ``key``: the options' fingerprint when the caller has it (it costs a walk of the keyed folders)."""
     env = None if options.environ is None else dict(options.environ)
     if not catalogue_enabled(env):
         return None
-    print_ = fingerprint(options)
-    path = path or cache_folder() / "catalogue" / f"{print_.identity}.json"
+    print_ = key or fingerprint(options)
+    path = path or _file_for(print_)
     try:
         catalogue = Catalogue.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
@@ -358,10 +360,11 @@ def save_catalogue(catalogue: Catalogue, options: RuntimeOptions, *, path: Path 
     return path
 
 
-def build_catalogue(runtime: Runtime) -> Catalogue:
-    """Read every node of ``runtime`` (loading its plugins) into a catalogue keyed for its options."""
+def build_catalogue(runtime: Runtime, *, key: Fingerprint | None = None) -> Catalogue:
+    """Read every node of ``runtime`` (loading its plugins) into a catalogue keyed for its options (``key``: their
+    fingerprint, taken before anything was read, when the caller has it)."""
     started = time.time_ns()
-    print_ = fingerprint(runtime.options)
+    print_ = key or fingerprint(runtime.options)
     manager = runtime.plugins
     registry = runtime.nodes
     nodes: dict[str, CatalogueNode] = {}
@@ -399,13 +402,18 @@ def build_catalogue(runtime: Runtime) -> Catalogue:
 def catalogue_for(runtime: Runtime, *, rebuild: bool = False) -> tuple[Catalogue, bool]:
     """(the catalogue for ``runtime``, whether it came from the cache): loaded when fresh, else built (loading
     the plugins) and saved."""
+    key = fingerprint(runtime.options)  # once: it walks the keyed folders
     if not rebuild:
-        found = load_catalogue(runtime.options, runtime.model_folders)
+        found = load_catalogue(runtime.options, runtime.model_folders, key=key)
         if found is not None:
             return found, True
-    built = build_catalogue(runtime)
-    save_catalogue(built, runtime.options)
+    built = build_catalogue(runtime, key=key)
+    save_catalogue(built, runtime.options, path=_file_for(key))
     return built, False
+
+
+def _file_for(key: Fingerprint) -> Path:
+    return cache_folder() / "catalogue" / f"{key.identity}.json"
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------

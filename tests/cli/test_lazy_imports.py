@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.test_nodes_cache import catalogue_state, rebuilt_by_others
+
 # Runs one command like the `comfy` script, then writes the heavy modules the process imported to the file $REPORT.
 PROBE = """
 import json, os, sys
@@ -40,17 +42,13 @@ WORKFLOW = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name"
             "5": {"class_type": "PreviewAny", "inputs": {"source": ["2", 0]}}}
 
 
-def keys(folder: Path) -> list[str]:
-    return [json.loads(path.read_text()).get("key", "") for path in sorted((folder / "cache").rglob("*.json"))]
-
-
 def imported_by(folder: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
-    """The result of `comfy ARGS` and the heavy modules it imported. Run again if the catalogue's key changed
-    meanwhile (someone edited Hearth's own files in this checkout): that rebuild is no fault of the command."""
+    """The result of `comfy ARGS` and the heavy modules it imported. Run again if someone edited Hearth's own
+    files in this checkout meanwhile: that rebuild is no fault of the command."""
     for _ in range(3):
-        before = keys(folder)
+        before = catalogue_state(folder)
         result, heavy = _imported_by(folder, *args)
-        if keys(folder) == before:
+        if not rebuilt_by_others(before, catalogue_state(folder)):
             break
     return result, heavy
 
