@@ -182,7 +182,10 @@ class SpatialTransformer(nn.Module):
         x = x.reshape(b, h, w, -1).permute(0, 3, 1, 2).contiguous()
         if not self.linear:
             x = self.proj_out(x)
-        return x.add_(residual)
+        # Not in place: at a 1x1 map (the middle block of a 64px latent) proj_out's output has channels-last
+        # strides, which an in-place add keeps, and the next GroupNorm's CPU kernel for that layout rounds
+        # differently (5e-7) from ComfyUI's, whose sum takes the residual's standard layout.
+        return x + residual
 
 
 class Downsample(nn.Module):
