@@ -100,7 +100,8 @@ def key_parts(options: RuntimeOptions) -> tuple[dict[str, Any], dict[str, Any], 
     env = os.environ if options.environ is None else options.environ
     trust = options.trust
     identity = {
-        "python": sys.executable, "prefix": sys.prefix,
+        # The interpreter itself: `comfy` (python3.11) and `python -m hearth.cli.main` (python) share a catalogue.
+        "python": os.path.realpath(sys.executable), "prefix": sys.prefix,
         "custom_nodes": [str(Path(p).absolute()) for p in options.custom_nodes],
         "site_packages": None if options.site_packages is None else [str(Path(p).absolute())
                                                                       for p in options.site_packages],
