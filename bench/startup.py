@@ -17,7 +17,12 @@ Each in three cache states, all with the same settings (a throwaway cache folder
 The targets of the issue are checked against the fresh figures; "stale" should be no slower than "off" (PASS
 within 10 % or 0.1 s of it, as the two differ only by noise and the catalogue's write).
 
-The suite runs with ``HEARTH_ISOLATION=off`` here as in the tests: the default (``untrusted``) would also start a
+Every start reads compiled bytecode, as an installed Hearth does: the commands run with ``PYTHONPYCACHEPREFIX`` in
+the bench's folder (and without ``PYTHONDONTWRITEBYTECODE``, which some machines set: then every module edited since
+its ``.pyc`` was written is compiled again at each start, a fifth of a second for thirty modules), after one
+uncounted warm-up start of each command.
+
+The commands run with ``HEARTH_ISOLATION=off`` here as in the tests: the default (``untrusted``) would also start a
 pack host for the custom-node pack. Hearth's own source files are part of the key of an editable install: editing
 one while this runs makes the "fresh" catalogue stale.
 
@@ -185,8 +190,11 @@ class Bench:
         self.packs = work / "custom_nodes"
         self.edits = 0
         self.write_pack()
-        self.base = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
-        self.base.update(HEARTH_CACHE_DIR=str(work / "cache"), HEARTH_ISOLATION="off")
+        self.base = {k: v for k, v in os.environ.items()
+                     if not k.startswith("HEARTH_") and k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+        # Bytecode compiled once into the bench's own folder (see the module's docstring).
+        self.base.update(HEARTH_CACHE_DIR=str(work / "cache"), HEARTH_ISOLATION="off",
+                         PYTHONPYCACHEPREFIX=str(work / "pycache"))
         (work / "models").mkdir()
         self.common = ["--custom-nodes", str(self.packs)]  # and ./models, the default models folder
 
@@ -247,9 +255,12 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="hearth-startup-") as folder:
         bench = Bench(Path(folder), args.workflow.resolve())
-        torch = measure(args.runs, lambda: run_measured([sys.executable, "-c", "import torch"], bench.base,
-                                                        bench.work), lambda: None)
+        import_torch = [sys.executable, "-c", "import torch"]
+        run_measured(import_torch, bench.base, bench.work)  # warm-up: torch's bytecode
+        torch = measure(args.runs, lambda: run_measured(import_torch, bench.base, bench.work), lambda: None)
         commands = bench.commands()
+        for command in commands.values():  # warm-up, not counted: compiles the bytecode every later start reads
+            command("off")
         runs: dict[tuple[str, str], list[Run]] = {}
         # `comfy nodes` gives two figures (time and peak RSS) from one set of runs.
         for command in dict.fromkeys("nodes" if figure == "rss" else figure for figure in wanted):
@@ -287,13 +298,18 @@ def verdicts(wanted: list[str], runs: dict[tuple[str, str], list[Run]]) -> tuple
             ok &= passed
             target_verdict = "PASS" if passed else ("FAIL (CPU PASS)" if cpu < target else "FAIL")
         if (command, "stale") in runs and (command, "off") in runs:
-            stale, _ = figure_of(figure, runs[(command, "stale")])
-            off, _ = figure_of(figure, runs[(command, "off")])
-            fine = stale <= max(off * 1.10, off + (0.1 if unit == "s" else 5.0))
+            stale, stale_cpu = figure_of(figure, runs[(command, "stale")])
+            off, off_cpu = figure_of(figure, runs[(command, "off")])
+            fine = keeps_up(stale, off, unit)
             ok &= fine
-            stale_verdict = "PASS" if fine else "FAIL"
+            stale_verdict = "PASS" if fine else ("FAIL (CPU PASS)" if keeps_up(stale_cpu, off_cpu, unit) else "FAIL")
         out[figure] = (target_verdict, stale_verdict)
     return ok, out
+
+
+def keeps_up(stale: float, off: float, unit: str) -> bool:
+    """Stale no slower than off, give or take noise: 10 %, or 0.1 s (5 MB)."""
+    return stale <= max(off * 1.10, off + (0.1 if unit == "s" else 5.0))
 
 
 def print_table(count: int, wanted: list[str], states: list[str], runs: dict[tuple[str, str], list[Run]],
@@ -302,7 +318,7 @@ def print_table(count: int, wanted: list[str], states: list[str], runs: dict[tup
     print(f"Cold starts, median of {count}: wall seconds (the process's own CPU seconds), peak RSS in MB.")
     print(f"python -c 'import torch' in the same run: {torch_s:.2f} s ({torch_cpu:.2f})")
     header = (f"{'figure':30}" + "".join(f"{s:>15}" for s in states)
-              + f"{'target':>10}  {'fresh':16}{'stale<=off':12}fresh hits")
+              + f"{'target':>10}  {'fresh':16}{'stale<=off':16}fresh hits")
     print(header)
     print("-" * len(header))
     _, judged = verdicts(wanted, runs)
@@ -320,7 +336,7 @@ def print_table(count: int, wanted: list[str], states: list[str], runs: dict[tup
         fresh = runs.get((command, "fresh"), [])
         hits = f"{sum(r.hit for r in fresh)}/{len(fresh)}" if fresh else "-"
         target_text = f"< {target:g} {'s' if unit == 's' else 'MB'}"
-        print(f"{label:30}{cells}{target_text:>10}  {judged[figure][0]:16}{judged[figure][1]:12}{hits}")
+        print(f"{label:30}{cells}{target_text:>10}  {judged[figure][0]:16}{judged[figure][1]:16}{hits}")
     print("fresh hits: starts the catalogue answered (a miss rebuilt it: a file of its key changed meanwhile, e.g. "
           "an edit to Hearth's own sources in an editable install).")
 

@@ -57,6 +57,8 @@ def test_targets_apply_to_the_fresh_cache_and_stale_must_keep_up_with_off() -> N
     ok, judged = bench.verdicts(["nodes", "check", "rss"], runs)
     assert judged["nodes"] == ("PASS", "PASS")  # median 0.4 s < 0.5 s; 2.0 s is within 0.1 s of 1.95 s
     assert judged["check"] == ("FAIL (CPU PASS)", "FAIL")  # 0.9 s wall on a loaded machine; 2.5 s > 2.0 s * 1.1
+    runs[("check", "stale")] = [run(2.5, cpu=1.0)] * 3
+    assert bench.verdicts(["check"], runs)[1]["check"][1] == "FAIL (CPU PASS)"  # 1.0 s CPU against off's 2.0 s
     assert judged["rss"] == ("PASS", "PASS") and not ok
     runs[("nodes", "fresh")] = [run(0.3, rss=95.0)] * 3
     assert bench.verdicts(["rss"], runs)[1]["rss"][0] == "FAIL"
