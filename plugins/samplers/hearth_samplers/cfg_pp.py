@@ -51,23 +51,20 @@ def _negative(seen: dict[str, torch.Tensor], denoised: torch.Tensor) -> torch.Te
 @uses_negative
 @torch.no_grad()
 def sample_euler_cfg_pp(model, x, sigmas, *, extra_args=None, callback=None, disable=None):
-    """Euler with CFG++: ``x = denoised + d_uncond * sigma_next``."""
-    extra_args = {} if extra_args is None else extra_args
-    seen = watch_negative(model)
-    s_in = x.new_ones([x.shape[0]])
-    for i in range(len(sigmas) - 1):
-        denoised = model(x, sigmas[i] * s_in, **extra_args)
-        d = to_d(x, sigmas[i], _negative(seen, denoised))
-        report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        x = denoised + d * sigmas[i + 1]
-    return x
+    """Euler with CFG++: ``x = alpha_t * denoised + sigma_next * d_uncond`` (ComfyUI's: the ancestral form at eta 0)."""
+    return sample_euler_ancestral_cfg_pp(model, x, sigmas, extra_args=extra_args, callback=callback, eta=0.0,
+                                         s_noise=0.0)
 
 
 @uses_negative
 @torch.no_grad()
 def sample_euler_ancestral_cfg_pp(model, x, sigmas, *, extra_args=None, callback=None, disable=None, eta=1.0,
                                   s_noise=1.0, noise_sampler=None):
-    """Ancestral Euler with CFG++, in the latent's signal scale alpha (1, or 1 - sigma for flow models)."""
+    """Ancestral Euler with CFG++, in the latent's signal scale alpha (1, or 1 - sigma for flow models).
+
+    Float32 0-d tensors in ComfyUI's order of operations, so the latents are ComfyUI's to the bit; a flow model at
+    sigma 1 (pure noise, alpha 0) takes, by the same arithmetic, the whole step to the estimate and renoises fully.
+    """
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
     seen = watch_negative(model)
@@ -76,18 +73,14 @@ def sample_euler_ancestral_cfg_pp(model, x, sigmas, *, extra_args=None, callback
     for i in range(len(sigmas) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
-        if sigma_next == 0:
+        if float(sigmas[i + 1]) == 0:
             x = denoised
             continue
-        alpha_s, alpha_t = (1 - sigma, 1 - sigma_next) if flow else (1.0, 1.0)
+        # alpha = sigma * e^(half-log-SNR), computed as ComfyUI computes it.
+        alpha_s, alpha_t = (sigma * (sigma.logit().neg() if flow else sigma.log().neg()).exp()
+                            for sigma in (sigmas[i], sigmas[i + 1]))
         d = to_d(x, sigmas[i], alpha_s * _negative(seen, denoised))
-        if alpha_s == 0:
-            # A flow model at sigma 1 (pure noise): ComfyUI's arithmetic there (inf / inf) takes the whole step to
-            # the estimate and renoises fully to the next sigma, whatever eta.
-            down, up = 0.0, sigma_next / alpha_t
-        else:
-            down, up = ancestral_step(sigma / alpha_s, sigma_next / alpha_t, eta)
+        down, up = ancestral_step(sigmas[i] / alpha_s, sigmas[i + 1] / alpha_t, eta)
         x = alpha_t * denoised + (alpha_t * down) * d
         if eta > 0 and s_noise > 0:
             x = x + alpha_t * noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * up
@@ -131,6 +124,12 @@ def sample_dpmpp_2s_ancestral_cfg_pp(model, x, sigmas, *, extra_args=None, callb
     for i in range(len(sigmas) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         uncond = _negative(seen, denoised)
+        if not flow:
+            x = _dpmpp_2s_cfg_pp_step(model, x, sigmas, i, denoised, uncond, seen, eta, s_in, extra_args, callback)
+            if float(sigmas[i + 1]) > 0:
+                x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * ancestral_step(
+                    sigmas[i], sigmas[i + 1], eta)[1]
+            continue
         down, ratio, up = ancestral_split(float(sigmas[i]), float(sigmas[i + 1]), eta, flow)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
         if down == 0:
@@ -146,6 +145,23 @@ def sample_dpmpp_2s_ancestral_cfg_pp(model, x, sigmas, *, extra_args=None, callb
         if float(sigmas[i + 1]) > 0 and up:
             x = x * ratio + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * up)
     return x
+
+
+def _dpmpp_2s_cfg_pp_step(model, x, sigmas, i, denoised, uncond, seen, eta, s_in, extra_args, callback):
+    """The deterministic part of a variance-exploding DPM-Solver++(2S) CFG++ step, in float32 0-d tensors in
+    ComfyUI's order. As in ComfyUI, the second stage shifts x by the first estimate minus the negative of the
+    latest model call (the midpoint's)."""
+    sigma_down, _ = ancestral_step(sigmas[i], sigmas[i + 1], eta)
+    report(callback, x, i, sigmas[i], sigmas[i], denoised)
+    if sigma_down == 0:
+        return denoised + to_d(x, sigmas[i], uncond) * sigma_down
+    t, t_next = sigmas[i].log().neg(), sigma_down.log().neg()
+    h = t_next - t
+    t_mid = t + 0.5 * h
+    x_2 = (t_mid.neg().exp() / t.neg().exp()) * (x + (denoised - uncond)) - (-h * 0.5).expm1() * denoised
+    denoised_2 = model(x_2, t_mid.neg().exp() * s_in, **extra_args)
+    uncond = _negative(seen, denoised_2)
+    return (t_next.neg().exp() / t.neg().exp()) * (x + (denoised - uncond)) - (-h).expm1() * denoised_2
 
 
 def _res_multistep_cfg_pp(model, x, sigmas, extra_args, callback, eta, s_noise, noise_sampler):
