@@ -174,8 +174,13 @@ def _res_multistep_cfg_pp(model, x, sigmas, extra_args, callback, eta, s_noise, 
     for i in range(len(sigmas) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         uncond = _negative(seen, denoised)
-        down, ratio, up = ancestral_split(float(sigmas[i]), float(sigmas[i + 1]), eta, flow)
-        sigma_down = sigmas.new_tensor(down)
+        if flow:
+            down, ratio, up = ancestral_split(float(sigmas[i]), float(sigmas[i + 1]), eta, flow)
+            sigma_down = sigmas.new_tensor(down)
+        else:
+            # 0-d tensors, as ComfyUI computes the split, so the floats are its floats.
+            sigma_down, up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
+            down, ratio = sigma_down, None
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
         if down == 0 or old_denoised is None:
             x = denoised + to_d(x, sigmas[i], uncond) * sigma_down
@@ -189,7 +194,10 @@ def _res_multistep_cfg_pp(model, x, sigmas, extra_args, callback, eta, s_noise, 
             x = x + (denoised - uncond)
             x = torch.exp(-h) * x + h * (b1 * uncond + b2 * old_denoised)
         if float(sigmas[i + 1]) > 0 and up:
-            x = x * ratio + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * up)
+            if ratio is None:
+                x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * up
+            else:
+                x = x * ratio + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * up)
         old_denoised, old_sigma_down = uncond, sigma_down
     return x
 
