@@ -114,6 +114,9 @@ def probe(args: argparse.Namespace, checkpoint: Path, lora: Path, work: Path) ->
                    *(f"--comfyui-arg={a}" for a in args.comfyui_arg)]
         if args.probe_lora:
             command += ["--lora", str(lora)]
+        if args.probe_area:
+            command += ["--area"]
+        command += [f"--comfyui-switch={name}" for name in args.comfyui_switch]
         done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
         if done.returncode:
             print(f"probe ({project}) failed:\n{done.stderr[-3000:]}")
@@ -121,7 +124,9 @@ def probe(args: argparse.Namespace, checkpoint: Path, lora: Path, work: Path) ->
         import safetensors.torch
 
         dumps[project] = safetensors.torch.load_file(str(out))
-    print(f"probe {args.probe}{' + LoRA' if args.probe_lora else ''}: max |ComfyUI - Hearth| per stage")
+    what = "".join((" + LoRA" if args.probe_lora else "", " + areas" if args.probe_area else "",
+                    *(f", ComfyUI without {name}" for name in args.comfyui_switch)))
+    print(f"probe {args.probe}{what}: max |ComfyUI - Hearth| per stage")
     for key in sorted(set(dumps["comfyui"]) | set(dumps["hearth"])):
         a, b = dumps["comfyui"].get(key), dumps["hearth"].get(key)
         if a is None or b is None or a.shape != b.shape:
@@ -155,6 +160,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--probe", metavar="SAMPLER[:SCHEDULER]",
                         help="instead of the servers: one KSampler run in-process on each side, every stage compared")
     parser.add_argument("--probe-lora", action="store_true", help="with --probe: through the LoRA")
+    parser.add_argument("--probe-area", action="store_true", help="with --probe: the area-conditioned prompt")
+    parser.add_argument("--comfyui-switch", action="append", default=[], metavar="RULE",
+                        help="with --probe: switch one ComfyUI rule off (no_same_area) to confirm a cause")
     args = parser.parse_args(argv)
     if not (args.comfyui / "main.py").exists():
         parser.error(f"--comfyui {args.comfyui}: no main.py there; give the folder of a ComfyUI checkout")
@@ -201,9 +209,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _prompts(args, pairs, checkpoint: Path, lora: Path, latents: Path) -> dict[str, dict]:
     settings = workflows.Settings(checkpoint.name, lora.name, args.steps, args.size, IMAGE_NAME, latents)
-    found = dict(workflows.sampler_workflow(settings, s, sch) for s, sch in pairs)
-    if not args.no_extras:
-        found.update(workflows.all_workflows(settings, []))
+    # The LoRA, img2img, area and batch workflows first: a --max-minutes cut then drops samplers, not them.
+    found = {} if args.no_extras else workflows.all_workflows(settings, [])
+    found.update(workflows.sampler_workflow(settings, s, sch) for s, sch in pairs)
     return found
 
 

@@ -18,6 +18,10 @@ from typing import Any
 
 POSITIVE = "a red fox in a snowy forest, detailed, sharp focus"
 NEGATIVE = "blurry, low quality"
+AREA_LEFT = "a castle on a hill"
+AREA_RIGHT = "a calm lake at sunset"
+# One ComfyUI rule switched off, to confirm a cause: its KSampler then runs without it.
+SWITCHES = {"no_same_area": ("comfy.samplers", "create_cond_with_same_area_if_none")}
 SEED = 42
 CFG = 6.5
 
@@ -41,8 +45,8 @@ class Recorder:
         self.tensors[f"step{step:03d}.x"] = x.detach().float().cpu().clone()
 
 
-def comfyui_nodes(comfyui: str, checkpoint: Path, lora: Path | None, recorder: Recorder, extra: list[str]
-                  ) -> tuple[dict, Any]:
+def comfyui_nodes(comfyui: str, checkpoint: Path, lora: Path | None, recorder: Recorder, extra: list[str],
+                  switches: list[str]) -> tuple[dict, Any]:
     sys.argv = [sys.argv[0], "--cpu", *extra]
     sys.path.insert(0, comfyui)
     import comfy.options
@@ -56,7 +60,13 @@ def comfyui_nodes(comfyui: str, checkpoint: Path, lora: Path | None, recorder: R
     if lora is not None:
         folder_paths.add_model_folder_path("loras", str(lora.parent), is_default=True)
     latent_preview.prepare_callback = lambda *args, **kwargs: recorder
+    import importlib
+
     import comfy.samplers
+
+    for switch in switches:
+        module, name = SWITCHES[switch]
+        setattr(importlib.import_module(module), name, lambda *args, **kwargs: None)
 
     def sigmas(model, scheduler, steps):
         return comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), scheduler, steps)
@@ -103,10 +113,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--area", action="store_true",
+                        help="positive = two half-image areas (ConditioningSetArea + ConditioningCombine)")
+    parser.add_argument("--comfyui-switch", action="append", default=[], choices=sorted(SWITCHES))
     args = parser.parse_args()
     recorder = Recorder()
     if args.project == "comfyui":
-        classes, sigmas = comfyui_nodes(args.comfyui, args.checkpoint, args.lora, recorder, args.comfyui_arg)
+        classes, sigmas = comfyui_nodes(args.comfyui, args.checkpoint, args.lora, recorder, args.comfyui_arg,
+                                         args.comfyui_switch)
     else:
         classes, sigmas = hearth_nodes(args.checkpoint, args.lora, recorder)
     import torch
@@ -117,7 +131,18 @@ def main() -> None:
                             strength_model=1.0, strength_clip=1.0)
     (positive,) = _call(classes["CLIPTextEncode"], clip=clip, text=POSITIVE)
     (negative,) = _call(classes["CLIPTextEncode"], clip=clip, text=NEGATIVE)
-    (latent,) = _call(classes["EmptyLatentImage"], width=args.size, height=args.size, batch_size=args.batch)
+    width = args.size
+    if args.area:  # as the harness's area workflow: two 64-px-or-wider halves
+        width, height = max(2 * args.size, 128), max(args.size, 64)
+        halves = []
+        for text, x in ((AREA_LEFT, 0), (AREA_RIGHT, width // 2)):
+            (cond,) = _call(classes["CLIPTextEncode"], clip=clip, text=text)
+            (cond,) = _call(classes["ConditioningSetArea"], conditioning=cond, width=width // 2, height=height,
+                            x=x, y=0, strength=1.0)
+            halves.append(cond)
+        (positive,) = _call(classes["ConditioningCombine"], conditioning_1=halves[0], conditioning_2=halves[1])
+    (latent,) = _call(classes["EmptyLatentImage"], width=width, height=max(args.size, 64) if args.area else args.size,
+                      batch_size=args.batch)
     tensors = {"cond.positive": positive[0][0].float(), "cond.negative": negative[0][0].float(),
                "sigmas": sigmas(model, args.scheduler, args.steps).float()}
     pooled = positive[0][1].get("pooled_output")
