@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention import text_attention
 from .ops import compute_dtype_of
 
 
@@ -85,10 +86,7 @@ def embedding(num: int, dim: int) -> nn.Embedding:
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, *, causal: bool) -> torch.Tensor:
     """Multi-head attention over ``[B, T, width]`` projections, split into ``heads``."""
-    b, n, width = q.shape
-    q, k, v = (t.view(b, n, heads, width // heads).transpose(1, 2) for t in (q, k, v))
-    out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-    return out.transpose(1, 2).reshape(b, n, width)
+    return text_attention(q, k, v, heads, causal=causal)
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:

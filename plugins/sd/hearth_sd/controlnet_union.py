@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention import unet_attention
 from .clip_text import ResidualAttentionBlock
 from .unet import timestep_embedding
 
@@ -37,10 +38,8 @@ class UnionAttention(nn.Module):
         self.out_proj = nn.Linear(width, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, c = x.shape
-        q, k, v = (t.view(b, n, self.heads, c // self.heads).transpose(1, 2) for t in self.in_proj(x).split(c, dim=2))
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.out_proj(out.transpose(1, 2).reshape(b, n, c))
+        q, k, v = self.in_proj(x).split(x.shape[2], dim=2)
+        return self.out_proj(unet_attention(q, k, v, self.heads))
 
 
 class UnionTransformerBlock(ResidualAttentionBlock):

@@ -40,8 +40,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from .attention import unet_attention
 from .ops import compute_dtype_of
 from .unet import BasicTransformerBlock, ControlResiduals, UNetModel, timestep_embedding
 
@@ -87,15 +87,9 @@ def transformer_blocks(unet: UNetModel) -> Iterator[tuple[str, int, int, BasicTr
                 index += 1
 
 
-def _split_heads(t: torch.Tensor, heads: int) -> torch.Tensor:
-    b = t.shape[0]
-    return t.view(b, -1, heads, t.shape[-1] // heads).transpose(1, 2)
-
-
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
     """Multi-head attention on projected ``[B, N, heads * dim]`` tensors, merged back to that layout."""
-    out = F.scaled_dot_product_attention(_split_heads(q, heads), _split_heads(k, heads), _split_heads(v, heads))
-    return out.transpose(1, 2).reshape(q.shape[0], q.shape[1], -1)
+    return unet_attention(q, k, v, heads)
 
 
 def _patched_forward(block: BasicTransformerBlock, where: tuple[str, int, int],

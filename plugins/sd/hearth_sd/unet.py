@@ -2,7 +2,7 @@
 
 The module tree mirrors ``model.diffusion_model.*`` of a real checkpoint (``input_blocks.N.M``, ``middle_block``,
 ``output_blocks``, ``time_embed``, ``label_emb``) so a checkpoint section loads with a plain ``load_state_dict``.
-Attention runs through ``torch.nn.functional.scaled_dot_product_attention``.
+Attention is :mod:`hearth_sd.attention`'s: ComfyUI's kernels on a CPU, ``scaled_dot_product_attention`` elsewhere.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention import unet_attention
 from .ops import compute_dtype_of
 
 log = logging.getLogger(__name__)
@@ -107,11 +108,8 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         context = x if context is None else context
-        b, n, _ = x.shape
-        q, k, v = self.to_q(x), self.to_k(context), self.to_v(context)
-        q, k, v = (t.view(b, -1, self.heads, t.shape[-1] // self.heads).transpose(1, 2) for t in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.to_out[0](out.transpose(1, 2).reshape(b, n, -1))
+        out = unet_attention(self.to_q(x), self.to_k(context), self.to_v(context), self.heads)
+        return self.to_out[0](out)
 
 
 class GEGLU(nn.Module):

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention import vae_attention
 from .ops import compute_dtype_of
 
 
@@ -64,12 +65,8 @@ class AttnBlock(nn.Module):
         self.proj_out = nn.Conv2d(channels, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
         n = self.norm(x)
-        q, k, v = (t.reshape(b, 1, c, h * w).transpose(2, 3) for t in (self.q(n), self.k(n), self.v(n)))
-        out = F.scaled_dot_product_attention(q, k, v)
-        out = out.transpose(2, 3).reshape(b, c, h, w)
-        return x + self.proj_out(out)
+        return x + self.proj_out(vae_attention(self.q(n), self.k(n), self.v(n)))
 
 
 class Downsample(nn.Module):
