@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hearth.cli.catalogued import keep, node_catalogue
+from hearth.cli.catalogued import build_now, keep, node_catalogue
 from hearth.cli.common import JsonStdout, custom_nodes_option, env_option, isolation_option, runtime_for
 from hearth.core.node_registry import NodeRegistry
 from hearth.core.plugins import PluginRecord
@@ -18,16 +18,26 @@ from hearth.core.trust import TrustPolicy, canonical_pack_name
 @click.option("--json", "as_json", is_flag=True,
               help="Print node info in the shape of ComfyUI's /object_info; a node whose INPUT_TYPES fails has its "
                    "class's own details, no inputs, and \"error\".")
+@click.option("--build-catalogue", "build_lock", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
+              help="Only build the node catalogue, then remove this lock file (what `comfy run --check` starts in "
+                   "the background when it finds the catalogue stale).")
 @custom_nodes_option
 @env_option
 @isolation_option
-def nodes(as_json: bool, custom_nodes: tuple[Path, ...], env_name: str | None, isolation: str | None) -> None:
+def nodes(as_json: bool, build_lock: Path | None, custom_nodes: tuple[Path, ...], env_name: str | None,
+          isolation: str | None) -> None:
     """List every node type the loaded plugins provide; one whose INPUT_TYPES fails is listed with its error (it
     cannot run, and the server's /object_info leaves it out, as ComfyUI's does).
 
     The answer comes from the node catalogue, a cache in $HEARTH_HOME/cache/catalogue (or $HEARTH_CACHE_DIR) that
     is rebuilt by loading every plugin whenever a pack is installed, removed or edited; model file lists and the
-    input folder are read afresh each time. HEARTH_CATALOGUE=off loads the plugins every time instead."""
+    input folder are read afresh each time. HEARTH_CATALOGUE=off loads the plugins every time instead. `comfy run
+    --check` does not wait for a rebuild: it checks without the catalogue while a background process rebuilds it
+    (HEARTH_CATALOGUE_BACKGROUND=off: no background rebuild)."""
+    if build_lock is not None:
+        build_now(lambda: runtime_for(custom_nodes, env_name, quiet=True, isolation=isolation, load=False),
+                  build_lock)
+        return
     with JsonStdout(as_json) as out:  # with --json, what packs print while loading goes to stderr
         runtime = runtime_for(custom_nodes, env_name, isolation=isolation, load=False)
         catalogue = node_catalogue(runtime)

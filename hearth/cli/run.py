@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from hearth.cli.catalogued import node_catalogue
+from hearth.cli.catalogued import node_catalogue, plugin_args
 from hearth.cli.common import (
     JsonStdout,
     custom_nodes_option,
@@ -67,8 +67,8 @@ def load_workflow(path: Path, registry: Any) -> tuple[dict[str, Any], dict[str, 
 @click.option("--vram", "vram_mb", type=click.IntRange(min=1), default=None, metavar="MB",
               help="Memory budget for models on the compute device (default: what the device has free).")
 @click.option("--check", is_flag=True,
-              help="Parse and validate only (from the node catalogue when it is fresh: no plugin is imported; see "
-                   "`comfy nodes --help`).")
+              help="Parse and validate only (from the node catalogue when it is fresh: no plugin is imported; a "
+                   "stale one is rebuilt in the background meanwhile; see `comfy nodes --help`).")
 @click.option("--json", "as_json", is_flag=True, help="With --check: print the result as ComfyUI's /prompt would.")
 @model_folder_options
 @custom_nodes_option
@@ -81,13 +81,14 @@ def run(workflow: Path, out_dir: Path, input_dir: Path, assignments: tuple[str, 
     if as_json and not check:
         raise UserError("--json works with --check only (comfy run --check --json WORKFLOW.json)")
     with JsonStdout(as_json) as out:  # with --json, what packs print while loading goes to stderr
-        # --check validates against the node catalogue when it is fresh: no plugin, no torch imported.
+        # --check validates against the node catalogue when it is fresh: no plugin, no torch imported. A stale one
+        # is rebuilt in the background: rebuilding reads every node, more than checking one workflow without it.
         runtime = runtime_for(custom_nodes, env_name, models_dir=models_dir, extra_model_paths=extra_model_paths,
                               cache=cache_spec, vram_mb=vram_mb, output=out_dir, input=input_dir,
                               temp=out_dir / "temp", isolation=isolation, load=not check)
         with runtime.activate():  # a UI workflow's widgets map through INPUT_TYPES, which list the Runtime's folders
             if check:
-                catalogue = node_catalogue(runtime)
+                catalogue = node_catalogue(runtime, background=plugin_args(custom_nodes, env_name, isolation))
                 if catalogue is not None:
                     try:
                         _run(runtime, workflow, assignments, check, out, catalogue.registry(runtime))

@@ -412,8 +412,12 @@ def catalogue_for(runtime: Runtime, *, rebuild: bool = False) -> tuple[Catalogue
     return built, False
 
 
-def _file_for(key: Fingerprint) -> Path:
+def catalogue_file(key: Fingerprint) -> Path:
+    """Where the catalogue of the settings ``key`` was taken for lives (:func:`catalogue_path` without the walk)."""
     return cache_folder() / "catalogue" / f"{key.identity}.json"
+
+
+_file_for = catalogue_file
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
