@@ -57,6 +57,7 @@ from hearth.web.runtime import PluginsNotLoaded, ServerState
 from hearth.web.security import Guard
 
 log = logging.getLogger("hearth.web")
+CATALOGUE_SAVE_DELAY_S = 5.0  # after the plugins load, before the catalogue for the next start is built
 API_ROUTERS = (prompt.router, history.router, jobs.router, nodes.router, files.router, users.router, templates.router,
                hearth.router, internal.router, docs.router)
 
@@ -123,6 +124,9 @@ async def _load_plugins(app: FastAPI, state: ServerState) -> None:
     for callback in state.on_loaded:
         callback(state)
     if state.is_loaded():
+        # The frontend's first requests come as soon as the plugins are in; building the catalogue (every node's
+        # INPUT_TYPES, ~0.6 s of CPU) would compete with them for the interpreter, so it waits a little.
+        await asyncio.sleep(CATALOGUE_SAVE_DELAY_S)
         await _in_thread(state.save_catalogue)
 
 
