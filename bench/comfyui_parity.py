@@ -162,7 +162,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--probe-lora", action="store_true", help="with --probe: through the LoRA")
     parser.add_argument("--probe-area", action="store_true", help="with --probe: the area-conditioned prompt")
     parser.add_argument("--comfyui-switch", action="append", default=[], metavar="RULE",
-                        help="with --probe: switch one ComfyUI rule off (no_same_area) to confirm a cause")
+                        help="with --probe: switch one ComfyUI rule off (same_area) to confirm a cause")
     args = parser.parse_args(argv)
     if not (args.comfyui / "main.py").exists():
         parser.error(f"--comfyui {args.comfyui}: no main.py there; give the folder of a ComfyUI checkout")

@@ -21,7 +21,7 @@ NEGATIVE = "blurry, low quality"
 AREA_LEFT = "a castle on a hill"
 AREA_RIGHT = "a calm lake at sunset"
 # One ComfyUI rule switched off, to confirm a cause: its KSampler then runs without it.
-SWITCHES = {"no_same_area": ("comfy.samplers", "create_cond_with_same_area_if_none")}
+SWITCHES = {"same_area": ("comfy.samplers", "create_cond_with_same_area_if_none")}
 SEED = 42
 CFG = 6.5
 
