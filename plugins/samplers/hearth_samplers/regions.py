@@ -143,6 +143,50 @@ def resolve(conditioning: list, latent_shape: torch.Size, model_sampling: Any,
     return regions
 
 
+def _inside(area: tuple[int, int, int, int], outer: tuple[int, int, int, int]) -> bool:
+    """Whether ``area`` ``(h, w, y, x)`` lies within ``outer``."""
+    h, w, y, x = area
+    oh, ow, oy, ox = outer
+    return y >= oy and x >= ox and y + h <= oy + oh and x + w <= ox + ow
+
+
+def share_areas(*sides: list[Region]) -> None:
+    """ComfyUI's matching-area rule, applied in place to the resolved sides (positive, [middle,] negative).
+
+    For each entry with an area, every other side that has no entry of exactly that area gains one: a copy of the
+    entry (its area, mask, strength, steps and ControlNet) carrying the model conditioning of that side's smallest
+    entry containing the area (an entry with an area before one without). So an area prompt's crop is guided
+    against the negative prompt on the same crop, as in ComfyUI's ``process_conds``; without it the negative was
+    the whole-image prediction alone there (a full-size SD1.5 area workflow differed by 95 levels). Sides are
+    visited in order and each side's list as it grows, as ComfyUI does.
+    """
+    for side in sides:
+        for region in side:  # grows while visited: copies given to it by earlier sides are visited too
+            if region.area is None:
+                continue
+            for other in sides:
+                if other is not side:
+                    _give_same_area(other, region)
+
+
+def _give_same_area(side: list[Region], region: Region) -> None:
+    assert region.area is not None
+    smallest: Region | None = None
+    for candidate in side:
+        if candidate.area is None:
+            smallest = candidate if smallest is None else smallest
+        elif _inside(region.area, candidate.area) and (
+                smallest is None or smallest.area is None
+                or smallest.area[0] * smallest.area[1] > candidate.area[0] * candidate.area[1]):
+            smallest = candidate
+    if smallest is None or smallest.area == region.area:
+        return
+    kept = {key: region.model_options[key] for key in ("control", "gligen") if key in region.model_options}
+    options = {key: value for key, value in smallest.model_options.items() if key not in ("control", "gligen")}
+    side.append(Region(cond=smallest.cond, model_options={**options, **kept}, area=region.area, mask=region.mask,
+                       strength=region.strength, sigma_start=region.sigma_start, sigma_end=region.sigma_end))
+
+
 def share_control_with_negative(positive: list, negative: list) -> list:
     """The negative CONDITIONING with the positive's ControlNets, where ComfyUI's sampler gives them to it.
 

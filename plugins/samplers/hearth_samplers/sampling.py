@@ -22,7 +22,7 @@ from .guidance import Guidance, model_options_of
 from .installed import lookup
 from .noise import latent_mask, prepare_noise
 from .preview import progress_preview
-from .regions import resolve, share_control_with_negative
+from .regions import resolve, share_areas, share_control_with_negative
 from .schedules import compute_sigmas
 from .stepping import append_dims, seeded_noise
 
@@ -185,9 +185,11 @@ class Guider:
         negative = self.negative
         if negative is not None:
             negative = share_control_with_negative(self.positive, negative)
+        sides = {"positive": regions(self.positive), "middle": regions(self.middle, prompt_type="negative"),
+                 "negative": regions(negative)}
+        share_areas(*(found for found in sides.values() if found is not None))
         denoiser: Callable[..., torch.Tensor] = Guidance(
-            model, regions(self.positive), regions(negative), self.cfg,
-            regions(self.middle, prompt_type="negative"), self.cfg_2, self.style)
+            model, sides["positive"], sides["negative"], self.cfg, sides["middle"], self.cfg_2, self.style)
         if mask is not None:
             kept_noise = noise
             if getattr(sampler, "inpaint_random", False):
