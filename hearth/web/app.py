@@ -53,7 +53,7 @@ from hearth.web.routes import (
     users,
     ws,
 )
-from hearth.web.runtime import PluginsNotLoaded, ServerState
+from hearth.web.runtime import PluginsNotLoaded, ServerState, memory_manager
 from hearth.web.security import Guard
 
 log = logging.getLogger("hearth.web")
@@ -114,6 +114,9 @@ async def _load_plugins(app: FastAPI, state: ServerState) -> None:
     """Load the plugins off the event loop, attach what they serve, start the worker, let waiting requests on."""
     try:
         await _in_thread(state.load_plugins)
+        # The model manager (torch) too, before the worker starts: made later, by the first /system_stats or node,
+        # it imported torch while a prompt ran, and that request waited seconds on a busy machine.
+        await _in_thread(lambda: memory_manager(state.runtime))
         _attach_plugins(app, state)
         state.start_worker()
     except Exception as exc:  # noqa: BLE001 - a Hearth bug or a plugin breaking the hook contract: reported below
