@@ -4,7 +4,6 @@ same crop. The parity harness found an area workflow 95 levels from ComfyUI with
 from __future__ import annotations
 
 import torch
-
 from hearth_samplers.regions import Region, share_areas
 
 
