@@ -29,6 +29,7 @@ from hearth.web.boundary import storable
 log = logging.getLogger("hearth.web")
 
 BACKLOG = 4096  # messages queued per client before it counts as stuck
+DRAIN_BATCH = 256  # messages from the worker delivered per turn of the event loop
 DROPPABLE = frozenset({"progress", "progress_state", "preview"})  # what a slow client can miss without harm
 # progress_state lists every node of the prompt, so sending it on every event made a prompt's cost grow with the
 # square of its size: changes are coalesced into at most one message per interval, and the last one goes out
@@ -156,7 +157,7 @@ class EventHub:
         except RuntimeError:
             running = None
         if running is loop:
-            self._drain()  # what other threads sent first goes first
+            self._drain(limit=None)  # what other threads sent first goes first
             fn(*args)
             return
         with self._inbox_lock:
@@ -169,13 +170,19 @@ class EventHub:
         except RuntimeError:  # the loop closed meanwhile: the server is stopping, nobody is left to send to
             pass
 
-    def _drain(self) -> None:
+    def _drain(self, limit: int | None = DRAIN_BATCH) -> None:
+        # At most DRAIN_BATCH messages per turn of the loop: the clients' pumps send between turns, so a worker
+        # that emits faster than one turn delivers never fills a reading client's backlog (which would drop it).
         with self._inbox_lock:
-            waiting = list(self._inbox)
-            self._inbox.clear()
-            self._drain_scheduled = False
+            count = len(self._inbox) if limit is None else min(limit, len(self._inbox))
+            waiting = [self._inbox.popleft() for _ in range(count)]
+            more = bool(self._inbox)
+            self._drain_scheduled = more
         for fn, args in waiting:
             fn(*args)
+        loop = self.loop
+        if more and loop is not None and not loop.is_closed():
+            loop.call_soon(self._drain)
 
     def _targets(self, sid: str | None) -> list[Client]:
         if sid is None:
