@@ -234,3 +234,41 @@ def test_a_burst_of_events_from_the_worker_wakes_the_loop_once_and_keeps_its_ord
     asyncio.run(main())
     assert delivered == [str(i) for i in range(1000)]
     assert wakeups < 100  # one per burst the loop had not yet drained, not one per message
+
+
+def test_a_burst_larger_than_the_backlog_reaches_a_reading_client_whole() -> None:
+    """A worker emitting faster than one loop turn delivers must not fill a reading client's backlog and get it
+    dropped: delivery yields to the clients' pumps between batches."""
+    import asyncio
+    import threading
+
+    from hearth.web.events import BACKLOG, EventHub
+
+    class Socket:
+        def __init__(self) -> None:
+            self.received: list[str] = []
+            self.closed = False
+
+        async def send_text(self, text: str) -> None:
+            self.received.append(text)
+
+        async def close(self, code: int) -> None:
+            self.closed = True
+
+    socket = Socket()
+    total = 3 * BACKLOG
+
+    async def main() -> None:
+        hub = EventHub()
+        hub.bind(asyncio.get_running_loop())
+        client = hub.add("reader", socket)  # type: ignore[arg-type]
+        pump = asyncio.ensure_future(hub.pump(client))
+        thread = threading.Thread(target=lambda: [hub.publish_text(str(i), "executing", "reader")
+                                                  for i in range(total)])
+        thread.start()
+        while thread.is_alive() or hub._inbox or not client.queue.empty():
+            await asyncio.sleep(0.005)
+        pump.cancel()
+
+    asyncio.run(main())
+    assert not socket.closed and socket.received == [str(i) for i in range(total)]
