@@ -42,8 +42,10 @@ def test_overlapping_area_is_averaged_and_feathered_at_inner_edges() -> None:
     (out,) = _predict(model, [positive])
     assert torch.allclose(out[..., :16], torch.ones(1, 4, 32, 16))
     assert torch.allclose(out[..., 24:], torch.full((1, 4, 32, 8), 3.0))  # (1 + 5) / 2 beyond the feather
-    # The area's left edge lies inside the image: its weight ramps 1/8, 2/8, ... over 8 columns.
-    assert torch.allclose(out[0, 0, 0, 16], torch.tensor((1 + 5 / 8) / (1 + 1 / 8)))
+    # The area's left edge lies inside the image: its weight ramps 1/4, 2/4, ... over min(8, 16 // 4) = 4 columns,
+    # ComfyUI's ramp.
+    assert torch.allclose(out[0, 0, 0, 16], torch.tensor((1 + 5 / 4) / (1 + 1 / 4)))
+    assert torch.allclose(out[0, 0, 0, 19], torch.full((), 3.0)) and torch.allclose(out[..., 20:], out[..., 24:25])
     # The crops ran as separate calls of their own size.
     assert sorted(call["shape"][3] for call in model.calls) == [16, 32]
 

@@ -72,12 +72,14 @@ class Region:
 
 
 def _feather(weight: torch.Tensor, area: tuple[int, int, int, int], full: torch.Size) -> None:
-    # Ramp the weight up over the edges that lie inside the latent, 1/8 to 8/8.
+    # Ramp the weight up over the edges that lie inside the latent: over min(8, size // 4) rows, 1/rr to rr/rr, the
+    # factor computed as ComfyUI computes it (an 8-row ramp on an 8-row area weighted a shared crop differently).
     h, w, y, left = area
     for dim, (size, offset) in enumerate(((h, y), (w, left))):
         axis = dim + 2
-        for t in range(min(FEATHER, size)):
-            ramp = (t + 1) / FEATHER
+        rows = min(FEATHER, size // 4)
+        for t in range(rows):
+            ramp = (1.0 / rows) * (t + 1)
             if offset != 0:
                 weight.narrow(axis, t, 1).mul_(ramp)
             if size + offset < full[axis]:
