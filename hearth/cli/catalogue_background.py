@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hearth.core.catalogue_key import Fingerprint, cache_folder
+from hearth.registry.pids import pid_alive
 
 log = logging.getLogger("hearth.catalogue")
 
@@ -124,11 +125,5 @@ def _abandoned(lock: Path) -> bool:
 
 def _alive(pid: int) -> bool:
     if os.name != "posix":
-        return True  # no cheap check: the lock's age decides
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        return True  # os.kill there would end the process, not probe it: the lock's age decides
+    return pid_alive(pid)
