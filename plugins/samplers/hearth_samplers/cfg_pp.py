@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .res_multistep import _phi1, _phi2
+from .res_multistep import _phi1, _phi2, _split
 from .stepping import ancestral_split, ancestral_step, gaussian_noise, is_flow, report, to_d
 
 
@@ -174,13 +174,7 @@ def _res_multistep_cfg_pp(model, x, sigmas, extra_args, callback, eta, s_noise, 
     for i in range(len(sigmas) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         uncond = _negative(seen, denoised)
-        if flow:
-            down, ratio, up = ancestral_split(float(sigmas[i]), float(sigmas[i + 1]), eta, flow)
-            sigma_down = sigmas.new_tensor(down)
-        else:
-            # 0-d tensors, as ComfyUI computes the split, so the floats are its floats.
-            sigma_down, up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
-            down, ratio = sigma_down, None
+        sigma_down, down, ratio, up = _split(sigmas, i, eta, flow)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
         if down == 0 or old_denoised is None:
             x = denoised + to_d(x, sigmas[i], uncond) * sigma_down

@@ -9,6 +9,8 @@ ancestral samplers do. The deterministic update is ComfyUI's, in variance-explod
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from .stepping import ancestral_split, ancestral_step, gaussian_noise, is_flow, report
@@ -22,6 +24,16 @@ def _phi2(t: torch.Tensor) -> torch.Tensor:
     return (_phi1(t) - 1.0) / t
 
 
+def _split(sigmas: torch.Tensor, i: int, eta: float, flow: bool) -> tuple[torch.Tensor, Any, Any, Any]:
+    """Step ``i``'s ancestral split: ``(sigma_down as a tensor, down, ratio, up)``; ``ratio`` is None off flow."""
+    if flow:
+        down, ratio, up = ancestral_split(float(sigmas[i]), float(sigmas[i + 1]), eta, flow)
+        return sigmas.new_tensor(down), down, ratio, up
+    # 0-d tensors, as ComfyUI computes the split, so the floats are its floats.
+    sigma_down, up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
+    return sigma_down, sigma_down, None, up
+
+
 def _res_multistep(model, x, sigmas, extra_args, callback, eta, s_noise, noise_sampler):
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
@@ -30,13 +42,7 @@ def _res_multistep(model, x, sigmas, extra_args, callback, eta, s_noise, noise_s
     flow = bool(eta) and is_flow(model)
     for i in range(len(sigmas) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
-        if flow:
-            down, ratio, up = ancestral_split(float(sigmas[i]), float(sigmas[i + 1]), eta, flow)
-            sigma_down = sigmas.new_tensor(down)
-        else:
-            # 0-d tensors, as ComfyUI computes the split, so the floats are its floats.
-            sigma_down, up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
-            down, ratio = sigma_down, None
+        sigma_down, down, ratio, up = _split(sigmas, i, eta, flow)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
         if down == 0 or old_denoised is None:
             x = x + (x - denoised) / sigmas[i] * (sigma_down - sigmas[i])
