@@ -62,7 +62,7 @@ CUSTOM_NODES_PLUGIN = "custom_nodes"
 COMPAT_DISTRIBUTION = "hearth-comfy-compat"
 # Hearth's own plugin distributions: in a node-name clash they rank with core, above every other pack.
 FIRST_PARTY_DISTRIBUTIONS = frozenset({"hearth-sd", "hearth-samplers", "hearth-lora", "hearth-video", "hearth-upscale",
-                                       "hearth-audio", COMPAT_DISTRIBUTION})
+                                       "hearth-audio", "hearth-dit", COMPAT_DISTRIBUTION})
 # Comma-separated PLUGIN:NODE (or PLUGIN:*) entries: the user's leave for that plugin to replace a node another
 # provider already has. Without it, the provider already there keeps the name and the newcomer is refused.
 ENV_ALLOW_OVERRIDE = "HEARTH_ALLOW_OVERRIDE"
