@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 UNET, TE, TE1, TE2 = "unet", "te", "te1", "te2"
 
@@ -109,12 +110,14 @@ _DOTTED = ("", "diffusion_model.", "model.diffusion_model.", "transformer.", "mo
 _UNDERSCORED = ("lora_unet_", "lora_unet__", "lora_transformer_")  # lora_unet__: VideoX-Fun's Wan LoRAs
 
 
-def unet_names(shapes: Mapping[str, Sequence[int]], aliases: Mapping[str, str] | None = None) -> dict[str, Target]:
+def unet_names(shapes: Mapping[str, Sequence[int]], aliases: Mapping[str, Any] | None = None) -> dict[str, Target]:
     """Every spelling of every UNet (diffusion model) weight -> its target.
 
     :param aliases: other module paths of this model (another code base's names, a diffusers port's) -> the
-        model's own module path; each gets the same prefixes. A model provides them through its
-        ``lora_key_aliases()`` (docs/data-types.md); the model's own names win where the two overlap.
+        model's own module path, or ``(path, (start, end))`` where the alias is those rows of a fused weight
+        (diffusers' Flux ``to_q`` is the first third of ``img_attn.qkv``); each gets the same prefixes. A model
+        provides them through its ``lora_key_aliases()`` (docs/data-types.md); the model's own names win where
+        the two overlap.
     """
     per_level = res_blocks_per_level(shapes)
     names: dict[str, Target] = {}
@@ -134,8 +137,11 @@ def unet_names(shapes: Mapping[str, Sequence[int]], aliases: Mapping[str, str] |
         for spelling in _spellings(path):
             names.setdefault(spelling, target)
     for alias, own in (aliases or {}).items():
+        own, rows = (own, None) if isinstance(own, str) else own  # (path, (start, end)): rows of a fused weight
         target = names.get(own)
         if target is not None:
+            if rows is not None:
+                target = Target(target.part, target.key, tuple(rows), target.transposed)
             for spelling in _spellings(alias):
                 names.setdefault(spelling, target)
     return names
