@@ -122,3 +122,23 @@ def test_memory_estimate_hook_answers_for_z_image_and_grows_with_the_image(folde
     large = manager.memory_estimate(model.patcher, (1, 16, 64, 64), torch.float32)
     assert 0 < small < large
     assert plugins.hook.memory_estimate_for_model(model=model.patcher, input_shape=(1, 4, 8, 8, 8), dtype=None) is None
+
+
+def test_a_tight_budget_streams_the_dit_with_the_same_result(folders: Path) -> None:
+    """Less memory than the DiT weighs: the model manager loads it partly and streams the rest, same output."""
+    from hearth.core.models import default_manager
+
+    model = zimage_loaders.load_diffusion_model(folders / "unet" / "tiny-zimage.safetensors", device="cpu")
+    gen = torch.Generator().manual_seed(3)
+    x, cap, sigma = torch.randn(2, 16, 8, 8, generator=gen), torch.randn(1, 9, 32, generator=gen), torch.full((2,), 0.6)
+    want = model.denoise(x, sigma, cap)
+    working = default_manager().memory_estimate(model.patcher, tuple(x.shape), torch.float32)
+    tight = ModelManager(budgets={"cpu": working + 1_000_000})  # the weights alone are 2.4 MB
+    try:
+        with Runtime.build(environ={}, manager=tight).activate():
+            model.prepare(tuple(x.shape))
+            (record,) = tight.loaded_models()
+            assert record.partial
+            assert torch.equal(model.denoise(x, sigma, cap), want)
+    finally:
+        tight.free()  # takes its streaming hooks off the shared module
