@@ -248,3 +248,26 @@ def test_a_whole_flux_graph_runs_on_the_tiny_bundle(models: Path, tmp_path: Path
     plain, lora = (torch.from_numpy(np.asarray(Image.open(p), dtype=np.float32)).reshape(-1, 3) for p in images[::-1])
     assert plain.shape == (64 * 64, 3) and plain.std() > 1.0  # not a blank image
     assert (plain - lora).abs().mean() > 1.0  # the LoRA'd, CFG'd branch differs
+
+
+@pytest.mark.parametrize("name", ["tiny-flux.safetensors", "tiny-flux-fp8-scaled.safetensors"])
+def test_a_tight_budget_streams_the_transformer_with_the_same_result(folders: Path, name: str) -> None:
+    """Less memory than the transformer weighs: the model manager loads it partly and streams the rest (fp8 layers
+    with their scales), same output."""
+    from hearth.core.models import default_manager
+
+    (model,) = node("UNETLoader")(unet_name=name, weight_dtype="default")
+    (cond,) = conditioning()
+    x, sigma = torch.randn(2, 16, 8, 8, generator=torch.Generator().manual_seed(3)), torch.full((2,), 0.6)
+    want = model.denoise(x, sigma, cond[0], cond[1])
+    working = default_manager().memory_estimate(model.patcher, tuple(x.shape), torch.float32)
+    assert model.patcher.nbytes > 200_000
+    tight = ModelManager(budgets={"cpu": working + model.patcher.nbytes // 3})
+    try:
+        with Runtime.build(environ={}, manager=tight).activate():
+            model.prepare(tuple(x.shape))
+            (record,) = tight.loaded_models()
+            assert record.partial
+            assert torch.equal(model.denoise(x, sigma, cond[0], cond[1]), want)
+    finally:
+        tight.free()  # takes its streaming hooks off the shared module
