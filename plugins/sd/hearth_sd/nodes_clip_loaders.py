@@ -50,7 +50,8 @@ class DualCLIPLoader:
     DESCRIPTION = ("[Recipes]\n\nsdxl: clip-l, clip-g\nsd3: clip-l, clip-g / clip-l, t5 / clip-g, t5\n"
                    "flux: clip-l, t5\nhidream: at least one of t5 or llama, recommended t5 and llama\n"
                    "hunyuan_image: qwen2.5vl 7b and byt5 small\nnewbie: gemma-3-4b-it, jina clip v2\n\n"
-                   "Hearth loads sdxl; the other types need model families it does not have yet.")
+                   "Hearth loads sdxl, and flux where the DiT plugin is installed; the other types need model "
+                   "families it does not have yet.")
     RETURN_TYPES = ("CLIP",)
     FUNCTION = "load_clip"
 
@@ -69,7 +70,13 @@ class DualCLIPLoader:
         if type not in DUAL_CLIP_TYPES:
             raise ValueError(f"DualCLIPLoader: type must be one of {', '.join(DUAL_CLIP_TYPES)}, got {type!r}")
         if type not in SUPPORTED_DUAL_TYPES:
-            raise _unsupported("DualCLIPLoader", f"type {type!r}", f"the {type} text encoders")
+            # Another family plugin may load this pair (kind "dual_text_encoders", named by the type: Flux's).
+            from hearth.core.models.loaders import model_loaders
+
+            load = model_loaders("dual_text_encoders").get(type)
+            if load is None:
+                raise _unsupported("DualCLIPLoader", f"type {type!r}", f"the {type} text encoders")
+            return (load(paths, device="cpu" if device == "cpu" else None),)
         from .loaders import sdxl_text_encoders, text_encoder_kind
 
         kinds = [text_encoder_kind(path) for path in paths]
