@@ -142,3 +142,28 @@ def test_a_tight_budget_streams_the_dit_with_the_same_result(folders: Path) -> N
             assert torch.equal(model.denoise(x, sigma, cap), want)
     finally:
         tight.free()  # takes its streaming hooks off the shared module
+
+
+def test_a_lora_in_diffusers_names_patches_its_rows_of_the_fused_qkv(folders: Path) -> None:
+    """Z-Image LoRAs are mostly trained on diffusers' port: ``to_k`` is the second third of the published
+    ``attention.qkv``, ``to_out.0`` its ``attention.out``; the other rows stay as they were."""
+    from safetensors.torch import save_file
+
+    gen = torch.Generator().manual_seed(5)
+    a_k, b_k = torch.randn(2, 64, generator=gen), torch.randn(64, 2, generator=gen)
+    a_o, b_o = torch.randn(2, 64, generator=gen), torch.randn(64, 2, generator=gen)
+    (folders / "loras").mkdir(exist_ok=True)
+    save_file({"diffusion_model.layers.0.attention.to_k.lora_A.weight": a_k,
+               "diffusion_model.layers.0.attention.to_k.lora_B.weight": b_k,
+               "diffusion_model.layers.1.attention.to_out.0.lora_A.weight": a_o,
+               "diffusion_model.layers.1.attention.to_out.0.lora_B.weight": b_o},
+              str(folders / "loras" / "zimage-style.safetensors"))
+    (model,) = node("UNETLoader").load_unet("tiny-zimage.safetensors")
+    (patched,) = node("LoraLoaderModelOnly").load_lora_model_only(model, "zimage-style.safetensors", 0.5)
+    base = model.model_state_dict()
+    found = patched.get_key_patches()
+    qkv, base_qkv = found["diffusion_model.layers.0.attention.qkv.weight"][0], base["diffusion_model.layers.0.attention.qkv.weight"]
+    assert torch.allclose(qkv[64:128], base_qkv[64:128] + 0.5 * b_k @ a_k, atol=1e-5)
+    assert torch.equal(qkv[:64], base_qkv[:64]) and torch.equal(qkv[128:], base_qkv[128:])
+    out = found["diffusion_model.layers.1.attention.out.weight"][0]
+    assert torch.allclose(out, base["diffusion_model.layers.1.attention.out.weight"] + 0.5 * b_o @ a_o, atol=1e-5)

@@ -38,6 +38,7 @@ from .zimage_model import (
     ZImageModel,
     config_from_shapes,
     convert_zimage_diffusers,
+    diffusers_module_names,
 )
 
 WEIGHT_DTYPES = {"default": None, "fp8_e4m3fn": torch.float8_e4m3fn, "fp8_e4m3fn_fast": torch.float8_e4m3fn,
@@ -105,6 +106,11 @@ class ZImageDiffusionModel(ModelValue):
         super().__init__(patcher, source, model_options=model_options, object_patches=object_patches)
         self.module = module
         self._sampling = dit_common.DiscreteFlowSampling(shift=DEFAULT_SHIFT, multiplier=1.0)
+
+    def lora_key_aliases(self) -> dict[str, Any]:
+        """diffusers' module names -> this model's (docs/data-types.md): LoRAs trained on diffusers' Z-Image port
+        (``layers.N.attention.to_q``...) patch their rows of the fused ``qkv``."""
+        return diffusers_module_names(self.module.config)
 
     @property
     def sampling(self) -> Any:

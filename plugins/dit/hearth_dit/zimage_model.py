@@ -141,6 +141,25 @@ def convert_zimage_diffusers(state: Mapping[str, torch.Tensor]) -> dict[str, tor
     return out
 
 
+def diffusers_module_names(config: ZImageConfig) -> dict[str, str | tuple[str, tuple[int, int]]]:
+    """diffusers' module names (the ones LoRAs trained on its port use) -> this model's module path, or
+    ``(path, (start, end))`` for diffusers' ``to_q`` / ``to_k`` / ``to_v``, rows of the published fused ``qkv``."""
+    q, kv = config.n_heads * config.head_dim, config.n_kv_heads * config.head_dim
+    names: dict[str, str | tuple[str, tuple[int, int]]] = {
+        "all_x_embedder.2-1": "x_embedder", "all_final_layer.2-1.linear": "final_layer.linear",
+        "all_final_layer.2-1.adaLN_modulation.1": "final_layer.adaLN_modulation.1"}
+    stacks = (("layers", config.n_layers), ("noise_refiner", config.n_refiner_layers),
+              ("context_refiner", config.n_refiner_layers))
+    for stack, count in stacks:
+        for i in range(count):
+            block = f"{stack}.{i}.attention"
+            names[f"{block}.to_q"] = (f"{block}.qkv", (0, q))
+            names[f"{block}.to_k"] = (f"{block}.qkv", (q, q + kv))
+            names[f"{block}.to_v"] = (f"{block}.qkv", (q + kv, q + 2 * kv))
+            names[f"{block}.to_out.0"] = f"{block}.out"
+    return names
+
+
 # -- layers ----------------------------------------------------------------------------------------------------
 
 
