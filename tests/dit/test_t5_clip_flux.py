@@ -33,7 +33,7 @@ def _two_threads():
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("flux_text") / "models"
     (folder / "text_encoders").mkdir(parents=True)
-    for name, file in (("flux-t5xxl", "tiny-t5xxl.safetensors"), ("flux-clip-l", "tiny-clip-l.safetensors")):
+    for name, file in (("flux-t5xxl", "tiny-t5xxl.safetensors"), ("flux-clip-l", "tiny-flux-clip-l.safetensors")):
         result = CliRunner().invoke(cli, ["models", "make-tiny", name, "--out", str(folder / "text_encoders" / file)])
         assert result.exit_code == 0, result.output
     return folder
@@ -74,7 +74,7 @@ def clip_reference(path: Path) -> transformers.CLIPTextModel:
 
 
 def test_dual_clip_loader_flux_gives_t5_states_and_clip_l_pooled(folders: Path) -> None:
-    clip = dual("tiny-clip-l.safetensors", "tiny-t5xxl.safetensors")  # CLIP-L first: order does not matter
+    clip = dual("tiny-flux-clip-l.safetensors", "tiny-t5xxl.safetensors")  # CLIP-L first: order does not matter
     tokens = clip.tokenize(PROMPT)
     ((cond, options),) = clip.encode_from_tokens_scheduled(tokens, add_dict={"guidance": 3.5})
     assert cond.shape == (1, 256, TINY_T5.d_model) and options["pooled_output"].shape == (1, TINY_CLIP.hidden_size)
@@ -84,18 +84,18 @@ def test_dual_clip_loader_flux_gives_t5_states_and_clip_l_pooled(folders: Path) 
     assert ids[0, :len(PROMPT.split())].ne(0).all() and ids[0, -1] == 0  # prompt, </s>, then <pad> up to 256
     with torch.no_grad():
         want = t5_reference(text / "tiny-t5xxl.safetensors")(input_ids=ids).last_hidden_state
-        pooled = clip_reference(text / "tiny-clip-l.safetensors")(
+        pooled = clip_reference(text / "tiny-flux-clip-l.safetensors")(
             input_ids=torch.tensor([tokens["l"]["ids"]])).pooler_output
     torch.testing.assert_close(cond, want, rtol=0, atol=1e-4)
     torch.testing.assert_close(options["pooled_output"], pooled, rtol=0, atol=1e-4)
-    same = dual("tiny-t5xxl.safetensors", "tiny-clip-l.safetensors").encode(PROMPT)
+    same = dual("tiny-t5xxl.safetensors", "tiny-flux-clip-l.safetensors").encode(PROMPT)
     torch.testing.assert_close(same[0], cond, rtol=0, atol=0)
 
 
 def test_clip_l_tokens_are_openai_clips(folders: Path) -> None:
     from hearth_sd.tokenizer import get_tokenizer  # the SD plugin's independent CLIP tokenizer
 
-    clip = dual("tiny-clip-l.safetensors", "tiny-t5xxl.safetensors")
+    clip = dual("tiny-flux-clip-l.safetensors", "tiny-t5xxl.safetensors")
     text = "A  Photo of an astronaut &amp; a horse, 8k -- riding on the moon!!"
     ids = clip.tokenize(text)["l"]["ids"]
     expected = get_tokenizer().encode(text)
@@ -104,7 +104,7 @@ def test_clip_l_tokens_are_openai_clips(folders: Path) -> None:
 
 
 def test_prompt_weights_move_t5_states_towards_or_away_from_the_empty_prompt(folders: Path) -> None:
-    clip = dual("tiny-t5xxl.safetensors", "tiny-clip-l.safetensors")
+    clip = dual("tiny-t5xxl.safetensors", "tiny-flux-clip-l.safetensors")
     plain, pooled = clip.encode("red chair")
     heavy, heavy_pooled = clip.encode("(red chair:1.5)")
     empty, _ = clip.encode("")
@@ -131,23 +131,23 @@ def test_a_scaled_fp8_t5_file_loads_as_its_dequantized_weights(folders: Path) ->
     save_file({k: v.contiguous() for k, v in dequantized.items()}, str(text / "t5-deq.safetensors"))
     for name in ("t5-fp8", "t5-deq"):
         shutil.copy(text / "tiny-t5xxl.tokenizer.json", text / f"{name}.tokenizer.json")
-    fp8 = dual("t5-fp8.safetensors", "tiny-clip-l.safetensors").encode(PROMPT)[0]
-    reference = dual("t5-deq.safetensors", "tiny-clip-l.safetensors").encode(PROMPT)[0]
+    fp8 = dual("t5-fp8.safetensors", "tiny-flux-clip-l.safetensors").encode(PROMPT)[0]
+    reference = dual("t5-deq.safetensors", "tiny-flux-clip-l.safetensors").encode(PROMPT)[0]
     # Dequantized once at load, into bfloat16 (a full T5-XXL in float32 would be 19 GB).
     torch.testing.assert_close(fp8, reference, rtol=0, atol=1e-5)
 
 
 def test_wrong_pairs_and_a_missing_tokenizer_are_named(folders: Path) -> None:
-    with pytest.raises(ValueError, match="needs one T5-XXL file .* tiny-clip-l.safetensors is CLIP-L, "
-                                         "tiny-clip-l.safetensors is CLIP-L"):
-        dual("tiny-clip-l.safetensors", "tiny-clip-l.safetensors")
+    with pytest.raises(ValueError, match="needs one T5-XXL file .* tiny-flux-clip-l.safetensors is CLIP-L, "
+                                         "tiny-flux-clip-l.safetensors is CLIP-L"):
+        dual("tiny-flux-clip-l.safetensors", "tiny-flux-clip-l.safetensors")
     text = folders / "text_encoders"
     shutil.copy(text / "tiny-t5xxl.safetensors", text / "lonely-t5.safetensors")
     with pytest.raises(FileNotFoundError, match="no T5 tokenizer beside this text encoder.*t5_tokenizer/tokenizer.json"):
-        dual("lonely-t5.safetensors", "tiny-clip-l.safetensors")
+        dual("lonely-t5.safetensors", "tiny-flux-clip-l.safetensors")
     (text / "t5_tokenizer").mkdir(exist_ok=True)
     shutil.copy(text / "tiny-t5xxl.tokenizer.json", text / "t5_tokenizer" / "tokenizer.json")
-    cond, _ = dual("lonely-t5.safetensors", "tiny-clip-l.safetensors").encode(PROMPT)  # the documented folder
+    cond, _ = dual("lonely-t5.safetensors", "tiny-flux-clip-l.safetensors").encode(PROMPT)  # the documented folder
     assert cond.shape == (1, 256, TINY_T5.d_model)
 
 
@@ -155,4 +155,4 @@ def test_the_loader_offers_flux_and_the_sdxl_pair_still_loads_as_sdxl(folders: P
     spec = current_runtime().nodes["DualCLIPLoader"].cls.INPUT_TYPES()["required"]
     assert "flux" in spec["type"][0] and "tiny-t5xxl.safetensors" in spec["clip_name1"][0]
     with pytest.raises(ValueError, match="type 'sd3' is not supported by Hearth yet"):
-        dual("tiny-t5xxl.safetensors", "tiny-clip-l.safetensors", type="sd3")
+        dual("tiny-t5xxl.safetensors", "tiny-flux-clip-l.safetensors", type="sd3")

@@ -17,7 +17,7 @@ from hearth.core.model_folders import TinyModel
 
 TINY_VAE = "tiny-flux-ae.safetensors"
 TINY_T5 = "tiny-t5xxl.safetensors"
-TINY_CLIP_L = "tiny-clip-l.safetensors"
+TINY_CLIP_L = "tiny-flux-clip-l.safetensors"  # SD already writes a tiny-clip-l.safetensors
 
 NODES: dict[str, Any] = {}
 
