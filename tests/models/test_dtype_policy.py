@@ -1,5 +1,6 @@
 """The dtype policy: on a CPU a float16 checkpoint's weights are held in float32 when the budget has room for them,
-kept float16 and cast per call when it has not, and LoRA-patched weights stay in the compute dtype."""
+kept float16 and cast per call when it has not, and LoRA-patched weights stay in the compute dtype; text encoders
+follow ComfyUI's float16 storage, patched weights included."""
 
 from __future__ import annotations
 
@@ -207,3 +208,41 @@ def test_holding_a_mapped_checkpoint_costs_the_widened_copy_only_and_does_not_gr
     assert after[-1] - after[0] < 20 * MB, "memory grows run after run"
     assert after[0] - before < 120 * MB, "unloading keeps the stored float16 bytes (100 MiB), nothing more"
     assert torch.equal(vae, torch.ones(8, dtype=torch.float16))
+
+
+TEXT_Q = "text_model.encoder.layers.0.self_attn.q_proj.weight"
+
+
+def text_encoder_of(path) -> PatchedModel:
+    return PatchedModel(load_checkpoint(path, load_device="cpu").clip.encoders["l"], name="clip", load_device="cpu")
+
+
+def test_text_encoders_are_stored_float16_as_comfyui_stores_them(files):
+    half, full = files
+    from_full, from_half = text_encoder_of(full), text_encoder_of(half)
+    # A float32 file's text encoder holds float16 values (ComfyUI's text_encoder_dtype), so both files give the
+    # same conditioning; the UNet of the float32 file keeps its float32 values.
+    assert dtypes(from_full) == {torch.float16}
+    full_sd = load_state_dict(full)
+    key = next(k for k in full_sd if k.endswith("layers.0.self_attn.q_proj.weight"))
+    assert torch.equal(from_full.module.state_dict()[TEXT_Q], full_sd[key].half())
+    assert all(torch.equal(v, from_half.module.state_dict()[k]) for k, v in from_full.module.state_dict().items())
+    assert dtypes(unet_of(full)) == {torch.float32}
+
+
+@pytest.mark.parametrize("budget", [None, 3], ids=["held fp32", "cast per call"])
+def test_a_lora_patched_text_encoder_weight_is_rounded_to_float16(files, budget):
+    half, _ = files
+    model = text_encoder_of(half)
+    budgets = {"cpu": model.nbytes * budget // 2} if budget else None
+    original = model.module.state_dict()[TEXT_Q].float()
+    delta = torch.randn(original.shape, generator=torch.Generator().manual_seed(1)) * 1e-3
+    lora = model.clone()
+    lora.add_patches({TEXT_Q: delta}, 0.7)
+    ModelManager("cpu", budgets=budgets).load(lora, memory_required=0)
+    patched = lora.module.state_dict()[TEXT_Q]
+    # ComfyUI computes the patch in float32 and stores it back in the text encoder's float16: the same values here,
+    # held in float32 on a CPU; unrounded, the conditioning differs by 1e-3.
+    exact = original + 0.7 * delta
+    assert patched.dtype == torch.float32
+    assert torch.equal(patched, exact.half().float()) and not torch.equal(patched, exact)

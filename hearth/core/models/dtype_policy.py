@@ -12,7 +12,9 @@ sets it) says its layers cast their weights to that dtype as they run, so its we
 half-precision weights (float16, bfloat16) are widened; fp8 weights, which a user chose to save memory, stay.
 
 Patched weights (LoRA, merges) are computed in float32 and kept in the compute dtype on such a device whatever
-the choice (:func:`patch_dtype`): rounding a patched weight back to float16 changes the image.
+the choice (:func:`patch_dtype`): rounding a patched weight back to float16 changes the image. The exception is a
+module that says it rounds them (``patch_rounding_dtype``, :func:`settle_patch`): ComfyUI stores text encoders in
+float16 on every device, so their patched weights are float16 values there, and the conditioning must match.
 """
 
 from __future__ import annotations
@@ -131,6 +133,16 @@ def held_bytes(module: nn.Module, dtype: torch.dtype) -> int:
         if tensor.dtype in HALF_DTYPES:
             total += tensor.numel() * (widen - tensor.element_size())
     return total
+
+
+def settle_patch(weights: ModelWeights, original: torch.Tensor, patched: torch.Tensor) -> torch.Tensor:
+    """``patched`` (computed in float32) as the model keeps it: first rounded to the module's declared
+    ``patch_rounding_dtype`` if it has one (a text encoder that ComfyUI stores in float16 rounds its LoRA-patched
+    weights to float16 as ComfyUI does), then in :func:`patch_dtype`."""
+    rounding = getattr(weights.module, "patch_rounding_dtype", None)
+    if isinstance(rounding, torch.dtype) and rounding != patched.dtype:
+        patched = patched.to(dtype=rounding)
+    return patched.to(dtype=patch_dtype(weights, original))
 
 
 def patch_dtype(weights: ModelWeights, original: torch.Tensor) -> torch.dtype:

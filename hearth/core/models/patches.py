@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from hearth.core.models.devices import as_device, module_bytes, trim_heap
-from hearth.core.models.dtype_policy import patch_dtype
+from hearth.core.models.dtype_policy import settle_patch
 
 PatchFunction = Callable[[torch.Tensor, float], torch.Tensor]
 _patch_ids = itertools.count(1)
@@ -220,7 +220,8 @@ class PatchedModel:
         """``original`` with this clone's patches for ``key`` applied, computed in float32 on ``device``.
 
         Kept in ``original``'s dtype, except where the model computes wider than that on its device (float16
-        weights on a CPU): then in the compute dtype, as :func:`~hearth.core.models.dtype_policy.patch_dtype` says.
+        weights on a CPU): then in the compute dtype, as :func:`~hearth.core.models.dtype_policy.patch_dtype` says;
+        rounded first where the module asks (:func:`~hearth.core.models.dtype_policy.settle_patch`).
         """
         weight = original.to(device=device, dtype=torch.float32, copy=True)
         for patch in self.patches[key]:
@@ -234,7 +235,7 @@ class PatchedModel:
                 if tuple(weight.shape) != tuple(original.shape):
                     raise PatchError(f"{self.name}: patch function for {key!r} returned shape "
                                      f"{tuple(weight.shape)}, the weight has {tuple(original.shape)}")
-        return weight.to(dtype=patch_dtype(self.weights, original))
+        return settle_patch(self.weights, original, weight)
 
     def patch_weights(self) -> None:
         """Put this clone's patches on the shared weights, first taking off any other clone's.

@@ -39,7 +39,7 @@ from .families import ALL_FAMILIES, Family, TextEncoderSpec, get_family
 from .formats import UNET_PREFIX, VAE_PREFIX, prediction_from_metadata, sd_formats
 from .model import VAE, DiffusionModel
 from .open_clip_text import OpenCLIPTextEncoder
-from .ops import cast_layers, place
+from .ops import cast_layers, place, place_text_encoder
 from .sampling import PREDICTIONS, ModelSampling
 from .text_encoding import CLIP
 from .unet import UNetConfig, UNetModel
@@ -241,6 +241,8 @@ def load_checkpoint(
     :param state_dict: tensors already read (by the model manager); the file is then only named in messages.
     """
     device = as_device(load_device) if load_device is not None else default_device()
+    # A dtype the caller names is the text encoders' too; by default they follow ComfyUI's float16 storage rule.
+    place_text = place if dtype is not None else place_text_encoder
     dtype = dtype or compute_dtype(device)
     vae_dtype = compute_dtype(device, (torch.bfloat16, torch.float32))
     offload = torch.device(offload_device)
@@ -267,7 +269,7 @@ def load_checkpoint(
         text_sd = _fix_text_projection(strip_prefix(state_dict, spec.prefix), spec)
         config = text_config_from_state_dict(text_sd, spec, overrides.get("text_heads", {}).get(spec.name))
         module_type = CLIPTextEncoder if spec.layout == "hf" else OpenCLIPTextEncoder
-        encoders[spec.name] = place(
+        encoders[spec.name] = place_text(
             build(module_type, config, text_sd, f"{path} (text encoder {spec.name})"), offload, dtype
         )
 

@@ -38,7 +38,7 @@ from .clip_text import CLIPTextEncoder
 from .embeddings import EmbeddingLibrary
 from .families import FAMILIES
 from .open_clip_text import OpenCLIPTextEncoder
-from .ops import place
+from .ops import place_text_encoder
 from .sd_model import SDVAE, SDClip, SDModel
 from .text_encoding import CLIP
 
@@ -125,8 +125,8 @@ def text_encoder(path: str | Path, embeddings: Iterable[str | Path] = (), device
         state = strip_prefix(load_state_dict(path), prefix) if prefix else load_state_dict(path)
         heads = json.loads(header.metadata.get(CONFIG_METADATA_KEY, "{}")).get("text_heads", {}).get(spec.name)
         config = text_config_from_state_dict(state, spec, heads)
-        module = place(build(module_type, config, state, f"{path} (text encoder)"), torch.device("cpu"),
-                       compute_dtype(device))
+        module = place_text_encoder(build(module_type, config, state, f"{path} (text encoder)"),
+                                    torch.device("cpu"), compute_dtype(device))
         clip = CLIP(family, {spec.name: module}, embeddings=EmbeddingLibrary(embeddings), vocab_near=path)
         return Loaded(path, clip=clip, text={spec.name: PatchedModel(module, name=path.name, load_device=device)})
 
@@ -246,8 +246,9 @@ def sdxl_text_encoders(path_l: str | Path, path_g: str | Path, embeddings: Itera
             heads = json.loads(read_header(path).metadata.get(CONFIG_METADATA_KEY, "{}")).get("text_heads", {})
             config = text_config_from_state_dict(state, spec, heads.get(spec.name))
             module_type = CLIPTextEncoder if spec.layout == "hf" else OpenCLIPTextEncoder
-            modules[spec.name] = place(build(module_type, config, state, f"{path} (text encoder {spec.name})"),
-                                       torch.device("cpu"), compute_dtype(load_device))
+            modules[spec.name] = place_text_encoder(
+                build(module_type, config, state, f"{path} (text encoder {spec.name})"), torch.device("cpu"),
+                compute_dtype(load_device))
         clip = CLIP(family, modules, embeddings=EmbeddingLibrary(embeddings), vocab_near=path_l)
         text = {name: PatchedModel(module, name=(path_l if name == "l" else path_g).name, load_device=load_device)
                 for name, module in modules.items()}

@@ -81,3 +81,24 @@ def place(module: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Mod
     if torch.finfo(stored).bits > torch.finfo(dtype).bits:
         return module.to(dtype)
     return cast_layers(module, dtype)
+
+
+# ComfyUI keeps every text encoder's weights in float16 (model_management.text_encoder_dtype) and runs it in
+# float32 on a CPU (sd1_clip passes dtype=float32 to the transformer).
+TEXT_STORAGE_DTYPE = torch.float16
+
+
+def place_text_encoder(module: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """:func:`place` for a text encoder, with ComfyUI's storage rule where ``dtype`` is wider than float16 (a CPU).
+
+    The weights are rounded to float16, a float32 file's included, and cast per layer; ``patch_rounding_dtype``
+    tells the model manager to round a LoRA-patched weight back to float16 as well. The conditioning then equals
+    ComfyUI's for the same file: a float32 SD1.5 checkpoint's CLIP run from its float32 weights gives a prompt
+    embedding about 1e-3 away, which moves every pixel of the image. The model manager's dtype policy may still hold
+    the rounded weights in float32 (exact), so the rule costs no speed.
+    """
+    if torch.finfo(dtype).bits <= torch.finfo(TEXT_STORAGE_DTYPE).bits:
+        return place(module, device, dtype)
+    module = cast_layers(module.to(device=device, dtype=TEXT_STORAGE_DTYPE), dtype)
+    module.patch_rounding_dtype = TEXT_STORAGE_DTYPE
+    return module
