@@ -81,7 +81,9 @@ def test_kohya_names_patch_the_fused_weights(folder, caplog):
     assert all(torch.equal(got[k], v) for k, v in original.items() if k not in keys)
 
 
-def test_diffusers_names_patch_their_rows_of_the_fused_weights(folder, caplog):
+@pytest.mark.parametrize("style", ["peft", "kohya"])
+def test_diffusers_names_patch_their_rows_of_the_fused_weights(folder, caplog, style):
+    """PEFT's ``transformer.<diffusers path>`` and kohya/ai-toolkit's ``lora_transformer_<path with underscores>``."""
     model = flux(folder)
     original = {k: v.detach().clone() for k, v in model.module.state_dict().items()}
     modules = {"transformer.transformer_blocks.0.attn.to_k": pair(HIDDEN, HIDDEN, 5),
@@ -90,7 +92,11 @@ def test_diffusers_names_patch_their_rows_of_the_fused_weights(folder, caplog):
                "transformer.single_transformer_blocks.0.attn.to_q": pair(HIDDEN, HIDDEN, 8),
                "transformer.single_transformer_blocks.0.proj_mlp": pair(MLP, HIDDEN, 9),
                "transformer.single_transformer_blocks.1.proj_out": pair(HIDDEN, HIDDEN + MLP, 10)}
-    name = write(folder, "peft.safetensors", modules, peft=True)
+    if style == "kohya":
+        spelled = {"lora_transformer_" + m.removeprefix("transformer.").replace(".", "_"): f for m, f in modules.items()}
+    else:
+        spelled = modules
+    name = write(folder, f"{style}.safetensors", spelled, peft=style == "peft")
     with caplog.at_level(logging.WARNING, logger="hearth.lora"):
         (patched,) = LoraLoaderModelOnly().load_lora_model_only(model, name, STRENGTH)
     assert not caplog.records, [r.getMessage() for r in caplog.records]
