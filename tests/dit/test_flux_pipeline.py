@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from hearth_dit.ae_nodes import TINY_CLIP_L, TINY_T5, TINY_VAE
 from hearth_dit.dit_common import LATENT_SCALE, LATENT_SHIFT
 from hearth_dit.flux_loaders import FluxModel
 from hearth_dit.flux_nodes import CLIPTextEncodeFlux
@@ -197,9 +198,9 @@ def test_full_size_dev_estimate_is_in_the_gigabytes() -> None:
 
 WORKFLOW = {
     "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "tiny-flux.safetensors", "weight_dtype": "default"}},
-    "2": {"class_type": "DualCLIPLoader", "inputs": {"clip_name1": "tiny-t5xxl.safetensors",
-                                                     "clip_name2": "tiny-clip-l.safetensors", "type": "flux"}},
-    "3": {"class_type": "VAELoader", "inputs": {"vae_name": "tiny-flux-ae.safetensors"}},
+    "2": {"class_type": "DualCLIPLoader", "inputs": {"clip_name1": TINY_T5, "clip_name2": TINY_CLIP_L,
+                                                     "type": "flux"}},
+    "3": {"class_type": "VAELoader", "inputs": {"vae_name": TINY_VAE}},
     "4": {"class_type": "CLIPTextEncodeFlux", "inputs": {"clip": ["2", 0], "clip_l": "a red fox",
                                                          "t5xxl": "a red fox in the snow", "guidance": 3.5}},
     "5": {"class_type": "EmptySD3LatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
