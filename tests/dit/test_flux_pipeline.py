@@ -272,3 +272,21 @@ def test_a_tight_budget_streams_the_transformer_with_the_same_result(folders: Pa
             assert torch.equal(model.denoise(x, sigma, cond[0], cond[1]), want)
     finally:
         tight.free()  # takes its streaming hooks off the shared module
+
+
+def test_guidance_defaults_to_3_5_and_flux_disable_guidance_switches_it_off(folders: Path) -> None:
+    """As ComfyUI: no "guidance" in the conditioning means 3.5; FluxDisableGuidance (None) adds no guidance embed."""
+    (model,) = node("UNETLoader")(unet_name="tiny-flux.safetensors", weight_dtype="default")
+    (cond,) = conditioning()
+    x, sigma = torch.randn(1, 16, 8, 8, generator=torch.Generator().manual_seed(2)), torch.full((1,), 0.7)
+    (off,) = node("FluxDisableGuidance")(conditioning=[cond])
+    assert off[0][1]["guidance"] is None and "guidance" not in cond[1]  # a copy: the input is left alone
+    absent = model.denoise(x, sigma, cond[0], cond[1])
+    explicit = model.denoise(x, sigma, cond[0], {**cond[1], "guidance": 3.5})
+    disabled = model.denoise(x, sigma, cond[0], off[0][1])
+    assert torch.equal(absent, explicit)
+    assert (disabled - absent).abs().max() > 1e-3
+    module = model.module
+    with torch.no_grad():
+        bare = module(x, sigma, cond[0], cond[1]["pooled_output"], None)
+    torch.testing.assert_close(disabled, x - sigma.view(-1, 1, 1, 1) * bare, rtol=0, atol=1e-6)

@@ -37,10 +37,11 @@ from hearth.core.models import (
 from . import dit_common
 from .dit_common import DiscreteFlowSampling, FluxShiftSampling, Linear, is_scaled_fp8
 from .flux_convert import convert_flux_diffusers, diffusers_lora_aliases, is_diffusers_layout
-from .flux_model import CONFIG_METADATA_KEY, PREFIXES, FluxConfig, FluxTransformer, config_from_shapes
+from .flux_model import PREFIXES, FluxConfig, FluxTransformer, config_from_shapes
 
 WEIGHT_DTYPES = {"default": None, "fp8_e4m3fn": torch.float8_e4m3fn, "fp8_e4m3fn_fast": torch.float8_e4m3fn,
                  "fp8_e5m2": torch.float8_e5m2}
+DEFAULT_GUIDANCE = 3.5  # ComfyUI's Flux.extra_conds when the conditioning has no "guidance"
 TEXT_LENGTH = 512  # ComfyUI pads Flux dev's T5 prompt to 512 tokens (schnell: 256); the estimate takes the larger
 
 
@@ -128,7 +129,8 @@ class FluxModel(ModelValue):
     """MODEL: a Flux.1 transformer with rectified-flow sampling.
 
     Reads from the conditioning options ``pooled_output`` (CLIP-L's pooled vector) and ``guidance``
-    (FluxGuidance; 3.5 when absent, as ComfyUI; schnell has no guidance embedding and ignores it).
+    (FluxGuidance; 3.5 when absent and none at all when None, as ComfyUI; schnell has no guidance embedding and
+    ignores it).
     """
 
     family = "flux"
@@ -211,9 +213,9 @@ class FluxModel(ModelValue):
                 pooled = pooled.repeat(-(-b // pooled.shape[0]), 1)[:b]
             pooled = pooled.to(device)
         guidance = None
-        if cfg.guidance_embed:
-            value = options.get("guidance", 3.5)
-            guidance = torch.as_tensor(3.5 if value is None else value, dtype=torch.float32).reshape(-1)
+        value = options.get("guidance", DEFAULT_GUIDANCE)  # absent: 3.5; None: switched off, as ComfyUI
+        if cfg.guidance_embed and value is not None:
+            guidance = torch.as_tensor(value, dtype=torch.float32).reshape(-1)
             guidance = guidance.expand(b).to(device) if guidance.numel() == 1 else guidance.to(device)
         sampling = self.sampling
         with torch.no_grad():
@@ -319,6 +321,3 @@ def memory_estimate(model: Any, input_shape: tuple[int, ...] | None, dtype: Any)
         return None
     return module.activation_bytes(tuple(input_shape), dtype or module._dtype(), TEXT_LENGTH)
 
-
-__all__ = ["CONFIG_METADATA_KEY", "FluxModel", "ScaledLinear", "build_flux", "load_diffusion_model",
-           "read_flux_state"]

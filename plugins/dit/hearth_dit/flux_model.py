@@ -280,7 +280,8 @@ class LastLayer(nn.Module):
 
 class FluxTransformer(nn.Module):
     """``forward(x [B, C, H, W], t [B] (sigma, 0..1), context [B, L, context_in_dim], y [B, vec_in_dim],
-    guidance [B] or None) -> velocity [B, C, H, W]``."""
+    guidance [B] or None) -> velocity [B, C, H, W]``. Without ``guidance`` a dev model adds no guidance embedding
+    (as ComfyUI, where FluxDisableGuidance sets it to None)."""
 
     def __init__(self, config: FluxConfig) -> None:
         super().__init__()
@@ -317,9 +318,9 @@ class FluxTransformer(nn.Module):
         img = self.img_in(img.to(dtype))
         t = t.reshape(-1).to(x.device).expand(b)
         vec = self.time_in(timestep_embedding(t, TIME_FEATURES).to(dtype))
-        if cfg.guidance_embed:
-            g = torch.full((b,), 3.5, device=x.device) if guidance is None else guidance.reshape(-1).expand(b)
-            vec = vec + self.guidance_in(timestep_embedding(g.to(x.device), TIME_FEATURES).to(dtype))
+        if cfg.guidance_embed and guidance is not None:  # None: guidance switched off (FluxDisableGuidance)
+            g = guidance.reshape(-1).expand(b).to(x.device)
+            vec = vec + self.guidance_in(timestep_embedding(g, TIME_FEATURES).to(dtype))
         if y is None:
             y = torch.zeros(b, cfg.vec_in_dim, device=x.device)
         vec = vec + self.vector_in(y[:, : cfg.vec_in_dim].to(x.device, dtype))

@@ -2,6 +2,7 @@
 
     UNETLoader (unet_name, weight_dtype)                        -> MODEL  the core's node; this part adds Flux's files
     CLIPTextEncodeFlux (clip, clip_l, t5xxl, guidance)          -> CONDITIONING  ComfyUI's node of that name
+    FluxDisableGuidance (conditioning)                          -> CONDITIONING  guidance None: no guidance embed
 
 The rest of a Flux graph is other plugins' nodes, which this MODEL serves: DualCLIPLoader type flux and VAELoader
 (ae.safetensors) from this plugin's ae part, FluxGuidance (hearth-sd), ModelSamplingFlux, KSampler and the custom
@@ -51,7 +52,24 @@ class CLIPTextEncodeFlux:
         return (clip.encode_from_tokens_scheduled(tokens, add_dict={"guidance": guidance}),)
 
 
-NODES = {cls.__name__: cls for cls in (CLIPTextEncodeFlux,)}
+class FluxDisableGuidance:
+    DISPLAY_NAME = "FluxDisableGuidance"
+    CATEGORY = "advanced/conditioning/flux"
+    DESCRIPTION = ("Switches off the distilled guidance embedding of Flux-like models: the conditioning's guidance "
+                   "becomes None.")
+    RETURN_TYPES = ("CONDITIONING",)
+    FUNCTION = "append"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"conditioning": ("CONDITIONING",)}}
+
+    def append(self, conditioning: list[list[Any]]) -> tuple[list[list[Any]]]:
+        # Each entry gets a copy of its options with guidance None: the MODEL then adds no guidance embedding.
+        return ([[cond, {**options, "guidance": None}] for cond, options in conditioning],)
+
+
+NODES = {cls.__name__: cls for cls in (CLIPTextEncodeFlux, FluxDisableGuidance)}
 
 
 # -- what the plugin entry point gathers ------------------------------------------------------------------------------
