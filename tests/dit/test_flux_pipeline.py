@@ -290,3 +290,19 @@ def test_guidance_defaults_to_3_5_and_flux_disable_guidance_switches_it_off(fold
     with torch.no_grad():
         bare = module(x, sigma, cond[0], cond[1]["pooled_output"], None)
     torch.testing.assert_close(disabled, x - sigma.view(-1, 1, 1, 1) * bare, rtol=0, atol=1e-6)
+
+
+def test_checkpoint_loader_simple_reads_the_transformer_of_a_flux_checkpoint(folders: Path, caplog) -> None:
+    """A checkpoint with the transformer under model.diffusion_model. (Comfy-Org's all-in-one layout)."""
+    from hearth_dit.flux_tiny import write_tiny_flux
+
+    (folders / "checkpoints").mkdir(exist_ok=True)
+    write_tiny_flux(folders / "checkpoints" / "tiny-flux-checkpoint.safetensors", prefix="model.diffusion_model.")
+    model, clip, vae = node("CheckpointLoaderSimple")(ckpt_name="tiny-flux-checkpoint.safetensors")
+    (same,) = node("UNETLoader")(unet_name="tiny-flux.safetensors", weight_dtype="default")
+    assert isinstance(model, FluxModel) and clip is None and vae is None  # no encoders or VAE in this file
+    assert "DualCLIPLoader" in caplog.text
+    (cond,) = conditioning()
+    x = torch.randn(1, 16, 4, 4, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(model.denoise(x, torch.full((1,), 0.5), cond[0], cond[1]),
+                       same.denoise(x, torch.full((1,), 0.5), cond[0], cond[1]))
