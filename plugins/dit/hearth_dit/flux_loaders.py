@@ -230,9 +230,8 @@ class FluxModel(ModelValue):
 # -- files ------------------------------------------------------------------------------------------------------------
 
 
-def _layout(path: Path) -> tuple[str, str]:
-    """``("published", prefix)`` or ``("diffusers", "")`` for a Flux file, from its header."""
-    shapes = read_header(path).shapes
+def _layout(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> tuple[str, str]:
+    """``("published", prefix)`` or ``("diffusers", "")`` for a Flux file, from its header's shapes."""
     for prefix in PREFIXES:
         if prefix + "img_in.weight" in shapes and prefix + "double_blocks.0.img_attn.qkv.weight" in shapes:
             return "published", prefix
@@ -246,8 +245,8 @@ def _layout(path: Path) -> tuple[str, str]:
 def read_flux_state(path: str | Path) -> tuple[FluxConfig, dict[str, torch.Tensor]]:
     """The config and published-layout state (memory-mapped, stored dtypes, scales kept) of a Flux file."""
     path = Path(path)
-    layout, prefix = _layout(path)
     header = read_header(path)
+    layout, prefix = _layout(path, header.shapes)
     state = load_state_dict(path, prefix=prefix) if prefix else load_state_dict(path)
     if prefix:
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
