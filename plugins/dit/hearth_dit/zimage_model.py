@@ -186,25 +186,23 @@ def timestep_features(t: torch.Tensor, dim: int = FREQUENCY_DIM) -> torch.Tensor
     return torch.cat([angles.cos(), angles.sin()], dim=1)
 
 
-def rope_angles(ids: torch.Tensor, axes_dims: tuple[int, ...], theta: float = ROPE_THETA
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin ``[L, head_dim/2]`` for position ids ``[L, 3]``: each axis its own frequencies over its share
-    of the head's channel pairs. Angles are rounded to float32 before cos/sin, as the reference computes them."""
+def rope_angles(ids: torch.Tensor, axes_dims: tuple[int, ...], theta: float = ROPE_THETA) -> torch.Tensor:
+    """The rotations ``[L, head_dim/2]`` (complex64, unit length) for position ids ``[L, 3]``: each axis its own
+    frequencies over its share of the head's channel pairs. Angles are rounded to float32 before cos/sin, as
+    the reference computes them."""
     parts = []
     for axis, d in enumerate(axes_dims):
         inv = 1.0 / theta ** (torch.arange(0, d, 2, dtype=torch.float64, device=ids.device) / d)
         parts.append((ids[:, axis].double()[:, None] * inv[None]).float())
     angles = torch.cat(parts, dim=-1)
-    return angles.cos(), angles.sin()
+    return torch.polar(torch.ones_like(angles), angles)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate interleaved channel pairs of ``x`` ``[B, L, heads, d]`` by angles ``[B or 1, L, d/2]``."""
-    x32 = x.float().unflatten(-1, (-1, 2))
-    real, imag = x32[..., 0], x32[..., 1]
-    cos, sin = cos[:, :, None], sin[:, :, None]
-    out = torch.stack([real * cos - imag * sin, real * sin + imag * cos], dim=-1)
-    return out.flatten(-2).to(x.dtype)
+def apply_rope(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """Rotate interleaved channel pairs of ``x`` ``[B, L, heads, d]`` by ``rotation`` ``[B or 1, L, d/2]``
+    (a complex multiply, in float32)."""
+    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+    return torch.view_as_real(pairs * rotation[:, :, None]).flatten(-2).to(x.dtype)
 
 
 def position_ids(cap_len: int, grid: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -238,11 +236,11 @@ class Attention(nn.Module):
         self.q_norm = RMSNorm(config.head_dim, config.norm_eps)
         self.k_norm = RMSNorm(config.head_dim, config.norm_eps)
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
         d = self.head_dim
         q, k, v = self.qkv(x).split([self.n_heads * d, self.n_kv * d, self.n_kv * d], dim=-1)
-        q = apply_rope(self.q_norm(q.unflatten(-1, (self.n_heads, d))), *rope).transpose(1, 2)
-        k = apply_rope(self.k_norm(k.unflatten(-1, (self.n_kv, d))), *rope).transpose(1, 2)
+        q = apply_rope(self.q_norm(q.unflatten(-1, (self.n_heads, d))), rope).transpose(1, 2)
+        k = apply_rope(self.k_norm(k.unflatten(-1, (self.n_kv, d))), rope).transpose(1, 2)
         v = v.unflatten(-1, (self.n_kv, d)).transpose(1, 2)
         if self.n_kv != self.n_heads:
             k = k.repeat_interleave(self.n_heads // self.n_kv, dim=1)
@@ -277,7 +275,7 @@ class ZImageBlock(nn.Module):
         self.ffn_norm2 = RMSNorm(dim, eps)
         self.adaLN_modulation = nn.Sequential(Linear(config.adaln_dim, 4 * dim)) if modulated else None
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
+    def forward(self, x: torch.Tensor, rope: torch.Tensor,
                 adaln: torch.Tensor | None = None) -> torch.Tensor:
         if self.adaLN_modulation is None:
             x = x + self.attention_norm2(self.attention(self.attention_norm1(x), rope))
@@ -355,15 +353,15 @@ class ZImageModel(nn.Module):
         cap = self._pad(self.cap_embedder(cap.to(x.device, dtype)), self.cap_pad_token)
         img = self._pad(self.x_embedder(patches), self.x_pad_token)
         cap_ids, img_ids = position_ids(cap.shape[1], (gh, gw), x.device)
-        cap_rope = tuple(r[None] for r in rope_angles(cap_ids, cfg.axes_dims))
-        img_rope = tuple(r[None] for r in rope_angles(img_ids, cfg.axes_dims))
+        cap_rope = rope_angles(cap_ids, cfg.axes_dims)[None]
+        img_rope = rope_angles(img_ids, cfg.axes_dims)[None]
         for block in self.context_refiner:
             cap = block(cap, cap_rope)
         for block in self.noise_refiner:
             img = block(img, img_rope, adaln)
         # One stream, image first: attention without a mask is blind to the order (rotary positions are ids).
         hidden = torch.cat([img, cap], dim=1)
-        rope = tuple(torch.cat([i, c_], dim=1) for i, c_ in zip(img_rope, cap_rope, strict=True))
+        rope = torch.cat([img_rope, cap_rope], dim=1)
         for block in self.layers:
             hidden = block(hidden, rope, adaln)
         out = self.final_layer(hidden[:, : gh * gw], adaln)
