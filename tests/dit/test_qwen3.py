@@ -121,3 +121,18 @@ def test_full_size_config_is_qwen3_4b() -> None:
     with torch.device("meta"):
         params = sum(p.numel() for p in Qwen3Encoder(cfg).parameters())
     assert 4.0e9 < params < 4.1e9  # Qwen3-4B (tied embeddings: no separate lm_head)
+
+
+def test_tiny_tokenizer_splits_as_transformers_qwen2_tokenizer_does(encoder_file: Path) -> None:
+    """The tiny tokenizer.json is Qwen's kind (NFC, Qwen2's split pattern, byte-level BPE): transformers' own
+    Qwen2Tokenizer, given the same vocabulary and merges, gives the same ids for contractions, digits, newlines,
+    runs of spaces, accents and emoji."""
+    import json
+
+    found = json.loads(tokenizer_path(encoder_file).read_text(encoding="utf-8"))["model"]
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in found["merges"]]
+    reference = transformers.Qwen2Tokenizer(vocab=found["vocab"], merges=merges)
+    ours = Qwen3Tokenizer(tokenizer_path(encoder_file)).tokenizer
+    text = "It's a cat's 1024x768 photo!!\n\nCafé   über  naïve don't\tTAB 3.14 — emoji 🦊"
+    ids = ours.encode(text, add_special_tokens=False).ids
+    assert len(ids) > 40 and ids == reference.encode(text, add_special_tokens=False)
