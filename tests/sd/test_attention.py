@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from hearth_sd.attention import text_attention, unet_attention, vae_attention
+
+from hearth.core.models.attention import text_attention, unet_attention, vae_attention
 
 
 def heads_of(t: torch.Tensor, heads: int) -> torch.Tensor:

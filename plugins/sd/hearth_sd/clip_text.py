@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import text_attention
+from hearth.core.models.attention import text_attention
+
 from .ops import compute_dtype_of
 
 

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import unet_attention
+from hearth.core.models.attention import unet_attention
+
 from .clip_text import ResidualAttentionBlock
 from .unet import timestep_embedding
 

@@ -41,7 +41,8 @@ from typing import Any
 
 import torch
 
-from .attention import unet_attention
+from hearth.core.models.attention import unet_attention
+
 from .ops import compute_dtype_of
 from .unet import BasicTransformerBlock, ControlResiduals, UNetModel, timestep_embedding
 

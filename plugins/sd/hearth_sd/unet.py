@@ -2,7 +2,7 @@
 
 The module tree mirrors ``model.diffusion_model.*`` of a real checkpoint (``input_blocks.N.M``, ``middle_block``,
 ``output_blocks``, ``time_embed``, ``label_emb``) so a checkpoint section loads with a plain ``load_state_dict``.
-Attention is :mod:`hearth_sd.attention`'s: ComfyUI's kernels on a CPU, ``scaled_dot_product_attention`` elsewhere.
+Attention is :mod:`hearth.core.models.attention`'s: ComfyUI's kernels on a CPU, ``scaled_dot_product_attention`` elsewhere.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import unet_attention
+from hearth.core.models.attention import unet_attention
+
 from .ops import compute_dtype_of
 
 log = logging.getLogger(__name__)

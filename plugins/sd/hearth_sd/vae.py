@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import vae_attention
+from hearth.core.models.attention import vae_attention
+
 from .ops import compute_dtype_of
 
 

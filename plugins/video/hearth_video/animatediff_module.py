@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hearth.core.models import CheckpointError, load_into, load_state_dict, read_header
+from hearth.core.models.attention import unet_attention
 
 CONFIG_METADATA_KEY = "hearth.animatediff.config"
 DEFAULT_HEADS = 8
@@ -99,10 +100,8 @@ class TemporalAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pos_encoder(x)
         n, f, c = x.shape
-        q, k, v = (t.view(n, f, self.heads, c // self.heads).transpose(1, 2)
-                   for t in (self.to_q(x), self.to_k(x), self.to_v(x)))
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.to_out[0](out.transpose(1, 2).reshape(n, f, c))
+        # AnimateDiff-Evolved attends with ComfyUI's optimized attention: its sub-quadratic kernel on a CPU.
+        return self.to_out[0](unet_attention(self.to_q(x), self.to_k(x), self.to_v(x), self.heads))
 
 
 class _GEGLU(nn.Module):

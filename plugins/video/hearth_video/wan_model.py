@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hearth.core.models.attention import score_bytes, unet_attention
 from hearth.core.models.formats import ModelFormat
 
 FORMAT_NAME = "wan21-t2v"
@@ -197,8 +198,10 @@ class Attention(nn.Module):
         v = self.v(source).unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.o(out.transpose(1, 2).flatten(2))
+        # ComfyUI's optimized_attention on [B, tokens, heads * d]: its kernel on a CPU, fused elsewhere.
+        out = unet_attention(q.transpose(1, 2).flatten(2), k.transpose(1, 2).flatten(2), v.transpose(1, 2).flatten(2),
+                             self.num_heads)
+        return self.o(out)
 
 
 class WanBlock(nn.Module):
@@ -278,16 +281,17 @@ class WanModel(nn.Module):
         x = x.reshape(b, c, grid[0] * pt, grid[1] * ph, grid[2] * pw)
         return x[:, :, :frames, :height, :width]
 
-    def activation_bytes(self, input_shape: tuple[int, ...], dtype: torch.dtype, text_len: int = 512) -> int:
+    def activation_bytes(self, input_shape: tuple[int, ...], dtype: torch.dtype, text_len: int = 512,
+                         device: torch.device | str = "cpu") -> int:
         """Working memory of one forward on ``input_shape`` ``[B, C, T, H, W]``: what is alive at the peak.
 
         Per video token, the larger of the self-attention's peak (residual, normed input, q/k/v, their rotary
         copies and the attention output: about ten ``dim``-wide vectors) and the feed-forward's (three ``dim``-wide
         and two ``ffn_dim``-wide), plus the unpatchified output; per text token, the embedded context and the
-        cross-attention's keys and values (about six ``dim``-wide vectors). Attention is taken to run fused
-        (``scaled_dot_product_attention``'s flash or memory-efficient kernels, which torch picks on CPUs and GPUs
-        for these shapes), so no ``L x L`` score matrix is counted. ``bench/video_wan.py`` prints this next to
-        the measured peak.
+        cross-attention's keys and values (about six ``dim``-wide vectors); and the self-attention's score matrix
+        where ``device`` attends with ComfyUI's CPU kernel (:func:`hearth.core.models.attention.score_bytes`: a chunk
+        of 4,096 queries against every video token, per head), none where attention runs fused (GPUs).
+        ``bench/video_wan.py`` prints this next to the measured peak.
         """
         cfg = self.config
         b, _, frames, height, width = input_shape
@@ -297,4 +301,5 @@ class WanModel(nn.Module):
         per_token = max(10 * cfg.dim, 3 * cfg.dim + 2 * cfg.ffn_dim) * item + cfg.out_dim * math.prod(cfg.patch_size) * 12
         per_text_token = (cfg.text_dim + 6 * cfg.dim) * item
         rope = tokens * cfg.head_dim * 16
-        return int(b * tokens * per_token + b * text_len * per_text_token + rope)
+        scores = score_bytes(b * cfg.num_heads, tokens, tokens, dtype, device)
+        return int(b * tokens * per_token + b * text_len * per_text_token + rope + scores)

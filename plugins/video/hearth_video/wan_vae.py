@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hearth.core.models.attention import vae_attention
+
 if TYPE_CHECKING:
     from .wan_vae_value import WanVAE
 
@@ -184,9 +186,8 @@ class AttentionBlock(nn.Module):
     def forward(self, x: torch.Tensor, cache: FrameCache | None = None) -> torch.Tensor:
         b, c, t, h, w = x.shape
         y = self.norm(x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w))
-        q, k, v = self.to_qkv(y).reshape(b * t, 1, 3 * c, h * w).transpose(-1, -2).chunk(3, dim=-1)
-        y = F.scaled_dot_product_attention(q, k, v)
-        y = self.proj(y.squeeze(1).transpose(1, 2).reshape(b * t, c, h, w))
+        # ComfyUI's VAE attention (its "split" kernel on a CPU), as for SD's VAE.
+        y = self.proj(vae_attention(*self.to_qkv(y).chunk(3, dim=1)))
         return x + y.view(b, t, c, h, w).permute(0, 2, 1, 3, 4)
 
 

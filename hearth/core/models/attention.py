@@ -1,8 +1,11 @@
 """Attention computed as ComfyUI computes it on each device, so a CPU run gives ComfyUI's numbers to the bit.
 
-ComfyUI on a CPU (its default, without ``--use-pytorch-cross-attention``) picks three kernels:
+Every family's models attend through these functions (the SD plugin's UNet, text encoders and VAE; the video
+plugin's Wan transformer and AnimateDiff motion modules; the DiT plugin's transformers), which is why they live in
+core. ComfyUI on a CPU (its default, without ``--use-pytorch-cross-attention``) picks three kernels:
 
-- the UNet's attention (and every transformer it runs through ``optimized_attention``): its sub-quadratic kernel.
+- the UNet's attention (and every transformer it runs through ``optimized_attention``, Wan's and AnimateDiff's
+  included): its sub-quadratic kernel.
   At image sizes the keys always fit one chunk, so per chunk of at most 4,096 queries it is
   ``baddbmm(q, kᵀ, alpha=scale, beta=0)`` on contiguous ``[batch * heads, tokens, head_dim]`` tensors, a softmax
   over the keys, and ``bmm`` with the values;
@@ -27,8 +30,24 @@ import torch.nn.functional as F
 QUERY_CHUNK = 4096  # the query chunk ComfyUI's sub-quadratic kernel takes when memory allows (always on a CPU)
 
 
+def uses_comfyui_kernels(device: torch.device | str) -> bool:
+    """Whether attention on ``device`` runs ComfyUI's CPU kernels (which hold a score matrix) rather than
+    ``scaled_dot_product_attention`` (fused: no score matrix)."""
+    return torch.device(device).type == "cpu" and os.environ.get("HEARTH_CPU_ATTENTION", "comfyui") != "sdpa"
+
+
+def score_bytes(batch_heads: int, queries: int, keys: int, dtype: torch.dtype, device: torch.device | str) -> int:
+    """Peak bytes of the score matrix :func:`unet_attention` holds on ``device``: one chunk of at most
+    ``QUERY_CHUNK`` queries against every key, and its softmax, for each of ``batch_heads`` heads; 0 where attention
+    is fused. Memory estimates add it: at Wan's video sizes it is the largest buffer of a step."""
+    if not uses_comfyui_kernels(device):
+        return 0
+    item = torch.finfo(dtype).bits // 8 if dtype.is_floating_point else 4
+    return 2 * batch_heads * min(queries, QUERY_CHUNK) * keys * item
+
+
 def _comfyui_math(t: torch.Tensor) -> bool:
-    return t.device.type == "cpu" and os.environ.get("HEARTH_CPU_ATTENTION", "comfyui") != "sdpa"
+    return uses_comfyui_kernels(t.device)
 
 
 def _to_heads(t: torch.Tensor, heads: int) -> torch.Tensor:
