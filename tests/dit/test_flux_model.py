@@ -197,3 +197,14 @@ def test_another_file_is_not_taken_for_flux(tmp_path):
     save_file({"img_in.weight": torch.zeros(4, 4)}, str(path))
     with pytest.raises(ValueError, match=r"other\.safetensors: not a Flux\.1 transformer"):
         load_diffusion_model(path, device="cpu")
+
+
+def test_scaled_linear_never_scales_its_stored_weight_in_place():
+    """A scaled weight already in the activations' dtype must not be multiplied in place (the cast is a no-op)."""
+    layer = ScaledLinear(4, 3)
+    layer.register_buffer("scale_weight", torch.tensor([2.0]))
+    stored = layer.weight.detach().clone()
+    x = torch.randn(2, 4)
+    first, second = layer(x), layer(x)
+    assert torch.equal(first, second) and torch.equal(layer.weight, stored)
+    torch.testing.assert_close(first, x @ (2 * stored).T + layer.bias)

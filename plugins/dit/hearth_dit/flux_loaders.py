@@ -49,7 +49,10 @@ class ScaledLinear(Linear):
     """A Linear whose fp8 weight is multiplied by its per-tensor ``scale_weight`` as it runs."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self.weight.to(device=x.device, dtype=x.dtype) * self.scale_weight.to(device=x.device, dtype=x.dtype)
+        weight = self.weight.to(device=x.device, dtype=x.dtype)
+        scale = self.scale_weight.to(device=x.device, dtype=x.dtype)
+        # In place on the cast copy (one temporary, not two), never on the stored weight itself.
+        weight = weight * scale if weight.data_ptr() == self.weight.data_ptr() else weight.mul_(scale)
         return F.linear(x, weight, None if self.bias is None else self.bias.to(device=x.device, dtype=x.dtype))
 
 
