@@ -1,0 +1,150 @@
+"""Making shapes pictures with an SD1.x checkpoint through Hearth's own nodes, many prompts per call, for the judge.
+
+The quality tests and bench/quality.py use this. :class:`Pipeline` holds one Runtime and the loaded checkpoint and
+calls the nodes a txt2img / img2img workflow runs -- CheckpointLoaderSimple, LoraLoader, CLIPTextEncode,
+EmptyLatentImage, VAEEncode, KSampler, VAEDecode -- looked up by name in the Runtime's node registry and called
+with the inputs an API-format graph would give them (the executor adds validation and caching around the same
+calls; ``test_graph_path_gives_the_same_pictures`` checks that a graph run makes the same pixels). What it adds
+is batching: N different prompts become one CONDITIONING whose tensor has N rows, beside an N-picture latent, so
+one KSampler call samples all N, each under its own prompt (the guidance repeats a conditioning only when its
+batch differs from the latent's).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hearth.core.runtime import Runtime
+
+SIZE = 64  # pixels; the trained VAE makes that an 8x8 latent
+SD1_LATENT_SCALE = 0.18215
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run with ``n`` torch threads (``None``: as set), then restore the count."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass
+class Pipeline:
+    """A loaded checkpoint (and optionally a LoRA file) and the nodes that sample from it."""
+
+    runtime: Runtime
+    checkpoint: str
+    lora: str | None = None
+    model: Any = None
+    clip: Any = None
+    vae: Any = None
+    _texts: dict[tuple[str, float], Any] = field(default_factory=dict)
+    _patched: dict[float, tuple[Any, Any]] = field(default_factory=dict)
+    _tmp: Any = None
+
+    @classmethod
+    def open(cls, models_dir: Path, checkpoint: str, lora: str | None = None) -> Pipeline:
+        """Load ``checkpoint`` (a name under ``models_dir/checkpoints``) through CheckpointLoaderSimple.
+
+        ``lora`` names a file under ``models_dir/loras`` for LoraLoader. Outputs go to a temporary folder that
+        :meth:`close` removes.
+        """
+        path = Path(models_dir) / "checkpoints" / checkpoint
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: train or make the model first")
+        tmp = tempfile.TemporaryDirectory(prefix="hearth-quality-")
+        root = Path(tmp.name)
+        runtime = Runtime.build(models_dir=Path(models_dir), output=root / "out", input=root / "in",
+                                temp=root / "temp", environ={})
+        pipe = cls(runtime, checkpoint, lora, _tmp=tmp)
+        pipe.model, pipe.clip, pipe.vae = pipe.call("CheckpointLoaderSimple", ckpt_name=checkpoint)
+        return pipe
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def call(self, node: str, **inputs: Any) -> tuple:
+        """Run node class ``node`` once with ``inputs`` (inside the Runtime), as the executor calls it."""
+        cls = self.runtime.nodes[node].cls
+        with self.runtime.activate():
+            return getattr(cls(), cls.FUNCTION)(**inputs)
+
+    def _model_and_clip(self, lora_strength: float) -> tuple[Any, Any]:
+        if lora_strength == 0.0 or self.lora is None:
+            if lora_strength != 0.0:
+                raise ValueError("this pipeline has no LoRA file: open it with lora=PATH")
+            return self.model, self.clip
+        if lora_strength not in self._patched:
+            self._patched[lora_strength] = self.call("LoraLoader", model=self.model, clip=self.clip,
+                                                     lora_name=self.lora, strength_model=lora_strength,
+                                                     strength_clip=lora_strength)
+        return self._patched[lora_strength]
+
+    def encode(self, prompts: Sequence[str], lora_strength: float = 0.0) -> list:
+        """One CONDITIONING for all ``prompts``: CLIPTextEncode per distinct text, rows stacked in prompt order."""
+        _, clip = self._model_and_clip(lora_strength)
+        rows = []
+        for text in prompts:
+            key = (text, lora_strength)
+            if key not in self._texts:
+                self._texts[key] = self.call("CLIPTextEncode", clip=clip, text=text)[0]
+            rows.append(self._texts[key])
+        if len(rows) == 1:
+            return rows[0]
+        if any(len(r) != 1 for r in rows):
+            raise ValueError("a prompt encoded to several conditioning entries; the batch needs one each")
+        options = {}
+        for key, value in rows[0][0][1].items():
+            options[key] = torch.cat([r[0][1][key] for r in rows]) if isinstance(value, torch.Tensor) else value
+        return [[torch.cat([r[0][0] for r in rows]), options]]
+
+    def sample(self, latent: dict[str, Any], prompts: Sequence[str], *, sampler: str, scheduler: str, steps: int,
+               cfg: float, seed: int, denoise: float = 1.0, negative: str = "", lora_strength: float = 0.0
+               ) -> torch.Tensor:
+        """KSampler on ``latent`` (one picture per prompt) then VAEDecode: an IMAGE ``[N, 64, 64, 3]`` on 0..1."""
+        n = latent["samples"].shape[0]
+        if n != len(prompts):
+            raise ValueError(f"{n} latents but {len(prompts)} prompts: give one prompt per picture")
+        model, _ = self._model_and_clip(lora_strength)
+        positive = self.encode(prompts, lora_strength)
+        negative_cond = self.encode([negative] * n, lora_strength)
+        out = self.call("KSampler", model=model, seed=seed, steps=steps, cfg=cfg, sampler_name=sampler,
+                        scheduler=scheduler, positive=positive, negative=negative_cond, latent_image=latent,
+                        denoise=denoise)[0]
+        return self.call("VAEDecode", vae=self.vae, samples=out)[0]
+
+    def txt2img(self, prompts: Sequence[str], *, sampler: str = "euler", scheduler: str = "karras",
+                steps: int = 20, cfg: float = 5.0, seed: int = 0, lora_strength: float = 0.0) -> torch.Tensor:
+        """One 64x64 picture per prompt from an EmptyLatentImage, all in one KSampler call."""
+        latent = self.call("EmptyLatentImage", width=SIZE, height=SIZE, batch_size=len(prompts))[0]
+        return self.sample(latent, prompts, sampler=sampler, scheduler=scheduler, steps=steps, cfg=cfg, seed=seed,
+                           lora_strength=lora_strength)
+
+    def img2img(self, images: torch.Tensor, prompts: Sequence[str], *, denoise: float, sampler: str = "euler",
+                scheduler: str = "karras", steps: int = 20, cfg: float = 5.0, seed: int = 0) -> torch.Tensor:
+        """VAEEncode ``images`` (IMAGE ``[N, 64, 64, 3]`` on 0..1), then :meth:`sample` at ``denoise``."""
+        latent = self.call("VAEEncode", vae=self.vae, pixels=images)[0]
+        return self.sample(latent, prompts, sampler=sampler, scheduler=scheduler, steps=steps, cfg=cfg, seed=seed,
+                           denoise=denoise)
+
+    def decode_noise(self, n: int, seed: int = 0) -> torch.Tensor:
+        """What a sampler that leaves noise in would give: VAEDecode of latents that are unit Gaussian noise to the UNet.
+
+        A LATENT holds the VAE's raw latents; the model sees them times SD1's scale factor (0.18215).
+        """
+        g = torch.Generator().manual_seed(seed)
+        noise = torch.randn(n, 4, SIZE // 8, SIZE // 8, generator=g) / SD1_LATENT_SCALE
+        return self.call("VAEDecode", vae=self.vae, samples={"samples": noise})[0]
