@@ -9,7 +9,6 @@ Weights stay memory-mapped in their stored dtype until then; files go through th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ from . import dit_common
 from .qwen3_text import Qwen3Encoder, Qwen3Tokenizer, encode, state_for_encoder, tokenizer_path_for
 from .qwen3_text import config_from_shapes as qwen3_config_from_shapes
 from .zimage_model import (
-    CONFIG_METADATA_KEY,
     PREFIXES,
     ZImageModel,
     config_from_shapes,
@@ -310,7 +308,3 @@ def memory_estimate(model: Any, input_shape: tuple[int, ...] | None, dtype: Any)
         return None
     return module.activation_bytes(tuple(input_shape), dtype or module.compute_dtype or torch.float32, TEXT_LENGTH)
 
-
-def config_metadata(axes_dims: tuple[int, ...]) -> dict[str, str]:
-    """The safetensors metadata a file with non-published head sizes carries (its rotary split)."""
-    return {CONFIG_METADATA_KEY: json.dumps({"axes_dims": list(axes_dims)})}
