@@ -139,3 +139,17 @@ def test_activation_estimate_grows_with_the_image() -> None:
     assert 0 < small < large
     # 1024x1024 in bf16: 4096 image + 512 caption tokens, each about 10 x 3840 x 2 bytes.
     assert 0.3e9 < large < 1.0e9
+
+
+def test_fp8_weight_dtype_stores_matrices_in_fp8_and_keeps_norms(tiny_file: Path) -> None:
+    """UNETLoader's weight_dtype fp8_e4m3fn: matrices in float8 (half the bytes of bf16), norms and pad tokens
+    as stored; the layers cast as they run, so the output stays close to the full-precision model's."""
+    full = zimage_loaders.load_diffusion_model(tiny_file, device="cpu").module
+    fp8 = zimage_loaders.load_diffusion_model(tiny_file, "fp8_e4m3fn", device="cpu").module
+    block = fp8.layers[0]
+    assert block.attention.qkv.weight.dtype == torch.float8_e4m3fn and block.feed_forward.w2.weight.dtype == torch.float8_e4m3fn
+    assert block.attention.q_norm.weight.dtype == torch.float32 and fp8.cap_pad_token.dtype == torch.float32
+    x, t, cap = torch.randn(1, 16, 8, 8), torch.tensor([0.5]), torch.randn(1, 5, TINY_DIT.cap_feat_dim)
+    with torch.no_grad():
+        want, got = full(x, t, cap), fp8(x, t, cap)
+    assert 0 < (got - want).abs().mean() < 0.1 * want.abs().mean()
