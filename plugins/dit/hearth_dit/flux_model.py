@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hearth.core.models.attention import score_bytes, unet_attention
+
 from .dit_common import Linear, rms_norm, timestep_embedding
 
 PATCH = 2
@@ -207,8 +209,11 @@ class StreamAttention(nn.Module):
 
 def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]
                ) -> torch.Tensor:
+    """Joint attention of rotated ``[B, heads, L, d]`` queries and keys -> ``[B, L, heads * d]``, through core's
+    ComfyUI-matching kernels (ComfyUI's Flux attends with its optimized_attention: sub-quadratic on a CPU)."""
+    heads = q.shape[1]
     q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-    return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2)
+    return unet_attention(*(t.transpose(1, 2).flatten(2) for t in (q, k, v)), heads)
 
 
 def _mlp(dim: int, hidden: int) -> nn.Sequential:
@@ -336,14 +341,16 @@ class FluxTransformer(nn.Module):
         out = out.reshape(b, rows, cols, cfg.out_channels, PATCH, PATCH).permute(0, 3, 1, 4, 2, 5)
         return out.reshape(b, cfg.out_channels, rows * PATCH, cols * PATCH)[:, :, :height, :width]
 
-    def activation_bytes(self, input_shape: tuple[int, ...], dtype: torch.dtype, text_len: int = 512) -> int:
+    def activation_bytes(self, input_shape: tuple[int, ...], dtype: torch.dtype, text_len: int = 512,
+                         device: torch.device | str = "cuda") -> int:
         """Working memory of one forward on a latent batch ``[B, C, H, W]`` with ``text_len`` text tokens.
 
         Per token of the joint sequence, the larger of a double block's peak (the residuals, the modulated input,
         q/k/v with their rotated float32 copies and the attention output: about twelve ``hidden``-wide vectors)
         and a single block's (``linear1``'s output, ``3 * hidden + mlp``, its activated MLP half and the
         concatenation fed to ``linear2``); plus the RoPE tables and the unpatchified output. Attention is taken
-        to run fused (``scaled_dot_product_attention``), so no ``L x L`` score matrix is counted.
+        to run fused (``scaled_dot_product_attention``) except on a CPU, where ComfyUI's sub-quadratic kernel holds
+        a chunk of scores per head (:func:`hearth.core.models.attention.score_bytes`).
         """
         cfg = self.config
         b, _, height, width = input_shape
@@ -353,4 +360,5 @@ class FluxTransformer(nn.Module):
         single = 3 * cfg.hidden_size + 3 * cfg.mlp_hidden + 2 * cfg.hidden_size
         per_token = max(double, single) * item + 2 * cfg.hidden_size * 4  # + float32 rotated q and k
         rope = tokens * cfg.head_dim * 8
-        return int(b * tokens * per_token + rope + b * cfg.out_channels * height * width * 12)
+        scores = score_bytes(b * cfg.num_heads, tokens, tokens, dtype, device)
+        return int(b * tokens * per_token + rope + scores + b * cfg.out_channels * height * width * 12)
