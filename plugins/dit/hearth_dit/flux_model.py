@@ -24,7 +24,7 @@ from torch import nn
 
 from hearth.core.models.attention import score_bytes, unet_attention
 
-from .dit_common import Linear, rms_norm, timestep_embedding
+from .dit_common import Linear, timestep_embedding
 
 PATCH = 2
 TIME_FEATURES = 256
@@ -149,7 +149,8 @@ def _layer_norm(x: torch.Tensor) -> torch.Tensor:
 
 
 def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return _layer_norm(x) * (1 + scale) + shift
+    # addcmul, as ComfyUI's apply_mod: a fused multiply-add rounds differently from a product and a sum.
+    return torch.addcmul(shift, _layer_norm(x), 1 + scale)
 
 
 class MLPEmbedder(nn.Module):
@@ -170,7 +171,8 @@ class RMSNorm(nn.Module):
         self.scale = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return rms_norm(x, self.scale)
+        # torch's fused kernel in the activations' dtype, as ComfyUI normalizes q and k.
+        return F.rms_norm(x, self.scale.shape, self.scale.to(x.dtype), 1e-6)
 
 
 class QKNorm(nn.Module):
@@ -189,7 +191,8 @@ class Modulation(nn.Module):
         self.lin = Linear(dim, count * dim)
 
     def forward(self, vec: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return self.lin(F.silu(vec))[:, None, :].chunk(self.count, dim=-1)
+        # On [B, 1, dim], as ComfyUI: the matrix product of another shape may round differently.
+        return self.lin(F.silu(vec[:, None, :])).chunk(self.count, dim=-1)
 
 
 class StreamAttention(nn.Module):
@@ -276,7 +279,7 @@ class LastLayer(nn.Module):
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), Linear(config.hidden_size, 2 * config.hidden_size))
 
     def forward(self, x: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
-        shift, scale = self.adaLN_modulation(vec)[:, None, :].chunk(2, dim=-1)  # shift first: the published order
+        shift, scale = self.adaLN_modulation(vec[:, None, :]).chunk(2, dim=-1)  # shift first: the published order
         return self.linear(_modulate(x, shift, scale))
 
 
