@@ -208,3 +208,13 @@ def test_scaled_linear_never_scales_its_stored_weight_in_place():
     first, second = layer(x), layer(x)
     assert torch.equal(first, second) and torch.equal(layer.weight, stored)
     torch.testing.assert_close(first, x @ (2 * stored).T + layer.bias)
+
+
+def test_a_fill_model_is_refused_with_its_name(tmp_path):
+    """Flux.1 Fill takes 96 input channels (latent, masked image, mask): named, not run wrongly."""
+    from dataclasses import replace
+
+    path = tmp_path / "flux1-fill-dev.safetensors"
+    flux_tiny.write_tiny_flux(path, config=replace(flux_tiny.TINY_FLUX, in_channels=96))
+    with pytest.raises(ValueError, match=r"flux1-fill-dev\.safetensors: .*96 input channels.*Fill"):
+        load_diffusion_model(path, device="cpu")

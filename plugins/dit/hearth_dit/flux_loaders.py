@@ -295,6 +295,10 @@ def load_diffusion_model(path: str | Path, weight_dtype: str = "default", device
 
     def make() -> Loaded:
         config, state = read_flux_state(path)
+        if config.in_channels != config.out_channels:
+            raise ValueError(f"{path}: a Flux.1 model that takes {config.in_channels} input channels (Fill, Canny or "
+                             f"Depth: the image conditioning is concatenated to the latent), which Hearth does not "
+                             f"run yet; use Flux.1 dev or schnell")
         store = WEIGHT_DTYPES[weight_dtype]
         if store is not None and not is_scaled_fp8(state):
             # Matrices only, as ComfyUI stores them: norms, biases and embeddings' vectors keep their precision.
