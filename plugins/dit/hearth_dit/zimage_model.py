@@ -375,6 +375,8 @@ class ZImageModel(nn.Module):
         (residual, normed input, fused q/k/v, their rotated copies and the output: about ten ``dim``-wide vectors)
         and the feed-forward's (three ``dim``-wide and two ``ffn_dim``-wide), plus the rotary tables; attention
         is taken to run fused (``scaled_dot_product_attention``), so no ``L x L`` score matrix is counted.
+        Measured on a CPU in float32 (dim 1920, ffn 5120, 2336 vs 6432 tokens): the process's peak grew 76.5 KB
+        per token, this estimate counts 77.8 KB.
         """
         cfg = self.config
         b, _, height, width = input_shape
