@@ -218,3 +218,44 @@ def test_a_fill_model_is_refused_with_its_name(tmp_path):
     flux_tiny.write_tiny_flux(path, config=replace(flux_tiny.TINY_FLUX, in_channels=96))
     with pytest.raises(ValueError, match=r"flux1-fill-dev\.safetensors: .*96 input channels.*Fill"):
         load_diffusion_model(path, device="cpu")
+
+
+def test_kontext_reference_latents_equal_diffusers_kontext_call(files):
+    """One reference image, ComfyUI's default "offset" placement: its patches join the latent's with ids (1, row,
+    column), as diffusers' FluxKontextPipeline calls the transformer; only the latent's tokens come out."""
+    model = reference(flux_tiny.TINY_FLUX, files["diffusers"])
+    x, t, context, pooled, guidance = inputs(seed=6, batch=1)
+    ref = torch.randn(1, 16, 6, 10, generator=torch.Generator().manual_seed(8))
+    module = ours(files["bare"])
+    with torch.no_grad():
+        got = module(x, t, context, pooled, guidance, [ref])
+        plain = module(x, t, context, pooled, guidance)
+
+    def packed(latent):
+        b, c, h, w = latent.shape
+        tokens = latent.view(b, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5).reshape(b, h * w // 4, c * 4)
+        ids = torch.zeros(h // 2, w // 2, 3)
+        ids[..., 1] = torch.arange(h // 2)[:, None]
+        ids[..., 2] = torch.arange(w // 2)[None, :]
+        return tokens, ids.reshape(-1, 3)
+
+    (img, img_ids), (kontext, kontext_ids) = packed(x), packed(ref)
+    kontext_ids[:, 0] = 1
+    with torch.no_grad():
+        out = model(hidden_states=torch.cat([img, kontext], 1), encoder_hidden_states=context,
+                    pooled_projections=pooled, timestep=t, img_ids=torch.cat([img_ids, kontext_ids]),
+                    txt_ids=torch.zeros(context.shape[1], 3), guidance=guidance, return_dict=False)[0]
+    expected = out[:, : img.shape[1]].reshape(1, 4, 3, 16, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(1, 16, 8, 6)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-4)
+    assert (got - plain).abs().max() > 1e-3  # the reference is attended to
+
+
+def test_reference_places_follow_comfyui_methods():
+    from hearth_dit.flux_model import reference_places
+
+    sizes = [(10, 8), (6, 14)]  # a tall reference, then a wide one (latent pixels)
+    assert reference_places(sizes, 4, 3, "offset") == [(1, 0, 0), (1, 10, 0)]
+    assert reference_places(sizes, 4, 3, "index") == [(1, 0, 0), (2, 0, 0)]
+    assert reference_places(sizes, 4, 3, "uxo") == [(0, 8, 6), (0, 18, 14)]
+    with pytest.raises(ValueError, match="index_timestep_zero"):
+        reference_places(sizes, 4, 3, "index_timestep_zero")

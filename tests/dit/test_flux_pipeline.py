@@ -306,3 +306,20 @@ def test_checkpoint_loader_simple_reads_the_transformer_of_a_flux_checkpoint(fol
     x = torch.randn(1, 16, 4, 4, generator=torch.Generator().manual_seed(1))
     assert torch.equal(model.denoise(x, torch.full((1,), 0.5), cond[0], cond[1]),
                        same.denoise(x, torch.full((1,), 0.5), cond[0], cond[1]))
+
+
+def test_reference_latent_conditioning_reaches_the_transformer(folders: Path) -> None:
+    """Flux Kontext through ReferenceLatent: the raw latent is mapped into the model's space and attended to."""
+    (model,) = node("UNETLoader")(unet_name="tiny-flux.safetensors", weight_dtype="default")
+    raw = torch.randn(1, 16, 6, 4, generator=torch.Generator().manual_seed(4))
+    (edit,) = node("ReferenceLatent")(conditioning=conditioning(), latent={"samples": raw})
+    (diagonal,) = node("FluxKontextMultiReferenceLatentMethod")(conditioning=edit, reference_latents_method="uxo/uno")
+    x, sigma = torch.randn(2, 16, 8, 8, generator=torch.Generator().manual_seed(5)), torch.full((2,), 0.4)
+    cond, options = edit[0]
+    got = model.denoise(x, sigma, cond, options)
+    with torch.no_grad():
+        velocity = model.module(x, sigma, cond.expand(2, -1, -1), options["pooled_output"].expand(2, -1),
+                                torch.full((2,), 3.5), [((raw - LATENT_SHIFT) * LATENT_SCALE).expand(2, -1, -1, -1)])
+    torch.testing.assert_close(got, x - sigma.view(-1, 1, 1, 1) * velocity, rtol=0, atol=1e-6)
+    assert (got - model.denoise(x, sigma, cond, {"pooled_output": options["pooled_output"]})).abs().max() > 1e-3
+    assert (got - model.denoise(x, sigma, *diagonal[0])).abs().max() > 1e-4  # uxo places it elsewhere

@@ -131,9 +131,10 @@ def default_sampling(config: FluxConfig) -> Any:
 class FluxModel(ModelValue):
     """MODEL: a Flux.1 transformer with rectified-flow sampling.
 
-    Reads from the conditioning options ``pooled_output`` (CLIP-L's pooled vector) and ``guidance``
-    (FluxGuidance; 3.5 when absent and none at all when None, as ComfyUI; schnell has no guidance embedding and
-    ignores it).
+    Reads from the conditioning options ``pooled_output`` (CLIP-L's pooled vector), ``guidance`` (FluxGuidance;
+    3.5 when absent and none at all when None, as ComfyUI; schnell has no guidance embedding and ignores it) and
+    Flux Kontext's ``reference_latents`` / ``reference_latents_method`` (ReferenceLatent and
+    FluxKontextMultiReferenceLatentMethod: raw latents of the images to edit, attended to beside the latent).
     """
 
     family = "flux"
@@ -220,10 +221,13 @@ class FluxModel(ModelValue):
         if cfg.guidance_embed and value is not None:
             guidance = torch.as_tensor(value, dtype=torch.float32).reshape(-1)
             guidance = guidance.expand(b).to(device) if guidance.numel() == 1 else guidance.to(device)
+        references = [self.process_latent_in(r.to(device, torch.float32)) for r in options.get("reference_latents") or ()]
+        references = [r.repeat(-(-b // r.shape[0]), 1, 1, 1)[:b] for r in references]
         sampling = self.sampling
         with torch.no_grad():
             out = self.module(sampling.calculate_input(sigma, x).to(device), sampling.timestep(sigma).to(device),
-                              cond.to(device), pooled, guidance)
+                              cond.to(device), pooled, guidance, references,
+                              options.get("reference_latents_method") or "offset")
         return sampling.calculate_denoised(sigma, out.float().to(x.device), x)
 
     def __repr__(self) -> str:

@@ -132,12 +132,51 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return torch.stack([real * cos - imag * sin, real * sin + imag * cos], dim=-1).flatten(-2).to(x.dtype)
 
 
-def image_ids(batch: int, rows: int, cols: int, device: torch.device) -> torch.Tensor:
-    """``[B, rows*cols, 3]`` ids of the image patches: (0, row, column)."""
+def image_ids(batch: int, rows: int, cols: int, device: torch.device, index: int = 0, row_offset: int = 0,
+              col_offset: int = 0) -> torch.Tensor:
+    """``[B, rows*cols, 3]`` ids of image patches: (index, row + row_offset, column + col_offset); the latent's own
+    patches have index 0 and no offset, Kontext's reference images their own index and place."""
     ids = torch.zeros(rows, cols, 3, device=device)
-    ids[..., 1] = torch.arange(rows, device=device, dtype=torch.float32)[:, None]
-    ids[..., 2] = torch.arange(cols, device=device, dtype=torch.float32)[None, :]
+    ids[..., 0] = index
+    ids[..., 1] = torch.arange(rows, device=device, dtype=torch.float32)[:, None] + row_offset
+    ids[..., 2] = torch.arange(cols, device=device, dtype=torch.float32)[None, :] + col_offset
     return ids.reshape(1, rows * cols, 3).expand(batch, -1, -1)
+
+
+REFERENCE_METHODS = ("offset", "index", "uxo")
+
+
+def reference_places(sizes: list[tuple[int, int]], rows: int, cols: int, method: str = "offset"
+                     ) -> list[tuple[int, int, int]]:
+    """``(index, row offset, column offset)`` in latent pixels of each reference latent of ``sizes`` (its height
+    and width) beside a latent of ``rows x cols`` patches, by ComfyUI's methods for Flux Kontext: ``offset`` (all
+    index 1, packed along the shorter side of what is placed so far), ``index`` (index 1, 2, ... at the origin),
+    ``uxo`` (index 0, diagonally past the latent)."""
+    if method not in REFERENCE_METHODS:
+        raise ValueError(f"Flux: reference_latents_method {method!r} is not one of {', '.join(REFERENCE_METHODS)}")
+    places, h, w = [], 0, 0
+    for number, (ref_h, ref_w) in enumerate(sizes, start=1):
+        if method == "index":
+            places.append((number, 0, 0))
+        elif method == "uxo":
+            places.append((0, rows * PATCH + h, cols * PATCH + w))
+            h, w = h + ref_h, w + ref_w
+        else:
+            row_off, col_off = (0, w) if ref_h + h > ref_w + w else (h, 0)
+            places.append((1, row_off, col_off))
+            h, w = max(h, ref_h + row_off), max(w, ref_w + col_off)
+    return places
+
+
+def patchify(x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    """``[B, C, H, W]`` -> ``[B, rows*cols, C*4]`` 2x2 patches, ``rows``, ``cols``; sizes that are not a multiple of
+    the patch wrap around (ComfyUI pads circularly) and are cut off again after the model."""
+    b, c, height, width = x.shape
+    pad_h, pad_w = (-height) % PATCH, (-width) % PATCH
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="circular")
+    rows, cols = x.shape[2] // PATCH, x.shape[3] // PATCH
+    return x.reshape(b, c, rows, PATCH, cols, PATCH).permute(0, 2, 4, 1, 3, 5).reshape(b, rows * cols, -1), rows, cols
 
 
 # -- layers ---------------------------------------------------------------------------------------------------------
@@ -313,16 +352,21 @@ class FluxTransformer(nn.Module):
         return dtype if dtype.itemsize > 1 else torch.bfloat16
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor, y: torch.Tensor | None = None,
-                guidance: torch.Tensor | None = None) -> torch.Tensor:
+                guidance: torch.Tensor | None = None, references: list[torch.Tensor] | None = None,
+                reference_method: str = "offset") -> torch.Tensor:
         cfg = self.config
         dtype = self._dtype()
-        b, c, height, width = x.shape
-        # Sizes that are not a multiple of the patch wrap around, as ComfyUI pads, and are cut off again below.
-        pad_h, pad_w = (-height) % PATCH, (-width) % PATCH
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="circular")
-        rows, cols = x.shape[2] // PATCH, x.shape[3] // PATCH
-        img = x.reshape(b, c, rows, PATCH, cols, PATCH).permute(0, 2, 4, 1, 3, 5).reshape(b, rows * cols, -1)
+        b, _, height, width = x.shape
+        img, rows, cols = patchify(x)
+        ids = image_ids(b, rows, cols, x.device)
+        tokens = img.shape[1]
+        # Flux Kontext: reference latents join the image tokens, placed by their ids; only the latent's come out.
+        places = reference_places([tuple(r.shape[-2:]) for r in references or ()], rows, cols, reference_method)
+        for ref, (index, row_off, col_off) in zip(references or (), places, strict=True):
+            ref_img, ref_rows, ref_cols = patchify(ref.to(x.device, x.dtype))
+            img = torch.cat((img, ref_img), 1)
+            ids = torch.cat((ids, image_ids(b, ref_rows, ref_cols, x.device, index, (row_off + PATCH // 2) // PATCH,
+                                            (col_off + PATCH // 2) // PATCH)), 1)
         img = self.img_in(img.to(dtype))
         t = t.reshape(-1).to(x.device).expand(b)
         vec = self.time_in(timestep_embedding(t, TIME_FEATURES).to(dtype))
@@ -333,14 +377,14 @@ class FluxTransformer(nn.Module):
             y = torch.zeros(b, cfg.vec_in_dim, device=x.device)
         vec = vec + self.vector_in(y[:, : cfg.vec_in_dim].to(x.device, dtype))
         txt = self.txt_in(context.to(x.device, dtype))
-        ids = torch.cat((torch.zeros(b, txt.shape[1], 3, device=x.device), image_ids(b, rows, cols, x.device)), 1)
+        ids = torch.cat((torch.zeros(b, txt.shape[1], 3, device=x.device), ids), 1)
         rope = rope_angles(ids, cfg.axes_dim, cfg.theta)
         for block in self.double_blocks:
             img, txt = block(img, txt, vec, rope)
         joint = torch.cat((txt, img), 1)
         for block in self.single_blocks:
             joint = block(joint, vec, rope)
-        out = self.final_layer(joint[:, txt.shape[1]:], vec)
+        out = self.final_layer(joint[:, txt.shape[1]:], vec)[:, :tokens]
         out = out.reshape(b, rows, cols, cfg.out_channels, PATCH, PATCH).permute(0, 3, 1, 4, 2, 5)
         return out.reshape(b, cfg.out_channels, rows * PATCH, cols * PATCH)[:, :, :height, :width]
 
