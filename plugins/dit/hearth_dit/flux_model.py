@@ -395,7 +395,8 @@ class FluxTransformer(nn.Module):
         Per token of the joint sequence, the larger of a double block's peak (the residuals, the modulated input,
         q/k/v with their rotated float32 copies and the attention output: about twelve ``hidden``-wide vectors)
         and a single block's (``linear1``'s output, ``3 * hidden + mlp``, its activated MLP half and the
-        concatenation fed to ``linear2``); plus the RoPE tables and the unpatchified output. Attention is taken
+        concatenation fed to ``linear2``); plus the RoPE tables, the unpatchified output and one compute-dtype copy
+        of the largest matrix (``linear1``: bf16 or fp8 weights are cast per layer as they run). Attention is taken
         to run fused (``scaled_dot_product_attention``) except on a CPU, where ComfyUI's sub-quadratic kernel holds
         a chunk of scores per head (:func:`hearth.core.models.attention.score_bytes`).
         """
@@ -408,4 +409,5 @@ class FluxTransformer(nn.Module):
         per_token = max(double, single) * item + 2 * cfg.hidden_size * 4  # + float32 rotated q and k
         rope = tokens * cfg.head_dim * 8
         scores = score_bytes(b * cfg.num_heads, tokens, tokens, dtype, device)
-        return int(b * tokens * per_token + rope + scores + b * cfg.out_channels * height * width * 12)
+        cast = cfg.hidden_size * (3 * cfg.hidden_size + cfg.mlp_hidden) * item
+        return int(b * tokens * per_token + rope + scores + cast + b * cfg.out_channels * height * width * 12)
