@@ -1,0 +1,161 @@
+"""Picture quality per sampler: how often the shipped trained model draws what the prompt asks, by steps and by CFG.
+
+Every sampler KSampler offers samples the 20 captions of the shapes grammar ("a red circle", ...) as 64x64
+pictures with the shipped trained SD1.x checkpoint (plugins/sd/hearth_sd/trained/models), through Hearth's own
+nodes (tests/quality/harness.py), and the judge (plugins/sd/hearth_sd/trained/judge.py, trained on the data set
+alone) checks colour and shape. A picture counts when both are right; chance is 5%.
+
+Two tables per scheduler: accuracy by step count at one CFG, with the step count from which a sampler stays at or
+above the quality tests' 90% bar ("converged"); and accuracy by CFG at one step count. These are the figures future
+sampler work must not lower.
+
+Run: .venv/bin/python bench/quality.py [--quick] [--samplers euler,heun] [--schedulers karras,normal]
+     [--steps 5,10,20,40] [--cfgs 1,3,5,8] [--seeds 2] [--threads 1] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BAR = 0.90  # the quality tests' bar (tests/quality/test_sampler_quality.py)
+QUICK_SAMPLERS = ("euler", "euler_ancestral", "heun", "dpmpp_2m", "dpmpp_sde", "uni_pc", "lcm")
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected numbers of at least 1, got {text!r}")
+    return values
+
+
+def float_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected CFG values of at least 0, got {text!r}")
+    return values
+
+
+def name_list(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--samplers", type=name_list, help="comma-separated sampler names (default: all KSampler offers)")
+    p.add_argument("--schedulers", type=name_list, default=["karras"], help="comma-separated (default: karras)")
+    p.add_argument("--steps", type=int_list, default=[5, 10, 20, 40], help="step counts of the first table")
+    p.add_argument("--cfgs", type=float_list, default=[1.0, 3.0, 5.0, 8.0], help="CFG values of the second table")
+    p.add_argument("--cfg", type=float, default=5.0, help="the CFG of the steps table (default 5)")
+    p.add_argument("--cfg-steps", type=int, default=20, help="the step count of the CFG table (default 20)")
+    p.add_argument("--seeds", type=int, default=1, help="noise seeds per point; 20 pictures each (default 1)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"only {', '.join(QUICK_SAMPLERS)}, steps 10,20 and CFG 1,5 (unless given)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: many small batches)")
+    p.add_argument("--models-dir", type=Path, help="a models folder holding the checkpoint (default: the shipped)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON instead of tables")
+    return p
+
+
+def converged_at(row: dict[int, float]) -> int | None:
+    """The smallest step count from which every larger one measured is at or above the bar; None if none."""
+    found = None
+    for steps in sorted(row, reverse=True):
+        if row[steps] < BAR:
+            break
+        found = steps
+    return found
+
+
+def steps_table(scheduler: str, cfg: float, results: dict[str, dict[int, float]], steps: list[int]) -> str:
+    head = f"{'sampler':<32}" + "".join(f"{s:>7}" for s in steps) + f"{'converged':>11}"
+    lines = [f"accuracy by steps ({scheduler}, CFG {cfg:g}; both attributes right, chance 5%)", head]
+    for sampler, row in results.items():
+        at = converged_at(row)
+        lines.append(f"{sampler:<32}" + "".join(f"{row[s]:>7.0%}" for s in steps)
+                     + f"{(str(at) + ' steps') if at else 'no':>11}")
+    return "\n".join(lines)
+
+
+def cfg_table(scheduler: str, steps: int, results: dict[str, dict[float, float]], cfgs: list[float]) -> str:
+    head = f"{'sampler':<32}" + "".join(f"{'CFG ' + format(c, 'g'):>9}" for c in cfgs)
+    lines = [f"accuracy by CFG ({scheduler}, {steps} steps)", head]
+    for sampler, row in results.items():
+        lines.append(f"{sampler:<32}" + "".join(f"{row[c]:>9.0%}" for c in cfgs))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.quick:
+        args.samplers = args.samplers or list(QUICK_SAMPLERS)
+        if args.steps == parser().get_default("steps"):
+            args.steps = [10, 20]
+        if args.cfgs == parser().get_default("cfgs"):
+            args.cfgs = [1.0, 5.0]
+
+    import torch
+    from hearth_sd.trained.judge import train_judge
+    from hearth_sd.trained.shapes import all_captions
+    from hearth_sd.trained.train import CHECKPOINT_NAME, SHIPPED_DIR
+
+    from tests.quality.harness import Pipeline, torch_threads
+
+    prompts = all_captions()
+    started = time.perf_counter()
+    with torch_threads(args.threads):
+        pipe = Pipeline.open(args.models_dir or SHIPPED_DIR, CHECKPOINT_NAME)
+        try:
+            with pipe.runtime.activate():
+                required = pipe.runtime.nodes["KSampler"].cls.INPUT_TYPES()["required"]
+            offered, schedules = list(required["sampler_name"][0]), list(required["scheduler"][0])
+            samplers = args.samplers or offered
+            unknown = [s for s in samplers if s not in offered] + [s for s in args.schedulers if s not in schedules]
+            if unknown:
+                print(f"unknown sampler or scheduler: {', '.join(unknown)}; KSampler offers samplers "
+                      f"{', '.join(offered)} and schedulers {', '.join(schedules)}", file=sys.stderr)
+                return 2
+            judge = train_judge()
+
+            def accuracy(sampler: str, scheduler: str, steps: int, cfg: float) -> float:
+                images = torch.cat([pipe.txt2img(prompts, sampler=sampler, scheduler=scheduler, steps=steps,
+                                                 cfg=cfg, seed=seed) for seed in range(args.seeds)])
+                return judge.score(images, prompts * args.seeds).both
+
+            figures: dict[str, dict[str, dict]] = {}
+            for scheduler in args.schedulers:
+                by_steps = {s: {n: accuracy(s, scheduler, n, args.cfg) for n in args.steps} for s in samplers}
+                by_cfg = {}
+                for s in samplers:
+                    known = by_steps[s].get(args.cfg_steps) if args.cfg in args.cfgs else None
+                    by_cfg[s] = {c: (known if c == args.cfg and known is not None
+                                     else accuracy(s, scheduler, args.cfg_steps, c)) for c in args.cfgs}
+                figures[scheduler] = {"by_steps": by_steps, "by_cfg": by_cfg}
+                if not args.json:
+                    print(steps_table(scheduler, args.cfg, by_steps, args.steps))
+                    print()
+                    print(cfg_table(scheduler, args.cfg_steps, by_cfg, args.cfgs))
+                    print()
+        finally:
+            pipe.close()
+    if args.json:
+        print(json.dumps(figures, indent=1))
+    else:
+        print(f"{len(prompts) * args.seeds} pictures per point; {time.perf_counter() - started:.0f} s in all")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
