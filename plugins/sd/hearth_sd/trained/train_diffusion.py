@@ -1,0 +1,106 @@
+"""Training the miniature SD1.x UNet and CLIP text encoder together on the diffusion loss.
+
+The objective is SD1's: eps prediction on the scaled-linear schedule (1000 steps, betas from 0.00085 to 0.012),
+timesteps uniform, on latents already multiplied by 0.18215. Captions go through the real CLIP BPE tokenizer
+(:mod:`hearth_sd.tokenizer`) and are laid out exactly as :class:`hearth_sd.text_encoding.CLIP` lays out a
+prompt (start token, words, end token, padded with the end token to 77), so what the model learns at training is
+what a ComfyUI workflow feeds it. A share of captions (``drop``) is replaced by the empty prompt, which is what
+classifier-free guidance's negative side reads. An exponential moving average of the weights is what ships.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..clip_text import CLIPTextEncoder, TextEncoderConfig
+from ..families import SD1
+from ..text_encoding import CLIP
+from ..unet import UNetConfig, UNetModel
+
+TEXT_CONFIG = TextEncoderConfig(width=32, layers=2, heads=4, intermediate=128, activation="quick_gelu")
+UNET_CONFIG = UNetConfig(model_channels=32, channel_mult=(1, 2), num_res_blocks=1, transformer_depth=(1, 1),
+                         transformer_depth_middle=1, context_dim=TEXT_CONFIG.width, num_heads=4)
+TIMESTEPS = 1000
+
+
+def alphas_cumprod(beta_start: float = 0.00085, beta_end: float = 0.012, steps: int = TIMESTEPS) -> torch.Tensor:
+    """SD's scaled-linear schedule: betas linear in sqrt space, ``alpha_bar_t = prod(1 - beta)``."""
+    betas = torch.linspace(beta_start ** 0.5, beta_end ** 0.5, steps, dtype=torch.float64) ** 2
+    return torch.cumprod(1.0 - betas, dim=0).float()
+
+
+def token_ids(captions: Sequence[str], text: CLIPTextEncoder) -> torch.Tensor:
+    """``[N, 77]`` ids of each caption, laid out by the same code that encodes prompts at run time."""
+    clip = CLIP(SD1, {"l": text})
+    return torch.tensor([clip.tokenize(c)["l"][0].tokens for c in captions])
+
+
+def encode_text(text: CLIPTextEncoder, ids: torch.Tensor) -> torch.Tensor:
+    """The cross-attention context SD1 reads: the final layer-normed hidden states, ``[N, 77, width]``."""
+    return text(ids, layer=None, norm_hidden=True).hidden
+
+
+class EMA:
+    """An exponential moving average of a module's parameters (what the shipped file holds)."""
+
+    def __init__(self, module: torch.nn.Module, decay: float):
+        self.module = copy.deepcopy(module).requires_grad_(False)
+        self.decay = decay
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module, step: int) -> None:
+        # Warm up: early on the average follows the weights closely (they still move fast).
+        d = min(self.decay, (1 + step) / (10 + step))
+        for ema, p in zip(self.module.parameters(), module.parameters(), strict=True):
+            ema.lerp_(p.detach(), 1.0 - d)
+
+
+def diffusion_loss(unet: UNetModel, context: torch.Tensor, latents: torch.Tensor, abar: torch.Tensor,
+                   generator: torch.Generator) -> torch.Tensor:
+    """Mean squared error of the eps prediction for ``latents`` (scaled) noised at random timesteps."""
+    t = torch.randint(0, len(abar), (latents.shape[0],), generator=generator)
+    noise = torch.randn(latents.shape, generator=generator)
+    a = abar[t][:, None, None, None]
+    noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
+    return F.mse_loss(unet(noisy, t.float(), context), noise)
+
+
+def train_diffusion(latents: torch.Tensor, captions: Sequence[str], steps: int, batch: int, lr: float,
+                    generator: torch.Generator, drop: float = 0.15, ema_decay: float = 0.998,
+                    log: Callable[[str], None] = print, unet_config: UNetConfig = UNET_CONFIG,
+                    text_config: TextEncoderConfig = TEXT_CONFIG) -> tuple[UNetModel, CLIPTextEncoder, list[float]]:
+    """Train a UNet and text encoder on ``latents`` (already scaled by 0.18215) and their ``captions``.
+
+    :return: the EMA UNet, the EMA text encoder and the loss curve (a running mean per logged step).
+    """
+    unet, text = UNetModel(unet_config), CLIPTextEncoder(text_config)
+    ids = token_ids(captions, text)
+    empty = token_ids([""], text)[0]
+    params = [*unet.parameters(), *text.parameters()]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.05)
+    ema_unet, ema_text = EMA(unet, ema_decay), EMA(text, ema_decay)
+    abar = alphas_cumprod()
+    curve: list[float] = []
+    running = None
+    for step in range(steps):
+        idx = torch.randint(0, len(latents), (batch,), generator=generator)
+        batch_ids = ids[idx].clone()
+        batch_ids[torch.rand(batch, generator=generator) < drop] = empty
+        loss = diffusion_loss(unet, encode_text(text, batch_ids), latents[idx], abar, generator)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        ema_unet.update(unet, step)
+        ema_text.update(text, step)
+        running = float(loss.detach()) if running is None else 0.98 * running + 0.02 * float(loss.detach())
+        if step % max(1, steps // 25) == 0 or step == steps - 1:
+            curve.append(running)
+            log(f"unet step {step + 1:5d}/{steps}  eps MSE {running:.4f}")
+    return ema_unet.module.eval(), ema_text.module.eval(), curve
