@@ -78,9 +78,14 @@ def ours(path: Path) -> FluxTransformer:
     return module
 
 
+@pytest.fixture(scope="module")
+def dev_reference(files) -> torch.nn.Module:
+    return reference(flux_tiny.TINY_FLUX, files["diffusers"])
+
+
 @pytest.mark.parametrize("layout", ["bare", "prefixed", "diffusers"])
-def test_dev_transformer_equals_diffusers_from_every_layout(files, layout):
-    model = reference(flux_tiny.TINY_FLUX, files["diffusers"])
+def test_dev_transformer_equals_diffusers_from_every_layout(files, dev_reference, layout):
+    model = dev_reference
     x, t, context, pooled, guidance = inputs()
     with torch.no_grad():
         got = ours(files[layout])(x, t, context, pooled, guidance)
@@ -220,10 +225,10 @@ def test_a_fill_model_is_refused_with_its_name(tmp_path):
         load_diffusion_model(path, device="cpu")
 
 
-def test_kontext_reference_latents_equal_diffusers_kontext_call(files):
+def test_kontext_reference_latents_equal_diffusers_kontext_call(files, dev_reference):
     """One reference image, ComfyUI's default "offset" placement: its patches join the latent's with ids (1, row,
     column), as diffusers' FluxKontextPipeline calls the transformer; only the latent's tokens come out."""
-    model = reference(flux_tiny.TINY_FLUX, files["diffusers"])
+    model = dev_reference
     x, t, context, pooled, guidance = inputs(seed=6, batch=1)
     ref = torch.randn(1, 16, 6, 10, generator=torch.Generator().manual_seed(8))
     module = ours(files["bare"])
