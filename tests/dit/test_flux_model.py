@@ -264,3 +264,15 @@ def test_reference_places_follow_comfyui_methods():
     assert reference_places(sizes, 4, 3, "uxo") == [(0, 8, 6), (0, 18, 14)]
     with pytest.raises(ValueError, match="index_timestep_zero"):
         reference_places(sizes, 4, 3, "index_timestep_zero")
+
+
+def test_a_bf16_file_stays_bf16_and_computes_close_to_float32(files, tmp_path):
+    path = _edit(files["bare"], tmp_path / "flux-bf16.safetensors",
+                 lambda s: s.update({k: v.to(torch.bfloat16) for k, v in s.items()}))
+    model = load_diffusion_model(path, device="cpu")
+    assert model.module.double_blocks[0].img_attn.qkv.weight.dtype == torch.bfloat16  # not widened at load
+    x, t, context, pooled, guidance = inputs(seed=9)
+    with torch.no_grad():
+        got = model.module(x, t, context, pooled, guidance).float()
+        full = ours(files["bare"])(x, t, context, pooled, guidance)
+    assert (got - full).abs().max() < 0.05 * full.abs().max()
