@@ -214,7 +214,7 @@ def load_diffusion_model(path: str | Path, weight_dtype: str = "default", device
         def estimate(input_shape, dtype_):
             if input_shape is None or len(input_shape) != 4:
                 return 0
-            return module.activation_bytes(tuple(input_shape), dtype_ or dtype, TEXT_LENGTH)
+            return module.activation_bytes(tuple(input_shape), dtype_ or dtype, TEXT_LENGTH, load_device)
 
         patcher = PatchedModel(module, name=path.name, load_device=load_device, memory_estimate=estimate)
         return Loaded(path, module=module, patcher=patcher)
@@ -306,5 +306,7 @@ def memory_estimate(model: Any, input_shape: tuple[int, ...] | None, dtype: Any)
     module = getattr(model, "module", None)
     if not isinstance(module, ZImageModel) or input_shape is None or len(input_shape) != 4:
         return None
-    return module.activation_bytes(tuple(input_shape), dtype or module.compute_dtype or torch.float32, TEXT_LENGTH)
+    device = getattr(model, "load_device", None) or torch.device("cpu")  # where the forward will run
+    return module.activation_bytes(tuple(input_shape), dtype or module.compute_dtype or torch.float32, TEXT_LENGTH,
+                                   device)
 

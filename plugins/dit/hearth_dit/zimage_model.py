@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hearth.core.models.attention import score_bytes, unet_attention
 from hearth.core.models.formats import ModelFormat
 
 from .dit_common import Linear, rms_norm
@@ -239,14 +240,14 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
         d = self.head_dim
         q, k, v = self.qkv(x).split([self.n_heads * d, self.n_kv * d, self.n_kv * d], dim=-1)
-        q = apply_rope(self.q_norm(q.unflatten(-1, (self.n_heads, d))), rope).transpose(1, 2)
-        k = apply_rope(self.k_norm(k.unflatten(-1, (self.n_kv, d))), rope).transpose(1, 2)
-        v = v.unflatten(-1, (self.n_kv, d)).transpose(1, 2)
+        q = apply_rope(self.q_norm(q.unflatten(-1, (self.n_heads, d))), rope)
+        k = apply_rope(self.k_norm(k.unflatten(-1, (self.n_kv, d))), rope)
+        v = v.unflatten(-1, (self.n_kv, d))
         if self.n_kv != self.n_heads:
-            k = k.repeat_interleave(self.n_heads // self.n_kv, dim=1)
-            v = v.repeat_interleave(self.n_heads // self.n_kv, dim=1)
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.out(out.transpose(1, 2).flatten(2))
+            k = k.repeat_interleave(self.n_heads // self.n_kv, dim=2)
+            v = v.repeat_interleave(self.n_heads // self.n_kv, dim=2)
+        # The core's kernels: ComfyUI's on a CPU (so a CPU run matches ComfyUI's floats), fused SDPA elsewhere.
+        return self.out(unet_attention(q.flatten(2), k.flatten(2), v.flatten(2), self.n_heads))
 
 
 class FeedForward(nn.Module):
@@ -368,15 +369,17 @@ class ZImageModel(nn.Module):
         out = out.reshape(b, gh, gw, p, p, c).permute(0, 5, 1, 3, 2, 4).reshape(b, c, gh * p, gw * p)
         return out[:, :, :height, :width]
 
-    def activation_bytes(self, input_shape: tuple[int, ...], dtype: torch.dtype, text_len: int = 512) -> int:
+    def activation_bytes(self, input_shape: tuple[int, ...], dtype: torch.dtype, text_len: int = 512,
+                         device: torch.device | str = "cuda") -> int:
         """Working memory of one forward on ``input_shape`` ``[B, C, H, W]`` with a ``text_len``-token caption.
 
         Per token of the joint sequence (padded image patches and caption), the larger of the attention's peak
         (residual, normed input, fused q/k/v, their rotated copies and the output: about ten ``dim``-wide vectors)
-        and the feed-forward's (three ``dim``-wide and two ``ffn_dim``-wide), plus the rotary tables; attention
-        is taken to run fused (``scaled_dot_product_attention``), so no ``L x L`` score matrix is counted.
-        Measured on a CPU in float32 (dim 1920, ffn 5120, 2336 vs 6432 tokens): the process's peak grew 76.5 KB
-        per token, this estimate counts 77.8 KB.
+        and the feed-forward's (three ``dim``-wide and two ``ffn_dim``-wide), plus the rotary tables, plus the
+        score chunk the core's attention holds on ``device`` (none where it runs fused).
+        Measured on a CPU in float32 (dim 1920, ffn 5120, 15 heads): with fused attention the process's peak grew
+        76.5 KB per token between 2336 and 6432 tokens (this estimate: 77.8 KB); with ComfyUI's CPU kernel the
+        peak rose 3.60 GB at 6432 tokens (this estimate: 3.66 GB).
         """
         cfg = self.config
         b, _, height, width = input_shape
@@ -384,4 +387,5 @@ class ZImageModel(nn.Module):
         tokens = img + (-img) % SEQ_MULTIPLE + text_len + (-text_len) % SEQ_MULTIPLE
         item = torch.finfo(dtype).bits // 8 if dtype.is_floating_point else 4
         per_token = max(10 * cfg.dim, 3 * cfg.dim + 2 * cfg.ffn_dim) * item + cfg.head_dim * 8
-        return int(b * tokens * per_token + b * text_len * cfg.cap_feat_dim * 4)
+        scores = score_bytes(b * cfg.n_heads, tokens, tokens, dtype, device)
+        return int(b * tokens * per_token + b * text_len * cfg.cap_feat_dim * 4 + scores)
