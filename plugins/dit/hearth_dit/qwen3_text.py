@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hearth.core.models.attention import text_attention
 from hearth.core.models.formats import ModelFormat
 
 FORMAT_NAME = "qwen3"
@@ -125,15 +126,20 @@ class Qwen3Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None
                 ) -> torch.Tensor:
-        q = self.q_norm(self.q_proj(x).unflatten(-1, (self.heads, self.head_dim))).transpose(1, 2)
-        k = self.k_norm(self.k_proj(x).unflatten(-1, (self.kv_heads, self.head_dim))).transpose(1, 2)
-        v = self.v_proj(x).unflatten(-1, (self.kv_heads, self.head_dim)).transpose(1, 2)
-        q, k = _rotate(q, *rope), _rotate(k, *rope)
+        cos, sin = (r[:, None] for r in rope)  # over [B, L, heads, d]
+        q = _rotate(self.q_norm(self.q_proj(x).unflatten(-1, (self.heads, self.head_dim))), cos, sin)
+        k = _rotate(self.k_norm(self.k_proj(x).unflatten(-1, (self.kv_heads, self.head_dim))), cos, sin)
+        v = self.v_proj(x).unflatten(-1, (self.kv_heads, self.head_dim))
         if self.kv_heads != self.heads:
-            k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
-            v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
-        return self.o_proj(out.transpose(1, 2).flatten(2))
+            k = k.repeat_interleave(self.heads // self.kv_heads, dim=2)
+            v = v.repeat_interleave(self.heads // self.kv_heads, dim=2)
+        if mask is None:
+            # The core's text-encoder kernel: ComfyUI's on a CPU (so a CPU run matches its floats), SDPA elsewhere.
+            out = text_attention(q.flatten(2), k.flatten(2), v.flatten(2), self.heads, causal=True)
+        else:  # padded batches (not what Z-Image's CLIP encodes): causal and padding mask together
+            out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                                 attn_mask=mask).transpose(1, 2).flatten(2)
+        return self.o_proj(out)
 
 
 class Qwen3MLP(nn.Module):
