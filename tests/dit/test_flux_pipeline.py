@@ -323,3 +323,19 @@ def test_reference_latent_conditioning_reaches_the_transformer(folders: Path) ->
     torch.testing.assert_close(got, x - sigma.view(-1, 1, 1, 1) * velocity, rtol=0, atol=1e-6)
     assert (got - model.denoise(x, sigma, cond, {"pooled_output": options["pooled_output"]})).abs().max() > 1e-3
     assert (got - model.denoise(x, sigma, *diagonal[0])).abs().max() > 1e-4  # uxo places it elsewhere
+
+
+def test_default_samplings_equal_the_samplers_plugin_model_samplings() -> None:
+    """Without ModelSamplingFlux a dev MODEL samples as ComfyUI's ModelSamplingFlux at mu 1.15 and schnell as its
+    discrete flow (shift 1, multiplier 1): the same tables the samplers plugin's nodes would set."""
+    from hearth_dit.flux_loaders import default_sampling
+    from hearth_dit.flux_tiny import TINY_FLUX, TINY_FLUX_SCHNELL
+    from hearth_samplers.model_sampling import FlowSampling, FluxSampling
+    from hearth_samplers.sampling import ksampler_sigmas
+
+    for ours, theirs in ((default_sampling(TINY_FLUX), FluxSampling(1.15)),
+                         (default_sampling(TINY_FLUX_SCHNELL), FlowSampling(shift=1.0, multiplier=1.0))):
+        assert torch.equal(ours.sigmas, theirs.sigmas)
+        for scheduler in ("simple", "normal", "beta"):
+            assert torch.equal(ksampler_sigmas(ours, scheduler, "euler", 4), ksampler_sigmas(theirs, scheduler, "euler", 4))
+        assert ours.percent_to_sigma(0.3) == pytest.approx(theirs.percent_to_sigma(0.3), abs=1e-7)
