@@ -1,12 +1,14 @@
-"""Flux.1 (dev, schnell): its transformer's files, tiny models and the CLIPTextEncodeFlux node.
+"""Flux.1 (dev, schnell, Kontext): its transformer's files, tiny models and its conditioning nodes.
 
     UNETLoader (unet_name, weight_dtype)                        -> MODEL  the core's node; this part adds Flux's files
+    CheckpointLoaderSimple (ckpt_name)                          -> MODEL, CLIP, VAE  of an all-in-one Flux checkpoint
     CLIPTextEncodeFlux (clip, clip_l, t5xxl, guidance)          -> CONDITIONING  ComfyUI's node of that name
     FluxDisableGuidance (conditioning)                          -> CONDITIONING  guidance None: no guidance embed
 
 The rest of a Flux graph is other plugins' nodes, which this MODEL serves: DualCLIPLoader type flux and VAELoader
 (ae.safetensors) from this plugin's ae part, FluxGuidance (hearth-sd), ModelSamplingFlux, KSampler and the custom
-sampling nodes (hearth-samplers), EmptySD3LatentImage (hearth-sd).
+sampling nodes (hearth-samplers), EmptySD3LatentImage, ReferenceLatent and FluxKontextMultiReferenceLatentMethod
+(hearth-sd; Kontext's reference images, which the MODEL reads).
 
 The core's loader nodes learn Flux through ``register_model_loaders`` (see :func:`model_loaders`). Imported when
 plugins load: torch is imported inside the functions.
