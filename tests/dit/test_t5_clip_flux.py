@@ -156,3 +156,19 @@ def test_the_loader_offers_flux_and_the_sdxl_pair_still_loads_as_sdxl(folders: P
     assert "flux" in spec["type"][0] and "tiny-t5xxl.safetensors" in spec["clip_name1"][0]
     with pytest.raises(ValueError, match="type 'sd3' is not supported by Hearth yet"):
         dual("tiny-t5xxl.safetensors", "tiny-flux-clip-l.safetensors", type="sd3")
+
+
+def test_the_clip_vocabulary_is_found_beside_the_file_first_and_its_absence_named(tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    from hearth_dit import clip_tokenizer
+
+    model = tmp_path / "clip_l.safetensors"
+    installed = clip_tokenizer.find_vocab(model)  # open-clip-torch's copy: nothing beside the file yet
+    assert installed.name == "bpe_simple_vocab_16e6.txt.gz" and installed.parent != tmp_path
+    (tmp_path / "clip_tokenizer").mkdir()
+    shutil.copy(installed, tmp_path / "clip_tokenizer" / installed.name)
+    assert clip_tokenizer.find_vocab(model) == tmp_path / "clip_tokenizer" / installed.name
+    shutil.rmtree(tmp_path / "clip_tokenizer")
+    monkeypatch.setattr(clip_tokenizer.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match=f"put bpe_simple_vocab_16e6.txt.gz .* at {tmp_path}"):
+        clip_tokenizer.find_vocab(model)
