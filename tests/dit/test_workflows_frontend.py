@@ -116,6 +116,9 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if result.exit_code != 0 and "no tiny model" in result.output.lower():
             pytest.skip(f"make-tiny {bundle} is not available yet: {result.output.strip()}")
         assert result.exit_code == 0, result.output
+    schnell = folder / "diffusion_models" / "tiny-flux-schnell.safetensors"
+    result = CliRunner().invoke(cli, ["models", "make-tiny", "flux-dit-schnell", "--out", str(schnell)])
+    assert result.exit_code == 0, result.output
     return folder
 
 
@@ -167,27 +170,54 @@ def test_the_default_workflow_validates_and_runs_on_tiny_models(tiny: Path, tmp_
 
 TEMPLATES = ("flux_schnell_full_text_to_image", "flux_dev_full_text_to_image", "image_z_image_turbo")
 # Which tiny file stands in for each file name the templates reference.
-STAND_INS = {"diffusion_models": {"flux": "tiny-flux.safetensors", "z_image": "tiny-zimage.safetensors"},
+STAND_INS = {"diffusion_models": {"schnell": "tiny-flux-schnell.safetensors", "flux": "tiny-flux.safetensors",
+                                  "z_image": "tiny-zimage.safetensors"},
              "text_encoders": {"t5": "tiny-t5xxl.safetensors", "clip_l": "tiny-flux-clip-l.safetensors",
                                "qwen": "tiny-qwen3.safetensors"},
              "vae": {"ae": "tiny-flux-ae.safetensors"}}
 
 
-@pytest.mark.parametrize("name", TEMPLATES)
-def test_flux_and_z_image_templates_validate_with_their_model_files(name: str, tiny: Path, tmp_path: Path) -> None:
+def template_models(name: str, tiny: Path, models: Path) -> dict[str, Any]:
+    """The template as the package ships it, with a tiny stand-in saved under each model file name it references."""
     path = _package("comfyui_workflow_templates_json") / "templates" / f"{name}.json"
     if not path.is_file():
         pytest.skip(f"the installed templates package has no {name}.json")
     workflow = json.loads(path.read_text(encoding="utf-8"))
-    models = tmp_path / "models"
     for kind, names in referenced_models(workflow).items():
         for file in names:
             source = next((tiny_name for key, tiny_name in STAND_INS.get(kind, {}).items() if key in file.lower()),
                           None)
             assert source, f"{name} references {kind}/{file}, which no tiny stand-in covers"
             place(tiny, models, kind, source, file)
+    return workflow
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_flux_and_z_image_templates_validate_with_their_model_files(name: str, tiny: Path, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    workflow = template_models(name, tiny, models)
     runtime = Runtime.build(models_dir=models, output=tmp_path / "out", environ={})
     with runtime.activate():
         prompt = ui_to_api(workflow, runtime.nodes)
         checked = runtime.executor.validate(prompt)
     assert checked.ok, checked.error or checked.node_errors
+
+
+def test_the_flux_schnell_template_runs_on_tiny_models(tiny: Path, tmp_path: Path) -> None:
+    """DualCLIPLoader flux, CLIPTextEncodeFlux, ConditioningZeroOut, UNETLoader, KSampler and the ae, as shipped."""
+    models = tmp_path / "models"
+    workflow = template_models("flux_schnell_full_text_to_image", tiny, models)
+    runtime = Runtime.build(models_dir=models, output=tmp_path / "out", input=tmp_path / "in",
+                            temp=tmp_path / "temp", environ={})
+    with runtime.activate():
+        prompt = ui_to_api(workflow, runtime.nodes)
+        for node in prompt.values():  # 64x64 and 2 steps instead of 1024x1024 and 4, for CI's two cores
+            if node["class_type"] == "EmptySD3LatentImage":
+                node["inputs"].update(width=64, height=64)
+            if node["class_type"] == "KSampler":
+                node["inputs"]["steps"] = 2
+        result = runtime.executor.run(prompt)
+        assert result.ok, result.error or result.validation.node_errors
+    (saved,) = (tmp_path / "out").rglob("*.png")
+    with Image.open(saved) as image:
+        assert image.size == (64, 64) and min(high - low for low, high in image.getextrema()) > 0
