@@ -125,10 +125,10 @@ def rope_angles(ids: torch.Tensor, axes_dim: tuple[int, ...], theta: float) -> t
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate the interleaved channel pairs of ``x`` ``[B, heads, L, d]`` by angles ``[B, L, d/2]``."""
+    """Rotate the interleaved channel pairs of ``x`` ``[B, L, heads, d]`` by angles ``[B, L, d/2]``."""
     pairs = x.float().unflatten(-1, (-1, 2))
     real, imag = pairs[..., 0], pairs[..., 1]
-    cos, sin = cos[:, None], sin[:, None]
+    cos, sin = cos[:, :, None], sin[:, :, None]
     return torch.stack([real * cos - imag * sin, real * sin + imag * cos], dim=-1).flatten(-2).to(x.dtype)
 
 
@@ -245,17 +245,18 @@ class StreamAttention(nn.Module):
         self.proj = Linear(dim, dim)
 
     def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        q, k, v = self.qkv(x).unflatten(-1, (3, self.num_heads, -1)).permute(2, 0, 3, 1, 4)
+        """q (normed), k (normed) and v of ``x``, each ``[B, L, heads, d]``: the token-major layout attention takes."""
+        q, k, v = self.qkv(x).unflatten(-1, (3, self.num_heads, -1)).unbind(2)
         return self.norm.query_norm(q), self.norm.key_norm(k), v
 
 
 def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]
                ) -> torch.Tensor:
-    """Joint attention of rotated ``[B, heads, L, d]`` queries and keys -> ``[B, L, heads * d]``, through core's
+    """Joint attention of rotated ``[B, L, heads, d]`` queries and keys -> ``[B, L, heads * d]``, through core's
     ComfyUI-matching kernels (ComfyUI's Flux attends with its optimized_attention: sub-quadratic on a CPU)."""
-    heads = q.shape[1]
+    heads = q.shape[2]
     q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-    return unet_attention(*(t.transpose(1, 2).flatten(2) for t in (q, k, v)), heads)
+    return unet_attention(q.flatten(2), k.flatten(2), v.flatten(2), heads)
 
 
 def _mlp(dim: int, hidden: int) -> nn.Sequential:
@@ -282,7 +283,7 @@ class DoubleStreamBlock(nn.Module):
         iq, ik, iv = self.img_attn.qkv_heads(_modulate(img, i_shift, i_scale))
         tq, tk, tv = self.txt_attn.qkv_heads(_modulate(txt, t_shift, t_scale))
         # The text tokens come first in the joint sequence (their RoPE ids are first too).
-        attn = _attention(torch.cat((tq, iq), 2), torch.cat((tk, ik), 2), torch.cat((tv, iv), 2), rope)
+        attn = _attention(torch.cat((tq, iq), 1), torch.cat((tk, ik), 1), torch.cat((tv, iv), 1), rope)
         txt_attn, img_attn = attn[:, : txt.shape[1]], attn[:, txt.shape[1]:]
         img = img + i_gate * self.img_attn.proj(img_attn)
         img = img + i_gate2 * self.img_mlp(_modulate(img, i_shift2, i_scale2))
@@ -306,7 +307,7 @@ class SingleStreamBlock(nn.Module):
     def forward(self, x: torch.Tensor, vec: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         shift, scale, gate = self.modulation(vec)
         qkv, mlp = self.linear1(_modulate(x, shift, scale)).split([3 * self.hidden_size, self.mlp_hidden], dim=-1)
-        q, k, v = qkv.unflatten(-1, (3, self.num_heads, -1)).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unflatten(-1, (3, self.num_heads, -1)).unbind(2)
         attn = _attention(self.norm.query_norm(q), self.norm.key_norm(k), v, rope)
         return x + gate * self.linear2(torch.cat((attn, F.gelu(mlp, approximate="tanh")), dim=-1))
 
