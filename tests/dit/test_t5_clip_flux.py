@@ -172,3 +172,41 @@ def test_the_clip_vocabulary_is_found_beside_the_file_first_and_its_absence_name
     monkeypatch.setattr(clip_tokenizer.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match=f"put bpe_simple_vocab_16e6.txt.gz .* at {tmp_path}"):
         clip_tokenizer.find_vocab(model)
+
+
+def test_an_all_in_one_flux_checkpoint_gives_the_same_clip_and_vae(folders: Path) -> None:
+    """Comfy-Org's layout: model.diffusion_model.*, text_encoders.{t5xxl,clip_l}.transformer.*, vae.*."""
+    from hearth_dit.ae_tiny import tiny_flux_vae_state
+    from hearth_dit.flux_tiny import write_tiny_flux
+
+    text, checkpoints = folders / "text_encoders", folders / "checkpoints"
+    checkpoints.mkdir(exist_ok=True)
+    write_tiny_flux(checkpoints / "dit.safetensors", prefix="model.diffusion_model.")
+    vae_state = tiny_flux_vae_state(seed=4)
+    state = dict(load_state_dict(checkpoints / "dit.safetensors"))
+    state |= {f"text_encoders.t5xxl.transformer.{k}": v for k, v in load_state_dict(text / "tiny-t5xxl.safetensors").items()}
+    state |= {f"text_encoders.clip_l.transformer.{k}": v
+              for k, v in load_state_dict(text / "tiny-flux-clip-l.safetensors").items()}
+    state |= {f"vae.{k}": v for k, v in vae_state.items()}
+    from hearth.core.models import read_header
+
+    # The tiny files' metadata says what their shapes cannot (Flux's RoPE split, CLIP's head count).
+    metadata = {**read_header(checkpoints / "dit.safetensors").metadata,
+                **read_header(text / "tiny-flux-clip-l.safetensors").metadata}
+    save_file({k: v.contiguous() for k, v in state.items()}, str(checkpoints / "flux-aio.safetensors"),
+              metadata=metadata)
+    shutil.copy(text / "tiny-t5xxl.tokenizer.json", checkpoints / "flux-aio.tokenizer.json")
+    model, clip, vae = current_runtime().nodes["CheckpointLoaderSimple"].cls().load_checkpoint("flux-aio.safetensors")
+    assert model is not None and clip is not None and vae is not None
+    want = dual("tiny-t5xxl.safetensors", "tiny-flux-clip-l.safetensors").encode(PROMPT)
+    for got, expected in zip(clip.encode(PROMPT), want, strict=True):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    z = torch.randn(1, 16, 4, 4, generator=torch.Generator().manual_seed(0))
+    from hearth_dit.ae_value import load_flux_vae
+
+    (folders / "ae-alone").mkdir(exist_ok=True)
+    save_file(vae_state, str(folders / "ae-alone" / "ae.safetensors"))
+    torch.testing.assert_close(vae.decode(z), load_flux_vae(folders / "ae-alone" / "ae.safetensors").decode(z))
+    # A transformer-only checkpoint gives no CLIP or VAE, as ComfyUI's loader gives None for them.
+    _, no_clip, no_vae = current_runtime().nodes["CheckpointLoaderSimple"].cls().load_checkpoint("dit.safetensors")
+    assert no_clip is None and no_vae is None

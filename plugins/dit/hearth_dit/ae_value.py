@@ -217,3 +217,11 @@ def load_flux_vae(path: str | Path, device: str | None = None) -> FluxVAE:
 
     record = load_once("vae", path, make, str(load_device))
     return FluxVAE(record.model, record.patcher.clone(), record)
+
+
+def load_flux_checkpoint_vae(path: str | Path, device: str | None = None) -> FluxVAE | None:
+    """The autoencoder of an all-in-one Flux checkpoint (under ``vae.``, CheckpointLoaderSimple), or None when the
+    file holds none."""
+    if "vae.encoder.conv_in.weight" not in read_header(Path(path)).shapes:
+        return None
+    return load_flux_vae(path, device)

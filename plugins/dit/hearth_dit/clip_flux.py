@@ -109,10 +109,24 @@ def _sort_files(paths: Sequence[Path]) -> tuple[Path, Path]:
     return (paths[0], paths[1]) if kinds[0] == "t5" else (paths[1], paths[0])
 
 
-def _load_t5(path: Path, device: torch.device) -> tuple[t5_model.T5Encoder, t5_model.T5Tokenizer, PatchedModel]:
-    config = t5_model.config_from_shapes(read_header(path).shapes, str(path))
+# Where Comfy-Org's all-in-one Flux checkpoints keep the text encoders (ComfyUI's "text_encoders." prefix).
+CHECKPOINT_T5 = "text_encoders.t5xxl.transformer."
+CHECKPOINT_CLIP_L = "text_encoders.clip_l.transformer."
+
+
+def _under(path: Path, prefix: str) -> tuple[dict[str, tuple[int, ...]], dict[str, torch.Tensor]]:
+    """The shapes and (memory-mapped) tensors of ``path`` under ``prefix``, with the prefix taken off."""
+    shapes = {k[len(prefix):]: v for k, v in read_header(path).shapes.items() if k.startswith(prefix)}
+    state = {k[len(prefix):]: v for k, v in load_state_dict(path, prefix=prefix).items()} if prefix else None
+    return shapes, state
+
+
+def _load_t5(path: Path, device: torch.device, prefix: str = ""
+             ) -> tuple[t5_model.T5Encoder, t5_model.T5Tokenizer, PatchedModel]:
+    shapes, state = _under(path, prefix)
+    config = t5_model.config_from_shapes(shapes, str(path))
     tokenizer = t5_model.T5Tokenizer(t5_model.tokenizer_path_for(path))
-    state = t5_model.state_for_encoder(load_state_dict(path))
+    state = t5_model.state_for_encoder(state if prefix else load_state_dict(path))
     with torch.device("meta"):
         encoder = t5_model.T5Encoder(config)
     load_into(encoder, state, source=path)
@@ -126,14 +140,17 @@ def _load_t5(path: Path, device: torch.device) -> tuple[t5_model.T5Encoder, t5_m
     return encoder, tokenizer, PatchedModel(encoder, name=path.name, load_device=device, memory_estimate=working)
 
 
-def _load_clip_l(path: Path, device: torch.device) -> tuple[clip_model.CLIPTextEncoder, CLIPTokenizer, PatchedModel]:
-    header = read_header(path)
-    heads = header.metadata.get(clip_model.HEADS_METADATA_KEY)
-    config = clip_model.config_from_shapes(header.shapes, int(heads) if heads else None, str(path))
+def _load_clip_l(path: Path, device: torch.device, prefix: str = ""
+                 ) -> tuple[clip_model.CLIPTextEncoder, CLIPTokenizer, PatchedModel]:
+    heads = read_header(path).metadata.get(clip_model.HEADS_METADATA_KEY)
+    shapes, state = _under(path, prefix)
+    config = clip_model.config_from_shapes(shapes, int(heads) if heads else None, str(path))
     tokenizer = CLIPTokenizer(find_vocab(path))
     with torch.device("meta"):
         encoder = clip_model.CLIPTextEncoder(config)
-    load_into(encoder, clip_model.state_for_encoder(load_state_dict(path, prefix=clip_model.PREFIX)), source=path)
+    if not prefix:
+        state = load_state_dict(path, prefix=clip_model.PREFIX)
+    load_into(encoder, clip_model.state_for_encoder(state), source=path)
     encoder.eval().requires_grad_(False)
     encoder.compute_dtype = compute_dtype(device)
     working = 77 * (config.intermediate_size + 8 * config.hidden_size) * 4
@@ -154,5 +171,26 @@ def load_flux_text_encoders(paths: Sequence[str | Path], device: str | None = No
                       t5_patcher=t5_patcher, l_patcher=l_patcher)
 
     record = load_once("flux_text_encoders", t5_path, make, str(l_path.resolve()), str(load_device))
+    return FluxClip(record.t5, record.t5_tokenizer, record.clip_l, record.clip_tokenizer,
+                    {"t5xxl": record.t5_patcher.clone(), "l": record.l_patcher.clone()}, record)
+
+
+def load_flux_checkpoint_encoders(path: str | Path, device: str | None = None) -> FluxClip | None:
+    """The CLIP of an all-in-one Flux checkpoint (``text_encoders.t5xxl.transformer.*`` and
+    ``text_encoders.clip_l.transformer.*``, CheckpointLoaderSimple), or None when the file holds no text encoders.
+    The T5 tokenizer is looked for beside the checkpoint, as beside a T5 file."""
+    path = Path(path)
+    shapes = read_header(path).shapes
+    if not any(k.startswith(CHECKPOINT_T5) for k in shapes) or not any(k.startswith(CHECKPOINT_CLIP_L) for k in shapes):
+        return None
+    load_device = torch.device(device) if device is not None else default_device()
+
+    def make() -> Loaded:
+        t5, t5_tok, t5_patcher = _load_t5(path, load_device, CHECKPOINT_T5)
+        clip_l, clip_tok, l_patcher = _load_clip_l(path, load_device, CHECKPOINT_CLIP_L)
+        return Loaded(path, t5=t5, t5_tokenizer=t5_tok, clip_l=clip_l, clip_tokenizer=clip_tok,
+                      t5_patcher=t5_patcher, l_patcher=l_patcher)
+
+    record = load_once("flux_checkpoint_text_encoders", path, make, str(load_device))
     return FluxClip(record.t5, record.t5_tokenizer, record.clip_l, record.clip_tokenizer,
                     {"t5xxl": record.t5_patcher.clone(), "l": record.l_patcher.clone()}, record)
