@@ -102,7 +102,7 @@ def unet_calls(args: argparse.Namespace, checkpoint: Path, work: Path) -> list[r
                            "s")]
 
 
-def probe(args: argparse.Namespace, checkpoint: Path, lora: Path, work: Path) -> int:
+def probe(args: argparse.Namespace, checkpoint: Path, lora: Path, image: Path, work: Path) -> int:
     """Run ``parity/probe.py`` in each venv for one sampler and print each stage's difference, first one first."""
     sampler, _, scheduler = args.probe.partition(":")
     dumps = {}
@@ -116,6 +116,8 @@ def probe(args: argparse.Namespace, checkpoint: Path, lora: Path, work: Path) ->
             command += ["--lora", str(lora)]
         if args.probe_area:
             command += ["--area"]
+        if args.probe_img2img:
+            command += ["--img2img", str(image), "--denoise", str(workflows.IMG2IMG_DENOISE)]
         command += [f"--comfyui-switch={name}" for name in args.comfyui_switch]
         done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
         if done.returncode:
@@ -125,6 +127,7 @@ def probe(args: argparse.Namespace, checkpoint: Path, lora: Path, work: Path) ->
 
         dumps[project] = safetensors.torch.load_file(str(out))
     what = "".join((" + LoRA" if args.probe_lora else "", " + areas" if args.probe_area else "",
+                    f" + img2img at denoise {workflows.IMG2IMG_DENOISE}" if args.probe_img2img else "",
                     *(f", ComfyUI without {name}" for name in args.comfyui_switch)))
     print(f"probe {args.probe}{what}: max |ComfyUI - Hearth| per stage")
     for key in sorted(set(dumps["comfyui"]) | set(dumps["hearth"])):
@@ -160,6 +163,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--probe", metavar="SAMPLER[:SCHEDULER]",
                         help="instead of the servers: one KSampler run in-process on each side, every stage compared")
     parser.add_argument("--probe-lora", action="store_true", help="with --probe: through the LoRA")
+    parser.add_argument("--probe-img2img", action="store_true",
+                        help="with --probe: from the input image encoded, at the img2img workflow's denoise")
     parser.add_argument("--probe-area", action="store_true", help="with --probe: the area-conditioned prompt")
     parser.add_argument("--comfyui-switch", action="append", default=[], metavar="RULE",
                         help="with --probe: switch one ComfyUI rule off (same_area) to confirm a cause")
@@ -197,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         if args.probe:
-            return probe(args, checkpoint, lora, work)
+            return probe(args, checkpoint, lora, image, work)
         return _compare(args, version, checkpoint, lora, image, work)
     except KeyboardInterrupt:
         print("interrupted: servers stopped")

@@ -2,7 +2,7 @@
 
 Run by ``bench/comfyui_parity.py --probe SAMPLER:SCHEDULER`` in each venv: ``PYTHON bench/parity/probe.py
 --project comfyui|hearth --checkpoint FILE --out DUMP.safetensors [--comfyui PATH] --sampler S --scheduler S
---steps N --size N [--lora FILE] [--batch N]``. It loads the checkpoint with CheckpointLoaderSimple (and LoraLoader),
+--steps N --size N [--lora FILE] [--batch N] [--area] [--img2img PNG --denoise D]``. It loads the checkpoint with CheckpointLoaderSimple (and LoraLoader),
 encodes the harness's prompts with CLIPTextEncode and runs KSampler, recording the conditioning, the sigmas, the
 initial noise, ``x`` and ``x0`` at every step (through the sampler's progress callback) and the result; the harness
 then prints the first stage where the two dumps differ. Imports neither project at module level.
@@ -115,6 +115,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--area", action="store_true",
                         help="positive = two half-image areas (ConditioningSetArea + ConditioningCombine)")
+    parser.add_argument("--img2img", type=Path, help="start from this PNG, encoded with VAEEncode (as the harness's "
+                        "img2img workflow), instead of an empty latent")
+    parser.add_argument("--denoise", type=float, default=1.0)
     parser.add_argument("--comfyui-switch", action="append", default=[], choices=sorted(SWITCHES))
     args = parser.parse_args()
     recorder = Recorder()
@@ -125,7 +128,7 @@ def main() -> None:
         classes, sigmas = hearth_nodes(args.checkpoint, args.lora, recorder)
     import torch
 
-    model, clip, _vae = _call(classes["CheckpointLoaderSimple"], ckpt_name=args.checkpoint.name)
+    model, clip, vae = _call(classes["CheckpointLoaderSimple"], ckpt_name=args.checkpoint.name)
     if args.lora is not None:
         model, clip = _call(classes["LoraLoader"], model=model, clip=clip, lora_name=args.lora.name,
                             strength_model=1.0, strength_clip=1.0)
@@ -143,6 +146,13 @@ def main() -> None:
         (positive,) = _call(classes["ConditioningCombine"], conditioning_1=halves[0], conditioning_2=halves[1])
     (latent,) = _call(classes["EmptyLatentImage"], width=width, height=max(args.size, 64) if args.area else args.size,
                       batch_size=args.batch)
+    if args.img2img is not None:  # the pixels LoadImage gives, made here the same way for both projects
+        import numpy as np
+        from PIL import Image
+
+        with Image.open(args.img2img) as image:
+            pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0)[None]
+        (latent,) = _call(classes["VAEEncode"], pixels=pixels, vae=vae)
     tensors = {"cond.positive": positive[0][0].float(), "cond.negative": negative[0][0].float(),
                "sigmas": sigmas(model, args.scheduler, args.steps).float()}
     pooled = positive[0][1].get("pooled_output")
@@ -150,7 +160,9 @@ def main() -> None:
         tensors["cond.positive.pooled"] = pooled.float()
     (sampled,) = _call(classes["KSampler"], model=model, seed=SEED, steps=args.steps, cfg=CFG,
                        sampler_name=args.sampler, scheduler=args.scheduler, positive=positive,
-                       negative=negative, latent_image=latent, denoise=1.0)
+                       negative=negative, latent_image=latent, denoise=args.denoise)
+    if args.img2img is not None:
+        tensors["encoded"] = latent["samples"].float()
     tensors.update(recorder.tensors)
     tensors["result"] = sampled["samples"].float()
     import safetensors.torch

@@ -68,10 +68,13 @@ def lora_workflow(s: Settings) -> tuple[str, dict[str, Any]]:
     return name, prompt
 
 
+IMG2IMG_DENOISE = 0.6
+
+
 def img2img_workflow(s: Settings) -> tuple[str, dict[str, Any]]:
     """The input image encoded, then euler/normal at denoise 0.6."""
-    name = "img2img-0.6"
-    prompt = _base(s, name, "euler", "normal", denoise=0.6)
+    name = f"img2img-{IMG2IMG_DENOISE}"
+    prompt = _base(s, name, "euler", "normal", denoise=IMG2IMG_DENOISE)
     prompt["10"] = {"class_type": "LoadImage", "inputs": {"image": s.image}}
     prompt["4"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["10", 0], "vae": ["1", 2]}}
     return name, prompt
