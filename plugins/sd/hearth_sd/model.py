@@ -161,7 +161,10 @@ class VAE:
             raise ValueError(f"image {pixels.shape[2]}x{pixels.shape[1]} is smaller than the VAE's {f}-pixel cell")
         x = pixels[:, :h, :w, :3].movedim(-1, 1).to(self.device, torch.float32) * 2 - 1
         with torch.no_grad():
-            return self.model.encode(x).float().cpu()
+            # The encoder keeps the channels-last layout of the moved image; ComfyUI copies its latent into a fresh
+            # (contiguous) tensor, and so does this: the UNet's convolutions round a channels-last input differently,
+            # which moved an img2img latent by 1e-4 and a pixel by one level.
+            return self.model.encode(x).float().cpu().contiguous()
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         """Raw latent ``[B, z, h, w]`` -> IMAGE ``[B, 8h, 8w, 3]`` in ``[0, 1]`` (float32, CPU)."""
@@ -183,4 +186,4 @@ class VAE:
         h, w = pixels.shape[1] // f * f, pixels.shape[2] // f * f
         x = pixels[:, :h, :w, :3].movedim(-1, 1).to(self.device, torch.float32) * 2 - 1
         with torch.no_grad():
-            return tiled(self.model.encode, x, tile, overlap, 1, f).float().cpu()
+            return tiled(self.model.encode, x, tile, overlap, 1, f).float().cpu().contiguous()
