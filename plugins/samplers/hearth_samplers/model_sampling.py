@@ -92,8 +92,11 @@ class _Table:
     log_sigmas: torch.Tensor
 
     def set_sigmas(self, sigmas: torch.Tensor) -> None:
+        # The log of the table as computed (float64 for the discrete schedules), then rounded, as ComfyUI's
+        # set_sigmas does: the log of the rounded float32 sigmas is one bit off for some steps, which moves every
+        # sigma interpolated between them (a "normal" schedule whose timesteps are not whole, i.e. denoise < 1).
         self.sigmas = sigmas.float()
-        self.log_sigmas = self.sigmas.log()
+        self.log_sigmas = sigmas.log().float()
 
     @property
     def sigma_min(self) -> float:
@@ -115,14 +118,15 @@ class DiscreteSampling(_Table, _Parameterized):
         self.parameterization = parameterization
         betas = torch.linspace(linear_start**0.5, linear_end**0.5, timesteps, dtype=torch.float64) ** 2
         alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
-        sigmas = ((1 - alphas_cumprod) / alphas_cumprod).sqrt().float()
+        sigmas = ((1 - alphas_cumprod) / alphas_cumprod).sqrt()  # float64: set_sigmas takes its log before rounding
         self.num_timesteps = timesteps
         self.skip_steps = 1
         if parameterization == "lcm":
             # Every 20th training step from the last: the 50 steps LCM distilled (ComfyUI's order of picking).
             original = 50
             self.skip_steps = timesteps // original
-            sigmas = torch.stack([sigmas[timesteps - 1 - k * self.skip_steps] for k in range(original)]).flip(0)
+            # ComfyUI fills a float32 table with them first, so its log is of the rounded values.
+            sigmas = torch.stack([sigmas[timesteps - 1 - k * self.skip_steps] for k in range(original)]).flip(0).float()
         self.set_sigmas(sigmas)
         if zsnr:
             self.set_sigmas(rescale_zero_terminal_snr(self.sigmas))

@@ -40,9 +40,11 @@ class ModelSampling:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
         betas = scaled_linear_betas(self.timesteps, self.linear_start, self.linear_end)
         alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
-        sigmas = ((1 - alphas_cumprod) / alphas_cumprod).sqrt().float()
-        object.__setattr__(self, "sigmas", sigmas)
-        object.__setattr__(self, "log_sigmas", sigmas.log())
+        sigmas = ((1 - alphas_cumprod) / alphas_cumprod).sqrt()
+        object.__setattr__(self, "sigmas", sigmas.float())
+        # log of the float64 table, then rounded (ComfyUI's set_sigmas): the log of the rounded sigmas is one bit
+        # off for some steps, which moves the sigmas interpolated between them.
+        object.__setattr__(self, "log_sigmas", sigmas.log().float())
 
     @property
     def alphas_cumprod(self) -> torch.Tensor:
