@@ -116,9 +116,11 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if result.exit_code != 0 and "no tiny model" in result.output.lower():
             pytest.skip(f"make-tiny {bundle} is not available yet: {result.output.strip()}")
         assert result.exit_code == 0, result.output
-    schnell = folder / "diffusion_models" / "tiny-flux-schnell.safetensors"
-    result = CliRunner().invoke(cli, ["models", "make-tiny", "flux-dit-schnell", "--out", str(schnell)])
-    assert result.exit_code == 0, result.output
+    for name, target in (("flux-dit-schnell", "diffusion_models/tiny-flux-schnell.safetensors"),
+                         ("flux-checkpoint", "checkpoints/tiny-flux-schnell-aio.safetensors")):
+        (folder / target).parent.mkdir(parents=True, exist_ok=True)
+        result = CliRunner().invoke(cli, ["models", "make-tiny", name, "--out", str(folder / target)])
+        assert result.exit_code == 0, result.output
     return folder
 
 
@@ -168,13 +170,14 @@ def test_the_default_workflow_validates_and_runs_on_tiny_models(tiny: Path, tmp_
         assert min(high - low for low, high in image.getextrema()) > 0  # a decoded latent, not a flat fill
 
 
-TEMPLATES = ("flux_schnell_full_text_to_image", "flux_dev_full_text_to_image", "image_z_image_turbo")
+TEMPLATES = ("flux_schnell", "flux_schnell_full_text_to_image", "flux_dev_full_text_to_image", "image_z_image_turbo")
 # Which tiny file stands in for each file name the templates reference.
 STAND_INS = {"diffusion_models": {"schnell": "tiny-flux-schnell.safetensors", "flux": "tiny-flux.safetensors",
                                   "z_image": "tiny-zimage.safetensors"},
              "text_encoders": {"t5": "tiny-t5xxl.safetensors", "clip_l": "tiny-flux-clip-l.safetensors",
                                "qwen": "tiny-qwen3.safetensors"},
-             "vae": {"ae": "tiny-flux-ae.safetensors"}}
+             "vae": {"ae": "tiny-flux-ae.safetensors"},
+             "checkpoints": {"flux": "tiny-flux-schnell-aio.safetensors"}}
 
 
 def template_models(name: str, tiny: Path, models: Path) -> dict[str, Any]:
@@ -203,10 +206,12 @@ def test_flux_and_z_image_templates_validate_with_their_model_files(name: str, t
     assert checked.ok, checked.error or checked.node_errors
 
 
-def test_the_flux_schnell_template_runs_on_tiny_models(tiny: Path, tmp_path: Path) -> None:
-    """DualCLIPLoader flux, CLIPTextEncodeFlux, ConditioningZeroOut, UNETLoader, KSampler and the ae, as shipped."""
+@pytest.mark.parametrize("name", ["flux_schnell_full_text_to_image", "flux_schnell"])
+def test_the_flux_schnell_templates_run_on_tiny_models(name: str, tiny: Path, tmp_path: Path) -> None:
+    """As shipped: DualCLIPLoader flux, CLIPTextEncodeFlux, ConditioningZeroOut, UNETLoader, VAELoader; or an
+    all-in-one checkpoint through CheckpointLoaderSimple with CLIPTextEncode; KSampler and VAEDecode."""
     models = tmp_path / "models"
-    workflow = template_models("flux_schnell_full_text_to_image", tiny, models)
+    workflow = template_models(name, tiny, models)
     runtime = Runtime.build(models_dir=models, output=tmp_path / "out", input=tmp_path / "in",
                             temp=tmp_path / "temp", environ={})
     with runtime.activate():

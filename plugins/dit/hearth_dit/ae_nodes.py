@@ -17,6 +17,7 @@ from hearth.core.model_folders import TinyModel
 
 TINY_VAE = "tiny-flux-ae.safetensors"
 TINY_T5 = "tiny-t5xxl.safetensors"
+TINY_CHECKPOINT = "tiny-flux-schnell-aio.safetensors"
 TINY_CLIP_L = "tiny-flux-clip-l.safetensors"  # SD already writes a tiny-clip-l.safetensors
 
 NODES: dict[str, Any] = {}
@@ -70,6 +71,9 @@ TINY_MODELS: dict = {
                           "Flux.1 / Z-Image 16-channel autoencoder (VAELoader), published ae layout, ~1 MB"),
     "flux-t5xxl": TinyModel("text_encoders", TINY_T5, _writer("write_tiny_t5xxl"),
                             "T5-XXL v1.1 encoder (DualCLIPLoader flux) + tiny-t5xxl.tokenizer.json beside it"),
+    "flux-checkpoint": TinyModel("checkpoints", TINY_CHECKPOINT, _writer("write_tiny_flux_checkpoint"),
+                                 "all-in-one Flux.1 schnell checkpoint (CheckpointLoaderSimple: transformer, T5 + "
+                                 "CLIP-L, ae) + its T5 tokenizer.json beside it"),
     "flux-clip-l": TinyModel("text_encoders", TINY_CLIP_L, _writer("write_tiny_clip_l"),
                              "CLIP-L text encoder (DualCLIPLoader flux), 32 wide; merges from open-clip-torch"),
 }

@@ -74,3 +74,32 @@ def write_tiny_clip_l(path: str | Path, seed: int = 0) -> None:
     with torch.device("meta"):
         module = CLIPTextEncoder(TINY_CLIP)
     save_file(_random(module, seed), str(path), metadata={HEADS_METADATA_KEY: str(TINY_CLIP.num_heads)})
+
+
+def write_tiny_flux_checkpoint(path: str | Path, seed: int = 0) -> None:
+    """An all-in-one Flux.1 schnell checkpoint in Comfy-Org's layout (CheckpointLoaderSimple):
+    ``model.diffusion_model.*``, ``text_encoders.t5xxl.transformer.*``, ``text_encoders.clip_l.transformer.*`` and
+    ``vae.*``, with the T5 tokenizer beside it as ``<stem>.tokenizer.json``."""
+    import json
+    import tempfile
+
+    from safetensors.torch import load_file
+
+    from .flux_tiny import TINY_FLUX_SCHNELL, write_tiny_flux
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as folder:
+        parts = Path(folder)
+        write_tiny_flux(parts / "dit.safetensors", seed, TINY_FLUX_SCHNELL, prefix="model.diffusion_model.")
+        write_tiny_t5xxl(parts / "t5.safetensors", seed + 1)
+        write_tiny_clip_l(parts / "clip.safetensors", seed + 2)
+        state = load_file(str(parts / "dit.safetensors"))
+        with open(parts / "dit.safetensors", "rb") as handle:  # the transformer's metadata: its RoPE split
+            header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
+        state |= {f"text_encoders.t5xxl.transformer.{k}": v for k, v in load_file(str(parts / "t5.safetensors")).items()}
+        state |= {f"text_encoders.clip_l.transformer.{k}": v
+                  for k, v in load_file(str(parts / "clip.safetensors")).items()}
+        state |= {f"vae.{k}": v for k, v in tiny_flux_vae_state(seed + 3).items()}
+        metadata = {**header.get("__metadata__", {}), HEADS_METADATA_KEY: str(TINY_CLIP.num_heads)}
+        save_file(state, str(path), metadata=metadata)
+        (parts / "t5.tokenizer.json").replace(path.with_name(path.stem + ".tokenizer.json"))
