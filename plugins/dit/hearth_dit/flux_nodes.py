@@ -106,25 +106,22 @@ def _load_diffusion_model(path: Path, weight_dtype: str = "default", **_: Any) -
 
 def _load_checkpoint(path: Path, **_: Any) -> tuple[Any, Any, Any]:
     """CheckpointLoaderSimple on a Flux checkpoint (the transformer under ``model.diffusion_model.``): the MODEL,
-    and the CLIP and VAE when the ae part can read them from the same file (Comfy-Org's all-in-one files have
+    and the CLIP and VAE the ae part reads from the same file (Comfy-Org's all-in-one files have
     ``text_encoders.clip_l.*``, ``text_encoders.t5xxl.*`` and ``vae.*``); None for a part the file lacks, as ComfyUI
     gives for a model-only checkpoint."""
     import logging
 
-    from . import ae_value, clip_flux
+    from .ae_value import load_flux_checkpoint_vae
+    from .clip_flux import load_flux_checkpoint_encoders
     from .flux_loaders import load_diffusion_model
 
     model = load_diffusion_model(path)
-    parts = []
-    for module, name, what in ((clip_flux, "load_flux_checkpoint_encoders", "CLIP"),
-                               (ae_value, "load_flux_checkpoint_vae", "VAE")):
-        load = getattr(module, name, None)
-        part = load(path) if load is not None else None
+    clip, vae = load_flux_checkpoint_encoders(path), load_flux_checkpoint_vae(path)
+    for part, what, node in ((clip, "CLIP", "DualCLIPLoader"), (vae, "VAE", "VAELoader")):
         if part is None:
-            logging.getLogger("hearth.dit").warning("%s: no %s read from this Flux checkpoint; load it with "
-                                                    "DualCLIPLoader / VAELoader", path.name, what)
-        parts.append(part)
-    return model, parts[0], parts[1]
+            logging.getLogger("hearth.dit").warning("%s: this Flux checkpoint has no %s; load one with %s",
+                                                    path.name, what, node)
+    return model, clip, vae
 
 
 def model_loaders() -> dict[tuple[str, str], Any]:
