@@ -1,0 +1,48 @@
+"""Every sampler KSampler offers makes the picture the prompt asks for with the shipped trained model.
+
+For each sampler, 24 prompts of the shapes grammar (each of the 20 captions once, 4 twice) are sampled at 20 steps
+and CFG 5, a third with each of the karras, normal and exponential schedules, and the judge checks that each
+picture shows the colour and the shape its prompt asks for (both at once: chance is 1/20). The bar is 90%.
+The pictures come from Hearth's own nodes (tests/quality/harness.py), 8 prompts per KSampler call.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hearth_samplers.catalog import SAMPLERS
+from hearth_sd.trained.judge import Judge
+from hearth_sd.trained.shapes import all_captions
+
+from .harness import FIGURES, Pipeline
+
+SCHEDULES = ("karras", "normal", "exponential")
+STEPS, CFG, BAR = 20, 5.0, 0.90
+PER_CALL = 8
+# Each of the 20 captions once, then the first four again: 24 prompts, 8 per schedule.
+PROMPTS = all_captions() + all_captions()[:4]
+
+
+def prompts_for(schedule: int) -> list[str]:
+    return PROMPTS[schedule * PER_CALL:(schedule + 1) * PER_CALL]
+
+
+def test_every_sampler_the_ksampler_offers_is_checked(pipeline: Pipeline) -> None:
+    with pipeline.runtime.activate():
+        offered = pipeline.runtime.nodes["KSampler"].cls.INPUT_TYPES()["required"]["sampler_name"][0]
+    assert list(offered) == list(SAMPLERS), "the parametrisation below must cover KSampler's list"
+
+
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
+def test_sampler_makes_what_the_prompt_asks(sampler: str, pipeline: Pipeline, judge: Judge) -> None:
+    pictures, captions, lines = [], [], []
+    for index, schedule in enumerate(SCHEDULES):
+        prompts = prompts_for(index)
+        images = pipeline.txt2img(prompts, sampler=sampler, scheduler=schedule, steps=STEPS, cfg=CFG, seed=index)
+        lines.append(f"{schedule} {judge.score(images, prompts).both:.0%}")
+        pictures.append(images)
+        captions += prompts
+    score = judge.score(torch.cat(pictures), captions)
+    FIGURES[f"sampler {sampler}"] = f"{score.line()}  [{', '.join(lines)}]"
+    print(f"{sampler}: {FIGURES[f'sampler {sampler}']}")
+    assert score.both >= BAR, f"{sampler} at {STEPS} steps, CFG {CFG}: {score.line()} ({', '.join(lines)})"
