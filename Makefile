@@ -27,6 +27,9 @@ demo: $(VENV)/.installed
 	$(BIN)/comfy run examples/workflows/txt2img_lora_sd1_api.json --models-dir output/demo/models --out output/demo
 	$(BIN)/comfy run examples/workflows/txt2img_lora_sd1_api.json --models-dir output/demo/models --out output/demo \
 		--set 10.strength_model=0.3
+	# The trained miniature SD1.x model and its LoRA (make-tiny all copied them): real pictures of shapes.
+	$(BIN)/comfy run examples/workflows/shapes_grid_api.json --models-dir output/demo/models --out output/demo
+	$(BIN)/comfy run examples/workflows/shapes_lora_api.json --models-dir output/demo/models --out output/demo
 	$(BIN)/comfy run examples/workflows/txt2video_animatediff_sd1_api.json --models-dir output/demo/models --out output/demo
 	$(BIN)/comfy run examples/workflows/txt2video_wan_api.json --models-dir output/demo/models --out output/demo
 	# The first-party plugins through the registry: publish, install into an environment, run there.
