@@ -1,4 +1,5 @@
-"""The discrete sigma table's logs are ComfyUI's: the log of the float64 table, then rounded (its set_sigmas).
+"""The discrete sigma table's logs are ComfyUI's: the log of the float64 table, then rounded (its set_sigmas); and
+lms's weights are its float32 quadrature.
 
 Taking the log of the already-rounded float32 sigmas is one bit off at some steps (199 and 200 among them), and
 every sigma interpolated between table steps moves with it: KSampler at denoise 0.6 with the "normal" schedule
@@ -44,3 +45,31 @@ def test_lcm_takes_the_log_of_its_rounded_50_step_table() -> None:
     assert lcm.log_sigmas[[0, 10, 20, 49]].tolist() == [-2.0065579414367676, -0.48192059993743896,
                                                          0.21444638073444366, 2.682023763656616]
     assert torch.equal(lcm.log_sigmas, lcm.sigmas.log())
+
+
+def test_lms_weights_are_comfyuis_float32_quadrature() -> None:
+    """ComfyUI's lms integrates the Lagrange basis evaluated on its float32 sigmas with scipy's quad; the weights
+    here are those to the bit (an exact float64 integral differs in the last bits, the latent by 7e-5 at 4 steps)."""
+    import numpy as np
+    from hearth_samplers.lms import adams_coefficients
+    from hearth_samplers.schedules import get_sigmas_karras
+    from scipy import integrate
+
+    def comfyui_weight(t: np.ndarray, i: int, order: int, j: int) -> float:
+        def basis(tau: float):  # numpy float32 arithmetic, as on ComfyUI's sigmas.numpy()
+            value = 1.0
+            for k in range(order):
+                if k != j:
+                    value *= (tau - t[i - k]) / (t[i - j] - t[i - k])
+            return value
+        return integrate.quad(basis, t[i], t[i + 1], epsrel=1e-4)[0]
+
+    exact_differs = False
+    for sigmas in (get_sigmas_normal(ModelSampling(prediction="eps"), 10), get_sigmas_karras(20, 0.0292, 14.6146)):
+        t = sigmas.numpy()
+        for i in range(len(t) - 2):
+            order = min(i + 1, 4)
+            got = adams_coefficients(sigmas.tolist(), i, order)
+            assert got == [comfyui_weight(t, i, order, j) for j in range(order)]
+            exact_differs |= got != [comfyui_weight(t.astype(np.float64), i, order, j) for j in range(order)]
+    assert exact_differs  # the float32 evaluation is the rule, not a detail
