@@ -16,8 +16,9 @@ import torch.nn.functional as F
 
 from ..vae import AutoencoderKL, VAEConfig
 
-# Four levels (8x), the narrowest widths SD's GroupNorm(32) allows.
-VAE_CONFIG = VAEConfig(ch=32, ch_mult=(1, 1, 2, 2), num_res_blocks=1, z_channels=4)
+# Four levels (8x). 64 wide, not 32: GroupNorm(32) on 32 channels is a per-channel instance norm, which on a flat
+# shape over a flat background normalizes every channel to the same mask and so erases the colour (2 per group keeps it).
+VAE_CONFIG = VAEConfig(ch=64, ch_mult=(1, 1, 1, 1), num_res_blocks=1, z_channels=4)
 KL_WEIGHT = 1e-6
 LATENT_SCALE = 0.18215  # SD1's; the model multiplies raw latents by it
 
