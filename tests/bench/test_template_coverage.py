@@ -74,7 +74,7 @@ def classes(tmp_path: Path) -> Path:
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HEARTH_DISABLE_PLUGINS": "sd,samplers,lora,video,upscale,audio,comfy_compat"}
+    env = {**os.environ, "HEARTH_DISABLE_PLUGINS": "sd,samplers,lora,video,dit,upscale,audio,comfy_compat"}
     env.pop("HEARTH_PLUGINS", None)
     env.pop("HEARTH_CUSTOM_NODES", None)
     return subprocess.run([sys.executable, str(SCRIPT), "--comfy", str(COMFY), *args], capture_output=True,

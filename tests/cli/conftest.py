@@ -31,7 +31,7 @@ def stderr_lines(text: str) -> list[str]:
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)
     # The CLI tests are about the builtin nodes: the first-party model packs have their own tests.
-    monkeypatch.setenv("HEARTH_DISABLE_PLUGINS", "sd,samplers,lora,video,upscale,audio")
+    monkeypatch.setenv("HEARTH_DISABLE_PLUGINS", "sd,samplers,lora,video,dit,upscale,audio")
     for name in ("HEARTH_PLUGINS", "HEARTH_CUSTOM_NODES"):
         monkeypatch.delenv(name, raising=False)
     yield tmp_path

@@ -58,7 +58,7 @@ class Comfy:
         self.folder = folder
         self.env = {**os.environ, "HEARTH_CACHE_DIR": str(folder / "cache"), "HEARTH_HOME": str(folder / "home"),
                     "HEARTH_ISOLATION": "off",
-                    "HEARTH_DISABLE_PLUGINS": "sd,samplers,lora,video,upscale,audio"}
+                    "HEARTH_DISABLE_PLUGINS": "sd,samplers,lora,video,dit,upscale,audio"}
         for name in ("HEARTH_PLUGINS", "HEARTH_CUSTOM_NODES", "HEARTH_CATALOGUE", "COMFY_ENV"):
             self.env.pop(name, None)
 

@@ -97,7 +97,7 @@ def test_comfy_plugins_shows_a_failed_prestartup_script_on_its_pack(models: Any,
     (folder / "broken_start").mkdir(parents=True)
     (folder / "broken_start" / "prestartup_script.py").write_text("raise RuntimeError('no [GPU] driver found')\n")
     (folder / "broken_start" / "__init__.py").write_text("NODE_CLASS_MAPPINGS = {}\n")
-    monkeypatch.setenv("HEARTH_DISABLE_PLUGINS", "sd,samplers,lora,video,upscale,audio")
+    monkeypatch.setenv("HEARTH_DISABLE_PLUGINS", "sd,samplers,lora,video,dit,upscale,audio")
     result = CliRunner().invoke(cli, ["plugins", "--custom-nodes", str(folder)], terminal_width=200)
     assert result.exit_code == 0, result.output
     notes = [line for line in result.output.splitlines() if line.startswith("note: broken_start:")]

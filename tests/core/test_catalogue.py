@@ -28,7 +28,7 @@ from hearth.core.testing import runtime_on
 
 # The builtin nodes and the ComfyUI loader are enough to show the catalogue's rules; the model packs would only
 # make each build import torch.
-ONLY_CORE = {"HEARTH_DISABLE_PLUGINS": "sd,samplers,lora,video,upscale,audio"}
+ONLY_CORE = {"HEARTH_DISABLE_PLUGINS": "sd,samplers,lora,video,dit,upscale,audio"}
 
 PACK = '''
 class Echo:

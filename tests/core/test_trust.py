@@ -163,7 +163,7 @@ def test_first_party_plugins_load_under_isolation_all(make_runtime) -> None:  # 
     runtime = make_runtime(trust=TrustPolicy(mode="all"))
     with runtime.activate():
         records = runtime.plugins.records
-    for name in ("sd", "samplers", "lora", "video", "upscale", "audio", "comfy_compat"):
+    for name in ("sd", "samplers", "lora", "video", "dit", "upscale", "audio", "comfy_compat"):
         assert records[name].error is None, records[name].error
         assert (records[name].placement, records[name].placement_why) == ("in-process", "first-party plugin")
 

@@ -44,7 +44,7 @@ def test_nodes_and_plugins_list_only_the_environments_packs(make_env, tmp_path: 
     assert {"executor", "builtin_nodes"} <= set(records)
 
     # Without --env nothing changes: the environments' packs are not on this Python's path.
-    done = comfy_process("nodes", "--json", env={"HEARTH_DISABLE_PLUGINS": "sd,samplers,lora,video,upscale,audio"})
+    done = comfy_process("nodes", "--json", env={"HEARTH_DISABLE_PLUGINS": "sd,samplers,lora,video,dit,upscale,audio"})
     assert done.returncode == 0, done.stderr
     assert not {"AlphaProbe", "BetaProbe", "AlphaComfyNode"} & set(json.loads(done.stdout))
 
@@ -86,7 +86,7 @@ def test_run_uses_the_environments_nodes(make_env, tmp_path: Path):
     assert done.returncode == 0, done.stderr
 
     # The same workflow outside the environment: the node is unknown, one line, exit 2.
-    done = comfy_process("run", "--check", workflow, env={"HEARTH_DISABLE_PLUGINS": "sd,samplers,lora,video,upscale,audio"})
+    done = comfy_process("run", "--check", workflow, env={"HEARTH_DISABLE_PLUGINS": "sd,samplers,lora,video,dit,upscale,audio"})
     assert done.returncode == 2
     assert "EchoProbe" in done.stderr and done.stderr.strip().count("\n") == 0
 

@@ -222,7 +222,7 @@ class Scene:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("HEARTH_") and k not in ("COMFY_CONFIG", "XDG_CONFIG_HOME", "XDG_DATA_HOME")}
         env.update(self.env_secrets)
-        env.update(HOME=str(self.home), PYTHONPATH=str(REPO), HEARTH_DISABLE_PLUGINS="sd,samplers,lora,video,upscale,audio")
+        env.update(HOME=str(self.home), PYTHONPATH=str(REPO), HEARTH_DISABLE_PLUGINS="sd,samplers,lora,video,dit,upscale,audio")
         if isolation is not None:
             env["HEARTH_ISOLATION"] = isolation
         return env
