@@ -247,7 +247,7 @@ def test_a_file_no_plugin_loads_is_named_with_its_format_and_the_installed_loade
         CheckpointLoaderSimple().load_checkpoint("wan-as-checkpoint.safetensors")
     message = str(info.value)
     assert message.startswith("CheckpointLoaderSimple: wan-as-checkpoint.safetensors: detected format 'wan21-t2v'")
-    assert "installed loaders for checkpoints: sd1, sd2, sd2_unclip, sdxl, sdxl_refiner" in message
+    assert "installed loaders for checkpoints: flux1-checkpoint, sd1, sd2, sd2_unclip, sdxl, sdxl_refiner" in message
 
     # An unknown file: detection's own message, and what is installed for the kind.
     unknown = models / "vae" / "mystery.safetensors"
