@@ -97,7 +97,10 @@ def _outline(mask: torch.Tensor) -> torch.Tensor:
     """The shape's border ``OUTLINE_WIDTH`` pixels wide: the mask minus its erosion."""
     radius = int(OUTLINE_WIDTH * _SUPER)
     m = mask[None, None].float()
-    eroded = -F.max_pool2d(-m, 2 * radius + 1, stride=1, padding=radius)
+    # A square window's minimum is separable: a row pass then a column pass give the same mask as one
+    # (2r+1)x(2r+1) pool at a tenth of the cost.
+    eroded = -F.max_pool2d(-m, (1, 2 * radius + 1), stride=1, padding=(0, radius))
+    eroded = -F.max_pool2d(-eroded, (2 * radius + 1, 1), stride=1, padding=(radius, 0))
     return (m - eroded)[0, 0] > 0.5
 
 
