@@ -272,12 +272,12 @@ def test_clip_weight_patches_and_merge(parts) -> None:
 
 def test_vae_encode_decode_and_decode_tiled(pm: PluginManager, parts) -> None:
     vae = parts[2]
-    assert vae.downscale_ratio == 2  # the tiny VAE's; real ones have 8
-    assert vae.spacial_compression_decode() == vae.spacial_compression_encode() == vae.upscale_ratio == 2
+    assert vae.downscale_ratio == 8  # as real SD VAEs have
+    assert vae.spacial_compression_decode() == vae.spacial_compression_encode() == vae.upscale_ratio == 8
     assert vae.first_stage_model is vae.vae.model and vae.device == vae.patcher.load_device
-    image = torch.rand(1, 16, 12, 3, generator=torch.Generator().manual_seed(3))
+    image = torch.rand(1, 64, 48, 3, generator=torch.Generator().manual_seed(3))
     decoded, latent = run_node(pm, "RoundTrip", vae, image)
-    assert latent["samples"].shape == (1, 4, 8, 6) and decoded.shape == (1, 16, 12, 3)
+    assert latent["samples"].shape == (1, 4, 8, 6) and decoded.shape == (1, 64, 48, 3)
     whole = vae.decode(latent["samples"])
     # One tile covering the latent is the plain decode; smaller tiles are close to it.
     assert torch.allclose(vae.decode_tiled(latent["samples"], tile_x=8, tile_y=8, overlap=2), whole, atol=1e-5)
@@ -290,7 +290,7 @@ def test_preview_image_subclass_decodes_through_the_executor(executor: Executor)
     assert result.ok, result.error
     [image] = result.outputs["5"]["images"]
     assert image["type"] == "temp" and image["filename"].startswith("tiled")
-    assert preview_pixels(result, "5", executor.folders).shape == (16, 16, 3)  # 8x8 latent, tiny VAE (x2)
+    assert preview_pixels(result, "5", executor.folders).shape == (64, 64, 3)  # 8x8 latent, tiny VAE (x8)
 
 
 def test_comfy_sd_loader_shares_the_loader_nodes_weights(pm: PluginManager, parts, models: ModelFolders) -> None:

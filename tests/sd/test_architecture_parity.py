@@ -106,7 +106,7 @@ def test_vae_matches_diffusers(family):
     ref.load_state_dict(convert_vae(ours.state_dict(), config), strict=True)
 
     gen = torch.Generator().manual_seed(4)
-    images = torch.rand(2, 3, 24, 32, generator=gen) * 2 - 1
+    images = torch.rand(2, 3, 96, 128, generator=gen) * 2 - 1  # the tiny VAE downscales by 8, as real ones do
     latents = torch.randn(2, 4, 12, 16, generator=gen)
     with torch.no_grad():
         enc, want_enc = ours.encode(images), ref.encode(images).latent_dist.mean

@@ -77,9 +77,9 @@ def test_the_inpainting_checkpoint_takes_nine_channels(runtime, monkeypatch):
     monkeypatch.setattr(unet, "forward", spy)
     cond, _ = clip.encode("a wall")
     x, sigma = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1)), torch.tensor([2.0])
-    pixels = image(1, 16, 16)
-    mask = torch.zeros(1, 16, 16)
-    mask[:, :, 8:] = 1.0
+    pixels = image(1, 64, 64)  # an 8x8 latent: the tiny VAE downscales by 8
+    mask = torch.zeros(1, 64, 64)
+    mask[:, :, 32:] = 1.0
     positive, _, latent = InpaintModelConditioning().encode([[cond, {}]], [[cond, {}]], vae, pixels, mask)
     out = model.denoise(x, sigma, cond, positive[0][1])
     assert out.shape == x.shape and seen["x"].shape == (1, 9, 8, 8)
@@ -152,10 +152,10 @@ def test_instruct_pix2pix_gets_the_source_latent_unscaled(runtime, monkeypatch):
     model, clip, vae = _load(runtime, "tiny-sd1-ip2p.safetensors")
     assert model.diffusion.unet.config.in_channels == 8 and model.latent_channels == 4
     cond, _ = clip.encode("make it snow")
-    pixels = image(1, 19, 17, seed=4)
+    pixels = image(1, 67, 65, seed=4)
     positive, negative, latent = InstructPixToPixConditioning().encode([[cond, {}]], [[cond, {}]], pixels, vae)
     source = positive[0][1]["concat_latent_image"]
-    torch.testing.assert_close(source, vae.encode(pixels[:, 1:17, 0:16]))  # centre-cropped to the 8-pixel grid
+    torch.testing.assert_close(source, vae.encode(pixels[:, 1:65, 0:64]))  # centre-cropped to the 8-pixel grid
     assert negative[0][1]["concat_latent_image"] is source and torch.equal(latent["samples"], torch.zeros_like(source))
     seen = _spy(monkeypatch, model)
     x, sigma = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(2)), torch.tensor([1.5])
@@ -183,8 +183,8 @@ def test_vae_encode_for_inpaint_feeds_the_model_through_the_sampler(runtime, tmp
         "1": node("CheckpointLoaderSimple", ckpt_name="tiny-sd1-inpaint.safetensors"),
         "2": node("CLIPTextEncode", clip=["1", 1], text="a beach"),
         "3": node("CLIPTextEncode", clip=["1", 1], text="blurry"),
-        "4": node("EmptyImage", width=32, height=32, batch_size=1, color=0x884422),
-        "5": node("ImagePadForOutpaint", image=["4", 0], left=16, top=0, right=0, bottom=0, feathering=0),
+        "4": node("EmptyImage", width=128, height=128, batch_size=1, color=0x884422),
+        "5": node("ImagePadForOutpaint", image=["4", 0], left=64, top=0, right=0, bottom=0, feathering=0),
         "6": node("VAEEncodeForInpaint", pixels=["5", 0], vae=["1", 2], mask=["5", 1], grow_mask_by=0),
         "7": node("KSampler", model=["1", 0], seed=5, steps=1, cfg=3.0, sampler_name="euler", scheduler="normal",
                   positive=["2", 0], negative=["3", 0], latent_image=["6", 0], denoise=1.0),
@@ -192,10 +192,10 @@ def test_vae_encode_for_inpaint_feeds_the_model_through_the_sampler(runtime, tmp
         "9": node("PreviewImage", images=["8", 0]),
     }
     preview_pixels(executor_for(runtime, tmp_path), prompt, "9")
-    padded = torch.full((1, 32, 48, 3), 0.5)
-    padded[:, :, 16:] = torch.tensor([0x88, 0x44, 0x22]) / 255.0
-    mask = torch.ones(1, 32, 48)
-    mask[:, :, 16:] = 0.0
+    padded = torch.full((1, 128, 192, 3), 0.5)
+    padded[:, :, 64:] = torch.tensor([0x88, 0x44, 0x22]) / 255.0
+    mask = torch.ones(1, 128, 192)
+    mask[:, :, 64:] = 0.0
     (latent,) = VAEEncodeForInpaint().encode(vae, padded, mask, 0)
     fed = seen["x"][:1]
     assert fed.shape == (1, 9, 16, 24)

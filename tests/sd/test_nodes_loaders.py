@@ -68,7 +68,7 @@ def test_checkpoint_outputs_equal_a_direct_load(folders, models):
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     latent = torch.randn(1, 4, 8, 8)
     torch.testing.assert_close(vae.decode(latent), ckpt.vae.decode(latent), rtol=0, atol=0)
-    assert model.latent_channels == vae.latent_channels == 4 and vae.downscale_ratio == 2  # tiny VAE: 2 levels
+    assert model.latent_channels == vae.latent_channels == 4 and vae.downscale_ratio == 8  # tiny VAE: 4 levels, as real ones
     torch.testing.assert_close(model.process_latent_out(model.process_latent_in(latent)), latent)
     assert model.sampling.prediction == "eps" and len(model.sampling.sigmas) == 1000
 

@@ -130,4 +130,4 @@ def test_a_style_workflow_runs_through_the_executor(runtime, tmp_path):
     # One executor for both runs: the second reuses the cached loaders and encodings, as a server would.
     executor = executor_for(runtime, tmp_path)
     styled = _run(executor, 3.0)
-    assert styled.shape == (16, 16, 3) and not np.array_equal(styled, _run(executor, 0.0))
+    assert styled.shape == (64, 64, 3) and not np.array_equal(styled, _run(executor, 0.0))

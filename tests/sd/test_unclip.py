@@ -149,4 +149,4 @@ def test_an_unclip_workflow_runs_through_the_executor(runtime, tmp_path):
     executor = executor_for(runtime, tmp_path)
     with_image = _sample(executor, 2.0)
     without = _sample(executor, 0.0)
-    assert with_image.shape == (16, 16, 3) and not np.array_equal(with_image, without)
+    assert with_image.shape == (64, 64, 3) and not np.array_equal(with_image, without)

