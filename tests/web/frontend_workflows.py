@@ -24,8 +24,8 @@ def _node(node_id: int, kind: str, x: int, y: int, inputs: list[tuple[str, str, 
     }
 
 
-def sd1_txt2img(seed: int = 7) -> dict[str, Any]:
-    """Checkpoint -> two prompts -> 64x64 empty latent -> KSampler (2 steps, fixed seed) -> VAE decode -> Save Image."""
+def sd1_txt2img(seed: int = 7, steps: int = 2) -> dict[str, Any]:
+    """Checkpoint -> two prompts -> 64x64 empty latent -> KSampler (fixed seed) -> VAE decode -> Save Image."""
     nodes = [
         _node(1, "CheckpointLoaderSimple", 0, 0, [],
               [("MODEL", "MODEL", [1]), ("CLIP", "CLIP", [2, 3]), ("VAE", "VAE", [8])], [SD1_CHECKPOINT]),
@@ -37,7 +37,7 @@ def sd1_txt2img(seed: int = 7) -> dict[str, Any]:
         _node(5, "KSampler", 720, 0,
               [("model", "MODEL", 1), ("positive", "CONDITIONING", 4), ("negative", "CONDITIONING", 5),
                ("latent_image", "LATENT", 6)],
-              [("LATENT", "LATENT", [7])], [seed, "fixed", 2, 7.0, "euler", "normal", 1.0]),
+              [("LATENT", "LATENT", [7])], [seed, "fixed", steps, 7.0, "euler", "normal", 1.0]),
         _node(6, "VAEDecode", 1080, 0, [("samples", "LATENT", 7), ("vae", "VAE", 8)], [("IMAGE", "IMAGE", [9])], []),
         _node(7, "SaveImage", 1080, 200, [("images", "IMAGE", 9)], [], [SAVE_PREFIX]),
     ]

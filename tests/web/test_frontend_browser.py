@@ -122,10 +122,10 @@ def test_an_sd1_workflow_runs_and_shows_its_image_job_and_asset(chromium: Chromi
         assert shown.value.status == 200 and f"subfolder={folder}" in shown.value.url
         name = re.search(r"filename=([^&]+)", shown.value.url)[1]
         # The image in the Save Image node (drawn on the canvas: read the node's loaded image).
-        # (the tiny VAE: 64 px -> 8 latent -> 16 px)
+        # (the tiny VAE: 64 px -> 8 latent -> 64 px)
         page.wait_for_function("""() => {
             const images = window.app.graph.getNodeById(7).imgs || [];
-            return images.length === 1 && images[0].complete && images[0].naturalWidth === 16;
+            return images.length === 1 && images[0].complete && images[0].naturalWidth === 64;
         }""")
         # The job in the Job Queue panel, and its image among the Media Assets.
         page.get_by_test_id("queue-overlay-toggle").click()
@@ -133,7 +133,7 @@ def test_an_sd1_workflow_runs_and_shows_its_image_job_and_asset(chromium: Chromi
         page.get_by_test_id("assets-tab-button").click()
         asset = page.locator(f'[data-asset-id] img[alt="{name}"]').first
         asset.wait_for()
-        page.wait_for_function("img => img.complete && img.naturalWidth === 16", arg=asset.element_handle())
+        page.wait_for_function("img => img.complete && img.naturalWidth === 64", arg=asset.element_handle())
         page.get_by_text("Imported", exact=True).click()
         imported = page.locator(f'[data-asset-id] img[alt="{IMPORTED}"]').first
         imported.wait_for()
@@ -141,9 +141,10 @@ def test_an_sd1_workflow_runs_and_shows_its_image_job_and_asset(chromium: Chromi
         # The total progress bar (in the tab title, "[TOTAL%][NODE%] NodeType" while a node reports progress,
         # "[TOTAL%] workflow" between reports) counts cached and executed nodes: on a re-run with a new seed, 4 of
         # the 7 come from the cache, and the total shows them as the sampler runs. Which of the two forms a title
-        # poll catches depends on how fast the tiny sampler runs, so either counts.
+        # poll catches depends on how fast the tiny sampler runs, so either counts. 40 steps: a 2-step run can end
+        # within one frame of the page, which then sets no title between 0% and 100%.
         rerun = tmp_path / "tiny-sd1-seed-8.json"
-        rerun.write_text(json.dumps(sd1_txt2img(seed=8)))
+        rerun.write_text(json.dumps(sd1_txt2img(seed=8, steps=40)))
         page.set_input_files("#comfy-file-input", str(rerun))
         page.get_by_text("tiny-sd1-seed-8", exact=True).first.wait_for()
         with page.expect_response(lambda r: "/api/view?" in r.url and f"filename={prefix}_" in r.url,
