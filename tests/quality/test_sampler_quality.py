@@ -19,19 +19,16 @@ from .harness import FIGURES, Pipeline, issue_bar
 
 SCHEDULES = ("karras", "normal", "exponential")
 STEPS, CFG, BAR = 20, 5.0, 0.90
-# Three times chance (5%), and at least two pictures below what each sampler measured with the shipped model (6 Dec
-# 2026: 25-54%): a sampler that returns noise, ignores the prompt or diverges falls under it -- a hard failure --
-# while issue_bar reports the model's shortfall from the issue's 90%.
-FLOOR = 0.15
-# Measured under 25% with the shipped model, so no floor above chance holds for them yet: they re-inject noise every
-# step (ancestral, SDE, DDPM) or take the negative's noise direction at CFG 5, far above the ~1 that CFG++ is made
-# for, and the model's weak denoiser does not recover. Figures (both right, n=24): er_sde 4% (chance: worth a look),
-# res_multistep_ancestral 8%, dpm_2_ancestral, dpmpp_2s_ancestral, res_multistep_ancestral_cfg_pp 12%,
-# euler_ancestral, ddpm 17%, the other CFG++ samplers and seeds_2 21%.
-NO_FLOOR_YET = frozenset({
-    "er_sde", "res_multistep_ancestral", "dpm_2_ancestral", "dpmpp_2s_ancestral", "res_multistep_ancestral_cfg_pp",
-    "euler_ancestral", "ddpm", "euler_ancestral_cfg_pp", "dpmpp_2s_ancestral_cfg_pp", "dpmpp_2m_cfg_pp",
-    "gradient_estimation_cfg_pp", "seeds_2",
+# Floors at least two pictures (of 24) below what each sampler measured with the shipped model (6 Dec 2026):
+# a sampler that returns noise, ignores the prompt or diverges falls under its floor -- a hard failure -- while
+# issue_bar reports the shortfall from the issue's 90%. Most samplers measured 58-96% (both right; chance is 5%).
+FLOOR = 0.5
+# Measured 25-42%, so they keep a floor of three times chance: the CFG++ samplers, built for a guidance of about 1,
+# follow the negative prompt's direction much too far at CFG 5 (colour 38-54%); er_sde re-injects more noise than
+# this small model removes (karras 0%, normal and exponential 38%); it matches ComfyUI's algorithm line for line.
+LOW_FLOOR = 0.15
+LOW_FLOOR_SAMPLERS = frozenset({
+    "euler_cfg_pp", "dpmpp_2m_cfg_pp", "res_multistep_cfg_pp", "gradient_estimation_cfg_pp", "er_sde",
 })
 PER_CALL = 8
 # Each of the 20 captions once, then the first four again: 24 prompts, 8 per schedule.
@@ -61,6 +58,5 @@ def test_sampler_makes_what_the_prompt_asks(sampler: str, pipeline: Pipeline, ju
     FIGURES[f"sampler {sampler}"] = f"{score.line()}  [{', '.join(lines)}]"
     print(f"{sampler}: {FIGURES[f'sampler {sampler}']}")
     what = f"{sampler} at {STEPS} steps, CFG {CFG}: {score.line()} ({', '.join(lines)})"
-    if sampler not in NO_FLOOR_YET:
-        assert score.both >= FLOOR, what
+    assert score.both >= (LOW_FLOOR if sampler in LOW_FLOOR_SAMPLERS else FLOOR), what
     issue_bar(score.both, BAR, what)

@@ -121,3 +121,16 @@ def test_the_script_names_bad_input(tmp_path, capsys):
     blocker.write_text("not a folder")
     with pytest.raises(SystemExit, match=f"cannot write to --out {blocker / 'out'}"):
         script.main(["--out", str(blocker / "out")])
+
+
+def test_the_same_options_and_seed_write_the_same_files(tmp_path):
+    # The model card's promise: the script reproduces the shipped files byte for byte. A few steps of every stage,
+    # twice, at the default thread count.
+    tiny = ["--images", "24", "--vae-steps", "3", "--unet-steps", "3", "--lora-steps", "2", "--batch", "4"]
+    runs, threads = [], torch.get_num_threads()
+    for name in ("a", "b"):
+        assert script.main([*tiny, "--out", str(tmp_path / name)]) == 0
+        runs.append([(tmp_path / name / sub / file).read_bytes() for sub, file in
+                     (("checkpoints", script.CHECKPOINT_NAME), ("loras", script.LORA_NAME))])
+    assert runs[0] == runs[1]
+    assert not torch.are_deterministic_algorithms_enabled() and torch.get_num_threads() == threads

@@ -41,12 +41,12 @@ def parser() -> argparse.ArgumentParser:
                    help="models folder to write checkpoints/ and loras/ into (default: the shipped one)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--images", type=int, default=4000, help="filled training images (and a quarter as many outlined)")
-    p.add_argument("--vae-steps", type=int, default=1000)
-    p.add_argument("--unet-steps", type=int, default=1800)
+    p.add_argument("--vae-steps", type=int, default=2500)
+    p.add_argument("--unet-steps", type=int, default=5500)
     p.add_argument("--lora-steps", type=int, default=200)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads, fixed for reproducible sums (1: on a busy machine more threads spin)")
+    p.add_argument("--threads", type=int, default=2,
+                   help="torch CPU threads, fixed for reproducible sums (use 1 on a busy machine: spare threads spin)")
     return p
 
 
@@ -81,9 +81,18 @@ def checkpoint_tensors(vae: torch.nn.Module, unet: torch.nn.Module, text: torch.
 
 
 def train(args: argparse.Namespace) -> dict[str, Path]:
-    """Run the three stages; returns the paths written."""
+    """Run the three stages; returns the paths written. Torch's thread count and determinism flag are restored."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
+    try:
+        return _train(args)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _train(args: argparse.Namespace) -> dict[str, Path]:
     torch.manual_seed(args.seed)
     g = torch.Generator().manual_seed(args.seed)
     start = time.monotonic()

@@ -14,7 +14,6 @@ import copy
 from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from ..clip_text import CLIPTextEncoder, TextEncoderConfig
 from ..families import SD1
@@ -59,14 +58,27 @@ class EMA:
             ema.lerp_(p.detach(), 1.0 - d)
 
 
+MIN_SNR_GAMMA = 5.0
+
+
 def diffusion_loss(unet: UNetModel, context: torch.Tensor, latents: torch.Tensor, abar: torch.Tensor,
-                   generator: torch.Generator) -> torch.Tensor:
-    """Mean squared error of the eps prediction for ``latents`` (scaled) noised at random timesteps."""
+                   generator: torch.Generator, min_snr: float | None = MIN_SNR_GAMMA) -> torch.Tensor:
+    """Squared error of the eps prediction for ``latents`` (scaled) noised at random timesteps.
+
+    With ``min_snr`` (Min-SNR-gamma weighting, Hang et al. 2023) each sample's error is weighted by
+    ``min(SNR, gamma) / SNR``: the nearly clean timesteps, whose noise is hard to guess and says little about the
+    picture, count less, so the small model spends its steps on the noisy ones where colour and shape are decided.
+    ``None`` gives the plain mean squared error.
+    """
     t = torch.randint(0, len(abar), (latents.shape[0],), generator=generator)
     noise = torch.randn(latents.shape, generator=generator)
     a = abar[t][:, None, None, None]
     noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
-    return F.mse_loss(unet(noisy, t.float(), context), noise)
+    err = (unet(noisy, t.float(), context) - noise).pow(2).mean(dim=(1, 2, 3))
+    if min_snr is None:
+        return err.mean()
+    snr = abar[t] / (1 - abar[t])
+    return (err * snr.clamp(max=min_snr) / snr).mean()
 
 
 def train_diffusion(latents: torch.Tensor, captions: Sequence[str], steps: int, batch: int, lr: float,
