@@ -96,8 +96,9 @@ def _write_streaming(path: Path, shapes: Mapping[str, tuple[tuple[int, ...], tor
         out.write(struct.pack("<Q", len(blob)))
         out.write(blob)
         for _key, tensor in tensors:
-            out.write(tensor.contiguous().view(torch.uint8).numpy().tobytes() if tensor.dtype != torch.int64
-                      else tensor.numpy().tobytes())
+            # reshape(-1): a 0-dim tensor (SDXL's OpenCLIP logit_scale) cannot be viewed as bytes.
+            flat = tensor.contiguous().reshape(-1)
+            out.write(flat.view(torch.uint8).numpy().tobytes() if tensor.dtype != torch.int64 else flat.numpy().tobytes())
     partial.rename(path)
 
 

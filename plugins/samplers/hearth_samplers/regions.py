@@ -118,6 +118,10 @@ def resolve(conditioning: list, latent_shape: torch.Size, model_sampling: Any,
             cond, options = entry[0], dict(entry[1])
         except (TypeError, IndexError, KeyError) as exc:
             raise ValueError(f"conditioning entry {index} is not a [tensor, options] pair") from exc
+        # ComfyUI's encode_model_conds: a conditioning that names no size (plain CLIPTextEncode's) gets the whole
+        # latent's, in pixels at 8 per latent pixel; SDXL's size embedding reads it (768 only outside a sampler).
+        options.setdefault("width", int(latent_shape[-1]) * 8)
+        options.setdefault("height", int(latent_shape[2]) * 8)
         area = _area(options, h, w)
         mask = options.get("mask")
         if mask is not None:

@@ -9,6 +9,7 @@ under ``conditioner.embedders.0.model.*``): ``token_embedding``, ``positional_em
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .clip_text import (
@@ -103,6 +104,8 @@ class OpenCLIPTextEncoder(nn.Module):
             states.append(x)
         final = self.ln_final(x)
         pooled = final[torch.arange(final.shape[0], device=final.device), tokens.argmax(dim=-1)]
-        pooled = pooled @ self.text_projection.to(pooled.dtype)
+        # x @ P computed as ComfyUI computes it, a Linear on the contiguous transpose: the same product, but a plain
+        # matmul with P takes another GEMM path that rounds differently (SDXL's pooled text 4e-6 off).
+        pooled = F.linear(pooled, self.text_projection.to(pooled.dtype).t().contiguous())
         hidden = select_output(states, final, self.ln_final, layer, norm_hidden)
         return TextEncoderOutput(hidden, pooled)

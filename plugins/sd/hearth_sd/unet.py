@@ -171,7 +171,9 @@ class SpatialTransformer(nn.Module):
         x = self.norm(x)
         if not self.linear:
             x = self.proj_in(x)
-        x = x.permute(0, 2, 3, 1).reshape(b, h * w, -1)
+        # Contiguous, as ComfyUI makes it: the permuted view is a transposed matrix, and SDXL's linear proj_in
+        # multiplies it with another GEMM path that rounds differently (2e-7 at the first transformer, 6e-6 out).
+        x = x.permute(0, 2, 3, 1).reshape(b, h * w, -1).contiguous()
         if self.linear:
             x = self.proj_in(x)
         for block in self.transformer_blocks:
