@@ -112,6 +112,12 @@ class Score:
         return "  ".join(parts) + f"  (n={self.count})"
 
 
+def _wanted(images: np.ndarray | torch.Tensor, captions: Sequence[str]) -> list[dict[str, int]]:
+    if len(captions) != len(images):
+        raise ValueError(f"{len(images)} pictures but {len(captions)} captions: give one caption per picture")
+    return [parse_caption(c) for c in captions]
+
+
 class Judge:
     """A trained :class:`JudgeNet` with the calls the quality checks make."""
 
@@ -134,29 +140,22 @@ class Judge:
 
     def score(self, images: np.ndarray | torch.Tensor, captions: Sequence[str]) -> Score:
         """How often ``images[i]`` shows what ``captions[i]`` asks (captions in the data set's grammar)."""
-        if len(captions) != len(images):
-            raise ValueError(f"{len(images)} pictures but {len(captions)} captions: give one caption per picture")
-        wanted = [parse_caption(c) for c in captions]
+        wanted = _wanted(images, captions)
         return self.score_labels(images, {name: np.asarray([w[name] for w in wanted]) for name in ATTRIBUTES})
 
     @torch.no_grad()
     def confidence(self, images: np.ndarray | torch.Tensor, captions: Sequence[str]) -> float:
         """The mean probability the judge gives each picture of showing everything its caption asks (the product
         over attributes): a finer measure of prompt following than :meth:`score`'s right-or-wrong count."""
-        if len(captions) != len(images):
-            raise ValueError(f"{len(images)} pictures but {len(captions)} captions: give one caption per picture")
-        wanted = [parse_caption(c) for c in captions]
+        wanted = _wanted(images, captions)
         x = _net_input(_to_uint8_scale(images))
-        rows = torch.arange(len(wanted))
-        total = 0.0
+        p = torch.ones(len(wanted))
         for start in range(0, x.shape[0], 256):
-            logits = self.net(x[start:start + 256])
-            p = torch.ones(logits[next(iter(ATTRIBUTES))].shape[0])
+            logits, chunk = self.net(x[start:start + 256]), slice(start, start + 256)
             for name in ATTRIBUTES:
-                asked = torch.tensor([w[name] for w in wanted[start:start + 256]])
-                p = p * torch.softmax(logits[name], dim=1)[rows[:len(asked)], asked]
-            total += float(p.sum())
-        return total / len(wanted)
+                asked = torch.tensor([w[name] for w in wanted[chunk]])
+                p[chunk] *= torch.softmax(logits[name], dim=1)[torch.arange(len(asked)), asked]
+        return float(p.mean())
 
     def score_labels(self, images: np.ndarray | torch.Tensor, labels: dict[str, np.ndarray]) -> Score:
         """As :meth:`score`, with the wanted label numbers per attribute instead of captions."""
