@@ -219,3 +219,52 @@ def test_common_steps_round_as_comfyuis_do() -> None:
     h = t_next - t
     expected = (t_next.neg().exp() / t.neg().exp()) * x - (-h).expm1() * _toy(x, sigmas[:1])
     assert torch.equal(SAMPLERS["dpmpp_2m"](_toy, x, sigmas[:2]), expected)
+
+
+# -- one-step UniPC, and flow-model forms ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["uni_pc", "uni_pc_bh2"])
+def test_unipc_at_one_step_leaves_the_latent_where_comfyui_does(name: str) -> None:
+    """ComfyUI's UniPC at one step has order 0: one model call, and the start latent comes back rescaled from the
+    variance-preserving form, ``x / sqrt(1 + s0**2) * sqrt(1 + 0.001**2)`` (it stops at sigma 0.001)."""
+    x = torch.tensor([[2.0, -4.0, 8.0]])
+    calls = []
+
+    def model(latent, sigma, **_):
+        calls.append(float(sigma[0]))
+        return torch.zeros_like(latent)
+
+    out = SAMPLERS[name](model, x, torch.tensor([3.0, 0.0]), extra_args={})
+    assert calls == [3.0]
+    scale = math.sqrt(1 + 0.001**2) / math.sqrt(1 + 3.0**2)
+    assert torch.allclose(out, x * scale, rtol=1e-6, atol=0)
+    assert not torch.allclose(out, torch.zeros_like(out), atol=0.1)  # not the clean estimate a real step would give
+
+
+def test_dpmpp_2s_ancestral_from_pure_flow_noise_takes_comfyuis_midpoint_0_9999() -> None:
+    """On a flow model, from sigma 1 (half-log-SNR minus infinity) ComfyUI's DPM++ 2S ancestral evaluates its second
+    stage at sigma 0.9999, written out; from elsewhere at the midpoint in log((1 - sigma) / sigma)."""
+    seen = []
+
+    class Flow:
+        prediction, sigma_max, sigma_min = "flow", 1.0, 0.001
+
+    class Model:
+        sampling = Flow()
+
+        def __call__(self, latent, sigma, **_):
+            seen.append(round(float(sigma[0]), 6))
+            return torch.zeros_like(latent)
+
+    x = torch.ones(1, 2)
+    SAMPLERS["dpmpp_2s_ancestral"](Model(), x, torch.tensor([1.0, 0.5, 0.0]), extra_args={},
+                                   noise_sampler=lambda s, t: torch.zeros_like(x))
+    # Step 1: sigma_down = 0.5 * (1 + (0.5 - 1)) = 0.25; step 2 ends at 0 (an Euler step, one call).
+    assert seen == [1.0, 0.9999, 0.5]
+    seen.clear()
+    SAMPLERS["dpmpp_2s_ancestral"](Model(), x, torch.tensor([0.8, 0.5]), extra_args={},
+                                   noise_sampler=lambda s, t: torch.zeros_like(x))
+    down = 0.5 * (1 + (0.5 / 0.8 - 1))  # 0.3125
+    lam, lam_down = math.log(0.2 / 0.8), math.log((1 - down) / down)
+    assert seen == [0.8, pytest.approx(1 / (math.exp((lam + lam_down) / 2) + 1), abs=1e-6)]

@@ -9,13 +9,12 @@ evaluated at cfg 1, as ComfyUI's do.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
-from .res_multistep import _phi1, _phi2, _split
-from .stepping import ancestral_split, ancestral_step, gaussian_noise, is_flow, report, to_d
+from .res_multistep import _phi1, _phi2
+from .stepping import ancestral_step, gaussian_noise, is_flow, report, to_d
 
 
 def uses_negative(fn):
@@ -115,35 +114,18 @@ def sample_dpmpp_2m_cfg_pp(model, x, sigmas, *, extra_args=None, callback=None, 
 def sample_dpmpp_2s_ancestral_cfg_pp(model, x, sigmas, *, extra_args=None, callback=None, disable=None, eta=1.0,
                                      s_noise=1.0, noise_sampler=None):
     """DPM-Solver++(2S) ancestral with CFG++: both stages start from the latent shifted by the guidance
-    (``x + denoised - uncond``); on a flow model the renoising follows the flow's marginals."""
+    (``x + denoised - uncond``). Variance-exploding steps and noise for every model, a flow model included, as
+    ComfyUI's."""
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
     seen = watch_negative(model)
-    flow = is_flow(model)
     s_in = x.new_ones([x.shape[0]])
     for i in range(len(sigmas) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         uncond = _negative(seen, denoised)
-        if not flow:
-            x = _dpmpp_2s_cfg_pp_step(model, x, sigmas, i, denoised, uncond, seen, eta, s_in, extra_args, callback)
-            if float(sigmas[i + 1]) > 0:
-                x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * ancestral_step(
-                    sigmas[i], sigmas[i + 1], eta)[1]
-            continue
-        down, ratio, up = ancestral_split(float(sigmas[i]), float(sigmas[i + 1]), eta, flow)
-        report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        if down == 0:
-            x = denoised
-        else:
-            sigma, sigma_down = float(sigmas[i]), down
-            sigma_mid = (sigma * sigma_down) ** 0.5  # half way in log sigma
-            h = math.log(sigma) - math.log(sigma_down)
-            shifted = x + (denoised - uncond)
-            x_2 = (sigma_mid / sigma) * shifted - math.expm1(-h / 2) * denoised
-            denoised_2 = model(x_2, sigmas.new_tensor(sigma_mid) * s_in, **extra_args)
-            x = (sigma_down / sigma) * shifted - math.expm1(-h) * denoised_2
-        if float(sigmas[i + 1]) > 0 and up:
-            x = x * ratio + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * up)
+        x = _dpmpp_2s_cfg_pp_step(model, x, sigmas, i, denoised, uncond, seen, eta, s_in, extra_args, callback)
+        if float(sigmas[i + 1]) > 0:
+            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * ancestral_step(sigmas[i], sigmas[i + 1], eta)[1]
     return x
 
 
@@ -169,14 +151,13 @@ def _res_multistep_cfg_pp(model, x, sigmas, extra_args, callback, eta, s_noise, 
     noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
     seen = watch_negative(model)
     s_in = x.new_ones([x.shape[0]])
-    flow = bool(eta) and is_flow(model)  # renoised the flow way, as the base sampler
     old_denoised = old_sigma_down = None
     for i in range(len(sigmas) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         uncond = _negative(seen, denoised)
-        sigma_down, down, ratio, up = _split(sigmas, i, eta, flow)
+        sigma_down, up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        if down == 0 or old_denoised is None:
+        if sigma_down == 0 or old_denoised is None:
             x = denoised + to_d(x, sigmas[i], uncond) * sigma_down
         else:
             t, t_old, t_next = -sigmas[i].log(), -old_sigma_down.log(), -sigma_down.log()
@@ -188,10 +169,7 @@ def _res_multistep_cfg_pp(model, x, sigmas, extra_args, callback, eta, s_noise, 
             x = x + (denoised - uncond)
             x = torch.exp(-h) * x + h * (b1 * uncond + b2 * old_denoised)
         if float(sigmas[i + 1]) > 0 and up:
-            if ratio is None:
-                x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * up
-            else:
-                x = x * ratio + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * up)
+            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * up
         old_denoised, old_sigma_down = uncond, sigma_down
     return x
 

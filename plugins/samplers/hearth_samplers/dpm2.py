@@ -7,8 +7,8 @@ import torch
 from .stepping import (
     add_churn_noise,
     ancestral_step,
-    ancestral_step_flow,
     churn,
+    flow_ancestral_split,
     gaussian_noise,
     is_flow,
     report,
@@ -39,25 +39,23 @@ def sample_dpm_2(model, x, sigmas, *, extra_args=None, callback=None, disable=No
 def sample_dpm_2_ancestral(model, x, sigmas, *, extra_args=None, callback=None, disable=None, eta=1.0, s_noise=1.0,
                            noise_sampler=None):
     """DPM-Solver-2 steps to sigma_down, then fresh noise (Lu et al. 2022 with k-diffusion's ancestral split; the
-    rectified-flow split of :func:`ancestral_step_flow` for a flow model)."""
+    rectified-flow split of :func:`flow_ancestral_split` for a flow model, as ComfyUI's)."""
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
     s_in = x.new_ones([x.shape[0]])
-    levels = sigmas.tolist()
     flow = is_flow(model)
-    for i in range(len(levels) - 1):
+    for i in range(len(sigmas) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         if flow:
-            down, alpha_ratio, sigma_up = ancestral_step_flow(levels[i], levels[i + 1], eta)
-            sigma_down = sigmas.new_tensor(down)
+            sigma_down, alpha_ratio, sigma_up = flow_ancestral_split(sigmas[i], sigmas[i + 1], eta)
         else:
             sigma_down, sigma_up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
         x = _dpm2_step(model, x, to_d(x, sigmas[i], denoised), sigmas[i], sigma_down, s_in, extra_args)
         if flow:
             # A flow latent at sigma_down, renoised to the next sigma (signal scaled down, noise topped up).
-            if sigma_up > 0:
-                x = x * alpha_ratio + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
+            if sigmas[i + 1] > 0:
+                x = alpha_ratio * x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * sigma_up
         elif sigma_down != 0:
             x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * sigma_up
     return x

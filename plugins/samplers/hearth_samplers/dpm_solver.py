@@ -1,9 +1,9 @@
 """DPM-Solver (Lu et al. 2022, arXiv:2206.00927): fixed-step "fast" and adaptive-step samplers in lambda = -log sigma.
 
-Both solve from the schedule's first sigma down to its last positive one. On a flow model that sigma is far from 0
-(the second-to-last sigma of a 10-step shift-8 schedule is about 0.47), so when the schedule ends at 0 a flow model
-gets one last evaluation there that lands on its clean estimate, as every other sampler's last step does; dpm_fast
-spends one of its evaluations on it. Ancestral noise (``eta > 0``) follows the flow's marginals.
+Both solve from the schedule's first sigma down to its last positive one, and both work in the variance-exploding
+form whatever the model: on a flow model too, as ComfyUI's do, so a workflow gives ComfyUI's image. (A flow
+schedule's last positive sigma is far from 0, about 0.47 at 10 steps and shift 8, so there the result keeps that
+much noise, in ComfyUI as here.)
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from .stepping import ancestral_step, ancestral_step_flow, gaussian_noise, is_flow
+from .stepping import ancestral_step, gaussian_noise
 
 
 class PIDStepSizeController:
@@ -44,8 +44,8 @@ class PIDStepSizeController:
 class DPMSolver:
     """Single-step DPM-Solver-1/2/3 in the noise-prediction form, over a denoiser ``model(x, sigma) -> x0``."""
 
-    def __init__(self, model, extra_args=None, on_eval=None, flow=False):
-        self.model, self.flow = model, flow
+    def __init__(self, model, extra_args=None, on_eval=None):
+        self.model = model
         self.extra_args = {} if extra_args is None else extra_args
         self.on_eval = on_eval
 
@@ -95,29 +95,12 @@ class DPMSolver:
         return (self.step_1, self.step_2, self.step_3)[order - 1](x, t, t_next, cache)
 
     def ancestral(self, t, t_next, t_end, eta):
-        """Where the deterministic part of a step ends, the noise to add after it, and the factor for the signal
-        (1, except on a flow model, whose renoising also scales the latent: :func:`ancestral_step_flow`)."""
+        """Where the deterministic part of a step ends, and the std of the noise to add after it."""
         if not eta:
-            return t_next, 0.0, 1.0
-        if self.flow:
-            sigma_next = float(self.sigma(t_next))
-            sigma_down, _, _ = ancestral_step_flow(float(self.sigma(t)), sigma_next, eta)
-            t_down = torch.minimum(t_end, self.t(torch.as_tensor(max(sigma_down, 1e-12), dtype=t.dtype)))
-            sigma_down = float(self.sigma(t_down))
-            ratio = (1 - sigma_next) / (1 - sigma_down)
-            return t_down, max(0.0, sigma_next**2 - (ratio * sigma_down) ** 2) ** 0.5, ratio
+            return t_next, 0.0
         sigma_down, _ = ancestral_step(self.sigma(t), self.sigma(t_next), eta)
         t_down = torch.minimum(t_end, self.t(sigma_down))
-        return t_down, (self.sigma(t_next) ** 2 - self.sigma(t_down) ** 2) ** 0.5, 1.0
-
-
-def _finish_flow(model, x, sigma_min, extra_args, callback, i):
-    """A flow model's last step from the solver's last sigma to 0: its clean estimate there."""
-    sigma = torch.as_tensor(sigma_min, dtype=x.dtype, device=x.device)
-    denoised = model(x, sigma * x.new_ones([x.shape[0]]), **(extra_args or {}))
-    if callback is not None:
-        callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma, "denoised": denoised})
-    return denoised
+        return t_down, (self.sigma(t_next) ** 2 - self.sigma(t_down) ** 2) ** 0.5
 
 
 def _sigma_range(sigmas):
@@ -137,13 +120,7 @@ def sample_dpm_fast(model, x, sigmas, *, extra_args=None, callback=None, disable
     sigma_min, sigma_max = _sigma_range(sigmas)
     nfe = len(sigmas) - 1
     noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
-    flow = is_flow(model)
-    finish = flow and float(sigmas[-1]) == 0
-    if finish:
-        nfe -= 1  # the last evaluation is the step to 0
-        if nfe == 0:
-            return _finish_flow(model, x, sigma_min, extra_args, callback, 0)
-    solver = DPMSolver(model, extra_args, flow=flow)
+    solver = DPMSolver(model, extra_args)
     t_start, t_end = solver.t(torch.as_tensor(sigma_max)), solver.t(torch.as_tensor(sigma_min))
     m = nfe // 3 + 1
     ts = torch.linspace(float(t_start), float(t_end), m + 1, device=x.device)
@@ -151,17 +128,13 @@ def sample_dpm_fast(model, x, sigmas, *, extra_args=None, callback=None, disable
     for i, order in enumerate(orders):
         cache: dict = {}
         t, t_next = ts[i], ts[i + 1]
-        t_down, sigma_up, ratio = solver.ancestral(t, t_next, t_end.to(ts), eta)
+        t_down, sigma_up = solver.ancestral(t, t_next, t_end.to(ts), eta)
         eps = solver.eps(cache, "eps", x, t)
         if callback is not None:
             sigma = solver.sigma(t)
             callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma, "denoised": x - sigma * eps})
         x = solver.step(order, x, t, t_down, cache)
-        if ratio != 1.0:
-            x = x * ratio
         x = x + sigma_up * s_noise * noise_sampler(solver.sigma(t), solver.sigma(t_next))
-    if finish:
-        x = _finish_flow(model, x, sigma_min, extra_args, callback, len(orders))
     return x
 
 
@@ -176,8 +149,7 @@ def sample_dpm_adaptive(model, x, sigmas, *, extra_args=None, callback=None, dis
         return x
     sigma_min, sigma_max = _sigma_range(sigmas)
     noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
-    flow = is_flow(model)
-    solver = DPMSolver(model, extra_args, flow=flow)
+    solver = DPMSolver(model, extra_args)
     t_start, t_end = solver.t(torch.as_tensor(sigma_max)), solver.t(torch.as_tensor(sigma_min))
     atol_t, rtol_t = torch.tensor(atol), torch.tensor(rtol)
     pid = PIDStepSizeController(abs(h_init), pcoeff, icoeff, dcoeff, 1.5 if eta else order, accept_safety)
@@ -185,7 +157,7 @@ def sample_dpm_adaptive(model, x, sigmas, *, extra_args=None, callback=None, dis
     while s < t_end - 1e-5:
         cache: dict = {}
         t = torch.minimum(t_end, s + pid.h)
-        t_down, sigma_up, ratio = solver.ancestral(s, t, t_end, eta)
+        t_down, sigma_up = solver.ancestral(s, t, t_end, eta)
         eps = solver.eps(cache, "eps", x, s)
         denoised = x - solver.sigma(s) * eps
         if order == 2:
@@ -198,13 +170,11 @@ def sample_dpm_adaptive(model, x, sigmas, *, extra_args=None, callback=None, dis
         error = torch.linalg.norm((x_low - x_high) / delta) / x.numel() ** 0.5
         if pid.propose_step(error):
             x_prev = x_low
-            x = x_high if ratio == 1.0 else x_high * ratio
+            x = x_high
             x = x + sigma_up * s_noise * noise_sampler(solver.sigma(s), solver.sigma(t))
             s = t
         steps += 1
         if callback is not None:
             sigma = solver.sigma(s)
             callback({"x": x, "i": steps - 1, "sigma": sigma, "sigma_hat": sigma, "denoised": denoised})
-    if flow and float(sigmas[-1]) == 0:
-        x = _finish_flow(model, x, sigma_min, extra_args, callback, steps)
     return x

@@ -7,15 +7,11 @@ each update is a linear interpolation between that term and ``x`` (one ``torch.l
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .stepping import (
     ancestral_step,
-    ancestral_step_flow,
-    flow_half_log_snr,
-    flow_sigma_of,
+    flow_ancestral_split,
     gaussian_noise,
     is_flow,
     report,
@@ -56,30 +52,30 @@ def sample_dpmpp_2s_ancestral(model, x, sigmas, *, extra_args=None, callback=Non
 
 
 def _dpmpp_2s_ancestral_flow(model, x, sigmas, extra_args, callback, eta, s_noise, noise_sampler):
+    """ComfyUI's rectified-flow form, in float32 0-d tensors in its order of operations: the midpoint in the flow's
+    half-log-SNR ``log((1 - sigma) / sigma)`` (from pure noise, where that is minus infinity, sigma 0.9999)."""
     s_in = x.new_ones([x.shape[0]])
-    levels = sigmas.tolist()
-    for i in range(len(levels) - 1):
-        sigma, sigma_next = levels[i], levels[i + 1]
-        denoised = model(x, sigmas[i] * s_in, **extra_args)
-        report(callback, x, i, sigmas[i], sigmas[i], denoised)
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        denoised = model(x, sigma * s_in, **extra_args)
+        sigma_down, alpha_ratio, renoise = flow_ancestral_split(sigma, sigma_next, eta)
+        report(callback, x, i, sigma, sigma, denoised)
         if sigma_next == 0:
-            x = denoised
-            continue
-        sigma_down, alpha_ratio, sigma_up = ancestral_step_flow(sigma, sigma_next, eta)
-        if sigma_down == 0:
-            # eta large enough to drop all the way: the clean estimate, then the renoising.
-            x = denoised
+            x = x + to_d(x, sigma, denoised) * (sigma_down - sigma)
+        elif sigma_down == 0:
+            x = denoised  # eta past 1 (NaN in ComfyUI): the clean estimate, then the renoising
         else:
-            # The midpoint in half-log-SNR; from pure noise (sigma 1, where that is minus infinity) a point just
-            # inside it, as ComfyUI.
-            lambda_s = flow_half_log_snr(sigma)
-            sigma_mid = 0.9999 if lambda_s == -math.inf else flow_sigma_of(
-                (lambda_s + flow_half_log_snr(sigma_down)) / 2)
-            x_2 = torch.lerp(denoised, x, sigma_mid / sigma)
-            denoised_2 = model(x_2, sigma_mid * s_in, **extra_args)
-            x = torch.lerp(denoised_2, x, sigma_down / sigma)
-        if sigma_up > 0:
-            x = x * alpha_ratio + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
+            if sigma == 1.0:
+                sigma_mid = 0.9999
+            else:
+                lam, lam_down = ((1 - sigma) / sigma).log(), ((1 - sigma_down) / sigma_down).log()
+                sigma_mid = ((lam + 0.5 * (lam_down - lam)).exp() + 1) ** -1
+            ratio = sigma_mid / sigma
+            denoised_2 = model(ratio * x + (1 - ratio) * denoised, sigma_mid * s_in, **extra_args)
+            ratio = sigma_down / sigma
+            x = ratio * x + (1 - ratio) * denoised_2
+        if sigma_next > 0 and eta > 0:
+            x = alpha_ratio * x + noise_sampler(sigma, sigma_next) * s_noise * renoise
     return x
 
 

@@ -8,6 +8,7 @@ from .stepping import (
     add_churn_noise,
     ancestral_step,
     churn,
+    flow_ancestral_split,
     gaussian_noise,
     is_flow,
     report,
@@ -75,15 +76,9 @@ def _euler_ancestral_flow(model, x, sigmas, extra_args, callback, eta, s_noise, 
         if levels[i + 1] == 0:
             x = denoised
             continue
-        sigma_next = sigmas[i + 1]
-        sigma_down = sigma_next * (1 + (sigma_next / sigmas[i] - 1) * eta)
-        if sigma_down < 0:
-            # eta past 1 would step below 0: stop at the clean estimate and make all the noise fresh.
-            sigma_down = torch.zeros_like(sigma_down)
-        alpha_next, alpha_down = 1 - sigma_next, 1 - sigma_down
-        sigma_up = (sigma_next**2 - sigma_down**2 * alpha_next**2 / alpha_down**2) ** 0.5
+        sigma_down, alpha_ratio, renoise = flow_ancestral_split(sigmas[i], sigmas[i + 1], eta)
         ratio = sigma_down / sigmas[i]
         x = ratio * x + (1 - ratio) * denoised
         if eta > 0:
-            x = (alpha_next / alpha_down) * x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * sigma_up
+            x = alpha_ratio * x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * renoise
     return x

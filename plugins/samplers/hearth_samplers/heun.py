@@ -49,22 +49,24 @@ def sample_heunpp2(model, x, sigmas, *, extra_args=None, callback=None, disable=
         gamma, sigma_hat = churn(levels, i, s_churn, s_tmin, s_tmax, flow)
         if gamma > 0:
             x = add_churn_noise(x, sigmas[i], sigma_hat, s_noise, noise_sampler, flow)
+        # Float32 0-d tensors in ComfyUI's order of operations, so the latents are ComfyUI's to the bit.
+        sigma_hat = sigmas[i] if gamma == 0 else sigmas.new_tensor(sigma_hat)
         denoised = model(x, sigma_hat * s_in, **extra_args)
         d = to_d(x, sigma_hat, denoised)
         report(callback, x, i, sigmas[i], sigma_hat, denoised)
-        dt = levels[i + 1] - sigma_hat
+        dt = sigmas[i + 1] - sigma_hat
         if levels[i + 1] == s_end:
             x = x + d * dt
             continue
         x_2 = x + d * dt
-        d_2 = to_d(x_2, levels[i + 1], model(x_2, sigmas[i + 1] * s_in, **extra_args))
+        d_2 = to_d(x_2, sigmas[i + 1], model(x_2, sigmas[i + 1] * s_in, **extra_args))
         if levels[i + 2] == s_end:
-            w2 = levels[i + 1] / (2 * levels[0])
+            w2 = sigmas[i + 1] / (2 * sigmas[0])
             x = x + (d * (1 - w2) + d_2 * w2) * dt
             continue
-        x_3 = x_2 + d_2 * (levels[i + 2] - levels[i + 1])
-        d_3 = to_d(x_3, levels[i + 2], model(x_3, sigmas[i + 2] * s_in, **extra_args))
-        w2 = levels[i + 1] / (3 * levels[0])
-        w3 = levels[i + 2] / (3 * levels[0])
-        x = x + (d * (1 - w2 - w3) + d_2 * w2 + d_3 * w3) * dt
+        x_3 = x_2 + d_2 * (sigmas[i + 2] - sigmas[i + 1])
+        d_3 = to_d(x_3, sigmas[i + 2], model(x_3, sigmas[i + 2] * s_in, **extra_args))
+        w = 3 * sigmas[0]
+        w2, w3 = sigmas[i + 1] / w, sigmas[i + 2] / w
+        x = x + ((1 - w2 - w3) * d + w2 * d_2 + w3 * d_3) * dt
     return x

@@ -21,8 +21,8 @@ def sample_lcm(model, x, sigmas, *, extra_args=None, callback=None, disable=None
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
         x = denoised
         if sigmas[i + 1] > 0 and flow:
-            sigma_next = float(sigmas[i + 1])
-            x = torch.lerp(x, noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise, sigma_next)
+            # ComfyUI's CONST noise scaling, in its order of operations.
+            x = sigmas[i + 1] * (noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise) + (1.0 - sigmas[i + 1]) * x
         elif sigmas[i + 1] > 0:
             x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * sigmas[i + 1]
     return x

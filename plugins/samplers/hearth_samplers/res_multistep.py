@@ -2,18 +2,16 @@
 
 Each step after the first combines this step's and the previous step's clean estimates with the exponential
 integrator's phi-function weights in ``t = -log(sigma)``; the first step and a step down to 0 are Euler steps.
-The ancestral variant steps down to ``sigma_down`` and adds fresh noise up to the next sigma (``eta``); on a flow
-model that renoising follows the flow's marginals (:func:`stepping.ancestral_step_flow`), as Hearth's other
-ancestral samplers do. The deterministic update is ComfyUI's, in variance-exploding form for every model.
+The ancestral variant steps down to ``sigma_down`` and adds fresh noise up to the next sigma (``eta``). Both the
+update and the noise are ComfyUI's, in variance-exploding form for every model (a flow model included, as
+ComfyUI applies them), so a workflow gives ComfyUI's image.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from .stepping import ancestral_split, ancestral_step, gaussian_noise, is_flow, report
+from .stepping import ancestral_step, gaussian_noise, report
 
 
 def _phi1(t: torch.Tensor) -> torch.Tensor:
@@ -24,27 +22,17 @@ def _phi2(t: torch.Tensor) -> torch.Tensor:
     return (_phi1(t) - 1.0) / t
 
 
-def _split(sigmas: torch.Tensor, i: int, eta: float, flow: bool) -> tuple[torch.Tensor, Any, Any, Any]:
-    """Step ``i``'s ancestral split: ``(sigma_down as a tensor, down, ratio, up)``; ``ratio`` is None off flow."""
-    if flow:
-        down, ratio, up = ancestral_split(float(sigmas[i]), float(sigmas[i + 1]), eta, flow)
-        return sigmas.new_tensor(down), down, ratio, up
-    # 0-d tensors, as ComfyUI computes the split, so the floats are its floats.
-    sigma_down, up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
-    return sigma_down, sigma_down, None, up
-
-
 def _res_multistep(model, x, sigmas, extra_args, callback, eta, s_noise, noise_sampler):
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = gaussian_noise(x) if noise_sampler is None else noise_sampler
     s_in = x.new_ones([x.shape[0]])
     old_denoised = old_sigma_down = None
-    flow = bool(eta) and is_flow(model)
     for i in range(len(sigmas) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
-        sigma_down, down, ratio, up = _split(sigmas, i, eta, flow)
+        # 0-d tensors, as ComfyUI computes the split, so the floats are its floats.
+        sigma_down, up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        if down == 0 or old_denoised is None:
+        if sigma_down == 0 or old_denoised is None:
             x = x + (x - denoised) / sigmas[i] * (sigma_down - sigmas[i])
         else:
             t, t_old, t_next = -sigmas[i].log(), -old_sigma_down.log(), -sigma_down.log()
@@ -56,10 +44,7 @@ def _res_multistep(model, x, sigmas, extra_args, callback, eta, s_noise, noise_s
             b2 = torch.nan_to_num(phi2 / c2, nan=0.0)
             x = torch.exp(-h) * x + h * (b1 * denoised + b2 * old_denoised)
         if float(sigmas[i + 1]) > 0 and up:
-            if ratio is None:
-                x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * up
-            else:
-                x = x * ratio + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * up)
+            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * up
         old_denoised, old_sigma_down = denoised, sigma_down
     return x
 

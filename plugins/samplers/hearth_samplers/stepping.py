@@ -93,13 +93,18 @@ def ancestral_step_flow(sigma_from: float, sigma_to: float, eta: float = 1.0) ->
     return sigma_down, alpha_ratio, sigma_up
 
 
-def ancestral_split(sigma_from: float, sigma_to: float, eta: float, flow: bool) -> tuple[float, float, float]:
-    """``(sigma_down, alpha_ratio, sigma_up)`` of an ancestral step: :func:`ancestral_step_flow` for a flow model,
-    else :func:`ancestral_step` with an ``alpha_ratio`` of 1 (variance-exploding latents keep their signal)."""
-    if flow:
-        return ancestral_step_flow(sigma_from, sigma_to, eta)
-    sigma_down, sigma_up = ancestral_step(sigma_from, sigma_to, eta)
-    return sigma_down, 1.0, sigma_up
+def flow_ancestral_split(sigma: torch.Tensor, sigma_next: torch.Tensor,
+                         eta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`ancestral_step_flow`'s split as ComfyUI's rectified-flow samplers compute it: float32 0-d tensors in
+    their order of operations, so the latents are ComfyUI's to the bit. ``(sigma_down, alpha_ratio, renoise)``:
+    step to ``sigma_down``, then ``x = alpha_ratio * x + renoise * noise``. An ``eta`` past 1 (below 0 in ComfyUI,
+    which then gives NaN) stops at sigma_down 0."""
+    sigma_down = sigma_next * (1 + (sigma_next / sigma - 1) * eta)
+    if sigma_down < 0:
+        sigma_down = torch.zeros_like(sigma_down)
+    alpha_next, alpha_down = 1 - sigma_next, 1 - sigma_down
+    renoise = (sigma_next**2 - sigma_down**2 * alpha_next**2 / alpha_down**2) ** 0.5
+    return sigma_down, alpha_next / alpha_down, renoise
 
 
 def flow_offset_first_sigma(model: object, sigmas: torch.Tensor) -> torch.Tensor:

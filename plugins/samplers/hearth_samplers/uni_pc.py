@@ -6,7 +6,7 @@ sigma**2)``, ``lambda = log(alpha / std)``), the model's noise estimate turned i
 tensors throughout. ``bh1`` and ``bh2`` are the paper's two choices of ``B(h)`` (``h`` and ``e^h - 1``; sec. 3.3).
 A schedule ending at sigma 0 stops at sigma 0.001 (lambda is infinite at 0) and the corrector is skipped on the
 last step, so ``N`` steps cost ``N`` model calls. The order is at most 3 and at most ``steps - 1``, and falls again
-over the last steps.
+over the last steps; at one step it is 0, as in ComfyUI: the latent does not move.
 """
 
 from __future__ import annotations
@@ -103,14 +103,17 @@ def _sample(model, x, sigmas, extra_args, callback, variant, max_order=3):
     if times[-1] == 0:
         times[-1] = FINAL_SIGMA
     steps = len(times) - 1
-    # ComfyUI's order; at one step (order 0 there, which never moves x) one first-order step instead.
-    order = max(1, min(max_order, steps - 1))
+    order = min(max_order, steps - 1)
     solver = _Solver(model, extra_args, variant)
     x = x / torch.sqrt(1.0 + times[0] ** 2.0)
     batch = x.shape[0]
     t = times[0].expand(batch)
     clean_list, t_list = [solver.clean(x, t)], [t]
     report(callback, x, 0, sigmas[0], sigmas[0], clean_list[-1])
+    if order == 0:
+        # One step: ComfyUI's order 0, which evaluates the model once and never moves x. Kept, so the workflow
+        # gives ComfyUI's image (the start latent, rescaled); any other sampler makes a picture in one step.
+        return x / torch.exp(_log_mean(times[-1]))
     for index in range(1, steps + 1):
         t = times[index].expand(batch)
         if index < order:
