@@ -141,6 +141,48 @@ def probe(args: argparse.Namespace, checkpoint: Path, lora: Path, image: Path, w
     return 0
 
 
+def sampler_audit(args: argparse.Namespace, work: Path) -> int:
+    """Run ``parity/sampler_audit.py`` in each venv and print, per sampler, the largest latent difference over its
+    cases (eps and flow model sampling, karras and normal, 1 to 11 steps) and the first case that differs (a case
+    that raises on one side only differs; on both, it agrees)."""
+    dumps = {}
+    for project, python in (("comfyui", args.comfyui_python), ("hearth", Path(sys.executable))):
+        out = work / f"sampler-audit-{project}.safetensors"
+        command = [str(python), str(BENCH / "parity" / "sampler_audit.py"), "--project", project, "--out", str(out),
+                   "--comfyui", str(args.comfyui)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+        if done.returncode:
+            print(f"sampler audit ({project}) failed:\n{done.stderr[-3000:]}")
+            return 2
+        import safetensors.torch
+
+        dumps[project] = safetensors.torch.load_file(str(out))
+    from parity.sampler_audit import compare
+
+    rows = compare(dumps["comfyui"], dumps["hearth"])
+    cases = sorted({case.rsplit("/", 1)[0] if case.endswith(("/sigmas", "/raises")) else case for _, case, _ in rows})
+    print(f"sampler audit: {len(cases)} cases per sampler ({', '.join(cases)}); max |ComfyUI - Hearth| of the "
+          "latents and the schedules")
+    print("| sampler | latent max diff | schedule max diff | first case that differs |")
+    print("| --- | --- | --- | --- |")
+    identical = 0
+    names = sorted({name for name, _, _ in rows})
+    for name in names:
+        mine = [(case, diff) for n, case, diff in rows if n == name]
+        latent = [diff for case, diff in mine if not case.endswith(("/sigmas", "/raises"))]
+        schedule = [diff for case, diff in mine if case.endswith("/sigmas")]
+        differ = [case for case, diff in mine if diff is None or diff != 0]
+
+        def worst(diffs):
+            return "missing" if None in diffs else f"{max(diffs):.3g}"
+
+        identical += not differ
+        print(f"| {name} | {worst(latent)} | {worst(schedule)} | {differ[0] if differ else ''} |")
+    verdict = "PASS" if identical == len(names) else "FAIL"
+    print(f"{verdict}  every sampler bit-identical in every case: {identical}/{len(names)}")
+    return 0 if verdict == "PASS" else 1
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--comfyui", type=Path, required=True, help="a ComfyUI checkout (its main.py)")
@@ -160,6 +202,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-minutes", type=float, help="start no new workflow after this long; print what ran")
     parser.add_argument("--threads", type=int, help="torch threads for both servers (default: torch's)")
     parser.add_argument("--json", type=Path, help="also write the rows and figures here")
+    parser.add_argument("--sampler-audit", action="store_true",
+                        help="instead of the servers: every sampler on a toy denoiser in each venv (eps and flow "
+                             "model sampling, karras and normal, 1 to 11 steps), latents compared bit for bit")
     parser.add_argument("--probe", metavar="SAMPLER[:SCHEDULER]",
                         help="instead of the servers: one KSampler run in-process on each side, every stage compared")
     parser.add_argument("--probe-lora", action="store_true", help="with --probe: through the LoRA")
@@ -190,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl-C and a plain kill both unwind through the finally blocks that stop the servers.
     signal.signal(signal.SIGTERM, _interrupt)
     version = comfyui_version(args.comfyui)
+    if args.sampler_audit:
+        print(f"{version} at {args.comfyui}; Hearth at {BENCH.parent}")
+        with tempfile.TemporaryDirectory(prefix="hearth-audit-") as work:
+            return sampler_audit(args, Path(work))
     print(f"{version} at {args.comfyui}; Hearth at {BENCH.parent}; family {args.family}, {args.steps} steps, "
           f"{args.size}x{args.size}")
     start = time.perf_counter()
