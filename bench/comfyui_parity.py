@@ -143,7 +143,7 @@ def probe(args: argparse.Namespace, checkpoint: Path, lora: Path, image: Path, w
 
 def sampler_audit(args: argparse.Namespace, work: Path) -> int:
     """Run ``parity/sampler_audit.py`` in each venv and print, per sampler, the largest latent difference over its
-    cases (eps and flow model sampling, karras and normal, 1 to 11 steps) and the first case that differs (a case
+    cases (eps, flow, AuraFlow and Flux model sampling, every scheduler, 1 to 11 steps) and the first case that differs (a case
     that raises on one side only differs; on both, it agrees)."""
     dumps = {}
     for project, python in (("comfyui", args.comfyui_python), ("hearth", Path(sys.executable))):
@@ -159,10 +159,13 @@ def sampler_audit(args: argparse.Namespace, work: Path) -> int:
         dumps[project] = safetensors.torch.load_file(str(out))
     from parity.sampler_audit import compare
 
-    rows = compare(dumps["comfyui"], dumps["hearth"])
+    rows, nan_cases = compare(dumps["comfyui"], dumps["hearth"])
     cases = sorted({case.rsplit("/", 1)[0] if case.endswith(("/sigmas", "/raises")) else case for _, case, _ in rows})
     print(f"sampler audit: {len(cases)} cases per sampler ({', '.join(cases)}); max |ComfyUI - Hearth| of the "
           "latents and the schedules")
+    if nan_cases:
+        print(f"left out where ComfyUI's own schedule is NaN (every sampler but those that drop the penultimate sigma, "
+              f"which ask for one more step): {', '.join(nan_cases)}")
     print("| sampler | latent max diff | schedule max diff | first case that differs |")
     print("| --- | --- | --- | --- |")
     identical = 0
@@ -203,8 +206,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="torch threads for both servers (default: torch's)")
     parser.add_argument("--json", type=Path, help="also write the rows and figures here")
     parser.add_argument("--sampler-audit", action="store_true",
-                        help="instead of the servers: every sampler on a toy denoiser in each venv (eps and flow "
-                             "model sampling, karras and normal, 1 to 11 steps), latents compared bit for bit")
+                        help="instead of the servers: every sampler on a toy denoiser in each venv (eps, flow, "
+                             "AuraFlow and Flux model sampling, every scheduler, 1 to 11 steps), latents compared bit for bit")
     parser.add_argument("--probe", metavar="SAMPLER[:SCHEDULER]",
                         help="instead of the servers: one KSampler run in-process on each side, every stage compared")
     parser.add_argument("--probe-lora", action="store_true", help="with --probe: through the LoRA")

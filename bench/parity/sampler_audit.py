@@ -1,9 +1,9 @@
-"""Every sampler of ComfyUI's KSampler list on one toy denoiser, on an eps and on a flow model sampling, at several
-step counts: the step arithmetic and step noise of each side, without a checkpoint.
+"""Every sampler of ComfyUI's KSampler list on one toy denoiser, on each family's model sampling (eps, flow, Flux), at
+several step counts: the step arithmetic and step noise of each side, without a checkpoint.
 
 Run by ``bench/comfyui_parity.py --sampler-audit`` in each venv: ``PYTHON bench/parity/sampler_audit.py --project
 comfyui|hearth --out DUMP.safetensors [--comfyui PATH]``. Each side computes its own schedule
-(``karras`` and ``normal``, with its own rule for the samplers that drop the penultimate sigma), takes its start
+(each of ComfyUI's schedulers, with its own rule for the samplers that drop the penultimate sigma), takes its start
 latent from ``torch.randn`` of a fixed seed scaled by the first sigma, and samples with its own sampler function
 and its own step noise from ``SEED``; the dump holds every schedule and result. The toy denoiser is a guided pair
 of elementwise functions, so the CFG++ samplers get an unconditional prediction to use. Imports neither project at
@@ -18,11 +18,15 @@ import sys
 import types
 from typing import Any
 
-KINDS = ("eps", "flow")
-SCHEDULERS = ("karras", "normal")
+# The model samplings: SD's discrete eps; rectified flow with shift 3 as SD3 and Wan (ModelSamplingSD3), and with
+# multiplier 1 as Z-Image (ModelSamplingAuraFlow); Flux's exponential shift (ModelSamplingFlux).
+KINDS = ("eps", "flow", "aura", "flux")
+SCHEDULERS = ("normal", "karras", "exponential", "sgm_uniform", "simple", "ddim_uniform", "beta", "linear_quadratic",
+              "kl_optimal")  # ComfyUI 0.3.64 KSampler's list
 STEPS = (1, 2, 3, 6, 11)
 SEED = 123
 FLOW_SHIFT = 3.0
+FLUX_SHIFT = 1.15
 CFG = 2.5
 
 
@@ -78,6 +82,19 @@ def comfyui_runs(comfyui: str) -> dict[str, Any]:
     class Flow(ms.CONST, ms.ModelSamplingDiscreteFlow):
         pass
 
+    class Flux(ms.CONST, ms.ModelSamplingFlux):
+        pass
+
+    def sampling_of(kind: str):
+        if kind == "eps":
+            return Eps()
+        sampling = Flux() if kind == "flux" else Flow()
+        if kind == "flux":
+            sampling.set_parameters(shift=FLUX_SHIFT)
+        else:
+            sampling.set_parameters(shift=FLOW_SHIFT, multiplier=1.0 if kind == "aura" else 1000)
+        return sampling
+
     class Denoiser:
         """What ComfyUI's sampler functions reach through ``model``: the model sampling and the model options."""
 
@@ -91,9 +108,7 @@ def comfyui_runs(comfyui: str) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for kind in KINDS:
-        sampling = Eps() if kind == "eps" else Flow()
-        if kind == "flow":
-            sampling.set_parameters(shift=FLOW_SHIFT)
+        sampling = sampling_of(kind)
         for scheduler in SCHEDULERS:
             for steps in STEPS:
                 for name in comfy.samplers.KSampler.SAMPLERS:
@@ -113,7 +128,7 @@ def comfyui_runs(comfyui: str) -> dict[str, Any]:
 
 def hearth_runs() -> dict[str, Any]:
     from hearth_samplers.catalog import SAMPLERS
-    from hearth_samplers.model_sampling import DiscreteSampling, FlowSampling
+    from hearth_samplers.model_sampling import DiscreteSampling, FlowSampling, FluxSampling
     from hearth_samplers.sampling import Sampler, _noise_sampler, calculate_sigmas
 
     class Denoiser:
@@ -128,7 +143,9 @@ def hearth_runs() -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for kind in KINDS:
-        sampling = DiscreteSampling("eps") if kind == "eps" else FlowSampling(shift=FLOW_SHIFT)
+        sampling = {"eps": lambda: DiscreteSampling("eps"), "flow": lambda: FlowSampling(shift=FLOW_SHIFT),
+                    "aura": lambda: FlowSampling(shift=FLOW_SHIFT, multiplier=1.0),
+                    "flux": lambda: FluxSampling(shift=FLUX_SHIFT)}[kind]()
         for scheduler in SCHEDULERS:
             for steps in STEPS:
                 for name, fn in SAMPLERS.items():
@@ -144,18 +161,24 @@ def hearth_runs() -> dict[str, Any]:
     return out
 
 
-def compare(comfyui: dict, hearth: dict) -> list[tuple[str, str, float | None]]:
-    """``(sampler, case, max |difference|)`` for every case each side ran; None where only one side has it."""
-    rows = []
+def compare(comfyui: dict, hearth: dict) -> tuple[list[tuple[str, str, float | None]], list[str]]:
+    """``(sampler, case, max |difference|)`` for every case each side ran (None where only one side has it), and the
+    cases left out because ComfyUI's own schedule is NaN there (kl_optimal at one step divides 0 by 0; Hearth's is
+    ``[sigma_max, 0]``)."""
+    rows, nan_cases = [], set()
     for key in sorted(set(comfyui) | set(hearth)):
         kind, scheduler, steps, name, *rest = key.split("/")
+        sigmas = comfyui.get(f"{kind}/{scheduler}/{steps}/{name}/sigmas")
+        if sigmas is not None and bool(sigmas.isnan().any()):
+            nan_cases.add(f"{kind}/{scheduler}/{steps}")
+            continue
         case = f"{kind}/{scheduler}/{steps}" + "".join(f"/{part}" for part in rest)
         a, b = comfyui.get(key), hearth.get(key)
         if a is None or b is None or a.shape != b.shape:
             rows.append((name, case, None))
         else:
             rows.append((name, case, (a.double() - b.double()).abs().max().item()))
-    return rows
+    return rows, sorted(nan_cases)
 
 
 def main() -> None:
