@@ -157,23 +157,24 @@ def sampler_audit(args: argparse.Namespace, work: Path) -> int:
         import safetensors.torch
 
         dumps[project] = safetensors.torch.load_file(str(out))
-    from parity.sampler_audit import compare
+    from parity import sampler_audit as audit
 
-    rows, nan_cases = compare(dumps["comfyui"], dumps["hearth"])
-    cases = sorted({case.rsplit("/", 1)[0] if case.endswith(("/sigmas", "/raises")) else case for _, case, _ in rows})
+    rows, nan_cases = audit.compare(dumps["comfyui"], dumps["hearth"])
+    extras = ("/sigmas", f"/sigmas-d{audit.DENOISE}", "/timesteps", "/raises")
+    cases = sorted({case.rsplit("/", 1)[0] if case.endswith(extras) else case for _, case, _ in rows})
     print(f"sampler audit: {len(cases)} cases per sampler ({', '.join(cases)}); max |ComfyUI - Hearth| of the "
-          "latents and the schedules")
+          f"latents, the KSampler schedules (denoise 1 and {audit.DENOISE}) and their timesteps")
     if nan_cases:
         print(f"left out where ComfyUI's own schedule is NaN (every sampler but those that drop the penultimate sigma, "
               f"which ask for one more step): {', '.join(nan_cases)}")
-    print("| sampler | latent max diff | schedule max diff | first case that differs |")
+    print("| sampler | latent max diff | schedule and timestep max diff | first case that differs |")
     print("| --- | --- | --- | --- |")
     identical = 0
     names = sorted({name for name, _, _ in rows})
     for name in names:
         mine = [(case, diff) for n, case, diff in rows if n == name]
-        latent = [diff for case, diff in mine if not case.endswith(("/sigmas", "/raises"))]
-        schedule = [diff for case, diff in mine if case.endswith("/sigmas")]
+        latent = [diff for case, diff in mine if not case.endswith(extras)]
+        schedule = [diff for case, diff in mine if case.endswith(extras[:3])]
         differ = [case for case, diff in mine if diff is None or diff != 0]
 
         def worst(diffs):

@@ -3,7 +3,8 @@ several step counts: the step arithmetic and step noise of each side, without a 
 
 Run by ``bench/comfyui_parity.py --sampler-audit`` in each venv: ``PYTHON bench/parity/sampler_audit.py --project
 comfyui|hearth --out DUMP.safetensors [--comfyui PATH]``. Each side computes its own schedule
-(each of ComfyUI's schedulers, with its own rule for the samplers that drop the penultimate sigma), takes its start
+(each of ComfyUI's schedulers through its KSampler's rules: the samplers that drop the penultimate sigma, and
+denoise 0.6), the model sampling's timestep of each sigma, takes its start
 latent from ``torch.randn`` of a fixed seed scaled by the first sigma, and samples with its own sampler function
 and its own step noise from ``SEED``; the dump holds every schedule and result. The toy denoiser is a guided pair
 of elementwise functions, so the CFG++ samplers get an unconditional prediction to use. Imports neither project at
@@ -27,6 +28,7 @@ STEPS = (1, 2, 3, 6, 11)
 SEED = 123
 FLOW_SHIFT = 3.0
 FLUX_SHIFT = 1.15
+DENOISE = 0.6  # the schedule below denoise 1 is compared too (not sampled)
 CFG = 2.5
 
 
@@ -74,7 +76,6 @@ def comfyui_runs(comfyui: str) -> dict[str, Any]:
     comfy.options.enable_args_parsing()
     import comfy.model_sampling as ms
     import comfy.samplers
-    import torch
 
     class Eps(ms.EPS, ms.ModelSamplingDiscrete):
         pass
@@ -112,13 +113,15 @@ def comfyui_runs(comfyui: str) -> dict[str, Any]:
         for scheduler in SCHEDULERS:
             for steps in STEPS:
                 for name in comfy.samplers.KSampler.SAMPLERS:
-                    discard = name in comfy.samplers.KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS
-                    sigmas = comfy.samplers.calculate_sigmas(sampling, scheduler, steps + (1 if discard else 0))
-                    if discard:
-                        sigmas = torch.cat([sigmas[:-2], sigmas[-1:]])
-                    sampler = comfy.samplers.sampler_object(name)
+                    # ComfyUI's KSampler makes the schedule: its discard rule and its denoise rule.
+                    owner = types.SimpleNamespace(get_model_object=lambda _name, sampling=sampling: sampling)
+                    sigmas = comfy.samplers.KSampler(owner, steps, "cpu", name, scheduler, 1.0).sigmas
                     key = f"{kind}/{scheduler}/{steps}/{name}"
                     out[f"{key}/sigmas"] = sigmas.float().clone()  # ComfyUI's UniPC edits its sigmas in place
+                    out[f"{key}/sigmas-d{DENOISE}"] = comfy.samplers.KSampler(owner, steps, "cpu", name, scheduler,
+                                                                               DENOISE).sigmas.float()
+                    out[f"{key}/timesteps"] = sampling.timestep(sigmas).float().clone()
+                    sampler = comfy.samplers.sampler_object(name)
                     with failure(out, key):
                         out[key] = sampler.sampler_function(Denoiser(sampling), start_latent(sigmas), sigmas,
                                                             extra_args={"seed": SEED, "model_options": {}},
@@ -129,7 +132,7 @@ def comfyui_runs(comfyui: str) -> dict[str, Any]:
 def hearth_runs() -> dict[str, Any]:
     from hearth_samplers.catalog import SAMPLERS
     from hearth_samplers.model_sampling import DiscreteSampling, FlowSampling, FluxSampling
-    from hearth_samplers.sampling import Sampler, _noise_sampler, calculate_sigmas
+    from hearth_samplers.sampling import Sampler, _noise_sampler, ksampler_sigmas
 
     class Denoiser:
         def __init__(self, sampling) -> None:
@@ -149,12 +152,14 @@ def hearth_runs() -> dict[str, Any]:
         for scheduler in SCHEDULERS:
             for steps in STEPS:
                 for name, fn in SAMPLERS.items():
-                    sigmas = calculate_sigmas(sampling, scheduler, steps, name)
+                    sigmas = ksampler_sigmas(sampling, scheduler, name, steps)
                     sampler = Sampler(fn, name)
                     x = start_latent(sigmas)
                     noise = _noise_sampler(sampler, x, sigmas, SEED)
                     key = f"{kind}/{scheduler}/{steps}/{name}"
                     out[f"{key}/sigmas"] = sigmas.float().clone()
+                    out[f"{key}/sigmas-d{DENOISE}"] = ksampler_sigmas(sampling, scheduler, name, steps, DENOISE).float()
+                    out[f"{key}/timesteps"] = sampling.timestep(sigmas).float().clone()
                     with failure(out, key):
                         out[key] = fn(Denoiser(sampling), x, sigmas.clone(), extra_args={},
                                       **({"noise_sampler": noise} if sampler.takes_noise else {}))
