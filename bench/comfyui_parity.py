@@ -15,6 +15,9 @@ models. It prints per workflow the max and mean PNG difference and the float lat
 the warm run and each server's peak resident memory, and the targets with PASS/FAIL: every PNG identical,
 Hearth's warm run and peak RSS at most ComfyUI's. Servers are stopped on exit, Ctrl-C included.
 ``--probe SAMPLER:SCHEDULER`` instead runs one KSampler in-process on each side and prints where they part.
+``--sampler-audit`` needs no checkpoint: every sampler on a toy denoiser in each venv, for every model sampling
+family (eps, rectified flow, AuraFlow's, Flux's), every scheduler and 1 to 11 steps, compared bit for bit
+(``parity/sampler_audit.py``); about 4 minutes.
 """
 
 from __future__ import annotations
