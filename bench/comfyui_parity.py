@@ -23,7 +23,9 @@ family (eps, rectified flow, AuraFlow's, Flux's), every scheduler and 1 to 11 st
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import os
 import re
 import shutil
 import signal
@@ -35,9 +37,17 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
+# Importing Hearth (below) turns on PyTorch's huge pages for large tensors in this process's environment. Each side
+# must run as shipped: ComfyUI's processes get the environment the harness was started with, and Hearth's set it
+# themselves. (A ComfyUI user who sets THP_MEM_ALLOC_ENABLE=1 gets the same speed-up.)
+_USER_THP = os.environ.get("THP_MEM_ALLOC_ENABLE")
 
 from parity import checkpoint as ckpt  # noqa: E402
 from parity import report, servers, session, workflows  # noqa: E402
+
+importlib.import_module("hearth")  # now, so its setting is made (and undone below) before any subprocess starts
+if _USER_THP is None:
+    os.environ.pop("THP_MEM_ALLOC_ENABLE", None)
 
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "hearth-parity-cache"
 IMAGE_NAME = "parity-input.png"

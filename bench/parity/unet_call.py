@@ -107,6 +107,8 @@ def main() -> None:
     parser.add_argument("--dump-modules", action="store_true",
                         help="also save every UNet submodule's first input and output, in call order")
     args = parser.parse_args()
+    if args.project == "hearth":
+        import hearth  # noqa: F401 - before torch: Hearth's process settings (huge pages for large tensors)
     import torch
 
     start = time.perf_counter()
