@@ -34,7 +34,8 @@ PACK_SOURCE = Path(__file__).resolve().parent / "hostile_pack"
 PACK = "hostile-pack"
 LAUNCH = "import sys; from hearth.cli.main import main; sys.exit(main(sys.argv[1:]))"
 # What the pack host's environment may hold (contract B), and the variable CPython's C-locale coercion adds.
-ALLOWED_ENV = {"PATH", "HOME", "TMPDIR", "LANG", "LC_CTYPE"}
+# THP_MEM_ALLOC_ENABLE is not passed in: the worker sets it itself when it imports hearth (huge pages for tensors).
+ALLOWED_ENV = {"PATH", "HOME", "TMPDIR", "LANG", "LC_CTYPE", "THP_MEM_ALLOC_ENABLE"}
 
 
 class Listener:

@@ -50,7 +50,8 @@ def test_the_environment_holds_no_token(make_host, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret")
     host = make_host("envsnoop")
     (info,) = host.call("info", "run", {})
-    assert sorted(info["env"]) == ["HOME", "LANG", "PATH", "TMPDIR"]
+    # THP_MEM_ALLOC_ENABLE is the worker's own, set when it imports hearth (huge pages for tensors), not the host's.
+    assert sorted(info["env"]) == ["HOME", "LANG", "PATH", "THP_MEM_ALLOC_ENABLE", "TMPDIR"]
     assert "s3cr3t" not in repr(info) and "aws-secret" not in repr(info)
 
 
@@ -95,7 +96,7 @@ def test_a_pack_allowed_the_network_by_name_reaches_it(make_host, listener):
         time.sleep(0.02)
     assert got == [b"stolen"]
     (info,) = host.call("info", "run", {})
-    assert sorted(info["env"]) == ["HOME", "LANG", "PATH", "TMPDIR"]  # network, but still nothing else
+    assert sorted(info["env"]) == ["HOME", "LANG", "PATH", "THP_MEM_ALLOC_ENABLE", "TMPDIR"]  # network, nothing else
 
 
 def test_unix_sockets_keyrings_and_devices_of_the_machine_are_out_of_reach(make_host, tmp_path):
