@@ -6,8 +6,10 @@ model is a denoiser ``model(x, sigma, **extra_args) -> x0 estimate`` (Karras et 
 Flow-matching models (rectified flow, ComfyUI's ``CONST`` model sampling: Wan, SD3, Flux) noise a latent as
 ``x = (1 - sigma) * x0 + sigma * noise`` with ``sigma`` in 0..1. Their probability-flow ODE written in sigma is the
 same as the variance-exploding one (``x - x0`` is proportional to sigma along an exact trajectory), so deterministic
-steps need no change; only the noise a stochastic sampler injects must follow the flow's marginals. A sampler finds
-out through :func:`is_flow`: the model sampling declares ``prediction = "flow"``.
+steps need no change; the stochastic samplers whose ComfyUI forms have a rectified-flow branch renoise along the
+flow's marginals, as ComfyUI's do (:func:`flow_ancestral_split`), and the others keep their variance-exploding noise
+on a flow model, as ComfyUI's do. A sampler finds out through :func:`is_flow`: the model sampling declares
+``prediction = "flow"``.
 """
 
 from __future__ import annotations
