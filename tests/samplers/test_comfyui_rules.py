@@ -1,8 +1,9 @@
 """ComfyUI's numerical rules, pinned with hand-computed values: what makes one workflow, checkpoint and seed give
 ComfyUI's image in Hearth (issue 23). Each rule is one a user sees in a pixel comparison:
 
-* the step noise of a stochastic sampler comes from the sampling seed itself (not seed + 1): the noise of step k is
-  the k-th ``torch.randn`` of a generator seeded with it;
+* on the CPU the step noise of a stochastic sampler comes from a generator seeded with the sampling seed plus one,
+  as in ComfyUI since its PR #11528 (issue #9819); before that (0.3.64) it was the seed itself, so the first step
+  re-added the initial noise. The noise of step k is the k-th ``torch.randn`` of that generator;
 * a discrete model's UNet gets the integer timestep nearest in log sigma, never an interpolated one;
 * below denoise 1, the sigmas are the last ``steps + 1`` of an ``int(steps / denoise)``-step schedule;
 * a LATENT's ``batch_index`` picks items of the noise drawn item by item up to the largest index.
@@ -44,24 +45,28 @@ GAUSSIAN_SAMPLERS = ["euler_ancestral", "euler_ancestral_cfg_pp", "dpm_2_ancestr
 
 
 @pytest.mark.parametrize("name", GAUSSIAN_SAMPLERS)
-def test_step_noise_is_the_seeds_own_randn_sequence(name: str) -> None:
+def test_step_noise_on_the_cpu_is_the_randn_sequence_of_seed_plus_one(name: str) -> None:
     sampler = _noise_sampler(Sampler(SAMPLERS[name], name), torch.zeros(SHAPE), torch.tensor([14.6, 3.0, 0.0]), 42)
-    first, second = randn(42, 2)
+    first, second = randn(43, 2)
     assert torch.equal(sampler(14.6, 3.0), first)
     assert torch.equal(sampler(3.0, 0.5), second)
 
 
-def test_the_first_step_noise_of_seed_0_is_torch_randn_seeded_0() -> None:
+def test_the_first_step_noise_of_seed_0_on_the_cpu_is_torch_randn_seeded_1() -> None:
     sampler = _noise_sampler(Sampler(SAMPLERS["euler_ancestral"], "euler_ancestral"), torch.zeros(1, 1, 1, 3),
                              torch.tensor([14.6, 3.0, 0.0]), 0)
-    # torch.randn(3) from torch.Generator().manual_seed(0): the values a seed-0 ComfyUI run adds at step 1.
-    assert torch.allclose(sampler(14.6, 3.0).flatten(), torch.tensor([1.5410, -0.2934, -2.1788]), atol=1e-4)
+    # torch.randn(3) from torch.Generator().manual_seed(1): the values a seed-0 ComfyUI run adds at step 1 on a CPU.
+    # (manual_seed(0) gives 1.5410, -0.2934, -2.1788: the initial noise, which ComfyUI 0.3.64 added a second time.)
+    assert torch.allclose(sampler(14.6, 3.0).flatten(), torch.tensor([0.6614, 0.2669, 0.0617]), atol=1e-4)
+    largest = _noise_sampler(Sampler(SAMPLERS["euler_ancestral"], "euler_ancestral"), torch.zeros(1, 1, 1, 3),
+                             torch.tensor([14.6, 3.0, 0.0]), 2**64 - 1)
+    assert torch.equal(largest(14.6, 3.0), randn(0, 1, (1, 1, 1, 3))[0])  # the largest seed wraps to 0
 
 
-def test_ksampler_euler_ancestral_step_uses_the_seed_not_seed_plus_one() -> None:
+def test_ksampler_euler_ancestral_step_adds_fresh_noise_on_the_cpu() -> None:
     # One ancestral step with a model that always answers 0.75 (scaled latent), from an empty latent at full
     # denoise, worked by hand: x0 = noise * sqrt(1 + s0^2); x1 = d + (x0 - d) * s_down / s0 + noise_1 * s_up,
-    # where noise and noise_1 are both the first randn of the seed (ComfyUI seeds both with it).
+    # where noise is the first randn of the seed and noise_1 the first of seed + 1: not the same noise twice.
     model = ToyModel(constant=True)
     seed, steps = 5, 3
     out = common_ksampler(model, seed, steps, 1.0, "euler_ancestral", "karras", [[text(0.75), {}]], None,
@@ -70,9 +75,9 @@ def test_ksampler_euler_ancestral_step_uses_the_seed_not_seed_plus_one() -> None
     s0, s1 = sigmas[0], sigmas[1]
     s_up = min(s1, (s1**2 * (s0**2 - s1**2) / s0**2) ** 0.5)
     s_down = (s1**2 - s_up**2) ** 0.5
-    (noise,) = randn(seed, 1)
+    (noise,), (noise_1,) = randn(seed, 1), randn(seed + 1, 1)
     x0 = noise * math.sqrt(1 + s0**2)
-    x1 = 0.75 + (x0 - 0.75) * (s_down / s0) + noise * s_up
+    x1 = 0.75 + (x0 - 0.75) * (s_down / s0) + noise_1 * s_up
     assert torch.allclose(out, x1 / 0.5, atol=1e-4)  # process_latent_out halves the toy's scale
 
 

@@ -217,8 +217,7 @@ def _noise_sampler(sampler: Any, x: torch.Tensor, sigmas: torch.Tensor, seed: in
 
     The SDE solvers get a Brownian tree over the schedule's positive sigmas (drawn on the CPU, or on the latent's
     device for the ``_gpu`` variants); every other sampler :func:`seeded_noise`. ``seed`` is the sampling seed
-    itself (KSampler's, the NOISE's), not an offset of it: the first step's noise equals the first draws of a
-    generator seeded with it, as in ComfyUI.
+    (KSampler's, the NOISE's); :func:`seeded_noise` says why the CPU's generator takes ``seed + 1``.
     """
     seed = (0 if seed is None else int(seed)) % 2**64
     kind = getattr(sampler, "noise", "gaussian")

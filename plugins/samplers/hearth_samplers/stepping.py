@@ -159,9 +159,16 @@ def gaussian_noise(x: torch.Tensor, generator: torch.Generator | None = None) ->
 
 
 def seeded_noise(x: torch.Tensor, seed: int) -> NoiseSampler:
-    """ComfyUI's ``default_noise_sampler(x, seed)``: one generator on ``x``'s device seeded with ``seed``, each call
-    the next ``randn`` of ``x``'s shape and dtype. On the CPU the first call is ``torch.randn(shape,
-    generator=torch.Generator().manual_seed(seed))``; on a GPU it is that device's generator, as in ComfyUI."""
+    """ComfyUI's ``default_noise_sampler(x, seed)``: one generator on ``x``'s device, each call the next ``randn`` of
+    ``x``'s shape and dtype.
+
+    On a GPU the generator is seeded with ``seed``: a CUDA generator's numbers differ from the CPU generator's that
+    drew the initial noise. On the CPU it is seeded with ``seed + 1``, as ComfyUI does since its PR #11528 (issue
+    #9819, after 0.3.64): seeded with ``seed`` itself, the first step's noise was the initial noise again, so
+    every ancestral and SDE-style sampler added the same noise twice on a CPU and drew too noisy a picture.
+    """
+    if x.device.type == "cpu":
+        seed = int(seed) + 1
     generator = torch.Generator(device=x.device).manual_seed(int(seed) % 2**64)
     shape, dtype, device = x.shape, x.dtype, x.device
     return lambda sigma, sigma_next: torch.randn(shape, dtype=dtype, device=device, generator=generator)

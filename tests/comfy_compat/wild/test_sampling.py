@@ -108,14 +108,14 @@ def test_k_diffusion_names_and_signatures(pm: PluginManager) -> None:
 
 def test_a_packs_own_noise_samplers_draw_comfyuis_numbers(pm: PluginManager) -> None:
     """A pack calling k-diffusion's noise samplers itself gets ComfyUI's noise for a seed: the first call of
-    default_noise_sampler is randn from a generator seeded with it, and the Brownian tree is the sampling plugin's
+    default_noise_sampler is randn from a generator seeded with it plus one (on the CPU, as ComfyUI since PR #11528), and the Brownian tree is the sampling plugin's
     torchsde-equal one (tests/samplers/test_brownian.py pins that against torchsde)."""
     import comfy.k_diffusion.sampling as kds
 
     engine = pm.hook.resolve_sampling_engine()
     x = torch.zeros(2, 4, 8, 8)
     draw = kds.default_noise_sampler(x, seed=42)
-    generator = torch.Generator().manual_seed(42)
+    generator = torch.Generator().manual_seed(43)
     assert torch.equal(draw(1.0, 0.5), torch.randn(x.shape, generator=generator))
     assert torch.equal(draw(0.5, 0.2), torch.randn(x.shape, generator=generator))  # the next draw, not a reseed
     ours = kds.BrownianTreeNoiseSampler(x, 0.03, 14.6, seed=9, cpu=True)
