@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
 # The model samplings: SD's discrete eps; rectified flow with shift 3 as SD3 and Wan (ModelSamplingSD3), and with
@@ -76,6 +77,11 @@ def comfyui_runs(comfyui: str) -> dict[str, Any]:
     comfy.options.enable_args_parsing()
     import comfy.model_sampling as ms
     import comfy.samplers
+
+    sys.path.insert(0, str(Path(__file__).parent / "latent_pack"))
+    from upstream_fixes import apply_all
+
+    apply_all()  # ComfyUI's later fixes that Hearth follows (the CPU step noise's seed + 1)
 
     class Eps(ms.EPS, ms.ModelSamplingDiscrete):
         pass

@@ -1,12 +1,17 @@
 """A one-node ComfyUI-format pack the parity harness loads into both servers: save a LATENT's float tensor.
 
 Hearth has no SaveLatent node; the same small node on both sides keeps the latent comparison symmetric. It writes
-``samples`` as float32 under ``latent_tensor`` in a .safetensors file at the absolute path it is given.
+``samples`` as float32 under ``latent_tensor`` in a .safetensors file at the absolute path it is given. Loaded into
+ComfyUI, it also gives that ComfyUI the later upstream fixes Hearth follows (:mod:`.upstream_fixes`).
 """
 
 from __future__ import annotations
 
 import os
+
+from .upstream_fixes import apply_all
+
+apply_all()
 
 
 class HearthParitySaveLatent:
