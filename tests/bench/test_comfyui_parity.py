@@ -253,3 +253,26 @@ def test_interleaved_alternates_servers_and_sequential_stops_one_before_the_othe
     log.clear()
     session, (comfy, hearth) = _sides(tmp_path / "late", log, hearth_level=10)
     assert session.interleaved(comfy, hearth, ["euler-normal"], deadline=0.0) == []  # past the deadline: none
+
+
+def test_the_latent_pack_gives_an_old_comfyui_the_cpu_step_noise_fix_and_leaves_a_fixed_one_alone() -> None:
+    import types
+
+    fixes = importlib.import_module("parity.latent_pack.upstream_fixes")
+
+    def old_rule(x, seed=None):  # ComfyUI 0.3.64: the CPU generator takes the seed itself
+        generator = torch.Generator().manual_seed(seed)
+        return lambda sigma, sigma_next: torch.randn(x.shape, generator=generator)
+
+    old = types.SimpleNamespace(default_noise_sampler=old_rule)
+    assert fixes.follow_cpu_step_noise_fix(old)
+    x = torch.zeros(2, 3)
+    first = old.default_noise_sampler(x, seed=7)(1.0, 0.5)
+    assert torch.equal(first, torch.randn(2, 3, generator=torch.Generator().manual_seed(8)))
+    assert not fixes.follow_cpu_step_noise_fix(old)  # patched once only
+    # Hearth's own comfy.k_diffusion.sampling already follows the fix: nothing to patch there.
+    from hearth_samplers import stepping
+
+    fixed = types.SimpleNamespace(default_noise_sampler=stepping.default_noise_sampler)
+    assert not fixes.follow_cpu_step_noise_fix(fixed)
+    assert fixed.default_noise_sampler is stepping.default_noise_sampler
