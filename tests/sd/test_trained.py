@@ -54,6 +54,37 @@ def test_a_few_diffusion_steps_lower_the_loss_of_a_batch():
     assert after < 0.9 * before
 
 
+def test_the_agreement_term_is_the_gap_between_the_prompted_and_the_empty_prediction():
+    torch.manual_seed(0)
+    unet, text = UNetModel(MICRO_UNET), CLIPTextEncoder(MICRO_TEXT)
+    captions = ["a red circle", "a blue square", "a green cross", "a white triangle", "a yellow circle", "a red cross"]
+    ids = token_ids(captions, text)
+    latents, abar = torch.randn(len(captions), 4, 8, 8), alphas_cumprod()
+    with torch.no_grad():
+        context, empty = encode_text(text, ids), encode_text(text, token_ids([""], text))
+
+        def loss(**agree):  # the same timesteps and noise every call
+            with torch.no_grad():
+                return float(diffusion_loss(unet, context, latents, abar, torch.Generator().manual_seed(3), **agree))
+
+        g = torch.Generator().manual_seed(3)  # diffusion_loss's draws, by hand
+        t = torch.randint(0, len(abar), (len(captions),), generator=g)
+        noise = torch.randn(latents.shape, generator=g)
+        a = abar[t][:, None, None, None]
+        noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
+        gap = (unet(noisy, t.float(), context) - unet(noisy, t.float(), empty.expand(len(t), -1, -1))).pow(2)
+        gap = gap.mean(dim=(1, 2, 3))
+    cut = int(t.sort().values[len(t) // 2])  # half the rows below it
+    low = t < cut
+    assert 0 < int(low.sum()) < len(t)
+    plain = loss()
+    assert loss(empty=empty, agree_below=0) == plain  # off: the same single call
+    assert loss(agree_below=cut) == plain  # no empty prompt given: off
+    expected = plain + 2.0 * float(gap[low].sum()) / len(t)  # only the low-noise rows, averaged over the batch
+    assert loss(empty=empty, agree_below=cut, agree_weight=2.0) == pytest.approx(expected, rel=1e-5)
+    assert float(gap[low].sum()) > 0
+
+
 def test_a_few_vae_steps_lower_the_reconstruction_loss_and_normalizing_keeps_the_decode():
     torch.manual_seed(0)
     vae = AutoencoderKL(VAEConfig(ch=32, ch_mult=(1, 1, 1, 1), num_res_blocks=1))

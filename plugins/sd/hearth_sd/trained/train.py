@@ -109,6 +109,9 @@ def _train(args: argparse.Namespace) -> dict[str, Path]:
     vae = train_vae(torch.cat([pixels, out_pixels]), args.vae_steps, 2e-3, g, log)
     latents = normalize_latents(vae, encode_means(vae, pixels)) * LATENT_SCALE
     out_latents = encode_means(vae, out_pixels) * LATENT_SCALE
+    # The UNet's and text encoder's initial weights come from the seed alone, not from what the VAE stage drew, so
+    # a change to one stage leaves the next stage's start where it was.
+    torch.manual_seed(args.seed)
     unet, text, _ = train_diffusion(latents, filled.captions, args.unet_steps, args.batch, 2e-3, g, log=log)
     lora, _ = train_lora(unet, text, out_latents, outlined.captions, args.lora_steps, args.batch, 2e-3, g, log=log)
 
