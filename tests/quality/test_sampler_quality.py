@@ -19,16 +19,11 @@ from .harness import FIGURES, Pipeline, issue_bar
 
 SCHEDULES = ("karras", "normal", "exponential")
 STEPS, CFG, BAR = 20, 5.0, 0.90
-# Floors at least two pictures (of 24) below what each sampler measured with the shipped model (7 Dec 2026):
-# a sampler that returns noise, ignores the prompt or diverges falls under its floor -- a hard failure -- while
-# issue_bar reports the shortfall from the issue's 90%. The others measured 58-100% (both right; chance is 5%);
-# the lowest are the multistep samplers, which fail on the normal schedule (ipndm 58%: karras 88%, normal 0%).
-FLOOR = 0.5
-# Measured 25-42%, so they keep a floor of three times chance: the CFG++ samplers without ancestral noise, built
-# for a guidance of about 1, follow the negative prompt's direction much too far at CFG 5 (colour 38-54%).
-# (er_sde was here at 25-42% until the step noise stopped repeating the initial noise on the CPU: now 98-100%.)
-LOW_FLOOR = 0.15
-LOW_FLOOR_SAMPLERS = frozenset({"euler_cfg_pp", "dpmpp_2m_cfg_pp", "res_multistep_cfg_pp", "gradient_estimation_cfg_pp"})
+# A floor at least two pictures (of 24) below the lowest any sampler measured with the shipped model (7 Dec 2026,
+# 71%: dpmpp_2m_cfg_pp, a CFG++ sampler built for a guidance of about 1, at CFG 5): a sampler that returns noise,
+# ignores the prompt or diverges falls under it -- a hard failure -- while issue_bar reports each shortfall from the
+# issue's 90%. The others measured 79-100% (both right; chance is 5%).
+FLOOR = 0.6
 PER_CALL = 8
 # Each of the 20 captions once, then the first four again: 24 prompts, 8 per schedule.
 PROMPTS = all_captions() + all_captions()[:4]
@@ -57,5 +52,5 @@ def test_sampler_makes_what_the_prompt_asks(sampler: str, pipeline: Pipeline, ju
     FIGURES[f"sampler {sampler}"] = f"{score.line()}  [{', '.join(lines)}]"
     print(f"{sampler}: {FIGURES[f'sampler {sampler}']}")
     what = f"{sampler} at {STEPS} steps, CFG {CFG}: {score.line()} ({', '.join(lines)})"
-    assert score.both >= (LOW_FLOOR if sampler in LOW_FLOOR_SAMPLERS else FLOOR), what
+    assert score.both >= FLOOR, what
     issue_bar(score.both, BAR, what)
