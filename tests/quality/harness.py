@@ -35,8 +35,9 @@ def issue_bar(value: float, bar: float, what: str) -> None:
 
     The shipped model (7 Dec 2026) reaches the bar with 29 of the 42 samplers (euler, CFG 5: 97.5% of pictures
     right) but not with all of them (the CFG++ ones at CFG 5, dpm_fast, some multistep ones: 71-88%), so these
-    checks report the shortfall instead of failing CI, and pass with no edit once a better model reaches the bar. What proves that a feature works at all -- a margin over its
-    control, a floor far above chance -- stays a hard assertion beside every call of this.
+    checks report the shortfall instead of failing CI, and pass with no edit once a better model reaches the bar.
+    What proves that a feature works at all -- a margin over its control, a floor far above chance -- stays a hard
+    assertion beside every call of this.
     """
     if value < bar:
         pytest.xfail(f"{what}: {value:.0%}, short of issue 21's {bar:.0%} bar with the shipped model")
