@@ -60,19 +60,20 @@ def test_routes_answer_while_a_node_spins_the_cpu(client: httpx.Client) -> None:
 
 
 def test_routes_answer_while_a_regex_backtracks_and_the_node_fails_at_its_limit(client: httpx.Client) -> None:
-    # 60 "a"s and a "b": years of backtracking; the node fails at the 1 s limit, naming the pattern.
+    # 60 "a"s and a "b": years of backtracking; the node fails at the limit (4 s in this server, set by the test
+    # pack), naming the pattern.
     prompt = {"1": {"class_type": "RegexReplace", "inputs": {"string": "a" * 60 + "b", "regex_pattern": "(a|aa)+$",
                                                              "replace": "x"}},
               "2": {"class_type": "HearthTestSlow", "inputs": {"label": ["1", 0], "seconds": 0.0, "steps": 1}}}
     start = time.monotonic()
     prompt_id = queue(client, prompt)
     wait_running(client, prompt_id)
-    assert slowest_answer(client, 0.5, prompt_id) < 0.5
+    assert slowest_answer(client, 2.0, prompt_id) < 1.0
     entry = wait_history(client, prompt_id)
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 15
     error = messages(entry)["execution_error"]
     assert error["node_id"] == "1"
-    assert "'(a|aa)+$' ran past the 1 s limit" in error["exception_message"]
+    assert "'(a|aa)+$' ran past the 4 s limit" in error["exception_message"]
 
 
 def test_interrupt_reaches_an_awaiting_async_node_within_a_second(client: httpx.Client) -> None:
