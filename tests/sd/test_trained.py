@@ -165,3 +165,4 @@ def test_the_same_options_and_seed_write_the_same_files(tmp_path):
                      (("checkpoints", script.CHECKPOINT_NAME), ("loras", script.LORA_NAME))])
     assert runs[0] == runs[1]
     assert not torch.are_deterministic_algorithms_enabled() and torch.get_num_threads() == threads
+    assert torch.utils.deterministic.fill_uninitialized_memory, "the NaN-fill flag training turns off comes back"
