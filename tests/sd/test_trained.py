@@ -9,10 +9,17 @@ from hearth_lora.nodes import LoraLoader
 from hearth_sd.checkpoint import read_state_dict
 from hearth_sd.clip_text import CLIPTextEncoder, TextEncoderConfig
 from hearth_sd.trained import train as script
-from hearth_sd.trained.shapes import make_shapes
+from hearth_sd.trained.shapes import BACKGROUND, make_shapes
 from hearth_sd.trained.train_diffusion import alphas_cumprod, diffusion_loss, encode_text, token_ids
 from hearth_sd.trained.train_lora import train_lora
-from hearth_sd.trained.train_vae import normalize_latents, to_pixels, vae_loss
+from hearth_sd.trained.train_vae import (
+    LATENT_SCALE,
+    background_distances,
+    encode_means,
+    normalize_latents,
+    to_pixels,
+    vae_loss,
+)
 from hearth_sd.unet import UNetConfig, UNetModel
 from hearth_sd.vae import AutoencoderKL, VAEConfig
 
@@ -99,6 +106,19 @@ def test_a_few_vae_steps_lower_the_reconstruction_loss_and_normalizing_keeps_the
         torch.testing.assert_close(vae.decode(scaled), decoded, atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(vae.encode(x), scaled, atol=1e-4, rtol=1e-4)
     assert (0.18215 * scaled).std(dim=(0, 2, 3)) == pytest.approx(torch.ones(4), abs=1e-3)
+
+
+def test_background_distance_is_zero_for_the_plain_background_and_grows_with_the_shape():
+    torch.manual_seed(0)
+    vae = AutoencoderKL(VAEConfig(ch=32, ch_mult=(1, 1, 1, 1), num_res_blocks=1)).eval()
+    shapes = make_shapes(2, seed=0)
+    plain = torch.tensor(BACKGROUND, dtype=torch.uint8).expand(64, 64, 3)[None]
+    pixels = to_pixels(torch.cat([plain, torch.from_numpy(shapes.images)]))
+    latents = encode_means(vae, pixels) * LATENT_SCALE
+    far = background_distances(vae, latents, torch.tensor([0, 1, 1]), BACKGROUND)
+    own = (latents[1:] - latents[:1]).flatten(1).norm(dim=1).mean()
+    assert far.shape == (2,) and far[1] == pytest.approx(float(own), rel=1e-2)
+    assert far[0] < 0.01 * far[1]  # the background itself (up to float error between batch sizes)
 
 
 def test_lora_training_writes_kohya_keys_and_restores_the_unet():

@@ -25,10 +25,17 @@ from hearth.core.models import write_safetensors
 from ..checkpoint import CONFIG_METADATA_KEY
 from ..families import SD1
 from ..formats import PREDICTION_METADATA_KEY, UNET_PREFIX, VAE_PREFIX
-from .shapes import make_shapes
+from .shapes import BACKGROUND, COLOURS, make_shapes
 from .train_diffusion import train_diffusion
 from .train_lora import train_lora
-from .train_vae import LATENT_SCALE, encode_means, normalize_latents, to_pixels, train_vae
+from .train_vae import (
+    LATENT_SCALE,
+    background_distances,
+    encode_means,
+    normalize_latents,
+    to_pixels,
+    train_vae,
+)
 
 CHECKPOINT_NAME = "hearth-shapes-sd1.safetensors"
 LORA_NAME = "hearth-shapes-outlined-lora.safetensors"
@@ -117,6 +124,9 @@ def _train(args: argparse.Namespace) -> dict[str, Path]:
     vae = train_vae(torch.cat([pixels, out_pixels]), args.vae_steps, 2e-3, g, log)
     latents = normalize_latents(vae, encode_means(vae, pixels)) * LATENT_SCALE
     out_latents = encode_means(vae, out_pixels) * LATENT_SCALE
+    far = background_distances(vae, latents, torch.from_numpy(filled.labels["colour"]), BACKGROUND)
+    named = zip(COLOURS, far.tolist(), strict=False)  # fewer entries if --images leaves out the last colours
+    log("latent distance from the background: " + ", ".join(f"{c} {d:.1f}" for c, d in named))
     # The UNet's and text encoder's initial weights come from the seed alone, not from what the VAE stage drew, so
     # a change to one stage leaves the next stage's start where it was.
     torch.manual_seed(args.seed)

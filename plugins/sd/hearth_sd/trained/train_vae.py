@@ -106,3 +106,20 @@ def normalize_latents(vae: AutoencoderKL, latents: torch.Tensor) -> torch.Tensor
     pqc.bias += (pqc.weight[:, :, 0, 0] @ m)
     pqc.weight /= k[None, :, None, None]
     return (latents - m[None, :, None, None]) * k[None, :, None, None]
+
+
+@torch.no_grad()
+def background_distances(vae: AutoencoderKL, latents: torch.Tensor, colours: torch.Tensor,
+                         background: tuple[int, int, int]) -> torch.Tensor:
+    """Mean L2 distance, per colour label, of ``latents`` (scaled, ``[N, 4, h, w]``) from the plain background's.
+
+    How far each colour stands out of the background in the space the diffusion model works in: at a given noise
+    level a colour that sits close to the background is hidden longer, so the sampler settles it last and worst.
+    ``colours`` holds each latent's colour label; the result has one entry per label ``0..max``.
+    """
+    h, w = latents.shape[-2:]
+    plain = torch.tensor(background, dtype=torch.float32).view(1, 3, 1, 1).expand(1, 3, h * 8, w * 8)
+    base = encode_means(vae, plain / 127.5 - 1.0) * LATENT_SCALE
+    dist = (latents - base).flatten(1).norm(dim=1)
+    return torch.stack([dist[colours == c].mean() for c in range(int(colours.max()) + 1)])
+
