@@ -122,4 +122,3 @@ def background_distances(vae: AutoencoderKL, latents: torch.Tensor, colours: tor
     base = encode_means(vae, plain / 127.5 - 1.0) * LATENT_SCALE
     dist = (latents - base).flatten(1).norm(dim=1)
     return torch.stack([dist[colours == c].mean() for c in range(int(colours.max()) + 1)])
-
