@@ -125,8 +125,7 @@ def _train(args: argparse.Namespace) -> dict[str, Path]:
     latents = normalize_latents(vae, encode_means(vae, pixels)) * LATENT_SCALE
     out_latents = encode_means(vae, out_pixels) * LATENT_SCALE
     far = background_distances(vae, latents, torch.from_numpy(filled.labels["colour"]), BACKGROUND)
-    named = zip(COLOURS, far.tolist(), strict=False)  # fewer entries if --images leaves out the last colours
-    log("latent distance from the background: " + ", ".join(f"{c} {d:.1f}" for c, d in named))
+    log("latent distance from the background: " + ", ".join(f"{COLOURS[c]} {d:.1f}" for c, d in far.items()))
     # The UNet's and text encoder's initial weights come from the seed alone, not from what the VAE stage drew, so
     # a change to one stage leaves the next stage's start where it was.
     torch.manual_seed(args.seed)

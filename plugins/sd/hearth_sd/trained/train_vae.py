@@ -110,15 +110,15 @@ def normalize_latents(vae: AutoencoderKL, latents: torch.Tensor) -> torch.Tensor
 
 @torch.no_grad()
 def background_distances(vae: AutoencoderKL, latents: torch.Tensor, colours: torch.Tensor,
-                         background: tuple[int, int, int]) -> torch.Tensor:
+                         background: tuple[int, int, int]) -> dict[int, float]:
     """Mean L2 distance, per colour label, of ``latents`` (scaled, ``[N, 4, h, w]``) from the plain background's.
 
     How far each colour stands out of the background in the space the diffusion model works in: at a given noise
     level a colour that sits close to the background is hidden longer, so the sampler settles it last and worst.
-    ``colours`` holds each latent's colour label; the result has one entry per label ``0..max``.
+    ``colours`` holds each latent's colour label; the result maps each label present to its mean distance.
     """
     h, w = latents.shape[-2:]
     plain = torch.tensor(background, dtype=torch.float32).view(1, 3, 1, 1).expand(1, 3, h * 8, w * 8)
     base = encode_means(vae, plain / 127.5 - 1.0) * LATENT_SCALE
     dist = (latents - base).flatten(1).norm(dim=1)
-    return torch.stack([dist[colours == c].mean() for c in range(int(colours.max()) + 1)])
+    return {c: float(dist[colours == c].mean()) for c in sorted(set(colours.tolist()))}
