@@ -118,7 +118,7 @@ def background_distances(vae: AutoencoderKL, latents: torch.Tensor, colours: tor
     ``colours`` holds each latent's colour label; the result maps each label present to its mean distance.
     """
     h, w = latents.shape[-2:]
-    plain = torch.tensor(background, dtype=torch.float32).view(1, 3, 1, 1).expand(1, 3, h * 8, w * 8)
-    base = encode_means(vae, plain / 127.5 - 1.0) * LATENT_SCALE
+    plain = torch.tensor(background, dtype=torch.uint8).expand(1, h * 8, w * 8, 3)
+    base = encode_means(vae, to_pixels(plain)) * LATENT_SCALE
     dist = (latents - base).flatten(1).norm(dim=1)
     return {c: float(dist[colours == c].mean()) for c in sorted(set(colours.tolist()))}
