@@ -9,8 +9,13 @@ Two tables per scheduler: accuracy by step count at one CFG, with the step count
 above the quality tests' 90% bar ("converged"); and accuracy by CFG at one step count. These are the figures future
 sampler work must not lower.
 
+``--trajectory`` instead judges, per sampler and scheduler at ``--cfg-steps`` steps and ``--cfg``, the denoised
+estimate each step stepped with, beside the finished picture: it shows where a sampler settles the picture and
+whether it keeps it (a sampler that draws every estimate right and then spoils the last step shows its peak far
+above its final figure).
+
 Run: .venv/bin/python bench/quality.py [--quick] [--samplers euler,heun] [--schedulers karras,normal]
-     [--steps 5,10,20,40] [--cfgs 1,3,5,8] [--seeds 2] [--threads 1] [--json]
+     [--steps 5,10,20,40] [--cfgs 1,3,5,8] [--seeds 2] [--threads 1] [--json] [--trajectory]
 """
 
 from __future__ import annotations
@@ -66,6 +71,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: many small batches)")
     p.add_argument("--models-dir", type=Path, help="a models folder holding the checkpoint (default: the shipped)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON instead of tables")
+    p.add_argument("--trajectory", action="store_true",
+                   help="judge each step's denoised estimate (at --cfg-steps and --cfg) instead of the two tables")
     return p
 
 
@@ -94,6 +101,18 @@ def cfg_table(scheduler: str, steps: int, results: dict[str, dict[float, float]]
     lines = [f"accuracy by CFG ({scheduler}, {steps} steps)", head]
     for sampler, row in results.items():
         lines.append(f"{sampler:<32}" + "".join(f"{row[c]:>9.0%}" for c in cfgs))
+    return "\n".join(lines)
+
+
+def trajectory_table(scheduler: str, steps: int, cfg: float, results: dict[str, dict]) -> str:
+    """One row per sampler: the finished picture's accuracy, the best estimate's (and its sigma), then each step's
+    estimate as ``sigma accuracy``; ``results[sampler]`` is ``{"final": f, "steps": [(sigma, accuracy), ...]}``."""
+    lines = [f"denoised estimate by step ({scheduler}, {steps} steps, CFG {cfg:g}; both attributes right)",
+             f"{'sampler':<28}{'final':>6}{'peak':>6}{'at':>7}   each step: the sigma it started from, then its estimate"]
+    for sampler, row in results.items():
+        peak_sigma, peak = max(row["steps"], key=lambda step: step[1], default=(float("nan"), float("nan")))
+        lines.append(f"{sampler:<28}{row['final']:>6.0%}{peak:>6.0%}{peak_sigma:>7.2f}   "
+                     + "  ".join(f"{sigma:.2f} {acc:.0%}" for sigma, acc in row["steps"]))
     return "\n".join(lines)
 
 
@@ -135,7 +154,20 @@ def main(argv: list[str] | None = None) -> int:
                 return judge.score(images, prompts * args.seeds).both
 
             figures: dict[str, dict[str, dict]] = {}
-            for scheduler in args.schedulers:
+            if args.trajectory:  # every seed's 20 prompts in one batch: one run per sampler
+                batch = prompts * args.seeds
+                for scheduler in args.schedulers:
+                    rows = {}
+                    for s in samplers:
+                        estimates, final = pipe.trajectory(batch, sampler=s, scheduler=scheduler,
+                                                           steps=args.cfg_steps, cfg=args.cfg)
+                        rows[s] = {"final": judge.score(final, batch).both,
+                                   "steps": [(sigma, judge.score(image, batch).both) for sigma, image in estimates]}
+                    figures[scheduler] = {"trajectory": rows}
+                    if not args.json:
+                        print(trajectory_table(scheduler, args.cfg_steps, args.cfg, rows))
+                        print()
+            for scheduler in [] if args.trajectory else args.schedulers:
                 by_steps = {s: {n: accuracy(s, scheduler, n, args.cfg) for n in args.steps} for s in samplers}
                 by_cfg = {}
                 for s in samplers:

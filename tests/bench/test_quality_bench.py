@@ -54,3 +54,12 @@ def test_bad_options_say_what_is_wrong(argv: list[str], message: str, capsys: py
         bench.main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_trajectory_table_shows_the_final_the_peak_and_each_step() -> None:
+    rows = {"dpmpp_3m_sde": {"final": 0.55, "steps": [(14.61, 0.15), (0.36, 1.0), (0.03, 0.55)]},
+            "euler": {"final": 1.0, "steps": [(14.61, 0.15), (0.36, 1.0), (0.03, 1.0)]}}
+    lines = bench.trajectory_table("normal", 20, 5.0, rows).splitlines()
+    assert lines[0].startswith("denoised estimate by step (normal, 20 steps, CFG 5")
+    assert lines[2].split() == ["dpmpp_3m_sde", "55%", "100%", "0.36", "14.61", "15%", "0.36", "100%", "0.03", "55%"]
+    assert lines[3].split()[:4] == ["euler", "100%", "100%", "0.36"]  # the first step at the peak

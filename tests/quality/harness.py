@@ -150,6 +150,36 @@ class Pipeline:
         return self.sample(latent, prompts, sampler=sampler, scheduler=scheduler, steps=steps, cfg=cfg, seed=seed,
                            lora_strength=lora_strength)
 
+    def trajectory(self, prompts: Sequence[str], *, sampler: str, scheduler: str, steps: int = 20, cfg: float = 5.0,
+                   seed: int = 0) -> tuple[list[tuple[float, torch.Tensor]], torch.Tensor]:
+        """:meth:`txt2img`, step by step: per step the sigma the sampler reports for it and the IMAGE of its denoised
+        estimate (VAEDecode of the prediction it stepped with), then the finished IMAGE.
+
+        KSampler shows each step's estimate only as a preview, so this runs the engine KSampler runs -- its noise,
+        sigmas, Guider and sampler, looked up by the same names -- with the sampler's own step reports recorded.
+        """
+        from hearth_samplers.noise import prepare_noise
+        from hearth_samplers.sampling import (
+            Guider,
+            fix_empty_latent_channels,
+            ksampler_sigmas,
+            sampler_object,
+        )
+
+        model = self.model
+        n = len(prompts)
+        latent = self.call("EmptyLatentImage", width=SIZE, height=SIZE, batch_size=n)[0]["samples"]
+        positive, negative = self.encode(prompts), self.encode([""] * n)
+        recorder = _Recorder(sampler_object(sampler))
+        with self.runtime.activate():
+            latent = fix_empty_latent_channels(model, latent)
+            sigmas = ksampler_sigmas(model.sampling, scheduler, sampler, steps)
+            final = Guider(model, positive, negative, cfg).sample(prepare_noise(latent, seed), latent, recorder,
+                                                                  sigmas, seed=seed)
+            raw = [(sigma, model.process_latent_out(x0)) for sigma, x0 in recorder.steps]
+        decode = lambda z: self.call("VAEDecode", vae=self.vae, samples={"samples": z})[0]  # noqa: E731
+        return [(sigma, decode(z)) for sigma, z in raw], decode(final)
+
     def img2img(self, images: torch.Tensor, prompts: Sequence[str], *, denoise: float, sampler: str = "euler",
                 scheduler: str = "karras", steps: int = 20, cfg: float = 5.0, seed: int = 0) -> torch.Tensor:
         """VAEEncode ``images`` (IMAGE ``[N, 64, 64, 3]`` on 0..1), then :meth:`sample` at ``denoise``."""
@@ -165,3 +195,23 @@ class Pipeline:
         g = torch.Generator().manual_seed(seed)
         noise = torch.randn(n, 4, SIZE // 8, SIZE // 8, generator=g) / SD1_LATENT_SCALE
         return self.call("VAEDecode", vae=self.vae, samples={"samples": noise})[0]
+
+
+class _Recorder:
+    """A sampler that keeps each step's sigma and denoised estimate (the scaled latent) from its step reports."""
+
+    def __init__(self, sampler: Any) -> None:
+        self.sampler = sampler
+        self.steps: list[tuple[float, torch.Tensor]] = []
+
+    def __getattr__(self, name: str) -> Any:  # the Guider reads the sampler's traits (noise kind, CFG++)
+        return getattr(self.sampler, name)
+
+    def sample(self, model_fn: Any, x: torch.Tensor, sigmas: torch.Tensor, *, callback: Any = None,
+               **kwargs: Any) -> torch.Tensor:
+        def record(info: dict[str, Any]) -> None:
+            self.steps.append((float(torch.as_tensor(info["sigma"]).reshape(-1)[0]), info["denoised"].detach().clone()))
+            if callback is not None:
+                callback(info)
+
+        return self.sampler.sample(model_fn, x, sigmas, callback=record, **kwargs)

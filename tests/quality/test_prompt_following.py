@@ -8,6 +8,7 @@ CFG 1 against CFG 5, LoRA strength 0 against 1, denoise 1.0 against 0.3.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from hearth_sd.trained.judge import Judge, style_statistic
 from hearth_sd.trained.shapes import all_captions, make_shapes
@@ -98,3 +99,20 @@ def test_graph_path_gives_the_same_pictures(pipeline: Pipeline) -> None:
     direct = pipeline.txt2img([text, text], sampler="dpmpp_2m", scheduler="karras", seed=11, lora_strength=1.0)
     expected = (direct.numpy() * 255).clip(0, 255).astype(np.int16)
     assert np.abs(np.stack(saved) - expected).max() <= 1
+
+
+@pytest.mark.parametrize("sampler", ["euler", "dpm_adaptive"])
+def test_trajectory_runs_ksamplers_sampling_step_by_step(sampler: str, pipeline: Pipeline, judge: Judge) -> None:
+    """The per-step estimates bench/quality.py --trajectory judges come from the sampling KSampler does: the same
+    finished pixels, one estimate per step the sampler reports (an adaptive one chooses its own count), from sigma
+    max down, and the estimates draw the prompts better as the noise falls."""
+    prompts = all_captions()[:8]
+    estimates, final = pipeline.trajectory(prompts, sampler=sampler, scheduler="karras", steps=10, seed=5)
+    assert torch.equal(final, pipeline.txt2img(prompts, sampler=sampler, scheduler="karras", steps=10, seed=5))
+    sigmas = [sigma for sigma, _ in estimates]
+    if sampler == "euler":
+        assert len(estimates) == 10
+        assert sigmas[0] == pytest.approx(14.6146, rel=1e-4)
+    assert sigmas == sorted(sigmas, reverse=True)
+    first, last = judge.score(estimates[0][1], prompts).both, judge.score(estimates[-1][1], prompts).both
+    assert first <= 0.5 < last, f"first estimate {first:.0%}, last {last:.0%}"
