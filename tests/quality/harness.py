@@ -177,8 +177,11 @@ class Pipeline:
             final = Guider(model, positive, negative, cfg).sample(prepare_noise(latent, seed), latent, recorder,
                                                                   sigmas, seed=seed)
             raw = [(sigma, model.process_latent_out(x0)) for sigma, x0 in recorder.steps]
-        decode = lambda z: self.call("VAEDecode", vae=self.vae, samples={"samples": z})[0]  # noqa: E731
-        return [(sigma, decode(z)) for sigma, z in raw], decode(final)
+        return [(sigma, self._decode(z)) for sigma, z in raw], self._decode(final)
+
+    def _decode(self, raw: torch.Tensor) -> torch.Tensor:
+        """VAEDecode of raw latents (what a LATENT holds, not times 0.18215): an IMAGE on 0..1."""
+        return self.call("VAEDecode", vae=self.vae, samples={"samples": raw})[0]
 
     def img2img(self, images: torch.Tensor, prompts: Sequence[str], *, denoise: float, sampler: str = "euler",
                 scheduler: str = "karras", steps: int = 20, cfg: float = 5.0, seed: int = 0) -> torch.Tensor:
@@ -194,7 +197,7 @@ class Pipeline:
         """
         g = torch.Generator().manual_seed(seed)
         noise = torch.randn(n, 4, SIZE // 8, SIZE // 8, generator=g) / SD1_LATENT_SCALE
-        return self.call("VAEDecode", vae=self.vae, samples={"samples": noise})[0]
+        return self._decode(noise)
 
 
 class _Recorder:
