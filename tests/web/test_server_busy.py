@@ -18,6 +18,10 @@ from hearth_server import HearthServer, queue, wait_history, wait_running
 
 BUSY_PACKS = Path(__file__).resolve().parent / "busy_nodes"
 ROUTES = ("/queue", "/system_stats", "/history?max_items=1", "/prompt")
+# The slowest answer allowed while a node works. A blocked event loop answers only when the node ends, seconds
+# later (and then slowest_answer's still-running check fails too); on a loaded 2-core CI machine a free loop's
+# slowest answer has measured 0.7 s and 1.07 s, so 1 s was too tight to tell slow from blocked.
+SLOWEST = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +59,7 @@ def test_routes_answer_while_a_node_spins_the_cpu(client: httpx.Client) -> None:
     # The node spins well past the 2 s measured: on a loaded machine noticing it run can itself take seconds.
     prompt_id = queue(client, {"1": {"class_type": "HearthTestBusy", "inputs": {"seconds": 8.0}}})
     wait_running(client, prompt_id)
-    assert slowest_answer(client, 2.0, prompt_id) < 1.0
+    assert slowest_answer(client, 2.0, prompt_id) < SLOWEST
     assert wait_history(client, prompt_id)["status"]["completed"]
 
 
@@ -68,7 +72,7 @@ def test_routes_answer_while_a_regex_backtracks_and_the_node_fails_at_its_limit(
     start = time.monotonic()
     prompt_id = queue(client, prompt)
     wait_running(client, prompt_id)
-    assert slowest_answer(client, 2.0, prompt_id) < 1.0
+    assert slowest_answer(client, 2.0, prompt_id) < SLOWEST
     entry = wait_history(client, prompt_id)
     assert time.monotonic() - start < 15
     error = messages(entry)["execution_error"]
