@@ -153,33 +153,33 @@ def main(argv: list[str] | None = None) -> int:
                                                  cfg=cfg, seed=seed) for seed in range(args.seeds)])
                 return judge.score(images, prompts * args.seeds).both
 
+            def trajectory_row(sampler: str, scheduler: str) -> dict:
+                batch = prompts * args.seeds  # every seed's 20 prompts in one batch: one run per sampler
+                estimates, final = pipe.trajectory(batch, sampler=sampler, scheduler=scheduler,
+                                                   steps=args.cfg_steps, cfg=args.cfg)
+                return {"final": judge.score(final, batch).both,
+                        "steps": [(sigma, judge.score(image, batch).both) for sigma, image in estimates]}
+
             figures: dict[str, dict[str, dict]] = {}
-            if args.trajectory:  # every seed's 20 prompts in one batch: one run per sampler
-                batch = prompts * args.seeds
-                for scheduler in args.schedulers:
-                    rows = {}
-                    for s in samplers:
-                        estimates, final = pipe.trajectory(batch, sampler=s, scheduler=scheduler,
-                                                           steps=args.cfg_steps, cfg=args.cfg)
-                        rows[s] = {"final": judge.score(final, batch).both,
-                                   "steps": [(sigma, judge.score(image, batch).both) for sigma, image in estimates]}
+            for scheduler in args.schedulers:
+                if args.trajectory:
+                    rows = {s: trajectory_row(s, scheduler) for s in samplers}
                     figures[scheduler] = {"trajectory": rows}
-                    if not args.json:
-                        print(trajectory_table(scheduler, args.cfg_steps, args.cfg, rows))
-                        print()
-            for scheduler in [] if args.trajectory else args.schedulers:
-                by_steps = {s: {n: accuracy(s, scheduler, n, args.cfg) for n in args.steps} for s in samplers}
-                by_cfg = {}
-                for s in samplers:
-                    known = by_steps[s].get(args.cfg_steps) if args.cfg in args.cfgs else None
-                    by_cfg[s] = {c: (known if c == args.cfg and known is not None
-                                     else accuracy(s, scheduler, args.cfg_steps, c)) for c in args.cfgs}
-                figures[scheduler] = {"by_steps": by_steps, "by_cfg": by_cfg}
+                    tables = [trajectory_table(scheduler, args.cfg_steps, args.cfg, rows)]
+                else:
+                    by_steps = {s: {n: accuracy(s, scheduler, n, args.cfg) for n in args.steps} for s in samplers}
+                    by_cfg = {}
+                    for s in samplers:
+                        known = by_steps[s].get(args.cfg_steps) if args.cfg in args.cfgs else None
+                        by_cfg[s] = {c: (known if c == args.cfg and known is not None
+                                         else accuracy(s, scheduler, args.cfg_steps, c)) for c in args.cfgs}
+                    figures[scheduler] = {"by_steps": by_steps, "by_cfg": by_cfg}
+                    tables = [steps_table(scheduler, args.cfg, by_steps, args.steps),
+                              cfg_table(scheduler, args.cfg_steps, by_cfg, args.cfgs)]
                 if not args.json:
-                    print(steps_table(scheduler, args.cfg, by_steps, args.steps))
-                    print()
-                    print(cfg_table(scheduler, args.cfg_steps, by_cfg, args.cfgs))
-                    print()
+                    for table in tables:
+                        print(table)
+                        print()
         finally:
             pipe.close()
     if args.json:
