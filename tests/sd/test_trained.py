@@ -14,6 +14,7 @@ from hearth_sd.trained.train_diffusion import alphas_cumprod, diffusion_loss, en
 from hearth_sd.trained.train_lora import train_lora
 from hearth_sd.trained.train_vae import (
     LATENT_SCALE,
+    LATENT_STD,
     background_distances,
     encode_means,
     normalize_latents,
@@ -105,7 +106,9 @@ def test_a_few_vae_steps_lower_the_reconstruction_loss_and_normalizing_keeps_the
         # The fold moves the latents, not the pictures: decoding the new latents gives the same image.
         torch.testing.assert_close(vae.decode(scaled), decoded, atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(vae.encode(x), scaled, atol=1e-4, rtol=1e-4)
-    assert (0.18215 * scaled).std(dim=(0, 2, 3)) == pytest.approx(torch.ones(4), abs=1e-3)
+    assert (0.18215 * scaled).std(dim=(0, 2, 3)) == pytest.approx(torch.full((4,), LATENT_STD), abs=2e-3)
+    assert (0.18215 * normalize_latents(vae, vae.encode(x), std=1.0)).std(dim=(0, 2, 3)) == pytest.approx(
+        torch.ones(4), abs=1e-3)
 
 
 def test_background_distance_is_zero_for_the_plain_background_and_grows_with_the_shape():

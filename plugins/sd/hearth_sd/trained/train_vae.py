@@ -4,7 +4,7 @@ The loss is L1 + L2 reconstruction plus a small KL term (the latents stay a Gaus
 start from). Most steps see 16x16 and 32x32 crops (the VAE is convolutional, so what it learns holds for any size;
 a crop costs a fraction of a whole image) and the last steps whole 64x64 images. Afterwards :func:`normalize_latents` folds a per-channel
 shift and scale into ``quant_conv`` / ``post_quant_conv`` so that raw latents times SD's 0.18215 have zero mean
-and unit variance, which is what SD's noise schedule assumes. Decoding is unchanged by that fold.
+and the spread :data:`LATENT_STD`. Decoding is unchanged by that fold.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from ..vae import AutoencoderKL, VAEConfig
 VAE_CONFIG = VAEConfig(ch=64, ch_mult=(1, 1, 1, 1), num_res_blocks=1, z_channels=4)
 KL_WEIGHT = 1e-6
 LATENT_SCALE = 0.18215  # SD1's; the model multiplies raw latents by it
+# The spread of the scaled latents the UNet learns (SD1's own are near 1). Larger moves every feature of the picture
+# to a higher noise level of SD's fixed schedule, so the sampler settles it sooner.
+LATENT_STD = 2.0
 
 
 def to_pixels(images: torch.Tensor) -> torch.Tensor:
@@ -91,11 +94,11 @@ def encode_means(vae: AutoencoderKL, pixels: torch.Tensor, batch: int = 256) -> 
 
 
 @torch.no_grad()
-def normalize_latents(vae: AutoencoderKL, latents: torch.Tensor) -> torch.Tensor:
+def normalize_latents(vae: AutoencoderKL, latents: torch.Tensor, std: float = LATENT_STD) -> torch.Tensor:
     """Fold per-channel shift/scale into the VAE so ``latents`` (its raw means) become ``(z - m) * k`` with
-    ``LATENT_SCALE * (z - m) * k`` of zero mean and unit variance; returns the new raw latents."""
+    ``LATENT_SCALE * (z - m) * k`` of zero mean and standard deviation ``std``; returns the new raw latents."""
     m = latents.mean(dim=(0, 2, 3))
-    k = 1.0 / (LATENT_SCALE * latents.std(dim=(0, 2, 3)))
+    k = std / (LATENT_SCALE * latents.std(dim=(0, 2, 3)))
     z = vae.quant_conv.out_channels // 2
     qc, pqc = vae.quant_conv, vae.post_quant_conv
     # quant_conv: mean rows -> (mean - m) * k; logvar rows gain 2 log k so the posterior's spread scales too.
