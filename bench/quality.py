@@ -9,6 +9,13 @@ Two tables per scheduler: accuracy by step count at one CFG, with the step count
 above the quality tests' 90% bar ("converged"); and accuracy by CFG at one step count. These are the figures future
 sampler work must not lower.
 
+``--reference exact`` samples with the training set's exact denoiser instead of the UNet: the posterior mean over
+the training latents of the prompt's caption (all of them for the empty prompt), what a model that learned its
+4000 pictures perfectly would predict. For euler and the CFG++ samplers its figures are what the data itself
+allows at that CFG, so where the UNet falls short of them the model is at fault. It is no ceiling for the high-order
+and SDE samplers, which do worse with it than with the UNet: at low noise it snaps to the nearest training picture,
+a jump their extrapolation carries forward.
+
 ``--trajectory`` instead judges, per sampler and scheduler at ``--cfg-steps`` steps and ``--cfg``, the denoised
 estimate each step stepped with, beside the finished picture: it shows where a sampler settles the picture and
 whether it keeps it (a sampler that draws every estimate right and then spoils the last step shows its peak far
@@ -16,6 +23,7 @@ above its final figure).
 
 Run: .venv/bin/python bench/quality.py [--quick] [--samplers euler,heun] [--schedulers karras,normal]
      [--steps 5,10,20,40] [--cfgs 1,3,5,8] [--seeds 2] [--threads 1] [--json] [--trajectory]
+     [--reference exact]
 """
 
 from __future__ import annotations
@@ -71,6 +79,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: many small batches)")
     p.add_argument("--models-dir", type=Path, help="a models folder holding the checkpoint (default: the shipped)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON instead of tables")
+    p.add_argument("--reference", choices=("model", "exact"), default="model",
+                   help="exact: sample with the training set's exact denoiser instead of the UNet (what the data "
+                        "itself allows; see tests/quality/harness.py TrainingSetDenoiser)")
     p.add_argument("--trajectory", action="store_true",
                    help="judge each step's denoised estimate (at --cfg-steps and --cfg) instead of the two tables")
     return p
@@ -147,6 +158,13 @@ def main(argv: list[str] | None = None) -> int:
                       f"{', '.join(offered)} and schedulers {', '.join(schedules)}", file=sys.stderr)
                 return 2
             judge = train_judge()
+            if args.reference == "exact":
+                from hearth_sd.trained import train as script
+                from hearth_sd.trained.shapes import make_shapes
+
+                defaults = script.parser()
+                data = make_shapes(defaults.get_default("images"), seed=defaults.get_default("seed"))
+                pipe.use_training_set(data.images, data.captions)
 
             def accuracy(sampler: str, scheduler: str, steps: int, cfg: float) -> float:
                 images = torch.cat([pipe.txt2img(prompts, sampler=sampler, scheduler=scheduler, steps=steps,

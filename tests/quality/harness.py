@@ -13,7 +13,7 @@ batch differs from the latent's).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +150,22 @@ class Pipeline:
         return self.sample(latent, prompts, sampler=sampler, scheduler=scheduler, steps=steps, cfg=cfg, seed=seed,
                            lora_strength=lora_strength)
 
+    def use_training_set(self, images: Any, captions: Sequence[str]) -> None:
+        """From now on sample with :class:`TrainingSetDenoiser` over ``images`` (uint8 ``[N, 64, 64, 3]``, as
+        :func:`~hearth_sd.trained.shapes.make_shapes` makes them) and their ``captions``, encoded by VAEEncode and
+        CLIPTextEncode as the pipeline's own pictures and prompts are: what the data itself allows a sampler."""
+        pixels = torch.as_tensor(images).float() / 255.0
+        raw = torch.cat([self.call("VAEEncode", vae=self.vae, pixels=pixels[i:i + 500])[0]["samples"]
+                         for i in range(0, len(pixels), 500)])
+        with self.runtime.activate():
+            scaled = self.model.process_latent_in(raw)
+        references = [(self.encode([""])[0][0], scaled)]
+        for text in dict.fromkeys(captions):
+            rows = torch.tensor([c == text for c in captions])
+            references.append((self.encode([text])[0][0], scaled[rows]))
+        self.model = TrainingSetDenoiser(self.model, references)
+        self._patched.clear()
+
     def trajectory(self, prompts: Sequence[str], *, sampler: str, scheduler: str, steps: int = 20, cfg: float = 5.0,
                    seed: int = 0) -> tuple[list[tuple[float, torch.Tensor]], torch.Tensor]:
         """:meth:`txt2img`, step by step: per step the sigma the sampler reports for it and the IMAGE of its denoised
@@ -198,6 +214,44 @@ class Pipeline:
         g = torch.Generator().manual_seed(seed)
         noise = torch.randn(n, 4, SIZE // 8, SIZE // 8, generator=g) / SD1_LATENT_SCALE
         return self._decode(noise)
+
+
+class TrainingSetDenoiser:
+    """A MODEL whose every prediction is the exact denoiser of the training set: what a perfect model of the data
+    it learned from would predict, for the quality bench's reference (``bench/quality.py --reference exact``).
+
+    For noisy ``x = z + sigma * noise`` (the scaled latent a sampler holds) the best guess of ``z`` in squared error,
+    when ``z`` is one of the training latents of the prompt's caption, each equally likely, is the posterior mean
+    ``sum_j softmax_j(-|x - z_j|^2 / (2 sigma^2)) z_j`` over them; for the empty prompt, over every training latent.
+    At high noise that is a blurry average, at low noise the nearest training picture. Everything else (noise,
+    schedule, sampler, guidance, decoding) is KSampler's own path: only ``denoise`` is replaced.
+
+    ``references`` maps each conditioning tensor a prompt encodes to (``[1, 77, width]``, from :meth:`Pipeline.encode`)
+    to the scaled latents it may show, ``[N, C, h, w]``; a row whose conditioning is not among them is an error.
+    """
+
+    def __init__(self, model: Any, references: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.model = model
+        self._conds = torch.stack([cond.reshape(cond.shape[-2:]).float() for cond, _ in references])
+        self._latents = [latents.flatten(1).double() for _, latents in references]
+
+    def __getattr__(self, name: str) -> Any:  # the sampler reads the MODEL's sampling, options, preparation
+        return getattr(self.model, name)
+
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor,
+                options: Mapping[str, Any] | None = None) -> torch.Tensor:
+        sigma = sigma.reshape(-1).expand(x.shape[0]).double()
+        cond = cond.float().expand(x.shape[0], *cond.shape[1:]) if cond.shape[0] == 1 else cond.float()
+        same = (cond[:, None] == self._conds[None]).flatten(2).all(dim=2)  # [rows, references]
+        if not bool(same.any(dim=1).all()):
+            raise ValueError("a prompt the exact denoiser has no training latents for: give each prompt's references")
+        out = torch.empty(x.shape, dtype=torch.float64)
+        flat = x.flatten(1).double()
+        for row in range(x.shape[0]):
+            refs = self._latents[int(same[row].nonzero()[0])]
+            logits = -torch.cdist(flat[row:row + 1], refs).pow(2) / (2 * sigma[row] ** 2)
+            out[row] = (torch.softmax(logits, dim=1) @ refs).reshape(x.shape[1:])
+        return out.to(x.dtype)
 
 
 class _Recorder:
