@@ -34,9 +34,9 @@ def issue_bar(value: float, bar: float, what: str) -> None:
     """Check ``value`` against issue 21's absolute bar; short of it, an expected failure that carries the figure.
 
     The shipped model (7 Dec 2026, evening) reaches the bar with 40 of the 42 samplers (euler, CFG 5: 100% of
-    pictures right) but not with all of them (dpm_fast 87.5%, 21 of 24, and dpmpp_2m_cfg_pp, a CFG++ sampler at
-    CFG 5, 83%), so these checks report the shortfall instead of failing CI, and pass with no edit once a better
-    model reaches the bar.
+    pictures right) but not with all of them (two CFG++ samplers at CFG 5: euler_cfg_pp 88.3%, 53 of 60, and
+    dpmpp_2m_cfg_pp 81.7%), so these checks report the shortfall instead of failing CI, and pass with no edit once
+    a better model reaches the bar.
     What proves that a feature works at all -- a margin over its control, a floor far above chance -- stays a hard
     assertion beside every call of this.
     """
