@@ -14,7 +14,8 @@ the training latents of the prompt's caption (all of them for the empty prompt),
 4000 pictures perfectly would predict. For euler and the CFG++ samplers its figures are what the data itself
 allows at that CFG, so where the UNet falls short of them the model is at fault. It is no ceiling for the high-order
 and SDE samplers, which do worse with it than with the UNet: at low noise it snaps to the nearest training picture,
-a jump their extrapolation carries forward.
+a jump their extrapolation carries forward. ``--exact-below SIGMA`` uses it only under that sigma and the UNet
+above: at which noise levels the UNet loses the pictures the data allows.
 
 ``--trajectory`` instead judges, per sampler and scheduler at ``--cfg-steps`` steps and ``--cfg``, the denoised
 estimate each step stepped with, beside the finished picture: it shows where a sampler settles the picture and
@@ -23,7 +24,7 @@ above its final figure).
 
 Run: .venv/bin/python bench/quality.py [--quick] [--samplers euler,heun] [--schedulers karras,normal]
      [--steps 5,10,20,40] [--cfgs 1,3,5,8] [--seeds 2] [--threads 1] [--json] [--trajectory]
-     [--reference exact]
+     [--reference exact [--exact-below SIGMA]]
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", choices=("model", "exact"), default="model",
                    help="exact: sample with the training set's exact denoiser instead of the UNet (what the data "
                         "itself allows; see tests/quality/harness.py TrainingSetDenoiser)")
+    p.add_argument("--exact-below", type=float, metavar="SIGMA",
+                   help="with --reference exact: the exact denoiser only under this sigma, the UNet above it")
     p.add_argument("--trajectory", action="store_true",
                    help="judge each step's denoised estimate (at --cfg-steps and --cfg) instead of the two tables")
     return p
@@ -135,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             args.steps = [10, 20]
         if args.cfgs == parser().get_default("cfgs"):
             args.cfgs = [1.0, 5.0]
+    if args.exact_below is not None and (args.reference != "exact" or not args.exact_below > 0):
+        parser().error(f"--exact-below {args.exact_below}: give a sigma above 0, with --reference exact")
 
     import torch
     from hearth_sd.trained.judge import train_judge
@@ -164,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 defaults = script.parser()
                 data = make_shapes(defaults.get_default("images"), seed=defaults.get_default("seed"))
-                pipe.use_training_set(data.images, data.captions)
+                pipe.use_training_set(data.images, data.captions, below=args.exact_below)
 
             def accuracy(sampler: str, scheduler: str, steps: int, cfg: float) -> float:
                 images = torch.cat([pipe.txt2img(prompts, sampler=sampler, scheduler=scheduler, steps=steps,

@@ -48,6 +48,8 @@ def test_tables_show_each_figure_and_the_convergence() -> None:
     (["--steps", "0,5"], "at least 1"),
     (["--steps", "five"], "whole numbers"),
     (["--cfgs", "-1"], "at least 0"),
+    (["--exact-below", "0.5"], "with --reference exact"),  # the UNet alone has no exact part to cut
+    (["--reference", "exact", "--exact-below", "0"], "a sigma above 0"),
 ])
 def test_bad_options_say_what_is_wrong(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:

@@ -150,10 +150,11 @@ class Pipeline:
         return self.sample(latent, prompts, sampler=sampler, scheduler=scheduler, steps=steps, cfg=cfg, seed=seed,
                            lora_strength=lora_strength)
 
-    def use_training_set(self, images: Any, captions: Sequence[str]) -> None:
+    def use_training_set(self, images: Any, captions: Sequence[str], below: float | None = None) -> None:
         """From now on sample with :class:`TrainingSetDenoiser` over ``images`` (uint8 ``[N, 64, 64, 3]``, as
         :func:`~hearth_sd.trained.shapes.make_shapes` makes them) and their ``captions``, encoded by VAEEncode and
-        CLIPTextEncode as the pipeline's own pictures and prompts are: what the data itself allows a sampler."""
+        CLIPTextEncode as the pipeline's own pictures and prompts are: what the data itself allows a sampler.
+        With ``below``, only under that sigma; the UNet predicts above it."""
         pixels = torch.as_tensor(images).float() / 255.0
         raw = torch.cat([self.call("VAEEncode", vae=self.vae, pixels=pixels[i:i + 500])[0]["samples"]
                          for i in range(0, len(pixels), 500)])
@@ -163,7 +164,7 @@ class Pipeline:
         for text in dict.fromkeys(captions):
             rows = torch.tensor([c == text for c in captions])
             references.append((self.encode([text])[0][0], scaled[rows]))
-        self.model = TrainingSetDenoiser(self.model, references)
+        self.model = TrainingSetDenoiser(self.model, references, below)
         self._patched.clear()
 
     def trajectory(self, prompts: Sequence[str], *, sampler: str, scheduler: str, steps: int = 20, cfg: float = 5.0,
@@ -228,10 +229,15 @@ class TrainingSetDenoiser:
 
     ``references`` maps each conditioning tensor a prompt encodes to (``[1, 77, width]``, from :meth:`Pipeline.encode`)
     to the scaled latents it may show, ``[N, C, h, w]``; a row whose conditioning is not among them is an error.
+
+    With ``below``, only rows at a sigma under it get the exact denoiser; the others get the wrapped MODEL's own
+    prediction (the UNet): which noise levels the model loses pictures at.
     """
 
-    def __init__(self, model: Any, references: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    def __init__(self, model: Any, references: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                 below: float | None = None) -> None:
         self.model = model
+        self.below = below
         self._conds = torch.stack([cond.reshape(cond.shape[-2:]).float() for cond, _ in references])
         self._latents = [latents.flatten(1).double() for _, latents in references]
 
@@ -240,6 +246,18 @@ class TrainingSetDenoiser:
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor,
                 options: Mapping[str, Any] | None = None) -> torch.Tensor:
+        rows = sigma.reshape(-1).expand(x.shape[0])
+        if self.below is not None and bool((rows >= self.below).any()):
+            own = self.model.denoise(x, sigma, cond, options)
+            low = rows < self.below
+            if not bool(low.any()):
+                return own
+            exact = self.denoise_exact(x[low], rows[low], cond[low] if cond.shape[0] > 1 else cond)
+            return own.index_put((low,), exact)
+        return self.denoise_exact(x, rows, cond)
+
+    def denoise_exact(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The posterior mean for every row of ``x`` (``sigma`` per row or one for all)."""
         sigma = sigma.reshape(-1).expand(x.shape[0]).double()
         cond = cond.float().expand(x.shape[0], *cond.shape[1:]) if cond.shape[0] == 1 else cond.float()
         same = (cond[:, None] == self._conds[None]).flatten(2).all(dim=2)  # [rows, references]

@@ -59,3 +59,22 @@ def test_ksampler_with_the_training_set_redraws_its_pictures_of_the_prompt():
         nearest = (own - image).abs().mean(dim=(1, 2, 3)).min()
         assert nearest < 0.03, f"{prompt!r}: {float(nearest):.3f} from its nearest training picture"
         assert (others - image).abs().mean(dim=(1, 2, 3)).min() > nearest
+
+
+class _Unet:
+    """A stand-in MODEL whose own prediction is a constant, to see which rows it answers."""
+
+    sampling = "the MODEL's own"
+
+    def denoise(self, x, sigma, cond, options=None):
+        return torch.full_like(x, 7.0)
+
+
+def test_below_a_sigma_the_exact_denoiser_answers_and_above_it_the_model():
+    _, a, b, conds = _denoiser()
+    exact = TrainingSetDenoiser(_Unet(), [(conds[:1], a), (conds[1:], b)], below=1.0)
+    near = a + 0.01 * torch.randn(a.shape, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(exact.denoise(near, torch.tensor([2.0]), conds[:1]), torch.full_like(near, 7.0))
+    assert torch.allclose(exact.denoise(near, torch.tensor([0.05]), conds[:1]), a, atol=1e-4)
+    mixed = exact.denoise(near, torch.tensor([0.05, 2.0]), conds[:1])  # a row each side of the cut
+    assert torch.allclose(mixed[0], a[0], atol=1e-4) and torch.equal(mixed[1], torch.full_like(a[1], 7.0))
