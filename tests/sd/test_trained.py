@@ -93,6 +93,37 @@ def test_the_agreement_term_is_the_gap_between_the_prompted_and_the_empty_predic
     assert float(gap[low].sum()) > 0
 
 
+
+def test_the_agreement_term_moves_the_empty_prediction_and_leaves_the_prompted_one_alone():
+    """Its gradient reaches the empty prompt's context (that prediction learns to read the picture) and adds nothing
+    to the prompted context's: the prompted prediction is not pulled toward what the noisy latent shows."""
+    torch.manual_seed(0)
+    unet, text = UNetModel(MICRO_UNET), CLIPTextEncoder(MICRO_TEXT)
+    with torch.no_grad():  # past the zero-initialized output layers, so the prompt reaches the prediction
+        for p in unet.parameters():
+            if not p.any():
+                p.normal_(0.0, 0.05)
+    captions = ["a red circle", "a blue square", "a green cross", "a white triangle", "a yellow circle", "a red cross"]
+    with torch.no_grad():
+        context = encode_text(text, token_ids(captions, text))
+        empty = encode_text(text, token_ids([""], text))
+    latents, abar = torch.randn(len(captions), 4, 8, 8), alphas_cumprod()
+
+    def grads(**agree):
+        c, e = context.clone().requires_grad_(), empty.clone().requires_grad_()
+        loss = diffusion_loss(unet, c, latents, abar, torch.Generator().manual_seed(3), empty=e, **agree)
+        loss.backward()
+        return c.grad, e.grad
+
+    plain_c, plain_e = grads(agree_below=0)
+    assert plain_e is None  # off: the empty context is not used
+    agree_c, agree_e = grads(agree_below=1000)  # every row below the cut
+    scale = float(plain_c.abs().max())  # the prompt does reach the loss
+    assert scale > 0
+    # Pulling both predictions together would change the prompted context's gradient by about 1.5% of its size.
+    assert float((agree_c - plain_c).abs().max()) < 1e-4 * scale
+    assert agree_e is not None and float(agree_e.abs().max()) > 1e-2 * scale
+
 def test_a_few_vae_steps_lower_the_reconstruction_loss_and_normalizing_keeps_the_decode():
     torch.manual_seed(0)
     vae = AutoencoderKL(VAEConfig(ch=32, ch_mult=(1, 1, 1, 1), num_res_blocks=1))
