@@ -33,10 +33,9 @@ FIGURES: dict[str, str] = {}
 def issue_bar(value: float, bar: float, what: str) -> None:
     """Check ``value`` against issue 21's absolute bar; short of it, an expected failure that carries the figure.
 
-    The shipped model (7 Dec 2026, evening) reaches the bar with 40 of the 42 samplers (euler, CFG 5: 100% of
-    pictures right) but not with all of them (two CFG++ samplers at CFG 5: euler_cfg_pp 88.3%, 53 of 60, and
-    dpmpp_2m_cfg_pp 81.7%), so these checks report the shortfall instead of failing CI, and pass with no edit once
-    a better model reaches the bar.
+    The shipped model (8 Dec 2026) reaches the bar with 41 of the 42 samplers (euler, CFG 5: 98.8% of pictures
+    right) but not with all of them (the CFG++ sampler dpmpp_2m_cfg_pp at CFG 5: 85.0%, 51 of 60), so these checks
+    report the shortfall instead of failing CI, and pass with no edit once a better model reaches the bar.
     What proves that a feature works at all -- a margin over its control, a floor far above chance -- stays a hard
     assertion beside every call of this.
     """
