@@ -93,7 +93,6 @@ def test_the_agreement_term_is_the_gap_between_the_prompted_and_the_empty_predic
     assert float(gap[low].sum()) > 0
 
 
-
 def test_the_agreement_term_moves_the_empty_prediction_and_leaves_the_prompted_one_alone():
     """Its gradient reaches the empty prompt's context (that prediction learns to read the picture) and adds nothing
     to the prompted context's: the prompted prediction is not pulled toward what the noisy latent shows."""
@@ -123,6 +122,7 @@ def test_the_agreement_term_moves_the_empty_prediction_and_leaves_the_prompted_o
     # Pulling both predictions together would change the prompted context's gradient by about 1.5% of its size.
     assert float((agree_c - plain_c).abs().max()) < 1e-4 * scale
     assert agree_e is not None and float(agree_e.abs().max()) > 1e-2 * scale
+
 
 def test_a_few_vae_steps_lower_the_reconstruction_loss_and_normalizing_keeps_the_decode():
     torch.manual_seed(0)

@@ -112,8 +112,7 @@ def diffusion_loss(unet: UNetModel, context: torch.Tensor, latents: torch.Tensor
         snr = abar[t] / (1 - abar[t])
         loss = (err * (snr.clamp(max=min_snr) / snr).clamp(min=floor)).mean()
     if n:
-        # Only the empty prompt's prediction moves: it learns to read the picture the prompted one was asked for.
-        # Pulling both together would also pull the prompted one toward whatever the noisy latent looks like.
+        # Detached: only the empty prompt's prediction moves (see the docstring).
         loss = loss + agree_weight * (pred[low].detach() - free).pow(2).mean(dim=(1, 2, 3)).sum() / len(t)
     return loss
 
